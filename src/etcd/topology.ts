@@ -1,0 +1,66 @@
+/**
+ * The shared picture of one etcd cluster running in Kubernetes, as discovery produces it and
+ * backup, status and restore consume it. Paths are as seen inside the etcd container.
+ */
+
+/** Where a member keeps its data directory. */
+export type DataVolume =
+  | { kind: 'pvc'; volumeName: string; claimName: string; mountPath: string }
+  | { kind: 'hostPath'; volumeName: string; hostPath: string; mountPath: string }
+  | { kind: 'emptyDir'; volumeName: string; mountPath: string };
+
+/** Where the member's certificates come from (the volume behind the cert paths). */
+export type CertSource =
+  | { kind: 'secret'; volumeName: string; secretName: string; mountPath: string; defaultMode?: number }
+  | { kind: 'hostPath'; volumeName: string; hostPath: string; mountPath: string };
+
+/** Client TLS material, as file paths inside the container. */
+export interface ClientTls {
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
+/** One etcd member, as read from its pod and confirmed against the live member list. */
+export interface EtcdMember {
+  pod: string;
+  namespace: string;
+  container: string;
+  node?: string;
+  /** StatefulSet ordinal, when the pod belongs to one. */
+  ordinal?: number;
+  /** etcd --name. */
+  name: string;
+  /** A client URL reachable from inside the pod itself, e.g. https://127.0.0.1:2379. */
+  endpoint: string;
+  clientPort: number;
+  /** --initial-advertise-peer-urls (first one). */
+  peerUrl: string;
+  dataDir: string;
+  tls: ClientTls;
+  /** true when the client URL is https. */
+  clientTlsEnabled: boolean;
+  initialCluster?: string;
+  initialClusterToken?: string;
+  dataVolume?: DataVolume;
+  certSource?: CertSource;
+  image: string;
+  /** Effective user and group of the etcd process (securityContext), when set. */
+  runAsUser?: number;
+  runAsGroup?: number;
+  fsGroup?: number;
+  /** Member ID (hex) from the live member list, once confirmed. */
+  memberId?: string;
+  ready?: boolean;
+}
+
+/** An etcd cluster: the workload that runs it and its members, ordered by ordinal or name. */
+export interface EtcdTopology {
+  namespace: string;
+  /** StatefulSet name, or the label selector for static / bare pods. */
+  workload: { kind: 'StatefulSet' | 'Pods'; name: string; selector?: string; replicas?: number };
+  members: EtcdMember[];
+  /** The shared --initial-cluster-token (discovered, or a flag). */
+  initialClusterToken?: string;
+  image: string;
+}
