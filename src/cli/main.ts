@@ -1,6 +1,11 @@
 import { Command, CommanderError } from 'commander';
 import { exitCodeOf, formatError, ExitCode } from '../errors.js';
 import { VERSION } from '../version.js';
+import { addKubeFlags } from './kubeflags.js';
+import * as backup from './backup.js';
+import * as inspect from './inspect.js';
+import * as restore from './restore.js';
+import * as status from './status.js';
 
 /** Builds the `kubectl etcd` command tree; each subcommand registers itself from its own file. */
 export function buildProgram(): Command {
@@ -15,6 +20,8 @@ export function buildProgram(): Command {
     .action(() => {
       process.stdout.write(`kubectl-etcd ${VERSION}\n`);
     });
+  addKubeFlags(program);
+  for (const command of [backup, restore, inspect, status]) command.register(program);
   return program;
 }
 
