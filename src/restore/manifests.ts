@@ -1,0 +1,106 @@
+/**
+ * Utility pod manifests, as the manual runbook writes them by hand: one pod per member, pinned to
+ * the member's node, mounting its data volume at the same path as etcd does and its certificates,
+ * tolerating not-ready / unreachable / unschedulable nodes, doing nothing until we exec into it.
+ */
+import type { EtcdMember } from '../etcd/topology.js';
+
+/** Labels every object the restore creates carries. */
+export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'kubectl-etcd' } as const;
+
+/** A v1 Pod manifest (only the fields we set). */
+export interface UtilityPodManifest {
+  apiVersion: 'v1';
+  kind: 'Pod';
+  metadata: { name: string; namespace: string; labels: Record<string, string> };
+  spec: Record<string, unknown> & { containers: Array<Record<string, unknown>> };
+}
+
+const IDLE_COMMAND = ['/bin/sh', '-ec', "while :; do echo '.'; sleep 5; done"];
+
+/** Kubernetes object names: lowercase, at most 63 characters for a pod's hostname. */
+export function utilityPodName(member: EtcdMember): string {
+  const suffix = member.ordinal !== undefined ? String(member.ordinal) : member.name;
+  return `etcd-utility-${suffix}`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63).replace(/-+$/, '');
+}
+
+/**
+ * The utility pod for one member. With `etcdToolsImage` (a distroless etcd image) the pod has
+ * two containers: `etcd-utility` (the shell image, for copy and swap) and `etcd-tools` (the etcd
+ * image, idling as a throwaway etcd on loopback, for `etcdctl`/`etcdutl` of the cluster's version).
+ */
+export function utilityPodManifest(opts: {
+  member: EtcdMember;
+  image: string;
+  etcdToolsImage?: string;
+  stamp: string;
+}): { manifest: UtilityPodManifest; shellContainer: string; toolContainer: string } {
+  const { member, stamp } = opts;
+  const volumes: Array<Record<string, unknown>> = [];
+  const mounts: Array<Record<string, unknown>> = [];
+  const data = member.dataVolume;
+  if (data) {
+    const volumeName = 'etcd-data';
+    if (data.kind === 'pvc') volumes.push({ name: volumeName, persistentVolumeClaim: { claimName: data.claimName } });
+    else if (data.kind === 'hostPath') volumes.push({ name: volumeName, hostPath: { path: data.hostPath, type: 'Directory' } });
+    else volumes.push({ name: volumeName, emptyDir: {} });
+    mounts.push({ name: volumeName, mountPath: data.mountPath });
+  }
+  const certs = member.certSource;
+  if (certs) {
+    const volumeName = 'etcd-certs';
+    if (certs.kind === 'secret') volumes.push({ name: volumeName, secret: { secretName: certs.secretName, defaultMode: certs.defaultMode ?? 420 } });
+    else volumes.push({ name: volumeName, hostPath: { path: certs.hostPath, type: 'Directory' } });
+    mounts.push({ name: volumeName, mountPath: certs.mountPath, readOnly: true });
+  }
+  const containers: Array<Record<string, unknown>> = [
+    {
+      name: 'etcd-utility',
+      image: opts.image,
+      command: IDLE_COMMAND,
+      // Root, so the restored files can be handed to the etcd user afterwards.
+      securityContext: { runAsUser: 0, runAsGroup: 0 },
+      volumeMounts: mounts,
+    },
+  ];
+  if (opts.etcdToolsImage) {
+    containers.push({
+      name: 'etcd-tools',
+      image: opts.etcdToolsImage,
+      command: [
+        'etcd', '--name=kubectl-etcd-tools', '--data-dir=/tmp/kubectl-etcd-tools',
+        '--listen-client-urls=http://127.0.0.1:32379', '--advertise-client-urls=http://127.0.0.1:32379',
+        '--listen-peer-urls=http://127.0.0.1:32380', '--initial-advertise-peer-urls=http://127.0.0.1:32380',
+        '--initial-cluster=kubectl-etcd-tools=http://127.0.0.1:32380',
+      ],
+      securityContext: { runAsUser: 0, runAsGroup: 0 },
+      volumeMounts: mounts,
+    });
+  }
+  const manifest: UtilityPodManifest = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: utilityPodName(member),
+      namespace: member.namespace,
+      labels: { ...MANAGED_BY, 'kubectl-etcd/restore': stamp, 'kubectl-etcd/member': member.name.slice(0, 63) },
+    },
+    spec: {
+      restartPolicy: 'Never',
+      terminationGracePeriodSeconds: 5,
+      ...(member.node ? { nodeSelector: { 'kubernetes.io/hostname': member.node } } : {}),
+      tolerations: [
+        { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
+        { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
+        { key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' },
+      ],
+      containers,
+      volumes,
+    },
+  };
+  return {
+    manifest,
+    shellContainer: 'etcd-utility',
+    toolContainer: opts.etcdToolsImage ? 'etcd-tools' : 'etcd-utility',
+  };
+}

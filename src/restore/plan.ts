@@ -1,0 +1,251 @@
+/**
+ * The restore plan: pure data built from the discovered topology and the snapshot's facts. It
+ * says everything the runner will do — members, nodes, volumes, exact argv, pod manifests, the
+ * workloads to quiesce and the PDBs to lift — so `--dry-run` can print it and tests can check it.
+ */
+import type { EtcdMember, EtcdTopology } from '../etcd/topology.js';
+import { utilityPodManifest, type UtilityPodManifest } from './manifests.js';
+
+/** What is known of the snapshot before anything changes. */
+export interface SnapshotFacts {
+  path: string;
+  size: number;
+  sha256: string;
+  revision: number;
+  totalKey: number;
+  /** true when the file ends in etcd's sha256 trailer (a `snapshot save` file). */
+  hasTrailer: boolean;
+}
+
+/** A workload that writes to etcd and is scaled to 0 while the restore runs. */
+export interface QuiesceTarget {
+  kind: 'StatefulSet' | 'Deployment';
+  name: string;
+  replicas: number;
+  /** Why it is quiesced: detected (`--etcd-servers` points here) or asked for with --quiesce. */
+  reason: 'detected' | 'flag';
+}
+
+/** A PodDisruptionBudget that selects quiesced pods; deleted during the restore, re-created after. */
+export interface PdbRecord {
+  name: string;
+  /** The manifest to re-create, stripped of server-set fields. */
+  manifest: Record<string, unknown>;
+}
+
+/** Which program restores the snapshot, as probed in the utility image at run time. */
+export interface RestoreTool {
+  binary: 'etcdctl' | 'etcdutl';
+  /** etcdutl (3.5+) only: --bump-revision N --mark-compacted. */
+  bumpRevision?: number;
+}
+
+/** Everything the planner needs; all of it is discovered or given by flags. */
+export interface PlanInput {
+  topology: EtcdTopology;
+  snapshot: SnapshotFacts;
+  quiesce: QuiesceTarget[];
+  pdbs: PdbRecord[];
+  /** Image for the utility pods; must have a shell (sh, tar, mv) unless toolsFromEtcdImage. */
+  utilityImage: string;
+  /** When the etcd image is distroless: the utility pod runs a shell image and the etcd image side by side. */
+  etcdToolsImage?: string;
+  tool: RestoreTool;
+  /** A UTC stamp like 20261125T183500Z naming every directory and pod this restore creates. */
+  stamp: string;
+  inPlace: boolean;
+}
+
+/** The work for one member. */
+export interface MemberPlan {
+  member: EtcdMember;
+  node: string;
+  utilityPod: UtilityPodManifest;
+  /** Container in the utility pod that has a shell (copy, swap, chown). */
+  shellContainer: string;
+  /** Container in the utility pod whose etcdctl/etcdutl matches the cluster. */
+  toolContainer: string;
+  /** Where the snapshot is copied, on the member's own volume. */
+  snapshotPath: string;
+  /** A fresh directory on the member's volume that `snapshot restore` writes. */
+  restoreDir: string;
+  /** Where the old `member/` directory is moved; never deleted. */
+  asideDir: string;
+  restoreArgv: string[];
+  /** `sh -ec SCRIPT sh ARGS…`: moves old data aside and the restored data in; idempotent. */
+  swapArgv: string[];
+  /** Puts the pre-restore data back (for --abort); idempotent. */
+  rollbackArgv: string[];
+  /** chown of the new data to the etcd user, when the member runs as non-root. */
+  chownArgv?: string[];
+}
+
+/** One step of the restore, in order; `member` is set for per-member steps. */
+export interface PlanStep {
+  id: string;
+  title: string;
+  member?: string;
+  mutates: boolean;
+}
+
+/** The complete restore plan. */
+export interface RestorePlan {
+  namespace: string;
+  workload: EtcdTopology['workload'];
+  replicas: number;
+  snapshot: SnapshotFacts;
+  initialCluster: string;
+  initialClusterToken: string;
+  tool: RestoreTool;
+  stamp: string;
+  inPlace: boolean;
+  quiesce: QuiesceTarget[];
+  pdbs: PdbRecord[];
+  members: MemberPlan[];
+  steps: PlanStep[];
+  warnings: string[];
+}
+
+/** The shared --initial-cluster value: every member's name and peer URL, in member order. */
+export function initialClusterOf(members: EtcdMember[]): string {
+  return members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+}
+
+/** The directory that holds `member/`: the data dir itself. */
+function joinPath(dir: string, name: string): string {
+  return dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`;
+}
+
+/** The volume mount path that holds the data dir (scratch space for the copy and the restore). */
+function scratchDirOf(member: EtcdMember): string {
+  return member.dataVolume?.mountPath ?? member.dataDir;
+}
+
+// Shell scripts get their paths as positional arguments, never interpolated.
+const SWAP_SCRIPT = [
+  'data="$1"; fresh="$2"; aside="$3"',
+  'if [ -d "$fresh/member" ]; then',
+  '  if [ -e "$data/member" ]; then mv "$data/member" "$aside"; fi',
+  '  mv "$fresh/member" "$data/member"',
+  'fi',
+  'rmdir "$fresh" 2>/dev/null || true',
+  'test -d "$data/member"',
+].join('\n');
+
+const ROLLBACK_SCRIPT = [
+  'data="$1"; aside="$2"; restored="$3"',
+  'if [ -d "$aside" ]; then',
+  '  if [ -e "$data/member" ]; then mv "$data/member" "$restored"; fi',
+  '  mv "$aside" "$data/member"',
+  'fi',
+].join('\n');
+
+/** argv for `etcdctl snapshot restore` or `etcdutl snapshot restore` for one member. */
+export function restoreArgvFor(
+  member: EtcdMember,
+  opts: { snapshotPath: string; restoreDir: string; initialCluster: string; token: string; tool: RestoreTool; skipHashCheck: boolean },
+): string[] {
+  const argv = [
+    opts.tool.binary, 'snapshot', 'restore', opts.snapshotPath,
+    `--name=${member.name}`,
+    `--initial-cluster=${opts.initialCluster}`,
+    `--initial-cluster-token=${opts.token}`,
+    `--initial-advertise-peer-urls=${member.peerUrl}`,
+    `--data-dir=${opts.restoreDir}`,
+  ];
+  if (opts.skipHashCheck) argv.push('--skip-hash-check');
+  if (opts.tool.binary === 'etcdutl' && opts.tool.bumpRevision) {
+    argv.push(`--bump-revision=${opts.tool.bumpRevision}`, '--mark-compacted');
+  }
+  return argv;
+}
+
+/** Builds the plan; throws nothing — problems found here become warnings, preflight refuses. */
+export function buildRestorePlan(input: PlanInput): RestorePlan {
+  const { topology, snapshot, stamp } = input;
+  const members = topology.members;
+  const initialCluster = initialClusterOf(members);
+  const initialClusterToken = topology.initialClusterToken ?? members[0]?.initialClusterToken ?? 'etcd-cluster';
+  const warnings: string[] = [];
+  if (input.tool.binary === 'etcdctl') {
+    warnings.push(
+      'the etcd image has no etcdutl (etcd < 3.5): the restored revision is not bumped, so restart every ' +
+        'kube-apiserver after the restore to drop watch caches that may be ahead of the snapshot',
+    );
+  }
+  const memberPlans = members.map((member): MemberPlan => {
+    const scratch = scratchDirOf(member);
+    const snapshotPath = joinPath(scratch, `kubectl-etcd-${stamp}.db`);
+    const restoreDir = joinPath(scratch, `kubectl-etcd-restore-${stamp}`);
+    const asideDir = joinPath(member.dataDir, `member.pre-restore-${stamp}`);
+    const restoredAside = joinPath(member.dataDir, `member.restored-${stamp}`);
+    const pod = utilityPodManifest({ member, image: input.utilityImage, etcdToolsImage: input.etcdToolsImage, stamp });
+    const runAs = member.runAsUser;
+    return {
+      member,
+      node: member.node ?? '',
+      utilityPod: pod.manifest,
+      shellContainer: pod.shellContainer,
+      toolContainer: pod.toolContainer,
+      snapshotPath,
+      restoreDir,
+      asideDir,
+      restoreArgv: restoreArgvFor(member, {
+        snapshotPath, restoreDir, initialCluster, token: initialClusterToken, tool: input.tool,
+        skipHashCheck: !snapshot.hasTrailer,
+      }),
+      swapArgv: ['sh', '-ec', SWAP_SCRIPT, 'sh', member.dataDir, restoreDir, asideDir],
+      rollbackArgv: ['sh', '-ec', ROLLBACK_SCRIPT, 'sh', member.dataDir, asideDir, restoredAside],
+      chownArgv: runAs !== undefined && runAs !== 0
+        ? ['chown', '-R', `${runAs}:${member.runAsGroup ?? member.fsGroup ?? runAs}`, joinPath(member.dataDir, 'member')]
+        : undefined,
+    };
+  });
+  return {
+    namespace: topology.namespace,
+    workload: topology.workload,
+    replicas: topology.workload.replicas ?? members.length,
+    snapshot,
+    initialCluster,
+    initialClusterToken,
+    tool: input.tool,
+    stamp,
+    inPlace: input.inPlace,
+    quiesce: input.quiesce,
+    pdbs: input.pdbs,
+    members: memberPlans,
+    steps: planSteps(input, memberPlans),
+    warnings,
+  };
+}
+
+/** The ordered steps; ids are stable so a journal can record which are done. */
+function planSteps(input: PlanInput, members: MemberPlan[]): PlanStep[] {
+  const steps: PlanStep[] = [];
+  const add = (id: string, title: string, mutates = true, member?: string) => steps.push({ id, title, mutates, member });
+  const sts = input.topology.workload.kind === 'StatefulSet';
+  add('journal', 'record replicas and PDBs in the restore journal');
+  for (const pdb of input.pdbs) add(`pdb-delete/${pdb.name}`, `delete PodDisruptionBudget "${pdb.name}" (saved in the journal)`);
+  for (const q of input.quiesce) add(`quiesce/${q.kind}/${q.name}`, `scale ${q.kind.toLowerCase()} "${q.name}" from ${q.replicas} to 0`);
+  if (sts && !input.inPlace) add('etcd-stop', `scale statefulset "${input.topology.workload.name}" to 0 and wait until its pods are gone`);
+  for (const m of members) {
+    const name = m.member.name;
+    add(`utility/${name}`, `start utility pod "${m.utilityPod.metadata.name}" on node "${m.node}"`, true, name);
+  }
+  for (const m of members) {
+    const name = m.member.name;
+    add(`copy/${name}`, `copy the snapshot to ${m.snapshotPath} and check its sha256`, true, name);
+    add(`restore/${name}`, `${m.restoreArgv.slice(0, 3).join(' ')} into ${m.restoreDir}`, true, name);
+    add(`swap/${name}`, `move ${m.member.dataDir}/member aside to ${m.asideDir} and the restored data in`, true, name);
+  }
+  for (const m of members) add(`cleanup/${m.member.name}`, `delete utility pod "${m.utilityPod.metadata.name}"`, true, m.member.name);
+  if (sts && !input.inPlace) add('etcd-start', `scale statefulset "${input.topology.workload.name}" back to ${input.topology.workload.replicas ?? members.length}`);
+  if (sts && input.inPlace) add('etcd-roll', `rollout restart statefulset "${input.topology.workload.name}"`);
+  if (!sts) add('etcd-roll', 'delete the etcd pods so they restart on the restored data');
+  add('wait-ready', 'wait until every etcd member is Ready');
+  add('verify', 'verify: all members healthy, one leader, member list as planned, revision and key count');
+  for (const q of input.quiesce) add(`unquiesce/${q.kind}/${q.name}`, `scale ${q.kind.toLowerCase()} "${q.name}" back to ${q.replicas}`);
+  for (const pdb of input.pdbs) add(`pdb-create/${pdb.name}`, `re-create PodDisruptionBudget "${pdb.name}"`);
+  add('finish', 'close the restore journal');
+  return steps;
+}

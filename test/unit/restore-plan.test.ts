@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, readdirSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { EtcdMember, EtcdTopology } from '../../src/etcd/topology.js';
+import { buildRestorePlan, type PlanInput } from '../../src/restore/plan.js';
+
+function anthosMember(n: number, extra: Partial<EtcdMember> = {}): EtcdMember {
+  return {
+    pod: `kube-etcd-${n}`, namespace: 'uc1', container: 'kube-etcd', node: `node-${n + 1}`, ordinal: n,
+    name: `kube-etcd-${n}`, endpoint: 'https://127.0.0.1:2379', clientPort: 2379,
+    peerUrl: `https://kube-etcd-${n}.kube-etcd:2380`, dataDir: '/var/lib/etcd',
+    tls: { caFile: '/etcd.local.config/certificates/etcdCA.crt', certFile: '/etcd.local.config/certificates/etcd.crt', keyFile: '/etcd.local.config/certificates/etcd.key' },
+    clientTlsEnabled: true, initialClusterToken: 'etcd-cluster-1',
+    dataVolume: { kind: 'pvc', volumeName: 'data', claimName: `data-kube-etcd-${n}`, mountPath: '/var/lib/etcd' },
+    certSource: { kind: 'secret', volumeName: 'certs', secretName: 'kube-etcd-certs', mountPath: '/etcd.local.config/certificates', defaultMode: 420 },
+    image: 'gcr.io/gke-on-prem-release/etcd:v3.4.23-0-gke.1',
+    ...extra,
+  };
+}
+
+function input(members: EtcdMember[], extra: Partial<PlanInput> = {}): PlanInput {
+  const topology: EtcdTopology = {
+    namespace: 'uc1', workload: { kind: 'StatefulSet', name: 'kube-etcd', replicas: members.length },
+    members, initialClusterToken: 'etcd-cluster-1', image: members[0]!.image,
+  };
+  return {
+    topology,
+    snapshot: { path: 's.db', size: 100, sha256: 'ab', revision: 42, totalKey: 10, hasTrailer: true },
+    quiesce: [
+      { kind: 'StatefulSet', name: 'kube-apiserver', replicas: 3, reason: 'detected' },
+      { kind: 'Deployment', name: 'gke-master-etcd-maintenance', replicas: 1, reason: 'detected' },
+    ],
+    pdbs: [{ name: 'kube-apiserver-pdb', manifest: {} }],
+    utilityImage: topology.image,
+    tool: { binary: 'etcdctl' },
+    stamp: '20261125T183500Z',
+    inPlace: false,
+    ...extra,
+  };
+}
+
+describe('buildRestorePlan', () => {
+  const plan = buildRestorePlan(input([0, 1, 2].map((n) => anthosMember(n))));
+
+  it('gives every member the runbook restore flags with its own name and peer URL', () => {
+    const ic = 'kube-etcd-0=https://kube-etcd-0.kube-etcd:2380,kube-etcd-1=https://kube-etcd-1.kube-etcd:2380,kube-etcd-2=https://kube-etcd-2.kube-etcd:2380';
+    expect(plan.initialCluster).toBe(ic);
+    expect(plan.members[1]!.restoreArgv).toEqual([
+      'etcdctl', 'snapshot', 'restore', '/var/lib/etcd/kubectl-etcd-20261125T183500Z.db',
+      '--name=kube-etcd-1', `--initial-cluster=${ic}`, '--initial-cluster-token=etcd-cluster-1',
+      '--initial-advertise-peer-urls=https://kube-etcd-1.kube-etcd:2380',
+      '--data-dir=/var/lib/etcd/kubectl-etcd-restore-20261125T183500Z',
+    ]);
+  });
+
+  it.each([0, 1, 2])('pins utility pod %i to its member node, PVC and cert secret', (n) => {
+    const pod = plan.members[n]!.utilityPod;
+    expect(pod.metadata.name).toBe(`etcd-utility-${n}`);
+    expect(pod.spec.nodeSelector).toEqual({ 'kubernetes.io/hostname': `node-${n + 1}` });
+    expect(pod.spec.volumes).toContainEqual({ name: 'etcd-data', persistentVolumeClaim: { claimName: `data-kube-etcd-${n}` } });
+    expect(pod.spec.volumes).toContainEqual({ name: 'etcd-certs', secret: { secretName: 'kube-etcd-certs', defaultMode: 420 } });
+    expect(pod.spec.tolerations).toHaveLength(3);
+  });
+
+  it('orders steps: journal, PDBs, quiesce, stop etcd, work, start etcd, verify, un-quiesce, PDBs back', () => {
+    const ids = plan.steps.map((s) => s.id);
+    const at = (id: string) => ids.indexOf(id);
+    expect(at('journal')).toBe(0);
+    expect(at('pdb-delete/kube-apiserver-pdb')).toBeLessThan(at('quiesce/StatefulSet/kube-apiserver'));
+    expect(at('quiesce/Deployment/gke-master-etcd-maintenance')).toBeLessThan(at('etcd-stop'));
+    expect(at('etcd-stop')).toBeLessThan(at('utility/kube-etcd-0'));
+    expect(at('swap/kube-etcd-2')).toBeLessThan(at('etcd-start'));
+    expect(at('verify')).toBeLessThan(at('unquiesce/StatefulSet/kube-apiserver'));
+    expect(at('pdb-create/kube-apiserver-pdb')).toBe(ids.length - 2);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('warns that etcdctl restores do not bump the revision', () => {
+    expect(plan.warnings.join(' ')).toMatch(/restart every kube-apiserver/);
+  });
+
+  it.each([
+    ['no trailer adds --skip-hash-check', { snapshot: { path: 's', size: 1, sha256: '', revision: 1, totalKey: 1, hasTrailer: false } }, '--skip-hash-check'],
+    ['etcdutl bumps the revision', { tool: { binary: 'etcdutl' as const, bumpRevision: 1000000000 } }, '--bump-revision=1000000000'],
+  ])('%s', (_name, extra, flag) => {
+    const p = buildRestorePlan(input([anthosMember(0)], extra as Partial<PlanInput>));
+    expect(p.members[0]!.restoreArgv).toContain(flag);
+  });
+
+  it('hands restored data to a non-root etcd user', () => {
+    const p = buildRestorePlan(input([anthosMember(0, { runAsUser: 1001, fsGroup: 1001, dataDir: '/bitnami/etcd/data' })]));
+    expect(p.members[0]!.chownArgv).toEqual(['chown', '-R', '1001:1001', '/bitnami/etcd/data/member']);
+  });
+});
+
+// The swap and rollback scripts run for real in sh against real directories: resume safety
+// depends on them being idempotent and never deleting member data.
+describe('swap and rollback scripts', () => {
+  const m = buildRestorePlan(input([anthosMember(0)])).members[0]!;
+  function setup() {
+    const root = mkdtempSync(join(tmpdir(), 'kubectl-etcd-swap-'));
+    const rel = (p: string) => join(root, p);
+    mkdirSync(rel('/var/lib/etcd/member/snap'), { recursive: true });
+    writeFileSync(rel('/var/lib/etcd/member/snap/db'), 'old');
+    mkdirSync(rel(m.restoreDir + '/member/snap'), { recursive: true });
+    writeFileSync(rel(m.restoreDir + '/member/snap/db'), 'new');
+    const run = (argv: string[]) => {
+      const [cmd, ...args] = argv.map((a, i) => (i >= 4 && a.startsWith('/') ? rel(a) : a));
+      execFileSync(cmd!, args);
+    };
+    return { rel, run };
+  }
+
+  it('swaps once and is a no-op when run again', () => {
+    const { rel, run } = setup();
+    run(m.swapArgv);
+    run(m.swapArgv);
+    expect(readFileSync(rel('/var/lib/etcd/member/snap/db'), 'utf8')).toBe('new');
+    expect(readFileSync(rel(m.asideDir + '/snap/db'), 'utf8')).toBe('old');
+    expect(existsSync(rel(m.restoreDir))).toBe(false);
+  });
+
+  it('rolls back to the old data and keeps the restored copy', () => {
+    const { rel, run } = setup();
+    run(m.swapArgv);
+    run(m.rollbackArgv);
+    run(m.rollbackArgv);
+    expect(readFileSync(rel('/var/lib/etcd/member/snap/db'), 'utf8')).toBe('old');
+    expect(readdirSync(rel('/var/lib/etcd')).sort()).toEqual(['member', 'member.restored-20261125T183500Z']);
+  });
+});
