@@ -18,7 +18,7 @@ export interface RestoreCluster {
   scale(kind: WorkloadKind, name: string, replicas: number, wait: boolean): Promise<void>;
   rolloutRestart(kind: WorkloadKind, name: string): Promise<void>;
   /** Creates a pod (an existing pod of the same name is kept) and waits until it runs. */
-  createPodAndWait(manifest: Record<string, unknown> & { metadata: { name: string } }): Promise<void>;
+  createPodAndWait(manifest: { metadata: { name: string; namespace: string } }): Promise<void>;
   /** Deletes a pod (missing is fine) and waits until it is gone. */
   deletePodAndWait(name: string): Promise<void>;
   /** Waits until the named pods are Ready. */
