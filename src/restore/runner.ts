@@ -107,7 +107,8 @@ async function runOne(plan: RestorePlan, state: JournalState, deps: RunnerDeps, 
   deps.log.step(step.title);
   await guardAgainstScaleUp(plan, state, deps, step);
   await executeStep(plan, state, deps, step);
-  await deps.journal.markDone(state, step.id);
+  if (step.id === 'finish') await deps.journal.remove();
+  else await deps.journal.markDone(state, step.id);
   timings.push({ id: step.id, title: step.title, ms: deps.now() - started, skipped: false });
 }
 

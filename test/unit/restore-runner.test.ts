@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import { Readable } from 'node:stream';
+import type { EtcdMember } from '../../src/etcd/topology.js';
+import { Journal, type JournalState, type JournalStore } from '../../src/restore/journal.js';
+import { buildRestorePlan } from '../../src/restore/plan.js';
+import { abortRestore, runRestorePlan, type RestoreCluster, type RunnerDeps } from '../../src/restore/runner.js';
+
+// Pure control-flow tests of the runner with a recording fake cluster: which steps run, in which
+// order, and that a resumed run does each remaining step exactly once. The real cluster paths are
+// covered by test/e2e/restore*.test.ts.
+
+function member(n: number): EtcdMember {
+  return {
+    pod: `kube-etcd-${n}`, namespace: 'uc1', container: 'kube-etcd', node: `node-${n}`, ordinal: n, name: `kube-etcd-${n}`,
+    endpoint: 'https://127.0.0.1:2379', clientPort: 2379, peerUrl: `https://kube-etcd-${n}.kube-etcd:2380`, dataDir: '/var/lib/etcd',
+    tls: {}, clientTlsEnabled: true, image: 'etcd:3.4',
+    dataVolume: { kind: 'pvc', volumeName: 'data', claimName: `data-kube-etcd-${n}`, mountPath: '/var/lib/etcd' },
+  };
+}
+
+const plan = buildRestorePlan({
+  topology: { namespace: 'uc1', workload: { kind: 'StatefulSet', name: 'kube-etcd', replicas: 2 }, members: [member(0), member(1)], image: 'etcd:3.4', initialClusterToken: 't' },
+  snapshot: { path: 's.db', size: 3, sha256: 'abc', revision: 5, totalKey: 5, hasTrailer: true },
+  quiesce: [{ kind: 'StatefulSet', name: 'kube-apiserver', replicas: 3, reason: 'detected' }],
+  pdbs: [{ name: 'pdb', manifest: { metadata: { name: 'pdb' } } }],
+  utilityImage: 'etcd:3.4', tool: { binary: 'etcdctl' }, stamp: 'S', inPlace: false,
+});
+
+function memoryStore(): JournalStore & { state?: JournalState } {
+  const store: JournalStore & { state?: JournalState } = {
+    describe: () => 'memory',
+    load: async () => (store.state ? structuredClone(store.state) : undefined),
+    save: async (s) => { store.state = structuredClone(s); },
+    remove: async () => { store.state = undefined; },
+  };
+  return store;
+}
+
+function harness(failOn?: string) {
+  const calls: string[] = [];
+  let replicas = 2;
+  const copied = new Set<string>();
+  let failed = false;
+  const cluster: RestoreCluster = {
+    getReplicas: async () => replicas,
+    scale: async (kind, name, n) => { calls.push(`scale ${kind}/${name}=${n}`); if (name === 'kube-etcd') replicas = n; },
+    rolloutRestart: async (kind, name) => { calls.push(`roll ${kind}/${name}`); },
+    createPodAndWait: async (m) => { calls.push(`create ${m.metadata.name}`); },
+    deletePodAndWait: async (name) => { calls.push(`delete ${name}`); },
+    waitPodsReady: async (names) => { calls.push(`ready ${names.join(',')}`); },
+    deletePdb: async (name) => { calls.push(`delete-pdb ${name}`); },
+    createPdb: async () => { calls.push('create-pdb'); },
+  };
+  const store = memoryStore();
+  const deps: RunnerDeps = {
+    cluster,
+    pods: {
+      exec: async (pod, _c, argv) => {
+        const key = `${pod} ${argv[0]} ${argv[1] ?? ''}`.trim();
+        if (failOn && key.startsWith(failOn) && !failed) { failed = true; throw new Error('killed'); }
+        calls.push(`exec ${key}`);
+        if (argv[0] === 'sha256sum') return { exitCode: copied.has(pod) ? 0 : 1, stdout: copied.has(pod) ? 'abc  x\n' : '', stderr: '' };
+        return { exitCode: 0, stdout: '', stderr: '' };
+      },
+      copyIn: async (pod) => { calls.push(`copy ${pod}`); copied.add(pod); },
+    },
+    verifier: { verify: async () => ({ ok: true, problems: [], summary: {} }) },
+    journal: new Journal([store], () => new Date()),
+    log: { step: () => undefined, info: () => undefined },
+    openSnapshot: () => Readable.from(['abc']),
+    now: () => 0,
+  };
+  const state: JournalState = {
+    version: 1, stamp: 'S', namespace: 'uc1', workload: 'kube-etcd', snapshot: { path: 's.db', sha256: 'abc', revision: 5, totalKey: 5 },
+    etcdReplicas: 2, quiesce: plan.quiesce, pdbs: plan.pdbs, done: [], phase: 'running', startedAt: '', updatedAt: '',
+  };
+  return { calls, deps, state, store, setReplicas: (n: number) => { replicas = n; } };
+}
+
+describe('runRestorePlan', () => {
+  it('quiesces, stops etcd, restores each member, starts etcd and brings everything back', async () => {
+    const h = harness();
+    await runRestorePlan(plan, h.state, h.deps);
+    const c = h.calls;
+    expect(c.indexOf('delete-pdb pdb')).toBeLessThan(c.indexOf('scale StatefulSet/kube-apiserver=0'));
+    expect(c.indexOf('scale StatefulSet/kube-etcd=0')).toBeLessThan(c.indexOf('create etcd-utility-0'));
+    expect(c.filter((x) => x.startsWith('copy '))).toHaveLength(2);
+    expect(c.filter((x) => x.includes('etcdctl snapshot'))).toHaveLength(2);
+    expect(c.indexOf('delete etcd-utility-1')).toBeLessThan(c.indexOf('scale StatefulSet/kube-etcd=2'));
+    expect(c.slice(-2)).toEqual(['scale StatefulSet/kube-apiserver=3', 'create-pdb']);
+    expect(h.store.state).toBeUndefined(); // the journal is closed at the end
+  });
+
+  it('resumes after a crash mid-restore without repeating finished steps', async () => {
+    const h = harness('etcd-utility-1 etcdctl snapshot');
+    await expect(runRestorePlan(plan, h.state, h.deps)).rejects.toThrow('killed');
+    const before = h.calls.length;
+    const resumed = (await h.deps.journal.load())!;
+    await runRestorePlan(plan, resumed, h.deps);
+    const after = h.calls.slice(before);
+    expect(after).not.toContain('scale StatefulSet/kube-apiserver=0');
+    expect(after).not.toContain('copy etcd-utility-1');
+    expect(after).toContain('exec etcd-utility-1 etcdctl snapshot');
+    expect(after.filter((x) => x === 'exec etcd-utility-0 etcdctl snapshot')).toHaveLength(0);
+  });
+
+  it('stops with a clear error when etcd is scaled back up behind its back', async () => {
+    const h = harness();
+    h.deps.cluster.createPodAndWait = async () => { h.setReplicas(3); };
+    await expect(runRestorePlan(plan, h.state, h.deps)).rejects.toThrow(/statefulset "kube-etcd" was scaled back to 3/);
+  });
+});
+
+describe('abortRestore', () => {
+  it('puts the old data back on every member and restores replicas and PDBs', async () => {
+    const h = harness('etcd-utility-0 sh -ec');
+    await expect(runRestorePlan(plan, h.state, h.deps)).rejects.toThrow();
+    const state = (await h.deps.journal.load())!;
+    h.calls.length = 0;
+    await abortRestore(plan, state, h.deps);
+    expect(h.calls).toContain('scale StatefulSet/kube-etcd=2');
+    expect(h.calls.filter((c) => /exec etcd-utility-\d sh -ec/.test(c))).toHaveLength(2);
+    expect(h.calls).toContain('scale StatefulSet/kube-apiserver=3');
+    expect(h.calls).toContain('create-pdb');
+    expect(h.store.state).toBeUndefined();
+  });
+});
