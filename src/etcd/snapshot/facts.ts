@@ -1,0 +1,114 @@
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { NotFoundError, UsageError } from '../../errors.js';
+import { PageChecker } from './check.js';
+import { BoltCorruption } from './layout.js';
+import { chooseMeta, readMeta, type BoltMeta } from './meta.js';
+import { ObjectCounter, type ObjectCounts } from './objects.js';
+import { PageFile } from './pages.js';
+import { computeStatus, type EtcdSnapshotStatus } from './status.js';
+import { checkTrailer, hasTrailer, type TrailerOutcome } from './trailer.js';
+
+/** Overall verdict on a snapshot file. */
+export type SnapshotOutcome = 'valid' | 'trailer-mismatch' | 'corrupt';
+
+/** Everything `inspect` reports about a snapshot file, read offline. */
+export interface SnapshotFacts {
+  path: string;
+  fileSize: number;
+  outcome: SnapshotOutcome;
+  trailer: TrailerOutcome;
+  /** sha256 of the database part (hex), when the file has a trailer. */
+  sha256?: string;
+  /** What is wrong, first problem first; empty when the bbolt file is sound. */
+  problems: string[];
+  /** bbolt page size and transaction id of the meta page in use, when a meta page is valid. */
+  bolt?: { pageSize: number; txid: number; highWater: number };
+  /** Same numbers as `etcdctl snapshot status -w json`, when the bbolt file could be walked. */
+  status?: EtcdSnapshotStatus;
+  /** Live keys and Kubernetes objects, when the bbolt file could be walked. */
+  objects?: ObjectCounts;
+}
+
+const OS_PAGE_SIZE = 4096;
+
+/** Reads a snapshot (or a raw member/snap/db) with positional reads and one streaming sha256 pass. */
+export async function readSnapshotFacts(path: string): Promise<SnapshotFacts> {
+  const size = await statSnapshot(path);
+  const fh = await open(path, 'r');
+  try {
+    const [trailer, bolt] = await Promise.all([checkTrailer(path, fh, size), readBolt(fh, size)]);
+    const outcome: SnapshotOutcome = bolt.problems.length > 0 ? 'corrupt' : trailer.trailer === 'mismatch' ? 'trailer-mismatch' : 'valid';
+    return { path, fileSize: size, outcome, trailer: trailer.trailer, sha256: trailer.computedSha256, ...bolt };
+  } finally {
+    await fh.close();
+  }
+}
+
+async function statSnapshot(path: string): Promise<number> {
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) throw new UsageError(`snapshot "${path}" is not a regular file`, 'pass the path of a snapshot file');
+    return st.size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new NotFoundError(`snapshot "${path}" not found`, 'check the path');
+    }
+    throw err;
+  }
+}
+
+type BoltPart = Pick<SnapshotFacts, 'problems' | 'bolt' | 'status' | 'objects'>;
+
+async function readBolt(fh: FileHandle, fileSize: number): Promise<BoltPart> {
+  if (fileSize === 0) return { problems: ['file is empty'] };
+  const dataSize = hasTrailer(fileSize) ? fileSize - 32 : fileSize;
+  const metas = await readMetas(fh, dataSize);
+  if (metas.outcome === 'none-valid') return { problems: metas.problems.length ? metas.problems : ['no valid bbolt meta page'] };
+  const { meta } = metas;
+  const problems = [...metas.problems];
+  const bolt = { pageSize: meta.pageSize, txid: Number(meta.txid), highWater: meta.pgid };
+  if (meta.pgid * meta.pageSize > dataSize) {
+    problems.push(`truncated: the database needs ${meta.pgid * meta.pageSize} bytes but the file holds ${dataSize}`);
+    return { problems, bolt };
+  }
+  try {
+    const checker = new PageChecker(meta);
+    const file = new PageFile(fh, meta.pageSize, dataSize, meta.pgid, checker.onPage);
+    await checker.loadFreelist(file);
+    const counter = new ObjectCounter();
+    const status = await computeStatus(file, { kind: 'paged', root: meta.root }, (bucket, k, v) => {
+      if (bucket === 'key') counter.add(k, v);
+    });
+    problems.push(...checker.finish());
+    return { problems, bolt, status, objects: counter.result() };
+  } catch (err) {
+    if (err instanceof BoltCorruption) return { problems: [...problems, err.message], bolt };
+    throw err;
+  }
+}
+
+type Metas = { outcome: 'chosen'; meta: BoltMeta; problems: string[] } | { outcome: 'none-valid'; problems: string[] };
+
+// bbolt takes the page size from meta 0 and falls back to the OS page size when meta 0 is bad.
+async function readMetas(fh: FileHandle, dataSize: number): Promise<Metas> {
+  const page0 = await readAt(fh, 0, Math.min(OS_PAGE_SIZE, dataSize));
+  const m0 = readMeta(page0);
+  const pageSize = m0.outcome === 'valid' ? m0.meta.pageSize : OS_PAGE_SIZE;
+  if (pageSize < 512 || pageSize > 1 << 20 || (pageSize & (pageSize - 1)) !== 0) {
+    return { outcome: 'none-valid', problems: [`meta page 0: page size ${pageSize} is not a power of two between 512 and 1 MiB`] };
+  }
+  if (dataSize < pageSize * 2) return { outcome: 'none-valid', problems: [`file size ${dataSize} is too small for a bbolt database`] };
+  const m1 = readMeta(await readAt(fh, pageSize, pageSize));
+  const choice = chooseMeta(m0, m1);
+  if (choice.outcome === 'chosen' && choice.meta.pageSize !== pageSize) {
+    choice.problems.push(`meta page ${choice.index}: page size ${choice.meta.pageSize} differs from ${pageSize}`);
+  }
+  return choice;
+}
+
+async function readAt(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  const { bytesRead } = await fh.read(buf, 0, length, offset);
+  return buf.subarray(0, bytesRead);
+}
+

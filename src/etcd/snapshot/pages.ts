@@ -1,0 +1,105 @@
+import type { FileHandle } from 'node:fs/promises';
+import {
+  BUCKET_HEADER_SIZE,
+  BoltCorruption,
+  PageFlag,
+  parsePageHeader,
+  pageTypeName,
+  readElement,
+  toSafeNumber,
+  type Element,
+  type PageHeader,
+} from './layout.js';
+
+/** A page (with its overflow pages) read from the file, or an inline bucket's page. */
+export interface Page {
+  header: PageHeader;
+  buf: Buffer;
+}
+
+/** Where a bucket's tree starts: a page id, or the inline page carried in its parent's value. */
+export type BucketRef = { kind: 'paged'; root: number } | { kind: 'inline'; page: Buffer };
+
+/** Decodes a bucket value (bucket header, then the inline page when root is 0). */
+export function bucketRef(value: Buffer): BucketRef {
+  if (value.length < BUCKET_HEADER_SIZE) throw new BoltCorruption('bucket value is shorter than a bucket header');
+  const root = toSafeNumber(value.readBigUInt64LE(0), 'bucket root page id');
+  return root === 0 ? { kind: 'inline', page: value.subarray(BUCKET_HEADER_SIZE) } : { kind: 'paged', root };
+}
+
+/** Called for every page read while walking trees (the consistency checker listens here). */
+export type PageObserver = (header: PageHeader) => void;
+
+/** Positional page reads over a bbolt file; never holds more than the pages on the current path. */
+export class PageFile {
+  constructor(
+    private readonly fh: FileHandle,
+    /** Page size from the meta page. */
+    readonly pageSize: number,
+    /** Bytes of the file that belong to the database (the file minus any sha256 trailer). */
+    readonly dataSize: number,
+    /** High-water page id: no page at or past it may be referenced. */
+    readonly highWater: number,
+    private readonly observe: PageObserver = () => {},
+  ) {}
+
+  /** Reads page id and its overflow pages; checks bounds and that the header names the same page. */
+  async readPage(id: number): Promise<Page> {
+    if (id < 2 || id >= this.highWater) throw new BoltCorruption(`page ${id}: out of bounds: ${this.highWater}`);
+    const first = await this.readBytes(id * this.pageSize, this.pageSize);
+    const header = parsePageHeader(first);
+    if (header.id !== id) throw new BoltCorruption(`page ${id}: header names page ${header.id}`);
+    if (header.overflow === 0) return { header, buf: first };
+    if (id + header.overflow >= this.highWater) {
+      throw new BoltCorruption(`page ${id}: overflow of ${header.overflow} pages runs past page ${this.highWater}`);
+    }
+    return { header, buf: await this.readBytes(id * this.pageSize, (header.overflow + 1) * this.pageSize) };
+  }
+
+  /** Reads exactly length bytes at offset, or reports the file as truncated. */
+  async readBytes(offset: number, length: number): Promise<Buffer> {
+    if (offset + length > this.dataSize) {
+      throw new BoltCorruption(`truncated: needs bytes up to ${offset + length} but the database part of the file ends at ${this.dataSize}`);
+    }
+    const buf = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done);
+      if (bytesRead === 0) throw new BoltCorruption(`truncated: file ends at ${offset + done}`);
+      done += bytesRead;
+    }
+    return buf;
+  }
+
+  /** Yields the leaf pages of a bucket in key order (branch pages are read and observed on the way). */
+  async *leaves(ref: BucketRef): AsyncGenerator<Page> {
+    if (ref.kind === 'inline') {
+      const header = parsePageHeader(ref.page);
+      if (!(header.flags & PageFlag.leaf)) throw new BoltCorruption(`inline bucket page: invalid type: ${pageTypeName(header.flags)}`);
+      yield { header, buf: ref.page };
+      return;
+    }
+    yield* this.subtree(ref.root, 0);
+  }
+
+  private async *subtree(id: number, depth: number): AsyncGenerator<Page> {
+    if (depth > 64) throw new BoltCorruption(`page ${id}: tree is deeper than 64 levels (a page cycle)`);
+    const page = await this.readPage(id);
+    this.observe(page.header);
+    const { flags, count } = page.header;
+    if (flags & PageFlag.leaf) {
+      yield page;
+    } else if (flags & PageFlag.branch) {
+      for (let i = 0; i < count; i++) yield* this.subtree(readElement(page.buf, flags, i).child, depth + 1);
+    } else {
+      throw new BoltCorruption(`page ${id}: invalid type: ${pageTypeName(flags)}`);
+    }
+  }
+}
+
+/** Calls fn for every element of a bucket in key order, like bbolt's Bucket.ForEach. */
+export async function forEachElement(file: PageFile, ref: BucketRef, fn: (e: Element) => void): Promise<void> {
+  for await (const page of file.leaves(ref)) {
+    for (let i = 0; i < page.header.count; i++) fn(readElement(page.buf, page.header.flags, i));
+  }
+}
