@@ -53,7 +53,7 @@ export function statusError(code: number, status: KubeStatus | undefined, what: 
     if (f) {
       const where = f.namespace !== undefined ? ` in namespace "${f.namespace}"` : ' at cluster scope';
       const res = f.group ? `${f.resource}.${f.group}` : f.resource;
-      return new ForbiddenError(`user "${f.user}" cannot ${f.verb} "${res}"${where}`, `ask a cluster admin for ${res} ${f.verb} permission`);
+      return new ForbiddenError(`user "${f.user}" cannot ${f.verb} "${res}"${where}`, `ask a cluster admin for ${res} permission`);
     }
     return new ForbiddenError(lower(message), 'ask a cluster admin for permission');
   }

@@ -1,0 +1,185 @@
+/**
+ * Streaming exec into a pod over the channel WebSocket protocol. Resolves only once the status
+ * channel has said how the command ended; honours backpressure both ways.
+ *
+ * stdin EOF: on `v5.channel.k8s.io` a CLOSE frame for stream 0 is sent when `stdin` ends. On
+ * `v4.channel.k8s.io` there is no way to signal EOF: the command must stop reading by itself
+ * (length-bounded input such as `head -c N`); `protocol` in the result says which one was used,
+ * and `protocols: ['v4.channel.k8s.io']` forces v4.
+ */
+import { Writable, type Readable } from 'node:stream';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type WebSocket from 'ws';
+import { PluginError } from '../errors.js';
+import { Channel, decodeFrame, encodeClose, encodeFrame, execOutcome, execProtocols } from './channel.js';
+import { parseStatus } from './errors.js';
+import { openApiSocket } from './socket.js';
+
+/** What to run where, and the streams to connect. */
+export interface ExecOptions {
+  namespace: string;
+  pod: string;
+  container?: string;
+  command: string[];
+  stdin?: Readable;
+  stdout?: Writable;
+  stderr?: Writable;
+  /** End stdout/stderr when the command ends and wait until they have finished (default false). */
+  end?: boolean;
+  /** Subprotocols to offer, best first (default v5 then v4). */
+  protocols?: readonly string[];
+}
+
+/** How the command ended, and over which protocol. */
+export interface ExecResult {
+  exitCode: number;
+  protocol: string;
+}
+
+/** The command could not run at all (e.g. executable not found); carries the status reason. */
+export class ExecFailedError extends PluginError {
+  constructor(message: string, hint: string, readonly reason?: string) {
+    super(message, hint);
+  }
+}
+
+/** The part of a KubeContext the pod streams need. */
+export interface KubeStreamAccess {
+  kubeConfig: KubeConfig;
+}
+
+/** Bytes of stdin allowed in flight on the socket before stdin is paused. */
+const stdinHighWater = 1 << 20;
+
+/** Runs a command in a pod, streaming stdin/stdout/stderr; resolves with the exit code. */
+export async function execInPod(kube: KubeStreamAccess, opts: ExecOptions): Promise<ExecResult> {
+  const target = `pod "${opts.namespace}/${opts.pod}"`;
+  const query: Array<[string, string]> = opts.command.map((c) => ['command', c]);
+  if (opts.container) query.push(['container', opts.container]);
+  query.push(['stdin', String(!!opts.stdin)], ['stdout', String(!!opts.stdout)], ['stderr', String(!!opts.stderr)]);
+  const path = `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/pods/${encodeURIComponent(opts.pod)}/exec`;
+  const ws = await openApiSocket(kube.kubeConfig, path, query, opts.protocols ?? execProtocols, `exec in ${target}`);
+  const protocol = ws.protocol;
+  const exitCode = await runSession(ws, opts, target);
+  if (opts.end) await Promise.all([finish(opts.stdout), finish(opts.stderr)]);
+  return { exitCode, protocol };
+}
+
+function runSession(ws: WebSocket, opts: ExecOptions, target: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let statusText = '';
+    let settled = false;
+    let paused = 0;
+    const settle = (err: Error | undefined, code?: number) => {
+      if (settled) return;
+      settled = true;
+      opts.stdin?.removeListener('data', onStdinData);
+      opts.stdin?.removeListener('end', onStdinEnd);
+      opts.stdin?.removeListener('error', onStdinError);
+      opts.stdin?.pause();
+      if (err) {
+        ws.terminate();
+        if (opts.end) {
+          opts.stdout?.destroy(err);
+          opts.stderr?.destroy(err);
+        }
+        reject(err);
+      } else {
+        if (ws.readyState === ws.OPEN) ws.close(1000);
+        resolve(code!);
+      }
+    };
+    const deliver = (out: Writable | undefined, data: Buffer) => {
+      if (!out || data.length === 0) return;
+      if (!out.write(data)) {
+        paused++;
+        if (paused === 1) ws.pause();
+        out.once('drain', () => {
+          paused--;
+          if (paused === 0 && !settled) ws.resume();
+        });
+      }
+    };
+    ws.on('message', (raw: Buffer, isBinary: boolean) => {
+      const frame = decodeFrame(isBinary ? raw : Buffer.from(raw));
+      if (!frame) return;
+      if (frame.channel === Channel.stdout) deliver(opts.stdout, frame.data);
+      else if (frame.channel === Channel.stderr) deliver(opts.stderr, frame.data);
+      else if (frame.channel === Channel.error) {
+        statusText += frame.data.toString('utf8');
+        const status = parseStatus(statusText);
+        if (!status) return;
+        const outcome = execOutcome(status);
+        if ('exitCode' in outcome) settle(undefined, outcome.exitCode);
+        else settle(new ExecFailedError(`exec in ${target} failed: ${outcome.failure}`, 'check the container name and that the image has this command', outcome.reason));
+      }
+    });
+    ws.on('error', (err) => settle(new PluginError(`exec in ${target}: connection error: ${err.message}`, 'retry; check the cluster and the pod')));
+    ws.on('close', (code) =>
+      settle(new PluginError(`exec in ${target} ended before the command reported an exit status (websocket close ${code})`, 'retry; check that the pod is still running')),
+    );
+    for (const out of [opts.stdout, opts.stderr]) out?.on('error', (err) => settle(new PluginError(`exec in ${target}: output stream failed: ${err.message}`)));
+
+    // stdin: send chunks, pause while too much is in flight on the socket.
+    let inFlight = 0;
+    const v5 = ws.protocol === 'v5.channel.k8s.io';
+    const onStdinData = (chunk: Buffer | string) => {
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      inFlight += buf.length;
+      if (inFlight > stdinHighWater) opts.stdin!.pause();
+      ws.send(encodeFrame(Channel.stdin, buf), (err) => {
+        inFlight -= buf.length;
+        if (err) return settle(new PluginError(`exec in ${target}: sending stdin failed: ${err.message}`));
+        if (inFlight <= stdinHighWater / 2 && opts.stdin!.isPaused() && !settled) opts.stdin!.resume();
+      });
+    };
+    const onStdinEnd = () => {
+      if (v5 && ws.readyState === ws.OPEN) ws.send(encodeClose(Channel.stdin));
+    };
+    const onStdinError = (err: Error) => settle(new PluginError(`exec in ${target}: reading stdin failed: ${err.message}`));
+    if (opts.stdin) {
+      opts.stdin.on('data', onStdinData);
+      opts.stdin.once('end', onStdinEnd);
+      opts.stdin.once('error', onStdinError);
+      opts.stdin.resume();
+    }
+  });
+}
+
+function finish(out: Writable | undefined): Promise<void> {
+  if (!out || out.writableFinished) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    out.once('finish', resolve);
+    out.once('error', reject);
+    out.end();
+  });
+}
+
+/** Captured output of a small command. */
+export interface CaptureResult extends ExecResult {
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command and returns its stdout/stderr as strings (for small outputs only). */
+export async function execCapture(
+  kube: KubeStreamAccess,
+  opts: Omit<ExecOptions, 'stdout' | 'stderr' | 'end'> & { maxBytes?: number },
+): Promise<CaptureResult> {
+  const max = opts.maxBytes ?? 16 << 20;
+  const collect = (chunks: Buffer[]) => {
+    let size = 0;
+    return new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        size += chunk.length;
+        if (size > max) return cb(new Error(`output larger than ${max} bytes`));
+        chunks.push(chunk);
+        cb();
+      },
+    });
+  };
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const result = await execInPod(kube, { ...opts, stdout: collect(out), stderr: collect(err), end: true });
+  return { ...result, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+}

@@ -1,0 +1,64 @@
+/** Opens an authenticated WebSocket to an API server path, turning a refused upgrade into a typed error. */
+import type { IncomingMessage } from 'node:http';
+import type { KubeConfig } from '@kubernetes/client-node';
+import WebSocket from 'ws';
+import { PluginError } from '../errors.js';
+import { parseStatus, statusError } from './errors.js';
+
+/** Builds the wss:// URL for an API path with (possibly repeated) query parameters. */
+export function apiSocketUrl(server: string, apiPath: string, query: Array<[string, string]>): string {
+  const url = new URL(server.replace(/\/+$/, '') + apiPath);
+  url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
+  for (const [k, v] of query) url.searchParams.append(k, v);
+  return url.toString();
+}
+
+/** Connects with the kubeconfig's TLS and credentials; resolves once the upgrade succeeded. */
+export async function openApiSocket(
+  kubeConfig: KubeConfig,
+  apiPath: string,
+  query: Array<[string, string]>,
+  protocols: readonly string[],
+  what: string,
+): Promise<WebSocket> {
+  const server = kubeConfig.getCurrentCluster()?.server;
+  if (!server) throw new PluginError('no server in the current kubeconfig context', 'pass --server or --context');
+  const options: WebSocket.ClientOptions = { headers: {} };
+  await kubeConfig.applyToHTTPSOptions(options);
+  options.perMessageDeflate = false;
+  const ws = new WebSocket(apiSocketUrl(server, apiPath, query), [...protocols], options);
+  return new Promise<WebSocket>((resolve, reject) => {
+    const fail = (err: Error) => {
+      ws.removeAllListeners('open');
+      ws.on('error', () => {});
+      ws.terminate();
+      reject(err);
+    };
+    ws.once('open', () => {
+      ws.removeAllListeners('unexpected-response');
+      ws.removeListener('error', onError);
+      resolve(ws);
+    });
+    const onError = (err: Error) => fail(new PluginError(`${what}: cannot connect: ${err.message.split('\n')[0]}`, 'check that the cluster is reachable (kubectl cluster-info)'));
+    ws.once('error', onError);
+    ws.once('unexpected-response', (_req, res: IncomingMessage) => {
+      readBody(res).then(
+        (body) => fail(statusError(res.statusCode ?? 0, parseStatus(body), what)),
+        (err: Error) => fail(new PluginError(`${what}: HTTP ${res.statusCode}: ${err.message}`)),
+      );
+    });
+  });
+}
+
+function readBody(res: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    res.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= 64 * 1024) chunks.push(c);
+    });
+    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    res.on('error', reject);
+  });
+}

@@ -1,0 +1,184 @@
+/**
+ * The exec client against a small real WebSocket server on 127.0.0.1 (TLS, bearer token) that
+ * speaks the channel protocol and runs the requested command as a real child process.
+ */
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Readable, Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { loadKubeConfig } from '../../src/kube/config.js';
+import { ExecFailedError, execCapture, execInPod } from '../../src/kube/exec.js';
+import { ForbiddenError, NotFoundError, formatError } from '../../src/errors.js';
+import { ensureCA, issueCert } from '../sim/pki.js';
+
+let dir: string;
+let server: https.Server;
+let kubeconfigFor: (token: string, protocols?: string[]) => string;
+let serverProtocols = ['v5.channel.k8s.io', 'v4.channel.k8s.io'];
+
+function status(ws: WebSocket, body: object): void {
+  ws.send(Buffer.concat([Buffer.from([3]), Buffer.from(JSON.stringify(body))]), () => ws.close(1000));
+}
+
+/** Runs argv as a child process and relays it over the socket, as a kubelet would. */
+function serveExec(ws: WebSocket, argv: string[], closeEarly: boolean): void {
+  const v5 = ws.protocol === 'v5.channel.k8s.io';
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: 'pipe' });
+  let spawnFailed = false;
+  child.on('error', (err) => {
+    spawnFailed = true;
+    status(ws, { metadata: {}, status: 'Failure', reason: 'InternalError', message: `exec: "${argv[0]}": executable file not found in $PATH (${err.message})` });
+  });
+  ws.on('message', (msg: Buffer) => {
+    if (msg[0] === 0) child.stdin.write(msg.subarray(1));
+    else if (v5 && msg[0] === 255 && msg[1] === 0) child.stdin.end();
+  });
+  child.stdin.on('error', () => {});
+  const relay = (from: Readable, channel: number) =>
+    from.on('data', (chunk: Buffer) => {
+      if (closeEarly) return ws.terminate();
+      from.pause();
+      ws.send(Buffer.concat([Buffer.from([channel]), chunk]), () => from.resume());
+    });
+  relay(child.stdout, 1);
+  relay(child.stderr, 2);
+  child.on('close', (code) => {
+    if (spawnFailed || closeEarly) return;
+    if (code === 0) status(ws, { metadata: {}, status: 'Success' });
+    else
+      status(ws, {
+        metadata: {},
+        status: 'Failure',
+        message: `command terminated with non-zero exit code: exit code ${code}`,
+        reason: 'NonZeroExitCode',
+        details: { causes: [{ reason: 'ExitCode', message: String(code) }] },
+      });
+  });
+}
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kube-exec-'));
+  const ca = ensureCA(dir, 'ca');
+  const serving = issueCert(dir, 'ca', 'server', { commonName: 'fake-apiserver', ips: ['127.0.0.1'], usage: 'server' });
+  server = https.createServer({ cert: serving.cert, key: serving.key });
+  const wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (offered) => serverProtocols.find((p) => offered.has(p)) ?? false,
+  });
+  server.on('upgrade', (req, socket, head) => {
+    const url = new URL(req.url!, 'https://127.0.0.1');
+    const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/exec$/.exec(url.pathname);
+    const reply = (code: number, body: object) => {
+      const text = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', code, ...body });
+      socket.end(`HTTP/1.1 ${code} X\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+    };
+    if (req.headers.authorization === 'Bearer bob-token') {
+      return reply(403, { reason: 'Forbidden', message: `pods "${m?.[2]}" is forbidden: User "bob" cannot create resource "pods/exec" in API group "" in the namespace "${m?.[1]}"` });
+    }
+    if (req.headers.authorization !== 'Bearer admin-token') return reply(401, { reason: 'Unauthorized', message: 'Unauthorized' });
+    if (!m || m[2] === 'missing') return reply(404, { reason: 'NotFound', message: `pods "${m?.[2]}" not found` });
+    wss.handleUpgrade(req, socket, head, (ws) => serveExec(ws, url.searchParams.getAll('command'), m[2] === 'flaky'));
+  });
+  return new Promise<void>((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as AddressInfo).port;
+      kubeconfigFor = (token) => {
+        const file = path.join(dir, `${token}.kubeconfig`);
+        fs.writeFileSync(
+          file,
+          JSON.stringify({
+            apiVersion: 'v1',
+            kind: 'Config',
+            'current-context': 'fake',
+            clusters: [{ name: 'fake', cluster: { server: `https://127.0.0.1:${port}`, 'certificate-authority-data': Buffer.from(ca.cert).toString('base64') } }],
+            users: [{ name: 'u', user: { token } }],
+            contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'u', namespace: 'ns1' } }],
+          }),
+        );
+        return file;
+      };
+      resolve();
+    }),
+  );
+});
+
+afterAll(() => {
+  server?.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const admin = () => loadKubeConfig({ kubeconfig: kubeconfigFor('admin-token') });
+
+describe('execInPod against a real WebSocket server', () => {
+  it('captures stdout and exit code 0', async () => {
+    const r = await execCapture(admin(), { namespace: 'ns1', pod: 'p', command: ['sh', '-c', 'echo hello'] });
+    expect(r).toMatchObject({ exitCode: 0, stdout: 'hello\n', stderr: '', protocol: 'v5.channel.k8s.io' });
+  });
+
+  it('reports a non-zero exit code and stderr', async () => {
+    const r = await execCapture(admin(), { namespace: 'ns1', pod: 'p', command: ['sh', '-c', 'echo oops >&2; exit 7'] });
+    expect(r.exitCode).toBe(7);
+    expect(r.stderr).toBe('oops\n');
+  });
+
+  it('signals stdin EOF with v5 CLOSE so cat ends, bytes intact through a slow consumer', async () => {
+    const input = randomBytes(8 << 20);
+    const hash = createHash('sha256');
+    let received = 0;
+    const slow = new Writable({
+      highWaterMark: 16 * 1024,
+      write(chunk: Buffer, _e, cb) {
+        hash.update(chunk);
+        received += chunk.length;
+        setImmediate(cb);
+      },
+    });
+    const r = await execInPod(admin(), { namespace: 'ns1', pod: 'p', command: ['cat'], stdin: Readable.from([input]), stdout: slow, end: true });
+    expect(r.exitCode).toBe(0);
+    expect(received).toBe(input.length);
+    expect(hash.digest('hex')).toBe(createHash('sha256').update(input).digest('hex'));
+  });
+
+  it('works over v4 with length-bounded stdin (head -c N)', async () => {
+    serverProtocols = ['v4.channel.k8s.io'];
+    try {
+      const input = new PassThrough();
+      input.end(Buffer.alloc(100_000, 1));
+      const r = await execCapture(admin(), { namespace: 'ns1', pod: 'p', command: ['sh', '-c', 'head -c 100000 | wc -c'], stdin: input });
+      expect(r).toMatchObject({ exitCode: 0, protocol: 'v4.channel.k8s.io' });
+      expect(r.stdout.trim()).toBe('100000');
+    } finally {
+      serverProtocols = ['v5.channel.k8s.io', 'v4.channel.k8s.io'];
+    }
+  });
+
+  it('rejects a command that cannot start with the runtime message', async () => {
+    const run = execCapture(admin(), { namespace: 'ns1', pod: 'p', command: ['/nonexistent/tool'] });
+    await expect(run).rejects.toBeInstanceOf(ExecFailedError);
+    await expect(run).rejects.toThrow(/exec in pod "ns1\/p" failed: exec: "\/nonexistent\/tool": executable file not found/);
+  });
+
+  it('rejects when the connection drops before the exit status', async () => {
+    const run = execCapture(admin(), { namespace: 'ns1', pod: 'flaky', command: ['sh', '-c', 'echo partial; sleep 1'] });
+    await expect(run).rejects.toThrow(/exec in pod "ns1\/flaky" ended before the command reported an exit status/);
+  });
+
+  it('turns a 403 on the upgrade into one line naming pods/exec', async () => {
+    const bob = loadKubeConfig({ kubeconfig: kubeconfigFor('bob-token') });
+    const err = await execCapture(bob, { namespace: 'uc1', pod: 'kube-etcd-0', command: ['true'] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ForbiddenError);
+    expect(formatError(err)).toBe('error: user "bob" cannot create "pods/exec" in namespace "uc1"; ask a cluster admin for pods/exec permission');
+  });
+
+  it('turns a 404 into a NotFoundError naming the pod', async () => {
+    const err = await execCapture(admin(), { namespace: 'ns1', pod: 'missing', command: ['true'] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NotFoundError);
+    expect((err as Error).message).toBe('pods "missing" not found');
+  });
+});
