@@ -6,7 +6,7 @@
  */
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { PdbRecord, QuiesceTarget } from './plan.js';
+import type { PdbRecord, QuiesceTarget, RestorePlan } from './plan.js';
 
 /** Name of the journal ConfigMap in the etcd namespace. */
 export const JOURNAL_CONFIGMAP = 'kubectl-etcd-restore-journal';
@@ -25,6 +25,8 @@ export interface JournalState {
   /** Step ids, in plan order, that have completed. */
   done: string[];
   phase: 'running' | 'aborting';
+  /** The whole plan, so --resume and --abort work even when the etcd pods are gone. */
+  plan: RestorePlan;
   startedAt: string;
   updatedAt: string;
 }
