@@ -52,6 +52,8 @@ export interface EtcdMember {
   /** Member ID (hex) from the live member list, once confirmed. */
   memberId?: string;
   ready?: boolean;
+  /** What discovery could not resolve from the pod spec (e.g. env from a Secret), one line each. */
+  notes?: string[];
 }
 
 /** An etcd cluster: the workload that runs it and its members, ordered by ordinal or name. */
@@ -63,4 +65,6 @@ export interface EtcdTopology {
   /** The shared --initial-cluster-token (discovered, or a flag). */
   initialClusterToken?: string;
   image: string;
+  /** The pod the user named with --pod, when they did; backup takes the snapshot from it. */
+  focusPod?: string;
 }

@@ -1,0 +1,152 @@
+/**
+ * One etcd member read from its pod spec: name, endpoint, peer URL, data dir, TLS files,
+ * initial cluster and token, the volumes behind the data dir and the certs, node, ordinal,
+ * image and identity. Pure: the pod object is the only input.
+ */
+import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
+import type { CertSource, DataVolume, EtcdMember } from '../topology.js';
+import { etcdBoolSetting, etcdSetting, parseEtcdFlags, splitUrls } from '../flags.js';
+import { etcdArgs, findEtcdContainer } from './command.js';
+import { containerEnv, expandKubeVars } from './env.js';
+
+/** Options for reading one member. */
+export interface MemberReadOptions {
+  /** Container name to use instead of auto-detection. */
+  container?: string;
+  /** Name of the owning StatefulSet, to compute the ordinal and PVC names. */
+  statefulSet?: string;
+  /** volumeClaimTemplates names of the owning StatefulSet (for pods whose PVC volumes are implied). */
+  claimTemplates?: string[];
+}
+
+/** The client URL to use from inside the pod: a loopback or wildcard listener becomes 127.0.0.1. */
+export function localClientEndpoint(listenUrls: string[]): { endpoint: string; port: number } | undefined {
+  const parsed = listenUrls.flatMap((u) => {
+    try {
+      const url = new URL(u);
+      return url.protocol === 'http:' || url.protocol === 'https:' ? [url] : [];
+    } catch {
+      return [];
+    }
+  });
+  const local = ['127.0.0.1', 'localhost', '0.0.0.0', '[::]', '[::1]', ''];
+  const pick = parsed.find((u) => local.includes(u.hostname)) ?? parsed[0];
+  if (!pick) return undefined;
+  const port = Number(pick.port || (pick.protocol === 'https:' ? 443 : 80));
+  const host = local.includes(pick.hostname) ? '127.0.0.1' : pick.hostname;
+  return { endpoint: `${pick.protocol}//${host}:${port}`, port };
+}
+
+/** The pod volume mounted at the longest mountPath that is a prefix of `path`. */
+export function volumeForPath(pod: V1Pod, container: V1Container, path: string): { volume?: V1Volume; name: string; mountPath: string } | undefined {
+  const under = (mount: string): boolean => path === mount || path.startsWith(mount.endsWith('/') ? mount : `${mount}/`);
+  const mount = (container.volumeMounts ?? [])
+    .filter((m) => under(m.mountPath))
+    .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+  if (!mount) return undefined;
+  return { volume: pod.spec?.volumes?.find((v) => v.name === mount.name), name: mount.name, mountPath: mount.mountPath };
+}
+
+function dataVolumeOf(pod: V1Pod, container: V1Container, dataDir: string, opts: MemberReadOptions, ordinal?: number): DataVolume | undefined {
+  const found = volumeForPath(pod, container, dataDir);
+  if (!found) return undefined;
+  const { volume, name: volumeName, mountPath } = found;
+  if (volume?.persistentVolumeClaim) return { kind: 'pvc', volumeName, claimName: volume.persistentVolumeClaim.claimName, mountPath };
+  if (volume?.hostPath) return { kind: 'hostPath', volumeName, hostPath: volume.hostPath.path, mountPath };
+  if (volume?.emptyDir) return { kind: 'emptyDir', volumeName, mountPath };
+  if (!volume && opts.statefulSet && ordinal !== undefined && opts.claimTemplates?.includes(volumeName)) {
+    return { kind: 'pvc', volumeName, claimName: `${volumeName}-${opts.statefulSet}-${ordinal}`, mountPath };
+  }
+  return undefined;
+}
+
+function certSourceOf(pod: V1Pod, container: V1Container, file: string | undefined): CertSource | undefined {
+  if (!file) return undefined;
+  const found = volumeForPath(pod, container, file);
+  const v = found?.volume;
+  if (!found || !v) return undefined;
+  if (v.secret?.secretName) {
+    return { kind: 'secret', volumeName: found.name, secretName: v.secret.secretName, mountPath: found.mountPath, ...(v.secret.defaultMode !== undefined ? { defaultMode: v.secret.defaultMode } : {}) };
+  }
+  const projected = v.projected?.sources?.find((s) => s.secret?.name)?.secret?.name;
+  if (projected) return { kind: 'secret', volumeName: found.name, secretName: projected, mountPath: found.mountPath };
+  if (v.hostPath) return { kind: 'hostPath', volumeName: found.name, hostPath: v.hostPath.path, mountPath: found.mountPath };
+  return undefined;
+}
+
+/** The StatefulSet ordinal encoded in a pod name `<sts>-<N>`. */
+export function ordinalOf(podName: string, statefulSet: string | undefined): number | undefined {
+  if (!statefulSet || !podName.startsWith(`${statefulSet}-`)) return undefined;
+  const rest = podName.slice(statefulSet.length + 1);
+  return /^\d+$/.test(rest) ? Number(rest) : undefined;
+}
+
+function resolvePath(path: string, workingDir: string | undefined): string {
+  if (path.startsWith('/')) return path;
+  const wd = workingDir && workingDir.startsWith('/') ? workingDir : '/';
+  return `${wd.replace(/\/$/, '')}/${path.replace(/^\.\//, '')}`;
+}
+
+/** Reads the member a pod runs, or undefined when the pod runs no etcd container. */
+export function readMember(pod: V1Pod, opts: MemberReadOptions = {}): EtcdMember | undefined {
+  const found = findEtcdContainer(pod, opts.container);
+  if (!found) return undefined;
+  const { container } = found;
+  const podName = pod.metadata?.name ?? '';
+  const { vars, unresolved } = containerEnv(pod, container);
+  const shellEnv = new Map(vars);
+  if (!shellEnv.has('HOSTNAME')) shellEnv.set('HOSTNAME', pod.spec?.hostname ?? podName);
+  const args = etcdArgs(container, vars, shellEnv).map((a) => expandKubeVars(a, shellEnv));
+  const flags = parseEtcdFlags(args);
+  const get = (flag: string): string | undefined => etcdSetting(flags, vars, flag);
+  const notes = [...unresolved];
+  const name = get('name') ?? 'default';
+  const dataDir = resolvePath(get('data-dir') ?? `${name}.etcd`, container.workingDir);
+  const listen = splitUrls(get('listen-client-urls') ?? 'http://localhost:2379');
+  const client = localClientEndpoint(listen) ?? { endpoint: 'http://127.0.0.1:2379', port: 2379 };
+  const peerUrl = splitUrls(get('initial-advertise-peer-urls') ?? 'http://localhost:2380')[0] ?? 'http://localhost:2380';
+  const ordinal = ordinalOf(podName, opts.statefulSet);
+  const caFile = get('trusted-ca-file');
+  const certFile = get('cert-file');
+  const keyFile = get('key-file');
+  for (const [k, v] of [['name', name], ['data-dir', dataDir], ['endpoint', client.endpoint], ['peer URL', peerUrl]] as const) {
+    if (/\$\(|\$\{|\$[A-Za-z_]/.test(v)) notes.push(`${k} "${v}" has an unresolved variable`);
+  }
+  if (client.endpoint.startsWith('https:') && !caFile) notes.push('client URL is https but no --trusted-ca-file is set');
+  if (etcdBoolSetting(flags, vars, 'client-cert-auth') && (!certFile || !keyFile)) notes.push('--client-cert-auth is on but no client certificate is known');
+  const podSc = pod.spec?.securityContext;
+  const sc = container.securityContext;
+  const runAsUser = sc?.runAsUser ?? podSc?.runAsUser;
+  const runAsGroup = sc?.runAsGroup ?? podSc?.runAsGroup;
+  const fsGroup = podSc?.fsGroup;
+  const dataVolume = dataVolumeOf(pod, container, dataDir, opts, ordinal);
+  const certSource = certSourceOf(pod, container, certFile ?? caFile);
+  const ready = pod.status?.conditions?.find((c) => c.type === 'Ready');
+  // etcd's own defaults: the member alone at its advertised peer URLs, token "etcd-cluster".
+  const initialCluster = get('initial-cluster') ?? splitUrls(get('initial-advertise-peer-urls') ?? peerUrl).map((u) => `${name}=${u}`).join(',');
+  const initialClusterToken = get('initial-cluster-token') ?? 'etcd-cluster';
+  return {
+    pod: podName,
+    namespace: pod.metadata?.namespace ?? '',
+    container: container.name,
+    ...(pod.spec?.nodeName ? { node: pod.spec.nodeName } : {}),
+    ...(ordinal !== undefined ? { ordinal } : {}),
+    name,
+    endpoint: client.endpoint,
+    clientPort: client.port,
+    peerUrl,
+    dataDir,
+    tls: { ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}) },
+    clientTlsEnabled: client.endpoint.startsWith('https:'),
+    initialCluster,
+    initialClusterToken,
+    ...(dataVolume ? { dataVolume } : {}),
+    ...(certSource ? { certSource } : {}),
+    image: container.image ?? '',
+    ...(runAsUser !== undefined ? { runAsUser } : {}),
+    ...(runAsGroup !== undefined ? { runAsGroup } : {}),
+    ...(fsGroup !== undefined ? { fsGroup } : {}),
+    ...(ready ? { ready: ready.status === 'True' } : {}),
+    ...(notes.length ? { notes } : {}),
+  };
+}

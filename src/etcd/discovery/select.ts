@@ -1,0 +1,153 @@
+/**
+ * Chooses which etcd workload the user means: `--statefulset`, `--pod`, `-l`, or — with only a
+ * namespace — the one etcd workload in it. Reads the cluster through a narrow lister so it runs
+ * the same against plain objects in tests and the real API in the plugin.
+ */
+import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import { NotFoundError, UsageError } from '../../errors.js';
+import { findEtcdContainer } from './command.js';
+import { labelSelectorString, podFromStatefulSet } from './template.js';
+
+/** What selection needs from the cluster. */
+export interface EtcdPodLister {
+  listPods(namespace: string, labelSelector?: string): Promise<V1Pod[]>;
+  getStatefulSet(namespace: string, name: string): Promise<V1StatefulSet | undefined>;
+  listStatefulSets(namespace: string): Promise<V1StatefulSet[]>;
+}
+
+/** How the user pointed at the etcd cluster. */
+export interface WorkloadSelection {
+  namespace: string;
+  statefulSet?: string;
+  pod?: string;
+  selector?: string;
+  /** Container name, when auto-detection must be overridden. */
+  container?: string;
+}
+
+/** The chosen workload and the pods of its members. */
+export interface SelectedWorkload {
+  namespace: string;
+  workload: { kind: 'StatefulSet' | 'Pods'; name: string; selector?: string; replicas?: number };
+  pods: V1Pod[];
+  statefulSet?: V1StatefulSet;
+  /** Set when the user named a pod. */
+  focusPod?: string;
+  /** true when the pods were made from the StatefulSet template because none exist. */
+  fromTemplate?: boolean;
+}
+
+function ownerStatefulSet(pod: V1Pod): string | undefined {
+  return pod.metadata?.ownerReferences?.find((o) => o.kind === 'StatefulSet' && o.controller !== false)?.name;
+}
+
+function ownerOf(pod: V1Pod): string | undefined {
+  const o = pod.metadata?.ownerReferences?.find((r) => r.controller !== false) ?? pod.metadata?.ownerReferences?.[0];
+  return o ? `${o.kind.toLowerCase()}/${o.name}` : undefined;
+}
+
+function byName(a: V1Pod, b: V1Pod): number {
+  const an = a.metadata?.name ?? '';
+  const bn = b.metadata?.name ?? '';
+  return an.localeCompare(bn, 'en', { numeric: true });
+}
+
+/** A selector shared by bare pods: their common labels, preferring kubeadm's component=etcd. */
+function commonSelector(pods: V1Pod[]): string | undefined {
+  const first = pods[0]?.metadata?.labels ?? {};
+  if (pods.every((p) => p.metadata?.labels?.['component'] === 'etcd')) return 'component=etcd';
+  const shared = Object.entries(first).filter(([k, v]) => pods.every((p) => p.metadata?.labels?.[k] === v));
+  return shared.length ? shared.map(([k, v]) => `${k}=${v}`).join(',') : undefined;
+}
+
+async function statefulSetWorkload(lister: EtcdPodLister, ns: string, sts: V1StatefulSet, container?: string): Promise<SelectedWorkload> {
+  const name = sts.metadata?.name ?? '';
+  const selector = labelSelectorString(sts.spec?.selector);
+  const pods = (await lister.listPods(ns, selector || undefined))
+    .filter((p) => ownerStatefulSet(p) === name)
+    .sort(byName);
+  const replicas = sts.spec?.replicas ?? 1;
+  const workload = { kind: 'StatefulSet' as const, name, ...(selector ? { selector } : {}), replicas };
+  if (pods.length === 0) {
+    const templatePods = Array.from({ length: replicas }, (_, i) => podFromStatefulSet(sts, i));
+    if (!templatePods.length || !findEtcdContainer(templatePods[0]!, container)) {
+      throw new NotFoundError(`statefulset "${name}" in namespace "${ns}" has no etcd pods`, 'pass --statefulset with the etcd workload or --container');
+    }
+    return { namespace: ns, workload, pods: templatePods, statefulSet: sts, fromTemplate: true };
+  }
+  if (!findEtcdContainer(pods[0]!, container)) {
+    throw new NotFoundError(`statefulset "${name}" in namespace "${ns}" does not run etcd`, 'pass --statefulset with the etcd workload or --container');
+  }
+  return { namespace: ns, workload, pods, statefulSet: sts };
+}
+
+async function groupWorkload(lister: EtcdPodLister, ns: string, pods: V1Pod[], what: string, container?: string): Promise<SelectedWorkload> {
+  const etcdPods = pods.filter((p) => findEtcdContainer(p, container));
+  if (!etcdPods.length) {
+    throw new NotFoundError(`no etcd pods found in namespace "${ns}"${what}`, 'pass -n or --statefulset');
+  }
+  const groups = new Map<string, V1Pod[]>();
+  for (const p of etcdPods) {
+    const sts = ownerStatefulSet(p);
+    const key = sts ? `statefulset/${sts}` : ownerOf(p) ?? 'pods';
+    groups.set(key, [...(groups.get(key) ?? []), p]);
+  }
+  if (groups.size > 1) {
+    const names = [...groups.keys()].map((k) => (k === 'pods' ? 'pods without owner' : k)).join(', ');
+    throw new UsageError(`found ${groups.size} etcd workloads in namespace "${ns}": ${names}`, 'pass --statefulset, --pod or -l to choose one');
+  }
+  const [key, members] = [...groups.entries()][0]!;
+  if (key.startsWith('statefulset/')) {
+    const name = key.slice('statefulset/'.length);
+    const sts = await lister.getStatefulSet(ns, name);
+    if (sts) return statefulSetWorkload(lister, ns, sts, container);
+    return { namespace: ns, workload: { kind: 'StatefulSet', name }, pods: members.sort(byName) };
+  }
+  const selector = commonSelector(members);
+  return { namespace: ns, workload: { kind: 'Pods', name: selector ?? key, ...(selector ? { selector } : {}), replicas: members.length }, pods: members.sort(byName) };
+}
+
+/** Resolves the user's selection to one etcd workload and its member pods. */
+export async function selectEtcdWorkload(lister: EtcdPodLister, sel: WorkloadSelection): Promise<SelectedWorkload> {
+  const ns = sel.namespace;
+  if ([sel.statefulSet, sel.pod, sel.selector].filter(Boolean).length > 1) {
+    throw new UsageError('--statefulset, --pod and -l are mutually exclusive', 'pass only one of them');
+  }
+  if (sel.statefulSet) {
+    const sts = await lister.getStatefulSet(ns, sel.statefulSet);
+    if (!sts) {
+      throw new NotFoundError(`statefulset "${sel.statefulSet}" not found in namespace "${ns}"`, 'pass -n or --statefulset');
+    }
+    return statefulSetWorkload(lister, ns, sts, sel.container);
+  }
+  if (sel.pod) {
+    const pod = (await lister.listPods(ns)).find((p) => p.metadata?.name === sel.pod);
+    if (!pod) throw new NotFoundError(`pod "${sel.pod}" not found in namespace "${ns}"`, 'pass -n or --pod');
+    if (!findEtcdContainer(pod, sel.container)) {
+      throw new NotFoundError(`pod "${sel.pod}" in namespace "${ns}" runs no etcd container`, 'pass --container or another --pod');
+    }
+    const stsName = ownerStatefulSet(pod);
+    const sts = stsName ? await lister.getStatefulSet(ns, stsName) : undefined;
+    const chosen = sts
+      ? await statefulSetWorkload(lister, ns, sts, sel.container)
+      : { namespace: ns, workload: { kind: 'Pods' as const, name: sel.pod, replicas: 1 }, pods: [pod] };
+    return { ...chosen, focusPod: sel.pod };
+  }
+  if (sel.selector) {
+    return groupWorkload(lister, ns, await lister.listPods(ns, sel.selector), ` matching "${sel.selector}"`, sel.container);
+  }
+  const pods = await lister.listPods(ns);
+  if (!pods.length) {
+    // A StatefulSet scaled to zero still describes its members.
+    const candidates = (await lister.listStatefulSets(ns)).filter((s) => {
+      const p = podFromStatefulSet(s, 0);
+      return findEtcdContainer(p, sel.container) !== undefined;
+    });
+    if (candidates.length === 1) return statefulSetWorkload(lister, ns, candidates[0]!, sel.container);
+    if (candidates.length > 1) {
+      const names = candidates.map((s) => `statefulset/${s.metadata?.name}`).join(', ');
+      throw new UsageError(`found ${candidates.length} etcd workloads in namespace "${ns}": ${names}`, 'pass --statefulset to choose one');
+    }
+  }
+  return groupWorkload(lister, ns, pods, '', sel.container);
+}
