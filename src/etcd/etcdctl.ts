@@ -1,0 +1,117 @@
+/**
+ * Pure builders of etcdctl / etcdutl invocations as argv arrays plus env (never shell strings).
+ * Where a shell cannot be avoided, `shellCommand` quotes every word with the tested `shellQuote`.
+ */
+import type { ClientTls, EtcdMember } from './topology.js';
+import { shellJoin } from './shell.js';
+
+/** A command to run in a container: argv and the extra environment it needs. */
+export interface EtcdCommand {
+  argv: string[];
+  env: Record<string, string>;
+}
+
+/** How etcdctl reaches a member: endpoint(s) and client TLS files. */
+export interface EtcdctlTarget {
+  endpoints: string[];
+  tls?: ClientTls;
+}
+
+/** The etcdctl target of a member: its in-pod endpoint and TLS files. */
+export function targetOf(member: Pick<EtcdMember, 'endpoint' | 'tls'>): EtcdctlTarget {
+  return { endpoints: [member.endpoint], tls: member.tls };
+}
+
+const API3 = { ETCDCTL_API: '3' };
+
+function connection(t: EtcdctlTarget): string[] {
+  return [
+    `--endpoints=${t.endpoints.join(',')}`,
+    ...(t.tls?.caFile ? [`--cacert=${t.tls.caFile}`] : []),
+    ...(t.tls?.certFile ? [`--cert=${t.tls.certFile}`] : []),
+    ...(t.tls?.keyFile ? [`--key=${t.tls.keyFile}`] : []),
+  ];
+}
+
+/** `etcdctl snapshot save PATH` against the target (one endpoint: etcdctl requires exactly one). */
+export function snapshotSave(t: EtcdctlTarget, path: string): EtcdCommand {
+  if (t.endpoints.length !== 1) throw new Error(`snapshot save needs exactly one endpoint, got ${t.endpoints.length}`);
+  return { argv: ['etcdctl', ...connection(t), 'snapshot', 'save', path], env: { ...API3 } };
+}
+
+/** `etcdctl snapshot status PATH -w json` (offline; no endpoint). */
+export function snapshotStatus(path: string): EtcdCommand {
+  return { argv: ['etcdctl', 'snapshot', 'status', path, '-w', 'json'], env: { ...API3 } };
+}
+
+/** What one member's restore needs. */
+export interface RestoreSpec {
+  snapshot: string;
+  name: string;
+  initialCluster: string;
+  initialClusterToken: string;
+  initialAdvertisePeerUrls: string;
+  dataDir: string;
+  /** Required for a raw db copied from a data dir (no sha256 trailer). */
+  skipHashCheck?: boolean;
+}
+
+function restoreFlags(r: RestoreSpec): string[] {
+  return [
+    `--name=${r.name}`,
+    `--initial-cluster=${r.initialCluster}`,
+    `--initial-cluster-token=${r.initialClusterToken}`,
+    `--initial-advertise-peer-urls=${r.initialAdvertisePeerUrls}`,
+    `--data-dir=${r.dataDir}`,
+    ...(r.skipHashCheck ? ['--skip-hash-check'] : []),
+  ];
+}
+
+/** `etcdctl snapshot restore` (etcd 3.4; deprecated in 3.5 in favour of etcdutl). */
+export function etcdctlSnapshotRestore(r: RestoreSpec): EtcdCommand {
+  return { argv: ['etcdctl', 'snapshot', 'restore', r.snapshot, ...restoreFlags(r)], env: { ...API3 } };
+}
+
+/** `etcdutl snapshot restore … --bump-revision N --mark-compacted` (etcd 3.5+), so watch caches cannot miss changes. */
+export function etcdutlSnapshotRestore(r: RestoreSpec & { bumpRevision?: number; markCompacted?: boolean }): EtcdCommand {
+  const bump = r.bumpRevision !== undefined ? [`--bump-revision=${r.bumpRevision}`] : [];
+  const mark = r.markCompacted ?? r.bumpRevision !== undefined ? ['--mark-compacted'] : [];
+  return { argv: ['etcdutl', 'snapshot', 'restore', r.snapshot, ...restoreFlags(r), ...bump, ...mark], env: {} };
+}
+
+/** `etcdctl endpoint status -w json` (`cluster` asks every member the target knows of). */
+export function endpointStatus(t: EtcdctlTarget, opts: { cluster?: boolean } = {}): EtcdCommand {
+  return { argv: ['etcdctl', ...connection(t), 'endpoint', 'status', ...(opts.cluster ? ['--cluster'] : []), '-w', 'json'], env: { ...API3 } };
+}
+
+/** `etcdctl endpoint health -w json`. */
+export function endpointHealth(t: EtcdctlTarget, opts: { cluster?: boolean } = {}): EtcdCommand {
+  return { argv: ['etcdctl', ...connection(t), 'endpoint', 'health', ...(opts.cluster ? ['--cluster'] : []), '-w', 'json'], env: { ...API3 } };
+}
+
+/** `etcdctl member list -w json` (IDs are uint64: read them with parseMemberList). */
+export function memberList(t: EtcdctlTarget): EtcdCommand {
+  return { argv: ['etcdctl', ...connection(t), 'member', 'list', '-w', 'json'], env: { ...API3 } };
+}
+
+/** `etcdctl alarm list`. */
+export function alarmList(t: EtcdctlTarget): EtcdCommand {
+  return { argv: ['etcdctl', ...connection(t), 'alarm', 'list'], env: { ...API3 } };
+}
+
+/** The `--initial-cluster` value for members: `name=peerUrl,…` in member order. */
+export function initialClusterOf(members: Array<Pick<EtcdMember, 'name' | 'peerUrl'>>): string {
+  return members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+}
+
+/** One shell command line (`K=V … argv`) for when only `sh -c` will do; every word is quoted. */
+export function shellCommand(cmd: EtcdCommand): string {
+  const env = Object.entries(cmd.env).map(([k, v]) => shellJoin([`${k}=${v}`]));
+  return [...env, shellJoin(cmd.argv)].join(' ');
+}
+
+/** argv that runs the command with its env through `env` (no shell needed). */
+export function withEnv(cmd: EtcdCommand): string[] {
+  const env = Object.entries(cmd.env).map(([k, v]) => `${k}=${v}`);
+  return env.length ? ['env', ...env, ...cmd.argv] : cmd.argv;
+}
