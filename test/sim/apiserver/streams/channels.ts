@@ -1,0 +1,184 @@
+// The channel framing of k8s.io/apimachinery's wsstream as kube-apiserver and the kubelet speak
+// it: every binary WebSocket message starts with one channel byte; v5.channel.k8s.io adds the
+// CLOSE signal (channel 255 followed by the channel being half-closed). Outgoing data is cut into
+// frames of at most 32 KiB, as Go's io.Copy buffer cuts it. Flow control: sends are counted
+// until ws reports them written to the socket; past HIGH_WATER the caller is told to pause its
+// source, and `onDrain` fires once the backlog falls below LOW_WATER.
+// Differences from a real API server: the base64 protocols (text frames) are not offered; the
+// server sends no pings of its own (it answers the client's, which is all client-go needs).
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import type { StreamFault } from './faults.js';
+
+/** Signal byte of v5.channel.k8s.io: "the channel in the next byte will send no more". */
+export const CLOSE_CHANNEL = 255;
+const MAX_FRAME = 32 * 1024;
+const HIGH_WATER = 1024 * 1024;
+const LOW_WATER = 256 * 1024;
+
+/** The WebSocket subprotocols the client offered, in its order of preference. */
+export function offeredProtocols(req: IncomingMessage): string[] {
+  const header = req.headers['sec-websocket-protocol'];
+  if (!header) return [];
+  return String(header).split(',').map((p) => p.trim()).filter(Boolean);
+}
+
+/** Picks the first offered protocol the server allows (Go wsstream's rule); '' means "none offered". */
+export function negotiate(offered: string[], allowed: string[]): string | undefined {
+  const wanted = offered.length ? offered : [''];
+  return wanted.find((p) => allowed.includes(p));
+}
+
+/** True when the request asks for a WebSocket upgrade. */
+export function isWebSocketRequest(req: IncomingMessage): boolean {
+  return String(req.headers.upgrade ?? '').toLowerCase() === 'websocket';
+}
+
+/** Answers a failed subprotocol negotiation the way golang.org/x/net/websocket does. */
+export function rejectHandshake(socket: Duplex): void {
+  socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
+}
+
+/** Completes the upgrade with the given subprotocol and returns the open WebSocket. */
+export function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, protocol: string): Promise<WebSocket> {
+  const wss = new WebSocketServer({
+    noServer: true, clientTracking: false, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024,
+    handleProtocols: () => protocol || false,
+  });
+  return new Promise((resolve) => wss.handleUpgrade(req, socket, head, (ws) => resolve(ws)));
+}
+
+/** Callbacks a stream handler registers for what the client sends. */
+export interface ChannelHandlers {
+  data(channel: number, payload: Buffer): void;
+  halfClose?(channel: number): void;
+  closed(): void;
+}
+
+/** A multiplexed, flow-controlled, fault-injectable view of one pod-stream WebSocket. */
+export class ChannelSocket {
+  private pending = 0;
+  private sentPayload = 0;
+  private drainWaiters: (() => void)[] = [];
+  private stalled = false;
+  private cutting = false;
+  private ended = false;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly socket: Duplex,
+    private readonly protocol: string,
+    private readonly fault: StreamFault | undefined,
+  ) {}
+
+  /** Starts delivering client frames to the handlers. */
+  listen(h: ChannelHandlers): void {
+    this.ws.on('message', (raw: RawData, isBinary: boolean) => {
+      if (!isBinary) return; // text frames belong to the base64 protocols we never negotiate
+      const data = toBuffer(raw);
+      if (data.length === 0) return;
+      if (this.protocol === 'v5.channel.k8s.io' && data[0] === CLOSE_CHANNEL) {
+        if (data.length === 2) h.halfClose?.(data[1]);
+        else this.ws.close(); // wsstream ends the connection on a malformed CLOSE
+        return;
+      }
+      h.data(data[0], data.subarray(1));
+    });
+    this.ws.on('close', () => { this.ended = true; h.closed(); this.wakeDrainWaiters(); });
+    this.ws.on('error', () => { /* the close event follows */ });
+  }
+
+  /** True while the client is connected and the connection not cut. */
+  get open(): boolean {
+    return !this.ended && this.ws.readyState === this.ws.OPEN;
+  }
+
+  /** Sends a control frame (port numbers, empty hello) that faults do not count. */
+  sendControl(channel: number, payload: Buffer = Buffer.alloc(0)): void {
+    if (!this.open || this.stalled) return;
+    this.frame(channel, payload);
+  }
+
+  /** Sends payload bytes on a data channel; returns false when the source should pause. */
+  send(channel: number, payload: Buffer): boolean {
+    if (!this.open) return false;
+    if (this.stalled) return false;
+    let data = payload;
+    const limit = this.fault ? this.fault.afterBytes - this.sentPayload : Infinity;
+    if (data.length >= limit && this.fault) {
+      data = data.subarray(0, Math.max(0, limit));
+      for (let off = 0; off < data.length; off += MAX_FRAME) this.frame(channel, data.subarray(off, off + MAX_FRAME));
+      this.sentPayload += data.length;
+      this.trip(this.fault);
+      return false;
+    }
+    for (let off = 0; off < data.length; off += MAX_FRAME) this.frame(channel, data.subarray(off, off + MAX_FRAME));
+    this.sentPayload += data.length;
+    return this.pending < HIGH_WATER;
+  }
+
+  /** Calls `cb` once the send backlog is low again (or the client is gone). */
+  onDrain(cb: () => void): void {
+    if (!this.open || this.pending < LOW_WATER) { if (!this.stalled) cb(); return; }
+    this.drainWaiters.push(cb);
+  }
+
+  /** Stops (true) or restarts (false) reading client frames, for stdin backpressure. */
+  pauseInput(paused: boolean): void {
+    if (paused) this.ws.pause(); else this.ws.resume();
+  }
+
+  /** Sends the final status frame (if any) and closes the WebSocket normally. */
+  finish(status?: { channel: number; text: string }): void {
+    if (!this.open) return;
+    if (this.stalled) return; // a stalled stream never finishes: the client must give up
+    if (status && status.text) this.frame(status.channel, Buffer.from(status.text));
+    this.ws.close(1000);
+  }
+
+  /** Drops the connection without a close frame. */
+  abort(): void {
+    this.ended = true;
+    this.socket.destroy();
+    this.ws.terminate();
+  }
+
+  private frame(channel: number, payload: Buffer): void {
+    const msg = Buffer.allocUnsafe(payload.length + 1);
+    msg[0] = channel;
+    payload.copy(msg, 1);
+    this.pending += msg.length;
+    this.ws.send(msg, { binary: true }, () => {
+      this.pending -= msg.length;
+      if (this.cutting && this.pending === 0) this.abort();
+      else if (this.pending < LOW_WATER) this.wakeDrainWaiters();
+    });
+  }
+
+  private wakeDrainWaiters(): void {
+    if (this.stalled) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private trip(fault: StreamFault): void {
+    if (fault.action === 'stall') {
+      this.stalled = true;
+      this.drainWaiters = [];
+      return;
+    }
+    // cut: once the bytes before the cut are handed to the socket, drop it
+    this.cutting = true;
+    this.ended = true;
+    this.drainWaiters = [];
+    if (this.pending === 0) this.abort();
+  }
+}
+
+function toBuffer(raw: RawData): Buffer {
+  if (Buffer.isBuffer(raw)) return raw;
+  if (Array.isArray(raw)) return Buffer.concat(raw);
+  return Buffer.from(raw as ArrayBuffer);
+}
