@@ -121,16 +121,24 @@ function runSession(ws: WebSocket, opts: ExecOptions, target: string): Promise<n
     for (const out of [opts.stdout, opts.stderr]) out?.on('error', (err) => settle(new PluginError(`exec in ${target}: output stream failed: ${err.message}`)));
 
     // stdin: send chunks, pause while too much is in flight on the socket.
+    // (Own flag instead of isPaused(): stdin may be a streamx stream such as a tar-stream pack.)
     let inFlight = 0;
+    let stdinPaused = false;
     const v5 = ws.protocol === 'v5.channel.k8s.io';
     const onStdinData = (chunk: Buffer | string) => {
       const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
       inFlight += buf.length;
-      if (inFlight > stdinHighWater) opts.stdin!.pause();
+      if (inFlight > stdinHighWater && !stdinPaused) {
+        stdinPaused = true;
+        opts.stdin!.pause();
+      }
       ws.send(encodeFrame(Channel.stdin, buf), (err) => {
         inFlight -= buf.length;
         if (err) return settle(new PluginError(`exec in ${target}: sending stdin failed: ${err.message}`));
-        if (inFlight <= stdinHighWater / 2 && opts.stdin!.isPaused() && !settled) opts.stdin!.resume();
+        if (inFlight <= stdinHighWater / 2 && stdinPaused && !settled) {
+          stdinPaused = false;
+          opts.stdin!.resume();
+        }
       });
     };
     const onStdinEnd = () => {
@@ -147,7 +155,7 @@ function runSession(ws: WebSocket, opts: ExecOptions, target: string): Promise<n
 }
 
 function finish(out: Writable | undefined): Promise<void> {
-  if (!out || out.writableFinished) return Promise.resolve();
+  if (!out || out.writableFinished === true) return Promise.resolve();
   return new Promise((resolve, reject) => {
     out.once('finish', resolve);
     out.once('error', reject);

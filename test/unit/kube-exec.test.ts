@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { loadKubeConfig } from '../../src/kube/config.js';
 import { ExecFailedError, execCapture, execInPod } from '../../src/kube/exec.js';
+import { copyFileIntoPod, copyFileOutOfPod, fileDigestInPod } from '../../src/kube/copy.js';
 import { ForbiddenError, NotFoundError, formatError } from '../../src/errors.js';
 import { ensureCA, issueCert } from '../sim/pki.js';
 
@@ -180,5 +181,53 @@ describe('execInPod against a real WebSocket server', () => {
     const err = await execCapture(admin(), { namespace: 'ns1', pod: 'missing', command: ['true'] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NotFoundError);
     expect((err as Error).message).toBe('pods "missing" not found');
+  });
+});
+
+describe('copy through the exec client (host processes behind the fake server)', () => {
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+  it('copies one file out via tar into the destination, with mode, size and sha256', async () => {
+    const data = randomBytes(20 << 20);
+    const file = path.join(dir, 'out.db');
+    fs.writeFileSync(file, data, { mode: 0o640 });
+    const chunks: Buffer[] = [];
+    let progress = 0;
+    const r = await copyFileOutOfPod(admin(), {
+      namespace: 'ns1',
+      pod: 'p',
+      path: file,
+      destination: new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }),
+      onProgress: (b) => (progress = b),
+    });
+    expect(r).toEqual({ bytes: data.length, mode: 0o640, sha256: sha(data) });
+    expect(progress).toBe(data.length);
+    expect(sha(Buffer.concat(chunks))).toBe(sha(data));
+  });
+
+  it('fails with tar\'s stderr when the file does not exist', async () => {
+    const run = copyFileOutOfPod(admin(), { namespace: 'ns1', pod: 'p', path: path.join(dir, 'nope.db'), destination: new PassThrough() });
+    await expect(run).rejects.toThrow(/copying ".*nope\.db" in pod "ns1\/p" failed: tar exited with 2: .*No such file/);
+  });
+
+  it('refuses a directory', async () => {
+    fs.mkdirSync(path.join(dir, 'adir'));
+    const run = copyFileOutOfPod(admin(), { namespace: 'ns1', pod: 'p', path: path.join(dir, 'adir'), destination: new PassThrough().resume() });
+    await expect(run).rejects.toThrow(/expected one regular file, got directory/);
+  });
+
+  it.each(['tar', 'cat', 'head'] as const)('copies a file in with %s and the digest in the pod matches', async (method) => {
+    const data = randomBytes(3 << 20);
+    const target = path.join(dir, `in-${method}.db`);
+    const r = await copyFileIntoPod(admin(), { namespace: 'ns1', pod: 'p', path: target, source: Readable.from([data]), size: data.length, mode: 0o600, method });
+    expect(r).toEqual({ bytes: data.length, sha256: sha(data) });
+    expect(fs.statSync(target).mode & 0o777).toBe(0o600);
+    expect(await fileDigestInPod(admin(), { namespace: 'ns1', pod: 'p', path: target })).toEqual({ sha256: sha(data), bytes: data.length });
+  });
+
+  it('fails with the command\'s stderr when the target directory is missing', async () => {
+    const data = Buffer.from('x');
+    const run = copyFileIntoPod(admin(), { namespace: 'ns1', pod: 'p', path: path.join(dir, 'no/such/dir/f'), source: Readable.from([data]), size: 1, mode: 0o600 });
+    await expect(run).rejects.toThrow(/copying into ".*f" in pod "ns1\/p" failed: tar exited with 2/);
   });
 });

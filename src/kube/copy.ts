@@ -1,0 +1,207 @@
+/**
+ * Copying one file out of / into a pod through exec, streamed end to end with backpressure
+ * (never client-node's Cp, which resolves early and ignores exit codes).
+ */
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import { Writable, type Readable } from 'node:stream';
+import tar from 'tar-stream';
+import { PluginError } from '../errors.js';
+import { execCapture, execInPod, type KubeStreamAccess } from './exec.js';
+
+/** Which file in which container. */
+export interface PodFile {
+  namespace: string;
+  pod: string;
+  container?: string;
+  /** Absolute path inside the container. */
+  path: string;
+}
+
+/** Options for copying a file out of a pod. */
+export interface CopyOutOptions extends PodFile {
+  destination: Writable;
+  /** End the destination and wait for it to finish (default true). */
+  end?: boolean;
+  onProgress?: (bytes: number) => void;
+}
+
+/** What arrived: size, the mode from the tar header, and the sha256 of the bytes written. */
+export interface CopyOutResult {
+  bytes: number;
+  mode: number;
+  sha256: string;
+}
+
+/** Streams one regular file out of a pod (`tar cf - -C DIR BASE` parsed with tar-stream) into destination. */
+export async function copyFileOutOfPod(kube: KubeStreamAccess, opts: CopyOutOptions): Promise<CopyOutResult> {
+  const where = `"${opts.path}" in pod "${opts.namespace}/${opts.pod}"`;
+  const dir = posix.dirname(opts.path);
+  const base = posix.basename(opts.path);
+  const hash = createHash('sha256');
+  const stderr = tailCollector(4096);
+  const extract = tar.extract();
+  let entries = 0;
+  let bytes = 0;
+  let mode = 0;
+  let entryError: Error | undefined;
+  let entryDone: Promise<void> = Promise.resolve();
+  extract.on('entry', (header, stream, next) => {
+    entries++;
+    if (entries > 1 || header.type !== 'file') {
+      entryError ??= new PluginError(`copying ${where}: expected one regular file, got ${header.type} "${header.name}"`, 'pass the path of a regular file, not a directory or link');
+      stream.on('end', () => next());
+      stream.resume();
+      return;
+    }
+    mode = header.mode ?? 0;
+    entryDone = relay(stream as unknown as Readable, opts.destination, opts.end !== false, (chunk) => {
+      hash.update(chunk);
+      bytes += chunk.length;
+      opts.onProgress?.(bytes);
+    }).finally(() => next());
+    entryDone.catch(() => {});
+  });
+  const { exitCode } = await execInPod(kube, {
+    namespace: opts.namespace,
+    pod: opts.pod,
+    container: opts.container,
+    command: ['tar', 'cf', '-', '-C', dir, base],
+    stdout: extract as unknown as Writable,
+    stderr,
+    end: true,
+  });
+  if (exitCode !== 0) {
+    throw new PluginError(`copying ${where} failed: tar exited with ${exitCode}: ${stderr.text() || 'no message'}`, 'check the path and that the image has tar');
+  }
+  await entryDone;
+  if (entryError) throw entryError;
+  if (entries === 0) throw new PluginError(`copying ${where}: tar sent no file`, 'check the path');
+  return { bytes, mode, sha256: hash.digest('hex') };
+}
+
+/** Pipes an entry stream into the destination with backpressure; resolves when the destination has it all. */
+function relay(from: Readable, to: Writable, end: boolean, onChunk: (chunk: Buffer) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    to.once('error', onError);
+    from.once('error', onError);
+    from.on('data', (chunk: Buffer) => {
+      onChunk(chunk);
+      if (!to.write(chunk)) {
+        from.pause();
+        to.once('drain', () => from.resume());
+      }
+    });
+    from.resume();
+    from.once('end', () => {
+      if (!end) {
+        to.removeListener('error', onError);
+        return resolve();
+      }
+      to.once('finish', () => {
+        to.removeListener('error', onError);
+        resolve();
+      });
+      to.end();
+    });
+  });
+}
+
+/** How to write the file in the pod: tar (needs tar), cat (needs v5 stdin EOF), head (needs head; works over v4). */
+export type CopyInMethod = 'tar' | 'cat' | 'head';
+
+/** Options for copying a stream into a file in a pod. */
+export interface CopyInOptions extends PodFile {
+  source: Readable;
+  /** Exact byte count of source (tar needs it up front; head reads exactly this many). */
+  size: number;
+  /** File mode, e.g. 0o600. */
+  mode: number;
+  method?: CopyInMethod;
+  onProgress?: (bytes: number) => void;
+}
+
+/** What was sent: byte count and sha256 of the bytes, for the caller to verify against the pod if it wants. */
+export interface CopyInResult {
+  bytes: number;
+  sha256: string;
+}
+
+/** Streams source into a file in a pod; fails with the command's stderr when it exits non-zero. */
+export async function copyFileIntoPod(kube: KubeStreamAccess, opts: CopyInOptions): Promise<CopyInResult> {
+  const where = `"${opts.path}" in pod "${opts.namespace}/${opts.pod}"`;
+  const method = opts.method ?? 'tar';
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const counted = opts.source;
+  counted.on('data', (chunk: Buffer) => {
+    hash.update(chunk);
+    bytes += chunk.length;
+    opts.onProgress?.(bytes);
+  });
+  counted.pause();
+  const mode = (opts.mode & 0o7777).toString(8);
+  let stdin: Readable;
+  let command: string[];
+  if (method === 'tar') {
+    const pack = tar.pack();
+    const entry = pack.entry({ name: posix.basename(opts.path), size: opts.size, mode: opts.mode & 0o7777, mtime: new Date() }, (err) => {
+      if (err) pack.destroy(err);
+      else pack.finalize();
+    });
+    relay(counted, entry as unknown as Writable, true, () => {}).catch((err: Error) => pack.destroy(err));
+    stdin = pack as unknown as Readable;
+    command = ['tar', '-xmf', '-', '-C', posix.dirname(opts.path)];
+  } else {
+    stdin = counted;
+    const write = method === 'cat' ? 'cat > "$1"' : 'head -c "$3" > "$1"';
+    command = ['sh', '-c', `${write} && chmod "$2" "$1"`, 'sh', opts.path, mode, String(opts.size)];
+  }
+  const stderr = tailCollector(4096);
+  const { exitCode } = await execInPod(kube, {
+    namespace: opts.namespace,
+    pod: opts.pod,
+    container: opts.container,
+    command,
+    stdin,
+    stderr,
+    end: true,
+    protocols: method === 'cat' ? ['v5.channel.k8s.io'] : undefined,
+  });
+  if (exitCode !== 0) {
+    throw new PluginError(`copying into ${where} failed: ${command[0]} exited with ${exitCode}: ${stderr.text() || 'no message'}`, 'check the path, free space and that the image has the tools');
+  }
+  if (bytes !== opts.size) {
+    throw new PluginError(`copying into ${where}: sent ${bytes} bytes, expected ${opts.size}`, 'check that the source file did not change during the copy');
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+/** sha256 and size of a file in a pod (runs `sha256sum` and `wc -c`), for verifying a copy. */
+export async function fileDigestInPod(kube: KubeStreamAccess, file: PodFile): Promise<{ sha256: string; bytes: number }> {
+  const r = await execCapture(kube, {
+    namespace: file.namespace,
+    pod: file.pod,
+    container: file.container,
+    command: ['sh', '-c', 'sha256sum "$1" && wc -c < "$1"', 'sh', file.path],
+  });
+  const m = /^([0-9a-f]{64})\s.*\n\s*(\d+)\s*$/.exec(r.stdout);
+  if (r.exitCode !== 0 || !m) {
+    throw new PluginError(`cannot checksum "${file.path}" in pod "${file.namespace}/${file.pod}": ${r.stderr.trim().split('\n')[0] || `exit ${r.exitCode}`}`, 'check that the file exists and the image has sha256sum');
+  }
+  return { sha256: m[1]!, bytes: Number(m[2]) };
+}
+
+/** A Writable keeping only the last `max` bytes written (for error messages from stderr). */
+function tailCollector(max: number): Writable & { text(): string } {
+  let buf = Buffer.alloc(0);
+  const w = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      buf = Buffer.concat([buf, chunk]);
+      if (buf.length > max) buf = buf.subarray(buf.length - max);
+      cb();
+    },
+  });
+  return Object.assign(w, { text: () => buf.toString('utf8').trim().split('\n').slice(-3).join('; ') });
+}
