@@ -1,0 +1,57 @@
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+
+/** What a pass-through digest learned about a snapshot stream. */
+export interface StreamDigest {
+  size: number;
+  /** sha256 (hex) of every byte, as recorded in the sidecar. */
+  sha256: string;
+  /** true when the last 32 bytes are the sha256 of everything before them (etcd's snapshot trailer). */
+  trailerValid: boolean;
+}
+
+const TRAILER = 32;
+
+/**
+ * A pass-through Transform that hashes the whole stream and checks etcd's sha256 trailer on the
+ * fly, holding back nothing but a 32-byte window; read the result with digest() after 'finish'.
+ */
+export class SnapshotDigester extends Transform {
+  private readonly whole: Hash = createHash('sha256');
+  private readonly body: Hash = createHash('sha256');
+  private tail = Buffer.alloc(0);
+  private size = 0;
+  private result?: StreamDigest;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.size += chunk.length;
+    this.whole.update(chunk);
+    if (chunk.length >= TRAILER) {
+      this.body.update(this.tail);
+      this.body.update(chunk.subarray(0, chunk.length - TRAILER));
+      this.tail = Buffer.from(chunk.subarray(chunk.length - TRAILER));
+    } else {
+      const joined = Buffer.concat([this.tail, chunk]);
+      const cut = Math.max(0, joined.length - TRAILER);
+      this.body.update(joined.subarray(0, cut));
+      this.tail = Buffer.from(joined.subarray(cut));
+    }
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    const bodyDigest = this.body.digest();
+    this.result = {
+      size: this.size,
+      sha256: this.whole.digest('hex'),
+      trailerValid: this.tail.length === TRAILER && bodyDigest.equals(this.tail),
+    };
+    cb();
+  }
+
+  /** The digest; throws if the stream has not ended. */
+  digest(): StreamDigest {
+    if (!this.result) throw new Error('snapshot digest read before the stream ended');
+    return this.result;
+  }
+}

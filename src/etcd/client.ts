@@ -1,0 +1,141 @@
+/**
+ * An etcd3 client for one member, reached through a local 127.0.0.1 listener whose connections are
+ * each carried by a Kubernetes port-forward stream. TLS is verified against the member's CA with a
+ * server name taken from the member's certificate (one of its SANs).
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
+import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Etcd3 } from 'etcd3';
+
+/** Opens one byte stream to a port inside a pod (a port-forward). */
+export type PodPortOpener = (namespace: string, pod: string, port: number) => Promise<Duplex>;
+
+/** PEM client TLS material for etcd. */
+export interface EtcdTlsMaterial {
+  ca: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+/** A local listener that forwards each accepted connection into the pod. */
+export interface LocalForward {
+  port: number;
+  /** The first error a forwarded connection hit, if any (e.g. the stream was cut). */
+  lastError(): Error | undefined;
+  close(): Promise<void>;
+}
+
+/** Listens on 127.0.0.1:0 and forwards every connection to `pod:port` through `open`. */
+export async function startLocalForward(open: PodPortOpener, namespace: string, pod: string, port: number): Promise<LocalForward> {
+  const sockets = new Set<Socket | Duplex>();
+  let failure: Error | undefined;
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    open(namespace, pod, port).then(
+      (remote) => {
+        sockets.add(remote);
+        remote.on('error', (err: Error) => {
+          failure ??= err;
+          socket.destroy();
+        });
+        socket.on('error', () => remote.destroy());
+        remote.on('close', () => {
+          sockets.delete(remote);
+          socket.destroy();
+        });
+        socket.on('close', () => remote.destroy());
+        socket.pipe(remote);
+        remote.pipe(socket);
+      },
+      (err: Error) => {
+        failure ??= err;
+        socket.destroy();
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  if (!address || typeof address === 'string') throw new Error('local port-forward listener has no port');
+  return {
+    port: address.port,
+    lastError: () => failure,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** The names a TLS server certificate is valid for (DNS and IP SANs, then the CN). */
+export function certificateNames(cert: Pick<PeerCertificate, 'subjectaltname' | 'subject'>): string[] {
+  const names = (cert.subjectaltname ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .map((s) => (s.startsWith('DNS:') ? s.slice(4) : s.startsWith('IP Address:') ? s.slice(11) : ''))
+    .filter((s) => s !== '' && !s.includes('*'));
+  const cn = cert.subject?.CN;
+  if (names.length === 0 && typeof cn === 'string') names.push(cn);
+  return names;
+}
+
+/** Picks the server name to verify: `preferred` when the certificate lists it, else a DNS name, else an IP. */
+export function chooseServerName(names: string[], preferred: string[]): string | undefined {
+  for (const p of preferred) if (names.includes(p) && isIP(p) === 0) return p;
+  return names.find((n) => isIP(n) === 0) ?? names.find((n) => preferred.includes(n)) ?? names[0];
+}
+
+/** Handshakes once (chain verified against the CA) to read the names in the member's serving certificate. */
+export function readServerNames(port: number, tls: EtcdTlsMaterial): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      ALPNProtocols: ['h2'],
+      rejectUnauthorized: true,
+      checkServerIdentity: () => undefined,
+    });
+    socket.setTimeout(15_000, () => socket.destroy(new Error('TLS handshake with etcd timed out')));
+    socket.once('secureConnect', () => {
+      const names = certificateNames(socket.getPeerCertificate());
+      socket.end();
+      socket.destroy();
+      resolve(names);
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** Options for connectEtcdClient. */
+export interface EtcdClientOptions {
+  port: number;
+  /** undefined for a plain-http member. */
+  tls?: EtcdTlsMaterial;
+  /** Names to prefer when verifying the server certificate (e.g. the member's endpoint host). */
+  preferredNames?: string[];
+  dialTimeoutMs?: number;
+}
+
+/** Connects an etcd3 client to the local forward, verifying TLS with a name from the member's certificate. */
+export async function connectEtcdClient(opts: EtcdClientOptions): Promise<Etcd3> {
+  const common = { dialTimeout: opts.dialTimeoutMs ?? 15_000 };
+  if (!opts.tls) return new Etcd3({ ...common, hosts: `http://127.0.0.1:${opts.port}` });
+  const names = await readServerNames(opts.port, opts.tls);
+  const serverName = chooseServerName(names, opts.preferredNames ?? []);
+  return new Etcd3({
+    ...common,
+    hosts: `https://127.0.0.1:${opts.port}`,
+    credentials: { rootCertificate: opts.tls.ca, certChain: opts.tls.cert, privateKey: opts.tls.key },
+    grpcOptions: serverName ? { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName } : {},
+  });
+}

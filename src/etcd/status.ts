@@ -1,0 +1,139 @@
+import type { EtcdMember } from './topology.js';
+
+/** One member's row in `kubectl etcd status`. IDs are hex strings as etcdctl -w table prints them. */
+export interface MemberStatus {
+  pod: string;
+  node?: string;
+  name: string;
+  endpoint: string;
+  memberId?: string;
+  clusterId?: string;
+  version?: string;
+  dbSize?: number;
+  dbSizeInUse?: number;
+  isLeader?: boolean;
+  leaderId?: string;
+  raftTerm?: number;
+  raftIndex?: number;
+  revision?: number;
+  alarms: string[];
+  healthy: boolean;
+  error?: string;
+}
+
+/** Runs a command in a member's etcd container and captures its output. */
+export interface MemberCommandRunner {
+  run(member: EtcdMember, argv: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+}
+
+/** Asks one member for its status; never rejects: failures become `healthy: false` with `error`. */
+export type StatusProbe = (member: EtcdMember) => Promise<MemberStatus>;
+
+/** Probes every member in parallel, keeping topology order. */
+export function collectStatus(members: EtcdMember[], probe: StatusProbe): Promise<MemberStatus[]> {
+  return Promise.all(members.map((m) => probe(m)));
+}
+
+/** etcdctl connection flags for a member, as seen inside its container. */
+export function etcdctlConnectionArgs(member: EtcdMember): string[] {
+  const args = [`--endpoints=${member.endpoint}`];
+  if (member.tls.caFile) args.push(`--cacert=${member.tls.caFile}`);
+  if (member.tls.certFile) args.push(`--cert=${member.tls.certFile}`);
+  if (member.tls.keyFile) args.push(`--key=${member.tls.keyFile}`);
+  return args;
+}
+
+/** A StatusProbe that execs `etcdctl endpoint status/health -w json` and `alarm list` in the member. */
+export function execStatusProbe(runner: MemberCommandRunner): StatusProbe {
+  return async (member) => {
+    const base = baseStatus(member);
+    const conn = ['etcdctl', ...etcdctlConnectionArgs(member), '--command-timeout=5s'];
+    try {
+      const st = await runner.run(member, [...conn, 'endpoint', 'status', '-w', 'json']);
+      if (st.exitCode !== 0) return { ...base, error: lastLine(st.stderr) || `etcdctl exited with ${st.exitCode}` };
+      Object.assign(base, parseEndpointStatus(st.stdout));
+      const health = await runner.run(member, [...conn, 'endpoint', 'health', '-w', 'json']);
+      const parsed = parseEndpointHealth(health.stdout);
+      base.healthy = health.exitCode === 0 && parsed.healthy;
+      if (!base.healthy) base.error = parsed.error || lastLine(health.stderr) || 'unhealthy';
+      const alarms = await runner.run(member, [...conn, 'alarm', 'list']);
+      if (alarms.exitCode === 0) base.alarms = parseAlarmList(alarms.stdout);
+      if (base.alarms.length > 0) {
+        base.healthy = false;
+        base.error ??= `alarm ${base.alarms.join(',')}`;
+      }
+      return base;
+    } catch (err) {
+      return { ...base, healthy: false, error: lastLine((err as Error).message) };
+    }
+  };
+}
+
+/** The row for a member before anything is known about it. */
+export function baseStatus(member: EtcdMember): MemberStatus {
+  return { pod: member.pod, node: member.node, name: member.name, endpoint: member.endpoint, alarms: [], healthy: false };
+}
+
+/** Parses `etcdctl endpoint status -w json` (uint64 IDs kept exact, printed as hex). */
+export function parseEndpointStatus(text: string): Partial<MemberStatus> {
+  const list = parseBigJson(text) as Array<{ Status?: Record<string, unknown> }>;
+  const s = list[0]?.Status;
+  if (!s) throw new Error('etcdctl endpoint status printed no status');
+  const header = (s.header ?? {}) as Record<string, unknown>;
+  const memberId = hexId(header.member_id);
+  const leaderId = hexId(s.leader);
+  return {
+    memberId,
+    clusterId: hexId(header.cluster_id),
+    version: typeof s.version === 'string' ? s.version : undefined,
+    dbSize: num(s.dbSize),
+    dbSizeInUse: num(s.dbSizeInUse),
+    leaderId,
+    isLeader: memberId !== undefined && memberId === leaderId,
+    raftTerm: num(s.raftTerm),
+    raftIndex: num(s.raftIndex),
+    revision: num(header.revision),
+  };
+}
+
+/** Parses `etcdctl endpoint health -w json`. */
+export function parseEndpointHealth(text: string): { healthy: boolean; error?: string } {
+  try {
+    const list = JSON.parse(text) as Array<{ health?: boolean; error?: string }>;
+    const h = list[0];
+    return { healthy: h?.health === true, error: h?.error };
+  } catch {
+    return { healthy: false };
+  }
+}
+
+/** Parses `etcdctl alarm list` lines such as `memberID:123 alarm:NOSPACE`. */
+export function parseAlarmList(text: string): string[] {
+  return [...text.matchAll(/alarm:(\S+)/g)].map((m) => m[1]!);
+}
+
+/** Formats a uint64 ID (number, decimal string or bigint) as lowercase hex. */
+export function hexId(value: unknown): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  try {
+    return BigInt(value as string | number | bigint).toString(16);
+  } catch {
+    return undefined;
+  }
+}
+
+function num(value: unknown): number | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** JSON.parse that keeps integers too large for a double as strings. */
+function parseBigJson(text: string): unknown {
+  return JSON.parse(text.replace(/([:[,]\s*)(\d{16,})(?=\s*[,}\]])/g, '$1"$2"'));
+}
+
+function lastLine(text: string): string {
+  const lines = text.trim().split('\n').filter((l) => l.trim() !== '');
+  return (lines[lines.length - 1] ?? '').trim();
+}

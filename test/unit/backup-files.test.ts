@@ -1,0 +1,126 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, expect, it } from 'vitest';
+import { SnapshotDigester } from '../../src/backup/digest.js';
+import { PartialFile } from '../../src/backup/partial.js';
+import { requireVerified, verifySnapshot } from '../../src/backup/verify.js';
+
+const tmp = () => mkdtemp(join(tmpdir(), 'kubectl-etcd-partial-'));
+
+/** A fake snapshot: a body followed by its sha256, the way etcd writes one. */
+function fakeSnapshot(size: number): Buffer {
+  const body = Buffer.alloc(size, 7);
+  for (let i = 0; i < size; i += 97) body[i] = i % 251;
+  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+}
+
+function chunked(buf: Buffer, sizes: number[]): Readable {
+  const parts: Buffer[] = [];
+  let off = 0;
+  for (let i = 0; off < buf.length; i++) {
+    const n = sizes[i % sizes.length]!;
+    parts.push(buf.subarray(off, off + n));
+    off += n;
+  }
+  return Readable.from(parts);
+}
+
+describe('SnapshotDigester', () => {
+  it.each([[[1]], [[5, 31, 32, 33]], [[4096]], [[100_000]]])('checks the sha256 trailer across chunk sizes %j', async (sizes) => {
+    const snap = fakeSnapshot(10_000);
+    const d = new SnapshotDigester();
+    await pipeline(chunked(snap, sizes), d, async function* (src) {
+      for await (const _ of src);
+    });
+    expect(d.digest()).toEqual({ size: snap.length, sha256: createHash('sha256').update(snap).digest('hex'), trailerValid: true });
+  });
+
+  it.each([
+    ['a flipped bit', (b: Buffer) => ((b[100] ^= 1), b)],
+    ['a cut tail', (b: Buffer) => b.subarray(0, b.length - 10)],
+    ['too short to hold a trailer', (b: Buffer) => b.subarray(0, 20)],
+  ])('reports %s as an invalid trailer', async (_name, damage) => {
+    const d = new SnapshotDigester();
+    await pipeline(Readable.from([damage(fakeSnapshot(5000))]), d, async function* (src) {
+      for await (const _ of src);
+    });
+    expect(d.digest().trailerValid).toBe(false);
+  });
+});
+
+describe('PartialFile', () => {
+  it('writes <dest>.partial with mode 0600 and renames it on commit', async () => {
+    const dir = await tmp();
+    const dest = join(dir, 'snap.db');
+    const p = await PartialFile.create(dest);
+    expect(p.path).toBe(`${dest}.partial`);
+    expect((await stat(p.path)).mode & 0o777).toBe(0o600);
+    await pipeline(Readable.from([Buffer.from('hello')]), p.writable());
+    await p.commit();
+    await p.discard();
+    expect(await readdir(dir)).toEqual(['snap.db']);
+    expect(await readFile(dest, 'utf8')).toBe('hello');
+    expect((await stat(dest)).mode & 0o777).toBe(0o600);
+  });
+
+  it('commits under a name chosen after writing', async () => {
+    const dir = await tmp();
+    const p = await PartialFile.create(join(dir, 'a.db'));
+    await pipeline(Readable.from([Buffer.from('x')]), p.writable());
+    await p.commit(join(dir, 'a-rev7.db'));
+    expect(await readdir(dir)).toEqual(['a-rev7.db']);
+  });
+
+  it('discard removes the partial file and leaves nothing behind', async () => {
+    const dir = await tmp();
+    const p = await PartialFile.create(join(dir, 'snap.db'));
+    await pipeline(Readable.from([Buffer.from('half')]), p.writable());
+    await p.discard();
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('refuses to reuse an existing partial file', async () => {
+    const dir = await tmp();
+    await writeFile(join(dir, 'snap.db.partial'), 'someone else');
+    await expect(PartialFile.create(join(dir, 'snap.db'))).rejects.toThrow(`file "${join(dir, 'snap.db.partial')}" already exists`);
+    expect(await readFile(join(dir, 'snap.db.partial'), 'utf8')).toBe('someone else');
+  });
+
+  it('discardSync removes it (the signal-handler path)', async () => {
+    const dir = await tmp();
+    const p = await PartialFile.create(join(dir, 'snap.db'));
+    p.discardSync();
+    expect(await readdir(dir)).toEqual([]);
+    await p.discard();
+  });
+});
+
+describe('verifySnapshot outcomes', () => {
+  const digest = { size: 100, sha256: 'ab', trailerValid: true };
+  const readable = async () => ({ revision: 5, totalKeys: 9 });
+  const broken = async () => {
+    throw new Error('page 3 is not a leaf\nmore');
+  };
+
+  it.each([
+    ['ok', digest, 100, readable, { kind: 'ok', summary: { revision: 5, totalKeys: 9 } }],
+    ['size-mismatch', digest, 120, readable, { kind: 'size-mismatch', expected: 120, actual: 100 }],
+    ['trailer-mismatch', { ...digest, trailerValid: false }, 100, readable, { kind: 'trailer-mismatch' }],
+    ['unreadable', digest, undefined, broken, { kind: 'unreadable', reason: 'page 3 is not a leaf' }],
+  ] as const)('%s', async (_name, d, expected, read, outcome) => {
+    expect(await verifySnapshot('/x', d, expected, read)).toEqual(outcome);
+  });
+
+  it('failures become verification errors (exit code 3) naming the source', () => {
+    expect(() => requireVerified({ kind: 'trailer-mismatch' }, 'pod "etcd-0"')).toThrow('snapshot from pod "etcd-0" failed its sha256 trailer check');
+    try {
+      requireVerified({ kind: 'size-mismatch', expected: 2, actual: 1 }, 'pod "etcd-0"');
+    } catch (err) {
+      expect((err as { exitCode: number }).exitCode).toBe(3);
+    }
+  });
+});

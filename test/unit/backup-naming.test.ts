@@ -1,0 +1,82 @@
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { backupFileName, parseBackupFileName } from '../../src/backup/naming.js';
+import { pruneBackups, selectBackupsToPrune } from '../../src/backup/retention.js';
+import { orderCandidates } from '../../src/backup/choose.js';
+import type { EtcdMember } from '../../src/etcd/topology.js';
+
+describe('backup file names', () => {
+  it('are self-describing and round-trip', () => {
+    const time = new Date('2026-11-25T18:04:05.678Z');
+    const name = backupFileName({ namespace: 'uc1', workload: 'kube-etcd', time, revision: 42 });
+    expect(name).toBe('uc1-kube-etcd-20261125T180405Z-rev42.db');
+    expect(parseBackupFileName(name, 'uc1', 'kube-etcd')).toEqual({ time: new Date('2026-11-25T18:04:05Z'), revision: 42 });
+  });
+
+  it.each([
+    ['uc1-kube-etcd-20261125T180405Z-rev42.db.json', 'uc1', 'kube-etcd'],
+    ['uc1-kube-etcd-20261125T180405Z-rev42.db.partial', 'uc1', 'kube-etcd'],
+    ['uc1-kube-etcd-extra-20261125T180405Z-rev42.db', 'uc1', 'kube-etcd'],
+    ['uc2-kube-etcd-20261125T180405Z-rev42.db', 'uc1', 'kube-etcd'],
+    ['notes.txt', 'uc1', 'kube-etcd'],
+  ])('%s is not a backup of %s/%s', (file, ns, workload) => {
+    expect(parseBackupFileName(file, ns, workload)).toBeUndefined();
+  });
+});
+
+describe('retention', () => {
+  const files = [
+    'uc1-kube-etcd-20261125T100000Z-rev10.db',
+    'uc1-kube-etcd-20261125T100000Z-rev10.db.json',
+    'uc1-kube-etcd-20261125T120000Z-rev30.db',
+    'uc1-kube-etcd-20261125T110000Z-rev20.db',
+    'uc1-kube-apiserver-20261125T090000Z-rev5.db',
+    'other.db',
+  ];
+
+  it.each([
+    [0, ['uc1-kube-etcd-20261125T120000Z-rev30.db', 'uc1-kube-etcd-20261125T110000Z-rev20.db', 'uc1-kube-etcd-20261125T100000Z-rev10.db']],
+    [1, ['uc1-kube-etcd-20261125T110000Z-rev20.db', 'uc1-kube-etcd-20261125T100000Z-rev10.db']],
+    [2, ['uc1-kube-etcd-20261125T100000Z-rev10.db']],
+    [3, []],
+    [9, []],
+  ])('keep %i prunes the oldest of the same workload only', (keep, expected) => {
+    expect(selectBackupsToPrune(files, 'uc1', 'kube-etcd', keep)).toEqual(expected);
+  });
+
+  it('removes pruned snapshots and their sidecars from disk, nothing else', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kubectl-etcd-prune-'));
+    for (const f of files) await writeFile(join(dir, f), 'x');
+    const pruned = await pruneBackups(dir, 'uc1', 'kube-etcd', 2);
+    expect(pruned).toEqual(['uc1-kube-etcd-20261125T100000Z-rev10.db']);
+    expect((await readdir(dir)).sort()).toEqual(
+      ['other.db', 'uc1-kube-apiserver-20261125T090000Z-rev5.db', 'uc1-kube-etcd-20261125T110000Z-rev20.db', 'uc1-kube-etcd-20261125T120000Z-rev30.db'].sort(),
+    );
+  });
+});
+
+describe('choosing a member', () => {
+  const member = (pod: string, ready: boolean, memberId?: string) =>
+    ({ pod, name: pod, ready, memberId }) as Partial<EtcdMember> as EtcdMember;
+  const members = [member('etcd-0', false, 'a1'), member('etcd-1', true, 'b2'), member('etcd-2', true, 'c3')];
+
+  it('tries ready members first, keeping their order', () => {
+    expect(orderCandidates(members).map((m) => m.pod)).toEqual(['etcd-1', 'etcd-2', 'etcd-0']);
+  });
+
+  it.each(['etcd-0', 'a1'])('--member %s forces exactly that member', (forced) => {
+    expect(orderCandidates(members, forced).map((m) => m.pod)).toEqual(['etcd-0']);
+  });
+
+  it('an unknown --member is a usage error listing the members', () => {
+    expect(() => orderCandidates(members, 'etcd-9')).toThrow('member "etcd-9" is not part of this etcd cluster');
+    try {
+      orderCandidates(members, 'etcd-9');
+    } catch (err) {
+      expect((err as { hint?: string }).hint).toBe('pass --member with one of: etcd-0, etcd-1, etcd-2');
+      expect((err as { exitCode: number }).exitCode).toBe(2);
+    }
+  });
+});
