@@ -3,7 +3,7 @@
  * Where a shell cannot be avoided, `shellCommand` quotes every word with the tested `shellQuote`.
  */
 import type { ClientTls, EtcdMember } from './topology.js';
-import { shellJoin } from './shell.js';
+import { shellJoin, shellQuote } from './shell.js';
 
 /** A command to run in a container: argv and the extra environment it needs. */
 export interface EtcdCommand {
@@ -75,7 +75,7 @@ export function etcdctlSnapshotRestore(r: RestoreSpec): EtcdCommand {
 /** `etcdutl snapshot restore … --bump-revision N --mark-compacted` (etcd 3.5+), so watch caches cannot miss changes. */
 export function etcdutlSnapshotRestore(r: RestoreSpec & { bumpRevision?: number; markCompacted?: boolean }): EtcdCommand {
   const bump = r.bumpRevision !== undefined ? [`--bump-revision=${r.bumpRevision}`] : [];
-  const mark = r.markCompacted ?? r.bumpRevision !== undefined ? ['--mark-compacted'] : [];
+  const mark = (r.markCompacted ?? r.bumpRevision !== undefined) ? ['--mark-compacted'] : [];
   return { argv: ['etcdutl', 'snapshot', 'restore', r.snapshot, ...restoreFlags(r), ...bump, ...mark], env: {} };
 }
 
@@ -106,11 +106,11 @@ export function initialClusterOf(members: Array<Pick<EtcdMember, 'name' | 'peerU
 
 /** One shell command line (`K=V … argv`) for when only `sh -c` will do; every word is quoted. */
 export function shellCommand(cmd: EtcdCommand): string {
-  const env = Object.entries(cmd.env).map(([k, v]) => shellJoin([`${k}=${v}`]));
+  const env = Object.entries(cmd.env).map(([k, v]) => `${k}=${shellQuote(v)}`);
   return [...env, shellJoin(cmd.argv)].join(' ');
 }
 
-/** argv that runs the command with its env through `env` (no shell needed). */
+/** argv that runs the command with its env through `env` (etcdctl ≥ 3.4 defaults to API 3, so `argv` alone also works). */
 export function withEnv(cmd: EtcdCommand): string[] {
   const env = Object.entries(cmd.env).map(([k, v]) => `${k}=${v}`);
   return env.length ? ['env', ...env, ...cmd.argv] : cmd.argv;
