@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { loadKubeConfig } from '../../src/kube/config.js';
 import { ExecFailedError, execCapture, execInPod } from '../../src/kube/exec.js';
+import { portForward } from '../../src/kube/portforward.js';
 import { copyFileIntoPod, copyFileOutOfPod, fileDigestInPod } from '../../src/kube/copy.js';
 import { ForbiddenError, NotFoundError, formatError } from '../../src/errors.js';
 import { ensureCA, issueCert } from '../sim/pki.js';
@@ -63,6 +64,23 @@ function serveExec(ws: WebSocket, argv: string[], closeEarly: boolean): void {
   });
 }
 
+/** Relays channel 0 to a TCP connection on 127.0.0.1:port, port header first, errors on channel 1. */
+function servePortForward(ws: WebSocket, port: number): void {
+  const header = Buffer.from([port & 0xff, port >> 8]);
+  ws.send(Buffer.concat([Buffer.from([0]), header]));
+  ws.send(Buffer.concat([Buffer.from([1]), header]));
+  const tcp = net.connect(port, '127.0.0.1');
+  tcp.on('error', (err) => {
+    ws.send(Buffer.concat([Buffer.from([1]), Buffer.from(`error forwarding port ${port}: ${err.message}`)]), () => ws.close(1000));
+  });
+  tcp.on('data', (c: Buffer) => ws.send(Buffer.concat([Buffer.from([0]), c])));
+  tcp.on('end', () => ws.close(1000));
+  ws.on('message', (msg: Buffer) => {
+    if (msg[0] === 0) tcp.write(msg.subarray(1));
+  });
+  ws.on('close', () => tcp.destroy());
+}
+
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kube-exec-'));
   const ca = ensureCA(dir, 'ca');
@@ -74,6 +92,10 @@ beforeAll(() => {
   });
   server.on('upgrade', (req, socket, head) => {
     const url = new URL(req.url!, 'https://127.0.0.1');
+    const pf = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/portforward$/.exec(url.pathname);
+    if (pf && req.headers.authorization === 'Bearer admin-token') {
+      return wss.handleUpgrade(req, socket, head, (ws) => servePortForward(ws, Number(url.searchParams.get('ports'))));
+    }
     const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/exec$/.exec(url.pathname);
     const reply = (code: number, body: object) => {
       const text = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', code, ...body });
@@ -229,5 +251,51 @@ describe('copy through the exec client (host processes behind the fake server)',
     const data = Buffer.from('x');
     const run = copyFileIntoPod(admin(), { namespace: 'ns1', pod: 'p', path: path.join(dir, 'no/such/dir/f'), source: Readable.from([data]), size: 1, mode: 0o600 });
     await expect(run).rejects.toThrow(/copying into ".*f" in pod "ns1\/p" failed: tar exited with 2/);
+  });
+});
+
+describe('portForward against the fake server', () => {
+  it('relays a TCP conversation both ways, port header stripped', async () => {
+    const echo = net.createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    const port = (echo.address() as AddressInfo).port;
+    const fwd = await portForward(admin(), { namespace: 'ns1', pod: 'p', port });
+    try {
+      const payload = randomBytes(4 << 20);
+      const client = net.connect(fwd.localPort, '127.0.0.1');
+      const got: Buffer[] = [];
+      let n = 0;
+      await new Promise<void>((resolve, reject) => {
+        client.on('data', (c: Buffer) => {
+          got.push(c);
+          n += c.length;
+          if (n >= payload.length) resolve();
+        });
+        client.on('error', reject);
+        client.write(payload);
+      });
+      client.destroy();
+      expect(Buffer.concat(got).equals(payload)).toBe(true);
+      expect(fwd.lastError()).toBeUndefined();
+    } finally {
+      await fwd.close();
+      echo.close();
+    }
+  });
+
+  it('surfaces error-channel text and closes the local connection', async () => {
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const errors: Error[] = [];
+    const fwd = await portForward(admin(), { namespace: 'ns1', pod: 'p', port, onError: (e) => errors.push(e) });
+    try {
+      const client = net.connect(fwd.localPort, '127.0.0.1');
+      await new Promise<void>((resolve) => client.on('close', () => resolve()).on('error', () => {}).resume());
+      expect(errors[0]?.message).toMatch(new RegExp(`port-forward to port ${port} of pod "ns1/p" failed: error forwarding port ${port}: connect ECONNREFUSED`));
+    } finally {
+      await fwd.close();
+    }
   });
 });

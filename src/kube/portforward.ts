@@ -1,0 +1,140 @@
+/**
+ * Port-forward to a pod: a local TCP server on 127.0.0.1:0; every accepted connection gets its
+ * own WebSocket to pods/NAME/portforward (`v4.channel.k8s.io`: channel 0 data, channel 1 errors,
+ * the first frame on each carries the 2-byte little-endian port, which is stripped).
+ */
+import net from 'node:net';
+import type WebSocket from 'ws';
+import { PluginError } from '../errors.js';
+import type { KubeStreamAccess } from './exec.js';
+import { openApiSocket } from './socket.js';
+
+/** Which pod port to forward. */
+export interface PortForwardOptions {
+  namespace: string;
+  pod: string;
+  port: number;
+  /** Called with each error (refused upgrade, error-channel text, socket failure). */
+  onError?: (err: Error) => void;
+}
+
+/** A running forward: connect to 127.0.0.1:localPort. */
+export interface PortForward {
+  localPort: number;
+  /** The most recent error any connection hit, if any. */
+  lastError(): Error | undefined;
+  /** Stops listening and cuts every open connection. */
+  close(): Promise<void>;
+}
+
+/** Bytes from the local socket allowed in flight on the WebSocket before the local socket is paused. */
+const highWater = 1 << 20;
+
+/** Starts forwarding 127.0.0.1:<random port> to the pod's port. */
+export async function portForward(kube: KubeStreamAccess, opts: PortForwardOptions): Promise<PortForward> {
+  const target = `port ${opts.port} of pod "${opts.namespace}/${opts.pod}"`;
+  const open = new Set<{ local: net.Socket; ws?: WebSocket }>();
+  let lastError: Error | undefined;
+  const report = (err: Error) => {
+    lastError = err;
+    opts.onError?.(err);
+  };
+  const server = net.createServer((local) => {
+    const conn: { local: net.Socket; ws?: WebSocket } = { local };
+    open.add(conn);
+    local.pause();
+    local.on('close', () => {
+      open.delete(conn);
+      conn.ws?.close(1000);
+    });
+    local.on('error', () => conn.ws?.terminate());
+    const path = `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/pods/${encodeURIComponent(opts.pod)}/portforward`;
+    openApiSocket(kube.kubeConfig, path, [['ports', String(opts.port)]], ['v4.channel.k8s.io'], `port-forward to ${target}`).then(
+      (ws) => {
+        if (local.destroyed) return ws.close(1000);
+        conn.ws = ws;
+        relayConnection(local, ws, target, report);
+      },
+      (err: Error) => {
+        report(err);
+        local.destroy();
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const localPort = (server.address() as net.AddressInfo).port;
+  return {
+    localPort,
+    lastError: () => lastError,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const c of open) {
+          c.ws?.terminate();
+          c.local.destroy();
+        }
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function relayConnection(local: net.Socket, ws: WebSocket, target: string, report: (err: Error) => void): void {
+  const headerPending = [true, true];
+  let errorText = '';
+  let inFlight = 0;
+  let localPaused = true;
+  ws.on('message', (raw: Buffer) => {
+    if (raw.length === 0) return;
+    const channel = raw[0]!;
+    let data = raw.subarray(1);
+    if (channel > 1) return;
+    if (headerPending[channel]) {
+      // The first frame on a channel starts with the port number (2 bytes, little-endian).
+      const take = Math.min(2, data.length);
+      data = data.subarray(take);
+      if (take === 2) headerPending[channel] = false;
+    }
+    if (data.length === 0) return;
+    if (channel === 1) {
+      errorText += data.toString('utf8');
+      return;
+    }
+    if (!local.write(data)) {
+      ws.pause();
+      local.once('drain', () => ws.resume());
+    }
+  });
+  ws.on('close', () => {
+    if (errorText) {
+      report(new PluginError(`port-forward to ${target} failed: ${errorText.trim().split('\n')[0]}`, 'check that the port is open in the pod'));
+      local.destroy();
+    } else local.end();
+  });
+  ws.on('error', (err) => {
+    report(new PluginError(`port-forward to ${target}: connection error: ${err.message}`, 'retry; check the cluster and the pod'));
+    local.destroy();
+  });
+  local.on('data', (chunk: Buffer) => {
+    const frame = Buffer.allocUnsafe(chunk.length + 1);
+    frame[0] = 0;
+    chunk.copy(frame, 1);
+    inFlight += chunk.length;
+    if (inFlight > highWater && !localPaused) {
+      localPaused = true;
+      local.pause();
+    }
+    ws.send(frame, (err) => {
+      inFlight -= chunk.length;
+      if (err) return local.destroy();
+      if (localPaused && inFlight <= highWater / 2) {
+        localPaused = false;
+        local.resume();
+      }
+    });
+  });
+  local.on('end', () => ws.close(1000));
+  localPaused = false;
+  local.resume();
+}
