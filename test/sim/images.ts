@@ -1,0 +1,117 @@
+// The simulator's image table: which host programs a container of each image gets.
+// Differs from a real runtime: nothing is pulled; an image is a list of host binaries placed
+// (bind-mounted read-only) at their paths inside an otherwise empty root; the tag and digest are
+// ignored; shared libraries come from the host's /usr/lib/x86_64-linux-gnu (read-only) so
+// dynamic binaries run; `sh` is the host's dash (or bash where the real image has bash).
+import { fileURLToPath } from 'node:url';
+
+/** What a container of an image gets: files (path in image → host file), defaults, user. */
+export interface ImageSpec {
+  /** Normalized repository this spec matched, e.g. docker.io/library/busybox. */
+  repository: string;
+  /** Path inside the image → file on the host (bind-mounted read-only). */
+  files: Record<string, string>;
+  /** Default ENTRYPOINT and CMD of the image. */
+  entrypoint: string[];
+  cmd: string[];
+  /** Default user of the image. */
+  uid: number;
+  gid: number;
+  /** Default environment (PATH at least). */
+  env: Record<string, string>;
+  /** Default working directory. */
+  workingDir: string;
+  /** Whether the image has a shell at /bin/sh. */
+  shell: boolean;
+  /** Extra empty directories the image has (e.g. bitnami's data root). */
+  dirs: string[];
+}
+
+const STD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** The coreutils-like tools a "full" image (busybox, alpine, the vendor etcd images) offers in /bin. */
+const COREUTILS = [
+  'cat', 'cp', 'mv', 'rm', 'ls', 'mkdir', 'rmdir', 'echo', 'sleep', 'sha256sum', 'md5sum', 'du', 'df',
+  'chmod', 'chown', 'chgrp', 'ln', 'head', 'tail', 'wc', 'touch', 'stat', 'env', 'id', 'date', 'test',
+  'true', 'false', 'sort', 'uniq', 'tr', 'cut', 'dd', 'sync', 'readlink', 'realpath', 'basename',
+  'dirname', 'printf', 'tee', 'whoami', 'uname', 'mktemp', 'seq', 'yes', 'kill', 'ps', 'grep', 'sed',
+  'find', 'xargs', 'gzip', 'hostname', 'timeout', 'nproc', 'od',
+];
+
+function hostTools(names: string[], dir = '/bin'): Record<string, string> {
+  return Object.fromEntries(names.map((n) => [`${dir}/${n}`, `/usr/bin/${n}`]));
+}
+
+const ETCD_BINS = { '/usr/local/bin/etcd': '/usr/bin/etcd', '/usr/local/bin/etcdctl': '/usr/bin/etcdctl' };
+const DASH = { '/bin/sh': '/usr/bin/dash' };
+const BASH_AS_SH = { '/bin/sh': '/usr/bin/bash', '/bin/bash': '/usr/bin/bash' };
+const TAR = { '/bin/tar': '/usr/bin/tar' };
+
+function spec(repository: string, s: Partial<ImageSpec> & Pick<ImageSpec, 'files'>): ImageSpec {
+  return {
+    repository, entrypoint: [], cmd: [], uid: 0, gid: 0, env: { PATH: STD_PATH }, workingDir: '/',
+    shell: '/bin/sh' in s.files, dirs: [], ...s,
+  };
+}
+
+const STANDIN_DIR = fileURLToPath(new URL('./images/', import.meta.url));
+
+/** The table, keyed by normalized repository (any tag or digest matches). */
+function imageTable(): ImageSpec[] {
+  const fullEtcd = { ...ETCD_BINS, ...DASH, ...TAR, ...hostTools(COREUTILS) };
+  const bitnamiFiles = {
+    '/opt/bitnami/etcd/bin/etcd': '/usr/bin/etcd', '/opt/bitnami/etcd/bin/etcdctl': '/usr/bin/etcdctl',
+    ...BASH_AS_SH, ...TAR, ...hostTools(COREUTILS),
+  };
+  const bitnami = {
+    files: bitnamiFiles, entrypoint: ['/opt/bitnami/etcd/bin/etcd'], uid: 1001, gid: 0,
+    env: { PATH: `/opt/bitnami/etcd/bin:${STD_PATH}`, ETCDCTL_API: '3', BITNAMI_APP_NAME: 'etcd' },
+    workingDir: '/opt/bitnami/etcd', dirs: ['/bitnami/etcd', '/opt/bitnami/etcd/conf'],
+  };
+  const distroless = { files: { ...ETCD_BINS }, cmd: ['/usr/local/bin/etcd'], shell: false };
+  return [
+    spec('gcr.io/gke-on-prem-release/etcd', { files: fullEtcd, cmd: ['/usr/local/bin/etcd'] }),
+    spec('gcr.io/gke-on-prem-release/etcd-util', { files: fullEtcd, cmd: ['/bin/sh'] }),
+    spec('docker.io/bitnami/etcd', bitnami),
+    spec('registry.k8s.io/etcd', {
+      files: { ...ETCD_BINS, ...BASH_AS_SH, '/bin/cp': '/usr/bin/cp' }, cmd: ['/usr/local/bin/etcd'],
+    }),
+    spec('k8s.gcr.io/etcd', {
+      files: { ...ETCD_BINS, ...BASH_AS_SH, '/bin/cp': '/usr/bin/cp' }, cmd: ['/usr/local/bin/etcd'],
+    }),
+    spec('gcr.io/etcd-development/etcd', distroless),
+    spec('quay.io/coreos/etcd', distroless),
+    spec('docker.io/library/busybox', { files: { ...DASH, ...TAR, ...hostTools(COREUTILS) }, cmd: ['sh'] }),
+    spec('docker.io/library/alpine', { files: { ...DASH, ...TAR, ...hostTools(COREUTILS) }, cmd: ['/bin/sh'] }),
+    spec('gcr.io/gke-on-prem-release/kube-apiserver', {
+      files: {
+        '/usr/local/bin/kube-apiserver': `${STANDIN_DIR}kube-apiserver.mjs`,
+        '/usr/local/bin/node': process.execPath,
+      },
+      entrypoint: ['/usr/local/bin/kube-apiserver'], shell: false,
+    }),
+  ];
+}
+
+/** Normalizes an image reference to its repository: no tag, no digest, docker.io/library defaults. */
+export function imageRepository(image: string): string {
+  let ref = image.trim().replace(/@sha256:[0-9a-f]+$/i, '');
+  const lastSlash = ref.lastIndexOf('/');
+  const colon = ref.lastIndexOf(':');
+  if (colon > lastSlash) ref = ref.slice(0, colon);
+  const first = ref.split('/')[0];
+  const hasRegistry = ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+  if (hasRegistry) return ref;
+  return ref.includes('/') ? `docker.io/${ref}` : `docker.io/library/${ref}`;
+}
+
+/** Looks an image up in the table; undefined means the simulator cannot "pull" it. */
+export function resolveImage(image: string): ImageSpec | undefined {
+  const repo = imageRepository(image);
+  return imageTable().find((s) => s.repository === repo);
+}
+
+/** Every repository the simulator knows, for error messages. */
+export function knownRepositories(): string[] {
+  return imageTable().map((s) => s.repository);
+}

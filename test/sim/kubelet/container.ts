@@ -1,0 +1,158 @@
+// Starting a container: a fresh root directory holding only the image's files, entered by a
+// process in its own mount namespace that joins the sandbox's network and UTS namespaces,
+// bind-mounts the image binaries (read-only), host shared libraries (read-only), /proc, a minimal
+// /dev, a private /tmp, the pod's etc files and the volumes, then chroots (nsenter --root/--wd)
+// and switches user with setpriv before exec'ing the container's argv.
+// Differs from a real runtime: no PID, IPC or cgroup isolation (the container sees host processes
+// in /proc; root in a container keeps the host's capabilities); the root is rebuilt empty on every
+// start; setpriv is reached through /proc/<kubelet pid>/root, so it is not part of the image;
+// stdin is /dev/null; the whole process group is signalled on stop.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, posix } from 'node:path';
+import type { ImageSpec } from '../images.js';
+import { shq } from './host.js';
+import type { Sandbox } from './sandbox.js';
+import { isFile } from './volumes.js';
+
+/** One bind mount into the container. */
+export interface ContainerMount {
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+/** Everything needed to start one container process. */
+export interface ContainerLaunch {
+  /** Directory for this container's root and launch script (recreated on each start). */
+  dir: string;
+  image: ImageSpec;
+  argv: string[];
+  env: string[];
+  uid: number;
+  gid: number;
+  groups: number[];
+  workingDir: string;
+  mounts: ContainerMount[];
+  sandbox: Sandbox;
+  logFile: string;
+}
+
+/** A started container process. */
+export interface StartedContainer {
+  pid: number;
+  rootfs: string;
+  child: ChildProcess;
+}
+
+const LIB_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib64', '/usr/lib/aarch64-linux-gnu'];
+const DEV_NODES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+
+function passwd(image: ImageSpec, uid: number, gid: number): { passwd: string; group: string } {
+  const users = [`root:x:0:0:root:/root:/bin/sh`];
+  const groups = ['root:x:0:'];
+  for (const [u, g] of [[image.uid, image.gid], [uid, gid]]) {
+    if (u !== 0 && !users.some((l) => l.split(':')[2] === String(u))) users.push(`user${u}:x:${u}:${g}::/:/bin/sh`);
+    if (g !== 0 && !groups.some((l) => l.split(':')[2] === String(g))) groups.push(`group${g}:x:${g}:`);
+  }
+  return { passwd: users.join('\n') + '\n', group: groups.join('\n') + '\n' };
+}
+
+/** Builds the container's empty root directory with placeholders for every bind mount. */
+export function buildRootfs(l: ContainerLaunch): string {
+  const root = join(l.dir, 'rootfs');
+  rmSync(root, { recursive: true, force: true });
+  for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'usr/local/bin', 'usr/lib', 'etc', 'proc', 'dev', 'tmp', 'root', 'var/tmp', 'run']) {
+    mkdirSync(join(root, d), { recursive: true, mode: 0o755 });
+  }
+  symlinkSync('usr/lib', join(root, 'lib'));
+  symlinkSync('usr/lib64', join(root, 'lib64'));
+  for (const d of l.image.dirs) mkdirSync(join(root, d), { recursive: true, mode: 0o755 });
+  const pw = passwd(l.image, l.uid, l.gid);
+  writeFileSync(join(root, 'etc/passwd'), pw.passwd);
+  writeFileSync(join(root, 'etc/group'), pw.group);
+  writeFileSync(join(root, 'etc/nsswitch.conf'), 'hosts: files dns\npasswd: files\ngroup: files\n');
+  for (const f of ['hosts', 'resolv.conf', 'hostname']) writeFileSync(join(root, 'etc', f), '');
+  for (const p of Object.keys(l.image.files)) {
+    mkdirSync(join(root, dirname(p)), { recursive: true, mode: 0o755 });
+    writeFileSync(join(root, p), '', { mode: 0o755 });
+  }
+  mkdirSync(join(root, l.workingDir), { recursive: true, mode: 0o755 });
+  return root;
+}
+
+/** Writes the bash script that sets up the mount namespace and execs the container. */
+export function launchScript(l: ContainerLaunch, root: string): string {
+  const lines = ['set -e', `R=${shq(root)}`];
+  const bind = (src: string, dst: string, ro: boolean) => {
+    lines.push(`mount --bind ${shq(src)} "$R"${shq(dst)}`);
+    if (ro) lines.push(`mount -o remount,bind,ro "$R"${shq(dst)}`);
+  };
+  for (const [inImage, host] of Object.entries(l.image.files)) {
+    if (existsSync(host)) bind(host, inImage, true);
+    else lines.push(`rm -f "$R"${shq(inImage)}`);
+  }
+  for (const d of LIB_DIRS) {
+    if (!existsSync(d)) continue;
+    lines.push(`mkdir -p "$R"${shq(d)}`);
+    bind(d, d, true);
+  }
+  lines.push('mount -t proc proc "$R/proc"');
+  lines.push('mount -t tmpfs -o mode=755,size=1m,nosuid tmpfs "$R/dev"');
+  for (const n of DEV_NODES) lines.push(`touch "$R/dev/${n}"`, `mount --bind /dev/${n} "$R/dev/${n}"`);
+  lines.push('mkdir -p "$R/dev/shm" "$R/dev/pts"', 'mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$R/dev/shm"');
+  lines.push('ln -s /proc/self/fd "$R/dev/fd"', 'ln -s /proc/self/fd/0 "$R/dev/stdin"', 'ln -s /proc/self/fd/1 "$R/dev/stdout"', 'ln -s /proc/self/fd/2 "$R/dev/stderr"');
+  lines.push('mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$R/tmp"');
+  bind(l.sandbox.hostsFile, '/etc/hosts', false);
+  bind(l.sandbox.resolvFile, '/etc/resolv.conf', false);
+  bind(l.sandbox.hostnameFile, '/etc/hostname', false);
+  const mounts = [...l.mounts].sort((a, b) => a.target.split('/').length - b.target.split('/').length);
+  for (const m of mounts) {
+    const target = posix.normalize(m.target);
+    if (isFile(m.source)) lines.push(`mkdir -p "$R"${shq(posix.dirname(target))}`, `touch "$R"${shq(target)}`);
+    else lines.push(`mkdir -p "$R"${shq(target)}`);
+    bind(m.source, target, m.readOnly);
+  }
+  lines.push(`mkdir -p "$R"${shq(l.workingDir)}`);
+  const priv = l.uid === 0 && l.gid === 0 && l.groups.length === 0
+    ? []
+    : [`/proc/${process.pid}/root/usr/bin/setpriv`, `--reuid=${l.uid}`, `--regid=${l.gid}`,
+      `--groups=${[l.gid, ...l.groups].join(',')}`, '--'];
+  const exec = ['/usr/bin/env', '-i', ...l.env, '/usr/bin/nsenter', `--root=${root}`, `--wd=${join(root, l.workingDir)}`, '--', ...priv, ...l.argv];
+  lines.push(`exec ${exec.map(shq).join(' ')}`);
+  return lines.join('\n') + '\n';
+}
+
+/** Starts the container process; resolves once it has been spawned. */
+export function startContainer(l: ContainerLaunch): StartedContainer {
+  mkdirSync(l.dir, { recursive: true });
+  const root = buildRootfs(l);
+  const script = join(l.dir, 'launch.sh');
+  writeFileSync(script, launchScript(l, root));
+  const log = openSync(l.logFile, 'a');
+  try {
+    const child = spawn('/usr/bin/nsenter', [
+      `--net=${l.sandbox.net.netnsPath}`, `--uts=/proc/${l.sandbox.pid}/ns/uts`, '--',
+      '/usr/bin/unshare', '--mount', '--propagation', 'private', '--', '/bin/bash', script,
+    ], { detached: true, stdio: ['ignore', log, log], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    if (!child.pid) throw new Error(`container in "${l.dir}" did not start; check that nsenter and unshare are installed`);
+    return { pid: child.pid, rootfs: root, child };
+  } finally {
+    closeSync(log);
+  }
+}
+
+/** Sends a signal to the container's whole process group; false when it is already gone. */
+export function signalContainer(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    try { process.kill(pid, signal); return true; } catch { return false; }
+  }
+}
+
+/** Argv (for spawn) that runs a command inside a running container as its user, like `kubectl exec`. */
+export function execInContainerArgv(pid: number, uid: number, gid: number, argv: string[]): string[] {
+  return ['/usr/bin/nsenter', '-t', String(pid), '-m', '-u', '-n', '-r', '-w', '-S', String(uid), '-G', String(gid), '--', ...argv];
+}

@@ -1,0 +1,95 @@
+// The pod network: one named network namespace `ks<id>-br` holding a bridge br0 with the first
+// address of podCIDR, and one named namespace per pod (`ks<id>-<hash>`) with a veth `eth0` on it.
+// Differs from a real cluster: no CNI plugin, no Services/kube-proxy, no route to the host or to
+// anything outside the bridge; all nodes share one bridge; IPs are allocated in memory.
+import { createHash } from 'node:crypto';
+import { must, run } from './host.js';
+
+/** A pod's network namespace and address. */
+export interface PodNet {
+  netns: string;
+  netnsPath: string;
+  ip: string;
+}
+
+function ipToInt(ip: string): number {
+  return ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+}
+
+function intToIp(n: number): string {
+  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
+}
+
+/** Creates and removes pod network namespaces on one bridge. */
+export class PodNetwork {
+  private readonly used = new Set<number>();
+  private readonly base: number;
+  private readonly prefix: number;
+  readonly bridgeNetns: string;
+
+  constructor(private readonly id: string, podCIDR = '10.88.0.0/16') {
+    const [addr, len] = podCIDR.split('/');
+    this.prefix = Number(len ?? 16);
+    this.base = ipToInt(addr) - (ipToInt(addr) % 2 ** (32 - this.prefix));
+    this.bridgeNetns = `ks${id}-br`;
+  }
+
+  /** The bridge's own address (the pods' default gateway). */
+  get gateway(): string {
+    return intToIp(this.base + 1);
+  }
+
+  /** Creates the bridge namespace (idempotent). */
+  async ensureBridge(): Promise<void> {
+    const list = await must('ip', ['netns', 'list']);
+    if (list.split('\n').some((l) => l.split(' ')[0] === this.bridgeNetns)) return;
+    const ns = this.bridgeNetns;
+    await must('ip', ['netns', 'add', ns]);
+    await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    await must('ip', ['-n', ns, 'link', 'add', 'br0', 'type', 'bridge']);
+    await must('ip', ['-n', ns, 'addr', 'add', `${this.gateway}/${this.prefix}`, 'dev', 'br0']);
+    await must('ip', ['-n', ns, 'link', 'set', 'br0', 'up']);
+  }
+
+  /** Creates a pod's namespace with eth0 on the bridge and a fresh address. */
+  async create(podUid: string): Promise<PodNet> {
+    const hash = createHash('sha256').update(podUid).digest('hex').slice(0, 10);
+    const netns = `ks${this.id}-${hash}`;
+    let host = 2;
+    while (this.used.has(host)) host++;
+    if (host >= 2 ** (32 - this.prefix) - 1) throw new Error(`pod network "${this.bridgeNetns}" is full`);
+    this.used.add(host);
+    const ip = intToIp(this.base + host);
+    const veth = `v${hash.slice(0, 12)}`;
+    try {
+      await run('ip', ['netns', 'del', netns]);
+      await must('ip', ['netns', 'add', netns]);
+      await must('ip', ['-n', this.bridgeNetns, 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns]);
+      await must('ip', ['-n', this.bridgeNetns, 'link', 'set', veth, 'master', 'br0', 'up']);
+      await must('ip', ['-n', netns, 'addr', 'add', `${ip}/${this.prefix}`, 'dev', 'eth0']);
+      await must('ip', ['-n', netns, 'link', 'set', 'eth0', 'up']);
+      await must('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+      await must('ip', ['-n', netns, 'route', 'add', 'default', 'via', this.gateway]);
+    } catch (err) {
+      await this.remove({ netns, netnsPath: '', ip });
+      throw err;
+    }
+    return { netns, netnsPath: `/run/netns/${netns}`, ip };
+  }
+
+  /** Deletes a pod's namespace (its veth goes with it) and frees its address. */
+  async remove(net: PodNet): Promise<void> {
+    await run('ip', ['netns', 'del', net.netns]);
+    this.used.delete(ipToInt(net.ip) - this.base);
+  }
+
+  /** Deletes every namespace of this cluster, the bridge last. */
+  async teardown(): Promise<void> {
+    const list = await run('ip', ['netns', 'list']);
+    const ours = list.stdout.split('\n').map((l) => l.split(' ')[0])
+      .filter((n) => n.startsWith(`ks${this.id}-`) && n !== this.bridgeNetns);
+    for (const n of ours) await run('ip', ['netns', 'del', n]);
+    await run('ip', ['netns', 'del', this.bridgeNetns]);
+    this.used.clear();
+  }
+}
