@@ -1,0 +1,67 @@
+/**
+ * Wires the caches to the controllers: each controller is a SyncLoop kicked by changes to the
+ * resources it reads.
+ *
+ * Differs from kube-controller-manager: no leader election, no per-controller enable flags, no
+ * metrics or health endpoints; every controller runs in this one process and event loop.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { ClusterApi } from './api.js';
+import { allCaches, makeCaches, type Caches } from './caches.js';
+import { makeDeploymentController } from './deployment.js';
+import { EventRecorder } from './events.js';
+import { makeGarbageCollector } from './gc.js';
+import { makeJobController } from './job.js';
+import { SyncLoop, type LogFn } from './loop.js';
+import { makePvBinder } from './pvbinder.js';
+import { makeReplicaSetController } from './replicaset.js';
+import { makeScheduler } from './scheduler.js';
+import { makeStatefulSetController } from './statefulset.js';
+
+/** A running controller-manager. */
+export interface ControllerManager {
+  caches: Caches;
+  /** Resolves once every cache has listed once. */
+  synced: Promise<void>;
+  stop(): void;
+}
+
+/** Starts every cache and controller; `dir` is the cluster directory (for local PV paths). */
+export function startControllerManager(kc: KubeConfig, api: ClusterApi, dir: string, log: LogFn): ControllerManager {
+  const caches = makeCaches(kc, api, log);
+  const events = new EventRecorder(api, 'sim-controller-manager', log);
+  const deps = { api, caches, events, log };
+  const loops = {
+    scheduler: new SyncLoop('scheduler', makeScheduler(deps), log),
+    pvBinder: new SyncLoop('pv-binder', makePvBinder({ ...deps, dir }), log),
+    statefulSets: new SyncLoop('statefulset', makeStatefulSetController(deps), log),
+    deployments: new SyncLoop('deployment', makeDeploymentController(deps), log),
+    replicaSets: new SyncLoop('replicaset', makeReplicaSetController(deps), log),
+    jobs: new SyncLoop('job', makeJobController(deps), log),
+    gc: new SyncLoop('garbage-collector', makeGarbageCollector({ api, caches, log }), log, 500, 30_000),
+  };
+  const kickOn = (cacheNames: Array<keyof Caches>, loop: SyncLoop): void => {
+    for (const name of cacheNames) caches[name].onChange(() => loop.kick());
+  };
+  kickOn(['pods', 'nodes', 'claims', 'volumes', 'classes'], loops.scheduler);
+  kickOn(['pods', 'nodes', 'claims', 'volumes', 'classes'], loops.pvBinder);
+  kickOn(['statefulsets', 'pods', 'claims', 'revisions'], loops.statefulSets);
+  kickOn(['deployments', 'replicasets', 'pods'], loops.deployments);
+  kickOn(['replicasets', 'pods'], loops.replicaSets);
+  kickOn(['jobs', 'pods'], loops.jobs);
+  for (const cache of allCaches(caches)) cache.onChange((_obj, type) => (type === 'delete' || _obj.metadata?.deletionTimestamp ? loops.gc.kick() : undefined));
+
+  const list = allCaches(caches);
+  for (const c of list) c.start();
+  const synced = Promise.all(list.map((c) => c.synced)).then(() => {
+    for (const loop of Object.values(loops)) loop.start();
+  });
+  return {
+    caches,
+    synced,
+    stop() {
+      for (const loop of Object.values(loops)) loop.stop();
+      for (const c of list) c.stop();
+    },
+  };
+}
