@@ -136,3 +136,70 @@ async function stopChild(child: ChildProcess): Promise<void> {
   await exited;
   clearTimeout(timer);
 }
+
+/** What seedKubernetesShapedKeys wrote, as a user would count it afterwards. */
+export interface SeededCounts {
+  byResource: Record<string, number>;
+  byNamespace: Record<string, Record<string, number>>;
+  other: number;
+}
+
+/**
+ * Writes Kubernetes-shaped data through a real etcd client: `configMaps` ConfigMaps over five
+ * namespaces (JSON), protobuf-ish Secrets (one larger than `bigValueBytes`, so overflow pages
+ * appear), a CRD, a service, a non-/registry key, then compacts, overwrites and deletes.
+ */
+export async function seedKubernetesShapedKeys(etcd: LocalEtcd, configMaps = 20_000, bigValueBytes = 200_000): Promise<SeededCounts> {
+  const { Etcd3 } = await import('etcd3');
+  const client = new Etcd3({ hosts: etcd.endpoint });
+  try {
+    const put = (k: string, v: string | Buffer) => client.put(k).value(v).exec();
+    const cm = (i: number) => `/registry/configmaps/ns-${i % 5}/cm-${i}`;
+    for (let b = 0; b < configMaps; b += 500) {
+      const batch = [];
+      for (let i = b; i < Math.min(b + 500, configMaps); i++) {
+        batch.push(put(cm(i), JSON.stringify({ kind: 'ConfigMap', apiVersion: 'v1', metadata: { name: `cm-${i}` }, data: { i: String(i) } })));
+      }
+      await Promise.all(batch);
+    }
+    const protobufish = (n: number) => Buffer.concat([Buffer.from('k8s\0'), Buffer.alloc(n, 0x5a)]);
+    for (let i = 0; i < 5; i++) await put(`/registry/namespaces/ns-${i}`, protobufish(60));
+    await put('/registry/secrets/ns-0/small', protobufish(100));
+    await put('/registry/secrets/ns-0/tls', protobufish(2_000));
+    await put('/registry/secrets/ns-1/huge', protobufish(bigValueBytes));
+    await put('/registry/apiextensions.k8s.io/customresourcedefinitions/widgets.example.com', '{"kind":"CustomResourceDefinition"}');
+    await put('/registry/services/specs/default/kubernetes', protobufish(80));
+    await put('compact_rev_key', 'x');
+    const { header } = await client.get('compact_rev_key').exec();
+    await client.kv.compact({ revision: header.revision, physical: true });
+    for (let n = 0; n < 3; n++) await put(cm(0), `{"kind":"ConfigMap","overwrite":${n}}`);
+    await put('/registry/secrets/ns-0/gone', protobufish(10));
+    await client.delete().key('/registry/secrets/ns-0/gone').exec();
+    const deleted = Math.min(100, Math.max(0, configMaps - 1));
+    await Promise.all(Array.from({ length: deleted }, (_, j) => client.delete().key(cm(j + 1)).exec()));
+    const byNamespace: Record<string, Record<string, number>> = {
+      '': { namespaces: 5, 'apiextensions.k8s.io/customresourcedefinitions': 1 },
+      default: { 'services/specs': 1 },
+    };
+    for (let i = 0; i < configMaps; i++) {
+      if (i >= 1 && i <= deleted) continue;
+      const ns = (byNamespace[`ns-${i % 5}`] ??= {});
+      ns.configmaps = (ns.configmaps ?? 0) + 1;
+    }
+    byNamespace['ns-0'] = { ...byNamespace['ns-0'], secrets: 2 };
+    byNamespace['ns-1'] = { ...byNamespace['ns-1'], secrets: 1 };
+    const byResource: Record<string, number> = {};
+    for (const perResource of Object.values(byNamespace)) {
+      for (const [r, n] of Object.entries(perResource)) byResource[r] = (byResource[r] ?? 0) + n;
+    }
+    return { byResource, byNamespace, other: 1 };
+  } finally {
+    client.close();
+  }
+}
+
+/** The fields `etcdctl snapshot status -w json` prints for a file. */
+export async function etcdctlSnapshotStatus(file: string): Promise<{ hash: number; revision: number; totalKey: number; totalSize: number }> {
+  const { stdout } = await run('etcdctl', ['snapshot', 'status', '-w', 'json', file], { env: { ...process.env, ETCDCTL_API: '3' } });
+  return JSON.parse(stdout);
+}

@@ -1,7 +1,7 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { NotFoundError, UsageError } from '../../errors.js';
 import { PageChecker } from './check.js';
-import { BoltCorruption } from './layout.js';
+import { BoltCorruption, NO_FREELIST, PageFlag } from './layout.js';
 import { chooseMeta, readMeta, type BoltMeta } from './meta.js';
 import { ObjectCounter, type ObjectCounts } from './objects.js';
 import { PageFile } from './pages.js';
@@ -22,11 +22,27 @@ export interface SnapshotFacts {
   /** What is wrong, first problem first; empty when the bbolt file is sound. */
   problems: string[];
   /** bbolt page size and transaction id of the meta page in use, when a meta page is valid. */
-  bolt?: { pageSize: number; txid: number; highWater: number };
+  bolt?: BoltShape;
   /** Same numbers as `etcdctl snapshot status -w json`, when the bbolt file could be walked. */
   status?: EtcdSnapshotStatus;
   /** Live keys and Kubernetes objects, when the bbolt file could be walked. */
   objects?: ObjectCounts;
+}
+
+/** Shape of the bbolt file: what the reader walked (branch/leaf/overflow pages, tree depth). */
+export interface BoltShape {
+  pageSize: number;
+  txid: number;
+  /** High-water page id (meta.pgid). */
+  highWater: number;
+  /** "persisted" when a freelist page exists; etcd may skip it (NoFreelistSync), and bbolt then rebuilds it. */
+  freelist: 'persisted' | 'rebuilt';
+  branchPages: number;
+  leafPages: number;
+  /** Pages taken by values that do not fit one page. */
+  overflowPages: number;
+  /** Deepest page below a bucket root (0 = the root is a leaf). */
+  maxDepth: number;
 }
 
 const OS_PAGE_SIZE = 4096;
@@ -66,14 +82,29 @@ async function readBolt(fh: FileHandle, fileSize: number): Promise<BoltPart> {
   if (metas.outcome === 'none-valid') return { problems: metas.problems.length ? metas.problems : ['no valid bbolt meta page'] };
   const { meta } = metas;
   const problems = [...metas.problems];
-  const bolt = { pageSize: meta.pageSize, txid: Number(meta.txid), highWater: meta.pgid };
+  const bolt: BoltShape = {
+    pageSize: meta.pageSize,
+    txid: Number(meta.txid),
+    highWater: meta.pgid,
+    freelist: meta.freelist === NO_FREELIST ? 'rebuilt' : 'persisted',
+    branchPages: 0,
+    leafPages: 0,
+    overflowPages: 0,
+    maxDepth: 0,
+  };
   if (meta.pgid * meta.pageSize > dataSize) {
     problems.push(`truncated: the database needs ${meta.pgid * meta.pageSize} bytes but the file holds ${dataSize}`);
     return { problems, bolt };
   }
   try {
     const checker = new PageChecker(meta);
-    const file = new PageFile(fh, meta.pageSize, dataSize, meta.pgid, checker.onPage);
+    const file = new PageFile(fh, meta.pageSize, dataSize, meta.pgid, (header, depth) => {
+      checker.onPage(header);
+      if (header.flags & PageFlag.branch) bolt.branchPages++;
+      else bolt.leafPages++;
+      bolt.overflowPages += header.overflow;
+      bolt.maxDepth = Math.max(bolt.maxDepth, depth);
+    });
     await checker.loadFreelist(file);
     const counter = new ObjectCounter();
     const status = await computeStatus(file, { kind: 'paged', root: meta.root }, (bucket, k, v) => {

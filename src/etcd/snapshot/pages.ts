@@ -28,7 +28,7 @@ export function bucketRef(value: Buffer): BucketRef {
 }
 
 /** Called for every page read while walking trees (the consistency checker listens here). */
-export type PageObserver = (header: PageHeader) => void;
+export type PageObserver = (header: PageHeader, depth: number) => void;
 
 /** Positional page reads over a bbolt file; never holds more than the pages on the current path. */
 export class PageFile {
@@ -85,7 +85,7 @@ export class PageFile {
   private async *subtree(id: number, depth: number): AsyncGenerator<Page> {
     if (depth > 64) throw new BoltCorruption(`page ${id}: tree is deeper than 64 levels (a page cycle)`);
     const page = await this.readPage(id);
-    this.observe(page.header);
+    this.observe(page.header, depth);
     const { flags, count } = page.header;
     if (flags & PageFlag.leaf) {
       yield page;
