@@ -1,0 +1,29 @@
+// The audit log: one JSON line per request in DIR/audit.log.
+// Differences from a real API server: not the audit.k8s.io Event format but the flat
+// {ts,user,verb,apiGroup,resource,subresource,namespace,name,code} line the tests read.
+import { appendFileSync } from 'node:fs';
+import type { RequestInfo } from './requestinfo.js';
+
+/** One audit record. */
+export interface AuditRecord {
+  ts: string;
+  user: string;
+  verb: string;
+  apiGroup: string;
+  resource: string;
+  subresource: string;
+  namespace: string;
+  name: string;
+  code: number;
+  path?: string;
+}
+
+/** Appends one record for a finished request to the audit file. */
+export function writeAudit(file: string, user: string, info: RequestInfo, code: number): void {
+  const rec: AuditRecord = {
+    ts: new Date().toISOString(), user, verb: info.verb, apiGroup: info.apiGroup, resource: info.resource,
+    subresource: info.subresource, namespace: info.namespace, name: info.name, code,
+  };
+  if (!info.isResource) rec.path = info.path;
+  try { appendFileSync(file, JSON.stringify(rec) + '\n'); } catch { /* the cluster dir is being removed */ }
+}

@@ -1,0 +1,146 @@
+// `sim up` and `sim down`: bring a cluster's processes up in order and wait until it is usable,
+// or stop them all and report anything left behind.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { call, collectionPath, resourceFor, type ClientConfig } from './client.js';
+import { clientConfig, readSimConfig, writeClusterFiles } from './clusterfiles.js';
+import { COMPONENTS, componentPresent, mountsUnder, processesMentioning, REPO_ROOT, runningPid, startComponent, stopComponent } from './procs.js';
+
+/** Options of `sim up`. */
+export interface UpOptions {
+  dir: string;
+  fixtures: string[];
+  nodes: number;
+  /** How long to wait for nodes and fixture pods, in ms. */
+  readyTimeoutMs: number;
+  log: (line: string) => void;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls /readyz until it answers 200 or timeoutMs passes. */
+export async function waitApiReady(cfg: ClientConfig, dir: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const r = await call(cfg, 'GET', '/readyz');
+      if (r.code === 200) return;
+      last = `HTTP ${r.code}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (!runningPid(dir, 'apiserver')) break;
+    await sleep(150);
+  }
+  throw new Error(`the simulated apiserver did not become ready (${last}); see ${join(dir, 'logs', 'apiserver.log')}`);
+}
+
+function isReady(obj: any): boolean {
+  return (obj.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
+}
+
+async function waitNodesReady(cfg: ClientConfig, dir: string, nodes: string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let missing = nodes;
+  while (Date.now() < deadline) {
+    const r = await call(cfg, 'GET', '/api/v1/nodes');
+    const ready = new Set((r.body?.items ?? []).filter(isReady).map((n: any) => n.metadata.name));
+    missing = nodes.filter((n) => !ready.has(n));
+    if (!missing.length) return;
+    await sleep(300);
+  }
+  throw new Error(`nodes not ready: ${missing.join(', ')}; see ${join(dir, 'logs', 'kubelet.log')}`);
+}
+
+async function createObjects(cfg: ClientConfig, objects: any[]): Promise<Set<string>> {
+  const namespaces = new Set<string>();
+  for (const obj of objects) {
+    const def = resourceFor(obj.apiVersion, obj.kind);
+    if (!def) throw new Error(`fixture object kind "${obj.kind}" (${obj.apiVersion}) is not served by the simulator`);
+    const ns = def.namespaced ? obj.metadata?.namespace ?? 'default' : undefined;
+    if (ns) namespaces.add(ns);
+    const r = await call(cfg, 'POST', collectionPath(def, ns), obj);
+    if (r.code >= 300 && r.body?.reason !== 'AlreadyExists') {
+      throw new Error(`creating ${def.resource} "${obj.metadata?.name}" failed: ${r.body?.message ?? r.code}`);
+    }
+  }
+  return namespaces;
+}
+
+async function waitPodsReady(cfg: ClientConfig, dir: string, namespaces: Set<string>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let notReady: string[] = [];
+  while (Date.now() < deadline) {
+    notReady = [];
+    let total = 0;
+    for (const ns of namespaces) {
+      const r = await call(cfg, 'GET', `/api/v1/namespaces/${ns}/pods`);
+      for (const p of r.body?.items ?? []) {
+        if (['Succeeded'].includes(p.status?.phase)) continue;
+        total++;
+        if (!isReady(p)) notReady.push(`${ns}/${p.metadata.name} (${p.status?.phase ?? 'Unknown'})`);
+      }
+    }
+    if (!notReady.length && total > 0) return;
+    if (!notReady.length && total === 0 && Date.now() > deadline - timeoutMs + 5000) return;
+    await sleep(500);
+  }
+  throw new Error(`pods not ready after ${Math.round(timeoutMs / 1000)}s: ${notReady.join(', ')}; see the logs in ${join(dir, 'logs')}`);
+}
+
+async function loadFixtureObjects(name: string, dir: string): Promise<object[]> {
+  const file = join(REPO_ROOT, 'test/sim/fixtures/index.ts');
+  if (!existsSync(file)) throw new Error(`fixture "${name}" cannot be loaded: test/sim/fixtures/index.ts is missing`);
+  const mod = await import(pathToFileURL(file).href) as { loadFixture(n: string, ctx: { dir: string }): Promise<object[]> };
+  return mod.loadFixture(name, { dir });
+}
+
+/** Starts a cluster in opts.dir and waits until its nodes and fixture pods are ready. */
+export async function up(opts: UpOptions): Promise<void> {
+  const dir = resolve(opts.dir);
+  mkdirSync(dir, { recursive: true });
+  if (runningPid(dir, 'apiserver')) throw new Error(`a cluster is already running in "${dir}"; run \`npm run sim -- down --dir ${dir}\` first`);
+  const sim = await writeClusterFiles(dir, opts.nodes);
+  const cfg = clientConfig(dir);
+  startComponent(dir, 'apiserver', COMPONENTS[0].file);
+  await waitApiReady(cfg, dir, 30_000);
+  const started = ['apiserver'];
+  for (const c of COMPONENTS.slice(1)) {
+    if (!componentPresent(c.file)) continue;
+    startComponent(dir, c.name, c.file);
+    started.push(c.name);
+  }
+  if (started.includes('kubelet')) await waitNodesReady(cfg, dir, sim.nodes, opts.readyTimeoutMs);
+  const namespaces = new Set<string>();
+  for (const f of opts.fixtures) {
+    const objects = await loadFixtureObjects(f, dir);
+    for (const ns of await createObjects(cfg, objects)) namespaces.add(ns);
+  }
+  if (namespaces.size && started.includes('kubelet')) await waitPodsReady(cfg, dir, namespaces, opts.readyTimeoutMs);
+  opts.log(`cluster ${sim.id} ready in ${dir}: https://127.0.0.1:${sim.port}, nodes ${sim.nodes.join(', ')}, ` +
+    `components ${started.join(', ')}${opts.fixtures.length ? `, fixtures ${opts.fixtures.join(', ')}` : ''}`);
+  opts.log(`export KUBECONFIG=${join(dir, 'kubeconfig')}`);
+}
+
+/** Stops every component of the cluster in dir; returns what was left behind (empty when clean). */
+export async function down(dirArg: string, log: (line: string) => void): Promise<string[]> {
+  const dir = resolve(dirArg);
+  const sim = readSimConfig(dir);
+  for (const c of [...COMPONENTS].reverse()) {
+    const grace = c.name === 'kubelet' ? 60_000 : 10_000;
+    if (await stopComponent(dir, c.name, grace)) log(`${c.name} did not stop on SIGTERM and was killed`);
+  }
+  const left: string[] = [];
+  for (const p of processesMentioning(dir)) left.push(`process ${p.pid}: ${p.cmd}`);
+  for (const m of mountsUnder(dir)) left.push(`mount ${m}`);
+  try {
+    const netns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+    for (const line of netns.split('\n')) if (line.startsWith(`ks${sim.id}-`)) left.push(`network namespace ${line.split(' ')[0]}`);
+  } catch { /* no ip tool: nothing to check */ }
+  return left;
+}

@@ -1,0 +1,218 @@
+// Create, read, update, patch and delete of stored objects, with the metadata rules clients
+// depend on: uid, generateName, creationTimestamp, resourceVersion (409 on a stale one),
+// generation bumps on spec changes, status-only status subresources, finalizers and graceful pod
+// deletion (deletionTimestamp + deletionGracePeriodSeconds when bound to a node; the kubelet
+// finishes it with gracePeriodSeconds=0).
+// Differences from a real API server: propagationPolicy Foreground, Background and Orphan are all
+// treated as Background (the garbage collector in the controller-manager removes dependents;
+// Orphan does not strip ownerReferences); update never creates a missing object; list ignores
+// limit/continue and resourceVersion (always the latest state); server-side field validation is
+// accepted and ignored (fieldValidation is advertised in OpenAPI so kubectl skips client-side
+// validation); dryRun=All validates and defaults without storing.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { applyCreateDefaults, tracksGeneration, validate } from './defaults.js';
+import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch } from './patch.js';
+import { apiVersionOf, type ResourceDef } from './registry.js';
+import { parseFieldSelector, parseLabelSelector } from './selectors.js';
+import { ApiError, alreadyExists, badRequest, conflict, notFound, unsupportedMediaType } from './status.js';
+import type { ObjectStore } from './store.js';
+
+/** Which object or collection a request addresses. */
+export interface Target {
+  def: ResourceDef;
+  namespace: string;
+  name: string;
+  subresource: string;
+}
+
+/** Store key of a resource type: "group/resource". */
+export function grOf(def: ResourceDef): string {
+  return `${def.group}/${def.resource}`;
+}
+
+/** RFC 3339 timestamp at second precision, as Kubernetes writes it. */
+export function timestamp(d: Date): string {
+  return d.toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+function nameSuffix(): string {
+  const alphabet = 'bcdfghjklmnpqrstvwxz2456789';
+  return [...randomBytes(5)].map((b) => alphabet[b % alphabet.length]).join('');
+}
+
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
+
+/** The CRUD operations over an ObjectStore for every served type. */
+export class ResourceApi {
+  private clusterIPCounter = 0;
+
+  constructor(readonly store: ObjectStore, private readonly now: () => Date = () => new Date()) {}
+
+  private keyNs(t: Target): string | undefined {
+    return t.def.namespaced ? t.namespace : undefined;
+  }
+
+  private stamp(def: ResourceDef, obj: any): any {
+    obj.apiVersion = apiVersionOf(def);
+    obj.kind = def.kind;
+    return obj;
+  }
+
+  /** The stored object or 404. */
+  get(t: Target): any {
+    const obj = this.store.get(grOf(t.def), this.keyNs(t), t.name);
+    if (!obj) throw notFound(t.def.group, t.def.resource, t.name);
+    return structuredClone(obj);
+  }
+
+  /** A List of the objects matching the label and field selectors in query. */
+  list(t: Target, query: URLSearchParams): any {
+    const labels = parseLabelSelector(query.get('labelSelector'));
+    const fields = parseFieldSelector(query.get('fieldSelector'));
+    const items = this.store.list(grOf(t.def), t.def.namespaced && t.namespace ? t.namespace : undefined)
+      .filter((o) => labels(o) && fields(o));
+    return {
+      kind: `${t.def.kind}List`, apiVersion: apiVersionOf(t.def),
+      metadata: { resourceVersion: String(this.store.currentRv()) },
+      items,
+    };
+  }
+
+  private checkNamespace(t: Target, name: string): void {
+    if (!t.def.namespaced) return;
+    const ns = this.store.get('/namespaces', undefined, t.namespace);
+    if (!ns) throw notFound('', 'namespaces', t.namespace);
+    if (ns.metadata.deletionTimestamp) {
+      throw new ApiError(403, 'Forbidden',
+        `${t.def.group ? `${t.def.resource}.${t.def.group}` : t.def.resource} "${name}" is forbidden: unable to create new content in namespace ${t.namespace} because it is being terminated`,
+        { name, group: t.def.group, kind: t.def.resource,
+          causes: [{ reason: 'NamespaceTerminating', message: `namespace ${t.namespace} is being terminated`, field: 'metadata.namespace' }] });
+    }
+  }
+
+  /** Creates body as a new object; returns it as stored. */
+  create(t: Target, body: any, dryRun = false): any {
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('the request body must be a JSON object');
+    const obj = this.stamp(t.def, structuredClone(body));
+    obj.metadata ??= {};
+    if (t.def.namespaced) {
+      if (obj.metadata.namespace && obj.metadata.namespace !== t.namespace) {
+        throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
+      }
+      obj.metadata.namespace = t.namespace;
+    } else {
+      delete obj.metadata.namespace;
+    }
+    if (!obj.metadata.name && obj.metadata.generateName) obj.metadata.name = `${obj.metadata.generateName}${nameSuffix()}`;
+    validate(t.def, obj);
+    this.checkNamespace(t, obj.metadata.name);
+    if (this.store.get(grOf(t.def), this.keyNs(t), obj.metadata.name)) throw alreadyExists(t.def.group, t.def.resource, obj.metadata.name);
+    obj.metadata.uid = randomUUID();
+    obj.metadata.creationTimestamp = timestamp(this.now());
+    delete obj.metadata.resourceVersion;
+    delete obj.metadata.deletionTimestamp;
+    delete obj.metadata.deletionGracePeriodSeconds;
+    if (tracksGeneration(t.def)) obj.metadata.generation = 1;
+    applyCreateDefaults(t.def, obj, () => this.nextClusterIP());
+    return this.store.put(grOf(t.def), obj, dryRun);
+  }
+
+  private nextClusterIP(): string {
+    const used = new Set(this.store.list('/services').map((s) => s.spec?.clusterIP));
+    for (;;) {
+      this.clusterIPCounter = (this.clusterIPCounter % 65000) + 1;
+      const ip = `10.96.${(this.clusterIPCounter + 9) >> 8}.${(this.clusterIPCounter + 9) & 255}`;
+      if (!used.has(ip)) return ip;
+    }
+  }
+
+  /** Replaces an object (or only its status for the status subresource); 409 on a stale resourceVersion. */
+  update(t: Target, body: any, dryRun = false): any {
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('the request body must be a JSON object');
+    const cur = this.get(t);
+    const rv = body.metadata?.resourceVersion;
+    if (rv && rv !== cur.metadata.resourceVersion) throw conflict(t.def.group, t.def.resource, t.name);
+    if (body.metadata?.name && body.metadata.name !== t.name) {
+      throw badRequest(`the name of the object (${body.metadata.name}) does not match the name on the URL (${t.name})`);
+    }
+    let next: any;
+    if (t.subresource === 'status') {
+      next = { ...cur, metadata: { ...cur.metadata }, status: body.status };
+    } else {
+      next = this.stamp(t.def, structuredClone(body));
+      next.metadata = { ...next.metadata };
+      for (const k of ['uid', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'generation', 'namespace', 'name']) {
+        if (cur.metadata[k] === undefined) delete next.metadata[k]; else next.metadata[k] = cur.metadata[k];
+      }
+      if (t.def.subresources.includes('status') && t.def.resource !== 'namespaces') next.status = cur.status;
+      if (t.def.resource === 'namespaces') next.status = cur.status;
+      if (tracksGeneration(t.def) && !same(cur.spec, next.spec)) next.metadata.generation = (cur.metadata.generation ?? 1) + 1;
+      validate(t.def, next);
+    }
+    delete next.metadata.resourceVersion;
+    if (same({ ...cur, metadata: { ...cur.metadata, resourceVersion: undefined } }, next)) return cur;
+    if (this.finishedDeleting(t.def, next)) return this.store.remove(grOf(t.def), this.keyNs(t), t.name, dryRun);
+    return this.store.put(grOf(t.def), next, dryRun);
+  }
+
+  /** Applies a patch of the given content type, then updates as PUT would. */
+  patch(t: Target, body: any, contentType: string, dryRun = false): any {
+    const cur = this.get(t);
+    const patched = applyPatchOfType(cur, body, contentType);
+    if (!patched || typeof patched !== 'object') throw badRequest('the patch produced something that is not an object');
+    if (patched.metadata?.resourceVersion === cur.metadata.resourceVersion) delete patched.metadata.resourceVersion;
+    return this.update(t, patched, dryRun);
+  }
+
+  private finishedDeleting(def: ResourceDef, obj: any): boolean {
+    if (!obj.metadata.deletionTimestamp || (obj.metadata.finalizers ?? []).length > 0) return false;
+    return def.resource !== 'pods' || obj.metadata.deletionGracePeriodSeconds === 0;
+  }
+
+  /** Deletes (or starts deleting) an object; returns it as it now stands. */
+  delete(t: Target, options: any, dryRun = false): any {
+    const cur = this.get(t);
+    const pre = options?.preconditions ?? {};
+    if ((pre.uid && pre.uid !== cur.metadata.uid) || (pre.resourceVersion && pre.resourceVersion !== cur.metadata.resourceVersion)) {
+      throw conflict(t.def.group, t.def.resource, t.name);
+    }
+    let grace = 0;
+    if (t.def.resource === 'pods') {
+      const terminal = ['Succeeded', 'Failed'].includes(cur.status?.phase);
+      grace = !cur.spec?.nodeName || terminal ? 0 : Number(options?.gracePeriodSeconds ?? cur.spec?.terminationGracePeriodSeconds ?? 30);
+      if (cur.metadata.deletionGracePeriodSeconds !== undefined) grace = Math.min(grace, cur.metadata.deletionGracePeriodSeconds);
+    }
+    const finalizers = (cur.metadata.finalizers ?? []).length > 0;
+    if (grace > 0 || finalizers) {
+      const next = structuredClone(cur);
+      if (!next.metadata.deletionTimestamp || grace < (cur.metadata.deletionGracePeriodSeconds ?? Infinity)) {
+        next.metadata.deletionTimestamp = timestamp(new Date(this.now().getTime() + grace * 1000));
+      }
+      next.metadata.deletionGracePeriodSeconds = grace;
+      if (t.def.resource === 'pods' && grace === 0 && !finalizers) return this.store.remove(grOf(t.def), this.keyNs(t), t.name, dryRun);
+      if (same(next, cur)) return cur;
+      return this.store.put(grOf(t.def), next, dryRun);
+    }
+    return this.store.remove(grOf(t.def), this.keyNs(t), t.name, dryRun);
+  }
+
+  /** Deletes every object the selectors in query match; returns the List of them. */
+  deleteCollection(t: Target, query: URLSearchParams, options: any, dryRun = false): any {
+    const list = this.list(t, query);
+    list.items = list.items.map((o: any) => this.delete({ ...t, namespace: o.metadata.namespace ?? '', name: o.metadata.name }, options, dryRun));
+    return list;
+  }
+}
+
+/** Applies body to cur according to the request's patch content type. */
+export function applyPatchOfType(cur: any, body: any, contentType: string): any {
+  const type = contentType.split(';')[0].trim().toLowerCase();
+  switch (type) {
+    case 'application/json-patch+json': return applyJsonPatch(cur, body);
+    case 'application/merge-patch+json': return applyMergePatch(cur, body);
+    case 'application/strategic-merge-patch+json': return applyStrategicMergePatch(cur, body);
+    default: throw unsupportedMediaType(type);
+  }
+}

@@ -1,0 +1,90 @@
+// Server-side printing: meta.k8s.io/v1 Table responses for `kubectl get` (Accept: ...;as=Table).
+// Differences from a real API server: columns for pods, nodes, namespaces, services, PVCs, PVs,
+// StatefulSets, Deployments and PDBs follow kube's printers in their main columns only; every
+// other kind gets NAME and AGE; rows always carry the full object (includeObject=Object).
+import type { ResourceDef } from './registry.js';
+
+interface Col { name: string; type?: string; priority?: number; cell: (o: any, now: number) => unknown }
+
+/** Kubernetes' short duration format: 45s, 5m3s, 3h, 2d. */
+export function shortAge(created: string | undefined, now: number): string {
+  if (!created) return '<unknown>';
+  const s = Math.max(0, Math.floor((now - Date.parse(created)) / 1000));
+  if (s < 120) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 10) return `${m}m${s % 60 ? `${s % 60}s` : ''}`;
+  if (m < 180) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h`;
+  return `${Math.floor(h / 24)}d`;
+}
+
+function podStatus(p: any): string {
+  if (p.metadata.deletionTimestamp) return 'Terminating';
+  for (const cs of p.status?.containerStatuses ?? []) {
+    if (cs.state?.waiting?.reason) return cs.state.waiting.reason;
+    if (cs.state?.terminated?.reason && p.status?.phase !== 'Running') return cs.state.terminated.reason;
+  }
+  return p.status?.reason ?? p.status?.phase ?? 'Unknown';
+}
+
+const age: Col = { name: 'Age', cell: (o, now) => shortAge(o.metadata.creationTimestamp, now) };
+const name: Col = { name: 'Name', cell: (o) => o.metadata.name };
+
+function columnsFor(def: ResourceDef): Col[] {
+  switch (def.kind) {
+    case 'Pod': return [name,
+      { name: 'Ready', cell: (p) => `${(p.status?.containerStatuses ?? []).filter((c: any) => c.ready).length}/${(p.spec?.containers ?? []).length}` },
+      { name: 'Status', cell: podStatus },
+      { name: 'Restarts', type: 'string', cell: (p) => String((p.status?.containerStatuses ?? []).reduce((n: number, c: any) => n + (c.restartCount ?? 0), 0)) },
+      age,
+      { name: 'IP', priority: 1, cell: (p) => p.status?.podIP ?? '<none>' },
+      { name: 'Node', priority: 1, cell: (p) => p.spec?.nodeName ?? '<none>' }];
+    case 'Node': return [name,
+      { name: 'Status', cell: (n) => {
+        const ready = (n.status?.conditions ?? []).find((c: any) => c.type === 'Ready');
+        const s = ready?.status === 'True' ? 'Ready' : ready ? 'NotReady' : 'Unknown';
+        return n.spec?.unschedulable ? `${s},SchedulingDisabled` : s;
+      } },
+      { name: 'Roles', cell: () => '<none>' }, age,
+      { name: 'Version', cell: (n) => n.status?.nodeInfo?.kubeletVersion ?? '' }];
+    case 'Namespace': return [name, { name: 'Status', cell: (n) => n.status?.phase ?? '' }, age];
+    case 'Service': return [name, { name: 'Type', cell: (s) => s.spec?.type ?? '' },
+      { name: 'Cluster-IP', cell: (s) => s.spec?.clusterIP ?? '' }, { name: 'External-IP', cell: () => '<none>' },
+      { name: 'Port(s)', cell: (s) => (s.spec?.ports ?? []).map((p: any) => `${p.port}/${p.protocol ?? 'TCP'}`).join(',') || '<none>' }, age];
+    case 'PersistentVolumeClaim': return [name, { name: 'Status', cell: (c) => c.status?.phase ?? '' },
+      { name: 'Volume', cell: (c) => c.spec?.volumeName ?? '' },
+      { name: 'Capacity', cell: (c) => c.status?.capacity?.storage ?? '' },
+      { name: 'Access Modes', cell: (c) => (c.status?.accessModes ?? []).map((m: string) => m === 'ReadWriteOnce' ? 'RWO' : m === 'ReadOnlyMany' ? 'ROX' : m === 'ReadWriteMany' ? 'RWX' : m).join(',') },
+      { name: 'StorageClass', cell: (c) => c.spec?.storageClassName ?? '<unset>' }, age];
+    case 'PersistentVolume': return [name, { name: 'Capacity', cell: (v) => v.spec?.capacity?.storage ?? '' },
+      { name: 'Reclaim Policy', cell: (v) => v.spec?.persistentVolumeReclaimPolicy ?? '' },
+      { name: 'Status', cell: (v) => v.status?.phase ?? '' },
+      { name: 'Claim', cell: (v) => v.spec?.claimRef ? `${v.spec.claimRef.namespace}/${v.spec.claimRef.name}` : '' },
+      { name: 'StorageClass', cell: (v) => v.spec?.storageClassName ?? '' }, age];
+    case 'StatefulSet': return [name, { name: 'Ready', cell: (s) => `${s.status?.readyReplicas ?? 0}/${s.spec?.replicas ?? 0}` }, age];
+    case 'Deployment': return [name, { name: 'Ready', cell: (d) => `${d.status?.readyReplicas ?? 0}/${d.spec?.replicas ?? 0}` },
+      { name: 'Up-to-date', type: 'integer', cell: (d) => d.status?.updatedReplicas ?? 0 },
+      { name: 'Available', type: 'integer', cell: (d) => d.status?.availableReplicas ?? 0 }, age];
+    case 'PodDisruptionBudget': return [name, { name: 'Min Available', cell: (p) => p.spec?.minAvailable ?? 'N/A' },
+      { name: 'Max Unavailable', cell: (p) => p.spec?.maxUnavailable ?? 'N/A' },
+      { name: 'Allowed Disruptions', type: 'integer', cell: (p) => p.status?.disruptionsAllowed ?? 0 }, age];
+    default: return [name, age];
+  }
+}
+
+/** True when the Accept header asks for a Table. */
+export function wantsTable(accept: string | undefined): boolean {
+  return /as=Table/.test(accept ?? '') && /g=meta\.k8s\.io/.test(accept ?? '');
+}
+
+/** A Table of objs of type def; resourceVersion is the list's. */
+export function toTable(def: ResourceDef, objs: any[], resourceVersion?: string, now = Date.now()): any {
+  const cols = columnsFor(def);
+  return {
+    kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: resourceVersion ? { resourceVersion } : {},
+    columnDefinitions: cols.map((c) => ({ name: c.name, type: c.type ?? 'string', format: c.name === 'Name' ? 'name' : '',
+      description: '', priority: c.priority ?? 0 })),
+    rows: objs.map((o) => ({ cells: cols.map((c) => c.cell(o, now)), object: o })),
+  };
+}

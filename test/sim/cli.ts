@@ -1,0 +1,56 @@
+// The simulator's command line (`npm run sim -- COMMAND`): up, down, user, fault.
+// See test/sim/README.md for the contract; this file only parses flags and calls the modules.
+import { Command } from 'commander';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ensureToken, writeKubeconfig } from './apiserver/clusterfiles.js';
+import { down, up } from './apiserver/lifecycle.js';
+import { runFault } from './fault.js';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+const program = new Command('sim').description('the local test cluster').showHelpAfterError();
+
+program.command('up').description('start a cluster and wait until it is ready')
+  .requiredOption('--dir <DIR>', 'cluster directory')
+  .option('--fixture <NAME>', 'create a fixture (repeatable)', collect, [] as string[])
+  .option('--nodes <N>', 'number of nodes', '3')
+  .action(async (o: { dir: string; fixture: string[]; nodes: string }) => {
+    await up({ dir: o.dir, fixtures: o.fixture, nodes: Number(o.nodes),
+      readyTimeoutMs: Number(process.env.SIM_READY_TIMEOUT_MS ?? 180_000), log: (l) => console.log(l) });
+  });
+
+program.command('down').description('stop every process of a cluster and check nothing is left')
+  .requiredOption('--dir <DIR>', 'cluster directory')
+  .action(async (o: { dir: string }) => {
+    const left = await down(o.dir, (l) => console.error(l));
+    if (left.length) {
+      throw new Error(`left behind after down: ${left.join('; ')}`);
+    }
+    console.log(`cluster in ${resolve(o.dir)} stopped`);
+  });
+
+program.command('user').description('add a token user and write DIR/users/NAME.kubeconfig')
+  .requiredOption('--dir <DIR>', 'cluster directory')
+  .option('--group <G>', 'group of the user (repeatable)', collect, [] as string[])
+  .argument('<NAME>')
+  .action((name: string, o: { dir: string; group: string[] }) => {
+    const dir = resolve(o.dir);
+    ensureToken(dir, name, o.group);
+    mkdirSync(join(dir, 'users'), { recursive: true });
+    const file = join(dir, 'users', `${name}.kubeconfig`);
+    writeKubeconfig(dir, file, name);
+    console.log(file);
+  });
+
+program.command('fault').description('inject a fault: restart-apiserver | stream --cut-after N|--stall | clear | (kubelet faults)')
+  .requiredOption('--dir <DIR>', 'cluster directory')
+  .argument('<KIND>').argument('[ARGS...]')
+  .allowUnknownOption(true)
+  .action(async (kind: string, args: string[], o: { dir: string }) => {
+    console.log(await runFault(resolve(o.dir), kind, args));
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`error: ${(err as Error).message.split('\n')[0]}`);
+  process.exit(1);
+});
