@@ -1,0 +1,112 @@
+/** Workload operations restore needs: scale (scale subresource), rollout restart, PDB save / delete / re-create, pod delete. */
+import {
+  PatchStrategy,
+  setHeaderOptions,
+  type AppsV1Api,
+  type CoreV1Api,
+  type PolicyV1Api,
+  type V1PodDisruptionBudget,
+} from '@kubernetes/client-node';
+import { apiError, ConflictError } from './errors.js';
+
+/** A scalable workload. */
+export interface WorkloadRef {
+  kind: 'StatefulSet' | 'Deployment';
+  name: string;
+  namespace: string;
+}
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+function label(ref: WorkloadRef): string {
+  return `${ref.kind.toLowerCase()} "${ref.name}" in namespace "${ref.namespace}"`;
+}
+
+/** Sets replicas through the scale subresource (as `kubectl scale` does); returns the previous count. */
+export async function scaleWorkload(kube: { apps: AppsV1Api }, ref: WorkloadRef, replicas: number): Promise<number> {
+  const { name, namespace } = ref;
+  const body = { spec: { replicas } };
+  try {
+    if (ref.kind === 'StatefulSet') {
+      const before = await kube.apps.readNamespacedStatefulSetScale({ name, namespace });
+      await kube.apps.patchNamespacedStatefulSetScale({ name, namespace, body }, mergePatch);
+      return before.spec?.replicas ?? 0;
+    }
+    const before = await kube.apps.readNamespacedDeploymentScale({ name, namespace });
+    await kube.apps.patchNamespacedDeploymentScale({ name, namespace, body }, mergePatch);
+    return before.spec?.replicas ?? 0;
+  } catch (err) {
+    throw apiError(err, `scale ${label(ref)}`);
+  }
+}
+
+/** `kubectl rollout restart`: stamps kubectl.kubernetes.io/restartedAt (RFC 3339) on the pod template. */
+export async function rolloutRestart(kube: { apps: AppsV1Api }, ref: WorkloadRef, now: Date = new Date()): Promise<string> {
+  const restartedAt = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const body = { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': restartedAt } } } } };
+  const { name, namespace } = ref;
+  try {
+    if (ref.kind === 'StatefulSet') await kube.apps.patchNamespacedStatefulSet({ name, namespace, body }, mergePatch);
+    else await kube.apps.patchNamespacedDeployment({ name, namespace, body }, mergePatch);
+  } catch (err) {
+    throw apiError(err, `rollout restart ${label(ref)}`);
+  }
+  return restartedAt;
+}
+
+/** Reads a PDB and strips server-set fields so the result can be created again later (and saved as YAML). */
+export async function savePdb(kube: { policy: PolicyV1Api }, namespace: string, name: string): Promise<V1PodDisruptionBudget> {
+  let pdb: V1PodDisruptionBudget;
+  try {
+    pdb = await kube.policy.readNamespacedPodDisruptionBudget({ name, namespace });
+  } catch (err) {
+    throw apiError(err, `get poddisruptionbudget "${name}" in namespace "${namespace}"`);
+  }
+  return portablePdb(pdb);
+}
+
+/** A PDB without status and server-set metadata (uid, resourceVersion, managedFields, ...). */
+export function portablePdb(pdb: V1PodDisruptionBudget): V1PodDisruptionBudget {
+  const m = pdb.metadata ?? {};
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name: m.name, namespace: m.namespace, labels: m.labels, annotations: m.annotations },
+    spec: pdb.spec,
+  };
+}
+
+/** Deletes a PDB; returns false when it was already gone. */
+export async function deletePdb(kube: { policy: PolicyV1Api }, namespace: string, name: string): Promise<boolean> {
+  try {
+    await kube.policy.deleteNamespacedPodDisruptionBudget({ name, namespace });
+    return true;
+  } catch (err) {
+    if ((err as { code?: number }).code === 404) return false;
+    throw apiError(err, `delete poddisruptionbudget "${name}" in namespace "${namespace}"`);
+  }
+}
+
+/** Creates a saved PDB again; returns false when one of that name already exists (idempotent). */
+export async function recreatePdb(kube: { policy: PolicyV1Api }, saved: V1PodDisruptionBudget): Promise<boolean> {
+  const namespace = saved.metadata?.namespace ?? '';
+  try {
+    await kube.policy.createNamespacedPodDisruptionBudget({ namespace, body: portablePdb(saved) });
+    return true;
+  } catch (err) {
+    const mapped = apiError(err, `create poddisruptionbudget "${saved.metadata?.name}" in namespace "${namespace}"`);
+    if (mapped instanceof ConflictError) return false;
+    throw mapped;
+  }
+}
+
+/** Deletes a pod; returns its uid (to wait until that very pod is gone), or undefined when it did not exist. */
+export async function deletePod(kube: { core: CoreV1Api }, namespace: string, name: string, gracePeriodSeconds?: number): Promise<string | undefined> {
+  try {
+    const pod = await kube.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds });
+    return pod.metadata?.uid;
+  } catch (err) {
+    if ((err as { code?: number }).code === 404) return undefined;
+    throw apiError(err, `delete pod "${name}" in namespace "${namespace}"`);
+  }
+}
