@@ -80,10 +80,13 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
       ? resolve(dest.path)
       : join(resolve(dest.dir), `${topology.namespace}-${topology.workload.name}-${compactUtc(startedAt)}.db`);
   const partial = await PartialFile.create(partialTarget);
-  const guard = guardSignals(deps.signals, () => partial.discardSync());
+  const digester = new SnapshotDigester();
+  const guard = guardSignals(deps.signals, () => {
+    partial.discardSync();
+    digester.destroy(new Error('interrupted'));
+  });
   const progress = deps.progress(`snapshot ${member.pod}`);
   try {
-    const digester = new SnapshotDigester();
     const written = drain(digester, partial.writable(), true);
     const result = await transport.take(member, digester, {
       signal: guard.signal,
@@ -132,10 +135,10 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
 }
 
 async function backupToStdout(member: EtcdMember, transport: SnapshotTransport, status: MemberStatus | undefined, deps: BackupDeps) {
-  const guard = guardSignals(deps.signals, () => {});
+  const digester = new SnapshotDigester();
+  const guard = guardSignals(deps.signals, () => digester.destroy(new Error('interrupted')));
   const progress = deps.progress(`snapshot ${member.pod}`);
   try {
-    const digester = new SnapshotDigester();
     const written = drain(digester, deps.stdout, false);
     const result = await transport.take(member, digester, {
       signal: guard.signal,

@@ -1,7 +1,7 @@
 import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PluginError } from '../errors.js';
-import { connectEtcdClient, startLocalForward, type EtcdTlsMaterial, type PodPortOpener } from '../etcd/client.js';
+import { connectEtcdClient, type EtcdTlsMaterial, type PodPortForwarder } from '../etcd/client.js';
 import type { EtcdMember } from '../etcd/topology.js';
 import type { SnapshotTransport, TransportContext, TransportResult } from './transport.js';
 
@@ -10,7 +10,7 @@ export type TlsResolver = (member: EtcdMember) => Promise<EtcdTlsMaterial | unde
 
 /** Options for the stream transport. */
 export interface StreamTransportOptions {
-  openPort: PodPortOpener;
+  forward: PodPortForwarder;
   resolveTls: TlsResolver;
 }
 
@@ -26,9 +26,9 @@ export function streamTransport(opts: StreamTransportOptions): SnapshotTransport
       if (member.clientTlsEnabled && !tls) {
         throw new PluginError(`no client certificate found for ${where}`, 'pass --cacert, --cert and --key');
       }
-      const forward = await startLocalForward(opts.openPort, member.namespace, member.pod, member.clientPort);
+      const forward = await opts.forward(member.namespace, member.pod, member.clientPort);
       const client = await connectEtcdClient({
-        port: forward.port,
+        port: forward.localPort,
         tls,
         preferredNames: [hostOf(member.endpoint), `${member.pod}`, 'localhost'].filter((n): n is string => !!n),
       }).catch(async (err: Error) => {

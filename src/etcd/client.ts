@@ -1,77 +1,27 @@
 /**
- * An etcd3 client for one member, reached through a local 127.0.0.1 listener whose connections are
- * each carried by a Kubernetes port-forward stream. TLS is verified against the member's CA with a
+ * An etcd3 client for one member, reached through a port-forward's local 127.0.0.1 listener. TLS is verified against the member's CA with a
  * server name taken from the member's certificate (one of its SANs).
  */
-import { createServer, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { isIP } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { Etcd3 } from 'etcd3';
 
-/** Opens one byte stream to a port inside a pod (a port-forward). */
-export type PodPortOpener = (namespace: string, pod: string, port: number) => Promise<Duplex>;
+/** A running port-forward: connections to 127.0.0.1:localPort reach the pod's port. */
+export interface LocalForward {
+  localPort: number;
+  /** The most recent error a forwarded connection hit (e.g. the stream was cut). */
+  lastError(): Error | undefined;
+  close(): Promise<void>;
+}
+
+/** Starts a port-forward to a pod's port. */
+export type PodPortForwarder = (namespace: string, pod: string, port: number) => Promise<LocalForward>;
 
 /** PEM client TLS material for etcd. */
 export interface EtcdTlsMaterial {
   ca: Buffer;
   cert?: Buffer;
   key?: Buffer;
-}
-
-/** A local listener that forwards each accepted connection into the pod. */
-export interface LocalForward {
-  port: number;
-  /** The first error a forwarded connection hit, if any (e.g. the stream was cut). */
-  lastError(): Error | undefined;
-  close(): Promise<void>;
-}
-
-/** Listens on 127.0.0.1:0 and forwards every connection to `pod:port` through `open`. */
-export async function startLocalForward(open: PodPortOpener, namespace: string, pod: string, port: number): Promise<LocalForward> {
-  const sockets = new Set<Socket | Duplex>();
-  let failure: Error | undefined;
-  const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    open(namespace, pod, port).then(
-      (remote) => {
-        sockets.add(remote);
-        remote.on('error', (err: Error) => {
-          failure ??= err;
-          socket.destroy();
-        });
-        socket.on('error', () => remote.destroy());
-        remote.on('close', () => {
-          sockets.delete(remote);
-          socket.destroy();
-        });
-        socket.on('close', () => remote.destroy());
-        socket.pipe(remote);
-        remote.pipe(socket);
-      },
-      (err: Error) => {
-        failure ??= err;
-        socket.destroy();
-      },
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  if (!address || typeof address === 'string') throw new Error('local port-forward listener has no port');
-  return {
-    port: address.port,
-    lastError: () => failure,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 /** The names a TLS server certificate is valid for (DNS and IP SANs, then the CN). */
