@@ -38,8 +38,11 @@ export interface ExecResult {
 
 /** The command could not run at all (e.g. executable not found); carries the status reason. */
 export class ExecFailedError extends PluginError {
+  /** True when the runtime said the executable does not exist in the image (distroless, no shell/tar). */
+  readonly missingExecutable: boolean;
   constructor(message: string, hint: string, readonly reason?: string) {
     super(message, hint);
+    this.missingExecutable = /executable file not found|no such file or directory/i.test(message);
   }
 }
 
