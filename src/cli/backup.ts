@@ -1,4 +1,129 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { UsageError } from '../errors.js';
+import { apiPodLister, containerCopyOut, containerRun, execCapability, memberRunner, podPortForwarder, tlsResolver } from '../backup/cluster.js';
+import { execTransport } from '../backup/exec-transport.js';
+import type { BackupRecord } from '../backup/record.js';
+import { runBackup, type BackupDestination, type BackupOptions } from '../backup/run.js';
+import { streamTransport } from '../backup/stream-transport.js';
+import type { TransportKind } from '../backup/transport.js';
+import { discoverTopology } from '../etcd/discovery/index.js';
+import { readSnapshotFacts } from '../etcd/snapshot/facts.js';
+import { execStatusProbe } from '../etcd/status.js';
+import { VERSION } from '../version.js';
+import { formatBytes } from '../ui/bytes.js';
+import { formatRecord, parseOutputFormat, type OutputFormat } from '../ui/format.js';
+import { createLogger } from '../ui/log.js';
+import { createProgress } from '../ui/progress.js';
+import { kubeContextFromOptions, verbosityOf, type GlobalKubeOptions } from './kubeflags.js';
 
-/** Registers `kubectl etcd backup` (not yet implemented). */
-export function register(_program: Command): void {}
+/** Flags of `backup` as commander parses them. */
+export interface BackupFlags {
+  statefulset?: string;
+  pod?: string;
+  selector?: string;
+  container?: string;
+  member?: string;
+  file?: string;
+  dir?: string;
+  keep?: string;
+  via?: string;
+  cacert?: string;
+  cert?: string;
+  key?: string;
+  output?: string;
+}
+
+/** Checks flag combinations and turns them into the destination, transport and output format. */
+export function backupFlagsToOptions(flags: BackupFlags): { destination: BackupDestination; via?: TransportKind; output?: OutputFormat } {
+  const output = parseOutputFormat(flags.output);
+  if (flags.file !== undefined && flags.dir !== undefined) throw new UsageError('-f and --dir cannot be used together', 'pass one of them');
+  if (flags.file === undefined && flags.dir === undefined) throw new UsageError('no destination given', 'pass -f FILE, -f - (stdout) or --dir DIR');
+  if (flags.keep !== undefined && flags.dir === undefined) throw new UsageError('--keep works only with --dir', 'pass --dir DIR');
+  if ([flags.statefulset, flags.pod, flags.selector].filter((v) => v !== undefined).length > 1) {
+    throw new UsageError('--statefulset, --pod and -l select the same thing', 'pass only one of them');
+  }
+  let keep: number | undefined;
+  if (flags.keep !== undefined) {
+    keep = Number(flags.keep);
+    if (!Number.isInteger(keep) || keep < 1) throw new UsageError(`--keep "${flags.keep}" is not a positive whole number`, 'pass --keep 1 or more');
+  }
+  if ((flags.cert === undefined) !== (flags.key === undefined) || ((flags.cert || flags.key) && !flags.cacert)) {
+    throw new UsageError('--cacert, --cert and --key go together', 'pass all three (or --cacert alone for a server without client auth)');
+  }
+  const destination: BackupDestination =
+    flags.file === '-' ? { kind: 'stdout' } : flags.file !== undefined ? { kind: 'file', path: flags.file } : { kind: 'dir', dir: flags.dir!, keep };
+  if (destination.kind === 'stdout' && output) throw new UsageError('-o cannot be used with -f - (stdout carries the snapshot)', 'write to a file, or drop -o');
+  return { destination, via: flags.via as TransportKind | undefined, output };
+}
+
+/** One human line describing a finished backup. */
+export function describeBackup(r: BackupRecord): string {
+  const where = r.file === '-' ? 'stdout' : r.file;
+  const facts = [formatBytes(r.size), r.revision !== undefined ? `revision ${r.revision}` : undefined, r.totalKeys !== undefined ? `${r.totalKeys} keys` : undefined]
+    .filter(Boolean)
+    .join(', ');
+  return `backed up ${r.namespace}/${r.workload} from pod "${r.sourcePod}" via ${r.transport} to ${where} (${facts})`;
+}
+
+/** Registers `kubectl etcd backup`. */
+export function register(program: Command): void {
+  program
+    .command('backup')
+    .description('take a verified snapshot of an etcd cluster running in Kubernetes')
+    .option('--statefulset <name>', 'the etcd StatefulSet (default: the only etcd workload in the namespace)')
+    .option('--pod <name>', 'an etcd pod (selects its workload)')
+    .option('-l, --selector <selector>', 'label selector of the etcd pods (e.g. component=etcd)')
+    .option('-c, --container <name>', 'the etcd container (default: detected)')
+    .option('--member <name>', 'back up from this member (pod, etcd name or member ID) instead of any healthy one')
+    .option('-f, --file <file>', 'write the snapshot to FILE, or to stdout with -f -')
+    .option('--dir <dir>', 'write to DIR with a self-describing name and a .json sidecar')
+    .option('--keep <n>', 'with --dir: keep only the newest N backups of this workload')
+    .addOption(new Option('--via <transport>', 'how to bring the snapshot home (default: exec when the image has sh and tar, else stream)').choices(['exec', 'stream']))
+    .option('--cacert <file>', 'etcd CA certificate (default: from the member’s cert Secret)')
+    .option('--cert <file>', 'etcd client certificate')
+    .option('--key <file>', 'etcd client key')
+    .option('-o, --output <format>', 'print the result record as json or yaml')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  kubectl etcd backup -n uc1 -f snapshot.db
+  kubectl etcd backup -n uc1 --dir /backups --keep 7 -o json
+  kubectl etcd backup -n kube-system -l component=etcd --via stream -f - > snapshot.db`,
+    )
+    .action(async (flags: BackupFlags, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalKubeOptions>();
+      const parsed = backupFlagsToOptions(flags);
+      const kube = kubeContextFromOptions(globals);
+      const log = createLogger(process.stderr, verbosityOf(globals));
+      const topology = await discoverTopology(apiPodLister(kube), {
+        namespace: kube.namespace,
+        statefulSet: flags.statefulset,
+        pod: flags.pod,
+        selector: flags.selector,
+        container: flags.container,
+      });
+      const options: BackupOptions = { topology, destination: parsed.destination, member: flags.member ?? flags.pod, via: parsed.via };
+      const record = await runBackup(options, {
+        transports: {
+          exec: execTransport({ run: containerRun(kube), copyOut: containerCopyOut(kube) }),
+          stream: streamTransport({ forward: podPortForwarder(kube), resolveTls: tlsResolver(kube, flags) }),
+        },
+        canExec: execCapability(kube),
+        probe: execStatusProbe(memberRunner(kube)),
+        readSummary: async (path) => {
+          const facts = await readSnapshotFacts(path);
+          if (facts.outcome !== 'valid' || !facts.status) throw new Error(facts.problems[0] ?? `snapshot is ${facts.outcome}`);
+          return { revision: facts.status.revision, totalKeys: facts.status.totalKey, hash: facts.status.hash };
+        },
+        stdout: process.stdout,
+        signals: process,
+        progress: (label) => createProgress({ stream: process.stderr, label, env: process.env }),
+        log,
+        now: () => new Date(),
+        pluginVersion: VERSION,
+      });
+      if (parsed.output) process.stdout.write(formatRecord(record, parsed.output));
+      else (record.file === '-' ? process.stderr : process.stdout).write(describeBackup(record) + '\n');
+    });
+}

@@ -1,4 +1,56 @@
 import type { Command } from 'commander';
+import { PluginError } from '../errors.js';
+import { apiPodLister, memberRunner } from '../backup/cluster.js';
+import { discoverTopology } from '../etcd/discovery/index.js';
+import { collectStatus, execStatusProbe, type MemberStatus } from '../etcd/status.js';
+import { formatRecord, parseOutputFormat } from '../ui/format.js';
+import { renderStatusTable } from '../ui/status-table.js';
+import { kubeContextFromOptions, type GlobalKubeOptions } from './kubeflags.js';
 
-/** Registers `kubectl etcd status` (not yet implemented). */
-export function register(_program: Command): void {}
+/** Flags of `status` as commander parses them. */
+interface StatusFlags {
+  statefulset?: string;
+  pod?: string;
+  selector?: string;
+  container?: string;
+  output?: string;
+}
+
+/** The error for a cluster with unhealthy members (exit code 1), or undefined when all are healthy. */
+export function unhealthyError(rows: MemberStatus[]): PluginError | undefined {
+  const bad = rows.filter((r) => !r.healthy);
+  if (bad.length === 0) return undefined;
+  return new PluginError(
+    `${bad.length} of ${rows.length} etcd members unhealthy: ${bad.map((r) => `"${r.pod}" (${r.error ?? 'unhealthy'})`).join(', ')}`,
+    'check the pods with kubectl describe and kubectl logs',
+  );
+}
+
+/** Registers `kubectl etcd status`. */
+export function register(program: Command): void {
+  program
+    .command('status')
+    .description('show every etcd member: health, leader, version, DB size, raft term and index, revision, alarms')
+    .option('--statefulset <name>', 'the etcd StatefulSet (default: the only etcd workload in the namespace)')
+    .option('--pod <name>', 'an etcd pod (selects its workload)')
+    .option('-l, --selector <selector>', 'label selector of the etcd pods (e.g. component=etcd)')
+    .option('-c, --container <name>', 'the etcd container (default: detected)')
+    .option('-o, --output <format>', 'output format: table (default), json or yaml')
+    .addHelpText('after', '\nExamples:\n  kubectl etcd status -n uc1\n  kubectl etcd status -n kube-system -l component=etcd -o json')
+    .action(async (flags: StatusFlags, command: Command) => {
+      const output = flags.output === 'table' ? undefined : parseOutputFormat(flags.output);
+      const kube = kubeContextFromOptions(command.optsWithGlobals<GlobalKubeOptions>());
+      const topology = await discoverTopology(apiPodLister(kube), {
+        namespace: kube.namespace,
+        statefulSet: flags.statefulset,
+        pod: flags.pod,
+        selector: flags.selector,
+        container: flags.container,
+      });
+      const rows = await collectStatus(topology.members, execStatusProbe(memberRunner(kube)));
+      const record = { namespace: topology.namespace, workload: topology.workload.name, members: rows };
+      process.stdout.write(output ? formatRecord(record, output) : renderStatusTable(rows));
+      const err = unhealthyError(rows);
+      if (err) throw err;
+    });
+}

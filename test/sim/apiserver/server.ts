@@ -15,6 +15,7 @@ import { apiGroup, apiGroupList, apiResourceList, apiVersions, SERVER_VERSION } 
 import { finalizeNamespaces, namespaceDefaults, startNamespaceDeletion } from './namespaces.js';
 import { openApiV3Doc, openApiV3Index } from './openapi.js';
 import { builtinResources, findResource, type ResourceDef } from './registry.js';
+import { protobufToJson } from './protobuf.js';
 import { parseRequestInfo, type RequestInfo } from './requestinfo.js';
 import { ResourceApi, type Target } from './rest.js';
 import { ApiError, badRequest, methodNotAllowed, statusBody, unsupportedMediaType, conflict } from './status.js';
@@ -63,6 +64,12 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
 function parseJson(buf: Buffer, contentType: string): any {
   if (!buf.length) return undefined;
   const type = contentType.split(';')[0].trim().toLowerCase();
+  if (type === 'application/vnd.kubernetes.protobuf') {
+    let decoded: any;
+    try { decoded = protobufToJson(buf); } catch { /* not decodable: 415 below */ }
+    if (decoded) return decoded;
+    throw unsupportedMediaType(type);
+  }
   if (type && !type.includes('json')) throw unsupportedMediaType(type);
   try {
     return JSON.parse(buf.toString('utf8'));

@@ -25,6 +25,7 @@ export class ResourceCache<T extends KubernetesObject> {
   private abort?: AbortController;
   private resourceVersion = '';
   private retryTimer?: NodeJS.Timeout;
+  private failures = 0;
   private syncedResolve!: () => void;
   /** Resolves after the first successful list. */
   readonly synced = new Promise<void>((resolve) => (this.syncedResolve = resolve));
@@ -88,12 +89,17 @@ export class ResourceCache<T extends KubernetesObject> {
         this.syncedResolve();
         this.retryLater(30_000);
       } else {
-        this.log(`${this.name}: list failed: ${String((err as Error).message).split('\n')[0]}`);
-        this.retryLater(1000);
+        this.failures++;
+        if (this.failures === 1 || this.failures % 30 === 0) {
+          this.log(`${this.name}: list failed (${this.failures}x): ${String((err as Error).message).split('\n')[0]}`);
+        }
+        this.retryLater(Math.min(5000, 250 * 2 ** Math.min(this.failures, 5)));
       }
       return;
     }
     this.served = true;
+    if (this.failures > 0) this.log(`${this.name}: listed again after ${this.failures} failed attempts`);
+    this.failures = 0;
     const fresh = new Map<string, T>();
     for (const raw of list.items) {
       const obj = this.stamp(raw);

@@ -1,0 +1,163 @@
+/**
+ * Adapters from the kube seam (src/kube) to the narrow interfaces backup and status declare.
+ * The CLI builds these once per command and hands them to the core.
+ */
+import { readFile } from 'node:fs/promises';
+import { posix } from 'node:path';
+import type { V1StatefulSet } from '@kubernetes/client-node';
+import { ForbiddenError, PluginError } from '../errors.js';
+import type { EtcdTlsMaterial, PodPortForwarder } from '../etcd/client.js';
+import type { EtcdPodLister } from '../etcd/discovery/index.js';
+import type { MemberCommandRunner } from '../etcd/status.js';
+import type { EtcdMember } from '../etcd/topology.js';
+import type { KubeContext } from '../kube/client.js';
+import { copyFileOutOfPod } from '../kube/copy.js';
+import { apiError } from '../kube/errors.js';
+import { ExecFailedError, execCapture } from '../kube/exec.js';
+import { listPods } from '../kube/pods.js';
+import { portForward } from '../kube/portforward.js';
+import type { ContainerCopyOut, ContainerRun } from './exec-transport.js';
+import type { ExecCapabilityProbe } from './run.js';
+import type { TlsResolver } from './stream-transport.js';
+
+/** Lists etcd pods and StatefulSets through the API (discovery's lister). */
+export function apiPodLister(kube: KubeContext): EtcdPodLister {
+  return {
+    listPods: (namespace, selector) => listPods(kube, namespace, selector),
+    async getStatefulSet(namespace, name): Promise<V1StatefulSet | undefined> {
+      try {
+        return await kube.apps.readNamespacedStatefulSet({ name, namespace });
+      } catch (err) {
+        if ((err as { code?: number }).code === 404) return undefined;
+        throw apiError(err, `get statefulset "${name}" in namespace "${namespace}"`);
+      }
+    },
+    async listStatefulSets(namespace) {
+      try {
+        return (await kube.apps.listNamespacedStatefulSet({ namespace })).items;
+      } catch (err) {
+        throw apiError(err, `list statefulsets in namespace "${namespace}"`);
+      }
+    },
+  };
+}
+
+/** Runs a small command in a container and captures its output. */
+export function containerRun(kube: KubeContext): ContainerRun {
+  return (t, command) => execCapture(kube, { namespace: t.namespace, pod: t.pod, container: t.container, command });
+}
+
+/** Streams a file out of a container through tar. */
+export function containerCopyOut(kube: KubeContext): ContainerCopyOut {
+  return (t, destination, onProgress) =>
+    copyFileOutOfPod(kube, { namespace: t.namespace, pod: t.pod, container: t.container, path: t.path, destination, onProgress });
+}
+
+/** Port-forwards to a pod port. */
+export function podPortForwarder(kube: KubeContext): PodPortForwarder {
+  return (namespace, pod, port) => portForward(kube, { namespace, pod, port });
+}
+
+/** Runs etcdctl (or anything) in a member's etcd container. */
+export function memberRunner(kube: KubeContext): MemberCommandRunner {
+  const run = containerRun(kube);
+  return { run: (m, argv) => run({ namespace: m.namespace, pod: m.pod, container: m.container }, argv) };
+}
+
+/** true when the member's container has sh and tar (a harmless exec); a missing permission is an error. */
+export function execCapability(kube: KubeContext): ExecCapabilityProbe {
+  const run = containerRun(kube);
+  return async (m) => {
+    try {
+      const r = await run({ namespace: m.namespace, pod: m.pod, container: m.container }, [
+        'sh',
+        '-c',
+        'command -v tar >/dev/null 2>&1 && command -v etcdctl >/dev/null 2>&1 && echo kubectl-etcd-exec-ok',
+      ]);
+      return r.exitCode === 0 && r.stdout.includes('kubectl-etcd-exec-ok');
+    } catch (err) {
+      if (err instanceof ExecFailedError) return false;
+      throw err;
+    }
+  };
+}
+
+/** Local PEM files given with --cacert/--cert/--key. */
+export interface LocalTlsFiles {
+  cacert?: string;
+  cert?: string;
+  key?: string;
+}
+
+/**
+ * Finds a member's client TLS material: local files when given, else each file from the Secret
+ * behind its cert mount, else read through a shell in the container (hostPath certs, kubeadm).
+ */
+export function tlsResolver(kube: KubeContext, local: LocalTlsFiles): TlsResolver {
+  const run = containerRun(kube);
+  return async (member) => {
+    if (local.cacert) {
+      return {
+        ca: await readLocal(local.cacert),
+        cert: local.cert ? await readLocal(local.cert) : undefined,
+        key: local.key ? await readLocal(local.key) : undefined,
+      };
+    }
+    if (!member.tls.caFile) return undefined;
+    const secret = await secretData(kube, member);
+    const read = async (file: string | undefined): Promise<Buffer | undefined> => {
+      if (!file) return undefined;
+      const fromSecret = secret && secretFile(member, secret, file);
+      if (fromSecret) return fromSecret;
+      return readThroughShell(run, member, file);
+    };
+    const material: EtcdTlsMaterial = { ca: (await read(member.tls.caFile))!, cert: await read(member.tls.certFile), key: await read(member.tls.keyFile) };
+    return material;
+  };
+}
+
+async function readLocal(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new PluginError(`cannot read "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check --cacert, --cert and --key');
+  }
+}
+
+async function secretData(kube: KubeContext, member: EtcdMember): Promise<Record<string, string> | undefined> {
+  const src = member.certSource;
+  if (src?.kind !== 'secret') return undefined;
+  try {
+    const s = await kube.core.readNamespacedSecret({ name: src.secretName, namespace: member.namespace });
+    return s.data ?? {};
+  } catch (err) {
+    const e = apiError(err, `get secret "${src.secretName}" in namespace "${member.namespace}"`);
+    if (e instanceof ForbiddenError) throw new ForbiddenError(e.message, 'ask for get secrets, or pass --cacert, --cert and --key');
+    throw e;
+  }
+}
+
+function secretFile(member: EtcdMember, data: Record<string, string>, file: string): Buffer | undefined {
+  const src = member.certSource;
+  if (src?.kind !== 'secret') return undefined;
+  const mount = src.mountPath.replace(/\/+$/, '');
+  if (!file.startsWith(`${mount}/`)) return undefined;
+  const value = data[file.slice(mount.length + 1)] ?? data[posix.basename(file)];
+  return value === undefined ? undefined : Buffer.from(value, 'base64');
+}
+
+async function readThroughShell(run: ContainerRun, member: EtcdMember, file: string): Promise<Buffer> {
+  const fail = (why: string) =>
+    new PluginError(`cannot read "${file}" from pod "${member.pod}" (${why})`, 'pass --cacert, --cert and --key');
+  // Shell builtins only: images such as registry.k8s.io/etcd have sh but no cat.
+  const script = 'while IFS= read -r l || [ -n "$l" ]; do printf "%s\\n" "$l"; done < "$1"';
+  let r;
+  try {
+    r = await run({ namespace: member.namespace, pod: member.pod, container: member.container }, ['sh', '-c', script, 'sh', file]);
+  } catch (err) {
+    if (err instanceof ForbiddenError) throw err;
+    throw fail('the image has no shell');
+  }
+  if (r.exitCode !== 0) throw fail(r.stderr.trim().split('\n')[0] || `exit ${r.exitCode}`);
+  return Buffer.from(r.stdout, 'utf8');
+}

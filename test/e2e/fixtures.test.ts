@@ -1,0 +1,127 @@
+/**
+ * Every fixture brought up in the local test cluster: real etcd members that formed one cluster,
+ * checked with real kubectl exec and etcdctl inside the pods, the anthos runbook's exact commands,
+ * and discovery + etcdctl builders run against the live pod objects.
+ */
+import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { confirmMembers, discoverTopology, parseMemberList, type EtcdPodLister } from '../../src/etcd/discovery/index.js';
+import { endpointHealth, memberList, targetOf } from '../../src/etcd/etcdctl.js';
+import type { EtcdTopology } from '../../src/etcd/topology.js';
+import { requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
+
+const CERTS = '/etcd.local.config/certificates';
+
+/** The cluster seen through real kubectl, as discovery's lister. */
+function kubectlLister(c: SimCluster): EtcdPodLister {
+  const getJson = async (args: string[]) => {
+    const r = await c.kubectl([...args, '-o', 'json']);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr.trim()}`);
+    return JSON.parse(r.stdout);
+  };
+  return {
+    listPods: async (ns, selector) => (await getJson(['-n', ns, 'get', 'pods', ...(selector ? ['-l', selector] : [])])).items as V1Pod[],
+    getStatefulSet: async (ns, name) => {
+      const r = await c.kubectl(['-n', ns, 'get', 'statefulset', name, '-o', 'json']);
+      return r.code === 0 ? (JSON.parse(r.stdout) as V1StatefulSet) : undefined;
+    },
+    listStatefulSets: async (ns) => (await getJson(['-n', ns, 'get', 'statefulsets'])).items as V1StatefulSet[],
+  };
+}
+
+const fixtures = [
+  { fixture: 'anthos', namespace: 'uc1', members: ['kube-etcd-0', 'kube-etcd-1', 'kube-etcd-2'], pods: ['kube-etcd-0', 'kube-etcd-1', 'kube-etcd-2'], container: 'kube-etcd' },
+  { fixture: 'single', namespace: 'uc1', members: ['kube-etcd-0'], pods: ['kube-etcd-0'], container: 'kube-etcd' },
+  { fixture: 'bitnami', namespace: 'etcd', members: ['etcd-0', 'etcd-1', 'etcd-2'], pods: ['etcd-0', 'etcd-1', 'etcd-2'], container: 'etcd' },
+  { fixture: 'kubeadm', namespace: 'kube-system', members: ['node-1', 'node-2', 'node-3'], pods: ['etcd-node-1', 'etcd-node-2', 'etcd-node-3'], container: 'etcd' },
+];
+
+describe.each(fixtures)('fixture $fixture', (f) => {
+  let cluster: SimCluster;
+  let topology: EtcdTopology;
+
+  beforeAll(async () => {
+    requireRoot();
+    requireCommand('kubectl', 'install kubectl 1.30 or newer');
+    requireCommand('etcd', 'run apt-get install -y etcd-server etcd-client');
+    cluster = await startCluster({ fixtures: [f.fixture] });
+    topology = await discoverTopology(kubectlLister(cluster), { namespace: f.namespace });
+  }, 400_000);
+
+  afterAll(async () => {
+    await cluster?.down();
+  }, 120_000);
+
+  const execIn = (pod: string, argv: string[]) => cluster.kubectl(['-n', f.namespace, 'exec', pod, '-c', f.container, '--', ...argv]);
+
+  it('discovery finds every member from the live pod objects, with only -n', () => {
+    expect(topology.members.map((m) => m.pod)).toEqual(f.pods);
+    expect(topology.members.map((m) => m.name)).toEqual(f.members);
+    expect(topology.members.every((m) => m.ready === true && m.node !== undefined && !m.notes)).toBe(true);
+  });
+
+  it('etcdctl member list inside the first member shows every member started, and they match discovery', async () => {
+    const r = await execIn(f.pods[0]!, memberList(targetOf(topology.members[0]!)).argv);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const live = parseMemberList(r.stdout);
+    expect(live.map((m) => m.name).sort()).toEqual([...f.members].sort());
+    const confirmed = confirmMembers(topology, live);
+    expect(confirmed.outcomes.filter((o) => o.kind !== 'confirmed')).toEqual([]);
+  });
+
+  it('endpoint health --cluster is healthy on every member', async () => {
+    const r = await execIn(f.pods[0]!, endpointHealth(targetOf(topology.members[0]!), { cluster: true }).argv);
+    expect(r.code, r.stderr).toBe(0);
+    const health = JSON.parse(r.stdout) as Array<{ health: boolean }>;
+    expect(health.map((h) => h.health)).toEqual(f.members.map(() => true));
+  });
+
+  if (f.fixture === 'anthos' || f.fixture === 'single') {
+    it("the runbook's exact backup shell command works in kube-etcd-0", async () => {
+      const line = `ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${CERTS}/etcdCA.crt --cert=${CERTS}/etcd.crt --key=${CERTS}/etcd.key member list`;
+      const r = await cluster.kubectl(['-n', 'uc1', 'exec', 'kube-etcd-0', '-c', 'kube-etcd', '--', 'sh', '-c', line]);
+      expect(r.code, r.stderr).toBe(0);
+      const rows = r.stdout.trim().split('\n');
+      expect(rows).toHaveLength(f.members.length);
+      expect(rows.every((row) => row.includes(', started, '))).toBe(true);
+      const save = await cluster.kubectl(['-n', 'uc1', 'exec', 'kube-etcd-0', '-c', 'kube-etcd', '--', 'sh', '-c',
+        `cd / && ${line.replace('member list', 'snapshot save /tmp/snapshot.db')} && ETCDCTL_API=3 etcdctl snapshot status /tmp/snapshot.db -w json && rm /tmp/snapshot.db`]);
+      expect(save.code, save.stderr).toBe(0);
+      expect(JSON.parse(save.stdout.trim().split('\n').pop()!)).toHaveProperty('totalKey');
+    });
+
+    it('kube-apiserver writes through the etcd, PVCs are bound, and the HA layout has its PDB', async () => {
+      const keys = await execIn('kube-etcd-0', ['etcdctl', '--endpoints=https://127.0.0.1:2379', `--cacert=${CERTS}/etcdCA.crt`,
+        `--cert=${CERTS}/etcd.crt`, `--key=${CERTS}/etcd.key`, 'get', '--prefix', '/registry/sim-heartbeat/', '--keys-only']);
+      expect(keys.stdout.split('\n').filter(Boolean).map((k) => k.replace(/^.*\//, '')).sort()).toEqual(f.members.map((_, i) => `kube-apiserver-${i}`));
+      const pvcs = JSON.parse((await cluster.kubectl(['-n', 'uc1', 'get', 'pvc', '-o', 'json'])).stdout) as { items: Array<{ metadata: { name: string }; status: { phase: string } }> };
+      expect(pvcs.items.map((p) => `${p.metadata.name}:${p.status.phase}`).sort()).toEqual(f.members.map((m) => `data-${m}:Bound`));
+      const pdb = await cluster.kubectl(['-n', 'uc1', 'get', 'pdb', 'kube-apiserver-pdb', '-o', 'jsonpath={.spec.minAvailable}']);
+      if (f.fixture === 'anthos') expect(pdb.stdout).toBe('2');
+      else expect(pdb.code).not.toBe(0);
+      const maint = await cluster.kubectl(['-n', 'uc1', 'get', 'deployment', 'gke-master-etcd-maintenance', '-o', 'jsonpath={.status.readyReplicas}']);
+      expect(maint.stdout).toBe('1');
+    });
+  }
+
+  if (f.fixture === 'bitnami') {
+    it('runs as uid 1001 and the data dir on the PVC belongs to it', async () => {
+      const r = await execIn('etcd-1', ['sh', '-c', 'id -u; stat -c %u /bitnami/etcd/data; ls /bitnami/etcd/data']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.split('\n').slice(0, 3)).toEqual(['1001', '1001', 'member']);
+    });
+  }
+
+  if (f.fixture === 'kubeadm') {
+    it('static-style pods sit on their nodes with certs and data on the node hostPath; the image has no tar', async () => {
+      expect(topology.members.map((m) => m.node)).toEqual(['node-1', 'node-2', 'node-3']);
+      const r = await execIn('etcd-node-2', ['sh', '-c', 'echo /etc/kubernetes/pki/etcd/*; echo /var/lib/etcd/*']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('/etc/kubernetes/pki/etcd/healthcheck-client.crt');
+      expect(r.stdout).toContain('/var/lib/etcd/member');
+      const tar = await execIn('etcd-node-2', ['tar', '--version']);
+      expect(tar.code).not.toBe(0);
+    });
+  }
+});

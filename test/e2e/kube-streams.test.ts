@@ -1,0 +1,200 @@
+/**
+ * The kube seam's pod streams against real pods of the local test cluster (fixture `single`:
+ * one real etcd in uc1/kube-etcd-0): exec exit codes and stdin EOF, a 100 MB copy out and in
+ * with matching sha256 and flat memory, port-forward to etcd with the etcd3 client, a user
+ * without pods/exec, and a stream cut mid-copy.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Writable } from 'node:stream';
+import { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kubeContextFromOptions } from '../../src/cli/kubeflags.js';
+import type { KubeContext } from '../../src/kube/client.js';
+import { copyFileIntoPod, copyFileOutOfPod, fileDigestInPod } from '../../src/kube/copy.js';
+import { ExecFailedError, execCapture, execInPod } from '../../src/kube/exec.js';
+import { portForward } from '../../src/kube/portforward.js';
+import { ForbiddenError, formatError } from '../../src/errors.js';
+
+const repo = path.resolve(import.meta.dirname, '../..');
+const target = { namespace: 'uc1', pod: 'kube-etcd-0', container: 'kube-etcd' };
+const certDir = '/etcd.local.config/certificates';
+let dir: string;
+let kube: KubeContext;
+
+function sim(...args: string[]): string {
+  return execFileSync('npx', ['tsx', 'test/sim/cli.ts', ...args], { cwd: repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Runs fn while sampling this process's RSS; returns the largest growth over the starting RSS. */
+async function rssGrowthDuring(fn: () => Promise<unknown>): Promise<number> {
+  global.gc?.();
+  const start = process.memoryUsage().rss;
+  let peak = start;
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  try {
+    await fn();
+  } finally {
+    clearInterval(timer);
+  }
+  return Math.max(peak, process.memoryUsage().rss) - start;
+}
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kube-streams-e2e-'));
+  sim('up', '--dir', dir, '--fixture', 'single');
+  kube = kubeContextFromOptions({ kubeconfig: path.join(dir, 'kubeconfig'), namespace: 'uc1' }, {});
+});
+
+afterAll(() => {
+  if (dir) {
+    sim('down', '--dir', dir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+describe('exec in a real pod', () => {
+  it.each([
+    ['true', 0],
+    ['exit 3', 3],
+    ['echo to-stderr >&2; exit 42', 42],
+  ])('sh -c %j ends with exit code %i', async (script, code) => {
+    const r = await execCapture(kube, { ...target, command: ['sh', '-c', script] });
+    expect(r.exitCode).toBe(code);
+    if (code === 42) expect(r.stderr).toBe('to-stderr\n');
+  });
+
+  it('delivers stdin and its EOF (v5 CLOSE) so wc can finish', async () => {
+    const input = new PassThrough();
+    input.end(Buffer.alloc(123_457, 7));
+    const r = await execCapture(kube, { ...target, command: ['wc', '-c'], stdin: input });
+    expect(r).toMatchObject({ exitCode: 0, protocol: 'v5.channel.k8s.io' });
+    expect(r.stdout.trim()).toBe('123457');
+  });
+
+  it('works over v4 when the command bounds its input', async () => {
+    const input = new PassThrough();
+    input.end(Buffer.alloc(5000, 1));
+    const r = await execCapture(kube, { ...target, command: ['sh', '-c', 'head -c 5000 | wc -c'], stdin: input, protocols: ['v4.channel.k8s.io'] });
+    expect(r).toMatchObject({ exitCode: 0, protocol: 'v4.channel.k8s.io' });
+    expect(r.stdout.trim()).toBe('5000');
+  });
+
+  it('reports an executable the image does not have', async () => {
+    const err = await execCapture(kube, { ...target, command: ['/no/such/tool'] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ExecFailedError);
+    expect((err as ExecFailedError).missingExecutable).toBe(true);
+  });
+
+  it('gives a user without pods/exec one line naming the permission', async () => {
+    sim('user', '--dir', dir, 'bob');
+    const bob = kubeContextFromOptions({ kubeconfig: path.join(dir, 'users', 'bob.kubeconfig') }, {});
+    const err = await execCapture(bob, { ...target, command: ['true'] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ForbiddenError);
+    expect(formatError(err)).toBe('error: user "bob" cannot create "pods/exec" in namespace "uc1"; ask a cluster admin for pods/exec permission');
+  });
+});
+
+describe('copy a 100 MB file into and out of a real pod', () => {
+  const size = 100 * 1024 * 1024;
+  const bound = 64 * 1024 * 1024;
+  let local: string;
+  let localSha: string;
+
+  beforeAll(() => {
+    local = path.join(dir, 'big.bin');
+    const hash = createHash('sha256');
+    const fd = fs.openSync(local, 'w');
+    for (let i = 0; i < size / (1 << 20); i++) {
+      const chunk = randomBytes(1 << 20);
+      hash.update(chunk);
+      fs.writeSync(fd, chunk);
+    }
+    fs.closeSync(fd);
+    localSha = hash.digest('hex');
+  });
+
+  it('copies in with tar, the pod has the same sha256, memory stays flat', async () => {
+    let result;
+    const growth = await rssGrowthDuring(async () => {
+      result = await copyFileIntoPod(kube, { ...target, path: '/tmp/big.bin', source: fs.createReadStream(local), size, mode: 0o600 });
+    });
+    expect(result).toEqual({ bytes: size, sha256: localSha });
+    expect(await fileDigestInPod(kube, { ...target, path: '/tmp/big.bin' })).toEqual({ sha256: localSha, bytes: size });
+    expect(growth).toBeLessThan(bound);
+  });
+
+  it('copies out into a file, same sha256 and mode, memory stays flat', async () => {
+    const out = path.join(dir, 'back.bin');
+    let result;
+    const growth = await rssGrowthDuring(async () => {
+      result = await copyFileOutOfPod(kube, { ...target, path: '/tmp/big.bin', destination: fs.createWriteStream(out) });
+    });
+    expect(result).toEqual({ bytes: size, mode: 0o600, sha256: localSha });
+    expect(fs.statSync(out).size).toBe(size);
+    const hash = createHash('sha256');
+    for await (const chunk of fs.createReadStream(out)) hash.update(chunk as Buffer);
+    expect(hash.digest('hex')).toBe(localSha);
+    expect(growth).toBeLessThan(bound);
+  });
+
+  it('fails clearly when the stream is cut mid-copy', async () => {
+    sim('fault', '--dir', dir, 'stream', '--cut-after', String(10 << 20), '--pod', 'uc1/kube-etcd-0', '--kind', 'exec');
+    try {
+      const sink = new Writable({ write: (_c, _e, cb) => cb() });
+      const run = copyFileOutOfPod(kube, { ...target, path: '/tmp/big.bin', destination: sink });
+      await expect(run).rejects.toThrow(/exec in pod "uc1\/kube-etcd-0" (ended before the command reported an exit status|: connection error)/);
+    } finally {
+      sim('fault', '--dir', dir, 'clear');
+    }
+  });
+
+  it('streams stdout to a slow consumer without losing bytes', async () => {
+    const hash = createHash('sha256');
+    let n = 0;
+    const slow = new Writable({
+      highWaterMark: 64 * 1024,
+      write(chunk: Buffer, _e, cb) {
+        hash.update(chunk);
+        n += chunk.length;
+        setImmediate(cb);
+      },
+    });
+    const r = await execInPod(kube, { ...target, command: ['head', '-c', String(20 << 20), '/tmp/big.bin'], stdout: slow, end: true });
+    expect(r.exitCode).toBe(0);
+    expect(n).toBe(20 << 20);
+    const first = createHash('sha256');
+    const fd = fs.openSync(local, 'r');
+    const buf = Buffer.alloc(20 << 20);
+    fs.readSync(fd, buf, 0, buf.length, 0);
+    fs.closeSync(fd);
+    expect(hash.digest('hex')).toBe(first.update(buf).digest('hex'));
+  });
+});
+
+describe('port-forward to etcd in a pod', () => {
+  it('lets the etcd3 client write a key that etcdctl in the pod then reads', async () => {
+    const secret = await kube.core.readNamespacedSecret({ name: 'kube-etcd-certs', namespace: 'uc1' });
+    const file = (k: string) => Buffer.from(secret.data![k]!, 'base64');
+    const fwd = await portForward(kube, { namespace: 'uc1', pod: 'kube-etcd-0', port: 2379 });
+    const client = new Etcd3({
+      hosts: `https://127.0.0.1:${fwd.localPort}`,
+      credentials: { rootCertificate: file('etcdCA.crt'), certChain: file('etcd.crt'), privateKey: file('etcd.key') },
+    });
+    try {
+      await client.put('e2e/port-forward').value('hello');
+      expect(await client.get('e2e/port-forward').string()).toBe('hello');
+    } finally {
+      client.close();
+      await fwd.close();
+    }
+    const r = await execCapture(kube, {
+      ...target,
+      command: ['etcdctl', '--endpoints=https://127.0.0.1:2379', `--cacert=${certDir}/etcdCA.crt`, `--cert=${certDir}/etcd.crt`, `--key=${certDir}/etcd.key`, 'get', '--print-value-only', 'e2e/port-forward'],
+    });
+    expect(r.stdout.trim()).toBe('hello');
+  });
+});

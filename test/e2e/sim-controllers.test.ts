@@ -1,0 +1,298 @@
+// The simulator's controller-manager seen through real kubectl: scheduling, PVC provisioning and
+// binding, StatefulSet ordinals / scale / recreate / rolling restart, Deployment scaling, and
+// garbage collection. The cluster comes from `sim up` (test/sim/harness.ts); pods become Ready
+// through the real kubelet. Only while test/sim/kubelet/main.ts has not landed, a stand-in in
+// this file registers Ready nodes and patches pod status (see `standInKubelet`); it is used
+// for nothing else and goes away with the first kubelet commit.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../sim/apiserver/procs.js';
+import { requireCommand, startCluster, type SimCluster } from '../sim/harness.js';
+
+const REAL_KUBELET = existsSync(join(REPO_ROOT, 'test/sim/kubelet/main.ts'));
+
+const sts = (name: string, replicas: number): string => `
+apiVersion: v1
+kind: Service
+metadata: {name: ${name}}
+spec:
+  clusterIP: None
+  selector: {app: ${name}}
+  ports: [{port: 80, name: web}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: ${name}}
+spec:
+  serviceName: ${name}
+  replicas: ${replicas}
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata: {labels: {app: ${name}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: busybox
+        command: [sh, -c, "echo started > /data/started; exec sleep 3600"]
+        volumeMounts: [{name: data, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 64Mi}}
+`;
+
+const deployment = (name: string, replicas: number): string => `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ${name}}
+spec:
+  replicas: ${replicas}
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata: {labels: {app: ${name}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: main, image: busybox, command: [sleep, "3600"]}]
+`;
+
+interface Obj {
+  metadata: { name: string; uid: string; labels?: Record<string, string>; deletionTimestamp?: string };
+  spec: any;
+  status?: any;
+}
+
+let cluster: SimCluster;
+let stopStandIn: (() => Promise<void>) | undefined;
+
+async function kubectl(args: string[], input?: string): Promise<string> {
+  const r = await cluster.kubectl(args, { input, timeoutMs: 180_000 });
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (exit ${r.code}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+async function getJson<T = Obj>(args: string[]): Promise<T> {
+  return JSON.parse(await kubectl(['get', ...args, '-o', 'json'])) as T;
+}
+
+async function items(args: string[]): Promise<Obj[]> {
+  return (await getJson<{ items: Obj[] }>(args)).items;
+}
+
+/** Polls until check() returns a value (not undefined); fails with the last state after timeoutMs. */
+async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+const podNames = async (app: string): Promise<string[]> =>
+  (await items(['pods', '-l', `app=${app}`])).map((p) => p.metadata.name).sort();
+
+/**
+ * Stand-in for the kubelet, used only while test/sim/kubelet/main.ts is missing: registers the
+ * cluster's nodes as Ready and marks bound pods Running+Ready, finishing graceful deletions.
+ */
+async function standInKubelet(): Promise<() => Promise<void>> {
+  const nodes = ['node-1', 'node-2', 'node-3'].map((n) => ({
+    apiVersion: 'v1', kind: 'Node',
+    metadata: { name: n, labels: { 'kubernetes.io/hostname': n } },
+    status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady' }] },
+  }));
+  await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: nodes }));
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      for (const p of await items(['pods', '-A']).catch(() => [] as Obj[])) {
+        const ns = (p.metadata as { namespace?: string }).namespace ?? 'default';
+        if (p.metadata.deletionTimestamp) {
+          await cluster.kubectl(['delete', 'pod', '-n', ns, p.metadata.name, '--grace-period=0', '--force']);
+        } else if (p.spec.nodeName && p.status?.phase !== 'Running') {
+          const status = { status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } };
+          await cluster.kubectl(['patch', 'pod', '-n', ns, p.metadata.name, '--subresource=status', '--type=merge', '-p', JSON.stringify(status)]);
+        }
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+  };
+}
+
+describe('simulator controller-manager through real kubectl', () => {
+  beforeAll(async () => {
+    requireCommand('kubectl', 'install kubectl 1.32 (see README)');
+    cluster = await startCluster();
+    if (!REAL_KUBELET) stopStandIn = await standInKubelet();
+  });
+
+  afterAll(async () => {
+    await stopStandIn?.();
+    await cluster?.down();
+  });
+
+  it('creates a StatefulSet\'s pods and claims in order, each claim bound to a PV on its pod\'s node', async () => {
+    await kubectl(['apply', '-f', '-'], sts('web', 3));
+    await kubectl(['rollout', 'status', 'statefulset/web', '--timeout=150s']);
+
+    const pods = await items(['pods', '-l', 'app=web']);
+    expect(pods.map((p) => p.metadata.name).sort()).toEqual(['web-0', 'web-1', 'web-2']);
+    const claims = await items(['pvc']);
+    expect(claims.map((c) => c.metadata.name).sort()).toEqual(['data-web-0', 'data-web-1', 'data-web-2']);
+    for (const pod of pods) {
+      const ordinal = pod.metadata.name.split('-')[1];
+      expect(pod.metadata.labels?.['statefulset.kubernetes.io/pod-name']).toBe(pod.metadata.name);
+      expect(pod.spec.hostname).toBe(pod.metadata.name);
+      expect(pod.spec.subdomain).toBe('web');
+      const claim = claims.find((c) => c.metadata.name === `data-web-${ordinal}`)!;
+      expect(claim.status.phase).toBe('Bound');
+      expect(claim.metadata.labels).toEqual({ app: 'web' });
+      const pv = await getJson(['pv', claim.spec.volumeName]);
+      expect(pv.metadata.name).toBe(`pvc-${claim.metadata.uid}`);
+      expect(pv.status.phase).toBe('Bound');
+      expect(pv.spec.capacity.storage).toBe('64Mi');
+      expect(pv.spec.storageClassName).toBe('standard');
+      expect(pv.spec.claimRef.name).toBe(claim.metadata.name);
+      expect(pv.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0]).toEqual({
+        key: 'kubernetes.io/hostname', operator: 'In', values: [pod.spec.nodeName],
+      });
+      expect(pv.spec.local.path).toBe(join(cluster.dir, 'nodes', pod.spec.nodeName, 'volumes', pv.metadata.name));
+    }
+    // spread: three pods on three different nodes
+    expect(new Set(pods.map((p) => p.spec.nodeName)).size).toBe(3);
+    const sc = await getJson(['storageclass', 'standard']);
+    expect(sc).toMatchObject({ provisioner: 'sim.local/local', volumeBindingMode: 'WaitForFirstConsumer' });
+    const events = await kubectl(['get', 'events', '-o', 'jsonpath={range .items[*]}{.reason}{"\\n"}{end}']);
+    expect(events).toContain('Scheduled');
+    expect(events).toContain('ProvisioningSucceeded');
+    expect(events).toContain('SuccessfulCreate');
+  });
+
+  it('recreates a deleted pod on the same node with the same claim', async () => {
+    const before = await getJson(['pod', 'web-1']);
+    await kubectl(['delete', 'pod', 'web-1', '--wait=true', '--timeout=120s']);
+    const after = await waitFor('web-1 to come back Ready', async () => {
+      const p = await getJson(['pod', 'web-1']).catch(() => undefined);
+      const ready = p?.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True');
+      return p && p.metadata.uid !== before.metadata.uid && ready ? p : undefined;
+    });
+    expect(after.spec.nodeName).toBe(before.spec.nodeName);
+    const claimOf = (p: Obj): string => p.spec.volumes.find((v: { name: string }) => v.name === 'data').persistentVolumeClaim.claimName;
+    expect(claimOf(after)).toBe('data-web-1');
+    expect(claimOf(before)).toBe('data-web-1');
+  });
+
+  it('scales down from the highest ordinal, one at a time, keeping the claims', async () => {
+    const seen: string[][] = [];
+    await kubectl(['scale', 'statefulset/web', '--replicas=1']);
+    await waitFor('only web-0 left', async () => {
+      const names = await podNames('web');
+      seen.push(names);
+      return names.length === 1 ? names : undefined;
+    });
+    expect(await podNames('web')).toEqual(['web-0']);
+    // web-1 never went before web-2
+    expect(seen.filter((s) => s.includes('web-2') && !s.includes('web-1'))).toEqual([]);
+    const claims = (await items(['pvc'])).map((c) => c.metadata.name).sort();
+    expect(claims).toEqual(['data-web-0', 'data-web-1', 'data-web-2']);
+
+    await kubectl(['scale', 'statefulset/web', '--replicas=3']);
+    await kubectl(['rollout', 'status', 'statefulset/web', '--timeout=150s']);
+    expect(await podNames('web')).toEqual(['web-0', 'web-1', 'web-2']);
+  });
+
+  it('rolling restart recreates every pod and `kubectl rollout status` (1.32 and 1.30) finishes', async () => {
+    const before = new Map((await items(['pods', '-l', 'app=web'])).map((p) => [p.metadata.name, p.metadata.uid]));
+    await kubectl(['rollout', 'restart', 'statefulset/web']);
+    await kubectl(['rollout', 'status', 'statefulset/web', '--timeout=240s']);
+    const old = await cluster.kubectl(['rollout', 'status', 'statefulset/web', '--timeout=60s'], { bin: '/usr/lib/google-cloud-sdk/bin/kubectl.1.30' });
+    expect(old.code).toBe(0);
+    const set = await getJson(['statefulset', 'web']);
+    expect(set.status.currentRevision).toBe(set.status.updateRevision);
+    expect(set.status.readyReplicas).toBe(3);
+    expect(set.status.updatedReplicas).toBe(3);
+    expect(set.status.observedGeneration).toBe((set.metadata as { generation?: number }).generation);
+    const after = await items(['pods', '-l', 'app=web']);
+    expect(after.map((p) => p.metadata.name).sort()).toEqual(['web-0', 'web-1', 'web-2']);
+    for (const p of after) {
+      expect(p.metadata.uid).not.toBe(before.get(p.metadata.name));
+      expect(p.metadata.labels?.['controller-revision-hash']).toBe(set.status.updateRevision);
+    }
+    const revisions = await items(['controllerrevisions']);
+    expect(revisions.map((r) => r.metadata.name)).toContain(set.status.updateRevision);
+  });
+
+  it('scales a Deployment to 0 and back', async () => {
+    await kubectl(['apply', '-f', '-'], deployment('api', 2));
+    await kubectl(['rollout', 'status', 'deployment/api', '--timeout=150s']);
+    expect((await podNames('api')).length).toBe(2);
+    const rs = await items(['replicasets', '-l', 'app=api']);
+    expect(rs).toHaveLength(1);
+    expect((await podNames('api')).every((n) => n.startsWith(`${rs[0].metadata.name}-`))).toBe(true);
+
+    await kubectl(['scale', 'deployment/api', '--replicas=0']);
+    await waitFor('no api pods', async () => ((await podNames('api')).length === 0 ? true : undefined));
+    await kubectl(['scale', 'deployment/api', '--replicas=2']);
+    await kubectl(['rollout', 'status', 'deployment/api', '--timeout=150s']);
+    const d = await getJson(['deployment', 'api']);
+    expect(d.status).toMatchObject({ replicas: 2, readyReplicas: 2, availableReplicas: 2, updatedReplicas: 2 });
+    const progressing = d.status.conditions.find((c: { type: string }) => c.type === 'Progressing');
+    expect(progressing.reason).toBe('NewReplicaSetAvailable');
+  });
+
+  it('keeps a pod that fits no node Pending with a FailedScheduling event, and places it once a node fits', async () => {
+    await kubectl(['cordon', 'node-2']);
+    const pod = {
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: 'pinned' },
+      spec: {
+        nodeSelector: { 'kubernetes.io/hostname': 'node-2' },
+        terminationGracePeriodSeconds: 1,
+        containers: [{ name: 'main', image: 'busybox', command: ['sleep', '3600'] }],
+      },
+    };
+    await kubectl(['apply', '-f', '-'], JSON.stringify(pod));
+    const cond = await waitFor('PodScheduled=False', async () => {
+      const p = await getJson(['pod', 'pinned']);
+      return p.status?.conditions?.find((c: { type: string; status: string }) => c.type === 'PodScheduled' && c.status === 'False');
+    });
+    expect(cond.reason).toBe('Unschedulable');
+    expect(cond.message).toContain('0/3 nodes are available');
+    expect((await getJson(['pod', 'pinned'])).spec.nodeName).toBeUndefined();
+    const events = await kubectl(['get', 'events', '--field-selector', 'involvedObject.name=pinned', '-o', 'jsonpath={.items[*].reason}']);
+    expect(events).toContain('FailedScheduling');
+
+    await kubectl(['uncordon', 'node-2']);
+    await kubectl(['wait', 'pod/pinned', '--for=condition=Ready', '--timeout=120s']);
+    expect((await getJson(['pod', 'pinned'])).spec.nodeName).toBe('node-2');
+  });
+
+  it('garbage-collects the pods of a deleted StatefulSet and keeps its claims', async () => {
+    await kubectl(['delete', 'statefulset', 'web', '--wait=true']);
+    await waitFor('web pods gone', async () => ((await podNames('web')).length === 0 ? true : undefined));
+    const claims = (await items(['pvc'])).map((c) => c.metadata.name).sort();
+    expect(claims).toEqual(['data-web-0', 'data-web-1', 'data-web-2']);
+    expect(await items(['controllerrevisions', '-l', 'app=web'])).toEqual([]);
+  });
+
+  it('deletes a provisioned PV once its claim is deleted (reclaim policy Delete)', async () => {
+    const claim = await getJson(['pvc', 'data-web-2']);
+    await kubectl(['delete', 'pvc', 'data-web-2', '--wait=true']);
+    await waitFor('the PV to go', async () => {
+      const r = await cluster.kubectl(['get', 'pv', claim.spec.volumeName]);
+      return r.code !== 0 && /NotFound/.test(r.stderr) ? true : undefined;
+    });
+  });
+});

@@ -1,0 +1,86 @@
+// Just enough Kubernetes protobuf decoding for the request bodies kubectl's typed clients send as
+// application/vnd.kubernetes.protobuf: SelfSubjectAccessReview (kubectl auth can-i) and
+// Eviction / DeleteOptions (kubectl drain). Responses are always JSON, which client-go accepts.
+// Differences from a real API server: any other protobuf body is answered 415.
+
+interface Field { num: number; wire: number; value: Buffer | number }
+
+function varint(buf: Buffer, pos: number): [number, number] {
+  let result = 0;
+  let shift = 0;
+  for (;;) {
+    if (pos >= buf.length) throw new Error('truncated protobuf varint');
+    const b = buf[pos++];
+    result += (b & 0x7f) * 2 ** shift;
+    shift += 7;
+    if (!(b & 0x80)) return [result, pos];
+  }
+}
+
+/** Splits a protobuf message into its fields. */
+export function decodeFields(buf: Buffer): Field[] {
+  const out: Field[] = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    const [key, p1] = varint(buf, pos);
+    const num = Math.floor(key / 8);
+    const wire = key & 7;
+    pos = p1;
+    if (wire === 0) { const [v, p2] = varint(buf, pos); out.push({ num, wire, value: v }); pos = p2; }
+    else if (wire === 2) { const [len, p2] = varint(buf, pos); out.push({ num, wire, value: buf.subarray(p2, p2 + len) }); pos = p2 + len; }
+    else if (wire === 1) { out.push({ num, wire, value: buf.subarray(pos, pos + 8) }); pos += 8; }
+    else if (wire === 5) { out.push({ num, wire, value: buf.subarray(pos, pos + 4) }); pos += 4; }
+    else throw new Error(`unsupported protobuf wire type ${wire}`);
+  }
+  return out;
+}
+
+function str(fields: Field[], num: number): string | undefined {
+  const f = fields.find((x) => x.num === num && Buffer.isBuffer(x.value));
+  return f ? (f.value as Buffer).toString('utf8') : undefined;
+}
+
+function sub(fields: Field[], num: number): Field[] | undefined {
+  const f = fields.find((x) => x.num === num && Buffer.isBuffer(x.value));
+  return f ? decodeFields(f.value as Buffer) : undefined;
+}
+
+const MAGIC = Buffer.from([0x6b, 0x38, 0x73, 0x00]);
+
+/** Decodes a k8s protobuf envelope into {apiVersion, kind, raw}. */
+export function decodeEnvelope(buf: Buffer): { apiVersion: string; kind: string; raw: Buffer } {
+  if (buf.length < 4 || !buf.subarray(0, 4).equals(MAGIC)) throw new Error('not a Kubernetes protobuf message');
+  const unknown = decodeFields(buf.subarray(4));
+  const typeMeta = sub(unknown, 1) ?? [];
+  const raw = unknown.find((f) => f.num === 2)?.value;
+  return { apiVersion: str(typeMeta, 1) ?? '', kind: str(typeMeta, 2) ?? '', raw: Buffer.isBuffer(raw) ? raw : Buffer.alloc(0) };
+}
+
+/** The JSON form of a protobuf request body, for the few kinds the simulator understands; undefined otherwise. */
+export function protobufToJson(buf: Buffer): any {
+  const env = decodeEnvelope(buf);
+  const msg = decodeFields(env.raw);
+  if (env.kind === 'SelfSubjectAccessReview') {
+    const spec = sub(msg, 2) ?? [];
+    const ra = sub(spec, 1);
+    const nra = sub(spec, 2);
+    const out: any = { apiVersion: env.apiVersion, kind: env.kind, metadata: {}, spec: {} };
+    if (ra) {
+      out.spec.resourceAttributes = Object.fromEntries(Object.entries({
+        namespace: str(ra, 1), verb: str(ra, 2), group: str(ra, 3), version: str(ra, 4), resource: str(ra, 5), subresource: str(ra, 6), name: str(ra, 7),
+      }).filter(([, v]) => v !== undefined));
+    }
+    if (nra) out.spec.nonResourceAttributes = { path: str(nra, 1), verb: str(nra, 2) };
+    return out;
+  }
+  if (env.kind === 'Eviction') {
+    const meta = sub(msg, 1) ?? [];
+    return { apiVersion: env.apiVersion, kind: env.kind, metadata: { name: str(meta, 1), namespace: str(meta, 3) } };
+  }
+  if (env.kind === 'DeleteOptions') {
+    const grace = msg.find((f) => f.num === 1 && f.wire === 0)?.value as number | undefined;
+    const propagation = str(msg, 6);
+    return { kind: 'DeleteOptions', ...(grace !== undefined ? { gracePeriodSeconds: grace } : {}), ...(propagation ? { propagationPolicy: propagation } : {}) };
+  }
+  return undefined;
+}

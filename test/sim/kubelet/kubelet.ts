@@ -1,0 +1,187 @@
+// The simulated kubelet for all nodes of one cluster: watches pods and Services, runs a
+// PodWorker for each pod bound to one of its nodes, keeps every pod's /etc/hosts current,
+// heartbeats the nodes, obeys fault requests in DIR/kubelet-control/, and on shutdown stops
+// every pod and removes every mount, loop device, process and network namespace it made.
+// Differs from a real kubelet: one process serves every node; it watches all pods (not only its
+// own) to render /etc/hosts; on shutdown it stops the pods (a real kubelet leaves them running)
+// with the pod's grace period capped at 10 s; no static pods, no eviction, no image GC.
+import { existsSync, mkdirSync, readFileSync, rmSync, watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import type { ApiClient } from './api.js';
+import { renderHosts } from './hosts.js';
+import { LocalVolumes } from './localpv.js';
+import { PodNetwork } from './network.js';
+import { NodeHeartbeats } from './nodes.js';
+import { PodWorker } from './podworker.js';
+import { writeJsonAtomic } from './sandbox.js';
+import { now } from './status.js';
+
+/** DIR/sim.json fields the kubelet reads. */
+export interface SimInfo {
+  nodes: string[];
+  podCIDR?: string;
+  id: string;
+}
+
+/** The control file the fault command writes, and the kubelet's acknowledgement. */
+export const CONTROL = { dir: 'kubelet-control', notReady: 'not-ready.json', ack: 'not-ready.ack.json' } as const;
+
+const SHUTDOWN_GRACE_CAP_S = 10;
+
+/** Runs every pod of the cluster's nodes as real processes. */
+export class Kubelet {
+  private readonly abort = new AbortController();
+  private readonly workers = new Map<string, PodWorker>();
+  private readonly pods = new Map<string, any>();
+  private readonly services = new Map<string, any>();
+  private readonly network: PodNetwork;
+  private readonly localVolumes = new LocalVolumes();
+  private readonly heartbeats: NodeHeartbeats;
+  private readonly hostsTimers = new Map<string, NodeJS.Timeout>();
+  private controlWatcher?: FSWatcher;
+
+  constructor(private readonly dir: string, private readonly sim: SimInfo, private readonly api: ApiClient, private readonly log: (m: string) => void) {
+    this.network = new PodNetwork(sim.id, sim.podCIDR);
+    this.heartbeats = new NodeHeartbeats(api, sim.nodes, log);
+  }
+
+  /** Prepares the network, registers nodes and starts watching pods and Services. */
+  async start(): Promise<void> {
+    await this.network.teardown();
+    await this.network.ensureBridge();
+    for (const n of this.sim.nodes) mkdirSync(join(this.dir, 'nodes', n, 'hostpath'), { recursive: true });
+    mkdirSync(join(this.dir, 'runtime', 'pods'), { recursive: true });
+    this.heartbeats.start();
+    this.watchControl();
+    this.api.listWatch('/api/v1/services', {
+      sync: (items) => {
+        this.services.clear();
+        for (const s of items) this.services.set(`${s.metadata.namespace}/${s.metadata.name}`, s);
+        for (const ns of new Set(items.map((s) => s.metadata.namespace as string))) this.scheduleHosts(ns);
+      },
+      event: (ev) => {
+        const key = `${ev.object.metadata.namespace}/${ev.object.metadata.name}`;
+        if (ev.type === 'DELETED') this.services.delete(key);
+        else this.services.set(key, ev.object);
+        this.scheduleHosts(ev.object.metadata.namespace);
+      },
+    }, this.abort.signal, this.log);
+    this.api.listWatch('/api/v1/pods', {
+      sync: (items) => {
+        const seen = new Set(items.map((p) => p.metadata.uid as string));
+        for (const [uid, p] of this.pods) if (!seen.has(uid)) this.podGone(p);
+        for (const p of items) this.podChanged(p);
+      },
+      event: (ev) => (ev.type === 'DELETED' ? this.podGone(ev.object) : this.podChanged(ev.object)),
+    }, this.abort.signal, this.log);
+  }
+
+  private isMine(pod: any): boolean {
+    return this.sim.nodes.includes(pod.spec?.nodeName);
+  }
+
+  private grace(pod: any): number {
+    return pod.metadata.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
+  }
+
+  private podChanged(pod: any): void {
+    if (this.abort.signal.aborted) return;
+    this.pods.set(pod.metadata.uid, pod);
+    this.scheduleHosts(pod.metadata.namespace);
+    if (!this.isMine(pod)) return;
+    const uid = pod.metadata.uid;
+    let worker = this.workers.get(uid);
+    if (pod.metadata.deletionTimestamp) {
+      if (!worker) {
+        worker = new PodWorker(this.workerContext(), pod);
+        this.workers.set(uid, worker);
+      }
+      worker.update(pod);
+      void worker.terminate(this.grace(pod), true).finally(() => this.workers.delete(uid));
+      return;
+    }
+    if (worker) {
+      worker.update(pod);
+      return;
+    }
+    if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return;
+    worker = new PodWorker(this.workerContext(), pod);
+    this.workers.set(uid, worker);
+    this.log(`pod ${pod.metadata.namespace}/${pod.metadata.name}: starting on ${pod.spec.nodeName}`);
+    worker.start();
+  }
+
+  private podGone(pod: any): void {
+    this.pods.delete(pod.metadata.uid);
+    this.scheduleHosts(pod.metadata.namespace);
+    const worker = this.workers.get(pod.metadata.uid);
+    if (!worker) return;
+    void worker.terminate(this.grace(pod), false).finally(() => this.workers.delete(pod.metadata.uid));
+  }
+
+  private scheduleHosts(ns: string): void {
+    if (this.hostsTimers.has(ns)) return;
+    this.hostsTimers.set(ns, setTimeout(() => {
+      this.hostsTimers.delete(ns);
+      const pods = [...this.pods.values()];
+      const services = [...this.services.values()];
+      for (const w of this.workers.values()) {
+        if (w.pod.metadata.namespace !== ns || !w.podIP) continue;
+        w.refreshHosts(renderHosts(w.pod, w.podIP, pods, services));
+      }
+    }, 100));
+  }
+
+  private workerContext() {
+    return {
+      dir: this.dir, api: this.api, network: this.network, localVolumes: this.localVolumes, log: this.log,
+      hostIP: () => '127.0.0.1',
+      hosts: (pod: any, ip: string) => renderHosts(pod, ip, [...this.pods.values()], [...this.services.values()]),
+      event: (pod: any, type: 'Normal' | 'Warning', reason: string, message: string) => this.event(pod, type, reason, message),
+    };
+  }
+
+  private event(pod: any, type: string, reason: string, message: string): void {
+    const t = now();
+    const ns = pod.metadata.namespace;
+    const body = {
+      apiVersion: 'v1', kind: 'Event',
+      metadata: { name: `${pod.metadata.name}.${Date.now().toString(16)}${Math.floor(Math.random() * 1e6).toString(16)}`, namespace: ns },
+      involvedObject: { apiVersion: 'v1', kind: 'Pod', namespace: ns, name: pod.metadata.name, uid: pod.metadata.uid },
+      reason, message, type, count: 1, firstTimestamp: t, lastTimestamp: t,
+      source: { component: 'kubelet', host: pod.spec?.nodeName }, reportingComponent: 'kubelet', reportingInstance: pod.spec?.nodeName,
+    };
+    this.api.request('POST', `/api/v1/namespaces/${ns}/events`, body).catch((err) => this.log(`event: ${(err as Error).message}`));
+  }
+
+  private watchControl(): void {
+    const dir = join(this.dir, CONTROL.dir);
+    mkdirSync(dir, { recursive: true });
+    let applying = Promise.resolve();
+    const apply = () => {
+      applying = applying.then(async () => {
+        const file = join(dir, CONTROL.notReady);
+        if (!existsSync(file)) return;
+        const req = JSON.parse(readFileSync(file, 'utf8')) as { seq: number; nodes: string[] };
+        await this.heartbeats.setNotReady(req.nodes);
+        writeJsonAtomic(join(dir, CONTROL.ack), req);
+        this.log(`nodes forced not ready: ${req.nodes.join(', ') || '(none)'}`);
+      }).catch((err) => this.log(`control: ${(err as Error).message}`));
+    };
+    this.controlWatcher = watch(dir, (_ev, name) => { if (name === CONTROL.notReady) apply(); });
+    apply();
+  }
+
+  /** Stops every pod, unmounts volumes, deletes namespaces and stops watching. */
+  async shutdown(): Promise<void> {
+    this.abort.abort();
+    this.controlWatcher?.close();
+    this.heartbeats.stop();
+    for (const t of this.hostsTimers.values()) clearTimeout(t);
+    await Promise.all([...this.workers.values()].map((w) => w.terminate(Math.min(SHUTDOWN_GRACE_CAP_S, this.grace(w.pod)), false)));
+    await this.localVolumes.unmountAll(this.log);
+    await this.network.teardown();
+    rmSync(join(this.dir, 'runtime', 'pods'), { recursive: true, force: true });
+    rmSync(join(this.dir, 'kubelet', 'pods'), { recursive: true, force: true });
+  }
+}

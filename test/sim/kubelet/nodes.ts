@@ -1,0 +1,114 @@
+// Node registration and heartbeats for every simulated node: creates the Node (labels
+// kubernetes.io/hostname, kubernetes.io/os, kubernetes.io/arch, node-role for control-plane
+// names), then patches status every 10 s (Ready + pressure conditions, addresses, capacity).
+// A node can be forced NotReady (fault `node-not-ready`): heartbeats stop, Ready turns False and
+// the taint node.kubernetes.io/not-ready:NoSchedule is added; pods keep running.
+// Differs from a real kubelet: no Lease objects; the not-ready taint is added by the kubelet
+// itself (in a real cluster the node lifecycle controller adds it, also as NoExecute); capacity
+// figures are fixed; every node's InternalIP is 127.0.0.1.
+import { ApiError, type ApiClient } from './api.js';
+import { now } from './status.js';
+
+const NOT_READY_TAINT = 'node.kubernetes.io/not-ready';
+const HEARTBEAT_MS = 10_000;
+
+function nodeObject(name: string): any {
+  return {
+    apiVersion: 'v1', kind: 'Node',
+    metadata: {
+      name,
+      labels: {
+        'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64',
+        'beta.kubernetes.io/os': 'linux', 'beta.kubernetes.io/arch': 'amd64',
+        ...(/control-plane|master/.test(name) ? { 'node-role.kubernetes.io/control-plane': '' } : {}),
+      },
+    },
+    spec: {},
+  };
+}
+
+function nodeStatus(name: string, ready: boolean, previous: any[]): any {
+  const t = now();
+  const cond = (type: string, status: string, reason: string, message: string) => {
+    const prev = previous.find((c) => c.type === type);
+    return { type, status, reason, message, lastHeartbeatTime: t, lastTransitionTime: prev?.status === status ? prev.lastTransitionTime : t };
+  };
+  const capacity = { cpu: '4', memory: '8Gi', pods: '110', 'ephemeral-storage': '100Gi' };
+  return {
+    conditions: [
+      cond('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'kubelet has sufficient memory available'),
+      cond('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'kubelet has no disk pressure'),
+      cond('PIDPressure', 'False', 'KubeletHasSufficientPID', 'kubelet has sufficient PID available'),
+      ready
+        ? cond('Ready', 'True', 'KubeletReady', 'kubelet is posting ready status')
+        : cond('Ready', 'False', 'KubeletNotReady', 'node was made not ready by a simulator fault'),
+    ],
+    addresses: [{ type: 'InternalIP', address: '127.0.0.1' }, { type: 'Hostname', address: name }],
+    capacity, allocatable: capacity,
+    daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
+    nodeInfo: {
+      machineID: name, systemUUID: name, bootID: name, kernelVersion: 'sim', osImage: 'kubectl-etcd simulator',
+      containerRuntimeVersion: 'sim://1.0', kubeletVersion: 'v1.32.0', kubeProxyVersion: 'v1.32.0',
+      operatingSystem: 'linux', architecture: 'amd64',
+    },
+  };
+}
+
+/** Keeps the simulated nodes registered and Ready (or NotReady when told). */
+export class NodeHeartbeats {
+  private readonly notReady = new Set<string>();
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly api: ApiClient, readonly nodes: string[], private readonly log: (m: string) => void) {}
+
+  /** Starts registering and heartbeating every node. */
+  start(): void {
+    const tick = async () => {
+      await Promise.all(this.nodes.map((n) => this.beat(n).catch((err) => this.log(`node ${n}: ${(err as Error).message}`))));
+      this.timer = setTimeout(tick, HEARTBEAT_MS);
+    };
+    void tick();
+  }
+
+  /** Stops heartbeating. */
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  /** Sets which nodes are forced NotReady; applies the change right away. */
+  async setNotReady(nodes: string[]): Promise<void> {
+    const next = new Set(nodes);
+    const changed = this.nodes.filter((n) => next.has(n) !== this.notReady.has(n));
+    this.notReady.clear();
+    for (const n of next) this.notReady.add(n);
+    for (const n of changed) {
+      await this.setTaint(n, next.has(n));
+      await this.patchStatus(n, !next.has(n));
+    }
+  }
+
+  private async beat(name: string): Promise<void> {
+    let node: any;
+    try {
+      node = await this.api.request('GET', `/api/v1/nodes/${name}`);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.code === 404)) throw err;
+      node = await this.api.request('POST', '/api/v1/nodes', nodeObject(name));
+      this.log(`node ${name}: registered`);
+    }
+    if (this.notReady.has(name)) return;
+    await this.patchStatus(name, true, node.status?.conditions ?? []);
+  }
+
+  private async patchStatus(name: string, ready: boolean, previous?: any[]): Promise<void> {
+    const prev = previous ?? (await this.api.request('GET', `/api/v1/nodes/${name}`)).status?.conditions ?? [];
+    await this.api.request('PATCH', `/api/v1/nodes/${name}/status`, { status: nodeStatus(name, ready, prev) }, 'application/merge-patch+json');
+  }
+
+  private async setTaint(name: string, present: boolean): Promise<void> {
+    const node = await this.api.request('GET', `/api/v1/nodes/${name}`);
+    const taints: any[] = (node.spec?.taints ?? []).filter((t: any) => t.key !== NOT_READY_TAINT);
+    if (present) taints.push({ key: NOT_READY_TAINT, effect: 'NoSchedule', timeAdded: now() });
+    await this.api.request('PATCH', `/api/v1/nodes/${name}`, { spec: { taints: taints.length ? taints : null } }, 'application/merge-patch+json');
+  }
+}

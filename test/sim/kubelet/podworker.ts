@@ -1,0 +1,426 @@
+// One pod's life on its node: image check, sandbox, volumes, init containers in order, then the
+// containers with restarts (restartPolicy, CrashLoopBackOff), probes, status reports, runtime
+// files in DIR/runtime/pods/NS/POD, and graceful termination.
+// Differs from a real kubelet: CrashLoopBackOff delay is 1 s doubling to a 10 s cap (reset after
+// 30 s of running) instead of 10 s to 5 min; a restarted container gets a fresh empty root; an
+// unknown image is reported as ErrImagePull then ImagePullBackOff but never retried (the image
+// table is fixed); terminal pods keep their sandbox until deleted; sidecar init containers
+// (restartPolicy Always on an init container) run like ordinary init containers.
+import { mkdirSync, renameSync, rmSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { resolveImage, type ImageSpec } from '../images.js';
+import { ApiError, sleep, type ApiClient } from './api.js';
+import { signalContainer, startContainer, type ContainerMount, type StartedContainer } from './container.js';
+import { containerArgv, containerEnv, processEnv, type KeySource } from './env.js';
+import type { LocalVolumes } from './localpv.js';
+import type { PodNet, PodNetwork } from './network.js';
+import { runProbe, type ProbeTarget } from './probes.js';
+import { readIfExists, rewriteInPlace, startSandbox, stopSandbox, writeJsonAtomic, type Sandbox } from './sandbox.js';
+import { buildPodStatus, now, type ContainerState } from './status.js';
+import { prepareVolume, type PreparedVolume } from './volumes.js';
+
+/** What a pod worker needs from the kubelet. */
+export interface PodWorkerContext {
+  dir: string;
+  api: ApiClient;
+  network: PodNetwork;
+  localVolumes: LocalVolumes;
+  log(msg: string): void;
+  hostIP(node: string): string;
+  /** The current /etc/hosts content for this pod. */
+  hosts(pod: any, podIP: string): string;
+  /** Posts an event about the pod (best effort). */
+  event(pod: any, type: 'Normal' | 'Warning', reason: string, message: string): void;
+}
+
+interface Container extends ContainerState {
+  spec: any;
+  imageSpec?: ImageSpec;
+  proc?: StartedContainer;
+  uid: number;
+  gid: number;
+  env: string[];
+  exit?: Promise<number>;
+}
+
+const MAX_BACKOFF_MS = 10_000;
+
+/** Runs and tears down one pod; created per pod UID. */
+export class PodWorker {
+  pod: any;
+  private readonly abort = new AbortController();
+  private terminating?: Promise<void>;
+  private sandbox?: Sandbox;
+  private sandboxReady: Promise<void> = Promise.resolve();
+  private net?: PodNet;
+  private readonly init: Container[];
+  private readonly regular: Container[];
+  private setupDone = false;
+  private initDone = false;
+  private failed?: { reason: string; message: string };
+  private readonly startTime = now();
+  private statusTimer?: NodeJS.Timeout;
+  private statusChain: Promise<void> = Promise.resolve();
+  private lastSent = '';
+  private readonly podDir: string;
+  private readonly runtimeDir: string;
+
+  constructor(private readonly ctx: PodWorkerContext, pod: any) {
+    this.pod = pod;
+    const mk = (spec: any): Container => ({
+      name: spec.name, image: spec.image, spec, state: { waiting: { reason: 'ContainerCreating' } }, lastState: {},
+      ready: false, restartCount: 0, done: false, started: false, uid: 0, gid: 0, env: [],
+    });
+    this.init = (pod.spec.initContainers ?? []).map(mk);
+    this.regular = (pod.spec.containers ?? []).map(mk);
+    this.podDir = join(ctx.dir, 'kubelet', 'pods', pod.metadata.uid);
+    this.runtimeDir = join(ctx.dir, 'runtime', 'pods', pod.metadata.namespace, pod.metadata.name);
+  }
+
+  private get key(): string {
+    return `${this.pod.metadata.namespace}/${this.pod.metadata.name}`;
+  }
+
+  /** Starts the pod in the background. */
+  start(): void {
+    void this.run().catch((err) => this.ctx.log(`pod ${this.key}: ${(err as Error).stack ?? err}`));
+  }
+
+  /** Takes a newer version of the pod object (labels, annotations, deletion). */
+  update(pod: any): void {
+    this.pod = pod;
+  }
+
+  /** The pod's IP once its sandbox exists. */
+  get podIP(): string | undefined {
+    return this.net?.ip;
+  }
+
+  /** Rewrites the pod's /etc/hosts in place if it changed. */
+  refreshHosts(content: string): void {
+    if (!this.sandbox || this.terminating) return;
+    if (readIfExists(this.sandbox.hostsFile) === content) return;
+    try { rewriteInPlace(this.sandbox.hostsFile, content); } catch { /* pod going away */ }
+  }
+
+  private async run(): Promise<void> {
+    const all = [...this.init, ...this.regular];
+    for (const c of all) {
+      c.imageSpec = resolveImage(c.spec.image);
+      if (!c.imageSpec) {
+        c.state = { waiting: { reason: 'ErrImagePull', message: `image "${c.spec.image}" is not in the simulator's image table (test/sim/images.ts)` } };
+        this.ctx.event(this.pod, 'Warning', 'Failed', `Failed to pull image "${c.spec.image}": not in the simulator's image table (test/sim/images.ts)`);
+      }
+    }
+    if (all.some((c) => !c.imageSpec)) {
+      this.reportStatus();
+      await sleep(2000, this.abort.signal);
+      for (const c of all) if (!c.imageSpec) c.state = { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${c.spec.image}"` } };
+      this.reportStatus();
+      return;
+    }
+    mkdirSync(this.runtimeDir, { recursive: true });
+    mkdirSync(this.podDir, { recursive: true });
+    this.sandboxReady = (async () => {
+      this.net = await this.ctx.network.create(this.pod.metadata.uid);
+      this.sandbox = await startSandbox(this.podDir, this.pod.spec.hostname ?? this.pod.metadata.name, this.pod.metadata.namespace, this.net);
+    })();
+    await this.sandboxReady;
+    const net = this.net!;
+    const sandbox = this.sandbox!;
+    if (this.terminating) return;
+    this.refreshHosts(this.ctx.hosts(this.pod, net.ip));
+    writeJsonAtomic(join(this.runtimeDir, 'pod.json'), {
+      uid: this.pod.metadata.uid, node: this.pod.spec.nodeName, ip: net.ip, sandboxPid: sandbox.pid, netns: net.netnsPath,
+    });
+    this.reportStatus();
+    const volumes = await this.prepareVolumes();
+    if (!volumes) return;
+    this.setupDone = true;
+    for (const c of this.init) {
+      const ok = await this.runInit(c, volumes);
+      if (!ok) return;
+    }
+    this.initDone = true;
+    this.reportStatus();
+    await Promise.all(this.regular.map((c) => this.runContainerLoop(c, volumes)));
+  }
+
+  private async prepareVolumes(): Promise<Map<string, PreparedVolume> | undefined> {
+    const ctx = {
+      api: this.ctx.api, localVolumes: this.ctx.localVolumes, podDir: this.podDir,
+      nodeDir: join(this.ctx.dir, 'nodes', this.pod.spec.nodeName),
+    };
+    let warned = '';
+    while (!this.terminating) {
+      try {
+        const out = new Map<string, PreparedVolume>();
+        for (const v of this.pod.spec.volumes ?? []) out.set(v.name, await prepareVolume(ctx, this.pod, v));
+        return out;
+      } catch (err) {
+        const msg = (err as Error).message;
+        if (msg !== warned) {
+          this.ctx.event(this.pod, 'Warning', 'FailedMount', msg);
+          this.ctx.log(`pod ${this.key}: volumes: ${msg}`);
+          warned = msg;
+        }
+        await sleep(2000, this.abort.signal);
+      }
+    }
+    return undefined;
+  }
+
+  private mountsFor(c: Container, volumes: Map<string, PreparedVolume>): ContainerMount[] {
+    return (c.spec.volumeMounts ?? []).map((m: any) => {
+      const v = volumes.get(m.name);
+      if (!v) throw new Error(`volumeMount "${m.name}" of container "${c.name}" names no volume of the pod; add it to spec.volumes`);
+      let source = v.source;
+      if (m.subPath) {
+        source = join(v.source, m.subPath);
+        if (!source.startsWith(v.source)) throw new Error(`subPath "${m.subPath}" escapes volume "${m.name}"`);
+        if (!existsSync(source)) mkdirSync(source, { recursive: true });
+      }
+      return { source, target: m.mountPath, readOnly: v.alwaysReadOnly || !!m.readOnly };
+    });
+  }
+
+  private keySource(): KeySource {
+    const get = async (kind: string, ns: string, name: string) => {
+      try {
+        return await this.ctx.api.request('GET', `/api/v1/namespaces/${ns}/${kind}/${name}`);
+      } catch (err) {
+        if (err instanceof ApiError && err.code === 404) return undefined;
+        throw err;
+      }
+    };
+    return {
+      secret: async (ns, name) => {
+        const o = await get('secrets', ns, name);
+        return o && Object.fromEntries(Object.entries<string>(o.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+      },
+      configMap: async (ns, name) => (await get('configmaps', ns, name))?.data ?? (undefined as any),
+    };
+  }
+
+  /** Starts one run of a container; resolves with its exit code (128 for a start error). */
+  private async startOnce(c: Container, volumes: Map<string, PreparedVolume>): Promise<number> {
+    const pod = { ...this.pod, status: { ...(this.pod.status ?? {}), podIP: this.net!.ip, hostIP: this.ctx.hostIP(this.pod.spec.nodeName) } };
+    const image = c.imageSpec!;
+    let kubeEnv: Map<string, string>;
+    let mounts: ContainerMount[];
+    try {
+      kubeEnv = await containerEnv(pod, c.spec, this.keySource());
+      mounts = this.mountsFor(c, volumes);
+    } catch (err) {
+      const message = (err as Error).message;
+      c.state = { waiting: { reason: 'CreateContainerConfigError', message } };
+      this.ctx.event(this.pod, 'Warning', 'Failed', `Error: ${message}`);
+      this.reportStatus();
+      await sleep(2000, this.abort.signal);
+      return -1;
+    }
+    const podSc = this.pod.spec.securityContext ?? {};
+    const sc = c.spec.securityContext ?? {};
+    c.uid = sc.runAsUser ?? podSc.runAsUser ?? image.uid;
+    const runAsUser = sc.runAsUser ?? podSc.runAsUser;
+    c.gid = sc.runAsGroup ?? podSc.runAsGroup ?? (runAsUser !== undefined && runAsUser !== image.uid ? 0 : image.gid);
+    const groups = [...(podSc.fsGroup !== undefined ? [podSc.fsGroup] : []), ...(podSc.supplementalGroups ?? [])];
+    c.env = processEnv(image, kubeEnv, this.pod.spec.hostname ?? this.pod.metadata.name);
+    const argv = containerArgv(c.spec, image, kubeEnv);
+    const workingDir = c.spec.workingDir || image.workingDir;
+    const logFile = join(this.runtimeDir, `${c.name}.log`);
+    if (existsSync(logFile)) renameSync(logFile, join(this.runtimeDir, `${c.name}.previous.log`));
+    c.containerID = `sim://${this.pod.metadata.uid.slice(0, 8)}-${c.name}-${c.restartCount}`;
+    const launch = {
+      dir: join(this.podDir, 'containers', c.name), image, argv, env: c.env, uid: c.uid, gid: c.gid, groups,
+      workingDir, mounts, sandbox: this.sandbox!, logFile,
+    };
+    const started = Date.now();
+    if (this.terminating) return -1;
+    c.proc = startContainer(launch);
+    const exit = new Promise<number>((resolve) => c.proc!.child.on('exit', (code, sig) => {
+      resolve(code ?? 128 + (sig ? (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1, SIGQUIT: 3 } as Record<string, number>)[sig] ?? 0) : 0));
+    }));
+    c.exit = exit;
+    c.state = { running: { startedAt: now() } };
+    c.started = true;
+    this.writeContainerJson(c, c.proc.pid, workingDir);
+    this.reportStatus();
+    const stopProbes = c.spec.readinessProbe || c.spec.livenessProbe ? this.startProbes(c) : (() => { c.ready = true; this.reportStatus(); return () => undefined; })();
+    const code = await exit;
+    stopProbes();
+    signalContainer(c.proc.pid, 'SIGKILL');
+    c.ready = false;
+    c.started = false;
+    const startedAt = c.state.running?.startedAt ?? now();
+    const tail = (readIfExists(logFile) ?? '').trim().split('\n').slice(-1)[0] ?? '';
+    const startError = (code === 126 || code === 127) && Date.now() - started < 5000 && /failed to execute/.test(tail);
+    c.state = {
+      terminated: startError
+        ? { exitCode: 128, reason: 'StartError', message: tail.replace(/^nsenter: |^setpriv: /, ''), startedAt: '1970-01-01T00:00:00Z', finishedAt: now(), containerID: c.containerID }
+        : { exitCode: code, reason: code === 0 ? 'Completed' : 'Error', startedAt, finishedAt: now(), containerID: c.containerID },
+    };
+    c.proc = undefined;
+    this.writeContainerJson(c, null, workingDir);
+    this.reportStatus();
+    return startError ? 128 : code;
+  }
+
+  private writeContainerJson(c: Container, pid: number | null, workingDir: string): void {
+    if (!existsSync(this.runtimeDir)) return;
+    writeJsonAtomic(join(this.runtimeDir, `${c.name}.json`), {
+      pid, rootfs: join(this.podDir, 'containers', c.name, 'rootfs'), env: c.env, uid: c.uid, gid: c.gid, workingDir, image: c.spec.image,
+    });
+  }
+
+  private startProbes(c: Container): () => void {
+    const timers: NodeJS.Timeout[] = [];
+    let stopped = false;
+    const target = (): ProbeTarget | undefined => c.proc && {
+      pid: c.proc.pid, uid: c.uid, gid: c.gid, env: c.env, netnsPath: this.net!.netnsPath, podIP: this.net!.ip, ports: c.spec.ports ?? [],
+    };
+    const loop = (probe: any, onResult: (ok: boolean, failures: number) => void) => {
+      let failures = 0;
+      const tick = async () => {
+        if (stopped) return;
+        const t = target();
+        if (!t) return;
+        const ok = await runProbe(probe, t);
+        if (stopped) return;
+        failures = ok ? 0 : failures + 1;
+        onResult(ok, failures);
+        timers.push(setTimeout(tick, (probe.periodSeconds ?? 10) * 1000));
+      };
+      timers.push(setTimeout(tick, (probe.initialDelaySeconds ?? 0) * 1000));
+    };
+    if (c.spec.readinessProbe) {
+      const threshold = c.spec.readinessProbe.failureThreshold ?? 3;
+      loop(c.spec.readinessProbe, (ok, failures) => {
+        const ready = ok ? true : failures >= threshold ? false : c.ready;
+        if (ready !== c.ready) { c.ready = ready; this.reportStatus(); }
+      });
+    } else {
+      c.ready = true;
+      this.reportStatus();
+    }
+    if (c.spec.livenessProbe) {
+      const threshold = c.spec.livenessProbe.failureThreshold ?? 3;
+      loop(c.spec.livenessProbe, (ok, failures) => {
+        if (ok || failures < threshold || !c.proc) return;
+        this.ctx.event(this.pod, 'Normal', 'Killing', `Container ${c.name} failed liveness probe, will be restarted`);
+        void this.killContainer(c, this.graceSeconds());
+      });
+    }
+    return () => { stopped = true; timers.forEach(clearTimeout); };
+  }
+
+  private graceSeconds(): number {
+    return this.pod.metadata.deletionGracePeriodSeconds ?? this.pod.spec.terminationGracePeriodSeconds ?? 30;
+  }
+
+  private async killContainer(c: Container, graceSeconds: number): Promise<void> {
+    const proc = c.proc;
+    if (!proc || !c.exit) return;
+    signalContainer(proc.pid, 'SIGTERM');
+    const t = setTimeout(() => signalContainer(proc.pid, 'SIGKILL'), graceSeconds * 1000);
+    await c.exit;
+    clearTimeout(t);
+  }
+
+  private async runInit(c: Container, volumes: Map<string, PreparedVolume>): Promise<boolean> {
+    let failures = 0;
+    while (!this.terminating) {
+      const code = await this.startOnce(c, volumes);
+      if (this.terminating) return false;
+      if (code === 0) { c.done = true; return true; }
+      if (code === -1) continue;
+      if ((this.pod.spec.restartPolicy ?? 'Always') === 'Never') {
+        this.failed = { reason: 'Failed', message: `init container "${c.name}" exited with ${code}` };
+        c.done = true;
+        this.reportStatus();
+        return false;
+      }
+      failures++;
+      await this.backoff(c, failures);
+    }
+    return false;
+  }
+
+  private async backoff(c: Container, failures: number): Promise<void> {
+    const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (failures - 1));
+    c.lastState = c.state;
+    c.state = { waiting: { reason: 'CrashLoopBackOff', message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${c.name} pod=${this.pod.metadata.name}` } };
+    this.reportStatus();
+    await sleep(delay, this.abort.signal);
+    if (!this.terminating) c.restartCount++;
+  }
+
+  private async runContainerLoop(c: Container, volumes: Map<string, PreparedVolume>): Promise<void> {
+    let failures = 0;
+    const policy = this.pod.spec.restartPolicy ?? 'Always';
+    while (!this.terminating) {
+      const started = Date.now();
+      const code = await this.startOnce(c, volumes);
+      if (this.terminating) return;
+      if (code === -1) continue;
+      const restart = policy === 'Always' || (policy === 'OnFailure' && code !== 0);
+      if (!restart) { c.done = true; this.reportStatus(); return; }
+      failures = Date.now() - started > 30_000 ? 1 : failures + 1;
+      await this.backoff(c, failures);
+    }
+  }
+
+  /** Schedules a status report (coalesced). */
+  reportStatus(): void {
+    if (this.statusTimer) return;
+    this.statusTimer = setTimeout(() => {
+      this.statusTimer = undefined;
+      this.statusChain = this.statusChain.then(() => this.sendStatus()).catch(() => undefined);
+    }, 100);
+  }
+
+  private async sendStatus(): Promise<void> {
+    if (this.terminating && !this.pod) return;
+    const status = buildPodStatus({
+      podIP: this.net?.ip, hostIP: this.ctx.hostIP(this.pod.spec.nodeName), startTime: this.startTime,
+      initDone: this.initDone || this.init.length === 0 && this.setupDone, setupDone: this.setupDone,
+      init: this.init, regular: this.regular, failed: this.failed, previous: this.pod.status?.conditions ?? [],
+    });
+    const body = JSON.stringify(status);
+    if (body === this.lastSent) return;
+    const { namespace, name } = this.pod.metadata;
+    try {
+      await this.ctx.api.request('PATCH', `/api/v1/namespaces/${namespace}/pods/${name}/status`, { status }, 'application/merge-patch+json');
+      this.lastSent = body;
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 404) return;
+      this.ctx.log(`pod ${this.key}: status: ${(err as Error).message}`);
+      setTimeout(() => this.reportStatus(), 1000);
+    }
+  }
+
+  /** Stops every container (SIGTERM, grace, SIGKILL) and removes the pod's sandbox and files. */
+  terminate(graceSeconds: number, deleteObject: boolean): Promise<void> {
+    if (!this.terminating) this.terminating = this.doTerminate(graceSeconds, deleteObject);
+    return this.terminating;
+  }
+
+  private async doTerminate(graceSeconds: number, deleteObject: boolean): Promise<void> {
+    this.abort.abort();
+    if (this.statusTimer) clearTimeout(this.statusTimer);
+    await this.sandboxReady.catch(() => undefined);
+    await Promise.all([...this.init, ...this.regular].map((c) => this.killContainer(c, graceSeconds)));
+    if (this.sandbox) stopSandbox(this.sandbox);
+    if (this.net) await this.ctx.network.remove(this.net);
+    rmSync(this.runtimeDir, { recursive: true, force: true });
+    rmSync(this.podDir, { recursive: true, force: true });
+    await this.statusChain;
+    if (!deleteObject) return;
+    const { namespace, name, uid } = this.pod.metadata;
+    try {
+      await this.ctx.api.request('DELETE', `/api/v1/namespaces/${namespace}/pods/${name}`, { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: { uid } });
+    } catch (err) {
+      if (!(err instanceof ApiError && (err.code === 404 || err.code === 409))) this.ctx.log(`pod ${this.key}: delete: ${(err as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,86 @@
+// Pod status as the kubelet reports it: phase, IPs, start time, conditions and container
+// statuses, computed from the worker's container states.
+// Differs from a real kubelet: imageID is the image reference; qosClass is always BestEffort;
+// the PodReadyToStartContainers condition and resource fields are not reported.
+
+/** Kubernetes timestamp (RFC 3339, seconds). */
+export function now(): string {
+  return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+/** The state of one container as the pod status shows it. */
+export interface ContainerState {
+  name: string;
+  image: string;
+  state: any;
+  lastState: any;
+  ready: boolean;
+  restartCount: number;
+  containerID?: string;
+  /** True once the container will not run again (terminated and no restart by policy). */
+  done: boolean;
+  started: boolean;
+}
+
+/** What the pod status is computed from. */
+export interface PodStatusInput {
+  podIP?: string;
+  hostIP: string;
+  startTime: string;
+  initDone: boolean;
+  setupDone: boolean;
+  init: ContainerState[];
+  regular: ContainerState[];
+  /** A pod-level failure (e.g. an init container failed with restartPolicy Never). */
+  failed?: { reason: string; message: string };
+  /** Previous conditions, to keep lastTransitionTime stable. */
+  previous: any[];
+}
+
+function containerStatus(c: ContainerState): any {
+  return {
+    name: c.name, image: c.image, imageID: c.image, ready: c.ready, started: c.started, restartCount: c.restartCount,
+    state: c.state, lastState: c.lastState, ...(c.containerID ? { containerID: c.containerID } : {}),
+  };
+}
+
+/** Computes the phase from the containers. */
+export function podPhase(s: PodStatusInput): string {
+  if (s.failed) return 'Failed';
+  if (!s.setupDone || !s.initDone) return 'Pending';
+  if (s.regular.length > 0 && s.regular.every((c) => c.done)) {
+    return s.regular.every((c) => c.state.terminated?.exitCode === 0) ? 'Succeeded' : 'Failed';
+  }
+  if (s.regular.some((c) => c.state.running || c.restartCount > 0 || c.state.terminated)) return 'Running';
+  return 'Pending';
+}
+
+/** Builds the full status object to send with a merge patch. */
+export function buildPodStatus(s: PodStatusInput): any {
+  const ready = s.initDone && s.regular.length > 0 && s.regular.every((c) => c.ready);
+  const want: Record<string, boolean> = {
+    PodScheduled: true,
+    Initialized: s.initDone,
+    ContainersReady: ready,
+    Ready: ready,
+  };
+  const conditions = Object.entries(want).map(([type, ok]) => {
+    const status = ok ? 'True' : 'False';
+    const prev = s.previous.find((c) => c.type === type);
+    const lastTransitionTime = prev && prev.status === status ? prev.lastTransitionTime : now();
+    const reason = ok ? undefined : type === 'Initialized' ? 'ContainersNotInitialized' : type === 'PodScheduled' ? undefined : 'ContainersNotReady';
+    return { type, status, lastProbeTime: null, lastTransitionTime, ...(reason ? { reason } : {}) };
+  });
+  return {
+    phase: podPhase(s),
+    ...(s.failed ? { reason: s.failed.reason, message: s.failed.message } : {}),
+    conditions,
+    hostIP: s.hostIP,
+    hostIPs: [{ ip: s.hostIP }],
+    ...(s.podIP ? { podIP: s.podIP, podIPs: [{ ip: s.podIP }] } : {}),
+    startTime: s.startTime,
+    ...(s.init.length ? { initContainerStatuses: s.init.map(containerStatus) } : {}),
+    containerStatuses: s.regular.map(containerStatus),
+    qosClass: 'BestEffort',
+  };
+}
