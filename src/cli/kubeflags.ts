@@ -1,6 +1,8 @@
 import { Option, type Command } from 'commander';
-import { loadKubeConfig, type KubeConfigEnv, type KubeFlags } from '../kube/config.js';
+import { kubeConfigFiles, loadKubeConfig, mergeKubeConfigFiles, type KubeConfigEnv, type KubeFlags } from '../kube/config.js';
 import { createKubeContext, type KubeContext } from '../kube/client.js';
+import { createLogger, type LogSink } from '../ui/log.js';
+import { readDirEntries, type CompletionSources } from './completion.js';
 
 /** Adds kubectl's global flags (--kubeconfig, --context, -n, ...) to the program. */
 export function addKubeFlags(program: Command): void {
@@ -23,9 +25,17 @@ export interface GlobalKubeOptions extends KubeFlags {
   v?: string;
 }
 
-/** Turns the parsed global options into a connected KubeContext (kubeconfig loaded, flags applied). */
-export function kubeContextFromOptions(opts: GlobalKubeOptions, env: KubeConfigEnv = process.env): KubeContext {
-  const flags: KubeFlags = {
+/** Turns the parsed global options into a connected KubeContext (kubeconfig loaded, flags applied); -v 5 logs the choice. */
+export function kubeContextFromOptions(opts: GlobalKubeOptions, env: KubeConfigEnv = process.env, stderr: LogSink = process.stderr): KubeContext {
+  const kube = createKubeContext(loadKubeConfig(kubeFlagsOf(opts), env));
+  const server = kube.kubeConfig.getCurrentCluster()?.server;
+  createLogger(stderr, verbosityOf(opts)).debug(5, `context "${kube.contextName}" server ${server} namespace "${kube.namespace}"`);
+  return kube;
+}
+
+/** Picks kubectl's connection flags out of the parsed global options. */
+export function kubeFlagsOf(opts: GlobalKubeOptions): KubeFlags {
+  return {
     kubeconfig: opts.kubeconfig,
     context: opts.context,
     cluster: opts.cluster,
@@ -37,11 +47,26 @@ export function kubeContextFromOptions(opts: GlobalKubeOptions, env: KubeConfigE
     token: opts.token,
     server: opts.server,
   };
-  return createKubeContext(loadKubeConfig(flags, env));
 }
 
 /** The -v level as a number (0 when absent or not a number). */
 export function verbosityOf(opts: GlobalKubeOptions): number {
-  const n = Number(opts.v ?? 0);
+  // kubectl users write -v=6; commander hands a short flag's "=6" over with the "=".
+  const n = Number(String(opts.v ?? 0).replace(/^=/, ''));
   return Number.isFinite(n) ? n : 0;
+}
+
+/** Completion candidates from the cluster the typed flags point at (short timeout) and from local files. */
+export function clusterCompletionSources(env: KubeConfigEnv = process.env): CompletionSources {
+  const connect = (flags: KubeFlags) => createKubeContext(loadKubeConfig({ ...flags, requestTimeout: '5s' }, env));
+  return {
+    namespaces: async (flags) => (await connect(flags).core.listNamespace()).items.map((n) => n.metadata?.name ?? '').filter(Boolean),
+    statefulSets: async (flags) => {
+      const kube = connect(flags);
+      const list = await kube.apps.listNamespacedStatefulSet({ namespace: kube.namespace });
+      return list.items.map((s) => s.metadata?.name ?? '').filter(Boolean);
+    },
+    contexts: async (flags) => mergeKubeConfigFiles(kubeConfigFiles(flags, env), flags.kubeconfig !== undefined).contexts.map((c) => c.name),
+    readDir: readDirEntries,
+  };
 }

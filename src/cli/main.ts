@@ -1,11 +1,29 @@
 import { Command, CommanderError } from 'commander';
 import { exitCodeOf, formatError, ExitCode } from '../errors.js';
 import { VERSION } from '../version.js';
-import { addKubeFlags } from './kubeflags.js';
+import { complete, formatCompletion } from './completion.js';
+import { addKubeFlags, clusterCompletionSources } from './kubeflags.js';
 import * as backup from './backup.js';
 import * as inspect from './inspect.js';
 import * as restore from './restore.js';
 import * as status from './status.js';
+import * as version from './version.js';
+
+const ROOT_HELP = `
+Examples:
+  # Take a verified snapshot of the etcd StatefulSet in namespace uc1
+  kubectl etcd backup -n uc1 -f snapshot.db
+
+  # The same against another context of a merged KUBECONFIG, result as JSON
+  kubectl etcd backup --context admin -n uc1 --dir /backups --keep 7 -o json
+
+  # Check a snapshot offline, then look at the live members
+  kubectl etcd inspect snapshot.db
+  kubectl etcd status -n uc1
+
+Exit codes: 0 ok, 1 failure, 2 usage error, 3 verification failed.
+Output: data on stdout (-o json|yaml for machines); progress and logs on stderr, progress
+only on a terminal; NO_COLOR=1 turns colour off. -v N prints more to stderr.`;
 
 /** Builds the `kubectl etcd` command tree; each subcommand registers itself from its own file. */
 export function buildProgram(): Command {
@@ -13,21 +31,22 @@ export function buildProgram(): Command {
     .description('Back up and restore etcd clusters that run inside Kubernetes')
     .version(VERSION, '--plugin-version', 'print the plugin version')
     .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', ROOT_HELP)
     .exitOverride();
-  program
-    .command('version')
-    .description('print the plugin version')
-    .action(() => {
-      process.stdout.write(`kubectl-etcd ${VERSION}\n`);
-    });
   addKubeFlags(program);
-  for (const command of [backup, restore, inspect, status]) command.register(program);
+  for (const command of [backup, restore, inspect, status, version]) command.register(program);
   return program;
 }
 
 /** Entry point: parses argv, runs the command, maps any error to one stderr line and an exit code. */
 export async function run(argv: string[]): Promise<void> {
   const program = buildProgram();
+  // kubectl_complete-etcd (kubectl's plugin completion) calls `kubectl-etcd __complete WORD… CURRENT`.
+  if (argv[2] === '__complete' || argv[2] === '__completeNoDesc') {
+    const result = await complete(program, argv.slice(3), clusterCompletionSources());
+    process.stdout.write(formatCompletion(result, argv[2] === '__complete'));
+    return;
+  }
   try {
     await program.parseAsync(argv);
   } catch (err) {
