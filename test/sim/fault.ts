@@ -1,13 +1,14 @@
 // `sim fault`: fault injection. The API server faults live here (restart-apiserver, stream cut
-// or stall, clear); every other kind is handed to test/sim/kubelet/fault.ts (runKubeletFault).
+// or stall, clear); every other kind (kill-container, node-not-ready, node-ready, fill-volume)
+// is handed to test/sim/kubelet/fault.ts, whose functions tests may also call directly.
 // Stream faults are written to DIR/faults.json as {"streams":[{action,afterBytes,pod?,kind?}]},
 // which the pod stream handler reads at the start of each stream.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { clientConfig } from './apiserver/clusterfiles.js';
 import { waitApiReady } from './apiserver/lifecycle.js';
-import { REPO_ROOT, runningPid, startComponent, stopComponent } from './apiserver/procs.js';
+import { runningPid, startComponent, stopComponent } from './apiserver/procs.js';
+import { runKubeletFault } from './kubelet/fault.js';
 
 /** One stream fault as faults.json holds it. */
 export interface StreamFaultSpec {
@@ -16,6 +17,8 @@ export interface StreamFaultSpec {
   pod?: string;
   kind?: string;
 }
+
+const STREAM_KINDS = ['exec', 'portforward', 'log', 'attach'];
 
 function readFaults(dir: string): Record<string, unknown> {
   try {
@@ -32,7 +35,8 @@ function writeFaults(dir: string, faults: Record<string, unknown>): void {
 }
 
 /** Kills the API server (SIGKILL) and starts it again on the same port; resolves when it is ready. */
-export async function restartApiServer(dir: string): Promise<void> {
+export async function restartApiServer(dirArg: string): Promise<void> {
+  const dir = resolve(dirArg);
   if (!runningPid(dir, 'apiserver')) throw new Error(`no apiserver is running in "${dir}"; run \`npm run sim -- up --dir ${dir}\``);
   await stopComponent(dir, 'apiserver', 0, 'SIGKILL');
   startComponent(dir, 'apiserver', 'test/sim/apiserver/main.ts');
@@ -45,51 +49,43 @@ export function parseStreamFault(args: string[]): StreamFaultSpec {
   const cut = val('--cut-after');
   const stall = args.includes('--stall');
   if ((cut === undefined) === !stall) throw new Error('fault stream needs exactly one of --cut-after BYTES or --stall');
-  const fault: StreamFaultSpec = { action: stall ? 'stall' : 'cut', afterBytes: Number(stall ? val('--after') ?? 0 : cut) };
-  if (!Number.isFinite(fault.afterBytes) || fault.afterBytes < 0) throw new Error(`invalid byte count "${cut}"; pass a number of bytes`);
+  const raw = stall ? val('--after') ?? '0' : cut!;
+  const fault: StreamFaultSpec = { action: stall ? 'stall' : 'cut', afterBytes: Number(raw) };
+  if (!/^\d+$/.test(raw)) throw new Error(`invalid byte count "${raw}"; pass a whole number of bytes`);
   const pod = val('--pod');
   const kind = val('--kind');
+  if (pod && !/^[^/\s]+\/[^/\s]+$/.test(pod)) throw new Error(`pod "${pod}" must be given as NAMESPACE/NAME`);
+  if (kind && !STREAM_KINDS.includes(kind)) throw new Error(`unknown stream kind "${kind}"; use one of ${STREAM_KINDS.join(', ')}`);
   if (pod) fault.pod = pod;
   if (kind) fault.kind = kind;
   return fault;
 }
 
-/** Runs `sim fault --dir DIR KIND ARGS...`. */
+/** Runs `sim fault --dir DIR KIND ARGS...`; returns a line saying what was done. */
 export async function runFault(dir: string, kind: string, args: string[]): Promise<string> {
   switch (kind) {
     case 'restart-apiserver':
       await restartApiServer(dir);
       return 'apiserver restarted';
-    case 'stream': {
-      const faults = readFaults(dir);
-      const streams = Array.isArray(faults.streams) ? faults.streams : [];
-      const f = parseStreamFault(args);
-      writeFaults(dir, { ...faults, streams: [...streams, f] });
-      return `stream fault added: ${JSON.stringify(f)}`;
-    }
-    case 'clear': {
-      const faults = readFaults(dir);
-      writeFaults(dir, { ...faults, streams: [] });
-      const out = 'stream faults cleared';
-      if (kubeletFaultFile()) {
-        await runKubeletFault(dir, ['clear']);
-      }
-      return out;
-    }
-    default: {
-      if (!kubeletFaultFile()) throw new Error(`unknown fault "${kind}"; known: restart-apiserver, stream, clear`);
-      await runKubeletFault(dir, [kind, ...args]);
-      return `fault ${kind} done`;
-    }
+    case 'stream':
+      return `stream fault added: ${JSON.stringify(addStreamFault(dir, parseStreamFault(args)))}`;
+    case 'clear':
+      clearStreamFaults(dir);
+      return `stream faults cleared; ${await runKubeletFault(dir, ['clear'])}`;
+    default:
+      return runKubeletFault(dir, [kind, ...args]);
   }
 }
 
-function kubeletFaultFile(): string | undefined {
-  const file = join(REPO_ROOT, 'test/sim/kubelet/fault.ts');
-  return existsSync(file) ? file : undefined;
+/** Adds a stream fault to DIR/faults.json; it applies to streams opened from now on. */
+export function addStreamFault(dir: string, fault: StreamFaultSpec): StreamFaultSpec {
+  const faults = readFaults(dir);
+  const streams = Array.isArray(faults.streams) ? faults.streams : [];
+  writeFaults(dir, { ...faults, streams: [...streams, fault] });
+  return fault;
 }
 
-async function runKubeletFault(dir: string, args: string[]): Promise<void> {
-  const mod = await import(pathToFileURL(kubeletFaultFile()!).href) as { runKubeletFault(dir: string, args: string[]): Promise<void> };
-  await mod.runKubeletFault(dir, args);
+/** Removes every stream fault. */
+export function clearStreamFaults(dir: string): void {
+  writeFaults(dir, { ...readFaults(dir), streams: [] });
 }

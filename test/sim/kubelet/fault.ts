@@ -1,0 +1,238 @@
+// Kubelet-side fault injection (`sim fault --dir DIR KIND ...`, and callable from tests):
+//   kill-container NS/POD [CONTAINER] [--signal SIG]   signal a container's main process (default
+//                                                      SIGKILL); the kubelet restarts it per restartPolicy
+//   node-not-ready NODE...                             the node stops heartbeating: Ready=False + not-ready taint
+//   node-ready NODE...                                 undo node-not-ready
+//   fill-volume NS/POD [VOLUME] [--leave BYTES]        fill the pod's PersistentVolume until ENOSPC, or
+//                                                      until only BYTES stay free
+//   clear                                              every node Ready again, every fill file removed
+// Node faults go through DIR/kubelet-control/not-ready.json, which the running kubelet watches and
+// acknowledges in not-ready.ack.json (see kubelet.ts CONTROL). Fill files are recorded in
+// DIR/kubelet-control/fills.json so that `clear` can remove them.
+// Differs from a real cluster: a real one has no fault injection; a node made NotReady here keeps
+// running its pods and nothing is evicted.
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, statSync, statfsSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { runningPid } from '../apiserver/procs.js';
+import { ApiClient, sleep } from './api.js';
+import { CONTROL, type SimInfo } from './kubelet.js';
+import { writeJsonAtomic } from './sandbox.js';
+
+const FILLS = 'fills.json';
+
+/** What `killContainer` signalled. */
+export interface KilledContainer {
+  namespace: string;
+  pod: string;
+  container: string;
+  pid: number;
+}
+
+/** What `fillVolume` did. */
+export interface FilledVolume {
+  /** The volume's directory on the host (its loop-mounted filesystem). */
+  path: string;
+  /** The file written to fill it. */
+  file: string;
+  bytesWritten: number;
+  /** Bytes still available to unprivileged writers afterwards. */
+  freeBytes: number;
+}
+
+function splitPodRef(ref: string | undefined): { namespace: string; pod: string } {
+  const m = /^([^/\s]+)\/([^/\s]+)$/.exec(ref ?? '');
+  if (!m) throw new Error(`pod "${ref ?? ''}" must be given as NAMESPACE/NAME`);
+  return { namespace: m[1], pod: m[2] };
+}
+
+function runtimeDir(dir: string, namespace: string, pod: string): string {
+  return join(dir, 'runtime', 'pods', namespace, pod);
+}
+
+function alive(pid: number): boolean {
+  try {
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+function readJson<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Signals the main process of a running container (default SIGKILL) and waits until it is gone. */
+export async function killContainer(dirArg: string, opts: { namespace: string; pod: string; container?: string; signal?: NodeJS.Signals }): Promise<KilledContainer> {
+  const dir = resolve(dirArg);
+  const rt = runtimeDir(dir, opts.namespace, opts.pod);
+  const key = `${opts.namespace}/${opts.pod}`;
+  if (!existsSync(join(rt, 'pod.json'))) throw new Error(`pod "${key}" is not running on any node of the cluster in "${dir}"; check \`kubectl get pod -n ${opts.namespace} ${opts.pod}\``);
+  const containers = readdirSync(rt).filter((f) => f.endsWith('.json') && f !== 'pod.json').map((f) => f.slice(0, -'.json'.length));
+  let container = opts.container;
+  if (!container) {
+    if (containers.length !== 1) throw new Error(`pod "${key}" has containers ${containers.map((c) => `"${c}"`).join(', ')}; name the one to kill`);
+    container = containers[0];
+  }
+  const info = readJson<{ pid: number | null }>(join(rt, `${container}.json`));
+  if (!info) throw new Error(`container "${container}" not found in pod "${key}"; it has ${containers.map((c) => `"${c}"`).join(', ') || 'none started yet'}`);
+  if (!info.pid || !alive(info.pid)) throw new Error(`container "${container}" of pod "${key}" is not running; wait for it to start`);
+  const pid = info.pid;
+  process.kill(pid, opts.signal ?? 'SIGKILL');
+  for (let i = 0; i < 300 && alive(pid); i++) await sleep(100);
+  if (alive(pid)) throw new Error(`container "${container}" of pod "${key}" (pid ${pid}) did not exit on ${opts.signal}; use --signal KILL`);
+  return { namespace: opts.namespace, pod: opts.pod, container, pid };
+}
+
+/** The nodes currently forced NotReady. */
+export function notReadyNodes(dirArg: string): string[] {
+  return readJson<{ nodes: string[] }>(join(resolve(dirArg), CONTROL.dir, CONTROL.notReady))?.nodes ?? [];
+}
+
+/** Forces nodes NotReady (ready=false) or Ready again; resolves once the kubelet has applied it. */
+export async function setNodesReady(dirArg: string, nodes: string[], ready: boolean, timeoutMs = 30_000): Promise<void> {
+  const dir = resolve(dirArg);
+  const sim = readJson<SimInfo>(join(dir, 'sim.json'));
+  if (!sim) throw new Error(`no cluster in "${dir}"; run \`npm run sim -- up --dir ${dir}\``);
+  const unknown = nodes.filter((n) => !sim.nodes.includes(n));
+  if (unknown.length) throw new Error(`node "${unknown[0]}" is not part of the cluster in "${dir}"; its nodes are ${sim.nodes.join(', ')}`);
+  if (!runningPid(dir, 'kubelet')) throw new Error(`the kubelet of the cluster in "${dir}" is not running; see ${join(dir, 'logs', 'kubelet.log')}`);
+  const current = new Set(notReadyNodes(dir));
+  for (const n of nodes) if (ready) current.delete(n); else current.add(n);
+  const controlDir = join(dir, CONTROL.dir);
+  const prev = readJson<{ seq: number }>(join(controlDir, CONTROL.notReady))?.seq ?? 0;
+  const ack = readJson<{ seq: number }>(join(controlDir, CONTROL.ack))?.seq ?? 0;
+  const req = { seq: Math.max(prev, ack) + 1, nodes: sim.nodes.filter((n) => current.has(n)) };
+  writeJsonAtomic(join(controlDir, CONTROL.notReady), req);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if ((readJson<{ seq: number }>(join(controlDir, CONTROL.ack))?.seq ?? 0) >= req.seq) return;
+    await sleep(100);
+  }
+  throw new Error(`the kubelet did not apply the node fault within ${Math.round(timeoutMs / 1000)}s; see ${join(dir, 'logs', 'kubelet.log')}`);
+}
+
+function fills(dir: string): string[] {
+  return readJson<string[]>(join(dir, CONTROL.dir, FILLS)) ?? [];
+}
+
+function mountPoints(): Set<string> {
+  return new Set(readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => (l.split(' ')[1] ?? '').replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)))));
+}
+
+/** The host directory of a pod's PersistentVolume (by volume name, or its only PVC volume). */
+async function podVolumePath(dir: string, namespace: string, pod: string, volume?: string): Promise<string> {
+  const api = await ApiClient.fromKubeconfig(join(dir, 'components.kubeconfig'));
+  const obj = await api.request('GET', `/api/v1/namespaces/${namespace}/pods/${pod}`);
+  const pvcVolumes = (obj.spec?.volumes ?? []).filter((v: any) => v.persistentVolumeClaim);
+  const chosen = volume ? pvcVolumes.find((v: any) => v.name === volume) : pvcVolumes.length === 1 ? pvcVolumes[0] : undefined;
+  if (!chosen) {
+    const names = pvcVolumes.map((v: any) => `"${v.name}"`).join(', ') || 'none';
+    throw new Error(volume
+      ? `pod "${namespace}/${pod}" has no persistentVolumeClaim volume "${volume}"; its claim volumes: ${names}`
+      : `pod "${namespace}/${pod}" has claim volumes ${names}; name the one to fill`);
+  }
+  const claim = chosen.persistentVolumeClaim.claimName;
+  const pvc = await api.request('GET', `/api/v1/namespaces/${namespace}/persistentvolumeclaims/${claim}`);
+  if (!pvc.spec?.volumeName) throw new Error(`persistentvolumeclaim "${claim}" is not bound; wait for the provisioner`);
+  const pv = await api.request('GET', `/api/v1/persistentvolumes/${pvc.spec.volumeName}`);
+  const path: string | undefined = pv.spec?.local?.path ?? pv.spec?.hostPath?.path;
+  if (!path || !mountPoints().has(path)) throw new Error(`persistentvolume "${pvc.spec.volumeName}" is not mounted on its node; wait for pod "${namespace}/${pod}" to start`);
+  return path;
+}
+
+/** Writes a file into a pod's PersistentVolume until it is full (ENOSPC) or only leaveBytes stay free. */
+export async function fillVolume(dirArg: string, opts: { namespace: string; pod: string; volume?: string; leaveBytes?: number }): Promise<FilledVolume> {
+  const dir = resolve(dirArg);
+  const path = await podVolumePath(dir, opts.namespace, opts.pod, opts.volume);
+  const leave = opts.leaveBytes ?? 0;
+  const free = () => { const s = statfsSync(path); return s.bavail * s.bsize; };
+  const file = join(path, `.sim-fill-${Date.now().toString(36)}`);
+  writeJsonAtomic(join(dir, CONTROL.dir, FILLS), [...fills(dir), file]);
+  const start = free();
+  // Allocate most of it without writing data (the image file stays sparse), then write the rest.
+  const bulk = Math.max(0, start - leave - (8 << 20)) & ~0xfffff;
+  if (bulk > 0) {
+    const r = spawnSync('fallocate', ['-l', String(bulk), file], { encoding: 'utf8' });
+    if (r.status !== 0) rmSync(file, { force: true });
+  }
+  const fd = openSync(file, 'a', 0o600);
+  const chunk = Buffer.alloc(1 << 20);
+  try {
+    for (;;) {
+      const want = free() - leave;
+      if (want <= 0) break;
+      try {
+        if (writeSync(fd, chunk, 0, Math.min(chunk.length, want)) === 0) break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOSPC') break;
+        throw err;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  spawnSync('sync', ['-f', file]);
+  const bytesWritten = statSync(file).size;
+  return { path, file, bytesWritten, freeBytes: free() };
+}
+
+/** Removes every file fillVolume wrote. */
+export function unfillVolumes(dirArg: string): string[] {
+  const dir = resolve(dirArg);
+  const files = fills(dir);
+  for (const f of files) rmSync(f, { force: true });
+  if (existsSync(join(dir, CONTROL.dir))) writeJsonAtomic(join(dir, CONTROL.dir, FILLS), []);
+  return files;
+}
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  if (v === undefined) throw new Error(`${name} needs a value`);
+  return v;
+}
+
+/** Runs one kubelet fault from `sim fault` arguments; returns a line describing what was done. */
+export async function runKubeletFault(dirArg: string, argv: string[]): Promise<string> {
+  const dir = resolve(dirArg);
+  const [kind, ...rest] = argv;
+  const args = [...rest];
+  switch (kind) {
+    case 'kill-container': {
+      const sig = flag(args, '--signal');
+      const signal = (sig ? (sig.startsWith('SIG') ? sig : `SIG${sig}`).toUpperCase() : 'SIGKILL') as NodeJS.Signals;
+      const k = await killContainer(dir, { ...splitPodRef(args[0]), container: args[1], signal });
+      return `sent ${signal} to container "${k.container}" of pod "${k.namespace}/${k.pod}" (pid ${k.pid})`;
+    }
+    case 'node-not-ready':
+    case 'node-ready': {
+      if (!args.length) throw new Error(`fault ${kind} needs one or more node names`);
+      await setNodesReady(dir, args, kind === 'node-ready');
+      return `nodes not ready: ${notReadyNodes(dir).join(', ') || '(none)'}`;
+    }
+    case 'fill-volume': {
+      const leave = flag(args, '--leave');
+      const leaveBytes = leave === undefined ? undefined : Number(leave);
+      if (leaveBytes !== undefined && !(Number.isInteger(leaveBytes) && leaveBytes >= 0)) throw new Error(`invalid byte count "${leave}"; pass --leave BYTES`);
+      const f = await fillVolume(dir, { ...splitPodRef(args[0]), volume: args[1], leaveBytes });
+      return `wrote ${f.bytesWritten} bytes to ${f.file}; ${f.freeBytes} bytes free`;
+    }
+    case 'clear': {
+      const removed = unfillVolumes(dir);
+      if (notReadyNodes(dir).length) {
+        const sim = readJson<SimInfo>(join(dir, 'sim.json'));
+        await setNodesReady(dir, sim?.nodes ?? [], true);
+      }
+      return `kubelet faults cleared (${removed.length} fill file(s) removed)`;
+    }
+    default:
+      throw new Error(`unknown fault "${kind}"; known: restart-apiserver, stream, kill-container, node-not-ready, node-ready, fill-volume, clear`);
+  }
+}
