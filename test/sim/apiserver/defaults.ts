@@ -121,6 +121,14 @@ export function applyCreateDefaults(def: ResourceDef, obj: any, nextClusterIP: (
   }
 }
 
+/** Moves a Secret's write-only stringData into data (base64), as the real API server does on every write. */
+export function mergeStringData(def: ResourceDef, obj: any): void {
+  if (def.kind !== 'Secret' || !obj?.stringData) return;
+  obj.data = { ...(obj.data ?? {}) };
+  for (const [k, v] of Object.entries<string>(obj.stringData)) obj.data[k] = Buffer.from(String(v), 'utf8').toString('base64');
+  delete obj.stringData;
+}
+
 /** Throws 422 Invalid when obj lacks what type def requires. */
 export function validate(def: ResourceDef, obj: any): void {
   const name = obj.metadata?.name ?? '';

@@ -10,7 +10,7 @@
 // accepted and ignored (fieldValidation is advertised in OpenAPI so kubectl skips client-side
 // validation); dryRun=All validates and defaults without storing.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { applyCreateDefaults, tracksGeneration, validate } from './defaults.js';
+import { applyCreateDefaults, mergeStringData, tracksGeneration, validate } from './defaults.js';
 import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch } from './patch.js';
 import { apiVersionOf, type ResourceDef } from './registry.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
@@ -107,6 +107,7 @@ export class ResourceApi {
     }
     if (!obj.metadata.name && obj.metadata.generateName) obj.metadata.name = `${obj.metadata.generateName}${nameSuffix()}`;
     validate(t.def, obj);
+    mergeStringData(t.def, obj);
     this.checkNamespace(t, obj.metadata.name);
     if (this.store.get(grOf(t.def), this.keyNs(t), obj.metadata.name)) throw alreadyExists(t.def.group, t.def.resource, obj.metadata.name);
     obj.metadata.uid = randomUUID();
@@ -150,6 +151,7 @@ export class ResourceApi {
       if (t.def.resource === 'namespaces') next.status = cur.status;
       if (tracksGeneration(t.def) && !same(cur.spec, next.spec)) next.metadata.generation = (cur.metadata.generation ?? 1) + 1;
       validate(t.def, next);
+      mergeStringData(t.def, next);
     }
     delete next.metadata.resourceVersion;
     if (same({ ...cur, metadata: { ...cur.metadata, resourceVersion: undefined } }, next)) return cur;
