@@ -39,6 +39,7 @@ export class Kubelet {
   private readonly heartbeats: NodeHeartbeats;
   private readonly hostsTimers = new Map<string, NodeJS.Timeout>();
   private controlWatcher?: FSWatcher;
+  private notReadyNodes = new Set<string>();
 
   constructor(private readonly dir: string, private readonly sim: SimInfo, private readonly api: ApiClient, private readonly log: (m: string) => void) {
     this.network = new PodNetwork(sim.id, sim.podCIDR);
@@ -107,6 +108,7 @@ export class Kubelet {
     if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return;
     worker = new PodWorker(this.workerContext(), pod);
     this.workers.set(uid, worker);
+    if (this.notReadyNodes.has(pod.spec.nodeName)) void worker.setNodeReady(false);
     this.log(`pod ${pod.metadata.namespace}/${pod.metadata.name}: starting on ${pod.spec.nodeName}`);
     worker.start();
   }
@@ -164,6 +166,8 @@ export class Kubelet {
         if (!existsSync(file)) return;
         const req = JSON.parse(readFileSync(file, 'utf8')) as { seq: number; nodes: string[] };
         await this.heartbeats.setNotReady(req.nodes);
+        this.notReadyNodes = new Set(req.nodes);
+        await Promise.all([...this.workers.values()].map((w) => w.setNodeReady(!this.notReadyNodes.has(w.pod.spec.nodeName))));
         writeJsonAtomic(join(dir, CONTROL.ack), req);
         this.log(`nodes forced not ready: ${req.nodes.join(', ') || '(none)'}`);
       }).catch((err) => this.log(`control: ${(err as Error).message}`));

@@ -2,7 +2,8 @@
 // kubernetes.io/hostname, kubernetes.io/os, kubernetes.io/arch, node-role for control-plane
 // names), then patches status every 10 s (Ready + pressure conditions, addresses, capacity).
 // A node can be forced NotReady (fault `node-not-ready`): heartbeats stop, Ready turns False and
-// the taint node.kubernetes.io/not-ready:NoSchedule is added; pods keep running.
+// the taint node.kubernetes.io/not-ready:NoSchedule is added; pods keep running, but their Ready
+// condition turns False and their status is no longer updated (see PodWorker.setNodeReady).
 // Differs from a real kubelet: no Lease objects; the not-ready taint is added by the kubelet
 // itself (in a real cluster the node lifecycle controller adds it, also as NoExecute); capacity
 // figures are fixed; every node's InternalIP is 127.0.0.1.

@@ -62,6 +62,7 @@ export class PodWorker {
   private statusTimer?: NodeJS.Timeout;
   private statusChain: Promise<void> = Promise.resolve();
   private lastSent = '';
+  private nodeNotReady = false;
   private readonly podDir: string;
   private readonly runtimeDir: string;
 
@@ -379,8 +380,36 @@ export class PodWorker {
     }, 100);
   }
 
+  /**
+   * Follows the node's forced readiness (fault node-not-ready). While the node is NotReady the
+   * worker sends no status (its kubelet is "unreachable") and the pod's Ready condition is set to
+   * False once, as the node lifecycle controller does; when the node is Ready again the full
+   * status is reported.
+   */
+  async setNodeReady(ready: boolean): Promise<void> {
+    if (this.nodeNotReady === !ready) return;
+    this.nodeNotReady = !ready;
+    if (ready) {
+      this.lastSent = '';
+      this.reportStatus();
+      return;
+    }
+    await this.statusChain;
+    const conditions = this.pod.status?.conditions;
+    if (!conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True')) return;
+    const t = now();
+    const next = conditions.map((c: any) => (c.type === 'Ready' ? { ...c, status: 'False', lastTransitionTime: t, reason: undefined } : c));
+    const { namespace, name } = this.pod.metadata;
+    try {
+      await this.ctx.api.request('PATCH', `/api/v1/namespaces/${namespace}/pods/${name}/status`, { status: { conditions: next } }, 'application/merge-patch+json');
+    } catch (err) {
+      if (!(err instanceof ApiError && err.code === 404)) this.ctx.log(`pod ${this.key}: marking not ready: ${(err as Error).message}`);
+    }
+  }
+
   private async sendStatus(): Promise<void> {
     if (this.terminating && !this.pod) return;
+    if (this.nodeNotReady) return;
     const status = buildPodStatus({
       podIP: this.net?.ip, hostIP: this.ctx.hostIP(this.pod.spec.nodeName), startTime: this.startTime,
       initDone: this.initDone || this.init.length === 0 && this.setupDone, setupDone: this.setupDone,
