@@ -1,0 +1,423 @@
+/**
+ * The simulator's process kubelet through real kubectl, on one shared `anthos` cluster plus a few
+ * pods of our own in namespace `kt`: the published runbook's exact etcdctl line, a StatefulSet
+ * member that comes back with its data, restarts (killed process, crash loop, liveness),
+ * readiness, env and downward API, real PVC capacity (ENOSPC) and the fill-volume fault,
+ * node NotReady, graceful termination, distroless exec, and `down` leaving nothing behind.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { killContainer } from '../sim/kubelet/fault.js';
+import { ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
+
+const CERTS = '/etcd.local.config/certificates';
+const ETCDCTL = `ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${CERTS}/etcdCA.crt --cert=${CERTS}/etcd.crt --key=${CERTS}/etcd.key`;
+
+const MANIFEST = `
+apiVersion: v1
+kind: Namespace
+metadata: {name: kt}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds, namespace: kt}
+stringData: {password: s3cr3t}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: spec-pod
+  namespace: kt
+  labels: {app: spec, tier: db}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {runAsUser: 1234, fsGroup: 2345}
+  initContainers:
+  - name: init
+    image: busybox:1.36
+    command: [sh, -c, 'echo from-init > /work/init.txt']
+    volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+  - name: main
+    image: busybox:1.36
+    workingDir: /work
+    env:
+    - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
+    - {name: PASSWORD, valueFrom: {secretKeyRef: {name: creds, key: password}}}
+    - {name: GREETING, value: 'hello $(POD_NAME)'}
+    command: [sh, -c]
+    args:
+    - >-
+      printf '%s\\n' 'expanded=$(POD_NAME) escaped=$$(POD_NAME) missing=$(NOPE)';
+      echo "greeting=$GREETING password=$PASSWORD ip=$POD_IP node=$NODE";
+      echo "pwd=$(pwd) uid=$(id -u) groups=$(id -G) init=$(cat init.txt) initgroup=$(stat -c %g init.txt)";
+      echo "name=$(cat /etc/podinfo/name)"; cat /etc/podinfo/labels; echo; echo done;
+      exec sleep 3600
+    volumeMounts:
+    - {name: work, mountPath: /work}
+    - {name: podinfo, mountPath: /etc/podinfo}
+  volumes:
+  - {name: work, emptyDir: {}}
+  - name: podinfo
+    downwardAPI:
+      items:
+      - {path: name, fieldRef: {fieldPath: metadata.name}}
+      - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: crasher, namespace: kt}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{name: main, image: busybox:1.36, command: [sh, -c, 'echo crashing; exit 3']}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: probed, namespace: kt}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: [sleep, '3600']
+    readinessProbe: {exec: {command: [cat, /tmp/ready]}, periodSeconds: 1, failureThreshold: 1}
+    livenessProbe: {exec: {command: [sh, -c, 'test ! -e /tmp/die']}, periodSeconds: 1, failureThreshold: 1}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: small, namespace: kt}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 16Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: filler, namespace: kt}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: [sleep, '3600']
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes: [{name: data, persistentVolumeClaim: {claimName: small}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: graceful, namespace: kt}
+spec:
+  nodeName: node-1
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: [sh, -c, "trap 'echo got-TERM >> /grace/log; exit 0' TERM; echo started >> /grace/log; while :; do sleep 1; done"]
+    volumeMounts: [{name: grace, mountPath: /grace}]
+  volumes: [{name: grace, hostPath: {path: /grace, type: DirectoryOrCreate}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: stubborn, namespace: kt}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: [sh, -c, "trap '' TERM; while :; do sleep 1; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: distroless, namespace: kt}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: etcd
+    image: gcr.io/etcd-development/etcd:v3.5.9
+    command: [etcd, --data-dir=/tmp/data, --listen-client-urls=http://0.0.0.0:2379, --advertise-client-urls=http://127.0.0.1:2379]
+    readinessProbe: {tcpSocket: {port: 2379}, periodSeconds: 1}
+`;
+
+let cluster: SimCluster;
+let clusterId = '';
+let downDone = false;
+
+async function kubectl(args: string[], input?: string): Promise<string> {
+  return ok(await cluster.kubectl(args, { input, timeoutMs: 180_000 }));
+}
+
+async function podJson(ns: string, name: string): Promise<any> {
+  return JSON.parse(await kubectl(['-n', ns, 'get', 'pod', name, '-o', 'json']));
+}
+
+const readyOf = (pod: any): string | undefined => pod.status?.conditions?.find((c: any) => c.type === 'Ready')?.status;
+
+/** Polls until check() returns a value (not undefined); fails with the last state after timeoutMs. */
+async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+      last = undefined;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+const etcdIn = (pod: string, args: string) => cluster.kubectl(['-n', 'uc1', 'exec', pod, '-c', 'kube-etcd', '--', 'sh', '-c', `${ETCDCTL} ${args}`]);
+
+beforeAll(async () => {
+  requireRoot();
+  requireCommand('kubectl', 'install kubectl 1.30 or newer');
+  requireCommand('etcd', 'run apt-get install -y etcd-server etcd-client');
+  requireCommand('mkfs.ext4', 'run apt-get install -y e2fsprogs');
+  cluster = await startCluster({ fixtures: ['anthos'] });
+  clusterId = JSON.parse(readFileSync(join(cluster.dir, 'sim.json'), 'utf8')).id;
+  await kubectl(['apply', '-f', '-'], MANIFEST);
+}, 400_000);
+
+afterAll(async () => {
+  if (cluster && !downDone) await cluster.down();
+}, 180_000);
+
+describe('the anthos runbook', () => {
+  it("`kubectl -n uc1 exec kube-etcd-0 -- sh -c '… member list'` shows three started members", async () => {
+    const out = await kubectl(['-n', 'uc1', 'exec', 'kube-etcd-0', '--', 'sh', '-c', `${ETCDCTL} member list`]);
+    const rows = out.trim().split('\n');
+    expect(rows.map((r) => r.split(', ')[1]).sort()).toEqual(['started', 'started', 'started']);
+    expect(rows.map((r) => r.split(', ')[2]).sort()).toEqual(['kube-etcd-0', 'kube-etcd-1', 'kube-etcd-2']);
+    expect(rows.map((r) => r.split(', ')[3]).sort()).toEqual([0, 1, 2].map((i) => `https://kube-etcd-${i}.kube-etcd:2380`));
+  });
+
+  it('each member has its hostname and finds its peers by headless-service name in /etc/hosts', async () => {
+    const ip1 = await kubectl(['-n', 'uc1', 'get', 'pod', 'kube-etcd-1', '-o', 'jsonpath={.status.podIP}']);
+    const out = await kubectl(['-n', 'uc1', 'exec', 'kube-etcd-0', '--', 'sh', '-c', 'hostname; cat /etc/hosts']);
+    const [hostname, ...hosts] = out.trim().split('\n');
+    expect(hostname).toBe('kube-etcd-0');
+    const line = hosts.find((l) => l.split(/\s+/).includes('kube-etcd-1.kube-etcd.uc1.svc.cluster.local'));
+    expect(line?.split(/\s+/)).toEqual(expect.arrayContaining([ip1, 'kube-etcd-1.kube-etcd']));
+    // the pod network lives only in the simulator's namespaces, not on the host's interfaces
+    expect(execFileSync('ip', ['-o', 'addr'], { encoding: 'utf8' })).not.toContain(` ${ip1}/`);
+  });
+});
+
+describe('StatefulSet member', () => {
+  it('deleting kube-etcd-1 brings it back on the same node with its data', async () => {
+    const before = await podJson('uc1', 'kube-etcd-1');
+    ok(await etcdIn('kube-etcd-0', 'put /kt/marker before-delete'));
+    ok(await cluster.kubectl(['-n', 'uc1', 'exec', 'kube-etcd-1', '--', 'sh', '-c', 'echo on-the-pvc > /var/lib/etcd/marker.txt']));
+    const memberId = ok(await etcdIn('kube-etcd-1', 'endpoint status -w json')).match(/"member_id":(\d+)/)?.[1];
+    expect(memberId).toBeDefined();
+
+    await kubectl(['-n', 'uc1', 'delete', 'pod', 'kube-etcd-1', '--wait=true']);
+    const after = await waitFor('kube-etcd-1 recreated and Ready', async () => {
+      const p = await podJson('uc1', 'kube-etcd-1');
+      return p.metadata.uid !== before.metadata.uid && readyOf(p) === 'True' ? p : undefined;
+    });
+    expect(after.spec.nodeName).toBe(before.spec.nodeName);
+    const marker = await kubectl(['-n', 'uc1', 'exec', 'kube-etcd-1', '--', 'cat', '/var/lib/etcd/marker.txt']);
+    expect(marker).toBe('on-the-pvc\n');
+    // a serializable read answers from this member's own data
+    expect(ok(await etcdIn('kube-etcd-1', 'get /kt/marker --print-value-only --consistency=s'))).toBe('before-delete\n');
+    expect(ok(await etcdIn('kube-etcd-1', 'endpoint status -w json')).match(/"member_id":(\d+)/)?.[1]).toBe(memberId);
+  });
+});
+
+describe('restarts', () => {
+  it('a killed container process is restarted (restartCount grows) and the member serves again', async () => {
+    const before = await podJson('uc1', 'kube-etcd-2');
+    const count = before.status.containerStatuses[0].restartCount as number;
+    const r = await cluster.sim(['fault', 'kill-container', 'uc1/kube-etcd-2', 'kube-etcd']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/sent SIGKILL to container "kube-etcd" of pod "uc1\/kube-etcd-2"/);
+    const after = await waitFor('kube-etcd-2 restarted and Ready', async () => {
+      const p = await podJson('uc1', 'kube-etcd-2');
+      return p.status.containerStatuses[0].restartCount > count && readyOf(p) === 'True' ? p : undefined;
+    });
+    expect(after.metadata.uid).toBe(before.metadata.uid);
+    expect(after.status.containerStatuses[0].lastState.terminated).toMatchObject({ exitCode: 137, reason: 'Error' });
+    expect(JSON.parse(ok(await etcdIn('kube-etcd-2', 'endpoint health -w json')))).toMatchObject([{ endpoint: 'https://127.0.0.1:2379', health: true }]);
+  });
+
+  it('killContainer from code restarts a container too', async () => {
+    const k = await killContainer(cluster.dir, { namespace: 'kt', pod: 'filler', signal: 'SIGTERM' });
+    expect(k.container).toBe('main');
+    await waitFor('filler restarted', async () => {
+      const s = (await podJson('kt', 'filler')).status.containerStatuses[0];
+      return s.restartCount >= 1 && s.state.running ? s : undefined;
+    });
+  });
+
+  it('a crashing container goes CrashLoopBackOff with its exit code in lastState', async () => {
+    const status = await waitFor('crasher in CrashLoopBackOff', async () => {
+      const out = await kubectl(['-n', 'kt', 'get', 'pod', 'crasher', '--no-headers']);
+      return /CrashLoopBackOff/.test(out) ? out : undefined;
+    });
+    expect(status.split(/\s+/)[0]).toBe('crasher');
+    const s = (await podJson('kt', 'crasher')).status.containerStatuses[0];
+    expect(s.ready).toBe(false);
+    expect(s.restartCount).toBeGreaterThanOrEqual(1);
+    expect(s.lastState.terminated).toMatchObject({ exitCode: 3, reason: 'Error' });
+    // the log of the last run (the next run may be starting, so wait for a complete one)
+    await waitFor('crasher log', async () => ((await kubectl(['-n', 'kt', 'logs', 'crasher'])) === 'crashing\n' ? true : undefined));
+  });
+
+  it('a failing liveness probe restarts the container', async () => {
+    await waitFor('probed running', async () => ((await podJson('kt', 'probed')).status.containerStatuses?.[0]?.state?.running ? true : undefined));
+    await kubectl(['-n', 'kt', 'exec', 'probed', '--', 'touch', '/tmp/die']);
+    const s = await waitFor('probed restarted', async () => {
+      const st = (await podJson('kt', 'probed')).status.containerStatuses[0];
+      return st.restartCount >= 1 && st.state.running ? st : undefined;
+    });
+    // a restarted container starts from a fresh root: /tmp/die is gone, so it stays alive
+    expect(ok(await cluster.kubectl(['-n', 'kt', 'exec', 'probed', '--', 'sh', '-c', 'test -e /tmp/die || echo fresh']))).toBe('fresh\n');
+    expect(s.lastState.terminated.exitCode).not.toBe(0);
+  });
+});
+
+describe('probes and pod spec', () => {
+  it('the readiness probe drives the Ready condition both ways', async () => {
+    await waitFor('probed running', async () => ((await podJson('kt', 'probed')).status.containerStatuses?.[0]?.state?.running ? true : undefined));
+    expect(readyOf(await podJson('kt', 'probed'))).toBe('False');
+    await kubectl(['-n', 'kt', 'exec', 'probed', '--', 'touch', '/tmp/ready']);
+    await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/probed', '--timeout=60s']);
+    expect(await kubectl(['-n', 'kt', 'get', 'pod', 'probed', '-o', 'jsonpath={.status.containerStatuses[0].ready}'])).toBe('true');
+    await kubectl(['-n', 'kt', 'exec', 'probed', '--', 'rm', '/tmp/ready']);
+    await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready=false', 'pod/probed', '--timeout=60s']);
+  });
+
+  it('env with $(VAR) expansion, fieldRef, secretKeyRef, downward API, workingDir, runAsUser, fsGroup and an init container', async () => {
+    const pod = await waitFor('spec-pod Ready', async () => {
+      const p = await podJson('kt', 'spec-pod');
+      return readyOf(p) === 'True' ? p : undefined;
+    });
+    const logs = await waitFor('spec-pod output', async () => {
+      const out = await kubectl(['-n', 'kt', 'logs', 'spec-pod', '-c', 'main']);
+      return out.includes('done\n') ? out : undefined;
+    });
+    expect(logs.split('\n')).toEqual([
+      'expanded=spec-pod escaped=$(POD_NAME) missing=$(NOPE)',
+      `greeting=hello spec-pod password=s3cr3t ip=${pod.status.podIP} node=${pod.spec.nodeName}`,
+      'pwd=/work uid=1234 groups=0 2345 init=from-init initgroup=2345',
+      'name=spec-pod',
+      'app="spec"',
+      'tier="db"',
+      'done',
+      '',
+    ]);
+    expect(pod.status.podIP).toMatch(/^10\.88\./);
+    expect(pod.status.initContainerStatuses[0].state.terminated).toMatchObject({ exitCode: 0, reason: 'Completed' });
+  });
+
+  it('exec of sh in a distroless image fails cleanly, its own binaries still run (Ready through a tcpSocket probe)', async () => {
+    await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/distroless', '--timeout=60s']);
+    const sh = await cluster.kubectl(['-n', 'kt', 'exec', 'distroless', '--', 'sh', '-c', 'echo hi']);
+    expect(sh.code).not.toBe(0);
+    expect(sh.stdout).toBe('');
+    expect(sh.stderr).toMatch(/exec: "sh": executable file not found in \$PATH/);
+    expect(sh.stderr.trim().split('\n')).toHaveLength(1);
+    const ls = await cluster.kubectl(['-n', 'kt', 'exec', 'distroless', '--', 'ls', '/']);
+    expect(ls.code).not.toBe(0);
+    expect(ok(await cluster.kubectl(['-n', 'kt', 'exec', 'distroless', '--', 'etcdctl', 'version']))).toMatch(/^etcdctl version: /);
+  });
+});
+
+describe('volumes', () => {
+  it("a claim's capacity is real: writing past it fails with ENOSPC", async () => {
+    await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/filler', '--timeout=60s']);
+    const df = (await kubectl(['-n', 'kt', 'exec', 'filler', '--', 'df', '-k', '/data'])).trim().split('\n')[1]!.split(/\s+/);
+    const sizeKiB = Number(df[1]);
+    expect(sizeKiB).toBeGreaterThan(12 * 1024);
+    expect(sizeKiB).toBeLessThanOrEqual(16 * 1024);
+    const big = await cluster.kubectl(['-n', 'kt', 'exec', 'filler', '--', 'sh', '-c', 'head -c 33554432 /dev/zero > /data/big']);
+    expect(big.code).not.toBe(0);
+    expect(big.stderr).toMatch(/No space left on device/);
+    await kubectl(['-n', 'kt', 'exec', 'filler', '--', 'rm', '/data/big']);
+    await kubectl(['-n', 'kt', 'exec', 'filler', '--', 'sh', '-c', 'head -c 4194304 /dev/zero > /data/fits']);
+  });
+
+  it('the fill-volume fault leaves the requested bytes free and clear frees them again', async () => {
+    const fill = await cluster.sim(['fault', 'fill-volume', 'kt/filler', '--leave', '0']);
+    expect(fill.code, fill.stderr).toBe(0);
+    const write = await cluster.kubectl(['-n', 'kt', 'exec', 'filler', '--', 'sh', '-c', 'head -c 65536 /dev/zero > /data/more']);
+    expect(write.code).not.toBe(0);
+    expect(write.stderr).toMatch(/No space left on device/);
+    expect(ok(await cluster.sim(['fault', 'clear']))).toMatch(/1 fill file\(s\) removed/);
+    await kubectl(['-n', 'kt', 'exec', 'filler', '--', 'sh', '-c', 'head -c 65536 /dev/zero > /data/more']);
+  });
+
+  it('graceful termination: SIGTERM reaches the container; one that ignores it is killed after its grace period', async () => {
+    await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/graceful', 'pod/stubborn', '--timeout=60s']);
+    const log = join(cluster.dir, 'nodes', 'node-1', 'hostpath', 'grace', 'log');
+    await kubectl(['-n', 'kt', 'delete', 'pod', 'graceful', 'stubborn', '--wait=true']);
+    expect(readFileSync(log, 'utf8')).toBe('started\ngot-TERM\n');
+    const left = await cluster.kubectl(['-n', 'kt', 'get', 'pods', 'graceful', 'stubborn', '-o', 'name']);
+    expect(left.stdout).toBe('');
+  });
+});
+
+describe('nodes', () => {
+  it('node-not-ready shows in `kubectl get nodes`, its pods keep running but turn not Ready, node-ready undoes it', async () => {
+    const pod = await podJson('uc1', 'kube-etcd-0');
+    const node = pod.spec.nodeName as string;
+    expect(ok(await cluster.sim(['fault', 'node-not-ready', node]))).toContain(`nodes not ready: ${node}`);
+    const row = (await kubectl(['get', 'nodes', node, '--no-headers'])).trim().split(/\s+/);
+    expect(row.slice(0, 2)).toEqual([node, 'NotReady']);
+    expect(await kubectl(['get', 'node', node, '-o', 'jsonpath={.spec.taints[*].key}'])).toBe('node.kubernetes.io/not-ready');
+    // as the node lifecycle controller does, the node's pods are marked not Ready
+    expect(readyOf(await podJson('uc1', 'kube-etcd-0'))).toBe('False');
+    expect(await kubectl(['-n', 'uc1', 'exec', 'kube-etcd-0', '--', 'echo', 'still-running'])).toBe('still-running\n');
+    ok(await cluster.sim(['fault', 'node-ready', node]));
+    expect((await kubectl(['get', 'nodes', node, '--no-headers'])).trim().split(/\s+/)[1]).toBe('Ready');
+    expect(await kubectl(['get', 'node', node, '-o', 'jsonpath={.spec.taints}'])).toBe('');
+    await kubectl(['-n', 'uc1', 'wait', '--for=condition=Ready', 'pod/kube-etcd-0', '--timeout=60s']);
+  });
+});
+
+describe('down', () => {
+  it('leaves no process, mount, loop device or network namespace behind', async () => {
+    const dir = cluster.dir;
+    const link = (p: string) => { try { return readlinkSync(p); } catch { return ''; } };
+    const netnsNames = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(`ks${clusterId}-`));
+    expect(netnsNames.length).toBeGreaterThan(10);
+    const netnsLinks = new Set(netnsNames.map((n) => `net:[${statSync(`/run/netns/${n}`).ino}]`));
+    /** Whether a process belongs to this cluster: by command line, root, working dir or network namespace. */
+    const ofCluster = (pid: string): boolean => {
+      let cmd: string;
+      try { cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { return false; }
+      return cmd.includes(dir) || link(`/proc/${pid}/root`).startsWith(dir) || link(`/proc/${pid}/cwd`).startsWith(dir) ||
+        netnsLinks.has(link(`/proc/${pid}/ns/net`));
+    };
+    // the check finds every running pod process and sandbox before down
+    const podPids: string[] = [];
+    const podsDir = join(dir, 'runtime', 'pods');
+    for (const ns of readdirSync(podsDir)) {
+      for (const pod of readdirSync(join(podsDir, ns))) {
+        for (const f of readdirSync(join(podsDir, ns, pod)).filter((n) => n.endsWith('.json'))) {
+          const info = JSON.parse(readFileSync(join(podsDir, ns, pod, f), 'utf8'));
+          for (const pid of [info.pid, info.sandboxPid]) if (typeof pid === 'number') podPids.push(String(pid));
+        }
+      }
+    }
+    expect(podPids.length).toBeGreaterThan(10);
+    expect(podPids.filter((pid) => !ofCluster(pid))).toEqual([]);
+
+    downDone = true;
+    await cluster.down();
+
+    expect(readdirSync('/proc').filter((e) => /^\d+$/.test(e) && ofCluster(e))).toEqual([]);
+    const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
+    expect(mountinfo.filter((l) => l.includes(dir) || l.includes(`/run/netns/ks${clusterId}-`))).toEqual([]);
+    expect(execFileSync('losetup', ['-a'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(dir))).toEqual([]);
+    expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith(`ks${clusterId}-`))).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+  }, 180_000);
+});
