@@ -3,7 +3,8 @@
  * pods of our own in namespace `kt`: the published runbook's exact etcdctl line, a StatefulSet
  * member that comes back with its data, restarts (killed process, crash loop, liveness),
  * readiness, env and downward API, real PVC capacity (ENOSPC) and the fill-volume fault,
- * node NotReady, graceful termination, distroless exec, and `down` leaving nothing behind.
+ * node NotReady, graceful termination, distroless exec, an API server restart, and `down`
+ * leaving nothing behind.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
@@ -379,6 +380,22 @@ describe('nodes', () => {
     expect((await kubectl(['get', 'nodes', node, '--no-headers'])).trim().split(/\s+/)[1]).toBe('Ready');
     expect(await kubectl(['get', 'node', node, '-o', 'jsonpath={.spec.taints}'])).toBe('');
     await kubectl(['-n', 'uc1', 'wait', '--for=condition=Ready', 'pod/kube-etcd-0', '--timeout=60s']);
+  });
+});
+
+describe('apiserver restart', () => {
+  it('restart-apiserver keeps pods running; kubectl, the kubelet and the controllers carry on with the new one', async () => {
+    const before = await podJson('uc1', 'kube-etcd-0');
+    const r = await cluster.sim(['fault', 'restart-apiserver']);
+    expect(r.code, r.stderr).toBe(0);
+    const after = await podJson('uc1', 'kube-etcd-0');
+    expect(after.metadata.uid).toBe(before.metadata.uid);
+    expect(after.status.containerStatuses[0].restartCount).toBe(before.status.containerStatuses[0].restartCount);
+    expect(ok(await etcdIn('kube-etcd-0', 'get /kt/marker --print-value-only'))).toBe('before-delete\n');
+    await kubectl(['-n', 'kt', 'run', 'after-restart', '--image=busybox:1.36', '--overrides={"spec":{"terminationGracePeriodSeconds":1}}', '--', 'sleep', '3600']);
+    await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/after-restart', '--timeout=90s']);
+    await kubectl(['-n', 'uc1', 'scale', 'deployment', 'gke-master-etcd-maintenance', '--replicas=2']);
+    await kubectl(['-n', 'uc1', 'rollout', 'status', 'deployment', 'gke-master-etcd-maintenance', '--timeout=90s']);
   });
 });
 
