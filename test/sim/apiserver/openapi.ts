@@ -1,10 +1,14 @@
-// Minimal OpenAPI v3 documents: for every served kind, a PATCH operation tagged with
-// x-kubernetes-group-version-kind that lists the fieldValidation query parameter. kubectl reads
-// exactly this to decide that the server validates fields itself, so `kubectl create -f` and
-// `kubectl apply -f` skip client-side schema validation and need no full schema.
-// Differences from a real API server: no schemas (components.schemas is empty), so kubectl apply
-// computes strategic merge patches from its compiled-in types; /openapi/v2 answers 404 and the
-// fieldValidation parameter is accepted and ignored (unknown fields are stored as sent).
+// Minimal OpenAPI documents. v3 (/openapi/v3 and one document per group version): for every
+// served kind, a PATCH operation tagged with x-kubernetes-group-version-kind that lists the
+// fieldValidation query parameter. kubectl reads exactly this to decide that the server validates
+// fields itself, so `kubectl create -f` and `kubectl apply -f` of one object skip client-side
+// schema validation. v2 (/openapi/v2, JSON or the gnostic protobuf kubectl asks for): the same
+// paths and no definitions. kubectl always validates a `kind: List` on the client against v2 (it
+// never sends fieldValidation for a List) and skips every kind that has no definition.
+// Differences from a real API server: no schemas (components.schemas and definitions are empty),
+// so kubectl does not catch unknown or mistyped fields of a List's items, and kubectl apply
+// computes strategic merge patches from its compiled-in types; the fieldValidation parameter is
+// accepted and ignored (unknown fields are stored as sent).
 import { createHash } from 'node:crypto';
 import { apiVersionOf, type ResourceDef } from './registry.js';
 
@@ -49,4 +53,73 @@ export function openApiV3Index(defs: ResourceDef[]): any {
     paths[p] = { serverRelativeURL: `/openapi/v3/${p}?hash=${hash}` };
   }
   return { paths };
+}
+
+/** GET /openapi/v2 as JSON: a Swagger 2.0 document with the v3 documents' paths and no definitions. */
+export function openApiV2Doc(defs: ResourceDef[]): any {
+  const paths: Record<string, any> = {};
+  for (const p of new Set(defs.map(gvPath))) {
+    for (const [key, item] of Object.entries(openApiV3Doc(defs, p).paths as Record<string, any>)) {
+      paths[key] = Object.fromEntries(Object.entries(item as Record<string, any>).map(([method, op]) => [method, {
+        ...op, parameters: op.parameters.map((q: any) => ({ name: q.name, in: q.in, type: 'string', uniqueItems: true })),
+      }]));
+    }
+  }
+  return { swagger: '2.0', info: { title: 'Kubernetes', version: 'v1.32.0-sim' }, paths, definitions: {} };
+}
+
+// Protobuf encoding of the subset of gnostic's openapi_v2.Document that openApiV2Doc produces
+// (field numbers from gnostic openapiv2/OpenAPIv2.proto).
+type PbField = [num: number, value: string | boolean | Buffer | undefined];
+
+function pbVarint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) { out.push((n & 0x7f) | 0x80); n = Math.floor(n / 128); }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+function pbMessage(fields: PbField[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const [num, value] of fields) {
+    if (value === undefined || value === false) continue;
+    if (value === true) { parts.push(pbVarint(num * 8), pbVarint(1)); continue; }
+    const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+    parts.push(pbVarint(num * 8 + 2), pbVarint(bytes.length), bytes);
+  }
+  return Buffer.concat(parts);
+}
+
+/** A vendor extension (NamedAny) whose value is YAML text, as gnostic stores it; JSON is YAML. */
+function pbExtension(name: string, value: unknown): Buffer {
+  return pbMessage([[1, name], [2, pbMessage([[2, `${JSON.stringify(value)}\n`]])]]);
+}
+
+function pbOperation(op: any): Buffer {
+  const fields: PbField[] = [[5, op.operationId]];
+  for (const q of op.parameters) {
+    const query = pbMessage([[2, q.in], [4, q.name], [6, q.type], [20, q.uniqueItems]]);
+    // ParametersItem.parameter → Parameter.non_body_parameter → NonBodyParameter.query_parameter_sub_schema
+    fields.push([8, pbMessage([[1, pbMessage([[2, pbMessage([[3, query]])]])]])]);
+  }
+  const responses = Object.entries(op.responses as Record<string, any>).map(([code, r]): PbField =>
+    [1, pbMessage([[1, code], [2, pbMessage([[1, pbMessage([[1, r.description]])]])]])]);
+  fields.push([9, pbMessage(responses)]);
+  for (const [k, v] of Object.entries(op)) if (k.startsWith('x-')) fields.push([13, pbExtension(k, v)]);
+  return pbMessage(fields);
+}
+
+const PATH_ITEM_FIELDS: Record<string, number> = { get: 2, put: 3, post: 4, delete: 5, patch: 8 };
+
+/** GET /openapi/v2 as application/com.github.proto-openapi.spec.v2@v1.0+protobuf (what kubectl asks for). */
+export function openApiV2Protobuf(doc: any): Buffer {
+  const paths = Object.entries(doc.paths as Record<string, any>).map(([p, item]): PbField => [2, pbMessage([
+    [1, p], [2, pbMessage(Object.entries(item as Record<string, any>).map(([m, op]): PbField => [PATH_ITEM_FIELDS[m], pbOperation(op)]))],
+  ])]);
+  return pbMessage([
+    [1, doc.swagger],
+    [2, pbMessage([[1, doc.info.title], [2, doc.info.version]])],
+    [8, pbMessage(paths)],
+    [9, pbMessage([])],
+  ]);
 }

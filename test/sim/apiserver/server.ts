@@ -13,7 +13,7 @@ import { writeAudit } from './audit.js';
 import { authorize, forbiddenMessage, TokenFile, type UserInfo } from './auth.js';
 import { apiGroup, apiGroupList, apiResourceList, apiVersions, SERVER_VERSION } from './discovery.js';
 import { finalizeNamespaces, namespaceDefaults, startNamespaceDeletion } from './namespaces.js';
-import { openApiV3Doc, openApiV3Index } from './openapi.js';
+import { openApiV2Doc, openApiV2Protobuf, openApiV3Doc, openApiV3Index } from './openapi.js';
 import { builtinResources, findResource, type ResourceDef } from './registry.js';
 import { protobufToJson } from './protobuf.js';
 import { parseRequestInfo, type RequestInfo } from './requestinfo.js';
@@ -48,7 +48,10 @@ export interface ApiServerOptions {
   store: ObjectStore;
 }
 
-interface Reply { code: number; body: any }
+interface Reply { code: number; body: any; raw?: { contentType: string; bytes: Buffer } }
+
+// kubectl asks for the first form; kube-openapi answers with the second (Go's mime parser rejects '@').
+const OPENAPI_V2_PROTOBUF = ['application/com.github.proto-openapi.spec.v2@v1.0+protobuf', 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf'];
 
 const STREAM_KINDS = new Set(['exec', 'attach', 'portforward', 'log']);
 
@@ -97,8 +100,13 @@ export function createApiServer(opts: ApiServerOptions): { server: Server; close
     res.end(res.req.method === 'HEAD' ? undefined : text);
   };
 
-  const nonResource = (info: RequestInfo): Reply => {
+  const nonResource = (info: RequestInfo, accept: string): Reply => {
     const p = info.path;
+    if (p === '/openapi/v2') {
+      const doc = openApiV2Doc(defs);
+      if (!OPENAPI_V2_PROTOBUF.some((t) => accept.includes(t))) return { code: 200, body: doc };
+      return { code: 200, body: undefined, raw: { contentType: OPENAPI_V2_PROTOBUF[1], bytes: openApiV2Protobuf(doc) } };
+    }
     if (p === '/api') return { code: 200, body: apiVersions(`127.0.0.1:${opts.port}`) };
     if (p === '/apis') return { code: 200, body: apiGroupList(defs) };
     if (p === '/version') return { code: 200, body: SERVER_VERSION };
@@ -251,7 +259,12 @@ export function createApiServer(opts: ApiServerOptions): { server: Server; close
         if (!user) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
         userName = user.name;
         if (!info.isResource) {
-          const r = nonResource(info);
+          const r = nonResource(info, String(req.headers.accept ?? ''));
+          if (r.raw) {
+            res.writeHead(r.code, { 'Content-Type': r.raw.contentType, 'Cache-Control': 'no-cache, private', 'Content-Length': r.raw.bytes.length });
+            res.end(req.method === 'HEAD' ? undefined : r.raw.bytes);
+            return;
+          }
           sendJson(res, r.code, r.body);
           return;
         }

@@ -1,6 +1,6 @@
 // Server-side printing: meta.k8s.io/v1 Table responses for `kubectl get` (Accept: ...;as=Table).
-// Differences from a real API server: columns for pods, nodes, namespaces, services, PVCs, PVs,
-// StatefulSets, Deployments and PDBs follow kube's printers in their main columns only; every
+// Differences from a real API server: columns for pods, nodes, namespaces, services, ConfigMaps,
+// Secrets, PVCs, PVs, StatefulSets, Deployments and PDBs follow kube's printers in their main columns only; every
 // other kind gets NAME and AGE; rows always carry the full object (includeObject=Object).
 import type { ResourceDef } from './registry.js';
 
@@ -28,6 +28,7 @@ function podStatus(p: any): string {
   return p.status?.reason ?? p.status?.phase ?? 'Unknown';
 }
 
+const dataCount = (o: any): number => Object.keys(o.data ?? {}).length + Object.keys(o.binaryData ?? {}).length;
 const age: Col = { name: 'Age', cell: (o, now) => shortAge(o.metadata.creationTimestamp, now) };
 const name: Col = { name: 'Name', cell: (o) => o.metadata.name };
 
@@ -48,6 +49,8 @@ function columnsFor(def: ResourceDef): Col[] {
       } },
       { name: 'Roles', cell: () => '<none>' }, age,
       { name: 'Version', cell: (n) => n.status?.nodeInfo?.kubeletVersion ?? '' }];
+    case 'ConfigMap': return [name, { name: 'Data', type: 'integer', cell: dataCount }, age];
+    case 'Secret': return [name, { name: 'Type', cell: (x) => x.type ?? '' }, { name: 'Data', type: 'integer', cell: dataCount }, age];
     case 'Namespace': return [name, { name: 'Status', cell: (n) => n.status?.phase ?? '' }, age];
     case 'Service': return [name, { name: 'Type', cell: (s) => s.spec?.type ?? '' },
       { name: 'Cluster-IP', cell: (s) => s.spec?.clusterIP ?? '' }, { name: 'External-IP', cell: () => '<none>' },
