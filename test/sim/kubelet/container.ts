@@ -8,7 +8,7 @@
 // start; setpriv is reached through /proc/<kubelet pid>/root, so it is not part of the image;
 // stdin is /dev/null; the whole process group is signalled on stop.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import type { ImageSpec } from '../images.js';
 import { shq } from './host.js';
@@ -140,6 +140,24 @@ export function startContainer(l: ContainerLaunch): StartedContainer {
   } finally {
     closeSync(log);
   }
+}
+
+/**
+ * Resolves true once the container process has entered its root (until then it is still setting
+ * up mounts in the host's root, and an exec or probe entering it would land on the host's
+ * files); false when it exited first or did not get there within timeoutMs.
+ */
+export async function waitInRoot(pid: number, rootfs: string, timeoutMs = 60_000): Promise<boolean> {
+  let real = rootfs;
+  try { real = realpathSync(rootfs); } catch { /* compare the path as given */ }
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    let root: string;
+    try { root = readlinkSync(`/proc/${pid}/root`); } catch { return false; }
+    if (root === rootfs || root === real) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
 }
 
 /** Sends a signal to the container's whole process group; false when it is already gone. */

@@ -10,7 +10,7 @@ import { mkdirSync, renameSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveImage, type ImageSpec } from '../images.js';
 import { ApiError, sleep, type ApiClient } from './api.js';
-import { signalContainer, startContainer, type ContainerMount, type StartedContainer } from './container.js';
+import { signalContainer, startContainer, waitInRoot, type ContainerMount, type StartedContainer } from './container.js';
 import { containerArgv, containerEnv, processEnv, type KeySource } from './env.js';
 import type { LocalVolumes } from './localpv.js';
 import type { PodNet, PodNetwork } from './network.js';
@@ -243,6 +243,10 @@ export class PodWorker {
       resolve(code ?? 128 + (sig ? (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1, SIGQUIT: 3 } as Record<string, number>)[sig] ?? 0) : 0));
     }));
     c.exit = exit;
+    // Publish the pid (for exec, port-forward, probes) only once the process is inside its root.
+    if (!(await waitInRoot(c.proc.pid, c.proc.rootfs)) && signalContainer(c.proc.pid, 'SIGKILL')) {
+      this.ctx.log(`pod ${this.key}: container ${c.name} did not enter its root in time; killed`);
+    }
     c.state = { running: { startedAt: now() } };
     c.started = true;
     this.writeContainerJson(c, c.proc.pid, workingDir);
