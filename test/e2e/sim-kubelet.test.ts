@@ -318,6 +318,15 @@ describe('probes and pod spec', () => {
     expect(pod.status.initContainerStatuses[0].state.terminated).toMatchObject({ exitCode: 0, reason: 'Completed' });
   });
 
+  it("an exec right after Ready runs in the container's own root, with a private /tmp", async () => {
+    await kubectl(['-n', 'kt', 'run', 'fresh', '--image=busybox:1.36', '--overrides={"spec":{"terminationGracePeriodSeconds":1}}', '--', 'sleep', '3600']);
+    await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/fresh', '--timeout=60s']);
+    const marker = `kt-private-${clusterId}`;
+    const out = await kubectl(['-n', 'kt', 'exec', 'fresh', '--', 'sh', '-c', `ls /; echo x > /tmp/${marker}; ls /tmp`]);
+    expect(out.split('\n')).toEqual(['bin', 'dev', 'etc', 'lib', 'lib64', 'proc', 'root', 'run', 'sbin', 'tmp', 'usr', 'var', marker, '']);
+    expect(existsSync(`/tmp/${marker}`)).toBe(false);
+  });
+
   it('exec of sh in a distroless image fails cleanly, its own binaries still run (Ready through a tcpSocket probe)', async () => {
     await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/distroless', '--timeout=60s']);
     const sh = await cluster.kubectl(['-n', 'kt', 'exec', 'distroless', '--', 'sh', '-c', 'echo hi']);
