@@ -10,7 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killContainer } from '../sim/kubelet/fault.js';
+import { runFault } from '../sim/fault.js';
+import { killContainer, setNodesReady } from '../sim/kubelet/fault.js';
 import { ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
 
 const CERTS = '/etcd.local.config/certificates';
@@ -354,13 +355,13 @@ describe('volumes', () => {
     await kubectl(['-n', 'kt', 'exec', 'filler', '--', 'sh', '-c', 'head -c 4194304 /dev/zero > /data/fits']);
   });
 
-  it('the fill-volume fault leaves the requested bytes free and clear frees them again', async () => {
+  it('the fill-volume fault fills the volume and clear (from code) frees it again', async () => {
     const fill = await cluster.sim(['fault', 'fill-volume', 'kt/filler', '--leave', '0']);
     expect(fill.code, fill.stderr).toBe(0);
     const write = await cluster.kubectl(['-n', 'kt', 'exec', 'filler', '--', 'sh', '-c', 'head -c 65536 /dev/zero > /data/more']);
     expect(write.code).not.toBe(0);
     expect(write.stderr).toMatch(/No space left on device/);
-    expect(ok(await cluster.sim(['fault', 'clear']))).toMatch(/1 fill file\(s\) removed/);
+    expect(await runFault(cluster.dir, 'clear', [])).toMatch(/1 fill file\(s\) removed/);
     await kubectl(['-n', 'kt', 'exec', 'filler', '--', 'sh', '-c', 'head -c 65536 /dev/zero > /data/more']);
   });
 
@@ -375,7 +376,7 @@ describe('volumes', () => {
 });
 
 describe('nodes', () => {
-  it('node-not-ready shows in `kubectl get nodes`, its pods keep running but turn not Ready, node-ready undoes it', async () => {
+  it('node-not-ready shows in `kubectl get nodes`, its pods keep running but turn not Ready; setNodesReady undoes it', async () => {
     const pod = await podJson('uc1', 'kube-etcd-0');
     const node = pod.spec.nodeName as string;
     expect(ok(await cluster.sim(['fault', 'node-not-ready', node]))).toContain(`nodes not ready: ${node}`);
@@ -385,7 +386,7 @@ describe('nodes', () => {
     // as the node lifecycle controller does, the node's pods are marked not Ready
     expect(readyOf(await podJson('uc1', 'kube-etcd-0'))).toBe('False');
     expect(await kubectl(['-n', 'uc1', 'exec', 'kube-etcd-0', '--', 'echo', 'still-running'])).toBe('still-running\n');
-    ok(await cluster.sim(['fault', 'node-ready', node]));
+    await setNodesReady(cluster.dir, [node], true);
     expect((await kubectl(['get', 'nodes', node, '--no-headers'])).trim().split(/\s+/)[1]).toBe('Ready');
     expect(await kubectl(['get', 'node', node, '-o', 'jsonpath={.spec.taints}'])).toBe('');
     await kubectl(['-n', 'uc1', 'wait', '--for=condition=Ready', 'pod/kube-etcd-0', '--timeout=60s']);

@@ -130,6 +130,7 @@ async function podVolumePath(dir: string, namespace: string, pod: string, volume
   const obj = await api.request('GET', `/api/v1/namespaces/${namespace}/pods/${pod}`);
   const pvcVolumes = (obj.spec?.volumes ?? []).filter((v: any) => v.persistentVolumeClaim);
   const chosen = volume ? pvcVolumes.find((v: any) => v.name === volume) : pvcVolumes.length === 1 ? pvcVolumes[0] : undefined;
+  if (!pvcVolumes.length) throw new Error(`pod "${namespace}/${pod}" has no persistentVolumeClaim volume; fill-volume fills only claims`);
   if (!chosen) {
     const names = pvcVolumes.map((v: any) => `"${v.name}"`).join(', ') || 'none';
     throw new Error(volume
