@@ -21,12 +21,13 @@ type Inject = (file: string, resource: string, data: Buffer, options: { sentinel
  * the runtimes it is injected into; the blob is platform-independent without a code cache).
  */
 export async function makeSeaBlob(node: string, bundle: string, blob: string): Promise<void> {
-  const config = path.join(path.dirname(blob), 'sea-config.json');
-  await fs.writeFile(
-    config,
-    JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false }, null, 2),
-  );
-  await execFileAsync(node, ['--experimental-sea-config', config], { maxBuffer: 1 << 20 });
+  // Paths relative to the blob's directory: the blob records the main script's path, and an
+  // absolute one would make the archives' sha256 depend on where the repository is checked out.
+  const cwd = path.dirname(blob);
+  const config = path.join(cwd, 'sea-config.json');
+  const settings = { main: path.relative(cwd, bundle), output: path.basename(blob), disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false };
+  await fs.writeFile(config, JSON.stringify(settings, null, 2));
+  await execFileAsync(node, ['--experimental-sea-config', config], { cwd, maxBuffer: 1 << 20 });
 }
 
 /** Injects the blob into a copy of the Node runtime (already at `exe`); Mach-O needs the NODE_SEA segment. */
