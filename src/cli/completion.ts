@@ -37,6 +37,7 @@ export async function complete(program: Command, args: string[], sources: Comple
   const words = args.slice(0, -1);
   const current = args.at(-1) ?? '';
   const state = walk(program, words);
+  if (state.unknownCommand) return { candidates: [], directive: Directive.noFileComp };
   const options = [...(state.command?.options ?? []), ...program.options] as Option[];
 
   const inline = /^(--[^=]+)=(.*)$/.exec(current);
@@ -68,6 +69,8 @@ interface WalkState {
   positionals: number;
   /** Set when the last word was a flag still waiting for its value. */
   pendingValueOf?: Option;
+  /** Set when a word names no command: nothing sensible to offer after it. */
+  unknownCommand?: boolean;
   flags: KubeFlags;
 }
 
@@ -88,7 +91,7 @@ function walk(program: Command, words: string[]): WalkState {
     }
     if (!state.command) {
       state.command = program.commands.find((c) => c.name() === word || c.aliases().includes(word));
-      if (!state.command) return state;
+      if (!state.command) return { ...state, unknownCommand: true };
     } else {
       state.positionals++;
     }
