@@ -78,6 +78,21 @@ describe('merged KUBECONFIG and --context', () => {
     expect(await adminPodStreams(second)).toBe(afterOther);
   });
 
+  it('--cluster and --user pick entries of another context, as kubectl does', async () => {
+    const before = [await adminPodStreams(first), await adminPodStreams(second)];
+    const r = await kubectl(['etcd', 'status', '--cluster', 'other', '--user', 'other-admin', '-n', 'uc1', '-o', 'json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).members.map((m: { pod: string }) => m.pod)).toEqual(['kube-etcd-0']);
+    expect(await adminPodStreams(first)).toBe(before[0]);
+    expect(await adminPodStreams(second)).toBeGreaterThan(before[1]!);
+  });
+
+  it('rejects a malformed --request-timeout as a usage error (exit 2)', async () => {
+    const r = await kubectl(['etcd', 'status', '-n', 'uc1', '--request-timeout', 'soon']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('error: invalid --request-timeout "soon"; use a duration such as 30s, 1m or 0 for none\n');
+  });
+
   it('names a missing context in one line with exit code 1', async () => {
     const r = await kubectl(['etcd', 'status', '--context', 'nope']);
     expect(r.code).toBe(1);

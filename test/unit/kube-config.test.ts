@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadKubeConfig, parseRequestTimeout } from '../../src/kube/config.js';
 import { NotFoundError, UsageError } from '../../src/errors.js';
+import { kubeContextFromOptions, verbosityOf } from '../../src/cli/kubeflags.js';
 
 let dir: string;
 beforeEach(() => {
@@ -138,5 +139,26 @@ describe('parseRequestTimeout', () => {
 
   it('rejects nonsense as a usage error', () => {
     expect(() => parseRequestTimeout('soon')).toThrow(UsageError);
+  });
+});
+
+describe('kubectl flags as the CLI parses them', () => {
+  it.each([
+    [undefined, 0],
+    ['6', 6],
+    ['=6', 6], // -v=6, as kubectl users type it
+    ['x', 0],
+  ])('-v %s is level %i', (v, level) => {
+    expect(verbosityOf({ v })).toBe(level);
+  });
+
+  it('logs the chosen context, server and namespace at -v 5 only, on the sink it is given', () => {
+    const kubeconfig = fileA();
+    const lines: string[] = [];
+    const sink = { write: (s: string) => lines.push(s) };
+    kubeContextFromOptions({ kubeconfig, v: '4' }, {}, sink);
+    expect(lines).toEqual([]);
+    kubeContextFromOptions({ kubeconfig, v: '5', namespace: 'x' }, {}, sink);
+    expect(lines).toEqual(['I5 context "ctx-a" server https://a.example:6443 namespace "x"\n']);
   });
 });
