@@ -156,7 +156,8 @@ export async function copyFileIntoPod(kube: KubeStreamAccess, opts: CopyInOption
   } else {
     stdin = counted;
     const write = method === 'cat' ? 'cat > "$1"' : 'head -c "$3" > "$1"';
-    command = ['sh', '-c', `${write} && chmod "$2" "$1"`, 'sh', opts.path, mode, String(opts.size)];
+    // umask first: the file holds a snapshot and must never exist readable by others, not even while it is written
+    command = ['sh', '-c', `umask 077; ${write} && chmod "$2" "$1"`, 'sh', opts.path, mode, String(opts.size)];
   }
   const stderr = tailCollector(4096);
   const { exitCode } = await execInPod(kube, {
