@@ -13,14 +13,27 @@ export function compactUtc(time: Date): string {
   return time.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
+/**
+ * A workload name made safe for a file name: static pods are named by their label selector
+ * (`component=etcd,tier=control-plane`), whose `=`, `,` and `!` would need quoting in a shell.
+ */
+export function fileSafe(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'etcd';
+}
+
+/** `<namespace>-<workload>`, the stem every backup file name of one workload starts with. */
+export function backupStem(namespace: string, workload: string): string {
+  return `${namespace}-${fileSafe(workload)}`;
+}
+
 /** `<namespace>-<workload>-<YYYYMMDDTHHMMSSZ>-rev<revision>.db` */
 export function backupFileName(name: BackupName): string {
-  return `${name.namespace}-${name.workload}-${compactUtc(name.time)}-rev${name.revision}.db`;
+  return `${backupStem(name.namespace, name.workload)}-${compactUtc(name.time)}-rev${name.revision}.db`;
 }
 
 /** The file-name prefix shared by every backup of one namespace/workload. */
 export function backupPrefix(namespace: string, workload: string): string {
-  return `${namespace}-${workload}-`;
+  return `${backupStem(namespace, workload)}-`;
 }
 
 /** Parses a file name made by backupFileName for the given namespace/workload; undefined if it is not one. */
@@ -32,7 +45,7 @@ export function parseBackupFileName(
   const prefix = backupPrefix(namespace, workload);
   if (!file.startsWith(prefix)) return undefined;
   const m = PATTERN.exec(file);
-  if (!m || m[1] !== `${namespace}-${workload}`) return undefined;
+  if (!m || m[1] !== backupStem(namespace, workload)) return undefined;
   const t = m[2];
   const iso = `${t.slice(0, 4)}-${t.slice(4, 6)}-${t.slice(6, 8)}T${t.slice(9, 11)}:${t.slice(11, 13)}:${t.slice(13, 15)}Z`;
   const time = new Date(iso);

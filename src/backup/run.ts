@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import { resolve, join } from 'node:path';
 import { finished, pipeline } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
@@ -8,7 +9,7 @@ import type { Logger } from '../ui/log.js';
 import type { Progress } from '../ui/progress.js';
 import { orderCandidates } from './choose.js';
 import { SnapshotDigester } from './digest.js';
-import { backupFileName, compactUtc } from './naming.js';
+import { backupFileName, backupStem, compactUtc } from './naming.js';
 import { PartialFile } from './partial.js';
 import { writeSidecar, type BackupRecord } from './record.js';
 import { pruneBackups } from './retention.js';
@@ -75,10 +76,11 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
     return { ...base, ...(await backupToStdout(member, transport, status, deps)), time: deps.now().toISOString() };
   }
   const dest = opts.destination;
+  if (dest.kind === 'dir') await ensureBackupDir(resolve(dest.dir));
   const partialTarget =
     dest.kind === 'file'
       ? resolve(dest.path)
-      : join(resolve(dest.dir), `${topology.namespace}-${topology.workload.name}-${compactUtc(startedAt)}.db`);
+      : join(resolve(dest.dir), `${backupStem(topology.namespace, topology.workload.name)}-${compactUtc(startedAt)}.db`);
   const partial = await PartialFile.create(partialTarget);
   const digester = new SnapshotDigester();
   const guard = guardSignals(deps.signals, () => {
@@ -163,6 +165,16 @@ async function backupToStdout(member: EtcdMember, transport: SnapshotTransport, 
   } finally {
     progress.done();
     guard.dispose();
+  }
+}
+
+/** Creates the --dir directory (and its parents) when missing, mode 0700: it will hold every Secret of the cluster. */
+async function ensureBackupDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new PluginError(`cannot create directory "${dir}": ${code}`, 'pass a --dir you can write to');
   }
 }
 

@@ -1,3 +1,4 @@
+import { ForbiddenError } from '../errors.js';
 import type { EtcdMember } from './topology.js';
 
 /** One member's row in `kubectl etcd status`. IDs are hex strings as etcdctl -w table prints them. */
@@ -26,7 +27,10 @@ export interface MemberCommandRunner {
   run(member: EtcdMember, argv: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }>;
 }
 
-/** Asks one member for its status; never rejects: failures become `healthy: false` with `error`. */
+/**
+ * Asks one member for its status: failures of the member become `healthy: false` with `error`;
+ * rejects only with ForbiddenError, since a permission the user lacks says nothing about the member.
+ */
 export type StatusProbe = (member: EtcdMember) => Promise<MemberStatus>;
 
 /** Probes every member in parallel, keeping topology order. */
@@ -64,6 +68,7 @@ export function execStatusProbe(runner: MemberCommandRunner): StatusProbe {
       }
       return base;
     } catch (err) {
+      if (err instanceof ForbiddenError) throw err;
       return { ...base, healthy: false, error: lastLine((err as Error).message) };
     }
   };

@@ -90,7 +90,8 @@ export function containerEnv(c: ContainerRuntime): Record<string, string> {
 /** nsenter arguments that run `argv` inside the container as its user. */
 export function nsenterArgs(c: ContainerRuntime, argv: string[]): string[] {
   return [
-    '--target', String(c.pid), '--mount', '--uts', '--net', '--root', `--wd=${c.workingDir || '/'}`,
+    // nsenter opens --wd before entering the mount namespace: name the dir through the target's root.
+    '--target', String(c.pid), '--mount', '--uts', '--net', '--root', `--wd=/proc/${c.pid}/root${path.posix.resolve('/', c.workingDir || '/')}`,
     '-S', String(c.uid ?? 0), '-G', String(c.gid ?? 0), '--', ...argv,
   ];
 }
