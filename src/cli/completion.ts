@@ -49,9 +49,9 @@ export async function complete(program: Command, args: string[], sources: Comple
   }
   if (state.pendingValueOf) return valueCandidates(state.pendingValueOf, current, state, sources);
   if (current.startsWith('-')) {
-    const candidates = options
-      .filter((o) => !o.hidden)
-      .flatMap((o) => [o.long, o.short].filter((f): f is string => !!f && f.startsWith(current)).map((f) => `${f}\t${o.description}`));
+    const flags = options.filter((o) => !o.hidden).map((o) => ({ names: [o.long, o.short], description: o.description }));
+    flags.push({ names: ['--help', '-h'], description: 'show help with examples' });
+    const candidates = flags.flatMap((o) => o.names.filter((f): f is string => !!f && f.startsWith(current)).map((f) => `${f}\t${o.description}`));
     return { candidates, directive: Directive.noFileComp };
   }
   if (!state.command) {

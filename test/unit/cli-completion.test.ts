@@ -30,6 +30,7 @@ describe('completion', () => {
     [['inspect', 'a.db', ''], [], Directive.noFileComp],
     [['inspect', 'zz'], [], Directive.default],
     [['nosuch', ''], [], Directive.noFileComp],
+    [['version', '--h'], ['--help'], Directive.noFileComp],
   ])('%o → %o', async (args, candidates, directive) => {
     expect(await names(args)).toEqual({ candidates, directive });
   });
