@@ -1,0 +1,257 @@
+// Shared by the backup and status e2e files: run the built plugin through `kubectl etcd`, talk to
+// each fixture's etcd with real etcdctl inside its pod, and judge a snapshot the way a user would
+// (real `etcdctl snapshot status`, a real `etcdctl snapshot restore` started as a throwaway etcd).
+import { execFile, spawn } from 'node:child_process';
+import { createReadStream, openSync, closeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { delimiter, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { expect } from 'vitest';
+import { etcdctlSnapshotStatus, requireBinary, startEtcd } from '../helpers/etcd.js';
+import type { CommandResult, SimCluster } from '../sim/harness.js';
+
+const execFileP = promisify(execFile);
+
+/** The repository root (bin/ holds the kubectl-etcd plugin launcher). */
+export const REPO = resolve(import.meta.dirname, '../..');
+
+/** One etcd workload the tests back up: where it lives and how etcdctl reaches it from inside its pod. */
+export interface EtcdTarget {
+  fixture: string;
+  namespace: string;
+  pod: string;
+  container: string;
+  /** etcdctl connection flags as seen inside the container. */
+  conn: string[];
+  /** The transport `backup` should pick by itself (exec when the image has sh and tar). */
+  transport: 'exec' | 'stream';
+}
+
+const anthosCerts = '/etcd.local.config/certificates';
+const kubeadmPki = '/etc/kubernetes/pki/etcd';
+
+/** The fixtures of test/sim as the runbooks describe them. */
+export const TARGETS = {
+  anthos: {
+    fixture: 'anthos', namespace: 'uc1', pod: 'kube-etcd-0', container: 'kube-etcd', transport: 'exec',
+    conn: ['--endpoints=https://127.0.0.1:2379', `--cacert=${anthosCerts}/etcdCA.crt`, `--cert=${anthosCerts}/etcd.crt`, `--key=${anthosCerts}/etcd.key`],
+  },
+  single: {
+    fixture: 'single', namespace: 'uc1', pod: 'kube-etcd-0', container: 'kube-etcd', transport: 'exec',
+    conn: ['--endpoints=https://127.0.0.1:2379', `--cacert=${anthosCerts}/etcdCA.crt`, `--cert=${anthosCerts}/etcd.crt`, `--key=${anthosCerts}/etcd.key`],
+  },
+  bitnami: {
+    fixture: 'bitnami', namespace: 'etcd', pod: 'etcd-0', container: 'etcd', transport: 'exec',
+    conn: ['--endpoints=http://127.0.0.1:2379'],
+  },
+  kubeadm: {
+    // registry.k8s.io/etcd has a shell but no tar: the stream transport.
+    fixture: 'kubeadm', namespace: 'kube-system', pod: 'etcd-node-1', container: 'etcd', transport: 'stream',
+    conn: ['--endpoints=https://127.0.0.1:2379', `--cacert=${kubeadmPki}/ca.crt`, `--cert=${kubeadmPki}/healthcheck-client.crt`, `--key=${kubeadmPki}/healthcheck-client.key`],
+  },
+  distroless: {
+    fixture: 'distroless image', namespace: 'distroless', pod: 'etcd-0', container: 'etcd', transport: 'stream',
+    conn: ['--endpoints=https://127.0.0.1:2379', '--cacert=/etc/etcd/tls/etcdCA.crt', '--cert=/etc/etcd/tls/etcd.crt', '--key=/etc/etcd/tls/etcd.key'],
+  },
+} satisfies Record<string, EtcdTarget>;
+
+/**
+ * An etcd StatefulSet on the upstream distroless image (no shell, no tar; etcd and etcdctl only),
+ * client TLS from Secret `etcd-tls` (create it first, see distrolessSecret).
+ */
+export const DISTROLESS_MANIFEST = `
+apiVersion: v1
+kind: Namespace
+metadata: {name: distroless}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: etcd, namespace: distroless}
+spec:
+  clusterIP: None
+  selector: {app: etcd}
+  ports: [{name: client, port: 2379}, {name: peer, port: 2380}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: etcd, namespace: distroless}
+spec:
+  replicas: 1
+  serviceName: etcd
+  selector: {matchLabels: {app: etcd}}
+  template:
+    metadata: {labels: {app: etcd}}
+    spec:
+      containers:
+      - name: etcd
+        image: gcr.io/etcd-development/etcd:v3.4.23
+        command:
+        - /usr/local/bin/etcd
+        - --name=$(POD_NAME)
+        - --data-dir=/var/run/etcd/default.etcd
+        - --listen-client-urls=https://0.0.0.0:2379
+        - --advertise-client-urls=https://$(POD_NAME).etcd:2379
+        - --listen-peer-urls=http://0.0.0.0:2380
+        - --initial-advertise-peer-urls=http://$(POD_NAME).etcd:2380
+        - --initial-cluster=etcd-0=http://etcd-0.etcd:2380
+        - --initial-cluster-token=distroless-1
+        - --client-cert-auth=true
+        - --trusted-ca-file=/etc/etcd/tls/etcdCA.crt
+        - --cert-file=/etc/etcd/tls/etcd.crt
+        - --key-file=/etc/etcd/tls/etcd.key
+        env:
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        readinessProbe:
+          exec:
+            command: [etcdctl, --endpoints=https://127.0.0.1:2379, --cacert=/etc/etcd/tls/etcdCA.crt, --cert=/etc/etcd/tls/etcd.crt, --key=/etc/etcd/tls/etcd.key, endpoint, health]
+          periodSeconds: 2
+          timeoutSeconds: 10
+        volumeMounts:
+        - {name: data, mountPath: /var/run/etcd}
+        - {name: tls, mountPath: /etc/etcd/tls, readOnly: true}
+      volumes:
+      - name: tls
+        secret: {secretName: etcd-tls, defaultMode: 0400}
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 256Mi}}
+`;
+
+/** Starts the distroless StatefulSet in a cluster that runs the anthos fixture (it borrows that fixture's etcd certificate). */
+export async function startDistroless(cluster: SimCluster): Promise<void> {
+  const secret = JSON.parse(ok(await cluster.kubectl(['-n', 'uc1', 'get', 'secret', 'kube-etcd-certs', '-o', 'json']))) as { data: Record<string, string> };
+  const copy = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'etcd-tls', namespace: 'distroless' }, data: secret.data };
+  ok(await cluster.kubectl(['apply', '-f', '-'], { input: DISTROLESS_MANIFEST.split('---')[0] }));
+  ok(await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify(copy) }));
+  ok(await cluster.kubectl(['apply', '-f', '-'], { input: DISTROLESS_MANIFEST }));
+  for (let i = 0; ; i++) {
+    const r = await cluster.kubectl(['-n', 'distroless', 'wait', '--for=condition=Ready', 'pod/etcd-0', '--timeout=120s'], { timeoutMs: 150_000 });
+    if (r.code === 0) return;
+    // the pod may not exist yet right after the StatefulSet was created
+    if (i >= 30) throw new Error(`distroless etcd did not become ready: ${r.stderr.trim()}`);
+    await new Promise((done) => setTimeout(done, 1000));
+  }
+}
+
+/** Throws when a command failed, with its stderr; returns stdout. */
+export function ok(r: CommandResult): string {
+  if (r.code !== 0) throw new Error(`command failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+  return r.stdout;
+}
+
+/** Checks the prerequisites and builds dist/ so that bin/kubectl-etcd runs the current code. */
+export async function buildPlugin(): Promise<void> {
+  await requireBinary('kubectl', 'kubectl');
+  await requireBinary('etcdctl', 'etcd-client');
+  await requireBinary('etcd', 'etcd-server');
+  const started = Date.now();
+  // tsc emits even when some other file has type errors; what matters here is a fresh dist/.
+  await execFileP('npm', ['run', 'build'], { cwd: REPO }).catch(() => undefined);
+  const built = await stat(join(REPO, 'dist/cli/backup.js')).catch(() => undefined);
+  if (!built || built.mtimeMs < started - 1000) throw new Error('npm run build did not produce dist/cli/backup.js; run it and read its errors');
+}
+
+/** Options of one `kubectl etcd` run. */
+export interface PluginRunOptions {
+  kubeconfig?: string;
+  /** Send stdout into this file (opened 0600) instead of capturing it. */
+  stdoutFile?: string;
+  cwd?: string;
+  timeoutMs?: number;
+}
+
+/** Runs `kubectl etcd ARGS` through real kubectl plugin discovery (bin/ on PATH). */
+export function kubectlEtcd(cluster: SimCluster, args: string[], opts: PluginRunOptions = {}): Promise<CommandResult> {
+  const env = { ...process.env, PATH: `${join(REPO, 'bin')}${delimiter}${process.env.PATH}`, KUBECONFIG: opts.kubeconfig ?? cluster.kubeconfig };
+  const outFd = opts.stdoutFile ? openSync(opts.stdoutFile, 'w', 0o600) : undefined;
+  return new Promise((done, fail) => {
+    const child = spawn('kubectl', ['etcd', ...args], { env, cwd: opts.cwd ?? REPO, stdio: ['ignore', outFd ?? 'pipe', 'pipe'] });
+    if (outFd !== undefined) closeSync(outFd);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 180_000);
+    child.on('error', fail);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      done({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+/** Runs etcdctl inside the target's container (real kubectl exec); returns stdout. */
+export async function etcdctlInPod(cluster: SimCluster, t: EtcdTarget, args: string[]): Promise<string> {
+  const r = await cluster.kubectl(['-n', t.namespace, 'exec', t.pod, '-c', t.container, '--', 'etcdctl', ...t.conn, ...args], { timeoutMs: 60_000 });
+  return ok(r);
+}
+
+/** Writes keys with `etcdctl put` (no stdin: `kubectl exec -i` once hung against the simulator); returns them. */
+export async function writeKeys(cluster: SimCluster, t: EtcdTarget, prefix: string, n: number): Promise<Record<string, string>> {
+  const keys: Record<string, string> = {};
+  for (let i = 0; i < n; i++) keys[`${prefix}k${i}`] = `v${i}-${Date.now()}`;
+  for (const [k, v] of Object.entries(keys)) await etcdctlInPod(cluster, t, ['put', k, v]);
+  return keys;
+}
+
+/** The live cluster's revision and number of keys, at its head or at a given revision. */
+export async function liveCounts(cluster: SimCluster, t: EtcdTarget, rev?: number): Promise<{ revision: number; count: number }> {
+  const out = await etcdctlInPod(cluster, t, ['get', '', '--from-key', '--keys-only', '--limit=1', '-w', 'json', ...(rev ? [`--rev=${rev}`] : [])]);
+  const r = JSON.parse(out) as { header: { revision: number }; count?: number };
+  return { revision: r.header.revision, count: r.count ?? 0 };
+}
+
+/** sha256 of a file, streamed. */
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/**
+ * What a user checks after a backup taken between `before` and `after`: real etcdctl accepts the
+ * file; its revision is one the live cluster went through in that window; restored with real
+ * `etcdctl snapshot restore` and started as a throwaway etcd on 127.0.0.1, it holds exactly as
+ * many keys as the live cluster had at that revision, and every key written before the backup.
+ */
+export async function expectSnapshotOfLiveCluster(
+  cluster: SimCluster,
+  t: EtcdTarget,
+  file: string,
+  work: string,
+  window: { before: number; after: number },
+  written: Record<string, string>,
+): Promise<void> {
+  const status = await etcdctlSnapshotStatus(file);
+  expect(status.revision).toBeGreaterThanOrEqual(window.before);
+  expect(status.revision).toBeLessThanOrEqual(window.after);
+  const live = await liveCounts(cluster, t, status.revision);
+  const dataDir = join(work, `restored-${t.namespace}-${Date.now()}`);
+  await execFileP('etcdctl', ['snapshot', 'restore', file, '--data-dir', dataDir], { env: { ...process.env, ETCDCTL_API: '3' } });
+  const etcd = await startEtcd({ dataDir });
+  try {
+    const restored = JSON.parse(await etcd.ctl(['get', '', '--from-key', '--keys-only', '--limit=1', '-w', 'json'])) as { header: { revision: number }; count?: number };
+    expect(restored.header.revision).toBe(status.revision);
+    expect(restored.count ?? 0).toBe(live.count);
+    const prefix = Object.keys(written)[0]!.replace(/k0$/, '');
+    const got = JSON.parse(await etcd.ctl(['get', prefix, '--prefix', '-w', 'json'])) as { kvs?: Array<{ key: string; value: string }> };
+    const decoded = Object.fromEntries((got.kvs ?? []).map((kv) => [Buffer.from(kv.key, 'base64').toString(), Buffer.from(kv.value, 'base64').toString()]));
+    expect(decoded).toEqual(written);
+  } finally {
+    await etcd.destroy();
+  }
+}
+
+/** `kubectl etcd inspect FILE -o json` must report what `etcdctl snapshot status -w json` reports. */
+export async function expectInspectAgreesWithEtcdctl(cluster: SimCluster, file: string): Promise<void> {
+  const r = await kubectlEtcd(cluster, ['inspect', file, '-o', 'json']);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  const record = JSON.parse(r.stdout) as { outcome: string; trailer: string; status: unknown };
+  expect(record).toMatchObject({ outcome: 'valid', trailer: 'valid' });
+  expect(record.status).toEqual(await etcdctlSnapshotStatus(file));
+}

@@ -1,0 +1,242 @@
+// `kubectl etcd backup` and `inspect` end to end: the built plugin through real kubectl plugin
+// discovery, against the local test cluster running the anthos, bitnami and kubeadm fixtures
+// side by side plus an etcd StatefulSet on the distroless upstream image. Judged by files, exit
+// codes, output lines, real `etcdctl snapshot status`, and keys in a real etcd restored from the
+// snapshot. (The `single` fixture shares uc1 with anthos; it is covered in status.test.ts.)
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { etcdctlSnapshotStatus } from '../helpers/etcd.js';
+import { requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
+import {
+  TARGETS, buildPlugin, expectInspectAgreesWithEtcdctl, expectSnapshotOfLiveCluster, kubectlEtcd, liveCounts, ok, sha256File,
+  startDistroless, writeKeys, type EtcdTarget,
+} from './backup-support.js';
+
+let cluster: SimCluster;
+let work: string;
+/** Snapshot files taken by the per-fixture test, for the inspect tests. */
+const taken: Record<string, string> = {};
+
+beforeAll(async () => {
+  requireRoot();
+  await buildPlugin();
+  work = await mkdtemp(join(tmpdir(), 'backup-e2e-'));
+  cluster = await startCluster({ fixtures: ['anthos', 'bitnami', 'kubeadm'] });
+  await startDistroless(cluster);
+}, 600_000);
+
+afterAll(async () => {
+  await cluster?.sim(['fault', 'clear']).catch(() => undefined);
+  await cluster?.down();
+  if (work) await rm(work, { recursive: true, force: true });
+}, 180_000);
+
+/** Files in a directory, sorted. */
+async function list(dir: string): Promise<string[]> {
+  return (await readdir(dir)).sort();
+}
+
+/** Names of temporary snapshots the exec transport may have left in a pod (in /tmp or on the data volume). */
+async function tempSnapshotsInPod(t: EtcdTarget, dataMount: string): Promise<string> {
+  const r = await cluster.kubectl(['-n', t.namespace, 'exec', t.pod, '-c', t.container, '--', 'sh', '-c', `ls -a /tmp ${dataMount}`]);
+  return ok(r).split('\n').filter((l) => l.includes('kubectl-etcd')).join('\n');
+}
+
+describe('kubectl etcd backup with no flags beyond -n', () => {
+  it.each([TARGETS.anthos, TARGETS.bitnami, TARGETS.kubeadm, TARGETS.distroless])(
+    '$fixture: a snapshot etcdctl accepts, of the live cluster at that moment, with the keys written before',
+    async (t) => {
+      const written = await writeKeys(cluster, t, `/e2e/${t.namespace}/`, 3);
+      const before = (await liveCounts(cluster, t)).revision;
+      const file = join(work, `${t.namespace}.db`);
+      const r = await kubectlEtcd(cluster, ['backup', '-n', t.namespace, '-f', file]);
+      const after = (await liveCounts(cluster, t)).revision;
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^backed up ${t.namespace}/\\S+ from pod "[^"]+" via ${t.transport} to ${file} \\(.*revision \\d+, \\d+ keys\\)\\n$`));
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+      expect(await list(work)).not.toContain(`${t.namespace}.db.partial`);
+      await expectSnapshotOfLiveCluster(cluster, t, file, work, { before, after }, written);
+      taken[t.namespace] = file;
+    },
+    240_000,
+  );
+});
+
+describe('kubectl etcd inspect on snapshots from every fixture', () => {
+  it('agrees with etcdctl snapshot status -w json on hash, revision, keys and size', async () => {
+    expect(Object.keys(taken).sort()).toEqual(['distroless', 'etcd', 'kube-system', 'uc1']);
+    for (const file of Object.values(taken)) await expectInspectAgreesWithEtcdctl(cluster, file);
+  }, 120_000);
+
+  it.each(['truncated', 'bit-flipped'])('a %s snapshot is reported as damaged with exit 3', async (damage) => {
+    const file = join(work, `${damage}.db`);
+    await writeFile(file, await readFile(taken.uc1!));
+    if (damage === 'truncated') {
+      await truncate(file, (await stat(file)).size - 4096);
+    } else {
+      const b = await readFile(file);
+      b[Math.floor(b.length / 3)] ^= 0x10;
+      await writeFile(file, b);
+    }
+    const r = await kubectlEtcd(cluster, ['inspect', file]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(new RegExp(`^error: snapshot "${file}" (is corrupt|does not match its sha256 trailer)[^\\n]*; re-take the backup; the file is damaged\\n$`));
+  });
+});
+
+describe('backup destinations and output', () => {
+  it('--dir creates the directory (0700) and names the file by namespace, workload, UTC time and revision, with a JSON sidecar; -o json prints the record', async () => {
+    const dir = join(work, 'not', 'yet', 'there');
+    const r = await kubectlEtcd(cluster, ['backup', '-n', 'uc1', '--dir', dir, '-o', 'json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect((await stat(dir)).mode & 0o777).toBe(0o700);
+    const record = JSON.parse(r.stdout);
+    const files = await list(dir);
+    expect(files).toHaveLength(2);
+    const [snapshot, sidecar] = files;
+    const m = /^uc1-kube-etcd-(\d{8}T\d{6}Z)-rev(\d+)\.db$/.exec(snapshot!);
+    expect(m, snapshot).not.toBeNull();
+    expect(sidecar).toBe(`${snapshot}.json`);
+    const path = join(dir, snapshot!);
+    const status = await etcdctlSnapshotStatus(path);
+    expect(Number(m![2])).toBe(status.revision);
+    const started = new Date(record.startedAt);
+    expect(m![1]).toBe(started.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z'));
+    for (const f of files) expect((await stat(join(dir, f))).mode & 0o777).toBe(0o600);
+    const fromSidecar = JSON.parse(await readFile(join(dir, sidecar!), 'utf8'));
+    expect(fromSidecar).toEqual(record);
+    expect(record).toMatchObject({
+      file: path,
+      size: (await stat(path)).size,
+      sha256: await sha256File(path),
+      revision: status.revision,
+      totalKeys: status.totalKey,
+      hash: status.hash,
+      etcdVersion: '3.4.23',
+      namespace: 'uc1',
+      workload: 'kube-etcd',
+      transport: 'exec',
+      pluginVersion: expect.stringMatching(/^\d+\.\d+\.\d+/),
+      verified: { size: true, sha256Trailer: true, bbolt: true },
+    });
+    expect(record.clusterId).toMatch(/^[0-9a-f]+$/);
+    expect(record.memberId).toMatch(/^[0-9a-f]+$/);
+    expect(record.sourcePod).toMatch(/^kube-etcd-\d$/);
+    expect(Number.isNaN(Date.parse(record.time))).toBe(false);
+  }, 120_000);
+
+  it('--keep N prunes older backups of the same workload and their sidecars, and nothing else', async () => {
+    const dir = join(work, 'keep');
+    await mkdir(dir);
+    const old = ['uc1-kube-etcd-20200101T000000Z-rev5.db', 'uc1-kube-etcd-20210101T000000Z-rev9.db'];
+    const others = ['etcd-etcd-20200101T000000Z-rev3.db', 'uc1-kube-etcd-notes.txt'];
+    for (const f of [...old, ...others]) await writeFile(join(dir, f), 'x', { mode: 0o600 });
+    for (const f of old) await writeFile(join(dir, `${f}.json`), '{}', { mode: 0o600 });
+    ok(await kubectlEtcd(cluster, ['backup', '-n', 'uc1', '--dir', dir, '--keep', '2']));
+    const first = (await list(dir)).filter((f) => /^uc1-kube-etcd-2\d{3}[0-9T]+Z-rev\d+\.db$/.test(f) && !old.includes(f));
+    expect(first).toHaveLength(1);
+    // keep 2: the new backup and the newest old one remain
+    expect(await list(dir)).toEqual([...others, first[0]!, `${first[0]}.json`, old[1]!, `${old[1]}.json`].sort());
+    await new Promise((done) => setTimeout(done, 1100)); // file names carry the second
+    ok(await kubectlEtcd(cluster, ['backup', '-n', 'uc1', '--dir', dir, '--keep', '2']));
+    const now = await list(dir);
+    expect(now.filter((f) => f.startsWith('uc1-kube-etcd-2') && f.endsWith('.db'))).toHaveLength(2);
+    expect(now).not.toContain(old[1]);
+    expect(now).not.toContain(`${old[1]}.json`);
+    expect(now).toEqual(expect.arrayContaining([...others, first[0]!, `${first[0]}.json`]));
+    expect(now.filter((f) => f.endsWith('.partial'))).toEqual([]);
+  }, 120_000);
+
+  it('-f - writes the snapshot to stdout and the summary to stderr', async () => {
+    await writeKeys(cluster, TARGETS.bitnami, '/e2e/stdout/', 1);
+    const file = join(work, 'stdout.db');
+    const r = await kubectlEtcd(cluster, ['backup', '-n', 'etcd', '-f', '-'], { stdoutFile: file });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/^backed up etcd\/etcd from pod "etcd-\d" via exec to stdout \(/m);
+    const status = await etcdctlSnapshotStatus(file);
+    expect(status.revision).toBeGreaterThan(0);
+    await expectInspectAgreesWithEtcdctl(cluster, file);
+  }, 120_000);
+});
+
+describe('transports', () => {
+  it('refuses --via exec on a distroless image with one clear line, and --via stream works', async () => {
+    const file = join(work, 'distroless-exec.db');
+    const refused = await kubectlEtcd(cluster, ['backup', '-n', 'distroless', '--via', 'exec', '-f', file]);
+    expect(refused.code).toBe(2);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toBe(
+      'error: image "gcr.io/etcd-development/etcd:v3.4.23" of pod "etcd-0" has no shell or tar, so --via exec cannot work; use --via stream\n',
+    );
+    expect(await list(work)).not.toContain('distroless-exec.db');
+    expect(await list(work)).not.toContain('distroless-exec.db.partial');
+    const streamed = await kubectlEtcd(cluster, ['backup', '-n', 'distroless', '--via', 'stream', '-f', file]);
+    expect(streamed.stderr).toBe('');
+    expect(streamed.code).toBe(0);
+    expect(streamed.stdout).toContain(' via stream ');
+    await etcdctlSnapshotStatus(file);
+  }, 120_000);
+
+  it.each([
+    ['exec', 'copying the snapshot out of pod "kube-etcd-0" failed'],
+    ['stream', 'the snapshot stream from pod "kube-etcd-0" broke'],
+  ])('--via %s: a stream cut mid-copy fails clearly, leaves no partial file and no temporary snapshot in the pod', async (via, message) => {
+    const dir = join(work, `cut-${via}`);
+    await mkdir(dir);
+    const file = join(dir, 'snapshot.db');
+    ok(await cluster.sim(['fault', 'stream', '--cut-after', '100000', '--pod', 'uc1/kube-etcd-0', '--kind', via === 'exec' ? 'exec' : 'portforward']));
+    let r;
+    try {
+      r = await kubectlEtcd(cluster, ['backup', '-n', 'uc1', '--member', 'kube-etcd-0', '--via', via, '-f', file]);
+    } finally {
+      ok(await cluster.sim(['fault', 'clear']));
+    }
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.split('\n')).toHaveLength(2); // one line and its newline
+    expect(r.stderr).toContain(message);
+    expect(await list(dir)).toEqual([]);
+    expect(await tempSnapshotsInPod(TARGETS.anthos, '/var/lib/etcd')).toBe('');
+  }, 120_000);
+});
+
+describe('permissions', () => {
+  it('a user without pods/exec gets one line naming the missing permission', async () => {
+    const kubeconfig = ok(await cluster.sim(['user', 'viewer'])).trim().split('\n').pop()!;
+    ok(await cluster.kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'List',
+        items: [
+          {
+            apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'etcd-viewer', namespace: 'uc1' },
+            rules: [
+              { apiGroups: [''], resources: ['pods', 'secrets'], verbs: ['get', 'list', 'watch'] },
+              { apiGroups: ['apps'], resources: ['statefulsets'], verbs: ['get', 'list'] },
+            ],
+          },
+          {
+            apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'etcd-viewer', namespace: 'uc1' },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'etcd-viewer' },
+            subjects: [{ kind: 'User', name: 'viewer', apiGroup: 'rbac.authorization.k8s.io' }],
+          },
+        ],
+      }),
+    }));
+    const dir = join(work, 'forbidden');
+    await mkdir(dir);
+    const expected = 'error: user "viewer" cannot create "pods/exec" in namespace "uc1"; ask a cluster admin for pods/exec permission\n';
+    const backup = await kubectlEtcd(cluster, ['backup', '-n', 'uc1', '-f', join(dir, 'snapshot.db')], { kubeconfig });
+    expect(backup.code).toBe(1);
+    expect(backup.stderr).toBe(expected);
+    expect(await list(dir)).toEqual([]);
+    const status = await kubectlEtcd(cluster, ['status', '-n', 'uc1'], { kubeconfig });
+    expect(status.code).toBe(1);
+    expect(status.stdout).toBe('');
+    expect(status.stderr).toBe(expected);
+  }, 120_000);
+});
