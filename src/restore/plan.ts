@@ -15,6 +15,10 @@ export interface SnapshotFacts {
   totalKey: number;
   /** true when the file ends in etcd's sha256 trailer (a `snapshot save` file). */
   hasTrailer: boolean;
+  /** Live keys in the snapshot: what the restored cluster must hold. */
+  liveKeys?: number;
+  /** The etcd version that wrote the snapshot, when known (minor or full). */
+  etcdVersion?: string;
 }
 
 /** A workload that writes to etcd and is scaled to 0 while the restore runs. */

@@ -198,7 +198,7 @@ async function executeStep(plan: RestorePlan, state: JournalState, deps: RunnerD
     case 'unquiesce': {
       const [wkind, name] = arg.split('/') as [WorkloadKind, string];
       const target = state.quiesce.find((q) => q.kind === wkind && q.name === name);
-      return cluster.scale(wkind, name, target?.replicas ?? 1, false);
+      return cluster.scale(wkind, name, target?.replicas ?? 1, true);
     }
     case 'pdb-create': {
       const pdb = state.pdbs.find((p) => p.name === arg);

@@ -1,0 +1,236 @@
+/**
+ * `kubectl etcd restore`: read the snapshot, discover the cluster, find what to quiesce, run the
+ * preflight, build and print the plan, ask, take a safety backup, then run the plan through the
+ * journal — or resume / roll back an interrupted restore from its journal.
+ */
+import { mkdir, readdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { PluginError, UsageError } from '../errors.js';
+import { compactUtc } from '../backup/naming.js';
+import type { EtcdTopology } from '../etcd/topology.js';
+import type { Logger } from '../ui/log.js';
+import { formatRecord, type OutputFormat } from '../ui/format.js';
+import { Journal, configMapJournalStore, fileJournalStore, type ConfigMapAccess, type JournalState } from './journal.js';
+import { buildRestorePlan, type RestorePlan } from './plan.js';
+import { preflight, type PreflightDeps } from './preflight.js';
+import { findQuiesceTargets, type NamespaceWorkloads, type QuiesceRef } from './quiesce.js';
+import { planRecord, renderPlan, renderTimings } from './render.js';
+import { abortRestore, runRestorePlan, type RestoreCluster, type RestorePodIO, type RestoreVerifier, type StepTiming } from './runner.js';
+import { loadRestoreSnapshot, type RestoreSnapshotFacts } from './snapshot.js';
+
+/** What the user asked for. */
+export interface RestoreOptions {
+  snapshot?: string;
+  namespace: string;
+  statefulSet?: string;
+  quiesce: QuiesceRef[];
+  dryRun: boolean;
+  yes: boolean;
+  force: boolean;
+  resume: boolean;
+  abort: boolean;
+  safetyBackup: boolean;
+  utilityImage?: string;
+  inPlace: boolean;
+  output?: OutputFormat;
+  /** Where the local journal and safety backups live. */
+  stateDir: string;
+}
+
+/** Everything the command talks to, built by the CLI. */
+export interface RestoreDeps {
+  discover(namespace: string, statefulSet?: string): Promise<EtcdTopology>;
+  /** The etcd image of the workload's pod template. */
+  templateImage(topology: EtcdTopology): Promise<string>;
+  listWorkloads(namespace: string): Promise<NamespaceWorkloads>;
+  /** Fills in the node of members whose pod is gone. */
+  resolveNodes(topology: EtcdTopology): Promise<void>;
+  preflight: PreflightDeps;
+  configMaps: ConfigMapAccess;
+  cluster(namespace: string): RestoreCluster;
+  pods(namespace: string): RestorePodIO;
+  verifier(plan: RestorePlan): RestoreVerifier;
+  openSnapshot(path: string): () => Readable;
+  /** Takes a safety backup into dir; returns the file, or undefined when the cluster does not answer. */
+  safetyBackup(topology: EtcdTopology, dir: string): Promise<string | undefined>;
+  /** Asks on a terminal; undefined when there is no terminal. */
+  ask(question: string): Promise<string | undefined>;
+  log: Logger;
+  stdout: Writable;
+  stderr: Writable;
+  now: () => Date;
+}
+
+/** The local journal file of one workload. */
+export function journalFile(stateDir: string, namespace: string, workload: string): string {
+  return join(stateDir, `restore-${namespace}-${workload}.json`);
+}
+
+/** Default state dir: $KUBECTL_ETCD_STATE_DIR, else ~/.kube/kubectl-etcd. */
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.KUBECTL_ETCD_STATE_DIR || join(homedir(), '.kube', 'kubectl-etcd');
+}
+
+function journalFor(opts: RestoreOptions, deps: RestoreDeps, namespace: string, workload: string): Journal {
+  return new Journal(
+    [fileJournalStore(journalFile(opts.stateDir, namespace, workload)), configMapJournalStore(deps.configMaps, namespace)],
+    deps.now,
+  );
+}
+
+/** Runs the command; returns the record it printed with -o. */
+export async function restoreCommand(opts: RestoreOptions, deps: RestoreDeps): Promise<void> {
+  if (opts.resume && opts.abort) throw new UsageError('--resume and --abort cannot be used together', 'pass one of them');
+  if (opts.resume || opts.abort) return continueRestore(opts, deps);
+  if (!opts.snapshot) throw new UsageError('no snapshot given', 'pass the snapshot file: kubectl etcd restore SNAPSHOT');
+
+  const snapshot = await loadRestoreSnapshot(opts.snapshot);
+  const topology = await deps.discover(opts.namespace, opts.statefulSet);
+  if (topology.workload.kind !== 'StatefulSet') {
+    throw new UsageError(`etcd in namespace "${topology.namespace}" runs as bare or static pods ("${topology.workload.name}"); restore handles StatefulSets only`, 'follow the static-pod runbook, or pass --statefulset');
+  }
+  const journal = journalFor(opts, deps, topology.namespace, topology.workload.name);
+  const existing = await journal.load();
+  if (existing) {
+    throw new PluginError(
+      `a restore of ${existing.namespace}/${existing.workload} (stamp ${existing.stamp}, snapshot "${existing.snapshot.path}") is already in progress, recorded in ${journal.describe()}`,
+      'run `kubectl etcd restore --resume` to finish it or `kubectl etcd restore --abort` to roll it back',
+    );
+  }
+  await deps.resolveNodes(topology);
+  const etcdImage = await deps.templateImage(topology);
+  const utilityImage = opts.utilityImage ?? etcdImage;
+  const { quiesce, pdbs } = findQuiesceTargets(topology, await deps.listWorkloads(topology.namespace), opts.quiesce);
+  const checked = await preflight({ topology, etcdImage, utilityImage, snapshot, quiesce, pdbs, force: opts.force }, deps.preflight);
+  const stamp = compactUtc(deps.now());
+  const plan = buildRestorePlan({ topology, snapshot, quiesce, pdbs, utilityImage, tool: checked.tool, stamp, inPlace: opts.inPlace });
+  plan.warnings.unshift(...checked.warnings);
+  if (plan.tool.binary === 'etcdctl' && quiesce.length) {
+    plan.warnings = plan.warnings.map((w) => (w.includes('restart every kube-apiserver') ? `${w} (the quiesced ${quiesce.map((q) => q.name).join(', ')} restart anyway)` : w));
+  }
+
+  if (opts.dryRun) {
+    deps.stdout.write(opts.output ? formatRecord(planRecord(plan), opts.output) : renderPlan(plan));
+    deps.log.info('dry run: nothing was changed');
+    return;
+  }
+  deps.stderr.write(renderPlan(plan));
+  await confirm(opts, deps, topology.workload.name);
+
+  let safety: string | undefined;
+  if (opts.safetyBackup) {
+    deps.log.info('taking a safety backup of the current cluster (skip with --no-safety-backup)');
+    const dir = join(opts.stateDir, 'safety-backups');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    safety = await deps.safetyBackup(topology, dir);
+    if (safety) deps.log.info(`safety backup: ${safety}`);
+    else deps.log.warn('the current cluster does not answer; no safety backup taken');
+  }
+  const state: JournalState = {
+    version: 1,
+    stamp,
+    namespace: plan.namespace,
+    workload: plan.workload.name,
+    snapshot: { path: snapshot.path, sha256: snapshot.sha256, revision: snapshot.revision, totalKey: snapshot.totalKey },
+    etcdReplicas: plan.replicas,
+    quiesce: plan.quiesce,
+    pdbs: plan.pdbs,
+    done: [],
+    phase: 'running',
+    plan,
+    startedAt: deps.now().toISOString(),
+    updatedAt: '',
+  };
+  await journal.save(state);
+  deps.log.info(`restore journal: ${journal.describe()}`);
+  await execute(plan, state, journal, opts, deps, safety);
+}
+
+async function confirm(opts: RestoreOptions, deps: RestoreDeps, workload: string): Promise<void> {
+  if (opts.yes) return;
+  const answer = await deps.ask(`this replaces the data of every member of "${workload}"; type the workload name to go on: `);
+  if (answer === undefined) {
+    throw new UsageError('restore changes the cluster and needs confirmation, but there is no terminal to ask on', 'pass --yes, or --dry-run to only see the plan');
+  }
+  if (answer.trim() !== workload) throw new UsageError(`"${answer.trim()}" is not "${workload}"; nothing was changed`, 'run again and type the workload name, or pass --yes');
+}
+
+async function execute(plan: RestorePlan, state: JournalState, journal: Journal, opts: RestoreOptions, deps: RestoreDeps, safety?: string): Promise<void> {
+  const started = deps.now().getTime();
+  let timings: StepTiming[];
+  try {
+    timings = await runRestorePlan(plan, state, {
+      cluster: deps.cluster(plan.namespace),
+      pods: deps.pods(plan.namespace),
+      verifier: deps.verifier(plan),
+      journal,
+      log: { step: (m) => deps.log.info(`==> ${m}`), info: (m) => deps.log.info(m) },
+      openSnapshot: deps.openSnapshot(plan.snapshot.path),
+      now: () => deps.now().getTime(),
+    });
+  } catch (err) {
+    deps.log.info(`the restore stopped; its journal is kept in ${journal.describe()}`);
+    throw err;
+  }
+  const wall = deps.now().getTime() - started;
+  deps.stderr.write(renderTimings(timings));
+  const record = {
+    kind: 'RestoreResult',
+    namespace: plan.namespace,
+    workload: plan.workload.name,
+    snapshot: plan.snapshot.path,
+    revision: plan.snapshot.revision,
+    keys: plan.snapshot.liveKeys,
+    members: plan.members.map((m) => ({ name: m.member.name, oldDataKeptIn: m.asideDir })),
+    safetyBackup: safety,
+    seconds: Math.round(wall / 100) / 10,
+    steps: timings.map((t) => ({ id: t.id, seconds: Math.round(t.ms / 100) / 10, skipped: t.skipped })),
+    warnings: plan.warnings,
+  };
+  for (const w of plan.warnings) deps.log.warn(w);
+  if (opts.output) deps.stdout.write(formatRecord(record, opts.output));
+  else deps.stdout.write(`restored ${plan.namespace}/${plan.workload.name} from "${plan.snapshot.path}" (revision ${plan.snapshot.revision}, ${plan.snapshot.liveKeys ?? '?'} keys) on ${plan.members.length} member(s) in ${(wall / 1000).toFixed(1)}s; verified\n`);
+}
+
+/** The workload of the restore in progress in the namespace: from the cluster's journal, else a local one, else discovery. */
+async function journalWorkload(opts: RestoreOptions, deps: RestoreDeps): Promise<string | undefined> {
+  const inCluster = await configMapJournalStore(deps.configMaps, opts.namespace).load().catch(() => undefined);
+  if (inCluster) return inCluster.workload;
+  const prefix = `restore-${opts.namespace}-`;
+  const local = (await readdir(opts.stateDir).catch(() => [] as string[])).filter((f) => f.startsWith(prefix) && f.endsWith('.json'));
+  if (local.length === 1) return local[0]!.slice(prefix.length, -'.json'.length);
+  return deps.discover(opts.namespace).then((t) => t.workload.name, () => undefined);
+}
+
+async function continueRestore(opts: RestoreOptions, deps: RestoreDeps): Promise<void> {
+  const workload = opts.statefulSet ?? (await journalWorkload(opts, deps));
+  if (!workload) throw new PluginError(`cannot tell which etcd to ${opts.abort ? 'roll back' : 'resume'} in namespace "${opts.namespace}"`, 'pass --statefulset');
+  const journal = journalFor(opts, deps, opts.namespace, workload);
+  const state = await journal.load();
+  if (!state) {
+    throw new PluginError(`no restore of ${opts.namespace}/${workload} is in progress (no journal in ${journal.describe()})`, 'start one with `kubectl etcd restore SNAPSHOT`');
+  }
+  const plan = state.plan;
+  if (opts.snapshot) plan.snapshot.path = opts.snapshot;
+  if (opts.abort) {
+    deps.log.info(`rolling back the restore of ${plan.namespace}/${plan.workload.name} (stamp ${state.stamp})`);
+    await abortRestore(plan, state, {
+      cluster: deps.cluster(plan.namespace),
+      pods: deps.pods(plan.namespace),
+      verifier: deps.verifier(plan),
+      journal,
+      log: { step: (m) => deps.log.info(`==> ${m}`), info: (m) => deps.log.info(m) },
+      openSnapshot: deps.openSnapshot(plan.snapshot.path),
+      now: () => deps.now().getTime(),
+    });
+    deps.stdout.write(`rolled back ${plan.namespace}/${plan.workload.name}: the pre-restore data is back on ${plan.members.length} member(s)\n`);
+    return;
+  }
+  state.phase = 'running';
+  deps.log.info(`resuming the restore of ${plan.namespace}/${plan.workload.name} (stamp ${state.stamp}; ${state.done.length} of ${plan.steps.length} steps done)`);
+  await execute(plan, state, journal, opts, deps);
+}
+
+export type { RestoreSnapshotFacts };

@@ -1,0 +1,166 @@
+/**
+ * Preflight: everything restore checks before its first change, each refusal one line with a
+ * hint. Snapshot integrity is checked when the snapshot is read (snapshot.ts); here: etcd version,
+ * permissions, nodes, the tools of the utility image and free space on every member volume.
+ *
+ * The cluster's etcd version is read, best first, from the tag of the etcd image in the
+ * StatefulSet's pod template (that image opens the restored data), else from `etcd --version`
+ * in a running member. The snapshot's version comes from snapshot.ts (sidecar, else the db).
+ */
+import { ForbiddenError, PluginError } from '../errors.js';
+import type { AccessCheck, DeniedAccess } from '../kube/access.js';
+import { accessError } from '../kube/access.js';
+import type { EtcdMember, EtcdTopology } from '../etcd/topology.js';
+import type { PdbRecord, QuiesceTarget, RestoreTool } from './plan.js';
+import { imageTagVersion, minorOf, type RestoreSnapshotFacts } from './snapshot.js';
+
+/** A refusal that --force may override. */
+export class PreflightError extends PluginError {}
+
+/** What preflight talks to. */
+export interface PreflightDeps {
+  checkAccess(checks: AccessCheck[]): Promise<DeniedAccess[]>;
+  /** Ready condition of a node; undefined when it cannot be read. */
+  nodeReady(node: string): Promise<{ ready: boolean; reason?: string } | undefined>;
+  /** Runs argv in a member's etcd container; undefined when the pod is not running. */
+  execInMember(member: EtcdMember, argv: string[]): Promise<{ exitCode: number; stdout: string; stderr: string } | undefined>;
+  /** Capacity in bytes of a member's data PVC, when it has one. */
+  claimCapacity(member: EtcdMember): Promise<number | undefined>;
+}
+
+/** What preflight is given. */
+export interface PreflightInput {
+  topology: EtcdTopology;
+  /** The etcd image the restored members will run (StatefulSet template). */
+  etcdImage: string;
+  utilityImage: string;
+  snapshot: RestoreSnapshotFacts;
+  quiesce: QuiesceTarget[];
+  pdbs: PdbRecord[];
+  force: boolean;
+}
+
+/** What preflight found out. */
+export interface PreflightResult {
+  tool: RestoreTool;
+  clusterVersion?: string;
+  warnings: string[];
+}
+
+/** Bytes a restore writes on a member volume beyond the snapshot copy: the restored db plus one 64 MiB WAL segment. */
+export function spaceNeeded(snapshotSize: number): number {
+  return snapshotSize * 2 + 64 * 1024 * 1024 + 1024 * 1024;
+}
+
+/** Every permission restore needs in the namespace. */
+export function restoreAccessChecks(namespace: string, topology: EtcdTopology, quiesce: QuiesceTarget[], pdbs: PdbRecord[]): AccessCheck[] {
+  const c = (verb: string, group: string, resource: string, subresource?: string): AccessCheck => ({ verb, group, resource, subresource, namespace });
+  const checks: AccessCheck[] = [
+    ...['get', 'list', 'watch', 'create', 'delete'].map((v) => c(v, '', 'pods')),
+    c('create', '', 'pods', 'exec'),
+    ...['get', 'create', 'update', 'delete'].map((v) => c(v, '', 'configmaps')),
+  ];
+  const sts = topology.workload.kind === 'StatefulSet' || quiesce.some((q) => q.kind === 'StatefulSet');
+  if (sts) checks.push(c('get', 'apps', 'statefulsets'), c('patch', 'apps', 'statefulsets'), c('get', 'apps', 'statefulsets', 'scale'), c('patch', 'apps', 'statefulsets', 'scale'));
+  if (quiesce.some((q) => q.kind === 'Deployment')) checks.push(c('get', 'apps', 'deployments'), c('get', 'apps', 'deployments', 'scale'), c('patch', 'apps', 'deployments', 'scale'));
+  if (pdbs.length) checks.push(...['get', 'delete', 'create'].map((v) => c(v, 'policy', 'poddisruptionbudgets')));
+  return checks;
+}
+
+/** Runs every check; throws the first refusal (permissions are listed all at once). */
+export async function preflight(input: PreflightInput, deps: PreflightDeps): Promise<PreflightResult> {
+  const { topology, snapshot } = input;
+  const warnings: string[] = [];
+  const refuse = (message: string, hint: string) => {
+    if (input.force) warnings.push(`${message} (going on because of --force)`);
+    else throw new PreflightError(message, `${hint}, or pass --force if you are sure`);
+  };
+
+  // Permissions first: a user without them learns everything missing at once.
+  const denied = await deps.checkAccess(restoreAccessChecks(topology.namespace, topology, input.quiesce, input.pdbs));
+  const err = accessError(denied);
+  if (err) throw err;
+
+  const running = topology.members.filter((m) => m.ready !== false);
+  const execSomewhere = async (argv: string[], filter: (m: EtcdMember) => boolean = () => true) => {
+    for (const m of running.filter(filter)) {
+      const r = await deps.execInMember(m, argv).catch((e: unknown) => {
+        if (e instanceof ForbiddenError) throw e;
+        return undefined;
+      });
+      if (r) return { member: m, ...r };
+    }
+    return undefined;
+  };
+
+  // etcd version: the snapshot's minor must be the cluster's.
+  let clusterVersion = imageTagVersion(input.etcdImage);
+  if (!clusterVersion) {
+    const r = await execSomewhere(['etcd', '--version']);
+    clusterVersion = r && r.exitCode === 0 ? /etcd Version:\s*(\S+)/.exec(r.stdout)?.[1] : undefined;
+  }
+  const snapMinor = minorOf(snapshot.etcdVersion);
+  const clusterMinor = minorOf(clusterVersion);
+  if (snapMinor && clusterMinor && snapMinor !== clusterMinor) {
+    refuse(
+      `snapshot "${snapshot.path}" was written by etcd ${snapshot.etcdVersion} but ${topology.workload.kind.toLowerCase()} "${topology.workload.name}" runs etcd ${clusterVersion} (image "${input.etcdImage}")`,
+      'restore into an etcd of the same minor version (change the image first)',
+    );
+  } else if (!snapMinor || !clusterMinor) {
+    warnings.push(`cannot tell the etcd version of the ${!snapMinor ? 'snapshot' : 'cluster'}; make sure the snapshot comes from the same etcd minor version`);
+  }
+
+  // Nodes of the members must be Ready: the utility pods run there.
+  for (const m of topology.members) {
+    if (!m.node) {
+      refuse(`member "${m.name}" has no known node`, 'start its pod or bind its volume first');
+      continue;
+    }
+    const st = await deps.nodeReady(m.node);
+    if (st === undefined) warnings.push(`cannot read node "${m.node}"; its readiness is not checked`);
+    else if (!st.ready) refuse(`node "${m.node}" of member "${m.name}" is not Ready${st.reason ? ` (${st.reason})` : ''}`, 'bring the node back or move the member');
+  }
+
+  // The utility image must have a shell and the tools; probe it where it already runs.
+  let tool: RestoreTool = { binary: 'etcdctl' };
+  const probe = 'for t in sh head sha256sum mv rm chown sync df etcdctl; do command -v $t >/dev/null 2>&1 || echo missing:$t; done; ' +
+    'command -v etcdutl >/dev/null 2>&1 && echo has:etcdutl; true';
+  const probed = await execSomewhere(['sh', '-c', probe], (m) => m.image === input.utilityImage);
+  if (probed && probed.exitCode === 0) {
+    const missing = [...probed.stdout.matchAll(/missing:(\S+)/g)].map((x) => x[1]!);
+    if (missing.length) refuse(`image "${input.utilityImage}" lacks ${missing.join(', ')}`, 'pass --utility-image with an image of the same etcd version that has a shell and these tools');
+    if (/has:etcdutl/.test(probed.stdout)) tool = { binary: 'etcdutl', bumpRevision: 1_000_000_000 };
+  } else if (running.some((m) => m.image === input.utilityImage)) {
+    refuse(`image "${input.utilityImage}" has no shell`, 'pass --utility-image with an image of the same etcd version that has a shell, tar and etcdctl');
+  } else {
+    warnings.push(`image "${input.utilityImage}" is not running anywhere to probe; assuming it has a shell, tar and etcdctl`);
+  }
+
+  // Free space on every member volume: the snapshot copy, the restored db and a WAL segment.
+  const need = spaceNeeded(snapshot.size);
+  for (const m of topology.members) {
+    const mount = m.dataVolume?.mountPath ?? m.dataDir;
+    const r = m.ready !== false ? await deps.execInMember(m, ['df', '-Pk', mount]).catch(() => undefined) : undefined;
+    const avail = r && r.exitCode === 0 ? Number(r.stdout.trim().split('\n').pop()?.trim().split(/\s+/)[3]) * 1024 : NaN;
+    if (Number.isFinite(avail)) {
+      if (avail < need) refuse(`volume of member "${m.name}" (${mount}) has ${mib(avail)} free, the restore needs ${mib(need)}`, 'free space on the volume or grow the PVC');
+      continue;
+    }
+    const cap = await deps.claimCapacity(m);
+    if (cap !== undefined && cap < need) refuse(`volume of member "${m.name}" holds ${mib(cap)}, the restore needs ${mib(need)}`, 'grow the PVC');
+    else if (cap === undefined) warnings.push(`cannot measure free space on the volume of member "${m.name}"`);
+  }
+  return { tool, clusterVersion, warnings };
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+/** Bytes of a Kubernetes quantity such as "512Mi", "1G", "100"; undefined when it cannot be read. */
+export function quantityBytes(q: string | undefined): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$/.exec(q ?? '');
+  if (!m) return undefined;
+  const mult: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15 };
+  return Math.floor(Number(m[1]) * (m[2] ? mult[m[2]]! : 1));
+}

@@ -1,0 +1,64 @@
+/** How a restore plan and its outcome look to a person (text) and to a machine (-o json|yaml). */
+import { formatBytes } from '../ui/bytes.js';
+import type { RestorePlan } from './plan.js';
+import type { StepTiming } from './runner.js';
+
+/** The plan as readable text: what, where, and every step in order. */
+export function renderPlan(plan: RestorePlan): string {
+  const s = plan.snapshot;
+  const lines = [
+    `restore plan for ${plan.workload.kind.toLowerCase()} "${plan.workload.name}" in namespace "${plan.namespace}" (stamp ${plan.stamp})`,
+    `  snapshot: ${s.path} (${formatBytes(s.size)}, revision ${s.revision}, ${s.liveKeys ?? '?'} keys, sha256 ${s.sha256.slice(0, 16)}…${s.etcdVersion ? `, etcd ${s.etcdVersion}` : ''})`,
+    `  restore with: ${plan.tool.binary}${plan.tool.bumpRevision ? ` --bump-revision=${plan.tool.bumpRevision} --mark-compacted` : ''}`,
+    `  initial cluster: ${plan.initialCluster} (token ${plan.initialClusterToken})`,
+    '  members:',
+    ...plan.members.map((m) => {
+      const vol = m.member.dataVolume;
+      const where = vol?.kind === 'pvc' ? `pvc "${vol.claimName}"` : vol?.kind === 'hostPath' ? `hostPath "${vol.hostPath}"` : 'no volume';
+      return `    ${m.member.name}: node "${m.node}", ${where}, data ${m.member.dataDir}, old data kept in ${m.asideDir}`;
+    }),
+    `  quiesce: ${plan.quiesce.length ? plan.quiesce.map((q) => `${q.kind.toLowerCase()}/${q.name} (${q.replicas} → 0, ${q.reason})`).join(', ') : 'nothing'}`,
+    `  PodDisruptionBudgets lifted: ${plan.pdbs.length ? plan.pdbs.map((p) => p.name).join(', ') : 'none'}`,
+    '  steps:',
+    ...plan.steps.map((st, i) => `    ${String(i + 1).padStart(2)}. ${st.title}${st.member ? ` [${st.member}]` : ''}`),
+  ];
+  for (const w of plan.warnings) lines.push(`warning: ${w}`);
+  return lines.join('\n') + '\n';
+}
+
+/** The plan as data; manifests and argv are included so `-o yaml` shows every pod manifest. */
+export function planRecord(plan: RestorePlan): Record<string, unknown> {
+  return {
+    kind: 'RestorePlan',
+    namespace: plan.namespace,
+    workload: plan.workload,
+    stamp: plan.stamp,
+    snapshot: plan.snapshot,
+    tool: plan.tool,
+    initialCluster: plan.initialCluster,
+    initialClusterToken: plan.initialClusterToken,
+    quiesce: plan.quiesce,
+    pdbs: plan.pdbs,
+    members: plan.members.map((m) => ({
+      name: m.member.name,
+      pod: m.member.pod,
+      node: m.node,
+      dataDir: m.member.dataDir,
+      volume: m.member.dataVolume,
+      snapshotPath: m.snapshotPath,
+      restoreDir: m.restoreDir,
+      asideDir: m.asideDir,
+      restoreCommand: m.restoreArgv,
+      utilityPod: m.utilityPod,
+    })),
+    steps: plan.steps,
+    warnings: plan.warnings,
+  };
+}
+
+/** Per-step durations, one line each, for stderr. */
+export function renderTimings(timings: StepTiming[]): string {
+  const rows = timings.map((t) => `  ${t.skipped ? 'skipped' : `${(t.ms / 1000).toFixed(1).padStart(6)}s`}  ${t.title}${t.skipped ? ' (done before)' : ''}`);
+  const total = timings.reduce((a, t) => a + t.ms, 0);
+  return ['step durations:', ...rows, `  ${(total / 1000).toFixed(1).padStart(6)}s  total`].join('\n') + '\n';
+}
