@@ -39,8 +39,9 @@ function rowsByPod(table: string): Record<string, string[]> {
 
 /** The live member IDs (hex) as etcdctl prints them. */
 async function memberIds(): Promise<string[]> {
-  const out = await etcdctlInPod(cluster, TARGETS.bitnami, ['member', 'list', '-w', 'json', '--hex']);
-  return (JSON.parse(out) as { members: Array<{ ID: string }> }).members.map((m) => m.ID.replace(/^0+/, '')).sort();
+  // the simple format prints IDs in hex (`-w json` prints them as numbers too large for a double)
+  const out = await etcdctlInPod(cluster, TARGETS.bitnami, ['member', 'list']);
+  return out.trim().split('\n').map((line) => line.split(',')[0]!.trim()).sort();
 }
 
 /** Stops (SIGSTOP) the etcd process of a pod until `resume` is called. */
