@@ -23,6 +23,7 @@ export interface Completion {
 export interface CompletionSources {
   namespaces(flags: KubeFlags): Promise<string[]>;
   statefulSets(flags: KubeFlags): Promise<string[]>;
+  pods(flags: KubeFlags): Promise<string[]>;
   contexts(flags: KubeFlags): Promise<string[]>;
   readDir(dir: string): Promise<{ name: string; isDirectory: boolean }[]>;
 }
@@ -134,6 +135,7 @@ async function valueCandidates(option: Option, current: string, state: WalkState
   else if (long === '--output') values = starting(outputFormats(state.command?.name()));
   else if (long === '--namespace') values = await quietly(() => sources.namespaces(state.flags));
   else if (long === '--statefulset') values = await quietly(() => sources.statefulSets(state.flags));
+  else if (long === '--pod') values = await quietly(() => sources.pods(state.flags));
   else if (long === '--context') values = await quietly(() => sources.contexts(state.flags));
   else values = [];
   return { candidates: values, directive: Directive.noFileComp };

@@ -66,6 +66,11 @@ export function clusterCompletionSources(env: KubeConfigEnv = process.env): Comp
       const list = await kube.apps.listNamespacedStatefulSet({ namespace: kube.namespace });
       return list.items.map((s) => s.metadata?.name ?? '').filter(Boolean);
     },
+    pods: async (flags) => {
+      const kube = connect(flags);
+      const list = await kube.core.listNamespacedPod({ namespace: kube.namespace });
+      return list.items.map((p) => p.metadata?.name ?? '').filter(Boolean);
+    },
     contexts: async (flags) => mergeKubeConfigFiles(kubeConfigFiles(flags, env), flags.kubeconfig !== undefined).contexts.map((c) => c.name),
     readDir: readDirEntries,
   };

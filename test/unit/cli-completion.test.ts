@@ -9,6 +9,7 @@ const seen: KubeFlags[] = [];
 const sources: CompletionSources = {
   namespaces: async (flags) => (seen.push(flags), ['default', 'kube-system', 'uc1']),
   statefulSets: async (flags) => (seen.push(flags), flags.namespace === 'uc1' ? ['kube-apiserver', 'kube-etcd'] : []),
+  pods: async (flags) => (flags.namespace === 'uc1' ? ['kube-etcd-0', 'kube-apiserver-0'] : []),
   contexts: async () => ['sim', 'other'],
   readDir: async (dir) =>
     dir === '.' ? [{ name: 'a.db', isDirectory: false }, { name: 'b.txt', isDirectory: false }, { name: 'snaps', isDirectory: true }, { name: '.hidden.db', isDirectory: false }] : [],
@@ -24,6 +25,7 @@ describe('completion', () => {
     [['backup', '-o', ''], ['json', 'yaml'], Directive.noFileComp],
     [['-n', 'u'], ['uc1'], Directive.noFileComp],
     [['--context', ''], ['sim', 'other'], Directive.noFileComp],
+    [['-n', 'uc1', 'status', '--pod', 'kube-e'], ['kube-etcd-0'], Directive.noFileComp],
     [['backup', '-f', ''], [], Directive.default],
     [['backup', '--dir', ''], [], Directive.filterDirs],
     [['inspect', ''], ['a.db', 'snaps/'], Directive.noFileComp | Directive.noSpace],
