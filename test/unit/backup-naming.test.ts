@@ -2,7 +2,7 @@ import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { backupFileName, parseBackupFileName } from '../../src/backup/naming.js';
+import { backupFileName, fileSafe, parseBackupFileName } from '../../src/backup/naming.js';
 import { pruneBackups, selectBackupsToPrune } from '../../src/backup/retention.js';
 import { orderCandidates } from '../../src/backup/choose.js';
 import type { EtcdMember } from '../../src/etcd/topology.js';
@@ -23,6 +23,29 @@ describe('backup file names', () => {
     ['notes.txt', 'uc1', 'kube-etcd'],
   ])('%s is not a backup of %s/%s', (file, ns, workload) => {
     expect(parseBackupFileName(file, ns, workload)).toBeUndefined();
+  });
+});
+
+describe('workload names in file names', () => {
+  it.each([
+    ['kube-etcd', 'kube-etcd'],
+    ['component=etcd', 'component-etcd'],
+    ['component=etcd,tier=control-plane', 'component-etcd-tier-control-plane'],
+    ['app in (etcd, etcd2)', 'app-in-etcd-etcd2'],
+    ['!legacy', 'legacy'],
+    ['===', 'etcd'],
+  ])('%s becomes %s', (workload, safe) => {
+    expect(fileSafe(workload)).toBe(safe);
+  });
+
+  it('static pods named by their selector round-trip through a shell-safe name', () => {
+    const time = new Date('2026-11-25T18:04:05Z');
+    const name = backupFileName({ namespace: 'kube-system', workload: 'component=etcd', time, revision: 7 });
+    expect(name).toBe('kube-system-component-etcd-20261125T180405Z-rev7.db');
+    expect(parseBackupFileName(name, 'kube-system', 'component=etcd')).toEqual({ time, revision: 7 });
+    expect(selectBackupsToPrune([name, 'kube-system-component-etcd-20261124T000000Z-rev3.db'], 'kube-system', 'component=etcd', 1)).toEqual([
+      'kube-system-component-etcd-20261124T000000Z-rev3.db',
+    ]);
   });
 });
 
