@@ -34,6 +34,9 @@ const highWater = 1 << 20;
 export async function portForward(kube: KubeStreamAccess, opts: PortForwardOptions): Promise<PortForward> {
   const target = `port ${opts.port} of pod "${opts.namespace}/${opts.pod}"`;
   const open = new Set<{ local: net.Socket; ws?: WebSocket }>();
+  // Every WebSocket until it has closed: a connection whose local side is gone may still wait for
+  // the server's close frame (ws waits up to 30 s), and would keep the process alive that long.
+  const sockets = new Set<WebSocket>();
   let lastError: Error | undefined;
   const report = (err: Error) => {
     lastError = err;
@@ -54,7 +57,9 @@ export async function portForward(kube: KubeStreamAccess, opts: PortForwardOptio
     const path = `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/pods/${encodeURIComponent(opts.pod)}/portforward`;
     openApiSocket(kube.kubeConfig, path, [['ports', String(opts.port)]], ['v4.channel.k8s.io'], `port-forward to ${target}`).then(
       (ws) => {
-        if (local.destroyed) return ws.close(1000);
+        sockets.add(ws);
+        ws.once('close', () => sockets.delete(ws));
+        if (local.destroyed) return ws.terminate();
         conn.ws = ws;
         relayConnection(local, ws, target, report);
       },
@@ -74,10 +79,8 @@ export async function portForward(kube: KubeStreamAccess, opts: PortForwardOptio
     lastError: () => lastError,
     close: () =>
       new Promise<void>((resolve) => {
-        for (const c of open) {
-          c.ws?.terminate();
-          c.local.destroy();
-        }
+        for (const c of open) c.local.destroy();
+        for (const ws of sockets) ws.terminate();
         server.close(() => resolve());
       }),
   };
