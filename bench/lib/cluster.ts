@@ -1,0 +1,103 @@
+// The benchmark's cluster: the simulator (`npm run sim -- up/down`) with the `anthos` fixture,
+// plus the bench-only workloads (bench/fixture.ts) created with real `kubectl create -f`.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../../test/sim/apiserver/procs.js';
+import { ANTHOS_CERT_DIR } from '../../test/sim/fixtures/anthos.js';
+import { benchManifests, singleManifests, writeList } from '../fixture.js';
+import { measure, must, type Measured, type RunOptions } from './proc.js';
+
+/** The etcdctl environment that reaches a kube-etcd member from inside its pod. */
+export const IN_POD_ETCDCTL_ENV =
+  `export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=https://127.0.0.1:2379 ETCDCTL_CACERT=${ANTHOS_CERT_DIR}/etcdCA.crt ` +
+  `ETCDCTL_CERT=${ANTHOS_CERT_DIR}/etcd.crt ETCDCTL_KEY=${ANTHOS_CERT_DIR}/etcd.key`;
+
+/** A running benchmark cluster. */
+export class BenchCluster {
+  readonly kubeconfig: string;
+  /** Environment with the built plugin first on PATH and this cluster's kubeconfig. */
+  readonly env: NodeJS.ProcessEnv;
+
+  private constructor(readonly dir: string) {
+    this.kubeconfig = join(dir, 'kubeconfig');
+    this.env = { ...process.env, KUBECONFIG: this.kubeconfig, PATH: `${join(REPO_ROOT, 'bin')}:${process.env.PATH ?? ''}` };
+  }
+
+  /** Starts the simulator with the anthos fixture and creates the bench workloads. */
+  static async start(opts: { storage: string; log: (l: string) => void }): Promise<BenchCluster> {
+    const dir = mkdtempSync(join(tmpdir(), 'kubectl-etcd-bench-'));
+    const c = new BenchCluster(dir);
+    opts.log(`starting the local test cluster in ${dir}`);
+    const up = await sim(['up', '--dir', dir, '--fixture', 'anthos']);
+    if (up.code !== 0) {
+      await sim(['down', '--dir', dir]).catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`sim up failed: ${(up.stderr.trim() || up.stdout.trim()).split('\n').slice(-3).join(' | ')}`);
+    }
+    try {
+      const file = join(dir, 'bench-workloads.json');
+      writeList(file, [...benchManifests(dir, opts.storage), ...singleManifests(dir)]);
+      await c.kubectlMust(['create', '-f', file]);
+      await c.waitReady('bench', 1);
+      await c.waitReady('single', 3);
+    } catch (err) {
+      await c.down();
+      throw err;
+    }
+    return c;
+  }
+
+  /** Uses a cluster that is already up (e.g. one left by `--keep-cluster`); the caller brings it down. */
+  static attach(dir: string): BenchCluster {
+    return new BenchCluster(dir);
+  }
+
+  /** Stops every process of the cluster and removes its directory. */
+  async down(): Promise<void> {
+    const r = await sim(['down', '--dir', this.dir]);
+    if (r.code !== 0) throw new Error(`sim down failed for ${this.dir}: ${r.stderr.trim() || r.stdout.trim()}`);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Runs real kubectl against this cluster. */
+  kubectl(args: string[], opts: RunOptions = {}): Promise<Measured> {
+    return measure('kubectl', args, { env: this.env, ...opts });
+  }
+
+  /** Runs real kubectl and throws when it fails. */
+  kubectlMust(args: string[], opts: RunOptions = {}): Promise<Measured> {
+    return must('kubectl', args, { env: this.env, ...opts });
+  }
+
+  /** Runs a shell script in a kube-etcd container with etcdctl set up to reach its member. */
+  inEtcd(ns: string, pod: string, script: string, opts: RunOptions = {}): Promise<Measured> {
+    return this.kubectlMust(['exec', '-n', ns, pod, '-c', 'kube-etcd', '--', 'sh', '-c', `${IN_POD_ETCDCTL_ENV}\n${script}`], opts);
+  }
+
+  /** Waits until `count` pods of the namespace are Ready (and none is not). */
+  async waitReady(ns: string, count: number, timeoutMs = 300_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      const r = await this.kubectl(['get', 'pods', '-n', ns, '-o', 'json']);
+      if (r.code === 0) {
+        const pods = (JSON.parse(r.stdout) as { items: PodJson[] }).items.filter((p) => !p.metadata.deletionTimestamp);
+        const ready = pods.filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+        last = `${ready.length}/${pods.length} ready`;
+        if (pods.length === count && ready.length === count) return;
+      } else last = r.stderr.trim();
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    throw new Error(`pods in namespace "${ns}" not ready within ${timeoutMs / 1000} s (${last})`);
+  }
+}
+
+interface PodJson {
+  metadata: { name: string; deletionTimestamp?: string };
+  status?: { conditions?: Array<{ type: string; status: string }> };
+}
+
+function sim(args: string[]): Promise<Measured> {
+  return measure(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'test/sim/cli.ts'), ...args], { cwd: REPO_ROOT, timeoutMs: 600_000 });
+}

@@ -1,0 +1,30 @@
+// Medians and the alternating schedule: every round runs each variant once, in an order that
+// rotates from round to round, so a noisy neighbour slows all variants alike.
+
+/** The median of a non-empty list (mean of the middle two for an even count). */
+export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** One variant of a comparison: a name and a function that runs it once and returns its samples. */
+export interface Variant<S> {
+  name: string;
+  run(round: number): Promise<S>;
+}
+
+/** Runs every variant `rounds` times, alternating (rotated order per round); returns samples per variant. */
+export async function alternate<S>(variants: Variant<S>[], rounds: number, onSample?: (name: string, s: S) => void): Promise<Map<string, S[]>> {
+  const samples = new Map<string, S[]>(variants.map((v) => [v.name, []]));
+  for (let round = 0; round < rounds; round++) {
+    const order = variants.map((_, i) => variants[(i + round) % variants.length]!);
+    for (const v of order) {
+      const s = await v.run(round);
+      samples.get(v.name)!.push(s);
+      onSample?.(v.name, s);
+    }
+  }
+  return samples;
+}

@@ -1,0 +1,116 @@
+// `npm run bench [-- --quick | --huge] [--rounds N] [--restore-rounds N] [--cluster DIR] [--keep-cluster]`
+// (development: --sizes 64,512 --no-restore --no-build; --cluster reuses a cluster left by --keep-cluster)
+//
+// Benchmarks kubectl-etcd against the local test cluster (real etcd, real kubectl): backup at
+// 64 MiB and 512 MiB (and 2 GiB with --huge) against the in-pod floor and the manual kubectl
+// way, restore against the manual runbook, inspect against etcdctl, start-up against kubectl.
+// Prints a table and writes bench/results/<UTC date>.json (<date>-quick.json with --quick).
+// Never part of `npm test`. Progress goes to stderr, the table to stdout.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { REPO_ROOT } from '../test/sim/apiserver/procs.js';
+import { requireCommand, requireRoot } from '../test/sim/harness.js';
+import { BenchCluster } from './lib/cluster.js';
+import { must, rssMethod } from './lib/proc.js';
+import { renderReport, verdicts, type BenchResults } from './lib/report.js';
+import { benchBackupAtSize, growTo } from './sections/backup.js';
+import { benchInspect } from './sections/inspect.js';
+import { benchRestore } from './sections/restore.js';
+import { benchStartup } from './sections/startup.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    huge: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    'restore-rounds': { type: 'string' },
+    cluster: { type: 'string' },
+    'keep-cluster': { type: 'boolean', default: false },
+    'no-build': { type: 'boolean', default: false },
+    'no-restore': { type: 'boolean', default: false },
+    sizes: { type: 'string' },
+  },
+});
+
+const log = (l: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${l}\n`);
+const MIB = 1024 * 1024;
+
+async function main(): Promise<void> {
+  requireRoot();
+  requireCommand('kubectl', 'install kubectl 1.30 or newer');
+  requireCommand('etcdctl', 'install etcd-client (apt-get install -y etcd-client)');
+  const quick = flags.quick!;
+  const sizes = flags.sizes ? flags.sizes.split(',').map(Number) : quick ? [64] : [64, 512, ...(flags.huge ? [2048] : [])];
+  const rounds = Number(flags.rounds ?? (quick ? 3 : 5));
+  const restoreRounds = Number(flags['restore-rounds'] ?? (quick ? 1 : 3));
+  const started = new Date();
+  if (!flags['no-build']) {
+    log('building the plugin (npm run build)');
+    await must('npm', ['run', 'build'], { cwd: REPO_ROOT });
+  }
+  const storage = flags.huge ? '8Gi' : quick ? '1Gi' : '3Gi';
+  const cluster = flags.cluster ? BenchCluster.attach(flags.cluster) : await BenchCluster.start({ storage, log });
+  const outDir = mkdtempSync(join(tmpdir(), 'kubectl-etcd-bench-out-'));
+  const results: BenchResults = { backup: [] };
+  try {
+    log('start-up');
+    results.startup = await benchStartup(cluster, quick ? 3 : 7);
+    const kept = join(outDir, 'largest.db');
+    for (const mib of sizes) {
+      const bytes = await growTo(cluster, mib * MIB, log);
+      log(`backup at ${mib} MiB (database ${(bytes / MIB).toFixed(0)} MiB), ${rounds} rounds`);
+      results.backup.push(await benchBackupAtSize(cluster, { targetMiB: mib, rounds, outDir, keepFile: mib === sizes[sizes.length - 1] ? kept : undefined, log }));
+    }
+    log('inspect');
+    results.inspect = await benchInspect(cluster, kept, rounds, log);
+    rmSync(kept, { force: true });
+    if (!flags['no-restore']) {
+      log(`restore, ${restoreRounds} round(s)`);
+      try {
+        results.restore = await benchRestore(cluster, restoreRounds, outDir, log);
+      } catch (err) {
+        results.restoreError = (err as Error).message.split('\n')[0];
+        log(`restore failed: ${results.restoreError}`);
+      }
+    }
+  } finally {
+    rmSync(outDir, { recursive: true, force: true });
+    if (!flags.cluster && !flags['keep-cluster']) await cluster.down();
+    else log(`cluster left running in ${cluster.dir}; stop it with: npm run sim -- down --dir ${cluster.dir}`);
+  }
+  const finished = new Date();
+  const header = [
+    `kubectl-etcd benchmark, ${started.toISOString().slice(0, 16)}Z to ${finished.toISOString().slice(11, 16)}Z UTC${quick ? ' (--quick)' : ''}${flags.huge ? ' (--huge)' : ''}`,
+    `${rounds} alternating rounds per figure (restore: ${restoreRounds}); ${environment()}`,
+    `local test cluster (test/sim): real etcd in pods, real kubectl; peak RSS: ${rssMethod()}`,
+  ];
+  const text = renderReport(results, header);
+  process.stdout.write(text + '\n');
+  const dir = join(REPO_ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const suffix = flags.sizes || flags.cluster || flags.rounds ? '-dev' : quick ? '-quick' : '';
+  const file = join(dir, `${started.toISOString().slice(0, 10)}${suffix}.json`);
+  writeFileSync(file, JSON.stringify({ started, finished, quick, huge: flags.huge, rounds, restoreRounds, header, results, verdicts: verdicts(results), table: text }, null, 2) + '\n');
+  log(`wrote ${file}`);
+}
+
+function environment(): string {
+  const line = (cmd: string, args: string[]) => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')[0]!.trim();
+    } catch {
+      return '?';
+    }
+  };
+  const kubectl = line('kubectl', ['version', '--client']).replace('Client Version: ', '');
+  const etcd = line('etcd', ['--version']).replace('etcd Version: ', '');
+  return `node ${process.version}, kubectl ${kubectl}, etcd ${etcd}, ${line('nproc', [])} cores`;
+}
+
+main().catch((err: unknown) => {
+  log(`failed: ${(err as Error).message}`);
+  process.exitCode = 1;
+});

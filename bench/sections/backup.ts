@@ -1,0 +1,124 @@
+// Backup at each size: the floor (etcdctl snapshot save inside the member pod, to its data disk),
+// the plugin via exec and via stream end to end, and the manual runbook with real kubectl
+// (`kubectl exec … etcdctl snapshot save` in `/`, then `kubectl cp`). Runs alternate.
+import { rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ANTHOS_CERT_DIR } from '../../test/sim/fixtures/anthos.js';
+import { BENCH_NS } from '../fixture.js';
+import type { BenchCluster } from '../lib/cluster.js';
+import { alternate, median } from '../lib/stats.js';
+
+const POD = 'kube-etcd-0';
+const MIB = 1024 * 1024;
+
+/** One timed backup. */
+export interface BackupSample {
+  seconds: number;
+  bytes: number;
+  peakRssMiB?: number;
+}
+
+/** Medians of one variant at one size. */
+export interface BackupFigure {
+  seconds: number;
+  mbPerSecond: number;
+  peakRssMiB?: number;
+  samples: BackupSample[];
+}
+
+/** All variants at one size. */
+export interface BackupRow {
+  targetMiB: number;
+  snapshotBytes: number;
+  figures: Record<BackupVariant, BackupFigure>;
+}
+
+/** The compared ways to take a backup. */
+export type BackupVariant = 'floor' | 'plugin --via exec' | 'plugin --via stream' | 'manual kubectl';
+
+/** The current backend size of the bench member (bytes). */
+async function dbSize(c: BenchCluster): Promise<number> {
+  const r = await c.inEtcd(BENCH_NS, POD, 'etcdctl endpoint status -w json');
+  const status = JSON.parse(r.stdout) as Array<{ Status: { dbSize: number } }>;
+  return status[0]!.Status.dbSize;
+}
+
+let nextKey = 0;
+
+/** Writes 1 MB random values (two writers inside the pod) until the database is at least `targetBytes`. */
+export async function growTo(c: BenchCluster, targetBytes: number, log: (l: string) => void): Promise<number> {
+  for (;;) {
+    const size = await dbSize(c);
+    if (size >= targetBytes) return size;
+    // Aim a little short: bbolt grows the file ahead of the data, so the last steps are small.
+    const count = Math.max(2, Math.ceil(((targetBytes - size) / 1e6) * 0.8));
+    const [a, b, e] = [nextKey, nextKey + Math.ceil(count / 2), nextKey + count];
+    nextKey = e;
+    log(`growing etcd from ${(size / MIB).toFixed(0)} MiB: ${count} values of 1 MB`);
+    const script = [
+      'put() { i=$1; while [ "$i" -lt "$2" ]; do head -c 1000000 /dev/urandom | etcdctl put /bench/blob-$i >/dev/null || return 1; i=$((i+1)); done; }',
+      `put ${a} ${b} & p1=$!`,
+      `put ${b} ${e} & p2=$!`,
+      'wait $p1 && wait $p2',
+    ].join('\n');
+    await c.inEtcd(BENCH_NS, POD, script, { timeoutMs: 3_600_000 });
+  }
+}
+
+const ETCDCTL_FLAGS = `--endpoints=https://127.0.0.1:2379 --cacert=${ANTHOS_CERT_DIR}/etcdCA.crt --cert=${ANTHOS_CERT_DIR}/etcd.crt --key=${ANTHOS_CERT_DIR}/etcd.key`;
+
+/** Measures the four variants at the current database size, `rounds` times each, alternating. */
+export async function benchBackupAtSize(
+  c: BenchCluster,
+  opts: { targetMiB: number; rounds: number; outDir: string; keepFile?: string; log: (l: string) => void },
+): Promise<BackupRow> {
+  const fileSize = async (f: string) => (await stat(f)).size;
+  const plugin = (via: 'exec' | 'stream') => async (round: number): Promise<BackupSample> => {
+    const out = join(opts.outDir, `plugin-${via}-${round}.db`);
+    const r = await c.kubectl(['etcd', 'backup', '-n', BENCH_NS, '--via', via, '-f', out], { rss: true, timeoutMs: 3_600_000 });
+    if (r.code !== 0) throw new Error(`kubectl etcd backup --via ${via} failed (exit ${r.code}): ${r.stderr.trim()}`);
+    const bytes = await fileSize(out);
+    if (via === 'exec' && opts.keepFile && round === 0) await rename(out, opts.keepFile);
+    else await rm(out, { force: true });
+    return { seconds: r.seconds, bytes, peakRssMiB: r.peakRssMiB };
+  };
+  const samples = await alternate<BackupSample>(
+    [
+      {
+        name: 'floor',
+        run: async () => {
+          const f = '/var/lib/etcd/bench-floor.db';
+          const r = await c.kubectlMust(['exec', '-n', BENCH_NS, POD, '-c', 'kube-etcd', '--', 'sh', '-c',
+            `ETCDCTL_API=3 etcdctl ${ETCDCTL_FLAGS} snapshot save ${f} >/dev/null 2>&1 && wc -c < ${f}`], { timeoutMs: 3_600_000 });
+          await c.kubectlMust(['exec', '-n', BENCH_NS, POD, '-c', 'kube-etcd', '--', 'rm', '-f', f]);
+          return { seconds: r.seconds, bytes: Number(r.stdout.trim()) };
+        },
+      },
+      { name: 'plugin --via exec', run: plugin('exec') },
+      { name: 'plugin --via stream', run: plugin('stream') },
+      {
+        name: 'manual kubectl',
+        run: async (round) => {
+          const out = join(opts.outDir, `manual-${round}.db`);
+          const save = await c.kubectlMust(['exec', '-n', BENCH_NS, POD, '-c', 'kube-etcd', '--', 'sh', '-c',
+            `cd / && ETCDCTL_API=3 etcdctl ${ETCDCTL_FLAGS} snapshot save snapshot.db`], { timeoutMs: 3_600_000 });
+          const cp = await c.kubectlMust(['cp', `${BENCH_NS}/${POD}:/snapshot.db`, out, '-c', 'kube-etcd'], { timeoutMs: 3_600_000 });
+          await c.kubectlMust(['exec', '-n', BENCH_NS, POD, '-c', 'kube-etcd', '--', 'rm', '-f', '/snapshot.db']);
+          const bytes = await fileSize(out);
+          await rm(out, { force: true });
+          return { seconds: save.seconds + cp.seconds, bytes };
+        },
+      },
+    ],
+    opts.rounds,
+    (name, s) => opts.log(`  ${opts.targetMiB} MiB ${name}: ${s.seconds.toFixed(2)} s, ${(s.bytes / MIB).toFixed(1)} MiB${s.peakRssMiB ? `, peak RSS ${s.peakRssMiB.toFixed(0)} MiB` : ''}`),
+  );
+  const figures = {} as Record<BackupVariant, BackupFigure>;
+  for (const [name, list] of samples) {
+    const seconds = median(list.map((s) => s.seconds));
+    const bytes = median(list.map((s) => s.bytes));
+    const rss = list.map((s) => s.peakRssMiB).filter((x): x is number => x !== undefined);
+    figures[name as BackupVariant] = { seconds, mbPerSecond: bytes / 1e6 / seconds, peakRssMiB: rss.length ? Math.max(...rss) : undefined, samples: list };
+  }
+  return { targetMiB: opts.targetMiB, snapshotBytes: median(samples.get('floor')!.map((s) => s.bytes)), figures };
+}

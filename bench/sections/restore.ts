@@ -1,0 +1,94 @@
+// Restore: the plugin end to end on the 3-member `anthos` layout (namespace uc1) against the
+// manual runbook scripted with real kubectl (runbook.ts) on the same cluster, and the plugin on
+// the 1-member layout (namespace single). Each run first writes a marker after the backup, and
+// is checked afterwards (untimed): every member serves the pre-backup marker and every pod of
+// the namespace is Ready. A run's time ends when the namespace is Ready again.
+import { join } from 'node:path';
+import { SINGLE_NS } from '../fixture.js';
+import type { BenchCluster } from '../lib/cluster.js';
+import { alternate, median } from '../lib/stats.js';
+import { manualRestore } from './runbook.js';
+
+/** A restore target: namespace, members, and every pod the namespace holds when healthy. */
+interface Target {
+  ns: string;
+  members: number;
+  pods: number;
+  snapshot: string;
+}
+
+/** Median seconds per variant, or why a variant could not run. */
+export interface RestoreRow {
+  available: boolean;
+  reason?: string;
+  plugin3?: number;
+  plugin1?: number;
+  manual3?: number;
+  samples: Record<string, number[]>;
+}
+
+/** Whether this build has `kubectl etcd restore`; the reason when not. */
+export async function restoreAvailability(c: BenchCluster): Promise<{ ok: boolean; reason?: string }> {
+  const r = await c.kubectl(['etcd', 'restore', '--help']);
+  if (r.code === 0 && /Usage: kubectl etcd restore/.test(r.stdout)) return { ok: true };
+  return { ok: false, reason: '`kubectl etcd restore` is not in this build (no restore command registered)' };
+}
+
+async function putMarker(c: BenchCluster, ns: string, value: string): Promise<void> {
+  await c.inEtcd(ns, 'kube-etcd-0', `etcdctl put /bench/marker ${value} >/dev/null`);
+}
+
+/** Throws unless every member serves the pre-backup marker and the namespace is Ready. */
+async function verifyRestored(c: BenchCluster, t: Target, variant: string): Promise<void> {
+  await c.waitReady(t.ns, t.pods, 600_000);
+  for (let i = 0; i < t.members; i++) {
+    const r = await c.inEtcd(t.ns, `kube-etcd-${i}`, 'etcdctl get /bench/marker --print-value-only --consistency=s');
+    if (r.stdout.trim() !== 'before') throw new Error(`${variant} in "${t.ns}": member kube-etcd-${i} serves marker "${r.stdout.trim()}", not "before"`);
+  }
+}
+
+/** Takes the snapshot each target is restored from (the plugin's backup, which this bench also measures). */
+async function prepare(c: BenchCluster, ns: string, members: number, pods: number, outDir: string): Promise<Target> {
+  const snapshot = join(outDir, `restore-${ns}.db`);
+  await putMarker(c, ns, 'before');
+  await c.kubectlMust(['etcd', 'backup', '-n', ns, '-f', snapshot], { timeoutMs: 600_000 });
+  return { ns, members, pods, snapshot };
+}
+
+/** Runs the three variants `rounds` times, alternating. */
+export async function benchRestore(c: BenchCluster, rounds: number, outDir: string, log: (l: string) => void): Promise<RestoreRow> {
+  const anthos = await prepare(c, 'uc1', 3, 7, outDir);
+  const single = await prepare(c, SINGLE_NS, 1, 3, outDir);
+  const available = await restoreAvailability(c);
+  const timed = (t: Target, variant: string, act: () => Promise<void>) => async (): Promise<number> => {
+    await putMarker(c, t.ns, 'after');
+    const started = process.hrtime.bigint();
+    await act();
+    await c.waitReady(t.ns, t.pods, 600_000);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    await verifyRestored(c, t, variant);
+    return seconds;
+  };
+  const plugin = (t: Target) => async () => {
+    await c.kubectlMust(['etcd', 'restore', t.snapshot, '-n', t.ns, '--yes'], { timeoutMs: 1_800_000 });
+  };
+  const variants = [
+    { name: 'manual runbook, 3 members', run: timed(anthos, 'manual runbook', () => manualRestore(c, anthos.ns, 3, anthos.snapshot, outDir)) },
+    ...(available.ok
+      ? [
+          { name: 'plugin, 3 members', run: timed(anthos, 'plugin restore', plugin(anthos)) },
+          { name: 'plugin, 1 member', run: timed(single, 'plugin restore', plugin(single)) },
+        ]
+      : []),
+  ];
+  const samples = await alternate(variants, rounds, (name, s) => log(`  restore ${name}: ${s.toFixed(1)} s`));
+  const med = (name: string) => (samples.has(name) ? median(samples.get(name)!) : undefined);
+  return {
+    available: available.ok,
+    reason: available.reason,
+    manual3: med('manual runbook, 3 members'),
+    plugin3: med('plugin, 3 members'),
+    plugin1: med('plugin, 1 member'),
+    samples: Object.fromEntries(samples),
+  };
+}
