@@ -33,8 +33,14 @@ export interface BackupFlags {
   output?: string;
 }
 
-/** Checks flag combinations and turns them into the destination, transport and output format. */
-export function backupFlagsToOptions(flags: BackupFlags): { destination: BackupDestination; via?: TransportKind; output?: OutputFormat } {
+/**
+ * Checks flag combinations and turns them into the destination, transport and output format.
+ * `stdoutIsTerminal`: a binary snapshot is never written to a terminal.
+ */
+export function backupFlagsToOptions(
+  flags: BackupFlags,
+  stdoutIsTerminal = false,
+): { destination: BackupDestination; via?: TransportKind; output?: OutputFormat } {
   const output = parseOutputFormat(flags.output);
   if (flags.file !== undefined && flags.dir !== undefined) throw new UsageError('-f and --dir cannot be used together', 'pass one of them');
   if (flags.file === undefined && flags.dir === undefined) throw new UsageError('no destination given', 'pass -f FILE, -f - (stdout) or --dir DIR');
@@ -53,6 +59,9 @@ export function backupFlagsToOptions(flags: BackupFlags): { destination: BackupD
   const destination: BackupDestination =
     flags.file === '-' ? { kind: 'stdout' } : flags.file !== undefined ? { kind: 'file', path: flags.file } : { kind: 'dir', dir: flags.dir!, keep };
   if (destination.kind === 'stdout' && output) throw new UsageError('-o cannot be used with -f - (stdout carries the snapshot)', 'write to a file, or drop -o');
+  if (destination.kind === 'stdout' && stdoutIsTerminal) {
+    throw new UsageError('refusing to write a binary snapshot to the terminal', 'redirect stdout (-f - > snapshot.db) or pass -f FILE');
+  }
   return { destination, via: flags.via as TransportKind | undefined, output };
 }
 
@@ -93,7 +102,7 @@ Examples:
     )
     .action(async (flags: BackupFlags, command: Command) => {
       const globals = command.optsWithGlobals<GlobalKubeOptions>();
-      const parsed = backupFlagsToOptions(flags);
+      const parsed = backupFlagsToOptions(flags, process.stdout.isTTY === true);
       const kube = kubeContextFromOptions(globals);
       const log = createLogger(process.stderr, verbosityOf(globals));
       const topology = await discoverTopology(apiPodLister(kube), {
