@@ -1,11 +1,13 @@
 // Pod stream protocols (exec, port-forward, log, stream faults) against the real handler
-// (test/sim/apiserver/podstreams.ts) mounted on a small standalone HTTP server, with real
+// (test/sim/apiserver/podstreams.ts) mounted on a small standalone HTTPS server, with real
 // processes as "containers" (host namespaces, entered with nsenter like pod namespaces), real
 // kubectl 1.32 and 1.30, real `ws` and @kubernetes/client-node clients.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rm, writeFile, appendFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile, appendFile } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,17 +23,18 @@ const STANDALONE = path.resolve('test/sim/apiserver/streams/standalone.ts');
 let tmp: string;
 let server: ChildProcess;
 let port: number;
+let ca: Buffer;
 let kubeconfig: string;
 const sleepers: ChildProcess[] = [];
 let busyPid: number;
 let echo: net.Server;
 let echoPort: number;
 
-function pod(name: string, containers: string[], nodeName: string | undefined = 'node-1') {
+function pod(name: string, containers: string[], nodeName: string | null = 'node-1') {
   return {
     apiVersion: 'v1', kind: 'Pod',
     metadata: { name, namespace: 'default', uid: `uid-${name}` },
-    spec: { nodeName, containers: containers.map((c) => ({ name: c, image: 'busybox:1.36' })) },
+    spec: { ...(nodeName ? { nodeName } : {}), containers: containers.map((c) => ({ name: c, image: 'busybox:1.36' })) },
     status: { phase: nodeName ? 'Running' : 'Pending', containerStatuses: containers.map((c) => ({ name: c, state: { waiting: { reason: 'ContainerCreating' } } })) },
   };
 }
@@ -66,13 +69,24 @@ function run(bin: string, args: string[], input?: Buffer | Readable, stdout?: Wr
 /** Opens a raw WebSocket to a pod stream and collects every frame until the server closes. */
 function rawStream(sub: string, query: string, protocols: string[], onOpen?: (ws: WebSocket) => void): Promise<{ protocol: string; frames: Buffer[]; code: number }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/api/v1/namespaces/default/pods/${sub}?${query}`, protocols);
+    const ws = new WebSocket(`wss://127.0.0.1:${port}/api/v1/namespaces/default/pods/${sub}?${query}`, protocols, { ca });
     const frames: Buffer[] = [];
     ws.on('open', () => onOpen?.(ws));
     ws.on('message', (d: Buffer) => frames.push(Buffer.from(d)));
     ws.on('close', (code) => resolve({ protocol: ws.protocol, frames, code }));
     ws.on('error', reject);
   });
+}
+
+/** GET on the standalone server over HTTPS. */
+function get(p: string): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => { https.get(`https://127.0.0.1:${port}${p}`, { ca }, resolve).on('error', reject); });
+}
+
+async function bodyText(res: IncomingMessage): Promise<string> {
+  let text = '';
+  for await (const chunk of res) text += chunk;
+  return text;
 }
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -104,18 +118,20 @@ beforeAll(async () => {
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
   echoPort = (echo.address() as net.AddressInfo).port;
 
-  const pods = [pod('busy', ['main']), pod('two', ['a', 'b']), pod('stopped', ['main']), pod('distroless', ['etcd']), pod('pending', ['main'], undefined)];
+  const pods = [pod('busy', ['main']), pod('two', ['a', 'b']), pod('stopped', ['main']), pod('distroless', ['etcd']), pod('pending', ['main'], null)];
   await writeFile(path.join(tmp, 'pods.json'), JSON.stringify(pods));
   server = spawn(process.execPath, ['--import', 'tsx', STANDALONE, tmp, path.join(tmp, 'pods.json')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  port = await new Promise<number>((resolve, reject) => {
-    server.stdout!.once('data', (d) => resolve(JSON.parse(String(d)).port));
+  const started = await new Promise<{ port: number; ca: string }>((resolve, reject) => {
+    server.stdout!.once('data', (d) => resolve(JSON.parse(String(d))));
     server.once('exit', (code) => reject(new Error(`standalone pod stream server exited with ${code}`)));
   });
+  port = started.port;
+  ca = await readFile(started.ca);
   kubeconfig = path.join(tmp, 'kubeconfig');
   await writeFile(kubeconfig, [
     'apiVersion: v1', 'kind: Config', 'current-context: s',
-    'clusters: [{name: s, cluster: {server: "http://127.0.0.1:' + port + '"}}]',
-    'users: [{name: u, user: {}}]',
+    `clusters: [{name: s, cluster: {server: "https://127.0.0.1:${port}", certificate-authority: "${started.ca}"}}]`,
+    'users: [{name: u, user: {token: standalone-has-no-auth}}]', // a credential, so kubectl does not prompt for one
     'contexts: [{name: s, context: {cluster: s, user: u, namespace: default}}]', '',
   ].join('\n'));
 });
@@ -208,15 +224,11 @@ describe('exec framing', () => {
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(kubeconfig);
     const err = await new k8s.Exec(kc).exec('default', 'two', '', ['true'], null, null, null, false).then(() => undefined, (e) => e);
-    expect(String(err?.message ?? err)).toMatch(/400|Unexpected server response/);
-    const res = await fetch(`http://127.0.0.1:${port}/api/v1/namespaces/default/pods/two/exec?command=true&stdout=true`, {
-      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': randomBytes(16).toString('base64') },
-    }).catch(() => undefined);
-    // fetch cannot upgrade; the plain request path answers with the same validation
-    const plain = await fetch(`http://127.0.0.1:${port}/api/v1/namespaces/default/pods/two/exec?command=true&stdout=true`);
-    expect(plain.status).toBe(400);
-    expect((await plain.json()).message).toBe('a container name must be specified for pod two, choose one of: [a b]');
-    void res;
+    expect(String(err?.message ?? err)).toMatch(/Unexpected server response: 400/);
+    // the same validation answers a plain (non-upgrade) request, where the Status body can be read
+    const plain = await get('/api/v1/namespaces/default/pods/two/exec?command=true&stdout=true');
+    expect(plain.statusCode).toBe(400);
+    expect(JSON.parse(await bodyText(plain)).message).toBe('a container name must be specified for pod two, choose one of: [a b]');
   });
 });
 
@@ -254,26 +266,26 @@ describe('port-forward', () => {
 
 describe('logs', () => {
   it('serves tailLines and limitBytes from the container log', async () => {
-    const base = `http://127.0.0.1:${port}/api/v1/namespaces/default/pods/busy/log`;
-    expect(await (await fetch(`${base}?tailLines=2`)).text()).toBe('line 2\nline 3\n');
-    expect(await (await fetch(`${base}?limitBytes=8`)).text()).toBe('line 1\nl');
-    const waiting = await fetch(`http://127.0.0.1:${port}/api/v1/namespaces/default/pods/pending/log`);
-    expect(waiting.status).toBe(400);
-    expect((await waiting.json()).message).toBe('container "main" in pod "pending" is waiting to start: ContainerCreating');
+    const base = '/api/v1/namespaces/default/pods/busy/log';
+    expect(await bodyText(await get(`${base}?tailLines=2`))).toBe('line 2\nline 3\n');
+    expect(await bodyText(await get(`${base}?limitBytes=8`))).toBe('line 1\nl');
+    const waiting = await get('/api/v1/namespaces/default/pods/pending/log');
+    expect(waiting.statusCode).toBe(400);
+    expect(JSON.parse(await bodyText(waiting)).message).toBe('container "main" in pod "pending" is waiting to start: ContainerCreating');
   });
 
   it('follow streams appended lines and ends when the container stops', async () => {
     const logPid = startSleeper('sleep', ['100000']);
     await publish('busy', { main: { pid: logPid, rootfs: '/', env: [], uid: 0, gid: 0, workingDir: '/', image: 'busybox' } }, busyPid);
-    const res = await fetch(`http://127.0.0.1:${port}/api/v1/namespaces/default/pods/busy/log?follow=true&tailLines=1`);
-    const reader = res.body!.getReader();
+    const res = await get('/api/v1/namespaces/default/pods/busy/log?follow=true&tailLines=1');
     let text = '';
-    const first = await reader.read();
-    text += Buffer.from(first.value!).toString();
+    res.on('data', (d) => { text += d; });
+    const ended = new Promise((r) => res.on('end', r));
+    await expect.poll(() => text, { timeout: 20_000 }).toBe('line 3\n');
     await appendFile(path.join(tmp, 'runtime/pods/default/busy/main.log'), 'line 4\n');
-    while (!text.includes('line 4')) text += Buffer.from((await reader.read()).value!).toString();
+    await expect.poll(() => text, { timeout: 20_000 }).toBe('line 3\nline 4\n');
     process.kill(logPid, 'SIGKILL');
-    for (;;) { const c = await reader.read(); if (c.done) break; text += Buffer.from(c.value).toString(); }
+    await ended;
     expect(text).toBe('line 3\nline 4\n');
     await publish('busy', { main: { pid: busyPid, rootfs: '/', env: ['GREETING=hello from the pod'], uid: 0, gid: 0, workingDir: '/tmp', image: 'busybox' } }, busyPid);
   });
@@ -292,25 +304,22 @@ describe('stream faults', () => {
   });
 
   it('stall keeps the connection open and sends nothing past N bytes', async () => {
-    await writeFile(path.join(tmp, 'faults.json'), JSON.stringify({ streams: [{ action: 'stall', afterBytes: 1000, kind: 'exec' }] }));
+    const faults = path.join(tmp, 'faults.json');
+    await writeFile(faults, JSON.stringify({ streams: [{ action: 'stall', afterBytes: 1000, kind: 'exec' }] }));
+    const ws = new WebSocket(`wss://127.0.0.1:${port}/api/v1/namespaces/default/pods/busy/exec?command=head&command=-c&command=100000&command=/dev/zero&stdout=true`, ['v5.channel.k8s.io'], { ca });
+    let bytes = 0;
+    ws.on('message', (d: Buffer) => { if (d[0] === 1) bytes += d.length - 1; });
     try {
-      const r = await new Promise<{ bytes: number; open: boolean }>((resolve) => {
-        const ws = new WebSocket(`ws://127.0.0.1:${port}/api/v1/namespaces/default/pods/busy/exec?command=head&command=-c&command=100000&command=/dev/zero&stdout=true`, ['v5.channel.k8s.io']);
-        let bytes = 0;
-        ws.on('message', (d: Buffer) => { if (d[0] === 1) bytes += d.length - 1; });
-        // the command has long finished once a second exec through the same server completes
-        ws.on('open', async () => {
-          await rm(path.join(tmp, 'faults.json'));
-          const done = await run(KUBECTL_132, ['exec', 'busy', '--', 'sh', '-c', 'head -c 100000 /dev/zero >/dev/null; echo done']);
-          expect(done.out.toString()).toBe('done\n');
-          resolve({ bytes, open: ws.readyState === WebSocket.OPEN });
-          ws.terminate();
-        });
-      });
-      expect(r.bytes).toBe(1000);
-      expect(r.open).toBe(true);
+      await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+      await rm(faults); // the stalled stream read its fault when it started; later streams run free
+      // the first command has had all the time it needs once a second exec through the same server completes
+      const done = await run(KUBECTL_132, ['exec', 'busy', '--', 'sh', '-c', 'head -c 100000 /dev/zero >/dev/null; echo done']);
+      expect(done.out.toString()).toBe('done\n');
+      expect(bytes).toBe(1000);
+      expect(ws.readyState).toBe(WebSocket.OPEN);
     } finally {
-      await rm(path.join(tmp, 'faults.json'), { force: true });
+      ws.terminate();
+      await rm(faults, { force: true });
     }
   });
 });

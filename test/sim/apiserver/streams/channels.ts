@@ -65,28 +65,54 @@ export class ChannelSocket {
   private cutting = false;
   private ended = false;
 
+  private handlers: ChannelHandlers | undefined;
+  /** Client frames that arrived before listen() (a client may send stdin right after the upgrade). */
+  private early: Buffer[] = [];
+  private closedEarly = false;
+
   constructor(
     private readonly ws: WebSocket,
     private readonly socket: Duplex,
     private readonly protocol: string,
     private readonly fault: StreamFault | undefined,
-  ) {}
-
-  /** Starts delivering client frames to the handlers. */
-  listen(h: ChannelHandlers): void {
-    this.ws.on('message', (raw: RawData, isBinary: boolean) => {
+  ) {
+    // Listen from the first moment: ws drops messages nobody listens to, and the handler may
+    // still be checking the container when the client's first stdin frames come in.
+    ws.on('message', (raw: RawData, isBinary: boolean) => {
       if (!isBinary) return; // text frames belong to the base64 protocols we never negotiate
       const data = toBuffer(raw);
       if (data.length === 0) return;
-      if (this.protocol === 'v5.channel.k8s.io' && data[0] === CLOSE_CHANNEL) {
-        if (data.length === 2) h.halfClose?.(data[1]);
-        else this.ws.close(); // wsstream ends the connection on a malformed CLOSE
-        return;
+      if (this.handlers) this.deliver(this.handlers, data);
+      else {
+        this.early.push(Buffer.from(data));
+        if (this.early.length === 32) ws.pause(); // up to 32 frames wait; listen() resumes
       }
-      h.data(data[0], data.subarray(1));
     });
-    this.ws.on('close', () => { this.ended = true; h.closed(); this.wakeDrainWaiters(); });
-    this.ws.on('error', () => { /* the close event follows */ });
+    ws.on('close', () => {
+      this.ended = true;
+      if (this.handlers) this.handlers.closed(); else this.closedEarly = true;
+      this.wakeDrainWaiters();
+    });
+    ws.on('error', () => { /* the close event follows */ });
+  }
+
+  /** Starts delivering client frames to the handlers, first those that came before. */
+  listen(h: ChannelHandlers): void {
+    this.handlers = h;
+    const early = this.early;
+    this.early = [];
+    if (early.length >= 32) this.ws.resume();
+    for (const data of early) this.deliver(h, data);
+    if (this.closedEarly) h.closed();
+  }
+
+  private deliver(h: ChannelHandlers, data: Buffer): void {
+    if (this.protocol === 'v5.channel.k8s.io' && data[0] === CLOSE_CHANNEL) {
+      if (data.length === 2) h.halfClose?.(data[1]);
+      else this.ws.close(); // wsstream ends the connection on a malformed CLOSE
+      return;
+    }
+    h.data(data[0], data.subarray(1));
   }
 
   /** True while the client is connected and the connection not cut. */
