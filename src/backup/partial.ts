@@ -30,6 +30,7 @@ export class PartialFile {
       if (code === 'EEXIST') {
         throw new PluginError(`file "${path}" already exists`, 'another backup may be writing it; remove it if not');
       }
+      if (code === 'ENOENT') throw new PluginError(`directory "${dirname(dest)}" does not exist`, 'create it, or use --dir DIR, which creates it');
       throw new PluginError(`cannot create "${path}": ${code ?? (err as Error).message}`, 'check the destination directory');
     }
   }

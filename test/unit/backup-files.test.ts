@@ -90,6 +90,11 @@ describe('PartialFile', () => {
     expect(await readFile(join(dir, 'snap.db.partial'), 'utf8')).toBe('someone else');
   });
 
+  it('names the missing directory of -f FILE', async () => {
+    const dir = join(await tmp(), 'nope');
+    await expect(PartialFile.create(join(dir, 'snap.db'))).rejects.toThrow(`directory "${dir}" does not exist`);
+  });
+
   it('discardSync removes it (the signal-handler path)', async () => {
     const dir = await tmp();
     const p = await PartialFile.create(join(dir, 'snap.db'));
