@@ -11,6 +11,7 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -87,6 +88,51 @@ async function bodyText(res: IncomingMessage): Promise<string> {
   let text = '';
   for await (const chunk of res) text += chunk;
   return text;
+}
+
+/**
+ * Sends the WebSocket upgrade request and client frames in one write, so the frames reach the
+ * server together with the handshake (before any handler could be listening); returns the
+ * server's binary frames until it closes.
+ */
+function pipelinedStream(sub: string, query: string, protocol: string, payloads: Buffer[]): Promise<{ status: string; frames: Buffer[] }> {
+  const masked = (payload: Buffer) => {
+    const mask = randomBytes(4);
+    const body = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
+    return Buffer.concat([Buffer.from([0x82, 0x80 | payload.length]), mask, body]); // small payloads only
+  };
+  const request = [`GET /api/v1/namespaces/default/pods/${sub}?${query} HTTP/1.1`, `Host: 127.0.0.1:${port}`,
+    'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+    `Sec-WebSocket-Protocol: ${protocol}`, '', ''].join('\r\n');
+  return new Promise((resolve, reject) => {
+    const sock = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => {
+      sock.write(Buffer.concat([Buffer.from(request), ...payloads.map(masked)]));
+    });
+    let buf = Buffer.alloc(0);
+    /** The server's frames so far, and whether its close frame has come. */
+    const parse = () => {
+      const frames: Buffer[] = [];
+      let closed = false;
+      const end = buf.indexOf('\r\n\r\n');
+      for (let off = end < 0 ? buf.length : end + 4; off + 2 <= buf.length;) {
+        const op = buf[off]! & 0x0f;
+        let len = buf[off + 1]! & 0x7f;
+        let start = off + 2;
+        if (len === 126) { if (off + 4 > buf.length) break; len = buf.readUInt16BE(off + 2); start += 2; }
+        if (start + len > buf.length) break;
+        if (op === 2) frames.push(buf.subarray(start, start + len));
+        if (op === 8) closed = true;
+        off = start + len;
+      }
+      return { frames, closed };
+    };
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (parse().closed) sock.end();
+    });
+    sock.on('error', reject);
+    sock.on('close', () => resolve({ status: buf.subarray(0, buf.indexOf('\r\n')).toString(), frames: parse().frames }));
+  });
 }
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -192,6 +238,16 @@ describe('exec framing', () => {
     ]);
     expect(r.code).toBe(1000);
   });
+
+  it('keeps stdin frames that arrive together with the upgrade request', async () => {
+    for (const protocol of ['v5.channel.k8s.io', 'v4.channel.k8s.io']) {
+      const q = `command=sh&command=-c&command=${encodeURIComponent('head -c 5 | wc -c')}&stdin=true&stdout=true&stderr=true`;
+      const r = await pipelinedStream('busy/exec', q, protocol, [Buffer.from('\x0012345')]);
+      expect(r.status).toBe('HTTP/1.1 101 Switching Protocols');
+      expect(Buffer.concat(r.frames.filter((f) => f[0] === 1).map((f) => f.subarray(1))).toString().trim()).toBe('5');
+      expect(r.frames.filter((f) => f[0] === 3).map((f) => f.subarray(1).toString())).toEqual(['{"metadata":{},"status":"Success"}']);
+    }
+  }, 30_000); // without the early frames the command waits for input forever
 
   it('v5.channel.k8s.io: stdin CLOSE ends the command, Success status follows', async () => {
     const q = 'command=wc&command=-c&stdin=true&stdout=true&stderr=true';
