@@ -87,18 +87,15 @@ export async function restoreCommand(opts: RestoreOptions, deps: RestoreDeps): P
   if (!opts.snapshot) throw new UsageError('no snapshot given', 'pass the snapshot file: kubectl etcd restore SNAPSHOT');
 
   const snapshot = await loadRestoreSnapshot(opts.snapshot);
+  // A restore in progress may have scaled etcd to 0, so look for its journal before discovery.
+  const pending = await journalWorkload(opts, deps, false);
+  if (pending) await refuseIfJournal(journalFor(opts, deps, opts.namespace, pending));
   const topology = await deps.discover(opts.namespace, opts.statefulSet);
   if (topology.workload.kind !== 'StatefulSet') {
     throw new UsageError(`etcd in namespace "${topology.namespace}" runs as bare or static pods ("${topology.workload.name}"); restore handles StatefulSets only`, 'follow the static-pod runbook, or pass --statefulset');
   }
   const journal = journalFor(opts, deps, topology.namespace, topology.workload.name);
-  const existing = await journal.load();
-  if (existing) {
-    throw new PluginError(
-      `a restore of ${existing.namespace}/${existing.workload} (stamp ${existing.stamp}, snapshot "${existing.snapshot.path}") is already in progress, recorded in ${journal.describe()}`,
-      'run `kubectl etcd restore --resume` to finish it or `kubectl etcd restore --abort` to roll it back',
-    );
-  }
+  await refuseIfJournal(journal);
   await deps.resolveNodes(topology);
   const etcdImage = await deps.templateImage(topology);
   const utilityImage = opts.utilityImage ?? etcdImage;
@@ -148,6 +145,16 @@ export async function restoreCommand(opts: RestoreOptions, deps: RestoreDeps): P
   await execute(plan, state, journal, opts, deps, safety);
 }
 
+async function refuseIfJournal(journal: Journal): Promise<void> {
+  const existing = await journal.load();
+  if (existing) {
+    throw new PluginError(
+      `a restore of ${existing.namespace}/${existing.workload} (stamp ${existing.stamp}, snapshot "${existing.snapshot.path}") is already in progress, recorded in ${journal.describe()}`,
+      'run `kubectl etcd restore --resume` to finish it or `kubectl etcd restore --abort` to roll it back',
+    );
+  }
+}
+
 async function confirm(opts: RestoreOptions, deps: RestoreDeps, workload: string): Promise<void> {
   if (opts.yes) return;
   const answer = await deps.ask(`this replaces the data of every member of "${workload}"; type the workload name to go on: `);
@@ -195,12 +202,13 @@ async function execute(plan: RestorePlan, state: JournalState, journal: Journal,
 }
 
 /** The workload of the restore in progress in the namespace: from the cluster's journal, else a local one, else discovery. */
-async function journalWorkload(opts: RestoreOptions, deps: RestoreDeps): Promise<string | undefined> {
+async function journalWorkload(opts: RestoreOptions, deps: RestoreDeps, discover = true): Promise<string | undefined> {
   const inCluster = await configMapJournalStore(deps.configMaps, opts.namespace).load().catch(() => undefined);
   if (inCluster) return inCluster.workload;
   const prefix = `restore-${opts.namespace}-`;
   const local = (await readdir(opts.stateDir).catch(() => [] as string[])).filter((f) => f.startsWith(prefix) && f.endsWith('.json'));
   if (local.length === 1) return local[0]!.slice(prefix.length, -'.json'.length);
+  if (!discover) return undefined;
   return deps.discover(opts.namespace).then((t) => t.workload.name, () => undefined);
 }
 

@@ -1,0 +1,119 @@
+// Shared helpers of the restore e2e tests: the plugin through `kubectl etcd`, etcdctl inside the
+// member pods, the simulator's audit log.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
+import { run, type CommandResult, type SimCluster } from '../sim/harness.js';
+
+export const REPO = resolve(import.meta.dirname, '../..');
+
+/** Environment for the plugin: repo bin/ on PATH, the cluster's kubeconfig, a private state dir. */
+export function pluginEnv(cluster: SimCluster, stateDir: string, kubeconfig = cluster.kubeconfig): NodeJS.ProcessEnv {
+  return { ...process.env, PATH: `${join(REPO, 'bin')}${delimiter}${process.env.PATH}`, KUBECONFIG: kubeconfig, KUBECTL_ETCD_STATE_DIR: stateDir };
+}
+
+/** Runs `kubectl etcd ARGS` to completion. */
+export function kubectlEtcd(cluster: SimCluster, stateDir: string, args: string[], opts: { kubeconfig?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
+  return run('kubectl', ['etcd', ...args], { env: pluginEnv(cluster, stateDir, opts.kubeconfig), timeoutMs: opts.timeoutMs ?? 600_000 });
+}
+
+/** Starts `kubectl etcd ARGS`; `until(re)` resolves once stderr matches re. */
+export function startKubectlEtcd(cluster: SimCluster, stateDir: string, args: string[]): {
+  child: ChildProcess; until(re: RegExp, timeoutMs?: number): Promise<void>; done: Promise<CommandResult>;
+} {
+  const child = spawn('kubectl', ['etcd', ...args], { env: pluginEnv(cluster, stateDir), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const waiters: Array<{ re: RegExp; resolve: () => void }> = [];
+  child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    for (const w of [...waiters]) if (w.re.test(stderr)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(); }
+  });
+  const done = new Promise<CommandResult>((res) => child.on('close', (code, signal) => res({ code: code ?? (signal ? 137 : -1), stdout, stderr })));
+  return {
+    child,
+    done,
+    until: (re, timeoutMs = 300_000) => new Promise<void>((res, rej) => {
+      if (re.test(stderr)) return res();
+      const timer = setTimeout(() => rej(new Error(`no ${re} on stderr within ${timeoutMs} ms: ${stderr}`)), timeoutMs);
+      waiters.push({ re, resolve: () => { clearTimeout(timer); res(); } });
+      void done.then(() => { clearTimeout(timer); if (!re.test(stderr)) rej(new Error(`exited before ${re}: ${stderr}`)); });
+    }),
+  };
+}
+
+/** How to reach etcd from inside a member pod of a fixture. */
+export interface EtcdAccess {
+  namespace: string;
+  container: string;
+  pods: string[];
+  /** etcdctl with the connection flags. */
+  etcdctl: string[];
+  /** The directory holding member/ inside the pod. */
+  dataDir: string;
+}
+
+const ANTHOS_CERTS = '/etcd.local.config/certificates';
+/** The anthos / single fixture. */
+export function anthosAccess(members: number): EtcdAccess {
+  return {
+    namespace: 'uc1', container: 'kube-etcd', pods: Array.from({ length: members }, (_, i) => `kube-etcd-${i}`),
+    etcdctl: ['etcdctl', '--endpoints=https://127.0.0.1:2379', `--cacert=${ANTHOS_CERTS}/etcdCA.crt`, `--cert=${ANTHOS_CERTS}/etcd.crt`, `--key=${ANTHOS_CERTS}/etcd.key`],
+    dataDir: '/var/lib/etcd',
+  };
+}
+/** The bitnami fixture. */
+export const BITNAMI_ACCESS: EtcdAccess = {
+  namespace: 'etcd', container: 'etcd', pods: ['etcd-0', 'etcd-1', 'etcd-2'],
+  etcdctl: ['etcdctl', '--endpoints=http://127.0.0.1:2379'], dataDir: '/bitnami/etcd/data',
+};
+
+/** Runs etcdctl in a member pod; throws on failure. */
+export async function etcdctl(cluster: SimCluster, a: EtcdAccess, pod: string, args: string[]): Promise<string> {
+  const r = await cluster.kubectl(['-n', a.namespace, 'exec', pod, '-c', a.container, '--', ...a.etcdctl, ...args]);
+  if (r.code !== 0) throw new Error(`etcdctl ${args.join(' ')} in ${pod} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Keys under prefix as the member itself holds them (serializable read, no quorum). */
+export async function keysOn(cluster: SimCluster, a: EtcdAccess, pod: string, prefix: string): Promise<string[]> {
+  const out = await etcdctl(cluster, a, pod, ['get', prefix, '--prefix', '--keys-only', '--consistency=s']);
+  return out.split('\n').filter((l) => l.trim() !== '').sort();
+}
+
+/** Every member's status row (revision, leader, health), from `endpoint status` in the pod. */
+export async function memberRevision(cluster: SimCluster, a: EtcdAccess, pod: string): Promise<{ revision: number; leader: boolean }> {
+  const out = await etcdctl(cluster, a, pod, ['endpoint', 'status', '-w', 'json']);
+  const s = (JSON.parse(out.replace(/:\s*(\d{16,})/g, ':"$1"')) as Array<{ Status: { header: { revision: number | string; member_id: string }; leader: string } }>)[0]!.Status;
+  return { revision: Number(s.header.revision), leader: s.header.member_id === s.leader };
+}
+
+/** Lists a directory in a member pod. */
+export async function lsInPod(cluster: SimCluster, a: EtcdAccess, pod: string, dir: string): Promise<string[]> {
+  const r = await cluster.kubectl(['-n', a.namespace, 'exec', pod, '-c', a.container, '--', 'ls', '-1', dir]);
+  if (r.code !== 0) throw new Error(`ls ${dir} in ${pod} failed: ${r.stderr}`);
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+/** One request as the simulator's audit log records it. */
+export interface AuditEntry { user: string; verb: string; apiGroup: string; resource: string; subresource: string; namespace: string; name: string; code: number }
+
+/** Number of lines in the audit log now (to read only what follows). */
+export function auditMark(cluster: SimCluster): number {
+  return readFileSync(join(cluster.dir, 'audit.log'), 'utf8').split('\n').filter(Boolean).length;
+}
+
+/** Audit entries after a mark. */
+export function auditSince(cluster: SimCluster, mark: number): AuditEntry[] {
+  return readFileSync(join(cluster.dir, 'audit.log'), 'utf8').split('\n').filter(Boolean).slice(mark).map((l) => JSON.parse(l) as AuditEntry);
+}
+
+/**
+ * Requests that change cluster state. Not counted: SelfSubjectAccessReviews (a question, stored
+ * nowhere) and pods/exec (a read-only command such as `etcd --version` or `df` in a member).
+ */
+export function mutations(entries: AuditEntry[], user: string): AuditEntry[] {
+  return entries.filter((e) => e.user === user && ['create', 'update', 'patch', 'delete', 'deletecollection'].includes(e.verb)
+    && e.resource !== 'selfsubjectaccessreviews' && e.subresource !== 'exec');
+}

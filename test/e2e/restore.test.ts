@@ -1,0 +1,171 @@
+// `kubectl etcd restore` on the anthos fixture (3 members, kube-apiserver StatefulSet, the
+// maintenance Deployment, PDB kube-apiserver-pdb), through the built binary and real kubectl:
+// the whole-cluster restore, --dry-run, confirmation, SIGKILL + --resume / --abort, a second
+// restore while a journal exists, and an API server restart in the middle. One cluster.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, truncateSync, copyFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
+import {
+  REPO, anthosAccess, auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, mutations, startKubectlEtcd,
+} from './restore-helpers.js';
+
+const A = anthosAccess(3);
+const QUIESCE = ['--quiesce', 'deployment/gke-master-etcd-maintenance'];
+let cluster: SimCluster;
+let work: string;
+let state: string;
+let snapshot: string;
+
+async function put(keys: Record<string, string>): Promise<void> {
+  for (const [k, v] of Object.entries(keys)) await etcdctl(cluster, A, A.pods[0]!, ['put', k, v]);
+}
+
+async function everyMemberHas(expected: string[]): Promise<void> {
+  for (const pod of A.pods) expect(await keysOn(cluster, A, pod, '/test/'), pod).toEqual(expected);
+}
+
+/** Removes the data earlier restores set aside, as an operator would once satisfied: every restore needs room for one more copy. */
+async function pruneOldData(): Promise<void> {
+  for (const pod of A.pods) {
+    const r = await cluster.kubectl(['-n', 'uc1', 'exec', pod, '-c', A.container, '--', 'sh', '-c', `rm -rf ${A.dataDir}/member.pre-restore-* ${A.dataDir}/member.restored-*`]);
+    expect(r.code, r.stderr).toBe(0);
+  }
+}
+
+async function pdbSpec(): Promise<unknown> {
+  const r = await cluster.kubectl(['-n', 'uc1', 'get', 'pdb', 'kube-apiserver-pdb', '-o', 'json']);
+  return r.code === 0 ? (JSON.parse(r.stdout) as { spec: unknown }).spec : undefined;
+}
+
+async function replicas(kind: string, name: string): Promise<{ spec: number; ready: number }> {
+  const r = await cluster.kubectl(['-n', 'uc1', 'get', kind, name, '-o', 'json']);
+  const o = JSON.parse(r.stdout) as { spec: { replicas: number }; status: { readyReplicas?: number } };
+  return { spec: o.spec.replicas, ready: o.status.readyReplicas ?? 0 };
+}
+
+beforeAll(async () => {
+  requireRoot();
+  requireCommand('kubectl', 'install kubectl ≥ 1.30');
+  requireCommand('etcd', 'install etcd-server (apt-get install -y etcd-server etcd-client)');
+  execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'pipe' });
+  cluster = await startCluster({ fixtures: ['anthos'] });
+  work = mkdtempSync(join(tmpdir(), 'restore-e2e-'));
+  state = join(work, 'state');
+  snapshot = join(work, 'snapshot.db');
+  await put({ '/test/a1': 'v1', '/test/a2': 'v2', '/test/a3': 'v3' });
+  const b = await kubectlEtcd(cluster, state, ['backup', '-n', 'uc1', '-f', snapshot]);
+  expect(b.code, b.stderr).toBe(0);
+  // After the backup: keys B, and one of A deleted.
+  await put({ '/test/b1': 'x', '/test/b2': 'y' });
+  await etcdctl(cluster, A, A.pods[0]!, ['del', '/test/a1']);
+}, 600_000);
+
+afterAll(async () => {
+  await cluster?.down();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('kubectl etcd restore (anthos, 3 members)', () => {
+  it('--dry-run prints the plan with every manifest and sends no mutating request', async () => {
+    const mark = auditMark(cluster);
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', ...QUIESCE, '--dry-run', '-o', 'yaml']);
+    expect(r.code, r.stderr).toBe(0);
+    const plan = parseYaml(r.stdout) as { members: Array<{ utilityPod: { spec: { nodeSelector: unknown } }; restoreCommand: string[] }>; quiesce: Array<{ name: string }>; pdbs: Array<{ name: string }> };
+    expect(plan.members).toHaveLength(3);
+    expect(plan.members[1]!.restoreCommand).toContain('--name=kube-etcd-1');
+    expect(plan.quiesce.map((q) => q.name).sort()).toEqual(['gke-master-etcd-maintenance', 'kube-apiserver']);
+    expect(plan.pdbs.map((p) => p.name)).toEqual(['kube-apiserver-pdb']);
+    expect(mutations(auditSince(cluster, mark), 'admin')).toEqual([]);
+    await everyMemberHas(['/test/a2', '/test/a3', '/test/b1', '/test/b2']);
+  });
+
+  it('refuses to act without --yes when there is no terminal (exit 2), changing nothing', async () => {
+    const mark = auditMark(cluster);
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^error: restore changes the cluster and needs confirmation.*pass --yes/m);
+    expect(mutations(auditSince(cluster, mark), 'admin')).toEqual([]);
+  });
+
+  it('refuses a corrupt snapshot before the first mutation, with one line and a hint', async () => {
+    const bad = join(work, 'corrupt.db');
+    copyFileSync(snapshot, bad);
+    truncateSync(bad, 20_000);
+    const mark = auditMark(cluster);
+    const r = await kubectlEtcd(cluster, state, ['restore', bad, '-n', 'uc1', '--yes']);
+    expect(r.code).toBe(3);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^error: snapshot ".*corrupt\.db" is (corrupt|damaged): .*; run `kubectl etcd inspect/);
+    expect(auditSince(cluster, mark)).toEqual([]);
+  });
+
+  it('restores every member: exactly the keys of the backup, healthy, equal revisions, apiserver and PDB back, old data kept', async () => {
+    const pdbBefore = await pdbSpec();
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', ...QUIESCE, '--yes']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^restored uc1\/kube-etcd from .* on 3 member\(s\) .*verified$/m);
+    expect(r.stderr).toMatch(/step durations:/);
+    await everyMemberHas(['/test/a1', '/test/a2', '/test/a3']);
+    const st = await Promise.all(A.pods.map((p) => memberRevision(cluster, A, p)));
+    expect(st.filter((s) => s.leader)).toHaveLength(1);
+    for (const pod of A.pods) expect(await etcdctl(cluster, A, pod, ['endpoint', 'health', '-w', 'json']), pod).toMatch(/"health":true/);
+    expect(await replicas('statefulset', 'kube-apiserver')).toEqual({ spec: 3, ready: 3 });
+    expect((await replicas('deployment', 'gke-master-etcd-maintenance')).spec).toBe(1);
+    expect(await pdbSpec()).toEqual(pdbBefore);
+    for (const pod of A.pods) expect((await lsInPod(cluster, A, pod, A.dataDir)).some((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f)), pod).toBe(true);
+    // Revisions are equal once the API servers' writes have replicated.
+    await expect.poll(async () => new Set((await Promise.all(A.pods.map((p) => memberRevision(cluster, A, p)))).map((s) => s.revision)).size, { timeout: 30_000 }).toBe(1);
+    expect(readdirSync(state).filter((f) => f.startsWith('restore-'))).toEqual([]);
+  }, 900_000);
+
+  it('after SIGKILL mid-restore: a second restore refuses naming --resume and --abort; --abort brings the pre-restore data back', async () => {
+    await put({ '/test/b1': 'again' });
+    const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', ...QUIESCE, '--yes', '--no-safety-backup']);
+    await started.until(/==> etcdctl snapshot restore/);
+    started.child.kill('SIGKILL');
+    await started.done;
+    const second = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', '--yes']);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/already in progress.*--resume.*--abort/);
+    const abort = await kubectlEtcd(cluster, state, ['restore', '-n', 'uc1', '--abort']);
+    expect(abort.code, abort.stderr).toBe(0);
+    await everyMemberHas(['/test/a1', '/test/a2', '/test/a3', '/test/b1']);
+    expect(await replicas('statefulset', 'kube-apiserver')).toMatchObject({ spec: 3 });
+    expect(await pdbSpec()).toBeDefined();
+  }, 900_000);
+
+  it.each([
+    ['while the API servers are scaled down', /==> scale deployment "gke-master-etcd-maintenance" from 1 to 0/],
+    ['after a member was swapped', /==> move \/var\/lib\/etcd\/member aside/],
+    ['while etcd starts again', /==> scale statefulset "kube-etcd" back to 3/],
+  ])('after SIGKILL %s, --resume reaches the verified end state', async (_when, marker) => {
+    await pruneOldData();
+    await put({ '/test/b9': 'lost-after-restore' });
+    const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', ...QUIESCE, '--yes', '--no-safety-backup']);
+    await started.until(marker);
+    started.child.kill('SIGKILL');
+    await started.done;
+    const resumed = await kubectlEtcd(cluster, state, ['restore', '-n', 'uc1', '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(/verified$/m);
+    await everyMemberHas(['/test/a1', '/test/a2', '/test/a3']);
+    expect(await replicas('statefulset', 'kube-apiserver')).toEqual({ spec: 3, ready: 3 });
+  }, 900_000);
+
+  it('retries and completes when the API server restarts in the middle', async () => {
+    await pruneOldData();
+    await put({ '/test/b7': 'x' });
+    const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', ...QUIESCE, '--yes', '--no-safety-backup']);
+    await started.until(/==> start utility pod/);
+    const fault = await cluster.sim(['fault', 'restart-apiserver']);
+    expect(fault.code, fault.stderr).toBe(0);
+    const r = await started.done;
+    expect(r.code, r.stderr).toBe(0);
+    await everyMemberHas(['/test/a1', '/test/a2', '/test/a3']);
+  }, 900_000);
+});
