@@ -85,6 +85,9 @@ export async function restoreCommand(opts: RestoreOptions, deps: RestoreDeps): P
   if (opts.resume && opts.abort) throw new UsageError('--resume and --abort cannot be used together', 'pass one of them');
   if (opts.resume || opts.abort) return continueRestore(opts, deps);
   if (!opts.snapshot) throw new UsageError('no snapshot given', 'pass the snapshot file: kubectl etcd restore SNAPSHOT');
+  if (opts.inPlace) {
+    throw new UsageError('--in-place is not implemented yet', 'run without it: the restore scales etcd to 0, restores every member and starts it again');
+  }
 
   const snapshot = await loadRestoreSnapshot(opts.snapshot);
   // A restore in progress may have scaled etcd to 0, so look for its journal before discovery.
