@@ -55,6 +55,21 @@ describe.each(KUBECTLS)('kubectl %s', (version, bin) => {
     expect(gone.stderr).toContain('Error from server (NotFound): configmaps "db" not found');
   });
 
+  it('creates a namespace, ConfigMap, Secret and ServiceAccount imperatively (typed clients send protobuf)', async () => {
+    const imp = `${ns}-imp`;
+    expect(ok(await k(['create', 'namespace', imp])).trim()).toBe(`namespace/${imp} created`);
+    expect(ok(await k(['create', 'configmap', 'settings', '-n', imp, '--from-literal=mode=fast', '--from-literal=greeting=hello world'])).trim())
+      .toBe('configmap/settings created');
+    expect(ok(await k(['create', 'secret', 'generic', 'login', '-n', imp, '--from-literal=user=admin'])).trim()).toBe('secret/login created');
+    expect(ok(await k(['create', 'serviceaccount', 'robot', '-n', imp])).trim()).toBe('serviceaccount/robot created');
+    const cmap = JSON.parse(ok(await k(['get', 'configmap', 'settings', '-n', imp, '-o', 'json'])));
+    expect(cmap.data).toEqual({ mode: 'fast', greeting: 'hello world' });
+    expect(Object.keys(cmap.metadata).sort()).toEqual(['creationTimestamp', 'name', 'namespace', 'resourceVersion', 'uid']);
+    const secret = JSON.parse(ok(await k(['get', 'secret', 'login', '-n', imp, '-o', 'json'])));
+    expect([secret.type, Buffer.from(secret.data.user, 'base64').toString()]).toEqual(['Opaque', 'admin']);
+    expect(JSON.parse(ok(await k(['get', 'namespace', imp, '-o', 'json']))).spec).toEqual({ finalizers: ['kubernetes'] });
+  });
+
   it('scales a StatefulSet and restarts its rollout', async () => {
     ok(await k(['create', '-f', '-'], list(statefulSet(ns, 'web'))));
     expect(ok(await k(['scale', 'statefulset', 'web', '-n', ns, '--replicas=1']))).toContain('statefulset.apps/web scaled');

@@ -1,7 +1,10 @@
 // Just enough Kubernetes protobuf decoding for the request bodies kubectl's typed clients send as
-// application/vnd.kubernetes.protobuf: SelfSubjectAccessReview (kubectl auth can-i) and
-// Eviction / DeleteOptions (kubectl drain). Responses are always JSON, which client-go accepts.
-// Differences from a real API server: any other protobuf body is answered 415.
+// application/vnd.kubernetes.protobuf: SelfSubjectAccessReview (kubectl auth can-i),
+// Eviction / DeleteOptions (kubectl drain), and the objects of `kubectl create namespace |
+// configmap | secret | serviceaccount` (ObjectMeta: name, generateName, namespace, labels,
+// annotations, finalizers). Responses are always JSON, which client-go accepts.
+// Differences from a real API server: any other protobuf body (other kinds, other ObjectMeta
+// fields) is answered 415 or dropped.
 
 interface Field { num: number; wire: number; value: Buffer | number }
 
@@ -45,6 +48,43 @@ function sub(fields: Field[], num: number): Field[] | undefined {
   return f ? decodeFields(f.value as Buffer) : undefined;
 }
 
+function strings(fields: Field[], num: number): string[] {
+  return fields.filter((x) => x.num === num && Buffer.isBuffer(x.value)).map((x) => (x.value as Buffer).toString('utf8'));
+}
+
+/** A map<string, string> (or map<string, bytes> as base64, as JSON carries bytes) field. */
+function stringMap(fields: Field[], num: number, bytes = false): Record<string, string> | undefined {
+  const entries = fields.filter((x) => x.num === num && Buffer.isBuffer(x.value)).map((x) => decodeFields(x.value as Buffer));
+  if (!entries.length) return undefined;
+  return Object.fromEntries(entries.map((e) => {
+    const v = e.find((x) => x.num === 2 && Buffer.isBuffer(x.value))?.value as Buffer | undefined;
+    return [str(e, 1) ?? '', bytes ? (v ?? Buffer.alloc(0)).toString('base64') : (v ?? Buffer.alloc(0)).toString('utf8')];
+  }));
+}
+
+function flag(fields: Field[], num: number): boolean | undefined {
+  const f = fields.find((x) => x.num === num && x.wire === 0);
+  return f ? f.value !== 0 : undefined;
+}
+
+/** The JSON of the ObjectMeta fields a client sets on create. */
+function objectMeta(fields: Field[]): any {
+  const finalizers = strings(fields, 14);
+  return withoutUndefined({
+    name: nonEmpty(str(fields, 1)), generateName: nonEmpty(str(fields, 2)), namespace: nonEmpty(str(fields, 3)),
+    labels: stringMap(fields, 11), annotations: stringMap(fields, 12), finalizers: finalizers.length ? finalizers : undefined,
+  });
+}
+
+/** Go marshals every string field, set or not; JSON omits the empty ones. */
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === '' ? undefined : v;
+}
+
+function withoutUndefined(o: Record<string, unknown>): any {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+}
+
 const MAGIC = Buffer.from([0x6b, 0x38, 0x73, 0x00]);
 
 /** Decodes a k8s protobuf envelope into {apiVersion, kind, raw}. */
@@ -76,6 +116,21 @@ export function protobufToJson(buf: Buffer): any {
   if (env.kind === 'Eviction') {
     const meta = sub(msg, 1) ?? [];
     return { apiVersion: env.apiVersion, kind: env.kind, metadata: { name: str(meta, 1), namespace: str(meta, 3) } };
+  }
+  const head = { apiVersion: env.apiVersion, kind: env.kind };
+  if (env.apiVersion === 'v1' && env.kind === 'ConfigMap') {
+    return withoutUndefined({ ...head, metadata: objectMeta(sub(msg, 1) ?? []), data: stringMap(msg, 2), binaryData: stringMap(msg, 3, true), immutable: flag(msg, 4) });
+  }
+  if (env.apiVersion === 'v1' && env.kind === 'Secret') {
+    return withoutUndefined({ ...head, metadata: objectMeta(sub(msg, 1) ?? []), data: stringMap(msg, 2, true), type: nonEmpty(str(msg, 3)),
+      stringData: stringMap(msg, 4), immutable: flag(msg, 5) });
+  }
+  if (env.apiVersion === 'v1' && env.kind === 'Namespace') {
+    const finalizers = strings(sub(msg, 2) ?? [], 1);
+    return { ...head, metadata: objectMeta(sub(msg, 1) ?? []), spec: finalizers.length ? { finalizers } : {} };
+  }
+  if (env.apiVersion === 'v1' && env.kind === 'ServiceAccount') {
+    return { ...head, metadata: objectMeta(sub(msg, 1) ?? []) };
   }
   if (env.kind === 'DeleteOptions') {
     const grace = msg.find((f) => f.num === 1 && f.wire === 0)?.value as number | undefined;
