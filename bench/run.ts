@@ -44,7 +44,9 @@ async function main(): Promise<void> {
   requireCommand('etcdctl', 'install etcd-client (apt-get install -y etcd-client)');
   const quick = flags.quick!;
   const sizes = flags.sizes ? flags.sizes.split(',').map(Number) : quick ? [64] : [64, 512, ...(flags.huge ? [2048] : [])];
-  const rounds = Number(flags.rounds ?? (quick ? 3 : 5));
+  // Several rounds per figure; fewer at the large sizes, where one round takes minutes.
+  const roundsAt = (mib: number) => Number(flags.rounds ?? (quick || mib > 64 ? 3 : 5));
+  const rounds = roundsAt(sizes[sizes.length - 1]!);
   const restoreRounds = Number(flags['restore-rounds'] ?? (quick ? 1 : 3));
   const started = new Date();
   if (!flags['no-build']) {
@@ -61,8 +63,8 @@ async function main(): Promise<void> {
     const kept = join(outDir, 'largest.db');
     for (const mib of sizes) {
       const bytes = await growTo(cluster, mib * MIB, log);
-      log(`backup at ${mib} MiB (database ${(bytes / MIB).toFixed(0)} MiB), ${rounds} rounds`);
-      results.backup.push(await benchBackupAtSize(cluster, { targetMiB: mib, rounds, outDir, keepFile: mib === sizes[sizes.length - 1] ? kept : undefined, log }));
+      log(`backup at ${mib} MiB (database ${(bytes / MIB).toFixed(0)} MiB), ${roundsAt(mib)} rounds`);
+      results.backup.push(await benchBackupAtSize(cluster, { targetMiB: mib, rounds: roundsAt(mib), outDir, keepFile: mib === sizes[sizes.length - 1] ? kept : undefined, log }));
     }
     log('inspect');
     results.inspect = await benchInspect(cluster, kept, rounds, log);
@@ -84,14 +86,15 @@ async function main(): Promise<void> {
   const finished = new Date();
   const header = [
     `kubectl-etcd benchmark, ${started.toISOString().slice(0, 16)}Z to ${finished.toISOString().slice(11, 16)}Z UTC${quick ? ' (--quick)' : ''}${flags.huge ? ' (--huge)' : ''}`,
-    `${rounds} alternating rounds per figure (restore: ${restoreRounds}); ${environment()}`,
+    `alternating rounds per figure: backup ${sizes.map((m) => `${m} MiB ×${roundsAt(m)}`).join(', ')}, inspect ×${rounds}, restore ×${restoreRounds}, start-up ×${quick ? 3 : 7}`,
+    environment(),
     `local test cluster (test/sim): real etcd in pods, real kubectl; peak RSS: ${rssMethod()}`,
   ];
   const text = renderReport(results, header);
   process.stdout.write(text + '\n');
   const dir = join(REPO_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  const suffix = flags.sizes || flags.cluster || flags.rounds ? '-dev' : quick ? '-quick' : '';
+  const suffix = `${quick ? '-quick' : ''}${flags.sizes || flags.cluster || flags['no-restore'] ? '-partial' : ''}${flags.huge ? '-huge' : ''}`;
   const file = join(dir, `${started.toISOString().slice(0, 10)}${suffix}.json`);
   writeFileSync(file, JSON.stringify({ started, finished, quick, huge: flags.huge, rounds, restoreRounds, header, results, verdicts: verdicts(results), table: text }, null, 2) + '\n');
   log(`wrote ${file}`);
