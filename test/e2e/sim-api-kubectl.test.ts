@@ -125,7 +125,6 @@ describe.each(KUBECTLS)('kubectl %s', (version, bin) => {
     // --output-watch-events adds an EVENT column to the (server-side) table; -o name would print names only.
     const w = runUntil(bin, ['--kubeconfig', c.kubeconfig, 'get', 'configmaps', '-n', ns, '--watch-only', '--output-watch-events'],
       /ADDED\s+watched\s[\s\S]*MODIFIED\s+watched\s[\s\S]*DELETED\s+watched\s/);
-    w.done.catch(() => undefined); // awaited below; keeps an early failure from also surfacing as unhandled
     await new Promise((r) => setTimeout(r, 700));
     ok(await k(['create', '-f', '-'], list(cm(ns, 'watched'))));
     ok(await k(['label', 'cm', 'watched', '-n', ns, 'seen=1']));

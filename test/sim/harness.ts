@@ -126,5 +126,6 @@ export function runUntil(cmd: string, args: string[], re: RegExp, timeoutMs = 30
     child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     child.on('close', (code) => { clearTimeout(timer); if (!re.test(out)) reject(new Error(`exited ${code} before matching ${re}; stdout: ${out}; stderr: ${err}`)); });
   });
+  done.catch(() => undefined); // a test that failed before awaiting `done` must not also get an unhandled rejection
   return { started, done };
 }
