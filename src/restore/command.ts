@@ -185,7 +185,7 @@ async function execute(plan: RestorePlan, state: JournalState, journal: Journal,
     throw err;
   }
   const wall = deps.now().getTime() - started;
-  deps.stderr.write(renderTimings(timings));
+  deps.stderr.write(renderTimings(timings, wall));
   const record = {
     kind: 'RestoreResult',
     namespace: plan.namespace,

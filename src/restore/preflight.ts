@@ -81,7 +81,8 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
   const err = accessError(denied);
   if (err) throw err;
 
-  const running = topology.members.filter((m) => m.ready !== false);
+  // Ready members first; a running but not Ready member (lost quorum) can still answer an exec.
+  const running = [...topology.members].sort((a, b) => Number(b.ready !== false) - Number(a.ready !== false));
   const execSomewhere = async (argv: string[], filter: (m: EtcdMember) => boolean = () => true) => {
     for (const m of running.filter(filter)) {
       const r = await deps.execInMember(m, argv).catch((e: unknown) => {
@@ -131,16 +132,16 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
     if (missing.length) refuse(`image "${input.utilityImage}" lacks ${missing.join(', ')}`, 'pass --utility-image with an image of the same etcd version that has a shell and these tools');
     if (/has:etcdutl/.test(probed.stdout)) tool = { binary: 'etcdutl', bumpRevision: 1_000_000_000 };
   } else if (running.some((m) => m.image === input.utilityImage)) {
-    refuse(`image "${input.utilityImage}" has no shell`, 'pass --utility-image with an image of the same etcd version that has a shell, tar and etcdctl');
+    refuse(`image "${input.utilityImage}" has no shell`, 'pass --utility-image with an image of the same etcd version that has a shell, head and etcdctl');
   } else {
-    warnings.push(`image "${input.utilityImage}" is not running anywhere to probe; assuming it has a shell, tar and etcdctl`);
+    warnings.push(`image "${input.utilityImage}" is not running anywhere to probe; assuming it has a shell, head, sha256sum and etcdctl`);
   }
 
   // Free space on every member volume: the snapshot copy, the restored db and a WAL segment.
   const need = spaceNeeded(snapshot.size);
   for (const m of topology.members) {
     const mount = m.dataVolume?.mountPath ?? m.dataDir;
-    const r = m.ready !== false ? await deps.execInMember(m, ['df', '-Pk', mount]).catch(() => undefined) : undefined;
+    const r = await deps.execInMember(m, ['df', '-Pk', mount]).catch(() => undefined);
     const avail = r && r.exitCode === 0 ? Number(r.stdout.trim().split('\n').pop()?.trim().split(/\s+/)[3]) * 1024 : NaN;
     if (Number.isFinite(avail)) {
       if (avail < need) refuse(`volume of member "${m.name}" (${mount}) has ${mib(avail)} free, the restore needs ${mib(need)}`, 'free space on the volume or grow the PVC');

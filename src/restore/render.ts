@@ -57,8 +57,7 @@ export function planRecord(plan: RestorePlan): Record<string, unknown> {
 }
 
 /** Per-step durations, one line each, for stderr. */
-export function renderTimings(timings: StepTiming[]): string {
+export function renderTimings(timings: StepTiming[], wallMs: number): string {
   const rows = timings.map((t) => `  ${t.skipped ? 'skipped' : `${(t.ms / 1000).toFixed(1).padStart(6)}s`}  ${t.title}${t.skipped ? ' (done before)' : ''}`);
-  const total = timings.reduce((a, t) => a + t.ms, 0);
-  return ['step durations:', ...rows, `  ${(total / 1000).toFixed(1).padStart(6)}s  total`].join('\n') + '\n';
+  return ['step durations (members in parallel):', ...rows, `  ${(wallMs / 1000).toFixed(1).padStart(6)}s  total`].join('\n') + '\n';
 }
