@@ -67,7 +67,7 @@ export function verdicts(r: BenchResults): Verdict[] {
   }
   const rr = r.restore;
   if (!rr || !rr.available || rr.plugin3 === undefined || rr.plugin1 === undefined || rr.manual3 === undefined) {
-    const why = clip(r.restoreError ? `failed: ${r.restoreError}` : `not available: ${rr?.reason ?? 'not run'}`, 60);
+    const why = clip(r.restoreError ? `failed: ${r.restoreError}` : rr ? `not available: ${rr.reason ?? 'a plugin row is missing'}` : 'not run', 60);
     out.push({ target: '3-member restore ≤ 1.5× 1-member', measured: why, result: 'not measured' });
     out.push({ target: '3-member restore ≤ 0.5× manual runbook', measured: why, result: 'not measured' });
   } else {
