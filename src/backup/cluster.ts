@@ -44,13 +44,13 @@ export function apiPodLister(kube: KubeContext): EtcdPodLister {
 
 /** Runs a small command in a container and captures its output. */
 export function containerRun(kube: KubeContext): ContainerRun {
-  return (t, command) => execCapture(kube, { namespace: t.namespace, pod: t.pod, container: t.container, command });
+  return (t, command, signal) => execCapture(kube, { namespace: t.namespace, pod: t.pod, container: t.container, command, signal });
 }
 
 /** Streams a file out of a container through tar. */
 export function containerCopyOut(kube: KubeContext): ContainerCopyOut {
-  return (t, destination, onProgress) =>
-    copyFileOutOfPod(kube, { namespace: t.namespace, pod: t.pod, container: t.container, path: t.path, destination, onProgress });
+  return (t, destination, onProgress, signal) =>
+    copyFileOutOfPod(kube, { namespace: t.namespace, pod: t.pod, container: t.container, path: t.path, destination, onProgress, signal });
 }
 
 /** Port-forwards to a pod port. */

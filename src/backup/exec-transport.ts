@@ -13,15 +13,23 @@ export interface ExecTarget {
   container: string;
 }
 
-/** Runs a small command in a container and captures its output; rejects when it cannot start. */
-export type ContainerRun = (target: ExecTarget, command: string[]) => Promise<{ exitCode: number; stdout: string; stderr: string }>;
+/** Runs a small command in a container and captures its output; rejects when it cannot start or `signal` aborts. */
+export type ContainerRun = (
+  target: ExecTarget,
+  command: string[],
+  signal?: AbortSignal,
+) => Promise<{ exitCode: number; stdout: string; stderr: string }>;
 
-/** Streams one file out of a container (tar on exec stdout) into `destination`, ending it. */
+/** Streams one file out of a container (tar on exec stdout) into `destination`, ending it; `signal` ends the exec. */
 export type ContainerCopyOut = (
   target: ExecTarget & { path: string },
   destination: Writable,
   onProgress: (totalBytes: number) => void,
+  signal?: AbortSignal,
 ) => Promise<{ bytes: number }>;
+
+/** How long removing the temporary snapshot may take before we give up and say so. */
+const CLEANUP_TIMEOUT_MS = 60_000;
 
 /** Quotes a string for POSIX sh. */
 export function shQuote(s: string): string {
@@ -59,7 +67,11 @@ export interface ExecTransportOptions {
   randomName?: () => string;
 }
 
-/** `etcdctl snapshot save` inside the container to a temp file, copied out as a tar stream, then removed (also on failure). */
+/**
+ * `etcdctl snapshot save` inside the container to a temp file, copied out as a tar stream, then
+ * removed (also on failure and on abort). An abort during the save lets the save finish (its file
+ * must exist before it can be removed); an abort during the copy ends the copy at once.
+ */
 export function execTransport(opts: ExecTransportOptions): SnapshotTransport {
   const randomName = opts.randomName ?? (() => `kubectl-etcd-${randomBytes(6).toString('hex')}.db`);
   return {
@@ -73,6 +85,7 @@ export function execTransport(opts: ExecTransportOptions): SnapshotTransport {
         const script = snapshotSaveScript(member, name, fallbackDir, (ctx.dbSize ?? 0) * 1.2 + (64 << 20));
         ctx.log.debug(2, `exec in ${where}: sh -c <etcdctl snapshot save to ${name}>`);
         const saved = await opts.run(target, ['sh', '-c', script]);
+        ctx.signal.throwIfAborted();
         if (saved.exitCode !== 0) {
           throw new PluginError(
             `etcdctl snapshot save failed in ${where} (exit ${saved.exitCode}): ${lastLine(saved.stderr) || 'no output'}`,
@@ -82,17 +95,27 @@ export function execTransport(opts: ExecTransportOptions): SnapshotTransport {
         const [path, sizeText] = saved.stdout.trim().split('\n');
         const expectedSize = Number(sizeText?.trim());
         if (!path || !sizeText || !Number.isFinite(expectedSize)) {
-          throw new PluginError(`unexpected output from snapshot save in ${where}: ${saved.stdout.trim()}`);
+          const first = saved.stdout.trim().split('\n')[0]?.slice(0, 200) ?? '';
+          throw new PluginError(
+            `snapshot save in ${where} did not print the file's path and size (first line of its output: "${first}")`,
+            'check that the image has df and wc, or use --via stream',
+          );
         }
         ctx.onTotal(expectedSize);
         ctx.log.debug(1, `snapshot saved in ${where} at ${path} (${expectedSize} bytes); copying out`);
         let seen = 0;
         try {
-          await opts.copyOut({ ...target, path }, sink, (total) => {
-            ctx.onBytes(total - seen);
-            seen = total;
-          });
+          await opts.copyOut(
+            { ...target, path },
+            sink,
+            (total) => {
+              ctx.onBytes(total - seen);
+              seen = total;
+            },
+            ctx.signal,
+          );
         } catch (err) {
+          ctx.signal.throwIfAborted();
           throw new PluginError(`copying the snapshot out of ${where} failed: ${lastLine((err as Error).message)}`, 'run the backup again; check the network to the cluster');
         }
         return { expectedSize };
@@ -106,11 +129,15 @@ export function execTransport(opts: ExecTransportOptions): SnapshotTransport {
 async function removeTemp(run: ContainerRun, target: ExecTarget, paths: string[], ctx: TransportContext, where: string): Promise<void> {
   const all = paths.flatMap((p) => [p, `${p}.part`]);
   try {
-    const r = await run(target, ['rm', '-f', ...all]);
-    if (r.exitCode !== 0) throw new Error(`rm exited with ${r.exitCode}`);
+    // not ctx.signal: this must run after an interrupt too, bounded by its own timeout
+    const r = await run(target, ['rm', '-f', ...all], AbortSignal.timeout(CLEANUP_TIMEOUT_MS));
+    if (r.exitCode !== 0) throw new Error(`rm exited with ${r.exitCode}: ${lastLine(r.stderr) || 'no message'}`);
   } catch (e) {
     if (e instanceof ForbiddenError) return; // exec was never allowed, so nothing was created
-    ctx.log.warn(`could not remove the temporary snapshot ${paths[0]} in ${where}: ${lastLine((e as Error).message)}; remove it with kubectl exec`);
+    ctx.log.warn(
+      `could not remove the temporary snapshot "${paths[0]}" (or "${paths[1]}") in ${where}: ${lastLine((e as Error).message)}; ` +
+        `remove it with kubectl exec -n ${target.namespace} ${target.pod} -c ${target.container} -- rm -f ${all.map(shQuote).join(' ')}`,
+    );
   }
 }
 

@@ -21,7 +21,11 @@ export function fileSafe(name: string): string {
   return name.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'etcd';
 }
 
-/** `<namespace>-<workload>`, the stem every backup file name of one workload starts with. */
+/**
+ * `<namespace>-<workload>`, the stem every backup file name of one workload starts with. Readable,
+ * not unique: `uc1`/`kube-etcd` and `uc1-kube`/`etcd` share it, so ownership (for --keep) is
+ * decided by the sidecar, never by the name alone (see retention.ts).
+ */
 export function backupStem(namespace: string, workload: string): string {
   return `${namespace}-${fileSafe(workload)}`;
 }

@@ -31,44 +31,61 @@ export class PartialFile {
         throw new PluginError(`file "${path}" already exists`, 'another backup may be writing it; remove it if not');
       }
       if (code === 'ENOENT') throw new PluginError(`directory "${dirname(dest)}" does not exist`, 'create it, or use --dir DIR, which creates it');
-      throw new PluginError(`cannot create "${path}": ${code ?? (err as Error).message}`, 'check the destination directory');
+      throw new PluginError(`cannot create "${path}": ${code ?? (err as Error).message}`, 'check the destination directory, or pass another -f/--dir');
     }
   }
 
   /** A writable stream into the partial file (backpressure-aware; does not close the file). */
   writable(): Writable {
     const handle = this.handle;
+    const fail = (cb: (err: Error) => void) => (err: unknown) => cb(localWriteError(this.path, err));
     return new Writable({
       highWaterMark: 1 << 20,
       write(chunk: Buffer, _enc, cb) {
-        writeAll(handle, chunk).then(() => cb(), cb);
+        writeAll(handle, chunk).then(() => cb(), fail(cb));
       },
       writev(chunks, cb) {
-        writeAll(handle, Buffer.concat(chunks.map((c) => c.chunk as Buffer))).then(() => cb(), cb);
+        writeAll(handle, Buffer.concat(chunks.map((c) => c.chunk as Buffer))).then(() => cb(), fail(cb));
       },
     });
   }
 
   /** fsyncs the data, renames the partial file onto `dest` (default: the name it was created for) and fsyncs the directory. */
   async commit(dest: string = this.dest): Promise<void> {
-    await this.handle.sync();
-    await this.close();
-    await rename(this.path, dest);
-    this.settled = true;
-    const dir = await open(dirname(dest), 'r');
     try {
-      await dir.sync();
-    } finally {
-      await dir.close();
+      await this.handle.sync();
+      await this.close();
+    } catch (err) {
+      throw localWriteError(this.path, err);
+    }
+    try {
+      await rename(this.path, dest);
+    } catch (err) {
+      throw new PluginError(`cannot rename "${this.path}" to "${dest}": ${codeOf(err)}`, 'check the destination directory, then run the backup again');
+    }
+    this.settled = true;
+    try {
+      const dir = await open(dirname(dest), 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+    } catch (err) {
+      throw new PluginError(`cannot sync directory "${dirname(dest)}" after saving "${dest}": ${codeOf(err)}`, 'check the disk; the file may not survive a crash');
     }
   }
 
   /** Closes and removes the partial file; safe to call more than once or after commit. */
   async discard(): Promise<void> {
-    await this.close().catch(() => {});
+    await this.close().catch(() => {}); // a close failure matters only for a file we keep, and commit reports that
     if (this.settled) return;
     this.settled = true;
-    await rm(this.path, { force: true });
+    try {
+      await rm(this.path, { force: true });
+    } catch (err) {
+      throw new PluginError(`cannot remove "${this.path}": ${codeOf(err)}`, 'remove it by hand');
+    }
   }
 
   /** Removes the partial file synchronously (for signal handlers). */
@@ -91,6 +108,19 @@ export class PartialFile {
     this.closed = true;
     await this.handle.close();
   }
+}
+
+/** The error code of a failed fs call (ENOSPC, EIO, ...), or its message. */
+function codeOf(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? (err as Error).message?.split('\n')[0] ?? String(err);
+}
+
+/** A failed write of the local file: names it and says what to do (free space, or write elsewhere). */
+export function localWriteError(path: string, err: unknown): PluginError {
+  if (err instanceof PluginError) return err;
+  const code = codeOf(err);
+  const full = code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG';
+  return new PluginError(`cannot write "${path}": ${code}`, full ? 'free space or pass another -f/--dir' : 'check the disk, or pass another -f/--dir');
 }
 
 async function writeAll(handle: FileHandle, buf: Buffer): Promise<void> {

@@ -1,4 +1,5 @@
-import { writeFile } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
+import { PluginError } from '../errors.js';
 import type { TransportKind } from './transport.js';
 
 /** What one backup produced: printed with -o json|yaml and written as the `<file>.json` sidecar. */
@@ -28,6 +29,44 @@ export interface BackupRecord {
 /** Writes the sidecar `<snapshot>.json` (mode 0600). */
 export async function writeSidecar(snapshotPath: string, record: BackupRecord): Promise<string> {
   const path = `${snapshotPath}.json`;
-  await writeFile(path, JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
+  try {
+    await writeFile(path, JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new PluginError(`cannot write the sidecar "${path}": ${code}`, `the snapshot "${snapshotPath}" is saved; free space or fix the directory's permissions`);
+  }
   return path;
+}
+
+/** Whose backup a file is, as its sidecar says. */
+export interface BackupOwner {
+  namespace: string;
+  workload: string;
+}
+
+/** Sidecars are small; anything bigger is not one of ours. */
+const MAX_SIDECAR_BYTES = 1 << 20;
+
+/** Reads namespace and workload from a `<snapshot>.json` sidecar; undefined when it is missing, too big or not a backup record. */
+export async function readSidecarOwner(path: string): Promise<BackupOwner | undefined> {
+  let text: string;
+  try {
+    const handle = await open(path, 'r');
+    try {
+      const st = await handle.stat();
+      if (!st.isFile() || st.size > MAX_SIDECAR_BYTES) return undefined;
+      text = await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return undefined; // no sidecar (or unreadable): the file is not proven ours, so it is kept
+  }
+  try {
+    const r = JSON.parse(text) as Partial<BackupRecord>;
+    if (typeof r.namespace !== 'string' || typeof r.workload !== 'string') return undefined;
+    return { namespace: r.namespace, workload: r.workload };
+  } catch {
+    return undefined;
+  }
 }

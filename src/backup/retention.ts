@@ -1,22 +1,59 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PluginError } from '../errors.js';
 import { parseBackupFileName } from './naming.js';
+import { readSidecarOwner, type BackupOwner } from './record.js';
 
-/** Picks the backups to delete so that the newest `keep` of this namespace/workload remain. */
-export function selectBackupsToPrune(files: string[], namespace: string, workload: string, keep: number): string[] {
+/**
+ * Picks the backups to delete so that the newest `keep` of this namespace/workload remain.
+ * A file name alone is not proof of ownership (`uc1` + `kube-etcd` and `uc1-kube` + `etcd` share
+ * the stem `uc1-kube-etcd`, and so do workloads that differ only in characters fileSafe replaces):
+ * only files whose sidecar names exactly this namespace and workload count; files without a
+ * readable sidecar are never touched.
+ */
+export function selectBackupsToPrune(
+  files: string[],
+  ownerOf: (file: string) => BackupOwner | undefined,
+  namespace: string,
+  workload: string,
+  keep: number,
+): string[] {
   const ours = files
     .map((file) => ({ file, parsed: parseBackupFileName(file, namespace, workload) }))
     .filter((b): b is { file: string; parsed: { time: Date; revision: number } } => b.parsed !== undefined)
+    .filter((b) => {
+      const owner = ownerOf(b.file);
+      return owner?.namespace === namespace && owner.workload === workload;
+    })
     .sort((a, b) => b.parsed.time.getTime() - a.parsed.time.getTime() || b.parsed.revision - a.parsed.revision);
   return ours.slice(Math.max(0, keep)).map((b) => b.file);
 }
 
-/** Deletes older backups (and their .json sidecars) in `dir`, keeping `keep`; returns the deleted file names. */
+/** Deletes older backups (and their .json sidecars) of this namespace/workload in `dir`, keeping `keep`; returns the deleted file names. */
 export async function pruneBackups(dir: string, namespace: string, workload: string, keep: number): Promise<string[]> {
-  const victims = selectBackupsToPrune(await readdir(dir), namespace, workload, keep);
+  let files: string[];
+  try {
+    files = await readdir(dir);
+  } catch (err) {
+    throw new PluginError(`cannot list "${dir}" to prune old backups: ${codeOf(err)}`, 'the new backup is saved; check the directory, or drop --keep');
+  }
+  const owners = new Map<string, BackupOwner | undefined>();
+  for (const file of files) {
+    if (parseBackupFileName(file, namespace, workload)) owners.set(file, await readSidecarOwner(join(dir, `${file}.json`)));
+  }
+  const victims = selectBackupsToPrune(files, (f) => owners.get(f), namespace, workload, keep);
   for (const file of victims) {
-    await rm(join(dir, file), { force: true });
-    await rm(join(dir, `${file}.json`), { force: true });
+    for (const path of [join(dir, file), join(dir, `${file}.json`)]) {
+      try {
+        await rm(path, { force: true });
+      } catch (err) {
+        throw new PluginError(`cannot remove old backup "${path}": ${codeOf(err)}`, 'the new backup is saved; remove old ones by hand, or check the permissions of the directory');
+      }
+    }
   }
   return victims;
+}
+
+function codeOf(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
 }

@@ -13,8 +13,8 @@ import { backupFileName, backupStem, compactUtc } from './naming.js';
 import { PartialFile } from './partial.js';
 import { writeSidecar, type BackupRecord } from './record.js';
 import { pruneBackups } from './retention.js';
-import { guardSignals, type SignalHost } from './signals.js';
-import type { SnapshotTransport, TransportKind } from './transport.js';
+import { guardSignals, InterruptedError, type SignalHost } from './signals.js';
+import type { SnapshotTransport, TransportContext, TransportKind, TransportResult } from './transport.js';
 import { requireVerified, verifySnapshot, type SnapshotSummaryReader } from './verify.js';
 
 /** Where the snapshot goes. */
@@ -83,21 +83,22 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
       : join(resolve(dest.dir), `${backupStem(topology.namespace, topology.workload.name)}-${compactUtc(startedAt)}.db`);
   const partial = await PartialFile.create(partialTarget);
   const digester = new SnapshotDigester();
-  const guard = guardSignals(deps.signals, () => {
+  const guard = guardSignals(deps.signals, (sig, first) => {
     partial.discardSync();
-    digester.destroy(new Error('interrupted'));
+    digester.destroy(new Error(`interrupted by ${sig}`));
+    if (first) deps.log.warn(`${sig}: stopping; removing the temporary snapshot in pod "${member.pod}" (send ${sig} again to quit at once and leave it there)`);
   });
   const progress = deps.progress(`snapshot ${member.pod}`);
   try {
-    const written = drain(digester, partial.writable(), true);
-    const result = await transport.take(member, digester, {
-      signal: guard.signal,
-      onBytes: (n) => progress.add(n),
-      onTotal: (n) => progress.setTotal(n),
-      log: deps.log,
-      dbSize: status?.dbSize,
-    });
-    await written;
+    const out = partial.writable();
+    const copy = startCopy(digester, out, true, guard.signal);
+    let result: TransportResult;
+    try {
+      result = await transport.take(member, digester, transportContext(copy.signal, progress, status, deps));
+    } catch (err) {
+      throw copy.writeError() ?? err;
+    }
+    await copy.written;
     guard.signal.throwIfAborted();
     const digest = digester.digest();
     const outcome = await verifySnapshot(partial.path, digest, result.expectedSize, deps.readSummary);
@@ -123,33 +124,38 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
       await writeSidecar(finalPath, record);
       if (dest.keep !== undefined) {
         const pruned = await pruneBackups(resolve(dest.dir), topology.namespace, topology.workload.name, dest.keep);
-        for (const f of pruned) deps.log.debug(1, `pruned old backup ${f}`);
+        for (const f of pruned) deps.log.debug(1, `pruned old backup "${f}"`);
       }
     }
     return record;
   } catch (err) {
-    throw guard.signal.aborted ? new PluginError(`backup interrupted; partial file "${partial.path}" removed`) : err;
+    const sig = guard.received();
+    if (sig) throw new InterruptedError(`backup interrupted by ${sig}; partial file "${partial.path}" removed`, sig, 'run the backup again');
+    throw err;
   } finally {
     progress.done();
     guard.dispose();
-    await partial.discard();
+    await partial.discard().catch((err: Error) => deps.log.warn(err.message));
   }
 }
 
 async function backupToStdout(member: EtcdMember, transport: SnapshotTransport, status: MemberStatus | undefined, deps: BackupDeps) {
   const digester = new SnapshotDigester();
-  const guard = guardSignals(deps.signals, () => digester.destroy(new Error('interrupted')));
+  const guard = guardSignals(deps.signals, (sig, first) => {
+    digester.destroy(new Error(`interrupted by ${sig}`));
+    if (first) deps.log.warn(`${sig}: stopping; removing the temporary snapshot in pod "${member.pod}" (send ${sig} again to quit at once and leave it there)`);
+  });
   const progress = deps.progress(`snapshot ${member.pod}`);
   try {
-    const written = drain(digester, deps.stdout, false);
-    const result = await transport.take(member, digester, {
-      signal: guard.signal,
-      onBytes: (n) => progress.add(n),
-      onTotal: (n) => progress.setTotal(n),
-      log: deps.log,
-      dbSize: status?.dbSize,
-    });
-    await written;
+    const copy = startCopy(digester, deps.stdout, false, guard.signal);
+    let result: TransportResult;
+    try {
+      result = await transport.take(member, digester, transportContext(copy.signal, progress, status, deps));
+    } catch (err) {
+      throw copy.writeError() ?? err;
+    }
+    await copy.written;
+    guard.signal.throwIfAborted();
     const digest = digester.digest();
     if (result.expectedSize !== undefined && result.expectedSize !== digest.size) {
       requireVerified({ kind: 'size-mismatch', expected: result.expectedSize, actual: digest.size }, `pod "${member.pod}"`);
@@ -162,10 +168,24 @@ async function backupToStdout(member: EtcdMember, transport: SnapshotTransport, 
       sha256: digest.sha256,
       verified: { size: result.expectedSize !== undefined, sha256Trailer: true, bbolt: false },
     };
+  } catch (err) {
+    const sig = guard.received();
+    if (sig) throw new InterruptedError(`backup to stdout interrupted by ${sig}; what was written is incomplete`, sig, 'delete the output and run the backup again');
+    throw err;
   } finally {
     progress.done();
     guard.dispose();
   }
+}
+
+function transportContext(signal: AbortSignal, progress: Progress, status: MemberStatus | undefined, deps: BackupDeps): TransportContext {
+  return {
+    signal,
+    onBytes: (n) => progress.add(n),
+    onTotal: (n) => progress.setTotal(n),
+    log: deps.log,
+    dbSize: status?.dbSize,
+  };
 }
 
 /** Creates the --dir directory (and its parents) when missing, mode 0700: it will hold every Secret of the cluster. */
@@ -178,8 +198,34 @@ async function ensureBackupDir(dir: string): Promise<void> {
   }
 }
 
-/** Pipes the digester into `out` (ending it only when `endOut`); the promise settles when every byte has left the digester. */
-function drain(digester: SnapshotDigester, out: Writable, endOut: boolean): Promise<void> {
+/** The local half of a copy: digester → out, running while the transport fills the digester. */
+interface LocalCopy {
+  /** Settles when every byte has left the digester (and `out` finished, when it is ended). */
+  written: Promise<void>;
+  /** Aborts when `interrupt` does or writing to `out` fails (disk full): the transport stops at once. */
+  signal: AbortSignal;
+  /** The error writing to `out` failed with, if it did (e.g. `cannot write "x.partial": ENOSPC`). */
+  writeError(): Error | undefined;
+}
+
+/** Pipes the digester into `out` (ending it only when `endOut`) and watches for a local write failure. */
+function startCopy(digester: SnapshotDigester, out: Writable, endOut: boolean, interrupt: AbortSignal): LocalCopy {
+  const stop = new AbortController();
+  let failed: Error | undefined;
+  let sourceFailed = false;
+  const asWriteError = (err: Error): Error =>
+    err instanceof PluginError
+      ? err // PartialFile names its file already
+      : new PluginError(`cannot write the snapshot to stdout: ${(err as NodeJS.ErrnoException).code ?? err.message}`, 'check where stdout goes (free space, a pipe still open)');
+  // Whichever side fails first is the cause: a failing `out` destroys the digester too, and the other way round.
+  digester.on('error', () => {
+    if (!failed) sourceFailed = true;
+  });
+  out.on('error', (err: Error) => {
+    if (sourceFailed || failed) return;
+    failed = asWriteError(err);
+    stop.abort(failed);
+  });
   let done: Promise<void>;
   if (endOut) {
     done = pipeline(digester, out);
@@ -187,8 +233,20 @@ function drain(digester: SnapshotDigester, out: Writable, endOut: boolean): Prom
     digester.pipe(out, { end: false });
     done = finished(digester);
   }
-  done.catch(() => {});
-  return done;
+  const written = done.then(
+    () => {
+      if (failed) throw failed;
+    },
+    (err: Error) => {
+      throw failed ?? err;
+    },
+  );
+  written.catch(() => {}); // awaited only when the transport succeeded
+  return {
+    written,
+    signal: AbortSignal.any([interrupt, stop.signal]),
+    writeError: () => failed ?? (!sourceFailed && out.errored ? asWriteError(out.errored) : undefined),
+  };
 }
 
 async function chooseTransport(member: EtcdMember, via: TransportKind | undefined, deps: BackupDeps): Promise<SnapshotTransport> {
@@ -218,7 +276,7 @@ async function chooseHealthyMember(
       deps.log.warn(`member "${member.pod}" is not healthy (${status.error ?? 'unknown'}); trying it anyway because --member was given`);
       return { member, status };
     }
-    failures.push(`${member.pod}: ${status.error ?? 'unhealthy'}`);
+    failures.push(`pod "${member.pod}": ${status.error ?? 'unhealthy'}`);
   }
-  throw new PluginError(`no healthy etcd member answered (${failures.join('; ')})`, 'check the cluster with `kubectl etcd status`');
+  throw new PluginError(`no healthy etcd member answered (${failures.join('; ')})`, 'check the cluster with `kubectl etcd status`, or force one with --member');
 }

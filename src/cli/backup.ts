@@ -4,6 +4,7 @@ import { apiPodLister, containerCopyOut, containerRun, execCapability, memberRun
 import { execTransport } from '../backup/exec-transport.js';
 import type { BackupRecord } from '../backup/record.js';
 import { runBackup, type BackupDestination, type BackupOptions } from '../backup/run.js';
+import { restrictStdoutFile } from '../backup/stdout.js';
 import { streamTransport } from '../backup/stream-transport.js';
 import type { TransportKind } from '../backup/transport.js';
 import { discoverTopology } from '../etcd/discovery/index.js';
@@ -60,7 +61,7 @@ export function backupFlagsToOptions(
     flags.file === '-' ? { kind: 'stdout' } : flags.file !== undefined ? { kind: 'file', path: flags.file } : { kind: 'dir', dir: flags.dir!, keep };
   if (destination.kind === 'stdout' && output) throw new UsageError('-o cannot be used with -f - (stdout carries the snapshot)', 'write to a file, or drop -o');
   if (destination.kind === 'stdout' && stdoutIsTerminal) {
-    throw new UsageError('refusing to write a binary snapshot to the terminal', 'redirect stdout (-f - > snapshot.db) or pass -f FILE');
+    throw new UsageError('refusing to write a binary snapshot to the terminal', 'redirect stdout ((umask 077; kubectl etcd backup … -f - > snapshot.db)) or pass -f FILE');
   }
   return { destination, via: flags.via as TransportKind | undefined, output };
 }
@@ -98,7 +99,7 @@ export function register(program: Command): void {
 Examples:
   kubectl etcd backup -n uc1 -f snapshot.db
   kubectl etcd backup -n uc1 --dir /backups --keep 7 -o json
-  kubectl etcd backup -n kube-system -l component=etcd --via stream -f - > snapshot.db`,
+  (umask 077; kubectl etcd backup -n kube-system -l component=etcd --via stream -f - > snapshot.db)`,
     )
     .action(async (flags: BackupFlags, command: Command) => {
       const globals = command.optsWithGlobals<GlobalKubeOptions>();
@@ -113,6 +114,7 @@ Examples:
         container: flags.container,
       });
       const options: BackupOptions = { topology, destination: parsed.destination, member: flags.member ?? flags.pod, via: parsed.via };
+      if (parsed.destination.kind === 'stdout' && restrictStdoutFile(1)) log.debug(1, 'stdout is a regular file: made it mode 0600');
       const record = await runBackup(options, {
         transports: {
           exec: execTransport({ run: containerRun(kube), copyOut: containerCopyOut(kube) }),

@@ -22,6 +22,16 @@ export function register(program: Command): void {
     .argument('<snapshot>', 'snapshot file (from etcdctl snapshot save or kubectl etcd backup) or a member/snap/db file')
     .option('--by-namespace', 'count Kubernetes objects per namespace as well as per resource')
     .option('-o, --output <format>', 'output format: table (default), json or yaml')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  kubectl etcd inspect snapshot.db
+  kubectl etcd inspect /backups/uc1-kube-etcd-20261125T180405Z-rev42.db --by-namespace
+  kubectl etcd inspect snapshot.db -o json
+
+Exit codes: 0 the snapshot is valid, 3 it is damaged (truncated, corrupt or wrong trailer), 1 it cannot be read.`,
+    )
     .action(async (snapshot: string, flags: InspectFlags) => {
       await inspectSnapshot(inspectOptions(snapshot, flags), process.stdout);
     });

@@ -24,6 +24,8 @@ export interface CopyOutOptions extends PodFile {
   /** End the destination and wait for it to finish (default true). */
   end?: boolean;
   onProgress?: (bytes: number) => void;
+  /** Aborting stops the copy: the exec WebSocket is terminated and the promise rejects. */
+  signal?: AbortSignal;
 }
 
 /** What arrived: size, the mode from the tar header, and the sha256 of the bytes written. */
@@ -60,7 +62,8 @@ export async function copyFileOutOfPod(kube: KubeStreamAccess, opts: CopyOutOpti
       bytes += chunk.length;
       opts.onProgress?.(bytes);
     }).finally(() => next());
-    entryDone.catch(() => {});
+    // the destination failed or closed: stop reading the pod's tar stream (ends the exec)
+    entryDone.catch((err: Error) => extract.destroy(err));
   });
   const { exitCode } = await execInPod(kube, {
     namespace: opts.namespace,
@@ -70,6 +73,7 @@ export async function copyFileOutOfPod(kube: KubeStreamAccess, opts: CopyOutOpti
     stdout: extract as unknown as Writable,
     stderr,
     end: true,
+    signal: opts.signal,
   });
   if (exitCode !== 0) {
     throw new PluginError(`copying ${where} failed: tar exited with ${exitCode}: ${stderr.text() || 'no message'}`, 'check the path and that the image has tar');
@@ -80,31 +84,67 @@ export async function copyFileOutOfPod(kube: KubeStreamAccess, opts: CopyOutOpti
   return { bytes, mode, sha256: hash.digest('hex') };
 }
 
-/** Pipes an entry stream into the destination with backpressure; resolves when the destination has it all. */
-function relay(from: Readable, to: Writable, end: boolean, onChunk: (chunk: Buffer) => void): Promise<void> {
+/**
+ * Pipes an entry stream into the destination with backpressure; resolves when the destination has
+ * it all. Rejects (and destroys `from`, so nothing upstream waits for a 'drain' that never comes)
+ * when either side errors or the destination closes early, e.g. destroyed by a signal handler.
+ */
+export function relay(from: Readable, to: Writable, end: boolean, onChunk: (chunk: Buffer) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    to.once('error', onError);
-    from.once('error', onError);
-    from.on('data', (chunk: Buffer) => {
+    let settled = false;
+    const cleanup = () => {
+      from.removeListener('data', onData);
+      from.removeListener('error', onFromError);
+      from.removeListener('end', onEnd);
+      to.removeListener('error', onToError);
+      to.removeListener('close', onToClose);
+      to.removeListener('drain', onDrain);
+      to.removeListener('finish', onFinish);
+    };
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      from.on('error', () => {}); // the error is reported through the promise
+      from.destroy(err);
+      reject(err);
+    };
+    const done = () => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      resolve();
+    };
+    const onToError = (err: Error) => fail(err);
+    const onFromError = (err: Error) => fail(err);
+    const onToClose = () => fail(to.errored ?? new Error('the destination closed before the copy finished'));
+    let waiting = false;
+    const onDrain = () => {
+      waiting = false;
+      from.resume();
+    };
+    const onFinish = () => done();
+    const onData = (chunk: Buffer) => {
+      if (to.destroyed || to.writableEnded) return onToClose();
       onChunk(chunk);
-      if (!to.write(chunk)) {
+      if (!to.write(chunk) && !waiting) {
+        waiting = true;
         from.pause();
-        to.once('drain', () => from.resume());
+        to.once('drain', onDrain);
       }
-    });
-    from.resume();
-    from.once('end', () => {
-      if (!end) {
-        to.removeListener('error', onError);
-        return resolve();
-      }
-      to.once('finish', () => {
-        to.removeListener('error', onError);
-        resolve();
-      });
+    };
+    const onEnd = () => {
+      if (!end) return done();
+      to.once('finish', onFinish);
       to.end();
-    });
+    };
+    if (to.destroyed || to.writableEnded) return onToClose();
+    to.on('error', onToError);
+    to.on('close', onToClose);
+    from.on('error', onFromError);
+    from.on('data', onData);
+    from.once('end', onEnd);
+    from.resume();
   });
 }
 

@@ -13,7 +13,7 @@ import type WebSocket from 'ws';
 import { PluginError } from '../errors.js';
 import { Channel, decodeFrame, encodeClose, encodeFrame, execOutcome, execProtocols } from './channel.js';
 import { parseStatus } from './errors.js';
-import { openApiSocket } from './socket.js';
+import { abortError, openApiSocket } from './socket.js';
 
 /** What to run where, and the streams to connect. */
 export interface ExecOptions {
@@ -28,6 +28,8 @@ export interface ExecOptions {
   end?: boolean;
   /** Subprotocols to offer, best first (default v5 then v4). */
   protocols?: readonly string[];
+  /** Aborting terminates the WebSocket and rejects with the abort reason. */
+  signal?: AbortSignal;
 }
 
 /** How the command ended, and over which protocol. */
@@ -61,7 +63,7 @@ export async function execInPod(kube: KubeStreamAccess, opts: ExecOptions): Prom
   if (opts.container) query.push(['container', opts.container]);
   query.push(['stdin', String(!!opts.stdin)], ['stdout', String(!!opts.stdout)], ['stderr', String(!!opts.stderr)]);
   const path = `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/pods/${encodeURIComponent(opts.pod)}/exec`;
-  const ws = await openApiSocket(kube.kubeConfig, path, query, opts.protocols ?? execProtocols, `exec in ${target}`);
+  const ws = await openApiSocket(kube.kubeConfig, path, query, opts.protocols ?? execProtocols, `exec in ${target}`, opts.signal);
   const protocol = ws.protocol;
   const exitCode = await runSession(ws, opts, target);
   if (opts.end) await Promise.all([finish(opts.stdout), finish(opts.stderr)]);
@@ -80,6 +82,7 @@ function runSession(ws: WebSocket, opts: ExecOptions, target: string): Promise<n
       opts.stdin?.removeListener('end', onStdinEnd);
       opts.stdin?.removeListener('error', onStdinError);
       opts.stdin?.pause();
+      opts.signal?.removeEventListener('abort', onAbort);
       if (err) {
         ws.terminate();
         if (opts.end) {
@@ -103,6 +106,9 @@ function runSession(ws: WebSocket, opts: ExecOptions, target: string): Promise<n
         });
       }
     };
+    const onAbort = () => settle(abortError(opts.signal!, `exec in ${target}`));
+    if (opts.signal?.aborted) return onAbort();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
     ws.on('message', (raw: Buffer, isBinary: boolean) => {
       const frame = decodeFrame(isBinary ? raw : Buffer.from(raw));
       if (!frame) return;
@@ -117,11 +123,15 @@ function runSession(ws: WebSocket, opts: ExecOptions, target: string): Promise<n
         else settle(new ExecFailedError(`exec in ${target} failed: ${outcome.failure}`, 'check the container name and that the image has this command', outcome.reason));
       }
     });
-    ws.on('error', (err) => settle(new PluginError(`exec in ${target}: connection error: ${err.message}`, 'retry; check the cluster and the pod')));
+    ws.on('error', (err) => settle(new PluginError(`exec in ${target}: connection error: ${firstLine(err.message)}`, 'retry; check the cluster and the pod')));
     ws.on('close', (code) =>
       settle(new PluginError(`exec in ${target} ended before the command reported an exit status (websocket close ${code})`, 'retry; check that the pod is still running')),
     );
-    for (const out of [opts.stdout, opts.stderr]) out?.on('error', (err) => settle(new PluginError(`exec in ${target}: output stream failed: ${err.message}`)));
+    for (const out of [opts.stdout, opts.stderr]) {
+      out?.on('error', (err) =>
+        settle(err instanceof PluginError ? err : new PluginError(`exec in ${target}: writing its output failed: ${firstLine(err.message)}`, 'check where the output goes (free disk space, a pipe still open)')),
+      );
+    }
 
     // stdin: send chunks, pause while too much is in flight on the socket.
     // (Own flag instead of isPaused(): stdin may be a streamx stream such as a tar-stream pack.)
@@ -137,7 +147,7 @@ function runSession(ws: WebSocket, opts: ExecOptions, target: string): Promise<n
       }
       ws.send(encodeFrame(Channel.stdin, buf), (err) => {
         inFlight -= buf.length;
-        if (err) return settle(new PluginError(`exec in ${target}: sending stdin failed: ${err.message}`));
+        if (err) return settle(new PluginError(`exec in ${target}: sending input failed: ${firstLine(err.message)}`, 'retry; check the cluster and that the pod is still running'));
         if (inFlight <= stdinHighWater / 2 && stdinPaused && !settled) {
           stdinPaused = false;
           opts.stdin!.resume();
@@ -147,7 +157,8 @@ function runSession(ws: WebSocket, opts: ExecOptions, target: string): Promise<n
     const onStdinEnd = () => {
       if (v5 && ws.readyState === ws.OPEN) ws.send(encodeClose(Channel.stdin));
     };
-    const onStdinError = (err: Error) => settle(new PluginError(`exec in ${target}: reading stdin failed: ${err.message}`));
+    const onStdinError = (err: Error) =>
+      settle(err instanceof PluginError ? err : new PluginError(`exec in ${target}: reading its input failed: ${firstLine(err.message)}`, 'check the local file being sent'));
     if (opts.stdin) {
       opts.stdin.on('data', onStdinData);
       opts.stdin.once('end', onStdinEnd);
@@ -155,6 +166,10 @@ function runSession(ws: WebSocket, opts: ExecOptions, target: string): Promise<n
       opts.stdin.resume();
     }
   });
+}
+
+function firstLine(text: string): string {
+  return text.trim().split('\n')[0] ?? '';
 }
 
 function finish(out: Writable | undefined): Promise<void> {

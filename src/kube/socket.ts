@@ -20,21 +20,27 @@ export async function openApiSocket(
   query: Array<[string, string]>,
   protocols: readonly string[],
   what: string,
+  signal?: AbortSignal,
 ): Promise<WebSocket> {
   const server = kubeConfig.getCurrentCluster()?.server;
   if (!server) throw new PluginError('no server in the current kubeconfig context', 'pass --server or --context');
   const options: WebSocket.ClientOptions = { headers: {} };
   await kubeConfig.applyToHTTPSOptions(options);
   options.perMessageDeflate = false;
+  if (signal?.aborted) throw abortError(signal, what);
   const ws = new WebSocket(apiSocketUrl(server, apiPath, query), [...protocols], options);
   return new Promise<WebSocket>((resolve, reject) => {
+    const onAbort = () => fail(abortError(signal!, what));
+    signal?.addEventListener('abort', onAbort, { once: true });
     const fail = (err: Error) => {
+      signal?.removeEventListener('abort', onAbort);
       ws.removeAllListeners('open');
       ws.on('error', () => {});
       ws.terminate();
       reject(err);
     };
     ws.once('open', () => {
+      signal?.removeEventListener('abort', onAbort);
       ws.removeAllListeners('unexpected-response');
       ws.removeListener('error', onError);
       resolve(ws);
@@ -44,10 +50,17 @@ export async function openApiSocket(
     ws.once('unexpected-response', (_req, res: IncomingMessage) => {
       readBody(res).then(
         (body) => fail(statusError(res.statusCode ?? 0, parseStatus(body), what)),
-        (err: Error) => fail(new PluginError(`${what}: HTTP ${res.statusCode}: ${err.message}`)),
+        (err: Error) => fail(new PluginError(`${what}: HTTP ${res.statusCode} with an unreadable body: ${err.message.split('\n')[0]}`, 'retry; check the cluster with kubectl cluster-info')),
       );
     });
   });
+}
+
+/** The signal's reason when it is an Error, else a line saying `what` was cancelled. */
+export function abortError(signal: AbortSignal, what: string): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error && reason.name !== 'AbortError') return reason;
+  return new PluginError(`${what} was cancelled`, 'run the command again');
 }
 
 function readBody(res: IncomingMessage): Promise<string> {

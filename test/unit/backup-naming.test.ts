@@ -43,7 +43,8 @@ describe('workload names in file names', () => {
     const name = backupFileName({ namespace: 'kube-system', workload: 'component=etcd', time, revision: 7 });
     expect(name).toBe('kube-system-component-etcd-20261125T180405Z-rev7.db');
     expect(parseBackupFileName(name, 'kube-system', 'component=etcd')).toEqual({ time, revision: 7 });
-    expect(selectBackupsToPrune([name, 'kube-system-component-etcd-20261124T000000Z-rev3.db'], 'kube-system', 'component=etcd', 1)).toEqual([
+    const owner = () => ({ namespace: 'kube-system', workload: 'component=etcd' });
+    expect(selectBackupsToPrune([name, 'kube-system-component-etcd-20261124T000000Z-rev3.db'], owner, 'kube-system', 'component=etcd', 1)).toEqual([
       'kube-system-component-etcd-20261124T000000Z-rev3.db',
     ]);
   });
@@ -58,6 +59,7 @@ describe('retention', () => {
     'uc1-kube-apiserver-20261125T090000Z-rev5.db',
     'other.db',
   ];
+  const ours = () => ({ namespace: 'uc1', workload: 'kube-etcd' });
 
   it.each([
     [0, ['uc1-kube-etcd-20261125T120000Z-rev30.db', 'uc1-kube-etcd-20261125T110000Z-rev20.db', 'uc1-kube-etcd-20261125T100000Z-rev10.db']],
@@ -66,16 +68,67 @@ describe('retention', () => {
     [3, []],
     [9, []],
   ])('keep %i prunes the oldest of the same workload only', (keep, expected) => {
-    expect(selectBackupsToPrune(files, 'uc1', 'kube-etcd', keep)).toEqual(expected);
+    expect(selectBackupsToPrune(files, ours, 'uc1', 'kube-etcd', keep)).toEqual(expected);
+  });
+
+  it('a file whose sidecar is missing or names another workload is never pruned, whatever its name', () => {
+    const owners: Record<string, { namespace: string; workload: string } | undefined> = {
+      'uc1-kube-etcd-20261125T100000Z-rev10.db': { namespace: 'uc1-kube', workload: 'etcd' },
+      'uc1-kube-etcd-20261125T110000Z-rev20.db': undefined,
+      'uc1-kube-etcd-20261125T120000Z-rev30.db': { namespace: 'uc1', workload: 'kube-etcd' },
+    };
+    expect(selectBackupsToPrune(files, (f) => owners[f], 'uc1', 'kube-etcd', 0)).toEqual(['uc1-kube-etcd-20261125T120000Z-rev30.db']);
+  });
+
+  /** Writes a snapshot stand-in and its sidecar as runBackup does. */
+  async function backup(dir: string, namespace: string, workload: string, time: string, revision: number, sidecar = true): Promise<string> {
+    const file = backupFileName({ namespace, workload, time: new Date(time), revision });
+    await writeFile(join(dir, file), 'x', { mode: 0o600 });
+    if (sidecar) await writeFile(join(dir, `${file}.json`), JSON.stringify({ file: join(dir, file), namespace, workload }), { mode: 0o600 });
+    return file;
+  }
+
+  it('two workloads whose names collide in one --dir keep each other\'s backups', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kubectl-etcd-prune-'));
+    // namespace "uc1", StatefulSet "kube-etcd" and namespace "uc1-kube", StatefulSet "etcd": the same stem
+    const a = [
+      await backup(dir, 'uc1', 'kube-etcd', '2026-11-25T10:00:00Z', 10),
+      await backup(dir, 'uc1', 'kube-etcd', '2026-11-25T12:00:00Z', 30),
+    ];
+    const b = [
+      await backup(dir, 'uc1-kube', 'etcd', '2026-11-25T11:00:00Z', 20),
+      await backup(dir, 'uc1-kube', 'etcd', '2026-11-25T13:00:00Z', 40),
+    ];
+    // selectors that fileSafe maps to the same name: "app=etcd" and "app-etcd"
+    const c = [
+      await backup(dir, 'kube-system', 'app=etcd', '2026-11-25T10:00:00Z', 1),
+      await backup(dir, 'kube-system', 'app-etcd', '2026-11-25T09:00:00Z', 2),
+    ];
+    const noSidecar = await backup(dir, 'uc1', 'kube-etcd', '2026-11-24T00:00:00Z', 1, false);
+    expect(new Set([...a, ...b].map((f) => f.replace(/-2026.*/, '')))).toEqual(new Set(['uc1-kube-etcd'])); // the names really collide
+    expect(await pruneBackups(dir, 'uc1', 'kube-etcd', 1)).toEqual([a[0]]);
+    expect(await pruneBackups(dir, 'uc1-kube', 'etcd', 1)).toEqual([b[0]]);
+    expect(await pruneBackups(dir, 'kube-system', 'app-etcd', 0)).toEqual([c[1]]);
+    expect((await readdir(dir)).sort()).toEqual([a[1], `${a[1]}.json`, b[1], `${b[1]}.json`, c[0], `${c[0]}.json`, noSidecar].sort());
   });
 
   it('removes pruned snapshots and their sidecars from disk, nothing else', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kubectl-etcd-prune-'));
     for (const f of files) await writeFile(join(dir, f), 'x');
+    for (const f of files.filter((f) => f.startsWith('uc1-kube-etcd-') && f.endsWith('.db'))) {
+      await writeFile(join(dir, `${f}.json`), JSON.stringify({ namespace: 'uc1', workload: 'kube-etcd' }));
+    }
     const pruned = await pruneBackups(dir, 'uc1', 'kube-etcd', 2);
     expect(pruned).toEqual(['uc1-kube-etcd-20261125T100000Z-rev10.db']);
     expect((await readdir(dir)).sort()).toEqual(
-      ['other.db', 'uc1-kube-apiserver-20261125T090000Z-rev5.db', 'uc1-kube-etcd-20261125T110000Z-rev20.db', 'uc1-kube-etcd-20261125T120000Z-rev30.db'].sort(),
+      [
+        'other.db',
+        'uc1-kube-apiserver-20261125T090000Z-rev5.db',
+        'uc1-kube-etcd-20261125T110000Z-rev20.db',
+        'uc1-kube-etcd-20261125T110000Z-rev20.db.json',
+        'uc1-kube-etcd-20261125T120000Z-rev30.db',
+        'uc1-kube-etcd-20261125T120000Z-rev30.db.json',
+      ].sort(),
     );
   });
 });
