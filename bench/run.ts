@@ -57,6 +57,14 @@ async function main(): Promise<void> {
   const cluster = flags.cluster ? BenchCluster.attach(flags.cluster) : await BenchCluster.start({ storage, log });
   const outDir = mkdtempSync(join(tmpdir(), 'kubectl-etcd-bench-out-'));
   const results: BenchResults = { backup: [] };
+  if (!flags.cluster && !flags['keep-cluster']) {
+    // Ctrl-C must not leave a cluster behind on a shared machine.
+    process.once('SIGINT', () => {
+      log('interrupted; stopping the cluster');
+      rmSync(outDir, { recursive: true, force: true });
+      void cluster.down().finally(() => process.exit(130));
+    });
+  }
   try {
     log('start-up');
     results.startup = await benchStartup(cluster, quick ? 3 : 7);
