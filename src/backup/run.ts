@@ -86,7 +86,7 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
   const guard = guardSignals(deps.signals, (sig, first) => {
     partial.discardSync();
     digester.destroy(new Error(`interrupted by ${sig}`));
-    if (first) deps.log.warn(`${sig}: stopping; removing the temporary snapshot in pod "${member.pod}" (send ${sig} again to quit at once and leave it there)`);
+    if (first) deps.log.warn(stoppingLine(sig, transport.kind, member.pod));
   });
   const progress = deps.progress(`snapshot ${member.pod}`);
   try {
@@ -143,7 +143,7 @@ async function backupToStdout(member: EtcdMember, transport: SnapshotTransport, 
   const digester = new SnapshotDigester();
   const guard = guardSignals(deps.signals, (sig, first) => {
     digester.destroy(new Error(`interrupted by ${sig}`));
-    if (first) deps.log.warn(`${sig}: stopping; removing the temporary snapshot in pod "${member.pod}" (send ${sig} again to quit at once and leave it there)`);
+    if (first) deps.log.warn(stoppingLine(sig, transport.kind, member.pod));
   });
   const progress = deps.progress(`snapshot ${member.pod}`);
   try {
@@ -176,6 +176,12 @@ async function backupToStdout(member: EtcdMember, transport: SnapshotTransport, 
     progress.done();
     guard.dispose();
   }
+}
+
+/** What the user sees on the first signal: the exec transport still has a file in the pod to remove. */
+function stoppingLine(sig: NodeJS.Signals, kind: TransportKind, pod: string): string {
+  if (kind !== 'exec') return `${sig}: stopping the backup`;
+  return `${sig}: stopping; removing the temporary snapshot in pod "${pod}" (send ${sig} again to quit at once and leave it there)`;
 }
 
 function transportContext(signal: AbortSignal, progress: Progress, status: MemberStatus | undefined, deps: BackupDeps): TransportContext {

@@ -99,7 +99,10 @@ export function register(program: Command): void {
 Examples:
   kubectl etcd backup -n uc1 -f snapshot.db
   kubectl etcd backup -n uc1 --dir /backups --keep 7 -o json
-  (umask 077; kubectl etcd backup -n kube-system -l component=etcd --via stream -f - > snapshot.db)`,
+  (umask 077; kubectl etcd backup -n kube-system -l component=etcd --via stream -f - > snapshot.db)
+
+Interrupted by Ctrl-C (SIGINT) or SIGTERM, backup removes its partial file and the temporary
+snapshot in the pod, then exits 130 (SIGINT) or 143 (SIGTERM); a second signal quits at once.`,
     )
     .action(async (flags: BackupFlags, command: Command) => {
       const globals = command.optsWithGlobals<GlobalKubeOptions>();

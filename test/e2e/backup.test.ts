@@ -133,18 +133,22 @@ describe('backup destinations and output', () => {
     const dir = join(work, 'keep');
     await mkdir(dir);
     const old = ['uc1-kube-etcd-20200101T000000Z-rev5.db', 'uc1-kube-etcd-20210101T000000Z-rev9.db'];
-    const others = ['etcd-etcd-20200101T000000Z-rev3.db', 'uc1-kube-etcd-notes.txt'];
+    // same name stem, but the sidecar says namespace "uc1-kube", StatefulSet "etcd"; and one without a sidecar
+    const foreign = 'uc1-kube-etcd-20190101T000000Z-rev1.db';
+    const unowned = 'uc1-kube-etcd-20180101T000000Z-rev1.db';
+    const others = ['etcd-etcd-20200101T000000Z-rev3.db', 'uc1-kube-etcd-notes.txt', foreign, `${foreign}.json`, unowned];
     for (const f of [...old, ...others]) await writeFile(join(dir, f), 'x', { mode: 0o600 });
-    for (const f of old) await writeFile(join(dir, `${f}.json`), '{}', { mode: 0o600 });
+    for (const f of old) await writeFile(join(dir, `${f}.json`), JSON.stringify({ namespace: 'uc1', workload: 'kube-etcd' }), { mode: 0o600 });
+    await writeFile(join(dir, `${foreign}.json`), JSON.stringify({ namespace: 'uc1-kube', workload: 'etcd' }), { mode: 0o600 });
     ok(await kubectlEtcd(cluster, ['backup', '-n', 'uc1', '--dir', dir, '--keep', '2']));
-    const first = (await list(dir)).filter((f) => /^uc1-kube-etcd-2\d{3}[0-9T]+Z-rev\d+\.db$/.test(f) && !old.includes(f));
+    const first = (await list(dir)).filter((f) => /^uc1-kube-etcd-2\d{3}[0-9T]+Z-rev\d+\.db$/.test(f) && !old.includes(f) && !others.includes(f));
     expect(first).toHaveLength(1);
     // keep 2: the new backup and the newest old one remain
     expect(await list(dir)).toEqual([...others, first[0]!, `${first[0]}.json`, old[1]!, `${old[1]}.json`].sort());
     await new Promise((done) => setTimeout(done, 1100)); // file names carry the second
     ok(await kubectlEtcd(cluster, ['backup', '-n', 'uc1', '--dir', dir, '--keep', '2']));
     const now = await list(dir);
-    expect(now.filter((f) => f.startsWith('uc1-kube-etcd-2') && f.endsWith('.db'))).toHaveLength(2);
+    expect(now.filter((f) => f.startsWith('uc1-kube-etcd-2') && f.endsWith('.db') && !others.includes(f))).toHaveLength(2);
     expect(now).not.toContain(old[1]);
     expect(now).not.toContain(`${old[1]}.json`);
     expect(now).toEqual(expect.arrayContaining([...others, first[0]!, `${first[0]}.json`]));
