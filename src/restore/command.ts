@@ -239,7 +239,9 @@ async function continueRestore(opts: RestoreOptions, deps: RestoreDeps): Promise
     deps.stdout.write(`rolled back ${plan.namespace}/${plan.workload.name}: the pre-restore data is back on ${plan.members.length} member(s)\n`);
     return;
   }
-  state.phase = 'running';
+  if (state.phase === 'aborting') {
+    throw new PluginError(`the roll-back of the restore of ${plan.namespace}/${plan.workload.name} (stamp ${state.stamp}) was interrupted`, 'run `kubectl etcd restore --abort` again to finish it');
+  }
   deps.log.info(`resuming the restore of ${plan.namespace}/${plan.workload.name} (stamp ${state.stamp}; ${state.done.length} of ${plan.steps.length} steps done)`);
   await execute(plan, state, journal, opts, deps);
 }
