@@ -162,6 +162,21 @@ describe('kubectl etcd restore (anthos, 3 members)', () => {
     expect(await replicas('statefulset', 'kube-apiserver')).toEqual({ spec: 3, ready: 3 });
   }, 900_000);
 
+  it('stops cleanly when something scales etcd back up while it works; --abort then puts the old data back', async () => {
+    await pruneOldData();
+    await put({ '/test/b5': 'x' });
+    const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', ...QUIESCE, '--yes', '--no-safety-backup']);
+    await started.until(/==> start utility pod/);
+    const scaled = await cluster.kubectl(['-n', 'uc1', 'scale', 'statefulset', 'kube-etcd', '--replicas=3']);
+    expect(scaled.code, scaled.stderr).toBe(0);
+    const r = await started.done;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: statefulset "kube-etcd" was scaled back to 3 while the restore ran .*--resume.*--abort/m);
+    const abort = await kubectlEtcd(cluster, state, ['restore', '-n', 'uc1', '--abort']);
+    expect(abort.code, abort.stderr).toBe(0);
+    await everyMemberHas(['/test/a1', '/test/a2', '/test/a3', '/test/b5']);
+  }, 900_000);
+
   it('retries and completes when the API server restarts in the middle', async () => {
     await pruneOldData();
     await put({ '/test/b7': 'x' });
