@@ -55,10 +55,17 @@ async function sizeOf(path: string): Promise<number> {
  * bytes, waits until the .partial file holds data (the copy is under way), sends `signal` and
  * waits for the exit (kubectl execs the plugin, so the child is the plugin itself).
  */
-async function interruptMidCopy(signal: NodeJS.Signals, stallAfter: number, file: string): Promise<{ code: number | null; stderr: string }> {
-  ok(await cluster.sim(['fault', 'stream', '--stall', '--after', String(stallAfter), '--pod', `${t.namespace}/${t.pod}`, '--kind', 'exec']));
+async function interruptMidCopy(
+  signal: NodeJS.Signals,
+  stallAfter: number,
+  via: 'exec' | 'stream',
+  file: string,
+): Promise<{ code: number | null; stderr: string }> {
+  const kind = via === 'exec' ? 'exec' : 'portforward';
+  ok(await cluster.sim(['fault', 'stream', '--stall', '--after', String(stallAfter), '--pod', `${t.namespace}/${t.pod}`, '--kind', kind]));
   try {
-    const child = spawn('kubectl', ['etcd', 'backup', '-n', t.namespace, '-f', file], { env: pluginEnv(), cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = ['etcd', 'backup', '-n', t.namespace, '--via', via, '-f', file];
+    const child = spawn('kubectl', args, { env: pluginEnv(), cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.stdout.resume();
@@ -83,15 +90,16 @@ async function interruptMidCopy(signal: NodeJS.Signals, stallAfter: number, file
   }
 }
 
-describe('kubectl etcd backup interrupted mid-copy (exec transport)', () => {
+describe('kubectl etcd backup interrupted mid-copy', () => {
   it.each([
-    ['SIGINT', 130, 1_000_000],
-    ['SIGTERM', 143, 4_000_000],
-  ] as const)('%s: exits %i, leaves no partial or snapshot file and no temporary snapshot in the pod', async (signal, exitCode, stallAfter) => {
-    const dir = join(work, signal);
+    ['SIGINT', 130, 1_000_000, 'exec'],
+    ['SIGTERM', 143, 4_000_000, 'exec'],
+    ['SIGINT', 130, 1_000_000, 'stream'],
+  ] as const)('%s: exits %i, leaves no partial or snapshot file and no temporary snapshot in the pod (stall after %i bytes, --via %s)', async (signal, exitCode, stallAfter, via) => {
+    const dir = join(work, `${signal}-${via}`);
     await mkdir(dir);
     const file = join(dir, 'snapshot.db');
-    const r = await interruptMidCopy(signal, stallAfter, file);
+    const r = await interruptMidCopy(signal, stallAfter, via, file);
     expect(r.code, r.stderr).toBe(exitCode); // a hang ends in SIGKILL: code null
     expect(r.stderr).toContain(`error: backup interrupted by ${signal}; partial file "${file}.partial" removed; run the backup again\n`);
     expect(await readdir(dir)).toEqual([]);
