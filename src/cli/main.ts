@@ -21,7 +21,7 @@ Examples:
   kubectl etcd inspect snapshot.db
   kubectl etcd status -n uc1
 
-Exit codes: 0 ok, 1 failure, 2 usage error, 3 verification failed.
+Exit codes: 0 ok, 1 failure, 2 usage error, 3 verification failed, 130/143 interrupted (SIGINT/SIGTERM).
 Output: data on stdout (-o json|yaml for machines); progress and logs on stderr, progress
 only on a terminal; NO_COLOR=1 turns colour off. -v N prints more to stderr.`;
 
