@@ -203,6 +203,13 @@ export function kubeRestorePodIO(kube: KubeContext, namespace: string, onRetry?:
 /** ConfigMap reads and writes for the journal's cluster copy. */
 export function kubeConfigMaps(kube: KubeContext): ConfigMapAccess {
   return {
+    listConfigMaps: (namespace, labelSelector) => retrying(async () => {
+      try {
+        return (await kube.core.listNamespacedConfigMap({ namespace, labelSelector })).items.map((c) => c.metadata?.name ?? '').filter(Boolean);
+      } catch (err) {
+        throw apiError(err, `list configmaps in namespace "${namespace}"`);
+      }
+    }),
     readConfigMap: (namespace, name) => retrying(async () => {
       try {
         return (await kube.core.readNamespacedConfigMap({ name, namespace })).data ?? {};

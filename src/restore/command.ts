@@ -12,13 +12,14 @@ import { compactUtc } from '../backup/naming.js';
 import type { EtcdTopology } from '../etcd/topology.js';
 import type { Logger } from '../ui/log.js';
 import { formatRecord, type OutputFormat } from '../ui/format.js';
-import { Journal, configMapJournalStore, fileJournalStore, type ConfigMapAccess, type JournalState } from './journal.js';
+import { Journal, configMapJournalStore, fileJournalStore, workloadsWithClusterJournal, type ConfigMapAccess, type JournalState } from './journal.js';
 import { buildRestorePlan, type RestorePlan } from './plan.js';
 import { preflight, type PreflightDeps } from './preflight.js';
 import { findQuiesceTargets, type NamespaceWorkloads, type QuiesceRef } from './quiesce.js';
 import { planRecord, renderPlan, renderTimings } from './render.js';
 import { abortRestore, runRestorePlan, type RestoreCluster, type RestorePodIO, type RestoreVerifier, type StepTiming } from './runner.js';
 import { loadRestoreSnapshot, type RestoreSnapshotFacts } from './snapshot.js';
+import { trustedJournalState } from './trust.js';
 
 /** What the user asked for. */
 export interface RestoreOptions {
@@ -75,7 +76,7 @@ export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
 
 function journalFor(opts: RestoreOptions, deps: RestoreDeps, namespace: string, workload: string): Journal {
   return new Journal(
-    [fileJournalStore(journalFile(opts.stateDir, namespace, workload)), configMapJournalStore(deps.configMaps, namespace)],
+    [fileJournalStore(journalFile(opts.stateDir, namespace, workload)), configMapJournalStore(deps.configMaps, namespace, workload)],
     deps.now,
   );
 }
@@ -91,8 +92,9 @@ export async function restoreCommand(opts: RestoreOptions, deps: RestoreDeps): P
 
   const snapshot = await loadRestoreSnapshot(opts.snapshot);
   // A restore in progress may have scaled etcd to 0, so look for its journal before discovery.
-  const pending = await journalWorkload(opts, deps, false);
-  if (pending) await refuseIfJournal(journalFor(opts, deps, opts.namespace, pending));
+  for (const pending of await pendingWorkloads(opts, deps)) {
+    if (!opts.statefulSet || opts.statefulSet === pending) await refuseIfJournal(journalFor(opts, deps, opts.namespace, pending));
+  }
   const topology = await deps.discover(opts.namespace, opts.statefulSet);
   if (topology.workload.kind !== 'StatefulSet') {
     throw new UsageError(`etcd in namespace "${topology.namespace}" runs as bare or static pods ("${topology.workload.name}"); restore handles StatefulSets only`, 'follow the static-pod runbook, or pass --statefulset');
@@ -158,9 +160,9 @@ async function refuseIfJournal(journal: Journal): Promise<void> {
   }
 }
 
-async function confirm(opts: RestoreOptions, deps: RestoreDeps, workload: string): Promise<void> {
+async function confirm(opts: RestoreOptions, deps: RestoreDeps, workload: string, question = `this replaces the data of every member of "${workload}"`): Promise<void> {
   if (opts.yes) return;
-  const answer = await deps.ask(`this replaces the data of every member of "${workload}"; type the workload name to go on: `);
+  const answer = await deps.ask(`${question}; type the workload name to go on: `);
   if (answer === undefined) {
     throw new UsageError('restore changes the cluster and needs confirmation, but there is no terminal to ask on', 'pass --yes, or --dry-run to only see the plan');
   }
@@ -204,14 +206,29 @@ async function execute(plan: RestorePlan, state: JournalState, journal: Journal,
   else deps.stdout.write(`restored ${plan.namespace}/${plan.workload.name} from "${plan.snapshot.path}" (revision ${plan.snapshot.revision}, ${plan.snapshot.liveKeys ?? '?'} keys) on ${plan.members.length} member(s) in ${(wall / 1000).toFixed(1)}s; verified\n`);
 }
 
-/** The workload of the restore in progress in the namespace: from the cluster's journal, else a local one, else discovery. */
-async function journalWorkload(opts: RestoreOptions, deps: RestoreDeps, discover = true): Promise<string | undefined> {
-  const inCluster = await configMapJournalStore(deps.configMaps, opts.namespace).load().catch(() => undefined);
-  if (inCluster) return inCluster.workload;
+/** Workloads with a restore journal in the namespace: in the cluster or in the local state dir. */
+async function pendingWorkloads(opts: RestoreOptions, deps: RestoreDeps): Promise<string[]> {
+  const inCluster = await workloadsWithClusterJournal(deps.configMaps, opts.namespace);
   const prefix = `restore-${opts.namespace}-`;
-  const local = (await readdir(opts.stateDir).catch(() => [] as string[])).filter((f) => f.startsWith(prefix) && f.endsWith('.json'));
-  if (local.length === 1) return local[0]!.slice(prefix.length, -'.json'.length);
-  if (!discover) return undefined;
+  let files: string[] = [];
+  try {
+    files = await readdir(opts.stateDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new PluginError(`cannot read the state dir "${opts.stateDir}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 'a restore journal may be in it: fix its permissions, or pass --state-dir');
+    }
+  }
+  const local = files.filter((f) => f.startsWith(prefix) && f.endsWith('.json')).map((f) => f.slice(prefix.length, -'.json'.length));
+  return [...new Set([...inCluster, ...local])].sort();
+}
+
+/** The workload to resume or roll back: --statefulset, else the only one with a journal, else discovery. */
+async function journalWorkload(opts: RestoreOptions, deps: RestoreDeps): Promise<string | undefined> {
+  const pending = await pendingWorkloads(opts, deps);
+  if (pending.length > 1) {
+    throw new UsageError(`restores of several workloads are in progress in namespace "${opts.namespace}": ${pending.join(', ')}`, 'pass --statefulset to pick one');
+  }
+  if (pending.length === 1) return pending[0];
   return deps.discover(opts.namespace).then((t) => t.workload.name, () => undefined);
 }
 
@@ -219,12 +236,21 @@ async function continueRestore(opts: RestoreOptions, deps: RestoreDeps): Promise
   const workload = opts.statefulSet ?? (await journalWorkload(opts, deps));
   if (!workload) throw new PluginError(`cannot tell which etcd to ${opts.abort ? 'roll back' : 'resume'} in namespace "${opts.namespace}"`, 'pass --statefulset');
   const journal = journalFor(opts, deps, opts.namespace, workload);
-  const state = await journal.load();
+  // Never run a journal's plan as found: see trust.ts.
+  const { state, clusterOnly } = trustedJournalState(await journal.loadEach());
   if (!state) {
     throw new PluginError(`no restore of ${opts.namespace}/${workload} is in progress (no journal in ${journal.describe()})`, 'start one with `kubectl etcd restore SNAPSHOT`');
   }
+  if (state.namespace !== opts.namespace || state.workload !== workload) {
+    throw new PluginError(`the restore journal in ${journal.describe()} is for ${state.namespace}/${state.workload}, not ${opts.namespace}/${workload}`, 'pass -n and --statefulset of the restore to resume');
+  }
   const plan = state.plan;
   if (opts.snapshot) plan.snapshot.path = opts.snapshot;
+  if (clusterOnly) {
+    deps.log.warn(`there is no local journal of this restore; the plan below comes from the cluster's copy in ${journal.describe()}: check its images, volumes and nodes`);
+    deps.stderr.write(renderPlan(plan));
+    await confirm(opts, deps, plan.workload.name, opts.abort ? `this rolls back every member of "${plan.workload.name}" with the plan above` : `this goes on with the plan above on every member of "${plan.workload.name}"`);
+  }
   if (opts.abort) {
     deps.log.info(`rolling back the restore of ${plan.namespace}/${plan.workload.name} (stamp ${state.stamp})`);
     await abortRestore(plan, state, {

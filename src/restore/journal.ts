@@ -6,10 +6,19 @@
  */
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { PluginError } from '../errors.js';
 import type { PdbRecord, QuiesceTarget, RestorePlan } from './plan.js';
 
-/** Name of the journal ConfigMap in the etcd namespace. */
-export const JOURNAL_CONFIGMAP = 'kubectl-etcd-restore-journal';
+/** Prefix of the journal ConfigMaps; one per etcd workload: `kubectl-etcd-restore-journal-<workload>`. */
+export const JOURNAL_CONFIGMAP_PREFIX = 'kubectl-etcd-restore-journal-';
+
+/** Label every journal ConfigMap carries (how `--resume` finds them). */
+export const JOURNAL_LABELS = { 'app.kubernetes.io/managed-by': 'kubectl-etcd', 'kubectl-etcd/restore-journal': 'true' } as const;
+
+/** Name of the journal ConfigMap of one workload. */
+export function journalConfigMapName(workload: string): string {
+  return `${JOURNAL_CONFIGMAP_PREFIX}${workload}`;
+}
 
 /** Everything needed to resume or roll back a restore. */
 export interface JournalState {
@@ -33,6 +42,9 @@ export interface JournalState {
 
 /** Somewhere a journal can be kept. */
 export interface JournalStore {
+  /** The local file (under the user's own state dir) or the cluster's ConfigMap. */
+  readonly where?: 'local' | 'cluster';
+  /** The state, undefined when there is none; throws when it cannot tell (unreadable, corrupt). */
   load(): Promise<JournalState | undefined>;
   save(state: JournalState): Promise<void>;
   remove(): Promise<void>;
@@ -42,19 +54,26 @@ export interface JournalStore {
 /** The local copy: a JSON file written to a temporary name, fsynced and renamed; mode 0600. */
 export function fileJournalStore(path: string): JournalStore {
   return {
-    describe: () => path,
+    where: 'local',
+    describe: () => `"${path}"`,
     async load() {
+      let text: string;
       try {
-        return JSON.parse(await readFile(path, 'utf8')) as JournalState;
+        text = await readFile(path, 'utf8');
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-        throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') return undefined;
+        throw new PluginError(`cannot read the restore journal "${path}" (${code ?? (err as Error).message})`, 'a restore may be in progress: fix the file\'s permissions and run again');
       }
+      return parseJournal(text, `"${path}"`);
     },
     async save(state) {
       await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+      // Never follow a link or reuse a file someone else left at the temporary name: remove it and
+      // create ours exclusively.
       const tmp = `${path}.tmp`;
-      const fh = await open(tmp, 'w', 0o600);
+      await rm(tmp, { force: true });
+      const fh = await open(tmp, 'wx', 0o600);
       try {
         await fh.writeFile(JSON.stringify(state, null, 2) + '\n');
         await fh.sync();
@@ -71,42 +90,94 @@ export function fileJournalStore(path: string): JournalStore {
 
 /** The ConfigMap operations the cluster copy needs. */
 export interface ConfigMapAccess {
+  /** Names of the ConfigMaps with these labels (a label selector string). */
+  listConfigMaps(namespace: string, labelSelector: string): Promise<string[]>;
   readConfigMap(namespace: string, name: string): Promise<Record<string, string> | undefined>;
   writeConfigMap(namespace: string, name: string, data: Record<string, string>, labels: Record<string, string>): Promise<void>;
   deleteConfigMap(namespace: string, name: string): Promise<void>;
 }
 
-/** The cluster copy: a ConfigMap beside etcd, so another machine can resume. */
-export function configMapJournalStore(api: ConfigMapAccess, namespace: string): JournalStore {
+/** Parses a journal; a copy that is not a journal is an error, never "no restore in progress". */
+function parseJournal(text: string, where: string): JournalState {
+  let state: JournalState;
+  try {
+    state = JSON.parse(text) as JournalState;
+  } catch {
+    throw new PluginError(`the restore journal ${where} is not valid JSON`, 'a restore may be in progress: check the file against the cluster, and move it aside only once no restore is running');
+  }
+  if (!state || typeof state !== 'object' || state.version !== 1 || !state.plan || !Array.isArray(state.done)) {
+    throw new PluginError(`the restore journal ${where} is not a kubectl-etcd journal of version 1`, 'a restore may be in progress: check it, and move it aside only once no restore is running');
+  }
+  return state;
+}
+
+/** The cluster copy: a ConfigMap per workload beside etcd, so another machine can resume. */
+export function configMapJournalStore(api: ConfigMapAccess, namespace: string, workload: string): JournalStore {
+  const name = journalConfigMapName(workload);
+  const where = `configmap "${name}" in namespace "${namespace}"`;
   return {
-    describe: () => `configmap "${JOURNAL_CONFIGMAP}" in namespace "${namespace}"`,
+    where: 'cluster',
+    describe: () => where,
     async load() {
-      const data = await api.readConfigMap(namespace, JOURNAL_CONFIGMAP);
-      return data?.['journal.json'] ? (JSON.parse(data['journal.json']) as JournalState) : undefined;
+      let data: Record<string, string> | undefined;
+      try {
+        data = await api.readConfigMap(namespace, name);
+      } catch (err) {
+        throw new PluginError(
+          `cannot read the restore journal in ${where}: ${(err as Error).message.split('\n')[0]}`,
+          `a restore may be in progress: fix access (kubectl auth can-i get configmaps -n ${namespace}) or the connection and run again`,
+        );
+      }
+      if (!data) return undefined;
+      if (!data['journal.json']) throw new PluginError(`${where} has no journal.json`, `check it; delete it only once no restore of "${workload}" is running`);
+      const state = parseJournal(data['journal.json'], `in ${where}`);
+      if (state.workload !== workload || state.namespace !== namespace) {
+        throw new PluginError(`the restore journal in ${where} is for ${state.namespace}/${state.workload}`, 'someone changed it; check it, and delete it only once no restore is running');
+      }
+      return state;
     },
     async save(state) {
-      await api.writeConfigMap(namespace, JOURNAL_CONFIGMAP, { 'journal.json': JSON.stringify(state, null, 2) }, {
-        'app.kubernetes.io/managed-by': 'kubectl-etcd',
-      });
+      await api.writeConfigMap(namespace, name, { 'journal.json': JSON.stringify(state, null, 2) }, { ...JOURNAL_LABELS });
     },
     async remove() {
-      await api.deleteConfigMap(namespace, JOURNAL_CONFIGMAP);
+      await api.deleteConfigMap(namespace, name);
     },
   };
+}
+
+/** Workloads with a journal ConfigMap in the namespace; throws when they cannot be listed. */
+export async function workloadsWithClusterJournal(api: ConfigMapAccess, namespace: string): Promise<string[]> {
+  const selector = Object.entries(JOURNAL_LABELS).map(([k, v]) => `${k}=${v}`).join(',');
+  let names: string[];
+  try {
+    names = await api.listConfigMaps(namespace, selector);
+  } catch (err) {
+    throw new PluginError(
+      `cannot list restore journals (configmaps "${JOURNAL_CONFIGMAP_PREFIX}*") in namespace "${namespace}": ${(err as Error).message.split('\n')[0]}`,
+      `a restore may be in progress: fix access (kubectl auth can-i list configmaps -n ${namespace}) or the connection and run again`,
+    );
+  }
+  return names.filter((n) => n.startsWith(JOURNAL_CONFIGMAP_PREFIX)).map((n) => n.slice(JOURNAL_CONFIGMAP_PREFIX.length)).sort();
 }
 
 /** Keeps both copies in step; reads prefer the copy with more progress. */
 export class Journal {
   constructor(private readonly stores: JournalStore[], private readonly now: () => Date) {}
 
-  /** The newest state found in any store, or undefined when no restore is in progress. */
+  /**
+   * The newest state found in any store, or undefined when no restore is in progress. A copy that
+   * cannot be read (Forbidden, unreachable, corrupt) throws: it must never pass for "no restore".
+   */
   async load(): Promise<JournalState | undefined> {
-    const states: JournalState[] = [];
-    for (const store of this.stores) {
-      const s = await store.load().catch(() => undefined);
-      if (s) states.push(s);
-    }
+    const states = (await this.loadEach()).flatMap((c) => (c.state ? [c.state] : []));
     return states.sort((a, b) => b.updatedAt.localeCompare(a.updatedAt))[0];
+  }
+
+  /** Every store's copy, in store order; throws when one cannot be read. */
+  async loadEach(): Promise<Array<{ store: JournalStore; state?: JournalState }>> {
+    const copies: Array<{ store: JournalStore; state?: JournalState }> = [];
+    for (const store of this.stores) copies.push({ store, state: await store.load() });
+    return copies;
   }
 
   /** Writes the state everywhere; fails only if no store took it. */
