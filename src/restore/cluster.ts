@@ -7,7 +7,7 @@
 import { createReadStream } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 import type { V1Pod } from '@kubernetes/client-node';
-import { PluginError } from '../errors.js';
+import { ForbiddenError, NotFoundError, PluginError } from '../errors.js';
 import { labelSelectorString } from '../etcd/discovery/index.js';
 import { etcdctlConnectionArgs, execStatusProbe, type MemberCommandRunner } from '../etcd/status.js';
 import type { EtcdMember } from '../etcd/topology.js';
@@ -100,8 +100,17 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
         } catch (err) {
           const e = apiError(err, `create pod "${name}" in namespace "${namespace}"`);
           if (!(e instanceof ConflictError)) throw e;
-          // Ours from an earlier attempt: keep it if it runs, replace it if it ended.
+          // Ours from an earlier attempt: keep it if it runs, replace it if it ended. A pod of the
+          // same name that lacks this restore's labels is someone else's: never exec into it.
           const existing = await getPod(kube, namespace, name);
+          const want = (manifest as { metadata: { labels?: Record<string, string> } }).metadata.labels ?? {};
+          const have = existing.metadata?.labels ?? {};
+          if (['kubectl-etcd/restore', 'kubectl-etcd/member'].some((k) => !want[k] || have[k] !== want[k])) {
+            throw new PluginError(
+              `pod "${name}" already exists in namespace "${namespace}" and is not part of this restore`,
+              `delete it (kubectl delete pod ${name} -n ${namespace}) and run \`kubectl etcd restore --resume\``,
+            );
+          }
           if (existing.metadata?.deletionTimestamp || ['Failed', 'Succeeded'].includes(existing.status?.phase ?? '')) {
             const uid = await deletePod(kube, namespace, name, 0);
             await waitForPodGone(kube, namespace, name, POD_TIMEOUT_MS, uid);
@@ -120,7 +129,8 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
       // Only act once every container answers from inside its own root: a runtime may report a
       // container running a moment before its filesystem is in place.
       for (const c of (manifest as { spec?: { containers?: Array<{ name?: string }> } }).spec?.containers ?? []) {
-        await insideContainer(kube, namespace, name, c.name ?? '');
+        const container = c.name ?? '';
+        await insideContainer(() => retrying(() => execCapture(kube, { namespace, pod: name, container, command: ['cat', '/etc/hostname'] })), { namespace, pod: name, container });
       }
     },
     async deletePodAndWait(name) {
@@ -133,14 +143,36 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
   };
 }
 
-/** Waits until an exec in the container sees the pod's own hostname (its root filesystem is in place). */
-async function insideContainer(kube: KubeContext, namespace: string, pod: string, container: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
+/**
+ * Waits until an exec in the container sees the pod's own hostname (its root filesystem is in
+ * place). Failures that waiting cannot cure (no permission to exec, the pod gone) are thrown at
+ * once; others (the runtime still setting the container up) are retried, and the last one is
+ * named if the container never answers.
+ */
+export async function insideContainer(
+  exec: () => Promise<{ exitCode: number; stdout: string; stderr: string }>,
+  where: { namespace: string; pod: string; container: string },
+  waitMs = 60_000,
+): Promise<void> {
+  const { namespace, pod, container } = where;
+  const deadline = Date.now() + waitMs;
   for (;;) {
-    const r = await retrying(() => execCapture(kube, { namespace, pod, container, command: ['cat', '/etc/hostname'] })).catch(() => undefined);
-    if (r?.exitCode === 0 && r.stdout.trim() === pod) return;
+    let last: string;
+    try {
+      const r = await exec();
+      if (r.exitCode === 0 && r.stdout.trim() === pod) return;
+      last = `cat /etc/hostname gave exit code ${r.exitCode}${r.exitCode === 0 ? ` and "${r.stdout.trim()}"` : `: ${(r.stderr.trim().split('\n').pop() ?? '')}`}`;
+    } catch (err) {
+      if (err instanceof ForbiddenError) {
+        throw new ForbiddenError(`cannot exec into utility pod "${pod}" in namespace "${namespace}": ${err.message}`, `ask a cluster admin for pods/exec permission in namespace "${namespace}", then run \`kubectl etcd restore --resume\``);
+      }
+      if (err instanceof NotFoundError) {
+        throw new NotFoundError(`utility pod "${pod}" in namespace "${namespace}" went away while starting: ${err.message}`, `check \`kubectl get events -n ${namespace}\`, then run \`kubectl etcd restore --resume\``);
+      }
+      last = (err as Error).message.split('\n')[0] ?? String(err);
+    }
     if (Date.now() > deadline) {
-      throw new PluginError(`container "${container}" of utility pod "${pod}" does not answer from inside the pod`, `check \`kubectl describe pod ${pod} -n ${namespace}\``);
+      throw new PluginError(`container "${container}" of utility pod "${pod}" does not answer from inside the pod (${last})`, `check \`kubectl describe pod ${pod} -n ${namespace}\`, then run \`kubectl etcd restore --resume\``);
     }
     await new Promise((res) => setTimeout(res, 500));
   }
@@ -307,17 +339,28 @@ export function etcdRestoreVerifier(runner: MemberCommandRunner, expected: { liv
 export async function nodeOfClaim(kube: KubeContext, member: EtcdMember): Promise<string | undefined> {
   if (member.dataVolume?.kind !== 'pvc') return undefined;
   try {
-    const pvc = await kube.core.readNamespacedPersistentVolumeClaim({ name: member.dataVolume.claimName, namespace: member.namespace });
+    const claimName = member.dataVolume.claimName;
+    const pvc = await retrying(() => kube.core.readNamespacedPersistentVolumeClaim({ name: claimName, namespace: member.namespace }));
     const pvName = pvc.spec?.volumeName;
     if (!pvName) return undefined;
-    const pv = await kube.core.readPersistentVolume({ name: pvName });
+    const pv = await retrying(() => kube.core.readPersistentVolume({ name: pvName }));
     for (const term of pv.spec?.nodeAffinity?.required?.nodeSelectorTerms ?? []) {
       for (const e of term.matchExpressions ?? []) {
         if (e.key === 'kubernetes.io/hostname' && e.operator === 'In' && e.values?.length === 1) return e.values[0];
       }
     }
-  } catch {
-    return undefined;
+  } catch (err) {
+    const e = apiError(err, `find the node of persistentvolumeclaim "${member.dataVolume.claimName}" in namespace "${member.namespace}"`);
+    // A claim or volume that is gone leaves the node unknown (preflight reports the member); a
+    // refusal or a failure must not pass for that.
+    if (e instanceof NotFoundError) return undefined;
+    if (e instanceof ForbiddenError) {
+      throw new ForbiddenError(
+        `cannot find the node of member "${member.name}" (its pod is gone): ${e.message}`,
+        `ask a cluster admin for get permission on persistentvolumeclaims in namespace "${member.namespace}" and on persistentvolumes, or start the member's pod again`,
+      );
+    }
+    throw e;
   }
   return undefined;
 }
