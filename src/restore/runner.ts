@@ -76,15 +76,29 @@ export async function runRestorePlan(plan: RestorePlan, state: JournalState, dep
     // Per-member steps: members in parallel, each member's steps in order.
     const byMember = new Map<string, PlanStep[]>();
     for (const s of group) byMember.set(s.member!, [...(byMember.get(s.member!) ?? []), s]);
-    const results = await Promise.allSettled(
-      [...byMember.values()].map(async (steps) => {
-        for (const s of steps) await runOne(plan, state, deps, s, timings);
-      }),
-    );
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    await settleAll([...byMember.values()].map(async (steps) => {
+      for (const s of steps) await runOne(plan, state, deps, s, timings);
+    }));
   }
   return timings;
+}
+
+/** Waits for every member's work, then throws all failures together. */
+async function settleAll(work: Array<Promise<unknown>>): Promise<void> {
+  const failed = (await Promise.allSettled(work)).filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+  if (failed.length) throw memberFailures(failed);
+}
+
+/** One failure as it is; several as one error that names each (exit code of the first). */
+function memberFailures(errors: unknown[]): unknown {
+  if (errors.length === 1) return errors[0];
+  const first = errors[0];
+  const text = errors.map((e) => (e instanceof Error ? e.message : String(e)).split('\n')[0]).join('; ');
+  const hint = first instanceof PluginError ? first.hint : 'fix the causes and run `kubectl etcd restore --resume`, or `--abort` to roll back';
+  const combined = first instanceof VerificationError
+    ? new VerificationError(`${errors.length} members failed: ${text}`, hint)
+    : new PluginError(`${errors.length} members failed: ${text}`, hint);
+  return combined;
 }
 
 /** Consecutive per-member steps form one parallel group; other steps stand alone. */
@@ -198,7 +212,13 @@ async function executeStep(plan: RestorePlan, state: JournalState, deps: RunnerD
     case 'unquiesce': {
       const [wkind, name] = arg.split('/') as [WorkloadKind, string];
       const target = state.quiesce.find((q) => q.kind === wkind && q.name === name);
-      return cluster.scale(wkind, name, target?.replicas ?? 1, true);
+      if (!target) {
+        throw new PluginError(
+          `the restore journal has no replica count for ${wkind.toLowerCase()} "${name}"`,
+          `scale it back by hand (kubectl scale ${wkind.toLowerCase()} ${name} -n ${plan.namespace} --replicas=N), then run \`kubectl etcd restore --resume\``,
+        );
+      }
+      return cluster.scale(wkind, name, target.replicas, true);
     }
     case 'pdb-create': {
       const pdb = state.pdbs.find((p) => p.name === arg);
@@ -242,7 +262,7 @@ export async function abortRestore(plan: RestorePlan, state: JournalState, deps:
       log.step(`scale statefulset "${plan.workload.name}" to 0 to put the old data back`);
       await cluster.scale('StatefulSet', plan.workload.name, 0, true);
     }
-    await Promise.all(plan.members.map(async (m) => {
+    await settleAll(plan.members.map(async (m) => {
       const pod = m.utilityPod.metadata.name;
       log.step(`member "${m.member.name}": put the pre-restore data back`);
       await cluster.createPodAndWait(m.utilityPod);
@@ -252,7 +272,7 @@ export async function abortRestore(plan: RestorePlan, state: JournalState, deps:
       await cluster.deletePodAndWait(pod);
     }));
   } else {
-    await Promise.all(plan.members.map((m) => cluster.deletePodAndWait(m.utilityPod.metadata.name)));
+    await settleAll(plan.members.map((m) => cluster.deletePodAndWait(m.utilityPod.metadata.name)));
   }
   if (sts) {
     log.step(`scale statefulset "${plan.workload.name}" back to ${state.etcdReplicas}`);

@@ -125,3 +125,32 @@ describe('abortRestore', () => {
     expect(h.store.state).toBeUndefined();
   });
 });
+
+describe('failures', () => {
+  it('names every member that failed, not only the first (E5)', async () => {
+    const h = harness();
+    const exec = h.deps.pods.exec;
+    h.deps.pods.exec = async (pod, c, argv) =>
+      argv[0] === 'etcdctl' ? { exitCode: 2, stdout: '', stderr: `disk of ${pod} is full\n` } : exec(pod, c, argv);
+    const err = await runRestorePlan(plan, h.state, h.deps).then(() => undefined, (e: unknown) => e as Error & { hint?: string });
+    expect(err?.message).toBe(
+      '2 members failed: etcdctl snapshot restore failed in pod "etcd-utility-0" (exit code 2): disk of etcd-utility-0 is full; ' +
+        'etcdctl snapshot restore failed in pod "etcd-utility-1" (exit code 2): disk of etcd-utility-1 is full',
+    );
+    expect(err?.hint).toMatch(/--resume/);
+  });
+
+  it('names every member whose roll-back failed (E5)', async () => {
+    const h = harness();
+    h.state.done.push('etcd-stop');
+    h.deps.cluster.createPodAndWait = async (m) => { throw new Error(`node of ${m.metadata.name} is gone`); };
+    await expect(abortRestore(plan, h.state, h.deps)).rejects.toThrow('2 members failed: node of etcd-utility-0 is gone; node of etcd-utility-1 is gone');
+  });
+
+  it('refuses to scale a quiesced workload the journal has no replica count for, instead of guessing 1 (E6)', async () => {
+    const h = harness();
+    h.state.quiesce = [];
+    await expect(runRestorePlan(plan, h.state, h.deps)).rejects.toThrow('the restore journal has no replica count for statefulset "kube-apiserver"');
+    expect(h.calls).not.toContain('scale StatefulSet/kube-apiserver=1');
+  });
+});
