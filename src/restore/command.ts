@@ -64,9 +64,12 @@ export interface RestoreDeps {
   now: () => Date;
 }
 
-/** The local journal file of one workload. */
+/**
+ * The local journal file of one workload. `_` separates the namespace from the workload because
+ * neither name can contain it: with `-`, uc1/b-etcd and uc1-b/etcd would share a file.
+ */
 export function journalFile(stateDir: string, namespace: string, workload: string): string {
-  return join(stateDir, `restore-${namespace}-${workload}.json`);
+  return join(stateDir, `restore-${namespace}_${workload}.json`);
 }
 
 /** Default state dir: $KUBECTL_ETCD_STATE_DIR, else ~/.kube/kubectl-etcd. */
@@ -209,7 +212,7 @@ async function execute(plan: RestorePlan, state: JournalState, journal: Journal,
 /** Workloads with a restore journal in the namespace: in the cluster or in the local state dir. */
 async function pendingWorkloads(opts: RestoreOptions, deps: RestoreDeps): Promise<string[]> {
   const inCluster = await workloadsWithClusterJournal(deps.configMaps, opts.namespace);
-  const prefix = `restore-${opts.namespace}-`;
+  const prefix = `restore-${opts.namespace}_`;
   let files: string[] = [];
   try {
     files = await readdir(opts.stateDir);

@@ -70,7 +70,7 @@ function setup(opts: { readFails?: Error; answer?: string } = {}) {
   });
   const putCluster = (s: JournalState) => maps.set(journalConfigMapName(s.workload), { 'journal.json': JSON.stringify(s) });
   const putLocal = (s: JournalState) => fileJournalStore(journalFile(stateDir, 'uc1', s.workload)).save(s);
-  return { calls, maps, deps, options, putCluster, putLocal, stderr: () => err };
+  return { calls, maps, deps, options, putCluster, putLocal, stateDir, stderr: () => err };
 }
 
 describe('restore --resume / --abort', () => {
@@ -120,5 +120,12 @@ describe('restore --resume / --abort', () => {
     h.putCluster(journal('etcd-b'));
     await expect(restoreCommand(h.options({}), h.deps)).rejects.toThrow(/restores of several workloads are in progress in namespace "uc1": etcd-a, etcd-b/);
     expect(h.calls).toEqual([]);
+  });
+
+  it('a local journal of namespace "uc1-b" is not taken for one of namespace "uc1" (the file name cannot be read both ways)', async () => {
+    const h = setup();
+    await fileJournalStore(journalFile(h.stateDir, 'uc1-b', 'kube-etcd')).save(journal());
+    await expect(restoreCommand(h.options({}), h.deps)).rejects.toThrow(/^cannot tell which etcd to resume in namespace "uc1"/);
+    expect(journalFile('/s', 'uc1-b', 'kube-etcd')).not.toBe(journalFile('/s', 'uc1', 'b-kube-etcd'));
   });
 });
