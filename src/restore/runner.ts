@@ -89,11 +89,15 @@ async function settleAll(work: Array<Promise<unknown>>): Promise<void> {
   if (failed.length) throw memberFailures(failed);
 }
 
-/** One failure as it is; several as one error that names each (exit code of the first). */
+/**
+ * One failure as it is; several as one error that names each (exit code of the first). Members
+ * stopped by one shared cause (etcd scaled back up) give the same message: it is reported once.
+ */
 function memberFailures(errors: unknown[]): unknown {
-  if (errors.length === 1) return errors[0];
+  const messages = [...new Set(errors.map((e) => (e instanceof Error ? e.message : String(e)).split('\n')[0]))];
+  if (messages.length === 1) return errors[0];
   const first = errors[0];
-  const text = errors.map((e) => (e instanceof Error ? e.message : String(e)).split('\n')[0]).join('; ');
+  const text = messages.join('; ');
   const hint = first instanceof PluginError ? first.hint : 'fix the causes and run `kubectl etcd restore --resume`, or `--abort` to roll back';
   const combined = first instanceof VerificationError
     ? new VerificationError(`${errors.length} members failed: ${text}`, hint)

@@ -154,3 +154,11 @@ describe('failures', () => {
     expect(h.calls).not.toContain('scale StatefulSet/kube-apiserver=1');
   });
 });
+
+describe('a cause shared by every member', () => {
+  it('is reported once, as it is, when etcd is scaled back up under all members at once', async () => {
+    const h = harness();
+    h.deps.cluster.scale = async (kind, name, n) => { h.calls.push(`scale ${kind}/${name}=${n}`); if (name === 'kube-etcd') h.setReplicas(n === 0 ? 3 : n); };
+    await expect(runRestorePlan(plan, h.state, h.deps)).rejects.toThrow(/^statefulset "kube-etcd" was scaled back to 3 while the restore ran/);
+  });
+});
