@@ -248,7 +248,20 @@ export function createApiServer(opts: ApiServerOptions): { server: Server; close
       const query = url.searchParams;
       const info = parseRequestInfo(req.method ?? 'GET', path, query);
       let userName = 'system:anonymous';
-      res.on('finish', () => writeAudit(auditFile, userName, info, res.statusCode));
+      // Audit before the last bytes leave: a client that saw its answer must find its line in the
+      // log (writing on 'finish' raced with fast clients such as a kubectl that exits at once).
+      let audited = false;
+      const audit = () => {
+        if (audited) return;
+        audited = true;
+        writeAudit(auditFile, userName, info, res.statusCode);
+      };
+      const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+      res.end = ((...args: unknown[]) => {
+        audit();
+        return end(...args);
+      }) as typeof res.end;
+      res.on('close', audit);
       try {
         if (['/healthz', '/readyz', '/livez'].includes(path)) {
           res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
