@@ -16,9 +16,14 @@ import { apiError } from '../kube/errors.js';
 import { ExecFailedError, execCapture } from '../kube/exec.js';
 import { listPods } from '../kube/pods.js';
 import { portForward } from '../kube/portforward.js';
-import type { ContainerCopyOut, ContainerRun } from './exec-transport.js';
-import type { ExecCapabilityProbe } from './run.js';
-import type { TlsResolver } from './stream-transport.js';
+import { readSnapshotFacts } from '../etcd/snapshot/facts.js';
+import { execStatusProbe } from '../etcd/status.js';
+import type { Logger } from '../ui/log.js';
+import { createProgress } from '../ui/progress.js';
+import { VERSION } from '../version.js';
+import { execTransport, type ContainerCopyOut, type ContainerRun } from './exec-transport.js';
+import type { BackupDeps, ExecCapabilityProbe } from './run.js';
+import { streamTransport, type TlsResolver } from './stream-transport.js';
 
 /** Lists etcd pods and StatefulSets through the API (discovery's lister). */
 export function apiPodLister(kube: KubeContext): EtcdPodLister {
@@ -160,4 +165,27 @@ async function readThroughShell(run: ContainerRun, member: EtcdMember, file: str
   }
   if (r.exitCode !== 0) throw fail(r.stderr.trim().split('\n')[0] || `exit ${r.exitCode}`);
   return Buffer.from(r.stdout, 'utf8');
+}
+
+/** Everything runBackup needs, over the live cluster, for a command run by a person (process streams, real clock). */
+export function kubeBackupDeps(kube: KubeContext, tls: LocalTlsFiles, log: Logger): BackupDeps {
+  return {
+    transports: {
+      exec: execTransport({ run: containerRun(kube), copyOut: containerCopyOut(kube) }),
+      stream: streamTransport({ forward: podPortForwarder(kube), resolveTls: tlsResolver(kube, tls) }),
+    },
+    canExec: execCapability(kube),
+    probe: execStatusProbe(memberRunner(kube)),
+    readSummary: async (path) => {
+      const facts = await readSnapshotFacts(path);
+      if (facts.outcome !== 'valid' || !facts.status) throw new Error(facts.problems[0] ?? `snapshot is ${facts.outcome}`);
+      return { revision: facts.status.revision, totalKeys: facts.status.totalKey, hash: facts.status.hash };
+    },
+    stdout: process.stdout,
+    signals: process,
+    progress: (label) => createProgress({ stream: process.stderr, label, env: process.env }),
+    log,
+    now: () => new Date(),
+    pluginVersion: VERSION,
+  };
 }

@@ -1,20 +1,14 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from '../errors.js';
-import { apiPodLister, containerCopyOut, containerRun, execCapability, memberRunner, podPortForwarder, tlsResolver } from '../backup/cluster.js';
-import { execTransport } from '../backup/exec-transport.js';
+import { apiPodLister, kubeBackupDeps } from '../backup/cluster.js';
 import type { BackupRecord } from '../backup/record.js';
 import { runBackup, type BackupDestination, type BackupOptions } from '../backup/run.js';
 import { restrictStdoutFile } from '../backup/stdout.js';
-import { streamTransport } from '../backup/stream-transport.js';
 import type { TransportKind } from '../backup/transport.js';
 import { discoverTopology } from '../etcd/discovery/index.js';
-import { readSnapshotFacts } from '../etcd/snapshot/facts.js';
-import { execStatusProbe } from '../etcd/status.js';
-import { VERSION } from '../version.js';
 import { formatBytes } from '../ui/bytes.js';
 import { formatRecord, parseOutputFormat, type OutputFormat } from '../ui/format.js';
 import { createLogger } from '../ui/log.js';
-import { createProgress } from '../ui/progress.js';
 import { kubeContextFromOptions, verbosityOf, type GlobalKubeOptions } from './kubeflags.js';
 
 /** Flags of `backup` as commander parses them. */
@@ -118,25 +112,7 @@ snapshot in the pod, then exits 130 (SIGINT) or 143 (SIGTERM); a second signal q
       });
       const options: BackupOptions = { topology, destination: parsed.destination, member: flags.member ?? flags.pod, via: parsed.via };
       if (parsed.destination.kind === 'stdout' && restrictStdoutFile(1)) log.debug(1, 'stdout is a regular file: made it mode 0600');
-      const record = await runBackup(options, {
-        transports: {
-          exec: execTransport({ run: containerRun(kube), copyOut: containerCopyOut(kube) }),
-          stream: streamTransport({ forward: podPortForwarder(kube), resolveTls: tlsResolver(kube, flags) }),
-        },
-        canExec: execCapability(kube),
-        probe: execStatusProbe(memberRunner(kube)),
-        readSummary: async (path) => {
-          const facts = await readSnapshotFacts(path);
-          if (facts.outcome !== 'valid' || !facts.status) throw new Error(facts.problems[0] ?? `snapshot is ${facts.outcome}`);
-          return { revision: facts.status.revision, totalKeys: facts.status.totalKey, hash: facts.status.hash };
-        },
-        stdout: process.stdout,
-        signals: process,
-        progress: (label) => createProgress({ stream: process.stderr, label, env: process.env }),
-        log,
-        now: () => new Date(),
-        pluginVersion: VERSION,
-      });
+      const record = await runBackup(options, kubeBackupDeps(kube, flags, log));
       if (parsed.output) process.stdout.write(formatRecord(record, parsed.output));
       else (record.file === '-' ? process.stderr : process.stdout).write(describeBackup(record) + '\n');
     });

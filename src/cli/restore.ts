@@ -1,13 +1,9 @@
 import { createInterface } from 'node:readline';
 import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
-import { apiPodLister, containerCopyOut, containerRun, execCapability, memberRunner, podPortForwarder, tlsResolver } from '../backup/cluster.js';
-import { execTransport } from '../backup/exec-transport.js';
+import { apiPodLister, kubeBackupDeps } from '../backup/cluster.js';
 import { runBackup } from '../backup/run.js';
-import { streamTransport } from '../backup/stream-transport.js';
 import { discoverTopology } from '../etcd/discovery/index.js';
-import { readSnapshotFacts } from '../etcd/snapshot/facts.js';
-import { execStatusProbe } from '../etcd/status.js';
 import { PluginError } from '../errors.js';
 import { checkAccess } from '../kube/access.js';
 import type { KubeContext } from '../kube/client.js';
@@ -19,8 +15,6 @@ import { quantityBytes } from '../restore/preflight.js';
 import { parseQuiesceRef } from '../restore/quiesce.js';
 import { parseOutputFormat } from '../ui/format.js';
 import { createLogger, type Logger } from '../ui/log.js';
-import { createProgress } from '../ui/progress.js';
-import { VERSION } from '../version.js';
 import { kubeContextFromOptions, verbosityOf, type GlobalKubeOptions } from './kubeflags.js';
 
 /** Flags of `restore` as commander parses them. */
@@ -133,25 +127,7 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
     openSnapshot: (path) => () => createReadStream(path),
     async safetyBackup(topology, dir) {
       try {
-        const record = await runBackup({ topology, destination: { kind: 'dir', dir } }, {
-          transports: {
-            exec: execTransport({ run: containerRun(kube), copyOut: containerCopyOut(kube) }),
-            stream: streamTransport({ forward: podPortForwarder(kube), resolveTls: tlsResolver(kube, {}) }),
-          },
-          canExec: execCapability(kube),
-          probe: execStatusProbe(memberRunner(kube)),
-          readSummary: async (path) => {
-            const facts = await readSnapshotFacts(path);
-            if (facts.outcome !== 'valid' || !facts.status) throw new Error(facts.problems[0] ?? `snapshot is ${facts.outcome}`);
-            return { revision: facts.status.revision, totalKeys: facts.status.totalKey, hash: facts.status.hash };
-          },
-          stdout: process.stdout,
-          signals: process,
-          progress: (label) => createProgress({ stream: process.stderr, label, env: process.env }),
-          log,
-          now: () => new Date(),
-          pluginVersion: VERSION,
-        });
+        const record = await runBackup({ topology, destination: { kind: 'dir', dir } }, kubeBackupDeps(kube, {}, log));
         return record.file;
       } catch (err) {
         if (err instanceof PluginError && /no healthy etcd member answered/.test(err.message)) return undefined;
