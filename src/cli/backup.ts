@@ -1,6 +1,5 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from '../errors.js';
-import { apiPodLister, kubeBackupDeps } from '../backup/cluster.js';
 import type { BackupRecord } from '../backup/record.js';
 import { runBackup, type BackupDestination, type BackupOptions } from '../backup/run.js';
 import { restrictStdoutFile } from '../backup/stdout.js';
@@ -9,7 +8,7 @@ import { discoverTopology } from '../etcd/discovery/index.js';
 import { formatBytes } from '../ui/bytes.js';
 import { formatRecord, parseOutputFormat, type OutputFormat } from '../ui/format.js';
 import { createLogger } from '../ui/log.js';
-import { kubeContextFromOptions, verbosityOf, type GlobalKubeOptions } from './kubeflags.js';
+import { verbosityOf, type GlobalKubeOptions } from './kubeflags.js';
 
 /** Flags of `backup` as commander parses them. */
 export interface BackupFlags {
@@ -101,6 +100,9 @@ snapshot in the pod, then exits 130 (SIGINT) or 143 (SIGTERM); a second signal q
     .action(async (flags: BackupFlags, command: Command) => {
       const globals = command.optsWithGlobals<GlobalKubeOptions>();
       const parsed = backupFlagsToOptions(flags, process.stdout.isTTY === true);
+      // Loaded on use: they pull in @kubernetes/client-node and etcd3, which --help does not need.
+      const { kubeContextFromOptions } = await import('./kubecontext.js');
+      const { apiPodLister, kubeBackupDeps } = await import('../backup/cluster.js');
       const kube = kubeContextFromOptions(globals);
       const log = createLogger(process.stderr, verbosityOf(globals));
       const topology = await discoverTopology(apiPodLister(kube), {

@@ -1,8 +1,7 @@
 import { Option, type Command } from 'commander';
-import { kubeConfigFiles, loadKubeConfig, mergeKubeConfigFiles, type KubeConfigEnv, type KubeFlags } from '../kube/config.js';
-import { createKubeContext, type KubeContext } from '../kube/client.js';
-import { createLogger, type LogSink } from '../ui/log.js';
-import { readDirEntries, type CompletionSources } from './completion.js';
+// Light on purpose: this module is loaded for every command, --help included. What connects to a
+// cluster (and so loads @kubernetes/client-node) lives in kubecontext.ts, imported on use.
+import type { KubeFlags } from '../kube/config.js';
 
 /** Adds kubectl's global flags (--kubeconfig, --context, -n, ...) to the program. */
 export function addKubeFlags(program: Command): void {
@@ -23,14 +22,6 @@ export function addKubeFlags(program: Command): void {
 /** kubectl's global flags as commander parses them (camel-cased). */
 export interface GlobalKubeOptions extends KubeFlags {
   v?: string;
-}
-
-/** Turns the parsed global options into a connected KubeContext (kubeconfig loaded, flags applied); -v 5 logs the choice. */
-export function kubeContextFromOptions(opts: GlobalKubeOptions, env: KubeConfigEnv = process.env, stderr: LogSink = process.stderr): KubeContext {
-  const kube = createKubeContext(loadKubeConfig(kubeFlagsOf(opts), env));
-  const server = kube.kubeConfig.getCurrentCluster()?.server;
-  createLogger(stderr, verbosityOf(opts)).debug(5, `context "${kube.contextName}" server ${server} namespace "${kube.namespace}"`);
-  return kube;
 }
 
 /** Picks kubectl's connection flags out of the parsed global options. */
@@ -54,24 +45,4 @@ export function verbosityOf(opts: GlobalKubeOptions): number {
   // kubectl users write -v=6; commander hands a short flag's "=6" over with the "=".
   const n = Number(String(opts.v ?? 0).replace(/^=/, ''));
   return Number.isFinite(n) ? n : 0;
-}
-
-/** Completion candidates from the cluster the typed flags point at (short timeout) and from local files. */
-export function clusterCompletionSources(env: KubeConfigEnv = process.env): CompletionSources {
-  const connect = (flags: KubeFlags) => createKubeContext(loadKubeConfig({ ...flags, requestTimeout: '5s' }, env));
-  return {
-    namespaces: async (flags) => (await connect(flags).core.listNamespace()).items.map((n) => n.metadata?.name ?? '').filter(Boolean),
-    statefulSets: async (flags) => {
-      const kube = connect(flags);
-      const list = await kube.apps.listNamespacedStatefulSet({ namespace: kube.namespace });
-      return list.items.map((s) => s.metadata?.name ?? '').filter(Boolean);
-    },
-    pods: async (flags) => {
-      const kube = connect(flags);
-      const list = await kube.core.listNamespacedPod({ namespace: kube.namespace });
-      return list.items.map((p) => p.metadata?.name ?? '').filter(Boolean);
-    },
-    contexts: async (flags) => mergeKubeConfigFiles(kubeConfigFiles(flags, env), flags.kubeconfig !== undefined).contexts.map((c) => c.name),
-    readDir: readDirEntries,
-  };
 }

@@ -2,7 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { exitCodeOf, formatError, ExitCode } from '../errors.js';
 import { VERSION } from '../version.js';
 import { complete, formatCompletion } from './completion.js';
-import { addKubeFlags, clusterCompletionSources } from './kubeflags.js';
+import { addKubeFlags } from './kubeflags.js';
 import * as backup from './backup.js';
 import * as inspect from './inspect.js';
 import * as restore from './restore.js';
@@ -43,6 +43,7 @@ export async function run(argv: string[]): Promise<void> {
   const program = buildProgram();
   // kubectl_complete-etcd (kubectl's plugin completion) calls `kubectl-etcd __complete WORD… CURRENT`.
   if (argv[2] === '__complete' || argv[2] === '__completeNoDesc') {
+    const { clusterCompletionSources } = await import('./kubecontext.js');
     const result = await complete(program, argv.slice(3), clusterCompletionSources());
     process.stdout.write(formatCompletion(result, argv[2] === '__complete'));
     return;

@@ -1,21 +1,9 @@
-import { createInterface } from 'node:readline';
-import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
-import { apiPodLister, kubeBackupDeps } from '../backup/cluster.js';
-import { runBackup } from '../backup/run.js';
-import { discoverTopology } from '../etcd/discovery/index.js';
-import { PluginError } from '../errors.js';
-import { checkAccess } from '../kube/access.js';
-import type { KubeContext } from '../kube/client.js';
-import { apiError } from '../kube/errors.js';
-import { execCapture } from '../kube/exec.js';
-import { etcdRestoreVerifier, kubeConfigMaps, kubeRestoreCluster, kubeRestorePodIO, memberExec, nodeOfClaim } from '../restore/cluster.js';
-import { defaultStateDir, restoreCommand, type RestoreDeps, type RestoreOptions } from '../restore/command.js';
-import { quantityBytes } from '../restore/preflight.js';
+import { defaultStateDir, restoreCommand, type RestoreOptions } from '../restore/command.js';
 import { parseQuiesceRef } from '../restore/quiesce.js';
 import { parseOutputFormat } from '../ui/format.js';
-import { createLogger, type Logger } from '../ui/log.js';
-import { kubeContextFromOptions, verbosityOf, type GlobalKubeOptions } from './kubeflags.js';
+import { createLogger } from '../ui/log.js';
+import { verbosityOf, type GlobalKubeOptions } from './kubeflags.js';
 
 /** Flags of `restore` as commander parses them. */
 interface RestoreFlags {
@@ -53,95 +41,6 @@ export function restoreFlagsToOptions(snapshot: string | undefined, flags: Resto
   };
 }
 
-function ask(question: string): Promise<string | undefined> {
-  if (!process.stdin.isTTY || !process.stderr.isTTY) return Promise.resolve(undefined);
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  return new Promise((resolve) => {
-    rl.question(question, (answer) => {
-      rl.close();
-      resolve(answer);
-    });
-  });
-}
-
-/** Builds the restore's collaborators over the kube seam, as the backup CLI does. */
-export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
-  const lister = apiPodLister(kube);
-  const onRetry = (err: unknown) => log.warn(`the API server did not answer (${(err as Error).message.split('\n')[0]}); retrying`);
-  return {
-    discover: (namespace, statefulSet) => discoverTopology(lister, { namespace, statefulSet }),
-    async templateImage(topology) {
-      const sts = await lister.getStatefulSet(topology.namespace, topology.workload.name);
-      const container = topology.members[0]?.container;
-      return sts?.spec?.template?.spec?.containers?.find((c) => c.name === container)?.image ?? topology.image;
-    },
-    async listWorkloads(namespace) {
-      try {
-        const [sts, deps, pdbs] = await Promise.all([
-          kube.apps.listNamespacedStatefulSet({ namespace }),
-          kube.apps.listNamespacedDeployment({ namespace }),
-          kube.policy.listNamespacedPodDisruptionBudget({ namespace }),
-        ]);
-        return { statefulSets: sts.items, deployments: deps.items, pdbs: pdbs.items };
-      } catch (err) {
-        throw apiError(err, `list workloads in namespace "${namespace}"`);
-      }
-    },
-    async resolveNodes(topology) {
-      for (const m of topology.members) if (!m.node) m.node = await nodeOfClaim(kube, m);
-    },
-    preflight: {
-      checkAccess: (checks) => checkAccess(kube, checks),
-      async nodeReady(node) {
-        try {
-          const n = await kube.core.readNode({ name: node });
-          const c = n.status?.conditions?.find((x) => x.type === 'Ready');
-          return { ready: c?.status === 'True', reason: c?.status === 'True' ? undefined : c?.reason ?? c?.message };
-        } catch {
-          return undefined;
-        }
-      },
-      async execInMember(m, argv) {
-        if (m.ready === undefined && !m.node) return undefined;
-        try {
-          return await execCapture(kube, { namespace: m.namespace, pod: m.pod, container: m.container, command: argv });
-        } catch (err) {
-          if ((err as { name?: string }).name === 'ForbiddenError') throw err;
-          return undefined;
-        }
-      },
-      async claimCapacity(m) {
-        if (m.dataVolume?.kind !== 'pvc') return undefined;
-        try {
-          const pvc = await kube.core.readNamespacedPersistentVolumeClaim({ name: m.dataVolume.claimName, namespace: m.namespace });
-          return quantityBytes(pvc.status?.capacity?.['storage'] ?? pvc.spec?.resources?.requests?.['storage']);
-        } catch {
-          return undefined;
-        }
-      },
-    },
-    configMaps: kubeConfigMaps(kube),
-    cluster: (namespace) => kubeRestoreCluster(kube, namespace, onRetry),
-    pods: (namespace) => kubeRestorePodIO(kube, namespace, onRetry),
-    verifier: (plan) => etcdRestoreVerifier(memberExec(kube), { liveKeys: plan.snapshot.liveKeys }),
-    openSnapshot: (path) => () => createReadStream(path),
-    async safetyBackup(topology, dir) {
-      try {
-        const record = await runBackup({ topology, destination: { kind: 'dir', dir } }, kubeBackupDeps(kube, {}, log));
-        return record.file;
-      } catch (err) {
-        if (err instanceof PluginError && /no healthy etcd member answered/.test(err.message)) return undefined;
-        throw new PluginError(`the safety backup failed: ${(err as Error).message}`, 'fix the cause, or pass --no-safety-backup if the current data does not matter');
-      }
-    },
-    ask,
-    log,
-    stdout: process.stdout,
-    stderr: process.stderr,
-    now: () => new Date(),
-  };
-}
-
 /** Registers `kubectl etcd restore`. */
 export function register(program: Command): void {
   program
@@ -171,6 +70,9 @@ Examples:
     )
     .action(async (snapshot: string | undefined, flags: RestoreFlags, command: Command) => {
       const globals = command.optsWithGlobals<GlobalKubeOptions>();
+      // Loaded on use: they pull in @kubernetes/client-node and etcd3, which --help does not need.
+      const { kubeContextFromOptions } = await import('./kubecontext.js');
+      const { restoreDeps } = await import('../restore/deps.js');
       const kube = kubeContextFromOptions(globals);
       const log = createLogger(process.stderr, verbosityOf(globals));
       await restoreCommand(restoreFlagsToOptions(snapshot, flags, kube.namespace), restoreDeps(kube, log));

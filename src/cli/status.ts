@@ -1,11 +1,10 @@
 import type { Command } from 'commander';
 import { PluginError } from '../errors.js';
-import { apiPodLister, memberRunner } from '../backup/cluster.js';
 import { discoverTopology } from '../etcd/discovery/index.js';
 import { collectStatus, execStatusProbe, type MemberStatus } from '../etcd/status.js';
 import { formatRecord, parseOutputFormat } from '../ui/format.js';
 import { renderStatusTable } from '../ui/status-table.js';
-import { kubeContextFromOptions, type GlobalKubeOptions } from './kubeflags.js';
+import type { GlobalKubeOptions } from './kubeflags.js';
 
 /** Flags of `status` as commander parses them. */
 interface StatusFlags {
@@ -39,6 +38,9 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExamples:\n  kubectl etcd status -n uc1\n  kubectl etcd status -n kube-system -l component=etcd -o json')
     .action(async (flags: StatusFlags, command: Command) => {
       const output = flags.output === 'table' ? undefined : parseOutputFormat(flags.output);
+      // Loaded on use: they pull in @kubernetes/client-node, which --help does not need.
+      const { kubeContextFromOptions } = await import('./kubecontext.js');
+      const { apiPodLister, memberRunner } = await import('../backup/cluster.js');
       const kube = kubeContextFromOptions(command.optsWithGlobals<GlobalKubeOptions>());
       const topology = await discoverTopology(apiPodLister(kube), {
         namespace: kube.namespace,

@@ -8,6 +8,9 @@ import {
   type V1PodDisruptionBudget,
 } from '@kubernetes/client-node';
 import { apiError, ConflictError } from './errors.js';
+import { portablePdb } from './pdb.js';
+
+export { portablePdb } from './pdb.js';
 
 /** A scalable workload. */
 export interface WorkloadRef {
@@ -63,17 +66,6 @@ export async function savePdb(kube: { policy: PolicyV1Api }, namespace: string, 
     throw apiError(err, `get poddisruptionbudget "${name}" in namespace "${namespace}"`);
   }
   return portablePdb(pdb);
-}
-
-/** A PDB without status and server-set metadata (uid, resourceVersion, managedFields, ...). */
-export function portablePdb(pdb: V1PodDisruptionBudget): V1PodDisruptionBudget {
-  const m = pdb.metadata ?? {};
-  return {
-    apiVersion: 'policy/v1',
-    kind: 'PodDisruptionBudget',
-    metadata: { name: m.name, namespace: m.namespace, labels: m.labels, annotations: m.annotations },
-    spec: pdb.spec,
-  };
 }
 
 /** Deletes a PDB; returns false when it was already gone. */

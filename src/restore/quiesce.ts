@@ -8,7 +8,7 @@
 import type { V1Deployment, V1LabelSelector, V1PodDisruptionBudget, V1PodTemplateSpec, V1StatefulSet } from '@kubernetes/client-node';
 import { UsageError } from '../errors.js';
 import type { EtcdTopology } from '../etcd/topology.js';
-import { portablePdb } from '../kube/workloads.js';
+import { portablePdb } from '../kube/pdb.js';
 import type { PdbRecord, QuiesceTarget } from './plan.js';
 
 /** A `--quiesce kind/name` flag value. */

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { kubeContextFromOptions } from '../../src/cli/kubeflags.js';
+import { kubeContextFromOptions } from '../../src/cli/kubecontext.js';
 import { accessError, checkAccess } from '../../src/kube/access.js';
 import { listPods, waitForPodGone, waitForPods } from '../../src/kube/pods.js';
 import { deletePdb, recreatePdb, rolloutRestart, savePdb, scaleWorkload } from '../../src/kube/workloads.js';

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kubeContextFromOptions } from '../../src/cli/kubeflags.js';
+import { kubeContextFromOptions } from '../../src/cli/kubecontext.js';
 import type { KubeContext } from '../../src/kube/client.js';
 import { copyFileIntoPod, copyFileOutOfPod, fileDigestInPod } from '../../src/kube/copy.js';
 import { ExecFailedError, execCapture, execInPod } from '../../src/kube/exec.js';

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadKubeConfig, parseRequestTimeout } from '../../src/kube/config.js';
 import { NotFoundError, UsageError } from '../../src/errors.js';
-import { kubeContextFromOptions, verbosityOf } from '../../src/cli/kubeflags.js';
+import { kubeContextFromOptions } from '../../src/cli/kubecontext.js';
+import { verbosityOf } from '../../src/cli/kubeflags.js';
 
 let dir: string;
 beforeEach(() => {
