@@ -21,6 +21,12 @@ let state: string;
 let snapshot: string;
 
 async function put(keys: Record<string, string>): Promise<void> {
+  // A write needs quorum: right after an --abort or a restart the members may still be electing a
+  // leader, so wait (as an operator would) until the cluster reports healthy, then write.
+  await expect.poll(async () => {
+    const r = await cluster.kubectl(['-n', A.namespace, 'exec', A.pods[0]!, '-c', A.container, '--', ...A.etcdctl, 'endpoint', 'health', '--cluster']);
+    return r.code;
+  }, { timeout: 90_000, interval: 1000 }).toBe(0);
   for (const [k, v] of Object.entries(keys)) await etcdctl(cluster, A, A.pods[0]!, ['put', k, v]);
 }
 
