@@ -17,7 +17,7 @@ import { buildRestorePlan, type RestorePlan } from './plan.js';
 import { preflight, type PreflightDeps } from './preflight.js';
 import { findQuiesceTargets, type NamespaceWorkloads, type QuiesceRef } from './quiesce.js';
 import { planRecord, renderPlan, renderTimings } from './render.js';
-import { abortRestore, runRestorePlan, type RestoreCluster, type RestorePodIO, type RestoreVerifier, type StepTiming } from './runner.js';
+import { abortRestore, runRestorePlan, type RunnerDeps, type RestoreCluster, type RestorePodIO, type RestoreVerifier, type StepTiming } from './runner.js';
 import { loadRestoreSnapshot, type RestoreSnapshotFacts } from './snapshot.js';
 import { trustedJournalState } from './trust.js';
 
@@ -176,15 +176,7 @@ async function execute(plan: RestorePlan, state: JournalState, journal: Journal,
   const started = deps.now().getTime();
   let timings: StepTiming[];
   try {
-    timings = await runRestorePlan(plan, state, {
-      cluster: deps.cluster(plan.namespace),
-      pods: deps.pods(plan.namespace),
-      verifier: deps.verifier(plan),
-      journal,
-      log: { step: (m) => deps.log.info(`==> ${m}`), info: (m) => deps.log.info(m) },
-      openSnapshot: deps.openSnapshot(plan.snapshot.path),
-      now: () => deps.now().getTime(),
-    });
+    timings = await runRestorePlan(plan, state, runnerDeps(plan, journal, deps));
   } catch (err) {
     deps.log.info(`the restore stopped; its journal is kept in ${journal.describe()}`);
     throw err;
@@ -256,15 +248,7 @@ async function continueRestore(opts: RestoreOptions, deps: RestoreDeps): Promise
   }
   if (opts.abort) {
     deps.log.info(`rolling back the restore of ${plan.namespace}/${plan.workload.name} (stamp ${state.stamp})`);
-    await abortRestore(plan, state, {
-      cluster: deps.cluster(plan.namespace),
-      pods: deps.pods(plan.namespace),
-      verifier: deps.verifier(plan),
-      journal,
-      log: { step: (m) => deps.log.info(`==> ${m}`), info: (m) => deps.log.info(m) },
-      openSnapshot: deps.openSnapshot(plan.snapshot.path),
-      now: () => deps.now().getTime(),
-    });
+    await abortRestore(plan, state, runnerDeps(plan, journal, deps));
     deps.stdout.write(`rolled back ${plan.namespace}/${plan.workload.name}: the pre-restore data is back on ${plan.members.length} member(s)\n`);
     return;
   }
@@ -276,3 +260,16 @@ async function continueRestore(opts: RestoreOptions, deps: RestoreDeps): Promise
 }
 
 export type { RestoreSnapshotFacts };
+
+/** The runner's collaborators for one plan, the same for a run, a resume and an abort. */
+function runnerDeps(plan: RestorePlan, journal: Journal, deps: RestoreDeps): RunnerDeps {
+  return {
+    cluster: deps.cluster(plan.namespace),
+    pods: deps.pods(plan.namespace),
+    verifier: deps.verifier(plan),
+    journal,
+    log: { step: (m) => deps.log.info(`==> ${m}`), info: (m) => deps.log.info(m) },
+    openSnapshot: deps.openSnapshot(plan.snapshot.path),
+    now: () => deps.now().getTime(),
+  };
+}
