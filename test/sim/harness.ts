@@ -45,6 +45,7 @@ export function run(cmd: string, args: string[], opts: { input?: string; timeout
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
     child.on('error', (err) => { clearTimeout(timer); reject(err); });
     child.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr }); });
+    child.stdin.on('error', () => { /* the command exited without reading its input (EPIPE): its exit code tells */ });
     child.stdin.end(opts.input ?? '');
   });
 }
