@@ -7,9 +7,9 @@ import { posix } from 'node:path';
 import type { V1StatefulSet } from '@kubernetes/client-node';
 import { ForbiddenError, PluginError } from '../errors.js';
 import type { EtcdTlsMaterial, PodPortForwarder } from '../etcd/client.js';
-import type { EtcdPodLister } from '../etcd/discovery/index.js';
+import { discoverTopology, type EtcdPodLister, type WorkloadSelection } from '../etcd/discovery/index.js';
 import type { MemberCommandRunner } from '../etcd/status.js';
-import type { EtcdMember } from '../etcd/topology.js';
+import type { EtcdMember, EtcdTopology } from '../etcd/topology.js';
 import type { KubeContext } from '../kube/client.js';
 import { copyFileOutOfPod } from '../kube/copy.js';
 import { apiError } from '../kube/errors.js';
@@ -188,4 +188,15 @@ export function kubeBackupDeps(kube: KubeContext, tls: LocalTlsFiles, log: Logge
     now: () => new Date(),
     pluginVersion: VERSION,
   };
+}
+
+/** The etcd workload the target flags (--statefulset, --pod, -l, -c) pick in the context's namespace, read from the live pods. */
+export function discoverTarget(kube: KubeContext, flags: Omit<WorkloadSelection, 'namespace'>): Promise<EtcdTopology> {
+  return discoverTopology(apiPodLister(kube), {
+    namespace: kube.namespace,
+    statefulSet: flags.statefulSet,
+    pod: flags.pod,
+    selector: flags.selector,
+    container: flags.container,
+  });
 }

@@ -90,17 +90,7 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
   });
   const progress = deps.progress(`snapshot ${member.pod}`);
   try {
-    const out = partial.writable();
-    const copy = startCopy(digester, out, true, guard.signal);
-    let result: TransportResult;
-    try {
-      result = await transport.take(member, digester, transportContext(copy.signal, progress, status, deps));
-    } catch (err) {
-      throw copy.writeError() ?? err;
-    }
-    await copy.written;
-    guard.signal.throwIfAborted();
-    const digest = digester.digest();
+    const { result, digest } = await takeSnapshot(member, transport, digester, partial.writable(), true, guard.signal, progress, status, deps);
     const outcome = await verifySnapshot(partial.path, digest, result.expectedSize, deps.readSummary);
     const summary = requireVerified(outcome, `pod "${member.pod}"`);
     const finalPath =
@@ -147,16 +137,7 @@ async function backupToStdout(member: EtcdMember, transport: SnapshotTransport, 
   });
   const progress = deps.progress(`snapshot ${member.pod}`);
   try {
-    const copy = startCopy(digester, deps.stdout, false, guard.signal);
-    let result: TransportResult;
-    try {
-      result = await transport.take(member, digester, transportContext(copy.signal, progress, status, deps));
-    } catch (err) {
-      throw copy.writeError() ?? err;
-    }
-    await copy.written;
-    guard.signal.throwIfAborted();
-    const digest = digester.digest();
+    const { result, digest } = await takeSnapshot(member, transport, digester, deps.stdout, false, guard.signal, progress, status, deps);
     if (result.expectedSize !== undefined && result.expectedSize !== digest.size) {
       requireVerified({ kind: 'size-mismatch', expected: result.expectedSize, actual: digest.size }, `pod "${member.pod}"`);
     }
@@ -176,6 +157,26 @@ async function backupToStdout(member: EtcdMember, transport: SnapshotTransport, 
     progress.done();
     guard.dispose();
   }
+}
+
+/**
+ * Runs the transport into the digester while the digester's output is copied to `out`; returns once
+ * every byte is written (or throws the write error, which explains a transport failure better).
+ */
+async function takeSnapshot(
+  member: EtcdMember, transport: SnapshotTransport, digester: SnapshotDigester, out: Writable, endOut: boolean,
+  signal: AbortSignal, progress: Progress, status: MemberStatus | undefined, deps: BackupDeps,
+): Promise<{ result: TransportResult; digest: ReturnType<SnapshotDigester['digest']> }> {
+  const copy = startCopy(digester, out, endOut, signal);
+  let result: TransportResult;
+  try {
+    result = await transport.take(member, digester, transportContext(copy.signal, progress, status, deps));
+  } catch (err) {
+    throw copy.writeError() ?? err;
+  }
+  await copy.written;
+  signal.throwIfAborted();
+  return { result, digest: digester.digest() };
 }
 
 /** What the user sees on the first signal: the exec transport still has a file in the pod to remove. */

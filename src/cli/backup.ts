@@ -4,7 +4,6 @@ import type { BackupRecord } from '../backup/record.js';
 import { runBackup, type BackupDestination, type BackupOptions } from '../backup/run.js';
 import { restrictStdoutFile } from '../backup/stdout.js';
 import type { TransportKind } from '../backup/transport.js';
-import { discoverTopology } from '../etcd/discovery/index.js';
 import { formatBytes } from '../ui/bytes.js';
 import { formatRecord, parseOutputFormat, type OutputFormat } from '../ui/format.js';
 import { createLogger } from '../ui/log.js';
@@ -102,16 +101,10 @@ snapshot in the pod, then exits 130 (SIGINT) or 143 (SIGTERM); a second signal q
       const parsed = backupFlagsToOptions(flags, process.stdout.isTTY === true);
       // Loaded on use: they pull in @kubernetes/client-node and etcd3, which --help does not need.
       const { kubeContextFromOptions } = await import('./kubecontext.js');
-      const { apiPodLister, kubeBackupDeps } = await import('../backup/cluster.js');
+      const { discoverTarget, kubeBackupDeps } = await import('../backup/cluster.js');
       const kube = kubeContextFromOptions(globals);
       const log = createLogger(process.stderr, verbosityOf(globals));
-      const topology = await discoverTopology(apiPodLister(kube), {
-        namespace: kube.namespace,
-        statefulSet: flags.statefulset,
-        pod: flags.pod,
-        selector: flags.selector,
-        container: flags.container,
-      });
+      const topology = await discoverTarget(kube, { statefulSet: flags.statefulset, pod: flags.pod, selector: flags.selector, container: flags.container });
       const options: BackupOptions = { topology, destination: parsed.destination, member: flags.member ?? flags.pod, via: parsed.via };
       if (parsed.destination.kind === 'stdout' && restrictStdoutFile(1)) log.debug(1, 'stdout is a regular file: made it mode 0600');
       const record = await runBackup(options, kubeBackupDeps(kube, flags, log));

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { PluginError } from '../errors.js';
-import { discoverTopology } from '../etcd/discovery/index.js';
 import { collectStatus, execStatusProbe, type MemberStatus } from '../etcd/status.js';
 import { formatRecord, parseOutputFormat } from '../ui/format.js';
 import { renderStatusTable } from '../ui/status-table.js';
@@ -40,15 +39,9 @@ export function register(program: Command): void {
       const output = flags.output === 'table' ? undefined : parseOutputFormat(flags.output);
       // Loaded on use: they pull in @kubernetes/client-node, which --help does not need.
       const { kubeContextFromOptions } = await import('./kubecontext.js');
-      const { apiPodLister, memberRunner } = await import('../backup/cluster.js');
+      const { discoverTarget, memberRunner } = await import('../backup/cluster.js');
       const kube = kubeContextFromOptions(command.optsWithGlobals<GlobalKubeOptions>());
-      const topology = await discoverTopology(apiPodLister(kube), {
-        namespace: kube.namespace,
-        statefulSet: flags.statefulset,
-        pod: flags.pod,
-        selector: flags.selector,
-        container: flags.container,
-      });
+      const topology = await discoverTarget(kube, { statefulSet: flags.statefulset, pod: flags.pod, selector: flags.selector, container: flags.container });
       const rows = await collectStatus(topology.members, execStatusProbe(memberRunner(kube)));
       const record = { namespace: topology.namespace, workload: topology.workload.name, members: rows };
       process.stdout.write(output ? formatRecord(record, output) : renderStatusTable(rows));
