@@ -9,7 +9,7 @@ import { delimiter, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
 import { etcdctlSnapshotStatus, requireBinary, startEtcd } from '../helpers/etcd.js';
-import type { CommandResult, SimCluster } from '../sim/harness.js';
+import { ok, type CommandResult, type SimCluster } from '../sim/harness.js';
 
 const execFileP = promisify(execFile);
 
@@ -137,11 +137,8 @@ export async function startDistroless(cluster: SimCluster): Promise<void> {
   }
 }
 
-/** Throws when a command failed, with its stderr; returns stdout. */
-export function ok(r: CommandResult): string {
-  if (r.code !== 0) throw new Error(`command failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
-  return r.stdout;
-}
+/** Throws when a command failed, with its stderr; returns stdout (the harness's own check). */
+export { ok };
 
 /** Checks the prerequisites and builds dist/ so that bin/kubectl-etcd runs the current code. */
 export async function buildPlugin(): Promise<void> {

@@ -4,10 +4,11 @@
  * This is the manual runbook's copy step, so the simulator's exec streams must carry it intact.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256File } from './backup-support.js';
 import { KUBECTLS, ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
 
 const SIZE = 100 * 1024 * 1024;
@@ -31,13 +32,6 @@ let c: SimCluster;
 let work: string;
 let source: string;
 let sourceSha: string;
-
-function sha256File(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(file).on('data', (d) => h.update(d)).on('error', reject).on('end', () => resolve(h.digest('hex')));
-  });
-}
 
 beforeAll(async () => {
   requireRoot();
