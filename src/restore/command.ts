@@ -106,11 +106,12 @@ export async function restoreCommand(opts: RestoreOptions, deps: RestoreDeps): P
   await refuseIfJournal(journal);
   await deps.resolveNodes(topology);
   const etcdImage = await deps.templateImage(topology);
-  const utilityImage = opts.utilityImage ?? etcdImage;
   const { quiesce, pdbs } = findQuiesceTargets(topology, await deps.listWorkloads(topology.namespace), opts.quiesce);
-  const checked = await preflight({ topology, etcdImage, utilityImage, snapshot, quiesce, pdbs, force: opts.force }, deps.preflight);
+  const checked = await preflight({ topology, etcdImage, utilityImage: opts.utilityImage, snapshot, quiesce, pdbs, force: opts.force }, deps.preflight);
   const stamp = compactUtc(deps.now());
-  const plan = buildRestorePlan({ topology, snapshot, quiesce, pdbs, utilityImage, tool: checked.tool, stamp, inPlace: opts.inPlace });
+  const plan = buildRestorePlan({
+    topology, snapshot, quiesce, pdbs, utilityImage: checked.utilityImage, etcdToolsImage: checked.etcdToolsImage, tool: checked.tool, stamp, inPlace: opts.inPlace,
+  });
   plan.warnings.unshift(...checked.warnings);
   if (plan.tool.binary === 'etcdctl' && quiesce.length) {
     plan.warnings = plan.warnings.map((w) => (w.includes('restart every kube-apiserver') ? `${w} (the quiesced ${quiesce.map((q) => q.name).join(', ')} restart anyway)` : w));

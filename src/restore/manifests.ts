@@ -18,6 +18,23 @@ export interface UtilityPodManifest {
 
 const IDLE_COMMAND = ['/bin/sh', '-ec', "while :; do echo '.'; sleep 5; done"];
 
+/** Where the throwaway etcd of the `etcd-tools` container keeps its data (an emptyDir, gone with the pod). */
+export const TOOLS_SCRATCH_DIR = '/kubectl-etcd-tools';
+const TOOLS_SCRATCH_VOLUME = 'etcd-tools-scratch';
+
+/**
+ * What keeps the `etcd-tools` container alive: a single-member etcd that listens on loopback
+ * ports no etcd member uses (the pod has its own network namespace) and serves nobody.
+ */
+export function toolsIdleCommand(): string[] {
+  return [
+    'etcd', '--name=kubectl-etcd-tools', `--data-dir=${TOOLS_SCRATCH_DIR}/etcd`,
+    '--listen-client-urls=http://127.0.0.1:32379', '--advertise-client-urls=http://127.0.0.1:32379',
+    '--listen-peer-urls=http://127.0.0.1:32380', '--initial-advertise-peer-urls=http://127.0.0.1:32380',
+    '--initial-cluster=kubectl-etcd-tools=http://127.0.0.1:32380',
+  ];
+}
+
 /** Kubernetes object names: lowercase, at most 63 characters for a pod's hostname. */
 export function utilityPodName(member: EtcdMember): string {
   const suffix = member.ordinal !== undefined ? String(member.ordinal) : member.name;
@@ -25,9 +42,12 @@ export function utilityPodName(member: EtcdMember): string {
 }
 
 /**
- * The utility pod for one member. With `etcdToolsImage` (a distroless etcd image) the pod has
- * two containers: `etcd-utility` (the shell image, for copy and swap) and `etcd-tools` (the etcd
- * image, idling as a throwaway etcd on loopback, for `etcdctl`/`etcdutl` of the cluster's version).
+ * The utility pod for one member. With `etcdToolsImage` (a distroless etcd image: no shell, no
+ * `cp`, so nothing can copy its binaries out) the pod has two containers: `etcd-utility` (the
+ * shell image, for copy, sha256sum, swap and chown) and `etcd-tools` (the etcd image itself).
+ * The etcd image's only long-running program is etcd, so `etcd-tools` runs a throwaway etcd on
+ * the pod's loopback, its data in an emptyDir, and `kubectl exec` runs `etcdctl`/`etcdutl
+ * snapshot restore` there as plain argv: the restore tool is always the cluster's own version.
  */
 export function utilityPodManifest(opts: {
   member: EtcdMember;
@@ -64,17 +84,14 @@ export function utilityPodManifest(opts: {
     },
   ];
   if (opts.etcdToolsImage) {
+    volumes.push({ name: TOOLS_SCRATCH_VOLUME, emptyDir: {} });
     containers.push({
       name: 'etcd-tools',
       image: opts.etcdToolsImage,
-      command: [
-        'etcd', '--name=kubectl-etcd-tools', '--data-dir=/tmp/kubectl-etcd-tools',
-        '--listen-client-urls=http://127.0.0.1:32379', '--advertise-client-urls=http://127.0.0.1:32379',
-        '--listen-peer-urls=http://127.0.0.1:32380', '--initial-advertise-peer-urls=http://127.0.0.1:32380',
-        '--initial-cluster=kubectl-etcd-tools=http://127.0.0.1:32380',
-      ],
+      command: toolsIdleCommand(),
+      // Root, like the shell container: the restore writes onto the member's volume.
       securityContext: { runAsUser: 0, runAsGroup: 0 },
-      volumeMounts: mounts,
+      volumeMounts: [...mounts, { name: TOOLS_SCRATCH_VOLUME, mountPath: TOOLS_SCRATCH_DIR }],
     });
   }
   const manifest: UtilityPodManifest = {

@@ -33,16 +33,35 @@ export interface PreflightInput {
   topology: EtcdTopology;
   /** The etcd image the restored members will run (StatefulSet template). */
   etcdImage: string;
-  utilityImage: string;
+  /** --utility-image, when given. */
+  utilityImage?: string;
   snapshot: RestoreSnapshotFacts;
   quiesce: QuiesceTarget[];
   pdbs: PdbRecord[];
   force: boolean;
 }
 
+/**
+ * The shell image of the utility pods when the etcd image has no shell (distroless) and no
+ * --utility-image is given: busybox has sh, head, sha256sum, mv, rm, chown, sync, df and tar.
+ */
+export const DEFAULT_SHELL_IMAGE = 'docker.io/library/busybox:1.36';
+
+/** The images of the utility pods and the restore tool they give. */
+export interface UtilityImages {
+  /** The image with the shell (copy, swap, chown); also the restore tool's unless etcdToolsImage. */
+  utilityImage: string;
+  /** Set when the etcd image has no shell: it runs beside the shell image and supplies the tool. */
+  etcdToolsImage?: string;
+  tool: RestoreTool;
+  warnings: string[];
+}
+
 /** What preflight found out. */
 export interface PreflightResult {
   tool: RestoreTool;
+  utilityImage: string;
+  etcdToolsImage?: string;
   clusterVersion?: string;
   warnings: string[];
 }
@@ -83,16 +102,11 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
 
   // Ready members first; a running but not Ready member (lost quorum) can still answer an exec.
   const running = [...topology.members].sort((a, b) => Number(b.ready !== false) - Number(a.ready !== false));
-  const execSomewhere = async (argv: string[], filter: (m: EtcdMember) => boolean = () => true) => {
-    for (const m of running.filter(filter)) {
-      const r = await deps.execInMember(m, argv).catch((e: unknown) => {
-        if (e instanceof ForbiddenError) throw e;
-        return undefined;
-      });
-      if (r) return { member: m, ...r };
-    }
+  const exec = (m: EtcdMember, argv: string[]) => deps.execInMember(m, argv).catch((e: unknown) => {
+    if (e instanceof ForbiddenError) throw e;
     return undefined;
-  };
+  });
+  const execSomewhere = (argv: string[]) => execFirst(running, exec, argv);
 
   // etcd version: the snapshot's minor must be the cluster's.
   let clusterVersion = imageTagVersion(input.etcdImage);
@@ -122,20 +136,9 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
     else if (!st.ready) refuse(`node "${m.node}" of member "${m.name}" is not Ready${st.reason ? ` (${st.reason})` : ''}`, 'bring the node back or move the member');
   }
 
-  // The utility image must have a shell and the tools; probe it where it already runs.
-  let tool: RestoreTool = { binary: 'etcdctl' };
-  const probe = 'for t in sh head sha256sum mv rm chown sync df etcdctl; do command -v $t >/dev/null 2>&1 || echo missing:$t; done; ' +
-    'command -v etcdutl >/dev/null 2>&1 && echo has:etcdutl; true';
-  const probed = await execSomewhere(['sh', '-c', probe], (m) => m.image === input.utilityImage);
-  if (probed && probed.exitCode === 0) {
-    const missing = [...probed.stdout.matchAll(/missing:(\S+)/g)].map((x) => x[1]!);
-    if (missing.length) refuse(`image "${input.utilityImage}" lacks ${missing.join(', ')}`, 'pass --utility-image with an image of the same etcd version that has a shell and these tools');
-    if (/has:etcdutl/.test(probed.stdout)) tool = { binary: 'etcdutl', bumpRevision: 1_000_000_000 };
-  } else if (running.some((m) => m.image === input.utilityImage)) {
-    refuse(`image "${input.utilityImage}" has no shell`, 'pass --utility-image with an image of the same etcd version that has a shell, head and etcdctl');
-  } else {
-    warnings.push(`image "${input.utilityImage}" is not running anywhere to probe; assuming it has a shell, head, sha256sum and etcdctl`);
-  }
+  // The utility pods: which image gives the shell and which the restore tool; probed where the etcd image runs.
+  const images = await utilityImages({ etcdImage: input.etcdImage, utilityImage: input.utilityImage, members: running }, exec, refuse);
+  warnings.push(...images.warnings);
 
   // Free space on every member volume: the snapshot copy, the restored db and a WAL segment.
   const need = spaceNeeded(snapshot.size);
@@ -151,7 +154,80 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
     if (cap !== undefined && cap < need) refuse(`volume of member "${m.name}" holds ${mib(cap)}, the restore needs ${mib(need)}`, 'grow the PVC');
     else if (cap === undefined) warnings.push(`cannot measure free space on the volume of member "${m.name}"`);
   }
-  return { tool, clusterVersion, warnings };
+  return { tool: images.tool, utilityImage: images.utilityImage, etcdToolsImage: images.etcdToolsImage, clusterVersion, warnings };
+}
+
+type Exec = { exitCode: number; stdout: string; stderr: string };
+type MemberExec = (m: EtcdMember, argv: string[]) => Promise<Exec | undefined>;
+
+/** Runs argv in the first of members that answers; undefined when none does. */
+async function execFirst(members: EtcdMember[], exec: MemberExec, argv: string[]): Promise<(Exec & { member: EtcdMember }) | undefined> {
+  for (const m of members) {
+    const r = await exec(m, argv);
+    if (r) return { member: m, ...r };
+  }
+  return undefined;
+}
+
+/** What every utility pod's shell container runs: the copy (head), its check, the swap, the chown. */
+const SHELL_TOOLS = ['sh', 'head', 'sha256sum', 'mv', 'rm', 'chown', 'sync', 'df'];
+
+/** A probe script that prints `missing:T` for each absent tool and `has:etcdutl` when etcdutl is there. */
+function shellProbe(tools: string[]): string {
+  return `for t in ${tools.join(' ')}; do command -v $t >/dev/null 2>&1 || echo missing:$t; done; ` +
+    'command -v etcdutl >/dev/null 2>&1 && echo has:etcdutl; true';
+}
+
+/** etcdutl (3.5+) restores with a bumped revision and marked compaction, so watch caches see the jump. */
+const ETCDUTL: RestoreTool = { binary: 'etcdutl', bumpRevision: 1_000_000_000 };
+
+/**
+ * Chooses the images of the utility pods by probing a running member of the etcd image:
+ *  - the etcd image has a shell: it (or --utility-image) is the one image, for everything;
+ *  - it answers an argv exec (`etcd --version`) but has no shell (distroless): the shell image is
+ *    --utility-image or DEFAULT_SHELL_IMAGE, and the etcd image itself supplies etcdutl/etcdctl
+ *    in a second container (manifests.ts), so the restore tool matches the cluster;
+ *  - no member of the etcd image answers: nothing to probe; assume a shell, as before, and warn.
+ */
+export async function utilityImages(
+  input: { etcdImage: string; utilityImage?: string; members: EtcdMember[] },
+  exec: MemberExec,
+  refuse: (message: string, hint: string) => void,
+): Promise<UtilityImages> {
+  const { etcdImage } = input;
+  const ofEtcdImage = input.members.filter((m) => m.image === etcdImage);
+  const warnings: string[] = [];
+  const flagged = input.utilityImage !== undefined && input.utilityImage !== etcdImage ? input.utilityImage : undefined;
+  const unprobed = (image: string, what: string) => warnings.push(`image "${image}" is not running anywhere to probe; assuming it has ${what}`);
+
+  const shell = await execFirst(ofEtcdImage, exec, ['sh', '-c', shellProbe([...SHELL_TOOLS, 'etcdctl'])]);
+  if (shell && shell.exitCode === 0) {
+    if (flagged) {
+      unprobed(flagged, 'a shell, head, sha256sum and etcdctl');
+      return { utilityImage: flagged, tool: { binary: 'etcdctl' }, warnings };
+    }
+    const missing = [...shell.stdout.matchAll(/missing:(\S+)/g)].map((x) => x[1]!);
+    if (missing.length) refuse(`image "${etcdImage}" lacks ${missing.join(', ')}`, 'pass --utility-image with an image of the same etcd version that has a shell and these tools');
+    return { utilityImage: etcdImage, tool: /has:etcdutl/.test(shell.stdout) ? ETCDUTL : { binary: 'etcdctl' }, warnings };
+  }
+
+  // No shell answered. If etcd itself answers an argv exec, the container runs and sh is what is missing.
+  const alive = await execFirst(ofEtcdImage, exec, ['etcd', '--version']);
+  if (!alive) {
+    const image = flagged ?? etcdImage;
+    unprobed(image, 'a shell, head, sha256sum and etcdctl');
+    return { utilityImage: image, tool: { binary: 'etcdctl' }, warnings };
+  }
+  const shellImage = flagged ?? DEFAULT_SHELL_IMAGE;
+  let tool: RestoreTool | undefined;
+  if ((await exec(alive.member, ['etcdutl', 'version']))?.exitCode === 0) tool = ETCDUTL;
+  else if ((await exec(alive.member, ['etcdctl', 'version']))?.exitCode === 0) tool = { binary: 'etcdctl' };
+  else {
+    refuse(`image "${etcdImage}" has no shell and neither etcdutl nor etcdctl`, 'restore with an etcd image that ships etcdctl (etcd 3.4) or etcdutl (3.5+)');
+    tool = { binary: 'etcdctl' };
+  }
+  unprobed(shellImage, `${SHELL_TOOLS.join(', ')} (pass --utility-image to use another shell image)`);
+  return { utilityImage: shellImage, etcdToolsImage: etcdImage, tool, warnings };
 }
 
 function mib(bytes: number): string {
