@@ -130,7 +130,11 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
       // container running a moment before its filesystem is in place.
       for (const c of (manifest as { spec?: { containers?: Array<{ name?: string }> } }).spec?.containers ?? []) {
         const container = c.name ?? '';
-        await insideContainer(() => retrying(() => execCapture(kube, { namespace, pod: name, container, command: ['cat', '/etc/hostname'] })), { namespace, pod: name, container });
+        // etcd-tools runs a distroless etcd image (no cat): its etcd answering shows its root is in place.
+        const probe = container === 'etcd-tools'
+          ? () => execCapture(kube, { namespace, pod: name, container, command: ['etcd', '--version'] }).then((r) => (r.exitCode === 0 ? { ...r, stdout: name } : r))
+          : () => execCapture(kube, { namespace, pod: name, container, command: ['cat', '/etc/hostname'] });
+        await insideContainer(() => retrying(probe), { namespace, pod: name, container });
       }
     },
     async deletePodAndWait(name) {

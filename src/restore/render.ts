@@ -10,6 +10,7 @@ export function renderPlan(plan: RestorePlan): string {
     `restore plan for ${plan.workload.kind.toLowerCase()} "${plan.workload.name}" in namespace "${plan.namespace}" (stamp ${plan.stamp})`,
     `  snapshot: ${s.path} (${formatBytes(s.size)}, revision ${s.revision}, ${s.liveKeys ?? '?'} keys, sha256 ${s.sha256.slice(0, 16)}…${s.etcdVersion ? `, etcd ${s.etcdVersion}` : ''})`,
     `  restore with: ${plan.tool.binary}${plan.tool.bumpRevision ? ` --bump-revision=${plan.tool.bumpRevision} --mark-compacted` : ''}`,
+    `  utility pods: ${describeUtilityImages(utilityImagesOf(plan), plan.tool.binary)}`,
     `  initial cluster: ${plan.initialCluster} (token ${plan.initialClusterToken})`,
     '  members:',
     ...plan.members.map((m) => {
@@ -26,6 +27,23 @@ export function renderPlan(plan: RestorePlan): string {
   return lines.join('\n') + '\n';
 }
 
+/**
+ * The images of the plan's utility pods: the shell image, and when the etcd image has no shell,
+ * that image too, in the container that runs the restore tool.
+ */
+export function utilityImagesOf(plan: RestorePlan): { shellImage?: string; toolsImage?: string; toolContainer?: string } {
+  const m = plan.members[0];
+  if (!m) return {};
+  const image = (name: string) => m.utilityPod.spec.containers.find((c) => c['name'] === name)?.['image'] as string | undefined;
+  const shellImage = image(m.shellContainer);
+  return m.toolContainer === m.shellContainer ? { shellImage } : { shellImage, toolsImage: image(m.toolContainer), toolContainer: m.toolContainer };
+}
+
+function describeUtilityImages(u: ReturnType<typeof utilityImagesOf>, tool: string): string {
+  if (!u.toolsImage) return `image "${u.shellImage}" (shell and ${tool})`;
+  return `image "${u.shellImage}" (shell: copy, swap), beside the etcd image "${u.toolsImage}" (container ${u.toolContainer}: ${tool}, as the etcd image has no shell)`;
+}
+
 /** The plan as data; manifests and argv are included so `-o yaml` shows every pod manifest. */
 export function planRecord(plan: RestorePlan): Record<string, unknown> {
   return {
@@ -35,6 +53,7 @@ export function planRecord(plan: RestorePlan): Record<string, unknown> {
     stamp: plan.stamp,
     snapshot: plan.snapshot,
     tool: plan.tool,
+    utilityImages: utilityImagesOf(plan),
     initialCluster: plan.initialCluster,
     initialClusterToken: plan.initialClusterToken,
     quiesce: plan.quiesce,
