@@ -1,0 +1,180 @@
+// `kubectl etcd restore` on a distroless etcd image (no shell, no cp, no tar): a 3-member
+// StatefulSet of gcr.io/etcd-development/etcd with PVC-backed data and TLS. The utility pods get
+// busybox for copy and swap, and the etcd image itself beside it (container etcd-tools) for
+// `etcdctl snapshot restore`, so the restore tool is the cluster's own version.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
+import { REPO, auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, memberRevision, mutations, type EtcdAccess } from './restore-helpers.js';
+
+const NS = 'distroless-r';
+const IMAGE = 'gcr.io/etcd-development/etcd:v3.4.23';
+const CERTS = '/etc/etcd/tls';
+const DATA_DIR = '/var/run/etcd/default.etcd';
+const PODS = ['etcd-0', 'etcd-1', 'etcd-2'];
+
+/** Three distroless members, started together (a member is Ready only once the cluster has quorum). */
+const MANIFEST = `
+apiVersion: v1
+kind: Service
+metadata: {name: etcd, namespace: ${NS}}
+spec:
+  clusterIP: None
+  selector: {app: etcd}
+  ports: [{name: client, port: 2379}, {name: peer, port: 2380}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: etcd, namespace: ${NS}}
+spec:
+  replicas: 3
+  serviceName: etcd
+  podManagementPolicy: Parallel
+  selector: {matchLabels: {app: etcd}}
+  template:
+    metadata: {labels: {app: etcd}}
+    spec:
+      containers:
+      - name: etcd
+        image: ${IMAGE}
+        command:
+        - /usr/local/bin/etcd
+        - --name=$(POD_NAME)
+        - --data-dir=${DATA_DIR}
+        - --listen-client-urls=https://0.0.0.0:2379
+        - --advertise-client-urls=https://$(POD_NAME).etcd:2379
+        - --listen-peer-urls=http://0.0.0.0:2380
+        - --initial-advertise-peer-urls=http://$(POD_NAME).etcd:2380
+        - --initial-cluster=etcd-0=http://etcd-0.etcd:2380,etcd-1=http://etcd-1.etcd:2380,etcd-2=http://etcd-2.etcd:2380
+        - --initial-cluster-token=distroless-r
+        - --client-cert-auth=true
+        - --trusted-ca-file=${CERTS}/etcdCA.crt
+        - --cert-file=${CERTS}/etcd.crt
+        - --key-file=${CERTS}/etcd.key
+        env:
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        readinessProbe:
+          exec:
+            command: [etcdctl, --endpoints=https://127.0.0.1:2379, --cacert=${CERTS}/etcdCA.crt, --cert=${CERTS}/etcd.crt, --key=${CERTS}/etcd.key, endpoint, health]
+          periodSeconds: 2
+          timeoutSeconds: 10
+        volumeMounts:
+        - {name: data, mountPath: /var/run/etcd}
+        - {name: tls, mountPath: ${CERTS}, readOnly: true}
+      volumes:
+      - name: tls
+        secret: {secretName: etcd-tls, defaultMode: 0400}
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 256Mi}}
+`;
+
+/** etcdctl by argv in the distroless members (the image has etcdctl, nothing else). */
+const ACCESS: EtcdAccess = {
+  namespace: NS, container: 'etcd', pods: PODS,
+  etcdctl: ['etcdctl', '--endpoints=https://127.0.0.1:2379', `--cacert=${CERTS}/etcdCA.crt`, `--cert=${CERTS}/etcd.crt`, `--key=${CERTS}/etcd.key`],
+  dataDir: DATA_DIR,
+};
+
+let cluster: SimCluster;
+let work: string;
+let state: string;
+let snapshot: string;
+
+async function waitReady(timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await cluster.kubectl(['-n', NS, 'wait', '--for=condition=Ready', ...PODS.map((p) => `pod/${p}`), '--timeout=60s'], { timeoutMs: 90_000 });
+    if (r.code === 0) return;
+    // right after the StatefulSet is created its pods may not exist yet
+    if (Date.now() > deadline) throw new Error(`distroless etcd did not become ready: ${r.stderr.trim()}`);
+    await new Promise((done) => setTimeout(done, 1000));
+  }
+}
+
+/** The directory on the node that backs a member's PVC (a local PersistentVolume), as the PV names it. */
+async function volumeDir(pod: string): Promise<string> {
+  const pv = ok(await cluster.kubectl(['-n', NS, 'get', 'pvc', `data-${pod}`, '-o', 'jsonpath={.spec.volumeName}'])).trim();
+  return ok(await cluster.kubectl(['get', 'pv', pv, '-o', 'jsonpath={.spec.local.path}'])).trim();
+}
+
+beforeAll(async () => {
+  requireRoot();
+  requireCommand('kubectl', 'install kubectl ≥ 1.30');
+  requireCommand('etcd', 'install etcd-server (apt-get install -y etcd-server etcd-client)');
+  execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'pipe' });
+  // The `single` fixture brings the etcd certificates the distroless members reuse.
+  cluster = await startCluster({ fixtures: ['single'] });
+  work = mkdtempSync(join(tmpdir(), 'restore-distroless-e2e-'));
+  state = join(work, 'state');
+  snapshot = join(work, 'a.db');
+  const secret = JSON.parse(ok(await cluster.kubectl(['-n', 'uc1', 'get', 'secret', 'kube-etcd-certs', '-o', 'json']))) as { data: Record<string, string> };
+  ok(await cluster.kubectl(['create', 'namespace', NS]));
+  ok(await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'etcd-tls', namespace: NS }, data: secret.data }) }));
+  ok(await cluster.kubectl(['apply', '-f', '-'], { input: MANIFEST }));
+  await waitReady(240_000);
+
+  // Keys A, a backup by stream (no shell for --via exec), then keys B and one of A deleted.
+  for (const k of ['a1', 'a2', 'a3']) await etcdctl(cluster, ACCESS, 'etcd-0', ['put', `/test/${k}`, k]);
+  const b = await kubectlEtcd(cluster, state, ['backup', '-n', NS, '--via', 'stream', '-f', snapshot]);
+  expect(b.code, b.stderr).toBe(0);
+  for (const k of ['b1', 'b2']) await etcdctl(cluster, ACCESS, 'etcd-1', ['put', `/test/${k}`, k]);
+  await etcdctl(cluster, ACCESS, 'etcd-2', ['del', '/test/a1']);
+  expect(await keysOn(cluster, ACCESS, 'etcd-0', '/test/')).toEqual(['/test/a2', '/test/a3', '/test/b1', '/test/b2']);
+}, 600_000);
+
+afterAll(async () => {
+  await cluster?.down();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('kubectl etcd restore on a distroless etcd image', () => {
+  it('--dry-run -o yaml plans utility pods of busybox beside the etcd image (container etcd-tools), and changes nothing', async () => {
+    const mark = auditMark(cluster);
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--dry-run', '-o', 'yaml']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(mutations(auditSince(cluster, mark), 'admin')).toEqual([]);
+    const plan = parse(r.stdout) as {
+      tool: { binary: string };
+      warnings: string[];
+      utilityImages: { shellImage: string; toolsImage: string; toolContainer: string };
+      members: Array<{ name: string; restoreCommand: string[]; utilityPod: { spec: { containers: Array<{ name: string; image: string; command: string[] }> } } }>;
+    };
+    expect(plan.tool.binary).toBe('etcdctl');
+    expect(plan.utilityImages).toEqual({ shellImage: 'docker.io/library/busybox:1.36', toolsImage: IMAGE, toolContainer: 'etcd-tools' });
+    expect(plan.members.map((m) => m.name)).toEqual(PODS);
+    for (const m of plan.members) {
+      const containers = m.utilityPod.spec.containers.map((c) => [c.name, c.image, c.command[0]]);
+      expect(containers, m.name).toEqual([['etcd-utility', 'docker.io/library/busybox:1.36', '/bin/sh'], ['etcd-tools', IMAGE, 'etcd']]);
+      expect(m.restoreCommand.slice(0, 3)).toEqual(['etcdctl', 'snapshot', 'restore']);
+    }
+    expect(plan.warnings.some((w) => /^image "docker\.io\/library\/busybox:1\.36" is not running anywhere to probe/.test(w)), plan.warnings.join('\n')).toBe(true);
+  }, 120_000);
+
+  it('brings back exactly the backed-up keys on every member, healthy, old data kept on every volume, no utility pod left', async () => {
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^restored ${NS}/etcd .* on 3 member\\(s\\) .*verified$`, 'm'));
+    expect(r.stderr).toMatch(/utility pods: image "docker\.io\/library\/busybox:1\.36" .*beside the etcd image "gcr\.io\/etcd-development\/etcd:v3\.4\.23" \(container etcd-tools: etcdctl/);
+    for (const pod of PODS) {
+      expect(await keysOn(cluster, ACCESS, pod, '/test/'), pod).toEqual(['/test/a1', '/test/a2', '/test/a3']);
+      expect(await etcdctl(cluster, ACCESS, pod, ['endpoint', 'health', '-w', 'json']), pod).toMatch(/"health":true/);
+      // No shell in the member to list its data dir: read the volume where the PV keeps it on the node.
+      const volume = await volumeDir(pod);
+      expect(readdirSync(join(volume, 'default.etcd')).filter((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f)), pod).toHaveLength(1);
+      // the snapshot copy and the restore dir lived beside default.etcd; both are gone
+      expect(readdirSync(volume).filter((f) => f.startsWith('kubectl-etcd')), pod).toEqual([]);
+    }
+    await expect.poll(async () => new Set((await Promise.all(PODS.map((p) => memberRevision(cluster, ACCESS, p)))).map((s) => s.revision)).size, { timeout: 30_000 }).toBe(1);
+    expect((await Promise.all(PODS.map((p) => memberRevision(cluster, ACCESS, p)))).filter((s) => s.leader)).toHaveLength(1);
+    const left = ok(await cluster.kubectl(['-n', NS, 'get', 'pods', '-l', 'app.kubernetes.io/managed-by=kubectl-etcd', '-o', 'name']));
+    expect(left.trim()).toBe('');
+  }, 600_000);
+});
