@@ -89,9 +89,6 @@ export async function restoreCommand(opts: RestoreOptions, deps: RestoreDeps): P
   if (opts.resume && opts.abort) throw new UsageError('--resume and --abort cannot be used together', 'pass one of them');
   if (opts.resume || opts.abort) return continueRestore(opts, deps);
   if (!opts.snapshot) throw new UsageError('no snapshot given', 'pass the snapshot file: kubectl etcd restore SNAPSHOT');
-  if (opts.inPlace) {
-    throw new UsageError('--in-place is not implemented yet', 'run without it: the restore scales etcd to 0, restores every member and starts it again');
-  }
 
   const snapshot = await loadRestoreSnapshot(opts.snapshot);
   // A restore in progress may have scaled etcd to 0, so look for its journal before discovery.
@@ -249,8 +246,11 @@ async function continueRestore(opts: RestoreOptions, deps: RestoreDeps): Promise
   }
   if (opts.abort) {
     deps.log.info(`rolling back the restore of ${plan.namespace}/${plan.workload.name} (stamp ${state.stamp})`);
-    await abortRestore(plan, state, runnerDeps(plan, journal, deps));
-    deps.stdout.write(`rolled back ${plan.namespace}/${plan.workload.name}: the pre-restore data is back on ${plan.members.length} member(s)\n`);
+    const outcome = await abortRestore(plan, state, runnerDeps(plan, journal, deps));
+    if (!outcome.healthy) {
+      deps.log.warn(`the pre-restore data is back, but the members are not healthy: ${outcome.problems.join('; ')} (the old data may be why the restore began); check with \`kubectl etcd status -n ${plan.namespace}\``);
+    }
+    deps.stdout.write(`rolled back ${plan.namespace}/${plan.workload.name}: the pre-restore data is back on ${plan.members.length} member(s)${outcome.healthy ? '; healthy, one leader' : '; NOT healthy'}\n`);
     return;
   }
   if (state.phase === 'aborting') {
@@ -269,7 +269,7 @@ function runnerDeps(plan: RestorePlan, journal: Journal, deps: RestoreDeps): Run
     pods: deps.pods(plan.namespace),
     verifier: deps.verifier(plan),
     journal,
-    log: { step: (m) => deps.log.info(`==> ${m}`), info: (m) => deps.log.info(m) },
+    log: { step: (m) => deps.log.info(`==> ${m}`), info: (m) => deps.log.info(m), warn: (m) => deps.log.warn(m) },
     openSnapshot: deps.openSnapshot(plan.snapshot.path),
     now: () => deps.now().getTime(),
   };

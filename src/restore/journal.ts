@@ -194,9 +194,18 @@ export class Journal {
     await this.save(state);
   }
 
-  /** Removes every copy (the restore finished or was rolled back). */
-  async remove(): Promise<void> {
-    for (const store of this.stores) await store.remove().catch(() => undefined);
+  /**
+   * Removes every copy (the restore finished or was rolled back). The cluster copy goes first, so
+   * an interruption in between leaves the local copy, the trusted one. Returns the copies that
+   * could not be removed, with the reason: left behind, they make the next restore refuse.
+   */
+  async remove(): Promise<string[]> {
+    const left: string[] = [];
+    const order = [...this.stores].sort((a, b) => Number(a.where === 'local') - Number(b.where === 'local'));
+    for (const store of order) {
+      await store.remove().catch((err: unknown) => left.push(`${store.describe()} (${(err as Error).message.split('\n')[0]})`));
+    }
+    return left;
   }
 
   /** Where the journal is kept, for messages. */

@@ -242,9 +242,13 @@ function planSteps(input: PlanInput, members: MemberPlan[]): PlanStep[] {
     add(`restore/${name}`, `${m.restoreArgv.slice(0, 3).join(' ')} into ${m.restoreDir}`, true, name);
     add(`swap/${name}`, `move ${m.member.dataDir}/member aside to ${m.asideDir} and the restored data in`, true, name);
   }
+  // In place, etcd still runs (or crash-loops) on the volumes: its pods are deleted right after
+  // the swap, without a grace period, so no old process writes into the restored data; the
+  // StatefulSet starts them again on it. A rollout restart would replace one pod at a time and
+  // leave restored members beside old ones that reject them (another cluster ID).
+  if (sts && input.inPlace) add('etcd-recreate', `delete the pods of statefulset "${input.topology.workload.name}" at once so they start on the restored data`);
   for (const m of members) add(`cleanup/${m.member.name}`, `delete utility pod "${m.utilityPod.metadata.name}"`, true, m.member.name);
   if (sts && !input.inPlace) add('etcd-start', `scale statefulset "${input.topology.workload.name}" back to ${input.topology.workload.replicas ?? members.length}`);
-  if (sts && input.inPlace) add('etcd-roll', `rollout restart statefulset "${input.topology.workload.name}"`);
   if (!sts) add('etcd-roll', 'delete the etcd pods so they restart on the restored data');
   add('wait-ready', 'wait until every etcd member is Ready');
   add('verify', 'verify: all members healthy, one leader, member list as planned, revision and key count');

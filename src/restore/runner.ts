@@ -21,6 +21,11 @@ export interface RestoreCluster {
   createPodAndWait(manifest: { metadata: { name: string; namespace: string } }): Promise<void>;
   /** Deletes a pod (missing is fine) and waits until it is gone. */
   deletePodAndWait(name: string): Promise<void>;
+  /**
+   * Deletes the named pods at once with no grace period and waits until each is gone or replaced
+   * (a controller makes a new pod of the same name). Missing pods are fine.
+   */
+  recreatePods(names: string[]): Promise<void>;
   /** Waits until the named pods are Ready. */
   waitPodsReady(names: string[]): Promise<void>;
   deletePdb(name: string): Promise<void>;
@@ -36,13 +41,18 @@ export interface RestorePodIO {
 
 /** The end-state check. */
 export interface RestoreVerifier {
-  verify(plan: RestorePlan): Promise<{ ok: boolean; problems: string[]; summary: Record<string, unknown> }>;
+  /**
+   * Checks the members: healthy, one leader, one cluster, the planned member list; unless
+   * healthOnly, also the snapshot's revision and key count (an --abort brings other data back).
+   */
+  verify(plan: RestorePlan, opts?: { healthOnly?: boolean }): Promise<{ ok: boolean; problems: string[]; summary: Record<string, unknown> }>;
 }
 
 /** Where the runner reports progress (stderr lines). */
 export interface RestoreLog {
   step(message: string): void;
   info(message: string): void;
+  warn(message: string): void;
 }
 
 /** Everything the runner needs. */
@@ -125,9 +135,16 @@ async function runOne(plan: RestorePlan, state: JournalState, deps: RunnerDeps, 
   deps.log.step(step.title);
   await guardAgainstScaleUp(plan, state, deps, step);
   await executeStep(plan, state, deps, step);
-  if (step.id === 'finish') await deps.journal.remove();
+  if (step.id === 'finish') await closeJournal(deps);
   else await deps.journal.markDone(state, step.id);
   timings.push({ id: step.id, title: step.title, ms: deps.now() - started, skipped: false });
+}
+
+/** Removes the journal once the work is done; a copy that stays is reported with how to remove it. */
+async function closeJournal(deps: RunnerDeps): Promise<void> {
+  for (const left of await deps.journal.remove()) {
+    deps.log.warn(`the work is done but the restore journal ${left} could not be removed; remove it by hand, or the next restore refuses to start`);
+  }
 }
 
 /** While etcd is meant to be stopped, something scaling it back up must stop the restore. */
@@ -200,6 +217,8 @@ async function executeStep(plan: RestorePlan, state: JournalState, deps: RunnerD
       return cluster.scale('StatefulSet', plan.workload.name, state.etcdReplicas, false);
     case 'etcd-roll':
       return cluster.rolloutRestart('StatefulSet', plan.workload.name);
+    case 'etcd-recreate':
+      return cluster.recreatePods(plan.members.map((m) => m.member.pod));
     case 'wait-ready':
       return cluster.waitPodsReady(plan.members.map((m) => m.member.pod));
     case 'verify': {
@@ -254,15 +273,26 @@ async function copySnapshot(plan: RestorePlan, deps: RunnerDeps, m: MemberPlan):
   }
 }
 
-/** Rolls an interrupted restore back: every member's pre-restore data goes back in place. */
-export async function abortRestore(plan: RestorePlan, state: JournalState, deps: RunnerDeps): Promise<void> {
+/** How a roll-back ended: the members' health once the old data runs again. */
+export interface AbortOutcome {
+  healthy: boolean;
+  problems: string[];
+}
+
+/**
+ * Rolls an interrupted restore back: every member's pre-restore data goes back in place, etcd,
+ * the quiesced workloads and the PDBs come back, then the members' health is checked. Unhealthy
+ * is reported, not thrown: the roll-back is done, and the old data may be why a restore began.
+ */
+export async function abortRestore(plan: RestorePlan, state: JournalState, deps: RunnerDeps): Promise<AbortOutcome> {
   const { cluster, log } = deps;
   state.phase = 'aborting';
   await deps.journal.save(state);
   const sts = plan.workload.kind === 'StatefulSet';
+  const scaled = sts && !plan.inPlace;
   const touched = plan.members.some((m) => state.done.includes(`swap/${m.member.name}`) || state.done.includes(`restore/${m.member.name}`));
-  if (sts && state.done.includes('etcd-stop') || touched) {
-    if (sts) {
+  if (scaled && state.done.includes('etcd-stop') || touched) {
+    if (scaled) {
       log.step(`scale statefulset "${plan.workload.name}" to 0 to put the old data back`);
       await cluster.scale('StatefulSet', plan.workload.name, 0, true);
     }
@@ -275,10 +305,15 @@ export async function abortRestore(plan: RestorePlan, state: JournalState, deps:
       await mustExec(deps, pod, m.shellContainer, ['sync'], 'sync');
       await cluster.deletePodAndWait(pod);
     }));
+    if (sts && plan.inPlace) {
+      log.step(`delete the pods of statefulset "${plan.workload.name}" at once so they start on the pre-restore data`);
+      await cluster.recreatePods(plan.members.map((m) => m.member.pod));
+      await cluster.waitPodsReady(plan.members.map((m) => m.member.pod));
+    }
   } else {
     await settleAll(plan.members.map((m) => cluster.deletePodAndWait(m.utilityPod.metadata.name)));
   }
-  if (sts) {
+  if (scaled) {
     log.step(`scale statefulset "${plan.workload.name}" back to ${state.etcdReplicas}`);
     await cluster.scale('StatefulSet', plan.workload.name, state.etcdReplicas, false);
     await cluster.waitPodsReady(plan.members.map((m) => m.member.pod));
@@ -291,5 +326,8 @@ export async function abortRestore(plan: RestorePlan, state: JournalState, deps:
     log.step(`re-create PodDisruptionBudget "${pdb.name}"`);
     await cluster.createPdb(pdb.manifest);
   }
-  await deps.journal.remove();
+  await closeJournal(deps);
+  log.step('check that the members are healthy with one leader');
+  const report = await deps.verifier.verify(plan, { healthOnly: true });
+  return { healthy: report.ok, problems: report.problems };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { lstatSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ForbiddenError } from '../../src/errors.js';
@@ -98,5 +98,37 @@ describe('the local file (S6)', () => {
     expect(lstatSync(path).isFile()).toBe(true);
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(JSON.parse(readFileSync(path, 'utf8')).workload).toBe('kube-etcd');
+  });
+});
+
+describe('closing the journal (E2)', () => {
+  it('removes the cluster copy before the local one, so an interruption leaves the trusted local copy', async () => {
+    const d = dir();
+    const path = join(d, 'restore-uc1_kube-etcd.json');
+    const cms = configMaps();
+    const order: string[] = [];
+    const file = fileJournalStore(path);
+    const cluster = configMapJournalStore(cms, 'uc1', 'kube-etcd');
+    const journal = new Journal([
+      { ...file, remove: async () => { order.push('local'); await file.remove(); } },
+      { ...cluster, remove: async () => { order.push('cluster'); await cluster.remove(); } },
+    ], () => new Date());
+    await journal.save(state('kube-etcd'));
+    expect(await journal.remove()).toEqual([]);
+    expect(order).toEqual(['cluster', 'local']);
+    expect(existsSync(path)).toBe(false);
+    expect(cms.maps.size).toBe(0);
+  });
+
+  it('reports a copy it could not remove, naming it, instead of swallowing the error', async () => {
+    const d = dir();
+    const path = join(d, 'restore-uc1_kube-etcd.json');
+    const cms = configMaps();
+    cms.deleteConfigMap = async () => { throw new ForbiddenError('configmaps "x" is forbidden: User "bob" cannot delete'); };
+    const journal = new Journal([fileJournalStore(path), configMapJournalStore(cms, 'uc1', 'kube-etcd')], () => new Date());
+    await journal.save(state('kube-etcd'));
+    const left = await journal.remove();
+    expect(left).toEqual([`configmap "${journalConfigMapName('kube-etcd')}" in namespace "uc1" (configmaps "x" is forbidden: User "bob" cannot delete)`]);
+    expect(existsSync(path)).toBe(false);
   });
 });

@@ -47,6 +47,7 @@ function harness(failOn?: string) {
     rolloutRestart: async (kind, name) => { calls.push(`roll ${kind}/${name}`); },
     createPodAndWait: async (m) => { calls.push(`create ${m.metadata.name}`); },
     deletePodAndWait: async (name) => { calls.push(`delete ${name}`); },
+    recreatePods: async (names) => { calls.push(`recreate ${names.join(',')}`); },
     waitPodsReady: async (names) => { calls.push(`ready ${names.join(',')}`); },
     deletePdb: async (name) => { calls.push(`delete-pdb ${name}`); },
     createPdb: async () => { calls.push('create-pdb'); },
@@ -66,7 +67,7 @@ function harness(failOn?: string) {
     },
     verifier: { verify: async () => ({ ok: true, problems: [], summary: {} }) },
     journal: new Journal([store], () => new Date()),
-    log: { step: () => undefined, info: () => undefined },
+    log: { step: () => undefined, info: () => undefined, warn: (m: string) => { calls.push(`warn ${m}`); } },
     openSnapshot: () => Readable.from(['abc']),
     now: () => 0,
   };
@@ -160,5 +161,72 @@ describe('a cause shared by every member', () => {
     const h = harness();
     h.deps.cluster.scale = async (kind, name, n) => { h.calls.push(`scale ${kind}/${name}=${n}`); if (name === 'kube-etcd') h.setReplicas(n === 0 ? 3 : n); };
     await expect(runRestorePlan(plan, h.state, h.deps)).rejects.toThrow(/^statefulset "kube-etcd" was scaled back to 3 while the restore ran/);
+  });
+});
+
+describe('--in-place', () => {
+  const inPlace = buildRestorePlan({
+    topology: { namespace: 'uc1', workload: { kind: 'StatefulSet', name: 'kube-etcd', replicas: 2 }, members: [member(0), member(1)], image: 'etcd:3.4', initialClusterToken: 't' },
+    snapshot: { path: 's.db', size: 3, sha256: 'abc', revision: 5, totalKey: 5, hasTrailer: true },
+    quiesce: [{ kind: 'StatefulSet', name: 'kube-apiserver', replicas: 3, reason: 'detected' }],
+    pdbs: [],
+    utilityImage: 'etcd:3.4', tool: { binary: 'etcdctl' }, stamp: 'S', inPlace: true,
+  });
+
+  it('never scales etcd: swaps every member, then deletes the etcd pods at once before anything else', async () => {
+    const h = harness();
+    h.state.plan = inPlace;
+    await runRestorePlan(inPlace, h.state, h.deps);
+    const c = h.calls;
+    expect(c.filter((x) => x.startsWith('scale StatefulSet/kube-etcd'))).toEqual([]);
+    const lastSwap = Math.max(...c.map((x, i) => (/exec etcd-utility-\d sh -ec/.test(x) ? i : -1)));
+    const recreate = c.indexOf('recreate kube-etcd-0,kube-etcd-1');
+    expect(lastSwap).toBeGreaterThan(0);
+    // Right after the last swap's own commands (chown/rm/sync in the same step), nothing else in between.
+    expect(c.slice(lastSwap + 1, recreate).every((x) => /exec etcd-utility-\d (rm|sync|chown)/.test(x))).toBe(true);
+    expect(c.indexOf('delete etcd-utility-0')).toBeGreaterThan(recreate);
+    expect(c.indexOf('ready kube-etcd-0,kube-etcd-1')).toBeGreaterThan(recreate);
+  });
+
+  it('is not stopped by something scaling etcd (that is what it is for)', async () => {
+    const h = harness();
+    h.state.plan = inPlace;
+    h.deps.cluster.createPodAndWait = async () => { h.setReplicas(3); };
+    await expect(runRestorePlan(inPlace, h.state, h.deps)).resolves.toBeDefined();
+  });
+
+  it('rolls back without scaling etcd: old data back, then the etcd pods deleted at once', async () => {
+    const h = harness('etcd-utility-1 sh -ec');
+    h.state.plan = inPlace;
+    await expect(runRestorePlan(inPlace, h.state, h.deps)).rejects.toThrow();
+    const state = (await h.deps.journal.load())!;
+    h.calls.length = 0;
+    await abortRestore(inPlace, state, h.deps);
+    expect(h.calls.filter((x) => x.startsWith('scale StatefulSet/kube-etcd'))).toEqual([]);
+    expect(h.calls.indexOf('recreate kube-etcd-0,kube-etcd-1')).toBeGreaterThan(Math.max(...h.calls.map((x, i) => (/exec etcd-utility-\d sh -ec/.test(x) ? i : -1))));
+    expect(h.calls).toContain('scale StatefulSet/kube-apiserver=3');
+  });
+});
+
+describe('the end of an --abort', () => {
+  it('checks the members\' health only (not the snapshot\'s keys) and reports unhealthy without throwing', async () => {
+    const h = harness('etcd-utility-0 sh -ec');
+    await expect(runRestorePlan(plan, h.state, h.deps)).rejects.toThrow();
+    const state = (await h.deps.journal.load())!;
+    const asked: unknown[] = [];
+    h.deps.verifier = { verify: async (_p, opts) => { asked.push(opts); return { ok: false, problems: ['member "kube-etcd-1" is unhealthy (x)'], summary: {} }; } };
+    const outcome = await abortRestore(plan, state, h.deps);
+    expect(asked).toEqual([{ healthOnly: true }]);
+    expect(outcome).toEqual({ healthy: false, problems: ['member "kube-etcd-1" is unhealthy (x)'] });
+    expect(h.store.state).toBeUndefined();
+  });
+
+  it('warns, naming the copy, when the journal cannot be removed at the end of a restore', async () => {
+    const h = harness();
+    h.deps.journal.remove = async () => ['configmap "j" in namespace "uc1" (forbidden)'];
+    await runRestorePlan(plan, h.state, h.deps);
+    expect(h.calls.filter((x) => x.startsWith('warn '))).toEqual([
+      'warn the work is done but the restore journal configmap "j" in namespace "uc1" (forbidden) could not be removed; remove it by hand, or the next restore refuses to start',
+    ]);
   });
 });
