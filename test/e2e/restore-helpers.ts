@@ -117,3 +117,25 @@ export function mutations(entries: AuditEntry[], user: string): AuditEntry[] {
   return entries.filter((e) => e.user === user && ['create', 'update', 'patch', 'delete', 'deletecollection'].includes(e.verb)
     && e.resource !== 'selfsubjectaccessreviews' && e.subresource !== 'exec');
 }
+
+/**
+ * Waits until `endpoint health --cluster` passes from the first pod (a quorum read), as an operator
+ * would before writing after a restore or an abort. A plain loop, so it also works in beforeAll.
+ */
+export async function waitClusterHealthy(cluster: SimCluster, a: EtcdAccess, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await cluster.kubectl(['-n', a.namespace, 'exec', a.pods[0]!, '-c', a.container, '--', ...a.etcdctl, 'endpoint', 'health', '--cluster']);
+    if (r.code === 0) return;
+    if (Date.now() > deadline) throw new Error(`etcd in ${a.namespace} did not become healthy within ${timeoutMs / 1000} s: ${r.stderr.trim().split('\n').pop()}`);
+    await new Promise((res) => setTimeout(res, 1000));
+  }
+}
+
+/** Removes the data earlier restores set aside (as an operator would once satisfied): room on the volumes. */
+export async function pruneSetAside(cluster: SimCluster, a: EtcdAccess): Promise<void> {
+  for (const pod of a.pods) {
+    const r = await cluster.kubectl(['-n', a.namespace, 'exec', pod, '-c', a.container, '--', 'sh', '-c', `rm -rf ${a.dataDir}/member.pre-restore-* ${a.dataDir}/member.restored-*`]);
+    if (r.code !== 0) throw new Error(`pruning set-aside data in ${pod} failed: ${r.stderr}`);
+  }
+}
