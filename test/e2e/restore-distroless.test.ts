@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
-import { REPO, auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, memberRevision, mutations, type EtcdAccess } from './restore-helpers.js';
+import {
+  REPO, auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, memberRevision, mutations, startKubectlEtcd, type EtcdAccess,
+} from './restore-helpers.js';
 
 const NS = 'distroless-r';
 const IMAGE = 'gcr.io/etcd-development/etcd:v3.4.23';
@@ -73,7 +75,7 @@ spec:
   - metadata: {name: data}
     spec:
       accessModes: [ReadWriteOnce]
-      resources: {requests: {storage: 256Mi}}
+      resources: {requests: {storage: 512Mi}}
 `;
 
 /** etcdctl by argv in the distroless members (the image has etcdctl, nothing else). */
@@ -97,6 +99,36 @@ async function waitReady(timeoutMs: number): Promise<void> {
     if (Date.now() > deadline) throw new Error(`distroless etcd did not become ready: ${r.stderr.trim()}`);
     await new Promise((done) => setTimeout(done, 1000));
   }
+}
+
+/** Waits (as an operator would) until the cluster reports healthy, then writes: a write needs quorum. */
+async function put(keys: Record<string, string>): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    // `endpoint health` on each member's own endpoint (the certificates do not name etcd-N.etcd, so no --cluster)
+    const rs = await Promise.all(PODS.map((p) => cluster.kubectl(['-n', NS, 'exec', p, '-c', 'etcd', '--', ...ACCESS.etcdctl, 'endpoint', 'health'])));
+    const r = rs.find((x) => x.code !== 0) ?? rs[0]!;
+    if (r.code === 0) break;
+    if (Date.now() > deadline) throw new Error(`etcd in ${NS} did not become healthy within 90 s: ${r.stderr.trim().split('\n').pop()}`);
+    await new Promise((done) => setTimeout(done, 1000));
+  }
+  for (const [k, v] of Object.entries(keys)) await etcdctl(cluster, ACCESS, 'etcd-0', ['put', k, v]);
+}
+
+async function everyMemberHas(expected: string[]): Promise<void> {
+  for (const pod of PODS) expect(await keysOn(cluster, ACCESS, pod, '/test/'), pod).toEqual(expected);
+}
+
+async function utilityPodsLeft(): Promise<string> {
+  return ok(await cluster.kubectl(['-n', NS, 'get', 'pods', '-l', 'app.kubernetes.io/managed-by=kubectl-etcd', '-o', 'name'])).trim();
+}
+
+/** Starts a restore and SIGKILLs the plugin once the restore tool runs in the etcd-tools containers. */
+async function killedMidRestore(): Promise<void> {
+  const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes', '--no-safety-backup']);
+  await started.until(/==> etcdctl snapshot restore/);
+  started.child.kill('SIGKILL');
+  await started.done;
 }
 
 /** The directory on the node that backs a member's PVC (a local PersistentVolume), as the PV names it. */
@@ -156,6 +188,10 @@ describe('kubectl etcd restore on a distroless etcd image', () => {
       expect(m.restoreCommand.slice(0, 3)).toEqual(['etcdctl', 'snapshot', 'restore']);
     }
     expect(plan.warnings.some((w) => /^image "docker\.io\/library\/busybox:1\.36" is not running anywhere to probe/.test(w)), plan.warnings.join('\n')).toBe(true);
+    // --utility-image replaces busybox as the shell image; the restore tool still comes from the etcd image.
+    const alpine = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--dry-run', '-o', 'yaml', '--utility-image', 'docker.io/library/alpine:3.20']);
+    expect(alpine.code, alpine.stderr).toBe(0);
+    expect((parse(alpine.stdout) as typeof plan).utilityImages).toEqual({ shellImage: 'docker.io/library/alpine:3.20', toolsImage: IMAGE, toolContainer: 'etcd-tools' });
   }, 120_000);
 
   it('brings back exactly the backed-up keys on every member, healthy, old data kept on every volume, no utility pod left', async () => {
@@ -174,7 +210,25 @@ describe('kubectl etcd restore on a distroless etcd image', () => {
     }
     await expect.poll(async () => new Set((await Promise.all(PODS.map((p) => memberRevision(cluster, ACCESS, p)))).map((s) => s.revision)).size, { timeout: 30_000 }).toBe(1);
     expect((await Promise.all(PODS.map((p) => memberRevision(cluster, ACCESS, p)))).filter((s) => s.leader)).toHaveLength(1);
-    const left = ok(await cluster.kubectl(['-n', NS, 'get', 'pods', '-l', 'app.kubernetes.io/managed-by=kubectl-etcd', '-o', 'name']));
-    expect(left.trim()).toBe('');
+    expect(await utilityPodsLeft()).toBe('');
+  }, 600_000);
+
+  it('after SIGKILL while etcdctl runs in etcd-tools: --abort puts the pre-restore data back on every member', async () => {
+    await put({ '/test/c1': 'after-restore' });
+    await killedMidRestore();
+    const abort = await kubectlEtcd(cluster, state, ['restore', '-n', NS, '--abort']);
+    expect(abort.code, abort.stderr).toBe(0);
+    await put({});
+    await everyMemberHas(['/test/a1', '/test/a2', '/test/a3', '/test/c1']);
+    expect(await utilityPodsLeft()).toBe('');
+  }, 600_000);
+
+  it('after SIGKILL while etcdctl runs in etcd-tools: --resume rebuilds the two-container pods from the journal and reaches the verified end', async () => {
+    await killedMidRestore();
+    const resumed = await kubectlEtcd(cluster, state, ['restore', '-n', NS, '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(/verified$/m);
+    await everyMemberHas(['/test/a1', '/test/a2', '/test/a3']);
+    expect(await utilityPodsLeft()).toBe('');
   }, 600_000);
 });
