@@ -55,7 +55,7 @@ export function register(program: Command): void {
     .option('--resume', 'finish an interrupted restore from its journal')
     .option('--abort', 'roll an interrupted restore back: old data, replicas and PDBs')
     .option('--no-safety-backup', 'do not back up the current cluster first')
-    .option('--utility-image <image>', 'image of the utility pods (default: the etcd image)')
+    .option('--utility-image <image>', 'image of the utility pods (default: the etcd image; when it has no shell, busybox beside it, the etcd image still running etcdctl/etcdutl)')
     .option('--in-place', 'never scale etcd: restore beside the running or crash-looping members, then delete their pods at once (the runbook order; for an operator that scales the StatefulSet back up)')
     .option('--state-dir <dir>', 'where the local journal and safety backups go (default $KUBECTL_ETCD_STATE_DIR or ~/.kube/kubectl-etcd)')
     .option('-o, --output <format>', 'print the plan (--dry-run) or the result as json or yaml')
