@@ -142,7 +142,10 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
       if (uid) await r(() => waitForPodGone(kube, namespace, name, POD_TIMEOUT_MS, uid));
     },
     async recreatePods(names) {
-      const uids = await Promise.all(names.map((name) => r(() => deletePod(kube, namespace, name, 0))));
+      // The pods' own grace period, never a forced delete: a forced delete drops the pod object at
+      // once, and the StatefulSet would start a new member on the same volume while the old
+      // process may still run. etcd stops on SIGTERM without writing a new file.
+      const uids = await Promise.all(names.map((name) => r(() => deletePod(kube, namespace, name))));
       await Promise.all(names.map((name, i) => (uids[i] ? r(() => waitForPodGone(kube, namespace, name, POD_TIMEOUT_MS, uids[i])) : undefined)));
     },
     waitPodsReady: (names) => r(() => waitForPodsReady(kube, namespace, names, POD_TIMEOUT_MS).then(() => undefined)),
@@ -335,7 +338,10 @@ export function etcdRestoreVerifier(runner: MemberCommandRunner, expected: { liv
     async verify(plan, opts = {}) {
       const deadline = Date.now() + settleMs;
       for (;;) {
-        const report = await once(plan, opts.healthOnly ?? false);
+        // A member restarting right now (its container briefly gone) is a failed check, not the end.
+        const report = await once(plan, opts.healthOnly ?? false).catch((err: unknown) => ({
+          ok: false, problems: [(err as Error).message.split('\n')[0] ?? String(err)], summary: {},
+        }));
         if (report.ok || Date.now() > deadline) return report;
         await new Promise((res) => setTimeout(res, 2000));
       }

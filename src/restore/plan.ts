@@ -243,8 +243,8 @@ function planSteps(input: PlanInput, members: MemberPlan[]): PlanStep[] {
     add(`swap/${name}`, `move ${m.member.dataDir}/member aside to ${m.asideDir} and the restored data in`, true, name);
   }
   // In place, etcd still runs (or crash-loops) on the volumes: its pods are deleted right after
-  // the swap, without a grace period, so no old process writes into the restored data; the
-  // StatefulSet starts them again on it. A rollout restart would replace one pod at a time and
+  // the swap, all at once, so the old processes stop before they could cut a new WAL file or
+  // snapshot into the restored data; the StatefulSet starts them again on it. A rollout restart would replace one pod at a time and
   // leave restored members beside old ones that reject them (another cluster ID).
   if (sts && input.inPlace) add('etcd-recreate', `delete the pods of statefulset "${input.topology.workload.name}" at once so they start on the restored data`);
   for (const m of members) add(`cleanup/${m.member.name}`, `delete utility pod "${m.utilityPod.metadata.name}"`, true, m.member.name);

@@ -22,7 +22,7 @@ export interface RestoreCluster {
   /** Deletes a pod (missing is fine) and waits until it is gone. */
   deletePodAndWait(name: string): Promise<void>;
   /**
-   * Deletes the named pods at once with no grace period and waits until each is gone or replaced
+   * Deletes the named pods at once (their own grace period) and waits until each is gone or replaced
    * (a controller makes a new pod of the same name). Missing pods are fine.
    */
   recreatePods(names: string[]): Promise<void>;
