@@ -110,7 +110,7 @@ export async function restoreCommand(opts: RestoreOptions, deps: RestoreDeps): P
     topology, snapshot, quiesce, pdbs, utilityImage: checked.utilityImage, etcdToolsImage: checked.etcdToolsImage, tool: checked.tool, stamp, inPlace: opts.inPlace,
   });
   plan.warnings.unshift(...checked.warnings);
-  if (plan.tool.binary === 'etcdctl' && quiesce.length) {
+  if (!plan.tool.bumpRevision && quiesce.length) {
     plan.warnings = plan.warnings.map((w) => (w.includes('restart every kube-apiserver') ? `${w} (the quiesced ${quiesce.map((q) => q.name).join(', ')} restart anyway)` : w));
   }
 

@@ -171,9 +171,10 @@ export function buildRestorePlan(input: PlanInput): RestorePlan {
   const initialCluster = initialClusterOf(members);
   const initialClusterToken = topology.initialClusterToken ?? members[0]?.initialClusterToken ?? 'etcd-cluster';
   const warnings: string[] = [];
-  if (input.tool.binary === 'etcdctl') {
+  if (!input.tool.bumpRevision) {
+    const why = input.tool.binary === 'etcdctl' ? 'the etcd image has no etcdutl (etcd < 3.5)' : 'the etcdutl of the etcd image has no --bump-revision (etcd < 3.5.10)';
     warnings.push(
-      'the etcd image has no etcdutl (etcd < 3.5): the restored revision is not bumped, so restart every ' +
+      `${why}: the restored revision is not bumped, so restart every ` +
         'kube-apiserver after the restore to drop watch caches that may be ahead of the snapshot',
     );
   }

@@ -172,14 +172,24 @@ async function execFirst(members: EtcdMember[], exec: MemberExec, argv: string[]
 /** What every utility pod's shell container runs: the copy (head), its check, the swap, the chown. */
 const SHELL_TOOLS = ['sh', 'head', 'sha256sum', 'mv', 'rm', 'chown', 'sync', 'df'];
 
-/** A probe script that prints `missing:T` for each absent tool and `has:etcdutl` when etcdutl is there. */
+/**
+ * A probe script that prints `missing:T` for each absent tool, `has:etcdutl` when etcdutl is there
+ * and `has:bump` when its `snapshot restore` knows --bump-revision (pure sh: no grep needed).
+ */
 function shellProbe(tools: string[]): string {
   return `for t in ${tools.join(' ')}; do command -v $t >/dev/null 2>&1 || echo missing:$t; done; ` +
-    'command -v etcdutl >/dev/null 2>&1 && echo has:etcdutl; true';
+    'if command -v etcdutl >/dev/null 2>&1; then echo has:etcdutl; ' +
+    'case "$(etcdutl snapshot restore --help 2>&1)" in *--bump-revision*) echo has:bump;; esac; fi; true';
 }
 
-/** etcdutl (3.5+) restores with a bumped revision and marked compaction, so watch caches see the jump. */
-const ETCDUTL: RestoreTool = { binary: 'etcdutl', bumpRevision: 1_000_000_000 };
+/**
+ * etcdutl restores with a bumped revision and marked compaction (so watch caches see the jump) only
+ * from etcd 3.5.10 on, where `snapshot restore` got --bump-revision/--mark-compacted; an older
+ * etcdutl restores like etcdctl.
+ */
+function etcdutlTool(hasBump: boolean): RestoreTool {
+  return hasBump ? { binary: 'etcdutl', bumpRevision: 1_000_000_000 } : { binary: 'etcdutl' };
+}
 
 /**
  * Chooses the images of the utility pods by probing a running member of the etcd image:
@@ -208,7 +218,7 @@ export async function utilityImages(
     }
     const missing = [...shell.stdout.matchAll(/missing:(\S+)/g)].map((x) => x[1]!);
     if (missing.length) refuse(`image "${etcdImage}" lacks ${missing.join(', ')}`, 'pass --utility-image with an image of the same etcd version that has a shell and these tools');
-    return { utilityImage: etcdImage, tool: /has:etcdutl/.test(shell.stdout) ? ETCDUTL : { binary: 'etcdctl' }, warnings };
+    return { utilityImage: etcdImage, tool: /has:etcdutl/.test(shell.stdout) ? etcdutlTool(/has:bump/.test(shell.stdout)) : { binary: 'etcdctl' }, warnings };
   }
 
   // No shell answered. If etcd itself answers an argv exec, the container runs and sh is what is missing.
@@ -220,7 +230,10 @@ export async function utilityImages(
   }
   const shellImage = flagged ?? DEFAULT_SHELL_IMAGE;
   let tool: RestoreTool | undefined;
-  if ((await exec(alive.member, ['etcdutl', 'version']))?.exitCode === 0) tool = ETCDUTL;
+  if ((await exec(alive.member, ['etcdutl', 'version']))?.exitCode === 0) {
+    const help = await exec(alive.member, ['etcdutl', 'snapshot', 'restore', '--help']);
+    tool = etcdutlTool(!!help && `${help.stdout}${help.stderr}`.includes('--bump-revision'));
+  }
   else if ((await exec(alive.member, ['etcdctl', 'version']))?.exitCode === 0) tool = { binary: 'etcdctl' };
   else {
     refuse(`image "${etcdImage}" has no shell and neither etcdutl nor etcdctl`, 'restore with an etcd image that ships etcdctl (etcd 3.4) or etcdutl (3.5+)');

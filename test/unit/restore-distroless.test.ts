@@ -25,7 +25,7 @@ function member(n: number, image: string): EtcdMember {
 }
 
 /** What a member's container can run: a shell or not, and which programs (on PATH). */
-interface Box { running: boolean; shell: boolean; bins: string[] }
+interface Box { running: boolean; shell: boolean; bins: string[]; /** etcdutl < 3.5.10: no --bump-revision */ oldEtcdutl?: boolean }
 
 /**
  * A member exec as the restore's preflight deps give it: undefined when the pod does not run or
@@ -40,10 +40,14 @@ function fakeExec(boxes: Map<string, Box>, calls: string[][] = []) {
     if (cmd === 'sh') {
       if (!box.shell) return undefined;
       const tools = /for t in ([^;]+); do/.exec(rest[1]!)![1]!.split(' ');
-      const out = tools.filter((t) => t !== 'sh' && !box.bins.includes(t)).map((t) => `missing:${t}\n`).join('') + (box.bins.includes('etcdutl') ? 'has:etcdutl\n' : '');
+      const out = tools.filter((t) => t !== 'sh' && !box.bins.includes(t)).map((t) => `missing:${t}\n`).join('') +
+        (box.bins.includes('etcdutl') ? `has:etcdutl\n${box.oldEtcdutl ? '' : 'has:bump\n'}` : '');
       return { exitCode: 0, stdout: out, stderr: '' };
     }
     if (!box.bins.includes(cmd!)) return undefined;
+    if (cmd === 'etcdutl' && rest[0] === 'snapshot') {
+      return { exitCode: 0, stdout: `Flags:\n      --data-dir string${box.oldEtcdutl ? '' : '\n      --bump-revision uint\n      --mark-compacted'}\n`, stderr: '' };
+    }
     return { exitCode: 0, stdout: `${cmd} version 3.x\n`, stderr: '' };
   };
 }
@@ -82,6 +86,17 @@ describe('utilityImages: the images of the utility pods, probed in a running mem
       etcdImage: DISTROLESS, flag: undefined, box: distroless(['etcdctl']),
       want: { utilityImage: DEFAULT_SHELL_IMAGE, etcdToolsImage: DISTROLESS, tool: { binary: 'etcdctl' } },
       warns: [/^image "docker\.io\/library\/busybox:1\.36" is not running anywhere to probe; assuming it has sh, head, sha256sum/],
+    },
+    {
+      case: 'a shell image with an etcdutl older than 3.5.10: etcdutl without --bump-revision',
+      etcdImage: FULL, flag: undefined, box: { ...full(['etcd', 'etcdctl', 'etcdutl', ...SHELL_TOOLS]), oldEtcdutl: true },
+      want: { utilityImage: FULL, tool: { binary: 'etcdutl' } }, warns: [],
+    },
+    {
+      case: 'distroless with an etcdutl older than 3.5.10: etcdutl without --bump-revision',
+      etcdImage: DISTROLESS, flag: undefined, box: { ...distroless(['etcdctl', 'etcdutl']), oldEtcdutl: true },
+      want: { utilityImage: DEFAULT_SHELL_IMAGE, etcdToolsImage: DISTROLESS, tool: { binary: 'etcdutl' } },
+      warns: [/busybox/],
     },
     {
       case: 'distroless with etcdutl (3.5+): etcdutl with a bumped revision',

@@ -89,6 +89,19 @@ describe('buildRestorePlan', () => {
     expect(p.members[0]!.restoreArgv).toContain(flag);
   });
 
+  it('an etcdutl older than 3.5.10 restores without --bump-revision and warns, naming why', () => {
+    const p = buildRestorePlan(input([anthosMember(0)], { tool: { binary: 'etcdutl' } }));
+    expect(p.members[0]!.restoreArgv.slice(0, 3)).toEqual(['etcdutl', 'snapshot', 'restore']);
+    expect(p.members[0]!.restoreArgv.join(' ')).not.toMatch(/bump-revision|mark-compacted/);
+    expect(p.warnings.join(' ')).toMatch(/^the etcdutl of the etcd image has no --bump-revision \(etcd < 3\.5\.10\): .*restart every kube-apiserver/);
+  });
+
+  it('an etcdutl with --bump-revision needs no warning about watch caches', () => {
+    const p = buildRestorePlan(input([anthosMember(0)], { tool: { binary: 'etcdutl', bumpRevision: 1000000000 } }));
+    expect(p.members[0]!.restoreArgv.slice(-2)).toEqual(['--bump-revision=1000000000', '--mark-compacted']);
+    expect(p.warnings.join(' ')).not.toMatch(/restart every kube-apiserver/);
+  });
+
   it('hands restored data to a non-root etcd user', () => {
     const p = buildRestorePlan(input([anthosMember(0, { runAsUser: 1001, fsGroup: 1001, dataDir: '/bitnami/etcd/data' })]));
     expect(p.members[0]!.chownArgv).toEqual(['chown', '-R', '1001:1001', '/bitnami/etcd/data/member']);
