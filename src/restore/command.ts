@@ -7,7 +7,7 @@ import { mkdir, readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { PluginError, UsageError } from '../errors.js';
+import { PluginError, UsageError, VerificationError } from '../errors.js';
 import { compactUtc } from '../backup/naming.js';
 import type { EtcdTopology } from '../etcd/topology.js';
 import type { Logger } from '../ui/log.js';
@@ -87,6 +87,9 @@ function journalFor(opts: RestoreOptions, deps: RestoreDeps, namespace: string, 
 /** Runs the command; returns the record it printed with -o. */
 export async function restoreCommand(opts: RestoreOptions, deps: RestoreDeps): Promise<void> {
   if (opts.resume && opts.abort) throw new UsageError('--resume and --abort cannot be used together', 'pass one of them');
+  if ((opts.resume || opts.abort) && (opts.inPlace || opts.utilityImage)) {
+    throw new UsageError(`${opts.inPlace ? '--in-place' : '--utility-image'} cannot be changed for ${opts.resume ? '--resume' : '--abort'}: it goes on with the plan in the journal`, `run \`kubectl etcd restore ${opts.resume ? '--resume' : '--abort'}\` without it`);
+  }
   if (opts.resume || opts.abort) return continueRestore(opts, deps);
   if (!opts.snapshot) throw new UsageError('no snapshot given', 'pass the snapshot file: kubectl etcd restore SNAPSHOT');
 
@@ -153,6 +156,12 @@ export async function restoreCommand(opts: RestoreOptions, deps: RestoreDeps): P
 
 async function refuseIfJournal(journal: Journal): Promise<void> {
   const existing = await journal.load();
+  if (existing?.phase === 'finished') {
+    throw new PluginError(
+      `the restore of ${existing.namespace}/${existing.workload} (stamp ${existing.stamp}) finished, but its journal is still in ${journal.describe()}`,
+      'run `kubectl etcd restore --resume` to close it, then restore again',
+    );
+  }
   if (existing) {
     throw new PluginError(
       `a restore of ${existing.namespace}/${existing.workload} (stamp ${existing.stamp}, snapshot "${existing.snapshot.path}") is already in progress, recorded in ${journal.describe()}`,
@@ -244,13 +253,22 @@ async function continueRestore(opts: RestoreOptions, deps: RestoreDeps): Promise
     deps.stderr.write(renderPlan(plan));
     await confirm(opts, deps, plan.workload.name, opts.abort ? `this rolls back every member of "${plan.workload.name}" with the plan above` : `this goes on with the plan above on every member of "${plan.workload.name}"`);
   }
+  if (opts.abort && state.phase === 'finished') {
+    throw new PluginError(
+      `the restore of ${plan.namespace}/${plan.workload.name} (stamp ${state.stamp}) finished and was verified; there is nothing to roll back`,
+      `run \`kubectl etcd restore --resume\` to close its journal; the old data is kept on every volume in ${plan.members[0]?.asideDir ?? 'member.pre-restore-*'}`,
+    );
+  }
   if (opts.abort) {
     deps.log.info(`rolling back the restore of ${plan.namespace}/${plan.workload.name} (stamp ${state.stamp})`);
     const outcome = await abortRestore(plan, state, runnerDeps(plan, journal, deps));
+    deps.stdout.write(`rolled back ${plan.namespace}/${plan.workload.name}: the pre-restore data is in place on ${plan.members.length} member(s)${outcome.healthy ? '; healthy, one leader' : ''}\n`);
     if (!outcome.healthy) {
-      deps.log.warn(`the pre-restore data is back, but the members are not healthy: ${outcome.problems.join('; ')} (the old data may be why the restore began); check with \`kubectl etcd status -n ${plan.namespace}\``);
+      throw new VerificationError(
+        `the roll-back of ${plan.namespace}/${plan.workload.name} is done, but the members are not healthy: ${outcome.problems.join('; ')}`,
+        `the old data may be why the restore began: check with \`kubectl etcd status -n ${plan.namespace}\``,
+      );
     }
-    deps.stdout.write(`rolled back ${plan.namespace}/${plan.workload.name}: the pre-restore data is back on ${plan.members.length} member(s)${outcome.healthy ? '; healthy, one leader' : '; NOT healthy'}\n`);
     return;
   }
   if (state.phase === 'aborting') {

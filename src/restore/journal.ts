@@ -33,7 +33,8 @@ export interface JournalState {
   pdbs: PdbRecord[];
   /** Step ids, in plan order, that have completed. */
   done: string[];
-  phase: 'running' | 'aborting';
+  /** finished: verified and done, only the journal removal was interrupted. */
+  phase: 'running' | 'aborting' | 'finished';
   /** The whole plan, so --resume and --abort work even when the etcd pods are gone. */
   plan: RestorePlan;
   startedAt: string;
@@ -196,16 +197,20 @@ export class Journal {
 
   /**
    * Removes every copy (the restore finished or was rolled back). The cluster copy goes first, so
-   * an interruption in between leaves the local copy, the trusted one. Returns the copies that
-   * could not be removed, with the reason: left behind, they make the next restore refuse.
+   * an interruption or a failure in between leaves the local copy, the trusted one. Returns the
+   * copies left (the failed one with its reason): left behind, they make the next restore refuse.
    */
   async remove(): Promise<string[]> {
-    const left: string[] = [];
     const order = [...this.stores].sort((a, b) => Number(a.where === 'local') - Number(b.where === 'local'));
-    for (const store of order) {
-      await store.remove().catch((err: unknown) => left.push(`${store.describe()} (${(err as Error).message.split('\n')[0]})`));
+    for (const [i, store] of order.entries()) {
+      try {
+        await store.remove();
+      } catch (err) {
+        // Stop here: the copies after it (the local one last) stay, so the trusted copy is never the one lost.
+        return order.slice(i).map((s, j) => (j === 0 ? `${s.describe()} (${(err as Error).message.split('\n')[0]})` : s.describe()));
+      }
     }
-    return left;
+    return [];
   }
 
   /** Where the journal is kept, for messages. */

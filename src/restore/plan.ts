@@ -50,7 +50,7 @@ export interface PlanInput {
   snapshot: SnapshotFacts;
   quiesce: QuiesceTarget[];
   pdbs: PdbRecord[];
-  /** Image for the utility pods; must have a shell (sh, tar, mv) unless toolsFromEtcdImage. */
+  /** Image for the utility pods; must have a shell (sh, head, mv, …); with etcdToolsImage it needs no etcdctl. */
   utilityImage: string;
   /** When the etcd image is distroless: the utility pod runs a shell image and the etcd image side by side. */
   etcdToolsImage?: string;
@@ -126,10 +126,16 @@ function scratchDirOf(member: EtcdMember): string {
 }
 
 // Shell scripts get their paths as positional arguments, never interpolated.
+// Every mv first checks that its target does not exist: mv into an existing directory nests
+// instead of failing.
 const SWAP_SCRIPT = [
   'data="$1"; fresh="$2"; aside="$3"',
   'if [ -d "$fresh/member" ]; then',
-  '  if [ -e "$data/member" ]; then mv "$data/member" "$aside"; fi',
+  '  if [ -e "$data/member" ]; then',
+  '    if [ -e "$aside" ]; then echo "$aside exists already; not moving $data/member over it" >&2; exit 1; fi',
+  '    mv "$data/member" "$aside"',
+  '  fi',
+  '  if [ -e "$data/member" ]; then echo "$data/member came back while swapping (is etcd running on it?)" >&2; exit 1; fi',
   '  mv "$fresh/member" "$data/member"',
   'fi',
   'rmdir "$fresh" 2>/dev/null || true',
@@ -139,7 +145,10 @@ const SWAP_SCRIPT = [
 const ROLLBACK_SCRIPT = [
   'data="$1"; aside="$2"; restored="$3"',
   'if [ -d "$aside" ]; then',
-  '  if [ -e "$data/member" ]; then mv "$data/member" "$restored"; fi',
+  '  if [ -e "$data/member" ]; then',
+  '    if [ -e "$restored" ]; then echo "$restored exists already; not moving $data/member over it" >&2; exit 1; fi',
+  '    mv "$data/member" "$restored"',
+  '  fi',
   '  mv "$aside" "$data/member"',
   'fi',
 ].join('\n');
@@ -232,16 +241,25 @@ function planSteps(input: PlanInput, members: MemberPlan[]): PlanStep[] {
   add('journal', 'record replicas and PDBs in the restore journal');
   for (const pdb of input.pdbs) add(`pdb-delete/${pdb.name}`, `delete PodDisruptionBudget "${pdb.name}" (saved in the journal)`);
   for (const q of input.quiesce) add(`quiesce/${q.kind}/${q.name}`, `scale ${q.kind.toLowerCase()} "${q.name}" from ${q.replicas} to 0`);
-  if (sts && !input.inPlace) add('etcd-stop', `scale statefulset "${input.topology.workload.name}" to 0 and wait until its pods are gone`);
+  // The utility pods start while etcd still runs (beside it on the same node and volume): an image
+  // that cannot be pulled or a pod that is refused stops the restore before etcd is touched.
   for (const m of members) {
     const name = m.member.name;
     add(`utility/${name}`, `start utility pod "${m.utilityPod.metadata.name}" on node "${m.node}"`, true, name);
   }
+  if (sts && !input.inPlace) add('etcd-stop', `scale statefulset "${input.topology.workload.name}" to 0 and wait until its pods are gone`);
   for (const m of members) {
     const name = m.member.name;
     add(`copy/${name}`, `copy the snapshot to ${m.snapshotPath} and check its sha256`, true, name);
     add(`restore/${name}`, `${m.restoreArgv.slice(0, 3).join(' ')} into ${m.restoreDir}`, true, name);
-    add(`swap/${name}`, `move ${m.member.dataDir}/member aside to ${m.asideDir} and the restored data in`, true, name);
+    if (!input.inPlace) add(`swap/${name}`, `move ${m.member.dataDir}/member aside to ${m.asideDir} and the restored data in`, true, name);
+  }
+  if (input.inPlace) {
+    // In place, old etcd processes still run on the volumes: every member is restored first, and
+    // only then are all swapped together, right before their pods are deleted, so the time an old
+    // process runs on swapped data is a few seconds, not the length of the slowest copy.
+    add('restored', 'check that every member has its restored data, before any swap');
+    for (const m of members) add(`swap/${m.member.name}`, `move ${m.member.dataDir}/member aside to ${m.asideDir} and the restored data in`, true, m.member.name);
   }
   // In place, etcd still runs (or crash-loops) on the volumes: its pods are deleted right after
   // the swap, all at once, so the old processes stop before they could cut a new WAL file or

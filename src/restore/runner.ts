@@ -77,6 +77,7 @@ export interface StepTiming {
 /** Runs (or resumes) the plan to its verified end; returns per-step timings. */
 export async function runRestorePlan(plan: RestorePlan, state: JournalState, deps: RunnerDeps): Promise<StepTiming[]> {
   const timings: StepTiming[] = [];
+  await freshUtilityPods(plan, state, deps);
   const groups = groupSteps(plan.steps);
   for (const group of groups) {
     if (group.length === 1 && !group[0]!.member) {
@@ -91,6 +92,18 @@ export async function runRestorePlan(plan: RestorePlan, state: JournalState, dep
     }));
   }
   return timings;
+}
+
+/**
+ * On resume, utility pods still up from the interrupted run are replaced: a command it started (a
+ * `snapshot restore` writing its directory) may still run in them and race the resumed step.
+ */
+async function freshUtilityPods(plan: RestorePlan, state: JournalState, deps: RunnerDeps): Promise<void> {
+  const stale = plan.members.filter((m) => state.done.includes(`utility/${m.member.name}`) && !state.done.includes(`cleanup/${m.member.name}`));
+  if (!stale.length) return;
+  deps.log.step(`replace utility pods of the interrupted run: ${stale.map((m) => `"${m.utilityPod.metadata.name}"`).join(', ')}`);
+  await settleAll(stale.map((m) => deps.cluster.deletePodAndWait(m.utilityPod.metadata.name)));
+  state.done = state.done.filter((id) => !stale.some((m) => id === `utility/${m.member.name}`));
 }
 
 /** Waits for every member's work, then throws all failures together. */
@@ -135,15 +148,20 @@ async function runOne(plan: RestorePlan, state: JournalState, deps: RunnerDeps, 
   deps.log.step(step.title);
   await guardAgainstScaleUp(plan, state, deps, step);
   await executeStep(plan, state, deps, step);
-  if (step.id === 'finish') await closeJournal(deps);
-  else await deps.journal.markDone(state, step.id);
+  if (step.id === 'finish') {
+    // Recorded first, so a journal left behind says the restore finished (no --abort of a verified restore).
+    state.phase = 'finished';
+    await deps.journal.save(state);
+    await closeJournal(deps, '--resume');
+  } else await deps.journal.markDone(state, step.id);
   timings.push({ id: step.id, title: step.title, ms: deps.now() - started, skipped: false });
 }
 
-/** Removes the journal once the work is done; a copy that stays is reported with how to remove it. */
-async function closeJournal(deps: RunnerDeps): Promise<void> {
-  for (const left of await deps.journal.remove()) {
-    deps.log.warn(`the work is done but the restore journal ${left} could not be removed; remove it by hand, or the next restore refuses to start`);
+/** Removes the journal once the work is done; copies that stay are reported with how to close them. */
+async function closeJournal(deps: RunnerDeps, again: '--resume' | '--abort'): Promise<void> {
+  const left = await deps.journal.remove();
+  if (left.length) {
+    deps.log.warn(`the work is done but the restore journal could not be removed from ${left.join(' and ')}; run \`kubectl etcd restore ${again}\` to close it, or the next restore refuses to start`);
   }
 }
 
@@ -155,7 +173,7 @@ async function guardAgainstScaleUp(plan: RestorePlan, state: JournalState, deps:
   if (replicas !== 0) {
     throw new PluginError(
       `statefulset "${plan.workload.name}" was scaled back to ${replicas} while the restore ran (an operator reconciling it?)`,
-      'stop whatever scales it and run `kubectl etcd restore --resume`, or run `kubectl etcd restore --abort`, or restore with --in-place',
+      'stop whatever scales it and run `kubectl etcd restore --resume`; or run `kubectl etcd restore --abort`, then restore again with --in-place',
     );
   }
 }
@@ -202,6 +220,10 @@ async function executeStep(plan: RestorePlan, state: JournalState, deps: RunnerD
       await mustExec(deps, pod, m.toolContainer, m.restoreArgv, `${m.restoreArgv[0]} snapshot restore`);
       return;
     }
+    case 'restored':
+      await settleAll(plan.members.filter((m) => !state.done.includes(`swap/${m.member.name}`)).map((m) =>
+        mustExec(deps, m.utilityPod.metadata.name, m.shellContainer, ['test', '-d', `${m.restoreDir}/member`], `finding the restored data of member "${m.member.name}"`)));
+      return;
     case 'swap': {
       const m = memberOf(plan, arg);
       const pod = m.utilityPod.metadata.name;
@@ -280,9 +302,10 @@ export interface AbortOutcome {
 }
 
 /**
- * Rolls an interrupted restore back: every member's pre-restore data goes back in place, etcd,
- * the quiesced workloads and the PDBs come back, then the members' health is checked. Unhealthy
- * is reported, not thrown: the roll-back is done, and the old data may be why a restore began.
+ * Rolls an interrupted restore back: every member's pre-restore data goes back in place and the
+ * restore's files leave the volumes; etcd comes back and its health is checked (before the API
+ * servers write again); then the quiesced workloads and the PDBs come back. Unhealthy is reported
+ * in the outcome, not thrown: the roll-back is done, and the old data may be why a restore began.
  */
 export async function abortRestore(plan: RestorePlan, state: JournalState, deps: RunnerDeps): Promise<AbortOutcome> {
   const { cluster, log } = deps;
@@ -290,34 +313,39 @@ export async function abortRestore(plan: RestorePlan, state: JournalState, deps:
   await deps.journal.save(state);
   const sts = plan.workload.kind === 'StatefulSet';
   const scaled = sts && !plan.inPlace;
-  const touched = plan.members.some((m) => state.done.includes(`swap/${m.member.name}`) || state.done.includes(`restore/${m.member.name}`));
-  if (scaled && state.done.includes('etcd-stop') || touched) {
-    if (scaled) {
-      log.step(`scale statefulset "${plan.workload.name}" to 0 to put the old data back`);
-      await cluster.scale('StatefulSet', plan.workload.name, 0, true);
-    }
-    await settleAll(plan.members.map(async (m) => {
-      const pod = m.utilityPod.metadata.name;
-      log.step(`member "${m.member.name}": put the pre-restore data back`);
-      await cluster.createPodAndWait(m.utilityPod);
-      await mustExec(deps, pod, m.shellContainer, m.rollbackArgv, 'moving the old data back');
-      await mustExec(deps, pod, m.shellContainer, ['rm', '-rf', m.restoreDir, m.snapshotPath], 'removing restore leftovers');
-      await mustExec(deps, pod, m.shellContainer, ['sync'], 'sync');
-      await cluster.deletePodAndWait(pod);
-    }));
-    if (sts && plan.inPlace) {
-      log.step(`delete the pods of statefulset "${plan.workload.name}" at once so they start on the pre-restore data`);
-      await cluster.recreatePods(plan.members.map((m) => m.member.pod));
-      await cluster.waitPodsReady(plan.members.map((m) => m.member.pod));
-    }
-  } else {
-    await settleAll(plan.members.map((m) => cluster.deletePodAndWait(m.utilityPod.metadata.name)));
+  const did = (id: string) => state.done.includes(id);
+  // A member's volume may hold a snapshot copy (every Secret), a restore dir or swapped data once
+  // its utility pod ran; the others need no pod, so one that cannot start does not block this.
+  const visited = plan.members.filter((m) => did(`utility/${m.member.name}`));
+  // Data can have moved once a member's restore finished: the swap comes next.
+  const mayBeSwapped = plan.members.some((m) => did(`restore/${m.member.name}`));
+  if (scaled && mayBeSwapped) {
+    log.step(`scale statefulset "${plan.workload.name}" to 0 to put the old data back`);
+    await cluster.scale('StatefulSet', plan.workload.name, 0, true);
+  }
+  await settleAll(plan.members.map(async (m) => {
+    const pod = m.utilityPod.metadata.name;
+    if (!visited.includes(m)) return cluster.deletePodAndWait(pod);
+    log.step(`member "${m.member.name}": put the pre-restore data back and remove the restore's files`);
+    // A fresh pod: a command of the interrupted run may still be running in the old one.
+    await cluster.deletePodAndWait(pod);
+    await cluster.createPodAndWait(m.utilityPod);
+    await mustExec(deps, pod, m.shellContainer, m.rollbackArgv, 'moving the old data back');
+    await mustExec(deps, pod, m.shellContainer, ['rm', '-rf', m.restoreDir, m.snapshotPath], 'removing restore leftovers');
+    await mustExec(deps, pod, m.shellContainer, ['sync'], 'sync');
+    await cluster.deletePodAndWait(pod);
+  }));
+  if (sts && plan.inPlace && mayBeSwapped) {
+    log.step(`delete the pods of statefulset "${plan.workload.name}" at once so they start on the pre-restore data`);
+    await cluster.recreatePods(plan.members.map((m) => m.member.pod));
   }
   if (scaled) {
     log.step(`scale statefulset "${plan.workload.name}" back to ${state.etcdReplicas}`);
     await cluster.scale('StatefulSet', plan.workload.name, state.etcdReplicas, false);
-    await cluster.waitPodsReady(plan.members.map((m) => m.member.pod));
   }
+  if (sts) await cluster.waitPodsReady(plan.members.map((m) => m.member.pod));
+  log.step('check that the members are healthy with one leader');
+  const report = await deps.verifier.verify(plan, { healthOnly: true });
   for (const q of state.quiesce) {
     log.step(`scale ${q.kind.toLowerCase()} "${q.name}" back to ${q.replicas}`);
     await cluster.scale(q.kind, q.name, q.replicas, false);
@@ -326,8 +354,6 @@ export async function abortRestore(plan: RestorePlan, state: JournalState, deps:
     log.step(`re-create PodDisruptionBudget "${pdb.name}"`);
     await cluster.createPdb(pdb.manifest);
   }
-  await closeJournal(deps);
-  log.step('check that the members are healthy with one leader');
-  const report = await deps.verifier.verify(plan, { healthOnly: true });
+  await closeJournal(deps, '--abort');
   return { healthy: report.ok, problems: report.problems };
 }

@@ -135,7 +135,7 @@ it('killed after the swap, --abort puts the old data back without scaling etcd',
   expect((await started.done).code).toBe(137);
   const abort = await kubectlEtcd(cluster, state, ['restore', '-n', 'uc1', '--abort', '--yes']);
   expect(abort.code, abort.stderr).toBe(0);
-  expect(abort.stdout).toMatch(/^rolled back uc1\/kube-etcd: the pre-restore data is back on 3 member\(s\); healthy, one leader$/m);
+  expect(abort.stdout).toMatch(/^rolled back uc1\/kube-etcd: the pre-restore data is in place on 3 member\(s\); healthy, one leader$/m);
   expect(pluginScaledEtcd(mark)).toBe(0);
   for (const pod of A.pods) expect(await keysOn(cluster, A, pod, '/test/'), pod).toEqual(before);
   await expect.poll(async () => (await replicas('statefulset', 'kube-apiserver')).ready, { timeout: 60_000 }).toBe(3);

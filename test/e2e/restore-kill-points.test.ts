@@ -1,19 +1,20 @@
 // SIGKILL of `kubectl etcd restore` after each step in turn, on the `single` fixture (1 member,
-// kube-apiserver StatefulSet, the maintenance Deployment, a PDB): after every kill point
-// `--resume` reaches the verified end state (exactly the backed-up keys) and `--abort` brings back
-// the pre-restore data (the keys written after the backup). Then kills during `--abort` (another
-// --abort finishes it) and during `--resume` (another --resume finishes it). No kill point may lose
-// data, leave a utility pod, a journal, a scaled-down workload or a missing PDB behind.
+// kube-apiserver StatefulSet, the maintenance Deployment, a PDB), for the default order (etcd
+// scaled to 0) and for --in-place: after every kill point `--resume` reaches the verified end state
+// (exactly the backed-up keys) and `--abort` brings back the pre-restore data (the keys written
+// after the backup). Then kills during `--abort` (another --abort finishes it) and during `--resume`
+// (another --resume finishes it). No kill point may lose data, leave a utility pod, a journal, a
+// scaled-down workload or a missing PDB behind.
 //
 // The plugin is killed when it announces the next step (`==> TITLE` on stderr), that is after the
 // step before was recorded as done and while the next one may already have started.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
-import { REPO, anthosAccess, etcdctl, keysOn, kubectlEtcd, startKubectlEtcd } from './restore-helpers.js';
+import { REPO, anthosAccess, etcdctl, keysOn, kubectlEtcd, lsInPod, pruneSetAside, startKubectlEtcd, waitClusterHealthy } from './restore-helpers.js';
 
 const S = anthosAccess(1);
 const NS = S.namespace;
@@ -26,38 +27,27 @@ const PDB = {
   spec: { minAvailable: 1, selector: { matchLabels: { component: 'kube-apiserver' } } },
 };
 
-/** Every step of the plan for this fixture, in order: the plan is checked against it below. */
-const STEPS = [
-  'journal',
-  'pdb-delete/kube-apiserver-pdb',
-  'quiesce/StatefulSet/kube-apiserver',
-  'quiesce/Deployment/gke-master-etcd-maintenance',
-  'etcd-stop',
-  'utility/kube-etcd-0',
-  'copy/kube-etcd-0',
-  'restore/kube-etcd-0',
-  'swap/kube-etcd-0',
-  'cleanup/kube-etcd-0',
-  'etcd-start',
-  'wait-ready',
-  'verify',
-  'unquiesce/StatefulSet/kube-apiserver',
-  'unquiesce/Deployment/gke-master-etcd-maintenance',
-  'pdb-create/kube-apiserver-pdb',
-  'finish',
-];
+/** Every step of the plan for this fixture, in order, per mode: the plans are checked against them below. */
+const BEFORE = ['journal', 'pdb-delete/kube-apiserver-pdb', 'quiesce/StatefulSet/kube-apiserver', 'quiesce/Deployment/gke-master-etcd-maintenance'];
+const MEMBER = ['utility/kube-etcd-0', 'copy/kube-etcd-0', 'restore/kube-etcd-0', 'swap/kube-etcd-0'];
+const AFTER = ['wait-ready', 'verify', 'unquiesce/StatefulSet/kube-apiserver', 'unquiesce/Deployment/gke-master-etcd-maintenance', 'pdb-create/kube-apiserver-pdb', 'finish'];
+const MODES = {
+  scaled: { flags: [] as string[], steps: [...BEFORE, MEMBER[0]!, 'etcd-stop', ...MEMBER.slice(1), 'cleanup/kube-etcd-0', 'etcd-start', ...AFTER] },
+  'in place': { flags: ['--in-place'], steps: [...BEFORE, ...MEMBER.slice(0, 3), 'restored', MEMBER[3]!, 'etcd-recreate', 'cleanup/kube-etcd-0', ...AFTER] },
+};
+type Mode = keyof typeof MODES;
 
 let cluster: SimCluster;
 let work: string;
 let state: string;
 let snapshot: string;
-let titles: Map<string, string>;
+const titles: Record<string, Map<string, string>> = {};
 let pdbBefore: unknown;
 let round = 0;
 
 /** `==> TITLE` of a step as the plugin prints it; the stamp in paths differs per run. */
-function announce(stepId: string): RegExp {
-  const title = titles.get(stepId);
+function announce(stepId: string, mode: Mode = 'scaled'): RegExp {
+  const title = titles[mode]!.get(stepId);
   if (!title) throw new Error(`no step "${stepId}" in the plan`);
   const esc = title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\d{8}T\d{6}Z/g, '\\d{8}T\\d{6}Z');
   return new RegExp(`==> ${esc}\\n`);
@@ -68,23 +58,12 @@ async function kubectlJson<T>(args: string[]): Promise<T | undefined> {
   return r.code === 0 ? (JSON.parse(r.stdout) as T) : undefined;
 }
 
-/** Waits (a plain loop: also used in beforeAll) until the member answers a quorum read. */
-async function waitHealthy(): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const r = await cluster.kubectl(['-n', NS, 'exec', POD, '-c', S.container, '--', ...S.etcdctl, 'endpoint', 'health']);
-    if (r.code === 0) return;
-    if (Date.now() > deadline) throw new Error(`etcd in ${NS} did not become healthy within 120 s: ${r.stderr.trim().split('\n').pop()}`);
-    await new Promise((res) => setTimeout(res, 1000));
-  }
-}
+const waitHealthy = () => waitClusterHealthy(cluster, S);
 
 /** The disaster: keys B written after the backup and a1 deleted. Returns the keys the member holds now. */
 async function diverge(): Promise<string[]> {
   await waitHealthy();
-  // Data set aside by earlier rounds, removed as an operator would once satisfied (room on the volume).
-  const prune = await cluster.kubectl(['-n', NS, 'exec', POD, '-c', S.container, '--', 'sh', '-c', `rm -rf ${S.dataDir}/member.pre-restore-* ${S.dataDir}/member.restored-*`]);
-  expect(prune.code, prune.stderr).toBe(0);
+  await pruneSetAside(cluster, S);
   round += 1;
   await etcdctl(cluster, S, POD, ['put', `/test/b${round}`, `written after the backup (${round})`]);
   await etcdctl(cluster, S, POD, ['del', '/test/a1']);
@@ -94,13 +73,30 @@ async function diverge(): Promise<string[]> {
   return keys;
 }
 
-/** Starts a restore and SIGKILLs it when it announces `killAt`. */
-async function restoreKilledAt(killAt: string): Promise<void> {
-  const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, ...QUIESCE, '--yes', '--no-safety-backup']);
-  await started.until(announce(killAt));
+/**
+ * Starts a restore and SIGKILLs it when it announces `killAt`; checks from the local journal that
+ * the kill landed after every step before `killAt` was recorded, and returns the journal's phase
+ * (undefined once the journal was closed).
+ */
+async function restoreKilledAt(killAt: string, mode: Mode = 'scaled'): Promise<string | undefined> {
+  const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, ...QUIESCE, ...MODES[mode].flags, '--yes', '--no-safety-backup']);
+  await started.until(announce(killAt, mode));
   started.child.kill('SIGKILL');
   const r = await started.done;
   expect(r.code, r.stderr).toBe(137);
+  const journal = localJournal();
+  const steps = MODES[mode].steps;
+  if (journal) {
+    const before = steps.slice(0, steps.indexOf(killAt)).filter((id) => id !== 'finish');
+    expect(before.filter((id) => !journal.done.includes(id))).toEqual([]);
+  } else {
+    expect(killAt).toBe('finish');
+  }
+  return journal?.phase;
+}
+
+function localJournal(): { done: string[]; phase: string } | undefined {
+  return existsSync(journalFile()) ? (JSON.parse(readFileSync(journalFile(), 'utf8')) as { done: string[]; phase: string }) : undefined;
 }
 
 function journalFile(): string {
@@ -125,6 +121,8 @@ async function expectClusterBackInShape(): Promise<void> {
   expect(existsSync(journalFile())).toBe(false);
   expect(await journalConfigMap()).toBe(false);
   await waitHealthy();
+  // No snapshot copy (it holds every Secret) and no restore directory left on the volume.
+  expect((await lsInPod(cluster, S, POD, S.dataDir)).filter((f) => f.startsWith('kubectl-etcd-'))).toEqual([]);
 }
 
 beforeAll(async () => {
@@ -142,10 +140,12 @@ beforeAll(async () => {
   snapshot = join(work, 'single.db');
   const b = await kubectlEtcd(cluster, state, ['backup', '-n', NS, '-f', snapshot]);
   if (b.code !== 0) throw new Error(`backup failed: ${b.stderr}`);
-  const dry = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, ...QUIESCE, '--dry-run', '-o', 'json']);
-  if (dry.code !== 0) throw new Error(`dry run failed: ${dry.stderr}`);
-  const plan = JSON.parse(dry.stdout) as { steps: Array<{ id: string; title: string }> };
-  titles = new Map(plan.steps.map((s) => [s.id, s.title]));
+  for (const [mode, { flags }] of Object.entries(MODES)) {
+    const dry = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, ...QUIESCE, ...flags, '--dry-run', '-o', 'json']);
+    if (dry.code !== 0) throw new Error(`dry run failed: ${dry.stderr}`);
+    const plan = JSON.parse(dry.stdout) as { steps: Array<{ id: string; title: string }> };
+    titles[mode] = new Map(plan.steps.map((st) => [st.id, st.title]));
+  }
 }, 600_000);
 
 afterAll(async () => {
@@ -153,18 +153,18 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-it('the plan has exactly the steps this file kills after', () => {
-  expect([...titles.keys()]).toEqual(STEPS);
+it.each(Object.keys(MODES) as Mode[])('the %s plan has exactly the steps this file kills after', (mode) => {
+  expect([...titles[mode]!.keys()]).toEqual(MODES[mode].steps);
 });
 
 // Kill after step i = kill when step i+1 is announced. After `finish` there is nothing left to kill.
-const KILL_POINTS = STEPS.slice(0, -1).map((after, i) => [after, STEPS[i + 1]!] as const);
+const killPoints = (mode: Mode) => MODES[mode].steps.slice(0, -1).map((after, i) => [after, MODES[mode].steps[i + 1]!] as const);
 
-describe('SIGKILL after each step, then --resume', () => {
-  it.each(KILL_POINTS)('after "%s": --resume reaches the verified end state with exactly the backed-up keys', async (_after, next) => {
+describe.each(Object.keys(MODES) as Mode[])('%s: SIGKILL after each step', (mode) => {
+  it.each(killPoints(mode))('after "%s", --resume reaches the verified end state with exactly the backed-up keys', async (_after, next) => {
     await diverge();
-    await restoreKilledAt(next);
-    if (next === 'finish' && !existsSync(journalFile()) && !(await journalConfigMap())) {
+    const phase = await restoreKilledAt(next, mode);
+    if (next === 'finish' && phase === undefined && !(await journalConfigMap())) {
       // The kill landed after the journal was closed: the restore had finished.
       expect(await keysOn(cluster, S, POD, '/test/')).toEqual(A_KEYS);
     } else {
@@ -175,22 +175,29 @@ describe('SIGKILL after each step, then --resume', () => {
     expect(await keysOn(cluster, S, POD, '/test/')).toEqual(A_KEYS);
     await expectClusterBackInShape();
   }, 300_000);
-});
 
-describe('SIGKILL after each step, then --abort', () => {
-  it.each(KILL_POINTS)('after "%s": --abort brings back the pre-restore data', async (_after, next) => {
+  it.each(killPoints(mode))('after "%s", --abort brings back the pre-restore data', async (_after, next) => {
     const before = await diverge();
-    await restoreKilledAt(next);
-    if (next === 'finish' && !existsSync(journalFile()) && !(await journalConfigMap())) {
+    const phase = await restoreKilledAt(next, mode);
+    if (next === 'finish' && phase === undefined && !(await journalConfigMap())) {
       // The restore had finished before the kill: there is nothing to roll back, and --abort says so.
       const r = await kubectlEtcd(cluster, state, ['restore', '-n', NS, '--abort', '--yes']);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/^error: no restore of uc1\/kube-etcd is in progress/m);
       expect(await keysOn(cluster, S, POD, '/test/')).toEqual(A_KEYS);
+    } else if (next === 'finish' && phase === 'finished') {
+      // Verified and recorded as finished, only the journal's removal was cut: --abort refuses to
+      // roll back a verified restore, and --resume closes the journal.
+      const r = await kubectlEtcd(cluster, state, ['restore', '-n', NS, '--abort', '--yes']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^error: the restore of uc1\/kube-etcd .* finished and was verified; there is nothing to roll back; run `kubectl etcd restore --resume` to close its journal/m);
+      const closed = await kubectlEtcd(cluster, state, ['restore', '-n', NS, '--resume', '--yes']);
+      expect(closed.code, closed.stderr).toBe(0);
+      expect(await keysOn(cluster, S, POD, '/test/')).toEqual(A_KEYS);
     } else {
       const r = await kubectlEtcd(cluster, state, ['restore', '-n', NS, '--abort', '--yes']);
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/^rolled back uc1\/kube-etcd: the pre-restore data is back on 1 member\(s\); healthy, one leader$/m);
+      expect(r.stdout).toMatch(/^rolled back uc1\/kube-etcd: the pre-restore data is in place on 1 member\(s\); healthy, one leader$/m);
       expect(await keysOn(cluster, S, POD, '/test/')).toEqual(before);
     }
     await expectClusterBackInShape();
@@ -201,8 +208,9 @@ describe('SIGKILL during --abort and during --resume', () => {
   // The roll-back's own announcements, in order (see abortRestore).
   const ABORT_POINTS = [
     /==> scale statefulset "kube-etcd" to 0 to put the old data back\n/,
-    /==> member "kube-etcd-0": put the pre-restore data back\n/,
+    /==> member "kube-etcd-0": put the pre-restore data back and remove the restore's files\n/,
     /==> scale statefulset "kube-etcd" back to 1\n/,
+    /==> check that the members are healthy with one leader\n/,
     /==> scale statefulset "kube-apiserver" back to 1\n/,
     /==> re-create PodDisruptionBudget "kube-apiserver-pdb"\n/,
   ];

@@ -177,7 +177,7 @@ describe('kubectl etcd restore (anthos, 3 members)', () => {
     await pruneOldData();
     await put({ '/test/b5': 'x' });
     const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', ...QUIESCE, '--yes', '--no-safety-backup']);
-    await started.until(/==> start utility pod/);
+    await started.until(/==> copy the snapshot to/);
     const scaled = await cluster.kubectl(['-n', 'uc1', 'scale', 'statefulset', 'kube-etcd', '--replicas=3']);
     expect(scaled.code, scaled.stderr).toBe(0);
     const r = await started.done;

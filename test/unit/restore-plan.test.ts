@@ -70,7 +70,9 @@ describe('buildRestorePlan', () => {
     expect(at('journal')).toBe(0);
     expect(at('pdb-delete/kube-apiserver-pdb')).toBeLessThan(at('quiesce/StatefulSet/kube-apiserver'));
     expect(at('quiesce/Deployment/gke-master-etcd-maintenance')).toBeLessThan(at('etcd-stop'));
-    expect(at('etcd-stop')).toBeLessThan(at('utility/kube-etcd-0'));
+    // Utility pods start while etcd still runs: a pod that cannot start stops the restore before etcd is touched.
+    expect(at('utility/kube-etcd-2')).toBeLessThan(at('etcd-stop'));
+    expect(at('etcd-stop')).toBeLessThan(at('copy/kube-etcd-0'));
     expect(at('swap/kube-etcd-2')).toBeLessThan(at('etcd-start'));
     expect(at('verify')).toBeLessThan(at('unquiesce/StatefulSet/kube-apiserver'));
     expect(at('pdb-create/kube-apiserver-pdb')).toBe(ids.length - 2);

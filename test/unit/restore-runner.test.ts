@@ -84,7 +84,8 @@ describe('runRestorePlan', () => {
     await runRestorePlan(plan, h.state, h.deps);
     const c = h.calls;
     expect(c.indexOf('delete-pdb pdb')).toBeLessThan(c.indexOf('scale StatefulSet/kube-apiserver=0'));
-    expect(c.indexOf('scale StatefulSet/kube-etcd=0')).toBeLessThan(c.indexOf('create etcd-utility-0'));
+    expect(c.indexOf('create etcd-utility-1')).toBeLessThan(c.indexOf('scale StatefulSet/kube-etcd=0'));
+    expect(c.indexOf('scale StatefulSet/kube-etcd=0')).toBeLessThan(c.indexOf('copy etcd-utility-0'));
     expect(c.filter((x) => x.startsWith('copy '))).toHaveLength(2);
     expect(c.filter((x) => x.includes('etcdctl snapshot'))).toHaveLength(2);
     expect(c.indexOf('delete etcd-utility-1')).toBeLessThan(c.indexOf('scale StatefulSet/kube-etcd=2'));
@@ -107,7 +108,8 @@ describe('runRestorePlan', () => {
 
   it('stops with a clear error when etcd is scaled back up behind its back', async () => {
     const h = harness();
-    h.deps.cluster.createPodAndWait = async () => { h.setReplicas(3); };
+    const copyIn = h.deps.pods.copyIn;
+    h.deps.pods.copyIn = async (...args) => { await copyIn(...args); h.setReplicas(3); };
     await expect(runRestorePlan(plan, h.state, h.deps)).rejects.toThrow(/statefulset "kube-etcd" was scaled back to 3/);
   });
 });
@@ -143,7 +145,7 @@ describe('failures', () => {
 
   it('names every member whose roll-back failed (E5)', async () => {
     const h = harness();
-    h.state.done.push('etcd-stop');
+    h.state.done.push('utility/kube-etcd-0', 'utility/kube-etcd-1', 'etcd-stop');
     h.deps.cluster.createPodAndWait = async (m) => { throw new Error(`node of ${m.metadata.name} is gone`); };
     await expect(abortRestore(plan, h.state, h.deps)).rejects.toThrow('2 members failed: node of etcd-utility-0 is gone; node of etcd-utility-1 is gone');
   });
@@ -226,7 +228,44 @@ describe('the end of an --abort', () => {
     h.deps.journal.remove = async () => ['configmap "j" in namespace "uc1" (forbidden)'];
     await runRestorePlan(plan, h.state, h.deps);
     expect(h.calls.filter((x) => x.startsWith('warn '))).toEqual([
-      'warn the work is done but the restore journal configmap "j" in namespace "uc1" (forbidden) could not be removed; remove it by hand, or the next restore refuses to start',
+      'warn the work is done but the restore journal could not be removed from configmap "j" in namespace "uc1" (forbidden); run `kubectl etcd restore --resume` to close it, or the next restore refuses to start',
     ]);
+  });
+});
+
+describe('review-2 fixes', () => {
+  it('an --abort gives pods only to members whose utility pod ran, checks health before the API servers come back', async () => {
+    const h = harness();
+    h.state.done.push('journal', 'pdb-delete/pdb', 'quiesce/StatefulSet/kube-apiserver', 'utility/kube-etcd-0');
+    h.deps.verifier = { verify: async () => { h.calls.push('verify'); return { ok: true, problems: [], summary: {} }; } };
+    await abortRestore(plan, h.state, h.deps);
+    expect(h.calls).toContain('create etcd-utility-0');
+    expect(h.calls).not.toContain('create etcd-utility-1');
+    // Nothing was restored yet: etcd is not stopped to move data back.
+    expect(h.calls).not.toContain('scale StatefulSet/kube-etcd=0');
+    expect(h.calls.filter((c) => /exec etcd-utility-0 rm -rf/.test(c))).toHaveLength(1);
+    expect(h.calls.indexOf('verify')).toBeLessThan(h.calls.indexOf('scale StatefulSet/kube-apiserver=3'));
+  });
+
+  it('a resume replaces the utility pods the interrupted run left, then starts them again', async () => {
+    const h = harness('etcd-utility-1 etcdctl snapshot');
+    await expect(runRestorePlan(plan, h.state, h.deps)).rejects.toThrow('killed');
+    const resumed = (await h.deps.journal.load())!;
+    h.calls.length = 0;
+    await runRestorePlan(plan, resumed, h.deps);
+    expect(h.calls.indexOf('delete etcd-utility-1')).toBeGreaterThanOrEqual(0);
+    expect(h.calls.indexOf('delete etcd-utility-1')).toBeLessThan(h.calls.indexOf('create etcd-utility-1'));
+    // Member 0 had finished (its utility pod already cleaned up): nothing to replace.
+    expect(h.calls).not.toContain('create etcd-utility-0');
+  });
+
+  it('records the restore as finished before removing its journal', async () => {
+    const h = harness();
+    const phases: string[] = [];
+    const save = h.deps.journal.save.bind(h.deps.journal);
+    h.deps.journal.save = async (st) => { phases.push(st.phase); await save(st); };
+    h.deps.journal.remove = async () => ['configmap "j" in namespace "uc1" (forbidden)'];
+    await runRestorePlan(plan, h.state, h.deps);
+    expect(phases.at(-1)).toBe('finished');
   });
 });
