@@ -1,6 +1,7 @@
 /**
  * Utility pod manifests, as the manual runbook writes them by hand: one pod per member, pinned to
- * the member's node, mounting its data volume at the same path as etcd does and its certificates,
+ * the member's node, mounting its data volume at the same path as etcd does (not its certificates:
+ * nothing in the pod talks to etcd),
  * tolerating not-ready / unreachable / unschedulable nodes, doing nothing until we exec into it.
  */
 import type { EtcdMember } from '../etcd/topology.js';
@@ -66,13 +67,8 @@ export function utilityPodManifest(opts: {
     else volumes.push({ name: volumeName, emptyDir: {} });
     mounts.push({ name: volumeName, mountPath: data.mountPath });
   }
-  const certs = member.certSource;
-  if (certs) {
-    const volumeName = 'etcd-certs';
-    if (certs.kind === 'secret') volumes.push({ name: volumeName, secret: { secretName: certs.secretName, defaultMode: certs.defaultMode ?? 420 } });
-    else volumes.push({ name: volumeName, hostPath: { path: certs.hostPath, type: 'Directory' } });
-    mounts.push({ name: volumeName, mountPath: certs.mountPath, readOnly: true });
-  }
+  // No certificate volume (the manual runbook mounts it): nothing here talks to etcd, and the
+  // member's client key has no business in a pod that runs a pulled shell image as root.
   const containers: Array<Record<string, unknown>> = [
     {
       name: 'etcd-utility',

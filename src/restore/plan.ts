@@ -80,7 +80,7 @@ export interface MemberPlan {
   swapArgv: string[];
   /** Puts the pre-restore data back (for --abort); idempotent. */
   rollbackArgv: string[];
-  /** chown of the new data to the etcd user, when the member runs as non-root. */
+  /** Hands the new data to the etcd user: the pod's runAsUser, else the owner of the data set aside. */
   chownArgv?: string[];
 }
 
@@ -140,6 +140,14 @@ const SWAP_SCRIPT = [
   'fi',
   'rmdir "$fresh" 2>/dev/null || true',
   'test -d "$data/member"',
+].join('\n');
+
+// Owner from the pod spec, else from the old member directory (an image's USER, an fsGroup-only
+// pod); with neither (root, or the old data is gone) the files stay root's.
+const CHOWN_SCRIPT = [
+  'data="$1"; aside="$2"; owner="$3"',
+  'if [ -z "$owner" ] && [ -e "$aside" ]; then owner=$(stat -c %u:%g "$aside"); fi',
+  'if [ -n "$owner" ] && [ "$owner" != "0:0" ]; then chown -R "$owner" "$data/member"; fi',
 ].join('\n');
 
 const ROLLBACK_SCRIPT = [
@@ -210,9 +218,9 @@ export function buildRestorePlan(input: PlanInput): RestorePlan {
       }),
       swapArgv: ['sh', '-ec', SWAP_SCRIPT, 'sh', member.dataDir, restoreDir, asideDir],
       rollbackArgv: ['sh', '-ec', ROLLBACK_SCRIPT, 'sh', member.dataDir, asideDir, restoredAside],
-      chownArgv: runAs !== undefined && runAs !== 0
-        ? ['chown', '-R', `${runAs}:${member.runAsGroup ?? member.fsGroup ?? runAs}`, joinPath(member.dataDir, 'member')]
-        : undefined,
+      // The etcd user: the pod's runAsUser when set, else whoever owned the data set aside.
+      chownArgv: ['sh', '-ec', CHOWN_SCRIPT, 'sh', member.dataDir, asideDir,
+        runAs !== undefined && runAs !== 0 ? `${runAs}:${member.runAsGroup ?? member.fsGroup ?? runAs}` : ''],
     };
   });
   return {

@@ -170,7 +170,7 @@ async function execFirst(members: EtcdMember[], exec: MemberExec, argv: string[]
 }
 
 /** What every utility pod's shell container runs: the copy (head), its check, the swap, the chown. */
-const SHELL_TOOLS = ['sh', 'head', 'sha256sum', 'mv', 'rm', 'chown', 'sync', 'df'];
+const SHELL_TOOLS = ['sh', 'head', 'sha256sum', 'mv', 'rm', 'chown', 'stat', 'sync', 'df'];
 
 /**
  * A probe script that prints `missing:T` for each absent tool, `has:etcdutl` when etcdutl is there

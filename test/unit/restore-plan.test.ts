@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, readdirSync, readFileSync, existsSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EtcdMember, EtcdTopology } from '../../src/etcd/topology.js';
@@ -55,12 +55,13 @@ describe('buildRestorePlan', () => {
     ]);
   });
 
-  it.each([0, 1, 2])('pins utility pod %i to its member node, PVC and cert secret', (n) => {
+  it.each([0, 1, 2])('pins utility pod %i to its member node and PVC, without the cert secret', (n) => {
     const pod = plan.members[n]!.utilityPod;
     expect(pod.metadata.name).toBe(`etcd-utility-${n}`);
     expect(pod.spec.nodeSelector).toEqual({ 'kubernetes.io/hostname': `node-${n + 1}` });
     expect(pod.spec.volumes).toContainEqual({ name: 'etcd-data', persistentVolumeClaim: { claimName: `data-kube-etcd-${n}` } });
-    expect(pod.spec.volumes).toContainEqual({ name: 'etcd-certs', secret: { secretName: 'kube-etcd-certs', defaultMode: 420 } });
+    // Nothing in the utility pod talks to etcd: the member's client key stays out of it.
+    expect(JSON.stringify(pod.spec.volumes)).not.toMatch(/kube-etcd-certs/);
     expect(pod.spec.tolerations).toHaveLength(3);
   });
 
@@ -106,7 +107,7 @@ describe('buildRestorePlan', () => {
 
   it('hands restored data to a non-root etcd user', () => {
     const p = buildRestorePlan(input([anthosMember(0, { runAsUser: 1001, fsGroup: 1001, dataDir: '/bitnami/etcd/data' })]));
-    expect(p.members[0]!.chownArgv).toEqual(['chown', '-R', '1001:1001', '/bitnami/etcd/data/member']);
+    expect(p.members[0]!.chownArgv!.slice(-3)).toEqual(['/bitnami/etcd/data', '/bitnami/etcd/data/member.pre-restore-20261125T183500Z', '1001:1001']);
   });
 });
 
@@ -144,5 +145,21 @@ describe('swap and rollback scripts', () => {
     run(m.rollbackArgv);
     expect(readFileSync(rel('/var/lib/etcd/member/snap/db'), 'utf8')).toBe('old');
     expect(readdirSync(rel('/var/lib/etcd')).sort()).toEqual(['member', 'member.restored-20261125T183500Z']);
+  });
+
+  it('never moves data into an existing directory (mv would nest it): the swap fails instead', () => {
+    const { rel, run } = setup();
+    mkdirSync(rel(m.asideDir), { recursive: true });
+    expect(() => run(m.swapArgv)).toThrow(/exists already/);
+    expect(readFileSync(rel('/var/lib/etcd/member/snap/db'), 'utf8')).toBe('old');
+    expect(readFileSync(rel(m.restoreDir + '/member/snap/db'), 'utf8')).toBe('new');
+  });
+
+  it('hands the new data to the owner of the data set aside when the pod names no user', () => {
+    const { rel, run } = setup();
+    chownSync(rel('/var/lib/etcd/member'), 4321, 4322);
+    run(m.swapArgv);
+    run(m.chownArgv!);
+    expect([statSync(rel('/var/lib/etcd/member/snap/db')).uid, statSync(rel('/var/lib/etcd/member/snap/db')).gid]).toEqual([4321, 4322]);
   });
 });
