@@ -77,7 +77,6 @@ export interface StepTiming {
 /** Runs (or resumes) the plan to its verified end; returns per-step timings. */
 export async function runRestorePlan(plan: RestorePlan, state: JournalState, deps: RunnerDeps): Promise<StepTiming[]> {
   const timings: StepTiming[] = [];
-  await freshUtilityPods(plan, state, deps);
   const groups = groupSteps(plan.steps);
   for (const group of groups) {
     if (group.length === 1 && !group[0]!.member) {
@@ -92,18 +91,6 @@ export async function runRestorePlan(plan: RestorePlan, state: JournalState, dep
     }));
   }
   return timings;
-}
-
-/**
- * On resume, utility pods still up from the interrupted run are replaced: a command it started (a
- * `snapshot restore` writing its directory) may still run in them and race the resumed step.
- */
-async function freshUtilityPods(plan: RestorePlan, state: JournalState, deps: RunnerDeps): Promise<void> {
-  const stale = plan.members.filter((m) => state.done.includes(`utility/${m.member.name}`) && !state.done.includes(`cleanup/${m.member.name}`));
-  if (!stale.length) return;
-  deps.log.step(`replace utility pods of the interrupted run: ${stale.map((m) => `"${m.utilityPod.metadata.name}"`).join(', ')}`);
-  await settleAll(stale.map((m) => deps.cluster.deletePodAndWait(m.utilityPod.metadata.name)));
-  state.done = state.done.filter((id) => !stale.some((m) => id === `utility/${m.member.name}`));
 }
 
 /** Waits for every member's work, then throws all failures together. */
@@ -327,8 +314,6 @@ export async function abortRestore(plan: RestorePlan, state: JournalState, deps:
     const pod = m.utilityPod.metadata.name;
     if (!visited.includes(m)) return cluster.deletePodAndWait(pod);
     log.step(`member "${m.member.name}": put the pre-restore data back and remove the restore's files`);
-    // A fresh pod: a command of the interrupted run may still be running in the old one.
-    await cluster.deletePodAndWait(pod);
     await cluster.createPodAndWait(m.utilityPod);
     await mustExec(deps, pod, m.shellContainer, m.rollbackArgv, 'moving the old data back');
     await mustExec(deps, pod, m.shellContainer, ['rm', '-rf', m.restoreDir, m.snapshotPath], 'removing restore leftovers');

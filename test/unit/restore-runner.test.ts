@@ -247,18 +247,6 @@ describe('review-2 fixes', () => {
     expect(h.calls.indexOf('verify')).toBeLessThan(h.calls.indexOf('scale StatefulSet/kube-apiserver=3'));
   });
 
-  it('a resume replaces the utility pods the interrupted run left, then starts them again', async () => {
-    const h = harness('etcd-utility-1 etcdctl snapshot');
-    await expect(runRestorePlan(plan, h.state, h.deps)).rejects.toThrow('killed');
-    const resumed = (await h.deps.journal.load())!;
-    h.calls.length = 0;
-    await runRestorePlan(plan, resumed, h.deps);
-    expect(h.calls.indexOf('delete etcd-utility-1')).toBeGreaterThanOrEqual(0);
-    expect(h.calls.indexOf('delete etcd-utility-1')).toBeLessThan(h.calls.indexOf('create etcd-utility-1'));
-    // Member 0 had finished (its utility pod already cleaned up): nothing to replace.
-    expect(h.calls).not.toContain('create etcd-utility-0');
-  });
-
   it('records the restore as finished before removing its journal', async () => {
     const h = harness();
     const phases: string[] = [];
