@@ -2,15 +2,13 @@
 // StatefulSet of gcr.io/etcd-development/etcd with PVC-backed data and TLS. The utility pods get
 // busybox for copy and swap, and the etcd image itself beside it (container etcd-tools) for
 // `etcdctl snapshot restore`, so the restore tool is the cluster's own version.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
+import { ok, type SimCluster } from '../sim/harness.js';
 import {
-  REPO, auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, memberRevision, mutations, startKubectlEtcd, type EtcdAccess,
+  auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, memberRevision, mutations, startKubectlEtcd, startRestoreCluster, type EtcdAccess,
 } from './restore-helpers.js';
 
 const NS = 'distroless-r';
@@ -138,14 +136,8 @@ async function volumeDir(pod: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  requireRoot();
-  requireCommand('kubectl', 'install kubectl ≥ 1.30');
-  requireCommand('etcd', 'install etcd-server (apt-get install -y etcd-server etcd-client)');
-  execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'pipe' });
   // The `single` fixture brings the etcd certificates the distroless members reuse.
-  cluster = await startCluster({ fixtures: ['single'] });
-  work = mkdtempSync(join(tmpdir(), 'restore-distroless-e2e-'));
-  state = join(work, 'state');
+  ({ cluster, work, state } = await startRestoreCluster(['single'], 'restore-distroless'));
   snapshot = join(work, 'a.db');
   const secret = JSON.parse(ok(await cluster.kubectl(['-n', 'uc1', 'get', 'secret', 'kube-etcd-certs', '-o', 'json']))) as { data: Record<string, string> };
   ok(await cluster.kubectl(['create', 'namespace', NS]));

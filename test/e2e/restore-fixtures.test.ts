@@ -2,14 +2,12 @@
 // (ETCD_* env, non-root uid 1001) fixtures in one cluster, and the preflight refusals — missing
 // permission, wrong etcd minor version, NotReady node, volume too small — each before the first
 // mutation, with one line and a hint.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
+import { type SimCluster } from '../sim/harness.js';
 import {
-  BITNAMI_ACCESS, REPO, anthosAccess, auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, mutations, type EtcdAccess,
+  anthosAccess, auditMark, auditSince, BITNAMI_ACCESS, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, mutations, startRestoreCluster, type EtcdAccess,
 } from './restore-helpers.js';
 
 const SINGLE = anthosAccess(1);
@@ -41,13 +39,7 @@ async function refused(args: string[], opts: { kubeconfig?: string; user?: strin
 }
 
 beforeAll(async () => {
-  requireRoot();
-  requireCommand('kubectl', 'install kubectl ≥ 1.30');
-  requireCommand('etcd', 'install etcd-server (apt-get install -y etcd-server etcd-client)');
-  execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'pipe' });
-  cluster = await startCluster({ fixtures: ['single', 'bitnami'] });
-  work = mkdtempSync(join(tmpdir(), 'restore-fixtures-e2e-'));
-  state = join(work, 'state');
+  ({ cluster, work, state } = await startRestoreCluster(['single', 'bitnami'], 'restore-fixtures'));
   await prepare(SINGLE, 'single');
   await prepare(BITNAMI_ACCESS, 'bitnami');
 }, 600_000);

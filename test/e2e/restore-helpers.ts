@@ -1,9 +1,10 @@
 // Shared helpers of the restore e2e tests: the plugin through `kubectl etcd`, etcdctl inside the
 // member pods, the simulator's audit log.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
-import { run, type CommandResult, type SimCluster } from '../sim/harness.js';
+import { requireCommand, requireRoot, run, startCluster, type CommandResult, type SimCluster } from '../sim/harness.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 
@@ -138,4 +139,27 @@ export async function pruneSetAside(cluster: SimCluster, a: EtcdAccess): Promise
     const r = await cluster.kubectl(['-n', a.namespace, 'exec', pod, '-c', a.container, '--', 'sh', '-c', `rm -rf ${a.dataDir}/member.pre-restore-* ${a.dataDir}/member.restored-*`]);
     if (r.code !== 0) throw new Error(`pruning set-aside data in ${pod} failed: ${r.stderr}`);
   }
+}
+
+/**
+ * The set-up every restore e2e file shares: the prerequisites (a clear failure naming what to
+ * install), the built plugin, one local test cluster with the fixtures, and a private work dir
+ * with the plugin's state dir inside.
+ */
+export async function startRestoreCluster(fixtures: string[], name: string): Promise<{ cluster: SimCluster; work: string; state: string }> {
+  requireRoot();
+  requireCommand('kubectl', 'install kubectl ≥ 1.30');
+  requireCommand('etcd', 'install etcd-server (apt-get install -y etcd-server etcd-client)');
+  execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'pipe' });
+  const cluster = await startCluster({ fixtures });
+  const work = mkdtempSync(join(tmpdir(), `${name}-e2e-`));
+  return { cluster, work, state: join(work, 'state') };
+}
+
+/** spec.replicas and status.readyReplicas of a StatefulSet or Deployment. */
+export async function workloadReplicas(cluster: SimCluster, namespace: string, kind: string, name: string): Promise<{ spec: number; ready: number }> {
+  const r = await cluster.kubectl(['-n', namespace, 'get', kind, name, '-o', 'json']);
+  if (r.code !== 0) throw new Error(`kubectl get ${kind} ${name} -n ${namespace} failed: ${r.stderr}`);
+  const o = JSON.parse(r.stdout) as { spec: { replicas: number }; status: { readyReplicas?: number } };
+  return { spec: o.spec.replicas, ready: o.status.readyReplicas ?? 0 };
 }

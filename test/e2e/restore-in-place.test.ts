@@ -5,14 +5,12 @@
 // scales etcd: utility pods beside the members, swap, delete the etcd pods at once. Then: exactly
 // the backed-up keys on every member, one leader, old data kept, kube-apiserver back; and an
 // --in-place restore killed after the swap rolls back with --abort, still without scaling etcd.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
+import { type SimCluster } from '../sim/harness.js';
 import {
-  REPO, anthosAccess, auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, pruneSetAside, startKubectlEtcd, waitClusterHealthy,
+  anthosAccess, auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy, workloadReplicas,
 } from './restore-helpers.js';
 
 const A = anthosAccess(3);
@@ -57,20 +55,10 @@ function pluginScaledEtcd(mark: number): number {
     && ['update', 'patch'].includes(e.verb)).length;
 }
 
-async function replicas(kind: string, name: string): Promise<{ spec: number; ready: number }> {
-  const r = await cluster.kubectl(['-n', 'uc1', 'get', kind, name, '-o', 'json']);
-  const o = JSON.parse(r.stdout) as { spec: { replicas: number }; status: { readyReplicas?: number } };
-  return { spec: o.spec.replicas, ready: o.status.readyReplicas ?? 0 };
-}
+const replicas = (kind: string, name: string) => workloadReplicas(cluster, 'uc1', kind, name);
 
 beforeAll(async () => {
-  requireRoot();
-  requireCommand('kubectl', 'install kubectl ≥ 1.30');
-  requireCommand('etcd', 'install etcd-server (apt-get install -y etcd-server etcd-client)');
-  execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'pipe' });
-  cluster = await startCluster({ fixtures: ['anthos'] });
-  work = mkdtempSync(join(tmpdir(), 'restore-in-place-e2e-'));
-  state = join(work, 'state');
+  ({ cluster, work, state } = await startRestoreCluster(['anthos'], 'restore-in-place'));
   await waitClusterHealthy(cluster, A);
   for (const k of A_KEYS) await etcdctl(cluster, A, A.pods[0]!, ['put', k, k]);
   snapshot = join(work, 'anthos.db');

@@ -8,13 +8,13 @@
 //
 // The plugin is killed when it announces the next step (`==> TITLE` on stderr), that is after the
 // step before was recorded as done and while the next one may already have started.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
-import { REPO, anthosAccess, etcdctl, keysOn, kubectlEtcd, lsInPod, pruneSetAside, startKubectlEtcd, waitClusterHealthy } from './restore-helpers.js';
+import { type SimCluster } from '../sim/harness.js';
+import {
+  anthosAccess, etcdctl, keysOn, kubectlEtcd, lsInPod, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
+} from './restore-helpers.js';
 
 const S = anthosAccess(1);
 const NS = S.namespace;
@@ -126,13 +126,7 @@ async function expectClusterBackInShape(): Promise<void> {
 }
 
 beforeAll(async () => {
-  requireRoot();
-  requireCommand('kubectl', 'install kubectl ≥ 1.30');
-  requireCommand('etcd', 'install etcd-server (apt-get install -y etcd-server etcd-client)');
-  execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'pipe' });
-  cluster = await startCluster({ fixtures: ['single'] });
-  work = mkdtempSync(join(tmpdir(), 'restore-kill-e2e-'));
-  state = join(work, 'state');
+  ({ cluster, work, state } = await startRestoreCluster(['single'], 'restore-kill'));
   const pdb = await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify(PDB) });
   if (pdb.code !== 0) throw new Error(`creating the PDB failed: ${pdb.stderr}`);
   pdbBefore = (await kubectlJson<{ spec: unknown }>(['get', 'pdb', 'kube-apiserver-pdb']))?.spec;

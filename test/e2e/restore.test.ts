@@ -2,15 +2,13 @@
 // maintenance Deployment, PDB kube-apiserver-pdb), through the built binary and real kubectl:
 // the whole-cluster restore, --dry-run, confirmation, SIGKILL + --resume / --abort, a second
 // restore while a journal exists, and an API server restart in the middle. One cluster.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, truncateSync, copyFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, truncateSync, copyFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
+import { type SimCluster } from '../sim/harness.js';
 import {
-  REPO, anthosAccess, auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, mutations, startKubectlEtcd,
+  anthosAccess, auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, mutations, startKubectlEtcd, startRestoreCluster, workloadReplicas,
 } from './restore-helpers.js';
 
 const A = anthosAccess(3);
@@ -51,20 +49,10 @@ async function pdbSpec(): Promise<unknown> {
   return r.code === 0 ? (JSON.parse(r.stdout) as { spec: unknown }).spec : undefined;
 }
 
-async function replicas(kind: string, name: string): Promise<{ spec: number; ready: number }> {
-  const r = await cluster.kubectl(['-n', 'uc1', 'get', kind, name, '-o', 'json']);
-  const o = JSON.parse(r.stdout) as { spec: { replicas: number }; status: { readyReplicas?: number } };
-  return { spec: o.spec.replicas, ready: o.status.readyReplicas ?? 0 };
-}
+const replicas = (kind: string, name: string) => workloadReplicas(cluster, 'uc1', kind, name);
 
 beforeAll(async () => {
-  requireRoot();
-  requireCommand('kubectl', 'install kubectl ≥ 1.30');
-  requireCommand('etcd', 'install etcd-server (apt-get install -y etcd-server etcd-client)');
-  execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'pipe' });
-  cluster = await startCluster({ fixtures: ['anthos'] });
-  work = mkdtempSync(join(tmpdir(), 'restore-e2e-'));
-  state = join(work, 'state');
+  ({ cluster, work, state } = await startRestoreCluster(['anthos'], 'restore'));
   snapshot = join(work, 'snapshot.db');
   await put({ '/test/a1': 'v1', '/test/a2': 'v2', '/test/a3': 'v3' });
   const b = await kubectlEtcd(cluster, state, ['backup', '-n', 'uc1', '-f', snapshot]);
