@@ -134,7 +134,7 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
         const probe = container === 'etcd-tools'
           ? () => execCapture(kube, { namespace, pod: name, container, command: ['etcd', '--version'] }).then((r) => (r.exitCode === 0 ? { ...r, stdout: name } : r))
           : () => execCapture(kube, { namespace, pod: name, container, command: ['cat', '/etc/hostname'] });
-        await insideContainer(() => retrying(probe), { namespace, pod: name, container });
+        await insideContainer(() => retrying(probe), { namespace, pod: name, container, probe: container === 'etcd-tools' ? 'etcd --version' : 'cat /etc/hostname' });
       }
     },
     async deletePodAndWait(name) {
@@ -162,7 +162,7 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
  */
 export async function insideContainer(
   exec: () => Promise<{ exitCode: number; stdout: string; stderr: string }>,
-  where: { namespace: string; pod: string; container: string },
+  where: { namespace: string; pod: string; container: string; /** the probe's command, for messages */ probe?: string },
   waitMs = 60_000,
 ): Promise<void> {
   const { namespace, pod, container } = where;
@@ -172,7 +172,7 @@ export async function insideContainer(
     try {
       const r = await exec();
       if (r.exitCode === 0 && r.stdout.trim() === pod) return;
-      last = `cat /etc/hostname gave exit code ${r.exitCode}${r.exitCode === 0 ? ` and "${r.stdout.trim()}"` : `: ${(r.stderr.trim().split('\n').pop() ?? '')}`}`;
+      last = `${where.probe ?? 'cat /etc/hostname'} gave exit code ${r.exitCode}${r.exitCode === 0 ? ` and "${r.stdout.trim()}"` : `: ${(r.stderr.trim().split('\n').pop() ?? '')}`}`;
     } catch (err) {
       if (err instanceof ForbiddenError) {
         throw new ForbiddenError(`cannot exec into utility pod "${pod}" in namespace "${namespace}": ${err.message}`, `ask a cluster admin for pods/exec permission in namespace "${namespace}", then run \`kubectl etcd restore --resume\``);
@@ -340,9 +340,11 @@ export function etcdRestoreVerifier(runner: MemberCommandRunner, expected: { liv
       const deadline = Date.now() + settleMs;
       for (;;) {
         // A member restarting right now (its container briefly gone) is a failed check, not the end.
-        const report = await once(plan, opts.healthOnly ?? false).catch((err: unknown) => ({
-          ok: false, problems: [(err as Error).message.split('\n')[0] ?? String(err)], summary: {},
-        }));
+        const report = await once(plan, opts.healthOnly ?? false).catch((err: unknown) => {
+          // Waiting does not cure a refusal: say so at once.
+          if (err instanceof ForbiddenError) throw err;
+          return { ok: false, problems: [(err as Error).message.split('\n')[0] ?? String(err)], summary: {} };
+        });
         if (report.ok || Date.now() > deadline) return report;
         await new Promise((res) => setTimeout(res, 2000));
       }

@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { EtcdMember } from '../../src/etcd/topology.js';
 import { ForbiddenError, NotFoundError, PluginError } from '../../src/errors.js';
 import type { KubeContext } from '../../src/kube/client.js';
-import { insideContainer, kubeRestoreCluster, nodeOfClaim } from '../../src/restore/cluster.js';
+import { etcdRestoreVerifier, insideContainer, kubeRestoreCluster, nodeOfClaim } from '../../src/restore/cluster.js';
 import { utilityPodManifest } from '../../src/restore/manifests.js';
+import { buildRestorePlan } from '../../src/restore/plan.js';
 
 // The restore's cluster adapters against a small fake of the client's CoreV1Api: what they do with
 // a pod they did not create, and with refusals that waiting cannot cure. Real API paths are
@@ -107,5 +108,29 @@ describe('nodeOfClaim (E4)', () => {
     expect(err).toBeInstanceOf(ForbiddenError);
     expect(err!.message).toMatch(/^cannot find the node of member "kube-etcd-0" \(its pod is gone\): user "u" cannot get "persistentvolumes"/);
     expect(err!.hint).toMatch(/persistentvolumes/);
+  });
+});
+
+describe('etcdRestoreVerifier', () => {
+  const plan = buildRestorePlan({
+    topology: { namespace: 'uc1', workload: { kind: 'StatefulSet', name: 'kube-etcd', replicas: 1 }, members: [member], image: 'etcd:3.4', initialClusterToken: 't' },
+    snapshot: { path: 's.db', size: 3, sha256: 'abc', revision: 5, totalKey: 5, hasTrailer: true },
+    quiesce: [], pdbs: [], utilityImage: 'etcd:3.4', tool: { binary: 'etcdctl' }, stamp: 'S', inPlace: false,
+  });
+
+  it('retries a failed exec (a member restarting) and reports it as a problem when it never answers', async () => {
+    let calls = 0;
+    const runner = { run: async () => { calls += 1; throw new Error('container not found ("kube-etcd")'); } };
+    const report = await etcdRestoreVerifier(runner, {}, 2500).verify(plan, { healthOnly: true });
+    expect(report.ok).toBe(false);
+    expect(report.problems.join(' ')).toMatch(/container not found/);
+    expect(calls).toBeGreaterThan(1);
+  });
+
+  it('does not wait out a refusal: a Forbidden exec is thrown at once', async () => {
+    let calls = 0;
+    const runner = { run: async () => { calls += 1; throw new ForbiddenError('pods "kube-etcd-0" is forbidden: cannot create pods/exec'); } };
+    await expect(etcdRestoreVerifier(runner, {}, 60_000).verify(plan)).rejects.toThrow(/forbidden/);
+    expect(calls).toBe(1);
   });
 });
