@@ -70,6 +70,19 @@ describe.each(KUBECTLS)('kubectl %s', (version, bin) => {
     expect(JSON.parse(ok(await k(['get', 'namespace', imp, '-o', 'json']))).spec).toEqual({ finalizers: ['kubernetes'] });
   });
 
+  it('creates PodDisruptionBudgets imperatively (protobuf) and returns their spec as given', async () => {
+    expect(ok(await k(['-n', ns, 'create', 'pdb', 'guard', '--selector=app=x', '--min-available=1'])).trim())
+      .toBe('poddisruptionbudget.policy/guard created');
+    expect(ok(await k(['-n', ns, 'create', 'pdb', 'loose', '--selector=app=x,tier in (db,web),!legacy', '--max-unavailable=50%'])).trim())
+      .toBe('poddisruptionbudget.policy/loose created');
+    const guard = JSON.parse(ok(await k(['-n', ns, 'get', 'pdb', 'guard', '-o', 'json'])));
+    expect(guard).toMatchObject({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'guard', namespace: ns } });
+    expect(guard.spec).toEqual({ minAvailable: 1, selector: { matchLabels: { app: 'x' } } });
+    const loose = JSON.parse(ok(await k(['-n', ns, 'get', 'pdb', 'loose', '-o', 'json'])));
+    expect(loose.spec).toEqual({ maxUnavailable: '50%', selector: { matchLabels: { app: 'x' },
+      matchExpressions: [{ key: 'legacy', operator: 'DoesNotExist' }, { key: 'tier', operator: 'In', values: ['db', 'web'] }] } });
+  });
+
   it('scales a StatefulSet and restarts its rollout', async () => {
     ok(await k(['create', '-f', '-'], list(statefulSet(ns, 'web'))));
     expect(ok(await k(['scale', 'statefulset', 'web', '-n', ns, '--replicas=1']))).toContain('statefulset.apps/web scaled');

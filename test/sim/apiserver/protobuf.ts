@@ -1,8 +1,9 @@
 // Just enough Kubernetes protobuf decoding for the request bodies kubectl's typed clients send as
 // application/vnd.kubernetes.protobuf: SelfSubjectAccessReview (kubectl auth can-i),
 // Eviction / DeleteOptions (kubectl drain), and the objects of `kubectl create namespace |
-// configmap | secret | serviceaccount` (ObjectMeta: name, generateName, namespace, labels,
-// annotations, finalizers). Responses are always JSON, which client-go accepts.
+// configmap | secret | serviceaccount | pdb` (ObjectMeta: name, generateName, namespace, labels,
+// annotations, finalizers; policy/v1 PodDisruptionBudget spec: minAvailable, maxUnavailable,
+// selector, unhealthyPodEvictionPolicy). Responses are always JSON, which client-go accepts.
 // Differences from a real API server: any other protobuf body (other kinds, other ObjectMeta
 // fields) is answered 415 or dropped.
 
@@ -76,6 +77,26 @@ function objectMeta(fields: Field[]): any {
   });
 }
 
+/** An IntOrString (type 1: 0 int, 1 string; intVal 2; strVal 3) as JSON carries it: a number or a string. */
+function intOrString(fields: Field[] | undefined): number | string | undefined {
+  if (!fields) return undefined;
+  const type = fields.find((x) => x.num === 1 && x.wire === 0)?.value ?? 0;
+  if (type === 1) return str(fields, 3) ?? '';
+  return (fields.find((x) => x.num === 2 && x.wire === 0)?.value as number | undefined) ?? 0; // (negative values, invalid here, are not decoded)
+}
+
+/** A metav1.LabelSelector (matchLabels 1, matchExpressions 2: key 1, operator 2, values 3). */
+function labelSelector(fields: Field[] | undefined): any {
+  if (!fields) return undefined;
+  const expressions = fields.filter((x) => x.num === 2 && Buffer.isBuffer(x.value)).map((x) => {
+    const e = decodeFields(x.value as Buffer);
+    const values = strings(e, 3);
+    return withoutUndefined({ key: str(e, 1) ?? '', operator: str(e, 2) ?? '', values: values.length ? values : undefined });
+  });
+  const labels = stringMap(fields, 1);
+  return withoutUndefined({ matchLabels: labels, matchExpressions: expressions.length ? expressions : undefined });
+}
+
 /** Go marshals every string field, set or not; JSON omits the empty ones. */
 function nonEmpty(v: string | undefined): string | undefined {
   return v === '' ? undefined : v;
@@ -131,6 +152,13 @@ export function protobufToJson(buf: Buffer): any {
   }
   if (env.apiVersion === 'v1' && env.kind === 'ServiceAccount') {
     return { ...head, metadata: objectMeta(sub(msg, 1) ?? []) };
+  }
+  if (env.apiVersion === 'policy/v1' && env.kind === 'PodDisruptionBudget') {
+    const spec = sub(msg, 2) ?? [];
+    return { ...head, metadata: objectMeta(sub(msg, 1) ?? []), spec: withoutUndefined({
+      minAvailable: intOrString(sub(spec, 1)), selector: labelSelector(sub(spec, 2)), maxUnavailable: intOrString(sub(spec, 3)),
+      unhealthyPodEvictionPolicy: nonEmpty(str(spec, 4)),
+    }) };
   }
   if (env.kind === 'DeleteOptions') {
     const grace = msg.find((f) => f.num === 1 && f.wire === 0)?.value as number | undefined;
