@@ -18,6 +18,7 @@ import { execCapture } from '../kube/exec.js';
 import { getPod, isPodReady, waitForPodGone, waitForPods, waitForPodsReady } from '../kube/pods.js';
 import { deletePdb, deletePod, recreatePdb, rolloutRestart, scaleWorkload } from '../kube/workloads.js';
 import type { ConfigMapAccess } from './journal.js';
+import { TOOLS_CONTAINER } from './manifests.js';
 import type { RestorePlan } from './plan.js';
 import type { RestoreCluster, RestorePodIO, RestoreVerifier, WorkloadKind } from './runner.js';
 
@@ -131,10 +132,10 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
       for (const c of (manifest as { spec?: { containers?: Array<{ name?: string }> } }).spec?.containers ?? []) {
         const container = c.name ?? '';
         // etcd-tools runs a distroless etcd image (no cat): its etcd answering shows its root is in place.
-        const probe = container === 'etcd-tools'
+        const probe = container === TOOLS_CONTAINER
           ? () => execCapture(kube, { namespace, pod: name, container, command: ['etcd', '--version'] }).then((r) => (r.exitCode === 0 ? { ...r, stdout: name } : r))
           : () => execCapture(kube, { namespace, pod: name, container, command: ['cat', '/etc/hostname'] });
-        await insideContainer(() => retrying(probe), { namespace, pod: name, container, probe: container === 'etcd-tools' ? 'etcd --version' : 'cat /etc/hostname' });
+        await insideContainer(() => retrying(probe), { namespace, pod: name, container, probe: container === TOOLS_CONTAINER ? 'etcd --version' : 'cat /etc/hostname' });
       }
     },
     async deletePodAndWait(name) {

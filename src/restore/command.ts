@@ -12,11 +12,12 @@ import { compactUtc } from '../backup/naming.js';
 import type { EtcdTopology } from '../etcd/topology.js';
 import type { Logger } from '../ui/log.js';
 import { formatRecord, type OutputFormat } from '../ui/format.js';
-import { Journal, configMapJournalStore, fileJournalStore, workloadsWithClusterJournal, type ConfigMapAccess, type JournalState } from './journal.js';
+import { Journal, configMapJournalStore, fileJournalStore, journalConfigMapName, workloadsWithClusterJournal, type ConfigMapAccess, type JournalState } from './journal.js';
 import { buildRestorePlan, type RestorePlan } from './plan.js';
 import { preflight, type PreflightDeps } from './preflight.js';
 import { findQuiesceTargets, type NamespaceWorkloads, type QuiesceRef } from './quiesce.js';
 import { planRecord, renderPlan, renderTimings } from './render.js';
+import { TOOLS_CONTAINER } from './manifests.js';
 import { abortRestore, runRestorePlan, type RunnerDeps, type RestoreCluster, type RestorePodIO, type RestoreVerifier, type StepTiming } from './runner.js';
 import { loadRestoreSnapshot, type RestoreSnapshotFacts } from './snapshot.js';
 import { trustedJournalState } from './trust.js';
@@ -249,6 +250,7 @@ async function continueRestore(opts: RestoreOptions, deps: RestoreDeps): Promise
   const plan = state.plan;
   if (opts.snapshot) plan.snapshot.path = opts.snapshot;
   if (clusterOnly) {
+    await checkToolsImage(plan, deps);
     deps.log.warn(`there is no local journal of this restore; the plan below comes from the cluster's copy in ${journal.describe()}: check its images, volumes and nodes`);
     deps.stderr.write(renderPlan(plan));
     await confirm(opts, deps, plan.workload.name, opts.abort ? `this rolls back every member of "${plan.workload.name}" with the plan above` : `this goes on with the plan above on every member of "${plan.workload.name}"`);
@@ -276,6 +278,25 @@ async function continueRestore(opts: RestoreOptions, deps: RestoreDeps): Promise
   }
   deps.log.info(`resuming the restore of ${plan.namespace}/${plan.workload.name} (stamp ${state.stamp}; ${state.done.length} of ${plan.steps.length} steps done)`);
   await execute(plan, state, journal, opts, deps);
+}
+
+/**
+ * A journal found only in the cluster may have been written by anyone allowed to edit ConfigMaps:
+ * the image it would run as etcd-tools (as root, on the member volumes) must be the etcd image the
+ * StatefulSet runs, as a fresh restore would choose it.
+ */
+async function checkToolsImage(plan: RestorePlan, deps: RestoreDeps): Promise<void> {
+  const tools = [...new Set(plan.members.flatMap((m) => m.utilityPod.spec.containers.filter((c) => c['name'] === TOOLS_CONTAINER).map((c) => String(c['image']))))];
+  if (!tools.length) return;
+  const topology: EtcdTopology = { namespace: plan.namespace, workload: plan.workload, members: plan.members.map((m) => m.member), image: plan.members[0]?.member.image ?? '' };
+  const running = await deps.templateImage(topology).catch(() => undefined);
+  const other = tools.find((t) => t !== running);
+  if (running === undefined || other !== undefined) {
+    throw new PluginError(
+      `the restore journal found only in the cluster (configmap "${journalConfigMapName(plan.workload.name)}") would run image "${other ?? tools[0]}" as ${TOOLS_CONTAINER}, but ${running === undefined ? `the image of statefulset "${plan.workload.name}" cannot be read` : `statefulset "${plan.workload.name}" runs "${running}"`}`,
+      'nothing was run; resume or roll back from the machine that started the restore (its local journal is trusted), or check the ConfigMap',
+    );
+  }
 }
 
 export type { RestoreSnapshotFacts };

@@ -17,6 +17,9 @@ export interface UtilityPodManifest {
   spec: Record<string, unknown> & { containers: Array<Record<string, unknown>> };
 }
 
+/** The utility pod's container that runs the etcd image itself (a distroless etcd image). */
+export const TOOLS_CONTAINER = 'etcd-tools';
+
 const IDLE_COMMAND = ['/bin/sh', '-ec', "while :; do echo '.'; sleep 5; done"];
 
 /** Where the throwaway etcd of the `etcd-tools` container keeps its data (an emptyDir, gone with the pod). */
@@ -82,7 +85,7 @@ export function utilityPodManifest(opts: {
   if (opts.etcdToolsImage) {
     volumes.push({ name: TOOLS_SCRATCH_VOLUME, emptyDir: {} });
     containers.push({
-      name: 'etcd-tools',
+      name: TOOLS_CONTAINER,
       image: opts.etcdToolsImage,
       command: toolsIdleCommand(),
       // Root, like the shell container: the restore writes onto the member's volume.
@@ -114,6 +117,6 @@ export function utilityPodManifest(opts: {
   return {
     manifest,
     shellContainer: 'etcd-utility',
-    toolContainer: opts.etcdToolsImage ? 'etcd-tools' : 'etcd-utility',
+    toolContainer: opts.etcdToolsImage ? TOOLS_CONTAINER : 'etcd-utility',
   };
 }

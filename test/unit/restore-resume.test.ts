@@ -22,11 +22,11 @@ function member(n: number): EtcdMember {
   };
 }
 
-function journal(workload = 'kube-etcd'): JournalState {
+function journal(workload = 'kube-etcd', etcdToolsImage?: string): JournalState {
   const plan = buildRestorePlan({
     topology: { namespace: 'uc1', workload: { kind: 'StatefulSet', name: workload, replicas: 1 }, members: [member(0)], image: 'etcd:3.4', initialClusterToken: 't' },
     snapshot: { path: 's.db', size: 3, sha256: 'abc', revision: 5, totalKey: 5, hasTrailer: true },
-    quiesce: [], pdbs: [], utilityImage: 'etcd:3.4', tool: { binary: 'etcdctl' }, stamp: 'S', inPlace: false,
+    quiesce: [], pdbs: [], utilityImage: etcdToolsImage ? 'busybox:1.36' : 'etcd:3.4', etcdToolsImage, tool: { binary: 'etcdctl' }, stamp: 'S', inPlace: false,
   });
   const done = plan.steps.map((s) => s.id).filter((id) => !['verify', 'finish'].includes(id));
   return JSON.parse(JSON.stringify({
@@ -35,7 +35,7 @@ function journal(workload = 'kube-etcd'): JournalState {
   })) as JournalState;
 }
 
-function setup(opts: { readFails?: Error; answer?: string } = {}) {
+function setup(opts: { readFails?: Error; answer?: string; templateImage?: string } = {}) {
   const calls: string[] = [];
   const maps = new Map<string, Record<string, string>>();
   const configMaps: ConfigMapAccess = {
@@ -50,6 +50,7 @@ function setup(opts: { readFails?: Error; answer?: string } = {}) {
   stderr.on('data', (d: Buffer) => { err += d.toString(); });
   const deps = {
     discover: async () => { throw new Error('no pods'); },
+    templateImage: async () => opts.templateImage ?? 'etcd:3.4',
     configMaps,
     cluster: () => ({
       getReplicas: async () => 0, scale: rec('scale'), rolloutRestart: rec('roll'), createPodAndWait: rec('create-pod'),
@@ -108,6 +109,22 @@ describe('restore --resume / --abort', () => {
     expect(h.calls).toEqual([]);
     expect(h.stderr()).toMatch(/warning: there is no local journal of this restore/);
     expect(h.stderr()).toContain('etcd-utility-0');
+    await restoreCommand(h.options({ yes: true }), h.deps);
+    expect(h.calls).toEqual(['verify']);
+  });
+
+  it.each([['--resume', false], ['--abort', true]])('%s with only the cluster copy refuses an etcd-tools image that is not the StatefulSet\'s (L9)', async (_flag, abort) => {
+    const h = setup({ templateImage: 'gcr.io/etcd-development/etcd:v3.5.17' });
+    h.putCluster(journal('kube-etcd', 'evil.example/etcd:latest'));
+    await expect(restoreCommand(h.options({ resume: !abort, abort, yes: true }), h.deps)).rejects.toThrow(
+      /^the restore journal found only in the cluster \(configmap "kubectl-etcd-restore-journal-kube-etcd"\) would run image "evil\.example\/etcd:latest" as etcd-tools, but statefulset "kube-etcd" runs "gcr\.io\/etcd-development\/etcd:v3\.5\.17"/,
+    );
+    expect(h.calls).toEqual([]);
+  });
+
+  it('with only the cluster copy, the StatefulSet\'s own etcd image as etcd-tools goes on once confirmed', async () => {
+    const h = setup({ templateImage: 'gcr.io/etcd-development/etcd:v3.5.17' });
+    h.putCluster(journal('kube-etcd', 'gcr.io/etcd-development/etcd:v3.5.17'));
     await restoreCommand(h.options({ yes: true }), h.deps);
     expect(h.calls).toEqual(['verify']);
   });
