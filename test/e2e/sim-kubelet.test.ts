@@ -90,6 +90,22 @@ spec:
     livenessProbe: {exec: {command: [sh, -c, 'test ! -e /tmp/die']}, periodSeconds: 1, failureThreshold: 1}
 ---
 apiVersion: v1
+kind: Pod
+metadata: {name: talker, namespace: kt}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox:1.36
+    # counts its instances in the emptyDir, which outlives container restarts
+    command: [sh, -c, 'n=$(($(cat /state/n 2>/dev/null || echo 0) + 1)); echo $n > /state/n; echo "instance $n started"; echo "instance $n serving"; exec sleep 3600']
+    volumeMounts: [{name: state, mountPath: /state}]
+  - name: side
+    image: busybox:1.36
+    command: [sleep, '3600']
+  volumes: [{name: state, emptyDir: {}}]
+---
+apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: small, namespace: kt}
 spec:
@@ -258,6 +274,30 @@ describe('restarts', () => {
     });
   });
 
+  it('`kubectl logs --previous` serves the killed instance; a container that never restarted gives the not-found error', async () => {
+    const logs = (args: string[]) => cluster.kubectl(['-n', 'kt', 'logs', 'talker', ...args], { timeoutMs: 180_000 });
+    await waitFor('talker logging', async () => ((await kubectl(['-n', 'kt', 'logs', 'talker', '-c', 'main'])).endsWith('serving\n') ? true : undefined));
+    for (const c of ['main', 'side']) {
+      const none = await logs(['-c', c, '--previous']);
+      expect(none.code).toBe(1);
+      expect(none.stderr).toContain(`Error from server (BadRequest): previous terminated container "${c}" in pod "talker" not found`);
+    }
+
+    await killContainer(cluster.dir, { namespace: 'kt', pod: 'talker', container: 'main' });
+    await waitFor('talker main restarted', async () => {
+      const s = (await podJson('kt', 'talker')).status.containerStatuses.find((x: any) => x.name === 'main');
+      return s.restartCount >= 1 && s.state.running ? s : undefined;
+    });
+    await waitFor('second instance logging', async () => ((await kubectl(['-n', 'kt', 'logs', 'talker', '-c', 'main'])) === 'instance 2 started\ninstance 2 serving\n' ? true : undefined));
+    expect(ok(await logs(['-c', 'main', '--previous']))).toBe('instance 1 started\ninstance 1 serving\n');
+    expect(ok(await logs(['-c', 'main', '--previous', '--tail=1']))).toBe('instance 1 serving\n');
+    expect(ok(await logs(['-c', 'main', '-p', '--limit-bytes=10']))).toBe('instance 1');
+    // -f on a terminated instance ends at once with what it wrote
+    expect(ok(await logs(['-c', 'main', '--previous', '-f']))).toBe('instance 1 started\ninstance 1 serving\n');
+    const side = await logs(['-c', 'side', '--previous']);
+    expect([side.code, side.stderr]).toEqual([1, expect.stringContaining('previous terminated container "side" in pod "talker" not found')]);
+  });
+
   it('a crashing container goes CrashLoopBackOff with its exit code in lastState', async () => {
     const status = await waitFor('crasher in CrashLoopBackOff', async () => {
       const out = await kubectl(['-n', 'kt', 'get', 'pod', 'crasher', '--no-headers']);
@@ -270,6 +310,7 @@ describe('restarts', () => {
     expect(s.lastState.terminated).toMatchObject({ exitCode: 3, reason: 'Error' });
     // the log of the last run (the next run may be starting, so wait for a complete one)
     await waitFor('crasher log', async () => ((await kubectl(['-n', 'kt', 'logs', 'crasher'])) === 'crashing\n' ? true : undefined));
+    await waitFor('crasher previous log', async () => ((await kubectl(['-n', 'kt', 'logs', '--previous', 'crasher'])) === 'crashing\n' ? true : undefined));
   });
 
   it('a failing liveness probe restarts the container', async () => {

@@ -1,9 +1,15 @@
 // pods/log from the container log the kubelet writes (DIR/runtime/pods/NS/POD/CONTAINER.log, raw
 // stdout+stderr bytes): `container`, `tailLines`, `limitBytes`, `follow` (streams appended bytes
 // until the container stops or the client goes), with backpressure on the HTTP response.
+// `previous` serves the last terminated instance, as the kubelet does from the container status'
+// lastState.terminated: while the container waits to restart (back-off) that is still
+// CONTAINER.log, once the next instance has started it is CONTAINER.previous.log (the kubelet
+// renames the log when it starts an instance); without lastState.terminated it is the
+// "previous terminated container … not found" error (400).
 // Differences from a real API server + kubelet: the log file carries no timestamps, so
-// `timestamps` and `sinceSeconds`/`sinceTime` are ignored; `previous` is answered with the
-// "not found" error because the simulator keeps no log of earlier container instances.
+// `timestamps` and `sinceSeconds`/`sinceTime` are ignored; only one earlier instance is kept;
+// the choice of file follows the pod status the apiserver holds, so in the moment between the
+// kubelet starting a new instance and reporting it, `previous` may serve the new instance's log.
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
@@ -21,14 +27,19 @@ export async function serveLog(ctx: PodStreamContext): Promise<void> {
   const chosen = chooseContainer(ctx.pod, q.get('container'));
   if (typeof chosen === 'string') return ctx.sendStatus(400, 'BadRequest', chosen);
   const name = chosen.name;
-  if (queryBool(q.get('previous'))) {
-    return ctx.sendStatus(400, 'BadRequest', `previous terminated container "${name}" in pod "${podName}" not found`);
+  const status = [...(ctx.pod?.status?.containerStatuses ?? []), ...(ctx.pod?.status?.initContainerStatuses ?? [])]
+    .find((s: any) => s.name === name);
+  const previous = queryBool(q.get('previous'));
+  const current = containerLogPath(ctx.dir, ctx.namespace, podName, name);
+  let file = current;
+  if (previous) {
+    // the instance in back-off has not been replaced yet: its log is still the current file
+    file = status?.state?.waiting ? current : current.replace(/\.log$/, '.previous.log');
   }
-  const file = containerLogPath(ctx.dir, ctx.namespace, podName, name);
-  const size = await stat(file).then((s) => s.size, () => undefined);
+  const size = previous && !status?.lastState?.terminated ? undefined : await stat(file).then((s) => s.size, () => undefined);
   if (size === undefined) {
-    const waiting = [...(ctx.pod?.status?.containerStatuses ?? []), ...(ctx.pod?.status?.initContainerStatuses ?? [])]
-      .find((s: any) => s.name === name)?.state?.waiting?.reason ?? 'ContainerCreating';
+    if (previous) return ctx.sendStatus(400, 'BadRequest', `previous terminated container "${name}" in pod "${podName}" not found`);
+    const waiting = status?.state?.waiting?.reason ?? 'ContainerCreating';
     return ctx.sendStatus(400, 'BadRequest', `container "${name}" in pod "${podName}" is waiting to start: ${waiting}`);
   }
   if (!ctx.res) return ctx.sendStatus(400, 'BadRequest', 'pods/log is a plain GET, not an upgrade');
@@ -43,7 +54,7 @@ export async function serveLog(ctx: PodStreamContext): Promise<void> {
   res.on('close', () => { gone = true; });
 
   let offset = await copyRange(file, start, size, out);
-  if (queryBool(q.get('follow'))) {
+  if (queryBool(q.get('follow')) && !previous) { // a terminated instance's log never grows
     while (!gone && !out.full) {
       const now = await stat(file).then((s) => s.size, () => offset);
       if (now < offset) offset = 0; // replaced by a restarted container
