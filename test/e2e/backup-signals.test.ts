@@ -4,12 +4,12 @@
 // values so the snapshot is well past the stall points), judged by exit codes, stderr, the files
 // left behind locally and in the pod.
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctlSnapshotStatus } from '../helpers/etcd.js';
-import { requireCommand, requireRoot, run, startCluster, type SimCluster } from '../sim/harness.js';
+import { requireCommand, requireRoot, run, startCluster, teardown, type SimCluster } from '../sim/harness.js';
 import { REPO, TARGETS, buildPlugin, kubectlEtcd, ok } from './backup-support.js';
 
 const t = TARGETS.single;
@@ -29,11 +29,7 @@ beforeAll(async () => {
   ], { timeoutMs: 120_000 }));
 }, 600_000);
 
-afterAll(async () => {
-  await cluster?.sim(['fault', 'clear']).catch(() => undefined);
-  await cluster?.down();
-  if (work) await rm(work, { recursive: true, force: true });
-}, 180_000);
+afterAll(() => teardown(cluster, work, { clearFaults: true }), 180_000);
 
 /** Temporary snapshots the exec transport may have left in the pod (/tmp and the data volume). */
 async function tempSnapshotsInPod(): Promise<string[]> {

@@ -60,14 +60,12 @@ export const TARGETS = {
  * An etcd StatefulSet on the upstream distroless image (no shell, no tar; etcd and etcdctl only),
  * client TLS from Secret `etcd-tls` (create it first, see distrolessSecret).
  */
-export const DISTROLESS_MANIFEST = `
-apiVersion: v1
-kind: Namespace
-metadata: {name: distroless}
----
-apiVersion: v1
+export function distrolessManifest(o: { namespace: string; replicas: number; storage: string; token: string; createNamespace: boolean }): string {
+  // Several members start together (Parallel): a member is Ready only once the cluster has quorum.
+  return `
+${o.createNamespace ? `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${o.namespace}}\n---\n` : ''}apiVersion: v1
 kind: Service
-metadata: {name: etcd, namespace: distroless}
+metadata: {name: etcd, namespace: ${o.namespace}}
 spec:
   clusterIP: None
   selector: {app: etcd}
@@ -75,11 +73,11 @@ spec:
 ---
 apiVersion: apps/v1
 kind: StatefulSet
-metadata: {name: etcd, namespace: distroless}
+metadata: {name: etcd, namespace: ${o.namespace}}
 spec:
-  replicas: 1
+  replicas: ${o.replicas}
   serviceName: etcd
-  selector: {matchLabels: {app: etcd}}
+${o.replicas > 1 ? '  podManagementPolicy: Parallel\n' : ''}  selector: {matchLabels: {app: etcd}}
   template:
     metadata: {labels: {app: etcd}}
     spec:
@@ -94,8 +92,8 @@ spec:
         - --advertise-client-urls=https://$(POD_NAME).etcd:2379
         - --listen-peer-urls=http://0.0.0.0:2380
         - --initial-advertise-peer-urls=http://$(POD_NAME).etcd:2380
-        - --initial-cluster=etcd-0=http://etcd-0.etcd:2380
-        - --initial-cluster-token=distroless-1
+        - --initial-cluster=${Array.from({ length: o.replicas }, (_, i) => `etcd-${i}=http://etcd-${i}.etcd:2380`).join(',')}
+        - --initial-cluster-token=${o.token}
         - --client-cert-auth=true
         - --trusted-ca-file=/etc/etcd/tls/etcdCA.crt
         - --cert-file=/etc/etcd/tls/etcd.crt
@@ -118,8 +116,12 @@ spec:
   - metadata: {name: data}
     spec:
       accessModes: [ReadWriteOnce]
-      resources: {requests: {storage: 256Mi}}
+      resources: {requests: {storage: ${o.storage}}}
 `;
+}
+
+/** The backup tests' single distroless member in namespace `distroless`. */
+export const DISTROLESS_MANIFEST = distrolessManifest({ namespace: 'distroless', replicas: 1, storage: '256Mi', token: 'distroless-1', createNamespace: true });
 
 /** Starts the distroless StatefulSet in a cluster that runs the anthos fixture (it borrows that fixture's etcd certificate). */
 export async function startDistroless(cluster: SimCluster): Promise<void> {

@@ -3,12 +3,12 @@
 // side by side plus an etcd StatefulSet on the distroless upstream image. Judged by files, exit
 // codes, output lines, real `etcdctl snapshot status`, and keys in a real etcd restored from the
 // snapshot. (The `single` fixture shares uc1 with anthos; it is covered in status.test.ts.)
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctlSnapshotStatus } from '../helpers/etcd.js';
-import { requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
+import { requireRoot, startCluster, teardown, type SimCluster } from '../sim/harness.js';
 import {
   TARGETS, buildPlugin, expectInspectAgreesWithEtcdctl, expectSnapshotOfLiveCluster, kubectlEtcd, liveCounts, ok, sha256File,
   startDistroless, writeKeys, type EtcdTarget,
@@ -27,11 +27,7 @@ beforeAll(async () => {
   await startDistroless(cluster);
 }, 600_000);
 
-afterAll(async () => {
-  await cluster?.sim(['fault', 'clear']).catch(() => undefined);
-  await cluster?.down();
-  if (work) await rm(work, { recursive: true, force: true });
-}, 180_000);
+afterAll(() => teardown(cluster, work, { clearFaults: true }), 180_000);
 
 /** Files in a directory, sorted. */
 async function list(dir: string): Promise<string[]> {

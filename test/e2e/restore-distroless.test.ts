@@ -2,14 +2,15 @@
 // StatefulSet of gcr.io/etcd-development/etcd with PVC-backed data and TLS. The utility pods get
 // busybox for copy and swap, and the etcd image itself beside it (container etcd-tools) for
 // `etcdctl snapshot restore`, so the restore tool is the cluster's own version.
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ok, type SimCluster } from '../sim/harness.js';
+import { ok, teardown, type SimCluster } from '../sim/harness.js';
 import {
   auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, memberRevision, mutations, startKubectlEtcd, startRestoreCluster, type EtcdAccess,
 } from './restore-helpers.js';
+import { distrolessManifest } from './backup-support.js';
 
 const NS = 'distroless-r';
 const IMAGE = 'gcr.io/etcd-development/etcd:v3.4.23';
@@ -17,64 +18,8 @@ const CERTS = '/etc/etcd/tls';
 const DATA_DIR = '/var/run/etcd/default.etcd';
 const PODS = ['etcd-0', 'etcd-1', 'etcd-2'];
 
-/** Three distroless members, started together (a member is Ready only once the cluster has quorum). */
-const MANIFEST = `
-apiVersion: v1
-kind: Service
-metadata: {name: etcd, namespace: ${NS}}
-spec:
-  clusterIP: None
-  selector: {app: etcd}
-  ports: [{name: client, port: 2379}, {name: peer, port: 2380}]
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: etcd, namespace: ${NS}}
-spec:
-  replicas: 3
-  serviceName: etcd
-  podManagementPolicy: Parallel
-  selector: {matchLabels: {app: etcd}}
-  template:
-    metadata: {labels: {app: etcd}}
-    spec:
-      containers:
-      - name: etcd
-        image: ${IMAGE}
-        command:
-        - /usr/local/bin/etcd
-        - --name=$(POD_NAME)
-        - --data-dir=${DATA_DIR}
-        - --listen-client-urls=https://0.0.0.0:2379
-        - --advertise-client-urls=https://$(POD_NAME).etcd:2379
-        - --listen-peer-urls=http://0.0.0.0:2380
-        - --initial-advertise-peer-urls=http://$(POD_NAME).etcd:2380
-        - --initial-cluster=etcd-0=http://etcd-0.etcd:2380,etcd-1=http://etcd-1.etcd:2380,etcd-2=http://etcd-2.etcd:2380
-        - --initial-cluster-token=distroless-r
-        - --client-cert-auth=true
-        - --trusted-ca-file=${CERTS}/etcdCA.crt
-        - --cert-file=${CERTS}/etcd.crt
-        - --key-file=${CERTS}/etcd.key
-        env:
-        - name: POD_NAME
-          valueFrom: {fieldRef: {fieldPath: metadata.name}}
-        readinessProbe:
-          exec:
-            command: [etcdctl, --endpoints=https://127.0.0.1:2379, --cacert=${CERTS}/etcdCA.crt, --cert=${CERTS}/etcd.crt, --key=${CERTS}/etcd.key, endpoint, health]
-          periodSeconds: 2
-          timeoutSeconds: 10
-        volumeMounts:
-        - {name: data, mountPath: /var/run/etcd}
-        - {name: tls, mountPath: ${CERTS}, readOnly: true}
-      volumes:
-      - name: tls
-        secret: {secretName: etcd-tls, defaultMode: 0400}
-  volumeClaimTemplates:
-  - metadata: {name: data}
-    spec:
-      accessModes: [ReadWriteOnce]
-      resources: {requests: {storage: 512Mi}}
-`;
+/** Three distroless members on PVCs with room for several restores' WAL (the backup tests' manifest, grown). */
+const MANIFEST = distrolessManifest({ namespace: NS, replicas: 3, storage: '512Mi', token: 'distroless-r', createNamespace: false });
 
 /** etcdctl by argv in the distroless members (the image has etcdctl, nothing else). */
 const ACCESS: EtcdAccess = {
@@ -154,10 +99,7 @@ beforeAll(async () => {
   expect(await keysOn(cluster, ACCESS, 'etcd-0', '/test/')).toEqual(['/test/a2', '/test/a3', '/test/b1', '/test/b2']);
 }, 600_000);
 
-afterAll(async () => {
-  await cluster?.down();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => teardown(cluster, work));
 
 describe('kubectl etcd restore on a distroless etcd image', () => {
   it('--dry-run -o yaml plans utility pods of busybox beside the etcd image (container etcd-tools), and changes nothing', async () => {

@@ -2,10 +2,9 @@
 // (ETCD_* env, non-root uid 1001) fixtures in one cluster, and the preflight refusals — missing
 // permission, wrong etcd minor version, NotReady node, volume too small — each before the first
 // mutation, with one line and a hint.
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SimCluster } from '../sim/harness.js';
+import { teardown, type SimCluster } from '../sim/harness.js';
 import {
   anthosAccess, auditMark, auditSince, BITNAMI_ACCESS, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, mutations, startRestoreCluster, type EtcdAccess,
 } from './restore-helpers.js';
@@ -44,10 +43,7 @@ beforeAll(async () => {
   await prepare(BITNAMI_ACCESS, 'bitnami');
 }, 600_000);
 
-afterAll(async () => {
-  await cluster?.down();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => teardown(cluster, work));
 
 describe('preflight refuses before the first mutation', () => {
   it('a user without the needed permissions: every missing one listed at once', async () => {

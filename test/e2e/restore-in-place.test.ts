@@ -5,10 +5,9 @@
 // scales etcd: utility pods beside the members, swap, delete the etcd pods at once. Then: exactly
 // the backed-up keys on every member, one leader, old data kept, kube-apiserver back; and an
 // --in-place restore killed after the swap rolls back with --abort, still without scaling etcd.
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type SimCluster } from '../sim/harness.js';
+import { teardown, type SimCluster } from '../sim/harness.js';
 import {
   anthosAccess, auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy, workloadReplicas,
 } from './restore-helpers.js';
@@ -66,10 +65,7 @@ beforeAll(async () => {
   if (b.code !== 0) throw new Error(`backup failed: ${b.stderr}`);
 }, 600_000);
 
-afterAll(async () => {
-  await cluster?.down();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => teardown(cluster, work));
 
 it('--dry-run plans no scaling of etcd: swap, then delete the etcd pods at once', async () => {
   const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', '--in-place', '--dry-run', '-o', 'json']);

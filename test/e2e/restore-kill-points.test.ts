@@ -8,10 +8,10 @@
 //
 // The plugin is killed when it announces the next step (`==> TITLE` on stderr), that is after the
 // step before was recorded as done and while the next one may already have started.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SimCluster } from '../sim/harness.js';
+import { teardown, type SimCluster } from '../sim/harness.js';
 import {
   anthosAccess, etcdctl, keysOn, kubectlEtcd, lsInPod, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
 } from './restore-helpers.js';
@@ -142,10 +142,7 @@ beforeAll(async () => {
   }
 }, 600_000);
 
-afterAll(async () => {
-  await cluster?.down();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => teardown(cluster, work));
 
 it.each(Object.keys(MODES) as Mode[])('the %s plan has exactly the steps this file kills after', (mode) => {
   expect([...titles[mode]!.keys()]).toEqual(MODES[mode].steps);

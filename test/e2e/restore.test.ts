@@ -2,11 +2,11 @@
 // maintenance Deployment, PDB kube-apiserver-pdb), through the built binary and real kubectl:
 // the whole-cluster restore, --dry-run, confirmation, SIGKILL + --resume / --abort, a second
 // restore while a journal exists, and an API server restart in the middle. One cluster.
-import { rmSync, truncateSync, copyFileSync, readdirSync } from 'node:fs';
+import { truncateSync, copyFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { type SimCluster } from '../sim/harness.js';
+import { teardown, type SimCluster } from '../sim/harness.js';
 import {
   anthosAccess, auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, mutations, startKubectlEtcd, startRestoreCluster, workloadReplicas,
 } from './restore-helpers.js';
@@ -62,10 +62,7 @@ beforeAll(async () => {
   await etcdctl(cluster, A, A.pods[0]!, ['del', '/test/a1']);
 }, 600_000);
 
-afterAll(async () => {
-  await cluster?.down();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => teardown(cluster, work));
 
 describe('kubectl etcd restore (anthos, 3 members)', () => {
   it('--dry-run prints the plan with every manifest and sends no mutating request', async () => {

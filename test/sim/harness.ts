@@ -2,6 +2,7 @@
 // real kubectl against it, and stop it. Also the prerequisite checks e2e tests start with.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './apiserver/procs.js';
@@ -129,4 +130,14 @@ export function runUntil(cmd: string, args: string[], re: RegExp, timeoutMs = 30
   });
   done.catch(() => undefined); // a test that failed before awaiting `done` must not also get an unhandled rejection
   return { started, done };
+}
+
+/**
+ * An e2e file's afterAll: clears injected faults (when asked), takes the cluster down and removes
+ * the file's work dir. Either may be missing when beforeAll failed early.
+ */
+export async function teardown(cluster: SimCluster | undefined, work: string | undefined, opts: { clearFaults?: boolean } = {}): Promise<void> {
+  if (opts.clearFaults) await cluster?.sim(['fault', 'clear']).catch(() => undefined);
+  await cluster?.down();
+  if (work) await rm(work, { recursive: true, force: true });
 }

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import type { EtcdMember } from '../../src/etcd/topology.js';
+import { restoreMember } from './restore-support.js';
 import { ForbiddenError } from '../../src/errors.js';
 import { restoreCommand, journalFile, type RestoreDeps, type RestoreOptions } from '../../src/restore/command.js';
 import { fileJournalStore, journalConfigMapName, type ConfigMapAccess, type JournalState } from '../../src/restore/journal.js';
@@ -13,14 +13,7 @@ import { buildRestorePlan } from '../../src/restore/plan.js';
 // error line, whether anything was done to the cluster) when a journal copy cannot be read, was
 // edited, exists only in the cluster, or belongs to another workload.
 
-function member(n: number): EtcdMember {
-  return {
-    pod: `kube-etcd-${n}`, namespace: 'uc1', container: 'kube-etcd', node: `node-${n}`, ordinal: n, name: `kube-etcd-${n}`,
-    endpoint: 'https://127.0.0.1:2379', clientPort: 2379, peerUrl: `https://kube-etcd-${n}.kube-etcd:2380`, dataDir: '/var/lib/etcd',
-    tls: {}, clientTlsEnabled: true, image: 'etcd:3.4',
-    dataVolume: { kind: 'pvc', volumeName: 'data', claimName: `data-kube-etcd-${n}`, mountPath: '/var/lib/etcd' },
-  };
-}
+const member = (n: number) => restoreMember(n);
 
 function journal(workload = 'kube-etcd', etcdToolsImage?: string): JournalState {
   const plan = buildRestorePlan({

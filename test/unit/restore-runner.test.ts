@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';
-import type { EtcdMember } from '../../src/etcd/topology.js';
+import { restoreMember } from './restore-support.js';
 import { Journal, type JournalState, type JournalStore } from '../../src/restore/journal.js';
 import { buildRestorePlan } from '../../src/restore/plan.js';
 import { abortRestore, runRestorePlan, type RestoreCluster, type RunnerDeps } from '../../src/restore/runner.js';
@@ -9,14 +9,7 @@ import { abortRestore, runRestorePlan, type RestoreCluster, type RunnerDeps } fr
 // order, and that a resumed run does each remaining step exactly once. The real cluster paths are
 // covered by test/e2e/restore*.test.ts.
 
-function member(n: number): EtcdMember {
-  return {
-    pod: `kube-etcd-${n}`, namespace: 'uc1', container: 'kube-etcd', node: `node-${n}`, ordinal: n, name: `kube-etcd-${n}`,
-    endpoint: 'https://127.0.0.1:2379', clientPort: 2379, peerUrl: `https://kube-etcd-${n}.kube-etcd:2380`, dataDir: '/var/lib/etcd',
-    tls: {}, clientTlsEnabled: true, image: 'etcd:3.4',
-    dataVolume: { kind: 'pvc', volumeName: 'data', claimName: `data-kube-etcd-${n}`, mountPath: '/var/lib/etcd' },
-  };
-}
+const member = (n: number) => restoreMember(n);
 
 const plan = buildRestorePlan({
   topology: { namespace: 'uc1', workload: { kind: 'StatefulSet', name: 'kube-etcd', replicas: 2 }, members: [member(0), member(1)], image: 'etcd:3.4', initialClusterToken: 't' },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { EtcdMember } from '../../src/etcd/topology.js';
+import { restoreMember } from './restore-support.js';
 import type { JournalState, JournalStore } from '../../src/restore/journal.js';
 import { buildRestorePlan } from '../../src/restore/plan.js';
 import { checkStoredPlan, trustedJournalState } from '../../src/restore/trust.js';
@@ -7,14 +7,7 @@ import { checkStoredPlan, trustedJournalState } from '../../src/restore/trust.js
 // --resume / --abort act only on a journal whose plan is what the planner builds from the inputs
 // stored with it, and whose cluster copy (a ConfigMap others may edit) agrees with the local one.
 
-function member(n: number): EtcdMember {
-  return {
-    pod: `kube-etcd-${n}`, namespace: 'uc1', container: 'kube-etcd', node: `node-${n}`, ordinal: n, name: `kube-etcd-${n}`,
-    endpoint: 'https://127.0.0.1:2379', clientPort: 2379, peerUrl: `https://kube-etcd-${n}.kube-etcd:2380`, dataDir: '/var/lib/etcd',
-    tls: {}, clientTlsEnabled: true, image: 'etcd:3.4', runAsUser: 1000,
-    dataVolume: { kind: 'pvc', volumeName: 'data', claimName: `data-kube-etcd-${n}`, mountPath: '/var/lib/etcd' },
-  };
-}
+const member = (n: number) => restoreMember(n, { runAsUser: 1000 });
 
 function journal(): JournalState {
   const plan = buildRestorePlan({
