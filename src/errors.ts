@@ -26,6 +26,15 @@ export class ForbiddenError extends PluginError {}
 /** Something the user named (or that discovery needed) does not exist. */
 export class NotFoundError extends PluginError {}
 
+/**
+ * The API server or the connection to it went away (a restart, a reset, a 5xx, a request that
+ * timed out): the request was not wrong, and the same request may work when retried.
+ */
+export class TransientError extends PluginError {}
+
+/** No etcd member answered: the cluster is down, not the request wrong. */
+export class NoHealthyMemberError extends PluginError {}
+
 /** Formats any thrown value as the single line shown to the user. */
 export function formatError(err: unknown): string {
   if (err instanceof PluginError) {

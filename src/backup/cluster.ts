@@ -1,56 +1,26 @@
 /**
- * Adapters from the kube seam (src/kube) to the narrow interfaces backup and status declare.
- * The CLI builds these once per command and hands them to the core.
+ * Adapters from the kube seam (src/kube) to the narrow interfaces backup declares (transports,
+ * TLS, the exec probe). The CLI builds these once per command and hands them to the core; restore
+ * uses kubeBackupDeps for its safety backup.
  */
 import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
-import type { V1StatefulSet } from '@kubernetes/client-node';
 import { ForbiddenError, PluginError } from '../errors.js';
 import type { EtcdTlsMaterial, PodPortForwarder } from '../etcd/client.js';
-import { discoverTopology, type EtcdPodLister, type WorkloadSelection } from '../etcd/discovery/index.js';
-import type { MemberCommandRunner } from '../etcd/status.js';
-import type { EtcdMember, EtcdTopology } from '../etcd/topology.js';
+import { memberContainer, type EtcdMember } from '../etcd/topology.js';
 import type { KubeContext } from '../kube/client.js';
 import { copyFileOutOfPod } from '../kube/copy.js';
 import { apiError } from '../kube/errors.js';
-import { ExecFailedError, execCapture } from '../kube/exec.js';
-import { listPods } from '../kube/pods.js';
+import { ExecFailedError, containerCommand, type ContainerCommand } from '../kube/exec.js';
 import { portForward } from '../kube/portforward.js';
 import { readSnapshotFacts } from '../etcd/snapshot/facts.js';
 import { execStatusProbe } from '../etcd/status.js';
 import type { Logger } from '../ui/log.js';
 import { createProgress } from '../ui/progress.js';
 import { VERSION } from '../version.js';
-import { execTransport, type ContainerCopyOut, type ContainerRun } from './exec-transport.js';
+import { execTransport, type ContainerCopyOut } from './exec-transport.js';
 import type { BackupDeps, ExecCapabilityProbe } from './run.js';
 import { streamTransport, type TlsResolver } from './stream-transport.js';
-
-/** Lists etcd pods and StatefulSets through the API (discovery's lister). */
-export function apiPodLister(kube: KubeContext): EtcdPodLister {
-  return {
-    listPods: (namespace, selector) => listPods(kube, namespace, selector),
-    async getStatefulSet(namespace, name): Promise<V1StatefulSet | undefined> {
-      try {
-        return await kube.apps.readNamespacedStatefulSet({ name, namespace });
-      } catch (err) {
-        if ((err as { code?: number }).code === 404) return undefined;
-        throw apiError(err, `get statefulset "${name}" in namespace "${namespace}"`);
-      }
-    },
-    async listStatefulSets(namespace) {
-      try {
-        return (await kube.apps.listNamespacedStatefulSet({ namespace })).items;
-      } catch (err) {
-        throw apiError(err, `list statefulsets in namespace "${namespace}"`);
-      }
-    },
-  };
-}
-
-/** Runs a small command in a container and captures its output. */
-export function containerRun(kube: KubeContext): ContainerRun {
-  return (t, command, signal) => execCapture(kube, { namespace: t.namespace, pod: t.pod, container: t.container, command, signal });
-}
 
 /** Streams a file out of a container through tar. */
 export function containerCopyOut(kube: KubeContext): ContainerCopyOut {
@@ -63,18 +33,12 @@ export function podPortForwarder(kube: KubeContext): PodPortForwarder {
   return (namespace, pod, port) => portForward(kube, { namespace, pod, port });
 }
 
-/** Runs etcdctl (or anything) in a member's etcd container. */
-export function memberRunner(kube: KubeContext): MemberCommandRunner {
-  const run = containerRun(kube);
-  return { run: (m, argv) => run({ namespace: m.namespace, pod: m.pod, container: m.container }, argv) };
-}
-
 /** true when the member's container has sh and tar (a harmless exec); a missing permission is an error. */
 export function execCapability(kube: KubeContext): ExecCapabilityProbe {
-  const run = containerRun(kube);
+  const run = containerCommand(kube);
   return async (m) => {
     try {
-      const r = await run({ namespace: m.namespace, pod: m.pod, container: m.container }, [
+      const r = await run(memberContainer(m), [
         'sh',
         '-c',
         'command -v tar >/dev/null 2>&1 && command -v etcdctl >/dev/null 2>&1 && echo kubectl-etcd-exec-ok',
@@ -99,7 +63,7 @@ export interface LocalTlsFiles {
  * behind its cert mount, else read through a shell in the container (hostPath certs, kubeadm).
  */
 export function tlsResolver(kube: KubeContext, local: LocalTlsFiles): TlsResolver {
-  const run = containerRun(kube);
+  const run = containerCommand(kube);
   return async (member) => {
     if (local.cacert) {
       return {
@@ -151,14 +115,14 @@ function secretFile(member: EtcdMember, data: Record<string, string>, file: stri
   return value === undefined ? undefined : Buffer.from(value, 'base64');
 }
 
-async function readThroughShell(run: ContainerRun, member: EtcdMember, file: string): Promise<Buffer> {
+async function readThroughShell(run: ContainerCommand, member: EtcdMember, file: string): Promise<Buffer> {
   const fail = (why: string) =>
     new PluginError(`cannot read "${file}" from pod "${member.pod}" (${why})`, 'pass --cacert, --cert and --key');
   // Shell builtins only: images such as registry.k8s.io/etcd have sh but no cat.
   const script = 'while IFS= read -r l || [ -n "$l" ]; do printf "%s\\n" "$l"; done < "$1"';
   let r;
   try {
-    r = await run({ namespace: member.namespace, pod: member.pod, container: member.container }, ['sh', '-c', script, 'sh', file]);
+    r = await run(memberContainer(member), ['sh', '-c', script, 'sh', file]);
   } catch (err) {
     if (err instanceof ForbiddenError) throw err;
     throw fail('the image has no shell');
@@ -171,11 +135,11 @@ async function readThroughShell(run: ContainerRun, member: EtcdMember, file: str
 export function kubeBackupDeps(kube: KubeContext, tls: LocalTlsFiles, log: Logger): BackupDeps {
   return {
     transports: {
-      exec: execTransport({ run: containerRun(kube), copyOut: containerCopyOut(kube) }),
+      exec: execTransport({ run: containerCommand(kube), copyOut: containerCopyOut(kube) }),
       stream: streamTransport({ forward: podPortForwarder(kube), resolveTls: tlsResolver(kube, tls) }),
     },
     canExec: execCapability(kube),
-    probe: execStatusProbe(memberRunner(kube)),
+    probe: execStatusProbe(containerCommand(kube)),
     readSummary: async (path) => {
       const facts = await readSnapshotFacts(path);
       if (facts.outcome !== 'valid' || !facts.status) throw new Error(facts.problems[0] ?? `snapshot is ${facts.outcome}`);
@@ -188,15 +152,4 @@ export function kubeBackupDeps(kube: KubeContext, tls: LocalTlsFiles, log: Logge
     now: () => new Date(),
     pluginVersion: VERSION,
   };
-}
-
-/** The etcd workload the target flags (--statefulset, --pod, -l, -c) pick in the context's namespace, read from the live pods. */
-export function discoverTarget(kube: KubeContext, flags: Omit<WorkloadSelection, 'namespace'>): Promise<EtcdTopology> {
-  return discoverTopology(apiPodLister(kube), {
-    namespace: kube.namespace,
-    statefulSet: flags.statefulSet,
-    pod: flags.pod,
-    selector: flags.selector,
-    container: flags.container,
-  });
 }

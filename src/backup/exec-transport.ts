@@ -2,27 +2,15 @@ import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { dirname } from 'node:path';
 import { ForbiddenError, PluginError } from '../errors.js';
-import { etcdctlConnectionArgs } from '../etcd/status.js';
-import type { EtcdMember } from '../etcd/topology.js';
+import { snapshotSave, targetOf } from '../etcd/etcdctl.js';
+import { shellQuote } from '../etcd/shell.js';
+import { memberContainer, type EtcdMember } from '../etcd/topology.js';
+import type { ContainerCommand, ContainerRef } from '../kube/exec.js';
 import type { SnapshotTransport, TransportContext, TransportResult } from './transport.js';
-
-/** The container an exec runs in. */
-export interface ExecTarget {
-  namespace: string;
-  pod: string;
-  container: string;
-}
-
-/** Runs a small command in a container and captures its output; rejects when it cannot start or `signal` aborts. */
-export type ContainerRun = (
-  target: ExecTarget,
-  command: string[],
-  signal?: AbortSignal,
-) => Promise<{ exitCode: number; stdout: string; stderr: string }>;
 
 /** Streams one file out of a container (tar on exec stdout) into `destination`, ending it; `signal` ends the exec. */
 export type ContainerCopyOut = (
-  target: ExecTarget & { path: string },
+  target: ContainerRef & { path: string },
   destination: Writable,
   onProgress: (totalBytes: number) => void,
   signal?: AbortSignal,
@@ -31,11 +19,6 @@ export type ContainerCopyOut = (
 /** How long removing the temporary snapshot may take before we give up and say so. */
 const CLEANUP_TIMEOUT_MS = 60_000;
 
-/** Quotes a string for POSIX sh. */
-export function shQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 /** Where a member keeps room for a temporary snapshot when /tmp is too small. */
 export function dataVolumeDir(member: EtcdMember): string {
   return member.dataVolume?.mountPath ?? dirname(member.dataDir);
@@ -43,7 +26,9 @@ export function dataVolumeDir(member: EtcdMember): string {
 
 /** The sh script that saves a snapshot to a temp file in /tmp (or `fallbackDir` when /tmp lacks room) and prints path and size. */
 export function snapshotSaveScript(member: EtcdMember, fileName: string, fallbackDir: string, needBytes: number): string {
-  const etcdctl = ['etcdctl', ...etcdctlConnectionArgs(member)].map(shQuote).join(' ');
+  // The file is the script's own "$f": every word before it is quoted, the variable is not.
+  const save = snapshotSave(targetOf(member), '"$f"').argv;
+  const saveLine = [...save.slice(0, -1).map(shellQuote), save[save.length - 1]].join(' ');
   return [
     'set -e',
     'export ETCDCTL_API=3',
@@ -51,17 +36,17 @@ export function snapshotSaveScript(member: EtcdMember, fileName: string, fallbac
     `need=${Math.max(0, Math.ceil(needBytes))}`,
     "avail=$(df -Pk /tmp 2>/dev/null | tail -n 1 | tr -s ' ' | cut -d ' ' -f 4) || avail=",
     'case "$avail" in ""|*[!0-9]*) avail=;; esac',
-    `if [ -n "$avail" ] && [ $((avail * 1024)) -lt "$need" ]; then dir=${shQuote(fallbackDir)}; fi`,
-    `f="$dir"/${shQuote(fileName)}`,
+    `if [ -n "$avail" ] && [ $((avail * 1024)) -lt "$need" ]; then dir=${shellQuote(fallbackDir)}; fi`,
+    `f="$dir"/${shellQuote(fileName)}`,
     'echo "$f"',
-    `${etcdctl} snapshot save "$f" >&2`,
+    `${saveLine} >&2`,
     'wc -c < "$f"',
   ].join('\n');
 }
 
 /** Options for the exec transport. */
 export interface ExecTransportOptions {
-  run: ContainerRun;
+  run: ContainerCommand;
   copyOut: ContainerCopyOut;
   /** Random suffix source (injectable for tests). */
   randomName?: () => string;
@@ -77,7 +62,7 @@ export function execTransport(opts: ExecTransportOptions): SnapshotTransport {
   return {
     kind: 'exec',
     async take(member: EtcdMember, sink: Writable, ctx: TransportContext): Promise<TransportResult> {
-      const target = { namespace: member.namespace, pod: member.pod, container: member.container };
+      const target = memberContainer(member);
       const name = randomName();
       const fallbackDir = dataVolumeDir(member);
       const where = `pod "${member.pod}"`;
@@ -126,7 +111,7 @@ export function execTransport(opts: ExecTransportOptions): SnapshotTransport {
   };
 }
 
-async function removeTemp(run: ContainerRun, target: ExecTarget, paths: string[], ctx: TransportContext, where: string): Promise<void> {
+async function removeTemp(run: ContainerCommand, target: ContainerRef, paths: string[], ctx: TransportContext, where: string): Promise<void> {
   const all = paths.flatMap((p) => [p, `${p}.part`]);
   try {
     // not ctx.signal: this must run after an interrupt too, bounded by its own timeout
@@ -136,7 +121,7 @@ async function removeTemp(run: ContainerRun, target: ExecTarget, paths: string[]
     if (e instanceof ForbiddenError) return; // exec was never allowed, so nothing was created
     ctx.log.warn(
       `could not remove the temporary snapshot "${paths[0]}" (or "${paths[1]}") in ${where}: ${lastLine((e as Error).message)}; ` +
-        `remove it with kubectl exec -n ${target.namespace} ${target.pod} -c ${target.container} -- rm -f ${all.map(shQuote).join(' ')}`,
+        `remove it with kubectl exec -n ${target.namespace} ${target.pod} ${target.container ? `-c ${target.container} ` : ''}-- rm -f ${all.map(shellQuote).join(' ')}`,
     );
   }
 }

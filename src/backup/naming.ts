@@ -1,3 +1,5 @@
+import { compactUtc } from '../ui/time.js';
+
 /** What a self-describing backup file name encodes. */
 export interface BackupName {
   namespace: string;
@@ -8,10 +10,6 @@ export interface BackupName {
 
 const PATTERN = /^(.+)-(\d{8}T\d{6}Z)-rev(\d+)\.db$/;
 
-/** Formats a UTC time as YYYYMMDDTHHMMSSZ. */
-export function compactUtc(time: Date): string {
-  return time.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-}
 
 /**
  * A workload name made safe for a file name: static pods are named by their label selector

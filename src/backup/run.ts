@@ -2,14 +2,15 @@ import { mkdir } from 'node:fs/promises';
 import { resolve, join } from 'node:path';
 import { finished, pipeline } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
-import { PluginError, UsageError } from '../errors.js';
+import { NoHealthyMemberError, PluginError, UsageError } from '../errors.js';
 import type { MemberStatus, StatusProbe } from '../etcd/status.js';
 import type { EtcdMember, EtcdTopology } from '../etcd/topology.js';
 import type { Logger } from '../ui/log.js';
 import type { Progress } from '../ui/progress.js';
 import { orderCandidates } from './choose.js';
 import { SnapshotDigester } from './digest.js';
-import { backupFileName, backupStem, compactUtc } from './naming.js';
+import { compactUtc } from '../ui/time.js';
+import { backupFileName, backupStem } from './naming.js';
 import { PartialFile } from './partial.js';
 import { writeSidecar, type BackupRecord } from './record.js';
 import { pruneBackups } from './retention.js';
@@ -285,5 +286,5 @@ async function chooseHealthyMember(
     }
     failures.push(`pod "${member.pod}": ${status.error ?? 'unhealthy'}`);
   }
-  throw new PluginError(`no healthy etcd member answered (${failures.join('; ')})`, 'check the cluster with `kubectl etcd status`, or force one with --member');
+  throw new NoHealthyMemberError(`no healthy etcd member answered (${failures.join('; ')})`, 'check the cluster with `kubectl etcd status`, or force one with --member');
 }

@@ -101,7 +101,8 @@ snapshot in the pod, then exits 130 (SIGINT) or 143 (SIGTERM); a second signal q
       const parsed = backupFlagsToOptions(flags, process.stdout.isTTY === true);
       // Loaded on use: they pull in @kubernetes/client-node and etcd3, which --help does not need.
       const { kubeContextFromOptions } = await import('./kubecontext.js');
-      const { discoverTarget, kubeBackupDeps } = await import('../backup/cluster.js');
+      const { kubeBackupDeps } = await import('../backup/cluster.js');
+      const { discoverTarget } = await import('../etcd/discovery/lister.js');
       const kube = kubeContextFromOptions(globals);
       const log = createLogger(process.stderr, verbosityOf(globals));
       const topology = await discoverTarget(kube, { statefulSet: flags.statefulset, pod: flags.pod, selector: flags.selector, container: flags.container });

@@ -39,10 +39,11 @@ export function register(program: Command): void {
       const output = flags.output === 'table' ? undefined : parseOutputFormat(flags.output);
       // Loaded on use: they pull in @kubernetes/client-node, which --help does not need.
       const { kubeContextFromOptions } = await import('./kubecontext.js');
-      const { discoverTarget, memberRunner } = await import('../backup/cluster.js');
+      const { discoverTarget } = await import('../etcd/discovery/lister.js');
+      const { containerCommand } = await import('../kube/exec.js');
       const kube = kubeContextFromOptions(command.optsWithGlobals<GlobalKubeOptions>());
       const topology = await discoverTarget(kube, { statefulSet: flags.statefulset, pod: flags.pod, selector: flags.selector, container: flags.container });
-      const rows = await collectStatus(topology.members, execStatusProbe(memberRunner(kube)));
+      const rows = await collectStatus(topology.members, execStatusProbe(containerCommand(kube)));
       const record = { namespace: topology.namespace, workload: topology.workload.name, members: rows };
       process.stdout.write(output ? formatRecord(record, output) : renderStatusTable(rows));
       const err = unhealthyError(rows);

@@ -1,9 +1,9 @@
 /**
- * Pure builders of etcdctl / etcdutl invocations as argv arrays plus env (never shell strings).
- * Where a shell cannot be avoided, `shellCommand` quotes every word with the tested `shellQuote`.
+ * Pure builders of etcdctl / etcdutl invocations as argv arrays plus env (never shell strings):
+ * the one place backup, status and restore get their etcd commands from. Where a shell cannot be
+ * avoided (backup's save script), the caller quotes every word with the tested `shellQuote`.
  */
 import type { ClientTls, EtcdMember } from './topology.js';
-import { shellJoin, shellQuote } from './shell.js';
 
 /** A command to run in a container: argv and the extra environment it needs. */
 export interface EtcdCommand {
@@ -15,6 +15,8 @@ export interface EtcdCommand {
 export interface EtcdctlTarget {
   endpoints: string[];
   tls?: ClientTls;
+  /** etcdctl's --command-timeout (e.g. `5s`); etcdctl's own default when unset. */
+  commandTimeout?: string;
 }
 
 /** The etcdctl target of a member: its in-pod endpoint and TLS files. */
@@ -24,24 +26,23 @@ export function targetOf(member: Pick<EtcdMember, 'endpoint' | 'tls'>): EtcdctlT
 
 const API3 = { ETCDCTL_API: '3' };
 
-function connection(t: EtcdctlTarget): string[] {
+/** etcdctl's connection flags for the target: endpoints, client TLS files, command timeout. */
+export function connectionFlags(t: EtcdctlTarget): string[] {
   return [
     `--endpoints=${t.endpoints.join(',')}`,
     ...(t.tls?.caFile ? [`--cacert=${t.tls.caFile}`] : []),
     ...(t.tls?.certFile ? [`--cert=${t.tls.certFile}`] : []),
     ...(t.tls?.keyFile ? [`--key=${t.tls.keyFile}`] : []),
+    ...(t.commandTimeout ? [`--command-timeout=${t.commandTimeout}`] : []),
   ];
 }
+
+const connection = connectionFlags;
 
 /** `etcdctl snapshot save PATH` against the target (one endpoint: etcdctl requires exactly one). */
 export function snapshotSave(t: EtcdctlTarget, path: string): EtcdCommand {
   if (t.endpoints.length !== 1) throw new Error(`snapshot save needs exactly one endpoint, got ${t.endpoints.length}`);
   return { argv: ['etcdctl', ...connection(t), 'snapshot', 'save', path], env: { ...API3 } };
-}
-
-/** `etcdctl snapshot status PATH -w json` (offline; no endpoint). */
-export function snapshotStatus(path: string): EtcdCommand {
-  return { argv: ['etcdctl', 'snapshot', 'status', path, '-w', 'json'], env: { ...API3 } };
 }
 
 /** What one member's restore needs. */
@@ -94,6 +95,11 @@ export function memberList(t: EtcdctlTarget): EtcdCommand {
   return { argv: ['etcdctl', ...connection(t), 'member', 'list', '-w', 'json'], env: { ...API3 } };
 }
 
+/** `etcdctl get "" --prefix --keys-only --limit=1 -w json`: the response's `count` is the number of keys. */
+export function keyCount(t: EtcdctlTarget): EtcdCommand {
+  return { argv: ['etcdctl', ...connection(t), 'get', '', '--prefix', '--keys-only', '--limit=1', '-w', 'json'], env: { ...API3 } };
+}
+
 /** `etcdctl alarm list`. */
 export function alarmList(t: EtcdctlTarget): EtcdCommand {
   return { argv: ['etcdctl', ...connection(t), 'alarm', 'list'], env: { ...API3 } };
@@ -102,16 +108,4 @@ export function alarmList(t: EtcdctlTarget): EtcdCommand {
 /** The `--initial-cluster` value for members: `name=peerUrl,…` in member order. */
 export function initialClusterOf(members: Array<Pick<EtcdMember, 'name' | 'peerUrl'>>): string {
   return members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
-}
-
-/** One shell command line (`K=V … argv`) for when only `sh -c` will do; every word is quoted. */
-export function shellCommand(cmd: EtcdCommand): string {
-  const env = Object.entries(cmd.env).map(([k, v]) => `${k}=${shellQuote(v)}`);
-  return [...env, shellJoin(cmd.argv)].join(' ');
-}
-
-/** argv that runs the command with its env through `env` (etcdctl ≥ 3.4 defaults to API 3, so `argv` alone also works). */
-export function withEnv(cmd: EtcdCommand): string[] {
-  const env = Object.entries(cmd.env).map(([k, v]) => `${k}=${v}`);
-  return env.length ? ['env', ...env, ...cmd.argv] : cmd.argv;
 }

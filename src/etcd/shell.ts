@@ -121,8 +121,3 @@ export function shellQuote(arg: string): string {
   if (arg !== '' && /^[A-Za-z0-9_\-.,:/=@%+]+$/.test(arg)) return arg;
   return `'${arg.replace(/'/g, `'\\''`)}'`;
 }
-
-/** Joins argv into one shell command line, every word quoted as needed. */
-export function shellJoin(argv: string[]): string {
-  return argv.map(shellQuote).join(' ');
-}

@@ -1,5 +1,7 @@
 import { ForbiddenError } from '../errors.js';
-import type { EtcdMember } from './topology.js';
+import type { ContainerCommand } from '../kube/exec.js';
+import { alarmList, endpointHealth, endpointStatus, targetOf } from './etcdctl.js';
+import { memberContainer, type EtcdMember } from './topology.js';
 
 /** One member's row in `kubectl etcd status`. IDs are hex strings as etcdctl -w table prints them. */
 export interface MemberStatus {
@@ -22,11 +24,6 @@ export interface MemberStatus {
   error?: string;
 }
 
-/** Runs a command in a member's etcd container and captures its output. */
-export interface MemberCommandRunner {
-  run(member: EtcdMember, argv: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }>;
-}
-
 /**
  * Asks one member for its status: failures of the member become `healthy: false` with `error`;
  * rejects only with ForbiddenError, since a permission the user lacks says nothing about the member.
@@ -38,29 +35,21 @@ export function collectStatus(members: EtcdMember[], probe: StatusProbe): Promis
   return Promise.all(members.map((m) => probe(m)));
 }
 
-/** etcdctl connection flags for a member, as seen inside its container. */
-export function etcdctlConnectionArgs(member: EtcdMember): string[] {
-  const args = [`--endpoints=${member.endpoint}`];
-  if (member.tls.caFile) args.push(`--cacert=${member.tls.caFile}`);
-  if (member.tls.certFile) args.push(`--cert=${member.tls.certFile}`);
-  if (member.tls.keyFile) args.push(`--key=${member.tls.keyFile}`);
-  return args;
-}
-
 /** A StatusProbe that execs `etcdctl endpoint status/health -w json` and `alarm list` in the member. */
-export function execStatusProbe(runner: MemberCommandRunner): StatusProbe {
+export function execStatusProbe(run: ContainerCommand): StatusProbe {
   return async (member) => {
     const base = baseStatus(member);
-    const conn = ['etcdctl', ...etcdctlConnectionArgs(member), '--command-timeout=5s'];
+    const target = { ...targetOf(member), commandTimeout: '5s' };
+    const where = memberContainer(member);
     try {
-      const st = await runner.run(member, [...conn, 'endpoint', 'status', '-w', 'json']);
+      const st = await run(where, endpointStatus(target).argv);
       if (st.exitCode !== 0) return { ...base, error: lastLine(st.stderr) || `etcdctl exited with ${st.exitCode}` };
       Object.assign(base, parseEndpointStatus(st.stdout));
-      const health = await runner.run(member, [...conn, 'endpoint', 'health', '-w', 'json']);
+      const health = await run(where, endpointHealth(target).argv);
       const parsed = parseEndpointHealth(health.stdout);
       base.healthy = health.exitCode === 0 && parsed.healthy;
       if (!base.healthy) base.error = parsed.error || lastLine(health.stderr) || 'unhealthy';
-      const alarms = await runner.run(member, [...conn, 'alarm', 'list']);
+      const alarms = await run(where, alarmList(target).argv);
       if (alarms.exitCode === 0) base.alarms = parseAlarmList(alarms.stdout);
       if (base.alarms.length > 0) {
         base.healthy = false;

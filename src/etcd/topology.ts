@@ -68,3 +68,8 @@ export interface EtcdTopology {
   /** The pod the user named with --pod, when they did; backup takes the snapshot from it. */
   focusPod?: string;
 }
+
+/** The container a member's etcd runs in, as the kube seam's exec names it. */
+export function memberContainer(member: Pick<EtcdMember, 'namespace' | 'pod' | 'container'>): { namespace: string; pod: string; container: string } {
+  return { namespace: member.namespace, pod: member.pod, container: member.container };
+}

@@ -7,7 +7,7 @@ import { posix } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { PluginError } from '../errors.js';
-import { execCapture, execInPod, type KubeStreamAccess } from './exec.js';
+import { execInPod, type KubeStreamAccess } from './exec.js';
 
 /** Which file in which container. */
 export interface PodFile {
@@ -148,17 +148,13 @@ export function relay(from: Readable, to: Writable, end: boolean, onChunk: (chun
   });
 }
 
-/** How to write the file in the pod: tar (needs tar), cat (needs v5 stdin EOF), head (needs head; works over v4). */
-export type CopyInMethod = 'tar' | 'cat' | 'head';
-
 /** Options for copying a stream into a file in a pod. */
 export interface CopyInOptions extends PodFile {
   source: Readable;
-  /** Exact byte count of source (tar needs it up front; head reads exactly this many). */
+  /** Exact byte count of source: `head -c` reads exactly this many. */
   size: number;
   /** File mode, e.g. 0o600. */
   mode: number;
-  method?: CopyInMethod;
   onProgress?: (bytes: number) => void;
 }
 
@@ -168,10 +164,12 @@ export interface CopyInResult {
   sha256: string;
 }
 
-/** Streams source into a file in a pod; fails with the command's stderr when it exits non-zero. */
+/**
+ * Streams source into a file in a pod with `head -c SIZE` (needs only sh and head; works over v4,
+ * which cannot signal stdin EOF); fails with the command's stderr when it exits non-zero.
+ */
 export async function copyFileIntoPod(kube: KubeStreamAccess, opts: CopyInOptions): Promise<CopyInResult> {
   const where = `"${opts.path}" in pod "${opts.namespace}/${opts.pod}"`;
-  const method = opts.method ?? 'tar';
   const hash = createHash('sha256');
   let bytes = 0;
   const counted = opts.source;
@@ -182,33 +180,17 @@ export async function copyFileIntoPod(kube: KubeStreamAccess, opts: CopyInOption
   });
   counted.pause();
   const mode = (opts.mode & 0o7777).toString(8);
-  let stdin: Readable;
-  let command: string[];
-  if (method === 'tar') {
-    const pack = tar.pack();
-    const entry = pack.entry({ name: posix.basename(opts.path), size: opts.size, mode: opts.mode & 0o7777, mtime: new Date() }, (err) => {
-      if (err) pack.destroy(err);
-      else pack.finalize();
-    });
-    relay(counted, entry as unknown as Writable, true, () => {}).catch((err: Error) => pack.destroy(err));
-    stdin = pack as unknown as Readable;
-    command = ['tar', '-xmf', '-', '-C', posix.dirname(opts.path)];
-  } else {
-    stdin = counted;
-    const write = method === 'cat' ? 'cat > "$1"' : 'head -c "$3" > "$1"';
-    // umask first: the file holds a snapshot and must never exist readable by others, not even while it is written
-    command = ['sh', '-c', `umask 077; ${write} && chmod "$2" "$1"`, 'sh', opts.path, mode, String(opts.size)];
-  }
+  // umask first: the file holds a snapshot and must never exist readable by others, not even while it is written
+  const command = ['sh', '-c', 'umask 077; head -c "$3" > "$1" && chmod "$2" "$1"', 'sh', opts.path, mode, String(opts.size)];
   const stderr = tailCollector(4096);
   const { exitCode } = await execInPod(kube, {
     namespace: opts.namespace,
     pod: opts.pod,
     container: opts.container,
     command,
-    stdin,
+    stdin: counted,
     stderr,
     end: true,
-    protocols: method === 'cat' ? ['v5.channel.k8s.io'] : undefined,
   });
   if (exitCode !== 0) {
     throw new PluginError(`copying into ${where} failed: ${command[0]} exited with ${exitCode}: ${stderr.text() || 'no message'}`, 'check the path, free space and that the image has the tools');
@@ -217,21 +199,6 @@ export async function copyFileIntoPod(kube: KubeStreamAccess, opts: CopyInOption
     throw new PluginError(`copying into ${where}: sent ${bytes} bytes, expected ${opts.size}`, 'check that the source file did not change during the copy');
   }
   return { bytes, sha256: hash.digest('hex') };
-}
-
-/** sha256 and size of a file in a pod (runs `sha256sum` and `wc -c`), for verifying a copy. */
-export async function fileDigestInPod(kube: KubeStreamAccess, file: PodFile): Promise<{ sha256: string; bytes: number }> {
-  const r = await execCapture(kube, {
-    namespace: file.namespace,
-    pod: file.pod,
-    container: file.container,
-    command: ['sh', '-c', 'sha256sum "$1" && wc -c < "$1"', 'sh', file.path],
-  });
-  const m = /^([0-9a-f]{64})\s.*\n\s*(\d+)\s*$/.exec(r.stdout);
-  if (r.exitCode !== 0 || !m) {
-    throw new PluginError(`cannot checksum "${file.path}" in pod "${file.namespace}/${file.pod}": ${r.stderr.trim().split('\n')[0] || `exit ${r.exitCode}`}`, 'check that the file exists and the image has sha256sum');
-  }
-  return { sha256: m[1]!, bytes: Number(m[2]) };
 }
 
 /** A Writable keeping only the last `max` bytes written (for error messages from stderr). */

@@ -1,5 +1,5 @@
 /** Turns Kubernetes Status objects and API exceptions into the plugin's one-line typed errors. */
-import { ForbiddenError, NotFoundError, PluginError } from '../errors.js';
+import { ForbiddenError, NotFoundError, PluginError, TransientError } from '../errors.js';
 
 /** The fields of a metav1.Status the plugin reads. */
 export interface KubeStatus {
@@ -60,6 +60,7 @@ export function statusError(code: number, status: KubeStatus | undefined, what: 
   if (code === 401) return new ForbiddenError(`unauthorized: ${lower(message)}`, 'check the credentials in your kubeconfig');
   if (code === 404) return new NotFoundError(lower(message), 'check the name and pass -n for the right namespace');
   if (code === 409) return new ConflictError(lower(message), 'retry, or check what else is changing the object');
+  if (TRANSIENT_HTTP.has(code)) return new TransientError(`${what} failed: ${lower(message)}`, 'retry; check the cluster with kubectl cluster-info');
   return new PluginError(`${what} failed: ${lower(message)}`);
 }
 
@@ -69,10 +70,36 @@ export function apiError(err: unknown, what: string): Error {
   const e = err as { code?: unknown; body?: unknown; message?: string; name?: string };
   if (typeof e?.code === 'number' && e.code >= 400) return statusError(e.code, parseStatus(e.body), what);
   if (e?.name === 'AbortError' || e?.name === 'TimeoutError') {
-    return new PluginError(`${what} timed out`, 'raise --request-timeout or check the cluster');
+    return new TransientError(`${what} timed out`, 'raise --request-timeout or check the cluster');
   }
   const msg = firstLine(e?.message ?? String(err));
-  return new PluginError(`${what} failed: ${msg}`, 'check that the cluster is reachable (kubectl cluster-info)');
+  const Failure = isNetworkFailure(err) ? TransientError : PluginError;
+  return new Failure(`${what} failed: ${msg}`, 'check that the cluster is reachable (kubectl cluster-info)');
+}
+
+/** HTTP statuses of an API server that is restarting or overloaded, not of a wrong request. */
+const TRANSIENT_HTTP = new Set([500, 502, 503, 504]);
+
+/** Socket error codes of a connection that was refused, reset or timed out. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
+
+/**
+ * True when a raw error (not yet a plugin error) says the connection failed, judged by its type:
+ * node-fetch's FetchError of type system or timeout (client-node), or a socket error code on the
+ * error or its cause.
+ */
+export function isNetworkFailure(err: unknown): boolean {
+  const e = err as { name?: unknown; type?: unknown; code?: unknown; cause?: unknown } | undefined;
+  if (!e || typeof e !== 'object') return false;
+  if (e.name === 'FetchError' && (e.type === 'system' || e.type === 'request-timeout' || e.type === 'body-timeout')) return true;
+  if (typeof e.code === 'string' && NETWORK_CODES.has(e.code)) return true;
+  return e.cause !== undefined && e.cause !== err && isNetworkFailure(e.cause);
+}
+
+/** True for failures a retry may cure: a TransientError, or a raw network failure. */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof PluginError) return err instanceof TransientError;
+  return isNetworkFailure(err);
 }
 
 function firstLine(s: string): string {

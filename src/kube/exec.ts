@@ -10,9 +10,10 @@
 import { Writable, type Readable } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type WebSocket from 'ws';
-import { PluginError } from '../errors.js';
+import { PluginError, TransientError } from '../errors.js';
 import { Channel, decodeFrame, encodeClose, encodeFrame, execOutcome, execProtocols } from './channel.js';
 import { parseStatus } from './errors.js';
+import { retrying } from './retry.js';
 import { abortError, openApiSocket } from './socket.js';
 
 /** What to run where, and the streams to connect. */
@@ -123,9 +124,9 @@ function runSession(ws: WebSocket, opts: ExecOptions, target: string): Promise<n
         else settle(new ExecFailedError(`exec in ${target} failed: ${outcome.failure}`, 'check the container name and that the image has this command', outcome.reason));
       }
     });
-    ws.on('error', (err) => settle(new PluginError(`exec in ${target}: connection error: ${firstLine(err.message)}`, 'retry; check the cluster and the pod')));
+    ws.on('error', (err) => settle(new TransientError(`exec in ${target}: connection error: ${firstLine(err.message)}`, 'retry; check the cluster and the pod')));
     ws.on('close', (code) =>
-      settle(new PluginError(`exec in ${target} ended before the command reported an exit status (websocket close ${code})`, 'retry; check that the pod is still running')),
+      settle(new TransientError(`exec in ${target} ended before the command reported an exit status (websocket close ${code})`, 'retry; check that the pod is still running')),
     );
     for (const out of [opts.stdout, opts.stderr]) {
       out?.on('error', (err) =>
@@ -147,7 +148,7 @@ function runSession(ws: WebSocket, opts: ExecOptions, target: string): Promise<n
       }
       ws.send(encodeFrame(Channel.stdin, buf), (err) => {
         inFlight -= buf.length;
-        if (err) return settle(new PluginError(`exec in ${target}: sending input failed: ${firstLine(err.message)}`, 'retry; check the cluster and that the pod is still running'));
+        if (err) return settle(new TransientError(`exec in ${target}: sending input failed: ${firstLine(err.message)}`, 'retry; check the cluster and that the pod is still running'));
         if (inFlight <= stdinHighWater / 2 && stdinPaused && !settled) {
           stdinPaused = false;
           opts.stdin!.resume();
@@ -181,11 +182,15 @@ function finish(out: Writable | undefined): Promise<void> {
   });
 }
 
-/** Captured output of a small command. */
-export interface CaptureResult extends ExecResult {
+/** How a small command ended and what it printed: the one result shape of a command run in a container. */
+export interface CommandResult {
+  exitCode: number;
   stdout: string;
   stderr: string;
 }
+
+/** Captured output of a small command, with the protocol it ran over. */
+export interface CaptureResult extends ExecResult, CommandResult {}
 
 /** Runs a command and returns its stdout/stderr as strings (for small outputs only). */
 export async function execCapture(
@@ -208,4 +213,33 @@ export async function execCapture(
   const err: Buffer[] = [];
   const result = await execInPod(kube, { ...opts, stdout: collect(out), stderr: collect(err), end: true });
   return { ...result, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+}
+
+/** A container to run a command in. */
+export interface ContainerRef {
+  namespace: string;
+  pod: string;
+  /** The pod's default container when unset. */
+  container?: string;
+}
+
+/**
+ * Runs a small command (argv, never a shell string) in a container and captures its output;
+ * rejects when it cannot run at all or `signal` aborts. The one seam through which the plugin
+ * runs commands in containers (kubectl's RemoteExecutor); tests hand in a small fake.
+ */
+export type ContainerCommand = (target: ContainerRef, argv: string[], signal?: AbortSignal) => Promise<CommandResult>;
+
+/** How a ContainerCommand treats a failure that a retry may cure (see kube/retry.ts). */
+export interface ContainerCommandOptions {
+  /** Retry transient failures (the API server restarting, a reset stream): for idempotent commands only. */
+  retry?: { onRetry?: (err: unknown) => void };
+}
+
+/** The ContainerCommand over the kube seam's exec. */
+export function containerCommand(kube: KubeStreamAccess, opts: ContainerCommandOptions = {}): ContainerCommand {
+  const once: ContainerCommand = (t, argv, signal) => execCapture(kube, { namespace: t.namespace, pod: t.pod, container: t.container, command: argv, signal });
+  if (!opts.retry) return once;
+  const { onRetry } = opts.retry;
+  return (t, argv, signal) => retrying(() => once(t, argv, signal), onRetry);
 }

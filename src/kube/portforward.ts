@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import type WebSocket from 'ws';
-import { PluginError } from '../errors.js';
+import { PluginError, TransientError } from '../errors.js';
 import type { KubeStreamAccess } from './exec.js';
 import { openApiSocket } from './socket.js';
 
@@ -119,7 +119,7 @@ function relayConnection(local: net.Socket, ws: WebSocket, target: string, repor
     } else local.end();
   });
   ws.on('error', (err) => {
-    report(new PluginError(`port-forward to ${target}: connection error: ${err.message}`, 'retry; check the cluster and the pod'));
+    report(new TransientError(`port-forward to ${target}: connection error: ${err.message}`, 'retry; check the cluster and the pod'));
     local.destroy();
   });
   local.on('data', (chunk: Buffer) => {

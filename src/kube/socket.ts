@@ -2,7 +2,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import WebSocket from 'ws';
-import { PluginError } from '../errors.js';
+import { PluginError, TransientError } from '../errors.js';
 import { parseStatus, statusError } from './errors.js';
 
 /** Builds the wss:// URL for an API path with (possibly repeated) query parameters. */
@@ -45,12 +45,12 @@ export async function openApiSocket(
       ws.removeListener('error', onError);
       resolve(ws);
     });
-    const onError = (err: Error) => fail(new PluginError(`${what}: cannot connect: ${err.message.split('\n')[0]}`, 'check that the cluster is reachable (kubectl cluster-info)'));
+    const onError = (err: Error) => fail(new TransientError(`${what}: cannot connect: ${err.message.split('\n')[0]}`, 'check that the cluster is reachable (kubectl cluster-info)'));
     ws.once('error', onError);
     ws.once('unexpected-response', (_req, res: IncomingMessage) => {
       readBody(res).then(
         (body) => fail(statusError(res.statusCode ?? 0, parseStatus(body), what)),
-        (err: Error) => fail(new PluginError(`${what}: HTTP ${res.statusCode} with an unreadable body: ${err.message.split('\n')[0]}`, 'retry; check the cluster with kubectl cluster-info')),
+        (err: Error) => fail(new TransientError(`${what}: HTTP ${res.statusCode} with an unreadable body: ${err.message.split('\n')[0]}`, 'retry; check the cluster with kubectl cluster-info')),
       );
     });
   });

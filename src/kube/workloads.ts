@@ -1,4 +1,4 @@
-/** Workload operations restore needs: scale (scale subresource), rollout restart, PDB save / delete / re-create, pod delete. */
+/** Workload operations restore needs: scale (scale subresource), PDB delete / re-create, pod delete. */
 import {
   PatchStrategy,
   setHeaderOptions,
@@ -7,6 +7,7 @@ import {
   type PolicyV1Api,
   type V1PodDisruptionBudget,
 } from '@kubernetes/client-node';
+import { NotFoundError } from '../errors.js';
 import { apiError, ConflictError } from './errors.js';
 import { portablePdb } from './pdb.js';
 
@@ -43,39 +44,15 @@ export async function scaleWorkload(kube: { apps: AppsV1Api }, ref: WorkloadRef,
   }
 }
 
-/** `kubectl rollout restart`: stamps kubectl.kubernetes.io/restartedAt (RFC 3339) on the pod template. */
-export async function rolloutRestart(kube: { apps: AppsV1Api }, ref: WorkloadRef, now: Date = new Date()): Promise<string> {
-  const restartedAt = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-  const body = { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': restartedAt } } } } };
-  const { name, namespace } = ref;
-  try {
-    if (ref.kind === 'StatefulSet') await kube.apps.patchNamespacedStatefulSet({ name, namespace, body }, mergePatch);
-    else await kube.apps.patchNamespacedDeployment({ name, namespace, body }, mergePatch);
-  } catch (err) {
-    throw apiError(err, `rollout restart ${label(ref)}`);
-  }
-  return restartedAt;
-}
-
-/** Reads a PDB and strips server-set fields so the result can be created again later (and saved as YAML). */
-export async function savePdb(kube: { policy: PolicyV1Api }, namespace: string, name: string): Promise<V1PodDisruptionBudget> {
-  let pdb: V1PodDisruptionBudget;
-  try {
-    pdb = await kube.policy.readNamespacedPodDisruptionBudget({ name, namespace });
-  } catch (err) {
-    throw apiError(err, `get poddisruptionbudget "${name}" in namespace "${namespace}"`);
-  }
-  return portablePdb(pdb);
-}
-
 /** Deletes a PDB; returns false when it was already gone. */
 export async function deletePdb(kube: { policy: PolicyV1Api }, namespace: string, name: string): Promise<boolean> {
   try {
     await kube.policy.deleteNamespacedPodDisruptionBudget({ name, namespace });
     return true;
   } catch (err) {
-    if ((err as { code?: number }).code === 404) return false;
-    throw apiError(err, `delete poddisruptionbudget "${name}" in namespace "${namespace}"`);
+    const mapped = apiError(err, `delete poddisruptionbudget "${name}" in namespace "${namespace}"`);
+    if (mapped instanceof NotFoundError) return false;
+    throw mapped;
   }
 }
 
@@ -98,7 +75,8 @@ export async function deletePod(kube: { core: CoreV1Api }, namespace: string, na
     const pod = await kube.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds });
     return pod.metadata?.uid;
   } catch (err) {
-    if ((err as { code?: number }).code === 404) return undefined;
-    throw apiError(err, `delete pod "${name}" in namespace "${namespace}"`);
+    const mapped = apiError(err, `delete pod "${name}" in namespace "${namespace}"`);
+    if (mapped instanceof NotFoundError) return undefined;
+    throw mapped;
   }
 }

@@ -1,54 +1,23 @@
 /**
- * Adapters from the kube seam (src/kube) to the narrow interfaces the restore runner declares
- * (RestoreCluster, RestorePodIO, RestoreVerifier, ConfigMapAccess), all within one namespace.
- * Every call is retried while the API server is unreachable (restarts, connection resets): every
- * restore step is idempotent, so a repeat is safe.
+ * The restore runner's cluster operations (RestoreCluster) over the kube seam, within one
+ * namespace, and the node of a member whose pod is gone. Every call is retried while the API
+ * server is unreachable (kube/retry.ts): every restore step is idempotent, so a repeat is safe.
  */
-import { createReadStream } from 'node:fs';
-import { PassThrough, type Readable } from 'node:stream';
 import type { V1Pod } from '@kubernetes/client-node';
 import { ForbiddenError, NotFoundError, PluginError } from '../errors.js';
 import { labelSelectorString } from '../etcd/discovery/index.js';
-import { etcdctlConnectionArgs, execStatusProbe, type MemberCommandRunner } from '../etcd/status.js';
 import type { EtcdMember } from '../etcd/topology.js';
 import type { KubeContext } from '../kube/client.js';
-import { copyFileIntoPod } from '../kube/copy.js';
 import { apiError, ConflictError } from '../kube/errors.js';
-import { execCapture } from '../kube/exec.js';
+import { containerCommand, type CommandResult } from '../kube/exec.js';
 import { getPod, isPodReady, waitForPodGone, waitForPods, waitForPodsReady } from '../kube/pods.js';
-import { deletePdb, deletePod, recreatePdb, rolloutRestart, scaleWorkload } from '../kube/workloads.js';
-import type { ConfigMapAccess } from './journal.js';
+import { retrying } from '../kube/retry.js';
+import { deletePdb, deletePod, recreatePdb, scaleWorkload } from '../kube/workloads.js';
 import { TOOLS_CONTAINER } from './manifests.js';
-import type { RestorePlan } from './plan.js';
-import type { RestoreCluster, RestorePodIO, RestoreVerifier, WorkloadKind } from './runner.js';
+import type { RestoreCluster, WorkloadKind } from './runner.js';
 
 /** How long to wait for pods to start, stop or become Ready. */
 export const POD_TIMEOUT_MS = 5 * 60_000;
-/** How long to keep retrying while the API server does not answer. */
-const RETRY_FOR_MS = 90_000;
-
-/** True for errors that mean "the API server or the connection went away", not "the request was wrong". */
-export function isTransient(err: unknown): boolean {
-  const msg = err instanceof Error ? err.message : String(err);
-  if (/timed out after \d+s waiting/.test(msg)) return false;
-  return /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|fetch failed|connection error|ended before the command reported|other side closed|timed out|HTTP 50[0234]|service unavailable|terminated|network/i.test(msg);
-}
-
-/** Runs fn, retrying transient failures with a growing pause for up to RETRY_FOR_MS. */
-export async function retrying<T>(fn: () => Promise<T>, onRetry?: (err: unknown) => void): Promise<T> {
-  const deadline = Date.now() + RETRY_FOR_MS;
-  let pause = 500;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!isTransient(err) || Date.now() > deadline) throw err;
-      onRetry?.(err);
-      await new Promise((r) => setTimeout(r, pause));
-      pause = Math.min(pause * 2, 5000);
-    }
-  }
-}
 
 async function selectorOf(kube: KubeContext, namespace: string, kind: WorkloadKind, name: string): Promise<string> {
   try {
@@ -69,6 +38,7 @@ function podRunning(pod: V1Pod | undefined): boolean {
 /** The cluster operations of a restore, over the kube seam. */
 export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry?: (err: unknown) => void): RestoreCluster {
   const r = <T>(fn: () => Promise<T>) => retrying(fn, onRetry);
+  const run = containerCommand(kube, { retry: {} });
   return {
     getReplicas: (kind, name) => r(async () => {
       try {
@@ -92,7 +62,6 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
         until: (pods) => replicas === 0 ? pods.length === 0 : pods.filter(isPodReady).length >= replicas,
       }));
     },
-    rolloutRestart: (kind, name) => r(() => rolloutRestart(kube, { kind, name, namespace }).then(() => undefined)),
     async createPodAndWait(manifest) {
       const name = manifest.metadata.name;
       await r(async () => {
@@ -132,10 +101,11 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
       for (const c of (manifest as { spec?: { containers?: Array<{ name?: string }> } }).spec?.containers ?? []) {
         const container = c.name ?? '';
         // etcd-tools runs a distroless etcd image (no cat): its etcd answering shows its root is in place.
+        const target = { namespace, pod: name, container };
         const probe = container === TOOLS_CONTAINER
-          ? () => execCapture(kube, { namespace, pod: name, container, command: ['etcd', '--version'] }).then((r) => (r.exitCode === 0 ? { ...r, stdout: name } : r))
-          : () => execCapture(kube, { namespace, pod: name, container, command: ['cat', '/etc/hostname'] });
-        await insideContainer(() => retrying(probe), { namespace, pod: name, container, probe: container === TOOLS_CONTAINER ? 'etcd --version' : 'cat /etc/hostname' });
+          ? () => run(target, ['etcd', '--version']).then((r) => (r.exitCode === 0 ? { ...r, stdout: name } : r))
+          : () => run(target, ['cat', '/etc/hostname']);
+        await insideContainer(probe, { namespace, pod: name, container, probe: container === TOOLS_CONTAINER ? 'etcd --version' : 'cat /etc/hostname' });
       }
     },
     async deletePodAndWait(name) {
@@ -162,7 +132,7 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
  * named if the container never answers.
  */
 export async function insideContainer(
-  exec: () => Promise<{ exitCode: number; stdout: string; stderr: string }>,
+  exec: () => Promise<CommandResult>,
   where: { namespace: string; pod: string; container: string; /** the probe's command, for messages */ probe?: string },
   waitMs = 60_000,
 ): Promise<void> {
@@ -188,169 +158,6 @@ export async function insideContainer(
     }
     await new Promise((res) => setTimeout(res, 500));
   }
-}
-
-const COPY_ATTEMPTS = 4;
-const COPY_STALL_MS = 20_000;
-
-/** A copy that made no progress (or did not finish after the last byte) for COPY_STALL_MS. */
-class CopyStalled extends PluginError {}
-
-/**
- * Copies a local file into a pod (`head -c SIZE`, no tar needed), giving up when it stalls: no
- * byte accepted, or the command not done, for COPY_STALL_MS. The caller checks the sha256.
- */
-async function copyWatched(
-  kube: KubeContext,
-  o: { namespace: string; pod: string; container: string; path: string; source: () => Readable; size: number },
-): Promise<void> {
-  const file = o.source();
-  const feed = new PassThrough({ autoDestroy: false });
-  file.on('error', (err) => feed.destroy(err));
-  file.pipe(feed);
-  let last = Date.now();
-  const stalled = new CopyStalled(`copying the snapshot into pod "${o.pod}" stalled`, 'check the pod and the network, then run `kubectl etcd restore --resume`');
-  const timer = setInterval(() => {
-    if (Date.now() - last > COPY_STALL_MS) feed.destroy(stalled);
-  }, 1000);
-  try {
-    await copyFileIntoPod(kube, {
-      namespace: o.namespace, pod: o.pod, container: o.container, path: o.path, source: feed, size: o.size, mode: 0o600, method: 'head',
-      onProgress: () => { last = Date.now(); },
-    });
-  } catch (err) {
-    if (feed.destroyed && (feed as { errored?: unknown }).errored === stalled) throw stalled;
-    throw err;
-  } finally {
-    clearInterval(timer);
-    file.destroy();
-  }
-}
-
-/** exec and copy-in in utility pods. */
-export function kubeRestorePodIO(kube: KubeContext, namespace: string, onRetry?: (err: unknown) => void): RestorePodIO {
-  return {
-    exec: (pod, container, argv) => retrying(() => execCapture(kube, { namespace, pod, container, command: argv }), onRetry),
-    async copyIn(pod, container, path, source, size) {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await retrying(() => copyWatched(kube, { namespace, pod, container, path, source, size }), onRetry);
-        } catch (err) {
-          if (!(err instanceof CopyStalled) || attempt >= COPY_ATTEMPTS) throw err;
-          onRetry?.(err);
-        }
-      }
-    },
-  };
-}
-
-/** ConfigMap reads and writes for the journal's cluster copy. */
-export function kubeConfigMaps(kube: KubeContext): ConfigMapAccess {
-  return {
-    listConfigMaps: (namespace, labelSelector) => retrying(async () => {
-      try {
-        return (await kube.core.listNamespacedConfigMap({ namespace, labelSelector })).items.map((c) => c.metadata?.name ?? '').filter(Boolean);
-      } catch (err) {
-        throw apiError(err, `list configmaps in namespace "${namespace}"`);
-      }
-    }),
-    readConfigMap: (namespace, name) => retrying(async () => {
-      try {
-        return (await kube.core.readNamespacedConfigMap({ name, namespace })).data ?? {};
-      } catch (err) {
-        if ((err as { code?: number }).code === 404) return undefined;
-        throw apiError(err, `get configmap "${name}" in namespace "${namespace}"`);
-      }
-    }),
-    writeConfigMap: (namespace, name, data, labels) => retrying(async () => {
-      const body = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, labels }, data };
-      try {
-        await kube.core.replaceNamespacedConfigMap({ name, namespace, body });
-      } catch (err) {
-        if ((err as { code?: number }).code !== 404) throw apiError(err, `update configmap "${name}" in namespace "${namespace}"`);
-        try {
-          await kube.core.createNamespacedConfigMap({ namespace, body });
-        } catch (err2) {
-          throw apiError(err2, `create configmap "${name}" in namespace "${namespace}"`);
-        }
-      }
-    }),
-    deleteConfigMap: (namespace, name) => retrying(async () => {
-      try {
-        await kube.core.deleteNamespacedConfigMap({ name, namespace });
-      } catch (err) {
-        if ((err as { code?: number }).code !== 404) throw apiError(err, `delete configmap "${name}" in namespace "${namespace}"`);
-      }
-    }),
-  };
-}
-
-/** Runs a command in a member's etcd container. */
-export function memberExec(kube: KubeContext): MemberCommandRunner {
-  return { run: (m, argv) => retrying(() => execCapture(kube, { namespace: m.namespace, pod: m.pod, container: m.container, command: argv })) };
-}
-
-/** Checks the restored cluster through etcdctl in the member pods; retries while it settles. */
-export function etcdRestoreVerifier(runner: MemberCommandRunner, expected: { liveKeys?: number }, settleMs = 60_000): RestoreVerifier {
-  const probe = execStatusProbe(runner);
-  const once = async (plan: RestorePlan, healthOnly: boolean) => {
-    const members = plan.members.map((m) => m.member);
-    const rows = await Promise.all(members.map((m) => probe(m)));
-    const problems: string[] = [];
-    for (const row of rows) if (!row.healthy) problems.push(`member "${row.name}" is unhealthy (${row.error ?? 'unknown'})`);
-    const leaders = new Set(rows.map((x) => x.leaderId).filter((x) => x !== undefined));
-    const leaderCount = rows.filter((x) => x.isLeader).length;
-    if (leaderCount !== 1 || leaders.size !== 1) problems.push(`expected one leader, found ${leaderCount} (members name ${leaders.size} leaders)`);
-    const revisions = rows.map((x) => x.revision ?? -1);
-    if (!healthOnly && revisions.some((rv) => rv < plan.snapshot.revision)) problems.push(`revision ${Math.min(...revisions)} is below the snapshot's ${plan.snapshot.revision}`);
-    // Separate execs seconds apart see a moving revision while clients write: only a restore, with its writers quiesced, compares them.
-    if (!healthOnly && new Set(revisions).size > 1) problems.push(`members disagree on the revision (${revisions.join(', ')})`);
-    const clusterIds = new Set(rows.map((x) => x.clusterId));
-    if (clusterIds.size > 1) problems.push(`members belong to different clusters (${[...clusterIds].join(', ')})`);
-    const first = members[0]!;
-    const list = await runner.run(first, ['etcdctl', ...etcdctlConnectionArgs(first), 'member', 'list', '-w', 'json']);
-    let listed: Array<{ name: string; peerURLs: string[] }> = [];
-    try {
-      listed = ((JSON.parse(list.stdout.replace(/:\s*(\d{16,})/g, ':"$1"')) as { members?: Array<{ name?: string; peerURLs?: string[] }> }).members ?? [])
-        .map((m) => ({ name: m.name ?? '', peerURLs: m.peerURLs ?? [] }));
-    } catch {
-      problems.push(`member list failed: ${list.stderr.trim().split('\n').pop() ?? `exit ${list.exitCode}`}`);
-    }
-    const want = members.map((m) => `${m.name}=${m.peerUrl}`).sort();
-    const got = listed.map((m) => `${m.name}=${m.peerURLs.join(',')}`).sort();
-    if (listed.length && JSON.stringify(want) !== JSON.stringify(got)) problems.push(`member list is ${got.join(',')}, planned ${want.join(',')}`);
-    let keys: number | undefined;
-    const count = await runner.run(first, ['etcdctl', ...etcdctlConnectionArgs(first), 'get', '', '--prefix', '--keys-only', '--limit=1', '-w', 'json']);
-    const cm = /"count"\s*:\s*(\d+)/.exec(count.stdout);
-    keys = cm ? Number(cm[1]) : cm === null && count.exitCode === 0 ? 0 : undefined;
-    if (keys === undefined) problems.push(`counting keys failed: ${count.stderr.trim().split('\n').pop() ?? ''}`);
-    else if (!healthOnly && expected.liveKeys !== undefined && keys !== expected.liveKeys) problems.push(`the cluster has ${keys} keys, the snapshot ${expected.liveKeys}`);
-    return {
-      ok: problems.length === 0,
-      problems,
-      summary: {
-        members: rows.map((x) => ({ name: x.name, healthy: x.healthy, leader: x.isLeader ?? false, revision: x.revision })),
-        keys,
-        revision: revisions[0],
-        clusterId: rows[0]?.clusterId,
-      },
-    };
-  };
-  return {
-    async verify(plan, opts = {}) {
-      const deadline = Date.now() + settleMs;
-      for (;;) {
-        // A member restarting right now (its container briefly gone) is a failed check, not the end.
-        const report = await once(plan, opts.healthOnly ?? false).catch((err: unknown) => {
-          // Waiting does not cure a refusal: say so at once.
-          if (err instanceof ForbiddenError) throw err;
-          return { ok: false, problems: [(err as Error).message.split('\n')[0] ?? String(err)], summary: {} };
-        });
-        if (report.ok || Date.now() > deadline) return report;
-        await new Promise((res) => setTimeout(res, 2000));
-      }
-    },
-  };
 }
 
 /** For members whose pod is gone: the node their local volume is pinned to (PVC → PV node affinity). */

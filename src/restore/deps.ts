@@ -5,17 +5,21 @@
  */
 import { createInterface } from 'node:readline';
 import { createReadStream } from 'node:fs';
-import { apiPodLister, kubeBackupDeps } from '../backup/cluster.js';
+import { kubeBackupDeps } from '../backup/cluster.js';
 import { runBackup } from '../backup/run.js';
 import { discoverTopology } from '../etcd/discovery/index.js';
-import { PluginError } from '../errors.js';
+import { apiPodLister } from '../etcd/discovery/lister.js';
+import { NoHealthyMemberError, PluginError } from '../errors.js';
 import { checkAccess } from '../kube/access.js';
 import type { KubeContext } from '../kube/client.js';
 import { apiError } from '../kube/errors.js';
-import { execCapture } from '../kube/exec.js';
+import { containerCommand } from '../kube/exec.js';
 import type { Logger } from '../ui/log.js';
-import { etcdRestoreVerifier, kubeConfigMaps, kubeRestoreCluster, kubeRestorePodIO, memberExec, nodeOfClaim } from './cluster.js';
+import { kubeRestoreCluster, nodeOfClaim } from './cluster.js';
 import type { RestoreDeps } from './command.js';
+import { kubeConfigMaps } from './journal-configmaps.js';
+import { kubeRestorePodIO } from './pod-io.js';
+import { etcdRestoreVerifier } from './verify.js';
 import { quantityBytes } from './preflight.js';
 
 /** Asks a question on the terminal; undefined when stdin or stderr is not a terminal. */
@@ -67,15 +71,7 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
           return undefined;
         }
       },
-      async execInMember(m, argv) {
-        if (m.ready === undefined && !m.node) return undefined;
-        try {
-          return await execCapture(kube, { namespace: m.namespace, pod: m.pod, container: m.container, command: argv });
-        } catch (err) {
-          if ((err as { name?: string }).name === 'ForbiddenError') throw err;
-          return undefined;
-        }
-      },
+      run: containerCommand(kube),
       async claimCapacity(m) {
         if (m.dataVolume?.kind !== 'pvc') return undefined;
         try {
@@ -88,15 +84,15 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
     },
     configMaps: kubeConfigMaps(kube),
     cluster: (namespace) => kubeRestoreCluster(kube, namespace, onRetry),
-    pods: (namespace) => kubeRestorePodIO(kube, namespace, onRetry),
-    verifier: (plan) => etcdRestoreVerifier(memberExec(kube), { liveKeys: plan.snapshot.liveKeys }),
+    pods: () => kubeRestorePodIO(kube, onRetry),
+    verifier: (plan) => etcdRestoreVerifier(containerCommand(kube, { retry: {} }), { liveKeys: plan.snapshot.liveKeys }),
     openSnapshot: (path) => () => createReadStream(path),
     async safetyBackup(topology, dir) {
       try {
         const record = await runBackup({ topology, destination: { kind: 'dir', dir } }, kubeBackupDeps(kube, {}, log));
         return record.file;
       } catch (err) {
-        if (err instanceof PluginError && /no healthy etcd member answered/.test(err.message)) return undefined;
+        if (err instanceof NoHealthyMemberError) return undefined;
         throw new PluginError(`the safety backup failed: ${(err as Error).message}`, 'fix the cause, or pass --no-safety-backup if the current data does not matter');
       }
     },

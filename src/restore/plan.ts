@@ -3,11 +3,15 @@
  * says everything the runner will do — members, nodes, volumes, exact argv, pod manifests, the
  * workloads to quiesce and the PDBs to lift — so `--dry-run` can print it and tests can check it.
  */
+import { etcdctlSnapshotRestore, etcdutlSnapshotRestore, initialClusterOf } from '../etcd/etcdctl.js';
 import type { EtcdMember, EtcdTopology } from '../etcd/topology.js';
 import { utilityPodManifest, type UtilityPodManifest } from './manifests.js';
+import { planSteps, type PlanStep } from './steps.js';
 
-/** What is known of the snapshot before anything changes. */
-export interface SnapshotFacts {
+export type { PlanStep } from './steps.js';
+
+/** What the plan knows of the snapshot before anything changes (read by snapshot.ts). */
+export interface PlannedSnapshot {
   path: string;
   size: number;
   sha256: string;
@@ -47,7 +51,7 @@ export interface RestoreTool {
 /** Everything the planner needs; all of it is discovered or given by flags. */
 export interface PlanInput {
   topology: EtcdTopology;
-  snapshot: SnapshotFacts;
+  snapshot: PlannedSnapshot;
   quiesce: QuiesceTarget[];
   pdbs: PdbRecord[];
   /** Image for the utility pods; must have a shell (sh, head, mv, …); with etcdToolsImage it needs no etcdctl. */
@@ -84,20 +88,12 @@ export interface MemberPlan {
   chownArgv?: string[];
 }
 
-/** One step of the restore, in order; `member` is set for per-member steps. */
-export interface PlanStep {
-  id: string;
-  title: string;
-  member?: string;
-  mutates: boolean;
-}
-
 /** The complete restore plan. */
 export interface RestorePlan {
   namespace: string;
   workload: EtcdTopology['workload'];
   replicas: number;
-  snapshot: SnapshotFacts;
+  snapshot: PlannedSnapshot;
   initialCluster: string;
   initialClusterToken: string;
   tool: RestoreTool;
@@ -108,11 +104,6 @@ export interface RestorePlan {
   members: MemberPlan[];
   steps: PlanStep[];
   warnings: string[];
-}
-
-/** The shared --initial-cluster value: every member's name and peer URL, in member order. */
-export function initialClusterOf(members: EtcdMember[]): string {
-  return members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
 }
 
 /** The directory that holds `member/`: the data dir itself. */
@@ -161,24 +152,23 @@ const ROLLBACK_SCRIPT = [
   'fi',
 ].join('\n');
 
-/** argv for `etcdctl snapshot restore` or `etcdutl snapshot restore` for one member. */
+/** argv for `etcdctl snapshot restore` or `etcdutl snapshot restore` for one member (etcd/etcdctl.ts builds it). */
 export function restoreArgvFor(
   member: EtcdMember,
   opts: { snapshotPath: string; restoreDir: string; initialCluster: string; token: string; tool: RestoreTool; skipHashCheck: boolean },
 ): string[] {
-  const argv = [
-    opts.tool.binary, 'snapshot', 'restore', opts.snapshotPath,
-    `--name=${member.name}`,
-    `--initial-cluster=${opts.initialCluster}`,
-    `--initial-cluster-token=${opts.token}`,
-    `--initial-advertise-peer-urls=${member.peerUrl}`,
-    `--data-dir=${opts.restoreDir}`,
-  ];
-  if (opts.skipHashCheck) argv.push('--skip-hash-check');
-  if (opts.tool.binary === 'etcdutl' && opts.tool.bumpRevision) {
-    argv.push(`--bump-revision=${opts.tool.bumpRevision}`, '--mark-compacted');
-  }
-  return argv;
+  const spec = {
+    snapshot: opts.snapshotPath,
+    name: member.name,
+    initialCluster: opts.initialCluster,
+    initialClusterToken: opts.token,
+    initialAdvertisePeerUrls: member.peerUrl,
+    dataDir: opts.restoreDir,
+    skipHashCheck: opts.skipHashCheck,
+  };
+  // etcdctl and etcdutl take the same flags; only etcdutl (3.5.10+, probed) bumps the revision.
+  if (opts.tool.binary === 'etcdctl') return etcdctlSnapshotRestore(spec).argv;
+  return etcdutlSnapshotRestore({ ...spec, bumpRevision: opts.tool.bumpRevision || undefined }).argv;
 }
 
 /** Builds the plan; throws nothing — problems found here become warnings, preflight refuses. */
@@ -236,51 +226,7 @@ export function buildRestorePlan(input: PlanInput): RestorePlan {
     quiesce: input.quiesce,
     pdbs: input.pdbs,
     members: memberPlans,
-    steps: planSteps(input, memberPlans),
+    steps: planSteps({ workload: topology.workload, members: memberPlans, quiesce: input.quiesce, pdbs: input.pdbs, inPlace: input.inPlace }),
     warnings,
   };
-}
-
-/** The ordered steps; ids are stable so a journal can record which are done. */
-function planSteps(input: PlanInput, members: MemberPlan[]): PlanStep[] {
-  const steps: PlanStep[] = [];
-  const add = (id: string, title: string, mutates = true, member?: string) => steps.push({ id, title, mutates, member });
-  const sts = input.topology.workload.kind === 'StatefulSet';
-  add('journal', 'record replicas and PDBs in the restore journal');
-  for (const pdb of input.pdbs) add(`pdb-delete/${pdb.name}`, `delete PodDisruptionBudget "${pdb.name}" (saved in the journal)`);
-  for (const q of input.quiesce) add(`quiesce/${q.kind}/${q.name}`, `scale ${q.kind.toLowerCase()} "${q.name}" from ${q.replicas} to 0`);
-  // The utility pods start while etcd still runs (beside it on the same node and volume): an image
-  // that cannot be pulled or a pod that is refused stops the restore before etcd is touched.
-  for (const m of members) {
-    const name = m.member.name;
-    add(`utility/${name}`, `start utility pod "${m.utilityPod.metadata.name}" on node "${m.node}"`, true, name);
-  }
-  if (sts && !input.inPlace) add('etcd-stop', `scale statefulset "${input.topology.workload.name}" to 0 and wait until its pods are gone`);
-  for (const m of members) {
-    const name = m.member.name;
-    add(`copy/${name}`, `copy the snapshot to ${m.snapshotPath} and check its sha256`, true, name);
-    add(`restore/${name}`, `${m.restoreArgv.slice(0, 3).join(' ')} into ${m.restoreDir}`, true, name);
-    if (!input.inPlace) add(`swap/${name}`, `move ${m.member.dataDir}/member aside to ${m.asideDir} and the restored data in`, true, name);
-  }
-  if (input.inPlace) {
-    // In place, old etcd processes still run on the volumes: every member is restored first, and
-    // only then are all swapped together, right before their pods are deleted, so the time an old
-    // process runs on swapped data is a few seconds, not the length of the slowest copy.
-    add('restored', 'check that every member has its restored data, before any swap');
-    for (const m of members) add(`swap/${m.member.name}`, `move ${m.member.dataDir}/member aside to ${m.asideDir} and the restored data in`, true, m.member.name);
-  }
-  // In place, etcd still runs (or crash-loops) on the volumes: its pods are deleted right after
-  // the swap, all at once, so the old processes stop before they could cut a new WAL file or
-  // snapshot into the restored data; the StatefulSet starts them again on it. A rollout restart would replace one pod at a time and
-  // leave restored members beside old ones that reject them (another cluster ID).
-  if (sts && input.inPlace) add('etcd-recreate', `delete the pods of statefulset "${input.topology.workload.name}" at once so they start on the restored data`);
-  for (const m of members) add(`cleanup/${m.member.name}`, `delete utility pod "${m.utilityPod.metadata.name}"`, true, m.member.name);
-  if (sts && !input.inPlace) add('etcd-start', `scale statefulset "${input.topology.workload.name}" back to ${input.topology.workload.replicas ?? members.length}`);
-  if (!sts) add('etcd-roll', 'delete the etcd pods so they restart on the restored data');
-  add('wait-ready', 'wait until every etcd member is Ready');
-  add('verify', 'verify: all members healthy, one leader, member list as planned, revision and key count');
-  for (const q of input.quiesce) add(`unquiesce/${q.kind}/${q.name}`, `scale ${q.kind.toLowerCase()} "${q.name}" back to ${q.replicas}`);
-  for (const pdb of input.pdbs) add(`pdb-create/${pdb.name}`, `re-create PodDisruptionBudget "${pdb.name}"`);
-  add('finish', 'close the restore journal');
-  return steps;
 }

@@ -10,7 +10,8 @@
 import { ForbiddenError, PluginError } from '../errors.js';
 import type { AccessCheck, DeniedAccess } from '../kube/access.js';
 import { accessError } from '../kube/access.js';
-import type { EtcdMember, EtcdTopology } from '../etcd/topology.js';
+import { memberContainer, type EtcdMember, type EtcdTopology } from '../etcd/topology.js';
+import type { CommandResult, ContainerCommand } from '../kube/exec.js';
 import type { PdbRecord, QuiesceTarget, RestoreTool } from './plan.js';
 import { imageTagVersion, minorOf, type RestoreSnapshotFacts } from './snapshot.js';
 
@@ -22,8 +23,8 @@ export interface PreflightDeps {
   checkAccess(checks: AccessCheck[]): Promise<DeniedAccess[]>;
   /** Ready condition of a node; undefined when it cannot be read. */
   nodeReady(node: string): Promise<{ ready: boolean; reason?: string } | undefined>;
-  /** Runs argv in a member's etcd container; undefined when the pod is not running. */
-  execInMember(member: EtcdMember, argv: string[]): Promise<{ exitCode: number; stdout: string; stderr: string } | undefined>;
+  /** Runs argv in a container (here: a member's etcd container). */
+  run: ContainerCommand;
   /** Capacity in bytes of a member's data PVC, when it has one. */
   claimCapacity(member: EtcdMember): Promise<number | undefined>;
 }
@@ -102,7 +103,7 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
 
   // Ready members first; a running but not Ready member (lost quorum) can still answer an exec.
   const running = [...topology.members].sort((a, b) => Number(b.ready !== false) - Number(a.ready !== false));
-  const exec = (m: EtcdMember, argv: string[]) => deps.execInMember(m, argv).catch((e: unknown) => {
+  const exec = (m: EtcdMember, argv: string[]) => execInMember(deps, m, argv).catch((e: unknown) => {
     if (e instanceof ForbiddenError) throw e;
     return undefined;
   });
@@ -144,7 +145,7 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
   const need = spaceNeeded(snapshot.size);
   for (const m of topology.members) {
     const mount = m.dataVolume?.mountPath ?? m.dataDir;
-    const r = await deps.execInMember(m, ['df', '-Pk', mount]).catch(() => undefined);
+    const r = await execInMember(deps, m, ['df', '-Pk', mount]).catch(() => undefined);
     const avail = r && r.exitCode === 0 ? Number(r.stdout.trim().split('\n').pop()?.trim().split(/\s+/)[3]) * 1024 : NaN;
     if (Number.isFinite(avail)) {
       if (avail < need) refuse(`volume of member "${m.name}" (${mount}) has ${mib(avail)} free, the restore needs ${mib(need)}`, 'free space on the volume or grow the PVC');
@@ -253,4 +254,15 @@ export function quantityBytes(q: string | undefined): number | undefined {
   if (!m) return undefined;
   const mult: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15 };
   return Math.floor(Number(m[1]) * (m[2] ? mult[m[2]]! : 1));
+}
+
+/** Runs argv in a member's etcd container; undefined when its pod is not there to run it. */
+async function execInMember(deps: PreflightDeps, m: EtcdMember, argv: string[]): Promise<CommandResult | undefined> {
+  if (m.ready === undefined && !m.node) return undefined;
+  try {
+    return await deps.run(memberContainer(m), argv);
+  } catch (err) {
+    if (err instanceof ForbiddenError) throw err;
+    return undefined;
+  }
 }

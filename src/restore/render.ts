@@ -2,6 +2,7 @@
 import { formatBytes } from '../ui/bytes.js';
 import type { RestorePlan } from './plan.js';
 import type { StepTiming } from './runner.js';
+import { stepMember } from './steps.js';
 
 /** The plan as readable text: what, where, and every step in order. */
 export function renderPlan(plan: RestorePlan): string {
@@ -21,7 +22,7 @@ export function renderPlan(plan: RestorePlan): string {
     `  quiesce: ${plan.quiesce.length ? plan.quiesce.map((q) => `${q.kind.toLowerCase()}/${q.name} (${q.replicas} → 0, ${q.reason})`).join(', ') : 'nothing'}`,
     `  PodDisruptionBudgets lifted: ${plan.pdbs.length ? plan.pdbs.map((p) => p.name).join(', ') : 'none'}`,
     '  steps:',
-    ...plan.steps.map((st, i) => `    ${String(i + 1).padStart(2)}. ${st.title}${st.member ? ` [${st.member}]` : ''}`),
+    ...plan.steps.map((st, i) => `    ${String(i + 1).padStart(2)}. ${st.title}${stepMember(st) ? ` [${stepMember(st)}]` : ''}`),
   ];
   for (const w of plan.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n') + '\n';

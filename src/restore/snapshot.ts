@@ -14,10 +14,10 @@ import { hasTrailer } from '../etcd/snapshot/trailer.js';
 import { chooseMeta, readMeta } from '../etcd/snapshot/meta.js';
 import { PageFile } from '../etcd/snapshot/pages.js';
 import { computeStatus } from '../etcd/snapshot/status.js';
-import type { SnapshotFacts } from './plan.js';
+import type { PlannedSnapshot } from './plan.js';
 
 /** Snapshot facts for the plan, plus where its etcd version came from. */
-export interface RestoreSnapshotFacts extends SnapshotFacts {
+export interface RestoreSnapshotFacts extends PlannedSnapshot {
   /** Live keys (latest revision, not deleted): what `etcdctl get "" --prefix --count-only` shows after a restore. */
   liveKeys: number;
   /** "3.4", "3.5", or a full version from the backup's sidecar. */

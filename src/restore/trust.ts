@@ -19,7 +19,9 @@
  *     confirmation, as a fresh restore does.
  */
 import { PluginError } from '../errors.js';
-import type { JournalState, JournalStore } from './journal.js';
+import type { EtcdTopology } from '../etcd/topology.js';
+import { journalConfigMapName, type JournalState, type JournalStore } from './journal.js';
+import { TOOLS_CONTAINER } from './manifests.js';
 import { buildRestorePlan, type RestorePlan } from './plan.js';
 
 /** JSON with sorted keys, so two equal values compare equal whatever their key order. */
@@ -110,4 +112,23 @@ export function trustedJournalState(copies: Array<{ store: JournalStore; state?:
     }
   }
   return { state: local.state, clusterOnly: false };
+}
+
+/**
+ * A journal found only in the cluster may have been written by anyone allowed to edit ConfigMaps:
+ * the image it would run as etcd-tools (as root, on the member volumes) must be the etcd image the
+ * StatefulSet runs, as a fresh restore would choose it.
+ */
+export async function checkClusterOnlyToolsImage(plan: RestorePlan, templateImage: (topology: EtcdTopology) => Promise<string>): Promise<void> {
+  const tools = [...new Set(plan.members.flatMap((m) => m.utilityPod.spec.containers.filter((c) => c['name'] === TOOLS_CONTAINER).map((c) => String(c['image']))))];
+  if (!tools.length) return;
+  const topology: EtcdTopology = { namespace: plan.namespace, workload: plan.workload, members: plan.members.map((m) => m.member), image: plan.members[0]?.member.image ?? '' };
+  const running = await templateImage(topology).catch(() => undefined);
+  const other = tools.find((t) => t !== running);
+  if (running === undefined || other !== undefined) {
+    throw new PluginError(
+      `the restore journal found only in the cluster (configmap "${journalConfigMapName(plan.workload.name)}") would run image "${other ?? tools[0]}" as ${TOOLS_CONTAINER}, but ${running === undefined ? `the image of statefulset "${plan.workload.name}" cannot be read` : `statefulset "${plan.workload.name}" runs "${running}"`}`,
+      'nothing was run; resume or roll back from the machine that started the restore (its local journal is trusted), or check the ConfigMap',
+    );
+  }
 }

@@ -20,8 +20,3 @@ export function createLogger(sink: LogSink, verbosity = 0): Logger {
     },
   };
 }
-
-/** A logger that drops everything (for tests and library callers). */
-export function silentLogger(): Logger {
-  return { info: () => {}, warn: () => {}, debug: () => {} };
-}

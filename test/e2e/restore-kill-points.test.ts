@@ -11,7 +11,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildRestorePlan } from '../../src/restore/plan.js';
 import { teardown, type SimCluster } from '../sim/harness.js';
+import { restoreMember } from '../unit/restore-support.js';
 import {
   anthosAccess, etcdctl, keysOn, kubectlEtcd, lsInPod, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
 } from './restore-helpers.js';
@@ -27,13 +29,27 @@ const PDB = {
   spec: { minAvailable: 1, selector: { matchLabels: { component: 'kube-apiserver' } } },
 };
 
-/** Every step of the plan for this fixture, in order, per mode: the plans are checked against them below. */
-const BEFORE = ['journal', 'pdb-delete/kube-apiserver-pdb', 'quiesce/StatefulSet/kube-apiserver', 'quiesce/Deployment/gke-master-etcd-maintenance'];
-const MEMBER = ['utility/kube-etcd-0', 'copy/kube-etcd-0', 'restore/kube-etcd-0', 'swap/kube-etcd-0'];
-const AFTER = ['wait-ready', 'verify', 'unquiesce/StatefulSet/kube-apiserver', 'unquiesce/Deployment/gke-master-etcd-maintenance', 'pdb-create/kube-apiserver-pdb', 'finish'];
+/**
+ * Every step of the plan for this fixture, in order, per mode, from the planner itself (for the
+ * fixture's one member, quiesced workloads and PDB): a new kind of step is killed after without
+ * editing this file. The dry-run plans of the real cluster are checked against them below.
+ */
+function stepIdsOf(inPlace: boolean): string[] {
+  const plan = buildRestorePlan({
+    topology: { namespace: NS, workload: { kind: 'StatefulSet', name: 'kube-etcd', replicas: 1 }, members: [restoreMember(0, { namespace: NS })], image: 'etcd' },
+    snapshot: { path: 's.db', size: 1, sha256: '', revision: 1, totalKey: 1, hasTrailer: true },
+    quiesce: [
+      { kind: 'StatefulSet', name: 'kube-apiserver', replicas: 1, reason: 'detected' },
+      { kind: 'Deployment', name: 'gke-master-etcd-maintenance', replicas: 1, reason: 'flag' },
+    ],
+    pdbs: [{ name: PDB.metadata.name, manifest: PDB }],
+    utilityImage: 'etcd', tool: { binary: 'etcdctl' }, stamp: 'S', inPlace,
+  });
+  return plan.steps.map((st) => st.id);
+}
 const MODES = {
-  scaled: { flags: [] as string[], steps: [...BEFORE, MEMBER[0]!, 'etcd-stop', ...MEMBER.slice(1), 'cleanup/kube-etcd-0', 'etcd-start', ...AFTER] },
-  'in place': { flags: ['--in-place'], steps: [...BEFORE, ...MEMBER.slice(0, 3), 'restored', MEMBER[3]!, 'etcd-recreate', 'cleanup/kube-etcd-0', ...AFTER] },
+  scaled: { flags: [] as string[], steps: stepIdsOf(false) },
+  'in place': { flags: ['--in-place'], steps: stepIdsOf(true) },
 };
 type Mode = keyof typeof MODES;
 

@@ -10,7 +10,7 @@ import { execTransport } from '../../src/backup/exec-transport.js';
 import { localWriteError, PartialFile } from '../../src/backup/partial.js';
 import { writeSidecar, type BackupRecord } from '../../src/backup/record.js';
 import { InterruptedError } from '../../src/backup/signals.js';
-import { silentLogger } from '../../src/ui/log.js';
+import { silentLogger } from '../helpers/log.js';
 import type { EtcdMember } from '../../src/etcd/topology.js';
 
 const errno = (code: string) => Object.assign(new Error(`${code}: something low-level`), { code });

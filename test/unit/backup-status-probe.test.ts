@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ForbiddenError } from '../../src/errors.js';
-import { collectStatus, execStatusProbe, type MemberCommandRunner } from '../../src/etcd/status.js';
+import { collectStatus, execStatusProbe } from '../../src/etcd/status.js';
+import type { ContainerCommand } from '../../src/kube/exec.js';
 import type { EtcdMember } from '../../src/etcd/topology.js';
 
 const member = (pod: string): EtcdMember => ({
@@ -9,7 +10,7 @@ const member = (pod: string): EtcdMember => ({
 });
 
 /** A runner that fails every exec the way the kube seam does. */
-const failing = (err: Error): MemberCommandRunner => ({ run: async () => { throw err; } });
+const failing = (err: Error): ContainerCommand => async () => { throw err; };
 
 describe('execStatusProbe', () => {
   it('a missing exec permission rejects the whole status (it says nothing about the members)', async () => {

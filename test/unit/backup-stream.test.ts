@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup, type BackupDeps } from '../../src/backup/run.js';
 import { streamTransport } from '../../src/backup/stream-transport.js';
 import type { SnapshotTransport } from '../../src/backup/transport.js';
-import { silentLogger } from '../../src/ui/log.js';
+import { silentLogger } from '../helpers/log.js';
 import type { EtcdMember, EtcdTopology } from '../../src/etcd/topology.js';
 import { ensureCA, issueCert } from '../sim/pki.js';
 

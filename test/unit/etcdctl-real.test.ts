@@ -12,7 +12,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { confirmMembers, parseMemberList, readMember } from '../../src/etcd/discovery/index.js';
 import {
-  endpointHealth, endpointStatus, etcdctlSnapshotRestore, initialClusterOf, memberList, snapshotSave, snapshotStatus, targetOf,
+  endpointHealth, endpointStatus, etcdctlSnapshotRestore, initialClusterOf, memberList, snapshotSave, targetOf,
   type EtcdCommand,
 } from '../../src/etcd/etcdctl.js';
 import type { EtcdMember, EtcdTopology } from '../../src/etcd/topology.js';
@@ -142,7 +142,7 @@ describe('etcdctl builders against a real etcd cluster', () => {
     const file = join(dir, 'snap.db');
     await exec(snapshotSave(target, file));
     expect(statSync(file).size).toBeGreaterThan(0);
-    const facts = JSON.parse(await exec(snapshotStatus(file))) as { revision: number; totalKey: number };
+    const facts = JSON.parse(await exec({ argv: ['etcdctl', 'snapshot', 'status', file, '-w', 'json'], env: {} })) as { revision: number; totalKey: number };
     expect(facts.totalKey).toBeGreaterThan(0);
 
     await stop(original);

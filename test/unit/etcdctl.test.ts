@@ -2,9 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import {
   endpointHealth, endpointStatus, etcdctlSnapshotRestore, etcdutlSnapshotRestore, initialClusterOf, memberList,
-  shellCommand, snapshotSave, snapshotStatus, targetOf, withEnv,
+  snapshotSave, targetOf,
 } from '../../src/etcd/etcdctl.js';
-import { shellJoin, shellQuote, splitShellCommands } from '../../src/etcd/shell.js';
+import { shellQuote, splitShellCommands } from '../../src/etcd/shell.js';
 
 const member = {
   endpoint: 'https://127.0.0.1:2379',
@@ -24,7 +24,6 @@ const restoreFlags = [
 describe('etcdctl argv builders', () => {
   it.each([
     { case: 'snapshot save', cmd: snapshotSave(targetOf(member), '/tmp/s.db'), argv: ['etcdctl', ...conn, 'snapshot', 'save', '/tmp/s.db'], env: { ETCDCTL_API: '3' } },
-    { case: 'snapshot status', cmd: snapshotStatus('/tmp/s.db'), argv: ['etcdctl', 'snapshot', 'status', '/tmp/s.db', '-w', 'json'], env: { ETCDCTL_API: '3' } },
     { case: 'snapshot restore', cmd: etcdctlSnapshotRestore(restore), argv: ['etcdctl', 'snapshot', 'restore', '/tmp/snapshot.db', ...restoreFlags], env: { ETCDCTL_API: '3' } },
     { case: 'snapshot restore of a raw db', cmd: etcdctlSnapshotRestore({ ...restore, skipHashCheck: true }), argv: ['etcdctl', 'snapshot', 'restore', '/tmp/snapshot.db', ...restoreFlags, '--skip-hash-check'], env: { ETCDCTL_API: '3' } },
     { case: 'etcdutl restore with bumped revision', cmd: etcdutlSnapshotRestore({ ...restore, bumpRevision: 1000000000 }), argv: ['etcdutl', 'snapshot', 'restore', '/tmp/snapshot.db', ...restoreFlags, '--bump-revision=1000000000', '--mark-compacted'], env: {} },
@@ -41,10 +40,6 @@ describe('etcdctl argv builders', () => {
 
   it('initial cluster from members, in order', () => {
     expect(initialClusterOf([{ name: 'a', peerUrl: 'https://a:2380' }, { name: 'b', peerUrl: 'https://b:2380' }])).toBe('a=https://a:2380,b=https://b:2380');
-  });
-
-  it('withEnv prefixes env assignments through env(1)', () => {
-    expect(withEnv(snapshotStatus('/s.db'))).toEqual(['env', 'ETCDCTL_API=3', 'etcdctl', 'snapshot', 'status', '/s.db', '-w', 'json']);
   });
 });
 
@@ -68,12 +63,6 @@ describe('shell quoting, checked by a real /bin/sh', () => {
     expect(argsSeenByShell(`printf '%s\\0' ${shellQuote(arg)} ${shellQuote(arg)}`)).toEqual([arg, arg]);
   });
 
-  it('shellCommand keeps env values with spaces as assignments', () => {
-    const line = shellCommand({ argv: ['printf', '%s\\0', 'x y'], env: { ETCDCTL_API: '3', X: 'a b' } });
-    expect(line).toBe(`ETCDCTL_API=3 X='a b' printf '%s\\0' 'x y'`);
-    expect(argsSeenByShell(line)).toEqual(['x y']);
-    expect(shellJoin(['echo', "it's"])).toBe(`echo 'it'\\''s'`);
-  });
 });
 
 describe('splitShellCommands', () => {

@@ -15,7 +15,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { loadKubeConfig } from '../../src/kube/config.js';
 import { ExecFailedError, execCapture, execInPod } from '../../src/kube/exec.js';
 import { portForward } from '../../src/kube/portforward.js';
-import { copyFileIntoPod, copyFileOutOfPod, fileDigestInPod } from '../../src/kube/copy.js';
+import { copyFileIntoPod, copyFileOutOfPod } from '../../src/kube/copy.js';
 import { ForbiddenError, NotFoundError, formatError } from '../../src/errors.js';
 import { ensureCA, issueCert } from '../sim/pki.js';
 
@@ -238,19 +238,20 @@ describe('copy through the exec client (host processes behind the fake server)',
     await expect(run).rejects.toThrow(/expected one regular file, got directory/);
   });
 
-  it.each(['tar', 'cat', 'head'] as const)('copies a file in with %s and the digest in the pod matches', async (method) => {
+  it('copies a file in with head -c and the digest in the pod matches', async () => {
     const data = randomBytes(3 << 20);
-    const target = path.join(dir, `in-${method}.db`);
-    const r = await copyFileIntoPod(admin(), { namespace: 'ns1', pod: 'p', path: target, source: Readable.from([data]), size: data.length, mode: 0o600, method });
+    const target = path.join(dir, 'in-head.db');
+    const r = await copyFileIntoPod(admin(), { namespace: 'ns1', pod: 'p', path: target, source: Readable.from([data]), size: data.length, mode: 0o600 });
     expect(r).toEqual({ bytes: data.length, sha256: sha(data) });
     expect(fs.statSync(target).mode & 0o777).toBe(0o600);
-    expect(await fileDigestInPod(admin(), { namespace: 'ns1', pod: 'p', path: target })).toEqual({ sha256: sha(data), bytes: data.length });
+    const inPod = await execCapture(admin(), { namespace: 'ns1', pod: 'p', command: ['sha256sum', target] });
+    expect(inPod.stdout.split(/\s+/)[0]).toBe(sha(data));
   });
 
   it('fails with the command\'s stderr when the target directory is missing', async () => {
     const data = Buffer.from('x');
     const run = copyFileIntoPod(admin(), { namespace: 'ns1', pod: 'p', path: path.join(dir, 'no/such/dir/f'), source: Readable.from([data]), size: 1, mode: 0o600 });
-    await expect(run).rejects.toThrow(/copying into ".*f" in pod "ns1\/p" failed: tar exited with 2/);
+    await expect(run).rejects.toThrow(/copying into ".*f" in pod "ns1\/p" failed: sh exited with \d+: .*/);
   });
 });
 

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { EtcdMember } from '../../src/etcd/topology.js';
 import { ForbiddenError, NotFoundError, PluginError } from '../../src/errors.js';
 import type { KubeContext } from '../../src/kube/client.js';
-import { etcdRestoreVerifier, insideContainer, kubeRestoreCluster, nodeOfClaim } from '../../src/restore/cluster.js';
+import { insideContainer, kubeRestoreCluster, nodeOfClaim } from '../../src/restore/cluster.js';
+import { etcdRestoreVerifier } from '../../src/restore/verify.js';
 import { utilityPodManifest } from '../../src/restore/manifests.js';
 import { buildRestorePlan } from '../../src/restore/plan.js';
 
@@ -120,7 +121,7 @@ describe('etcdRestoreVerifier', () => {
 
   it('retries a failed exec (a member restarting) and reports it as a problem when it never answers', async () => {
     let calls = 0;
-    const runner = { run: async () => { calls += 1; throw new Error('container not found ("kube-etcd")'); } };
+    const runner = async () => { calls += 1; throw new Error('container not found ("kube-etcd")'); };
     const report = await etcdRestoreVerifier(runner, {}, 2500).verify(plan, { healthOnly: true });
     expect(report.ok).toBe(false);
     expect(report.problems.join(' ')).toMatch(/container not found/);
@@ -129,7 +130,7 @@ describe('etcdRestoreVerifier', () => {
 
   it('does not wait out a refusal: a Forbidden exec is thrown at once', async () => {
     let calls = 0;
-    const runner = { run: async () => { calls += 1; throw new ForbiddenError('pods "kube-etcd-0" is forbidden: cannot create pods/exec'); } };
+    const runner = async () => { calls += 1; throw new ForbiddenError('pods "kube-etcd-0" is forbidden: cannot create pods/exec'); };
     await expect(etcdRestoreVerifier(runner, {}, 60_000).verify(plan)).rejects.toThrow(/forbidden/);
     expect(calls).toBe(1);
   });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EtcdMember, EtcdTopology } from '../../src/etcd/topology.js';
 import { buildRestorePlan, type PlanInput } from '../../src/restore/plan.js';
+import { abortSteps } from '../../src/restore/steps.js';
 
 function anthosMember(n: number, extra: Partial<EtcdMember> = {}): EtcdMember {
   return {
@@ -161,5 +162,52 @@ describe('swap and rollback scripts', () => {
     run(m.swapArgv);
     run(m.chownArgv!);
     expect([statSync(rel('/var/lib/etcd/member/snap/db')).uid, statSync(rel('/var/lib/etcd/member/snap/db')).gid]).toEqual([4321, 4322]);
+  });
+});
+
+describe('the steps of a one-member restore, in order (the kill-point e2e kills after each)', () => {
+  const BEFORE = ['journal', 'pdb-delete/kube-apiserver-pdb', 'quiesce/StatefulSet/kube-apiserver', 'quiesce/Deployment/gke-master-etcd-maintenance'];
+  const MEMBER = ['utility/kube-etcd-0', 'copy/kube-etcd-0', 'restore/kube-etcd-0', 'swap/kube-etcd-0'];
+  const AFTER = ['wait-ready', 'verify', 'unquiesce/StatefulSet/kube-apiserver', 'unquiesce/Deployment/gke-master-etcd-maintenance', 'pdb-create/kube-apiserver-pdb', 'finish'];
+  it.each([
+    ['scaled', false, [...BEFORE, MEMBER[0]!, 'etcd-stop', ...MEMBER.slice(1), 'cleanup/kube-etcd-0', 'etcd-start', ...AFTER]],
+    ['in place', true, [...BEFORE, ...MEMBER.slice(0, 3), 'restored', MEMBER[3]!, 'etcd-recreate', 'cleanup/kube-etcd-0', ...AFTER]],
+  ])('%s', (_mode, inPlace, ids) => {
+    expect(buildRestorePlan(input([anthosMember(0)], { inPlace })).steps.map((s) => s.id)).toEqual(ids);
+  });
+
+  it('every step is typed by its kind and names what it works on', () => {
+    const steps = buildRestorePlan(input([anthosMember(0)])).steps;
+    expect(steps.find((s) => s.id === 'quiesce/Deployment/gke-master-etcd-maintenance')).toMatchObject({ kind: 'quiesce', workload: { kind: 'Deployment', name: 'gke-master-etcd-maintenance' } });
+    expect(steps.find((s) => s.id === 'swap/kube-etcd-0')).toMatchObject({ kind: 'swap', member: 'kube-etcd-0' });
+    expect(steps.find((s) => s.id === 'pdb-create/kube-apiserver-pdb')).toMatchObject({ kind: 'pdb-create', pdb: 'kube-apiserver-pdb' });
+  });
+});
+
+describe('abortSteps: a roll-back derived from the plan and the steps done', () => {
+  const plan = buildRestorePlan(input([0, 1].map((n) => anthosMember(n))));
+  it.each([
+    ['nothing done: no member is visited, nothing to scale down', [], [
+      'cleanup/kube-etcd-0', 'cleanup/kube-etcd-1', 'etcd-start', 'wait-ready', 'health',
+      'unquiesce/StatefulSet/kube-apiserver', 'unquiesce/Deployment/gke-master-etcd-maintenance', 'pdb-create/kube-apiserver-pdb',
+    ]],
+    ['member 0 restored: etcd stops first, member 0 rolls back, member 1 only loses its pod', ['utility/kube-etcd-0', 'etcd-stop', 'copy/kube-etcd-0', 'restore/kube-etcd-0'], [
+      'etcd-stop', 'rollback/kube-etcd-0', 'cleanup/kube-etcd-1', 'etcd-start', 'wait-ready', 'health',
+      'unquiesce/StatefulSet/kube-apiserver', 'unquiesce/Deployment/gke-master-etcd-maintenance', 'pdb-create/kube-apiserver-pdb',
+    ]],
+  ])('%s', (_case, done, ids) => {
+    expect(abortSteps(plan, done).map((s) => s.id)).toEqual(ids);
+  });
+
+  it('in place, a swapped member makes the roll-back delete the etcd pods at once, and nothing is scaled', () => {
+    const p = buildRestorePlan(input([anthosMember(0)], { inPlace: true }));
+    const ids = abortSteps(p, ['utility/kube-etcd-0', 'copy/kube-etcd-0', 'restore/kube-etcd-0']).map((s) => s.id);
+    expect(ids.slice(0, 2)).toEqual(['rollback/kube-etcd-0', 'etcd-recreate']);
+    expect(ids).not.toContain('etcd-stop');
+    expect(ids).not.toContain('etcd-start');
+  });
+
+  it('un-quiesces without waiting (the health of etcd was checked before)', () => {
+    expect(abortSteps(plan, []).filter((s) => s.kind === 'unquiesce').every((s) => s.kind === 'unquiesce' && !s.wait)).toBe(true);
   });
 });

@@ -23,7 +23,7 @@ function journal(workload = 'kube-etcd', etcdToolsImage?: string): JournalState 
   });
   const done = plan.steps.map((s) => s.id).filter((id) => !['verify', 'finish'].includes(id));
   return JSON.parse(JSON.stringify({
-    version: 1, stamp: 'S', namespace: 'uc1', workload, snapshot: { path: 's.db', sha256: 'abc', revision: 5, totalKey: 5 },
+    version: 2, stamp: 'S', namespace: 'uc1', workload, snapshot: { path: 's.db', sha256: 'abc', revision: 5, totalKey: 5 },
     etcdReplicas: 1, quiesce: [], pdbs: [], done, phase: 'running', plan, startedAt: '', updatedAt: '2026-01-01T00:00:00Z',
   })) as JournalState;
 }
@@ -46,10 +46,10 @@ function setup(opts: { readFails?: Error; answer?: string; templateImage?: strin
     templateImage: async () => opts.templateImage ?? 'etcd:3.4',
     configMaps,
     cluster: () => ({
-      getReplicas: async () => 0, scale: rec('scale'), rolloutRestart: rec('roll'), createPodAndWait: rec('create-pod'),
+      getReplicas: async () => 0, scale: rec('scale'), createPodAndWait: rec('create-pod'),
       deletePodAndWait: rec('delete-pod'), waitPodsReady: rec('ready'), deletePdb: rec('delete-pdb'), createPdb: rec('create-pdb'),
     }),
-    pods: () => ({ exec: async () => { calls.push('exec'); return { exitCode: 0, stdout: '', stderr: '' }; }, copyIn: rec('copy') }),
+    pods: () => ({ run: async () => { calls.push('exec'); return { exitCode: 0, stdout: '', stderr: '' }; }, copyIn: rec('copy') }),
     verifier: () => ({ verify: async () => { calls.push('verify'); return { ok: true, problems: [], summary: {} }; } }),
     openSnapshot: () => () => Readable.from([]),
     ask: async () => opts.answer,

@@ -37,7 +37,6 @@ function harness(failOn?: string) {
   const cluster: RestoreCluster = {
     getReplicas: async () => replicas,
     scale: async (kind, name, n) => { calls.push(`scale ${kind}/${name}=${n}`); if (name === 'kube-etcd') replicas = n; },
-    rolloutRestart: async (kind, name) => { calls.push(`roll ${kind}/${name}`); },
     createPodAndWait: async (m) => { calls.push(`create ${m.metadata.name}`); },
     deletePodAndWait: async (name) => { calls.push(`delete ${name}`); },
     recreatePods: async (names) => { calls.push(`recreate ${names.join(',')}`); },
@@ -49,14 +48,14 @@ function harness(failOn?: string) {
   const deps: RunnerDeps = {
     cluster,
     pods: {
-      exec: async (pod, _c, argv) => {
+      run: async ({ pod }, argv) => {
         const key = `${pod} ${argv[0]} ${argv[1] ?? ''}`.trim();
         if (failOn && key.startsWith(failOn) && !failed) { failed = true; throw new Error('killed'); }
         calls.push(`exec ${key}`);
         if (argv[0] === 'sha256sum') return { exitCode: copied.has(pod) ? 0 : 1, stdout: copied.has(pod) ? 'abc  x\n' : '', stderr: '' };
         return { exitCode: 0, stdout: '', stderr: '' };
       },
-      copyIn: async (pod) => { calls.push(`copy ${pod}`); copied.add(pod); },
+      copyIn: async ({ pod }) => { calls.push(`copy ${pod}`); copied.add(pod); },
     },
     verifier: { verify: async () => ({ ok: true, problems: [], summary: {} }) },
     journal: new Journal([store], () => new Date()),
@@ -65,7 +64,7 @@ function harness(failOn?: string) {
     now: () => 0,
   };
   const state: JournalState = {
-    version: 1, stamp: 'S', namespace: 'uc1', workload: 'kube-etcd', snapshot: { path: 's.db', sha256: 'abc', revision: 5, totalKey: 5 },
+    version: 2, stamp: 'S', namespace: 'uc1', workload: 'kube-etcd', snapshot: { path: 's.db', sha256: 'abc', revision: 5, totalKey: 5 },
     etcdReplicas: 2, quiesce: plan.quiesce, pdbs: plan.pdbs, done: [], phase: 'running', plan, startedAt: '', updatedAt: '',
   };
   return { calls, deps, state, store, setReplicas: (n: number) => { replicas = n; } };
@@ -125,9 +124,9 @@ describe('abortRestore', () => {
 describe('failures', () => {
   it('names every member that failed, not only the first (E5)', async () => {
     const h = harness();
-    const exec = h.deps.pods.exec;
-    h.deps.pods.exec = async (pod, c, argv) =>
-      argv[0] === 'etcdctl' ? { exitCode: 2, stdout: '', stderr: `disk of ${pod} is full\n` } : exec(pod, c, argv);
+    const run = h.deps.pods.run;
+    h.deps.pods.run = async (t, argv) =>
+      argv[0] === 'etcdctl' ? { exitCode: 2, stdout: '', stderr: `disk of ${t.pod} is full\n` } : run(t, argv);
     const err = await runRestorePlan(plan, h.state, h.deps).then(() => undefined, (e: unknown) => e as Error & { hint?: string });
     expect(err?.message).toBe(
       '2 members failed: etcdctl snapshot restore failed in pod "etcd-utility-0" (exit code 2): disk of etcd-utility-0 is full; ' +

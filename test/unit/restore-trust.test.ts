@@ -20,7 +20,7 @@ function journal(): JournalState {
   plan.warnings.unshift('a preflight warning the command adds');
   // As stored: through JSON, as the ConfigMap and the file hold it.
   return JSON.parse(JSON.stringify({
-    version: 1, stamp: 'S', namespace: 'uc1', workload: 'kube-etcd', snapshot: { path: 's.db', sha256: 'abc', revision: 5, totalKey: 5 },
+    version: 2, stamp: 'S', namespace: 'uc1', workload: 'kube-etcd', snapshot: { path: 's.db', sha256: 'abc', revision: 5, totalKey: 5 },
     etcdReplicas: 2, quiesce: plan.quiesce, pdbs: plan.pdbs, done: ['journal', 'pdb-delete/pdb'], phase: 'running', plan, startedAt: '', updatedAt: '2026-01-01T00:00:00Z',
   })) as JournalState;
 }
@@ -38,7 +38,7 @@ const edits: Array<[string, Edit]> = [
   ['a utility pod command', (s) => { s.plan.members[0]!.utilityPod.spec.containers[0]!['command'] = ['sh', '-c', 'evil']; }],
   ['one member\'s utility image', (s) => { s.plan.members[1]!.utilityPod.spec.containers[0]!['image'] = 'evil:1'; }],
   ['a utility pod volume', (s) => { (s.plan.members[0]!.utilityPod.spec['volumes'] as unknown[]).push({ name: 'root', hostPath: { path: '/' } }); }],
-  ['a step', (s) => { s.plan.steps.splice(3, 0, { id: 'utility/kube-etcd-0', title: 'again', mutates: true }); }],
+  ['a step', (s) => { s.plan.steps.splice(3, 0, { kind: 'utility', member: 'kube-etcd-0', id: 'utility/kube-etcd-0', title: 'again', mutates: true }); }],
   ['the quiesced replicas outside the plan', (s) => { s.quiesce[0]!.replicas = 50; }],
   ['a PDB manifest outside the plan', (s) => { s.pdbs[0]!.manifest = { kind: 'Pod' }; }],
   ['a done step that is not in the plan', (s) => { s.done.push('rm-rf/everything'); }],

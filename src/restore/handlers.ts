@@ -1,0 +1,157 @@
+/**
+ * One handler per kind of restore step (steps.ts). A handler gets its step, typed by kind, and
+ * the run's context; every handler is idempotent, so running it again after a crash is safe.
+ * Adding a kind of step means one union member in steps.ts and one entry here: the table's type
+ * makes a missing handler a compile error.
+ */
+import { PluginError, VerificationError } from '../errors.js';
+import type { JournalState } from './journal.js';
+import type { MemberPlan, RestorePlan } from './plan.js';
+import type { RunnerDeps } from './runner.js';
+import type { PlanStep, StepKind, StepOf } from './steps.js';
+
+/** What a handler works with: the plan, the journal state, the collaborators. */
+export interface StepContext {
+  plan: RestorePlan;
+  state: JournalState;
+  deps: RunnerDeps;
+  /** Set by a `health` step: the members' health after a roll-back. */
+  health?: { ok: boolean; problems: string[] };
+}
+
+type Handler<K extends StepKind> = (ctx: StepContext, step: StepOf<K>) => Promise<void>;
+
+/** Every kind's handler. */
+export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
+  journal: async () => undefined,
+  'pdb-delete': (ctx, s) => ctx.deps.cluster.deletePdb(s.pdb),
+  quiesce: (ctx, s) => ctx.deps.cluster.scale(s.workload.kind, s.workload.name, 0, true),
+  'etcd-stop': (ctx) => ctx.deps.cluster.scale('StatefulSet', ctx.plan.workload.name, 0, true),
+  utility: (ctx, s) => ctx.deps.cluster.createPodAndWait(memberOf(ctx.plan, s.member).utilityPod),
+  copy: (ctx, s) => copySnapshot(ctx, memberOf(ctx.plan, s.member)),
+  async restore(ctx, s) {
+    const m = memberOf(ctx.plan, s.member);
+    // The restore dir is ours alone (a fresh, stamped name): clearing a half-written one is safe.
+    await mustRun(ctx, m, m.shellContainer, ['rm', '-rf', m.restoreDir], 'clearing the restore directory');
+    await mustRun(ctx, m, m.toolContainer, m.restoreArgv, `${m.restoreArgv[0]} snapshot restore`);
+  },
+  async restored(ctx) {
+    const pending = ctx.plan.members.filter((m) => !ctx.state.done.includes(`swap/${m.member.name}`));
+    await settleAll(pending.map((m) =>
+      mustRun(ctx, m, m.shellContainer, ['test', '-d', `${m.restoreDir}/member`], `finding the restored data of member "${m.member.name}"`)));
+  },
+  async swap(ctx, s) {
+    const m = memberOf(ctx.plan, s.member);
+    await mustRun(ctx, m, m.shellContainer, m.swapArgv, 'moving the restored data in place');
+    if (m.chownArgv) await mustRun(ctx, m, m.shellContainer, m.chownArgv, 'handing the data to the etcd user');
+    await mustRun(ctx, m, m.shellContainer, ['rm', '-f', m.snapshotPath], 'removing the snapshot copy');
+    await mustRun(ctx, m, m.shellContainer, ['sync'], 'sync');
+  },
+  'etcd-recreate': (ctx) => ctx.deps.cluster.recreatePods(ctx.plan.members.map((m) => m.member.pod)),
+  cleanup: (ctx, s) => ctx.deps.cluster.deletePodAndWait(memberOf(ctx.plan, s.member).utilityPod.metadata.name),
+  'etcd-start': (ctx) => ctx.deps.cluster.scale('StatefulSet', ctx.plan.workload.name, ctx.state.etcdReplicas, false),
+  'wait-ready': (ctx) => ctx.deps.cluster.waitPodsReady(ctx.plan.members.map((m) => m.member.pod)),
+  async verify(ctx) {
+    const report = await ctx.deps.verifier.verify(ctx.plan);
+    if (!report.ok) {
+      throw new VerificationError(
+        `the restored cluster did not pass verification: ${report.problems.join('; ')}`,
+        'inspect with `kubectl etcd status`, then `kubectl etcd restore --resume` to verify again or `--abort` to roll back',
+      );
+    }
+    ctx.deps.log.info(`verified: ${JSON.stringify(report.summary)}`);
+  },
+  async unquiesce(ctx, s) {
+    const { kind, name } = s.workload;
+    const target = ctx.state.quiesce.find((q) => q.kind === kind && q.name === name);
+    if (!target) {
+      throw new PluginError(
+        `the restore journal has no replica count for ${kind.toLowerCase()} "${name}"`,
+        `scale it back by hand (kubectl scale ${kind.toLowerCase()} ${name} -n ${ctx.plan.namespace} --replicas=N), then run \`kubectl etcd restore --resume\``,
+      );
+    }
+    await ctx.deps.cluster.scale(kind, name, target.replicas, s.wait);
+  },
+  async 'pdb-create'(ctx, s) {
+    const pdb = ctx.state.pdbs.find((p) => p.name === s.pdb);
+    if (pdb) await ctx.deps.cluster.createPdb(pdb.manifest);
+  },
+  finish: async () => undefined,
+  async rollback(ctx, s) {
+    const m = memberOf(ctx.plan, s.member);
+    await ctx.deps.cluster.createPodAndWait(m.utilityPod);
+    await mustRun(ctx, m, m.shellContainer, m.rollbackArgv, 'moving the old data back');
+    await mustRun(ctx, m, m.shellContainer, ['rm', '-rf', m.restoreDir, m.snapshotPath], 'removing restore leftovers');
+    await mustRun(ctx, m, m.shellContainer, ['sync'], 'sync');
+    await ctx.deps.cluster.deletePodAndWait(m.utilityPod.metadata.name);
+  },
+  async health(ctx) {
+    // Reported, not thrown: the roll-back is done, and the old data may be why a restore began.
+    const report = await ctx.deps.verifier.verify(ctx.plan, { healthOnly: true });
+    ctx.health = { ok: report.ok, problems: report.problems };
+  },
+};
+
+/** Runs one step through its kind's handler. */
+export function runStep(ctx: StepContext, step: PlanStep): Promise<void> {
+  const handler = STEP_HANDLERS[step.kind] as Handler<StepKind> | undefined;
+  if (!handler) throw new PluginError(`unknown restore step "${step.id}"`, 'the journal was written by another version; run --abort with that version');
+  return handler(ctx, step);
+}
+
+function memberOf(plan: RestorePlan, name: string): MemberPlan {
+  const m = plan.members.find((x) => x.member.name === name);
+  if (!m) throw new PluginError(`member "${name}" is not in the restore plan`);
+  return m;
+}
+
+/** Runs argv in the member's utility pod; a non-zero exit is a failure naming what was being done. */
+async function mustRun(ctx: StepContext, m: MemberPlan, container: string, argv: string[], what: string): Promise<string> {
+  const pod = m.utilityPod.metadata.name;
+  const r = await ctx.deps.pods.run({ namespace: ctx.plan.namespace, pod, container }, argv);
+  if (r.exitCode !== 0) {
+    const detail = (r.stderr || r.stdout).trim().split('\n').pop() ?? '';
+    throw new PluginError(`${what} failed in pod "${pod}" (exit code ${r.exitCode}): ${detail}`, 'fix the cause and run `kubectl etcd restore --resume`, or `--abort` to roll back');
+  }
+  return r.stdout;
+}
+
+/** Copies the snapshot onto the member's volume unless an identical copy is already there. */
+async function copySnapshot(ctx: StepContext, m: MemberPlan): Promise<void> {
+  const { plan, deps } = ctx;
+  const target = { namespace: plan.namespace, pod: m.utilityPod.metadata.name, container: m.shellContainer };
+  const sha = async () => {
+    const r = await deps.pods.run(target, ['sha256sum', m.snapshotPath]);
+    return r.exitCode === 0 ? r.stdout.trim().split(/\s+/)[0] : undefined;
+  };
+  if ((await sha()) === plan.snapshot.sha256) return;
+  await deps.pods.copyIn(target, m.snapshotPath, deps.openSnapshot, plan.snapshot.size);
+  const got = await sha();
+  if (got !== plan.snapshot.sha256) {
+    throw new VerificationError(
+      `the snapshot copied into pod "${target.pod}" has sha256 ${got ?? 'unknown'}, expected ${plan.snapshot.sha256}`,
+      'check the volume for errors and run `kubectl etcd restore --resume`',
+    );
+  }
+}
+
+/** Waits for every member's work, then throws all failures together. */
+export async function settleAll(work: Array<Promise<unknown>>): Promise<void> {
+  const failed = (await Promise.allSettled(work)).filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+  if (failed.length) throw memberFailures(failed);
+}
+
+/**
+ * One failure as it is; several as one error that names each (exit code of the first). Members
+ * stopped by one shared cause (etcd scaled back up) give the same message: it is reported once.
+ */
+function memberFailures(errors: unknown[]): unknown {
+  const messages = [...new Set(errors.map((e) => (e instanceof Error ? e.message : String(e)).split('\n')[0]))];
+  if (messages.length === 1) return errors[0];
+  const first = errors[0];
+  const text = messages.join('; ');
+  const hint = first instanceof PluginError ? first.hint : 'fix the causes and run `kubectl etcd restore --resume`, or `--abort` to roll back';
+  return first instanceof VerificationError
+    ? new VerificationError(`${errors.length} members failed: ${text}`, hint)
+    : new PluginError(`${errors.length} members failed: ${text}`, hint);
+}

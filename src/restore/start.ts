@@ -1,0 +1,93 @@
+/**
+ * A fresh restore: read the snapshot, discover the cluster, find what to quiesce, run the
+ * preflight, build and print the plan, ask, take a safety backup, open the journal and run.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UsageError } from '../errors.js';
+import type { EtcdTopology } from '../etcd/topology.js';
+import { formatRecord } from '../ui/format.js';
+import { compactUtc } from '../ui/time.js';
+import type { RestoreDeps, RestoreOptions } from './command.js';
+import { executePlan } from './execute.js';
+import { openJournal, pendingWorkloads, refuseIfJournal } from './journal-find.js';
+import { JOURNAL_VERSION, type JournalState } from './journal.js';
+import { buildRestorePlan, type RestorePlan } from './plan.js';
+import { preflight } from './preflight.js';
+import { confirmWorkload } from './prompt.js';
+import { findQuiesceTargets } from './quiesce.js';
+import { planRecord, renderPlan } from './render.js';
+import { loadRestoreSnapshot } from './snapshot.js';
+
+/** Plans (and with --dry-run only prints) a restore, then runs it to its verified end. */
+export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Promise<void> {
+  const places = { stateDir: opts.stateDir, configMaps: deps.configMaps, now: deps.now };
+  const snapshot = await loadRestoreSnapshot(opts.snapshot!);
+  // A restore in progress may have scaled etcd to 0, so look for its journal before discovery.
+  for (const pending of await pendingWorkloads(places, opts.namespace)) {
+    if (!opts.statefulSet || opts.statefulSet === pending) await refuseIfJournal(openJournal(places, opts.namespace, pending));
+  }
+  const topology = await deps.discover(opts.namespace, opts.statefulSet);
+  if (topology.workload.kind !== 'StatefulSet') {
+    throw new UsageError(`etcd in namespace "${topology.namespace}" runs as bare or static pods ("${topology.workload.name}"); restore handles StatefulSets only`, 'follow the static-pod runbook, or pass --statefulset');
+  }
+  const journal = openJournal(places, topology.namespace, topology.workload.name);
+  await refuseIfJournal(journal);
+  await deps.resolveNodes(topology);
+  const etcdImage = await deps.templateImage(topology);
+  const { quiesce, pdbs } = findQuiesceTargets(topology, await deps.listWorkloads(topology.namespace), opts.quiesce);
+  const checked = await preflight({ topology, etcdImage, utilityImage: opts.utilityImage, snapshot, quiesce, pdbs, force: opts.force }, deps.preflight);
+  const stamp = compactUtc(deps.now());
+  const plan = buildRestorePlan({
+    topology, snapshot, quiesce, pdbs, utilityImage: checked.utilityImage, etcdToolsImage: checked.etcdToolsImage, tool: checked.tool, stamp, inPlace: opts.inPlace,
+  });
+  plan.warnings.unshift(...checked.warnings);
+  if (!plan.tool.bumpRevision && quiesce.length) {
+    plan.warnings = plan.warnings.map((w) => (w.includes('restart every kube-apiserver') ? `${w} (the quiesced ${quiesce.map((q) => q.name).join(', ')} restart anyway)` : w));
+  }
+
+  if (opts.dryRun) {
+    deps.stdout.write(opts.output ? formatRecord(planRecord(plan), opts.output) : renderPlan(plan));
+    deps.log.info('dry run: nothing was changed');
+    return;
+  }
+  deps.stderr.write(renderPlan(plan));
+  await confirmWorkload(opts, deps.ask, topology.workload.name);
+
+  const safety = opts.safetyBackup ? await takeSafetyBackup(opts, deps, topology) : undefined;
+  const state = initialState(plan, deps.now());
+  await journal.save(state);
+  deps.log.info(`restore journal: ${journal.describe()}`);
+  await executePlan(plan, state, journal, opts, deps, safety);
+}
+
+/** Backs the current cluster up into the state dir; undefined when it does not answer. */
+async function takeSafetyBackup(opts: RestoreOptions, deps: RestoreDeps, topology: EtcdTopology): Promise<string | undefined> {
+  deps.log.info('taking a safety backup of the current cluster (skip with --no-safety-backup)');
+  const dir = join(opts.stateDir, 'safety-backups');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const safety = await deps.safetyBackup(topology, dir);
+  if (safety) deps.log.info(`safety backup: ${safety}`);
+  else deps.log.warn('the current cluster does not answer; no safety backup taken');
+  return safety;
+}
+
+/** The journal of a restore about to start: nothing done yet, and what must be put back. */
+function initialState(plan: RestorePlan, now: Date): JournalState {
+  const s = plan.snapshot;
+  return {
+    version: JOURNAL_VERSION,
+    stamp: plan.stamp,
+    namespace: plan.namespace,
+    workload: plan.workload.name,
+    snapshot: { path: s.path, sha256: s.sha256, revision: s.revision, totalKey: s.totalKey },
+    etcdReplicas: plan.replicas,
+    quiesce: plan.quiesce,
+    pdbs: plan.pdbs,
+    done: [],
+    phase: 'running',
+    plan,
+    startedAt: now.toISOString(),
+    updatedAt: '',
+  };
+}

@@ -1,0 +1,150 @@
+/**
+ * The steps of a restore as typed values: each kind carries what its handler needs (handlers.ts
+ * holds one handler per kind). The restore's own steps come from the plan (`planSteps`), in
+ * order, with stable ids the journal records; a roll-back's steps (`abortSteps`) are derived from
+ * the same list and from which of its steps the journal says are done.
+ */
+import type { MemberPlan, PdbRecord, QuiesceTarget, RestorePlan } from './plan.js';
+
+/** Workload kinds the restore scales. */
+export type WorkloadKind = 'StatefulSet' | 'Deployment';
+
+/** A workload the restore scales, by kind and name (in the plan's namespace). */
+export interface WorkloadRef {
+  kind: WorkloadKind;
+  name: string;
+}
+
+/** What every step has: a stable id (journal), a title (progress, plan) and whether it changes anything. */
+interface StepBase {
+  id: string;
+  title: string;
+  mutates: boolean;
+}
+
+/** One step; `kind` picks its handler. Per-member kinds name their member. */
+export type PlanStep = StepBase & (
+  | { kind: 'journal' }
+  | { kind: 'pdb-delete'; pdb: string }
+  | { kind: 'quiesce'; workload: WorkloadRef }
+  | { kind: 'utility'; member: string }
+  | { kind: 'etcd-stop' }
+  | { kind: 'copy'; member: string }
+  | { kind: 'restore'; member: string }
+  | { kind: 'restored' }
+  | { kind: 'swap'; member: string }
+  | { kind: 'etcd-recreate' }
+  | { kind: 'cleanup'; member: string }
+  | { kind: 'etcd-start' }
+  | { kind: 'wait-ready' }
+  | { kind: 'verify' }
+  /** wait: until the workload has its pods Ready again (a roll-back does not wait). */
+  | { kind: 'unquiesce'; workload: WorkloadRef; wait: boolean }
+  | { kind: 'pdb-create'; pdb: string }
+  | { kind: 'finish' }
+  // A roll-back's own kinds.
+  | { kind: 'rollback'; member: string }
+  | { kind: 'health' }
+);
+
+/** The kinds of step. */
+export type StepKind = PlanStep['kind'];
+
+/** The step of one kind. */
+export type StepOf<K extends StepKind> = Extract<PlanStep, { kind: K }>;
+
+/** The member a per-member step works on; undefined for whole-cluster steps. */
+export function stepMember(step: PlanStep): string | undefined {
+  return 'member' in step ? step.member : undefined;
+}
+
+/** What the steps are built from: the plan's workload, members and what it quiesces and lifts. */
+export interface StepInput {
+  workload: RestorePlan['workload'];
+  members: MemberPlan[];
+  quiesce: QuiesceTarget[];
+  pdbs: PdbRecord[];
+  inPlace: boolean;
+}
+
+/** Builds a step of one kind; the id joins the kind and what it names, so it is stable across runs. */
+function step<K extends StepKind>(kind: K, title: string, fields: Omit<StepOf<K>, keyof StepBase | 'kind'>, mutates = true): StepOf<K> {
+  const f = fields as { member?: string; pdb?: string; workload?: WorkloadRef };
+  const arg = f.member ?? f.pdb ?? (f.workload ? `${f.workload.kind}/${f.workload.name}` : undefined);
+  return { kind, id: arg === undefined ? kind : `${kind}/${arg}`, title, mutates, ...fields } as StepOf<K>;
+}
+
+const swapTitle = (m: MemberPlan) => `move ${m.member.dataDir}/member aside to ${m.asideDir} and the restored data in`;
+
+/** The ordered steps of a restore; ids are stable so a journal can record which are done. */
+export function planSteps(input: StepInput): PlanStep[] {
+  const { members, workload } = input;
+  const sts = workload.kind === 'StatefulSet';
+  const scaled = sts && !input.inPlace;
+  const steps: PlanStep[] = [step('journal', 'record replicas and PDBs in the restore journal', {})];
+  for (const pdb of input.pdbs) steps.push(step('pdb-delete', `delete PodDisruptionBudget "${pdb.name}" (saved in the journal)`, { pdb: pdb.name }));
+  for (const q of input.quiesce) steps.push(step('quiesce', `scale ${q.kind.toLowerCase()} "${q.name}" from ${q.replicas} to 0`, { workload: { kind: q.kind, name: q.name } }));
+  // The utility pods start while etcd still runs (beside it on the same node and volume): an image
+  // that cannot be pulled or a pod that is refused stops the restore before etcd is touched.
+  for (const m of members) steps.push(step('utility', `start utility pod "${m.utilityPod.metadata.name}" on node "${m.node}"`, { member: m.member.name }));
+  if (scaled) steps.push(step('etcd-stop', `scale statefulset "${workload.name}" to 0 and wait until its pods are gone`, {}));
+  for (const m of members) {
+    const member = m.member.name;
+    steps.push(step('copy', `copy the snapshot to ${m.snapshotPath} and check its sha256`, { member }));
+    steps.push(step('restore', `${m.restoreArgv.slice(0, 3).join(' ')} into ${m.restoreDir}`, { member }));
+    if (!input.inPlace) steps.push(step('swap', swapTitle(m), { member }));
+  }
+  if (input.inPlace) {
+    // In place, old etcd processes still run on the volumes: every member is restored first, and
+    // only then are all swapped together, right before their pods are deleted, so the time an old
+    // process runs on swapped data is a few seconds, not the length of the slowest copy.
+    steps.push(step('restored', 'check that every member has its restored data, before any swap', {}));
+    for (const m of members) steps.push(step('swap', swapTitle(m), { member: m.member.name }));
+  }
+  // In place, etcd still runs (or crash-loops) on the volumes: its pods are deleted right after
+  // the swap, all at once, so the old processes stop before they could cut a new WAL file or
+  // snapshot into the restored data; the StatefulSet starts them again on it. A rollout restart
+  // would replace one pod at a time and leave restored members beside old ones that reject them
+  // (another cluster ID).
+  if (sts && input.inPlace) steps.push(step('etcd-recreate', `delete the pods of statefulset "${workload.name}" at once so they start on the restored data`, {}));
+  for (const m of members) steps.push(step('cleanup', `delete utility pod "${m.utilityPod.metadata.name}"`, { member: m.member.name }));
+  if (scaled) steps.push(step('etcd-start', `scale statefulset "${workload.name}" back to ${workload.replicas ?? members.length}`, {}));
+  steps.push(step('wait-ready', 'wait until every etcd member is Ready', {}));
+  steps.push(step('verify', 'verify: all members healthy, one leader, member list as planned, revision and key count', {}));
+  for (const q of input.quiesce) steps.push(step('unquiesce', `scale ${q.kind.toLowerCase()} "${q.name}" back to ${q.replicas}`, { workload: { kind: q.kind, name: q.name }, wait: true }));
+  for (const pdb of input.pdbs) steps.push(step('pdb-create', `re-create PodDisruptionBudget "${pdb.name}"`, { pdb: pdb.name }));
+  steps.push(step('finish', 'close the restore journal', {}));
+  return steps;
+}
+
+/**
+ * The steps that roll a restore back, from its plan and the ids the journal records as done:
+ * every member whose utility pod ran gets its pre-restore data back and loses the restore's files
+ * (a snapshot copy holds every Secret); etcd comes back and its health is checked before the
+ * quiesced workloads and the PDBs return. Each is idempotent, so a second --abort runs them all again.
+ */
+export function abortSteps(plan: RestorePlan, done: readonly string[]): PlanStep[] {
+  const did = (kind: StepKind, member: string) => done.includes(`${kind}/${member}`);
+  const sts = plan.workload.kind === 'StatefulSet';
+  const scaled = sts && !plan.inPlace;
+  // Data can have moved once a member's restore finished: the swap comes next.
+  const mayBeSwapped = plan.members.some((m) => did('restore', m.member.name));
+  const name = plan.workload.name;
+  const steps: PlanStep[] = [];
+  if (scaled && mayBeSwapped) steps.push(step('etcd-stop', `scale statefulset "${name}" to 0 to put the old data back`, {}));
+  // A member's volume may hold a snapshot copy, a restore dir or swapped data once its utility pod
+  // ran; the others need no pod, so one that cannot start does not block the roll-back.
+  for (const m of plan.members) {
+    const member = m.member.name;
+    steps.push(did('utility', member)
+      ? step('rollback', `member "${member}": put the pre-restore data back and remove the restore's files`, { member })
+      : step('cleanup', `delete utility pod "${m.utilityPod.metadata.name}"`, { member }));
+  }
+  if (sts && plan.inPlace && mayBeSwapped) steps.push(step('etcd-recreate', `delete the pods of statefulset "${name}" at once so they start on the pre-restore data`, {}));
+  if (scaled) steps.push(step('etcd-start', `scale statefulset "${name}" back to ${plan.replicas}`, {}));
+  if (sts) steps.push(step('wait-ready', 'wait until every etcd member is Ready', {}));
+  steps.push(step('health', 'check that the members are healthy with one leader', {}, false));
+  for (const q of plan.quiesce) steps.push(step('unquiesce', `scale ${q.kind.toLowerCase()} "${q.name}" back to ${q.replicas}`, { workload: { kind: q.kind, name: q.name }, wait: false }));
+  for (const pdb of plan.pdbs) steps.push(step('pdb-create', `re-create PodDisruptionBudget "${pdb.name}"`, { pdb: pdb.name }));
+  return steps;
+}
