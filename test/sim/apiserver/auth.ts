@@ -5,7 +5,8 @@
 // authenticated user (as system:discovery grants); "system:masters" bypasses RBAC as in kube;
 // aggregated ClusterRoles (aggregationRule) are not expanded.
 import { readFileSync, statSync } from 'node:fs';
-import type { ObjectStore } from './store.js';
+import type { RbacV1Subject, V1ClusterRole, V1ClusterRoleBinding, V1PolicyRule, V1Role, V1RoleBinding, V1RoleRef } from '@kubernetes/client-node';
+import type { ObjectStore, Stored } from './store.js';
 
 /** An authenticated caller. */
 export interface UserInfo {
@@ -73,14 +74,14 @@ export class TokenFile {
   }
 }
 
-function subjectMatches(subject: any, user: UserInfo, bindingNs: string): boolean {
+function subjectMatches(subject: RbacV1Subject, user: UserInfo, bindingNs: string): boolean {
   if (subject.kind === 'User') return subject.name === user.name;
   if (subject.kind === 'Group') return user.groups.includes(subject.name);
   if (subject.kind === 'ServiceAccount') return user.name === `system:serviceaccount:${subject.namespace || bindingNs}:${subject.name}`;
   return false;
 }
 
-function ruleAllows(rule: any, a: Attributes): boolean {
+function ruleAllows(rule: V1PolicyRule, a: Attributes): boolean {
   const has = (list: string[] | undefined, v: string) => (list ?? []).includes('*') || (list ?? []).includes(v);
   if (!has(rule.verbs, a.verb)) return false;
   if (!has(rule.apiGroups, a.apiGroup)) return false;
@@ -93,9 +94,9 @@ function ruleAllows(rule: any, a: Attributes): boolean {
   return true;
 }
 
-function rulesOf(store: ObjectStore, roleRef: any, ns: string): any[] {
-  if (roleRef?.kind === 'ClusterRole') return store.get('rbac.authorization.k8s.io/clusterroles', undefined, roleRef.name)?.rules ?? [];
-  if (roleRef?.kind === 'Role') return store.get('rbac.authorization.k8s.io/roles', ns, roleRef.name)?.rules ?? [];
+function rulesOf(store: ObjectStore, roleRef: V1RoleRef | undefined, ns: string): V1PolicyRule[] {
+  if (roleRef?.kind === 'ClusterRole') return (store.get('rbac.authorization.k8s.io/clusterroles', undefined, roleRef.name) as Stored<V1ClusterRole> | undefined)?.rules ?? [];
+  if (roleRef?.kind === 'Role') return (store.get('rbac.authorization.k8s.io/roles', ns, roleRef.name) as Stored<V1Role> | undefined)?.rules ?? [];
   return [];
 }
 
@@ -104,13 +105,13 @@ export function authorize(store: ObjectStore, user: UserInfo, a: Attributes): bo
   if (user.groups.includes('system:masters')) return true;
   if (a.resource === '') return true;
   if (a.apiGroup === 'authorization.k8s.io' && a.resource === 'selfsubjectaccessreviews') return true;
-  for (const b of store.list('rbac.authorization.k8s.io/clusterrolebindings')) {
-    if (!(b.subjects ?? []).some((s: any) => subjectMatches(s, user, ''))) continue;
+  for (const b of store.list('rbac.authorization.k8s.io/clusterrolebindings') as Stored<V1ClusterRoleBinding>[]) {
+    if (!(b.subjects ?? []).some((s) => subjectMatches(s, user, ''))) continue;
     if (rulesOf(store, b.roleRef, '').some((r) => ruleAllows(r, a))) return true;
   }
   if (a.namespace) {
-    for (const b of store.list('rbac.authorization.k8s.io/rolebindings', a.namespace)) {
-      if (!(b.subjects ?? []).some((s: any) => subjectMatches(s, user, a.namespace))) continue;
+    for (const b of store.list('rbac.authorization.k8s.io/rolebindings', a.namespace) as Stored<V1RoleBinding>[]) {
+      if (!(b.subjects ?? []).some((s) => subjectMatches(s, user, a.namespace))) continue;
       if (rulesOf(store, b.roleRef, a.namespace).some((r) => ruleAllows(r, a))) return true;
     }
   }

@@ -10,10 +10,10 @@ export interface ClientConfig {
   token: string;
 }
 
-/** An HTTP answer: status code and parsed JSON body (or text). */
+/** An HTTP answer: status code and parsed JSON body (or the text when it is not JSON). */
 export interface ClientReply {
   code: number;
-  body: any;
+  body: unknown;
 }
 
 /** Sends one request and resolves with the reply, whatever its status code. */
@@ -30,7 +30,7 @@ export function call(cfg: ClientConfig, method: string, path: string, body?: unk
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
-        let parsed: any = text;
+        let parsed: unknown = text;
         try { parsed = JSON.parse(text); } catch { /* not JSON */ }
         resolve({ code: res.statusCode ?? 0, body: parsed });
       });

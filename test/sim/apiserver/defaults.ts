@@ -4,8 +4,14 @@
 // is done (names, required workload fields, pod and workload defaults that kubectl and our
 // controllers read); unknown fields are kept, not pruned; Service clusterIPs come from a simple
 // counter over 10.96.0.0/16.
+import type {
+  V1CronJob, V1Deployment, V1DeploymentSpec, V1Job, V1Namespace, V1PersistentVolume, V1PersistentVolumeClaim, V1Pod,
+  V1PodDisruptionBudget, V1PodSpec, V1ReplicaSet, V1Secret, V1Service, V1StatefulSet,
+} from '@kubernetes/client-node';
+import type { PartialJson } from '../json.js';
 import { invalid } from './status.js';
 import type { ResourceDef } from './registry.js';
+import type { SentObject } from './rest.js';
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
@@ -14,7 +20,7 @@ export function tracksGeneration(def: ResourceDef): boolean {
   return ['apps', 'batch', 'policy'].includes(def.group);
 }
 
-function defaultPodSpec(spec: any): void {
+function defaultPodSpec(spec: PartialJson<V1PodSpec> | undefined): void {
   if (!spec) return;
   spec.restartPolicy ??= 'Always';
   spec.terminationGracePeriodSeconds ??= 30;
@@ -35,23 +41,25 @@ function defaultPodSpec(spec: any): void {
 }
 
 /** Fills the defaults of a new object of type def (mutates obj). */
-export function applyCreateDefaults(def: ResourceDef, obj: any, nextClusterIP: () => string): void {
+export function applyCreateDefaults(def: ResourceDef, obj: SentObject, nextClusterIP: () => string): void {
   const kind = def.kind;
   if (def.resource === 'pods') {
-    defaultPodSpec(obj.spec ??= {});
-    obj.spec.serviceAccountName ??= obj.spec.serviceAccount ?? 'default';
-    obj.spec.serviceAccount ??= obj.spec.serviceAccountName;
-    obj.spec.enableServiceLinks ??= true;
-    obj.spec.priority ??= 0;
-    obj.spec.tolerations ??= [];
+    const pod = obj as PartialJson<V1Pod>;
+    defaultPodSpec(pod.spec ??= {});
+    pod.spec.serviceAccountName ??= pod.spec.serviceAccount ?? 'default';
+    pod.spec.serviceAccount ??= pod.spec.serviceAccountName;
+    pod.spec.enableServiceLinks ??= true;
+    pod.spec.priority ??= 0;
+    const tolerations = (pod.spec.tolerations ??= []);
     for (const key of ['node.kubernetes.io/not-ready', 'node.kubernetes.io/unreachable']) {
-      if (!obj.spec.tolerations.some((t: any) => t.key === key)) {
-        obj.spec.tolerations.push({ key, operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 });
+      if (!tolerations.some((t) => t.key === key)) {
+        tolerations.push({ key, operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 });
       }
     }
-    obj.status = { phase: 'Pending', qosClass: 'BestEffort', ...(obj.status ?? {}) };
+    pod.status = { phase: 'Pending', qosClass: 'BestEffort', ...(pod.status ?? {}) };
   } else if (kind === 'StatefulSet') {
-    const s = (obj.spec ??= {});
+    const sts = obj as PartialJson<V1StatefulSet>;
+    const s = (sts.spec ??= {});
     s.replicas ??= 1;
     s.podManagementPolicy ??= 'OrderedReady';
     s.updateStrategy ??= { type: 'RollingUpdate', rollingUpdate: { partition: 0 } };
@@ -65,22 +73,25 @@ export function applyCreateDefaults(def: ResourceDef, obj: any, nextClusterIP: (
       t.status ??= { phase: 'Pending' };
     }
     defaultPodSpec(s.template?.spec);
-    obj.status ??= { replicas: 0, availableReplicas: 0 };
+    sts.status ??= { replicas: 0, availableReplicas: 0 };
   } else if (kind === 'Deployment') {
-    const s = (obj.spec ??= {});
+    const deploy = obj as PartialJson<V1Deployment>;
+    const s = (deploy.spec ??= {});
     s.replicas ??= 1;
     s.strategy ??= { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '25%', maxSurge: '25%' } };
     s.revisionHistoryLimit ??= 10;
     s.progressDeadlineSeconds ??= 600;
     defaultPodSpec(s.template?.spec);
-    obj.status ??= {};
+    deploy.status ??= {};
   } else if (kind === 'ReplicaSet') {
-    obj.spec ??= {};
-    obj.spec.replicas ??= 1;
-    defaultPodSpec(obj.spec.template?.spec);
-    obj.status ??= { replicas: 0 };
+    const rs = obj as PartialJson<V1ReplicaSet>;
+    rs.spec ??= {};
+    rs.spec.replicas ??= 1;
+    defaultPodSpec(rs.spec.template?.spec);
+    rs.status ??= { replicas: 0 };
   } else if (kind === 'Service') {
-    const s = (obj.spec ??= {});
+    const svc = obj as PartialJson<V1Service>;
+    const s = (svc.spec ??= {});
     s.type ??= 'ClusterIP';
     s.sessionAffinity ??= 'None';
     if (s.clusterIP === undefined || s.clusterIP === '') s.clusterIP = nextClusterIP();
@@ -89,63 +100,75 @@ export function applyCreateDefaults(def: ResourceDef, obj: any, nextClusterIP: (
       p.protocol ??= 'TCP';
       p.targetPort ??= p.port;
     }
-    obj.status ??= { loadBalancer: {} };
+    svc.status ??= { loadBalancer: {} };
   } else if (kind === 'PersistentVolumeClaim') {
-    obj.spec ??= {};
-    obj.spec.volumeMode ??= 'Filesystem';
-    obj.status = { phase: 'Pending', ...(obj.status ?? {}) };
+    const pvc = obj as PartialJson<V1PersistentVolumeClaim>;
+    pvc.spec ??= {};
+    pvc.spec.volumeMode ??= 'Filesystem';
+    pvc.status = { phase: 'Pending', ...(pvc.status ?? {}) };
   } else if (kind === 'PersistentVolume') {
-    obj.spec ??= {};
-    obj.spec.persistentVolumeReclaimPolicy ??= 'Retain';
-    obj.spec.volumeMode ??= 'Filesystem';
-    obj.status = { phase: 'Pending', ...(obj.status ?? {}) };
+    const pv = obj as PartialJson<V1PersistentVolume>;
+    pv.spec ??= {};
+    pv.spec.persistentVolumeReclaimPolicy ??= 'Retain';
+    pv.spec.volumeMode ??= 'Filesystem';
+    pv.status = { phase: 'Pending', ...(pv.status ?? {}) };
   } else if (kind === 'Namespace') {
-    obj.spec = { finalizers: ['kubernetes'], ...(obj.spec ?? {}) };
-    obj.status = { phase: 'Active' };
+    const ns = obj as PartialJson<V1Namespace>;
+    ns.spec = { finalizers: ['kubernetes'], ...(ns.spec ?? {}) };
+    ns.status = { phase: 'Active' };
   } else if (kind === 'Job') {
-    obj.spec ??= {};
-    obj.spec.backoffLimit ??= 6;
-    obj.spec.completions ??= 1;
-    obj.spec.parallelism ??= 1;
-    defaultPodSpec(obj.spec.template?.spec);
-    obj.status ??= {};
+    const job = obj as PartialJson<V1Job>;
+    job.spec ??= {};
+    job.spec.backoffLimit ??= 6;
+    job.spec.completions ??= 1;
+    job.spec.parallelism ??= 1;
+    defaultPodSpec(job.spec.template?.spec);
+    job.status ??= {};
   } else if (kind === 'CronJob') {
-    obj.spec ??= {};
-    obj.spec.concurrencyPolicy ??= 'Allow';
-    obj.spec.suspend ??= false;
-    obj.status ??= {};
+    const cronJob = obj as PartialJson<V1CronJob>;
+    cronJob.spec ??= {};
+    cronJob.spec.concurrencyPolicy ??= 'Allow';
+    cronJob.spec.suspend ??= false;
+    cronJob.status ??= {};
   } else if (kind === 'PodDisruptionBudget') {
-    obj.status ??= { disruptionsAllowed: 0, currentHealthy: 0, desiredHealthy: 0, expectedPods: 0 };
+    const pdb = obj as PartialJson<V1PodDisruptionBudget>;
+    pdb.status ??= { disruptionsAllowed: 0, currentHealthy: 0, desiredHealthy: 0, expectedPods: 0 };
   } else if (kind === 'Secret') {
-    obj.type ??= 'Opaque';
+    const secret = obj as PartialJson<V1Secret>;
+    secret.type ??= 'Opaque';
   }
 }
 
 /** Moves a Secret's write-only stringData into data (base64), as the real API server does on every write. */
-export function mergeStringData(def: ResourceDef, obj: any): void {
-  if (def.kind !== 'Secret' || !obj?.stringData) return;
-  obj.data = { ...(obj.data ?? {}) };
-  for (const [k, v] of Object.entries<string>(obj.stringData)) obj.data[k] = Buffer.from(String(v), 'utf8').toString('base64');
-  delete obj.stringData;
+export function mergeStringData(def: ResourceDef, obj: SentObject): void {
+  const secret = obj as PartialJson<V1Secret>;
+  if (def.kind !== 'Secret' || !secret?.stringData) return;
+  const data = (secret.data = { ...(secret.data ?? {}) });
+  for (const [k, v] of Object.entries(secret.stringData)) data[k] = Buffer.from(String(v), 'utf8').toString('base64');
+  delete secret.stringData;
 }
 
-/** Throws 422 Invalid when obj lacks what type def requires. */
-export function validate(def: ResourceDef, obj: any): void {
+/** The spec fields validate() checks: a pod's containers, a workload's selector and pod template. */
+type CheckedSpec = PartialJson<Pick<V1PodSpec, 'containers'> & Pick<V1DeploymentSpec, 'selector' | 'template'>>;
+
+/** Throws 422 Invalid when obj lacks what type def requires (a name, to begin with). */
+export function validate(def: ResourceDef, obj: SentObject): asserts obj is SentObject & { metadata: { name: string } } {
   const name = obj.metadata?.name ?? '';
+  const spec = obj.spec as CheckedSpec | undefined;
   const causes: { field: string; message: string; reason?: string }[] = [];
   if (!name) causes.push({ field: 'metadata.name', message: 'Required value: name or generateName is required' });
   else if (name.length > 253 || !NAME_RE.test(name)) {
     causes.push({ field: 'metadata.name', reason: 'FieldValueInvalid',
       message: `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character` });
   }
-  if (def.resource === 'pods' && !(obj.spec?.containers?.length)) {
+  if (def.resource === 'pods' && !(spec?.containers?.length)) {
     causes.push({ field: 'spec.containers', message: 'Required value' });
   }
   if (['StatefulSet', 'Deployment', 'ReplicaSet'].includes(def.kind) && def.group === 'apps') {
-    if (!obj.spec?.selector) causes.push({ field: 'spec.selector', message: 'Required value' });
-    if (!obj.spec?.template?.spec?.containers?.length) causes.push({ field: 'spec.template.spec.containers', message: 'Required value' });
+    if (!spec?.selector) causes.push({ field: 'spec.selector', message: 'Required value' });
+    if (!spec?.template?.spec?.containers?.length) causes.push({ field: 'spec.template.spec.containers', message: 'Required value' });
   }
-  for (const c of obj.spec?.containers ?? []) {
+  for (const c of spec?.containers ?? []) {
     if (!c.name) causes.push({ field: 'spec.containers[0].name', message: 'Required value' });
     if (!c.image) causes.push({ field: `spec.containers[0].image`, message: 'Required value' });
   }

@@ -2,6 +2,7 @@
 // Differences from a real API server: no aggregated discovery (clients that ask for
 // apidiscovery.k8s.io/v2 get the legacy documents with Content-Type application/json and fall
 // back, as they do against older servers); storageVersionHash is omitted.
+import type { V1APIGroup, V1APIGroupList, V1APIResource, V1APIResourceList, V1APIVersions } from '@kubernetes/client-node';
 import { apiVersionOf, resourceVerbs, subresourceVerbs, type ResourceDef } from './registry.js';
 
 /** The simulated server version. */
@@ -15,22 +16,22 @@ function groupsOf(defs: ResourceDef[]): Map<string, string> {
 }
 
 /** GET /api. */
-export function apiVersions(serverAddress: string): any {
+export function apiVersions(serverAddress: string): V1APIVersions {
   return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress }] };
 }
 
-function groupDoc(name: string, version: string): any {
+function groupDoc(name: string, version: string): V1APIGroup {
   const gv = { groupVersion: `${name}/${version}`, version };
   return { name, versions: [gv], preferredVersion: gv };
 }
 
 /** GET /apis. */
-export function apiGroupList(defs: ResourceDef[]): any {
+export function apiGroupList(defs: ResourceDef[]): V1APIGroupList {
   return { kind: 'APIGroupList', apiVersion: 'v1', groups: [...groupsOf(defs)].map(([g, v]) => groupDoc(g, v)) };
 }
 
 /** GET /apis/GROUP, or undefined for an unknown group. */
-export function apiGroup(defs: ResourceDef[], group: string): any {
+export function apiGroup(defs: ResourceDef[], group: string): V1APIGroup | undefined {
   const v = groupsOf(defs).get(group);
   return v ? { kind: 'APIGroup', apiVersion: 'v1', ...groupDoc(group, v) } : undefined;
 }
@@ -48,10 +49,10 @@ function subresourceKind(d: ResourceDef, sub: string): { kind: string; group?: s
 }
 
 /** GET /api/v1 or /apis/GROUP/VERSION, or undefined when nothing is served there. */
-export function apiResourceList(defs: ResourceDef[], group: string, version: string): any {
+export function apiResourceList(defs: ResourceDef[], group: string, version: string): V1APIResourceList | undefined {
   const mine = defs.filter((d) => d.group === group && d.version === version);
   if (!mine.length) return undefined;
-  const resources: any[] = [];
+  const resources: V1APIResource[] = [];
   for (const d of mine) {
     resources.push({
       name: d.resource, singularName: d.singular, namespaced: d.namespaced, kind: d.kind, verbs: resourceVerbs(d),

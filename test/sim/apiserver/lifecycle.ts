@@ -4,6 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { V1Node, V1Pod, V1Status } from '@kubernetes/client-node';
+import type { Json } from '../json.js';
 import { call, collectionPath, resourceFor, type ClientConfig } from './client.js';
 import { clientConfig, readSimConfig, writeClusterFiles } from './clusterfiles.js';
 import { COMPONENTS, componentPresent, mountsUnder, processesMentioning, REPO_ROOT, runningPid, startComponent, stopComponent } from './procs.js';
@@ -40,8 +42,18 @@ export async function waitApiReady(cfg: ClientConfig, dir: string, timeoutMs: nu
   throw new Error(`the simulated apiserver did not become ready (${last}); see ${join(dir, 'logs', 'apiserver.log')}`);
 }
 
-function isReady(obj: any): boolean {
-  return (obj.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True');
+/** A list as the API answers it; undefined items when the answer was an error Status instead. */
+type ListBody<T> = { items?: Json<T>[] } | undefined;
+
+/** A fixture object, as much as creating it needs. */
+interface FixtureObject {
+  apiVersion: string;
+  kind: string;
+  metadata?: { name?: string; namespace?: string };
+}
+
+function isReady(obj: Json<V1Node> | Json<V1Pod>): boolean {
+  return (obj.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 }
 
 async function waitNodesReady(cfg: ClientConfig, dir: string, nodes: string[], timeoutMs: number): Promise<void> {
@@ -49,7 +61,7 @@ async function waitNodesReady(cfg: ClientConfig, dir: string, nodes: string[], t
   let missing = nodes;
   while (Date.now() < deadline) {
     const r = await call(cfg, 'GET', '/api/v1/nodes');
-    const ready = new Set((r.body?.items ?? []).filter(isReady).map((n: any) => n.metadata.name));
+    const ready = new Set(((r.body as ListBody<V1Node>)?.items ?? []).filter(isReady).map((n) => n.metadata!.name));
     missing = nodes.filter((n) => !ready.has(n));
     if (!missing.length) return;
     await sleep(300);
@@ -57,16 +69,17 @@ async function waitNodesReady(cfg: ClientConfig, dir: string, nodes: string[], t
   throw new Error(`nodes not ready: ${missing.join(', ')}; see ${join(dir, 'logs', 'kubelet.log')}`);
 }
 
-async function createObjects(cfg: ClientConfig, objects: any[]): Promise<Set<string>> {
+async function createObjects(cfg: ClientConfig, objects: object[]): Promise<Set<string>> {
   const namespaces = new Set<string>();
-  for (const obj of objects) {
+  for (const obj of objects as FixtureObject[]) {
     const def = resourceFor(obj.apiVersion, obj.kind);
     if (!def) throw new Error(`fixture object kind "${obj.kind}" (${obj.apiVersion}) is not served by the simulator`);
     const ns = def.namespaced ? obj.metadata?.namespace ?? 'default' : undefined;
     if (ns) namespaces.add(ns);
     const r = await call(cfg, 'POST', collectionPath(def, ns), obj);
-    if (r.code >= 300 && r.body?.reason !== 'AlreadyExists') {
-      throw new Error(`creating ${def.resource} "${obj.metadata?.name}" failed: ${r.body?.message ?? r.code}`);
+    const status = r.body as Json<V1Status> | undefined;
+    if (r.code >= 300 && status?.reason !== 'AlreadyExists') {
+      throw new Error(`creating ${def.resource} "${obj.metadata?.name}" failed: ${status?.message ?? r.code}`);
     }
   }
   return namespaces;
@@ -80,10 +93,10 @@ async function waitPodsReady(cfg: ClientConfig, dir: string, namespaces: Set<str
     let total = 0;
     for (const ns of namespaces) {
       const r = await call(cfg, 'GET', `/api/v1/namespaces/${ns}/pods`);
-      for (const p of r.body?.items ?? []) {
-        if (['Succeeded'].includes(p.status?.phase)) continue;
+      for (const p of (r.body as ListBody<V1Pod>)?.items ?? []) {
+        if (p.status?.phase === 'Succeeded') continue;
         total++;
-        if (!isReady(p)) notReady.push(`${ns}/${p.metadata.name} (${p.status?.phase ?? 'Unknown'})`);
+        if (!isReady(p)) notReady.push(`${ns}/${p.metadata!.name} (${p.status?.phase ?? 'Unknown'})`);
       }
     }
     if (!notReady.length && total > 0) return;

@@ -2,12 +2,14 @@
 // gracefully, so the kubelet stops them), and the namespace disappears once it is empty.
 // Differences from a real API server: the namespace controller runs inside the API server on a
 // timer; the "default" ServiceAccount is created with the namespace instead of by a controller.
+import type { V1Namespace } from '@kubernetes/client-node';
 import type { ResourceDef } from './registry.js';
-import { grOf, timestamp, type ResourceApi } from './rest.js';
+import { grOf, timestamp, type ResourceApi, type SentObject } from './rest.js';
+import type { Stored, StoredObject } from './store.js';
 
 /** Marks a namespace Terminating (the first step of deleting it); returns it. */
-export function startNamespaceDeletion(api: ResourceApi, name: string, now: Date, dryRun = false): any {
-  const ns = api.get({ def: namespaceDef(), namespace: name, name, subresource: '' });
+export function startNamespaceDeletion(api: ResourceApi, name: string, now: Date, dryRun = false): StoredObject {
+  const ns = api.get({ def: namespaceDef(), namespace: name, name, subresource: '' }) as Stored<V1Namespace>;
   if (ns.metadata.deletionTimestamp) return ns;
   ns.metadata.deletionTimestamp = timestamp(now);
   ns.metadata.deletionGracePeriodSeconds = 0;
@@ -37,7 +39,7 @@ export function finalizeNamespaces(api: ResourceApi, defs: ResourceDef[]): void 
 }
 
 /** Objects every new namespace gets: its "default" ServiceAccount. */
-export function namespaceDefaults(name: string): { def: ResourceDef; obj: any }[] {
+export function namespaceDefaults(name: string): { def: ResourceDef; obj: SentObject }[] {
   const def: ResourceDef = { group: '', version: 'v1', resource: 'serviceaccounts', singular: 'serviceaccount', kind: 'ServiceAccount', namespaced: true, subresources: [] };
   return [{ def, obj: { metadata: { name: 'default', namespace: name } } }];
 }

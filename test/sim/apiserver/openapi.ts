@@ -12,25 +12,58 @@
 import { createHash } from 'node:crypto';
 import { apiVersionOf, type ResourceDef } from './registry.js';
 
+/** A query parameter as the v3 documents list it, and (V2Param) as the Swagger 2.0 document does. */
+interface V3Param { name: string; in: string; description?: string; schema: { type: string; uniqueItems: boolean } }
+interface V2Param { name: string; in: string; type: string; uniqueItems: boolean }
+
+/** One operation of a path item, with the parameters of either document version. */
+interface Operation<P> {
+  operationId: string;
+  'x-kubernetes-action': string;
+  'x-kubernetes-group-version-kind': { group: string; version: string; kind: string };
+  parameters: P[];
+  responses: Record<string, { description: string }>;
+}
+
+/** Operations by HTTP method (get, put, post, patch, delete). */
+type PathItem<P> = Record<string, Operation<P>>;
+
+/** The OpenAPI v3 document of one group version. */
+export interface OpenApiV3Doc {
+  openapi: string;
+  info: { title: string; version: string };
+  paths: Record<string, PathItem<V3Param>>;
+  components: { schemas: Record<string, never> };
+  'x-sim-group-version': string;
+}
+
+/** The Swagger 2.0 document. */
+export interface OpenApiV2Doc {
+  swagger: string;
+  info: { title: string; version: string };
+  paths: Record<string, PathItem<V2Param>>;
+  definitions: Record<string, never>;
+}
+
 /** "api/v1" or "apis/apps/v1": the OpenAPI v3 path key of a group version. */
 export function gvPath(d: { group: string; version: string }): string {
   return d.group ? `apis/${d.group}/${d.version}` : `api/${d.version}`;
 }
 
 /** The OpenAPI v3 document of one group version, or undefined. */
-export function openApiV3Doc(defs: ResourceDef[], path: string): any {
+export function openApiV3Doc(defs: ResourceDef[], path: string): OpenApiV3Doc | undefined {
   const mine = defs.filter((d) => gvPath(d) === path);
   if (!mine.length) return undefined;
-  const paths: Record<string, any> = {};
+  const paths: Record<string, PathItem<V3Param>> = {};
   for (const d of mine) {
     const base = `/${gvPath(d)}/${d.namespaced ? 'namespaces/{namespace}/' : ''}${d.resource}/{name}`;
     const gvk = { group: d.group, version: d.version, kind: d.kind };
-    const params = [
+    const params: V3Param[] = [
       { name: 'fieldValidation', in: 'query', description: 'accepted and ignored by the simulator', schema: { type: 'string', uniqueItems: true } },
       { name: 'dryRun', in: 'query', schema: { type: 'string', uniqueItems: true } },
       { name: 'fieldManager', in: 'query', schema: { type: 'string', uniqueItems: true } },
     ];
-    const op = (action: string) => ({
+    const op = (action: string): Operation<V3Param> => ({
       operationId: `${action}${d.kind}`, 'x-kubernetes-action': action, 'x-kubernetes-group-version-kind': gvk,
       parameters: params, responses: { '200': { description: 'OK' } },
     });
@@ -44,8 +77,8 @@ export function openApiV3Doc(defs: ResourceDef[], path: string): any {
 }
 
 /** GET /openapi/v3: the index of group-version documents. */
-export function openApiV3Index(defs: ResourceDef[]): any {
-  const paths: Record<string, any> = {};
+export function openApiV3Index(defs: ResourceDef[]): { paths: Record<string, { serverRelativeURL: string }> } {
+  const paths: Record<string, { serverRelativeURL: string }> = {};
   for (const d of defs) {
     const p = gvPath(d);
     if (paths[p]) continue;
@@ -56,12 +89,12 @@ export function openApiV3Index(defs: ResourceDef[]): any {
 }
 
 /** GET /openapi/v2 as JSON: a Swagger 2.0 document with the v3 documents' paths and no definitions. */
-export function openApiV2Doc(defs: ResourceDef[]): any {
-  const paths: Record<string, any> = {};
+export function openApiV2Doc(defs: ResourceDef[]): OpenApiV2Doc {
+  const paths: Record<string, PathItem<V2Param>> = {};
   for (const p of new Set(defs.map(gvPath))) {
-    for (const [key, item] of Object.entries(openApiV3Doc(defs, p).paths as Record<string, any>)) {
-      paths[key] = Object.fromEntries(Object.entries(item as Record<string, any>).map(([method, op]) => [method, {
-        ...op, parameters: op.parameters.map((q: any) => ({ name: q.name, in: q.in, type: 'string', uniqueItems: true })),
+    for (const [key, item] of Object.entries(openApiV3Doc(defs, p)!.paths)) { // p is the path of some def
+      paths[key] = Object.fromEntries(Object.entries(item).map(([method, op]) => [method, {
+        ...op, parameters: op.parameters.map((q) => ({ name: q.name, in: q.in, type: 'string', uniqueItems: true })),
       }]));
     }
   }
@@ -95,14 +128,14 @@ function pbExtension(name: string, value: unknown): Buffer {
   return pbMessage([[1, name], [2, pbMessage([[2, `${JSON.stringify(value)}\n`]])]]);
 }
 
-function pbOperation(op: any): Buffer {
+function pbOperation(op: Operation<V2Param>): Buffer {
   const fields: PbField[] = [[5, op.operationId]];
   for (const q of op.parameters) {
     const query = pbMessage([[2, q.in], [4, q.name], [6, q.type], [20, q.uniqueItems]]);
     // ParametersItem.parameter → Parameter.non_body_parameter → NonBodyParameter.query_parameter_sub_schema
     fields.push([8, pbMessage([[1, pbMessage([[2, pbMessage([[3, query]])]])]])]);
   }
-  const responses = Object.entries(op.responses as Record<string, any>).map(([code, r]): PbField =>
+  const responses = Object.entries(op.responses).map(([code, r]): PbField =>
     [1, pbMessage([[1, code], [2, pbMessage([[1, pbMessage([[1, r.description]])]])]])]);
   fields.push([9, pbMessage(responses)]);
   for (const [k, v] of Object.entries(op)) if (k.startsWith('x-')) fields.push([13, pbExtension(k, v)]);
@@ -112,9 +145,9 @@ function pbOperation(op: any): Buffer {
 const PATH_ITEM_FIELDS: Record<string, number> = { get: 2, put: 3, post: 4, delete: 5, patch: 8 };
 
 /** GET /openapi/v2 as application/com.github.proto-openapi.spec.v2@v1.0+protobuf (what kubectl asks for). */
-export function openApiV2Protobuf(doc: any): Buffer {
-  const paths = Object.entries(doc.paths as Record<string, any>).map(([p, item]): PbField => [2, pbMessage([
-    [1, p], [2, pbMessage(Object.entries(item as Record<string, any>).map(([m, op]): PbField => [PATH_ITEM_FIELDS[m], pbOperation(op)]))],
+export function openApiV2Protobuf(doc: OpenApiV2Doc): Buffer {
+  const paths = Object.entries(doc.paths).map(([p, item]): PbField => [2, pbMessage([
+    [1, p], [2, pbMessage(Object.entries(item).map(([m, op]): PbField => [PATH_ITEM_FIELDS[m], pbOperation(op)]))],
   ])]);
   return pbMessage([
     [1, doc.swagger],

@@ -9,6 +9,8 @@
 // - stream faults from DIR/faults.json (see test/sim/README.md) can cut or stall a stream.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Json } from '../json.js';
 import { serveExec } from './streams/exec.js';
 import { serveLog } from './streams/log.js';
 import { servePortForward } from './streams/portforward.js';
@@ -23,7 +25,7 @@ export interface PodStreamContext {
   socket?: Duplex;
   head?: Buffer;
   namespace: string;
-  pod: any;
+  pod: Json<V1Pod>;
   query: URLSearchParams;
   /** The cluster's DIR (runtime/, faults.json). */
   dir: string;

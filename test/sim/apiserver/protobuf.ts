@@ -69,7 +69,7 @@ function flag(fields: Field[], num: number): boolean | undefined {
 }
 
 /** The JSON of the ObjectMeta fields a client sets on create. */
-function objectMeta(fields: Field[]): any {
+function objectMeta(fields: Field[]) {
   const finalizers = strings(fields, 14);
   return withoutUndefined({
     name: nonEmpty(str(fields, 1)), generateName: nonEmpty(str(fields, 2)), namespace: nonEmpty(str(fields, 3)),
@@ -86,7 +86,7 @@ function intOrString(fields: Field[] | undefined): number | string | undefined {
 }
 
 /** A metav1.LabelSelector (matchLabels 1, matchExpressions 2: key 1, operator 2, values 3). */
-function labelSelector(fields: Field[] | undefined): any {
+function labelSelector(fields: Field[] | undefined) {
   if (!fields) return undefined;
   const expressions = fields.filter((x) => x.num === 2 && Buffer.isBuffer(x.value)).map((x) => {
     const e = decodeFields(x.value as Buffer);
@@ -102,8 +102,8 @@ function nonEmpty(v: string | undefined): string | undefined {
   return v === '' ? undefined : v;
 }
 
-function withoutUndefined(o: Record<string, unknown>): any {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+function withoutUndefined<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
 }
 
 const MAGIC = Buffer.from([0x6b, 0x38, 0x73, 0x00]);
@@ -118,20 +118,21 @@ export function decodeEnvelope(buf: Buffer): { apiVersion: string; kind: string;
 }
 
 /** The JSON form of a protobuf request body, for the few kinds the simulator understands; undefined otherwise. */
-export function protobufToJson(buf: Buffer): any {
+export function protobufToJson(buf: Buffer): Record<string, unknown> | undefined {
   const env = decodeEnvelope(buf);
   const msg = decodeFields(env.raw);
   if (env.kind === 'SelfSubjectAccessReview') {
     const spec = sub(msg, 2) ?? [];
     const ra = sub(spec, 1);
     const nra = sub(spec, 2);
-    const out: any = { apiVersion: env.apiVersion, kind: env.kind, metadata: {}, spec: {} };
+    const reviewSpec: Record<string, unknown> = {};
+    const out = { apiVersion: env.apiVersion, kind: env.kind, metadata: {}, spec: reviewSpec };
     if (ra) {
-      out.spec.resourceAttributes = Object.fromEntries(Object.entries({
+      reviewSpec.resourceAttributes = Object.fromEntries(Object.entries({
         namespace: str(ra, 1), verb: str(ra, 2), group: str(ra, 3), version: str(ra, 4), resource: str(ra, 5), subresource: str(ra, 6), name: str(ra, 7),
       }).filter(([, v]) => v !== undefined));
     }
-    if (nra) out.spec.nonResourceAttributes = { path: str(nra, 1), verb: str(nra, 2) };
+    if (nra) reviewSpec.nonResourceAttributes = { path: str(nra, 1), verb: str(nra, 2) };
     return out;
   }
   if (env.kind === 'Eviction') {

@@ -10,12 +10,14 @@
 // accepted and ignored (fieldValidation is advertised in OpenAPI so kubectl skips client-side
 // validation); dryRun=All validates and defaults without storing.
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { V1DeleteOptions, V1ObjectMeta, V1Pod, V1Service } from '@kubernetes/client-node';
+import { isObject, type PartialJson } from '../json.js';
 import { applyCreateDefaults, mergeStringData, tracksGeneration, validate } from './defaults.js';
 import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch } from './patch.js';
 import { apiVersionOf, type ResourceDef } from './registry.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { ApiError, alreadyExists, badRequest, conflict, notFound, unsupportedMediaType } from './status.js';
-import type { ObjectStore } from './store.js';
+import type { ObjectStore, Stored, StoredObject } from './store.js';
 
 /** Which object or collection a request addresses. */
 export interface Target {
@@ -24,6 +26,20 @@ export interface Target {
   name: string;
   subresource: string;
 }
+
+/** A List of one kind, as list and deletecollection answer. */
+export interface KubeList {
+  kind: string;
+  apiVersion: string;
+  metadata: { resourceVersion: string };
+  items: StoredObject[];
+}
+
+/** DeleteOptions as a client may send them (the body of a DELETE, or the query's gracePeriodSeconds). */
+export type DeleteOptions = PartialJson<V1DeleteOptions>;
+
+/** An object as a client sends it for create or update, before validation. */
+export type SentObject = Record<string, unknown> & { metadata?: PartialJson<V1ObjectMeta> };
 
 /** Store key of a resource type: "group/resource". */
 export function grOf(def: ResourceDef): string {
@@ -54,21 +70,19 @@ export class ResourceApi {
     return t.def.namespaced ? t.namespace : undefined;
   }
 
-  private stamp(def: ResourceDef, obj: any): any {
-    obj.apiVersion = apiVersionOf(def);
-    obj.kind = def.kind;
-    return obj;
+  private stamp<T extends object>(def: ResourceDef, obj: T): T & { apiVersion: string; kind: string } {
+    return Object.assign(obj, { apiVersion: apiVersionOf(def), kind: def.kind });
   }
 
   /** The stored object or 404. */
-  get(t: Target): any {
+  get(t: Target): StoredObject {
     const obj = this.store.get(grOf(t.def), this.keyNs(t), t.name);
     if (!obj) throw notFound(t.def.group, t.def.resource, t.name);
     return structuredClone(obj);
   }
 
   /** A List of the objects matching the label and field selectors in query. */
-  list(t: Target, query: URLSearchParams): any {
+  list(t: Target, query: URLSearchParams): KubeList {
     const labels = parseLabelSelector(query.get('labelSelector'));
     const fields = parseFieldSelector(query.get('fieldSelector'));
     const items = this.store.list(grOf(t.def), t.def.namespaced && t.namespace ? t.namespace : undefined)
@@ -93,9 +107,9 @@ export class ResourceApi {
   }
 
   /** Creates body as a new object; returns it as stored. */
-  create(t: Target, body: any, dryRun = false): any {
-    if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('the request body must be a JSON object');
-    const obj = this.stamp(t.def, structuredClone(body));
+  create(t: Target, body: unknown, dryRun = false): StoredObject {
+    if (!isObject(body)) throw badRequest('the request body must be a JSON object');
+    const obj = this.stamp(t.def, structuredClone(body) as SentObject);
     obj.metadata ??= {};
     if (t.def.namespaced) {
       if (obj.metadata.namespace && obj.metadata.namespace !== t.namespace) {
@@ -117,11 +131,11 @@ export class ResourceApi {
     delete obj.metadata.deletionGracePeriodSeconds;
     if (tracksGeneration(t.def)) obj.metadata.generation = 1;
     applyCreateDefaults(t.def, obj, () => this.nextClusterIP());
-    return this.store.put(grOf(t.def), obj, dryRun);
+    return this.store.put(grOf(t.def), obj as StoredObject, dryRun); // validated: it has a name
   }
 
   private nextClusterIP(): string {
-    const used = new Set(this.store.list('/services').map((s) => s.spec?.clusterIP));
+    const used = new Set((this.store.list('/services') as Stored<V1Service>[]).map((s) => s.spec?.clusterIP));
     for (;;) {
       this.clusterIPCounter = (this.clusterIPCounter % 65000) + 1;
       const ip = `10.96.${(this.clusterIPCounter + 9) >> 8}.${(this.clusterIPCounter + 9) & 255}`;
@@ -130,22 +144,26 @@ export class ResourceApi {
   }
 
   /** Replaces an object (or only its status for the status subresource); 409 on a stale resourceVersion. */
-  update(t: Target, body: any, dryRun = false): any {
-    if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('the request body must be a JSON object');
+  update(t: Target, body: unknown, dryRun = false): StoredObject {
+    if (!isObject(body)) throw badRequest('the request body must be a JSON object');
+    const sent: SentObject = body;
     const cur = this.get(t);
-    const rv = body.metadata?.resourceVersion;
+    const rv = sent.metadata?.resourceVersion;
     if (rv && rv !== cur.metadata.resourceVersion) throw conflict(t.def.group, t.def.resource, t.name);
-    if (body.metadata?.name && body.metadata.name !== t.name) {
-      throw badRequest(`the name of the object (${body.metadata.name}) does not match the name on the URL (${t.name})`);
+    if (sent.metadata?.name && sent.metadata.name !== t.name) {
+      throw badRequest(`the name of the object (${sent.metadata.name}) does not match the name on the URL (${t.name})`);
     }
-    let next: any;
+    let next: StoredObject;
     if (t.subresource === 'status') {
-      next = { ...cur, metadata: { ...cur.metadata }, status: body.status };
+      next = { ...cur, metadata: { ...cur.metadata }, status: sent.status };
     } else {
-      next = this.stamp(t.def, structuredClone(body));
+      // the name (and the rest of the server-owned metadata) is copied from cur just below
+      next = this.stamp(t.def, structuredClone(sent) as StoredObject);
       next.metadata = { ...next.metadata };
+      const from: Record<string, unknown> = cur.metadata;
+      const to: Record<string, unknown> = next.metadata;
       for (const k of ['uid', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'generation', 'namespace', 'name']) {
-        if (cur.metadata[k] === undefined) delete next.metadata[k]; else next.metadata[k] = cur.metadata[k];
+        if (from[k] === undefined) delete to[k]; else to[k] = from[k];
       }
       if (t.def.subresources.includes('status') && t.def.resource !== 'namespaces') next.status = cur.status;
       if (t.def.resource === 'namespaces') next.status = cur.status;
@@ -155,26 +173,32 @@ export class ResourceApi {
     }
     delete next.metadata.resourceVersion;
     if (same({ ...cur, metadata: { ...cur.metadata, resourceVersion: undefined } }, next)) return cur;
-    if (this.finishedDeleting(t.def, next)) return this.store.remove(grOf(t.def), this.keyNs(t), t.name, dryRun);
+    if (this.finishedDeleting(t.def, next)) return this.removeExisting(t, dryRun);
     return this.store.put(grOf(t.def), next, dryRun);
   }
 
+  /** Removes the object t, which this.get(t) has just found (so the store cannot miss it). */
+  private removeExisting(t: Target, dryRun: boolean): StoredObject {
+    return this.store.remove(grOf(t.def), this.keyNs(t), t.name, dryRun)!;
+  }
+
   /** Applies a patch of the given content type, then updates as PUT would. */
-  patch(t: Target, body: any, contentType: string, dryRun = false): any {
+  patch(t: Target, body: unknown, contentType: string, dryRun = false): StoredObject {
     const cur = this.get(t);
-    const patched = applyPatchOfType(cur, body, contentType);
-    if (!patched || typeof patched !== 'object') throw badRequest('the patch produced something that is not an object');
-    if (patched.metadata?.resourceVersion === cur.metadata.resourceVersion) delete patched.metadata.resourceVersion;
+    const result = applyPatchOfType(cur, body, contentType);
+    if (!result || typeof result !== 'object') throw badRequest('the patch produced something that is not an object');
+    const patched: SentObject = result as SentObject; // an array, if it is one, is refused by update()
+    if (patched.metadata?.resourceVersion === cur.metadata.resourceVersion) delete patched.metadata!.resourceVersion; // equal to cur's, which is always set
     return this.update(t, patched, dryRun);
   }
 
-  private finishedDeleting(def: ResourceDef, obj: any): boolean {
+  private finishedDeleting(def: ResourceDef, obj: StoredObject): boolean {
     if (!obj.metadata.deletionTimestamp || (obj.metadata.finalizers ?? []).length > 0) return false;
     return def.resource !== 'pods' || obj.metadata.deletionGracePeriodSeconds === 0;
   }
 
   /** Deletes (or starts deleting) an object; returns it as it now stands. */
-  delete(t: Target, options: any, dryRun = false): any {
+  delete(t: Target, options: DeleteOptions | undefined, dryRun = false): StoredObject {
     const cur = this.get(t);
     const pre = options?.preconditions ?? {};
     if ((pre.uid && pre.uid !== cur.metadata.uid) || (pre.resourceVersion && pre.resourceVersion !== cur.metadata.resourceVersion)) {
@@ -182,8 +206,9 @@ export class ResourceApi {
     }
     let grace = 0;
     if (t.def.resource === 'pods') {
-      const terminal = ['Succeeded', 'Failed'].includes(cur.status?.phase);
-      grace = !cur.spec?.nodeName || terminal ? 0 : Number(options?.gracePeriodSeconds ?? cur.spec?.terminationGracePeriodSeconds ?? 30);
+      const pod = cur as Stored<V1Pod>;
+      const terminal = pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
+      grace = !pod.spec?.nodeName || terminal ? 0 : Number(options?.gracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30);
       if (cur.metadata.deletionGracePeriodSeconds !== undefined) grace = Math.min(grace, cur.metadata.deletionGracePeriodSeconds);
     }
     const finalizers = (cur.metadata.finalizers ?? []).length > 0;
@@ -193,23 +218,23 @@ export class ResourceApi {
         next.metadata.deletionTimestamp = timestamp(new Date(this.now().getTime() + grace * 1000));
       }
       next.metadata.deletionGracePeriodSeconds = grace;
-      if (t.def.resource === 'pods' && grace === 0 && !finalizers) return this.store.remove(grOf(t.def), this.keyNs(t), t.name, dryRun);
+      if (t.def.resource === 'pods' && grace === 0 && !finalizers) return this.removeExisting(t, dryRun);
       if (same(next, cur)) return cur;
       return this.store.put(grOf(t.def), next, dryRun);
     }
-    return this.store.remove(grOf(t.def), this.keyNs(t), t.name, dryRun);
+    return this.removeExisting(t, dryRun);
   }
 
   /** Deletes every object the selectors in query match; returns the List of them. */
-  deleteCollection(t: Target, query: URLSearchParams, options: any, dryRun = false): any {
+  deleteCollection(t: Target, query: URLSearchParams, options: DeleteOptions | undefined, dryRun = false): KubeList {
     const list = this.list(t, query);
-    list.items = list.items.map((o: any) => this.delete({ ...t, namespace: o.metadata.namespace ?? '', name: o.metadata.name }, options, dryRun));
+    list.items = list.items.map((o) => this.delete({ ...t, namespace: o.metadata.namespace ?? '', name: o.metadata.name }, options, dryRun));
     return list;
   }
 }
 
 /** Applies body to cur according to the request's patch content type. */
-export function applyPatchOfType(cur: any, body: any, contentType: string): any {
+export function applyPatchOfType(cur: unknown, body: unknown, contentType: string): unknown {
   const type = contentType.split(';')[0].trim().toLowerCase();
   switch (type) {
     case 'application/json-patch+json': return applyJsonPatch(cur, body);

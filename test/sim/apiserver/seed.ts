@@ -2,9 +2,10 @@
 // and the user-facing ClusterRoles (cluster-admin, admin, edit, view).
 // Differences from a real API server: the roles are short approximations of kube's bootstrap
 // policy (view: get/list/watch on everything but secrets; edit: all verbs on everything but RBAC).
+import type { V1PolicyRule } from '@kubernetes/client-node';
 import type { ResourceDef } from './registry.js';
 import { grOf, timestamp } from './rest.js';
-import type { ObjectStore } from './store.js';
+import type { ObjectStore, StoredObject } from './store.js';
 import { randomUUID } from 'node:crypto';
 import { applyCreateDefaults } from './defaults.js';
 
@@ -13,7 +14,7 @@ const READ = ['get', 'list', 'watch'];
 /** Creates the built-in objects that are missing (idempotent). */
 export function seedCluster(store: ObjectStore, defs: ResourceDef[]): void {
   const def = (resource: string, group = '') => defs.find((d) => d.resource === resource && d.group === group)!;
-  const ensure = (d: ResourceDef, obj: any) => {
+  const ensure = (d: ResourceDef, obj: StoredObject) => {
     if (store.get(grOf(d), obj.metadata.namespace, obj.metadata.name)) return;
     obj.apiVersion = d.group ? `${d.group}/${d.version}` : d.version;
     obj.kind = d.kind;
@@ -28,7 +29,7 @@ export function seedCluster(store: ObjectStore, defs: ResourceDef[]): void {
   }
   const rbac = 'rbac.authorization.k8s.io';
   const allGroups = ['', 'apps', 'batch', 'policy', 'coordination.k8s.io', 'storage.k8s.io', 'events.k8s.io'];
-  const roles: Record<string, any[]> = {
+  const roles: Record<string, V1PolicyRule[]> = {
     'cluster-admin': [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }, { nonResourceURLs: ['*'], verbs: ['*'] }],
     admin: [{ apiGroups: [...allGroups, rbac], resources: ['*'], verbs: ['*'] }],
     edit: [{ apiGroups: allGroups, resources: ['*'], verbs: ['*'] }],

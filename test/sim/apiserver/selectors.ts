@@ -2,10 +2,17 @@
 // objects as PodDisruptionBudgets hold them.
 // Differences from a real API server: field selectors accept any dotted path on any resource
 // (real servers allow only a per-resource list and reject others with 400).
+import type { V1LabelSelector } from '@kubernetes/client-node';
+import type { Json } from '../json.js';
 import { badRequest } from './status.js';
 
+/** What a selector looks at: the labels, or (field selectors) any dotted path of the object. */
+export interface Selectable {
+  metadata?: { labels?: Record<string, string> };
+}
+
 /** A parsed selector: true when an object matches. */
-export type Matcher = (obj: any) => boolean;
+export type Matcher = (obj: Selectable) => boolean;
 
 interface Req { key: string; op: 'in' | 'notin' | 'exists' | '!exists' | '=' | '!='; values: string[] }
 
@@ -52,9 +59,9 @@ export function parseLabelSelector(selector: string | null): Matcher {
   return (obj) => reqs.every((r) => matches(r, obj?.metadata?.labels?.[r.key]));
 }
 
-function fieldValue(obj: any, path: string): string | undefined {
-  let cur = obj;
-  for (const p of path.split('.')) cur = cur?.[p];
+function fieldValue(obj: Selectable, path: string): string | undefined {
+  let cur: unknown = obj;
+  for (const p of path.split('.')) cur = (cur as Record<string, unknown> | null | undefined)?.[p];
   if (cur === undefined || cur === null) return path === 'spec.nodeName' || path === 'status.phase' ? '' : undefined;
   return String(cur);
 }
@@ -71,7 +78,7 @@ export function parseFieldSelector(selector: string | null): Matcher {
 }
 
 /** Matches a metav1.LabelSelector object (matchLabels and matchExpressions); an empty selector matches all. */
-export function labelSelectorMatcher(sel: any): Matcher {
+export function labelSelectorMatcher(sel: Json<V1LabelSelector> | undefined): Matcher {
   if (!sel) return () => false;
   const reqs: Req[] = Object.entries(sel.matchLabels ?? {}).map(([key, v]) => ({ key, op: '=' as const, values: [String(v)] }));
   for (const e of sel.matchExpressions ?? []) {
@@ -82,7 +89,7 @@ export function labelSelectorMatcher(sel: any): Matcher {
 }
 
 /** The query-string form of a LabelSelector object, as Scale status.selector reports it. */
-export function labelSelectorString(sel: any): string {
+export function labelSelectorString(sel: Json<V1LabelSelector> | undefined): string {
   const parts = Object.entries(sel?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
   for (const e of sel?.matchExpressions ?? []) {
     if (e.operator === 'In') parts.push(`${e.key} in (${(e.values ?? []).join(',')})`);

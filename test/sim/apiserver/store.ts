@@ -6,19 +6,39 @@
 // watch from a resourceVersion older than the restart gets 410 Gone, as after an etcd compaction.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+import type { Json } from '../json.js';
 import { gone } from './status.js';
+
+/** Metadata as every stored object has it (create and update refuse an object without a name). */
+export type StoredMeta = Json<V1ObjectMeta> & { name: string };
+
+/**
+ * A stored object of any kind: its metadata is typed, its other fields (spec, status, data, …)
+ * depend on the kind; code that reads them types the object with Stored<T>.
+ */
+export interface StoredObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: StoredMeta;
+  [field: string]: unknown;
+}
+
+/** A stored object of a known kind, typed by client-node's model T (e.g. Stored<V1Pod>). */
+export type Stored<T> = Json<T> & StoredObject;
 
 /** A change to one object, as a watch reports it. */
 export interface StoreEvent {
   rv: number;
   type: 'ADDED' | 'MODIFIED' | 'DELETED';
   gr: string;
-  obj: any;
+  obj: StoredObject;
   /** The object before a MODIFIED change. */
-  prev?: any;
+  prev?: StoredObject;
 }
 
-interface LogLine { rv: number; op: 'put' | 'del'; gr: string; key: string; obj?: any }
+/** One line of DIR/state/log.jsonl. */
+type LogLine = { rv: number; gr: string; key: string } & ({ op: 'put'; obj: StoredObject } | { op: 'del' });
 
 /** Key of an object inside its resource: "namespace/name" ("/name" when cluster-scoped). */
 export function objectKey(ns: string | undefined, name: string): string {
@@ -27,7 +47,7 @@ export function objectKey(ns: string | undefined, name: string): string {
 
 /** A durable, watchable map of Kubernetes objects. */
 export class ObjectStore {
-  private readonly byGr = new Map<string, Map<string, any>>();
+  private readonly byGr = new Map<string, Map<string, StoredObject>>();
   private readonly history: StoreEvent[] = [];
   private readonly listeners = new Set<(e: StoreEvent) => void>();
   private rv = 0;
@@ -42,7 +62,7 @@ export class ObjectStore {
     const snapFile = join(this.stateDir, 'snapshot.json');
     const logFile = join(this.stateDir, 'log.jsonl');
     if (existsSync(snapFile)) {
-      const snap = JSON.parse(readFileSync(snapFile, 'utf8')) as { rv: number; objects: Record<string, Record<string, any>> };
+      const snap = JSON.parse(readFileSync(snapFile, 'utf8')) as { rv: number; objects: Record<string, Record<string, StoredObject>> };
       this.rv = snap.rv;
       for (const [gr, objs] of Object.entries(snap.objects)) this.byGr.set(gr, new Map(Object.entries(objs)));
     }
@@ -56,7 +76,7 @@ export class ObjectStore {
         this.rv = entry.rv;
       }
     }
-    const objects: Record<string, Record<string, any>> = {};
+    const objects: Record<string, Record<string, StoredObject>> = {};
     for (const [gr, m] of this.byGr) objects[gr] = Object.fromEntries(m);
     const tmp = `${snapFile}.tmp`;
     const fd = openSync(tmp, 'w');
@@ -81,15 +101,15 @@ export class ObjectStore {
   }
 
   /** One object, or undefined. */
-  get(gr: string, ns: string | undefined, name: string): any {
+  get(gr: string, ns: string | undefined, name: string): StoredObject | undefined {
     return this.byGr.get(gr)?.get(objectKey(ns, name));
   }
 
   /** All objects of a resource, optionally only those in one namespace, sorted by namespace and name. */
-  list(gr: string, ns?: string): any[] {
+  list(gr: string, ns?: string): StoredObject[] {
     const m = this.byGr.get(gr);
     if (!m) return [];
-    const out: any[] = [];
+    const out: StoredObject[] = [];
     for (const [key, obj] of m) if (ns === undefined || key.startsWith(`${ns}/`)) out.push(obj);
     return out.sort((a, b) => objectKey(a.metadata.namespace, a.metadata.name).localeCompare(objectKey(b.metadata.namespace, b.metadata.name)));
   }
@@ -100,7 +120,7 @@ export class ObjectStore {
   }
 
   /** Stores obj (new or replacing), stamping a fresh resourceVersion; returns the stored copy. */
-  put(gr: string, obj: any, dryRun = false): any {
+  put<T extends StoredObject>(gr: string, obj: T, dryRun = false): T {
     const key = objectKey(obj.metadata.namespace, obj.metadata.name);
     const prev = this.byGr.get(gr)?.get(key);
     const stored = structuredClone(obj);
@@ -115,7 +135,7 @@ export class ObjectStore {
   }
 
   /** Removes an object; returns the removed copy stamped with the deletion's resourceVersion. */
-  remove(gr: string, ns: string | undefined, name: string, dryRun = false): any {
+  remove(gr: string, ns: string | undefined, name: string, dryRun = false): StoredObject | undefined {
     const key = objectKey(ns, name);
     const old = this.byGr.get(gr)?.get(key);
     if (!old) return undefined;

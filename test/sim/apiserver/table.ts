@@ -2,9 +2,19 @@
 // Differences from a real API server: columns for pods, nodes, namespaces, services, ConfigMaps,
 // Secrets, PVCs, PVs, StatefulSets, Deployments and PDBs follow kube's printers in their main columns only; every
 // other kind gets NAME and AGE; rows always carry the full object (includeObject=Object).
+import type {
+  V1Deployment, V1Node, V1Namespace, V1PersistentVolume, V1PersistentVolumeClaim, V1Pod, V1PodDisruptionBudget, V1Secret, V1Service,
+  V1StatefulSet,
+} from '@kubernetes/client-node';
 import type { ResourceDef } from './registry.js';
+import type { Stored, StoredObject } from './store.js';
 
-interface Col { name: string; type?: string; priority?: number; cell: (o: any, now: number) => unknown }
+interface Col<T = StoredObject> { name: string; type?: string; priority?: number; cell: (o: T, now: number) => unknown }
+
+/** The columns of one kind, whose cells read that kind's fields; toTable hands them objects of that kind only. */
+function kindColumns<T>(...cols: Col<Stored<T>>[]): Col[] {
+  return cols as unknown as Col[];
+}
 
 /** Kubernetes' short duration format: 45s, 5m3s, 3h, 2d. */
 export function shortAge(created: string | undefined, now: number): string {
@@ -19,7 +29,7 @@ export function shortAge(created: string | undefined, now: number): string {
   return `${Math.floor(h / 24)}d`;
 }
 
-function podStatus(p: any): string {
+function podStatus(p: Stored<V1Pod>): string {
   if (p.metadata.deletionTimestamp) return 'Terminating';
   for (const cs of p.status?.containerStatuses ?? []) {
     if (cs.state?.waiting?.reason) return cs.state.waiting.reason;
@@ -28,50 +38,50 @@ function podStatus(p: any): string {
   return p.status?.reason ?? p.status?.phase ?? 'Unknown';
 }
 
-const dataCount = (o: any): number => Object.keys(o.data ?? {}).length + Object.keys(o.binaryData ?? {}).length;
+const dataCount = (o: StoredObject): number => Object.keys(o.data ?? {}).length + Object.keys(o.binaryData ?? {}).length;
 const age: Col = { name: 'Age', cell: (o, now) => shortAge(o.metadata.creationTimestamp, now) };
 const name: Col = { name: 'Name', cell: (o) => o.metadata.name };
 
 function columnsFor(def: ResourceDef): Col[] {
   switch (def.kind) {
-    case 'Pod': return [name,
-      { name: 'Ready', cell: (p) => `${(p.status?.containerStatuses ?? []).filter((c: any) => c.ready).length}/${(p.spec?.containers ?? []).length}` },
+    case 'Pod': return kindColumns<V1Pod>(name,
+      { name: 'Ready', cell: (p) => `${(p.status?.containerStatuses ?? []).filter((c) => c.ready).length}/${(p.spec?.containers ?? []).length}` },
       { name: 'Status', cell: podStatus },
-      { name: 'Restarts', type: 'string', cell: (p) => String((p.status?.containerStatuses ?? []).reduce((n: number, c: any) => n + (c.restartCount ?? 0), 0)) },
+      { name: 'Restarts', type: 'string', cell: (p) => String((p.status?.containerStatuses ?? []).reduce((n: number, c) => n + (c.restartCount ?? 0), 0)) },
       age,
       { name: 'IP', priority: 1, cell: (p) => p.status?.podIP ?? '<none>' },
-      { name: 'Node', priority: 1, cell: (p) => p.spec?.nodeName ?? '<none>' }];
-    case 'Node': return [name,
+      { name: 'Node', priority: 1, cell: (p) => p.spec?.nodeName ?? '<none>' });
+    case 'Node': return kindColumns<V1Node>(name,
       { name: 'Status', cell: (n) => {
-        const ready = (n.status?.conditions ?? []).find((c: any) => c.type === 'Ready');
+        const ready = (n.status?.conditions ?? []).find((c) => c.type === 'Ready');
         const s = ready?.status === 'True' ? 'Ready' : ready ? 'NotReady' : 'Unknown';
         return n.spec?.unschedulable ? `${s},SchedulingDisabled` : s;
       } },
       { name: 'Roles', cell: () => '<none>' }, age,
-      { name: 'Version', cell: (n) => n.status?.nodeInfo?.kubeletVersion ?? '' }];
+      { name: 'Version', cell: (n) => n.status?.nodeInfo?.kubeletVersion ?? '' });
     case 'ConfigMap': return [name, { name: 'Data', type: 'integer', cell: dataCount }, age];
-    case 'Secret': return [name, { name: 'Type', cell: (x) => x.type ?? '' }, { name: 'Data', type: 'integer', cell: dataCount }, age];
-    case 'Namespace': return [name, { name: 'Status', cell: (n) => n.status?.phase ?? '' }, age];
-    case 'Service': return [name, { name: 'Type', cell: (s) => s.spec?.type ?? '' },
+    case 'Secret': return kindColumns<V1Secret>(name, { name: 'Type', cell: (x) => x.type ?? '' }, { name: 'Data', type: 'integer', cell: dataCount }, age);
+    case 'Namespace': return kindColumns<V1Namespace>(name, { name: 'Status', cell: (n) => n.status?.phase ?? '' }, age);
+    case 'Service': return kindColumns<V1Service>(name, { name: 'Type', cell: (s) => s.spec?.type ?? '' },
       { name: 'Cluster-IP', cell: (s) => s.spec?.clusterIP ?? '' }, { name: 'External-IP', cell: () => '<none>' },
-      { name: 'Port(s)', cell: (s) => (s.spec?.ports ?? []).map((p: any) => `${p.port}/${p.protocol ?? 'TCP'}`).join(',') || '<none>' }, age];
-    case 'PersistentVolumeClaim': return [name, { name: 'Status', cell: (c) => c.status?.phase ?? '' },
+      { name: 'Port(s)', cell: (s) => (s.spec?.ports ?? []).map((p) => `${p.port}/${p.protocol ?? 'TCP'}`).join(',') || '<none>' }, age);
+    case 'PersistentVolumeClaim': return kindColumns<V1PersistentVolumeClaim>(name, { name: 'Status', cell: (c) => c.status?.phase ?? '' },
       { name: 'Volume', cell: (c) => c.spec?.volumeName ?? '' },
       { name: 'Capacity', cell: (c) => c.status?.capacity?.storage ?? '' },
       { name: 'Access Modes', cell: (c) => (c.status?.accessModes ?? []).map((m: string) => m === 'ReadWriteOnce' ? 'RWO' : m === 'ReadOnlyMany' ? 'ROX' : m === 'ReadWriteMany' ? 'RWX' : m).join(',') },
-      { name: 'StorageClass', cell: (c) => c.spec?.storageClassName ?? '<unset>' }, age];
-    case 'PersistentVolume': return [name, { name: 'Capacity', cell: (v) => v.spec?.capacity?.storage ?? '' },
+      { name: 'StorageClass', cell: (c) => c.spec?.storageClassName ?? '<unset>' }, age);
+    case 'PersistentVolume': return kindColumns<V1PersistentVolume>(name, { name: 'Capacity', cell: (v) => v.spec?.capacity?.storage ?? '' },
       { name: 'Reclaim Policy', cell: (v) => v.spec?.persistentVolumeReclaimPolicy ?? '' },
       { name: 'Status', cell: (v) => v.status?.phase ?? '' },
       { name: 'Claim', cell: (v) => v.spec?.claimRef ? `${v.spec.claimRef.namespace}/${v.spec.claimRef.name}` : '' },
-      { name: 'StorageClass', cell: (v) => v.spec?.storageClassName ?? '' }, age];
-    case 'StatefulSet': return [name, { name: 'Ready', cell: (s) => `${s.status?.readyReplicas ?? 0}/${s.spec?.replicas ?? 0}` }, age];
-    case 'Deployment': return [name, { name: 'Ready', cell: (d) => `${d.status?.readyReplicas ?? 0}/${d.spec?.replicas ?? 0}` },
+      { name: 'StorageClass', cell: (v) => v.spec?.storageClassName ?? '' }, age);
+    case 'StatefulSet': return kindColumns<V1StatefulSet>(name, { name: 'Ready', cell: (s) => `${s.status?.readyReplicas ?? 0}/${s.spec?.replicas ?? 0}` }, age);
+    case 'Deployment': return kindColumns<V1Deployment>(name, { name: 'Ready', cell: (d) => `${d.status?.readyReplicas ?? 0}/${d.spec?.replicas ?? 0}` },
       { name: 'Up-to-date', type: 'integer', cell: (d) => d.status?.updatedReplicas ?? 0 },
-      { name: 'Available', type: 'integer', cell: (d) => d.status?.availableReplicas ?? 0 }, age];
-    case 'PodDisruptionBudget': return [name, { name: 'Min Available', cell: (p) => p.spec?.minAvailable ?? 'N/A' },
+      { name: 'Available', type: 'integer', cell: (d) => d.status?.availableReplicas ?? 0 }, age);
+    case 'PodDisruptionBudget': return kindColumns<V1PodDisruptionBudget>(name, { name: 'Min Available', cell: (p) => p.spec?.minAvailable ?? 'N/A' },
       { name: 'Max Unavailable', cell: (p) => p.spec?.maxUnavailable ?? 'N/A' },
-      { name: 'Allowed Disruptions', type: 'integer', cell: (p) => p.status?.disruptionsAllowed ?? 0 }, age];
+      { name: 'Allowed Disruptions', type: 'integer', cell: (p) => p.status?.disruptionsAllowed ?? 0 }, age);
     default: return [name, age];
   }
 }
@@ -82,7 +92,7 @@ export function wantsTable(accept: string | undefined): boolean {
 }
 
 /** A Table of objs of type def; resourceVersion is the list's. */
-export function toTable(def: ResourceDef, objs: any[], resourceVersion?: string, now = Date.now()): any {
+export function toTable(def: ResourceDef, objs: StoredObject[], resourceVersion?: string, now = Date.now()) {
   const cols = columnsFor(def);
   return {
     kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: resourceVersion ? { resourceVersion } : {},

@@ -9,7 +9,7 @@ import { grOf } from './rest.js';
 import type { ResourceDef } from './registry.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { ApiError } from './status.js';
-import type { ObjectStore, StoreEvent } from './store.js';
+import type { ObjectStore, StoreEvent, StoredObject } from './store.js';
 import { toTable } from './table.js';
 
 /** Streams watch events to res until the client goes away or the timeout passes. */
@@ -17,16 +17,14 @@ export function serveWatch(res: ServerResponse, store: ObjectStore, def: Resourc
   query: URLSearchParams, asTable: boolean): void {
   const labels = parseLabelSelector(query.get('labelSelector'));
   const fields = parseFieldSelector(query.get('fieldSelector'));
-  const match = (o: any) => labels(o) && fields(o);
+  const match = (o: StoredObject) => labels(o) && fields(o);
   const gr = grOf(def);
   const ns = def.namespaced ? namespace : '';
   const rvParam = query.get('resourceVersion');
   res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' });
   res.flushHeaders();
-  const send = (type: string, obj: any) => {
-    const object = asTable && type !== 'ERROR' ? toTable(def, [obj]) : obj;
-    res.write(JSON.stringify({ type, object }) + '\n');
-  };
+  const write = (type: string, object: unknown) => res.write(JSON.stringify({ type, object }) + '\n');
+  const send = (type: string, obj: StoredObject) => write(type, asTable ? toTable(def, [obj]) : obj);
   let backlog: StoreEvent[] = [];
   if (!rvParam || rvParam === '0') {
     for (const o of store.list(gr, ns || undefined)) if (match(o)) send('ADDED', o);
@@ -35,7 +33,7 @@ export function serveWatch(res: ServerResponse, store: ObjectStore, def: Resourc
       backlog = store.eventsSince(Number(rvParam));
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
-      send('ERROR', err.toStatus());
+      write('ERROR', err.toStatus());
       res.end();
       return;
     }

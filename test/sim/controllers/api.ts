@@ -63,17 +63,19 @@ export function makeClusterApi(kc: KubeConfig): ClusterApi {
   const noStatusSubresource = new Set<string>();
   let noBindingSubresource = false;
 
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  type Any = any;
-  const statusWriters: Record<string, (o: Any) => Promise<unknown>> = {
-    Pod: (o) => core.replaceNamespacedPodStatus({ name: o.metadata.name, namespace: o.metadata.namespace, body: o }),
-    PersistentVolume: (o) => core.replacePersistentVolumeStatus({ name: o.metadata.name, body: o }),
+  // Each writer gets an object of its kind (replaceStatus picks it by obj.kind), read from the API
+  // and so with a name and, for namespaced kinds, a namespace.
+  const nameOf = (o: KubernetesObject) => o.metadata!.name!;
+  const namespaceOf = (o: KubernetesObject) => o.metadata!.namespace!;
+  const statusWriters: Record<string, (o: KubernetesObject) => Promise<unknown>> = {
+    Pod: (o) => core.replaceNamespacedPodStatus({ name: nameOf(o), namespace: namespaceOf(o), body: o }),
+    PersistentVolume: (o) => core.replacePersistentVolumeStatus({ name: nameOf(o), body: o }),
     PersistentVolumeClaim: (o) =>
-      core.replaceNamespacedPersistentVolumeClaimStatus({ name: o.metadata.name, namespace: o.metadata.namespace, body: o }),
-    StatefulSet: (o) => apps.replaceNamespacedStatefulSetStatus({ name: o.metadata.name, namespace: o.metadata.namespace, body: o }),
-    Deployment: (o) => apps.replaceNamespacedDeploymentStatus({ name: o.metadata.name, namespace: o.metadata.namespace, body: o }),
-    ReplicaSet: (o) => apps.replaceNamespacedReplicaSetStatus({ name: o.metadata.name, namespace: o.metadata.namespace, body: o }),
-    Job: (o) => batch.replaceNamespacedJobStatus({ name: o.metadata.name, namespace: o.metadata.namespace, body: o }),
+      core.replaceNamespacedPersistentVolumeClaimStatus({ name: nameOf(o), namespace: namespaceOf(o), body: o }),
+    StatefulSet: (o) => apps.replaceNamespacedStatefulSetStatus({ name: nameOf(o), namespace: namespaceOf(o), body: o }),
+    Deployment: (o) => apps.replaceNamespacedDeploymentStatus({ name: nameOf(o), namespace: namespaceOf(o), body: o }),
+    ReplicaSet: (o) => apps.replaceNamespacedReplicaSetStatus({ name: nameOf(o), namespace: namespaceOf(o), body: o }),
+    Job: (o) => batch.replaceNamespacedJobStatus({ name: nameOf(o), namespace: namespaceOf(o), body: o }),
   };
 
   return {

@@ -39,8 +39,8 @@ export class ApiClient {
     return new ApiClient(new URL(cluster.server), opts);
   }
 
-  /** Sends one request and parses the JSON answer; throws ApiError on non-2xx. */
-  request<T = any>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
+  /** Sends one request and parses the JSON answer (as T: what the path serves); throws ApiError on non-2xx. */
+  request<T = unknown>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
     return new Promise((resolve, reject) => {
       const url = new URL(path, this.server);
       const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -73,7 +73,7 @@ export class ApiClient {
   }
 
   /** Lists then watches a collection forever (until the signal aborts), re-listing after errors. */
-  listWatch<T extends { metadata?: any }>(path: string, h: ListWatchHandlers<T>, signal: AbortSignal, log: (m: string) => void): void {
+  listWatch<T>(path: string, h: ListWatchHandlers<T>, signal: AbortSignal, log: (m: string) => void): void {
     const loop = async () => {
       while (!signal.aborted) {
         try {

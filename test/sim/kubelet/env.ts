@@ -5,7 +5,10 @@
 // resourceFieldRef is not supported; fieldRef supports metadata.name/namespace/uid,
 // metadata.labels['k'], metadata.annotations['k'], spec.nodeName, spec.serviceAccountName,
 // status.podIP and status.hostIP.
+import type { V1Container, V1Pod } from '@kubernetes/client-node';
 import type { ImageSpec } from '../images.js';
+import type { Json } from '../json.js';
+import type { Pod } from './objects.js';
 
 /** Reads one key of a Secret or ConfigMap (decoded), or undefined when it or the key is missing. */
 export interface KeySource {
@@ -44,9 +47,9 @@ export function expandVars(input: string, lookup: (name: string) => string | und
 }
 
 /** Resolves a downward-API field path against the pod; undefined when unsupported. */
-export function podField(pod: any, path: string): string | undefined {
+export function podField(pod: Json<V1Pod>, path: string): string | undefined {
   const m = /^metadata\.(labels|annotations)\['(.*)'\]$/.exec(path);
-  if (m) return pod.metadata?.[m[1]]?.[m[2]] ?? '';
+  if (m) return (m[1] === 'labels' ? pod.metadata?.labels : pod.metadata?.annotations)?.[m[2]] ?? '';
   switch (path) {
     case 'metadata.name': return pod.metadata?.name;
     case 'metadata.namespace': return pod.metadata?.namespace;
@@ -59,17 +62,18 @@ export function podField(pod: any, path: string): string | undefined {
   }
 }
 
-function missing(what: string, c: any): Error {
+function missing(what: string, c: Json<V1Container>): Error {
   return new Error(`${what} referenced by container "${c.name}" not found; create it or mark the reference optional`);
 }
 
 /** Builds the environment Kubernetes defines for the container (envFrom, then env), in order. */
-export async function containerEnv(pod: any, c: any, src: KeySource): Promise<Map<string, string>> {
+export async function containerEnv(pod: Pod, c: Json<V1Container>, src: KeySource): Promise<Map<string, string>> {
   const ns = pod.metadata.namespace;
   const env = new Map<string, string>();
   for (const from of c.envFrom ?? []) {
-    const ref = from.configMapRef ?? from.secretRef;
-    const data = from.configMapRef ? await src.configMap(ns, ref.name) : await src.secret(ns, ref.name);
+    // an envFrom names a ConfigMap or a Secret (the API requires the name, client-node types it optional)
+    const ref = (from.configMapRef ?? from.secretRef)!;
+    const data = from.configMapRef ? await src.configMap(ns, ref.name!) : await src.secret(ns, ref.name!);
     if (!data) {
       if (ref.optional) continue;
       throw missing(`${from.configMapRef ? 'configmap' : 'secret'} "${ref.name}"`, c);
@@ -83,8 +87,8 @@ export async function containerEnv(pod: any, c: any, src: KeySource): Promise<Ma
       if (value === undefined) throw new Error(`fieldRef "${e.valueFrom.fieldRef.fieldPath}" of env "${e.name}" is not supported by the simulator`);
     } else if (e.valueFrom?.secretKeyRef || e.valueFrom?.configMapKeyRef) {
       const isSecret = !!e.valueFrom.secretKeyRef;
-      const ref = e.valueFrom.secretKeyRef ?? e.valueFrom.configMapKeyRef;
-      const data = isSecret ? await src.secret(ns, ref.name) : await src.configMap(ns, ref.name);
+      const ref = (e.valueFrom.secretKeyRef ?? e.valueFrom.configMapKeyRef)!; // one of them, checked just above
+      const data = isSecret ? await src.secret(ns, ref.name!) : await src.configMap(ns, ref.name!);
       value = data?.[ref.key];
       if (value === undefined) {
         if (ref.optional) continue;
@@ -110,7 +114,7 @@ export function processEnv(image: ImageSpec, kubeEnv: Map<string, string>, hostn
 }
 
 /** The argv a container runs: command/args over the image's entrypoint/cmd, with `$(VAR)` expanded. */
-export function containerArgv(c: any, image: ImageSpec, env: Map<string, string>): string[] {
+export function containerArgv(c: Json<V1Container>, image: ImageSpec, env: Map<string, string>): string[] {
   const command: string[] | undefined = c.command?.length ? c.command : undefined;
   const args: string[] | undefined = c.args?.length ? c.args : undefined;
   const lookup = (n: string) => env.get(n);

@@ -14,12 +14,19 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, statSync, statfsSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type {
+  V1PersistentVolume, V1PersistentVolumeClaim, V1PersistentVolumeClaimVolumeSource, V1Pod, V1Volume,
+} from '@kubernetes/client-node';
 import { runningPid } from '../apiserver/procs.js';
+import type { Json } from '../json.js';
 import { ApiClient, sleep } from './api.js';
 import { CONTROL, type SimInfo } from './kubelet.js';
 import { writeJsonAtomic } from './sandbox.js';
 
 const FILLS = 'fills.json';
+
+/** A pod volume backed by a PersistentVolumeClaim. */
+type ClaimVolume = Json<V1Volume> & { persistentVolumeClaim: Json<V1PersistentVolumeClaimVolumeSource> };
 
 /** What `killContainer` signalled. */
 export interface KilledContainer {
@@ -127,20 +134,20 @@ function mountPoints(): Set<string> {
 /** The host directory of a pod's PersistentVolume (by volume name, or its only PVC volume). */
 async function podVolumePath(dir: string, namespace: string, pod: string, volume?: string): Promise<string> {
   const api = await ApiClient.fromKubeconfig(join(dir, 'components.kubeconfig'));
-  const obj = await api.request('GET', `/api/v1/namespaces/${namespace}/pods/${pod}`);
-  const pvcVolumes = (obj.spec?.volumes ?? []).filter((v: any) => v.persistentVolumeClaim);
-  const chosen = volume ? pvcVolumes.find((v: any) => v.name === volume) : pvcVolumes.length === 1 ? pvcVolumes[0] : undefined;
+  const obj = await api.request<Json<V1Pod>>('GET', `/api/v1/namespaces/${namespace}/pods/${pod}`);
+  const pvcVolumes = (obj.spec?.volumes ?? []).filter((v): v is ClaimVolume => !!v.persistentVolumeClaim);
+  const chosen = volume ? pvcVolumes.find((v) => v.name === volume) : pvcVolumes.length === 1 ? pvcVolumes[0] : undefined;
   if (!pvcVolumes.length) throw new Error(`pod "${namespace}/${pod}" has no persistentVolumeClaim volume; fill-volume fills only claims`);
   if (!chosen) {
-    const names = pvcVolumes.map((v: any) => `"${v.name}"`).join(', ') || 'none';
+    const names = pvcVolumes.map((v) => `"${v.name}"`).join(', ') || 'none';
     throw new Error(volume
       ? `pod "${namespace}/${pod}" has no persistentVolumeClaim volume "${volume}"; its claim volumes: ${names}`
       : `pod "${namespace}/${pod}" has claim volumes ${names}; name the one to fill`);
   }
   const claim = chosen.persistentVolumeClaim.claimName;
-  const pvc = await api.request('GET', `/api/v1/namespaces/${namespace}/persistentvolumeclaims/${claim}`);
+  const pvc = await api.request<Json<V1PersistentVolumeClaim>>('GET', `/api/v1/namespaces/${namespace}/persistentvolumeclaims/${claim}`);
   if (!pvc.spec?.volumeName) throw new Error(`persistentvolumeclaim "${claim}" is not bound; wait for the provisioner`);
-  const pv = await api.request('GET', `/api/v1/persistentvolumes/${pvc.spec.volumeName}`);
+  const pv = await api.request<Json<V1PersistentVolume>>('GET', `/api/v1/persistentvolumes/${pvc.spec.volumeName}`);
   const path: string | undefined = pv.spec?.local?.path ?? pv.spec?.hostPath?.path;
   if (!path || !mountPoints().has(path)) throw new Error(`persistentvolume "${pvc.spec.volumeName}" is not mounted on its node; wait for pod "${namespace}/${pod}" to start`);
   return path;

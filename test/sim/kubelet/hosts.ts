@@ -4,6 +4,7 @@
 // Differs from a real cluster: no DNS server; names resolve only through this file; a pod is
 // listed whether or not it is ready (as with publishNotReadyAddresses) and whether or not its
 // spec.subdomain names the Service; Service names themselves (without a pod) are not listed.
+import type { Pod, Service } from './objects.js';
 
 function selects(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
   if (!selector || Object.keys(selector).length === 0) return false;
@@ -11,7 +12,7 @@ function selects(selector: Record<string, string> | undefined, labels: Record<st
 }
 
 /** Renders the hosts file of one pod from the pods and Services of its namespace. */
-export function renderHosts(pod: any, podIP: string, pods: any[], services: any[]): string {
+export function renderHosts(pod: Pod, podIP: string, pods: Pod[], services: Service[]): string {
   const ns = pod.metadata.namespace;
   const hostname = pod.spec?.hostname ?? pod.metadata.name;
   const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback'];
@@ -22,11 +23,11 @@ export function renderHosts(pod: any, podIP: string, pods: any[], services: any[
   for (const svc of headless.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
     const svcName = svc.metadata.name;
     const members = pods
-      .filter((p) => p.metadata?.namespace === ns && !p.metadata?.deletionTimestamp && (p.status?.podIP || p.metadata?.uid === pod.metadata.uid) && selects(svc.spec.selector, p.metadata.labels))
+      .filter((p) => p.metadata?.namespace === ns && !p.metadata?.deletionTimestamp && (p.status?.podIP || p.metadata?.uid === pod.metadata.uid) && selects(svc.spec?.selector, p.metadata.labels))
       .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     for (const p of members) {
       const n = p.spec?.hostname ?? p.metadata.name;
-      const ip = p.metadata.uid === pod.metadata.uid ? podIP : p.status.podIP;
+      const ip = p.metadata.uid === pod.metadata.uid ? podIP : p.status?.podIP;
       lines.push(`${ip}\t${n}.${svcName} ${n}.${svcName}.${ns} ${n}.${svcName}.${ns}.svc ${n}.${svcName}.${ns}.svc.cluster.local`);
     }
   }

@@ -12,7 +12,8 @@ import { renderHosts } from './hosts.js';
 import { LocalVolumes } from './localpv.js';
 import { PodNetwork } from './network.js';
 import { NodeHeartbeats } from './nodes.js';
-import { PodWorker } from './podworker.js';
+import type { BoundPod, Pod, Service } from './objects.js';
+import { PodWorker, type PodWorkerContext } from './podworker.js';
 import { writeJsonAtomic } from './sandbox.js';
 import { now } from './status.js';
 
@@ -32,8 +33,8 @@ const SHUTDOWN_GRACE_CAP_S = 10;
 export class Kubelet {
   private readonly abort = new AbortController();
   private readonly workers = new Map<string, PodWorker>();
-  private readonly pods = new Map<string, any>();
-  private readonly services = new Map<string, any>();
+  private readonly pods = new Map<string, Pod>();
+  private readonly services = new Map<string, Service>();
   private readonly network: PodNetwork;
   private readonly localVolumes = new LocalVolumes();
   private readonly heartbeats: NodeHeartbeats;
@@ -54,11 +55,11 @@ export class Kubelet {
     mkdirSync(join(this.dir, 'runtime', 'pods'), { recursive: true });
     this.heartbeats.start();
     this.watchControl();
-    this.api.listWatch('/api/v1/services', {
+    this.api.listWatch<Service>('/api/v1/services', {
       sync: (items) => {
         this.services.clear();
         for (const s of items) this.services.set(`${s.metadata.namespace}/${s.metadata.name}`, s);
-        for (const ns of new Set(items.map((s) => s.metadata.namespace as string))) this.scheduleHosts(ns);
+        for (const ns of new Set(items.map((s) => s.metadata.namespace))) this.scheduleHosts(ns);
       },
       event: (ev) => {
         const key = `${ev.object.metadata.namespace}/${ev.object.metadata.name}`;
@@ -67,9 +68,9 @@ export class Kubelet {
         this.scheduleHosts(ev.object.metadata.namespace);
       },
     }, this.abort.signal, this.log);
-    this.api.listWatch('/api/v1/pods', {
+    this.api.listWatch<Pod>('/api/v1/pods', {
       sync: (items) => {
-        const seen = new Set(items.map((p) => p.metadata.uid as string));
+        const seen = new Set(items.map((p) => p.metadata.uid));
         for (const [uid, p] of this.pods) if (!seen.has(uid)) this.podGone(p);
         for (const p of items) this.podChanged(p);
       },
@@ -77,15 +78,16 @@ export class Kubelet {
     }, this.abort.signal, this.log);
   }
 
-  private isMine(pod: any): boolean {
-    return this.sim.nodes.includes(pod.spec?.nodeName);
+  private isMine(pod: Pod): pod is BoundPod {
+    const node = pod.spec?.nodeName;
+    return node !== undefined && this.sim.nodes.includes(node);
   }
 
-  private grace(pod: any): number {
+  private grace(pod: Pod): number {
     return pod.metadata.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
   }
 
-  private podChanged(pod: any): void {
+  private podChanged(pod: Pod): void {
     if (this.abort.signal.aborted) return;
     this.pods.set(pod.metadata.uid, pod);
     this.scheduleHosts(pod.metadata.namespace);
@@ -113,7 +115,7 @@ export class Kubelet {
     worker.start();
   }
 
-  private podGone(pod: any): void {
+  private podGone(pod: Pod): void {
     this.pods.delete(pod.metadata.uid);
     this.scheduleHosts(pod.metadata.namespace);
     const worker = this.workers.get(pod.metadata.uid);
@@ -134,16 +136,16 @@ export class Kubelet {
     }, 100));
   }
 
-  private workerContext() {
+  private workerContext(): PodWorkerContext {
     return {
       dir: this.dir, api: this.api, network: this.network, localVolumes: this.localVolumes, log: this.log,
       hostIP: () => '127.0.0.1',
-      hosts: (pod: any, ip: string) => renderHosts(pod, ip, [...this.pods.values()], [...this.services.values()]),
-      event: (pod: any, type: 'Normal' | 'Warning', reason: string, message: string) => this.event(pod, type, reason, message),
+      hosts: (pod: Pod, ip: string) => renderHosts(pod, ip, [...this.pods.values()], [...this.services.values()]),
+      event: (pod: Pod, type: 'Normal' | 'Warning', reason: string, message: string) => this.event(pod, type, reason, message),
     };
   }
 
-  private event(pod: any, type: string, reason: string, message: string): void {
+  private event(pod: Pod, type: string, reason: string, message: string): void {
     const t = now();
     const ns = pod.metadata.namespace;
     const body = {

@@ -7,13 +7,15 @@
 // Differs from a real kubelet: no Lease objects; the not-ready taint is added by the kubelet
 // itself (in a real cluster the node lifecycle controller adds it, also as NoExecute); capacity
 // figures are fixed; every node's InternalIP is 127.0.0.1.
+import type { V1Node, V1NodeCondition, V1NodeStatus, V1Taint } from '@kubernetes/client-node';
+import type { Json } from '../json.js';
 import { ApiError, type ApiClient } from './api.js';
 import { now } from './status.js';
 
 const NOT_READY_TAINT = 'node.kubernetes.io/not-ready';
 const HEARTBEAT_MS = 10_000;
 
-function nodeObject(name: string): any {
+function nodeObject(name: string): Json<V1Node> {
   return {
     apiVersion: 'v1', kind: 'Node',
     metadata: {
@@ -28,7 +30,7 @@ function nodeObject(name: string): any {
   };
 }
 
-function nodeStatus(name: string, ready: boolean, previous: any[]): any {
+function nodeStatus(name: string, ready: boolean, previous: Json<V1NodeCondition>[]): Json<V1NodeStatus> {
   const t = now();
   const cond = (type: string, status: string, reason: string, message: string) => {
     const prev = previous.find((c) => c.type === type);
@@ -89,26 +91,26 @@ export class NodeHeartbeats {
   }
 
   private async beat(name: string): Promise<void> {
-    let node: any;
+    let node: Json<V1Node>;
     try {
-      node = await this.api.request('GET', `/api/v1/nodes/${name}`);
+      node = await this.api.request<Json<V1Node>>('GET', `/api/v1/nodes/${name}`);
     } catch (err) {
       if (!(err instanceof ApiError && err.code === 404)) throw err;
-      node = await this.api.request('POST', '/api/v1/nodes', nodeObject(name));
+      node = await this.api.request<Json<V1Node>>('POST', '/api/v1/nodes', nodeObject(name));
       this.log(`node ${name}: registered`);
     }
     if (this.notReady.has(name)) return;
     await this.patchStatus(name, true, node.status?.conditions ?? []);
   }
 
-  private async patchStatus(name: string, ready: boolean, previous?: any[]): Promise<void> {
-    const prev = previous ?? (await this.api.request('GET', `/api/v1/nodes/${name}`)).status?.conditions ?? [];
+  private async patchStatus(name: string, ready: boolean, previous?: Json<V1NodeCondition>[]): Promise<void> {
+    const prev = previous ?? (await this.api.request<Json<V1Node>>('GET', `/api/v1/nodes/${name}`)).status?.conditions ?? [];
     await this.api.request('PATCH', `/api/v1/nodes/${name}/status`, { status: nodeStatus(name, ready, prev) }, 'application/merge-patch+json');
   }
 
   private async setTaint(name: string, present: boolean): Promise<void> {
-    const node = await this.api.request('GET', `/api/v1/nodes/${name}`);
-    const taints: any[] = (node.spec?.taints ?? []).filter((t: any) => t.key !== NOT_READY_TAINT);
+    const node = await this.api.request<Json<V1Node>>('GET', `/api/v1/nodes/${name}`);
+    const taints: Json<V1Taint>[] = (node.spec?.taints ?? []).filter((t) => t.key !== NOT_READY_TAINT);
     if (present) taints.push({ key: NOT_READY_TAINT, effect: 'NoSchedule', timeAdded: now() });
     await this.api.request('PATCH', `/api/v1/nodes/${name}`, { spec: { taints: taints.length ? taints : null } }, 'application/merge-patch+json');
   }

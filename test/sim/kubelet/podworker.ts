@@ -8,12 +8,15 @@
 // (restartPolicy Always on an init container) run like ordinary init containers.
 import { mkdirSync, renameSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { V1ConfigMap, V1Container, V1Probe, V1Secret } from '@kubernetes/client-node';
 import { resolveImage, type ImageSpec } from '../images.js';
+import type { Json } from '../json.js';
 import { ApiError, sleep, type ApiClient } from './api.js';
 import { signalContainer, startContainer, waitInRoot, type ContainerMount, type StartedContainer } from './container.js';
 import { containerArgv, containerEnv, processEnv, type KeySource } from './env.js';
 import type { LocalVolumes } from './localpv.js';
 import type { PodNet, PodNetwork } from './network.js';
+import type { BoundPod, Pod } from './objects.js';
 import { runProbe, type ProbeTarget } from './probes.js';
 import { readIfExists, rewriteInPlace, startSandbox, stopSandbox, writeJsonAtomic, type Sandbox } from './sandbox.js';
 import { buildPodStatus, now, type ContainerState } from './status.js';
@@ -28,13 +31,13 @@ export interface PodWorkerContext {
   log(msg: string): void;
   hostIP(node: string): string;
   /** The current /etc/hosts content for this pod. */
-  hosts(pod: any, podIP: string): string;
+  hosts(pod: Pod, podIP: string): string;
   /** Posts an event about the pod (best effort). */
-  event(pod: any, type: 'Normal' | 'Warning', reason: string, message: string): void;
+  event(pod: Pod, type: 'Normal' | 'Warning', reason: string, message: string): void;
 }
 
 interface Container extends ContainerState {
-  spec: any;
+  spec: Json<V1Container>;
   imageSpec?: ImageSpec;
   proc?: StartedContainer;
   uid: number;
@@ -47,7 +50,7 @@ const MAX_BACKOFF_MS = 10_000;
 
 /** Runs and tears down one pod; created per pod UID. */
 export class PodWorker {
-  pod: any;
+  pod: BoundPod;
   private readonly abort = new AbortController();
   private terminating?: Promise<void>;
   private sandbox?: Sandbox;
@@ -66,9 +69,9 @@ export class PodWorker {
   private readonly podDir: string;
   private readonly runtimeDir: string;
 
-  constructor(private readonly ctx: PodWorkerContext, pod: any) {
+  constructor(private readonly ctx: PodWorkerContext, pod: BoundPod) {
     this.pod = pod;
-    const mk = (spec: any): Container => ({
+    const mk = (spec: Json<V1Container>): Container => ({
       name: spec.name, image: spec.image, spec, state: { waiting: { reason: 'ContainerCreating' } }, lastState: {},
       ready: false, restartCount: 0, done: false, started: false, uid: 0, gid: 0, env: [],
     });
@@ -88,7 +91,7 @@ export class PodWorker {
   }
 
   /** Takes a newer version of the pod object (labels, annotations, deletion). */
-  update(pod: any): void {
+  update(pod: BoundPod): void {
     this.pod = pod;
   }
 
@@ -107,7 +110,7 @@ export class PodWorker {
   private async run(): Promise<void> {
     const all = [...this.init, ...this.regular];
     for (const c of all) {
-      c.imageSpec = resolveImage(c.spec.image);
+      c.imageSpec = resolveImage(c.spec.image!); // the API requires it (client-node types it optional)
       if (!c.imageSpec) {
         c.state = { waiting: { reason: 'ErrImagePull', message: `image "${c.spec.image}" is not in the simulator's image table (test/sim/images.ts)` } };
         this.ctx.event(this.pod, 'Warning', 'Failed', `Failed to pull image "${c.spec.image}": not in the simulator's image table (test/sim/images.ts)`);
@@ -172,7 +175,7 @@ export class PodWorker {
   }
 
   private mountsFor(c: Container, volumes: Map<string, PreparedVolume>): ContainerMount[] {
-    return (c.spec.volumeMounts ?? []).map((m: any) => {
+    return (c.spec.volumeMounts ?? []).map((m) => {
       const v = volumes.get(m.name);
       if (!v) throw new Error(`volumeMount "${m.name}" of container "${c.name}" names no volume of the pod; add it to spec.volumes`);
       let source = v.source;
@@ -186,9 +189,9 @@ export class PodWorker {
   }
 
   private keySource(): KeySource {
-    const get = async (kind: string, ns: string, name: string) => {
+    const get = async <T>(kind: string, ns: string, name: string) => {
       try {
-        return await this.ctx.api.request('GET', `/api/v1/namespaces/${ns}/${kind}/${name}`);
+        return await this.ctx.api.request<T>('GET', `/api/v1/namespaces/${ns}/${kind}/${name}`);
       } catch (err) {
         if (err instanceof ApiError && err.code === 404) return undefined;
         throw err;
@@ -196,10 +199,10 @@ export class PodWorker {
     };
     return {
       secret: async (ns, name) => {
-        const o = await get('secrets', ns, name);
-        return o && Object.fromEntries(Object.entries<string>(o.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+        const o = await get<Json<V1Secret>>('secrets', ns, name);
+        return o && Object.fromEntries(Object.entries(o.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
       },
-      configMap: async (ns, name) => (await get('configmaps', ns, name))?.data ?? (undefined as any),
+      configMap: async (ns, name) => (await get<Json<V1ConfigMap>>('configmaps', ns, name))?.data ?? undefined,
     };
   }
 
@@ -284,7 +287,7 @@ export class PodWorker {
     const target = (): ProbeTarget | undefined => c.proc && {
       pid: c.proc.pid, uid: c.uid, gid: c.gid, env: c.env, netnsPath: this.net!.netnsPath, podIP: this.net!.ip, ports: c.spec.ports ?? [],
     };
-    const loop = (probe: any, onResult: (ok: boolean, failures: number) => void) => {
+    const loop = (probe: Json<V1Probe>, onResult: (ok: boolean, failures: number) => void) => {
       let failures = 0;
       const tick = async () => {
         if (stopped) return;
@@ -400,9 +403,9 @@ export class PodWorker {
     }
     await this.statusChain;
     const conditions = this.pod.status?.conditions;
-    if (!conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True')) return;
+    if (!conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) return;
     const t = now();
-    const next = conditions.map((c: any) => (c.type === 'Ready' ? { ...c, status: 'False', lastTransitionTime: t, reason: undefined } : c));
+    const next = conditions.map((c) => (c.type === 'Ready' ? { ...c, status: 'False', lastTransitionTime: t, reason: undefined } : c));
     const { namespace, name } = this.pod.metadata;
     try {
       await this.ctx.api.request('PATCH', `/api/v1/namespaces/${namespace}/pods/${name}/status`, { status: { conditions: next } }, 'application/merge-patch+json');

@@ -4,6 +4,8 @@
 // entered into the pod's network namespace; grpc probes and startupProbe are not supported
 // (a startupProbe is ignored); successThreshold above 1 is treated as 1.
 import { spawn } from 'node:child_process';
+import type { V1Probe } from '@kubernetes/client-node';
+import type { Json } from '../json.js';
 import { execInContainerArgv } from './container.js';
 
 /** What a probe needs to know about the running container. */
@@ -45,7 +47,7 @@ req.on('error', () => process.exit(1));
 `;
 
 /** Runs one probe once; true when it succeeded. */
-export async function runProbe(probe: any, t: ProbeTarget): Promise<boolean> {
+export async function runProbe(probe: Json<V1Probe>, t: ProbeTarget): Promise<boolean> {
   const timeoutMs = (probe.timeoutSeconds ?? 1) * 1000;
   const hostEnv = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
   try {
@@ -63,7 +65,7 @@ export async function runProbe(probe: any, t: ProbeTarget): Promise<boolean> {
       const scheme = (g.scheme ?? 'HTTP').toLowerCase();
       const path = g.path ?? '/';
       const url = `${scheme}://${g.host ?? t.podIP}:${resolvePort(g.port, t)}${path.startsWith('/') ? '' : '/'}${path}`;
-      const headers = Object.fromEntries((g.httpHeaders ?? []).map((h: any) => [h.name, h.value]));
+      const headers = Object.fromEntries((g.httpHeaders ?? []).map((h) => [h.name, h.value]));
       return await runWithTimeout(['/usr/bin/nsenter', `--net=${t.netnsPath}`, '--', process.execPath, '-e', HTTP_PROBE, url, JSON.stringify(headers)], hostEnv, Math.max(timeoutMs, 2000));
     }
   } catch {

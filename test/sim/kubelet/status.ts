@@ -2,6 +2,8 @@
 // statuses, computed from the worker's container states.
 // Differs from a real kubelet: imageID is the image reference; qosClass is always BestEffort;
 // the PodReadyToStartContainers condition and resource fields are not reported.
+import type { V1ContainerState, V1PodCondition } from '@kubernetes/client-node';
+import type { Json } from '../json.js';
 
 /** Kubernetes timestamp (RFC 3339, seconds). */
 export function now(): string {
@@ -11,9 +13,10 @@ export function now(): string {
 /** The state of one container as the pod status shows it. */
 export interface ContainerState {
   name: string;
-  image: string;
-  state: any;
-  lastState: any;
+  /** The image the pod spec names. */
+  image: string | undefined;
+  state: Json<V1ContainerState>;
+  lastState: Json<V1ContainerState>;
   ready: boolean;
   restartCount: number;
   containerID?: string;
@@ -34,10 +37,10 @@ export interface PodStatusInput {
   /** A pod-level failure (e.g. an init container failed with restartPolicy Never). */
   failed?: { reason: string; message: string };
   /** Previous conditions, to keep lastTransitionTime stable. */
-  previous: any[];
+  previous: Json<V1PodCondition>[];
 }
 
-function containerStatus(c: ContainerState): any {
+function containerStatus(c: ContainerState) {
   return {
     name: c.name, image: c.image, imageID: c.image, ready: c.ready, started: c.started, restartCount: c.restartCount,
     state: c.state, lastState: c.lastState, ...(c.containerID ? { containerID: c.containerID } : {}),
@@ -56,7 +59,7 @@ export function podPhase(s: PodStatusInput): string {
 }
 
 /** Builds the full status object to send with a merge patch. */
-export function buildPodStatus(s: PodStatusInput): any {
+export function buildPodStatus(s: PodStatusInput) {
   const ready = s.initDone && s.regular.length > 0 && s.regular.every((c) => c.ready);
   const want: Record<string, boolean> = {
     PodScheduled: true,

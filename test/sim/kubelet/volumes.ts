@@ -8,10 +8,15 @@
 // fsGroup ownership is applied with chgrp -R and g+rwX (and setgid on directories).
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
+import type {
+  V1ConfigMap, V1DownwardAPIVolumeFile, V1KeyToPath, V1PersistentVolume, V1PersistentVolumeClaim, V1Volume, V1VolumeProjection,
+} from '@kubernetes/client-node';
+import type { Json } from '../json.js';
 import type { ApiClient } from './api.js';
 import { podField } from './env.js';
 import { must } from './host.js';
 import { parseQuantity, type LocalVolumes } from './localpv.js';
+import type { Pod } from './objects.js';
 
 /** A host directory ready to be bind-mounted, and whether it must stay read-only. */
 export interface PreparedVolume {
@@ -33,11 +38,15 @@ function decode(data: Record<string, string> | undefined, b64: boolean): Record<
   return Object.fromEntries(Object.entries(data ?? {}).map(([k, v]) => [k, Buffer.from(v, b64 ? 'base64' : 'utf8')]));
 }
 
-async function getObject(api: ApiClient, path: string): Promise<any | undefined> {
+/** The keys of a Secret (base64 values) or a ConfigMap (text, and binaryData in base64). */
+type KeyedData = Pick<Json<V1ConfigMap>, 'data' | 'binaryData'>;
+
+/** The object at path (as T: what the path serves), or undefined when there is none (404). */
+async function getObject<T>(api: ApiClient, path: string): Promise<T | undefined> {
   try {
-    return await api.request('GET', path);
-  } catch (err: any) {
-    if (err.code === 404) return undefined;
+    return await api.request<T>('GET', path);
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 404) return undefined;
     throw err;
   }
 }
@@ -48,8 +57,8 @@ function safeJoin(root: string, rel: string): string {
   return p;
 }
 
-function writeKeyFiles(dir: string, files: Record<string, Buffer>, items: any[] | undefined, defaultMode: number, gid: number | undefined, what: string): void {
-  const wanted = items?.length ? items : Object.keys(files).map((k) => ({ key: k, path: k }));
+function writeKeyFiles(dir: string, files: Record<string, Buffer>, items: Json<V1KeyToPath>[] | undefined, defaultMode: number, gid: number | undefined, what: string): void {
+  const wanted: Json<V1KeyToPath>[] = items?.length ? items : Object.keys(files).map((k) => ({ key: k, path: k }));
   for (const it of wanted) {
     const content = files[it.key];
     if (content === undefined) throw new Error(`key "${it.key}" not found in ${what}; fix the volume items or the object`);
@@ -61,11 +70,11 @@ function writeKeyFiles(dir: string, files: Record<string, Buffer>, items: any[] 
   }
 }
 
-function downwardValue(pod: any, item: any): string {
+function downwardValue(pod: Pod, item: Json<V1DownwardAPIVolumeFile>): string {
   const path = item.fieldRef?.fieldPath;
   if (!path) throw new Error(`downwardAPI item "${item.path}" needs a fieldRef; resourceFieldRef is not supported by the simulator`);
   if (path === 'metadata.labels' || path === 'metadata.annotations') {
-    const m = pod.metadata?.[path.split('.')[1]] ?? {};
+    const m = (path === 'metadata.labels' ? pod.metadata?.labels : pod.metadata?.annotations) ?? {};
     return Object.keys(m).sort().map((k) => `${k}=${JSON.stringify(m[k])}`).join('\n');
   }
   const v = podField(pod, path);
@@ -73,12 +82,12 @@ function downwardValue(pod: any, item: any): string {
   return v;
 }
 
-async function projectedSource(ctx: VolumeContext, pod: any, src: any, dir: string, mode: number, gid: number | undefined): Promise<void> {
+async function projectedSource(ctx: VolumeContext, pod: Pod, src: Json<V1VolumeProjection>, dir: string, mode: number, gid: number | undefined): Promise<void> {
   const ns = pod.metadata.namespace;
-  if (src.secret || src.configMap) {
-    const ref = src.secret ?? src.configMap;
+  const ref = src.secret ?? src.configMap;
+  if (ref) {
     const kind = src.secret ? 'secrets' : 'configmaps';
-    const obj = await getObject(ctx.api, `/api/v1/namespaces/${ns}/${kind}/${ref.name}`);
+    const obj = await getObject<KeyedData>(ctx.api, `/api/v1/namespaces/${ns}/${kind}/${ref.name}`);
     if (!obj) {
       if (ref.optional) return;
       throw new Error(`${kind.slice(0, -1)} "${ref.name}" not found in namespace "${ns}"; create it or mark the volume optional`);
@@ -87,7 +96,7 @@ async function projectedSource(ctx: VolumeContext, pod: any, src: any, dir: stri
     writeKeyFiles(dir, files, ref.items, mode, gid, `${kind.slice(0, -1)} "${ref.name}"`);
   } else if (src.downwardAPI) {
     const files: Record<string, Buffer> = {};
-    const items = (src.downwardAPI.items ?? []).map((it: any) => {
+    const items = (src.downwardAPI.items ?? []).map((it) => {
       files[it.path] = Buffer.from(downwardValue(pod, it));
       return { key: it.path, path: it.path, mode: it.mode };
     });
@@ -105,19 +114,19 @@ async function applyFsGroup(dir: string, fsGroup: number | undefined): Promise<v
 }
 
 /** Prepares one pod volume on the host and returns the directory to bind-mount. */
-export async function prepareVolume(ctx: VolumeContext, pod: any, vol: any): Promise<PreparedVolume> {
+export async function prepareVolume(ctx: VolumeContext, pod: Pod, vol: Json<V1Volume>): Promise<PreparedVolume> {
   const ns = pod.metadata.namespace;
   const fsGroup: number | undefined = pod.spec.securityContext?.fsGroup;
   const dir = join(ctx.podDir, 'volumes', vol.name);
   if (vol.persistentVolumeClaim) {
     const claim = vol.persistentVolumeClaim.claimName;
-    const pvc = await getObject(ctx.api, `/api/v1/namespaces/${ns}/persistentvolumeclaims/${claim}`);
+    const pvc = await getObject<Json<V1PersistentVolumeClaim>>(ctx.api, `/api/v1/namespaces/${ns}/persistentvolumeclaims/${claim}`);
     if (!pvc) throw new Error(`persistentvolumeclaim "${claim}" not found in namespace "${ns}"; create it`);
     if (!pvc.spec?.volumeName || pvc.status?.phase !== 'Bound') throw new Error(`persistentvolumeclaim "${claim}" is not bound yet; wait for the provisioner`);
-    const pv = await getObject(ctx.api, `/api/v1/persistentvolumes/${pvc.spec.volumeName}`);
+    const pv = await getObject<Json<V1PersistentVolume>>(ctx.api, `/api/v1/persistentvolumes/${pvc.spec.volumeName}`);
     const path: string | undefined = pv?.spec?.local?.path ?? pv?.spec?.hostPath?.path;
     if (!path) throw new Error(`persistentvolume "${pvc.spec.volumeName}" has no local path; only local volumes are simulated`);
-    const capacity = parseQuantity(pv.spec.capacity?.storage ?? pvc.spec.resources?.requests?.storage ?? '1Gi');
+    const capacity = parseQuantity(pv?.spec?.capacity?.storage ?? pvc.spec.resources?.requests?.storage ?? '1Gi');
     await ctx.localVolumes.ensure(path, capacity);
     await applyFsGroup(path, fsGroup);
     return { source: path, alwaysReadOnly: !!vol.persistentVolumeClaim.readOnly };

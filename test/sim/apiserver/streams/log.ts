@@ -28,7 +28,7 @@ export async function serveLog(ctx: PodStreamContext): Promise<void> {
   if (typeof chosen === 'string') return ctx.sendStatus(400, 'BadRequest', chosen);
   const name = chosen.name;
   const status = [...(ctx.pod?.status?.containerStatuses ?? []), ...(ctx.pod?.status?.initContainerStatuses ?? [])]
-    .find((s: any) => s.name === name);
+    .find((s) => s.name === name);
   const previous = queryBool(q.get('previous'));
   const current = containerLogPath(ctx.dir, ctx.namespace, podName, name);
   let file = current;

@@ -5,6 +5,8 @@
 // not confined to the container's cgroup; supplementary groups are not set.
 import { readFile, lstat, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Json } from '../../json.js';
 
 /** DIR/runtime/pods/NS/POD/CONTAINER.json as the kubelet writes it. */
 export interface ContainerRuntime {
@@ -58,10 +60,10 @@ export function isAlive(pid: number | null | undefined): pid is number {
  * The container a stream targets, chosen as kube-apiserver's streamLocation does; a string is
  * the BadRequest message to send instead.
  */
-export function chooseContainer(pod: any, requested: string | null): { name: string } | string {
+export function chooseContainer(pod: Json<V1Pod> | undefined, requested: string | null): { name: string } | string {
   const name = pod?.metadata?.name ?? '';
-  const containers: string[] = (pod?.spec?.containers ?? []).map((c: any) => c.name);
-  const inits: string[] = (pod?.spec?.initContainers ?? []).map((c: any) => c.name);
+  const containers: string[] = (pod?.spec?.containers ?? []).map((c) => c.name);
+  const inits: string[] = (pod?.spec?.initContainers ?? []).map((c) => c.name);
   if (!requested) {
     if (containers.length === 1) return { name: containers[0] };
     if (containers.length === 0) return `a container name must be specified for pod ${name}`;

@@ -11,12 +11,17 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
+import type { V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
+import type { Json } from '../../json.js';
 import { ensureCA, issueCert } from '../../pki.js';
 import { apiGroupList, apiResourceList, apiVersions, SERVER_VERSION } from '../discovery.js';
 import { handlePodStream, type PodStreamContext } from '../podstreams.js';
 import { builtinResources } from '../registry.js';
 
 const POD_PATH = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)(?:\/(exec|attach|portforward|log))?$/;
+
+/** One of the fixed pods (from PODS.json): a Pod that has a name and a namespace. */
+export type FixedPod = Json<V1Pod> & { metadata: Json<V1ObjectMeta> & { name: string; namespace: string } };
 
 /** A running standalone server and the CA file that verifies it. */
 export interface Standalone {
@@ -30,7 +35,7 @@ function status(code: number, reason: string, message: string, details?: object)
 }
 
 /** Starts the server on 127.0.0.1 (a free port) for `pods`, reading runtime state from `dir`. */
-export async function startStandalone(dir: string, pods: any[]): Promise<Standalone> {
+export async function startStandalone(dir: string, pods: FixedPod[]): Promise<Standalone> {
   const pki = path.join(dir, 'pki');
   ensureCA(pki, 'ca');
   const { cert, key } = issueCert(pki, 'ca', 'standalone', { commonName: 'standalone', ips: ['127.0.0.1'], dnsNames: ['localhost'], usage: 'server' });
@@ -92,7 +97,7 @@ export async function startStandalone(dir: string, pods: any[]): Promise<Standal
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
   const [dir, podsFile] = process.argv.slice(2);
-  const pods = JSON.parse(await readFile(podsFile, 'utf8'));
+  const pods = JSON.parse(await readFile(podsFile, 'utf8')) as FixedPod[];
   const s = await startStandalone(dir, pods);
   process.stdout.write(`${JSON.stringify({ port: s.port, ca: s.caFile })}\n`);
 }

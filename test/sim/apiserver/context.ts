@@ -1,0 +1,44 @@
+// What the parts of the simulated API server's HTTP layer share (server.ts builds it once): the
+// options it was started with, the served types, the REST layer over the object store, the bearer
+// token users and the audit log file; and authentication of a request by its bearer token.
+import type { IncomingMessage } from 'node:http';
+import { join } from 'node:path';
+import { TokenFile, type UserInfo } from './auth.js';
+import { builtinResources, type ResourceDef } from './registry.js';
+import { ResourceApi } from './rest.js';
+import type { ObjectStore } from './store.js';
+
+/** Everything the server needs, passed in. */
+export interface ApiServerOptions {
+  dir: string;
+  port: number;
+  cert: string;
+  key: string;
+  store: ObjectStore;
+}
+
+/** The state every request handler reads. */
+export interface ServerContext {
+  opts: ApiServerOptions;
+  defs: ResourceDef[];
+  api: ResourceApi;
+  tokens: TokenFile;
+  auditFile: string;
+}
+
+/** The shared state for a server started with opts. */
+export function serverContext(opts: ApiServerOptions): ServerContext {
+  return {
+    opts,
+    defs: builtinResources(),
+    api: new ResourceApi(opts.store),
+    tokens: new TokenFile(join(opts.dir, 'tokens.csv')),
+    auditFile: join(opts.dir, 'audit.log'),
+  };
+}
+
+/** The user of the request's bearer token (DIR/tokens.csv), or undefined. */
+export function authenticate(ctx: ServerContext, req: IncomingMessage): UserInfo | undefined {
+  const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+  return m ? ctx.tokens.authenticate(m[1]) : undefined;
+}
