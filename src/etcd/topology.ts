@@ -56,11 +56,28 @@ export interface EtcdMember {
   notes?: string[];
 }
 
+/** A StatefulSet's persistentVolumeClaimRetentionPolicy (both fields default to Retain). */
+export interface ClaimRetention {
+  whenScaled: 'Retain' | 'Delete';
+  whenDeleted: 'Retain' | 'Delete';
+}
+
+/** The workload that runs the members. */
+export interface EtcdWorkload {
+  kind: 'StatefulSet' | 'Pods';
+  /** StatefulSet name, or the label selector for static / bare pods. */
+  name: string;
+  selector?: string;
+  replicas?: number;
+  /** A StatefulSet's PVC retention policy, when it sets one. */
+  claimRetention?: ClaimRetention;
+}
+
 /** An etcd cluster: the workload that runs it and its members, ordered by ordinal or name. */
 export interface EtcdTopology {
   namespace: string;
   /** StatefulSet name, or the label selector for static / bare pods. */
-  workload: { kind: 'StatefulSet' | 'Pods'; name: string; selector?: string; replicas?: number };
+  workload: EtcdWorkload;
   members: EtcdMember[];
   /** The shared --initial-cluster-token (discovered, or a flag). */
   initialClusterToken?: string;

@@ -7,7 +7,7 @@ import {
   type PolicyV1Api,
   type V1PodDisruptionBudget,
 } from '@kubernetes/client-node';
-import { NotFoundError } from '../errors.js';
+import { NotFoundError, PluginError } from '../errors.js';
 import { apiError, ConflictError } from './errors.js';
 import { portablePdb } from './pdb.js';
 
@@ -41,6 +41,47 @@ export async function scaleWorkload(kube: { apps: AppsV1Api }, ref: WorkloadRef,
     return before.spec?.replicas ?? 0;
   } catch (err) {
     throw apiError(err, `scale ${label(ref)}`);
+  }
+}
+
+/** A StatefulSet's persistentVolumeClaimRetentionPolicy. */
+export interface ClaimRetentionPolicy {
+  whenScaled: 'Retain' | 'Delete';
+  whenDeleted: 'Retain' | 'Delete';
+}
+
+/**
+ * Sets a StatefulSet's persistentVolumeClaimRetentionPolicy (a merge patch of the spec) and waits
+ * until its controller has observed that generation, so a scale that follows is judged by it.
+ */
+export async function setClaimRetentionPolicy(
+  kube: { apps: AppsV1Api },
+  ref: Omit<WorkloadRef, 'kind'>,
+  policy: ClaimRetentionPolicy,
+  timeoutMs: number,
+): Promise<void> {
+  const { name, namespace } = ref;
+  const what = `statefulset "${name}" in namespace "${namespace}"`;
+  let generation: number;
+  try {
+    const patched = await kube.apps.patchNamespacedStatefulSet({ name, namespace, body: { spec: { persistentVolumeClaimRetentionPolicy: policy } } }, mergePatch);
+    generation = patched.metadata?.generation ?? 0;
+  } catch (err) {
+    throw apiError(err, `set the PVC retention policy of ${what}`);
+  }
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let observed: number;
+    try {
+      observed = (await kube.apps.readNamespacedStatefulSet({ name, namespace })).status?.observedGeneration ?? 0;
+    } catch (err) {
+      throw apiError(err, `get ${what}`);
+    }
+    if (observed >= generation) return;
+    if (Date.now() > deadline) {
+      throw new PluginError(`timed out after ${Math.round(timeoutMs / 1000)}s waiting for the controller of ${what} to observe its new PVC retention policy`, `check the StatefulSet controller (kubectl get sts ${name} -n ${namespace} -o yaml)`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 

@@ -12,7 +12,7 @@ import { apiError, ConflictError } from '../kube/errors.js';
 import { containerCommand, type CommandResult } from '../kube/exec.js';
 import { getPod, isPodReady, waitForPodGone, waitForPods, waitForPodsReady } from '../kube/pods.js';
 import { retrying } from '../kube/retry.js';
-import { deletePdb, deletePod, recreatePdb, scaleWorkload } from '../kube/workloads.js';
+import { deletePdb, deletePod, recreatePdb, scaleWorkload, setClaimRetentionPolicy } from '../kube/workloads.js';
 import { TOOLS_CONTAINER } from './manifests.js';
 import type { RestoreCluster, WorkloadKind } from './runner.js';
 
@@ -120,6 +120,24 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
       await Promise.all(names.map((name, i) => (uids[i] ? r(() => waitForPodGone(kube, namespace, name, POD_TIMEOUT_MS, uids[i])) : undefined)));
     },
     waitPodsReady: (names) => r(() => waitForPodsReady(kube, namespace, names, POD_TIMEOUT_MS).then(() => undefined)),
+    setClaimRetention: (name, policy) => r(() => setClaimRetentionPolicy(kube, { name, namespace }, policy, POD_TIMEOUT_MS)),
+    async claimsAtRisk(claims) {
+      const atRisk: string[] = [];
+      for (const name of claims) {
+        const claim = await r(async () => {
+          try {
+            return await kube.core.readNamespacedPersistentVolumeClaim({ name, namespace });
+          } catch (err) {
+            const e = apiError(err, `get persistentvolumeclaim "${name}" in namespace "${namespace}"`);
+            if (e instanceof NotFoundError) return undefined;
+            throw e;
+          }
+        });
+        const podOwned = (claim?.metadata?.ownerReferences ?? []).some((o) => o.kind === 'Pod');
+        if (!claim || claim.metadata?.deletionTimestamp || podOwned) atRisk.push(name);
+      }
+      return atRisk;
+    },
     deletePdb: (name) => r(() => deletePdb(kube, namespace, name).then(() => undefined)),
     createPdb: (manifest) => r(() => recreatePdb(kube, manifest as never).then(() => undefined)),
   };

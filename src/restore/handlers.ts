@@ -5,6 +5,7 @@
  * makes a missing handler a compile error.
  */
 import { PluginError, VerificationError } from '../errors.js';
+import type { ClaimRetention } from '../etcd/topology.js';
 import type { JournalState } from './journal.js';
 import type { MemberPlan, RestorePlan } from './plan.js';
 import type { RunnerDeps } from './runner.js';
@@ -26,6 +27,18 @@ export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
   journal: async () => undefined,
   'pdb-delete': (ctx, s) => ctx.deps.cluster.deletePdb(s.pdb),
   quiesce: (ctx, s) => ctx.deps.cluster.scale(s.workload.kind, s.workload.name, 0, true),
+  async 'retention-hold'(ctx) {
+    const { plan, deps } = ctx;
+    await deps.cluster.setClaimRetention(plan.workload.name, { ...savedRetention(plan), whenScaled: 'Retain' });
+    // A claim already marked for deletion (or owned by its pod, so deleted with it) would be lost all the same.
+    const doomed = await deps.cluster.claimsAtRisk(memberClaims(plan));
+    if (doomed.length) {
+      throw new PluginError(
+        `persistentvolumeclaim${doomed.length > 1 ? 's' : ''} ${doomed.map((c) => `"${c}"`).join(', ')} of statefulset "${plan.workload.name}" ${doomed.length > 1 ? 'are' : 'is'} being deleted or owned by a pod; etcd was not stopped`,
+        'check the claims (kubectl get pvc -o yaml), then run `kubectl etcd restore --abort`, or `--resume` once they are safe',
+      );
+    }
+  },
   'etcd-stop': (ctx) => ctx.deps.cluster.scale('StatefulSet', ctx.plan.workload.name, 0, true),
   utility: (ctx, s) => ctx.deps.cluster.createPodAndWait(memberOf(ctx.plan, s.member).utilityPod),
   copy: (ctx, s) => copySnapshot(ctx, memberOf(ctx.plan, s.member)),
@@ -51,6 +64,7 @@ export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
   cleanup: (ctx, s) => ctx.deps.cluster.deletePodAndWait(memberOf(ctx.plan, s.member).utilityPod.metadata.name),
   'etcd-start': (ctx) => ctx.deps.cluster.scale('StatefulSet', ctx.plan.workload.name, ctx.state.etcdReplicas, false),
   'wait-ready': (ctx) => ctx.deps.cluster.waitPodsReady(ctx.plan.members.map((m) => m.member.pod)),
+  'retention-restore': (ctx) => ctx.deps.cluster.setClaimRetention(ctx.plan.workload.name, savedRetention(ctx.plan)),
   async verify(ctx) {
     const report = await ctx.deps.verifier.verify(ctx.plan);
     if (!report.ok) {
@@ -97,6 +111,16 @@ export function runStep(ctx: StepContext, step: PlanStep): Promise<void> {
   const handler = STEP_HANDLERS[step.kind] as Handler<StepKind> | undefined;
   if (!handler) throw new PluginError(`unknown restore step "${step.id}"`, 'the journal was written by another version; run --abort with that version');
   return handler(ctx, step);
+}
+
+/** The StatefulSet's own retention policy, as discovered before the restore. */
+function savedRetention(plan: RestorePlan): ClaimRetention {
+  return plan.workload.claimRetention ?? { whenScaled: 'Retain', whenDeleted: 'Retain' };
+}
+
+/** The members' data claims. */
+function memberClaims(plan: RestorePlan): string[] {
+  return plan.members.flatMap((m) => (m.member.dataVolume?.kind === 'pvc' ? [m.member.dataVolume.claimName] : []));
 }
 
 function memberOf(plan: RestorePlan, name: string): MemberPlan {

@@ -84,6 +84,8 @@ export function restoreAccessChecks(namespace: string, topology: EtcdTopology, q
   if (sts) checks.push(c('get', 'apps', 'statefulsets'), c('patch', 'apps', 'statefulsets'), c('get', 'apps', 'statefulsets', 'scale'), c('patch', 'apps', 'statefulsets', 'scale'));
   if (quiesce.some((q) => q.kind === 'Deployment')) checks.push(c('get', 'apps', 'deployments'), c('get', 'apps', 'deployments', 'scale'), c('patch', 'apps', 'deployments', 'scale'));
   if (pdbs.length) checks.push(...['get', 'delete', 'create'].map((v) => c(v, 'policy', 'poddisruptionbudgets')));
+  // whenScaled: Delete is set aside while etcd is scaled to 0, and the claims are checked.
+  if (topology.workload.claimRetention?.whenScaled === 'Delete') checks.push(c('get', '', 'persistentvolumeclaims'));
   return checks;
 }
 

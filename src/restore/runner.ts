@@ -5,6 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import { PluginError } from '../errors.js';
+import type { ClaimRetention } from '../etcd/topology.js';
 import type { ContainerCommand, ContainerRef } from '../kube/exec.js';
 import { runStep, settleAll, type StepContext } from './handlers.js';
 import type { Journal, JournalState } from './journal.js';
@@ -29,6 +30,10 @@ export interface RestoreCluster {
   recreatePods(names: string[]): Promise<void>;
   /** Waits until the named pods are Ready. */
   waitPodsReady(names: string[]): Promise<void>;
+  /** Sets a StatefulSet's persistentVolumeClaimRetentionPolicy and waits until its controller has seen it. */
+  setClaimRetention(statefulSet: string, policy: ClaimRetention): Promise<void>;
+  /** Of the named claims, those being deleted or owned by a pod (deleted with it): they would be lost. */
+  claimsAtRisk(claims: string[]): Promise<string[]>;
   deletePdb(name: string): Promise<void>;
   /** Creates a PDB from a saved manifest (an existing one is kept). */
   createPdb(manifest: Record<string, unknown>): Promise<void>;

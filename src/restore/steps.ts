@@ -28,6 +28,8 @@ export type PlanStep = StepBase & (
   | { kind: 'pdb-delete'; pdb: string }
   | { kind: 'quiesce'; workload: WorkloadRef }
   | { kind: 'utility'; member: string }
+  /** whenScaled: Delete set to Retain while etcd is scaled to 0, so the member claims stay. */
+  | { kind: 'retention-hold' }
   | { kind: 'etcd-stop' }
   | { kind: 'copy'; member: string }
   | { kind: 'restore'; member: string }
@@ -37,6 +39,8 @@ export type PlanStep = StepBase & (
   | { kind: 'cleanup'; member: string }
   | { kind: 'etcd-start' }
   | { kind: 'wait-ready' }
+  /** The StatefulSet's own PVC retention policy back, once its pods run again. */
+  | { kind: 'retention-restore' }
   | { kind: 'verify' }
   /** wait: until the workload has its pods Ready again (a roll-back does not wait). */
   | { kind: 'unquiesce'; workload: WorkloadRef; wait: boolean }
@@ -74,6 +78,18 @@ function step<K extends StepKind>(kind: K, title: string, fields: Omit<StepOf<K>
   return { kind, id: arg === undefined ? kind : `${kind}/${arg}`, title, mutates, ...fields } as StepOf<K>;
 }
 
+/**
+ * True when scaling the StatefulSet to 0 would delete the member claims: its
+ * persistentVolumeClaimRetentionPolicy says whenScaled: Delete (Kubernetes 1.27+ on by default;
+ * with a Delete reclaim policy the volumes and their data go too).
+ */
+export function scalingDeletesClaims(workload: RestorePlan['workload'], inPlace: boolean): boolean {
+  return workload.kind === 'StatefulSet' && !inPlace && workload.claimRetention?.whenScaled === 'Delete';
+}
+
+const holdTitle = (name: string) => `set persistentVolumeClaimRetentionPolicy.whenScaled of statefulset "${name}" to Retain, so that scaling it to 0 keeps the member volumes`;
+const restoreRetentionTitle = (name: string) => `put persistentVolumeClaimRetentionPolicy.whenScaled of statefulset "${name}" back to Delete`;
+
 const swapTitle = (m: MemberPlan) => `move ${m.member.dataDir}/member aside to ${m.asideDir} and the restored data in`;
 
 /** The ordered steps of a restore; ids are stable so a journal can record which are done. */
@@ -87,6 +103,8 @@ export function planSteps(input: StepInput): PlanStep[] {
   // The utility pods start while etcd still runs (beside it on the same node and volume): an image
   // that cannot be pulled or a pod that is refused stops the restore before etcd is touched.
   for (const m of members) steps.push(step('utility', `start utility pod "${m.utilityPod.metadata.name}" on node "${m.node}"`, { member: m.member.name }));
+  const holdClaims = scalingDeletesClaims(workload, input.inPlace);
+  if (holdClaims) steps.push(step('retention-hold', holdTitle(workload.name), {}));
   if (scaled) steps.push(step('etcd-stop', `scale statefulset "${workload.name}" to 0 and wait until its pods are gone`, {}));
   for (const m of members) {
     const member = m.member.name;
@@ -110,6 +128,7 @@ export function planSteps(input: StepInput): PlanStep[] {
   for (const m of members) steps.push(step('cleanup', `delete utility pod "${m.utilityPod.metadata.name}"`, { member: m.member.name }));
   if (scaled) steps.push(step('etcd-start', `scale statefulset "${workload.name}" back to ${workload.replicas ?? members.length}`, {}));
   steps.push(step('wait-ready', 'wait until every etcd member is Ready', {}));
+  if (holdClaims) steps.push(step('retention-restore', restoreRetentionTitle(workload.name), {}));
   steps.push(step('verify', 'verify: all members healthy, one leader, member list as planned, revision and key count', {}));
   for (const q of input.quiesce) steps.push(step('unquiesce', `scale ${q.kind.toLowerCase()} "${q.name}" back to ${q.replicas}`, { workload: { kind: q.kind, name: q.name }, wait: true }));
   for (const pdb of input.pdbs) steps.push(step('pdb-create', `re-create PodDisruptionBudget "${pdb.name}"`, { pdb: pdb.name }));
@@ -130,7 +149,9 @@ export function abortSteps(plan: RestorePlan, done: readonly string[]): PlanStep
   // Data can have moved once a member's restore finished: the swap comes next.
   const mayBeSwapped = plan.members.some((m) => did('restore', m.member.name));
   const name = plan.workload.name;
+  const holdClaims = scalingDeletesClaims(plan.workload, plan.inPlace);
   const steps: PlanStep[] = [];
+  if (scaled && mayBeSwapped && holdClaims) steps.push(step('retention-hold', holdTitle(name), {}));
   if (scaled && mayBeSwapped) steps.push(step('etcd-stop', `scale statefulset "${name}" to 0 to put the old data back`, {}));
   // A member's volume may hold a snapshot copy, a restore dir or swapped data once its utility pod
   // ran; the others need no pod, so one that cannot start does not block the roll-back.
@@ -143,6 +164,7 @@ export function abortSteps(plan: RestorePlan, done: readonly string[]): PlanStep
   if (sts && plan.inPlace && mayBeSwapped) steps.push(step('etcd-recreate', `delete the pods of statefulset "${name}" at once so they start on the pre-restore data`, {}));
   if (scaled) steps.push(step('etcd-start', `scale statefulset "${name}" back to ${plan.replicas}`, {}));
   if (sts) steps.push(step('wait-ready', 'wait until every etcd member is Ready', {}));
+  if (holdClaims) steps.push(step('retention-restore', restoreRetentionTitle(name), {}));
   steps.push(step('health', 'check that the members are healthy with one leader', {}, false));
   for (const q of plan.quiesce) steps.push(step('unquiesce', `scale ${q.kind.toLowerCase()} "${q.name}" back to ${q.replicas}`, { workload: { kind: q.kind, name: q.name }, wait: false }));
   for (const pdb of plan.pdbs) steps.push(step('pdb-create', `re-create PodDisruptionBudget "${pdb.name}"`, { pdb: pdb.name }));

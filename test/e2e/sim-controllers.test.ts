@@ -64,6 +64,16 @@ interface Obj {
   status?: any;
 }
 
+/** A bare pod that mounts a claim. */
+const claimPod = (name: string, claim: string) => ({
+  apiVersion: 'v1', kind: 'Pod', metadata: { name },
+  spec: {
+    terminationGracePeriodSeconds: 1, restartPolicy: 'Never',
+    containers: [{ name: 'main', image: 'busybox', command: ['sleep', '3600'], volumeMounts: [{ name: 'd', mountPath: '/d' }] }],
+    volumes: [{ name: 'd', persistentVolumeClaim: { claimName: claim } }],
+  },
+});
+
 let cluster: SimCluster;
 let stopStandIn: (() => Promise<void>) | undefined;
 
@@ -287,12 +297,58 @@ describe('simulator controller-manager through real kubectl', () => {
     expect(await items(['controllerrevisions', '-l', 'app=web'])).toEqual([]);
   });
 
-  it('deletes a provisioned PV once its claim is deleted (reclaim policy Delete)', async () => {
+  it('deletes a provisioned PV and destroys its storage once its claim is deleted (reclaim policy Delete)', async () => {
     const claim = await getJson(['pvc', 'data-web-2']);
+    const pv = await getJson(['pv', claim.spec.volumeName]);
+    const path: string = pv.spec.local.path;
+    expect(existsSync(`${path}.img`)).toBe(true);
+    expect(pv.metadata).toMatchObject({ finalizers: ['kubernetes.io/pv-protection'] });
     await kubectl(['delete', 'pvc', 'data-web-2', '--wait=true']);
     await waitFor('the PV to go', async () => {
       const r = await cluster.kubectl(['get', 'pv', claim.spec.volumeName]);
       return r.code !== 0 && /NotFound/.test(r.stderr) ? true : undefined;
     });
+    expect(existsSync(`${path}.img`)).toBe(false);
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('keeps a claim that a pod uses Terminating (pvc-protection) until the pod is gone', async () => {
+    const claim = await getJson(['pvc', 'data-web-1']);
+    expect(claim.metadata).toMatchObject({ finalizers: ['kubernetes.io/pvc-protection'] });
+    await kubectl(['apply', '-f', '-'], JSON.stringify(claimPod('holder', 'data-web-1')));
+    await waitFor('holder to run', async () => ((await getJson(['pod', 'holder'])).status?.phase === 'Running' ? true : undefined));
+    await kubectl(['delete', 'pvc', 'data-web-1', '--wait=false']);
+    await new Promise((r) => setTimeout(r, 2000));
+    const terminating = await getJson(['pvc', 'data-web-1']);
+    expect(terminating.metadata.uid).toBe(claim.metadata.uid);
+    expect(terminating.metadata.deletionTimestamp).toBeDefined();
+    // A new pod on a claim being deleted never starts (the kubelet refuses it).
+    await kubectl(['apply', '-f', '-'], JSON.stringify(claimPod('late', 'data-web-1')));
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await getJson(['pod', 'late'])).status?.phase).not.toBe('Running');
+    await kubectl(['delete', 'pod', 'holder', 'late', '--wait=true']);
+    await waitFor('the claim to go', async () => {
+      const r = await cluster.kubectl(['get', 'pvc', 'data-web-1']);
+      return r.code !== 0 && /NotFound/.test(r.stderr) ? true : undefined;
+    });
+  });
+
+  it('whenScaled: Delete deletes the claims of the pods a scale-down removes; set to Retain first, it keeps them', async () => {
+    const manifest = sts('ret', 3).replace('  serviceName: ret\n', '  serviceName: ret\n  podManagementPolicy: Parallel\n  persistentVolumeClaimRetentionPolicy: {whenScaled: Delete, whenDeleted: Retain}\n');
+    await kubectl(['apply', '-f', '-'], manifest);
+    await waitFor('3 ret pods ready', async () => ((await items(['pods', '-l', 'app=ret'])).filter((p) => p.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True')).length === 3 ? true : undefined));
+    const uids = Object.fromEntries((await items(['pvc'])).filter((c) => c.metadata.name.startsWith('data-ret-')).map((c) => [c.metadata.name, c.metadata.uid]));
+    await kubectl(['scale', 'statefulset', 'ret', '--replicas=2']);
+    await waitFor('data-ret-2 to go', async () => (!(await items(['pvc'])).some((c) => c.metadata.name === 'data-ret-2') ? true : undefined));
+    await kubectl(['patch', 'statefulset', 'ret', '--type=merge', '-p', '{"spec":{"persistentVolumeClaimRetentionPolicy":{"whenScaled":"Retain"}}}']);
+    await waitFor('the policy to be observed', async () => {
+      const s2 = await getJson(['statefulset', 'ret']);
+      return (s2.status?.observedGeneration ?? 0) >= (s2.metadata as { generation?: number }).generation! ? true : undefined;
+    });
+    await kubectl(['scale', 'statefulset', 'ret', '--replicas=0']);
+    await waitFor('ret pods gone', async () => ((await podNames('ret')).length === 0 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 3000));
+    const left = Object.fromEntries((await items(['pvc'])).filter((c) => c.metadata.name.startsWith('data-ret-')).map((c) => [c.metadata.name, c.metadata.uid]));
+    expect(left).toEqual({ 'data-ret-0': uids['data-ret-0'], 'data-ret-1': uids['data-ret-1'] });
   });
 });

@@ -29,7 +29,7 @@ function memoryStore(): JournalStore & { state?: JournalState } {
   return store;
 }
 
-function harness(failOn?: string) {
+function harness(failOn?: string, atRisk: string[] = []) {
   const calls: string[] = [];
   let replicas = 2;
   const copied = new Set<string>();
@@ -43,6 +43,8 @@ function harness(failOn?: string) {
     waitPodsReady: async (names) => { calls.push(`ready ${names.join(',')}`); },
     deletePdb: async (name) => { calls.push(`delete-pdb ${name}`); },
     createPdb: async () => { calls.push('create-pdb'); },
+    setClaimRetention: async (name, policy) => { calls.push(`retention ${name} whenScaled=${policy.whenScaled} whenDeleted=${policy.whenDeleted}`); },
+    claimsAtRisk: async () => atRisk,
   };
   const store = memoryStore();
   const deps: RunnerDeps = {
@@ -248,4 +250,60 @@ describe('review-2 fixes', () => {
     await runRestorePlan(plan, h.state, h.deps);
     expect(phases.at(-1)).toBe('finished');
   });
+});
+
+describe('a StatefulSet whose claims are deleted when it scales down (whenScaled: Delete)', () => {
+  const deleting = buildRestorePlan({
+    topology: {
+      namespace: 'uc1', members: [member(0), member(1)], image: 'etcd:3.4', initialClusterToken: 't',
+      workload: { kind: 'StatefulSet', name: 'kube-etcd', replicas: 2, claimRetention: { whenScaled: 'Delete', whenDeleted: 'Retain' } },
+    },
+    snapshot: { path: 's.db', size: 3, sha256: 'abc', revision: 5, totalKey: 5, hasTrailer: true },
+    quiesce: [], pdbs: [], utilityImage: 'etcd:3.4', tool: { binary: 'etcdctl' }, stamp: 'S', inPlace: false,
+  });
+
+  it('sets whenScaled to Retain before scaling etcd to 0, and back to Delete once the members run again', async () => {
+    const h = harness();
+    h.state.plan = deleting;
+    await runRestorePlan(deleting, h.state, h.deps);
+    const c = h.calls;
+    const hold = c.indexOf('retention kube-etcd whenScaled=Retain whenDeleted=Retain');
+    const back = c.indexOf('retention kube-etcd whenScaled=Delete whenDeleted=Retain');
+    expect(hold).toBeGreaterThan(-1);
+    expect(hold).toBeLessThan(c.indexOf('scale StatefulSet/kube-etcd=0'));
+    expect(back).toBeGreaterThan(c.indexOf('ready kube-etcd-0,kube-etcd-1'));
+  });
+
+  it('stops before scaling etcd when a member claim is already being deleted', async () => {
+    const h = harness(undefined, ['data-kube-etcd-1']);
+    h.state.plan = deleting;
+    await expect(runRestorePlan(deleting, h.state, h.deps)).rejects.toThrow(/^persistentvolumeclaim "data-kube-etcd-1" of statefulset "kube-etcd" is being deleted or owned by a pod; etcd was not stopped/);
+    expect(h.calls).not.toContain('scale StatefulSet/kube-etcd=0');
+  });
+
+  it('a roll-back holds the claims before it scales etcd to 0, and puts the policy back', async () => {
+    const h = harness();
+    h.state.plan = deleting;
+    h.state.done.push('utility/kube-etcd-0', 'retention-hold', 'etcd-stop', 'copy/kube-etcd-0', 'restore/kube-etcd-0');
+    await abortRestore(deleting, h.state, h.deps);
+    const c = h.calls;
+    expect(c.indexOf('retention kube-etcd whenScaled=Retain whenDeleted=Retain')).toBeLessThan(c.indexOf('scale StatefulSet/kube-etcd=0'));
+    expect(c.lastIndexOf('retention kube-etcd whenScaled=Delete whenDeleted=Retain')).toBeGreaterThan(c.indexOf('scale StatefulSet/kube-etcd=2'));
+  });
+
+  it('in place nothing is scaled, so the policy is left alone', () => {
+    const p = buildRestorePlan({ ...deletingInput(), inPlace: true });
+    expect(p.steps.map((st) => st.kind)).not.toContain('retention-hold');
+  });
+
+  function deletingInput() {
+    return {
+      topology: {
+        namespace: 'uc1', members: [member(0)], image: 'etcd:3.4', initialClusterToken: 't',
+        workload: { kind: 'StatefulSet' as const, name: 'kube-etcd', replicas: 1, claimRetention: { whenScaled: 'Delete' as const, whenDeleted: 'Retain' as const } },
+      },
+      snapshot: { path: 's.db', size: 3, sha256: 'abc', revision: 5, totalKey: 5, hasTrailer: true },
+      quiesce: [], pdbs: [], utilityImage: 'etcd:3.4', tool: { binary: 'etcdctl' as const }, stamp: 'S', inPlace: false,
+    };
+  }
 });

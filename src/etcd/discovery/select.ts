@@ -7,6 +7,7 @@ import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import { NotFoundError, UsageError } from '../../errors.js';
 import { findEtcdContainer } from './command.js';
 import { labelSelectorString, podFromStatefulSet } from './template.js';
+import type { ClaimRetention, EtcdWorkload } from '../topology.js';
 
 /** What selection needs from the cluster. */
 export interface EtcdPodLister {
@@ -28,7 +29,7 @@ export interface WorkloadSelection {
 /** The chosen workload and the pods of its members. */
 export interface SelectedWorkload {
   namespace: string;
-  workload: { kind: 'StatefulSet' | 'Pods'; name: string; selector?: string; replicas?: number };
+  workload: EtcdWorkload;
   pods: V1Pod[];
   statefulSet?: V1StatefulSet;
   /** Set when the user named a pod. */
@@ -67,7 +68,11 @@ async function statefulSetWorkload(lister: EtcdPodLister, ns: string, sts: V1Sta
     .filter((p) => ownerStatefulSet(p) === name)
     .sort(byName);
   const replicas = sts.spec?.replicas ?? 1;
-  const workload = { kind: 'StatefulSet' as const, name, ...(selector ? { selector } : {}), replicas };
+  const policy = sts.spec?.persistentVolumeClaimRetentionPolicy;
+  const claimRetention: ClaimRetention | undefined = policy
+    ? { whenScaled: policy.whenScaled === 'Delete' ? 'Delete' : 'Retain', whenDeleted: policy.whenDeleted === 'Delete' ? 'Delete' : 'Retain' }
+    : undefined;
+  const workload = { kind: 'StatefulSet' as const, name, ...(selector ? { selector } : {}), replicas, ...(claimRetention ? { claimRetention } : {}) };
   if (pods.length === 0) {
     const templatePods = Array.from({ length: replicas }, (_, i) => podFromStatefulSet(sts, i));
     if (!templatePods.length || !findEtcdContainer(templatePods[0]!, container)) {

@@ -3,7 +3,10 @@
 // Differences from a real API server: only a small part of each type's defaulting and validation
 // is done (names, required workload fields, pod and workload defaults that kubectl and our
 // controllers read); unknown fields are kept, not pruned; Service clusterIPs come from a simple
-// counter over 10.96.0.0/16.
+// counter over 10.96.0.0/16. Claims and volumes get their protection finalizers on create, as the
+// StorageObjectInUseProtection admission plugin adds them (kubernetes.io/pvc-protection,
+// kubernetes.io/pv-protection; docs: concepts/storage/persistent-volumes, "Storage Object in Use
+// Protection"); controllers/protection.ts removes them.
 import type {
   V1CronJob, V1Deployment, V1DeploymentSpec, V1Job, V1Namespace, V1PersistentVolume, V1PersistentVolumeClaim, V1Pod,
   V1PodDisruptionBudget, V1PodSpec, V1ReplicaSet, V1Secret, V1Service, V1StatefulSet,
@@ -14,6 +17,12 @@ import type { ResourceDef } from './registry.js';
 import type { SentObject } from './rest.js';
 
 const NAME_RE = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+function addFinalizer(obj: SentObject, finalizer: string): void {
+  const meta = (obj.metadata ??= {});
+  const list = meta.finalizers ?? [];
+  if (!list.includes(finalizer)) meta.finalizers = [...list, finalizer];
+}
 
 /** Kinds whose metadata.generation moves on every spec change. */
 export function tracksGeneration(def: ResourceDef): boolean {
@@ -106,12 +115,14 @@ export function applyCreateDefaults(def: ResourceDef, obj: SentObject, nextClust
     pvc.spec ??= {};
     pvc.spec.volumeMode ??= 'Filesystem';
     pvc.status = { phase: 'Pending', ...(pvc.status ?? {}) };
+    addFinalizer(obj, 'kubernetes.io/pvc-protection');
   } else if (kind === 'PersistentVolume') {
     const pv = obj as PartialJson<V1PersistentVolume>;
     pv.spec ??= {};
     pv.spec.persistentVolumeReclaimPolicy ??= 'Retain';
     pv.spec.volumeMode ??= 'Filesystem';
     pv.status = { phase: 'Pending', ...(pv.status ?? {}) };
+    addFinalizer(obj, 'kubernetes.io/pv-protection');
   } else if (kind === 'Namespace') {
     const ns = obj as PartialJson<V1Namespace>;
     ns.spec = { finalizers: ['kubernetes'], ...(ns.spec ?? {}) };

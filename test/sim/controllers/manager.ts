@@ -13,6 +13,7 @@ import { EventRecorder } from './events.js';
 import { makeGarbageCollector } from './gc.js';
 import { makeJobController } from './job.js';
 import { SyncLoop, type LogFn } from './loop.js';
+import { makeProtectionController } from './protection.js';
 import { makePvBinder } from './pvbinder.js';
 import { makeReplicaSetController } from './replicaset.js';
 import { makeScheduler } from './scheduler.js';
@@ -38,6 +39,7 @@ export function startControllerManager(kc: KubeConfig, api: ClusterApi, dir: str
     deployments: new SyncLoop('deployment', makeDeploymentController(deps), log),
     replicaSets: new SyncLoop('replicaset', makeReplicaSetController(deps), log),
     jobs: new SyncLoop('job', makeJobController(deps), log),
+    protection: new SyncLoop('protection', makeProtectionController({ api, caches, log }), log),
     gc: new SyncLoop('garbage-collector', makeGarbageCollector({ api, caches, log }), log, 500, 30_000),
   };
   const kickOn = (cacheNames: Array<keyof Caches>, loop: SyncLoop): void => {
@@ -49,6 +51,7 @@ export function startControllerManager(kc: KubeConfig, api: ClusterApi, dir: str
   kickOn(['deployments', 'replicasets', 'pods'], loops.deployments);
   kickOn(['replicasets', 'pods'], loops.replicaSets);
   kickOn(['jobs', 'pods'], loops.jobs);
+  kickOn(['pods', 'claims', 'volumes'], loops.protection);
   for (const cache of allCaches(caches)) cache.onChange((_obj, type) => (type === 'delete' || _obj.metadata?.deletionTimestamp ? loops.gc.kick() : undefined));
 
   const list = allCaches(caches);

@@ -5,8 +5,10 @@
  * Differs from the real PV controller + external provisioner: every class behaves as
  * WaitForFirstConsumer (a claim binds only once a scheduled pod uses it, or the claim carries
  * the volume.kubernetes.io/selected-node annotation); only the "sim.local/local" provisioner
- * exists; reclaim policy Delete deletes the PV object but leaves its storage directory to the
- * kubelet; Recycle is treated as Retain; no pvc-protection / pv-protection finalizers.
+ * exists; Recycle is treated as Retain. Reclaim policy Delete works as with a real provisioner:
+ * once the claim is gone the PV turns Released, its storage (the loop-mounted image and its
+ * directory) is destroyed with the data on it, then the PV object is deleted (the pv-protection
+ * finalizer goes once it is not Bound; controllers/protection.ts).
  */
 import type { V1PersistentVolume, V1PersistentVolumeClaim, V1StorageClass } from '@kubernetes/client-node';
 import { errLine, statusCode, type ClusterApi } from './api.js';
@@ -15,6 +17,7 @@ import type { EventRecorder } from './events.js';
 import type { LogFn } from './loop.js';
 import { clone, isFinished, isTerminating } from './objects.js';
 import { withHostnameLabel } from './scheduling.js';
+import { destroyLocalVolume } from '../kubelet/localpv.js';
 import { bestVolumeFor, claimClass, DEFAULT_STORAGE_CLASS, PROVISIONER, provisionedVolume } from './volumes.js';
 
 /** Everything the PV binder needs; `dir` is the cluster directory (DIR of `sim up`). */
@@ -201,8 +204,15 @@ export function makePvBinder({ api, caches, events, log, dir }: PvBinderDeps): (
         if (live && live.metadata?.uid === ref.uid) return;
         const policy = pv.spec?.persistentVolumeReclaimPolicy ?? 'Retain';
         if (policy === 'Delete') {
+          if (pv.status?.phase !== 'Released') {
+            const released = clone(pv);
+            released.status = { ...released.status, phase: 'Released' };
+            await api.replaceStatus(released);
+          }
+          const path = pv.spec?.local?.path;
+          if (path && pv.metadata?.annotations?.['pv.kubernetes.io/provisioned-by'] === PROVISIONER) await destroyLocalVolume(path);
           await api.remove(pv, { uid: pv.metadata?.uid });
-          log(`pv-binder: deleted "${pv.metadata?.name}" (claim "${ref.namespace}/${ref.name}" is gone, policy Delete)`);
+          log(`pv-binder: deleted "${pv.metadata?.name}" and its data (claim "${ref.namespace}/${ref.name}" is gone, policy Delete)`);
           return;
         }
         phase = 'Released';

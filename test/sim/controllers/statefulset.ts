@@ -5,10 +5,17 @@
  * Differs from the real controller: no adoption or release of pods by label (only pods whose
  * controller ownerReference is the set are managed), no minReadySeconds (available = ready), no
  * maxUnavailable for rolling updates (one pod at a time), claims that exist but belong to
- * someone else are used as they are; persistentVolumeClaimRetentionPolicy whenDeleted=Delete puts
- * an ownerReference to the set on new claims, whenScaled=Delete deletes a condemned ordinal's
- * claims once its pod is gone; ControllerRevisions are written when the API server serves them
- * (revision numbers only grow, rollback to an old template reuses its hash but not its number).
+ * someone else are used as they are; ControllerRevisions are written when the API server serves
+ * them (revision numbers only grow, rollback to an old template reuses its hash but not its number).
+ *
+ * persistentVolumeClaimRetentionPolicy works as the real controller's ownerReferences do
+ * (pkg/controller/statefulset/stateful_set_utils.go: isClaimOwnerUpToDate,
+ * updateClaimOwnerRefForSetAndPod; KEP-1847): whenDeleted=Delete makes the set a controller owner
+ * of every claim; whenScaled=Delete makes a condemned pod the owner of its claims right before the
+ * pod is deleted, so the garbage collector deletes them once the pod is gone (pvc-protection holds
+ * them while any pod still uses them, and a Delete reclaim policy destroys the data). The refs of
+ * every existing pod's claims follow the policy on each pass, so a change to Retain takes the pod
+ * refs off the claims of pods that still exist, and only those.
  */
 import type {
   V1ControllerRevision,
@@ -205,6 +212,9 @@ export function makeStatefulSetController({ api, caches, events, log }: Stateful
     const revOf = (pod: V1Pod): string | undefined => pod.metadata?.labels?.[REVISION_LABEL];
 
     await writeStatus(set, [...byOrdinal.values()], currentRevision, updateRevision, strategy);
+    // Claims follow the retention policy for every pod that exists, condemned ones included, before
+    // any of them is deleted below.
+    for (const [ord, pod] of byOrdinal) await syncClaimOwners(set, ord, pod, !valid(ord));
 
     // Finished pods are deleted so that they are recreated.
     for (const [ord, pod] of byOrdinal) {
@@ -236,7 +246,6 @@ export function makeStatefulSetController({ api, caches, events, log }: Stateful
       if (monotonic) return;
     }
     if (condemned.length > 0) return;
-    await deleteScaledClaims(set, byOrdinal);
     // Rolling update, highest ordinal first, one at a time.
     if (strategy !== 'RollingUpdate') return;
     for (let ord = start + replicas - 1; ord >= start + partition; ord--) {
@@ -250,19 +259,38 @@ export function makeStatefulSetController({ api, caches, events, log }: Stateful
     }
   }
 
-  async function deleteScaledClaims(set: V1StatefulSet, byOrdinal: Map<number, V1Pod>): Promise<void> {
-    if (set.spec?.persistentVolumeClaimRetentionPolicy?.whenScaled !== 'Delete') return;
+  /**
+   * Brings the ownerReferences of one pod's claims in line with the retention policy (the real
+   * controller's table): the set owns them when whenDeleted=Delete, unless the pod is condemned and
+   * whenScaled=Delete, when the pod owns them instead. Refs to this set and this pod are replaced;
+   * a claim controlled by someone else, or by an earlier pod of this ordinal, is left alone.
+   */
+  async function syncClaimOwners(set: V1StatefulSet, ordinal: number, pod: V1Pod, condemned: boolean): Promise<void> {
     const ns = set.metadata?.namespace ?? 'default';
     const setName = set.metadata?.name ?? '';
-    const first = (set.spec?.ordinals?.start ?? 0) + (set.spec?.replicas ?? 1);
+    const setUid = set.metadata?.uid ?? '';
+    const podUid = pod.metadata?.uid ?? '';
+    const policy = set.spec?.persistentVolumeClaimRetentionPolicy;
+    const podOwns = condemned && policy?.whenScaled === 'Delete';
+    const setOwns = !podOwns && policy?.whenDeleted === 'Delete';
     for (const vct of set.spec?.volumeClaimTemplates ?? []) {
-      const prefix = `${vct.metadata?.name}-${setName}-`;
-      for (const claim of caches.claims.list(ns)) {
-        const name = claim.metadata?.name ?? '';
-        if (!name.startsWith(prefix) || isTerminating(claim)) continue;
-        const ord = Number(name.slice(prefix.length));
-        if (Number.isInteger(ord) && ord >= first && !byOrdinal.has(ord)) await api.remove(claim);
-      }
+      const claim = caches.claims.get(ns, claimName(vct.metadata?.name ?? '', setName, ordinal));
+      if (!claim || isTerminating(claim)) continue;
+      const refs = claim.metadata?.ownerReferences ?? [];
+      const controller = refs.find((r) => r.controller);
+      if (controller && controller.uid !== setUid && controller.uid !== podUid) continue;
+      const kept = refs.filter((r) => r.uid !== setUid && r.uid !== podUid);
+      const wanted = [
+        ...kept,
+        ...(setOwns ? [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: setName, uid: setUid, controller: true, blockOwnerDeletion: true }] : []),
+        ...(podOwns ? [{ apiVersion: 'v1', kind: 'Pod', name: pod.metadata?.name ?? '', uid: podUid, controller: true, blockOwnerDeletion: true }] : []),
+      ];
+      if (stableJson(wanted) === stableJson(refs)) continue;
+      const updated = clone(claim);
+      updated.apiVersion = 'v1';
+      updated.kind = 'PersistentVolumeClaim';
+      updated.metadata = { ...updated.metadata, ownerReferences: wanted.length ? wanted : undefined };
+      await api.replace(updated);
     }
   }
 

@@ -3,7 +3,7 @@
 // path while the kubelet runs, so writing past the capacity fails with ENOSPC.
 // Differs from a real cluster: the image is sparse; ext4's own metadata takes a little of the
 // capacity; there are no reserved blocks (-m 0), so root hits ENOSPC at the same point as others.
-import { existsSync, mkdirSync, openSync, closeSync, ftruncateSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, closeSync, ftruncateSync, readFileSync, rmSync } from 'node:fs';
 import { must, run } from './host.js';
 
 const UNITS: Record<string, number> = {
@@ -80,4 +80,23 @@ export class LocalVolumes {
     this.devices.clear();
     this.mounted.clear();
   }
+}
+
+/**
+ * Destroys a local PV's storage, as a provisioner's deleter does for reclaim policy Delete: the
+ * filesystem is unmounted (lazily, if a pod's mount namespace still holds it), its loop device
+ * detached, and the image and mount point removed. The data is gone for good.
+ */
+export async function destroyLocalVolume(path: string): Promise<void> {
+  if (mountedDevice(path)) await run('umount', ['-l', path]);
+  const img = `${path}.img`;
+  if (existsSync(img)) {
+    const attached = await run('losetup', ['-j', img]);
+    for (const line of attached.stdout.split('\n')) {
+      const dev = line.split(':')[0]?.trim();
+      if (dev) await run('losetup', ['-d', dev]);
+    }
+  }
+  rmSync(img, { force: true });
+  rmSync(path, { recursive: true, force: true });
 }

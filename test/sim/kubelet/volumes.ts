@@ -122,6 +122,8 @@ export async function prepareVolume(ctx: VolumeContext, pod: Pod, vol: Json<V1Vo
     const claim = vol.persistentVolumeClaim.claimName;
     const pvc = await getObject<Json<V1PersistentVolumeClaim>>(ctx.api, `/api/v1/namespaces/${ns}/persistentvolumeclaims/${claim}`);
     if (!pvc) throw new Error(`persistentvolumeclaim "${claim}" not found in namespace "${ns}"; create it`);
+    // A real kubelet will not start a pod on a claim that is being deleted (volumemanager: "PVC is being deleted").
+    if (pvc.metadata?.deletionTimestamp) throw new Error(`error processing PVC ${ns}/${claim}: PVC is being deleted`);
     if (!pvc.spec?.volumeName || pvc.status?.phase !== 'Bound') throw new Error(`persistentvolumeclaim "${claim}" is not bound yet; wait for the provisioner`);
     const pv = await getObject<Json<V1PersistentVolume>>(ctx.api, `/api/v1/persistentvolumes/${pvc.spec.volumeName}`);
     const path: string | undefined = pv?.spec?.local?.path ?? pv?.spec?.hostPath?.path;
