@@ -49,6 +49,13 @@ export interface EtcdMember {
   runAsUser?: number;
   runAsGroup?: number;
   fsGroup?: number;
+  /** The exec command of the container's preStop hook, when it has one. */
+  preStop?: string[];
+  /**
+   * Start scripts of the image that act on the data dir (Bitnami's etcd image: a member found
+   * removed is wiped and re-added, ETCD_DISASTER_RECOVERY restores /snapshots over the data).
+   */
+  startScripts?: { kind: 'bitnami'; disasterRecovery: boolean };
   /** Member ID (hex) from the live member list, once confirmed. */
   memberId?: string;
   ready?: boolean;

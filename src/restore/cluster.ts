@@ -3,7 +3,7 @@
  * namespace, and the node of a member whose pod is gone. Every call is retried while the API
  * server is unreachable (kube/retry.ts): every restore step is idempotent, so a repeat is safe.
  */
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1OwnerReference, V1Pod } from '@kubernetes/client-node';
 import { ForbiddenError, NotFoundError, PluginError } from '../errors.js';
 import { labelSelectorString } from '../etcd/discovery/index.js';
 import type { EtcdMember } from '../etcd/topology.js';
@@ -62,11 +62,13 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
         until: (pods) => replicas === 0 ? pods.length === 0 : pods.filter(isPodReady).length >= replicas,
       }));
     },
-    async createPodAndWait(manifest) {
+    async createPodAndWait(manifest, opts = {}) {
       const name = manifest.metadata.name;
+      const owner = opts.ownerConfigMap ? await r(() => configMapOwner(kube, namespace, opts.ownerConfigMap!)) : undefined;
+      const body = (owner ? { ...manifest, metadata: { ...manifest.metadata, ownerReferences: [owner] } } : manifest) as V1Pod;
       await r(async () => {
         try {
-          await kube.core.createNamespacedPod({ namespace, body: manifest as V1Pod });
+          await kube.core.createNamespacedPod({ namespace, body });
         } catch (err) {
           const e = apiError(err, `create pod "${name}" in namespace "${namespace}"`);
           if (!(e instanceof ConflictError)) throw e;
@@ -84,7 +86,7 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
           if (existing.metadata?.deletionTimestamp || ['Failed', 'Succeeded'].includes(existing.status?.phase ?? '')) {
             const uid = await deletePod(kube, namespace, name, 0);
             await waitForPodGone(kube, namespace, name, POD_TIMEOUT_MS, uid);
-            await kube.core.createNamespacedPod({ namespace, body: manifest as V1Pod });
+            await kube.core.createNamespacedPod({ namespace, body });
           }
         }
       });
@@ -109,7 +111,8 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
       }
     },
     async deletePodAndWait(name) {
-      const uid = await r(() => deletePod(kube, namespace, name, 0));
+      // Its own grace period (utility containers stop on SIGTERM at once), never a forced delete.
+      const uid = await r(() => deletePod(kube, namespace, name));
       if (uid) await r(() => waitForPodGone(kube, namespace, name, POD_TIMEOUT_MS, uid));
     },
     async recreatePods(names) {
@@ -141,6 +144,18 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
     deletePdb: (name) => r(() => deletePdb(kube, namespace, name).then(() => undefined)),
     createPdb: (manifest) => r(() => recreatePdb(kube, manifest as never).then(() => undefined)),
   };
+}
+
+/** An ownerReference to a ConfigMap (not a controller, blocking nothing); undefined when it is gone. */
+async function configMapOwner(kube: KubeContext, namespace: string, name: string): Promise<V1OwnerReference | undefined> {
+  try {
+    const cm = await kube.core.readNamespacedConfigMap({ name, namespace });
+    return cm.metadata?.uid ? { apiVersion: 'v1', kind: 'ConfigMap', name, uid: cm.metadata.uid } : undefined;
+  } catch (err) {
+    const e = apiError(err, `get configmap "${name}" in namespace "${namespace}"`);
+    if (e instanceof NotFoundError) return undefined;
+    throw e;
+  }
 }
 
 /**

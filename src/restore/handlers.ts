@@ -6,7 +6,7 @@
  */
 import { PluginError, VerificationError } from '../errors.js';
 import type { ClaimRetention } from '../etcd/topology.js';
-import type { JournalState } from './journal.js';
+import { journalConfigMapName, type JournalState } from './journal.js';
 import type { MemberPlan, RestorePlan } from './plan.js';
 import type { RunnerDeps } from './runner.js';
 import type { PlanStep, StepKind, StepOf } from './steps.js';
@@ -18,6 +18,8 @@ export interface StepContext {
   deps: RunnerDeps;
   /** Set by a `health` step: the members' health after a roll-back. */
   health?: { ok: boolean; problems: string[] };
+  /** Members whose utility pod this run has started or checked (a resumed run re-creates a pod that is gone). */
+  podsReady?: Set<string>;
 }
 
 type Handler<K extends StepKind> = (ctx: StepContext, step: StepOf<K>) => Promise<void>;
@@ -40,7 +42,14 @@ export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
     }
   },
   'etcd-stop': (ctx) => ctx.deps.cluster.scale('StatefulSet', ctx.plan.workload.name, 0, true),
-  utility: (ctx, s) => ctx.deps.cluster.createPodAndWait(memberOf(ctx.plan, s.member).utilityPod),
+  async utility(ctx, s) {
+    await ctx.deps.cluster.createPodAndWait(memberOf(ctx.plan, s.member).utilityPod, journalOwned(ctx.plan));
+    (ctx.podsReady ??= new Set()).add(s.member);
+  },
+  async 'keep-start-files'(ctx, s) {
+    const m = memberOf(ctx.plan, s.member);
+    if (m.keepStartFilesArgv) await mustRun(ctx, m, m.shellContainer, m.keepStartFilesArgv, 'keeping the start files aside');
+  },
   copy: (ctx, s) => copySnapshot(ctx, memberOf(ctx.plan, s.member)),
   async restore(ctx, s) {
     const m = memberOf(ctx.plan, s.member);
@@ -56,6 +65,8 @@ export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
   async swap(ctx, s) {
     const m = memberOf(ctx.plan, s.member);
     await mustRun(ctx, m, m.shellContainer, m.swapArgv, 'moving the restored data in place');
+    // A preStop hook that ran while etcd stopped may have left a removal log: it is kept aside too.
+    if (m.keepStartFilesArgv) await mustRun(ctx, m, m.shellContainer, m.keepStartFilesArgv, 'keeping the start files aside');
     if (m.chownArgv) await mustRun(ctx, m, m.shellContainer, m.chownArgv, 'handing the data to the etcd user');
     await mustRun(ctx, m, m.shellContainer, ['rm', '-f', m.snapshotPath], 'removing the snapshot copy');
     await mustRun(ctx, m, m.shellContainer, ['sync'], 'sync');
@@ -93,7 +104,7 @@ export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
   finish: async () => undefined,
   async rollback(ctx, s) {
     const m = memberOf(ctx.plan, s.member);
-    await ctx.deps.cluster.createPodAndWait(m.utilityPod);
+    await ctx.deps.cluster.createPodAndWait(m.utilityPod, journalOwned(ctx.plan));
     await mustRun(ctx, m, m.shellContainer, m.rollbackArgv, 'moving the old data back');
     await mustRun(ctx, m, m.shellContainer, ['rm', '-rf', m.restoreDir, m.snapshotPath], 'removing restore leftovers');
     await mustRun(ctx, m, m.shellContainer, ['sync'], 'sync');
@@ -106,11 +117,33 @@ export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
   },
 };
 
+/** Kinds that run commands in a member's utility pod, which an earlier step of the run started. */
+const NEEDS_UTILITY_POD: ReadonlySet<StepKind> = new Set<StepKind>(['keep-start-files', 'copy', 'restore', 'restored', 'swap']);
+
 /** Runs one step through its kind's handler. */
-export function runStep(ctx: StepContext, step: PlanStep): Promise<void> {
+export async function runStep(ctx: StepContext, step: PlanStep): Promise<void> {
   const handler = STEP_HANDLERS[step.kind] as Handler<StepKind> | undefined;
   if (!handler) throw new PluginError(`unknown restore step "${step.id}"`, 'the journal was written by another version; run --abort with that version');
+  if (NEEDS_UTILITY_POD.has(step.kind)) await ensureUtilityPods(ctx, step);
   return handler(ctx, step);
+}
+
+/**
+ * A resumed run goes on with utility pods an earlier run started; one that is gone since (deleted,
+ * evicted, collected with the journal ConfigMap) is created again, once per member and run.
+ */
+async function ensureUtilityPods(ctx: StepContext, step: PlanStep): Promise<void> {
+  const ready = (ctx.podsReady ??= new Set());
+  const members = 'member' in step ? [memberOf(ctx.plan, step.member)] : ctx.plan.members;
+  await settleAll(members.filter((m) => !ready.has(m.member.name)).map(async (m) => {
+    await ctx.deps.cluster.createPodAndWait(m.utilityPod, journalOwned(ctx.plan));
+    ready.add(m.member.name);
+  }));
+}
+
+/** Utility pods belong to the journal ConfigMap: deleting the journal collects any pod left behind. */
+function journalOwned(plan: RestorePlan): { ownerConfigMap: string } {
+  return { ownerConfigMap: journalConfigMapName(plan.workload.name) };
 }
 
 /** The StatefulSet's own retention policy, as discovered before the restore. */

@@ -77,8 +77,20 @@ export interface MemberPlan {
   snapshotPath: string;
   /** A fresh directory on the member's volume that `snapshot restore` writes. */
   restoreDir: string;
-  /** Where the old `member/` directory is moved; never deleted. */
+  /**
+   * Where the old `member/` directory is moved; never deleted. On the member's volume, outside the
+   * data dir when the data dir is a sub-folder of the volume (start scripts such as Bitnami's wipe
+   * the data dir's contents).
+   */
   asideDir: string;
+  /**
+   * Bitnami members: files its start and preStop scripts act on (data/member_id,
+   * data/new_member_envs, member_removal.log beside the data dir), kept in `startFilesDir`.
+   */
+  startFiles?: string[];
+  startFilesDir?: string;
+  /** `sh -ec SCRIPT sh DIR FILES…`: moves the start files into startFilesDir; idempotent. */
+  keepStartFilesArgv?: string[];
   restoreArgv: string[];
   /** `sh -ec SCRIPT sh ARGS…`: moves old data aside and the restored data in; idempotent. */
   swapArgv: string[];
@@ -116,6 +128,31 @@ function scratchDirOf(member: EtcdMember): string {
   return member.dataVolume?.mountPath ?? member.dataDir;
 }
 
+/** The parent of a path. */
+function parentOf(path: string): string {
+  const p = path.replace(/\/+$/, '');
+  return p.slice(0, p.lastIndexOf('/')) || '/';
+}
+
+/** True when path is dir or lies below it. */
+function within(path: string, dir: string): boolean {
+  const d = dir.replace(/\/+$/, '');
+  return path === d || path.startsWith(`${d}/`);
+}
+
+/**
+ * Files of Bitnami's scripts that decide over a member at its next start or stop: its stored
+ * member ID (preStop removes that member from the cluster; start runs `member update` with it),
+ * the env of a re-join, and preStop's removal log beside the data dir (at start, with a healthy
+ * cluster, it makes the script wipe the data dir and add the member again).
+ */
+function bitnamiStartFiles(member: EtcdMember): string[] {
+  const files = [joinPath(member.dataDir, 'member_id'), joinPath(member.dataDir, 'new_member_envs')];
+  const parent = parentOf(member.dataDir);
+  if (member.dataVolume && within(parent, member.dataVolume.mountPath)) files.push(joinPath(parent, 'member_removal.log'));
+  return files;
+}
+
 // Shell scripts get their paths as positional arguments, never interpolated.
 // Every mv first checks that its target does not exist: mv into an existing directory nests
 // instead of failing.
@@ -139,6 +176,28 @@ const CHOWN_SCRIPT = [
   'data="$1"; aside="$2"; owner="$3"',
   'if [ -z "$owner" ] && [ -e "$aside" ]; then owner=$(stat -c %u:%g "$aside"); fi',
   'if [ -n "$owner" ] && [ "$owner" != "0:0" ]; then chown -R "$owner" "$data/member"; fi',
+].join('\n');
+
+// Moves each existing FILE into DIR (made 0700); a file already kept stays, the newer one is kept beside it.
+const KEEP_FILES_SCRIPT = [
+  'dir="$1"; shift',
+  'for f in "$@"; do',
+  '  [ -e "$f" ] || continue',
+  '  mkdir -p "$dir"',
+  '  dest="$dir/$(basename "$f")"',
+  '  if [ -e "$dest" ]; then dest="$dest.$(date +%s)"; fi',
+  '  mv "$f" "$dest"',
+  'done',
+].join('\n');
+
+// Puts kept start files back where they were (a file that came back meanwhile stays).
+const RESTORE_FILES_SCRIPT = [
+  'dir="$1"; shift',
+  'for f in "$@"; do',
+  '  kept="$dir/$(basename "$f")"',
+  '  if [ -e "$kept" ] && [ ! -e "$f" ]; then mv "$kept" "$f"; fi',
+  'done',
+  'rmdir "$dir" 2>/dev/null || true',
 ].join('\n');
 
 const ROLLBACK_SCRIPT = [
@@ -178,6 +237,12 @@ export function buildRestorePlan(input: PlanInput): RestorePlan {
   const initialCluster = initialClusterOf(members);
   const initialClusterToken = topology.initialClusterToken ?? members[0]?.initialClusterToken ?? 'etcd-cluster';
   const warnings: string[] = [];
+  if (members.some((m) => m.startScripts?.kind === 'bitnami')) {
+    warnings.push(
+      'the members run Bitnami\'s start scripts: their member_id files stay in member.pre-restore-*.start-files, so after the restore ' +
+        'the scripts skip `member update` and the preStop hook cannot remove a member; that keeps the restored data from being wiped',
+    );
+  }
   if (!input.tool.bumpRevision) {
     const why = input.tool.binary === 'etcdctl' ? 'the etcd image has no etcdutl (etcd < 3.5)' : 'the etcdutl of the etcd image has no --bump-revision (etcd < 3.5.10)';
     warnings.push(
@@ -189,8 +254,12 @@ export function buildRestorePlan(input: PlanInput): RestorePlan {
     const scratch = scratchDirOf(member);
     const snapshotPath = joinPath(scratch, `kubectl-etcd-${stamp}.db`);
     const restoreDir = joinPath(scratch, `kubectl-etcd-restore-${stamp}`);
-    const asideDir = joinPath(member.dataDir, `member.pre-restore-${stamp}`);
-    const restoredAside = joinPath(member.dataDir, `member.restored-${stamp}`);
+    // Outside a data dir that is a sub-folder of the volume, but on the same volume (mv, not copy).
+    const asideBase = member.dataVolume && within(member.dataDir, member.dataVolume.mountPath) ? member.dataVolume.mountPath : member.dataDir;
+    const asideDir = joinPath(asideBase, `member.pre-restore-${stamp}`);
+    const restoredAside = joinPath(asideBase, `member.restored-${stamp}`);
+    const startFiles = member.startScripts?.kind === 'bitnami' ? bitnamiStartFiles(member) : undefined;
+    const startFilesDir = startFiles ? `${asideDir}.start-files` : undefined;
     const pod = utilityPodManifest({ member, image: input.utilityImage, etcdToolsImage: input.etcdToolsImage, stamp });
     const runAs = member.runAsUser;
     return {
@@ -206,8 +275,11 @@ export function buildRestorePlan(input: PlanInput): RestorePlan {
         snapshotPath, restoreDir, initialCluster, token: initialClusterToken, tool: input.tool,
         skipHashCheck: !snapshot.hasTrailer,
       }),
+      ...(startFiles && startFilesDir ? { startFiles, startFilesDir, keepStartFilesArgv: ['sh', '-ec', KEEP_FILES_SCRIPT, 'sh', startFilesDir, ...startFiles] } : {}),
       swapArgv: ['sh', '-ec', SWAP_SCRIPT, 'sh', member.dataDir, restoreDir, asideDir],
-      rollbackArgv: ['sh', '-ec', ROLLBACK_SCRIPT, 'sh', member.dataDir, asideDir, restoredAside],
+      rollbackArgv: startFiles && startFilesDir
+        ? ['sh', '-ec', `${ROLLBACK_SCRIPT}\nshift 3\n${RESTORE_FILES_SCRIPT}`, 'sh', member.dataDir, asideDir, restoredAside, startFilesDir, ...startFiles]
+        : ['sh', '-ec', ROLLBACK_SCRIPT, 'sh', member.dataDir, asideDir, restoredAside],
       // The etcd user: the pod's runAsUser when set, else whoever owned the data set aside.
       chownArgv: ['sh', '-ec', CHOWN_SCRIPT, 'sh', member.dataDir, asideDir,
         runAs !== undefined && runAs !== 0 ? `${runAs}:${member.runAsGroup ?? member.fsGroup ?? runAs}` : ''],

@@ -103,6 +103,16 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
   const err = accessError(denied);
   if (err) throw err;
 
+  // Bitnami's disaster recovery restores its own newest /snapshots snapshot over the data dir of a
+  // member that starts while the cluster does not answer — which is how every restored member starts.
+  const recovering = topology.members.filter((m) => m.startScripts?.disasterRecovery);
+  if (recovering.length) {
+    throw new PluginError(
+      `${topology.workload.kind.toLowerCase()} "${topology.workload.name}" sets ETCD_DISASTER_RECOVERY=yes: its start script would restore its own newest snapshot from /snapshots over the restored data of ${recovering.map((m) => `"${m.name}"`).join(', ')}`,
+      'turn disaster recovery off for the restore (Helm: --set disasterRecovery.enabled=false), then restore again; nothing was changed',
+    );
+  }
+
   // Ready members first; a running but not Ready member (lost quorum) can still answer an exec.
   const running = [...topology.members].sort((a, b) => Number(b.ready !== false) - Number(a.ready !== false));
   const exec = (m: EtcdMember, argv: string[]) => execInMember(deps, m, argv).catch((e: unknown) => {

@@ -19,9 +19,12 @@ export interface RestoreCluster {
   getReplicas(kind: WorkloadKind, name: string): Promise<number>;
   /** Sets spec.replicas; with wait, returns once the workload has that many pods (0: all gone). */
   scale(kind: WorkloadKind, name: string, replicas: number, wait: boolean): Promise<void>;
-  /** Creates a pod (an existing pod of the same name is kept) and waits until it runs. */
-  createPodAndWait(manifest: { metadata: { name: string; namespace: string } }): Promise<void>;
-  /** Deletes a pod (missing is fine) and waits until it is gone. */
+  /**
+   * Creates a pod (an existing pod of the same name is kept) and waits until it runs; with
+   * ownerConfigMap the pod is owned by that ConfigMap (deleting it collects the pod).
+   */
+  createPodAndWait(manifest: { metadata: { name: string; namespace: string } }, opts?: { ownerConfigMap?: string }): Promise<void>;
+  /** Deletes a pod (missing is fine) with its own grace period and waits until it is gone. */
   deletePodAndWait(name: string): Promise<void>;
   /**
    * Deletes the named pods at once (their own grace period) and waits until each is gone or replaced

@@ -28,6 +28,8 @@ export type PlanStep = StepBase & (
   | { kind: 'pdb-delete'; pdb: string }
   | { kind: 'quiesce'; workload: WorkloadRef }
   | { kind: 'utility'; member: string }
+  /** Bitnami members: their start files kept aside before anything stops them (plan.ts: startFiles). */
+  | { kind: 'keep-start-files'; member: string }
   /** whenScaled: Delete set to Retain while etcd is scaled to 0, so the member claims stay. */
   | { kind: 'retention-hold' }
   | { kind: 'etcd-stop' }
@@ -103,6 +105,12 @@ export function planSteps(input: StepInput): PlanStep[] {
   // The utility pods start while etcd still runs (beside it on the same node and volume): an image
   // that cannot be pulled or a pod that is refused stops the restore before etcd is touched.
   for (const m of members) steps.push(step('utility', `start utility pod "${m.utilityPod.metadata.name}" on node "${m.node}"`, { member: m.member.name }));
+  // Bitnami's preStop hook removes a stopping member from the cluster by the ID in its member_id
+  // file, and its start script acts on that file and on preStop's removal log: with the files
+  // kept aside first, stopping etcd removes no member and no start wipes the restored data.
+  for (const m of members) {
+    if (m.startFilesDir) steps.push(step('keep-start-files', `keep the Bitnami start files of member "${m.member.name}" (member_id, new_member_envs, member_removal.log) in ${m.startFilesDir}, so that its preStop hook cannot remove it from the cluster`, { member: m.member.name }));
+  }
   const holdClaims = scalingDeletesClaims(workload, input.inPlace);
   if (holdClaims) steps.push(step('retention-hold', holdTitle(workload.name), {}));
   if (scaled) steps.push(step('etcd-stop', `scale statefulset "${workload.name}" to 0 and wait until its pods are gone`, {}));

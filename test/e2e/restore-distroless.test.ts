@@ -25,7 +25,7 @@ const MANIFEST = distrolessManifest({ namespace: NS, replicas: 3, storage: '512M
 const ACCESS: EtcdAccess = {
   namespace: NS, container: 'etcd', pods: PODS,
   etcdctl: ['etcdctl', '--endpoints=https://127.0.0.1:2379', `--cacert=${CERTS}/etcdCA.crt`, `--cert=${CERTS}/etcd.crt`, `--key=${CERTS}/etcd.key`],
-  dataDir: DATA_DIR,
+  dataDir: DATA_DIR, volumeDir: '/var/run/etcd',
 };
 
 let cluster: SimCluster;
@@ -138,7 +138,9 @@ describe('kubectl etcd restore on a distroless etcd image', () => {
       expect(await etcdctl(cluster, ACCESS, pod, ['endpoint', 'health', '-w', 'json']), pod).toMatch(/"health":true/);
       // No shell in the member to list its data dir: read the volume where the PV keeps it on the node.
       const volume = await volumeDir(pod);
-      expect(readdirSync(join(volume, 'default.etcd')).filter((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f)), pod).toHaveLength(1);
+      // The old data is kept on the volume, outside the data dir (a start script may wipe what is in it).
+      expect(readdirSync(volume).filter((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f)), pod).toHaveLength(1);
+      expect(readdirSync(join(volume, 'default.etcd')), pod).toEqual(['member']);
       // the snapshot copy and the restore dir lived beside default.etcd; both are gone
       expect(readdirSync(volume).filter((f) => f.startsWith('kubectl-etcd')), pod).toEqual([]);
     }

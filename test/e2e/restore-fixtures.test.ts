@@ -117,7 +117,7 @@ describe.each([
     for (const pod of a.pods) {
       expect(await keysOn(cluster, a, pod, '/test/'), pod).toEqual(['/test/a1', '/test/a2', '/test/a3']);
       expect(await etcdctl(cluster, a, pod, ['endpoint', 'health', '-w', 'json']), pod).toMatch(/"health":true/);
-      expect((await lsInPod(cluster, a, pod, a.dataDir)).some((f) => /^member\.pre-restore-/.test(f)), pod).toBe(true);
+      expect((await lsInPod(cluster, a, pod, a.volumeDir)).some((f) => /^member\.pre-restore-/.test(f)), pod).toBe(true);
     }
     await expect.poll(async () => new Set((await Promise.all(a.pods.map((p) => memberRevision(cluster, a, p)))).map((s) => s.revision)).size, { timeout: 30_000 }).toBe(1);
     if (name === 'single') {

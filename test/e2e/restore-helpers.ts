@@ -53,6 +53,8 @@ export interface EtcdAccess {
   etcdctl: string[];
   /** The directory holding member/ inside the pod. */
   dataDir: string;
+  /** The member volume's mount path: where a restore keeps the old data (member.pre-restore-*). */
+  volumeDir: string;
 }
 
 const ANTHOS_CERTS = '/etcd.local.config/certificates';
@@ -61,13 +63,13 @@ export function anthosAccess(members: number): EtcdAccess {
   return {
     namespace: 'uc1', container: 'kube-etcd', pods: Array.from({ length: members }, (_, i) => `kube-etcd-${i}`),
     etcdctl: ['etcdctl', '--endpoints=https://127.0.0.1:2379', `--cacert=${ANTHOS_CERTS}/etcdCA.crt`, `--cert=${ANTHOS_CERTS}/etcd.crt`, `--key=${ANTHOS_CERTS}/etcd.key`],
-    dataDir: '/var/lib/etcd',
+    dataDir: '/var/lib/etcd', volumeDir: '/var/lib/etcd',
   };
 }
 /** The bitnami fixture. */
 export const BITNAMI_ACCESS: EtcdAccess = {
   namespace: 'etcd', container: 'etcd', pods: ['etcd-0', 'etcd-1', 'etcd-2'],
-  etcdctl: ['etcdctl', '--endpoints=http://127.0.0.1:2379'], dataDir: '/bitnami/etcd/data',
+  etcdctl: ['etcdctl', '--endpoints=http://127.0.0.1:2379'], dataDir: '/bitnami/etcd/data', volumeDir: '/bitnami/etcd',
 };
 
 /** Runs etcdctl in a member pod; throws on failure. */
@@ -136,7 +138,7 @@ export async function waitClusterHealthy(cluster: SimCluster, a: EtcdAccess, tim
 /** Removes the data earlier restores set aside (as an operator would once satisfied): room on the volumes. */
 export async function pruneSetAside(cluster: SimCluster, a: EtcdAccess): Promise<void> {
   for (const pod of a.pods) {
-    const r = await cluster.kubectl(['-n', a.namespace, 'exec', pod, '-c', a.container, '--', 'sh', '-c', `rm -rf ${a.dataDir}/member.pre-restore-* ${a.dataDir}/member.restored-*`]);
+    const r = await cluster.kubectl(['-n', a.namespace, 'exec', pod, '-c', a.container, '--', 'sh', '-c', `rm -rf ${a.volumeDir}/member.pre-restore-* ${a.volumeDir}/member.restored-*`]);
     if (r.code !== 0) throw new Error(`pruning set-aside data in ${pod} failed: ${r.stderr}`);
   }
 }

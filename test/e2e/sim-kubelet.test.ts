@@ -139,6 +139,34 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {name: hooked, namespace: kt}
+spec:
+  nodeName: node-1
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: [sh, -c, "trap 'echo got-TERM >> /hooks/log; exit 0' TERM; while :; do sleep 1; done"]
+    lifecycle:
+      postStart: {exec: {command: [sh, -c, "echo post-start >> /hooks/log"]}}
+      preStop: {exec: {command: [sh, -c, "echo pre-stop >> /hooks/log; sleep 1; echo pre-stop-done >> /hooks/log"]}}
+    volumeMounts: [{name: hooks, mountPath: /hooks}]
+  volumes: [{name: hooks, hostPath: {path: /hooks, type: DirectoryOrCreate}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: failhook, namespace: kt}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: [sh, -c, "while :; do sleep 1; done"]
+    lifecycle:
+      preStop: {exec: {command: [sh, -c, "echo no such member >&2; exit 1"]}}
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: stubborn, namespace: kt}
 spec:
   terminationGracePeriodSeconds: 2
@@ -413,6 +441,23 @@ describe('volumes', () => {
     expect(readFileSync(log, 'utf8')).toBe('started\ngot-TERM\n');
     const left = await cluster.kubectl(['-n', 'kt', 'get', 'pods', 'graceful', 'stubborn', '-o', 'name']);
     expect(left.stdout).toBe('');
+  });
+});
+
+describe('lifecycle hooks', () => {
+  it('postStart runs when the container starts; preStop runs before SIGTERM and finishes within the grace period', async () => {
+    await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/hooked', '--timeout=60s']);
+    const log = join(cluster.dir, 'nodes', 'node-1', 'hostpath', 'hooks', 'log');
+    expect(readFileSync(log, 'utf8')).toBe('post-start\n');
+    await kubectl(['-n', 'kt', 'delete', 'pod', 'hooked', '--wait=true']);
+    expect(readFileSync(log, 'utf8')).toBe('post-start\npre-stop\npre-stop-done\ngot-TERM\n');
+  });
+
+  it('a failing preStop hook is a FailedPreStopHook event, and the container is stopped all the same', async () => {
+    await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/failhook', '--timeout=60s']);
+    await kubectl(['-n', 'kt', 'delete', 'pod', 'failhook', '--wait=true']);
+    const events = await kubectl(['-n', 'kt', 'get', 'events', '--field-selector', 'involvedObject.name=failhook', '-o', 'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}']);
+    expect(events).toMatch(/^FailedPreStopHook: PreStopHook failed: .*exited with 1: no such member$/m);
   });
 });
 

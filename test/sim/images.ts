@@ -59,12 +59,17 @@ const STANDIN_DIR = fileURLToPath(new URL('./images/', import.meta.url));
 /** The table, keyed by normalized repository (any tag or digest matches). */
 function imageTable(): ImageSpec[] {
   const fullEtcd = { ...ETCD_BINS, ...DASH, ...TAR, ...hostTools(COREUTILS) };
+  // The Bitnami image starts through its scripts (stand-ins in images/bitnami-etcd/, see libetcd.sh there).
+  const bitnamiScripts = Object.fromEntries(
+    [['libetcd.sh', '/opt/bitnami/scripts/libetcd.sh'], ...['entrypoint.sh', 'setup.sh', 'run.sh', 'prestop.sh'].map((f) => [f, `/opt/bitnami/scripts/etcd/${f}`])]
+      .map(([file, inImage]) => [inImage!, `${STANDIN_DIR}bitnami-etcd/${file}`]),
+  );
   const bitnamiFiles = {
     '/opt/bitnami/etcd/bin/etcd': '/usr/bin/etcd', '/opt/bitnami/etcd/bin/etcdctl': '/usr/bin/etcdctl',
-    ...BASH_AS_SH, ...TAR, ...hostTools(COREUTILS),
+    ...BASH_AS_SH, ...TAR, ...hostTools(COREUTILS), ...bitnamiScripts,
   };
   const bitnami = {
-    files: bitnamiFiles, entrypoint: ['/opt/bitnami/etcd/bin/etcd'], uid: 1001, gid: 0,
+    files: bitnamiFiles, entrypoint: ['/opt/bitnami/scripts/etcd/entrypoint.sh'], cmd: ['/opt/bitnami/scripts/etcd/run.sh'], uid: 1001, gid: 0,
     env: { PATH: `/opt/bitnami/etcd/bin:${STD_PATH}`, ETCDCTL_API: '3', BITNAMI_APP_NAME: 'etcd' },
     workingDir: '/opt/bitnami/etcd', dirs: ['/bitnami/etcd', '/opt/bitnami/etcd/conf'],
   };

@@ -56,6 +56,8 @@ const cases = [
       initialCluster: [0, 1, 2].map((i) => `etcd-${i}=http://${bitnamiHost(i)}:2380`).join(','),
       dataVolume: { kind: 'pvc', volumeName: 'data', claimName: 'data-etcd-2', mountPath: '/bitnami/etcd' },
       runAsUser: 1001, fsGroup: 1001,
+      // The chart's preStop hook and the image's start scripts, which act on the data dir.
+      preStop: ['/opt/bitnami/scripts/etcd/prestop.sh'], startScripts: { kind: 'bitnami', disasterRecovery: false },
     },
   },
   {

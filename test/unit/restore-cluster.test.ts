@@ -50,6 +50,20 @@ describe('createPodAndWait with a pod of the same name already there (S3)', () =
   });
 });
 
+describe('createPodAndWait owned by the journal ConfigMap', () => {
+  it('creates the utility pod with an ownerReference to the ConfigMap, so deleting the journal collects it', async () => {
+    const { manifest } = utilityPodManifest({ member, image: 'etcd:3.4', stamp: '20260101T000000Z' });
+    const created: Array<{ metadata?: { ownerReferences?: unknown[] } }> = [];
+    const kube = fakeKube({
+      readNamespacedConfigMap: async () => ({ metadata: { name: 'kubectl-etcd-restore-journal-kube-etcd', uid: 'cm-uid' } }),
+      // Refused after recording the body: what matters here is what was sent.
+      createNamespacedPod: async (req: { body: { metadata?: { ownerReferences?: unknown[] } } }) => { created.push(req.body); throw apiException(403, 'pods is forbidden: stop here'); },
+    } as never);
+    await expect(kubeRestoreCluster(kube, 'uc1').createPodAndWait(manifest, { ownerConfigMap: 'kubectl-etcd-restore-journal-kube-etcd' })).rejects.toThrow();
+    expect(created[0]?.metadata?.ownerReferences).toEqual([{ apiVersion: 'v1', kind: 'ConfigMap', name: 'kubectl-etcd-restore-journal-kube-etcd', uid: 'cm-uid' }]);
+  });
+});
+
 describe('insideContainer (E3)', () => {
   const where = { namespace: 'uc1', pod: 'etcd-utility-0', container: 'etcd-utility' };
 

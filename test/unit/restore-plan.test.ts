@@ -211,3 +211,57 @@ describe('abortSteps: a roll-back derived from the plan and the steps done', () 
     expect(abortSteps(plan, []).filter((s) => s.kind === 'unquiesce').every((s) => s.kind === 'unquiesce' && !s.wait)).toBe(true);
   });
 });
+
+// Bitnami's scripts wipe the contents of the data dir /bitnami/etcd/data of a member they find
+// removed (test/sim/images/bitnami-etcd/): the kept data goes to the volume root, and the files
+// they act on (member_id, new_member_envs, member_removal.log) are kept aside before etcd stops.
+describe('a Bitnami member', () => {
+  const bitnami = anthosMember(0, {
+    dataDir: '/bitnami/etcd/data', runAsUser: 1001, fsGroup: 1001,
+    dataVolume: { kind: 'pvc', volumeName: 'data', claimName: 'data-etcd-0', mountPath: '/bitnami/etcd' },
+    startScripts: { kind: 'bitnami', disasterRecovery: false },
+  });
+  const plan = buildRestorePlan(input([bitnami]));
+  const m = plan.members[0]!;
+
+  it('keeps the old data on the volume root, outside the data dir the scripts wipe', () => {
+    expect(m.asideDir).toBe('/bitnami/etcd/member.pre-restore-20261125T183500Z');
+    expect(m.startFiles).toEqual(['/bitnami/etcd/data/member_id', '/bitnami/etcd/data/new_member_envs', '/bitnami/etcd/member_removal.log']);
+  });
+
+  it('keeps the start files aside after the utility pod starts and before etcd is stopped', () => {
+    const ids = plan.steps.map((s) => s.id);
+    expect(ids.indexOf('keep-start-files/kube-etcd-0')).toBeGreaterThan(ids.indexOf('utility/kube-etcd-0'));
+    expect(ids.indexOf('keep-start-files/kube-etcd-0')).toBeLessThan(ids.indexOf('etcd-stop'));
+    expect(plan.warnings.join(' ')).toMatch(/Bitnami's start scripts/);
+  });
+
+  it('the keep, swap and roll-back scripts lose nothing and put everything back (real sh)', () => {
+    const root = mkdtempSync(join(tmpdir(), 'kubectl-etcd-bitnami-'));
+    const rel = (p: string) => join(root, p);
+    mkdirSync(rel('/bitnami/etcd/data/member/snap'), { recursive: true });
+    writeFileSync(rel('/bitnami/etcd/data/member/snap/db'), 'old');
+    writeFileSync(rel('/bitnami/etcd/data/member_id'), 'abc123\n');
+    mkdirSync(rel(m.restoreDir + '/member/snap'), { recursive: true });
+    writeFileSync(rel(m.restoreDir + '/member/snap/db'), 'new');
+    const run = (argv: string[]) => {
+      const [cmd, ...args] = argv.map((a, i) => (i >= 4 && a.startsWith('/') ? rel(a) : a));
+      execFileSync(cmd!, args);
+    };
+    run(m.keepStartFilesArgv!);
+    expect(existsSync(rel('/bitnami/etcd/data/member_id'))).toBe(false);
+    // preStop then writes a removal log beside the data dir; the swap keeps it aside too.
+    writeFileSync(rel('/bitnami/etcd/member_removal.log'), '');
+    run(m.swapArgv);
+    run(m.keepStartFilesArgv!);
+    expect(readFileSync(rel('/bitnami/etcd/data/member/snap/db'), 'utf8')).toBe('new');
+    expect(readdirSync(rel('/bitnami/etcd/data'))).toEqual(['member']);
+    expect(readFileSync(rel(m.asideDir + '/snap/db'), 'utf8')).toBe('old');
+    expect(readdirSync(rel(m.startFilesDir!)).sort()).toEqual(['member_id', 'member_removal.log']);
+    run(m.rollbackArgv);
+    run(m.rollbackArgv);
+    expect(readFileSync(rel('/bitnami/etcd/data/member/snap/db'), 'utf8')).toBe('old');
+    expect(readFileSync(rel('/bitnami/etcd/data/member_id'), 'utf8')).toBe('abc123\n');
+    expect(existsSync(rel(m.startFilesDir!))).toBe(false);
+  });
+});

@@ -100,6 +100,19 @@ describe('runRestorePlan', () => {
     expect(after.filter((x) => x === 'exec etcd-utility-0 etcdctl snapshot')).toHaveLength(0);
   });
 
+  it('a resumed run starts again the utility pods an earlier run started, before it uses them', async () => {
+    const h = harness();
+    h.setReplicas(0);
+    h.state.done.push('journal', 'pdb-delete/pdb', 'quiesce/StatefulSet/kube-apiserver', 'utility/kube-etcd-0', 'utility/kube-etcd-1', 'etcd-stop');
+    await runRestorePlan(plan, h.state, h.deps);
+    const c = h.calls;
+    for (const n of [0, 1]) {
+      expect(c.indexOf(`create etcd-utility-${n}`)).toBeGreaterThan(-1);
+      expect(c.indexOf(`create etcd-utility-${n}`)).toBeLessThan(c.indexOf(`copy etcd-utility-${n}`));
+    }
+    expect(c.filter((x) => x === 'create etcd-utility-0')).toHaveLength(1);
+  });
+
   it('stops with a clear error when etcd is scaled back up behind its back', async () => {
     const h = harness();
     const copyIn = h.deps.pods.copyIn;

@@ -125,6 +125,9 @@ export function readMember(pod: V1Pod, opts: MemberReadOptions = {}): EtcdMember
   // etcd's own defaults: the member alone at its advertised peer URLs, token "etcd-cluster".
   const initialCluster = get('initial-cluster') ?? splitUrls(get('initial-advertise-peer-urls') ?? peerUrl).map((u) => `${name}=${u}`).join(',');
   const initialClusterToken = get('initial-cluster-token') ?? 'etcd-cluster';
+  const preStop = container.lifecycle?.preStop?.exec?.command;
+  // Bitnami's image (or its chart, which sets ETCD_ON_K8S) starts etcd through scripts that act on the data dir.
+  const bitnami = /(^|\/)bitnami\/etcd([:@]|$)/.test(container.image ?? '') || vars.has('ETCD_ON_K8S');
   return {
     pod: podName,
     namespace: pod.metadata?.namespace ?? '',
@@ -147,6 +150,8 @@ export function readMember(pod: V1Pod, opts: MemberReadOptions = {}): EtcdMember
     ...(runAsGroup !== undefined ? { runAsGroup } : {}),
     ...(fsGroup !== undefined ? { fsGroup } : {}),
     ...(ready ? { ready: ready.status === 'True' } : {}),
+    ...(preStop?.length ? { preStop } : {}),
+    ...(bitnami ? { startScripts: { kind: 'bitnami' as const, disasterRecovery: vars.get('ETCD_DISASTER_RECOVERY') === 'yes' } } : {}),
     ...(notes.length ? { notes } : {}),
   };
 }

@@ -170,7 +170,13 @@ export function signalContainer(pid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
-/** Argv (for spawn) that runs a command inside a running container as its user, like `kubectl exec`. */
-export function execInContainerArgv(pid: number, uid: number, gid: number, argv: string[]): string[] {
-  return ['/usr/bin/nsenter', '-t', String(pid), '-m', '-u', '-n', '-r', '-w', '-S', String(uid), '-G', String(gid), '--', ...argv];
+/**
+ * Argv (for spawn) that runs a command inside a running container as its user, like `kubectl exec`.
+ * With `groups` (fsGroup, supplementalGroups) the command gets them too, as the container's own
+ * process has them: setpriv is then reached through this process's root, as at container start.
+ */
+export function execInContainerArgv(pid: number, uid: number, gid: number, argv: string[], groups: number[] = []): string[] {
+  if (!groups.length) return ['/usr/bin/nsenter', '-t', String(pid), '-m', '-u', '-n', '-r', '-w', '-S', String(uid), '-G', String(gid), '--', ...argv];
+  return ['/usr/bin/nsenter', '-t', String(pid), '-m', '-u', '-n', '-r', '-w', '--',
+    `/proc/${process.pid}/root/usr/bin/setpriv`, `--reuid=${uid}`, `--regid=${gid}`, `--groups=${[gid, ...groups].join(',')}`, '--', ...argv];
 }

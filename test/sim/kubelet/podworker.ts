@@ -17,6 +17,7 @@ import { containerArgv, containerEnv, processEnv, type KeySource } from './env.j
 import type { LocalVolumes } from './localpv.js';
 import type { PodNet, PodNetwork } from './network.js';
 import type { BoundPod, Pod } from './objects.js';
+import { runHook } from './hooks.js';
 import { runProbe, type ProbeTarget } from './probes.js';
 import { readIfExists, rewriteInPlace, startSandbox, stopSandbox, writeJsonAtomic, type Sandbox } from './sandbox.js';
 import { buildPodStatus, now, type ContainerState } from './status.js';
@@ -250,6 +251,15 @@ export class PodWorker {
     if (!(await waitInRoot(c.proc.pid, c.proc.rootfs)) && signalContainer(c.proc.pid, 'SIGKILL')) {
       this.ctx.log(`pod ${this.key}: container ${c.name} did not enter its root in time; killed`);
     }
+    const postStart = c.spec.lifecycle?.postStart;
+    if (postStart) {
+      // The container is not running until its postStart hook has succeeded; a failure kills it.
+      const hook = await runHook(postStart, { pid: c.proc.pid, uid: c.uid, gid: c.gid, groups, env: c.env }, this.graceSeconds() * 1000);
+      if (!hook.ok) {
+        this.ctx.event(this.pod, 'Warning', 'FailedPostStartHook', `PostStartHook failed: ${hook.message}`);
+        signalContainer(c.proc.pid, 'SIGKILL');
+      }
+    }
     c.state = { running: { startedAt: now() } };
     c.started = true;
     this.writeContainerJson(c, c.proc.pid, workingDir);
@@ -277,7 +287,7 @@ export class PodWorker {
   private writeContainerJson(c: Container, pid: number | null, workingDir: string): void {
     if (!existsSync(this.runtimeDir)) return;
     writeJsonAtomic(join(this.runtimeDir, `${c.name}.json`), {
-      pid, rootfs: join(this.podDir, 'containers', c.name, 'rootfs'), env: c.env, uid: c.uid, gid: c.gid, workingDir, image: c.spec.image,
+      pid, rootfs: join(this.podDir, 'containers', c.name, 'rootfs'), env: c.env, uid: c.uid, gid: c.gid, groups: this.supplementaryGroups(), workingDir, image: c.spec.image,
     });
   }
 
@@ -322,6 +332,12 @@ export class PodWorker {
     return () => { stopped = true; timers.forEach(clearTimeout); };
   }
 
+  /** fsGroup and supplementalGroups: the groups every process of the pod's containers has. */
+  private supplementaryGroups(): number[] {
+    const podSc = this.pod.spec.securityContext ?? {};
+    return [...(podSc.fsGroup !== undefined ? [podSc.fsGroup] : []), ...(podSc.supplementalGroups ?? [])];
+  }
+
   private graceSeconds(): number {
     return this.pod.metadata.deletionGracePeriodSeconds ?? this.pod.spec.terminationGracePeriodSeconds ?? 30;
   }
@@ -329,8 +345,15 @@ export class PodWorker {
   private async killContainer(c: Container, graceSeconds: number): Promise<void> {
     const proc = c.proc;
     if (!proc || !c.exit) return;
+    const deadline = Date.now() + graceSeconds * 1000;
+    const preStop = c.spec.lifecycle?.preStop;
+    if (preStop && c.started) {
+      // The hook shares the grace period with SIGTERM; one still running at its end gets 2 s more.
+      const hook = await runHook(preStop, { pid: proc.pid, uid: c.uid, gid: c.gid, groups: this.supplementaryGroups(), env: c.env }, graceSeconds * 1000 + 2000);
+      if (!hook.ok) this.ctx.event(this.pod, 'Warning', 'FailedPreStopHook', `PreStopHook failed: ${hook.message}`);
+    }
     signalContainer(proc.pid, 'SIGTERM');
-    const t = setTimeout(() => signalContainer(proc.pid, 'SIGKILL'), graceSeconds * 1000);
+    const t = setTimeout(() => signalContainer(proc.pid, 'SIGKILL'), Math.max(2000, deadline - Date.now()));
     await c.exit;
     clearTimeout(t);
   }

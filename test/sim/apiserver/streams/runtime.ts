@@ -1,8 +1,10 @@
 // What the kubelet publishes about running containers (DIR/runtime/pods/NS/POD/*.json), and how
 // the API server enters a container: `nsenter --target PID --mount --uts --net --root --wd=DIR
-// -S UID -G GID -- argv` with the container's env.
+// -S UID -G GID -- argv` with the container's env; with supplementary groups (the pod's fsGroup
+// and supplementalGroups, which a real runtime gives exec'd processes too) nsenter stays root and
+// setpriv, reached through the API server's own root, switches user and groups.
 // Differences from a real kubelet/runtime: no pid or cgroup namespace, so an exec'd process is
-// not confined to the container's cgroup; supplementary groups are not set.
+// not confined to the container's cgroup.
 import { readFile, lstat, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -15,6 +17,8 @@ export interface ContainerRuntime {
   env: string[];
   uid: number;
   gid: number;
+  /** Supplementary groups of the container's processes (fsGroup, supplementalGroups). */
+  groups?: number[];
   workingDir: string;
   image: string;
 }
@@ -91,11 +95,12 @@ export function containerEnv(c: ContainerRuntime): Record<string, string> {
 
 /** nsenter arguments that run `argv` inside the container as its user. */
 export function nsenterArgs(c: ContainerRuntime, argv: string[]): string[] {
-  return [
-    // nsenter opens --wd before entering the mount namespace: name the dir through the target's root.
-    '--target', String(c.pid), '--mount', '--uts', '--net', '--root', `--wd=/proc/${c.pid}/root${path.posix.resolve('/', c.workingDir || '/')}`,
-    '-S', String(c.uid ?? 0), '-G', String(c.gid ?? 0), '--', ...argv,
-  ];
+  // nsenter opens --wd before entering the mount namespace: name the dir through the target's root.
+  const enter = ['--target', String(c.pid), '--mount', '--uts', '--net', '--root', `--wd=/proc/${c.pid}/root${path.posix.resolve('/', c.workingDir || '/')}`];
+  const groups = c.groups ?? [];
+  if (!groups.length) return [...enter, '-S', String(c.uid ?? 0), '-G', String(c.gid ?? 0), '--', ...argv];
+  return [...enter, '--', `/proc/${process.pid}/root/usr/bin/setpriv`, `--reuid=${c.uid ?? 0}`, `--regid=${c.gid ?? 0}`,
+    `--groups=${[c.gid ?? 0, ...groups].join(',')}`, '--', ...argv];
 }
 
 /**
