@@ -92,6 +92,16 @@ export async function memberRevision(cluster: SimCluster, a: EtcdAccess, pod: st
   return { revision: Number(s.header.revision), leader: s.header.member_id === s.leader };
 }
 
+/**
+ * Every member's revision from one `endpoint status --cluster` in the first pod: the members are
+ * asked within milliseconds of each other, so writers running meanwhile (the API servers) rarely
+ * put a write between two answers, as separate execs seconds apart do.
+ */
+export async function clusterRevisions(cluster: SimCluster, a: EtcdAccess): Promise<number[]> {
+  const out = await etcdctl(cluster, a, a.pods[0]!, ['endpoint', 'status', '--cluster', '-w', 'json']);
+  return (JSON.parse(out.replace(/:\s*(\d{16,})/g, ':"$1"')) as Array<{ Status: { header: { revision: number | string } } }>).map((e) => Number(e.Status.header.revision));
+}
+
 /** Lists a directory in a member pod. */
 export async function lsInPod(cluster: SimCluster, a: EtcdAccess, pod: string, dir: string): Promise<string[]> {
   const r = await cluster.kubectl(['-n', a.namespace, 'exec', pod, '-c', a.container, '--', 'ls', '-1', dir]);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { teardown, type SimCluster } from '../sim/harness.js';
 import {
-  anthosAccess, auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, mutations, startKubectlEtcd, startRestoreCluster, workloadReplicas,
+  anthosAccess, auditMark, auditSince, clusterRevisions, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, mutations, startKubectlEtcd, startRestoreCluster, workloadReplicas,
 } from './restore-helpers.js';
 
 const A = anthosAccess(3);
@@ -114,8 +114,8 @@ describe('kubectl etcd restore (anthos, 3 members)', () => {
     expect((await replicas('deployment', 'gke-master-etcd-maintenance')).spec).toBe(1);
     expect(await pdbSpec()).toEqual(pdbBefore);
     for (const pod of A.pods) expect((await lsInPod(cluster, A, pod, A.dataDir)).some((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f)), pod).toBe(true);
-    // Revisions are equal once the API servers' writes have replicated.
-    await expect.poll(async () => new Set((await Promise.all(A.pods.map((p) => memberRevision(cluster, A, p)))).map((s) => s.revision)).size, { timeout: 30_000 }).toBe(1);
+    // Revisions are equal once the API servers' writes have replicated (asked of all members at once).
+    await expect.poll(async () => new Set(await clusterRevisions(cluster, A)).size, { timeout: 30_000 }).toBe(1);
     expect(readdirSync(state).filter((f) => f.startsWith('restore-'))).toEqual([]);
     // The safety backup of the pre-restore cluster was taken first.
     expect(readdirSync(join(state, 'safety-backups')).filter((f) => f.endsWith('.db'))).toHaveLength(1);
