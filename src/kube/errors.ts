@@ -110,3 +110,14 @@ function lower(s: string): string {
   const t = s.replace(/\.$/, '');
   return t.charAt(0).toLowerCase() + t.slice(1);
 }
+
+/** Runs one read of an object; a 404 gives undefined, anything else is thrown as apiError maps it. */
+export async function readOrUndefined<T>(read: () => Promise<T>, what: string): Promise<T | undefined> {
+  try {
+    return await read();
+  } catch (err) {
+    const e = apiError(err, what);
+    if (e instanceof NotFoundError) return undefined;
+    throw e;
+  }
+}

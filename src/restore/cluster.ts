@@ -8,7 +8,7 @@ import { ForbiddenError, NotFoundError, PluginError } from '../errors.js';
 import { labelSelectorString } from '../etcd/discovery/index.js';
 import type { EtcdMember } from '../etcd/topology.js';
 import type { KubeContext } from '../kube/client.js';
-import { apiError, ConflictError } from '../kube/errors.js';
+import { apiError, ConflictError, readOrUndefined } from '../kube/errors.js';
 import { containerCommand, type CommandResult } from '../kube/exec.js';
 import { getPod, isPodReady, waitForPodGone, waitForPods, waitForPodsReady } from '../kube/pods.js';
 import { retrying } from '../kube/retry.js';
@@ -127,15 +127,10 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
     async claimsAtRisk(claims) {
       const atRisk: string[] = [];
       for (const name of claims) {
-        const claim = await r(async () => {
-          try {
-            return await kube.core.readNamespacedPersistentVolumeClaim({ name, namespace });
-          } catch (err) {
-            const e = apiError(err, `get persistentvolumeclaim "${name}" in namespace "${namespace}"`);
-            if (e instanceof NotFoundError) return undefined;
-            throw e;
-          }
-        });
+        const claim = await r(() => readOrUndefined(
+          () => kube.core.readNamespacedPersistentVolumeClaim({ name, namespace }),
+          `get persistentvolumeclaim "${name}" in namespace "${namespace}"`,
+        ));
         const podOwned = (claim?.metadata?.ownerReferences ?? []).some((o) => o.kind === 'Pod');
         if (!claim || claim.metadata?.deletionTimestamp || podOwned) atRisk.push(name);
       }
@@ -148,14 +143,8 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
 
 /** An ownerReference to a ConfigMap (not a controller, blocking nothing); undefined when it is gone. */
 async function configMapOwner(kube: KubeContext, namespace: string, name: string): Promise<V1OwnerReference | undefined> {
-  try {
-    const cm = await kube.core.readNamespacedConfigMap({ name, namespace });
-    return cm.metadata?.uid ? { apiVersion: 'v1', kind: 'ConfigMap', name, uid: cm.metadata.uid } : undefined;
-  } catch (err) {
-    const e = apiError(err, `get configmap "${name}" in namespace "${namespace}"`);
-    if (e instanceof NotFoundError) return undefined;
-    throw e;
-  }
+  const cm = await readOrUndefined(() => kube.core.readNamespacedConfigMap({ name, namespace }), `get configmap "${name}" in namespace "${namespace}"`);
+  return cm?.metadata?.uid ? { apiVersion: 'v1', kind: 'ConfigMap', name, uid: cm.metadata.uid } : undefined;
 }
 
 /**

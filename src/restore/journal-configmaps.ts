@@ -1,7 +1,7 @@
 /** The journal's cluster copy (ConfigMapAccess, journal.ts) over the kube seam, retried while the API server is away. */
 import { NotFoundError } from '../errors.js';
 import type { KubeContext } from '../kube/client.js';
-import { apiError } from '../kube/errors.js';
+import { apiError, readOrUndefined } from '../kube/errors.js';
 import { retrying } from '../kube/retry.js';
 import type { ConfigMapAccess } from './journal.js';
 
@@ -16,13 +16,8 @@ export function kubeConfigMaps(kube: KubeContext): ConfigMapAccess {
       }
     }),
     readConfigMap: (namespace, name) => retrying(async () => {
-      try {
-        return (await kube.core.readNamespacedConfigMap({ name, namespace })).data ?? {};
-      } catch (err) {
-        const e = apiError(err, `get configmap "${name}" in namespace "${namespace}"`);
-        if (e instanceof NotFoundError) return undefined;
-        throw e;
-      }
+      const cm = await readOrUndefined(() => kube.core.readNamespacedConfigMap({ name, namespace }), `get configmap "${name}" in namespace "${namespace}"`);
+      return cm && (cm.data ?? {});
     }),
     writeConfigMap: (namespace, name, data, labels) => retrying(async () => {
       const body = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, labels }, data };

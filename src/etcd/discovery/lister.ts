@@ -4,9 +4,8 @@
  * imported directly (not through index.ts) so that planning code does not load client-node.
  */
 import type { V1StatefulSet } from '@kubernetes/client-node';
-import { NotFoundError } from '../../errors.js';
 import type { KubeContext } from '../../kube/client.js';
-import { apiError } from '../../kube/errors.js';
+import { apiError, readOrUndefined } from '../../kube/errors.js';
 import { listPods } from '../../kube/pods.js';
 import type { EtcdTopology } from '../topology.js';
 import { discoverTopology } from './discover.js';
@@ -16,15 +15,8 @@ import type { EtcdPodLister, WorkloadSelection } from './select.js';
 export function apiPodLister(kube: KubeContext): EtcdPodLister {
   return {
     listPods: (namespace, selector) => listPods(kube, namespace, selector),
-    async getStatefulSet(namespace, name): Promise<V1StatefulSet | undefined> {
-      try {
-        return await kube.apps.readNamespacedStatefulSet({ name, namespace });
-      } catch (err) {
-        const e = apiError(err, `get statefulset "${name}" in namespace "${namespace}"`);
-        if (e instanceof NotFoundError) return undefined;
-        throw e;
-      }
-    },
+    getStatefulSet: (namespace, name): Promise<V1StatefulSet | undefined> =>
+      readOrUndefined(() => kube.apps.readNamespacedStatefulSet({ name, namespace }), `get statefulset "${name}" in namespace "${namespace}"`),
     async listStatefulSets(namespace) {
       try {
         return (await kube.apps.listNamespacedStatefulSet({ namespace })).items;

@@ -36,13 +36,12 @@ export function podUsesClaim(pod: V1Pod, claim: string): boolean {
 
 /** Returns the sync function of both protection controllers. */
 export function makeProtectionController({ api, caches, log }: ProtectionDeps): () => Promise<void> {
-  async function claimInUse(claim: V1PersistentVolumeClaim): Promise<boolean> {
+  async function claimInUse(claim: V1PersistentVolumeClaim, livePods: () => Promise<V1Pod[]>): Promise<boolean> {
     const ns = claim.metadata?.namespace ?? 'default';
     const name = claim.metadata?.name ?? '';
     if (caches.pods.list(ns).some((p) => podUsesClaim(p, name))) return true;
     // The cache may not have seen a pod created a moment ago: ask the API server before letting go.
-    const live = await api.list<V1Pod>('v1', 'Pod');
-    return live.items.some((p) => p.metadata?.namespace === ns && podUsesClaim(p, name));
+    return (await livePods()).some((p) => p.metadata?.namespace === ns && podUsesClaim(p, name));
   }
 
   async function release<T extends V1PersistentVolumeClaim | V1PersistentVolume>(obj: T, finalizer: string): Promise<void> {
@@ -64,10 +63,13 @@ export function makeProtectionController({ api, caches, log }: ProtectionDeps): 
         firstError ??= err;
       }
     };
+    // One live list of pods per pass, and only when a claim is waiting to go.
+    let live: Promise<V1Pod[]> | undefined;
+    const livePods = () => (live ??= api.list<V1Pod>('v1', 'Pod').then((l) => l.items));
     for (const claim of caches.claims.list()) {
       if (!isTerminating(claim) || !(claim.metadata?.finalizers ?? []).includes(PVC_PROTECTION)) continue;
       await run(async () => {
-        if (!(await claimInUse(claim))) await release({ ...claim, kind: 'PersistentVolumeClaim', apiVersion: 'v1' }, PVC_PROTECTION);
+        if (!(await claimInUse(claim, livePods))) await release({ ...claim, kind: 'PersistentVolumeClaim', apiVersion: 'v1' }, PVC_PROTECTION);
       });
     }
     for (const pv of caches.volumes.list()) {
