@@ -12,12 +12,14 @@ import { apiError, ConflictError, readOrUndefined } from '../kube/errors.js';
 import { containerCommand, type CommandResult } from '../kube/exec.js';
 import { getPod, isPodReady, waitForPodGone, waitForPods, waitForPodsReady } from '../kube/pods.js';
 import { retrying } from '../kube/retry.js';
-import { deletePdb, deletePod, recreatePdb, scaleWorkload, setClaimRetentionPolicy } from '../kube/workloads.js';
+import { deletePdb, deletePod, recreatePdb, scaleWorkload, setClaimRetentionPolicy, setContainerProbes, setPublishNotReadyAddresses, waitRolledOut } from '../kube/workloads.js';
 import { TOOLS_CONTAINER } from './manifests.js';
 import type { RestoreCluster, WorkloadKind } from './runner.js';
 
 /** How long to wait for pods to start, stop or become Ready. */
 export const POD_TIMEOUT_MS = 5 * 60_000;
+/** How long a rolling update of the members may take (each member restarts and catches up in turn). */
+const ROLLOUT_TIMEOUT_MS = 15 * 60_000;
 
 async function selectorOf(kube: KubeContext, namespace: string, kind: WorkloadKind, name: string): Promise<string> {
   try {
@@ -123,6 +125,9 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
       await Promise.all(names.map((name, i) => (uids[i] ? r(() => waitForPodGone(kube, namespace, name, POD_TIMEOUT_MS, uids[i])) : undefined)));
     },
     waitPodsReady: (names) => r(() => waitForPodsReady(kube, namespace, names, POD_TIMEOUT_MS).then(() => undefined)),
+    setProbes: (name, container, probes) => r(() => setContainerProbes(kube, { name, namespace }, container, probes).then(() => undefined)),
+    setPublishNotReady: (name, publish) => r(() => setPublishNotReadyAddresses(kube, { name, namespace }, publish)),
+    waitRolledOut: (name) => r(() => waitRolledOut(kube, { name, namespace }, ROLLOUT_TIMEOUT_MS)),
     setClaimRetention: (name, policy) => r(() => setClaimRetentionPolicy(kube, { name, namespace }, policy, POD_TIMEOUT_MS)),
     async claimsAtRisk(claims) {
       const atRisk: string[] = [];

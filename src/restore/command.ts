@@ -8,6 +8,7 @@ import { UsageError } from '../errors.js';
 import type { EtcdTopology } from '../etcd/topology.js';
 import type { Logger } from '../ui/log.js';
 import type { OutputFormat } from '../ui/format.js';
+import type { ColdStartHold } from './cold-start.js';
 import { continueRestore } from './continue.js';
 import type { ConfigMapAccess } from './journal.js';
 import type { RestorePlan } from './plan.js';
@@ -43,6 +44,8 @@ export interface RestoreDeps {
   discover(namespace: string, statefulSet?: string): Promise<EtcdTopology>;
   /** The etcd image of the workload's pod template. */
   templateImage(topology: EtcdTopology): Promise<string>;
+  /** The probes to hold while the members start, when they could not all start with them; a warning when that could not be told. */
+  coldStart(topology: EtcdTopology): Promise<{ hold?: ColdStartHold; warning?: string }>;
   listWorkloads(namespace: string): Promise<NamespaceWorkloads>;
   /** Fills in the node of members whose pod is gone. */
   resolveNodes(topology: EtcdTopology): Promise<void>;

@@ -9,13 +9,15 @@ import { kubeBackupDeps } from '../backup/cluster.js';
 import { runBackup } from '../backup/run.js';
 import { discoverTopology } from '../etcd/discovery/index.js';
 import { apiPodLister } from '../etcd/discovery/lister.js';
-import { NoHealthyMemberError, PluginError } from '../errors.js';
+import type { V1Service } from '@kubernetes/client-node';
+import { ForbiddenError, NoHealthyMemberError, PluginError } from '../errors.js';
 import { checkAccess } from '../kube/access.js';
 import type { KubeContext } from '../kube/client.js';
-import { apiError } from '../kube/errors.js';
+import { apiError, readOrUndefined } from '../kube/errors.js';
 import { containerCommand } from '../kube/exec.js';
 import type { Logger } from '../ui/log.js';
 import { kubeRestoreCluster, nodeOfClaim } from './cluster.js';
+import { coldStartHold } from './cold-start.js';
 import type { RestoreDeps } from './command.js';
 import { kubeConfigMaps } from './journal-configmaps.js';
 import { kubeRestorePodIO } from './pod-io.js';
@@ -44,6 +46,24 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
       const sts = await lister.getStatefulSet(topology.namespace, topology.workload.name);
       const container = topology.members[0]?.container;
       return sts?.spec?.template?.spec?.containers?.find((c) => c.name === container)?.image ?? topology.image;
+    },
+    async coldStart(topology) {
+      const sts = await lister.getStatefulSet(topology.namespace, topology.workload.name);
+      const container = topology.members[0]?.container;
+      if (!sts || !container) return {};
+      const serviceName = sts.spec?.serviceName;
+      let service: V1Service | undefined;
+      if (serviceName) {
+        try {
+          service = await readOrUndefined(() => kube.core.readNamespacedService({ name: serviceName, namespace: topology.namespace }), `get service "${serviceName}" in namespace "${topology.namespace}"`);
+        } catch (err) {
+          if (!(err instanceof ForbiddenError)) throw err;
+          const hold = coldStartHold(sts, container, undefined);
+          return { ...(hold ? { hold } : {}), warning: `cannot read Service "${serviceName}" (${err.message}); if it does not publish not-ready addresses, members that start together cannot find each other until Ready` };
+        }
+      }
+      const hold = coldStartHold(sts, container, service);
+      return hold ? { hold } : {};
     },
     async listWorkloads(namespace) {
       try {

@@ -6,6 +6,7 @@
  */
 import { PluginError, VerificationError } from '../errors.js';
 import type { ClaimRetention } from '../etcd/topology.js';
+import { holdWhat } from './cold-start.js';
 import { journalConfigMapName, type JournalState } from './journal.js';
 import type { MemberPlan, RestorePlan } from './plan.js';
 import type { RunnerDeps } from './runner.js';
@@ -40,6 +41,35 @@ export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
         'check the claims (kubectl get pvc -o yaml), then run `kubectl etcd restore --abort`, or `--resume` once they are safe',
       );
     }
+  },
+  async 'start-hold'(ctx) {
+    const hold = ctx.plan.coldStart!;
+    if (hold.service) await ctx.deps.cluster.setPublishNotReady(hold.service, true);
+    const off = Object.fromEntries(Object.keys(hold.probes).map((k) => [k, null]));
+    await ctx.deps.cluster.setProbes(ctx.plan.workload.name, hold.container, off);
+  },
+  async 'start-release'(ctx, s) {
+    const hold = ctx.plan.coldStart!;
+    const name = ctx.plan.workload.name;
+    // While held, Ready says only that etcd runs: the rolling update that puts the probes back
+    // restarts one member at a time, safe only once the members have quorum.
+    const problems = await waitHealthy(ctx, HEALTHY_WAIT_MS);
+    if (problems && !s.rollback) {
+      throw new PluginError(
+        `etcd did not become healthy within ${HEALTHY_WAIT_MS / 60_000} minutes of its members starting (${problems.join('; ')}); statefulset "${name}" keeps ${holdWhat(hold)}`,
+        'inspect with `kubectl etcd status`, then `kubectl etcd restore --resume` to wait again or `--abort` to roll back',
+      );
+    }
+    await ctx.deps.cluster.setProbes(name, hold.container, hold.probes);
+    if (problems) {
+      // A roll-back puts everything back as it was, healthy or not, and says so.
+      if (hold.service) await ctx.deps.cluster.setPublishNotReady(hold.service, false);
+      ctx.deps.log.warn(`statefulset "${name}" no longer has ${holdWhat(hold)} though etcd is not healthy (${problems.join('; ')}); a rolling update waits until it is`);
+      return;
+    }
+    // The members stay resolvable until every one runs with its probes again, then the Service hides not-ready members again.
+    await ctx.deps.cluster.waitRolledOut(name);
+    if (hold.service) await ctx.deps.cluster.setPublishNotReady(hold.service, false);
   },
   'etcd-stop': (ctx) => ctx.deps.cluster.scale('StatefulSet', ctx.plan.workload.name, 0, true),
   async utility(ctx, s) {
@@ -116,6 +146,20 @@ export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
     ctx.health = { ok: report.ok, problems: report.problems };
   },
 };
+
+/** How long start-release waits for the members to be healthy while held. */
+const HEALTHY_WAIT_MS = 5 * 60_000;
+
+/** Waits until the members are healthy with one leader; undefined then, else the last problems after waitMs. */
+async function waitHealthy(ctx: StepContext, waitMs: number): Promise<string[] | undefined> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const report = await ctx.deps.verifier.verify(ctx.plan, { healthOnly: true });
+    if (report.ok) return undefined;
+    if (Date.now() > deadline) return report.problems;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
 
 /** Kinds that run commands in a member's utility pod, which an earlier step of the run started. */
 const NEEDS_UTILITY_POD: ReadonlySet<StepKind> = new Set<StepKind>(['keep-start-files', 'copy', 'restore', 'restored', 'swap']);

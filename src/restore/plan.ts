@@ -5,6 +5,7 @@
  */
 import { etcdctlSnapshotRestore, etcdutlSnapshotRestore, initialClusterOf } from '../etcd/etcdctl.js';
 import type { EtcdMember, EtcdTopology } from '../etcd/topology.js';
+import type { ColdStartHold } from './cold-start.js';
 import { utilityPodManifest, type UtilityPodManifest } from './manifests.js';
 import { planSteps, type PlanStep } from './steps.js';
 
@@ -62,6 +63,8 @@ export interface PlanInput {
   /** A UTC stamp like 20261125T183500Z naming every directory and pod this restore creates. */
   stamp: string;
   inPlace: boolean;
+  /** Probes to hold while the members start (cold-start.ts); undefined when they can start with them. */
+  coldStart?: ColdStartHold;
 }
 
 /** The work for one member. */
@@ -113,6 +116,8 @@ export interface RestorePlan {
   inPlace: boolean;
   quiesce: QuiesceTarget[];
   pdbs: PdbRecord[];
+  /** The probes held while the members start, when they could not all start with them (cold-start.ts). */
+  coldStart?: ColdStartHold;
   members: MemberPlan[];
   steps: PlanStep[];
   warnings: string[];
@@ -297,8 +302,9 @@ export function buildRestorePlan(input: PlanInput): RestorePlan {
     inPlace: input.inPlace,
     quiesce: input.quiesce,
     pdbs: input.pdbs,
+    ...(input.coldStart ? { coldStart: input.coldStart } : {}),
     members: memberPlans,
-    steps: planSteps({ workload: topology.workload, members: memberPlans, quiesce: input.quiesce, pdbs: input.pdbs, inPlace: input.inPlace }),
+    steps: planSteps({ workload: topology.workload, members: memberPlans, quiesce: input.quiesce, pdbs: input.pdbs, inPlace: input.inPlace, coldStart: input.coldStart }),
     warnings,
   };
 }

@@ -12,6 +12,7 @@ import type { AccessCheck, DeniedAccess } from '../kube/access.js';
 import { accessError } from '../kube/access.js';
 import { memberContainer, type EtcdMember, type EtcdTopology } from '../etcd/topology.js';
 import type { CommandResult, ContainerCommand } from '../kube/exec.js';
+import type { ColdStartHold } from './cold-start.js';
 import type { PdbRecord, QuiesceTarget, RestoreTool } from './plan.js';
 import { imageTagVersion, minorOf, type RestoreSnapshotFacts } from './snapshot.js';
 
@@ -40,6 +41,8 @@ export interface PreflightInput {
   quiesce: QuiesceTarget[];
   pdbs: PdbRecord[];
   force: boolean;
+  /** Probes the restore holds while the members start (cold-start.ts); patching the template and deleting pods are already checked. */
+  coldStart?: ColdStartHold;
 }
 
 /**
@@ -73,7 +76,7 @@ export function spaceNeeded(snapshotSize: number): number {
 }
 
 /** Every permission restore needs in the namespace. */
-export function restoreAccessChecks(namespace: string, topology: EtcdTopology, quiesce: QuiesceTarget[], pdbs: PdbRecord[]): AccessCheck[] {
+export function restoreAccessChecks(namespace: string, topology: EtcdTopology, quiesce: QuiesceTarget[], pdbs: PdbRecord[], coldStart?: ColdStartHold): AccessCheck[] {
   const c = (verb: string, group: string, resource: string, subresource?: string): AccessCheck => ({ verb, group, resource, subresource, namespace });
   const checks: AccessCheck[] = [
     ...['get', 'list', 'watch', 'create', 'delete'].map((v) => c(v, '', 'pods')),
@@ -86,6 +89,8 @@ export function restoreAccessChecks(namespace: string, topology: EtcdTopology, q
   if (pdbs.length) checks.push(...['get', 'delete', 'create'].map((v) => c(v, 'policy', 'poddisruptionbudgets')));
   // whenScaled: Delete is set aside while etcd is scaled to 0, and the claims are checked.
   if (topology.workload.claimRetention?.whenScaled === 'Delete') checks.push(c('get', '', 'persistentvolumeclaims'));
+  // A Service that hides not-ready members publishes them while the members start (cold-start.ts).
+  if (coldStart?.service) checks.push(c('patch', '', 'services'));
   return checks;
 }
 
@@ -99,9 +104,19 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
   };
 
   // Permissions first: a user without them learns everything missing at once.
-  const denied = await deps.checkAccess(restoreAccessChecks(topology.namespace, topology, input.quiesce, input.pdbs));
+  const denied = await deps.checkAccess(restoreAccessChecks(topology.namespace, topology, input.quiesce, input.pdbs, input.coldStart));
   const err = accessError(denied);
   if (err) throw err;
+
+  // A rolling-update partition makes the controller create the pods below it from the old
+  // template, probes and all: holding the probes would not let them start.
+  const partition = input.coldStart?.partition ?? 0;
+  if (input.coldStart && partition > 0) {
+    throw new PreflightError(
+      `statefulset "${topology.workload.name}" cannot start its members from nothing (${input.coldStart.reasons.join('; ')}), and its updateStrategy.rollingUpdate.partition ${partition} keeps pods below ${partition} on the old template, so holding its probes would not help`,
+      `set the partition to 0 (kubectl patch sts ${topology.workload.name} -n ${topology.namespace} -p '{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}') and run the restore again`,
+    );
+  }
 
   // Bitnami's disaster recovery restores its own newest /snapshots snapshot over the data dir of a
   // member that starts while the cluster does not answer — which is how every restored member starts.

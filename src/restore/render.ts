@@ -1,5 +1,6 @@
 /** How a restore plan and its outcome look to a person (text) and to a machine (-o json|yaml). */
 import { formatBytes } from '../ui/bytes.js';
+import { holdWhat } from './cold-start.js';
 import type { RestorePlan } from './plan.js';
 import type { StepTiming } from './runner.js';
 import { stepMember } from './steps.js';
@@ -21,11 +22,22 @@ export function renderPlan(plan: RestorePlan): string {
     }),
     `  quiesce: ${plan.quiesce.length ? plan.quiesce.map((q) => `${q.kind.toLowerCase()}/${q.name} (${q.replicas} → 0, ${q.reason})`).join(', ') : 'nothing'}`,
     `  PodDisruptionBudgets lifted: ${plan.pdbs.length ? plan.pdbs.map((p) => p.name).join(', ') : 'none'}`,
+    ...heldLines(plan),
     '  steps:',
     ...plan.steps.map((st, i) => `    ${String(i + 1).padStart(2)}. ${st.title}${stepMember(st) ? ` [${stepMember(st)}]` : ''}`),
   ];
   for (const w of plan.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n') + '\n';
+}
+
+/** What the members start without (cold-start.ts), with the probes as they are put back. */
+function heldLines(plan: RestorePlan): string[] {
+  const hold = plan.coldStart;
+  if (!hold) return [];
+  return [
+    `  held while the members start: ${holdWhat(hold)} (${hold.reasons.join('; ')})`,
+    ...Object.entries(hold.probes).map(([k, v]) => `    ${k} put back afterwards: ${JSON.stringify(v)}`),
+  ];
 }
 
 /**
@@ -59,6 +71,7 @@ export function planRecord(plan: RestorePlan): Record<string, unknown> {
     initialClusterToken: plan.initialClusterToken,
     quiesce: plan.quiesce,
     pdbs: plan.pdbs,
+    ...(plan.coldStart ? { coldStart: plan.coldStart } : {}),
     members: plan.members.map((m) => ({
       name: m.member.name,
       pod: m.member.pod,

@@ -6,6 +6,7 @@
 import type { Readable } from 'node:stream';
 import { PluginError } from '../errors.js';
 import type { ClaimRetention } from '../etcd/topology.js';
+import type { HeldProbes } from './cold-start.js';
 import type { ContainerCommand, ContainerRef } from '../kube/exec.js';
 import { runStep, settleAll, type StepContext } from './handlers.js';
 import type { Journal, JournalState } from './journal.js';
@@ -35,6 +36,12 @@ export interface RestoreCluster {
   waitPodsReady(names: string[]): Promise<void>;
   /** Sets a StatefulSet's persistentVolumeClaimRetentionPolicy and waits until its controller has seen it. */
   setClaimRetention(statefulSet: string, policy: ClaimRetention): Promise<void>;
+  /** Sets the readiness and startup probes of a StatefulSet's container (null removes one, a key left out is left alone); idempotent. */
+  setProbes(statefulSet: string, container: string, probes: { [K in keyof HeldProbes]?: HeldProbes[K] | null }): Promise<void>;
+  /** Sets a Service's publishNotReadyAddresses. */
+  setPublishNotReady(service: string, publish: boolean): Promise<void>;
+  /** Waits until a StatefulSet runs its template on every pod, all Ready (replacing pods one at a time under OnDelete). */
+  waitRolledOut(statefulSet: string): Promise<void>;
   /** Of the named claims, those being deleted or owned by a pod (deleted with it): they would be lost. */
   claimsAtRisk(claims: string[]): Promise<string[]>;
   deletePdb(name: string): Promise<void>;

@@ -36,12 +36,14 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
   await deps.resolveNodes(topology);
   const etcdImage = await deps.templateImage(topology);
   const { quiesce, pdbs } = findQuiesceTargets(topology, await deps.listWorkloads(topology.namespace), opts.quiesce);
-  const checked = await preflight({ topology, etcdImage, utilityImage: opts.utilityImage, snapshot, quiesce, pdbs, force: opts.force }, deps.preflight);
+  const coldStart = await deps.coldStart(topology);
+  const checked = await preflight({ topology, etcdImage, utilityImage: opts.utilityImage, snapshot, quiesce, pdbs, force: opts.force, coldStart: coldStart.hold }, deps.preflight);
   const stamp = compactUtc(deps.now());
   const plan = buildRestorePlan({
     topology, snapshot, quiesce, pdbs, utilityImage: checked.utilityImage, etcdToolsImage: checked.etcdToolsImage, tool: checked.tool, stamp, inPlace: opts.inPlace,
+    ...(coldStart.hold ? { coldStart: coldStart.hold } : {}),
   });
-  plan.warnings.unshift(...checked.warnings);
+  plan.warnings.unshift(...checked.warnings, ...(coldStart.warning ? [coldStart.warning] : []));
   if (!plan.tool.bumpRevision && quiesce.length) {
     plan.warnings = plan.warnings.map((w) => (w.includes('restart every kube-apiserver') ? `${w} (the quiesced ${quiesce.map((q) => q.name).join(', ')} restart anyway)` : w));
   }

@@ -4,6 +4,7 @@
  * order, with stable ids the journal records; a roll-back's steps (`abortSteps`) are derived from
  * the same list and from which of its steps the journal says are done.
  */
+import { heldProbeNames, holdWhat, type ColdStartHold } from './cold-start.js';
 import type { MemberPlan, PdbRecord, QuiesceTarget, RestorePlan } from './plan.js';
 
 /** Workload kinds the restore scales. */
@@ -37,12 +38,23 @@ export type PlanStep = StepBase & (
   | { kind: 'restore'; member: string }
   | { kind: 'restored' }
   | { kind: 'swap'; member: string }
+  /**
+   * While members start from nothing (cold-start.ts): probes that need quorum off the pod template
+   * (OrderedReady), the Service publishing not-ready members.
+   */
+  | { kind: 'start-hold' }
   | { kind: 'etcd-recreate' }
   | { kind: 'cleanup'; member: string }
   | { kind: 'etcd-start' }
   | { kind: 'wait-ready' }
   /** The StatefulSet's own PVC retention policy back, once its pods run again. */
   | { kind: 'retention-restore' }
+  /**
+   * Once etcd is healthy: the held probes back and the rolling update that brings them to every
+   * member, then the Service as it was; in a roll-back (rollback: true) all goes back even when the
+   * old data are not healthy.
+   */
+  | { kind: 'start-release'; rollback: boolean }
   | { kind: 'verify' }
   /** wait: until the workload has its pods Ready again (a roll-back does not wait). */
   | { kind: 'unquiesce'; workload: WorkloadRef; wait: boolean }
@@ -71,6 +83,8 @@ export interface StepInput {
   quiesce: QuiesceTarget[];
   pdbs: PdbRecord[];
   inPlace: boolean;
+  /** Set when the members could not all start again with their probes (cold-start.ts). */
+  coldStart?: ColdStartHold;
 }
 
 /** Builds a step of one kind; the id joins the kind and what it names, so it is stable across runs. */
@@ -91,6 +105,17 @@ export function scalingDeletesClaims(workload: RestorePlan['workload'], inPlace:
 
 const holdTitle = (name: string) => `set persistentVolumeClaimRetentionPolicy.whenScaled of statefulset "${name}" to Retain, so that scaling it to 0 keeps the member volumes`;
 const restoreRetentionTitle = (name: string) => `put persistentVolumeClaimRetentionPolicy.whenScaled of statefulset "${name}" back to Delete`;
+
+const startHoldTitle = (name: string, hold: ColdStartHold) =>
+  `while the members of statefulset "${name}" start, have ${holdWhat(hold)}, because ${hold.reasons.join(' and ')}`;
+function startReleaseTitle(name: string, hold: ColdStartHold): string {
+  const probes = heldProbeNames(hold);
+  return [
+    `once etcd is healthy`,
+    probes ? `put the ${probes} of statefulset "${name}" back and wait until every member runs with ${hold.probes.readinessProbe && hold.probes.startupProbe ? 'them' : 'it'}, Ready (a rolling update, one member at a time)` : '',
+    hold.service ? `set publishNotReadyAddresses of Service "${hold.service}" back to false` : '',
+  ].filter(Boolean).join(', ');
+}
 
 const swapTitle = (m: MemberPlan) => `move ${m.member.dataDir}/member aside to ${m.asideDir} and the restored data in`;
 
@@ -132,11 +157,15 @@ export function planSteps(input: StepInput): PlanStep[] {
   // snapshot into the restored data; the StatefulSet starts them again on it. A rollout restart
   // would replace one pod at a time and leave restored members beside old ones that reject them
   // (another cluster ID).
+  const hold = sts ? input.coldStart : undefined;
+  if (sts && input.inPlace && hold) steps.push(step('start-hold', startHoldTitle(workload.name, hold), {}));
   if (sts && input.inPlace) steps.push(step('etcd-recreate', `delete the pods of statefulset "${workload.name}" at once so they start on the restored data`, {}));
   for (const m of members) steps.push(step('cleanup', `delete utility pod "${m.utilityPod.metadata.name}"`, { member: m.member.name }));
+  if (scaled && hold) steps.push(step('start-hold', startHoldTitle(workload.name, hold), {}));
   if (scaled) steps.push(step('etcd-start', `scale statefulset "${workload.name}" back to ${workload.replicas ?? members.length}`, {}));
   steps.push(step('wait-ready', 'wait until every etcd member is Ready', {}));
   if (holdClaims) steps.push(step('retention-restore', restoreRetentionTitle(workload.name), {}));
+  if (hold) steps.push(step('start-release', startReleaseTitle(workload.name, hold), { rollback: false }));
   steps.push(step('verify', 'verify: all members healthy, one leader, member list as planned, revision and key count', {}));
   for (const q of input.quiesce) steps.push(step('unquiesce', `scale ${q.kind.toLowerCase()} "${q.name}" back to ${q.replicas}`, { workload: { kind: q.kind, name: q.name }, wait: true }));
   for (const pdb of input.pdbs) steps.push(step('pdb-create', `re-create PodDisruptionBudget "${pdb.name}"`, { pdb: pdb.name }));
@@ -169,10 +198,14 @@ export function abortSteps(plan: RestorePlan, done: readonly string[]): PlanStep
       ? step('rollback', `member "${member}": put the pre-restore data back and remove the restore's files`, { member })
       : step('cleanup', `delete utility pod "${m.utilityPod.metadata.name}"`, { member }));
   }
+  // The old data start from nothing as the restored data would: the probes are held the same way.
+  const hold = sts ? plan.coldStart : undefined;
+  if (hold && ((plan.inPlace && mayBeSwapped) || scaled)) steps.push(step('start-hold', startHoldTitle(name, hold), {}));
   if (sts && plan.inPlace && mayBeSwapped) steps.push(step('etcd-recreate', `delete the pods of statefulset "${name}" at once so they start on the pre-restore data`, {}));
   if (scaled) steps.push(step('etcd-start', `scale statefulset "${name}" back to ${plan.replicas}`, {}));
   if (sts) steps.push(step('wait-ready', 'wait until every etcd member is Ready', {}));
   if (holdClaims) steps.push(step('retention-restore', restoreRetentionTitle(name), {}));
+  if (hold) steps.push(step('start-release', startReleaseTitle(name, hold), { rollback: true }));
   steps.push(step('health', 'check that the members are healthy with one leader', {}, false));
   for (const q of plan.quiesce) steps.push(step('unquiesce', `scale ${q.kind.toLowerCase()} "${q.name}" back to ${q.replicas}`, { workload: { kind: q.kind, name: q.name }, wait: false }));
   for (const pdb of plan.pdbs) steps.push(step('pdb-create', `re-create PodDisruptionBudget "${pdb.name}"`, { pdb: pdb.name }));

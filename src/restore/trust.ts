@@ -72,6 +72,9 @@ export function checkStoredPlan(state: JournalState, where: string): void {
       tool: plan.tool,
       stamp: plan.stamp,
       inPlace: plan.inPlace,
+      // The held probes are written back into the pod template: the plan shows them (render.ts),
+      // so resuming from the cluster copy alone asks about them with the rest.
+      ...(plan.coldStart ? { coldStart: plan.coldStart } : {}),
     });
   } catch {
     throw tampered(where, 'has a plan the planner cannot rebuild');

@@ -30,3 +30,16 @@ describe('preflight with Bitnami\'s start scripts', () => {
     await expect(preflight({ topology: topology(false), etcdImage: 'docker.io/bitnami/etcd:3.4.23', snapshot, quiesce: [], pdbs: [], force: false }, deps)).resolves.toBeDefined();
   });
 });
+
+describe('preflight with probes held while the members start', () => {
+  const hold = { container: 'etcd', reasons: ['its podManagementPolicy is OrderedReady (pod 1 is created only once pod 0 is Ready)'], probes: { readinessProbe: { tcpSocket: { port: 1 } } }, updateStrategy: 'RollingUpdate' as const };
+  it('refuses a rolling-update partition above 0, even with --force: the pods below it would start from the old template, probes and all', async () => {
+    const run = preflight({ topology: topology(false), etcdImage: 'docker.io/bitnami/etcd:3.4.23', snapshot, quiesce: [], pdbs: [], force: true, coldStart: { ...hold, partition: 2 } }, deps);
+    await expect(run).rejects.toThrow(/^statefulset "etcd" cannot start its members from nothing \(its podManagementPolicy is OrderedReady .*\), and its updateStrategy\.rollingUpdate\.partition 2 keeps pods below 2 on the old template/);
+    await expect(run).rejects.toMatchObject({ hint: expect.stringMatching(/"partition":0/) });
+  });
+
+  it('goes on without a partition', async () => {
+    await expect(preflight({ topology: topology(false), etcdImage: 'docker.io/bitnami/etcd:3.4.23', snapshot, quiesce: [], pdbs: [], force: false, coldStart: hold }, deps)).resolves.toBeDefined();
+  });
+});

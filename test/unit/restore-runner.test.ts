@@ -45,6 +45,9 @@ function harness(failOn?: string, atRisk: string[] = []) {
     createPdb: async () => { calls.push('create-pdb'); },
     setClaimRetention: async (name, policy) => { calls.push(`retention ${name} whenScaled=${policy.whenScaled} whenDeleted=${policy.whenDeleted}`); },
     claimsAtRisk: async () => atRisk,
+    setProbes: async (name, container, probes) => { calls.push(`probes ${name}/${container} ${JSON.stringify(probes)}`); },
+    waitRolledOut: async (name) => { calls.push(`rolled out ${name}`); },
+    setPublishNotReady: async (name, publish) => { calls.push(`publish ${name}=${publish}`); },
   };
   const store = memoryStore();
   const deps: RunnerDeps = {

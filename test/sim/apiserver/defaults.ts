@@ -159,6 +159,28 @@ export function mergeStringData(def: ResourceDef, obj: SentObject): void {
   delete secret.stringData;
 }
 
+/**
+ * The StatefulSet spec fields an update may change; any other change is refused, as kube-apiserver
+ * does (pkg/apis/apps/validation ValidateStatefulSetUpdate): podManagementPolicy, serviceName,
+ * selector and volumeClaimTemplates are fixed once the set exists.
+ */
+const STATEFULSET_MUTABLE = ['replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy', 'minReadySeconds'];
+
+/** Throws 422 Invalid when an update changes what kube-apiserver keeps fixed (a StatefulSet's spec beyond its mutable fields). */
+export function validateUpdate(def: ResourceDef, cur: SentObject, next: SentObject): void {
+  if (def.kind !== 'StatefulSet' || def.group !== 'apps') return;
+  const before = (cur.spec ?? {}) as Record<string, unknown>;
+  const after = (next.spec ?? {}) as Record<string, unknown>;
+  // A field left out of the update is defaulted again to what it was (podManagementPolicy).
+  const changed = Object.keys({ ...before, ...after })
+    .filter((k) => !STATEFULSET_MUTABLE.includes(k) && after[k] !== undefined)
+    .some((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
+  if (changed) {
+    throw invalid(def.group, def.kind, next.metadata?.name ?? '', [{ field: 'spec', reason: 'FieldValueForbidden',
+      message: "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden" }]);
+  }
+}
+
 /** The spec fields validate() checks: a pod's containers, a workload's selector and pod template. */
 type CheckedSpec = PartialJson<Pick<V1PodSpec, 'containers'> & Pick<V1DeploymentSpec, 'selector' | 'template'>>;
 

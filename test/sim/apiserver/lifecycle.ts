@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { V1Node, V1Pod, V1Status } from '@kubernetes/client-node';
+import type { V1Node, V1Pod, V1StatefulSet, V1Status } from '@kubernetes/client-node';
 import type { Json } from '../json.js';
 import { call, collectionPath, resourceFor, type ClientConfig } from './client.js';
 import { clientConfig, readSimConfig, writeClusterFiles } from './clusterfiles.js';
@@ -106,11 +106,43 @@ async function waitPodsReady(cfg: ClientConfig, dir: string, namespaces: Set<str
   throw new Error(`pods not ready after ${Math.round(timeoutMs / 1000)}s: ${notReady.join(', ')}; see the logs in ${join(dir, 'logs')}`);
 }
 
-async function loadFixtureObjects(name: string, dir: string): Promise<object[]> {
+/** A fixture as test/sim/fixtures builds it: objects to create, then merge patches once its pods are Ready. */
+interface FixtureBuild {
+  objects: object[];
+  followUps: { path: string; patch: object }[];
+}
+
+async function loadFixtureBuild(name: string, dir: string): Promise<FixtureBuild> {
   const file = join(REPO_ROOT, 'test/sim/fixtures/index.ts');
   if (!existsSync(file)) throw new Error(`fixture "${name}" cannot be loaded: test/sim/fixtures/index.ts is missing`);
-  const mod = await import(pathToFileURL(file).href) as { loadFixture(n: string, ctx: { dir: string }): Promise<object[]> };
-  return mod.loadFixture(name, { dir });
+  const mod = await import(pathToFileURL(file).href) as { loadFixtureBuild(n: string, ctx: { dir: string }): Promise<FixtureBuild> };
+  return mod.loadFixtureBuild(name, { dir });
+}
+
+/** Applies a fixture's follow-ups, then waits until every StatefulSet of its namespaces has rolled out and is Ready. */
+async function applyFollowUps(cfg: ClientConfig, dir: string, build: FixtureBuild, namespaces: Set<string>, timeoutMs: number): Promise<void> {
+  for (const f of build.followUps) {
+    const r = await call(cfg, 'PATCH', f.path, f.patch, 'application/merge-patch+json');
+    if (r.code >= 300) throw new Error(`fixture follow-up ${f.path} failed: ${(r.body as Json<V1Status> | undefined)?.message ?? r.code}`);
+  }
+  const deadline = Date.now() + timeoutMs;
+  let pending: string[] = [];
+  while (Date.now() < deadline) {
+    pending = [];
+    for (const ns of namespaces) {
+      const r = await call(cfg, 'GET', `/apis/apps/v1/namespaces/${ns}/statefulsets`);
+      for (const s of (r.body as ListBody<V1StatefulSet>)?.items ?? []) {
+        const st = s.status;
+        const want = s.spec?.replicas ?? 1;
+        const done = (st?.observedGeneration ?? 0) >= (s.metadata?.generation ?? 1) && st?.updateRevision === st?.currentRevision &&
+          st?.updatedReplicas === want && st?.readyReplicas === want;
+        if (!done) pending.push(`${ns}/${s.metadata!.name}`);
+      }
+    }
+    if (!pending.length) return waitPodsReady(cfg, dir, namespaces, Math.max(1000, deadline - Date.now()));
+    await sleep(500);
+  }
+  throw new Error(`statefulsets not rolled out after the fixture's follow-ups: ${pending.join(', ')}; see the logs in ${join(dir, 'logs')}`);
 }
 
 /** Starts a cluster in opts.dir and waits until its nodes and fixture pods are ready. */
@@ -130,11 +162,16 @@ export async function up(opts: UpOptions): Promise<void> {
   }
   if (started.includes('kubelet')) await waitNodesReady(cfg, dir, sim.nodes, opts.readyTimeoutMs);
   const namespaces = new Set<string>();
+  const builds: FixtureBuild[] = [];
   for (const f of opts.fixtures) {
-    const objects = await loadFixtureObjects(f, dir);
-    for (const ns of await createObjects(cfg, objects)) namespaces.add(ns);
+    const build = await loadFixtureBuild(f, dir);
+    builds.push(build);
+    for (const ns of await createObjects(cfg, build.objects)) namespaces.add(ns);
   }
-  if (namespaces.size && started.includes('kubelet')) await waitPodsReady(cfg, dir, namespaces, opts.readyTimeoutMs);
+  if (namespaces.size && started.includes('kubelet')) {
+    await waitPodsReady(cfg, dir, namespaces, opts.readyTimeoutMs);
+    for (const b of builds.filter((x) => x.followUps.length)) await applyFollowUps(cfg, dir, b, namespaces, opts.readyTimeoutMs);
+  }
   opts.log(`cluster ${sim.id} ready in ${dir}: https://127.0.0.1:${sim.port}, nodes ${sim.nodes.join(', ')}, ` +
     `components ${started.join(', ')}${opts.fixtures.length ? `, fixtures ${opts.fixtures.join(', ')}` : ''}`);
   opts.log(`export KUBECONFIG=${join(dir, 'kubeconfig')}`);

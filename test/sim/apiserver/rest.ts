@@ -12,7 +12,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { V1DeleteOptions, V1ObjectMeta, V1Pod, V1Service } from '@kubernetes/client-node';
 import { isObject, type PartialJson } from '../json.js';
-import { applyCreateDefaults, mergeStringData, tracksGeneration, validate } from './defaults.js';
+import { applyCreateDefaults, mergeStringData, tracksGeneration, validate, validateUpdate } from './defaults.js';
 import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch } from './patch.js';
 import { apiVersionOf, type ResourceDef } from './registry.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
@@ -169,6 +169,7 @@ export class ResourceApi {
       if (t.def.resource === 'namespaces') next.status = cur.status;
       if (tracksGeneration(t.def) && !same(cur.spec, next.spec)) next.metadata.generation = (cur.metadata.generation ?? 1) + 1;
       validate(t.def, next);
+      validateUpdate(t.def, cur, next);
       mergeStringData(t.def, next);
     }
     delete next.metadata.resourceVersion;

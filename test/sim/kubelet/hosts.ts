@@ -1,10 +1,22 @@
 // The pod's /etc/hosts: localhost, the pod's own name, and every running pod selected by each
 // headless Service of the namespace under `<pod>.<svc>`, `<pod>.<svc>.<ns>`, `<pod>.<svc>.<ns>.svc`
 // and `<pod>.<svc>.<ns>.svc.cluster.local`.
-// Differs from a real cluster: no DNS server; names resolve only through this file; a pod is
-// listed whether or not it is ready (as with publishNotReadyAddresses) and whether or not its
+// As in a real cluster, another pod is listed only while it is Ready, unless the Service sets
+// publishNotReadyAddresses: DNS for a headless Service serves the Ready endpoints of its
+// EndpointSlices, and not-ready ones only when the Service publishes them ("publishNotReadyAddresses
+// indicates that any agent which deals with endpoints for this Service should disregard any
+// indications of ready/not-ready. The primary use case for setting this field is for a
+// StatefulSet's Headless Service to propagate SRV DNS records for its Pods for the purpose of peer
+// discovery", Service v1 API reference; CoreDNS kubernetes plugin). Members of an etcd
+// StatefulSet whose readiness needs quorum therefore cannot find each other after a cold start.
+// Differs from a real cluster: no DNS server; names resolve only through this file (the pod's own
+// names always, as the kubelet writes its hostname there); a pod is listed whether or not its
 // spec.subdomain names the Service; Service names themselves (without a pod) are not listed.
 import type { Pod, Service } from './objects.js';
+
+function isReady(pod: Pod): boolean {
+  return (pod.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+}
 
 function selects(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
   if (!selector || Object.keys(selector).length === 0) return false;
@@ -22,8 +34,10 @@ export function renderHosts(pod: Pod, podIP: string, pods: Pod[], services: Serv
   const headless = services.filter((s) => s.metadata?.namespace === ns && s.spec?.clusterIP === 'None');
   for (const svc of headless.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
     const svcName = svc.metadata.name;
+    const self = (p: Pod) => p.metadata?.uid === pod.metadata.uid;
+    const published = (p: Pod) => self(p) || svc.spec?.publishNotReadyAddresses === true || isReady(p);
     const members = pods
-      .filter((p) => p.metadata?.namespace === ns && !p.metadata?.deletionTimestamp && (p.status?.podIP || p.metadata?.uid === pod.metadata.uid) && selects(svc.spec?.selector, p.metadata.labels))
+      .filter((p) => p.metadata?.namespace === ns && !p.metadata?.deletionTimestamp && (p.status?.podIP || self(p)) && published(p) && selects(svc.spec?.selector, p.metadata.labels))
       .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     for (const p of members) {
       const n = p.spec?.hostname ?? p.metadata.name;

@@ -1,0 +1,181 @@
+// Members that must all start again from nothing, as after every restore, with a readiness probe
+// that needs quorum (`etcdctl endpoint health`) and one of two ordinary settings:
+// - podManagementPolicy OrderedReady (the default; docs: concepts/workloads/controllers/statefulset
+//   "OrderedReady Pod Management"): pod 1 is created only once pod 0 is Ready, which it never is
+//   alone (`anthos:podManagementPolicy=OrderedReady`);
+// - a headless Service without publishNotReadyAddresses (Service v1 reference): a member is in DNS
+//   only while Ready, so members that are not Ready cannot reach each other
+//   (`anthos:publishNotReadyAddresses=false`).
+// First the naive runbook (scale to 0, scale back) is shown never bringing etcd back on each; then
+// `kubectl etcd restore`, plain, killed and resumed, and killed and rolled back, starts the members
+// held (the probe off the template under OrderedReady; the Service publishing not-ready members,
+// since with peer TLS etcd admits a peer only when its certificate's DNS name resolves to its
+// address), releases them once etcd is healthy, and leaves the same claims, the same settings and
+// exactly the expected keys.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { teardown, type SimCluster } from '../sim/harness.js';
+import {
+  anthosAccess, etcdctl, keysOn, kubectlEtcd, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
+} from './restore-helpers.js';
+
+const S = anthosAccess(3);
+const NS = S.namespace;
+const A_KEYS = ['/test/a1', '/test/a2', '/test/a3'];
+const PROBE = 'jsonpath={.spec.template.spec.containers[0].readinessProbe.exec.command[-2:]}';
+
+let cluster: SimCluster;
+let work: string;
+let state: string;
+
+async function kubectl(args: string[]): Promise<string> {
+  const r = await cluster.kubectl(['-n', NS, ...args]);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 180_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** The etcd pods now: name and Ready, by name. */
+async function etcdPods(): Promise<string[]> {
+  const out = await kubectl(['get', 'pods', '-l', 'component=kube-etcd', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{" "}{end}']);
+  return out.split(' ').filter(Boolean).sort();
+}
+
+/** True once the set runs its template on every pod, all Ready. */
+async function rolledOut(): Promise<boolean> {
+  const st = JSON.parse(await kubectl(['get', 'sts', 'kube-etcd', '-o', 'jsonpath={.status}'])) as Record<string, unknown>;
+  return st['updateRevision'] === st['currentRevision'] && st['updatedReplicas'] === 3 && st['readyReplicas'] === 3;
+}
+
+const claimUids = async () => kubectl(['get', 'pvc', '-l', 'component=kube-etcd', '-o', 'jsonpath={.items[*].metadata.uid}']);
+const utilityPods = async () => kubectl(['get', 'pods', '-l', 'app.kubernetes.io/managed-by=kubectl-etcd', '-o', 'name']);
+
+/** Writes the A keys, backs up, then diverges (B written, a1 deleted); returns the snapshot and the keys now. */
+async function backupThenDiverge(round: number): Promise<{ snapshot: string; before: string[] }> {
+  await waitClusterHealthy(cluster, S);
+  await pruneSetAside(cluster, S);
+  const pod = S.pods[0]!;
+  await etcdctl(cluster, S, pod, ['del', '/test/', '--prefix']);
+  for (const k of A_KEYS) await etcdctl(cluster, S, pod, ['put', k, k]);
+  const snapshot = join(work, `round-${round}.db`);
+  const b = await kubectlEtcd(cluster, state, ['backup', '-n', NS, '-f', snapshot]);
+  expect(b.code, b.stderr).toBe(0);
+  await etcdctl(cluster, S, pod, ['put', `/test/b${round}`, 'written after the backup']);
+  await etcdctl(cluster, S, pod, ['del', '/test/a1']);
+  return { snapshot, before: await keysOn(cluster, S, pod, '/test/') };
+}
+
+/** What a user checks after a restore or a roll-back: keys on every member, probes, settings, claims, pods. */
+async function expectWhole(keys: string[], uids: string, settings: string): Promise<void> {
+  await waitClusterHealthy(cluster, S);
+  for (const pod of S.pods) expect(await keysOn(cluster, S, pod, '/test/'), pod).toEqual(keys);
+  expect(await kubectl(['get', 'sts', 'kube-etcd', '-o', PROBE])).toBe('endpoint health');
+  expect(await rolledOut()).toBe(true);
+  expect(await currentSettings()).toBe(settings);
+  expect(await claimUids()).toBe(uids);
+  expect(await utilityPods()).toBe('');
+  expect(await etcdPods()).toEqual(S.pods.map((p) => `${p}=True`));
+}
+
+async function currentSettings(): Promise<string> {
+  const policy = await kubectl(['get', 'sts', 'kube-etcd', '-o', 'jsonpath={.spec.podManagementPolicy}']);
+  const publish = await kubectl(['get', 'svc', 'kube-etcd', '-o', 'jsonpath={.spec.publishNotReadyAddresses}']);
+  return `${policy} publishNotReadyAddresses=${publish || 'false'}`;
+}
+
+/** The product's restore on the cluster: plain, then killed after the members started held, and resumed or rolled back. */
+function productTests(settings: string, held: { title: RegExp; release: RegExp; whileHeld: () => Promise<void> }): void {
+  it('restores exactly the backed-up keys on every member, held while they start and released once etcd is healthy', async () => {
+    const { snapshot } = await backupThenDiverge(1);
+    const uids = await claimUids();
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes', '--no-safety-backup']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(held.title);
+    expect(r.stderr).toMatch(held.release);
+    await expectWhole(A_KEYS, uids, settings);
+  }, 420_000);
+
+  it.each([
+    ['--resume', 'the backed-up keys'],
+    ['--abort', 'the pre-restore keys'],
+  ])('killed while the members start held, %s brings back %s and releases them', async (flag) => {
+    const { snapshot, before } = await backupThenDiverge(flag === '--resume' ? 2 : 3);
+    const uids = await claimUids();
+    const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes', '--no-safety-backup']);
+    await started.until(/==> scale statefulset "kube-etcd" back to 3/);
+    started.child.kill('SIGKILL');
+    expect((await started.done).code).toBe(137);
+    // Held while the plugin is gone; the journal puts it back.
+    await held.whileHeld();
+    const r = await kubectlEtcd(cluster, state, ['restore', '-n', NS, flag, '--yes']);
+    expect(r.code, r.stderr).toBe(0);
+    await expectWhole(flag === '--resume' ? A_KEYS : before, uids, settings);
+  }, 600_000);
+}
+
+describe('podManagementPolicy OrderedReady with a readiness probe that needs quorum', () => {
+  beforeAll(async () => {
+    ({ cluster, work, state } = await startRestoreCluster(['anthos:podManagementPolicy=OrderedReady'], 'restore-ordered-ready'));
+  }, 600_000);
+  afterAll(() => teardown(cluster, work));
+
+  it('the naive runbook (scale etcd to 0, then back up) starts pod 0 alone, never Ready, and podManagementPolicy cannot be changed', async () => {
+    expect(await kubectl(['scale', 'statefulset', 'kube-etcd', '--replicas=0'])).toMatch(/scaled/);
+    await waitFor('the etcd pods to be gone', async () => (await etcdPods()).length === 0);
+    await kubectl(['scale', 'statefulset', 'kube-etcd', '--replicas=3']);
+    await new Promise((r) => setTimeout(r, 15_000));
+    expect(await etcdPods()).toEqual(['kube-etcd-0=False']);
+    const patch = await cluster.kubectl(['-n', NS, 'patch', 'sts', 'kube-etcd', '-p', '{"spec":{"podManagementPolicy":"Parallel"}}']);
+    expect(patch.code).not.toBe(0);
+    expect(patch.stderr).toMatch(/spec: Forbidden: updates to statefulset spec for fields other than 'replicas'/);
+    // The manual way out: take the probe off, delete the stuck pod (the controller never replaces a
+    // pod that is not Ready under OrderedReady), wait, put the probe back and wait for the rollout.
+    const probe = await kubectl(['get', 'sts', 'kube-etcd', '-o', 'jsonpath={.spec.template.spec.containers[0].readinessProbe}']);
+    await kubectl(['patch', 'sts', 'kube-etcd', '--type=json', '-p', '[{"op":"remove","path":"/spec/template/spec/containers/0/readinessProbe"}]']);
+    await kubectl(['delete', 'pod', 'kube-etcd-0']);
+    await waitClusterHealthy(cluster, S, 180_000);
+    await kubectl(['patch', 'sts', 'kube-etcd', '--type=json', '-p', JSON.stringify([{ op: 'add', path: '/spec/template/spec/containers/0/readinessProbe', value: JSON.parse(probe) }])]);
+    await waitFor('the rolling update that puts the probe back', rolledOut);
+  }, 420_000);
+
+  productTests('OrderedReady publishNotReadyAddresses=true', {
+    title: /==> while the members of statefulset "kube-etcd" start, have the readiness probe of container "kube-etcd" off, because its podManagementPolicy is OrderedReady \(pod 1 is created only once pod 0 is Ready\)\n/,
+    release: /==> once etcd is healthy, put the readiness probe of statefulset "kube-etcd" back and wait until every member runs with it, Ready \(a rolling update, one member at a time\)\n/,
+    whileHeld: async () => expect(await kubectl(['get', 'sts', 'kube-etcd', '-o', PROBE])).toBe(''),
+  });
+});
+
+describe('a headless Service without publishNotReadyAddresses and a readiness probe that needs quorum', () => {
+  beforeAll(async () => {
+    ({ cluster, work, state } = await startRestoreCluster(['anthos:publishNotReadyAddresses=false'], 'restore-dns-ready-only'));
+  }, 600_000);
+  afterAll(() => teardown(cluster, work));
+
+  it('the naive runbook (scale etcd to 0, then back up) starts every member, none of which ever finds the others', async () => {
+    await kubectl(['scale', 'statefulset', 'kube-etcd', '--replicas=0']);
+    await waitFor('the etcd pods to be gone', async () => (await etcdPods()).length === 0);
+    await kubectl(['scale', 'statefulset', 'kube-etcd', '--replicas=3']);
+    await new Promise((r) => setTimeout(r, 20_000));
+    expect(await etcdPods()).toEqual(S.pods.map((p) => `${p}=False`));
+    const hosts = await kubectl(['exec', 'kube-etcd-0', '-c', 'kube-etcd', '--', 'cat', '/etc/hosts']);
+    expect(hosts).not.toMatch(/kube-etcd-1\.kube-etcd/);
+    // The manual way out: publish not-ready members until etcd is healthy, then set it back.
+    await kubectl(['patch', 'svc', 'kube-etcd', '-p', '{"spec":{"publishNotReadyAddresses":true}}']);
+    await waitClusterHealthy(cluster, S, 180_000);
+    await waitFor('every member to be Ready', async () => (await etcdPods()).every((p) => p.endsWith('=True')));
+    await kubectl(['patch', 'svc', 'kube-etcd', '-p', '{"spec":{"publishNotReadyAddresses":false}}']);
+  }, 420_000);
+
+  productTests('Parallel publishNotReadyAddresses=false', {
+    title: /==> while the members of statefulset "kube-etcd" start, have Service "kube-etcd" publishing not-ready members, because its Service "kube-etcd" does not set publishNotReadyAddresses \(members are in DNS only while Ready\)\n/,
+    release: /==> once etcd is healthy, set publishNotReadyAddresses of Service "kube-etcd" back to false\n/,
+    whileHeld: async () => expect(await kubectl(['get', 'svc', 'kube-etcd', '-o', 'jsonpath={.spec.publishNotReadyAddresses}'])).toBe('true'),
+  });
+});
