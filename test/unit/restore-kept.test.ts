@@ -11,7 +11,9 @@ import { journalConfigMapName, type ConfigMapAccess } from '../../src/restore/jo
 import {
   keptCopiesDirOf, measureKeptArgv, parseKeptListing, removeKeptArgv, selectPrunable, type KeptCopy,
 } from '../../src/restore/kept.js';
+import { buildRestorePlan } from '../../src/restore/plan.js';
 import { preflight, type PreflightDeps } from '../../src/restore/preflight.js';
+import { planRecord, renderPlan } from '../../src/restore/render.js';
 import { parseKeepCount } from '../../src/restore/prune.js';
 import { restoreMember } from './restore-support.js';
 
@@ -60,6 +62,37 @@ describe('kept copies', () => {
     expect(s.prune.map((c) => c.stamp).sort()).toEqual(pruned);
     expect(s.keep.filter((k) => k.reason === 'not-verified').map((k) => k.copy.stamp)).toEqual(unverified);
     expect(s.keep.length + s.prune.length).toBe(stamps.length);
+  });
+});
+
+describe('the restore plan shows them', () => {
+  const plan = buildRestorePlan({
+    topology: { namespace: 'uc1', workload: { kind: 'StatefulSet', name: 'kube-etcd', replicas: 2 }, members: [restoreMember(0), restoreMember(1)], image: 'etcd:3.4', initialClusterToken: 't' },
+    snapshot: { path: 's.db', size: 3, sha256: 'abc', revision: 5, totalKey: 5, hasTrailer: true },
+    quiesce: [], pdbs: [], utilityImage: 'etcd:3.4', tool: { binary: 'etcdctl' }, stamp: C, inPlace: false,
+  });
+  const space = { 'kube-etcd-0': { liveBytes: 3 * 1024 * 1024, keptCopies: [copy(A, 1024 * 1024), copy(B, 2 * 1024 * 1024)], keptBytes: 3 * 1024 * 1024 } };
+
+  it('per member in the text: each copy with its size, the total and what this restore adds; "not measured" when unknown', () => {
+    const text = renderPlan(plan, space);
+    expect(text).toContain([
+      `    kube-etcd-0: node "node-0", pvc "data-kube-etcd-0", data /var/lib/etcd, old data kept in /var/lib/etcd/member.pre-restore-${C}`,
+      '      kept copies: 2, 3.0 MiB in all; this restore keeps 3.0 MiB more',
+      `        member.pre-restore-${A} 1.0 MiB`,
+      `        member.pre-restore-${B} 2.0 MiB`,
+      `    kube-etcd-1: node "node-1", pvc "data-kube-etcd-1", data /var/lib/etcd, old data kept in /var/lib/etcd/member.pre-restore-${C}`,
+      '      kept copies: not measured',
+    ].join('\n'));
+  });
+
+  it('in the record (-o yaml/json)', () => {
+    const members = planRecord(plan, space)['members'] as Array<Record<string, unknown>>;
+    expect(members[0]).toMatchObject({
+      keptCopies: [{ name: `member.pre-restore-${A}`, bytes: 1024 * 1024 }, { name: `member.pre-restore-${B}`, bytes: 2 * 1024 * 1024 }],
+      keptCopiesBytes: 3 * 1024 * 1024,
+      newKeptCopyBytes: 3 * 1024 * 1024,
+    });
+    expect(members[1]).not.toHaveProperty('keptCopies');
   });
 });
 
