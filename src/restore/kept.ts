@@ -132,8 +132,9 @@ const REMOVE_SCRIPT = [
   '  rm -rf -- "$dir/$name"',
   '  if [ -e "$dir/$name" ]; then echo "$dir/$name is still there" >&2; exit 1; fi',
   'done',
-  'sync',
 ].join('\n');
+// No sync: a removal lost in a crash only leaves the copy for the next prune, and sync flushes
+// every filesystem of the node under the running etcd members.
 
 /** argv that removes these kept copies (their dirs) of a member; names are checked again in the pod. */
 export function removeKeptArgv(member: EtcdMember, copies: KeptCopy[]): string[] {

@@ -11,7 +11,6 @@ import { ForbiddenError, PluginError, UsageError } from '../errors.js';
 import { memberContainer, type EtcdMember, type EtcdTopology } from '../etcd/topology.js';
 import { formatBytes } from '../ui/bytes.js';
 import { formatRecord } from '../ui/format.js';
-import { compactUtc } from '../ui/time.js';
 import type { RestoreDeps, RestoreOptions } from './command.js';
 import { settleAll } from './handlers.js';
 import { loadVerifiedRestores } from './history.js';
@@ -135,9 +134,8 @@ async function listInMember(member: EtcdMember, deps: Pick<RestoreDeps, 'preflig
 async function removePlanned(plan: PrunePlan, image: string, deps: RestoreDeps): Promise<void> {
   const cluster = deps.cluster(plan.namespace);
   const pods = deps.pods(plan.namespace);
-  const stamp = compactUtc(deps.now());
   await settleAll(plan.members.filter((m) => m.prune.length).map(async (m) => {
-    const made = utilityPodManifest({ member: m.member, image, stamp });
+    const made = prunePodManifest(m.member, image);
     const pod = made.manifest.metadata.name;
     try {
       deps.log.info(`==> delete ${m.prune.map((c) => c.name).join(', ')} of member "${m.member.name}" (pod "${pod}" on node "${m.member.node ?? ''}")`);
@@ -153,6 +151,17 @@ async function removePlanned(plan: PrunePlan, image: string, deps: RestoreDeps):
       await cluster.deletePodAndWait(pod);
     }
   }));
+}
+
+/**
+ * A restore's utility pod for the member, named `etcd-prune-N` and labelled
+ * `kubectl-etcd/restore=prune`: a pod a killed prune left behind never blocks a restore (other
+ * name) and is reused by the next prune (same labels).
+ */
+function prunePodManifest(member: EtcdMember, image: string): ReturnType<typeof utilityPodManifest> {
+  const made = utilityPodManifest({ member, image, stamp: 'prune' });
+  const name = made.manifest.metadata.name.replace(/^etcd-utility-/, 'etcd-prune-');
+  return { ...made, manifest: { ...made.manifest, metadata: { ...made.manifest.metadata, name } } };
 }
 
 const REASONS: Record<KeepReason, string> = { newest: 'newest', 'not-verified': 'its restore is not recorded as verified' };

@@ -225,8 +225,8 @@ describe('restore --prune-kept', () => {
     const h = setup(new Map<string, Record<string, string>>([[historyConfigMapName('kube-etcd'), history([A, B])]]));
     await restoreCommand({ ...base, stateDir: stateDir(), pruneKept: true, yes: true }, h.deps);
     expect(h.calls.sort()).toEqual([
-      'create etcd-utility-0', 'create etcd-utility-1', 'delete etcd-utility-0', 'delete etcd-utility-1',
-      `exec etcd-utility-0 /var/lib/etcd member.pre-restore-${A}`, `exec etcd-utility-1 /var/lib/etcd member.pre-restore-${A}`,
+      'create etcd-prune-0', 'create etcd-prune-1', 'delete etcd-prune-0', 'delete etcd-prune-1',
+      `exec etcd-prune-0 /var/lib/etcd member.pre-restore-${A}`, `exec etcd-prune-1 /var/lib/etcd member.pre-restore-${A}`,
     ]);
     expect(h.stdout()).toBe('pruned 2 kept copies on 2 member(s) of uc1/kube-etcd: freed 2.0 MiB\n');
   });
