@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { defaultStateDir, restoreCommand, type RestoreOptions } from '../restore/command.js';
+import { DEFAULT_KEEP, parseKeepCount } from '../restore/prune.js';
 import { parseQuiesceRef } from '../restore/quiesce.js';
 import { parseOutputFormat } from '../ui/format.js';
 import { createLogger } from '../ui/log.js';
@@ -19,6 +20,8 @@ interface RestoreFlags {
   inPlace?: boolean;
   output?: string;
   stateDir?: string;
+  pruneKept?: boolean;
+  keep?: string;
 }
 
 /** Turns parsed flags into restore options. */
@@ -37,6 +40,8 @@ export function restoreFlagsToOptions(snapshot: string | undefined, flags: Resto
     utilityImage: flags.utilityImage,
     inPlace: !!flags.inPlace,
     output: parseOutputFormat(flags.output),
+    pruneKept: !!flags.pruneKept,
+    keep: flags.keep === undefined ? undefined : parseKeepCount(flags.keep),
     stateDir: flags.stateDir ?? defaultStateDir(),
   };
 }
@@ -57,6 +62,8 @@ export function register(program: Command): void {
     .option('--no-safety-backup', 'do not back up the current cluster first')
     .option('--utility-image <image>', 'image of the utility pods (default: the etcd image; when it has no shell, busybox beside it, the etcd image still running etcdctl/etcdutl)')
     .option('--in-place', 'never scale etcd: restore beside the running or crash-looping members, then delete their pods at once (the runbook order; for an operator that scales the StatefulSet back up)')
+    .option('--prune-kept', 'delete the old data (member.pre-restore-*) that earlier restores kept on the member volumes, once those restores are verified; the newest --keep copies stay')
+    .option('--keep <n>', `with --prune-kept: how many of the newest kept copies stay on each volume (default ${DEFAULT_KEEP})`)
     .option('--state-dir <dir>', 'where the local journal and safety backups go (default $KUBECTL_ETCD_STATE_DIR or ~/.kube/kubectl-etcd)')
     .option('-o, --output <format>', 'print the plan (--dry-run) or the result as json or yaml')
     .addHelpText(
@@ -66,7 +73,8 @@ Examples:
   kubectl etcd restore snapshot.db -n uc1 --dry-run -o yaml
   kubectl etcd restore snapshot.db -n uc1 --quiesce deployment/gke-master-etcd-maintenance --yes
   kubectl etcd restore -n uc1 --resume
-  kubectl etcd restore -n uc1 --abort`,
+  kubectl etcd restore -n uc1 --abort
+  kubectl etcd restore -n uc1 --prune-kept --dry-run`,
     )
     .action(async (snapshot: string | undefined, flags: RestoreFlags, command: Command) => {
       const globals = command.optsWithGlobals<GlobalKubeOptions>();

@@ -13,6 +13,7 @@ import { continueRestore } from './continue.js';
 import type { ConfigMapAccess } from './journal.js';
 import type { RestorePlan } from './plan.js';
 import type { PreflightDeps } from './preflight.js';
+import { pruneKeptCopies } from './prune.js';
 import type { NamespaceWorkloads, QuiesceRef } from './quiesce.js';
 import type { RestoreCluster, RestorePodIO, RestoreVerifier } from './runner.js';
 import { startRestore } from './start.js';
@@ -35,6 +36,10 @@ export interface RestoreOptions {
   utilityImage?: string;
   inPlace: boolean;
   output?: OutputFormat;
+  /** --prune-kept: delete the old data earlier verified restores kept (prune.ts) instead of restoring. */
+  pruneKept?: boolean;
+  /** --keep: how many of the newest kept copies a prune leaves on each volume. */
+  keep?: number;
   /** Where the local journal and safety backups live. */
   stateDir: string;
 }
@@ -68,6 +73,13 @@ export interface RestoreDeps {
 
 /** Checks the options on their own, before anything is read; throws a UsageError. */
 export function validateRestoreOptions(opts: RestoreOptions): void {
+  if (opts.keep !== undefined && !opts.pruneKept) throw new UsageError('--keep works only with --prune-kept', 'run `kubectl etcd restore --prune-kept --keep N`');
+  if (opts.pruneKept) {
+    const other = opts.resume ? '--resume' : opts.abort ? '--abort' : opts.inPlace ? '--in-place' : undefined;
+    if (other) throw new UsageError(`--prune-kept cannot be used with ${other}`, 'run them one after the other');
+    if (opts.snapshot) throw new UsageError('--prune-kept takes no snapshot', 'run `kubectl etcd restore --prune-kept` without one');
+    return;
+  }
   if (opts.resume && opts.abort) throw new UsageError('--resume and --abort cannot be used together', 'pass one of them');
   if ((opts.resume || opts.abort) && (opts.inPlace || opts.utilityImage)) {
     const flag = opts.inPlace ? '--in-place' : '--utility-image';
@@ -77,9 +89,10 @@ export function validateRestoreOptions(opts: RestoreOptions): void {
   if (!opts.resume && !opts.abort && !opts.snapshot) throw new UsageError('no snapshot given', 'pass the snapshot file: kubectl etcd restore SNAPSHOT');
 }
 
-/** Runs the command: validates, then a fresh restore, or a resume / roll-back from the journal. */
+/** Runs the command: validates, then a fresh restore, a resume / roll-back from the journal, or a prune of kept copies. */
 export async function restoreCommand(opts: RestoreOptions, deps: RestoreDeps): Promise<void> {
   validateRestoreOptions(opts);
+  if (opts.pruneKept) return pruneKeptCopies(opts, deps);
   if (opts.resume || opts.abort) return continueRestore(opts, deps);
   return startRestore(opts, deps);
 }

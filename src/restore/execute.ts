@@ -5,6 +5,7 @@
  */
 import { formatRecord } from '../ui/format.js';
 import type { RestoreDeps, RestoreOptions } from './command.js';
+import { historyConfigMapName, recordVerifiedRestore } from './history.js';
 import type { Journal, JournalState } from './journal.js';
 import type { RestorePlan } from './plan.js';
 import { renderTimings } from './render.js';
@@ -54,5 +55,9 @@ export function runnerDeps(plan: RestorePlan, journal: Journal, deps: RestoreDep
     log: { step: (m) => deps.log.info(`==> ${m}`), info: (m) => deps.log.info(m), warn: (m) => deps.log.warn(m) },
     openSnapshot: deps.openSnapshot(plan.snapshot.path),
     now: () => deps.now().getTime(),
+    // Kept copies of a verified restore may be pruned later: the journal that says so is removed next.
+    recordVerified: (state) => recordVerifiedRestore(deps.configMaps, state, deps.now()).catch((err: unknown) => {
+      deps.log.warn(`cannot record the verified restore in configmap "${historyConfigMapName(state.workload)}" (${(err as Error).message.split('\n')[0]}); \`restore --prune-kept\` will not remove its kept copies`);
+    }),
   };
 }

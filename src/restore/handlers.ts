@@ -131,7 +131,7 @@ export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
     const pdb = ctx.state.pdbs.find((p) => p.name === s.pdb);
     if (pdb) await ctx.deps.cluster.createPdb(pdb.manifest);
   },
-  finish: async () => undefined,
+  finish: async (ctx) => ctx.deps.recordVerified?.(ctx.state),
   async rollback(ctx, s) {
     const m = memberOf(ctx.plan, s.member);
     await ctx.deps.cluster.createPodAndWait(m.utilityPod, journalOwned(ctx.plan));

@@ -6,6 +6,7 @@
 import { etcdctlSnapshotRestore, etcdutlSnapshotRestore, initialClusterOf } from '../etcd/etcdctl.js';
 import type { EtcdMember, EtcdTopology } from '../etcd/topology.js';
 import type { ColdStartHold } from './cold-start.js';
+import { keptCopiesDirOf, keptCopyPath } from './kept.js';
 import { utilityPodManifest, type UtilityPodManifest } from './manifests.js';
 import { planSteps, type PlanStep } from './steps.js';
 
@@ -260,8 +261,8 @@ export function buildRestorePlan(input: PlanInput): RestorePlan {
     const snapshotPath = joinPath(scratch, `kubectl-etcd-${stamp}.db`);
     const restoreDir = joinPath(scratch, `kubectl-etcd-restore-${stamp}`);
     // Outside a data dir that is a sub-folder of the volume, but on the same volume (mv, not copy).
-    const asideBase = member.dataVolume && within(member.dataDir, member.dataVolume.mountPath) ? member.dataVolume.mountPath : member.dataDir;
-    const asideDir = joinPath(asideBase, `member.pre-restore-${stamp}`);
+    const asideBase = keptCopiesDirOf(member);
+    const asideDir = keptCopyPath(member, stamp);
     const restoredAside = joinPath(asideBase, `member.restored-${stamp}`);
     const startFiles = member.startScripts?.kind === 'bitnami' ? bitnamiStartFiles(member) : undefined;
     const startFilesDir = startFiles ? `${asideDir}.start-files` : undefined;

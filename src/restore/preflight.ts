@@ -13,6 +13,7 @@ import { accessError } from '../kube/access.js';
 import { memberContainer, type EtcdMember, type EtcdTopology } from '../etcd/topology.js';
 import type { CommandResult, ContainerCommand } from '../kube/exec.js';
 import type { ColdStartHold } from './cold-start.js';
+import { measureKeptArgv, parseKeptListing, type MemberSpace } from './kept.js';
 import type { PdbRecord, QuiesceTarget, RestoreTool } from './plan.js';
 import { imageTagVersion, minorOf, type RestoreSnapshotFacts } from './snapshot.js';
 
@@ -68,6 +69,8 @@ export interface PreflightResult {
   etcdToolsImage?: string;
   clusterVersion?: string;
   warnings: string[];
+  /** Per member: its live data and the copies earlier restores kept, where they could be measured. */
+  space: Record<string, MemberSpace>;
 }
 
 /** Bytes a restore writes on a member volume beyond the snapshot copy: the restored db plus one 64 MiB WAL segment. */
@@ -168,21 +171,33 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
   const images = await utilityImages({ etcdImage: input.etcdImage, utilityImage: input.utilityImage, members: running }, exec, refuse);
   warnings.push(...images.warnings);
 
-  // Free space on every member volume: the snapshot copy, the restored db and a WAL segment.
+  // Free space on every member volume: the snapshot copy, the restored db and a WAL segment. The
+  // copies earlier restores kept take space too: measured with the same exec, shown in the plan,
+  // and named (with how to prune them) when the space is short.
   const need = spaceNeeded(snapshot.size);
+  const space: Record<string, MemberSpace> = {};
   for (const m of topology.members) {
     const mount = m.dataVolume?.mountPath ?? m.dataDir;
+    const kept = await execInMember(deps, m, measureKeptArgv(m)).catch(() => undefined);
+    const used = kept && kept.exitCode === 0 ? parseKeptListing(kept.stdout) : undefined;
+    if (used) space[m.name] = used;
+    else warnings.push(`cannot measure the copies earlier restores kept on the volume of member "${m.name}"`);
+    const prune = used?.keptCopies.length
+      ? `; ${used.keptCopies.length} cop${used.keptCopies.length > 1 ? 'ies' : 'y'} kept by earlier restores take ${mib(used.keptBytes)}: run \`kubectl etcd restore --prune-kept -n ${topology.namespace}\` to remove the older ones`
+      : '';
     const r = await execInMember(deps, m, ['df', '-Pk', mount]).catch(() => undefined);
     const avail = r && r.exitCode === 0 ? Number(r.stdout.trim().split('\n').pop()?.trim().split(/\s+/)[3]) * 1024 : NaN;
     if (Number.isFinite(avail)) {
-      if (avail < need) refuse(`volume of member "${m.name}" (${mount}) has ${mib(avail)} free, the restore needs ${mib(need)}`, 'free space on the volume or grow the PVC');
+      if (avail < need) refuse(`volume of member "${m.name}" (${mount}) has ${mib(avail)} free, the restore needs ${mib(need)}${prune}`, 'free space on the volume or grow the PVC');
       continue;
     }
+    // Without df, the capacity less what is known to be used (live data and kept copies).
     const cap = await deps.claimCapacity(m);
-    if (cap !== undefined && cap < need) refuse(`volume of member "${m.name}" holds ${mib(cap)}, the restore needs ${mib(need)}`, 'grow the PVC');
+    const taken = (used?.liveBytes ?? 0) + (used?.keptBytes ?? 0);
+    if (cap !== undefined && cap - taken < need) refuse(`volume of member "${m.name}" holds ${mib(cap)}${taken ? ` (${mib(taken)} of it in use)` : ''}, the restore needs ${mib(need)}${prune}`, 'grow the PVC');
     else if (cap === undefined) warnings.push(`cannot measure free space on the volume of member "${m.name}"`);
   }
-  return { tool: images.tool, utilityImage: images.utilityImage, etcdToolsImage: images.etcdToolsImage, clusterVersion, warnings };
+  return { tool: images.tool, utilityImage: images.utilityImage, etcdToolsImage: images.etcdToolsImage, clusterVersion, warnings, space };
 }
 
 type Exec = { exitCode: number; stdout: string; stderr: string };

@@ -1,12 +1,13 @@
 /** How a restore plan and its outcome look to a person (text) and to a machine (-o json|yaml). */
 import { formatBytes } from '../ui/bytes.js';
 import { holdWhat } from './cold-start.js';
+import type { MemberSpace } from './kept.js';
 import type { RestorePlan } from './plan.js';
 import type { StepTiming } from './runner.js';
 import { stepMember } from './steps.js';
 
-/** The plan as readable text: what, where, and every step in order. */
-export function renderPlan(plan: RestorePlan): string {
+/** The plan as readable text: what, where (with the space kept copies take, when measured), and every step in order. */
+export function renderPlan(plan: RestorePlan, space?: Record<string, MemberSpace>): string {
   const s = plan.snapshot;
   const lines = [
     `restore plan for ${plan.workload.kind.toLowerCase()} "${plan.workload.name}" in namespace "${plan.namespace}" (stamp ${plan.stamp})`,
@@ -18,8 +19,11 @@ export function renderPlan(plan: RestorePlan): string {
     ...plan.members.map((m) => {
       const vol = m.member.dataVolume;
       const where = vol?.kind === 'pvc' ? `pvc "${vol.claimName}"` : vol?.kind === 'hostPath' ? `hostPath "${vol.hostPath}"` : 'no volume';
-      return `    ${m.member.name}: node "${m.node}", ${where}, data ${m.member.dataDir}, old data kept in ${m.asideDir}`;
-    }),
+      return [
+        `    ${m.member.name}: node "${m.node}", ${where}, data ${m.member.dataDir}, old data kept in ${m.asideDir}`,
+        ...keptLines(space?.[m.member.name]),
+      ];
+    }).flat(),
     `  quiesce: ${plan.quiesce.length ? plan.quiesce.map((q) => `${q.kind.toLowerCase()}/${q.name} (${q.replicas} → 0, ${q.reason})`).join(', ') : 'nothing'}`,
     `  PodDisruptionBudgets lifted: ${plan.pdbs.length ? plan.pdbs.map((p) => p.name).join(', ') : 'none'}`,
     ...heldLines(plan),
@@ -40,6 +44,27 @@ function heldLines(plan: RestorePlan): string[] {
   ];
 }
 
+/** A member's kept copies (name, size), their total and the size of the copy this restore adds. */
+function keptLines(space: MemberSpace | undefined): string[] {
+  if (!space) return ['      kept copies: not measured'];
+  const adds = space.liveBytes !== undefined ? `; this restore keeps ${formatBytes(space.liveBytes)} more` : '';
+  if (!space.keptCopies.length) return [`      kept copies: none${adds}`];
+  return [
+    `      kept copies: ${space.keptCopies.length}, ${formatBytes(space.keptBytes)} in all${adds}`,
+    ...space.keptCopies.map((c) => `        ${c.name} ${formatBytes(c.bytes)}`),
+  ];
+}
+
+/** The kept-copy fields of a member in the plan record. */
+function keptRecord(space: MemberSpace | undefined): Record<string, unknown> {
+  if (!space) return {};
+  return {
+    keptCopies: space.keptCopies.map((c) => ({ name: c.name, bytes: c.bytes })),
+    keptCopiesBytes: space.keptBytes,
+    ...(space.liveBytes !== undefined ? { newKeptCopyBytes: space.liveBytes } : {}),
+  };
+}
+
 /**
  * The images of the plan's utility pods: the shell image, and when the etcd image has no shell,
  * that image too, in the container that runs the restore tool.
@@ -58,7 +83,7 @@ function describeUtilityImages(u: ReturnType<typeof utilityImagesOf>, tool: stri
 }
 
 /** The plan as data; manifests and argv are included so `-o yaml` shows every pod manifest. */
-export function planRecord(plan: RestorePlan): Record<string, unknown> {
+export function planRecord(plan: RestorePlan, space?: Record<string, MemberSpace>): Record<string, unknown> {
   return {
     kind: 'RestorePlan',
     namespace: plan.namespace,
@@ -82,6 +107,7 @@ export function planRecord(plan: RestorePlan): Record<string, unknown> {
       restoreDir: m.restoreDir,
       asideDir: m.asideDir,
       restoreCommand: m.restoreArgv,
+      ...keptRecord(space?.[m.member.name]),
       utilityPod: m.utilityPod,
     })),
     steps: plan.steps,

@@ -81,6 +81,8 @@ export interface RunnerDeps {
   log: RestoreLog;
   openSnapshot: () => Readable;
   now: () => number;
+  /** Records a verified restore before its journal goes (history.ts); never throws. */
+  recordVerified?: (state: JournalState) => Promise<void>;
 }
 
 /** How long each step took, for the summary. */

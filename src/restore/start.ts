@@ -49,11 +49,11 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
   }
 
   if (opts.dryRun) {
-    deps.stdout.write(opts.output ? formatRecord(planRecord(plan), opts.output) : renderPlan(plan));
+    deps.stdout.write(opts.output ? formatRecord(planRecord(plan, checked.space), opts.output) : renderPlan(plan, checked.space));
     deps.log.info('dry run: nothing was changed');
     return;
   }
-  deps.stderr.write(renderPlan(plan));
+  deps.stderr.write(renderPlan(plan, checked.space));
   await confirmWorkload(opts, deps.ask, topology.workload.name);
 
   const safety = opts.safetyBackup ? await takeSafetyBackup(opts, deps, topology) : undefined;

@@ -4,7 +4,8 @@
 // dir of a member it finds removed (test/sim/images/bitnami-etcd/, modelled on the image's legacy
 // libetcd.sh). First a member's restart is shown removing it and wiping a copy kept in its data
 // dir, as restores used to keep the old data; then `kubectl etcd restore` restores every member,
-// they survive a restart with their restored data, member IDs and the kept copy, and a restore
+// they survive a restart with their restored data, member IDs and the kept copy, an --in-place
+// restore (all pods deleted at once, every preStop hook running) keeps them too, and a restore
 // killed after etcd stopped is resumed (with its utility pods collected meanwhile) or rolled back,
 // every member still in the cluster.
 import { join } from 'node:path';
@@ -89,6 +90,19 @@ describe('kubectl etcd restore', () => {
     expect(await keysOn(cluster, B, 'etcd-2', '/test/')).toEqual(A_KEYS);
     expect((await lsInPod(cluster, B, 'etcd-2', B.volumeDir)).filter((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f))).toHaveLength(1);
   }, 240_000);
+
+  it('--in-place (etcd never scaled; all pods deleted at once after the swap) keeps every member in the cluster with exactly the backed-up keys', async () => {
+    await pruneSetAside(cluster, B);
+    await etcdctl(cluster, B, 'etcd-0', ['put', '/test/b', 'written after the backup']);
+    const ids = await etcdctl(cluster, B, 'etcd-0', ['member', 'list']);
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--in-place', '--yes', '--no-safety-backup']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/==> delete the pods of statefulset "etcd" at once so they start on the restored data\n/);
+    await expectWholeCluster();
+    expect(await etcdctl(cluster, B, 'etcd-0', ['member', 'list'])).toBe(ids);
+    for (const pod of B.pods) expect(await keysOn(cluster, B, pod, '/test/'), pod).toEqual(A_KEYS);
+    for (const pod of B.pods) expect((await lsInPod(cluster, B, pod, B.volumeDir)).filter((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f)), pod).toHaveLength(1);
+  }, 300_000);
 
   it.each([
     ['--resume', 'the backed-up keys'],

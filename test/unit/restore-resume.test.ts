@@ -74,7 +74,11 @@ describe('restore --resume / --abort', () => {
     h.putCluster(journal());
     await restoreCommand(h.options({}), h.deps);
     expect(h.calls).toEqual(['verify']);
-    expect(h.maps.size).toBe(0);
+    // The journal is gone; the verified restore is recorded for a later --prune-kept.
+    expect([...h.maps.keys()]).toEqual(['kubectl-etcd-restore-history-kube-etcd']);
+    expect(JSON.parse(h.maps.get('kubectl-etcd-restore-history-kube-etcd')!['verified.json']!)).toEqual([
+      { stamp: 'S', snapshot: 's.db', revision: 5, verifiedAt: '2026-01-02T00:00:00.000Z' },
+    ]);
   });
 
   it.each([['--resume', false], ['--abort', true]])('%s refuses and changes nothing when the ConfigMap\'s plan was edited', async (_flag, abort) => {
