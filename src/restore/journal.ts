@@ -171,6 +171,9 @@ export async function workloadsWithClusterJournal(api: ConfigMapAccess, namespac
 
 /** Keeps both copies in step; reads prefer the copy with more progress. */
 export class Journal {
+  /** The save in progress: saves run one at a time (members' steps finish together, and two writers of one file or ConfigMap would race). */
+  private last: Promise<unknown> = Promise.resolve();
+
   constructor(private readonly stores: JournalStore[], private readonly now: () => Date) {}
 
   /**
@@ -189,12 +192,16 @@ export class Journal {
     return copies;
   }
 
-  /** Writes the state everywhere; fails only if no store took it. */
-  async save(state: JournalState): Promise<void> {
-    state.updatedAt = this.now().toISOString();
-    const errors: unknown[] = [];
-    for (const store of this.stores) await store.save(state).catch((e) => errors.push(e));
-    if (errors.length === this.stores.length) throw errors[0];
+  /** Writes the state everywhere, after any save still running; fails only if no store took it. */
+  save(state: JournalState): Promise<void> {
+    const run = this.last.catch(() => undefined).then(async () => {
+      state.updatedAt = this.now().toISOString();
+      const errors: unknown[] = [];
+      for (const store of this.stores) await store.save(state).catch((e) => errors.push(e));
+      if (errors.length === this.stores.length) throw errors[0];
+    });
+    this.last = run;
+    return run;
   }
 
   /** Marks a step done and saves. */

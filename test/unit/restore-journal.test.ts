@@ -133,3 +133,15 @@ describe('closing the journal (E2)', () => {
     expect(existsSync(path)).toBe(true);
   });
 });
+
+describe('saves that overlap', () => {
+  it('members whose steps finish together each get their step recorded, in a file written whole (real files)', async () => {
+    const path = join(dir(), 'restore-uc1-kube-etcd.json');
+    const journal = new Journal([fileJournalStore(path)], () => new Date());
+    const state = { version: 2, plan: {}, done: [] as string[], updatedAt: '' } as unknown as Parameters<Journal['save']>[0];
+    const ids = Array.from({ length: 12 }, (_, i) => `copy/kube-etcd-${i}`);
+    await Promise.all(ids.map((id) => journal.markDone(state, id)));
+    expect((JSON.parse(readFileSync(path, 'utf8')) as { done: string[] }).done.sort()).toEqual([...ids].sort());
+    expect(existsSync(`${path}.tmp`)).toBe(false);
+  });
+});
