@@ -17,7 +17,8 @@ export function renderPlan(plan: RestorePlan): string {
     ...plan.members.map((m) => {
       const vol = m.member.dataVolume;
       const where = vol?.kind === 'pvc' ? `pvc "${vol.claimName}"` : vol?.kind === 'hostPath' ? `hostPath "${vol.hostPath}"` : 'no volume';
-      return `    ${m.member.name}: node "${m.node}", ${where}, data ${m.member.dataDir}, old data kept in ${m.asideDir}`;
+      const sub = vol?.subPath ? ` (subPath "${vol.subPath}" at ${vol.mountPath})` : '';
+      return `    ${m.member.name}: node "${m.node}", ${where}${sub}, data ${m.member.dataDir}, old data kept in ${m.asideDir}`;
     }),
     `  quiesce: ${plan.quiesce.length ? plan.quiesce.map((q) => `${q.kind.toLowerCase()}/${q.name} (${q.replicas} → 0, ${q.reason})`).join(', ') : 'nothing'}`,
     `  PodDisruptionBudgets lifted: ${plan.pdbs.length ? plan.pdbs.map((p) => p.name).join(', ') : 'none'}`,

@@ -114,6 +114,25 @@ describe('buildRestorePlan', () => {
 
 // The swap and rollback scripts run for real in sh against real directories: resume safety
 // depends on them being idempotent and never deleting member data.
+// subPath: etcd sees only a folder of its volume at the mount path; a utility pod mounting the
+// volume root there would swap into <volume>/member while etcd reads <volume>/etcd/member.
+describe('a member whose data volume is mounted with a subPath', () => {
+  const member = anthosMember(0, { dataVolume: { kind: 'pvc', volumeName: 'data', claimName: 'data-kube-etcd-0', mountPath: '/var/lib/etcd', subPath: 'etcd' } });
+  const m = buildRestorePlan(input([member])).members[0]!;
+
+  it('the utility pod mounts the same folder of the volume at the same path, so every path of the plan lands beside the data etcd reads', () => {
+    for (const c of m.utilityPod.spec.containers) {
+      expect(c['volumeMounts']).toContainEqual({ name: 'etcd-data', mountPath: '/var/lib/etcd', subPath: 'etcd' });
+    }
+    expect(m.swapArgv.slice(-3)).toEqual(['/var/lib/etcd', '/var/lib/etcd/kubectl-etcd-restore-20261125T183500Z', '/var/lib/etcd/member.pre-restore-20261125T183500Z']);
+  });
+
+  it('with a distroless etcd image both containers mount it so', () => {
+    const d = buildRestorePlan(input([member], { etcdToolsImage: 'etcd:distroless' })).members[0]!;
+    expect(d.utilityPod.spec.containers.map((c) => (c['volumeMounts'] as Array<{ subPath?: string }>)[0]!.subPath)).toEqual(['etcd', 'etcd']);
+  });
+});
+
 describe('swap and rollback scripts', () => {
   const m = buildRestorePlan(input([anthosMember(0)])).members[0]!;
   function setup() {
