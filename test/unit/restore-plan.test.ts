@@ -50,7 +50,7 @@ describe('buildRestorePlan', () => {
     expect(plan.initialCluster).toBe(ic);
     expect(plan.members[1]!.restoreArgv).toEqual([
       'etcdctl', 'snapshot', 'restore', '/var/lib/etcd/kubectl-etcd-20261125T183500Z.db',
-      '--name=kube-etcd-1', `--initial-cluster=${ic}`, '--initial-cluster-token=etcd-cluster-1',
+      '--name=kube-etcd-1', `--initial-cluster=${ic}`, '--initial-cluster-token=etcd-cluster-1-restore-20261125T183500Z',
       '--initial-advertise-peer-urls=https://kube-etcd-1.kube-etcd:2380',
       '--data-dir=/var/lib/etcd/kubectl-etcd-restore-20261125T183500Z',
     ]);
