@@ -127,6 +127,18 @@ describe('a member whose data volume is mounted with a subPath', () => {
     expect(m.swapArgv.slice(-3)).toEqual(['/var/lib/etcd', '/var/lib/etcd/kubectl-etcd-restore-20261125T183500Z', '/var/lib/etcd/member.pre-restore-20261125T183500Z']);
   });
 
+  it('a Bitnami member: the kept copy and its start files in the mounted folder, outside the data dir its scripts wipe', () => {
+    const bitnami = anthosMember(0, {
+      dataDir: '/bitnami/etcd/data', runAsUser: 1001, fsGroup: 1001,
+      dataVolume: { kind: 'pvc', volumeName: 'data', claimName: 'data-etcd-0', mountPath: '/bitnami/etcd', subPath: 'etcd-0' },
+      startScripts: { kind: 'bitnami', disasterRecovery: false },
+    });
+    const b = buildRestorePlan(input([bitnami])).members[0]!;
+    expect(b.utilityPod.spec.containers[0]!['volumeMounts']).toEqual([{ name: 'etcd-data', mountPath: '/bitnami/etcd', subPath: 'etcd-0' }]);
+    expect([b.asideDir, b.startFilesDir]).toEqual(['/bitnami/etcd/member.pre-restore-20261125T183500Z', '/bitnami/etcd/member.pre-restore-20261125T183500Z.start-files']);
+    expect(b.startFiles).toContain('/bitnami/etcd/member_removal.log');
+  });
+
   it('with a distroless etcd image both containers mount it so', () => {
     const d = buildRestorePlan(input([member], { etcdToolsImage: 'etcd:distroless' })).members[0]!;
     expect(d.utilityPod.spec.containers.map((c) => (c['volumeMounts'] as Array<{ subPath?: string }>)[0]!.subPath)).toEqual(['etcd', 'etcd']);
