@@ -1,5 +1,6 @@
 // `kubectl etcd restore` on the `single` (1-member anthos, non-HA runbook; here its data volume
-// mounted with subPath `etcd`, so the data dir is a folder of the volume) and `bitnami` (ETCD_* env,
+// mounted with subPathExpr `etcd-$(POD_NAME)`, so the data dir is a folder of the volume named
+// after the member pod, which a utility pod must not expand with its own name) and `bitnami` (ETCD_* env,
 // non-root uid 1001) fixtures in one cluster, and the preflight refusals — missing permission,
 // wrong etcd minor version, NotReady node, volume too small — each before the first mutation, with
 // one line and a hint. On the subPath fixture the naive restore (a utility pod mounting the volume
@@ -40,7 +41,7 @@ async function refused(args: string[], opts: { kubeconfig?: string; user?: strin
 }
 
 beforeAll(async () => {
-  ({ cluster, work, state } = await startRestoreCluster(['single:subPath=etcd', 'bitnami'], 'restore-fixtures'));
+  ({ cluster, work, state } = await startRestoreCluster(['single:subPath=etcd-$(POD_NAME)', 'bitnami'], 'restore-fixtures'));
   await prepare(SINGLE, 'single');
   await prepare(BITNAMI_ACCESS, 'bitnami');
 }, 600_000);
@@ -111,6 +112,8 @@ describe('preflight refuses before the first mutation', () => {
 // A pod of the test mounting the whole volume of kube-etcd-0 (no subPath) at etcd's path: the
 // naive restore's utility pod, and later the eye on the volume root.
 const ROOT_POD = 'volume-root';
+/** kube-etcd-0's data folder on its volume, as the volume-root pod sees it. */
+const SUB = '/var/lib/etcd/etcd-kube-etcd-0';
 const SNAP_IN_ROOT = '/var/lib/etcd/naive.db';
 
 async function inRoot(script: string): Promise<string> {
@@ -168,9 +171,9 @@ describe('subPath: the fixture is hostile', () => {
     };
     expect((await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify(pod) })).code).toBe(0);
     expect((await cluster.kubectl(['-n', 'uc1', 'wait', `pod/${ROOT_POD}`, '--for=condition=Ready', '--timeout=60s'])).code).toBe(0);
-    // The kubelet honours subPath: etcd's /var/lib/etcd is the volume's folder etcd/.
-    expect((await inRoot('ls -1 /var/lib/etcd')).split('\n')).toContain('etcd');
-    expect((await inRoot('ls -1 /var/lib/etcd/etcd')).split('\n')).toContain('member');
+    // The kubelet honours subPathExpr: etcd's /var/lib/etcd is the volume's folder etcd-kube-etcd-0/.
+    expect((await inRoot('ls -1 /var/lib/etcd')).split('\n')).toContain('etcd-kube-etcd-0');
+    expect((await inRoot(`ls -1 ${SUB}`)).split('\n')).toContain('member');
     // As many keys under /test/ as the snapshot holds (a1 a2 a3), but not the same ones.
     await etcdctl(cluster, SINGLE, 'kube-etcd-0', ['del', '/test/b2']);
     const before = await ids();
@@ -227,12 +230,12 @@ describe.each([
       expect([sts.spec.replicas, sts.status.readyReplicas]).toEqual([1, 1]);
       // On the volume: the restored data and the kept copy in the subPath folder etcd mounts, both
       // whole; nothing of the restore at the volume root.
-      const aside = (await inRoot('ls -1 /var/lib/etcd/etcd')).split('\n').filter((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f));
+      const aside = (await inRoot(`ls -1 ${SUB}`)).split('\n').filter((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f));
       expect(aside).toHaveLength(1);
       expect((await inRoot('ls -1 /var/lib/etcd')).split('\n').filter((f) => /^(member|kubectl-etcd)/.test(f))).toEqual([]);
-      const kept = JSON.parse(await inRoot(`ETCDCTL_API=3 etcdctl snapshot status /var/lib/etcd/etcd/${aside[0]}/snap/db -w json`)) as { revision: number };
+      const kept = JSON.parse(await inRoot(`ETCDCTL_API=3 etcdctl snapshot status ${SUB}/${aside[0]}/snap/db -w json`)) as { revision: number };
       expect(kept.revision).toBeGreaterThanOrEqual(revisionBefore);
-      expect((await inRoot(`ls -1 /var/lib/etcd/etcd/${aside[0]}`)).split('\n').filter(Boolean)).toEqual(['snap', 'wal']);
+      expect((await inRoot(`ls -1 ${SUB}/${aside[0]}`)).split('\n').filter(Boolean)).toEqual(['snap', 'wal']);
     } else {
       // The non-root member owns its restored data.
       const own = await cluster.kubectl(['-n', 'etcd', 'exec', 'etcd-0', '-c', 'etcd', '--', 'stat', '-c', '%u', `${a.dataDir}/member`]);
@@ -254,7 +257,7 @@ describe('subPath: a restore that did not take effect', () => {
     // The swap undone behind the restore's back, as a swap to the wrong place leaves it: etcd's
     // data dir holds the data it ran before.
     await inRoot([
-      'cd /var/lib/etcd/etcd',
+      `cd ${SUB}`,
       'test -d member && mv member member.undone',
       'for d in member.pre-restore-*; do mv "$d" member; done',
     ].join('\n'));
