@@ -25,7 +25,9 @@ export function restoredIds(initialCluster: string, token: string): RestoredIds 
   for (const part of initialCluster.split(',').map((p) => p.trim()).filter(Boolean)) {
     const eq = part.indexOf('=');
     const name = part.slice(0, eq);
-    urls.set(name, [...(urls.get(name) ?? []), part.slice(eq + 1)]);
+    // As etcd holds a URL (Go's url.URL.String()): the scheme lowercased, the rest as written.
+    const url = part.slice(eq + 1).replace(/^[A-Za-z][A-Za-z0-9+.-]*:/, (scheme) => scheme.toLowerCase());
+    urls.set(name, [...(urls.get(name) ?? []), url]);
   }
   const ids = new Map([...urls].map(([name, list]) => [name, first64([...list].sort().join('') + token)]));
   const sorted = [...ids.values()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));

@@ -20,6 +20,10 @@ describe('restoredIds: the IDs etcd gives a restored cluster', () => {
     });
   });
 
+  it('read a URL as etcd holds it (Go lowercases the scheme; etcd 3.4 logged the same IDs for HTTPS://a.x:2380)', () => {
+    expect(restoredIds('a=HTTPS://a.x:2380,b=https://b.x:2380', 'tok-1')).toEqual(restoredIds('a=https://a.x:2380,b=https://b.x:2380', 'tok-1'));
+  });
+
   it('change with the token, so a restore with its own token gives every member a new ID', () => {
     const ic = 'a=https://a.x:2380,b=https://b.x:2380';
     const old = restoredIds(ic, 'tok-1');
