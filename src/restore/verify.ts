@@ -50,7 +50,8 @@ export function etcdRestoreVerifier(run: ContainerCommand, expected: { liveKeys?
     if (!healthOnly && new Set(revisions).size > 1) problems.push(`members disagree on the revision (${revisions.join(', ')})`);
     const clusterIds = new Set(rows.map((x) => x.clusterId));
     if (clusterIds.size > 1) problems.push(`members belong to different clusters (${[...clusterIds].join(', ')})`);
-    if (!healthOnly) problems.push(...notRestored(plan, rows));
+    const stale = healthOnly ? [] : notRestored(plan, rows);
+    problems.push(...stale);
     const first = members[0]!;
     const list = await run(memberContainer(first), memberList(targetOf(first)).argv);
     let listed: Array<{ name: string; peerURLs: string[] }> = [];
@@ -71,6 +72,8 @@ export function etcdRestoreVerifier(run: ContainerCommand, expected: { liveKeys?
     else if (!healthOnly && expected.liveKeys !== undefined && keys !== expected.liveKeys) problems.push(`the cluster has ${keys} keys, the snapshot ${expected.liveKeys}`);
     return {
       ok: problems.length === 0,
+      // A member that answers with other IDs runs other data: waiting will not change that.
+      final: stale.length > 0,
       problems,
       summary: {
         members: rows.map((x) => ({ name: x.name, healthy: x.healthy, leader: x.isLeader ?? false, revision: x.revision })),
@@ -88,9 +91,11 @@ export function etcdRestoreVerifier(run: ContainerCommand, expected: { liveKeys?
         const report = await once(plan, opts.healthOnly ?? false).catch((err: unknown) => {
           // Waiting does not cure a refusal: say so at once.
           if (err instanceof ForbiddenError) throw err;
-          return { ok: false, problems: [(err as Error).message.split('\n')[0] ?? String(err)], summary: {} };
+          return { ok: false, final: false, problems: [(err as Error).message.split('\n')[0] ?? String(err)], summary: {} };
         });
-        if (report.ok || Date.now() > deadline) return report;
+        if (report.ok || report.final || Date.now() > deadline) {
+          return { ok: report.ok, problems: report.problems, summary: report.summary };
+        }
         await new Promise((res) => setTimeout(res, 2000));
       }
     },

@@ -228,6 +228,8 @@ describe.each([
     if (name === 'single') {
       const sts = JSON.parse((await cluster.kubectl(['-n', 'uc1', 'get', 'statefulset', 'kube-apiserver', '-o', 'json'])).stdout) as { spec: { replicas: number }; status: { readyReplicas?: number } };
       expect([sts.spec.replicas, sts.status.readyReplicas]).toEqual([1, 1]);
+      // The plan names the member's folder, expanded with the member pod's name.
+      expect(r.stderr).toContain('pvc "data-kube-etcd-0" (subPath "etcd-kube-etcd-0" at /var/lib/etcd)');
       // On the volume: the restored data and the kept copy in the subPath folder etcd mounts, both
       // whole; nothing of the restore at the volume root.
       const aside = (await inRoot(`ls -1 ${SUB}`)).split('\n').filter((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f));

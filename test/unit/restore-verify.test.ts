@@ -78,7 +78,15 @@ describe('etcdRestoreVerifier: every member on this restore\'s data', () => {
     ['one member still runs its old data', ['kube-etcd-1']],
   ])('fails when %s', async (_case, stale) => {
     const ids = Object.fromEntries(members.map((m) => [m.pod, stale.includes(m.pod) ? before : restored]));
-    const report = await etcdRestoreVerifier(cluster(ids), { liveKeys: 4 }, 0).verify(plan);
+    let statusCalls = 0;
+    const run = cluster(ids);
+    const counting: ContainerCommand = async (target, argv) => {
+      if (argv.includes('status')) statusCalls += 1;
+      return run(target, argv);
+    };
+    // Other IDs are final: the verifier does not wait out its minute for the cluster to settle.
+    const report = await etcdRestoreVerifier(counting, { liveKeys: 4 }, 60_000).verify(plan);
+    expect(statusCalls).toBe(members.length);
     expect(report.ok).toBe(false);
     const notRestored = report.problems.filter((p) => /runs data this restore did not write/.test(p));
     expect(notRestored).toHaveLength(stale.length);
