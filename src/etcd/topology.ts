@@ -3,11 +3,16 @@
  * backup, status and restore consume it. Paths are as seen inside the etcd container.
  */
 
-/** Where a member keeps its data directory. */
-export type DataVolume =
-  | { kind: 'pvc'; volumeName: string; claimName: string; mountPath: string }
-  | { kind: 'hostPath'; volumeName: string; hostPath: string; mountPath: string }
-  | { kind: 'emptyDir'; volumeName: string; mountPath: string };
+/**
+ * Where a member keeps its data directory. `subPath`: the folder of the volume mounted at
+ * mountPath (the mount's subPath, or its subPathExpr expanded from the container's env), absent
+ * when the volume root is; a pod that mounts the volume the same way sees the same paths.
+ */
+export type DataVolume = { volumeName: string; mountPath: string; subPath?: string } & (
+  | { kind: 'pvc'; claimName: string }
+  | { kind: 'hostPath'; hostPath: string }
+  | { kind: 'emptyDir' }
+);
 
 /** Where the member's certificates come from (the volume behind the cert paths). */
 export type CertSource =

@@ -21,11 +21,11 @@ export function journalConfigMapName(workload: string): string {
 }
 
 /** The journal format this version writes and reads. */
-export const JOURNAL_VERSION = 2;
+export const JOURNAL_VERSION = 3;
 
 /** Everything needed to resume or roll back a restore. */
 export interface JournalState {
-  /** 2 since steps are typed (steps.ts); a version-1 journal is refused with a hint. */
+  /** 2 since steps are typed (steps.ts), 3 since a restore has its own cluster token; older journals are refused with a hint. */
   version: typeof JOURNAL_VERSION;
   stamp: string;
   namespace: string;
@@ -111,8 +111,8 @@ function parseJournal(text: string, where: string): JournalState {
     throw new PluginError(`the restore journal ${where} is not valid JSON`, 'a restore may be in progress: check the file against the cluster, and move it aside only once no restore is running');
   }
   const version = (state as { version?: unknown } | null)?.version;
-  if (version === 1) {
-    throw new PluginError(`the restore journal ${where} was written by an older kubectl-etcd (journal version 1)`, 'finish it with that version (`kubectl etcd restore --resume` or `--abort`), then restore again with this one');
+  if (version === 1 || version === 2) {
+    throw new PluginError(`the restore journal ${where} was written by an older kubectl-etcd (journal version ${version})`, 'finish it with that version (`kubectl etcd restore --resume` or `--abort`), then restore again with this one');
   }
   if (!state || typeof state !== 'object' || version !== JOURNAL_VERSION || !state.plan || !Array.isArray(state.done)) {
     throw new PluginError(`the restore journal ${where} is not a kubectl-etcd journal of version ${JOURNAL_VERSION}`, 'a restore may be in progress: check it, and move it aside only once no restore is running');

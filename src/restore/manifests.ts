@@ -1,6 +1,6 @@
 /**
  * Utility pod manifests, as the manual runbook writes them by hand: one pod per member, pinned to
- * the member's node, mounting its data volume at the same path as etcd does (not its certificates:
+ * the member's node, mounting its data volume at the same path and subPath as etcd does (not its certificates:
  * nothing in the pod talks to etcd),
  * tolerating not-ready / unreachable / unschedulable nodes, doing nothing until we exec into it.
  */
@@ -70,7 +70,9 @@ export function utilityPodManifest(opts: {
     if (data.kind === 'pvc') volumes.push({ name: volumeName, persistentVolumeClaim: { claimName: data.claimName } });
     else if (data.kind === 'hostPath') volumes.push({ name: volumeName, hostPath: { path: data.hostPath, type: 'Directory' } });
     else volumes.push({ name: volumeName, emptyDir: {} });
-    mounts.push({ name: volumeName, mountPath: data.mountPath });
+    // The member's subPath too: the pod sees the volume exactly as etcd does, so the data dir and
+    // every path beside it (snapshot copy, restore dir, kept copy) are the same folders of the volume.
+    mounts.push({ name: volumeName, mountPath: data.mountPath, ...(data.subPath ? { subPath: data.subPath } : {}) });
   }
   // No certificate volume (the manual runbook mounts it): nothing here talks to etcd, and the
   // member's client key has no business in a pod that runs a pulled shell image as root.

@@ -111,6 +111,9 @@ export interface RestorePlan {
   replicas: number;
   snapshot: PlannedSnapshot;
   initialCluster: string;
+  /** The token the members were started with (discovered): what initialClusterToken is made from. */
+  clusterToken: string;
+  /** This restore's own token (restoreClusterToken): the restored members get new IDs. */
   initialClusterToken: string;
   tool: RestoreTool;
   stamp: string;
@@ -236,12 +239,23 @@ export function restoreArgvFor(
   return etcdutlSnapshotRestore({ ...spec, bumpRevision: opts.tool.bumpRevision || undefined }).argv;
 }
 
+/**
+ * The --initial-cluster-token of a restore: the cluster's own token with the restore's stamp. A
+ * fresh token gives the restored members and cluster new IDs (etcd/ids.ts), so verification can
+ * tell each member runs this restore's data, and a member left on its old data (another cluster ID)
+ * is refused by its restored peers instead of joining them with a log far ahead of theirs.
+ */
+export function restoreClusterToken(clusterToken: string, stamp: string): string {
+  return `${clusterToken}-restore-${stamp}`;
+}
+
 /** Builds the plan; throws nothing — problems found here become warnings, preflight refuses. */
 export function buildRestorePlan(input: PlanInput): RestorePlan {
   const { topology, snapshot, stamp } = input;
   const members = topology.members;
   const initialCluster = initialClusterOf(members);
-  const initialClusterToken = topology.initialClusterToken ?? members[0]?.initialClusterToken ?? 'etcd-cluster';
+  const clusterToken = topology.initialClusterToken ?? members[0]?.initialClusterToken ?? 'etcd-cluster';
+  const initialClusterToken = restoreClusterToken(clusterToken, stamp);
   const warnings: string[] = [];
   if (members.some((m) => m.startScripts?.kind === 'bitnami')) {
     warnings.push(
@@ -297,6 +311,7 @@ export function buildRestorePlan(input: PlanInput): RestorePlan {
     replicas: topology.workload.replicas ?? members.length,
     snapshot,
     initialCluster,
+    clusterToken,
     initialClusterToken,
     tool: input.tool,
     stamp,

@@ -19,8 +19,9 @@ export function renderPlan(plan: RestorePlan, space?: Record<string, MemberSpace
     ...plan.members.map((m) => {
       const vol = m.member.dataVolume;
       const where = vol?.kind === 'pvc' ? `pvc "${vol.claimName}"` : vol?.kind === 'hostPath' ? `hostPath "${vol.hostPath}"` : 'no volume';
+      const sub = vol?.subPath ? ` (subPath "${vol.subPath}" at ${vol.mountPath})` : '';
       return [
-        `    ${m.member.name}: node "${m.node}", ${where}, data ${m.member.dataDir}, old data kept in ${m.asideDir}`,
+        `    ${m.member.name}: node "${m.node}", ${where}${sub}, data ${m.member.dataDir}, old data kept in ${m.asideDir}`,
         ...keptLines(space?.[m.member.name]),
       ];
     }).flat(),

@@ -166,7 +166,7 @@ export function planSteps(input: StepInput): PlanStep[] {
   steps.push(step('wait-ready', 'wait until every etcd member is Ready', {}));
   if (holdClaims) steps.push(step('retention-restore', restoreRetentionTitle(workload.name), {}));
   if (hold) steps.push(step('start-release', startReleaseTitle(workload.name, hold), { rollback: false }));
-  steps.push(step('verify', 'verify: all members healthy, one leader, member list as planned, revision and key count', {}));
+  steps.push(step('verify', 'verify: all members healthy, one leader, member list as planned, each member on the restored data (its new member and cluster IDs), revision and key count', {}));
   for (const q of input.quiesce) steps.push(step('unquiesce', `scale ${q.kind.toLowerCase()} "${q.name}" back to ${q.replicas}`, { workload: { kind: q.kind, name: q.name }, wait: true }));
   for (const pdb of input.pdbs) steps.push(step('pdb-create', `re-create PodDisruptionBudget "${pdb.name}"`, { pdb: pdb.name }));
   steps.push(step('finish', 'close the restore journal', {}));

@@ -61,7 +61,7 @@ export function checkStoredPlan(state: JournalState, where: string): void {
         namespace: plan.namespace,
         workload: plan.workload,
         members: plan.members.map((m) => m.member),
-        initialClusterToken: plan.initialClusterToken,
+        initialClusterToken: plan.clusterToken,
         image: utilityImage,
       },
       snapshot: plan.snapshot,

@@ -1,15 +1,37 @@
 /**
  * The end-state check of a restore (RestoreVerifier): every member healthy, one leader, one
- * cluster, the planned member list, and (unless health only) the snapshot's revision and key
- * count, through etcdctl in the member pods; retried while the cluster settles.
+ * cluster, the planned member list, and (unless health only) every member on this restore's data
+ * (its member and cluster IDs), the snapshot's revision and key count, through etcdctl in the
+ * member pods; retried while the cluster settles.
  */
 import { ForbiddenError } from '../errors.js';
 import { keyCount, memberList, targetOf } from '../etcd/etcdctl.js';
-import { execStatusProbe } from '../etcd/status.js';
+import { restoredIds } from '../etcd/ids.js';
+import { execStatusProbe, type MemberStatus } from '../etcd/status.js';
 import { memberContainer } from '../etcd/topology.js';
 import type { ContainerCommand } from '../kube/exec.js';
 import type { RestorePlan } from './plan.js';
 import type { RestoreVerifier } from './runner.js';
+
+/**
+ * Members that do not run this restore's data, as each answers for itself: the restore's own
+ * token gives every member and the cluster IDs no earlier data has (etcd/ids.ts), so a member
+ * with other IDs started on data the restore did not write there (a swap that missed the data
+ * dir, a subPath, a volume swapped behind its back); keys, revision and health cannot tell that.
+ */
+export function notRestored(plan: RestorePlan, rows: ReadonlyArray<Pick<MemberStatus, 'name' | 'memberId' | 'clusterId'>>): string[] {
+  const want = restoredIds(plan.initialCluster, plan.initialClusterToken);
+  const problems: string[] = [];
+  for (const row of rows) {
+    if (row.memberId === undefined) continue;
+    const expected = want.members[row.name];
+    if (row.memberId !== expected || row.clusterId !== want.clusterId) {
+      problems.push(`member "${row.name}" runs data this restore did not write (member ID ${row.memberId}, cluster ID ${row.clusterId ?? 'unknown'}; `
+        + `the restored data has ${expected ?? 'no member of that name'}, cluster ${want.clusterId})`);
+    }
+  }
+  return problems;
+}
 
 /** Checks the restored cluster through etcdctl in the member pods; retries while it settles. */
 export function etcdRestoreVerifier(run: ContainerCommand, expected: { liveKeys?: number }, settleMs = 60_000): RestoreVerifier {
@@ -28,6 +50,8 @@ export function etcdRestoreVerifier(run: ContainerCommand, expected: { liveKeys?
     if (!healthOnly && new Set(revisions).size > 1) problems.push(`members disagree on the revision (${revisions.join(', ')})`);
     const clusterIds = new Set(rows.map((x) => x.clusterId));
     if (clusterIds.size > 1) problems.push(`members belong to different clusters (${[...clusterIds].join(', ')})`);
+    const stale = healthOnly ? [] : notRestored(plan, rows);
+    problems.push(...stale);
     const first = members[0]!;
     const list = await run(memberContainer(first), memberList(targetOf(first)).argv);
     let listed: Array<{ name: string; peerURLs: string[] }> = [];
@@ -48,6 +72,8 @@ export function etcdRestoreVerifier(run: ContainerCommand, expected: { liveKeys?
     else if (!healthOnly && expected.liveKeys !== undefined && keys !== expected.liveKeys) problems.push(`the cluster has ${keys} keys, the snapshot ${expected.liveKeys}`);
     return {
       ok: problems.length === 0,
+      // A member that answers with other IDs runs other data: waiting will not change that.
+      final: stale.length > 0,
       problems,
       summary: {
         members: rows.map((x) => ({ name: x.name, healthy: x.healthy, leader: x.isLeader ?? false, revision: x.revision })),
@@ -65,9 +91,11 @@ export function etcdRestoreVerifier(run: ContainerCommand, expected: { liveKeys?
         const report = await once(plan, opts.healthOnly ?? false).catch((err: unknown) => {
           // Waiting does not cure a refusal: say so at once.
           if (err instanceof ForbiddenError) throw err;
-          return { ok: false, problems: [(err as Error).message.split('\n')[0] ?? String(err)], summary: {} };
+          return { ok: false, final: false, problems: [(err as Error).message.split('\n')[0] ?? String(err)], summary: {} };
         });
-        if (report.ok || Date.now() > deadline) return report;
+        if (report.ok || report.final || Date.now() > deadline) {
+          return { ok: report.ok, problems: report.problems, summary: report.summary };
+        }
         await new Promise((res) => setTimeout(res, 2000));
       }
     },

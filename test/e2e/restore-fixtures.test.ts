@@ -1,12 +1,15 @@
-// `kubectl etcd restore` on the `single` (1-member anthos, non-HA runbook) and `bitnami`
-// (ETCD_* env, non-root uid 1001) fixtures in one cluster, and the preflight refusals — missing
-// permission, wrong etcd minor version, NotReady node, volume too small — each before the first
-// mutation, with one line and a hint.
+// `kubectl etcd restore` on the `single` (1-member anthos, non-HA runbook; here its data volume
+// mounted with subPathExpr `etcd-$(POD_NAME)`, so the data dir is a folder of the volume named
+// after the member pod, which a utility pod must not expand with its own name) and `bitnami` (ETCD_* env,
+// non-root uid 1001) fixtures in one cluster, and the preflight refusals — missing permission,
+// wrong etcd minor version, NotReady node, volume too small — each before the first mutation, with
+// one line and a hint. On the subPath fixture the naive restore (a utility pod mounting the volume
+// root) is first shown to leave etcd on its old data while every command succeeds.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { teardown, type SimCluster } from '../sim/harness.js';
 import {
-  anthosAccess, auditMark, auditSince, BITNAMI_ACCESS, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, mutations, startRestoreCluster, type EtcdAccess,
+  anthosAccess, auditMark, auditSince, BITNAMI_ACCESS, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, mutations, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy, type EtcdAccess,
 } from './restore-helpers.js';
 
 const SINGLE = anthosAccess(1);
@@ -38,7 +41,7 @@ async function refused(args: string[], opts: { kubeconfig?: string; user?: strin
 }
 
 beforeAll(async () => {
-  ({ cluster, work, state } = await startRestoreCluster(['single', 'bitnami'], 'restore-fixtures'));
+  ({ cluster, work, state } = await startRestoreCluster(['single:subPath=etcd-$(POD_NAME)', 'bitnami'], 'restore-fixtures'));
   await prepare(SINGLE, 'single');
   await prepare(BITNAMI_ACCESS, 'bitnami');
 }, 600_000);
@@ -106,13 +109,115 @@ describe('preflight refuses before the first mutation', () => {
   });
 });
 
+// A pod of the test mounting the whole volume of kube-etcd-0 (no subPath) at etcd's path: the
+// naive restore's utility pod, and later the eye on the volume root.
+const ROOT_POD = 'volume-root';
+/** kube-etcd-0's data folder on its volume, as the volume-root pod sees it. */
+const SUB = '/var/lib/etcd/etcd-kube-etcd-0';
+const SNAP_IN_ROOT = '/var/lib/etcd/naive.db';
+
+async function inRoot(script: string): Promise<string> {
+  const r = await cluster.kubectl(['-n', 'uc1', 'exec', ROOT_POD, '--', 'sh', '-ec', script]);
+  if (r.code !== 0) throw new Error(`${script} in ${ROOT_POD} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** kube-etcd-0's own member and cluster ID, from endpoint status in it. */
+async function ids(): Promise<{ member: string; cluster: string }> {
+  const out = await etcdctl(cluster, SINGLE, 'kube-etcd-0', ['endpoint', 'status', '-w', 'json']);
+  const h = (JSON.parse(out.replace(/:\s*(\d{16,})/g, ':"$1"')) as Array<{ Status: { header: { member_id: string | number; cluster_id: string | number } } }>)[0]!.Status.header;
+  return { member: BigInt(h.member_id).toString(16), cluster: BigInt(h.cluster_id).toString(16) };
+}
+
+async function scaleEtcd(replicas: number): Promise<void> {
+  expect((await cluster.kubectl(['-n', 'uc1', 'scale', 'statefulset', 'kube-etcd', `--replicas=${replicas}`])).code).toBe(0);
+  const pods = async () => (await cluster.kubectl(['-n', 'uc1', 'get', 'pods', '-l', 'component=kube-etcd', '-o', 'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{end}'])).stdout;
+  await expect.poll(pods, { timeout: 120_000, interval: 1000 }).toBe(replicas ? 'True' : '');
+}
+
+describe('subPath: the fixture is hostile', () => {
+  it('the kubelet mounts the folder a subPathExpr names, $(VAR) from the container\'s env', async () => {
+    const pod = {
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: 'subpath-expr', namespace: 'uc1' },
+      spec: {
+        terminationGracePeriodSeconds: 0,
+        containers: ['root', 'sub'].map((name) => ({
+          name, image: 'gcr.io/gke-on-prem-release/etcd:v3.4.23-0-gke.1', command: ['/bin/sh', '-c', "trap 'exit 0' TERM; while :; do sleep 1; done"],
+          env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
+          volumeMounts: [name === 'root' ? { name: 'v', mountPath: '/v' } : { name: 'v', mountPath: '/w', subPathExpr: 'x-$(POD_NAME)' }],
+        })),
+        volumes: [{ name: 'v', emptyDir: {} }],
+      },
+    };
+    expect((await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify(pod) })).code).toBe(0);
+    expect((await cluster.kubectl(['-n', 'uc1', 'wait', 'pod/subpath-expr', '--for=condition=Ready', '--timeout=60s'])).code).toBe(0);
+    expect((await cluster.kubectl(['-n', 'uc1', 'exec', 'subpath-expr', '-c', 'sub', '--', 'touch', '/w/hello'])).code).toBe(0);
+    expect((await cluster.kubectl(['-n', 'uc1', 'exec', 'subpath-expr', '-c', 'root', '--', 'ls', '/v/x-subpath-expr'])).stdout.trim()).toBe('hello');
+    expect((await cluster.kubectl(['-n', 'uc1', 'delete', 'pod', 'subpath-expr', '--wait=true'])).code).toBe(0);
+  }, 120_000);
+
+  it('a restore through a pod that mounts the volume root swaps beside the data etcd reads: every command succeeds, etcd comes back healthy on its old data, with as many keys as the snapshot and its old IDs', async () => {
+    const node = (await cluster.kubectl(['-n', 'uc1', 'get', 'pod', 'kube-etcd-0', '-o', 'jsonpath={.spec.nodeName}'])).stdout.trim();
+    const pod = {
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: ROOT_POD, namespace: 'uc1' },
+      spec: {
+        nodeSelector: { 'kubernetes.io/hostname': node }, terminationGracePeriodSeconds: 0,
+        containers: [{
+          name: 'shell', image: 'gcr.io/gke-on-prem-release/etcd:v3.4.23-0-gke.1', command: ['/bin/sh', '-c', "trap 'exit 0' TERM; while :; do sleep 1; done"],
+          volumeMounts: [{ name: 'data', mountPath: '/var/lib/etcd' }],
+        }],
+        volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data-kube-etcd-0' } }],
+      },
+    };
+    expect((await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify(pod) })).code).toBe(0);
+    expect((await cluster.kubectl(['-n', 'uc1', 'wait', `pod/${ROOT_POD}`, '--for=condition=Ready', '--timeout=60s'])).code).toBe(0);
+    // The kubelet honours subPathExpr: etcd's /var/lib/etcd is the volume's folder etcd-kube-etcd-0/.
+    expect((await inRoot('ls -1 /var/lib/etcd')).split('\n')).toContain('etcd-kube-etcd-0');
+    expect((await inRoot(`ls -1 ${SUB}`)).split('\n')).toContain('member');
+    // As many keys under /test/ as the snapshot holds (a1 a2 a3), but not the same ones.
+    await etcdctl(cluster, SINGLE, 'kube-etcd-0', ['del', '/test/b2']);
+    const before = await ids();
+    const revisionBefore = (await memberRevision(cluster, SINGLE, 'kube-etcd-0')).revision;
+    expect((await cluster.kubectl(['cp', snapshots['single']!, `uc1/${ROOT_POD}:${SNAP_IN_ROOT}`])).code).toBe(0);
+    await scaleEtcd(0);
+    // The runbook's restore and swap at etcd's --data-dir, as this pod sees it (the volume root).
+    await inRoot([
+      `ETCDCTL_API=3 etcdctl snapshot restore ${SNAP_IN_ROOT} --name=kube-etcd-0 --initial-cluster=kube-etcd-0=https://kube-etcd-0.kube-etcd:2380`
+        + ' --initial-cluster-token=etcd-cluster-1 --initial-advertise-peer-urls=https://kube-etcd-0.kube-etcd:2380 --data-dir=/var/lib/etcd/naive-restore',
+      'if [ -e /var/lib/etcd/member ]; then mv /var/lib/etcd/member /var/lib/etcd/member.naive-old; fi',
+      'mv /var/lib/etcd/naive-restore/member /var/lib/etcd/member',
+      `rm -rf /var/lib/etcd/naive-restore ${SNAP_IN_ROOT}`,
+    ].join('\n'));
+    await scaleEtcd(1);
+    await waitClusterHealthy(cluster, SINGLE);
+    expect(await keysOn(cluster, SINGLE, 'kube-etcd-0', '/test/')).toEqual(['/test/a2', '/test/a3', '/test/b1']);
+    expect((await memberRevision(cluster, SINGLE, 'kube-etcd-0')).revision).toBeGreaterThanOrEqual(revisionBefore);
+    // Even a fresh restore with the runbook's token has the old IDs: the IDs tell nothing either.
+    expect(await ids()).toEqual(before);
+    // The restored data sits unused on the volume root.
+    await inRoot('test -d /var/lib/etcd/member/snap && rm -rf /var/lib/etcd/member');
+  }, 300_000);
+});
+
 describe.each([
   ['single', SINGLE, 'uc1/kube-etcd'],
   ['bitnami', BITNAMI_ACCESS, 'etcd/etcd'],
 ] as const)('kubectl etcd restore (%s)', (name, a, workload) => {
-  it('brings back exactly the backed-up keys on every member, healthy, equal revisions, old data kept', async () => {
+  it('brings back exactly the backed-up keys on every member, healthy, equal revisions, new IDs, old data kept', async () => {
+    const claims = async () => (await cluster.kubectl(['-n', a.namespace, 'get', 'pvc', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.metadata.uid} {end}'])).stdout.trim();
+    const claimsBefore = await claims();
+    const memberIds = async () => (await etcdctl(cluster, a, a.pods[0]!, ['member', 'list'])).split('\n').filter(Boolean).map((l) => l.split(', ')[0]!).sort();
+    const idsBefore = await memberIds();
+    const revisionBefore = (await memberRevision(cluster, a, a.pods[0]!)).revision;
     const r = await kubectlEtcd(cluster, state, ['restore', snapshots[name]!, '-n', a.namespace, '--yes']);
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/==> verify: .*each member on the restored data/);
+    // The restore's own cluster token gives every member a new ID; the claims are the same.
+    const idsAfter = await memberIds();
+    expect(idsAfter).toHaveLength(a.pods.length);
+    for (const id of idsAfter) expect(idsBefore).not.toContain(id);
+    expect(await claims()).toBe(claimsBefore);
+    expect((await cluster.kubectl(['-n', a.namespace, 'get', 'pods', '-l', 'app.kubernetes.io/managed-by=kubectl-etcd', '-o', 'name'])).stdout.trim()).toBe('');
     expect(r.stdout).toMatch(new RegExp(`^restored ${workload} .* on ${a.pods.length} member\\(s\\) .*verified$`, 'm'));
     for (const pod of a.pods) {
       expect(await keysOn(cluster, a, pod, '/test/'), pod).toEqual(['/test/a1', '/test/a2', '/test/a3']);
@@ -123,10 +228,50 @@ describe.each([
     if (name === 'single') {
       const sts = JSON.parse((await cluster.kubectl(['-n', 'uc1', 'get', 'statefulset', 'kube-apiserver', '-o', 'json'])).stdout) as { spec: { replicas: number }; status: { readyReplicas?: number } };
       expect([sts.spec.replicas, sts.status.readyReplicas]).toEqual([1, 1]);
+      // The plan names the member's folder, expanded with the member pod's name.
+      expect(r.stderr).toContain('pvc "data-kube-etcd-0" (subPath "etcd-kube-etcd-0" at /var/lib/etcd)');
+      // On the volume: the restored data and the kept copy in the subPath folder etcd mounts, both
+      // whole; nothing of the restore at the volume root.
+      const aside = (await inRoot(`ls -1 ${SUB}`)).split('\n').filter((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f));
+      expect(aside).toHaveLength(1);
+      expect((await inRoot('ls -1 /var/lib/etcd')).split('\n').filter((f) => /^(member|kubectl-etcd)/.test(f))).toEqual([]);
+      const kept = JSON.parse(await inRoot(`ETCDCTL_API=3 etcdctl snapshot status ${SUB}/${aside[0]}/snap/db -w json`)) as { revision: number };
+      expect(kept.revision).toBeGreaterThanOrEqual(revisionBefore);
+      expect((await inRoot(`ls -1 ${SUB}/${aside[0]}`)).split('\n').filter(Boolean)).toEqual(['snap', 'wal']);
     } else {
       // The non-root member owns its restored data.
       const own = await cluster.kubectl(['-n', 'etcd', 'exec', 'etcd-0', '-c', 'etcd', '--', 'stat', '-c', '%u', `${a.dataDir}/member`]);
       expect(own.stdout.trim()).toBe('1001');
     }
   }, 600_000);
+});
+
+describe('subPath: a restore that did not take effect', () => {
+  it('fails verification (exit 3, naming the member), and --abort brings back the data the member ran before', async () => {
+    await pruneSetAside(cluster, SINGLE);
+    await etcdctl(cluster, SINGLE, 'kube-etcd-0', ['put', '/test/c', 'written after the first restore']);
+    const before = await keysOn(cluster, SINGLE, 'kube-etcd-0', '/test/');
+    const started = startKubectlEtcd(cluster, state, ['restore', snapshots['single']!, '-n', 'uc1', '--yes', '--no-safety-backup']);
+    // Killed once the member is swapped, while etcd is stopped.
+    await started.until(/==> delete utility pod /);
+    started.child.kill('SIGKILL');
+    expect((await started.done).code).toBe(137);
+    // The swap undone behind the restore's back, as a swap to the wrong place leaves it: etcd's
+    // data dir holds the data it ran before.
+    await inRoot([
+      `cd ${SUB}`,
+      'test -d member && mv member member.undone',
+      'for d in member.pre-restore-*; do mv "$d" member; done',
+    ].join('\n'));
+    const resumed = await kubectlEtcd(cluster, state, ['restore', '-n', 'uc1', '--resume', '--yes']);
+    expect(resumed.code, resumed.stderr).toBe(3);
+    expect(resumed.stderr).toMatch(/^error: the restored cluster did not pass verification: member "kube-etcd-0" runs data this restore did not write \(member ID [0-9a-f]+, cluster ID [0-9a-f]+; the restored data has [0-9a-f]+, cluster [0-9a-f]+\)/m);
+    expect(await keysOn(cluster, SINGLE, 'kube-etcd-0', '/test/')).toEqual(before);
+    const aborted = await kubectlEtcd(cluster, state, ['restore', '-n', 'uc1', '--abort', '--yes']);
+    expect(aborted.code, aborted.stderr).toBe(0);
+    await waitClusterHealthy(cluster, SINGLE);
+    expect(await keysOn(cluster, SINGLE, 'kube-etcd-0', '/test/')).toEqual(before);
+    expect((await cluster.kubectl(['-n', 'uc1', 'get', 'pods', '-l', 'app.kubernetes.io/managed-by=kubectl-etcd', '-o', 'name'])).stdout.trim()).toBe('');
+    expect((await cluster.kubectl(['-n', 'uc1', 'delete', 'pod', ROOT_POD, '--wait=true'])).code).toBe(0);
+  }, 420_000);
 });

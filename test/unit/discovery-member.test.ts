@@ -125,9 +125,26 @@ describe('readMember: volumes, identity and node', () => {
       volumes: [{ name: 'x', emptyDir: {} }],
       dataVolume: undefined,
     },
+    {
+      case: 'a subPath of the volume (the data dir is not the volume root)',
+      mounts: [{ name: 'data', mountPath: '/var/lib/etcd', subPath: 'etcd/' }],
+      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data-db-0' } }],
+      dataVolume: { kind: 'pvc', volumeName: 'data', claimName: 'data-db-0', mountPath: '/var/lib/etcd', subPath: 'etcd' },
+    },
+    {
+      case: 'a subPathExpr, expanded with the member pod\'s own env (a utility pod has another name)',
+      mounts: [{ name: 'data', mountPath: '/var/lib/etcd', subPathExpr: 'etcd-$(POD_NAME)' }],
+      volumes: [{ name: 'data', hostPath: { path: '/srv' } }],
+      dataVolume: { kind: 'hostPath', volumeName: 'data', hostPath: '/srv', mountPath: '/var/lib/etcd', subPath: 'etcd-db-0' },
+    },
   ])('data volume: $case', ({ mounts, volumes, dataVolume }) => {
-    const m = readMember(pod({ command: ['etcd', '--data-dir=/var/lib/etcd/data'], volumeMounts: mounts }, { volumes }));
+    const m = readMember(pod({ command: ['etcd', '--data-dir=/var/lib/etcd/data'], env: [podName], volumeMounts: mounts }, { volumes }));
     expect(m?.dataVolume).toEqual(dataVolume);
+  });
+
+  it('notes a subPathExpr variable it cannot resolve', () => {
+    const m = readMember(pod({ command: ['etcd', '--data-dir=/d'], volumeMounts: [{ name: 'd', mountPath: '/d', subPathExpr: '$(NOPE)' }] }, { volumes: [{ name: 'd', emptyDir: {} }] }));
+    expect(m?.notes).toEqual(['subPathExpr "$(NOPE)" of the data volume has an unresolved variable']);
   });
 
   it('cert source from a projected Secret', () => {

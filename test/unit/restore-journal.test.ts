@@ -32,7 +32,7 @@ function configMaps(fail?: Error): ConfigMapAccess & { maps: Map<string, { data:
 
 function state(workload: string): JournalState {
   return {
-    version: 2, stamp: 'S', namespace: 'uc1', workload, snapshot: { path: 's.db', sha256: 'ab', revision: 1, totalKey: 1 },
+    version: 3, stamp: 'S', namespace: 'uc1', workload, snapshot: { path: 's.db', sha256: 'ab', revision: 1, totalKey: 1 },
     etcdReplicas: 3, quiesce: [], pdbs: [], done: [], phase: 'running', plan: { steps: [] } as never, startedAt: '', updatedAt: '',
   };
 }

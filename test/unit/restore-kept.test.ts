@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { restoreCommand, validateRestoreOptions, type RestoreDeps, type RestoreOptions } from '../../src/restore/command.js';
 import { historyConfigMapName } from '../../src/restore/history.js';
-import { journalConfigMapName, type ConfigMapAccess } from '../../src/restore/journal.js';
+import { JOURNAL_VERSION, journalConfigMapName, type ConfigMapAccess } from '../../src/restore/journal.js';
 import {
   keptCopiesDirOf, measureKeptArgv, parseKeptListing, removeKeptArgv, selectPrunable, type KeptCopy,
 } from '../../src/restore/kept.js';
@@ -212,7 +212,7 @@ describe('restore --prune-kept', () => {
   const stateDir = () => mkdtempSync(join(tmpdir(), 'prune-'));
 
   it('refuses while a restore journal is open, before any change', async () => {
-    const open = { version: 2, stamp: C, namespace: 'uc1', workload: 'kube-etcd', snapshot: { path: 's.db' }, done: [], phase: 'running', plan: {}, updatedAt: 'x' };
+    const open = { version: JOURNAL_VERSION, stamp: C, namespace: 'uc1', workload: 'kube-etcd', snapshot: { path: 's.db' }, done: [], phase: 'running', plan: {}, updatedAt: 'x' };
     const maps = new Map<string, Record<string, string>>([[journalConfigMapName('kube-etcd'), { 'journal.json': JSON.stringify(open) }], [historyConfigMapName('kube-etcd'), history([A, B])]]);
     const h = setup(maps);
     await expect(restoreCommand({ ...base, stateDir: stateDir(), pruneKept: true, yes: true }, h.deps)).rejects.toThrow(

@@ -50,7 +50,7 @@ describe('buildRestorePlan', () => {
     expect(plan.initialCluster).toBe(ic);
     expect(plan.members[1]!.restoreArgv).toEqual([
       'etcdctl', 'snapshot', 'restore', '/var/lib/etcd/kubectl-etcd-20261125T183500Z.db',
-      '--name=kube-etcd-1', `--initial-cluster=${ic}`, '--initial-cluster-token=etcd-cluster-1',
+      '--name=kube-etcd-1', `--initial-cluster=${ic}`, '--initial-cluster-token=etcd-cluster-1-restore-20261125T183500Z',
       '--initial-advertise-peer-urls=https://kube-etcd-1.kube-etcd:2380',
       '--data-dir=/var/lib/etcd/kubectl-etcd-restore-20261125T183500Z',
     ]);
@@ -114,6 +114,37 @@ describe('buildRestorePlan', () => {
 
 // The swap and rollback scripts run for real in sh against real directories: resume safety
 // depends on them being idempotent and never deleting member data.
+// subPath: etcd sees only a folder of its volume at the mount path; a utility pod mounting the
+// volume root there would swap into <volume>/member while etcd reads <volume>/etcd/member.
+describe('a member whose data volume is mounted with a subPath', () => {
+  const member = anthosMember(0, { dataVolume: { kind: 'pvc', volumeName: 'data', claimName: 'data-kube-etcd-0', mountPath: '/var/lib/etcd', subPath: 'etcd' } });
+  const m = buildRestorePlan(input([member])).members[0]!;
+
+  it('the utility pod mounts the same folder of the volume at the same path, so every path of the plan lands beside the data etcd reads', () => {
+    for (const c of m.utilityPod.spec.containers) {
+      expect(c['volumeMounts']).toContainEqual({ name: 'etcd-data', mountPath: '/var/lib/etcd', subPath: 'etcd' });
+    }
+    expect(m.swapArgv.slice(-3)).toEqual(['/var/lib/etcd', '/var/lib/etcd/kubectl-etcd-restore-20261125T183500Z', '/var/lib/etcd/member.pre-restore-20261125T183500Z']);
+  });
+
+  it('a Bitnami member: the kept copy and its start files in the mounted folder, outside the data dir its scripts wipe', () => {
+    const bitnami = anthosMember(0, {
+      dataDir: '/bitnami/etcd/data', runAsUser: 1001, fsGroup: 1001,
+      dataVolume: { kind: 'pvc', volumeName: 'data', claimName: 'data-etcd-0', mountPath: '/bitnami/etcd', subPath: 'etcd-0' },
+      startScripts: { kind: 'bitnami', disasterRecovery: false },
+    });
+    const b = buildRestorePlan(input([bitnami])).members[0]!;
+    expect(b.utilityPod.spec.containers[0]!['volumeMounts']).toEqual([{ name: 'etcd-data', mountPath: '/bitnami/etcd', subPath: 'etcd-0' }]);
+    expect([b.asideDir, b.startFilesDir]).toEqual(['/bitnami/etcd/member.pre-restore-20261125T183500Z', '/bitnami/etcd/member.pre-restore-20261125T183500Z.start-files']);
+    expect(b.startFiles).toContain('/bitnami/etcd/member_removal.log');
+  });
+
+  it('with a distroless etcd image both containers mount it so', () => {
+    const d = buildRestorePlan(input([member], { etcdToolsImage: 'etcd:distroless' })).members[0]!;
+    expect(d.utilityPod.spec.containers.map((c) => (c['volumeMounts'] as Array<{ subPath?: string }>)[0]!.subPath)).toEqual(['etcd', 'etcd']);
+  });
+});
+
 describe('swap and rollback scripts', () => {
   const m = buildRestorePlan(input([anthosMember(0)])).members[0]!;
   function setup() {

@@ -37,25 +37,36 @@ export function localClientEndpoint(listenUrls: string[]): { endpoint: string; p
   return { endpoint: `${pick.protocol}//${host}:${port}`, port };
 }
 
-/** The pod volume mounted at the longest mountPath that is a prefix of `path`. */
-export function volumeForPath(pod: V1Pod, container: V1Container, path: string): { volume?: V1Volume; name: string; mountPath: string } | undefined {
+/** The pod volume mounted at the longest mountPath that is a prefix of `path`, with the mount's subPath / subPathExpr. */
+export function volumeForPath(pod: V1Pod, container: V1Container, path: string): {
+  volume?: V1Volume; name: string; mountPath: string; subPath?: string; subPathExpr?: string;
+} | undefined {
   const under = (mount: string): boolean => path === mount || path.startsWith(mount.endsWith('/') ? mount : `${mount}/`);
   const mount = (container.volumeMounts ?? [])
     .filter((m) => under(m.mountPath))
     .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
   if (!mount) return undefined;
-  return { volume: pod.spec?.volumes?.find((v) => v.name === mount.name), name: mount.name, mountPath: mount.mountPath };
+  return {
+    volume: pod.spec?.volumes?.find((v) => v.name === mount.name), name: mount.name, mountPath: mount.mountPath,
+    ...(mount.subPath ? { subPath: mount.subPath } : {}),
+    ...(mount.subPathExpr ? { subPathExpr: mount.subPathExpr } : {}),
+  };
 }
 
-function dataVolumeOf(pod: V1Pod, container: V1Container, dataDir: string, opts: MemberReadOptions, ordinal?: number): DataVolume | undefined {
+function dataVolumeOf(pod: V1Pod, container: V1Container, dataDir: string, opts: MemberReadOptions, vars: ReadonlyMap<string, string>, notes: string[], ordinal?: number): DataVolume | undefined {
   const found = volumeForPath(pod, container, dataDir);
   if (!found) return undefined;
   const { volume, name: volumeName, mountPath } = found;
-  if (volume?.persistentVolumeClaim) return { kind: 'pvc', volumeName, claimName: volume.persistentVolumeClaim.claimName, mountPath };
-  if (volume?.hostPath) return { kind: 'hostPath', volumeName, hostPath: volume.hostPath.path, mountPath };
-  if (volume?.emptyDir) return { kind: 'emptyDir', volumeName, mountPath };
+  // subPathExpr expands $(VAR) from the etcd container's env, as the kubelet does: the member pod's
+  // own values (its name, say), which a utility pod would not have.
+  const subPath = found.subPathExpr ? expandKubeVars(found.subPathExpr, vars) : found.subPath;
+  if (found.subPathExpr && subPath && /\$\(/.test(subPath)) notes.push(`subPathExpr "${found.subPathExpr}" of the data volume has an unresolved variable`);
+  const base = { volumeName, mountPath, ...(subPath ? { subPath: subPath.replace(/^\/+|\/+$/g, '') } : {}) };
+  if (volume?.persistentVolumeClaim) return { kind: 'pvc', ...base, claimName: volume.persistentVolumeClaim.claimName };
+  if (volume?.hostPath) return { kind: 'hostPath', ...base, hostPath: volume.hostPath.path };
+  if (volume?.emptyDir) return { kind: 'emptyDir', ...base };
   if (!volume && opts.statefulSet && ordinal !== undefined && opts.claimTemplates?.includes(volumeName)) {
-    return { kind: 'pvc', volumeName, claimName: `${volumeName}-${opts.statefulSet}-${ordinal}`, mountPath };
+    return { kind: 'pvc', ...base, claimName: `${volumeName}-${opts.statefulSet}-${ordinal}` };
   }
   return undefined;
 }
@@ -119,7 +130,7 @@ export function readMember(pod: V1Pod, opts: MemberReadOptions = {}): EtcdMember
   const runAsUser = sc?.runAsUser ?? podSc?.runAsUser;
   const runAsGroup = sc?.runAsGroup ?? podSc?.runAsGroup;
   const fsGroup = podSc?.fsGroup;
-  const dataVolume = dataVolumeOf(pod, container, dataDir, opts, ordinal);
+  const dataVolume = dataVolumeOf(pod, container, dataDir, opts, vars, notes, ordinal);
   const certSource = certSourceOf(pod, container, certFile ?? caFile);
   const ready = pod.status?.conditions?.find((c) => c.type === 'Ready');
   // etcd's own defaults: the member alone at its advertised peer URLs, token "etcd-cluster".

@@ -7,13 +7,13 @@
 // table is fixed); terminal pods keep their sandbox until deleted; sidecar init containers
 // (restartPolicy Always on an init container) run like ordinary init containers.
 import { mkdirSync, renameSync, rmSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import type { V1ConfigMap, V1Container, V1Probe, V1Secret } from '@kubernetes/client-node';
 import { resolveImage, type ImageSpec } from '../images.js';
 import type { Json } from '../json.js';
 import { ApiError, sleep, type ApiClient } from './api.js';
 import { signalContainer, startContainer, waitInRoot, type ContainerMount, type StartedContainer } from './container.js';
-import { containerArgv, containerEnv, processEnv, type KeySource } from './env.js';
+import { containerArgv, containerEnv, expandVars, processEnv, type KeySource } from './env.js';
 import type { LocalVolumes } from './localpv.js';
 import type { PodNet, PodNetwork } from './network.js';
 import type { BoundPod, Pod } from './objects.js';
@@ -175,14 +175,23 @@ export class PodWorker {
     return undefined;
   }
 
-  private mountsFor(c: Container, volumes: Map<string, PreparedVolume>): ContainerMount[] {
+  /**
+   * The container's mounts. `subPath` mounts a sub-folder of the volume instead of its root, made
+   * when missing; `subPathExpr` is the same with `$(VAR)` expanded from the container's env, as
+   * https://kubernetes.io/docs/concepts/storage/volumes/#using-subpath describes. Both must stay
+   * relative and inside the volume (the API server refuses `..` and absolute paths).
+   */
+  private mountsFor(c: Container, volumes: Map<string, PreparedVolume>, env: Map<string, string>): ContainerMount[] {
     return (c.spec.volumeMounts ?? []).map((m) => {
       const v = volumes.get(m.name);
       if (!v) throw new Error(`volumeMount "${m.name}" of container "${c.name}" names no volume of the pod; add it to spec.volumes`);
+      if (m.subPath && m.subPathExpr) throw new Error(`volumeMount "${m.name}" of container "${c.name}" sets both subPath and subPathExpr; use one`);
+      const sub = m.subPathExpr ? expandVars(m.subPathExpr, (n) => env.get(n)) : m.subPath;
       let source = v.source;
-      if (m.subPath) {
-        source = join(v.source, m.subPath);
-        if (!source.startsWith(v.source)) throw new Error(`subPath "${m.subPath}" escapes volume "${m.name}"`);
+      if (sub) {
+        if (isAbsolute(sub) || sub.split('/').includes('..')) throw new Error(`subPath "${sub}" of volumeMount "${m.name}" must be a relative path without ".."`);
+        source = join(v.source, sub);
+        if (!source.startsWith(`${v.source.replace(/\/+$/, '')}/`)) throw new Error(`subPath "${sub}" escapes volume "${m.name}"`);
         if (!existsSync(source)) mkdirSync(source, { recursive: true });
       }
       return { source, target: m.mountPath, readOnly: v.alwaysReadOnly || !!m.readOnly };
@@ -215,7 +224,7 @@ export class PodWorker {
     let mounts: ContainerMount[];
     try {
       kubeEnv = await containerEnv(pod, c.spec, this.keySource());
-      mounts = this.mountsFor(c, volumes);
+      mounts = this.mountsFor(c, volumes, kubeEnv);
     } catch (err) {
       const message = (err as Error).message;
       c.state = { waiting: { reason: 'CreateContainerConfigError', message } };
