@@ -12,16 +12,14 @@
 // since with peer TLS etcd admits a peer only when its certificate's DNS name resolves to its
 // address), releases them once etcd is healthy, and leaves the same claims, the same settings and
 // exactly the expected keys.
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { teardown, type SimCluster } from '../sim/harness.js';
 import {
-  anthosAccess, etcdctl, keysOn, kubectlEtcd, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
+  A_KEYS, anthosAccess, backupThenDiverge, keysOn, kubectlEtcd, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
 } from './restore-helpers.js';
 
 const S = anthosAccess(3);
 const NS = S.namespace;
-const A_KEYS = ['/test/a1', '/test/a2', '/test/a3'];
 const PROBE = 'jsonpath={.spec.template.spec.containers[0].readinessProbe.exec.command[-2:]}';
 
 let cluster: SimCluster;
@@ -54,23 +52,17 @@ async function rolledOut(): Promise<boolean> {
   return st['updateRevision'] === st['currentRevision'] && st['updatedReplicas'] === 3 && st['readyReplicas'] === 3;
 }
 
+/** The runbook's way: scale etcd to 0, wait until its pods are gone, scale back to 3 and give it waitMs. */
+async function naiveRestart(waitMs: number): Promise<void> {
+  expect(await kubectl(['scale', 'statefulset', 'kube-etcd', '--replicas=0'])).toMatch(/scaled/);
+  await waitFor('the etcd pods to be gone', async () => (await etcdPods()).length === 0);
+  await kubectl(['scale', 'statefulset', 'kube-etcd', '--replicas=3']);
+  await new Promise((r) => setTimeout(r, waitMs));
+}
+
 const claimUids = async () => kubectl(['get', 'pvc', '-l', 'component=kube-etcd', '-o', 'jsonpath={.items[*].metadata.uid}']);
 const utilityPods = async () => kubectl(['get', 'pods', '-l', 'app.kubernetes.io/managed-by=kubectl-etcd', '-o', 'name']);
 
-/** Writes the A keys, backs up, then diverges (B written, a1 deleted); returns the snapshot and the keys now. */
-async function backupThenDiverge(round: number): Promise<{ snapshot: string; before: string[] }> {
-  await waitClusterHealthy(cluster, S);
-  await pruneSetAside(cluster, S);
-  const pod = S.pods[0]!;
-  await etcdctl(cluster, S, pod, ['del', '/test/', '--prefix']);
-  for (const k of A_KEYS) await etcdctl(cluster, S, pod, ['put', k, k]);
-  const snapshot = join(work, `round-${round}.db`);
-  const b = await kubectlEtcd(cluster, state, ['backup', '-n', NS, '-f', snapshot]);
-  expect(b.code, b.stderr).toBe(0);
-  await etcdctl(cluster, S, pod, ['put', `/test/b${round}`, 'written after the backup']);
-  await etcdctl(cluster, S, pod, ['del', '/test/a1']);
-  return { snapshot, before: await keysOn(cluster, S, pod, '/test/') };
-}
 
 /** What a user checks after a restore or a roll-back: keys on every member, probes, settings, claims, pods. */
 async function expectWhole(keys: string[], uids: string, settings: string): Promise<void> {
@@ -93,7 +85,7 @@ async function currentSettings(): Promise<string> {
 /** The product's restore on the cluster: plain, then killed after the members started held, and resumed or rolled back. */
 function productTests(settings: string, held: { title: RegExp; release: RegExp; whileHeld: () => Promise<void> }): void {
   it('restores exactly the backed-up keys on every member, held while they start and released once etcd is healthy', async () => {
-    const { snapshot } = await backupThenDiverge(1);
+    const { snapshot } = await backupThenDiverge(cluster, S, { work, state }, 1);
     const uids = await claimUids();
     const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes', '--no-safety-backup']);
     expect(r.code, r.stderr).toBe(0);
@@ -102,11 +94,20 @@ function productTests(settings: string, held: { title: RegExp; release: RegExp; 
     await expectWhole(A_KEYS, uids, settings);
   }, 420_000);
 
+  it('--in-place (etcd never scaled; held right before its pods are deleted at once) restores exactly the backed-up keys and releases them', async () => {
+    const { snapshot } = await backupThenDiverge(cluster, S, { work, state }, 4);
+    const uids = await claimUids();
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--in-place', '--yes', '--no-safety-backup']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`${held.title.source}==> delete the pods of statefulset "kube-etcd" at once so they start on the restored data\\n`));
+    await expectWhole(A_KEYS, uids, settings);
+  }, 420_000);
+
   it.each([
     ['--resume', 'the backed-up keys'],
     ['--abort', 'the pre-restore keys'],
   ])('killed while the members start held, %s brings back %s and releases them', async (flag) => {
-    const { snapshot, before } = await backupThenDiverge(flag === '--resume' ? 2 : 3);
+    const { snapshot, before } = await backupThenDiverge(cluster, S, { work, state }, flag === '--resume' ? 2 : 3);
     const uids = await claimUids();
     const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes', '--no-safety-backup']);
     await started.until(/==> scale statefulset "kube-etcd" back to 3/);
@@ -127,10 +128,7 @@ describe('podManagementPolicy OrderedReady with a readiness probe that needs quo
   afterAll(() => teardown(cluster, work));
 
   it('the naive runbook (scale etcd to 0, then back up) starts pod 0 alone, never Ready, and podManagementPolicy cannot be changed', async () => {
-    expect(await kubectl(['scale', 'statefulset', 'kube-etcd', '--replicas=0'])).toMatch(/scaled/);
-    await waitFor('the etcd pods to be gone', async () => (await etcdPods()).length === 0);
-    await kubectl(['scale', 'statefulset', 'kube-etcd', '--replicas=3']);
-    await new Promise((r) => setTimeout(r, 15_000));
+    await naiveRestart(15_000);
     expect(await etcdPods()).toEqual(['kube-etcd-0=False']);
     const patch = await cluster.kubectl(['-n', NS, 'patch', 'sts', 'kube-etcd', '-p', '{"spec":{"podManagementPolicy":"Parallel"}}']);
     expect(patch.code).not.toBe(0);
@@ -159,10 +157,7 @@ describe('a headless Service without publishNotReadyAddresses and a readiness pr
   afterAll(() => teardown(cluster, work));
 
   it('the naive runbook (scale etcd to 0, then back up) starts every member, none of which ever finds the others', async () => {
-    await kubectl(['scale', 'statefulset', 'kube-etcd', '--replicas=0']);
-    await waitFor('the etcd pods to be gone', async () => (await etcdPods()).length === 0);
-    await kubectl(['scale', 'statefulset', 'kube-etcd', '--replicas=3']);
-    await new Promise((r) => setTimeout(r, 20_000));
+    await naiveRestart(20_000);
     expect(await etcdPods()).toEqual(S.pods.map((p) => `${p}=False`));
     const hosts = await kubectl(['exec', 'kube-etcd-0', '-c', 'kube-etcd', '--', 'cat', '/etc/hosts']);
     expect(hosts).not.toMatch(/kube-etcd-1\.kube-etcd/);

@@ -153,6 +153,28 @@ export async function pruneSetAside(cluster: SimCluster, a: EtcdAccess): Promise
   }
 }
 
+/** The keys a round writes before its backup (backupThenDiverge). */
+export const A_KEYS = ['/test/a1', '/test/a2', '/test/a3'];
+
+/**
+ * One round of a restore test: on a healthy cluster with earlier kept copies pruned, writes the
+ * A keys, backs up with the plugin to WORK/round-N.db, then diverges (b<N> written, a1 deleted);
+ * returns the snapshot and the keys after diverging (what --abort must bring back).
+ */
+export async function backupThenDiverge(cluster: SimCluster, a: EtcdAccess, dirs: { work: string; state: string }, round: number): Promise<{ snapshot: string; before: string[] }> {
+  await waitClusterHealthy(cluster, a);
+  await pruneSetAside(cluster, a);
+  const pod = a.pods[0]!;
+  await etcdctl(cluster, a, pod, ['del', '/test/', '--prefix']);
+  for (const k of A_KEYS) await etcdctl(cluster, a, pod, ['put', k, k]);
+  const snapshot = join(dirs.work, `round-${round}.db`);
+  const b = await kubectlEtcd(cluster, dirs.state, ['backup', '-n', a.namespace, '-f', snapshot]);
+  if (b.code !== 0) throw new Error(`backup failed (exit ${b.code}): ${b.stderr}`);
+  await etcdctl(cluster, a, pod, ['put', `/test/b${round}`, 'written after the backup']);
+  await etcdctl(cluster, a, pod, ['del', '/test/a1']);
+  return { snapshot, before: await keysOn(cluster, a, pod, '/test/') };
+}
+
 /**
  * The set-up every restore e2e file shares: the prerequisites (a clear failure naming what to
  * install), the built plugin, one local test cluster with the fixtures, and a private work dir

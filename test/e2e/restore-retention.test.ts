@@ -6,18 +6,16 @@
 // (scale to 0, scale up) is shown losing every key on it; then `kubectl etcd restore`, plain,
 // killed and resumed, and killed and rolled back, keeps the very same claims (same UIDs), brings
 // back exactly the backed-up keys (or the pre-restore ones for --abort) and puts the policy back.
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { teardown, type SimCluster } from '../sim/harness.js';
 import {
-  anthosAccess, etcdctl, keysOn, kubectlEtcd, lsInPod, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
+  A_KEYS, anthosAccess, backupThenDiverge, etcdctl, keysOn, kubectlEtcd, lsInPod, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
 } from './restore-helpers.js';
 
 const S = anthosAccess(1);
 const NS = S.namespace;
 const POD = S.pods[0]!;
 const CLAIM = 'data-kube-etcd-0';
-const A_KEYS = ['/test/a1', '/test/a2', '/test/a3'];
 
 let cluster: SimCluster;
 let work: string;
@@ -40,19 +38,6 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
   }
 }
 
-/** Writes the A keys, backs up, then diverges (B written, a1 deleted); returns the snapshot and the keys now. */
-async function backupThenDiverge(round: number): Promise<{ snapshot: string; before: string[] }> {
-  await waitClusterHealthy(cluster, S);
-  await pruneSetAside(cluster, S);
-  await etcdctl(cluster, S, POD, ['del', '/test/', '--prefix']);
-  for (const k of A_KEYS) await etcdctl(cluster, S, POD, ['put', k, k]);
-  const snapshot = join(work, `round-${round}.db`);
-  const b = await kubectlEtcd(cluster, state, ['backup', '-n', NS, '-f', snapshot]);
-  expect(b.code, b.stderr).toBe(0);
-  await etcdctl(cluster, S, POD, ['put', `/test/b${round}`, 'written after the backup']);
-  await etcdctl(cluster, S, POD, ['del', '/test/a1']);
-  return { snapshot, before: await keysOn(cluster, S, POD, '/test/') };
-}
 
 beforeAll(async () => {
   ({ cluster, work, state } = await startRestoreCluster(['single:whenScaled=Delete'], 'restore-retention'));
@@ -79,7 +64,7 @@ describe('the fixture is hostile', () => {
 
 describe('kubectl etcd restore keeps the claims', () => {
   it('restores exactly the backed-up keys on the same claim, keeps the old data beside it and puts whenScaled: Delete back', async () => {
-    const { snapshot } = await backupThenDiverge(1);
+    const { snapshot } = await backupThenDiverge(cluster, S, { work, state }, 1);
     const uid = await claimUid();
     const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes']);
     expect(r.code, r.stderr).toBe(0);
@@ -94,7 +79,7 @@ describe('kubectl etcd restore keeps the claims', () => {
     ['--resume', 'the backed-up keys'],
     ['--abort', 'the pre-restore keys'],
   ])('killed right after etcd was scaled to 0, %s keeps the same claim and brings back %s', async (flag, _what) => {
-    const { snapshot, before } = await backupThenDiverge(flag === '--resume' ? 2 : 3);
+    const { snapshot, before } = await backupThenDiverge(cluster, S, { work, state }, flag === '--resume' ? 2 : 3);
     const uid = await claimUid();
     const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes', '--no-safety-backup']);
     await started.until(/==> copy the snapshot to /);
