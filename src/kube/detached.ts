@@ -89,9 +89,12 @@ export async function pollRun(run: ContainerCommand, target: ContainerRef, name:
   );
 }
 
-/** Removes a run's marker (after its result was read, or when it never started). */
+// $1: the marker folder; RUNS_DIR goes too once it is empty.
+const FORGET = 'rm -rf "$1" && { rmdir "${1%/*}" 2>/dev/null; true; }';
+
+/** Removes a run's marker (after its result was read, or when it never started), and RUNS_DIR once empty. */
 export async function forgetRun(run: ContainerCommand, target: ContainerRef, name: string, onRetry?: (err: unknown) => void): Promise<void> {
-  const r = await retrying(() => run(target, ['rm', '-rf', runDir(name)]), onRetry);
+  const r = await retrying(() => run(target, ['sh', '-c', FORGET, 'sh', runDir(name)]), onRetry);
   if (r.exitCode !== 0) throw new PluginError(`removing the marker of run "${name}" in pod "${target.pod}" failed: ${lastLine(r.stderr) || `exit code ${r.exitCode}`}`);
 }
 
