@@ -6,6 +6,8 @@
 // Differences from a real API server + kubelet + containerd:
 // - no pseudo-terminal: with tty=true the command gets pipes, stderr is merged into stdout and
 //   resize events (channel 4) are ignored;
+// - an exec'd process group (with what it left running in the background) is killed when its
+//   container's main process is gone, as a runtime kills a stopped container's processes;
 // - when the client goes away the exec'd process group is killed (SIGKILL) instead of left
 //   running, unless the stream fault that cut it says --keep-running: then, as in a real cluster,
 //   the process goes on with stdin at EOF and its output thrown away. Real Kubernetes never kills
@@ -82,6 +84,21 @@ export async function serveExec(ctx: PodStreamContext): Promise<void> {
   });
 }
 
+/**
+ * What an exec started (the command, anything it left running in the background) lives until it
+ * ends or its container stops: a real runtime kills every process of a container when it stops it.
+ * The exec runs in its own process group; it is watched until the group is empty.
+ */
+function dieWithContainer(pgid: number, containerPid: number | null): void {
+  const timer = setInterval(() => {
+    try { process.kill(-pgid, 0); } catch { clearInterval(timer); return; } // the group is gone
+    if (isAlive(containerPid)) return;
+    try { process.kill(-pgid, 'SIGKILL'); } catch { /* gone meanwhile */ }
+    clearInterval(timer);
+  }, 1000);
+  timer.unref();
+}
+
 async function run(
   chan: ChannelSocket, c: ContainerRuntime, argv: string[], want: { stdin: boolean; stdout: boolean; stderr: boolean },
   tty: boolean, via: 'translator' | 'runtime', finish: (s: StreamStatus) => void, done: () => void,
@@ -149,6 +166,7 @@ async function run(
     exited = true;
     finish(internalErrorStatus(`error executing command in container: ${err.message}`));
   });
+  if (child.pid) dieWithContainer(child.pid, c.pid);
   child.on('close', (code, signal) => {
     exited = true;
     const rc = code ?? 128 + (signal ? constants.signals[signal] : 0);
