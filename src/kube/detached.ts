@@ -148,6 +148,24 @@ export async function runDetached(run: ContainerCommand, target: ContainerRef, c
   return { exitCode, stdout: out.stdout, stderr: out.stderr };
 }
 
+/**
+ * Waits until no run under the marker `name` is alive (none there, or it ended), then removes the
+ * marker: for work that must not overlap a run an earlier, interrupted caller left going (a
+ * roll-back removing what a restore still writes).
+ */
+export async function settleRun(run: ContainerCommand, target: ContainerRef, name: string, opts: DetachedOptions = {}): Promise<void> {
+  let pause = opts.pollMs ?? 250;
+  for (let since = Date.now(); ;) {
+    const s = await pollRun(run, target, name, opts.onRetry);
+    if (s.state === 'absent') return;
+    if (s.state === 'done' || s.state === 'dead' || (s.state === 'starting' && Date.now() - since > START_GRACE_MS)) {
+      return forgetRun(run, target, name, opts.onRetry);
+    }
+    await new Promise((r) => setTimeout(r, pause));
+    pause = Math.min(pause * 2, opts.maxPollMs ?? 2000);
+  }
+}
+
 function lastLine(text: string): string {
   const lines = text.trim().split('\n').filter((l) => l.trim() !== '');
   return (lines[lines.length - 1] ?? '').trim();

@@ -111,6 +111,9 @@ export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
   async rollback(ctx, s) {
     const m = memberOf(ctx.plan, s.member);
     await ctx.deps.cluster.createPodAndWait(m.utilityPod, journalOwned(ctx.plan));
+    // A restore or copy check an interrupted run left going ends before its files are removed.
+    const shell = { namespace: ctx.plan.namespace, pod: m.utilityPod.metadata.name, container: m.shellContainer };
+    await settleAll(['restore', 'sha256'].map((step) => ctx.deps.pods.settleLong(shell, runName(step, m))));
     await mustRun(ctx, m, m.shellContainer, m.rollbackArgv, 'moving the old data back');
     await mustRun(ctx, m, m.shellContainer, ['rm', '-rf', m.restoreDir, m.snapshotPath], 'removing restore leftovers');
     await mustRun(ctx, m, m.shellContainer, ['sync'], 'sync');

@@ -8,7 +8,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { PluginError } from '../errors.js';
 import type { KubeContext } from '../kube/client.js';
 import { copyFileIntoPod } from '../kube/copy.js';
-import { runDetached } from '../kube/detached.js';
+import { runDetached, settleRun } from '../kube/detached.js';
 import { containerCommand } from '../kube/exec.js';
 import { retrying } from '../kube/retry.js';
 import type { RestorePodIO } from './runner.js';
@@ -56,6 +56,7 @@ export function kubeRestorePodIO(kube: KubeContext, onRetry?: (err: unknown) => 
   return {
     run,
     runLong: (target, argv, name) => runDetached(run, target, { name, argv }, { onRetry }),
+    settleLong: (target, name) => settleRun(run, target, name, { onRetry }),
     async copyIn(target, path, source, size) {
       const { namespace, pod, container } = target;
       for (let attempt = 1; ; attempt++) {

@@ -51,6 +51,8 @@ export interface RestorePodIO {
    * needs a POSIX shell.
    */
   runLong(target: ContainerRef, argv: string[], name: string): Promise<CommandResult>;
+  /** Waits until no run under the marker `name` is alive, then removes the marker. */
+  settleLong(target: ContainerRef, name: string): Promise<void>;
   /** Writes `size` bytes from `source()` to `path` in the container, mode 0600. */
   copyIn(target: ContainerRef, path: string, source: () => Readable, size: number): Promise<void>;
 }

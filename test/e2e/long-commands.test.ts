@@ -14,7 +14,7 @@ import { kubeContextFromOptions } from '../../src/cli/kubecontext.js';
 import { containerCommand } from '../../src/kube/exec.js';
 import { portForward } from '../../src/kube/portforward.js';
 import { teardown, type SimCluster } from '../sim/harness.js';
-import { etcdctl, kubectlEtcd, startRestoreCluster, anthosAccess, keysOn, waitClusterHealthy } from './restore-helpers.js';
+import { etcdctl, kubectlEtcd, startKubectlEtcd, startRestoreCluster, anthosAccess, keysOn, waitClusterHealthy } from './restore-helpers.js';
 
 const NS = 'uc1';
 const POD = 'kube-etcd-0';
@@ -191,6 +191,30 @@ describe('the product behind an idle cut of 2 s that leaves processes running', 
     expect(restoreTook).toBeGreaterThan(IDLE_S * 1000);
     // one before the copy (no copy yet), one after it
     expect(shas).toHaveLength(2);
+    await waitClusterHealthy(cluster, S);
+    expect(await keysOn(cluster, S, POD, '/after/')).toEqual([]);
+    expect((await keysOn(cluster, S, POD, '/big/')).length).toBe(VALUES);
+  }, 900_000);
+
+  it('a restore killed (SIGKILL) during its snapshot restore and resumed joins the run still going: started once', async () => {
+    await etcdctl(cluster, S, POD, ['put', '/after/backup', 'y']);
+    await fault('stream', '--idle-timeout', String(IDLE_S), '--keep-running', '--kind', 'exec');
+    const mark = audit().length;
+    let r;
+    try {
+      const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes', '--no-safety-backup']);
+      await started.until(/==> etcdctl snapshot restore into .*\n/, 600_000);
+      // the run is started (or about to be) and takes > 10 s here: kill the plugin in the middle of it
+      await new Promise((res) => setTimeout(res, 4000));
+      started.child.kill('SIGKILL');
+      await started.done;
+      expect(detachedStarts(mark, /snapshot restore/)).toHaveLength(1);
+      r = await kubectlEtcd(cluster, state, ['restore', '-n', NS, '--resume', '--yes'], { timeoutMs: 900_000 });
+    } finally {
+      await fault('clear');
+    }
+    expect(r.code, r.stderr).toBe(0);
+    expect(detachedStarts(mark, /snapshot restore/)).toHaveLength(1);
     await waitClusterHealthy(cluster, S);
     expect(await keysOn(cluster, S, POD, '/after/')).toEqual([]);
     expect((await keysOn(cluster, S, POD, '/big/')).length).toBe(VALUES);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TransientError } from '../../src/errors.js';
-import { pollRun, runDetached, runDir } from '../../src/kube/detached.js';
+import { pollRun, runDetached, runDir, settleRun } from '../../src/kube/detached.js';
 import type { CommandResult, ContainerCommand } from '../../src/kube/exec.js';
 
 const target = { namespace: 'ns', pod: 'p' };
@@ -81,6 +81,19 @@ describe('runDetached', () => {
     expect(r).toEqual({ exitCode: 0, stdout: 'done-once\n', stderr: '' });
     expect(readFileSync(log, 'utf8')).toBe('run\n');
     rmSync(work, { recursive: true, force: true });
+  });
+
+  it('settleRun waits for a run left going, then removes its marker; with none it returns at once', async () => {
+    const name = uniqueName();
+    const host = hostCommand().run;
+    let calls = 0;
+    const dying: ContainerCommand = (t, a, sig) => (++calls <= 2 ? host(t, a, sig) : Promise.reject(new Error('plugin killed')));
+    await expect(runDetached(dying, target, { name, argv: ['sleep', '1'] }, { pollMs: 20 })).rejects.toThrow('plugin killed');
+    const t0 = Date.now();
+    await settleRun(host, target, name, { pollMs: 20 });
+    expect(Date.now() - t0).toBeGreaterThan(500);
+    expect((await pollRun(host, target, name)).state).toBe('absent');
+    await settleRun(host, target, uniqueName(), { pollMs: 20 });
   });
 
   it('writes its output files 0600', async () => {

@@ -52,6 +52,7 @@ function setup(opts: { readFails?: Error; answer?: string; templateImage?: strin
     pods: () => ({
       run: async () => { calls.push('exec'); return { exitCode: 0, stdout: '', stderr: '' }; },
       runLong: async () => { calls.push('exec'); return { exitCode: 0, stdout: '', stderr: '' }; },
+      settleLong: async () => undefined,
       copyIn: rec('copy'),
     }),
     verifier: () => ({ verify: async () => { calls.push('verify'); return { ok: true, problems: [], summary: {} }; } }),

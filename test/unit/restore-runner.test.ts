@@ -59,6 +59,7 @@ function harness(failOn?: string, atRisk: string[] = []) {
       },
       // a long command runs as a plain one here; the restore's clearing shell (sh -c 'rm … && exec "$@"' sh DIR ARGV…) is dropped
       runLong: (t, argv) => deps.pods.run(t, argv[0] === 'sh' && argv[2]?.startsWith('rm -rf') ? argv.slice(5) : argv),
+      settleLong: async () => undefined,
       copyIn: async ({ pod }) => { calls.push(`copy ${pod}`); copied.add(pod); },
     },
     verifier: { verify: async () => ({ ok: true, problems: [], summary: {} }) },
