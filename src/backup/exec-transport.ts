@@ -5,6 +5,7 @@ import { ForbiddenError, PluginError } from '../errors.js';
 import { snapshotSave, targetOf } from '../etcd/etcdctl.js';
 import { shellQuote } from '../etcd/shell.js';
 import { memberContainer, type EtcdMember } from '../etcd/topology.js';
+import { runDetached, runDir } from '../kube/detached.js';
 import type { ContainerCommand, ContainerRef } from '../kube/exec.js';
 import type { SnapshotTransport, TransportContext, TransportResult } from './transport.js';
 
@@ -54,8 +55,10 @@ export interface ExecTransportOptions {
 
 /**
  * `etcdctl snapshot save` inside the container to a temp file, copied out as a tar stream, then
- * removed (also on failure and on abort). An abort during the save lets the save finish (its file
- * must exist before it can be removed); an abort during the copy ends the copy at once.
+ * removed (also on failure and on abort). The save runs detached (kube/detached.ts): it carries no
+ * bytes for as long as it takes, so a load balancer may cut its stream, and polling it with short
+ * execs never starts a second save. An abort during the save lets the save finish (its file must
+ * exist before it can be removed); an abort during the copy ends the copy at once.
  */
 export function execTransport(opts: ExecTransportOptions): SnapshotTransport {
   const randomName = opts.randomName ?? (() => `kubectl-etcd-${randomBytes(6).toString('hex')}.db`);
@@ -64,12 +67,15 @@ export function execTransport(opts: ExecTransportOptions): SnapshotTransport {
     async take(member: EtcdMember, sink: Writable, ctx: TransportContext): Promise<TransportResult> {
       const target = memberContainer(member);
       const name = randomName();
+      const run = `backup-${name.replace(/\.db$/, '')}`;
       const fallbackDir = dataVolumeDir(member);
       const where = `pod "${member.pod}"`;
       try {
         const script = snapshotSaveScript(member, name, fallbackDir, (ctx.dbSize ?? 0) * 1.2 + (64 << 20));
-        ctx.log.debug(2, `exec in ${where}: sh -c <etcdctl snapshot save to ${name}>`);
-        const saved = await opts.run(target, ['sh', '-c', script]);
+        ctx.log.debug(2, `exec in ${where}: sh -c <etcdctl snapshot save to ${name}>, detached (marker ${runDir(run)})`);
+        const saved = await runDetached(opts.run, target, { name: run, argv: ['sh', '-c', script] }, {
+          onRetry: (err) => ctx.log.debug(1, `exec in ${where} failed, trying again: ${lastLine((err as Error).message)}`),
+        });
         ctx.signal.throwIfAborted();
         if (saved.exitCode !== 0) {
           throw new PluginError(
@@ -105,23 +111,23 @@ export function execTransport(opts: ExecTransportOptions): SnapshotTransport {
         }
         return { expectedSize };
       } finally {
-        await removeTemp(opts.run, target, [`/tmp/${name}`, `${fallbackDir}/${name}`], ctx, where);
+        await removeTemp(opts.run, target, [`/tmp/${name}`, `${fallbackDir}/${name}`], runDir(run), ctx, where);
       }
     },
   };
 }
 
-async function removeTemp(run: ContainerCommand, target: ContainerRef, paths: string[], ctx: TransportContext, where: string): Promise<void> {
-  const all = paths.flatMap((p) => [p, `${p}.part`]);
+async function removeTemp(run: ContainerCommand, target: ContainerRef, paths: string[], marker: string, ctx: TransportContext, where: string): Promise<void> {
+  const all = [...paths.flatMap((p) => [p, `${p}.part`]), marker];
   try {
     // not ctx.signal: this must run after an interrupt too, bounded by its own timeout
-    const r = await run(target, ['rm', '-f', ...all], AbortSignal.timeout(CLEANUP_TIMEOUT_MS));
+    const r = await run(target, ['rm', '-rf', ...all], AbortSignal.timeout(CLEANUP_TIMEOUT_MS));
     if (r.exitCode !== 0) throw new Error(`rm exited with ${r.exitCode}: ${lastLine(r.stderr) || 'no message'}`);
   } catch (e) {
     if (e instanceof ForbiddenError) return; // exec was never allowed, so nothing was created
     ctx.log.warn(
       `could not remove the temporary snapshot "${paths[0]}" (or "${paths[1]}") in ${where}: ${lastLine((e as Error).message)}; ` +
-        `remove it with kubectl exec -n ${target.namespace} ${target.pod} ${target.container ? `-c ${target.container} ` : ''}-- rm -f ${all.map(shellQuote).join(' ')}`,
+        `remove it with kubectl exec -n ${target.namespace} ${target.pod} ${target.container ? `-c ${target.container} ` : ''}-- rm -rf ${all.map(shellQuote).join(' ')}`,
     );
   }
 }

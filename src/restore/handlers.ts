@@ -83,9 +83,15 @@ export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
   copy: (ctx, s) => copySnapshot(ctx, memberOf(ctx.plan, s.member)),
   async restore(ctx, s) {
     const m = memberOf(ctx.plan, s.member);
+    const what = `${m.restoreArgv[0]} snapshot restore`;
     // The restore dir is ours alone (a fresh, stamped name): clearing a half-written one is safe.
+    if (m.toolContainer === m.shellContainer) {
+      // Long: detached, cleared and restored in one run that a cut stream or --resume joins, never repeats.
+      await mustRun(ctx, m, m.shellContainer, ['sh', '-c', 'rm -rf "$1" && shift && exec "$@"', 'sh', m.restoreDir, ...m.restoreArgv], what, runName('restore', m));
+      return;
+    }
     await mustRun(ctx, m, m.shellContainer, ['rm', '-rf', m.restoreDir], 'clearing the restore directory');
-    await mustRun(ctx, m, m.toolContainer, m.restoreArgv, `${m.restoreArgv[0]} snapshot restore`);
+    await mustRun(ctx, m, m.toolContainer, m.restoreArgv, what);
   },
   async restored(ctx) {
     const pending = ctx.plan.members.filter((m) => !ctx.state.done.includes(`swap/${m.member.name}`));
@@ -135,6 +141,9 @@ export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
   async rollback(ctx, s) {
     const m = memberOf(ctx.plan, s.member);
     await ctx.deps.cluster.createPodAndWait(m.utilityPod, journalOwned(ctx.plan));
+    // A restore or copy check an interrupted run left going ends before its files are removed.
+    const shell = { namespace: ctx.plan.namespace, pod: m.utilityPod.metadata.name, container: m.shellContainer };
+    await settleAll(['restore', 'sha256'].map((step) => ctx.deps.pods.settleLong(shell, runName(step, m))));
     await mustRun(ctx, m, m.shellContainer, m.rollbackArgv, 'moving the old data back');
     await mustRun(ctx, m, m.shellContainer, ['rm', '-rf', m.restoreDir, m.snapshotPath], 'removing restore leftovers');
     await mustRun(ctx, m, m.shellContainer, ['sync'], 'sync');
@@ -206,10 +215,19 @@ function memberOf(plan: RestorePlan, name: string): MemberPlan {
   return m;
 }
 
-/** Runs argv in the member's utility pod; a non-zero exit is a failure naming what was being done. */
-async function mustRun(ctx: StepContext, m: MemberPlan, container: string, argv: string[], what: string): Promise<string> {
+/** The marker name of a member's long command (kube/detached.ts). */
+function runName(step: string, m: MemberPlan): string {
+  return `${step}-${m.member.name.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+}
+
+/**
+ * Runs argv in the member's utility pod (detached under the marker `long` when given); a non-zero
+ * exit is a failure naming what was being done.
+ */
+async function mustRun(ctx: StepContext, m: MemberPlan, container: string, argv: string[], what: string, long?: string): Promise<string> {
   const pod = m.utilityPod.metadata.name;
-  const r = await ctx.deps.pods.run({ namespace: ctx.plan.namespace, pod, container }, argv);
+  const target = { namespace: ctx.plan.namespace, pod, container };
+  const r = long ? await ctx.deps.pods.runLong(target, argv, long) : await ctx.deps.pods.run(target, argv);
   if (r.exitCode !== 0) {
     const detail = (r.stderr || r.stdout).trim().split('\n').pop() ?? '';
     throw new PluginError(`${what} failed in pod "${pod}" (exit code ${r.exitCode}): ${detail}`, 'fix the cause and run `kubectl etcd restore --resume`, or `--abort` to roll back');
@@ -222,7 +240,8 @@ async function copySnapshot(ctx: StepContext, m: MemberPlan): Promise<void> {
   const { plan, deps } = ctx;
   const target = { namespace: plan.namespace, pod: m.utilityPod.metadata.name, container: m.shellContainer };
   const sha = async () => {
-    const r = await deps.pods.run(target, ['sha256sum', m.snapshotPath]);
+    // Long for a large snapshot: detached, so a cut stream never starts a second sha256sum.
+    const r = await deps.pods.runLong(target, ['sha256sum', m.snapshotPath], runName('sha256', m));
     return r.exitCode === 0 ? r.stdout.trim().split(/\s+/)[0] : undefined;
   };
   if ((await sha()) === plan.snapshot.sha256) return;

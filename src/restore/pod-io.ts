@@ -1,12 +1,14 @@
 /**
  * The restore's pod IO (RestorePodIO) over the kube seam: commands in the utility pods, and the
  * snapshot copied onto a member volume with `head -c SIZE` (no tar needed), given up and tried
- * again when it stalls. Both are retried while the API server is away.
+ * again when it stalls. Both are retried while the API server is away; long commands run
+ * detached (kube/detached.ts), so a cut stream never starts them twice.
  */
 import { PassThrough, type Readable } from 'node:stream';
 import { PluginError } from '../errors.js';
 import type { KubeContext } from '../kube/client.js';
 import { copyFileIntoPod } from '../kube/copy.js';
+import { runDetached, settleRun } from '../kube/detached.js';
 import { containerCommand } from '../kube/exec.js';
 import { retrying } from '../kube/retry.js';
 import type { RestorePodIO } from './runner.js';
@@ -48,10 +50,13 @@ async function copyWatched(
   }
 }
 
-/** Commands and copy-in in utility pods, retried while the API server is away. */
+/** Commands and copy-in in utility pods, retried while the API server is away; long ones detached. */
 export function kubeRestorePodIO(kube: KubeContext, onRetry?: (err: unknown) => void): RestorePodIO {
+  const run = containerCommand(kube, { retry: { onRetry } });
   return {
-    run: containerCommand(kube, { retry: { onRetry } }),
+    run,
+    runLong: (target, argv, name) => runDetached(run, target, { name, argv }, { onRetry }),
+    settleLong: (target, name) => settleRun(run, target, name, { onRetry }),
     async copyIn(target, path, source, size) {
       const { namespace, pod, container } = target;
       for (let attempt = 1; ; attempt++) {

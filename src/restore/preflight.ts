@@ -48,7 +48,7 @@ export interface PreflightInput {
 
 /**
  * The shell image of the utility pods when the etcd image has no shell (distroless) and no
- * --utility-image is given: busybox has sh, head, sha256sum, mv, rm, chown, sync, df and tar.
+ * --utility-image is given: busybox has sh, head, sha256sum, mv, rm, chown, sync, df, mkdir, cat and tar.
  */
 export const DEFAULT_SHELL_IMAGE = 'docker.io/library/busybox:1.36';
 
@@ -212,8 +212,11 @@ async function execFirst(members: EtcdMember[], exec: MemberExec, argv: string[]
   return undefined;
 }
 
-/** What every utility pod's shell container runs: the copy (head), its check, the swap, the chown. */
-const SHELL_TOOLS = ['sh', 'head', 'sha256sum', 'mv', 'rm', 'chown', 'stat', 'sync', 'df'];
+/**
+ * What every utility pod's shell container runs: the copy (head), its check, the swap, the chown,
+ * and the markers of long commands run detached (kube/detached.ts: mkdir, cat, rmdir).
+ */
+const SHELL_TOOLS = ['sh', 'head', 'sha256sum', 'mv', 'rm', 'chown', 'stat', 'sync', 'df', 'mkdir', 'cat', 'rmdir'];
 
 /**
  * A probe script that prints `missing:T` for each absent tool, `has:etcdutl` when etcdutl is there

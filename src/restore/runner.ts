@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import { PluginError } from '../errors.js';
 import type { ClaimRetention } from '../etcd/topology.js';
 import type { HeldProbes } from './cold-start.js';
-import type { ContainerCommand, ContainerRef } from '../kube/exec.js';
+import type { CommandResult, ContainerCommand, ContainerRef } from '../kube/exec.js';
 import { runStep, settleAll, type StepContext } from './handlers.js';
 import type { Journal, JournalState } from './journal.js';
 import type { RestorePlan } from './plan.js';
@@ -52,6 +52,14 @@ export interface RestoreCluster {
 /** Running commands and copying files in the utility pods. */
 export interface RestorePodIO {
   run: ContainerCommand;
+  /**
+   * Runs a long command detached under a marker named `name` (kube/detached.ts): a cut stream, a
+   * retry or a resumed restore joins the run it finds and never starts a second. The container
+   * needs a POSIX shell.
+   */
+  runLong(target: ContainerRef, argv: string[], name: string): Promise<CommandResult>;
+  /** Waits until no run under the marker `name` is alive, then removes the marker. */
+  settleLong(target: ContainerRef, name: string): Promise<void>;
   /** Writes `size` bytes from `source()` to `path` in the container, mode 0600. */
   copyIn(target: ContainerRef, path: string, source: () => Readable, size: number): Promise<void>;
 }

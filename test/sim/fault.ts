@@ -1,8 +1,9 @@
 // `sim fault`: fault injection. The API server faults live here (restart-apiserver, stream cut
 // or stall, clear); every other kind (kill-container, node-not-ready, node-ready, fill-volume)
 // is handed to test/sim/kubelet/fault.ts, whose functions tests may also call directly.
-// Stream faults are written to DIR/faults.json as {"streams":[{action,afterBytes,pod?,kind?}]},
-// which the pod stream handler reads at the start of each stream.
+// Stream faults are written to DIR/faults.json as
+// {"streams":[{action,afterBytes,idleSeconds?,keepRunning?,pod?,kind?}]}, which the pod stream
+// handler reads at the start of each stream (test/sim/apiserver/streams/faults.ts).
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { clientConfig } from './apiserver/clusterfiles.js';
@@ -12,8 +13,12 @@ import { runKubeletFault } from './kubelet/fault.js';
 
 /** One stream fault as faults.json holds it. */
 export interface StreamFaultSpec {
-  action: 'cut' | 'stall';
+  action: 'cut' | 'stall' | 'idle';
   afterBytes: number;
+  /** idle: cut once no byte went either way for this many seconds. */
+  idleSeconds?: number;
+  /** An exec'd process goes on after its stream is cut (as in a real cluster). */
+  keepRunning?: boolean;
   pod?: string;
   kind?: string;
 }
@@ -43,15 +48,28 @@ export async function restartApiServer(dirArg: string): Promise<void> {
   await waitApiReady(clientConfig(dir), dir, 30_000);
 }
 
-/** Parses `stream --cut-after BYTES|--stall [--after BYTES] [--pod NS/NAME] [--kind K]` into a fault. */
+/**
+ * Parses `stream --cut-after BYTES|--stall [--after BYTES]|--idle-timeout SECONDS [--keep-running]
+ * [--pod NS/NAME] [--kind K]` into a fault.
+ */
 export function parseStreamFault(args: string[]): StreamFaultSpec {
   const val = (flag: string) => { const i = args.indexOf(flag); return i >= 0 ? args[i + 1] : undefined; };
   const cut = val('--cut-after');
   const stall = args.includes('--stall');
-  if ((cut === undefined) === !stall) throw new Error('fault stream needs exactly one of --cut-after BYTES or --stall');
-  const raw = stall ? val('--after') ?? '0' : cut!;
-  const fault: StreamFaultSpec = { action: stall ? 'stall' : 'cut', afterBytes: Number(raw) };
-  if (!/^\d+$/.test(raw)) throw new Error(`invalid byte count "${raw}"; pass a whole number of bytes`);
+  const idle = val('--idle-timeout');
+  if ([cut !== undefined, stall, idle !== undefined].filter(Boolean).length !== 1) {
+    throw new Error('fault stream needs exactly one of --cut-after BYTES, --stall or --idle-timeout SECONDS');
+  }
+  let fault: StreamFaultSpec;
+  if (idle !== undefined) {
+    if (!/^\d+(\.\d+)?$/.test(idle) || !(Number(idle) > 0)) throw new Error(`invalid idle timeout "${idle}"; pass a number of seconds above 0`);
+    fault = { action: 'idle', afterBytes: 0, idleSeconds: Number(idle) };
+  } else {
+    const raw = stall ? val('--after') ?? '0' : cut!;
+    if (!/^\d+$/.test(raw)) throw new Error(`invalid byte count "${raw}"; pass a whole number of bytes`);
+    fault = { action: stall ? 'stall' : 'cut', afterBytes: Number(raw) };
+  }
+  if (args.includes('--keep-running')) fault.keepRunning = true;
   const pod = val('--pod');
   const kind = val('--kind');
   if (pod && !/^[^/\s]+\/[^/\s]+$/.test(pod)) throw new Error(`pod "${pod}" must be given as NAMESPACE/NAME`);

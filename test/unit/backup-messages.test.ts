@@ -58,6 +58,10 @@ describe('exec transport output', () => {
       run: async (_t, command) => {
         commands.push(command);
         if (command[0] === 'rm') return { exitCode: 0, stdout: '', stderr: '' };
+        // the detached save: its start, its marker's state, then its output
+        const script = command[2] ?? '';
+        if (script.includes('echo started')) return { exitCode: 0, stdout: 'started\n', stderr: '' };
+        if (script.includes('echo running')) return { exitCode: 0, stdout: 'done 0\n', stderr: '' };
         return { exitCode: 0, stdout: 'motd: welcome\nline two\nline three\n', stderr: '' };
       },
       copyOut: async () => ({ bytes: 0 }),
@@ -68,6 +72,6 @@ describe('exec transport output', () => {
     expect(formatError(err)).toBe(
       'error: snapshot save in pod "etcd-0" did not print the file\'s path and size (first line of its output: "motd: welcome"); check that the image has df and wc, or use --via stream',
     );
-    expect(commands.at(-1)).toEqual(['rm', '-f', '/tmp/kubectl-etcd-test.db', '/tmp/kubectl-etcd-test.db.part', '/var/lib/etcd/kubectl-etcd-test.db', '/var/lib/etcd/kubectl-etcd-test.db.part']);
+    expect(commands.at(-1)).toEqual(['rm', '-rf', '/tmp/kubectl-etcd-test.db', '/tmp/kubectl-etcd-test.db.part', '/var/lib/etcd/kubectl-etcd-test.db', '/var/lib/etcd/kubectl-etcd-test.db.part', '/tmp/kubectl-etcd-runs/backup-kubectl-etcd-test']);
   });
 });

@@ -10,7 +10,7 @@ import { checkStoredPlan } from '../../src/restore/trust.js';
 
 const DISTROLESS = 'gcr.io/etcd-development/etcd:v3.5.17';
 const FULL = 'gcr.io/gke-on-prem-release/etcd:v3.4.23-0-gke.1';
-const SHELL_TOOLS = ['sh', 'head', 'sha256sum', 'mv', 'rm', 'chown', 'stat', 'sync', 'df'];
+const SHELL_TOOLS = ['sh', 'head', 'sha256sum', 'mv', 'rm', 'chown', 'stat', 'sync', 'df', 'mkdir', 'cat', 'rmdir'];
 
 function member(n: number, image: string): EtcdMember {
   return {
@@ -144,7 +144,7 @@ describe('utilityImages: the images of the utility pods, probed in a running mem
 
   it('refuses a shell image that lacks a tool the steps need', async () => {
     const members = [member(0, FULL)];
-    const boxes = new Map([['etcd-0', full(['etcd', 'etcdctl', 'sh', 'mv', 'rm', 'chown', 'stat', 'sync', 'df'])]]);
+    const boxes = new Map([['etcd-0', full(['etcd', 'etcdctl', 'sh', 'mv', 'rm', 'chown', 'stat', 'sync', 'df', 'mkdir', 'cat', 'rmdir'])]]);
     await expect(utilityImages({ etcdImage: FULL, members }, fakeExec(boxes), refuseThrows)).rejects.toThrow(/^image ".*" lacks head, sha256sum; pass --utility-image/);
   });
 });

@@ -49,7 +49,12 @@ function setup(opts: { readFails?: Error; answer?: string; templateImage?: strin
       getReplicas: async () => 0, scale: rec('scale'), createPodAndWait: rec('create-pod'),
       deletePodAndWait: rec('delete-pod'), waitPodsReady: rec('ready'), deletePdb: rec('delete-pdb'), createPdb: rec('create-pdb'),
     }),
-    pods: () => ({ run: async () => { calls.push('exec'); return { exitCode: 0, stdout: '', stderr: '' }; }, copyIn: rec('copy') }),
+    pods: () => ({
+      run: async () => { calls.push('exec'); return { exitCode: 0, stdout: '', stderr: '' }; },
+      runLong: async () => { calls.push('exec'); return { exitCode: 0, stdout: '', stderr: '' }; },
+      settleLong: async () => undefined,
+      copyIn: rec('copy'),
+    }),
     verifier: () => ({ verify: async () => { calls.push('verify'); return { ok: true, problems: [], summary: {} }; } }),
     openSnapshot: () => () => Readable.from([]),
     ask: async () => opts.answer,

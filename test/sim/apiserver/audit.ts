@@ -1,6 +1,8 @@
 // The audit log: one JSON line per request in DIR/audit.log.
 // Differences from a real API server: not the audit.k8s.io Event format but the flat
-// {ts,user,verb,apiGroup,resource,subresource,namespace,name,code} line the tests read.
+// {ts,user,verb,apiGroup,resource,subresource,namespace,name,code} line the tests read; pod
+// streams (exec, port-forward) add requestURI, which a real Event carries for every request (an
+// exec's command is in its query).
 import { appendFileSync } from 'node:fs';
 import type { RequestInfo } from './requestinfo.js';
 
@@ -16,14 +18,16 @@ export interface AuditRecord {
   name: string;
   code: number;
   path?: string;
+  requestURI?: string;
 }
 
 /** Appends one record for a finished request to the audit file. */
-export function writeAudit(file: string, user: string, info: RequestInfo, code: number): void {
+export function writeAudit(file: string, user: string, info: RequestInfo, code: number, requestURI?: string): void {
   const rec: AuditRecord = {
     ts: new Date().toISOString(), user, verb: info.verb, apiGroup: info.apiGroup, resource: info.resource,
     subresource: info.subresource, namespace: info.namespace, name: info.name, code,
   };
   if (!info.isResource) rec.path = info.path;
+  if (requestURI !== undefined) rec.requestURI = requestURI;
   try { appendFileSync(file, JSON.stringify(rec) + '\n'); } catch { /* the cluster dir is being removed */ }
 }

@@ -75,7 +75,7 @@ export function serveUpgrade(ctx: ServerContext, req: IncomingMessage, socket: D
       if (answered) return;
       answered = true;
       const text = JSON.stringify(statusBody(code, reason, message));
-      writeAudit(ctx.auditFile, userName, info, code);
+      writeAudit(ctx.auditFile, userName, info, code, req.url);
       socket.end(`HTTP/1.1 ${code} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
     };
     try {
@@ -83,7 +83,7 @@ export function serveUpgrade(ctx: ServerContext, req: IncomingMessage, socket: D
       if (!user) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
       userName = user.name;
       await podStream(ctx, req, user, info, query, { socket, head }, sendStatus);
-      if (!answered) writeAudit(ctx.auditFile, userName, info, 101);
+      if (!answered) writeAudit(ctx.auditFile, userName, info, 101, req.url);
     } catch (err) {
       const e = asApiError(err);
       sendStatus(e.code, e.reason, e.message);

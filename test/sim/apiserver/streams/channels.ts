@@ -4,6 +4,9 @@
 // frames of at most 32 KiB, as Go's io.Copy buffer cuts it. Flow control: sends are counted
 // until ws reports them written to the socket; past HIGH_WATER the caller is told to pause its
 // source, and `onDrain` fires once the backlog falls below LOW_WATER.
+// Stream faults (faults.ts): `cut`/`stall` after N payload bytes; `idle` drops the connection once
+// no frame went either way for N seconds (client pings and our pongs count, as they do for a load
+// balancer that sees TCP bytes).
 // Differences from a real API server: the base64 protocols (text frames) are not offered; the
 // server sends no pings of its own (it answers the client's, which is all client-go needs).
 import type { IncomingMessage } from 'node:http';
@@ -69,6 +72,9 @@ export class ChannelSocket {
   /** Client frames that arrived before listen() (a client may send stdin right after the upgrade). */
   private early: Buffer[] = [];
   private closedEarly = false;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** True once an idle-timeout fault cut the connection. */
+  cutByIdle = false;
 
   constructor(
     private readonly ws: WebSocket,
@@ -79,6 +85,7 @@ export class ChannelSocket {
     // Listen from the first moment: ws drops messages nobody listens to, and the handler may
     // still be checking the container when the client's first stdin frames come in.
     ws.on('message', (raw: RawData, isBinary: boolean) => {
+      this.touch();
       if (!isBinary) return; // text frames belong to the base64 protocols we never negotiate
       const data = toBuffer(raw);
       if (data.length === 0) return;
@@ -88,12 +95,32 @@ export class ChannelSocket {
         if (this.early.length === 32) ws.pause(); // up to 32 frames wait; listen() resumes
       }
     });
+    ws.on('ping', () => this.touch());
+    ws.on('pong', () => this.touch());
     ws.on('close', () => {
       this.ended = true;
+      if (this.idleTimer) clearTimeout(this.idleTimer);
       if (this.handlers) this.handlers.closed(); else this.closedEarly = true;
       this.wakeDrainWaiters();
     });
     ws.on('error', () => { /* the close event follows */ });
+    this.touch();
+  }
+
+  /** Restarts the idle-timeout fault's clock: a frame went one way or the other. */
+  private touch(): void {
+    if (this.fault?.action !== 'idle' || this.ended) return;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.cutByIdle = true;
+      this.abort();
+    }, this.fault.idleSeconds! * 1000);
+    this.idleTimer.unref();
+  }
+
+  /** True when the fault that matched this stream leaves an exec'd process running after a cut. */
+  get keepRunning(): boolean {
+    return this.fault?.keepRunning === true;
   }
 
   /** Starts delivering client frames to the handlers, first those that came before. */
@@ -171,6 +198,7 @@ export class ChannelSocket {
   }
 
   private frame(channel: number, payload: Buffer): void {
+    this.touch();
     const msg = Buffer.allocUnsafe(payload.length + 1);
     msg[0] = channel;
     payload.copy(msg, 1);

@@ -6,7 +6,14 @@
 // Differences from a real API server + kubelet + containerd:
 // - no pseudo-terminal: with tty=true the command gets pipes, stderr is merged into stdout and
 //   resize events (channel 4) are ignored;
-// - when the client goes away the exec'd process is killed (SIGKILL) instead of left running;
+// - an exec'd process group (with what it left running in the background) is killed when its
+//   container's main process is gone, as a runtime kills a stopped container's processes;
+// - when the client goes away the exec'd process group is killed (SIGKILL) instead of left
+//   running, unless the stream fault that cut it says --keep-running: then, as in a real cluster,
+//   the process goes on with stdin at EOF and its output thrown away. Real Kubernetes never kills
+//   it: the CRI exec process outlives its stream (the kubelet logs "Exec session in container
+//   <id> terminated but process still running!", kubernetes/kubernetes#73056, #89031; runc only
+//   forwards SIGHUP for a tty, opencontainers/runc#3359);
 // - v2/v3.channel.k8s.io and the base64 protocols are not offered (a real kubelet does not offer
 //   v2/v3 over WebSocket either); SPDY/3.1 upgrades are refused with a 400 naming kubectl >= 1.30.
 import { spawn } from 'node:child_process';
@@ -77,6 +84,21 @@ export async function serveExec(ctx: PodStreamContext): Promise<void> {
   });
 }
 
+/**
+ * What an exec started (the command, anything it left running in the background) lives until it
+ * ends or its container stops: a real runtime kills every process of a container when it stops it.
+ * The exec runs in its own process group; it is watched until the group is empty.
+ */
+function dieWithContainer(pgid: number, containerPid: number | null): void {
+  const timer = setInterval(() => {
+    try { process.kill(-pgid, 0); } catch { clearInterval(timer); return; } // the group is gone
+    if (isAlive(containerPid)) return;
+    try { process.kill(-pgid, 'SIGKILL'); } catch { /* gone meanwhile */ }
+    clearInterval(timer);
+  }, 1000);
+  timer.unref();
+}
+
 async function run(
   chan: ChannelSocket, c: ContainerRuntime, argv: string[], want: { stdin: boolean; stdout: boolean; stderr: boolean },
   tty: boolean, via: 'translator' | 'runtime', finish: (s: StreamStatus) => void, done: () => void,
@@ -89,8 +111,10 @@ async function run(
     finish(internalErrorStatus(`error executing command in container: failed to exec in container: failed to start exec "${execId}": OCI runtime exec failed: exec failed: unable to start container process: ${missing}: unknown`));
     return;
   }
+  // Its own process group, so that a kill reaches what the command started too.
   const child = spawn('nsenter', nsenterArgs(c, argv), {
     env,
+    detached: true,
     stdio: [want.stdin ? 'pipe' : 'ignore', want.stdout || tty ? 'pipe' : 'ignore', want.stderr || tty ? 'pipe' : 'ignore'],
   });
   const outputs = [
@@ -126,8 +150,14 @@ async function run(
     halfClose(channel) { if (channel === 0) endStdin(); },
     closed() {
       endStdin();
+      if (!exited && chan.keepRunning) {
+        // The process goes on; what it writes is read and dropped (nobody listens any more).
+        for (const o of outputs) { o.stream!.removeAllListeners('data'); o.stream!.on('data', () => {}); o.stream!.resume(); }
+        done();
+        return;
+      }
       for (const o of outputs) o.stream!.destroy();
-      if (!exited) child.kill('SIGKILL');
+      if (!exited && child.pid) { try { process.kill(-child.pid, 'SIGKILL'); } catch { child.kill('SIGKILL'); } }
       done();
     },
   });
@@ -136,6 +166,7 @@ async function run(
     exited = true;
     finish(internalErrorStatus(`error executing command in container: ${err.message}`));
   });
+  if (child.pid) dieWithContainer(child.pid, c.pid);
   child.on('close', (code, signal) => {
     exited = true;
     const rc = code ?? 128 + (signal ? constants.signals[signal] : 0);

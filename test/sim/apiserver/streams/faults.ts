@@ -5,10 +5,16 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
-/** What the stream does once `afterBytes` payload bytes have gone to the client. */
+/**
+ * What the stream does: `cut` or `stall` once `afterBytes` payload bytes have gone to the client;
+ * `idle` cuts it once no byte went either way (data, pings, pongs) for `idleSeconds`, as a load
+ * balancer does. `keepRunning`: an exec'd process outlives its cut stream (see exec.ts).
+ */
 export interface StreamFault {
-  action: 'cut' | 'stall';
+  action: 'cut' | 'stall' | 'idle';
   afterBytes: number;
+  idleSeconds?: number;
+  keepRunning?: boolean;
   pod?: string;
   kind?: 'exec' | 'portforward' | 'log' | 'attach';
 }
@@ -30,10 +36,19 @@ export async function findStreamFault(dir: string, kind: string, namespace: stri
   const streams = (parsed as { streams?: unknown })?.streams;
   if (!Array.isArray(streams)) return undefined;
   for (const f of streams as Partial<StreamFault>[]) {
-    if (f.action !== 'cut' && f.action !== 'stall') continue;
+    if (f.action !== 'cut' && f.action !== 'stall' && f.action !== 'idle') continue;
     if (f.kind && f.kind !== kind) continue;
     if (f.pod && f.pod !== `${namespace}/${pod}`) continue;
-    return { action: f.action, afterBytes: Math.max(0, Number(f.afterBytes ?? 0)), pod: f.pod, kind: f.kind };
+    const idleSeconds = Number(f.idleSeconds);
+    if (f.action === 'idle' && !(idleSeconds > 0)) continue;
+    return {
+      action: f.action,
+      afterBytes: f.action === 'idle' ? Infinity : Math.max(0, Number(f.afterBytes ?? 0)),
+      ...(f.action === 'idle' ? { idleSeconds } : {}),
+      keepRunning: f.keepRunning === true,
+      pod: f.pod,
+      kind: f.kind,
+    };
   }
   return undefined;
 }
