@@ -170,7 +170,7 @@ function bitnamiStartFiles(member: EtcdMember): string[] {
  * `etcdctl member remove … > member_removal.log`, and a shell runs no command whose output file
  * it cannot open, which a directory of that name makes sure of.
  */
-function bitnamiRemovalLog(member: EtcdMember): string | undefined {
+export function bitnamiRemovalLog(member: EtcdMember): string | undefined {
   const parent = parentOf(member.dataDir);
   return member.dataVolume && within(parent, member.dataVolume.mountPath) ? joinPath(parent, 'member_removal.log') : undefined;
 }
