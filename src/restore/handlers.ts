@@ -101,7 +101,7 @@ export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
   async swap(ctx, s) {
     const m = memberOf(ctx.plan, s.member);
     await mustRun(ctx, m, m.shellContainer, m.swapArgv, 'moving the restored data in place');
-    // A preStop hook that ran while etcd stopped may have left a removal log: it is kept aside too.
+    // A preStop hook that ran while etcd stopped (one whose log path is not guarded) may have left a removal log: it is kept aside too.
     if (m.keepStartFilesArgv) await mustRun(ctx, m, m.shellContainer, m.keepStartFilesArgv, 'keeping the start files aside');
     if (m.chownArgv) await mustRun(ctx, m, m.shellContainer, m.chownArgv, 'handing the data to the etcd user');
     await mustRun(ctx, m, m.shellContainer, ['rm', '-f', m.snapshotPath], 'removing the snapshot copy');

@@ -93,7 +93,12 @@ export interface MemberPlan {
    */
   startFiles?: string[];
   startFilesDir?: string;
-  /** `sh -ec SCRIPT sh DIR FILES…`: moves the start files into startFilesDir; idempotent. */
+  /**
+   * Bitnami members: where preStop writes its removal log (beside the data dir, on the volume); an
+   * empty directory made there keeps the hook's `etcdctl member remove` from running at all.
+   */
+  removalLogGuard?: string;
+  /** `sh -ec SCRIPT sh DIR GUARD FILES…`: moves the start files into startFilesDir, then makes the guard; idempotent. */
   keepStartFilesArgv?: string[];
   restoreArgv: string[];
   /** `sh -ec SCRIPT sh ARGS…`: moves old data aside and the restored data in; idempotent. */
@@ -157,9 +162,21 @@ function within(path: string, dir: string): boolean {
  */
 function bitnamiStartFiles(member: EtcdMember): string[] {
   const files = [joinPath(member.dataDir, 'member_id'), joinPath(member.dataDir, 'new_member_envs')];
+  const log = bitnamiRemovalLog(member);
+  return log ? [...files, log] : files;
+}
+
+/**
+ * Where Bitnami's preStop hook writes `etcdctl member remove`'s answer: member_removal.log beside
+ * the data dir, when that is on the member's volume. The legacy scripts (debian-11) remove the ID
+ * in data/member_id, the current ones (debian-12: 3.5, 3.6) the ID the cluster's member list gives
+ * the member's peer URL, which no file kept aside hides; both run the removal as
+ * `etcdctl member remove … > member_removal.log`, and a shell runs no command whose output file
+ * it cannot open, which a directory of that name makes sure of.
+ */
+export function bitnamiRemovalLog(member: EtcdMember): string | undefined {
   const parent = parentOf(member.dataDir);
-  if (member.dataVolume && within(parent, member.dataVolume.mountPath)) files.push(joinPath(parent, 'member_removal.log'));
-  return files;
+  return member.dataVolume && within(parent, member.dataVolume.mountPath) ? joinPath(parent, 'member_removal.log') : undefined;
 }
 
 // Shell scripts get their paths as positional arguments, never interpolated.
@@ -187,22 +204,26 @@ const CHOWN_SCRIPT = [
   'if [ -n "$owner" ] && [ "$owner" != "0:0" ]; then chown -R "$owner" "$data/member"; fi',
 ].join('\n');
 
-// Moves each existing FILE into DIR (made 0700); a file already kept stays, the newer one is kept beside it.
+// Moves each existing FILE into DIR (made 0700); a file already kept stays, the newer one is kept
+// beside it; then makes GUARD (when given) an empty directory, which no later run moves.
 const KEEP_FILES_SCRIPT = [
-  'dir="$1"; shift',
+  'dir="$1"; guard="$2"; shift 2',
   'for f in "$@"; do',
-  '  [ -e "$f" ] || continue',
+  '  if [ ! -e "$f" ] || [ -d "$f" ]; then continue; fi',
   '  mkdir -p "$dir"',
   '  dest="$dir/$(basename "$f")"',
   '  if [ -e "$dest" ]; then dest="$dest.$(date +%s)"; fi',
   '  mv "$f" "$dest"',
   'done',
+  'if [ -n "$guard" ]; then mkdir -p "$guard"; fi',
 ].join('\n');
 
-// Puts kept start files back where they were (a file that came back meanwhile stays).
+// Puts kept start files back where they were (a file that came back meanwhile stays), first
+// removing the guard directory that stood in for one of them.
 const RESTORE_FILES_SCRIPT = [
   'dir="$1"; shift',
   'for f in "$@"; do',
+  '  if [ -d "$f" ]; then rmdir "$f"; fi',
   '  kept="$dir/$(basename "$f")"',
   '  if [ -e "$kept" ] && [ ! -e "$f" ]; then mv "$kept" "$f"; fi',
   'done',
@@ -259,8 +280,10 @@ export function buildRestorePlan(input: PlanInput): RestorePlan {
   const warnings: string[] = [];
   if (members.some((m) => m.startScripts?.kind === 'bitnami')) {
     warnings.push(
-      'the members run Bitnami\'s start scripts: their member_id files stay in member.pre-restore-*.start-files, so after the restore ' +
-        'the scripts skip `member update` and the preStop hook cannot remove a member; that keeps the restored data from being wiped',
+      'the members run Bitnami\'s start scripts: their member_id files stay in member.pre-restore-*.start-files and an empty ' +
+        'directory stands where the preStop hook writes member_removal.log, so that the hook (which finds the member by member_id ' +
+        'in the legacy images, by its peer URL in the member list in the debian-12 ones) removes no member during or after the ' +
+        'restore, and no start wipes the restored data; `rmdir` that directory to let the hook remove stopping members again',
     );
   }
   if (!input.tool.bumpRevision) {
@@ -280,6 +303,7 @@ export function buildRestorePlan(input: PlanInput): RestorePlan {
     const restoredAside = joinPath(asideBase, `member.restored-${stamp}`);
     const startFiles = member.startScripts?.kind === 'bitnami' ? bitnamiStartFiles(member) : undefined;
     const startFilesDir = startFiles ? `${asideDir}.start-files` : undefined;
+    const removalLogGuard = startFiles ? bitnamiRemovalLog(member) : undefined;
     const pod = utilityPodManifest({ member, image: input.utilityImage, etcdToolsImage: input.etcdToolsImage, stamp });
     const runAs = member.runAsUser;
     return {
@@ -295,7 +319,10 @@ export function buildRestorePlan(input: PlanInput): RestorePlan {
         snapshotPath, restoreDir, initialCluster, token: initialClusterToken, tool: input.tool,
         skipHashCheck: !snapshot.hasTrailer,
       }),
-      ...(startFiles && startFilesDir ? { startFiles, startFilesDir, keepStartFilesArgv: ['sh', '-ec', KEEP_FILES_SCRIPT, 'sh', startFilesDir, ...startFiles] } : {}),
+      ...(startFiles && startFilesDir ? {
+        startFiles, startFilesDir, ...(removalLogGuard ? { removalLogGuard } : {}),
+        keepStartFilesArgv: ['sh', '-ec', KEEP_FILES_SCRIPT, 'sh', startFilesDir, removalLogGuard ?? '', ...startFiles],
+      } : {}),
       swapArgv: ['sh', '-ec', SWAP_SCRIPT, 'sh', member.dataDir, restoreDir, asideDir],
       rollbackArgv: startFiles && startFilesDir
         ? ['sh', '-ec', `${ROLLBACK_SCRIPT}\nshift 3\n${RESTORE_FILES_SCRIPT}`, 'sh', member.dataDir, asideDir, restoredAside, startFilesDir, ...startFiles]

@@ -14,7 +14,7 @@ import { memberContainer, type EtcdMember, type EtcdTopology } from '../etcd/top
 import type { CommandResult, ContainerCommand } from '../kube/exec.js';
 import type { ColdStartHold } from './cold-start.js';
 import { measureKeptArgv, parseKeptListing, type MemberSpace } from './kept.js';
-import type { PdbRecord, QuiesceTarget, RestoreTool } from './plan.js';
+import { bitnamiRemovalLog, type PdbRecord, type QuiesceTarget, type RestoreTool } from './plan.js';
 import { imageTagVersion, minorOf, type RestoreSnapshotFacts } from './snapshot.js';
 
 /** A refusal that --force may override. */
@@ -128,6 +128,17 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
     throw new PluginError(
       `${topology.workload.kind.toLowerCase()} "${topology.workload.name}" sets ETCD_DISASTER_RECOVERY=yes: its start script would restore its own newest snapshot from /snapshots over the restored data of ${recovering.map((m) => `"${m.name}"`).join(', ')}`,
       'turn disaster recovery off for the restore (Helm: --set disasterRecovery.enabled=false), then restore again; nothing was changed',
+    );
+  }
+
+  // Bitnami's preStop hook is kept from removing a member by a directory where it writes its
+  // removal log (plan.ts: removalLogGuard); when that place is not on the member's volume, the
+  // utility pod cannot make it, and the current (debian-12) hook finds the member by its peer URL.
+  const unguarded = topology.members.filter((m) => m.startScripts?.kind === 'bitnami' && m.preStop?.length && !bitnamiRemovalLog(m));
+  if (unguarded.length) {
+    refuse(
+      `the preStop hook of ${unguarded.map((m) => `"${m.name}"`).join(', ')} removes a stopping member from the cluster and writes its log outside the member's volume, where the restore cannot stop it`,
+      'set the chart value removeMemberOnContainerTermination=false (or ETCD_DISABLE_PRESTOP=yes) and let the pods roll, then restore again; nothing was changed',
     );
   }
 

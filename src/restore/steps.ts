@@ -130,11 +130,16 @@ export function planSteps(input: StepInput): PlanStep[] {
   // The utility pods start while etcd still runs (beside it on the same node and volume): an image
   // that cannot be pulled or a pod that is refused stops the restore before etcd is touched.
   for (const m of members) steps.push(step('utility', `start utility pod "${m.utilityPod.metadata.name}" on node "${m.node}"`, { member: m.member.name }));
-  // Bitnami's preStop hook removes a stopping member from the cluster by the ID in its member_id
-  // file, and its start script acts on that file and on preStop's removal log: with the files
-  // kept aside first, stopping etcd removes no member and no start wipes the restored data.
+  // Bitnami's preStop hook removes a stopping member from the cluster (by the ID in its member_id
+  // file in the legacy images, by its peer URL in the member list in the debian-12 ones) and writes
+  // the answer to member_removal.log; its start script acts on those files. With the files kept
+  // aside and a directory where the log goes (the hook's shell then never runs the removal),
+  // stopping etcd removes no member and no start wipes the restored data.
   for (const m of members) {
-    if (m.startFilesDir) steps.push(step('keep-start-files', `keep the Bitnami start files of member "${m.member.name}" (member_id, new_member_envs, member_removal.log) in ${m.startFilesDir}, so that its preStop hook cannot remove it from the cluster`, { member: m.member.name }));
+    if (m.startFilesDir) {
+      const guard = m.removalLogGuard ? ` and make ${m.removalLogGuard} an empty directory` : '';
+      steps.push(step('keep-start-files', `keep the Bitnami start files of member "${m.member.name}" (member_id, new_member_envs, member_removal.log) in ${m.startFilesDir}${guard}, so that its preStop hook cannot remove it from the cluster`, { member: m.member.name }));
+    }
   }
   const holdClaims = scalingDeletesClaims(workload, input.inPlace);
   if (holdClaims) steps.push(step('retention-hold', holdTitle(workload.name), {}));

@@ -1,7 +1,8 @@
 // The simulator's image table: which host programs a container of each image gets.
 // Differs from a real runtime: nothing is pulled; an image is a list of host binaries placed
 // (bind-mounted read-only) at their paths inside an otherwise empty root; the tag and digest are
-// ignored; shared libraries come from the host's /usr/lib/x86_64-linux-gnu (read-only) so
+// ignored, except where an image's tags run different start scripts (bitnami/etcd); shared
+// libraries come from the host's /usr/lib/x86_64-linux-gnu (read-only) so
 // dynamic binaries run; `sh` is the host's dash (or bash where the real image has bash).
 import { fileURLToPath } from 'node:url';
 
@@ -25,6 +26,8 @@ export interface ImageSpec {
   shell: boolean;
   /** Extra empty directories the image has (e.g. bitnami's data root). */
   dirs: string[];
+  /** When set, only tags it matches get this spec (else any tag of the repository). */
+  tags?: RegExp;
 }
 
 const STD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -56,28 +59,33 @@ function spec(repository: string, s: Partial<ImageSpec> & Pick<ImageSpec, 'files
 
 const STANDIN_DIR = fileURLToPath(new URL('./images/', import.meta.url));
 
-/** The table, keyed by normalized repository (any tag or digest matches). */
+/** The table, keyed by normalized repository (any tag or digest matches, unless a spec names its tags). */
 function imageTable(): ImageSpec[] {
   const fullEtcd = { ...ETCD_BINS, ...DASH, ...TAR, ...hostTools(COREUTILS) };
-  // The Bitnami image starts through its scripts (stand-ins in images/bitnami-etcd/, see libetcd.sh there).
-  const bitnamiScripts = Object.fromEntries(
-    [['libetcd.sh', '/opt/bitnami/scripts/libetcd.sh'], ...['entrypoint.sh', 'setup.sh', 'run.sh', 'prestop.sh'].map((f) => [f, `/opt/bitnami/scripts/etcd/${f}`])]
-      .map(([file, inImage]) => [inImage!, `${STANDIN_DIR}bitnami-etcd/${file}`]),
-  );
-  const bitnamiFiles = {
-    '/opt/bitnami/etcd/bin/etcd': '/usr/bin/etcd', '/opt/bitnami/etcd/bin/etcdctl': '/usr/bin/etcdctl',
-    ...BASH_AS_SH, ...TAR, ...hostTools(COREUTILS), ...bitnamiScripts,
-  };
-  const bitnami = {
-    files: bitnamiFiles, entrypoint: ['/opt/bitnami/scripts/etcd/entrypoint.sh'], cmd: ['/opt/bitnami/scripts/etcd/run.sh'], uid: 1001, gid: 0,
-    env: { PATH: `/opt/bitnami/etcd/bin:${STD_PATH}`, ETCDCTL_API: '3', BITNAMI_APP_NAME: 'etcd' },
-    workingDir: '/opt/bitnami/etcd', dirs: ['/bitnami/etcd', '/opt/bitnami/etcd/conf'],
+  // The Bitnami image starts through its scripts: stand-ins in images/bitnami-etcd/ of the legacy
+  // generation (3.4 debian-11, see libetcd.sh there), in images/bitnami-etcd-debian-12/ of the
+  // current one (3.5 and 3.6 debian-12 tags).
+  const bitnamiWith = (dir: string) => {
+    const scripts = Object.fromEntries(
+      [['libetcd.sh', '/opt/bitnami/scripts/libetcd.sh'], ...['entrypoint.sh', 'setup.sh', 'run.sh', 'prestop.sh'].map((f) => [f, `/opt/bitnami/scripts/etcd/${f}`])]
+        .map(([file, inImage]) => [inImage!, `${STANDIN_DIR}${dir}/${file}`]),
+    );
+    return {
+      files: {
+        '/opt/bitnami/etcd/bin/etcd': '/usr/bin/etcd', '/opt/bitnami/etcd/bin/etcdctl': '/usr/bin/etcdctl',
+        ...BASH_AS_SH, ...TAR, ...hostTools(COREUTILS), ...scripts,
+      },
+      entrypoint: ['/opt/bitnami/scripts/etcd/entrypoint.sh'], cmd: ['/opt/bitnami/scripts/etcd/run.sh'], uid: 1001, gid: 0,
+      env: { PATH: `/opt/bitnami/etcd/bin:${STD_PATH}`, ETCDCTL_API: '3', BITNAMI_APP_NAME: 'etcd' },
+      workingDir: '/opt/bitnami/etcd', dirs: ['/bitnami/etcd', '/opt/bitnami/etcd/conf'],
+    };
   };
   const distroless = { files: { ...ETCD_BINS }, cmd: ['/usr/local/bin/etcd'], shell: false };
   return [
     spec('gcr.io/gke-on-prem-release/etcd', { files: fullEtcd, cmd: ['/usr/local/bin/etcd'] }),
     spec('gcr.io/gke-on-prem-release/etcd-util', { files: fullEtcd, cmd: ['/bin/sh'] }),
-    spec('docker.io/bitnami/etcd', bitnami),
+    spec('docker.io/bitnami/etcd', { ...bitnamiWith('bitnami-etcd-debian-12'), tags: /-debian-12(-r\d+)?$/ }),
+    spec('docker.io/bitnami/etcd', bitnamiWith('bitnami-etcd')),
     spec('registry.k8s.io/etcd', {
       files: { ...ETCD_BINS, ...BASH_AS_SH, '/bin/cp': '/usr/bin/cp' }, cmd: ['/usr/local/bin/etcd'],
     }),
@@ -113,10 +121,18 @@ export function imageRepository(image: string): string {
 /** Looks an image up in the table; undefined means the simulator cannot "pull" it. */
 export function resolveImage(image: string): ImageSpec | undefined {
   const repo = imageRepository(image);
-  return imageTable().find((s) => s.repository === repo);
+  const tag = imageTag(image);
+  return imageTable().find((s) => s.repository === repo && (!s.tags || (tag !== undefined && s.tags.test(tag))));
+}
+
+/** The tag of an image reference, if it has one (a digest is not a tag). */
+export function imageTag(image: string): string | undefined {
+  const ref = image.trim().replace(/@sha256:[0-9a-f]+$/i, '');
+  const colon = ref.lastIndexOf(':');
+  return colon > ref.lastIndexOf('/') ? ref.slice(colon + 1) : undefined;
 }
 
 /** Every repository the simulator knows, for error messages. */
 export function knownRepositories(): string[] {
-  return imageTable().map((s) => s.repository);
+  return [...new Set(imageTable().map((s) => s.repository))];
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -243,9 +243,10 @@ describe('abortSteps: a roll-back derived from the plan and the steps done', () 
   });
 });
 
-// Bitnami's scripts wipe the contents of the data dir /bitnami/etcd/data of a member they find
-// removed (test/sim/images/bitnami-etcd/): the kept data goes to the volume root, and the files
-// they act on (member_id, new_member_envs, member_removal.log) are kept aside before etcd stops.
+// Bitnami's scripts wipe the data dir /bitnami/etcd/data (legacy: its contents; debian-12: the
+// dir) of a member they find removed (test/sim/images/bitnami-etcd*/): the kept data goes to the
+// volume root, the files they act on (member_id, new_member_envs, member_removal.log) are kept
+// aside before etcd stops, and a directory stands where preStop writes its removal log.
 describe('a Bitnami member', () => {
   const bitnami = anthosMember(0, {
     dataDir: '/bitnami/etcd/data', runAsUser: 1001, fsGroup: 1001,
@@ -267,32 +268,38 @@ describe('a Bitnami member', () => {
     expect(plan.warnings.join(' ')).toMatch(/Bitnami's start scripts/);
   });
 
-  it('the keep, swap and roll-back scripts lose nothing and put everything back (real sh)', () => {
+  it('the keep, swap and roll-back scripts lose nothing, keep the preStop hook from removing the member, and put everything back (real sh)', () => {
     const root = mkdtempSync(join(tmpdir(), 'kubectl-etcd-bitnami-'));
     const rel = (p: string) => join(root, p);
     mkdirSync(rel('/bitnami/etcd/data/member/snap'), { recursive: true });
     writeFileSync(rel('/bitnami/etcd/data/member/snap/db'), 'old');
     writeFileSync(rel('/bitnami/etcd/data/member_id'), 'abc123\n');
+    writeFileSync(rel('/bitnami/etcd/member_removal.log'), 'from before\n');
     mkdirSync(rel(m.restoreDir + '/member/snap'), { recursive: true });
     writeFileSync(rel(m.restoreDir + '/member/snap/db'), 'new');
     const run = (argv: string[]) => {
       const [cmd, ...args] = argv.map((a, i) => (i >= 4 && a.startsWith('/') ? rel(a) : a));
       execFileSync(cmd!, args);
     };
+    expect(m.removalLogGuard).toBe('/bitnami/etcd/member_removal.log');
     run(m.keepStartFilesArgv!);
     expect(existsSync(rel('/bitnami/etcd/data/member_id'))).toBe(false);
-    // preStop then writes a removal log beside the data dir; the swap keeps it aside too.
-    writeFileSync(rel('/bitnami/etcd/member_removal.log'), '');
+    // The hook's `etcdctl member remove … > member_removal.log` never runs: its output file is a directory.
+    const hook = spawnSync('bash', ['-c', 'touch "$2" > "$1"', 'bash', rel('/bitnami/etcd/member_removal.log'), rel('/removed')]);
+    expect(hook.status).not.toBe(0);
+    expect(existsSync(rel('/removed'))).toBe(false);
     run(m.swapArgv);
     run(m.keepStartFilesArgv!);
     expect(readFileSync(rel('/bitnami/etcd/data/member/snap/db'), 'utf8')).toBe('new');
     expect(readdirSync(rel('/bitnami/etcd/data'))).toEqual(['member']);
+    expect(readdirSync(rel('/bitnami/etcd/member_removal.log'))).toEqual([]);
     expect(readFileSync(rel(m.asideDir + '/snap/db'), 'utf8')).toBe('old');
     expect(readdirSync(rel(m.startFilesDir!)).sort()).toEqual(['member_id', 'member_removal.log']);
     run(m.rollbackArgv);
     run(m.rollbackArgv);
     expect(readFileSync(rel('/bitnami/etcd/data/member/snap/db'), 'utf8')).toBe('old');
     expect(readFileSync(rel('/bitnami/etcd/data/member_id'), 'utf8')).toBe('abc123\n');
+    expect(readFileSync(rel('/bitnami/etcd/member_removal.log'), 'utf8')).toBe('from before\n');
     expect(existsSync(rel(m.startFilesDir!))).toBe(false);
   });
 });

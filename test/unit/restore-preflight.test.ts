@@ -29,6 +29,26 @@ describe('preflight with Bitnami\'s start scripts', () => {
   it('goes on without it', async () => {
     await expect(preflight({ topology: topology(false), etcdImage: 'docker.io/bitnami/etcd:3.4.23', snapshot, quiesce: [], pdbs: [], force: false }, deps)).resolves.toBeDefined();
   });
+
+  // The hook writes member_removal.log beside the data dir; the restore keeps it from running by a
+  // directory there, which it can make only on the member's volume.
+  const withHook = (mountPath: string): EtcdTopology => {
+    const t = topology(false);
+    const members = t.members.map((m) => ({
+      ...m, dataDir: '/bitnami/etcd/data', preStop: ['/opt/bitnami/scripts/etcd/prestop.sh'],
+      dataVolume: { kind: 'pvc' as const, volumeName: 'data', claimName: `data-${m.pod}`, mountPath },
+    }));
+    return { ...t, members };
+  };
+  it.each([
+    ['/bitnami/etcd', 'goes on'],
+    ['/bitnami/etcd/data', 'refuses'],
+  ])('with the preStop hook and the volume at %s, %s', async (mountPath, outcome) => {
+    const run = preflight({ topology: withHook(mountPath), etcdImage: 'docker.io/bitnami/etcd:3.4.23', snapshot, quiesce: [], pdbs: [], force: false }, deps);
+    if (outcome === 'goes on') return expect(run).resolves.toBeDefined();
+    await expect(run).rejects.toThrow(/^the preStop hook of "etcd-0", "etcd-1", "etcd-2" removes a stopping member from the cluster and writes its log outside the member's volume/);
+    await expect(run).rejects.toMatchObject({ hint: expect.stringMatching(/removeMemberOnContainerTermination=false/) });
+  });
 });
 
 describe('preflight with probes held while the members start', () => {
