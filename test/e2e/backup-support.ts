@@ -68,6 +68,8 @@ kind: Service
 metadata: {name: etcd, namespace: ${o.namespace}}
 spec:
   clusterIP: None
+  # Members find each other before they are Ready (DNS lists not-ready pods only when published).
+  publishNotReadyAddresses: true
   selector: {app: etcd}
   ports: [{name: client, port: 2379}, {name: peer, port: 2380}]
 ---
