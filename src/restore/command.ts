@@ -49,8 +49,12 @@ export interface RestoreDeps {
   discover(namespace: string, statefulSet?: string): Promise<EtcdTopology>;
   /** The etcd image of the workload's pod template. */
   templateImage(topology: EtcdTopology): Promise<string>;
-  /** The probes to hold while the members start, when they could not all start with them; a warning when that could not be told. */
-  coldStart(topology: EtcdTopology): Promise<{ hold?: ColdStartHold; warning?: string }>;
+  /**
+   * From one read of the StatefulSet (and its Service): the etcd image of its pod template, the
+   * probes to hold while the members start when they could not all start with them, and a warning
+   * when that could not be told.
+   */
+  templateFacts(topology: EtcdTopology): Promise<{ image: string; hold?: ColdStartHold; warning?: string }>;
   listWorkloads(namespace: string): Promise<NamespaceWorkloads>;
   /** Fills in the node of members whose pod is gone. */
   resolveNodes(topology: EtcdTopology): Promise<void>;

@@ -9,7 +9,8 @@ import { kubeBackupDeps } from '../backup/cluster.js';
 import { runBackup } from '../backup/run.js';
 import { discoverTopology } from '../etcd/discovery/index.js';
 import { apiPodLister } from '../etcd/discovery/lister.js';
-import type { V1Service } from '@kubernetes/client-node';
+import type { EtcdTopology } from '../etcd/topology.js';
+import type { V1Service, V1StatefulSet } from '@kubernetes/client-node';
 import { ForbiddenError, NoHealthyMemberError, PluginError } from '../errors.js';
 import { checkAccess } from '../kube/access.js';
 import type { KubeContext } from '../kube/client.js';
@@ -36,6 +37,12 @@ function ask(question: string): Promise<string | undefined> {
   });
 }
 
+/** The etcd image of a StatefulSet's pod template (the discovered image when the set or container is gone). */
+function imageOf(sts: V1StatefulSet | undefined, topology: EtcdTopology): string {
+  const container = topology.members[0]?.container;
+  return sts?.spec?.template?.spec?.containers?.find((c) => c.name === container)?.image ?? topology.image;
+}
+
 /** Builds the restore's collaborators over the kube seam, as the backup CLI does. */
 export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
   const lister = apiPodLister(kube);
@@ -43,14 +50,13 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
   return {
     discover: (namespace, statefulSet) => discoverTopology(lister, { namespace, statefulSet }),
     async templateImage(topology) {
-      const sts = await lister.getStatefulSet(topology.namespace, topology.workload.name);
-      const container = topology.members[0]?.container;
-      return sts?.spec?.template?.spec?.containers?.find((c) => c.name === container)?.image ?? topology.image;
+      return imageOf(await lister.getStatefulSet(topology.namespace, topology.workload.name), topology);
     },
-    async coldStart(topology) {
+    async templateFacts(topology) {
       const sts = await lister.getStatefulSet(topology.namespace, topology.workload.name);
+      const image = imageOf(sts, topology);
       const container = topology.members[0]?.container;
-      if (!sts || !container) return {};
+      if (!sts || !container) return { image };
       const serviceName = sts.spec?.serviceName;
       let service: V1Service | undefined;
       if (serviceName) {
@@ -59,11 +65,11 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
         } catch (err) {
           if (!(err instanceof ForbiddenError)) throw err;
           const hold = coldStartHold(sts, container, undefined);
-          return { ...(hold ? { hold } : {}), warning: `cannot read Service "${serviceName}" (${err.message}); if it does not publish not-ready addresses, members that start together cannot find each other until Ready` };
+          return { image, ...(hold ? { hold } : {}), warning: `cannot read Service "${serviceName}" (${err.message}); if it does not publish not-ready addresses, members that start together cannot find each other until Ready` };
         }
       }
       const hold = coldStartHold(sts, container, service);
-      return hold ? { hold } : {};
+      return { image, ...(hold ? { hold } : {}) };
     },
     async listWorkloads(namespace) {
       try {

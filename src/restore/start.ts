@@ -34,9 +34,8 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
   const journal = openJournal(places, topology.namespace, topology.workload.name);
   await refuseIfJournal(journal);
   await deps.resolveNodes(topology);
-  const etcdImage = await deps.templateImage(topology);
+  const { image: etcdImage, ...coldStart } = await deps.templateFacts(topology);
   const { quiesce, pdbs } = findQuiesceTargets(topology, await deps.listWorkloads(topology.namespace), opts.quiesce);
-  const coldStart = await deps.coldStart(topology);
   const checked = await preflight({ topology, etcdImage, utilityImage: opts.utilityImage, snapshot, quiesce, pdbs, force: opts.force, coldStart: coldStart.hold }, deps.preflight);
   const stamp = compactUtc(deps.now());
   const plan = buildRestorePlan({
