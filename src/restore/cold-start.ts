@@ -14,10 +14,11 @@
  * podManagementPolicy and serviceName cannot be changed on an existing StatefulSet. What can change
  * is the pod template and the Service. Under OrderedReady the restore takes the probes off while
  * the members start, and puts them back (a rolling update, one member at a time, with quorum) once
- * etcd is healthy. A Service that hides not-ready members publishes them while the members start,
- * and goes back once they are Ready: with peer TLS, etcd accepts a peer only when a DNS name of
- * the peer's certificate resolves to its address, so a member not in DNS can never (re)join, and
- * a rolling update under such a Service would stall on its first member.
+ * etcd is healthy. A Service that hides not-ready members is made to publish them, and stays so:
+ * with peer TLS, etcd accepts a peer only when a DNS name of the peer's certificate resolves to
+ * its address, so a member out of DNS can never (re)join — under such a Service a rolling update
+ * stalls on its first member, and a member whose probe fails once is lost (measured: set back
+ * right after a restore, a member dropped out and never came back).
  */
 import type { V1Probe, V1Service, V1StatefulSet } from '@kubernetes/client-node';
 

@@ -61,15 +61,15 @@ export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
       );
     }
     await ctx.deps.cluster.setProbes(name, hold.container, hold.probes);
+    // The Service keeps publishing not-ready members: set back, any member that restarts (or
+    // fails its probe once) drops out of DNS and, with peer TLS, its peers refuse it for good.
+    if (hold.service) ctx.deps.log.warn(`Service "${hold.service}" keeps publishNotReadyAddresses: true; with false, a member that restarts or fails its readiness probe once leaves DNS and its peers refuse it until it is Ready, which it cannot be without them`);
     if (problems) {
-      // A roll-back puts everything back as it was, healthy or not, and says so.
-      if (hold.service) await ctx.deps.cluster.setPublishNotReady(hold.service, false);
-      ctx.deps.log.warn(`statefulset "${name}" no longer has ${holdWhat(hold)} though etcd is not healthy (${problems.join('; ')}); a rolling update waits until it is`);
+      // A roll-back puts the probes back, healthy or not, and says so.
+      ctx.deps.log.warn(`statefulset "${name}" has its probes back though etcd is not healthy (${problems.join('; ')}); a rolling update waits until it is`);
       return;
     }
-    // The members stay resolvable until every one runs with its probes again, then the Service hides not-ready members again.
     await ctx.deps.cluster.waitRolledOut(name);
-    if (hold.service) await ctx.deps.cluster.setPublishNotReady(hold.service, false);
   },
   'etcd-stop': (ctx) => ctx.deps.cluster.scale('StatefulSet', ctx.plan.workload.name, 0, true),
   async utility(ctx, s) {

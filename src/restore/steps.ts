@@ -51,8 +51,8 @@ export type PlanStep = StepBase & (
   | { kind: 'retention-restore' }
   /**
    * Once etcd is healthy: the held probes back and the rolling update that brings them to every
-   * member, then the Service as it was; in a roll-back (rollback: true) all goes back even when the
-   * old data are not healthy.
+   * member; the Service stays publishing not-ready members (cold-start.ts). In a roll-back
+   * (rollback: true) the probes go back even when the old data are not healthy.
    */
   | { kind: 'start-release'; rollback: boolean }
   | { kind: 'verify' }
@@ -113,7 +113,7 @@ function startReleaseTitle(name: string, hold: ColdStartHold): string {
   return [
     `once etcd is healthy`,
     probes ? `put the ${probes} of statefulset "${name}" back and wait until every member runs with ${hold.probes.readinessProbe && hold.probes.startupProbe ? 'them' : 'it'}, Ready (a rolling update, one member at a time)` : '',
-    hold.service ? `set publishNotReadyAddresses of Service "${hold.service}" back to false` : '',
+    hold.service ? `leave Service "${hold.service}" publishing not-ready members (set back to false, a member that restarts could never rejoin)` : '',
   ].filter(Boolean).join(', ');
 }
 
