@@ -1,6 +1,7 @@
 // Shared by the backup and status e2e files: run the built plugin through `kubectl etcd`, talk to
 // each fixture's etcd with real etcdctl inside its pod, and judge a snapshot the way a user would
 // (real `etcdctl snapshot status`, a real `etcdctl snapshot restore` started as a throwaway etcd).
+import { DEFAULT_ETCD_MINOR, etcdRelease, type EtcdMinor } from '../sim/etcd-versions.js';
 import { execFile, spawn } from 'node:child_process';
 import { createReadStream, openSync, closeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -60,7 +61,7 @@ export const TARGETS = {
  * An etcd StatefulSet on the upstream distroless image (no shell, no tar; etcd and etcdctl only),
  * client TLS from Secret `etcd-tls` (create it first, see distrolessSecret).
  */
-export function distrolessManifest(o: { namespace: string; replicas: number; storage: string; token: string; createNamespace: boolean }): string {
+export function distrolessManifest(o: { namespace: string; replicas: number; storage: string; token: string; createNamespace: boolean; etcd?: EtcdMinor }): string {
   // Several members start together (Parallel): a member is Ready only once the cluster has quorum.
   return `
 ${o.createNamespace ? `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${o.namespace}}\n---\n` : ''}apiVersion: v1
@@ -85,7 +86,7 @@ ${o.replicas > 1 ? '  podManagementPolicy: Parallel\n' : ''}  selector: {matchLa
     spec:
       containers:
       - name: etcd
-        image: gcr.io/etcd-development/etcd:v3.4.23
+        image: gcr.io/etcd-development/etcd:v${etcdRelease(o.etcd ?? DEFAULT_ETCD_MINOR)}
         command:
         - /usr/local/bin/etcd
         - --name=$(POD_NAME)

@@ -410,6 +410,41 @@ describe('probes and pod spec', () => {
   });
 });
 
+describe('images by tag', () => {
+  // A runtime pulls the tag it is given (https://kubernetes.io/docs/concepts/containers/images/);
+  // a tag the registry lacks is ErrImagePull then ImagePullBackOff, with a Failed event. The
+  // simulator runs the etcd binaries the tag names (3.4 or 3.5, test/sim/etcd-versions.ts) and
+  // has none for 3.6: that tag must fail to pull, never run 3.4 or 3.5 in its place.
+  it('an etcd image runs the version its tag names; a 3.6 tag is ErrImagePull then ImagePullBackOff with a Failed event', async () => {
+    const pod = (name: string, image: string) => `---
+apiVersion: v1
+kind: Pod
+metadata: {name: ${name}, namespace: kt}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers: [{name: etcd, image: ${image}, command: [etcd, --data-dir=/tmp/d, --listen-client-urls=http://127.0.0.1:2379, --advertise-client-urls=http://127.0.0.1:2379]}]
+`;
+    await kubectl(['apply', '-f', '-'], pod('etcd35', 'quay.io/coreos/etcd:v3.5.16') + pod('etcd34', 'registry.k8s.io/etcd:3.4.23-0') + pod('etcd36', 'gcr.io/etcd-development/etcd:v3.6.4'));
+    await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/etcd35', 'pod/etcd34', '--timeout=60s']);
+    expect(await kubectl(['-n', 'kt', 'exec', 'etcd35', '--', 'etcd', '--version'])).toMatch(/^etcd Version: 3\.5\.16$/m);
+    expect(await kubectl(['-n', 'kt', 'exec', 'etcd35', '--', 'etcdutl', 'version'])).toMatch(/^etcdutl version: 3\.5\.16$/m);
+    expect(await kubectl(['-n', 'kt', 'exec', 'etcd34', '--', 'etcd', '--version'])).toMatch(/^etcd Version: 3\.4\.23$/m);
+    const noEtcdutl = await cluster.kubectl(['-n', 'kt', 'exec', 'etcd34', '--', 'etcdutl', 'version']);
+    expect(noEtcdutl.stderr).toMatch(/exec: "etcdutl": executable file not found in \$PATH/);
+    const reasons = new Set<string>();
+    await waitFor('etcd36 to back off', async () => {
+      const p = JSON.parse(await kubectl(['-n', 'kt', 'get', 'pod', 'etcd36', '-o', 'json']));
+      const reason = p.status?.containerStatuses?.[0]?.state?.waiting?.reason;
+      if (reason) reasons.add(reason);
+      return reason === 'ImagePullBackOff' ? true : undefined;
+    });
+    expect(reasons.has('ImagePullBackOff')).toBe(true);
+    const events = await kubectl(['-n', 'kt', 'get', 'events', '--field-selector', 'involvedObject.name=etcd36', '-o', 'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}']);
+    expect(events).toMatch(/^Failed: Failed to pull image "gcr\.io\/etcd-development\/etcd:v3\.6\.4": .*not found/m);
+    await kubectl(['-n', 'kt', 'delete', 'pod', 'etcd35', 'etcd34', 'etcd36', '--wait=false']);
+  });
+});
+
 describe('volumes', () => {
   it("a claim's capacity is real: writing past it fails with ENOSPC", async () => {
     await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/filler', '--timeout=60s']);

@@ -6,6 +6,8 @@ import { join, resolve } from 'node:path';
 import { ensureToken, writeKubeconfig } from './apiserver/clusterfiles.js';
 import { down, up } from './apiserver/lifecycle.js';
 import { runFault } from './fault.js';
+import { DEFAULT_ETCD_MINOR, ETCD_MINORS, isEtcdMinor } from './etcd-versions.js';
+import { withFixtureOption } from './fixtures/index.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 const program = new Command('sim').description('the local test cluster').showHelpAfterError();
@@ -14,8 +16,11 @@ program.command('up').description('start a cluster and wait until it is ready')
   .requiredOption('--dir <DIR>', 'cluster directory')
   .option('--fixture <NAME>', 'create a fixture (repeatable)', collect, [] as string[])
   .option('--nodes <N>', 'number of nodes', '3')
-  .action(async (o: { dir: string; fixture: string[]; nodes: string }) => {
-    await up({ dir: o.dir, fixtures: o.fixture, nodes: Number(o.nodes),
+  .option('--etcd <MINOR>', `etcd minor of every fixture that does not name one (${ETCD_MINORS.join(' or ')}; default ${DEFAULT_ETCD_MINOR})`)
+  .action(async (o: { dir: string; fixture: string[]; nodes: string; etcd?: string }) => {
+    if (o.etcd !== undefined && !isEtcdMinor(o.etcd)) throw new Error(`--etcd ${o.etcd}: the local cluster runs etcd ${ETCD_MINORS.join(' and ')}`);
+    const fixtures = o.etcd ? o.fixture.map((f) => withFixtureOption(f, 'etcd', o.etcd!)) : o.fixture;
+    await up({ dir: o.dir, fixtures, nodes: Number(o.nodes),
       readyTimeoutMs: Number(process.env.SIM_READY_TIMEOUT_MS ?? 180_000), log: (l) => console.log(l) });
   });
 

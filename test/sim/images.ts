@@ -1,10 +1,15 @@
 // The simulator's image table: which host programs a container of each image gets.
 // Differs from a real runtime: nothing is pulled; an image is a list of host binaries placed
-// (bind-mounted read-only) at their paths inside an otherwise empty root; the tag and digest are
-// ignored, except where an image's tags run different start scripts (bitnami/etcd); shared
+// (bind-mounted read-only) at their paths inside an otherwise empty root. The tag matters where it
+// does in real registries: an etcd image's tag names its etcd version (3.4 runs Debian's 3.4.23,
+// 3.5 the 3.5 binaries scripts/setup.sh unpacks, see etcd-versions.ts; any other version, such as
+// 3.6, cannot be pulled), and bitnami/etcd's tag picks its start scripts. A tag that names no
+// version (or a digest alone) gets the default, 3.4. Shared
 // libraries come from the host's /usr/lib/x86_64-linux-gnu (read-only) so
 // dynamic binaries run; `sh` is the host's dash (or bash where the real image has bash).
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_ETCD_MINOR, etcdBinaries, isEtcdMinor, tagMinor, type EtcdMinor } from './etcd-versions.js';
 
 /** What a container of an image gets: files (path in image → host file), defaults, user. */
 export interface ImageSpec {
@@ -28,6 +33,8 @@ export interface ImageSpec {
   dirs: string[];
   /** When set, only tags it matches get this spec (else any tag of the repository). */
   tags?: RegExp;
+  /** An etcd image: its tag's version picks the etcd binaries (etcdVersionOf). */
+  etcd?: boolean;
 }
 
 const STD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -45,7 +52,11 @@ function hostTools(names: string[], dir = '/bin'): Record<string, string> {
   return Object.fromEntries(names.map((n) => [`${dir}/${n}`, `/usr/bin/${n}`]));
 }
 
-const ETCD_BINS = { '/usr/local/bin/etcd': '/usr/bin/etcd', '/usr/local/bin/etcdctl': '/usr/bin/etcdctl' };
+/** The etcd binaries of a minor at their paths in an image (etcdutl only from 3.5, as upstream ships it). */
+function etcdFiles(minor: EtcdMinor, dir = '/usr/local/bin'): Record<string, string> {
+  const b = etcdBinaries(minor);
+  return { [`${dir}/etcd`]: b.etcd, [`${dir}/etcdctl`]: b.etcdctl, ...(b.etcdutl ? { [`${dir}/etcdutl`]: b.etcdutl } : {}) };
+}
 const DASH = { '/bin/sh': '/usr/bin/dash' };
 const BASH_AS_SH = { '/bin/sh': '/usr/bin/bash', '/bin/bash': '/usr/bin/bash' };
 const TAR = { '/bin/tar': '/usr/bin/tar' };
@@ -59,8 +70,9 @@ function spec(repository: string, s: Partial<ImageSpec> & Pick<ImageSpec, 'files
 
 const STANDIN_DIR = fileURLToPath(new URL('./images/', import.meta.url));
 
-/** The table, keyed by normalized repository (any tag or digest matches, unless a spec names its tags). */
-function imageTable(): ImageSpec[] {
+/** The table for one etcd minor, keyed by normalized repository (any tag or digest matches, unless a spec names its tags). */
+function imageTable(minor: EtcdMinor = DEFAULT_ETCD_MINOR): ImageSpec[] {
+  const ETCD_BINS = etcdFiles(minor);
   const fullEtcd = { ...ETCD_BINS, ...DASH, ...TAR, ...hostTools(COREUTILS) };
   // The Bitnami image starts through its scripts: stand-ins in images/bitnami-etcd/ of the legacy
   // generation (3.4 debian-11, see libetcd.sh there), in images/bitnami-etcd-debian-12/ of the
@@ -72,25 +84,25 @@ function imageTable(): ImageSpec[] {
     );
     return {
       files: {
-        '/opt/bitnami/etcd/bin/etcd': '/usr/bin/etcd', '/opt/bitnami/etcd/bin/etcdctl': '/usr/bin/etcdctl',
+        ...etcdFiles(minor, '/opt/bitnami/etcd/bin'),
         ...BASH_AS_SH, ...TAR, ...hostTools(COREUTILS), ...scripts,
       },
       entrypoint: ['/opt/bitnami/scripts/etcd/entrypoint.sh'], cmd: ['/opt/bitnami/scripts/etcd/run.sh'], uid: 1001, gid: 0,
       env: { PATH: `/opt/bitnami/etcd/bin:${STD_PATH}`, ETCDCTL_API: '3', BITNAMI_APP_NAME: 'etcd' },
-      workingDir: '/opt/bitnami/etcd', dirs: ['/bitnami/etcd', '/opt/bitnami/etcd/conf'],
+      workingDir: '/opt/bitnami/etcd', dirs: ['/bitnami/etcd', '/opt/bitnami/etcd/conf'], etcd: true,
     };
   };
-  const distroless = { files: { ...ETCD_BINS }, cmd: ['/usr/local/bin/etcd'], shell: false };
+  const distroless = { files: { ...ETCD_BINS }, cmd: ['/usr/local/bin/etcd'], shell: false, etcd: true };
   return [
-    spec('gcr.io/gke-on-prem-release/etcd', { files: fullEtcd, cmd: ['/usr/local/bin/etcd'] }),
-    spec('gcr.io/gke-on-prem-release/etcd-util', { files: fullEtcd, cmd: ['/bin/sh'] }),
+    spec('gcr.io/gke-on-prem-release/etcd', { files: fullEtcd, cmd: ['/usr/local/bin/etcd'], etcd: true }),
+    spec('gcr.io/gke-on-prem-release/etcd-util', { files: fullEtcd, cmd: ['/bin/sh'], etcd: true }),
     spec('docker.io/bitnami/etcd', { ...bitnamiWith('bitnami-etcd-debian-12'), tags: /-debian-12(-r\d+)?$/ }),
     spec('docker.io/bitnami/etcd', bitnamiWith('bitnami-etcd')),
     spec('registry.k8s.io/etcd', {
-      files: { ...ETCD_BINS, ...BASH_AS_SH, '/bin/cp': '/usr/bin/cp' }, cmd: ['/usr/local/bin/etcd'],
+      files: { ...ETCD_BINS, ...BASH_AS_SH, '/bin/cp': '/usr/bin/cp' }, cmd: ['/usr/local/bin/etcd'], etcd: true,
     }),
     spec('k8s.gcr.io/etcd', {
-      files: { ...ETCD_BINS, ...BASH_AS_SH, '/bin/cp': '/usr/bin/cp' }, cmd: ['/usr/local/bin/etcd'],
+      files: { ...ETCD_BINS, ...BASH_AS_SH, '/bin/cp': '/usr/bin/cp' }, cmd: ['/usr/local/bin/etcd'], etcd: true,
     }),
     spec('gcr.io/etcd-development/etcd', distroless),
     spec('quay.io/coreos/etcd', distroless),
@@ -120,9 +132,29 @@ export function imageRepository(image: string): string {
 
 /** Looks an image up in the table; undefined means the simulator cannot "pull" it. */
 export function resolveImage(image: string): ImageSpec | undefined {
+  const r = pullImage(image);
+  return 'spec' in r ? r.spec : undefined;
+}
+
+/**
+ * "Pulls" an image: its spec, or why it cannot be pulled, worded as containerd words a missing
+ * reference (`failed to resolve reference … not found`), so events read like a real node's.
+ */
+export function pullImage(image: string): { spec: ImageSpec } | { why: string } {
   const repo = imageRepository(image);
   const tag = imageTag(image);
-  return imageTable().find((s) => s.repository === repo && (!s.tags || (tag !== undefined && s.tags.test(tag))));
+  const matches = (table: ImageSpec[]) => table.find((s) => s.repository === repo && (!s.tags || (tag !== undefined && s.tags.test(tag))));
+  const notFound = `rpc error: code = NotFound desc = failed to pull and unpack image "${image}": failed to resolve reference "${image}": ${image}: not found`;
+  const any = matches(imageTable());
+  if (!any) return { why: `${notFound} (not in the simulator's image table, test/sim/images.ts)` };
+  if (!any.etcd) return { spec: any };
+  const named = tagMinor(tag);
+  const minor = named ?? DEFAULT_ETCD_MINOR;
+  if (!isEtcdMinor(minor)) return { why: `${notFound} (the simulator has no etcd ${named} binaries; it runs 3.4 and 3.5)` };
+  const spec = matches(imageTable(minor))!;
+  const missing = Object.values(spec.files).find((f) => !existsSync(f));
+  if (missing) return { why: `${notFound} (${missing} is missing on this machine: run npm run setup)` };
+  return { spec };
 }
 
 /** The tag of an image reference, if it has one (a digest is not a tag). */

@@ -17,7 +17,7 @@ describe('the bitnami image and fixture', () => {
   it.each([
     ['docker.io/bitnami/etcd:3.4.23-debian-11-r0', /\/bitnami-etcd\/prestop\.sh$/],
     ['bitnami/etcd:3.5.17-debian-12-r3', /\/bitnami-etcd-debian-12\/prestop\.sh$/],
-    ['docker.io/bitnami/etcd:3.6.4-debian-12', /\/bitnami-etcd-debian-12\/prestop\.sh$/],
+    ['docker.io/bitnami/etcd:3.5.16-debian-12', /\/bitnami-etcd-debian-12\/prestop\.sh$/],
     ['docker.io/bitnami/etcd', /\/bitnami-etcd\/prestop\.sh$/],
   ])('%s runs the stand-ins %s', (image, path) => {
     expect(prestopOf(image)).toMatch(path);

@@ -9,7 +9,7 @@
 import { mkdirSync, renameSync, rmSync, existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { V1ConfigMap, V1Container, V1Probe, V1Secret } from '@kubernetes/client-node';
-import { resolveImage, type ImageSpec } from '../images.js';
+import { pullImage, type ImageSpec } from '../images.js';
 import type { Json } from '../json.js';
 import { ApiError, sleep, type ApiClient } from './api.js';
 import { signalContainer, startContainer, waitInRoot, type ContainerMount, type StartedContainer } from './container.js';
@@ -111,10 +111,11 @@ export class PodWorker {
   private async run(): Promise<void> {
     const all = [...this.init, ...this.regular];
     for (const c of all) {
-      c.imageSpec = resolveImage(c.spec.image!); // the API requires it (client-node types it optional)
-      if (!c.imageSpec) {
-        c.state = { waiting: { reason: 'ErrImagePull', message: `image "${c.spec.image}" is not in the simulator's image table (test/sim/images.ts)` } };
-        this.ctx.event(this.pod, 'Warning', 'Failed', `Failed to pull image "${c.spec.image}": not in the simulator's image table (test/sim/images.ts)`);
+      const pulled = pullImage(c.spec.image!); // the API requires it (client-node types it optional)
+      c.imageSpec = 'spec' in pulled ? pulled.spec : undefined;
+      if ('why' in pulled) {
+        c.state = { waiting: { reason: 'ErrImagePull', message: pulled.why } };
+        this.ctx.event(this.pod, 'Warning', 'Failed', `Failed to pull image "${c.spec.image}": ${pulled.why}`);
       }
     }
     if (all.some((c) => !c.imageSpec)) {
