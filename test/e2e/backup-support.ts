@@ -9,7 +9,7 @@ import { stat } from 'node:fs/promises';
 import { delimiter, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
-import { etcdctlSnapshotStatus, requireBinary, startEtcd } from '../helpers/etcd.js';
+import { etcdctlSnapshotStatus, requireBinary, snapshotTool, startEtcd } from '../helpers/etcd.js';
 import { ok, type CommandResult, type SimCluster } from '../sim/harness.js';
 
 const execFileP = promisify(execFile);
@@ -25,6 +25,8 @@ export interface EtcdTarget {
   container: string;
   /** etcdctl connection flags as seen inside the container. */
   conn: string[];
+  /** The etcd minor the fixture runs (3.4 unless it says etcd=3.5): judged with that minor's tools. */
+  etcd?: EtcdMinor;
   /** The transport `backup` should pick by itself (exec when the image has sh and tar). */
   transport: 'exec' | 'stream';
 }
@@ -228,13 +230,13 @@ export async function expectSnapshotOfLiveCluster(
   window: { before: number; after: number },
   written: Record<string, string>,
 ): Promise<void> {
-  const status = await etcdctlSnapshotStatus(file);
+  const status = await etcdctlSnapshotStatus(file, t.etcd);
   expect(status.revision).toBeGreaterThanOrEqual(window.before);
   expect(status.revision).toBeLessThanOrEqual(window.after);
   const live = await liveCounts(cluster, t, status.revision);
   const dataDir = join(work, `restored-${t.namespace}-${Date.now()}`);
-  await execFileP('etcdctl', ['snapshot', 'restore', file, '--data-dir', dataDir], { env: { ...process.env, ETCDCTL_API: '3' } });
-  const etcd = await startEtcd({ dataDir });
+  await execFileP(...snapshotTool(t.etcd ?? '3.4', ['restore', file, '--data-dir', dataDir]), { env: { ...process.env, ETCDCTL_API: '3' } });
+  const etcd = await startEtcd({ dataDir, minor: t.etcd });
   try {
     const restored = JSON.parse(await etcd.ctl(['get', '', '--from-key', '--keys-only', '--limit=1', '-w', 'json'])) as { header: { revision: number }; count?: number };
     expect(restored.header.revision).toBe(status.revision);
@@ -248,12 +250,15 @@ export async function expectSnapshotOfLiveCluster(
   }
 }
 
-/** `kubectl etcd inspect FILE -o json` must report what `etcdctl snapshot status -w json` reports. */
-export async function expectInspectAgreesWithEtcdctl(cluster: SimCluster, file: string): Promise<void> {
+/**
+ * `kubectl etcd inspect FILE -o json` must report what the snapshot's own etcd minor reports:
+ * `etcdctl snapshot status -w json` (3.4) or `etcdutl snapshot status -w json` (3.5).
+ */
+export async function expectInspectAgreesWithEtcdctl(cluster: SimCluster, file: string, minor: EtcdMinor = '3.4'): Promise<void> {
   const r = await kubectlEtcd(cluster, ['inspect', file, '-o', 'json']);
   expect(r.stderr).toBe('');
   expect(r.code).toBe(0);
   const record = JSON.parse(r.stdout) as { outcome: string; trailer: string; status: unknown };
   expect(record).toMatchObject({ outcome: 'valid', trailer: 'valid' });
-  expect(record.status).toEqual(await etcdctlSnapshotStatus(file));
+  expect(record.status).toEqual(await etcdctlSnapshotStatus(file, minor));
 }

@@ -3,11 +3,15 @@
 // side by side plus an etcd StatefulSet on the distroless upstream image. Judged by files, exit
 // codes, output lines, real `etcdctl snapshot status`, and keys in a real etcd restored from the
 // snapshot. (The `single` fixture shares uc1 with anthos; it is covered in status.test.ts.)
+// Both etcd minors and both transports: anthos (exec) and the distroless set (stream) run 3.4,
+// bitnami (exec) and kubeadm (stream) run 3.5; each snapshot is judged by its own minor's tools
+// (3.4 etcdctl, 3.5 etcdutl and etcd).
 import { mkdir, mkdtemp, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctlSnapshotStatus } from '../helpers/etcd.js';
+import type { EtcdMinor } from '../sim/etcd-versions.js';
 import { requireRoot, startCluster, teardown, type SimCluster } from '../sim/harness.js';
 import {
   TARGETS, buildPlugin, expectInspectAgreesWithEtcdctl, expectSnapshotOfLiveCluster, kubectlEtcd, liveCounts, ok, sha256File,
@@ -17,13 +21,16 @@ import {
 let cluster: SimCluster;
 let work: string;
 /** Snapshot files taken by the per-fixture test, for the inspect tests. */
-const taken: Record<string, string> = {};
+const taken: Record<string, { file: string; etcd: EtcdMinor }> = {};
+/** The bitnami and kubeadm fixtures on etcd 3.5. */
+const BITNAMI: EtcdTarget = { ...TARGETS.bitnami, fixture: 'bitnami:etcd=3.5', etcd: '3.5' };
+const KUBEADM: EtcdTarget = { ...TARGETS.kubeadm, fixture: 'kubeadm:etcd=3.5', etcd: '3.5' };
 
 beforeAll(async () => {
   requireRoot();
   await buildPlugin();
   work = await mkdtemp(join(tmpdir(), 'backup-e2e-'));
-  cluster = await startCluster({ fixtures: ['anthos', 'bitnami', 'kubeadm'] });
+  cluster = await startCluster({ fixtures: ['anthos', BITNAMI.fixture, KUBEADM.fixture] });
   await startDistroless(cluster);
 }, 600_000);
 
@@ -41,8 +48,8 @@ async function tempSnapshotsInPod(t: EtcdTarget, dataMount: string): Promise<str
 }
 
 describe('kubectl etcd backup with no flags beyond -n', () => {
-  it.each([TARGETS.anthos, TARGETS.bitnami, TARGETS.kubeadm, TARGETS.distroless])(
-    '$fixture: a snapshot etcdctl accepts, of the live cluster at that moment, with the keys written before',
+  it.each<EtcdTarget>([TARGETS.anthos, BITNAMI, KUBEADM, TARGETS.distroless])(
+    '$fixture: a snapshot its etcd accepts, of the live cluster at that moment, with the keys written before',
     async (t) => {
       const written = await writeKeys(cluster, t, `/e2e/${t.namespace}/`, 3);
       const before = (await liveCounts(cluster, t)).revision;
@@ -55,21 +62,21 @@ describe('kubectl etcd backup with no flags beyond -n', () => {
       expect((await stat(file)).mode & 0o777).toBe(0o600);
       expect(await list(work)).not.toContain(`${t.namespace}.db.partial`);
       await expectSnapshotOfLiveCluster(cluster, t, file, work, { before, after }, written);
-      taken[t.namespace] = file;
+      taken[t.namespace] = { file, etcd: t.etcd ?? '3.4' };
     },
     240_000,
   );
 });
 
 describe('kubectl etcd inspect on snapshots from every fixture', () => {
-  it('agrees with etcdctl snapshot status -w json on hash, revision, keys and size', async () => {
+  it('agrees with etcdctl (3.4) / etcdutl (3.5) snapshot status -w json on hash, revision, keys and size', async () => {
     expect(Object.keys(taken).sort()).toEqual(['distroless', 'etcd', 'kube-system', 'uc1']);
-    for (const file of Object.values(taken)) await expectInspectAgreesWithEtcdctl(cluster, file);
+    for (const { file, etcd } of Object.values(taken)) await expectInspectAgreesWithEtcdctl(cluster, file, etcd);
   }, 120_000);
 
   it.each(['truncated', 'bit-flipped'])('a %s snapshot is reported as damaged with exit 3', async (damage) => {
     const file = join(work, `${damage}.db`);
-    await writeFile(file, await readFile(taken.uc1!));
+    await writeFile(file, await readFile(taken.uc1!.file));
     if (damage === 'truncated') {
       await truncate(file, (await stat(file)).size - 4096);
     } else {
@@ -152,14 +159,14 @@ describe('backup destinations and output', () => {
   }, 120_000);
 
   it('-f - writes the snapshot to stdout and the summary to stderr', async () => {
-    await writeKeys(cluster, TARGETS.bitnami, '/e2e/stdout/', 1);
+    await writeKeys(cluster, BITNAMI, '/e2e/stdout/', 1);
     const file = join(work, 'stdout.db');
     const r = await kubectlEtcd(cluster, ['backup', '-n', 'etcd', '-f', '-'], { stdoutFile: file });
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/^backed up etcd\/etcd from pod "etcd-\d" via exec to stdout \(/m);
-    const status = await etcdctlSnapshotStatus(file);
+    const status = await etcdctlSnapshotStatus(file, '3.5');
     expect(status.revision).toBeGreaterThan(0);
-    await expectInspectAgreesWithEtcdctl(cluster, file);
+    await expectInspectAgreesWithEtcdctl(cluster, file, '3.5');
   }, 120_000);
 });
 

@@ -5,8 +5,10 @@
 // scales etcd: utility pods beside the members, swap, delete the etcd pods at once. Then: exactly
 // the backed-up keys on every member, one leader, old data kept, kube-apiserver back; and an
 // --in-place restore killed after the swap rolls back with --abort, still without scaling etcd.
+// On both etcd minors (3.4: etcdctl snapshot restore; 3.5: etcdutl with a bumped revision).
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_ETCD_MINOR, ETCD_MINORS } from '../sim/etcd-versions.js';
 import { teardown, type SimCluster } from '../sim/harness.js';
 import {
   anthosAccess, auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy, workloadReplicas,
@@ -56,71 +58,73 @@ function pluginScaledEtcd(mark: number): number {
 
 const replicas = (kind: string, name: string) => workloadReplicas(cluster, 'uc1', kind, name);
 
-beforeAll(async () => {
-  ({ cluster, work, state } = await startRestoreCluster(['anthos'], 'restore-in-place'));
-  await waitClusterHealthy(cluster, A);
-  for (const k of A_KEYS) await etcdctl(cluster, A, A.pods[0]!, ['put', k, k]);
-  snapshot = join(work, 'anthos.db');
-  const b = await kubectlEtcd(cluster, state, ['backup', '-n', 'uc1', '-f', snapshot]);
-  if (b.code !== 0) throw new Error(`backup failed: ${b.stderr}`);
-}, 600_000);
+describe.each(ETCD_MINORS)('etcd %s', (minor) => {
+  beforeAll(async () => {
+    ({ cluster, work, state } = await startRestoreCluster([minor === DEFAULT_ETCD_MINOR ? 'anthos' : `anthos:etcd=${minor}`], `restore-in-place-${minor}`));
+    await waitClusterHealthy(cluster, A);
+    for (const k of A_KEYS) await etcdctl(cluster, A, A.pods[0]!, ['put', k, k]);
+    snapshot = join(work, 'anthos.db');
+    const b = await kubectlEtcd(cluster, state, ['backup', '-n', 'uc1', '-f', snapshot]);
+    if (b.code !== 0) throw new Error(`backup failed: ${b.stderr}`);
+  }, 600_000);
 
-afterAll(() => teardown(cluster, work));
+  afterAll(() => teardown(cluster, work));
 
-it('--dry-run plans no scaling of etcd: swap, then delete the etcd pods at once', async () => {
-  const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', '--in-place', '--dry-run', '-o', 'json']);
-  expect(r.code, r.stderr).toBe(0);
-  const ids = (JSON.parse(r.stdout) as { steps: Array<{ id: string }> }).steps.map((s) => s.id);
-  expect(ids).not.toContain('etcd-stop');
-  expect(ids).not.toContain('etcd-start');
-  expect(ids.indexOf('etcd-recreate')).toBe(ids.indexOf('swap/kube-etcd-2') + 1);
+  it('--dry-run plans no scaling of etcd: swap, then delete the etcd pods at once', async () => {
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', '--in-place', '--dry-run', '-o', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    const ids = (JSON.parse(r.stdout) as { steps: Array<{ id: string }> }).steps.map((s) => s.id);
+    expect(ids).not.toContain('etcd-stop');
+    expect(ids).not.toContain('etcd-start');
+    expect(ids.indexOf('etcd-recreate')).toBe(ids.indexOf('swap/kube-etcd-2') + 1);
+  });
+
+  it('restores two destroyed members and a stale one while an operator keeps scaling etcd up: exactly the backed-up keys everywhere', async () => {
+    await etcdctl(cluster, A, A.pods[0]!, ['put', '/test/b1', 'after the backup']);
+    await etcdctl(cluster, A, A.pods[0]!, ['del', '/test/a1']);
+    // The disaster: two members' data destroyed; their pods come back on empty data dirs.
+    for (const pod of ['kube-etcd-1', 'kube-etcd-2']) {
+      const r = await cluster.kubectl(['-n', 'uc1', 'exec', pod, '-c', A.container, '--', 'rm', '-rf', `${A.dataDir}/member`]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    expect((await cluster.kubectl(['-n', 'uc1', 'delete', 'pod', 'kube-etcd-1', 'kube-etcd-2', '--wait=false'])).code).toBe(0);
+    const operator = await fightScaling();
+    const mark = auditMark(cluster);
+    try {
+      const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', '--in-place', ...QUIESCE, '--yes', '--no-safety-backup']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^restored uc1\/kube-etcd from .* on 3 member\(s\) .*verified$/m);
+      expect(r.stderr).toMatch(/==> delete the pods of statefulset "kube-etcd" at once so they start on the restored data/);
+    } finally {
+      await operator.stop();
+    }
+    expect(pluginScaledEtcd(mark)).toBe(0);
+    for (const pod of A.pods) expect(await keysOn(cluster, A, pod, '/test/'), pod).toEqual(A_KEYS);
+    // The member whose data survived keeps it beside the restored data (the destroyed ones had none).
+    expect((await lsInPod(cluster, A, 'kube-etcd-0', A.dataDir)).some((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f))).toBe(true);
+    const st = await Promise.all(A.pods.map((p) => memberRevision(cluster, A, p)));
+    expect(st.filter((s) => s.leader)).toHaveLength(1);
+    await expect.poll(async () => (await replicas('statefulset', 'kube-apiserver')).ready, { timeout: 60_000 }).toBe(3);
+    expect((await replicas('deployment', 'gke-master-etcd-maintenance')).spec).toBe(1);
+    const utility = await cluster.kubectl(['-n', 'uc1', 'get', 'pods', '-l', 'app.kubernetes.io/managed-by=kubectl-etcd', '-o', 'name']);
+    expect(utility.stdout.trim()).toBe('');
+  }, 900_000);
+
+  it('killed after the swap, --abort puts the old data back without scaling etcd', async () => {
+    await waitClusterHealthy(cluster, A);
+    await pruneSetAside(cluster, A);
+    await etcdctl(cluster, A, A.pods[0]!, ['put', '/test/b2', 'kept by the abort']);
+    const before = await keysOn(cluster, A, A.pods[0]!, '/test/');
+    const mark = auditMark(cluster);
+    const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', '--in-place', ...QUIESCE, '--yes', '--no-safety-backup']);
+    await started.until(/==> delete the pods of statefulset "kube-etcd" at once/);
+    started.child.kill('SIGKILL');
+    expect((await started.done).code).toBe(137);
+    const abort = await kubectlEtcd(cluster, state, ['restore', '-n', 'uc1', '--abort', '--yes']);
+    expect(abort.code, abort.stderr).toBe(0);
+    expect(abort.stdout).toMatch(/^rolled back uc1\/kube-etcd: the pre-restore data is in place on 3 member\(s\); healthy, one leader$/m);
+    expect(pluginScaledEtcd(mark)).toBe(0);
+    for (const pod of A.pods) expect(await keysOn(cluster, A, pod, '/test/'), pod).toEqual(before);
+    await expect.poll(async () => (await replicas('statefulset', 'kube-apiserver')).ready, { timeout: 60_000 }).toBe(3);
+  }, 900_000);
 });
-
-it('restores two destroyed members and a stale one while an operator keeps scaling etcd up: exactly the backed-up keys everywhere', async () => {
-  await etcdctl(cluster, A, A.pods[0]!, ['put', '/test/b1', 'after the backup']);
-  await etcdctl(cluster, A, A.pods[0]!, ['del', '/test/a1']);
-  // The disaster: two members' data destroyed; their pods come back on empty data dirs.
-  for (const pod of ['kube-etcd-1', 'kube-etcd-2']) {
-    const r = await cluster.kubectl(['-n', 'uc1', 'exec', pod, '-c', A.container, '--', 'rm', '-rf', `${A.dataDir}/member`]);
-    expect(r.code, r.stderr).toBe(0);
-  }
-  expect((await cluster.kubectl(['-n', 'uc1', 'delete', 'pod', 'kube-etcd-1', 'kube-etcd-2', '--wait=false'])).code).toBe(0);
-  const operator = await fightScaling();
-  const mark = auditMark(cluster);
-  try {
-    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', '--in-place', ...QUIESCE, '--yes', '--no-safety-backup']);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^restored uc1\/kube-etcd from .* on 3 member\(s\) .*verified$/m);
-    expect(r.stderr).toMatch(/==> delete the pods of statefulset "kube-etcd" at once so they start on the restored data/);
-  } finally {
-    await operator.stop();
-  }
-  expect(pluginScaledEtcd(mark)).toBe(0);
-  for (const pod of A.pods) expect(await keysOn(cluster, A, pod, '/test/'), pod).toEqual(A_KEYS);
-  // The member whose data survived keeps it beside the restored data (the destroyed ones had none).
-  expect((await lsInPod(cluster, A, 'kube-etcd-0', A.dataDir)).some((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f))).toBe(true);
-  const st = await Promise.all(A.pods.map((p) => memberRevision(cluster, A, p)));
-  expect(st.filter((s) => s.leader)).toHaveLength(1);
-  await expect.poll(async () => (await replicas('statefulset', 'kube-apiserver')).ready, { timeout: 60_000 }).toBe(3);
-  expect((await replicas('deployment', 'gke-master-etcd-maintenance')).spec).toBe(1);
-  const utility = await cluster.kubectl(['-n', 'uc1', 'get', 'pods', '-l', 'app.kubernetes.io/managed-by=kubectl-etcd', '-o', 'name']);
-  expect(utility.stdout.trim()).toBe('');
-}, 900_000);
-
-it('killed after the swap, --abort puts the old data back without scaling etcd', async () => {
-  await waitClusterHealthy(cluster, A);
-  await pruneSetAside(cluster, A);
-  await etcdctl(cluster, A, A.pods[0]!, ['put', '/test/b2', 'kept by the abort']);
-  const before = await keysOn(cluster, A, A.pods[0]!, '/test/');
-  const mark = auditMark(cluster);
-  const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', '--in-place', ...QUIESCE, '--yes', '--no-safety-backup']);
-  await started.until(/==> delete the pods of statefulset "kube-etcd" at once/);
-  started.child.kill('SIGKILL');
-  expect((await started.done).code).toBe(137);
-  const abort = await kubectlEtcd(cluster, state, ['restore', '-n', 'uc1', '--abort', '--yes']);
-  expect(abort.code, abort.stderr).toBe(0);
-  expect(abort.stdout).toMatch(/^rolled back uc1\/kube-etcd: the pre-restore data is in place on 3 member\(s\); healthy, one leader$/m);
-  expect(pluginScaledEtcd(mark)).toBe(0);
-  for (const pod of A.pods) expect(await keysOn(cluster, A, pod, '/test/'), pod).toEqual(before);
-  await expect.poll(async () => (await replicas('statefulset', 'kube-apiserver')).ready, { timeout: 60_000 }).toBe(3);
-}, 900_000);

@@ -2,23 +2,27 @@
 // cluster with `anthos`: both fill namespace uc1). One cluster: the `single` and `bitnami`
 // fixtures. A member is "stopped" by SIGSTOP on its etcd process (the pid the simulator's kubelet
 // publishes in DIR/runtime): the pod stays, its etcd stops answering, nothing restarts it.
+// Both etcd minors: `single` runs 3.4, `bitnami` runs 3.5.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { etcdRelease } from '../sim/etcd-versions.js';
 import { requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
 import {
-  TARGETS, buildPlugin, etcdctlInPod, expectInspectAgreesWithEtcdctl, expectSnapshotOfLiveCluster, kubectlEtcd, liveCounts, writeKeys,
+  TARGETS, buildPlugin, type EtcdTarget, etcdctlInPod, expectInspectAgreesWithEtcdctl, expectSnapshotOfLiveCluster, kubectlEtcd, liveCounts, writeKeys,
 } from './backup-support.js';
 
 let cluster: SimCluster;
 let work: string;
+/** The bitnami fixture on etcd 3.5. */
+const BITNAMI: EtcdTarget = { ...TARGETS.bitnami, fixture: 'bitnami:etcd=3.5', etcd: '3.5' };
 
 beforeAll(async () => {
   requireRoot();
   await buildPlugin();
   work = await mkdtemp(join(tmpdir(), 'status-e2e-'));
-  cluster = await startCluster({ fixtures: ['single', 'bitnami'] });
+  cluster = await startCluster({ fixtures: ['single', 'bitnami:etcd=3.5'] });
 }, 600_000);
 
 afterAll(async () => {
@@ -40,7 +44,7 @@ function rowsByPod(table: string): Record<string, string[]> {
 /** The live member IDs (hex) as etcdctl prints them. */
 async function memberIds(): Promise<string[]> {
   // the simple format prints IDs in hex (`-w json` prints them as numbers too large for a double)
-  const out = await etcdctlInPod(cluster, TARGETS.bitnami, ['member', 'list']);
+  const out = await etcdctlInPod(cluster, BITNAMI, ['member', 'list']);
   return out.trim().split('\n').map((line) => line.split(',')[0]!.trim()).sort();
 }
 
@@ -79,7 +83,7 @@ describe('kubectl etcd status on a healthy cluster', () => {
       const [, node, id, version, dbSize, inUse, leader, term, index, revision, alarms, health, error] = cells;
       expect(node).toMatch(/^node-\d$/);
       expect(id).toMatch(/^[0-9a-f]+$/);
-      expect(version).toBe('3.4.23');
+      expect(version).toBe(etcdRelease('3.5'));
       expect(dbSize).toMatch(/^\d+(\.\d+)? (B|KiB|MiB)$/);
       expect(inUse).toMatch(/^\d+(\.\d+)? (B|KiB|MiB)$/);
       expect(leader).toMatch(/^(true|false)$/);

@@ -1,4 +1,6 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { etcdBinaries, type EtcdMinor } from '../sim/etcd-versions.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -27,6 +29,16 @@ export interface StartEtcdOptions {
   dataDir?: string;
   /** Extra etcd flags. */
   args?: string[];
+  /** The etcd minor to run (default 3.4, the host's; 3.5 from the cache scripts/setup.sh fills). */
+  minor?: EtcdMinor;
+}
+
+/** Host paths of etcd and etcdctl of a minor; 3.4 by name on PATH, as before. */
+function binsOf(minor: EtcdMinor = '3.4'): { etcd: string; etcdctl: string } {
+  if (minor === '3.4') return { etcd: 'etcd', etcdctl: 'etcdctl' };
+  const b = etcdBinaries(minor);
+  if (!existsSync(b.etcd)) throw new Error(`etcd ${minor} is not at ${b.etcd}; run npm run setup (scripts/setup.sh)`);
+  return { etcd: b.etcd, etcdctl: b.etcdctl };
 }
 
 /** Finds a free TCP port on 127.0.0.1 (bind to 0, read, close). */
@@ -54,6 +66,7 @@ export async function requireBinary(name: string, debianPackage: string): Promis
 export async function startEtcd(opts: StartEtcdOptions = {}): Promise<LocalEtcd> {
   await requireBinary('etcd', 'etcd-server');
   await requireBinary('etcdctl', 'etcd-client');
+  const bins = binsOf(opts.minor);
   const tmp = await mkdtemp(join(tmpdir(), 'kubectl-etcd-test-'));
   const dataDir = opts.dataDir ?? join(tmp, 'data');
   let lastErr: unknown;
@@ -62,7 +75,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<LocalEtcd>
     const endpoint = `http://127.0.0.1:${clientPort}`;
     const peer = `http://127.0.0.1:${peerPort}`;
     const child = spawn(
-      'etcd',
+      bins.etcd,
       [
         '--name', 'test',
         '--data-dir', dataDir,
@@ -82,7 +95,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<LocalEtcd>
     });
     try {
       await waitHealthy(endpoint, child, () => stderr);
-      return handle(endpoint, dataDir, tmp, child);
+      return handle(endpoint, dataDir, tmp, child, bins.etcdctl);
     } catch (err) {
       lastErr = err;
       await stopChild(child);
@@ -92,15 +105,15 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<LocalEtcd>
   throw lastErr;
 }
 
-function handle(endpoint: string, dataDir: string, tmp: string, child: ChildProcess): LocalEtcd {
+function handle(endpoint: string, dataDir: string, tmp: string, child: ChildProcess, etcdctl: string): LocalEtcd {
   return {
     endpoint,
     dataDir,
     ctl: async (args, input) => {
       const env = { ...process.env, ETCDCTL_API: '3' };
-      if (input === undefined) return (await run('etcdctl', ['--endpoints', endpoint, ...args], { env, maxBuffer: 64 << 20 })).stdout;
+      if (input === undefined) return (await run(etcdctl, ['--endpoints', endpoint, ...args], { env, maxBuffer: 64 << 20 })).stdout;
       return new Promise((resolve, reject) => {
-        const p = execFile('etcdctl', ['--endpoints', endpoint, ...args], { env, maxBuffer: 64 << 20 }, (err, stdout) =>
+        const p = execFile(etcdctl, ['--endpoints', endpoint, ...args], { env, maxBuffer: 64 << 20 }, (err, stdout) =>
           err ? reject(err) : resolve(stdout),
         );
         p.stdin!.end(input);
@@ -199,7 +212,18 @@ export async function seedKubernetesShapedKeys(etcd: LocalEtcd, configMaps = 20_
 }
 
 /** The fields `etcdctl snapshot status -w json` prints for a file. */
-export async function etcdctlSnapshotStatus(file: string): Promise<{ hash: number; revision: number; totalKey: number; totalSize: number }> {
-  const { stdout } = await run('etcdctl', ['snapshot', 'status', '-w', 'json', file], { env: { ...process.env, ETCDCTL_API: '3' } });
+export async function etcdctlSnapshotStatus(file: string, minor: EtcdMinor = '3.4'): Promise<{ hash: number; revision: number; totalKey: number; totalSize: number }> {
+  const { stdout } = await run(...snapshotTool(minor, ['status', '-w', 'json', file]), { env: { ...process.env, ETCDCTL_API: '3' } });
   return JSON.parse(stdout);
+}
+
+/**
+ * The command a user of that etcd minor runs for `snapshot SUBCOMMAND`: 3.4's etcdctl, 3.5's
+ * etcdutl (its etcdctl's copies are deprecated there and gone in 3.6).
+ */
+export function snapshotTool(minor: EtcdMinor, args: string[]): [string, string[]] {
+  if (minor === '3.4') return ['etcdctl', ['snapshot', ...args]];
+  const etcdutl = etcdBinaries(minor).etcdutl!;
+  if (!existsSync(etcdutl)) throw new Error(`etcdutl ${minor} is not at ${etcdutl}; run npm run setup (scripts/setup.sh)`);
+  return [etcdutl, ['snapshot', ...args]];
 }
