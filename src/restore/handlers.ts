@@ -8,6 +8,7 @@ import { PluginError, VerificationError } from '../errors.js';
 import type { ClaimRetention } from '../etcd/topology.js';
 import { holdWhat } from './cold-start.js';
 import { journalConfigMapName, type JournalState } from './journal.js';
+import { restoreCommand } from './manifests.js';
 import type { MemberPlan, RestorePlan } from './plan.js';
 import type { RunnerDeps } from './runner.js';
 import type { PlanStep, StepKind, StepOf } from './steps.js';
@@ -83,15 +84,11 @@ export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
   copy: (ctx, s) => copySnapshot(ctx, memberOf(ctx.plan, s.member)),
   async restore(ctx, s) {
     const m = memberOf(ctx.plan, s.member);
-    const what = `${m.restoreArgv[0]} snapshot restore`;
     // The restore dir is ours alone (a fresh, stamped name): clearing a half-written one is safe.
-    if (m.toolContainer === m.shellContainer) {
-      // Long: detached, cleared and restored in one run that a cut stream or --resume joins, never repeats.
-      await mustRun(ctx, m, m.shellContainer, ['sh', '-c', 'rm -rf "$1" && shift && exec "$@"', 'sh', m.restoreDir, ...m.restoreArgv], what, runName('restore', m));
-      return;
-    }
-    await mustRun(ctx, m, m.shellContainer, ['rm', '-rf', m.restoreDir], 'clearing the restore directory');
-    await mustRun(ctx, m, m.toolContainer, m.restoreArgv, what);
+    // Long: detached in the shell container, cleared and restored in one run that a cut stream or
+    // --resume joins, never repeats — the etcd-tools container's tool too (manifests.ts: restoreCommand).
+    const argv = restoreCommand(m.restoreDir, m.restoreArgv, m.toolContainer !== m.shellContainer);
+    await mustRun(ctx, m, m.shellContainer, argv, `${m.restoreArgv[0]} snapshot restore`, runName('restore', m));
   },
   async restored(ctx) {
     const pending = ctx.plan.members.filter((m) => !ctx.state.done.includes(`swap/${m.member.name}`));

@@ -27,6 +27,8 @@ const IDLE_COMMAND = ['/bin/sh', '-ec', "trap 'exit 0' TERM; while :; do echo '.
 /** Where the throwaway etcd of the `etcd-tools` container keeps its data (an emptyDir, gone with the pod). */
 export const TOOLS_SCRATCH_DIR = '/kubectl-etcd-tools';
 const TOOLS_SCRATCH_VOLUME = 'etcd-tools-scratch';
+/** The argument by which restoreCommand finds the etcd of the `etcd-tools` container. */
+const TOOLS_ETCD_NAME = '--name=kubectl-etcd-tools';
 
 /**
  * What keeps the `etcd-tools` container alive: a single-member etcd that listens on loopback
@@ -34,7 +36,7 @@ const TOOLS_SCRATCH_VOLUME = 'etcd-tools-scratch';
  */
 export function toolsIdleCommand(): string[] {
   return [
-    'etcd', '--name=kubectl-etcd-tools', `--data-dir=${TOOLS_SCRATCH_DIR}/etcd`,
+    'etcd', TOOLS_ETCD_NAME, `--data-dir=${TOOLS_SCRATCH_DIR}/etcd`,
     '--listen-client-urls=http://127.0.0.1:32379', '--advertise-client-urls=http://127.0.0.1:32379',
     '--listen-peer-urls=http://127.0.0.1:32380', '--initial-advertise-peer-urls=http://127.0.0.1:32380',
     '--initial-cluster=kubectl-etcd-tools=http://127.0.0.1:32380',
@@ -52,8 +54,9 @@ export function utilityPodName(member: EtcdMember): string {
  * `cp`, so nothing can copy its binaries out) the pod has two containers: `etcd-utility` (the
  * shell image, for copy, sha256sum, swap and chown) and `etcd-tools` (the etcd image itself).
  * The etcd image's only long-running program is etcd, so `etcd-tools` runs a throwaway etcd on
- * the pod's loopback, its data in an emptyDir, and `kubectl exec` runs `etcdctl`/`etcdutl
- * snapshot restore` there as plain argv: the restore tool is always the cluster's own version.
+ * the pod's loopback, its data in an emptyDir. The pod shares one process namespace, so the
+ * shell container runs the image's own `etcdctl`/`etcdutl snapshot restore` detached
+ * (restoreCommand): the restore tool is always the cluster's own version.
  */
 export function utilityPodManifest(opts: {
   member: EtcdMember;
@@ -107,6 +110,8 @@ export function utilityPodManifest(opts: {
     },
     spec: {
       restartPolicy: 'Never',
+      // The shell container reaches the etcd-tools container's files through its processes (restoreCommand).
+      ...(opts.etcdToolsImage ? { shareProcessNamespace: true } : {}),
       terminationGracePeriodSeconds: 5,
       ...(member.node ? { nodeSelector: { 'kubernetes.io/hostname': member.node } } : {}),
       tolerations: [
@@ -123,4 +128,40 @@ export function utilityPodManifest(opts: {
     shellContainer: 'etcd-utility',
     toolContainer: opts.etcdToolsImage ? TOOLS_CONTAINER : 'etcd-utility',
   };
+}
+
+// $1: the restore dir; the rest: the restore argv. Finds this pod's etcd-tools etcd: a process in
+// the same network namespace (this pod; /proc may show more where pods share a PID namespace),
+// whose program is etcd and which has TOOLS_ETCD_NAME as a whole argument (the shells running
+// this script have it only inside a longer one, and `sh` as their program).
+const VIA_TOOLS = [
+  'd=$1; shift',
+  'me=$(readlink /proc/self/ns/net); p=',
+  'for f in /proc/[0-9]*; do',
+  '  [ "$(readlink "$f/ns/net" 2>/dev/null)" = "$me" ] || continue',
+  '  a=$(tr \'\\0\' \'\\n\' <"$f/cmdline" 2>/dev/null) || continue',
+  '  case "${a%%\n*}" in etcd|*/etcd) ;; *) continue;; esac',
+  `  case "\n$a\n" in *"\n${TOOLS_ETCD_NAME}\n"*) p=\${f#/proc/}; break;; esac`,
+  'done',
+  `[ -n "$p" ] || { echo "no etcd of container ${TOOLS_CONTAINER} runs in this pod; it must share the pod's process namespace (shareProcessNamespace: true)" >&2; exit 96; }`,
+  'path=$(tr \'\\0\' \'\\n\' <"/proc/$p/environ" | grep "^PATH=") || path=',
+  // chroot is found on this container's PATH, before PATH becomes the other container's.
+  'c=$(command -v chroot) || { echo "the shell image has no chroot; pass --utility-image with one that has" >&2; exit 95; }',
+  'rm -rf "$d"',
+  // The tool runs in the etcd-tools container's own root (its binary, its libraries, its PATH);
+  // the member volume is mounted there at the same path as here.
+  'PATH=${path#PATH=}; PATH=${PATH:-/usr/local/bin:/usr/bin:/bin} exec "$c" "/proc/$p/root" "$@"',
+].join('\n');
+
+/**
+ * What the shell container runs, detached (kube/detached.ts), for a member's `snapshot restore`:
+ * the restore dir cleared, then the tool — so a cut exec stream or a --resume joins that run and
+ * never starts a second one beside it. With the `etcd-tools` container (a distroless etcd image,
+ * where no shell can watch a run), the tool is that container's own binary, reached through the
+ * pod's shared process namespace at /proc/PID/root (Kubernetes docs, "Share Process Namespace
+ * between Containers in a Pod": container filesystems are visible to the other containers there).
+ */
+export function restoreCommand(restoreDir: string, restoreArgv: string[], viaTools: boolean): string[] {
+  const script = viaTools ? VIA_TOOLS : 'rm -rf "$1" && shift && exec "$@"';
+  return ['sh', '-c', script, 'sh', restoreDir, ...restoreArgv];
 }

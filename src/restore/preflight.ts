@@ -229,6 +229,9 @@ async function execFirst(members: EtcdMember[], exec: MemberExec, argv: string[]
  */
 const SHELL_TOOLS = ['sh', 'head', 'sha256sum', 'mv', 'rm', 'chown', 'stat', 'sync', 'df', 'mkdir', 'cat', 'rmdir'];
 
+/** What the shell container also runs beside a distroless etcd image: finding and entering the etcd-tools container (manifests.ts: restoreCommand). */
+const TOOLS_VIA_SHELL = ['readlink', 'tr', 'grep', 'chroot'];
+
 /**
  * A probe script that prints `missing:T` for each absent tool, `has:etcdutl` when etcdutl is there
  * and `has:bump` when its `snapshot restore` knows --bump-revision (pure sh: no grep needed).
@@ -296,7 +299,7 @@ export async function utilityImages(
     refuse(`image "${etcdImage}" has no shell and neither etcdutl nor etcdctl`, 'restore with an etcd image that ships etcdctl (etcd 3.4) or etcdutl (3.5+)');
     tool = { binary: 'etcdctl' };
   }
-  unprobed(shellImage, `${SHELL_TOOLS.join(', ')} (pass --utility-image to use another shell image)`);
+  unprobed(shellImage, `${[...SHELL_TOOLS, ...TOOLS_VIA_SHELL].join(', ')} (pass --utility-image to use another shell image)`);
   return { utilityImage: shellImage, etcdToolsImage: etcdImage, tool, warnings };
 }
 

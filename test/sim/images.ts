@@ -106,7 +106,7 @@ function imageTable(minor: EtcdMinor = DEFAULT_ETCD_MINOR): ImageSpec[] {
     }),
     spec('gcr.io/etcd-development/etcd', distroless),
     spec('quay.io/coreos/etcd', distroless),
-    spec('docker.io/library/busybox', { files: { ...DASH, ...TAR, ...hostTools(COREUTILS) }, cmd: ['sh'] }),
+    spec('docker.io/library/busybox', { files: { ...DASH, ...TAR, ...hostTools(COREUTILS), '/bin/chroot': '/usr/sbin/chroot' }, cmd: ['sh'] }),
     spec('docker.io/library/alpine', { files: { ...DASH, ...TAR, ...hostTools(COREUTILS) }, cmd: ['/bin/sh'] }),
     spec('gcr.io/gke-on-prem-release/kube-apiserver', {
       files: {

@@ -1,8 +1,12 @@
 // Restore on a distroless etcd image: which images the utility pods get (probed in the members),
 // the two-container pod, and how the plan shows it.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EtcdMember, EtcdTopology } from '../../src/etcd/topology.js';
-import { TOOLS_SCRATCH_DIR, utilityPodManifest } from '../../src/restore/manifests.js';
+import { restoreCommand, TOOLS_SCRATCH_DIR, utilityPodManifest } from '../../src/restore/manifests.js';
 import { buildRestorePlan, type PlanInput } from '../../src/restore/plan.js';
 import { DEFAULT_SHELL_IMAGE, utilityImages } from '../../src/restore/preflight.js';
 import { planRecord, renderPlan } from '../../src/restore/render.js';
@@ -175,6 +179,11 @@ describe('the utility pod of a distroless etcd image', () => {
     }
   });
 
+  it('shares one process namespace, so the shell container can run the tool of etcd-tools; a one-container pod does not', () => {
+    expect(manifest.spec['shareProcessNamespace']).toBe(true);
+    expect(utilityPodManifest({ member: member(0, FULL), image: FULL, stamp: 'S' }).manifest.spec['shareProcessNamespace']).toBeUndefined();
+  });
+
   it('is one container when the etcd image has a shell', () => {
     const one = utilityPodManifest({ member: member(0, FULL), image: FULL, stamp: 'S' });
     expect(one.manifest.spec.containers.map((c) => c['name'])).toEqual(['etcd-utility']);
@@ -219,5 +228,42 @@ describe('a restore plan for a distroless etcd image', () => {
     expect(() => checkStoredPlan(state, 'test')).not.toThrow();
     (stored.members[0]!.utilityPod.spec.containers[1]!['command'] as string[])[0] = '/bin/evil';
     expect(() => checkStoredPlan(state, 'test')).toThrow(/differ from the plan built from its own inputs/);
+  });
+});
+
+// The shell container's restore command with etcd-tools, run for real on this host: a process whose
+// program is `etcd` and which has --name=kubectl-etcd-tools stands for the etcd-tools etcd (its
+// root is this host's, so chroot enters /); the command must find it, clear the restore dir and
+// run the tool there, and refuse clearly when no such etcd runs in the pod's network namespace.
+describe.runIf(process.getuid?.() === 0)('restoreCommand with etcd-tools (needs root for chroot)', () => {
+  const run = (argv: string[]) => spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+
+  it('with shells that mention the name about, finds the etcd of etcd-tools, clears the restore dir and runs the tool chrooted into its root', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'restore-cmd-'));
+    const restoreDir = join(dir, 'restore');
+    // Not it: a shell carrying the name inside a longer argument, and one with it whole but program sh.
+    const decoys = [spawn('sh', ['-c', 'sleep 30 # --name=kubectl-etcd-tools']), spawn('sh', ['-c', 'sleep 30', '--name=kubectl-etcd-tools'])];
+    const tools = spawn('sh', ['-c', 'sleep 30', '--name=kubectl-etcd-tools'], { argv0: 'etcd', env: { PATH: '/usr/bin:/bin' } });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      spawnSync('mkdir', ['-p', join(restoreDir, 'half-written')]);
+      const r = run(restoreCommand(restoreDir, ['sh', '-c', 'echo "$$ $1" > "$2"', 'sh', 'restored', join(dir, 'out')], true));
+      expect(r.status, r.stderr).toBe(0);
+      const [pid, word] = readFileSync(join(dir, 'out'), 'utf8').trim().split(' ');
+      expect(word).toBe('restored');
+      expect(Number(pid)).toBeGreaterThan(0);
+      expect(spawnSync('ls', ['-A', restoreDir]).status).not.toBe(0);
+    } finally {
+      for (const c of [...decoys, tools]) c.kill('SIGKILL');
+    }
+  });
+
+  it('without the etcd of etcd-tools in the pod: exit 96 and one line naming shareProcessNamespace, the restore dir untouched', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'restore-cmd-'));
+    spawnSync('mkdir', ['-p', join(dir, 'restore', 'kept')]);
+    const r = run(restoreCommand(join(dir, 'restore'), ['true'], true));
+    expect(r.status).toBe(96);
+    expect(r.stderr.trim()).toBe("no etcd of container etcd-tools runs in this pod; it must share the pod's process namespace (shareProcessNamespace: true)");
+    expect(spawnSync('ls', [join(dir, 'restore')], { encoding: 'utf8' }).stdout.trim()).toBe('kept');
   });
 });

@@ -26,6 +26,7 @@ set -o errexit -o nounset -o pipefail
 export ETCD_VOLUME_DIR=/bitnami/etcd
 export ETCD_DATA_DIR=$ETCD_VOLUME_DIR/data
 export ETCD_NEW_MEMBERS_ENV_FILE=$ETCD_DATA_DIR/new_member_envs
+export ETCD_SNAPSHOTS_DIR=/snapshots
 export ETCD_DISASTER_RECOVERY=${ETCD_DISASTER_RECOVERY:-no}
 export ETCD_DISABLE_PRESTOP=${ETCD_DISABLE_PRESTOP:-no}
 export ETCDCTL_API=3
@@ -50,13 +51,33 @@ etcd_endpoints() {
 cluster_size() { local e; e=(${ETCD_INITIAL_CLUSTER//,/ }); echo "${#e[@]}"; }
 
 # The rest of the cluster answers with a quorum: (size+1)/2 of the other members healthy.
+# With ETCD_DISASTER_RECOVERY=yes the answer also goes through $ETCD_SNAPSHOTS_DIR/.disaster_recovery,
+# the members still to recover (the real is_healthy_etcd_cluster): the first member to find no
+# quorum lists the others there; while the list exists every starting member counts the cluster
+# as down (so it restores the newest snapshot too), strikes itself and members no longer in the
+# cluster off, and the last one deletes it.
 is_healthy_etcd_cluster() {
-  local size healthy=0 ep
+  local size healthy=0 ep marker=$ETCD_SNAPSHOTS_DIR/.disaster_recovery
   size=$(cluster_size)
+  if [[ "$ETCD_DISASTER_RECOVERY" == yes && -f "$marker" ]]; then
+    grep -v -x -F -e "$(own_endpoint)" "$marker" | grep -x -F -f <(etcd_endpoints | tr ',' '\n') > "$marker.tmp" || true
+    if [[ -s "$marker.tmp" ]]; then mv -f "$marker.tmp" "$marker"; else rm -f "$marker" "$marker.tmp"; fi
+    return 1
+  fi
   for ep in $(etcd_endpoints yes | tr ',' ' '); do
     if etcdctl endpoint health --endpoints="$ep" >/dev/null 2>&1; then healthy=$((healthy + 1)); fi
   done
-  [[ $healthy -ge $(((size + 1) / 2)) ]]
+  [[ $healthy -ge $(((size + 1) / 2)) ]] && return 0
+  if [[ "$ETCD_DISASTER_RECOVERY" == yes ]]; then etcd_endpoints yes | tr ',' '\n' > "$marker" 2>/dev/null || true; fi
+  return 1
+}
+
+# This member's client URL, as etcd_endpoints writes it.
+own_endpoint() {
+  local ep
+  for ep in $(etcd_endpoints | tr ',' ' '); do
+    [[ ",$(etcd_endpoints yes)," == *",$ep,"* ]] || { echo "$ep"; return; }
+  done
 }
 
 # The ID the cluster's member list gives this member's peer URL (empty when none answers or none has it).

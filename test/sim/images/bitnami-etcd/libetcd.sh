@@ -46,13 +46,33 @@ etcd_endpoints() {
 cluster_size() { local e; e=(${ETCD_INITIAL_CLUSTER//,/ }); echo "${#e[@]}"; }
 
 # The rest of the cluster answers with a quorum: (size+1)/2 of the other members healthy.
+# With ETCD_DISASTER_RECOVERY=yes the answer also goes through $ETCD_SNAPSHOTS_DIR/.disaster_recovery,
+# the members still to recover (the real is_healthy_etcd_cluster): the first member to find no
+# quorum lists the others there; while the list exists every starting member counts the cluster
+# as down (so it restores the newest snapshot too), strikes itself and members no longer in the
+# cluster off, and the last one deletes it.
 is_healthy_etcd_cluster() {
-  local size healthy=0 ep
+  local size healthy=0 ep marker=$ETCD_SNAPSHOTS_DIR/.disaster_recovery
   size=$(cluster_size)
+  if [[ "$ETCD_DISASTER_RECOVERY" == yes && -f "$marker" ]]; then
+    grep -v -x -F -e "$(own_endpoint)" "$marker" | grep -x -F -f <(etcd_endpoints | tr ',' '\n') > "$marker.tmp" || true
+    if [[ -s "$marker.tmp" ]]; then mv -f "$marker.tmp" "$marker"; else rm -f "$marker" "$marker.tmp"; fi
+    return 1
+  fi
   for ep in $(etcd_endpoints yes | tr ',' ' '); do
     if etcdctl endpoint health --endpoints="$ep" >/dev/null 2>&1; then healthy=$((healthy + 1)); fi
   done
-  [[ $healthy -ge $(((size + 1) / 2)) ]]
+  [[ $healthy -ge $(((size + 1) / 2)) ]] && return 0
+  if [[ "$ETCD_DISASTER_RECOVERY" == yes ]]; then etcd_endpoints yes | tr ',' '\n' > "$marker" 2>/dev/null || true; fi
+  return 1
+}
+
+# This member's client URL, as etcd_endpoints writes it.
+own_endpoint() {
+  local ep
+  for ep in $(etcd_endpoints | tr ',' ' '); do
+    [[ ",$(etcd_endpoints yes)," == *",$ep,"* ]] || { echo "$ep"; return; }
+  done
 }
 
 get_member_id() { [[ -s "$ETCD_DATA_DIR/member_id" ]] && cat "$ETCD_DATA_DIR/member_id" || true; }

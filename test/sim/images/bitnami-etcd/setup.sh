@@ -10,13 +10,11 @@ if is_data_dir_empty; then
 fi
 info "Detected data from previous deployments"
 [[ $size -gt 1 ]] || exit 0
-dr_marker=$ETCD_SNAPSHOTS_DIR/.disaster_recovery
-if [[ "$ETCD_DISASTER_RECOVERY" == yes && -f "$dr_marker" ]] || ! is_healthy_etcd_cluster; then
+if ! is_healthy_etcd_cluster; then
   if [[ "$ETCD_DISASTER_RECOVERY" == yes ]]; then
     latest=$(find "$ETCD_SNAPSHOTS_DIR" -maxdepth 1 -type f -name 'db-*' 2>/dev/null | sort | tail -n 1)
     if [[ -n "$latest" ]]; then
       info "Cluster not responding: restoring the newest snapshot $latest over the data dir"
-      [[ -f "$dr_marker" ]] || etcd_endpoints yes > "$dr_marker"
       rm -rf "$ETCD_DATA_DIR"
       etcdctl snapshot restore "$latest" --name "$ETCD_NAME" --data-dir "$ETCD_DATA_DIR" \
         --initial-cluster "$ETCD_INITIAL_CLUSTER" --initial-cluster-token "$ETCD_INITIAL_CLUSTER_TOKEN" \
