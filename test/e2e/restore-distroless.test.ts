@@ -1,11 +1,13 @@
 // `kubectl etcd restore` on a distroless etcd image (no shell, no cp, no tar): a 3-member
 // StatefulSet of gcr.io/etcd-development/etcd with PVC-backed data and TLS. The utility pods get
 // busybox for copy and swap, and the etcd image itself beside it (container etcd-tools) for
-// `etcdctl snapshot restore`, so the restore tool is the cluster's own version.
+// `etcdctl snapshot restore`, so the restore tool is the cluster's own version. On both etcd
+// minors: 3.4 (etcdctl snapshot restore) and 3.5 (etcdutl, revision bumped).
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { ETCD_MINORS, etcdRelease, type EtcdMinor } from '../sim/etcd-versions.js';
 import { ok, teardown, type SimCluster } from '../sim/harness.js';
 import {
   auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, memberRevision, mutations, startKubectlEtcd, startRestoreCluster, type EtcdAccess,
@@ -13,13 +15,15 @@ import {
 import { distrolessManifest } from './backup-support.js';
 
 const NS = 'distroless-r';
-const IMAGE = 'gcr.io/etcd-development/etcd:v3.4.23';
+/** The etcd image of the members and the restore tool it offers, per etcd minor (set by each describe's beforeAll). */
+let IMAGE = '';
+let TOOL: 'etcdctl' | 'etcdutl' = 'etcdctl';
 const CERTS = '/etc/etcd/tls';
 const DATA_DIR = '/var/run/etcd/default.etcd';
 const PODS = ['etcd-0', 'etcd-1', 'etcd-2'];
 
 /** Three distroless members on PVCs with room for several restores' WAL (the backup tests' manifest, grown). */
-const MANIFEST = distrolessManifest({ namespace: NS, replicas: 3, storage: '512Mi', token: 'distroless-r', createNamespace: false });
+const manifest = (etcd: EtcdMinor) => distrolessManifest({ namespace: NS, replicas: 3, storage: '512Mi', token: 'distroless-r', createNamespace: false, etcd });
 
 /** etcdctl by argv in the distroless members (the image has etcdctl, nothing else). */
 const ACCESS: EtcdAccess = {
@@ -69,7 +73,7 @@ async function utilityPodsLeft(): Promise<string> {
 /** Starts a restore and SIGKILLs the plugin once the restore tool runs in the etcd-tools containers. */
 async function killedMidRestore(): Promise<void> {
   const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes', '--no-safety-backup']);
-  await started.until(/==> etcdctl snapshot restore/);
+  await started.until(new RegExp(`==> ${TOOL} snapshot restore`));
   started.child.kill('SIGKILL');
   await started.done;
 }
@@ -80,91 +84,96 @@ async function volumeDir(pod: string): Promise<string> {
   return ok(await cluster.kubectl(['get', 'pv', pv, '-o', 'jsonpath={.spec.local.path}'])).trim();
 }
 
-beforeAll(async () => {
-  // The `single` fixture brings the etcd certificates the distroless members reuse.
-  ({ cluster, work, state } = await startRestoreCluster(['single'], 'restore-distroless'));
-  snapshot = join(work, 'a.db');
-  const secret = JSON.parse(ok(await cluster.kubectl(['-n', 'uc1', 'get', 'secret', 'kube-etcd-certs', '-o', 'json']))) as { data: Record<string, string> };
-  ok(await cluster.kubectl(['create', 'namespace', NS]));
-  ok(await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'etcd-tls', namespace: NS }, data: secret.data }) }));
-  ok(await cluster.kubectl(['apply', '-f', '-'], { input: MANIFEST }));
-  await waitReady(240_000);
+describe.each(ETCD_MINORS)('etcd %s', (minor) => {
+  beforeAll(async () => {
+    // The `single` fixture brings the etcd certificates the distroless members reuse.
+    IMAGE = `gcr.io/etcd-development/etcd:v${etcdRelease(minor)}`;
+    TOOL = minor === '3.4' ? 'etcdctl' : 'etcdutl';
+    ({ cluster, work, state } = await startRestoreCluster(['single'], `restore-distroless-${minor}`));
+    snapshot = join(work, 'a.db');
+    const secret = JSON.parse(ok(await cluster.kubectl(['-n', 'uc1', 'get', 'secret', 'kube-etcd-certs', '-o', 'json']))) as { data: Record<string, string> };
+    ok(await cluster.kubectl(['create', 'namespace', NS]));
+    ok(await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'etcd-tls', namespace: NS }, data: secret.data }) }));
+    ok(await cluster.kubectl(['apply', '-f', '-'], { input: manifest(minor) }));
+    await waitReady(240_000);
 
-  // Keys A, a backup by stream (no shell for --via exec), then keys B and one of A deleted.
-  for (const k of ['a1', 'a2', 'a3']) await etcdctl(cluster, ACCESS, 'etcd-0', ['put', `/test/${k}`, k]);
-  const b = await kubectlEtcd(cluster, state, ['backup', '-n', NS, '--via', 'stream', '-f', snapshot]);
-  expect(b.code, b.stderr).toBe(0);
-  for (const k of ['b1', 'b2']) await etcdctl(cluster, ACCESS, 'etcd-1', ['put', `/test/${k}`, k]);
-  await etcdctl(cluster, ACCESS, 'etcd-2', ['del', '/test/a1']);
-  expect(await keysOn(cluster, ACCESS, 'etcd-0', '/test/')).toEqual(['/test/a2', '/test/a3', '/test/b1', '/test/b2']);
-}, 600_000);
-
-afterAll(() => teardown(cluster, work));
-
-describe('kubectl etcd restore on a distroless etcd image', () => {
-  it('--dry-run -o yaml plans utility pods of busybox beside the etcd image (container etcd-tools), and changes nothing', async () => {
-    const mark = auditMark(cluster);
-    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--dry-run', '-o', 'yaml']);
-    expect(r.code, r.stderr).toBe(0);
-    expect(mutations(auditSince(cluster, mark), 'admin')).toEqual([]);
-    const plan = parse(r.stdout) as {
-      tool: { binary: string };
-      warnings: string[];
-      utilityImages: { shellImage: string; toolsImage: string; toolContainer: string };
-      members: Array<{ name: string; restoreCommand: string[]; utilityPod: { spec: { containers: Array<{ name: string; image: string; command: string[] }> } } }>;
-    };
-    expect(plan.tool.binary).toBe('etcdctl');
-    expect(plan.utilityImages).toEqual({ shellImage: 'docker.io/library/busybox:1.36', toolsImage: IMAGE, toolContainer: 'etcd-tools' });
-    expect(plan.members.map((m) => m.name)).toEqual(PODS);
-    for (const m of plan.members) {
-      const containers = m.utilityPod.spec.containers.map((c) => [c.name, c.image, c.command[0]]);
-      expect(containers, m.name).toEqual([['etcd-utility', 'docker.io/library/busybox:1.36', '/bin/sh'], ['etcd-tools', IMAGE, 'etcd']]);
-      expect(m.restoreCommand.slice(0, 3)).toEqual(['etcdctl', 'snapshot', 'restore']);
-    }
-    expect(plan.warnings.some((w) => /^image "docker\.io\/library\/busybox:1\.36" is not running anywhere to probe/.test(w)), plan.warnings.join('\n')).toBe(true);
-    // --utility-image replaces busybox as the shell image; the restore tool still comes from the etcd image.
-    const alpine = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--dry-run', '-o', 'yaml', '--utility-image', 'docker.io/library/alpine:3.20']);
-    expect(alpine.code, alpine.stderr).toBe(0);
-    expect((parse(alpine.stdout) as typeof plan).utilityImages).toEqual({ shellImage: 'docker.io/library/alpine:3.20', toolsImage: IMAGE, toolContainer: 'etcd-tools' });
-  }, 120_000);
-
-  it('brings back exactly the backed-up keys on every member, healthy, old data kept on every volume, no utility pod left', async () => {
-    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes']);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^restored ${NS}/etcd .* on 3 member\\(s\\) .*verified$`, 'm'));
-    expect(r.stderr).toMatch(/utility pods: image "docker\.io\/library\/busybox:1\.36" .*beside the etcd image "gcr\.io\/etcd-development\/etcd:v3\.4\.23" \(container etcd-tools: etcdctl/);
-    for (const pod of PODS) {
-      expect(await keysOn(cluster, ACCESS, pod, '/test/'), pod).toEqual(['/test/a1', '/test/a2', '/test/a3']);
-      expect(await etcdctl(cluster, ACCESS, pod, ['endpoint', 'health', '-w', 'json']), pod).toMatch(/"health":true/);
-      // No shell in the member to list its data dir: read the volume where the PV keeps it on the node.
-      const volume = await volumeDir(pod);
-      // The old data is kept on the volume, outside the data dir (a start script may wipe what is in it).
-      expect(readdirSync(volume).filter((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f)), pod).toHaveLength(1);
-      expect(readdirSync(join(volume, 'default.etcd')), pod).toEqual(['member']);
-      // the snapshot copy and the restore dir lived beside default.etcd; both are gone
-      expect(readdirSync(volume).filter((f) => f.startsWith('kubectl-etcd')), pod).toEqual([]);
-    }
-    await expect.poll(async () => new Set((await Promise.all(PODS.map((p) => memberRevision(cluster, ACCESS, p)))).map((s) => s.revision)).size, { timeout: 30_000 }).toBe(1);
-    expect((await Promise.all(PODS.map((p) => memberRevision(cluster, ACCESS, p)))).filter((s) => s.leader)).toHaveLength(1);
-    expect(await utilityPodsLeft()).toBe('');
+    // Keys A, a backup by stream (no shell for --via exec), then keys B and one of A deleted.
+    for (const k of ['a1', 'a2', 'a3']) await etcdctl(cluster, ACCESS, 'etcd-0', ['put', `/test/${k}`, k]);
+    const b = await kubectlEtcd(cluster, state, ['backup', '-n', NS, '--via', 'stream', '-f', snapshot]);
+    expect(b.code, b.stderr).toBe(0);
+    for (const k of ['b1', 'b2']) await etcdctl(cluster, ACCESS, 'etcd-1', ['put', `/test/${k}`, k]);
+    await etcdctl(cluster, ACCESS, 'etcd-2', ['del', '/test/a1']);
+    expect(await keysOn(cluster, ACCESS, 'etcd-0', '/test/')).toEqual(['/test/a2', '/test/a3', '/test/b1', '/test/b2']);
   }, 600_000);
 
-  it('after SIGKILL while etcdctl runs in etcd-tools: --abort puts the pre-restore data back on every member', async () => {
-    await put({ '/test/c1': 'after-restore' });
-    await killedMidRestore();
-    const abort = await kubectlEtcd(cluster, state, ['restore', '-n', NS, '--abort']);
-    expect(abort.code, abort.stderr).toBe(0);
-    await put({});
-    await everyMemberHas(['/test/a1', '/test/a2', '/test/a3', '/test/c1']);
-    expect(await utilityPodsLeft()).toBe('');
-  }, 600_000);
+  afterAll(() => teardown(cluster, work));
 
-  it('after SIGKILL while etcdctl runs in etcd-tools: --resume rebuilds the two-container pods from the journal and reaches the verified end', async () => {
-    await killedMidRestore();
-    const resumed = await kubectlEtcd(cluster, state, ['restore', '-n', NS, '--resume']);
-    expect(resumed.code, resumed.stderr).toBe(0);
-    expect(resumed.stdout).toMatch(/verified$/m);
-    await everyMemberHas(['/test/a1', '/test/a2', '/test/a3']);
-    expect(await utilityPodsLeft()).toBe('');
-  }, 600_000);
+  describe('kubectl etcd restore on a distroless etcd image', () => {
+    it('--dry-run -o yaml plans utility pods of busybox beside the etcd image (container etcd-tools), and changes nothing', async () => {
+      const mark = auditMark(cluster);
+      const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--dry-run', '-o', 'yaml']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(mutations(auditSince(cluster, mark), 'admin')).toEqual([]);
+      const plan = parse(r.stdout) as {
+        tool: { binary: string };
+        warnings: string[];
+        utilityImages: { shellImage: string; toolsImage: string; toolContainer: string };
+        members: Array<{ name: string; restoreCommand: string[]; utilityPod: { spec: { containers: Array<{ name: string; image: string; command: string[] }> } } }>;
+      };
+      expect(plan.tool.binary).toBe(TOOL);
+      expect(plan.utilityImages).toEqual({ shellImage: 'docker.io/library/busybox:1.36', toolsImage: IMAGE, toolContainer: 'etcd-tools' });
+      expect(plan.members.map((m) => m.name)).toEqual(PODS);
+      for (const m of plan.members) {
+        const containers = m.utilityPod.spec.containers.map((c) => [c.name, c.image, c.command[0]]);
+        expect(containers, m.name).toEqual([['etcd-utility', 'docker.io/library/busybox:1.36', '/bin/sh'], ['etcd-tools', IMAGE, 'etcd']]);
+        expect(m.restoreCommand.slice(0, 3)).toEqual([TOOL, 'snapshot', 'restore']);
+      }
+      expect(plan.warnings.some((w) => /^image "docker\.io\/library\/busybox:1\.36" is not running anywhere to probe/.test(w)), plan.warnings.join('\n')).toBe(true);
+      // --utility-image replaces busybox as the shell image; the restore tool still comes from the etcd image.
+      const alpine = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--dry-run', '-o', 'yaml', '--utility-image', 'docker.io/library/alpine:3.20']);
+      expect(alpine.code, alpine.stderr).toBe(0);
+      expect((parse(alpine.stdout) as typeof plan).utilityImages).toEqual({ shellImage: 'docker.io/library/alpine:3.20', toolsImage: IMAGE, toolContainer: 'etcd-tools' });
+    }, 120_000);
+
+    it('brings back exactly the backed-up keys on every member, healthy, old data kept on every volume, no utility pod left', async () => {
+      const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^restored ${NS}/etcd .* on 3 member\\(s\\) .*verified$`, 'm'));
+      expect(r.stderr).toContain(`utility pods: image "docker.io/library/busybox:1.36"`);
+      expect(r.stderr).toMatch(new RegExp(`beside the etcd image "${IMAGE.replace(/[.]/g, '\\.')}" \\(container etcd-tools: ${TOOL}`));
+      for (const pod of PODS) {
+        expect(await keysOn(cluster, ACCESS, pod, '/test/'), pod).toEqual(['/test/a1', '/test/a2', '/test/a3']);
+        expect(await etcdctl(cluster, ACCESS, pod, ['endpoint', 'health', '-w', 'json']), pod).toMatch(/"health":true/);
+        // No shell in the member to list its data dir: read the volume where the PV keeps it on the node.
+        const volume = await volumeDir(pod);
+        // The old data is kept on the volume, outside the data dir (a start script may wipe what is in it).
+        expect(readdirSync(volume).filter((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f)), pod).toHaveLength(1);
+        expect(readdirSync(join(volume, 'default.etcd')), pod).toEqual(['member']);
+        // the snapshot copy and the restore dir lived beside default.etcd; both are gone
+        expect(readdirSync(volume).filter((f) => f.startsWith('kubectl-etcd')), pod).toEqual([]);
+      }
+      await expect.poll(async () => new Set((await Promise.all(PODS.map((p) => memberRevision(cluster, ACCESS, p)))).map((s) => s.revision)).size, { timeout: 30_000 }).toBe(1);
+      expect((await Promise.all(PODS.map((p) => memberRevision(cluster, ACCESS, p)))).filter((s) => s.leader)).toHaveLength(1);
+      expect(await utilityPodsLeft()).toBe('');
+    }, 600_000);
+
+    it('after SIGKILL while the restore tool runs: --abort puts the pre-restore data back on every member', async () => {
+      await put({ '/test/c1': 'after-restore' });
+      await killedMidRestore();
+      const abort = await kubectlEtcd(cluster, state, ['restore', '-n', NS, '--abort']);
+      expect(abort.code, abort.stderr).toBe(0);
+      await put({});
+      await everyMemberHas(['/test/a1', '/test/a2', '/test/a3', '/test/c1']);
+      expect(await utilityPodsLeft()).toBe('');
+    }, 600_000);
+
+    it('after SIGKILL while the restore tool runs: --resume rebuilds the two-container pods from the journal and reaches the verified end', async () => {
+      await killedMidRestore();
+      const resumed = await kubectlEtcd(cluster, state, ['restore', '-n', NS, '--resume']);
+      expect(resumed.code, resumed.stderr).toBe(0);
+      expect(resumed.stdout).toMatch(/verified$/m);
+      await everyMemberHas(['/test/a1', '/test/a2', '/test/a3']);
+      expect(await utilityPodsLeft()).toBe('');
+    }, 600_000);
+  });
 });
