@@ -100,7 +100,7 @@ async function main(): Promise<void> {
         results.restore = await benchRestore(cluster, etcd, restoreRounds, outDir, log);
       } catch (err) {
         results.restoreError = (err as Error).message.split('\n')[0];
-        log(`restore failed: ${results.restoreError}`);
+        log(`restore failed: ${(err as Error).message}`);
       }
     }
   } finally {

@@ -22,6 +22,11 @@ export function snapshotRestoreCommand(etcd: EtcdMinor): string {
   return etcd === '3.4' ? 'ETCDCTL_API=3 etcdctl snapshot restore' : 'etcdutl snapshot restore';
 }
 
+/** etcdctl 3.4 restores into `<name>.etcd` by default; etcdutl 3.5 requires --data-dir. */
+function dataDirFlag(etcd: EtcdMinor, dir: string): string {
+  return etcd === '3.4' ? '' : ` --data-dir=${dir}`;
+}
+
 /** Runs the whole runbook on etcd `etcd` against namespace `ns` with `members` kube-etcd members. */
 export async function manualRestore(c: BenchCluster, etcd: EtcdMinor, ns: string, members: number, snapshot: string, workDir: string): Promise<void> {
   const k = (args: string[]) => c.kubectlMust(['-n', ns, ...args], { timeoutMs: 300_000 });
@@ -53,8 +58,8 @@ export async function manualRestore(c: BenchCluster, etcd: EtcdMinor, ns: string
     await k(['cp', snapshot, `${ns}/${util}:/snapshot.db`]);
     const restored = members > 1 ? `/kube-etcd-${i}.etcd` : '/default.etcd';
     const restore = members > 1
-      ? `${snapshotRestoreCommand(etcd)} snapshot.db --name=kube-etcd-${i} --initial-cluster=${cluster} --initial-cluster-token=etcd-cluster-1 --initial-advertise-peer-urls=${peer(i)}`
-      : `${snapshotRestoreCommand(etcd)} snapshot.db`;
+      ? `${snapshotRestoreCommand(etcd)} snapshot.db --name=kube-etcd-${i} --initial-cluster=${cluster} --initial-cluster-token=etcd-cluster-1 --initial-advertise-peer-urls=${peer(i)}${dataDirFlag(etcd, restored)}`
+      : `${snapshotRestoreCommand(etcd)} snapshot.db${dataDirFlag(etcd, restored)}`;
     await k(['exec', util, '--', 'sh', '-ec', [
       'cd /',
       restore,
