@@ -4,8 +4,10 @@
 //   (etcd 3.4's default of 2 GiB would stop the 2 GiB size); no API server writing to it.
 // - `single`: the `single` fixture's layout (1 member, its kube-apiserver, maintenance
 //   deployment) in its own namespace, so both restore targets share one cluster.
+// Both run the etcd minor the bench was given: their image tags name it, as the fixture's do.
 import { writeFileSync } from 'node:fs';
-import { anthosCerts, anthosManifests, type AnthosOptions } from '../test/sim/fixtures/anthos.js';
+import type { EtcdMinor } from '../test/sim/etcd-versions.js';
+import { anthosCerts, anthosEtcdImage, anthosEtcdUtilImage, anthosManifests, type AnthosOptions } from '../test/sim/fixtures/anthos.js';
 import type { KubeObject } from '../test/sim/fixtures/common.js';
 
 /** Namespace of the backup/inspect workload. */
@@ -16,8 +18,8 @@ export const SINGLE_NS = 'single';
 const QUOTA_BYTES = 8 * 1024 ** 3;
 
 /** The backup workload: kube-etcd with 1 member, a big PVC and a raised quota. */
-export function benchManifests(clusterDir: string, storage: string): KubeObject[] {
-  const opts: AnthosOptions = { namespace: BENCH_NS, replicas: 1, storage };
+export function benchManifests(clusterDir: string, storage: string, etcd: EtcdMinor): KubeObject[] {
+  const opts: AnthosOptions = { namespace: BENCH_NS, replicas: 1, storage, etcd };
   const objects = anthosManifests(opts, anthosCerts({ dir: clusterDir }, 'bench', opts));
   const keep = objects.filter((o) => {
     const name = (o.metadata as { name?: string } | undefined)?.name ?? '';
@@ -27,13 +29,28 @@ export function benchManifests(clusterDir: string, storage: string): KubeObject[
   const container = sts.spec.template.spec.containers[0]!;
   // Raft snapshots every 200 entries let etcd purge the WAL of 1 MB puts, so the disk holds db + snapshot.
   container.command = [...container.command.filter((a) => !a.startsWith('--snapshot-count')), '--snapshot-count=200', `--quota-backend-bytes=${QUOTA_BYTES}`];
-  return keep;
+  return requireEtcdImages(keep, etcd);
 }
 
 /** The 1-member restore target: the `single` fixture's objects in namespace `single`. */
-export function singleManifests(clusterDir: string): KubeObject[] {
-  const opts: AnthosOptions = { namespace: SINGLE_NS, replicas: 1, storage: '512Mi' };
-  return anthosManifests(opts, anthosCerts({ dir: clusterDir }, 'bench-single', opts));
+export function singleManifests(clusterDir: string, etcd: EtcdMinor): KubeObject[] {
+  const opts: AnthosOptions = { namespace: SINGLE_NS, replicas: 1, storage: '512Mi', etcd };
+  return requireEtcdImages(anthosManifests(opts, anthosCerts({ dir: clusterDir }, 'bench-single', opts)), etcd);
+}
+
+/** Returns the objects when every etcd and etcd-util container runs `etcd`'s image; throws naming the first that does not. */
+function requireEtcdImages(objects: KubeObject[], etcd: EtcdMinor): KubeObject[] {
+  const wanted = [anthosEtcdImage(etcd), anthosEtcdUtilImage(etcd)];
+  for (const o of objects) {
+    const pod = (o as { spec?: { template?: { spec?: { containers?: Array<{ name: string; image: string }> } } } }).spec?.template?.spec;
+    for (const c of pod?.containers ?? []) {
+      if (/\/etcd(-util)?:/.test(c.image) && !wanted.includes(c.image)) {
+        const name = (o.metadata as { name?: string } | undefined)?.name ?? '?';
+        throw new Error(`bench workload ${o.kind} "${name}" container "${c.name}" runs "${c.image}", not etcd ${etcd}'s ${wanted.join(' or ')}`);
+      }
+    }
+  }
+  return objects;
 }
 
 /** Writes objects as one v1 List that `kubectl create -f` accepts. */

@@ -1,10 +1,12 @@
-// `npm run bench [-- --quick | --huge] [--rounds N] [--restore-rounds N] [--cluster DIR] [--keep-cluster]`
+// `npm run bench [-- --quick | --huge] [--etcd 3.4|3.5] [--rounds N] [--restore-rounds N] [--cluster DIR] [--keep-cluster]`
 // (development: --sizes 64,512 --no-restore --no-build; --cluster reuses a cluster left by --keep-cluster)
 //
 // Benchmarks kubectl-etcd against the local test cluster (real etcd, real kubectl): backup at
 // 64 MiB and 512 MiB (and 2 GiB with --huge) against the in-pod floor and the manual kubectl
-// way, restore against the manual runbook, inspect against etcdctl, start-up against kubectl.
-// Prints a table and writes bench/results/<UTC date>.json (<date>-quick.json with --quick).
+// way, restore against the manual runbook, inspect against etcd's own reader, start-up against
+// kubectl. Every member runs etcd --etcd (3.4 unless told), and so do the runbook's and
+// inspect's tools (etcdutl on 3.5). Prints a table and writes bench/results/<UTC date>.json
+// (<date>-quick.json with --quick, <date>-etcd3.5.json with --etcd 3.5).
 // Never part of `npm test`. Progress goes to stderr, the table to stdout.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../test/sim/apiserver/procs.js';
+import { DEFAULT_ETCD_MINOR, ETCD_MINORS, etcdBinaries, isEtcdMinor, type EtcdMinor } from '../test/sim/etcd-versions.js';
 import { requireCommand, requireRoot } from '../test/sim/harness.js';
 import { BenchCluster } from './lib/cluster.js';
 import { must, rssMethod } from './lib/proc.js';
@@ -25,6 +28,7 @@ const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     huge: { type: 'boolean', default: false },
+    etcd: { type: 'string', default: DEFAULT_ETCD_MINOR },
     rounds: { type: 'string' },
     'restore-rounds': { type: 'string' },
     cluster: { type: 'string' },
@@ -38,10 +42,21 @@ const { values: flags } = parseArgs({
 const log = (l: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${l}\n`);
 const MIB = 1024 * 1024;
 
+/** The etcd minor of `--etcd`, with every host binary the bench runs for it present. */
+function etcdMinorFlag(): EtcdMinor {
+  const minor = flags.etcd!;
+  if (!isEtcdMinor(minor)) throw new Error(`--etcd ${minor}: the bench runs etcd ${ETCD_MINORS.join(' or ')}`);
+  const bins = etcdBinaries(minor);
+  for (const bin of [bins.etcd, bins.etcdctl, ...(bins.etcdutl ? [bins.etcdutl] : [])]) {
+    requireCommand(bin, minor === '3.4' ? 'install etcd-server and etcd-client (apt-get install -y etcd-server etcd-client)' : 'run `npm run setup` to unpack etcd 3.5');
+  }
+  return minor;
+}
+
 async function main(): Promise<void> {
   requireRoot();
   requireCommand('kubectl', 'install kubectl 1.30 or newer');
-  requireCommand('etcdctl', 'install etcd-client (apt-get install -y etcd-client)');
+  const etcd = etcdMinorFlag();
   const quick = flags.quick!;
   const sizes = flags.sizes ? flags.sizes.split(',').map(Number) : quick ? [64] : [64, 512, ...(flags.huge ? [2048] : [])];
   // Several rounds per figure; fewer at the large sizes, where one round takes minutes.
@@ -54,9 +69,9 @@ async function main(): Promise<void> {
     await must('npm', ['run', 'build'], { cwd: REPO_ROOT });
   }
   const storage = flags.huge ? '8Gi' : quick ? '1Gi' : '3Gi';
-  const cluster = flags.cluster ? BenchCluster.attach(flags.cluster) : await BenchCluster.start({ storage, log });
+  const cluster = flags.cluster ? BenchCluster.attach(flags.cluster) : await BenchCluster.start({ storage, etcd, log });
   const outDir = mkdtempSync(join(tmpdir(), 'kubectl-etcd-bench-out-'));
-  const results: BenchResults = { backup: [] };
+  const results: BenchResults = { etcd: { minor: etcd, release: '?' }, backup: [] };
   if (!flags.cluster && !flags['keep-cluster']) {
     // Ctrl-C must not leave a cluster behind on a shared machine.
     process.once('SIGINT', () => {
@@ -66,6 +81,8 @@ async function main(): Promise<void> {
     });
   }
   try {
+    results.etcd.release = await cluster.etcdRelease(etcd);
+    log(`every member runs etcd ${results.etcd.release}`);
     log('start-up');
     results.startup = await benchStartup(cluster, quick ? 3 : 7);
     const kept = join(outDir, 'largest.db');
@@ -75,15 +92,15 @@ async function main(): Promise<void> {
       results.backup.push(await benchBackupAtSize(cluster, { targetMiB: mib, rounds: roundsAt(mib), outDir, keepFile: mib === sizes[sizes.length - 1] ? kept : undefined, log }));
     }
     log('inspect');
-    results.inspect = await benchInspect(cluster, kept, rounds, log);
+    results.inspect = await benchInspect(cluster, etcd, kept, rounds, log);
     rmSync(kept, { force: true });
     if (!flags['no-restore']) {
       log(`restore, ${restoreRounds} round(s)`);
       try {
-        results.restore = await benchRestore(cluster, restoreRounds, outDir, log);
+        results.restore = await benchRestore(cluster, etcd, restoreRounds, outDir, log);
       } catch (err) {
         results.restoreError = (err as Error).message.split('\n')[0];
-        log(`restore failed: ${results.restoreError}`);
+        log(`restore failed: ${(err as Error).message}`);
       }
     }
   } finally {
@@ -93,18 +110,18 @@ async function main(): Promise<void> {
   }
   const finished = new Date();
   const header = [
-    `kubectl-etcd benchmark, ${started.toISOString().slice(0, 16)}Z to ${finished.toISOString().slice(11, 16)}Z UTC${quick ? ' (--quick)' : ''}${flags.huge ? ' (--huge)' : ''}`,
+    `kubectl-etcd benchmark on etcd ${results.etcd.release} (--etcd ${etcd}), ${started.toISOString().slice(0, 16)}Z to ${finished.toISOString().slice(11, 16)}Z UTC${quick ? ' (--quick)' : ''}${flags.huge ? ' (--huge)' : ''}`,
     `alternating rounds per figure: backup ${sizes.map((m) => `${m} MiB ×${roundsAt(m)}`).join(', ')}, inspect ×${rounds}, restore ×${restoreRounds}, start-up ×${quick ? 3 : 7}`,
     environment(),
-    `local test cluster (test/sim): real etcd in pods, real kubectl; peak RSS: ${rssMethod()}`,
+    `local test cluster (test/sim): real etcd in pods, every member and etcd tool on ${results.etcd.release}, real kubectl; peak RSS: ${rssMethod()}`,
   ];
   const text = renderReport(results, header);
   process.stdout.write(text + '\n');
   const dir = join(REPO_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  const suffix = `${quick ? '-quick' : ''}${flags.sizes || flags.cluster || flags['no-restore'] ? '-partial' : ''}${flags.huge ? '-huge' : ''}`;
+  const suffix = `${etcd === DEFAULT_ETCD_MINOR ? '' : `-etcd${etcd}`}${quick ? '-quick' : ''}${flags.sizes || flags.cluster || flags['no-restore'] ? '-partial' : ''}${flags.huge ? '-huge' : ''}`;
   const file = join(dir, `${started.toISOString().slice(0, 10)}${suffix}.json`);
-  writeFileSync(file, JSON.stringify({ started, finished, quick, huge: flags.huge, rounds, restoreRounds, header, results, verdicts: verdicts(results), table: text }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ started, finished, etcd: results.etcd, quick, huge: flags.huge, rounds, restoreRounds, header, results, verdicts: verdicts(results), table: text }, null, 2) + '\n');
   log(`wrote ${file}`);
 }
 
@@ -117,8 +134,7 @@ function environment(): string {
     }
   };
   const kubectl = line('kubectl', ['version', '--client']).replace('Client Version: ', '');
-  const etcd = line('etcd', ['--version']).replace('etcd Version: ', '');
-  return `node ${process.version}, kubectl ${kubectl}, etcd ${etcd}, ${line('nproc', [])} cores`;
+  return `node ${process.version}, kubectl ${kubectl}, ${line('nproc', [])} cores`;
 }
 
 main().catch((err: unknown) => {

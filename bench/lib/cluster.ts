@@ -1,11 +1,13 @@
 // The benchmark's cluster: the simulator (`npm run sim -- up/down`) with the `anthos` fixture,
-// plus the bench-only workloads (bench/fixture.ts) created with real `kubectl create -f`.
+// plus the bench-only workloads (bench/fixture.ts) created with real `kubectl create -f`; every
+// etcd member of it runs one minor (`--etcd`).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../test/sim/apiserver/procs.js';
-import { ANTHOS_CERT_DIR } from '../../test/sim/fixtures/anthos.js';
-import { benchManifests, singleManifests, writeList } from '../fixture.js';
+import { tagMinor, type EtcdMinor } from '../../test/sim/etcd-versions.js';
+import { ANTHOS_CERT_DIR, ANTHOS_OPTIONS } from '../../test/sim/fixtures/anthos.js';
+import { BENCH_NS, benchManifests, SINGLE_NS, singleManifests, writeList } from '../fixture.js';
 import { measure, must, type Measured, type RunOptions } from './proc.js';
 
 /** The etcdctl environment that reaches a kube-etcd member from inside its pod. */
@@ -24,12 +26,12 @@ export class BenchCluster {
     this.env = { ...process.env, KUBECONFIG: this.kubeconfig, PATH: `${join(REPO_ROOT, 'bin')}:${process.env.PATH ?? ''}` };
   }
 
-  /** Starts the simulator with the anthos fixture and creates the bench workloads. */
-  static async start(opts: { storage: string; log: (l: string) => void }): Promise<BenchCluster> {
+  /** Starts the simulator with the anthos fixture and creates the bench workloads, all on etcd `opts.etcd`. */
+  static async start(opts: { storage: string; etcd: EtcdMinor; log: (l: string) => void }): Promise<BenchCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'kubectl-etcd-bench-'));
     const c = new BenchCluster(dir);
-    opts.log(`starting the local test cluster in ${dir}`);
-    const up = await sim(['up', '--dir', dir, '--fixture', 'anthos']);
+    opts.log(`starting the local test cluster on etcd ${opts.etcd} in ${dir}`);
+    const up = await sim(['up', '--dir', dir, '--fixture', 'anthos', '--etcd', opts.etcd]);
     if (up.code !== 0) {
       await sim(['down', '--dir', dir]).catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
@@ -37,10 +39,10 @@ export class BenchCluster {
     }
     try {
       const file = join(dir, 'bench-workloads.json');
-      writeList(file, [...benchManifests(dir, opts.storage), ...singleManifests(dir)]);
+      writeList(file, [...benchManifests(dir, opts.storage, opts.etcd), ...singleManifests(dir, opts.etcd)]);
       await c.kubectlMust(['create', '-f', file]);
-      await c.waitReady('bench', 1);
-      await c.waitReady('single', 3);
+      await c.waitReady(BENCH_NS, 1);
+      await c.waitReady(SINGLE_NS, 3);
     } catch (err) {
       await c.down();
       throw err;
@@ -58,6 +60,26 @@ export class BenchCluster {
     const r = await sim(['down', '--dir', this.dir]);
     if (r.code !== 0) throw new Error(`sim down failed for ${this.dir}: ${r.stderr.trim() || r.stdout.trim()}`);
     rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * The etcd release every member runs (`etcd --version` in each namespace's first member);
+   * throws when a member's image tag names another minor than `etcd` or the members disagree,
+   * e.g. a `--cluster` left by a run with another `--etcd`.
+   */
+  async etcdRelease(etcd: EtcdMinor): Promise<string> {
+    const releases = new Set<string>();
+    for (const ns of BENCH_NAMESPACES) {
+      const image = (await this.kubectlMust(['get', 'statefulset', 'kube-etcd', '-n', ns, '-o', 'jsonpath={.spec.template.spec.containers[0].image}'])).stdout.trim();
+      const minor = tagMinor(image.split(':').pop());
+      if (minor !== etcd) {
+        throw new Error(`statefulset "kube-etcd" in namespace "${ns}" runs "${image}" (etcd ${minor ?? '?'}), not etcd ${etcd}; pass --etcd ${minor ?? '…'} or start a new cluster`);
+      }
+      const out = (await this.kubectlMust(['exec', '-n', ns, 'kube-etcd-0', '-c', 'kube-etcd', '--', 'etcd', '--version'])).stdout;
+      releases.add(/etcd Version: (\S+)/.exec(out)?.[1] ?? '?');
+    }
+    if (releases.size !== 1) throw new Error(`the bench cluster's members run etcd ${[...releases].join(' and ')}, not one release`);
+    return [...releases][0]!;
   }
 
   /** Runs real kubectl against this cluster. */
@@ -92,6 +114,9 @@ export class BenchCluster {
     throw new Error(`pods in namespace "${ns}" not ready within ${timeoutMs / 1000} s (${last})`);
   }
 }
+
+/** Every namespace with a kube-etcd: the anthos fixture's and the bench's own. */
+const BENCH_NAMESPACES = [ANTHOS_OPTIONS.namespace, BENCH_NS, SINGLE_NS];
 
 interface PodJson {
   metadata: { name: string; deletionTimestamp?: string };

@@ -74,7 +74,7 @@ export async function measure(cmd: string, args: string[], opts: RunOptions = {}
 export async function must(cmd: string, args: string[], opts: RunOptions = {}): Promise<Measured> {
   const r = await measure(cmd, args, opts);
   if (r.code !== 0) {
-    const shown = [cmd, ...args].join(' ').slice(0, 200);
+    const shown = [cmd, ...args].join(' ').replace(/\s*\n\s*/g, '; ').slice(0, 200);
     throw new Error(`\`${shown}\` failed (exit ${r.code}): ${(r.stderr.trim() || r.stdout.trim()).split('\n').slice(-3).join(' | ')}`);
   }
   return r;

@@ -1,6 +1,8 @@
-// Inspect: `kubectl etcd inspect FILE` against `etcdctl snapshot status FILE` (which also reads
-// every key to hash it) on the same snapshot, alternating; MB/s and the plugin's peak RSS.
+// Inspect: `kubectl etcd inspect FILE` against the running minor's own reader on the same
+// snapshot, alternating: `etcdctl snapshot status` on 3.4, `etcdutl snapshot status` on 3.5
+// (etcdctl's is deprecated there); both also read every key to hash it. MB/s and peak RSS.
 import { stat } from 'node:fs/promises';
+import { etcdBinaries, type EtcdMinor } from '../../test/sim/etcd-versions.js';
 import type { BenchCluster } from '../lib/cluster.js';
 import { measure } from '../lib/proc.js';
 import { alternate, median } from '../lib/stats.js';
@@ -9,13 +11,30 @@ import { alternate, median } from '../lib/stats.js';
 export interface InspectRow {
   file: string;
   bytes: number;
-  plugin: { seconds: number; mbPerSecond: number; peakRssMiB?: number };
-  etcdctl: { seconds: number; mbPerSecond: number; peakRssMiB?: number };
+  plugin: InspectFigure;
+  /** The etcd tool's reader, named by `tool` (e.g. `etcdutl snapshot status`). */
+  reference: InspectFigure & { tool: string; binary: string };
+}
+
+/** Median time, throughput and peak RSS of one reader. */
+export interface InspectFigure {
+  seconds: number;
+  mbPerSecond: number;
+  peakRssMiB?: number;
+}
+
+/** The snapshot reader etcd `etcd` offers on this machine: etcdctl's on 3.4, etcdutl's on 3.5. */
+export function referenceReader(etcd: EtcdMinor): { tool: string; binary: string; env: NodeJS.ProcessEnv } {
+  const bins = etcdBinaries(etcd);
+  if (etcd === '3.4') return { tool: 'etcdctl snapshot status', binary: bins.etcdctl, env: { ...process.env, ETCDCTL_API: '3' } };
+  if (!bins.etcdutl) throw new Error(`etcd ${etcd} has no etcdutl here; run \`npm run setup\``);
+  return { tool: 'etcdutl snapshot status', binary: bins.etcdutl, env: process.env };
 }
 
 /** Times both readers `rounds` times on `file`. */
-export async function benchInspect(c: BenchCluster, file: string, rounds: number, log: (l: string) => void): Promise<InspectRow> {
+export async function benchInspect(c: BenchCluster, etcd: EtcdMinor, file: string, rounds: number, log: (l: string) => void): Promise<InspectRow> {
   const bytes = (await stat(file)).size;
+  const ref = referenceReader(etcd);
   const samples = await alternate(
     [
       {
@@ -27,10 +46,10 @@ export async function benchInspect(c: BenchCluster, file: string, rounds: number
         },
       },
       {
-        name: 'etcdctl',
+        name: ref.tool,
         run: async () => {
-          const r = await measure('etcdctl', ['snapshot', 'status', file, '-w', 'json'], { env: { ...process.env, ETCDCTL_API: '3' }, rss: true, timeoutMs: 3_600_000 });
-          if (r.code !== 0) throw new Error(`etcdctl snapshot status failed (exit ${r.code}): ${r.stderr.trim()}`);
+          const r = await measure(ref.binary, ['snapshot', 'status', file, '-w', 'json'], { env: ref.env, rss: true, timeoutMs: 3_600_000 });
+          if (r.code !== 0) throw new Error(`${ref.binary} snapshot status failed (exit ${r.code}): ${r.stderr.trim()}`);
           return r;
         },
       },
@@ -44,5 +63,5 @@ export async function benchInspect(c: BenchCluster, file: string, rounds: number
     const rss = list.map((s) => s.peakRssMiB).filter((x): x is number => x !== undefined);
     return { seconds, mbPerSecond: bytes / 1e6 / seconds, peakRssMiB: rss.length ? Math.max(...rss) : undefined };
   };
-  return { file, bytes, plugin: fig('plugin'), etcdctl: fig('etcdctl') };
+  return { file, bytes, plugin: fig('plugin'), reference: { ...fig(ref.tool), tool: ref.tool, binary: ref.binary } };
 }

@@ -4,10 +4,11 @@
 // is checked afterwards (untimed): every member serves the pre-backup marker and every pod of
 // the namespace is Ready. A run's time ends when the namespace is Ready again.
 import { join } from 'node:path';
+import type { EtcdMinor } from '../../test/sim/etcd-versions.js';
 import { SINGLE_NS } from '../fixture.js';
 import type { BenchCluster } from '../lib/cluster.js';
 import { alternate, median } from '../lib/stats.js';
-import { manualRestore } from './runbook.js';
+import { manualRestore, snapshotRestoreCommand } from './runbook.js';
 
 /** A restore target: namespace, members, and every pod the namespace holds when healthy. */
 interface Target {
@@ -24,6 +25,8 @@ export interface RestoreRow {
   plugin3?: number;
   plugin1?: number;
   manual3?: number;
+  /** The restore command the manual runbook ran (etcdctl's on 3.4, etcdutl's on 3.5). */
+  runbookCommand: string;
   samples: Record<string, number[]>;
 }
 
@@ -55,8 +58,8 @@ async function prepare(c: BenchCluster, ns: string, members: number, pods: numbe
   return { ns, members, pods, snapshot };
 }
 
-/** Runs the three variants `rounds` times, alternating. */
-export async function benchRestore(c: BenchCluster, rounds: number, outDir: string, log: (l: string) => void): Promise<RestoreRow> {
+/** Runs the three variants `rounds` times, alternating, on a cluster running etcd `etcd`. */
+export async function benchRestore(c: BenchCluster, etcd: EtcdMinor, rounds: number, outDir: string, log: (l: string) => void): Promise<RestoreRow> {
   const anthos = await prepare(c, 'uc1', 3, 7, outDir);
   const single = await prepare(c, SINGLE_NS, 1, 3, outDir);
   const available = await restoreAvailability(c);
@@ -76,7 +79,7 @@ export async function benchRestore(c: BenchCluster, rounds: number, outDir: stri
       '--state-dir', join(outDir, 'state')], { timeoutMs: 1_800_000 });
   };
   const variants = [
-    { name: 'manual runbook, 3 members', run: timed(anthos, 'manual runbook', () => manualRestore(c, anthos.ns, 3, anthos.snapshot, outDir)) },
+    { name: 'manual runbook, 3 members', run: timed(anthos, 'manual runbook', () => manualRestore(c, etcd, anthos.ns, 3, anthos.snapshot, outDir)) },
     ...(available.ok
       ? [
           { name: 'plugin, 3 members', run: timed(anthos, 'plugin restore', plugin(anthos)) },
@@ -92,6 +95,7 @@ export async function benchRestore(c: BenchCluster, rounds: number, outDir: stri
     manual3: med('manual runbook, 3 members'),
     plugin3: med('plugin, 3 members'),
     plugin1: med('plugin, 1 member'),
+    runbookCommand: snapshotRestoreCommand(etcd),
     samples: Object.fromEntries(samples),
   };
 }

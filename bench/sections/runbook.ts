@@ -1,20 +1,34 @@
 // The manual restore runbook for an Anthos-style kube-etcd (RUNBOOKS.md), scripted with real
 // kubectl as an operator types it, one member after another: save and delete the PDB, scale the
 // API server and the maintenance deployment to 0; per member a utility pod on the member's node
-// with its PVC and the cert Secret, `kubectl cp` the snapshot in, `etcdctl snapshot restore` with
-// the member's flags, `rm -r /var/lib/etcd/*`, copy the restored data in, clean up, delete the
+// with its PVC and the cert Secret, `kubectl cp` the snapshot in, `snapshot restore` with the
+// member's flags, `rm -r /var/lib/etcd/*`, copy the restored data in, clean up, delete the
 // utility pod; then start etcd on the restored data, scale everything back, re-create the PDB.
+// The restore tool is the one the running minor's docs name: `etcdctl snapshot restore` on 3.4,
+// `etcdutl snapshot restore` on 3.5 (where etcdctl's is deprecated), same flags, no revision bump
+// (the docs' runbook has none; the plugin's 3.5 restore adds --bump-revision --mark-compacted).
 // One deviation: the runbook assumes the members are down (corrupt volumes) and ends with
 // `rollout restart`; with healthy members that restarts one restored member next to two old ones
 // and it crash-loops (raft "tocommit out of range"). So the script stops etcd first (scale the
 // StatefulSet to 0, noting each member's node) and scales it back to N at the end.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ANTHOS_CERT_DIR, ANTHOS_ETCD_UTIL_IMAGE } from '../../test/sim/fixtures/anthos.js';
+import type { EtcdMinor } from '../../test/sim/etcd-versions.js';
+import { ANTHOS_CERT_DIR, anthosEtcdUtilImage } from '../../test/sim/fixtures/anthos.js';
 import type { BenchCluster } from '../lib/cluster.js';
 
-/** Runs the whole runbook against namespace `ns` with `members` kube-etcd members. */
-export async function manualRestore(c: BenchCluster, ns: string, members: number, snapshot: string, workDir: string): Promise<void> {
+/** The runbook's restore command for one minor: etcdctl's on 3.4, etcdutl's on 3.5. */
+export function snapshotRestoreCommand(etcd: EtcdMinor): string {
+  return etcd === '3.4' ? 'ETCDCTL_API=3 etcdctl snapshot restore' : 'etcdutl snapshot restore';
+}
+
+/** etcdctl 3.4 restores into `<name>.etcd` by default; etcdutl 3.5 requires --data-dir. */
+function dataDirFlag(etcd: EtcdMinor, dir: string): string {
+  return etcd === '3.4' ? '' : ` --data-dir=${dir}`;
+}
+
+/** Runs the whole runbook on etcd `etcd` against namespace `ns` with `members` kube-etcd members. */
+export async function manualRestore(c: BenchCluster, etcd: EtcdMinor, ns: string, members: number, snapshot: string, workDir: string): Promise<void> {
   const k = (args: string[]) => c.kubectlMust(['-n', ns, ...args], { timeoutMs: 300_000 });
   // 1. Save and delete the PDB (HA only), quiesce writers.
   const pdb = await c.kubectl(['-n', ns, 'get', 'pdb', 'kube-apiserver-pdb', '-o', 'json']);
@@ -36,7 +50,7 @@ export async function manualRestore(c: BenchCluster, ns: string, members: number
   const cluster = Array.from({ length: members }, (_, i) => `kube-etcd-${i}=${peer(i)}`).join(',');
   for (let i = 0; i < members; i++) {
     const util = `etcd-utility-${i}`;
-    const manifest = utilityPod(ns, util, nodes[i]!, `data-kube-etcd-${i}`);
+    const manifest = utilityPod(ns, util, nodes[i]!, `data-kube-etcd-${i}`, anthosEtcdUtilImage(etcd));
     const file = join(workDir, `${ns}-${util}.json`);
     await writeFile(file, JSON.stringify(manifest));
     await k(['create', '-f', file]);
@@ -44,11 +58,11 @@ export async function manualRestore(c: BenchCluster, ns: string, members: number
     await k(['cp', snapshot, `${ns}/${util}:/snapshot.db`]);
     const restored = members > 1 ? `/kube-etcd-${i}.etcd` : '/default.etcd';
     const restore = members > 1
-      ? `etcdctl snapshot restore snapshot.db --name=kube-etcd-${i} --initial-cluster=${cluster} --initial-cluster-token=etcd-cluster-1 --initial-advertise-peer-urls=${peer(i)}`
-      : 'etcdctl snapshot restore snapshot.db';
+      ? `${snapshotRestoreCommand(etcd)} snapshot.db --name=kube-etcd-${i} --initial-cluster=${cluster} --initial-cluster-token=etcd-cluster-1 --initial-advertise-peer-urls=${peer(i)}${dataDirFlag(etcd, restored)}`
+      : `${snapshotRestoreCommand(etcd)} snapshot.db${dataDirFlag(etcd, restored)}`;
     await k(['exec', util, '--', 'sh', '-ec', [
       'cd /',
-      `ETCDCTL_API=3 ${restore}`,
+      restore,
       'rm -r /var/lib/etcd/*',
       `cp -r ${restored}/* /var/lib/etcd/`,
       `rm -rf ${restored} /snapshot.db`,
@@ -64,7 +78,7 @@ export async function manualRestore(c: BenchCluster, ns: string, members: number
 }
 
 /** The runbook's utility pod: pinned to the member's node, its PVC at /var/lib/etcd, the certs mounted. */
-function utilityPod(ns: string, name: string, node: string, pvc: string): Record<string, unknown> {
+function utilityPod(ns: string, name: string, node: string, pvc: string, image: string): Record<string, unknown> {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -73,7 +87,7 @@ function utilityPod(ns: string, name: string, node: string, pvc: string): Record
       containers: [
         {
           name: 'etcd-utility',
-          image: ANTHOS_ETCD_UTIL_IMAGE,
+          image,
           command: ['/bin/sh', '-ec', "while :; do echo '.'; sleep 5; done"],
           volumeMounts: [
             { name: 'data', mountPath: '/var/lib/etcd' },
