@@ -2,7 +2,7 @@
 // mounted with subPathExpr `etcd-$(POD_NAME)`, so the data dir is a folder of the volume named
 // after the member pod, which a utility pod must not expand with its own name) and `bitnami` (ETCD_* env,
 // non-root uid 1001) fixtures in one cluster, and the preflight refusals — missing permission,
-// wrong etcd minor version, NotReady node, volume too small — each before the first mutation, with
+// a member on another etcd minor than the template, NotReady node, volume too small — each before the first mutation, with
 // one line and a hint. On the subPath fixture the naive restore (a utility pod mounting the volume
 // root) is first shown to leave etcd on its old data while every command succeeds.
 import { join } from 'node:path';
