@@ -8,7 +8,8 @@
  * with an older binary; so it is refused unless --force. Members running different minors mean a
  * rollout is under way: the restore would restart every member from the template, finishing (or
  * undoing) that upgrade inside a disaster recovery, and the restore tool is probed in members of
- * the template's image, which such a cluster may not run; so it is refused unless --force.
+ * the template's image, which such a cluster may not run (seen: a 3.5 template over 3.4 pods, forced,
+ * plans `etcdctl snapshot restore` with no revision bump); so it is refused unless --force.
  */
 import { minorOf } from './snapshot.js';
 
