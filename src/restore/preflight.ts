@@ -5,7 +5,8 @@
  *
  * The cluster's etcd version is read, best first, from the tag of the etcd image in the
  * StatefulSet's pod template (that image opens the restored data), else from `etcd --version`
- * in a running member. The snapshot's version comes from snapshot.ts (sidecar, else the db).
+ * in a running member; each member's from its pod's image tag. The snapshot's version comes from
+ * snapshot.ts (sidecar, else the db). Which versions may meet: versions.ts.
  */
 import { ForbiddenError, PluginError } from '../errors.js';
 import type { AccessCheck, DeniedAccess } from '../kube/access.js';
@@ -15,7 +16,8 @@ import type { CommandResult, ContainerCommand } from '../kube/exec.js';
 import type { ColdStartHold } from './cold-start.js';
 import { measureKeptArgv, parseKeptListing, type MemberSpace } from './kept.js';
 import { bitnamiRemovalLog, type PdbRecord, type QuiesceTarget, type RestoreTool } from './plan.js';
-import { imageTagVersion, minorOf, type RestoreSnapshotFacts } from './snapshot.js';
+import { imageTagVersion, type RestoreSnapshotFacts } from './snapshot.js';
+import { compareVersions } from './versions.js';
 
 /** A refusal that --force may override. */
 export class PreflightError extends PluginError {}
@@ -150,21 +152,40 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
   });
   const execSomewhere = (argv: string[]) => execFirst(running, exec, argv);
 
-  // etcd version: the snapshot's minor must be the cluster's.
+  // etcd version: the rule of versions.ts (same minor, or the snapshot one minor older; no mixed members).
   let clusterVersion = imageTagVersion(input.etcdImage);
   if (!clusterVersion) {
     const r = await execSomewhere(['etcd', '--version']);
     clusterVersion = r && r.exitCode === 0 ? /etcd Version:\s*(\S+)/.exec(r.stdout)?.[1] : undefined;
   }
-  const snapMinor = minorOf(snapshot.etcdVersion);
-  const clusterMinor = minorOf(clusterVersion);
-  if (snapMinor && clusterMinor && snapMinor !== clusterMinor) {
-    refuse(
-      `snapshot "${snapshot.path}" was written by etcd ${snapshot.etcdVersion} but ${topology.workload.kind.toLowerCase()} "${topology.workload.name}" runs etcd ${clusterVersion} (image "${input.etcdImage}")`,
-      'restore into an etcd of the same minor version (change the image first)',
-    );
-  } else if (!snapMinor || !clusterMinor) {
-    warnings.push(`cannot tell the etcd version of the ${!snapMinor ? 'snapshot' : 'cluster'}; make sure the snapshot comes from the same etcd minor version`);
+  const members = Object.fromEntries(topology.members.map((m) => [m.name, imageTagVersion(m.image)]));
+  const verdict = compareVersions({ snapshot: snapshot.etcdVersion, cluster: clusterVersion, members });
+  const workload = `${topology.workload.kind.toLowerCase()} "${topology.workload.name}"`;
+  const written = `snapshot "${snapshot.path}" was written by etcd ${snapshot.etcdVersion}`;
+  const runs = `${workload} runs etcd ${clusterVersion} (image "${input.etcdImage}")`;
+  switch (verdict.outcome) {
+    case 'downgrade':
+      refuse(`${written} but ${runs}: etcd does not open data of a newer version`, `restore into etcd ${verdict.from} (set that image first)`);
+      break;
+    case 'skips-minor':
+      refuse(`${written} but ${runs}: etcd upgrades one minor version at a time`, `restore into etcd ${verdict.from} first, then upgrade one minor version at a time`);
+      break;
+    case 'mixed': {
+      const others = Object.entries(verdict.byMinor).map(([minor, names]) => `${names.map((n) => `"${n}"`).join(', ')} ${names.length > 1 ? 'run' : 'runs'} ${minor}`).join('; ');
+      refuse(
+        `${workload} is between etcd versions: its template runs ${clusterVersion} (image "${input.etcdImage}") but ${others}`,
+        `let the rollout finish or undo it (kubectl rollout status ${topology.workload.kind.toLowerCase()}/${topology.workload.name} -n ${topology.namespace}), then restore again`,
+      );
+      break;
+    }
+    case 'upgrade':
+      warnings.push(`${written}; ${runs} opens it as etcd's own upgrade from ${verdict.from} to ${verdict.to} would`);
+      break;
+    case 'unknown':
+      warnings.push(`cannot tell the etcd version of the ${verdict.what}; make sure the snapshot comes from the same etcd minor version or the one before`);
+      break;
+    case 'same':
+      break;
   }
 
   // Nodes of the members must be Ready: the utility pods run there.

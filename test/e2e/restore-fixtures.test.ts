@@ -2,7 +2,7 @@
 // mounted with subPathExpr `etcd-$(POD_NAME)`, so the data dir is a folder of the volume named
 // after the member pod, which a utility pod must not expand with its own name) and `bitnami` (ETCD_* env,
 // non-root uid 1001) fixtures in one cluster, and the preflight refusals — missing permission,
-// wrong etcd minor version, NotReady node, volume too small — each before the first mutation, with
+// a member on another etcd minor than the template, NotReady node, volume too small — each before the first mutation, with
 // one line and a hint. On the subPath fixture the naive restore (a utility pod mounting the volume
 // root) is first shown to leave etcd on its old data while every command succeeds.
 import { join } from 'node:path';
@@ -72,14 +72,15 @@ describe('preflight refuses before the first mutation', () => {
     expect(line).toMatch(/^error: missing permission in namespace "uc1": .*create pods.*delete pods.*patch statefulsets\.apps\/scale.*; ask a cluster admin/);
   });
 
-  it('a snapshot of another etcd minor version than the image the members will run', async () => {
-    // OnDelete: the running member keeps its pod; only the template (what opens the restored data) names etcd 3.5.
+  it('a member that runs another etcd minor version than the template (a rollout under way)', async () => {
+    // OnDelete: the running member keeps its 3.4 pod; only the template (what opens the restored data) names etcd 3.5.
+    // A 3.4 snapshot into 3.5 alone would be allowed (restore-etcd35.test.ts); the half-done rollout is what is refused.
     const patch = (image: string, strategy: string) => cluster.kubectl(['-n', 'uc1', 'patch', 'statefulset', 'kube-etcd', '--type=strategic', '-p',
       JSON.stringify({ spec: { updateStrategy: { type: strategy }, template: { spec: { containers: [{ name: 'kube-etcd', image }] } } } })]);
     expect((await patch('gcr.io/gke-on-prem-release/etcd:v3.5.9-0-gke.0', 'OnDelete')).code).toBe(0);
     try {
       const line = await refused([]);
-      expect(line).toMatch(/^error: snapshot ".*single\.db" was written by etcd 3\.4 but statefulset "kube-etcd" runs etcd 3\.5\.9 .*, or pass --force/);
+      expect(line).toMatch(/^error: statefulset "kube-etcd" is between etcd versions: its template runs 3\.5\.9 \(image "[^"]+"\) but "kube-etcd-0" runs 3\.4; let the rollout finish or undo it \(kubectl rollout status statefulset\/kube-etcd -n uc1\), then restore again, or pass --force if you are sure$/);
     } finally {
       expect((await patch('gcr.io/gke-on-prem-release/etcd:v3.4.23-0-gke.1', 'RollingUpdate')).code).toBe(0);
     }
