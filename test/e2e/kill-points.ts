@@ -84,7 +84,7 @@ export interface KillPointSuite {
   fixtures: string[];
   resumeAfter: Partial<Record<Mode, KillPointChoice>>;
   abortAfter: Partial<Record<Mode, KillPointChoice>>;
-  /** Also kill the roll-back itself at each of its steps (scaled mode, killed after cleanup). */
+  /** Also kill the roll-back itself at each of its steps (of a scaled restore killed after the swap). */
   killDuringAbort?: boolean;
 }
 
@@ -308,12 +308,12 @@ export function killPointTests(suite: KillPointSuite): void {
     /** Where the last link left the roll-back: killed at ABORT_POINTS[at], with the keys it must bring back. */
     let aborting: { at: number; before: string[] } | undefined;
 
-    /** Killed after cleanup, with a roll-back killed at ABORT_POINTS[at - 1] unless at is 0. */
+    /** A restore killed after the swap, with a roll-back killed at ABORT_POINTS[at - 1] unless at is 0. */
     async function rollBackKilledBefore(at: number): Promise<string[]> {
       if (aborting?.at === at - 1) return aborting.before;
       chain = undefined;
       const before = await diverge();
-      await restoreKilledAfter('cleanup/kube-etcd-0', 'scaled');
+      await restoreKilledAfter('swap/kube-etcd-0', 'scaled');
       if (at > 0) await abortKilledAt(at - 1);
       return before;
     }
