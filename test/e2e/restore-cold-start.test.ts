@@ -12,6 +12,10 @@
 // since with peer TLS etcd admits a peer only when its certificate's DNS name resolves to its
 // address), releases them once etcd is healthy, and leaves the same claims, the same settings and
 // exactly the expected keys.
+//
+// Both settings share one cluster: it starts with OrderedReady; the second part re-creates the
+// StatefulSet as Parallel (podManagementPolicy cannot be changed; its claims and data stay) and
+// sets the Service to what `anthos:publishNotReadyAddresses=false` creates.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { teardown, type SimCluster } from '../sim/harness.js';
 import {
@@ -125,12 +129,33 @@ function productTests(settings: string, held: { title: RegExp; release: RegExp; 
   }, 600_000);
 }
 
-describe('podManagementPolicy OrderedReady with a readiness probe that needs quorum', () => {
-  beforeAll(async () => {
-    ({ cluster, work, state } = await startRestoreCluster(['anthos:podManagementPolicy=OrderedReady'], 'restore-ordered-ready'));
-  }, 600_000);
-  afterAll(() => teardown(cluster, work));
+/**
+ * Gives the cluster what the fixture `anthos:publishNotReadyAddresses=false` starts with: the
+ * StatefulSet created again with podManagementPolicy Parallel (the same template and claims, so
+ * the members keep their data), its members Ready, then the Service without publishNotReadyAddresses.
+ */
+async function recreateAsParallelWithReadyOnlyDns(): Promise<void> {
+  const sts = JSON.parse(await kubectl(['get', 'sts', 'kube-etcd', '-o', 'json'])) as { metadata: Record<string, unknown>; spec: Record<string, unknown>; status?: unknown };
+  const { name, namespace, labels, annotations } = sts.metadata;
+  const manifest = { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name, namespace, labels, annotations }, spec: { ...sts.spec, podManagementPolicy: 'Parallel' } };
+  await kubectl(['scale', 'statefulset', 'kube-etcd', '--replicas=0']);
+  await waitFor('the etcd pods to be gone', async () => (await etcdPods()).length === 0);
+  await kubectl(['delete', 'sts', 'kube-etcd', '--wait=true']);
+  await kubectl(['patch', 'svc', 'kube-etcd', '-p', '{"spec":{"publishNotReadyAddresses":true}}']);
+  const created = await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify(manifest) });
+  if (created.code !== 0) throw new Error(`re-creating statefulset "kube-etcd" failed: ${created.stderr}`);
+  await waitClusterHealthy(cluster, S, 180_000);
+  await waitFor('every pod to run the template, all Ready', rolledOut);
+  await kubectl(['patch', 'svc', 'kube-etcd', '-p', '{"spec":{"publishNotReadyAddresses":false}}']);
+  expect(await currentSettings()).toBe('Parallel publishNotReadyAddresses=false');
+}
 
+beforeAll(async () => {
+  ({ cluster, work, state } = await startRestoreCluster(['anthos:podManagementPolicy=OrderedReady'], 'restore-cold-start'));
+}, 600_000);
+afterAll(() => teardown(cluster, work));
+
+describe('podManagementPolicy OrderedReady with a readiness probe that needs quorum', () => {
   it('the naive runbook (scale etcd to 0, then back up) starts pod 0 alone, never Ready, and podManagementPolicy cannot be changed', async () => {
     await naiveRestart(15_000);
     expect(await etcdPods()).toEqual(['kube-etcd-0=False']);
@@ -155,10 +180,7 @@ describe('podManagementPolicy OrderedReady with a readiness probe that needs quo
 });
 
 describe('a headless Service without publishNotReadyAddresses and a readiness probe that needs quorum', () => {
-  beforeAll(async () => {
-    ({ cluster, work, state } = await startRestoreCluster(['anthos:publishNotReadyAddresses=false'], 'restore-dns-ready-only'));
-  }, 600_000);
-  afterAll(() => teardown(cluster, work));
+  beforeAll(recreateAsParallelWithReadyOnlyDns, 420_000);
 
   it('the naive runbook (scale etcd to 0, then back up) starts every member, none of which ever finds the others', async () => {
     await naiveRestart(20_000);
