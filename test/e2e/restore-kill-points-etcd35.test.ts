@@ -1,0 +1,12 @@
+// The representative kill points on etcd 3.5 (`single:etcd=3.5`: the restore runs etcdutl with a
+// bumped revision): SIGKILL of `kubectl etcd restore` after the first utility pod, after the swap
+// and after etcd is back, then --resume to the verified end and, from new restores, --abort back
+// to the pre-restore keys (kill-points.ts says how). Every step on 3.4: restore-kill-points.test.ts.
+import { killPointTests } from './kill-points.js';
+
+killPointTests({
+  name: 'restore-kill-etcd35',
+  fixtures: ['single:etcd=3.5'],
+  resumeAfter: { scaled: 'key', 'in place': 'key' },
+  abortAfter: { scaled: 'key' },
+});
