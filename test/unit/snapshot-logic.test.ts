@@ -92,6 +92,15 @@ describe('mvcc decoding', () => {
   });
 });
 
+describe('the revision bump of etcdutl', () => {
+  it('the empty entry `etcdutl snapshot restore --bump-revision` writes at the bumped revision is no live key', () => {
+    const c = new ObjectCounter();
+    c.add(revisionKey(2, 0), keyValue('a', Buffer.from('1'), { create: 2, mod: 2, version: 1 }));
+    c.add(revisionKey(1002, 0), Buffer.alloc(0));
+    expect(c.result()).toMatchObject({ liveKeys: 1, revisions: 2, other: 1 });
+  });
+});
+
 describe('hashes', () => {
   it('CRC-32C of "123456789" is the standard check value', () => {
     const c = new Crc32c();
