@@ -2,6 +2,7 @@
 // each fixture's etcd with real etcdctl inside its pod, and judge a snapshot the way a user would
 // (real `etcdctl snapshot status`, a real `etcdctl snapshot restore` started as a throwaway etcd).
 import { DEFAULT_ETCD_MINOR, etcdRelease, type EtcdMinor } from '../sim/etcd-versions.js';
+import { withFixtureOption } from '../sim/fixtures/index.js';
 import { execFile, spawn } from 'node:child_process';
 import { createReadStream, openSync, closeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -58,6 +59,11 @@ export const TARGETS = {
     conn: ['--endpoints=https://127.0.0.1:2379', '--cacert=/etc/etcd/tls/etcdCA.crt', '--cert=/etc/etcd/tls/etcd.crt', '--key=/etc/etcd/tls/etcd.key'],
   },
 } satisfies Record<string, EtcdTarget>;
+
+/** A target's fixture on another etcd minor (`bitnami` → `bitnami:etcd=3.5`), judged with that minor's tools. */
+export function onEtcd(t: EtcdTarget, etcd: EtcdMinor): EtcdTarget {
+  return { ...t, fixture: withFixtureOption(t.fixture, 'etcd', etcd), etcd };
+}
 
 /**
  * An etcd StatefulSet on the upstream distroless image (no shell, no tar; etcd and etcdctl only),

@@ -14,7 +14,7 @@ import { etcdctlSnapshotStatus } from '../helpers/etcd.js';
 import type { EtcdMinor } from '../sim/etcd-versions.js';
 import { requireRoot, startCluster, teardown, type SimCluster } from '../sim/harness.js';
 import {
-  TARGETS, buildPlugin, expectInspectAgreesWithEtcdctl, expectSnapshotOfLiveCluster, kubectlEtcd, liveCounts, ok, sha256File,
+  TARGETS, buildPlugin, onEtcd, expectInspectAgreesWithEtcdctl, expectSnapshotOfLiveCluster, kubectlEtcd, liveCounts, ok, sha256File,
   startDistroless, writeKeys, type EtcdTarget,
 } from './backup-support.js';
 
@@ -23,8 +23,8 @@ let work: string;
 /** Snapshot files taken by the per-fixture test, for the inspect tests. */
 const taken: Record<string, { file: string; etcd: EtcdMinor }> = {};
 /** The bitnami and kubeadm fixtures on etcd 3.5. */
-const BITNAMI: EtcdTarget = { ...TARGETS.bitnami, fixture: 'bitnami:etcd=3.5', etcd: '3.5' };
-const KUBEADM: EtcdTarget = { ...TARGETS.kubeadm, fixture: 'kubeadm:etcd=3.5', etcd: '3.5' };
+const BITNAMI = onEtcd(TARGETS.bitnami, '3.5');
+const KUBEADM = onEtcd(TARGETS.kubeadm, '3.5');
 
 beforeAll(async () => {
   requireRoot();

@@ -15,6 +15,7 @@ import { kubeContextFromOptions } from '../../src/cli/kubecontext.js';
 import { containerCommand } from '../../src/kube/exec.js';
 import { portForward } from '../../src/kube/portforward.js';
 import { DEFAULT_ETCD_MINOR, ETCD_MINORS } from '../sim/etcd-versions.js';
+import { withFixtureOption } from '../sim/fixtures/index.js';
 import { teardown, type SimCluster } from '../sim/harness.js';
 import { etcdctl, kubectlEtcd, startKubectlEtcd, startRestoreCluster, anthosAccess, keysOn, waitClusterHealthy } from './restore-helpers.js';
 
@@ -70,7 +71,7 @@ async function inPod(script: string): Promise<string> {
 
 describe.each(ETCD_MINORS)('etcd %s', (minor) => {
   beforeAll(async () => {
-    ({ cluster, work, state } = await startRestoreCluster([`single:storage=4Gi${minor === DEFAULT_ETCD_MINOR ? '' : `,etcd=${minor}`}`], `long-commands-${minor}`));
+    ({ cluster, work, state } = await startRestoreCluster([withFixtureOption('single:storage=4Gi', 'etcd', minor)], `long-commands-${minor}`));
   }, 600_000);
 
   afterAll(() => teardown(cluster, work, { clearFaults: true }), 180_000);

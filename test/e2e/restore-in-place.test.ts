@@ -8,7 +8,8 @@
 // On both etcd minors (3.4: etcdctl snapshot restore; 3.5: etcdutl with a bumped revision).
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_ETCD_MINOR, ETCD_MINORS } from '../sim/etcd-versions.js';
+import { ETCD_MINORS } from '../sim/etcd-versions.js';
+import { withFixtureOption } from '../sim/fixtures/index.js';
 import { teardown, type SimCluster } from '../sim/harness.js';
 import {
   anthosAccess, auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy, workloadReplicas,
@@ -60,7 +61,7 @@ const replicas = (kind: string, name: string) => workloadReplicas(cluster, 'uc1'
 
 describe.each(ETCD_MINORS)('etcd %s', (minor) => {
   beforeAll(async () => {
-    ({ cluster, work, state } = await startRestoreCluster([minor === DEFAULT_ETCD_MINOR ? 'anthos' : `anthos:etcd=${minor}`], `restore-in-place-${minor}`));
+    ({ cluster, work, state } = await startRestoreCluster([withFixtureOption('anthos', 'etcd', minor)], `restore-in-place-${minor}`));
     await waitClusterHealthy(cluster, A);
     for (const k of A_KEYS) await etcdctl(cluster, A, A.pods[0]!, ['put', k, k]);
     snapshot = join(work, 'anthos.db');

@@ -8,7 +8,8 @@
 // back exactly the backed-up keys (or the pre-restore ones for --abort) and puts the policy back.
 // On both etcd minors (a cluster each).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_ETCD_MINOR, ETCD_MINORS } from '../sim/etcd-versions.js';
+import { ETCD_MINORS } from '../sim/etcd-versions.js';
+import { withFixtureOption } from '../sim/fixtures/index.js';
 import { teardown, type SimCluster } from '../sim/harness.js';
 import {
   A_KEYS, anthosAccess, backupThenDiverge, etcdctl, keysOn, kubectlEtcd, lsInPod, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
@@ -43,8 +44,7 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
 
 describe.each(ETCD_MINORS)('etcd %s', (minor) => {
   beforeAll(async () => {
-    const fixture = `single:whenScaled=Delete${minor === DEFAULT_ETCD_MINOR ? '' : `,etcd=${minor}`}`;
-    ({ cluster, work, state } = await startRestoreCluster([fixture], `restore-retention-${minor}`));
+    ({ cluster, work, state } = await startRestoreCluster([withFixtureOption('single:whenScaled=Delete', 'etcd', minor)], `restore-retention-${minor}`));
   }, 600_000);
 
   afterAll(() => teardown(cluster, work));

@@ -10,19 +10,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdRelease } from '../sim/etcd-versions.js';
 import { requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
 import {
-  TARGETS, buildPlugin, type EtcdTarget, etcdctlInPod, expectInspectAgreesWithEtcdctl, expectSnapshotOfLiveCluster, kubectlEtcd, liveCounts, writeKeys,
+  TARGETS, buildPlugin, onEtcd, etcdctlInPod, expectInspectAgreesWithEtcdctl, expectSnapshotOfLiveCluster, kubectlEtcd, liveCounts, writeKeys,
 } from './backup-support.js';
 
 let cluster: SimCluster;
 let work: string;
 /** The bitnami fixture on etcd 3.5. */
-const BITNAMI: EtcdTarget = { ...TARGETS.bitnami, fixture: 'bitnami:etcd=3.5', etcd: '3.5' };
+const BITNAMI = onEtcd(TARGETS.bitnami, '3.5');
 
 beforeAll(async () => {
   requireRoot();
   await buildPlugin();
   work = await mkdtemp(join(tmpdir(), 'status-e2e-'));
-  cluster = await startCluster({ fixtures: ['single', 'bitnami:etcd=3.5'] });
+  cluster = await startCluster({ fixtures: ['single', BITNAMI.fixture] });
 }, 600_000);
 
 afterAll(async () => {
