@@ -2,7 +2,7 @@
 // or stall, clear); every other kind (kill-container, node-not-ready, node-ready, fill-volume)
 // is handed to test/sim/kubelet/fault.ts, whose functions tests may also call directly.
 // Stream faults are written to DIR/faults.json as
-// {"streams":[{action,afterBytes,idleSeconds?,keepRunning?,pod?,kind?}]}, which the pod stream
+// {"streams":[{action,afterBytes,idleSeconds?,pod?,kind?}]}, which the pod stream
 // handler reads at the start of each stream (test/sim/apiserver/streams/faults.ts).
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -18,7 +18,6 @@ export interface StreamFaultSpec {
   /** idle: cut once no byte went either way for this many seconds. */
   idleSeconds?: number;
   /** An exec'd process goes on after its stream is cut (as in a real cluster). */
-  keepRunning?: boolean;
   pod?: string;
   kind?: string;
 }
@@ -49,7 +48,7 @@ export async function restartApiServer(dirArg: string): Promise<void> {
 }
 
 /**
- * Parses `stream --cut-after BYTES|--stall [--after BYTES]|--idle-timeout SECONDS [--keep-running]
+ * Parses `stream --cut-after BYTES|--stall [--after BYTES]|--idle-timeout SECONDS
  * [--pod NS/NAME] [--kind K]` into a fault.
  */
 export function parseStreamFault(args: string[]): StreamFaultSpec {
@@ -69,7 +68,6 @@ export function parseStreamFault(args: string[]): StreamFaultSpec {
     if (!/^\d+$/.test(raw)) throw new Error(`invalid byte count "${raw}"; pass a whole number of bytes`);
     fault = { action: stall ? 'stall' : 'cut', afterBytes: Number(raw) };
   }
-  if (args.includes('--keep-running')) fault.keepRunning = true;
   const pod = val('--pod');
   const kind = val('--kind');
   if (pod && !/^[^/\s]+\/[^/\s]+$/.test(pod)) throw new Error(`pod "${pod}" must be given as NAMESPACE/NAME`);

@@ -6,9 +6,8 @@ describe('sim fault stream', () => {
   it.each([
     [['--cut-after', '10'], { action: 'cut', afterBytes: 10 }],
     [['--stall', '--after', '5', '--kind', 'exec'], { action: 'stall', afterBytes: 5, kind: 'exec' }],
-    [['--idle-timeout', '20', '--keep-running', '--kind', 'exec'], { action: 'idle', afterBytes: 0, idleSeconds: 20, keepRunning: true, kind: 'exec' }],
+    [['--idle-timeout', '20', '--kind', 'exec'], { action: 'idle', afterBytes: 0, idleSeconds: 20, kind: 'exec' }],
     [['--idle-timeout', '1.5', '--pod', 'uc1/kube-etcd-0'], { action: 'idle', afterBytes: 0, idleSeconds: 1.5, pod: 'uc1/kube-etcd-0' }],
-    [['--cut-after', '0', '--keep-running'], { action: 'cut', afterBytes: 0, keepRunning: true }],
   ])('%j', (args, fault) => {
     expect(parseStreamFault(args)).toEqual(fault);
   });

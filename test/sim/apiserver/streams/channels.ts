@@ -118,11 +118,6 @@ export class ChannelSocket {
     this.idleTimer.unref();
   }
 
-  /** True when the fault that matched this stream leaves an exec'd process running after a cut. */
-  get keepRunning(): boolean {
-    return this.fault?.keepRunning === true;
-  }
-
   /** Starts delivering client frames to the handlers, first those that came before. */
   listen(h: ChannelHandlers): void {
     this.handlers = h;

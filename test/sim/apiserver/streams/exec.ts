@@ -8,12 +8,15 @@
 //   resize events (channel 4) are ignored;
 // - an exec'd process group (with what it left running in the background) is killed when its
 //   container's main process is gone, as a runtime kills a stopped container's processes;
-// - when the client goes away the exec'd process group is killed (SIGKILL) instead of left
-//   running, unless the stream fault that cut it says --keep-running: then, as in a real cluster,
-//   the process goes on with stdin at EOF and its output thrown away. Real Kubernetes never kills
-//   it: the CRI exec process outlives its stream (the kubelet logs "Exec session in container
-//   <id> terminated but process still running!", kubernetes/kubernetes#73056, #89031; runc only
-//   forwards SIGHUP for a tty, opencontainers/runc#3359);
+// - not a difference: when the client goes away (closed, killed, or cut by a stream fault) the
+//   exec'd process is not killed. As in a real cluster it goes on with stdin at EOF, and the read
+//   ends of its stdout/stderr pipes are closed, so a process that writes again gets EPIPE/SIGPIPE
+//   while a silent one runs to its end. Real Kubernetes never kills it: the CRI exec process
+//   outlives its stream (the kubelet logs "Exec session in container <id> terminated but process
+//   still running!", kubernetes/kubernetes#73056, #89031; runc only forwards SIGHUP for a tty,
+//   opencontainers/runc#3359); containerd's CRI closes its end of the exec's stdout when the
+//   copy to the gone client fails ("Failed to pipe stdout ... file already closed",
+//   linuxkit/kubernetes#28);
 // - v2/v3.channel.k8s.io and the base64 protocols are not offered (a real kubelet does not offer
 //   v2/v3 over WebSocket either); SPDY/3.1 upgrades are refused with a 400 naming kubectl >= 1.30.
 import { spawn } from 'node:child_process';
@@ -149,15 +152,9 @@ async function run(
     },
     halfClose(channel) { if (channel === 0) endStdin(); },
     closed() {
+      // The process goes on (never killed here); its next write to stdout/stderr fails with EPIPE.
       endStdin();
-      if (!exited && chan.keepRunning) {
-        // The process goes on; what it writes is read and dropped (nobody listens any more).
-        for (const o of outputs) { o.stream!.removeAllListeners('data'); o.stream!.on('data', () => {}); o.stream!.resume(); }
-        done();
-        return;
-      }
       for (const o of outputs) o.stream!.destroy();
-      if (!exited && child.pid) { try { process.kill(-child.pid, 'SIGKILL'); } catch { child.kill('SIGKILL'); } }
       done();
     },
   });

@@ -8,13 +8,12 @@ import path from 'node:path';
 /**
  * What the stream does: `cut` or `stall` once `afterBytes` payload bytes have gone to the client;
  * `idle` cuts it once no byte went either way (data, pings, pongs) for `idleSeconds`, as a load
- * balancer does. `keepRunning`: an exec'd process outlives its cut stream (see exec.ts).
+ * balancer does. An exec'd process outlives its cut stream (see exec.ts).
  */
 export interface StreamFault {
   action: 'cut' | 'stall' | 'idle';
   afterBytes: number;
   idleSeconds?: number;
-  keepRunning?: boolean;
   pod?: string;
   kind?: 'exec' | 'portforward' | 'log' | 'attach';
 }
@@ -45,7 +44,6 @@ export async function findStreamFault(dir: string, kind: string, namespace: stri
       action: f.action,
       afterBytes: f.action === 'idle' ? Infinity : Math.max(0, Number(f.afterBytes ?? 0)),
       ...(f.action === 'idle' ? { idleSeconds } : {}),
-      keepRunning: f.keepRunning === true,
       pod: f.pod,
       kind: f.kind,
     };
