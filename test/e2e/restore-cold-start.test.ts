@@ -13,13 +13,16 @@
 // address), releases them once etcd is healthy, and leaves the same claims, the same settings and
 // exactly the expected keys.
 //
-// Both settings share one cluster: it starts with OrderedReady; the second part re-creates the
-// StatefulSet as Parallel (podManagementPolicy cannot be changed; its claims and data stay) and
-// sets the Service to what `anthos:publishNotReadyAddresses=false` creates.
+// Both settings share one cluster: it starts with OrderedReady on etcd 3.4; the second part
+// re-creates the StatefulSet as Parallel (podManagementPolicy cannot be changed; its claims and
+// data stay) with the etcd 3.5 image (an offline upgrade: every member starts on 3.5 from its 3.4
+// data), and sets the Service to what `anthos:publishNotReadyAddresses=false` creates. So each
+// minor is shown once, the second with 3.5 backups restored by etcdutl, at no extra cluster.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { anthosEtcdImage } from '../sim/fixtures/anthos.js';
 import { teardown, type SimCluster } from '../sim/harness.js';
 import {
-  A_KEYS, anthosAccess, backupThenDiverge, keysOn, kubectlEtcd, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
+  A_KEYS, anthosAccess, backupThenDiverge, etcdctl, keysOn, kubectlEtcd, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
 } from './restore-helpers.js';
 
 const S = anthosAccess(3);
@@ -88,7 +91,7 @@ async function currentSettings(): Promise<string> {
 }
 
 /** The product's restore on the cluster: plain, then killed after the members started held, and resumed or rolled back. */
-function productTests(settings: string, held: { title: RegExp; release: RegExp; whileHeld: () => Promise<void>; prepare?: () => Promise<void> }): void {
+function productTests(settings: string, held: { tool: 'etcdctl' | 'etcdutl'; title: RegExp; release: RegExp; whileHeld: () => Promise<void>; prepare?: () => Promise<void> }): void {
   it('restores exactly the backed-up keys on every member, held while they start and released once etcd is healthy', async () => {
     await held.prepare?.();
     const { snapshot } = await backupThenDiverge(cluster, S, { work, state }, 1);
@@ -97,6 +100,7 @@ function productTests(settings: string, held: { title: RegExp; release: RegExp; 
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(held.title);
     expect(r.stderr).toMatch(held.release);
+    expect(r.stderr).toMatch(new RegExp(`==> ${held.tool} snapshot restore into `));
     await expectWhole(A_KEYS, uids, settings);
   }, 420_000);
 
@@ -131,13 +135,16 @@ function productTests(settings: string, held: { title: RegExp; release: RegExp; 
 
 /**
  * Gives the cluster what the fixture `anthos:publishNotReadyAddresses=false` starts with: the
- * StatefulSet created again with podManagementPolicy Parallel (the same template and claims, so
- * the members keep their data), its members Ready, then the Service without publishNotReadyAddresses.
+ * StatefulSet created again with podManagementPolicy Parallel and the etcd 3.5 image (the same
+ * claims, so the members keep their data and upgrade it), its members Ready, then the Service
+ * without publishNotReadyAddresses.
  */
 async function recreateAsParallelWithReadyOnlyDns(): Promise<void> {
   const sts = JSON.parse(await kubectl(['get', 'sts', 'kube-etcd', '-o', 'json'])) as { metadata: Record<string, unknown>; spec: Record<string, unknown>; status?: unknown };
   const { name, namespace, labels, annotations } = sts.metadata;
-  const manifest = { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name, namespace, labels, annotations }, spec: { ...sts.spec, podManagementPolicy: 'Parallel' } };
+  const spec = structuredClone(sts.spec) as { template: { spec: { containers: Array<{ name: string; image: string }> } } };
+  spec.template.spec.containers.find((c) => c.name === 'kube-etcd')!.image = anthosEtcdImage('3.5');
+  const manifest = { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name, namespace, labels, annotations }, spec: { ...spec, podManagementPolicy: 'Parallel' } };
   await kubectl(['scale', 'statefulset', 'kube-etcd', '--replicas=0']);
   await waitFor('the etcd pods to be gone', async () => (await etcdPods()).length === 0);
   await kubectl(['delete', 'sts', 'kube-etcd', '--wait=true']);
@@ -148,6 +155,8 @@ async function recreateAsParallelWithReadyOnlyDns(): Promise<void> {
   await waitFor('every pod to run the template, all Ready', rolledOut);
   await kubectl(['patch', 'svc', 'kube-etcd', '-p', '{"spec":{"publishNotReadyAddresses":false}}']);
   expect(await currentSettings()).toBe('Parallel publishNotReadyAddresses=false');
+  const status = JSON.parse(await etcdctl(cluster, S, 'kube-etcd-0', ['endpoint', 'status', '--cluster', '-w', 'json'])) as Array<{ Status: { version: string } }>;
+  expect(status.map((m) => m.Status.version.replace(/\.\d+$/, ''))).toEqual(['3.5', '3.5', '3.5']);
 }
 
 beforeAll(async () => {
@@ -173,13 +182,14 @@ describe('podManagementPolicy OrderedReady with a readiness probe that needs quo
   }, 420_000);
 
   productTests('OrderedReady publishNotReadyAddresses=true', {
+    tool: 'etcdctl',
     title: /==> while the members of statefulset "kube-etcd" start, have the readiness probe of container "kube-etcd" off, because its podManagementPolicy is OrderedReady \(pod 1 is created only once pod 0 is Ready\)\n/,
     release: /==> once etcd is healthy, put the readiness probe of statefulset "kube-etcd" back and wait until every member runs with it, Ready \(a rolling update, one member at a time\)\n/,
     whileHeld: async () => expect(await kubectl(['get', 'sts', 'kube-etcd', '-o', PROBE])).toBe(''),
   });
 });
 
-describe('a headless Service without publishNotReadyAddresses and a readiness probe that needs quorum', () => {
+describe('a headless Service without publishNotReadyAddresses and a readiness probe that needs quorum (etcd 3.5)', () => {
   beforeAll(recreateAsParallelWithReadyOnlyDns, 420_000);
 
   it('the naive runbook (scale etcd to 0, then back up) starts every member, none of which ever finds the others', async () => {
@@ -196,6 +206,7 @@ describe('a headless Service without publishNotReadyAddresses and a readiness pr
 
   // Each round starts from the user's Service (not publishing); the restore leaves it publishing.
   productTests('Parallel publishNotReadyAddresses=true', {
+    tool: 'etcdutl',
     prepare: async () => { await kubectl(['patch', 'svc', 'kube-etcd', '-p', '{"spec":{"publishNotReadyAddresses":false}}']); },
     title: /==> while the members of statefulset "kube-etcd" start, have Service "kube-etcd" publishing not-ready members, because its Service "kube-etcd" does not set publishNotReadyAddresses \(members are in DNS only while Ready\)\n/,
     release: /==> once etcd is healthy, leave Service "kube-etcd" publishing not-ready members \(set back to false, a member that restarts could never rejoin\)\n/,

@@ -4,9 +4,11 @@
 // non-root uid 1001) fixtures in one cluster, and the preflight refusals — missing permission,
 // a member on another etcd minor than the template, NotReady node, volume too small — each before the first mutation, with
 // one line and a hint. On the subPath fixture the naive restore (a utility pod mounting the volume
-// root) is first shown to leave etcd on its old data while every command succeeds.
+// root) is first shown to leave etcd on its old data while every command succeeds. Last, the
+// subPath member is upgraded to etcd 3.5 and a 3.5 backup of it restored (etcdutl).
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { anthosEtcdImage } from '../sim/fixtures/anthos.js';
 import { teardown, type SimCluster } from '../sim/harness.js';
 import {
   anthosAccess, auditMark, auditSince, BITNAMI_ACCESS, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, mutations, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy, type EtcdAccess,
@@ -274,5 +276,38 @@ describe('subPath: a restore that did not take effect', () => {
     expect(await keysOn(cluster, SINGLE, 'kube-etcd-0', '/test/')).toEqual(before);
     expect((await cluster.kubectl(['-n', 'uc1', 'get', 'pods', '-l', 'app.kubernetes.io/managed-by=kubectl-etcd', '-o', 'name'])).stdout.trim()).toBe('');
     expect((await cluster.kubectl(['-n', 'uc1', 'delete', 'pod', ROOT_POD, '--wait=true'])).code).toBe(0);
+  }, 420_000);
+});
+
+describe('subPath on etcd 3.5 (the member upgraded from 3.4 by a rolling update, as a vendor upgrade does)', () => {
+  it('a 3.5 backup restored with etcdutl into the folder etcd mounts: exactly the backed-up keys, the old data kept beside them', async () => {
+    const image = anthosEtcdImage('3.5');
+    const patched = await cluster.kubectl(['-n', 'uc1', 'patch', 'statefulset', 'kube-etcd', '--type=strategic', '-p',
+      JSON.stringify({ spec: { template: { spec: { containers: [{ name: 'kube-etcd', image }] } } } })]);
+    expect(patched.code, patched.stderr).toBe(0);
+    const rolled = await cluster.kubectl(['-n', 'uc1', 'rollout', 'status', 'statefulset/kube-etcd', '--timeout=180s'], { timeoutMs: 200_000 });
+    expect(rolled.code, rolled.stderr).toBe(0);
+    await waitClusterHealthy(cluster, SINGLE);
+    const status = JSON.parse(await etcdctl(cluster, SINGLE, 'kube-etcd-0', ['endpoint', 'status', '-w', 'json'])) as Array<{ Status: { version: string } }>;
+    expect(status[0]!.Status.version).toMatch(/^3\.5\./);
+    await pruneSetAside(cluster, SINGLE);
+
+    for (const k of ['e1', 'e2']) await etcdctl(cluster, SINGLE, 'kube-etcd-0', ['put', `/v35/${k}`, k]);
+    const snapshot = join(work, 'single-3.5.db');
+    const b = await kubectlEtcd(cluster, state, ['backup', '-n', 'uc1', '-f', snapshot]);
+    expect(b.code, b.stderr).toBe(0);
+    await etcdctl(cluster, SINGLE, 'kube-etcd-0', ['put', '/v35/f1', 'after the backup']);
+    await etcdctl(cluster, SINGLE, 'kube-etcd-0', ['del', '/v35/e1']);
+
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', '--yes', '--no-safety-backup']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('pvc "data-kube-etcd-0" (subPath "etcd-kube-etcd-0" at /var/lib/etcd)');
+    expect(r.stderr).toMatch(/==> etcdutl snapshot restore into /);
+    await waitClusterHealthy(cluster, SINGLE);
+    expect(await keysOn(cluster, SINGLE, 'kube-etcd-0', '/v35/')).toEqual(['/v35/e1', '/v35/e2']);
+    // etcd's /var/lib/etcd is the subPath folder: the restored member and the kept one are both there
+    const files = await lsInPod(cluster, SINGLE, 'kube-etcd-0', '/var/lib/etcd');
+    expect(files.filter((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f))).toHaveLength(1);
+    expect(files).toContain('member');
   }, 420_000);
 });
