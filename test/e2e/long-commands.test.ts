@@ -6,6 +6,7 @@
 // database is made > 512 MiB: backup by exec and a restore, both behind the idle cut, each long
 // command started once (counted in the audit log, whose requestURI carries an exec's command).
 // On both etcd minors, a cluster each (3.5 restores with etcdutl and a bumped revision).
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -113,6 +114,19 @@ describe.each(ETCD_MINORS)('etcd %s', (minor) => {
         }
         expect(await inPod('sleep 2; cat /tmp/late.rc')).not.toBe('0\n');
       }, 60_000);
+
+      it('what an exec left running dies with the container, even in a process group of its own: work exec\'d into a container that is then restarted is lost', async () => {
+        const started = await cluster.kubectl(['-n', NS, 'exec', POD, '-c', 'kube-etcd', '--', 'sh', '-c',
+          'sleep 6171 >/dev/null 2>&1 & timeout 600 sleep 6172 >/dev/null 2>&1 & echo started']);
+        expect(started.stdout.trim(), started.stderr).toBe('started');
+        // GNU timeout puts itself in a process group of its own (setpgid). No PID namespace in the
+        // sim: the test sees the container's processes.
+        const left = () => { try { return execFileSync('pgrep', ['-x', '-f', 'sleep 617[12]'], { encoding: 'utf8' }).split('\n').filter(Boolean).length; } catch { return 0; } };
+        expect(left()).toBe(2);
+        await fault('kill-container', `${NS}/${POD}`, 'kube-etcd');
+        await expect.poll(left, { timeout: 15_000, interval: 500 }).toBe(0);
+        await waitClusterHealthy(cluster, S);
+      }, 120_000);
 
       it('idle cuts port-forward streams too', async () => {
         await fault('stream', '--idle-timeout', String(IDLE_S), '--kind', 'portforward', '--pod', `${NS}/${POD}`);

@@ -6,8 +6,10 @@
 // Differences from a real API server + kubelet + containerd:
 // - no pseudo-terminal: with tty=true the command gets pipes, stderr is merged into stdout and
 //   resize events (channel 4) are ignored;
-// - an exec'd process group (with what it left running in the background) is killed when its
-//   container's main process is gone, as a runtime kills a stopped container's processes;
+// - not a difference: what an exec started (and what that left running, in any process group) is
+//   killed when its container's main process is gone, as a runtime kills a stopped container's
+//   processes; found by the container's mount namespace, since there is no PID namespace. The
+//   watcher lives in the apiserver: a container that dies while the apiserver restarts leaves them;
 // - not a difference: when the client goes away (closed, killed, or cut by a stream fault) the
 //   exec'd process is not killed. As in a real cluster it goes on with stdin at EOF, and the read
 //   ends of its stdout/stderr pipes are closed, so a process that writes again gets EPIPE/SIGPIPE
@@ -20,6 +22,7 @@
 // - v2/v3.channel.k8s.io and the base64 protocols are not offered (a real kubelet does not offer
 //   v2/v3 over WebSocket either); SPDY/3.1 upgrades are refused with a 400 naming kubectl >= 1.30.
 import { spawn } from 'node:child_process';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
 import type { PodStreamContext } from '../podstreams.js';
@@ -87,19 +90,39 @@ export async function serveExec(ctx: PodStreamContext): Promise<void> {
   });
 }
 
+/** Containers whose end is watched (by main process pid): one watcher each, however many execs. */
+const watched = new Set<number>();
+
 /**
- * What an exec started (the command, anything it left running in the background) lives until it
- * ends or its container stops: a real runtime kills every process of a container when it stops it.
- * The exec runs in its own process group; it is watched until the group is empty.
+ * What an exec started (the command, anything it left running in the background, even in a
+ * process group or session of its own) lives until it ends or its container stops: a real runtime
+ * kills every process of a container when it stops it (they share its PID namespace and cgroup).
+ * There is no PID namespace here, so the container's processes are found by its mount namespace,
+ * which nsenter gave every exec: once the container's main process is gone, every process still
+ * in that namespace is killed.
  */
-function dieWithContainer(pgid: number, containerPid: number | null): void {
+function dieWithContainer(containerPid: number | null): void {
+  if (!containerPid || watched.has(containerPid)) return;
+  const mountNs = namespaceOf(containerPid);
+  if (!mountNs) return;
+  watched.add(containerPid);
   const timer = setInterval(() => {
-    try { process.kill(-pgid, 0); } catch { clearInterval(timer); return; } // the group is gone
     if (isAlive(containerPid)) return;
-    try { process.kill(-pgid, 'SIGKILL'); } catch { /* gone meanwhile */ }
     clearInterval(timer);
+    watched.delete(containerPid);
+    for (const pid of processesIn(mountNs)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone meanwhile */ } }
   }, 1000);
   timer.unref();
+}
+
+/** The mount namespace of a process (`mnt:[inode]`), if it can be read. */
+function namespaceOf(pid: number): string | undefined {
+  try { return readlinkSync(`/proc/${pid}/ns/mnt`); } catch { return undefined; }
+}
+
+/** Every process whose mount namespace is `ns`. */
+function processesIn(ns: string): number[] {
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => pid !== process.pid && namespaceOf(pid) === ns);
 }
 
 async function run(
@@ -163,7 +186,7 @@ async function run(
     exited = true;
     finish(internalErrorStatus(`error executing command in container: ${err.message}`));
   });
-  if (child.pid) dieWithContainer(child.pid, c.pid);
+  dieWithContainer(c.pid);
   child.on('close', (code, signal) => {
     exited = true;
     const rc = code ?? 128 + (signal ? constants.signals[signal] : 0);
