@@ -112,6 +112,19 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
         await insideContainer(probe, { namespace, pod: name, container, probe: container === TOOLS_CONTAINER ? 'etcd --version' : 'cat /etc/hostname' });
       }
     },
+    admitPod: (manifest) => r(async () => {
+      try {
+        await kube.core.createNamespacedPod({ namespace, body: manifest as V1Pod, dryRun: 'All' });
+        return undefined;
+      } catch (err) {
+        const e = apiError(err, `create pod "${manifest.metadata.name}" (dry run) in namespace "${namespace}"`);
+        // Admitted: the name is only taken (by this restore's own pod from an earlier attempt, say).
+        if (e instanceof ConflictError) return undefined;
+        const code = (err as { code?: unknown }).code;
+        if (code === 403 || code === 422 || code === 400) return e.message;
+        throw e;
+      }
+    }),
     async deletePodAndWait(name) {
       // Its own grace period (utility containers stop on SIGTERM at once), never a forced delete.
       const uid = await r(() => deletePod(kube, namespace, name));

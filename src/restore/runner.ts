@@ -25,6 +25,11 @@ export interface RestoreCluster {
    * ownerConfigMap the pod is owned by that ConfigMap (deleting it collects the pod).
    */
   createPodAndWait(manifest: { metadata: { name: string; namespace: string } }, opts?: { ownerConfigMap?: string }): Promise<void>;
+  /**
+   * Sends a pod as a dry-run create (nothing is stored); returns the server's reason when it
+   * would refuse it (admission: Pod Security, quota, webhooks; validation), else undefined.
+   */
+  admitPod(manifest: { metadata: { name: string; namespace: string } }): Promise<string | undefined>;
   /** Deletes a pod (missing is fine) with its own grace period and waits until it is gone. */
   deletePodAndWait(name: string): Promise<void>;
   /**

@@ -1,6 +1,7 @@
 /**
  * A fresh restore: read the snapshot, discover the cluster, find what to quiesce, run the
- * preflight, build and print the plan, ask, take a safety backup, open the journal and run.
+ * preflight, build the plan, prove its utility pods would be admitted (dry-run creates), print the
+ * plan, ask, take a safety backup, open the journal and run.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import type { EtcdTopology } from '../etcd/topology.js';
 import { formatRecord } from '../ui/format.js';
 import { compactUtc } from '../ui/time.js';
 import type { RestoreDeps, RestoreOptions } from './command.js';
+import { admitUtilityPods } from './admission.js';
 import { executePlan } from './execute.js';
 import { openJournal, pendingWorkloads, refuseIfJournal } from './journal-find.js';
 import { JOURNAL_VERSION, type JournalState } from './journal.js';
@@ -43,6 +45,8 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
     ...(coldStart.hold ? { coldStart: coldStart.hold } : {}),
   });
   plan.warnings.unshift(...checked.warnings, ...(coldStart.warning ? [coldStart.warning] : []));
+  // Still before the first change (dry runs store nothing), and before --dry-run prints the plan.
+  await admitUtilityPods(plan, deps.cluster(topology.namespace));
   if (!plan.tool.bumpRevision && quiesce.length) {
     plan.warnings = plan.warnings.map((w) => (w.includes('restart every kube-apiserver') ? `${w} (the quiesced ${quiesce.map((q) => q.name).join(', ')} restart anyway)` : w));
   }

@@ -110,7 +110,7 @@ export async function lsInPod(cluster: SimCluster, a: EtcdAccess, pod: string, d
 }
 
 /** One request as the simulator's audit log records it. */
-export interface AuditEntry { user: string; verb: string; apiGroup: string; resource: string; subresource: string; namespace: string; name: string; code: number }
+export interface AuditEntry { user: string; verb: string; apiGroup: string; resource: string; subresource: string; namespace: string; name: string; code: number; requestURI?: string }
 
 /** Number of lines in the audit log now (to read only what follows). */
 export function auditMark(cluster: SimCluster): number {
@@ -124,11 +124,12 @@ export function auditSince(cluster: SimCluster, mark: number): AuditEntry[] {
 
 /**
  * Requests that change cluster state. Not counted: SelfSubjectAccessReviews (a question, stored
- * nowhere) and pods/exec (a read-only command such as `etcd --version` or `df` in a member).
+ * nowhere), pods/exec (a read-only command such as `etcd --version` or `df` in a member) and
+ * dry-run writes (dryRun=All: admitted or refused, never stored).
  */
 export function mutations(entries: AuditEntry[], user: string): AuditEntry[] {
   return entries.filter((e) => e.user === user && ['create', 'update', 'patch', 'delete', 'deletecollection'].includes(e.verb)
-    && e.resource !== 'selfsubjectaccessreviews' && e.subresource !== 'exec');
+    && e.resource !== 'selfsubjectaccessreviews' && e.subresource !== 'exec' && !/[?&]dryRun=All(&|$)/.test(e.requestURI ?? ''));
 }
 
 /**

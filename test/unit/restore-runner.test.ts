@@ -38,6 +38,7 @@ function harness(failOn?: string, atRisk: string[] = []) {
     getReplicas: async () => replicas,
     scale: async (kind, name, n) => { calls.push(`scale ${kind}/${name}=${n}`); if (name === 'kube-etcd') replicas = n; },
     createPodAndWait: async (m) => { calls.push(`create ${m.metadata.name}`); },
+    admitPod: async () => undefined,
     deletePodAndWait: async (name) => { calls.push(`delete ${name}`); },
     recreatePods: async (names) => { calls.push(`recreate ${names.join(',')}`); },
     waitPodsReady: async (names) => { calls.push(`ready ${names.join(',')}`); },

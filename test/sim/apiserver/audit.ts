@@ -1,8 +1,9 @@
 // The audit log: one JSON line per request in DIR/audit.log.
 // Differences from a real API server: not the audit.k8s.io Event format but the flat
 // {ts,user,verb,apiGroup,resource,subresource,namespace,name,code} line the tests read; pod
-// streams (exec, port-forward) add requestURI, which a real Event carries for every request (an
-// exec's command is in its query).
+// streams (exec, port-forward) and writes add requestURI, which a real Event carries for every
+// request (an exec's command is in its query; a dry-run write has dryRun=All there). Reads leave
+// it out, to keep the log small.
 import { appendFileSync } from 'node:fs';
 import type { RequestInfo } from './requestinfo.js';
 

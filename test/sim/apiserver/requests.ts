@@ -29,7 +29,7 @@ export function handleRequest(ctx: ServerContext, req: IncomingMessage, res: Ser
     const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
     const query = url.searchParams;
     const info = parseRequestInfo(req.method ?? 'GET', path, query);
-    const subject = auditWhenAnswered(ctx.auditFile, res, info);
+    const subject = auditWhenAnswered(ctx.auditFile, res, info, req.url);
     try {
       await route(ctx, req, res, info, path, query, subject);
     } catch (err) {
@@ -43,13 +43,13 @@ export function handleRequest(ctx: ServerContext, req: IncomingMessage, res: Ser
  * first: a client that saw its answer must find its line in the log (writing on 'finish' raced
  * with fast clients such as a kubectl that exits at once). Returns the subject to name in it.
  */
-function auditWhenAnswered(file: string, res: ServerResponse, info: RequestInfo): AuditSubject {
+function auditWhenAnswered(file: string, res: ServerResponse, info: RequestInfo, requestURI: string | undefined): AuditSubject {
   const subject: AuditSubject = { user: 'system:anonymous' };
   let audited = false;
   const audit = () => {
     if (audited) return;
     audited = true;
-    writeAudit(file, subject.user, info, res.statusCode);
+    writeAudit(file, subject.user, info, res.statusCode, info.verb === 'get' || info.verb === 'list' || info.verb === 'watch' ? undefined : requestURI);
   };
   const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
   res.end = ((...args: unknown[]) => {

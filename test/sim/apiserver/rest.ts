@@ -12,6 +12,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { V1DeleteOptions, V1ObjectMeta, V1Pod, V1Service } from '@kubernetes/client-node';
 import { isObject, type PartialJson } from '../json.js';
+import { admitPod } from './podsecurity.js';
 import { applyCreateDefaults, mergeStringData, tracksGeneration, validate, validateUpdate } from './defaults.js';
 import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch } from './patch.js';
 import { apiVersionOf, type ResourceDef } from './registry.js';
@@ -123,6 +124,10 @@ export class ResourceApi {
     validate(t.def, obj);
     mergeStringData(t.def, obj);
     this.checkNamespace(t, obj.metadata.name);
+    if (t.def.resource === 'pods' && !t.def.group) {
+      const ns = this.store.get('/namespaces', undefined, t.namespace);
+      admitPod(ns?.metadata.labels, obj.metadata.name, (obj as { spec?: Parameters<typeof admitPod>[2] }).spec);
+    }
     if (this.store.get(grOf(t.def), this.keyNs(t), obj.metadata.name)) throw alreadyExists(t.def.group, t.def.resource, obj.metadata.name);
     obj.metadata.uid = randomUUID();
     obj.metadata.creationTimestamp = timestamp(this.now());

@@ -1,0 +1,36 @@
+/**
+ * Admission of the utility pods, proven before the first change: each one is sent to the API
+ * server as a dry-run create (dryRun=All: every admission plugin and webhook runs, nothing is
+ * stored), so a Pod Security level, a quota or a webhook that would refuse it stops the restore
+ * while the cluster is untouched, instead of after etcd was stopped.
+ */
+import { PreflightError } from './preflight.js';
+import type { RestorePlan } from './plan.js';
+import type { RestoreCluster } from './runner.js';
+
+/** Throws a PreflightError naming the member, the cluster's reason and a way out for the first utility pod the cluster would refuse. */
+export async function admitUtilityPods(plan: RestorePlan, cluster: Pick<RestoreCluster, 'admitPod'>): Promise<void> {
+  for (const m of plan.members) {
+    const refusal = await cluster.admitPod(m.utilityPod);
+    if (refusal === undefined) continue;
+    throw new PreflightError(
+      `the cluster would refuse utility pod "${m.utilityPod.metadata.name}" for member "${m.member.name}": ${refusal}`,
+      admissionHint(refusal, plan.namespace),
+    );
+  }
+}
+
+/** A way out for a refusal, by what refused it; nothing has been changed yet. */
+export function admissionHint(refusal: string, namespace: string): string {
+  const pss = /violates PodSecurity "(baseline|restricted):/.exec(refusal);
+  if (pss) {
+    // The utility pods run as root (allowed by baseline); only a hostPath data volume needs privileged.
+    const allow = pss[1] === 'restricted' ? 'baseline' : 'privileged';
+    return `namespace "${namespace}" enforces Pod Security level "${pss[1]}" and the utility pods run as root to write the member's data;`
+      + ` allow them for the restore (kubectl label namespace ${namespace} pod-security.kubernetes.io/enforce=${allow} --overwrite) and set the label back afterwards; nothing was changed`;
+  }
+  if (/exceeded quota|must specify (limits|requests)/.test(refusal)) {
+    return `make room in the ResourceQuota of namespace "${namespace}" (kubectl describe resourcequota -n ${namespace}) and restore again; nothing was changed`;
+  }
+  return 'fix what the cluster names and restore again; nothing was changed';
+}
