@@ -85,6 +85,10 @@ export function restoreAccessChecks(namespace: string, topology: EtcdTopology, q
   const c = (verb: string, group: string, resource: string, subresource?: string): AccessCheck => ({ verb, group, resource, subresource, namespace });
   const checks: AccessCheck[] = [
     ...['get', 'list', 'watch', 'create', 'delete'].map((v) => c(v, '', 'pods')),
+    // Exec over WebSocket (all this plugin speaks) starts with a GET: API servers before 1.35
+    // authorize it as `get` on pods/exec, 1.35 and later also check `create` (what SPDY's POST
+    // needed). Both are asked for: a Role made for one server version works on the next.
+    c('get', '', 'pods', 'exec'),
     c('create', '', 'pods', 'exec'),
     ...['get', 'create', 'update', 'delete'].map((v) => c(v, '', 'configmaps')),
   ];

@@ -236,7 +236,7 @@ describe('permissions', () => {
     }));
     const dir = join(work, 'forbidden');
     await mkdir(dir);
-    const expected = 'error: user "viewer" cannot create "pods/exec" in namespace "uc1"; ask a cluster admin for pods/exec permission\n';
+    const expected = 'error: user "viewer" cannot get "pods/exec" in namespace "uc1"; ask a cluster admin for pods/exec permission\n';
     const backup = await kubectlEtcd(cluster, ['backup', '-n', 'uc1', '-f', join(dir, 'snapshot.db')], { kubeconfig });
     expect(backup.code).toBe(1);
     expect(backup.stderr).toBe(expected);

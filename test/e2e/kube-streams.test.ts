@@ -94,7 +94,7 @@ describe('exec in a real pod', () => {
     const bob = kubeContextFromOptions({ kubeconfig: path.join(dir, 'users', 'bob.kubeconfig') }, {});
     const err = await execCapture(bob, { ...target, command: ['true'] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ForbiddenError);
-    expect(formatError(err)).toBe('error: user "bob" cannot create "pods/exec" in namespace "uc1"; ask a cluster admin for pods/exec permission');
+    expect(formatError(err)).toBe('error: user "bob" cannot get "pods/exec" in namespace "uc1"; ask a cluster admin for pods/exec permission');
   });
 });
 

@@ -51,7 +51,7 @@ beforeAll(async () => {
 afterAll(() => teardown(cluster, work));
 
 describe('preflight refuses before the first mutation', () => {
-  it('a user without the needed permissions: every missing one listed at once', async () => {
+  it('a user without the needed permissions: every missing one listed at once, get pods/exec too (a WebSocket exec is a GET; create alone was SPDY\'s)', async () => {
     const u = await cluster.sim(['user', 'restricted']);
     expect(u.code, u.stderr).toBe(0);
     const role = {
@@ -70,8 +70,13 @@ describe('preflight refuses before the first mutation', () => {
     };
     const applied = await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [role, binding] }) });
     expect(applied.code, applied.stderr).toBe(0);
-    const line = await refused([], { kubeconfig: join(cluster.dir, 'users', 'restricted.kubeconfig'), user: 'restricted' });
-    expect(line).toMatch(/^error: missing permission in namespace "uc1": .*create pods.*delete pods.*patch statefulsets\.apps\/scale.*; ask a cluster admin/);
+    const kubeconfig = join(cluster.dir, 'users', 'restricted.kubeconfig');
+    // The naive Role (create on pods/exec, as for SPDY): a WebSocket exec is refused as a `get`.
+    const exec = await cluster.kubectl(['-n', 'uc1', 'exec', 'kube-etcd-0', '-c', 'kube-etcd', '--', 'true'], { kubeconfig });
+    expect(exec.code).not.toBe(0);
+    expect(exec.stderr).toContain('cannot get resource "pods/exec" in API group "" in the namespace "uc1"');
+    const line = await refused([], { kubeconfig, user: 'restricted' });
+    expect(line).toMatch(/^error: missing permission in namespace "uc1": .*create pods.*delete pods.*get pods\/exec.*patch statefulsets\.apps\/scale.*; ask a cluster admin/);
   });
 
   it('a member that runs another etcd minor version than the template (a rollout under way)', async () => {
@@ -309,5 +314,60 @@ describe('subPath on etcd 3.5 (the member upgraded from 3.4 by a rolling update,
     const files = await lsInPod(cluster, SINGLE, 'kube-etcd-0', '/var/lib/etcd');
     expect(files.filter((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f))).toHaveLength(1);
     expect(files).toContain('member');
+  }, 420_000);
+});
+
+// Issue 14: Pod Security Admission (docs: concepts/security/pod-security-admission). The Bitnami
+// members comply with "restricted" (the chart's security contexts: non-root, no privilege
+// escalation, every capability dropped, RuntimeDefault seccomp); the utility pods run as root.
+describe('Pod Security "restricted" enforced on the namespace of members that comply with it (bitnami)', () => {
+  const NS = BITNAMI_ACCESS.namespace;
+  const label = async (level: string | null) => {
+    const r = await cluster.kubectl(['label', 'namespace', NS, level ? `pod-security.kubernetes.io/enforce=${level}` : 'pod-security.kubernetes.io/enforce-', '--overwrite']);
+    expect(r.code, r.stderr).toBe(0);
+  };
+  let utilityPod: Record<string, unknown>;
+
+  beforeAll(async () => {
+    const plan = await kubectlEtcd(cluster, state, ['restore', snapshots['bitnami']!, '-n', NS, '--dry-run', '-o', 'json']);
+    expect(plan.code, plan.stderr).toBe(0);
+    utilityPod = (JSON.parse(plan.stdout) as { members: Array<{ utilityPod: Record<string, unknown> }> }).members[0]!.utilityPod;
+    await label('restricted');
+  }, 120_000);
+  afterAll(() => label(null));
+
+  it('the members themselves are admitted: a deleted member pod comes back Ready', async () => {
+    expect((await cluster.kubectl(['-n', NS, 'delete', 'pod', 'etcd-2', '--wait=true'])).code).toBe(0);
+    const ready = await cluster.kubectl(['-n', NS, 'wait', 'pod/etcd-2', '--for=condition=Ready', '--timeout=120s'], { timeoutMs: 130_000 });
+    expect(ready.code, ready.stderr).toBe(0);
+    await waitClusterHealthy(cluster, BITNAMI_ACCESS);
+  }, 180_000);
+
+  it('the naive way: the utility pod restore plans (root) is refused by the cluster, with the real message', async () => {
+    const r = await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify(utilityPod) });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/^Error from server \(Forbidden\): error when creating "STDIN": pods "etcd-utility-[^"]+" is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false \(container "etcd-utility" must set securityContext\.allowPrivilegeEscalation=false\), unrestricted capabilities .*runAsUser=0 \(container "etcd-utility" must not set runAsUser=0\), seccompProfile /);
+  });
+
+  it('restore refuses in preflight, before any change: one line naming the pod, the member, the rule and the way out', async () => {
+    const mark = auditMark(cluster);
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshots['bitnami']!, '-n', NS, '--yes', '--no-safety-backup']);
+    expect(r.code, r.stdout).toBe(1);
+    const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('warning:'));
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^error: the cluster would refuse utility pod "etcd-utility-[^"]+" for member "etcd-0": pods "etcd-utility-[^"]+" is forbidden: violates PodSecurity "restricted:latest": .*; namespace "etcd" enforces Pod Security level "restricted" .*\(kubectl label namespace etcd pod-security\.kubernetes\.io\/enforce=baseline --overwrite\).*nothing was changed/);
+    const since = auditSince(cluster, mark);
+    expect(mutations(since, 'admin')).toEqual([]);
+    // It asked the server: a dry-run create, refused.
+    expect(since.filter((e) => e.verb === 'create' && e.resource === 'pods' && /dryRun=All/.test(e.requestURI ?? '')).map((e) => e.code)).toEqual([403]);
+  });
+
+  it('the way out it names works: at "baseline" the restore runs and brings back exactly the backed-up keys', async () => {
+    await label('baseline');
+    await etcdctl(cluster, BITNAMI_ACCESS, 'etcd-0', ['put', '/test/after-restore', 'x']);
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshots['bitnami']!, '-n', NS, '--yes', '--no-safety-backup']);
+    expect(r.code, r.stderr).toBe(0);
+    await waitClusterHealthy(cluster, BITNAMI_ACCESS);
+    for (const pod of BITNAMI_ACCESS.pods) expect(await keysOn(cluster, BITNAMI_ACCESS, pod, '/test/'), pod).toEqual(['/test/a1', '/test/a2', '/test/a3']);
   }, 420_000);
 });

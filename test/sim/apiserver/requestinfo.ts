@@ -50,6 +50,5 @@ export function parseRequestInfo(method: string, path: string, query: URLSearchP
     case 'DELETE': info.verb = info.name ? 'delete' : 'deletecollection'; break;
     default: info.verb = method.toLowerCase();
   }
-  if (['exec', 'attach', 'portforward'].includes(info.subresource) && info.resource === 'pods') info.verb = 'create';
   return info;
 }

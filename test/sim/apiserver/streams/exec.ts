@@ -22,7 +22,7 @@
 // - v2/v3.channel.k8s.io and the base64 protocols are not offered (a real kubelet does not offer
 //   v2/v3 over WebSocket either); SPDY/3.1 upgrades are refused with a 400 naming kubectl >= 1.30.
 import { spawn } from 'node:child_process';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
 import type { PodStreamContext } from '../podstreams.js';
@@ -90,8 +90,8 @@ export async function serveExec(ctx: PodStreamContext): Promise<void> {
   });
 }
 
-/** Containers whose end is watched (by main process pid): one watcher each, however many execs. */
-const watched = new Set<number>();
+/** Containers whose end is watched (by main process pid and start time): one watcher each, however many execs. */
+const watched = new Set<string>();
 
 /**
  * What an exec started (the command, anything it left running in the background, even in a
@@ -99,20 +99,38 @@ const watched = new Set<number>();
  * kills every process of a container when it stops it (they share its PID namespace and cgroup).
  * There is no PID namespace here, so the container's processes are found by its mount namespace,
  * which nsenter gave every exec: once the container's main process is gone, every process still
- * in that namespace is killed.
+ * in that namespace is killed. PIDs and namespace inodes are reused (pid_max may be 32768): the main
+ * process is known by its start time too, and the namespace is held open until the kill, so its
+ * inode cannot pass to a new container meanwhile.
  */
 function dieWithContainer(containerPid: number | null): void {
-  if (!containerPid || watched.has(containerPid)) return;
+  const started = containerPid ? startTime(containerPid) : undefined;
+  if (!containerPid || !started) return;
+  const key = `${containerPid}:${started}`;
+  if (watched.has(key)) return;
+  let nsFd: number;
+  try { nsFd = openSync(`/proc/${containerPid}/ns/mnt`, 'r'); } catch { return; }
   const mountNs = namespaceOf(containerPid);
-  if (!mountNs) return;
-  watched.add(containerPid);
+  if (!mountNs || startTime(containerPid) !== started) { closeSync(nsFd); return; }
+  watched.add(key);
   const timer = setInterval(() => {
-    if (isAlive(containerPid)) return;
+    if (startTime(containerPid) === started) return;
     clearInterval(timer);
-    watched.delete(containerPid);
+    watched.delete(key);
     for (const pid of processesIn(mountNs)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone meanwhile */ } }
+    closeSync(nsFd);
   }, 1000);
   timer.unref();
+}
+
+/** A process's start time (clock ticks since boot, /proc/PID/stat field 22); undefined when it is gone. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
 }
 
 /** The mount namespace of a process (`mnt:[inode]`), if it can be read. */
