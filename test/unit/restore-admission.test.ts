@@ -20,7 +20,7 @@ function member(n: number): EtcdMember {
 const topology: EtcdTopology = { namespace: 'etcd', workload: { kind: 'StatefulSet', name: 'etcd', replicas: 2 }, members: [member(0), member(1)], image: 'bitnami/etcd:3.5.16' };
 const plan = buildRestorePlan({
   topology, snapshot: { path: 's.db', size: 100, sha256: 'ab', revision: 42, totalKey: 10, hasTrailer: true },
-  quiesce: [], pdbs: [], utilityImage: 'bitnami/etcd:3.5.16', tool: { binary: 'etcdutl', bumpRevision: true }, stamp: '20261204T030000Z', inPlace: false,
+  quiesce: [], pdbs: [], utilityImage: 'bitnami/etcd:3.5.16', tool: { binary: 'etcdutl', bumpRevision: 1_000_000_000 }, stamp: '20261204T030000Z', inPlace: false,
 });
 const PSS = 'pods "etcd-utility-etcd-1" is forbidden: violates PodSecurity "restricted:latest": runAsUser=0 (container "etcd-utility" must not set runAsUser=0)';
 
