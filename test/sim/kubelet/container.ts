@@ -8,7 +8,7 @@
 // start; setpriv is reached through /proc/<kubelet pid>/root, so it is not part of the image;
 // stdin is /dev/null; the whole process group is signalled on stop.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import type { ImageSpec } from '../images.js';
 import { shq } from './host.js';
@@ -158,6 +158,33 @@ export async function waitInRoot(pid: number, rootfs: string, timeoutMs = 60_000
     await new Promise((r) => setTimeout(r, 20));
   }
   return false;
+}
+
+/**
+ * Holds the mount namespace of a container that has entered its root, to kill, once the container
+ * has exited, every process still in it: what an exec started there, even in a process group of
+ * its own, and what the main process left behind. A real runtime kills every process of a
+ * container when it stops (they share its PID namespace and cgroup); there is no PID namespace
+ * here, and every exec enters the container's mount namespace (nsenter -m). The namespace is held
+ * open until then, so its inode cannot pass to a new container meanwhile.
+ */
+export function holdMountNamespace(pid: number): { killAll(): void } | undefined {
+  let fd: number;
+  try { fd = openSync(`/proc/${pid}/ns/mnt`, 'r'); } catch { return undefined; }
+  const ns = mountNamespaceOf(pid);
+  if (!ns) { closeSync(fd); return undefined; }
+  return {
+    killAll() {
+      for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number)) {
+        if (p !== process.pid && mountNamespaceOf(p) === ns) { try { process.kill(p, 'SIGKILL'); } catch { /* gone meanwhile */ } }
+      }
+      closeSync(fd);
+    },
+  };
+}
+
+function mountNamespaceOf(pid: number): string | undefined {
+  try { return readlinkSync(`/proc/${pid}/ns/mnt`); } catch { return undefined; }
 }
 
 /** Sends a signal to the container's whole process group; false when it is already gone. */

@@ -12,7 +12,7 @@ import type { V1ConfigMap, V1Container, V1Probe, V1Secret } from '@kubernetes/cl
 import { pullImage, type ImageSpec } from '../images.js';
 import type { Json } from '../json.js';
 import { ApiError, sleep, type ApiClient } from './api.js';
-import { signalContainer, startContainer, waitInRoot, type ContainerMount, type StartedContainer } from './container.js';
+import { holdMountNamespace, signalContainer, startContainer, waitInRoot, type ContainerMount, type StartedContainer } from './container.js';
 import { containerArgv, containerEnv, expandVars, processEnv, type KeySource } from './env.js';
 import type { LocalVolumes } from './localpv.js';
 import type { PodNet, PodNetwork } from './network.js';
@@ -258,9 +258,11 @@ export class PodWorker {
     }));
     c.exit = exit;
     // Publish the pid (for exec, port-forward, probes) only once the process is inside its root.
-    if (!(await waitInRoot(c.proc.pid, c.proc.rootfs)) && signalContainer(c.proc.pid, 'SIGKILL')) {
+    const inRoot = await waitInRoot(c.proc.pid, c.proc.rootfs);
+    if (!inRoot && signalContainer(c.proc.pid, 'SIGKILL')) {
       this.ctx.log(`pod ${this.key}: container ${c.name} did not enter its root in time; killed`);
     }
+    const namespace = inRoot ? holdMountNamespace(c.proc.pid) : undefined;
     const postStart = c.spec.lifecycle?.postStart;
     if (postStart) {
       // The container is not running until its postStart hook has succeeded; a failure kills it.
@@ -278,6 +280,7 @@ export class PodWorker {
     const code = await exit;
     stopProbes();
     signalContainer(c.proc.pid, 'SIGKILL');
+    namespace?.killAll();
     c.ready = false;
     c.started = false;
     const startedAt = c.state.running?.startedAt ?? now();

@@ -7,9 +7,8 @@
 // - no pseudo-terminal: with tty=true the command gets pipes, stderr is merged into stdout and
 //   resize events (channel 4) are ignored;
 // - not a difference: what an exec started (and what that left running, in any process group) is
-//   killed when its container's main process is gone, as a runtime kills a stopped container's
-//   processes; found by the container's mount namespace, since there is no PID namespace. The
-//   watcher lives in the apiserver: a container that dies while the apiserver restarts leaves them;
+//   killed when its container exits, as a runtime kills a stopped container's processes (the
+//   kubelet does it: kubelet/container.ts holdMountNamespace);
 // - not a difference: when the client goes away (closed, killed, or cut by a stream fault) the
 //   exec'd process is not killed. As in a real cluster it goes on with stdin at EOF, and the read
 //   ends of its stdout/stderr pipes are closed, so a process that writes again gets EPIPE/SIGPIPE
@@ -22,7 +21,6 @@
 // - v2/v3.channel.k8s.io and the base64 protocols are not offered (a real kubelet does not offer
 //   v2/v3 over WebSocket either); SPDY/3.1 upgrades are refused with a 400 naming kubectl >= 1.30.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
 import type { PodStreamContext } from '../podstreams.js';
@@ -90,59 +88,6 @@ export async function serveExec(ctx: PodStreamContext): Promise<void> {
   });
 }
 
-/** Containers whose end is watched (by main process pid and start time): one watcher each, however many execs. */
-const watched = new Set<string>();
-
-/**
- * What an exec started (the command, anything it left running in the background, even in a
- * process group or session of its own) lives until it ends or its container stops: a real runtime
- * kills every process of a container when it stops it (they share its PID namespace and cgroup).
- * There is no PID namespace here, so the container's processes are found by its mount namespace,
- * which nsenter gave every exec: once the container's main process is gone, every process still
- * in that namespace is killed. PIDs and namespace inodes are reused (pid_max may be 32768): the main
- * process is known by its start time too, and the namespace is held open until the kill, so its
- * inode cannot pass to a new container meanwhile.
- */
-function dieWithContainer(containerPid: number | null): void {
-  const started = containerPid ? startTime(containerPid) : undefined;
-  if (!containerPid || !started) return;
-  const key = `${containerPid}:${started}`;
-  if (watched.has(key)) return;
-  let nsFd: number;
-  try { nsFd = openSync(`/proc/${containerPid}/ns/mnt`, 'r'); } catch { return; }
-  const mountNs = namespaceOf(containerPid);
-  if (!mountNs || startTime(containerPid) !== started) { closeSync(nsFd); return; }
-  watched.add(key);
-  const timer = setInterval(() => {
-    if (startTime(containerPid) === started) return;
-    clearInterval(timer);
-    watched.delete(key);
-    for (const pid of processesIn(mountNs)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone meanwhile */ } }
-    closeSync(nsFd);
-  }, 1000);
-  timer.unref();
-}
-
-/** A process's start time (clock ticks since boot, /proc/PID/stat field 22); undefined when it is gone. */
-function startTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
-/** The mount namespace of a process (`mnt:[inode]`), if it can be read. */
-function namespaceOf(pid: number): string | undefined {
-  try { return readlinkSync(`/proc/${pid}/ns/mnt`); } catch { return undefined; }
-}
-
-/** Every process whose mount namespace is `ns`. */
-function processesIn(ns: string): number[] {
-  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => pid !== process.pid && namespaceOf(pid) === ns);
-}
-
 async function run(
   chan: ChannelSocket, c: ContainerRuntime, argv: string[], want: { stdin: boolean; stdout: boolean; stderr: boolean },
   tty: boolean, via: 'translator' | 'runtime', finish: (s: StreamStatus) => void, done: () => void,
@@ -155,7 +100,7 @@ async function run(
     finish(internalErrorStatus(`error executing command in container: failed to exec in container: failed to start exec "${execId}": OCI runtime exec failed: exec failed: unable to start container process: ${missing}: unknown`));
     return;
   }
-  // Its own process group, so that a kill reaches what the command started too.
+  // Its own process group: a signal meant for the apiserver (Ctrl-C in its terminal) does not reach it.
   const child = spawn('nsenter', nsenterArgs(c, argv), {
     env,
     detached: true,
@@ -181,7 +126,6 @@ async function run(
   let inputPaused = false;
   const endStdin = () => { if (stdinOpen) { stdinOpen = false; child.stdin?.end(); } };
   child.stdin?.on('error', () => { stdinOpen = false; });
-  let exited = false;
   chan.listen({
     data(channel, payload) {
       if (channel !== 0 || !stdinOpen || !child.stdin) return; // channel 4 (resize) is ignored
@@ -201,12 +145,9 @@ async function run(
   });
 
   child.on('error', (err) => {
-    exited = true;
     finish(internalErrorStatus(`error executing command in container: ${err.message}`));
   });
-  dieWithContainer(c.pid);
   child.on('close', (code, signal) => {
-    exited = true;
     const rc = code ?? 128 + (signal ? constants.signals[signal] : 0);
     finish(rc === 0 ? successStatus() : nonZeroExitStatus(rc, argv, via));
   });
