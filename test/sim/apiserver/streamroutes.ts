@@ -57,8 +57,6 @@ async function podStream(ctx: ServerContext, req: IncomingMessage, user: UserInf
 export async function servePodStreamGet(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, user: UserInfo,
   info: RequestInfo, query: URLSearchParams): Promise<void> {
   const sendStatus = (code: number, reason: string, message: string) => sendJson(res, code, statusBody(code, reason, message));
-  // A GET: authorized as `get`, as a real API server (< 1.35) authorizes it (see serveUpgrade).
-  info.verb = 'get';
   await podStream(ctx, req, user, info, query, { res }, sendStatus);
 }
 
@@ -68,12 +66,7 @@ export function serveUpgrade(ctx: ServerContext, req: IncomingMessage, socket: D
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
     const query = url.searchParams;
     const info = parseRequestInfo('GET', url.pathname, query);
-    // A WebSocket upgrade is a GET, and a real API server authorizes a request by its HTTP
-    // method: `get` on pods/exec (pods/attach, pods/portforward), where SPDY's POST needed
-    // `create` (kubernetes/kubernetes#78741, #133515). The simulator is v1.32: the extra `create`
-    // check of 1.35 (AuthorizePodWebsocketUpgradeCreatePermission, kubernetes/kubernetes#134577)
-    // is not modelled.
-    info.verb = 'get';
+    // A WebSocket upgrade is a GET: parseRequestInfo gives it the verb `get` (see there).
     let userName = 'system:anonymous';
     let answered = false;
     const sendStatus = (code: number, reason: string, message: string) => {
