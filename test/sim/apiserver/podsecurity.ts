@@ -72,14 +72,14 @@ export function podSecurityViolations(level: PodSecurityLevel, spec: PodSpecLike
     const bad = all.filter((c) => c.securityContext?.allowPrivilegeEscalation !== false).map((c) => c.name);
     if (bad.length) out.push(`allowPrivilegeEscalation != false (${containersPhrase(bad)} must set securityContext.allowPrivilegeEscalation=false)`);
   }
-  // capabilities_baseline
-  {
+  // capabilities_baseline (restricted replaces it with capabilities_restricted)
+  if (!restricted) {
     const details: string[] = [];
     for (const c of all) {
       const added = (c.securityContext?.capabilities?.add ?? []).filter((cap) => !BASELINE_CAPABILITIES.has(cap));
       if (added.length) details.push(`${containersPhrase([c.name])} must not include ${added.map((a) => `"${a}"`).join(', ')} in securityContext.capabilities.add`);
     }
-    if (details.length && !restricted) out.push(`non-default capabilities (${details.join('; ')})`);
+    if (details.length) out.push(`non-default capabilities (${details.join('; ')})`);
   }
   // capabilities_restricted
   if (restricted) {
