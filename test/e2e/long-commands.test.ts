@@ -59,6 +59,13 @@ function detachedRead(mark: number, dir: string, after = 0): number | undefined 
   return execsSince(mark).find((e) => e.argv[0] === 'sh' && e.argv[2]?.startsWith('cat "$1/out"') && e.argv[4] === dir && e.ts >= after)?.ts;
 }
 
+const TARGET = { namespace: NS, pod: POD, container: 'kube-etcd' };
+
+/** The product's exec, as the admin of the cluster. */
+function simExec(): ReturnType<typeof containerCommand> {
+  return containerCommand(kubeContextFromOptions({ kubeconfig: cluster.kubeconfig, namespace: NS }, {}));
+}
+
 async function fault(...args: string[]): Promise<void> {
   const r = await cluster.sim(['fault', ...args]);
   expect(r.code, r.stderr).toBe(0);
@@ -81,18 +88,16 @@ describe.each(ETCD_MINORS)('etcd %s', (minor) => {
   if (minor === DEFAULT_ETCD_MINOR) {
     describe('the sim cuts idle streams and leaves the exec\'d process running', () => {
       it('a silent exec is cut after the idle window, its process goes on, and a retry runs a second one beside the first', async () => {
-        const kube = kubeContextFromOptions({ kubeconfig: cluster.kubeconfig, namespace: NS }, {});
-        const run = containerCommand(kube);
-        const target = { namespace: NS, pod: POD, container: 'kube-etcd' };
+        const run = simExec();
         const job = (log: string) => ['sh', '-c', `echo start >>${log}; sleep 4; echo end >>${log}`];
 
         await fault('stream', '--idle-timeout', String(IDLE_S), '--kind', 'exec', '--pod', `${NS}/${POD}`);
         try {
           const t0 = Date.now();
           // the naive way: a retry after the cut
-          await expect(run(target, job('/tmp/twice'))).rejects.toBeInstanceOf(TransientError);
+          await expect(run(TARGET, job('/tmp/twice'))).rejects.toBeInstanceOf(TransientError);
           expect(Date.now() - t0).toBeGreaterThanOrEqual(IDLE_S * 1000 - 200);
-          await expect(run(target, job('/tmp/twice'))).rejects.toBeInstanceOf(TransientError);
+          await expect(run(TARGET, job('/tmp/twice'))).rejects.toBeInstanceOf(TransientError);
           await fault('clear');
           // the second started while the first still ran (no "end" between the starts), and both finished
           expect(await inPod('sleep 4; cat /tmp/twice')).toBe('start\nstart\nend\nend\n');
@@ -102,13 +107,11 @@ describe.each(ETCD_MINORS)('etcd %s', (minor) => {
       }, 120_000);
 
       it('a process that writes after its stream was cut gets EPIPE: its output goes nowhere', async () => {
-        const kube = kubeContextFromOptions({ kubeconfig: cluster.kubeconfig, namespace: NS }, {});
-        const run = containerCommand(kube);
-        const target = { namespace: NS, pod: POD, container: 'kube-etcd' };
+        const run = simExec();
         await fault('stream', '--idle-timeout', String(IDLE_S), '--kind', 'exec', '--pod', `${NS}/${POD}`);
         try {
           // SIGPIPE ignored, so the failed write is seen as an exit status of echo, written to a file
-          await expect(run(target, ['sh', '-c', 'trap "" PIPE; sleep 3; echo late; echo $? >/tmp/late.rc'])).rejects.toBeInstanceOf(TransientError);
+          await expect(run(TARGET, ['sh', '-c', 'trap "" PIPE; sleep 3; echo late; echo $? >/tmp/late.rc'])).rejects.toBeInstanceOf(TransientError);
         } finally {
           await fault('clear');
         }
