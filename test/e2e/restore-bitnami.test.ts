@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { teardown, type SimCluster } from '../sim/harness.js';
 import {
-  BITNAMI_ACCESS as B, etcdctl, keysOn, kubectlEtcd, lsInPod, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
+  BITNAMI_ACCESS as B, etcdctl, keysOn, kubectlEtcd, lsInPod, memberList, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
 } from './restore-helpers.js';
 
 const NS = B.namespace;
@@ -36,7 +36,7 @@ describe.each(VARIANTS)('bitnami, $scripts scripts', (v) => {
 
   /** Names in the member list, as etcd-0 sees it. */
   async function memberNames(pod = 'etcd-0'): Promise<string[]> {
-    const out = await etcdctl(cluster, B, pod, ['member', 'list']);
+    const out = await memberList(cluster, B, pod);
     return out.split('\n').filter(Boolean).map((l) => l.split(', ')[2]!).sort();
   }
 
@@ -65,7 +65,7 @@ describe.each(VARIANTS)('bitnami, $scripts scripts', (v) => {
 
   describe('the fixture is hostile', () => {
     it('a stopping member is removed from the cluster by its preStop hook; at its next start the script wipes its data dir, a copy kept there too, and adds it again', async () => {
-      const idOf = async (name: string) => (await etcdctl(cluster, B, 'etcd-0', ['member', 'list'])).split('\n').find((l) => l.split(', ')[2] === name)?.split(', ')[0];
+      const idOf = async (name: string) => (await memberList(cluster, B, 'etcd-0')).split('\n').find((l) => l.split(', ')[2] === name)?.split(', ')[0];
       const before = await idOf('etcd-2');
       expect(before).toBeDefined();
       // A copy kept in the data dir, as restores used to keep the old data.
@@ -89,7 +89,7 @@ describe.each(VARIANTS)('bitnami, $scripts scripts', (v) => {
   describe('kubectl etcd restore', () => {
     it('restores every member from the backup, exactly the backed-up keys', async () => {
       await etcdctl(cluster, B, 'etcd-0', ['put', '/test/b', 'written after the backup']);
-      const ids = async () => (await etcdctl(cluster, B, 'etcd-0', ['member', 'list'])).split('\n').filter(Boolean).map((l) => l.split(', ')[0]!);
+      const ids = async () => (await memberList(cluster, B, 'etcd-0')).split('\n').filter(Boolean).map((l) => l.split(', ')[0]!);
       const idsBefore = await ids();
       const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes']);
       expect(r.code, r.stderr).toBe(0);
@@ -106,10 +106,10 @@ describe.each(VARIANTS)('bitnami, $scripts scripts', (v) => {
       expect(mark.code, mark.stderr).toBe(0);
       // Right after a start etcd refuses member removals (--strict-reconfig-check); give the hook its chance.
       await new Promise((r) => setTimeout(r, 10_000));
-      const before = await etcdctl(cluster, B, 'etcd-0', ['member', 'list']);
+      const before = await memberList(cluster, B, 'etcd-0');
       expect((await cluster.kubectl(['-n', NS, 'delete', 'pod', 'etcd-2', '--wait=true'])).code).toBe(0);
       await expectWholeCluster();
-      expect(await etcdctl(cluster, B, 'etcd-0', ['member', 'list'])).toBe(before);
+      expect(await memberList(cluster, B, 'etcd-0')).toBe(before);
       expect(await keysOn(cluster, B, 'etcd-2', '/test/')).toEqual(A_KEYS);
       expect(await lsInPod(cluster, B, 'etcd-2', B.dataDir)).toContain('marker');
       expect((await lsInPod(cluster, B, 'etcd-2', B.volumeDir)).filter((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f))).toHaveLength(1);
@@ -135,7 +135,7 @@ describe.each(VARIANTS)('bitnami, $scripts scripts', (v) => {
       await pruneSetAside(cluster, B);
       await etcdctl(cluster, B, 'etcd-0', ['put', '/test/b', 'written after the backup']);
       const before = await keysOn(cluster, B, 'etcd-0', '/test/');
-      const membersBefore = await etcdctl(cluster, B, 'etcd-0', ['member', 'list']);
+      const membersBefore = await memberList(cluster, B, 'etcd-0');
       // Right after a start etcd refuses member removals (--strict-reconfig-check); give the hooks their chance.
       await new Promise((r) => setTimeout(r, 10_000));
       const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes', '--no-safety-backup']);
@@ -155,7 +155,7 @@ describe.each(VARIANTS)('bitnami, $scripts scripts', (v) => {
       await expectWholeCluster();
       for (const pod of B.pods) expect(await keysOn(cluster, B, pod, '/test/'), pod).toEqual(flag === '--resume' ? A_KEYS : before);
       // The old data come back as they were: no member was removed (and added again under a new ID) meanwhile.
-      if (flag === '--abort') expect(await etcdctl(cluster, B, 'etcd-0', ['member', 'list'])).toBe(membersBefore);
+      if (flag === '--abort') expect(await memberList(cluster, B, 'etcd-0')).toBe(membersBefore);
       expect((await cluster.kubectl(['-n', NS, 'get', 'pods', '-l', 'app.kubernetes.io/managed-by=kubectl-etcd', '-o', 'name'])).stdout.trim()).toBe('');
     }, 300_000);
   });

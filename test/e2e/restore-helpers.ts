@@ -79,6 +79,22 @@ export async function etcdctl(cluster: SimCluster, a: EtcdAccess, pod: string, a
   return r.stdout;
 }
 
+/**
+ * The member list as `pod` sees it. etcd 3.5 answers it linearizably (through the leader), so a
+ * leader election on a loaded machine can time it out; it is asked again until it answers (60 s).
+ */
+export async function memberList(cluster: SimCluster, a: EtcdAccess, pod: string): Promise<string> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return await etcdctl(cluster, a, pod, ['member', 'list']);
+    } catch (err) {
+      if (Date.now() > deadline || !/deadline exceeded|no leader|leader changed/i.test(String(err))) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
 /** Keys under prefix as the member itself holds them (serializable read, no quorum). */
 export async function keysOn(cluster: SimCluster, a: EtcdAccess, pod: string, prefix: string): Promise<string[]> {
   const out = await etcdctl(cluster, a, pod, ['get', prefix, '--prefix', '--keys-only', '--consistency=s']);
