@@ -54,6 +54,8 @@ export interface EtcdMember {
   runAsUser?: number;
   runAsGroup?: number;
   fsGroup?: number;
+  /** What a pod made to work on this member's volume takes from the member's pod (pod-inherit.ts). */
+  podFacts?: MemberPodFacts;
   /** The exec command of the container's preStop hook, when it has one. */
   preStop?: string[];
   /**
@@ -66,6 +68,23 @@ export interface EtcdMember {
   ready?: boolean;
   /** What discovery could not resolve from the pod spec (e.g. env from a Secret), one line each. */
   notes?: string[];
+}
+
+/**
+ * The parts of a member's pod spec that a cluster's admission and scheduling judge, as plain JSON
+ * (they travel in the restore journal): a utility pod that lacks them may be refused (Pod Security,
+ * a quota) or never scheduled (taints) where the member runs.
+ */
+export interface MemberPodFacts {
+  /** spec.securityContext of the pod. */
+  podSecurityContext?: Record<string, unknown>;
+  /** securityContext of the etcd container. */
+  securityContext?: Record<string, unknown>;
+  tolerations?: Array<Record<string, unknown>>;
+  imagePullSecrets?: Array<{ name: string }>;
+  priorityClassName?: string;
+  /** resources of the etcd container. */
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
 }
 
 /** A StatefulSet's persistentVolumeClaimRetentionPolicy (both fields default to Retain). */

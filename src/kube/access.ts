@@ -46,13 +46,20 @@ export function describeAccess(c: AccessCheck): string {
   return `${c.verb} ${resource}${c.subresource ? `/${c.subresource}` : ''}`;
 }
 
-/** One-line error listing every denied permission, or undefined when nothing is denied. */
+/**
+ * One-line error listing every denied permission, or undefined when nothing is denied. A check
+ * with no namespace is a cluster-scoped one (nodes), named apart: a Role cannot grant it.
+ */
 export function accessError(denied: DeniedAccess[]): ForbiddenError | undefined {
   if (denied.length === 0) return undefined;
-  const namespaces = [...new Set(denied.map((d) => d.namespace))];
-  const where = namespaces.map((n) => `"${n}"`).join(', ');
+  const parts: string[] = [];
+  const namespaced = denied.filter((d) => d.namespace);
+  const namespaces = [...new Set(namespaced.map((d) => d.namespace))];
+  if (namespaced.length) parts.push(`in namespace ${namespaces.map((n) => `"${n}"`).join(', ')}: ${namespaced.map(describeAccess).join(', ')}`);
+  const clusterWide = denied.filter((d) => !d.namespace);
+  if (clusterWide.length) parts.push(`at cluster scope: ${clusterWide.map(describeAccess).join(', ')}`);
   return new ForbiddenError(
-    `missing permission in namespace ${where}: ${denied.map(describeAccess).join(', ')}`,
-    'ask a cluster admin to grant them, or run `kubectl auth can-i --list` to see yours',
+    `missing permission ${parts.join('; ')}`,
+    'ask a cluster admin to grant them (the README\'s "Permissions" lists a Role and ClusterRole that do), or run `kubectl auth can-i --list` to see yours',
   );
 }

@@ -24,9 +24,10 @@ export async function admitUtilityPods(plan: RestorePlan, cluster: Pick<RestoreC
 export function admissionHint(refusal: string, namespace: string): string {
   const pss = /violates PodSecurity "(baseline|restricted):/.exec(refusal);
   if (pss) {
-    // The utility pods run as root (allowed by baseline); only a hostPath data volume needs privileged.
+    // A utility pod runs as its member runs; it runs as root (allowed by baseline) only for a root
+    // member or a distroless image; only a hostPath data volume needs privileged.
     const allow = pss[1] === 'restricted' ? 'baseline' : 'privileged';
-    return `namespace "${namespace}" enforces Pod Security level "${pss[1]}" and the utility pods run as root to write the member's data;`
+    return `namespace "${namespace}" enforces Pod Security level "${pss[1]}" and the utility pods run as their members run (root for a member that runs as root or a distroless etcd image) to write the member's data;`
       + ` allow them for the restore (kubectl label namespace ${namespace} pod-security.kubernetes.io/enforce=${allow} --overwrite) and set the label back afterwards; nothing was changed`;
   }
   if (/exceeded quota|must specify (limits|requests)/.test(refusal)) {

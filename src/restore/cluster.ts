@@ -200,6 +200,24 @@ export async function insideContainer(
   }
 }
 
+/**
+ * The node whose kubernetes.io/hostname label is `hostname`. A local volume's node affinity names
+ * the label's value, which is the node's name on most clusters but not on all (clouds label the
+ * short hostname): the node of that name is taken when its label agrees, else the node that
+ * carries the label; undefined when none does.
+ */
+async function nodeByHostname(kube: KubeContext, hostname: string): Promise<string | undefined> {
+  const label = 'kubernetes.io/hostname';
+  try {
+    const node = await retrying(() => kube.core.readNode({ name: hostname }));
+    if ((node.metadata?.labels?.[label] ?? hostname) === hostname) return hostname;
+  } catch (err) {
+    if (!(apiError(err, `get node "${hostname}"`) instanceof NotFoundError)) throw err;
+  }
+  const nodes = await retrying(() => kube.core.listNode({ labelSelector: `${label}=${hostname}` }));
+  return nodes.items[0]?.metadata?.name;
+}
+
 /** For members whose pod is gone: the node their local volume is pinned to (PVC → PV node affinity). */
 export async function nodeOfClaim(kube: KubeContext, member: EtcdMember): Promise<string | undefined> {
   if (member.dataVolume?.kind !== 'pvc') return undefined;
@@ -211,7 +229,7 @@ export async function nodeOfClaim(kube: KubeContext, member: EtcdMember): Promis
     const pv = await retrying(() => kube.core.readPersistentVolume({ name: pvName }));
     for (const term of pv.spec?.nodeAffinity?.required?.nodeSelectorTerms ?? []) {
       for (const e of term.matchExpressions ?? []) {
-        if (e.key === 'kubernetes.io/hostname' && e.operator === 'In' && e.values?.length === 1) return e.values[0];
+        if (e.key === 'kubernetes.io/hostname' && e.operator === 'In' && e.values?.length === 1) return await nodeByHostname(kube, e.values[0]!);
       }
     }
   } catch (err) {
@@ -222,7 +240,7 @@ export async function nodeOfClaim(kube: KubeContext, member: EtcdMember): Promis
     if (e instanceof ForbiddenError) {
       throw new ForbiddenError(
         `cannot find the node of member "${member.name}" (its pod is gone): ${e.message}`,
-        `ask a cluster admin for get permission on persistentvolumeclaims in namespace "${member.namespace}" and on persistentvolumes, or start the member's pod again`,
+        `ask a cluster admin for get permission on persistentvolumeclaims in namespace "${member.namespace}" and on persistentvolumes and nodes (list nodes too), or start the member's pod again`,
       );
     }
     throw e;

@@ -6,6 +6,7 @@ import { PluginError, UsageError, VerificationError } from '../errors.js';
 import type { RestoreDeps, RestoreOptions } from './command.js';
 import { executePlan, runnerDeps } from './execute.js';
 import { openJournal, pendingWorkloads, type JournalPlaces } from './journal-find.js';
+import { requireAccess, restoreAccessChecks, restoreBaseAccessChecks } from './preflight.js';
 import { confirmWorkload } from './prompt.js';
 import { renderPlan } from './render.js';
 import { abortRestore } from './runner.js';
@@ -14,6 +15,7 @@ import { checkClusterOnlyToolsImage, trustedJournalState } from './trust.js';
 /** Finishes (`--resume`) or rolls back (`--abort`) the restore recorded in the workload's journal. */
 export async function continueRestore(opts: RestoreOptions, deps: RestoreDeps): Promise<void> {
   const places: JournalPlaces = { stateDir: opts.stateDir, configMaps: deps.configMaps, now: deps.now };
+  await requireAccess(deps.preflight, restoreBaseAccessChecks(opts.namespace));
   const workload = opts.statefulSet ?? (await journalWorkload(places, opts.namespace, deps));
   if (!workload) throw new PluginError(`cannot tell which etcd to ${opts.abort ? 'roll back' : 'resume'} in namespace "${opts.namespace}"`, 'pass --statefulset');
   const journal = openJournal(places, opts.namespace, workload);
@@ -26,6 +28,7 @@ export async function continueRestore(opts: RestoreOptions, deps: RestoreDeps): 
     throw new PluginError(`the restore journal in ${journal.describe()} is for ${state.namespace}/${state.workload}, not ${opts.namespace}/${workload}`, 'pass -n and --statefulset of the restore to resume');
   }
   const plan = state.plan;
+  await requireAccess(deps.preflight, restoreAccessChecks(plan.namespace, plan, plan.quiesce, plan.pdbs, plan.coldStart));
   if (opts.snapshot) plan.snapshot.path = opts.snapshot;
   if (clusterOnly) {
     await checkClusterOnlyToolsImage(plan, (t) => deps.templateImage(t));

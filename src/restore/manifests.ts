@@ -49,6 +49,46 @@ export function utilityPodName(member: EtcdMember): string {
   return `etcd-utility-${suffix}`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63).replace(/-+$/, '');
 }
 
+/** The tolerations every utility pod has: it must run on a member's node that is in trouble. */
+const OWN_TOLERATIONS: Array<Record<string, unknown>> = [
+  { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
+  { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
+  { key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' },
+];
+
+/** The member's tolerations (the taints of its node it was let onto), then ours that it lacks. */
+function utilityTolerations(member: Array<Record<string, unknown>>): Array<Record<string, unknown>> {
+  const same = (a: Record<string, unknown>, b: Record<string, unknown>) => a['key'] === b['key'] && (a['effect'] ?? '') === (b['effect'] ?? '');
+  return [...member, ...OWN_TOLERATIONS.filter((t) => !member.some((m) => same(m, t)))];
+}
+
+/** True when the member's etcd runs as a user other than root (its uid set, or runAsNonRoot). */
+export function memberRunsAsNonRoot(member: EtcdMember): boolean {
+  const f = member.podFacts ?? {};
+  const uid = member.runAsUser;
+  if (uid !== undefined) return uid !== 0;
+  return f.securityContext?.['runAsNonRoot'] === true || f.podSecurityContext?.['runAsNonRoot'] === true;
+}
+
+/**
+ * Who the utility pod's processes run as. A member that runs as a non-root user gets a utility pod
+ * that runs as that same user with the member's own pod and container security contexts: the
+ * restored files are then the member's from the start (the group from fsGroup, which the kubelet
+ * gave the volume), no chown as root is needed, and the pod passes whatever Pod Security level
+ * the member passes. Otherwise (a root member, or a distroless image whose tool is reached by
+ * chroot, which needs root) root, keeping the member's seccomp profile and SELinux options.
+ */
+export function utilityUser(member: EtcdMember, chroot: boolean): { pod?: Record<string, unknown>; container: Record<string, unknown> } {
+  const f = member.podFacts ?? {};
+  if (memberRunsAsNonRoot(member) && !chroot) {
+    const ids = { ...(member.runAsUser !== undefined ? { runAsUser: member.runAsUser } : {}), ...(member.runAsGroup !== undefined ? { runAsGroup: member.runAsGroup } : {}) };
+    return { ...(f.podSecurityContext ? { pod: f.podSecurityContext } : {}), container: { ...(f.securityContext ?? {}), ...ids } };
+  }
+  const keep = (sc: Record<string, unknown> | undefined) => Object.fromEntries(Object.entries(sc ?? {}).filter(([k]) => k === 'seccompProfile' || k === 'seLinuxOptions'));
+  const pod = keep(f.podSecurityContext);
+  return { ...(Object.keys(pod).length ? { pod } : {}), container: { ...keep(f.securityContext), runAsUser: 0, runAsGroup: 0 } };
+}
+
 /**
  * The utility pod for one member. With `etcdToolsImage` (a distroless etcd image: no shell, no
  * `cp`, so nothing can copy its binaries out) the pod has two containers: `etcd-utility` (the
@@ -77,17 +117,13 @@ export function utilityPodManifest(opts: {
     // every path beside it (snapshot copy, restore dir, kept copy) are the same folders of the volume.
     mounts.push({ name: volumeName, mountPath: data.mountPath, ...(data.subPath ? { subPath: data.subPath } : {}) });
   }
+  const facts = member.podFacts ?? {};
+  const user = utilityUser(member, Boolean(opts.etcdToolsImage));
+  const resources = facts.resources ? { resources: facts.resources } : {};
   // No certificate volume (the manual runbook mounts it): nothing here talks to etcd, and the
-  // member's client key has no business in a pod that runs a pulled shell image as root.
+  // member's client key has no business in a pod that runs a pulled shell image.
   const containers: Array<Record<string, unknown>> = [
-    {
-      name: 'etcd-utility',
-      image: opts.image,
-      command: IDLE_COMMAND,
-      // Root, so the restored files can be handed to the etcd user afterwards.
-      securityContext: { runAsUser: 0, runAsGroup: 0 },
-      volumeMounts: mounts,
-    },
+    { name: 'etcd-utility', image: opts.image, command: IDLE_COMMAND, securityContext: user.container, ...resources, volumeMounts: mounts },
   ];
   if (opts.etcdToolsImage) {
     volumes.push({ name: TOOLS_SCRATCH_VOLUME, emptyDir: {} });
@@ -95,8 +131,8 @@ export function utilityPodManifest(opts: {
       name: TOOLS_CONTAINER,
       image: opts.etcdToolsImage,
       command: toolsIdleCommand(),
-      // Root, like the shell container: the restore writes onto the member's volume.
-      securityContext: { runAsUser: 0, runAsGroup: 0 },
+      securityContext: user.container,
+      ...resources,
       volumeMounts: [...mounts, { name: TOOLS_SCRATCH_VOLUME, mountPath: TOOLS_SCRATCH_DIR }],
     });
   }
@@ -113,12 +149,13 @@ export function utilityPodManifest(opts: {
       // The shell container reaches the etcd-tools container's files through its processes (restoreCommand).
       ...(opts.etcdToolsImage ? { shareProcessNamespace: true } : {}),
       terminationGracePeriodSeconds: 5,
-      ...(member.node ? { nodeSelector: { 'kubernetes.io/hostname': member.node } } : {}),
-      tolerations: [
-        { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
-        { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
-        { key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' },
-      ],
+      // Pinned by the node's name, as the DaemonSet controller pins its pods: a node's
+      // kubernetes.io/hostname label need not be its name (clouds label the short hostname).
+      ...(member.node ? { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [member.node] }] }] } } } } : {}),
+      ...(user.pod ? { securityContext: user.pod } : {}),
+      tolerations: utilityTolerations(facts.tolerations ?? []),
+      ...(facts.imagePullSecrets ? { imagePullSecrets: facts.imagePullSecrets } : {}),
+      ...(facts.priorityClassName ? { priorityClassName: facts.priorityClassName } : {}),
       containers,
       volumes,
     },

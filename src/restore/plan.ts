@@ -7,7 +7,7 @@ import { etcdctlSnapshotRestore, etcdutlSnapshotRestore, initialClusterOf } from
 import type { EtcdMember, EtcdTopology } from '../etcd/topology.js';
 import type { ColdStartHold } from './cold-start.js';
 import { keptCopiesDirOf, keptCopyPath } from './kept.js';
-import { utilityPodManifest, type UtilityPodManifest } from './manifests.js';
+import { utilityPodManifest, utilityUser, type UtilityPodManifest } from './manifests.js';
 import { planSteps, type PlanStep } from './steps.js';
 
 export type { PlanStep } from './steps.js';
@@ -306,6 +306,7 @@ export function buildRestorePlan(input: PlanInput): RestorePlan {
     const removalLogGuard = startFiles ? bitnamiRemovalLog(member) : undefined;
     const pod = utilityPodManifest({ member, image: input.utilityImage, etcdToolsImage: input.etcdToolsImage, stamp });
     const runAs = member.runAsUser;
+    const runsAsMember = utilityUser(member, Boolean(input.etcdToolsImage)).container['runAsUser'] !== 0;
     return {
       member,
       node: member.node ?? '',
@@ -327,9 +328,13 @@ export function buildRestorePlan(input: PlanInput): RestorePlan {
       rollbackArgv: startFiles && startFilesDir
         ? ['sh', '-ec', `${ROLLBACK_SCRIPT}\nshift 3\n${RESTORE_FILES_SCRIPT}`, 'sh', member.dataDir, asideDir, restoredAside, startFilesDir, ...startFiles]
         : ['sh', '-ec', ROLLBACK_SCRIPT, 'sh', member.dataDir, asideDir, restoredAside],
-      // The etcd user: the pod's runAsUser when set, else whoever owned the data set aside.
-      chownArgv: ['sh', '-ec', CHOWN_SCRIPT, 'sh', member.dataDir, asideDir,
-        runAs !== undefined && runAs !== 0 ? `${runAs}:${member.runAsGroup ?? member.fsGroup ?? runAs}` : ''],
+      // A utility pod that runs as the member's own user wrote files that are the member's already;
+      // a root one hands them to the etcd user: the pod's runAsUser when set, else whoever owned
+      // the data set aside.
+      ...(runsAsMember ? {} : {
+        chownArgv: ['sh', '-ec', CHOWN_SCRIPT, 'sh', member.dataDir, asideDir,
+          runAs !== undefined && runAs !== 0 ? `${runAs}:${member.runAsGroup ?? member.fsGroup ?? runAs}` : ''],
+      }),
     };
   });
   return {

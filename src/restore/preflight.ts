@@ -80,27 +80,54 @@ export function spaceNeeded(snapshotSize: number): number {
   return snapshotSize * 2 + 64 * 1024 * 1024 + 1024 * 1024;
 }
 
-/** Every permission restore needs in the namespace. */
-export function restoreAccessChecks(namespace: string, topology: EtcdTopology, quiesce: QuiesceTarget[], pdbs: PdbRecord[], coldStart?: ColdStartHold): AccessCheck[] {
+/**
+ * What every restore, --resume and --abort reads and writes whatever the cluster looks like: asked
+ * before the first read, so a user without them learns all at once (and not from the first call
+ * refused). The README's Role grants exactly these plus restoreAccessChecks' conditional ones.
+ */
+export function restoreBaseAccessChecks(namespace: string): AccessCheck[] {
   const c = (verb: string, group: string, resource: string, subresource?: string): AccessCheck => ({ verb, group, resource, subresource, namespace });
-  const checks: AccessCheck[] = [
+  return [
     ...['get', 'list', 'watch', 'create', 'delete'].map((v) => c(v, '', 'pods')),
     // Exec over WebSocket (all this plugin speaks) starts with a GET: API servers before 1.35
     // authorize it as `get` on pods/exec, 1.35 and later also check `create` (what SPDY's POST
     // needed). Both are asked for: a Role made for one server version works on the next.
     c('get', '', 'pods', 'exec'),
     c('create', '', 'pods', 'exec'),
-    ...['get', 'create', 'update', 'delete'].map((v) => c(v, '', 'configmaps')),
+    // The journal and the history (found by listing).
+    ...['get', 'list', 'create', 'update', 'delete'].map((v) => c(v, '', 'configmaps')),
+    // Discovery, what writes to etcd, and what guards it.
+    c('get', 'apps', 'statefulsets'), c('list', 'apps', 'statefulsets'),
+    c('get', 'apps', 'statefulsets', 'scale'), c('patch', 'apps', 'statefulsets', 'scale'),
+    c('list', 'apps', 'deployments'),
+    c('list', 'policy', 'poddisruptionbudgets'),
+    // The StatefulSet's governing Service (whether it hides not-ready members).
+    c('get', '', 'services'),
+    // Each member claim's size, for the free-space check.
+    c('get', '', 'persistentvolumeclaims'),
+    // Each member's node (whether it is Ready): nodes are cluster-scoped.
+    { verb: 'get', group: '', resource: 'nodes', namespace: '' },
   ];
-  const sts = topology.workload.kind === 'StatefulSet' || quiesce.some((q) => q.kind === 'StatefulSet');
-  if (sts) checks.push(c('get', 'apps', 'statefulsets'), c('patch', 'apps', 'statefulsets'), c('get', 'apps', 'statefulsets', 'scale'), c('patch', 'apps', 'statefulsets', 'scale'));
+}
+
+/** The permissions this restore needs beyond restoreBaseAccessChecks, by what it found. */
+export function restoreAccessChecks(namespace: string, topology: Pick<EtcdTopology, 'workload'>, quiesce: QuiesceTarget[], pdbs: PdbRecord[], coldStart?: ColdStartHold): AccessCheck[] {
+  const c = (verb: string, group: string, resource: string, subresource?: string): AccessCheck => ({ verb, group, resource, subresource, namespace });
+  const checks: AccessCheck[] = [];
+  // The StatefulSet itself is patched for its claim retention (whenScaled: Delete is set aside while
+  // etcd is scaled to 0) and its cold-start probes.
+  if (topology.workload.claimRetention?.whenScaled === 'Delete' || coldStart) checks.push(c('patch', 'apps', 'statefulsets'));
   if (quiesce.some((q) => q.kind === 'Deployment')) checks.push(c('get', 'apps', 'deployments'), c('get', 'apps', 'deployments', 'scale'), c('patch', 'apps', 'deployments', 'scale'));
   if (pdbs.length) checks.push(...['get', 'delete', 'create'].map((v) => c(v, 'policy', 'poddisruptionbudgets')));
-  // whenScaled: Delete is set aside while etcd is scaled to 0, and the claims are checked.
-  if (topology.workload.claimRetention?.whenScaled === 'Delete') checks.push(c('get', '', 'persistentvolumeclaims'));
   // A Service that hides not-ready members publishes them while the members start (cold-start.ts).
   if (coldStart?.service) checks.push(c('patch', '', 'services'));
   return checks;
+}
+
+/** Refuses, in one line listing every missing permission, when any check is denied. */
+export async function requireAccess(deps: Pick<PreflightDeps, 'checkAccess'>, checks: AccessCheck[]): Promise<void> {
+  const err = accessError(await deps.checkAccess(checks));
+  if (err) throw err;
 }
 
 /** Runs every check; throws the first refusal (permissions are listed all at once). */
@@ -113,9 +140,7 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
   };
 
   // Permissions first: a user without them learns everything missing at once.
-  const denied = await deps.checkAccess(restoreAccessChecks(topology.namespace, topology, input.quiesce, input.pdbs, input.coldStart));
-  const err = accessError(denied);
-  if (err) throw err;
+  await requireAccess(deps, restoreAccessChecks(topology.namespace, topology, input.quiesce, input.pdbs, input.coldStart));
 
   // A rolling-update partition makes the controller create the pods below it from the old
   // template, probes and all: holding the probes would not let them start.

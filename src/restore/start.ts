@@ -15,7 +15,7 @@ import { executePlan } from './execute.js';
 import { openJournal, pendingWorkloads, refuseIfJournal } from './journal-find.js';
 import { JOURNAL_VERSION, type JournalState } from './journal.js';
 import { buildRestorePlan, type RestorePlan } from './plan.js';
-import { preflight } from './preflight.js';
+import { preflight, requireAccess, restoreBaseAccessChecks } from './preflight.js';
 import { confirmWorkload } from './prompt.js';
 import { findQuiesceTargets } from './quiesce.js';
 import { planRecord, renderPlan } from './render.js';
@@ -25,6 +25,8 @@ import { loadRestoreSnapshot } from './snapshot.js';
 export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Promise<void> {
   const places = { stateDir: opts.stateDir, configMaps: deps.configMaps, now: deps.now };
   const snapshot = await loadRestoreSnapshot(opts.snapshot!);
+  // Before the first read: a user without them learns every missing permission at once.
+  await requireAccess(deps.preflight, restoreBaseAccessChecks(opts.namespace));
   // A restore in progress may have scaled etcd to 0, so look for its journal before discovery.
   for (const pending of await pendingWorkloads(places, opts.namespace)) {
     if (!opts.statefulSet || opts.statefulSet === pending) await refuseIfJournal(openJournal(places, opts.namespace, pending));

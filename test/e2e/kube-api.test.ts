@@ -67,7 +67,7 @@ describe('kube API helpers against the local test cluster', () => {
     ]);
     expect(denied.map((d) => `${d.verb} ${d.resource}/${d.subresource}`)).toEqual(['create pods/exec', 'patch statefulsets/scale']);
     expect(formatError(accessError(denied))).toBe(
-      'error: missing permission in namespace "uc1": create pods/exec, patch statefulsets.apps/scale; ask a cluster admin to grant them, or run `kubectl auth can-i --list` to see yours',
+      'error: missing permission in namespace "uc1": create pods/exec, patch statefulsets.apps/scale; ask a cluster admin to grant them (the README\'s "Permissions" lists a Role and ClusterRole that do), or run `kubectl auth can-i --list` to see yours',
     );
   });
 

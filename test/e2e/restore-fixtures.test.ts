@@ -3,10 +3,15 @@
 // after the member pod, which a utility pod must not expand with its own name) and `bitnami` (ETCD_* env,
 // non-root uid 1001) fixtures in one cluster, and the preflight refusals — missing permission,
 // a member on another etcd minor than the template, NotReady node, volume too small — each before the first mutation, with
-// one line and a hint. On the subPath fixture the naive restore (a utility pod mounting the volume
+// one line and a hint; a user with only the README's Role and ClusterRole restores, and that Role
+// minus any verb is refused naming it; under Pod Security "restricted" the utility pods run as the
+// member's own user and the restore works. On the subPath fixture the naive restore (a utility pod mounting the volume
 // root) is first shown to leave etcd on its old data while every command succeeds. Last, the
 // subPath member is upgraded to etcd 3.5 and a 3.5 backup of it restored (etcdutl).
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anthosEtcdImage } from '../sim/fixtures/anthos.js';
 import { teardown, type SimCluster } from '../sim/harness.js';
@@ -207,6 +212,79 @@ describe('subPath: the fixture is hostile', () => {
   }, 300_000);
 });
 
+/** The README's Role and ClusterRole (the yaml block under "Permissions"), as documents. */
+function readmePermissions(): Array<{ kind: string; metadata: { name: string; namespace?: string }; rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> }> {
+  const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+  const block = /```yaml\n(# kubectl-etcd: restore, backup and status[\s\S]*?)```/.exec(readme);
+  if (!block) throw new Error('README.md has no "Permissions" yaml block');
+  return parseAllDocuments(block[1]!).map((d) => d.toJSON());
+}
+
+const OPERATOR = 'etcd-operator';
+const operatorKubeconfig = () => join(cluster.dir, 'users', `${OPERATOR}.kubeconfig`);
+
+describe('least privilege: the README\'s Role and ClusterRole (bitnami, namespace "etcd")', () => {
+  const docs = readmePermissions();
+  const apply = async (items: unknown[]) => {
+    const r = await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items }) });
+    expect(r.code, r.stderr).toBe(0);
+  };
+
+  beforeAll(async () => {
+    const u = await cluster.sim(['user', OPERATOR]);
+    expect(u.code, u.stderr).toBe(0);
+    expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual(['Role/kubectl-etcd', 'ClusterRole/kubectl-etcd']);
+    expect(docs[0]!.metadata.namespace).toBe('etcd');
+    await apply(docs);
+    // The bindings the README names (applied as objects: `kubectl create rolebinding` sends
+    // protobuf, which the local cluster does not read for RBAC objects).
+    const subjects = [{ kind: 'User', name: OPERATOR, apiGroup: 'rbac.authorization.k8s.io' }];
+    await apply([
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'kubectl-etcd', namespace: 'etcd' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'kubectl-etcd' }, subjects },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'kubectl-etcd' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kubectl-etcd' }, subjects },
+    ]);
+  });
+
+  it('that Role or ClusterRole minus any single verb: the restore refuses before the first mutation, naming that verb (or, for one this restore does not use, plans as before)', async () => {
+    const unused: string[] = [];
+    for (const [d, doc] of docs.entries()) {
+      for (const [ri, rule] of doc.rules.entries()) {
+        for (const resource of rule.resources) {
+          for (const verb of rule.verbs) {
+            // The rule without this verb on this resource; everything else as the README has it.
+            const rules = doc.rules.flatMap((r, i) => i !== ri ? [r] : [
+              ...(r.verbs.length > 1 ? [{ ...r, resources: [resource], verbs: r.verbs.filter((v) => v !== verb) }] : []),
+              ...(r.resources.length > 1 ? [{ ...r, resources: r.resources.filter((x) => x !== resource) }] : []),
+            ]);
+            await apply([{ ...doc, rules }]);
+            const [group] = rule.apiGroups;
+            const name = `${verb} ${resource.replace(/^([^/]+)/, group ? `$1.${group}` : '$1')}`;
+            const mark = auditMark(cluster);
+            const r = await kubectlEtcd(cluster, state, ['restore', snapshots['bitnami']!, '-n', 'etcd', '--dry-run', '--no-safety-backup'], { kubeconfig: operatorKubeconfig() });
+            expect(mutations(auditSince(cluster, mark), OPERATOR), name).toEqual([]);
+            if (r.code === 0) {
+              unused.push(name);
+            } else {
+              const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('warning:'));
+              expect(lines, `${name}: ${r.stderr}`).toHaveLength(1);
+              const scope = d === 0 ? 'in namespace "etcd"' : 'at cluster scope';
+              expect(lines[0], name).toBe(`error: missing permission ${scope}: ${name}; ask a cluster admin to grant them (the README's "Permissions" lists a Role and ClusterRole that do), or run \`kubectl auth can-i --list\` to see yours`);
+            }
+          }
+        }
+      }
+      await apply([doc]);
+    }
+    // What this restore (no PDB, no Deployment to stop, whenScaled Retain, a Service that
+    // publishes not-ready members, every member pod running) and its dry run never use.
+    expect(unused.sort()).toEqual([
+      'create pods/portforward', 'get deployments.apps', 'get deployments.apps/scale', 'get persistentvolumes', 'list nodes', 'get poddisruptionbudgets.policy',
+      'get pods/portforward', 'get secrets', 'patch deployments.apps/scale', 'patch services', 'patch statefulsets.apps',
+      'create poddisruptionbudgets.policy', 'delete poddisruptionbudgets.policy',
+    ].sort());
+  }, 600_000);
+});
+
 describe.each([
   ['single', SINGLE, 'uc1/kube-etcd'],
   ['bitnami', BITNAMI_ACCESS, 'etcd/etcd'],
@@ -217,7 +295,8 @@ describe.each([
     const memberIds = async () => (await etcdctl(cluster, a, a.pods[0]!, ['member', 'list'])).split('\n').filter(Boolean).map((l) => l.split(', ')[0]!).sort();
     const idsBefore = await memberIds();
     const revisionBefore = (await memberRevision(cluster, a, a.pods[0]!)).revision;
-    const r = await kubectlEtcd(cluster, state, ['restore', snapshots[name]!, '-n', a.namespace, '--yes']);
+    // Bitnami's restore runs as a user with only the README's Role and ClusterRole.
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshots[name]!, '-n', a.namespace, '--yes'], name === 'bitnami' ? { kubeconfig: operatorKubeconfig() } : {});
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/==> verify: .*each member on the restored data/);
     // The restore's own cluster token gives every member a new ID; the claims are the same.
@@ -322,19 +401,22 @@ describe('subPath on etcd 3.5 (the member upgraded from 3.4 by a rolling update,
 // escalation, every capability dropped, RuntimeDefault seccomp); the utility pods run as root.
 describe('Pod Security "restricted" enforced on the namespace of members that comply with it (bitnami)', () => {
   const NS = BITNAMI_ACCESS.namespace;
-  const label = async (level: string | null) => {
-    const r = await cluster.kubectl(['label', 'namespace', NS, level ? `pod-security.kubernetes.io/enforce=${level}` : 'pod-security.kubernetes.io/enforce-', '--overwrite']);
+  const label = async (ns: string, level: string | null) => {
+    const r = await cluster.kubectl(['label', 'namespace', ns, level ? `pod-security.kubernetes.io/enforce=${level}` : 'pod-security.kubernetes.io/enforce-', '--overwrite']);
     expect(r.code, r.stderr).toBe(0);
   };
-  let utilityPod: Record<string, unknown>;
+  let utilityPod: { metadata: Record<string, unknown>; spec: { securityContext?: unknown; containers: Array<Record<string, unknown>> } };
 
   beforeAll(async () => {
     const plan = await kubectlEtcd(cluster, state, ['restore', snapshots['bitnami']!, '-n', NS, '--dry-run', '-o', 'json']);
     expect(plan.code, plan.stderr).toBe(0);
-    utilityPod = (JSON.parse(plan.stdout) as { members: Array<{ utilityPod: Record<string, unknown> }> }).members[0]!.utilityPod;
-    await label('restricted');
+    utilityPod = (JSON.parse(plan.stdout) as { members: Array<{ utilityPod: typeof utilityPod }> }).members[0]!.utilityPod;
+    await label(NS, 'restricted');
   }, 120_000);
-  afterAll(() => label(null));
+  afterAll(async () => {
+    await label(NS, null);
+    await label('uc1', null);
+  });
 
   it('the members themselves are admitted: a deleted member pod comes back Ready', async () => {
     expect((await cluster.kubectl(['-n', NS, 'delete', 'pod', 'etcd-2', '--wait=true'])).code).toBe(0);
@@ -343,31 +425,42 @@ describe('Pod Security "restricted" enforced on the namespace of members that co
     await waitClusterHealthy(cluster, BITNAMI_ACCESS);
   }, 180_000);
 
-  it('the naive way: the utility pod restore plans (root) is refused by the cluster, with the real message', async () => {
-    const r = await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify(utilityPod) });
+  it('the naive way: a root utility pod (what restore used to make) is refused by the cluster, with the real message; the one it makes now is admitted', async () => {
+    const naive = { ...utilityPod, spec: { ...utilityPod.spec, securityContext: undefined, containers: utilityPod.spec.containers.map((c) => ({ ...c, securityContext: { runAsUser: 0, runAsGroup: 0 } })) } };
+    const r = await cluster.kubectl(['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(naive) });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/^Error from server \(Forbidden\): error when creating "STDIN": pods "etcd-utility-[^"]+" is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false \(container "etcd-utility" must set securityContext\.allowPrivilegeEscalation=false\), unrestricted capabilities .*runAsUser=0 \(container "etcd-utility" must not set runAsUser=0\), seccompProfile /);
+    const ok = await cluster.kubectl(['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(utilityPod) });
+    expect(ok.code, ok.stderr).toBe(0);
+    // It runs as the member runs.
+    expect(utilityPod.spec.securityContext).toMatchObject({ fsGroup: 1001 });
+    expect(utilityPod.spec.containers[0]!['securityContext']).toMatchObject({ runAsUser: 1001, runAsNonRoot: true, allowPrivilegeEscalation: false });
   });
 
-  it('restore refuses in preflight, before any change: one line naming the pod, the member, the rule and the way out', async () => {
-    const mark = auditMark(cluster);
+  it('restore runs there: its utility pods run as the member\'s user (1001), and every member comes back with exactly the backed-up keys, owning its data', async () => {
+    await etcdctl(cluster, BITNAMI_ACCESS, 'etcd-0', ['put', '/test/after-restore', 'x']);
     const r = await kubectlEtcd(cluster, state, ['restore', snapshots['bitnami']!, '-n', NS, '--yes', '--no-safety-backup']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/handing the data to the etcd user/);
+    await waitClusterHealthy(cluster, BITNAMI_ACCESS);
+    for (const pod of BITNAMI_ACCESS.pods) {
+      expect(await keysOn(cluster, BITNAMI_ACCESS, pod, '/test/'), pod).toEqual(['/test/a1', '/test/a2', '/test/a3']);
+      const own = await cluster.kubectl(['-n', NS, 'exec', pod, '-c', 'etcd', '--', 'stat', '-c', '%u', `${BITNAMI_ACCESS.dataDir}/member`, `${BITNAMI_ACCESS.dataDir}/member/snap/db`]);
+      expect(own.stdout.trim().split('\n'), pod).toEqual(['1001', '1001']);
+    }
+  }, 420_000);
+
+  it('members that run as root, admitted before their namespace enforced "restricted" (enforcement judges new pods only): restore refuses in preflight, before any change, in one line naming the pod, the member, the rule and the way out', async () => {
+    await label('uc1', 'restricted');
+    const mark = auditMark(cluster);
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshots['single']!, '-n', 'uc1', '--yes', '--no-safety-backup']);
     expect(r.code, r.stdout).toBe(1);
     const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('warning:'));
     expect(lines, r.stderr).toHaveLength(1);
-    expect(lines[0]).toMatch(/^error: the cluster would refuse utility pod "etcd-utility-[^"]+" for member "etcd-0": pods "etcd-utility-[^"]+" is forbidden: violates PodSecurity "restricted:latest": .*; namespace "etcd" enforces Pod Security level "restricted" .*\(kubectl label namespace etcd pod-security\.kubernetes\.io\/enforce=baseline --overwrite\).*nothing was changed/);
+    expect(lines[0]).toMatch(/^error: the cluster would refuse utility pod "etcd-utility-0" for member "kube-etcd-0": pods "etcd-utility-0" is forbidden: violates PodSecurity "restricted:latest": .*; namespace "uc1" enforces Pod Security level "restricted" .*\(kubectl label namespace uc1 pod-security\.kubernetes\.io\/enforce=baseline --overwrite\).*nothing was changed/);
     const since = auditSince(cluster, mark);
     expect(mutations(since, 'admin')).toEqual([]);
     // It asked the server: a dry-run create, refused.
     expect(since.filter((e) => e.verb === 'create' && e.resource === 'pods' && /dryRun=All/.test(e.requestURI ?? '')).map((e) => e.code)).toEqual([403]);
   });
-
-  it('the way out it names works: at "baseline" the restore runs and brings back exactly the backed-up keys', async () => {
-    await label('baseline');
-    await etcdctl(cluster, BITNAMI_ACCESS, 'etcd-0', ['put', '/test/after-restore', 'x']);
-    const r = await kubectlEtcd(cluster, state, ['restore', snapshots['bitnami']!, '-n', NS, '--yes', '--no-safety-backup']);
-    expect(r.code, r.stderr).toBe(0);
-    await waitClusterHealthy(cluster, BITNAMI_ACCESS);
-    for (const pod of BITNAMI_ACCESS.pods) expect(await keysOn(cluster, BITNAMI_ACCESS, pod, '/test/'), pod).toEqual(['/test/a1', '/test/a2', '/test/a3']);
-  }, 420_000);
 });

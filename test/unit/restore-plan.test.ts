@@ -59,7 +59,9 @@ describe('buildRestorePlan', () => {
   it.each([0, 1, 2])('pins utility pod %i to its member node and PVC, without the cert secret', (n) => {
     const pod = plan.members[n]!.utilityPod;
     expect(pod.metadata.name).toBe(`etcd-utility-${n}`);
-    expect(pod.spec.nodeSelector).toEqual({ 'kubernetes.io/hostname': `node-${n + 1}` });
+    // By the node's name (its hostname label need not be the name), as a DaemonSet's pods are.
+    expect(pod.spec.nodeSelector).toBeUndefined();
+    expect(pod.spec['affinity']).toEqual({ nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [`node-${n + 1}`] }] }] } } });
     expect(pod.spec.volumes).toContainEqual({ name: 'etcd-data', persistentVolumeClaim: { claimName: `data-kube-etcd-${n}` } });
     // Nothing in the utility pod talks to etcd: the member's client key stays out of it.
     expect(JSON.stringify(pod.spec.volumes)).not.toMatch(/kube-etcd-certs/);
@@ -106,9 +108,42 @@ describe('buildRestorePlan', () => {
     expect(p.warnings.join(' ')).not.toMatch(/restart every kube-apiserver/);
   });
 
-  it('hands restored data to a non-root etcd user', () => {
-    const p = buildRestorePlan(input([anthosMember(0, { runAsUser: 1001, fsGroup: 1001, dataDir: '/bitnami/etcd/data' })]));
+  it('a root utility pod (distroless: the tool is reached by chroot) hands restored data to a non-root etcd user', () => {
+    const p = buildRestorePlan(input([anthosMember(0, { runAsUser: 1001, fsGroup: 1001, dataDir: '/bitnami/etcd/data' })], { etcdToolsImage: 'gcr.io/etcd-development/etcd:v3.5.16' }));
+    expect(p.members[0]!.utilityPod.spec.containers.map((c) => c['securityContext'])).toEqual([{ runAsUser: 0, runAsGroup: 0 }, { runAsUser: 0, runAsGroup: 0 }]);
     expect(p.members[0]!.chownArgv!.slice(-3)).toEqual(['/bitnami/etcd/data', '/bitnami/etcd/data/member.pre-restore-20261125T183500Z', '1001:1001']);
+  });
+
+  it('a non-root member gets a utility pod that runs as it, with its security contexts, tolerations, pull secrets, priority and resources; no chown', () => {
+    const podSecurityContext = { runAsUser: 1001, runAsNonRoot: true, fsGroup: 1001, seccompProfile: { type: 'RuntimeDefault' } };
+    const securityContext = { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, runAsNonRoot: true, runAsUser: 1001 };
+    const tolerations = [{ key: 'dedicated', operator: 'Equal', value: 'etcd', effect: 'NoSchedule' }, { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 30 }];
+    const resources = { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } };
+    const m = anthosMember(0, {
+      runAsUser: 1001, fsGroup: 1001, dataDir: '/bitnami/etcd/data',
+      podFacts: { podSecurityContext, securityContext, tolerations, imagePullSecrets: [{ name: 'regcred' }], priorityClassName: 'etcd-critical', resources },
+    });
+    const p = buildRestorePlan(input([m]));
+    const spec = p.members[0]!.utilityPod.spec;
+    expect(spec['securityContext']).toEqual(podSecurityContext);
+    expect(spec.containers[0]!['securityContext']).toEqual(securityContext);
+    expect(spec.containers[0]!['resources']).toEqual(resources);
+    expect(spec['imagePullSecrets']).toEqual([{ name: 'regcred' }]);
+    expect(spec['priorityClassName']).toBe('etcd-critical');
+    // The member's own, then ours it lacks (its not-ready NoExecute one stands).
+    expect(spec['tolerations']).toEqual([
+      ...tolerations,
+      { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
+      { key: 'node.kubernetes.io/unschedulable', operator: 'Exists', effect: 'NoSchedule' },
+    ]);
+    expect(p.members[0]!.chownArgv).toBeUndefined();
+  });
+
+  it('a root member gets a root utility pod that keeps its seccomp profile', () => {
+    const m = anthosMember(0, { podFacts: { podSecurityContext: { seccompProfile: { type: 'RuntimeDefault' } }, securityContext: { capabilities: { drop: ['ALL'] } } } });
+    const spec = buildRestorePlan(input([m])).members[0]!.utilityPod.spec;
+    expect(spec['securityContext']).toEqual({ seccompProfile: { type: 'RuntimeDefault' } });
+    expect(spec.containers[0]!['securityContext']).toEqual({ runAsUser: 0, runAsGroup: 0 });
   });
 });
 

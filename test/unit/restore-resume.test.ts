@@ -44,6 +44,7 @@ function setup(opts: { readFails?: Error; answer?: string; templateImage?: strin
   const deps = {
     discover: async () => { throw new Error('no pods'); },
     templateImage: async () => opts.templateImage ?? 'etcd:3.4',
+    preflight: { checkAccess: async () => [] },
     configMaps,
     cluster: () => ({
       getReplicas: async () => 0, scale: rec('scale'), createPodAndWait: rec('create-pod'),

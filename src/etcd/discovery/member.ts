@@ -4,7 +4,7 @@
  * image and identity. Pure: the pod object is the only input.
  */
 import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
-import type { CertSource, DataVolume, EtcdMember } from '../topology.js';
+import type { CertSource, DataVolume, EtcdMember, MemberPodFacts } from '../topology.js';
 import { etcdBoolSetting, etcdSetting, parseEtcdFlags, splitUrls } from '../flags.js';
 import { etcdArgs, findEtcdContainer } from './command.js';
 import { containerEnv, expandKubeVars } from './env.js';
@@ -98,6 +98,34 @@ function resolvePath(path: string, workingDir: string | undefined): string {
   return `${wd.replace(/\/$/, '')}/${path.replace(/^\.\//, '')}`;
 }
 
+/** A JSON copy without undefined fields (the client's objects may carry them), or undefined when empty. */
+function plain<T>(value: T | undefined): T | undefined {
+  if (value === undefined || value === null) return undefined;
+  const copy = JSON.parse(JSON.stringify(value)) as T;
+  if (Array.isArray(copy) ? copy.length === 0 : typeof copy === 'object' && Object.keys(copy as object).length === 0) return undefined;
+  return copy;
+}
+
+/** What a utility pod takes from the member's pod (see MemberPodFacts), or undefined when it has none of it. */
+function podFactsOf(pod: V1Pod, container: V1Container): MemberPodFacts | undefined {
+  const facts: MemberPodFacts = {};
+  const podSc = plain(pod.spec?.securityContext as Record<string, unknown> | undefined);
+  if (podSc) facts.podSecurityContext = podSc;
+  const sc = plain(container.securityContext as Record<string, unknown> | undefined);
+  if (sc) facts.securityContext = sc;
+  const tolerations = plain(pod.spec?.tolerations as Array<Record<string, unknown>> | undefined);
+  if (tolerations) facts.tolerations = tolerations;
+  const pullSecrets = (pod.spec?.imagePullSecrets ?? []).filter((s) => s.name).map((s) => ({ name: s.name! }));
+  if (pullSecrets.length) facts.imagePullSecrets = pullSecrets;
+  if (pod.spec?.priorityClassName) facts.priorityClassName = pod.spec.priorityClassName;
+  const resources = plain({
+    ...(plain(container.resources?.requests) ? { requests: plain(container.resources?.requests)! } : {}),
+    ...(plain(container.resources?.limits) ? { limits: plain(container.resources?.limits)! } : {}),
+  });
+  if (resources) facts.resources = resources;
+  return Object.keys(facts).length ? facts : undefined;
+}
+
 /** Reads the member a pod runs, or undefined when the pod runs no etcd container. */
 export function readMember(pod: V1Pod, opts: MemberReadOptions = {}): EtcdMember | undefined {
   const found = findEtcdContainer(pod, opts.container);
@@ -130,6 +158,7 @@ export function readMember(pod: V1Pod, opts: MemberReadOptions = {}): EtcdMember
   const runAsUser = sc?.runAsUser ?? podSc?.runAsUser;
   const runAsGroup = sc?.runAsGroup ?? podSc?.runAsGroup;
   const fsGroup = podSc?.fsGroup;
+  const podFacts = podFactsOf(pod, container);
   const dataVolume = dataVolumeOf(pod, container, dataDir, opts, vars, notes, ordinal);
   const certSource = certSourceOf(pod, container, certFile ?? caFile);
   const ready = pod.status?.conditions?.find((c) => c.type === 'Ready');
@@ -160,6 +189,7 @@ export function readMember(pod: V1Pod, opts: MemberReadOptions = {}): EtcdMember
     ...(runAsUser !== undefined ? { runAsUser } : {}),
     ...(runAsGroup !== undefined ? { runAsGroup } : {}),
     ...(fsGroup !== undefined ? { fsGroup } : {}),
+    ...(podFacts ? { podFacts } : {}),
     ...(ready ? { ready: ready.status === 'True' } : {}),
     ...(preStop?.length ? { preStop } : {}),
     ...(bitnami ? { startScripts: { kind: 'bitnami' as const, disasterRecovery: vars.get('ETCD_DISASTER_RECOVERY') === 'yes' } } : {}),
