@@ -105,8 +105,22 @@ describe('nodeOfClaim (E4)', () => {
   const pv = { spec: { nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: ['node-1'] }] }] } } } };
 
   it('finds the node the local volume is pinned to', async () => {
-    const kube = fakeKube({ readNamespacedPersistentVolumeClaim: async () => ({ spec: { volumeName: 'pv-0' } }), readPersistentVolume: async () => pv });
+    const kube = fakeKube({
+      readNamespacedPersistentVolumeClaim: async () => ({ spec: { volumeName: 'pv-0' } }), readPersistentVolume: async () => pv,
+      readNode: async () => ({ metadata: { name: 'node-1', labels: { 'kubernetes.io/hostname': 'node-1' } } }),
+    });
     expect(await nodeOfClaim(kube, member)).toBe('node-1');
+  });
+
+  it('a hostname label that is not the node name: the node that carries it', async () => {
+    const selectors: string[] = [];
+    const kube = fakeKube({
+      readNamespacedPersistentVolumeClaim: async () => ({ spec: { volumeName: 'pv-0' } }), readPersistentVolume: async () => pv,
+      readNode: async () => { throw apiException(404, 'nodes "node-1" not found'); },
+      listNode: async (req: { labelSelector: string }) => { selectors.push(req.labelSelector); return { items: [{ metadata: { name: 'gke-pool-1-abcd' } }] }; },
+    });
+    expect(await nodeOfClaim(kube, member)).toBe('gke-pool-1-abcd');
+    expect(selectors).toEqual(['kubernetes.io/hostname=node-1']);
   });
 
   it('a claim that is gone leaves the node unknown', async () => {
