@@ -1,0 +1,125 @@
+/**
+ * Behaviours of real clusters that the naive way trips over, on one shared cluster through real
+ * kubectl: ResourceQuota and LimitRange admission of pods (also `--dry-run=server`).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
+
+let c: SimCluster;
+
+beforeAll(async () => {
+  requireRoot();
+  requireCommand('kubectl', 'install kubectl 1.32');
+  c = await startCluster();
+}, 300_000);
+
+afterAll(async () => {
+  await c?.down();
+}, 120_000);
+
+const kubectl = async (args: string[], input?: string): Promise<string> => ok(await c.kubectl(args, { input }));
+
+/** A pod no node matches (it stays Pending and costs nothing), with the given container resources. */
+function pendingPod(ns: string, name: string, resources?: object): string {
+  return JSON.stringify({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns },
+    spec: { nodeSelector: { 'sim-test': 'nowhere' }, containers: [{ name: 'main', image: 'busybox:1.36', command: ['sleep', '3600'], ...(resources ? { resources } : {}) }] },
+  });
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe('ResourceQuota and LimitRange admission', () => {
+  const ns = 'quota-compute';
+  const QUOTA = `
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: compute, namespace: ${ns}}
+spec:
+  hard: {requests.cpu: '1', requests.memory: 1Gi, limits.cpu: '2', limits.memory: 2Gi}
+`;
+  const REFUSAL = `pods "bare" is forbidden: failed quota: compute: must specify limits.cpu for: main; limits.memory for: main; requests.cpu for: main; requests.memory for: main`;
+
+  beforeAll(async () => {
+    await kubectl(['create', 'namespace', ns]);
+    await kubectl(['apply', '-f', '-'], QUOTA);
+  });
+
+  it('refuses a pod without requests and limits (the naive way), also on --dry-run=server, and stores nothing', async () => {
+    const created = await c.kubectl(['create', '-f', '-'], { input: pendingPod(ns, 'bare') });
+    expect(created.code).toBe(1);
+    expect(created.stderr).toContain(`Error from server (Forbidden): error when creating "STDIN": ${REFUSAL}`);
+    const dry = await c.kubectl(['create', '--dry-run=server', '-f', '-'], { input: pendingPod(ns, 'bare') });
+    expect(dry.code).toBe(1);
+    expect(dry.stderr).toContain(REFUSAL);
+    const got = await c.kubectl(['get', 'pod', 'bare', '-n', ns]);
+    expect(got.stderr).toContain('pods "bare" not found');
+  });
+
+  it('admits a pod with requests and limits, and the quota status counts it', async () => {
+    await kubectl(['create', '-f', '-'], pendingPod(ns, 'sized', { requests: { cpu: '250m', memory: '64Mi' }, limits: { cpu: '500m', memory: '128Mi' } }));
+    const status = await waitFor('the quota to count the pod', async () => {
+      const q = JSON.parse(await kubectl(['get', 'resourcequota', 'compute', '-n', ns, '-o', 'json']));
+      return q.status?.used?.['requests.cpu'] === '250m' ? q.status : undefined;
+    });
+    expect(status).toEqual({
+      hard: { 'requests.cpu': '1', 'requests.memory': '1Gi', 'limits.cpu': '2', 'limits.memory': '2Gi' },
+      used: { 'limits.cpu': '500m', 'limits.memory': '128Mi', 'requests.cpu': '250m', 'requests.memory': '64Mi' },
+    });
+    expect(await kubectl(['get', 'quota', '-n', ns])).toMatch(/compute\s+\S+\s+requests\.cpu: 250m\/1, requests\.memory: 64Mi\/1Gi\s+limits\.cpu: 500m\/2, limits\.memory: 128Mi\/2Gi/);
+  });
+
+  it('refuses a pod whose requests would exceed the quota, with the exceeded wording', async () => {
+    const r = await c.kubectl(['create', '-f', '-'], { input: pendingPod(ns, 'big', { limits: { cpu: '1', memory: '128Mi' } }) });
+    expect(r.code).toBe(1);
+    // limits only: API defaulting copies them to the requests, and 250m + 1 > 1
+    expect(r.stderr).toContain('pods "big" is forbidden: exceeded quota: compute, requested: requests.cpu=1, used: requests.cpu=250m, limited: requests.cpu=1');
+  });
+
+  it('admits the bare pod once a LimitRange gives containers default requests and limits', async () => {
+    await kubectl(['apply', '-f', '-'], `
+apiVersion: v1
+kind: LimitRange
+metadata: {name: defaults, namespace: ${ns}}
+spec:
+  limits:
+  - type: Container
+    default: {cpu: 200m, memory: 128Mi}
+    defaultRequest: {cpu: 100m, memory: 64Mi}
+    max: {cpu: '1'}
+`);
+    await kubectl(['create', '-f', '-'], pendingPod(ns, 'bare'));
+    const pod = JSON.parse(await kubectl(['get', 'pod', 'bare', '-n', ns, '-o', 'json']));
+    expect(pod.spec.containers[0].resources).toEqual({ requests: { cpu: '100m', memory: '64Mi' }, limits: { cpu: '200m', memory: '128Mi' } });
+    expect(pod.metadata.annotations['kubernetes.io/limit-ranger']).toBe('LimitRanger plugin set: cpu, memory request for container main; cpu, memory limit for container main');
+  });
+
+  it("refuses a container over the LimitRange's max", async () => {
+    const r = await c.kubectl(['create', '--dry-run=server', '-f', '-'], { input: pendingPod(ns, 'greedy', { limits: { cpu: '2' } }) });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('pods "greedy" is forbidden: maximum cpu usage per Container is 1, but limit is 2');
+  });
+
+  it('refuses a pod past a full pods quota, and admits it once a pod is gone', async () => {
+    const pns = 'quota-pods';
+    await kubectl(['create', 'namespace', pns]);
+    await kubectl(['apply', '-f', '-'], `{"apiVersion":"v1","kind":"ResourceQuota","metadata":{"name":"pods-max","namespace":"${pns}"},"spec":{"hard":{"pods":"1"}}}`);
+    await kubectl(['create', '-f', '-'], pendingPod(pns, 'first'));
+    const r = await c.kubectl(['create', '-f', '-'], { input: pendingPod(pns, 'second') });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('pods "second" is forbidden: exceeded quota: pods-max, requested: pods=1, used: pods=1, limited: pods=1');
+    expect((await c.kubectl(['get', 'pod', 'second', '-n', pns])).code).toBe(1);
+    await kubectl(['delete', 'pod', 'first', '-n', pns]);
+    await kubectl(['create', '-f', '-'], pendingPod(pns, 'second'));
+    const q = JSON.parse(await kubectl(['get', 'quota', 'pods-max', '-n', pns, '-o', 'json']));
+    expect(q.status).toEqual({ hard: { pods: '1' }, used: { pods: '1' } });
+  });
+});
