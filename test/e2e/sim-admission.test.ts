@@ -1,6 +1,7 @@
 /**
- * Behaviours of real clusters that the naive way trips over, on one shared cluster through real
- * kubectl: ResourceQuota and LimitRange admission of pods (also `--dry-run=server`).
+ * Behaviours of real clusters that the naive way trips over, on one shared cluster (fixture
+ * `single:privateImage=true`) through real kubectl: ResourceQuota and LimitRange admission of pods
+ * (also `--dry-run=server`); private images and imagePullSecrets.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
@@ -10,7 +11,7 @@ let c: SimCluster;
 beforeAll(async () => {
   requireRoot();
   requireCommand('kubectl', 'install kubectl 1.32');
-  c = await startCluster();
+  c = await startCluster({ fixtures: ['single:privateImage=true'] });
 }, 300_000);
 
 afterAll(async () => {
@@ -121,5 +122,50 @@ spec:
     await kubectl(['create', '-f', '-'], pendingPod(pns, 'second'));
     const q = JSON.parse(await kubectl(['get', 'quota', 'pods-max', '-n', pns, '-o', 'json']));
     expect(q.status).toEqual({ hard: { pods: '1' }, used: { pods: '1' } });
+  });
+});
+
+describe('private images', () => {
+  const ns = 'private-images';
+  /** A pod of image that sleeps, with the given pull Secrets. */
+  const sleeper = (name: string, image: string, pullSecrets: string[] = []) => JSON.stringify({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns },
+    spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'util', image, command: ['sleep', '3600'] }],
+      ...(pullSecrets.length ? { imagePullSecrets: pullSecrets.map((n) => ({ name: n })) } : {}) },
+  });
+  let etcdImage = '';
+
+  beforeAll(async () => {
+    await kubectl(['create', 'namespace', ns]);
+    etcdImage = ok(await c.kubectl(['get', 'pod', 'kube-etcd-0', '-n', 'uc1', '-o', 'jsonpath={.spec.containers[0].image}']));
+  });
+
+  it('the fixture runs its members from the private registry with its pull Secret', async () => {
+    expect(etcdImage).toBe('registry.private.example/gke-on-prem-release/etcd:v3.4.23-0-gke.1');
+    const sts = JSON.parse(await kubectl(['get', 'statefulset', 'kube-etcd', '-n', 'uc1', '-o', 'json']));
+    expect(sts.spec.template.spec.imagePullSecrets).toEqual([{ name: 'private-registry-creds' }]);
+    expect(ok(await c.kubectl(['get', 'secret', 'private-registry-creds', '-n', 'uc1', '-o', 'jsonpath={.type}']))).toBe('kubernetes.io/dockerconfigjson');
+    expect(ok(await c.kubectl(['get', 'pod', 'kube-etcd-0', '-n', 'uc1', '-o', 'jsonpath={.status.phase}']))).toBe('Running');
+  });
+
+  it("a utility pod of the member's image without pull Secrets (the naive way) never starts: ErrImagePull, ImagePullBackOff", async () => {
+    // the etcd-util image of the same private registry, which has sleep
+    const image = etcdImage.replace('/etcd:', '/etcd-util:');
+    await kubectl(['create', '-f', '-'], sleeper('naive', image));
+    const why = `failed to pull and unpack image "${image}": failed to resolve reference "${image}": pulling from host registry.private.example failed with status code [manifests v3.4.23-0-gke.1]: 401 Unauthorized`;
+    const waiting = await waitFor('ErrImagePull', async () => {
+      const w = JSON.parse(await kubectl(['get', 'pod', 'naive', '-n', ns, '-o', 'json'])).status?.containerStatuses?.[0]?.state?.waiting;
+      return w?.reason === 'ErrImagePull' ? w : undefined;
+    });
+    expect(waiting.message).toBe(`rpc error: code = Unknown desc = ${why}`);
+    await waitFor('ImagePullBackOff', async () => (await kubectl(['get', 'pod', 'naive', '-n', ns])).includes('ImagePullBackOff') || undefined);
+    const events = await kubectl(['get', 'events', '-n', ns, '--field-selector', 'involvedObject.name=naive', '-o', 'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}']);
+    expect(events).toContain(`Failed: Failed to pull image "${image}": rpc error: code = Unknown desc = ${why}`);
+  });
+
+  it('the same pod with a docker-registry Secret for the registry runs', async () => {
+    await kubectl(['create', 'secret', 'docker-registry', 'regcred', '-n', ns, '--docker-server=https://registry.private.example', '--docker-username=u', '--docker-password=p']);
+    await kubectl(['create', '-f', '-'], sleeper('with-creds', etcdImage.replace('/etcd:', '/etcd-util:'), ['regcred']));
+    await kubectl(['wait', '--for=condition=Ready', 'pod/with-creds', '-n', ns, '--timeout=20s']);
   });
 });
