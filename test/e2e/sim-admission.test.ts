@@ -1,7 +1,8 @@
 /**
  * Behaviours of real clusters that the naive way trips over, on one shared cluster (fixture
- * `single:privateImage=true`) through real kubectl: ResourceQuota and LimitRange admission of pods
- * (also `--dry-run=server`); private images and imagePullSecrets.
+ * `single:privateImage=true`, `--hostname-labels=differ`) through real kubectl: ResourceQuota and
+ * LimitRange admission of pods (also `--dry-run=server`); private images and imagePullSecrets;
+ * node hostname labels that are not node names.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
@@ -11,7 +12,7 @@ let c: SimCluster;
 beforeAll(async () => {
   requireRoot();
   requireCommand('kubectl', 'install kubectl 1.32');
-  c = await startCluster({ fixtures: ['single:privateImage=true'] });
+  c = await startCluster({ fixtures: ['single:privateImage=true'], hostnameLabels: 'differ' });
 }, 300_000);
 
 afterAll(async () => {
@@ -167,5 +168,49 @@ describe('private images', () => {
     await kubectl(['create', 'secret', 'docker-registry', 'regcred', '-n', ns, '--docker-server=https://registry.private.example', '--docker-username=u', '--docker-password=p']);
     await kubectl(['create', '-f', '-'], sleeper('with-creds', etcdImage.replace('/etcd:', '/etcd-util:'), ['regcred']));
     await kubectl(['wait', '--for=condition=Ready', 'pod/with-creds', '-n', ns, '--timeout=20s']);
+  });
+});
+
+describe('node labels', () => {
+  const ns = 'node-labels';
+  const pinned = (name: string, selector: Record<string, string>) => JSON.stringify({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns },
+    spec: { terminationGracePeriodSeconds: 1, nodeSelector: selector, containers: [{ name: 'main', image: 'busybox:1.36', command: ['sleep', '3600'] }] },
+  });
+
+  beforeAll(async () => {
+    await kubectl(['create', 'namespace', ns]);
+  });
+
+  it('every node has a zone, and a hostname label that is not its name', async () => {
+    const nodes = JSON.parse(await kubectl(['get', 'nodes', '-o', 'json'])).items;
+    expect(nodes.map((n: any) => [n.metadata.name, n.metadata.labels['kubernetes.io/hostname'], n.metadata.labels['topology.kubernetes.io/zone']])).toEqual([
+      ['node-1', 'host-1.example.internal', 'zone-a'],
+      ['node-2', 'host-2.example.internal', 'zone-b'],
+      ['node-3', 'host-3.example.internal', 'zone-c'],
+    ]);
+  });
+
+  it('a nodeSelector on the hostname label with the node name (the naive way) stays Pending; the label value schedules', async () => {
+    await kubectl(['create', '-f', '-'], pinned('by-name', { 'kubernetes.io/hostname': 'node-1' }));
+    const cond = await waitFor('FailedScheduling', async () => {
+      const pod = JSON.parse(await kubectl(['get', 'pod', 'by-name', '-n', ns, '-o', 'json']));
+      return pod.status?.conditions?.find((x: any) => x.type === 'PodScheduled' && x.status === 'False');
+    });
+    expect(cond.reason).toBe('Unschedulable');
+    expect(cond.message).toBe("0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.");
+    await kubectl(['create', '-f', '-'], pinned('by-label', { 'kubernetes.io/hostname': 'host-1.example.internal' }));
+    await kubectl(['wait', '--for=condition=Ready', 'pod/by-label', '-n', ns, '--timeout=20s']);
+    expect(ok(await c.kubectl(['get', 'pod', 'by-label', '-n', ns, '-o', 'jsonpath={.spec.nodeName}']))).toBe('node-1');
+    expect(ok(await c.kubectl(['get', 'pod', 'by-name', '-n', ns, '-o', 'jsonpath={.spec.nodeName}']))).toBe('');
+  });
+
+  it("a local PV's node affinity names its node's hostname label value", async () => {
+    const node = ok(await c.kubectl(['get', 'pod', 'kube-etcd-0', '-n', 'uc1', '-o', 'jsonpath={.spec.nodeName}']));
+    const volume = ok(await c.kubectl(['get', 'pvc', 'data-kube-etcd-0', '-n', 'uc1', '-o', 'jsonpath={.spec.volumeName}']));
+    const pv = JSON.parse(await kubectl(['get', 'pv', volume, '-o', 'json']));
+    expect(pv.spec.nodeAffinity.required.nodeSelectorTerms).toEqual([
+      { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node.replace('node-', 'host-') + '.example.internal'] }] },
+    ]);
   });
 });

@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import type { V1Node, V1Pod, V1StatefulSet, V1Status } from '@kubernetes/client-node';
 import type { Json } from '../json.js';
 import { call, collectionPath, resourceFor, type ClientConfig } from './client.js';
-import { clientConfig, readSimConfig, writeClusterFiles } from './clusterfiles.js';
+import { clientConfig, readSimConfig, writeClusterFiles, type HostnameLabels } from './clusterfiles.js';
 import { COMPONENTS, componentPresent, mountsUnder, processesMentioning, REPO_ROOT, runningPid, startComponent, stopComponent } from './procs.js';
 
 /** Options of `sim up`. */
@@ -15,6 +15,8 @@ export interface UpOptions {
   dir: string;
   fixtures: string[];
   nodes: number;
+  /** `differ`: every node's `kubernetes.io/hostname` label differs from its name (default `name`: equal). */
+  hostnameLabels?: HostnameLabels;
   /** How long to wait for nodes and fixture pods, in ms. */
   readyTimeoutMs: number;
   log: (line: string) => void;
@@ -150,7 +152,7 @@ export async function up(opts: UpOptions): Promise<void> {
   const dir = resolve(opts.dir);
   mkdirSync(dir, { recursive: true });
   if (runningPid(dir, 'apiserver')) throw new Error(`a cluster is already running in "${dir}"; run \`npm run sim -- down --dir ${dir}\` first`);
-  const sim = await writeClusterFiles(dir, opts.nodes);
+  const sim = await writeClusterFiles(dir, opts.nodes, opts.hostnameLabels);
   const cfg = clientConfig(dir);
   startComponent(dir, 'apiserver', COMPONENTS[0].file);
   await waitApiReady(cfg, dir, 30_000);
