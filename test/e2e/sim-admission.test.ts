@@ -1,8 +1,10 @@
 /**
- * Behaviours of real clusters that the naive way trips over, on one shared cluster (fixture
- * `single:privateImage=true`, `--hostname-labels=differ`) through real kubectl: ResourceQuota and
- * LimitRange admission of pods (also `--dry-run=server`); private images and imagePullSecrets;
- * node hostname labels that are not node names.
+ * Behaviours of real clusters that the naive way trips over, on one shared cluster through real
+ * kubectl: 4 nodes whose hostname labels are not their names (`--hostname-labels=differ`), the
+ * first 3 kubeadm control-plane nodes (`kubeadm:controlPlaneTaint=true`), and an etcd from a
+ * private registry on the 4th (`single:privateImage=true`). Covered: ResourceQuota and LimitRange
+ * admission of pods (also `--dry-run=server`); private images and imagePullSecrets; node labels;
+ * the control-plane taint.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
@@ -12,7 +14,7 @@ let c: SimCluster;
 beforeAll(async () => {
   requireRoot();
   requireCommand('kubectl', 'install kubectl 1.32');
-  c = await startCluster({ fixtures: ['single:privateImage=true'], hostnameLabels: 'differ' });
+  c = await startCluster({ fixtures: ['kubeadm:controlPlaneTaint=true', 'single:privateImage=true'], nodes: 4, hostnameLabels: 'differ' });
 }, 300_000);
 
 afterAll(async () => {
@@ -38,6 +40,21 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/** The namespace of the node label and taint cases. */
+const LABELS_NS = 'node-labels';
+
+/** A pod for the node the selector picks; tolerating the control-plane taint unless told. */
+const pinned = (name: string, selector: Record<string, string>, tolerateControlPlane = true) => JSON.stringify({
+  apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: LABELS_NS },
+  spec: { terminationGracePeriodSeconds: 1, nodeSelector: selector, containers: [{ name: 'main', image: 'busybox:1.36', command: ['sleep', '3600'] }],
+    ...(tolerateControlPlane ? { tolerations: [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' }] } : {}) },
+});
+const unschedulable = async (name: string): Promise<{ reason: string; message: string }> => waitFor(`${name} FailedScheduling`, async () => {
+  const pod = JSON.parse(await kubectl(['get', 'pod', name, '-n', LABELS_NS, '-o', 'json']));
+  return pod.status?.conditions?.find((x: any) => x.type === 'PodScheduled' && x.status === 'False');
+});
+
 
 describe('ResourceQuota and LimitRange admission', () => {
   const ns = 'quota-compute';
@@ -172,12 +189,7 @@ describe('private images', () => {
 });
 
 describe('node labels', () => {
-  const ns = 'node-labels';
-  const pinned = (name: string, selector: Record<string, string>) => JSON.stringify({
-    apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns },
-    spec: { terminationGracePeriodSeconds: 1, nodeSelector: selector, containers: [{ name: 'main', image: 'busybox:1.36', command: ['sleep', '3600'] }] },
-  });
-
+  const ns = LABELS_NS;
   beforeAll(async () => {
     await kubectl(['create', 'namespace', ns]);
   });
@@ -188,17 +200,17 @@ describe('node labels', () => {
       ['node-1', 'host-1.example.internal', 'zone-a'],
       ['node-2', 'host-2.example.internal', 'zone-b'],
       ['node-3', 'host-3.example.internal', 'zone-c'],
+      ['node-4', 'host-4.example.internal', 'zone-a'],
     ]);
   });
 
   it('a nodeSelector on the hostname label with the node name (the naive way) stays Pending; the label value schedules', async () => {
     await kubectl(['create', '-f', '-'], pinned('by-name', { 'kubernetes.io/hostname': 'node-1' }));
-    const cond = await waitFor('FailedScheduling', async () => {
-      const pod = JSON.parse(await kubectl(['get', 'pod', 'by-name', '-n', ns, '-o', 'json']));
-      return pod.status?.conditions?.find((x: any) => x.type === 'PodScheduled' && x.status === 'False');
-    });
+    const cond = await unschedulable('by-name');
     expect(cond.reason).toBe('Unschedulable');
-    expect(cond.message).toBe("0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.");
+    expect(cond.message).toBe("0/4 nodes are available: 4 node(s) didn't match Pod's node affinity/selector. preemption: 0/4 nodes are available: 4 Preemption is not helpful for scheduling.");
+    const events = await kubectl(['get', 'events', '-n', ns, '--field-selector', 'involvedObject.name=by-name,reason=FailedScheduling', '-o', 'jsonpath={.items[0].message}']);
+    expect(events).toBe(cond.message);
     await kubectl(['create', '-f', '-'], pinned('by-label', { 'kubernetes.io/hostname': 'host-1.example.internal' }));
     await kubectl(['wait', '--for=condition=Ready', 'pod/by-label', '-n', ns, '--timeout=20s']);
     expect(ok(await c.kubectl(['get', 'pod', 'by-label', '-n', ns, '-o', 'jsonpath={.spec.nodeName}']))).toBe('node-1');
@@ -212,5 +224,27 @@ describe('node labels', () => {
     expect(pv.spec.nodeAffinity.required.nodeSelectorTerms).toEqual([
       { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node.replace('node-', 'host-') + '.example.internal'] }] },
     ]);
+  });
+});
+
+describe('control-plane taint', () => {
+
+  it('kubeadm control-plane nodes carry the role label and the NoSchedule taint', async () => {
+    const nodes = JSON.parse(await kubectl(['get', 'nodes', '-o', 'json'])).items;
+    expect(nodes.map((n: any) => [n.metadata.name, n.spec.taints ?? []])).toEqual([
+      ['node-1', [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }]],
+      ['node-2', [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }]],
+      ['node-3', [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }]],
+      ['node-4', []],
+    ]);
+    expect(await kubectl(['get', 'nodes'])).toMatch(/node-1\s+Ready\s+control-plane\s[\s\S]*node-4\s+Ready\s+<none>\s/);
+    // the static etcd pods are bound by name and run there all the same
+    expect(ok(await c.kubectl(['get', 'pod', 'etcd-node-1', '-n', 'kube-system', '-o', 'jsonpath={.status.phase}']))).toBe('Running');
+  });
+
+  it("a pod for a control-plane node's hostname without the toleration (the naive way) stays Pending", async () => {
+    await kubectl(['create', '-f', '-'], pinned('untolerated', { 'kubernetes.io/hostname': 'host-1.example.internal' }, false));
+    const cond = await unschedulable('untolerated');
+    expect(cond.message).toBe("0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 3 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }. preemption: 0/4 nodes are available: 4 Preemption is not helpful for scheduling.");
   });
 });

@@ -112,6 +112,8 @@ async function waitPodsReady(cfg: ClientConfig, dir: string, namespaces: Set<str
 interface FixtureBuild {
   objects: object[];
   followUps: { path: string; patch: object }[];
+  /** Merge patches to apply before the objects are created. */
+  setup?: { path: string; patch: object }[];
 }
 
 async function loadFixtureBuild(name: string, dir: string): Promise<FixtureBuild> {
@@ -168,6 +170,10 @@ export async function up(opts: UpOptions): Promise<void> {
   for (const f of opts.fixtures) {
     const build = await loadFixtureBuild(f, dir);
     builds.push(build);
+    for (const s of build.setup ?? []) {
+      const r = await call(cfg, 'PATCH', s.path, s.patch, 'application/merge-patch+json');
+      if (r.code >= 300) throw new Error(`fixture setup ${s.path} failed: ${(r.body as Json<V1Status> | undefined)?.message ?? r.code}`);
+    }
     for (const ns of await createObjects(cfg, build.objects)) namespaces.add(ns);
   }
   if (namespaces.size && started.includes('kubelet')) {

@@ -57,7 +57,8 @@ function columnsFor(def: ResourceDef): Col[] {
         const s = ready?.status === 'True' ? 'Ready' : ready ? 'NotReady' : 'Unknown';
         return n.spec?.unschedulable ? `${s},SchedulingDisabled` : s;
       } },
-      { name: 'Roles', cell: () => '<none>' }, age,
+      { name: 'Roles', cell: (n) => Object.keys(n.metadata.labels ?? {}).filter((k) => k.startsWith('node-role.kubernetes.io/'))
+        .map((k) => k.slice('node-role.kubernetes.io/'.length)).sort().join(',') || '<none>' }, age,
       { name: 'Version', cell: (n) => n.status?.nodeInfo?.kubeletVersion ?? '' });
     case 'ConfigMap': return [name, { name: 'Data', type: 'integer', cell: dataCount }, age];
     case 'Secret': return kindColumns<V1Secret>(name, { name: 'Type', cell: (x) => x.type ?? '' }, { name: 'Data', type: 'integer', cell: dataCount }, age);

@@ -1,9 +1,9 @@
 /**
  * Pure scheduling decisions: does a pod fit a node, and which node gets it.
  *
- * Differs from kube-scheduler: filters are nodeName, nodeSelector, required node affinity,
- * taints (NoSchedule/NoExecute; not-ready and unschedulable become implicit taints) and volume
- * placement only — no resource requests, ports, pod (anti-)affinity or topology spread; the score
+ * Differs from kube-scheduler: filters are unschedulable, nodeName, taints (NoSchedule/NoExecute;
+ * not-ready and unschedulable become implicit taints), nodeSelector, required node affinity and
+ * volume placement only (in the scheduler's order; the first failing one is a node's reason) — no resource requests, ports, pod (anti-)affinity or topology spread; the score
  * is just "fewest pods, then node name". No preemption.
  */
 import type {
@@ -53,18 +53,20 @@ export function effectiveTaints(node: V1Node): V1Taint[] {
   return taints;
 }
 
-/** Why `pod` cannot go to `node` (a phrase for the FailedScheduling message), or undefined if it fits. */
+/**
+ * Why `pod` cannot go to `node` (a phrase for the FailedScheduling message), or undefined if it
+ * fits. The first failing filter names the node's reason, in kube-scheduler's filter order
+ * (NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, then the volume plugins).
+ */
 export function nodeFitFailure(pod: V1Pod, node: V1Node, vols: VolumeLookup): string | undefined {
   const spec = pod.spec ?? { containers: [] };
+  const taint = untoleratedTaint(effectiveTaints(node), spec.tolerations);
+  if (taint?.key === 'node.kubernetes.io/unschedulable') return 'were unschedulable';
   if (spec.nodeName && spec.nodeName !== node.metadata?.name) return "didn't match the requested node name";
+  if (taint) return `had untolerated taint {${taint.key}: ${taint.value ?? ''}}`;
   if (!matchesMap(spec.nodeSelector, node.metadata?.labels)) return "didn't match Pod's node affinity/selector";
   const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
   if (terms && !matchesNodeSelectorTerms(terms, node)) return "didn't match Pod's node affinity/selector";
-  const taint = untoleratedTaint(effectiveTaints(node), spec.tolerations);
-  if (taint) {
-    if (taint.key === 'node.kubernetes.io/unschedulable') return 'were unschedulable';
-    return `had untolerated taint {${taint.key}: ${taint.value ?? ''}}`;
-  }
   const ns = pod.metadata?.namespace ?? 'default';
   for (const v of spec.volumes ?? []) {
     const claimName = v.persistentVolumeClaim?.claimName;
@@ -90,11 +92,14 @@ export type Placement = { node: string } | { node?: undefined; message: string }
 
 /**
  * Picks the node for `pod`: among the nodes it fits, the one with the fewest pods (then by name).
- * On failure returns kube-scheduler's style of message, e.g. "0/3 nodes are available: 3 node(s) were unschedulable."
+ * On failure returns kube-scheduler's message (FitError.Error: the "N node(s) REASON" strings
+ * sorted, then the preemption attempt's verdict, which is never helpful for these reasons), e.g.
+ * "0/3 nodes are available: 3 node(s) were unschedulable. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
  */
 export function chooseNode(pod: V1Pod, nodes: V1Node[], podsOnNode: (node: string) => number, vols: VolumeLookup): Placement {
+  const preemption = ` preemption: 0/${nodes.length} nodes are available: ${nodes.length} Preemption is not helpful for scheduling.`;
   const podFailure = podLevelFailure(pod, vols);
-  if (podFailure) return { message: `0/${nodes.length} nodes are available: ${podFailure}.` };
+  if (podFailure) return { message: `0/${nodes.length} nodes are available: ${podFailure}.${preemption}` };
   const reasons = new Map<string, number>();
   const fits: string[] = [];
   for (const node of nodes) {
@@ -103,8 +108,8 @@ export function chooseNode(pod: V1Pod, nodes: V1Node[], podsOnNode: (node: strin
     else fits.push(node.metadata?.name ?? '');
   }
   if (fits.length === 0) {
-    const parts = [...reasons.entries()].sort((a, b) => a[0].localeCompare(b[0])).map(([why, n]) => `${n} node(s) ${why}`);
-    return { message: `0/${nodes.length} nodes are available${parts.length ? `: ${parts.join(', ')}` : ''}.` };
+    const parts = [...reasons.entries()].map(([why, n]) => `${n} node(s) ${why}`).sort();
+    return { message: `0/${nodes.length} nodes are available${parts.length ? `: ${parts.join(', ')}` : ''}.${preemption}` };
   }
   fits.sort((a, b) => podsOnNode(a) - podsOnNode(b) || a.localeCompare(b));
   return { node: fits[0] };
