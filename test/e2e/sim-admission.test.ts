@@ -4,7 +4,7 @@
  * first 3 kubeadm control-plane nodes (`kubeadm:controlPlaneTaint=true`), and an etcd from a
  * private registry on the 4th (`single:privateImage=true`). Covered: ResourceQuota and LimitRange
  * admission of pods (also `--dry-run=server`); private images and imagePullSecrets; node labels;
- * the control-plane taint.
+ * the control-plane taint; NoExecute eviction.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
@@ -246,5 +246,41 @@ describe('control-plane taint', () => {
     await kubectl(['create', '-f', '-'], pinned('untolerated', { 'kubernetes.io/hostname': 'host-1.example.internal' }, false));
     const cond = await unschedulable('untolerated');
     expect(cond.message).toBe("0/4 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 3 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }. preemption: 0/4 nodes are available: 4 Preemption is not helpful for scheduling.");
+  });
+});
+
+describe('NoExecute eviction', () => {
+  const EVICT = { key: 'sim-test/evict', operator: 'Exists', effect: 'NoExecute' };
+  /** A pod on node-2 (a control-plane node whose kubeadm etcd tolerates every NoExecute taint). */
+  const onNode2 = (name: string, extra: object[] = []) => JSON.stringify({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: LABELS_NS },
+    spec: { terminationGracePeriodSeconds: 1, nodeSelector: { 'kubernetes.io/hostname': 'host-2.example.internal' },
+      tolerations: [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' }, ...extra],
+      containers: [{ name: 'main', image: 'busybox:1.36', command: ['sleep', '3600'] }] },
+  });
+  const exists = async (name: string) => (await c.kubectl(['get', 'pod', name, '-n', LABELS_NS, '-o', 'name'])).code === 0;
+
+  afterAll(async () => {
+    await c?.kubectl(['taint', 'nodes', 'node-2', 'sim-test/evict-']);
+  });
+
+  it('a NoExecute taint deletes a pod without the toleration at once, and one with tolerationSeconds when they run out', async () => {
+    await kubectl(['create', '-f', '-'], onNode2('doomed'));
+    await kubectl(['create', '-f', '-'], onNode2('lingering', [{ ...EVICT, tolerationSeconds: 3 }]));
+    await kubectl(['create', '-f', '-'], onNode2('staying', [EVICT]));
+    await kubectl(['wait', '--for=condition=Ready', 'pod/doomed', 'pod/lingering', 'pod/staying', '-n', LABELS_NS, '--timeout=30s']);
+    const tainted = Date.now();
+    await kubectl(['taint', 'nodes', 'node-2', 'sim-test/evict=now:NoExecute']);
+    await kubectl(['wait', '--for=delete', 'pod/doomed', '-n', LABELS_NS, '--timeout=10s']);
+    expect(Date.now() - tainted).toBeLessThan(2500);
+    expect(await exists('lingering')).toBe(true);
+    await kubectl(['wait', '--for=delete', 'pod/lingering', '-n', LABELS_NS, '--timeout=15s']);
+    // the taint's timeAdded has second precision: 3 s after it is at least 2 s after `tainted`
+    expect(Date.now() - tainted).toBeGreaterThanOrEqual(2000);
+    expect(await exists('staying')).toBe(true);
+    const events = await kubectl(['get', 'events', '-n', LABELS_NS, '--field-selector', 'reason=TaintManagerEviction', '-o', 'jsonpath={range .items[*]}{.message}{"\\n"}{end}']);
+    expect(events).toContain(`Marking for deletion Pod ${LABELS_NS}/doomed`);
+    expect(events).toContain(`Marking for deletion Pod ${LABELS_NS}/lingering`);
+    expect(events).not.toContain('staying');
   });
 });
