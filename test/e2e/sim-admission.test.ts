@@ -4,7 +4,7 @@
  * first 3 kubeadm control-plane nodes (`kubeadm:controlPlaneTaint=true`), and an etcd from a
  * private registry on the 4th (`single:privateImage=true`). Covered: ResourceQuota and LimitRange
  * admission of pods (also `--dry-run=server`); private images and imagePullSecrets; node labels;
- * the control-plane taint; NoExecute eviction.
+ * the control-plane taint; NoExecute eviction; ReadWriteOncePod claims.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
@@ -282,5 +282,30 @@ describe('NoExecute eviction', () => {
     expect(events).toContain(`Marking for deletion Pod ${LABELS_NS}/doomed`);
     expect(events).toContain(`Marking for deletion Pod ${LABELS_NS}/lingering`);
     expect(events).not.toContain('staying');
+  });
+});
+
+describe('ReadWriteOncePod', () => {
+  const claimUser = (name: string) => JSON.stringify({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: LABELS_NS },
+    spec: { terminationGracePeriodSeconds: 1,
+      tolerations: [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' }],
+      containers: [{ name: 'main', image: 'busybox:1.36', command: ['sleep', '3600'], volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
+      volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'solo' } }] },
+  });
+
+  it('a second pod on a claim another pod uses (the naive way) stays Pending; it starts once the first is gone', async () => {
+    await kubectl(['apply', '-f', '-'], JSON.stringify({
+      apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'solo', namespace: LABELS_NS },
+      spec: { accessModes: ['ReadWriteOncePod'], resources: { requests: { storage: '16Mi' } } },
+    }));
+    await kubectl(['create', '-f', '-'], claimUser('first-user'));
+    await kubectl(['wait', '--for=condition=Ready', 'pod/first-user', '-n', LABELS_NS, '--timeout=30s']);
+    await kubectl(['create', '-f', '-'], claimUser('second-user'));
+    const cond = await unschedulable('second-user');
+    expect(cond.message).toBe('0/4 nodes are available: 4 node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode. ' +
+      'preemption: 0/4 nodes are available: 4 No preemption victims found for incoming pod.');
+    await kubectl(['delete', 'pod', 'first-user', '-n', LABELS_NS, '--wait=true']);
+    await kubectl(['wait', '--for=condition=Ready', 'pod/second-user', '-n', LABELS_NS, '--timeout=30s']);
   });
 });

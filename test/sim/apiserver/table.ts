@@ -69,7 +69,7 @@ function columnsFor(def: ResourceDef): Col[] {
     case 'PersistentVolumeClaim': return kindColumns<V1PersistentVolumeClaim>(name, { name: 'Status', cell: (c) => c.status?.phase ?? '' },
       { name: 'Volume', cell: (c) => c.spec?.volumeName ?? '' },
       { name: 'Capacity', cell: (c) => c.status?.capacity?.storage ?? '' },
-      { name: 'Access Modes', cell: (c) => (c.status?.accessModes ?? []).map((m: string) => m === 'ReadWriteOnce' ? 'RWO' : m === 'ReadOnlyMany' ? 'ROX' : m === 'ReadWriteMany' ? 'RWX' : m).join(',') },
+      { name: 'Access Modes', cell: (c) => (c.status?.accessModes ?? []).map((m: string) => m === 'ReadWriteOnce' ? 'RWO' : m === 'ReadOnlyMany' ? 'ROX' : m === 'ReadWriteMany' ? 'RWX' : m === 'ReadWriteOncePod' ? 'RWOP' : m).join(',') },
       { name: 'StorageClass', cell: (c) => c.spec?.storageClassName ?? '<unset>' }, age);
     case 'PersistentVolume': return kindColumns<V1PersistentVolume>(name, { name: 'Capacity', cell: (v) => v.spec?.capacity?.storage ?? '' },
       { name: 'Reclaim Policy', cell: (v) => v.spec?.persistentVolumeReclaimPolicy ?? '' },
