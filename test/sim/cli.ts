@@ -16,11 +16,13 @@ program.command('up').description('start a cluster and wait until it is ready')
   .requiredOption('--dir <DIR>', 'cluster directory')
   .option('--fixture <NAME>', 'create a fixture (repeatable)', collect, [] as string[])
   .option('--nodes <N>', 'number of nodes', '3')
+  .option('--hostname-labels <MODE>', "nodes' kubernetes.io/hostname label: name (the node's name) or differ (host-N.example.internal)", 'name')
   .option('--etcd <MINOR>', `etcd minor of every fixture that does not name one (${ETCD_MINORS.join(' or ')}; default ${DEFAULT_ETCD_MINOR})`)
-  .action(async (o: { dir: string; fixture: string[]; nodes: string; etcd?: string }) => {
+  .action(async (o: { dir: string; fixture: string[]; nodes: string; etcd?: string; hostnameLabels: string }) => {
+    if (o.hostnameLabels !== 'name' && o.hostnameLabels !== 'differ') throw new Error(`--hostname-labels ${o.hostnameLabels}: use name or differ`);
     if (o.etcd !== undefined && !isEtcdMinor(o.etcd)) throw new Error(`--etcd ${o.etcd}: the local cluster runs etcd ${ETCD_MINORS.join(' and ')}`);
     const fixtures = o.etcd ? o.fixture.map((f) => withFixtureOption(f, 'etcd', o.etcd!)) : o.fixture;
-    await up({ dir: o.dir, fixtures, nodes: Number(o.nodes),
+    await up({ dir: o.dir, fixtures, nodes: Number(o.nodes), hostnameLabels: o.hostnameLabels,
       readyTimeoutMs: Number(process.env.SIM_READY_TIMEOUT_MS ?? 180_000), log: (l) => console.log(l) });
   });
 

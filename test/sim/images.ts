@@ -7,6 +7,14 @@
 // version (or a digest alone) gets the default, 3.4. Shared
 // libraries come from the host's /usr/lib/x86_64-linux-gnu (read-only) so
 // dynamic binaries run; `sh` is the host's dash (or bash where the real image has bash).
+// Private images: every image of the table is also served, marked `private`, under the registry
+// PRIVATE_REGISTRY (`registry.private.example/bitnami/etcd:TAG` is docker.io/bitnami/etcd:TAG).
+// Pulling one needs credentials for its registry (the kubelet finds them in the pod's
+// imagePullSecrets, kubelet/pullsecrets.ts); without them the pull fails as containerd reports a
+// 401 from a registry (containerd remotes/docker/resolver.go: `pulling from host HOST failed with
+// status code [manifests TAG]: 401 Unauthorized`; for docker.io, Docker Hub's `pull access denied,
+// repository does not exist or may require authorization: server message: insufficient_scope:
+// authorization failed`); docs: concepts/containers/images#using-a-private-registry.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_ETCD_MINOR, etcdBinaries, isEtcdMinor, tagMinor, type EtcdMinor } from './etcd-versions.js';
@@ -35,6 +43,29 @@ export interface ImageSpec {
   tags?: RegExp;
   /** An etcd image: its tag's version picks the etcd binaries (etcdVersionOf). */
   etcd?: boolean;
+  /** A private image: pulling it needs credentials for its registry. */
+  private?: boolean;
+}
+
+/** The registry whose images are private: each is the table's image of the same path elsewhere. */
+export const PRIVATE_REGISTRY = 'registry.private.example';
+
+/** The private copy of an image: `docker.io/bitnami/etcd:T` → `registry.private.example/bitnami/etcd:T`. */
+export function privateImageOf(image: string): string {
+  const repo = imageRepository(image);
+  return `${PRIVATE_REGISTRY}/${repo.slice(repo.indexOf('/') + 1)}${referenceSuffix(image)}`;
+}
+
+/** The `:TAG`, `@DIGEST` or both ending a reference ('' for neither). */
+function referenceSuffix(image: string): string {
+  const tag = imageTag(image);
+  const digest = /@sha256:[0-9a-f]+$/i.exec(image.trim())?.[0] ?? '';
+  return `${tag !== undefined ? `:${tag}` : ''}${digest}`;
+}
+
+/** The registry host of an image reference (docker.io when it names none). */
+export function imageRegistry(image: string): string {
+  return imageRepository(image).split('/')[0]!;
 }
 
 const STD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -130,22 +161,41 @@ export function imageRepository(image: string): string {
   return ref.includes('/') ? `docker.io/${ref}` : `docker.io/library/${ref}`;
 }
 
-/** Looks an image up in the table; undefined means the simulator cannot "pull" it. */
+/** Looks an image up in the table (as if credentials for every registry were at hand); undefined means the simulator cannot "pull" it. */
 export function resolveImage(image: string): ImageSpec | undefined {
-  const r = pullImage(image);
+  const r = pullImage(image, () => true);
   return 'spec' in r ? r.spec : undefined;
+}
+
+/** The table with every image also served privately under PRIVATE_REGISTRY. */
+function withPrivateCopies(table: ImageSpec[]): ImageSpec[] {
+  const copies = table.map((s) => ({ ...s, repository: `${PRIVATE_REGISTRY}/${s.repository.slice(s.repository.indexOf('/') + 1)}`, private: true }));
+  return [...table, ...copies];
+}
+
+/** Why a pull of a private image without credentials fails, as containerd reports the registry's answer. */
+function unauthorized(image: string, repo: string, tag: string | undefined): string {
+  const ref = `${repo}${referenceSuffix(image)}`; // containerd names the normalized reference
+  const host = repo.split('/')[0];
+  const cause = host === 'docker.io'
+    ? 'pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed'
+    : `pulling from host ${host} failed with status code [manifests ${tag ?? 'latest'}]: 401 Unauthorized`;
+  return `rpc error: code = Unknown desc = failed to pull and unpack image "${ref}": failed to resolve reference "${ref}": ${cause}`;
 }
 
 /**
  * "Pulls" an image: its spec, or why it cannot be pulled, worded as containerd words a missing
- * reference (`failed to resolve reference … not found`), so events read like a real node's.
+ * reference (`failed to resolve reference … not found`) or a refused one (a private image whose
+ * registry `hasCredentials` says no to), so events read like a real node's. `retry` is set when a
+ * later pull may succeed (credentials may appear).
  */
-export function pullImage(image: string): { spec: ImageSpec } | { why: string } {
+export function pullImage(image: string, hasCredentials: (repository: string) => boolean = () => false): { spec: ImageSpec } | { why: string; retry?: boolean } {
   const repo = imageRepository(image);
   const tag = imageTag(image);
-  const matches = (table: ImageSpec[]) => table.find((s) => s.repository === repo && (!s.tags || (tag !== undefined && s.tags.test(tag))));
+  const matches = (table: ImageSpec[]) => withPrivateCopies(table).find((s) => s.repository === repo && (!s.tags || (tag !== undefined && s.tags.test(tag))));
   const notFound = `rpc error: code = NotFound desc = failed to pull and unpack image "${image}": failed to resolve reference "${image}": ${image}: not found`;
   const any = matches(imageTable());
+  if (any?.private && !hasCredentials(repo)) return { why: unauthorized(image, repo, tag), retry: true };
   if (!any) return { why: `${notFound} (not in the simulator's image table, test/sim/images.ts)` };
   if (!any.etcd) return { spec: any };
   const named = tagMinor(tag);

@@ -9,12 +9,17 @@ import { ensureCA } from '../pki.js';
 import { parseTokens } from './auth.js';
 import type { ClientConfig } from './client.js';
 
+/** How nodes' `kubernetes.io/hostname` labels relate to their names (kubelet/nodes.ts, nodeHostname). */
+export type HostnameLabels = 'name' | 'differ';
+
 /** DIR/sim.json. */
 export interface SimConfig {
   port: number;
   nodes: string[];
   podCIDR: string;
   id: string;
+  /** `differ`: each node's hostname label is not its name (`sim up --hostname-labels`). */
+  hostnameLabels?: HostnameLabels;
 }
 
 /** A port on 127.0.0.1 that nobody listens on right now. */
@@ -43,7 +48,7 @@ export function readSimConfig(dir: string): SimConfig {
 }
 
 /** Writes sim.json (keeping port and id of an existing one), the CA, tokens.csv and the kubeconfigs. */
-export async function writeClusterFiles(dir: string, nodeCount: number): Promise<SimConfig> {
+export async function writeClusterFiles(dir: string, nodeCount: number, hostnameLabels: HostnameLabels = 'name'): Promise<SimConfig> {
   mkdirSync(join(dir, 'logs'), { recursive: true });
   mkdirSync(join(dir, 'pids'), { recursive: true });
   mkdirSync(join(dir, 'users'), { recursive: true });
@@ -53,6 +58,7 @@ export async function writeClusterFiles(dir: string, nodeCount: number): Promise
     nodes: Array.from({ length: nodeCount }, (_, i) => `node-${i + 1}`),
     podCIDR: '10.88.0.0/16',
     id: old?.id ?? randomBytes(3).toString('hex'),
+    ...(hostnameLabels !== 'name' ? { hostnameLabels } : {}),
   };
   writeAtomic(join(dir, 'sim.json'), JSON.stringify(sim, null, 2) + '\n', 0o644);
   ensureCA(join(dir, 'pki'), 'ca');

@@ -12,6 +12,7 @@ import type {
   V1PodDisruptionBudget, V1PodSpec, V1ReplicaSet, V1Secret, V1Service, V1StatefulSet,
 } from '@kubernetes/client-node';
 import type { PartialJson } from '../json.js';
+import { defaultLimitRangeItem, type LimitRangeJson } from './limitranger.js';
 import { invalid } from './status.js';
 import type { ResourceDef } from './registry.js';
 import type { SentObject } from './rest.js';
@@ -46,6 +47,20 @@ function defaultPodSpec(spec: PartialJson<V1PodSpec> | undefined): void {
   for (const v of spec.volumes ?? []) {
     if (v.secret) v.secret.defaultMode ??= 420;
     if (v.configMap) v.configMap.defaultMode ??= 420;
+  }
+}
+
+/**
+ * A container's requests default to its limits where it sets a limit and no request, as API
+ * defaulting does for pods (pkg/apis/core/v1/defaults.go, SetDefaults_Pod) before any admission
+ * plugin sees them; templates are not defaulted this way.
+ */
+export function defaultPodResources(spec: PartialJson<V1PodSpec> | undefined): void {
+  for (const c of [...(spec?.containers ?? []), ...(spec?.initContainers ?? [])]) {
+    const limits = c.resources?.limits;
+    if (!limits || !Object.keys(limits).length) continue;
+    const requests = (c.resources!.requests ??= {});
+    for (const [k, v] of Object.entries(limits)) requests[k] ??= v;
   }
 }
 
@@ -144,6 +159,8 @@ export function applyCreateDefaults(def: ResourceDef, obj: SentObject, nextClust
   } else if (kind === 'PodDisruptionBudget') {
     const pdb = obj as PartialJson<V1PodDisruptionBudget>;
     pdb.status ??= { disruptionsAllowed: 0, currentHealthy: 0, desiredHealthy: 0, expectedPods: 0 };
+  } else if (kind === 'LimitRange') {
+    for (const item of (obj as LimitRangeJson).spec?.limits ?? []) defaultLimitRangeItem(item);
   } else if (kind === 'Secret') {
     const secret = obj as PartialJson<V1Secret>;
     secret.type ??= 'Opaque';

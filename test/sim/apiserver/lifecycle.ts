@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import type { V1Node, V1Pod, V1StatefulSet, V1Status } from '@kubernetes/client-node';
 import type { Json } from '../json.js';
 import { call, collectionPath, resourceFor, type ClientConfig } from './client.js';
-import { clientConfig, readSimConfig, writeClusterFiles } from './clusterfiles.js';
+import { clientConfig, readSimConfig, writeClusterFiles, type HostnameLabels } from './clusterfiles.js';
 import { COMPONENTS, componentPresent, mountsUnder, processesMentioning, REPO_ROOT, runningPid, startComponent, stopComponent } from './procs.js';
 
 /** Options of `sim up`. */
@@ -15,6 +15,8 @@ export interface UpOptions {
   dir: string;
   fixtures: string[];
   nodes: number;
+  /** `differ`: every node's `kubernetes.io/hostname` label differs from its name (default `name`: equal). */
+  hostnameLabels?: HostnameLabels;
   /** How long to wait for nodes and fixture pods, in ms. */
   readyTimeoutMs: number;
   log: (line: string) => void;
@@ -110,6 +112,8 @@ async function waitPodsReady(cfg: ClientConfig, dir: string, namespaces: Set<str
 interface FixtureBuild {
   objects: object[];
   followUps: { path: string; patch: object }[];
+  /** Merge patches to apply before the objects are created. */
+  setup?: { path: string; patch: object }[];
 }
 
 async function loadFixtureBuild(name: string, dir: string): Promise<FixtureBuild> {
@@ -150,7 +154,7 @@ export async function up(opts: UpOptions): Promise<void> {
   const dir = resolve(opts.dir);
   mkdirSync(dir, { recursive: true });
   if (runningPid(dir, 'apiserver')) throw new Error(`a cluster is already running in "${dir}"; run \`npm run sim -- down --dir ${dir}\` first`);
-  const sim = await writeClusterFiles(dir, opts.nodes);
+  const sim = await writeClusterFiles(dir, opts.nodes, opts.hostnameLabels);
   const cfg = clientConfig(dir);
   startComponent(dir, 'apiserver', COMPONENTS[0].file);
   await waitApiReady(cfg, dir, 30_000);
@@ -166,6 +170,10 @@ export async function up(opts: UpOptions): Promise<void> {
   for (const f of opts.fixtures) {
     const build = await loadFixtureBuild(f, dir);
     builds.push(build);
+    for (const s of build.setup ?? []) {
+      const r = await call(cfg, 'PATCH', s.path, s.patch, 'application/merge-patch+json');
+      if (r.code >= 300) throw new Error(`fixture setup ${s.path} failed: ${(r.body as Json<V1Status> | undefined)?.message ?? r.code}`);
+    }
     for (const ns of await createObjects(cfg, build.objects)) namespaces.add(ns);
   }
   if (namespaces.size && started.includes('kubelet')) {

@@ -40,6 +40,8 @@ export function builtinResources(): ResourceDef[] {
     def('', 'v1', 'persistentvolumeclaims', 'PersistentVolumeClaim', true, { shortNames: ['pvc'], subresources: ['status'] }),
     def('', 'v1', 'persistentvolumes', 'PersistentVolume', false, { shortNames: ['pv'], subresources: ['status'] }),
     def('', 'v1', 'events', 'Event', true, { shortNames: ['ev'] }),
+    def('', 'v1', 'resourcequotas', 'ResourceQuota', true, { shortNames: ['quota'], subresources: ['status'] }),
+    def('', 'v1', 'limitranges', 'LimitRange', true, { shortNames: ['limits'] }),
     def('events.k8s.io', 'v1', 'events', 'Event', true, { shortNames: ['ev'] }),
     def('apps', 'v1', 'statefulsets', 'StatefulSet', true, { shortNames: ['sts'], categories: all, subresources: ['status', 'scale'] }),
     def('apps', 'v1', 'deployments', 'Deployment', true, { shortNames: ['deploy'], categories: all, subresources: ['status', 'scale'] }),

@@ -3,8 +3,8 @@
 // binding; status and finalize as updates) and per verb over the REST layer (rest.ts). A new
 // namespace gets its default objects; deleting a namespace starts its finalization.
 // Watches and pod streams are routed elsewhere (requests.ts, streamroutes.ts).
-// Differences from a real API server: no admission (webhooks, quotas, limit ranges), no priority
-// and fairness; server-side apply (application/apply-patch) is answered 415.
+// Differences from a real API server: admission is only what rest.ts runs on pod create
+// (LimitRanger, PodSecurity, ResourceQuota; no webhooks); no priority and fairness; server-side apply (application/apply-patch) is answered 415.
 import type { IncomingMessage } from 'node:http';
 import type { V1Binding, V1Namespace, V1Pod } from '@kubernetes/client-node';
 import type { PartialJson } from '../json.js';

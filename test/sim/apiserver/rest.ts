@@ -10,10 +10,12 @@
 // accepted and ignored (fieldValidation is advertised in OpenAPI so kubectl skips client-side
 // validation); dryRun=All validates and defaults without storing.
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { V1DeleteOptions, V1ObjectMeta, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { V1DeleteOptions, V1ObjectMeta, V1Pod, V1PodSpec, V1ResourceQuota, V1Service } from '@kubernetes/client-node';
 import { isObject, type PartialJson } from '../json.js';
+import { admitLimitRanges, type LimitRangeJson } from './limitranger.js';
 import { admitPod } from './podsecurity.js';
-import { applyCreateDefaults, mergeStringData, tracksGeneration, validate, validateUpdate } from './defaults.js';
+import { admitPodQuota } from './resourcequota.js';
+import { applyCreateDefaults, defaultPodResources, mergeStringData, tracksGeneration, validate, validateUpdate } from './defaults.js';
 import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch } from './patch.js';
 import { apiVersionOf, type ResourceDef } from './registry.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
@@ -124,10 +126,7 @@ export class ResourceApi {
     validate(t.def, obj);
     mergeStringData(t.def, obj);
     this.checkNamespace(t, obj.metadata.name);
-    if (t.def.resource === 'pods' && !t.def.group) {
-      const ns = this.store.get('/namespaces', undefined, t.namespace);
-      admitPod(ns?.metadata.labels, obj.metadata.name, (obj as { spec?: Parameters<typeof admitPod>[2] }).spec);
-    }
+    if (t.def.resource === 'pods' && !t.def.group) this.admitPod(t.namespace, obj);
     if (this.store.get(grOf(t.def), this.keyNs(t), obj.metadata.name)) throw alreadyExists(t.def.group, t.def.resource, obj.metadata.name);
     obj.metadata.uid = randomUUID();
     obj.metadata.creationTimestamp = timestamp(this.now());
@@ -137,6 +136,22 @@ export class ResourceApi {
     if (tracksGeneration(t.def)) obj.metadata.generation = 1;
     applyCreateDefaults(t.def, obj, () => this.nextClusterIP());
     return this.store.put(grOf(t.def), obj as StoredObject, dryRun); // validated: it has a name
+  }
+
+  /**
+   * The admission plugins a new pod goes through, in kube-apiserver's order: API defaulting of
+   * requests from limits, LimitRanger (mutating, then validating), PodSecurity, ResourceQuota.
+   * Mutates obj (defaults); throws 403 Forbidden when a plugin refuses it.
+   */
+  private admitPod(namespace: string, obj: SentObject & { metadata: { name: string } }): void {
+    const spec = obj.spec as PartialJson<V1PodSpec> | undefined;
+    defaultPodResources(spec);
+    const ranges = this.store.list('/limitranges', namespace) as LimitRangeJson[];
+    admitLimitRanges(ranges, obj.metadata.name, obj.metadata as { annotations?: Record<string, string> }, spec);
+    const ns = this.store.get('/namespaces', undefined, namespace);
+    admitPod(ns?.metadata.labels, obj.metadata.name, spec as Parameters<typeof admitPod>[2]);
+    const quotas = this.store.list('/resourcequotas', namespace) as Stored<V1ResourceQuota>[];
+    if (quotas.length) admitPodQuota(quotas, this.store.list('/pods', namespace) as Stored<V1Pod>[], obj.metadata.name, spec);
   }
 
   private nextClusterIP(): string {

@@ -1,9 +1,9 @@
 // Server-side printing: meta.k8s.io/v1 Table responses for `kubectl get` (Accept: ...;as=Table).
 // Differences from a real API server: columns for pods, nodes, namespaces, services, ConfigMaps,
-// Secrets, PVCs, PVs, StatefulSets, Deployments and PDBs follow kube's printers in their main columns only; every
+// Secrets, PVCs, PVs, StatefulSets, Deployments, PDBs, ResourceQuotas and LimitRanges follow kube's printers in their main columns only; every
 // other kind gets NAME and AGE; rows always carry the full object (includeObject=Object).
 import type {
-  V1Deployment, V1Node, V1Namespace, V1PersistentVolume, V1PersistentVolumeClaim, V1Pod, V1PodDisruptionBudget, V1Secret, V1Service,
+  V1Deployment, V1Node, V1Namespace, V1PersistentVolume, V1PersistentVolumeClaim, V1Pod, V1PodDisruptionBudget, V1ResourceQuota, V1Secret, V1Service,
   V1StatefulSet,
 } from '@kubernetes/client-node';
 import type { ResourceDef } from './registry.js';
@@ -57,7 +57,8 @@ function columnsFor(def: ResourceDef): Col[] {
         const s = ready?.status === 'True' ? 'Ready' : ready ? 'NotReady' : 'Unknown';
         return n.spec?.unschedulable ? `${s},SchedulingDisabled` : s;
       } },
-      { name: 'Roles', cell: () => '<none>' }, age,
+      { name: 'Roles', cell: (n) => Object.keys(n.metadata.labels ?? {}).filter((k) => k.startsWith('node-role.kubernetes.io/'))
+        .map((k) => k.slice('node-role.kubernetes.io/'.length)).sort().join(',') || '<none>' }, age,
       { name: 'Version', cell: (n) => n.status?.nodeInfo?.kubeletVersion ?? '' });
     case 'ConfigMap': return [name, { name: 'Data', type: 'integer', cell: dataCount }, age];
     case 'Secret': return kindColumns<V1Secret>(name, { name: 'Type', cell: (x) => x.type ?? '' }, { name: 'Data', type: 'integer', cell: dataCount }, age);
@@ -68,7 +69,7 @@ function columnsFor(def: ResourceDef): Col[] {
     case 'PersistentVolumeClaim': return kindColumns<V1PersistentVolumeClaim>(name, { name: 'Status', cell: (c) => c.status?.phase ?? '' },
       { name: 'Volume', cell: (c) => c.spec?.volumeName ?? '' },
       { name: 'Capacity', cell: (c) => c.status?.capacity?.storage ?? '' },
-      { name: 'Access Modes', cell: (c) => (c.status?.accessModes ?? []).map((m: string) => m === 'ReadWriteOnce' ? 'RWO' : m === 'ReadOnlyMany' ? 'ROX' : m === 'ReadWriteMany' ? 'RWX' : m).join(',') },
+      { name: 'Access Modes', cell: (c) => (c.status?.accessModes ?? []).map((m: string) => m === 'ReadWriteOnce' ? 'RWO' : m === 'ReadOnlyMany' ? 'ROX' : m === 'ReadWriteMany' ? 'RWX' : m === 'ReadWriteOncePod' ? 'RWOP' : m).join(',') },
       { name: 'StorageClass', cell: (c) => c.spec?.storageClassName ?? '<unset>' }, age);
     case 'PersistentVolume': return kindColumns<V1PersistentVolume>(name, { name: 'Capacity', cell: (v) => v.spec?.capacity?.storage ?? '' },
       { name: 'Reclaim Policy', cell: (v) => v.spec?.persistentVolumeReclaimPolicy ?? '' },
@@ -82,6 +83,14 @@ function columnsFor(def: ResourceDef): Col[] {
     case 'PodDisruptionBudget': return kindColumns<V1PodDisruptionBudget>(name, { name: 'Min Available', cell: (p) => p.spec?.minAvailable ?? 'N/A' },
       { name: 'Max Unavailable', cell: (p) => p.spec?.maxUnavailable ?? 'N/A' },
       { name: 'Allowed Disruptions', type: 'integer', cell: (p) => p.status?.disruptionsAllowed ?? 0 }, age);
+    case 'ResourceQuota': {
+      // "requests.cpu: 0/1, pods: 1/2" and "limits.cpu: 0/2", as printResourceQuota splits them
+      const usage = (q: Stored<V1ResourceQuota>, limits: boolean) => Object.keys(q.status?.hard ?? {}).sort()
+        .filter((k) => k.startsWith('limits.') === limits)
+        .map((k) => `${k}: ${q.status?.used?.[k] ?? '0'}/${q.status?.hard?.[k]}`).join(', ');
+      return kindColumns<V1ResourceQuota>(name, age, { name: 'Request', cell: (q) => usage(q, false) }, { name: 'Limit', cell: (q) => usage(q, true) });
+    }
+    case 'LimitRange': return [name, { name: 'Created At', cell: (o) => o.metadata.creationTimestamp ?? '' }];
     default: return [name, age];
   }
 }

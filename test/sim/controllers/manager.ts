@@ -18,6 +18,7 @@ import { makePvBinder } from './pvbinder.js';
 import { makeReplicaSetController } from './replicaset.js';
 import { makeScheduler } from './scheduler.js';
 import { makeStatefulSetController } from './statefulset.js';
+import { makeTaintEvictionController } from './tainteviction.js';
 
 /** A running controller-manager. */
 export interface ControllerManager {
@@ -32,6 +33,16 @@ export function startControllerManager(kc: KubeConfig, api: ClusterApi, dir: str
   const caches = makeCaches(kc, api, log);
   const events = new EventRecorder(api, 'sim-controller-manager', log);
   const deps = { api, caches, events, log };
+  // The taint eviction controller asks to run again when the first toleration runs out.
+  let wakeTimer: NodeJS.Timeout | undefined;
+  let wakeAt = Infinity;
+  const wake = (ms: number): void => {
+    if (Date.now() + ms >= wakeAt) return;
+    clearTimeout(wakeTimer);
+    wakeAt = Date.now() + ms;
+    wakeTimer = setTimeout(() => { wakeAt = Infinity; loops.taintEviction.kick(); }, ms);
+    wakeTimer.unref();
+  };
   const loops = {
     scheduler: new SyncLoop('scheduler', makeScheduler(deps), log),
     pvBinder: new SyncLoop('pv-binder', makePvBinder({ ...deps, dir }), log),
@@ -40,6 +51,7 @@ export function startControllerManager(kc: KubeConfig, api: ClusterApi, dir: str
     replicaSets: new SyncLoop('replicaset', makeReplicaSetController(deps), log),
     jobs: new SyncLoop('job', makeJobController(deps), log),
     protection: new SyncLoop('protection', makeProtectionController({ api, caches, log }), log),
+    taintEviction: new SyncLoop('taint-eviction', makeTaintEvictionController({ ...deps, wake }), log),
     gc: new SyncLoop('garbage-collector', makeGarbageCollector({ api, caches, log }), log, 500, 30_000),
   };
   const kickOn = (cacheNames: Array<keyof Caches>, loop: SyncLoop): void => {
@@ -52,6 +64,7 @@ export function startControllerManager(kc: KubeConfig, api: ClusterApi, dir: str
   kickOn(['replicasets', 'pods'], loops.replicaSets);
   kickOn(['jobs', 'pods'], loops.jobs);
   kickOn(['pods', 'claims', 'volumes'], loops.protection);
+  kickOn(['pods', 'nodes'], loops.taintEviction);
   for (const cache of allCaches(caches)) cache.onChange((_obj, type) => (type === 'delete' || _obj.metadata?.deletionTimestamp ? loops.gc.kick() : undefined));
 
   const list = allCaches(caches);
@@ -63,6 +76,7 @@ export function startControllerManager(kc: KubeConfig, api: ClusterApi, dir: str
     caches,
     synced,
     stop() {
+      clearTimeout(wakeTimer);
       for (const loop of Object.values(loops)) loop.stop();
       for (const c of list) c.stop();
     },

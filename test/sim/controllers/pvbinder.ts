@@ -171,7 +171,8 @@ export function makePvBinder({ api, caches, events, log, dir }: PvBinderDeps): (
       events.record(claim, 'Normal', 'ExternalProvisioning', `no volume plugin matched; class "${className}" has no provisioner the simulator knows`);
       return;
     }
-    const pv = provisionedVolume(claim, nodeName, dir, cls?.reclaimPolicy ?? 'Delete');
+    const hostname = (nodeObj ? withHostnameLabel(nodeObj) : undefined)?.metadata?.labels?.['kubernetes.io/hostname'] ?? nodeName;
+    const pv = provisionedVolume(claim, nodeName, hostname, dir, cls?.reclaimPolicy ?? 'Delete');
     let created: V1PersistentVolume;
     try {
       created = await api.create(pv);

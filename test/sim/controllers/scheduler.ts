@@ -32,6 +32,9 @@ export function makeScheduler({ api, caches, events, log }: SchedulerDeps): () =
     volume: (name) => caches.volumes.get('', name),
     volumes: () => caches.volumes.list(),
     storageClass: (name) => caches.classes.get('', name),
+    claimUsers: (ns, name, exceptUid) => caches.pods.list().filter((p) => p.metadata?.namespace === ns && p.metadata?.uid !== exceptUid &&
+      !isFinished(p) && (p.spec?.nodeName || assumed.has(p.metadata?.uid ?? '')) &&
+      (p.spec?.volumes ?? []).some((v) => v.persistentVolumeClaim?.claimName === name)).length,
   };
 
   return async function schedule(): Promise<void> {

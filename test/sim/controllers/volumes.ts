@@ -78,10 +78,15 @@ export function bestVolumeFor(
   )[0];
 }
 
-/** The PV the provisioner creates for `claim` on `node`, with its storage under `dir`. */
+/**
+ * The PV the provisioner creates for `claim` on `node`, with its storage under `dir`; its node
+ * affinity names the node's `kubernetes.io/hostname` label value (`hostname`), which need not be
+ * the node's name, as local volume provisioners write it.
+ */
 export function provisionedVolume(
   claim: V1PersistentVolumeClaim,
   node: string,
+  hostname: string,
   dir: string,
   reclaimPolicy: string,
 ): V1PersistentVolume {
@@ -103,7 +108,7 @@ export function provisionedVolume(
       local: { path: `${dir}/nodes/${node}/volumes/${name}` },
       nodeAffinity: {
         required: {
-          nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node] }] }],
+          nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [hostname] }] }],
         },
       },
       claimRef: {

@@ -22,6 +22,8 @@ export interface SimInfo {
   nodes: string[];
   podCIDR?: string;
   id: string;
+  /** `differ`: nodes' hostname labels are not their names (nodes.ts, nodeHostname). */
+  hostnameLabels?: 'name' | 'differ';
 }
 
 /** The control file the fault command writes, and the kubelet's acknowledgement. */
@@ -44,7 +46,7 @@ export class Kubelet {
 
   constructor(private readonly dir: string, private readonly sim: SimInfo, private readonly api: ApiClient, private readonly log: (m: string) => void) {
     this.network = new PodNetwork(sim.id, sim.podCIDR);
-    this.heartbeats = new NodeHeartbeats(api, sim.nodes, log);
+    this.heartbeats = new NodeHeartbeats(api, sim.nodes, log, sim.hostnameLabels === 'differ');
   }
 
   /** Prepares the network, registers nodes and starts watching pods and Services. */

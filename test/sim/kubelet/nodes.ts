@@ -1,6 +1,14 @@
 // Node registration and heartbeats for every simulated node: creates the Node (labels
-// kubernetes.io/hostname, kubernetes.io/os, kubernetes.io/arch, node-role for control-plane
-// names), then patches status every 10 s (Ready + pressure conditions, addresses, capacity).
+// kubernetes.io/hostname, kubernetes.io/os, kubernetes.io/arch, topology.kubernetes.io/zone,
+// node-role for control-plane names), then patches status every 10 s (Ready + pressure
+// conditions, addresses, capacity).
+// The hostname label is the node's name unless the cluster was started with
+// `--hostname-labels=differ`: then node-N is labelled host-N.example.internal (and reports that
+// Hostname address), as where the kubelet's hostname is not the node name a cloud provider or
+// --hostname-override gives it (docs: reference/labels-annotations-taints#kubernetesiohostname:
+// "the value of this label can differ from the node name"). Zones cycle zone-a, zone-b, zone-c
+// (node-1 in zone-a), as a cloud's nodes are spread over zones
+// (reference/labels-annotations-taints#topologykubernetesiozone).
 // A node can be forced NotReady (fault `node-not-ready`): heartbeats stop, Ready turns False and
 // the taint node.kubernetes.io/not-ready:NoSchedule is added; pods keep running, but their Ready
 // condition turns False and their status is no longer updated (see PodWorker.setNodeReady).
@@ -15,13 +23,24 @@ import { now } from './status.js';
 const NOT_READY_TAINT = 'node.kubernetes.io/not-ready';
 const HEARTBEAT_MS = 10_000;
 
-function nodeObject(name: string): Json<V1Node> {
+/** The `kubernetes.io/hostname` label of node `name`: its name, or with differ `node-N` → `host-N.example.internal`. */
+export function nodeHostname(name: string, differ: boolean): string {
+  return differ ? `${name.replace(/^node-/, 'host-')}.example.internal` : name;
+}
+
+/** The zone of the index-th node (from 0): zone-a, zone-b, zone-c, zone-a, … */
+export function nodeZone(index: number): string {
+  return `zone-${String.fromCharCode(97 + (index % 3))}`;
+}
+
+function nodeObject(name: string, hostname: string, zone: string): Json<V1Node> {
   return {
     apiVersion: 'v1', kind: 'Node',
     metadata: {
       name,
       labels: {
-        'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64',
+        'kubernetes.io/hostname': hostname, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64',
+        'topology.kubernetes.io/zone': zone,
         'beta.kubernetes.io/os': 'linux', 'beta.kubernetes.io/arch': 'amd64',
         ...(/control-plane|master/.test(name) ? { 'node-role.kubernetes.io/control-plane': '' } : {}),
       },
@@ -30,7 +49,7 @@ function nodeObject(name: string): Json<V1Node> {
   };
 }
 
-function nodeStatus(name: string, ready: boolean, previous: Json<V1NodeCondition>[]): Json<V1NodeStatus> {
+function nodeStatus(name: string, hostname: string, ready: boolean, previous: Json<V1NodeCondition>[]): Json<V1NodeStatus> {
   const t = now();
   const cond = (type: string, status: string, reason: string, message: string) => {
     const prev = previous.find((c) => c.type === type);
@@ -46,7 +65,7 @@ function nodeStatus(name: string, ready: boolean, previous: Json<V1NodeCondition
         ? cond('Ready', 'True', 'KubeletReady', 'kubelet is posting ready status')
         : cond('Ready', 'False', 'KubeletNotReady', 'node was made not ready by a simulator fault'),
     ],
-    addresses: [{ type: 'InternalIP', address: '127.0.0.1' }, { type: 'Hostname', address: name }],
+    addresses: [{ type: 'InternalIP', address: '127.0.0.1' }, { type: 'Hostname', address: hostname }],
     capacity, allocatable: capacity,
     daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
     nodeInfo: {
@@ -62,7 +81,12 @@ export class NodeHeartbeats {
   private readonly notReady = new Set<string>();
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly api: ApiClient, readonly nodes: string[], private readonly log: (m: string) => void) {}
+  constructor(private readonly api: ApiClient, readonly nodes: string[], private readonly log: (m: string) => void,
+    private readonly hostnamesDiffer = false) {}
+
+  private hostname(name: string): string {
+    return nodeHostname(name, this.hostnamesDiffer);
+  }
 
   /** Starts registering and heartbeating every node. */
   start(): void {
@@ -96,7 +120,7 @@ export class NodeHeartbeats {
       node = await this.api.request<Json<V1Node>>('GET', `/api/v1/nodes/${name}`);
     } catch (err) {
       if (!(err instanceof ApiError && err.code === 404)) throw err;
-      node = await this.api.request<Json<V1Node>>('POST', '/api/v1/nodes', nodeObject(name));
+      node = await this.api.request<Json<V1Node>>('POST', '/api/v1/nodes', nodeObject(name, this.hostname(name), nodeZone(this.nodes.indexOf(name))));
       this.log(`node ${name}: registered`);
     }
     if (this.notReady.has(name)) return;
@@ -105,7 +129,7 @@ export class NodeHeartbeats {
 
   private async patchStatus(name: string, ready: boolean, previous?: Json<V1NodeCondition>[]): Promise<void> {
     const prev = previous ?? (await this.api.request<Json<V1Node>>('GET', `/api/v1/nodes/${name}`)).status?.conditions ?? [];
-    await this.api.request('PATCH', `/api/v1/nodes/${name}/status`, { status: nodeStatus(name, ready, prev) }, 'application/merge-patch+json');
+    await this.api.request('PATCH', `/api/v1/nodes/${name}/status`, { status: nodeStatus(name, this.hostname(name), ready, prev) }, 'application/merge-patch+json');
   }
 
   private async setTaint(name: string, present: boolean): Promise<void> {

@@ -4,7 +4,7 @@
 // Differs from a real kubelet: CrashLoopBackOff delay is 1 s doubling to a 10 s cap (reset after
 // 30 s of running) instead of 10 s to 5 min; a restarted container gets a fresh empty root; an
 // unknown image is reported as ErrImagePull then ImagePullBackOff but never retried (the image
-// table is fixed); terminal pods keep their sandbox until deleted; sidecar init containers
+// table is fixed), a private one refused for want of pull credentials is retried (2 s to 10 s); terminal pods keep their sandbox until deleted; sidecar init containers
 // (restartPolicy Always on an init container) run like ordinary init containers.
 import { mkdirSync, renameSync, rmSync, existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
@@ -20,6 +20,7 @@ import type { BoundPod, Pod } from './objects.js';
 import { runHook } from './hooks.js';
 import { runProbe, type ProbeTarget } from './probes.js';
 import { readIfExists, rewriteInPlace, startSandbox, stopSandbox, writeJsonAtomic, type Sandbox } from './sandbox.js';
+import { pullCredentials } from './pullsecrets.js';
 import { buildPodStatus, now, type ContainerState } from './status.js';
 import { prepareVolume, type PreparedVolume } from './volumes.js';
 
@@ -109,22 +110,7 @@ export class PodWorker {
   }
 
   private async run(): Promise<void> {
-    const all = [...this.init, ...this.regular];
-    for (const c of all) {
-      const pulled = pullImage(c.spec.image!); // the API requires it (client-node types it optional)
-      c.imageSpec = 'spec' in pulled ? pulled.spec : undefined;
-      if ('why' in pulled) {
-        c.state = { waiting: { reason: 'ErrImagePull', message: pulled.why } };
-        this.ctx.event(this.pod, 'Warning', 'Failed', `Failed to pull image "${c.spec.image}": ${pulled.why}`);
-      }
-    }
-    if (all.some((c) => !c.imageSpec)) {
-      this.reportStatus();
-      await sleep(2000, this.abort.signal);
-      for (const c of all) if (!c.imageSpec) c.state = { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${c.spec.image}"` } };
-      this.reportStatus();
-      return;
-    }
+    if (!(await this.pullImages())) return;
     mkdirSync(this.runtimeDir, { recursive: true });
     mkdirSync(this.podDir, { recursive: true });
     this.sandboxReady = (async () => {
@@ -150,6 +136,40 @@ export class PodWorker {
     this.initDone = true;
     this.reportStatus();
     await Promise.all(this.regular.map((c) => this.runContainerLoop(c, volumes)));
+  }
+
+  /**
+   * "Pulls" every container's image with the pod's pull Secrets; a failure is ErrImagePull (and a
+   * `Failed` event), then ImagePullBackOff. A refused private image is tried again (2 s doubling
+   * to 10 s; a real kubelet: 10 s to 5 min), as its credentials may appear; an image the table
+   * lacks never will. Resolves true once every image is at hand.
+   */
+  private async pullImages(): Promise<boolean> {
+    const all = [...this.init, ...this.regular];
+    let warned = false;
+    for (let attempt = 0; !this.terminating; attempt++) {
+      const creds = await pullCredentials(this.ctx.api, this.pod, (m) => {
+        if (!warned) this.ctx.event(this.pod, 'Warning', 'FailedToRetrieveImagePullSecret', m);
+        warned = true;
+      }).catch((err: Error) => { this.ctx.log(`pod ${this.key}: pull secrets: ${err.message}`); return () => false; });
+      let retry = false;
+      for (const c of all.filter((x) => !x.imageSpec)) {
+        const pulled = pullImage(c.spec.image!, creds); // the API requires an image (client-node types it optional)
+        if ('spec' in pulled) { c.imageSpec = pulled.spec; continue; }
+        retry ||= !!pulled.retry;
+        c.state = { waiting: { reason: 'ErrImagePull', message: pulled.why } };
+        this.ctx.event(this.pod, 'Warning', 'Failed', `Failed to pull image "${c.spec.image}": ${pulled.why}`);
+        this.ctx.event(this.pod, 'Warning', 'Failed', 'Error: ErrImagePull');
+      }
+      if (all.every((c) => c.imageSpec)) return true;
+      this.reportStatus();
+      await sleep(2000, this.abort.signal);
+      for (const c of all) if (!c.imageSpec) c.state = { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${c.spec.image}"` } };
+      this.reportStatus();
+      if (!retry) return false;
+      await sleep(Math.min(10_000, 2000 * 2 ** attempt), this.abort.signal);
+    }
+    return false;
   }
 
   private async prepareVolumes(): Promise<Map<string, PreparedVolume> | undefined> {
