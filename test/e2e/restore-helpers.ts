@@ -197,12 +197,12 @@ export async function backupThenDiverge(cluster: SimCluster, a: EtcdAccess, dirs
  * install), the built plugin, one local test cluster with the fixtures, and a private work dir
  * with the plugin's state dir inside.
  */
-export async function startRestoreCluster(fixtures: string[], name: string): Promise<{ cluster: SimCluster; work: string; state: string }> {
+export async function startRestoreCluster(fixtures: string[], name: string, opts: { hostnameLabels?: 'name' | 'differ' } = {}): Promise<{ cluster: SimCluster; work: string; state: string }> {
   requireRoot();
   requireCommand('kubectl', 'install kubectl ≥ 1.30');
   requireCommand('etcd', 'install etcd-server (apt-get install -y etcd-server etcd-client)');
   execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'pipe' });
-  const cluster = await startCluster({ fixtures });
+  const cluster = await startCluster({ fixtures, ...opts });
   const work = mkdtempSync(join(tmpdir(), `${name}-e2e-`));
   return { cluster, work, state: join(work, 'state') };
 }

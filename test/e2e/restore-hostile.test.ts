@@ -1,0 +1,182 @@
+// A cluster that says no, all at once (issue 14): Bitnami's etcd (members run as uid 1001 with
+// fsGroup, restricted-compliant) from a private registry behind a pull secret, in a namespace
+// that enforces Pod Security "restricted" and has a ResourceQuota demanding requests and limits,
+// on nodes tainted `dedicated=etcd:NoSchedule` (the StatefulSet tolerates it) whose
+// kubernetes.io/hostname labels are not their names. First each thing a restore's utility pod
+// used to lack is shown refused or left Pending by the cluster, one at a time; then a restore,
+// an --in-place restore, and a restore killed after etcd stopped then resumed or rolled back all
+// work there; last a quota with no room is refused in preflight before any change.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { teardown, type SimCluster } from '../sim/harness.js';
+import {
+  auditMark, auditSince, BITNAMI_ACCESS as B, etcdctl, keysOn, kubectlEtcd, mutations, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
+} from './restore-helpers.js';
+
+const NS = B.namespace;
+const A_KEYS = ['/test/a1', '/test/a2', '/test/a3'];
+const QUOTA = {
+  apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'compute', namespace: NS },
+  // Room for the three members and three utility pods of the same size beside them.
+  spec: { hard: { pods: '8', 'requests.cpu': '2', 'requests.memory': '2Gi', 'limits.cpu': '3', 'limits.memory': '3Gi' } },
+};
+
+type Pod = { metadata: Record<string, unknown>; spec: Record<string, unknown> & { containers: Array<Record<string, unknown>> } };
+
+let cluster: SimCluster;
+let work: string;
+let state: string;
+let snapshot: string;
+/** The utility pod restore plans for etcd-0, from --dry-run -o json. */
+let planned: Pod;
+
+async function ok(args: string[], input?: string): Promise<string> {
+  const r = await cluster.kubectl(args, input ? { input } : {});
+  expect(r.code, `kubectl ${args.join(' ')}: ${r.stderr}`).toBe(0);
+  return r.stdout;
+}
+
+/** Every member Ready and healthy, with exactly `keys`. */
+async function expectMembers(keys: string[]): Promise<void> {
+  await waitClusterHealthy(cluster, B);
+  for (const pod of B.pods) expect(await keysOn(cluster, B, pod, '/test/'), pod).toEqual(keys);
+  expect((await ok(['-n', NS, 'get', 'pods', '-l', 'app.kubernetes.io/managed-by=kubectl-etcd', '-o', 'name'])).trim()).toBe('');
+}
+
+beforeAll(async () => {
+  ({ cluster, work, state } = await startRestoreCluster(['bitnami:privateImage=true,tolerateDedicated=true,resources=micro'], 'restore-hostile', { hostnameLabels: 'differ' }));
+  for (const k of A_KEYS) await etcdctl(cluster, B, 'etcd-0', ['put', k, k]);
+  snapshot = join(work, 'bitnami.db');
+  const b = await kubectlEtcd(cluster, state, ['backup', '-n', NS, '-f', snapshot]);
+  if (b.code !== 0) throw new Error(`backup failed: ${b.stderr}`);
+  // The cluster turns hostile around the running members (taints with NoSchedule, Pod Security
+  // and quotas judge new pods only).
+  await ok(['taint', 'nodes', '--all', 'dedicated=etcd:NoSchedule']);
+  await ok(['label', 'namespace', NS, 'pod-security.kubernetes.io/enforce=restricted']);
+  await ok(['apply', '-f', '-'], JSON.stringify(QUOTA));
+  const plan = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--dry-run', '-o', 'json']);
+  if (plan.code !== 0) throw new Error(`restore --dry-run failed: ${plan.stderr}`);
+  planned = (JSON.parse(plan.stdout) as { members: Array<{ utilityPod: Pod }> }).members[0]!.utilityPod;
+}, 600_000);
+
+afterAll(() => teardown(cluster, work));
+
+describe('the cluster refuses what a utility pod used to lack, each alone', () => {
+  /** The planned pod with one thing changed, named apart so it never meets the restore's. */
+  const variant = (change: (p: Pod) => void): Pod => {
+    const p = JSON.parse(JSON.stringify(planned)) as Pod;
+    p.metadata = { name: 'naive-utility', namespace: NS };
+    change(p);
+    return p;
+  };
+  /** Creates the pod, returns what keeps it from running (scheduling or pull), and deletes it. */
+  const stuck = async (pod: Pod, until: RegExp): Promise<string> => {
+    await ok(['create', '-f', '-'], JSON.stringify(pod));
+    try {
+      let seen = '';
+      await expect.poll(async () => {
+        const o = JSON.parse(await ok(['-n', NS, 'get', 'pod', 'naive-utility', '-o', 'json'])) as {
+          status: { conditions?: Array<{ type: string; message?: string }>; containerStatuses?: Array<{ state?: { waiting?: { reason?: string; message?: string } } }> };
+        };
+        const sched = o.status.conditions?.find((c) => c.type === 'PodScheduled')?.message ?? '';
+        const waiting = o.status.containerStatuses?.map((c) => `${c.state?.waiting?.reason ?? ''}: ${c.state?.waiting?.message ?? ''}`).join('\n') ?? '';
+        seen = `${sched}\n${waiting}`;
+        return until.test(seen);
+      }, { timeout: 60_000, interval: 500 }).toBe(true);
+      return seen;
+    } finally {
+      await ok(['-n', NS, 'delete', 'pod', 'naive-utility', '--grace-period=0', '--force', '--wait=true']);
+    }
+  };
+
+  it('the pod restore plans now is admitted (server dry run)', async () => {
+    await ok(['create', '--dry-run=server', '-f', '-'], JSON.stringify(variant(() => {})));
+  });
+
+  it('as root: Pod Security "restricted" refuses it', async () => {
+    const r = await cluster.kubectl(['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(variant((p) => {
+      delete p.spec['securityContext'];
+      for (const c of p.spec.containers) c['securityContext'] = { runAsUser: 0, runAsGroup: 0 };
+    })) });
+    expect(r.stderr).toMatch(/is forbidden: violates PodSecurity "restricted:latest": .*runAsUser=0/);
+  });
+
+  it('without requests and limits: the quota refuses it', async () => {
+    const r = await cluster.kubectl(['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(variant((p) => {
+      for (const c of p.spec.containers) delete c['resources'];
+    })) });
+    expect(r.stderr).toMatch(/is forbidden: failed quota: compute: must specify limits\.cpu for: etcd-utility; limits\.memory for: etcd-utility; requests\.cpu for: etcd-utility; requests\.memory for: etcd-utility/);
+  });
+
+  it('pinned by the hostname label set to the node name: no node matches', async () => {
+    const seen = await stuck(variant((p) => {
+      delete p.spec['affinity'];
+      p.spec['nodeSelector'] = { 'kubernetes.io/hostname': 'node-1' };
+    }), /didn't match Pod's node affinity\/selector/);
+    expect(seen).toMatch(/^0\/3 nodes are available: 3 node\(s\) didn't match Pod's node affinity\/selector\./);
+  });
+
+  it('without the member\'s tolerations: the dedicated taint keeps it off every node', async () => {
+    const seen = await stuck(variant((p) => {
+      p.spec['tolerations'] = (p.spec['tolerations'] as Array<{ key: string }>).filter((t) => t.key !== 'dedicated');
+    }), /untolerated taint/);
+    // Taints are filtered before node affinity (kube-scheduler's order), so every node says taint.
+    expect(seen).toMatch(/^0\/3 nodes are available: 3 node\(s\) had untolerated taint \{dedicated: etcd\}\./);
+  });
+
+  it('without the member\'s pull secret: the private image is not pulled', async () => {
+    const seen = await stuck(variant((p) => { delete p.spec['imagePullSecrets']; }), /ErrImagePull|ImagePullBackOff/);
+    expect(seen).toMatch(/401 Unauthorized/);
+  });
+});
+
+describe('kubectl etcd restore there', () => {
+  it('restores every member: exactly the backed-up keys, the data the member\'s own', async () => {
+    await etcdctl(cluster, B, 'etcd-0', ['put', '/test/b', 'written after the backup']);
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes']);
+    expect(r.code, r.stderr).toBe(0);
+    await expectMembers(A_KEYS);
+    for (const pod of B.pods) {
+      const own = await ok(['-n', NS, 'exec', pod, '-c', 'etcd', '--', 'stat', '-c', '%u', `${B.dataDir}/member/snap/db`]);
+      expect(own.trim(), pod).toBe('1001');
+    }
+  }, 420_000);
+
+  it('--in-place restores every member', async () => {
+    await pruneSetAside(cluster, B);
+    await etcdctl(cluster, B, 'etcd-0', ['put', '/test/b', 'written after the backup']);
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--in-place', '--yes', '--no-safety-backup']);
+    expect(r.code, r.stderr).toBe(0);
+    await expectMembers(A_KEYS);
+  }, 420_000);
+
+  it.each([
+    ['--resume', A_KEYS],
+    ['--abort', [...A_KEYS, '/test/b'].sort()],
+  ])('killed after etcd stopped, %s ends with every member healthy', async (flag, keys) => {
+    await pruneSetAside(cluster, B);
+    await etcdctl(cluster, B, 'etcd-0', ['put', '/test/b', 'written after the backup']);
+    const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes', '--no-safety-backup']);
+    await started.until(/==> copy the snapshot to /);
+    started.child.kill('SIGKILL');
+    expect((await started.done).code).toBe(137);
+    const r = await kubectlEtcd(cluster, state, ['restore', '-n', NS, flag, '--yes']);
+    expect(r.code, r.stderr).toBe(0);
+    await expectMembers(keys);
+  }, 420_000);
+
+  it('a quota with no room for the utility pods: refused in preflight, before any change, in one line', async () => {
+    await ok(['apply', '-f', '-'], JSON.stringify({ ...QUOTA, spec: { hard: { ...QUOTA.spec.hard, pods: '3' } } }));
+    try {
+      const mark = auditMark(cluster);
+      const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes', '--no-safety-backup']);
+      expect(r.code, r.stdout).toBe(1);
+      const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('warning:'));
+      expect(lines, r.stderr).toHaveLength(1);
+      expect(lines[0]).toMatch(/^error: the cluster would refuse utility pod "etcd-utility-0" for member "etcd-0": .*exceeded quota: compute, requested: pods=1, used: pods=3, limited: pods=3; make room in the ResourceQuota of namespace "etcd" .*nothing was changed/);
+      expect(mutations(auditSince(cluster, mark), 'admin')).toEqual([]);
+    } finally {
+      await ok(['apply', '-f', '-'], JSON.stringify(QUOTA));
+    }
+  });
+});
