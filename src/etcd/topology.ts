@@ -9,7 +9,11 @@
  * when the volume root is; a pod that mounts the volume the same way sees the same paths.
  */
 export type DataVolume = { volumeName: string; mountPath: string; subPath?: string } & (
-  | { kind: 'pvc'; claimName: string }
+  | {
+    kind: 'pvc'; claimName: string;
+    /** The claim's access modes include ReadWriteOncePod: one pod at a time may use it (the restore reads the claim). */
+    readWriteOncePod?: boolean;
+  }
   | { kind: 'hostPath'; hostPath: string }
   | { kind: 'emptyDir' }
 );

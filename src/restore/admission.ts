@@ -20,6 +20,21 @@ export async function admitUtilityPods(plan: RestorePlan, cluster: Pick<RestoreC
   }
 }
 
+/**
+ * Refuses when the cluster would not let the StatefulSet create its members again: a restore stops
+ * and starts every member (so does --in-place, deleting them all), and the members now running may
+ * have been admitted before a Pod Security level or a quota's demands came. "exceeded quota" is
+ * not a refusal here: the running member a new one replaces still counts in the dry run.
+ */
+export async function admitMemberPod(plan: Pick<RestorePlan, 'namespace' | 'workload'>, pod: RestorePlan['members'][number]['utilityPod'], cluster: Pick<RestoreCluster, 'admitPod'>): Promise<void> {
+  const refusal = await cluster.admitPod(pod);
+  if (refusal === undefined || /exceeded quota/.test(refusal)) return;
+  throw new PreflightError(
+    `statefulset "${plan.workload.name}" could not start its members again after the restore stops them: the cluster would refuse its pod "${pod.metadata.name}": ${refusal}`,
+    `the running members were admitted before that rule; make the StatefulSet's pod template comply (kubectl edit statefulset ${plan.workload.name} -n ${plan.namespace}) or relax the rule for the restore, then restore again; nothing was changed`,
+  );
+}
+
 /** A way out for a refusal, by what refused it; nothing has been changed yet. */
 export function admissionHint(refusal: string, namespace: string): string {
   const pss = /violates PodSecurity "(baseline|restricted):/.exec(refusal);

@@ -13,6 +13,7 @@ import { continueRestore } from './continue.js';
 import type { ConfigMapAccess } from './journal.js';
 import type { RestorePlan } from './plan.js';
 import type { PreflightDeps } from './preflight.js';
+import type { UtilityPodManifest } from './manifests.js';
 import { pruneKeptCopies } from './prune.js';
 import type { NamespaceWorkloads, QuiesceRef } from './quiesce.js';
 import type { RestoreCluster, RestorePodIO, RestoreVerifier } from './runner.js';
@@ -54,9 +55,11 @@ export interface RestoreDeps {
    * probes to hold while the members start when they could not all start with them, and a warning
    * when that could not be told.
    */
-  templateFacts(topology: EtcdTopology): Promise<{ image: string; hold?: ColdStartHold; warning?: string }>;
+  /** From the StatefulSet: its etcd image, the cold-start hold, and a pod as its controller would create it (memberPod). */
+  templateFacts(topology: EtcdTopology): Promise<{ image: string; hold?: ColdStartHold; warning?: string; memberPod?: UtilityPodManifest }>;
   listWorkloads(namespace: string): Promise<NamespaceWorkloads>;
   /** Fills in the node of members whose pod is gone. */
+  /** Fills in what the pods do not say: the node of a member whose pod is gone, and ReadWriteOncePod claims. */
   resolveNodes(topology: EtcdTopology): Promise<void>;
   preflight: PreflightDeps;
   configMaps: ConfigMapAccess;

@@ -20,6 +20,7 @@ import type { Logger } from '../ui/log.js';
 import { kubeRestoreCluster, nodeOfClaim } from './cluster.js';
 import { coldStartHold } from './cold-start.js';
 import type { RestoreDeps } from './command.js';
+import type { UtilityPodManifest } from './manifests.js';
 import { kubeConfigMaps } from './journal-configmaps.js';
 import { kubeRestorePodIO } from './pod-io.js';
 import { etcdRestoreVerifier } from './verify.js';
@@ -57,6 +58,7 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
       const image = imageOf(sts, topology);
       const container = topology.members[0]?.container;
       if (!sts || !container) return { image };
+      const memberPod = memberPodOf(sts, topology);
       const serviceName = sts.spec?.serviceName;
       let service: V1Service | undefined;
       if (serviceName) {
@@ -65,11 +67,11 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
         } catch (err) {
           if (!(err instanceof ForbiddenError)) throw err;
           const hold = coldStartHold(sts, container, undefined);
-          return { image, ...(hold ? { hold } : {}), warning: `cannot read Service "${serviceName}" (${err.message}); if it does not publish not-ready addresses, members that start together cannot find each other until Ready` };
+          return { image, memberPod, ...(hold ? { hold } : {}), warning: `cannot read Service "${serviceName}" (${err.message}); if it does not publish not-ready addresses, members that start together cannot find each other until Ready` };
         }
       }
       const hold = coldStartHold(sts, container, service);
-      return { image, ...(hold ? { hold } : {}) };
+      return { image, memberPod, ...(hold ? { hold } : {}) };
     },
     async listWorkloads(namespace) {
       try {
@@ -84,7 +86,13 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
       }
     },
     async resolveNodes(topology) {
-      for (const m of topology.members) if (!m.node) m.node = await nodeOfClaim(kube, m);
+      for (const m of topology.members) {
+        if (!m.node) m.node = await nodeOfClaim(kube, m);
+        const vol = m.dataVolume;
+        if (vol?.kind !== 'pvc') continue;
+        const claim = await readOrUndefined(() => kube.core.readNamespacedPersistentVolumeClaim({ name: vol.claimName, namespace: m.namespace }), `get persistentvolumeclaim "${vol.claimName}" in namespace "${m.namespace}"`);
+        if (claim?.spec?.accessModes?.includes('ReadWriteOncePod')) vol.readWriteOncePod = true;
+      }
     },
     preflight: {
       checkAccess: (checks) => checkAccess(kube, checks),
@@ -127,5 +135,19 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
     stdout: process.stdout,
     stderr: process.stderr,
     now: () => new Date(),
+  };
+}
+
+/**
+ * The pod the StatefulSet's controller would create for its first member (the client's typed
+ * template, which the dry-run create serializes as any V1Pod).
+ */
+function memberPodOf(sts: V1StatefulSet, topology: EtcdTopology): UtilityPodManifest {
+  const template = sts.spec?.template;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: topology.members[0]?.pod ?? `${topology.workload.name}-0`, namespace: topology.namespace, labels: template?.metadata?.labels ?? {} },
+    spec: (template?.spec ?? { containers: [] }) as unknown as UtilityPodManifest['spec'],
   };
 }

@@ -46,6 +46,8 @@ export interface PreflightInput {
   force: boolean;
   /** Probes the restore holds while the members start (cold-start.ts); patching the template and deleting pods are already checked. */
   coldStart?: ColdStartHold;
+  /** --in-place: utility pods run beside the running members. */
+  inPlace?: boolean;
 }
 
 /**
@@ -141,6 +143,25 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
 
   // Permissions first: a user without them learns everything missing at once.
   await requireAccess(deps, restoreAccessChecks(topology.namespace, topology, input.quiesce, input.pdbs, input.coldStart));
+
+  // A ReadWriteOncePod claim admits one pod at a time: no utility pod can mount it beside its running member.
+  const oneAtATime = topology.members.filter((m) => m.dataVolume?.kind === 'pvc' && m.dataVolume.readWriteOncePod);
+  if (oneAtATime.length) {
+    const claims = oneAtATime.map((m) => `"${m.dataVolume?.kind === 'pvc' ? m.dataVolume.claimName : ''}"`).join(', ');
+    if (input.inPlace) {
+      throw new PreflightError(
+        `--in-place runs a utility pod beside each running member on its claim, and ${claims} ${oneAtATime.length > 1 ? 'are' : 'is'} ReadWriteOncePod (one pod at a time: the utility pod would stay Pending)`,
+        'restore without --in-place: etcd is scaled to 0 first, then the utility pods mount the claims; nothing was changed',
+      );
+    }
+    const guarded = oneAtATime.filter((m) => m.startScripts?.kind === 'bitnami' && m.preStop?.length);
+    if (guarded.length) {
+      throw new PreflightError(
+        `the preStop hook of ${guarded.map((m) => `"${m.name}"`).join(', ')} must be kept from removing the member before etcd stops, through a utility pod on its claim, and ${claims} ${oneAtATime.length > 1 ? 'are' : 'is'} ReadWriteOncePod (one pod at a time)`,
+        'turn the hook off for the restore (Helm: --set removeMemberOnContainerTermination=false), then restore again; nothing was changed',
+      );
+    }
+  }
 
   // A rolling-update partition makes the controller create the pods below it from the old
   // template, probes and all: holding the probes would not let them start.

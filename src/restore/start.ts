@@ -10,7 +10,7 @@ import type { EtcdTopology } from '../etcd/topology.js';
 import { formatRecord } from '../ui/format.js';
 import { compactUtc } from '../ui/time.js';
 import type { RestoreDeps, RestoreOptions } from './command.js';
-import { admitUtilityPods } from './admission.js';
+import { admitMemberPod, admitUtilityPods } from './admission.js';
 import { executePlan } from './execute.js';
 import { openJournal, pendingWorkloads, refuseIfJournal } from './journal-find.js';
 import { JOURNAL_VERSION, type JournalState } from './journal.js';
@@ -38,9 +38,9 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
   const journal = openJournal(places, topology.namespace, topology.workload.name);
   await refuseIfJournal(journal);
   await deps.resolveNodes(topology);
-  const { image: etcdImage, ...coldStart } = await deps.templateFacts(topology);
+  const { image: etcdImage, memberPod, ...coldStart } = await deps.templateFacts(topology);
   const { quiesce, pdbs } = findQuiesceTargets(topology, await deps.listWorkloads(topology.namespace), opts.quiesce);
-  const checked = await preflight({ topology, etcdImage, utilityImage: opts.utilityImage, snapshot, quiesce, pdbs, force: opts.force, coldStart: coldStart.hold }, deps.preflight);
+  const checked = await preflight({ topology, etcdImage, utilityImage: opts.utilityImage, snapshot, quiesce, pdbs, force: opts.force, coldStart: coldStart.hold, inPlace: opts.inPlace }, deps.preflight);
   const stamp = compactUtc(deps.now());
   const plan = buildRestorePlan({
     topology, snapshot, quiesce, pdbs, utilityImage: checked.utilityImage, etcdToolsImage: checked.etcdToolsImage, tool: checked.tool, stamp, inPlace: opts.inPlace,
@@ -49,6 +49,7 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
   plan.warnings.unshift(...checked.warnings, ...(coldStart.warning ? [coldStart.warning] : []));
   // Still before the first change (dry runs store nothing), and before --dry-run prints the plan.
   await admitUtilityPods(plan, deps.cluster(topology.namespace));
+  if (memberPod) await admitMemberPod(plan, memberPod, deps.cluster(topology.namespace));
   if (!plan.tool.bumpRevision && quiesce.length) {
     plan.warnings = plan.warnings.map((w) => (w.includes('restart every kube-apiserver') ? `${w} (the quiesced ${quiesce.map((q) => q.name).join(', ')} restart anyway)` : w));
   }

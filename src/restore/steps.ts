@@ -128,22 +128,29 @@ export function planSteps(input: StepInput): PlanStep[] {
   for (const pdb of input.pdbs) steps.push(step('pdb-delete', `delete PodDisruptionBudget "${pdb.name}" (saved in the journal)`, { pdb: pdb.name }));
   for (const q of input.quiesce) steps.push(step('quiesce', `scale ${q.kind.toLowerCase()} "${q.name}" from ${q.replicas} to 0`, { workload: { kind: q.kind, name: q.name } }));
   // The utility pods start while etcd still runs (beside it on the same node and volume): an image
-  // that cannot be pulled or a pod that is refused stops the restore before etcd is touched.
-  for (const m of members) steps.push(step('utility', `start utility pod "${m.utilityPod.metadata.name}" on node "${m.node}"`, { member: m.member.name }));
+  // that cannot be pulled or a pod that is refused stops the restore before etcd is touched. A
+  // ReadWriteOncePod claim takes one pod at a time: there they start once etcd is stopped.
+  const oneAtATime = scaled && members.some((m) => m.member.dataVolume?.kind === 'pvc' && m.member.dataVolume.readWriteOncePod);
+  const utilitySteps = members.map((m) => step('utility', `start utility pod "${m.utilityPod.metadata.name}" on node "${m.node}"`, { member: m.member.name }));
+  if (!oneAtATime) steps.push(...utilitySteps);
   // Bitnami's preStop hook removes a stopping member from the cluster (by the ID in its member_id
   // file in the legacy images, by its peer URL in the member list in the debian-12 ones) and writes
   // the answer to member_removal.log; its start script acts on those files. With the files kept
   // aside and a directory where the log goes (the hook's shell then never runs the removal),
   // stopping etcd removes no member and no start wipes the restored data.
+  // (On ReadWriteOncePod claims preflight allows this only without the hook: then after etcd stopped.)
+  const keepSteps: PlanStep[] = [];
   for (const m of members) {
     if (m.startFilesDir) {
       const guard = m.removalLogGuard ? ` and make ${m.removalLogGuard} an empty directory` : '';
-      steps.push(step('keep-start-files', `keep the Bitnami start files of member "${m.member.name}" (member_id, new_member_envs, member_removal.log) in ${m.startFilesDir}${guard}, so that its preStop hook cannot remove it from the cluster`, { member: m.member.name }));
+      keepSteps.push(step('keep-start-files', `keep the Bitnami start files of member "${m.member.name}" (member_id, new_member_envs, member_removal.log) in ${m.startFilesDir}${guard}, so that its preStop hook cannot remove it from the cluster`, { member: m.member.name }));
     }
   }
+  if (!oneAtATime) steps.push(...keepSteps);
   const holdClaims = scalingDeletesClaims(workload, input.inPlace);
   if (holdClaims) steps.push(step('retention-hold', holdTitle(workload.name), {}));
   if (scaled) steps.push(step('etcd-stop', `scale statefulset "${workload.name}" to 0 and wait until its pods are gone`, {}));
+  if (oneAtATime) steps.push(...utilitySteps, ...keepSteps);
   for (const m of members) {
     const member = m.member.name;
     steps.push(step('copy', `copy the snapshot to ${m.snapshotPath} and check its sha256`, { member }));

@@ -179,4 +179,33 @@ describe('kubectl etcd restore there', () => {
       await ok(['apply', '-f', '-'], JSON.stringify(QUOTA));
     }
   });
+
+  it('members admitted before a rule their StatefulSet breaks: a deleted one never comes back (the naive way); restore refuses in preflight, before any change', async () => {
+    // The template gains a hostPort (forbidden by baseline, so by restricted) under OnDelete: the
+    // running members stay, as members admitted before a namespace was labelled do.
+    const patch = (ops: unknown[]) => ok(['-n', NS, 'patch', 'statefulset', 'etcd', '--type=json', '-p', JSON.stringify(ops)]);
+    await patch([
+      { op: 'replace', path: '/spec/updateStrategy', value: { type: 'OnDelete' } },
+      { op: 'add', path: '/spec/template/spec/containers/0/ports/0/hostPort', value: 2379 },
+    ]);
+    try {
+      const mark = auditMark(cluster);
+      const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes', '--no-safety-backup']);
+      expect(r.code, r.stdout).toBe(1);
+      const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('warning:'));
+      expect(lines, r.stderr).toHaveLength(1);
+      expect(lines[0]).toMatch(/^error: statefulset "etcd" could not start its members again after the restore stops them: the cluster would refuse its pod "etcd-0": pods "etcd-0" is forbidden: violates PodSecurity "restricted:latest": hostPort \(container "etcd" uses hostPort 2379\); the running members were admitted before that rule; .*nothing was changed$/);
+      expect(mutations(auditSince(cluster, mark), 'admin')).toEqual([]);
+      // What a restore that did not ask would meet once it stopped etcd: the controller cannot create the member again.
+      await ok(['-n', NS, 'delete', 'pod', 'etcd-2', '--wait=true']);
+      await expect.poll(async () => (await ok(['-n', NS, 'get', 'events', '--field-selector', 'reason=FailedCreate', '-o', 'jsonpath={.items[*].message}'])), { timeout: 30_000, interval: 500 })
+        .toMatch(/create Pod etcd-2 in StatefulSet etcd failed error: pods "etcd-2" is forbidden: violates PodSecurity "restricted:latest": hostPort/);
+      expect((await cluster.kubectl(['-n', NS, 'get', 'pod', 'etcd-2'])).code).not.toBe(0);
+    } finally {
+      await patch([{ op: 'remove', path: '/spec/template/spec/containers/0/ports/0/hostPort' }]);
+      await waitClusterHealthy(cluster, B);
+      await patch([{ op: 'replace', path: '/spec/updateStrategy', value: { type: 'RollingUpdate' } }]);
+    }
+    await expectMembers(A_KEYS);
+  }, 300_000);
 });

@@ -3,7 +3,7 @@
 // out fitted to what refused it.
 import { describe, expect, it } from 'vitest';
 import type { EtcdMember, EtcdTopology } from '../../src/etcd/topology.js';
-import { admissionHint, admitUtilityPods } from '../../src/restore/admission.js';
+import { admissionHint, admitMemberPod, admitUtilityPods } from '../../src/restore/admission.js';
 import { buildRestorePlan } from '../../src/restore/plan.js';
 import { PreflightError } from '../../src/restore/preflight.js';
 
@@ -45,5 +45,22 @@ describe('admitUtilityPods', () => {
   ])('hint for %s', (refusal, hint) => {
     expect(admissionHint(refusal, 'etcd')).toContain(hint);
     expect(admissionHint(refusal, 'etcd')).toMatch(/nothing was changed$/);
+  });
+});
+
+describe('admitMemberPod', () => {
+  const pod = { ...plan.members[0]!.utilityPod, metadata: { name: 'etcd-0', namespace: 'etcd', labels: {} } };
+
+  it('passes when the StatefulSet\'s pod is admitted, and when only the quota\'s usage refuses it (the running member it replaces still counts)', async () => {
+    await admitMemberPod(plan, pod, { admitPod: async () => undefined });
+    await admitMemberPod(plan, pod, { admitPod: async () => 'pods "etcd-0" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=3, limited: pods=3' });
+  });
+
+  it('refuses in one line naming the StatefulSet, its pod and the reason, with the way out', async () => {
+    const why = 'pods "etcd-0" is forbidden: violates PodSecurity "baseline:latest": hostPort (container "etcd" uses hostPort 2379)';
+    const err = await admitMemberPod(plan, pod, { admitPod: async () => why }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PreflightError);
+    expect((err as Error).message).toBe(`statefulset "etcd" could not start its members again after the restore stops them: the cluster would refuse its pod "etcd-0": ${why}`);
+    expect((err as PreflightError).hint).toMatch(/^the running members were admitted before that rule; .*kubectl edit statefulset etcd -n etcd.*nothing was changed$/);
   });
 });

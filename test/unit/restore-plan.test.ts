@@ -139,6 +139,15 @@ describe('buildRestorePlan', () => {
     expect(p.members[0]!.chownArgv).toBeUndefined();
   });
 
+  it('ReadWriteOncePod member claims: the utility pods (and Bitnami\'s start files) come after etcd stopped', () => {
+    const rwop = (n: number) => anthosMember(n, { dataVolume: { kind: 'pvc', volumeName: 'data', claimName: `data-kube-etcd-${n}`, mountPath: '/var/lib/etcd', readWriteOncePod: true } });
+    const ids = buildRestorePlan(input([rwop(0), rwop(1)])).steps.map((s) => s.id);
+    expect(ids.indexOf('utility/kube-etcd-0')).toBeGreaterThan(ids.indexOf('etcd-stop'));
+    expect(ids.indexOf('utility/kube-etcd-1')).toBeLessThan(ids.indexOf('copy/kube-etcd-0'));
+    const plain = buildRestorePlan(input([anthosMember(0), anthosMember(1)])).steps.map((s) => s.id);
+    expect(plain.indexOf('utility/kube-etcd-0')).toBeLessThan(plain.indexOf('etcd-stop'));
+  });
+
   it('a root member gets a root utility pod that keeps its seccomp profile', () => {
     const m = anthosMember(0, { podFacts: { podSecurityContext: { seccompProfile: { type: 'RuntimeDefault' } }, securityContext: { capabilities: { drop: ['ALL'] } } } });
     const spec = buildRestorePlan(input([m])).members[0]!.utilityPod.spec;

@@ -51,6 +51,30 @@ describe('preflight with Bitnami\'s start scripts', () => {
   });
 });
 
+describe('preflight with ReadWriteOncePod member claims', () => {
+  const rwop = (hook: boolean): EtcdTopology => {
+    const t = topology(false);
+    return { ...t, members: t.members.map((m) => ({
+      ...m, dataDir: '/bitnami/etcd/data', ...(hook ? { preStop: ['/opt/bitnami/scripts/etcd/prestop.sh'] } : {}),
+      dataVolume: { kind: 'pvc' as const, volumeName: 'data', claimName: `data-${m.pod}`, mountPath: '/bitnami/etcd', readWriteOncePod: true },
+    })) };
+  };
+  const base = { etcdImage: 'docker.io/bitnami/etcd:3.4.23', snapshot, quiesce: [], pdbs: [] };
+
+  it('refuses --in-place, even with --force, naming the claims and the way that works', async () => {
+    const run = preflight({ ...base, topology: rwop(false), inPlace: true, force: true }, deps);
+    await expect(run).rejects.toThrow(/^--in-place runs a utility pod beside each running member on its claim, and "data-etcd-0", "data-etcd-1", "data-etcd-2" are ReadWriteOncePod/);
+    await expect(run).rejects.toMatchObject({ hint: expect.stringMatching(/^restore without --in-place/) });
+  });
+
+  it('refuses Bitnami\'s preStop hook there (kept from removing the member only by a utility pod before etcd stops); goes on without it', async () => {
+    const run = preflight({ ...base, topology: rwop(true), force: false }, deps);
+    await expect(run).rejects.toThrow(/^the preStop hook of "etcd-0", "etcd-1", "etcd-2" must be kept from removing the member before etcd stops/);
+    await expect(run).rejects.toMatchObject({ hint: expect.stringMatching(/removeMemberOnContainerTermination=false/) });
+    await expect(preflight({ ...base, topology: rwop(false), force: false }, deps)).resolves.toBeDefined();
+  });
+});
+
 describe('preflight with probes held while the members start', () => {
   const hold = { container: 'etcd', reasons: ['its podManagementPolicy is OrderedReady (pod 1 is created only once pod 0 is Ready)'], probes: { readinessProbe: { tcpSocket: { port: 1 } } }, updateStrategy: 'RollingUpdate' as const };
   it('refuses a rolling-update partition above 0, even with --force: the pods below it would start from the old template, probes and all', async () => {

@@ -180,7 +180,10 @@ export function makeStatefulSetController({ api, caches, events, log }: Stateful
       await api.create(pod);
       events.record(set, 'Normal', 'SuccessfulCreate', `create Pod ${pod.metadata?.name} in StatefulSet ${setName} successful`);
     } catch (err) {
-      if (statusCode(err) !== 409) throw err;
+      if (statusCode(err) === 409) return;
+      // As stateful_pod_control.go records it (a pod that admission refuses: Pod Security, a quota).
+      events.record(set, 'Warning', 'FailedCreate', `create Pod ${pod.metadata?.name} in StatefulSet ${setName} failed error: ${errLine(err).replace(/^HTTP \d+: /, '')}`);
+      throw err;
     }
   }
 
