@@ -184,6 +184,7 @@ describe('kubectl etcd restore there', () => {
     // The template gains a hostPort (forbidden by baseline, so by restricted) under OnDelete: the
     // running members stay, as members admitted before a namespace was labelled do.
     const patch = (ops: unknown[]) => ok(['-n', NS, 'patch', 'statefulset', 'etcd', '--type=json', '-p', JSON.stringify(ops)]);
+    const keys = await keysOn(cluster, B, 'etcd-0', '/test/');
     await patch([
       { op: 'replace', path: '/spec/updateStrategy', value: { type: 'OnDelete' } },
       { op: 'add', path: '/spec/template/spec/containers/0/ports/0/hostPort', value: 2379 },
@@ -206,6 +207,6 @@ describe('kubectl etcd restore there', () => {
       await waitClusterHealthy(cluster, B);
       await patch([{ op: 'replace', path: '/spec/updateStrategy', value: { type: 'RollingUpdate' } }]);
     }
-    await expectMembers(A_KEYS);
+    await expectMembers(keys);
   }, 300_000);
 });
