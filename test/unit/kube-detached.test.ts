@@ -70,13 +70,14 @@ describe('runDetached', () => {
     const work = mkdtempSync(join(tmpdir(), 'detached-'));
     const log = join(work, 'runs');
     const name = uniqueName();
-    const argv = ['sh', '-c', `echo run >>${log}; sleep 1; echo done-once`];
+    const argv = ['sh', '-c', `echo run >>${log}; sleep 2; echo done-once`];
     // the earlier caller starts the run, then dies (every later exec of it fails for good)
     let calls = 0;
     const host = hostCommand().run;
     const dying: ContainerCommand = (t, a, sig) => (++calls <= 2 ? host(t, a, sig) : Promise.reject(new Error('plugin killed')));
     await expect(runDetached(dying, target, { name, argv }, { pollMs: 20 })).rejects.toThrow('plugin killed');
-    expect((await pollRun(host, target, name)).state).toBe('running');
+    // 'starting' until the detached shell has written its pid (slow on a loaded machine), then 'running'.
+    await expect.poll(async () => (await pollRun(host, target, name)).state, { timeout: 1500, interval: 20 }).toBe('running');
     const r = await runDetached(host, target, { name, argv }, { pollMs: 20 });
     expect(r).toEqual({ exitCode: 0, stdout: 'done-once\n', stderr: '' });
     expect(readFileSync(log, 'utf8')).toBe('run\n');
