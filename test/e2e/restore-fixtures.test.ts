@@ -48,7 +48,8 @@ async function refused(args: string[], opts: { kubeconfig?: string; user?: strin
 }
 
 beforeAll(async () => {
-  ({ cluster, work, state } = await startRestoreCluster(['single:subPath=etcd-$(POD_NAME)', 'bitnami'], 'restore-fixtures'));
+  // As a 1.35 API server, which asks for create as well as get on pods/exec (streams over WebSocket).
+  ({ cluster, work, state } = await startRestoreCluster(['single:subPath=etcd-$(POD_NAME)', 'bitnami'], 'restore-fixtures', { serverVersion: '1.35' }));
   await prepare(SINGLE, 'single');
   await prepare(BITNAMI_ACCESS, 'bitnami');
 }, 600_000);
@@ -82,6 +83,29 @@ describe('preflight refuses before the first mutation', () => {
     expect(exec.stderr).toContain('cannot get resource "pods/exec" in API group "" in the namespace "uc1"');
     const line = await refused([], { kubeconfig, user: 'restricted' });
     expect(line).toMatch(/^error: missing permission in namespace "uc1": .*create pods.*delete pods.*get pods\/exec.*patch statefulsets\.apps\/scale.*; ask a cluster admin/);
+  });
+
+  it('a Role with only get on pods/exec: a 1.35 API server refuses the stream, asking for create too; preflight names it', async () => {
+    expect(JSON.parse((await cluster.kubectl(['version', '-o', 'json'])).stdout).serverVersion.minor).toBe('35');
+    const u = await cluster.sim(['user', 'get-only']);
+    expect(u.code, u.stderr).toBe(0);
+    const rules = [
+      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
+      { apiGroups: [''], resources: ['pods/exec'], verbs: ['get'] },
+    ];
+    const subjects = [{ kind: 'User', name: 'get-only', apiGroup: 'rbac.authorization.k8s.io' }];
+    const applied = await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'get-only', namespace: 'uc1' }, rules },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'get-only', namespace: 'uc1' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'get-only' }, subjects },
+    ] }) });
+    expect(applied.code, applied.stderr).toBe(0);
+    const kubeconfig = join(cluster.dir, 'users', 'get-only.kubeconfig');
+    const exec = await cluster.kubectl(['-n', 'uc1', 'exec', 'kube-etcd-0', '-c', 'kube-etcd', '--', 'true'], { kubeconfig });
+    expect(exec.code).not.toBe(0);
+    expect(exec.stderr).toContain('cannot create resource "pods/exec" in API group "" in the namespace "uc1"');
+    const line = await refused([], { kubeconfig, user: 'get-only' });
+    expect(line).toMatch(/^error: missing permission in namespace "uc1": .*create pods\/exec/);
+    expect(line).not.toMatch(/get pods\/exec/);
   });
 
   it('a member that runs another etcd minor version than the template (a rollout under way)', async () => {

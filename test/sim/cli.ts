@@ -8,6 +8,7 @@ import { down, up } from './apiserver/lifecycle.js';
 import { runFault } from './fault.js';
 import { DEFAULT_ETCD_MINOR, ETCD_MINORS, isEtcdMinor } from './etcd-versions.js';
 import { withFixtureOption } from './fixtures/index.js';
+import { SERVER_MINORS, type ServerMinor } from './apiserver/discovery.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 const program = new Command('sim').description('the local test cluster').showHelpAfterError();
@@ -17,12 +18,14 @@ program.command('up').description('start a cluster and wait until it is ready')
   .option('--fixture <NAME>', 'create a fixture (repeatable)', collect, [] as string[])
   .option('--nodes <N>', 'number of nodes', '3')
   .option('--hostname-labels <MODE>', "nodes' kubernetes.io/hostname label: name (the node's name) or differ (host-N.example.internal)", 'name')
+  .option('--server-version <MINOR>', `the Kubernetes version the API server pretends to be (${SERVER_MINORS.join(' or ')}; 1.35 also asks for create on pods/exec, attach and portforward over WebSocket)`, '1.32')
   .option('--etcd <MINOR>', `etcd minor of every fixture that does not name one (${ETCD_MINORS.join(' or ')}; default ${DEFAULT_ETCD_MINOR})`)
-  .action(async (o: { dir: string; fixture: string[]; nodes: string; etcd?: string; hostnameLabels: string }) => {
+  .action(async (o: { dir: string; fixture: string[]; nodes: string; etcd?: string; hostnameLabels: string; serverVersion: string }) => {
+    if (!(SERVER_MINORS as readonly string[]).includes(o.serverVersion)) throw new Error(`--server-version ${o.serverVersion}: use ${SERVER_MINORS.join(' or ')}`);
     if (o.hostnameLabels !== 'name' && o.hostnameLabels !== 'differ') throw new Error(`--hostname-labels ${o.hostnameLabels}: use name or differ`);
     if (o.etcd !== undefined && !isEtcdMinor(o.etcd)) throw new Error(`--etcd ${o.etcd}: the local cluster runs etcd ${ETCD_MINORS.join(' and ')}`);
     const fixtures = o.etcd ? o.fixture.map((f) => withFixtureOption(f, 'etcd', o.etcd!)) : o.fixture;
-    await up({ dir: o.dir, fixtures, nodes: Number(o.nodes), hostnameLabels: o.hostnameLabels,
+    await up({ dir: o.dir, fixtures, nodes: Number(o.nodes), hostnameLabels: o.hostnameLabels, serverVersion: o.serverVersion as ServerMinor,
       readyTimeoutMs: Number(process.env.SIM_READY_TIMEOUT_MS ?? 180_000), log: (l) => console.log(l) });
   });
 

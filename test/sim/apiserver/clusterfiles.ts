@@ -8,6 +8,7 @@ import { stringify } from 'yaml';
 import { ensureCA } from '../pki.js';
 import { parseTokens } from './auth.js';
 import type { ClientConfig } from './client.js';
+import type { ServerMinor } from './discovery.js';
 
 /** How nodes' `kubernetes.io/hostname` labels relate to their names (kubelet/nodes.ts, nodeHostname). */
 export type HostnameLabels = 'name' | 'differ';
@@ -20,6 +21,8 @@ export interface SimConfig {
   id: string;
   /** `differ`: each node's hostname label is not its name (`sim up --hostname-labels`). */
   hostnameLabels?: HostnameLabels;
+  /** The Kubernetes version the API server pretends to be (`sim up --server-version`; 1.32 when absent). */
+  serverVersion?: ServerMinor;
 }
 
 /** A port on 127.0.0.1 that nobody listens on right now. */
@@ -48,7 +51,7 @@ export function readSimConfig(dir: string): SimConfig {
 }
 
 /** Writes sim.json (keeping port and id of an existing one), the CA, tokens.csv and the kubeconfigs. */
-export async function writeClusterFiles(dir: string, nodeCount: number, hostnameLabels: HostnameLabels = 'name'): Promise<SimConfig> {
+export async function writeClusterFiles(dir: string, nodeCount: number, hostnameLabels: HostnameLabels = 'name', serverVersion?: ServerMinor): Promise<SimConfig> {
   mkdirSync(join(dir, 'logs'), { recursive: true });
   mkdirSync(join(dir, 'pids'), { recursive: true });
   mkdirSync(join(dir, 'users'), { recursive: true });
@@ -59,6 +62,7 @@ export async function writeClusterFiles(dir: string, nodeCount: number, hostname
     podCIDR: '10.88.0.0/16',
     id: old?.id ?? randomBytes(3).toString('hex'),
     ...(hostnameLabels !== 'name' ? { hostnameLabels } : {}),
+    ...(serverVersion && serverVersion !== '1.32' ? { serverVersion } : {}),
   };
   writeAtomic(join(dir, 'sim.json'), JSON.stringify(sim, null, 2) + '\n', 0o644);
   ensureCA(join(dir, 'pki'), 'ca');

@@ -2,7 +2,9 @@
 // options it was started with, the served types, the REST layer over the object store, the bearer
 // token users and the audit log file; and authentication of a request by its bearer token.
 import type { IncomingMessage } from 'node:http';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ServerMinor } from './discovery.js';
 import { TokenFile, type UserInfo } from './auth.js';
 import { builtinResources, type ResourceDef } from './registry.js';
 import { ResourceApi } from './rest.js';
@@ -24,6 +26,8 @@ export interface ServerContext {
   api: ResourceApi;
   tokens: TokenFile;
   auditFile: string;
+  /** The Kubernetes version it pretends to be (DIR/sim.json serverVersion; 1.32 when absent). */
+  serverVersion: ServerMinor;
 }
 
 /** The shared state for a server started with opts. */
@@ -34,7 +38,15 @@ export function serverContext(opts: ApiServerOptions): ServerContext {
     api: new ResourceApi(opts.store),
     tokens: new TokenFile(join(opts.dir, 'tokens.csv')),
     auditFile: join(opts.dir, 'audit.log'),
+    serverVersion: simServerVersion(opts.dir),
   };
+}
+
+/** The serverVersion of DIR/sim.json (1.32 when it has none, or there is no sim.json: a bare server in a test). */
+function simServerVersion(dir: string): ServerMinor {
+  const file = join(dir, 'sim.json');
+  if (!existsSync(file)) return '1.32';
+  return (JSON.parse(readFileSync(file, 'utf8')) as { serverVersion?: ServerMinor }).serverVersion ?? '1.32';
 }
 
 /** The user of the request's bearer token (DIR/tokens.csv), or undefined. */

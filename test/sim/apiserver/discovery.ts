@@ -5,9 +5,19 @@
 import type { V1APIGroup, V1APIGroupList, V1APIResource, V1APIResourceList, V1APIVersions } from '@kubernetes/client-node';
 import { apiVersionOf, resourceVerbs, subresourceVerbs, type ResourceDef } from './registry.js';
 
-/** The simulated server version. */
-export const SERVER_VERSION = { major: '1', minor: '32', gitVersion: 'v1.32.0-sim', gitCommit: 'sim', gitTreeState: 'clean',
-  buildDate: '2026-01-01T00:00:00Z', goVersion: 'go1.23', compiler: 'gc', platform: 'linux/amd64' };
+/** The Kubernetes minor versions the simulator can pretend to be (`sim up --server-version`). */
+export const SERVER_MINORS = ['1.32', '1.35'] as const;
+export type ServerMinor = (typeof SERVER_MINORS)[number];
+
+/** What /version answers for a minor (1.32 unless the cluster was started as another). */
+export function serverVersion(minor: ServerMinor = '1.32'): Record<string, string> {
+  const m = minor.split('.')[1]!;
+  return { major: '1', minor: m, gitVersion: `v${minor}.0-sim`, gitCommit: 'sim', gitTreeState: 'clean',
+    buildDate: '2026-01-01T00:00:00Z', goVersion: m === '32' ? 'go1.23' : 'go1.25', compiler: 'gc', platform: 'linux/amd64' };
+}
+
+/** The simulated server version of a cluster started without --server-version. */
+export const SERVER_VERSION = serverVersion('1.32');
 
 function groupsOf(defs: ResourceDef[]): Map<string, string> {
   const groups = new Map<string, string>();

@@ -9,6 +9,7 @@ import type { Json } from '../json.js';
 import { call, collectionPath, resourceFor, type ClientConfig } from './client.js';
 import { clientConfig, readSimConfig, writeClusterFiles, type HostnameLabels } from './clusterfiles.js';
 import { COMPONENTS, componentPresent, mountsUnder, processesMentioning, REPO_ROOT, runningPid, startComponent, stopComponent } from './procs.js';
+import type { ServerMinor } from './discovery.js';
 
 /** Options of `sim up`. */
 export interface UpOptions {
@@ -17,6 +18,8 @@ export interface UpOptions {
   nodes: number;
   /** `differ`: every node's `kubernetes.io/hostname` label differs from its name (default `name`: equal). */
   hostnameLabels?: HostnameLabels;
+  /** The Kubernetes version the API server pretends to be (default 1.32). */
+  serverVersion?: ServerMinor;
   /** How long to wait for nodes and fixture pods, in ms. */
   readyTimeoutMs: number;
   log: (line: string) => void;
@@ -154,7 +157,7 @@ export async function up(opts: UpOptions): Promise<void> {
   const dir = resolve(opts.dir);
   mkdirSync(dir, { recursive: true });
   if (runningPid(dir, 'apiserver')) throw new Error(`a cluster is already running in "${dir}"; run \`npm run sim -- down --dir ${dir}\` first`);
-  const sim = await writeClusterFiles(dir, opts.nodes, opts.hostnameLabels);
+  const sim = await writeClusterFiles(dir, opts.nodes, opts.hostnameLabels, opts.serverVersion);
   const cfg = clientConfig(dir);
   startComponent(dir, 'apiserver', COMPONENTS[0].file);
   await waitApiReady(cfg, dir, 30_000);

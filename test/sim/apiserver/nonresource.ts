@@ -3,7 +3,7 @@
 // per-group-version documents). Health paths are answered before authentication (requests.ts).
 // Differences from a real API server: any other path is 404, /metrics and /logs included.
 import type { ServerContext } from './context.js';
-import { apiGroup, apiGroupList, apiResourceList, apiVersions, SERVER_VERSION } from './discovery.js';
+import { apiGroup, apiGroupList, apiResourceList, apiVersions, serverVersion } from './discovery.js';
 import type { Reply } from './httpio.js';
 import { openApiV2Doc, openApiV2Protobuf, openApiV3Doc, openApiV3Index } from './openapi.js';
 import type { RequestInfo } from './requestinfo.js';
@@ -23,7 +23,7 @@ export function nonResourceReply(ctx: ServerContext, info: RequestInfo, accept: 
   }
   if (p === '/api') return { code: 200, body: apiVersions(`127.0.0.1:${ctx.opts.port}`) };
   if (p === '/apis') return { code: 200, body: apiGroupList(defs) };
-  if (p === '/version') return { code: 200, body: SERVER_VERSION };
+  if (p === '/version') return { code: 200, body: serverVersion(ctx.serverVersion) };
   if (p === '/openapi/v3') return { code: 200, body: openApiV3Index(defs) };
   if (p.startsWith('/openapi/v3/')) {
     const doc = openApiV3Doc(defs, p.slice('/openapi/v3/'.length));

@@ -46,6 +46,10 @@ async function podStream(ctx: ServerContext, req: IncomingMessage, user: UserInf
   const def = resolveResource(ctx, info);
   if (info.resource !== 'pods' || !STREAM_KINDS.has(info.subresource)) throw new ApiError(400, 'BadRequest', 'upgrade requests are only served for pod streams');
   checkAccess(ctx, user, info, def);
+  // 1.35 and later also ask for `create` on a WebSocket upgrade, the verb SPDY's POST had
+  // (AuthorizePodWebsocketUpgradeCreatePermission, beta and on by default in 1.35;
+  // kubernetes/kubernetes#133515), so a Role granting only `get` no longer streams.
+  if (conn.socket && ctx.serverVersion !== '1.32') checkAccess(ctx, user, { ...info, verb: 'create' }, def);
   const pod = ctx.api.get({ def, namespace: info.namespace, name: info.name, subresource: '' }) as Stored<V1Pod>;
   const handler = await loadPodStreams();
   if (!handler) throw new ApiError(501, 'NotImplemented', 'pod streams are not available in this simulator build');
