@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anthosEtcdImage } from '../sim/fixtures/anthos.js';
 import { teardown, type SimCluster } from '../sim/harness.js';
 import {
-  anthosAccess, auditMark, auditSince, BITNAMI_ACCESS, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, mutations, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy, type EtcdAccess,
+  anthosAccess, auditMark, auditSince, BITNAMI_ACCESS, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, mutations, pruneSetAside, refusedBeforeChange, startKubectlEtcd, startRestoreCluster, waitClusterHealthy, type EtcdAccess,
 } from './restore-helpers.js';
 
 const SINGLE = anthosAccess(1);
@@ -36,15 +36,22 @@ async function prepare(a: EtcdAccess, name: string): Promise<void> {
   await etcdctl(cluster, a, pod, ['del', '/test/a1']);
 }
 
-/** Runs a restore that preflight must refuse; returns the single stderr line after checking nothing changed. */
-async function refused(args: string[], opts: { kubeconfig?: string; user?: string } = {}): Promise<string> {
-  const mark = auditMark(cluster);
-  const r = await kubectlEtcd(cluster, state, ['restore', snapshots['single']!, '-n', 'uc1', '--yes', '--no-safety-backup', ...args], { kubeconfig: opts.kubeconfig });
-  expect(r.code, r.stdout).not.toBe(0);
-  expect(mutations(auditSince(cluster, mark), opts.user ?? 'admin')).toEqual([]);
-  const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('warning:'));
-  expect(lines, r.stderr).toHaveLength(1);
-  return lines[0]!;
+/** Runs a restore of `single` that preflight must refuse; returns the single stderr line after checking nothing changed. */
+function refused(args: string[], opts: { kubeconfig?: string; user?: string } = {}): Promise<string> {
+  return refusedBeforeChange(cluster, state, ['restore', snapshots['single']!, '-n', 'uc1', '--yes', '--no-safety-backup', ...args], opts);
+}
+
+/** A Role in uc1 with these rules, bound to a new token user; returns the user's kubeconfig. */
+async function userWithRole(user: string, rules: unknown[]): Promise<string> {
+  const u = await cluster.sim(['user', user]);
+  expect(u.code, u.stderr).toBe(0);
+  const subjects = [{ kind: 'User', name: user, apiGroup: 'rbac.authorization.k8s.io' }];
+  const applied = await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: user, namespace: 'uc1' }, rules },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: user, namespace: 'uc1' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: user }, subjects },
+  ] }) });
+  expect(applied.code, applied.stderr).toBe(0);
+  return join(cluster.dir, 'users', `${user}.kubeconfig`);
 }
 
 beforeAll(async () => {
@@ -58,25 +65,12 @@ afterAll(() => teardown(cluster, work));
 
 describe('preflight refuses before the first mutation', () => {
   it('a user without the needed permissions: every missing one listed at once, get pods/exec too (a WebSocket exec is a GET; create alone was SPDY\'s)', async () => {
-    const u = await cluster.sim(['user', 'restricted']);
-    expect(u.code, u.stderr).toBe(0);
-    const role = {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'etcd-reader', namespace: 'uc1' },
-      rules: [
-        { apiGroups: [''], resources: ['pods', 'configmaps', 'persistentvolumeclaims'], verbs: ['get', 'list', 'watch'] },
-        { apiGroups: [''], resources: ['pods/exec'], verbs: ['create'] },
-        { apiGroups: ['apps'], resources: ['statefulsets', 'deployments'], verbs: ['get', 'list'] },
-        { apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: ['get', 'list'] },
-      ],
-    };
-    const binding = {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'etcd-reader', namespace: 'uc1' },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'etcd-reader' },
-      subjects: [{ kind: 'User', name: 'restricted', apiGroup: 'rbac.authorization.k8s.io' }],
-    };
-    const applied = await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [role, binding] }) });
-    expect(applied.code, applied.stderr).toBe(0);
-    const kubeconfig = join(cluster.dir, 'users', 'restricted.kubeconfig');
+    const kubeconfig = await userWithRole('restricted', [
+      { apiGroups: [''], resources: ['pods', 'configmaps', 'persistentvolumeclaims'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['pods/exec'], verbs: ['create'] },
+      { apiGroups: ['apps'], resources: ['statefulsets', 'deployments'], verbs: ['get', 'list'] },
+      { apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: ['get', 'list'] },
+    ]);
     // The naive Role (create on pods/exec, as for SPDY): a WebSocket exec is refused as a `get`.
     const exec = await cluster.kubectl(['-n', 'uc1', 'exec', 'kube-etcd-0', '-c', 'kube-etcd', '--', 'true'], { kubeconfig });
     expect(exec.code).not.toBe(0);
@@ -87,19 +81,10 @@ describe('preflight refuses before the first mutation', () => {
 
   it('a Role with only get on pods/exec: a 1.35 API server refuses the stream, asking for create too; preflight names it', async () => {
     expect(JSON.parse((await cluster.kubectl(['version', '-o', 'json'])).stdout).serverVersion.minor).toBe('35');
-    const u = await cluster.sim(['user', 'get-only']);
-    expect(u.code, u.stderr).toBe(0);
-    const rules = [
+    const kubeconfig = await userWithRole('get-only', [
       { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
       { apiGroups: [''], resources: ['pods/exec'], verbs: ['get'] },
-    ];
-    const subjects = [{ kind: 'User', name: 'get-only', apiGroup: 'rbac.authorization.k8s.io' }];
-    const applied = await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'get-only', namespace: 'uc1' }, rules },
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'get-only', namespace: 'uc1' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'get-only' }, subjects },
-    ] }) });
-    expect(applied.code, applied.stderr).toBe(0);
-    const kubeconfig = join(cluster.dir, 'users', 'get-only.kubeconfig');
+    ]);
     const exec = await cluster.kubectl(['-n', 'uc1', 'exec', 'kube-etcd-0', '-c', 'kube-etcd', '--', 'true'], { kubeconfig });
     expect(exec.code).not.toBe(0);
     expect(exec.stderr).toContain('cannot create resource "pods/exec" in API group "" in the namespace "uc1"');
@@ -477,13 +462,9 @@ describe('Pod Security "restricted" enforced on the namespace of members that co
   it('members that run as root, admitted before their namespace enforced "restricted" (enforcement judges new pods only): restore refuses in preflight, before any change, in one line naming the pod, the member, the rule and the way out', async () => {
     await label('uc1', 'restricted');
     const mark = auditMark(cluster);
-    const r = await kubectlEtcd(cluster, state, ['restore', snapshots['single']!, '-n', 'uc1', '--yes', '--no-safety-backup']);
-    expect(r.code, r.stdout).toBe(1);
-    const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('warning:'));
-    expect(lines, r.stderr).toHaveLength(1);
-    expect(lines[0]).toMatch(/^error: the cluster would refuse utility pod "etcd-utility-0" for member "kube-etcd-0": pods "etcd-utility-0" is forbidden: violates PodSecurity "restricted:latest": .*; namespace "uc1" enforces Pod Security level "restricted" .*\(kubectl label namespace uc1 pod-security\.kubernetes\.io\/enforce=baseline --overwrite\).*nothing was changed/);
+    const line = await refused([]);
+    expect(line).toMatch(/^error: the cluster would refuse utility pod "etcd-utility-0" for member "kube-etcd-0": pods "etcd-utility-0" is forbidden: violates PodSecurity "restricted:latest": .*; namespace "uc1" enforces Pod Security level "restricted" .*\(kubectl label namespace uc1 pod-security\.kubernetes\.io\/enforce=baseline --overwrite\).*nothing was changed/);
     const since = auditSince(cluster, mark);
-    expect(mutations(since, 'admin')).toEqual([]);
     // It asked the server: a dry-run create, refused.
     expect(since.filter((e) => e.verb === 'create' && e.resource === 'pods' && /dryRun=All/.test(e.requestURI ?? '')).map((e) => e.code)).toEqual([403]);
   });

@@ -149,6 +149,21 @@ export function mutations(entries: AuditEntry[], user: string): AuditEntry[] {
 }
 
 /**
+ * Runs a plugin command that must be refused before any change: exit 1, no mutating request by
+ * `user` in the audit log, one stderr line (warnings aside). Returns that line; throws otherwise.
+ */
+export async function refusedBeforeChange(cluster: SimCluster, stateDir: string, args: string[], opts: { kubeconfig?: string; user?: string } = {}): Promise<string> {
+  const mark = auditMark(cluster);
+  const r = await kubectlEtcd(cluster, stateDir, args, opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {});
+  if (r.code !== 1) throw new Error(`kubectl etcd ${args.join(' ')} exited ${r.code}, not 1 (refused): ${r.stderr}`);
+  const changed = mutations(auditSince(cluster, mark), opts.user ?? 'admin');
+  if (changed.length) throw new Error(`kubectl etcd ${args.join(' ')} changed the cluster before refusing: ${JSON.stringify(changed)}`);
+  const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('warning:'));
+  if (lines.length !== 1) throw new Error(`kubectl etcd ${args.join(' ')} refused in ${lines.length} lines, not one: ${r.stderr}`);
+  return lines[0]!;
+}
+
+/**
  * Waits until `endpoint health --cluster` passes from the first pod (a quorum read), as an operator
  * would before writing after a restore or an abort. A plain loop, so it also works in beforeAll.
  */
