@@ -21,11 +21,11 @@ export function journalConfigMapName(workload: string): string {
 }
 
 /** The journal format this version writes and reads. */
-export const JOURNAL_VERSION = 3;
+export const JOURNAL_VERSION = 4;
 
 /** Everything needed to resume or roll back a restore. */
 export interface JournalState {
-  /** 2 since steps are typed (steps.ts), 3 since a restore has its own cluster token; older journals are refused with a hint. */
+  /** 2 since steps are typed (steps.ts), 3 since a restore has its own cluster token, 4 since utility pods inherit from their member (security context, tolerations, pinning by node name); older journals are refused with a hint. */
   version: typeof JOURNAL_VERSION;
   stamp: string;
   namespace: string;
@@ -111,7 +111,7 @@ function parseJournal(text: string, where: string): JournalState {
     throw new PluginError(`the restore journal ${where} is not valid JSON`, 'a restore may be in progress: check the file against the cluster, and move it aside only once no restore is running');
   }
   const version = (state as { version?: unknown } | null)?.version;
-  if (version === 1 || version === 2) {
+  if (version === 1 || version === 2 || version === 3) {
     throw new PluginError(`the restore journal ${where} was written by an older kubectl-etcd (journal version ${version})`, 'finish it with that version (`kubectl etcd restore --resume` or `--abort`), then restore again with this one');
   }
   if (!state || typeof state !== 'object' || version !== JOURNAL_VERSION || !state.plan || !Array.isArray(state.done)) {

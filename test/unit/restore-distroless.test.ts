@@ -222,7 +222,7 @@ describe('a restore plan for a distroless etcd image', () => {
   it('survives the journal: --resume rebuilds the same two-container plan from it', () => {
     const stored = JSON.parse(JSON.stringify(plan)) as typeof plan;
     const state = {
-      version: 3 as const, stamp: plan.stamp, namespace: 'dl', workload: 'etcd', snapshot: { path: 's.db', sha256: 'ab', revision: 42, totalKey: 10 },
+      version: 4 as const, stamp: plan.stamp, namespace: 'dl', workload: 'etcd', snapshot: { path: 's.db', sha256: 'ab', revision: 42, totalKey: 10 },
       etcdReplicas: 3, quiesce: [], pdbs: [], done: [], phase: 'running' as const, plan: stored, startedAt: '', updatedAt: '',
     };
     expect(() => checkStoredPlan(state, 'test')).not.toThrow();

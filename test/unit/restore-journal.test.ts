@@ -32,7 +32,7 @@ function configMaps(fail?: Error): ConfigMapAccess & { maps: Map<string, { data:
 
 function state(workload: string): JournalState {
   return {
-    version: 3, stamp: 'S', namespace: 'uc1', workload, snapshot: { path: 's.db', sha256: 'ab', revision: 1, totalKey: 1 },
+    version: 4, stamp: 'S', namespace: 'uc1', workload, snapshot: { path: 's.db', sha256: 'ab', revision: 1, totalKey: 1 },
     etcdReplicas: 3, quiesce: [], pdbs: [], done: [], phase: 'running', plan: { steps: [] } as never, startedAt: '', updatedAt: '',
   };
 }
@@ -49,6 +49,14 @@ describe('reading a journal that cannot be read (E1)', () => {
     const journal = new Journal([fileJournalStore(path)], () => new Date());
     await expect(journal.load()).rejects.toThrow(message);
     await expect(journal.load()).rejects.toMatchObject({ hint: expect.stringMatching(/restore may be in progress/) });
+  });
+
+  it('a journal an earlier version wrote (3: utility pods as they were planned before they inherited from their member) is refused, naming the version that finishes it', async () => {
+    const path = join(dir(), 'restore-uc1-kube-etcd.json');
+    writeFileSync(path, JSON.stringify({ version: 3, plan: {}, done: [] }));
+    const journal = new Journal([fileJournalStore(path)], () => new Date());
+    await expect(journal.load()).rejects.toThrow(/was written by an older kubectl-etcd \(journal version 3\)$/);
+    await expect(journal.load()).rejects.toMatchObject({ hint: expect.stringMatching(/^finish it with that version/) });
   });
 
   it('a ConfigMap the user may not read throws naming it and the next step', async () => {

@@ -23,7 +23,7 @@ function journal(workload = 'kube-etcd', etcdToolsImage?: string): JournalState 
   });
   const done = plan.steps.map((s) => s.id).filter((id) => !['verify', 'finish'].includes(id));
   return JSON.parse(JSON.stringify({
-    version: 3, stamp: 'S', namespace: 'uc1', workload, snapshot: { path: 's.db', sha256: 'abc', revision: 5, totalKey: 5 },
+    version: 4, stamp: 'S', namespace: 'uc1', workload, snapshot: { path: 's.db', sha256: 'abc', revision: 5, totalKey: 5 },
     etcdReplicas: 1, quiesce: [], pdbs: [], done, phase: 'running', plan, startedAt: '', updatedAt: '2026-01-01T00:00:00Z',
   })) as JournalState;
 }

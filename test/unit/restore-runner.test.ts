@@ -73,7 +73,7 @@ function harness(failOn?: string, atRisk: string[] = []) {
     now: () => 0,
   };
   const state: JournalState = {
-    version: 3, stamp: 'S', namespace: 'uc1', workload: 'kube-etcd', snapshot: { path: 's.db', sha256: 'abc', revision: 5, totalKey: 5 },
+    version: 4, stamp: 'S', namespace: 'uc1', workload: 'kube-etcd', snapshot: { path: 's.db', sha256: 'abc', revision: 5, totalKey: 5 },
     etcdReplicas: 2, quiesce: plan.quiesce, pdbs: plan.pdbs, done: [], phase: 'running', plan, startedAt: '', updatedAt: '',
   };
   return { calls, deps, state, store, setReplicas: (n: number) => { replicas = n; } };

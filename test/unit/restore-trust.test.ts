@@ -20,7 +20,7 @@ function journal(): JournalState {
   plan.warnings.unshift('a preflight warning the command adds');
   // As stored: through JSON, as the ConfigMap and the file hold it.
   return JSON.parse(JSON.stringify({
-    version: 3, stamp: 'S', namespace: 'uc1', workload: 'kube-etcd', snapshot: { path: 's.db', sha256: 'abc', revision: 5, totalKey: 5 },
+    version: 4, stamp: 'S', namespace: 'uc1', workload: 'kube-etcd', snapshot: { path: 's.db', sha256: 'abc', revision: 5, totalKey: 5 },
     etcdReplicas: 2, quiesce: plan.quiesce, pdbs: plan.pdbs, done: ['journal', 'pdb-delete/pdb'], phase: 'running', plan, startedAt: '', updatedAt: '2026-01-01T00:00:00Z',
   })) as JournalState;
 }
