@@ -90,7 +90,8 @@ export async function startCluster(opts: { fixtures?: string[]; nodes?: number; 
     down: async () => {
       const r = await simCli(['down', '--dir', dir]);
       if (r.code !== 0) throw new Error(`sim down failed: ${r.stderr.trim() || r.stdout.trim()}`);
-      rmSync(dir, { recursive: true, force: true });
+      // SIM_KEEP=1 keeps the cluster's directory (logs, audit log, state) to read after a failure.
+      if (!process.env['SIM_KEEP']) rmSync(dir, { recursive: true, force: true });
     },
   };
   if (up.code !== 0) {
