@@ -16,6 +16,7 @@ import { checkAccess } from '../kube/access.js';
 import type { KubeContext } from '../kube/client.js';
 import { apiError, readOrUndefined } from '../kube/errors.js';
 import { containerCommand } from '../kube/exec.js';
+import { schedulingTaints } from '../kube/taints.js';
 import type { Logger } from '../ui/log.js';
 import { kubeRestoreCluster, nodeOfClaim } from './cluster.js';
 import { coldStartHold } from './cold-start.js';
@@ -96,11 +97,27 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
     },
     preflight: {
       checkAccess: (checks) => checkAccess(kube, checks),
-      async nodeReady(node) {
+      async readNode(node) {
         try {
           const n = await kube.core.readNode({ name: node });
           const c = n.status?.conditions?.find((x) => x.type === 'Ready');
-          return { ready: c?.status === 'True', reason: c?.status === 'True' ? undefined : c?.reason ?? c?.message };
+          return { ready: c?.status === 'True', reason: c?.status === 'True' ? undefined : c?.reason ?? c?.message, taints: schedulingTaints(n as Parameters<typeof schedulingTaints>[0]) };
+        } catch {
+          return undefined;
+        }
+      },
+      async dataPinnedToNode(m) {
+        const vol = m.dataVolume;
+        if (vol?.kind === 'hostPath') return true;
+        if (vol?.kind !== 'pvc') return false;
+        try {
+          const claim = await kube.core.readNamespacedPersistentVolumeClaim({ name: vol.claimName, namespace: m.namespace });
+          const pvName = claim.spec?.volumeName;
+          if (!pvName) return undefined;
+          const pv = await kube.core.readPersistentVolume({ name: pvName });
+          // A local volume (or any whose node affinity names single hosts) cannot follow its pod.
+          const terms = pv.spec?.nodeAffinity?.required?.nodeSelectorTerms ?? [];
+          return terms.length > 0 && terms.every((t) => [...(t.matchExpressions ?? []), ...(t.matchFields ?? [])].some((e) => e.key === 'kubernetes.io/hostname' || e.key === 'metadata.name'));
         } catch {
           return undefined;
         }

@@ -57,7 +57,7 @@ const OWN_TOLERATIONS: Array<Record<string, unknown>> = [
 ];
 
 /** The member's tolerations (the taints of its node it was let onto), then ours that it lacks. */
-function utilityTolerations(member: Array<Record<string, unknown>>): Array<Record<string, unknown>> {
+export function utilityTolerations(member: Array<Record<string, unknown>>): Array<Record<string, unknown>> {
   const same = (a: Record<string, unknown>, b: Record<string, unknown>) => a['key'] === b['key'] && (a['effect'] ?? '') === (b['effect'] ?? '');
   return [...member, ...OWN_TOLERATIONS.filter((t) => !member.some((m) => same(m, t)))];
 }

@@ -11,10 +11,12 @@
 import { ForbiddenError, PluginError } from '../errors.js';
 import type { AccessCheck, DeniedAccess } from '../kube/access.js';
 import { accessError } from '../kube/access.js';
+import { formatTaint, UNSCHEDULABLE_TAINT, untolerated, type Taint, type Toleration } from '../kube/taints.js';
 import { memberContainer, type EtcdMember, type EtcdTopology } from '../etcd/topology.js';
 import type { CommandResult, ContainerCommand } from '../kube/exec.js';
 import type { ColdStartHold } from './cold-start.js';
 import { measureKeptArgv, parseKeptListing, type MemberSpace } from './kept.js';
+import { utilityTolerations } from './manifests.js';
 import { bitnamiRemovalLog, type PdbRecord, type QuiesceTarget, type RestoreTool } from './plan.js';
 import { imageTagVersion, type RestoreSnapshotFacts } from './snapshot.js';
 import { compareVersions } from './versions.js';
@@ -25,8 +27,10 @@ export class PreflightError extends PluginError {}
 /** What preflight talks to. */
 export interface PreflightDeps {
   checkAccess(checks: AccessCheck[]): Promise<DeniedAccess[]>;
-  /** Ready condition of a node; undefined when it cannot be read. */
-  nodeReady(node: string): Promise<{ ready: boolean; reason?: string } | undefined>;
+  /** A node's Ready condition and the taints that keep pods off it (schedulingTaints); undefined when it cannot be read. */
+  readNode(node: string): Promise<{ ready: boolean; reason?: string; taints: Taint[] } | undefined>;
+  /** Whether a member's data is bound to its node (a hostPath, or a local volume's node affinity); undefined when that cannot be read. */
+  dataPinnedToNode(member: EtcdMember): Promise<boolean | undefined>;
   /** Runs argv in a container (here: a member's etcd container). */
   run: ContainerCommand;
   /** Capacity in bytes of a member's data PVC, when it has one. */
@@ -48,6 +52,8 @@ export interface PreflightInput {
   coldStart?: ColdStartHold;
   /** --in-place: utility pods run beside the running members. */
   inPlace?: boolean;
+  /** The pod the StatefulSet creates for a member (its template): it must find the member's node again after the restore. */
+  memberPod?: { spec: Record<string, unknown> };
 }
 
 /**
@@ -244,9 +250,10 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
       refuse(`member "${m.name}" has no known node`, 'start its pod or bind its volume first');
       continue;
     }
-    const st = await deps.nodeReady(m.node);
-    if (st === undefined) warnings.push(`cannot read node "${m.node}"; its readiness is not checked`);
+    const st = await deps.readNode(m.node);
+    if (st === undefined) warnings.push(`cannot read node "${m.node}"; its readiness and taints are not checked`);
     else if (!st.ready) refuse(`node "${m.node}" of member "${m.name}" is not Ready${st.reason ? ` (${st.reason})` : ''}`, 'bring the node back or move the member');
+    else warnings.push(...await placementOnNode(m, m.node, st.taints, input, deps));
   }
 
   // The utility pods: which image gives the shell and which the restore tool; probed where the etcd image runs.
@@ -395,4 +402,34 @@ async function execInMember(deps: PreflightDeps, m: EtcdMember, argv: string[]):
     if (err instanceof ForbiddenError) throw err;
     return undefined;
   }
+}
+
+/**
+ * Whether the pods a restore puts on a member's node will be scheduled there: its utility pod
+ * (pinned to the node by name, with the member's tolerations and ours) and, after the restore, the
+ * member itself, which the StatefulSet creates from its template and which must go back to that
+ * node when its data cannot move. A taint that came after the member was scheduled (NoSchedule
+ * does not evict), or a cordon, would otherwise leave a pod Pending once etcd is stopped.
+ * Returns warnings; throws the refusal.
+ */
+async function placementOnNode(m: EtcdMember, node: string, taints: Taint[], input: PreflightInput, deps: PreflightDeps): Promise<string[]> {
+  const sts = `statefulset "${input.topology.workload.name}"`;
+  const untaint = (t: Taint) => t.key === UNSCHEDULABLE_TAINT ? `uncordon it (kubectl uncordon ${node})` : `remove the taint (kubectl taint node ${node} ${formatTaint(t)}-)`;
+  const which = (t: Taint) => (t.key === UNSCHEDULABLE_TAINT ? 'is cordoned' : `has taint ${formatTaint(t)}`);
+  const utilityTaint = untolerated(taints, utilityTolerations(m.podFacts?.tolerations ?? []));
+  if (utilityTaint) {
+    throw new PreflightError(
+      `node "${node}" of member "${m.name}" ${which(utilityTaint)}, which the member's pod does not tolerate (it came after the member was scheduled): the utility pod, which has the member's tolerations, would never be scheduled there`,
+      `${untaint(utilityTaint)} for the restore, or add a toleration for it to ${sts}'s pod template and let the pods roll, then restore again; nothing was changed`,
+    );
+  }
+  const memberTaint = input.memberPod && untolerated(taints, input.memberPod.spec['tolerations'] as Toleration[] | undefined);
+  if (!memberTaint) return [];
+  const pinned = await deps.dataPinnedToNode(m);
+  if (pinned === false) return [`node "${node}" of member "${m.name}" ${which(memberTaint)}: the member will start on another node after the restore (its volume can move)`];
+  const cannot = `${sts} could not start member "${m.name}" again after the restore stops it: node "${node}" ${which(memberTaint)}, which its pods do not tolerate`;
+  if (pinned === undefined) {
+    throw new PreflightError(`${cannot}, and whether the member's data can move to another node could not be read`, `${untaint(memberTaint)} for the restore, then restore again; nothing was changed`);
+  }
+  throw new PreflightError(`${cannot}, and the member's data is bound to that node`, `${untaint(memberTaint)} for the restore, then restore again; nothing was changed`);
 }

@@ -40,7 +40,7 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
   await deps.resolveNodes(topology);
   const { image: etcdImage, memberPod, ...coldStart } = await deps.templateFacts(topology);
   const { quiesce, pdbs } = findQuiesceTargets(topology, await deps.listWorkloads(topology.namespace), opts.quiesce);
-  const checked = await preflight({ topology, etcdImage, utilityImage: opts.utilityImage, snapshot, quiesce, pdbs, force: opts.force, coldStart: coldStart.hold, inPlace: opts.inPlace }, deps.preflight);
+  const checked = await preflight({ topology, etcdImage, utilityImage: opts.utilityImage, snapshot, quiesce, pdbs, force: opts.force, coldStart: coldStart.hold, inPlace: opts.inPlace, ...(memberPod ? { memberPod } : {}) }, deps.preflight);
   const stamp = compactUtc(deps.now());
   const plan = buildRestorePlan({
     topology, snapshot, quiesce, pdbs, utilityImage: checked.utilityImage, etcdToolsImage: checked.etcdToolsImage, tool: checked.tool, stamp, inPlace: opts.inPlace,

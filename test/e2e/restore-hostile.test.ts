@@ -5,7 +5,8 @@
 // kubernetes.io/hostname labels are not their names. First each thing a restore's utility pod
 // used to lack is shown refused or left Pending by the cluster, one at a time; then a restore,
 // an --in-place restore, and a restore killed after etcd stopped then resumed or rolled back all
-// work there; last a quota with no room is refused in preflight before any change.
+// work there; last what no restore could get through is refused in preflight before any change:
+// a quota with no room, a member's node cordoned or newly tainted, a template the cluster refuses.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { teardown, type SimCluster } from '../sim/harness.js';
@@ -174,6 +175,33 @@ describe('kubectl etcd restore there', () => {
       await ok(['apply', '-f', '-'], JSON.stringify(QUOTA));
     }
   });
+
+  it('a member\'s node cordoned, or tainted after the member was scheduled: a deleted member never comes back there (the naive way); restore refuses in preflight, before any change', async () => {
+    const node = (await ok(['-n', NS, 'get', 'pod', 'etcd-1', '-o', 'jsonpath={.spec.nodeName}'])).trim();
+    const keys = await keysOn(cluster, B, 'etcd-0', '/test/');
+    const flags = ['restore', snapshot, '-n', NS, '--yes', '--no-safety-backup'];
+    await ok(['cordon', node]);
+    try {
+      // What a restore that did not ask would meet once it stopped etcd: the member's local volume holds it to a node it may not go to.
+      await ok(['-n', NS, 'delete', 'pod', 'etcd-1', '--wait=true']);
+      await expect.poll(async () => (await ok(['-n', NS, 'get', 'pod', 'etcd-1', '-o', 'jsonpath={.status.conditions[?(@.type=="PodScheduled")].message}'])), { timeout: 30_000, interval: 500 })
+        .toMatch(/^0\/3 nodes are available: .*1 node\(s\) were unschedulable/);
+      const line = await refusedBeforeChange(cluster, state, flags);
+      expect(line).toBe(`error: statefulset "etcd" could not start member "etcd-1" again after the restore stops it: node "${node}" is cordoned, which its pods do not tolerate, and the member's data is bound to that node; uncordon it (kubectl uncordon ${node}) for the restore, then restore again; nothing was changed`);
+    } finally {
+      await ok(['uncordon', node]);
+    }
+    await waitClusterHealthy(cluster, B);
+    // NoSchedule does not evict the running member; its utility pod would stay Pending.
+    await ok(['taint', 'node', node, 'maintenance=disk:NoSchedule']);
+    try {
+      const line = await refusedBeforeChange(cluster, state, flags);
+      expect(line).toMatch(new RegExp(`^error: node "${node}" of member "etcd-1" has taint maintenance=disk:NoSchedule, which the member's pod does not tolerate \\(it came after the member was scheduled\\): .*; remove the taint \\(kubectl taint node ${node} maintenance=disk:NoSchedule-\\) for the restore, .*nothing was changed$`));
+    } finally {
+      await ok(['taint', 'node', node, 'maintenance=disk:NoSchedule-']);
+    }
+    await expectMembers(keys);
+  }, 300_000);
 
   it('members admitted before a rule their StatefulSet breaks: a deleted one never comes back (the naive way); restore refuses in preflight, before any change', async () => {
     // The template gains a hostPort (forbidden by baseline, so by restricted) under OnDelete: the

@@ -132,7 +132,8 @@ describe('preflight counts the kept copies', () => {
   const snapshot = { path: 's.db', size: 10 * 1024 * 1024, sha256: 'ab', revision: 2, totalKey: 2, hasTrailer: true, liveKeys: 1 };
   const deps = (df: string | undefined, capacity?: number): PreflightDeps => ({
     checkAccess: async () => [],
-    nodeReady: async () => ({ ready: true }),
+    readNode: async () => ({ ready: true, taints: [] }),
+    dataPinnedToNode: async () => true,
     claimCapacity: async () => capacity,
     run: async (_ref, argv) => {
       if (argv[0] === 'df') return df ? { exitCode: 0, stdout: `Filesystem 1024-blocks Used Available Capacity Mounted\n/dev/x 200000 0 ${df} 1% /var/lib/etcd\n`, stderr: '' } : { exitCode: 127, stdout: '', stderr: 'no df' };

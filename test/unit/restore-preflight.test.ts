@@ -1,13 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { EtcdTopology } from '../../src/etcd/topology.js';
 import { preflight, type PreflightDeps } from '../../src/restore/preflight.js';
+import { formatTaint, schedulingTaints, untolerated, type Taint } from '../../src/kube/taints.js';
 import { restoreMember } from './restore-support.js';
 
 // Refusals that come before the first change, with fakes for what preflight reads.
 
 const deps: PreflightDeps = {
   checkAccess: async () => [],
-  nodeReady: async () => ({ ready: true }),
+  readNode: async () => ({ ready: true, taints: [] }),
+  dataPinnedToNode: async () => true,
   run: async () => ({ exitCode: 0, stdout: '', stderr: '' }),
   claimCapacity: async () => undefined,
 };
@@ -85,5 +87,63 @@ describe('preflight with probes held while the members start', () => {
 
   it('goes on without a partition', async () => {
     await expect(preflight({ topology: topology(false), etcdImage: 'docker.io/bitnami/etcd:3.4.23', snapshot, quiesce: [], pdbs: [], force: false, coldStart: hold }, deps)).resolves.toBeDefined();
+  });
+});
+
+describe('taints and tolerations, as the scheduler judges them', () => {
+  const maint: Taint = { key: 'maintenance', value: 'disk', effect: 'NoSchedule' };
+  it.each([
+    ['Equal with the value', [{ key: 'maintenance', operator: 'Equal', value: 'disk', effect: 'NoSchedule' }], undefined],
+    ['Equal by default', [{ key: 'maintenance', value: 'disk' }], undefined],
+    ['Exists on the key, any effect', [{ key: 'maintenance', operator: 'Exists' }], undefined],
+    ['Exists on every key', [{ operator: 'Exists' }], undefined],
+    ['another value', [{ key: 'maintenance', value: 'net' }], maint],
+    ['another effect', [{ key: 'maintenance', operator: 'Exists', effect: 'NoExecute' }], maint],
+    ['no key and Equal', [{ value: 'disk' }], maint],
+    ['none', [], maint],
+  ])('%s', (_, tolerations, expected) => {
+    expect(untolerated([maint], tolerations)).toEqual(expected);
+  });
+
+  it('a cordoned node keeps pods off as the unschedulable taint; PreferNoSchedule does not', () => {
+    const taints = schedulingTaints({ spec: { unschedulable: true, taints: [{ key: 'soft', effect: 'PreferNoSchedule' }] } });
+    expect(taints.map(formatTaint)).toEqual(['node.kubernetes.io/unschedulable:NoSchedule']);
+    expect(schedulingTaints({ spec: { unschedulable: true, taints: [{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }] } })).toHaveLength(1);
+  });
+});
+
+describe('preflight: the pods a restore puts on a member\'s node will be scheduled there', () => {
+  const base = { topology: topology(false), etcdImage: 'docker.io/bitnami/etcd:3.4.23', snapshot, quiesce: [], pdbs: [], force: false };
+  const onNode = (taints: Taint[], pinned: boolean | undefined): PreflightDeps => ({
+    ...deps,
+    readNode: async (node) => ({ ready: true, taints: node === 'node-1' ? taints : [] }),
+    dataPinnedToNode: async () => pinned,
+  });
+  const memberPod = (tolerations: unknown[]) => ({ spec: { tolerations } });
+
+  it('refuses, even with --force, a taint that came after the member was scheduled: its utility pod would stay Pending', async () => {
+    const run = preflight({ ...base, force: true, memberPod: memberPod([]) }, onNode([{ key: 'maintenance', value: 'disk', effect: 'NoSchedule' }], true));
+    await expect(run).rejects.toThrow(/^node "node-1" of member "etcd-1" has taint maintenance=disk:NoSchedule, which the member's pod does not tolerate \(it came after the member was scheduled\): the utility pod, which has the member's tolerations, would never be scheduled there$/);
+    await expect(run).rejects.toMatchObject({ hint: expect.stringMatching(/^remove the taint \(kubectl taint node node-1 maintenance=disk:NoSchedule-\) for the restore, or add a toleration for it to statefulset "etcd"'s pod template .*nothing was changed$/) });
+  });
+
+  it('goes on when the member tolerates the taint (the utility pod has its tolerations)', async () => {
+    const tolerating = topology(false);
+    tolerating.members.forEach((m) => { m.podFacts = { tolerations: [{ key: 'maintenance', operator: 'Exists' }] }; });
+    const r = await preflight({ ...base, topology: tolerating, memberPod: memberPod([{ key: 'maintenance', operator: 'Exists' }]) }, onNode([{ key: 'maintenance', value: 'disk', effect: 'NoSchedule' }], true));
+    expect(r.warnings.join('\n')).not.toMatch(/node-1/);
+  });
+
+  it('refuses a cordoned node holding the member\'s data: the utility pod would run, the member would never come back', async () => {
+    const run = preflight({ ...base, memberPod: memberPod([]) }, onNode([{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }], true));
+    await expect(run).rejects.toThrow(/^statefulset "etcd" could not start member "etcd-1" again after the restore stops it: node "node-1" is cordoned, which its pods do not tolerate, and the member's data is bound to that node$/);
+    await expect(run).rejects.toMatchObject({ hint: 'uncordon it (kubectl uncordon node-1) for the restore, then restore again; nothing was changed' });
+  });
+
+  it('refuses when it cannot tell whether the data can move; warns when it can', async () => {
+    const cordoned: Taint[] = [{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }];
+    await expect(preflight({ ...base, memberPod: memberPod([]) }, onNode(cordoned, undefined))).rejects.toThrow(/whether the member's data can move to another node could not be read$/);
+    const r = await preflight({ ...base, memberPod: memberPod([]) }, onNode(cordoned, false));
+    expect(r.warnings).toContain('node "node-1" of member "etcd-1" is cordoned: the member will start on another node after the restore (its volume can move)');
   });
 });

@@ -30,7 +30,8 @@ describe('compareVersions', () => {
 describe('preflight applies the version rule before the first change', () => {
   const deps: PreflightDeps = {
     checkAccess: async () => [],
-    nodeReady: async () => ({ ready: true }),
+    readNode: async () => ({ ready: true, taints: [] }),
+    dataPinnedToNode: async () => true,
     run: async () => ({ exitCode: 0, stdout: '', stderr: '' }),
     claimCapacity: async () => undefined,
   };
