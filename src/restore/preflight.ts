@@ -16,7 +16,7 @@ import { memberContainer, type EtcdMember, type EtcdTopology } from '../etcd/top
 import type { CommandResult, ContainerCommand } from '../kube/exec.js';
 import type { ColdStartHold } from './cold-start.js';
 import { measureKeptArgv, parseKeptListing, type MemberSpace } from './kept.js';
-import { utilityTolerations } from './manifests.js';
+import { memberRunsAsNonRoot, utilityTolerations } from './manifests.js';
 import { bitnamiRemovalLog, type PdbRecord, type QuiesceTarget, type RestoreTool } from './plan.js';
 import { imageTagVersion, type RestoreSnapshotFacts } from './snapshot.js';
 import { compareVersions } from './versions.js';
@@ -81,6 +81,8 @@ export interface PreflightResult {
   warnings: string[];
   /** Per member: its live data and the copies earlier restores kept, where they could be measured. */
   space: Record<string, MemberSpace>;
+  /** Who members that run as their image's non-root user run as, asked of them (set as the utility pods' runAsUser/runAsGroup). */
+  memberIds: Record<string, { uid: number; gid: number }>;
 }
 
 /** Bytes a restore writes on a member volume beyond the snapshot copy: the restored db plus one 64 MiB WAL segment. */
@@ -260,6 +262,23 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
   const images = await utilityImages({ etcdImage: input.etcdImage, utilityImage: input.utilityImage, members: running }, exec, refuse);
   warnings.push(...images.warnings);
 
+  // A member that runs as non-root by its image's USER alone (runAsNonRoot, no runAsUser): a
+  // utility pod of another image would run as that image's user, and the files it restores would
+  // not be the member's (etcd keeps them 0600). The member is asked who it runs as.
+  const memberIds: Record<string, { uid: number; gid: number }> = {};
+  for (const m of topology.members) {
+    if (m.runAsUser !== undefined || !memberRunsAsNonRoot(m) || images.etcdToolsImage || images.utilityImage === m.image) continue;
+    const r = await exec(m, ['sh', '-c', 'echo "$(id -u):$(id -g)"']);
+    const ids = r && r.exitCode === 0 ? /^(\d+):(\d+)$/.exec(r.stdout.trim()) : null;
+    if (ids) memberIds[m.name] = { uid: Number(ids[1]), gid: Number(ids[2]) };
+    else {
+      refuse(
+        `member "${m.name}" runs as the non-root user its image "${m.image}" sets (runAsNonRoot without runAsUser) and could not be asked which one, so a utility pod of image "${images.utilityImage}" would not write its files as that user`,
+        `set runAsUser in statefulset "${topology.workload.name}"'s securityContext, or pass --utility-image ${m.image}; nothing was changed`,
+      );
+    }
+  }
+
   // Free space on every member volume: the snapshot copy, the restored db and a WAL segment. The
   // copies earlier restores kept take space too: measured with the same exec, shown in the plan,
   // and named (with how to prune them) when the space is short.
@@ -286,7 +305,7 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
     if (cap !== undefined && cap - taken < need) refuse(`volume of member "${m.name}" holds ${mib(cap)}${taken ? ` (${mib(taken)} of it in use)` : ''}, the restore needs ${mib(need)}${prune}`, 'grow the PVC');
     else if (cap === undefined) warnings.push(`cannot measure free space on the volume of member "${m.name}"`);
   }
-  return { tool: images.tool, utilityImage: images.utilityImage, etcdToolsImage: images.etcdToolsImage, clusterVersion, warnings, space };
+  return { tool: images.tool, utilityImage: images.utilityImage, etcdToolsImage: images.etcdToolsImage, clusterVersion, warnings, space, memberIds };
 }
 
 type Exec = { exitCode: number; stdout: string; stderr: string };

@@ -41,6 +41,10 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
   const { image: etcdImage, memberPod, ...coldStart } = await deps.templateFacts(topology);
   const { quiesce, pdbs } = findQuiesceTargets(topology, await deps.listWorkloads(topology.namespace), opts.quiesce);
   const checked = await preflight({ topology, etcdImage, utilityImage: opts.utilityImage, snapshot, quiesce, pdbs, force: opts.force, coldStart: coldStart.hold, inPlace: opts.inPlace, ...(memberPod ? { memberPod } : {}) }, deps.preflight);
+  for (const m of topology.members) {
+    const ids = checked.memberIds[m.name];
+    if (ids) Object.assign(m, { runAsUser: ids.uid, runAsGroup: ids.gid });
+  }
   const stamp = compactUtc(deps.now());
   const plan = buildRestorePlan({
     topology, snapshot, quiesce, pdbs, utilityImage: checked.utilityImage, etcdToolsImage: checked.etcdToolsImage, tool: checked.tool, stamp, inPlace: opts.inPlace,

@@ -147,3 +147,34 @@ describe('preflight: the pods a restore puts on a member\'s node will be schedul
     expect(r.warnings).toContain('node "node-1" of member "etcd-1" is cordoned: the member will start on another node after the restore (its volume can move)');
   });
 });
+
+describe('preflight: a member that runs as its image\'s non-root user (runAsNonRoot without runAsUser)', () => {
+  const nonRoot = (): EtcdTopology => {
+    const t = topology(false);
+    t.members.forEach((m) => { m.podFacts = { podSecurityContext: { runAsNonRoot: true } }; });
+    return t;
+  };
+  const base = { etcdImage: 'docker.io/bitnami/etcd:3.4.23', snapshot, quiesce: [], pdbs: [], force: false };
+  const answering = (ids: string | undefined): PreflightDeps => ({
+    ...deps,
+    run: async (_target, argv) => (argv.join(' ').includes('id -u') ? (ids ? { exitCode: 0, stdout: `${ids}\n`, stderr: '' } : { exitCode: 1, stdout: '', stderr: 'unable to upgrade connection' }) : { exitCode: 0, stdout: '', stderr: '' }),
+  });
+
+  it('with another utility image: asks the member who it runs as', async () => {
+    const r = await preflight({ ...base, topology: nonRoot(), utilityImage: 'busybox:1.36' }, answering('1001:1001'));
+    expect(r.memberIds).toEqual({ 'etcd-0': { uid: 1001, gid: 1001 }, 'etcd-1': { uid: 1001, gid: 1001 }, 'etcd-2': { uid: 1001, gid: 1001 } });
+  });
+
+  it('refuses when the member cannot be asked', async () => {
+    const run = preflight({ ...base, topology: nonRoot(), utilityImage: 'busybox:1.36' }, answering(undefined));
+    await expect(run).rejects.toThrow(/^member "etcd-0" runs as the non-root user its image "etcd:3.4" sets \(runAsNonRoot without runAsUser\) and could not be asked which one/);
+    await expect(run).rejects.toMatchObject({ hint: expect.stringMatching(/^set runAsUser in statefulset "etcd"'s securityContext, or pass --utility-image etcd:3.4; nothing was changed/) });
+  });
+
+  it('with its own image as the utility image: nothing to ask (the pod runs as the image\'s user too)', async () => {
+    const t = nonRoot();
+    t.members.forEach((m) => { m.image = 'docker.io/bitnami/etcd:3.4.23'; });
+    const r = await preflight({ ...base, topology: t }, answering(undefined));
+    expect(r.memberIds).toEqual({});
+  });
+});
