@@ -388,6 +388,18 @@ describe('probes and pod spec', () => {
     expect(pod.status.initContainerStatuses[0].state.terminated).toMatchObject({ exitCode: 0, reason: 'Completed' });
   });
 
+  it('runAsNonRoot is verified against the image\'s user: a root image without runAsUser waits in CreateContainerConfigError; with one it runs', async () => {
+    const overrides = (sc: Record<string, unknown>) => `--overrides=${JSON.stringify({ spec: { terminationGracePeriodSeconds: 1, securityContext: sc } })}`;
+    await kubectl(['-n', 'kt', 'run', 'nonroot', '--image=busybox:1.36', overrides({ runAsNonRoot: true }), '--', 'sleep', '3600']);
+    await kubectl(['-n', 'kt', 'run', 'nonroot-uid', '--image=busybox:1.36', overrides({ runAsNonRoot: true, runAsUser: 1000 }), '--', 'sleep', '3600']);
+    const waiting = await waitFor('nonroot waiting', async () => (await podJson('kt', 'nonroot')).status.containerStatuses?.[0]?.state?.waiting);
+    const uid = (await podJson('kt', 'nonroot')).metadata.uid;
+    expect(waiting).toEqual({ reason: 'CreateContainerConfigError', message: `container has runAsNonRoot and image will run as root (pod: "nonroot_kt(${uid})", container: nonroot)` });
+    await kubectl(['-n', 'kt', 'wait', 'pod/nonroot-uid', '--for=condition=Ready', '--timeout=60s']);
+    expect((await kubectl(['-n', 'kt', 'exec', 'nonroot-uid', '--', 'id', '-u'])).trim()).toBe('1000');
+    await kubectl(['-n', 'kt', 'delete', 'pod', 'nonroot', 'nonroot-uid', '--wait=false']);
+  });
+
   it("an exec right after Ready runs in the container's own root, with a private /tmp", async () => {
     await kubectl(['-n', 'kt', 'run', 'fresh', '--image=busybox:1.36', '--overrides={"spec":{"terminationGracePeriodSeconds":1}}', '--', 'sleep', '3600']);
     await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/fresh', '--timeout=60s']);

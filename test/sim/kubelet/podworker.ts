@@ -258,6 +258,20 @@ export class PodWorker {
     const sc = c.spec.securityContext ?? {};
     c.uid = sc.runAsUser ?? podSc.runAsUser ?? image.uid;
     const runAsUser = sc.runAsUser ?? podSc.runAsUser;
+    // runAsNonRoot is the kubelet's to verify, against the image's user when no runAsUser is set
+    // (pkg/kubelet/kuberuntime/security_context_others.go, verifyRunAsNonRoot; the pod as format.Pod writes it).
+    if (sc.runAsNonRoot ?? podSc.runAsNonRoot) {
+      const who = `(pod: "${this.pod.metadata.name}_${this.pod.metadata.namespace}(${this.pod.metadata.uid})", container: ${c.name})`;
+      const message = runAsUser === 0 ? `container's runAsUser breaks non-root policy ${who}`
+        : runAsUser === undefined && image.uid === 0 ? `container has runAsNonRoot and image will run as root ${who}` : undefined;
+      if (message) {
+        c.state = { waiting: { reason: 'CreateContainerConfigError', message } };
+        this.ctx.event(this.pod, 'Warning', 'Failed', `Error: ${message}`);
+        this.reportStatus();
+        await sleep(2000, this.abort.signal);
+        return -1;
+      }
+    }
     c.gid = sc.runAsGroup ?? podSc.runAsGroup ?? (runAsUser !== undefined && runAsUser !== image.uid ? 0 : image.gid);
     const groups = [...(podSc.fsGroup !== undefined ? [podSc.fsGroup] : []), ...(podSc.supplementalGroups ?? [])];
     c.env = processEnv(image, kubeEnv, this.pod.spec.hostname ?? this.pod.metadata.name);
