@@ -3,9 +3,12 @@
  * kubectl: 4 nodes whose hostname labels are not their names (`--hostname-labels=differ`), the
  * first 3 kubeadm control-plane nodes (`kubeadm:controlPlaneTaint=true`), and an etcd from a
  * private registry on the 4th (`single:privateImage=true`). Covered: ResourceQuota and LimitRange
- * admission of pods (also `--dry-run=server`); private images and imagePullSecrets; node labels;
+ * admission of pods (also `--dry-run=server`); Pod Security Admission's warn and audit modes (the
+ * Warning header kubectl prints, the audit annotation); private images and imagePullSecrets; node labels;
  * the control-plane taint; NoExecute eviction; ReadWriteOncePod claims.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
 
@@ -140,6 +143,86 @@ spec:
     await kubectl(['create', '-f', '-'], pendingPod(pns, 'second'));
     const q = JSON.parse(await kubectl(['get', 'quota', 'pods-max', '-n', pns, '-o', 'json']));
     expect(q.status).toEqual({ hard: { pods: '1' }, used: { pods: '1' } });
+  });
+});
+
+describe('Pod Security Admission: warn and audit', () => {
+  /** What a container "main" that sets no securityContext breaks at restricted, as kube-apiserver words it. */
+  const RESTRICTED = 'would violate PodSecurity "restricted:latest": '
+    + 'allowPrivilegeEscalation != false (container "main" must set securityContext.allowPrivilegeEscalation=false), '
+    + 'unrestricted capabilities (container "main" must set securityContext.capabilities.drop=["ALL"]), '
+    + 'runAsNonRoot != true (pod or container "main" must set securityContext.runAsNonRoot=true), '
+    + 'seccompProfile (pod or container "main" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")';
+  const labelled = (name: string, labels: Record<string, string>) => kubectl(['apply', '-f', '-'], JSON.stringify({
+    apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: Object.fromEntries(Object.entries(labels).map(([k, v]) => [`pod-security.kubernetes.io/${k}`, v])) },
+  }));
+  /** A workload of no replicas (nothing to run) whose template is pendingPod's. */
+  const workload = (kind: 'Deployment' | 'StatefulSet', ns: string, name: string, image = 'busybox:1.36') => JSON.stringify({
+    apiVersion: 'apps/v1', kind, metadata: { name, namespace: ns },
+    spec: { replicas: 0, selector: { matchLabels: { app: name } }, ...(kind === 'StatefulSet' ? { serviceName: name } : {}),
+      template: { metadata: { labels: { app: name } }, spec: JSON.parse(pendingPod(ns, name)).spec } },
+  }).replace('busybox:1.36', image);
+  const warnings = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('Warning: '));
+
+  beforeAll(async () => {
+    await labelled('psa-warn', { warn: 'restricted' });
+    await labelled('psa-enforce', { enforce: 'restricted' });
+    await labelled('psa-audit', { enforce: 'baseline', audit: 'restricted' });
+  });
+
+  it('warn=restricted: kubectl prints the Warning header of a violating pod and the pod is created, also on --dry-run=server', async () => {
+    const dry = await c.kubectl(['create', '--dry-run=server', '-f', '-'], { input: pendingPod('psa-warn', 'loose') });
+    expect(dry.code).toBe(0);
+    expect(warnings(dry.stderr)).toEqual([`Warning: ${RESTRICTED}`]);
+    expect((await c.kubectl(['get', 'pod', 'loose', '-n', 'psa-warn'])).code).toBe(1);
+    const r = await c.kubectl(['create', '-f', '-'], { input: pendingPod('psa-warn', 'loose') });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(`Warning: ${RESTRICTED}\n`);
+    expect(r.stdout).toBe('pod/loose created\n');
+    expect(await kubectl(['get', 'pod', 'loose', '-n', 'psa-warn', '-o', 'name'])).toBe('pod/loose\n');
+  });
+
+  it('warn=restricted: a Deployment or StatefulSet whose template violates it gets the same warning on create and on update', async () => {
+    const deploy = await c.kubectl(['create', '-f', '-'], { input: workload('Deployment', 'psa-warn', 'web') });
+    expect(deploy.code).toBe(0);
+    expect(warnings(deploy.stderr)).toEqual([`Warning: ${RESTRICTED}`]);
+    expect(deploy.stdout).toBe('deployment.apps/web created\n');
+    const sts = await c.kubectl(['apply', '-f', '-'], { input: workload('StatefulSet', 'psa-warn', 'db') });
+    expect(sts.code).toBe(0);
+    expect(warnings(sts.stderr)).toEqual([`Warning: ${RESTRICTED}`]);
+    expect(sts.stdout).toBe('statefulset.apps/db created\n');
+    const update = await c.kubectl(['apply', '-f', '-'], { input: workload('StatefulSet', 'psa-warn', 'db', 'busybox:1.37') });
+    expect(update.code).toBe(0);
+    expect(warnings(update.stderr)).toEqual([`Warning: ${RESTRICTED}`]);
+    expect(update.stdout).toBe('statefulset.apps/db configured\n');
+    // a scale is a subresource: PodSecurity does not look at it
+    const scaled = await c.kubectl(['scale', 'statefulset', 'db', '-n', 'psa-warn', '--replicas=0']);
+    expect(scaled.code).toBe(0);
+    expect(warnings(scaled.stderr)).toEqual([]);
+  });
+
+  it('enforce=restricted alone: a violating Deployment is created without a refusal or a warning; its pod would be refused', async () => {
+    const r = await c.kubectl(['create', '-f', '-'], { input: workload('Deployment', 'psa-enforce', 'web') });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('deployment.apps/web created\n');
+    const pod = await c.kubectl(['create', '--dry-run=server', '-f', '-'], { input: pendingPod('psa-enforce', 'web-pod') });
+    expect(pod.code).toBe(1);
+    expect(pod.stderr).toContain(`pods "web-pod" is forbidden: ${RESTRICTED.replace('would violate', 'violates')}`);
+  });
+
+  it('audit=restricted: the audit line of the pod create carries the audit-violations and enforce-policy annotations; no warning', async () => {
+    const r = await c.kubectl(['create', '-f', '-'], { input: pendingPod('psa-audit', 'audited') });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    const lines = readFileSync(join(c.dir, 'audit.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const create = lines.filter((l) => l.verb === 'create' && l.resource === 'pods' && l.namespace === 'psa-audit');
+    expect(create).toHaveLength(1);
+    expect(create[0]).toMatchObject({ user: 'admin', code: 201 }); // a create's line has no name: its URL is the collection's
+    expect(create[0].annotations).toEqual({
+      'pod-security.kubernetes.io/enforce-policy': 'baseline:latest',
+      'pod-security.kubernetes.io/audit-violations': RESTRICTED,
+    });
   });
 });
 

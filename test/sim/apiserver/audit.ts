@@ -3,7 +3,10 @@
 // {ts,user,verb,apiGroup,resource,subresource,namespace,name,code} line the tests read; pod
 // streams (exec, port-forward) and writes add requestURI, which a real Event carries for every
 // request (an exec's command is in its query; a dry-run write has dryRun=All there). Reads leave
-// it out, to keep the log small.
+// it out, to keep the log small. A request that admission annotated (Pod Security Admission:
+// `pod-security.kubernetes.io/enforce-policy`, `pod-security.kubernetes.io/audit-violations`)
+// has them in `annotations`, an object of strings, as a real Event's `annotations`; others have
+// no such field.
 import { appendFileSync } from 'node:fs';
 import type { RequestInfo } from './requestinfo.js';
 
@@ -20,15 +23,18 @@ export interface AuditRecord {
   code: number;
   path?: string;
   requestURI?: string;
+  annotations?: Record<string, string>;
 }
 
 /** Appends one record for a finished request to the audit file. */
-export function writeAudit(file: string, user: string, info: RequestInfo, code: number, requestURI?: string): void {
+export function writeAudit(file: string, user: string, info: RequestInfo, code: number, requestURI?: string,
+  annotations: Record<string, string> = {}): void {
   const rec: AuditRecord = {
     ts: new Date().toISOString(), user, verb: info.verb, apiGroup: info.apiGroup, resource: info.resource,
     subresource: info.subresource, namespace: info.namespace, name: info.name, code,
   };
   if (!info.isResource) rec.path = info.path;
   if (requestURI !== undefined) rec.requestURI = requestURI;
+  if (Object.keys(annotations).length) rec.annotations = annotations;
   try { appendFileSync(file, JSON.stringify(rec) + '\n'); } catch { /* the cluster dir is being removed */ }
 }

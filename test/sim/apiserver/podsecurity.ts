@@ -1,19 +1,34 @@
-// Pod Security Admission, enforce mode: a pod created in a namespace labelled
-// `pod-security.kubernetes.io/enforce: baseline|restricted` is refused (403 Forbidden) when it
-// breaks that level of the Pod Security Standards, with the real server's message:
-//   pods "NAME" is forbidden: violates PodSecurity "restricted:latest": REASON (DETAIL), ...
-// (docs: concepts/security/pod-security-admission and pod-security-standards; the reasons and
-// details are worded as in k8s.io/pod-security-admission/policy, checks in the order of their IDs).
-// dryRun=All requests are checked too, as admission runs before the dry-run stops the write.
+// Pod Security Admission (docs: concepts/security/pod-security-admission and
+// pod-security-standards), as k8s.io/pod-security-admission's admission.go (ValidatePod,
+// ValidatePodController, EvaluatePod) and api/helpers.go (PolicyToEvaluate) do it. A namespace's
+// labels set three modes, each to its own level and evaluated on its own:
+// - `pod-security.kubernetes.io/enforce` (and `enforce-version`): a pod that breaks the level is
+//   refused (403 Forbidden) with the real server's message:
+//     pods "NAME" is forbidden: violates PodSecurity "restricted:latest": REASON (DETAIL), ...
+//   Workloads are never refused by it (only the pods their controllers create);
+// - `pod-security.kubernetes.io/warn` (and `warn-version`): a pod, or the pod template of a
+//   workload (Deployment, StatefulSet, ReplicaSet, Job: spec.template; CronJob:
+//   spec.jobTemplate.spec.template; on create and update), that breaks the level is admitted with
+//   the warning `would violate PodSecurity "restricted:latest": REASON (DETAIL), ...` (the same
+//   words for a workload: the warning does not name it); no warning on a request enforce refuses;
+// - `pod-security.kubernetes.io/audit` (and `audit-version`): the same text in the request's
+//   audit annotation `pod-security.kubernetes.io/audit-violations`.
+// A pod's request is also annotated `pod-security.kubernetes.io/enforce-policy: LEVEL:VERSION`
+// unless every mode is privileged (the plugin's short cut). The reasons and details are worded as
+// in k8s.io/pod-security-admission/policy, checks in the order of their IDs. dryRun=All requests
+// are evaluated too, as admission runs before the dry-run stops the write.
 // Differences from a real API server:
-// - only `enforce` is modelled: `warn` and `audit` (Warning headers, audit annotations, and the
-//   checks of workload pod templates) are not;
 // - the checks modelled are those a utility or etcd pod meets: allowPrivilegeEscalation,
 //   capabilities (baseline and restricted), host namespaces, hostPath volumes, hostPorts,
 //   privileged, restricted volume types, runAsNonRoot, runAsUser, seccompProfile (baseline and
 //   restricted). Not modelled: AppArmor, SELinux options, procMount, sysctls, Windows pods;
-// - every `enforce-version` is evaluated as `latest` (the label's value is only echoed);
-// - pod updates are not checked (a real server checks the few mutable fields), nor are exemptions.
+// - every version label is evaluated as `latest` (its value is only echoed); a label of an unknown
+//   level counts as privileged (a real server refuses it on the namespace, and fails closed to
+//   restricted for enforce);
+// - pod updates are not checked (a real server checks the few mutable fields), nor are
+//   exemptions (usernames, namespaces, runtime classes); relabelling a namespace does not warn
+//   about its existing pods; the sim serves no DaemonSets, ReplicationControllers or PodTemplates.
+import { isObject } from '../json.js';
 import { ApiError } from './status.js';
 
 export type PodSecurityLevel = 'privileged' | 'baseline' | 'restricted';
@@ -52,11 +67,32 @@ function containersPhrase(names: string[], prefix = ''): string {
   return `${prefix}${names.length === 1 ? 'container' : 'containers'} ${quoted}`;
 }
 
-/** The level a namespace's labels enforce (no label, or an unknown value: privileged). */
-export function enforcedLevel(labels: Record<string, string> | undefined): { level: PodSecurityLevel; version: string } {
-  const level = labels?.['pod-security.kubernetes.io/enforce'];
-  const version = labels?.['pod-security.kubernetes.io/enforce-version'] || 'latest';
-  return { level: level === 'baseline' || level === 'restricted' ? level : 'privileged', version };
+/** A level and the version of the standards it is evaluated at, as a namespace label pair sets it. */
+export interface LevelVersion {
+  level: PodSecurityLevel;
+  version: string;
+}
+
+/** The three modes of a namespace's policy (api.Policy). */
+export interface PodSecurityPolicy {
+  enforce: LevelVersion;
+  audit: LevelVersion;
+  warn: LevelVersion;
+}
+
+/** How the messages name a level: "restricted:latest". */
+function policyName(lv: LevelVersion): string {
+  return `${lv.level}:${lv.version}`;
+}
+
+/** The policy a namespace's labels set; a mode without a label (or of an unknown level) is privileged. */
+export function namespacePolicy(labels: Record<string, string> | undefined): PodSecurityPolicy {
+  const mode = (name: string): LevelVersion => {
+    const level = labels?.[`pod-security.kubernetes.io/${name}`];
+    const version = labels?.[`pod-security.kubernetes.io/${name}-version`] || 'latest';
+    return { level: level === 'baseline' || level === 'restricted' ? level : 'privileged', version };
+  };
+  return { enforce: mode('enforce'), audit: mode('audit'), warn: mode('warn') };
 }
 
 /** The violations of `level` by a pod spec, each "REASON (DETAIL)", in the real server's order. */
@@ -162,11 +198,83 @@ export function podSecurityViolations(level: PodSecurityLevel, spec: PodSpecLike
   return out;
 }
 
-/** Refuses a pod that breaks the level its namespace enforces, as the PodSecurity admission plugin does. */
-export function admitPod(namespaceLabels: Record<string, string> | undefined, name: string, spec: PodSpecLike | undefined): void {
-  const { level, version } = enforcedLevel(namespaceLabels);
-  const violations = podSecurityViolations(level, spec ?? {});
-  if (!violations.length) return;
-  throw new ApiError(403, 'Forbidden', `pods "${name}" is forbidden: violates PodSecurity "${level}:${version}": ${violations.join(', ')}`,
-    { name, kind: 'pods' });
+/** What Pod Security Admission decided about one pod or pod template. */
+export interface PodSecurityVerdict {
+  /** `violates PodSecurity "LEVEL:VERSION": ...` when enforce refuses the pod. */
+  refusal?: string;
+  /** For the client's Warning headers. */
+  warnings: string[];
+  /** For the request's audit line, keys prefixed `pod-security.kubernetes.io/` as the plugin adds them. */
+  auditAnnotations: Record<string, string>;
+}
+
+/**
+ * Evaluates a pod (enforce, audit and warn) or a workload's pod template (audit and warn only), as
+ * EvaluatePod does; privileged modes, and every mode but enforce for a pod template, are skipped.
+ */
+export function evaluatePodSecurity(policy: PodSecurityPolicy, spec: PodSpecLike, what: 'pod' | 'template'): PodSecurityVerdict {
+  const verdict: PodSecurityVerdict = { warnings: [], auditAnnotations: {} };
+  const enforce = what === 'pod';
+  const checked = enforce ? [policy.enforce, policy.audit, policy.warn] : [policy.audit, policy.warn];
+  if (checked.every((lv) => lv.level === 'privileged')) return verdict;
+  const detail = (lv: LevelVersion) => podSecurityViolations(lv.level, spec).join(', ');
+  if (enforce) {
+    verdict.auditAnnotations['pod-security.kubernetes.io/enforce-policy'] = policyName(policy.enforce);
+    const refused = detail(policy.enforce);
+    if (refused) verdict.refusal = `violates PodSecurity "${policyName(policy.enforce)}": ${refused}`;
+  }
+  const audited = detail(policy.audit);
+  if (audited) verdict.auditAnnotations['pod-security.kubernetes.io/audit-violations'] = `would violate PodSecurity "${policyName(policy.audit)}": ${audited}`;
+  // no warnings on a request that is refused anyway
+  const warned = verdict.refusal ? '' : detail(policy.warn);
+  if (warned) verdict.warnings.push(`would violate PodSecurity "${policyName(policy.warn)}": ${warned}`);
+  return verdict;
+}
+
+/** Where admission records what it adds to a request besides its answer (notes.ts). */
+export interface AdmissionNotes {
+  warn(text: string): void;
+  annotate(key: string, value: string): void;
+}
+
+function record(notes: AdmissionNotes | undefined, verdict: PodSecurityVerdict): void {
+  for (const [k, v] of Object.entries(verdict.auditAnnotations)) notes?.annotate(k, v);
+  for (const w of verdict.warnings) notes?.warn(w);
+}
+
+/** Admits a new pod as the PodSecurity admission plugin does: 403 Forbidden when enforce refuses it; warnings and audit annotations to notes. */
+export function admitPod(namespaceLabels: Record<string, string> | undefined, name: string, spec: PodSpecLike | undefined, notes?: AdmissionNotes): void {
+  const verdict = evaluatePodSecurity(namespacePolicy(namespaceLabels), spec ?? {}, 'pod');
+  record(notes, verdict);
+  if (verdict.refusal) throw new ApiError(403, 'Forbidden', `pods "${name}" is forbidden: ${verdict.refusal}`, { name, kind: 'pods' });
+}
+
+/** Where PodSpecExtractor finds the pod spec of each workload the sim serves, by "group/resource". */
+const POD_TEMPLATE_PATHS: Record<string, string[]> = {
+  'apps/deployments': ['spec', 'template', 'spec'],
+  'apps/statefulsets': ['spec', 'template', 'spec'],
+  'apps/replicasets': ['spec', 'template', 'spec'],
+  'batch/jobs': ['spec', 'template', 'spec'],
+  'batch/cronjobs': ['spec', 'jobTemplate', 'spec', 'template', 'spec'],
+};
+
+/** Whether objects of the type have a pod template PodSecurity evaluates. */
+export function hasPodTemplate(group: string, resource: string): boolean {
+  return `${group}/${resource}` in POD_TEMPLATE_PATHS;
+}
+
+/** The pod spec of a workload's template, or undefined when it has none (nothing to evaluate). */
+export function workloadPodSpec(group: string, resource: string, obj: Record<string, unknown>): PodSpecLike | undefined {
+  const path = POD_TEMPLATE_PATHS[`${group}/${resource}`];
+  if (!path) return undefined;
+  let at: unknown = obj;
+  for (const key of path) at = isObject(at) ? at[key] : undefined;
+  return isObject(at) ? at as PodSpecLike : undefined;
+}
+
+/** Evaluates a workload's pod template on its create or update: never refuses; warnings and audit annotations to notes. */
+export function admitWorkload(namespaceLabels: Record<string, string> | undefined, group: string, resource: string,
+  obj: Record<string, unknown>, notes: AdmissionNotes): void {
+  const spec = workloadPodSpec(group, resource, obj);
+  if (spec) record(notes, evaluatePodSecurity(namespacePolicy(namespaceLabels), spec, 'template'));
 }

@@ -2,7 +2,8 @@
 // line; health paths (/healthz, /readyz, /livez) are answered without authentication; then the
 // bearer token is checked (401) and the request is routed: non-resource paths to nonresource.ts,
 // pod streams by GET to streamroutes.ts, watches to watch.ts and every other resource request,
-// with its decoded body, to resources.ts. Failures are answered as metav1.Status errors.
+// with its decoded body, to resources.ts. Failures are answered as metav1.Status errors. What
+// admission adds to a request (warnings, audit annotations) is kept in its RequestNotes (notes.ts).
 // Differences from a real API server: no anonymous access; the audit log is the simulator's own
 // one-line format (audit.ts), written when the answer ends or the connection closes.
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -10,17 +11,13 @@ import { writeAudit } from './audit.js';
 import { authenticate, type ServerContext } from './context.js';
 import { asApiError, parseBody, readBody, sendJson, sendReply } from './httpio.js';
 import { nonResourceReply } from './nonresource.js';
+import { RequestNotes } from './notes.js';
 import { parseRequestInfo, type RequestInfo } from './requestinfo.js';
 import { checkAccess, resolveResource, resourceReply } from './resources.js';
 import { ApiError, unsupportedMediaType } from './status.js';
 import { isPodStreamGet, servePodStreamGet } from './streamroutes.js';
 import { wantsTable } from './table.js';
 import { serveWatch } from './watch.js';
-
-/** Who the audit line names: anonymous until the request is authenticated. */
-interface AuditSubject {
-  user: string;
-}
 
 /** The server's 'request' handler. */
 export function handleRequest(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): void {
@@ -29,9 +26,9 @@ export function handleRequest(ctx: ServerContext, req: IncomingMessage, res: Ser
     const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
     const query = url.searchParams;
     const info = parseRequestInfo(req.method ?? 'GET', path, query);
-    const subject = auditWhenAnswered(ctx.auditFile, res, info, req.url);
+    const notes = auditWhenAnswered(ctx.auditFile, res, info, req.url);
     try {
-      await route(ctx, req, res, info, path, query, subject);
+      await route(ctx, req, res, info, path, query, notes);
     } catch (err) {
       sendError(res, err);
     }
@@ -41,15 +38,17 @@ export function handleRequest(ctx: ServerContext, req: IncomingMessage, res: Ser
 /**
  * Writes the request's audit line just before its last bytes leave, or when the connection closes
  * first: a client that saw its answer must find its line in the log (writing on 'finish' raced
- * with fast clients such as a kubectl that exits at once). Returns the subject to name in it.
+ * with fast clients such as a kubectl that exits at once). Returns the request's notes, whose
+ * user and annotations it names.
  */
-function auditWhenAnswered(file: string, res: ServerResponse, info: RequestInfo, requestURI: string | undefined): AuditSubject {
-  const subject: AuditSubject = { user: 'system:anonymous' };
+function auditWhenAnswered(file: string, res: ServerResponse, info: RequestInfo, requestURI: string | undefined): RequestNotes {
+  const notes = new RequestNotes(res);
   let audited = false;
   const audit = () => {
     if (audited) return;
     audited = true;
-    writeAudit(file, subject.user, info, res.statusCode, info.verb === 'get' || info.verb === 'list' || info.verb === 'watch' ? undefined : requestURI);
+    const read = info.verb === 'get' || info.verb === 'list' || info.verb === 'watch';
+    writeAudit(file, notes.user, info, res.statusCode, read ? undefined : requestURI, notes.annotations);
   };
   const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
   res.end = ((...args: unknown[]) => {
@@ -57,11 +56,11 @@ function auditWhenAnswered(file: string, res: ServerResponse, info: RequestInfo,
     return end(...args);
   }) as typeof res.end;
   res.on('close', audit);
-  return subject;
+  return notes;
 }
 
 async function route(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, info: RequestInfo, path: string,
-  query: URLSearchParams, subject: AuditSubject): Promise<void> {
+  query: URLSearchParams, notes: RequestNotes): Promise<void> {
   if (['/healthz', '/readyz', '/livez'].includes(path)) {
     res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
     res.end('ok');
@@ -69,7 +68,7 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
   }
   const user = authenticate(ctx, req);
   if (!user) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
-  subject.user = user.name;
+  notes.user = user.name;
   if (!info.isResource) {
     sendReply(res, nonResourceReply(ctx, info, String(req.headers.accept ?? '')));
     return;
@@ -88,7 +87,7 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
   const ctype = String(req.headers['content-type'] ?? 'application/json');
   if (ctype.startsWith('application/apply-patch')) throw unsupportedMediaType(ctype.split(';')[0]);
   const body = parseBody(raw, ctype);
-  sendReply(res, resourceReply(ctx, req, user, info, def, body, query));
+  sendReply(res, resourceReply(ctx, req, user, info, def, body, query, notes));
 }
 
 /** Answers a failed request with its Status (a 500 for anything but an ApiError, which is also logged). */

@@ -4,13 +4,15 @@
 // namespace gets its default objects; deleting a namespace starts its finalization.
 // Watches and pod streams are routed elsewhere (requests.ts, streamroutes.ts).
 // Differences from a real API server: admission is only what rest.ts runs on pod create
-// (LimitRanger, PodSecurity, ResourceQuota; no webhooks); no priority and fairness; server-side apply (application/apply-patch) is answered 415.
+// (LimitRanger, PodSecurity, ResourceQuota) and workload create and update (PodSecurity's warn
+// and audit); no webhooks; no priority and fairness; server-side apply (application/apply-patch) is answered 415.
 import type { IncomingMessage } from 'node:http';
 import type { V1Binding, V1Namespace, V1Pod } from '@kubernetes/client-node';
 import type { PartialJson } from '../json.js';
 import { authorize, forbiddenMessage, type UserInfo } from './auth.js';
 import type { ServerContext } from './context.js';
 import type { Reply } from './httpio.js';
+import type { AdmissionNotes } from './podsecurity.js';
 import { finalizeNamespaces, namespaceDefaults, startNamespaceDeletion } from './namespaces.js';
 import { findResource, type ResourceDef } from './registry.js';
 import type { RequestInfo } from './requestinfo.js';
@@ -33,6 +35,8 @@ interface ResourceCall {
   dryRun: boolean;
   /** Whether the client asked for a meta.k8s.io Table. */
   table: boolean;
+  /** Where admission records warnings and audit annotations. */
+  notes: AdmissionNotes;
 }
 
 function notFound(): ApiError {
@@ -58,9 +62,9 @@ export function checkAccess(ctx: ServerContext, user: UserInfo, info: RequestInf
 
 /** The answer to a resource request (other than a watch or a pod stream) that resolveResource and checkAccess passed. */
 export function resourceReply(ctx: ServerContext, req: IncomingMessage, user: UserInfo, info: RequestInfo, def: ResourceDef,
-  body: unknown, query: URLSearchParams): Reply {
+  body: unknown, query: URLSearchParams, notes: AdmissionNotes): Reply {
   const c: ResourceCall = {
-    user, info, def, body, query,
+    user, info, def, body, query, notes,
     t: { def, namespace: info.namespace, name: info.name, subresource: info.subresource },
     dryRun: query.getAll('dryRun').includes('All'),
     ctype: String(req.headers['content-type'] ?? 'application/json'),
@@ -122,10 +126,10 @@ function verbReply(ctx: ServerContext, c: ResourceCall): Reply {
         ns.spec = (body as PartialJson<V1Namespace> | undefined)?.spec ?? ns.spec;
         return { code: 200, body: api.store.put('/namespaces', ns, dryRun) };
       }
-      return { code: 200, body: api.update(t, body, dryRun) };
+      return { code: 200, body: api.update(t, body, dryRun, c.notes) };
     case 'patch':
       if (c.ctype.startsWith('application/apply-patch')) throw unsupportedMediaType(c.ctype.split(';')[0]);
-      return { code: 200, body: api.patch(t, body, c.ctype, dryRun) };
+      return { code: 200, body: api.patch(t, body, c.ctype, dryRun, c.notes) };
     case 'delete':
       return deleteReply(ctx, c);
     case 'deletecollection':
@@ -140,7 +144,7 @@ function createReply(ctx: ServerContext, c: ResourceCall): Reply {
   const { api } = ctx;
   if (c.info.subresource) throw methodNotAllowed();
   if (c.def.resource === 'namespaces') c.t.namespace = '';
-  const created = api.create(c.t, c.body, c.dryRun);
+  const created = api.create(c.t, c.body, c.dryRun, c.notes);
   if (c.def.resource === 'namespaces' && !c.dryRun) {
     for (const d of namespaceDefaults(created.metadata.name)) {
       try { api.create({ def: d.def, namespace: created.metadata.name, name: '', subresource: '' }, d.obj); } catch { /* exists */ }

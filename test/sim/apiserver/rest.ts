@@ -8,12 +8,15 @@
 // Orphan does not strip ownerReferences); update never creates a missing object; list ignores
 // limit/continue and resourceVersion (always the latest state); server-side field validation is
 // accepted and ignored (fieldValidation is advertised in OpenAPI so kubectl skips client-side
-// validation); dryRun=All validates and defaults without storing.
+// validation); dryRun=All validates and defaults without storing. A client's create, update or
+// patch passes its AdmissionNotes, which Pod Security Admission's warnings and audit annotations
+// go to; the workloads' pod templates are evaluated only then (internal writes, such as a scale,
+// pass none: PodSecurity skips subresources).
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { V1DeleteOptions, V1ObjectMeta, V1Pod, V1PodSpec, V1ResourceQuota, V1Service } from '@kubernetes/client-node';
 import { isObject, type PartialJson } from '../json.js';
 import { admitLimitRanges, type LimitRangeJson } from './limitranger.js';
-import { admitPod } from './podsecurity.js';
+import { admitPod, admitWorkload, hasPodTemplate, type AdmissionNotes } from './podsecurity.js';
 import { admitPodQuota } from './resourcequota.js';
 import { applyCreateDefaults, defaultPodResources, mergeStringData, tracksGeneration, validate, validateUpdate } from './defaults.js';
 import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch } from './patch.js';
@@ -110,7 +113,7 @@ export class ResourceApi {
   }
 
   /** Creates body as a new object; returns it as stored. */
-  create(t: Target, body: unknown, dryRun = false): StoredObject {
+  create(t: Target, body: unknown, dryRun = false, notes?: AdmissionNotes): StoredObject {
     if (!isObject(body)) throw badRequest('the request body must be a JSON object');
     const obj = this.stamp(t.def, structuredClone(body) as SentObject);
     obj.metadata ??= {};
@@ -126,7 +129,8 @@ export class ResourceApi {
     validate(t.def, obj);
     mergeStringData(t.def, obj);
     this.checkNamespace(t, obj.metadata.name);
-    if (t.def.resource === 'pods' && !t.def.group) this.admitPod(t.namespace, obj);
+    if (t.def.resource === 'pods' && !t.def.group) this.admitPod(t.namespace, obj, notes);
+    if (notes) this.admitWorkload(t, obj, notes);
     if (this.store.get(grOf(t.def), this.keyNs(t), obj.metadata.name)) throw alreadyExists(t.def.group, t.def.resource, obj.metadata.name);
     obj.metadata.uid = randomUUID();
     obj.metadata.creationTimestamp = timestamp(this.now());
@@ -143,15 +147,22 @@ export class ResourceApi {
    * requests from limits, LimitRanger (mutating, then validating), PodSecurity, ResourceQuota.
    * Mutates obj (defaults); throws 403 Forbidden when a plugin refuses it.
    */
-  private admitPod(namespace: string, obj: SentObject & { metadata: { name: string } }): void {
+  private admitPod(namespace: string, obj: SentObject & { metadata: { name: string } }, notes: AdmissionNotes | undefined): void {
     const spec = obj.spec as PartialJson<V1PodSpec> | undefined;
     defaultPodResources(spec);
     const ranges = this.store.list('/limitranges', namespace) as LimitRangeJson[];
     admitLimitRanges(ranges, obj.metadata.name, obj.metadata as { annotations?: Record<string, string> }, spec);
     const ns = this.store.get('/namespaces', undefined, namespace);
-    admitPod(ns?.metadata.labels, obj.metadata.name, spec as Parameters<typeof admitPod>[2]);
+    admitPod(ns?.metadata.labels, obj.metadata.name, spec as Parameters<typeof admitPod>[2], notes);
     const quotas = this.store.list('/resourcequotas', namespace) as Stored<V1ResourceQuota>[];
     if (quotas.length) admitPodQuota(quotas, this.store.list('/pods', namespace) as Stored<V1Pod>[], obj.metadata.name, spec);
+  }
+
+  /** PodSecurity's evaluation of a workload's pod template (warn and audit; it never refuses). */
+  private admitWorkload(t: Target, obj: SentObject, notes: AdmissionNotes): void {
+    if (t.subresource || !hasPodTemplate(t.def.group, t.def.resource)) return;
+    const ns = this.store.get('/namespaces', undefined, t.namespace);
+    admitWorkload(ns?.metadata.labels, t.def.group, t.def.resource, obj, notes);
   }
 
   private nextClusterIP(): string {
@@ -164,7 +175,7 @@ export class ResourceApi {
   }
 
   /** Replaces an object (or only its status for the status subresource); 409 on a stale resourceVersion. */
-  update(t: Target, body: unknown, dryRun = false): StoredObject {
+  update(t: Target, body: unknown, dryRun = false, notes?: AdmissionNotes): StoredObject {
     if (!isObject(body)) throw badRequest('the request body must be a JSON object');
     const sent: SentObject = body;
     const cur = this.get(t);
@@ -191,6 +202,7 @@ export class ResourceApi {
       validate(t.def, next);
       validateUpdate(t.def, cur, next);
       mergeStringData(t.def, next);
+      if (notes) this.admitWorkload(t, next, notes);
     }
     delete next.metadata.resourceVersion;
     if (same({ ...cur, metadata: { ...cur.metadata, resourceVersion: undefined } }, next)) return cur;
@@ -204,13 +216,13 @@ export class ResourceApi {
   }
 
   /** Applies a patch of the given content type, then updates as PUT would. */
-  patch(t: Target, body: unknown, contentType: string, dryRun = false): StoredObject {
+  patch(t: Target, body: unknown, contentType: string, dryRun = false, notes?: AdmissionNotes): StoredObject {
     const cur = this.get(t);
     const result = applyPatchOfType(cur, body, contentType);
     if (!result || typeof result !== 'object') throw badRequest('the patch produced something that is not an object');
     const patched: SentObject = result as SentObject; // an array, if it is one, is refused by update()
     if (patched.metadata?.resourceVersion === cur.metadata.resourceVersion) delete patched.metadata!.resourceVersion; // equal to cur's, which is always set
-    return this.update(t, patched, dryRun);
+    return this.update(t, patched, dryRun, notes);
   }
 
   private finishedDeleting(def: ResourceDef, obj: StoredObject): boolean {
