@@ -64,9 +64,12 @@ async function main(): Promise<void> {
   const rounds = roundsAt(sizes[sizes.length - 1]!);
   const restoreRounds = Number(flags['restore-rounds'] ?? (quick ? 1 : 3));
   const started = new Date();
+  const shipped = join(REPO_ROOT, 'release', 'build', 'linux-x64', 'kubectl-etcd');
   if (!flags['no-build']) {
     log('building the plugin (npm run build)');
     await must('npm', ['run', 'build'], { cwd: REPO_ROOT });
+    log('building the shipped single executable (npm run release -- --platform linux-x64)');
+    await must('npm', ['run', 'release', '--', '--platform', 'linux-x64'], { cwd: REPO_ROOT });
   }
   const storage = flags.huge ? '8Gi' : quick ? '1Gi' : '3Gi';
   const cluster = flags.cluster ? BenchCluster.attach(flags.cluster) : await BenchCluster.start({ storage, etcd, log });
@@ -84,7 +87,7 @@ async function main(): Promise<void> {
     results.etcd.release = await cluster.etcdRelease(etcd);
     log(`every member runs etcd ${results.etcd.release}`);
     log('start-up');
-    results.startup = await benchStartup(cluster, quick ? 3 : 7);
+    results.startup = await benchStartup(cluster, quick ? 5 : 9, shipped);
     const kept = join(outDir, 'largest.db');
     for (const mib of sizes) {
       const bytes = await growTo(cluster, mib * MIB, log);

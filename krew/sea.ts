@@ -20,12 +20,15 @@ type Inject = (file: string, resource: string, data: Buffer, options: { sentinel
  * Writes the SEA blob for a CommonJS bundle using `node` (which must be the same Node version as
  * the runtimes it is injected into; the blob is platform-independent without a code cache).
  */
-export async function makeSeaBlob(node: string, bundle: string, blob: string): Promise<void> {
+export async function makeSeaBlob(node: string, bundle: string, blob: string, assets: Record<string, string> = {}): Promise<void> {
   // Paths relative to the blob's directory: the blob records the main script's path, and an
   // absolute one would make the archives' sha256 depend on where the repository is checked out.
   const cwd = path.dirname(blob);
   const config = path.join(cwd, 'sea-config.json');
-  const settings = { main: path.relative(cwd, bundle), output: path.basename(blob), disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false };
+  const settings = {
+    main: path.relative(cwd, bundle), output: path.basename(blob), disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false,
+    assets: Object.fromEntries(Object.entries(assets).map(([key, file]) => [key, path.relative(cwd, file)])),
+  };
   await fs.writeFile(config, JSON.stringify(settings, null, 2));
   await execFileAsync(node, ['--experimental-sea-config', config], { cwd, maxBuffer: 1 << 20 });
 }

@@ -83,6 +83,11 @@ export function verdicts(r: BenchResults): Verdict[] {
     const x = r.inspect.plugin.mbPerSecond / ref.mbPerSecond;
     out.push({ target: `inspect at least as fast as ${ref.tool}`, measured: `${f2(x)}× ${toolName(ref.tool)} MB/s`, result: x >= 1 ? 'met' : 'missed' });
   } else out.push({ target: 'inspect at least as fast as the etcd tool', measured: 'not run', result: 'not measured' });
+  const shipped = r.startup?.shippedSeconds;
+  if (shipped !== undefined && r.startup) {
+    const x = shipped / r.startup.kubectlSeconds;
+    out.push({ target: 'shipped binary --help ≤ 1.5× kubectl version --client', measured: `${f2(x)}×`, result: x <= 1.5 ? 'met' : 'missed' });
+  } else out.push({ target: 'shipped binary --help ≤ 1.5× kubectl version --client', measured: 'not built (--no-build)', result: 'not measured' });
   return out;
 }
 
@@ -135,6 +140,7 @@ export function renderReport(r: BenchResults, header: string[]): string {
     lines.push(...table([
       ['command', 'time s', '× kubectl'],
       ['kubectl etcd --help', f2(r.startup.pluginSeconds), f2(r.startup.pluginSeconds / r.startup.kubectlSeconds)],
+      ...(r.startup.shippedSeconds !== undefined ? [['shipped kubectl-etcd --help', f2(r.startup.shippedSeconds), f2(r.startup.shippedSeconds / r.startup.kubectlSeconds)]] : []),
       ['kubectl version --client', f2(r.startup.kubectlSeconds), '1.00'],
     ]).map((l) => '  ' + l), '');
   }

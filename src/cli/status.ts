@@ -45,7 +45,7 @@ export function register(program: Command): void {
       const topology = await discoverTarget(kube, { statefulSet: flags.statefulset, pod: flags.pod, selector: flags.selector, container: flags.container });
       const rows = await collectStatus(topology.members, execStatusProbe(containerCommand(kube)));
       const record = { namespace: topology.namespace, workload: topology.workload.name, members: rows };
-      process.stdout.write(output ? formatRecord(record, output) : renderStatusTable(rows));
+      process.stdout.write(output ? await formatRecord(record, output) : renderStatusTable(rows));
       const err = unhealthyError(rows);
       if (err) throw err;
     });

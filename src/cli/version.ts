@@ -40,9 +40,9 @@ export function register(program: Command): void {
     .description('print the plugin version, its platform and the Node.js runtime it carries')
     .option('-o, --output <format>', 'output format: json or yaml')
     .addHelpText('after', '\nExamples:\n  kubectl etcd version\n  kubectl etcd version -o json')
-    .action((flags: { output?: string }) => {
+    .action(async (flags: { output?: string }) => {
       const output = parseOutputFormat(flags.output);
       const info = versionInfo();
-      process.stdout.write(output ? formatRecord(info, output) : describeVersion(info) + '\n');
+      process.stdout.write(output ? await formatRecord(info, output) : describeVersion(info) + '\n');
     });
 }

@@ -24,7 +24,7 @@ export async function executePlan(plan: RestorePlan, state: JournalState, journa
   const wall = deps.now().getTime() - started;
   deps.stderr.write(renderTimings(timings, wall));
   for (const w of plan.warnings) deps.log.warn(w);
-  if (opts.output) deps.stdout.write(formatRecord(restoreResult(plan, timings, wall, safety), opts.output));
+  if (opts.output) deps.stdout.write(await formatRecord(restoreResult(plan, timings, wall, safety), opts.output));
   else deps.stdout.write(`restored ${plan.namespace}/${plan.workload.name} from "${plan.snapshot.path}" (revision ${plan.snapshot.revision}, ${plan.snapshot.liveKeys ?? '?'} keys) on ${plan.members.length} member(s) in ${(wall / 1000).toFixed(1)}s; verified\n`);
 }
 

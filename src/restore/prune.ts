@@ -68,14 +68,14 @@ export async function pruneKeptCopies(opts: RestoreOptions, deps: RestoreDeps): 
   const plan = await planPrune(topology, verified, keep, deps);
 
   if (opts.dryRun) {
-    deps.stdout.write(opts.output ? formatRecord(pruneRecord(plan, 'PrunePlan'), opts.output) : renderPrunePlan(plan));
+    deps.stdout.write(opts.output ? await formatRecord(pruneRecord(plan, 'PrunePlan'), opts.output) : renderPrunePlan(plan));
     deps.log.info('dry run: nothing was changed');
     return;
   }
   const copies = plan.members.reduce((n, m) => n + m.prune.length, 0);
   if (copies === 0) {
     deps.stderr.write(renderPrunePlan(plan));
-    if (opts.output) deps.stdout.write(formatRecord(pruneRecord(plan, 'PruneResult'), opts.output));
+    if (opts.output) deps.stdout.write(await formatRecord(pruneRecord(plan, 'PruneResult'), opts.output));
     else deps.stdout.write(`nothing to prune in ${plan.namespace}/${plan.workload}: no kept copy is both older than the newest ${keep} and of a verified restore\n`);
     return;
   }
@@ -84,7 +84,7 @@ export async function pruneKeptCopies(opts: RestoreOptions, deps: RestoreDeps): 
   // A restore started while we asked needs its copies: look once more.
   await refuseWhileJournal(journal);
   await removePlanned(plan, opts.utilityImage ?? (await deps.templateImage(topology)), deps);
-  if (opts.output) deps.stdout.write(formatRecord(pruneRecord(plan, 'PruneResult'), opts.output));
+  if (opts.output) deps.stdout.write(await formatRecord(pruneRecord(plan, 'PruneResult'), opts.output));
   else deps.stdout.write(`pruned ${copies} kept cop${copies > 1 ? 'ies' : 'y'} on ${plan.members.filter((m) => m.prune.length).length} member(s) of ${plan.namespace}/${plan.workload}: freed ${formatBytes(plan.freesBytes)}\n`);
 }
 

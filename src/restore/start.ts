@@ -59,7 +59,7 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
   }
 
   if (opts.dryRun) {
-    deps.stdout.write(opts.output ? formatRecord(planRecord(plan, checked.space), opts.output) : renderPlan(plan, checked.space));
+    deps.stdout.write(opts.output ? await formatRecord(planRecord(plan, checked.space), opts.output) : renderPlan(plan, checked.space));
     deps.log.info('dry run: nothing was changed');
     return;
   }

@@ -1,4 +1,3 @@
-import { stringify } from 'yaml';
 import { UsageError } from '../errors.js';
 
 /** Machine-readable output formats accepted by `-o`. */
@@ -11,7 +10,9 @@ export function parseOutputFormat(value: string | undefined): OutputFormat | und
   throw new UsageError(`unsupported output format "${value}"`, 'use -o json or -o yaml');
 }
 
-/** Renders a record as JSON (indented, newline-terminated) or YAML. */
-export function formatRecord(record: unknown, format: OutputFormat): string {
-  return format === 'json' ? JSON.stringify(record, null, 2) + '\n' : stringify(record);
+/** Renders a record as JSON (indented, newline-terminated) or YAML (its library loaded on use: a start without -o yaml does not pay for it). */
+export async function formatRecord(record: unknown, format: OutputFormat): Promise<string> {
+  if (format === 'json') return JSON.stringify(record, null, 2) + '\n';
+  const { stringify } = await import('yaml');
+  return stringify(record);
 }

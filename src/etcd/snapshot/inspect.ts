@@ -31,7 +31,7 @@ export async function inspectSnapshot(opts: InspectOptions, out: OutputWriter): 
       const { byNamespace: _omitted, ...rest } = record.objects;
       record.objects = rest as typeof record.objects;
     }
-    out.write(formatRecord(record, opts.output));
+    out.write(await formatRecord(record, opts.output));
   } else {
     out.write(renderFactsTable(facts, opts.byNamespace));
   }
