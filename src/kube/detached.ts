@@ -30,8 +30,10 @@ export interface DetachedCommand {
 
 /** How a detached run is watched. */
 export interface DetachedOptions {
-  /** First pause between polls; it doubles up to maxPollMs. */
+  /** First pause between polls of a run not yet started; it doubles up to maxPollMs. */
   pollMs?: number;
+  /** How long one poll waits for a running command to end (default LONG_POLL_SECONDS). */
+  longPollSeconds?: number;
   maxPollMs?: number;
   /** Called for every transient failure of a short exec before it is tried again. */
   onRetry?: (err: unknown) => void;
@@ -54,13 +56,26 @@ const START = [
   'echo started',
 ].join('\n');
 
-// $1: the marker folder. Liveness is read before rc: a run that ended has written rc first.
+// $1: the marker folder; $2: how many tenths of a second to wait for a live run to end before
+// answering (a long poll: the answer comes within a tenth of the end, not at the next poll). While
+// it waits it writes a dot to stderr every step, so no load balancer takes the exec for idle.
+// Liveness is read before rc: a run that ended has written rc first. `sleep 0.1` is not POSIX:
+// where it fails, whole seconds.
 const POLL = [
-  'd=$1; alive=',
-  'if [ -f "$d/pid" ] && read p <"$d/pid" && kill -0 "$p" 2>/dev/null; then',
-  '  s=; read s <"/proc/$p/stat" 2>/dev/null || s=',
-  '  case "$s" in *") Z "*) ;; *) alive=1;; esac',
-  'fi',
+  'd=$1; n=${2:-0}',
+  'live() {',
+  '  alive=',
+  '  if [ -f "$d/pid" ] && read p <"$d/pid" && kill -0 "$p" 2>/dev/null; then',
+  '    s=; read s <"/proc/$p/stat" 2>/dev/null || s=',
+  '    case "$s" in *") Z "*) ;; *) alive=1;; esac',
+  '  fi',
+  '}',
+  'live',
+  'while [ "$n" -gt 0 ] && [ -n "$alive" ] && [ ! -f "$d/rc" ]; do',
+  '  if sleep 0.1 2>/dev/null; then n=$((n - 1)); else sleep 1; n=$((n - 10)); fi',
+  '  printf . >&2',
+  '  live',
+  'done',
   'if [ -f "$d/rc" ]; then read rc <"$d/rc"; echo "done $rc"',
   'elif [ -n "$alive" ]; then echo running',
   'elif [ -f "$d/pid" ]; then echo dead',
@@ -76,15 +91,18 @@ export function runDir(name: string): string {
   return `${RUNS_DIR}/${name}`;
 }
 
-/** Reads the state of a run from its marker. */
-export async function pollRun(run: ContainerCommand, target: ContainerRef, name: string, onRetry?: (err: unknown) => void): Promise<RunState> {
-  const r = await retrying(() => run(target, ['sh', '-c', POLL, 'sh', runDir(name)]), onRetry);
+/** How long one poll waits for a running command to end before it answers "running". */
+export const LONG_POLL_SECONDS = 5;
+
+/** Reads the state of a run from its marker; with `waitSeconds`, a live run is waited for that long first. */
+export async function pollRun(run: ContainerCommand, target: ContainerRef, name: string, onRetry?: (err: unknown) => void, waitSeconds = 0): Promise<RunState> {
+  const r = await retrying(() => run(target, ['sh', '-c', POLL, 'sh', runDir(name), String(Math.round(waitSeconds * 10))]), onRetry);
   const line = r.stdout.trim();
   const done = /^done (\d+)$/.exec(line);
   if (done) return { state: 'done', exitCode: Number(done[1]) };
   if (r.exitCode === 0 && (line === 'absent' || line === 'starting' || line === 'running' || line === 'dead')) return { state: line };
   throw new PluginError(
-    `checking the run "${name}" in pod "${target.pod}" failed (exit code ${r.exitCode}): ${lastLine(r.stderr || r.stdout) || 'no output'}`,
+    `checking the run "${name}" in pod "${target.pod}" failed (exit code ${r.exitCode}): ${lastLine(r.stderr.replace(/^\.+/, '') || r.stdout) || 'no output'}`,
     'check that the container has a POSIX shell with mkdir, mv and cat',
   );
 }
@@ -110,7 +128,7 @@ export async function runDetached(run: ContainerCommand, target: ContainerRef, c
   let startingSince: number | undefined;
   let exitCode: number;
   for (;;) {
-    const s = await pollRun(run, target, cmd.name, opts.onRetry);
+    const s = await pollRun(run, target, cmd.name, opts.onRetry, opts.longPollSeconds ?? LONG_POLL_SECONDS);
     if (s.state === 'done') {
       exitCode = s.exitCode;
       break;
@@ -138,7 +156,11 @@ export async function runDetached(run: ContainerCommand, target: ContainerRef, c
         startingSince = undefined;
         continue;
       }
-    } else startingSince = undefined;
+    } else {
+      // Running: the poll itself waited for the end.
+      startingSince = undefined;
+      continue;
+    }
     await new Promise((r) => setTimeout(r, pause));
     pause = Math.min(pause * 2, opts.maxPollMs ?? 2000);
   }
@@ -156,11 +178,12 @@ export async function runDetached(run: ContainerCommand, target: ContainerRef, c
 export async function settleRun(run: ContainerCommand, target: ContainerRef, name: string, opts: DetachedOptions = {}): Promise<void> {
   let pause = opts.pollMs ?? 250;
   for (let since = Date.now(); ;) {
-    const s = await pollRun(run, target, name, opts.onRetry);
+    const s = await pollRun(run, target, name, opts.onRetry, opts.longPollSeconds ?? LONG_POLL_SECONDS);
     if (s.state === 'absent') return;
     if (s.state === 'done' || s.state === 'dead' || (s.state === 'starting' && Date.now() - since > START_GRACE_MS)) {
       return forgetRun(run, target, name, opts.onRetry);
     }
+    if (s.state === 'running') continue;
     await new Promise((r) => setTimeout(r, pause));
     pause = Math.min(pause * 2, opts.maxPollMs ?? 2000);
   }

@@ -84,6 +84,31 @@ describe('runDetached', () => {
     rmSync(work, { recursive: true, force: true });
   });
 
+  it('a poll waits for a running command and answers within a fraction of a second of its end, writing a dot while it waits (no idle stream)', async () => {
+    const name = uniqueName();
+    const host = hostCommand().run;
+    let calls = 0;
+    const dying: ContainerCommand = (t, a, sig) => (++calls <= 2 ? host(t, a, sig) : Promise.reject(new Error('plugin killed')));
+    await expect(runDetached(dying, target, { name, argv: ['sleep', '1.5'] }, { pollMs: 20 })).rejects.toThrow('plugin killed');
+    await expect.poll(async () => (await pollRun(host, target, name)).state, { timeout: 1500, interval: 20 }).toBe('running');
+    const calls0: string[] = [];
+    const watching: ContainerCommand = async (t, a, sig) => {
+      const r = await host(t, a, sig);
+      calls0.push(r.stderr);
+      return r;
+    };
+    const t0 = Date.now();
+    expect(await pollRun(watching, target, name, undefined, 5)).toEqual({ state: 'done', exitCode: 0 });
+    const waited = Date.now() - t0;
+    expect(waited).toBeGreaterThan(300);
+    expect(waited).toBeLessThan(3000);
+    expect(calls0[0]).toMatch(/^\.{3,}$/);
+    // a run that ended is answered at once
+    const t1 = Date.now();
+    expect(await pollRun(host, target, name, undefined, 5)).toEqual({ state: 'done', exitCode: 0 });
+    expect(Date.now() - t1).toBeLessThan(1000);
+  });
+
   it('settleRun waits for a run left going, then removes its marker; with none it returns at once', async () => {
     const name = uniqueName();
     const host = hostCommand().run;
