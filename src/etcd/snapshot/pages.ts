@@ -1,3 +1,4 @@
+import { readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import {
   BUCKET_HEADER_SIZE,
@@ -30,8 +31,19 @@ export function bucketRef(value: Buffer): BucketRef {
 /** Called for every page read while walking trees (the consistency checker listens here). */
 export type PageObserver = (header: PageHeader, depth: number) => void;
 
-/** Positional page reads over a bbolt file; never holds more than the pages on the current path. */
+/** Size of the aligned blocks PageFile reads and caches (a multiple of every bbolt page size). */
+export const BLOCK_SIZE = 1 << 20;
+// Blocks kept (least recently used evicted): a walk returns to a block while it visits pages bbolt allocated together.
+const BLOCKS_CACHED = 8;
+
+/**
+ * Positional reads over a bbolt file, one aligned 1 MiB block at a time into a small cache, so
+ * a walk makes one read per block rather than one per page. Memory stays bounded: the cached
+ * blocks, plus the pages on the current path and any value larger than a block, read whole.
+ */
 export class PageFile {
+  private readonly blocks = new Map<number, Buffer>();
+
   constructor(
     private readonly fh: FileHandle,
     /** Page size from the meta page. */
@@ -56,19 +68,63 @@ export class PageFile {
     return { header, buf: await this.readBytes(id * this.pageSize, (header.overflow + 1) * this.pageSize) };
   }
 
-  /** Reads exactly length bytes at offset, or reports the file as truncated. */
+  /**
+   * Exactly length bytes at offset, or reports the file as truncated. The buffer may be a view
+   * of a cached block: callers read it and never write to it.
+   */
   async readBytes(offset: number, length: number): Promise<Buffer> {
     if (offset + length > this.dataSize) {
       throw new BoltCorruption(`truncated: needs bytes up to ${offset + length} but the database part of the file ends at ${this.dataSize}`);
     }
-    const buf = Buffer.alloc(length);
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done);
-      if (bytesRead === 0) throw new BoltCorruption(`truncated: file ends at ${offset + done}`);
+    const index = Math.floor(offset / BLOCK_SIZE);
+    if (Math.floor((offset + length - 1) / BLOCK_SIZE) !== index) return this.readSpan(offset, length);
+    const block = this.cachedBlock(index) ?? this.loadBlock(index);
+    const at = offset - index * BLOCK_SIZE;
+    if (at + length > block.length) throw new BoltCorruption(`truncated: file ends at ${index * BLOCK_SIZE + block.length}`);
+    return block.subarray(at, at + length);
+  }
+
+  // A hit moves the block to the back, so the least recently used one is evicted first.
+  private cachedBlock(index: number): Buffer | undefined {
+    const block = this.blocks.get(index);
+    if (block) {
+      this.blocks.delete(index);
+      this.blocks.set(index, block);
+    }
+    return block;
+  }
+
+  private loadBlock(index: number): Buffer {
+    const start = index * BLOCK_SIZE;
+    const buf = Buffer.allocUnsafe(Math.min(BLOCK_SIZE, this.dataSize - start));
+    const block = buf.subarray(0, this.fill(buf, 0, start));
+    if (this.blocks.size >= BLOCKS_CACHED) this.blocks.delete(this.blocks.keys().next().value!);
+    this.blocks.set(index, block);
+    return block;
+  }
+
+  // Bytes across a block boundary (a value of many overflow pages): the part in the first block
+  // is copied from the cache when it is there (readPage just loaded it for the header), the rest read.
+  private readSpan(offset: number, length: number): Buffer {
+    const index = Math.floor(offset / BLOCK_SIZE);
+    const buf = Buffer.allocUnsafe(length);
+    const cached = this.blocks.get(index)?.copy(buf, 0, offset - index * BLOCK_SIZE) ?? 0;
+    const got = this.fill(buf, cached, offset + cached);
+    if (got < length) throw new BoltCorruption(`truncated: file ends at ${offset + got}`);
+    return buf;
+  }
+
+  // Reads into buf from index from on, at file offset position, until buf is full or the file
+  // ends; returns how many bytes of buf are filled. Synchronous: the walk is CPU-bound between
+  // reads anyway, and a read from the page cache takes less than the hop to libuv's pool and back.
+  private fill(buf: Buffer, from: number, position: number): number {
+    let done = from;
+    while (done < buf.length) {
+      const bytesRead = readSync(this.fh.fd, buf, done, buf.length - done, position + done - from);
+      if (bytesRead === 0) break;
       done += bytesRead;
     }
-    return buf;
+    return done;
   }
 
   /** Yields the leaf pages of a bucket in key order (branch pages are read and observed on the way). */
