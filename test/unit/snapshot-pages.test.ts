@@ -1,0 +1,69 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BoltCorruption } from '../../src/etcd/snapshot/layout.js';
+import { BLOCK_SIZE, PageFile } from '../../src/etcd/snapshot/pages.js';
+
+// A file of random bytes three and a bit blocks long, read back through PageFile's block cache.
+const PAGE = 4096;
+let dir: string;
+let bytes: Buffer;
+let fh: FileHandle;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'snapshot-pages-'));
+  bytes = randomBytes(3 * BLOCK_SIZE + 5 * PAGE);
+  // Page 70 (inside block 1 from block 0) claims 100 overflow pages, so it spans blocks 1 and 2.
+  bytes.writeBigUInt64LE(70n, 70 * PAGE);
+  bytes.writeUInt16LE(0x02, 70 * PAGE + 8);
+  bytes.writeUInt32LE(100, 70 * PAGE + 12);
+  await writeFile(join(dir, 'file'), bytes);
+  fh = await open(join(dir, 'file'), 'r');
+});
+
+afterAll(async () => {
+  await fh?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('PageFile', () => {
+  it.each([
+    ['within the first block', 0, PAGE],
+    ['the last bytes of a block', BLOCK_SIZE - 100, 100],
+    ['across one block boundary', BLOCK_SIZE - 100, 200],
+    ['across two block boundaries', BLOCK_SIZE - 7, BLOCK_SIZE + 14],
+    ['the short last block', 3 * BLOCK_SIZE + PAGE, 4 * PAGE],
+    ['one byte at the end', 3 * BLOCK_SIZE + 5 * PAGE - 1, 1],
+  ])('reads %s exactly as the file holds it, cached or not', async (_what, offset, length) => {
+    const file = new PageFile(fh, PAGE, bytes.length, bytes.length / PAGE);
+    const expected = bytes.subarray(offset, offset + length);
+    expect((await file.readBytes(offset, length)).equals(expected)).toBe(true);
+    await file.readBytes(offset, 1); // now its block is cached
+    expect((await file.readBytes(offset, length)).equals(expected)).toBe(true);
+  });
+
+  it('reads a page with its overflow pages across blocks', async () => {
+    const file = new PageFile(fh, PAGE, bytes.length, bytes.length / PAGE);
+    const page = await file.readPage(70);
+    expect(page.header).toEqual({ id: 70, flags: 0x02, count: page.header.count, overflow: 100 });
+    expect(page.buf.equals(bytes.subarray(70 * PAGE, 171 * PAGE))).toBe(true);
+  });
+
+  it('refuses bytes past the database part of the file', async () => {
+    const file = new PageFile(fh, PAGE, 2 * BLOCK_SIZE, (2 * BLOCK_SIZE) / PAGE);
+    await expect(file.readBytes(2 * BLOCK_SIZE - 10, 20)).rejects.toThrow(BoltCorruption);
+    await expect(file.readBytes(2 * BLOCK_SIZE - 10, 20)).rejects.toThrow(`needs bytes up to ${2 * BLOCK_SIZE + 10}`);
+  });
+
+  // The file ends 10 bytes into the read; PageFile was told the database part is 2 blocks longer.
+  it.each([
+    ['in the last block', 20],
+    ['across a block boundary', BLOCK_SIZE],
+  ])('reports a file shorter than its database part as truncated (%s)', async (_what, length) => {
+    const size = bytes.length;
+    const file = new PageFile(fh, PAGE, size + 2 * BLOCK_SIZE, (size + 2 * BLOCK_SIZE) / PAGE);
+    await expect(file.readBytes(size - 10, length)).rejects.toThrow(`truncated: file ends at ${size}`);
+  });
+});
