@@ -3,6 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import {
   BUCKET_HEADER_SIZE,
   BoltCorruption,
+  PAGE_HEADER_SIZE,
   PageFlag,
   parsePageHeader,
   pageTypeName,
@@ -21,11 +22,14 @@ export interface Page {
 /** Where a bucket's tree starts: a page id, or the inline page carried in its parent's value. */
 export type BucketRef = { kind: 'paged'; root: number } | { kind: 'inline'; page: Buffer };
 
-/** Decodes a bucket value (bucket header, then the inline page when root is 0). */
+/**
+ * Decodes a bucket value (bucket header, then the inline page when root is 0). An inline page
+ * is copied: the value's page may be reused once forEachElement is done with it.
+ */
 export function bucketRef(value: Buffer): BucketRef {
   if (value.length < BUCKET_HEADER_SIZE) throw new BoltCorruption('bucket value is shorter than a bucket header');
   const root = toSafeNumber(value.readBigUInt64LE(0), 'bucket root page id');
-  return root === 0 ? { kind: 'inline', page: value.subarray(BUCKET_HEADER_SIZE) } : { kind: 'paged', root };
+  return root === 0 ? { kind: 'inline', page: Buffer.from(value.subarray(BUCKET_HEADER_SIZE)) } : { kind: 'paged', root };
 }
 
 /** Called for every page read while walking trees (the consistency checker listens here). */
@@ -47,6 +51,10 @@ const BLOCKS_CACHED = 8;
  */
 export class PageFile {
   private readonly blocks = new Map<number, Buffer>();
+  private readonly header = Buffer.alloc(PAGE_HEADER_SIZE);
+  // The memory of the last span read, and of a span its reader released (see release()).
+  private lastSpan: Buffer | undefined;
+  private spare: ArrayBuffer | undefined;
 
   constructor(
     private readonly fh: FileHandle,
@@ -62,14 +70,22 @@ export class PageFile {
   /** Reads page id and its overflow pages; checks bounds and that the header names the same page. */
   async readPage(id: number): Promise<Page> {
     if (id < 2 || id >= this.highWater) throw new BoltCorruption(`page ${id}: out of bounds: ${this.highWater}`);
-    const first = await this.readBytes(id * this.pageSize, this.pageSize);
-    const header = parsePageHeader(first);
+    const offset = id * this.pageSize;
+    const header = parsePageHeader(this.headerAt(offset) ?? (await this.readBytes(offset, this.pageSize)));
     if (header.id !== id) throw new BoltCorruption(`page ${id}: header names page ${header.id}`);
-    if (header.overflow === 0) return { header, buf: first };
     if (id + header.overflow >= this.highWater) {
       throw new BoltCorruption(`page ${id}: overflow of ${header.overflow} pages runs past page ${this.highWater}`);
     }
-    return { header, buf: await this.readBytes(id * this.pageSize, (header.overflow + 1) * this.pageSize) };
+    return { header, buf: await this.readBytes(offset, (header.overflow + 1) * this.pageSize) };
+  }
+
+  // The header of the page at offset read on its own when its block is not cached, so a large
+  // value is read once, into its own memory, without loading a block it mostly fills; undefined
+  // when the block is cached or the page is past the end (readBytes then reads or reports it).
+  private headerAt(offset: number): Buffer | undefined {
+    if (this.blocks.has(Math.floor(offset / BLOCK_SIZE)) || offset + this.pageSize > this.dataSize) return undefined;
+    const n = readSync(this.fh.fd, this.header, 0, PAGE_HEADER_SIZE, offset);
+    return n === PAGE_HEADER_SIZE ? this.header : undefined;
   }
 
   /**
@@ -108,14 +124,35 @@ export class PageFile {
   }
 
   // Bytes across a block boundary (a value of many overflow pages): the part in the first block
-  // is copied from the cache when it is there (readPage just loaded it for the header), the rest read.
+  // is copied from the cache when it is there, the rest read.
   private readSpan(offset: number, length: number): Buffer {
     const index = Math.floor(offset / BLOCK_SIZE);
-    const buf = Buffer.allocUnsafe(length);
+    const buf = this.spanBuffer(length);
     const cached = this.blocks.get(index)?.copy(buf, 0, offset - index * BLOCK_SIZE) ?? 0;
     const got = this.fill(buf, cached, offset + cached);
     if (got < length) throw new BoltCorruption(`truncated: file ends at ${offset + got}`);
     return buf;
+  }
+
+  // Memory for a span: the spare one when it is large enough, else a new one rounded up to whole
+  // blocks (so values of similar sizes reuse it), never from Buffer's shared pool.
+  private spanBuffer(length: number): Buffer {
+    let memory = this.spare;
+    this.spare = undefined;
+    if (!memory || memory.byteLength < length) memory = Buffer.allocUnsafeSlow(Math.ceil(length / BLOCK_SIZE) * BLOCK_SIZE).buffer;
+    this.lastSpan = Buffer.from(memory, 0, length);
+    return this.lastSpan;
+  }
+
+  /**
+   * Tells the reader nothing refers to this page's bytes any more, so a page read across blocks
+   * (a large value) lends its memory to the next one: memory stays flat however many there are.
+   */
+  release(page: Page): void {
+    if (page.buf === this.lastSpan) {
+      this.spare = page.buf.buffer as ArrayBuffer;
+      this.lastSpan = undefined;
+    }
   }
 
   // Reads into buf from index from on, at file offset position, until buf is full or the file
@@ -157,9 +194,13 @@ export class PageFile {
   }
 }
 
-/** Calls fn for every element of a bucket in key order, like bbolt's Bucket.ForEach. */
+/**
+ * Calls fn for every element of a bucket in key order, like bbolt's Bucket.ForEach. The key and
+ * value are valid only during the call: fn copies what it keeps (bucketRef does).
+ */
 export async function forEachElement(file: PageFile, ref: BucketRef, fn: (e: Element) => void): Promise<void> {
   for await (const page of file.leaves(ref)) {
     for (let i = 0; i < page.header.count; i++) fn(readElement(page.buf, page.header.flags, i));
+    file.release(page);
   }
 }

@@ -11,7 +11,7 @@ export interface EtcdSnapshotStatus {
   totalSize: number;
 }
 
-/** Receives every entry of every top-level bucket, in the order status visits them. */
+/** Receives every entry of every top-level bucket, in the order status visits them; key and value are valid only during the call. */
 export type EntrySink = (bucket: string, key: Buffer, value: Buffer) => void;
 
 /*
