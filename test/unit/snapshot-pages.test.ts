@@ -51,6 +51,20 @@ describe('PageFile', () => {
     expect(page.buf.equals(bytes.subarray(70 * PAGE, 171 * PAGE))).toBe(true);
   });
 
+  it('lends the memory of a released value to the next value across blocks, and only then', async () => {
+    const file = new PageFile(fh, PAGE, bytes.length, bytes.length / PAGE);
+    const header = { id: 0, flags: 0x02, count: 0, overflow: 1 };
+    const first = await file.readBytes(BLOCK_SIZE - 100, 200);
+    file.release({ header, buf: first });
+    const second = await file.readBytes(2 * BLOCK_SIZE - 50, 100);
+    expect(second.buffer).toBe(first.buffer);
+    expect(second.equals(bytes.subarray(2 * BLOCK_SIZE - 50, 2 * BLOCK_SIZE + 50))).toBe(true);
+    const third = await file.readBytes(3 * BLOCK_SIZE - 50, 100); // second not released: new memory
+    expect(third.buffer).not.toBe(second.buffer);
+    expect(second.equals(bytes.subarray(2 * BLOCK_SIZE - 50, 2 * BLOCK_SIZE + 50))).toBe(true);
+    expect(third.equals(bytes.subarray(3 * BLOCK_SIZE - 50, 3 * BLOCK_SIZE + 50))).toBe(true);
+  });
+
   it('refuses bytes past the database part of the file', async () => {
     const file = new PageFile(fh, PAGE, 2 * BLOCK_SIZE, (2 * BLOCK_SIZE) / PAGE);
     await expect(file.readBytes(2 * BLOCK_SIZE - 10, 20)).rejects.toThrow(BoltCorruption);
