@@ -36,18 +36,19 @@ export function bucketRef(value: Buffer): BucketRef {
 export type PageObserver = (header: PageHeader, depth: number) => void;
 
 /**
- * Size of the aligned blocks PageFile reads and caches (a multiple of bbolt's usual page sizes;
- * larger pages read across blocks). 1 MiB blocks raised peak RSS by 60 MiB on 1 MB values: each
- * left a block and a value as garbage.
+ * Size of the aligned blocks PageFile reads and caches for pages that fit one (a multiple of
+ * bbolt's usual page sizes). Small enough that the cache stays a few MiB; large enough that a
+ * walk over small pages makes one read per 64 pages of 4 KiB.
  */
 export const BLOCK_SIZE = 1 << 18;
 // Blocks kept (least recently used evicted): a walk returns to a block while it visits pages bbolt allocated together.
 const BLOCKS_CACHED = 8;
 
 /**
- * Positional reads over a bbolt file, one aligned 256 KiB block at a time into a small cache, so
- * a walk makes one read per block rather than one per page. Memory stays bounded: the cached
- * blocks, plus the pages on the current path and any value larger than a block, read whole.
+ * Synchronous positional reads over a bbolt file: pages that fit a block come from a small cache
+ * of aligned 256 KiB blocks (one read per block, not per page); a page whose overflow crosses
+ * blocks (a large value) is read on its own, into memory reused once its reader releases it.
+ * Memory stays bounded: the cached blocks, the pages on the current path, one large value.
  */
 export class PageFile {
   private readonly blocks = new Map<number, Buffer>();
