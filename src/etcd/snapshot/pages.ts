@@ -90,8 +90,9 @@ export class PageFile {
   }
 
   /**
-   * Exactly length bytes at offset, or reports the file as truncated. The buffer may be a view
-   * of a cached block: callers read it and never write to it.
+   * Exactly length bytes at offset, or reports the file as truncated. Bytes within a block are
+   * copied out of the cache (whose memory is reused); bytes across blocks are valid until
+   * release() of their page.
    */
   async readBytes(offset: number, length: number): Promise<Buffer> {
     if (offset + length > this.dataSize) {
@@ -102,7 +103,7 @@ export class PageFile {
     const block = this.cachedBlock(index) ?? this.loadBlock(index);
     const at = offset - index * BLOCK_SIZE;
     if (at + length > block.length) throw new BoltCorruption(`truncated: file ends at ${index * BLOCK_SIZE + block.length}`);
-    return block.subarray(at, at + length);
+    return Buffer.from(block.subarray(at, at + length));
   }
 
   // A hit moves the block to the back, so the least recently used one is evicted first.
@@ -115,11 +116,18 @@ export class PageFile {
     return block;
   }
 
+  // Reads a block into the memory of the one it evicts (nothing outside the cache refers to a
+  // block), so a walk over a large file allocates BLOCKS_CACHED blocks in all.
   private loadBlock(index: number): Buffer {
+    let memory: ArrayBuffer | undefined;
+    if (this.blocks.size >= BLOCKS_CACHED) {
+      const [oldest, evicted] = this.blocks.entries().next().value!;
+      this.blocks.delete(oldest);
+      memory = evicted.buffer as ArrayBuffer;
+    }
     const start = index * BLOCK_SIZE;
-    const buf = Buffer.allocUnsafe(Math.min(BLOCK_SIZE, this.dataSize - start));
+    const buf = Buffer.from(memory ?? Buffer.allocUnsafeSlow(BLOCK_SIZE).buffer, 0, Math.min(BLOCK_SIZE, this.dataSize - start));
     const block = buf.subarray(0, this.fill(buf, 0, start));
-    if (this.blocks.size >= BLOCKS_CACHED) this.blocks.delete(this.blocks.keys().next().value!);
     this.blocks.set(index, block);
     return block;
   }
