@@ -6,16 +6,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BoltCorruption } from '../../src/etcd/snapshot/layout.js';
 import { BLOCK_SIZE, PageFile } from '../../src/etcd/snapshot/pages.js';
 
-// A file of random bytes three and a bit blocks long, read back through PageFile's block cache.
+// A file of random bytes ten and a bit blocks long (more than the cache holds), read back
+// through PageFile's block cache.
 const PAGE = 4096;
+const BLOCKS = 10;
 let dir: string;
 let bytes: Buffer;
 let fh: FileHandle;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'snapshot-pages-'));
-  bytes = randomBytes(3 * BLOCK_SIZE + 5 * PAGE);
-  // Page 70 (inside block 1 from block 0) claims 100 overflow pages, so it spans blocks 1 and 2.
+  bytes = randomBytes(BLOCKS * BLOCK_SIZE + 5 * PAGE);
+  // Page 70 starts in block 1 and claims 100 overflow pages, so it runs into block 2.
   bytes.writeBigUInt64LE(70n, 70 * PAGE);
   bytes.writeUInt16LE(0x02, 70 * PAGE + 8);
   bytes.writeUInt32LE(100, 70 * PAGE + 12);
@@ -34,8 +36,8 @@ describe('PageFile', () => {
     ['the last bytes of a block', BLOCK_SIZE - 100, 100],
     ['across one block boundary', BLOCK_SIZE - 100, 200],
     ['across two block boundaries', BLOCK_SIZE - 7, BLOCK_SIZE + 14],
-    ['the short last block', 3 * BLOCK_SIZE + PAGE, 4 * PAGE],
-    ['one byte at the end', 3 * BLOCK_SIZE + 5 * PAGE - 1, 1],
+    ['the short last block', BLOCKS * BLOCK_SIZE + PAGE, 4 * PAGE],
+    ['one byte at the end', BLOCKS * BLOCK_SIZE + 5 * PAGE - 1, 1],
   ])('reads %s exactly as the file holds it, cached or not', async (_what, offset, length) => {
     const file = new PageFile(fh, PAGE, bytes.length, bytes.length / PAGE);
     const expected = bytes.subarray(offset, offset + length);
@@ -63,6 +65,13 @@ describe('PageFile', () => {
     expect(third.buffer).not.toBe(second.buffer);
     expect(second.equals(bytes.subarray(2 * BLOCK_SIZE - 50, 2 * BLOCK_SIZE + 50))).toBe(true);
     expect(third.equals(bytes.subarray(3 * BLOCK_SIZE - 50, 3 * BLOCK_SIZE + 50))).toBe(true);
+  });
+
+  it('pages read from blocks keep their bytes after the cache reuses those blocks', async () => {
+    const file = new PageFile(fh, PAGE, bytes.length, bytes.length / PAGE);
+    const read = [];
+    for (let b = 0; b < BLOCKS; b++) read.push({ at: b * BLOCK_SIZE + PAGE, buf: await file.readBytes(b * BLOCK_SIZE + PAGE, PAGE) });
+    for (const { at, buf } of read) expect(buf.equals(bytes.subarray(at, at + PAGE))).toBe(true);
   });
 
   it('refuses bytes past the database part of the file', async () => {
