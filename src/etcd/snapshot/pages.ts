@@ -43,19 +43,22 @@ export type PageObserver = (header: PageHeader, depth: number) => void;
 export const BLOCK_SIZE = 1 << 18;
 // Blocks kept (least recently used evicted): a walk returns to a block while it visits pages bbolt allocated together.
 const BLOCKS_CACHED = 8;
+// Memory kept for reuse once neither the cache nor an unreleased page uses it.
+const FREE_KEPT = 4;
 
 /**
- * Synchronous positional reads over a bbolt file: pages that fit a block come from a small cache
- * of aligned 256 KiB blocks (one read per block, not per page); a page whose overflow crosses
- * blocks (a large value) is read on its own, into memory reused once its reader releases it.
- * Memory stays bounded: the cached blocks, the pages on the current path, one large value.
+ * Synchronous positional reads over a bbolt file: pages that fit a block are views of a small
+ * cache of aligned 256 KiB blocks (one read per block, not per page); a page whose overflow
+ * crosses blocks (a large value) is read on its own. Memory is reused, not left to the garbage
+ * collector: a block's or a large value's memory serves the next read once it has left the
+ * cache and every page on it is released. So memory stays flat however large the file.
  */
 export class PageFile {
   private readonly blocks = new Map<number, Buffer>();
+  // Unreleased pages per memory (a block's or a large value's), and memory ready for reuse.
+  private readonly users = new Map<ArrayBufferLike, number>();
+  private readonly free: ArrayBufferLike[] = [];
   private readonly header = Buffer.alloc(PAGE_HEADER_SIZE);
-  // The memory of the last span read, and of a span its reader released (see release()).
-  private lastSpan: Buffer | undefined;
-  private spare: ArrayBuffer | undefined;
 
   constructor(
     private readonly fh: FileHandle,
@@ -68,33 +71,49 @@ export class PageFile {
     private readonly observe: PageObserver = () => {},
   ) {}
 
-  /** Reads page id and its overflow pages; checks bounds and that the header names the same page. */
+  /**
+   * Reads page id and its overflow pages; checks bounds and that the header names the same page.
+   * The page's bytes stay valid until release(page); a page never released is left to the
+   * garbage collector instead.
+   */
   async readPage(id: number): Promise<Page> {
     if (id < 2 || id >= this.highWater) throw new BoltCorruption(`page ${id}: out of bounds: ${this.highWater}`);
     const offset = id * this.pageSize;
-    const header = parsePageHeader(this.headerAt(offset) ?? (await this.readBytes(offset, this.pageSize)));
+    const header = parsePageHeader(this.headerAt(offset) ?? this.bytesAt(offset, this.pageSize));
     if (header.id !== id) throw new BoltCorruption(`page ${id}: header names page ${header.id}`);
     if (id + header.overflow >= this.highWater) {
       throw new BoltCorruption(`page ${id}: overflow of ${header.overflow} pages runs past page ${this.highWater}`);
     }
-    return { header, buf: await this.readBytes(offset, (header.overflow + 1) * this.pageSize) };
+    const buf = this.bytesAt(offset, (header.overflow + 1) * this.pageSize);
+    this.users.set(buf.buffer, (this.users.get(buf.buffer) ?? 0) + 1);
+    return { header, buf };
+  }
+
+  /** Declares that nothing refers to the page's bytes any more: their memory may serve another read. */
+  release(page: Page): void {
+    const memory = page.buf.buffer;
+    const count = this.users.get(memory);
+    if (count === undefined) return; // an inline page, or released already
+    if (count > 1) {
+      this.users.set(memory, count - 1);
+      return;
+    }
+    this.users.delete(memory);
+    if (!this.isCached(memory)) this.reuse(memory);
   }
 
   // The header of the page at offset read on its own when its block is not cached, so a large
   // value is read once, into its own memory, without loading a block it mostly fills; undefined
-  // when the block is cached or the page is past the end (readBytes then reads or reports it).
+  // when the block is cached or the page is past the end (bytesAt then reads or reports it).
   private headerAt(offset: number): Buffer | undefined {
     if (this.blocks.has(Math.floor(offset / BLOCK_SIZE)) || offset + this.pageSize > this.dataSize) return undefined;
     const n = readSync(this.fh.fd, this.header, 0, PAGE_HEADER_SIZE, offset);
     return n === PAGE_HEADER_SIZE ? this.header : undefined;
   }
 
-  /**
-   * Exactly length bytes at offset, or reports the file as truncated. Bytes within a block are
-   * copied out of the cache (whose memory is reused); bytes across blocks are valid until
-   * release() of their page.
-   */
-  async readBytes(offset: number, length: number): Promise<Buffer> {
+  // Exactly length bytes at offset (a view of a cached block, or a span read on its own), or
+  // reports the file as truncated.
+  private bytesAt(offset: number, length: number): Buffer {
     if (offset + length > this.dataSize) {
       throw new BoltCorruption(`truncated: needs bytes up to ${offset + length} but the database part of the file ends at ${this.dataSize}`);
     }
@@ -103,7 +122,7 @@ export class PageFile {
     const block = this.cachedBlock(index) ?? this.loadBlock(index);
     const at = offset - index * BLOCK_SIZE;
     if (at + length > block.length) throw new BoltCorruption(`truncated: file ends at ${index * BLOCK_SIZE + block.length}`);
-    return Buffer.from(block.subarray(at, at + length));
+    return block.subarray(at, at + length);
   }
 
   // A hit moves the block to the back, so the least recently used one is evicted first.
@@ -116,17 +135,14 @@ export class PageFile {
     return block;
   }
 
-  // Reads a block into the memory of the one it evicts (nothing outside the cache refers to a
-  // block), so a walk over a large file allocates BLOCKS_CACHED blocks in all.
   private loadBlock(index: number): Buffer {
-    let memory: ArrayBuffer | undefined;
     if (this.blocks.size >= BLOCKS_CACHED) {
       const [oldest, evicted] = this.blocks.entries().next().value!;
       this.blocks.delete(oldest);
-      memory = evicted.buffer as ArrayBuffer;
+      if (!this.users.has(evicted.buffer)) this.reuse(evicted.buffer);
     }
     const start = index * BLOCK_SIZE;
-    const buf = Buffer.from(memory ?? Buffer.allocUnsafeSlow(BLOCK_SIZE).buffer, 0, Math.min(BLOCK_SIZE, this.dataSize - start));
+    const buf = Buffer.from(this.memory(BLOCK_SIZE), 0, Math.min(BLOCK_SIZE, this.dataSize - start));
     const block = buf.subarray(0, this.fill(buf, 0, start));
     this.blocks.set(index, block);
     return block;
@@ -136,32 +152,28 @@ export class PageFile {
   // is copied from the cache when it is there, the rest read.
   private readSpan(offset: number, length: number): Buffer {
     const index = Math.floor(offset / BLOCK_SIZE);
-    const buf = this.spanBuffer(length);
+    const buf = Buffer.from(this.memory(length), 0, length);
     const cached = this.blocks.get(index)?.copy(buf, 0, offset - index * BLOCK_SIZE) ?? 0;
     const got = this.fill(buf, cached, offset + cached);
     if (got < length) throw new BoltCorruption(`truncated: file ends at ${offset + got}`);
     return buf;
   }
 
-  // Memory for a span: the spare one when it is large enough, else a new one rounded up to whole
-  // blocks (so values of similar sizes reuse it), never from Buffer's shared pool.
-  private spanBuffer(length: number): Buffer {
-    let memory = this.spare;
-    this.spare = undefined;
-    if (!memory || memory.byteLength < length) memory = Buffer.allocUnsafeSlow(Math.ceil(length / BLOCK_SIZE) * BLOCK_SIZE).buffer;
-    this.lastSpan = Buffer.from(memory, 0, length);
-    return this.lastSpan;
+  // Memory of at least length bytes: a free one large enough, else a new one in whole blocks
+  // (so blocks and values of similar sizes can take turns with it), never from Buffer's pool.
+  private memory(length: number): ArrayBufferLike {
+    const i = this.free.findIndex((m) => m.byteLength >= length);
+    if (i >= 0) return this.free.splice(i, 1)[0];
+    return Buffer.allocUnsafeSlow(Math.ceil(length / BLOCK_SIZE) * BLOCK_SIZE).buffer;
   }
 
-  /**
-   * Tells the reader nothing refers to this page's bytes any more, so a page read across blocks
-   * (a large value) lends its memory to the next one: memory stays flat however many there are.
-   */
-  release(page: Page): void {
-    if (page.buf === this.lastSpan) {
-      this.spare = page.buf.buffer as ArrayBuffer;
-      this.lastSpan = undefined;
-    }
+  private isCached(memory: ArrayBufferLike): boolean {
+    for (const block of this.blocks.values()) if (block.buffer === memory) return true;
+    return false;
+  }
+
+  private reuse(memory: ArrayBufferLike): void {
+    if (this.free.length < FREE_KEPT) this.free.push(memory);
   }
 
   // Reads into buf from index from on, at file offset position, until buf is full or the file
@@ -197,6 +209,7 @@ export class PageFile {
       yield page;
     } else if (flags & PageFlag.branch) {
       for (let i = 0; i < count; i++) yield* this.subtree(readElement(page.buf, flags, i).child, depth + 1);
+      this.release(page);
     } else {
       throw new BoltCorruption(`page ${id}: invalid type: ${pageTypeName(flags)}`);
     }

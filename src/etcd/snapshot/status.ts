@@ -52,6 +52,7 @@ export async function computeStatus(file: PageFile, root: BucketRef, sink: Entry
         sink(name, e.key, isBucket ? EMPTY : e.value);
       });
     }
+    file.release(page);
   }
   // Nested buckets are not hashed by status, but bbolt's Check walks them: so do we.
   while (nested.length > 0) {
