@@ -45,6 +45,7 @@ export class PageChecker {
       else if (this.state[free] & FREED) this.report(`page ${free}: already freed`);
       else this.state[free] |= FREED;
     }
+    file.release(page);
   }
 
   /** Observer for PageFile: records a branch or leaf page (and its overflow) as referenced. */

@@ -47,12 +47,16 @@ export interface BoltShape {
 
 const OS_PAGE_SIZE = 4096;
 
-/** Reads a snapshot (or a raw member/snap/db) with positional reads and one streaming sha256 pass. */
+/** Reads a snapshot (or a raw member/snap/db) with positional reads and one sha256 pass beside the walk. */
 export async function readSnapshotFacts(path: string): Promise<SnapshotFacts> {
   const size = await statSnapshot(path);
   const fh = await open(path, 'r');
   try {
-    const [trailer, bolt] = await Promise.all([checkTrailer(path, fh, size), readBolt(fh, size)]);
+    // Both read through fh (the hash perhaps on a worker thread): settle both before closing it.
+    const [trailerRead, boltRead] = await Promise.allSettled([checkTrailer(fh, size), readBolt(fh, size)]);
+    if (trailerRead.status === 'rejected') throw trailerRead.reason;
+    if (boltRead.status === 'rejected') throw boltRead.reason;
+    const [trailer, bolt] = [trailerRead.value, boltRead.value];
     const outcome: SnapshotOutcome = bolt.problems.length > 0 ? 'corrupt' : trailer.trailer === 'mismatch' ? 'trailer-mismatch' : 'valid';
     return { path, fileSize: size, outcome, trailer: trailer.trailer, sha256: trailer.computedSha256, ...bolt };
   } finally {

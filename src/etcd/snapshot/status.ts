@@ -11,7 +11,7 @@ export interface EtcdSnapshotStatus {
   totalSize: number;
 }
 
-/** Receives every entry of every top-level bucket, in the order status visits them. */
+/** Receives every entry of every top-level bucket, in the order status visits them; key and value are valid only during the call. */
 export type EntrySink = (bucket: string, key: Buffer, value: Buffer) => void;
 
 /*
@@ -52,6 +52,7 @@ export async function computeStatus(file: PageFile, root: BucketRef, sink: Entry
         sink(name, e.key, isBucket ? EMPTY : e.value);
       });
     }
+    file.release(page);
   }
   // Nested buckets are not hashed by status, but bbolt's Check walks them: so do we.
   while (nested.length > 0) {
