@@ -249,7 +249,11 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
   // Nodes of the members must be Ready: the utility pods run there.
   for (const m of topology.members) {
     if (!m.node) {
-      refuse(`member "${m.name}" has no known node`, 'start its pod or bind its volume first');
+      // A gone member's volume that can move (a cloud disk: its node affinity names a zone, or
+      // none): its utility pod goes wherever the scheduler can attach it.
+      if (m.dataVolume?.kind === 'pvc' && (await deps.dataPinnedToNode(m)) === false) {
+        warnings.push(`member "${m.name}" has no pod and its volume is not bound to one node: its utility pod goes where the scheduler can attach the volume`);
+      } else refuse(`member "${m.name}" has no known node`, 'start its pod or bind its volume first');
       continue;
     }
     const st = await deps.readNode(m.node);

@@ -178,3 +178,19 @@ describe('preflight: a member that runs as its image\'s non-root user (runAsNonR
     expect(r.memberIds).toEqual({});
   });
 });
+
+describe('preflight: a member whose pod is gone', () => {
+  const gone = (): EtcdTopology => {
+    const t = topology(false);
+    const { node: _, ...rest } = t.members[2]!;
+    return { ...t, members: [t.members[0]!, t.members[1]!, { ...rest, pod: undefined as unknown as string }] };
+  };
+  const base = { etcdImage: 'docker.io/bitnami/etcd:3.4.23', snapshot, quiesce: [], pdbs: [], force: false };
+  it('goes on, warning, when its volume can move (a cloud disk: the scheduler places the utility pod by the volume\'s zone)', async () => {
+    const r = await preflight({ ...base, topology: gone() }, { ...deps, dataPinnedToNode: async () => false });
+    expect(r.warnings).toContain('member "etcd-2" has no pod and its volume is not bound to one node: its utility pod goes where the scheduler can attach the volume');
+  });
+  it.each([[true], [undefined]])('refuses when the volume is bound to a node it cannot name, or cannot be read (pinned: %s)', async (pinned) => {
+    await expect(preflight({ ...base, topology: gone() }, { ...deps, dataPinnedToNode: async () => pinned })).rejects.toThrow(/^member "etcd-2" has no known node$/);
+  });
+});
