@@ -1,5 +1,8 @@
 // `npm run bench [-- --quick | --huge] [--etcd 3.4|3.5] [--rounds N] [--restore-rounds N] [--cluster DIR] [--keep-cluster]`
-// (development: --sizes 64,512 --no-restore --no-build; --cluster reuses a cluster left by --keep-cluster)
+// (development: --sizes 64,512 --no-restore --no-build --dev-build; --cluster reuses a cluster left by --keep-cluster)
+//
+// The plugin timed is what users run: the shipped single executable (built for linux-x64 first),
+// or with --dev-build the development build (bin/kubectl-etcd, node loading dist/ and node_modules/).
 //
 // Benchmarks kubectl-etcd against the local test cluster (real etcd, real kubectl): backup at
 // 64 MiB and 512 MiB (and 2 GiB with --huge) against the in-pod floor and the manual kubectl
@@ -9,9 +12,9 @@
 // (<date>-quick.json with --quick, <date>-etcd3.5.json with --etcd 3.5).
 // Never part of `npm test`. Progress goes to stderr, the table to stdout.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '../test/sim/apiserver/procs.js';
 import { DEFAULT_ETCD_MINOR, ETCD_MINORS, etcdBinaries, isEtcdMinor, type EtcdMinor } from '../test/sim/etcd-versions.js';
@@ -34,6 +37,7 @@ const { values: flags } = parseArgs({
     cluster: { type: 'string' },
     'keep-cluster': { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
+    'dev-build': { type: 'boolean', default: false },
     'no-restore': { type: 'boolean', default: false },
     sizes: { type: 'string' },
   },
@@ -72,7 +76,10 @@ async function main(): Promise<void> {
     await must('npm', ['run', 'release', '--', '--platform', 'linux-x64'], { cwd: REPO_ROOT });
   }
   const storage = flags.huge ? '8Gi' : quick ? '1Gi' : '3Gi';
-  const cluster = flags.cluster ? BenchCluster.attach(flags.cluster) : await BenchCluster.start({ storage, etcd, log });
+  const pluginDir = !flags['dev-build'] && existsSync(shipped) ? dirname(shipped) : join(REPO_ROOT, 'bin');
+  const pluginBuild = pluginDir === join(REPO_ROOT, 'bin') ? 'the development build (bin/kubectl-etcd)' : 'the shipped single executable (linux-x64)';
+  log(`timing ${pluginBuild}`);
+  const cluster = flags.cluster ? BenchCluster.attach(flags.cluster, pluginDir) : await BenchCluster.start({ storage, etcd, log, pluginDir });
   const outDir = mkdtempSync(join(tmpdir(), 'kubectl-etcd-bench-out-'));
   const results: BenchResults = { etcd: { minor: etcd, release: '?' }, backup: [] };
   if (!flags.cluster && !flags['keep-cluster']) {
@@ -114,9 +121,10 @@ async function main(): Promise<void> {
   const finished = new Date();
   const header = [
     `kubectl-etcd benchmark on etcd ${results.etcd.release} (--etcd ${etcd}), ${started.toISOString().slice(0, 16)}Z to ${finished.toISOString().slice(11, 16)}Z UTC${quick ? ' (--quick)' : ''}${flags.huge ? ' (--huge)' : ''}`,
-    `alternating rounds per figure: backup ${sizes.map((m) => `${m} MiB ×${roundsAt(m)}`).join(', ')}, inspect ×${rounds}, restore ×${restoreRounds}, start-up ×${quick ? 3 : 7}`,
+    `alternating rounds per figure: backup ${sizes.map((m) => `${m} MiB ×${roundsAt(m)}`).join(', ')}, inspect ×${rounds}, restore ×${restoreRounds}, start-up ×${quick ? 5 : 9}`,
     environment(),
     `local test cluster (test/sim): real etcd in pods, every member and etcd tool on ${results.etcd.release}, real kubectl; peak RSS: ${rssMethod()}`,
+    `plugin timed: ${pluginBuild}`,
   ];
   const text = renderReport(results, header);
   process.stdout.write(text + '\n');

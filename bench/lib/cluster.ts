@@ -21,15 +21,16 @@ export class BenchCluster {
   /** Environment with the built plugin first on PATH and this cluster's kubeconfig. */
   readonly env: NodeJS.ProcessEnv;
 
-  private constructor(readonly dir: string) {
+  /** `pluginDir`: where kubectl finds `kubectl-etcd` (the shipped single executable's folder, or bin/ for the dev build). */
+  private constructor(readonly dir: string, pluginDir = join(REPO_ROOT, 'bin')) {
     this.kubeconfig = join(dir, 'kubeconfig');
-    this.env = { ...process.env, KUBECONFIG: this.kubeconfig, PATH: `${join(REPO_ROOT, 'bin')}:${process.env.PATH ?? ''}` };
+    this.env = { ...process.env, KUBECONFIG: this.kubeconfig, PATH: `${pluginDir}:${process.env.PATH ?? ''}` };
   }
 
   /** Starts the simulator with the anthos fixture and creates the bench workloads, all on etcd `opts.etcd`. */
-  static async start(opts: { storage: string; etcd: EtcdMinor; log: (l: string) => void }): Promise<BenchCluster> {
+  static async start(opts: { storage: string; etcd: EtcdMinor; log: (l: string) => void; pluginDir?: string }): Promise<BenchCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'kubectl-etcd-bench-'));
-    const c = new BenchCluster(dir);
+    const c = new BenchCluster(dir, opts.pluginDir);
     opts.log(`starting the local test cluster on etcd ${opts.etcd} in ${dir}`);
     const up = await sim(['up', '--dir', dir, '--fixture', 'anthos', '--etcd', opts.etcd]);
     if (up.code !== 0) {
@@ -51,8 +52,8 @@ export class BenchCluster {
   }
 
   /** Uses a cluster that is already up (e.g. one left by `--keep-cluster`); the caller brings it down. */
-  static attach(dir: string): BenchCluster {
-    return new BenchCluster(dir);
+  static attach(dir: string, pluginDir?: string): BenchCluster {
+    return new BenchCluster(dir, pluginDir);
   }
 
   /** Stops every process of the cluster and removes its directory. */

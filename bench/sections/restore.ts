@@ -37,8 +37,20 @@ export async function restoreAvailability(c: BenchCluster): Promise<{ ok: boolea
   return { ok: false, reason: '`kubectl etcd restore` is not in this build (no restore command registered)' };
 }
 
+/**
+ * Writes the marker (untimed), asking again for up to a minute as an operator would: pods Ready
+ * after a restore (the manual runbook's especially) do not yet mean a leader that takes writes.
+ */
 async function putMarker(c: BenchCluster, ns: string, value: string): Promise<void> {
-  await c.inEtcd(ns, 'kube-etcd-0', `etcdctl put /bench/marker ${value} >/dev/null`);
+  for (const deadline = Date.now() + 60_000; ;) {
+    try {
+      await c.inEtcd(ns, 'kube-etcd-0', `etcdctl put /bench/marker ${value} >/dev/null`);
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
 }
 
 /** Throws unless every member serves the pre-backup marker and the namespace is Ready. */
