@@ -10,7 +10,7 @@ import { runBackup } from '../backup/run.js';
 import { discoverTopology } from '../etcd/discovery/index.js';
 import { apiPodLister } from '../etcd/discovery/lister.js';
 import type { EtcdTopology } from '../etcd/topology.js';
-import type { V1Service, V1StatefulSet } from '@kubernetes/client-node';
+import type { V1PersistentVolumeClaim, V1Service, V1StatefulSet } from '@kubernetes/client-node';
 import { ForbiddenError, NoHealthyMemberError, PluginError } from '../errors.js';
 import { checkAccess } from '../kube/access.js';
 import type { KubeContext } from '../kube/client.js';
@@ -48,6 +48,13 @@ function imageOf(sts: V1StatefulSet | undefined, topology: EtcdTopology): string
 /** Builds the restore's collaborators over the kube seam, as the backup CLI does. */
 export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
   const lister = apiPodLister(kube);
+  // Each member claim is read once per run: its access mode, its capacity and its volume all come from the same read.
+  const claims = new Map<string, Promise<V1PersistentVolumeClaim | undefined>>();
+  const readClaim = (namespace: string, name: string) => {
+    const key = `${namespace}/${name}`;
+    if (!claims.has(key)) claims.set(key, readOrUndefined(() => kube.core.readNamespacedPersistentVolumeClaim({ name, namespace }), `get persistentvolumeclaim "${name}" in namespace "${namespace}"`));
+    return claims.get(key)!;
+  };
   const onRetry = (err: unknown) => log.warn(`the API server did not answer (${(err as Error).message.split('\n')[0]}); retrying`);
   return {
     discover: (namespace, statefulSet) => discoverTopology(lister, { namespace, statefulSet }),
@@ -91,7 +98,7 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
         if (!m.node) m.node = await nodeOfClaim(kube, m);
         const vol = m.dataVolume;
         if (vol?.kind !== 'pvc') continue;
-        const claim = await readOrUndefined(() => kube.core.readNamespacedPersistentVolumeClaim({ name: vol.claimName, namespace: m.namespace }), `get persistentvolumeclaim "${vol.claimName}" in namespace "${m.namespace}"`);
+        const claim = await readClaim(m.namespace, vol.claimName);
         if (claim?.spec?.accessModes?.includes('ReadWriteOncePod')) vol.readWriteOncePod = true;
       }
     },
@@ -111,8 +118,7 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
         if (vol?.kind === 'hostPath') return true;
         if (vol?.kind !== 'pvc') return false;
         try {
-          const claim = await kube.core.readNamespacedPersistentVolumeClaim({ name: vol.claimName, namespace: m.namespace });
-          const pvName = claim.spec?.volumeName;
+          const pvName = (await readClaim(m.namespace, vol.claimName))?.spec?.volumeName;
           if (!pvName) return undefined;
           const pv = await kube.core.readPersistentVolume({ name: pvName });
           // A local volume (or any whose node affinity names single hosts) cannot follow its pod.
@@ -126,7 +132,8 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
       async claimCapacity(m) {
         if (m.dataVolume?.kind !== 'pvc') return undefined;
         try {
-          const pvc = await kube.core.readNamespacedPersistentVolumeClaim({ name: m.dataVolume.claimName, namespace: m.namespace });
+          const pvc = await readClaim(m.namespace, m.dataVolume.claimName);
+          if (!pvc) return undefined;
           return quantityBytes(pvc.status?.capacity?.['storage'] ?? pvc.spec?.resources?.requests?.['storage']);
         } catch {
           return undefined;
