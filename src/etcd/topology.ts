@@ -58,7 +58,7 @@ export interface EtcdMember {
   runAsUser?: number;
   runAsGroup?: number;
   fsGroup?: number;
-  /** What a pod made to work on this member's volume takes from the member's pod (pod-inherit.ts). */
+  /** What a pod made to work on this member's volume takes from the member's pod (discovery/member.ts reads it; restore/manifests.ts uses it). */
   podFacts?: MemberPodFacts;
   /** The exec command of the container's preStop hook, when it has one. */
   preStop?: string[];

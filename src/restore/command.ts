@@ -58,7 +58,6 @@ export interface RestoreDeps {
   /** From the StatefulSet: its etcd image, the cold-start hold, and a pod as its controller would create it (memberPod). */
   templateFacts(topology: EtcdTopology): Promise<{ image: string; hold?: ColdStartHold; warning?: string; memberPod?: UtilityPodManifest }>;
   listWorkloads(namespace: string): Promise<NamespaceWorkloads>;
-  /** Fills in the node of members whose pod is gone. */
   /** Fills in what the pods do not say: the node of a member whose pod is gone, and ReadWriteOncePod claims. */
   resolveNodes(topology: EtcdTopology): Promise<void>;
   preflight: PreflightDeps;

@@ -78,9 +78,14 @@ export function memberRunsAsNonRoot(member: EtcdMember): boolean {
  * the member passes. Otherwise (a root member, or a distroless image whose tool is reached by
  * chroot, which needs root) root, keeping the member's seccomp profile and SELinux options.
  */
+export function utilityRunsAsMember(member: EtcdMember, chroot: boolean): boolean {
+  return memberRunsAsNonRoot(member) && !chroot;
+}
+
+/** The security contexts of the utility pod (utilityRunsAsMember says whose user). */
 export function utilityUser(member: EtcdMember, chroot: boolean): { pod?: Record<string, unknown>; container: Record<string, unknown> } {
   const f = member.podFacts ?? {};
-  if (memberRunsAsNonRoot(member) && !chroot) {
+  if (utilityRunsAsMember(member, chroot)) {
     const ids = { ...(member.runAsUser !== undefined ? { runAsUser: member.runAsUser } : {}), ...(member.runAsGroup !== undefined ? { runAsGroup: member.runAsGroup } : {}) };
     return { ...(f.podSecurityContext ? { pod: f.podSecurityContext } : {}), container: { ...(f.securityContext ?? {}), ...ids } };
   }

@@ -7,7 +7,7 @@ import { etcdctlSnapshotRestore, etcdutlSnapshotRestore, initialClusterOf } from
 import type { EtcdMember, EtcdTopology } from '../etcd/topology.js';
 import type { ColdStartHold } from './cold-start.js';
 import { keptCopiesDirOf, keptCopyPath } from './kept.js';
-import { utilityPodManifest, utilityUser, type UtilityPodManifest } from './manifests.js';
+import { utilityPodManifest, utilityRunsAsMember, type UtilityPodManifest } from './manifests.js';
 import { planSteps, type PlanStep } from './steps.js';
 
 export type { PlanStep } from './steps.js';
@@ -306,7 +306,7 @@ export function buildRestorePlan(input: PlanInput): RestorePlan {
     const removalLogGuard = startFiles ? bitnamiRemovalLog(member) : undefined;
     const pod = utilityPodManifest({ member, image: input.utilityImage, etcdToolsImage: input.etcdToolsImage, stamp });
     const runAs = member.runAsUser;
-    const runsAsMember = utilityUser(member, Boolean(input.etcdToolsImage)).container['runAsUser'] !== 0;
+    const runsAsMember = utilityRunsAsMember(member, Boolean(input.etcdToolsImage));
     return {
       member,
       node: member.node ?? '',

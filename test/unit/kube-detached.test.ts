@@ -2,7 +2,7 @@
 // a ContainerCommand that can "cut the stream": the command runs on, the caller gets a transient
 // error, as with a load balancer's idle cut in a real cluster.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -94,17 +94,23 @@ describe('runDetached', () => {
   });
 
   it('a poll waits for a running command to end (rather than answering "running"), writing a dot while it waits (no idle stream)', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'detached-'));
+    const gate = join(work, 'gate');
     const name = uniqueName();
-    const host = await leftGoing(name, ['sleep', '1.5']);
-    await expect.poll(async () => (await pollRun(host, target, name)).state, { timeout: 1500, interval: 20 }).toBe('running');
-    const stderr: string[] = [];
+    // The run ends only when the test says so: no race with the machine's speed.
+    const host = await leftGoing(name, ['sh', '-c', `while [ ! -f ${gate} ]; do sleep 0.05; done`]);
+    await expect.poll(async () => (await pollRun(host, target, name)).state, { timeout: 10_000, interval: 20 }).toBe('running');
+    let stderr = '';
     const watching: ContainerCommand = async (t, a, sig) => {
       const r = await host(t, a, sig);
-      stderr.push(r.stderr);
+      stderr = r.stderr;
       return r;
     };
-    expect(await pollRun(watching, target, name, undefined, 5)).toEqual({ state: 'done', exitCode: 0 });
-    expect(stderr[0]).toMatch(/^\.{3,}$/);
+    const polled = pollRun(watching, target, name, undefined, 30);
+    setTimeout(() => writeFileSync(gate, ''), 1000);
+    expect(await polled).toEqual({ state: 'done', exitCode: 0 });
+    expect(stderr).toMatch(/^\.+$/);
+    rmSync(work, { recursive: true, force: true });
   });
 
   it('settleRun waits for a run left going, then removes its marker; with none it returns at once', async () => {

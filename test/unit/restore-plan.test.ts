@@ -142,9 +142,11 @@ describe('buildRestorePlan', () => {
   it('ReadWriteOncePod member claims: the utility pods (and Bitnami\'s start files) come after etcd stopped', () => {
     const rwop = (n: number) => anthosMember(n, { dataVolume: { kind: 'pvc', volumeName: 'data', claimName: `data-kube-etcd-${n}`, mountPath: '/var/lib/etcd', readWriteOncePod: true } });
     const ids = buildRestorePlan(input([rwop(0), rwop(1)])).steps.map((s) => s.id);
+    expect(ids).toEqual(expect.arrayContaining(['etcd-stop', 'utility/kube-etcd-0', 'utility/kube-etcd-1', 'copy/kube-etcd-0']));
     expect(ids.indexOf('utility/kube-etcd-0')).toBeGreaterThan(ids.indexOf('etcd-stop'));
     expect(ids.indexOf('utility/kube-etcd-1')).toBeLessThan(ids.indexOf('copy/kube-etcd-0'));
     const plain = buildRestorePlan(input([anthosMember(0), anthosMember(1)])).steps.map((s) => s.id);
+    expect(plain).toEqual(expect.arrayContaining(['etcd-stop', 'utility/kube-etcd-0']));
     expect(plain.indexOf('utility/kube-etcd-0')).toBeLessThan(plain.indexOf('etcd-stop'));
   });
 
