@@ -1,7 +1,7 @@
-// Start-up: `kubectl etcd --help` (kubectl finds the dev build on PATH, node loads it) and the
-// shipped single executable's `kubectl-etcd --help` (when built: `npm run release -- --platform
-// linux-x64`, which the bench runs unless --no-build), against `kubectl version --client`,
-// alternating.
+// Start-up: `kubectl etcd --help` (kubectl finds the plugin the bench put first on PATH: the
+// shipped single executable, or the dev build with --dev-build), the shipped single executable's
+// own `kubectl-etcd --help` without kubectl in front (the issue's target row), and
+// `kubectl version --client`, alternating.
 import { existsSync } from 'node:fs';
 import type { BenchCluster } from '../lib/cluster.js';
 import { measure } from '../lib/proc.js';
