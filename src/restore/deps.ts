@@ -9,6 +9,7 @@ import { kubeBackupDeps } from '../backup/cluster.js';
 import { runBackup } from '../backup/run.js';
 import { discoverTopology } from '../etcd/discovery/index.js';
 import { apiPodLister } from '../etcd/discovery/lister.js';
+import { podFromStatefulSet } from '../etcd/discovery/template.js';
 import type { EtcdTopology } from '../etcd/topology.js';
 import type { V1PersistentVolumeClaim, V1Service, V1StatefulSet } from '@kubernetes/client-node';
 import { ForbiddenError, NoHealthyMemberError, PluginError } from '../errors.js';
@@ -163,15 +164,9 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
 }
 
 /**
- * The pod the StatefulSet's controller would create for its first member (the client's typed
- * template, which the dry-run create serializes as any V1Pod).
+ * The pod the StatefulSet's controller would create for its first member, claim volumes and all
+ * (a pod whose mounts name no volume is refused as invalid: the dry run would say nothing of admission).
  */
 function memberPodOf(sts: V1StatefulSet, topology: EtcdTopology): UtilityPodManifest {
-  const template = sts.spec?.template;
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: topology.members[0]?.pod ?? `${topology.workload.name}-0`, namespace: topology.namespace, labels: template?.metadata?.labels ?? {} },
-    spec: (template?.spec ?? { containers: [] }) as unknown as UtilityPodManifest['spec'],
-  };
+  return podFromStatefulSet(sts, topology.members[0]?.ordinal ?? 0) as unknown as UtilityPodManifest;
 }

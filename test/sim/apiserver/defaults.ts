@@ -222,5 +222,16 @@ export function validate(def: ResourceDef, obj: SentObject): asserts obj is Sent
     if (!c.name) causes.push({ field: 'spec.containers[0].name', message: 'Required value' });
     if (!c.image) causes.push({ field: `spec.containers[0].image`, message: 'Required value' });
   }
+  // A pod's volume mounts must name its volumes (ValidateVolumeMounts, field.NotFound). A
+  // StatefulSet's template may also name its volumeClaimTemplates: only pods are checked.
+  if (def.resource === 'pods' && !def.group) {
+    const pod = obj.spec as PartialJson<V1PodSpec> | undefined;
+    const volumes = new Set((pod?.volumes ?? []).map((v) => v.name));
+    for (const [list, cs] of [['initContainers', pod?.initContainers], ['containers', pod?.containers]] as const) {
+      (cs ?? []).forEach((c, i) => (c.volumeMounts ?? []).forEach((m, j) => {
+        if (!volumes.has(m.name)) causes.push({ field: `spec.${list}[${i}].volumeMounts[${j}].name`, message: `Not found: "${m.name}"`, reason: 'FieldValueNotFound' });
+      }));
+    }
+  }
   if (causes.length) throw invalid(def.group, def.kind, name, causes);
 }
