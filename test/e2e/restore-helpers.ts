@@ -72,27 +72,28 @@ export const BITNAMI_ACCESS: EtcdAccess = {
   etcdctl: ['etcdctl', '--endpoints=http://127.0.0.1:2379'], dataDir: '/bitnami/etcd/data', volumeDir: '/bitnami/etcd',
 };
 
-/** Runs etcdctl in a member pod; throws on failure. */
-export async function etcdctl(cluster: SimCluster, a: EtcdAccess, pod: string, args: string[]): Promise<string> {
-  const r = await cluster.kubectl(['-n', a.namespace, 'exec', pod, '-c', a.container, '--', ...a.etcdctl, ...args]);
-  if (r.code !== 0) throw new Error(`etcdctl ${args.join(' ')} in ${pod} failed: ${r.stderr}`);
-  return r.stdout;
-}
-
 /**
- * The member list as `pod` sees it. etcd 3.5 answers it linearizably (through the leader), so a
- * leader election on a loaded machine can time it out; it is asked again until it answers (60 s).
+ * Runs etcdctl in a member pod; throws on failure. Every call the tests make may be sent again (reads,
+ * put and del of their own keys, snapshot save to a fixed path), and etcd answers most through the
+ * leader: a leader election on a loaded machine times such a request out ("request timed out",
+ * "deadline exceeded", "no leader", "leader changed"), and a user would simply send it again. So it
+ * is, for up to 60 s; any other failure throws at once.
  */
-export async function memberList(cluster: SimCluster, a: EtcdAccess, pod: string): Promise<string> {
+export async function etcdctl(cluster: SimCluster, a: EtcdAccess, pod: string, args: string[]): Promise<string> {
   const deadline = Date.now() + 60_000;
   for (;;) {
-    try {
-      return await etcdctl(cluster, a, pod, ['member', 'list']);
-    } catch (err) {
-      if (Date.now() > deadline || !/deadline exceeded|no leader|leader changed/i.test(String(err))) throw err;
-      await new Promise((r) => setTimeout(r, 1000));
+    const r = await cluster.kubectl(['-n', a.namespace, 'exec', pod, '-c', a.container, '--', ...a.etcdctl, ...args]);
+    if (r.code === 0) return r.stdout;
+    if (Date.now() > deadline || !/request timed out|deadline exceeded|no leader|leader changed/i.test(r.stderr)) {
+      throw new Error(`etcdctl ${args.join(' ')} in ${pod} failed: ${r.stderr}`);
     }
+    await new Promise((res) => setTimeout(res, 1000));
   }
+}
+
+/** The member list as `pod` sees it (etcd 3.5 answers it linearizably, through the leader). */
+export async function memberList(cluster: SimCluster, a: EtcdAccess, pod: string): Promise<string> {
+  return etcdctl(cluster, a, pod, ['member', 'list']);
 }
 
 /** Keys under prefix as the member itself holds them (serializable read, no quorum). */
