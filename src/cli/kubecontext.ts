@@ -10,7 +10,11 @@ import { kubeFlagsOf, verbosityOf, type GlobalKubeOptions } from './kubeflags.js
 export function kubeContextFromOptions(opts: GlobalKubeOptions, env: KubeConfigEnv = process.env, stderr: LogSink = process.stderr): KubeContext {
   const kube = createKubeContext(loadKubeConfig(kubeFlagsOf(opts), env));
   const server = kube.kubeConfig.getCurrentCluster()?.server;
-  createLogger(stderr, verbosityOf(opts)).debug(5, `context "${kube.contextName}" server ${server} namespace "${kube.namespace}"`);
+  const log = createLogger(stderr, verbosityOf(opts));
+  log.debug(5, `context "${kube.contextName}" server ${server} namespace "${kube.namespace}"`);
+  // Set by the single executable's loader (krew/bundle.ts LAZY_CACHE_STATE_KEY) once it compiled the code this module is in.
+  const codeCache = (globalThis as Record<symbol, unknown>)[Symbol.for('kubectl-etcd.lazy-code-cache')];
+  if (typeof codeCache === 'string') log.debug(9, `code cache of the single executable's lazy chunk: ${codeCache}`);
   return kube;
 }
 

@@ -26,13 +26,15 @@ export interface CopyOutOptions extends PodFile {
   onProgress?: (bytes: number) => void;
   /** Aborting stops the copy: the exec WebSocket is terminated and the promise rejects. */
   signal?: AbortSignal;
+  /** Hash the bytes (default true); false when the caller hashes them itself (backup's digester). */
+  sha256?: boolean;
 }
 
-/** What arrived: size, the mode from the tar header, and the sha256 of the bytes written. */
+/** What arrived: size, the mode from the tar header, and the sha256 of the bytes written (unless not asked). */
 export interface CopyOutResult {
   bytes: number;
   mode: number;
-  sha256: string;
+  sha256?: string;
 }
 
 /** Streams one regular file out of a pod (`tar cf - -C DIR BASE` parsed with tar-stream) into destination. */
@@ -40,7 +42,7 @@ export async function copyFileOutOfPod(kube: KubeStreamAccess, opts: CopyOutOpti
   const where = `"${opts.path}" in pod "${opts.namespace}/${opts.pod}"`;
   const dir = posix.dirname(opts.path);
   const base = posix.basename(opts.path);
-  const hash = createHash('sha256');
+  const hash = opts.sha256 === false ? undefined : createHash('sha256');
   const stderr = tailCollector(4096);
   const extract = tar.extract();
   let entries = 0;
@@ -58,7 +60,7 @@ export async function copyFileOutOfPod(kube: KubeStreamAccess, opts: CopyOutOpti
     }
     mode = header.mode ?? 0;
     entryDone = relay(stream as unknown as Readable, opts.destination, opts.end !== false, (chunk) => {
-      hash.update(chunk);
+      hash?.update(chunk);
       bytes += chunk.length;
       opts.onProgress?.(bytes);
     }).finally(() => next());
@@ -81,7 +83,7 @@ export async function copyFileOutOfPod(kube: KubeStreamAccess, opts: CopyOutOpti
   await entryDone;
   if (entryError) throw entryError;
   if (entries === 0) throw new PluginError(`copying ${where}: tar sent no file`, 'check the path');
-  return { bytes, mode, sha256: hash.digest('hex') };
+  return { bytes, mode, ...(hash ? { sha256: hash.digest('hex') } : {}) };
 }
 
 /**

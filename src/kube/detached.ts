@@ -8,10 +8,13 @@
  *     DIR/rc    its exit status, written once it ended (atomically, rc.tmp then mv)
  *     DIR/out   its stdout;  DIR/err  its stderr        (all 0600: umask 077)
  *
- * and is observed with short execs. Claiming DIR (mkdir) is atomic, so a retried or resumed start
- * never starts a second run: a retry first reads the marker — running: wait; finished: use its
- * status and output; absent: start. Each short exec is retried while it fails transiently. The
- * marker lives in the container's own /tmp, so it goes with the container and its processes.
+ * One exec claims DIR and starts the command, or finds DIR claimed already, then waits a few
+ * seconds for the run to end (writing a dot each tenth, so the stream is never idle) and answers
+ * its state, with its output once it ended; a run that goes on is waited for by the same exec
+ * again. Claiming DIR (mkdir) is atomic, so a retried or resumed start never starts a second run:
+ * it finds the marker and waits for that run, or takes its status and output. Each exec is retried
+ * while it fails transiently; the marker is removed only once the output was read. The marker
+ * lives in the container's own /tmp, so it goes with the container and its processes.
  */
 import { PluginError } from '../errors.js';
 import type { CommandResult, ContainerCommand, ContainerRef } from './exec.js';
@@ -37,6 +40,11 @@ export interface DetachedOptions {
   maxPollMs?: number;
   /** Called for every transient failure of a short exec before it is tried again. */
   onRetry?: (err: unknown) => void;
+  /**
+   * Leave the marker of a run that ended for the caller to remove (with `removeRunsScript`, in the
+   * exec that removes its other leftovers): one exec fewer.
+   */
+  keepMarker?: boolean;
 }
 
 /** What a poll of the marker says. */
@@ -45,24 +53,14 @@ export type RunState = { state: 'absent' | 'starting' | 'running' | 'dead' } | {
 /** How long a claimed marker may lack its pid before the start is taken as never having happened. */
 const START_GRACE_MS = 15_000;
 
-// $1: the marker folder; the rest: the command. Prints "started" or "exists".
-const START = [
-  'd=$1; shift',
-  'umask 077',
-  'mkdir -p "${d%/*}" || exit 97',
-  'if ! mkdir "$d" 2>/dev/null; then echo exists; exit 0; fi',
-  // The runner shell writes its own pid first, so a pid file never names a run that did not start.
-  `sh -c 'd=$1; shift; echo $$ >"$d/pid.tmp" && mv "$d/pid.tmp" "$d/pid"; "$@" >"$d/out" 2>"$d/err"; echo $? >"$d/rc.tmp"; mv "$d/rc.tmp" "$d/rc"' sh "$d" "$@" </dev/null >/dev/null 2>&1 &`,
-  'echo started',
-].join('\n');
-
-// $1: the marker folder; $2: how many tenths of a second to wait for a live run to end before
-// answering (a long poll: the answer comes within a tenth of the end, not at the next poll). While
-// it waits it writes a dot to stderr every step, so no load balancer takes the exec for idle.
-// Liveness is read before rc: a run that ended has written rc first. `sleep 0.1` is not POSIX:
-// where it fails, whole seconds.
-const POLL = [
-  'd=$1; n=${2:-0}',
+// The long poll POLL and RUN share ($d: the marker folder; $n: how many tenths of a second to
+// wait for a live run to end, or for a claimed run to write its pid, before answering: the answer
+// comes within a tenth of the end, not at the next poll). While it waits it writes a dot to stderr
+// every step, so no load balancer takes the exec for idle. Liveness is read before rc: a run that
+// ended has written rc first. `sleep 0.1` is not POSIX: where it fails, whole seconds. With
+// $with_output set, a "done" answer carries the run's output: its stdout after the "done RC" line,
+// its stderr on stderr after a newline that ends the dots.
+const WAIT = [
   'live() {',
   '  alive=',
   '  if [ -f "$d/pid" ] && read p <"$d/pid" && kill -0 "$p" 2>/dev/null; then',
@@ -71,19 +69,38 @@ const POLL = [
   '  fi',
   '}',
   'live',
-  'while [ "$n" -gt 0 ] && [ -n "$alive" ] && [ ! -f "$d/rc" ]; do',
+  // a run being started (claimed, no pid yet) is waited for as well
+  'while [ "$n" -gt 0 ] && [ ! -f "$d/rc" ] && { [ -n "$alive" ] || { [ -d "$d" ] && [ ! -f "$d/pid" ]; }; }; do',
   '  if sleep 0.1 2>/dev/null; then n=$((n - 1)); else sleep 1; n=$((n - 10)); fi',
   '  printf . >&2',
   '  live',
   'done',
-  'if [ -f "$d/rc" ]; then read rc <"$d/rc"; echo "done $rc"',
+  'if [ -f "$d/rc" ]; then',
+  '  read rc <"$d/rc"; echo "done $rc"',
+  '  if [ -n "$with_output" ]; then cat "$d/out" && printf "\\n" >&2 && cat "$d/err" >&2 || exit 98; fi',
   'elif [ -n "$alive" ]; then echo running',
   'elif [ -f "$d/pid" ]; then echo dead',
   'elif [ -d "$d" ]; then echo starting',
   'else echo absent; fi',
-].join('\n');
+];
 
-const READ = 'cat "$1/out" && cat "$1/err" >&2';
+// $1: the marker folder; $2: tenths of a second to wait (WAIT). Answers the run's state.
+const POLL = ['d=$1; n=${2:-0}; with_output=', ...WAIT].join('\n');
+
+// $1: the marker folder; $2: tenths of a second to wait; the rest: the command. Starts the command
+// unless the marker is claimed already (a run started earlier, perhaps by a caller that was cut or
+// killed), then waits like POLL and answers the run's state, with its output once it is done: one
+// exec where a poll, a start, a poll and a read of the output took four.
+const RUN = [
+  'd=$1; n=$2; shift 2; with_output=1',
+  'umask 077',
+  'mkdir -p "${d%/*}" || exit 97',
+  'if mkdir "$d" 2>/dev/null; then',
+  // The runner shell writes its own pid first, so a pid file never names a run that did not start.
+  `  sh -c 'd=$1; shift; echo $$ >"$d/pid.tmp" && mv "$d/pid.tmp" "$d/pid"; "$@" >"$d/out" 2>"$d/err"; echo $? >"$d/rc.tmp"; mv "$d/rc.tmp" "$d/rc"' sh "$d" "$@" </dev/null >/dev/null 2>&1 &`,
+  'fi',
+  ...WAIT,
+].join('\n');
 
 /** The marker folder of a command in its container. */
 export function runDir(name: string): string {
@@ -96,19 +113,41 @@ export const LONG_POLL_SECONDS = 5;
 
 /** Reads the state of a run from its marker; with `waitSeconds`, a live run is waited for that long first. */
 export async function pollRun(run: ContainerCommand, target: ContainerRef, name: string, onRetry?: (err: unknown) => void, waitSeconds = 0): Promise<RunState> {
-  const r = await retrying(() => run(target, ['sh', '-c', POLL, 'sh', runDir(name), String(Math.round(waitSeconds * 10))]), onRetry);
-  const line = r.stdout.trim();
+  const r = await retrying(() => run(target, ['sh', '-c', POLL, 'sh', runDir(name), tenths(waitSeconds)]), onRetry);
+  return parseState(r, name, target).state;
+}
+
+function tenths(seconds: number): string {
+  return String(Math.round(seconds * 10));
+}
+
+/** The state a POLL or RUN answered, with the run's output when RUN answered "done". */
+function parseState(r: CommandResult, name: string, target: ContainerRef): { state: RunState; output?: { stdout: string; stderr: string } } {
+  const nl = r.stdout.indexOf('\n');
+  const line = (nl < 0 ? r.stdout : r.stdout.slice(0, nl)).trim();
   const done = /^done (\d+)$/.exec(line);
-  if (done) return { state: 'done', exitCode: Number(done[1]) };
-  if (r.exitCode === 0 && (line === 'absent' || line === 'starting' || line === 'running' || line === 'dead')) return { state: line };
+  if (done && r.exitCode === 0) {
+    // stderr: the dots of the wait, the newline that ends them, then the run's own stderr
+    const cut = r.stderr.search(/^\.*\n/) === 0 ? r.stderr.indexOf('\n') + 1 : 0;
+    return { state: { state: 'done', exitCode: Number(done[1]) }, output: { stdout: nl < 0 ? '' : r.stdout.slice(nl + 1), stderr: r.stderr.slice(cut) } };
+  }
+  if (r.exitCode === 0 && (line === 'absent' || line === 'starting' || line === 'running' || line === 'dead')) return { state: { state: line } };
   throw new PluginError(
     `checking the run "${name}" in pod "${target.pod}" failed (exit code ${r.exitCode}): ${lastLine(r.stderr.replace(/^\.+/, '') || r.stdout) || 'no output'}`,
-    'check that the container has a POSIX shell with mkdir, mv and cat',
+    'check that the container has a POSIX shell with mkdir, mv and cat, and a writable /tmp',
   );
 }
 
 // $1: the marker folder; RUNS_DIR goes too once it is empty.
 const FORGET = 'rm -rf "$1" && { rmdir "${1%/*}" 2>/dev/null; true; }';
+
+/**
+ * A command that removes `paths` (a run's marker folder among them) and then RUNS_DIR once it is
+ * empty; exits with rm's status.
+ */
+export function removeRunsCommand(paths: string[]): string[] {
+  return ['sh', '-c', `rm -rf -- "$@" || exit $?; rmdir ${RUNS_DIR} 2>/dev/null; exit 0`, 'sh', ...paths];
+}
 
 /** Removes a run's marker (after its result was read, or when it never started), and RUNS_DIR once empty. */
 export async function forgetRun(run: ContainerCommand, target: ContainerRef, name: string, onRetry?: (err: unknown) => void): Promise<void> {
@@ -124,50 +163,44 @@ export async function forgetRun(run: ContainerCommand, target: ContainerRef, nam
 export async function runDetached(run: ContainerCommand, target: ContainerRef, cmd: DetachedCommand, opts: DetachedOptions = {}): Promise<CommandResult> {
   const dir = runDir(cmd.name);
   const where = `pod "${target.pod}"`;
+  const wait = tenths(opts.longPollSeconds ?? LONG_POLL_SECONDS);
   let pause = opts.pollMs ?? 250;
   let startingSince: number | undefined;
-  let exitCode: number;
   for (;;) {
-    const s = await pollRun(run, target, cmd.name, opts.onRetry, opts.longPollSeconds ?? LONG_POLL_SECONDS);
+    // Starts the command unless its marker is there, waits for it, and reads its output once done.
+    const r = await retrying(() => run(target, ['sh', '-c', RUN, 'sh', dir, wait, ...cmd.argv]), opts.onRetry);
+    if (r.exitCode === 97) {
+      throw new PluginError(
+        `starting "${cmd.argv[0]}" in ${where} failed (exit code 97): ${lastLine(r.stderr.replace(/^\.+/, '')) || 'no output'}`,
+        'check that the container has a POSIX shell with mkdir, mv and cat, and a writable /tmp',
+      );
+    }
+    const { state: s, output } = parseState(r, cmd.name, target);
     if (s.state === 'done') {
-      exitCode = s.exitCode;
-      break;
+      if (!opts.keepMarker) await forgetRun(run, target, cmd.name, opts.onRetry);
+      return { exitCode: s.exitCode, stdout: output!.stdout, stderr: output!.stderr };
     }
     if (s.state === 'dead') {
       await forgetRun(run, target, cmd.name, opts.onRetry);
       throw new PluginError(`"${cmd.argv[0]}" in ${where} ended without an exit status (killed?)`, 'check the pod (kubectl describe pod) and run the command again');
     }
-    if (s.state === 'absent') {
-      const started = await retrying(() => run(target, ['sh', '-c', START, 'sh', dir, ...cmd.argv]), opts.onRetry);
-      if (started.exitCode !== 0) {
-        throw new PluginError(
-          `starting "${cmd.argv[0]}" in ${where} failed (exit code ${started.exitCode}): ${lastLine(started.stderr) || 'no output'}`,
-          'check that the container has a POSIX shell with mkdir, mv and cat, and a writable /tmp',
-        );
-      }
-      pause = opts.pollMs ?? 250;
-      continue;
-    }
-    if (s.state === 'starting') {
-      // Claimed but no pid yet: a start in progress, or one cut before the runner began.
-      startingSince ??= Date.now();
-      if (Date.now() - startingSince > START_GRACE_MS) {
-        await forgetRun(run, target, cmd.name, opts.onRetry);
-        startingSince = undefined;
-        continue;
-      }
-    } else {
-      // Running: the poll itself waited for the end.
+    if (s.state === 'running') {
+      // The exec itself waited for the end.
       startingSince = undefined;
       continue;
     }
-    await new Promise((r) => setTimeout(r, pause));
+    // Claimed but no pid yet: a start in progress, or one cut before the runner began ("absent"
+    // only if the marker went between the claim and the answer).
+    startingSince ??= Date.now();
+    if (Date.now() - startingSince > START_GRACE_MS) {
+      await forgetRun(run, target, cmd.name, opts.onRetry);
+      startingSince = undefined;
+      pause = opts.pollMs ?? 250;
+      continue;
+    }
+    await new Promise((res) => setTimeout(res, pause));
     pause = Math.min(pause * 2, opts.maxPollMs ?? 2000);
   }
-  const out = await retrying(() => run(target, ['sh', '-c', READ, 'sh', dir]), opts.onRetry);
-  if (out.exitCode !== 0) throw new PluginError(`reading the output of "${cmd.argv[0]}" in ${where} failed: ${lastLine(out.stderr) || `exit code ${out.exitCode}`}`);
-  await forgetRun(run, target, cmd.name, opts.onRetry);
-  return { exitCode, stdout: out.stdout, stderr: out.stderr };
 }
 
 /**

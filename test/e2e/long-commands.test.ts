@@ -32,7 +32,7 @@ let cluster: SimCluster;
 let work: string;
 let state: string;
 
-interface AuditLine { subresource: string; name: string; code: number; ts: string; requestURI?: string }
+interface AuditLine { subresource: string; name: string; code: number; ts: string; received?: string; requestURI?: string }
 
 function audit(): AuditLine[] {
   return readFileSync(join(cluster.dir, 'audit.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditLine);
@@ -43,20 +43,37 @@ function execsSince(mark: number): Array<{ pod: string; argv: string[]; ts: numb
   return audit().slice(mark).filter((a) => a.subresource === 'exec' && a.requestURI).map((a) => ({
     pod: a.name,
     argv: new URL(a.requestURI!, 'https://x').searchParams.getAll('command'),
-    ts: Date.parse(a.ts),
+    ts: Date.parse(a.received ?? a.ts), // when the exec arrived (its line is written when it ends)
   }));
 }
 
-/** Starts of detached runs (kube/detached.ts: the start script prints "started") whose command matches `re`. */
+/** Whether an exec is kube/detached.ts's start-and-wait script (RUN). */
+const isRun = (e: { argv: string[] }) => e.argv[0] === 'sh' && e.argv[2]?.includes('with_output=1') === true;
+/** Whether an exec removes the marker `dir`: FORGET (marker only) or removeRunsCommand (with a caller's leftovers). */
+const removes = (e: { argv: string[] }, dir: string) =>
+  e.argv[0] === 'sh' && ((e.argv[2]?.startsWith('rm -rf "$1"') && e.argv[4] === dir) || (e.argv[2]?.startsWith('rm -rf -- "$@"') && e.argv.slice(4).includes(dir)));
+
+/**
+ * Starts of detached runs whose command matches `re`: a run starts only where its marker folder
+ * is claimed, so at the first start-and-wait exec of a folder, or the first after its marker was
+ * removed; the others join the run (a wait again, or a retry after a cut).
+ */
 function detachedStarts(mark: number, re: RegExp): Array<{ pod: string; ts: number; dir: string }> {
-  return execsSince(mark)
-    .filter((e) => e.argv[0] === 'sh' && e.argv[2]?.includes('echo started') && re.test(e.argv.slice(5).join(' ')))
-    .map((e) => ({ pod: e.pod, ts: e.ts, dir: e.argv[4]! }));
+  const claimed = new Set<string>();
+  const starts: Array<{ pod: string; ts: number; dir: string }> = [];
+  for (const e of execsSince(mark)) {
+    for (const key of claimed) if (key.startsWith(`${e.pod} `) && removes(e, key.slice(e.pod.length + 1))) claimed.delete(key);
+    if (!isRun(e) || !re.test(e.argv.slice(6).join(' '))) continue;
+    const key = `${e.pod} ${e.argv[4]}`;
+    if (!claimed.has(key)) starts.push({ pod: e.pod, ts: e.ts, dir: e.argv[4]! });
+    claimed.add(key);
+  }
+  return starts;
 }
 
-/** When a detached run started at `after` had its output read (it had ended by then). */
+/** When a detached run started at `after` had its output read (its marker is removed right after). */
 function detachedRead(mark: number, dir: string, after = 0): number | undefined {
-  return execsSince(mark).find((e) => e.argv[0] === 'sh' && e.argv[2]?.startsWith('cat "$1/out"') && e.argv[4] === dir && e.ts >= after)?.ts;
+  return execsSince(mark).find((e) => removes(e, dir) && e.ts >= after)?.ts;
 }
 
 const TARGET = { namespace: NS, pod: POD, container: 'kube-etcd' };
@@ -250,7 +267,8 @@ describe.each(ETCD_MINORS)('etcd %s', (minor) => {
         await new Promise((res) => setTimeout(res, 300));
         started.child.kill('SIGKILL');
         await started.done;
-        expect(detachedStarts(mark, /snapshot restore/)).toHaveLength(1);
+        // the exec that started it was waiting for it: its audit line is written once the API server saw its stream end
+        await expect.poll(() => detachedStarts(mark, /snapshot restore/).length, { timeout: 15_000, interval: 100 }).toBe(1);
         r = await kubectlEtcd(cluster, state, ['restore', '-n', NS, '--resume', '--yes'], { timeoutMs: 900_000 });
       } finally {
         await fault('clear');

@@ -87,6 +87,12 @@ describe('npm run release (linux-x64)', () => {
     expect(JSON.parse(status.stdout).revision).toBe(record.revision);
   });
 
+  it('compiles its lazy chunk from the code cache it carries (V8 accepts it)', async () => {
+    const r = await kubectl(['etcd', 'status', '-n', 'uc1', '-v', '9']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^I9 code cache of the single executable's lazy chunk: accepted$/m);
+  });
+
   it('completes through the archive’s kubectl_complete-etcd', async () => {
     const r = await kubectl(['__complete', 'etcd', '-n', 'uc1', 'backup', '--statefulset', '']);
     expect(r.code).toBe(0);

@@ -7,6 +7,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { formatError } from '../../src/errors.js';
 import { execTransport } from '../../src/backup/exec-transport.js';
+import { removeRunsCommand } from '../../src/kube/detached.js';
 import { localWriteError, PartialFile } from '../../src/backup/partial.js';
 import { writeSidecar, type BackupRecord } from '../../src/backup/record.js';
 import { InterruptedError } from '../../src/backup/signals.js';
@@ -57,12 +58,10 @@ describe('exec transport output', () => {
     const transport = execTransport({
       run: async (_t, command) => {
         commands.push(command);
-        if (command[0] === 'rm') return { exitCode: 0, stdout: '', stderr: '' };
-        // the detached save: its start, its marker's state, then its output
+        // the detached save: started and waited for, it answers done with its output; then its marker goes
         const script = command[2] ?? '';
-        if (script.includes('echo started')) return { exitCode: 0, stdout: 'started\n', stderr: '' };
-        if (script.includes('echo running')) return { exitCode: 0, stdout: 'done 0\n', stderr: '' };
-        return { exitCode: 0, stdout: 'motd: welcome\nline two\nline three\n', stderr: '' };
+        if (script.includes('with_output=1')) return { exitCode: 0, stdout: 'done 0\nmotd: welcome\nline two\nline three\n', stderr: '\n' };
+        return { exitCode: 0, stdout: '', stderr: '' };
       },
       copyOut: async () => ({ bytes: 0 }),
       randomName: () => 'kubectl-etcd-test.db',
@@ -72,6 +71,7 @@ describe('exec transport output', () => {
     expect(formatError(err)).toBe(
       'error: snapshot save in pod "etcd-0" did not print the file\'s path and size (first line of its output: "motd: welcome"); check that the image has df and wc, or use --via stream',
     );
-    expect(commands.at(-1)).toEqual(['rm', '-rf', '/tmp/kubectl-etcd-test.db', '/tmp/kubectl-etcd-test.db.part', '/var/lib/etcd/kubectl-etcd-test.db', '/var/lib/etcd/kubectl-etcd-test.db.part', '/tmp/kubectl-etcd-runs/backup-kubectl-etcd-test']);
+    expect(commands).toHaveLength(2); // the save started and waited for in one exec; its marker removed with the temp file
+    expect(commands.at(-1)).toEqual([...removeRunsCommand([]), '/tmp/kubectl-etcd-test.db', '/tmp/kubectl-etcd-test.db.part', '/var/lib/etcd/kubectl-etcd-test.db', '/var/lib/etcd/kubectl-etcd-test.db.part', '/tmp/kubectl-etcd-runs/backup-kubectl-etcd-test']);
   });
 });

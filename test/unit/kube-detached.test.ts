@@ -38,7 +38,7 @@ async function leftGoing(name: string, argv: string[]): Promise<ContainerCommand
   const host = hostCommand().run;
   let calls = 0;
   const dying: ContainerCommand = (t, a, sig) => (++calls <= 2 ? host(t, a, sig) : Promise.reject(new Error('plugin killed')));
-  await expect(runDetached(dying, target, { name, argv }, { pollMs: 20 })).rejects.toThrow('plugin killed');
+  await expect(runDetached(dying, target, { name, argv }, { pollMs: 20, longPollSeconds: 0 })).rejects.toThrow('plugin killed');
   return host;
 }
 
@@ -53,12 +53,13 @@ afterEach(() => {
 });
 
 describe('runDetached', () => {
-  it('runs the command once, returns its exit code and output, and removes its marker', async () => {
-    const { run } = hostCommand();
+  it('runs the command once, returns its exit code and output, and removes its marker: two execs (start and wait, then remove the marker)', async () => {
+    const { run, calls } = hostCommand();
     const name = uniqueName();
-    const r = await runDetached(run, target, { name, argv: ['sh', '-c', 'echo out; echo err >&2; exit 3'] }, { pollMs: 20 });
-    expect(r).toEqual({ exitCode: 3, stdout: 'out\n', stderr: 'err\n' });
+    const r = await runDetached(run, target, { name, argv: ['sh', '-c', 'sleep 0.3; echo out; echo .err >&2; printf "two\\nlines" >&2; exit 3'] }, { pollMs: 20 });
+    expect(r).toEqual({ exitCode: 3, stdout: 'out\n', stderr: '.err\ntwo\nlines' });
     expect(existsSync(runDir(name))).toBe(false);
+    expect(calls).toHaveLength(2);
   });
 
   it('starts the command once when the start and the polls are cut while it runs', async () => {
@@ -84,7 +85,7 @@ describe('runDetached', () => {
     let calls = 0;
     const host = hostCommand().run;
     const dying: ContainerCommand = (t, a, sig) => (++calls <= 2 ? host(t, a, sig) : Promise.reject(new Error('plugin killed')));
-    await expect(runDetached(dying, target, { name, argv }, { pollMs: 20 })).rejects.toThrow('plugin killed');
+    await expect(runDetached(dying, target, { name, argv }, { pollMs: 20, longPollSeconds: 0 })).rejects.toThrow('plugin killed');
     // 'starting' until the detached shell has written its pid (slow on a loaded machine), then 'running'.
     await expect.poll(async () => (await pollRun(host, target, name)).state, { timeout: 1500, interval: 20 }).toBe('running');
     const r = await runDetached(host, target, { name, argv }, { pollMs: 20 });

@@ -6,7 +6,8 @@
 // it out, to keep the log small. A request that admission annotated (Pod Security Admission:
 // `pod-security.kubernetes.io/enforce-policy`, `pod-security.kubernetes.io/audit-violations`)
 // has them in `annotations`, an object of strings, as a real Event's `annotations`; others have
-// no such field.
+// no such field. `ts` is when the line was written (the request's end); a pod stream, which may
+// last minutes, also has `received`, when it arrived (a real Event's requestReceivedTimestamp).
 import { appendFileSync } from 'node:fs';
 import type { RequestInfo } from './requestinfo.js';
 
@@ -24,11 +25,12 @@ export interface AuditRecord {
   path?: string;
   requestURI?: string;
   annotations?: Record<string, string>;
+  received?: string;
 }
 
 /** Appends one record for a finished request to the audit file. */
 export function writeAudit(file: string, user: string, info: RequestInfo, code: number, requestURI?: string,
-  annotations: Record<string, string> = {}): void {
+  annotations: Record<string, string> = {}, received?: Date): void {
   const rec: AuditRecord = {
     ts: new Date().toISOString(), user, verb: info.verb, apiGroup: info.apiGroup, resource: info.resource,
     subresource: info.subresource, namespace: info.namespace, name: info.name, code,
@@ -36,5 +38,6 @@ export function writeAudit(file: string, user: string, info: RequestInfo, code: 
   if (!info.isResource) rec.path = info.path;
   if (requestURI !== undefined) rec.requestURI = requestURI;
   if (Object.keys(annotations).length) rec.annotations = annotations;
+  if (received) rec.received = received.toISOString();
   try { appendFileSync(file, JSON.stringify(rec) + '\n'); } catch { /* the cluster dir is being removed */ }
 }

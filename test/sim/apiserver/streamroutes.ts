@@ -66,6 +66,7 @@ export async function servePodStreamGet(ctx: ServerContext, req: IncomingMessage
 
 /** The server's 'upgrade' handler: a pod stream over WebSocket, or a Status error on the socket. */
 export function serveUpgrade(ctx: ServerContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const received = new Date();
   void (async () => {
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
     const query = url.searchParams;
@@ -77,7 +78,7 @@ export function serveUpgrade(ctx: ServerContext, req: IncomingMessage, socket: D
       if (answered) return;
       answered = true;
       const text = JSON.stringify(statusBody(code, reason, message));
-      writeAudit(ctx.auditFile, userName, info, code, req.url);
+      writeAudit(ctx.auditFile, userName, info, code, req.url, {}, received);
       socket.end(`HTTP/1.1 ${code} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
     };
     try {
@@ -85,7 +86,7 @@ export function serveUpgrade(ctx: ServerContext, req: IncomingMessage, socket: D
       if (!user) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
       userName = user.name;
       await podStream(ctx, req, user, info, query, { socket, head }, sendStatus);
-      if (!answered) writeAudit(ctx.auditFile, userName, info, 101, req.url);
+      if (!answered) writeAudit(ctx.auditFile, userName, info, 101, req.url, {}, received);
     } catch (err) {
       const e = asApiError(err);
       sendStatus(e.code, e.reason, e.message);
