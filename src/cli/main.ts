@@ -38,8 +38,30 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The exit status of a process a SIGPIPE ended (128 + 13), as a shell reports it. */
+export const EXIT_CLOSED_STDOUT = 141;
+
+/**
+ * Watches stdout for write errors no command handles. A reader that stopped reading
+ * (`kubectl etcd --help | head -1`, `status -o json | head`) ends the command at once and quietly
+ * with status 141, as SIGPIPE ends a C or Go tool such as kubectl; any other error is one line on
+ * stderr and status 1. A command that writes data to stdout and watches it itself (backup -f -,
+ * where a closed reader is a failed backup) has its own 'error' listener, and this one leaves the
+ * error to it.
+ */
+export function watchStdout(stdout: NodeJS.EventEmitter, exit: (code: number) => void, stderr: { write(s: string): unknown }): void {
+  const onError = (err: NodeJS.ErrnoException) => {
+    if (stdout.listenerCount('error') > 1) return;
+    if (err.code === 'EPIPE') return exit(EXIT_CLOSED_STDOUT);
+    stderr.write(`error: cannot write to stdout: ${err.code ?? err.message}\n`);
+    exit(ExitCode.failure);
+  };
+  stdout.on('error', onError);
+}
+
 /** Entry point: parses argv, runs the command, maps any error to one stderr line and an exit code. */
 export async function run(argv: string[]): Promise<void> {
+  watchStdout(process.stdout, (code) => process.exit(code), process.stderr);
   const program = buildProgram();
   // kubectl_complete-etcd (kubectl's plugin completion) calls `kubectl-etcd __complete WORD… CURRENT`.
   if (argv[2] === '__complete' || argv[2] === '__completeNoDesc') {

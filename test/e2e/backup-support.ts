@@ -170,6 +170,8 @@ export interface PluginRunOptions {
   kubeconfig?: string;
   /** Send stdout into this file (opened 0600) instead of capturing it. */
   stdoutFile?: string;
+  /** Give the plugin a stdout pipe whose reader is gone before it writes (`kubectl etcd … | true`). */
+  closedStdout?: boolean;
   cwd?: string;
   timeoutMs?: number;
 }
@@ -181,9 +183,10 @@ export function kubectlEtcd(cluster: SimCluster, args: string[], opts: PluginRun
   return new Promise((done, fail) => {
     const child = spawn('kubectl', ['etcd', ...args], { env, cwd: opts.cwd ?? REPO, stdio: ['ignore', outFd ?? 'pipe', 'pipe'] });
     if (outFd !== undefined) closeSync(outFd);
+    if (opts.closedStdout) child.stdout!.destroy();
     let stdout = '';
     let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    if (!opts.closedStdout) child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 180_000);
     child.on('error', fail);

@@ -168,6 +168,13 @@ describe('backup destinations and output', () => {
     expect(status.revision).toBeGreaterThan(0);
     await expectInspectAgreesWithEtcdctl(cluster, file, '3.5');
   }, 120_000);
+
+  it('-f - into a reader that is gone is a failed backup: one line, status 1, no summary (unlike `--help | head`, which ends quietly)', async () => {
+    const r = await kubectlEtcd(cluster, ['backup', '-n', 'etcd', '-f', '-'], { closedStdout: true });
+    expect(r.stderr).toMatch(/^error: cannot write the snapshot to stdout: EPIPE; check where stdout goes/m);
+    expect(r.stderr).not.toMatch(/backed up/);
+    expect(r.code).toBe(1);
+  }, 120_000);
 });
 
 describe('transports', () => {
