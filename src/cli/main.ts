@@ -21,7 +21,8 @@ Examples:
   kubectl etcd inspect snapshot.db
   kubectl etcd status -n uc1
 
-Exit codes: 0 ok, 1 failure, 2 usage error, 3 verification failed, 130/143 interrupted (SIGINT/SIGTERM).
+Exit codes: 0 ok, 1 failure, 2 usage error, 3 verification failed, 130/143 interrupted (SIGINT/SIGTERM),
+141 stdout closed by its reader (as kubectl).
 Output: data on stdout (-o json|yaml for machines); progress and logs on stderr, progress
 only on a terminal; NO_COLOR=1 turns colour off. -v N prints more to stderr.`;
 
