@@ -12,10 +12,13 @@
  * required, a path that does not exist beside a single executable, so the bundle carries them
  * as a protobufjs JSON descriptor loaded with @grpc/proto-loader's fromJSON instead.
  */
+import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { build, type Plugin } from 'esbuild';
+import { LAZY_CODE_CACHE_STATE_KEY } from '../src/version.js';
 
 const require = createRequire(import.meta.url);
 
@@ -74,8 +77,6 @@ export const LAZY_CHUNK = 'kubectl-etcd-lazy.cjs';
  * has one: V8 then skips parsing and compiling the chunk, and the functions its start-up ran.
  */
 export const LAZY_CACHE = 'kubectl-etcd-lazy.cache';
-/** What became of the code cache ('none', 'accepted', 'rejected by V8'): -v 9 says it (src/cli/kubecontext.ts). */
-export const LAZY_CACHE_STATE_KEY = 'kubectl-etcd.lazy-code-cache';
 /** Set (to a function taking the compiled vm.Script) only while writeLazyCodeCache loads the main chunk: no command runs. */
 const BUILD_KEY = 'kubectl-etcd.build-code-cache';
 /** Global symbols by which the two chunks find each other's modules. */
@@ -151,7 +152,7 @@ globalThis[Symbol.for(${JSON.stringify(LAZY_KEY)})] = (key) => {
     const module = { exports: {} };
     script.runInThisContext()(module.exports, require, module, ${JSON.stringify(LAZY_CHUNK)}, __dirname);
     lazyChunk = module.exports.lazyModules;
-    globalThis[Symbol.for(${JSON.stringify(LAZY_CACHE_STATE_KEY)})] = cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected by V8' : 'accepted';
+    globalThis[Symbol.for(${JSON.stringify(LAZY_CODE_CACHE_STATE_KEY)})] = cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected by V8' : 'accepted';
     globalThis[Symbol.for(${JSON.stringify(BUILD_KEY)})]?.(script);
   }
   return lazyChunk[key];
@@ -211,11 +212,9 @@ export async function writeLazyCodeCache(node: string, bundle: string, out: stri
     `require(${JSON.stringify(bundle)});`,
     `globalThis[Symbol.for(${JSON.stringify(LAZY_KEY)})]('');`,
   ].join('\n');
-  const { execFile } = await import('node:child_process');
-  await new Promise<void>((resolve, reject) => {
-    execFile(node, ['--random-seed=1', '-e', script], { maxBuffer: 1 << 20 }, (err, _stdout, stderr) => {
-      if (err) reject(new Error(`writing the code cache of the lazy chunk failed: ${stderr || err.message}`));
-      else resolve();
-    });
-  });
+  try {
+    await promisify(execFile)(node, ['--random-seed=1', '-e', script], { maxBuffer: 1 << 20 });
+  } catch (err) {
+    throw new Error(`writing the code cache of the lazy chunk failed: ${(err as { stderr?: string }).stderr || (err as Error).message}`);
+  }
 }

@@ -3,6 +3,7 @@
 import { kubeConfigFiles, loadKubeConfig, mergeKubeConfigFiles, type KubeConfigEnv, type KubeFlags } from '../kube/config.js';
 import { createKubeContext, type KubeContext } from '../kube/client.js';
 import { createLogger, type LogSink } from '../ui/log.js';
+import { LAZY_CODE_CACHE_STATE_KEY } from '../version.js';
 import { readDirEntries, type CompletionSources } from './completion.js';
 import { kubeFlagsOf, verbosityOf, type GlobalKubeOptions } from './kubeflags.js';
 
@@ -12,8 +13,8 @@ export function kubeContextFromOptions(opts: GlobalKubeOptions, env: KubeConfigE
   const server = kube.kubeConfig.getCurrentCluster()?.server;
   const log = createLogger(stderr, verbosityOf(opts));
   log.debug(5, `context "${kube.contextName}" server ${server} namespace "${kube.namespace}"`);
-  // Set by the single executable's loader (krew/bundle.ts LAZY_CACHE_STATE_KEY) once it compiled the code this module is in.
-  const codeCache = (globalThis as Record<symbol, unknown>)[Symbol.for('kubectl-etcd.lazy-code-cache')];
+  // Set by the single executable's loader once it compiled the code this module is in.
+  const codeCache = (globalThis as Record<symbol, unknown>)[Symbol.for(LAZY_CODE_CACHE_STATE_KEY)];
   if (typeof codeCache === 'string') log.debug(9, `code cache of the single executable's lazy chunk: ${codeCache}`);
   return kube;
 }

@@ -41,7 +41,7 @@ export interface DetachedOptions {
   /** Called for every transient failure of a short exec before it is tried again. */
   onRetry?: (err: unknown) => void;
   /**
-   * Leave the marker of a run that ended for the caller to remove (with `removeRunsScript`, in the
+   * Leave the marker of a run that ended for the caller to remove (with `removeRunsCommand`, in the
    * exec that removes its other leftovers): one exec fewer.
    */
   keepMarker?: boolean;
@@ -138,9 +138,6 @@ function parseState(r: CommandResult, name: string, target: ContainerRef): { sta
   );
 }
 
-// $1: the marker folder; RUNS_DIR goes too once it is empty.
-const FORGET = 'rm -rf "$1" && { rmdir "${1%/*}" 2>/dev/null; true; }';
-
 /**
  * A command that removes `paths` (a run's marker folder among them) and then RUNS_DIR once it is
  * empty; exits with rm's status.
@@ -151,7 +148,7 @@ export function removeRunsCommand(paths: string[]): string[] {
 
 /** Removes a run's marker (after its result was read, or when it never started), and RUNS_DIR once empty. */
 export async function forgetRun(run: ContainerCommand, target: ContainerRef, name: string, onRetry?: (err: unknown) => void): Promise<void> {
-  const r = await retrying(() => run(target, ['sh', '-c', FORGET, 'sh', runDir(name)]), onRetry);
+  const r = await retrying(() => run(target, removeRunsCommand([runDir(name)])), onRetry);
   if (r.exitCode !== 0) throw new PluginError(`removing the marker of run "${name}" in pod "${target.pod}" failed: ${lastLine(r.stderr) || `exit code ${r.exitCode}`}`);
 }
 

@@ -49,9 +49,8 @@ function execsSince(mark: number): Array<{ pod: string; argv: string[]; ts: numb
 
 /** Whether an exec is kube/detached.ts's start-and-wait script (RUN). */
 const isRun = (e: { argv: string[] }) => e.argv[0] === 'sh' && e.argv[2]?.includes('with_output=1') === true;
-/** Whether an exec removes the marker `dir`: FORGET (marker only) or removeRunsCommand (with a caller's leftovers). */
-const removes = (e: { argv: string[] }, dir: string) =>
-  e.argv[0] === 'sh' && ((e.argv[2]?.startsWith('rm -rf "$1"') && e.argv[4] === dir) || (e.argv[2]?.startsWith('rm -rf -- "$@"') && e.argv.slice(4).includes(dir)));
+/** Whether an exec removes the marker `dir` (kube/detached.ts removeRunsCommand, alone or with a caller's leftovers). */
+const removes = (e: { argv: string[] }, dir: string) => e.argv[0] === 'sh' && e.argv[2]?.startsWith('rm -rf -- "$@"') === true && e.argv.slice(4).includes(dir);
 
 /**
  * Starts of detached runs whose command matches `re`: a run starts only where its marker folder
