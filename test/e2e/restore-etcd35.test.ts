@@ -3,16 +3,18 @@
 // compacted revision: every member above the live revision before, old revisions compacted, a
 // watch opened before the restore ends with an error); `kubectl etcd inspect` against each
 // version's own `snapshot status`; and the cross-version rule: a 3.4 snapshot restores into 3.5,
-// a 3.5 snapshot into 3.4 is refused before any change.
+// a 3.5 snapshot into 3.4 is refused before any change, and so is a restore of a cluster whose
+// members run different minors (one member upgraded to 3.5 beside two on 3.4).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdBinaries } from '../sim/etcd-versions.js';
 import { anthosEtcdUtilImage } from '../sim/fixtures/anthos.js';
+import { bitnamiImage } from '../sim/fixtures/bitnami.js';
 import { run, teardown, type CommandResult, type SimCluster } from '../sim/harness.js';
 import {
-  BITNAMI_ACCESS, anthosAccess, auditMark, auditSince, clusterRevisions, etcdctl, keysOn, kubectlEtcd, mutations, pruneSetAside, startRestoreCluster, waitClusterHealthy,
+  BITNAMI_ACCESS, anthosAccess, auditMark, auditSince, clusterRevisions, etcdctl, keysOn, kubectlEtcd, mutations, pruneSetAside, refusedBeforeChange, startRestoreCluster, waitClusterHealthy,
 } from './restore-helpers.js';
 
 const A = anthosAccess(3);
@@ -170,4 +172,22 @@ describe('cross-version restores', () => {
     )]);
     expect(await keysOn(cluster, B, B.pods[0]!, '/test/')).toEqual(before);
   });
+
+  it('refuses a cluster whose members run different minors (an upgrade one member at a time, under way) before any change, in one line', async () => {
+    // An operator upgrading by hand: OnDelete, the template on 3.5, one member's pod deleted. The
+    // new member joins the 3.4 cluster on 3.5 (etcd's rolling upgrade), the other two stay on 3.4.
+    const patch = { spec: { updateStrategy: { type: 'OnDelete', rollingUpdate: null }, template: { spec: { containers: [{ name: B.container, image: bitnamiImage('debian-11', '3.5') }] } } } };
+    const patched = await cluster.kubectl(['-n', B.namespace, 'patch', 'statefulset', 'etcd', '--type=strategic', '-p', JSON.stringify(patch)]);
+    expect(patched.code, patched.stderr).toBe(0);
+    expect((await cluster.kubectl(['-n', B.namespace, 'delete', 'pod', 'etcd-2', '--wait=true'])).code).toBe(0);
+    await expect.poll(async () => {
+      const r = await cluster.kubectl(['-n', B.namespace, 'exec', 'etcd-0', '-c', B.container, '--', ...B.etcdctl, 'endpoint', 'status', '--cluster', '-w', 'json']);
+      if (r.code !== 0) return [];
+      return (JSON.parse(r.stdout.replace(/:\s*(\d{16,})/g, ':"$1"')) as Array<{ Status: { version: string } }>).map((s) => s.Status.version.replace(/\.\d+$/, '')).sort();
+    }, { timeout: 180_000, interval: 2000 }).toEqual(['3.4', '3.4', '3.5']);
+    const before = await keysOn(cluster, B, B.pods[0]!, '/test/');
+    const line = await refusedBeforeChange(cluster, state, ['restore', snap34, '-n', B.namespace, '--yes']);
+    expect(line).toMatch(/^error: statefulset "etcd" is between etcd versions: its template runs 3\.5\.\d+ \(image "[^"]+"\) but "etcd-0", "etcd-1" run 3\.4; let the rollout finish or undo it \(kubectl rollout status statefulset\/etcd -n etcd\), then restore again, or pass --force if you are sure$/);
+    expect(await keysOn(cluster, B, B.pods[0]!, '/test/')).toEqual(before);
+  }, 300_000);
 });

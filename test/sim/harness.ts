@@ -74,9 +74,10 @@ export function requireCommand(bin: string, hint: string): void {
 }
 
 /** Starts a cluster in a fresh temporary DIR with `sim up`; throws with the CLI's output when it fails. */
-export async function startCluster(opts: { fixtures?: string[]; nodes?: number; hostnameLabels?: 'name' | 'differ'; serverVersion?: '1.32' | '1.35' } = {}): Promise<SimCluster> {
+export async function startCluster(opts: { fixtures?: string[]; nodes?: number; hostnameLabels?: 'name' | 'differ'; serverVersion?: '1.32' | '1.35'; etcd?: string } = {}): Promise<SimCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'sim-'));
   const args = ['up', '--dir', dir, ...(opts.fixtures ?? []).flatMap((f) => ['--fixture', f]), ...(opts.nodes ? ['--nodes', String(opts.nodes)] : []),
+    ...(opts.etcd ? ['--etcd', opts.etcd] : []),
     ...(opts.hostnameLabels ? ['--hostname-labels', opts.hostnameLabels] : []),
     ...(opts.serverVersion ? ['--server-version', opts.serverVersion] : [])];
   const up = await simCli(args);
