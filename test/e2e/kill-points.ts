@@ -86,6 +86,8 @@ export interface KillPointSuite {
   abortAfter: Partial<Record<Mode, KillPointChoice>>;
   /** Also kill the roll-back itself at each of its steps (of a scaled restore killed after the swap). */
   killDuringAbort?: boolean;
+  /** The restore tool the plans must name, as `restore with:` prints it (etcdctl on 3.4; etcdutl with a bumped revision on 3.5). */
+  tool: { binary: 'etcdctl' | 'etcdutl'; bumpRevision?: number };
 }
 
 /** The step ids a choice names, in plan order; throws on an id the plan does not have. */
@@ -110,6 +112,7 @@ export function killPointTests(suite: KillPointSuite): void {
   let state: string;
   let snapshot: string;
   const titles: Partial<Record<Mode, Map<string, string>>> = {};
+  const tools: Partial<Record<Mode, unknown>> = {};
   let pdbBefore: unknown;
   let round = 0;
   const modes = (Object.keys(FLAGS) as Mode[]).filter((m) => suite.resumeAfter[m] || suite.abortAfter[m] || (m === 'scaled' && suite.killDuringAbort));
@@ -210,15 +213,17 @@ export function killPointTests(suite: KillPointSuite): void {
     for (const mode of modes) {
       const dry = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, ...QUIESCE, ...FLAGS[mode], '--dry-run', '-o', 'json']);
       if (dry.code !== 0) throw new Error(`dry run failed: ${dry.stderr}`);
-      const plan = JSON.parse(dry.stdout) as { steps: Array<{ id: string; title: string }> };
+      const plan = JSON.parse(dry.stdout) as { steps: Array<{ id: string; title: string }>; tool: unknown };
       titles[mode] = new Map(plan.steps.map((st) => [st.id, st.title]));
+      tools[mode] = plan.tool;
     }
   }, 600_000);
 
   afterAll(() => teardown(cluster, work));
 
-  it.each(modes)('the %s plan has exactly the steps this file kills after', (mode) => {
+  it.each(modes)('the %s plan has exactly the steps this file kills after, and restores with the etcd minor\'s own tool', (mode) => {
     expect([...titles[mode]!.keys()]).toEqual(STEPS[mode].map((s) => s.id));
+    expect(tools[mode]).toEqual(suite.tool);
   });
 
   /** Where the last resume link left the restore: killed after `after` (undefined: no restore pending). */

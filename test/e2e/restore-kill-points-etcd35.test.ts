@@ -9,4 +9,5 @@ killPointTests({
   fixtures: ['single:etcd=3.5'],
   resumeAfter: { scaled: 'key', 'in place': 'key' },
   abortAfter: { scaled: 'key' },
+  tool: { binary: 'etcdutl', bumpRevision: 1_000_000_000 },
 });

@@ -13,6 +13,7 @@ import { killPointTests } from './kill-points.js';
 killPointTests({
   name: 'restore-kill',
   fixtures: ['single'],
+  tool: { binary: 'etcdctl' },
   resumeAfter: { scaled: 'every', 'in place': 'every' },
   abortAfter: {
     // Left out: quiesce/Deployment (as quiesce/StatefulSet: one more workload at 0, which every
