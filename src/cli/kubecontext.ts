@@ -2,14 +2,15 @@
 // @kubernetes/client-node (over a second to load) is only loaded by commands that talk to a cluster.
 import { kubeConfigFiles, loadKubeConfig, mergeKubeConfigFiles, type KubeConfigEnv, type KubeFlags } from '../kube/config.js';
 import { createKubeContext, type KubeContext } from '../kube/client.js';
+import { streamKeepalive, type StreamKeepaliveEnv } from '../kube/socket.js';
 import { createLogger, type LogSink } from '../ui/log.js';
 import { LAZY_CODE_CACHE_STATE_KEY } from '../version.js';
 import { readDirEntries, type CompletionSources } from './completion.js';
 import { kubeFlagsOf, verbosityOf, type GlobalKubeOptions } from './kubeflags.js';
 
 /** Turns the parsed global options into a connected KubeContext (kubeconfig loaded, flags applied); -v 5 logs the choice. */
-export function kubeContextFromOptions(opts: GlobalKubeOptions, env: KubeConfigEnv = process.env, stderr: LogSink = process.stderr): KubeContext {
-  const kube = createKubeContext(loadKubeConfig(kubeFlagsOf(opts), env));
+export function kubeContextFromOptions(opts: GlobalKubeOptions, env: KubeConfigEnv & StreamKeepaliveEnv = process.env, stderr: LogSink = process.stderr): KubeContext {
+  const kube = createKubeContext(loadKubeConfig(kubeFlagsOf(opts), env), streamKeepalive(env));
   const server = kube.kubeConfig.getCurrentCluster()?.server;
   const log = createLogger(stderr, verbosityOf(opts));
   log.debug(5, `context "${kube.contextName}" server ${server} namespace "${kube.namespace}"`);

@@ -14,6 +14,7 @@ import {
 } from '@kubernetes/client-node';
 import { UsageError } from '../errors.js';
 import type { ResolvedKubeConfig } from './config.js';
+import type { StreamKeepalive } from './socket.js';
 
 /** Everything the plugin needs to talk to one cluster; built once per command from the flags. */
 export interface KubeContext {
@@ -22,6 +23,8 @@ export interface KubeContext {
   namespace: string;
   contextName: string;
   requestTimeoutMs?: number;
+  /** How pod streams are kept alive; client-go's cadence when unset. */
+  keepalive?: StreamKeepalive;
   core: CoreV1Api;
   apps: AppsV1Api;
   policy: PolicyV1Api;
@@ -29,7 +32,7 @@ export interface KubeContext {
 }
 
 /** Creates the API clients for a resolved kubeconfig. */
-export function createKubeContext(resolved: ResolvedKubeConfig): KubeContext {
+export function createKubeContext(resolved: ResolvedKubeConfig, keepalive?: StreamKeepalive): KubeContext {
   const { kubeConfig, namespace, contextName, requestTimeoutMs } = resolved;
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster?.server) {
@@ -51,6 +54,7 @@ export function createKubeContext(resolved: ResolvedKubeConfig): KubeContext {
     namespace,
     contextName,
     requestTimeoutMs,
+    keepalive,
     core: new CoreV1Api(configuration),
     apps: new AppsV1Api(configuration),
     policy: new PolicyV1Api(configuration),

@@ -7,7 +7,8 @@ import { posix } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { PluginError } from '../errors.js';
-import { execInPod, type KubeStreamAccess } from './exec.js';
+import { execInPod } from './exec.js';
+import type { KubeStreamAccess } from './socket.js';
 
 /** Which file in which container. */
 export interface PodFile {

@@ -8,13 +8,12 @@
  * and `protocols: ['v4.channel.k8s.io']` forces v4.
  */
 import { Writable, type Readable } from 'node:stream';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type WebSocket from 'ws';
 import { PluginError, TransientError } from '../errors.js';
 import { Channel, decodeFrame, encodeClose, encodeFrame, execOutcome, execProtocols } from './channel.js';
 import { parseStatus } from './errors.js';
 import { retrying } from './retry.js';
-import { abortError, openApiSocket } from './socket.js';
+import { abortError, openApiSocket, type KubeStreamAccess } from './socket.js';
 
 /** What to run where, and the streams to connect. */
 export interface ExecOptions {
@@ -49,11 +48,6 @@ export class ExecFailedError extends PluginError {
   }
 }
 
-/** The part of a KubeContext the pod streams need. */
-export interface KubeStreamAccess {
-  kubeConfig: KubeConfig;
-}
-
 /** Bytes of stdin allowed in flight on the socket before stdin is paused. */
 const stdinHighWater = 1 << 20;
 
@@ -64,7 +58,7 @@ export async function execInPod(kube: KubeStreamAccess, opts: ExecOptions): Prom
   if (opts.container) query.push(['container', opts.container]);
   query.push(['stdin', String(!!opts.stdin)], ['stdout', String(!!opts.stdout)], ['stderr', String(!!opts.stderr)]);
   const path = `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/pods/${encodeURIComponent(opts.pod)}/exec`;
-  const ws = await openApiSocket(kube.kubeConfig, path, query, opts.protocols ?? execProtocols, `exec in ${target}`, opts.signal);
+  const ws = await openApiSocket(kube, path, query, opts.protocols ?? execProtocols, `exec in ${target}`, opts.signal);
   const protocol = ws.protocol;
   const exitCode = await runSession(ws, opts, target);
   if (opts.end) await Promise.all([finish(opts.stdout), finish(opts.stderr)]);

@@ -6,8 +6,7 @@
 import net from 'node:net';
 import type WebSocket from 'ws';
 import { PluginError, TransientError } from '../errors.js';
-import type { KubeStreamAccess } from './exec.js';
-import { openApiSocket } from './socket.js';
+import { openApiSocket, type KubeStreamAccess } from './socket.js';
 
 /** Which pod port to forward. */
 export interface PortForwardOptions {
@@ -55,7 +54,7 @@ export async function portForward(kube: KubeStreamAccess, opts: PortForwardOptio
     });
     local.on('error', () => conn.ws?.terminate());
     const path = `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/pods/${encodeURIComponent(opts.pod)}/portforward`;
-    openApiSocket(kube.kubeConfig, path, [['ports', String(opts.port)]], ['v4.channel.k8s.io'], `port-forward to ${target}`).then(
+    openApiSocket(kube, path, [['ports', String(opts.port)]], ['v4.channel.k8s.io'], `port-forward to ${target}`).then(
       (ws) => {
         sockets.add(ws);
         ws.once('close', () => sockets.delete(ws));

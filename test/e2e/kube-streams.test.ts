@@ -2,22 +2,27 @@
  * The kube seam's pod streams against real pods of the local test cluster (fixture `single`:
  * one real etcd in uc1/kube-etcd-0): exec exit codes and stdin EOF, a 100 MB copy out and in
  * with matching sha256 and flat memory, port-forward to etcd with the etcd3 client, a user
- * without pods/exec, and a stream cut mid-copy.
+ * without pods/exec, a stream cut mid-copy, and keepalive pings (issue 12 c): through a load
+ * balancer's idle cut, and giving up a server that went silent.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { kubeContextFromOptions } from '../../src/cli/kubecontext.js';
 import type { KubeContext } from '../../src/kube/client.js';
 import { copyFileIntoPod, copyFileOutOfPod } from '../../src/kube/copy.js';
 import { ExecFailedError, execCapture, execInPod } from '../../src/kube/exec.js';
 import { portForward } from '../../src/kube/portforward.js';
-import { ForbiddenError, formatError } from '../../src/errors.js';
+import { apiSocketUrl } from '../../src/kube/socket.js';
+import { ForbiddenError, TransientError, formatError } from '../../src/errors.js';
+import { addStreamFault, clearStreamFaults, parseStreamFault } from '../sim/fault.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const target = { namespace: 'uc1', pod: 'kube-etcd-0', container: 'kube-etcd' };
@@ -198,4 +203,104 @@ describe('port-forward to etcd in a pod', () => {
     });
     expect(r.stdout.trim()).toBe('hello');
   });
+});
+
+describe('keepalive pings (issue 12 c)', () => {
+  /** The load balancer's idle window: above kubectl's ping period (5 s), as a real one must be for kubectl exec to work. */
+  const IDLE_S = 7;
+  /** A silent command longer than the idle window. */
+  const SILENT_S = 9;
+  // Faults written from code (test/sim/fault.ts), as `sim fault` writes them, without its seconds of start-up.
+  const fault = (...args: string[]) => addStreamFault(dir, parseStreamFault([...args, '--pod', 'uc1/kube-etcd-0']));
+  /** The product with 250 ms pings, so a deadline of 3.05 s (client-go's 61 s at its 5 s period). */
+  const shortKeepalive = () => kubeContextFromOptions({ kubeconfig: path.join(dir, 'kubeconfig'), namespace: 'uc1' }, { KUBECTL_ETCD_PING_PERIOD_MS: '250' });
+
+  /** An exec over a bare ws WebSocket, which sends no pings: how it ended, and after how long. */
+  async function execWithoutPings(argv: string[]): Promise<{ ms: number; closeCode: number; status: string }> {
+    const options: WebSocket.ClientOptions = { headers: {} };
+    await kube.kubeConfig.applyToHTTPSOptions(options);
+    const query: Array<[string, string]> = [...argv.map((c): [string, string] => ['command', c]), ['container', target.container], ['stdout', 'true']];
+    const url = apiSocketUrl(kube.kubeConfig.getCurrentCluster()!.server, `/api/v1/namespaces/${target.namespace}/pods/${target.pod}/exec`, query);
+    const t0 = Date.now();
+    const ws = new WebSocket(url, ['v5.channel.k8s.io'], options);
+    let status = '';
+    ws.on('message', (m: Buffer) => {
+      if (m[0] === 3) status += m.subarray(1).toString('utf8');
+    });
+    ws.on('error', () => undefined);
+    return new Promise((resolve) => ws.on('close', (closeCode) => resolve({ ms: Date.now() - t0, closeCode, status })));
+  }
+
+  /** `kubectl exec` (client-go's WebSocket executor, which pings every 5 s): its exit code, and after how long. */
+  function kubectlExec(argv: string[]): Promise<{ ms: number; code: number; stderr: string }> {
+    const t0 = Date.now();
+    const args = ['--kubeconfig', path.join(dir, 'kubeconfig'), '-n', target.namespace, 'exec', target.pod, '-c', target.container, '--', ...argv];
+    return new Promise((resolve) =>
+      execFile('kubectl', args, (err, _stdout, stderr) => resolve({ ms: Date.now() - t0, code: err ? Number(err.code ?? 1) : 0, stderr })),
+    );
+  }
+
+  it(`behind a ${IDLE_S} s idle cut, a silent ${SILENT_S} s exec is cut without pings, and kept by kubectl's pings and by ours`, async () => {
+    fault('--idle-timeout', String(IDLE_S), '--kind', 'exec');
+    try {
+      const silent = ['sleep', String(SILENT_S)];
+      const t0 = Date.now();
+      const [naive, kubectl, ours, oursShort] = await Promise.all([
+        execWithoutPings(silent),
+        kubectlExec(silent),
+        // execCapture never retries: one exec, kept open by the product's own pings (client-go's 5 s)
+        execCapture(kube, { ...target, command: silent }).then((r) => ({ ...r, ms: Date.now() - t0 })),
+        // the server's pongs alone keep a silent stream within a deadline far shorter than the command
+        execCapture(shortKeepalive(), { ...target, command: silent }),
+      ]);
+      // (a) the naive way: dropped (no close frame, no exit status) once the idle window passed
+      expect(naive.status).toBe('');
+      expect(naive.closeCode).toBe(1006);
+      expect(naive.ms).toBeGreaterThanOrEqual(IDLE_S * 1000 - 200);
+      expect(naive.ms).toBeLessThan(SILENT_S * 1000);
+      // (b) real kubectl: the sim is no stricter than a load balancer that sees pings as traffic
+      expect(kubectl.code, kubectl.stderr).toBe(0);
+      expect(kubectl.ms).toBeGreaterThanOrEqual(SILENT_S * 1000);
+      // (c) the product: one exec that outlived the idle window
+      expect(ours.exitCode).toBe(0);
+      expect(ours.ms).toBeGreaterThanOrEqual(SILENT_S * 1000);
+      expect(oursShort.exitCode).toBe(0);
+    } finally {
+      clearStreamFaults(dir);
+    }
+  }, 60_000);
+
+  it('gives up a server that stopped sending and answering pings (blackhole) within the deadline, exec and port-forward, with one line each', async () => {
+    fault('--blackhole');
+    const short = shortKeepalive();
+    const fwd = await portForward(short, { namespace: 'uc1', pod: 'kube-etcd-0', port: 2379 });
+    try {
+      const t0 = Date.now();
+      const exec = execCapture(short, { ...target, command: ['sleep', '6'] }).then(
+        () => expect.unreachable('the exec resolved through a blackhole'),
+        (err: unknown) => ({ err, ms: Date.now() - t0 }),
+      );
+      const local = net.connect(fwd.localPort, '127.0.0.1');
+      local.on('error', () => undefined);
+      const forwardClosed = new Promise<number>((resolve) => local.on('close', () => resolve(Date.now() - t0)));
+      const [failed, closedAfter] = await Promise.all([exec, forwardClosed]);
+
+      expect(failed.err).toBeInstanceOf(TransientError);
+      expect(formatError(failed.err)).toBe(
+        'error: exec in pod "uc1/kube-etcd-0": connection error: no answer from the API server for 3.1 s (keepalive pings unanswered); retry; check the cluster and the pod',
+      );
+      expect(failed.ms).toBeGreaterThanOrEqual(3000);
+      expect(failed.ms).toBeLessThan(5000);
+
+      expect(closedAfter).toBeGreaterThanOrEqual(3000);
+      expect(closedAfter).toBeLessThan(5000);
+      expect(fwd.lastError()).toBeInstanceOf(TransientError);
+      expect(formatError(fwd.lastError())).toBe(
+        'error: port-forward to port 2379 of pod "uc1/kube-etcd-0": connection error: no answer from the API server for 3.1 s (keepalive pings unanswered); retry; check the cluster and the pod',
+      );
+    } finally {
+      await fwd.close();
+      clearStreamFaults(dir);
+    }
+  }, 60_000);
 });

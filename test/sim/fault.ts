@@ -13,7 +13,7 @@ import { runKubeletFault } from './kubelet/fault.js';
 
 /** One stream fault as faults.json holds it. */
 export interface StreamFaultSpec {
-  action: 'cut' | 'stall' | 'idle';
+  action: 'cut' | 'stall' | 'idle' | 'blackhole';
   afterBytes: number;
   /** idle: cut once no byte went either way for this many seconds. */
   idleSeconds?: number;
@@ -48,7 +48,7 @@ export async function restartApiServer(dirArg: string): Promise<void> {
 }
 
 /**
- * Parses `stream --cut-after BYTES|--stall [--after BYTES]|--idle-timeout SECONDS
+ * Parses `stream --cut-after BYTES|--stall [--after BYTES]|--idle-timeout SECONDS|--blackhole
  * [--pod NS/NAME] [--kind K]` into a fault.
  */
 export function parseStreamFault(args: string[]): StreamFaultSpec {
@@ -56,11 +56,14 @@ export function parseStreamFault(args: string[]): StreamFaultSpec {
   const cut = val('--cut-after');
   const stall = args.includes('--stall');
   const idle = val('--idle-timeout');
-  if ([cut !== undefined, stall, idle !== undefined].filter(Boolean).length !== 1) {
-    throw new Error('fault stream needs exactly one of --cut-after BYTES, --stall or --idle-timeout SECONDS');
+  const blackhole = args.includes('--blackhole');
+  if ([cut !== undefined, stall, idle !== undefined, blackhole].filter(Boolean).length !== 1) {
+    throw new Error('fault stream needs exactly one of --cut-after BYTES, --stall, --idle-timeout SECONDS or --blackhole');
   }
   let fault: StreamFaultSpec;
-  if (idle !== undefined) {
+  if (blackhole) {
+    fault = { action: 'blackhole', afterBytes: 0 };
+  } else if (idle !== undefined) {
     if (!/^\d+(\.\d+)?$/.test(idle) || !(Number(idle) > 0)) throw new Error(`invalid idle timeout "${idle}"; pass a number of seconds above 0`);
     fault = { action: 'idle', afterBytes: 0, idleSeconds: Number(idle) };
   } else {

@@ -6,7 +6,7 @@
 //   so kubectl < 1.30 cannot exec/cp and `kubectl port-forward` does not work;
 // - attach is answered with 501 NotImplemented;
 // - no pseudo-terminal for tty=true; logs carry no timestamps;
-// - stream faults from DIR/faults.json (see test/sim/README.md) can cut or stall a stream.
+// - stream faults from DIR/faults.json (see test/sim/README.md) can cut, stall, idle-cut or blackhole a stream.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { V1Pod } from '@kubernetes/client-node';

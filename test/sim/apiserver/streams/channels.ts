@@ -6,7 +6,10 @@
 // source, and `onDrain` fires once the backlog falls below LOW_WATER.
 // Stream faults (faults.ts): `cut`/`stall` after N payload bytes; `idle` drops the connection once
 // no frame went either way for N seconds (client pings and our pongs count, as they do for a load
-// balancer that sees TCP bytes).
+// balancer that sees TCP bytes); `blackhole` sends nothing from the upgrade on, not even the pongs
+// to the client's pings, and ignores what the client sends, while the connection stays open (a
+// node or a proxy gone without a reset).
+// Pings are answered here (not by ws's autoPong) so that a blackhole can leave them unanswered.
 // Differences from a real API server: the base64 protocols (text frames) are not offered; the
 // server sends no pings of its own (it answers the client's, which is all client-go needs).
 import type { IncomingMessage } from 'node:http';
@@ -46,7 +49,7 @@ export function rejectHandshake(socket: Duplex): void {
 /** Completes the upgrade with the given subprotocol and returns the open WebSocket. */
 export function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, protocol: string): Promise<WebSocket> {
   const wss = new WebSocketServer({
-    noServer: true, clientTracking: false, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024,
+    noServer: true, clientTracking: false, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024, autoPong: false,
     handleProtocols: () => protocol || false,
   });
   return new Promise((resolve) => wss.handleUpgrade(req, socket, head, (ws) => resolve(ws)));
@@ -75,6 +78,8 @@ export class ChannelSocket {
   private idleTimer: NodeJS.Timeout | undefined;
   /** True once an idle-timeout fault cut the connection. */
   cutByIdle = false;
+  /** A blackhole fault: nothing is sent or read from the upgrade on (see the file comment). */
+  private readonly blackhole: boolean;
 
   constructor(
     private readonly ws: WebSocket,
@@ -82,11 +87,13 @@ export class ChannelSocket {
     private readonly protocol: string,
     private readonly fault: StreamFault | undefined,
   ) {
+    this.blackhole = fault?.action === 'blackhole';
+    this.stalled = this.blackhole;
     // Listen from the first moment: ws drops messages nobody listens to, and the handler may
     // still be checking the container when the client's first stdin frames come in.
     ws.on('message', (raw: RawData, isBinary: boolean) => {
       this.touch();
-      if (!isBinary) return; // text frames belong to the base64 protocols we never negotiate
+      if (!isBinary || this.blackhole) return; // text frames belong to the base64 protocols we never negotiate; a blackhole reads nothing
       const data = toBuffer(raw);
       if (data.length === 0) return;
       if (this.handlers) this.deliver(this.handlers, data);
@@ -95,7 +102,11 @@ export class ChannelSocket {
         if (this.early.length === 32) ws.pause(); // up to 32 frames wait; listen() resumes
       }
     });
-    ws.on('ping', () => this.touch());
+    ws.on('ping', (data: Buffer) => {
+      this.touch();
+      if (this.blackhole) return;
+      if (ws.readyState === ws.OPEN) ws.pong(data, false, () => {});
+    });
     ws.on('pong', () => this.touch());
     ws.on('close', () => {
       this.ended = true;

@@ -8,10 +8,11 @@ import path from 'node:path';
 /**
  * What the stream does: `cut` or `stall` once `afterBytes` payload bytes have gone to the client;
  * `idle` cuts it once no byte went either way (data, pings, pongs) for `idleSeconds`, as a load
- * balancer does. An exec'd process outlives its cut stream (see exec.ts).
+ * balancer does; `blackhole` sends nothing (no data, status or pong) and reads nothing from the
+ * upgrade on, and stays open. An exec'd process outlives its cut stream (see exec.ts).
  */
 export interface StreamFault {
-  action: 'cut' | 'stall' | 'idle';
+  action: 'cut' | 'stall' | 'idle' | 'blackhole';
   afterBytes: number;
   idleSeconds?: number;
   pod?: string;
@@ -35,14 +36,14 @@ export async function findStreamFault(dir: string, kind: string, namespace: stri
   const streams = (parsed as { streams?: unknown })?.streams;
   if (!Array.isArray(streams)) return undefined;
   for (const f of streams as Partial<StreamFault>[]) {
-    if (f.action !== 'cut' && f.action !== 'stall' && f.action !== 'idle') continue;
+    if (f.action !== 'cut' && f.action !== 'stall' && f.action !== 'idle' && f.action !== 'blackhole') continue;
     if (f.kind && f.kind !== kind) continue;
     if (f.pod && f.pod !== `${namespace}/${pod}`) continue;
     const idleSeconds = Number(f.idleSeconds);
     if (f.action === 'idle' && !(idleSeconds > 0)) continue;
     return {
       action: f.action,
-      afterBytes: f.action === 'idle' ? Infinity : Math.max(0, Number(f.afterBytes ?? 0)),
+      afterBytes: f.action === 'idle' || f.action === 'blackhole' ? Infinity : Math.max(0, Number(f.afterBytes ?? 0)),
       ...(f.action === 'idle' ? { idleSeconds } : {}),
       pod: f.pod,
       kind: f.kind,
