@@ -20,6 +20,11 @@ function intToIp(n: number): string {
   return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
 }
 
+/** The bridge end of a pod's veth pair, named after its namespace (`ks<id>-<hash>` → `v<hash>`). */
+function vethName(netns: string): string {
+  return `v${netns.slice(netns.lastIndexOf('-') + 1)}`;
+}
+
 /** Creates and removes pod network namespaces on one bridge. */
 export class PodNetwork {
   private readonly used = new Set<number>();
@@ -60,7 +65,7 @@ export class PodNetwork {
     if (host >= 2 ** (32 - this.prefix) - 1) throw new Error(`pod network "${this.bridgeNetns}" is full`);
     this.used.add(host);
     const ip = intToIp(this.base + host);
-    const veth = `v${hash.slice(0, 12)}`;
+    const veth = vethName(netns);
     try {
       await run('ip', ['netns', 'del', netns]);
       await must('ip', ['netns', 'add', netns]);
@@ -77,8 +82,15 @@ export class PodNetwork {
     return { netns, netnsPath: `/run/netns/${netns}`, ip };
   }
 
-  /** Deletes a pod's namespace (its veth goes with it) and frees its address. */
+  /**
+   * Deletes a pod's veth pair, then its namespace, and frees its address. The veth goes first, as
+   * a CNI DEL does: `ip netns del` only unmounts the name, and every container started meanwhile
+   * holds its own copy of that mount (`unshare --mount --propagation private`), so the namespace,
+   * its eth0 and its address would live on beside the next pod given the address — two MACs
+   * answering ARP for one IP, and that pod cut off from its peers for a minute or more.
+   */
   async remove(net: PodNet): Promise<void> {
+    await run('ip', ['-n', this.bridgeNetns, 'link', 'del', vethName(net.netns)]);
     await run('ip', ['netns', 'del', net.netns]);
     this.used.delete(ipToInt(net.ip) - this.base);
   }
