@@ -171,6 +171,15 @@ describe('readMember: volumes, identity and node', () => {
     expect(readMember(p, { container: 'nope' })).toBeUndefined();
   });
 
+  it.each([
+    ['yes', true], ['YES', true], ['Yes', true], ['true', true], ['TRUE', true], ['True', true], ['1', true],
+    ['no', false], ['false', false], ['0', false], ['on', false], ['y', false], [' yes', false], ['yes ', false], ['', false], [undefined, false],
+  ])('Bitnami disaster recovery with ETCD_DISASTER_RECOVERY=%j is %s, as the image\'s is_boolean_yes reads it', (value, on) => {
+    const env = value === undefined ? [] : [{ name: 'ETCD_DISASTER_RECOVERY', value }];
+    const m = readMember(pod({ image: 'docker.io/bitnami/etcd:3.5.16-debian-12-r0', command: undefined, env }));
+    expect(m?.startScripts).toEqual({ kind: 'bitnami', disasterRecovery: on });
+  });
+
   it('a pod without etcd is not a member', () => {
     expect(readMember(pod({ name: 'api', command: ['kube-apiserver', '--etcd-servers=https://e:2379'] }))).toBeUndefined();
   });

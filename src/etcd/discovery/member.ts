@@ -85,6 +85,14 @@ function certSourceOf(pod: V1Pod, container: V1Container, file: string | undefin
   return undefined;
 }
 
+/**
+ * Whether Bitnami's scripts take a setting as on: their is_boolean_yes (libvalidations.sh) matches
+ * `1`, or `yes` or `true` in any case (bash nocasematch), and nothing else (no trimming, no `on`).
+ */
+function bitnamiBooleanYes(value: string | undefined): boolean {
+  return value !== undefined && (value === '1' || /^(yes|true)$/i.test(value));
+}
+
 /** The StatefulSet ordinal encoded in a pod name `<sts>-<N>`. */
 export function ordinalOf(podName: string, statefulSet: string | undefined): number | undefined {
   if (!statefulSet || !podName.startsWith(`${statefulSet}-`)) return undefined;
@@ -192,7 +200,7 @@ export function readMember(pod: V1Pod, opts: MemberReadOptions = {}): EtcdMember
     ...(podFacts ? { podFacts } : {}),
     ...(ready ? { ready: ready.status === 'True' } : {}),
     ...(preStop?.length ? { preStop } : {}),
-    ...(bitnami ? { startScripts: { kind: 'bitnami' as const, disasterRecovery: vars.get('ETCD_DISASTER_RECOVERY') === 'yes' } } : {}),
+    ...(bitnami ? { startScripts: { kind: 'bitnami' as const, disasterRecovery: bitnamiBooleanYes(vars.get('ETCD_DISASTER_RECOVERY')) } } : {}),
     ...(notes.length ? { notes } : {}),
   };
 }

@@ -13,7 +13,8 @@
 #    deletes the whole data dir (`rm -rf`, the dir itself), removes any member with its peer URL
 #    and adds it again (`member add`, env written to data/new_member_envs);
 #  - with data and no healthy quorum among the others, ETCD_DISASTER_RECOVERY=yes replaces the
-#    data with the newest /snapshots/db-*; otherwise the data is kept;
+#    data with the newest /snapshots/db-* (none there fails the start: "There was no snapshot to
+#    restore!", exit 1); otherwise the data is kept;
 #  - with no data and a cluster that answers, a member with its peer URL is removed and the
 #    member added again.
 # Differences: endpoints come from ETCD_INITIAL_CLUSTER (the real scripts count the IPs behind
@@ -33,6 +34,10 @@ export ETCDCTL_API=3
 
 info() { echo "etcd $(date +%H:%M:%S.%2N) INFO  ==> $*" >&2; }
 warn() { echo "etcd $(date +%H:%M:%S.%2N) WARN  ==> $*" >&2; }
+error() { echo "etcd $(date +%H:%M:%S.%2N) ERROR ==> $*" >&2; }
+
+# A setting is on as the image's libvalidations.sh reads it: 1, or yes or true in any case.
+is_boolean_yes() { local v=${1:-}; [[ "$v" == 1 || "${v,,}" == yes || "${v,,}" == true ]]; }
 
 # Client URLs of the members (all, or only the others), from the initial cluster.
 etcd_endpoints() {
@@ -59,7 +64,7 @@ cluster_size() { local e; e=(${ETCD_INITIAL_CLUSTER//,/ }); echo "${#e[@]}"; }
 is_healthy_etcd_cluster() {
   local size healthy=0 ep marker=$ETCD_SNAPSHOTS_DIR/.disaster_recovery
   size=$(cluster_size)
-  if [[ "$ETCD_DISASTER_RECOVERY" == yes && -f "$marker" ]]; then
+  if is_boolean_yes "$ETCD_DISASTER_RECOVERY" && [[ -f "$marker" ]]; then
     grep -v -x -F -e "$(own_endpoint)" "$marker" | grep -x -F -f <(etcd_endpoints | tr ',' '\n') > "$marker.tmp" || true
     if [[ -s "$marker.tmp" ]]; then mv -f "$marker.tmp" "$marker"; else rm -f "$marker" "$marker.tmp"; fi
     return 1
@@ -68,7 +73,7 @@ is_healthy_etcd_cluster() {
     if etcdctl endpoint health --endpoints="$ep" >/dev/null 2>&1; then healthy=$((healthy + 1)); fi
   done
   [[ $healthy -ge $(((size + 1) / 2)) ]] && return 0
-  if [[ "$ETCD_DISASTER_RECOVERY" == yes ]]; then etcd_endpoints yes | tr ',' '\n' > "$marker" 2>/dev/null || true; fi
+  if is_boolean_yes "$ETCD_DISASTER_RECOVERY"; then etcd_endpoints yes | tr ',' '\n' > "$marker" 2>/dev/null || true; fi
   return 1
 }
 

@@ -6,7 +6,7 @@
 # running container started with) skips it (the real script then fails on a top-level `return`,
 # removing nothing either).
 . /opt/bitnami/scripts/libetcd.sh
-[[ "$ETCD_DISABLE_PRESTOP" != yes ]] || exit 0
+! is_boolean_yes "$ETCD_DISABLE_PRESTOP" || exit 0
 endpoints=$(etcd_endpoints yes)
 [[ -n "$endpoints" ]] || exit 0
 log="$(dirname "$ETCD_DATA_DIR")/member_removal.log"

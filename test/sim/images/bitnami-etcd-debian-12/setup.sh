@@ -19,9 +19,9 @@ info "Detected data from previous deployments"
 [[ $size -gt 1 ]] || exit 0
 if ! is_healthy_etcd_cluster; then
   warn "Cluster not responding!"
-  if [[ "$ETCD_DISASTER_RECOVERY" == yes ]]; then
+  if is_boolean_yes "$ETCD_DISASTER_RECOVERY"; then
     latest=$(find /snapshots/ -maxdepth 1 -type f -name 'db-*' 2>/dev/null | sort | tail -n 1)
-    [[ -n "$latest" ]] || { echo "There was no snapshot to restore!" >&2; exit 1; }
+    [[ -n "$latest" ]] || { error "There was no snapshot to restore!"; exit 1; }
     info "Restoring etcd cluster from snapshot $latest"
     rm -rf "$ETCD_DATA_DIR"
     etcdctl snapshot restore "$latest" --name "$ETCD_NAME" --data-dir "$ETCD_DATA_DIR" \

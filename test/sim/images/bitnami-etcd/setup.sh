@@ -11,19 +11,19 @@ fi
 info "Detected data from previous deployments"
 [[ $size -gt 1 ]] || exit 0
 if ! is_healthy_etcd_cluster; then
-  if [[ "$ETCD_DISASTER_RECOVERY" == yes ]]; then
+  warn "Cluster not responding!"
+  if is_boolean_yes "$ETCD_DISASTER_RECOVERY"; then
     latest=$(find "$ETCD_SNAPSHOTS_DIR" -maxdepth 1 -type f -name 'db-*' 2>/dev/null | sort | tail -n 1)
-    if [[ -n "$latest" ]]; then
-      info "Cluster not responding: restoring the newest snapshot $latest over the data dir"
-      rm -rf "$ETCD_DATA_DIR"
-      etcdctl snapshot restore "$latest" --name "$ETCD_NAME" --data-dir "$ETCD_DATA_DIR" \
-        --initial-cluster "$ETCD_INITIAL_CLUSTER" --initial-cluster-token "$ETCD_INITIAL_CLUSTER_TOKEN" \
-        --initial-advertise-peer-urls "$ETCD_INITIAL_ADVERTISE_PEER_URLS" >&2
-      exit 0
-    fi
-    warn "Disaster recovery is on but $ETCD_SNAPSHOTS_DIR has no snapshot"
+    # As the real etcd_initialize: no snapshot to restore fails the start (the container exits 1).
+    [[ -n "$latest" ]] || { error "There was no snapshot to restore!"; exit 1; }
+    info "Cluster not responding: restoring the newest snapshot $latest over the data dir"
+    rm -rf "$ETCD_DATA_DIR"
+    etcdctl snapshot restore "$latest" --name "$ETCD_NAME" --data-dir "$ETCD_DATA_DIR" \
+      --initial-cluster "$ETCD_INITIAL_CLUSTER" --initial-cluster-token "$ETCD_INITIAL_CLUSTER_TOKEN" \
+      --initial-advertise-peer-urls "$ETCD_INITIAL_ADVERTISE_PEER_URLS" >&2
+    exit 0
   fi
-  warn "Cluster not responding! The member will try to recover on its own"
+  warn "Disaster recovery is disabled, the cluster will try to recover on its own"
   exit 0
 fi
 if was_etcd_member_removed; then
