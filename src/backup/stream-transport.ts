@@ -5,7 +5,7 @@ import { connectEtcdClient, type EtcdTlsMaterial, type PodPortForwarder } from '
 import type { EtcdMember } from '../etcd/topology.js';
 import type { SnapshotTransport, TransportContext, TransportResult } from './transport.js';
 
-/** Finds the client TLS material for a member (flags, the Secret behind its cert mount, ...). */
+/** Finds the client TLS material for a member (flags, the Secret keys behind its cert files, ...): backup/tls.ts. */
 export type TlsResolver = (member: EtcdMember) => Promise<EtcdTlsMaterial | undefined>;
 
 /** Options for the stream transport. */

@@ -18,10 +18,11 @@ export type DataVolume = { volumeName: string; mountPath: string; subPath?: stri
   | { kind: 'emptyDir' }
 );
 
-/** Where the member's certificates come from (the volume behind the cert paths). */
-export type CertSource =
-  | { kind: 'secret'; volumeName: string; secretName: string; mountPath: string; defaultMode?: number }
-  | { kind: 'hostPath'; volumeName: string; hostPath: string; mountPath: string };
+/** A key of a Secret in the member's namespace. */
+export interface SecretKeyRef {
+  secretName: string;
+  key: string;
+}
 
 /** Client TLS material, as file paths inside the container. */
 export interface ClientTls {
@@ -52,7 +53,12 @@ export interface EtcdMember {
   initialCluster?: string;
   initialClusterToken?: string;
   dataVolume?: DataVolume;
-  certSource?: CertSource;
+  /**
+   * The client TLS files (tls) that a Secret volume puts in the container, by their path as in
+   * tls: the Secret keys that may be the file, the first one its Secret holds wins
+   * (discovery/mounts.ts secretKeysAt: mount path, subPath, items, projected sources).
+   */
+  secretFiles?: Record<string, SecretKeyRef[]>;
   image: string;
   /** Effective user and group of the etcd process (securityContext), when set. */
   runAsUser?: number;

@@ -66,10 +66,60 @@ export function onEtcd(t: EtcdTarget, etcd: EtcdMinor): EtcdTarget {
 }
 
 /**
- * An etcd StatefulSet on the upstream distroless image (no shell, no tar; etcd and etcdctl only),
- * client TLS from Secret `etcd-tls` (create it first, see distrolessSecret).
+ * How the distroless members get their TLS files (/etc/etcd/tls/etcdCA.crt, etcd.crt, etcd.key):
+ * `volume`, Secret `etcd-tls` mounted at /etc/etcd/tls, each key a file of its own name; `subPath`,
+ * file by file (a mount per file, subPath) from two Secrets whose keys are named otherwise: the CA
+ * is key `ca.crt` of `etcd-ca`, the client pair keys `tls.crt` and `tls.key` of the kubernetes.io/tls
+ * Secret `etcd-tls`, which the volume's items rename to `client.crt` and `client.key`. So no key is
+ * named like the file etcd reads, and the mount paths are files, not a folder.
  */
-export function distrolessManifest(o: { namespace: string; replicas: number; storage: string; token: string; createNamespace: boolean; etcd?: EtcdMinor }): string {
+export type DistrolessCertMount = 'volume' | 'subPath';
+
+/** The Secrets a distroless StatefulSet mounts, made of the PEM files (base64) of Secret `kube-etcd-certs` of the anthos fixtures. */
+export function distrolessSecrets(o: { namespace: string; certMount?: DistrolessCertMount }, certs: Record<string, string>): object[] {
+  const secret = (name: string, data: Record<string, string>, type = 'Opaque') => ({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: o.namespace }, type, data });
+  if (o.certMount !== 'subPath') return [secret('etcd-tls', certs)];
+  return [
+    secret('etcd-ca', { 'ca.crt': certs['etcdCA.crt']! }),
+    secret('etcd-tls', { 'tls.crt': certs['etcd.crt']!, 'tls.key': certs['etcd.key']! }, 'kubernetes.io/tls'),
+  ];
+}
+
+/** The volume mounts and volumes of the TLS files, as DistrolessCertMount says. */
+function distrolessCertVolumes(certMount: DistrolessCertMount): { mounts: string; volumes: string } {
+  if (certMount === 'volume') {
+    return {
+      mounts: '        - {name: tls, mountPath: /etc/etcd/tls, readOnly: true}\n',
+      volumes: '      - name: tls\n        secret: {secretName: etcd-tls, defaultMode: 0400}\n',
+    };
+  }
+  return {
+    mounts: [
+      '        - {name: ca, mountPath: /etc/etcd/tls/etcdCA.crt, subPath: ca.crt, readOnly: true}',
+      '        - {name: tls, mountPath: /etc/etcd/tls/etcd.crt, subPath: client.crt, readOnly: true}',
+      '        - {name: tls, mountPath: /etc/etcd/tls/etcd.key, subPath: client.key, readOnly: true}',
+      '',
+    ].join('\n'),
+    volumes: [
+      '      - name: ca',
+      '        secret: {secretName: etcd-ca, defaultMode: 0400}',
+      '      - name: tls',
+      '        secret:',
+      '          secretName: etcd-tls',
+      '          defaultMode: 0400',
+      '          items: [{key: tls.crt, path: client.crt}, {key: tls.key, path: client.key}]',
+      '',
+    ].join('\n'),
+  };
+}
+
+/**
+ * An etcd StatefulSet on the upstream distroless image (no shell, no tar; etcd and etcdctl only),
+ * client TLS from Secrets mounted as `certMount` says (default `volume`; create them first, see
+ * distrolessSecrets).
+ */
+export function distrolessManifest(o: { namespace: string; replicas: number; storage: string; token: string; createNamespace: boolean; etcd?: EtcdMinor; certMount?: DistrolessCertMount }): string {
+  const certs = distrolessCertVolumes(o.certMount ?? 'volume');
   // Several members start together (Parallel): a member is Ready only once the cluster has quorum.
   return `
 ${o.createNamespace ? `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${o.namespace}}\n---\n` : ''}apiVersion: v1
@@ -119,11 +169,8 @@ ${o.replicas > 1 ? '  podManagementPolicy: Parallel\n' : ''}  selector: {matchLa
           timeoutSeconds: 10
         volumeMounts:
         - {name: data, mountPath: /var/run/etcd}
-        - {name: tls, mountPath: /etc/etcd/tls, readOnly: true}
-      volumes:
-      - name: tls
-        secret: {secretName: etcd-tls, defaultMode: 0400}
-  volumeClaimTemplates:
+${certs.mounts}      volumes:
+${certs.volumes}  volumeClaimTemplates:
   - metadata: {name: data}
     spec:
       accessModes: [ReadWriteOnce]
@@ -137,9 +184,8 @@ export const DISTROLESS_MANIFEST = distrolessManifest({ namespace: 'distroless',
 /** Starts the distroless StatefulSet in a cluster that runs the anthos fixture (it borrows that fixture's etcd certificate). */
 export async function startDistroless(cluster: SimCluster): Promise<void> {
   const secret = JSON.parse(ok(await cluster.kubectl(['-n', 'uc1', 'get', 'secret', 'kube-etcd-certs', '-o', 'json']))) as { data: Record<string, string> };
-  const copy = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'etcd-tls', namespace: 'distroless' }, data: secret.data };
   ok(await cluster.kubectl(['apply', '-f', '-'], { input: DISTROLESS_MANIFEST.split('---')[0] }));
-  ok(await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify(copy) }));
+  ok(await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: distrolessSecrets({ namespace: 'distroless' }, secret.data) }) }));
   ok(await cluster.kubectl(['apply', '-f', '-'], { input: DISTROLESS_MANIFEST }));
   for (let i = 0; ; i++) {
     const r = await cluster.kubectl(['-n', 'distroless', 'wait', '--for=condition=Ready', 'pod/etcd-0', '--timeout=120s'], { timeoutMs: 150_000 });

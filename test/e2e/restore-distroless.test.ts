@@ -2,7 +2,10 @@
 // StatefulSet of gcr.io/etcd-development/etcd with PVC-backed data and TLS. The utility pods get
 // busybox for copy and swap, and the etcd image itself beside it (container etcd-tools) for
 // `etcdctl snapshot restore`, so the restore tool is the cluster's own version. On both etcd
-// minors: 3.4 (etcdctl snapshot restore) and 3.5 (etcdutl, revision bumped).
+// minors: 3.4 (etcdctl snapshot restore) and 3.5 (etcdutl, revision bumped). The 3.4 members mount
+// their TLS Secret as a folder; the 3.5 members mount each TLS file by subPath from Secret keys
+// named otherwise (items rename them), which the stream transport of the backups (the one taken
+// before, and the restore's safety backup) must resolve as the kubelet does.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +15,7 @@ import { ok, teardown, type SimCluster } from '../sim/harness.js';
 import {
   auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, memberRevision, mutations, startKubectlEtcd, startRestoreCluster, type EtcdAccess,
 } from './restore-helpers.js';
-import { distrolessManifest } from './backup-support.js';
+import { distrolessManifest, distrolessSecrets, type DistrolessCertMount } from './backup-support.js';
 
 const NS = 'distroless-r';
 /** The etcd image of the members and the restore tool it offers, per etcd minor (set by each describe's beforeAll). */
@@ -22,8 +25,11 @@ const CERTS = '/etc/etcd/tls';
 const DATA_DIR = '/var/run/etcd/default.etcd';
 const PODS = ['etcd-0', 'etcd-1', 'etcd-2'];
 
+/** How each minor's members mount their TLS files (backup-support.ts DistrolessCertMount). */
+const CERT_MOUNT: Record<EtcdMinor, DistrolessCertMount> = { '3.4': 'volume', '3.5': 'subPath' };
+
 /** Three distroless members on PVCs with room for several restores' WAL (the backup tests' manifest, grown). */
-const manifest = (etcd: EtcdMinor) => distrolessManifest({ namespace: NS, replicas: 3, storage: '512Mi', token: 'distroless-r', createNamespace: false, etcd });
+const manifest = (etcd: EtcdMinor) => distrolessManifest({ namespace: NS, replicas: 3, storage: '512Mi', token: 'distroless-r', createNamespace: false, etcd, certMount: CERT_MOUNT[etcd] });
 
 /** etcdctl by argv in the distroless members (the image has etcdctl, nothing else). */
 const ACCESS: EtcdAccess = {
@@ -93,7 +99,8 @@ describe.each(ETCD_MINORS)('etcd %s', (minor) => {
     snapshot = join(work, 'a.db');
     const secret = JSON.parse(ok(await cluster.kubectl(['-n', 'uc1', 'get', 'secret', 'kube-etcd-certs', '-o', 'json']))) as { data: Record<string, string> };
     ok(await cluster.kubectl(['create', 'namespace', NS]));
-    ok(await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'etcd-tls', namespace: NS }, data: secret.data }) }));
+    const secrets = distrolessSecrets({ namespace: NS, certMount: CERT_MOUNT[minor] }, secret.data);
+    ok(await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: secrets }) }));
     ok(await cluster.kubectl(['apply', '-f', '-'], { input: manifest(minor) }));
     await waitReady(240_000);
 
@@ -107,6 +114,38 @@ describe.each(ETCD_MINORS)('etcd %s', (minor) => {
   }, 600_000);
 
   afterAll(() => teardown(cluster, work));
+
+  if (CERT_MOUNT[minor] === 'subPath') {
+    describe('TLS files mounted one by one (subPath) from Secret keys that items rename', () => {
+      it('the naive reads fail: no Secret key is named like a file etcd reads, and the image has no cat', async () => {
+        for (const [name, keys] of [['etcd-ca', ['ca.crt']], ['etcd-tls', ['tls.crt', 'tls.key']]] as const) {
+          const data = (JSON.parse(ok(await cluster.kubectl(['-n', NS, 'get', 'secret', name, '-o', 'json']))) as { data: Record<string, string> }).data;
+          expect(Object.keys(data).sort(), name).toEqual(keys);
+        }
+        const byName = await cluster.kubectl(['-n', NS, 'get', 'secret', 'etcd-tls', '-o', 'jsonpath={.data.etcd\\.crt}']);
+        expect(byName.code, byName.stderr).toBe(0);
+        expect(byName.stdout).toBe('');
+        const cat = await cluster.kubectl(['-n', NS, 'exec', 'etcd-0', '-c', 'etcd', '--', 'cat', `${CERTS}/etcd.crt`]);
+        expect(cat.code).not.toBe(0);
+        expect(cat.stderr).toMatch(/executable file not found/);
+      }, 60_000);
+
+      it('status sees every member healthy; backup --via stream reads each file from its Secret key and verifies the snapshot', async () => {
+        const status = await kubectlEtcd(cluster, state, ['status', '-n', NS, '-o', 'json']);
+        expect(status.code, status.stderr).toBe(0);
+        const members = (JSON.parse(status.stdout) as { members: Array<{ pod: string; healthy: boolean }> }).members;
+        expect(members.map((m) => [m.pod, m.healthy])).toEqual(PODS.map((p) => [p, true]));
+        const file = join(work, 'subpath.db');
+        const b = await kubectlEtcd(cluster, state, ['backup', '-n', NS, '--via', 'stream', '-f', file, '-o', 'json']);
+        expect(b.stderr).toBe('');
+        expect(b.code).toBe(0);
+        expect(JSON.parse(b.stdout)).toMatchObject({ transport: 'stream', verified: { size: true, sha256Trailer: true, bbolt: true } });
+        const inspect = await kubectlEtcd(cluster, state, ['inspect', file, '-o', 'json']);
+        expect(inspect.code, inspect.stderr).toBe(0);
+        expect(JSON.parse(inspect.stdout)).toMatchObject({ outcome: 'valid', trailer: 'valid' });
+      }, 120_000);
+    });
+  }
 
   describe('kubectl etcd restore on a distroless etcd image', () => {
     it('--dry-run -o yaml plans utility pods of busybox beside the etcd image (container etcd-tools), and changes nothing', async () => {
@@ -139,6 +178,8 @@ describe.each(ETCD_MINORS)('etcd %s', (minor) => {
       const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes']);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^restored ${NS}/etcd .* on 3 member\\(s\\) .*verified$`, 'm'));
+      // taken by stream (no shell in the members), with the client certificate read from the Secrets
+      expect(r.stderr).toMatch(/safety backup: \S+\.db$/m);
       expect(r.stderr).toContain(`utility pods: image "docker.io/library/busybox:1.36"`);
       expect(r.stderr).toMatch(new RegExp(`beside the etcd image "${IMAGE.replace(/[.]/g, '\\.')}" \\(container etcd-tools: ${TOOL}`));
       for (const pod of PODS) {

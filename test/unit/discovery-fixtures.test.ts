@@ -26,7 +26,8 @@ const cases = [
       tls: { caFile: `${certs}/etcdCA.crt`, certFile: `${certs}/etcd.crt`, keyFile: `${certs}/etcd.key` },
       initialCluster: anthosCluster, initialClusterToken: 'etcd-cluster-1',
       dataVolume: { kind: 'pvc', volumeName: 'data', claimName: 'data-kube-etcd-1', mountPath: '/var/lib/etcd' },
-      certSource: { kind: 'secret', volumeName: 'kube-etcd-certs', secretName: 'kube-etcd-certs', mountPath: certs, defaultMode: 420 },
+      // the Secret volume holds every key under its own name
+      secretFiles: Object.fromEntries(['etcdCA.crt', 'etcd.crt', 'etcd.key'].map((k) => [`${certs}/${k}`, [{ secretName: 'kube-etcd-certs', key: k }]])),
     },
   },
   {
@@ -75,7 +76,6 @@ const cases = [
       initialCluster: [1, 2, 3].map((n) => `node-${n}=https://${kubeadmHost(n)}:2380`).join(','),
       initialClusterToken: 'etcd-cluster',
       dataVolume: { kind: 'hostPath', volumeName: 'etcd-data', hostPath: '/var/lib/etcd', mountPath: '/var/lib/etcd' },
-      certSource: { kind: 'hostPath', volumeName: 'etcd-certs', hostPath: '/etc/kubernetes/pki/etcd', mountPath: '/etc/kubernetes/pki/etcd' },
     },
   },
 ];

@@ -147,12 +147,92 @@ describe('readMember: volumes, identity and node', () => {
     expect(m?.notes).toEqual(['subPathExpr "$(NOPE)" of the data volume has an unresolved variable']);
   });
 
-  it('cert source from a projected Secret', () => {
+  const ca = '/etc/etcd/tls/ca.crt';
+  const crt = '/etc/etcd/tls/client.crt';
+  const key = '/etc/etcd/tls/client.key';
+  const ref = (secretName: string, k: string) => ({ secretName, key: k });
+  it.each([
+    {
+      case: 'a Secret volume holds every key under its own name',
+      mounts: [{ name: 'tls', mountPath: '/etc/etcd/tls' }],
+      volumes: [{ name: 'tls', secret: { secretName: 's' } }],
+      files: { [ca]: [ref('s', 'ca.crt')], [crt]: [ref('s', 'client.crt')], [key]: [ref('s', 'client.key')] },
+    },
+    {
+      case: 'items rename keys, and a key they do not list is not there',
+      mounts: [{ name: 'tls', mountPath: '/etc/etcd/tls/' }],
+      volumes: [{ name: 'tls', secret: { secretName: 's', items: [{ key: 'tls.crt', path: 'client.crt' }, { key: 'tls.key', path: './client.key' }] } }],
+      files: { [crt]: [ref('s', 'tls.crt')], [key]: [ref('s', 'tls.key')] },
+    },
+    {
+      case: 'file by file with subPath, renamed by items, the CA from a Secret of its own',
+      mounts: [
+        { name: 'ca', mountPath: ca, subPath: 'ca.crt' },
+        { name: 'tls', mountPath: crt, subPath: 'client.crt' },
+        { name: 'tls', mountPath: key, subPath: 'client.key' },
+      ],
+      volumes: [
+        { name: 'ca', secret: { secretName: 'etcd-ca' } },
+        { name: 'tls', secret: { secretName: 'etcd-client', items: [{ key: 'tls.crt', path: 'client.crt' }, { key: 'tls.key', path: 'client.key' }] } },
+      ],
+      files: { [ca]: [ref('etcd-ca', 'ca.crt')], [crt]: [ref('etcd-client', 'tls.crt')], [key]: [ref('etcd-client', 'tls.key')] },
+    },
+    {
+      case: 'a subPath folder of the volume, and a subPathExpr',
+      mounts: [{ name: 'tls', mountPath: '/etc/etcd/tls', subPath: 'pki/' }, { name: 'own', mountPath: ca, subPathExpr: '$(POD_NAME)-ca.crt' }],
+      volumes: [
+        { name: 'tls', secret: { secretName: 's', items: [{ key: 'tls.crt', path: 'pki/client.crt' }, { key: 'tls.key', path: 'client.key' }] } },
+        { name: 'own', secret: { secretName: 'cas' } },
+      ],
+      files: { [ca]: [ref('cas', 'db-0-ca.crt')], [crt]: [ref('s', 'tls.crt')] },
+    },
+    {
+      case: 'the deepest mount wins: a hostPath under a Secret volume has no Secret behind it',
+      mounts: [{ name: 'tls', mountPath: '/etc/etcd' }, { name: 'host', mountPath: '/etc/etcd/tls' }],
+      volumes: [{ name: 'tls', secret: { secretName: 's' } }, { name: 'host', hostPath: { path: '/etc/pki' } }],
+      files: undefined,
+    },
+    {
+      case: 'keys hold no "/": a Secret volume without items has no file in a folder',
+      mounts: [{ name: 'tls', mountPath: '/etc/etcd' }],
+      volumes: [{ name: 'tls', secret: { secretName: 's' } }],
+      files: undefined,
+    },
+    {
+      case: 'projected: a later source replaces an earlier one, so it comes first; a later ConfigMap item hides the Secrets before it',
+      mounts: [{ name: 'tls', mountPath: '/etc/etcd/tls' }],
+      volumes: [{
+        name: 'tls',
+        projected: {
+          sources: [
+            { secret: { name: 'old' } },
+            { configMap: { name: 'bundle', items: [{ key: 'ca', path: 'ca.crt' }] } },
+            { secret: { name: 'client', items: [{ key: 'tls.crt', path: 'client.crt' }] } },
+            { downwardAPI: { items: [{ path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } }] } },
+            { secret: { name: 'new' } },
+          ],
+        },
+      }],
+      files: {
+        [ca]: [ref('new', 'ca.crt')],
+        [crt]: [ref('new', 'client.crt'), ref('client', 'tls.crt'), ref('old', 'client.crt')],
+        [key]: [ref('new', 'client.key'), ref('old', 'client.key')],
+      },
+    },
+  ])('secret files: $case', ({ mounts, volumes, files }) => {
     const m = readMember(pod(
-      { command: ['etcd', '--cert-file=/tls/tls.crt'], volumeMounts: [{ name: 'tls', mountPath: '/tls' }] },
-      { volumes: [{ name: 'tls', projected: { sources: [{ secret: { name: 'etcd-server-tls' } }] } }] },
+      { command: ['etcd', `--trusted-ca-file=${ca}`, `--cert-file=${crt}`, `--key-file=${key}`], env: [podName], volumeMounts: mounts },
+      { volumes },
     ));
-    expect(m?.certSource).toEqual({ kind: 'secret', volumeName: 'tls', secretName: 'etcd-server-tls', mountPath: '/tls' });
+    expect(m?.secretFiles).toEqual(files);
+  });
+
+  it('secret files: a relative path is read from the working dir, and named as etcd is given it', () => {
+    const m = readMember(pod(
+      { command: ['etcd', '--cert-file=tls/client.crt'], workingDir: '/etc/etcd', volumeMounts: [{ name: 'tls', mountPath: '/etc/etcd/tls' }] },
+      { volumes: [{ name: 'tls', secret: { secretName: 's' } }] },
+    ));
+    expect(m?.secretFiles).toEqual({ 'tls/client.crt': [ref('s', 'client.crt')] });
   });
 
   it('container securityContext overrides the pod one; fsGroup from the pod; node, image and readiness from the pod', () => {

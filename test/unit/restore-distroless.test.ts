@@ -23,7 +23,7 @@ function member(n: number, image: string): EtcdMember {
     tls: { caFile: '/etc/etcd/tls/etcdCA.crt', certFile: '/etc/etcd/tls/etcd.crt', keyFile: '/etc/etcd/tls/etcd.key' },
     clientTlsEnabled: true, initialClusterToken: 'dl-1',
     dataVolume: { kind: 'pvc', volumeName: 'data', claimName: `data-etcd-${n}`, mountPath: '/var/run/etcd' },
-    certSource: { kind: 'secret', volumeName: 'tls', secretName: 'etcd-tls', mountPath: '/etc/etcd/tls', defaultMode: 0o400 },
+    secretFiles: Object.fromEntries(['etcdCA.crt', 'etcd.crt', 'etcd.key'].map((k) => [`/etc/etcd/tls/${k}`, [{ secretName: 'etcd-tls', key: k }]])),
     image,
   };
 }

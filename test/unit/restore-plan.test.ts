@@ -15,7 +15,7 @@ function anthosMember(n: number, extra: Partial<EtcdMember> = {}): EtcdMember {
     tls: { caFile: '/etcd.local.config/certificates/etcdCA.crt', certFile: '/etcd.local.config/certificates/etcd.crt', keyFile: '/etcd.local.config/certificates/etcd.key' },
     clientTlsEnabled: true, initialClusterToken: 'etcd-cluster-1',
     dataVolume: { kind: 'pvc', volumeName: 'data', claimName: `data-kube-etcd-${n}`, mountPath: '/var/lib/etcd' },
-    certSource: { kind: 'secret', volumeName: 'certs', secretName: 'kube-etcd-certs', mountPath: '/etcd.local.config/certificates', defaultMode: 420 },
+    secretFiles: Object.fromEntries(['etcdCA.crt', 'etcd.crt', 'etcd.key'].map((k) => [`/etcd.local.config/certificates/${k}`, [{ secretName: 'kube-etcd-certs', key: k }]])),
     image: 'gcr.io/gke-on-prem-release/etcd:v3.4.23-0-gke.1',
     ...extra,
   };

@@ -1,13 +1,14 @@
 /**
  * One etcd member read from its pod spec: name, endpoint, peer URL, data dir, TLS files,
- * initial cluster and token, the volumes behind the data dir and the certs, node, ordinal,
- * image and identity. Pure: the pod object is the only input.
+ * initial cluster and token, the volume behind the data dir, the Secret keys behind the TLS
+ * files, node, ordinal, image and identity. Pure: the pod object is the only input.
  */
-import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
-import type { CertSource, DataVolume, EtcdMember, MemberPodFacts } from '../topology.js';
+import type { V1Container, V1Pod } from '@kubernetes/client-node';
+import type { DataVolume, EtcdMember, MemberPodFacts, SecretKeyRef } from '../topology.js';
 import { etcdBoolSetting, etcdSetting, parseEtcdFlags, splitUrls } from '../flags.js';
 import { etcdArgs, findEtcdContainer } from './command.js';
 import { containerEnv, expandKubeVars } from './env.js';
+import { secretKeysAt, volumeForPath } from './mounts.js';
 
 /** Options for reading one member. */
 export interface MemberReadOptions {
@@ -37,22 +38,6 @@ export function localClientEndpoint(listenUrls: string[]): { endpoint: string; p
   return { endpoint: `${pick.protocol}//${host}:${port}`, port };
 }
 
-/** The pod volume mounted at the longest mountPath that is a prefix of `path`, with the mount's subPath / subPathExpr. */
-export function volumeForPath(pod: V1Pod, container: V1Container, path: string): {
-  volume?: V1Volume; name: string; mountPath: string; subPath?: string; subPathExpr?: string;
-} | undefined {
-  const under = (mount: string): boolean => path === mount || path.startsWith(mount.endsWith('/') ? mount : `${mount}/`);
-  const mount = (container.volumeMounts ?? [])
-    .filter((m) => under(m.mountPath))
-    .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
-  if (!mount) return undefined;
-  return {
-    volume: pod.spec?.volumes?.find((v) => v.name === mount.name), name: mount.name, mountPath: mount.mountPath,
-    ...(mount.subPath ? { subPath: mount.subPath } : {}),
-    ...(mount.subPathExpr ? { subPathExpr: mount.subPathExpr } : {}),
-  };
-}
-
 function dataVolumeOf(pod: V1Pod, container: V1Container, dataDir: string, opts: MemberReadOptions, vars: ReadonlyMap<string, string>, notes: string[], ordinal?: number): DataVolume | undefined {
   const found = volumeForPath(pod, container, dataDir);
   if (!found) return undefined;
@@ -71,18 +56,13 @@ function dataVolumeOf(pod: V1Pod, container: V1Container, dataDir: string, opts:
   return undefined;
 }
 
-function certSourceOf(pod: V1Pod, container: V1Container, file: string | undefined): CertSource | undefined {
-  if (!file) return undefined;
-  const found = volumeForPath(pod, container, file);
-  const v = found?.volume;
-  if (!found || !v) return undefined;
-  if (v.secret?.secretName) {
-    return { kind: 'secret', volumeName: found.name, secretName: v.secret.secretName, mountPath: found.mountPath, ...(v.secret.defaultMode !== undefined ? { defaultMode: v.secret.defaultMode } : {}) };
-  }
-  const projected = v.projected?.sources?.find((s) => s.secret?.name)?.secret?.name;
-  if (projected) return { kind: 'secret', volumeName: found.name, secretName: projected, mountPath: found.mountPath };
-  if (v.hostPath) return { kind: 'hostPath', volumeName: found.name, hostPath: v.hostPath.path, mountPath: found.mountPath };
-  return undefined;
+/** The Secret keys behind each TLS file, by its path as etcd is given it (relative paths from the working dir). */
+function secretFilesOf(pod: V1Pod, container: V1Container, files: Array<string | undefined>, vars: ReadonlyMap<string, string>): Record<string, SecretKeyRef[]> | undefined {
+  const entries = files.flatMap((f) => {
+    const refs = f ? secretKeysAt(pod, container, resolvePath(f, container.workingDir), vars) : [];
+    return f && refs.length ? [[f, refs] as const] : [];
+  });
+  return entries.length ? Object.fromEntries(entries) : undefined;
 }
 
 /**
@@ -168,7 +148,7 @@ export function readMember(pod: V1Pod, opts: MemberReadOptions = {}): EtcdMember
   const fsGroup = podSc?.fsGroup;
   const podFacts = podFactsOf(pod, container);
   const dataVolume = dataVolumeOf(pod, container, dataDir, opts, vars, notes, ordinal);
-  const certSource = certSourceOf(pod, container, certFile ?? caFile);
+  const secretFiles = secretFilesOf(pod, container, [caFile, certFile, keyFile], vars);
   const ready = pod.status?.conditions?.find((c) => c.type === 'Ready');
   // etcd's own defaults: the member alone at its advertised peer URLs, token "etcd-cluster".
   const initialCluster = get('initial-cluster') ?? splitUrls(get('initial-advertise-peer-urls') ?? peerUrl).map((u) => `${name}=${u}`).join(',');
@@ -192,7 +172,7 @@ export function readMember(pod: V1Pod, opts: MemberReadOptions = {}): EtcdMember
     initialCluster,
     initialClusterToken,
     ...(dataVolume ? { dataVolume } : {}),
-    ...(certSource ? { certSource } : {}),
+    ...(secretFiles ? { secretFiles } : {}),
     image: container.image ?? '',
     ...(runAsUser !== undefined ? { runAsUser } : {}),
     ...(runAsGroup !== undefined ? { runAsGroup } : {}),
