@@ -13,11 +13,17 @@
 // address), releases them once etcd is healthy, and leaves the same claims, the same settings and
 // exactly the expected keys.
 //
-// Both settings share one cluster: it starts with OrderedReady on etcd 3.4; the second part
-// re-creates the StatefulSet as Parallel (podManagementPolicy cannot be changed; its claims and
-// data stay) with the etcd 3.5 image (an offline upgrade: every member starts on 3.5 from its 3.4
-// data), and sets the Service to what `anthos:publishNotReadyAddresses=false` creates. So each
-// minor is shown once, the second with 3.5 backups restored by etcdutl, at no extra cluster.
+// Both settings share one cluster, and each is shown on both etcd minors: etcd only moves forward
+// (3.5 data is not opened by 3.4), and podManagementPolicy cannot be changed, so the StatefulSet is
+// created again (its claims and data stay) between the parts:
+// 1. OrderedReady on etcd 3.4 (the fixture): the naive runbook, then the product plain, --in-place,
+//    killed + --resume and killed + --abort (etcdctl);
+// 2. Parallel with the Service hiding not-ready members, still on 3.4: the naive runbook, then a
+//    plain restore;
+// 3. the same upgraded to 3.5 by a rolling update: the product plain, --in-place, killed + --resume
+//    and killed + --abort (etcdutl);
+// 4. OrderedReady again, on 3.5 (created without the probe, which is put back once its members are
+//    Ready, as `anthos:podManagementPolicy=OrderedReady` does): a plain restore.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anthosEtcdImage } from '../sim/fixtures/anthos.js';
 import { teardown, type SimCluster } from '../sim/harness.js';
@@ -91,7 +97,7 @@ async function currentSettings(): Promise<string> {
 }
 
 /** The product's restore on the cluster: plain, then killed after the members started held, and resumed or rolled back. */
-function productTests(settings: string, held: { tool: 'etcdctl' | 'etcdutl'; title: RegExp; release: RegExp; whileHeld: () => Promise<void>; prepare?: () => Promise<void> }): void {
+function productTests(settings: string, held: { tool: 'etcdctl' | 'etcdutl'; title: RegExp; release: RegExp; whileHeld: () => Promise<void>; prepare?: () => Promise<void>; plainOnly?: boolean }): void {
   it('restores exactly the backed-up keys on every member, held while they start and released once etcd is healthy', async () => {
     await held.prepare?.();
     const { snapshot } = await backupThenDiverge(cluster, S, { work, state }, 1);
@@ -103,6 +109,7 @@ function productTests(settings: string, held: { tool: 'etcdctl' | 'etcdutl'; tit
     expect(r.stderr).toMatch(new RegExp(`==> ${held.tool} snapshot restore into `));
     await expectWhole(A_KEYS, uids, settings);
   }, 420_000);
+  if (held.plainOnly) return;
 
   it('--in-place (etcd never scaled; held right before its pods are deleted at once) restores exactly the backed-up keys and releases them', async () => {
     await held.prepare?.();
@@ -133,38 +140,79 @@ function productTests(settings: string, held: { tool: 'etcdctl' | 'etcdutl'; tit
   }, 600_000);
 }
 
+/** The Service as `anthos:publishNotReadyAddresses=VALUE` leaves it. */
+const publishNotReady = (value: boolean) => kubectl(['patch', 'svc', 'kube-etcd', '-p', JSON.stringify({ spec: { publishNotReadyAddresses: value } })]);
+
+/** Every member's etcd minor, as `endpoint status --cluster` reports it. */
+async function memberMinors(): Promise<string[]> {
+  const status = JSON.parse(await etcdctl(cluster, S, 'kube-etcd-0', ['endpoint', 'status', '--cluster', '-w', 'json'])) as Array<{ Status: { version: string } }>;
+  return status.map((m) => m.Status.version.replace(/\.\d+$/, ''));
+}
+
 /**
- * Gives the cluster what the fixture `anthos:publishNotReadyAddresses=false` starts with: the
- * StatefulSet created again with podManagementPolicy Parallel and the etcd 3.5 image (the same
- * claims, so the members keep their data and upgrade it), its members Ready, then the Service
- * without publishNotReadyAddresses.
+ * The StatefulSet created again with another podManagementPolicy and the etcd image of `minor`
+ * (the same claims: the members keep their data, and a newer minor upgrades it), its members Ready
+ * and rolled out, then the Service as the part needs it. An OrderedReady set is created without
+ * the readiness probe, which is put back once its members are Ready (a cluster with that probe
+ * cannot start from nothing: the hazard itself), as the fixture does.
  */
-async function recreateAsParallelWithReadyOnlyDns(): Promise<void> {
+async function recreate(policy: 'Parallel' | 'OrderedReady', minor: '3.4' | '3.5', publish: boolean): Promise<void> {
   const sts = JSON.parse(await kubectl(['get', 'sts', 'kube-etcd', '-o', 'json'])) as { metadata: Record<string, unknown>; spec: Record<string, unknown>; status?: unknown };
   const { name, namespace, labels, annotations } = sts.metadata;
-  const spec = structuredClone(sts.spec) as { template: { spec: { containers: Array<{ name: string; image: string }> } } };
-  spec.template.spec.containers.find((c) => c.name === 'kube-etcd')!.image = anthosEtcdImage('3.5');
-  const manifest = { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name, namespace, labels, annotations }, spec: { ...spec, podManagementPolicy: 'Parallel' } };
+  const spec = structuredClone(sts.spec) as { template: { spec: { containers: Array<{ name: string; image: string; readinessProbe?: unknown }> } } };
+  const etcd = spec.template.spec.containers.find((c) => c.name === 'kube-etcd')!;
+  etcd.image = anthosEtcdImage(minor);
+  const probe = etcd.readinessProbe;
+  if (policy === 'OrderedReady') delete etcd.readinessProbe;
+  const manifest = { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name, namespace, labels, annotations }, spec: { ...spec, podManagementPolicy: policy } };
   await kubectl(['scale', 'statefulset', 'kube-etcd', '--replicas=0']);
   await waitFor('the etcd pods to be gone', async () => (await etcdPods()).length === 0);
   await kubectl(['delete', 'sts', 'kube-etcd', '--wait=true']);
-  await kubectl(['patch', 'svc', 'kube-etcd', '-p', '{"spec":{"publishNotReadyAddresses":true}}']);
+  await publishNotReady(true);
   const created = await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify(manifest) });
   if (created.code !== 0) throw new Error(`re-creating statefulset "kube-etcd" failed: ${created.stderr}`);
   await waitClusterHealthy(cluster, S, 180_000);
   await waitFor('every pod to run the template, all Ready', rolledOut);
-  await kubectl(['patch', 'svc', 'kube-etcd', '-p', '{"spec":{"publishNotReadyAddresses":false}}']);
-  expect(await currentSettings()).toBe('Parallel publishNotReadyAddresses=false');
-  const status = JSON.parse(await etcdctl(cluster, S, 'kube-etcd-0', ['endpoint', 'status', '--cluster', '-w', 'json'])) as Array<{ Status: { version: string } }>;
-  expect(status.map((m) => m.Status.version.replace(/\.\d+$/, ''))).toEqual(['3.5', '3.5', '3.5']);
+  if (policy === 'OrderedReady') {
+    await kubectl(['patch', 'sts', 'kube-etcd', '--type=json', '-p', JSON.stringify([{ op: 'add', path: '/spec/template/spec/containers/0/readinessProbe', value: probe }])]);
+    await waitFor('the rolling update that puts the probe back', rolledOut);
+  }
+  await publishNotReady(publish);
+  expect(await currentSettings()).toBe(`${policy} publishNotReadyAddresses=${publish}`);
+  expect(await memberMinors()).toEqual([minor, minor, minor]);
 }
+
+/** The etcd 3.5 image rolled out over the members (RollingUpdate, one at a time), the Service then as the part needs it. */
+async function upgradeTo35(publish: boolean): Promise<void> {
+  await publishNotReady(true);
+  await kubectl(['patch', 'sts', 'kube-etcd', '--type=strategic', '-p', JSON.stringify({ spec: { template: { spec: { containers: [{ name: 'kube-etcd', image: anthosEtcdImage('3.5') }] } } } })]);
+  await waitFor('the rolling update to etcd 3.5', async () => (await rolledOut()) && (await etcdPods()).every((p) => p.endsWith('=True')), 240_000);
+  await waitClusterHealthy(cluster, S, 180_000);
+  await waitFor('every member to report etcd 3.5', async () => (await memberMinors().catch(() => [])).join(' ') === '3.5 3.5 3.5', 60_000);
+  await publishNotReady(publish);
+}
+
+/** What the product says and holds under OrderedReady: the probe off while the members start. */
+const ORDERED_HELD = {
+  title: /==> while the members of statefulset "kube-etcd" start, have the readiness probe of container "kube-etcd" off, because its podManagementPolicy is OrderedReady \(pod 1 is created only once pod 0 is Ready\)\n/,
+  release: /==> once etcd is healthy, put the readiness probe of statefulset "kube-etcd" back and wait until every member runs with it, Ready \(a rolling update, one member at a time\)\n/,
+  whileHeld: async () => expect(await kubectl(['get', 'sts', 'kube-etcd', '-o', PROBE])).toBe(''),
+};
+
+/** What it says and holds under a Service hiding not-ready members; each round starts from the user's Service (not publishing), and the restore leaves it publishing. */
+const SERVICE_HELD = {
+  prepare: async () => { await publishNotReady(false); },
+  title: /==> while the members of statefulset "kube-etcd" start, have Service "kube-etcd" publishing not-ready members, because its Service "kube-etcd" does not set publishNotReadyAddresses \(members are in DNS only while Ready\)\n/,
+  release: /==> once etcd is healthy, leave Service "kube-etcd" publishing not-ready members \(set back to false, a member that restarts could never rejoin\)\n/,
+  whileHeld: async () => expect(await kubectl(['get', 'svc', 'kube-etcd', '-o', 'jsonpath={.spec.publishNotReadyAddresses}'])).toBe('true'),
+};
 
 beforeAll(async () => {
   ({ cluster, work, state } = await startRestoreCluster(['anthos:podManagementPolicy=OrderedReady'], 'restore-cold-start'));
 }, 600_000);
 afterAll(() => teardown(cluster, work));
 
-describe('podManagementPolicy OrderedReady with a readiness probe that needs quorum', () => {
+describe('podManagementPolicy OrderedReady with a readiness probe that needs quorum (etcd 3.4)', () => {
   it('the naive runbook (scale etcd to 0, then back up) starts pod 0 alone, never Ready, and podManagementPolicy cannot be changed', async () => {
     await naiveRestart(15_000);
     expect(await etcdPods()).toEqual(['kube-etcd-0=False']);
@@ -181,16 +229,11 @@ describe('podManagementPolicy OrderedReady with a readiness probe that needs quo
     await waitFor('the rolling update that puts the probe back', rolledOut);
   }, 420_000);
 
-  productTests('OrderedReady publishNotReadyAddresses=true', {
-    tool: 'etcdctl',
-    title: /==> while the members of statefulset "kube-etcd" start, have the readiness probe of container "kube-etcd" off, because its podManagementPolicy is OrderedReady \(pod 1 is created only once pod 0 is Ready\)\n/,
-    release: /==> once etcd is healthy, put the readiness probe of statefulset "kube-etcd" back and wait until every member runs with it, Ready \(a rolling update, one member at a time\)\n/,
-    whileHeld: async () => expect(await kubectl(['get', 'sts', 'kube-etcd', '-o', PROBE])).toBe(''),
-  });
+  productTests('OrderedReady publishNotReadyAddresses=true', { tool: 'etcdctl', ...ORDERED_HELD });
 });
 
-describe('a headless Service without publishNotReadyAddresses and a readiness probe that needs quorum (etcd 3.5)', () => {
-  beforeAll(recreateAsParallelWithReadyOnlyDns, 420_000);
+describe('a headless Service without publishNotReadyAddresses and a readiness probe that needs quorum (etcd 3.4)', () => {
+  beforeAll(() => recreate('Parallel', '3.4', false), 420_000);
 
   it('the naive runbook (scale etcd to 0, then back up) starts every member, none of which ever finds the others', async () => {
     await naiveRestart(20_000);
@@ -198,18 +241,23 @@ describe('a headless Service without publishNotReadyAddresses and a readiness pr
     const hosts = await kubectl(['exec', 'kube-etcd-0', '-c', 'kube-etcd', '--', 'cat', '/etc/hosts']);
     expect(hosts).not.toMatch(/kube-etcd-1\.kube-etcd/);
     // The manual way out: publish not-ready members until etcd is healthy, then set it back.
-    await kubectl(['patch', 'svc', 'kube-etcd', '-p', '{"spec":{"publishNotReadyAddresses":true}}']);
+    await publishNotReady(true);
     await waitClusterHealthy(cluster, S, 180_000);
     await waitFor('every member to be Ready', async () => (await etcdPods()).every((p) => p.endsWith('=True')));
-    await kubectl(['patch', 'svc', 'kube-etcd', '-p', '{"spec":{"publishNotReadyAddresses":false}}']);
+    await publishNotReady(false);
   }, 420_000);
 
-  // Each round starts from the user's Service (not publishing); the restore leaves it publishing.
-  productTests('Parallel publishNotReadyAddresses=true', {
-    tool: 'etcdutl',
-    prepare: async () => { await kubectl(['patch', 'svc', 'kube-etcd', '-p', '{"spec":{"publishNotReadyAddresses":false}}']); },
-    title: /==> while the members of statefulset "kube-etcd" start, have Service "kube-etcd" publishing not-ready members, because its Service "kube-etcd" does not set publishNotReadyAddresses \(members are in DNS only while Ready\)\n/,
-    release: /==> once etcd is healthy, leave Service "kube-etcd" publishing not-ready members \(set back to false, a member that restarts could never rejoin\)\n/,
-    whileHeld: async () => expect(await kubectl(['get', 'svc', 'kube-etcd', '-o', 'jsonpath={.spec.publishNotReadyAddresses}'])).toBe('true'),
-  });
+  productTests('Parallel publishNotReadyAddresses=true', { tool: 'etcdctl', ...SERVICE_HELD, plainOnly: true });
+});
+
+describe('a headless Service without publishNotReadyAddresses and a readiness probe that needs quorum (etcd 3.5)', () => {
+  beforeAll(() => upgradeTo35(false), 420_000);
+
+  productTests('Parallel publishNotReadyAddresses=true', { tool: 'etcdutl', ...SERVICE_HELD });
+});
+
+describe('podManagementPolicy OrderedReady with a readiness probe that needs quorum (etcd 3.5)', () => {
+  beforeAll(() => recreate('OrderedReady', '3.5', true), 420_000);
+
+  productTests('OrderedReady publishNotReadyAddresses=true', { tool: 'etcdutl', ...ORDERED_HELD, plainOnly: true });
 });
