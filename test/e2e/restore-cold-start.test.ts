@@ -61,8 +61,12 @@ async function etcdPods(): Promise<string[]> {
 
 /** True once the set runs its template on every pod, all Ready. */
 async function rolledOut(): Promise<boolean> {
-  const st = JSON.parse(await kubectl(['get', 'sts', 'kube-etcd', '-o', 'jsonpath={.status}'])) as Record<string, unknown>;
-  return st['updateRevision'] === st['currentRevision'] && st['updatedReplicas'] === 3 && st['readyReplicas'] === 3;
+  const sts = JSON.parse(await kubectl(['get', 'sts', 'kube-etcd', '-o', 'json'])) as { metadata: { generation?: number }; status?: Record<string, unknown> };
+  const st = sts.status ?? {};
+  // A status the controller wrote before the last change to the spec still says "rolled out" (CI saw
+  // it: the probe put back, the old status read as done, and pod 0 deleted under the next exec).
+  const observed = ((st['observedGeneration'] as number | undefined) ?? 0) >= (sts.metadata.generation ?? 1);
+  return observed && st['updateRevision'] === st['currentRevision'] && st['updatedReplicas'] === 3 && st['readyReplicas'] === 3;
 }
 
 /** The runbook's way: scale etcd to 0, wait until its pods are gone, scale back to 3 and give it waitMs. */
