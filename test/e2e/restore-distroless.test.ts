@@ -16,6 +16,7 @@ import {
   auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, memberRevision, mutations, startKubectlEtcd, startRestoreCluster, type EtcdAccess,
 } from './restore-helpers.js';
 import { distrolessManifest, distrolessSecrets, type DistrolessCertMount } from './backup-support.js';
+import { restoreCommand } from '../../src/restore/manifests.js';
 
 const NS = 'distroless-r';
 /** The etcd image of the members and the restore tool it offers, per etcd minor (set by each describe's beforeAll). */
@@ -173,6 +174,36 @@ describe.each(ETCD_MINORS)('etcd %s', (minor) => {
       expect(alpine.code, alpine.stderr).toBe(0);
       expect((parse(alpine.stdout) as typeof plan).utilityImages).toEqual({ shellImage: 'docker.io/library/alpine:3.20', toolsImage: IMAGE, toolContainer: 'etcd-tools' });
     }, 120_000);
+
+    it("the naive utility pod (the same two containers without shareProcessNamespace) cannot reach the etcd image's tool: its shell sees only its own processes; the planned one runs it", async () => {
+      const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--dry-run', '-o', 'yaml']);
+      expect(r.code, r.stderr).toBe(0);
+      type Spec = { shareProcessNamespace?: boolean; volumes: Array<{ name: string; emptyDir?: unknown }>; containers: Array<{ name: string; volumeMounts?: Array<{ name: string }> }> };
+      const planned = (parse(r.stdout) as { members: Array<{ utilityPod: { spec: Spec } }> }).members[0]!.utilityPod.spec;
+      expect(planned.shareProcessNamespace).toBe(true);
+      // The planned pod without the member's volume (a probe, not a restore), with and without the shared namespace.
+      const scratch = new Set(planned.volumes.filter((v) => v.emptyDir).map((v) => v.name));
+      const pod = (name: string, share: boolean) => ({
+        apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: NS },
+        spec: {
+          ...planned, shareProcessNamespace: share, volumes: planned.volumes.filter((v) => scratch.has(v.name)),
+          containers: planned.containers.map((c) => ({ ...c, volumeMounts: (c.volumeMounts ?? []).filter((m) => scratch.has(m.name)) })),
+        },
+      });
+      ok(await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [pod('tools-naive', false), pod('tools-shared', true)] }) }));
+      try {
+        ok(await cluster.kubectl(['-n', NS, 'wait', '--for=condition=Ready', 'pod/tools-naive', 'pod/tools-shared', '--timeout=60s'], { timeoutMs: 90_000 }));
+        const run = (name: string) => cluster.kubectl(['-n', NS, 'exec', name, '-c', 'etcd-utility', '--', ...restoreCommand('/tmp/probe', [TOOL, 'version'], true)]);
+        const naive = await run('tools-naive');
+        expect(naive.code).toBe(96);
+        expect(naive.stderr).toMatch(/^no etcd of container etcd-tools runs in this pod; it must share the pod's process namespace \(shareProcessNamespace: true\)\n/);
+        const shared = await run('tools-shared');
+        expect(shared.code, shared.stderr).toBe(0);
+        expect(shared.stdout).toMatch(new RegExp(`^${TOOL} version: ${IMAGE.replace(/^.*:v?/, '').replace(/\./g, '\\.')}\n`));
+      } finally {
+        await cluster.kubectl(['-n', NS, 'delete', 'pod', 'tools-naive', 'tools-shared', '--grace-period=1', '--wait=true'], { timeoutMs: 90_000 });
+      }
+    }, 180_000);
 
     it('brings back exactly the backed-up keys on every member, healthy, old data kept on every volume, no utility pod left', async () => {
       const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes']);

@@ -294,12 +294,15 @@ describe('restarts', () => {
   });
 
   it('killContainer from code restarts a container too', async () => {
-    const k = await killContainer(cluster.dir, { namespace: 'kt', pod: 'filler', signal: 'SIGTERM' });
+    // SIGKILL: the container's `sleep` is PID 1 of its namespace and has no SIGTERM handler, so a
+    // SIGTERM would never reach it (pid_namespaces(7)).
+    const k = await killContainer(cluster.dir, { namespace: 'kt', pod: 'filler', signal: 'SIGKILL' });
     expect(k.container).toBe('main');
-    await waitFor('filler restarted', async () => {
+    const s = await waitFor('filler restarted', async () => {
       const s = (await podJson('kt', 'filler')).status.containerStatuses[0];
       return s.restartCount >= 1 && s.state.running ? s : undefined;
     });
+    expect(s.lastState.terminated).toMatchObject({ exitCode: 137, reason: 'Error' });
   });
 
   it('`kubectl logs --previous` serves the killed instance; a container that never restarted gives the not-found error', async () => {
@@ -407,6 +410,29 @@ describe('probes and pod spec', () => {
     const out = await kubectl(['-n', 'kt', 'exec', 'fresh', '--', 'sh', '-c', `ls /; echo x > /tmp/${marker}; ls /tmp`]);
     expect(out.split('\n')).toEqual(['bin', 'dev', 'etc', 'lib', 'lib64', 'proc', 'root', 'run', 'sbin', 'tmp', 'usr', 'var', marker, '']);
     expect(existsSync(`/tmp/${marker}`)).toBe(false);
+  });
+
+  it("each container is PID 1 of a PID namespace of its own and sees no other container's processes; with shareProcessNamespace the pod shares one, and a container reads another's files at /proc/PID/root", async () => {
+    const pod = (name: string, share: boolean) => ({
+      apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'kt' },
+      spec: {
+        terminationGracePeriodSeconds: 1, ...(share ? { shareProcessNamespace: true } : {}),
+        containers: [
+          { name: 'a', image: 'busybox:1.36', command: ['sh', '-c', "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done"] },
+          { name: 'b', image: 'busybox:1.36', command: ['sh', '-c', `echo only-in-b > /tmp/mark; exec sleep 3601`] },
+        ],
+      },
+    });
+    await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [pod('pid-own', false), pod('pid-shared', true)] }));
+    await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/pid-own', 'pod/pid-shared', '--timeout=60s']);
+    // What container a finds: PID 1's program, and b's sleep with the file b wrote in its private /tmp.
+    const look = 'echo "pid1=$(tr "\\0" " " </proc/1/cmdline)"; for f in /proc/[0-9]*; do case "$(tr "\\0" " " <$f/cmdline 2>/dev/null)" in "sleep 3601 ") echo "b=$(cat $f/root/tmp/mark)";; esac; done; [ -e /tmp/mark ] || echo "no mark in a"';
+    const own = await kubectl(['-n', 'kt', 'exec', 'pid-own', '-c', 'a', '--', 'sh', '-c', look]);
+    expect(own).toBe(`pid1=sh -c trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done \nno mark in a\n`);
+    expect(await kubectl(['-n', 'kt', 'exec', 'pid-own', '-c', 'b', '--', 'sh', '-c', 'tr "\\0" " " </proc/1/cmdline'])).toBe('sleep 3601 ');
+    const shared = await kubectl(['-n', 'kt', 'exec', 'pid-shared', '-c', 'a', '--', 'sh', '-c', look]);
+    expect(shared).toMatch(/^pid1=\/bin\/bash -c while :; do sleep 86400 & wait; done \nb=only-in-b\nno mark in a\n$/);
+    await kubectl(['-n', 'kt', 'delete', 'pod', 'pid-own', 'pid-shared', '--wait=false']);
   });
 
   it('exec of sh in a distroless image fails cleanly, its own binaries still run (Ready through a tcpSocket probe)', async () => {

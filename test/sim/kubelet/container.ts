@@ -1,14 +1,17 @@
 // Starting a container: a fresh root directory holding only the image's files, entered by a
 // process in its own mount namespace that joins the sandbox's network and UTS namespaces,
-// bind-mounts the image binaries (read-only), host shared libraries (read-only), /proc, a minimal
-// /dev, a private /tmp, the pod's etc files and the volumes, then chroots (nsenter --root/--wd)
-// and switches user with setpriv before exec'ing the container's argv.
-// Differs from a real runtime: no PID, IPC or cgroup isolation (the container sees host processes
-// in /proc; root in a container keeps the host's capabilities); the root is rebuilt empty on every
-// start; setpriv is reached through /proc/<kubelet pid>/root, so it is not part of the image;
-// stdin is /dev/null; the whole process group is signalled on stop.
+// bind-mounts the image binaries (read-only), host shared libraries (read-only), a minimal /dev, a
+// private /tmp, the pod's etc files and the volumes, then starts the container's process in its
+// PID namespace (its own, as PID 1; or the pod's, with shareProcessNamespace), which mounts /proc
+// for that namespace, sets group and supplementary groups (setpriv), chroots and switches user
+// (nsenter --root/--wd/-S) before exec'ing the container's argv. As PID 1 it gets from outside only the signals it has a handler
+// for, and SIGKILL (pid_namespaces(7)): a process without a SIGTERM handler runs until the grace
+// period ends, as on a real node; what it orphans is reparented to it.
+// Differs from a real runtime: no IPC or cgroup isolation (root in a container keeps the host's
+// capabilities); a wrapper (bash, or nsenter for a shared namespace) outside the namespace waits
+// for the process and reports its exit; the root is rebuilt empty on every start; stdin is /dev/null.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import type { ImageSpec } from '../images.js';
 import { shq } from './host.js';
@@ -35,12 +38,17 @@ export interface ContainerLaunch {
   workingDir: string;
   mounts: ContainerMount[];
   sandbox: Sandbox;
+  /** The pod's shareProcessNamespace: join the sandbox's PID namespace instead of a new one. */
+  sharePid: boolean;
   logFile: string;
 }
 
 /** A started container process. */
 export interface StartedContainer {
+  /** The wrapper the kubelet spawned (its process group holds the set-up and the waiting wrapper). */
   pid: number;
+  /** The container's own process, once it has entered its root (waitInRoot). */
+  main?: number;
   rootfs: string;
   child: ChildProcess;
 }
@@ -97,7 +105,6 @@ export function launchScript(l: ContainerLaunch, root: string): string {
     lines.push(`mkdir -p "$R"${shq(d)}`);
     bind(d, d, true);
   }
-  lines.push('mount -t proc proc "$R/proc"');
   lines.push('mount -t tmpfs -o mode=755,size=1m,nosuid tmpfs "$R/dev"');
   for (const n of DEV_NODES) lines.push(`touch "$R/dev/${n}"`, `mount --bind /dev/${n} "$R/dev/${n}"`);
   lines.push('mkdir -p "$R/dev/shm" "$R/dev/pts"', 'mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$R/dev/shm"');
@@ -114,12 +121,26 @@ export function launchScript(l: ContainerLaunch, root: string): string {
     bind(m.source, target, m.readOnly);
   }
   lines.push(`mkdir -p "$R"${shq(l.workingDir)}`);
-  const priv = l.uid === 0 && l.gid === 0 && l.groups.length === 0
-    ? []
-    : [`/proc/${process.pid}/root/usr/bin/setpriv`, `--reuid=${l.uid}`, `--regid=${l.gid}`,
-      `--groups=${[l.gid, ...l.groups].join(',')}`, '--'];
-  const exec = ['/usr/bin/env', '-i', ...l.env, '/usr/bin/nsenter', `--root=${root}`, `--wd=${join(root, l.workingDir)}`, '--', ...priv, ...l.argv];
-  lines.push(`exec ${exec.map(shq).join(' ')}`);
+  // Group and supplementary groups are set (setpriv, still root) before nsenter enters the root, and
+  // the user by nsenter after: inside, /proc is the container's, where no host path can be named.
+  const enter = ['/usr/bin/nsenter', `--root=${root}`, `--wd=${join(root, l.workingDir)}`];
+  const exec = l.uid === 0 && l.gid === 0 && l.groups.length === 0
+    ? ['/usr/bin/env', '-i', ...l.env, ...enter, '--', ...l.argv]
+    : ['/usr/bin/env', '-i', ...l.env, '/usr/bin/setpriv', `--regid=${l.gid}`, `--groups=${[l.gid, ...l.groups].join(',')}`, '--',
+      ...enter, '-S', String(l.uid), '--', ...l.argv];
+  // Run inside the PID namespace: /proc mounted for it, then the container's process.
+  const inner = `mount -t proc proc ${shq(join(root, 'proc'))} && exec ${exec.map(shq).join(' ')}`;
+  if (l.sharePid) {
+    // nsenter forks into the pod's namespace, waits, and exits as the process did (or dies of its signal).
+    lines.push(`exec /usr/bin/nsenter --pid=${shq(l.sandbox.pidNamespace)} -- /bin/sh -c ${shq(inner)}`);
+  } else {
+    // unshare --pid without --fork: bash stays outside, its child is PID 1 of the new namespace.
+    // With job control the child keeps default SIGINT/SIGQUIT (an async list would ignore them)
+    // and gets a process group of its own; bash's own notices ("Killed") go to /dev/null, the
+    // child's stderr to the log. bash exits as the child did (128+N when killed by signal N).
+    const wait = 'set -m; /bin/sh -c "$1" 2>&3 3>&- & wait $!';
+    lines.push(`exec /usr/bin/unshare --pid -- /bin/bash -c ${shq(wait)} wrapper ${shq(inner)} 3>&2 2>/dev/null`);
+  }
   return lines.join('\n') + '\n';
 }
 
@@ -143,30 +164,36 @@ export function startContainer(l: ContainerLaunch): StartedContainer {
 }
 
 /**
- * Resolves true once the container process has entered its root (until then it is still setting
- * up mounts in the host's root, and an exec or probe entering it would land on the host's
- * files); false when it exited first or did not get there within timeoutMs.
+ * Resolves the pid of the container's process once it has entered its root (until then the
+ * wrapper is still setting up mounts in the host's root, and an exec or probe entering it would
+ * land on the host's files); undefined when the wrapper exited first or it did not get there
+ * within timeoutMs. The process is a child of the wrapper (every step before it execs).
  */
-export async function waitInRoot(pid: number, rootfs: string, timeoutMs = 60_000): Promise<boolean> {
+export async function waitInRoot(pid: number, rootfs: string, timeoutMs = 60_000): Promise<number | undefined> {
   let real = rootfs;
   try { real = realpathSync(rootfs); } catch { /* compare the path as given */ }
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    let root: string;
-    try { root = readlinkSync(`/proc/${pid}/root`); } catch { return false; }
-    if (root === rootfs || root === real) return true;
+    let children: number[];
+    try { children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number); } catch { return undefined; }
+    for (const c of children) {
+      let root: string;
+      try { root = readlinkSync(`/proc/${c}/root`); } catch { continue; }
+      if (root === rootfs || root === real) return c;
+    }
     await new Promise((r) => setTimeout(r, 20));
   }
-  return false;
+  return undefined;
 }
 
 /**
  * Holds the mount namespace of a container that has entered its root, to kill, once the container
  * has exited, every process still in it: what an exec started there, even in a process group of
  * its own, and what the main process left behind. A real runtime kills every process of a
- * container when it stops (they share its PID namespace and cgroup); there is no PID namespace
- * here, and every exec enters the container's mount namespace (nsenter -m). The namespace is held
- * open until then, so its inode cannot pass to a new container meanwhile.
+ * container when it stops (its cgroup); in a PID namespace of its own they die with its PID 1, but
+ * in a pod's shared one they would live on, and every exec enters the container's mount namespace
+ * (nsenter -m). The namespace is held open until then, so its inode cannot pass to a new container
+ * meanwhile.
  */
 export function holdMountNamespace(pid: number): { killAll(): void } | undefined {
   let fd: number;
@@ -187,23 +214,33 @@ function mountNamespaceOf(pid: number): string | undefined {
   try { return readlinkSync(`/proc/${pid}/ns/mnt`); } catch { return undefined; }
 }
 
-/** Sends a signal to the container's whole process group; false when it is already gone. */
-export function signalContainer(pid: number, signal: NodeJS.Signals): boolean {
+/**
+ * Stops a container as a runtime does: the stop signal to the container's process only (as PID 1
+ * of its namespace it ignores one it has no handler for); SIGKILL to it and to the wrapper's
+ * process group. Before the process has entered its root, the wrapper's group gets either.
+ * False when all is already gone.
+ */
+export function signalContainer(proc: StartedContainer, signal: NodeJS.Signals): boolean {
+  let sent = false;
+  if (proc.main !== undefined) {
+    try { process.kill(proc.main, signal); sent = true; } catch { /* gone */ }
+    if (signal !== 'SIGKILL') return sent;
+  }
   try {
-    process.kill(-pid, signal);
+    process.kill(-proc.pid, signal);
     return true;
   } catch {
-    try { process.kill(pid, signal); return true; } catch { return false; }
+    try { process.kill(proc.pid, signal); return true; } catch { return sent; }
   }
 }
 
 /**
  * Argv (for spawn) that runs a command inside a running container as its user, like `kubectl exec`.
  * With `groups` (fsGroup, supplementalGroups) the command gets them too, as the container's own
- * process has them: setpriv is then reached through this process's root, as at container start.
+ * process has them: setpriv sets them (and the group) before nsenter enters, as at container start.
  */
 export function execInContainerArgv(pid: number, uid: number, gid: number, argv: string[], groups: number[] = []): string[] {
-  if (!groups.length) return ['/usr/bin/nsenter', '-t', String(pid), '-m', '-u', '-n', '-r', '-w', '-S', String(uid), '-G', String(gid), '--', ...argv];
-  return ['/usr/bin/nsenter', '-t', String(pid), '-m', '-u', '-n', '-r', '-w', '--',
-    `/proc/${process.pid}/root/usr/bin/setpriv`, `--reuid=${uid}`, `--regid=${gid}`, `--groups=${[gid, ...groups].join(',')}`, '--', ...argv];
+  const enter = ['/usr/bin/nsenter', '-t', String(pid), '-m', '-u', '-n', '-p', '-r', '-w'];
+  if (!groups.length) return [...enter, '-S', String(uid), '-G', String(gid), '--', ...argv];
+  return ['/usr/bin/setpriv', `--regid=${gid}`, `--groups=${[gid, ...groups].join(',')}`, '--', ...enter, '-S', String(uid), '--', ...argv];
 }

@@ -282,7 +282,7 @@ export class PodWorker {
     c.containerID = `sim://${this.pod.metadata.uid.slice(0, 8)}-${c.name}-${c.restartCount}`;
     const launch = {
       dir: join(this.podDir, 'containers', c.name), image, argv, env: c.env, uid: c.uid, gid: c.gid, groups,
-      workingDir, mounts, sandbox: this.sandbox!, logFile,
+      workingDir, mounts, sandbox: this.sandbox!, sharePid: this.pod.spec.shareProcessNamespace === true, logFile,
     };
     const started = Date.now();
     if (this.terminating) return -1;
@@ -292,28 +292,30 @@ export class PodWorker {
     }));
     c.exit = exit;
     // Publish the pid (for exec, port-forward, probes) only once the process is inside its root.
-    const inRoot = await waitInRoot(c.proc.pid, c.proc.rootfs);
-    if (!inRoot && signalContainer(c.proc.pid, 'SIGKILL')) {
+    const main = await waitInRoot(c.proc.pid, c.proc.rootfs);
+    c.proc.main = main;
+    if (main === undefined && signalContainer(c.proc, 'SIGKILL')) {
       this.ctx.log(`pod ${this.key}: container ${c.name} did not enter its root in time; killed`);
     }
-    const namespace = inRoot ? holdMountNamespace(c.proc.pid) : undefined;
+    const pid = main ?? c.proc.pid;
+    const namespace = main !== undefined ? holdMountNamespace(main) : undefined;
     const postStart = c.spec.lifecycle?.postStart;
     if (postStart) {
       // The container is not running until its postStart hook has succeeded; a failure kills it.
-      const hook = await runHook(postStart, { pid: c.proc.pid, uid: c.uid, gid: c.gid, groups, env: c.env }, this.graceSeconds() * 1000);
+      const hook = await runHook(postStart, { pid, uid: c.uid, gid: c.gid, groups, env: c.env }, this.graceSeconds() * 1000);
       if (!hook.ok) {
         this.ctx.event(this.pod, 'Warning', 'FailedPostStartHook', `PostStartHook failed: ${hook.message}`);
-        signalContainer(c.proc.pid, 'SIGKILL');
+        signalContainer(c.proc, 'SIGKILL');
       }
     }
     c.state = { running: { startedAt: now() } };
     c.started = true;
-    this.writeContainerJson(c, c.proc.pid, workingDir);
+    this.writeContainerJson(c, pid, workingDir);
     this.reportStatus();
     const stopProbes = c.spec.readinessProbe || c.spec.livenessProbe ? this.startProbes(c) : (() => { c.ready = true; this.reportStatus(); return () => undefined; })();
     const code = await exit;
     stopProbes();
-    signalContainer(c.proc.pid, 'SIGKILL');
+    signalContainer(c.proc, 'SIGKILL');
     namespace?.killAll();
     c.ready = false;
     c.started = false;
@@ -342,7 +344,7 @@ export class PodWorker {
     const timers: NodeJS.Timeout[] = [];
     let stopped = false;
     const target = (): ProbeTarget | undefined => c.proc && {
-      pid: c.proc.pid, uid: c.uid, gid: c.gid, env: c.env, netnsPath: this.net!.netnsPath, podIP: this.net!.ip, ports: c.spec.ports ?? [],
+      pid: c.proc.main ?? c.proc.pid, uid: c.uid, gid: c.gid, env: c.env, netnsPath: this.net!.netnsPath, podIP: this.net!.ip, ports: c.spec.ports ?? [],
     };
     const loop = (probe: Json<V1Probe>, onResult: (ok: boolean, failures: number) => void) => {
       let failures = 0;
@@ -396,11 +398,12 @@ export class PodWorker {
     const preStop = c.spec.lifecycle?.preStop;
     if (preStop && c.started) {
       // The hook shares the grace period with SIGTERM; one still running at its end gets 2 s more.
-      const hook = await runHook(preStop, { pid: proc.pid, uid: c.uid, gid: c.gid, groups: this.supplementaryGroups(), env: c.env }, graceSeconds * 1000 + 2000);
+      const hook = await runHook(preStop, { pid: proc.main ?? proc.pid, uid: c.uid, gid: c.gid, groups: this.supplementaryGroups(), env: c.env }, graceSeconds * 1000 + 2000);
       if (!hook.ok) this.ctx.event(this.pod, 'Warning', 'FailedPreStopHook', `PreStopHook failed: ${hook.message}`);
     }
-    signalContainer(proc.pid, 'SIGTERM');
-    const t = setTimeout(() => signalContainer(proc.pid, 'SIGKILL'), Math.max(2000, deadline - Date.now()));
+    signalContainer(proc, 'SIGTERM');
+    // At least 2 s, as the kubelet's minimumGracePeriodInSeconds (pkg/kubelet/kuberuntime/kuberuntime_container.go).
+    const t = setTimeout(() => signalContainer(proc, 'SIGKILL'), Math.max(2000, deadline - Date.now()));
     await c.exit;
     clearTimeout(t);
   }

@@ -1,8 +1,13 @@
-// A pod sandbox: the pod's network namespace (network.ts) plus a holder process (`sleep
-// infinity` in its own UTS namespace, hostname = pod name) whose pid is published as sandboxPid,
+// A pod sandbox: the pod's network namespace (network.ts) plus a holder process in its own UTS
+// namespace (hostname = pod name) and its own PID namespace, whose pid is published as sandboxPid,
 // and the pod's /etc/hosts, /etc/resolv.conf and /etc/hostname files that containers bind-mount.
-// Differs from a real runtime: no pause image, no IPC or PID namespace sharing; resolv.conf
-// points at 127.0.0.1 where nothing answers (names resolve only through /etc/hosts).
+// The holder's child is PID 1 of that namespace, as the pause container is, and reaps what is
+// orphaned there; containers of a pod with shareProcessNamespace join it (pidNamespace), others
+// get one each (container.ts). Kubernetes docs, "Share Process Namespace between Containers in a
+// Pod": with it, processes are visible to every container of the pod and the pause container is
+// PID 1; without it, each container's first process is PID 1 of its own namespace.
+// Differs from a real runtime: no pause image (bash waits in its place), no IPC namespace;
+// resolv.conf points at 127.0.0.1 where nothing answers (names resolve only through /etc/hosts).
 import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, readlinkSync, writeSync, ftruncateSync, closeSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,7 +22,13 @@ export interface Sandbox {
   hostsFile: string;
   resolvFile: string;
   hostnameFile: string;
+  /** The pod's PID namespace (its PID 1 reaps orphans), for containers of a pod with shareProcessNamespace. */
+  pidNamespace: string;
 }
+
+// PID 1 of the pod's PID namespace: waits forever, reaping every orphan reparented to it (bash
+// reaps any child on SIGCHLD), and ignores the signals a PID 1 without handlers never gets.
+const PAUSE = 'while :; do sleep 86400 & wait; done';
 
 /** Writes JSON to path atomically (temp file + rename). */
 export function writeJsonAtomic(path: string, value: unknown): void {
@@ -47,7 +58,7 @@ export async function startSandbox(podDir: string, hostname: string, namespace: 
   writeFileSync(hostsFile, `127.0.0.1\tlocalhost\n${net.ip}\t${hostname}\n`, { mode: 0o644 });
   writeFileSync(resolvFile, `search ${namespace}.svc.cluster.local svc.cluster.local cluster.local\nnameserver 127.0.0.1\noptions ndots:1 timeout:1 attempts:1\n`, { mode: 0o644 });
   writeFileSync(hostnameFile, `${hostname}\n`, { mode: 0o644 });
-  const child = spawn('nsenter', [`--net=${net.netnsPath}`, '--', 'unshare', '--uts', '--', 'sleep', 'infinity'], {
+  const child = spawn('nsenter', [`--net=${net.netnsPath}`, '--', 'unshare', '--uts', '--pid', '--fork', '--kill-child', '--', '/bin/bash', '-c', PAUSE], {
     detached: true, stdio: 'ignore',
   });
   child.unref();
@@ -61,10 +72,10 @@ export async function startSandbox(podDir: string, hostname: string, namespace: 
     await sleep(10);
   }
   await must('nsenter', [`--uts=/proc/${pid}/ns/uts`, '--', 'hostname', hostname]);
-  return { pid, net, hostsFile, resolvFile, hostnameFile };
+  return { pid, net, hostsFile, resolvFile, hostnameFile, pidNamespace: `/proc/${pid}/ns/pid_for_children` };
 }
 
-/** Kills the sandbox holder. */
+/** Kills the sandbox holder (and with it, --kill-child, PID 1 of the pod's PID namespace and all in it). */
 export function stopSandbox(sb: Sandbox): void {
   try { process.kill(sb.pid, 'SIGKILL'); } catch { /* already gone */ }
 }

@@ -101,7 +101,8 @@ async function run(
     return;
   }
   // Its own process group: a signal meant for the apiserver (Ctrl-C in its terminal) does not reach it.
-  const child = spawn('nsenter', nsenterArgs(c, argv), {
+  const [program, ...args] = nsenterArgs(c, argv);
+  const child = spawn(program!, args, {
     env,
     detached: true,
     stdio: [want.stdin ? 'pipe' : 'ignore', want.stdout || tty ? 'pipe' : 'ignore', want.stderr || tty ? 'pipe' : 'ignore'],

@@ -1,10 +1,11 @@
 // What the kubelet publishes about running containers (DIR/runtime/pods/NS/POD/*.json), and how
-// the API server enters a container: `nsenter --target PID --mount --uts --net --root --wd=DIR
-// -S UID -G GID -- argv` with the container's env; with supplementary groups (the pod's fsGroup
-// and supplementalGroups, which a real runtime gives exec'd processes too) nsenter stays root and
-// setpriv, reached through the API server's own root, switches user and groups.
-// Differences from a real kubelet/runtime: no pid or cgroup namespace, so an exec'd process is
-// not confined to the container's cgroup.
+// the API server enters a container: `nsenter --target PID --mount --uts --net --pid --root --wd=DIR
+// -S UID -G GID -- argv` with the container's env (nsenter forks into the container's PID
+// namespace, waits, and exits as the process did); with supplementary groups (the pod's fsGroup
+// and supplementalGroups, which a real runtime gives exec'd processes too) setpriv sets them and
+// the group first, and nsenter only the user.
+// Differences from a real kubelet/runtime: no cgroup namespace, so an exec'd process is not
+// confined to the container's cgroup.
 import { readFile, lstat, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -93,14 +94,14 @@ export function containerEnv(c: ContainerRuntime): Record<string, string> {
   return env;
 }
 
-/** nsenter arguments that run `argv` inside the container as its user. */
+/** The argv (program first) that runs `argv` inside the container as its user. */
 export function nsenterArgs(c: ContainerRuntime, argv: string[]): string[] {
   // nsenter opens --wd before entering the mount namespace: name the dir through the target's root.
-  const enter = ['--target', String(c.pid), '--mount', '--uts', '--net', '--root', `--wd=/proc/${c.pid}/root${path.posix.resolve('/', c.workingDir || '/')}`];
+  const enter = ['/usr/bin/nsenter', '--target', String(c.pid), '--mount', '--uts', '--net', '--pid', '--root', `--wd=/proc/${c.pid}/root${path.posix.resolve('/', c.workingDir || '/')}`];
   const groups = c.groups ?? [];
   if (!groups.length) return [...enter, '-S', String(c.uid ?? 0), '-G', String(c.gid ?? 0), '--', ...argv];
-  return [...enter, '--', `/proc/${process.pid}/root/usr/bin/setpriv`, `--reuid=${c.uid ?? 0}`, `--regid=${c.gid ?? 0}`,
-    `--groups=${[c.gid ?? 0, ...groups].join(',')}`, '--', ...argv];
+  // Group and supplementary groups first (setpriv, on the host), the user by nsenter once inside.
+  return ['/usr/bin/setpriv', `--regid=${c.gid ?? 0}`, `--groups=${[c.gid ?? 0, ...groups].join(',')}`, '--', ...enter, '-S', String(c.uid ?? 0), '--', ...argv];
 }
 
 /**
