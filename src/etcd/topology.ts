@@ -72,7 +72,7 @@ export interface EtcdMember {
    * Start scripts of the image that act on the data dir (Bitnami's etcd image: a member found
    * removed is wiped and re-added, ETCD_DISASTER_RECOVERY restores /snapshots over the data).
    */
-  startScripts?: { kind: 'bitnami'; disasterRecovery: boolean };
+  startScripts?: { kind: 'bitnami'; disasterRecovery: false | string };
   /** Member ID (hex) from the live member list, once confirmed. */
   memberId?: string;
   ready?: boolean;

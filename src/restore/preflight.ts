@@ -186,7 +186,7 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
   const recovering = topology.members.filter((m) => m.startScripts?.disasterRecovery);
   if (recovering.length) {
     throw new PluginError(
-      `${topology.workload.kind.toLowerCase()} "${topology.workload.name}" sets ETCD_DISASTER_RECOVERY=yes: its start script would restore its own newest snapshot from /snapshots over the restored data of ${recovering.map((m) => `"${m.name}"`).join(', ')}`,
+      `${topology.workload.kind.toLowerCase()} "${topology.workload.name}" sets ETCD_DISASTER_RECOVERY=${recovering[0]!.startScripts!.disasterRecovery}: its start script would restore its own newest snapshot from /snapshots over the restored data of ${recovering.map((m) => `"${m.name}"`).join(', ')}`,
       'turn disaster recovery off for the restore (Helm: --set disasterRecovery.enabled=false), then restore again; nothing was changed',
     );
   }

@@ -257,7 +257,7 @@ describe('readMember: volumes, identity and node', () => {
   ])('Bitnami disaster recovery with ETCD_DISASTER_RECOVERY=%j is %s, as the image\'s is_boolean_yes reads it', (value, on) => {
     const env = value === undefined ? [] : [{ name: 'ETCD_DISASTER_RECOVERY', value }];
     const m = readMember(pod({ image: 'docker.io/bitnami/etcd:3.5.16-debian-12-r0', command: undefined, env }));
-    expect(m?.startScripts).toEqual({ kind: 'bitnami', disasterRecovery: on });
+    expect(m?.startScripts).toEqual({ kind: 'bitnami', disasterRecovery: on ? value : false });
   });
 
   it('a pod without etcd is not a member', () => {

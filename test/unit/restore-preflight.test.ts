@@ -14,7 +14,7 @@ const deps: PreflightDeps = {
   claimCapacity: async () => undefined,
 };
 
-function topology(disasterRecovery: boolean): EtcdTopology {
+function topology(disasterRecovery: false | string): EtcdTopology {
   const members = [0, 1, 2].map((n) => restoreMember(n, { namespace: 'etcd', name: `etcd-${n}`, pod: `etcd-${n}`, startScripts: { kind: 'bitnami', disasterRecovery } }));
   return { namespace: 'etcd', workload: { kind: 'StatefulSet', name: 'etcd', replicas: 3 }, members, image: 'docker.io/bitnami/etcd:3.4.23' };
 }
@@ -22,9 +22,9 @@ function topology(disasterRecovery: boolean): EtcdTopology {
 const snapshot = { path: 's.db', size: 1, sha256: 'ab', revision: 2, totalKey: 2, hasTrailer: true, liveKeys: 1 };
 
 describe('preflight with Bitnami\'s start scripts', () => {
-  it('refuses ETCD_DISASTER_RECOVERY=yes, even with --force: the script would restore its own snapshot over the restored data', async () => {
-    const run = preflight({ topology: topology(true), etcdImage: 'docker.io/bitnami/etcd:3.4.23', snapshot, quiesce: [], pdbs: [], force: true }, deps);
-    await expect(run).rejects.toThrow(/^statefulset "etcd" sets ETCD_DISASTER_RECOVERY=yes: its start script would restore its own newest snapshot from \/snapshots over the restored data of "etcd-0", "etcd-1", "etcd-2"$/);
+  it.each(['yes', 'True', '1'])('refuses ETCD_DISASTER_RECOVERY=%s, even with --force, saying the value the workload sets: the script would restore its own snapshot over the restored data', async (value) => {
+    const run = preflight({ topology: topology(value), etcdImage: 'docker.io/bitnami/etcd:3.4.23', snapshot, quiesce: [], pdbs: [], force: true }, deps);
+    await expect(run).rejects.toThrow(new RegExp(`^statefulset "etcd" sets ETCD_DISASTER_RECOVERY=${value}: its start script would restore its own newest snapshot from /snapshots over the restored data of "etcd-0", "etcd-1", "etcd-2"$`));
     await expect(run).rejects.toMatchObject({ hint: expect.stringMatching(/disasterRecovery\.enabled=false/) });
   });
 

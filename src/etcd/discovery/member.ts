@@ -66,11 +66,12 @@ function secretFilesOf(pod: V1Pod, container: V1Container, files: Array<string |
 }
 
 /**
- * Whether Bitnami's scripts take a setting as on: their is_boolean_yes (libvalidations.sh) matches
- * `1`, or `yes` or `true` in any case (bash nocasematch), and nothing else (no trimming, no `on`).
+ * A setting's value when Bitnami's scripts take it as on, else false: their is_boolean_yes
+ * (libvalidations.sh) matches `1`, or `yes` or `true` in any case (bash nocasematch), and nothing
+ * else (no trimming, no `on`).
  */
-function bitnamiBooleanYes(value: string | undefined): boolean {
-  return value !== undefined && (value === '1' || /^(yes|true)$/i.test(value));
+function bitnamiOn(value: string | undefined): false | string {
+  return value !== undefined && (value === '1' || /^(yes|true)$/i.test(value)) ? value : false;
 }
 
 /** The StatefulSet ordinal encoded in a pod name `<sts>-<N>`. */
@@ -180,7 +181,7 @@ export function readMember(pod: V1Pod, opts: MemberReadOptions = {}): EtcdMember
     ...(podFacts ? { podFacts } : {}),
     ...(ready ? { ready: ready.status === 'True' } : {}),
     ...(preStop?.length ? { preStop } : {}),
-    ...(bitnami ? { startScripts: { kind: 'bitnami' as const, disasterRecovery: bitnamiBooleanYes(vars.get('ETCD_DISASTER_RECOVERY')) } } : {}),
+    ...(bitnami ? { startScripts: { kind: 'bitnami' as const, disasterRecovery: bitnamiOn(vars.get('ETCD_DISASTER_RECOVERY')) } } : {}),
     ...(notes.length ? { notes } : {}),
   };
 }
