@@ -6,7 +6,7 @@
  * node NotReady, graceful termination, distroless exec, an API server restart, and `down`
  * leaving nothing behind.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -531,6 +531,27 @@ describe('lifecycle hooks', () => {
     await kubectl(['-n', 'kt', 'delete', 'pod', 'failhook', '--wait=true']);
     const events = await kubectl(['-n', 'kt', 'get', 'events', '--field-selector', 'involvedObject.name=failhook', '-o', 'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}']);
     expect(events).toMatch(/^FailedPreStopHook: PreStopHook failed: .*exited with 1: no such member$/m);
+  });
+});
+
+describe('pod network', () => {
+  // A CNI DEL removes the pod's interface. Deleting only the namespace's name (`ip netns del`) leaves
+  // the namespace, its eth0 and its address on the bridge for as long as any process still has it:
+  // two MACs then answer for the address the next pod is given (network.ts).
+  it("a deleted pod's interface leaves the bridge even while a process still holds its network namespace", async () => {
+    await kubectl(['-n', 'kt', 'run', 'net-first', '--image=busybox:1.36', '--overrides={"spec":{"terminationGracePeriodSeconds":1}}', '--', 'sleep', '3600']);
+    await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/net-first', '--timeout=60s']);
+    const netns = (JSON.parse(readFileSync(join(cluster.dir, 'runtime/pods/kt/net-first/pod.json'), 'utf8')) as { netns: string }).netns;
+    const veth = `v${netns.slice(netns.lastIndexOf('-') + 1)}`;
+    const onBridge = () => execFileSync('ip', ['-n', `ks${clusterId}-br`, '-o', 'link', 'show'], { encoding: 'utf8' }).split('\n').some((l) => l.includes(` ${veth}@`));
+    expect(onBridge()).toBe(true);
+    const holder = spawn('nsenter', [`--net=${netns}`, '--', 'sleep', '120'], { stdio: 'ignore' });
+    try {
+      await kubectl(['-n', 'kt', 'delete', 'pod', 'net-first', '--wait=true']);
+      await waitFor("the deleted pod's veth to leave the bridge", async () => !onBridge() || undefined, 15_000);
+    } finally {
+      holder.kill('SIGKILL');
+    }
   });
 });
 

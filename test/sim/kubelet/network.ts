@@ -84,10 +84,9 @@ export class PodNetwork {
 
   /**
    * Deletes a pod's veth pair, then its namespace, and frees its address. The veth goes first, as
-   * a CNI DEL does: `ip netns del` only unmounts the name, and every container started meanwhile
-   * holds its own copy of that mount (`unshare --mount --propagation private`), so the namespace,
-   * its eth0 and its address would live on beside the next pod given the address — two MACs
-   * answering ARP for one IP, and that pod cut off from its peers for a minute or more.
+   * a CNI DEL does: `ip netns del` only removes the name, and while any process still has the
+   * namespace, it, its eth0 and its address would live on beside the next pod given the address —
+   * two MACs answering ARP for one IP, and that pod cut off from its peers for a minute or more.
    */
   async remove(net: PodNet): Promise<void> {
     await run('ip', ['-n', this.bridgeNetns, 'link', 'del', vethName(net.netns)]);
