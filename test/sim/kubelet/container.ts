@@ -130,17 +130,17 @@ export function launchScript(l: ContainerLaunch, root: string): string {
       ...enter, '-S', String(l.uid), '--', ...l.argv];
   // Run inside the PID namespace: /proc mounted for it, then the container's process.
   const inner = `mount -t proc proc ${shq(join(root, 'proc'))} && exec ${exec.map(shq).join(' ')}`;
-  if (l.sharePid) {
-    // nsenter forks into the pod's namespace, waits, and exits as the process did (or dies of its signal).
-    lines.push(`exec /usr/bin/nsenter --pid=${shq(l.sandbox.pidNamespace)} -- /bin/sh -c ${shq(inner)}`);
-  } else {
-    // unshare --pid without --fork: bash stays outside, its child is PID 1 of the new namespace.
-    // With job control the child keeps default SIGINT/SIGQUIT (an async list would ignore them)
-    // and gets a process group of its own; bash's own notices ("Killed") go to /dev/null, the
-    // child's stderr to the log. bash exits as the child did (128+N when killed by signal N).
-    const wait = 'set -m; /bin/sh -c "$1" 2>&3 3>&- & wait $!';
-    lines.push(`exec /usr/bin/unshare --pid -- /bin/bash -c ${shq(wait)} wrapper ${shq(inner)} 3>&2 2>/dev/null`);
-  }
+  // bash stays outside the PID namespace and its child is in it: PID 1 of a new one (unshare
+  // --pid without --fork), or a process of the pod's (nsenter --pid without forking: neither
+  // tool's own fork-and-wait will do, unshare's exits 1 when its child is SIGKILLed, and nsenter's
+  // stops itself for good when its child is stopped). With job control the child keeps default
+  // SIGINT/SIGQUIT (an async list would ignore them) and gets a process group of its own;
+  // `wait -f` waits for it to end, not merely to stop (a SIGSTOPped container is not an exited
+  // one); bash's own notices ("Killed") go to /dev/null, the child's stderr to the log. bash exits
+  // as the child did (128+N when killed by signal N).
+  const wait = 'set -m; /bin/sh -c "$1" 2>&3 3>&- & wait -f $!';
+  const pidns = l.sharePid ? ['/usr/bin/nsenter', `--pid=${l.sandbox.pidNamespace}`, '--no-fork', '--'] : ['/usr/bin/unshare', '--pid', '--'];
+  lines.push(`exec ${pidns.map(shq).join(' ')} /bin/bash -c ${shq(wait)} wrapper ${shq(inner)} 3>&2 2>/dev/null`);
   return lines.join('\n') + '\n';
 }
 
@@ -217,14 +217,20 @@ function mountNamespaceOf(pid: number): string | undefined {
 /**
  * Stops a container as a runtime does: the stop signal to the container's process only (as PID 1
  * of its namespace it ignores one it has no handler for); SIGKILL to it and to the wrapper's
- * process group. Before the process has entered its root, the wrapper's group gets either.
- * False when all is already gone.
+ * process group. Before the process has entered its root (not started yet, as far as the API
+ * knows) everything is SIGKILLed, its process too: it is the wrapper's child in a process group of
+ * its own, and would outlive the wrapper. False when all is already gone.
  */
 export function signalContainer(proc: StartedContainer, signal: NodeJS.Signals): boolean {
   let sent = false;
   if (proc.main !== undefined) {
     try { process.kill(proc.main, signal); sent = true; } catch { /* gone */ }
     if (signal !== 'SIGKILL') return sent;
+  } else {
+    signal = 'SIGKILL';
+    let children: number[] = [];
+    try { children = readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number); } catch { /* gone */ }
+    for (const c of children) { try { process.kill(c, 'SIGKILL'); sent = true; } catch { /* gone */ } }
   }
   try {
     process.kill(-proc.pid, signal);

@@ -34,12 +34,13 @@ export function runHook(handler: Json<V1LifecycleHandler>, t: HookTarget, timeou
   const env = Object.fromEntries(t.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   return new Promise((resolve) => {
     const argv = execInContainerArgv(t.pid, t.uid, t.gid, command, t.groups);
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
+    // Its own process group, killed whole on timeout (nsenter forks into the container's PID namespace).
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env, detached: true });
     let out = '';
     child.stdout.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-4096); });
     child.stderr.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-4096); });
     let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
+    const timer = setTimeout(() => { timedOut = true; try { process.kill(-child.pid!, 'SIGKILL'); } catch { child.kill('SIGKILL'); } }, timeoutMs);
     const last = () => out.trim().split('\n').pop() ?? '';
     child.on('error', (err) => { clearTimeout(timer); resolve({ ok: false, message: err.message }); });
     child.on('exit', (code) => {

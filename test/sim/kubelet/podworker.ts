@@ -6,6 +6,7 @@
 // unknown image is reported as ErrImagePull then ImagePullBackOff but never retried (the image
 // table is fixed), a private one refused for want of pull credentials is retried (2 s to 10 s); terminal pods keep their sandbox until deleted; sidecar init containers
 // (restartPolicy Always on an init container) run like ordinary init containers.
+import { constants } from 'node:os';
 import { mkdirSync, renameSync, rmSync, existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { V1ConfigMap, V1Container, V1Probe, V1Secret } from '@kubernetes/client-node';
@@ -288,7 +289,7 @@ export class PodWorker {
     if (this.terminating) return -1;
     c.proc = startContainer(launch);
     const exit = new Promise<number>((resolve) => c.proc!.child.on('exit', (code, sig) => {
-      resolve(code ?? 128 + (sig ? (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1, SIGQUIT: 3 } as Record<string, number>)[sig] ?? 0) : 0));
+      resolve(code ?? 128 + (sig ? constants.signals[sig] : 0));
     }));
     c.exit = exit;
     // Publish the pid (for exec, port-forward, probes) only once the process is inside its root.

@@ -21,8 +21,10 @@ export interface ProbeTarget {
 
 function runWithTimeout(argv: string[], env: Record<string, string>, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: 'ignore', env });
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    // Its own process group, killed whole on timeout: nsenter forks into the container's PID
+    // namespace, and killing nsenter alone would leave the command running there.
+    const child = spawn(argv[0], argv.slice(1), { stdio: 'ignore', env, detached: true });
+    const t = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { child.kill('SIGKILL'); } }, timeoutMs);
     child.on('error', () => { clearTimeout(t); resolve(false); });
     child.on('exit', (code) => { clearTimeout(t); resolve(code === 0); });
   });

@@ -71,6 +71,14 @@ export async function startSandbox(podDir: string, hostname: string, namespace: 
     if (uts !== hostUts) break;
     await sleep(10);
   }
+  // and until the holder has forked PID 1 of the pod's PID namespace (containers of a pod with
+  // shareProcessNamespace join it, which needs a live PID 1)
+  for (let i = 0; i < 200; i++) {
+    let children = '';
+    try { children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim(); } catch { /* gone */ }
+    if (children) break;
+    await sleep(10);
+  }
   await must('nsenter', [`--uts=/proc/${pid}/ns/uts`, '--', 'hostname', hostname]);
   return { pid, net, hostsFile, resolvFile, hostnameFile, pidNamespace: `/proc/${pid}/ns/pid_for_children` };
 }
