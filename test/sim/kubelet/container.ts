@@ -4,12 +4,13 @@
 // private /tmp, the pod's etc files and the volumes, then starts the container's process in its
 // PID namespace (its own, as PID 1; or the pod's, with shareProcessNamespace), which mounts /proc
 // for that namespace, sets group and supplementary groups (setpriv), chroots and switches user
-// (nsenter --root/--wd/-S) before exec'ing the container's argv. As PID 1 it gets from outside only the signals it has a handler
-// for, and SIGKILL (pid_namespaces(7)): a process without a SIGTERM handler runs until the grace
-// period ends, as on a real node; what it orphans is reparented to it.
+// (nsenter --root/--wd/-S) before exec'ing the container's argv. As PID 1 it gets from outside
+// only the signals it has a handler for, and SIGKILL (pid_namespaces(7)): a process without a
+// SIGTERM handler runs until the grace period ends, as on a real node; what it orphans is
+// reparented to it.
 // Differs from a real runtime: no IPC or cgroup isolation (root in a container keeps the host's
-// capabilities); a wrapper (bash, or nsenter for a shared namespace) outside the namespace waits
-// for the process and reports its exit; the root is rebuilt empty on every start; stdin is /dev/null.
+// capabilities); a wrapper (bash) outside the namespace waits for the process and reports its
+// exit; the root is rebuilt empty on every start; stdin is /dev/null.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
