@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFault } from '../sim/fault.js';
 import { killContainer, setNodesReady } from '../sim/kubelet/fault.js';
+import { vethName } from '../sim/kubelet/network.js';
 import { ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
 
 const CERTS = '/etcd.local.config/certificates';
@@ -542,7 +543,7 @@ describe('pod network', () => {
     await kubectl(['-n', 'kt', 'run', 'net-first', '--image=busybox:1.36', '--overrides={"spec":{"terminationGracePeriodSeconds":1}}', '--', 'sleep', '3600']);
     await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/net-first', '--timeout=60s']);
     const netns = (JSON.parse(readFileSync(join(cluster.dir, 'runtime/pods/kt/net-first/pod.json'), 'utf8')) as { netns: string }).netns;
-    const veth = `v${netns.slice(netns.lastIndexOf('-') + 1)}`;
+    const veth = vethName(netns.replace('/run/netns/', ''));
     const onBridge = () => execFileSync('ip', ['-n', `ks${clusterId}-br`, '-o', 'link', 'show'], { encoding: 'utf8' }).split('\n').some((l) => l.includes(` ${veth}@`));
     expect(onBridge()).toBe(true);
     const holder = spawn('nsenter', [`--net=${netns}`, '--', 'sleep', '120'], { stdio: 'ignore' });

@@ -164,6 +164,11 @@ export function startContainer(l: ContainerLaunch): StartedContainer {
   }
 }
 
+/** A process's children (its main thread's), or undefined when it is gone. */
+export function childrenOf(pid: number): number[] | undefined {
+  try { return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number); } catch { return undefined; }
+}
+
 /**
  * Resolves the pid of the container's process once it has entered its root (until then the
  * wrapper is still setting up mounts in the host's root, and an exec or probe entering it would
@@ -175,8 +180,8 @@ export async function waitInRoot(pid: number, rootfs: string, timeoutMs = 60_000
   try { real = realpathSync(rootfs); } catch { /* compare the path as given */ }
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    let children: number[];
-    try { children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number); } catch { return undefined; }
+    const children = childrenOf(pid);
+    if (!children) return undefined;
     for (const c of children) {
       let root: string;
       try { root = readlinkSync(`/proc/${c}/root`); } catch { continue; }
@@ -229,9 +234,7 @@ export function signalContainer(proc: StartedContainer, signal: NodeJS.Signals):
     if (signal !== 'SIGKILL') return sent;
   } else {
     signal = 'SIGKILL';
-    let children: number[] = [];
-    try { children = readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number); } catch { /* gone */ }
-    for (const c of children) { try { process.kill(c, 'SIGKILL'); sent = true; } catch { /* gone */ } }
+    for (const c of childrenOf(proc.pid) ?? []) { try { process.kill(c, 'SIGKILL'); sent = true; } catch { /* gone */ } }
   }
   try {
     process.kill(-proc.pid, signal);

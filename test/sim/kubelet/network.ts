@@ -21,7 +21,7 @@ function intToIp(n: number): string {
 }
 
 /** The bridge end of a pod's veth pair, named after its namespace (`ks<id>-<hash>` → `v<hash>`). */
-function vethName(netns: string): string {
+export function vethName(netns: string): string {
   return `v${netns.slice(netns.lastIndexOf('-') + 1)}`;
 }
 

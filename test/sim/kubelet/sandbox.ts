@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { sleep } from './api.js';
 import { must } from './host.js';
 import type { PodNet } from './network.js';
+import { childrenOf } from './container.js';
 
 /** A running sandbox. */
 export interface Sandbox {
@@ -74,9 +75,7 @@ export async function startSandbox(podDir: string, hostname: string, namespace: 
   // and until the holder has forked PID 1 of the pod's PID namespace (containers of a pod with
   // shareProcessNamespace join it, which needs a live PID 1)
   for (let i = 0; i < 200; i++) {
-    let children = '';
-    try { children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim(); } catch { /* gone */ }
-    if (children) break;
+    if (childrenOf(pid)?.length) break;
     await sleep(10);
   }
   await must('nsenter', [`--uts=/proc/${pid}/ns/uts`, '--', 'hostname', hostname]);
