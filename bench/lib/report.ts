@@ -114,6 +114,14 @@ export function renderReport(r: BenchResults, header: string[]): string {
     }
   }
   lines.push(...table(rows).map((l) => '  ' + l), '');
+  lines.push('BACKUP BREAKDOWN (median seconds per phase; the plugin\'s own record, -o json)');
+  for (const b of r.backup) {
+    for (const v of VARIANTS) {
+      const phases = b.figures[v].phases;
+      if (phases) lines.push(`  ${b.targetMiB} MiB ${v}: ${phases.map(([n, s]) => `${n} ${f2(s)}`).join(', ')}`);
+    }
+  }
+  lines.push('');
   lines.push('RESTORE (median wall time until every pod of the namespace is Ready again; checked after)');
   const rr = r.restore;
   const failed = r.restoreError ? clip(`failed: ${r.restoreError}`) : undefined;
@@ -125,6 +133,11 @@ export function renderReport(r: BenchResults, header: string[]): string {
   restoreRows.push([`manual runbook, anthos (3 members, sequential${rr ? `, ${rr.runbookCommand.replace(/^ETCDCTL_API=3 /, '')}` : ''})`, missing(rr?.manual3, false), rr?.manual3 !== undefined ? '1.00' : '-', '-']);
   restoreRows.push(['plugin, single (1 member)', missing(rr?.plugin1, true), cell(rr?.plugin1, rr?.manual3), rr?.plugin1 !== undefined ? '1.00' : '-']);
   lines.push(...table(restoreRows).map((l) => '  ' + l), '');
+  if (rr?.breakdown && Object.keys(rr.breakdown).length) {
+    lines.push('RESTORE BREAKDOWN (median seconds; per-member steps count their slowest member)');
+    for (const [name, phases] of Object.entries(rr.breakdown)) lines.push(`  ${name}: ${phases.map(([n, s]) => `${n} ${f1(s)}`).join(', ')}`);
+    lines.push('');
+  }
   if (r.inspect) {
     const i = r.inspect;
     const ref = i.reference;

@@ -16,6 +16,8 @@ export interface BackupSample {
   seconds: number;
   bytes: number;
   peakRssMiB?: number;
+  /** Seconds per phase: the plugin's own record (`-o json`), the manual way's two commands. */
+  phases?: Record<string, number>;
 }
 
 /** Medians of one variant at one size. */
@@ -23,6 +25,8 @@ export interface BackupFigure {
   seconds: number;
   mbPerSecond: number;
   peakRssMiB?: number;
+  /** Median seconds per phase, in the order the phases ran. */
+  phases?: Array<[string, number]>;
   samples: BackupSample[];
 }
 
@@ -35,6 +39,13 @@ export interface BackupRow {
 
 /** The compared ways to take a backup. */
 export type BackupVariant = 'floor' | 'plugin --via exec' | 'plugin --via stream' | 'manual kubectl';
+
+/** The median of each phase over the samples (a phase missing from a sample counts as 0 s there). */
+export function medianPhases(list: Array<{ phases?: Record<string, number> }>): Array<[string, number]> | undefined {
+  const names = [...new Set(list.flatMap((s) => Object.keys(s.phases ?? {})))];
+  if (!names.length) return undefined;
+  return names.map((n) => [n, median(list.map((s) => s.phases?.[n] ?? 0))]);
+}
 
 /** The current backend size of the bench member (bytes). */
 async function dbSize(c: BenchCluster): Promise<number> {
@@ -75,12 +86,14 @@ export async function benchBackupAtSize(
   const fileSize = async (f: string) => (await stat(f)).size;
   const plugin = (via: 'exec' | 'stream') => async (round: number): Promise<BackupSample> => {
     const out = join(opts.outDir, `plugin-${via}-${round}.db`);
-    const r = await c.kubectl(['etcd', 'backup', '-n', BENCH_NS, '--via', via, '-f', out], { rss: true, timeoutMs: 3_600_000 });
+    const r = await c.kubectl(['etcd', 'backup', '-n', BENCH_NS, '--via', via, '-f', out, '-o', 'json'], { rss: true, timeoutMs: 3_600_000 });
     if (r.code !== 0) throw new Error(`kubectl etcd backup --via ${via} failed (exit ${r.code}): ${r.stderr.trim()}`);
     const bytes = await fileSize(out);
+    const record = JSON.parse(r.stdout) as { phases?: Array<{ name: string; seconds: number }> };
+    const phases = Object.fromEntries((record.phases ?? []).map((p) => [p.name, p.seconds]));
     if (via === 'exec' && opts.keepFile && round === 0) await rename(out, opts.keepFile);
     else await rm(out, { force: true });
-    return { seconds: r.seconds, bytes, peakRssMiB: r.peakRssMiB };
+    return { seconds: r.seconds, bytes, peakRssMiB: r.peakRssMiB, phases };
   };
   const samples = await alternate<BackupSample>(
     [
@@ -106,7 +119,7 @@ export async function benchBackupAtSize(
           await c.kubectlMust(['exec', '-n', BENCH_NS, POD, '-c', 'kube-etcd', '--', 'rm', '-f', '/snapshot.db']);
           const bytes = await fileSize(out);
           await rm(out, { force: true });
-          return { seconds: save.seconds + cp.seconds, bytes };
+          return { seconds: save.seconds + cp.seconds, bytes, phases: { 'kubectl exec … snapshot save': save.seconds, 'kubectl cp': cp.seconds } };
         },
       },
     ],
@@ -118,7 +131,7 @@ export async function benchBackupAtSize(
     const seconds = median(list.map((s) => s.seconds));
     const bytes = median(list.map((s) => s.bytes));
     const rss = list.map((s) => s.peakRssMiB).filter((x): x is number => x !== undefined);
-    figures[name as BackupVariant] = { seconds, mbPerSecond: bytes / 1e6 / seconds, peakRssMiB: rss.length ? Math.max(...rss) : undefined, samples: list };
+    figures[name as BackupVariant] = { seconds, mbPerSecond: bytes / 1e6 / seconds, peakRssMiB: rss.length ? Math.max(...rss) : undefined, phases: medianPhases(list), samples: list };
   }
   return { targetMiB: opts.targetMiB, snapshotBytes: median(samples.get('floor')!.map((s) => s.bytes)), figures };
 }

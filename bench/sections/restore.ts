@@ -8,6 +8,7 @@ import type { EtcdMinor } from '../../test/sim/etcd-versions.js';
 import { SINGLE_NS } from '../fixture.js';
 import type { BenchCluster } from '../lib/cluster.js';
 import { alternate, median } from '../lib/stats.js';
+import { medianPhases } from './backup.js';
 import { manualRestore, snapshotRestoreCommand } from './runbook.js';
 
 /** A restore target: namespace, members, and every pod the namespace holds when healthy. */
@@ -28,6 +29,28 @@ export interface RestoreRow {
   /** The restore command the manual runbook ran (etcdctl's on 3.4, etcdutl's on 3.5). */
   runbookCommand: string;
   samples: Record<string, number[]>;
+  /** Per plugin variant, median seconds per phase (restore/... steps timed by the plugin itself). */
+  breakdown?: Record<string, Array<[string, number]>>;
+}
+
+/**
+ * A plugin run's time by phase, from its `-o json` record: what came before the first step (start-up,
+ * discovery, preflight, plan, the safety backup), then each kind of step (the per-member ones run
+ * for all members at once, so a kind counts its slowest member), then the wait for the namespace's
+ * pods after the plugin exited.
+ */
+export function restorePhases(record: { seconds: number; steps: Array<{ id: string; seconds: number }> }, processSeconds: number, timedSeconds: number): Record<string, number> {
+  const phases: Record<string, number> = { 'before the steps': Math.max(0, processSeconds - record.seconds) };
+  const slowest = new Map<string, Map<string, number>>();
+  for (const step of record.steps) {
+    const [kind, member = ''] = step.id.split('/');
+    const byMember = slowest.get(kind!) ?? new Map<string, number>();
+    byMember.set(member, (byMember.get(member) ?? 0) + step.seconds);
+    slowest.set(kind!, byMember);
+  }
+  for (const [kind, byMember] of slowest) phases[kind] = Math.max(...byMember.values());
+  phases['pods Ready after exit'] = Math.max(0, timedSeconds - processSeconds);
+  return phases;
 }
 
 /** Whether this build has `kubectl etcd restore`; the reason when not. */
@@ -75,27 +98,33 @@ export async function benchRestore(c: BenchCluster, etcd: EtcdMinor, rounds: num
   const anthos = await prepare(c, 'uc1', 3, 7, outDir);
   const single = await prepare(c, SINGLE_NS, 1, 3, outDir);
   const available = await restoreAvailability(c);
-  const timed = (t: Target, variant: string, act: () => Promise<void>) => async (): Promise<number> => {
+  const phaseSamples = new Map<string, Array<{ phases: Record<string, number> }>>();
+  const timed = (t: Target, variant: string, act: () => Promise<((timedSeconds: number) => void) | void>) => async (): Promise<number> => {
     await putMarker(c, t.ns, 'after');
     const started = process.hrtime.bigint();
-    await act();
+    const after = await act();
     await c.waitReady(t.ns, t.pods, 600_000);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    after?.(seconds);
     await verifyRestored(c, t, variant);
     return seconds;
   };
-  const plugin = (t: Target) => async () => {
+  const plugin = (t: Target, name: string) => async () => {
     // As a user runs it (a safety backup first, the default); the maintenance deployment is
     // quiesced like the runbook does; the journal and safety backups go to the bench's temp dir.
-    await c.kubectlMust(['etcd', 'restore', t.snapshot, '-n', t.ns, '--quiesce', 'deployment/gke-master-etcd-maintenance', '--yes',
-      '--state-dir', join(outDir, 'state')], { timeoutMs: 1_800_000 });
+    const r = await c.kubectlMust(['etcd', 'restore', t.snapshot, '-n', t.ns, '--quiesce', 'deployment/gke-master-etcd-maintenance', '--yes',
+      '--state-dir', join(outDir, 'state'), '-o', 'json'], { timeoutMs: 1_800_000 });
+    const record = JSON.parse(r.stdout) as { seconds: number; steps: Array<{ id: string; seconds: number }> };
+    return (timedSeconds: number) => {
+      phaseSamples.set(name, [...(phaseSamples.get(name) ?? []), { phases: restorePhases(record, r.seconds, timedSeconds) }]);
+    };
   };
   const variants = [
     { name: 'manual runbook, 3 members', run: timed(anthos, 'manual runbook', () => manualRestore(c, etcd, anthos.ns, 3, anthos.snapshot, outDir)) },
     ...(available.ok
       ? [
-          { name: 'plugin, 3 members', run: timed(anthos, 'plugin restore', plugin(anthos)) },
-          { name: 'plugin, 1 member', run: timed(single, 'plugin restore', plugin(single)) },
+          { name: 'plugin, 3 members', run: timed(anthos, 'plugin restore', plugin(anthos, 'plugin, 3 members')) },
+          { name: 'plugin, 1 member', run: timed(single, 'plugin restore', plugin(single, 'plugin, 1 member')) },
         ]
       : []),
   ];
@@ -109,5 +138,6 @@ export async function benchRestore(c: BenchCluster, etcd: EtcdMinor, rounds: num
     plugin1: med('plugin, 1 member'),
     runbookCommand: snapshotRestoreCommand(etcd),
     samples: Object.fromEntries(samples),
+    breakdown: Object.fromEntries([...phaseSamples].map(([name, list]) => [name, medianPhases(list) ?? []])),
   };
 }

@@ -97,6 +97,7 @@ export function execTransport(opts: ExecTransportOptions): SnapshotTransport {
         ctx.onTotal(expectedSize);
         ctx.log.debug(1, `snapshot saved in ${where} at ${path} (${expectedSize} bytes); copying out`);
         let seen = 0;
+        ctx.phase?.('copy');
         try {
           await opts.copyOut(
             { ...target, path },
@@ -113,6 +114,7 @@ export function execTransport(opts: ExecTransportOptions): SnapshotTransport {
         }
         return { expectedSize };
       } finally {
+        ctx.phase?.('cleanup');
         await removeTemp(opts.run, target, [`/tmp/${name}`, `${fallbackDir}/${name}`], runDir(run), ctx, where);
       }
     },

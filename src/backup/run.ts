@@ -6,6 +6,7 @@ import { NoHealthyMemberError, PluginError, UsageError } from '../errors.js';
 import type { MemberStatus, StatusProbe } from '../etcd/status.js';
 import type { EtcdMember, EtcdTopology } from '../etcd/topology.js';
 import type { Logger } from '../ui/log.js';
+import type { PhaseClock } from '../ui/phases.js';
 import type { Progress } from '../ui/progress.js';
 import { orderCandidates } from './choose.js';
 import { SnapshotDigester } from './digest.js';
@@ -48,6 +49,8 @@ export interface BackupDeps {
   log: Logger;
   now: () => Date;
   pluginVersion: string;
+  /** Times the phases (probe, save, copy, verify, commit …) for `-v` and the printed record. */
+  phases?: PhaseClock;
 }
 
 /** Takes one verified snapshot of the cluster and writes it where asked; returns the record. */
@@ -57,6 +60,7 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
     throw new PluginError(`no etcd members found in namespace "${topology.namespace}"`, 'pass --statefulset, --pod or -l');
   }
   const candidates = orderCandidates(topology.members, opts.member);
+  deps.phases?.start('probe');
   const transport = await chooseTransport(candidates[0]!, opts.via, deps);
   const { member, status } = await chooseHealthyMember(candidates, opts.member !== undefined, deps);
   deps.log.debug(1, `backing up member "${member.name}" (pod "${member.pod}") via ${transport.kind}`);
@@ -92,6 +96,7 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
   const progress = deps.progress(`snapshot ${member.pod}`);
   try {
     const { result, digest } = await takeSnapshot(member, transport, digester, partial.writable(), true, guard.signal, progress, status, deps);
+    deps.phases?.start('verify');
     const outcome = await verifySnapshot(partial.path, digest, result.expectedSize, deps.readSummary);
     const summary = requireVerified(outcome, `pod "${member.pod}"`);
     const finalPath =
@@ -99,6 +104,7 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
         ? partialTarget
         : join(resolve(dest.dir), backupFileName({ namespace: topology.namespace, workload: topology.workload.name, time: startedAt, revision: summary.revision }));
     guard.signal.throwIfAborted();
+    deps.phases?.start('commit');
     await partial.commit(finalPath);
     const record: BackupRecord = {
       ...base,
@@ -118,6 +124,7 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
         for (const f of pruned) deps.log.debug(1, `pruned old backup "${f}"`);
       }
     }
+    deps.phases?.end();
     return record;
   } catch (err) {
     const sig = guard.received();
@@ -143,6 +150,7 @@ async function backupToStdout(member: EtcdMember, transport: SnapshotTransport, 
       requireVerified({ kind: 'size-mismatch', expected: result.expectedSize, actual: digest.size }, `pod "${member.pod}"`);
     }
     if (!digest.trailerValid) requireVerified({ kind: 'trailer-mismatch' }, `pod "${member.pod}"`);
+    deps.phases?.end();
     deps.log.info('snapshot written to stdout: size and sha256 trailer verified; bbolt structure not verified (streamed), run `kubectl etcd inspect` on the file');
     return {
       file: '-',
@@ -169,6 +177,8 @@ async function takeSnapshot(
   signal: AbortSignal, progress: Progress, status: MemberStatus | undefined, deps: BackupDeps,
 ): Promise<{ result: TransportResult; digest: ReturnType<SnapshotDigester['digest']> }> {
   const copy = startCopy(digester, out, endOut, signal);
+  // exec saves, then copies (its own phases); stream does both at once
+  deps.phases?.start(transport.kind === 'exec' ? 'save' : 'save+copy');
   let result: TransportResult;
   try {
     result = await transport.take(member, digester, transportContext(copy.signal, progress, status, deps));
@@ -193,6 +203,7 @@ function transportContext(signal: AbortSignal, progress: Progress, status: Membe
     onTotal: (n) => progress.setTotal(n),
     log: deps.log,
     dbSize: status?.dbSize,
+    phase: (name) => deps.phases?.start(name),
   };
 }
 

@@ -15,6 +15,8 @@ export interface TransportContext {
   log: Logger;
   /** The member's current DB size, when known (used to pick a temp location). */
   dbSize?: number;
+  /** Marks the start of a phase of the transport's work (`copy`, `cleanup`): where the time goes. */
+  phase?(name: string): void;
 }
 
 /** What the source said about the snapshot it sent. */

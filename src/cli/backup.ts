@@ -7,6 +7,7 @@ import type { TransportKind } from '../backup/transport.js';
 import { formatBytes } from '../ui/bytes.js';
 import { formatRecord, parseOutputFormat, type OutputFormat } from '../ui/format.js';
 import { createLogger } from '../ui/log.js';
+import { PhaseClock, renderPhases } from '../ui/phases.js';
 import { verbosityOf, type GlobalKubeOptions } from './kubeflags.js';
 
 /** Flags of `backup` as commander parses them. */
@@ -97,19 +98,25 @@ Interrupted by Ctrl-C (SIGINT) or SIGTERM, backup removes its partial file and t
 snapshot in the pod, then exits 130 (SIGINT) or 143 (SIGTERM); a second signal quits at once.`,
     )
     .action(async (flags: BackupFlags, command: Command) => {
+      const phases = new PhaseClock();
+      phases.sinceProcessStart('start-up');
       const globals = command.optsWithGlobals<GlobalKubeOptions>();
       const parsed = backupFlagsToOptions(flags, process.stdout.isTTY === true);
+      phases.start('load');
       // Loaded on use: they pull in @kubernetes/client-node and etcd3, which --help does not need.
       const { kubeContextFromOptions } = await import('./kubecontext.js');
       const { kubeBackupDeps } = await import('../backup/cluster.js');
       const { discoverTarget } = await import('../etcd/discovery/lister.js');
       const kube = kubeContextFromOptions(globals);
       const log = createLogger(process.stderr, verbosityOf(globals));
+      phases.start('discover');
       const topology = await discoverTarget(kube, { statefulSet: flags.statefulset, pod: flags.pod, selector: flags.selector, container: flags.container });
       const options: BackupOptions = { topology, destination: parsed.destination, member: flags.member ?? flags.pod, via: parsed.via };
       if (parsed.destination.kind === 'stdout' && restrictStdoutFile(1)) log.debug(1, 'stdout is a regular file: made it mode 0600');
-      const record = await runBackup(options, kubeBackupDeps(kube, flags, log));
-      if (parsed.output) process.stdout.write(await formatRecord(record, parsed.output));
+      const record = await runBackup(options, { ...kubeBackupDeps(kube, flags, log), phases });
+      phases.end();
+      log.debug(1, `where the time went: ${renderPhases(phases.list())}`);
+      if (parsed.output) process.stdout.write(await formatRecord({ ...record, phases: phases.list() }, parsed.output));
       else (record.file === '-' ? process.stderr : process.stdout).write(describeBackup(record) + '\n');
     });
 }

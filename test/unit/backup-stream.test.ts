@@ -11,6 +11,7 @@ import { runBackup, type BackupDeps } from '../../src/backup/run.js';
 import { streamTransport } from '../../src/backup/stream-transport.js';
 import type { SnapshotTransport } from '../../src/backup/transport.js';
 import { silentLogger } from '../helpers/log.js';
+import { PhaseClock } from '../../src/ui/phases.js';
 import type { EtcdMember, EtcdTopology } from '../../src/etcd/topology.js';
 import { ensureCA, issueCert } from '../sim/pki.js';
 
@@ -112,8 +113,11 @@ describe('backup over the stream transport (real etcd, client TLS)', () => {
   it('writes a verified 0600 snapshot whose revision matches the live cluster', async () => {
     const out = await mkdtemp(join(tmpdir(), 'kubectl-etcd-out-'));
     const rev = JSON.parse(etcdctl(['endpoint', 'status', '-w', 'json']))[0].Status.header.revision;
-    const record = await runBackup({ topology: topology(), destination: { kind: 'file', path: join(out, 'snap.db') } }, deps());
+    const phases = new PhaseClock();
+    const record = await runBackup({ topology: topology(), destination: { kind: 'file', path: join(out, 'snap.db') } }, { ...deps(), phases });
     expect(record.transport).toBe('stream');
+    // stream saves and copies at once: one phase for both
+    expect(phases.list().map((p) => p.name)).toEqual(['probe', 'save+copy', 'verify', 'commit']);
     expect(record.revision).toBe(rev);
     expect(record.verified).toEqual({ size: true, sha256Trailer: true, bbolt: true });
     expect(await readdir(out)).toEqual(['snap.db']);

@@ -201,19 +201,28 @@ export async function waitInRoot(pid: number, rootfs: string, timeoutMs = 60_000
  * (nsenter -m). The namespace is held open until then, so its inode cannot pass to a new container
  * meanwhile.
  */
-export function holdMountNamespace(pid: number): { killAll(): void } | undefined {
+export function holdMountNamespace(pid: number): { killAll(): string[] } | undefined {
   let fd: number;
   try { fd = openSync(`/proc/${pid}/ns/mnt`, 'r'); } catch { return undefined; }
   const ns = mountNamespaceOf(pid);
   if (!ns) { closeSync(fd); return undefined; }
   return {
     killAll() {
+      const killed: string[] = [];
       for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number)) {
-        if (p !== process.pid && mountNamespaceOf(p) === ns) { try { process.kill(p, 'SIGKILL'); } catch { /* gone meanwhile */ } }
+        if (p === process.pid || mountNamespaceOf(p) !== ns) continue;
+        const cmd = commandLine(p);
+        try { process.kill(p, 'SIGKILL'); killed.push(`${p} ${cmd}`); } catch { /* gone meanwhile */ }
       }
       closeSync(fd);
+      return killed;
     },
   };
+}
+
+/** A process's command line (for logs), at most 120 characters. */
+export function commandLine(pid: number): string {
+  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim().slice(0, 120); } catch { return '?'; }
 }
 
 function mountNamespaceOf(pid: number): string | undefined {
@@ -227,20 +236,25 @@ function mountNamespaceOf(pid: number): string | undefined {
  * knows) everything is SIGKILLed, its process too: it is the wrapper's child in a process group of
  * its own, and would outlive the wrapper. False when all is already gone.
  */
-export function signalContainer(proc: StartedContainer, signal: NodeJS.Signals): boolean {
+export function signalContainer(proc: StartedContainer, signal: NodeJS.Signals, log?: (msg: string) => void): boolean {
   let sent = false;
+  const kill = (pid: number, sig: NodeJS.Signals) => {
+    const cmd = log ? commandLine(Math.abs(pid)) : '';
+    process.kill(pid, sig);
+    log?.(`${sig} to ${pid < 0 ? 'group ' : ''}${Math.abs(pid)} (${cmd})`);
+  };
   if (proc.main !== undefined) {
-    try { process.kill(proc.main, signal); sent = true; } catch { /* gone */ }
+    try { kill(proc.main, signal); sent = true; } catch { /* gone */ }
     if (signal !== 'SIGKILL') return sent;
   } else {
     signal = 'SIGKILL';
-    for (const c of childrenOf(proc.pid) ?? []) { try { process.kill(c, 'SIGKILL'); sent = true; } catch { /* gone */ } }
+    for (const c of childrenOf(proc.pid) ?? []) { try { kill(c, 'SIGKILL'); sent = true; } catch { /* gone */ } }
   }
   try {
-    process.kill(-proc.pid, signal);
+    kill(-proc.pid, signal);
     return true;
   } catch {
-    try { process.kill(proc.pid, signal); return true; } catch { return sent; }
+    try { kill(proc.pid, signal); return true; } catch { return sent; }
   }
 }
 

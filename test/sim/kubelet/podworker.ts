@@ -316,8 +316,9 @@ export class PodWorker {
     const stopProbes = c.spec.readinessProbe || c.spec.livenessProbe ? this.startProbes(c) : (() => { c.ready = true; this.reportStatus(); return () => undefined; })();
     const code = await exit;
     stopProbes();
-    signalContainer(c.proc, 'SIGKILL');
-    namespace?.killAll();
+    signalContainer(c.proc, 'SIGKILL', (m) => this.ctx.log(`pod ${this.key}: container ${c.name} after its exit: ${m}`));
+    const left = namespace?.killAll() ?? [];
+    this.ctx.log(`pod ${this.key}: container ${c.name} exited with ${code}${left.length ? `; killed what was left in it: ${left.join('; ')}` : ''}`);
     c.ready = false;
     c.started = false;
     const startedAt = c.state.running?.startedAt ?? now();
@@ -402,9 +403,9 @@ export class PodWorker {
       const hook = await runHook(preStop, { pid: proc.main ?? proc.pid, uid: c.uid, gid: c.gid, groups: this.supplementaryGroups(), env: c.env }, graceSeconds * 1000 + 2000);
       if (!hook.ok) this.ctx.event(this.pod, 'Warning', 'FailedPreStopHook', `PreStopHook failed: ${hook.message}`);
     }
-    signalContainer(proc, 'SIGTERM');
+    signalContainer(proc, 'SIGTERM', (m) => this.ctx.log(`pod ${this.key}: stopping container ${c.name}: ${m}`));
     // At least 2 s, as the kubelet's minimumGracePeriodInSeconds (pkg/kubelet/kuberuntime/kuberuntime_container.go).
-    const t = setTimeout(() => signalContainer(proc, 'SIGKILL'), Math.max(2000, deadline - Date.now()));
+    const t = setTimeout(() => signalContainer(proc, 'SIGKILL', (m) => this.ctx.log(`pod ${this.key}: grace period of ${c.name} over: ${m}`)), Math.max(2000, deadline - Date.now()));
     await c.exit;
     clearTimeout(t);
   }
