@@ -61,16 +61,23 @@ const START_GRACE_MS = 15_000;
 // $with_output set, a "done" answer carries the run's output: its stdout after the "done RC" line,
 // its stderr on stderr after a newline that ends the dots.
 const WAIT = [
+  // One look at the run: $started (its pid file was there) and $alive (its process was) are read
+  // together, and every decision below uses that look, never a second test of the pid file: the
+  // runner writes its pid file at any moment, and a run seen not started by one test and started
+  // by the next would read as started and not alive, "dead", while it runs.
   'live() {',
-  '  alive=',
-  '  if [ -f "$d/pid" ] && read p <"$d/pid" && kill -0 "$p" 2>/dev/null; then',
-  '    s=; read s <"/proc/$p/stat" 2>/dev/null || s=',
-  '    case "$s" in *") Z "*) ;; *) alive=1;; esac',
+  '  alive=; started=',
+  '  if [ -f "$d/pid" ] && read p <"$d/pid"; then',
+  '    started=1',
+  '    if kill -0 "$p" 2>/dev/null; then',
+  '      s=; read s <"/proc/$p/stat" 2>/dev/null || s=',
+  '      case "$s" in *") Z "*) ;; *) alive=1;; esac',
+  '    fi',
   '  fi',
   '}',
   'live',
   // a run being started (claimed, no pid yet) is waited for as well
-  'while [ "$n" -gt 0 ] && [ ! -f "$d/rc" ] && { [ -n "$alive" ] || { [ -d "$d" ] && [ ! -f "$d/pid" ]; }; }; do',
+  'while [ "$n" -gt 0 ] && [ ! -f "$d/rc" ] && { [ -n "$alive" ] || { [ -z "$started" ] && [ -d "$d" ]; }; }; do',
   '  if sleep 0.1 2>/dev/null; then n=$((n - 1)); else sleep 1; n=$((n - 10)); fi',
   '  printf . >&2',
   '  live',
@@ -79,7 +86,7 @@ const WAIT = [
   '  read rc <"$d/rc"; echo "done $rc"',
   '  if [ -n "$with_output" ]; then cat "$d/out" && printf "\\n" >&2 && cat "$d/err" >&2 || exit 98; fi',
   'elif [ -n "$alive" ]; then echo running',
-  'elif [ -f "$d/pid" ]; then echo dead',
+  'elif [ -n "$started" ]; then echo dead',
   'elif [ -d "$d" ]; then echo starting',
   'else echo absent; fi',
 ];

@@ -124,6 +124,28 @@ describe('runDetached', () => {
     await settleRun(host, target, uniqueName(), { pollMs: 20 });
   });
 
+  it('a run that writes its pid file between two looks of the waiting shell is not taken for dead (the shell preempted right after it found no pid file)', async () => {
+    // bash with its `[`/`test` builtins off runs a `[` from PATH that answers "no pid file" 0.3 s
+    // late: meanwhile the runner writes it. A waiting shell that tests the pid file again then sees
+    // a run started and not alive: "ended without an exit status" while it runs.
+    const work = mkdtempSync(join(tmpdir(), 'detached-'));
+    writeFileSync(join(work, '['), [
+      '#!/bin/sh',
+      'if [ "$1" = -f ] && [ "$3" = "]" ]; then',
+      '  case "$2" in */pid) if ! [ -f "$2" ]; then sleep 0.3; exit 1; fi;; esac',
+      'fi',
+      'exec /usr/bin/[ "$@"',
+    ].join('\n') + '\n', { mode: 0o755 });
+    const host = hostCommand().run;
+    const slowTest: ContainerCommand = (t, argv, sig) =>
+      argv[0] === 'sh' && argv[1] === '-c'
+        ? host(t, ['env', `PATH=${work}:${process.env.PATH}`, 'bash', '-c', `enable -n [ test; ${argv[2]}`, ...argv.slice(3)], sig)
+        : host(t, argv, sig);
+    const r = await runDetached(slowTest, target, { name: uniqueName(), argv: ['sh', '-c', 'sleep 0.5; exit 3'] }, { pollMs: 20 });
+    expect(r.exitCode).toBe(3);
+    rmSync(work, { recursive: true, force: true });
+  });
+
   it('writes its output files 0600', async () => {
     const name = uniqueName();
     const { run } = hostCommand();
