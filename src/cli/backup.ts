@@ -114,7 +114,6 @@ snapshot in the pod, then exits 130 (SIGINT) or 143 (SIGTERM); a second signal q
       const options: BackupOptions = { topology, destination: parsed.destination, member: flags.member ?? flags.pod, via: parsed.via };
       if (parsed.destination.kind === 'stdout' && restrictStdoutFile(1)) log.debug(1, 'stdout is a regular file: made it mode 0600');
       const record = await runBackup(options, { ...kubeBackupDeps(kube, flags, log), phases });
-      phases.end();
       log.debug(1, `where the time went: ${renderPhases(phases.list())}`);
       if (parsed.output) process.stdout.write(await formatRecord({ ...record, phases: phases.list() }, parsed.output));
       else (record.file === '-' ? process.stderr : process.stdout).write(describeBackup(record) + '\n');

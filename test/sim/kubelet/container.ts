@@ -263,8 +263,11 @@ export function signalContainer(proc: StartedContainer, signal: NodeJS.Signals, 
  * With `groups` (fsGroup, supplementalGroups) the command gets them too, as the container's own
  * process has them: setpriv sets them (and the group) before nsenter enters, as at container start.
  */
-export function execInContainerArgv(pid: number, uid: number, gid: number, argv: string[], groups: number[] = []): string[] {
-  const enter = ['/usr/bin/nsenter', '-t', String(pid), '-m', '-u', '-n', '-p', '-r', '-w'];
+export function execInContainerArgv(pid: number, uid: number, gid: number, argv: string[], groups: number[] = [], workingDir?: string): string[] {
+  // Without workingDir, the target's own; with it, named through the target's root (nsenter opens
+  // --wd before it enters the mount namespace).
+  const wd = workingDir === undefined ? '-w' : `--wd=/proc/${pid}/root${posix.resolve('/', workingDir || '/')}`;
+  const enter = ['/usr/bin/nsenter', '-t', String(pid), '-m', '-u', '-n', '-p', '-r', wd];
   if (!groups.length) return [...enter, '-S', String(uid), '-G', String(gid), '--', ...argv];
   return ['/usr/bin/setpriv', `--regid=${gid}`, `--groups=${[gid, ...groups].join(',')}`, '--', ...enter, '-S', String(uid), '--', ...argv];
 }

@@ -316,7 +316,8 @@ export class PodWorker {
     const stopProbes = c.spec.readinessProbe || c.spec.livenessProbe ? this.startProbes(c) : (() => { c.ready = true; this.reportStatus(); return () => undefined; })();
     const code = await exit;
     stopProbes();
-    signalContainer(c.proc, 'SIGKILL', (m) => this.ctx.log(`pod ${this.key}: container ${c.name} after its exit: ${m}`));
+    // Nothing is signalled by pid now: the wrapper has reaped the container's process, so its pid
+    // may already name another process. What is left in the container's mount namespace goes.
     const left = namespace?.killAll() ?? [];
     this.ctx.log(`pod ${this.key}: container ${c.name} exited with ${code}${left.length ? `; killed what was left in it: ${left.join('; ')}` : ''}`);
     c.ready = false;

@@ -10,6 +10,7 @@ import { readFile, lstat, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Json } from '../../json.js';
+import { execInContainerArgv } from '../../kubelet/container.js';
 
 /** DIR/runtime/pods/NS/POD/CONTAINER.json as the kubelet writes it. */
 export interface ContainerRuntime {
@@ -94,14 +95,9 @@ export function containerEnv(c: ContainerRuntime): Record<string, string> {
   return env;
 }
 
-/** The argv (program first) that runs `argv` inside the container as its user. */
+/** The argv (program first) that runs `argv` inside the container as its user, in its workingDir. */
 export function nsenterArgs(c: ContainerRuntime, argv: string[]): string[] {
-  // nsenter opens --wd before entering the mount namespace: name the dir through the target's root.
-  const enter = ['/usr/bin/nsenter', '--target', String(c.pid), '--mount', '--uts', '--net', '--pid', '--root', `--wd=/proc/${c.pid}/root${path.posix.resolve('/', c.workingDir || '/')}`];
-  const groups = c.groups ?? [];
-  if (!groups.length) return [...enter, '-S', String(c.uid ?? 0), '-G', String(c.gid ?? 0), '--', ...argv];
-  // Group and supplementary groups first (setpriv, on the host), the user by nsenter once inside.
-  return ['/usr/bin/setpriv', `--regid=${c.gid ?? 0}`, `--groups=${[c.gid ?? 0, ...groups].join(',')}`, '--', ...enter, '-S', String(c.uid ?? 0), '--', ...argv];
+  return execInContainerArgv(c.pid ?? 0, c.uid ?? 0, c.gid ?? 0, argv, c.groups ?? [], c.workingDir || '/');
 }
 
 /**
