@@ -32,6 +32,28 @@ async function selectorOf(kube: KubeContext, namespace: string, kind: WorkloadKi
   }
 }
 
+/** How long preflight waits for someone else's terminating pod that holds a utility pod's name. */
+const TERMINATING_WAIT_MS = 2 * 60_000;
+
+const RESTORE_LABELS = ['kubectl-etcd/restore', 'kubectl-etcd/member'] as const;
+
+function labelsOf(pod: { metadata?: { labels?: Record<string, string> } } | undefined): Record<string, string> {
+  return pod?.metadata?.labels ?? {};
+}
+
+/** Whether a manifest is a restore's utility pod (labelled with its restore and member). */
+function isRestorePod(manifest: object): boolean {
+  const want = labelsOf(manifest);
+  return RESTORE_LABELS.every((k) => !!want[k]);
+}
+
+/** Whether an existing pod is the utility pod `manifest` describes: same restore, same member. */
+function partOfRestore(manifest: object, existing: V1Pod): boolean {
+  const want = labelsOf(manifest);
+  const have = labelsOf(existing);
+  return RESTORE_LABELS.every((k) => !!want[k] && have[k] === want[k]);
+}
+
 function podRunning(pod: V1Pod | undefined): boolean {
   return !!pod && !pod.metadata?.deletionTimestamp && pod.status?.phase === 'Running' &&
     (pod.status?.containerStatuses ?? []).every((c) => c.ready || c.state?.running);
@@ -77,9 +99,7 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
           // Ours from an earlier attempt: keep it if it runs, replace it if it ended. A pod of the
           // same name that lacks this restore's labels is someone else's: never exec into it.
           const existing = await getPod(kube, namespace, name);
-          const want = (manifest as { metadata: { labels?: Record<string, string> } }).metadata.labels ?? {};
-          const have = existing.metadata?.labels ?? {};
-          if (['kubectl-etcd/restore', 'kubectl-etcd/member'].some((k) => !want[k] || have[k] !== want[k])) {
+          if (!partOfRestore(manifest, existing)) {
             throw new PluginError(
               `pod "${name}" already exists in namespace "${namespace}" and is not part of this restore`,
               `delete it (kubectl delete pod ${name} -n ${namespace}) and run \`kubectl etcd restore --resume\``,
@@ -113,16 +133,40 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
       }
     },
     admitPod: (manifest) => r(async () => {
-      try {
-        await kube.core.createNamespacedPod({ namespace, body: manifest as V1Pod, dryRun: 'All' });
-        return undefined;
-      } catch (err) {
-        const e = apiError(err, `create pod "${manifest.metadata.name}" (dry run) in namespace "${namespace}"`);
-        // Admitted: the name is only taken (by this restore's own pod from an earlier attempt, say).
-        if (e instanceof ConflictError) return undefined;
-        const code = (err as { code?: unknown }).code;
-        if (code === 403 || code === 422 || code === 400) return e.message;
-        throw e;
+      const name = manifest.metadata.name;
+      for (;;) {
+        try {
+          await kube.core.createNamespacedPod({ namespace, body: manifest as V1Pod, dryRun: 'All' });
+          return undefined;
+        } catch (err) {
+          const e = apiError(err, `create pod "${name}" (dry run) in namespace "${namespace}"`);
+          if (e instanceof ConflictError) {
+            // A member pod's name is its running member's: admitted, the name is only taken.
+            if (!isRestorePod(manifest)) return undefined;
+            // A utility pod of this restore (an earlier attempt) is used again; anyone else's is
+            // never used or deleted: createPodAndWait would stop there, after etcd was stopped.
+            const existing = await readOrUndefined(() => kube.core.readNamespacedPod({ name, namespace }), `get pod "${name}" in namespace "${namespace}"`);
+            if (!existing) continue;
+            if (partOfRestore(manifest, existing)) return undefined;
+            if (!existing.metadata?.deletionTimestamp) {
+              throw new PluginError(
+                `pod "${name}" already exists in namespace "${namespace}" and is not part of this restore (the restore needs that name for a utility pod)`,
+                `delete it (kubectl delete pod ${name} -n ${namespace}) and restore again; nothing was changed`,
+              );
+            }
+            // Terminating (a manual attempt's pod, say): it goes by itself; wait, then ask again.
+            await waitForPodGone(kube, namespace, name, TERMINATING_WAIT_MS, existing.metadata.uid).catch((waited: unknown) => {
+              throw new PluginError(
+                `pod "${name}" in namespace "${namespace}" is not part of this restore and is still terminating (${(waited as Error).message})`,
+                `wait until it is gone (kubectl wait --for=delete pod/${name} -n ${namespace}; check its finalizers) and restore again; nothing was changed`,
+              );
+            });
+            continue;
+          }
+          const code = (err as { code?: unknown }).code;
+          if (code === 403 || code === 422 || code === 400) return e.message;
+          throw e;
+        }
       }
     }),
     async deletePodAndWait(name) {

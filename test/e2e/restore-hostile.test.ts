@@ -176,6 +176,40 @@ describe('kubectl etcd restore there', () => {
     }
   });
 
+  it('someone else\'s pod holds a utility pod\'s name: refused in preflight, before any change, and left alone; one still terminating is waited for', async () => {
+    // The name a restore needs, taken by a pod without its labels (a manual attempt's, say). The
+    // naive way passes a dry-run create (AlreadyExists is no refusal), stops etcd, and then meets
+    // the name taken when it creates the pod.
+    const foreign = { ...JSON.parse(JSON.stringify(planned)) as Pod, metadata: { name: 'etcd-utility-0', namespace: NS, finalizers: ['example.com/hold'] } };
+    const dry = await cluster.kubectl(['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(foreign) });
+    expect(dry.code, dry.stderr).toBe(0);
+    await ok(['create', '-f', '-'], JSON.stringify(foreign));
+    const uid = (await ok(['-n', NS, 'get', 'pod', 'etcd-utility-0', '-o', 'jsonpath={.metadata.uid}'])).trim();
+    const taken = await cluster.kubectl(['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(planned) });
+    expect(taken.stderr).toMatch(/AlreadyExists|already exists/);
+    try {
+      const line = await refusedBeforeChange(cluster, state, ['restore', snapshot, '-n', NS, '--yes', '--no-safety-backup']);
+      expect(line).toBe(`error: pod "etcd-utility-0" already exists in namespace "${NS}" and is not part of this restore (the restore needs that name for a utility pod); delete it (kubectl delete pod etcd-utility-0 -n ${NS}) and restore again; nothing was changed`);
+      expect((await ok(['-n', NS, 'get', 'pod', 'etcd-utility-0', '-o', 'jsonpath={.metadata.uid}'])).trim()).toBe(uid);
+
+      // Terminating (held by its finalizer here): preflight waits for it to go, then plans.
+      await ok(['-n', NS, 'delete', 'pod', 'etcd-utility-0', '--wait=false']);
+      const plan = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--dry-run']);
+      let ended = false;
+      void plan.done.then(() => { ended = true; });
+      await new Promise((res) => setTimeout(res, 3000));
+      expect(ended).toBe(false);
+      await ok(['-n', NS, 'patch', 'pod', 'etcd-utility-0', '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+      const r = await plan.done;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('etcd-utility-0');
+      expect(r.stderr).toContain('dry run: nothing was changed');
+    } finally {
+      await cluster.kubectl(['-n', NS, 'patch', 'pod', 'etcd-utility-0', '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+      await cluster.kubectl(['-n', NS, 'delete', 'pod', 'etcd-utility-0', '--ignore-not-found', '--wait=true']);
+    }
+  }, 300_000);
+
   it('a member\'s node cordoned, or tainted after the member was scheduled: a deleted member never comes back there (the naive way); restore refuses in preflight, before any change', async () => {
     const node = (await ok(['-n', NS, 'get', 'pod', 'etcd-1', '-o', 'jsonpath={.spec.nodeName}'])).trim();
     const keys = await keysOn(cluster, B, 'etcd-0', '/test/');

@@ -285,10 +285,13 @@ describe('restarts', () => {
     const r = await cluster.sim(['fault', 'kill-container', 'uc1/kube-etcd-2', 'kube-etcd']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/sent SIGKILL to container "kube-etcd" of pod "uc1\/kube-etcd-2"/);
+    // Within the test's own timeout, so that a failure says what the pod and the kubelet did.
     const after = await waitFor('kube-etcd-2 restarted and Ready', async () => {
       const p = await podJson('uc1', 'kube-etcd-2');
-      return p.status.containerStatuses[0].restartCount > count && readyOf(p) === 'True' ? p : undefined;
-    });
+      if (p.status.containerStatuses[0].restartCount > count && readyOf(p) === 'True') return p;
+      const kubelet = (existsSync(join(cluster.dir, 'logs', 'kubelet.log')) ? readFileSync(join(cluster.dir, 'logs', 'kubelet.log'), 'utf8') : '').split('\n').filter((l) => l.includes('kube-etcd-2')).slice(-15).join('\n');
+      throw new Error(`Ready ${readyOf(p)}, container status ${JSON.stringify(p.status.containerStatuses[0])}; kubelet log:\n${kubelet}`);
+    }, 90_000);
     expect(after.metadata.uid).toBe(before.metadata.uid);
     expect(after.status.containerStatuses[0].lastState.terminated).toMatchObject({ exitCode: 137, reason: 'Error' });
     expect(JSON.parse(ok(await etcdIn('kube-etcd-2', 'endpoint health -w json')))).toMatchObject([{ endpoint: 'https://127.0.0.1:2379', health: true }]);

@@ -50,6 +50,36 @@ describe('createPodAndWait with a pod of the same name already there (S3)', () =
   });
 });
 
+describe('admitPod with the name already taken', () => {
+  const { manifest } = utilityPodManifest({ member, image: 'etcd:3.4', stamp: '20260101T000000Z' });
+  const taken = (labels: Record<string, string>, calls: string[]) => fakeKube({
+    createNamespacedPod: async () => { calls.push('create'); throw apiException(409, 'pods "etcd-utility-0" already exists'); },
+    readNamespacedPod: async () => { calls.push('read'); return { metadata: { name: 'etcd-utility-0', uid: 'u1', labels }, status: { phase: 'Running' } }; },
+    deleteNamespacedPod: async () => { calls.push('delete'); return {}; },
+  });
+
+  it('refuses someone else\'s pod before any change, and leaves it alone', async () => {
+    const calls: string[] = [];
+    const err = await kubeRestoreCluster(taken({ run: 'manual' }, calls), 'uc1').admitPod(manifest).then(() => undefined, (e: unknown) => e as PluginError);
+    expect(`${err!.message}; ${err!.hint}`).toBe(
+      'pod "etcd-utility-0" already exists in namespace "uc1" and is not part of this restore (the restore needs that name for a utility pod); delete it (kubectl delete pod etcd-utility-0 -n uc1) and restore again; nothing was changed',
+    );
+    expect(calls).toEqual(['create', 'read']);
+  });
+
+  it('admits this restore\'s own pod from an earlier attempt', async () => {
+    const calls: string[] = [];
+    await expect(kubeRestoreCluster(taken(manifest.metadata.labels as Record<string, string>, calls), 'uc1').admitPod(manifest)).resolves.toBeUndefined();
+  });
+
+  it('admits a member pod whose name its running member holds', async () => {
+    const calls: string[] = [];
+    const memberPod = { metadata: { name: 'kube-etcd-0', namespace: 'uc1', labels: { app: 'etcd' } } };
+    await expect(kubeRestoreCluster(taken({ app: 'etcd' }, calls), 'uc1').admitPod(memberPod)).resolves.toBeUndefined();
+    expect(calls).toEqual(['create']);
+  });
+});
+
 describe('createPodAndWait owned by the journal ConfigMap', () => {
   it('creates the utility pod with an ownerReference to the ConfigMap, so deleting the journal collects it', async () => {
     const { manifest } = utilityPodManifest({ member, image: 'etcd:3.4', stamp: '20260101T000000Z' });
