@@ -9,7 +9,7 @@ import { SINGLE_NS } from '../fixture.js';
 import type { BenchCluster } from '../lib/cluster.js';
 import { alternate, median } from '../lib/stats.js';
 import { medianPhases } from './backup.js';
-import { manualRestore, snapshotRestoreCommand } from './runbook.js';
+import { manualRestore, runbookPodsGone, snapshotRestoreCommand } from './runbook.js';
 
 /** A restore target: namespace, members, and every pod the namespace holds when healthy. */
 interface Target {
@@ -120,7 +120,14 @@ export async function benchRestore(c: BenchCluster, etcd: EtcdMinor, rounds: num
     };
   };
   const variants = [
-    { name: 'manual runbook, 3 members', run: timed(anthos, 'manual runbook', () => manualRestore(c, etcd, anthos.ns, 3, anthos.snapshot, outDir)) },
+    {
+      name: 'manual runbook, 3 members',
+      run: async () => {
+        const seconds = await timed(anthos, 'manual runbook', () => manualRestore(c, etcd, anthos.ns, 3, anthos.snapshot, outDir))();
+        await runbookPodsGone(c, anthos.ns, 3);
+        return seconds;
+      },
+    },
     ...(available.ok
       ? [
           { name: 'plugin, 3 members', run: timed(anthos, 'plugin restore', plugin(anthos, 'plugin, 3 members')) },

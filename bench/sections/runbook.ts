@@ -11,6 +11,7 @@
 // `rollout restart`; with healthy members that restarts one restored member next to two old ones
 // and it crash-loops (raft "tocommit out of range"). So the script stops etcd first (scale the
 // StatefulSet to 0, noting each member's node) and scales it back to N at the end.
+// The utility pods are deleted without waiting for them to go (see manualRestore).
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EtcdMinor } from '../../test/sim/etcd-versions.js';
@@ -67,7 +68,9 @@ export async function manualRestore(c: BenchCluster, etcd: EtcdMinor, ns: string
       `cp -r ${restored}/* /var/lib/etcd/`,
       `rm -rf ${restored} /snapshot.db`,
     ].join('\n')]);
-    await k(['delete', 'pod', util]);
+    // An operator who moves on: the vendor's pod runs `sh` as PID 1 with no TERM handler, so a
+    // waiting delete takes its whole 30 s grace period (benchRestore waits for them, untimed).
+    await k(['delete', 'pod', util, '--wait=false']);
   }
   // 3. Start etcd on the restored data, bring the writers back.
   await k(['scale', 'statefulset', 'kube-etcd', `--replicas=${members}`]);
@@ -75,6 +78,17 @@ export async function manualRestore(c: BenchCluster, etcd: EtcdMinor, ns: string
   await k(['scale', 'statefulset', 'kube-apiserver', `--replicas=${members}`]);
   await k(['scale', 'deployment', 'gke-master-etcd-maintenance', '--replicas=1']);
   if (pdb.code === 0) await k(['create', '-f', pdbFile]);
+}
+
+/** Waits (untimed) until the runbook's utility pods, deleted without waiting, are gone. */
+export async function runbookPodsGone(c: BenchCluster, ns: string, members: number): Promise<void> {
+  const names = Array.from({ length: members }, (_, i) => `etcd-utility-${i}`);
+  for (const deadline = Date.now() + 120_000; ;) {
+    const r = await c.kubectlMust(['-n', ns, 'get', 'pod', ...names, '--ignore-not-found', '-o', 'name']);
+    if (!r.stdout.trim()) return;
+    if (Date.now() > deadline) throw new Error(`the runbook's utility pods in "${ns}" are still there after 2 minutes: ${r.stdout.trim()}`);
+    await new Promise((res) => setTimeout(res, 1000));
+  }
 }
 
 /** The runbook's utility pod: pinned to the member's node, its PVC at /var/lib/etcd, the certs mounted. */

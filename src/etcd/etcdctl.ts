@@ -100,6 +100,12 @@ export function keyCount(t: EtcdctlTarget): EtcdCommand {
   return { argv: ['etcdctl', ...connection(t), 'get', '', '--prefix', '--keys-only', '--limit=1', '-w', 'json'], env: { ...API3 } };
 }
 
+/** `etcdctl move-leader HEXID`: sent to the leader's endpoint (etcdctl asks each endpoint it is given for the leader). */
+export function moveLeader(t: EtcdctlTarget, transfereeHex: string): EtcdCommand {
+  if (!/^[0-9a-f]{1,16}$/.test(transfereeHex)) throw new Error(`not a member ID: "${transfereeHex}"`);
+  return { argv: ['etcdctl', ...connection(t), 'move-leader', transfereeHex], env: { ...API3 } };
+}
+
 /** `etcdctl alarm list`. */
 export function alarmList(t: EtcdctlTarget): EtcdCommand {
   return { argv: ['etcdctl', ...connection(t), 'alarm', 'list'], env: { ...API3 } };

@@ -86,6 +86,17 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
         until: (pods) => replicas === 0 ? pods.length === 0 : pods.filter(isPodReady).length >= replicas,
       }));
     },
+    async scaleDown(statefulSet, replicas) {
+      await r(() => scaleWorkload(kube, { kind: 'StatefulSet', name: statefulSet, namespace }, replicas));
+      const labelSelector = await r(() => selectorOf(kube, namespace, 'StatefulSet', statefulSet));
+      await r(() => waitForPods(kube, {
+        namespace,
+        labelSelector,
+        timeoutMs: POD_TIMEOUT_MS,
+        what: `statefulset "${statefulSet}" to be down to ${replicas} pod${replicas === 1 ? '' : 's'}`,
+        until: (pods) => pods.length <= replicas,
+      }));
+    },
     async createPodAndWait(manifest, opts = {}) {
       const name = manifest.metadata.name;
       const owner = opts.ownerConfigMap ? await r(() => configMapOwner(kube, namespace, opts.ownerConfigMap!)) : undefined;

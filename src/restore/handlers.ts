@@ -12,6 +12,7 @@ import { restoreCommand } from './manifests.js';
 import type { MemberPlan, RestorePlan } from './plan.js';
 import type { RunnerDeps } from './runner.js';
 import type { PlanStep, StepKind, StepOf } from './steps.js';
+import { leaderLast } from './stop-order.js';
 
 /** What a handler works with: the plan, the journal state, the collaborators. */
 export interface StepContext {
@@ -72,7 +73,15 @@ export const STEP_HANDLERS: { [K in StepKind]: Handler<K> } = {
     }
     await ctx.deps.cluster.waitRolledOut(name);
   },
-  'etcd-stop': (ctx) => ctx.deps.cluster.scale('StatefulSet', ctx.plan.workload.name, 0, true),
+  async 'etcd-stop'(ctx) {
+    const name = ctx.plan.workload.name;
+    // The leader stops last, alone: stopped together with its peers it waits 7 s (stop-order.ts).
+    const members = ctx.plan.members.map((m) => m.member);
+    if (members.length > 1 && members.length === ctx.state.etcdReplicas && await leaderLast(members, ctx.deps.pods.run)) {
+      await ctx.deps.cluster.scaleDown(name, 1);
+    }
+    await ctx.deps.cluster.scale('StatefulSet', name, 0, true);
+  },
   async utility(ctx, s) {
     await ctx.deps.cluster.createPodAndWait(memberOf(ctx.plan, s.member).utilityPod, journalOwned(ctx.plan));
     (ctx.podsReady ??= new Set()).add(s.member);

@@ -20,6 +20,8 @@ export interface RestoreCluster {
   getReplicas(kind: WorkloadKind, name: string): Promise<number>;
   /** Sets spec.replicas; with wait, returns once the workload has that many pods (0: all gone). */
   scale(kind: WorkloadKind, name: string, replicas: number, wait: boolean): Promise<void>;
+  /** Scales a StatefulSet down to `replicas` and waits until only that many of its pods are left (the others gone). */
+  scaleDown(statefulSet: string, replicas: number): Promise<void>;
   /**
    * Creates a pod (an existing pod of the same name is kept) and waits until it runs; with
    * ownerConfigMap the pod is owned by that ConfigMap (deleting it collects the pod).

@@ -37,6 +37,7 @@ function harness(failOn?: string, atRisk: string[] = []) {
   const cluster: RestoreCluster = {
     getReplicas: async () => replicas,
     scale: async (kind, name, n) => { calls.push(`scale ${kind}/${name}=${n}`); if (name === 'kube-etcd') replicas = n; },
+    scaleDown: async (name, n) => { calls.push(`scale-down ${name}=${n}`); if (name === 'kube-etcd') replicas = n; },
     createPodAndWait: async (m) => { calls.push(`create ${m.metadata.name}`); },
     admitPod: async () => undefined,
     deletePodAndWait: async (name) => { calls.push(`delete ${name}`); },
