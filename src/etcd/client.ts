@@ -66,6 +66,14 @@ export function readServerNames(port: number, tls: EtcdTlsMaterial): Promise<str
   });
 }
 
+/**
+ * HTTP/2 flow-control window of the client (connection and streams). With the default 64 KiB a
+ * snapshot stream moves one window per round trip through the port-forward (WebSocket or SPDY
+ * through the API server and the kubelet), whatever the bandwidth. A window is what the client
+ * may hold unread: 8 MiB stays far below the memory target.
+ */
+const FLOW_CONTROL = { 'grpc-node.flow_control_window': 8 << 20 };
+
 /** Options for connectEtcdClient. */
 export interface EtcdClientOptions {
   port: number;
@@ -79,13 +87,13 @@ export interface EtcdClientOptions {
 /** Connects an etcd3 client to the local forward, verifying TLS with a name from the member's certificate. */
 export async function connectEtcdClient(opts: EtcdClientOptions): Promise<Etcd3> {
   const common = { dialTimeout: opts.dialTimeoutMs ?? 15_000 };
-  if (!opts.tls) return new Etcd3({ ...common, hosts: `http://127.0.0.1:${opts.port}` });
+  if (!opts.tls) return new Etcd3({ ...common, hosts: `http://127.0.0.1:${opts.port}`, grpcOptions: { ...FLOW_CONTROL } });
   const names = await readServerNames(opts.port, opts.tls);
   const serverName = chooseServerName(names, opts.preferredNames ?? []);
   return new Etcd3({
     ...common,
     hosts: `https://127.0.0.1:${opts.port}`,
     credentials: { rootCertificate: opts.tls.ca, certChain: opts.tls.cert, privateKey: opts.tls.key },
-    grpcOptions: serverName ? { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName } : {},
+    grpcOptions: { ...FLOW_CONTROL, ...(serverName ? { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName } : {}) },
   });
 }
