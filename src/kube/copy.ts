@@ -39,13 +39,17 @@ export interface CopyOutResult {
 }
 
 /** Streams one regular file out of a pod (`tar cf - -C DIR BASE` parsed with tar-stream) into destination. */
+/** What a copy may hold in memory between the pod and the destination, at most (twice: tar and the relay). */
+const RELAY_BUFFER = 1 << 20;
+
 export async function copyFileOutOfPod(kube: KubeStreamAccess, opts: CopyOutOptions): Promise<CopyOutResult> {
   const where = `"${opts.path}" in pod "${opts.namespace}/${opts.pod}"`;
   const dir = posix.dirname(opts.path);
   const base = posix.basename(opts.path);
   const hash = opts.sha256 === false ? undefined : createHash('sha256');
   const stderr = tailCollector(4096);
-  const extract = tar.extract();
+  // Room for a few of the API server's frames: at its 16 KiB default every frame paused the socket.
+  const extract = tar.extract({ highWaterMark: RELAY_BUFFER } as Parameters<typeof tar.extract>[0]);
   let entries = 0;
   let bytes = 0;
   let mode = 0;
@@ -130,7 +134,9 @@ export function relay(from: Readable, to: Writable, end: boolean, onChunk: (chun
     const onData = (chunk: Buffer) => {
       if (to.destroyed || to.writableEnded) return onToClose();
       onChunk(chunk);
-      if (!to.write(chunk) && !waiting) {
+      // Waits for the destination only once it holds RELAY_BUFFER: waiting for each write of a
+      // small buffer (a file's 16 KiB) turned every chunk into a round trip to the disk thread.
+      if (!to.write(chunk) && !waiting && to.writableLength >= RELAY_BUFFER) {
         waiting = true;
         from.pause();
         to.once('drain', onDrain);

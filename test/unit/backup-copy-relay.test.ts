@@ -38,6 +38,22 @@ describe('relay', () => {
     expect(from.destroyed).toBe(true);
   });
 
+  it('holds at most about 1 MiB for a destination that does not take it, then waits (backpressure, not memory)', async () => {
+    const from = endlessSource();
+    const to = stuckDestination();
+    to.on('error', () => {});
+    const done = relay(from, to, true, () => {});
+    await new Promise((r) => setTimeout(r, 50));
+    // written ahead of a 16 KiB destination: up to 1 MiB and one chunk, never the whole source
+    expect(to.writableLength).toBeGreaterThanOrEqual(1 << 20);
+    expect(to.writableLength).toBeLessThanOrEqual((1 << 20) + (64 << 10));
+    const produced = from.produced();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(from.produced()).toBeLessThanOrEqual(produced + 2);
+    to.destroy();
+    await expect(done).rejects.toThrow();
+  });
+
   it('rejects at once when the destination is already destroyed', async () => {
     const from = endlessSource();
     const to = new PassThrough();
