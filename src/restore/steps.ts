@@ -149,7 +149,7 @@ export function planSteps(input: StepInput): PlanStep[] {
   if (!oneAtATime) steps.push(...keepSteps);
   const holdClaims = scalingDeletesClaims(workload, input.inPlace);
   if (holdClaims) steps.push(step('retention-hold', holdTitle(workload.name), {}));
-  if (scaled) steps.push(step('etcd-stop', `scale statefulset "${workload.name}" to 0 and wait until its pods are gone`, {}));
+  if (scaled) steps.push(step('etcd-stop', `scale statefulset "${workload.name}" to 0, its leader last, and wait until its pods are gone`, {}));
   if (oneAtATime) steps.push(...utilitySteps, ...keepSteps);
   for (const m of members) {
     const member = m.member.name;
