@@ -87,7 +87,7 @@ export interface EtcdClientOptions {
 /** Connects an etcd3 client to the local forward, verifying TLS with a name from the member's certificate. */
 export async function connectEtcdClient(opts: EtcdClientOptions): Promise<Etcd3> {
   const common = { dialTimeout: opts.dialTimeoutMs ?? 15_000 };
-  if (!opts.tls) return new Etcd3({ ...common, hosts: `http://127.0.0.1:${opts.port}`, grpcOptions: { ...FLOW_CONTROL } });
+  if (!opts.tls) return new Etcd3({ ...common, hosts: `http://127.0.0.1:${opts.port}`, grpcOptions: FLOW_CONTROL });
   const names = await readServerNames(opts.port, opts.tls);
   const serverName = chooseServerName(names, opts.preferredNames ?? []);
   return new Etcd3({

@@ -38,10 +38,10 @@ export interface CopyOutResult {
   sha256?: string;
 }
 
-/** Streams one regular file out of a pod (`tar cf - -C DIR BASE` parsed with tar-stream) into destination. */
 /** What a copy may hold in memory between the pod and the destination, at most (twice: tar and the relay). */
 const RELAY_BUFFER = 1 << 20;
 
+/** Streams one regular file out of a pod (`tar cf - -C DIR BASE` parsed with tar-stream) into destination. */
 export async function copyFileOutOfPod(kube: KubeStreamAccess, opts: CopyOutOptions): Promise<CopyOutResult> {
   const where = `"${opts.path}" in pod "${opts.namespace}/${opts.pod}"`;
   const dir = posix.dirname(opts.path);

@@ -63,6 +63,11 @@ function podRunning(pod: V1Pod | undefined): boolean {
 export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry?: (err: unknown) => void): RestoreCluster {
   const r = <T>(fn: () => Promise<T>) => retrying(fn, onRetry);
   const run = containerCommand(kube, { retry: {} });
+  /** Waits until the workload's pods (by its selector) satisfy `until`. */
+  const waitWorkloadPods = async (kind: WorkloadKind, name: string, what: string, until: (pods: V1Pod[]) => boolean) => {
+    const labelSelector = await r(() => selectorOf(kube, namespace, kind, name));
+    await r(() => waitForPods(kube, { namespace, labelSelector, timeoutMs: POD_TIMEOUT_MS, what, until }));
+  };
   return {
     getReplicas: (kind, name) => r(async () => {
       try {
@@ -77,25 +82,12 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
     async scale(kind, name, replicas, wait) {
       await r(() => scaleWorkload(kube, { kind, name, namespace }, replicas));
       if (!wait) return;
-      const labelSelector = await r(() => selectorOf(kube, namespace, kind, name));
-      await r(() => waitForPods(kube, {
-        namespace,
-        labelSelector,
-        timeoutMs: POD_TIMEOUT_MS,
-        what: replicas === 0 ? `the pods of ${kind.toLowerCase()} "${name}" to be gone` : `${replicas} ready pods of ${kind.toLowerCase()} "${name}"`,
-        until: (pods) => replicas === 0 ? pods.length === 0 : pods.filter(isPodReady).length >= replicas,
-      }));
+      const what = replicas === 0 ? `the pods of ${kind.toLowerCase()} "${name}" to be gone` : `${replicas} ready pods of ${kind.toLowerCase()} "${name}"`;
+      await waitWorkloadPods(kind, name, what, (pods) => replicas === 0 ? pods.length === 0 : pods.filter(isPodReady).length >= replicas);
     },
     async scaleDown(statefulSet, replicas) {
       await r(() => scaleWorkload(kube, { kind: 'StatefulSet', name: statefulSet, namespace }, replicas));
-      const labelSelector = await r(() => selectorOf(kube, namespace, 'StatefulSet', statefulSet));
-      await r(() => waitForPods(kube, {
-        namespace,
-        labelSelector,
-        timeoutMs: POD_TIMEOUT_MS,
-        what: `statefulset "${statefulSet}" to be down to ${replicas} pod${replicas === 1 ? '' : 's'}`,
-        until: (pods) => pods.length <= replicas,
-      }));
+      await waitWorkloadPods('StatefulSet', statefulSet, `statefulset "${statefulSet}" to be down to ${replicas} pod${replicas === 1 ? '' : 's'}`, (pods) => pods.length <= replicas);
     },
     async createPodAndWait(manifest, opts = {}) {
       const name = manifest.metadata.name;
