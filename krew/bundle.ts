@@ -18,6 +18,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { build, type Plugin } from 'esbuild';
+import { RUNTIME_V8_FLAGS } from '../src/cli/heap.js';
 import { LAZY_CODE_CACHE_STATE_KEY } from '../src/version.js';
 
 const require = createRequire(import.meta.url);
@@ -159,7 +160,10 @@ globalThis[Symbol.for(${JSON.stringify(LAZY_KEY)})] = (key) => {
 };
 `;
 
-const COMMON = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', legalComments: 'eof', logLevel: 'warning' } as const;
+// Minified (names kept: error text and class names read the same): the lazy chunk's source is
+// 2.6 MB instead of 7.3, and V8 keeps a script's source in memory; a 70 MiB backup by stream
+// peaked 15 MiB lower (farm-bench, 9 pairs: 128 vs 143 MiB) and took as long (1.03x wall).
+const COMMON = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', legalComments: 'eof', logLevel: 'warning', minify: true, keepNames: true } as const;
 
 /**
  * Writes the main chunk (src/cli/main.ts) to outFile and the lazy chunk to LAZY_CHUNK beside it;
@@ -208,6 +212,8 @@ export async function bundlePlugin(repoRoot: string, outFile: string): Promise<s
  */
 export async function writeLazyCodeCache(node: string, bundle: string, out: string): Promise<void> {
   const script = [
+    // the flags the plugin sets when it runs (V8 rejects a cache made under other flags)
+    `require('node:v8').setFlagsFromString(${JSON.stringify(RUNTIME_V8_FLAGS)});`,
     `globalThis[Symbol.for(${JSON.stringify(BUILD_KEY)})] = (s) => require('node:fs').writeFileSync(${JSON.stringify(out)}, s.createCachedData());`,
     `require(${JSON.stringify(bundle)});`,
     `globalThis[Symbol.for(${JSON.stringify(LAZY_KEY)})]('');`,

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { exitCodeOf, formatError, ExitCode } from '../errors.js';
 import { VERSION } from '../version.js';
 import { complete, formatCompletion } from './completion.js';
+import { keepYoungGenerationSmall } from './heap.js';
 import { addKubeFlags } from './kubeflags.js';
 import * as backup from './backup.js';
 import * as inspect from './inspect.js';
@@ -62,6 +63,7 @@ export function watchStdout(stdout: NodeJS.EventEmitter, exit: (code: number) =>
 
 /** Entry point: parses argv, runs the command, maps any error to one stderr line and an exit code. */
 export async function run(argv: string[]): Promise<void> {
+  keepYoungGenerationSmall();
   watchStdout(process.stdout, (code) => process.exit(code), process.stderr);
   const program = buildProgram();
   // kubectl_complete-etcd (kubectl's plugin completion) calls `kubectl-etcd __complete WORD… CURRENT`.
