@@ -54,6 +54,34 @@ function partOfRestore(manifest: object, existing: V1Pod): boolean {
   return RESTORE_LABELS.every((k) => !!want[k] && have[k] === want[k]);
 }
 
+/**
+ * A dry-run create of `manifest` met a pod of the same name. True when that is admitted as it is:
+ * a member pod (its running member holds the name), or this restore's own utility pod from an
+ * earlier attempt (used again). False once the name is free to ask again: the pod went, or someone
+ * else's terminating pod (a manual attempt's, say) was waited out. Someone else's live pod is
+ * refused: it is never used or deleted, and createPodAndWait would stop there, after etcd was stopped.
+ */
+async function admitTakenName(kube: KubeContext, namespace: string, manifest: { metadata: { name: string } }): Promise<boolean> {
+  if (!isRestorePod(manifest)) return true;
+  const name = manifest.metadata.name;
+  const existing = await readOrUndefined(() => kube.core.readNamespacedPod({ name, namespace }), `get pod "${name}" in namespace "${namespace}"`);
+  if (!existing) return false;
+  if (partOfRestore(manifest, existing)) return true;
+  if (!existing.metadata?.deletionTimestamp) {
+    throw new PluginError(
+      `pod "${name}" already exists in namespace "${namespace}" and is not part of this restore (the restore needs that name for a utility pod)`,
+      `delete it (kubectl delete pod ${name} -n ${namespace}) and restore again; nothing was changed`,
+    );
+  }
+  await waitForPodGone(kube, namespace, name, TERMINATING_WAIT_MS, existing.metadata.uid).catch((waited: unknown) => {
+    throw new PluginError(
+      `pod "${name}" in namespace "${namespace}" is not part of this restore and is still terminating (${(waited as Error).message})`,
+      `wait until it is gone (kubectl wait --for=delete pod/${name} -n ${namespace}; check its finalizers) and restore again; nothing was changed`,
+    );
+  });
+  return false;
+}
+
 function podRunning(pod: V1Pod | undefined): boolean {
   return !!pod && !pod.metadata?.deletionTimestamp && pod.status?.phase === 'Running' &&
     (pod.status?.containerStatuses ?? []).every((c) => c.ready || c.state?.running);
@@ -136,34 +164,14 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
       }
     },
     admitPod: (manifest) => r(async () => {
-      const name = manifest.metadata.name;
       for (;;) {
         try {
           await kube.core.createNamespacedPod({ namespace, body: manifest as V1Pod, dryRun: 'All' });
           return undefined;
         } catch (err) {
-          const e = apiError(err, `create pod "${name}" (dry run) in namespace "${namespace}"`);
+          const e = apiError(err, `create pod "${manifest.metadata.name}" (dry run) in namespace "${namespace}"`);
           if (e instanceof ConflictError) {
-            // A member pod's name is its running member's: admitted, the name is only taken.
-            if (!isRestorePod(manifest)) return undefined;
-            // A utility pod of this restore (an earlier attempt) is used again; anyone else's is
-            // never used or deleted: createPodAndWait would stop there, after etcd was stopped.
-            const existing = await readOrUndefined(() => kube.core.readNamespacedPod({ name, namespace }), `get pod "${name}" in namespace "${namespace}"`);
-            if (!existing) continue;
-            if (partOfRestore(manifest, existing)) return undefined;
-            if (!existing.metadata?.deletionTimestamp) {
-              throw new PluginError(
-                `pod "${name}" already exists in namespace "${namespace}" and is not part of this restore (the restore needs that name for a utility pod)`,
-                `delete it (kubectl delete pod ${name} -n ${namespace}) and restore again; nothing was changed`,
-              );
-            }
-            // Terminating (a manual attempt's pod, say): it goes by itself; wait, then ask again.
-            await waitForPodGone(kube, namespace, name, TERMINATING_WAIT_MS, existing.metadata.uid).catch((waited: unknown) => {
-              throw new PluginError(
-                `pod "${name}" in namespace "${namespace}" is not part of this restore and is still terminating (${(waited as Error).message})`,
-                `wait until it is gone (kubectl wait --for=delete pod/${name} -n ${namespace}; check its finalizers) and restore again; nothing was changed`,
-              );
-            });
+            if (await admitTakenName(kube, namespace, manifest)) return undefined;
             continue;
           }
           const code = (err as { code?: unknown }).code;

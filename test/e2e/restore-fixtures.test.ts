@@ -434,11 +434,7 @@ describe('Pod Security "restricted" enforced on the namespace of members that co
     expect((await cluster.kubectl(['-n', NS, 'delete', 'pod', 'etcd-2', '--wait=true'])).code).toBe(0);
     // `kubectl wait` on a pod that does not exist yet fails at once with NotFound: wait for the
     // StatefulSet controller to create the new pod (a new uid) before waiting for it to be Ready
-    const deadline = Date.now() + 60_000;
-    for (let now = await uid(); now === '' || now === before; now = await uid()) {
-      if (Date.now() > deadline) throw new Error(`the StatefulSet did not recreate pod etcd-2 within 60 s (uid now: "${now}")`);
-      await new Promise((done) => setTimeout(done, 250));
-    }
+    await expect.poll(async () => [before, ''].includes(await uid()), { timeout: 60_000, interval: 250 }).toBe(false);
     const ready = await cluster.kubectl(['-n', NS, 'wait', 'pod/etcd-2', '--for=condition=Ready', '--timeout=120s'], { timeoutMs: 130_000 });
     expect(ready.code, ready.stderr).toBe(0);
     await waitClusterHealthy(cluster, BITNAMI_ACCESS);
