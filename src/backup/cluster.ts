@@ -7,7 +7,7 @@ import { ForbiddenError } from '../errors.js';
 import type { PodPortForwarder } from '../etcd/client.js';
 import { memberContainer } from '../etcd/topology.js';
 import type { KubeContext } from '../kube/client.js';
-import { copyFileOutOfPod } from '../kube/copy.js';
+import { copyFileOutOfPod, streamCommandOut } from '../kube/copy.js';
 import { readOrUndefined } from '../kube/errors.js';
 import { ExecFailedError, containerCommand } from '../kube/exec.js';
 import { portForward } from '../kube/portforward.js';
@@ -16,7 +16,7 @@ import { execStatusProbe } from '../etcd/status.js';
 import type { Logger } from '../ui/log.js';
 import { createProgress } from '../ui/progress.js';
 import { VERSION } from '../version.js';
-import { execTransport, type ContainerCopyOut } from './exec-transport.js';
+import { execTransport, type ContainerCopyOut, type ContainerStreamOut } from './exec-transport.js';
 import type { BackupDeps, ExecCapabilityProbe } from './run.js';
 import { streamTransport } from './stream-transport.js';
 import { tlsResolver, type LocalTlsFiles, type SecretDataReader } from './tls.js';
@@ -25,6 +25,12 @@ import { tlsResolver, type LocalTlsFiles, type SecretDataReader } from './tls.js
 export function containerCopyOut(kube: KubeContext): ContainerCopyOut {
   return (t, destination, onProgress, signal) =>
     copyFileOutOfPod(kube, { namespace: t.namespace, pod: t.pod, container: t.container, path: t.path, destination, onProgress, signal, sha256: false }); // the digester hashes them
+}
+
+/** Streams a command's stdout out of a container into a destination left open. */
+export function containerStreamOut(kube: KubeContext): ContainerStreamOut {
+  return (t, command, destination, onBytes, signal) =>
+    streamCommandOut(kube, { namespace: t.namespace, pod: t.pod, container: t.container, command, destination, onChunk: (c) => onBytes(c.length), signal });
 }
 
 /** Port-forwards to a pod port. */
@@ -67,7 +73,7 @@ function kubeSecretData(kube: KubeContext): SecretDataReader {
 export function kubeBackupDeps(kube: KubeContext, tls: LocalTlsFiles, log: Logger): BackupDeps {
   return {
     transports: {
-      exec: execTransport({ run: containerCommand(kube), copyOut: containerCopyOut(kube) }),
+      exec: execTransport({ run: containerCommand(kube), copyOut: containerCopyOut(kube), streamOut: containerStreamOut(kube) }),
       stream: streamTransport({ forward: podPortForwarder(kube), resolveTls: tlsResolver({ secretData: kubeSecretData(kube), run: containerCommand(kube) }, tls) }),
     },
     canExec: execCapability(kube),

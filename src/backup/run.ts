@@ -177,8 +177,8 @@ async function takeSnapshot(
   signal: AbortSignal, progress: Progress, status: MemberStatus | undefined, deps: BackupDeps,
 ): Promise<{ result: TransportResult; digest: ReturnType<SnapshotDigester['digest']> }> {
   const copy = startCopy(digester, out, endOut, signal);
-  // exec saves, then copies (its own phases); stream does both at once
-  deps.phases?.start(transport.kind === 'exec' ? 'save' : 'save+copy');
+  // a transport that does not overlap the two saves, then copies (its own phase)
+  deps.phases?.start(transport.overlaps ? 'save+copy' : 'save');
   let result: TransportResult;
   try {
     result = await transport.take(member, digester, transportContext(copy.signal, progress, status, deps));

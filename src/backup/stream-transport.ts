@@ -20,6 +20,7 @@ const SHA_TRAILER = 32;
 export function streamTransport(opts: StreamTransportOptions): SnapshotTransport {
   return {
     kind: 'stream',
+    overlaps: true,
     async take(member: EtcdMember, sink: Writable, ctx: TransportContext): Promise<TransportResult> {
       const where = `pod "${member.pod}"`;
       const tls = member.clientTlsEnabled ? await opts.resolveTls(member) : undefined;

@@ -28,5 +28,7 @@ export interface TransportResult {
 /** Takes a snapshot of one member and writes its bytes into `sink` (ending it). */
 export interface SnapshotTransport {
   readonly kind: TransportKind;
+  /** true when the bytes leave the pod while the snapshot is made (one `save+copy` phase, not `save` then `copy`). */
+  readonly overlaps: boolean;
   take(member: EtcdMember, sink: Writable, ctx: TransportContext): Promise<TransportResult>;
 }

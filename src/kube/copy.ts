@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import { Writable, type Readable } from 'node:stream';
+import { PassThrough, Writable, type Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { PluginError } from '../errors.js';
 import { execInPod } from './exec.js';
@@ -89,6 +89,38 @@ export async function copyFileOutOfPod(kube: KubeStreamAccess, opts: CopyOutOpti
   if (entryError) throw entryError;
   if (entries === 0) throw new PluginError(`copying ${where}: tar sent no file`, 'check the path');
   return { bytes, mode, ...(hash ? { sha256: hash.digest('hex') } : {}) };
+}
+
+/** Options for streaming a command's stdout into a destination that stays open. */
+export interface StreamOutOptions {
+  namespace: string;
+  pod: string;
+  container?: string;
+  command: string[];
+  /** Receives stdout; never ended here (the caller may append more). */
+  destination: Writable;
+  onChunk?: (chunk: Buffer) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs a command and streams its stdout into `destination` with backpressure, leaving it open;
+ * resolves once every byte is written, with the exit code and the end of stderr.
+ */
+export async function streamCommandOut(kube: KubeStreamAccess, opts: StreamOutOptions): Promise<{ exitCode: number; stderr: string }> {
+  const stderr = tailCollector(4096);
+  // Room for a few of the API server's frames, as for a copy (RELAY_BUFFER).
+  const stdout = new PassThrough({ highWaterMark: RELAY_BUFFER });
+  const relayed = relay(stdout, opts.destination, false, (chunk) => opts.onChunk?.(chunk));
+  relayed.catch(() => {}); // awaited below, once the exec has ended
+  try {
+    const { exitCode } = await execInPod(kube, { namespace: opts.namespace, pod: opts.pod, container: opts.container, command: opts.command, stdout, stderr, end: true, signal: opts.signal });
+    await relayed;
+    return { exitCode, stderr: stderr.text() };
+  } catch (err) {
+    stdout.destroy();
+    throw err;
+  }
 }
 
 /**

@@ -90,7 +90,7 @@ function deps(overrides: Partial<BackupDeps> = {}): BackupDeps {
       key: execFileSync('cat', [`${pki}/client.key`]),
     }),
   });
-  const unused: SnapshotTransport = { kind: 'exec', take: async () => { throw new Error('exec transport must not be used'); } };
+  const unused: SnapshotTransport = { kind: 'exec', overlaps: false, take: async () => { throw new Error('exec transport must not be used'); } };
   return {
     transports: { exec: unused, stream },
     canExec: async () => false,
@@ -171,7 +171,7 @@ describe('backup over the stream transport (real etcd, client TLS)', () => {
   it('a transport failure mid-copy leaves no partial file', async () => {
     const out = await mkdtemp(join(tmpdir(), 'kubectl-etcd-out-'));
     const cut: SnapshotTransport = {
-      kind: 'stream',
+      kind: 'stream', overlaps: true,
       take: async (_m, sink) => {
         sink.write(Buffer.alloc(4096, 1));
         throw new Error('the snapshot stream from pod "etcd-0" broke: connection reset');
@@ -186,7 +186,7 @@ describe('backup over the stream transport (real etcd, client TLS)', () => {
   it('a short stream fails verification (exit code 3) and leaves nothing', async () => {
     const out = await mkdtemp(join(tmpdir(), 'kubectl-etcd-out-'));
     const short: SnapshotTransport = {
-      kind: 'stream',
+      kind: 'stream', overlaps: true,
       take: async (_m, sink) => {
         sink.end(Buffer.alloc(4096, 1));
         return { expectedSize: 8192 };
