@@ -39,8 +39,14 @@ export interface RestoreRow {
  * for all members at once, so a kind counts its slowest member), then the wait for the namespace's
  * pods after the plugin exited.
  */
-export function restorePhases(record: { seconds: number; steps: Array<{ id: string; seconds: number }> }, processSeconds: number, timedSeconds: number): Record<string, number> {
+export function restorePhases(
+  record: { seconds: number; steps: Array<{ id: string; seconds: number }>; before?: Array<{ name: string; seconds: number }> },
+  processSeconds: number,
+  timedSeconds: number,
+): Record<string, number> {
   const phases: Record<string, number> = { 'before the steps': Math.max(0, processSeconds - record.seconds) };
+  // what the plugin timed of it (start-up, load, snapshot, access, discover, preflight, admission, safety backup, journal)
+  for (const p of record.before ?? []) phases[`before: ${p.name}`] = p.seconds;
   const slowest = new Map<string, Map<string, number>>();
   for (const step of record.steps) {
     const [kind, member = ''] = step.id.split('/');
@@ -114,7 +120,7 @@ export async function benchRestore(c: BenchCluster, etcd: EtcdMinor, rounds: num
     // quiesced like the runbook does; the journal and safety backups go to the bench's temp dir.
     const r = await c.kubectlMust(['etcd', 'restore', t.snapshot, '-n', t.ns, '--quiesce', 'deployment/gke-master-etcd-maintenance', '--yes',
       '--state-dir', join(outDir, 'state'), '-o', 'json'], { timeoutMs: 1_800_000 });
-    const record = JSON.parse(r.stdout) as { seconds: number; steps: Array<{ id: string; seconds: number }> };
+    const record = JSON.parse(r.stdout) as Parameters<typeof restorePhases>[0];
     return (timedSeconds: number) => {
       phaseSamples.set(name, [...(phaseSamples.get(name) ?? []), { phases: restorePhases(record, r.seconds, timedSeconds) }]);
     };

@@ -4,6 +4,7 @@ import { DEFAULT_KEEP, parseKeepCount } from '../restore/prune.js';
 import { parseQuiesceRef } from '../restore/quiesce.js';
 import { parseOutputFormat } from '../ui/format.js';
 import { createLogger } from '../ui/log.js';
+import { PhaseClock } from '../ui/phases.js';
 import { verbosityOf, type GlobalKubeOptions } from './kubeflags.js';
 
 /** Flags of `restore` as commander parses them. */
@@ -77,12 +78,16 @@ Examples:
   kubectl etcd restore -n uc1 --prune-kept --dry-run`,
     )
     .action(async (snapshot: string | undefined, flags: RestoreFlags, command: Command) => {
+      const phases = new PhaseClock();
+      phases.sinceProcessStart('start-up');
       const globals = command.optsWithGlobals<GlobalKubeOptions>();
+      phases.start('load');
       // Loaded on use: they pull in @kubernetes/client-node and etcd3, which --help does not need.
       const { kubeContextFromOptions } = await import('./kubecontext.js');
       const { restoreDeps } = await import('../restore/deps.js');
       const kube = kubeContextFromOptions(globals);
       const log = createLogger(process.stderr, verbosityOf(globals));
-      await restoreCommand(restoreFlagsToOptions(snapshot, flags, kube.namespace), restoreDeps(kube, log));
+      phases.end();
+      await restoreCommand(restoreFlagsToOptions(snapshot, flags, kube.namespace), { ...restoreDeps(kube, log), phases });
     });
 }

@@ -8,6 +8,7 @@ import { UsageError } from '../errors.js';
 import type { EtcdTopology } from '../etcd/topology.js';
 import type { Logger } from '../ui/log.js';
 import type { OutputFormat } from '../ui/format.js';
+import type { PhaseClock } from '../ui/phases.js';
 import type { ColdStartHold } from './cold-start.js';
 import { continueRestore } from './continue.js';
 import type { ConfigMapAccess } from './journal.js';
@@ -74,6 +75,8 @@ export interface RestoreDeps {
   stdout: Writable;
   stderr: Writable;
   now: () => Date;
+  /** Times the work before the first step (snapshot, discovery, preflight, safety backup …) for `-v` and the record. */
+  phases?: PhaseClock;
 }
 
 

@@ -4,6 +4,7 @@
  * for a run, a resume and a roll-back.
  */
 import { formatRecord } from '../ui/format.js';
+import type { PhaseTime } from '../ui/phases.js';
 import type { RestoreDeps, RestoreOptions } from './command.js';
 import { historyConfigMapName, recordVerifiedRestore } from './history.js';
 import type { Journal, JournalState } from './journal.js';
@@ -24,12 +25,12 @@ export async function executePlan(plan: RestorePlan, state: JournalState, journa
   const wall = deps.now().getTime() - started;
   deps.stderr.write(renderTimings(timings, wall));
   for (const w of plan.warnings) deps.log.warn(w);
-  if (opts.output) deps.stdout.write(await formatRecord(restoreResult(plan, timings, wall, safety), opts.output));
+  if (opts.output) deps.stdout.write(await formatRecord(restoreResult(plan, timings, wall, safety, deps.phases?.list()), opts.output));
   else deps.stdout.write(`restored ${plan.namespace}/${plan.workload.name} from "${plan.snapshot.path}" (revision ${plan.snapshot.revision}, ${plan.snapshot.liveKeys ?? '?'} keys) on ${plan.members.length} member(s) in ${(wall / 1000).toFixed(1)}s; verified\n`);
 }
 
 /** The result as data (-o json|yaml). */
-function restoreResult(plan: RestorePlan, timings: StepTiming[], wall: number, safety?: string): Record<string, unknown> {
+function restoreResult(plan: RestorePlan, timings: StepTiming[], wall: number, safety?: string, before?: PhaseTime[]): Record<string, unknown> {
   return {
     kind: 'RestoreResult',
     namespace: plan.namespace,
@@ -41,6 +42,8 @@ function restoreResult(plan: RestorePlan, timings: StepTiming[], wall: number, s
     safetyBackup: safety,
     seconds: Math.round(wall / 100) / 10,
     steps: timings.map((t) => ({ id: t.id, seconds: Math.round(t.ms / 100) / 10, skipped: t.skipped })),
+    // where the time before the first step went (a fresh restore; not a resume)
+    ...(before?.length ? { before } : {}),
     warnings: plan.warnings,
   };
 }

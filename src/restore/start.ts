@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { EtcdTopology } from '../etcd/topology.js';
 import { formatRecord } from '../ui/format.js';
+import { renderPhases } from '../ui/phases.js';
 import { compactUtc } from '../ui/time.js';
 import type { RestoreDeps, RestoreOptions } from './command.js';
 import { admitMemberPod, admitUtilityPods } from './admission.js';
@@ -24,19 +25,24 @@ import { loadRestoreSnapshot } from './snapshot.js';
 /** Plans (and with --dry-run only prints) a restore, then runs it to its verified end. */
 export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Promise<void> {
   const places = { stateDir: opts.stateDir, configMaps: deps.configMaps, now: deps.now };
+  const phase = (name: string) => deps.phases?.start(name);
+  phase('snapshot');
   const snapshot = await loadRestoreSnapshot(opts.snapshot!);
+  phase('access');
   // Before the first read: a user without them learns every missing permission at once.
   await requireAccess(deps.preflight, restoreBaseAccessChecks(opts.namespace));
   // A restore in progress may have scaled etcd to 0, so look for its journal before discovery.
   for (const pending of await pendingWorkloads(places, opts.namespace)) {
     if (!opts.statefulSet || opts.statefulSet === pending) await refuseIfJournal(openJournal(places, opts.namespace, pending));
   }
+  phase('discover');
   const topology = await deps.discover(opts.namespace, opts.statefulSet);
   if (topology.workload.kind !== 'StatefulSet') {
     throw new UsageError(`etcd in namespace "${topology.namespace}" runs as bare or static pods ("${topology.workload.name}"); restore handles StatefulSets only`, 'follow the static-pod runbook, or pass --statefulset');
   }
   const journal = openJournal(places, topology.namespace, topology.workload.name);
   await refuseIfJournal(journal);
+  phase('preflight');
   await deps.resolveNodes(topology);
   const { image: etcdImage, memberPod, ...coldStart } = await deps.templateFacts(topology);
   const { quiesce, pdbs } = findQuiesceTargets(topology, await deps.listWorkloads(topology.namespace), opts.quiesce);
@@ -51,6 +57,7 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
     ...(coldStart.hold ? { coldStart: coldStart.hold } : {}),
   });
   plan.warnings.unshift(...checked.warnings, ...(coldStart.warning ? [coldStart.warning] : []));
+  phase('admission');
   // Still before the first change (dry runs store nothing), and before --dry-run prints the plan.
   await admitUtilityPods(plan, deps.cluster(topology.namespace));
   if (memberPod) await admitMemberPod(plan, memberPod, deps.cluster(topology.namespace));
@@ -58,6 +65,7 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
     plan.warnings = plan.warnings.map((w) => (w.includes('restart every kube-apiserver') ? `${w} (the quiesced ${quiesce.map((q) => q.name).join(', ')} restart anyway)` : w));
   }
 
+  deps.phases?.end();
   if (opts.dryRun) {
     deps.stdout.write(opts.output ? await formatRecord(planRecord(plan, checked.space), opts.output) : renderPlan(plan, checked.space));
     deps.log.info('dry run: nothing was changed');
@@ -66,10 +74,14 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
   deps.stderr.write(renderPlan(plan, checked.space));
   await confirmWorkload(opts, deps.ask, topology.workload.name);
 
+  if (opts.safetyBackup) phase('safety backup');
   const safety = opts.safetyBackup ? await takeSafetyBackup(opts, deps, topology) : undefined;
+  phase('journal');
   const state = initialState(plan, deps.now());
   await journal.save(state);
   deps.log.info(`restore journal: ${journal.describe()}`);
+  deps.phases?.end();
+  if (deps.phases) deps.log.debug(1, `where the time went before the steps: ${renderPhases(deps.phases.list())}`);
   await executePlan(plan, state, journal, opts, deps, safety);
 }
 

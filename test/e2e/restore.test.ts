@@ -103,10 +103,12 @@ describe('kubectl etcd restore (anthos, 3 members)', () => {
 
   it('restores every member: exactly the keys of the backup, healthy, equal revisions, apiserver and PDB back, old data kept', async () => {
     const pdbBefore = await pdbSpec();
-    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', ...QUIESCE, '--yes']);
+    const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', ...QUIESCE, '--yes', '-v', '1']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^restored uc1\/kube-etcd from .* on 3 member\(s\) .*verified$/m);
     expect(r.stderr).toMatch(/step durations/);
+    // and where the time before the first step went, part by part
+    expect(r.stderr).toMatch(/where the time went before the steps: start-up [\d.]+s, load [\d.]+s, snapshot [\d.]+s, access [\d.]+s, discover [\d.]+s, preflight [\d.]+s, admission [\d.]+s, safety backup [\d.]+s, journal [\d.]+s\n/);
     await everyMemberHas(['/test/a1', '/test/a2', '/test/a3']);
     const st = await Promise.all(A.pods.map((p) => memberRevision(cluster, A, p)));
     expect(st.filter((s) => s.leader)).toHaveLength(1);

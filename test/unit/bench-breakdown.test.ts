@@ -24,4 +24,11 @@ describe('bench breakdown', () => {
       'before the steps': 4, quiesce: 1, copy: 3, restore: 1, 'wait-ready': 2.5, 'pods Ready after exit': 1.5,
     });
   });
+
+  it('breaks "before the steps" down by what the plugin timed of it, when its record says', () => {
+    const record = { seconds: 10, steps: [{ id: 'quiesce', seconds: 1 }], before: [{ name: 'discover', seconds: 0.2 }, { name: 'safety backup', seconds: 3.1 }] };
+    expect(restorePhases(record, 14, 14)).toEqual({
+      'before the steps': 4, 'before: discover': 0.2, 'before: safety backup': 3.1, quiesce: 1, 'pods Ready after exit': 0,
+    });
+  });
 });
