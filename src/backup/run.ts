@@ -177,7 +177,7 @@ async function takeSnapshot(
   signal: AbortSignal, progress: Progress, status: MemberStatus | undefined, deps: BackupDeps,
 ): Promise<{ result: TransportResult; digest: ReturnType<SnapshotDigester['digest']> }> {
   const copy = startCopy(digester, out, endOut, signal);
-  // a transport that does not overlap the two saves, then copies (its own phase)
+  // one phase where the transport copies while it saves; else a save phase, then its own copy phase
   deps.phases?.start(transport.overlaps ? 'save+copy' : 'save');
   let result: TransportResult;
   try {

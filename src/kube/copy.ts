@@ -118,7 +118,8 @@ export async function streamCommandOut(kube: KubeStreamAccess, opts: StreamOutOp
     await relayed;
     return { exitCode, stderr: stderr.text() };
   } catch (err) {
-    stdout.destroy();
+    // with its error, so the relay lets go of the destination (which outlives this call)
+    stdout.destroy(err as Error);
     throw err;
   }
 }
