@@ -138,7 +138,7 @@ export function execTransport(opts: ExecTransportOptions): SnapshotTransport {
         let saveEnded = false;
         const following = opts.streamOut
           ? follow(opts.streamOut, target, runDir(run), sink, ctx, AbortSignal.any([ctx.signal, stopFollowing.signal]), () => saveEnded, where)
-          : Promise.resolve({ bytes: 0, outcome: 'unsupported' as const });
+          : Promise.resolve('unsupported' as const);
         following.catch(() => {}); // read once the save has ended
         // An abort during the save lets the save finish: its file must exist before it can be removed.
         const saved = await saving.catch((err: unknown) => ({ failed: err }));
@@ -168,7 +168,7 @@ export function execTransport(opts: ExecTransportOptions): SnapshotTransport {
           ctx.signal.throwIfAborted();
           throw copyFailed(followed.failed, where);
         }
-        if (followed.value.outcome === 'streamed') {
+        if (followed.value === 'streamed') {
           ctx.log.debug(1, `snapshot saved in ${where} at ${path} (${expectedSize} bytes), streamed while it was written`);
           // as a copy does: the sink ends with the last byte
           await new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
@@ -216,7 +216,7 @@ const FOLLOW_STALLS = 3;
 async function follow(
   streamOut: ContainerStreamOut, target: ContainerRef, marker: string, sink: Writable, ctx: TransportContext,
   signal: AbortSignal, saveEnded: () => boolean, where: string,
-): Promise<{ bytes: number; outcome: 'streamed' | 'unsupported' }> {
+): Promise<'streamed' | 'unsupported'> {
   let bytes = 0;
   let stalls = 0;
   for (;;) {
@@ -227,12 +227,12 @@ async function follow(
         bytes += n;
         ctx.onBytes(n);
       }, signal);
-      if (r.exitCode === 0 && saveEnded()) return { bytes, outcome: 'streamed' };
+      if (r.exitCode === 0 && saveEnded()) return 'streamed';
       if (r.exitCode === FOLLOW_UNSUPPORTED && bytes === 0) {
         ctx.log.debug(1, `the image of ${where} has no tail that reads from an offset: the snapshot is copied once saved`);
-        return { bytes, outcome: 'unsupported' };
+        return 'unsupported';
       }
-      if (r.exitCode === FOLLOW_NO_FILE) return { bytes, outcome: 'unsupported' }; // the save's own answer says why
+      if (r.exitCode === FOLLOW_NO_FILE) return 'unsupported'; // the save's own answer says why
       // FOLLOW_SAVE_ENDED: the rest comes from the finished file, in the next round
       if (r.exitCode !== 0 && r.exitCode !== FOLLOW_SAVE_ENDED) failure = new TransientError(`streaming the snapshot exited with ${r.exitCode}: ${lastLine(r.stderr) || 'no message'}`);
     } catch (err) {
