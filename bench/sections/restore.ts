@@ -59,6 +59,16 @@ export function restorePhases(
   return phases;
 }
 
+/** The three largest parts of one restore, for the log ("before: safety backup 24.1 s, …"). */
+export function slowestParts(phases: Record<string, number>): string {
+  return Object.entries(phases)
+    .filter(([name]) => name !== 'before the steps')
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([name, s]) => `${name} ${s.toFixed(1)} s`)
+    .join(', ');
+}
+
 /** Whether this build has `kubectl etcd restore`; the reason when not. */
 export async function restoreAvailability(c: BenchCluster): Promise<{ ok: boolean; reason?: string }> {
   const r = await c.kubectl(['etcd', 'restore', '--help']);
@@ -122,8 +132,19 @@ export async function benchRestore(c: BenchCluster, etcd: EtcdMinor, rounds: num
       '--state-dir', join(outDir, 'state'), '-o', 'json'], { timeoutMs: 1_800_000 });
     const record = JSON.parse(r.stdout) as Parameters<typeof restorePhases>[0];
     return (timedSeconds: number) => {
-      phaseSamples.set(name, [...(phaseSamples.get(name) ?? []), { phases: restorePhases(record, r.seconds, timedSeconds) }]);
+      const phases = restorePhases(record, r.seconds, timedSeconds);
+      phaseSamples.set(name, [...(phaseSamples.get(name) ?? []), { phases }]);
+      // Each round's three slowest parts, so a slow round is named even when the median hides it.
+      log(`  restore ${name} round: ${slowestParts(phases)}`);
     };
+  };
+  // Untimed, after each plugin restore, as an operator would between restores: each restore keeps
+  // the data it replaced on the member's volume, and a few rounds would fill the volume.
+  const prune = (t: Target) => c.kubectlMust(['etcd', 'restore', '--prune-kept', '-n', t.ns, '--yes', '--state-dir', join(outDir, 'state')], { timeoutMs: 300_000 });
+  const thenPrune = (t: Target, run: () => Promise<number>) => async (): Promise<number> => {
+    const seconds = await run();
+    await prune(t);
+    return seconds;
   };
   const variants = [
     {
@@ -136,8 +157,8 @@ export async function benchRestore(c: BenchCluster, etcd: EtcdMinor, rounds: num
     },
     ...(available.ok
       ? [
-          { name: 'plugin, 3 members', run: timed(anthos, 'plugin restore', plugin(anthos, 'plugin, 3 members')) },
-          { name: 'plugin, 1 member', run: timed(single, 'plugin restore', plugin(single, 'plugin, 1 member')) },
+          { name: 'plugin, 3 members', run: thenPrune(anthos, timed(anthos, 'plugin restore', plugin(anthos, 'plugin, 3 members'))) },
+          { name: 'plugin, 1 member', run: thenPrune(single, timed(single, 'plugin restore', plugin(single, 'plugin, 1 member'))) },
         ]
       : []),
   ];

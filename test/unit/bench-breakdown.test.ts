@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { medianPhases } from '../../bench/sections/backup.js';
-import { restorePhases } from '../../bench/sections/restore.js';
+import { restorePhases, slowestParts } from '../../bench/sections/restore.js';
 
 describe('bench breakdown', () => {
   it('takes the median of each phase in the order the phases first ran; a phase a run lacks counts 0 s there', () => {
@@ -30,5 +30,10 @@ describe('bench breakdown', () => {
     expect(restorePhases(record, 14, 14)).toEqual({
       'before the steps': 4, 'before: discover': 0.2, 'before: safety backup': 3.1, quiesce: 1, 'pods Ready after exit': 0,
     });
+  });
+
+  it('names a round\'s three slowest parts, the named parts of "before the steps" rather than their sum', () => {
+    expect(slowestParts({ 'before the steps': 26, 'before: safety backup': 24.1, 'before: load': 0.1, 'wait-ready': 1.9, unquiesce: 2.8 }))
+      .toBe('before: safety backup 24.1 s, unquiesce 2.8 s, wait-ready 1.9 s');
   });
 });
