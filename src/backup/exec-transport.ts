@@ -143,6 +143,7 @@ export function execTransport(opts: ExecTransportOptions): SnapshotTransport {
         // An abort during the save lets the save finish: its file must exist before it can be removed.
         const saved = await saving.catch((err: unknown) => ({ failed: err }));
         saveEnded = true;
+        ctx.log.debug(3, `the save in ${where} has ended`);
         // a failed save has nothing more to follow
         if ('failed' in saved || saved.exitCode !== 0) stopFollowing.abort(new Error('the snapshot save failed'));
         const followed = await following.then((value) => ({ value }), (err: unknown) => ({ failed: err }));
@@ -227,6 +228,7 @@ async function follow(
         bytes += n;
         ctx.onBytes(n);
       }, signal);
+      ctx.log.debug(3, `stream from ${where} ended with exit ${r.exitCode} at ${bytes} bytes${saveEnded() ? ', the save has ended' : ''}`);
       if (r.exitCode === 0 && saveEnded()) return 'streamed';
       if (r.exitCode === FOLLOW_UNSUPPORTED && bytes === 0) {
         ctx.log.debug(1, `the image of ${where} has no tail that reads from an offset: the snapshot is copied once saved`);

@@ -45,7 +45,8 @@ export class PartialFile {
         writeAll(handle, chunk).then(() => cb(), fail(cb));
       },
       writev(chunks, cb) {
-        writeAll(handle, Buffer.concat(chunks.map((c) => c.chunk as Buffer))).then(() => cb(), fail(cb));
+        // one vectored write, not a concatenated copy of everything buffered
+        writeAllV(handle, chunks.map((c) => c.chunk as Buffer)).then(() => cb(), fail(cb));
       },
     });
   }
@@ -128,5 +129,18 @@ async function writeAll(handle: FileHandle, buf: Buffer): Promise<void> {
   while (off < buf.length) {
     const { bytesWritten } = await handle.write(buf, off, buf.length - off);
     off += bytesWritten;
+  }
+}
+
+/** Writes every byte of `bufs` in order with vectored writes, taking up a short write where it stopped. */
+export async function writeAllV(handle: Pick<FileHandle, 'writev'>, bufs: Buffer[]): Promise<void> {
+  let rest = bufs.filter((b) => b.length > 0);
+  while (rest.length > 0) {
+    let { bytesWritten } = await handle.writev(rest);
+    if (bytesWritten <= 0) throw Object.assign(new Error('the disk took no byte of a write'), { code: 'EIO' });
+    let i = 0;
+    while (i < rest.length && bytesWritten >= rest[i]!.length) bytesWritten -= rest[i++]!.length;
+    rest = rest.slice(i);
+    if (rest.length > 0 && bytesWritten > 0) rest[0] = rest[0]!.subarray(bytesWritten);
   }
 }
