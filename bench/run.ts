@@ -21,6 +21,7 @@ import { DEFAULT_ETCD_MINOR, ETCD_MINORS, etcdBinaries, isEtcdMinor, type EtcdMi
 import { requireCommand, requireRoot } from '../test/sim/harness.js';
 import { BenchCluster } from './lib/cluster.js';
 import { must, rssMethod } from './lib/proc.js';
+import { availableParallelism } from 'node:os';
 import { renderReport, verdicts, type BenchResults } from './lib/report.js';
 import { benchBackupAtSize, growTo } from './sections/backup.js';
 import { benchInspect } from './sections/inspect.js';
@@ -81,7 +82,7 @@ async function main(): Promise<void> {
   log(`timing ${pluginBuild}`);
   const cluster = flags.cluster ? BenchCluster.attach(flags.cluster, pluginDir) : await BenchCluster.start({ storage, etcd, log, pluginDir });
   const outDir = mkdtempSync(join(tmpdir(), 'kubectl-etcd-bench-out-'));
-  const results: BenchResults = { etcd: { minor: etcd, release: '?' }, backup: [] };
+  const results: BenchResults = { etcd: { minor: etcd, release: '?' }, cores: availableParallelism(), backup: [] };
   if (!flags.cluster && !flags['keep-cluster']) {
     // Ctrl-C must not leave a cluster behind on a shared machine.
     process.once('SIGINT', () => {

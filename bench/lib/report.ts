@@ -8,6 +8,8 @@ import type { StartupRow } from '../sections/startup.js';
 export interface BenchResults {
   /** The etcd every member ran: the minor asked for (`--etcd`) and the release `etcd --version` printed in the pods. */
   etcd: { minor: string; release: string };
+  /** Processors of the machine that ran it (every process of the test cluster shares them). */
+  cores?: number;
   backup: BackupRow[];
   inspect?: InspectRow;
   restore?: RestoreRow;
@@ -94,6 +96,24 @@ export function verdicts(r: BenchResults): Verdict[] {
 /** `etcdutl snapshot status` → `etcdutl`. */
 const toolName = (tool: string) => tool.split(' ')[0]!;
 
+/**
+ * What the whole machine's CPU says of one size: busy core-seconds per variant, and the shortest
+ * time any overlap of save and copy could take when both share the machine's cores, from the
+ * manual way's save and copy measured one after the other ((save + copy core-s) / cores).
+ */
+export function cpuLine(b: BackupRow, cores: number | undefined): string | undefined {
+  const busy = VARIANTS.map((v) => [v, b.figures[v].cpuSeconds] as const).filter((x): x is readonly [BackupVariant, number] => x[1] !== undefined);
+  if (!busy.length) return undefined;
+  let line = `CPU (machine busy core-s, median): ${busy.map(([v, s]) => `${v} ${f2(s)}`).join(', ')}`;
+  const manual = new Map(b.figures['manual kubectl'].cpuPhases ?? []);
+  const save = manual.get('kubectl exec … snapshot save');
+  const cp = manual.get('kubectl cp');
+  if (cores && save !== undefined && cp !== undefined) {
+    line += `; manual save ${f2(save)} + cp ${f2(cp)} core-s, so on ${cores} cores no overlap of the two takes less than ${f2((save + cp) / cores)} s`;
+  }
+  return line;
+}
+
 /** The human table printed at the end of a run. */
 export function renderReport(r: BenchResults, header: string[]): string {
   const lines = [...header, ''];
@@ -120,6 +140,8 @@ export function renderReport(r: BenchResults, header: string[]): string {
       const phases = b.figures[v].phases;
       if (phases) lines.push(`  ${b.targetMiB} MiB ${v}: ${phases.map(([n, s]) => `${n} ${f2(s)}`).join(', ')}`);
     }
+    const cpu = cpuLine(b, r.cores);
+    if (cpu) lines.push(`  ${b.targetMiB} MiB ${cpu}`);
   }
   lines.push('');
   lines.push('RESTORE (median wall time until every pod of the namespace is Ready again; checked after)');

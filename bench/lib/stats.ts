@@ -1,5 +1,20 @@
 // Medians and the alternating schedule: every round runs each variant once, in an order that
 // rotates from round to round, so a noisy neighbour slows all variants alike.
+import { readFile } from 'node:fs/promises';
+
+/**
+ * Busy CPU seconds of the whole machine since boot, summed over every core: /proc/stat's first
+ * line: user, nice, system, irq, softirq and steal (proc(5); not idle or iowait, nor guest and
+ * guest_nice, which user and nice already hold), in USER_HZ ticks, 100 a second on Linux. The difference over a run is what every process on the machine burned
+ * meanwhile (here: etcd, the test cluster's API server and kubelet, and the clients).
+ */
+export async function machineBusySeconds(): Promise<number> {
+  const first = (await readFile('/proc/stat', 'utf8')).split('\n', 1)[0]!;
+  const [, ...fields] = first.trim().split(/\s+/);
+  const ticks = fields.map(Number);
+  const busy = [0, 1, 2, 5, 6, 7].reduce((a, i) => a + (ticks[i] ?? 0), 0);
+  return busy / 100;
+}
 
 /** The median of a non-empty list (mean of the middle two for an even count). */
 export function median(xs: number[]): number {

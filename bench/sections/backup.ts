@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { ANTHOS_CERT_DIR } from '../../test/sim/fixtures/anthos.js';
 import { BENCH_NS } from '../fixture.js';
 import type { BenchCluster } from '../lib/cluster.js';
-import { alternate, median } from '../lib/stats.js';
+import { alternate, machineBusySeconds, median } from '../lib/stats.js';
 
 const POD = 'kube-etcd-0';
 const MIB = 1024 * 1024;
@@ -18,6 +18,10 @@ export interface BackupSample {
   peakRssMiB?: number;
   /** Seconds per phase: the plugin's own record (`-o json`), the manual way's two commands. */
   phases?: Record<string, number>;
+  /** Busy CPU seconds of the whole machine (every core, every process: etcd, API server, kubelet, clients) during the run. */
+  cpuSeconds?: number;
+  /** The same, for each of the manual way's two commands. */
+  cpuPhases?: Record<string, number>;
 }
 
 /** Medians of one variant at one size. */
@@ -27,6 +31,9 @@ export interface BackupFigure {
   peakRssMiB?: number;
   /** Median seconds per phase, in the order the phases ran. */
   phases?: Array<[string, number]>;
+  /** Median busy CPU seconds of the machine during a run, and during each manual command. */
+  cpuSeconds?: number;
+  cpuPhases?: Array<[string, number]>;
   samples: BackupSample[];
 }
 
@@ -86,14 +93,16 @@ export async function benchBackupAtSize(
   const fileSize = async (f: string) => (await stat(f)).size;
   const plugin = (via: 'exec' | 'stream') => async (round: number): Promise<BackupSample> => {
     const out = join(opts.outDir, `plugin-${via}-${round}.db`);
+    const busy = await machineBusySeconds();
     const r = await c.kubectl(['etcd', 'backup', '-n', BENCH_NS, '--via', via, '-f', out, '-o', 'json'], { rss: true, timeoutMs: 3_600_000 });
+    const cpuSeconds = (await machineBusySeconds()) - busy;
     if (r.code !== 0) throw new Error(`kubectl etcd backup --via ${via} failed (exit ${r.code}): ${r.stderr.trim()}`);
     const bytes = await fileSize(out);
     const record = JSON.parse(r.stdout) as { phases?: Array<{ name: string; seconds: number }> };
     const phases = Object.fromEntries((record.phases ?? []).map((p) => [p.name, p.seconds]));
     if (via === 'exec' && opts.keepFile && round === 0) await rename(out, opts.keepFile);
     else await rm(out, { force: true });
-    return { seconds: r.seconds, bytes, peakRssMiB: r.peakRssMiB, phases };
+    return { seconds: r.seconds, bytes, peakRssMiB: r.peakRssMiB, phases, cpuSeconds };
   };
   const samples = await alternate<BackupSample>(
     [
@@ -101,10 +110,12 @@ export async function benchBackupAtSize(
         name: 'floor',
         run: async () => {
           const f = '/var/lib/etcd/bench-floor.db';
+          const busy = await machineBusySeconds();
           const r = await c.kubectlMust(['exec', '-n', BENCH_NS, POD, '-c', 'kube-etcd', '--', 'sh', '-c',
             `ETCDCTL_API=3 etcdctl ${ETCDCTL_FLAGS} snapshot save ${f} >/dev/null 2>&1 && wc -c < ${f}`], { timeoutMs: 3_600_000 });
+          const cpuSeconds = (await machineBusySeconds()) - busy;
           await c.kubectlMust(['exec', '-n', BENCH_NS, POD, '-c', 'kube-etcd', '--', 'rm', '-f', f]);
-          return { seconds: r.seconds, bytes: Number(r.stdout.trim()) };
+          return { seconds: r.seconds, bytes: Number(r.stdout.trim()), cpuSeconds };
         },
       },
       { name: 'plugin --via exec', run: plugin('exec') },
@@ -113,13 +124,19 @@ export async function benchBackupAtSize(
         name: 'manual kubectl',
         run: async (round) => {
           const out = join(opts.outDir, `manual-${round}.db`);
+          const busy0 = await machineBusySeconds();
           const save = await c.kubectlMust(['exec', '-n', BENCH_NS, POD, '-c', 'kube-etcd', '--', 'sh', '-c',
             `cd / && ETCDCTL_API=3 etcdctl ${ETCDCTL_FLAGS} snapshot save snapshot.db`], { timeoutMs: 3_600_000 });
+          const busy1 = await machineBusySeconds();
           const cp = await c.kubectlMust(['cp', `${BENCH_NS}/${POD}:/snapshot.db`, out, '-c', 'kube-etcd'], { timeoutMs: 3_600_000 });
+          const busy2 = await machineBusySeconds();
           await c.kubectlMust(['exec', '-n', BENCH_NS, POD, '-c', 'kube-etcd', '--', 'rm', '-f', '/snapshot.db']);
           const bytes = await fileSize(out);
           await rm(out, { force: true });
-          return { seconds: save.seconds + cp.seconds, bytes, phases: { 'kubectl exec … snapshot save': save.seconds, 'kubectl cp': cp.seconds } };
+          return {
+            seconds: save.seconds + cp.seconds, bytes, phases: { 'kubectl exec … snapshot save': save.seconds, 'kubectl cp': cp.seconds },
+            cpuSeconds: busy2 - busy0, cpuPhases: { 'kubectl exec … snapshot save': busy1 - busy0, 'kubectl cp': busy2 - busy1 },
+          };
         },
       },
     ],
@@ -131,7 +148,11 @@ export async function benchBackupAtSize(
     const seconds = median(list.map((s) => s.seconds));
     const bytes = median(list.map((s) => s.bytes));
     const rss = list.map((s) => s.peakRssMiB).filter((x): x is number => x !== undefined);
-    figures[name as BackupVariant] = { seconds, mbPerSecond: bytes / 1e6 / seconds, peakRssMiB: rss.length ? Math.max(...rss) : undefined, phases: medianPhases(list), samples: list };
+    const cpu = list.map((s) => s.cpuSeconds).filter((x): x is number => x !== undefined);
+    figures[name as BackupVariant] = {
+      seconds, mbPerSecond: bytes / 1e6 / seconds, peakRssMiB: rss.length ? Math.max(...rss) : undefined, phases: medianPhases(list),
+      cpuSeconds: cpu.length ? median(cpu) : undefined, cpuPhases: medianPhases(list.map((s) => ({ phases: s.cpuPhases }))), samples: list,
+    };
   }
   return { targetMiB: opts.targetMiB, snapshotBytes: median(samples.get('floor')!.map((s) => s.bytes)), figures };
 }

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { medianPhases } from '../../bench/sections/backup.js';
 import { restorePhases, slowestParts } from '../../bench/sections/restore.js';
+import { cpuLine } from '../../bench/lib/report.js';
+import { machineBusySeconds } from '../../bench/lib/stats.js';
 
 describe('bench breakdown', () => {
   it('takes the median of each phase in the order the phases first ran; a phase a run lacks counts 0 s there', () => {
@@ -35,5 +37,28 @@ describe('bench breakdown', () => {
   it('names a round\'s three slowest parts, the named parts of "before the steps" rather than their sum', () => {
     expect(slowestParts({ 'before the steps': 26, 'before: safety backup': 24.1, 'before: load': 0.1, 'wait-ready': 1.9, unquiesce: 2.8 }))
       .toBe('before: safety backup 24.1 s, unquiesce 2.8 s, wait-ready 1.9 s');
+  });
+
+  it('says how busy the machine was per variant, and the least time an overlap of save and copy could take on its cores', () => {
+    const fig = (cpuSeconds?: number, cpuPhases?: Array<[string, number]>) => ({ seconds: 1, mbPerSecond: 1, samples: [], cpuSeconds, cpuPhases });
+    const row = {
+      targetMiB: 64, snapshotBytes: 1,
+      figures: {
+        floor: fig(0.9), 'plugin --via exec': fig(2.8), 'plugin --via stream': fig(3.1),
+        'manual kubectl': fig(1.6, [['kubectl exec … snapshot save', 1.0], ['kubectl cp', 0.6]]),
+      },
+    };
+    expect(cpuLine(row, 2)).toBe('CPU (machine busy core-s, median): floor 0.90, plugin --via exec 2.80, plugin --via stream 3.10, manual kubectl 1.60; ' +
+      'manual save 1.00 + cp 0.60 core-s, so on 2 cores no overlap of the two takes less than 0.80 s');
+    expect(cpuLine({ ...row, figures: { floor: fig(), 'plugin --via exec': fig(), 'plugin --via stream': fig(), 'manual kubectl': fig() } }, 2)).toBeUndefined();
+  });
+
+  it('reads the machine\'s busy CPU seconds from /proc/stat, and they grow while this process spins', async () => {
+    const before = await machineBusySeconds();
+    const until = Date.now() + 300;
+    while (Date.now() < until) { /* spin */ }
+    const after = await machineBusySeconds();
+    expect(after - before).toBeGreaterThanOrEqual(0.2);
+    expect(after - before).toBeLessThan(0.3 * 64);
   });
 });
