@@ -61,8 +61,9 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
   }
   const candidates = orderCandidates(topology.members, opts.member);
   deps.phases?.start('probe');
-  const transport = await chooseTransport(candidates[0]!, opts.via, deps);
-  const { member, status } = await chooseHealthyMember(candidates, opts.member !== undefined, deps);
+  // Both ask the first candidate, each with an exec of its own: at once, not one after the other.
+  const [transport, firstStatus] = await Promise.all([chooseTransport(candidates[0]!, opts.via, deps), deps.probe(candidates[0]!)]);
+  const { member, status } = await chooseHealthyMember(candidates, opts.member !== undefined, deps, firstStatus);
   deps.log.debug(1, `backing up member "${member.name}" (pod "${member.pod}") via ${transport.kind}`);
   const startedAt = deps.now();
   const base = {
@@ -286,10 +287,11 @@ async function chooseHealthyMember(
   candidates: EtcdMember[],
   forced: boolean,
   deps: BackupDeps,
+  firstStatus: MemberStatus,
 ): Promise<{ member: EtcdMember; status?: MemberStatus }> {
   const failures: string[] = [];
-  for (const member of candidates) {
-    const status = await deps.probe(member);
+  for (const [i, member] of candidates.entries()) {
+    const status = i === 0 ? firstStatus : await deps.probe(member);
     if (status.healthy) return { member, status };
     if (forced) {
       deps.log.warn(`member "${member.pod}" is not healthy (${status.error ?? 'unknown'}); trying it anyway because --member was given`);
