@@ -16,6 +16,13 @@ export async function machineBusySeconds(): Promise<number> {
   return busy / 100;
 }
 
+/** Dirty and Writeback of /proc/meminfo (proc(5)), in MiB: data the kernel still owes the disks. */
+export async function dirtyMiB(): Promise<number> {
+  const info = await readFile('/proc/meminfo', 'utf8');
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(info)?.[1] ?? 0);
+  return Math.round((kib('Dirty') + kib('Writeback')) / 1024);
+}
+
 /** The median of a non-empty list (mean of the middle two for an even count). */
 export function median(xs: number[]): number {
   if (xs.length === 0) return NaN;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { EtcdMinor } from '../../test/sim/etcd-versions.js';
 import { SINGLE_NS } from '../fixture.js';
 import type { BenchCluster } from '../lib/cluster.js';
-import { alternate, median } from '../lib/stats.js';
+import { alternate, dirtyMiB, median } from '../lib/stats.js';
 import { medianPhases } from './backup.js';
 import { manualRestore, runbookPodsGone, snapshotRestoreCommand } from './runbook.js';
 
@@ -31,6 +31,8 @@ export interface RestoreRow {
   samples: Record<string, number[]>;
   /** Per plugin variant, median seconds per phase (restore/... steps timed by the plugin itself). */
   breakdown?: Record<string, Array<[string, number]>>;
+  /** Per plugin variant, every round's seconds per phase, in order: a slow round whole, not just the medians. */
+  rounds?: Record<string, Array<Record<string, number>>>;
 }
 
 /**
@@ -47,6 +49,8 @@ export function restorePhases(
   const phases: Record<string, number> = { 'before the steps': Math.max(0, processSeconds - record.seconds) };
   // what the plugin timed of it (start-up, load, snapshot, access, discover, preflight, admission, safety backup, journal)
   for (const p of record.before ?? []) phases[`before: ${p.name}`] = p.seconds;
+  // The rest of it: the process's time outside what it timed (its start before the clock, its exit after the record).
+  if (record.before) phases['before: untimed (process start and exit)'] = Math.max(0, phases['before the steps']! - record.before.reduce((a, p) => a + p.seconds, 0));
   const slowest = new Map<string, Map<string, number>>();
   for (const step of record.steps) {
     const [kind, member = ''] = step.id.split('/');
@@ -117,6 +121,8 @@ export async function benchRestore(c: BenchCluster, etcd: EtcdMinor, rounds: num
   const phaseSamples = new Map<string, Array<{ phases: Record<string, number> }>>();
   const timed = (t: Target, variant: string, act: () => Promise<((timedSeconds: number) => void) | void>) => async (): Promise<number> => {
     await putMarker(c, t.ns, 'after');
+    // Writeback still owed by earlier sections (GiBs of snapshots) slows every fsync: say how much, per round.
+    log(`  restore ${variant} in ${t.ns}: starting with ${await dirtyMiB()} MiB dirty or under writeback`);
     const started = process.hrtime.bigint();
     const after = await act();
     await c.waitReady(t.ns, t.pods, 600_000);
@@ -173,5 +179,6 @@ export async function benchRestore(c: BenchCluster, etcd: EtcdMinor, rounds: num
     runbookCommand: snapshotRestoreCommand(etcd),
     samples: Object.fromEntries(samples),
     breakdown: Object.fromEntries([...phaseSamples].map(([name, list]) => [name, medianPhases(list) ?? []])),
+    rounds: Object.fromEntries([...phaseSamples].map(([name, list]) => [name, list.map((s) => s.phases)])),
   };
 }
