@@ -65,7 +65,8 @@ export async function execInPod(kube: KubeStreamAccess, opts: ExecOptions): Prom
   return { exitCode, protocol };
 }
 
-function runSession(ws: WebSocket, opts: ExecOptions, target: string): Promise<number> {
+/** One exec session over an open socket (exported for tests): resolves with the exit code. */
+export function runSession(ws: WebSocket, opts: ExecOptions, target: string): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     let statusText = '';
     let settled = false;
@@ -86,6 +87,10 @@ function runSession(ws: WebSocket, opts: ExecOptions, target: string): Promise<n
         }
         reject(err);
       } else {
+        // Nothing is read after the exit status but the closing handshake, and that must be read:
+        // a socket our own backpressure left paused would never see the server's close frame, and
+        // ws would hold it (and so the process, at exit) open for its 30 s close timeout.
+        if (ws.isPaused) ws.resume();
         if (ws.readyState === ws.OPEN) ws.close(1000);
         resolve(code!);
       }
@@ -105,6 +110,7 @@ function runSession(ws: WebSocket, opts: ExecOptions, target: string): Promise<n
     if (opts.signal?.aborted) return onAbort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     ws.on('message', (raw: Buffer, isBinary: boolean) => {
+      if (settled) return; // the command has ended: nothing more belongs to it
       const frame = decodeFrame(isBinary ? raw : Buffer.from(raw));
       if (!frame) return;
       if (frame.channel === Channel.stdout) deliver(opts.stdout, frame.data);

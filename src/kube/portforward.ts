@@ -50,6 +50,9 @@ export async function portForward(kube: KubeStreamAccess, opts: PortForwardOptio
     local.pause();
     local.on('close', () => {
       open.delete(conn);
+      // Paused by this connection's backpressure, the socket would never read the closing
+      // handshake, and ws would hold it (and the process, at exit) open for its 30 s close timeout.
+      if (conn.ws?.isPaused) conn.ws.resume();
       conn.ws?.close(1000);
     });
     local.on('error', () => conn.ws?.terminate());
@@ -91,7 +94,7 @@ function relayConnection(local: net.Socket, ws: WebSocket, target: string, repor
   let inFlight = 0;
   let localPaused = true;
   ws.on('message', (raw: Buffer) => {
-    if (raw.length === 0) return;
+    if (raw.length === 0 || local.destroyed) return;
     const channel = raw[0]!;
     let data = raw.subarray(1);
     if (channel > 1) return;

@@ -1,0 +1,45 @@
+/**
+ * The end of an exec session, with a small fake socket: a session that ends while our own
+ * backpressure has the socket paused must leave it reading, or the closing handshake is never
+ * read and ws holds the socket (and the process, at exit) open for its 30 s close timeout.
+ */
+import { EventEmitter } from 'node:events';
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import type WebSocket from 'ws';
+import { runSession } from '../../src/kube/exec.js';
+
+class FakeSocket extends EventEmitter {
+  readonly OPEN = 1;
+  readyState = 1;
+  isPaused = false;
+  closed: number[] = [];
+  pause(): void { this.isPaused = true; }
+  resume(): void { this.isPaused = false; }
+  close(code: number): void { this.closed.push(code); }
+  terminate(): void { this.readyState = 3; }
+  send(): void {}
+}
+
+const frame = (channel: number, text: string) => Buffer.concat([Buffer.from([channel]), Buffer.from(text)]);
+const SUCCESS = JSON.stringify({ metadata: {}, status: 'Success' });
+
+describe('the end of an exec session', () => {
+  it('leaves the socket reading when the exit status comes while a slow reader has it paused, and closes it', async () => {
+    const ws = new FakeSocket();
+    const written: string[] = [];
+    const slow = new Writable({ highWaterMark: 1, write: (c: Buffer, _e, cb) => { written.push(c.toString()); setTimeout(cb, 50); } });
+    const session = runSession(ws as unknown as WebSocket, { namespace: 'n', pod: 'p', command: ['x'], stdout: slow }, 'pod "n/p"');
+    // The last output and the status arrive in one read: the output's write fills the reader, so
+    // the socket is paused, and the status is parsed from the same chunk.
+    ws.emit('message', frame(1, 'the last bytes'), true);
+    expect(ws.isPaused).toBe(true);
+    ws.emit('message', frame(3, SUCCESS), true);
+    await expect(session).resolves.toBe(0);
+    expect(ws.isPaused).toBe(false);
+    expect(ws.closed).toEqual([1000]);
+    // A frame after the status is not the command's: it is not written anywhere.
+    ws.emit('message', frame(1, 'late'), true);
+    expect(written).toEqual(['the last bytes']);
+  });
+});
