@@ -42,7 +42,7 @@ export class PartialFile {
     return new Writable({
       highWaterMark: 1 << 20,
       write(chunk: Buffer, _enc, cb) {
-        writeAll(handle, chunk).then(() => cb(), fail(cb));
+        writeAllV(handle, [chunk]).then(() => cb(), fail(cb));
       },
       writev(chunks, cb) {
         // one vectored write, not a concatenated copy of everything buffered
@@ -122,14 +122,6 @@ export function localWriteError(path: string, err: unknown): PluginError {
   const code = codeOf(err);
   const full = code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG';
   return new PluginError(`cannot write "${path}": ${code}`, full ? 'free space or pass another -f/--dir' : 'check the disk, or pass another -f/--dir');
-}
-
-async function writeAll(handle: FileHandle, buf: Buffer): Promise<void> {
-  let off = 0;
-  while (off < buf.length) {
-    const { bytesWritten } = await handle.write(buf, off, buf.length - off);
-    off += bytesWritten;
-  }
 }
 
 /** Writes every byte of `bufs` in order with vectored writes, taking up a short write where it stopped. */
