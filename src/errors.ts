@@ -1,4 +1,4 @@
-/** Exit codes documented in the README: 0 ok, 1 failure, 2 usage, 3 verification failed. */
+/** Exit codes documented in the README: 0 ok, 1 failure, 2 usage, 3 verification or check failed. */
 export const ExitCode = { ok: 0, failure: 1, usage: 2, verification: 3 } as const;
 
 /** Base of every error the plugin reports to a user: one line, lowercase, with a hint. */
@@ -17,6 +17,11 @@ export class UsageError extends PluginError {
 
 /** A snapshot or a restored cluster did not pass verification. */
 export class VerificationError extends PluginError {
+  override readonly exitCode: number = ExitCode.verification;
+}
+
+/** `--check` found something wrong (an unhealthy member, an alarm, a nearly full database). */
+export class CheckFailedError extends PluginError {
   override readonly exitCode: number = ExitCode.verification;
 }
 

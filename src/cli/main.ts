@@ -4,9 +4,11 @@ import { VERSION } from '../version.js';
 import { complete, formatCompletion } from './completion.js';
 import { keepYoungGenerationSmall } from './heap.js';
 import { addKubeFlags } from './kubeflags.js';
+import * as alarm from './alarm.js';
 import * as backup from './backup.js';
 import * as inspect from './inspect.js';
 import * as restore from './restore.js';
+import * as space from './space.js';
 import * as status from './status.js';
 import * as version from './version.js';
 
@@ -36,7 +38,7 @@ export function buildProgram(): Command {
     .addHelpText('after', ROOT_HELP)
     .exitOverride();
   addKubeFlags(program);
-  for (const command of [backup, restore, inspect, status, version]) command.register(program);
+  for (const command of [backup, restore, inspect, status, alarm, space, version]) command.register(program);
   return program;
 }
 

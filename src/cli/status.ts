@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
-import { PluginError } from '../errors.js';
-import { collectStatus, execStatusProbe, type MemberStatus } from '../etcd/status.js';
+import { CheckFailedError, PluginError } from '../errors.js';
+import { collectStatus, execStatusProbe, statusProblems, type MemberStatus } from '../etcd/status.js';
 import { formatRecord, parseOutputFormat } from '../ui/format.js';
 import { renderStatusTable } from '../ui/status-table.js';
 import type { GlobalKubeOptions } from './kubeflags.js';
+import { NEARLY_FULL } from '../etcd/quota.js';
 
 /** Flags of `status` as commander parses them. */
 interface StatusFlags {
@@ -12,6 +13,7 @@ interface StatusFlags {
   selector?: string;
   container?: string;
   output?: string;
+  check?: boolean;
 }
 
 /** The error for a cluster with unhealthy members (exit code 1), or undefined when all are healthy. */
@@ -21,6 +23,18 @@ export function unhealthyError(rows: MemberStatus[]): PluginError | undefined {
   return new PluginError(
     `${bad.length} of ${rows.length} etcd members unhealthy: ${bad.map((r) => `"${r.pod}" (${r.error ?? 'unhealthy'})`).join(', ')}`,
     'check the pods with kubectl describe and kubectl logs',
+  );
+}
+
+/** The error of `status --check` (exit code 3) when anything is wrong, or undefined. */
+export function checkError(rows: MemberStatus[]): CheckFailedError | undefined {
+  const problems = statusProblems(rows);
+  if (problems.length === 0) return undefined;
+  return new CheckFailedError(
+    `check failed: ${problems.join(', ')}`,
+    problems.some((p) => /NOSPACE|% of its quota/.test(p))
+      ? 'free space with kubectl etcd compact and defrag (or raise --quota-backend-bytes), then kubectl etcd alarm disarm'
+      : 'check the pods with kubectl describe and kubectl logs',
   );
 }
 
@@ -34,7 +48,8 @@ export function register(program: Command): void {
     .option('-l, --selector <selector>', 'label selector of the etcd pods (e.g. component=etcd)')
     .option('-c, --container <name>', 'the etcd container (default: detected)')
     .option('-o, --output <format>', 'output format: table (default), json or yaml')
-    .addHelpText('after', '\nExamples:\n  kubectl etcd status -n uc1\n  kubectl etcd status -n kube-system -l component=etcd -o json')
+    .option('--check', `exit 3 when a member is unhealthy, has an alarm, or its db fills ${Math.round(NEARLY_FULL * 100)}% of its quota (for scripts and monitoring)`)
+    .addHelpText('after', '\nExamples:\n  kubectl etcd status -n uc1\n  kubectl etcd status -n uc1 --check   # exit code 3 when anything is wrong\n  kubectl etcd status -n kube-system -l component=etcd -o json')
     .action(async (flags: StatusFlags, command: Command) => {
       const output = flags.output === 'table' ? undefined : parseOutputFormat(flags.output);
       // Loaded on use: they pull in @kubernetes/client-node, which --help does not need.
@@ -46,7 +61,7 @@ export function register(program: Command): void {
       const rows = await collectStatus(topology.members, execStatusProbe(containerCommand(kube)));
       const record = { namespace: topology.namespace, workload: topology.workload.name, members: rows };
       process.stdout.write(output ? await formatRecord(record, output) : renderStatusTable(rows));
-      const err = unhealthyError(rows);
+      const err = flags.check ? checkError(rows) : unhealthyError(rows);
       if (err) throw err;
     });
 }

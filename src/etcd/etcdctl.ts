@@ -115,3 +115,8 @@ export function alarmList(t: EtcdctlTarget): EtcdCommand {
 export function initialClusterOf(members: Array<Pick<EtcdMember, 'name' | 'peerUrl'>>): string {
   return members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
 }
+
+/** `etcdctl alarm disarm`: etcdctl lists the cluster's alarms and disarms every one. */
+export function alarmDisarm(t: EtcdctlTarget): EtcdCommand {
+  return { argv: ['etcdctl', ...connection(t), 'alarm', 'disarm'], env: { ...API3 } };
+}

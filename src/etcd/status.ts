@@ -2,6 +2,8 @@ import { ForbiddenError } from '../errors.js';
 import type { ContainerCommand } from '../kube/exec.js';
 import { alarmList, endpointHealth, endpointStatus, targetOf } from './etcdctl.js';
 import { memberContainer, type EtcdMember } from './topology.js';
+import { NEARLY_FULL, memberQuota, quotaShare, type Quota } from './quota.js';
+import { formatBytes } from '../ui/bytes.js';
 
 /** One member's row in `kubectl etcd status`. IDs are hex strings as etcdctl -w table prints them. */
 export interface MemberStatus {
@@ -19,6 +21,8 @@ export interface MemberStatus {
   raftTerm?: number;
   raftIndex?: number;
   revision?: number;
+  /** The backend quota the member runs with (from its pod spec; quota.ts). */
+  quota: Quota;
   alarms: string[];
   healthy: boolean;
   error?: string;
@@ -53,7 +57,8 @@ export function execStatusProbe(run: ContainerCommand): StatusProbe {
       if (alarms.exitCode === 0) base.alarms = parseAlarmList(alarms.stdout);
       if (base.alarms.length > 0) {
         base.healthy = false;
-        base.error ??= `alarm ${base.alarms.join(',')}`;
+        // 3.5's endpoint health fails with "Active Alarm(s): NOSPACE " itself; 3.4's passes.
+        if (base.error === undefined || /alarm/i.test(base.error)) base.error = `alarm ${base.alarms.join(',')}`;
       }
       return base;
     } catch (err) {
@@ -65,7 +70,26 @@ export function execStatusProbe(run: ContainerCommand): StatusProbe {
 
 /** The row for a member before anything is known about it. */
 export function baseStatus(member: EtcdMember): MemberStatus {
-  return { pod: member.pod, node: member.node, name: member.name, endpoint: member.endpoint, alarms: [], healthy: false };
+  return { pod: member.pod, node: member.node, name: member.name, endpoint: member.endpoint, quota: memberQuota(member), alarms: [], healthy: false };
+}
+
+/**
+ * What `status --check` fails on, one line per member: unhealthy (which includes an alarm), or a
+ * database at NEARLY_FULL of its quota or more (the next writes raise NOSPACE).
+ */
+export function statusProblems(rows: MemberStatus[]): string[] {
+  const problems: string[] = [];
+  for (const r of rows) {
+    if (!r.healthy) {
+      problems.push(`"${r.pod}" ${r.error ?? 'unhealthy'}`);
+      continue;
+    }
+    const share = quotaShare(r.dbSize, r.quota);
+    if (share !== undefined && share >= NEARLY_FULL) {
+      problems.push(`"${r.pod}" db size ${formatBytes(r.dbSize!)} is ${Math.floor(share * 100)}% of its quota ${formatBytes(r.quota.bytes!)}`);
+    }
+  }
+  return problems;
 }
 
 /** Parses `etcdctl endpoint status -w json` (uint64 IDs kept exact, printed as hex). */

@@ -1,3 +1,5 @@
+import type { Quota } from './quota.js';
+
 /**
  * The shared picture of one etcd cluster running in Kubernetes, as discovery produces it and
  * backup, status and restore consume it. Paths are as seen inside the etcd container.
@@ -73,6 +75,8 @@ export interface EtcdMember {
    * removed is wiped and re-added, ETCD_DISASTER_RECOVERY restores /snapshots over the data).
    */
   startScripts?: { kind: 'bitnami'; disasterRecovery: false | string };
+  /** The backend quota the pod spec gives etcd (quota.ts quotaOf; absent: etcd's default). */
+  quota?: Quota;
   /** Member ID (hex) from the live member list, once confirmed. */
   memberId?: string;
   ready?: boolean;

@@ -33,7 +33,7 @@ afterAll(async () => {
 /** The table's rows by pod name, split on runs of spaces (the error column is last). */
 function rowsByPod(table: string): Record<string, string[]> {
   const [header, ...rows] = table.trimEnd().split('\n');
-  expect(header).toMatch(/^POD +NODE +MEMBER ID +VERSION +DB SIZE +IN USE +LEADER +RAFT TERM +RAFT INDEX +REVISION +ALARMS +HEALTH +ERROR$/);
+  expect(header).toMatch(/^POD +NODE +MEMBER ID +VERSION +DB SIZE +IN USE +QUOTA +LEADER +RAFT TERM +RAFT INDEX +REVISION +ALARMS +HEALTH +ERROR$/);
   const cols = [...header!.matchAll(/\S+(?: \S+)*/g)].map((m) => m.index!);
   return Object.fromEntries(rows.map((line) => {
     const cells = cols.map((start, i) => line.slice(start, cols[i + 1]).trim());
@@ -80,19 +80,20 @@ describe('kubectl etcd status on a healthy cluster', () => {
     const rows = rowsByPod(r.stdout);
     expect(Object.keys(rows).sort()).toEqual(['etcd-0', 'etcd-1', 'etcd-2']);
     for (const cells of Object.values(rows)) {
-      const [, node, id, version, dbSize, inUse, leader, term, index, revision, alarms, health, error] = cells;
+      const [, node, id, version, dbSize, inUse, quota, leader, term, index, revision, alarms, health, error] = cells;
       expect(node).toMatch(/^node-\d$/);
       expect(id).toMatch(/^[0-9a-f]+$/);
       expect(version).toBe(etcdRelease('3.5'));
       expect(dbSize).toMatch(/^\d+(\.\d+)? (B|KiB|MiB)$/);
       expect(inUse).toMatch(/^\d+(\.\d+)? (B|KiB|MiB)$/);
+      expect(quota).toMatch(/^2\.0 GiB default \(0%\)$/);
       expect(leader).toMatch(/^(true|false)$/);
       expect(Number(term)).toBeGreaterThan(0);
       expect(Number(index)).toBeGreaterThan(0);
       expect(Number(revision)).toBeGreaterThan(0);
       expect([alarms, health, error]).toEqual(['-', 'healthy', '']);
     }
-    expect(Object.values(rows).filter((c) => c[6] === 'true')).toHaveLength(1);
+    expect(Object.values(rows).filter((c) => c[7] === 'true')).toHaveLength(1);
     expect(Object.values(rows).map((c) => c[2]).sort()).toEqual(await memberIds());
   }, 120_000);
 
@@ -122,9 +123,9 @@ describe('kubectl etcd status with one member stopped', () => {
       const table = await kubectlEtcd(cluster, ['status', '-n', 'etcd']);
       expect(table.code).toBe(1);
       const rows = rowsByPod(table.stdout);
-      expect(rows['etcd-1']![11]).toBe('unhealthy');
-      expect(rows['etcd-1']![12]).not.toBe('');
-      expect([rows['etcd-0']![11], rows['etcd-2']![11]]).toEqual(['healthy', 'healthy']);
+      expect(rows['etcd-1']![12]).toBe('unhealthy');
+      expect(rows['etcd-1']![13]).not.toBe('');
+      expect([rows['etcd-0']![12], rows['etcd-2']![12]]).toEqual(['healthy', 'healthy']);
       expect(table.stderr).toMatch(/^error: 1 of 3 etcd members unhealthy: "etcd-1" \([^\n]+\); [^\n]+\n$/);
 
       const json = await kubectlEtcd(cluster, ['status', '-n', 'etcd', '-o', 'json']);

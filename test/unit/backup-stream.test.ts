@@ -94,7 +94,7 @@ function deps(overrides: Partial<BackupDeps> = {}): BackupDeps {
   return {
     transports: { exec: unused, stream },
     canExec: async () => false,
-    probe: async (m) => ({ pod: m.pod, name: m.name, endpoint: m.endpoint, alarms: [], healthy: true, version: '3.4.23', memberId: 'abc', clusterId: 'def', dbSize: 1 }),
+    probe: async (m) => ({ pod: m.pod, quota: { source: 'default' }, name: m.name, endpoint: m.endpoint, alarms: [], healthy: true, version: '3.4.23', memberId: 'abc', clusterId: 'def', dbSize: 1 }),
     readSummary: async (path) => {
       const s = JSON.parse(execFileSync('etcdctl', ['snapshot', 'status', '-w', 'json', path], { encoding: 'utf8' }));
       return { revision: s.revision, totalKeys: s.totalKey, hash: s.hash };

@@ -9,6 +9,7 @@ import { etcdBoolSetting, etcdSetting, parseEtcdFlags, splitUrls } from '../flag
 import { etcdArgs, findEtcdContainer } from './command.js';
 import { containerEnv, expandKubeVars } from './env.js';
 import { secretKeysAt, volumeForPath } from './mounts.js';
+import { quotaOf } from '../quota.js';
 
 /** Options for reading one member. */
 export interface MemberReadOptions {
@@ -155,6 +156,8 @@ export function readMember(pod: V1Pod, opts: MemberReadOptions = {}): EtcdMember
   const initialCluster = get('initial-cluster') ?? splitUrls(get('initial-advertise-peer-urls') ?? peerUrl).map((u) => `${name}=${u}`).join(',');
   const initialClusterToken = get('initial-cluster-token') ?? 'etcd-cluster';
   const preStop = container.lifecycle?.preStop?.exec?.command;
+  const quota = quotaOf(get('quota-backend-bytes'), get('config-file'));
+  if (quota.source === 'unknown') notes.push(get('config-file') ? 'etcd reads a --config-file: its quota is not known' : `--quota-backend-bytes "${get('quota-backend-bytes')}" is not a number`);
   // Bitnami's image (or its chart, which sets ETCD_ON_K8S) starts etcd through scripts that act on the data dir.
   const bitnami = /(^|\/)bitnami\/etcd([:@]|$)/.test(container.image ?? '') || vars.has('ETCD_ON_K8S');
   return {
@@ -181,6 +184,7 @@ export function readMember(pod: V1Pod, opts: MemberReadOptions = {}): EtcdMember
     ...(podFacts ? { podFacts } : {}),
     ...(ready ? { ready: ready.status === 'True' } : {}),
     ...(preStop?.length ? { preStop } : {}),
+    quota,
     ...(bitnami ? { startScripts: { kind: 'bitnami' as const, disasterRecovery: bitnamiOn(vars.get('ETCD_DISASTER_RECOVERY')) } } : {}),
     ...(notes.length ? { notes } : {}),
   };

@@ -1,0 +1,44 @@
+/**
+ * etcd's backend quota (`--quota-backend-bytes`, or ETCD_QUOTA_BACKEND_BYTES), as etcd reads it
+ * (server/etcdserver/quota.go, NewBackendQuota): 0 or unset means the default of 2 GiB, a negative
+ * value turns the quota off, anything else is the limit in bytes. A write is refused, and the
+ * NOSPACE alarm raised, once the backend's size (the db file, free pages included: compaction alone
+ * does not lower it, defragmentation does) plus the request would pass the quota.
+ */
+import type { EtcdMember } from './topology.js';
+
+/** etcd's DefaultQuotaBytes. */
+export const DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024;
+
+/** The share of the quota at which `status --check` calls a member's database nearly full. */
+export const NEARLY_FULL = 0.9;
+
+/**
+ * A member's quota: `set` (the pod spec sets it), `default` (etcd's 2 GiB), `disabled` (negative),
+ * or `unknown` (etcd reads a config file, or the value is not a number).
+ */
+export interface Quota {
+  bytes?: number;
+  source: 'set' | 'default' | 'disabled' | 'unknown';
+}
+
+/** Reads the quota setting as etcd parses it (a Go int64 flag). */
+export function quotaOf(setting: string | undefined, configFile?: string): Quota {
+  if (configFile) return { source: 'unknown' };
+  if (setting === undefined || setting.trim() === '') return { bytes: DEFAULT_QUOTA_BYTES, source: 'default' };
+  if (!/^[+-]?\d+$/.test(setting.trim())) return { source: 'unknown' };
+  const n = Number(setting.trim());
+  if (n === 0) return { bytes: DEFAULT_QUOTA_BYTES, source: 'default' };
+  if (n < 0) return { source: 'disabled' };
+  return { bytes: n, source: 'set' };
+}
+
+/** The member's quota (discovery read it from the pod spec; etcd's default when it could not). */
+export function memberQuota(member: Pick<EtcdMember, 'quota'>): Quota {
+  return member.quota ?? { bytes: DEFAULT_QUOTA_BYTES, source: 'default' };
+}
+
+/** The share of the quota a database of dbSize bytes fills, when both are known. */
+export function quotaShare(dbSize: number | undefined, quota: Quota): number | undefined {
+  return dbSize === undefined || quota.bytes === undefined ? undefined : dbSize / quota.bytes;
+}
