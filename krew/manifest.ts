@@ -31,12 +31,15 @@ const DESCRIPTION = `Backs up, inspects and restores etcd clusters that run insi
 on-prem user cluster's kube-etcd StatefulSet, a Helm (Bitnami-style) etcd, or kubeadm's static
 etcd pods. It discovers endpoints, certificates, members, PVCs and nodes from the pod specs,
 writes verified snapshots (sha256 trailer checked, files mode 0600), and restores every member
-from one snapshot with a printed plan, --dry-run and a resumable journal.
+from one snapshot with a printed plan, --dry-run and a resumable journal. Day to day it shows each
+member's quota and health (status --check for monitoring), compacts, defragments member by member
+(the leader last), and recovers from NOSPACE.
 
   kubectl etcd backup -n NAMESPACE -f snapshot.db
   kubectl etcd inspect snapshot.db
-  kubectl etcd status -n NAMESPACE
+  kubectl etcd status -n NAMESPACE --check
   kubectl etcd restore snapshot.db -n NAMESPACE --dry-run
+  kubectl etcd recover-space -n NAMESPACE
 `;
 
 /** The caveats krew prints after install: completion set-up and what is not signed. */

@@ -32,7 +32,7 @@ only on a terminal; NO_COLOR=1 turns colour off. -v N prints more to stderr.`;
 /** Builds the `kubectl etcd` command tree; each subcommand registers itself from its own file. */
 export function buildProgram(): Command {
   const program = new Command('kubectl etcd')
-    .description('Back up and restore etcd clusters that run inside Kubernetes')
+    .description('Back up, restore and maintain etcd clusters that run inside Kubernetes')
     .version(VERSION, '--plugin-version', 'print the plugin version')
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', ROOT_HELP)

@@ -60,8 +60,8 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExamples:\n  kubectl etcd compact -n uc1\n  kubectl etcd compact -n uc1 --keep-revisions 10000 --physical')
     .action(async (flags: SpaceFlags, command: Command) => {
       const output = flags.output === 'table' ? undefined : parseOutputFormat(flags.output);
+      const keep = (await import('../etcd/maintenance.js')).parseKeep(flags.keepRevisions);
       const { maintenance: m, alarm, rows, run } = await load(flags, command);
-      const keep = m.parseKeep(flags.keepRevisions);
       const head = m.headRevision(rows);
       const target = m.compactionTarget(head, keep);
       const via = alarm.answeringMember(rows.map((r) => r.member), rows.map((r) => r.status));
