@@ -1,7 +1,7 @@
 // NOSPACE end to end: `status` (quota, `--check`) and `alarm list|disarm` against real etcd that
-// runs out of its backend quota. One cluster, two fixtures with `--quota-backend-bytes` of 16 MiB:
-// `single` (etcd 3.4, TLS, the quota as a flag) and `bitnami` (etcd 3.5, plain HTTP, three members,
-// the quota as ETCD_QUOTA_BACKEND_BYTES). The database is filled from inside a member with real
+// runs out of its backend quota. One cluster, two fixtures of three members with a quota of 16 MiB:
+// `anthos` (etcd 3.4, TLS, the quota as a flag) and `bitnami` (etcd 3.5, plain HTTP, the quota as
+// ETCD_QUOTA_BACKEND_BYTES). The database is filled from inside a member with real
 // `etcdctl put` until etcd itself refuses the write with "mvcc: database space exceeded" and raises
 // NOSPACE (etcd server/etcdserver/quota.go; op-guide/maintenance.md "Space quota"). Disarming before
 // space is freed is shown failing first, the naive way, with etcdctl.
@@ -17,9 +17,9 @@ const QUOTA = 16 * 1024 * 1024;
 /** The quota `single` is rolled to once its data fills the first one. */
 const LOWERED = 12 * 1024 * 1024;
 const withQuota = (t: EtcdTarget): EtcdTarget => ({ ...t, fixture: withFixtureOption(t.fixture, 'quotaBackendBytes', String(QUOTA)) });
-const SINGLE = withQuota(TARGETS.single);
+const ANTHOS = withQuota(TARGETS.anthos);
 const BITNAMI = withQuota(onEtcd(TARGETS.bitnami, '3.5'));
-const PODS: Record<string, string[]> = { uc1: ['kube-etcd-0'], etcd: ['etcd-0', 'etcd-1', 'etcd-2'] };
+const PODS: Record<string, string[]> = { uc1: ['kube-etcd-0', 'kube-etcd-1', 'kube-etcd-2'], etcd: ['etcd-0', 'etcd-1', 'etcd-2'] };
 
 let cluster: SimCluster;
 let work: string;
@@ -28,7 +28,7 @@ beforeAll(async () => {
   requireRoot();
   await buildPlugin();
   work = await mkdtemp(join(tmpdir(), 'space-e2e-'));
-  cluster = await startCluster({ fixtures: [SINGLE.fixture, BITNAMI.fixture] });
+  cluster = await startCluster({ fixtures: [ANTHOS.fixture, BITNAMI.fixture] });
 }, 600_000);
 
 afterAll(async () => {
@@ -64,7 +64,7 @@ async function statusJson(t: EtcdTarget): Promise<Record<string, { dbSize: numbe
 }
 
 describe.each([
-  ['single (etcd 3.4, TLS, --quota-backend-bytes), freed by compact, defrag and alarm disarm', SINGLE, 'commands'],
+  ['anthos (etcd 3.4, TLS, --quota-backend-bytes), freed by compact, defrag and alarm disarm', ANTHOS, 'commands'],
   ['bitnami (etcd 3.5, ETCD_QUOTA_BACKEND_BYTES, 3 members), freed by recover-space', BITNAMI, 'recover-space'],
 ] as const)('NOSPACE on %s', (_name, t, way) => {
   const pods = PODS[t.namespace]!;
@@ -134,21 +134,21 @@ describe.each([
 
   // The data itself past the quota: the quota lowered below it (12 MiB, a rolling update of the
   // StatefulSet's flag, the last --quota-backend-bytes winning as Go's flag package reads it).
-  // One member only: bitnami's rolling restart removes and re-adds every member.
+  // On anthos only: bitnami's rolling restart removes and re-adds every member.
   it.runIf(way === 'commands')('recover-space when the data itself is past a lowered quota: compacts and defragments, then refuses to disarm, with the hint to raise the quota', async () => {
     const patched = await cluster.kubectl(['-n', t.namespace, 'patch', 'statefulset', 'kube-etcd', '--type=json', '-p',
       JSON.stringify([{ op: 'add', path: '/spec/template/spec/containers/0/command/-', value: `--quota-backend-bytes=${LOWERED}` }])]);
     expect(patched.code, patched.stderr).toBe(0);
     const rolled = await cluster.kubectl(['-n', t.namespace, 'rollout', 'status', 'statefulset/kube-etcd', '--timeout=180s'], { timeoutMs: 200_000 });
     expect(rolled.code, rolled.stderr).toBe(0);
-    await waitFor(async () => (await statusJson(t))[t.pod]?.alarms.includes('NOSPACE') === true);
-    expect((await statusJson(t))[t.pod]!.quota).toEqual({ bytes: LOWERED, source: 'set' });
+    await waitFor(async () => Object.values(await statusJson(t)).filter((m) => m.alarms.includes('NOSPACE')).length === pods.length);
+    for (const m of Object.values(await statusJson(t))) expect(m.quota).toEqual({ bytes: LOWERED, source: 'set' });
 
     const r = await kubectlEtcd(cluster, ['recover-space', '-n', t.namespace]);
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/^compacting to revision \d+\ndefragmenting "kube-etcd-0" \(leader, [\d.]+ MiB\)\n/);
-    expect(r.stderr).toMatch(/\nerror: compacted and defragmented \("kube-etcd-0" [\d.]+ MiB → [\d.]+ MiB\), but the data itself still fills the quota: the db of "kube-etcd-0" \([\d.]+ MiB\) is \d+% of its quota \(12\.0 MiB\)[^\n]*; NOSPACE stays raised; raise the quota [^\n]+\n$/);
+    expect(r.stderr).toMatch(/^compacting to revision \d+\ndefragmenting "kube-etcd-\d" \(follower, [\d.]+ MiB\)\n/);
+    expect(r.stderr).toMatch(/\nerror: compacted and defragmented \(("kube-etcd-\d" [\d.]+ MiB → [\d.]+ MiB(, )?){3}\), but the data itself still fills the quota: the db of "kube-etcd-\d" \([\d.]+ MiB\) is \d+% of its quota \(12\.0 MiB\)[^\n]*; NOSPACE stays raised; raise the quota [^\n]+\n$/);
     expect(await etcdctlOn(t, t.pod, ['alarm', 'list'])).toMatch(/alarm:NOSPACE/);
   }, 300_000);
 
@@ -214,13 +214,15 @@ describe.each([
   }, 300_000);
 });
 
-describe('defrag on bitnami (etcd 3.5, 3 members) with a writer on the leader', () => {
+describe.each([
+  ['anthos (etcd 3.4, TLS)', ANTHOS],
+  ['bitnami (etcd 3.5)', BITNAMI],
+] as const)('defrag on %s with a writer on the leader', (_name, t) => {
   it('shrinks every member after most keys are deleted, the leader last, and the writer never fails', async () => {
-    const t = BITNAMI;
     const conn = t.conn.join(' ');
     const st = await statusJson(t);
     const leader = Object.entries(st).find(([, m]) => (m as { isLeader?: boolean }).isLeader)![0];
-    const fill = await shInPod(t, leader, `head -c 65536 /dev/urandom >/tmp/v; i=0; while [ $i -lt 100 ]; do etcdctl ${conn} put /bulk/$i </tmp/v >/dev/null || exit 1; i=$((i+1)); done; rm -f /tmp/v; etcdctl ${conn} del /bulk/ --prefix >/dev/null`);
+    const fill = await shInPod(t, leader, `head -c 65536 /dev/urandom >/tmp/v; i=0; while [ $i -lt 50 ]; do etcdctl ${conn} put /bulk/$i </tmp/v >/dev/null || exit 1; i=$((i+1)); done; rm -f /tmp/v; etcdctl ${conn} del /bulk/ --prefix >/dev/null`);
     expect(fill.code, fill.stderr).toBe(0);
     await kubectlEtcd(cluster, ['compact', '-n', t.namespace, '--physical']);
     const before = await statusJson(t);
@@ -232,16 +234,18 @@ describe('defrag on bitnami (etcd 3.5, 3 members) with a writer on the leader', 
     const w = await writer;
     expect(d.code, d.stderr).toBe(0);
     const order = [...d.stderr.matchAll(/^defragmenting "([^"]+)" \((leader|follower)/gm)].map((m) => [m[1], m[2]]);
-    expect(order.map((o) => o[0]).sort()).toEqual(PODS.etcd);
+    expect(order.map((o) => o[0]).sort()).toEqual(PODS[t.namespace]);
     expect(order.at(-1)).toEqual([leader, 'leader']);
     const after = await statusJson(t);
-    for (const pod of PODS.etcd!) expect(after[pod]!.dbSize, pod).toBeLessThan(before[pod]!.dbSize);
+    for (const pod of PODS[t.namespace]!) expect(after[pod]!.dbSize, pod).toBeLessThan(before[pod]!.dbSize);
     expect(w.stdout).toMatch(/writes=\d+ failed=0/);
     expect(Number(/writes=(\d+)/.exec(w.stdout)![1])).toBeGreaterThan(5);
     const check = await kubectlEtcd(cluster, ['status', '-n', t.namespace, '--check']);
     expect(check.code, check.stderr).toBe(0);
   }, 300_000);
+});
 
+describe('defrag on bitnami (etcd 3.5) with a member stopped', () => {
   it('refuses before any change when a member does not answer (its etcd stopped with SIGSTOP)', async () => {
     const info = JSON.parse(await readFile(join(cluster.dir, 'runtime', 'pods', 'etcd', 'etcd-2', 'etcd.json'), 'utf8')) as { pid: number | null };
     process.kill(info.pid!, 'SIGSTOP');
