@@ -73,7 +73,7 @@ export function register(program: Command): void {
         process.stdout.write(`would disarm: ${what} (dry run: nothing changed)\n`);
         return;
       }
-      await alarm.disarmAlarms(run, asker, rows);
+      await alarm.disarmAlarms(run, asker, rows, alarms);
       process.stdout.write(`disarmed: ${what}\n`);
     });
 }

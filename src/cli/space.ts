@@ -56,7 +56,7 @@ function defragTable(results: DefragResult[]): string {
 export function register(program: Command): void {
   workloadOptions(program.command('compact').description("compact etcd's key history to the current revision (or keep the last N revisions); the whole cluster, in one request"))
     .option('--keep-revisions <n>', 'keep this many revisions of history before the current one (default 0)')
-    .option('--physical', 'wait until every member has removed the compacted revisions from its database')
+    .option('--physical', 'wait until the member that compacts has removed the compacted revisions from its database (the others follow on their own)')
     .addHelpText('after', '\nExamples:\n  kubectl etcd compact -n uc1\n  kubectl etcd compact -n uc1 --keep-revisions 10000 --physical')
     .action(async (flags: SpaceFlags, command: Command) => {
       const output = flags.output === 'table' ? undefined : parseOutputFormat(flags.output);
@@ -104,11 +104,11 @@ export function register(program: Command): void {
       // Every refusal before the first change: a CORRUPT alarm, a member that does not answer.
       const corrupt = alarm.disarmRefusal(alarms.filter((a) => a.alarm === 'CORRUPT'), []);
       if (corrupt) throw corrupt;
-      m.defragOrder(rows);
       if (!alarms.some((a) => a.alarm === 'NOSPACE')) {
         process.stdout.write('no NOSPACE alarm: nothing to recover (kubectl etcd compact and defrag free space without one)\n');
         return;
       }
+      m.defragOrder(rows);
       const head = m.headRevision(rows);
       if (flags.dryRun) {
         const order = m.defragOrder(rows).map((r) => `"${r.member.pod}"`).join(', ');
@@ -126,7 +126,7 @@ export function register(program: Command): void {
           'raise the quota (--quota-backend-bytes or ETCD_QUOTA_BACKEND_BYTES on every member, then restart them one at a time) or delete keys you do not need, then run kubectl etcd recover-space again',
         );
       }
-      await alarm.disarmAlarms(run, via, after.map((r) => r.status));
+      await alarm.disarmAlarms(run, via, after.map((r) => r.status), alarms);
       const record = { compactedTo: compacted.revision, members: results, disarmed: alarms };
       if (output) process.stdout.write(await formatRecord(record, output));
       else process.stdout.write(`${defragTable(results)}compacted to revision ${compacted.revision}; disarmed ${alarms.map((a) => `${a.alarm} on ${alarm.describe(a)}`).join(', ')}\n`);

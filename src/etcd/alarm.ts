@@ -1,8 +1,8 @@
 /**
  * etcd's alarms (`etcdctl alarm list|disarm`): cluster-wide, kept in the raft log, so any member
  * that answers lists all of them. NOSPACE (a write would pass the backend quota) makes the cluster
- * refuse every write but reads, deletes and compaction until it is disarmed; CORRUPT (a member's
- * data differs from the others') makes it refuse writes too. etcdctl's `alarm disarm` disarms every
+ * refuse every write but deletes and compaction until it is disarmed; CORRUPT (a member's data
+ * differs from the others') makes it refuse reads, writes and compaction. etcdctl's `alarm disarm` disarms every
  * alarm it lists (clientv3 AlarmDisarm with no member): there is no disarming one of them only.
  */
 import { NoHealthyMemberError, PluginError } from '../errors.js';
@@ -67,8 +67,18 @@ export function disarmRefusal(alarms: RaisedAlarm[], rows: MemberStatus[]): Plug
   );
 }
 
-/** Disarms every alarm through one member, then lists again: what is still raised is an error. */
-export async function disarmAlarms(run: ContainerCommand, asker: EtcdMember, rows: MemberStatus[]): Promise<void> {
+/**
+ * Disarms every alarm through one member, then lists again: what is still raised is an error.
+ * `checked`: the alarms the caller judged; etcdctl disarms whatever is raised when it runs, so the
+ * list is read again first and anything raised since (a CORRUPT from 3.5's periodic check) refuses.
+ */
+export async function disarmAlarms(run: ContainerCommand, asker: EtcdMember, rows: MemberStatus[], checked: RaisedAlarm[]): Promise<void> {
+  const key = (a: RaisedAlarm) => `${a.memberId}/${a.alarm}`;
+  const known = new Set(checked.map(key));
+  const fresh = (await listAlarms(run, asker, rows)).filter((a) => !known.has(key(a)));
+  if (fresh.length) {
+    throw new PluginError(`refusing to disarm: ${fresh.map((a) => `${a.alarm} on ${describe(a)}`).join(', ')} was raised since the check`, 'run kubectl etcd alarm list and kubectl etcd status, then decide');
+  }
   const r = await run(memberContainer(asker), alarmDisarm({ ...targetOf(asker), commandTimeout: '10s' }).argv);
   if (r.exitCode !== 0) throw new PluginError(`etcdctl alarm disarm failed in pod "${asker.pod}": ${lastLine(r.stderr) || `exit code ${r.exitCode}`}`, 'run kubectl etcd alarm list to see what is raised');
   const left = await listAlarms(run, asker, rows);

@@ -19,9 +19,14 @@ export interface MemberRow {
   status: MemberStatus;
 }
 
-/** Answers `endpoint status`: it has a member ID (an alarm does not count against it). */
+/**
+ * Fit to take part: it answers `endpoint status` (a member ID) and `endpoint health` passes, or fails
+ * only for an alarm (3.5's health fails while one is raised; the probe then says `alarm …`). A
+ * member cut off from its peers still answers status locally, but its health check, which needs the
+ * cluster, fails.
+ */
 export function answers(s: MemberStatus): boolean {
-  return s.memberId !== undefined;
+  return s.memberId !== undefined && (s.healthy || (s.alarms.length > 0 && /^alarm /.test(s.error ?? '')));
 }
 
 /**
@@ -35,6 +40,13 @@ export function defragOrder(rows: MemberRow[]): MemberRow[] {
     throw new PluginError(
       `refusing to defragment: ${silent.map((r) => `"${r.member.pod}" (${r.status.error ?? 'no answer'})`).join(', ')} does not answer, and a member stops serving while it defragments`,
       rows.length - silent.length > Math.floor(rows.length / 2) ? 'bring that member back first (kubectl etcd status shows why it is down)' : 'the cluster has no quorum: see kubectl etcd restore',
+    );
+  }
+  const leaders = new Set(rows.map((r) => r.status.leaderId).filter(Boolean));
+  if (leaders.size !== 1 || !rows.some((r) => r.status.isLeader)) {
+    throw new PluginError(
+      `refusing to defragment: the members do not agree on one leader among them (${rows.map((r) => `"${r.member.pod}" sees ${r.status.leaderId ?? 'none'}`).join(', ')})`,
+      'wait for an election to settle (kubectl etcd status), then run the command again',
     );
   }
   return [...rows.filter((r) => !r.status.isLeader), ...rows.filter((r) => r.status.isLeader)];
@@ -87,7 +99,8 @@ export type Say = (line: string) => void;
 
 /**
  * Defragments every member in defragOrder: each through etcdctl in its own container against its
- * own endpoint, then waits until it answers `endpoint status` again before the next.
+ * own endpoint, then waits until it is fit again (answers()) before the next. A cluster of one or
+ * two members stops taking writes while any member defragments (say() warns).
  */
 export async function rollingDefrag(
   run: ContainerCommand,
@@ -97,6 +110,7 @@ export async function rollingDefrag(
   opts: { answerTimeoutMs?: number; sleep?: (ms: number) => Promise<void> } = {},
 ): Promise<DefragResult[]> {
   const order = defragOrder(rows);
+  if (order.length < 3) say(`warning: with ${order.length} member${order.length === 1 ? '' : 's'} the cluster takes no writes while a member defragments`);
   const results: DefragResult[] = [];
   for (const { member, status } of order) {
     const role = status.isLeader ? 'leader' : 'follower';
@@ -104,10 +118,11 @@ export async function rollingDefrag(
     const t0 = Date.now();
     // Defragmentation rewrites the whole db file: 10 minutes allows 1 GiB at under 2 MB/s.
     const argv = ['etcdctl', ...connectionFlags({ ...targetOf(member), commandTimeout: '600s' }), 'defrag'];
-    const r = await run(memberContainer(member), argv);
-    if (r.exitCode !== 0) {
-      throw new PluginError(`etcdctl defrag failed in pod "${member.pod}": ${lastLine(r.stderr) || `exit code ${r.exitCode}`}`, `members defragmented before it: ${results.map((x) => `"${x.pod}"`).join(', ') || 'none'}; run the command again once kubectl etcd status shows "${member.pod}" answering`);
-    }
+    const done = `members defragmented before it: ${results.map((x) => `"${x.pod}"`).join(', ') || 'none'}; run the command again once kubectl etcd status shows "${member.pod}" healthy`;
+    const r = await run(memberContainer(member), argv).catch((err: unknown) => {
+      throw new PluginError(`defragmenting "${member.pod}" was cut off: ${lastLine((err as Error).message)}`, done);
+    });
+    if (r.exitCode !== 0) throw new PluginError(`etcdctl defrag failed in pod "${member.pod}": ${lastLine(r.stderr) || `exit code ${r.exitCode}`}`, done);
     const after = await waitAnswering(probe, member, opts.answerTimeoutMs ?? 60_000, opts.sleep);
     const result: DefragResult = { pod: member.pod, role, ...(status.dbSize !== undefined ? { before: status.dbSize } : {}), ...(after.dbSize !== undefined ? { after: after.dbSize } : {}), seconds: (Date.now() - t0) / 1000 };
     results.push(result);
@@ -121,13 +136,13 @@ export function sizeChange(r: Pick<DefragResult, 'before' | 'after'>): string {
   return `${r.before === undefined ? '?' : formatBytes(r.before)} → ${r.after === undefined ? '?' : formatBytes(r.after)}`;
 }
 
-/** Probes a member until it answers, or fails after timeoutMs. */
+/** Probes a member until it answers and is healthy (answers()), or fails after timeoutMs. */
 export async function waitAnswering(probe: StatusProbe, member: EtcdMember, timeoutMs: number, sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))): Promise<MemberStatus> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = await probe(member);
     if (answers(s)) return s;
-    if (Date.now() >= deadline) throw new PluginError(`"${member.pod}" did not answer within ${Math.round(timeoutMs / 1000)} s after its defragmentation: ${s.error ?? 'no answer'}`, 'check it with kubectl etcd status and kubectl logs; run the command again once it answers');
+    if (Date.now() >= deadline) throw new PluginError(`"${member.pod}" was not healthy within ${Math.round(timeoutMs / 1000)} s after its defragmentation: ${s.error ?? 'no answer'}`, 'check it with kubectl etcd status and kubectl logs; run the command again once it answers');
     await sleep(1000);
   }
 }

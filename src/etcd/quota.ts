@@ -22,15 +22,34 @@ export interface Quota {
   source: 'set' | 'default' | 'disabled' | 'unknown';
 }
 
-/** Reads the quota setting as etcd parses it (a Go int64 flag). */
-export function quotaOf(setting: string | undefined, configFile?: string): Quota {
+/**
+ * Reads the quota setting as etcd parses it: a Go int64 flag (strconv.ParseInt with base 0: `0x`,
+ * `0o`, `0b` prefixes, a leading 0 for octal, `_` between digits). `unresolved`: the setting may come
+ * from somewhere discovery cannot read (a ConfigMap or Secret key, envFrom), so it is not known.
+ */
+export function quotaOf(setting: string | undefined, configFile?: string, unresolved = false): Quota {
   if (configFile) return { source: 'unknown' };
-  if (setting === undefined || setting.trim() === '') return { bytes: DEFAULT_QUOTA_BYTES, source: 'default' };
-  if (!/^[+-]?\d+$/.test(setting.trim())) return { source: 'unknown' };
-  const n = Number(setting.trim());
+  if (setting === undefined || setting.trim() === '') return unresolved ? { source: 'unknown' } : { bytes: DEFAULT_QUOTA_BYTES, source: 'default' };
+  const n = parseGoInt(setting.trim());
+  if (n === undefined) return { source: 'unknown' };
   if (n === 0) return { bytes: DEFAULT_QUOTA_BYTES, source: 'default' };
   if (n < 0) return { source: 'disabled' };
   return { bytes: n, source: 'set' };
+}
+
+/** strconv.ParseInt(s, 0, 64) for the values a quota takes; undefined when Go would refuse it. */
+export function parseGoInt(text: string): number | undefined {
+  const m = /^([+-]?)(0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|0[0-7_]*|[1-9][0-9_]*)$/.exec(text);
+  if (!m) return undefined;
+  const body = m[2]!;
+  if (/__|_$/.test(body) || /^0[xXoObB]?_?$/.test(body) && body.length > 1 && !/^0[0-7]/.test(body)) return undefined;
+  const digits = body.replace(/_/g, '');
+  let value: bigint;
+  if (/^0[xXoObB]/.test(digits)) value = BigInt(digits.toLowerCase());
+  else if (digits.length > 1 && digits.startsWith('0')) value = BigInt('0o' + digits.slice(1));
+  else value = BigInt(digits);
+  const n = Number(m[1] === '-' ? -value : value);
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 /** The member's quota (discovery read it from the pod spec; etcd's default when it could not). */

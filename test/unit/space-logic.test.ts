@@ -3,9 +3,9 @@
 // defragmentation order, the compaction target, and etcdctl's answers parsed.
 import { describe, expect, it } from 'vitest';
 import { readMember } from '../../src/etcd/discovery/index.js';
-import { disarmRefusal, parseAlarmMembers } from '../../src/etcd/alarm.js';
+import { disarmAlarms, disarmRefusal, parseAlarmMembers } from '../../src/etcd/alarm.js';
 import { compact, compactionTarget, defragOrder, parseKeep, rollingDefrag, type MemberRow } from '../../src/etcd/maintenance.js';
-import { DEFAULT_QUOTA_BYTES, quotaOf } from '../../src/etcd/quota.js';
+import { DEFAULT_QUOTA_BYTES, parseGoInt, quotaOf } from '../../src/etcd/quota.js';
 import { statusProblems, type MemberStatus } from '../../src/etcd/status.js';
 import type { EtcdMember } from '../../src/etcd/topology.js';
 import { quotaCell } from '../../src/ui/status-table.js';
@@ -14,7 +14,7 @@ import { UsageError } from '../../src/errors.js';
 const MiB = 1024 * 1024;
 
 function row(pod: string, s: Partial<MemberStatus> = {}): MemberStatus {
-  return { pod, name: pod, endpoint: 'http://127.0.0.1:2379', quota: { bytes: 16 * MiB, source: 'set' }, alarms: [], healthy: true, memberId: `${pod}-id`, ...s };
+  return { pod, name: pod, endpoint: 'http://127.0.0.1:2379', quota: { bytes: 16 * MiB, source: 'set' }, alarms: [], healthy: true, memberId: `${pod}-id`, leaderId: 'l1', ...s };
 }
 
 function member(pod: string): EtcdMember {
@@ -30,6 +30,18 @@ describe('quotaOf: --quota-backend-bytes as etcd reads it (server/etcdserver/quo
     ['8G', { source: 'unknown' }],
   ])('%s → %j', (setting, quota) => {
     expect(quotaOf(setting)).toEqual(quota);
+  });
+
+  it('reads integers as Go strconv.ParseInt(s, 0, 64) does', () => {
+    expect(['0x1000', '0o17', '017', '0b101', '1_000', '-1'].map(parseGoInt)).toEqual([4096, 15, 15, 5, 1000, -1]);
+    expect(['8G', '08', '1__0', '_1', '0x', '1e3'].map(parseGoInt)).toEqual([undefined, undefined, undefined, undefined, undefined, undefined]);
+  });
+
+  it('is unknown when the env var comes from a ConfigMap key or envFrom (not read)', () => {
+    const pod = (container: object) => ({ metadata: { name: 'e-0', namespace: 'n' }, spec: { containers: [{ name: 'etcd', image: 'etcd', command: ['etcd'], ...container }] } });
+    expect(readMember(pod({ env: [{ name: 'ETCD_QUOTA_BACKEND_BYTES', valueFrom: { configMapKeyRef: { name: 'cm', key: 'q' } } }] }))?.quota).toEqual({ source: 'unknown' });
+    expect(readMember(pod({ envFrom: [{ configMapRef: { name: 'extra' } }] }))?.quota).toEqual({ source: 'unknown' });
+    expect(readMember(pod({ envFrom: [{ configMapRef: { name: 'extra' } }], command: ['etcd', '--quota-backend-bytes=100'] }))?.quota).toEqual({ bytes: 100, source: 'set' });
   });
 
   it('is unknown when etcd reads a config file (its flags are then ignored)', () => {
@@ -72,6 +84,16 @@ describe('alarms', () => {
     expect(parseAlarmMembers('')).toEqual([]);
   });
 
+  it('disarm reads the list again first and refuses an alarm raised since the check, before etcdctl alarm disarm', async () => {
+    const argvs: string[][] = [];
+    const run = async (_t: unknown, argv: string[]) => {
+      argvs.push(argv);
+      return { exitCode: 0, stdout: 'memberID:1 alarm:NOSPACE \nmemberID:2 alarm:CORRUPT \n', stderr: '' };
+    };
+    await expect(disarmAlarms(run, member('e-0'), [], [{ memberId: '1', alarm: 'NOSPACE' }])).rejects.toThrow('refusing to disarm: CORRUPT on member 2 was raised since the check');
+    expect(argvs.map((a) => a.slice(-2).join(' '))).toEqual(['alarm list']);
+  });
+
   it('refuses to disarm CORRUPT whatever the sizes, and NOSPACE while a db fills 90% of its quota', () => {
     const nospace = [{ memberId: '1', pod: 'a', alarm: 'NOSPACE' }];
     expect(disarmRefusal([{ memberId: '1', pod: 'a', alarm: 'CORRUPT' }], [row('a', { dbSize: 1 })])?.message).toMatch(/^refusing to disarm: CORRUPT is raised on member 1 \("a"\)/);
@@ -93,6 +115,16 @@ describe('maintenance', () => {
     expect(() => defragOrder(rows)).toThrow(/^refusing to defragment: "e-2" \(context deadline exceeded\) does not answer/);
     const two = rows.map((r, i) => (i > 0 ? { ...r, status: { ...r.status, memberId: undefined } } : r));
     expect(() => defragOrder(two)).toThrowError(expect.objectContaining({ hint: expect.stringMatching(/restore/) }));
+  });
+
+  it('refuses a member that answers status but fails its health check for something else than an alarm, and members that disagree on the leader', () => {
+    const base: MemberRow[] = ['e-0', 'e-1', 'e-2'].map((p) => ({ member: member(p), status: row(p, { isLeader: p === 'e-0' }) }));
+    const cutOff = base.map((r, i) => (i === 1 ? { ...r, status: { ...r.status, healthy: false, error: 'context deadline exceeded' } } : r));
+    expect(() => defragOrder(cutOff)).toThrow(/^refusing to defragment: "e-1" \(context deadline exceeded\) does not answer/);
+    const alarmed = base.map((r) => ({ ...r, status: { ...r.status, healthy: false, alarms: ['NOSPACE'], error: 'alarm NOSPACE' } }));
+    expect(defragOrder(alarmed).map((r) => r.member.pod)).toEqual(['e-1', 'e-2', 'e-0']);
+    const split = base.map((r, i) => (i === 2 ? { ...r, status: { ...r.status, leaderId: 'l2' } } : r));
+    expect(() => defragOrder(split)).toThrow(/^refusing to defragment: the members do not agree on one leader/);
   });
 
   it('compaction target: head minus the kept revisions; nothing below revision 1; bad --keep-revisions is a usage error', () => {

@@ -156,8 +156,14 @@ export function readMember(pod: V1Pod, opts: MemberReadOptions = {}): EtcdMember
   const initialCluster = get('initial-cluster') ?? splitUrls(get('initial-advertise-peer-urls') ?? peerUrl).map((u) => `${name}=${u}`).join(',');
   const initialClusterToken = get('initial-cluster-token') ?? 'etcd-cluster';
   const preStop = container.lifecycle?.preStop?.exec?.command;
-  const quota = quotaOf(get('quota-backend-bytes'), get('config-file'));
-  if (quota.source === 'unknown') notes.push(get('config-file') ? 'etcd reads a --config-file: its quota is not known' : `--quota-backend-bytes "${get('quota-backend-bytes')}" is not a number`);
+  // ETCD_QUOTA_BACKEND_BYTES from a ConfigMap or Secret key (Bitnami's extraEnvVarsCM), or envFrom, is not read.
+  const quotaHidden = !vars.has('ETCD_QUOTA_BACKEND_BYTES') && unresolved.some((u) => u.startsWith('envFrom ') || u.startsWith('env ETCD_QUOTA_BACKEND_BYTES '));
+  const quota = quotaOf(get('quota-backend-bytes'), get('config-file'), quotaHidden);
+  if (quota.source === 'unknown') {
+    notes.push(get('config-file') ? 'etcd reads a --config-file: its quota is not known'
+      : get('quota-backend-bytes') !== undefined ? `--quota-backend-bytes "${get('quota-backend-bytes')}" is not a number`
+        : 'the quota may come from an env var discovery cannot read: it is not known');
+  }
   // Bitnami's image (or its chart, which sets ETCD_ON_K8S) starts etcd through scripts that act on the data dir.
   const bitnami = /(^|\/)bitnami\/etcd([:@]|$)/.test(container.image ?? '') || vars.has('ETCD_ON_K8S');
   return {
