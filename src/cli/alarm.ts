@@ -1,43 +1,23 @@
 import type { Command } from 'commander';
 import { formatRecord, parseOutputFormat } from '../ui/format.js';
 import { renderTable } from '../ui/table.js';
-import type { GlobalKubeOptions } from './kubeflags.js';
+import { loadCluster, workloadOptions, type WorkloadFlags } from './cluster.js';
 
 /** Flags of `alarm list` and `alarm disarm` as commander parses them. */
-interface AlarmFlags {
-  statefulset?: string;
-  pod?: string;
-  selector?: string;
-  container?: string;
+interface AlarmFlags extends WorkloadFlags {
   output?: string;
   dryRun?: boolean;
   force?: boolean;
 }
 
-/** The workload flags both subcommands take. */
-function workloadOptions(command: Command): Command {
-  return command
-    .option('--statefulset <name>', 'the etcd StatefulSet (default: the only etcd workload in the namespace)')
-    .option('--pod <name>', 'an etcd pod (selects its workload)')
-    .option('-l, --selector <selector>', 'label selector of the etcd pods (e.g. component=etcd)')
-    .option('-c, --container <name>', 'the etcd container (default: detected)');
-}
-
 /** Finds the cluster, asks every member for its status, and lists the alarms through one that answered. */
 async function load(flags: AlarmFlags, command: Command) {
-  // Loaded on use: they pull in @kubernetes/client-node, which --help does not need.
-  const { kubeContextFromOptions } = await import('./kubecontext.js');
-  const { discoverTarget } = await import('../etcd/discovery/lister.js');
-  const { containerCommand } = await import('../kube/exec.js');
-  const { collectStatus, execStatusProbe } = await import('../etcd/status.js');
+  const cluster = await loadCluster(flags, command);
   const alarm = await import('../etcd/alarm.js');
-  const kube = kubeContextFromOptions(command.optsWithGlobals<GlobalKubeOptions>());
-  const topology = await discoverTarget(kube, { statefulSet: flags.statefulset, pod: flags.pod, selector: flags.selector, container: flags.container });
-  const run = containerCommand(kube);
-  const rows = await collectStatus(topology.members, execStatusProbe(run));
-  const asker = alarm.answeringMember(topology.members, rows);
-  const alarms = await alarm.listAlarms(run, asker, rows);
-  return { topology, run, rows, asker, alarms, alarm };
+  const statuses = cluster.rows.map((r) => r.status);
+  const asker = alarm.answeringMember(cluster.topology.members, statuses);
+  const alarms = await alarm.listAlarms(cluster.run, asker, statuses);
+  return { topology: cluster.topology, run: cluster.run, rows: statuses, asker, alarms, alarm };
 }
 
 /** Registers `kubectl etcd alarm list|disarm`. */

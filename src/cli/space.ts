@@ -3,47 +3,28 @@ import { PluginError } from '../errors.js';
 import { formatRecord, parseOutputFormat } from '../ui/format.js';
 import { formatBytes } from '../ui/bytes.js';
 import { renderTable } from '../ui/table.js';
-import type { GlobalKubeOptions } from './kubeflags.js';
+import { loadCluster, workloadOptions, type WorkloadFlags } from './cluster.js';
 import type { DefragResult } from '../etcd/maintenance.js';
 
 /** Flags of `compact`, `defrag` and `recover-space` as commander parses them. */
-interface SpaceFlags {
-  statefulset?: string;
-  pod?: string;
-  selector?: string;
-  container?: string;
+interface SpaceFlags extends WorkloadFlags {
   output?: string;
   dryRun?: boolean;
   keepRevisions?: string;
   physical?: boolean;
 }
 
-function workloadOptions(command: Command): Command {
-  return command
-    .option('--statefulset <name>', 'the etcd StatefulSet (default: the only etcd workload in the namespace)')
-    .option('--pod <name>', 'an etcd pod (selects its workload)')
-    .option('-l, --selector <selector>', 'label selector of the etcd pods (e.g. component=etcd)')
-    .option('-c, --container <name>', 'the etcd container (default: detected)')
+/** The cluster flags plus --dry-run and -o. */
+function spaceOptions(command: Command): Command {
+  return workloadOptions(command)
     .option('--dry-run', 'print what would be done, change nothing')
     .option('-o, --output <format>', 'output format of the result: table (default), json or yaml');
 }
 
-/** Finds the cluster and asks every member for its status. */
+/** Finds the cluster and asks every member for its status; the maintenance modules with it. */
 async function load(flags: SpaceFlags, command: Command) {
-  // Loaded on use: they pull in @kubernetes/client-node, which --help does not need.
-  const { kubeContextFromOptions } = await import('./kubecontext.js');
-  const { discoverTarget } = await import('../etcd/discovery/lister.js');
-  const { containerCommand } = await import('../kube/exec.js');
-  const { collectStatus, execStatusProbe } = await import('../etcd/status.js');
-  const maintenance = await import('../etcd/maintenance.js');
-  const alarm = await import('../etcd/alarm.js');
-  const kube = kubeContextFromOptions(command.optsWithGlobals<GlobalKubeOptions>());
-  const topology = await discoverTarget(kube, { statefulSet: flags.statefulset, pod: flags.pod, selector: flags.selector, container: flags.container });
-  const run = containerCommand(kube);
-  const probe = execStatusProbe(run);
-  const statuses = async () => (await collectStatus(topology.members, probe)).map((status, i) => ({ member: topology.members[i]!, status }));
-  const rows = await statuses();
-  return { topology, run, probe, rows, statuses, maintenance, alarm };
+  const cluster = await loadCluster(flags, command);
+  return { ...cluster, maintenance: await import('../etcd/maintenance.js'), alarm: await import('../etcd/alarm.js') };
 }
 
 const say = (line: string): void => void process.stderr.write(line + '\n');
@@ -54,7 +35,7 @@ function defragTable(results: DefragResult[]): string {
 
 /** Registers `kubectl etcd compact`, `defrag` and `recover-space`. */
 export function register(program: Command): void {
-  workloadOptions(program.command('compact').description("compact etcd's key history to the current revision (or keep the last N revisions); the whole cluster, in one request"))
+  spaceOptions(program.command('compact').description("compact etcd's key history to the current revision (or keep the last N revisions); the whole cluster, in one request"))
     .option('--keep-revisions <n>', 'keep this many revisions of history before the current one (default 0)')
     .option('--physical', 'wait until the member that compacts has removed the compacted revisions from its database (the others follow on their own)')
     .addHelpText('after', '\nExamples:\n  kubectl etcd compact -n uc1\n  kubectl etcd compact -n uc1 --keep-revisions 10000 --physical')
@@ -79,7 +60,7 @@ export function register(program: Command): void {
       else process.stdout.write(result.already ? `already compacted at or past revision ${target}\n` : `compacted to revision ${target} (head ${head}, kept ${keep})\n`);
     });
 
-  workloadOptions(program.command('defrag').description('defragment every member in turn, followers first and the leader last, each answering again before the next; prints the size before and after'))
+  spaceOptions(program.command('defrag').description('defragment every member in turn, followers first and the leader last, each answering again before the next; prints the size before and after'))
     .addHelpText('after', '\nExamples:\n  kubectl etcd defrag -n uc1 --dry-run\n  kubectl etcd defrag -n uc1')
     .action(async (flags: SpaceFlags, command: Command) => {
       const output = flags.output === 'table' ? undefined : parseOutputFormat(flags.output);
@@ -93,7 +74,7 @@ export function register(program: Command): void {
       process.stdout.write(output ? await formatRecord({ members: results }, output) : defragTable(results));
     });
 
-  workloadOptions(program.command('recover-space').description("recover from NOSPACE (\"mvcc: database space exceeded\"): compact to the current revision, defragment every member, disarm the alarm; refuses to disarm while the data itself still fills the quota"))
+  spaceOptions(program.command('recover-space').description("recover from NOSPACE (\"mvcc: database space exceeded\"): compact to the current revision, defragment every member, disarm the alarm; refuses to disarm while the data itself still fills the quota"))
     .addHelpText('after', '\nExamples:\n  kubectl etcd recover-space -n uc1 --dry-run\n  kubectl etcd recover-space -n uc1')
     .action(async (flags: SpaceFlags, command: Command) => {
       const output = flags.output === 'table' ? undefined : parseOutputFormat(flags.output);
