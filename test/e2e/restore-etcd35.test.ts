@@ -55,7 +55,14 @@ function startWatch(): { lines(): string; stderr(): string; done: Promise<Comman
 beforeAll(async () => {
   const etcdutl = etcdBinaries('3.5').etcdutl!;
   if (!existsSync(etcdutl)) throw new Error(`${etcdutl} is missing: run \`bash scripts/setup.sh\` (it unpacks etcd 3.5)`);
-  ({ cluster, work, state } = await startRestoreCluster(['anthos:etcd=3.5', 'bitnami:etcd=3.4'], 'restore-etcd35'));
+  // Bitnami without the chart's preStop `member remove` (removeMemberOnContainerTermination=false):
+  // the mixed-minor test below restarts etcd-2 on 3.5, and with the hook that restart goes through
+  // the chart's remove-then-re-add, which fails for good when the removal commits after etcdctl's
+  // 5 s timeout (seen twice in full-suite runs, once in CI: the start runs `member update` on an
+  // ID no longer there). The test is about our refusal, not that race; without the hook the member
+  // restarts on its own data, as etcd's rolling upgrade does. The cluster serves a backup and
+  // refusals only.
+  ({ cluster, work, state } = await startRestoreCluster(['anthos:etcd=3.5', 'bitnami:etcd=3.4,removeMemberOnContainerTermination=false'], 'restore-etcd35'));
   const pod = {
     apiVersion: 'v1', kind: 'Pod', metadata: { name: WATCHER, namespace: A.namespace },
     spec: {
@@ -202,9 +209,7 @@ describe('cross-version restores', () => {
         return (JSON.parse(r.stdout.replace(/:\s*(\d{16,})/g, ':"$1"')) as Array<{ Status: { version: string } }>).map((s) => s.Status.version.replace(/\.\d+$/, '')).sort();
       }, { timeout: 180_000, interval: 2000 }).toEqual(['3.4', '3.4', '3.5']);
     } catch (err) {
-      // The rejoin goes through the chart's own scripts (preStop `member remove`, then `member
-      // add` at start), which can fail for real (a removal that commits after etcdctl's 5 s
-      // timeout leaves a member that no longer exists, and its start fails for good): say which.
+      // The restart goes through the chart's own start scripts: say what they did.
       throw new Error(`etcd-2 did not rejoin on 3.5: ${(err as Error).message}\n${await rejoinDiagnostics()}`);
     }
     const before = await keysOn(cluster, B, B.pods[0]!, '/test/');
