@@ -89,10 +89,9 @@ export function register(program: Command): void {
         process.stdout.write('no NOSPACE alarm: nothing to recover (kubectl etcd compact and defrag free space without one)\n');
         return;
       }
-      m.defragOrder(rows);
+      const order = m.defragOrder(rows).map((r) => `"${r.member.pod}"`).join(', ');
       const head = m.headRevision(rows);
       if (flags.dryRun) {
-        const order = m.defragOrder(rows).map((r) => `"${r.member.pod}"`).join(', ');
         process.stdout.write(`would compact to revision ${head}, defragment ${order} in that order, then disarm ${alarms.map((a) => `${a.alarm} on ${alarm.describe(a)}`).join(', ')} (dry run: nothing changed)\n`);
         return;
       }

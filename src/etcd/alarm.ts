@@ -10,7 +10,7 @@ import type { ContainerCommand } from '../kube/exec.js';
 import { formatBytes } from '../ui/bytes.js';
 import { alarmDisarm, alarmList, targetOf } from './etcdctl.js';
 import { NEARLY_FULL, quotaShare } from './quota.js';
-import type { MemberStatus } from './status.js';
+import { lastLine, type MemberStatus } from './status.js';
 import { memberContainer, type EtcdMember } from './topology.js';
 
 /** One raised alarm: the member it is on (hex ID; the pod when the member is one we know). */
@@ -88,9 +88,4 @@ export async function disarmAlarms(run: ContainerCommand, asker: EtcdMember, row
 /** `member 8e9e05c52164694d ("etcd-0")`. */
 export function describe(a: RaisedAlarm): string {
   return `member ${a.memberId}${a.pod ? ` ("${a.pod}")` : ''}`;
-}
-
-function lastLine(text: string): string {
-  const lines = text.trim().split('\n').filter((l) => l.trim() !== '');
-  return (lines[lines.length - 1] ?? '').trim();
 }

@@ -10,7 +10,7 @@ import { NoHealthyMemberError, PluginError, UsageError } from '../errors.js';
 import type { ContainerCommand } from '../kube/exec.js';
 import { formatBytes } from '../ui/bytes.js';
 import { connectionFlags, targetOf } from './etcdctl.js';
-import type { MemberStatus, StatusProbe } from './status.js';
+import { lastLine, type MemberStatus, type StatusProbe } from './status.js';
 import { memberContainer, type EtcdMember } from './topology.js';
 
 /** A member with its status, as the maintenance steps see it. */
@@ -145,9 +145,4 @@ export async function waitAnswering(probe: StatusProbe, member: EtcdMember, time
     if (Date.now() >= deadline) throw new PluginError(`"${member.pod}" was not healthy within ${Math.round(timeoutMs / 1000)} s after its defragmentation: ${s.error ?? 'no answer'}`, 'check it with kubectl etcd status and kubectl logs; run the command again once it answers');
     await sleep(1000);
   }
-}
-
-function lastLine(text: string): string {
-  const lines = text.trim().split('\n').filter((l) => l.trim() !== '');
-  return (lines[lines.length - 1] ?? '').trim();
 }

@@ -152,7 +152,8 @@ function parseBigJson(text: string): unknown {
   return JSON.parse(text.replace(/([:[,]\s*)(\d{16,})(?=\s*[,}\]])/g, '$1"$2"'));
 }
 
-function lastLine(text: string): string {
+/** The last non-empty line of a command's output, trimmed (etcdctl's error is there). */
+export function lastLine(text: string): string {
   const lines = text.trim().split('\n').filter((l) => l.trim() !== '');
   return (lines[lines.length - 1] ?? '').trim();
 }
