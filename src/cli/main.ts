@@ -9,6 +9,7 @@ import * as backup from './backup.js';
 import * as inspect from './inspect.js';
 import * as restore from './restore.js';
 import * as space from './space.js';
+import * as member from './member.js';
 import * as status from './status.js';
 import * as version from './version.js';
 
@@ -38,7 +39,7 @@ export function buildProgram(): Command {
     .addHelpText('after', ROOT_HELP)
     .exitOverride();
   addKubeFlags(program);
-  for (const command of [backup, restore, inspect, status, alarm, space, version]) command.register(program);
+  for (const command of [backup, restore, inspect, status, alarm, space, member, version]) command.register(program);
   return program;
 }
 

@@ -12,6 +12,7 @@ import type {
   V1PodDisruptionBudget, V1PodSpec, V1ReplicaSet, V1Secret, V1Service, V1StatefulSet,
 } from '@kubernetes/client-node';
 import type { PartialJson } from '../json.js';
+import { defaultEphemeralContainers, templateEphemeralErrors } from './ephemeralcontainers.js';
 import { defaultLimitRangeItem, type LimitRangeJson } from './limitranger.js';
 import { invalid } from './status.js';
 import type { ResourceDef } from './registry.js';
@@ -30,7 +31,8 @@ export function tracksGeneration(def: ResourceDef): boolean {
   return ['apps', 'batch', 'policy'].includes(def.group);
 }
 
-function defaultPodSpec(spec: PartialJson<V1PodSpec> | undefined): void {
+/** The API defaults of a pod spec (or a pod template's spec), as decoding a v1 object fills them. */
+export function defaultPodSpec(spec: PartialJson<V1PodSpec> | undefined): void {
   if (!spec) return;
   spec.restartPolicy ??= 'Always';
   spec.terminationGracePeriodSeconds ??= 30;
@@ -44,6 +46,7 @@ function defaultPodSpec(spec: PartialJson<V1PodSpec> | undefined): void {
     c.resources ??= {};
     for (const p of c.ports ?? []) p.protocol ??= 'TCP';
   }
+  defaultEphemeralContainers(spec);
   for (const v of spec.volumes ?? []) {
     if (v.secret) v.secret.defaultMode ??= 420;
     if (v.configMap) v.configMap.defaultMode ??= 420;
@@ -218,6 +221,7 @@ export function validate(def: ResourceDef, obj: SentObject): asserts obj is Sent
     if (!spec?.selector) causes.push({ field: 'spec.selector', message: 'Required value' });
     if (!spec?.template?.spec?.containers?.length) causes.push({ field: 'spec.template.spec.containers', message: 'Required value' });
   }
+  causes.push(...templateEphemeralErrors(def.group, def.kind, obj));
   for (const c of spec?.containers ?? []) {
     if (!c.name) causes.push({ field: 'spec.containers[0].name', message: 'Required value' });
     if (!c.image) causes.push({ field: `spec.containers[0].image`, message: 'Required value' });

@@ -25,7 +25,8 @@
 // - every version label is evaluated as `latest` (its value is only echoed); a label of an unknown
 //   level counts as privileged (a real server refuses it on the namespace, and fails closed to
 //   restricted for enforce);
-// - pod updates are not checked (a real server checks the few mutable fields), nor are
+// - pod updates are not checked (a real server checks the few mutable fields; an update of
+//   pods/ephemeralcontainers is, ephemeralcontainers.ts), nor are
 //   exemptions (usernames, namespaces, runtime classes); relabelling a namespace does not warn
 //   about its existing pods; the sim serves no DaemonSets, ReplicationControllers or PodTemplates.
 import { isObject } from '../json.js';

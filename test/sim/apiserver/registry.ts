@@ -31,7 +31,7 @@ export function builtinResources(): ResourceDef[] {
     def('', 'v1', 'namespaces', 'Namespace', false, { shortNames: ['ns'], subresources: ['status', 'finalize'] }),
     def('', 'v1', 'nodes', 'Node', false, { shortNames: ['no'], subresources: ['status'] }),
     def('', 'v1', 'pods', 'Pod', true, { shortNames: ['po'], categories: all,
-      subresources: ['status', 'exec', 'portforward', 'attach', 'log', 'eviction', 'binding'] }),
+      subresources: ['status', 'exec', 'portforward', 'attach', 'log', 'eviction', 'binding', 'ephemeralcontainers'] }),
     def('', 'v1', 'secrets', 'Secret', true),
     def('', 'v1', 'configmaps', 'ConfigMap', true, { shortNames: ['cm'] }),
     def('', 'v1', 'services', 'Service', true, { shortNames: ['svc'], categories: all, subresources: ['status'] }),
@@ -63,7 +63,7 @@ export function builtinResources(): ResourceDef[] {
 /** Verbs a subresource supports, as discovery reports them. */
 export function subresourceVerbs(sub: string): string[] {
   switch (sub) {
-    case 'status': case 'scale': return ['get', 'patch', 'update'];
+    case 'status': case 'scale': case 'ephemeralcontainers': return ['get', 'patch', 'update'];
     case 'exec': case 'portforward': case 'attach': return ['create', 'get'];
     case 'log': return ['get'];
     case 'eviction': case 'binding': return ['create'];

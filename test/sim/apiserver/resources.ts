@@ -1,6 +1,6 @@
 // Resource requests once authenticated: resolving the served type (404 for an unknown type or
 // subresource), RBAC authorization (403), and the answer per subresource (scale, eviction,
-// binding; status and finalize as updates) and per verb over the REST layer (rest.ts). A new
+// binding, ephemeralcontainers; status and finalize as updates) and per verb over the REST layer (rest.ts). A new
 // namespace gets its default objects; deleting a namespace starts its finalization.
 // Watches and pod streams are routed elsewhere (requests.ts, streamroutes.ts).
 // Differences from a real API server: admission is only what rest.ts runs on pod create
@@ -13,6 +13,7 @@ import { authorize, forbiddenMessage, type UserInfo } from './auth.js';
 import type { ServerContext } from './context.js';
 import type { Reply } from './httpio.js';
 import type { AdmissionNotes } from './podsecurity.js';
+import { updateEphemeralContainers } from './ephemeralcontainers.js';
 import { finalizeNamespaces, namespaceDefaults, startNamespaceDeletion } from './namespaces.js';
 import { findResource, type ResourceDef } from './registry.js';
 import type { RequestInfo } from './requestinfo.js';
@@ -79,6 +80,7 @@ export function resourceReply(ctx: ServerContext, req: IncomingMessage, user: Us
   if (sub === 'scale') return scaleReply(ctx, c);
   if (sub === 'eviction') return evictionReply(ctx, c);
   if (sub === 'binding') return bindingReply(ctx, c);
+  if (sub === 'ephemeralcontainers') return ephemeralContainersReply(ctx, c);
   if (sub && !['status', 'finalize'].includes(sub)) throw methodNotAllowed();
   return verbReply(ctx, c);
 }
@@ -93,6 +95,15 @@ function scaleReply(ctx: ServerContext, c: ResourceCall): Reply {
 function evictionReply(ctx: ServerContext, c: ResourceCall): Reply {
   if (c.info.verb !== 'create') throw methodNotAllowed();
   return { code: 201, body: evictPod(ctx.api, c.t, c.body, c.dryRun) };
+}
+
+/** pods/ephemeralcontainers: GET the pod; PUT or PATCH adds ephemeral containers (ephemeralcontainers.ts). */
+function ephemeralContainersReply(ctx: ServerContext, c: ResourceCall): Reply {
+  const t = c.t;
+  if (c.info.verb === 'get') return { code: 200, body: ctx.api.get({ ...t, subresource: '' }) };
+  if (c.info.verb === 'update') return { code: 200, body: updateEphemeralContainers(ctx.api, t, c.body, undefined, c.dryRun, c.notes) };
+  if (c.info.verb === 'patch') return { code: 200, body: updateEphemeralContainers(ctx.api, t, c.body, c.ctype, c.dryRun, c.notes) };
+  throw methodNotAllowed();
 }
 
 /** pods/binding: sets spec.nodeName of a pod not yet bound (409 when it is). */

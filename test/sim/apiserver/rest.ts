@@ -11,18 +11,22 @@
 // validation); dryRun=All validates and defaults without storing. A client's create, update or
 // patch passes its AdmissionNotes, which Pod Security Admission's warnings and audit annotations
 // go to; the workloads' pod templates are evaluated only then (internal writes, such as a scale,
-// pass none: PodSecurity skips subresources).
+// pass none: PodSecurity skips subresources). A pod update through the main resource follows
+// ValidatePodUpdate (podupdate.ts): its spec is immutable but for images, activeDeadlineSeconds,
+// tolerations added and scheduling gates removed; a new pod may not carry ephemeral containers.
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { V1DeleteOptions, V1ObjectMeta, V1Pod, V1PodSpec, V1ResourceQuota, V1Service } from '@kubernetes/client-node';
 import { isObject, type PartialJson } from '../json.js';
 import { admitLimitRanges, type LimitRangeJson } from './limitranger.js';
 import { admitPod, admitWorkload, hasPodTemplate, type AdmissionNotes } from './podsecurity.js';
 import { admitPodQuota } from './resourcequota.js';
-import { applyCreateDefaults, defaultPodResources, mergeStringData, tracksGeneration, validate, validateUpdate } from './defaults.js';
+import { applyCreateDefaults, defaultPodResources, defaultPodSpec, mergeStringData, tracksGeneration, validate, validateUpdate } from './defaults.js';
+import { ephemeralOnCreateErrors } from './ephemeralcontainers.js';
+import { carryPodUpdateDefaults, podUpdateErrors } from './podupdate.js';
 import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch } from './patch.js';
 import { apiVersionOf, type ResourceDef } from './registry.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
-import { ApiError, alreadyExists, badRequest, conflict, notFound, unsupportedMediaType } from './status.js';
+import { ApiError, alreadyExists, badRequest, conflict, invalid, notFound, unsupportedMediaType } from './status.js';
 import type { ObjectStore, Stored, StoredObject } from './store.js';
 
 /** Which object or collection a request addresses. */
@@ -60,6 +64,10 @@ export function timestamp(d: Date): string {
 function nameSuffix(): string {
   const alphabet = 'bcdfghjklmnpqrstvwxz2456789';
   return [...randomBytes(5)].map((b) => alphabet[b % alphabet.length]).join('');
+}
+
+function isCorePod(def: ResourceDef): boolean {
+  return def.resource === 'pods' && !def.group;
 }
 
 function same(a: unknown, b: unknown): boolean {
@@ -127,6 +135,10 @@ export class ResourceApi {
     }
     if (!obj.metadata.name && obj.metadata.generateName) obj.metadata.name = `${obj.metadata.generateName}${nameSuffix()}`;
     validate(t.def, obj);
+    if (isCorePod(t.def)) {
+      const errs = ephemeralOnCreateErrors(obj.spec as PartialJson<V1PodSpec> | undefined);
+      if (errs.length) throw invalid('', 'Pod', obj.metadata.name, errs);
+    }
     mergeStringData(t.def, obj);
     this.checkNamespace(t, obj.metadata.name);
     if (t.def.resource === 'pods' && !t.def.group) this.admitPod(t.namespace, obj, notes);
@@ -201,6 +213,7 @@ export class ResourceApi {
       if (tracksGeneration(t.def) && !same(cur.spec, next.spec)) next.metadata.generation = (cur.metadata.generation ?? 1) + 1;
       validate(t.def, next);
       validateUpdate(t.def, cur, next);
+      if (isCorePod(t.def)) this.validatePodUpdate(cur, next);
       mergeStringData(t.def, next);
       if (notes) this.admitWorkload(t, next, notes);
     }
@@ -208,6 +221,21 @@ export class ResourceApi {
     if (same({ ...cur, metadata: { ...cur.metadata, resourceVersion: undefined } }, next)) return cur;
     if (this.finishedDeleting(t.def, next)) return this.removeExisting(t, dryRun);
     return this.store.put(grOf(t.def), next, dryRun);
+  }
+
+  /**
+   * A pod update through the main resource: the sent spec is defaulted (and what admission keeps
+   * on update carried over) before ValidatePodUpdate's rules (podupdate.ts) are applied; 422 when
+   * it changes what a pod update may not change, ephemeral containers included.
+   */
+  private validatePodUpdate(cur: StoredObject, next: StoredObject): void {
+    const spec = ((next as SentObject).spec ??= {}) as PartialJson<V1PodSpec> & Record<string, unknown>;
+    const old = ((cur as SentObject).spec ?? {}) as PartialJson<V1PodSpec> & Record<string, unknown>;
+    defaultPodSpec(spec);
+    spec.enableServiceLinks ??= true;
+    carryPodUpdateDefaults(old, spec);
+    const errs = podUpdateErrors(old, spec);
+    if (errs.length) throw invalid('', 'Pod', cur.metadata.name, errs);
   }
 
   /** Removes the object t, which this.get(t) has just found (so the store cannot miss it). */

@@ -48,7 +48,9 @@ export function conflict(group: string, resource: string, name: string): ApiErro
 
 /** 422 Invalid with one cause per bad field. */
 export function invalid(group: string, kind: string, name: string, causes: { field: string; message: string; reason?: string }[]): ApiError {
-  const list = causes.map((c) => `${c.field}: ${c.message}`).join(', ');
+  // one error as it is; more as an aggregate, in brackets (apimachinery's NewInvalid)
+  const joined = causes.map((c) => `${c.field}: ${c.message}`).join(', ');
+  const list = causes.length > 1 ? `[${joined}]` : joined;
   return new ApiError(422, 'Invalid', `${kind}${group ? '.' + group : ''} "${name}" is invalid: ${list}`, {
     name, group, kind,
     causes: causes.map((c) => ({ reason: c.reason ?? 'FieldValueRequired', message: c.message, field: c.field })),

@@ -2,7 +2,8 @@
 // process in its own mount namespace that joins the sandbox's network and UTS namespaces,
 // bind-mounts the image binaries (read-only), host shared libraries (read-only), a minimal /dev, a
 // private /tmp, the pod's etc files and the volumes, then starts the container's process in its
-// PID namespace (its own, as PID 1; or the pod's, with shareProcessNamespace), which mounts /proc
+// PID namespace (its own, as PID 1; or the pod's, with shareProcessNamespace; or, for an ephemeral
+// container with targetContainerName, its target's), which mounts /proc
 // for that namespace, sets group and supplementary groups (setpriv), chroots and switches user
 // (nsenter --root/--wd/-S) before exec'ing the container's argv. As PID 1 it gets from outside
 // only the signals it has a handler for, and SIGKILL (pid_namespaces(7)): a process without a
@@ -41,6 +42,11 @@ export interface ContainerLaunch {
   sandbox: Sandbox;
   /** The pod's shareProcessNamespace: join the sandbox's PID namespace instead of a new one. */
   sharePid: boolean;
+  /**
+   * A PID namespace to join instead (an ephemeral container's target container's: /proc/PID/ns/pid
+   * of its process); takes precedence over sharePid.
+   */
+  pidNamespace?: string;
   logFile: string;
 }
 
@@ -140,7 +146,8 @@ export function launchScript(l: ContainerLaunch, root: string): string {
   // one); bash's own notices ("Killed") go to /dev/null, the child's stderr to the log. bash exits
   // as the child did (128+N when killed by signal N).
   const wait = 'set -m; /bin/sh -c "$1" 2>&3 3>&- & wait -f $!';
-  const pidns = l.sharePid ? ['/usr/bin/nsenter', `--pid=${l.sandbox.pidNamespace}`, '--no-fork', '--'] : ['/usr/bin/unshare', '--pid', '--'];
+  const joinPid = l.pidNamespace ?? (l.sharePid ? l.sandbox.pidNamespace : undefined);
+  const pidns = joinPid ? ['/usr/bin/nsenter', `--pid=${joinPid}`, '--no-fork', '--'] : ['/usr/bin/unshare', '--pid', '--'];
   lines.push(`exec ${pidns.map(shq).join(' ')} /bin/bash -c ${shq(wait)} wrapper ${shq(inner)} 3>&2 2>/dev/null`);
   return lines.join('\n') + '\n';
 }

@@ -6,6 +6,20 @@
 // unknown image is reported as ErrImagePull then ImagePullBackOff but never retried (the image
 // table is fixed), a private one refused for want of pull credentials is retried (2 s to 10 s); terminal pods keep their sandbox until deleted; sidecar init containers
 // (restartPolicy Always on an init container) run like ordinary init containers.
+// Ephemeral containers (docs: concepts/workloads/pods/ephemeral-containers; kubelet
+// kuberuntime_manager.go computePodActions/SyncPod, which start each new one once and never
+// restart it; kuberuntime_container.go, whose getTargetID puts one with targetContainerName in
+// its target's PID namespace): each one the pod gains is pulled and started once, with the same
+// env, command/args expansion, securityContext checks and volume mounts as any container, in the
+// pod's network and UTS namespaces, and in a PID namespace of its own (the pod's with
+// shareProcessNamespace; its target's with targetContainerName); never restarted, whatever the
+// pod's restartPolicy; never ready; outside the pod's phase and readiness; stopped with the pod.
+// A pod that has ended (Succeeded/Failed) or is being deleted never starts one. They are started
+// once the pod's volumes are ready (a real kubelet: once the sandbox is, even while an init
+// container or an image pull of a regular container fails); a target container that is not
+// running keeps it waiting (CreateContainerConfigError) until it is. One still running when the
+// pod's regular containers end (Succeeded/Failed) runs on until the pod is deleted (a real kubelet
+// stops every container of a pod that has ended).
 import { constants } from 'node:os';
 import { mkdirSync, renameSync, rmSync, existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
@@ -40,7 +54,8 @@ export interface PodWorkerContext {
 }
 
 interface Container extends ContainerState {
-  spec: Json<V1Container>;
+  spec: Json<V1Container> & { targetContainerName?: string };
+  kind: 'init' | 'regular' | 'ephemeral';
   imageSpec?: ImageSpec;
   proc?: StartedContainer;
   uid: number;
@@ -50,6 +65,13 @@ interface Container extends ContainerState {
 }
 
 const MAX_BACKOFF_MS = 10_000;
+
+function newContainer(spec: Json<V1Container>, kind: Container['kind']): Container {
+  return {
+    name: spec.name, image: spec.image, spec, kind, state: { waiting: { reason: 'ContainerCreating' } }, lastState: {},
+    ready: false, restartCount: 0, done: false, started: false, uid: 0, gid: 0, env: [],
+  };
+}
 
 /** Runs and tears down one pod; created per pod UID. */
 export class PodWorker {
@@ -61,6 +83,12 @@ export class PodWorker {
   private net?: PodNet;
   private readonly init: Container[];
   private readonly regular: Container[];
+  /** Ephemeral containers by name, as the pod gained them. */
+  private readonly ephemeral = new Map<string, Container>();
+  /** Ephemeral containers the pod gained after it had ended (never started, never reported). */
+  private readonly notStarted = new Set<string>();
+  private volumesReady!: (v: Map<string, PreparedVolume> | undefined) => void;
+  private readonly volumes = new Promise<Map<string, PreparedVolume> | undefined>((resolve) => { this.volumesReady = resolve; });
   private setupDone = false;
   private initDone = false;
   private failed?: { reason: string; message: string };
@@ -74,12 +102,8 @@ export class PodWorker {
 
   constructor(private readonly ctx: PodWorkerContext, pod: BoundPod) {
     this.pod = pod;
-    const mk = (spec: Json<V1Container>): Container => ({
-      name: spec.name, image: spec.image, spec, state: { waiting: { reason: 'ContainerCreating' } }, lastState: {},
-      ready: false, restartCount: 0, done: false, started: false, uid: 0, gid: 0, env: [],
-    });
-    this.init = (pod.spec.initContainers ?? []).map(mk);
-    this.regular = (pod.spec.containers ?? []).map(mk);
+    this.init = (pod.spec.initContainers ?? []).map((c) => newContainer(c, 'init'));
+    this.regular = (pod.spec.containers ?? []).map((c) => newContainer(c, 'regular'));
     this.podDir = join(ctx.dir, 'kubelet', 'pods', pod.metadata.uid);
     this.runtimeDir = join(ctx.dir, 'runtime', 'pods', pod.metadata.namespace, pod.metadata.name);
   }
@@ -96,6 +120,45 @@ export class PodWorker {
   /** Takes a newer version of the pod object (labels, annotations, deletion). */
   update(pod: BoundPod): void {
     this.pod = pod;
+    this.syncEphemeral();
+  }
+
+  /** Starts (once) each ephemeral container of the pod this worker has not seen yet. */
+  private syncEphemeral(): void {
+    if (this.terminating || this.pod.metadata.deletionTimestamp) return;
+    for (const spec of this.pod.spec.ephemeralContainers ?? []) {
+      if (this.ephemeral.has(spec.name) || this.notStarted.has(spec.name)) continue;
+      if (this.ended) {
+        this.notStarted.add(spec.name);
+        // a terminated pod is not synced any more: the container is neither started nor reported
+        this.ctx.log(`pod ${this.key}: ephemeral container ${spec.name} not started: the pod has ended`);
+        continue;
+      }
+      const c = newContainer(spec as Json<V1Container>, 'ephemeral');
+      this.ephemeral.set(spec.name, c);
+      this.ctx.log(`pod ${this.key}: ephemeral container ${spec.name} added`);
+      void this.runEphemeral(c).catch((err) => this.ctx.log(`pod ${this.key}: ephemeral container ${spec.name}: ${(err as Error).stack ?? err}`));
+    }
+  }
+
+  /** True once the pod has ended (its phase Succeeded or Failed). */
+  private get ended(): boolean {
+    return !!this.failed || (this.regular.length > 0 && this.regular.every((c) => c.done));
+  }
+
+  /** One ephemeral container's only run: pull, wait for the volumes, start; never restarted. */
+  private async runEphemeral(c: Container): Promise<void> {
+    this.reportStatus();
+    if (!(await this.pullImages([c]))) return;
+    const volumes = await this.volumes;
+    while (volumes && !this.terminating && !this.ended) {
+      const code = await this.startOnce(c, volumes);
+      if (this.terminating) return;
+      if (code === -1) continue; // never created (a config error): tried again, as the kubelet does
+      c.done = true;
+      this.reportStatus();
+      return;
+    }
   }
 
   /** The pod's IP once its sandbox exists. */
@@ -111,6 +174,15 @@ export class PodWorker {
   }
 
   private async run(): Promise<void> {
+    try {
+      await this.runPod();
+    } finally {
+      this.volumesReady(undefined); // (no-op once the volumes were ready)
+    }
+  }
+
+  private async runPod(): Promise<void> {
+    this.syncEphemeral();
     if (!(await this.pullImages())) return;
     mkdirSync(this.runtimeDir, { recursive: true });
     mkdirSync(this.podDir, { recursive: true });
@@ -130,6 +202,7 @@ export class PodWorker {
     const volumes = await this.prepareVolumes();
     if (!volumes) return;
     this.setupDone = true;
+    this.volumesReady(volumes);
     for (const c of this.init) {
       const ok = await this.runInit(c, volumes);
       if (!ok) return;
@@ -145,8 +218,7 @@ export class PodWorker {
    * to 10 s; a real kubelet: 10 s to 5 min), as its credentials may appear; an image the table
    * lacks never will. Resolves true once every image is at hand.
    */
-  private async pullImages(): Promise<boolean> {
-    const all = [...this.init, ...this.regular];
+  private async pullImages(all: Container[] = [...this.init, ...this.regular]): Promise<boolean> {
     let warned = false;
     for (let attempt = 0; !this.terminating; attempt++) {
       const creds = await pullCredentials(this.ctx.api, this.pod, (m) => {
@@ -255,6 +327,21 @@ export class PodWorker {
       await sleep(2000, this.abort.signal);
       return -1;
     }
+    let pidNamespace: string | undefined;
+    const target = c.kind === 'ephemeral' && this.pod.spec.shareProcessNamespace !== true ? c.spec.targetContainerName : undefined;
+    if (target) {
+      // the target's PID namespace is its process's (getTargetID in the kubelet; the runtime joins it)
+      const main = [...this.regular, ...this.init].find((x) => x.name === target)?.proc?.main;
+      if (main === undefined) {
+        const message = `unable to find target container ${target}`;
+        c.state = { waiting: { reason: 'CreateContainerConfigError', message } };
+        this.ctx.event(this.pod, 'Warning', 'Failed', `Error: ${message}`);
+        this.reportStatus();
+        await sleep(2000, this.abort.signal);
+        return -1;
+      }
+      pidNamespace = `/proc/${main}/ns/pid`;
+    }
     const podSc = this.pod.spec.securityContext ?? {};
     const sc = c.spec.securityContext ?? {};
     c.uid = sc.runAsUser ?? podSc.runAsUser ?? image.uid;
@@ -283,7 +370,7 @@ export class PodWorker {
     c.containerID = `sim://${this.pod.metadata.uid.slice(0, 8)}-${c.name}-${c.restartCount}`;
     const launch = {
       dir: join(this.podDir, 'containers', c.name), image, argv, env: c.env, uid: c.uid, gid: c.gid, groups,
-      workingDir, mounts, sandbox: this.sandbox!, sharePid: this.pod.spec.shareProcessNamespace === true, logFile,
+      workingDir, mounts, sandbox: this.sandbox!, sharePid: this.pod.spec.shareProcessNamespace === true, pidNamespace, logFile,
     };
     const started = Date.now();
     if (this.terminating) return -1;
@@ -313,7 +400,9 @@ export class PodWorker {
     c.started = true;
     this.writeContainerJson(c, pid, workingDir);
     this.reportStatus();
-    const stopProbes = c.spec.readinessProbe || c.spec.livenessProbe ? this.startProbes(c) : (() => { c.ready = true; this.reportStatus(); return () => undefined; })();
+    // an ephemeral container has no probes and is never ready
+    const stopProbes = c.kind === 'ephemeral' ? () => undefined
+      : c.spec.readinessProbe || c.spec.livenessProbe ? this.startProbes(c) : (() => { c.ready = true; this.reportStatus(); return () => undefined; })();
     const code = await exit;
     stopProbes();
     // Nothing is signalled by pid now: the wrapper has reaped the container's process, so its pid
@@ -496,7 +585,7 @@ export class PodWorker {
     const status = buildPodStatus({
       podIP: this.net?.ip, hostIP: this.ctx.hostIP(this.pod.spec.nodeName), startTime: this.startTime,
       initDone: this.initDone || this.init.length === 0 && this.setupDone, setupDone: this.setupDone,
-      init: this.init, regular: this.regular, failed: this.failed, previous: this.pod.status?.conditions ?? [],
+      init: this.init, regular: this.regular, ephemeral: [...this.ephemeral.values()], failed: this.failed, previous: this.pod.status?.conditions ?? [],
     });
     const body = JSON.stringify(status);
     if (body === this.lastSent) return;
@@ -521,7 +610,7 @@ export class PodWorker {
     this.abort.abort();
     if (this.statusTimer) clearTimeout(this.statusTimer);
     await this.sandboxReady.catch(() => undefined);
-    await Promise.all([...this.init, ...this.regular].map((c) => this.killContainer(c, graceSeconds)));
+    await Promise.all([...this.init, ...this.regular, ...this.ephemeral.values()].map((c) => this.killContainer(c, graceSeconds)));
     if (this.sandbox) stopSandbox(this.sandbox);
     if (this.net) await this.ctx.network.remove(this.net);
     rmSync(this.runtimeDir, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 // Pod status as the kubelet reports it: phase, IPs, start time, conditions and container
-// statuses, computed from the worker's container states.
+// statuses (ephemeral ones in ephemeralContainerStatuses, outside phase and readiness: docs,
+// concepts/workloads/pods/ephemeral-containers), computed from the worker's container states.
 // Differs from a real kubelet: imageID is the image reference; qosClass is always BestEffort;
 // the PodReadyToStartContainers condition and resource fields are not reported.
 import type { V1ContainerState, V1PodCondition } from '@kubernetes/client-node';
@@ -34,6 +35,8 @@ export interface PodStatusInput {
   setupDone: boolean;
   init: ContainerState[];
   regular: ContainerState[];
+  /** Ephemeral containers: reported, but never part of the phase or readiness. */
+  ephemeral?: ContainerState[];
   /** A pod-level failure (e.g. an init container failed with restartPolicy Never). */
   failed?: { reason: string; message: string };
   /** Previous conditions, to keep lastTransitionTime stable. */
@@ -44,6 +47,17 @@ function containerStatus(c: ContainerState) {
   return {
     name: c.name, image: c.image, imageID: c.image, ready: c.ready, started: c.started, restartCount: c.restartCount,
     state: c.state, lastState: c.lastState, ...(c.containerID ? { containerID: c.containerID } : {}),
+  };
+}
+
+/**
+ * An ephemeral container's status: never ready, never restarted, and without `started` (the
+ * kubelet's prober sets that only for regular and init containers).
+ */
+function ephemeralStatus(c: ContainerState) {
+  return {
+    name: c.name, image: c.image, imageID: c.image, ready: false, restartCount: 0,
+    state: c.state, lastState: {}, ...(c.containerID ? { containerID: c.containerID } : {}),
   };
 }
 
@@ -84,6 +98,7 @@ export function buildPodStatus(s: PodStatusInput) {
     startTime: s.startTime,
     ...(s.init.length ? { initContainerStatuses: s.init.map(containerStatus) } : {}),
     containerStatuses: s.regular.map(containerStatus),
+    ...(s.ephemeral?.length ? { ephemeralContainerStatuses: s.ephemeral.map(ephemeralStatus) } : {}),
     qosClass: 'BestEffort',
   };
 }

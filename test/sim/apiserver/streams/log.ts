@@ -27,7 +27,8 @@ export async function serveLog(ctx: PodStreamContext): Promise<void> {
   const chosen = chooseContainer(ctx.pod, q.get('container'));
   if (typeof chosen === 'string') return ctx.sendStatus(400, 'BadRequest', chosen);
   const name = chosen.name;
-  const status = [...(ctx.pod?.status?.containerStatuses ?? []), ...(ctx.pod?.status?.initContainerStatuses ?? [])]
+  const status = [...(ctx.pod?.status?.containerStatuses ?? []), ...(ctx.pod?.status?.initContainerStatuses ?? []),
+    ...(ctx.pod?.status?.ephemeralContainerStatuses ?? [])]
     .find((s) => s.name === name);
   const previous = queryBool(q.get('previous'));
   const current = containerLogPath(ctx.dir, ctx.namespace, podName, name);

@@ -70,14 +70,17 @@ export function chooseContainer(pod: Json<V1Pod> | undefined, requested: string 
   const name = pod?.metadata?.name ?? '';
   const containers: string[] = (pod?.spec?.containers ?? []).map((c) => c.name);
   const inits: string[] = (pod?.spec?.initContainers ?? []).map((c) => c.name);
+  const ephemeral: string[] = (pod?.spec?.ephemeralContainers ?? []).map((c) => c.name);
   if (!requested) {
     if (containers.length === 1) return { name: containers[0] };
     if (containers.length === 0) return `a container name must be specified for pod ${name}`;
     let msg = `a container name must be specified for pod ${name}, choose one of: [${containers.join(' ')}]`;
     if (inits.length) msg += ` or one of the init containers: [${inits.join(' ')}]`;
+    if (ephemeral.length) msg += ` or one of the ephemeral containers: [${ephemeral.join(' ')}]`;
     return msg;
   }
-  if (!containers.includes(requested) && !inits.includes(requested)) {
+  // every kind of container can be named, ephemeral ones too (podHasContainerWithName visits them all)
+  if (!containers.includes(requested) && !inits.includes(requested) && !ephemeral.includes(requested)) {
     return `container ${requested} is not valid for pod ${name}`;
   }
   return { name: requested };

@@ -1,0 +1,228 @@
+/**
+ * `member replace`, the pure part: which member, whether it may be replaced now, and what runs in
+ * the member's pod to bring it back.
+ *
+ * The runbook (remove the member, wipe its data, `member add`, start it with
+ * `--initial-cluster-state existing`) cannot be followed through a StatefulSet without editing its
+ * template: the member's own container starts etcd with `--initial-cluster-state new`, which on an
+ * empty data dir either stops with "member … has already been bootstrapped" (before the removal)
+ * or comes up as the removed member and is refused by its peers (after it). etcd reads the
+ * initial-cluster flags only while the data dir holds no WAL, so the member is joined once with
+ * `existing`, into a fresh dir on its own volume, and that dir is then put where the member's own
+ * etcd finds it. The join runs in an ephemeral container of the member's pod: the pod's network
+ * (its IP and name, which the peers' TLS checks against the certificate) and the member's volumes,
+ * image, env and security context, with the StatefulSet untouched.
+ */
+import { PluginError, UsageError } from '../errors.js';
+import { ETCD_BOOLEAN_FLAGS, etcdEnvName } from './flags.js';
+import type { LiveMember } from './discovery/confirm.js';
+import type { MemberStatus } from './status.js';
+import type { EtcdMember } from './topology.js';
+
+/** Name prefix of the ephemeral containers that join a member. */
+export const JOIN_CONTAINER_PREFIX = 'kubectl-etcd-join-';
+/** The env var of a join container that names the member ID it joins as (hex). */
+export const JOIN_ID_ENV = 'KUBECTL_ETCD_MEMBER_ID';
+/** Prefix of the directory the old `member/` dir is moved to. */
+export const KEPT_REPLACE_PREFIX = 'member.pre-replace-';
+/** The work dir's name on the member's volume. */
+export const WORK_DIR_NAME = 'kubectl-etcd-replace';
+
+/** One member and what its status probe answered. */
+export interface Row {
+  member: EtcdMember;
+  status: MemberStatus;
+}
+
+/** Normalises a URL for comparison (lowercase host, explicit port). */
+function normalizeUrl(u: string): string {
+  try {
+    const url = new URL(u);
+    return `${url.protocol}//${url.hostname.toLowerCase()}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
+  } catch {
+    return u;
+  }
+}
+
+/** The live member list entry of a member: by its peer URL (an unstarted entry has no name), else by name. */
+export function liveEntryOf(member: Pick<EtcdMember, 'name' | 'peerUrl'>, live: LiveMember[]): LiveMember | undefined {
+  const peer = normalizeUrl(member.peerUrl);
+  return live.find((l) => l.peerURLs.some((u) => normalizeUrl(u) === peer)) ?? live.find((l) => l.name !== '' && l.name === member.name);
+}
+
+/** Votes needed for quorum among n voting members. */
+export function quorumOf(n: number): number {
+  return Math.floor(n / 2) + 1;
+}
+
+/**
+ * Why the member of `pod` may not be replaced now, before any change; undefined when it may.
+ * `joining` is the member ID a join of this member already under way uses (a run cut off before):
+ * then the target's entry is that join's, and the target being unhealthy is expected.
+ */
+export function replaceRefusal(input: { pod: string; rows: Row[]; live: LiveMember[]; force: boolean; joining?: string }): PluginError | undefined {
+  const { pod, rows, live, force, joining } = input;
+  const target = rows.find((r) => r.member.pod === pod);
+  if (!target) {
+    const pods = rows.map((r) => `"${r.member.pod}"`).join(', ');
+    return new UsageError(`pod "${pod}" is not a member of this etcd cluster (its members: ${pods})`, 'name one of its pods: kubectl etcd status lists them');
+  }
+  const others = rows.filter((r) => r !== target);
+  const entry = liveEntryOf(target.member, live);
+  // Voters once the member is back: the list as it is, or one more when the member was removed already.
+  const voters = live.length + (entry ? 0 : 1);
+  const healthy = others.filter((r) => r.status.healthy);
+  const need = quorumOf(voters);
+  if (healthy.length < need) {
+    return new PluginError(
+      `only ${healthy.length} of the other ${others.length} members ${healthy.length === 1 ? 'is' : 'are'} healthy: ${voters} members need ${need} for quorum, so "${pod}" cannot rejoin`,
+      'with quorum lost, bring the cluster back from a snapshot: kubectl etcd restore --help',
+    );
+  }
+  const sick = others.filter((r) => !r.status.healthy);
+  if (sick.length) {
+    return new PluginError(
+      `another member is unhealthy: ${sick.map((r) => `"${r.member.pod}" (${r.status.error ?? 'unhealthy'})`).join(', ')}; replacing "${pod}" now would leave the cluster one failure from losing quorum`,
+      'bring that member back first (kubectl etcd status shows why it fails)',
+    );
+  }
+  if (target.status.healthy && !force && !(joining && entry?.id === joining)) {
+    return new PluginError(`member "${pod}" is healthy (ID ${target.status.memberId ?? entry?.id ?? '?'}); nothing to replace`, 'pass --force to replace a healthy member anyway (its data is set aside and it syncs from the others)');
+  }
+  if (target.member.startScripts?.kind === 'bitnami') {
+    return new PluginError(`member "${pod}" runs Bitnami's start scripts, which remove and re-add members themselves; member replace does not support them yet`, 'delete its PVC and pod to let the chart re-add it, or restore the whole cluster');
+  }
+  return undefined;
+}
+
+/** The peer URLs' initial-cluster entries of every started member, plus the joining one. */
+export function joinInitialCluster(live: LiveMember[], joiner: Pick<EtcdMember, 'name' | 'peerUrl'>, joinerId?: string): string {
+  const entries: string[] = [];
+  for (const l of live) {
+    if (l.id === joinerId || !l.name) continue;
+    if (normalizeUrl(l.peerURLs[0] ?? '') === normalizeUrl(joiner.peerUrl)) continue;
+    for (const u of l.peerURLs) entries.push(`${l.name}=${u}`);
+  }
+  entries.push(`${joiner.name}=${joiner.peerUrl}`);
+  return entries.join(',');
+}
+
+/** Flags the join sets itself (dropped from the member's argv and env). */
+const JOIN_SET = ['data-dir', 'initial-cluster', 'initial-cluster-state'];
+/** Flags under which a join would not do what the member does. */
+const JOIN_REFUSED = ['wal-dir', 'force-new-cluster', 'config-file', 'discovery', 'discovery-srv'];
+
+/**
+ * etcd's argv for the join: the member's own arguments, with the data dir, initial cluster and
+ * state replaced. Refuses flags that would change where the data goes or how the member joins.
+ */
+export function joinArgs(args: string[], env: ReadonlyMap<string, string>, set: { dataDir: string; initialCluster: string }): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const m = /^--?([A-Za-z0-9][A-Za-z0-9_.-]*)(=[\s\S]*)?$/.exec(arg);
+    if (!m) {
+      out.push(arg);
+      continue;
+    }
+    const name = m[1]!;
+    const separate = m[2] === undefined && !ETCD_BOOLEAN_FLAGS.has(name) && i + 1 < args.length;
+    if (JOIN_REFUSED.includes(name) && !(ETCD_BOOLEAN_FLAGS.has(name) && m[2] === '=false')) {
+      throw new PluginError(`the member runs etcd with --${name}; member replace does not support it`, 'replace the member by hand (member remove, wipe, member add, start with --initial-cluster-state existing)');
+    }
+    if (JOIN_SET.includes(name)) {
+      if (separate) i++;
+      continue;
+    }
+    out.push(arg);
+    if (separate) out.push(args[++i]!);
+  }
+  for (const flag of JOIN_REFUSED) {
+    const v = env.get(etcdEnvName(flag));
+    if (v !== undefined && v !== '' && v !== 'false') throw new PluginError(`the member sets ${etcdEnvName(flag)}; member replace does not support it`, 'replace the member by hand');
+  }
+  return [...out, `--data-dir=${set.dataDir}`, `--initial-cluster=${set.initialCluster}`, '--initial-cluster-state=existing'];
+}
+
+/** The member's env vars a join must not inherit: etcd refuses a flag whose ETCD_* twin is also set. */
+export function droppedEnv(): Set<string> {
+  return new Set(JOIN_SET.map(etcdEnvName));
+}
+
+/** Joins a directory and a name. */
+export function joinPath(dir: string, name: string): string {
+  return dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`;
+}
+
+/**
+ * The join container's script, `sh -ec SCRIPT sh DATA WORK ASIDE ID ETCD-ARGV…`. Idempotent:
+ *  1. the old `DATA/member` (a dir) is moved to ASIDE, never deleted; a plain file takes its
+ *     place, so etcd in the member's own container, restarting meanwhile, stops at once instead
+ *     of starting on an empty data dir;
+ *  2. etcd joins as member ID into WORK/data, and runs (restarted while the member's own container
+ *     holds the ports for a moment) until WORK/stop appears;
+ *  3. etcd stops, the stand-in file goes and WORK/data/member becomes DATA/member; WORK/swapped
+ *     records the ID. A run that finds WORK/swapped with its ID does nothing.
+ * Paths and argv are positional parameters, never interpolated.
+ */
+export const JOIN_SCRIPT = [
+  'data="$1"; work="$2"; aside="$3"; id="$4"; shift 4',
+  'umask 077',
+  'mkdir -p "$work"',
+  'done_id=""',
+  'if [ -f "$work/swapped" ]; then read -r done_id < "$work/swapped" || true; fi',
+  'if [ "$done_id" = "$id" ]; then echo "kubectl-etcd: member $id is in place already"; exit 0; fi',
+  'if [ -d "$data/member" ]; then',
+  '  if [ -e "$aside" ]; then echo "$aside exists already; not moving $data/member over it" >&2; exit 1; fi',
+  '  mv "$data/member" "$aside"',
+  '  echo "kubectl-etcd: the old data is kept in $aside"',
+  'fi',
+  'if [ ! -e "$data/member" ]; then : > "$data/member"; fi',
+  'if [ ! -f "$data/member" ]; then echo "$data/member is not the stand-in file kubectl-etcd made" >&2; exit 1; fi',
+  'rm -f "$work/stop"',
+  'tries=0',
+  'pid=""',
+  "trap 'if [ -n \"$pid\" ]; then kill -TERM \"$pid\" 2>/dev/null; fi' TERM INT",
+  'while :; do',
+  '  "$@" & pid=$!',
+  '  while [ ! -e "$work/stop" ] && kill -0 "$pid" 2>/dev/null; do sleep 1; done',
+  '  if [ -e "$work/stop" ]; then break; fi',
+  '  wait "$pid" || true',
+  '  tries=$((tries + 1))',
+  '  if [ "$tries" -ge 60 ]; then echo "etcd did not stay up (60 tries): see the lines above" >&2; exit 1; fi',
+  '  echo "kubectl-etcd: etcd exited; starting it again (try $tries)"',
+  '  sleep 2',
+  'done',
+  'kill -TERM "$pid" 2>/dev/null || true',
+  'wait "$pid" || true',
+  'if [ -f "$data/member" ]; then rm -f "$data/member"; fi',
+  'if [ -e "$data/member" ]; then echo "$data/member came back while swapping" >&2; exit 1; fi',
+  'mv "$work/data/member" "$data/member"',
+  'echo "$id" > "$work/swapped"',
+  'rm -f "$work/stop"',
+  'rmdir "$work/data" 2>/dev/null || true',
+  'echo "kubectl-etcd: member $id is in place"',
+].join('\n');
+
+/** Kubernetes expands `$(VAR)` in command and args and reads `$$` as `$`: every `$` doubled keeps the text as it is. */
+export function escapeKubeVars(text: string): string {
+  return text.replace(/\$/g, '$$$$');
+}
+
+/** Where one member's replace keeps its files: the work dir and the kept copy of this run. */
+export function replacePaths(keptDir: string, stamp: string): { work: string; aside: string } {
+  return { work: joinPath(keptDir, WORK_DIR_NAME), aside: joinPath(keptDir, `${KEPT_REPLACE_PREFIX}${stamp}`) };
+}
+
+/** Reads `etcdctl member add -w json`: the new member's ID (hex). */
+export function parseMemberAdd(json: string): string {
+  const safe = json.replace(/([:\[,]\s*)(\d{16,})(?=\s*[,}\]])/g, '$1"$2"');
+  const doc = JSON.parse(safe) as { member?: { ID?: string | number } };
+  if (doc.member?.ID === undefined) throw new Error('etcdctl member add printed no member ID');
+  return BigInt(doc.member.ID).toString(16);
+}
+
+/** True when a member's raft index has reached the leader's at the time it was read. */
+export function caughtUp(joined: Pick<MemberStatus, 'raftIndex' | 'healthy'>, leaderIndex: number | undefined): boolean {
+  return joined.healthy && joined.raftIndex !== undefined && (leaderIndex === undefined || joined.raftIndex >= leaderIndex);
+}

@@ -1,0 +1,393 @@
+/**
+ * `member replace`: brings one failed member back while the others keep serving (replace-plan.ts
+ * says why it joins through an ephemeral container). Every step is read back from the cluster on
+ * each run, so a run cut off at any point is finished by running it again:
+ *
+ *   1. membership: the failed member's entry is removed and the member added again (new ID); an
+ *      entry already added (unstarted), or one a join container runs as, is kept;
+ *   2. a join container (ephemeral, in the member's pod) sets the old data aside and joins;
+ *   3. once it is healthy and has caught up with the leader it is told to stop, and it moves the
+ *      joined data into place;
+ *   4. the pod is deleted, and the StatefulSet's pod starts etcd on that data: the same name and
+ *      peer URL, the new ID;
+ *   5. the work dir on the volume is removed once the member is healthy as the new ID.
+ */
+import type { V1EnvVar, V1EphemeralContainer, V1Pod, V1VolumeMount } from '@kubernetes/client-node';
+import { PluginError } from '../errors.js';
+import type { ContainerCommand } from '../kube/exec.js';
+import type { KubeContext } from '../kube/client.js';
+import { addEphemeralContainer, containerLogTail, ephemeralState, waitEphemeral } from '../kube/ephemeral.js';
+import { getPod, waitForPodGone } from '../kube/pods.js';
+import { deletePod } from '../kube/workloads.js';
+import { apiError, readOrUndefined } from '../kube/errors.js';
+import { keptCopiesDirOf } from '../restore/kept.js';
+import { containerEnv, expandKubeVars, findEtcdContainer, parseMemberList, type LiveMember } from './discovery/index.js';
+import { etcdArgs } from './discovery/command.js';
+import { connectionFlags, memberList, targetOf } from './etcdctl.js';
+import { lastLine, type StatusProbe, type MemberStatus } from './status.js';
+import { memberContainer, type EtcdMember, type EtcdTopology } from './topology.js';
+import {
+  JOIN_CONTAINER_PREFIX, JOIN_ID_ENV, JOIN_SCRIPT, caughtUp, droppedEnv, escapeKubeVars, joinArgs, joinInitialCluster,
+  joinPath, liveEntryOf, parseMemberAdd, replacePaths, replaceRefusal, type Row,
+} from './replace-plan.js';
+
+/** Progress lines (stderr). */
+export type Say = (line: string) => void;
+
+/** What a replace needs from the world. */
+export interface ReplaceDeps {
+  kube: KubeContext;
+  run: ContainerCommand;
+  probe: StatusProbe;
+  say: Say;
+}
+
+/** What the user asked. */
+export interface ReplaceOptions {
+  pod: string;
+  force: boolean;
+  /** Join and restart timeout, each. */
+  timeoutMs: number;
+  /** Compact UTC stamp of this run (names the kept copy). */
+  stamp: string;
+}
+
+/** One action of the plan, for the printout and --dry-run. */
+export interface ReplaceStep {
+  step: 'remove' | 'add' | 'join' | 'swap' | 'restart' | 'cleanup';
+  text: string;
+}
+
+/** What was found before any change: the plan. */
+export interface ReplacePlan {
+  target: Row;
+  asker: EtcdMember;
+  live: LiveMember[];
+  /** The member's current entry in the member list, when it has one. */
+  entry?: LiveMember;
+  /** The join container already in the pod (running, or ended) and the ID it joins as. */
+  join?: { name: string; id: string; state: ReturnType<typeof ephemeralState> };
+  /** The ID the member comes back as, when known before the run (an entry already added). */
+  newId?: string;
+  paths: { work: string; aside: string };
+  steps: ReplaceStep[];
+  /** Only the cleanup is left: the member is back and healthy as the ID its volume records. */
+  finishing?: boolean;
+}
+
+/** What a finished replace reports. */
+export interface ReplaceResult {
+  pod: string;
+  name: string;
+  oldId?: string;
+  newId: string;
+  /** The kept copies of old data on the member's volume. */
+  kept: string[];
+  seconds: number;
+}
+
+/** The join containers of a pod: name and the member ID each joins as, oldest first. */
+function joinContainers(pod: V1Pod): Array<{ name: string; id: string }> {
+  return (pod.spec?.ephemeralContainers ?? [])
+    .filter((c) => c.name.startsWith(JOIN_CONTAINER_PREFIX))
+    .map((c) => ({ name: c.name, id: c.env?.find((e) => e.name === JOIN_ID_ENV)?.value ?? '' }));
+}
+
+/** Lists the members through a healthy member. */
+async function listMembers(run: ContainerCommand, asker: EtcdMember): Promise<LiveMember[]> {
+  const r = await run(memberContainer(asker), memberList({ ...targetOf(asker), commandTimeout: '5s' }).argv);
+  if (r.exitCode !== 0) throw new PluginError(`etcdctl member list failed in pod "${asker.pod}": ${lastLine(r.stderr) || `exit code ${r.exitCode}`}`, 'check the cluster with kubectl etcd status');
+  return parseMemberList(r.stdout);
+}
+
+/**
+ * etcd's strict reconfiguration check refuses a member change for a while after a peer
+ * reconnected ("unhealthy cluster": every voter connected for 5 s, etcdserver isConnectedFullySince)
+ * or before enough members started: both pass on their own.
+ */
+const RECONFIG_TRANSIENT = /unhealthy cluster|not enough started members|re-configuration failed due to not enough started members/i;
+
+/** Runs etcdctl in a healthy member; fails with the step's words. A refusal of the reconfiguration check is retried for up to a minute. */
+async function etcdctl(run: ContainerCommand, asker: EtcdMember, args: string[], what: string, hint: string, say?: Say): Promise<string> {
+  const argv = ['etcdctl', ...connectionFlags({ ...targetOf(asker), commandTimeout: '15s' }), ...args];
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const r = await run(memberContainer(asker), argv).catch((err: unknown) => {
+      throw new PluginError(`${what} was cut off: ${lastLine((err as Error).message)}`, hint);
+    });
+    if (r.exitCode === 0) return r.stdout;
+    if (!RECONFIG_TRANSIENT.test(r.stderr) || Date.now() >= deadline) throw new PluginError(`${what} failed: ${lastLine(r.stderr) || `exit code ${r.exitCode}`}`, hint);
+    say?.(`  etcd refused it for now (${lastLine(r.stderr)}); trying again`);
+    await new Promise((done) => setTimeout(done, 2000));
+  }
+}
+
+/** Checks the pod can reach its peers while it is not Ready: its Service must publish not-ready pods. */
+async function checkService(kube: KubeContext, topology: EtcdTopology): Promise<void> {
+  if (topology.workload.kind !== 'StatefulSet') return;
+  const { namespace } = topology;
+  const sts = await readOrUndefined(() => kube.apps.readNamespacedStatefulSet({ name: topology.workload.name, namespace }), `get statefulset "${topology.workload.name}"`);
+  const serviceName = sts?.spec?.serviceName;
+  if (!serviceName) return;
+  const svc = await readOrUndefined(() => kube.core.readNamespacedService({ name: serviceName, namespace }), `get service "${serviceName}"`);
+  if (svc?.spec?.clusterIP === 'None' && svc.spec.publishNotReadyAddresses !== true) {
+    throw new PluginError(
+      `Service "${serviceName}" does not set publishNotReadyAddresses: the member's name resolves only while its pod is Ready, which it cannot be before it has joined, so its peers could not reach it`,
+      `set it (kubectl patch service ${serviceName} -n ${namespace} -p '{"spec":{"publishNotReadyAddresses":true}}') and run the command again`,
+    );
+  }
+}
+
+/** Where the join container mounts the whole data volume when the member mounts a sub-folder of it. */
+export const JOIN_VOLUME_ROOT = '/kubectl-etcd-volume';
+
+/**
+ * The join container's mounts: the member's, except that an ephemeral container may not mount a
+ * subPath (kube-apiserver validateEphemeralContainers: subPath and subPathExpr "cannot be set for
+ * an Ephemeral Container"): the data volume is mounted whole at JOIN_VOLUME_ROOT instead, and
+ * paths below the member's data mount are mapped into it. Any other subPath mount is refused.
+ */
+export function joinMounts(mounts: V1VolumeMount[], member: EtcdMember): { mounts: V1VolumeMount[]; path(p: string): string } {
+  const dv = member.dataVolume;
+  let mapped: { from: string; to: string } | undefined;
+  const out = mounts.map((m) => {
+    if (!m.subPath && !m.subPathExpr) return m;
+    if (dv && m.name === dv.volumeName && m.mountPath === dv.mountPath && dv.subPath !== undefined && !mapped) {
+      mapped = { from: dv.mountPath.replace(/\/+$/, ''), to: joinPath(JOIN_VOLUME_ROOT, dv.subPath).replace(/\/+$/, '') };
+      return { name: m.name, mountPath: JOIN_VOLUME_ROOT, ...(m.readOnly ? { readOnly: m.readOnly } : {}) };
+    }
+    throw new PluginError(`container "${member.container}" mounts ${m.mountPath} from a sub-path of volume "${m.name}", which an ephemeral container may not do`, 'replace the member by hand; nothing was changed');
+  });
+  const path = (p: string): string => {
+    if (!mapped) return p;
+    if (p === mapped.from) return mapped.to;
+    return p.startsWith(`${mapped.from}/`) ? `${mapped.to}${p.slice(mapped.from.length)}` : p;
+  };
+  return { mounts: out, path };
+}
+
+/** The ephemeral container that joins `member` as `id`, built from the member's own container. */
+export function joinContainer(pod: V1Pod, member: EtcdMember, live: LiveMember[], id: string, name: string, paths: { work: string; aside: string }): V1EphemeralContainer {
+  const found = findEtcdContainer(pod, member.container);
+  if (!found) throw new PluginError(`pod "${member.pod}" has no container "${member.container}"`, 'check the pod with kubectl describe');
+  const c = found.container;
+  if (!c.command?.length) throw new PluginError(`container "${c.name}" runs its image's entrypoint, not an etcd command: member replace cannot start etcd the way it does`, 'replace the member by hand');
+  const { vars } = containerEnv(pod, c);
+  const shellEnv = new Map(vars);
+  if (!shellEnv.has('HOSTNAME')) shellEnv.set('HOSTNAME', pod.spec?.hostname ?? member.pod);
+  const words = [...c.command, ...(c.args ?? [])].map((a) => expandKubeVars(a, vars));
+  const etcdBinary = words.find((w) => /(^|\/)etcd$/.test(w)) ?? 'etcd';
+  const args = etcdArgs(c, vars, shellEnv).map((a) => expandKubeVars(a, shellEnv));
+  const argv = [etcdBinary, ...joinArgs(args, vars, { dataDir: joinPath(paths.work, 'data'), initialCluster: joinInitialCluster(live, member, id) })];
+  const dropped = droppedEnv();
+  const env: V1EnvVar[] = [...(c.env ?? []).filter((e) => !dropped.has(e.name)), { name: JOIN_ID_ENV, value: id }];
+  const view = joinMounts(c.volumeMounts ?? [], member);
+  const argvSeen = argv.map((a) => a === `--data-dir=${joinPath(paths.work, 'data')}` ? `--data-dir=${view.path(joinPath(paths.work, 'data'))}` : a);
+  const command = ['sh', '-ec', JOIN_SCRIPT, 'sh', view.path(member.dataDir), view.path(paths.work), view.path(paths.aside), id, ...argvSeen].map(escapeKubeVars);
+  return {
+    name,
+    image: c.image,
+    ...(c.imagePullPolicy ? { imagePullPolicy: c.imagePullPolicy } : {}),
+    command,
+    env,
+    ...(c.envFrom ? { envFrom: c.envFrom } : {}),
+    ...(view.mounts.length ? { volumeMounts: view.mounts } : {}),
+    ...(c.securityContext ? { securityContext: c.securityContext } : {}),
+    ...(c.workingDir ? { workingDir: c.workingDir } : {}),
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+}
+
+/** Reads the cluster and decides; refuses (before any change) what may not be done. */
+export async function planReplace(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], opts: ReplaceOptions): Promise<ReplacePlan> {
+  const target = rows.find((r) => r.member.pod === opts.pod);
+  const askerRow = rows.find((r) => r !== target && r.status.healthy);
+  // Refusals that need no member list first (an unknown pod; no healthy member at all).
+  const early = replaceRefusal({ pod: opts.pod, rows, live: askerRow ? [] : rows.map((r) => ({ id: r.status.memberId ?? r.member.pod, name: r.member.name, peerURLs: [r.member.peerUrl], clientURLs: [] })), force: opts.force });
+  if (!target || !askerRow) throw early ?? new PluginError('no other member is healthy', 'kubectl etcd restore --help');
+  const live = await listMembers(deps.run, askerRow.member);
+  const pod = await getPod(deps.kube, topology.namespace, opts.pod);
+  const joins = joinContainers(pod);
+  const last = joins.at(-1);
+  const lastState = last ? ephemeralState(pod, last.name) : undefined;
+  const underway = last && lastState && (lastState.kind === 'running' || lastState.kind === 'waiting' || (lastState.kind === 'terminated' && lastState.exitCode === 0)) ? { ...last, state: lastState } : undefined;
+  const entry = liveEntryOf(target.member, live);
+  const paths = replacePaths(keptCopiesDirOf(target.member), opts.stamp);
+  // A run cut off after the restarted member came back: its volume records the ID it runs as.
+  if (target.status.healthy && !underway && target.status.memberId && !opts.force) {
+    const marker = await deps.run(memberContainer(target.member), ['sh', '-c', 'if [ -f "$1/swapped" ]; then cat "$1/swapped"; fi', 'sh', paths.work]).catch(() => undefined);
+    if (marker?.exitCode === 0 && marker.stdout.trim() === target.status.memberId) {
+      return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: target.status.memberId, paths, finishing: true,
+        steps: [{ step: 'cleanup', text: `member ${target.status.memberId} is back and healthy: remove ${paths.work}` }] };
+    }
+  }
+  const refusal = replaceRefusal({ pod: opts.pod, rows, live, force: opts.force, ...(underway ? { joining: underway.id } : {}) });
+  if (refusal) throw refusal;
+  await checkService(deps.kube, topology);
+  // The join runs a shell script in the member's image (a distroless etcd image has none).
+  const shell = await deps.run(memberContainer(askerRow.member), ['sh', '-c', 'exit 0']).catch((err: unknown) => ({ exitCode: -1, stdout: '', stderr: (err as Error).message }));
+  if (shell.exitCode !== 0) {
+    throw new PluginError(`the etcd image ${target.member.image} has no shell (sh): member replace runs its join in that image`, 'replace the member by hand (member remove, wipe, member add, start with --initial-cluster-state existing); nothing was changed');
+  }
+  const steps: ReplaceStep[] = [];
+  const ours = underway && entry?.id === underway.id;
+  let newId: string | undefined;
+  if (ours) newId = entry!.id;
+  else if (entry && !entry.name) newId = entry.id; // added already (a run cut off after member add)
+  if (entry && entry.name && !ours) steps.push({ step: 'remove', text: `remove member ${entry.id} ("${entry.name}") from the cluster` });
+  if (!newId) steps.push({ step: 'add', text: `add member "${target.member.name}" at ${target.member.peerUrl} (a new member ID)` });
+  if (!(ours && underway.state.kind === 'terminated')) {
+    steps.push({ step: 'join', text: `${ours ? 'go on with' : 'start'} an ephemeral container in pod "${opts.pod}" (image ${target.member.image}) that moves the old data to ${paths.aside} (kept, never deleted) and joins etcd as the new member with --initial-cluster-state existing` });
+    steps.push({ step: 'swap', text: `once it is healthy and has caught up with the leader: stop it, and put the joined data in ${target.member.dataDir}` });
+  }
+  steps.push({ step: 'restart', text: `delete pod "${opts.pod}": ${topology.workload.kind === 'StatefulSet' ? `StatefulSet "${topology.workload.name}"` : 'its owner'} starts it again, on the joined data` });
+  steps.push({ step: 'cleanup', text: `check it is healthy as the new member, and remove ${paths.work}` });
+  return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), ...(underway ? { join: underway } : {}), ...(newId ? { newId } : {}), paths, steps };
+}
+
+/** Proves the join container would be admitted (server-side dry run), before any change. */
+export async function admitJoin(deps: ReplaceDeps, plan: ReplacePlan): Promise<void> {
+  if (plan.join || plan.finishing) return;
+  const pod = await getPod(deps.kube, plan.target.member.namespace, plan.target.member.pod);
+  const container = joinContainer(pod, plan.target.member, plan.live, plan.newId ?? '0', `${JOIN_CONTAINER_PREFIX}dry-run`, plan.paths);
+  const name = pod.metadata?.name ?? '';
+  const namespace = pod.metadata?.namespace ?? '';
+  try {
+    await deps.kube.core.replaceNamespacedPodEphemeralcontainers({ name, namespace, dryRun: 'All', body: { ...pod, spec: { ...pod.spec!, ephemeralContainers: [...(pod.spec?.ephemeralContainers ?? []), container] } } });
+  } catch (err) {
+    const mapped = apiError(err, `add an ephemeral container to pod "${name}" in namespace "${namespace}" (server-side dry run)`);
+    throw new PluginError(`the join container would not be admitted: ${mapped.message}`, 'member replace runs etcd in an ephemeral container of the member\'s pod (pods/ephemeralcontainers, Kubernetes 1.25+), as the member\'s own container runs; nothing was changed');
+  }
+}
+
+/** A short random suffix for a container name (names of ephemeral containers are never reused). */
+function suffix(): string {
+  return Math.random().toString(36).slice(2, 7);
+}
+
+/** Carries out the plan; each step is read back first, so running it again after a cut finishes. */
+export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: ReplaceOptions): Promise<ReplaceResult> {
+  const t0 = Date.now();
+  const { kube, run, probe, say } = deps;
+  const member = plan.target.member;
+  const { namespace } = member;
+  const hint = (state: string) => `${state}; run the command again to go on (the old data is kept on the member's volume)`;
+  if (plan.finishing) {
+    const kept = await cleanup(run, member, plan.paths.work, plan.newId!);
+    say(`member "${member.name}" was replaced already and is healthy as member ${plan.newId}`);
+    return { pod: member.pod, name: member.name, newId: plan.newId!, kept, seconds: (Date.now() - t0) / 1000 };
+  }
+  const oldId = plan.entry?.name && plan.entry.id !== plan.join?.id ? plan.entry.id : undefined;
+  let newId = plan.newId;
+
+  // 1. membership
+  if (oldId) {
+    say(`removing member ${oldId} ("${plan.entry!.name}")`);
+    await etcdctl(run, plan.asker, ['member', 'remove', oldId], `etcdctl member remove ${oldId}`, hint(`member ${oldId} may or may not be removed`), say);
+  }
+  if (!newId) {
+    say(`adding member "${member.name}" at ${member.peerUrl}`);
+    const out = await etcdctl(run, plan.asker, ['-w', 'json', 'member', 'add', member.name, `--peer-urls=${member.peerUrl}`], `etcdctl member add ${member.name}`,
+      hint(`member ${oldId ?? 'of this pod'} is removed and the new one may or may not be added`), say);
+    newId = parseMemberAdd(out);
+    say(`  added as member ${newId}`);
+  }
+  const live = await listMembers(run, plan.asker);
+
+  // 2. the join container
+  let joinName = plan.join && plan.join.id === newId ? plan.join.name : undefined;
+  let state = plan.join && joinName ? plan.join.state : undefined;
+  if (!joinName || (state?.kind === 'terminated' && state.exitCode !== 0)) {
+    joinName = `${JOIN_CONTAINER_PREFIX}${suffix()}`;
+    const pod = await getPod(kube, namespace, member.pod);
+    const container = joinContainer(pod, member, live, newId, joinName, plan.paths);
+    say(`starting ephemeral container "${joinName}" in pod "${member.pod}" to join as member ${newId}`);
+    await addEphemeralContainer(kube, pod, container);
+    state = undefined;
+  }
+  if (state?.kind !== 'terminated') {
+    const started = await waitEphemeral(kube, namespace, member.pod, joinName, (s) => s.kind === 'running' || s.kind === 'terminated', opts.timeoutMs);
+    state = started.state;
+  }
+
+  // 3. caught up, then stop and swap
+  if (state.kind === 'running') {
+    const joiner: EtcdMember = { ...member, container: joinName };
+    say(`waiting until member ${newId} is healthy and has caught up with the leader`);
+    const deadline = Date.now() + opts.timeoutMs;
+    for (;;) {
+      const leader = await leaderIndex(probe, plan.asker);
+      const s = await probe(joiner);
+      if (s.memberId === newId && caughtUp(s, leader)) break;
+      const now = await waitEphemeral(kube, namespace, member.pod, joinName, () => true, opts.timeoutMs);
+      if (now.state.kind === 'terminated') {
+        state = now.state;
+        break;
+      }
+      if (Date.now() >= deadline) {
+        throw new PluginError(`member ${newId} did not catch up within ${Math.round(opts.timeoutMs / 1000)} s: ${s.error ?? `raft index ${s.raftIndex ?? '?'} of ${leader ?? '?'}`}`,
+          hint(`the join container "${joinName}" goes on; kubectl logs ${member.pod} -n ${namespace} -c ${joinName} shows it`));
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    if (state.kind === 'running') {
+      say(`member ${newId} has caught up; stopping it and putting its data in place`);
+      const stop = await run({ namespace, pod: member.pod, container: joinName }, ['sh', '-c', ': > "$1/stop"', 'sh', plan.paths.work]);
+      if (stop.exitCode !== 0) throw new PluginError(`could not tell the join container to stop: ${lastLine(stop.stderr)}`, hint('the join goes on'));
+      state = (await waitEphemeral(kube, namespace, member.pod, joinName, (s) => s.kind === 'terminated', 120_000)).state;
+    }
+  }
+  if (state.kind !== 'terminated' || state.exitCode !== 0) {
+    const log = await containerLogTail(kube, namespace, member.pod, joinName);
+    throw new PluginError(`the join container "${joinName}" failed${state.kind === 'terminated' ? ` (exit code ${state.exitCode})` : ''}: ${lastLine(log) || state.kind}`,
+      hint(`member ${newId} is in the member list but not started; kubectl logs ${member.pod} -n ${namespace} -c ${joinName} shows the whole log`));
+  }
+
+  // 4. the member's own pod, on the joined data
+  const before = await getPod(kube, namespace, member.pod);
+  say(`deleting pod "${member.pod}" so that it starts on the joined data`);
+  const uid = await deletePod(kube, namespace, member.pod);
+  await waitForPodGone(kube, namespace, member.pod, opts.timeoutMs, uid ?? before.metadata?.uid);
+  const back = await waitHealthyAs(probe, member, newId, opts.timeoutMs);
+
+  // 5. clean up the work dir, list what is kept
+  const kept = await cleanup(run, member, plan.paths.work, newId);
+  say(`member "${member.name}" is healthy as member ${newId}${back.isLeader ? ' (leader)' : ''}`);
+  return { pod: member.pod, name: member.name, ...(oldId ? { oldId } : {}), newId, kept, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** The leader's raft index, asked through a healthy member; undefined when it does not answer. */
+async function leaderIndex(probe: StatusProbe, asker: EtcdMember): Promise<number | undefined> {
+  const s = await probe(asker);
+  return s.raftIndex;
+}
+
+/** Probes the member until it is healthy as the new ID. */
+async function waitHealthyAs(probe: StatusProbe, member: EtcdMember, id: string, timeoutMs: number): Promise<MemberStatus> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await probe(member);
+    if (s.healthy && s.memberId === id) return s;
+    if (Date.now() >= deadline) {
+      throw new PluginError(`pod "${member.pod}" is not healthy as member ${id} after ${Math.round(timeoutMs / 1000)} s: ${s.error ?? (s.memberId ? `it answers as member ${s.memberId}` : 'no answer')}`,
+        `kubectl logs ${member.pod} -n ${member.namespace} shows why; run the command again to go on`);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+// Removes the work dir when it records the new ID, and lists the kept copies (paths as arguments).
+const CLEANUP_SCRIPT = [
+  'work="$1"; kept="$2"; id="$3"',
+  'done_id=""',
+  'if [ -f "$work/swapped" ]; then read -r done_id < "$work/swapped" || true; fi',
+  'if [ "$done_id" = "$id" ]; then rm -f "$work/swapped" "$work/stop"; rmdir "$work/data" 2>/dev/null || true; rmdir "$work" 2>/dev/null || true; fi',
+  'for d in "$kept"/member.pre-replace-*; do if [ -d "$d" ]; then echo "$d"; fi; done',
+].join('\n');
+
+/** Removes the work dir of a finished replace (only when it records this ID) and lists the kept copies. */
+async function cleanup(run: ContainerCommand, member: EtcdMember, work: string, id: string): Promise<string[]> {
+  const kept = work.slice(0, work.lastIndexOf('/')) || '/';
+  const r = await run(memberContainer(member), ['sh', '-c', CLEANUP_SCRIPT, 'sh', work, kept, id]).catch(() => undefined);
+  return r?.exitCode === 0 ? r.stdout.split('\n').filter(Boolean) : [];
+}

@@ -1,0 +1,185 @@
+// The pure part of `member replace` (the e2e file member-replace.test.ts runs it against real etcd
+// in a real pod): when it refuses, the member's etcd argv turned into the join's, the join script
+// run by a real shell on real files, and etcdctl's answers parsed.
+import { execFile } from 'node:child_process';
+import { mkdtemp, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  JOIN_SCRIPT, caughtUp, escapeKubeVars, joinArgs, joinInitialCluster, liveEntryOf, parseMemberAdd, quorumOf, replaceRefusal, type Row,
+} from '../../src/etcd/replace-plan.js';
+import type { LiveMember } from '../../src/etcd/discovery/index.js';
+import type { MemberStatus } from '../../src/etcd/status.js';
+import type { EtcdMember } from '../../src/etcd/topology.js';
+import { UsageError } from '../../src/errors.js';
+
+const run = promisify(execFile);
+
+function member(i: number): EtcdMember {
+  const pod = `kube-etcd-${i}`;
+  return { pod, namespace: 'uc1', container: 'kube-etcd', name: pod, endpoint: 'https://127.0.0.1:2379', clientPort: 2379, peerUrl: `https://${pod}.kube-etcd:2380`, dataDir: '/var/lib/etcd', tls: {}, clientTlsEnabled: true, image: 'etcd:3.4' };
+}
+
+function rows(healthy: boolean[]): Row[] {
+  return healthy.map((h, i) => {
+    const m = member(i);
+    const status: MemberStatus = { pod: m.pod, name: m.name, endpoint: m.endpoint, quota: { source: 'default', bytes: 1 }, alarms: [], healthy: h, ...(h ? { memberId: `a${i}` } : { error: 'connection refused' }) };
+    return { member: m, status };
+  });
+}
+
+function live(n: number): LiveMember[] {
+  return Array.from({ length: n }, (_, i) => ({ id: `a${i}`, name: `kube-etcd-${i}`, peerURLs: [`https://kube-etcd-${i}.kube-etcd:2380`], clientURLs: [] }));
+}
+
+describe('replaceRefusal: refused before any change', () => {
+  it('lets a failed member of three be replaced while the other two are healthy', () => {
+    expect(replaceRefusal({ pod: 'kube-etcd-1', rows: rows([true, false, true]), live: live(3), force: false })).toBeUndefined();
+  });
+
+  it('refuses when the others would not have quorum, pointing to restore', () => {
+    const err = replaceRefusal({ pod: 'kube-etcd-1', rows: rows([false, false, true]), live: live(3), force: false });
+    expect(err?.message).toMatch(/only 1 of the other 2 members is healthy: 3 members need 2 for quorum/);
+    expect(err?.hint).toMatch(/kubectl etcd restore/);
+  });
+
+  it('refuses while another member is unhealthy even with quorum (five members)', () => {
+    const five = rows([true, false, true, false, true]);
+    const err = replaceRefusal({ pod: 'kube-etcd-1', rows: five, live: live(5), force: false });
+    expect(err?.message).toMatch(/another member is unhealthy: "kube-etcd-3"/);
+  });
+
+  it('refuses a healthy target unless --force', () => {
+    expect(replaceRefusal({ pod: 'kube-etcd-1', rows: rows([true, true, true]), live: live(3), force: false })?.message).toMatch(/is healthy .*nothing to replace/);
+    expect(replaceRefusal({ pod: 'kube-etcd-1', rows: rows([true, true, true]), live: live(3), force: true })).toBeUndefined();
+  });
+
+  it('refuses an unknown pod as a usage error naming the members', () => {
+    const err = replaceRefusal({ pod: 'nope', rows: rows([true, true, true]), live: live(3), force: false });
+    expect(err).toBeInstanceOf(UsageError);
+    expect(err?.message).toMatch(/"nope" is not a member .*"kube-etcd-0", "kube-etcd-1", "kube-etcd-2"/);
+  });
+
+  it('counts the member back when it was removed already (a run cut off after the removal)', () => {
+    const two = live(3).filter((l) => l.id !== 'a1');
+    expect(replaceRefusal({ pod: 'kube-etcd-1', rows: rows([true, false, true]), live: two, force: false })).toBeUndefined();
+    expect(replaceRefusal({ pod: 'kube-etcd-1', rows: rows([true, false, false]), live: two, force: false })?.message).toMatch(/3 members need 2/);
+  });
+
+  it('refuses Bitnami members (their start scripts re-add members themselves)', () => {
+    const r = rows([true, false, true]);
+    r[1]!.member.startScripts = { kind: 'bitnami', disasterRecovery: false };
+    expect(replaceRefusal({ pod: 'kube-etcd-1', rows: r, live: live(3), force: false })?.message).toMatch(/Bitnami/);
+  });
+
+  it('quorum is a majority', () => {
+    expect([1, 2, 3, 4, 5].map(quorumOf)).toEqual([1, 2, 2, 3, 3]);
+  });
+});
+
+describe('the join argv', () => {
+  const args = ['--name=kube-etcd-1', '--data-dir', '/var/lib/etcd', '--initial-cluster=a=x', '--initial-cluster-state=new', '--client-cert-auth', '--snapshot-count=10000'];
+
+  it('keeps the member own flags and sets data dir, initial cluster and state existing', () => {
+    expect(joinArgs(args, new Map(), { dataDir: '/v/w/data', initialCluster: 'k0=u0,k1=u1' })).toEqual([
+      '--name=kube-etcd-1', '--client-cert-auth', '--snapshot-count=10000', '--data-dir=/v/w/data', '--initial-cluster=k0=u0,k1=u1', '--initial-cluster-state=existing',
+    ]);
+  });
+
+  it('refuses flags that change where data goes or how the member joins', () => {
+    expect(() => joinArgs(['--wal-dir=/wal'], new Map(), { dataDir: 'd', initialCluster: 'c' })).toThrow(/--wal-dir/);
+    expect(() => joinArgs(['--force-new-cluster'], new Map(), { dataDir: 'd', initialCluster: 'c' })).toThrow(/--force-new-cluster/);
+    expect(joinArgs(['--force-new-cluster=false'], new Map(), { dataDir: 'd', initialCluster: 'c' })).toContain('--force-new-cluster=false');
+    expect(() => joinArgs([], new Map([['ETCD_WAL_DIR', '/wal']]), { dataDir: 'd', initialCluster: 'c' })).toThrow(/ETCD_WAL_DIR/);
+  });
+
+  it('initial cluster: the started members and the joiner, never the removed or unstarted entries', () => {
+    const l = [...live(3).filter((x) => x.id !== 'a1'), { id: 'new', name: '', peerURLs: ['https://kube-etcd-1.kube-etcd:2380'], clientURLs: [] }];
+    expect(joinInitialCluster(l, member(1), 'new')).toBe('kube-etcd-0=https://kube-etcd-0.kube-etcd:2380,kube-etcd-2=https://kube-etcd-2.kube-etcd:2380,kube-etcd-1=https://kube-etcd-1.kube-etcd:2380');
+  });
+
+  it('finds the live entry by peer URL (an unstarted entry has no name), host case and port normalised', () => {
+    const l = [{ id: 'x', name: '', peerURLs: ['https://KUBE-ETCD-1.kube-etcd:2380'], clientURLs: [] }];
+    expect(liveEntryOf(member(1), l)?.id).toBe('x');
+  });
+
+  it('doubles every $ so the kubelet expands nothing', () => {
+    expect(escapeKubeVars('a$(B)$$c $1')).toBe('a$$(B)$$$$c $$1');
+  });
+});
+
+describe('etcdctl answers', () => {
+  it('member add -w json: the new ID in hex, exactly (uint64)', () => {
+    expect(parseMemberAdd('{"header":{"cluster_id":1},"member":{"ID":17241862361542232082,"peerURLs":["https://x:2380"]},"members":[]}')).toBe("ef4766776de70812");
+  });
+
+  it('caught up: healthy and at the leader raft index', () => {
+    expect(caughtUp({ healthy: true, raftIndex: 10 }, 10)).toBe(true);
+    expect(caughtUp({ healthy: true, raftIndex: 9 }, 10)).toBe(false);
+    expect(caughtUp({ healthy: false, raftIndex: 10 }, 10)).toBe(false);
+  });
+});
+
+describe('the join script, on real files', () => {
+  let dir = '';
+  afterEach(async () => { if (dir) await rm(dir, { recursive: true, force: true }); });
+
+  /** Runs the script with a fake etcd that makes its data dir and waits; `stop` is made after `stopAfterMs`. */
+  async function runJoin(data: string, work: string, aside: string, id: string, fake: string): Promise<{ code: number; out: string }> {
+    try {
+      const { stdout, stderr } = await run('sh', ['-ec', JOIN_SCRIPT, 'sh', data, work, aside, id, 'sh', '-c', fake], { timeout: 20_000 });
+      return { code: 0, out: stdout + stderr };
+    } catch (err) {
+      const e = err as { code: number; stdout: string; stderr: string };
+      return { code: e.code, out: e.stdout + e.stderr };
+    }
+  }
+
+  // A stand-in for etcd: makes member/wal in the join dir, then asks to be stopped.
+  const FAKE = `mkdir -p "$0/data/member/wal"; echo joined > "$0/data/member/wal/0.wal"; : > "$0/stop"; exec sleep 30`;
+
+  it('sets the old data aside, joins, and puts the joined data in place; a second run does nothing', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'join-'));
+    const data = join(dir, 'data');
+    await mkdir(join(data, 'member', 'snap'), { recursive: true });
+    await writeFile(join(data, 'member', 'snap', 'db'), 'old');
+    const work = join(data, 'kubectl-etcd-replace');
+    const aside = join(data, 'member.pre-replace-1');
+    const fake = FAKE.replaceAll('$0', work);
+    const first = await runJoin(data, work, aside, 'abc', fake);
+    expect(first.code, first.out).toBe(0);
+    expect(await readFile(join(aside, 'snap', 'db'), 'utf8')).toBe('old');
+    expect(await readFile(join(data, 'member', 'wal', '0.wal'), 'utf8')).toBe('joined\n');
+    expect((await readFile(join(work, 'swapped'), 'utf8')).trim()).toBe('abc');
+    expect((await stat(work)).mode & 0o777).toBe(0o700);
+    const again = await runJoin(data, work, join(data, 'member.pre-replace-2'), 'abc', 'exit 9');
+    expect(again.code).toBe(0);
+    expect(again.out).toMatch(/in place already/);
+    expect((await readdir(data)).sort()).toEqual(['kubectl-etcd-replace', 'member', 'member.pre-replace-1']);
+  });
+
+  it('never moves old data over an existing kept copy', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'join-'));
+    const data = join(dir, 'data');
+    await mkdir(join(data, 'member'), { recursive: true });
+    await mkdir(join(data, 'member.pre-replace-1'), { recursive: true });
+    const r = await runJoin(data, join(data, 'w'), join(data, 'member.pre-replace-1'), 'abc', 'exit 0');
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/exists already/);
+    expect((await stat(join(data, 'member'))).isDirectory()).toBe(true);
+  });
+
+  it('a run cut off after setting the data aside finds the stand-in file and goes on', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'join-'));
+    const data = join(dir, 'data');
+    await mkdir(data, { recursive: true });
+    await writeFile(join(data, 'member'), '');
+    const work = join(data, 'w');
+    const r = await runJoin(data, work, join(data, 'member.pre-replace-2'), 'abc', FAKE.replaceAll('$0', work));
+    expect(r.code, r.out).toBe(0);
+    expect((await stat(join(data, 'member'))).isDirectory()).toBe(true);
+    expect((await readdir(data)).sort()).toEqual(['member', 'w']);
+  });
+});
