@@ -33,13 +33,15 @@ etcd pods. It discovers endpoints, certificates, members, PVCs and nodes from th
 writes verified snapshots (sha256 trailer checked, files mode 0600), and restores every member
 from one snapshot with a printed plan, --dry-run and a resumable journal. Day to day it shows each
 member's quota and health (status --check for monitoring), compacts, defragments member by member
-(the leader last), and recovers from NOSPACE.
+(the leader last), recovers from NOSPACE, and brings one failed or corrupt member back while the
+others keep serving (member replace).
 
   kubectl etcd backup -n NAMESPACE -f snapshot.db
   kubectl etcd inspect snapshot.db
   kubectl etcd status -n NAMESPACE --check
   kubectl etcd restore snapshot.db -n NAMESPACE --dry-run
   kubectl etcd recover-space -n NAMESPACE
+  kubectl etcd member replace POD -n NAMESPACE --dry-run
 `;
 
 /** The caveats krew prints after install: completion set-up and what is not signed. */

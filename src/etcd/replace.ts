@@ -21,6 +21,7 @@ import { getPod, waitForPodGone } from '../kube/pods.js';
 import { deletePod } from '../kube/workloads.js';
 import { apiError, readOrUndefined } from '../kube/errors.js';
 import { keptCopiesDirOf } from '../restore/kept.js';
+import { kubeConfigMaps } from '../restore/journal-configmaps.js';
 import { containerEnv, expandKubeVars, findEtcdContainer, parseMemberList, type LiveMember } from './discovery/index.js';
 import { etcdArgs } from './discovery/command.js';
 import { connectionFlags, memberList, targetOf } from './etcdctl.js';
@@ -71,6 +72,10 @@ export interface ReplacePlan {
   newId?: string;
   paths: { work: string; aside: string };
   steps: ReplaceStep[];
+  /** The member ID replaced, as a run before recorded it. */
+  journalOldId?: string;
+  /** The stamp of the run that began this replace (its journal's), else this run's. */
+  stamp?: string;
   /** Only the cleanup is left: the member is back and healthy as the ID its volume records. */
   finishing?: boolean;
 }
@@ -213,15 +218,15 @@ export async function planReplace(deps: ReplaceDeps, topology: EtcdTopology, row
   const underway = last && lastState && (lastState.kind === 'running' || lastState.kind === 'waiting' || (lastState.kind === 'terminated' && lastState.exitCode === 0)) ? { ...last, state: lastState } : undefined;
   const entry = liveEntryOf(target.member, live);
   const paths = replacePaths(keptCopiesDirOf(target.member), opts.stamp);
-  // A run cut off after the restarted member came back: its volume records the ID it runs as.
-  if (target.status.healthy && !underway && target.status.memberId && !opts.force) {
-    const marker = await deps.run(memberContainer(target.member), ['sh', '-c', 'if [ -f "$1/swapped" ]; then cat "$1/swapped"; fi', 'sh', paths.work]).catch(() => undefined);
-    if (marker?.exitCode === 0 && marker.stdout.trim() === target.status.memberId) {
-      return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: target.status.memberId, paths, finishing: true,
-        steps: [{ step: 'cleanup', text: `member ${target.status.memberId} is back and healthy: remove ${paths.work}` }] };
-    }
+  const journal = await readJournal(deps.kube, topology.namespace, opts.pod);
+  // A run cut off once the member was back: healthy as the ID the journal records.
+  if (journal?.newId && target.status.healthy && target.status.memberId === journal.newId) {
+    return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: journal.newId, paths, finishing: true,
+      steps: [{ step: 'cleanup', text: `member ${journal.newId} is back and healthy: remove ${paths.work} and the journal` }] };
   }
-  const refusal = replaceRefusal({ pod: opts.pod, rows, live, force: opts.force, ...(underway ? { joining: underway.id } : {}) });
+  // The ID this replace brings the member back as, when a run before got that far.
+  const known = underway?.id ?? journal?.newId;
+  const refusal = replaceRefusal({ pod: opts.pod, rows, live, force: opts.force, ...(known ? { joining: known } : {}) });
   if (refusal) throw refusal;
   await checkService(deps.kube, topology);
   // The join runs a shell script in the member's image (a distroless etcd image has none).
@@ -230,19 +235,47 @@ export async function planReplace(deps: ReplaceDeps, topology: EtcdTopology, row
     throw new PluginError(`the etcd image ${target.member.image} has no shell (sh): member replace runs its join in that image`, 'replace the member by hand (member remove, wipe, member add, start with --initial-cluster-state existing); nothing was changed');
   }
   const steps: ReplaceStep[] = [];
-  const ours = underway && entry?.id === underway.id;
+  const ours = entry !== undefined && known !== undefined && entry.id === known;
   let newId: string | undefined;
-  if (ours) newId = entry!.id;
+  if (ours) newId = entry.id;
   else if (entry && !entry.name) newId = entry.id; // added already (a run cut off after member add)
   if (entry && entry.name && !ours) steps.push({ step: 'remove', text: `remove member ${entry.id} ("${entry.name}") from the cluster` });
   if (!newId) steps.push({ step: 'add', text: `add member "${target.member.name}" at ${target.member.peerUrl} (a new member ID)` });
-  if (!(ours && underway.state.kind === 'terminated')) {
+  const joined = ours && underway !== undefined && underway.id === newId && underway.state.kind === 'terminated';
+  if (!joined) {
     steps.push({ step: 'join', text: `${ours ? 'go on with' : 'start'} an ephemeral container in pod "${opts.pod}" (image ${target.member.image}) that moves the old data to ${paths.aside} (kept, never deleted) and joins etcd as the new member with --initial-cluster-state existing` });
     steps.push({ step: 'swap', text: `once it is healthy and has caught up with the leader: stop it, and put the joined data in ${target.member.dataDir}` });
   }
   steps.push({ step: 'restart', text: `delete pod "${opts.pod}": ${topology.workload.kind === 'StatefulSet' ? `StatefulSet "${topology.workload.name}"` : 'its owner'} starts it again, on the joined data` });
   steps.push({ step: 'cleanup', text: `check it is healthy as the new member, and remove ${paths.work}` });
-  return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), ...(underway ? { join: underway } : {}), ...(newId ? { newId } : {}), paths, steps };
+  return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), ...(underway ? { join: underway } : {}), ...(newId ? { newId } : {}), paths, steps, stamp: journal?.stamp ?? opts.stamp, ...(journal?.oldId ? { journalOldId: journal.oldId } : {}) };
+}
+
+/** What the journal ConfigMap of a member's replace records: the IDs, so a run cut off is finished, never redone. */
+interface Journal {
+  member: string;
+  oldId?: string;
+  newId?: string;
+  stamp: string;
+}
+
+/** The journal's ConfigMap name (one per pod). */
+export function journalName(pod: string): string {
+  return `kubectl-etcd-replace-${pod}`;
+}
+
+async function readJournal(kube: KubeContext, namespace: string, pod: string): Promise<Journal | undefined> {
+  const data = await kubeConfigMaps(kube).readConfigMap(namespace, journalName(pod));
+  if (!data?.['replace.json']) return undefined;
+  try {
+    return JSON.parse(data['replace.json']) as Journal;
+  } catch {
+    throw new PluginError(`configmap "${journalName(pod)}" is not a kubectl-etcd replace journal`, `check it (kubectl get configmap ${journalName(pod)} -n ${namespace} -o yaml) and delete it once no replace of "${pod}" is under way`);
+  }
+}
+
+async function writeJournal(kube: KubeContext, namespace: string, pod: string, j: Journal): Promise<void> {
+  await kubeConfigMaps(kube).writeConfigMap(namespace, journalName(pod), { 'replace.json': JSON.stringify(j) }, { 'app.kubernetes.io/managed-by': 'kubectl-etcd' });
 }
 
 /** Proves the join container would be admitted (server-side dry run), before any change. */
@@ -274,13 +307,17 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
   const hint = (state: string) => `${state}; run the command again to go on (the old data is kept on the member's volume)`;
   if (plan.finishing) {
     const kept = await cleanup(run, member, plan.paths.work, plan.newId!);
+    await kubeConfigMaps(kube).deleteConfigMap(namespace, journalName(member.pod));
     say(`member "${member.name}" was replaced already and is healthy as member ${plan.newId}`);
     return { pod: member.pod, name: member.name, newId: plan.newId!, kept, seconds: (Date.now() - t0) / 1000 };
   }
-  const oldId = plan.entry?.name && plan.entry.id !== plan.join?.id ? plan.entry.id : undefined;
+  const oldId = plan.entry?.name && plan.entry.id !== plan.newId ? plan.entry.id : undefined;
+  const reportedOld = oldId ?? plan.journalOldId;
   let newId = plan.newId;
 
-  // 1. membership
+  const stamp = plan.stamp ?? opts.stamp;
+  // 1. membership, recorded first in the journal
+  await writeJournal(kube, namespace, member.pod, { member: member.name, ...(reportedOld ? { oldId: reportedOld } : {}), ...(newId ? { newId } : {}), stamp });
   if (oldId) {
     say(`removing member ${oldId} ("${plan.entry!.name}")`);
     await etcdctl(run, plan.asker, ['member', 'remove', oldId], `etcdctl member remove ${oldId}`, hint(`member ${oldId} may or may not be removed`), say);
@@ -291,6 +328,7 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
       hint(`member ${oldId ?? 'of this pod'} is removed and the new one may or may not be added`), say);
     newId = parseMemberAdd(out);
     say(`  added as member ${newId}`);
+    await writeJournal(kube, namespace, member.pod, { member: member.name, ...(reportedOld ? { oldId: reportedOld } : {}), newId, stamp });
   }
   const live = await listMembers(run, plan.asker);
 
@@ -332,7 +370,11 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
     }
     if (state.kind === 'running') {
       say(`member ${newId} has caught up; stopping it and putting its data in place`);
-      const stop = await run({ namespace, pod: member.pod, container: joinName }, ['sh', '-c', ': > "$1/stop"', 'sh', plan.paths.work]);
+      // The work dir as the join container sees it (the whole volume when the member mounts a sub-folder).
+      const current = await getPod(kube, namespace, member.pod);
+      const mounts = findEtcdContainer(current, member.container)?.container.volumeMounts ?? [];
+      const work = joinMounts(mounts, member).path(plan.paths.work);
+      const stop = await run({ namespace, pod: member.pod, container: joinName }, ['sh', '-c', ': > "$1/stop"', 'sh', work]);
       if (stop.exitCode !== 0) throw new PluginError(`could not tell the join container to stop: ${lastLine(stop.stderr)}`, hint('the join goes on'));
       state = (await waitEphemeral(kube, namespace, member.pod, joinName, (s) => s.kind === 'terminated', 120_000)).state;
     }
@@ -352,8 +394,9 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
 
   // 5. clean up the work dir, list what is kept
   const kept = await cleanup(run, member, plan.paths.work, newId);
+  await kubeConfigMaps(kube).deleteConfigMap(namespace, journalName(member.pod));
   say(`member "${member.name}" is healthy as member ${newId}${back.isLeader ? ' (leader)' : ''}`);
-  return { pod: member.pod, name: member.name, ...(oldId ? { oldId } : {}), newId, kept, seconds: (Date.now() - t0) / 1000 };
+  return { pod: member.pod, name: member.name, ...(reportedOld ? { oldId: reportedOld } : {}), newId, kept, seconds: (Date.now() - t0) / 1000 };
 }
 
 /** The leader's raft index, asked through a healthy member; undefined when it does not answer. */

@@ -10,7 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
 import { killContainer } from '../sim/kubelet/fault.js';
 import { ETCD_MINORS, type EtcdMinor } from '../sim/etcd-versions.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { withFixtureOption } from '../sim/fixtures/index.js';
 import { TARGETS, buildPlugin, onEtcd, etcdctlInPod, kubectlEtcd, writeKeys, type EtcdTarget } from './backup-support.js';
+import { startKubectlEtcd } from './restore-helpers.js';
 
 const PODS = ['kube-etcd-0', 'kube-etcd-1', 'kube-etcd-2'];
 const NS = 'uc1';
@@ -73,16 +77,18 @@ async function destroyData(cluster: SimCluster, t: EtcdTarget, pod: string): Pro
 
 /**
  * Makes a member fail as a corrupt disk does: garbage over the start of its db file (bbolt's meta
- * pages). Resolves with the garbage's sha256, which the kept copy's first 16 KiB must have. etcd
- * may die of it at once (3.5 does), and with it the exec that wrote it.
+ * pages). etcd may die of it at once (3.5 does), and with it the exec that wrote it; a 3.4 member
+ * may still commit (rewriting a meta page) before it is killed. A sentinel file in member/ shows
+ * afterwards that the very directory was kept.
  */
 async function corruptDb(cluster: SimCluster, t: EtcdTarget, pod: string): Promise<string> {
-  const junk = await shIn(cluster, t, pod, 'head -c 16384 /dev/urandom > /tmp/junk && sha256sum /tmp/junk');
+  const sentinel = `sentinel-${Date.now()}`;
+  const junk = await shIn(cluster, t, pod, `head -c 16384 /dev/urandom > /tmp/junk && echo ${sentinel} > /var/lib/etcd/member/kubectl-etcd-test-sentinel`);
   expect(junk.code, junk.stderr).toBe(0);
   const r = await shIn(cluster, t, pod, 'dd if=/tmp/junk of=/var/lib/etcd/member/snap/db bs=16384 count=1 conv=notrunc 2>/dev/null');
   expect([0, 137], r.stderr).toContain(r.code);
   await killContainer(cluster.dir, { namespace: NS, pod, container: t.container }).catch(() => undefined);
-  return junk.stdout.split(' ')[0]!;
+  return sentinel;
 }
 
 /** Starts a writer in a member's container: a put every 100 ms until /tmp/stop-writer; resolves with its tally. */
@@ -117,8 +123,17 @@ async function expectReplaced(cluster: SimCluster, t: EtcdTarget, pod: string, o
   expect(ls.stdout).not.toMatch(/kubectl-etcd-replace/);
 }
 
+/**
+ * Per minor: 3.4 with the data volume's root at /var/lib/etcd; 3.5 with a sub-folder of it there
+ * (subPathExpr), which an ephemeral container may not mount: the join mounts the whole volume.
+ */
+const LAYOUTS: Record<EtcdMinor, (t: EtcdTarget) => EtcdTarget> = {
+  '3.4': (t) => t,
+  '3.5': (t) => ({ ...t, fixture: withFixtureOption(t.fixture, 'subPath', 'etcd-$(POD_NAME)') }),
+};
+
 describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etcd %s (anthos layout, TLS)', (minor) => {
-  const t: EtcdTarget = onEtcd(TARGETS.anthos, minor);
+  const t: EtcdTarget = LAYOUTS[minor](onEtcd(TARGETS.anthos, minor));
   let cluster: SimCluster;
   let before: Record<string, string>;
 
@@ -132,6 +147,31 @@ describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etc
   afterAll(async () => {
     await cluster?.down();
   }, 180_000);
+
+  it.runIf(minor === '3.4')('killed (SIGKILL) at each of its steps, running it again finishes the replace', async () => {
+    const pod = 'kube-etcd-0';
+    const oldId = (await members(cluster, t, 'kube-etcd-1'))[pod]!;
+    await destroyData(cluster, t, pod);
+    await waitFor(`${pod} to fail`, async () => !(await status(cluster))[pod]!.healthy, 60_000);
+    const state = mkdtempSync(join(tmpdir(), 'replace-kill-'));
+    try {
+      // Each run is killed when it announces the step after the kill point; the next run gets past it.
+      for (const point of [/removing member/, /adding member/, /starting ephemeral container/, /waiting until member/, /has caught up; stopping/, /deleting pod/]) {
+        const run = startKubectlEtcd(cluster, state, ['member', 'replace', pod, '-n', NS, '--yes']);
+        await run.until(point, 300_000);
+        run.child.kill('SIGKILL');
+        await run.done;
+      }
+      const last = await kubectlEtcd(cluster, ['member', 'replace', pod, '-n', NS, '--yes', '-o', 'json'], { timeoutMs: 600_000 });
+      expect(last.code, last.stderr).toBe(0);
+      expect((JSON.parse(last.stdout) as { oldId: string }).oldId).toBe(oldId);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+    await expectReplaced(cluster, t, pod, oldId, before);
+    const journal = await cluster.kubectl(['-n', NS, 'get', 'configmap', `kubectl-etcd-replace-${pod}`]);
+    expect(journal.stderr).toMatch(/NotFound|not found/);
+  }, 900_000);
 
   it('refuses before any change: an unknown pod, a healthy member', async () => {
     const ids = await members(cluster, t);
@@ -200,9 +240,16 @@ describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etc
     for (const p of PODS) await waitFor(`${p} to hold every written key`, async () => (await localKeys(cluster, t, p, '/writer1/')) >= written, 30_000);
   }, 900_000);
 
-  it('replaces a member whose db file is corrupt, keeping the corrupt file aside', async () => {
+  it.runIf(minor === '3.5')('--force replaces a healthy member (it syncs from the others as a new member)', async () => {
+    const oldId = (await members(cluster, t))['kube-etcd-0']!;
+    const r = await kubectlEtcd(cluster, ['member', 'replace', 'kube-etcd-0', '-n', NS, '--yes', '--force'], { timeoutMs: 600_000 });
+    expect(r.code, r.stderr).toBe(0);
+    await expectReplaced(cluster, t, 'kube-etcd-0', oldId, before);
+  }, 600_000);
+
+  it('replaces a member whose db file is corrupt, keeping its data dir aside', async () => {
     const oldId = (await members(cluster, t))['kube-etcd-2']!;
-    const corruptSum = await corruptDb(cluster, t, 'kube-etcd-2');
+    const sentinel = await corruptDb(cluster, t, 'kube-etcd-2');
     await waitFor('kube-etcd-2 to fail', async () => !(await status(cluster))['kube-etcd-2']!.healthy, 60_000);
     const writer = startWriter(cluster, t, 'kube-etcd-1', '/writer2/');
     const r = await kubectlEtcd(cluster, ['member', 'replace', 'kube-etcd-2', '-n', NS, '--yes', '-o', 'json'], { timeoutMs: 600_000 });
@@ -212,8 +259,8 @@ describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etc
     expect(result.oldId).toBe(oldId);
     await expectReplaced(cluster, t, 'kube-etcd-2', oldId, before);
     const kept = result.kept.at(-1)!;
-    const sum = await shIn(cluster, t, 'kube-etcd-2', `head -c 16384 ${kept}/snap/db | sha256sum`);
-    expect(sum.stdout.split(' ')[0]).toBe(corruptSum);
+    const keptFiles = await shIn(cluster, t, 'kube-etcd-2', `cat ${kept}/kubectl-etcd-test-sentinel && test -s ${kept}/snap/db && echo db-kept`);
+    expect(keptFiles.stdout).toBe(`${sentinel}\ndb-kept\n`);
     if (tally.failed) expect(Math.max(...tally.failedAt) - Math.min(...tally.failedAt), JSON.stringify(tally)).toBeLessThanOrEqual(5);
     const written = tally.writes - tally.failed;
     for (const p of PODS) await waitFor(`${p} to hold every written key`, async () => (await localKeys(cluster, t, p, '/writer2/')) >= written, 30_000);

@@ -183,3 +183,21 @@ describe('the join script, on real files', () => {
     expect((await readdir(data)).sort()).toEqual(['member', 'w']);
   });
 });
+
+describe('joinMounts: an ephemeral container may not mount a subPath', () => {
+  it('mounts the whole data volume and maps the member paths into it', async () => {
+    const { joinMounts, JOIN_VOLUME_ROOT } = await import('../../src/etcd/replace.js');
+    const m: EtcdMember = { ...member(1), dataVolume: { volumeName: 'data', mountPath: '/var/lib/etcd', subPath: 'etcd-kube-etcd-1', kind: 'pvc', claimName: 'data-kube-etcd-1' } };
+    const view = joinMounts([{ name: 'data', mountPath: '/var/lib/etcd', subPathExpr: 'etcd-$(POD_NAME)' }, { name: 'certs', mountPath: '/certs', readOnly: true }], m);
+    expect(view.mounts).toEqual([{ name: 'data', mountPath: JOIN_VOLUME_ROOT }, { name: 'certs', mountPath: '/certs', readOnly: true }]);
+    expect(view.path('/var/lib/etcd')).toBe(`${JOIN_VOLUME_ROOT}/etcd-kube-etcd-1`);
+    expect(view.path('/var/lib/etcd/kubectl-etcd-replace')).toBe(`${JOIN_VOLUME_ROOT}/etcd-kube-etcd-1/kubectl-etcd-replace`);
+    expect(view.path('/var/lib/etcdx')).toBe('/var/lib/etcdx');
+    expect(view.path('/certs/ca.crt')).toBe('/certs/ca.crt');
+  });
+
+  it('refuses any other subPath mount (TLS files by subPath)', async () => {
+    const { joinMounts } = await import('../../src/etcd/replace.js');
+    expect(() => joinMounts([{ name: 'certs', mountPath: '/certs/ca.crt', subPath: 'ca.crt' }], member(1))).toThrow(/sub-path of volume "certs"/);
+  });
+});
