@@ -1,3 +1,4 @@
+import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { formatRecord, parseOutputFormat } from '../ui/format.js';
@@ -25,7 +26,6 @@ function parseTimeout(value: string | undefined): number {
 /** Asks a question on the terminal; undefined when stdin or stderr is not a terminal. */
 async function ask(question: string): Promise<string | undefined> {
   if (!process.stdin.isTTY || !process.stderr.isTTY) return undefined;
-  const { createInterface } = await import('node:readline');
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   return new Promise((resolve) => rl.question(question, (answer) => { rl.close(); resolve(answer); }));
 }
