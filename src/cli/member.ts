@@ -42,7 +42,7 @@ export function register(program: Command): void {
     .option('-o, --output <format>', 'output format of the result: text (default), json or yaml')
     .addHelpText('after', [
       '',
-      'Refuses, before any change: a pod that is no member; a cluster whose other members would not keep quorum',
+      'Refuses, before any change: a pod that is not a member; a cluster whose other members would not keep quorum',
       '(use kubectl etcd restore); another unhealthy member; a healthy target (unless --force).',
       'Needs Kubernetes 1.25+ (ephemeral containers) and the right to update pods/ephemeralcontainers.',
       'Interrupted at any point, running it again finishes.',

@@ -15,8 +15,9 @@
  */
 import { PluginError, UsageError } from '../errors.js';
 import { ETCD_BOOLEAN_FLAGS, etcdEnvName } from './flags.js';
-import type { LiveMember } from './discovery/confirm.js';
-import type { MemberStatus } from './status.js';
+import { normalizeUrl, type LiveMember } from './discovery/confirm.js';
+import { parseBigJson, type MemberStatus } from './status.js';
+import { joinPath } from '../restore/kept.js';
 import type { EtcdMember } from './topology.js';
 
 /** Name prefix of the ephemeral containers that join a member. */
@@ -32,16 +33,6 @@ export const WORK_DIR_NAME = 'kubectl-etcd-replace';
 export interface Row {
   member: EtcdMember;
   status: MemberStatus;
-}
-
-/** Normalises a URL for comparison (lowercase host, explicit port). */
-function normalizeUrl(u: string): string {
-  try {
-    const url = new URL(u);
-    return `${url.protocol}//${url.hostname.toLowerCase()}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
-  } catch {
-    return u;
-  }
 }
 
 /** The live member list entry of a member: by its peer URL (an unstarted entry has no name), else by name. */
@@ -149,29 +140,31 @@ export function droppedEnv(): Set<string> {
   return new Set(JOIN_SET.map(etcdEnvName));
 }
 
-/** Joins a directory and a name. */
-export function joinPath(dir: string, name: string): string {
-  return dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`;
-}
-
 /**
- * The join container's script, `sh -ec SCRIPT sh DATA WORK ASIDE ID ETCD-ARGV…`. Idempotent:
+ * The join container's script, `sh -ec SCRIPT sh DATA WORK ASIDE ID STARTED ETCD-ARGV…`. Idempotent:
  *  1. the old `DATA/member` (a dir) is moved to ASIDE, never deleted; a plain file takes its
  *     place, so etcd in the member's own container, restarting meanwhile, stops at once instead
  *     of starting on an empty data dir;
  *  2. etcd joins as member ID into WORK/data, and runs (restarted while the member's own container
  *     holds the ports for a moment) until WORK/stop appears;
- *  3. etcd stops, the stand-in file goes and WORK/data/member becomes DATA/member; WORK/swapped
- *     records the ID. A run that finds WORK/swapped with its ID does nothing.
+ *  3. etcd stops, JOINED (a file naming ID) is written into the joined member dir, the stand-in
+ *     file goes and WORK/data/member becomes DATA/member; WORK/swapped records the ID.
+ * A DATA/member holding JOINED with its ID is in place: the run does nothing more. With STARTED=1
+ * (the member list shows ID started already) etcd is never started as ID on an empty dir: a
+ * member that lost its log under the same ID could vote twice in one term.
  * Paths and argv are positional parameters, never interpolated.
  */
+export const JOINED_FILE = 'kubectl-etcd-joined';
+
 export const JOIN_SCRIPT = [
-  'data="$1"; work="$2"; aside="$3"; id="$4"; shift 4',
+  'data="$1"; work="$2"; aside="$3"; id="$4"; started="$5"; shift 5',
   'umask 077',
   'mkdir -p "$work"',
-  'done_id=""',
-  'if [ -f "$work/swapped" ]; then read -r done_id < "$work/swapped" || true; fi',
-  'if [ "$done_id" = "$id" ]; then echo "kubectl-etcd: member $id is in place already"; exit 0; fi',
+  'in_place() { j=""; if [ -f "$data/member/kubectl-etcd-joined" ]; then read -r j < "$data/member/kubectl-etcd-joined" || true; fi; [ "$j" = "$id" ]; }',
+  'if in_place; then echo "$id" > "$work/swapped"; echo "kubectl-etcd: member $id is in place already"; exit 0; fi',
+  'if [ "$started" = 1 ] && [ ! -d "$work/data/member/wal" ]; then',
+  '  echo "member $id started before, but neither its joined data ($work/data/member) nor $data/member with its marker is here: not starting it on an empty data dir" >&2; exit 1',
+  'fi',
   'if [ -d "$data/member" ]; then',
   '  if [ -e "$aside" ]; then echo "$aside exists already; not moving $data/member over it" >&2; exit 1; fi',
   '  mv "$data/member" "$aside"',
@@ -182,7 +175,7 @@ export const JOIN_SCRIPT = [
   'rm -f "$work/stop"',
   'tries=0',
   'pid=""',
-  "trap 'if [ -n \"$pid\" ]; then kill -TERM \"$pid\" 2>/dev/null; fi' TERM INT",
+  `trap 'if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid"; fi; exit 143' TERM INT`,
   'while :; do',
   '  "$@" & pid=$!',
   '  while [ ! -e "$work/stop" ] && kill -0 "$pid" 2>/dev/null; do sleep 1; done',
@@ -195,9 +188,13 @@ export const JOIN_SCRIPT = [
   'done',
   'kill -TERM "$pid" 2>/dev/null || true',
   'wait "$pid" || true',
+  'pid=""',
+  'if [ ! -d "$work/data/member/wal" ]; then echo "etcd wrote no $work/data/member/wal" >&2; exit 1; fi',
+  'echo "$id" > "$work/data/member/kubectl-etcd-joined"',
   'if [ -f "$data/member" ]; then rm -f "$data/member"; fi',
   'if [ -e "$data/member" ]; then echo "$data/member came back while swapping" >&2; exit 1; fi',
   'mv "$work/data/member" "$data/member"',
+  'if [ -e "$data/member/member" ] || ! in_place; then echo "$data/member is not the joined data after the move (did etcd start on it meanwhile?)" >&2; exit 1; fi',
   'echo "$id" > "$work/swapped"',
   'rm -f "$work/stop"',
   'rmdir "$work/data" 2>/dev/null || true',
@@ -216,8 +213,7 @@ export function replacePaths(keptDir: string, stamp: string): { work: string; as
 
 /** Reads `etcdctl member add -w json`: the new member's ID (hex). */
 export function parseMemberAdd(json: string): string {
-  const safe = json.replace(/([:\[,]\s*)(\d{16,})(?=\s*[,}\]])/g, '$1"$2"');
-  const doc = JSON.parse(safe) as { member?: { ID?: string | number } };
+  const doc = parseBigJson(json) as { member?: { ID?: string | number } };
   if (doc.member?.ID === undefined) throw new Error('etcdctl member add printed no member ID');
   return BigInt(doc.member.ID).toString(16);
 }

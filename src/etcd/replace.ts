@@ -13,14 +13,13 @@
  *   5. the work dir on the volume is removed once the member is healthy as the new ID.
  */
 import type { V1EnvVar, V1EphemeralContainer, V1Pod, V1VolumeMount } from '@kubernetes/client-node';
-import { PluginError } from '../errors.js';
+import { NotFoundError, PluginError } from '../errors.js';
 import type { ContainerCommand } from '../kube/exec.js';
 import type { KubeContext } from '../kube/client.js';
 import { addEphemeralContainer, containerLogTail, ephemeralState, waitEphemeral } from '../kube/ephemeral.js';
 import { getPod, waitForPodGone } from '../kube/pods.js';
-import { deletePod } from '../kube/workloads.js';
-import { apiError, readOrUndefined } from '../kube/errors.js';
-import { keptCopiesDirOf } from '../restore/kept.js';
+import { ConflictError, apiError, readOrUndefined } from '../kube/errors.js';
+import { joinPath, keptCopiesDirOf } from '../restore/kept.js';
 import { kubeConfigMaps } from '../restore/journal-configmaps.js';
 import { containerEnv, expandKubeVars, findEtcdContainer, parseMemberList, type LiveMember } from './discovery/index.js';
 import { etcdArgs } from './discovery/command.js';
@@ -29,7 +28,7 @@ import { lastLine, type StatusProbe, type MemberStatus } from './status.js';
 import { memberContainer, type EtcdMember, type EtcdTopology } from './topology.js';
 import {
   JOIN_CONTAINER_PREFIX, JOIN_ID_ENV, JOIN_SCRIPT, caughtUp, droppedEnv, escapeKubeVars, joinArgs, joinInitialCluster,
-  joinPath, liveEntryOf, parseMemberAdd, replacePaths, replaceRefusal, type Row,
+  liveEntryOf, parseMemberAdd, replacePaths, replaceRefusal, type Row,
 } from './replace-plan.js';
 
 /** Progress lines (stderr). */
@@ -172,11 +171,15 @@ export function joinMounts(mounts: V1VolumeMount[], member: EtcdMember): { mount
 }
 
 /** The ephemeral container that joins `member` as `id`, built from the member's own container. */
-export function joinContainer(pod: V1Pod, member: EtcdMember, live: LiveMember[], id: string, name: string, paths: { work: string; aside: string }): V1EphemeralContainer {
+export function joinContainer(pod: V1Pod, member: EtcdMember, live: LiveMember[], id: string, name: string, paths: { work: string; aside: string }, started: boolean): V1EphemeralContainer {
   const found = findEtcdContainer(pod, member.container);
   if (!found) throw new PluginError(`pod "${member.pod}" has no container "${member.container}"`, 'check the pod with kubectl describe');
   const c = found.container;
   if (!c.command?.length) throw new PluginError(`container "${c.name}" runs its image's entrypoint, not an etcd command: member replace cannot start etcd the way it does`, 'replace the member by hand');
+  // etcd refuses a flag whose ETCD_* twin is also set: env from elsewhere (envFrom, a key) could set it unseen.
+  if (c.envFrom?.length) throw new PluginError(`container "${c.name}" takes env from ${c.envFrom.map((e) => e.configMapRef ? `configmap "${e.configMapRef.name}"` : `secret "${e.secretRef?.name}"`).join(', ')} (envFrom), which may set etcd settings the join must set itself`, 'replace the member by hand; nothing was changed');
+  const hidden = (c.env ?? []).filter((e) => e.valueFrom && !e.valueFrom.fieldRef && /^ETCD_/.test(e.name));
+  if (hidden.length) throw new PluginError(`container "${c.name}" takes ${hidden.map((e) => e.name).join(', ')} from a ConfigMap, Secret or resource, which member replace cannot read`, 'replace the member by hand; nothing was changed');
   const { vars } = containerEnv(pod, c);
   const shellEnv = new Map(vars);
   if (!shellEnv.has('HOSTNAME')) shellEnv.set('HOSTNAME', pod.spec?.hostname ?? member.pod);
@@ -188,7 +191,7 @@ export function joinContainer(pod: V1Pod, member: EtcdMember, live: LiveMember[]
   const env: V1EnvVar[] = [...(c.env ?? []).filter((e) => !dropped.has(e.name)), { name: JOIN_ID_ENV, value: id }];
   const view = joinMounts(c.volumeMounts ?? [], member);
   const argvSeen = argv.map((a) => a === `--data-dir=${joinPath(paths.work, 'data')}` ? `--data-dir=${view.path(joinPath(paths.work, 'data'))}` : a);
-  const command = ['sh', '-ec', JOIN_SCRIPT, 'sh', view.path(member.dataDir), view.path(paths.work), view.path(paths.aside), id, ...argvSeen].map(escapeKubeVars);
+  const command = ['sh', '-ec', JOIN_SCRIPT, 'sh', view.path(member.dataDir), view.path(paths.work), view.path(paths.aside), id, started ? '1' : '0', ...argvSeen].map(escapeKubeVars);
   return {
     name,
     image: c.image,
@@ -215,12 +218,15 @@ export async function planReplace(deps: ReplaceDeps, topology: EtcdTopology, row
   const joins = joinContainers(pod);
   const last = joins.at(-1);
   const lastState = last ? ephemeralState(pod, last.name) : undefined;
-  const underway = last && lastState && (lastState.kind === 'running' || lastState.kind === 'waiting' || (lastState.kind === 'terminated' && lastState.exitCode === 0)) ? { ...last, state: lastState } : undefined;
+  // A join container that cannot start (image pull, config error) is failed, not under way.
+  const stuck = lastState?.kind === 'waiting' && lastState.reason !== undefined && lastState.reason !== 'ContainerCreating' && lastState.reason !== 'PodInitializing';
+  const underway = last && lastState && !stuck && (lastState.kind === 'running' || lastState.kind === 'waiting' || (lastState.kind === 'terminated' && lastState.exitCode === 0)) ? { ...last, state: lastState } : undefined;
   const entry = liveEntryOf(target.member, live);
   const paths = replacePaths(keptCopiesDirOf(target.member), opts.stamp);
   const journal = await readJournal(deps.kube, topology.namespace, opts.pod);
   // A run cut off once the member was back: healthy as the ID the journal records.
-  if (journal?.newId && target.status.healthy && target.status.memberId === journal.newId) {
+  // (Not while a join container runs: it answers on the pod's address too.)
+  if (journal?.newId && target.status.healthy && target.status.memberId === journal.newId && (!underway || underway.state.kind === 'terminated')) {
     return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: journal.newId, paths, finishing: true,
       steps: [{ step: 'cleanup', text: `member ${journal.newId} is back and healthy: remove ${paths.work} and the journal` }] };
   }
@@ -229,10 +235,20 @@ export async function planReplace(deps: ReplaceDeps, topology: EtcdTopology, row
   const refusal = replaceRefusal({ pod: opts.pod, rows, live, force: opts.force, ...(known ? { joining: known } : {}) });
   if (refusal) throw refusal;
   await checkService(deps.kube, topology);
-  // The join runs a shell script in the member's image (a distroless etcd image has none).
-  const shell = await deps.run(memberContainer(askerRow.member), ['sh', '-c', 'exit 0']).catch((err: unknown) => ({ exitCode: -1, stdout: '', stderr: (err as Error).message }));
-  if (shell.exitCode !== 0) {
-    throw new PluginError(`the etcd image ${target.member.image} has no shell (sh): member replace runs its join in that image`, 'replace the member by hand (member remove, wipe, member add, start with --initial-cluster-state existing); nothing was changed');
+  if (target.member.dataVolume?.kind !== 'pvc') {
+    throw new PluginError(`member "${opts.pod}" keeps its data ${target.member.dataVolume ? `on a ${target.member.dataVolume.kind} volume` : 'in its container\'s own filesystem'}, not on a PersistentVolumeClaim: the joined data and the old data would not survive the pod's restart (or its move to another node)`, 'replace the member by hand; nothing was changed');
+  }
+  const strangers = live.filter((l) => !l.name && l.id !== entry?.id);
+  if (strangers.length) {
+    throw new PluginError(`the member list has ${strangers.length === 1 ? 'an entry' : 'entries'} added but never started (${strangers.map((l) => `${l.id} at ${l.peerURLs.join(',')}`).join('; ')}), which a join cannot name in its initial cluster`, 'remove or start it first (etcdctl member list shows it); nothing was changed');
+  }
+  // The join runs a shell script in the member's image (a distroless etcd image has none). Asked of
+  // another member, which runs the same StatefulSet template: the target's own container is down.
+  const tools = await deps.run(memberContainer(askerRow.member), ['sh', '-c', 'for c in mv rm rmdir mkdir sleep kill; do command -v "$c" >/dev/null 2>&1 || { echo "$c"; exit 3; }; done'])
+    .catch((err: unknown) => ({ exitCode: -1, stdout: '', stderr: (err as Error).message }));
+  if (tools.exitCode !== 0) {
+    const what = tools.exitCode === 3 ? `no ${tools.stdout.trim()}` : 'no shell (sh)';
+    throw new PluginError(`the etcd image ${askerRow.member.image} has ${what}: member replace runs its join in the member's image`, 'replace the member by hand (member remove, wipe, member add, start with --initial-cluster-state existing); nothing was changed');
   }
   const steps: ReplaceStep[] = [];
   const ours = entry !== undefined && known !== undefined && entry.id === known;
@@ -282,7 +298,7 @@ async function writeJournal(kube: KubeContext, namespace: string, pod: string, j
 export async function admitJoin(deps: ReplaceDeps, plan: ReplacePlan): Promise<void> {
   if (plan.join || plan.finishing) return;
   const pod = await getPod(deps.kube, plan.target.member.namespace, plan.target.member.pod);
-  const container = joinContainer(pod, plan.target.member, plan.live, plan.newId ?? '0', `${JOIN_CONTAINER_PREFIX}dry-run`, plan.paths);
+  const container = joinContainer(pod, plan.target.member, plan.live, plan.newId ?? '0', `${JOIN_CONTAINER_PREFIX}dry-run`, plan.paths, false);
   const name = pod.metadata?.name ?? '';
   const namespace = pod.metadata?.namespace ?? '';
   try {
@@ -306,8 +322,8 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
   const { namespace } = member;
   const hint = (state: string) => `${state}; run the command again to go on (the old data is kept on the member's volume)`;
   if (plan.finishing) {
-    const kept = await cleanup(run, member, plan.paths.work, plan.newId!);
     await kubeConfigMaps(kube).deleteConfigMap(namespace, journalName(member.pod));
+    const kept = await cleanup(run, member, plan.paths.work, plan.newId!);
     say(`member "${member.name}" was replaced already and is healthy as member ${plan.newId}`);
     return { pod: member.pod, name: member.name, newId: plan.newId!, kept, seconds: (Date.now() - t0) / 1000 };
   }
@@ -337,10 +353,20 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
   let state = plan.join && joinName ? plan.join.state : undefined;
   if (!joinName || (state?.kind === 'terminated' && state.exitCode !== 0)) {
     joinName = `${JOIN_CONTAINER_PREFIX}${suffix()}`;
-    const pod = await getPod(kube, namespace, member.pod);
-    const container = joinContainer(pod, member, live, newId, joinName, plan.paths);
+    const started = live.some((l) => l.id === newId && l.name !== '');
     say(`starting ephemeral container "${joinName}" in pod "${member.pod}" to join as member ${newId}`);
-    await addEphemeralContainer(kube, pod, container);
+    // The pod's status changes often while it crash-loops: a conflict is read again and retried.
+    for (let attempt = 1; ; attempt++) {
+      const pod = await getPod(kube, namespace, member.pod);
+      const other = joinContainers(pod).find((j) => j.id === newId && ['running', 'waiting'].includes(ephemeralState(pod, j.name).kind));
+      if (other) throw new PluginError(`another join container ("${other.name}") for member ${newId} appeared in pod "${member.pod}" meanwhile: is a second member replace running?`, 'run the command again once that one has ended');
+      try {
+        await addEphemeralContainer(kube, pod, joinContainer(pod, member, live, newId, joinName, plan.paths, started));
+        break;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= 5) throw err;
+      }
+    }
     state = undefined;
   }
   if (state?.kind !== 'terminated') {
@@ -388,18 +414,27 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
   // 4. the member's own pod, on the joined data
   const before = await getPod(kube, namespace, member.pod);
   say(`deleting pod "${member.pod}" so that it starts on the joined data`);
-  const uid = await deletePod(kube, namespace, member.pod);
-  await waitForPodGone(kube, namespace, member.pod, opts.timeoutMs, uid ?? before.metadata?.uid);
+  const uid = before.metadata?.uid;
+  try {
+    // Only the pod read here: never a new one the StatefulSet made meanwhile.
+    await kube.core.deleteNamespacedPod({ name: member.pod, namespace, body: { preconditions: { uid } } });
+  } catch (err) {
+    const mapped = apiError(err, `delete pod "${member.pod}" in namespace "${namespace}"`);
+    if (!(mapped instanceof NotFoundError) && !(mapped instanceof ConflictError)) throw mapped;
+  }
+  await waitForPodGone(kube, namespace, member.pod, opts.timeoutMs, uid);
   const back = await waitHealthyAs(probe, member, newId, opts.timeoutMs);
 
   // 5. clean up the work dir, list what is kept
-  const kept = await cleanup(run, member, plan.paths.work, newId);
+  // The journal goes first: a journal left behind would make a later replace of this pod take the
+  // new ID for one under way.
   await kubeConfigMaps(kube).deleteConfigMap(namespace, journalName(member.pod));
+  const kept = await cleanup(run, member, plan.paths.work, newId);
   say(`member "${member.name}" is healthy as member ${newId}${back.isLeader ? ' (leader)' : ''}`);
   return { pod: member.pod, name: member.name, ...(reportedOld ? { oldId: reportedOld } : {}), newId, kept, seconds: (Date.now() - t0) / 1000 };
 }
 
-/** The leader's raft index, asked through a healthy member; undefined when it does not answer. */
+/** The committed raft index a healthy member reports (it follows the leader's); undefined when it does not answer. */
 async function leaderIndex(probe: StatusProbe, asker: EtcdMember): Promise<number | undefined> {
   const s = await probe(asker);
   return s.raftIndex;

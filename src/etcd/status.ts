@@ -148,7 +148,7 @@ function num(value: unknown): number | undefined {
 }
 
 /** JSON.parse that keeps integers too large for a double as strings. */
-function parseBigJson(text: string): unknown {
+export function parseBigJson(text: string): unknown {
   return JSON.parse(text.replace(/([:[,]\s*)(\d{16,})(?=\s*[,}\]])/g, '$1"$2"'));
 }
 

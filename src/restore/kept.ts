@@ -32,7 +32,7 @@ export interface MemberSpace {
 }
 
 /** Joins a directory and a name. */
-function joinPath(dir: string, name: string): string {
+export function joinPath(dir: string, name: string): string {
   return dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`;
 }
 

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ok, requireCommand, requireRoot, startCluster, type CommandResult, type SimCluster } from '../sim/harness.js';
+import { ok, requireCommand, requireRoot, startCluster, waitFor, type CommandResult, type SimCluster } from '../sim/harness.js';
 
 const NS = 'eph';
 const RNS = 'eph-restricted';
@@ -69,21 +69,6 @@ async function podJson(ns: string, name: string): Promise<any> {
 
 const ephStatus = (pod: any, name: string): any => (pod.status?.ephemeralContainerStatuses ?? []).find((s: any) => s.name === name);
 
-/** Polls until check() returns a value (not undefined); fails with the last state after timeoutMs. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 async function ephemeralState(ns: string, pod: string, name: string, want: 'running' | 'terminated' | 'waiting'): Promise<any> {
   return waitFor(`${pod}/${name} ${want}`, async () => ephStatus(await podJson(ns, pod), name)?.state?.[want]);

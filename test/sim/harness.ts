@@ -145,3 +145,19 @@ export async function teardown(cluster: SimCluster | undefined, work: string | u
   await cluster?.down();
   if (work) await rm(work, { recursive: true, force: true });
 }
+
+/** Polls until check() returns a value (not undefined); fails with the last error after timeoutMs. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000, pollMs = 300): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}

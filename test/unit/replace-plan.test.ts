@@ -127,9 +127,9 @@ describe('the join script, on real files', () => {
   afterEach(async () => { if (dir) await rm(dir, { recursive: true, force: true }); });
 
   /** Runs the script with a fake etcd that makes its data dir and waits; `stop` is made after `stopAfterMs`. */
-  async function runJoin(data: string, work: string, aside: string, id: string, fake: string): Promise<{ code: number; out: string }> {
+  async function runJoin(data: string, work: string, aside: string, id: string, fake: string, started = '0'): Promise<{ code: number; out: string }> {
     try {
-      const { stdout, stderr } = await run('sh', ['-ec', JOIN_SCRIPT, 'sh', data, work, aside, id, 'sh', '-c', fake], { timeout: 20_000 });
+      const { stdout, stderr } = await run('sh', ['-ec', JOIN_SCRIPT, 'sh', data, work, aside, id, started, 'sh', '-c', fake], { timeout: 20_000 });
       return { code: 0, out: stdout + stderr };
     } catch (err) {
       const e = err as { code: number; stdout: string; stderr: string };
@@ -152,6 +152,7 @@ describe('the join script, on real files', () => {
     expect(first.code, first.out).toBe(0);
     expect(await readFile(join(aside, 'snap', 'db'), 'utf8')).toBe('old');
     expect(await readFile(join(data, 'member', 'wal', '0.wal'), 'utf8')).toBe('joined\n');
+    expect(await readFile(join(data, 'member', 'kubectl-etcd-joined'), 'utf8')).toBe('abc\n');
     expect((await readFile(join(work, 'swapped'), 'utf8')).trim()).toBe('abc');
     expect((await stat(work)).mode & 0o777).toBe(0o700);
     const again = await runJoin(data, work, join(data, 'member.pre-replace-2'), 'abc', 'exit 9');
@@ -181,6 +182,43 @@ describe('the join script, on real files', () => {
     expect(r.code, r.out).toBe(0);
     expect((await stat(join(data, 'member'))).isDirectory()).toBe(true);
     expect((await readdir(data)).sort()).toEqual(['member', 'w']);
+  });
+
+  it('never starts a member that started before on an empty data dir (it would have lost its log under the same ID)', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'join-'));
+    const data = join(dir, 'data');
+    await mkdir(join(data, 'member', 'snap'), { recursive: true });
+    const r = await runJoin(data, join(data, 'w'), join(data, 'member.pre-replace-3'), 'abc', 'touch /should-not-run', '1');
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/not starting it on an empty data dir/);
+    expect((await stat(join(data, 'member', 'snap'))).isDirectory()).toBe(true);
+  });
+
+  it('a data dir whose member/ carries the joined marker is in place: a run after a cut between move and record does nothing', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'join-'));
+    const data = join(dir, 'data');
+    await mkdir(join(data, 'member', 'wal'), { recursive: true });
+    await writeFile(join(data, 'member', 'kubectl-etcd-joined'), 'abc\n');
+    const r = await runJoin(data, join(data, 'w'), join(data, 'member.pre-replace-4'), 'abc', 'exit 9', '1');
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/in place already/);
+    expect((await readdir(data)).sort()).toEqual(['member', 'w']);
+  });
+
+  it('SIGTERM stops etcd and ends the script (no restart, no swap)', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'join-'));
+    const data = join(dir, 'data');
+    await mkdir(data, { recursive: true });
+    const work = join(data, 'w');
+    const child = (await import('node:child_process')).spawn('sh', ['-ec', JOIN_SCRIPT, 'sh', data, work, join(data, 'a'), 'abc', '0', 'sh', '-c', `mkdir -p "${work}/data/member/wal"; exec sleep 30`]);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    expect(code).toBe(143);
+    expect(out).not.toMatch(/starting it again|in place/);
+    expect((await stat(join(data, 'member'))).isFile()).toBe(true);
   });
 });
 

@@ -30,7 +30,8 @@ export interface MemberConfirmation {
   ok: boolean;
 }
 
-function normalizeUrl(u: string): string {
+/** A URL for comparison: scheme, lowercase host and explicit port. */
+export function normalizeUrl(u: string): string {
   try {
     const url = new URL(u);
     return `${url.protocol}//${url.hostname.toLowerCase()}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
