@@ -1,4 +1,3 @@
-import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { formatRecord, parseOutputFormat } from '../ui/format.js';
@@ -14,21 +13,6 @@ interface ReplaceFlags extends WorkloadFlags {
 }
 
 const say = (line: string): void => void process.stderr.write(line + '\n');
-
-/** `90s`, `5m`, `1h` or plain seconds → milliseconds. */
-function parseTimeout(value: string | undefined): number {
-  if (value === undefined) return 300_000;
-  const m = /^(\d+)(s|m|h)?$/.exec(value.trim());
-  if (!m || Number(m[1]) === 0) throw new UsageError(`--timeout "${value}" is not a duration`, 'use e.g. 300s, 10m or 1h');
-  return Number(m[1]) * ({ s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 's' | 'm' | 'h' | undefined ?? 's'] ?? 1000);
-}
-
-/** Asks a question on the terminal; undefined when stdin or stderr is not a terminal. */
-async function ask(question: string): Promise<string | undefined> {
-  if (!process.stdin.isTTY || !process.stderr.isTTY) return undefined;
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  return new Promise((resolve) => rl.question(question, (answer) => { rl.close(); resolve(answer); }));
-}
 
 /** Registers `kubectl etcd member replace`. */
 export function register(program: Command): void {
@@ -53,7 +37,8 @@ export function register(program: Command): void {
     ].join('\n'))
     .action(async (pod: string, flags: ReplaceFlags, command: Command) => {
       const output = flags.output === undefined || flags.output === 'text' ? undefined : parseOutputFormat(flags.output);
-      const timeoutMs = parseTimeout(flags.timeout);
+      const { parseRequestTimeout } = await import('../kube/config.js');
+      const timeoutMs = parseRequestTimeout(flags.timeout, '--timeout') ?? 300_000;
       const { topology, run, probe, rows } = await loadCluster({ ...flags, ...(flags.pod || flags.statefulset || flags.selector ? {} : { pod }) }, command);
       const { planReplace, admitJoin, replaceMember } = await import('../etcd/replace.js');
       const { kubeContextFromOptions } = await import('./kubecontext.js');
@@ -69,6 +54,7 @@ export function register(program: Command): void {
         return;
       }
       if (!flags.yes) {
+        const { ask } = await import('../ui/ask.js');
         const answer = await ask(`this replaces member "${plan.target.member.name}"; type its pod name to go on: `);
         if (answer === undefined) throw new UsageError('member replace changes the cluster and needs confirmation, but there is no terminal to ask on', 'pass --yes, or --dry-run to only see the plan');
         if (answer.trim() !== pod) throw new UsageError(`"${answer.trim()}" is not "${pod}"; nothing was changed`, 'run again and type the pod name, or pass --yes');

@@ -153,7 +153,7 @@ function overrideUser(user: User, flags: KubeFlags): User {
 const durationUnits: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** Parses kubectl's --request-timeout ("0" = none, bare integer = seconds, else a Go duration like 1m30s). */
-export function parseRequestTimeout(value: string | undefined): number | undefined {
+export function parseRequestTimeout(value: string | undefined, flag = '--request-timeout'): number | undefined {
   if (value === undefined || value === '' || value === '0') return undefined;
   if (/^\d+$/.test(value)) return Number(value) * 1000;
   const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
@@ -164,7 +164,7 @@ export function parseRequestTimeout(value: string | undefined): number | undefin
     consumed = re.lastIndex;
   }
   if (consumed !== value.length || consumed === 0) {
-    throw new UsageError(`invalid --request-timeout "${value}"`, 'use a duration such as 30s, 1m or 0 for none');
+    throw new UsageError(`invalid ${flag} "${value}"`, 'use a duration such as 30s, 1m or 0 for none');
   }
   return total === 0 ? undefined : total;
 }

@@ -3,7 +3,7 @@
  * terminal), built for `kubectl etcd restore`. Loaded on use by src/cli/restore.ts so that
  * --help does not load @kubernetes/client-node.
  */
-import { createInterface } from 'node:readline';
+import { ask } from '../ui/ask.js';
 import { createReadStream } from 'node:fs';
 import { kubeBackupDeps } from '../backup/cluster.js';
 import { runBackup } from '../backup/run.js';
@@ -27,18 +27,6 @@ import { kubeConfigMaps } from './journal-configmaps.js';
 import { kubeRestorePodIO } from './pod-io.js';
 import { etcdRestoreVerifier } from './verify.js';
 import { quantityBytes } from './preflight.js';
-
-/** Asks a question on the terminal; undefined when stdin or stderr is not a terminal. */
-function ask(question: string): Promise<string | undefined> {
-  if (!process.stdin.isTTY || !process.stderr.isTTY) return Promise.resolve(undefined);
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  return new Promise((resolve) => {
-    rl.question(question, (answer) => {
-      rl.close();
-      resolve(answer);
-    });
-  });
-}
 
 /** The etcd image of a StatefulSet's pod template (the discovered image when the set or container is gone). */
 function imageOf(sts: V1StatefulSet | undefined, topology: EtcdTopology): string {
