@@ -22,8 +22,9 @@ import { ConflictError, apiError, readOrUndefined } from '../kube/errors.js';
 import { joinPath, keptCopiesDirOf } from '../restore/kept.js';
 import { kubeConfigMaps } from '../restore/journal-configmaps.js';
 import { containerEnv, expandKubeVars, findEtcdContainer, parseMemberList, type LiveMember } from './discovery/index.js';
+import { normalizeUrl } from './discovery/confirm.js';
 import { etcdArgs } from './discovery/command.js';
-import { connectionFlags, memberList, targetOf } from './etcdctl.js';
+import { connectionFlags, memberList, moveLeader, targetOf } from './etcdctl.js';
 import { lastLine, type StatusProbe, type MemberStatus } from './status.js';
 import { memberContainer, type EtcdMember, type EtcdTopology } from './topology.js';
 import {
@@ -111,8 +112,21 @@ async function listMembers(run: ContainerCommand, asker: EtcdMember): Promise<Li
  */
 const RECONFIG_TRANSIENT = /unhealthy cluster|not enough started members|re-configuration failed due to not enough started members/i;
 
-/** Runs etcdctl in a healthy member; fails with the step's words. A refusal of the reconfiguration check is retried for up to a minute. */
-async function etcdctl(run: ContainerCommand, asker: EtcdMember, args: string[], what: string, hint: string, say?: Say): Promise<string> {
+/**
+ * A member change whose outcome etcd did not report: the request timed out (a proposal dropped in
+ * a leader election waits out its context: etcdserver configure) or the leader changed under it.
+ * The member list then says whether it took effect.
+ */
+const RECONFIG_UNKNOWN = /deadline exceeded|request timed out|leader changed|no leader|context canceled/i;
+
+/**
+ * Runs a member change (etcdctl in a healthy member); fails with the step's words. A refusal of the
+ * reconfiguration check is retried for up to a minute; an outcome etcd did not report is read from
+ * the member list (`done` returns the result once the change is there) and, when it did not take
+ * effect, tried again.
+ */
+async function reconfigure(run: ContainerCommand, asker: EtcdMember, args: string[], what: string, hint: string, say: Say | undefined,
+  done: (live: LiveMember[]) => string | undefined): Promise<string> {
   const argv = ['etcdctl', ...connectionFlags({ ...targetOf(asker), commandTimeout: '15s' }), ...args];
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -120,10 +134,30 @@ async function etcdctl(run: ContainerCommand, asker: EtcdMember, args: string[],
       throw new PluginError(`${what} was cut off: ${lastLine((err as Error).message)}`, hint);
     });
     if (r.exitCode === 0) return r.stdout;
-    if (!RECONFIG_TRANSIENT.test(r.stderr) || Date.now() >= deadline) throw new PluginError(`${what} failed: ${lastLine(r.stderr) || `exit code ${r.exitCode}`}`, hint);
-    say?.(`  etcd refused it for now (${lastLine(r.stderr)}); trying again`);
-    await new Promise((done) => setTimeout(done, 2000));
+    const transient = RECONFIG_TRANSIENT.test(r.stderr);
+    if ((!transient && !RECONFIG_UNKNOWN.test(r.stderr)) || Date.now() >= deadline) throw new PluginError(`${what} failed: ${lastLine(r.stderr) || `exit code ${r.exitCode}`}`, hint);
+    if (!transient) {
+      say?.(`  etcd did not say whether it took effect (${lastLine(r.stderr)}); reading the member list`);
+      await new Promise((wait) => setTimeout(wait, 2000));
+      const live = await listMembers(run, asker).catch(() => undefined);
+      const result = live && done(live);
+      if (result !== undefined) return result;
+    } else {
+      say?.(`  etcd refused it for now (${lastLine(r.stderr)}); trying again`);
+      await new Promise((wait) => setTimeout(wait, 2000));
+    }
   }
+}
+
+/**
+ * Moves leadership from a healthy target to the asker before its removal: a leader that removes
+ * itself steps down, and the election that follows can drop the member add that comes next.
+ */
+async function moveLeadershipOff(run: ContainerCommand, target: EtcdMember, asker: EtcdMember, askerId: string | undefined, say: Say): Promise<void> {
+  if (!askerId) return;
+  say(`moving leadership from "${target.name}" to "${asker.name}" first`);
+  const r = await run(memberContainer(target), moveLeader({ ...targetOf(target), commandTimeout: '10s' }, askerId).argv).catch(() => undefined);
+  if (r?.exitCode !== 0) say(`  leadership did not move (${r ? lastLine(r.stderr) : 'exec failed'}); going on: etcd elects a new leader after the removal`);
 }
 
 /** Checks the pod can reach its peers while it is not Ready: its Service must publish not-ready pods. */
@@ -335,14 +369,18 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
   // 1. membership, recorded first in the journal
   await writeJournal(kube, namespace, member.pod, { member: member.name, ...(reportedOld ? { oldId: reportedOld } : {}), ...(newId ? { newId } : {}), stamp });
   if (oldId) {
+    if (plan.target.status.isLeader) await moveLeadershipOff(run, member, plan.asker, liveEntryOf(plan.asker, plan.live)?.id, say);
     say(`removing member ${oldId} ("${plan.entry!.name}")`);
-    await etcdctl(run, plan.asker, ['member', 'remove', oldId], `etcdctl member remove ${oldId}`, hint(`member ${oldId} may or may not be removed`), say);
+    await reconfigure(run, plan.asker, ['member', 'remove', oldId], `etcdctl member remove ${oldId}`, hint(`member ${oldId} may or may not be removed`), say,
+      (live) => (live.some((l) => l.id === oldId) ? undefined : ''));
   }
   if (!newId) {
     say(`adding member "${member.name}" at ${member.peerUrl}`);
-    const out = await etcdctl(run, plan.asker, ['-w', 'json', 'member', 'add', member.name, `--peer-urls=${member.peerUrl}`], `etcdctl member add ${member.name}`,
-      hint(`member ${oldId ?? 'of this pod'} is removed and the new one may or may not be added`), say);
-    newId = parseMemberAdd(out);
+    let added: string | undefined;
+    const out = await reconfigure(run, plan.asker, ['-w', 'json', 'member', 'add', member.name, `--peer-urls=${member.peerUrl}`], `etcdctl member add ${member.name}`,
+      hint(`member ${oldId ?? 'of this pod'} is removed and the new one may or may not be added`), say,
+      (live) => (added = live.find((l) => !l.name && l.peerURLs.some((u) => normalizeUrl(u) === normalizeUrl(member.peerUrl)))?.id));
+    newId = added ?? parseMemberAdd(out);
     say(`  added as member ${newId}`);
     await writeJournal(kube, namespace, member.pod, { member: member.name, ...(reportedOld ? { oldId: reportedOld } : {}), newId, stamp });
   }

@@ -42,9 +42,9 @@ async function members(cluster: SimCluster, t: EtcdTarget, via = 'kube-etcd-0'):
 }
 
 /** `status -o json` by pod. */
-async function status(cluster: SimCluster): Promise<Record<string, { healthy: boolean; memberId?: string; error?: string }>> {
+async function status(cluster: SimCluster): Promise<Record<string, { healthy: boolean; isLeader?: boolean; memberId?: string; error?: string }>> {
   const r = await kubectlEtcd(cluster, ['status', '-n', NS, '-o', 'json']);
-  const doc = JSON.parse(r.stdout) as { members: Array<{ pod: string; healthy: boolean; memberId?: string; error?: string }> };
+  const doc = JSON.parse(r.stdout) as { members: Array<{ pod: string; healthy: boolean; isLeader?: boolean; memberId?: string; error?: string }> };
   return Object.fromEntries(doc.members.map((m) => [m.pod, m]));
 }
 
@@ -242,8 +242,14 @@ describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etc
 
   it.runIf(minor === '3.5')('--force replaces a healthy member (it syncs from the others as a new member)', async () => {
     const oldId = (await members(cluster, t))['kube-etcd-0']!;
+    // The target leads: a leader that removes itself steps down, and the election after can drop
+    // the member add that follows (the full suite once saw "context deadline exceeded" there).
+    const leader = Object.entries(await status(cluster)).find(([, m]) => m.isLeader)?.[0];
+    if (leader && leader !== 'kube-etcd-0') await etcdctlInPod(cluster, { ...t, pod: leader }, ['move-leader', oldId]);
+    await waitFor('kube-etcd-0 to lead', async () => (await status(cluster))['kube-etcd-0']!.isLeader === true, 30_000);
     const r = await kubectlEtcd(cluster, ['member', 'replace', 'kube-etcd-0', '-n', NS, '--yes', '--force'], { timeoutMs: 600_000 });
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/moving leadership from "kube-etcd-0" to "kube-etcd-[12]" first\n(?!  leadership did not move)/);
     await expectReplaced(cluster, t, 'kube-etcd-0', oldId, before);
   }, 600_000);
 
