@@ -80,9 +80,6 @@ export function replaceRefusal(input: { pod: string; rows: Row[]; live: LiveMemb
   if (target.status.healthy && !force && !(joining && entry?.id === joining)) {
     return new PluginError(`member "${pod}" is healthy (ID ${target.status.memberId ?? entry?.id ?? '?'}); nothing to replace`, 'pass --force to replace a healthy member anyway (its data is set aside and it syncs from the others)');
   }
-  if (target.member.startScripts?.kind === 'bitnami') {
-    return new PluginError(`member "${pod}" runs Bitnami's start scripts, which remove and re-add members themselves; member replace does not support them yet`, 'delete its PVC and pod to let the chart re-add it, or restore the whole cluster');
-  }
   return undefined;
 }
 
@@ -199,6 +196,43 @@ export const JOIN_SCRIPT = [
   'rm -f "$work/stop"',
   'rmdir "$work/data" 2>/dev/null || true',
   'echo "kubectl-etcd: member $id is in place"',
+].join('\n');
+
+/** Name prefix of the ephemeral containers that set a chart-managed member's data aside. */
+export const ASIDE_CONTAINER_PREFIX = 'kubectl-etcd-aside-';
+/**
+ * The file left in the data dir for the legacy Bitnami scripts (see ASIDE_SCRIPT). A dot file: their
+ * wipe of a removed member (`rm -rf "$ETCD_DATA_DIR"/*`) leaves it, so a member that restarts before
+ * its removal (its `member add` then fails) still finds it the next time, and never an empty dir.
+ */
+export const READD_MARKER = '.kubectl-etcd-replaced';
+
+/**
+ * Sets a Bitnami member's whole data dir aside on its volume (never deleted) and leaves the data
+ * dir as the chart's start script re-adds a member from (test/sim/images/ model both generations):
+ *  - the current (debian-12) scripts add the member again when the data dir is empty; with any
+ *    file in it they first start etcd on it to see whether the cluster still knows it;
+ *  - the legacy (debian-11) scripts, which keep the member's ID in data/member_id, add it again
+ *    when the data dir holds neither member/snap nor member_id; an empty one they start as a new
+ *    cluster (ETCD_INITIAL_CLUSTER_STATE=new, as the chart installs it), which its peers refuse.
+ * So the data dir is left empty, or holding one marker file when the old one held member_id.
+ * The set-aside is one rename (an etcd still running on the old files goes on in the kept copy
+ * until its removal stops it), and a second run finds the kept copy and changes nothing.
+ */
+export const ASIDE_SCRIPT = [
+  'data="$1"; aside="$2"',
+  'umask 077',
+  'if [ -e "$aside" ]; then echo "kubectl-etcd: the old data was set aside already: $aside"; exit 0; fi',
+  'legacy=0',
+  'if [ -e "$data" ]; then',
+  `  if [ -f "$data/member_id" ] || [ -e "$data/${READD_MARKER}" ]; then legacy=1; fi`,
+  '  mv "$data" "$aside"',
+  '  echo "kubectl-etcd: the old data is kept in $aside"',
+  'fi',
+  'mkdir -p "$data"',
+  'chmod 700 "$data"',
+  `if [ "$legacy" = 1 ]; then : > "$data/${READD_MARKER}"; fi`,
+  'sync',
 ].join('\n');
 
 /** Kubernetes expands `$(VAR)` in command and args and reads `$$` as `$`: every `$` doubled keeps the text as it is. */

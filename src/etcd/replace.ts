@@ -27,8 +27,9 @@ import { etcdArgs } from './discovery/command.js';
 import { connectionFlags, memberList, moveLeader, targetOf } from './etcdctl.js';
 import { lastLine, type StatusProbe, type MemberStatus } from './status.js';
 import { memberContainer, type EtcdMember, type EtcdTopology } from './topology.js';
+import { asideContainer, planChartReplace, replaceByChart } from './replace-chart.js';
 import {
-  JOIN_CONTAINER_PREFIX, JOIN_ID_ENV, JOIN_SCRIPT, caughtUp, droppedEnv, escapeKubeVars, joinArgs, joinInitialCluster,
+  ASIDE_CONTAINER_PREFIX, JOIN_CONTAINER_PREFIX, JOIN_ID_ENV, JOIN_SCRIPT, caughtUp, droppedEnv, escapeKubeVars, joinArgs, joinInitialCluster,
   liveEntryOf, parseMemberAdd, replacePaths, replaceRefusal, type Row,
 } from './replace-plan.js';
 
@@ -55,7 +56,7 @@ export interface ReplaceOptions {
 
 /** One action of the plan, for the printout and --dry-run. */
 export interface ReplaceStep {
-  step: 'remove' | 'add' | 'join' | 'swap' | 'restart' | 'cleanup';
+  step: 'aside' | 'remove' | 'add' | 'join' | 'swap' | 'restart' | 'cleanup';
   text: string;
 }
 
@@ -78,6 +79,8 @@ export interface ReplacePlan {
   stamp?: string;
   /** Only the cleanup is left: the member is back and healthy as the ID its volume records. */
   finishing?: boolean;
+  /** The member's chart re-adds it (Bitnami's start scripts): replace-chart.ts. */
+  via?: 'chart';
 }
 
 /** What a finished replace reports. */
@@ -99,7 +102,7 @@ function joinContainers(pod: V1Pod): Array<{ name: string; id: string }> {
 }
 
 /** Lists the members through a healthy member. */
-async function listMembers(run: ContainerCommand, asker: EtcdMember): Promise<LiveMember[]> {
+export async function listMembers(run: ContainerCommand, asker: EtcdMember): Promise<LiveMember[]> {
   const r = await run(memberContainer(asker), memberList({ ...targetOf(asker), commandTimeout: '5s' }).argv);
   if (r.exitCode !== 0) throw new PluginError(`etcdctl member list failed in pod "${asker.pod}": ${lastLine(r.stderr) || `exit code ${r.exitCode}`}`, 'check the cluster with kubectl etcd status');
   return parseMemberList(r.stdout);
@@ -114,10 +117,11 @@ const RECONFIG_TRANSIENT = /unhealthy cluster|not enough started members|re-conf
 
 /**
  * A member change whose outcome etcd did not report: the request timed out (a proposal dropped in
- * a leader election waits out its context: etcdserver configure) or the leader changed under it.
- * The member list then says whether it took effect.
+ * a leader election waits out its context: etcdserver configure) or the leader changed under it;
+ * or the member to remove is gone (a chart's start script removed it meanwhile). The member list
+ * then says whether it took effect.
  */
-const RECONFIG_UNKNOWN = /deadline exceeded|request timed out|leader changed|no leader|context canceled/i;
+const RECONFIG_UNKNOWN = /deadline exceeded|request timed out|leader changed|no leader|context canceled|member not found/i;
 
 /**
  * Runs a member change (etcdctl in a healthy member); fails with the step's words. A refusal of the
@@ -125,7 +129,7 @@ const RECONFIG_UNKNOWN = /deadline exceeded|request timed out|leader changed|no 
  * the member list (`done` returns the result once the change is there) and, when it did not take
  * effect, tried again.
  */
-async function reconfigure(run: ContainerCommand, asker: EtcdMember, args: string[], what: string, hint: string, say: Say | undefined,
+export async function reconfigure(run: ContainerCommand, asker: EtcdMember, args: string[], what: string, hint: string, say: Say | undefined,
   done: (live: LiveMember[]) => string | undefined): Promise<string> {
   const argv = ['etcdctl', ...connectionFlags({ ...targetOf(asker), commandTimeout: '15s' }), ...args];
   const deadline = Date.now() + 60_000;
@@ -153,7 +157,7 @@ async function reconfigure(run: ContainerCommand, asker: EtcdMember, args: strin
  * Moves leadership from a healthy target to the asker before its removal: a leader that removes
  * itself steps down, and the election that follows can drop the member add that comes next.
  */
-async function moveLeadershipOff(run: ContainerCommand, target: EtcdMember, asker: EtcdMember, askerId: string | undefined, say: Say): Promise<void> {
+export async function moveLeadershipOff(run: ContainerCommand, target: EtcdMember, asker: EtcdMember, askerId: string | undefined, say: Say): Promise<void> {
   if (!askerId) return;
   say(`moving leadership from "${target.name}" to "${asker.name}" first`);
   const r = await run(memberContainer(target), moveLeader({ ...targetOf(target), commandTimeout: '10s' }, askerId).argv).catch(() => undefined);
@@ -264,6 +268,11 @@ export async function planReplace(deps: ReplaceDeps, topology: EtcdTopology, row
     return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: journal.newId, paths, finishing: true,
       steps: [{ step: 'cleanup', text: `member ${journal.newId} is back and healthy: remove ${paths.work} and the journal` }] };
   }
+  // A chart's re-add cut off once the member was back: healthy as an ID other than the one replaced.
+  if (journal?.via === 'chart' && target.status.healthy && target.status.memberId && target.status.memberId !== journal.oldId) {
+    return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: target.status.memberId, paths, finishing: true, via: 'chart',
+      steps: [{ step: 'cleanup', text: `member "${target.member.name}" is back and healthy as member ${target.status.memberId}: remove the journal` }] };
+  }
   // The ID this replace brings the member back as, when a run before got that far.
   const known = underway?.id ?? journal?.newId;
   const refusal = replaceRefusal({ pod: opts.pod, rows, live, force: opts.force, ...(known ? { joining: known } : {}) });
@@ -284,6 +293,7 @@ export async function planReplace(deps: ReplaceDeps, topology: EtcdTopology, row
     const what = tools.exitCode === 3 ? `no ${tools.stdout.trim()}` : 'no shell (sh)';
     throw new PluginError(`the etcd image ${askerRow.member.image} has ${what}: member replace runs its join in the member's image`, 'replace the member by hand (member remove, wipe, member add, start with --initial-cluster-state existing); nothing was changed');
   }
+  if (target.member.startScripts?.kind === 'bitnami') return planChartReplace(topology, { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), paths, journal, stamp: opts.stamp });
   const steps: ReplaceStep[] = [];
   const ours = entry !== undefined && known !== undefined && entry.id === known;
   let newId: string | undefined;
@@ -302,11 +312,13 @@ export async function planReplace(deps: ReplaceDeps, topology: EtcdTopology, row
 }
 
 /** What the journal ConfigMap of a member's replace records: the IDs, so a run cut off is finished, never redone. */
-interface Journal {
+export interface Journal {
   member: string;
   oldId?: string;
   newId?: string;
   stamp: string;
+  /** Set when the member's chart re-adds it (the new ID is the chart's). */
+  via?: 'chart';
 }
 
 /** The journal's ConfigMap name (one per pod). */
@@ -314,7 +326,7 @@ export function journalName(pod: string): string {
   return `kubectl-etcd-replace-${pod}`;
 }
 
-async function readJournal(kube: KubeContext, namespace: string, pod: string): Promise<Journal | undefined> {
+export async function readJournal(kube: KubeContext, namespace: string, pod: string): Promise<Journal | undefined> {
   const data = await kubeConfigMaps(kube).readConfigMap(namespace, journalName(pod));
   if (!data?.['replace.json']) return undefined;
   try {
@@ -324,7 +336,7 @@ async function readJournal(kube: KubeContext, namespace: string, pod: string): P
   }
 }
 
-async function writeJournal(kube: KubeContext, namespace: string, pod: string, j: Journal): Promise<void> {
+export async function writeJournal(kube: KubeContext, namespace: string, pod: string, j: Journal): Promise<void> {
   await kubeConfigMaps(kube).writeConfigMap(namespace, journalName(pod), { 'replace.json': JSON.stringify(j) }, { 'app.kubernetes.io/managed-by': 'kubectl-etcd' });
 }
 
@@ -332,7 +344,9 @@ async function writeJournal(kube: KubeContext, namespace: string, pod: string, j
 export async function admitJoin(deps: ReplaceDeps, plan: ReplacePlan): Promise<void> {
   if (plan.join || plan.finishing) return;
   const pod = await getPod(deps.kube, plan.target.member.namespace, plan.target.member.pod);
-  const container = joinContainer(pod, plan.target.member, plan.live, plan.newId ?? '0', `${JOIN_CONTAINER_PREFIX}dry-run`, plan.paths, false);
+  const container = plan.via === 'chart'
+    ? asideContainer(pod, plan.target.member, `${ASIDE_CONTAINER_PREFIX}dry-run`, plan.paths.aside)
+    : joinContainer(pod, plan.target.member, plan.live, plan.newId ?? '0', `${JOIN_CONTAINER_PREFIX}dry-run`, plan.paths, false);
   const name = pod.metadata?.name ?? '';
   const namespace = pod.metadata?.namespace ?? '';
   try {
@@ -344,12 +358,13 @@ export async function admitJoin(deps: ReplaceDeps, plan: ReplacePlan): Promise<v
 }
 
 /** A short random suffix for a container name (names of ephemeral containers are never reused). */
-function suffix(): string {
+export function suffix(): string {
   return Math.random().toString(36).slice(2, 7);
 }
 
 /** Carries out the plan; each step is read back first, so running it again after a cut finishes. */
 export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: ReplaceOptions): Promise<ReplaceResult> {
+  if (plan.via === 'chart') return replaceByChart(deps, plan, opts);
   const t0 = Date.now();
   const { kube, run, probe, say } = deps;
   const member = plan.target.member;
@@ -450,17 +465,8 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
   }
 
   // 4. the member's own pod, on the joined data
-  const before = await getPod(kube, namespace, member.pod);
   say(`deleting pod "${member.pod}" so that it starts on the joined data`);
-  const uid = before.metadata?.uid;
-  try {
-    // Only the pod read here: never a new one the StatefulSet made meanwhile.
-    await kube.core.deleteNamespacedPod({ name: member.pod, namespace, body: { preconditions: { uid } } });
-  } catch (err) {
-    const mapped = apiError(err, `delete pod "${member.pod}" in namespace "${namespace}"`);
-    if (!(mapped instanceof NotFoundError) && !(mapped instanceof ConflictError)) throw mapped;
-  }
-  await waitForPodGone(kube, namespace, member.pod, opts.timeoutMs, uid);
+  await deletePod(kube, member, opts.timeoutMs);
   const back = await waitHealthyAs(probe, member, newId, opts.timeoutMs);
 
   // 5. clean up the work dir, list what is kept
@@ -470,6 +476,20 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
   const kept = await cleanup(run, member, plan.paths.work, newId);
   say(`member "${member.name}" is healthy as member ${newId}${back.isLeader ? ' (leader)' : ''}`);
   return { pod: member.pod, name: member.name, ...(reportedOld ? { oldId: reportedOld } : {}), newId, kept, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** Deletes the member's pod as read now (a UID precondition: never a new one its owner made meanwhile) and waits until it is gone. */
+export async function deletePod(kube: KubeContext, member: EtcdMember, timeoutMs: number): Promise<void> {
+  const { namespace, pod } = member;
+  const before = await getPod(kube, namespace, pod);
+  const uid = before.metadata?.uid;
+  try {
+    await kube.core.deleteNamespacedPod({ name: pod, namespace, body: { preconditions: { uid } } });
+  } catch (err) {
+    const mapped = apiError(err, `delete pod "${pod}" in namespace "${namespace}"`);
+    if (!(mapped instanceof NotFoundError) && !(mapped instanceof ConflictError)) throw mapped;
+  }
+  await waitForPodGone(kube, namespace, pod, timeoutMs, uid);
 }
 
 /** The committed raft index a healthy member reports (it follows the leader's); undefined when it does not answer. */
@@ -502,7 +522,7 @@ const CLEANUP_SCRIPT = [
 ].join('\n');
 
 /** Removes the work dir of a finished replace (only when it records this ID) and lists the kept copies. */
-async function cleanup(run: ContainerCommand, member: EtcdMember, work: string, id: string): Promise<string[]> {
+export async function cleanup(run: ContainerCommand, member: EtcdMember, work: string, id: string): Promise<string[]> {
   const kept = work.slice(0, work.lastIndexOf('/')) || '/';
   const r = await run(memberContainer(member), ['sh', '-c', CLEANUP_SCRIPT, 'sh', work, kept, id]).catch(() => undefined);
   return r?.exitCode === 0 ? r.stdout.split('\n').filter(Boolean) : [];

@@ -30,17 +30,40 @@ function kubectlLister(c: SimCluster): EtcdPodLister {
   };
 }
 
+/** The layouts; those of one `group` share a cluster (anthos and single both use namespace uc1). */
 const layouts = [
-  { fixture: 'anthos', namespace: 'uc1', members: ['kube-etcd-0', 'kube-etcd-1', 'kube-etcd-2'], pods: ['kube-etcd-0', 'kube-etcd-1', 'kube-etcd-2'], container: 'kube-etcd' },
-  { fixture: 'single', namespace: 'uc1', members: ['kube-etcd-0'], pods: ['kube-etcd-0'], container: 'kube-etcd' },
-  { fixture: 'bitnami', namespace: 'etcd', members: ['etcd-0', 'etcd-1', 'etcd-2'], pods: ['etcd-0', 'etcd-1', 'etcd-2'], container: 'etcd' },
-  { fixture: 'kubeadm', namespace: 'kube-system', members: ['node-1', 'node-2', 'node-3'], pods: ['etcd-node-1', 'etcd-node-2', 'etcd-node-3'], container: 'etcd' },
+  { group: 'many', fixture: 'anthos', namespace: 'uc1', members: ['kube-etcd-0', 'kube-etcd-1', 'kube-etcd-2'], pods: ['kube-etcd-0', 'kube-etcd-1', 'kube-etcd-2'], container: 'kube-etcd' },
+  { group: 'many', fixture: 'bitnami', namespace: 'etcd', members: ['etcd-0', 'etcd-1', 'etcd-2'], pods: ['etcd-0', 'etcd-1', 'etcd-2'], container: 'etcd' },
+  { group: 'many', fixture: 'kubeadm', namespace: 'kube-system', members: ['node-1', 'node-2', 'node-3'], pods: ['etcd-node-1', 'etcd-node-2', 'etcd-node-3'], container: 'etcd' },
+  { group: 'single', fixture: 'single', namespace: 'uc1', members: ['kube-etcd-0'], pods: ['kube-etcd-0'], container: 'kube-etcd' },
 ];
 /**
  * Every fixture on both etcd minors: the other minor as a user asks for it, `npm run sim -- up --dir D
  * --fixture NAME --etcd 3.5` (which names it as the fixture option `NAME:etcd=3.5`, fixtures/index.ts).
  */
 const fixtures = ETCD_MINORS.flatMap((etcd) => layouts.map((l) => ({ ...l, etcd, layout: l.fixture, upEtcd: etcd === DEFAULT_ETCD_MINOR ? undefined : etcd })));
+
+/**
+ * One cluster per group and minor, up for the describes of that group (which run one after the
+ * other): `npm run sim -- up` with several --fixture, as a user may start it. Fewer clusters to
+ * start keep the suite short.
+ */
+const shared = new Map<string, { cluster: Promise<SimCluster>; users: number }>();
+function clusterOf(f: (typeof fixtures)[number]): Promise<SimCluster> {
+  const key = `${f.group}/${f.etcd}`;
+  let entry = shared.get(key);
+  if (!entry) {
+    const group = layouts.filter((l) => l.group === f.group).map((l) => l.fixture);
+    entry = { cluster: startCluster({ fixtures: group, ...(f.upEtcd ? { etcd: f.upEtcd } : {}) }), users: group.length };
+    shared.set(key, entry);
+  }
+  return entry.cluster;
+}
+async function releaseCluster(f: (typeof fixtures)[number]): Promise<void> {
+  const entry = shared.get(`${f.group}/${f.etcd}`);
+  if (!entry || --entry.users > 0) return;
+  await (await entry.cluster.catch(() => undefined))?.down();
+}
 
 describe.each(fixtures)('fixture $fixture on etcd $etcd', (f) => {
   let cluster: SimCluster;
@@ -50,12 +73,12 @@ describe.each(fixtures)('fixture $fixture on etcd $etcd', (f) => {
     requireRoot();
     requireCommand('kubectl', 'install kubectl 1.30 or newer');
     requireCommand('etcd', 'run apt-get install -y etcd-server etcd-client');
-    cluster = await startCluster({ fixtures: [f.fixture], ...(f.upEtcd ? { etcd: f.upEtcd } : {}) });
+    cluster = await clusterOf(f);
     topology = await discoverTopology(kubectlLister(cluster), { namespace: f.namespace });
   }, 400_000);
 
   afterAll(async () => {
-    await cluster?.down();
+    await releaseCluster(f);
   }, 120_000);
 
   const execIn = (pod: string, argv: string[]) => cluster.kubectl(['-n', f.namespace, 'exec', pod, '-c', f.container, '--', ...argv]);

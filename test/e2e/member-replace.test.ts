@@ -4,124 +4,20 @@
 // corrupted); the naive way is shown failing first: the member's own pod never comes back by
 // itself (etcd refuses an empty data dir with "has already been bootstrapped", and a corrupt db
 // does not open). A client inside the cluster writes every 100 ms while the member is replaced.
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
-import { killContainer } from '../sim/kubelet/fault.js';
 import { ETCD_MINORS, type EtcdMinor } from '../sim/etcd-versions.js';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { withFixtureOption } from '../sim/fixtures/index.js';
 import { TARGETS, buildPlugin, onEtcd, etcdctlInPod, kubectlEtcd, writeKeys, type EtcdTarget } from './backup-support.js';
 import { startKubectlEtcd } from './restore-helpers.js';
+import {
+  corruptDb, destroyData, etcdPid, expectReplaced, localKeys, members, shIn, startWriter, status as statusOf, waitFor, type ReplaceTarget,
+} from './replace-support.js';
 
-const PODS = ['kube-etcd-0', 'kube-etcd-1', 'kube-etcd-2'];
 const NS = 'uc1';
-
-/** Runs a shell script in a member's etcd container. */
-async function shIn(cluster: SimCluster, t: EtcdTarget, pod: string, script: string, timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await cluster.kubectl(['-n', NS, 'exec', pod, '-c', t.container, '--', 'sh', '-c', script], { timeoutMs });
-  return { code: r.code ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Polls until check() holds. */
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
-
-/** The member list as {name → hex ID}, asked through a healthy member. */
-async function members(cluster: SimCluster, t: EtcdTarget, via = 'kube-etcd-0'): Promise<Record<string, string>> {
-  const out = await etcdctlInPod(cluster, { ...t, pod: via }, ['member', 'list', '-w', 'json']);
-  const doc = JSON.parse(out.replace(/([:[,]\s*)(\d{16,})(?=\s*[,}\]])/g, '$1"$2"')) as { members: Array<{ ID: string; name?: string }> };
-  return Object.fromEntries(doc.members.map((m) => [m.name ?? '', BigInt(m.ID).toString(16)]));
-}
-
-/** `status -o json` by pod. */
-async function status(cluster: SimCluster): Promise<Record<string, { healthy: boolean; isLeader?: boolean; memberId?: string; error?: string }>> {
-  const r = await kubectlEtcd(cluster, ['status', '-n', NS, '-o', 'json']);
-  const doc = JSON.parse(r.stdout) as { members: Array<{ pod: string; healthy: boolean; isLeader?: boolean; memberId?: string; error?: string }> };
-  return Object.fromEntries(doc.members.map((m) => [m.pod, m]));
-}
-
-/** The etcd process of a pod's container, on this host (the runtime file names the container's process). */
-function etcdPid(cluster: SimCluster, pod: string): number {
-  const info = JSON.parse(readFileSync(join(cluster.dir, 'runtime', 'pods', NS, pod, 'kube-etcd.json'), 'utf8')) as { pid: number };
-  const queue = [info.pid];
-  while (queue.length) {
-    const pid = queue.shift()!;
-    if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'etcd') return pid;
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      queue.push(...readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
-    }
-  }
-  throw new Error(`no etcd process in pod ${pod}`);
-}
-
-/** Keys under a prefix on one member, read from its own store (serializable). */
-async function localKeys(cluster: SimCluster, t: EtcdTarget, pod: string, prefix: string): Promise<number> {
-  const out = await etcdctlInPod(cluster, { ...t, pod }, ['get', prefix, '--prefix', '--keys-only', '--consistency=s', '-w', 'json']);
-  return (JSON.parse(out) as { count?: number }).count ?? 0;
-}
-
-/** Makes a member fail as a lost disk does: its data goes, its container restarts. */
-async function destroyData(cluster: SimCluster, t: EtcdTarget, pod: string): Promise<void> {
-  const r = await shIn(cluster, t, pod, 'rm -rf /var/lib/etcd/member');
-  expect(r.code, r.stderr).toBe(0);
-  await killContainer(cluster.dir, { namespace: NS, pod, container: t.container });
-}
-
-/**
- * Makes a member fail as a corrupt disk does: garbage over the start of its db file (bbolt's meta
- * pages). etcd may die of it at once (3.5 does), and with it the exec that wrote it; a 3.4 member
- * may still commit (rewriting a meta page) before it is killed. A sentinel file in member/ shows
- * afterwards that the very directory was kept.
- */
-async function corruptDb(cluster: SimCluster, t: EtcdTarget, pod: string): Promise<string> {
-  const sentinel = `sentinel-${Date.now()}`;
-  const junk = await shIn(cluster, t, pod, `head -c 16384 /dev/urandom > /tmp/junk && echo ${sentinel} > /var/lib/etcd/member/kubectl-etcd-test-sentinel`);
-  expect(junk.code, junk.stderr).toBe(0);
-  const r = await shIn(cluster, t, pod, 'dd if=/tmp/junk of=/var/lib/etcd/member/snap/db bs=16384 count=1 conv=notrunc 2>/dev/null');
-  expect([0, 137], r.stderr).toContain(r.code);
-  await killContainer(cluster.dir, { namespace: NS, pod, container: t.container }).catch(() => undefined);
-  return sentinel;
-}
-
-/** Starts a writer in a member's container: a put every 100 ms until /tmp/stop-writer; resolves with its tally. */
-function startWriter(cluster: SimCluster, t: EtcdTarget, pod: string, prefix: string): { stop(): Promise<{ writes: number; failed: number; failedAt: number[] }> } {
-  const conn = t.conn.join(' ');
-  const script = `rm -f /tmp/stop-writer; i=0; f=0; at=""; while [ ! -e /tmp/stop-writer ] && [ $i -lt 6000 ]; do if etcdctl ${conn} --command-timeout=2s put ${prefix}$i $i >/dev/null 2>&1; then :; else f=$((f+1)); at="$at $(date +%s)"; fi; i=$((i+1)); sleep 0.1; done; echo "writes=$i failed=$f at=$at"`;
-  const done = shIn(cluster, t, pod, script, 900_000);
-  return {
-    async stop() {
-      await shIn(cluster, t, pod, 'touch /tmp/stop-writer');
-      const r = await done;
-      const m = /writes=(\d+) failed=(\d+) at=(.*)/.exec(r.stdout);
-      if (!m) throw new Error(`writer printed no tally: ${r.stdout} ${r.stderr}`);
-      return { writes: Number(m[1]), failed: Number(m[2]), failedAt: m[3]!.trim().split(' ').filter(Boolean).map(Number) };
-    },
-  };
-}
-
-/** Checks a replaced member: everyone healthy, a new ID, keys everywhere, the old data kept. */
-async function expectReplaced(cluster: SimCluster, t: EtcdTarget, pod: string, oldId: string, before: Record<string, string>): Promise<void> {
-  const st = await status(cluster);
-  for (const p of PODS) expect(st[p], p).toMatchObject({ healthy: true });
-  const ids = await members(cluster, t);
-  expect(Object.keys(ids).sort()).toEqual(PODS);
-  expect(ids[pod]).not.toBe(oldId);
-  expect(st[pod]!.memberId).toBe(ids[pod]);
-  for (const [k, v] of Object.entries(before)) {
-    expect((await etcdctlInPod(cluster, { ...t, pod }, ['get', k, '--print-value-only', '--consistency=s'])).trim()).toBe(v);
-  }
-  const ls = await shIn(cluster, t, pod, 'ls -a /var/lib/etcd');
-  expect(ls.stdout).toMatch(/member\.pre-replace-\d{8}T\d{6}Z/);
-  expect(ls.stdout).not.toMatch(/kubectl-etcd-replace/);
-}
 
 /**
  * Per minor: 3.4 with the data volume's root at /var/lib/etcd; 3.5 with a sub-folder of it there
@@ -133,7 +29,9 @@ const LAYOUTS: Record<EtcdMinor, (t: EtcdTarget) => EtcdTarget> = {
 };
 
 describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etcd %s (anthos layout, TLS)', (minor) => {
-  const t: EtcdTarget = LAYOUTS[minor](onEtcd(TARGETS.anthos, minor));
+  const t: ReplaceTarget = { ...LAYOUTS[minor](onEtcd(TARGETS.anthos, minor)), pods: ['kube-etcd-0', 'kube-etcd-1', 'kube-etcd-2'], dataDir: '/var/lib/etcd', keptDir: '/var/lib/etcd' };
+  const status = (cluster: SimCluster) => statusOf(cluster, t);
+  const PODS = t.pods;
   let cluster: SimCluster;
   let before: Record<string, string>;
 
@@ -196,7 +94,7 @@ describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etc
 
   it('refuses while a second member is down (no quorum without the target), changing nothing', async () => {
     const ids = await members(cluster, t);
-    const pid = etcdPid(cluster, 'kube-etcd-2');
+    const pid = etcdPid(cluster, t, 'kube-etcd-2');
     process.kill(pid, 'SIGSTOP');
     try {
       const r = await kubectlEtcd(cluster, ['member', 'replace', 'kube-etcd-1', '-n', NS, '--yes']);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  JOIN_SCRIPT, caughtUp, escapeKubeVars, joinArgs, joinInitialCluster, liveEntryOf, parseMemberAdd, quorumOf, replaceRefusal, type Row,
+  ASIDE_SCRIPT, JOIN_SCRIPT, READD_MARKER, caughtUp, escapeKubeVars, joinArgs, joinInitialCluster, liveEntryOf, parseMemberAdd, quorumOf, replaceRefusal, type Row,
 } from '../../src/etcd/replace-plan.js';
 import type { LiveMember } from '../../src/etcd/discovery/index.js';
 import type { MemberStatus } from '../../src/etcd/status.js';
@@ -68,10 +68,10 @@ describe('replaceRefusal: refused before any change', () => {
     expect(replaceRefusal({ pod: 'kube-etcd-1', rows: rows([true, false, false]), live: two, force: false })?.message).toMatch(/3 members need 2/);
   });
 
-  it('refuses Bitnami members (their start scripts re-add members themselves)', () => {
+  it('does not refuse Bitnami members (their chart re-adds them once their data is set aside)', () => {
     const r = rows([true, false, true]);
     r[1]!.member.startScripts = { kind: 'bitnami', disasterRecovery: false };
-    expect(replaceRefusal({ pod: 'kube-etcd-1', rows: r, live: live(3), force: false })?.message).toMatch(/Bitnami/);
+    expect(replaceRefusal({ pod: 'kube-etcd-1', rows: r, live: live(3), force: false })).toBeUndefined();
   });
 
   it('quorum is a majority', () => {
@@ -237,5 +237,55 @@ describe('joinMounts: an ephemeral container may not mount a subPath', () => {
   it('refuses any other subPath mount (TLS files by subPath)', async () => {
     const { joinMounts } = await import('../../src/etcd/replace.js');
     expect(() => joinMounts([{ name: 'certs', mountPath: '/certs/ca.crt', subPath: 'ca.crt' }], member(1))).toThrow(/sub-path of volume "certs"/);
+  });
+});
+
+describe('the set-aside script of a Bitnami member, on real files', () => {
+  let dir = '';
+  afterEach(async () => { if (dir) await rm(dir, { recursive: true, force: true }); });
+
+  async function runAside(data: string, aside: string): Promise<{ code: number; out: string }> {
+    try {
+      const { stdout, stderr } = await run('sh', ['-ec', ASIDE_SCRIPT, 'sh', data, aside], { timeout: 20_000 });
+      return { code: 0, out: stdout + stderr };
+    } catch (err) {
+      const e = err as { code: number; stdout: string; stderr: string };
+      return { code: e.code, out: e.stdout + e.stderr };
+    }
+  }
+
+  it('legacy scripts (member_id): the whole data dir goes aside, a dot-file marker stays, which their wipe (rm -rf data/*) leaves; a second run moves nothing', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'aside-'));
+    const data = join(dir, 'data');
+    await mkdir(join(data, 'member', 'snap'), { recursive: true });
+    await writeFile(join(data, 'member', 'snap', 'db'), 'old');
+    await writeFile(join(data, 'member_id'), '8d0f8a30d3b67b68\n');
+    const aside = join(dir, 'member.pre-replace-1');
+    const first = await runAside(data, aside);
+    expect(first.code, first.out).toBe(0);
+    expect(await readFile(join(aside, 'member', 'snap', 'db'), 'utf8')).toBe('old');
+    expect(await readFile(join(aside, 'member_id'), 'utf8')).toBe('8d0f8a30d3b67b68\n');
+    expect(await readdir(data)).toEqual([READD_MARKER]);
+    expect((await stat(data)).mode & 0o777).toBe(0o700);
+    // The legacy script's wipe of a member it takes as removed; then a new member's data arrives.
+    await run('bash', ['-c', 'rm -rf "$1"/*', 'bash', data]);
+    expect(await readdir(data)).toEqual([READD_MARKER]);
+    await mkdir(join(data, 'member'));
+    const again = await runAside(data, aside);
+    expect(again.code, again.out).toBe(0);
+    expect(again.out).toMatch(/set aside already/);
+    expect((await readdir(data)).sort()).toEqual([READD_MARKER, 'member']);
+    expect((await readdir(aside)).sort()).toEqual(['member', 'member_id']);
+  });
+
+  it('current scripts (no member_id): the data dir is left empty', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'aside-'));
+    const data = join(dir, 'data');
+    await mkdir(join(data, 'member', 'wal'), { recursive: true });
+    const aside = join(dir, 'member.pre-replace-1');
+    const r = await runAside(data, aside);
+    expect(r.code, r.out).toBe(0);
+    expect(await readdir(data)).toEqual([]);
+    expect(await readdir(aside)).toEqual(['member']);
   });
 });
