@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { teardown, type SimCluster } from '../sim/harness.js';
 import {
-  BITNAMI_ACCESS as B, etcdctl, keysOn, kubectlEtcd, lsInPod, memberList, pruneSetAside, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
+  BITNAMI_ACCESS as B, etcdctl, keysOn, kubectlEtcd, lsInPod, memberList, pruneSetAside, settledSinceStart, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
 } from './restore-helpers.js';
 
 const NS = B.namespace;
@@ -80,7 +80,7 @@ describe.each(VARIANTS)('bitnami, $scripts scripts', (v) => {
       // etcdctl refuses (harmlessly) when etcd-2 does not lead.
       const moveLeaderAway = async () => cluster.kubectl(['-n', NS, 'exec', 'etcd-2', '--', ...B.etcdctl, 'move-leader', (await idOf('etcd-0'))!]);
       for (let attempt = 1; attempt <= 5; attempt++) {
-        await new Promise((r) => setTimeout(r, 10_000));
+        await settledSinceStart(cluster, B);
         await moveLeaderAway();
         expect((await cluster.kubectl(['-n', NS, 'delete', 'pod', 'etcd-2', '--wait=true'])).code).toBe(0);
         await expectWholeCluster();
@@ -112,7 +112,7 @@ describe.each(VARIANTS)('bitnami, $scripts scripts', (v) => {
       const mark = await cluster.kubectl(['-n', NS, 'exec', 'etcd-2', '--', 'touch', `${B.dataDir}/marker`]);
       expect(mark.code, mark.stderr).toBe(0);
       // Right after a start etcd refuses member removals (--strict-reconfig-check); give the hook its chance.
-      await new Promise((r) => setTimeout(r, 10_000));
+      await settledSinceStart(cluster, B);
       const before = await memberList(cluster, B, 'etcd-0');
       expect((await cluster.kubectl(['-n', NS, 'delete', 'pod', 'etcd-2', '--wait=true'])).code).toBe(0);
       await expectWholeCluster();
@@ -126,7 +126,7 @@ describe.each(VARIANTS)('bitnami, $scripts scripts', (v) => {
       await pruneSetAside(cluster, B);
       await etcdctl(cluster, B, 'etcd-0', ['put', '/test/b', 'written after the backup']);
       // Right after a start etcd refuses member removals (--strict-reconfig-check); give the hooks their chance.
-      await new Promise((r) => setTimeout(r, 10_000));
+      await settledSinceStart(cluster, B);
       const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--in-place', '--yes', '--no-safety-backup']);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/==> delete the pods of statefulset "etcd" at once so they start on the restored data\n/);
@@ -144,7 +144,7 @@ describe.each(VARIANTS)('bitnami, $scripts scripts', (v) => {
       const before = await keysOn(cluster, B, 'etcd-0', '/test/');
       const membersBefore = await memberList(cluster, B, 'etcd-0');
       // Right after a start etcd refuses member removals (--strict-reconfig-check); give the hooks their chance.
-      await new Promise((r) => setTimeout(r, 10_000));
+      await settledSinceStart(cluster, B);
       const started = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', NS, '--yes', '--no-safety-backup']);
       await started.until(/==> copy the snapshot to /);
       started.child.kill('SIGKILL');

@@ -119,6 +119,22 @@ export async function clusterRevisions(cluster: SimCluster, a: EtcdAccess): Prom
   return (JSON.parse(out.replace(/:\s*(\d{16,})/g, ':"$1"')) as Array<{ Status: { header: { revision: number | string } } }>).map((e) => Number(e.Status.header.revision));
 }
 
+/**
+ * Waits until `ms` have passed since the newest start of a member container: right after a start
+ * etcd refuses member removals (--strict-reconfig-check: every peer connected for 5 s first), so a
+ * preStop hook's `member remove` needs that long. Waits no longer than that.
+ */
+export async function settledSinceStart(cluster: SimCluster, a: EtcdAccess, ms = 10_000): Promise<void> {
+  const r = await cluster.kubectl(['-n', a.namespace, 'get', 'pods', '-o', 'json']);
+  const pods = JSON.parse(r.stdout) as { items: Array<{ metadata: { name: string }; status: { containerStatuses?: Array<{ name: string; state?: { running?: { startedAt?: string } } }> } }> };
+  const starts = pods.items.filter((p) => a.pods.includes(p.metadata.name))
+    .flatMap((p) => (p.status.containerStatuses ?? []).filter((c) => c.name === a.container).map((c) => c.state?.running?.startedAt))
+    .map((t) => (t ? Date.parse(t) : Date.now()));
+  // startedAt has whole seconds: one more covers the part cut off.
+  const wait = Math.max(Date.now(), ...starts) + ms + 1000 - Date.now();
+  if (wait > 0) await new Promise((done) => setTimeout(done, Math.min(wait, ms + 1000)));
+}
+
 /** Lists a directory in a member pod. */
 export async function lsInPod(cluster: SimCluster, a: EtcdAccess, pod: string, dir: string): Promise<string[]> {
   const r = await cluster.kubectl(['-n', a.namespace, 'exec', pod, '-c', a.container, '--', 'ls', '-1', dir]);
