@@ -19,7 +19,7 @@
  */
 import type { V1EphemeralContainer, V1Pod } from '@kubernetes/client-node';
 import { PluginError } from '../errors.js';
-import { memberContainer, type EtcdTopology, type EtcdMember } from './topology.js';
+import type { EtcdTopology, EtcdMember } from './topology.js';
 import type { LiveMember } from './discovery/index.js';
 import { findEtcdContainer } from './discovery/index.js';
 import { addEphemeralContainer, containerLogTail, waitEphemeral } from '../kube/ephemeral.js';
@@ -27,11 +27,10 @@ import { getPod } from '../kube/pods.js';
 import { ConflictError } from '../kube/errors.js';
 import { kubeConfigMaps } from '../restore/journal-configmaps.js';
 import type { MemberStatus, StatusProbe } from './status.js';
-import { ASIDE_CONTAINER_PREFIX, ASIDE_SCRIPT, READD_MARKER, escapeKubeVars, replacePaths, type Row } from './replace-plan.js';
-import type { ContainerCommand } from '../kube/exec.js';
-import { joinPath, keptCopiesDirOf } from '../restore/kept.js';
+import { ASIDE_CONTAINER_PREFIX, ASIDE_SCRIPT, escapeKubeVars, replacePaths, type Row } from './replace-plan.js';
+import { keptCopiesDirOf } from '../restore/kept.js';
 import {
-  cleanup, deletePod, joinMounts, journalName, listMembers, moveLeadershipOff, reconfigure, suffix, writeJournal,
+  cleanup, deletePod, finishedAlready, joinMounts, rerunHint, journalName, listMembers, moveLeadershipOff, reconfigure, suffix, writeJournal,
   type Journal, type ReplaceDeps, type ReplaceOptions, type ReplacePlan, type ReplaceResult, type ReplaceStep,
 } from './replace.js';
 import { liveEntryOf } from './replace-plan.js';
@@ -45,20 +44,44 @@ interface ChartInput {
   paths: { work: string; aside: string };
   journal: Journal | undefined;
   stamp: string;
+  force: boolean;
 }
 
-/** The plan: set aside, remove, restart, check. */
+/** Where Bitnami's etcd-env.sh puts the data dir, whatever ETCD_DATA_DIR the pod sets. */
+const BITNAMI_DATA_DIR = '/bitnami/etcd/data';
+
+/** The plan: set aside, remove, restart, check; refuses (before any change) what the scripts would undo. */
 export function planChartReplace(topology: EtcdTopology, input: ChartInput): ReplacePlan {
-  const { target, asker, live, entry, journal } = input;
+  const { target, asker, live, entry } = input;
+  const member = target.member;
+  if (member.startScripts?.kind === 'bitnami' && member.startScripts.disasterRecovery) {
+    throw new PluginError(`member "${member.pod}" runs Bitnami's scripts with ETCD_DISASTER_RECOVERY=${member.startScripts.disasterRecovery}: a start that finds no quorum, or a disaster-recovery marker left on the snapshots volume, restores a snapshot over the data dir instead of adding the member back`,
+      'turn disaster recovery off for the replace (helm upgrade --set disasterRecovery.enabled=false), or restore the whole cluster with kubectl etcd restore; nothing was changed');
+  }
+  if (member.dataDir.replace(/\/+$/, '') !== BITNAMI_DATA_DIR) {
+    throw new PluginError(`member "${member.pod}" says its data dir is ${member.dataDir}, but Bitnami's scripts always use ${BITNAMI_DATA_DIR} (etcd-env.sh sets it)`, 'replace the member by hand; nothing was changed');
+  }
+  // The member the journal's replace removed is gone and the chart has added it back as another,
+  // not healthy yet: it may still be syncing (a run cut off, or timed out, while it waited), or
+  // have failed since. Without --force this run only waits; with it, that member is replaced anew.
+  const joinedSince = input.journal?.oldId !== undefined && entry !== undefined && entry.name !== '' && entry.id !== input.journal.oldId;
+  if (joinedSince && !input.force) {
+    return {
+      target, asker, live, entry, paths: input.paths, via: 'chart', waitOnly: true, stamp: input.journal!.stamp, journalOldId: input.journal!.oldId!,
+      steps: [{ step: 'cleanup', text: `wait until member ${entry.id}, which the chart added back after the replace of member ${input.journal!.oldId} (journal ${journalName(member.pod)}), is healthy (if it failed since, pass --force to replace it anew)` }],
+    };
+  }
+  const stale = joinedSince;
+  const journal = stale ? undefined : input.journal;
+  const oldId = journal?.oldId ?? entry?.id;
   // A run cut off set the data aside under its own stamp: the runs after look for that copy (and
   // find it there, so they move nothing), never make another of whatever the data dir holds then.
-  const paths = journal?.stamp ? replacePaths(keptCopiesDirOf(target.member), journal.stamp) : input.paths;
-  const member = target.member;
-  const oldId = journal?.oldId ?? entry?.id;
+  const paths = journal?.stamp ? replacePaths(keptCopiesDirOf(member), journal.stamp) : input.paths;
   const inList = oldId !== undefined && live.some((l) => l.id === oldId);
   const owner = topology.workload.kind === 'StatefulSet' ? `StatefulSet "${topology.workload.name}"` : 'its owner';
+  const note = stale ? `(the journal of an earlier replace of member ${input.journal!.oldId} is done: member ${entry!.id} has joined since) ` : '';
   const steps: ReplaceStep[] = [
-    { step: 'aside', text: `start an ephemeral container in pod "${member.pod}" (image ${member.image}) that moves the data dir ${member.dataDir} to ${paths.aside} (kept, never deleted), leaving ${member.dataDir} as Bitnami's start script adds a member back from` },
+    { step: 'aside', text: `${note}start an ephemeral container in pod "${member.pod}" (image ${member.image}) that moves the data dir ${member.dataDir} to ${paths.aside} (kept, never deleted), leaving ${member.dataDir} as Bitnami's start script adds a member back from` },
     ...(inList ? [{ step: 'remove' as const, text: `remove member ${oldId} ("${member.name}") from the cluster` }] : []),
     { step: 'restart', text: `delete pod "${member.pod}": ${owner} starts it again and the chart's start script adds it back as a new member ID, which syncs from the leader` },
     { step: 'cleanup', text: `check it is healthy as a member ID other than ${oldId ?? 'the old one'}` },
@@ -70,7 +93,7 @@ export function planChartReplace(topology: EtcdTopology, input: ChartInput): Rep
 }
 
 /** The ephemeral container that sets the member's data dir aside, in the member's image, mounts and security context. */
-export function asideContainer(pod: V1Pod, member: EtcdMember, name: string, aside: string): V1EphemeralContainer {
+export function asideContainer(pod: V1Pod, member: EtcdMember, name: string, aside: string, mode: 'aside' | 'recheck' = 'aside'): V1EphemeralContainer {
   const found = findEtcdContainer(pod, member.container);
   if (!found) throw new PluginError(`pod "${member.pod}" has no container "${member.container}"`, 'check the pod with kubectl describe');
   const c = found.container;
@@ -79,7 +102,7 @@ export function asideContainer(pod: V1Pod, member: EtcdMember, name: string, asi
     name,
     image: c.image,
     ...(c.imagePullPolicy ? { imagePullPolicy: c.imagePullPolicy } : {}),
-    command: ['sh', '-ec', ASIDE_SCRIPT, 'sh', view.path(member.dataDir), view.path(aside)].map(escapeKubeVars),
+    command: ['sh', '-ec', ASIDE_SCRIPT, 'sh', view.path(member.dataDir), view.path(aside), mode].map(escapeKubeVars),
     ...(view.mounts.length ? { volumeMounts: view.mounts } : {}),
     ...(c.securityContext ? { securityContext: c.securityContext } : {}),
     terminationMessagePolicy: 'FallbackToLogsOnError',
@@ -92,64 +115,88 @@ export async function replaceByChart(deps: ReplaceDeps, plan: ReplacePlan, opts:
   const { kube, run, probe, say } = deps;
   const member = plan.target.member;
   const { namespace } = member;
-  const hint = (state: string) => `${state}; run the command again to go on (the old data is kept on the member's volume)`;
-  if (plan.finishing) {
-    await kubeConfigMaps(kube).deleteConfigMap(namespace, journalName(member.pod));
-    await removeMarker(run, member);
-    const kept = await cleanup(run, member, plan.paths.work, plan.newId!);
-    say(`member "${member.name}" was replaced already and is healthy as member ${plan.newId}`);
-    return { pod: member.pod, name: member.name, newId: plan.newId!, kept, seconds: (Date.now() - t0) / 1000 };
+  if (plan.finishing) return finishedAlready(deps, plan, t0);
+  if (plan.waitOnly) {
+    say(`waiting until member ${plan.entry!.id} ("${member.name}") is healthy`);
+    const back = await waitHealthyNew(probe, member, plan.journalOldId, opts.timeoutMs);
+    return finishedAlready(deps, { ...plan, newId: back.memberId! }, t0);
   }
   const oldId = plan.journalOldId ?? plan.entry?.id;
   const stamp = plan.stamp ?? opts.stamp;
   await writeJournal(kube, namespace, member.pod, { member: member.name, ...(oldId ? { oldId } : {}), stamp, via: 'chart' });
+  const inList = async () => oldId !== undefined && (await listMembers(run, plan.asker)).some((l) => l.id === oldId);
 
-  // 1. the old data aside, before the member is removed
+  // 0. leadership off a leading target first: the time between set-aside and removal stays short
+  if (plan.target.status.isLeader && (await inList())) await moveLeadershipOff(run, member, plan.asker, liveEntryOf(plan.asker, plan.live)?.id, say);
+
+  // 1. the old data aside, before the member is removed: a start of the member that finds itself
+  // removed wipes whatever data dir it finds
+  const moved = await runAside(deps, member, plan.paths.aside, 'aside', opts.timeoutMs, oldId);
+  say(`  ${moved || 'nothing to set aside'}`);
+
+  // 2. the old entry out (a script that restarted the member may have removed it already)
+  if (await inList()) {
+    say(`removing member ${oldId} ("${member.name}")`);
+    await reconfigure(run, plan.asker, ['member', 'remove', oldId!], `etcdctl member remove ${oldId}`, rerunHint(`member ${oldId} may or may not be removed`), say,
+      (live) => (live.some((l) => l.id === oldId) ? undefined : ''));
+  }
+
+  // 3. what a start of the member between 1 and 2 may have made of the emptied data dir
+  const again = await runAside(deps, member, `${plan.paths.aside}.started-meanwhile`, 'recheck', opts.timeoutMs, undefined);
+  if (again) say(`  ${again}`);
+
+  // 4. the chart adds it back: unless it did already (a run before deleted the pod), the pod goes
+  const now = liveEntryOf(member, await listMembers(run, plan.asker));
+  if (now?.name && now.id !== oldId) {
+    say(`member "${member.name}" was added back as member ${now.id} already; waiting until it is healthy`);
+  } else {
+    if (now && !now.name) {
+      // An entry the chart added whose etcd never started (its pod deleted in between): the legacy
+      // scripts' `member add` would fail on its peer URL for ever.
+      say(`removing member ${now.id}, added for "${member.name}" but never started`);
+      await reconfigure(run, plan.asker, ['member', 'remove', now.id], `etcdctl member remove ${now.id}`, rerunHint(`member ${now.id} may or may not be removed`), say,
+        (live) => (live.some((l) => l.id === now.id) ? undefined : ''));
+    }
+    say(`deleting pod "${member.pod}" so that the chart's start script adds it back`);
+    await deletePod(kube, member, opts.timeoutMs);
+  }
+  const back = await waitHealthyNew(probe, member, oldId, opts.timeoutMs);
+  const newId = back.memberId!;
+
+  // 5. done (cleanup also removes the marker for the legacy scripts, its work done)
+  await kubeConfigMaps(kube).deleteConfigMap(namespace, journalName(member.pod));
+  const kept = await cleanup(run, member, plan.paths.work, newId);
+  say(`member "${member.name}" is healthy as member ${newId}${back.isLeader ? ' (leader)' : ''}`);
+  return { pod: member.pod, name: member.name, ...(oldId ? { oldId } : {}), newId, kept, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** Runs the set-aside script in an ephemeral container of the member's pod; returns what it moved (its last line), '' when nothing. */
+async function runAside(deps: ReplaceDeps, member: EtcdMember, aside: string, mode: 'aside' | 'recheck', timeoutMs: number, oldId: string | undefined): Promise<string> {
+  const { kube, say } = deps;
+  const { namespace } = member;
   const name = `${ASIDE_CONTAINER_PREFIX}${suffix()}`;
-  say(`starting ephemeral container "${name}" in pod "${member.pod}" to set the old data aside`);
+  say(mode === 'aside'
+    ? `starting ephemeral container "${name}" in pod "${member.pod}" to set the old data aside`
+    : `starting ephemeral container "${name}" in pod "${member.pod}" to check its data dir again`);
   for (let attempt = 1; ; attempt++) {
     const pod = await getPod(kube, namespace, member.pod);
     try {
-      await addEphemeralContainer(kube, pod, asideContainer(pod, member, name, plan.paths.aside));
+      await addEphemeralContainer(kube, pod, asideContainer(pod, member, name, aside, mode));
       break;
     } catch (err) {
       // The pod's status changes often while it crash-loops: a conflict is read again and retried.
       if (!(err instanceof ConflictError) || attempt >= 5) throw err;
     }
   }
-  const ended = await waitEphemeral(kube, namespace, member.pod, name, (s) => s.kind === 'terminated', opts.timeoutMs);
+  const ended = await waitEphemeral(kube, namespace, member.pod, name, (s) => s.kind === 'terminated', timeoutMs);
+  const log = (await containerLogTail(kube, namespace, member.pod, name).catch(() => '')).trim().split('\n').filter((l) => l.startsWith('kubectl-etcd: '));
   if (ended.state.kind !== 'terminated' || ended.state.exitCode !== 0) {
-    const log = await containerLogTail(kube, namespace, member.pod, name);
-    throw new PluginError(`the container "${name}" could not set the old data aside${ended.state.kind === 'terminated' ? ` (exit code ${ended.state.exitCode})` : ''}: ${log.trim().split('\n').at(-1) ?? ended.state.kind}`,
-      `member ${oldId ?? ''} is still in the cluster and nothing was removed; kubectl logs ${member.pod} -n ${namespace} -c ${name} shows the whole log`);
+    const state = mode === 'aside' && oldId ? `member ${oldId} is not removed yet` : 'the old data is kept on the member\'s volume';
+    throw new PluginError(`the container "${name}" could not ${mode === 'aside' ? 'set the old data aside' : 'check the data dir'}${ended.state.kind === 'terminated' ? ` (exit code ${ended.state.exitCode})` : ''}`,
+      `${state}; kubectl logs ${member.pod} -n ${namespace} -c ${name} shows why; run the command again to go on`);
   }
-  say(`  the old data is kept in ${plan.paths.aside}`);
-
-  // 2. the old entry out (a script that restarted the member may have removed it already)
-  if (oldId && (await listMembers(run, plan.asker)).some((l) => l.id === oldId)) {
-    if (plan.target.status.isLeader) await moveLeadershipOff(run, member, plan.asker, liveEntryOf(plan.asker, plan.live)?.id, say);
-    say(`removing member ${oldId} ("${member.name}")`);
-    await reconfigure(run, plan.asker, ['member', 'remove', oldId], `etcdctl member remove ${oldId}`, hint(`member ${oldId} may or may not be removed`), say,
-      (live) => (live.some((l) => l.id === oldId) ? undefined : ''));
-  }
-
-  // 3. the chart adds it back
-  say(`deleting pod "${member.pod}" so that the chart's start script adds it back`);
-  await deletePod(kube, member, opts.timeoutMs);
-  const back = await waitHealthyNew(probe, member, oldId, opts.timeoutMs);
-  const newId = back.memberId!;
-
-  // 4. done: the marker for the legacy scripts has done its work
-  await kubeConfigMaps(kube).deleteConfigMap(namespace, journalName(member.pod));
-  await removeMarker(run, member);
-  const kept = await cleanup(run, member, plan.paths.work, newId);
-  say(`member "${member.name}" is healthy as member ${newId}${back.isLeader ? ' (leader)' : ''}`);
-  return { pod: member.pod, name: member.name, ...(oldId ? { oldId } : {}), newId, kept, seconds: (Date.now() - t0) / 1000 };
-}
-
-/** Removes the marker the set-aside left for the legacy scripts (best effort: a leftover one is harmless). */
-async function removeMarker(run: ContainerCommand, member: EtcdMember): Promise<void> {
-  await run(memberContainer(member), ['rm', '-f', joinPath(member.dataDir, READD_MARKER)]).catch(() => undefined);
+  const last = log.at(-1)?.replace(/^kubectl-etcd: /, '') ?? '';
+  return /^no data dir/.test(last) ? '' : last;
 }
 
 /** Probes the member until it is healthy as a member ID other than the one replaced. */
@@ -160,7 +207,7 @@ async function waitHealthyNew(probe: StatusProbe, member: EtcdMember, oldId: str
     if (s.healthy && s.memberId && s.memberId !== oldId) return s;
     if (Date.now() >= deadline) {
       throw new PluginError(`pod "${member.pod}" is not healthy as a new member after ${Math.round(timeoutMs / 1000)} s: ${s.error ?? (s.memberId ? `it answers as member ${s.memberId}` : 'no answer')}`,
-        `kubectl logs ${member.pod} -n ${member.namespace} shows what the chart's start script did; run the command again to go on`);
+        `kubectl logs ${member.pod} -n ${member.namespace} shows what the chart's start script did; a member syncing a large db may just need longer: run the command again (--timeout) to wait on, or with --force to replace it anew if it failed`);
     }
     await new Promise((r) => setTimeout(r, 1000));
   }

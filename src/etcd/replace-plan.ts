@@ -215,19 +215,35 @@ export const READD_MARKER = '.kubectl-etcd-replaced';
  *  - the legacy (debian-11) scripts, which keep the member's ID in data/member_id, add it again
  *    when the data dir holds neither member/snap nor member_id; an empty one they start as a new
  *    cluster (ETCD_INITIAL_CLUSTER_STATE=new, as the chart installs it), which its peers refuse.
- * So the data dir is left empty, or holding one marker file when the old one held member_id.
- * The set-aside is one rename (an etcd still running on the old files goes on in the kept copy
- * until its removal stops it), and a second run finds the kept copy and changes nothing.
+ * So the data dir is left empty, or holding one marker file for the legacy scripts. Which scripts
+ * the image runs is read from the image itself (the legacy libetcd.sh names the member_id file),
+ * else from the data (a member_id file). The set-aside is one rename (an etcd still running on the
+ * old files goes on in the kept copy until its removal stops it), and a second run finds the kept
+ * copy and changes nothing.
+ *
+ * With "recheck" (after the member's removal) it sets aside, under its own name, data a start of
+ * the member's container made meanwhile on the emptied dir: etcd started there as a cluster of its
+ * own (no new_member_envs: the scripts' own re-add writes that first), which no start recovers from.
  */
 export const ASIDE_SCRIPT = [
-  'data="$1"; aside="$2"',
+  'data="$1"; aside="$2"; mode="$3"',
   'umask 077',
-  'if [ -e "$aside" ]; then echo "kubectl-etcd: the old data was set aside already: $aside"; exit 0; fi',
+  'lib=/opt/bitnami/scripts/libetcd.sh',
   'legacy=0',
-  'if [ -e "$data" ]; then',
-  `  if [ -f "$data/member_id" ] || [ -e "$data/${READD_MARKER}" ]; then legacy=1; fi`,
+  `if [ -f "$lib" ]; then if grep -qsE 'DATA_DIR[}]?/member_id' "$lib"; then legacy=1; fi`,
+  `elif [ -f "$data/member_id" ] || [ -e "$data/${READD_MARKER}" ]; then legacy=1; fi`,
+  'if [ "$mode" = recheck ]; then',
+  '  if [ ! -d "$data/member" ] || [ -f "$data/new_member_envs" ] || [ -e "$aside" ]; then exit 0; fi',
   '  mv "$data" "$aside"',
-  '  echo "kubectl-etcd: the old data is kept in $aside"',
+  '  echo "kubectl-etcd: data a start of the member made meanwhile, as a cluster of its own, is kept in $aside"',
+  'else',
+  '  if [ -e "$aside" ]; then echo "kubectl-etcd: the old data was set aside already: $aside"; exit 0; fi',
+  '  if [ -e "$data" ]; then',
+  '    mv "$data" "$aside"',
+  '    echo "kubectl-etcd: the old data is kept in $aside"',
+  '  else',
+  '    echo "kubectl-etcd: no data dir at $data: nothing to keep"',
+  '  fi',
   'fi',
   'mkdir -p "$data"',
   'chmod 700 "$data"',

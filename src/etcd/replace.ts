@@ -29,7 +29,7 @@ import { lastLine, type StatusProbe, type MemberStatus } from './status.js';
 import { memberContainer, type EtcdMember, type EtcdTopology } from './topology.js';
 import { asideContainer, planChartReplace, replaceByChart } from './replace-chart.js';
 import {
-  ASIDE_CONTAINER_PREFIX, JOIN_CONTAINER_PREFIX, JOIN_ID_ENV, JOIN_SCRIPT, caughtUp, droppedEnv, escapeKubeVars, joinArgs, joinInitialCluster,
+  ASIDE_CONTAINER_PREFIX, JOIN_CONTAINER_PREFIX, READD_MARKER, JOIN_ID_ENV, JOIN_SCRIPT, caughtUp, droppedEnv, escapeKubeVars, joinArgs, joinInitialCluster,
   liveEntryOf, parseMemberAdd, replacePaths, replaceRefusal, type Row,
 } from './replace-plan.js';
 
@@ -81,6 +81,8 @@ export interface ReplacePlan {
   finishing?: boolean;
   /** The member's chart re-adds it (Bitnami's start scripts): replace-chart.ts. */
   via?: 'chart';
+  /** The chart added the member back already: only wait until it is healthy. */
+  waitOnly?: boolean;
 }
 
 /** What a finished replace reports. */
@@ -265,12 +267,12 @@ export async function planReplace(deps: ReplaceDeps, topology: EtcdTopology, row
   // A run cut off once the member was back: healthy as the ID the journal records.
   // (Not while a join container runs: it answers on the pod's address too.)
   if (journal?.newId && target.status.healthy && target.status.memberId === journal.newId && (!underway || underway.state.kind === 'terminated')) {
-    return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: journal.newId, paths, finishing: true,
+    return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: journal.newId, paths, finishing: true, ...(journal.oldId ? { journalOldId: journal.oldId } : {}),
       steps: [{ step: 'cleanup', text: `member ${journal.newId} is back and healthy: remove ${paths.work} and the journal` }] };
   }
   // A chart's re-add cut off once the member was back: healthy as an ID other than the one replaced.
   if (journal?.via === 'chart' && target.status.healthy && target.status.memberId && target.status.memberId !== journal.oldId) {
-    return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: target.status.memberId, paths, finishing: true, via: 'chart',
+    return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: target.status.memberId, paths, finishing: true, via: 'chart', ...(journal.oldId ? { journalOldId: journal.oldId } : {}),
       steps: [{ step: 'cleanup', text: `member "${target.member.name}" is back and healthy as member ${target.status.memberId}: remove the journal` }] };
   }
   // The ID this replace brings the member back as, when a run before got that far.
@@ -293,7 +295,7 @@ export async function planReplace(deps: ReplaceDeps, topology: EtcdTopology, row
     const what = tools.exitCode === 3 ? `no ${tools.stdout.trim()}` : 'no shell (sh)';
     throw new PluginError(`the etcd image ${askerRow.member.image} has ${what}: member replace runs its join in the member's image`, 'replace the member by hand (member remove, wipe, member add, start with --initial-cluster-state existing); nothing was changed');
   }
-  if (target.member.startScripts?.kind === 'bitnami') return planChartReplace(topology, { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), paths, journal, stamp: opts.stamp });
+  if (target.member.startScripts?.kind === 'bitnami') return planChartReplace(topology, { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), paths, journal, stamp: opts.stamp, force: opts.force });
   const steps: ReplaceStep[] = [];
   const ours = entry !== undefined && known !== undefined && entry.id === known;
   let newId: string | undefined;
@@ -342,7 +344,7 @@ export async function writeJournal(kube: KubeContext, namespace: string, pod: st
 
 /** Proves the join container would be admitted (server-side dry run), before any change. */
 export async function admitJoin(deps: ReplaceDeps, plan: ReplacePlan): Promise<void> {
-  if (plan.join || plan.finishing) return;
+  if (plan.join || plan.finishing || plan.waitOnly) return;
   const pod = await getPod(deps.kube, plan.target.member.namespace, plan.target.member.pod);
   const container = plan.via === 'chart'
     ? asideContainer(pod, plan.target.member, `${ASIDE_CONTAINER_PREFIX}dry-run`, plan.paths.aside)
@@ -369,13 +371,7 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
   const { kube, run, probe, say } = deps;
   const member = plan.target.member;
   const { namespace } = member;
-  const hint = (state: string) => `${state}; run the command again to go on (the old data is kept on the member's volume)`;
-  if (plan.finishing) {
-    await kubeConfigMaps(kube).deleteConfigMap(namespace, journalName(member.pod));
-    const kept = await cleanup(run, member, plan.paths.work, plan.newId!);
-    say(`member "${member.name}" was replaced already and is healthy as member ${plan.newId}`);
-    return { pod: member.pod, name: member.name, newId: plan.newId!, kept, seconds: (Date.now() - t0) / 1000 };
-  }
+  if (plan.finishing) return finishedAlready(deps, plan, t0);
   const oldId = plan.entry?.name && plan.entry.id !== plan.newId ? plan.entry.id : undefined;
   const reportedOld = oldId ?? plan.journalOldId;
   let newId = plan.newId;
@@ -386,14 +382,14 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
   if (oldId) {
     if (plan.target.status.isLeader) await moveLeadershipOff(run, member, plan.asker, liveEntryOf(plan.asker, plan.live)?.id, say);
     say(`removing member ${oldId} ("${plan.entry!.name}")`);
-    await reconfigure(run, plan.asker, ['member', 'remove', oldId], `etcdctl member remove ${oldId}`, hint(`member ${oldId} may or may not be removed`), say,
+    await reconfigure(run, plan.asker, ['member', 'remove', oldId], `etcdctl member remove ${oldId}`, rerunHint(`member ${oldId} may or may not be removed`), say,
       (live) => (live.some((l) => l.id === oldId) ? undefined : ''));
   }
   if (!newId) {
     say(`adding member "${member.name}" at ${member.peerUrl}`);
     let added: string | undefined;
     const out = await reconfigure(run, plan.asker, ['-w', 'json', 'member', 'add', member.name, `--peer-urls=${member.peerUrl}`], `etcdctl member add ${member.name}`,
-      hint(`member ${oldId ?? 'of this pod'} is removed and the new one may or may not be added`), say,
+      rerunHint(`member ${oldId ?? 'of this pod'} is removed and the new one may or may not be added`), say,
       (live) => (added = live.find((l) => !l.name && l.peerURLs.some((u) => normalizeUrl(u) === normalizeUrl(member.peerUrl)))?.id));
     newId = added ?? parseMemberAdd(out);
     say(`  added as member ${newId}`);
@@ -443,7 +439,7 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
       }
       if (Date.now() >= deadline) {
         throw new PluginError(`member ${newId} did not catch up within ${Math.round(opts.timeoutMs / 1000)} s: ${s.error ?? `raft index ${s.raftIndex ?? '?'} of ${leader ?? '?'}`}`,
-          hint(`the join container "${joinName}" goes on; kubectl logs ${member.pod} -n ${namespace} -c ${joinName} shows it`));
+          rerunHint(`the join container "${joinName}" goes on; kubectl logs ${member.pod} -n ${namespace} -c ${joinName} shows it`));
       }
       await new Promise((r) => setTimeout(r, 1000));
     }
@@ -454,14 +450,14 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
       const mounts = findEtcdContainer(current, member.container)?.container.volumeMounts ?? [];
       const work = joinMounts(mounts, member).path(plan.paths.work);
       const stop = await run({ namespace, pod: member.pod, container: joinName }, ['sh', '-c', ': > "$1/stop"', 'sh', work]);
-      if (stop.exitCode !== 0) throw new PluginError(`could not tell the join container to stop: ${lastLine(stop.stderr)}`, hint('the join goes on'));
+      if (stop.exitCode !== 0) throw new PluginError(`could not tell the join container to stop: ${lastLine(stop.stderr)}`, rerunHint('the join goes on'));
       state = (await waitEphemeral(kube, namespace, member.pod, joinName, (s) => s.kind === 'terminated', 120_000)).state;
     }
   }
   if (state.kind !== 'terminated' || state.exitCode !== 0) {
     const log = await containerLogTail(kube, namespace, member.pod, joinName);
     throw new PluginError(`the join container "${joinName}" failed${state.kind === 'terminated' ? ` (exit code ${state.exitCode})` : ''}: ${lastLine(log) || state.kind}`,
-      hint(`member ${newId} is in the member list but not started; kubectl logs ${member.pod} -n ${namespace} -c ${joinName} shows the whole log`));
+      rerunHint(`member ${newId} is in the member list but not started; kubectl logs ${member.pod} -n ${namespace} -c ${joinName} shows the whole log`));
   }
 
   // 4. the member's own pod, on the joined data
@@ -476,6 +472,20 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
   const kept = await cleanup(run, member, plan.paths.work, newId);
   say(`member "${member.name}" is healthy as member ${newId}${back.isLeader ? ' (leader)' : ''}`);
   return { pod: member.pod, name: member.name, ...(reportedOld ? { oldId: reportedOld } : {}), newId, kept, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** The hint of a step that failed part-way: what state it left, and that a run again goes on. */
+export function rerunHint(state: string): string {
+  return `${state}; run the command again to go on (the old data is kept on the member's volume)`;
+}
+
+/** A replace a run before carried out: the member is back and healthy; only the journal and the work files are left. */
+export async function finishedAlready(deps: ReplaceDeps, plan: ReplacePlan, t0: number): Promise<ReplaceResult> {
+  const member = plan.target.member;
+  await kubeConfigMaps(deps.kube).deleteConfigMap(member.namespace, journalName(member.pod));
+  const kept = await cleanup(deps.run, member, plan.paths.work, plan.newId!);
+  deps.say(`member "${member.name}" was replaced already and is healthy as member ${plan.newId}`);
+  return { pod: member.pod, name: member.name, ...(plan.journalOldId ? { oldId: plan.journalOldId } : {}), newId: plan.newId!, kept, seconds: (Date.now() - t0) / 1000 };
 }
 
 /** Deletes the member's pod as read now (a UID precondition: never a new one its owner made meanwhile) and waits until it is gone. */
@@ -512,9 +522,11 @@ async function waitHealthyAs(probe: StatusProbe, member: EtcdMember, id: string,
   }
 }
 
-// Removes the work dir when it records the new ID, and lists the kept copies (paths as arguments).
+// Removes the work dir when it records the new ID and the marker a set-aside left for Bitnami's
+// legacy scripts (replace-chart.ts), and lists the kept copies (paths as arguments).
 const CLEANUP_SCRIPT = [
-  'work="$1"; kept="$2"; id="$3"',
+  'work="$1"; kept="$2"; id="$3"; marker="$4"',
+  'rm -f "$marker"',
   'done_id=""',
   'if [ -f "$work/swapped" ]; then read -r done_id < "$work/swapped" || true; fi',
   'if [ "$done_id" = "$id" ]; then rm -f "$work/swapped" "$work/stop"; rmdir "$work/data" 2>/dev/null || true; rmdir "$work" 2>/dev/null || true; fi',
@@ -524,6 +536,6 @@ const CLEANUP_SCRIPT = [
 /** Removes the work dir of a finished replace (only when it records this ID) and lists the kept copies. */
 export async function cleanup(run: ContainerCommand, member: EtcdMember, work: string, id: string): Promise<string[]> {
   const kept = work.slice(0, work.lastIndexOf('/')) || '/';
-  const r = await run(memberContainer(member), ['sh', '-c', CLEANUP_SCRIPT, 'sh', work, kept, id]).catch(() => undefined);
+  const r = await run(memberContainer(member), ['sh', '-c', CLEANUP_SCRIPT, 'sh', work, kept, id, joinPath(member.dataDir, READD_MARKER)]).catch(() => undefined);
   return r?.exitCode === 0 ? r.stdout.split('\n').filter(Boolean) : [];
 }

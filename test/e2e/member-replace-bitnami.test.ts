@@ -9,12 +9,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { SimCluster } from '../sim/harness.js';
 import { killContainer } from '../sim/kubelet/fault.js';
-import { TARGETS, buildPlugin, etcdctlInPod, kubectlEtcd, onEtcd, writeKeys } from './backup-support.js';
+import { TARGETS, etcdctlInPod, kubectlEtcd, onEtcd } from './backup-support.js';
 import { startKubectlEtcd } from './restore-helpers.js';
-import { corruptDb, expectReplaced, localKeys, members, shIn, startWriter, status, waitFor, type ReplaceTarget } from './replace-support.js';
+import { corruptDb, expectReplaced, localKeys, members, replaceCluster, shIn, startWriter, status, waitFor, type ReplaceTarget } from './replace-support.js';
 
 const VARIANTS = [
   { scripts: 'debian-11', t: { ...TARGETS.bitnami } },
@@ -24,8 +24,10 @@ const VARIANTS = [
 describe.each(VARIANTS)('member replace of Bitnami members ($scripts scripts)', ({ scripts, t: target }) => {
   const t: ReplaceTarget = { ...target, pods: ['etcd-0', 'etcd-1', 'etcd-2'], dataDir: '/bitnami/etcd/data', keptDir: '/bitnami/etcd' };
   const NS = t.namespace;
+  const env = replaceCluster(t);
   let cluster: SimCluster;
   let before: Record<string, string>;
+  beforeAll(() => ({ cluster, before } = env));
 
   /** The container's restart count. */
   async function restarts(pod: string): Promise<number> {
@@ -34,16 +36,6 @@ describe.each(VARIANTS)('member replace of Bitnami members ($scripts scripts)', 
     return p.status.containerStatuses?.find((c) => c.name === t.container)?.restartCount ?? 0;
   }
 
-  beforeAll(async () => {
-    requireRoot();
-    await buildPlugin();
-    cluster = await startCluster({ fixtures: [t.fixture] });
-    before = await writeKeys(cluster, t, '/before/', 5);
-  }, 600_000);
-
-  afterAll(async () => {
-    await cluster?.down();
-  }, 180_000);
 
   let sentinel: string;
   it('the naive way: a member whose db is corrupt is not brought back by the chart\'s scripts', async () => {
@@ -98,11 +90,21 @@ describe.each(VARIANTS)('member replace of Bitnami members ($scripts scripts)', 
     await waitFor(`${pod} to fail`, async () => !(await status(cluster, t))[pod]!.healthy, 60_000);
     const state = mkdtempSync(join(tmpdir(), 'replace-kill-'));
     try {
-      for (const point of [/the old data is kept in/, /removing member/, /deleting pod/]) {
+      // The chart may add the member back before the third run gets to delete the pod (the
+      // container restarted after the first kill re-adds it once it is removed): that run then
+      // only waits, and may finish before its kill point.
+      for (const point of [/the old data is kept in/, /removing member/, /deleting pod|was added back as member/]) {
         const run = startKubectlEtcd(cluster, state, ['member', 'replace', pod, '-n', NS, '--yes']);
-        await run.until(point, 300_000);
+        const reached = await run.until(point, 300_000).then(() => true, (err: Error) => {
+          if (!/exited before/.test(err.message)) throw err;
+          return false;
+        });
         run.child.kill('SIGKILL');
-        await run.done;
+        const done = await run.done;
+        if (!reached) {
+          expect(point.source).toMatch(/added back/);
+          expect(done.code, done.stderr).toBe(0);
+        }
         if (point.source.startsWith('the old data')) {
           // The member's container starts again while it is still in the member list: the legacy
           // script takes it as removed, wipes the data dir's files and fails its `member add`. A

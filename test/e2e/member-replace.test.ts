@@ -7,14 +7,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { SimCluster } from '../sim/harness.js';
 import { ETCD_MINORS, type EtcdMinor } from '../sim/etcd-versions.js';
 import { withFixtureOption } from '../sim/fixtures/index.js';
-import { TARGETS, buildPlugin, onEtcd, etcdctlInPod, kubectlEtcd, writeKeys, type EtcdTarget } from './backup-support.js';
+import { TARGETS, onEtcd, etcdctlInPod, kubectlEtcd, type EtcdTarget } from './backup-support.js';
 import { startKubectlEtcd } from './restore-helpers.js';
 import {
-  corruptDb, destroyData, etcdPid, expectReplaced, localKeys, members, shIn, startWriter, status as statusOf, waitFor, type ReplaceTarget,
+  corruptDb, destroyData, etcdPid, expectReplaced, localKeys, members, shIn, replaceCluster, startWriter, status as statusOf, waitFor, type ReplaceTarget,
 } from './replace-support.js';
 
 const NS = 'uc1';
@@ -32,19 +32,11 @@ describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etc
   const t: ReplaceTarget = { ...LAYOUTS[minor](onEtcd(TARGETS.anthos, minor)), pods: ['kube-etcd-0', 'kube-etcd-1', 'kube-etcd-2'], dataDir: '/var/lib/etcd', keptDir: '/var/lib/etcd' };
   const status = (cluster: SimCluster) => statusOf(cluster, t);
   const PODS = t.pods;
+  const env = replaceCluster(t);
   let cluster: SimCluster;
   let before: Record<string, string>;
+  beforeAll(() => ({ cluster, before } = env));
 
-  beforeAll(async () => {
-    requireRoot();
-    await buildPlugin();
-    cluster = await startCluster({ fixtures: [t.fixture] });
-    before = await writeKeys(cluster, t, '/before/', 5);
-  }, 600_000);
-
-  afterAll(async () => {
-    await cluster?.down();
-  }, 180_000);
 
   it.runIf(minor === '3.4')('killed (SIGKILL) at each of its steps, running it again finishes the replace', async () => {
     const pod = 'kube-etcd-0';

@@ -3,10 +3,10 @@
 // the check of a replaced member. A ReplaceTarget says where a fixture's members keep their data.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect } from 'vitest';
-import { waitFor as harnessWaitFor, type SimCluster } from '../sim/harness.js';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { requireRoot, startCluster, waitFor as harnessWaitFor, type SimCluster } from '../sim/harness.js';
 import { killContainer } from '../sim/kubelet/fault.js';
-import { etcdctlInPod, kubectlEtcd, type EtcdTarget } from './backup-support.js';
+import { buildPlugin, etcdctlInPod, kubectlEtcd, writeKeys, type EtcdTarget } from './backup-support.js';
 
 /** A fixture's members, as the replace tests reach them. */
 export interface ReplaceTarget extends EtcdTarget {
@@ -117,3 +117,18 @@ export async function expectReplaced(cluster: SimCluster, t: ReplaceTarget, pod:
   expect(ls.stdout).not.toMatch(/kubectl-etcd-replace/);
 }
 
+
+/** A cluster of the target's fixture for the describe block it is called in, with five keys written before. */
+export function replaceCluster(t: ReplaceTarget): { cluster: SimCluster; before: Record<string, string> } {
+  const state = {} as { cluster: SimCluster; before: Record<string, string> };
+  beforeAll(async () => {
+    requireRoot();
+    await buildPlugin();
+    state.cluster = await startCluster({ fixtures: [t.fixture] });
+    state.before = await writeKeys(state.cluster, t, '/before/', 5);
+  }, 600_000);
+  afterAll(async () => {
+    await state.cluster?.down();
+  }, 180_000);
+  return state;
+}

@@ -244,9 +244,9 @@ describe('the set-aside script of a Bitnami member, on real files', () => {
   let dir = '';
   afterEach(async () => { if (dir) await rm(dir, { recursive: true, force: true }); });
 
-  async function runAside(data: string, aside: string): Promise<{ code: number; out: string }> {
+  async function runAside(data: string, aside: string, mode = 'aside'): Promise<{ code: number; out: string }> {
     try {
-      const { stdout, stderr } = await run('sh', ['-ec', ASIDE_SCRIPT, 'sh', data, aside], { timeout: 20_000 });
+      const { stdout, stderr } = await run('sh', ['-ec', ASIDE_SCRIPT, 'sh', data, aside, mode], { timeout: 20_000 });
       return { code: 0, out: stdout + stderr };
     } catch (err) {
       const e = err as { code: number; stdout: string; stderr: string };
@@ -287,5 +287,30 @@ describe('the set-aside script of a Bitnami member, on real files', () => {
     expect(r.code, r.out).toBe(0);
     expect(await readdir(data)).toEqual([]);
     expect(await readdir(aside)).toEqual(['member']);
+  });
+
+  it('recheck: data a start made meanwhile without the scripts\' re-add (no new_member_envs) goes aside too; the re-add\'s data stays', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'aside-'));
+    const data = join(dir, 'data');
+    await mkdir(join(data, 'member', 'wal'), { recursive: true });
+    const first = await runAside(data, join(dir, 'm.started-meanwhile'), 'recheck');
+    expect(first.code, first.out).toBe(0);
+    expect(first.out).toMatch(/as a cluster of its own, is kept in/);
+    expect(await readdir(data)).toEqual([]);
+    expect(await readdir(join(dir, 'm.started-meanwhile'))).toEqual(['member']);
+    await mkdir(join(data, 'member'));
+    await writeFile(join(data, 'new_member_envs'), 'export ETCD_INITIAL_CLUSTER_STATE=existing\n');
+    const second = await runAside(data, join(dir, 'm.other'), 'recheck');
+    expect(second.code, second.out).toBe(0);
+    expect((await readdir(data)).sort()).toEqual(['member', 'new_member_envs']);
+    expect((await readdir(dir)).sort()).toEqual(['data', 'm.started-meanwhile']);
+  });
+
+  it('a missing data dir: nothing to keep, said so', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'aside-'));
+    const r = await runAside(join(dir, 'data'), join(dir, 'member.pre-replace-1'));
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/no data dir at .*nothing to keep/);
+    expect(await readdir(dir)).toEqual(['data']);
   });
 });
