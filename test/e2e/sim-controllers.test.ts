@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../sim/apiserver/procs.js';
-import { requireCommand, startCluster, type SimCluster } from '../sim/harness.js';
+import { requireCommand, startCluster, waitFor as harnessWaitFor, type SimCluster } from '../sim/harness.js';
 
 const REAL_KUBELET = existsSync(join(REPO_ROOT, 'test/sim/kubelet/main.ts'));
 
@@ -91,20 +91,9 @@ async function items(args: string[]): Promise<Obj[]> {
   return (await getJson<{ items: Obj[] }>(args)).items;
 }
 
-/** Polls until check() returns a value (not undefined); fails with the last state after timeoutMs. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+/** The harness's waitFor, with this file's longer default (120 s) and 500 ms polls. */
+function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  return harnessWaitFor(what, check, timeoutMs, 500);
 }
 
 const podNames = async (app: string): Promise<string[]> =>

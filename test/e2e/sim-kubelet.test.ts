@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFault } from '../sim/fault.js';
 import { killContainer, setNodesReady } from '../sim/kubelet/fault.js';
 import { vethName } from '../sim/kubelet/network.js';
-import { ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
+import { ok, requireCommand, requireRoot, startCluster, waitFor as harnessWaitFor, type SimCluster } from '../sim/harness.js';
 
 const CERTS = '/etcd.local.config/certificates';
 const ETCDCTL = `ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${CERTS}/etcdCA.crt --cert=${CERTS}/etcd.crt --key=${CERTS}/etcd.key`;
@@ -202,21 +202,9 @@ async function podJson(ns: string, name: string): Promise<any> {
 
 const readyOf = (pod: any): string | undefined => pod.status?.conditions?.find((c: any) => c.type === 'Ready')?.status;
 
-/** Polls until check() returns a value (not undefined); fails with the last state after timeoutMs. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-      last = undefined;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+/** The harness's waitFor, with this file's longer default (120 s) and 500 ms polls. */
+function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  return harnessWaitFor(what, check, timeoutMs, 500);
 }
 
 const etcdIn = (pod: string, args: string) => cluster.kubectl(['-n', 'uc1', 'exec', pod, '-c', 'kube-etcd', '--', 'sh', '-c', `${ETCDCTL} ${args}`]);
