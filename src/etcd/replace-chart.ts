@@ -22,15 +22,13 @@ import { PluginError } from '../errors.js';
 import type { EtcdTopology, EtcdMember } from './topology.js';
 import type { LiveMember } from './discovery/index.js';
 import { findEtcdContainer } from './discovery/index.js';
-import { addEphemeralContainer, containerLogTail, waitEphemeral } from '../kube/ephemeral.js';
-import { getPod } from '../kube/pods.js';
-import { ConflictError } from '../kube/errors.js';
+import { addEphemeralContainerRetrying, containerLogTail, waitEphemeral } from '../kube/ephemeral.js';
 import { kubeConfigMaps } from '../restore/journal-configmaps.js';
 import type { MemberStatus, StatusProbe } from './status.js';
 import { ASIDE_CONTAINER_PREFIX, ASIDE_SCRIPT, escapeKubeVars, replacePaths, type Row } from './replace-plan.js';
 import { keptCopiesDirOf } from '../restore/kept.js';
 import {
-  cleanup, deletePod, finishedAlready, joinMounts, rerunHint, journalName, listMembers, moveLeadershipOff, reconfigure, suffix, writeJournal,
+  cleanup, finishedAlready, joinMounts, journalName, listMembers, moveLeadershipOff, removeMember, restartPod, suffix, writeJournal,
   type Journal, type ReplaceDeps, type ReplaceOptions, type ReplacePlan, type ReplaceResult, type ReplaceStep,
 } from './replace.js';
 import { liveEntryOf } from './replace-plan.js';
@@ -137,8 +135,7 @@ export async function replaceByChart(deps: ReplaceDeps, plan: ReplacePlan, opts:
   // 2. the old entry out (a script that restarted the member may have removed it already)
   if (await inList()) {
     say(`removing member ${oldId} ("${member.name}")`);
-    await reconfigure(run, plan.asker, ['member', 'remove', oldId!], `etcdctl member remove ${oldId}`, rerunHint(`member ${oldId} may or may not be removed`), say,
-      (live) => (live.some((l) => l.id === oldId) ? undefined : ''));
+    await removeMember(run, plan.asker, oldId!, say);
   }
 
   // 3. what a start of the member between 1 and 2 may have made of the emptied data dir
@@ -154,11 +151,10 @@ export async function replaceByChart(deps: ReplaceDeps, plan: ReplacePlan, opts:
       // An entry the chart added whose etcd never started (its pod deleted in between): the legacy
       // scripts' `member add` would fail on its peer URL for ever.
       say(`removing member ${now.id}, added for "${member.name}" but never started`);
-      await reconfigure(run, plan.asker, ['member', 'remove', now.id], `etcdctl member remove ${now.id}`, rerunHint(`member ${now.id} may or may not be removed`), say,
-        (live) => (live.some((l) => l.id === now.id) ? undefined : ''));
+      await removeMember(run, plan.asker, now.id, say);
     }
     say(`deleting pod "${member.pod}" so that the chart's start script adds it back`);
-    await deletePod(kube, member, opts.timeoutMs);
+    await restartPod(kube, member, opts.timeoutMs);
   }
   const back = await waitHealthyNew(probe, member, oldId, opts.timeoutMs);
   const newId = back.memberId!;
@@ -178,16 +174,7 @@ async function runAside(deps: ReplaceDeps, member: EtcdMember, aside: string, mo
   say(mode === 'aside'
     ? `starting ephemeral container "${name}" in pod "${member.pod}" to set the old data aside`
     : `starting ephemeral container "${name}" in pod "${member.pod}" to check its data dir again`);
-  for (let attempt = 1; ; attempt++) {
-    const pod = await getPod(kube, namespace, member.pod);
-    try {
-      await addEphemeralContainer(kube, pod, asideContainer(pod, member, name, aside, mode));
-      break;
-    } catch (err) {
-      // The pod's status changes often while it crash-loops: a conflict is read again and retried.
-      if (!(err instanceof ConflictError) || attempt >= 5) throw err;
-    }
-  }
+  await addEphemeralContainerRetrying(kube, namespace, member.pod, (pod) => asideContainer(pod, member, name, aside, mode));
   const ended = await waitEphemeral(kube, namespace, member.pod, name, (s) => s.kind === 'terminated', timeoutMs);
   const log = (await containerLogTail(kube, namespace, member.pod, name).catch(() => '')).trim().split('\n').filter((l) => l.startsWith('kubectl-etcd: '));
   if (ended.state.kind !== 'terminated' || ended.state.exitCode !== 0) {

@@ -13,12 +13,13 @@
  *   5. the work dir on the volume is removed once the member is healthy as the new ID.
  */
 import type { V1EnvVar, V1EphemeralContainer, V1Pod, V1VolumeMount } from '@kubernetes/client-node';
-import { NotFoundError, PluginError } from '../errors.js';
+import { PluginError } from '../errors.js';
 import type { ContainerCommand } from '../kube/exec.js';
 import type { KubeContext } from '../kube/client.js';
-import { addEphemeralContainer, containerLogTail, ephemeralState, waitEphemeral } from '../kube/ephemeral.js';
+import { addEphemeralContainerRetrying, containerLogTail, ephemeralState, waitEphemeral } from '../kube/ephemeral.js';
 import { getPod, waitForPodGone } from '../kube/pods.js';
-import { ConflictError, apiError, readOrUndefined } from '../kube/errors.js';
+import { deletePod } from '../kube/workloads.js';
+import { apiError, readOrUndefined } from '../kube/errors.js';
 import { joinPath, keptCopiesDirOf } from '../restore/kept.js';
 import { kubeConfigMaps } from '../restore/journal-configmaps.js';
 import { containerEnv, expandKubeVars, findEtcdContainer, parseMemberList, type LiveMember } from './discovery/index.js';
@@ -153,6 +154,12 @@ export async function reconfigure(run: ContainerCommand, asker: EtcdMember, args
       await new Promise((wait) => setTimeout(wait, 2000));
     }
   }
+}
+
+/** Removes a member (reconfigure; done once the list no longer has it). */
+export async function removeMember(run: ContainerCommand, asker: EtcdMember, id: string, say: Say): Promise<void> {
+  await reconfigure(run, asker, ['member', 'remove', id], `etcdctl member remove ${id}`, rerunHint(`member ${id} may or may not be removed`), say,
+    (live) => (live.some((l) => l.id === id) ? undefined : ''));
 }
 
 /**
@@ -382,8 +389,7 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
   if (oldId) {
     if (plan.target.status.isLeader) await moveLeadershipOff(run, member, plan.asker, liveEntryOf(plan.asker, plan.live)?.id, say);
     say(`removing member ${oldId} ("${plan.entry!.name}")`);
-    await reconfigure(run, plan.asker, ['member', 'remove', oldId], `etcdctl member remove ${oldId}`, rerunHint(`member ${oldId} may or may not be removed`), say,
-      (live) => (live.some((l) => l.id === oldId) ? undefined : ''));
+    await removeMember(run, plan.asker, oldId, say);
   }
   if (!newId) {
     say(`adding member "${member.name}" at ${member.peerUrl}`);
@@ -404,18 +410,11 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
     joinName = `${JOIN_CONTAINER_PREFIX}${suffix()}`;
     const started = live.some((l) => l.id === newId && l.name !== '');
     say(`starting ephemeral container "${joinName}" in pod "${member.pod}" to join as member ${newId}`);
-    // The pod's status changes often while it crash-loops: a conflict is read again and retried.
-    for (let attempt = 1; ; attempt++) {
-      const pod = await getPod(kube, namespace, member.pod);
+    await addEphemeralContainerRetrying(kube, namespace, member.pod, (pod) => {
       const other = joinContainers(pod).find((j) => j.id === newId && ['running', 'waiting'].includes(ephemeralState(pod, j.name).kind));
       if (other) throw new PluginError(`another join container ("${other.name}") for member ${newId} appeared in pod "${member.pod}" meanwhile: is a second member replace running?`, 'run the command again once that one has ended');
-      try {
-        await addEphemeralContainer(kube, pod, joinContainer(pod, member, live, newId, joinName, plan.paths, started));
-        break;
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= 5) throw err;
-      }
-    }
+      return joinContainer(pod, member, live, newId!, joinName!, plan.paths, started);
+    });
     state = undefined;
   }
   if (state?.kind !== 'terminated') {
@@ -462,7 +461,7 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
 
   // 4. the member's own pod, on the joined data
   say(`deleting pod "${member.pod}" so that it starts on the joined data`);
-  await deletePod(kube, member, opts.timeoutMs);
+  await restartPod(kube, member, opts.timeoutMs);
   const back = await waitHealthyAs(probe, member, newId, opts.timeoutMs);
 
   // 5. clean up the work dir, list what is kept
@@ -488,17 +487,11 @@ export async function finishedAlready(deps: ReplaceDeps, plan: ReplacePlan, t0: 
   return { pod: member.pod, name: member.name, ...(plan.journalOldId ? { oldId: plan.journalOldId } : {}), newId: plan.newId!, kept, seconds: (Date.now() - t0) / 1000 };
 }
 
-/** Deletes the member's pod as read now (a UID precondition: never a new one its owner made meanwhile) and waits until it is gone. */
-export async function deletePod(kube: KubeContext, member: EtcdMember, timeoutMs: number): Promise<void> {
+/** Deletes the member's pod as read now (never a new one its owner made meanwhile) and waits until it is gone. */
+export async function restartPod(kube: KubeContext, member: EtcdMember, timeoutMs: number): Promise<void> {
   const { namespace, pod } = member;
-  const before = await getPod(kube, namespace, pod);
-  const uid = before.metadata?.uid;
-  try {
-    await kube.core.deleteNamespacedPod({ name: pod, namespace, body: { preconditions: { uid } } });
-  } catch (err) {
-    const mapped = apiError(err, `delete pod "${pod}" in namespace "${namespace}"`);
-    if (!(mapped instanceof NotFoundError) && !(mapped instanceof ConflictError)) throw mapped;
-  }
+  const uid = (await getPod(kube, namespace, pod)).metadata?.uid;
+  await deletePod(kube, namespace, pod, undefined, uid);
   await waitForPodGone(kube, namespace, pod, timeoutMs, uid);
 }
 

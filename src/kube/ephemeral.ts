@@ -7,7 +7,7 @@
  */
 import type { CoreV1Api, V1EphemeralContainer, V1Pod } from '@kubernetes/client-node';
 import { PluginError } from '../errors.js';
-import { apiError } from './errors.js';
+import { ConflictError, apiError } from './errors.js';
 import { getPod } from './pods.js';
 
 /** What an ephemeral container is doing, as the pod's status reports it. */
@@ -43,6 +43,22 @@ export async function addEphemeralContainer(kube: { core: CoreV1Api }, pod: V1Po
       throw new PluginError(`the API server does not serve ephemeral containers (pods/ephemeralcontainers)`, 'member replace needs Kubernetes 1.25 or later');
     }
     throw mapped;
+  }
+}
+
+/**
+ * Adds the ephemeral container `build` makes from the pod as read now, reading the pod again and
+ * retrying on a conflict (a crash-looping pod's status changes often), up to five times. `build`
+ * may throw to refuse the pod as it is.
+ */
+export async function addEphemeralContainerRetrying(kube: { core: CoreV1Api }, namespace: string, podName: string, build: (pod: V1Pod) => V1EphemeralContainer): Promise<V1Pod> {
+  for (let attempt = 1; ; attempt++) {
+    const pod = await getPod(kube, namespace, podName);
+    try {
+      return await addEphemeralContainer(kube, pod, build(pod));
+    } catch (err) {
+      if (!(err instanceof ConflictError) || attempt >= 5) throw err;
+    }
   }
 }
 

@@ -216,14 +216,18 @@ export async function recreatePdb(kube: { policy: PolicyV1Api }, saved: V1PodDis
   }
 }
 
-/** Deletes a pod; returns its uid (to wait until that very pod is gone), or undefined when it did not exist. */
-export async function deletePod(kube: { core: CoreV1Api }, namespace: string, name: string, gracePeriodSeconds?: number): Promise<string | undefined> {
+/**
+ * Deletes a pod; returns its uid (to wait until that very pod is gone), or undefined when it did not
+ * exist. With `uid`, only that very pod (a precondition): a new one its owner made meanwhile stays,
+ * and undefined is returned.
+ */
+export async function deletePod(kube: { core: CoreV1Api }, namespace: string, name: string, gracePeriodSeconds?: number, uid?: string): Promise<string | undefined> {
   try {
-    const pod = await kube.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds });
+    const pod = await kube.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds, ...(uid ? { body: { preconditions: { uid } } } : {}) });
     return pod.metadata?.uid;
   } catch (err) {
     const mapped = apiError(err, `delete pod "${name}" in namespace "${namespace}"`);
-    if (mapped instanceof NotFoundError) return undefined;
+    if (mapped instanceof NotFoundError || (uid && mapped instanceof ConflictError)) return undefined;
     throw mapped;
   }
 }
