@@ -282,8 +282,18 @@ export async function planReplace(deps: ReplaceDeps, topology: EtcdTopology, row
     return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: target.status.memberId, paths, finishing: true, via: 'chart', ...(journal.oldId ? { journalOldId: journal.oldId } : {}),
       steps: [{ step: 'cleanup', text: `member "${target.member.name}" is back and healthy as member ${target.status.memberId}: remove the journal` }] };
   }
+  // The journal's replace swapped the data in and got as far as deleting the pod (this pod is a
+  // later one), but the member is not healthy as that ID: it may still be starting (a run cut off,
+  // or timed out, while it waited), or have failed since. Without --force only wait; with it, that
+  // member is replaced anew (its journal is done: a join as its ID would start on its old data).
+  const restarted = journal?.newId !== undefined && journal.swappedIn !== undefined && pod.metadata?.uid !== journal.swappedIn && target.member.startScripts?.kind !== 'bitnami';
+  if (restarted && !opts.force) {
+    return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: journal.newId, paths, waitOnly: true, stamp: journal.stamp, ...(journal.oldId ? { journalOldId: journal.oldId } : {}),
+      steps: [{ step: 'cleanup', text: `wait until member ${journal.newId}, which the replace of member ${journal.oldId ?? '?'} (journal ${journalName(opts.pod)}) started on the joined data, is healthy (if it failed since, pass --force to replace it anew)` }] };
+  }
+  const current = restarted ? undefined : journal;
   // The ID this replace brings the member back as, when a run before got that far.
-  const known = underway?.id ?? journal?.newId;
+  const known = underway?.id ?? current?.newId;
   const refusal = replaceRefusal({ pod: opts.pod, rows, live, force: opts.force, ...(known ? { joining: known } : {}) });
   if (refusal) throw refusal;
   await checkService(deps.kube, topology);
@@ -304,11 +314,12 @@ export async function planReplace(deps: ReplaceDeps, topology: EtcdTopology, row
   }
   if (target.member.startScripts?.kind === 'bitnami') return planChartReplace(topology, { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), paths, journal, stamp: opts.stamp, force: opts.force });
   const steps: ReplaceStep[] = [];
+  const note = restarted ? `(the journal ${journalName(opts.pod)} of the replace that brought member ${journal!.newId} back is done: that member failed since) ` : '';
   const ours = entry !== undefined && known !== undefined && entry.id === known;
   let newId: string | undefined;
   if (ours) newId = entry.id;
   else if (entry && !entry.name) newId = entry.id; // added already (a run cut off after member add)
-  if (entry && entry.name && !ours) steps.push({ step: 'remove', text: `remove member ${entry.id} ("${entry.name}") from the cluster` });
+  if (entry && entry.name && !ours) steps.push({ step: 'remove', text: `${note}remove member ${entry.id} ("${entry.name}") from the cluster` });
   if (!newId) steps.push({ step: 'add', text: `add member "${target.member.name}" at ${target.member.peerUrl} (a new member ID)` });
   const joined = ours && underway !== undefined && underway.id === newId && underway.state.kind === 'terminated';
   if (!joined) {
@@ -317,7 +328,7 @@ export async function planReplace(deps: ReplaceDeps, topology: EtcdTopology, row
   }
   steps.push({ step: 'restart', text: `delete pod "${opts.pod}": ${topology.workload.kind === 'StatefulSet' ? `StatefulSet "${topology.workload.name}"` : 'its owner'} starts it again, on the joined data` });
   steps.push({ step: 'cleanup', text: `check it is healthy as the new member, and remove ${paths.work}` });
-  return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), ...(underway ? { join: underway } : {}), ...(newId ? { newId } : {}), paths, steps, stamp: journal?.stamp ?? opts.stamp, ...(journal?.oldId ? { journalOldId: journal.oldId } : {}) };
+  return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), ...(underway ? { join: underway } : {}), ...(newId ? { newId } : {}), paths, steps, stamp: current?.stamp ?? opts.stamp, ...(current?.oldId ? { journalOldId: current.oldId } : {}) };
 }
 
 /** What the journal ConfigMap of a member's replace records: the IDs, so a run cut off is finished, never redone. */
@@ -328,6 +339,8 @@ export interface Journal {
   stamp: string;
   /** Set when the member's chart re-adds it (the new ID is the chart's). */
   via?: 'chart';
+  /** UID of the pod whose join swapped the data in, recorded before that pod is deleted: a later pod means the restart happened. */
+  swappedIn?: string;
 }
 
 /** The journal's ConfigMap name (one per pod). */
@@ -379,6 +392,11 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
   const member = plan.target.member;
   const { namespace } = member;
   if (plan.finishing) return finishedAlready(deps, plan, t0);
+  if (plan.waitOnly) {
+    say(`waiting until member ${plan.newId} ("${member.name}") is healthy`);
+    await waitHealthyAs(probe, member, plan.newId!, opts.timeoutMs, 'a member syncing a large db may just need longer: run the command again (--timeout) to wait on, or with --force to replace it anew if it failed');
+    return finishedAlready(deps, plan, t0);
+  }
   const oldId = plan.entry?.name && plan.entry.id !== plan.newId ? plan.entry.id : undefined;
   const reportedOld = oldId ?? plan.journalOldId;
   let newId = plan.newId;
@@ -461,7 +479,9 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
 
   // 4. the member's own pod, on the joined data
   say(`deleting pod "${member.pod}" so that it starts on the joined data`);
-  await restartPod(kube, member, opts.timeoutMs);
+  const uid = (await getPod(kube, namespace, member.pod)).metadata?.uid;
+  await writeJournal(kube, namespace, member.pod, { member: member.name, ...(reportedOld ? { oldId: reportedOld } : {}), newId, stamp, ...(uid ? { swappedIn: uid } : {}) });
+  await restartPod(kube, member, opts.timeoutMs, uid);
   const back = await waitHealthyAs(probe, member, newId, opts.timeoutMs);
 
   // 5. clean up the work dir, list what is kept
@@ -488,9 +508,9 @@ export async function finishedAlready(deps: ReplaceDeps, plan: ReplacePlan, t0: 
 }
 
 /** Deletes the member's pod as read now (never a new one its owner made meanwhile) and waits until it is gone. */
-export async function restartPod(kube: KubeContext, member: EtcdMember, timeoutMs: number): Promise<void> {
+export async function restartPod(kube: KubeContext, member: EtcdMember, timeoutMs: number, podUid?: string): Promise<void> {
   const { namespace, pod } = member;
-  const uid = (await getPod(kube, namespace, pod)).metadata?.uid;
+  const uid = podUid ?? (await getPod(kube, namespace, pod)).metadata?.uid;
   await deletePod(kube, namespace, pod, undefined, uid);
   await waitForPodGone(kube, namespace, pod, timeoutMs, uid);
 }
@@ -502,14 +522,14 @@ async function leaderIndex(probe: StatusProbe, asker: EtcdMember): Promise<numbe
 }
 
 /** Probes the member until it is healthy as the new ID. */
-async function waitHealthyAs(probe: StatusProbe, member: EtcdMember, id: string, timeoutMs: number): Promise<MemberStatus> {
+async function waitHealthyAs(probe: StatusProbe, member: EtcdMember, id: string, timeoutMs: number, hint = 'run the command again to go on'): Promise<MemberStatus> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = await probe(member);
     if (s.healthy && s.memberId === id) return s;
     if (Date.now() >= deadline) {
       throw new PluginError(`pod "${member.pod}" is not healthy as member ${id} after ${Math.round(timeoutMs / 1000)} s: ${s.error ?? (s.memberId ? `it answers as member ${s.memberId}` : 'no answer')}`,
-        `kubectl logs ${member.pod} -n ${member.namespace} shows why; run the command again to go on`);
+        `kubectl logs ${member.pod} -n ${member.namespace} shows why; ${hint}`);
     }
     await new Promise((r) => setTimeout(r, 1000));
   }

@@ -143,6 +143,52 @@ describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etc
     await expectReplaced(cluster, t, 'kube-etcd-0', oldId, before);
   }, 600_000);
 
+  it.runIf(minor === '3.5')('a journal left by a run cut off after the restart: a later replace of that member, failed again, waits for it and says --force; --force replaces it anew', async () => {
+    const pod = 'kube-etcd-1';
+    const journalOf = async (): Promise<string | undefined> => {
+      const r = await cluster.kubectl(['-n', NS, 'get', 'configmap', `kubectl-etcd-replace-${pod}`, '-o', 'jsonpath={.data.replace\\.json}']);
+      return r.code === 0 && r.stdout ? r.stdout : undefined;
+    };
+    // The journal as the run leaves it once it deleted the pod (what a run killed or timed out in
+    // its last wait leaves behind), read while a real replace runs.
+    await destroyData(cluster, t, pod);
+    await waitFor(`${pod} to fail`, async () => !(await status(cluster))[pod]!.healthy, 60_000);
+    const state = mkdtempSync(join(tmpdir(), 'replace-stale-'));
+    let left: string | undefined;
+    try {
+      const run = startKubectlEtcd(cluster, state, ['member', 'replace', pod, '-n', NS, '--yes']);
+      let running = true;
+      void run.done.then(() => { running = false; });
+      while (running) {
+        const j = await journalOf();
+        if (j?.includes('swappedIn')) left = j;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect((await run.done).code).toBe(0);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+    expect(left, 'the journal named the pod whose data was swapped').toBeDefined();
+    const first = JSON.parse(left!) as { newId: string };
+    expect((await members(cluster, t))[pod]).toBe(first.newId);
+    const put = await cluster.kubectl(['-n', NS, 'create', 'configmap', `kubectl-etcd-replace-${pod}`, `--from-literal=replace.json=${left!}`]);
+    expect(put.code, put.stderr).toBe(0);
+    // The member fails again, weeks later.
+    await destroyData(cluster, t, pod);
+    await waitFor(`${pod} to fail`, async () => !(await status(cluster))[pod]!.healthy, 60_000);
+    const waited = await kubectlEtcd(cluster, ['member', 'replace', pod, '-n', NS, '--yes', '--timeout', '5s'], { timeoutMs: 120_000 });
+    expect(waited.code, waited.stderr).toBe(1);
+    expect(waited.stderr).toMatch(new RegExp(`waiting until member ${first.newId} \\("${pod}"\\) is healthy`));
+    expect(waited.stderr).toMatch(/with --force to replace it anew/);
+    expect((await members(cluster, t))[pod]).toBe(first.newId);
+    const r = await kubectlEtcd(cluster, ['member', 'replace', pod, '-n', NS, '--yes', '--force', '-o', 'json'], { timeoutMs: 600_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/of the replace that brought member [0-9a-f]+ back is done/);
+    expect((JSON.parse(r.stdout) as { oldId: string }).oldId).toBe(first.newId);
+    await expectReplaced(cluster, t, pod, first.newId, before);
+    expect(await journalOf()).toBeUndefined();
+  }, 900_000);
+
   it('replaces a member whose db file is corrupt, keeping its data dir aside', async () => {
     const oldId = (await members(cluster, t))['kube-etcd-2']!;
     const sentinel = await corruptDb(cluster, t, 'kube-etcd-2');
