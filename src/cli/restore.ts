@@ -63,7 +63,7 @@ export function register(program: Command): void {
     .option('--no-safety-backup', 'do not back up the current cluster first')
     .option('--utility-image <image>', 'image of the utility pods (default: the etcd image; when it has no shell, busybox beside it, the etcd image still running etcdctl/etcdutl)')
     .option('--in-place', 'never scale etcd: restore beside the running or crash-looping members, then delete their pods at once (the runbook order; for an operator that scales the StatefulSet back up)')
-    .option('--prune-kept', 'delete the old data (member.pre-restore-*) that earlier restores kept on the member volumes, once those restores are verified; the newest --keep copies stay')
+    .option('--prune-kept', 'delete the old data that earlier restores (member.pre-restore-*, once verified) and member replaces (member.pre-replace-*, once finished) kept on the member volumes; the newest --keep copies stay')
     .option('--keep <n>', `with --prune-kept: how many of the newest kept copies stay on each volume (default ${DEFAULT_KEEP})`)
     .option('--state-dir <dir>', 'where the local journal and safety backups go (default $KUBECTL_ETCD_STATE_DIR or ~/.kube/kubectl-etcd)')
     .option('-o, --output <format>', 'print the plan (--dry-run) or the result as json or yaml')

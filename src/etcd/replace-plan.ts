@@ -17,15 +17,17 @@ import { PluginError, UsageError } from '../errors.js';
 import { ETCD_BOOLEAN_FLAGS, etcdEnvName } from './flags.js';
 import { normalizeUrl, type LiveMember } from './discovery/confirm.js';
 import { parseBigJson, type MemberStatus } from './status.js';
-import { joinPath } from '../restore/kept.js';
+import { KEPT_REPLACE_PREFIX, joinPath } from '../restore/kept.js';
 import type { EtcdMember } from './topology.js';
 
 /** Name prefix of the ephemeral containers that join a member. */
 export const JOIN_CONTAINER_PREFIX = 'kubectl-etcd-join-';
 /** The env var of a join container that names the member ID it joins as (hex). */
 export const JOIN_ID_ENV = 'KUBECTL_ETCD_MEMBER_ID';
-/** Prefix of the directory the old `member/` dir is moved to. */
-export const KEPT_REPLACE_PREFIX = 'member.pre-replace-';
+/** The ConfigMap that journals a replace of the member of this pod (one per pod): replace.ts. */
+export function journalName(pod: string): string {
+  return `kubectl-etcd-replace-${pod}`;
+}
 /** The work dir's name on the member's volume. */
 export const WORK_DIR_NAME = 'kubectl-etcd-replace';
 

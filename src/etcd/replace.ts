@@ -31,7 +31,7 @@ import { memberContainer, type EtcdMember, type EtcdTopology } from './topology.
 import { asideContainer, planChartReplace, replaceByChart } from './replace-chart.js';
 import {
   ASIDE_CONTAINER_PREFIX, JOIN_CONTAINER_PREFIX, READD_MARKER, JOIN_ID_ENV, JOIN_SCRIPT, caughtUp, droppedEnv, escapeKubeVars, joinArgs, joinInitialCluster,
-  liveEntryOf, parseMemberAdd, replacePaths, replaceRefusal, type Row,
+  journalName, liveEntryOf, parseMemberAdd, replacePaths, replaceRefusal, type Row,
 } from './replace-plan.js';
 
 /** Progress lines (stderr). */
@@ -343,10 +343,7 @@ export interface Journal {
   swappedIn?: string;
 }
 
-/** The journal's ConfigMap name (one per pod). */
-export function journalName(pod: string): string {
-  return `kubectl-etcd-replace-${pod}`;
-}
+export { journalName };
 
 export async function readJournal(kube: KubeContext, namespace: string, pod: string): Promise<Journal | undefined> {
   const data = await kubeConfigMaps(kube).readConfigMap(namespace, journalName(pod));

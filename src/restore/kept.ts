@@ -1,22 +1,31 @@
 /**
  * Kept copies: the old `member/` dir every restore moves aside on the member's volume
- * (`member.pre-restore-<stamp>`, with Bitnami's start files in `<copy>.start-files`). Where they
- * live, how they are measured (one `du -sk` exec, the way preflight reads free space with `df`),
- * and which of them a prune may delete. Pure, apart from the argv it builds.
+ * (`member.pre-restore-<stamp>`, with Bitnami's start files in `<copy>.start-files`), and the old
+ * data a `member replace` sets aside there (`member.pre-replace-<stamp>`, with what a start in
+ * between made of the emptied data dir in `<copy>.started-meanwhile`). Where they live, how they
+ * are measured (one `du -sk` exec, the way preflight reads free space with `df`), and which of
+ * them a prune may delete. Pure, apart from the argv it builds.
  */
 import type { EtcdMember } from '../etcd/topology.js';
 
-/** Prefix of every kept copy's directory name. */
+/** Prefix of the directory name of every copy a restore keeps. */
 export const KEPT_COPY_PREFIX = 'member.pre-restore-';
+/** Prefix of the directory name of every copy a member replace keeps (replace-plan.ts). */
+export const KEPT_REPLACE_PREFIX = 'member.pre-replace-';
 
-/** A kept copy's name: the prefix, the restore's stamp, and an optional `.start-files` (Bitnami). */
-const KEPT_NAME = /^member\.pre-restore-(\d{8}T\d{6}Z)(\.start-files)?$/;
+/**
+ * A kept copy's name: the prefix, the stamp, and an optional companion dir: `.start-files`
+ * (a restore of a Bitnami member), `.started-meanwhile` (a replace of one).
+ */
+const KEPT_NAME = /^member\.pre-(restore|replace)-(\d{8}T\d{6}Z)(\.start-files|\.started-meanwhile)?$/;
 
-/** One kept copy on a member volume: its directories (the copy, and its start files when any), stamp and size. */
+/** One kept copy on a member volume: its directories (the copy, and its companion when any), stamp and size. */
 export interface KeptCopy {
-  /** `member.pre-restore-<stamp>`. */
+  /** `member.pre-restore-<stamp>` or `member.pre-replace-<stamp>`. */
   name: string;
-  /** The restore's stamp (compact UTC): the newer copy has the greater stamp. */
+  /** What kept it: a restore of the whole cluster, or a member replace of this member. */
+  kind: 'restore' | 'replace';
+  /** The restore's or replace's stamp (compact UTC): the newer copy has the greater stamp. */
   stamp: string;
   /** Directory names in the kept-copies dir that belong to this copy (the copy first). */
   dirs: string[];
@@ -60,7 +69,7 @@ export function keptCopyPath(member: EtcdMember, stamp: string): string {
 const MEASURE_SCRIPT = [
   'dir="$1"; live="$2"',
   'if [ -d "$live" ]; then printf "live "; du -sk "$live"; fi',
-  `for d in "$dir"/${KEPT_COPY_PREFIX}*; do [ -d "$d" ] && du -sk "$d"; done`,
+  `for d in "$dir"/${KEPT_COPY_PREFIX}* "$dir"/${KEPT_REPLACE_PREFIX}*; do [ -d "$d" ] && du -sk "$d"; done`,
   'true',
 ].join('\n');
 
@@ -84,19 +93,21 @@ export function parseKeptListing(stdout: string): MemberSpace {
     const name = m[3]!.slice(m[3]!.lastIndexOf('/') + 1);
     const k = KEPT_NAME.exec(name);
     if (!k) continue;
-    const stamp = k[1]!;
-    const copy = byStamp.get(stamp) ?? { name: `${KEPT_COPY_PREFIX}${stamp}`, stamp, dirs: [], bytes: 0 };
-    if (k[2]) copy.dirs.push(name);
+    const kind = k[1] as KeptCopy['kind'];
+    const stamp = k[2]!;
+    const key = `${kind} ${stamp}`;
+    const copy = byStamp.get(key) ?? { name: `member.pre-${kind}-${stamp}`, kind, stamp, dirs: [], bytes: 0 };
+    if (k[3]) copy.dirs.push(name);
     else copy.dirs.unshift(name);
     copy.bytes += bytes;
-    byStamp.set(stamp, copy);
+    byStamp.set(key, copy);
   }
-  const keptCopies = [...byStamp.values()].sort((a, b) => a.stamp.localeCompare(b.stamp));
+  const keptCopies = [...byStamp.values()].sort((a, b) => a.stamp.localeCompare(b.stamp) || a.kind.localeCompare(b.kind));
   return { liveBytes, keptCopies, keptBytes: keptCopies.reduce((n, c) => n + c.bytes, 0) };
 }
 
 /** Why a kept copy stays. */
-export type KeepReason = 'newest' | 'not-verified';
+export type KeepReason = 'newest' | 'not-verified' | 'replace-open';
 
 /** What a prune does on one member: the copies it deletes and the ones it keeps, with why. */
 export interface PruneSelection {
@@ -105,15 +116,18 @@ export interface PruneSelection {
 }
 
 /**
- * Which kept copies a prune deletes: never the newest `keep` (by stamp), and only a copy whose
- * restore is recorded as finished and verified; anything else stays.
+ * Which kept copies a prune deletes: never the newest `keep` (by stamp, restore and replace copies
+ * together), only a restore's copy whose restore is recorded as finished and verified, and only a
+ * replace's copy when no replace of the member is under way (`replaceOpen`: its journal is there;
+ * a replace deletes its journal once the member is healthy as its new ID). Anything else stays.
  */
-export function selectPrunable(copies: KeptCopy[], verified: ReadonlySet<string>, keep: number): PruneSelection {
-  const newestFirst = [...copies].sort((a, b) => b.stamp.localeCompare(a.stamp));
+export function selectPrunable(copies: KeptCopy[], verified: ReadonlySet<string>, keep: number, replaceOpen = false): PruneSelection {
+  const newestFirst = [...copies].sort((a, b) => b.stamp.localeCompare(a.stamp) || b.kind.localeCompare(a.kind));
   const selection: PruneSelection = { prune: [], keep: [] };
   newestFirst.forEach((copy, i) => {
     if (i < keep) selection.keep.push({ copy, reason: 'newest' });
-    else if (!verified.has(copy.stamp)) selection.keep.push({ copy, reason: 'not-verified' });
+    else if (copy.kind === 'replace' && replaceOpen) selection.keep.push({ copy, reason: 'replace-open' });
+    else if (copy.kind === 'restore' && !verified.has(copy.stamp)) selection.keep.push({ copy, reason: 'not-verified' });
     else selection.prune.push(copy);
   });
   return selection;
@@ -126,7 +140,7 @@ const REMOVE_SCRIPT = [
   'for name in "$@"; do',
   '  case "$name" in',
   `    */*|..*) echo "refusing to remove $name: not a kept copy" >&2; exit 2;;`,
-  `    ${KEPT_COPY_PREFIX}*) ;;`,
+  `    ${KEPT_COPY_PREFIX}*|${KEPT_REPLACE_PREFIX}*) ;;`,
   '    *) echo "refusing to remove $name: not a kept copy" >&2; exit 2;;',
   '  esac',
   '  rm -rf -- "$dir/$name"',

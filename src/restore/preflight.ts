@@ -295,7 +295,7 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
     if (used) space[m.name] = used;
     else warnings.push(`cannot measure the copies earlier restores kept on the volume of member "${m.name}"`);
     const prune = used?.keptCopies.length
-      ? `; ${used.keptCopies.length} cop${used.keptCopies.length > 1 ? 'ies' : 'y'} kept by earlier restores take ${mib(used.keptBytes)}: run \`kubectl etcd restore --prune-kept -n ${topology.namespace}\` to remove the older ones`
+      ? `; ${used.keptCopies.length} cop${used.keptCopies.length > 1 ? 'ies' : 'y'} kept by earlier ${keptBy(used.keptCopies)} take ${mib(used.keptBytes)}: run \`kubectl etcd restore --prune-kept -n ${topology.namespace}\` to remove the older ones`
       : '';
     const r = await execInMember(deps, m, ['df', '-Pk', mount]).catch(() => undefined);
     const avail = r && r.exitCode === 0 ? Number(r.stdout.trim().split('\n').pop()?.trim().split(/\s+/)[3]) * 1024 : NaN;
@@ -455,4 +455,11 @@ async function placementOnNode(m: EtcdMember, node: string, taints: Taint[], inp
     throw new PreflightError(`${cannot}, and whether the member's data can move to another node could not be read`, `${untaint(memberTaint)} for the restore, then restore again; nothing was changed`);
   }
   throw new PreflightError(`${cannot}, and the member's data is bound to that node`, `${untaint(memberTaint)} for the restore, then restore again; nothing was changed`);
+}
+
+/** What kept these copies, in words: restores, member replaces, or both. */
+function keptBy(copies: ReadonlyArray<{ kind: 'restore' | 'replace' }>): string {
+  const restores = copies.some((c) => c.kind === 'restore');
+  const replaces = copies.some((c) => c.kind === 'replace');
+  return restores && replaces ? 'restores and member replaces' : replaces ? 'member replaces' : 'restores';
 }

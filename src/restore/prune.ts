@@ -1,14 +1,17 @@
 /**
  * `kubectl etcd restore --prune-kept [--keep N]`: deletes the old data earlier restores kept on the
- * member volumes (`member.pre-restore-<stamp>`, kept.ts), once they are no longer needed. Refused
+ * member volumes (`member.pre-restore-<stamp>`, kept.ts), and member replaces
+ * (`member.pre-replace-<stamp>`), once they are no longer needed. Refused
  * while a restore journal is open (its copy is what --abort puts back). Plans first — the kept
  * copies of every member, measured with `du` in the member's etcd container as the restore's
  * preflight reads free space — then asks (or --yes / --dry-run), and deletes through a utility
  * pod pinned to each member's node and volume, as a restore does. Only copies of restores the
- * history records as finished and verified (history.ts) are deleted; the newest N always stay.
+ * history records as finished and verified (history.ts), and of member replaces no longer under way
+ * (no replace journal), are deleted; the newest N always stay.
  */
 import { ForbiddenError, PluginError, UsageError } from '../errors.js';
 import { memberContainer, type EtcdMember, type EtcdTopology } from '../etcd/topology.js';
+import { journalName } from '../etcd/replace-plan.js';
 import { formatBytes } from '../ui/bytes.js';
 import { formatRecord } from '../ui/format.js';
 import type { RestoreDeps, RestoreOptions } from './command.js';
@@ -76,7 +79,7 @@ export async function pruneKeptCopies(opts: RestoreOptions, deps: RestoreDeps): 
   if (copies === 0) {
     deps.stderr.write(renderPrunePlan(plan));
     if (opts.output) deps.stdout.write(await formatRecord(pruneRecord(plan, 'PruneResult'), opts.output));
-    else deps.stdout.write(`nothing to prune in ${plan.namespace}/${plan.workload}: no kept copy is both older than the newest ${keep} and of a verified restore\n`);
+    else deps.stdout.write(`nothing to prune in ${plan.namespace}/${plan.workload}: no kept copy is both older than the newest ${keep} and of a verified restore or a finished member replace\n`);
     return;
   }
   deps.stderr.write(renderPrunePlan(plan));
@@ -103,10 +106,12 @@ async function refuseWhileJournal(journal: Journal): Promise<void> {
 }
 
 /** Lists and measures every member's kept copies (in its etcd container) and picks what to delete. */
-export async function planPrune(topology: EtcdTopology, verified: ReadonlySet<string>, keep: number, deps: Pick<RestoreDeps, 'preflight'>): Promise<PrunePlan> {
+export async function planPrune(topology: EtcdTopology, verified: ReadonlySet<string>, keep: number, deps: Pick<RestoreDeps, 'preflight' | 'configMaps'>): Promise<PrunePlan> {
   const members = await Promise.all(topology.members.map(async (member): Promise<MemberPrune> => {
     const space = parseKeptListing(await listInMember(member, deps));
-    return { member, dir: keptCopiesDirOf(member), liveBytes: space.liveBytes, ...selectPrunable(space.keptCopies, verified, keep) };
+    // A member replace under way (its journal is there) may still need the copy it set aside.
+    const replaceOpen = space.keptCopies.some((c) => c.kind === 'replace') && (await deps.configMaps.readConfigMap(topology.namespace, journalName(member.pod))) !== undefined;
+    return { member, dir: keptCopiesDirOf(member), liveBytes: space.liveBytes, ...selectPrunable(space.keptCopies, verified, keep, replaceOpen) };
   }));
   const freesBytes = members.reduce((n, m) => n + m.prune.reduce((k, c) => k + c.bytes, 0), 0);
   return { namespace: topology.namespace, workload: topology.workload.name, keep, members, freesBytes };
@@ -164,11 +169,11 @@ function prunePodManifest(member: EtcdMember, image: string): ReturnType<typeof 
   return { ...made, manifest: { ...made.manifest, metadata: { ...made.manifest.metadata, name } } };
 }
 
-const REASONS: Record<KeepReason, string> = { newest: 'newest', 'not-verified': 'its restore is not recorded as verified' };
+const REASONS: Record<KeepReason, string> = { newest: 'newest', 'not-verified': 'its restore is not recorded as verified', 'replace-open': 'a member replace of it is under way' };
 
 /** The prune plan as readable text: per member, what is deleted and what stays, and the total freed. */
 export function renderPrunePlan(plan: PrunePlan): string {
-  const lines = [`prune plan for statefulset "${plan.workload}" in namespace "${plan.namespace}": keep the newest ${plan.keep} kept cop${plan.keep === 1 ? 'y' : 'ies'}, delete older copies of verified restores`];
+  const lines = [`prune plan for statefulset "${plan.workload}" in namespace "${plan.namespace}": keep the newest ${plan.keep} kept cop${plan.keep === 1 ? 'y' : 'ies'}, delete older copies of verified restores and finished member replaces`];
   for (const m of plan.members) {
     const live = m.liveBytes !== undefined ? `, live data ${formatBytes(m.liveBytes)} untouched` : '';
     lines.push(`  ${m.member.name}: node "${m.member.node ?? ''}", kept copies in ${m.dir}${live}`);

@@ -206,5 +206,14 @@ describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etc
     if (tally.failed) expect(Math.max(...tally.failedAt) - Math.min(...tally.failedAt), JSON.stringify(tally)).toBeLessThanOrEqual(5);
     const written = tally.writes - tally.failed;
     for (const p of PODS) await waitFor(`${p} to hold every written key`, async () => (await localKeys(cluster, t, p, '/writer2/')) >= written, 30_000);
+    // The copies replaces keep are the restore's kept copies too: measured, and pruned on request.
+    const plan = await kubectlEtcd(cluster, ['restore', '--prune-kept', '--keep', '0', '-n', NS, '--dry-run', '-o', 'json']);
+    expect(plan.code, plan.stderr).toBe(0);
+    const planned = (JSON.parse(plan.stdout) as { members: Array<{ name: string; delete: Array<{ name: string; bytes: number }> }> }).members.find((m) => m.name === 'kube-etcd-2')!;
+    expect(planned.delete.map((c) => `${t.keptDir}/${c.name}`)).toContain(kept);
+    const pruned = await kubectlEtcd(cluster, ['restore', '--prune-kept', '--keep', '0', '-n', NS, '--yes'], { timeoutMs: 300_000 });
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect((await shIn(cluster, t, 'kube-etcd-2', `ls -a ${t.keptDir}`)).stdout).not.toMatch(/member\.pre-replace-/);
+    expect((await status(cluster))['kube-etcd-2']).toMatchObject({ healthy: true });
   }, 900_000);
 });

@@ -20,7 +20,7 @@ import { restoreMember } from './restore-support.js';
 // Kept copies (member.pre-restore-<stamp>): where they live, how they are measured, which a prune
 // deletes, the scripts run for real with sh and du, and `restore --prune-kept` with small fakes.
 
-const copy = (stamp: string, bytes = 1024): KeptCopy => ({ name: `member.pre-restore-${stamp}`, stamp, dirs: [`member.pre-restore-${stamp}`], bytes });
+const copy = (stamp: string, bytes = 1024): KeptCopy => ({ name: `member.pre-restore-${stamp}`, kind: 'restore', stamp, dirs: [`member.pre-restore-${stamp}`], bytes });
 const A = '20261201T100000Z';
 const B = '20261202T100000Z';
 const C = '20261203T100000Z';
@@ -42,12 +42,35 @@ describe('kept copies', () => {
     expect(parseKeptListing(out)).toEqual({
       liveBytes: 2048 * 1024,
       keptCopies: [
-        { name: `member.pre-restore-${A}`, stamp: A, dirs: [`member.pre-restore-${A}`], bytes: 512 * 1024 },
-        { name: `member.pre-restore-${B}`, stamp: B, dirs: [`member.pre-restore-${B}`, `member.pre-restore-${B}.start-files`], bytes: 1028 * 1024 },
+        { name: `member.pre-restore-${A}`, kind: 'restore', stamp: A, dirs: [`member.pre-restore-${A}`], bytes: 512 * 1024 },
+        { name: `member.pre-restore-${B}`, kind: 'restore', stamp: B, dirs: [`member.pre-restore-${B}`, `member.pre-restore-${B}.start-files`], bytes: 1028 * 1024 },
       ],
       keptBytes: 1540 * 1024,
     });
     expect(parseKeptListing('')).toEqual({ liveBytes: undefined, keptCopies: [], keptBytes: 0 });
+  });
+
+  it('include the old data member replaces set aside, with what a start made meanwhile, apart from a restore copy of the same stamp', () => {
+    const out = [
+      `1024\t/bitnami/etcd/member.pre-replace-${B}`,
+      `8\t/bitnami/etcd/member.pre-replace-${B}.started-meanwhile`,
+      `512\t/bitnami/etcd/member.pre-restore-${B}`,
+      '4\t/bitnami/etcd/member.pre-replace-x',
+    ].join('\n');
+    expect(parseKeptListing(out).keptCopies).toEqual([
+      { name: `member.pre-replace-${B}`, kind: 'replace', stamp: B, dirs: [`member.pre-replace-${B}`, `member.pre-replace-${B}.started-meanwhile`], bytes: 1032 * 1024 },
+      { name: `member.pre-restore-${B}`, kind: 'restore', stamp: B, dirs: [`member.pre-restore-${B}`], bytes: 512 * 1024 },
+    ]);
+  });
+
+  it('of a member replace are pruned once no replace of the member is under way; the newest N stay, whatever kept them', () => {
+    const replaced = (stamp: string): KeptCopy => ({ name: `member.pre-replace-${stamp}`, kind: 'replace', stamp, dirs: [`member.pre-replace-${stamp}`], bytes: 1024 });
+    const done = selectPrunable([copy(A), replaced(B), copy(C)], new Set([A, C]), 1);
+    expect(done.prune.map((c) => c.name).sort()).toEqual([`member.pre-replace-${B}`, `member.pre-restore-${A}`]);
+    const open = selectPrunable([copy(A), replaced(B), copy(C)], new Set([A, C]), 1, true);
+    expect(open.prune.map((c) => c.name)).toEqual([`member.pre-restore-${A}`]);
+    expect(open.keep.map((k) => [k.copy.name, k.reason])).toEqual([[`member.pre-restore-${C}`, 'newest'], [`member.pre-replace-${B}`, 'replace-open']]);
+    expect(selectPrunable([copy(A), replaced(C)], new Set([A]), 1).keep.map((k) => k.copy.name)).toEqual([`member.pre-replace-${C}`]);
   });
 
   it.each([
@@ -99,7 +122,7 @@ describe('the restore plan shows them', () => {
 describe('the in-pod scripts, run with real sh and du', () => {
   function volume(): string {
     const dir = mkdtempSync(join(tmpdir(), 'kept-'));
-    for (const d of ['member/wal', `member.pre-restore-${A}/snap`, `member.pre-restore-${B}/snap`, `member.pre-restore-${B}.start-files`, 'member.restored-x']) mkdirSync(join(dir, d), { recursive: true });
+    for (const d of ['member/wal', `member.pre-restore-${A}/snap`, `member.pre-restore-${B}/snap`, `member.pre-restore-${B}.start-files`, 'member.restored-x', `member.pre-replace-${C}/snap`, 'kubectl-etcd-replace']) mkdirSync(join(dir, d), { recursive: true });
     writeFileSync(join(dir, 'member/wal/0.wal'), Buffer.alloc(64 * 1024));
     writeFileSync(join(dir, `member.pre-restore-${A}/snap/db`), Buffer.alloc(128 * 1024));
     return dir;
@@ -110,7 +133,7 @@ describe('the in-pod scripts, run with real sh and du', () => {
     const dir = volume();
     const space = parseKeptListing(sh(measureKeptArgv(restoreMember(0, { dataDir: dir, dataVolume: undefined }))));
     expect(space.liveBytes).toBeGreaterThanOrEqual(64 * 1024);
-    expect(space.keptCopies.map((c) => c.name)).toEqual([`member.pre-restore-${A}`, `member.pre-restore-${B}`]);
+    expect(space.keptCopies.map((c) => c.name)).toEqual([`member.pre-restore-${A}`, `member.pre-restore-${B}`, `member.pre-replace-${C}`]);
     expect(space.keptCopies[0]!.bytes).toBeGreaterThanOrEqual(128 * 1024);
   });
 
@@ -118,7 +141,9 @@ describe('the in-pod scripts, run with real sh and du', () => {
     const dir = volume();
     const m = restoreMember(0, { dataDir: dir, dataVolume: undefined });
     sh(removeKeptArgv(m, [{ ...copy(B), dirs: [`member.pre-restore-${B}`, `member.pre-restore-${B}.start-files`] }]));
-    expect(readdirSync(dir).sort()).toEqual(['member', `member.pre-restore-${A}`, 'member.restored-x']);
+    expect(readdirSync(dir).sort()).toEqual(['kubectl-etcd-replace', 'member', `member.pre-replace-${C}`, `member.pre-restore-${A}`, 'member.restored-x']);
+    sh(removeKeptArgv(m, [{ name: `member.pre-replace-${C}`, kind: 'replace', stamp: C, dirs: [`member.pre-replace-${C}`], bytes: 0 }]));
+    expect(readdirSync(dir).sort()).toEqual(['kubectl-etcd-replace', 'member', `member.pre-restore-${A}`, 'member.restored-x']);
     expect(() => removeKeptArgv(m, [{ ...copy(A), dirs: ['member'] }])).toThrow(/"member" is not a kept copy/);
     // The script refuses other names by itself too.
     const argv = removeKeptArgv(m, [copy(A)]);
@@ -179,7 +204,7 @@ describe('restore --prune-kept', () => {
     expect(() => parseKeepCount(v)).toThrow(UsageError);
   });
 
-  function setup(maps: Map<string, Record<string, string>>) {
+  function setup(maps: Map<string, Record<string, string>>, listing = `live 2048\t/var/lib/etcd/member\n1024\t/var/lib/etcd/member.pre-restore-${A}\n1024\t/var/lib/etcd/member.pre-restore-${B}\n`) {
     const calls: string[] = [];
     const configMaps: ConfigMapAccess = {
       listConfigMaps: async () => [...maps.keys()].filter((n) => n.startsWith('kubectl-etcd-restore-journal-')),
@@ -190,7 +215,6 @@ describe('restore --prune-kept', () => {
     const out = new PassThrough();
     let stdout = '';
     out.on('data', (d: Buffer) => { stdout += d.toString(); });
-    const listing = `live 2048\t/var/lib/etcd/member\n1024\t/var/lib/etcd/member.pre-restore-${A}\n1024\t/var/lib/etcd/member.pre-restore-${B}\n`;
     const deps = {
       discover: async () => ({ namespace: 'uc1', workload: { kind: 'StatefulSet', name: 'kube-etcd', replicas: 2 }, members: [restoreMember(0, { ready: true }), restoreMember(1, { ready: true })], image: 'etcd:3.4' }),
       templateImage: async () => 'etcd:3.4',
@@ -230,6 +254,14 @@ describe('restore --prune-kept', () => {
       `exec etcd-prune-0 /var/lib/etcd member.pre-restore-${A}`, `exec etcd-prune-1 /var/lib/etcd member.pre-restore-${A}`,
     ]);
     expect(h.stdout()).toBe('pruned 2 kept copies on 2 member(s) of uc1/kube-etcd: freed 2.0 MiB\n');
+  });
+
+  it('deletes the older copy a finished member replace kept, but not on a member whose replace is under way', async () => {
+    const listing = `live 2048\t/var/lib/etcd/member\n1024\t/var/lib/etcd/member.pre-replace-${A}\n1024\t/var/lib/etcd/member.pre-restore-${B}\n`;
+    const h = setup(new Map<string, Record<string, string>>([[historyConfigMapName('kube-etcd'), history([B])], ['kubectl-etcd-replace-kube-etcd-1', { 'replace.json': '{}' }]]), listing);
+    await restoreCommand({ ...base, stateDir: stateDir(), pruneKept: true, yes: true }, h.deps);
+    expect(h.calls.sort()).toEqual(['create etcd-prune-0', 'delete etcd-prune-0', `exec etcd-prune-0 /var/lib/etcd member.pre-replace-${A}`]);
+    expect(h.stdout()).toBe('pruned 1 kept copy on 1 member(s) of uc1/kube-etcd: freed 1.0 MiB\n');
   });
 
   it('--dry-run prints the plan and creates nothing; without a history nothing is deleted', async () => {
