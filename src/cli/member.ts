@@ -27,7 +27,8 @@ export function register(program: Command): void {
     .addHelpText('after', [
       '',
       'Refuses, before any change: a pod that is not a member; a cluster whose other members would not keep quorum',
-      '(use kubectl etcd restore); another unhealthy member; a healthy target (unless --force).',
+      '(use kubectl etcd restore); another unhealthy member; a healthy target (unless --force); a member volume',
+      'without room for a new copy of the data beside the kept one (the largest db, a 64 MB WAL segment, a tenth more).',
       'Needs Kubernetes 1.25+ (ephemeral containers) and the right to update pods/ephemeralcontainers.',
       'Interrupted at any point, running it again finishes.',
       '',
@@ -40,7 +41,7 @@ export function register(program: Command): void {
       const { parseRequestTimeout } = await import('../kube/config.js');
       const timeoutMs = parseRequestTimeout(flags.timeout, '--timeout') ?? 300_000;
       const { topology, run, probe, rows } = await loadCluster({ ...flags, ...(flags.pod || flags.statefulset || flags.selector ? {} : { pod }) }, command);
-      const { planReplace, admitJoin, replaceMember } = await import('../etcd/replace.js');
+      const { planReplace, admitJoin, checkReplaceSpace, replaceMember } = await import('../etcd/replace.js');
       const { kubeContextFromOptions } = await import('./kubecontext.js');
       const { compactUtc } = await import('../ui/time.js');
       const kube = kubeContextFromOptions(command.optsWithGlobals());
@@ -50,6 +51,8 @@ export function register(program: Command): void {
       await admitJoin(deps, plan);
       process.stderr.write(`plan for member "${plan.target.member.name}" (pod "${pod}"):\n${plan.steps.map((s, i) => `  ${i + 1}. ${s.text}`).join('\n')}\n`);
       if (flags.dryRun) {
+        const space = await checkReplaceSpace(deps, plan, { dryRun: true, timeoutMs });
+        if (space) say(space);
         process.stdout.write('dry run: nothing changed\n');
         return;
       }
@@ -59,6 +62,8 @@ export function register(program: Command): void {
         if (answer === undefined) throw new UsageError('member replace changes the cluster and needs confirmation, but there is no terminal to ask on', 'pass --yes, or --dry-run to only see the plan');
         if (answer.trim() !== pod) throw new UsageError(`"${answer.trim()}" is not "${pod}"; nothing was changed`, 'run again and type the pod name, or pass --yes');
       }
+      const space = await checkReplaceSpace(deps, plan, { dryRun: false, timeoutMs });
+      if (space) say(space);
       const result = await replaceMember(deps, plan, opts);
       if (output) process.stdout.write(await formatRecord(result, output));
       else {

@@ -21,14 +21,13 @@ import type { V1EphemeralContainer, V1Pod } from '@kubernetes/client-node';
 import { PluginError } from '../errors.js';
 import type { EtcdTopology, EtcdMember } from './topology.js';
 import type { LiveMember } from './discovery/index.js';
-import { findEtcdContainer } from './discovery/index.js';
 import { addEphemeralContainerRetrying, containerLogTail, waitEphemeral } from '../kube/ephemeral.js';
 import { kubeConfigMaps } from '../restore/journal-configmaps.js';
 import type { MemberStatus, StatusProbe } from './status.js';
-import { ASIDE_CONTAINER_PREFIX, ASIDE_SCRIPT, escapeKubeVars, replacePaths, type Row } from './replace-plan.js';
+import { ASIDE_CONTAINER_PREFIX, ASIDE_SCRIPT, replacePaths, type Row } from './replace-plan.js';
 import { keptCopiesDirOf } from '../restore/kept.js';
 import {
-  cleanup, finishedAlready, joinMounts, journalName, listMembers, moveLeadershipOff, removeMember, restartPod, suffix, writeJournal,
+  cleanup, finishedAlready, journalName, listMembers, memberToolContainer, moveLeadershipOff, removeMember, restartPod, suffix, writeJournal,
   type Journal, type ReplaceDeps, type ReplaceOptions, type ReplacePlan, type ReplaceResult, type ReplaceStep,
 } from './replace.js';
 import { liveEntryOf } from './replace-plan.js';
@@ -92,19 +91,7 @@ export function planChartReplace(topology: EtcdTopology, input: ChartInput): Rep
 
 /** The ephemeral container that sets the member's data dir aside, in the member's image, mounts and security context. */
 export function asideContainer(pod: V1Pod, member: EtcdMember, name: string, aside: string, mode: 'aside' | 'recheck' = 'aside'): V1EphemeralContainer {
-  const found = findEtcdContainer(pod, member.container);
-  if (!found) throw new PluginError(`pod "${member.pod}" has no container "${member.container}"`, 'check the pod with kubectl describe');
-  const c = found.container;
-  const view = joinMounts(c.volumeMounts ?? [], member);
-  return {
-    name,
-    image: c.image,
-    ...(c.imagePullPolicy ? { imagePullPolicy: c.imagePullPolicy } : {}),
-    command: ['sh', '-ec', ASIDE_SCRIPT, 'sh', view.path(member.dataDir), view.path(aside), mode].map(escapeKubeVars),
-    ...(view.mounts.length ? { volumeMounts: view.mounts } : {}),
-    ...(c.securityContext ? { securityContext: c.securityContext } : {}),
-    terminationMessagePolicy: 'FallbackToLogsOnError',
-  };
+  return memberToolContainer(pod, member, name, (path) => ['sh', '-ec', ASIDE_SCRIPT, 'sh', path(member.dataDir), path(aside), mode]);
 }
 
 /** Carries out a chart-managed member's replace; each step is safe to run again. */

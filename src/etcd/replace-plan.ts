@@ -200,6 +200,31 @@ export const JOIN_SCRIPT = [
   'echo "kubectl-etcd: member $id is in place"',
 ].join('\n');
 
+/** Name prefix of the ephemeral containers that read the free space on a failed member's volume. */
+export const SPACE_CONTAINER_PREFIX = 'kubectl-etcd-space-';
+/** etcd preallocates every WAL segment file at 64 MB (server/storage/wal: SegmentSizeBytes). */
+export const WAL_SEGMENT_BYTES = 64 * 1000 * 1000;
+
+/**
+ * What a replaced member writes on its volume beside the data kept there: the db the leader sends
+ * it whole (the largest db of the healthy members), its first WAL segment, and a tenth to spare.
+ */
+export function replaceNeedsBytes(dbBytes: number): number {
+  return Math.ceil((dbBytes + WAL_SEGMENT_BYTES) * 1.1);
+}
+
+/** argv that prints `df -Pk` of the filesystem holding `path` (POSIX output: one line a filesystem). */
+export function freeSpaceArgv(path: string): string[] {
+  return ['df', '-Pk', path];
+}
+
+/** The bytes available to the member from `df -Pk` output (the Available column of its last line). */
+export function parseDfAvailable(stdout: string): number | undefined {
+  const last = stdout.trim().split('\n').at(-1)?.trim().split(/\s+/) ?? [];
+  const kib = last.length >= 6 ? Number(last[3]) : NaN;
+  return Number.isFinite(kib) && /^\d+$/.test(last[3] ?? '') ? kib * 1024 : undefined;
+}
+
 /** Name prefix of the ephemeral containers that set a chart-managed member's data aside. */
 export const ASIDE_CONTAINER_PREFIX = 'kubectl-etcd-aside-';
 /**

@@ -27,10 +27,12 @@ import { normalizeUrl } from './discovery/confirm.js';
 import { etcdArgs } from './discovery/command.js';
 import { connectionFlags, memberList, moveLeader, targetOf } from './etcdctl.js';
 import { lastLine, type StatusProbe, type MemberStatus } from './status.js';
+import { formatBytes } from '../ui/bytes.js';
 import { memberContainer, type EtcdMember, type EtcdTopology } from './topology.js';
 import { asideContainer, planChartReplace, replaceByChart } from './replace-chart.js';
 import {
-  ASIDE_CONTAINER_PREFIX, JOIN_CONTAINER_PREFIX, READD_MARKER, JOIN_ID_ENV, JOIN_SCRIPT, caughtUp, droppedEnv, escapeKubeVars, joinArgs, joinInitialCluster,
+  ASIDE_CONTAINER_PREFIX, JOIN_CONTAINER_PREFIX, READD_MARKER, JOIN_ID_ENV, JOIN_SCRIPT, SPACE_CONTAINER_PREFIX, caughtUp, droppedEnv, escapeKubeVars, freeSpaceArgv, joinArgs, joinInitialCluster,
+  parseDfAvailable, replaceNeedsBytes,
   journalName, liveEntryOf, parseMemberAdd, replacePaths, replaceRefusal, type Row,
 } from './replace-plan.js';
 
@@ -84,6 +86,8 @@ export interface ReplacePlan {
   via?: 'chart';
   /** The chart added the member back already: only wait until it is healthy. */
   waitOnly?: boolean;
+  /** The largest db of the healthy members: what the replaced member receives. */
+  dbBytes?: number;
 }
 
 /** What a finished replace reports. */
@@ -217,6 +221,67 @@ export function joinMounts(mounts: V1VolumeMount[], member: EtcdMember): { mount
   return { mounts: out, path };
 }
 
+/**
+ * An ephemeral container that runs `command` in the member's image, with its mounts (the data
+ * volume whole when the member mounts a sub-folder: joinMounts) and security context; `path`
+ * maps a path of the member's container to the same file in this one.
+ */
+export function memberToolContainer(pod: V1Pod, member: EtcdMember, name: string, command: (path: (p: string) => string) => string[]): V1EphemeralContainer {
+  const found = findEtcdContainer(pod, member.container);
+  if (!found) throw new PluginError(`pod "${member.pod}" has no container "${member.container}"`, 'check the pod with kubectl describe');
+  const c = found.container;
+  const view = joinMounts(c.volumeMounts ?? [], member);
+  return {
+    name,
+    image: c.image,
+    ...(c.imagePullPolicy ? { imagePullPolicy: c.imagePullPolicy } : {}),
+    command: command(view.path).map(escapeKubeVars),
+    ...(view.mounts.length ? { volumeMounts: view.mounts } : {}),
+    ...(c.securityContext ? { securityContext: c.securityContext } : {}),
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+}
+
+/**
+ * Refuses, before any change, a replace the member's volume has no room for: the replaced member
+ * writes a new copy of the data beside the kept one (replaceNeedsBytes). The free space is read
+ * with `df` in the member's container, or, when that does not answer (a member that crash-loops),
+ * in an ephemeral container on its volume — not in a dry run, which changes nothing. Returns the
+ * line for the user; one that could not be read is said, and the run goes on.
+ */
+export async function checkReplaceSpace(deps: ReplaceDeps, plan: ReplacePlan, opts: { dryRun: boolean; timeoutMs: number }): Promise<string | undefined> {
+  if (plan.finishing || plan.waitOnly || plan.join || plan.dbBytes === undefined) return undefined;
+  const member = plan.target.member;
+  const { kube, run } = deps;
+  const { namespace } = member;
+  const dir = keptCopiesDirOf(member);
+  const need = replaceNeedsBytes(plan.dbBytes);
+  let avail: number | undefined;
+  const inMember = await run(memberContainer(member), freeSpaceArgv(dir)).catch(() => undefined);
+  if (inMember?.exitCode === 0) avail = parseDfAvailable(inMember.stdout);
+  let why = `the member's container does not answer${inMember ? ` (${lastLine(inMember.stderr) || `exit code ${inMember.exitCode}`})` : ''}`;
+  if (avail === undefined && !opts.dryRun) {
+    const name = `${SPACE_CONTAINER_PREFIX}${suffix()}`;
+    await addEphemeralContainerRetrying(kube, namespace, member.pod, (pod) => memberToolContainer(pod, member, name, (path) => freeSpaceArgv(path(dir))));
+    const ended = await waitEphemeral(kube, namespace, member.pod, name, (st) => st.kind === 'terminated', opts.timeoutMs).catch(() => undefined);
+    const log = await containerLogTail(kube, namespace, member.pod, name);
+    if (ended?.state.kind === 'terminated' && ended.state.exitCode === 0) avail = parseDfAvailable(log);
+    else why = `df in the ephemeral container "${name}" ${ended ? `ended with ${ended.state.kind === 'terminated' ? `exit code ${ended.state.exitCode}` : ended.state.kind}` : 'did not end'}${lastLine(log) ? `: ${lastLine(log)}` : ''}`;
+  }
+  if (avail === undefined) {
+    return opts.dryRun
+      ? `free space on the volume of "${member.name}": not read in a dry run (${why}); the run reads it in an ephemeral container first, and needs ${formatBytes(need)}`
+      : `free space on the volume of "${member.name}": could not be read (${why}); going on (it needs ${formatBytes(need)})`;
+  }
+  if (avail < need) {
+    throw new PluginError(
+      `the volume of member "${member.name}" has ${formatBytes(avail)} free, and the replace needs ${formatBytes(need)} there beside the kept old data (the ${formatBytes(plan.dbBytes)} db the member receives, a 64 MB WAL segment, and a tenth to spare); nothing was changed`,
+      `free space on it (kubectl etcd restore --prune-kept -n ${namespace} deletes old kept copies) or grow its PVC, then run the command again`,
+    );
+  }
+  return `free space on the volume of "${member.name}": ${formatBytes(avail)}, the replace needs ${formatBytes(need)}`;
+}
+
 /** The ephemeral container that joins `member` as `id`, built from the member's own container. */
 export function joinContainer(pod: V1Pod, member: EtcdMember, live: LiveMember[], id: string, name: string, paths: { work: string; aside: string }, started: boolean): V1EphemeralContainer {
   const found = findEtcdContainer(pod, member.container);
@@ -255,6 +320,12 @@ export function joinContainer(pod: V1Pod, member: EtcdMember, live: LiveMember[]
 
 /** Reads the cluster and decides; refuses (before any change) what may not be done. */
 export async function planReplace(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], opts: ReplaceOptions): Promise<ReplacePlan> {
+  const plan = await decide(deps, topology, rows, opts);
+  const sizes = rows.filter((r) => r.status.healthy && r.status.dbSize !== undefined).map((r) => r.status.dbSize!);
+  return sizes.length ? { ...plan, dbBytes: Math.max(...sizes) } : plan;
+}
+
+async function decide(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], opts: ReplaceOptions): Promise<ReplacePlan> {
   const target = rows.find((r) => r.member.pod === opts.pod);
   const askerRow = rows.find((r) => r !== target && r.status.healthy);
   // Refusals that need no member list first (an unknown pod; no healthy member at all).

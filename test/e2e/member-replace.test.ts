@@ -108,10 +108,28 @@ describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etc
     expect(r.stderr).toMatch(/1\. remove member [0-9a-f]+ \("kube-etcd-1"\)/);
     expect(r.stderr).toMatch(/add member "kube-etcd-1" at https:\/\/kube-etcd-1\.kube-etcd:2380/);
     expect(r.stderr).toMatch(/delete pod "kube-etcd-1"/);
+    // Its container crash-loops: the free space is read by the run, not by a dry run.
+    expect(r.stderr).toMatch(/free space on the volume of "kube-etcd-1": not read in a dry run \(the member's container does not answer.*\); the run reads it in an ephemeral container first, and needs [\d.]+ MiB/);
     expect(await members(cluster, t)).toEqual(ids);
     const pod = JSON.parse((await cluster.kubectl(['-n', NS, 'get', 'pod', 'kube-etcd-1', '-o', 'json'])).stdout) as { spec: { ephemeralContainers?: unknown[] } };
     expect(pod.spec.ephemeralContainers ?? []).toEqual([]);
   }, 120_000);
+
+  it('refuses a volume without room for a new copy of the data, read in an ephemeral container (the member crash-loops), changing nothing', async () => {
+    const ids = await members(cluster, t);
+    const fill = await cluster.sim(['fault', 'fill-volume', `${NS}/kube-etcd-1`, '--leave', String(24 * 1024 * 1024)]);
+    expect(fill.code, fill.stderr).toBe(0);
+    try {
+      const r = await kubectlEtcd(cluster, ['member', 'replace', 'kube-etcd-1', '-n', NS, '--yes']);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/^error: the volume of member "kube-etcd-1" has 2\d\.\d MiB free, and the replace needs [\d.]+ MiB there beside the kept old data .*; nothing was changed; free space on it \(kubectl etcd restore --prune-kept -n uc1 deletes old kept copies\) or grow its PVC/m);
+    } finally {
+      expect((await cluster.sim(['fault', 'clear'])).code).toBe(0);
+    }
+    expect(await members(cluster, t)).toEqual(ids);
+    const pod = JSON.parse((await cluster.kubectl(['-n', NS, 'get', 'pod', 'kube-etcd-1', '-o', 'json'])).stdout) as { spec: { ephemeralContainers?: Array<{ name: string }> } };
+    expect((pod.spec.ephemeralContainers ?? []).map((c) => c.name)).toEqual([expect.stringMatching(/^kubectl-etcd-space-/)]);
+  }, 180_000);
 
   it('replaces the member whose data was destroyed while a client writes every 100 ms', async () => {
     const oldId = (await members(cluster, t))['kube-etcd-1']!;
@@ -122,6 +140,7 @@ describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etc
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^member "kube-etcd-1" \\(pod "kube-etcd-1"\\) replaced: member ${oldId} → member [0-9a-f]+, in \\d+ s\\nold data kept on its volume: /var/lib/etcd/member\\.pre-replace-\\d{8}T\\d{6}Z\\n$`));
     await expectReplaced(cluster, t, 'kube-etcd-1', oldId, before);
+    expect(r.stderr).toMatch(/free space on the volume of "kube-etcd-1": [\d.]+ MiB, the replace needs [\d.]+ MiB/);
     // Failed writes only in a few seconds around the member's restart.
     expect(tally.writes).toBeGreaterThan(50);
     if (tally.failed) expect(Math.max(...tally.failedAt) - Math.min(...tally.failedAt), JSON.stringify(tally)).toBeLessThanOrEqual(5);

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  ASIDE_SCRIPT, JOIN_SCRIPT, READD_MARKER, caughtUp, escapeKubeVars, joinArgs, joinInitialCluster, liveEntryOf, parseMemberAdd, quorumOf, replaceRefusal, type Row,
+  ASIDE_SCRIPT, JOIN_SCRIPT, READD_MARKER, WAL_SEGMENT_BYTES, caughtUp, escapeKubeVars, freeSpaceArgv, joinArgs, joinInitialCluster, liveEntryOf, parseDfAvailable, parseMemberAdd, quorumOf,
+  replaceNeedsBytes, replaceRefusal, type Row,
 } from '../../src/etcd/replace-plan.js';
 import type { LiveMember } from '../../src/etcd/discovery/index.js';
 import type { MemberStatus } from '../../src/etcd/status.js';
@@ -76,6 +77,27 @@ describe('replaceRefusal: refused before any change', () => {
 
   it('quorum is a majority', () => {
     expect([1, 2, 3, 4, 5].map(quorumOf)).toEqual([1, 2, 2, 3, 3]);
+  });
+});
+
+describe('the room a replace needs on the member volume', () => {
+  it('is the largest db, a 64 MB WAL segment and a tenth more', () => {
+    expect(replaceNeedsBytes(0)).toBe(Math.ceil(WAL_SEGMENT_BYTES * 1.1));
+    expect(replaceNeedsBytes(100 * 1000 * 1000)).toBe(Math.ceil(164 * 1000 * 1000 * 1.1));
+  });
+
+  it('is read from a real df -Pk (Available, in KiB)', async () => {
+    const argv = freeSpaceArgv(tmpdir());
+    const { stdout } = await run(argv[0]!, argv.slice(1));
+    const avail = parseDfAvailable(stdout);
+    expect(avail).toBeGreaterThan(0);
+    expect(avail! % 1024).toBe(0);
+  });
+
+  it('is not read from output that is not df -P', () => {
+    expect(parseDfAvailable('Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/loop3 507904 1024 480000 1% /var/lib/etcd\n')).toBe(480000 * 1024);
+    expect(parseDfAvailable('')).toBeUndefined();
+    expect(parseDfAvailable('df: /x: No such file or directory')).toBeUndefined();
   });
 });
 
