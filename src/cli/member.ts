@@ -10,6 +10,7 @@ interface ReplaceFlags extends WorkloadFlags {
   yes?: boolean;
   force?: boolean;
   timeout?: string;
+  utilityImage?: string;
 }
 
 const say = (line: string): void => void process.stderr.write(line + '\n');
@@ -23,6 +24,7 @@ export function register(program: Command): void {
     .option('-y, --yes', 'do not ask for confirmation')
     .option('--force', 'replace the member even though it is healthy')
     .option('--timeout <duration>', 'how long to wait for the join and for the restarted member, each (default 300s)')
+    .option('--utility-image <image>', 'image with a shell for the steps an etcd image without one (distroless) cannot run (default docker.io/library/busybox:1.36)')
     .option('-o, --output <format>', 'output format of the result: text (default), json or yaml')
     .addHelpText('after', [
       '',
@@ -46,7 +48,7 @@ export function register(program: Command): void {
       const { compactUtc } = await import('../ui/time.js');
       const kube = kubeContextFromOptions(command.optsWithGlobals());
       const deps = { kube, run, probe, say };
-      const opts = { pod, force: flags.force === true, timeoutMs, stamp: compactUtc(new Date()) };
+      const opts = { pod, force: flags.force === true, timeoutMs, stamp: compactUtc(new Date()), ...(flags.utilityImage ? { utilityImage: flags.utilityImage } : {}) };
       const plan = await planReplace(deps, topology, rows, opts);
       await admitJoin(deps, plan);
       process.stderr.write(`plan for member "${plan.target.member.name}" (pod "${pod}"):\n${plan.steps.map((s, i) => `  ${i + 1}. ${s.text}`).join('\n')}\n`);

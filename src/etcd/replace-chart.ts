@@ -148,7 +148,7 @@ export async function replaceByChart(deps: ReplaceDeps, plan: ReplacePlan, opts:
 
   // 5. done (cleanup also removes the marker for the legacy scripts, its work done)
   await kubeConfigMaps(kube).deleteConfigMap(namespace, journalName(member.pod));
-  const kept = await cleanup(run, member, plan.paths.work, newId);
+  const kept = await cleanup(deps, member, plan.paths.work, newId);
   say(`member "${member.name}" is healthy as member ${newId}${back.isLeader ? ' (leader)' : ''}`);
   return { pod: member.pod, name: member.name, ...(oldId ? { oldId } : {}), newId, kept, seconds: (Date.now() - t0) / 1000 };
 }

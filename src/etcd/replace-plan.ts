@@ -22,6 +22,9 @@ import type { EtcdMember } from './topology.js';
 
 /** Name prefix of the ephemeral containers that join a member. */
 export const JOIN_CONTAINER_PREFIX = 'kubectl-etcd-join-';
+/** Name prefixes of the shell-image containers of a distroless join: the set-aside, and the stop and swap (joinSplit). */
+export const PREP_CONTAINER_PREFIX = 'kubectl-etcd-prep-';
+export const SWAP_CONTAINER_PREFIX = 'kubectl-etcd-swap-';
 /** The env var of a join container that names the member ID it joins as (hex). */
 export const JOIN_ID_ENV = 'KUBECTL_ETCD_MEMBER_ID';
 /** The ConfigMap that journals a replace of the member of this pod (one per pod): replace.ts. */
@@ -155,12 +158,8 @@ export function droppedEnv(): Set<string> {
  */
 export const JOINED_FILE = 'kubectl-etcd-joined';
 
-export const JOIN_SCRIPT = [
-  'data="$1"; work="$2"; aside="$3"; id="$4"; started="$5"; shift 5',
-  'umask 077',
-  'mkdir -p "$work"',
-  'in_place() { j=""; if [ -f "$data/member/kubectl-etcd-joined" ]; then read -r j < "$data/member/kubectl-etcd-joined" || true; fi; [ "$j" = "$id" ]; }',
-  'if in_place; then echo "$id" > "$work/swapped"; echo "kubectl-etcd: member $id is in place already"; exit 0; fi',
+/** The join script's first part: the old data aside, the stand-in file (see JOIN_SCRIPT). */
+const JOIN_PREP = [
   'if [ "$started" = 1 ] && [ ! -d "$work/data/member/wal" ]; then',
   '  echo "member $id started before, but neither its joined data ($work/data/member) nor $data/member with its marker is here: not starting it on an empty data dir" >&2; exit 1',
   'fi',
@@ -172,6 +171,34 @@ export const JOIN_SCRIPT = [
   'if [ ! -e "$data/member" ]; then : > "$data/member"; fi',
   'if [ ! -f "$data/member" ]; then echo "$data/member is not the stand-in file kubectl-etcd made" >&2; exit 1; fi',
   'rm -f "$work/stop"',
+];
+
+/** Whether the joined data is in DATA/member already (the file JOINED names ID); if so, says so and ends. */
+const IN_PLACE = [
+  'umask 077',
+  'mkdir -p "$work"',
+  'in_place() { j=""; if [ -f "$data/member/kubectl-etcd-joined" ]; then read -r j < "$data/member/kubectl-etcd-joined" || true; fi; [ "$j" = "$id" ]; }',
+  'if in_place; then echo "$id" > "$work/swapped"; echo "kubectl-etcd: member $id is in place already"; exit 0; fi',
+];
+
+/** The join script's last part, once etcd stopped: the joined data into place (see JOIN_SCRIPT). */
+const JOIN_SWAP = [
+  'if [ ! -d "$work/data/member/wal" ]; then echo "etcd wrote no $work/data/member/wal" >&2; exit 1; fi',
+  'echo "$id" > "$work/data/member/kubectl-etcd-joined"',
+  'if [ -f "$data/member" ]; then rm -f "$data/member"; fi',
+  'if [ -e "$data/member" ]; then echo "$data/member came back while swapping" >&2; exit 1; fi',
+  'mv "$work/data/member" "$data/member"',
+  'if [ -e "$data/member/member" ] || ! in_place; then echo "$data/member is not the joined data after the move (did etcd start on it meanwhile?)" >&2; exit 1; fi',
+  'echo "$id" > "$work/swapped"',
+  'rm -f "$work/stop"',
+  'rmdir "$work/data" 2>/dev/null || true',
+  'echo "kubectl-etcd: member $id is in place"',
+];
+
+export const JOIN_SCRIPT = [
+  'data="$1"; work="$2"; aside="$3"; id="$4"; started="$5"; shift 5',
+  ...IN_PLACE,
+  ...JOIN_PREP,
   'tries=0',
   'pid=""',
   `trap 'if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid"; fi; exit 143' TERM INT`,
@@ -188,16 +215,31 @@ export const JOIN_SCRIPT = [
   'kill -TERM "$pid" 2>/dev/null || true',
   'wait "$pid" || true',
   'pid=""',
-  'if [ ! -d "$work/data/member/wal" ]; then echo "etcd wrote no $work/data/member/wal" >&2; exit 1; fi',
-  'echo "$id" > "$work/data/member/kubectl-etcd-joined"',
-  'if [ -f "$data/member" ]; then rm -f "$data/member"; fi',
-  'if [ -e "$data/member" ]; then echo "$data/member came back while swapping" >&2; exit 1; fi',
-  'mv "$work/data/member" "$data/member"',
-  'if [ -e "$data/member/member" ] || ! in_place; then echo "$data/member is not the joined data after the move (did etcd start on it meanwhile?)" >&2; exit 1; fi',
-  'echo "$id" > "$work/swapped"',
-  'rm -f "$work/stop"',
-  'rmdir "$work/data" 2>/dev/null || true',
-  'echo "kubectl-etcd: member $id is in place"',
+  ...JOIN_SWAP,
+].join('\n');
+
+/**
+ * For an etcd image without a shell (distroless), the join runs in three ephemeral containers: this
+ * script in a shell image (`sh -ec SCRIPT sh DATA WORK ASIDE ID STARTED`), the first part of
+ * JOIN_SCRIPT; etcd itself in the member's image, started directly; and, in the member's next pod,
+ * JOIN_SWAP_SCRIPT.
+ */
+export const JOIN_PREP_SCRIPT = [
+  'data="$1"; work="$2"; aside="$3"; id="$4"; started="$5"; shift 5',
+  ...IN_PLACE,
+  ...JOIN_PREP,
+].join('\n');
+
+/**
+ * The last of the three (`sh -ec SCRIPT sh DATA WORK ASIDE ID`), in a shell image, once the join's
+ * etcd has stopped (its pod deleted: an ephemeral container cannot be stopped otherwise, nor
+ * reached by another one's signals, as targetContainerName may name only a regular container):
+ * the joined data into place, as JOIN_SCRIPT does. Idempotent: data in place already ends it.
+ */
+export const JOIN_SWAP_SCRIPT = [
+  'data="$1"; work="$2"; aside="$3"; id="$4"',
+  ...IN_PLACE,
+  ...JOIN_SWAP,
 ].join('\n');
 
 /** Name prefix of the ephemeral containers that read the free space on a failed member's volume. */

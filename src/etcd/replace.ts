@@ -16,7 +16,7 @@ import type { V1EnvVar, V1EphemeralContainer, V1Pod, V1VolumeMount } from '@kube
 import { PluginError } from '../errors.js';
 import type { ContainerCommand } from '../kube/exec.js';
 import type { KubeContext } from '../kube/client.js';
-import { addEphemeralContainerRetrying, containerLogTail, ephemeralState, waitEphemeral } from '../kube/ephemeral.js';
+import { addEphemeralContainerRetrying, containerLogTail, ephemeralState, waitEphemeral, type EphemeralState } from '../kube/ephemeral.js';
 import { getPod, waitForPodGone } from '../kube/pods.js';
 import { deletePod } from '../kube/workloads.js';
 import { apiError, readOrUndefined } from '../kube/errors.js';
@@ -28,10 +28,11 @@ import { etcdArgs } from './discovery/command.js';
 import { connectionFlags, memberList, moveLeader, targetOf } from './etcdctl.js';
 import { lastLine, type StatusProbe, type MemberStatus } from './status.js';
 import { formatBytes } from '../ui/bytes.js';
+import { DEFAULT_SHELL_IMAGE } from '../restore/preflight.js';
 import { memberContainer, type EtcdMember, type EtcdTopology } from './topology.js';
 import { asideContainer, planChartReplace, replaceByChart } from './replace-chart.js';
 import {
-  ASIDE_CONTAINER_PREFIX, JOIN_CONTAINER_PREFIX, READD_MARKER, JOIN_ID_ENV, JOIN_SCRIPT, SPACE_CONTAINER_PREFIX, caughtUp, droppedEnv, escapeKubeVars, freeSpaceArgv, joinArgs, joinInitialCluster,
+  ASIDE_CONTAINER_PREFIX, JOIN_CONTAINER_PREFIX, READD_MARKER, JOIN_ID_ENV, JOIN_PREP_SCRIPT, JOIN_SCRIPT, JOIN_SWAP_SCRIPT, PREP_CONTAINER_PREFIX, SPACE_CONTAINER_PREFIX, SWAP_CONTAINER_PREFIX, caughtUp, droppedEnv, escapeKubeVars, freeSpaceArgv, joinArgs, joinInitialCluster,
   parseDfAvailable, replaceNeedsBytes,
   journalName, liveEntryOf, parseMemberAdd, replacePaths, replaceRefusal, type Row,
 } from './replace-plan.js';
@@ -55,6 +56,8 @@ export interface ReplaceOptions {
   timeoutMs: number;
   /** Compact UTC stamp of this run (names the kept copy). */
   stamp: string;
+  /** The image with a shell for the steps a distroless etcd image cannot run (--utility-image). */
+  utilityImage?: string;
 }
 
 /** One action of the plan, for the printout and --dry-run. */
@@ -88,6 +91,13 @@ export interface ReplacePlan {
   waitOnly?: boolean;
   /** The largest db of the healthy members: what the replaced member receives. */
   dbBytes?: number;
+  /**
+   * Set when the etcd image has no shell (distroless): the image the join's shell steps run in,
+   * each in an ephemeral container of its own beside etcd's (joinSplit).
+   */
+  shellImage?: string;
+  /** The journal's stoppedIn (joinSplit). */
+  stoppedIn?: string;
 }
 
 /** What a finished replace reports. */
@@ -106,6 +116,18 @@ function joinContainers(pod: V1Pod): Array<{ name: string; id: string }> {
   return (pod.spec?.ephemeralContainers ?? [])
     .filter((c) => c.name.startsWith(JOIN_CONTAINER_PREFIX))
     .map((c) => ({ name: c.name, id: c.env?.find((e) => e.name === JOIN_ID_ENV)?.value ?? '' }));
+}
+
+/** The swap containers of a pod (distroless joins): name and the member ID each swaps in, oldest first. */
+function swapContainers(pod: V1Pod): Array<{ name: string; id: string }> {
+  return (pod.spec?.ephemeralContainers ?? [])
+    .filter((c) => c.name.startsWith(SWAP_CONTAINER_PREFIX))
+    .map((c) => ({ name: c.name, id: c.env?.find((e) => e.name === JOIN_ID_ENV)?.value ?? '' }));
+}
+
+/** An ephemeral container that ended well. */
+function isDone(st: ReturnType<typeof ephemeralState>): boolean {
+  return st.kind === 'terminated' && st.exitCode === 0;
 }
 
 /** Lists the members through a healthy member. */
@@ -226,20 +248,33 @@ export function joinMounts(mounts: V1VolumeMount[], member: EtcdMember): { mount
  * volume whole when the member mounts a sub-folder: joinMounts) and security context; `path`
  * maps a path of the member's container to the same file in this one.
  */
-export function memberToolContainer(pod: V1Pod, member: EtcdMember, name: string, command: (path: (p: string) => string) => string[]): V1EphemeralContainer {
+export function memberToolContainer(pod: V1Pod, member: EtcdMember, name: string, command: (path: (p: string) => string) => string[],
+  extra: { image?: string; env?: V1EnvVar[]; target?: string } = {}): V1EphemeralContainer {
   const found = findEtcdContainer(pod, member.container);
   if (!found) throw new PluginError(`pod "${member.pod}" has no container "${member.container}"`, 'check the pod with kubectl describe');
   const c = found.container;
   const view = joinMounts(c.volumeMounts ?? [], member);
   return {
     name,
-    image: c.image,
-    ...(c.imagePullPolicy ? { imagePullPolicy: c.imagePullPolicy } : {}),
+    image: extra.image ?? c.image,
+    ...(c.imagePullPolicy && !extra.image ? { imagePullPolicy: c.imagePullPolicy } : {}),
     command: command(view.path).map(escapeKubeVars),
+    ...(extra.env ? { env: extra.env } : {}),
     ...(view.mounts.length ? { volumeMounts: view.mounts } : {}),
     ...(c.securityContext ? { securityContext: c.securityContext } : {}),
+    ...(extra.target ? { targetContainerName: extra.target } : {}),
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
+}
+
+/** Runs a short ephemeral container to its end; its log, and whether it exited 0. */
+export async function runToolContainer(deps: ReplaceDeps, member: EtcdMember, name: string, build: (pod: V1Pod) => V1EphemeralContainer, timeoutMs: number): Promise<{ ok: boolean; log: string; state: string }> {
+  const { kube } = deps;
+  await addEphemeralContainerRetrying(kube, member.namespace, member.pod, build);
+  const ended = await waitEphemeral(kube, member.namespace, member.pod, name, (st) => st.kind === 'terminated', timeoutMs).catch(() => undefined);
+  const log = await containerLogTail(kube, member.namespace, member.pod, name);
+  const st = ended?.state;
+  return { ok: st?.kind === 'terminated' && st.exitCode === 0, log, state: st ? (st.kind === 'terminated' ? `exit code ${st.exitCode}` : st.kind) : 'did not end' };
 }
 
 /**
@@ -252,8 +287,7 @@ export function memberToolContainer(pod: V1Pod, member: EtcdMember, name: string
 export async function checkReplaceSpace(deps: ReplaceDeps, plan: ReplacePlan, opts: { dryRun: boolean; timeoutMs: number }): Promise<string | undefined> {
   if (plan.finishing || plan.waitOnly || plan.join || plan.dbBytes === undefined) return undefined;
   const member = plan.target.member;
-  const { kube, run } = deps;
-  const { namespace } = member;
+  const { run } = deps;
   const dir = keptCopiesDirOf(member);
   const need = replaceNeedsBytes(plan.dbBytes);
   let avail: number | undefined;
@@ -262,11 +296,10 @@ export async function checkReplaceSpace(deps: ReplaceDeps, plan: ReplacePlan, op
   let why = `the member's container does not answer${inMember ? ` (${lastLine(inMember.stderr) || `exit code ${inMember.exitCode}`})` : ''}`;
   if (avail === undefined && !opts.dryRun) {
     const name = `${SPACE_CONTAINER_PREFIX}${suffix()}`;
-    await addEphemeralContainerRetrying(kube, namespace, member.pod, (pod) => memberToolContainer(pod, member, name, (path) => freeSpaceArgv(path(dir))));
-    const ended = await waitEphemeral(kube, namespace, member.pod, name, (st) => st.kind === 'terminated', opts.timeoutMs).catch(() => undefined);
-    const log = await containerLogTail(kube, namespace, member.pod, name);
-    if (ended?.state.kind === 'terminated' && ended.state.exitCode === 0) avail = parseDfAvailable(log);
-    else why = `df in the ephemeral container "${name}" ${ended ? `ended with ${ended.state.kind === 'terminated' ? `exit code ${ended.state.exitCode}` : ended.state.kind}` : 'did not end'}${lastLine(log) ? `: ${lastLine(log)}` : ''}`;
+    const image = plan.shellImage;
+    const r = await runToolContainer(deps, member, name, (pod) => memberToolContainer(pod, member, name, (path) => freeSpaceArgv(path(dir)), image ? { image } : {}), opts.timeoutMs);
+    if (r.ok) avail = parseDfAvailable(r.log);
+    else why = `df in the ephemeral container "${name}" ended with ${r.state}${lastLine(r.log) ? `: ${lastLine(r.log)}` : ''}`;
   }
   if (avail === undefined) {
     return opts.dryRun
@@ -276,14 +309,14 @@ export async function checkReplaceSpace(deps: ReplaceDeps, plan: ReplacePlan, op
   if (avail < need) {
     throw new PluginError(
       `the volume of member "${member.name}" has ${formatBytes(avail)} free, and the replace needs ${formatBytes(need)} there beside the kept old data (the ${formatBytes(plan.dbBytes)} db the member receives, a 64 MB WAL segment, and a tenth to spare); nothing was changed`,
-      `free space on it (kubectl etcd restore --prune-kept -n ${namespace} deletes old kept copies) or grow its PVC, then run the command again`,
+      `free space on it (kubectl etcd restore --prune-kept -n ${member.namespace} deletes old kept copies) or grow its PVC, then run the command again`,
     );
   }
   return `free space on the volume of "${member.name}": ${formatBytes(avail)}, the replace needs ${formatBytes(need)}`;
 }
 
 /** The ephemeral container that joins `member` as `id`, built from the member's own container. */
-export function joinContainer(pod: V1Pod, member: EtcdMember, live: LiveMember[], id: string, name: string, paths: { work: string; aside: string }, started: boolean): V1EphemeralContainer {
+export function joinContainer(pod: V1Pod, member: EtcdMember, live: LiveMember[], id: string, name: string, paths: { work: string; aside: string }, started: boolean, direct = false): V1EphemeralContainer {
   const found = findEtcdContainer(pod, member.container);
   if (!found) throw new PluginError(`pod "${member.pod}" has no container "${member.container}"`, 'check the pod with kubectl describe');
   const c = found.container;
@@ -303,7 +336,8 @@ export function joinContainer(pod: V1Pod, member: EtcdMember, live: LiveMember[]
   const env: V1EnvVar[] = [...(c.env ?? []).filter((e) => !dropped.has(e.name)), { name: JOIN_ID_ENV, value: id }];
   const view = joinMounts(c.volumeMounts ?? [], member);
   const argvSeen = argv.map((a) => a === `--data-dir=${joinPath(paths.work, 'data')}` ? `--data-dir=${view.path(joinPath(paths.work, 'data'))}` : a);
-  const command = ['sh', '-ec', JOIN_SCRIPT, 'sh', view.path(member.dataDir), view.path(paths.work), view.path(paths.aside), id, started ? '1' : '0', ...argvSeen].map(escapeKubeVars);
+  // direct: etcd itself (an image without a shell; joinSplit runs the script's parts beside it)
+  const command = (direct ? argvSeen : ['sh', '-ec', JOIN_SCRIPT, 'sh', view.path(member.dataDir), view.path(paths.work), view.path(paths.aside), id, started ? '1' : '0', ...argvSeen]).map(escapeKubeVars);
   return {
     name,
     image: c.image,
@@ -342,10 +376,24 @@ async function decide(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], op
   const entry = liveEntryOf(target.member, live);
   const paths = replacePaths(keptCopiesDirOf(target.member), opts.stamp);
   const journal = await readJournal(deps.kube, topology.namespace, opts.pod);
+  // The join runs a shell script in the member's image (a distroless etcd image has none). Asked of
+  // another member, which runs the same StatefulSet template: the target's own container is down.
+  const tools = await deps.run(memberContainer(askerRow.member), ['sh', '-c', 'for c in mv rm rmdir mkdir sleep kill; do command -v "$c" >/dev/null 2>&1 || { echo "$c"; exit 3; }; done'])
+    .catch((err: unknown) => ({ exitCode: -1, stdout: '', stderr: (err as Error).message }));
+  let shellImage: string | undefined;
+  if (tools.exitCode !== 0) {
+    // No shell at all (distroless): the shell steps run in a shell image beside etcd's (joinSplit).
+    const noShell = tools.exitCode !== 3 && /executable file not found|no such file or directory/i.test(tools.stderr);
+    if (!noShell || target.member.startScripts?.kind === 'bitnami') {
+      const what = tools.exitCode === 3 ? `no ${tools.stdout.trim()}` : `no shell (sh: ${lastLine(tools.stderr) || `exit code ${tools.exitCode}`})`;
+      throw new PluginError(`the etcd image ${askerRow.member.image} has ${what}: member replace runs its join's shell steps in the member's image`, 'replace the member by hand (member remove, wipe, member add, start with --initial-cluster-state existing); nothing was changed');
+    }
+    shellImage = opts.utilityImage ?? DEFAULT_SHELL_IMAGE;
+  }
   // A run cut off once the member was back: healthy as the ID the journal records.
   // (Not while a join container runs: it answers on the pod's address too.)
   if (journal?.newId && target.status.healthy && target.status.memberId === journal.newId && (!underway || underway.state.kind === 'terminated')) {
-    return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: journal.newId, paths, finishing: true, ...(journal.oldId ? { journalOldId: journal.oldId } : {}),
+    return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: journal.newId, paths, finishing: true, ...(journal.oldId ? { journalOldId: journal.oldId } : {}), ...(shellImage ? { shellImage } : {}),
       steps: [{ step: 'cleanup', text: `member ${journal.newId} is back and healthy: remove ${paths.work} and the journal` }] };
   }
   // A chart's re-add cut off once the member was back: healthy as an ID other than the one replaced.
@@ -359,7 +407,7 @@ async function decide(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], op
   // member is replaced anew (its journal is done: a join as its ID would start on its old data).
   const restarted = journal?.newId !== undefined && journal.swappedIn !== undefined && pod.metadata?.uid !== journal.swappedIn && target.member.startScripts?.kind !== 'bitnami';
   if (restarted && !opts.force) {
-    return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: journal.newId, paths, waitOnly: true, stamp: journal.stamp, ...(journal.oldId ? { journalOldId: journal.oldId } : {}),
+    return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: journal.newId, paths, waitOnly: true, stamp: journal.stamp, ...(shellImage ? { shellImage } : {}), ...(journal.oldId ? { journalOldId: journal.oldId } : {}),
       steps: [{ step: 'cleanup', text: `wait until member ${journal.newId}, which the replace of member ${journal.oldId ?? '?'} (journal ${journalName(opts.pod)}) started on the joined data, is healthy (if it failed since, pass --force to replace it anew)` }] };
   }
   const current = restarted ? undefined : journal;
@@ -375,14 +423,6 @@ async function decide(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], op
   if (strangers.length) {
     throw new PluginError(`the member list has ${strangers.length === 1 ? 'an entry' : 'entries'} added but never started (${strangers.map((l) => `${l.id} at ${l.peerURLs.join(',')}`).join('; ')}), which a join cannot name in its initial cluster`, 'remove or start it first (etcdctl member list shows it); nothing was changed');
   }
-  // The join runs a shell script in the member's image (a distroless etcd image has none). Asked of
-  // another member, which runs the same StatefulSet template: the target's own container is down.
-  const tools = await deps.run(memberContainer(askerRow.member), ['sh', '-c', 'for c in mv rm rmdir mkdir sleep kill; do command -v "$c" >/dev/null 2>&1 || { echo "$c"; exit 3; }; done'])
-    .catch((err: unknown) => ({ exitCode: -1, stdout: '', stderr: (err as Error).message }));
-  if (tools.exitCode !== 0) {
-    const what = tools.exitCode === 3 ? `no ${tools.stdout.trim()}` : 'no shell (sh)';
-    throw new PluginError(`the etcd image ${askerRow.member.image} has ${what}: member replace runs its join in the member's image`, 'replace the member by hand (member remove, wipe, member add, start with --initial-cluster-state existing); nothing was changed');
-  }
   if (target.member.startScripts?.kind === 'bitnami') return planChartReplace(topology, { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), paths, journal, stamp: opts.stamp, force: opts.force });
   const steps: ReplaceStep[] = [];
   const note = restarted ? `(the journal ${journalName(opts.pod)} of the replace that brought member ${journal!.newId} back is done: that member failed since) ` : '';
@@ -392,14 +432,23 @@ async function decide(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], op
   else if (entry && !entry.name) newId = entry.id; // added already (a run cut off after member add)
   if (entry && entry.name && !ours) steps.push({ step: 'remove', text: `${note}remove member ${entry.id} ("${entry.name}") from the cluster` });
   if (!newId) steps.push({ step: 'add', text: `add member "${target.member.name}" at ${target.member.peerUrl} (a new member ID)` });
-  const joined = ours && underway !== undefined && underway.id === newId && underway.state.kind === 'terminated';
-  if (!joined) {
+  const joined = ours && (shellImage
+    ? swapContainers(pod).some((c) => c.id === newId && isDone(ephemeralState(pod, c.name)))
+    : underway !== undefined && underway.id === newId && underway.state.kind === 'terminated');
+  if (!joined && !shellImage) {
     steps.push({ step: 'join', text: `${ours ? 'go on with' : 'start'} an ephemeral container in pod "${opts.pod}" (image ${target.member.image}) that moves the old data to ${paths.aside} (kept, never deleted) and joins etcd as the new member with --initial-cluster-state existing` });
     steps.push({ step: 'swap', text: `once it is healthy and has caught up with the leader: stop it, and put the joined data in ${target.member.dataDir}` });
+  } else if (!joined) {
+    steps.push({ step: 'join', text: `${ours ? 'go on with' : 'start'} ephemeral containers in pod "${opts.pod}" (its image ${target.member.image} has no shell): one of ${shellImage} that moves the old data to ${paths.aside} (kept, never deleted), and one of the etcd image that joins etcd as the new member with --initial-cluster-state existing` });
+    steps.push({ step: 'swap', text: `once it is healthy and has caught up with the leader: delete pod "${opts.pod}" to stop it (an ephemeral container cannot be stopped otherwise), and in the pod ${topology.workload.kind === 'StatefulSet' ? `StatefulSet "${topology.workload.name}"` : 'its owner'} starts then, put the joined data in ${target.member.dataDir} from a container of ${shellImage}` });
   }
   steps.push({ step: 'restart', text: `delete pod "${opts.pod}": ${topology.workload.kind === 'StatefulSet' ? `StatefulSet "${topology.workload.name}"` : 'its owner'} starts it again, on the joined data` });
   steps.push({ step: 'cleanup', text: `check it is healthy as the new member, and remove ${paths.work}` });
-  return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), ...(underway ? { join: underway } : {}), ...(newId ? { newId } : {}), paths, steps, stamp: current?.stamp ?? opts.stamp, ...(current?.oldId ? { journalOldId: current.oldId } : {}) };
+  return {
+    target, asker: askerRow.member, live, ...(entry ? { entry } : {}), ...(underway ? { join: underway } : {}), ...(newId ? { newId } : {}), paths, steps,
+    stamp: current?.stamp ?? opts.stamp, ...(current?.oldId ? { journalOldId: current.oldId } : {}), ...(shellImage ? { shellImage } : {}),
+    ...(shellImage && current?.stoppedIn ? { stoppedIn: current.stoppedIn } : {}),
+  };
 }
 
 /** What the journal ConfigMap of a member's replace records: the IDs, so a run cut off is finished, never redone. */
@@ -412,6 +461,8 @@ export interface Journal {
   via?: 'chart';
   /** UID of the pod whose join swapped the data in, recorded before that pod is deleted: a later pod means the restart happened. */
   swappedIn?: string;
+  /** UID of the pod deleted to stop a distroless join's etcd once it caught up (joinSplit): a later pod swaps the data in. */
+  stoppedIn?: string;
 }
 
 export { journalName };
@@ -436,7 +487,7 @@ export async function admitJoin(deps: ReplaceDeps, plan: ReplacePlan): Promise<v
   const pod = await getPod(deps.kube, plan.target.member.namespace, plan.target.member.pod);
   const container = plan.via === 'chart'
     ? asideContainer(pod, plan.target.member, `${ASIDE_CONTAINER_PREFIX}dry-run`, plan.paths.aside)
-    : joinContainer(pod, plan.target.member, plan.live, plan.newId ?? '0', `${JOIN_CONTAINER_PREFIX}dry-run`, plan.paths, false);
+    : joinContainer(pod, plan.target.member, plan.live, plan.newId ?? '0', `${JOIN_CONTAINER_PREFIX}dry-run`, plan.paths, false, plan.shellImage !== undefined);
   const name = pod.metadata?.name ?? '';
   const namespace = pod.metadata?.namespace ?? '';
   try {
@@ -471,7 +522,7 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
 
   const stamp = plan.stamp ?? opts.stamp;
   // 1. membership, recorded first in the journal
-  await writeJournal(kube, namespace, member.pod, { member: member.name, ...(reportedOld ? { oldId: reportedOld } : {}), ...(newId ? { newId } : {}), stamp });
+  await writeJournal(kube, namespace, member.pod, { member: member.name, ...(reportedOld ? { oldId: reportedOld } : {}), ...(newId ? { newId } : {}), stamp, ...(plan.stoppedIn ? { stoppedIn: plan.stoppedIn } : {}) });
   if (oldId) {
     if (plan.target.status.isLeader) await moveLeadershipOff(run, member, plan.asker, liveEntryOf(plan.asker, plan.live)?.id, say);
     say(`removing member ${oldId} ("${plan.entry!.name}")`);
@@ -489,7 +540,31 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
   }
   const live = await listMembers(run, plan.asker);
 
-  // 2. the join container
+  // 2.-3. the join, then stop and swap
+  if (plan.shellImage) await joinSplit(deps, plan, opts, newId, live, { member: member.name, ...(reportedOld ? { oldId: reportedOld } : {}), newId, stamp });
+  else await joinInImage(deps, plan, opts, newId, live);
+
+  // 4. the member's own pod, on the joined data
+  say(`deleting pod "${member.pod}" so that it starts on the joined data`);
+  const uid = (await getPod(kube, namespace, member.pod)).metadata?.uid;
+  await writeJournal(kube, namespace, member.pod, { member: member.name, ...(reportedOld ? { oldId: reportedOld } : {}), newId, stamp, ...(uid ? { swappedIn: uid } : {}) });
+  await restartPod(kube, member, opts.timeoutMs, uid);
+  const back = await waitHealthyAs(probe, member, newId, opts.timeoutMs);
+
+  // 5. clean up the work dir, list what is kept
+  // The journal goes first: a journal left behind would make a later replace of this pod take the
+  // new ID for one under way.
+  await kubeConfigMaps(kube).deleteConfigMap(namespace, journalName(member.pod));
+  const kept = await cleanup(deps, member, plan.paths.work, newId, plan.shellImage);
+  say(`member "${member.name}" is healthy as member ${newId}${back.isLeader ? ' (leader)' : ''}`);
+  return { pod: member.pod, name: member.name, ...(reportedOld ? { oldId: reportedOld } : {}), newId, kept, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** The join in one ephemeral container of the member's own image (JOIN_SCRIPT), resumed as the plan found it. */
+async function joinInImage(deps: ReplaceDeps, plan: ReplacePlan, opts: ReplaceOptions, newId: string, live: LiveMember[]): Promise<void> {
+  const { kube, run, say } = deps;
+  const member = plan.target.member;
+  const { namespace } = member;
   let joinName = plan.join && plan.join.id === newId ? plan.join.name : undefined;
   let state = plan.join && joinName ? plan.join.state : undefined;
   if (!joinName || (state?.kind === 'terminated' && state.exitCode !== 0)) {
@@ -510,24 +585,7 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
 
   // 3. caught up, then stop and swap
   if (state.kind === 'running') {
-    const joiner: EtcdMember = { ...member, container: joinName };
-    say(`waiting until member ${newId} is healthy and has caught up with the leader`);
-    const deadline = Date.now() + opts.timeoutMs;
-    for (;;) {
-      const leader = await leaderIndex(probe, plan.asker);
-      const s = await probe(joiner);
-      if (s.memberId === newId && caughtUp(s, leader)) break;
-      const now = await waitEphemeral(kube, namespace, member.pod, joinName, () => true, opts.timeoutMs);
-      if (now.state.kind === 'terminated') {
-        state = now.state;
-        break;
-      }
-      if (Date.now() >= deadline) {
-        throw new PluginError(`member ${newId} did not catch up within ${Math.round(opts.timeoutMs / 1000)} s: ${s.error ?? `raft index ${s.raftIndex ?? '?'} of ${leader ?? '?'}`}`,
-          rerunHint(`the join container "${joinName}" goes on; kubectl logs ${member.pod} -n ${namespace} -c ${joinName} shows it`));
-      }
-      await new Promise((r) => setTimeout(r, 1000));
-    }
+    state = await waitCaughtUp(deps, plan, joinName, newId, opts.timeoutMs);
     if (state.kind === 'running') {
       say(`member ${newId} has caught up; stopping it and putting its data in place`);
       // The work dir as the join container sees it (the whole volume when the member mounts a sub-folder).
@@ -544,21 +602,115 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
     throw new PluginError(`the join container "${joinName}" failed${state.kind === 'terminated' ? ` (exit code ${state.exitCode})` : ''}: ${lastLine(log) || state.kind}`,
       rerunHint(`member ${newId} is in the member list but not started; kubectl logs ${member.pod} -n ${namespace} -c ${joinName} shows the whole log`));
   }
+}
 
-  // 4. the member's own pod, on the joined data
-  say(`deleting pod "${member.pod}" so that it starts on the joined data`);
-  const uid = (await getPod(kube, namespace, member.pod)).metadata?.uid;
-  await writeJournal(kube, namespace, member.pod, { member: member.name, ...(reportedOld ? { oldId: reportedOld } : {}), newId, stamp, ...(uid ? { swappedIn: uid } : {}) });
-  await restartPod(kube, member, opts.timeoutMs, uid);
-  const back = await waitHealthyAs(probe, member, newId, opts.timeoutMs);
+/** Waits until the join container's etcd is healthy as `id` and has caught up with the leader; the container's state then (terminated when it ended meanwhile). */
+async function waitCaughtUp(deps: ReplaceDeps, plan: ReplacePlan, joinName: string, id: string, timeoutMs: number): Promise<EphemeralState> {
+  const { kube, probe, say } = deps;
+  const member = plan.target.member;
+  const { namespace } = member;
+  const joiner: EtcdMember = { ...member, container: joinName };
+  say(`waiting until member ${id} is healthy and has caught up with the leader`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const leader = await leaderIndex(probe, plan.asker);
+    const s = await probe(joiner);
+    const now = await waitEphemeral(kube, namespace, member.pod, joinName, () => true, timeoutMs);
+    if (s.memberId === id && caughtUp(s, leader)) return now.state;
+    if (now.state.kind === 'terminated') return now.state;
+    if (Date.now() >= deadline) {
+      throw new PluginError(`member ${id} did not catch up within ${Math.round(timeoutMs / 1000)} s: ${s.error ?? `raft index ${s.raftIndex ?? '?'} of ${leader ?? '?'}`}`,
+        rerunHint(`the join container "${joinName}" goes on; kubectl logs ${member.pod} -n ${namespace} -c ${joinName} shows it`));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
 
-  // 5. clean up the work dir, list what is kept
-  // The journal goes first: a journal left behind would make a later replace of this pod take the
-  // new ID for one under way.
-  await kubeConfigMaps(kube).deleteConfigMap(namespace, journalName(member.pod));
-  const kept = await cleanup(run, member, plan.paths.work, newId);
-  say(`member "${member.name}" is healthy as member ${newId}${back.isLeader ? ' (leader)' : ''}`);
-  return { pod: member.pod, name: member.name, ...(reportedOld ? { oldId: reportedOld } : {}), newId, kept, seconds: (Date.now() - t0) / 1000 };
+/**
+ * The join for an etcd image without a shell (distroless), in ephemeral containers of the member's
+ * pod, each found again by a run after a cut: the set-aside (JOIN_PREP_SCRIPT) in the shell image;
+ * etcd itself in the member's image, started directly (an ephemeral container is never restarted:
+ * one that ends before it caught up, e.g. while the member's own crash-looping container held the
+ * ports for a moment, is followed by another, up to five). Once it caught up, the pod is deleted
+ * to stop it: an ephemeral container cannot be stopped otherwise, and no other container can
+ * signal it (targetContainerName may name only a regular container: kube-apiserver
+ * validateEphemeralContainers). In the pod the StatefulSet starts then (whose etcd stops at once
+ * on the stand-in file), JOIN_SWAP_SCRIPT puts the joined data in place. The journal records the
+ * deleted pod's UID (stoppedIn) first, so that a run after a cut knows the join is done.
+ */
+async function joinSplit(deps: ReplaceDeps, plan: ReplacePlan, opts: ReplaceOptions, newId: string, live: LiveMember[], journal: Journal): Promise<void> {
+  const { kube, say } = deps;
+  const member = plan.target.member;
+  const { namespace } = member;
+  const image = plan.shellImage!;
+  const env = [{ name: JOIN_ID_ENV, value: newId }];
+  let pod0 = await getPod(kube, namespace, member.pod);
+  if (swapContainers(pod0).some((c) => c.id === newId && isDone(ephemeralState(pod0, c.name)))) return;
+  if (!plan.stoppedIn || pod0.metadata?.uid === plan.stoppedIn) {
+    const last = joinContainers(pod0).filter((j) => j.id === newId).at(-1);
+    let joinName = last?.name;
+    let state: EphemeralState | undefined = last ? ephemeralState(pod0, last.name) : undefined;
+    if (state?.kind === 'running') state = await waitCaughtUp(deps, plan, joinName!, newId, opts.timeoutMs);
+    for (let attempt = 1; state?.kind !== 'running'; attempt++) {
+      if (state && state.kind !== 'terminated' && !(state.kind === 'waiting' && state.reason && state.reason !== 'ContainerCreating')) {
+        state = (await waitEphemeral(kube, namespace, member.pod, joinName!, (st) => st.kind === 'running' || st.kind === 'terminated', opts.timeoutMs)).state;
+        if (state.kind === 'running') state = await waitCaughtUp(deps, plan, joinName!, newId, opts.timeoutMs);
+        continue;
+      }
+      if (attempt > 5) {
+        const log = await containerLogTail(kube, namespace, member.pod, joinName!);
+        throw new PluginError(`etcd in the join container "${joinName}" did not stay up (${attempt - 1} containers): ${lastLine(log) || state?.kind}`,
+          rerunHint(`member ${newId} is in the member list but not started; kubectl logs ${member.pod} -n ${namespace} -c ${joinName} shows why`));
+      }
+      // The data aside and the stand-in in place (again: idempotent), then etcd.
+      const prep = `${PREP_CONTAINER_PREFIX}${suffix()}`;
+      // Started as this ID before (the member list names it): never on an empty dir again (JOIN_PREP_SCRIPT).
+      const started = (await listMembers(deps.run, plan.asker)).some((l) => l.id === newId && l.name !== '');
+      say(`starting ephemeral container "${prep}" (image ${image}) in pod "${member.pod}" to set the old data aside`);
+      const prepared = await runToolContainer(deps, member, prep, (pod) => memberToolContainer(pod, member, prep,
+        (path) => ['sh', '-ec', JOIN_PREP_SCRIPT, 'sh', path(member.dataDir), path(plan.paths.work), path(plan.paths.aside), newId, started ? '1' : '0'], { image, env }), opts.timeoutMs);
+      if (!prepared.ok) {
+        throw new PluginError(`the container "${prep}" could not set the old data aside (${prepared.state}): ${lastLine(prepared.log)}`,
+          rerunHint(`member ${newId} is in the member list but not started; kubectl logs ${member.pod} -n ${namespace} -c ${prep} shows the whole log`));
+      }
+      if (/is in place already/.test(prepared.log)) return;
+      joinName = `${JOIN_CONTAINER_PREFIX}${suffix()}`;
+      const name = joinName;
+      say(`starting ephemeral container "${name}" in pod "${member.pod}" to join as member ${newId}`);
+      await addEphemeralContainerRetrying(kube, namespace, member.pod, (pod) => {
+        const other = joinContainers(pod).find((j) => j.id === newId && j.name !== name && ['running', 'waiting'].includes(ephemeralState(pod, j.name).kind));
+        if (other) throw new PluginError(`another join container ("${other.name}") for member ${newId} appeared in pod "${member.pod}" meanwhile: is a second member replace running?`, 'run the command again once that one has ended');
+        return joinContainer(pod, member, live, newId, name, plan.paths, true, true);
+      });
+      state = (await waitEphemeral(kube, namespace, member.pod, name, (st) => st.kind === 'running' || st.kind === 'terminated', opts.timeoutMs)).state;
+      if (state.kind === 'running') state = await waitCaughtUp(deps, plan, name, newId, opts.timeoutMs);
+    }
+    // Caught up: the pod goes, and etcd in the join container with it.
+    const uid = pod0.metadata?.uid;
+    await writeJournal(kube, namespace, member.pod, { ...journal, newId, ...(uid ? { stoppedIn: uid } : {}) });
+    say(`member ${newId} has caught up; deleting pod "${member.pod}" to stop it (an ephemeral container cannot be stopped otherwise)`);
+    await restartPod(kube, member, opts.timeoutMs, uid);
+    pod0 = await waitForNewPod(deps, member, uid, opts.timeoutMs);
+  }
+  const swap = `${SWAP_CONTAINER_PREFIX}${suffix()}`;
+  say(`starting ephemeral container "${swap}" (image ${image}) in pod "${member.pod}" to put the joined data in place`);
+  const swapped = await runToolContainer(deps, member, swap, (pod) => memberToolContainer(pod, member, swap,
+    (path) => ['sh', '-ec', JOIN_SWAP_SCRIPT, 'sh', path(member.dataDir), path(plan.paths.work), path(plan.paths.aside), newId], { image, env }), opts.timeoutMs);
+  if (!swapped.ok) {
+    throw new PluginError(`the container "${swap}" could not put the joined data in place (${swapped.state}): ${lastLine(swapped.log)}`,
+      rerunHint(`member ${newId} is in the member list; kubectl logs ${member.pod} -n ${namespace} -c ${swap} shows the whole log`));
+  }
+}
+
+/** Waits until the member's pod is there again as another pod than `uid` (its owner made it). */
+async function waitForNewPod(deps: ReplaceDeps, member: EtcdMember, uid: string | undefined, timeoutMs: number): Promise<V1Pod> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pod = await getPod(deps.kube, member.namespace, member.pod).catch(() => undefined);
+    if (pod && pod.metadata?.uid !== uid && pod.spec?.nodeName) return pod;
+    if (Date.now() >= deadline) throw new PluginError(`pod "${member.pod}" did not come back within ${Math.round(timeoutMs / 1000)} s`, rerunHint(`check its StatefulSet (kubectl get pod ${member.pod} -n ${member.namespace})`));
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 /** The hint of a step that failed part-way: what state it left, and that a run again goes on. */
@@ -570,7 +722,7 @@ export function rerunHint(state: string): string {
 export async function finishedAlready(deps: ReplaceDeps, plan: ReplacePlan, t0: number): Promise<ReplaceResult> {
   const member = plan.target.member;
   await kubeConfigMaps(deps.kube).deleteConfigMap(member.namespace, journalName(member.pod));
-  const kept = await cleanup(deps.run, member, plan.paths.work, plan.newId!);
+  const kept = await cleanup(deps, member, plan.paths.work, plan.newId!, plan.shellImage);
   deps.say(`member "${member.name}" was replaced already and is healthy as member ${plan.newId}`);
   return { pod: member.pod, name: member.name, ...(plan.journalOldId ? { oldId: plan.journalOldId } : {}), newId: plan.newId!, kept, seconds: (Date.now() - t0) / 1000 };
 }
@@ -615,8 +767,16 @@ const CLEANUP_SCRIPT = [
 ].join('\n');
 
 /** Removes the work dir of a finished replace (only when it records this ID) and lists the kept copies. */
-export async function cleanup(run: ContainerCommand, member: EtcdMember, work: string, id: string): Promise<string[]> {
+export async function cleanup(deps: ReplaceDeps, member: EtcdMember, work: string, id: string, shellImage?: string): Promise<string[]> {
   const kept = work.slice(0, work.lastIndexOf('/')) || '/';
-  const r = await run(memberContainer(member), ['sh', '-c', CLEANUP_SCRIPT, 'sh', work, kept, id, joinPath(member.dataDir, READD_MARKER)]).catch(() => undefined);
+  if (shellImage) {
+    // No shell in the member's image: in a short ephemeral container of the shell image (paths as it sees them).
+    const name = `${PREP_CONTAINER_PREFIX}${suffix()}`;
+    const r = await runToolContainer(deps, member, name, (pod) => memberToolContainer(pod, member, name,
+      (path) => ['sh', '-c', CLEANUP_SCRIPT, 'sh', path(work), path(kept), id, path(joinPath(member.dataDir, READD_MARKER))], { image: shellImage }), 120_000).catch(() => undefined);
+    const view = (p: string) => p.replace(/^.*\//, `${kept}/`);
+    return r?.ok ? r.log.split('\n').filter(Boolean).map(view) : [];
+  }
+  const r = await deps.run(memberContainer(member), ['sh', '-c', CLEANUP_SCRIPT, 'sh', work, kept, id, joinPath(member.dataDir, READD_MARKER)]).catch(() => undefined);
   return r?.exitCode === 0 ? r.stdout.split('\n').filter(Boolean) : [];
 }

@@ -4,14 +4,15 @@
 // corrupted); the naive way is shown failing first: the member's own pod never comes back by
 // itself (etcd refuses an empty data dir with "has already been bootstrapped", and a corrupt db
 // does not open). A client inside the cluster writes every 100 ms while the member is replaced.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { SimCluster } from '../sim/harness.js';
 import { ETCD_MINORS, type EtcdMinor } from '../sim/etcd-versions.js';
 import { withFixtureOption } from '../sim/fixtures/index.js';
-import { TARGETS, onEtcd, etcdctlInPod, kubectlEtcd, type EtcdTarget } from './backup-support.js';
+import { TARGETS, distrolessManifest, distrolessSecrets, onEtcd, etcdctlInPod, kubectlEtcd, ok, writeKeys, type EtcdTarget } from './backup-support.js';
+import { killContainer } from '../sim/kubelet/fault.js';
 import { startKubectlEtcd } from './restore-helpers.js';
 import {
   corruptDb, destroyData, etcdPid, expectReplaced, localKeys, members, shIn, replaceCluster, startWriter, status as statusOf, waitFor, type ReplaceTarget,
@@ -206,6 +207,59 @@ describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etc
     expect((JSON.parse(r.stdout) as { oldId: string }).oldId).toBe(first.newId);
     await expectReplaced(cluster, t, pod, first.newId, before);
     expect(await journalOf()).toBeUndefined();
+  }, 900_000);
+
+  it.runIf(minor === '3.5')('a distroless etcd image (no shell): etcd joins on its own beside busybox containers; killed at each step, running it again finishes', async () => {
+    // Three members of the official etcd image (no sh, no mv) beside the anthos members, with their certificates.
+    const DNS = 'distroless-m';
+    const D: ReplaceTarget = {
+      fixture: t.fixture, namespace: DNS, pod: 'etcd-0', container: 'etcd', transport: 'stream', pods: ['etcd-0', 'etcd-1', 'etcd-2'],
+      conn: ['--endpoints=https://127.0.0.1:2379', '--cacert=/etc/etcd/tls/etcdCA.crt', '--cert=/etc/etcd/tls/etcd.crt', '--key=/etc/etcd/tls/etcd.key'],
+      dataDir: '/var/run/etcd/default.etcd', keptDir: '/var/run/etcd',
+    };
+    const manifest = distrolessManifest({ namespace: DNS, replicas: 3, storage: '512Mi', token: 'distroless-m', createNamespace: true, etcd: '3.5', certMount: 'volume' });
+    const certs = JSON.parse(ok(await cluster.kubectl(['-n', NS, 'get', 'secret', 'kube-etcd-certs', '-o', 'json']))) as { data: Record<string, string> };
+    ok(await cluster.kubectl(['apply', '-f', '-'], { input: manifest.split('---')[0] }));
+    ok(await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: distrolessSecrets({ namespace: DNS }, certs.data) }) }));
+    ok(await cluster.kubectl(['apply', '-f', '-'], { input: manifest }));
+    await waitFor('the distroless members to be Ready', async () => (await cluster.kubectl(['-n', DNS, 'wait', '--for=condition=Ready', 'pod/etcd-0', 'pod/etcd-1', 'pod/etcd-2', '--timeout=5s'])).code === 0, 120_000);
+    const keys = await writeKeys(cluster, D, '/distroless/', 3);
+    const oldId = (await members(cluster, D))['etcd-1']!;
+    // Its data gone, as a lost disk: through the volume's directory on the node (the image has no rm).
+    const pv = ok(await cluster.kubectl(['-n', DNS, 'get', 'pvc', 'data-etcd-1', '-o', 'jsonpath={.spec.volumeName}'])).trim();
+    const volume = ok(await cluster.kubectl(['get', 'pv', pv, '-o', 'jsonpath={.spec.local.path}'])).trim();
+    rmSync(join(volume, 'default.etcd', 'member'), { recursive: true, force: true });
+    await killContainer(cluster.dir, { namespace: DNS, pod: 'etcd-1', container: 'etcd' });
+    const healthyOf = async () => Object.fromEntries(((JSON.parse((await kubectlEtcd(cluster, ['status', '-n', DNS, '-o', 'json'])).stdout) as { members: Array<{ pod: string; healthy: boolean; memberId?: string }> }).members).map((m) => [m.pod, m]));
+    await waitFor('etcd-1 to fail', async () => !(await healthyOf())['etcd-1']!.healthy, 60_000);
+    const dry = await kubectlEtcd(cluster, ['member', 'replace', 'etcd-1', '-n', DNS, '--dry-run']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stderr).toMatch(/has no shell\): one of docker\.io\/library\/busybox:1\.36 that moves the old data to \/var\/run\/etcd\/member\.pre-replace-/);
+    const state = mkdtempSync(join(tmpdir(), 'replace-distroless-'));
+    try {
+      for (const point of [/adding member/, /to set the old data aside/, /to join as member/, /waiting until member/, /has caught up; deleting pod/, /to put the joined data in place/, /so that it starts on the joined data/]) {
+        const run = startKubectlEtcd(cluster, state, ['member', 'replace', 'etcd-1', '-n', DNS, '--yes']);
+        await run.until(point, 300_000);
+        run.child.kill('SIGKILL');
+        await run.done;
+      }
+      const last = await kubectlEtcd(cluster, ['member', 'replace', 'etcd-1', '-n', DNS, '--yes', '-o', 'json'], { timeoutMs: 600_000 });
+      expect(last.code, last.stderr).toBe(0);
+      const result = JSON.parse(last.stdout) as { oldId: string; newId: string; kept: string[] };
+      expect(result.oldId).toBe(oldId);
+      expect(result.kept).toEqual([expect.stringMatching(/^\/var\/run\/etcd\/member\.pre-replace-\d{8}T\d{6}Z$/)]);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+    const st = await healthyOf();
+    for (const p of D.pods) expect(st[p], p).toMatchObject({ healthy: true });
+    const ids = await members(cluster, D);
+    expect(ids['etcd-1']).not.toBe(oldId);
+    expect(st['etcd-1']!.memberId).toBe(ids['etcd-1']);
+    for (const [k, v] of Object.entries(keys)) expect((await etcdctlInPod(cluster, { ...D, pod: 'etcd-1' }, ['get', k, '--print-value-only', '--consistency=s'])).trim()).toBe(v);
+    // One kept copy, and no work dir left on the volume.
+    expect(readdirSync(volume).filter((n) => n.startsWith('member.pre-replace-') || n === 'kubectl-etcd-replace')).toEqual([expect.stringMatching(/^member\.pre-replace-/)]);
+    ok(await cluster.kubectl(['delete', 'namespace', DNS, '--wait=false']));
   }, 900_000);
 
   it('replaces a member whose db file is corrupt, keeping its data dir aside', async () => {

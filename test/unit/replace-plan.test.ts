@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  ASIDE_SCRIPT, JOIN_SCRIPT, READD_MARKER, WAL_SEGMENT_BYTES, caughtUp, escapeKubeVars, freeSpaceArgv, joinArgs, joinInitialCluster, liveEntryOf, parseDfAvailable, parseMemberAdd, quorumOf,
+  ASIDE_SCRIPT, JOIN_PREP_SCRIPT, JOIN_SCRIPT, JOIN_SWAP_SCRIPT, READD_MARKER, WAL_SEGMENT_BYTES, caughtUp, escapeKubeVars, freeSpaceArgv, joinArgs, joinInitialCluster, liveEntryOf, parseDfAvailable, parseMemberAdd, quorumOf,
   replaceNeedsBytes, replaceRefusal, type Row,
 } from '../../src/etcd/replace-plan.js';
 import type { LiveMember } from '../../src/etcd/discovery/index.js';
@@ -241,6 +241,37 @@ describe('the join script, on real files', () => {
     expect(code).toBe(143);
     expect(out).not.toMatch(/starting it again|in place/);
     expect((await stat(join(data, 'member'))).isFile()).toBe(true);
+  });
+
+  it('split in three for an image without a shell: the set-aside, then (etcd ran on its own, and stopped) the swap', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'join-'));
+    const data = join(dir, 'data');
+    await mkdir(join(data, 'member', 'snap'), { recursive: true });
+    await writeFile(join(data, 'member', 'snap', 'db'), 'old');
+    const work = join(data, 'kubectl-etcd-replace');
+    const aside = join(data, 'member.pre-replace-1');
+    const prep = await run('sh', ['-ec', JOIN_PREP_SCRIPT, 'sh', data, work, aside, 'abc', '0']);
+    expect(prep.stdout).toMatch(/the old data is kept in/);
+    expect(await readFile(join(aside, 'snap', 'db'), 'utf8')).toBe('old');
+    expect((await stat(join(data, 'member'))).isFile()).toBe(true);
+    // What etcd left in the join dir.
+    await mkdir(join(work, 'data', 'member', 'wal'), { recursive: true });
+    await writeFile(join(work, 'data', 'member', 'wal', '0.wal'), 'joined\n');
+    // Run again before the swap (a cut): the data aside stays, the stand-in too.
+    expect((await run('sh', ['-ec', JOIN_PREP_SCRIPT, 'sh', data, work, aside, 'abc', '1'])).stdout).not.toMatch(/kept in|in place/);
+    const swap = await run('sh', ['-ec', JOIN_SWAP_SCRIPT, 'sh', data, work, aside, 'abc']);
+    expect(swap.stdout).toMatch(/member abc is in place\n$/);
+    expect(await readFile(join(data, 'member', 'wal', '0.wal'), 'utf8')).toBe('joined\n');
+    expect(await readFile(join(data, 'member', 'kubectl-etcd-joined'), 'utf8')).toBe('abc\n');
+    expect((await readFile(join(work, 'swapped'), 'utf8')).trim()).toBe('abc');
+    // Run again after a cut: each part sees the data in place and does nothing.
+    expect((await run('sh', ['-ec', JOIN_SWAP_SCRIPT, 'sh', data, work, aside, 'abc'])).stdout).toMatch(/in place already/);
+    expect((await run('sh', ['-ec', JOIN_PREP_SCRIPT, 'sh', data, work, aside, 'abc', '1'])).stdout).toMatch(/in place already/);
+    expect(await readFile(join(aside, 'snap', 'db'), 'utf8')).toBe('old');
+    // The swap refuses a join dir etcd never wrote.
+    await rm(join(data, 'member'), { recursive: true });
+    await writeFile(join(data, 'member'), '');
+    await expect(run('sh', ['-ec', JOIN_SWAP_SCRIPT, 'sh', data, work, aside, 'abd'])).rejects.toThrow(/etcd wrote no/);
   });
 });
 
