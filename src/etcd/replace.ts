@@ -218,29 +218,64 @@ async function checkService(kube: KubeContext, topology: EtcdTopology): Promise<
 /** Where the join container mounts the whole data volume when the member mounts a sub-folder of it. */
 export const JOIN_VOLUME_ROOT = '/kubectl-etcd-volume';
 
+/** Where the join container mounts, whole, any other volume the member mounts a sub-path of (one dir per volume). */
+export const JOIN_MOUNTS_ROOT = '/kubectl-etcd-mounts';
+
 /**
  * The join container's mounts: the member's, except that an ephemeral container may not mount a
  * subPath (kube-apiserver validateEphemeralContainers: subPath and subPathExpr "cannot be set for
- * an Ephemeral Container"): the data volume is mounted whole at JOIN_VOLUME_ROOT instead, and
- * paths below the member's data mount are mapped into it. Any other subPath mount is refused.
+ * an Ephemeral Container"): the data volume is mounted whole at JOIN_VOLUME_ROOT instead, any
+ * other volume mounted by a plain subPath (TLS files from Secret keys, say) whole under
+ * JOIN_MOUNTS_ROOT, and `path` maps a path of the member's container to the same file here. A
+ * subPathExpr other than the data volume's is refused (its expansion is the kubelet's).
  */
 export function joinMounts(mounts: V1VolumeMount[], member: EtcdMember): { mounts: V1VolumeMount[]; path(p: string): string } {
   const dv = member.dataVolume;
-  let mapped: { from: string; to: string } | undefined;
-  const out = mounts.map((m) => {
-    if (!m.subPath && !m.subPathExpr) return m;
-    if (dv && m.name === dv.volumeName && m.mountPath === dv.mountPath && dv.subPath !== undefined && !mapped) {
-      mapped = { from: dv.mountPath.replace(/\/+$/, ''), to: joinPath(JOIN_VOLUME_ROOT, dv.subPath).replace(/\/+$/, '') };
-      return { name: m.name, mountPath: JOIN_VOLUME_ROOT, ...(m.readOnly ? { readOnly: m.readOnly } : {}) };
+  const maps: Array<{ from: string; to: string }> = [];
+  const whole = new Map<string, V1VolumeMount>();
+  const out: V1VolumeMount[] = [];
+  for (const m of mounts) {
+    if (!m.subPath && !m.subPathExpr) {
+      out.push(m);
+      continue;
     }
-    throw new PluginError(`container "${member.container}" mounts ${m.mountPath} from a sub-path of volume "${m.name}", which an ephemeral container may not do`, 'replace the member by hand; nothing was changed');
-  });
+    if (dv && m.name === dv.volumeName && m.mountPath === dv.mountPath && dv.subPath !== undefined && !whole.has(m.name)) {
+      maps.push({ from: dv.mountPath.replace(/\/+$/, ''), to: joinPath(JOIN_VOLUME_ROOT, dv.subPath).replace(/\/+$/, '') });
+      const w = { name: m.name, mountPath: JOIN_VOLUME_ROOT, ...(m.readOnly ? { readOnly: m.readOnly } : {}) };
+      whole.set(m.name, w);
+      out.push(w);
+      continue;
+    }
+    if (m.subPathExpr || (dv && m.name === dv.volumeName)) {
+      throw new PluginError(`container "${member.container}" mounts ${m.mountPath} from a sub-path of volume "${m.name}" (${m.subPathExpr ? `subPathExpr ${m.subPathExpr}` : `subPath ${m.subPath}`}), which an ephemeral container may not do`, 'replace the member by hand; nothing was changed');
+    }
+    let w = whole.get(m.name);
+    if (!w) {
+      w = { name: m.name, mountPath: `${JOIN_MOUNTS_ROOT}/${m.name}`, readOnly: true };
+      whole.set(m.name, w);
+      out.push(w);
+    }
+    maps.push({ from: m.mountPath.replace(/\/+$/, ''), to: joinPath(w.mountPath, m.subPath!).replace(/\/+$/, '') });
+  }
+  // The longest mount path first: a mount inside another one wins.
+  maps.sort((a, b) => b.from.length - a.from.length);
   const path = (p: string): string => {
-    if (!mapped) return p;
-    if (p === mapped.from) return mapped.to;
-    return p.startsWith(`${mapped.from}/`) ? `${mapped.to}${p.slice(mapped.from.length)}` : p;
+    for (const m of maps) {
+      if (p === m.from) return m.to;
+      if (p.startsWith(`${m.from}/`)) return `${m.to}${p.slice(m.from.length)}`;
+    }
+    return p;
   };
   return { mounts: out, path };
+}
+
+/** Maps the paths in an etcd argv (`--flag=PATH`, or PATH alone) as `path` does. */
+export function mapArgvPaths(argv: string[], path: (p: string) => string): string[] {
+  return argv.map((a) => {
+    const m = /^(--[\w-]+=)(\/.*)$/.exec(a);
+    if (m) return `${m[1]}${path(m[2]!)}`;
+    return a.startsWith('/') ? path(a) : a;
+  });
 }
 
 /**
@@ -335,7 +370,9 @@ export function joinContainer(pod: V1Pod, member: EtcdMember, live: LiveMember[]
   const dropped = droppedEnv();
   const env: V1EnvVar[] = [...(c.env ?? []).filter((e) => !dropped.has(e.name)), { name: JOIN_ID_ENV, value: id }];
   const view = joinMounts(c.volumeMounts ?? [], member);
-  const argvSeen = argv.map((a) => a === `--data-dir=${joinPath(paths.work, 'data')}` ? `--data-dir=${view.path(joinPath(paths.work, 'data'))}` : a);
+  const argvSeen = mapArgvPaths(argv, view.path);
+  // etcd's settings from env (ETCD_CERT_FILE=…) name files as the member sees them too.
+  const envSeen = env.map((e) => (e.value?.startsWith('/') ? { ...e, value: view.path(e.value) } : e));
   // direct: etcd itself (an image without a shell; joinSplit runs the script's parts beside it)
   const command = (direct ? argvSeen : ['sh', '-ec', JOIN_SCRIPT, 'sh', view.path(member.dataDir), view.path(paths.work), view.path(paths.aside), id, started ? '1' : '0', ...argvSeen]).map(escapeKubeVars);
   return {
@@ -343,7 +380,7 @@ export function joinContainer(pod: V1Pod, member: EtcdMember, live: LiveMember[]
     image: c.image,
     ...(c.imagePullPolicy ? { imagePullPolicy: c.imagePullPolicy } : {}),
     command,
-    env,
+    env: envSeen,
     ...(c.envFrom ? { envFrom: c.envFrom } : {}),
     ...(view.mounts.length ? { volumeMounts: view.mounts } : {}),
     ...(c.securityContext ? { securityContext: c.securityContext } : {}),
@@ -609,7 +646,11 @@ async function waitCaughtUp(deps: ReplaceDeps, plan: ReplacePlan, joinName: stri
   const { kube, probe, say } = deps;
   const member = plan.target.member;
   const { namespace } = member;
-  const joiner: EtcdMember = { ...member, container: joinName };
+  // Probed in the join container, where files mounted by subPath are elsewhere (joinMounts).
+  const mounts = findEtcdContainer(await getPod(kube, namespace, member.pod), member.container)?.container.volumeMounts ?? [];
+  const { path } = joinMounts(mounts, member);
+  const tls = Object.fromEntries(Object.entries(member.tls).map(([k, v]) => [k, typeof v === 'string' ? path(v) : v])) as EtcdMember['tls'];
+  const joiner: EtcdMember = { ...member, container: joinName, tls };
   say(`waiting until member ${id} is healthy and has caught up with the leader`);
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -210,17 +210,19 @@ describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etc
   }, 900_000);
 
   it.runIf(minor === '3.5')('a distroless etcd image (no shell): etcd joins on its own beside busybox containers; killed at each step, running it again finishes', async () => {
-    // Three members of the official etcd image (no sh, no mv) beside the anthos members, with their certificates.
+    // Three members of the official etcd image (no sh, no mv) beside the anthos members, with their
+    // certificates, each TLS file mounted by subPath from Secret keys renamed by items (an ephemeral
+    // container may mount no subPath: the join mounts those volumes whole and maps the files).
     const DNS = 'distroless-m';
     const D: ReplaceTarget = {
       fixture: t.fixture, namespace: DNS, pod: 'etcd-0', container: 'etcd', transport: 'stream', pods: ['etcd-0', 'etcd-1', 'etcd-2'],
       conn: ['--endpoints=https://127.0.0.1:2379', '--cacert=/etc/etcd/tls/etcdCA.crt', '--cert=/etc/etcd/tls/etcd.crt', '--key=/etc/etcd/tls/etcd.key'],
       dataDir: '/var/run/etcd/default.etcd', keptDir: '/var/run/etcd',
     };
-    const manifest = distrolessManifest({ namespace: DNS, replicas: 3, storage: '512Mi', token: 'distroless-m', createNamespace: true, etcd: '3.5', certMount: 'volume' });
+    const manifest = distrolessManifest({ namespace: DNS, replicas: 3, storage: '512Mi', token: 'distroless-m', createNamespace: true, etcd: '3.5', certMount: 'subPath' });
     const certs = JSON.parse(ok(await cluster.kubectl(['-n', NS, 'get', 'secret', 'kube-etcd-certs', '-o', 'json']))) as { data: Record<string, string> };
     ok(await cluster.kubectl(['apply', '-f', '-'], { input: manifest.split('---')[0] }));
-    ok(await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: distrolessSecrets({ namespace: DNS }, certs.data) }) }));
+    ok(await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: distrolessSecrets({ namespace: DNS, certMount: 'subPath' }, certs.data) }) }));
     ok(await cluster.kubectl(['apply', '-f', '-'], { input: manifest }));
     await waitFor('the distroless members to be Ready', async () => (await cluster.kubectl(['-n', DNS, 'wait', '--for=condition=Ready', 'pod/etcd-0', 'pod/etcd-1', 'pod/etcd-2', '--timeout=5s'])).code === 0, 120_000);
     const keys = await writeKeys(cluster, D, '/distroless/', 3);

@@ -287,9 +287,26 @@ describe('joinMounts: an ephemeral container may not mount a subPath', () => {
     expect(view.path('/certs/ca.crt')).toBe('/certs/ca.crt');
   });
 
-  it('refuses any other subPath mount (TLS files by subPath)', async () => {
+  it('mounts a volume of files mounted by subPath (TLS files from Secret keys) whole, once, and maps each file into it', async () => {
+    const { joinMounts, mapArgvPaths, JOIN_MOUNTS_ROOT } = await import('../../src/etcd/replace.js');
+    const view = joinMounts([
+      { name: 'data', mountPath: '/var/lib/etcd' },
+      { name: 'ca', mountPath: '/etc/etcd/tls/etcdCA.crt', subPath: 'ca.crt' },
+      { name: 'tls', mountPath: '/etc/etcd/tls/etcd.crt', subPath: 'tls.crt' },
+      { name: 'tls', mountPath: '/etc/etcd/tls/etcd.key', subPath: 'tls.key' },
+    ], member(1));
+    expect(view.mounts).toEqual([
+      { name: 'data', mountPath: '/var/lib/etcd' },
+      { name: 'ca', mountPath: `${JOIN_MOUNTS_ROOT}/ca`, readOnly: true },
+      { name: 'tls', mountPath: `${JOIN_MOUNTS_ROOT}/tls`, readOnly: true },
+    ]);
+    expect(mapArgvPaths(['/usr/local/bin/etcd', '--cert-file=/etc/etcd/tls/etcd.crt', '--key-file=/etc/etcd/tls/etcd.key', '--trusted-ca-file=/etc/etcd/tls/etcdCA.crt', '--data-dir=/var/lib/etcd/x', '--name=a'], view.path))
+      .toEqual(['/usr/local/bin/etcd', `--cert-file=${JOIN_MOUNTS_ROOT}/tls/tls.crt`, `--key-file=${JOIN_MOUNTS_ROOT}/tls/tls.key`, `--trusted-ca-file=${JOIN_MOUNTS_ROOT}/ca/ca.crt`, '--data-dir=/var/lib/etcd/x', '--name=a']);
+  });
+
+  it('refuses a subPathExpr other than the data volume\'s (its expansion is the kubelet\'s)', async () => {
     const { joinMounts } = await import('../../src/etcd/replace.js');
-    expect(() => joinMounts([{ name: 'certs', mountPath: '/certs/ca.crt', subPath: 'ca.crt' }], member(1))).toThrow(/sub-path of volume "certs"/);
+    expect(() => joinMounts([{ name: 'certs', mountPath: '/certs', subPathExpr: '$(POD_NAME)' }], member(1))).toThrow(/sub-path of volume "certs" \(subPathExpr/);
   });
 });
 
