@@ -89,14 +89,14 @@ export function replaceRefusal(input: { pod: string; rows: Row[]; live: LiveMemb
 }
 
 /** The peer URLs' initial-cluster entries of every started member, plus the joining one. */
-export function joinInitialCluster(live: LiveMember[], joiner: Pick<EtcdMember, 'name' | 'peerUrl'>, joinerId?: string): string {
+export function joinInitialCluster(live: LiveMember[], joiner: Pick<EtcdMember, 'name' | 'peerUrl' | 'peerUrls'>, joinerId?: string): string {
   const entries: string[] = [];
   for (const l of live) {
     if (l.id === joinerId || !l.name) continue;
     if (normalizeUrl(l.peerURLs[0] ?? '') === normalizeUrl(joiner.peerUrl)) continue;
     for (const u of l.peerURLs) entries.push(`${l.name}=${u}`);
   }
-  entries.push(`${joiner.name}=${joiner.peerUrl}`);
+  for (const u of joiner.peerUrls ?? [joiner.peerUrl]) entries.push(`${joiner.name}=${u}`);
   return entries.join(',');
 }
 

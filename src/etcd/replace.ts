@@ -468,7 +468,7 @@ async function decide(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], op
   if (ours) newId = entry.id;
   else if (entry && !entry.name) newId = entry.id; // added already (a run cut off after member add)
   if (entry && entry.name && !ours) steps.push({ step: 'remove', text: `${note}remove member ${entry.id} ("${entry.name}") from the cluster` });
-  if (!newId) steps.push({ step: 'add', text: `add member "${target.member.name}" at ${target.member.peerUrl} (a new member ID)` });
+  if (!newId) steps.push({ step: 'add', text: `add member "${target.member.name}" at ${(target.member.peerUrls ?? [target.member.peerUrl]).join(',')} (a new member ID)` });
   const joined = ours && (shellImage
     ? swapContainers(pod).some((c) => c.id === newId && isDone(ephemeralState(pod, c.name)))
     : underway !== undefined && underway.id === newId && underway.state.kind === 'terminated');
@@ -566,9 +566,10 @@ export async function replaceMember(deps: ReplaceDeps, plan: ReplacePlan, opts: 
     await removeMember(run, plan.asker, oldId, say);
   }
   if (!newId) {
-    say(`adding member "${member.name}" at ${member.peerUrl}`);
+    const peerUrls = (member.peerUrls ?? [member.peerUrl]).join(',');
+    say(`adding member "${member.name}" at ${peerUrls}`);
     let added: string | undefined;
-    const out = await reconfigure(run, plan.asker, ['-w', 'json', 'member', 'add', member.name, `--peer-urls=${member.peerUrl}`], `etcdctl member add ${member.name}`,
+    const out = await reconfigure(run, plan.asker, ['-w', 'json', 'member', 'add', member.name, `--peer-urls=${peerUrls}`], `etcdctl member add ${member.name}`,
       rerunHint(`member ${oldId ?? 'of this pod'} is removed and the new one may or may not be added`), say,
       (live) => (added = live.find((l) => !l.name && l.peerURLs.some((u) => normalizeUrl(u) === normalizeUrl(member.peerUrl)))?.id));
     newId = added ?? parseMemberAdd(out);

@@ -48,6 +48,8 @@ export interface EtcdMember {
   clientPort: number;
   /** --initial-advertise-peer-urls (first one). */
   peerUrl: string;
+  /** Every peer URL the member advertises, when it advertises more than one (peerUrl is the first). */
+  peerUrls?: string[];
   dataDir: string;
   tls: ClientTls;
   /** true when the client URL is https. */

@@ -122,6 +122,11 @@ describe('the join argv', () => {
     expect(joinInitialCluster(l, member(1), 'new')).toBe('kube-etcd-0=https://kube-etcd-0.kube-etcd:2380,kube-etcd-2=https://kube-etcd-2.kube-etcd:2380,kube-etcd-1=https://kube-etcd-1.kube-etcd:2380');
   });
 
+  it('initial cluster: a joiner that advertises several peer URLs is named with each', () => {
+    const two = { ...member(1), peerUrls: ['https://kube-etcd-1.kube-etcd:2380', 'https://10.0.0.11:2380'] };
+    expect(joinInitialCluster(live(3).filter((x) => x.id !== 'a1'), two, 'new')).toBe('kube-etcd-0=https://kube-etcd-0.kube-etcd:2380,kube-etcd-2=https://kube-etcd-2.kube-etcd:2380,kube-etcd-1=https://kube-etcd-1.kube-etcd:2380,kube-etcd-1=https://10.0.0.11:2380');
+  });
+
   it('finds the live entry by peer URL (an unstarted entry has no name), host case and port normalised', () => {
     const l = [{ id: 'x', name: '', peerURLs: ['https://KUBE-ETCD-1.kube-etcd:2380'], clientURLs: [] }];
     expect(liveEntryOf(member(1), l)?.id).toBe('x');

@@ -133,7 +133,8 @@ export function readMember(pod: V1Pod, opts: MemberReadOptions = {}): EtcdMember
   const dataDir = resolvePath(get('data-dir') ?? `${name}.etcd`, container.workingDir);
   const listen = splitUrls(get('listen-client-urls') ?? 'http://localhost:2379');
   const client = localClientEndpoint(listen) ?? { endpoint: 'http://127.0.0.1:2379', port: 2379 };
-  const peerUrl = splitUrls(get('initial-advertise-peer-urls') ?? 'http://localhost:2380')[0] ?? 'http://localhost:2380';
+  const peerUrls = splitUrls(get('initial-advertise-peer-urls') ?? 'http://localhost:2380');
+  const peerUrl = peerUrls[0] ?? 'http://localhost:2380';
   const ordinal = ordinalOf(podName, opts.statefulSet);
   const caFile = get('trusted-ca-file');
   const certFile = get('cert-file');
@@ -176,6 +177,7 @@ export function readMember(pod: V1Pod, opts: MemberReadOptions = {}): EtcdMember
     endpoint: client.endpoint,
     clientPort: client.port,
     peerUrl,
+    ...(peerUrls.length > 1 ? { peerUrls } : {}),
     dataDir,
     tls: { ...(caFile ? { caFile } : {}), ...(certFile ? { certFile } : {}), ...(keyFile ? { keyFile } : {}) },
     clientTlsEnabled: client.endpoint.startsWith('https:'),
