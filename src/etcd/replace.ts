@@ -98,6 +98,8 @@ export interface ReplacePlan {
   shellImage?: string;
   /** The journal's stoppedIn (joinSplit). */
   stoppedIn?: string;
+  /** A journal was there: a run before made changes (the space check is for a fresh run only). */
+  resumed?: boolean;
 }
 
 /** What a finished replace reports. */
@@ -123,6 +125,11 @@ function swapContainers(pod: V1Pod): Array<{ name: string; id: string }> {
   return (pod.spec?.ephemeralContainers ?? [])
     .filter((c) => c.name.startsWith(SWAP_CONTAINER_PREFIX))
     .map((c) => ({ name: c.name, id: c.env?.find((e) => e.name === JOIN_ID_ENV)?.value ?? '' }));
+}
+
+/** An ephemeral container that waits for good (an image it cannot pull, a config the kubelet refuses): failed, not under way. */
+function stuckWaiting(st: EphemeralState): boolean {
+  return st.kind === 'waiting' && st.reason !== undefined && st.reason !== 'ContainerCreating' && st.reason !== 'PodInitializing';
 }
 
 /** An ephemeral container that ended well. */
@@ -251,7 +258,9 @@ export function joinMounts(mounts: V1VolumeMount[], member: EtcdMember): { mount
     }
     let w = whole.get(m.name);
     if (!w) {
-      w = { name: m.name, mountPath: `${JOIN_MOUNTS_ROOT}/${m.name}`, readOnly: true };
+      // Read-only when every mount the member makes of it is.
+      const ro = mounts.filter((o) => o.name === m.name).every((o) => o.readOnly === true);
+      w = { name: m.name, mountPath: `${JOIN_MOUNTS_ROOT}/${m.name}`, ...(ro ? { readOnly: true } : {}) };
       whole.set(m.name, w);
       out.push(w);
     }
@@ -320,21 +329,35 @@ export async function runToolContainer(deps: ReplaceDeps, member: EtcdMember, na
  * line for the user; one that could not be read is said, and the run goes on.
  */
 export async function checkReplaceSpace(deps: ReplaceDeps, plan: ReplacePlan, opts: { dryRun: boolean; timeoutMs: number }): Promise<string | undefined> {
-  if (plan.finishing || plan.waitOnly || plan.join || plan.dbBytes === undefined) return undefined;
+  // A run before made its changes (and may have written the joined copy already): not again.
+  if (plan.finishing || plan.waitOnly || plan.join || plan.resumed || plan.dbBytes === undefined) return undefined;
   const member = plan.target.member;
   const { run } = deps;
   const dir = keptCopiesDirOf(member);
   const need = replaceNeedsBytes(plan.dbBytes);
+  const image = plan.shellImage;
   let avail: number | undefined;
-  const inMember = await run(memberContainer(member), freeSpaceArgv(dir)).catch(() => undefined);
-  if (inMember?.exitCode === 0) avail = parseDfAvailable(inMember.stdout);
-  let why = `the member's container does not answer${inMember ? ` (${lastLine(inMember.stderr) || `exit code ${inMember.exitCode}`})` : ''}`;
+  let why = '';
+  if (!image) {
+    const inMember = await run(memberContainer(member), freeSpaceArgv(dir)).catch(() => undefined);
+    if (inMember?.exitCode === 0) avail = parseDfAvailable(inMember.stdout);
+    why = `the member's container does not answer${inMember ? ` (${lastLine(inMember.stderr) || `exit code ${inMember.exitCode}`})` : ''}`;
+  } else {
+    why = `the member's image has no shell`;
+  }
   if (avail === undefined && !opts.dryRun) {
     const name = `${SPACE_CONTAINER_PREFIX}${suffix()}`;
-    const image = plan.shellImage;
-    const r = await runToolContainer(deps, member, name, (pod) => memberToolContainer(pod, member, name, (path) => freeSpaceArgv(path(dir)), image ? { image } : {}), opts.timeoutMs);
+    // In the shell image (an image without one), the same container the join's shell steps run in:
+    // proven here, before any change, to run with the member's security context and write its volume.
+    const argv = (path: (p: string) => string) => image
+      ? ['sh', '-ec', 'df -Pk "$1"; t="$1/.kubectl-etcd-write-test"; : > "$t"; rm -f "$t"', 'sh', path(dir)]
+      : freeSpaceArgv(path(dir));
+    const r = await runToolContainer(deps, member, name, (pod) => memberToolContainer(pod, member, name, argv, image ? { image } : {}), opts.timeoutMs);
     if (r.ok) avail = parseDfAvailable(r.log);
-    else why = `df in the ephemeral container "${name}" ended with ${r.state}${lastLine(r.log) ? `: ${lastLine(r.log)}` : ''}`;
+    else if (image) {
+      throw new PluginError(`a container of ${image} with the member's security context could not read and write the volume of member "${member.name}" (ephemeral container "${name}", ${r.state}${lastLine(r.log) ? `: ${lastLine(r.log)}` : ''}); the join's shell steps run in it; nothing was changed`,
+        `pass --utility-image with an image that has sh, df, mv and rm and runs as the member's user (kubectl logs ${member.pod} -n ${member.namespace} -c ${name} shows why)`);
+    } else why = `df in the ephemeral container "${name}" ended with ${r.state}${lastLine(r.log) ? `: ${lastLine(r.log)}` : ''}`;
   }
   if (avail === undefined) {
     return opts.dryRun
@@ -344,7 +367,7 @@ export async function checkReplaceSpace(deps: ReplaceDeps, plan: ReplacePlan, op
   if (avail < need) {
     throw new PluginError(
       `the volume of member "${member.name}" has ${formatBytes(avail)} free, and the replace needs ${formatBytes(need)} there beside the kept old data (the ${formatBytes(plan.dbBytes)} db the member receives, a 64 MB WAL segment, and a tenth to spare); nothing was changed`,
-      `free space on it (kubectl etcd restore --prune-kept -n ${member.namespace} deletes old kept copies) or grow its PVC, then run the command again`,
+      `free space on it (${image ? 'delete old kept copies' : `kubectl etcd restore --prune-kept -n ${member.namespace} deletes old kept copies`}) or grow its PVC, then run the command again`,
     );
   }
   return `free space on the volume of "${member.name}": ${formatBytes(avail)}, the replace needs ${formatBytes(need)}`;
@@ -391,7 +414,7 @@ export function joinContainer(pod: V1Pod, member: EtcdMember, live: LiveMember[]
 
 /** Reads the cluster and decides; refuses (before any change) what may not be done. */
 export async function planReplace(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], opts: ReplaceOptions): Promise<ReplacePlan> {
-  const plan = await decide(deps, topology, rows, opts);
+  const plan = { ...(await decide(deps, topology, rows, opts)), ...((await readJournal(deps.kube, topology.namespace, opts.pod)) ? { resumed: true } : {}) };
   const sizes = rows.filter((r) => r.status.healthy && r.status.dbSize !== undefined).map((r) => r.status.dbSize!);
   return sizes.length ? { ...plan, dbBytes: Math.max(...sizes) } : plan;
 }
@@ -408,7 +431,7 @@ async function decide(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], op
   const last = joins.at(-1);
   const lastState = last ? ephemeralState(pod, last.name) : undefined;
   // A join container that cannot start (image pull, config error) is failed, not under way.
-  const stuck = lastState?.kind === 'waiting' && lastState.reason !== undefined && lastState.reason !== 'ContainerCreating' && lastState.reason !== 'PodInitializing';
+  const stuck = lastState !== undefined && stuckWaiting(lastState);
   const underway = last && lastState && !stuck && (lastState.kind === 'running' || lastState.kind === 'waiting' || (lastState.kind === 'terminated' && lastState.exitCode === 0)) ? { ...last, state: lastState } : undefined;
   const entry = liveEntryOf(target.member, live);
   const paths = replacePaths(keptCopiesDirOf(target.member), opts.stamp);
@@ -443,11 +466,13 @@ async function decide(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], op
   // or timed out, while it waited), or have failed since. Without --force only wait; with it, that
   // member is replaced anew (its journal is done: a join as its ID would start on its old data).
   const restarted = journal?.newId !== undefined && journal.swappedIn !== undefined && pod.metadata?.uid !== journal.swappedIn && target.member.startScripts?.kind !== 'bitnami';
-  if (restarted && !opts.force) {
+  // (A member healthy since as another ID than the journal's: the journal is stale; decided below like any healthy member.)
+  if (restarted && !opts.force && !target.status.healthy) {
     return { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), newId: journal.newId, paths, waitOnly: true, stamp: journal.stamp, ...(shellImage ? { shellImage } : {}), ...(journal.oldId ? { journalOldId: journal.oldId } : {}),
       steps: [{ step: 'cleanup', text: `wait until member ${journal.newId}, which the replace of member ${journal.oldId ?? '?'} (journal ${journalName(opts.pod)}) started on the joined data, is healthy (if it failed since, pass --force to replace it anew)` }] };
   }
   const current = restarted ? undefined : journal;
+  const note = restarted ? `(the journal ${journalName(opts.pod)} of the replace that brought member ${journal!.newId} back is done${target.status.healthy ? '' : ': that member failed since'}) ` : '';
   // The ID this replace brings the member back as, when a run before got that far.
   const known = underway?.id ?? current?.newId;
   const refusal = replaceRefusal({ pod: opts.pod, rows, live, force: opts.force, ...(known ? { joining: known } : {}) });
@@ -462,7 +487,6 @@ async function decide(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], op
   }
   if (target.member.startScripts?.kind === 'bitnami') return planChartReplace(topology, { target, asker: askerRow.member, live, ...(entry ? { entry } : {}), paths, journal, stamp: opts.stamp, force: opts.force });
   const steps: ReplaceStep[] = [];
-  const note = restarted ? `(the journal ${journalName(opts.pod)} of the replace that brought member ${journal!.newId} back is done: that member failed since) ` : '';
   const ours = entry !== undefined && known !== undefined && entry.id === known;
   let newId: string | undefined;
   if (ours) newId = entry.id;
@@ -475,6 +499,8 @@ async function decide(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], op
   if (!joined && !shellImage) {
     steps.push({ step: 'join', text: `${ours ? 'go on with' : 'start'} an ephemeral container in pod "${opts.pod}" (image ${target.member.image}) that moves the old data to ${paths.aside} (kept, never deleted) and joins etcd as the new member with --initial-cluster-state existing` });
     steps.push({ step: 'swap', text: `once it is healthy and has caught up with the leader: stop it, and put the joined data in ${target.member.dataDir}` });
+  } else if (!joined && ours && current?.stoppedIn && newId === current.newId && pod.metadata?.uid !== current.stoppedIn) {
+    steps.push({ step: 'swap', text: `put the joined data of member ${newId} (its join stopped with pod "${opts.pod}" before) in ${target.member.dataDir} from a container of ${shellImage}` });
   } else if (!joined) {
     steps.push({ step: 'join', text: `${ours ? 'go on with' : 'start'} ephemeral containers in pod "${opts.pod}" (its image ${target.member.image} has no shell): one of ${shellImage} that moves the old data to ${paths.aside} (kept, never deleted), and one of the etcd image that joins etcd as the new member with --initial-cluster-state existing` });
     steps.push({ step: 'swap', text: `once it is healthy and has caught up with the leader: delete pod "${opts.pod}" to stop it (an ephemeral container cannot be stopped otherwise), and in the pod ${topology.workload.kind === 'StatefulSet' ? `StatefulSet "${topology.workload.name}"` : 'its owner'} starts then, put the joined data in ${target.member.dataDir} from a container of ${shellImage}` });
@@ -484,7 +510,7 @@ async function decide(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], op
   return {
     target, asker: askerRow.member, live, ...(entry ? { entry } : {}), ...(underway ? { join: underway } : {}), ...(newId ? { newId } : {}), paths, steps,
     stamp: current?.stamp ?? opts.stamp, ...(current?.oldId ? { journalOldId: current.oldId } : {}), ...(shellImage ? { shellImage } : {}),
-    ...(shellImage && current?.stoppedIn ? { stoppedIn: current.stoppedIn } : {}),
+    ...(shellImage && current?.stoppedIn && ours && newId === current.newId ? { stoppedIn: current.stoppedIn } : {}),
   };
 }
 
@@ -610,7 +636,7 @@ async function joinInImage(deps: ReplaceDeps, plan: ReplacePlan, opts: ReplaceOp
     const started = live.some((l) => l.id === newId && l.name !== '');
     say(`starting ephemeral container "${joinName}" in pod "${member.pod}" to join as member ${newId}`);
     await addEphemeralContainerRetrying(kube, namespace, member.pod, (pod) => {
-      const other = joinContainers(pod).find((j) => j.id === newId && ['running', 'waiting'].includes(ephemeralState(pod, j.name).kind));
+      const other = joinContainers(pod).find((j) => j.id === newId && ['running', 'waiting'].includes(ephemeralState(pod, j.name).kind) && !stuckWaiting(ephemeralState(pod, j.name)));
       if (other) throw new PluginError(`another join container ("${other.name}") for member ${newId} appeared in pod "${member.pod}" meanwhile: is a second member replace running?`, 'run the command again once that one has ended');
       return joinContainer(pod, member, live, newId!, joinName!, plan.paths, started);
     });
@@ -688,21 +714,24 @@ async function joinSplit(deps: ReplaceDeps, plan: ReplacePlan, opts: ReplaceOpti
   const env = [{ name: JOIN_ID_ENV, value: newId }];
   let pod0 = await getPod(kube, namespace, member.pod);
   if (swapContainers(pod0).some((c) => c.id === newId && isDone(ephemeralState(pod0, c.name)))) return;
+  // A run cut off while the pod deleted to stop the join was still going: wait for the next.
+  if (plan.stoppedIn && pod0.metadata?.uid === plan.stoppedIn && pod0.metadata?.deletionTimestamp) pod0 = await waitForNewPod(deps, member, plan.stoppedIn, opts.timeoutMs);
   if (!plan.stoppedIn || pod0.metadata?.uid === plan.stoppedIn) {
     const last = joinContainers(pod0).filter((j) => j.id === newId).at(-1);
     let joinName = last?.name;
     let state: EphemeralState | undefined = last ? ephemeralState(pod0, last.name) : undefined;
     if (state?.kind === 'running') state = await waitCaughtUp(deps, plan, joinName!, newId, opts.timeoutMs);
-    for (let attempt = 1; state?.kind !== 'running'; attempt++) {
-      if (state && state.kind !== 'terminated' && !(state.kind === 'waiting' && state.reason && state.reason !== 'ContainerCreating')) {
+    let containers = 0;
+    while (state?.kind !== 'running') {
+      if (state && state.kind !== 'terminated' && !stuckWaiting(state)) {
         state = (await waitEphemeral(kube, namespace, member.pod, joinName!, (st) => st.kind === 'running' || st.kind === 'terminated', opts.timeoutMs)).state;
         if (state.kind === 'running') state = await waitCaughtUp(deps, plan, joinName!, newId, opts.timeoutMs);
         continue;
       }
-      if (attempt > 5) {
+      if (++containers > 5) {
         const log = await containerLogTail(kube, namespace, member.pod, joinName!);
-        throw new PluginError(`etcd in the join container "${joinName}" did not stay up (${attempt - 1} containers): ${lastLine(log) || state?.kind}`,
-          rerunHint(`member ${newId} is in the member list but not started; kubectl logs ${member.pod} -n ${namespace} -c ${joinName} shows why`));
+        throw new PluginError(`etcd in the join container "${joinName}" did not stay up (5 join containers): ${lastLine(log) || (state?.kind === 'waiting' ? state.reason : state?.kind)}`,
+          rerunHint(`member ${newId} is in the member list; kubectl logs ${member.pod} -n ${namespace} -c ${joinName} shows why`));
       }
       // The data aside and the stand-in in place (again: idempotent), then etcd.
       const prep = `${PREP_CONTAINER_PREFIX}${suffix()}`;
@@ -713,22 +742,27 @@ async function joinSplit(deps: ReplaceDeps, plan: ReplacePlan, opts: ReplaceOpti
         (path) => ['sh', '-ec', JOIN_PREP_SCRIPT, 'sh', path(member.dataDir), path(plan.paths.work), path(plan.paths.aside), newId, started ? '1' : '0'], { image, env }), opts.timeoutMs);
       if (!prepared.ok) {
         throw new PluginError(`the container "${prep}" could not set the old data aside (${prepared.state}): ${lastLine(prepared.log)}`,
-          rerunHint(`member ${newId} is in the member list but not started; kubectl logs ${member.pod} -n ${namespace} -c ${prep} shows the whole log`));
+          rerunHint(`member ${newId} is in the member list; kubectl logs ${member.pod} -n ${namespace} -c ${prep} shows the whole log`));
       }
       if (/is in place already/.test(prepared.log)) return;
       joinName = `${JOIN_CONTAINER_PREFIX}${suffix()}`;
       const name = joinName;
       say(`starting ephemeral container "${name}" in pod "${member.pod}" to join as member ${newId}`);
       await addEphemeralContainerRetrying(kube, namespace, member.pod, (pod) => {
-        const other = joinContainers(pod).find((j) => j.id === newId && j.name !== name && ['running', 'waiting'].includes(ephemeralState(pod, j.name).kind));
+        const other = joinContainers(pod).find((j) => j.id === newId && j.name !== name && ['running', 'waiting'].includes(ephemeralState(pod, j.name).kind) && !stuckWaiting(ephemeralState(pod, j.name)));
         if (other) throw new PluginError(`another join container ("${other.name}") for member ${newId} appeared in pod "${member.pod}" meanwhile: is a second member replace running?`, 'run the command again once that one has ended');
         return joinContainer(pod, member, live, newId, name, plan.paths, true, true);
       });
       state = (await waitEphemeral(kube, namespace, member.pod, name, (st) => st.kind === 'running' || st.kind === 'terminated', opts.timeoutMs)).state;
       if (state.kind === 'running') state = await waitCaughtUp(deps, plan, name, newId, opts.timeoutMs);
     }
-    // Caught up: the pod goes, and etcd in the join container with it.
-    const uid = pod0.metadata?.uid;
+    // Caught up: the pod goes, and etcd in the join container with it. The pod as read now, which
+    // must be the one the join runs in (a pod replaced meanwhile is not stopped for it).
+    const now = await getPod(kube, namespace, member.pod);
+    if (!joinContainers(now).some((j) => j.name === joinName)) {
+      throw new PluginError(`pod "${member.pod}" was replaced while member ${newId} joined in it`, rerunHint(`member ${newId} is in the member list`));
+    }
+    const uid = now.metadata?.uid;
     await writeJournal(kube, namespace, member.pod, { ...journal, newId, ...(uid ? { stoppedIn: uid } : {}) });
     say(`member ${newId} has caught up; deleting pod "${member.pod}" to stop it (an ephemeral container cannot be stopped otherwise)`);
     await restartPod(kube, member, opts.timeoutMs, uid);
