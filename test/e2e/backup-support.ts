@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { expect } from 'vitest';
 import { etcdctlSnapshotStatus, requireBinary, snapshotTool, startEtcd } from '../helpers/etcd.js';
 import { ok, type CommandResult, type SimCluster } from '../sim/harness.js';
+import { distStale } from './plugin-build.js';
 
 const execFileP = promisify(execFile);
 
@@ -204,6 +205,7 @@ export async function buildPlugin(): Promise<void> {
   await requireBinary('kubectl', 'kubectl');
   await requireBinary('etcdctl', 'etcd-client');
   await requireBinary('etcd', 'etcd-server');
+  if (!distStale(REPO)) return;
   const started = Date.now();
   // tsc emits even when some other file has type errors; what matters here is a fresh dist/.
   await execFileP('npm', ['run', 'build'], { cwd: REPO }).catch(() => undefined);

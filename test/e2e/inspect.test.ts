@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { etcdctlSnapshotStatus, requireBinary, seedKubernetesShapedKeys, startEtcd, type LocalEtcd } from '../helpers/etcd.js';
+import { distStale } from './plugin-build.js';
 
 // `kubectl etcd inspect` through real kubectl plugin discovery (bin/ on PATH) and the built dist/.
 const repo = resolve(import.meta.dirname, '../..');
@@ -33,11 +34,13 @@ async function kubectlEtcd(args: string[]): Promise<Result> {
 
 beforeAll(async () => {
   await requireBinary('kubectl', 'kubectl');
-  const started = Date.now();
-  // tsc emits even when some other file has type errors; what matters here is a fresh dist/.
-  await run('npm', ['run', 'build'], { cwd: repo }).catch(() => undefined);
-  const built = await stat(join(repo, 'dist/cli/inspect.js')).catch(() => undefined);
-  if (!built || built.mtimeMs < started - 1000) throw new Error('npm run build did not produce dist/cli/inspect.js; run it and read its errors');
+  if (distStale(repo)) {
+    const started = Date.now();
+    // tsc emits even when some other file has type errors; what matters here is a fresh dist/.
+    await run('npm', ['run', 'build'], { cwd: repo }).catch(() => undefined);
+    const built = await stat(join(repo, 'dist/cli/inspect.js')).catch(() => undefined);
+    if (!built || built.mtimeMs < started - 1000) throw new Error('npm run build did not produce dist/cli/inspect.js; run it and read its errors');
+  }
   dir = await mkdtemp(join(tmpdir(), 'inspect-e2e-'));
   etcd = await startEtcd();
   await seedKubernetesShapedKeys(etcd, 2_000, 100_000);

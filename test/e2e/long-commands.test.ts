@@ -180,7 +180,8 @@ describe.each(ETCD_MINORS)('etcd %s', (minor) => {
     it(`makes the database larger than 512 MiB (${VALUES} values of 1 MB)`, async () => {
       const conn = S.etcdctl.slice(1).join(' ');
       const t0 = Date.now();
-      await inPod(`head -c 1000000 /dev/urandom >/tmp/v; i=0; while [ $i -lt ${VALUES} ]; do etcdctl ${conn} put /big/$i </tmp/v >/dev/null || exit 1; i=$((i+1)); done; rm -f /tmp/v`);
+      // Four writers side by side (each put is an etcdctl process of its own), each every fourth key.
+      await inPod(`head -c 1000000 /dev/urandom >/tmp/v; pids=; for k in 0 1 2 3; do (i=$k; while [ $i -lt ${VALUES} ]; do etcdctl ${conn} put /big/$i </tmp/v >/dev/null || exit 1; i=$((i+4)); done) & pids="$pids $!"; done; rc=0; for p in $pids; do wait $p || rc=1; done; rm -f /tmp/v; exit $rc`);
       const status = JSON.parse(await etcdctl(cluster, S, POD, ['endpoint', 'status', '-w', 'json'])) as Array<{ Status: { dbSize: number } }>;
       const dbSize = status[0]!.Status.dbSize;
       console.log(`filled in ${Date.now() - t0} ms; dbSize ${dbSize}`);

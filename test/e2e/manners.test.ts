@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { ok, requireCommand, requireRoot, run, startCluster, type CommandResult, type SimCluster } from '../sim/harness.js';
+import { buildIfStale } from './plugin-build.js';
 
 // kubectl's manners, judged through real kubectl and the built plugin (bin/ on PATH): two local
 // test clusters in one merged KUBECONFIG, --context picking the second; what a pipe and a
@@ -31,8 +32,8 @@ beforeAll(async () => {
   requireRoot();
   requireCommand('kubectl', 'install kubectl 1.30 or newer');
   requireCommand('script', 'apt-get install -y bsdutils (util-linux script gives the test a terminal)');
-  const built = await run('npm', ['run', 'build'], { timeoutMs: 300_000 });
-  if (built.code !== 0) throw new Error(`npm run build failed: ${built.stdout}${built.stderr}`);
+  const built = await buildIfStale(repo);
+  if (built && built.code !== 0) throw new Error(`npm run build failed: ${built.stdout}${built.stderr}`);
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'manners-e2e-'));
   first = await startCluster({ fixtures: ['single'] });
   second = await startCluster({ fixtures: ['single'] });

@@ -1,10 +1,11 @@
 // Shared helpers of the restore e2e tests: the plugin through `kubectl etcd`, etcdctl inside the
 // member pods, the simulator's audit log.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { requireCommand, requireRoot, run, startCluster, type CommandResult, type SimCluster } from '../sim/harness.js';
+import { buildIfStale } from './plugin-build.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 
@@ -233,7 +234,8 @@ export async function startRestoreCluster(fixtures: string[], name: string, opts
   requireRoot();
   requireCommand('kubectl', 'install kubectl ≥ 1.30');
   requireCommand('etcd', 'install etcd-server (apt-get install -y etcd-server etcd-client)');
-  execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'pipe' });
+  const built = await buildIfStale(REPO);
+  if (built && built.code !== 0) throw new Error(`npm run build failed: ${built.stdout}${built.stderr}`);
   const cluster = await startCluster({ fixtures, ...opts });
   const work = mkdtempSync(join(tmpdir(), `${name}-e2e-`));
   return { cluster, work, state: join(work, 'state') };

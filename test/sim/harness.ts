@@ -6,6 +6,7 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './apiserver/procs.js';
+import { nodeArgsFor } from './bundle.js';
 
 /** What a finished command printed and its exit code. */
 export interface CommandResult {
@@ -52,7 +53,7 @@ export function run(cmd: string, args: string[], opts: { input?: string; timeout
 }
 
 function simCli(args: string[], timeoutMs = 300_000): Promise<CommandResult> {
-  return run(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'test/sim/cli.ts'), ...args], { timeoutMs });
+  return run(process.execPath, [...nodeArgsFor(REPO_ROOT, 'test/sim/cli.ts'), ...args], { timeoutMs });
 }
 
 /** Throws a clear error unless this process is root and can create mount and network namespaces. */

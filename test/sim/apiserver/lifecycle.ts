@@ -3,11 +3,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { V1Node, V1Pod, V1StatefulSet, V1Status } from '@kubernetes/client-node';
 import type { Json } from '../json.js';
 import { call, collectionPath, resourceFor, type ClientConfig } from './client.js';
 import { clientConfig, readSimConfig, writeClusterFiles, type HostnameLabels } from './clusterfiles.js';
+import { prepareBundles } from '../bundle.js';
 import { COMPONENTS, componentPresent, mountsUnder, processesMentioning, REPO_ROOT, runningPid, startComponent, stopComponent } from './procs.js';
 import type { ServerMinor } from './discovery.js';
 
@@ -122,7 +122,8 @@ interface FixtureBuild {
 async function loadFixtureBuild(name: string, dir: string): Promise<FixtureBuild> {
   const file = join(REPO_ROOT, 'test/sim/fixtures/index.ts');
   if (!existsSync(file)) throw new Error(`fixture "${name}" cannot be loaded: test/sim/fixtures/index.ts is missing`);
-  const mod = await import(pathToFileURL(file).href) as { loadFixtureBuild(n: string, ctx: { dir: string }): Promise<FixtureBuild> };
+  // A literal specifier: the CLI's bundle (../bundle.ts) carries the fixtures along.
+  const mod = await import('../fixtures/index.js') as { loadFixtureBuild(n: string, ctx: { dir: string }): Promise<FixtureBuild> };
   return mod.loadFixtureBuild(name, { dir });
 }
 
@@ -157,10 +158,12 @@ export async function up(opts: UpOptions): Promise<void> {
   const dir = resolve(opts.dir);
   mkdirSync(dir, { recursive: true });
   if (runningPid(dir, 'apiserver')) throw new Error(`a cluster is already running in "${dir}"; run \`npm run sim -- down --dir ${dir}\` first`);
+  const bundles = prepareBundles(REPO_ROOT);
   const sim = await writeClusterFiles(dir, opts.nodes, opts.hostnameLabels, opts.serverVersion);
   const cfg = clientConfig(dir);
   startComponent(dir, 'apiserver', COMPONENTS[0].file);
   await waitApiReady(cfg, dir, 30_000);
+  await bundles;
   const started = ['apiserver'];
   for (const c of COMPONENTS.slice(1)) {
     if (!componentPresent(c.file)) continue;

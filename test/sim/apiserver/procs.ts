@@ -1,9 +1,11 @@
 // Starting and stopping the simulator's component processes (detached, `node --import tsx FILE
-// --dir DIR`, logs in DIR/logs/NAME.log, pid in DIR/pids/NAME.pid).
+// --dir DIR` or the bundle of FILE, see ../bundle.ts; logs in DIR/logs/NAME.log, pid in
+// DIR/pids/NAME.pid).
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeArgsFor } from '../bundle.js';
 
 /** The repository root (where node_modules/tsx lives). */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -23,7 +25,7 @@ export function componentPresent(file: string): boolean {
 /** Starts a component detached; returns its pid. */
 export function startComponent(dir: string, name: string, file: string): number {
   const log = openSync(join(dir, 'logs', `${name}.log`), 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, file), '--dir', dir], {
+  const child = spawn(process.execPath, [...nodeArgsFor(REPO_ROOT, file), '--dir', dir], {
     cwd: REPO_ROOT, detached: true, stdio: ['ignore', log, log],
   });
   closeSync(log);

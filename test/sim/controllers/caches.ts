@@ -6,6 +6,7 @@
  */
 import type {
   KubeConfig,
+  V1ConfigMap,
   V1ControllerRevision,
   V1CronJob,
   V1Deployment,
@@ -36,6 +37,8 @@ export interface Caches {
   revisions: ResourceCache<V1ControllerRevision>;
   jobs: ResourceCache<V1Job>;
   cronjobs: ResourceCache<V1CronJob>;
+  /** Read by no controller but the garbage collector: ConfigMaps own pods (a restore's journal owns its utility pods). */
+  configmaps: ResourceCache<V1ConfigMap>;
 }
 
 /** Creates (but does not start) the caches. */
@@ -54,6 +57,7 @@ export function makeCaches(kc: KubeConfig, api: ClusterApi, log: LogFn): Caches 
     revisions: make('apps/v1', 'ControllerRevision', '/apis/apps/v1/controllerrevisions'),
     jobs: make('batch/v1', 'Job', '/apis/batch/v1/jobs'),
     cronjobs: make('batch/v1', 'CronJob', '/apis/batch/v1/cronjobs'),
+    configmaps: make('v1', 'ConfigMap', '/api/v1/configmaps'),
   };
 }
 

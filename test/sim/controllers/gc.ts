@@ -3,10 +3,13 @@
  * drops dangling ownerReferences, and honours the `orphan` and `foregroundDeletion` finalizers
  * when the API server sets them on an owner being deleted.
  *
- * Differs from the real GC: it only looks at dependents of the kinds the controller-manager
- * watches (pods, claims, volumes, ReplicaSets, ControllerRevisions, Jobs and the workloads
- * themselves), not every resource; owners outside those kinds are checked with a live GET each
- * pass (results remembered for 30 s); there is no dependency graph, just a full scan;
+ * Like the real GC, which watches every resource, it acts on an owner's deletion at once for the
+ * kinds the controller-manager watches (pods, claims, volumes, ConfigMaps, ReplicaSets,
+ * ControllerRevisions, Jobs and the workloads themselves).
+ *
+ * Differs from the real GC: it only looks at dependents of those kinds, not every resource;
+ * owners outside them are checked with a live GET each pass (results remembered for 30 s), so
+ * their deletion is noticed only by the periodic pass; there is no dependency graph, just a full scan;
  * foreground deletion waits for the dependents to disappear but ignores blockOwnerDeletion.
  */
 import type { KubernetesObject, V1OwnerReference } from '@kubernetes/client-node';
