@@ -163,16 +163,20 @@ describe('the join script, on real files', () => {
     }
   }
 
-  // A stand-in for etcd: makes member/wal in the join dir, then asks to be stopped.
-  const FAKE = `mkdir -p "$0/data/member/wal"; echo joined > "$0/data/member/wal/0.wal"; : > "$0/stop"; exec sleep 30`;
-
-  it('sets the old data aside, joins, and puts the joined data in place; a second run does nothing', async () => {
+  /** A data dir holding an old member/ (its db says "old"), with the work dir and kept-copy paths a replace uses. */
+  async function volumeWithOldData(): Promise<{ data: string; work: string; aside: string }> {
     dir = await mkdtemp(join(tmpdir(), 'join-'));
     const data = join(dir, 'data');
     await mkdir(join(data, 'member', 'snap'), { recursive: true });
     await writeFile(join(data, 'member', 'snap', 'db'), 'old');
-    const work = join(data, 'kubectl-etcd-replace');
-    const aside = join(data, 'member.pre-replace-1');
+    return { data, work: join(data, 'kubectl-etcd-replace'), aside: join(data, 'member.pre-replace-1') };
+  }
+
+  // A stand-in for etcd: makes member/wal in the join dir, then asks to be stopped.
+  const FAKE = `mkdir -p "$0/data/member/wal"; echo joined > "$0/data/member/wal/0.wal"; : > "$0/stop"; exec sleep 30`;
+
+  it('sets the old data aside, joins, and puts the joined data in place; a second run does nothing', async () => {
+    const { data, work, aside } = await volumeWithOldData();
     const fake = FAKE.replaceAll('$0', work);
     const first = await runJoin(data, work, aside, 'abc', fake);
     expect(first.code, first.out).toBe(0);
@@ -248,12 +252,7 @@ describe('the join script, on real files', () => {
   });
 
   it('split in three for an image without a shell: the set-aside, then (etcd ran on its own, and stopped) the swap', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'join-'));
-    const data = join(dir, 'data');
-    await mkdir(join(data, 'member', 'snap'), { recursive: true });
-    await writeFile(join(data, 'member', 'snap', 'db'), 'old');
-    const work = join(data, 'kubectl-etcd-replace');
-    const aside = join(data, 'member.pre-replace-1');
+    const { data, work, aside } = await volumeWithOldData();
     const prep = await run('sh', ['-ec', JOIN_PREP_SCRIPT, 'sh', data, work, aside, 'abc', '0']);
     expect(prep.stdout).toMatch(/the old data is kept in/);
     expect(await readFile(join(aside, 'snap', 'db'), 'utf8')).toBe('old');
