@@ -113,18 +113,20 @@ export interface ReplaceResult {
   seconds: number;
 }
 
-/** The join containers of a pod: name and the member ID each joins as, oldest first. */
-function joinContainers(pod: V1Pod): Array<{ name: string; id: string }> {
+/** A pod's ephemeral containers of one kind (join, or a distroless join's swap): name and the member ID each is for, oldest first. */
+function idContainers(pod: V1Pod, prefix: string): Array<{ name: string; id: string }> {
   return (pod.spec?.ephemeralContainers ?? [])
-    .filter((c) => c.name.startsWith(JOIN_CONTAINER_PREFIX))
+    .filter((c) => c.name.startsWith(prefix))
     .map((c) => ({ name: c.name, id: c.env?.find((e) => e.name === JOIN_ID_ENV)?.value ?? '' }));
 }
 
-/** The swap containers of a pod (distroless joins): name and the member ID each swaps in, oldest first. */
-function swapContainers(pod: V1Pod): Array<{ name: string; id: string }> {
-  return (pod.spec?.ephemeralContainers ?? [])
-    .filter((c) => c.name.startsWith(SWAP_CONTAINER_PREFIX))
-    .map((c) => ({ name: c.name, id: c.env?.find((e) => e.name === JOIN_ID_ENV)?.value ?? '' }));
+const joinContainers = (pod: V1Pod) => idContainers(pod, JOIN_CONTAINER_PREFIX);
+const swapContainers = (pod: V1Pod) => idContainers(pod, SWAP_CONTAINER_PREFIX);
+
+/** Refuses a second join container for `id` running or starting in the pod (a second member replace): checked as the new one is added. */
+function refuseSecondJoin(pod: V1Pod, id: string, except?: string): void {
+  const other = joinContainers(pod).find((j) => j.id === id && j.name !== except && ['running', 'waiting'].includes(ephemeralState(pod, j.name).kind) && !stuckWaiting(ephemeralState(pod, j.name)));
+  if (other) throw new PluginError(`another join container ("${other.name}") for member ${id} appeared in pod "${pod.metadata?.name ?? ''}" meanwhile: is a second member replace running?`, 'run the command again once that one has ended');
 }
 
 /** An ephemeral container that waits for good (an image it cannot pull, a config the kubelet refuses): failed, not under way. */
@@ -133,7 +135,7 @@ function stuckWaiting(st: EphemeralState): boolean {
 }
 
 /** An ephemeral container that ended well. */
-function isDone(st: ReturnType<typeof ephemeralState>): boolean {
+function isDone(st: EphemeralState): boolean {
   return st.kind === 'terminated' && st.exitCode === 0;
 }
 
@@ -293,7 +295,7 @@ export function mapArgvPaths(argv: string[], path: (p: string) => string): strin
  * maps a path of the member's container to the same file in this one.
  */
 export function memberToolContainer(pod: V1Pod, member: EtcdMember, name: string, command: (path: (p: string) => string) => string[],
-  extra: { image?: string; env?: V1EnvVar[]; target?: string } = {}): V1EphemeralContainer {
+  extra: { image?: string; env?: V1EnvVar[] } = {}): V1EphemeralContainer {
   const found = findEtcdContainer(pod, member.container);
   if (!found) throw new PluginError(`pod "${member.pod}" has no container "${member.container}"`, 'check the pod with kubectl describe');
   const c = found.container;
@@ -306,7 +308,6 @@ export function memberToolContainer(pod: V1Pod, member: EtcdMember, name: string
     ...(extra.env ? { env: extra.env } : {}),
     ...(view.mounts.length ? { volumeMounts: view.mounts } : {}),
     ...(c.securityContext ? { securityContext: c.securityContext } : {}),
-    ...(extra.target ? { targetContainerName: extra.target } : {}),
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
 }
@@ -414,12 +415,13 @@ export function joinContainer(pod: V1Pod, member: EtcdMember, live: LiveMember[]
 
 /** Reads the cluster and decides; refuses (before any change) what may not be done. */
 export async function planReplace(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], opts: ReplaceOptions): Promise<ReplacePlan> {
-  const plan = { ...(await decide(deps, topology, rows, opts)), ...((await readJournal(deps.kube, topology.namespace, opts.pod)) ? { resumed: true } : {}) };
+  const journal = await readJournal(deps.kube, topology.namespace, opts.pod);
+  const plan = { ...(await decide(deps, topology, rows, opts, journal)), ...(journal ? { resumed: true } : {}) };
   const sizes = rows.filter((r) => r.status.healthy && r.status.dbSize !== undefined).map((r) => r.status.dbSize!);
   return sizes.length ? { ...plan, dbBytes: Math.max(...sizes) } : plan;
 }
 
-async function decide(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], opts: ReplaceOptions): Promise<ReplacePlan> {
+async function decide(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], opts: ReplaceOptions, journal: Journal | undefined): Promise<ReplacePlan> {
   const target = rows.find((r) => r.member.pod === opts.pod);
   const askerRow = rows.find((r) => r !== target && r.status.healthy);
   // Refusals that need no member list first (an unknown pod; no healthy member at all).
@@ -435,7 +437,6 @@ async function decide(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], op
   const underway = last && lastState && !stuck && (lastState.kind === 'running' || lastState.kind === 'waiting' || (lastState.kind === 'terminated' && lastState.exitCode === 0)) ? { ...last, state: lastState } : undefined;
   const entry = liveEntryOf(target.member, live);
   const paths = replacePaths(keptCopiesDirOf(target.member), opts.stamp);
-  const journal = await readJournal(deps.kube, topology.namespace, opts.pod);
   // The join runs a shell script in the member's image (a distroless etcd image has none). Asked of
   // another member, which runs the same StatefulSet template: the target's own container is down.
   const tools = await deps.run(memberContainer(askerRow.member), ['sh', '-c', 'for c in mv rm rmdir mkdir sleep kill; do command -v "$c" >/dev/null 2>&1 || { echo "$c"; exit 3; }; done'])
@@ -636,8 +637,7 @@ async function joinInImage(deps: ReplaceDeps, plan: ReplacePlan, opts: ReplaceOp
     const started = live.some((l) => l.id === newId && l.name !== '');
     say(`starting ephemeral container "${joinName}" in pod "${member.pod}" to join as member ${newId}`);
     await addEphemeralContainerRetrying(kube, namespace, member.pod, (pod) => {
-      const other = joinContainers(pod).find((j) => j.id === newId && ['running', 'waiting'].includes(ephemeralState(pod, j.name).kind) && !stuckWaiting(ephemeralState(pod, j.name)));
-      if (other) throw new PluginError(`another join container ("${other.name}") for member ${newId} appeared in pod "${member.pod}" meanwhile: is a second member replace running?`, 'run the command again once that one has ended');
+      refuseSecondJoin(pod, newId);
       return joinContainer(pod, member, live, newId!, joinName!, plan.paths, started);
     });
     state = undefined;
@@ -749,8 +749,7 @@ async function joinSplit(deps: ReplaceDeps, plan: ReplacePlan, opts: ReplaceOpti
       const name = joinName;
       say(`starting ephemeral container "${name}" in pod "${member.pod}" to join as member ${newId}`);
       await addEphemeralContainerRetrying(kube, namespace, member.pod, (pod) => {
-        const other = joinContainers(pod).find((j) => j.id === newId && j.name !== name && ['running', 'waiting'].includes(ephemeralState(pod, j.name).kind) && !stuckWaiting(ephemeralState(pod, j.name)));
-        if (other) throw new PluginError(`another join container ("${other.name}") for member ${newId} appeared in pod "${member.pod}" meanwhile: is a second member replace running?`, 'run the command again once that one has ended');
+        refuseSecondJoin(pod, newId, name);
         return joinContainer(pod, member, live, newId, name, plan.paths, true, true);
       });
       state = (await waitEphemeral(kube, namespace, member.pod, name, (st) => st.kind === 'running' || st.kind === 'terminated', opts.timeoutMs)).state;
