@@ -286,6 +286,21 @@ describe('simulator controller-manager through real kubectl', () => {
     expect(await items(['controllerrevisions', '-l', 'app=web'])).toEqual([]);
   });
 
+  it('garbage-collects a pod owned by a ConfigMap within seconds of the ConfigMap\'s deletion, as the watch-driven real GC does (a periodic pass took up to a minute)', async () => {
+    await kubectl(['create', 'configmap', 'owner-cm']);
+    const uid = (await getJson(['configmap', 'owner-cm'])).metadata.uid as string;
+    await kubectl(['apply', '-f', '-'], JSON.stringify({
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: { name: 'owned-by-cm', ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner-cm', uid }] },
+      spec: { containers: [{ name: 'c', image: 'docker.io/library/busybox:1.36', command: ['sleep', '3600'] }], terminationGracePeriodSeconds: 0 },
+    }));
+    // Running first: the GC has seen the pod, and its owner alive.
+    await kubectl(['wait', 'pod/owned-by-cm', '--for=condition=Ready', '--timeout=60s']);
+    await kubectl(['delete', 'configmap', 'owner-cm']);
+    // kube-controller-manager's garbagecollector acts on the owner's delete event (graph_builder.go).
+    await waitFor('the pod owned by the deleted ConfigMap to go', async () => ((await items(['pods', '--field-selector', 'metadata.name=owned-by-cm'])).length === 0 ? true : undefined), 10_000);
+  });
+
   it('deletes a provisioned PV and destroys its storage once its claim is deleted (reclaim policy Delete)', async () => {
     const claim = await getJson(['pvc', 'data-web-2']);
     const pv = await getJson(['pv', claim.spec.volumeName]);
