@@ -15,7 +15,7 @@ import { bitnamiImage, type BitnamiScripts } from '../sim/fixtures/bitnami.js';
 import type { EtcdMinor } from '../sim/etcd-versions.js';
 import { ok, teardown, type SimCluster } from '../sim/harness.js';
 import {
-  auditMark, auditSince, BITNAMI_ACCESS as B, etcdctl, keysOn, kubectlEtcd, mutations, startRestoreCluster, waitClusterHealthy, workloadReplicas,
+  auditMark, auditSince, BITNAMI_ACCESS as B, etcdctl, keysOn, kubectlEtcd, mutations, startRestoreCluster, waitClusterHealthy, waitPodSucceeded, workloadReplicas,
 } from './restore-helpers.js';
 
 const NS = B.namespace;
@@ -96,7 +96,7 @@ describe.each(VARIANTS)('bitnami ($scripts scripts, etcd $etcd) with ETCD_DISAST
       ok(await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify(manifest) }));
     }
     for (const pod of B.pods) {
-      ok(await cluster.kubectl(['-n', NS, 'wait', '--for=jsonpath={.status.phase}=Succeeded', `pod/swap-${pod}`, '--timeout=60s'], { timeoutMs: 90_000 }));
+      await waitPodSucceeded(cluster, NS, `swap-${pod}`);
       ok(await cluster.kubectl(['-n', NS, 'delete', 'pod', `swap-${pod}`, '--wait=true']));
     }
     ok(await cluster.kubectl(['-n', NS, 'scale', 'statefulset', 'etcd', '--replicas=3']));

@@ -195,6 +195,28 @@ export async function waitClusterHealthy(cluster: SimCluster, a: EtcdAccess, tim
   }
 }
 
+/**
+ * Waits until a run-to-completion pod has ended and asserts it Succeeded. When it failed, or did not
+ * end in time, the error carries what an operator would look at: phase, container states, the
+ * pod's events and its logs (a bare `kubectl wait` timeout said none of that).
+ */
+export async function waitPodSucceeded(cluster: SimCluster, ns: string, pod: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let phase = '';
+  while (Date.now() < deadline) {
+    const r = await cluster.kubectl(['-n', ns, 'get', 'pod', pod, '-o', 'jsonpath={.status.phase}']);
+    phase = r.code === 0 ? r.stdout.trim() : `(get failed: ${r.stderr.trim()})`;
+    if (phase === 'Succeeded') return;
+    if (phase === 'Failed') break;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  const status = await cluster.kubectl(['-n', ns, 'get', 'pod', pod, '-o', 'jsonpath={.spec.nodeName} {.status.containerStatuses}']);
+  const events = await cluster.kubectl(['-n', ns, 'get', 'events', '--field-selector', `involvedObject.name=${pod}`, '-o', 'custom-columns=REASON:.reason,MESSAGE:.message']);
+  const logs = await cluster.kubectl(['-n', ns, 'logs', pod, '--all-containers']);
+  throw new Error(`pod ${ns}/${pod} ${phase === 'Failed' ? 'failed' : `did not end within ${timeoutMs / 1000} s (phase ${phase || 'unknown'})`}\n` +
+    `status: ${status.stdout.trim() || status.stderr.trim()}\nevents:\n${events.stdout.trim() || events.stderr.trim()}\nlogs:\n${(logs.stdout + logs.stderr).trim()}`);
+}
+
 /** Removes the data earlier restores set aside (as an operator would once satisfied): room on the volumes. */
 export async function pruneSetAside(cluster: SimCluster, a: EtcdAccess): Promise<void> {
   for (const pod of a.pods) {
