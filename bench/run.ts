@@ -61,6 +61,7 @@ function etcdMinorFlag(): EtcdMinor {
 async function main(): Promise<void> {
   requireRoot();
   requireCommand('kubectl', 'install kubectl 1.30 or newer');
+  requireCommand('age-keygen', 'install the reference age tool (apt-get install -y age), for the encrypted backup row');
   const etcd = etcdMinorFlag();
   const quick = flags.quick!;
   const sizes = flags.sizes ? flags.sizes.split(',').map(Number) : quick ? [64] : [64, 512, ...(flags.huge ? [2048] : [])];

@@ -1,5 +1,5 @@
 // The printed table and the target verdicts. Targets are reported, never asserted.
-import type { BackupRow, BackupVariant } from '../sections/backup.js';
+import { ENCRYPTED, type BackupRow, type BackupVariant } from '../sections/backup.js';
 import type { InspectRow } from '../sections/inspect.js';
 import type { RestoreRow } from '../sections/restore.js';
 import type { StartupRow } from '../sections/startup.js';
@@ -36,7 +36,7 @@ function table(rows: string[][]): string[] {
   return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd());
 }
 
-const VARIANTS: BackupVariant[] = ['floor', 'plugin --via exec', 'plugin --via stream', 'manual kubectl'];
+const VARIANTS: BackupVariant[] = ['floor', 'plugin --via exec', 'plugin --via stream', ENCRYPTED, 'manual kubectl'];
 
 /** The target verdicts for this run. */
 export function verdicts(r: BenchResults): Verdict[] {
@@ -102,7 +102,7 @@ const toolName = (tool: string) => tool.split(' ')[0]!;
  * manual way's save and copy measured one after the other ((save + copy core-s) / cores).
  */
 export function cpuLine(b: BackupRow, cores: number | undefined): string | undefined {
-  const busy = VARIANTS.map((v) => [v, b.figures[v].cpuSeconds] as const).filter((x): x is readonly [BackupVariant, number] => x[1] !== undefined);
+  const busy = VARIANTS.map((v) => [v, b.figures[v]?.cpuSeconds] as const).filter((x): x is readonly [BackupVariant, number] => x[1] !== undefined);
   if (!busy.length) return undefined;
   let line = `CPU (machine busy core-s, median): ${busy.map(([v, s]) => `${v} ${f2(s)}`).join(', ')}`;
   const manual = new Map(b.figures['manual kubectl'].cpuPhases ?? []);
@@ -122,6 +122,7 @@ export function renderReport(r: BenchResults, header: string[]): string {
   for (const b of r.backup) {
     for (const v of VARIANTS) {
       const fig = b.figures[v];
+      if (!fig) continue; // results from before the variant existed
       rows.push([
         v === 'floor' ? `${b.targetMiB} MiB (${f1(b.snapshotBytes / MIB)} MiB file)` : '',
         v,
@@ -137,7 +138,7 @@ export function renderReport(r: BenchResults, header: string[]): string {
   lines.push('BACKUP BREAKDOWN (median seconds per phase; the plugin\'s own record, -o json)');
   for (const b of r.backup) {
     for (const v of VARIANTS) {
-      const phases = b.figures[v].phases;
+      const phases = b.figures[v]?.phases;
       if (phases) lines.push(`  ${b.targetMiB} MiB ${v}: ${phases.map(([n, s]) => `${n} ${f2(s)}`).join(', ')}`);
     }
     const cpu = cpuLine(b, r.cores);

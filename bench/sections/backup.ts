@@ -1,6 +1,7 @@
 // Backup at each size: the floor (etcdctl snapshot save inside the member pod, to its data disk),
 // the plugin via exec and via stream end to end, and the manual runbook with real kubectl
 // (`kubectl exec … etcdctl snapshot save` in `/`, then `kubectl cp`). Runs alternate.
+import { execFileSync } from 'node:child_process';
 import { rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ANTHOS_CERT_DIR } from '../../test/sim/fixtures/anthos.js';
@@ -41,11 +42,14 @@ export interface BackupFigure {
 export interface BackupRow {
   targetMiB: number;
   snapshotBytes: number;
-  figures: Record<BackupVariant, BackupFigure>;
+  figures: Record<Exclude<BackupVariant, typeof ENCRYPTED>, BackupFigure> & Partial<Record<typeof ENCRYPTED, BackupFigure>>;
 }
 
+/** The encrypted variant (age to one recipient): results written before it existed lack it. */
+export const ENCRYPTED = 'plugin --via exec --encrypt-to';
+
 /** The compared ways to take a backup. */
-export type BackupVariant = 'floor' | 'plugin --via exec' | 'plugin --via stream' | 'manual kubectl';
+export type BackupVariant = 'floor' | 'plugin --via exec' | 'plugin --via stream' | 'manual kubectl' | typeof ENCRYPTED;
 
 /** The median of each phase over the samples (a phase missing from a sample counts as 0 s there). */
 export function medianPhases(list: Array<{ phases?: Record<string, number> }>): Array<[string, number]> | undefined {
@@ -91,16 +95,22 @@ export async function benchBackupAtSize(
   opts: { targetMiB: number; rounds: number; outDir: string; keepFile?: string; log: (l: string) => void },
 ): Promise<BackupRow> {
   const fileSize = async (f: string) => (await stat(f)).size;
-  const plugin = (via: 'exec' | 'stream') => async (round: number): Promise<BackupSample> => {
-    const out = join(opts.outDir, `plugin-${via}-${round}.db`);
+  // a recipient for the encrypted variant; its plaintext copy goes to a state dir beside the outputs
+  const keyFile = join(opts.outDir, 'age-key.txt');
+  await rm(keyFile, { force: true });
+  execFileSync('age-keygen', ['-o', keyFile], { stdio: 'pipe' });
+  const recipient = execFileSync('age-keygen', ['-y', keyFile]).toString().trim();
+  const plugin = (via: 'exec' | 'stream', encrypt = false) => async (round: number): Promise<BackupSample> => {
+    const out = join(opts.outDir, `plugin-${via}${encrypt ? '-age' : ''}-${round}.db${encrypt ? '.age' : ''}`);
     const busy = await machineBusySeconds();
-    const r = await c.kubectl(['etcd', 'backup', '-n', BENCH_NS, '--via', via, '-f', out, '-o', 'json'], { rss: true, timeoutMs: 3_600_000 });
+    const extra = encrypt ? ['--encrypt-to', recipient, '--state-dir', join(opts.outDir, 'state')] : [];
+    const r = await c.kubectl(['etcd', 'backup', '-n', BENCH_NS, '--via', via, '-f', out, '-o', 'json', ...extra], { rss: true, timeoutMs: 3_600_000 });
     const cpuSeconds = (await machineBusySeconds()) - busy;
     if (r.code !== 0) throw new Error(`kubectl etcd backup --via ${via} failed (exit ${r.code}): ${r.stderr.trim()}`);
     const bytes = await fileSize(out);
     const record = JSON.parse(r.stdout) as { phases?: Array<{ name: string; seconds: number }> };
     const phases = Object.fromEntries((record.phases ?? []).map((p) => [p.name, p.seconds]));
-    if (via === 'exec' && opts.keepFile && round === 0) await rename(out, opts.keepFile);
+    if (via === 'exec' && !encrypt && opts.keepFile && round === 0) await rename(out, opts.keepFile);
     else await rm(out, { force: true });
     return { seconds: r.seconds, bytes, peakRssMiB: r.peakRssMiB, phases, cpuSeconds };
   };
@@ -120,6 +130,7 @@ export async function benchBackupAtSize(
       },
       { name: 'plugin --via exec', run: plugin('exec') },
       { name: 'plugin --via stream', run: plugin('stream') },
+      { name: ENCRYPTED, run: plugin('exec', true) },
       {
         name: 'manual kubectl',
         run: async (round) => {
@@ -143,13 +154,13 @@ export async function benchBackupAtSize(
     opts.rounds,
     (name, s) => opts.log(`  ${opts.targetMiB} MiB ${name}: ${s.seconds.toFixed(2)} s, ${(s.bytes / MIB).toFixed(1)} MiB${s.peakRssMiB ? `, peak RSS ${s.peakRssMiB.toFixed(0)} MiB` : ''}`),
   );
-  const figures = {} as Record<BackupVariant, BackupFigure>;
+  const figures = {} as BackupRow['figures'];
   for (const [name, list] of samples) {
     const seconds = median(list.map((s) => s.seconds));
     const bytes = median(list.map((s) => s.bytes));
     const rss = list.map((s) => s.peakRssMiB).filter((x): x is number => x !== undefined);
     const cpu = list.map((s) => s.cpuSeconds).filter((x): x is number => x !== undefined);
-    figures[name as BackupVariant] = {
+    figures[name as Exclude<BackupVariant, typeof ENCRYPTED>] = {
       seconds, mbPerSecond: bytes / 1e6 / seconds, peakRssMiB: rss.length ? Math.max(...rss) : undefined, phases: medianPhases(list),
       cpuSeconds: cpu.length ? median(cpu) : undefined, cpuPhases: medianPhases(list.map((s) => ({ phases: s.cpuPhases }))), samples: list,
     };

@@ -8,7 +8,8 @@ export interface BackupName {
   revision: number;
 }
 
-const PATTERN = /^(.+)-(\d{8}T\d{6}Z)-rev(\d+)\.db$/;
+/** `.db`, or `.db.age` for an age-encrypted backup. */
+const PATTERN = /^(.+)-(\d{8}T\d{6}Z)-rev(\d+)\.db(?:\.age)?$/;
 
 
 /**

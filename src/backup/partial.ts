@@ -16,29 +16,34 @@ export class PartialFile {
     readonly dest: string,
     readonly path: string,
     private readonly handle: FileHandle,
+    /** What the hints of write errors tell the user to pass instead. */
+    private readonly elsewhere: string,
   ) {}
 
-  /** Creates `<dest>.partial`; refuses when it already exists (another backup, or a crash). */
-  static async create(dest: string): Promise<PartialFile> {
+  /**
+   * Creates `<dest>.partial`; refuses when it already exists (another backup, or a crash).
+   * `elsewhere`: the flag a user passes to write somewhere else (hints of failed writes).
+   */
+  static async create(dest: string, elsewhere = 'another -f/--dir'): Promise<PartialFile> {
     const path = `${dest}.partial`;
     try {
       const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
       await handle.chmod(0o600);
-      return new PartialFile(dest, path, handle);
+      return new PartialFile(dest, path, handle, elsewhere);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') {
         throw new PluginError(`file "${path}" already exists`, 'another backup may be writing it; remove it if not');
       }
       if (code === 'ENOENT') throw new PluginError(`directory "${dirname(dest)}" does not exist`, 'create it, or use --dir DIR, which creates it');
-      throw new PluginError(`cannot create "${path}": ${code ?? (err as Error).message}`, 'check the destination directory, or pass another -f/--dir');
+      throw new PluginError(`cannot create "${path}": ${code ?? (err as Error).message}`, `check the directory, or pass ${elsewhere}`);
     }
   }
 
   /** A writable stream into the partial file (backpressure-aware; does not close the file). */
   writable(): Writable {
     const handle = this.handle;
-    const fail = (cb: (err: Error) => void) => (err: unknown) => cb(localWriteError(this.path, err));
+    const fail = (cb: (err: Error) => void) => (err: unknown) => cb(localWriteError(this.path, err, this.elsewhere));
     return new Writable({
       highWaterMark: 1 << 20,
       write(chunk: Buffer, _enc, cb) {
@@ -57,7 +62,7 @@ export class PartialFile {
       await this.handle.sync();
       await this.close();
     } catch (err) {
-      throw localWriteError(this.path, err);
+      throw localWriteError(this.path, err, this.elsewhere);
     }
     try {
       await rename(this.path, dest);
@@ -75,6 +80,11 @@ export class PartialFile {
     } catch (err) {
       throw new PluginError(`cannot sync directory "${dirname(dest)}" after saving "${dest}": ${codeOf(err)}`, 'check the disk; the file may not survive a crash');
     }
+  }
+
+  /** Closes the file without committing it (to read it back); discard() still removes it. */
+  async closeForReading(): Promise<void> {
+    await this.close();
   }
 
   /** Closes and removes the partial file; safe to call more than once or after commit. */
@@ -117,11 +127,11 @@ function codeOf(err: unknown): string {
 }
 
 /** A failed write of the local file: names it and says what to do (free space, or write elsewhere). */
-export function localWriteError(path: string, err: unknown): PluginError {
+export function localWriteError(path: string, err: unknown, elsewhere = 'another -f/--dir'): PluginError {
   if (err instanceof PluginError) return err;
   const code = codeOf(err);
   const full = code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG';
-  return new PluginError(`cannot write "${path}": ${code}`, full ? 'free space or pass another -f/--dir' : 'check the disk, or pass another -f/--dir');
+  return new PluginError(`cannot write "${path}": ${code}`, full ? `free space or pass ${elsewhere}` : `check the disk, or pass ${elsewhere}`);
 }
 
 /** Writes every byte of `bufs` in order with vectored writes, taking up a short write where it stopped. */

@@ -22,8 +22,11 @@ export interface BackupRecord {
   startedAt: string;
   time: string;
   pluginVersion: string;
-  /** Which checks passed; with -f - the bbolt check cannot run. */
-  verified: { size: boolean; sha256Trailer: boolean; bbolt: boolean };
+  /** Which checks passed; with -f - the bbolt check cannot run. `decrypts`: the stored ciphertext was read back and decrypted to the verified snapshot. */
+  verified: { size: boolean; sha256Trailer: boolean; bbolt: boolean; decrypts?: boolean };
+  /** Set when the file is age-encrypted: `size` and `sha256` above are the plaintext snapshot's, `stored` the file's. */
+  encryption?: { format: 'age'; recipients: string[] };
+  stored?: { size: number; sha256: string };
 }
 
 /** Writes the sidecar `<snapshot>.json` (mode 0600). */

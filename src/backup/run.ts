@@ -1,14 +1,17 @@
 import { mkdir } from 'node:fs/promises';
 import { resolve, join } from 'node:path';
 import { finished, pipeline } from 'node:stream/promises';
-import type { Writable } from 'node:stream';
+import { PassThrough, type Writable } from 'node:stream';
 import { NoHealthyMemberError, PluginError, UsageError } from '../errors.js';
 import type { MemberStatus, StatusProbe } from '../etcd/status.js';
 import type { EtcdMember, EtcdTopology } from '../etcd/topology.js';
 import type { Logger } from '../ui/log.js';
 import type { PhaseClock } from '../ui/phases.js';
 import type { Progress } from '../ui/progress.js';
+import { encryptStream } from '../crypt/age.js';
+import { ensurePlaintextDir, plaintextName, trackPlaintext } from '../crypt/plaintext.js';
 import { orderCandidates } from './choose.js';
+import { encryptVerified, type StoredDigest } from './encrypt.js';
 import { SnapshotDigester } from './digest.js';
 import { compactUtc } from '../ui/time.js';
 import { backupFileName, backupStem } from './naming.js';
@@ -32,6 +35,10 @@ export interface BackupOptions {
   /** Pod, etcd name or member ID to force. */
   member?: string;
   via?: TransportKind;
+  /** age X25519 recipients (checked by parseRecipients): the snapshot is stored encrypted, as `<name>.age`. */
+  encryptTo?: string[];
+  /** Where the plaintext copy of an encrypted backup lives until it is encrypted and checked (0600, removed on every exit). */
+  stateDir?: string;
 }
 
 /** Decides whether a member's container can run the exec transport (has sh and tar). */
@@ -79,31 +86,54 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
     pluginVersion: deps.pluginVersion,
   };
   if (opts.destination.kind === 'stdout') {
-    return { ...base, ...(await backupToStdout(member, transport, status, deps)), time: deps.now().toISOString() };
+    return { ...base, ...(await backupToStdout(member, transport, status, deps, opts.encryptTo)), time: deps.now().toISOString() };
   }
   const dest = opts.destination;
+  const recipients = opts.encryptTo?.length ? opts.encryptTo : undefined;
+  const suffix = recipients ? AGE_SUFFIX : '';
   if (dest.kind === 'dir') await ensureBackupDir(resolve(dest.dir));
   const partialTarget =
     dest.kind === 'file'
-      ? resolve(dest.path)
-      : join(resolve(dest.dir), `${backupStem(topology.namespace, topology.workload.name)}-${compactUtc(startedAt)}.db`);
+      ? withSuffix(resolve(dest.path), suffix)
+      : join(resolve(dest.dir), `${backupStem(topology.namespace, topology.workload.name)}-${compactUtc(startedAt)}.db${suffix}`);
   const partial = await PartialFile.create(partialTarget);
+  // Encrypted: the snapshot lands in a plaintext copy in the state dir first (verified there, then encrypted into `partial`).
+  let plain: PartialFile | undefined;
+  let untrack = () => {};
+  try {
+    if (recipients) {
+      plain = await PartialFile.create(await plaintextTarget(opts.stateDir), '--state-dir on a disk with room for one snapshot');
+      untrack = trackPlaintext(plain.path); // removed at exit and on SIGHUP too
+    }
+  } catch (err) {
+    await partial.discard().catch(() => {});
+    throw err;
+  }
   const digester = new SnapshotDigester();
   const guard = guardSignals(deps.signals, (sig, first) => {
     partial.discardSync();
+    plain?.discardSync();
     digester.destroy(new Error(`interrupted by ${sig}`));
     if (first) deps.log.warn(stoppingLine(sig, transport.kind, member.pod));
   });
   const progress = deps.progress(`snapshot ${member.pod}`);
   try {
-    const { result, digest } = await takeSnapshot(member, transport, digester, partial.writable(), true, guard.signal, progress, status, deps);
+    const first = plain ?? partial;
+    const { result, digest } = await takeSnapshot(member, transport, digester, first.writable(), true, guard.signal, progress, status, deps);
     deps.phases?.start('verify');
-    const outcome = await verifySnapshot(partial.path, digest, result.expectedSize, deps.readSummary);
+    const outcome = await verifySnapshot(first.path, digest, result.expectedSize, deps.readSummary);
     const summary = requireVerified(outcome, `pod "${member.pod}"`);
     const finalPath =
       dest.kind === 'file'
         ? partialTarget
-        : join(resolve(dest.dir), backupFileName({ namespace: topology.namespace, workload: topology.workload.name, time: startedAt, revision: summary.revision }));
+        : join(resolve(dest.dir), backupFileName({ namespace: topology.namespace, workload: topology.workload.name, time: startedAt, revision: summary.revision }) + suffix);
+    let stored: StoredDigest | undefined;
+    if (plain && recipients) {
+      deps.phases?.start('encrypt');
+      await plain.closeForReading(); // never committed (nor synced): it is removed when encrypted
+      stored = await encryptVerified(plain.path, partial, recipients, digest, guard.signal);
+      plain.discardSync();
+    }
     guard.signal.throwIfAborted();
     deps.phases?.start('commit');
     await partial.commit(finalPath);
@@ -116,7 +146,8 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
       totalKeys: summary.totalKeys,
       hash: summary.hash,
       time: deps.now().toISOString(),
-      verified: { size: result.expectedSize !== undefined, sha256Trailer: true, bbolt: true },
+      verified: { size: result.expectedSize !== undefined, sha256Trailer: true, bbolt: true, ...(stored ? { decrypts: true } : {}) },
+      ...(stored && recipients ? { encryption: { format: 'age' as const, recipients }, stored } : {}),
     };
     if (dest.kind === 'dir') {
       await writeSidecar(finalPath, record);
@@ -133,31 +164,71 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
     throw err;
   } finally {
     progress.done();
+    plain?.discardSync(); // before the signal guard goes: a signal now would find no plaintext
+    untrack();
     guard.dispose();
     await partial.discard().catch((err: Error) => deps.log.warn(err.message));
+    await plain?.discard().catch((err: Error) => deps.log.warn(`cannot remove the plaintext copy: ${err.message}`));
   }
 }
 
-async function backupToStdout(member: EtcdMember, transport: SnapshotTransport, status: MemberStatus | undefined, deps: BackupDeps) {
+/** What an encrypted backup's name ends with. */
+export const AGE_SUFFIX = '.age';
+
+function withSuffix(path: string, suffix: string): string {
+  return suffix && !path.endsWith(suffix) ? path + suffix : path;
+}
+
+/** A new plaintext copy's name in `<stateDir>/tmp` (0700; see crypt/plaintext.ts for the sweep of copies left by killed runs). */
+async function plaintextTarget(stateDir: string | undefined): Promise<string> {
+  if (!stateDir) throw new PluginError('an encrypted backup needs a state dir for its plaintext copy', 'pass --state-dir');
+  return join(await ensurePlaintextDir(stateDir), plaintextName());
+}
+
+async function backupToStdout(member: EtcdMember, transport: SnapshotTransport, status: MemberStatus | undefined, deps: BackupDeps, encryptTo?: string[]) {
   const digester = new SnapshotDigester();
+  // Encrypted: digester → age → stdout, streaming (the plaintext is checked for size and trailer on the way).
+  const recipients = encryptTo?.length ? encryptTo : undefined;
+  let out: Writable = deps.stdout;
+  let encrypted: Promise<void> | undefined;
+  let stdoutError: ((err: Error) => void) | undefined;
+  if (recipients) {
+    const plain = new PassThrough({ highWaterMark: 1 << 20 });
+    const enc = await encryptStream(plain, recipients);
+    out = plain;
+    // stdout's own errors (a reader gone) fail the plaintext side, which stops the transport as a
+    // failing stdout does unencrypted (startCopy watches `out`); listening here also keeps the
+    // CLI's last-resort EPIPE exit out of it, so cleanup in the pod still runs.
+    stdoutError = (err: Error) => {
+      const e = new PluginError(`cannot write the snapshot to stdout: ${(err as NodeJS.ErrnoException).code ?? err.message}`, 'check where stdout goes (free space, a pipe still open)');
+      enc.output.destroy(e);
+      plain.destroy(e);
+    };
+    deps.stdout.on('error', stdoutError);
+    enc.output.pipe(deps.stdout, { end: false });
+    encrypted = finished(enc.output);
+    encrypted.catch(() => {});
+  }
   const guard = guardSignals(deps.signals, (sig, first) => {
     digester.destroy(new Error(`interrupted by ${sig}`));
     if (first) deps.log.warn(stoppingLine(sig, transport.kind, member.pod));
   });
   const progress = deps.progress(`snapshot ${member.pod}`);
   try {
-    const { result, digest } = await takeSnapshot(member, transport, digester, deps.stdout, false, guard.signal, progress, status, deps);
+    const { result, digest } = await takeSnapshot(member, transport, digester, out, recipients !== undefined, guard.signal, progress, status, deps);
+    await encrypted;
     if (result.expectedSize !== undefined && result.expectedSize !== digest.size) {
       requireVerified({ kind: 'size-mismatch', expected: result.expectedSize, actual: digest.size }, `pod "${member.pod}"`);
     }
     if (!digest.trailerValid) requireVerified({ kind: 'trailer-mismatch' }, `pod "${member.pod}"`);
     deps.phases?.end();
-    deps.log.info('snapshot written to stdout: size and sha256 trailer verified; bbolt structure not verified (streamed), run `kubectl etcd inspect` on the file');
+    deps.log.info(`snapshot written to stdout${recipients ? ', age-encrypted' : ''}: size and sha256 trailer verified; bbolt structure not verified (streamed), run \`kubectl etcd inspect${recipients ? ' --identity KEYFILE' : ''}\` on the file`);
     return {
       file: '-',
       size: digest.size,
       sha256: digest.sha256,
       verified: { size: result.expectedSize !== undefined, sha256Trailer: true, bbolt: false },
+      ...(recipients ? { encryption: { format: 'age' as const, recipients } } : {}),
     };
   } catch (err) {
     const sig = guard.received();
@@ -166,6 +237,7 @@ async function backupToStdout(member: EtcdMember, transport: SnapshotTransport, 
   } finally {
     progress.done();
     guard.dispose();
+    if (stdoutError) deps.stdout.off('error', stdoutError);
   }
 }
 

@@ -8,6 +8,8 @@ import { formatBytes } from '../ui/bytes.js';
 import { formatRecord, parseOutputFormat, type OutputFormat } from '../ui/format.js';
 import { createLogger } from '../ui/log.js';
 import { PhaseClock, renderPhases } from '../ui/phases.js';
+import { checkRecipients, parseRecipients } from '../crypt/age.js';
+import { defaultStateDir } from '../restore/journal-find.js';
 import { verbosityOf, type GlobalKubeOptions } from './kubeflags.js';
 
 /** Flags of `backup` as commander parses them. */
@@ -25,6 +27,8 @@ export interface BackupFlags {
   cert?: string;
   key?: string;
   output?: string;
+  encryptTo?: string[];
+  stateDir?: string;
 }
 
 /**
@@ -34,7 +38,7 @@ export interface BackupFlags {
 export function backupFlagsToOptions(
   flags: BackupFlags,
   stdoutIsTerminal = false,
-): { destination: BackupDestination; via?: TransportKind; output?: OutputFormat } {
+): { destination: BackupDestination; via?: TransportKind; output?: OutputFormat; encryptTo?: string[] } {
   const output = parseOutputFormat(flags.output);
   if (flags.file !== undefined && flags.dir !== undefined) throw new UsageError('-f and --dir cannot be used together', 'pass one of them');
   if (flags.file === undefined && flags.dir === undefined) throw new UsageError('no destination given', 'pass -f FILE, -f - (stdout) or --dir DIR');
@@ -56,12 +60,13 @@ export function backupFlagsToOptions(
   if (destination.kind === 'stdout' && stdoutIsTerminal) {
     throw new UsageError('refusing to write a binary snapshot to the terminal', 'redirect stdout ((umask 077; kubectl etcd backup … -f - > snapshot.db)) or pass -f FILE');
   }
-  return { destination, via: flags.via as TransportKind | undefined, output };
+  const encryptTo = flags.encryptTo?.length ? parseRecipients(flags.encryptTo) : undefined;
+  return { destination, via: flags.via as TransportKind | undefined, output, ...(encryptTo ? { encryptTo } : {}) };
 }
 
 /** One human line describing a finished backup. */
 export function describeBackup(r: BackupRecord): string {
-  const where = r.file === '-' ? 'stdout' : r.file;
+  const where = (r.file === '-' ? 'stdout' : r.file) + (r.encryption ? ` (age-encrypted to ${r.encryption.recipients.length} recipient${r.encryption.recipients.length === 1 ? '' : 's'})` : '');
   const facts = [formatBytes(r.size), r.revision !== undefined ? `revision ${r.revision}` : undefined, r.totalKeys !== undefined ? `${r.totalKeys} keys` : undefined]
     .filter(Boolean)
     .join(', ');
@@ -85,6 +90,8 @@ export function register(program: Command): void {
     .option('--cacert <file>', 'etcd CA certificate (default: from the member’s cert Secret)')
     .option('--cert <file>', 'etcd client certificate')
     .option('--key <file>', 'etcd client key')
+    .option('--encrypt-to <recipient>', 'encrypt the snapshot with age to this X25519 public key (age1…; repeatable); the file gets .age appended', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--state-dir <dir>', 'where an encrypted backup keeps its plaintext copy until it is encrypted and checked (default $KUBECTL_ETCD_STATE_DIR or ~/.kube/kubectl-etcd)')
     .option('-o, --output <format>', 'print the result record as json or yaml')
     .addHelpText(
       'after',
@@ -92,6 +99,7 @@ export function register(program: Command): void {
 Examples:
   kubectl etcd backup -n uc1 -f snapshot.db
   kubectl etcd backup -n uc1 --dir /backups --keep 7 -o json
+  kubectl etcd backup -n uc1 --dir /backups --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
   (umask 077; kubectl etcd backup -n kube-system -l component=etcd --via stream -f - > snapshot.db)
 
 Interrupted by Ctrl-C (SIGINT) or SIGTERM, backup removes its partial file and the temporary
@@ -102,6 +110,7 @@ snapshot in the pod, then exits 130 (SIGINT) or 143 (SIGTERM); a second signal q
       phases.sinceProcessStart('start-up');
       const globals = command.optsWithGlobals<GlobalKubeOptions>();
       const parsed = backupFlagsToOptions(flags, process.stdout.isTTY === true);
+      if (parsed.encryptTo) await checkRecipients(parsed.encryptTo); // a typo in a key: refused before anything is taken
       phases.start('load');
       // Loaded on use: they pull in @kubernetes/client-node and etcd3, which --help does not need.
       const { kubeContextFromOptions } = await import('./kubecontext.js');
@@ -111,7 +120,10 @@ snapshot in the pod, then exits 130 (SIGINT) or 143 (SIGTERM); a second signal q
       const log = createLogger(process.stderr, verbosityOf(globals));
       phases.start('discover');
       const topology = await discoverTarget(kube, { statefulSet: flags.statefulset, pod: flags.pod, selector: flags.selector, container: flags.container });
-      const options: BackupOptions = { topology, destination: parsed.destination, member: flags.member ?? flags.pod, via: parsed.via };
+      const options: BackupOptions = {
+        topology, destination: parsed.destination, member: flags.member ?? flags.pod, via: parsed.via,
+        ...(parsed.encryptTo ? { encryptTo: parsed.encryptTo, stateDir: flags.stateDir ?? defaultStateDir() } : {}),
+      };
       if (parsed.destination.kind === 'stdout' && restrictStdoutFile(1)) log.debug(1, 'stdout is a regular file: made it mode 0600');
       const record = await runBackup(options, { ...kubeBackupDeps(kube, flags, log), phases });
       log.debug(1, `where the time went: ${renderPhases(phases.list())}`);

@@ -1,11 +1,15 @@
 import type { Command } from 'commander';
 import { inspectSnapshot, type InspectOptions } from '../etcd/snapshot/inspect.js';
+import { withSnapshotFile } from '../crypt/plaintext.js';
+import { defaultStateDir } from '../restore/journal-find.js';
 import { parseOutputFormat } from '../ui/format.js';
 
 /** Flags of `inspect` as commander parses them. */
 interface InspectFlags {
   byNamespace?: boolean;
   output?: string;
+  identity: string[];
+  stateDir?: string;
 }
 
 /** Turns the parsed flags into InspectOptions (-o table is the default human format). */
@@ -22,6 +26,8 @@ export function register(program: Command): void {
     .argument('<snapshot>', 'snapshot file (from etcdctl snapshot save or kubectl etcd backup) or a member/snap/db file')
     .option('--by-namespace', 'count Kubernetes objects per namespace as well as per resource')
     .option('-o, --output <format>', 'output format: table (default), json or yaml')
+    .option('-i, --identity <file>', 'age identity file (age-keygen) to read an encrypted snapshot (.age) with (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--state-dir <dir>', 'where the decrypted copy of an encrypted snapshot lives while it is read, 0600, removed after (default $KUBECTL_ETCD_STATE_DIR or ~/.kube/kubectl-etcd)')
     .addHelpText(
       'after',
       `
@@ -29,10 +35,15 @@ Examples:
   kubectl etcd inspect snapshot.db
   kubectl etcd inspect /backups/uc1-kube-etcd-20261125T180405Z-rev42.db --by-namespace
   kubectl etcd inspect snapshot.db -o json
+  kubectl etcd inspect uc1-kube-etcd-20261125T180405Z-rev42.db.age --identity ~/.config/age/etcd-backups.txt
 
 Exit codes: 0 the snapshot is valid, 3 it is damaged (truncated, corrupt or wrong trailer), 1 it cannot be read.`,
     )
     .action(async (snapshot: string, flags: InspectFlags) => {
-      await inspectSnapshot(inspectOptions(snapshot, flags), process.stdout);
+      const opts = inspectOptions(snapshot, flags);
+      const decrypt = { identityFiles: flags.identity, stateDir: flags.stateDir ?? defaultStateDir(), warn: (l: string) => process.stderr.write(`warning: ${l}\n`) };
+      await withSnapshotFile(snapshot, decrypt, async (plain, encrypted) => {
+        await inspectSnapshot({ ...opts, snapshot: plain, ...(encrypted ? { displayPath: snapshot } : {}) }, process.stdout);
+      });
     });
 }

@@ -23,6 +23,7 @@ interface RestoreFlags {
   stateDir?: string;
   pruneKept?: boolean;
   keep?: string;
+  identity: string[];
 }
 
 /** Turns parsed flags into restore options. */
@@ -44,6 +45,7 @@ export function restoreFlagsToOptions(snapshot: string | undefined, flags: Resto
     pruneKept: !!flags.pruneKept,
     keep: flags.keep === undefined ? undefined : parseKeepCount(flags.keep),
     stateDir: flags.stateDir ?? defaultStateDir(),
+    identityFiles: flags.identity,
   };
 }
 
@@ -66,6 +68,7 @@ export function register(program: Command): void {
     .option('--prune-kept', 'delete the old data that earlier restores (member.pre-restore-*, once verified) and member replaces (member.pre-replace-*, once finished) kept on the member volumes; the newest --keep copies stay')
     .option('--keep <n>', `with --prune-kept: how many of the newest kept copies stay on each volume (default ${DEFAULT_KEEP})`)
     .option('--state-dir <dir>', 'where the local journal and safety backups go (default $KUBECTL_ETCD_STATE_DIR or ~/.kube/kubectl-etcd)')
+    .option('-i, --identity <file>', 'age identity file (age-keygen) to decrypt an encrypted snapshot (.age) with (repeatable; needed again for --resume)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('-o, --output <format>', 'print the plan (--dry-run) or the result as json or yaml')
     .addHelpText(
       'after',
@@ -73,6 +76,7 @@ export function register(program: Command): void {
 Examples:
   kubectl etcd restore snapshot.db -n uc1 --dry-run -o yaml
   kubectl etcd restore snapshot.db -n uc1 --quiesce deployment/gke-master-etcd-maintenance --yes
+  kubectl etcd restore uc1-kube-etcd-20261125T180405Z-rev42.db.age -n uc1 --identity ~/.config/age/etcd-backups.txt
   kubectl etcd restore -n uc1 --resume
   kubectl etcd restore -n uc1 --abort
   kubectl etcd restore -n uc1 --prune-kept --dry-run`,

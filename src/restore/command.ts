@@ -44,6 +44,10 @@ export interface RestoreOptions {
   keep?: number;
   /** Where the local journal and safety backups live. */
   stateDir: string;
+  /** `--identity` files, to read an age-encrypted snapshot. */
+  identityFiles?: string[];
+  /** The identities read from them, once the snapshot is known to be encrypted (never journaled or logged). */
+  identities?: string[];
 }
 
 /** Everything the command talks to, built by the CLI. */
@@ -66,9 +70,11 @@ export interface RestoreDeps {
   cluster(namespace: string): RestoreCluster;
   pods(namespace: string): RestorePodIO;
   verifier(plan: RestorePlan): RestoreVerifier;
-  openSnapshot(path: string): () => Readable;
+  /** A fresh stream of the snapshot's plaintext per call; `identities` decrypt an age file. */
+  openSnapshot(path: string, identities?: string[]): () => Readable;
   /** Takes a safety backup into dir; returns the file, or undefined when the cluster does not answer. */
-  safetyBackup(topology: EtcdTopology, dir: string): Promise<string | undefined>;
+  /** `encrypt`: when the restored snapshot is encrypted, the safety backup is too, to the recipients of the identities given. */
+  safetyBackup(topology: EtcdTopology, dir: string, encrypt?: { to: string[]; stateDir: string }): Promise<string | undefined>;
   /** Asks on a terminal; undefined when there is no terminal. */
   ask(question: string): Promise<string | undefined>;
   log: Logger;

@@ -4,6 +4,7 @@
  */
 import { PluginError, UsageError, VerificationError } from '../errors.js';
 import type { RestoreDeps, RestoreOptions } from './command.js';
+import { identitiesFor, requireDecryptable } from '../crypt/plaintext.js';
 import { executePlan, runnerDeps } from './execute.js';
 import { openJournal, pendingWorkloads, type JournalPlaces } from './journal-find.js';
 import { requireAccess, restoreAccessChecks, restoreBaseAccessChecks } from './preflight.js';
@@ -30,6 +31,12 @@ export async function continueRestore(opts: RestoreOptions, deps: RestoreDeps): 
   const plan = state.plan;
   await requireAccess(deps.preflight, restoreAccessChecks(plan.namespace, plan, plan.quiesce, plan.pdbs, plan.coldStart));
   if (opts.snapshot) plan.snapshot.path = opts.snapshot;
+  // An age-encrypted snapshot is decrypted again for each copy still to come: the identity is asked for now, before any change.
+  const identities = opts.abort ? undefined : await identitiesFor(plan.snapshot.path, { identityFiles: opts.identityFiles ?? [], stateDir: opts.stateDir, warn: (l) => deps.log.warn(l) });
+  if (identities) {
+    await requireDecryptable(plan.snapshot.path, identities); // the key must open this file: checked on its header, before any step runs
+    opts = { ...opts, identities };
+  }
   if (clusterOnly) {
     await checkClusterOnlyToolsImage(plan, (t) => deps.templateImage(t));
     deps.log.warn(`there is no local journal of this restore; the plan below comes from the cluster's copy in ${journal.describe()}: check its images, volumes and nodes`);

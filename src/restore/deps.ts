@@ -5,6 +5,7 @@
  */
 import { ask } from '../ui/ask.js';
 import { createReadStream } from 'node:fs';
+import { openDecrypted } from '../crypt/plaintext.js';
 import { kubeBackupDeps } from '../backup/cluster.js';
 import { runBackup } from '../backup/run.js';
 import { discoverTopology } from '../etcd/discovery/index.js';
@@ -133,10 +134,10 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
     cluster: (namespace) => kubeRestoreCluster(kube, namespace, onRetry),
     pods: () => kubeRestorePodIO(kube, onRetry),
     verifier: (plan) => etcdRestoreVerifier(containerCommand(kube, { retry: {} }), { liveKeys: plan.snapshot.liveKeys }),
-    openSnapshot: (path) => () => createReadStream(path),
-    async safetyBackup(topology, dir) {
+    openSnapshot: (path, identities) => (identities ? openDecrypted(path, identities) : () => createReadStream(path)),
+    async safetyBackup(topology, dir, encrypt) {
       try {
-        const record = await runBackup({ topology, destination: { kind: 'dir', dir } }, kubeBackupDeps(kube, {}, log));
+        const record = await runBackup({ topology, destination: { kind: 'dir', dir }, ...(encrypt ? { encryptTo: encrypt.to, stateDir: encrypt.stateDir } : {}) }, kubeBackupDeps(kube, {}, log));
         return record.file;
       } catch (err) {
         if (err instanceof NoHealthyMemberError) return undefined;

@@ -17,7 +17,7 @@ export async function executePlan(plan: RestorePlan, state: JournalState, journa
   const started = deps.now().getTime();
   let timings: StepTiming[];
   try {
-    timings = await runRestorePlan(plan, state, runnerDeps(plan, journal, deps));
+    timings = await runRestorePlan(plan, state, runnerDeps(plan, journal, deps, opts.identities));
   } catch (err) {
     deps.log.info(`the restore stopped; its journal is kept in ${journal.describe()}`);
     throw err;
@@ -49,14 +49,14 @@ function restoreResult(plan: RestorePlan, timings: StepTiming[], wall: number, s
 }
 
 /** The runner's collaborators for one plan, the same for a run, a resume and an abort. */
-export function runnerDeps(plan: RestorePlan, journal: Journal, deps: RestoreDeps): RunnerDeps {
+export function runnerDeps(plan: RestorePlan, journal: Journal, deps: RestoreDeps, identities?: string[]): RunnerDeps {
   return {
     cluster: deps.cluster(plan.namespace),
     pods: deps.pods(plan.namespace),
     verifier: deps.verifier(plan),
     journal,
     log: { step: (m) => deps.log.info(`==> ${m}`), info: (m) => deps.log.info(m), warn: (m) => deps.log.warn(m) },
-    openSnapshot: deps.openSnapshot(plan.snapshot.path),
+    openSnapshot: deps.openSnapshot(plan.snapshot.path, identities),
     now: () => deps.now().getTime(),
     // Kept copies of a verified restore may be pruned later: the journal that says so is removed next.
     recordVerified: (state) => recordVerifiedRestore(deps.configMaps, state, deps.now()).catch((err: unknown) => {

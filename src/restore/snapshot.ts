@@ -27,19 +27,19 @@ export interface RestoreSnapshotFacts extends PlannedSnapshot {
 }
 
 /** Reads and checks the snapshot; a corrupt file or a wrong trailer is refused here (exit code 3). */
-export async function loadRestoreSnapshot(path: string): Promise<RestoreSnapshotFacts> {
+export async function loadRestoreSnapshot(path: string, named: string = path): Promise<RestoreSnapshotFacts> {
   const facts = await readSnapshotFacts(path);
   if (facts.outcome !== 'valid' || !facts.status) {
     const why = facts.outcome === 'trailer-mismatch' ? 'its sha256 trailer does not match its contents' : facts.problems[0] ?? facts.outcome;
     throw new VerificationError(
-      `snapshot "${path}" is ${facts.outcome === 'trailer-mismatch' ? 'damaged' : 'corrupt'}: ${why}`,
-      `run \`kubectl etcd inspect ${path}\` for details and restore from another backup`,
+      `snapshot "${named}" is ${facts.outcome === 'trailer-mismatch' ? 'damaged' : 'corrupt'}: ${why}`,
+      `run \`kubectl etcd inspect ${named}\` for details and restore from another backup`,
     );
   }
   const sha256 = await fileSha256(path);
-  const version = await snapshotEtcdVersion(path);
+  const version = await snapshotEtcdVersion(path, named);
   return {
-    path,
+    path: named,
     size: facts.fileSize,
     sha256,
     revision: facts.status.revision,
@@ -63,9 +63,9 @@ export async function fileSha256(path: string): Promise<string> {
  * keeps in the "meta" bucket; the "meta" bucket's shape (3.5 adds "term" and "confState" to
  * "consistent_index"; 3.4 and older have only "consistent_index").
  */
-export async function snapshotEtcdVersion(path: string): Promise<Pick<RestoreSnapshotFacts, 'etcdVersion' | 'etcdVersionSource'>> {
+export async function snapshotEtcdVersion(path: string, named: string = path): Promise<Pick<RestoreSnapshotFacts, 'etcdVersion' | 'etcdVersionSource'>> {
   try {
-    const record = JSON.parse(await readFile(`${path}.json`, 'utf8')) as { etcdVersion?: unknown };
+    const record = JSON.parse(await readFile(`${named}.json`, 'utf8')) as { etcdVersion?: unknown };
     if (typeof record.etcdVersion === 'string' && record.etcdVersion) return { etcdVersion: record.etcdVersion, etcdVersionSource: 'sidecar' };
   } catch {
     // no sidecar: read the database

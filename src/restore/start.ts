@@ -20,6 +20,8 @@ import { preflight, requireAccess, restoreBaseAccessChecks } from './preflight.j
 import { confirmWorkload } from './prompt.js';
 import { findQuiesceTargets } from './quiesce.js';
 import { planRecord, renderPlan } from './render.js';
+import { recipientsOf } from '../crypt/age.js';
+import { identitiesFor, withPlaintext } from '../crypt/plaintext.js';
 import { loadRestoreSnapshot } from './snapshot.js';
 
 /** Plans (and with --dry-run only prints) a restore, then runs it to its verified end. */
@@ -27,7 +29,13 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
   const places = { stateDir: opts.stateDir, configMaps: deps.configMaps, now: deps.now };
   const phase = (name: string) => deps.phases?.start(name);
   phase('snapshot');
-  const snapshot = await loadRestoreSnapshot(opts.snapshot!);
+  // An age file: a wrong or missing identity is refused here; the bbolt walk reads a decrypted copy in the state dir, removed at once.
+  const decrypt = { identityFiles: opts.identityFiles ?? [], stateDir: opts.stateDir, warn: (l: string) => deps.log.warn(l) };
+  const identities = await identitiesFor(opts.snapshot!, decrypt);
+  if (identities) opts = { ...opts, identities };
+  const snapshot = identities
+    ? await withPlaintext(opts.snapshot!, identities, opts.stateDir, (plain) => loadRestoreSnapshot(plain, opts.snapshot!))
+    : await loadRestoreSnapshot(opts.snapshot!);
   phase('access');
   // Before the first read: a user without them learns every missing permission at once.
   await requireAccess(deps.preflight, restoreBaseAccessChecks(opts.namespace));
@@ -90,7 +98,9 @@ async function takeSafetyBackup(opts: RestoreOptions, deps: RestoreDeps, topolog
   deps.log.info('taking a safety backup of the current cluster (skip with --no-safety-backup)');
   const dir = join(opts.stateDir, 'safety-backups');
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const safety = await deps.safetyBackup(topology, dir);
+  // Restoring an encrypted snapshot: the current cluster's copy is encrypted too, to the keys the user holds.
+  const encrypt = opts.identities ? { to: await recipientsOf(opts.identities), stateDir: opts.stateDir } : undefined;
+  const safety = await deps.safetyBackup(topology, dir, encrypt);
   if (safety) deps.log.info(`safety backup: ${safety}`);
   else deps.log.warn('the current cluster does not answer; no safety backup taken');
   return safety;

@@ -3,7 +3,7 @@
 // built plugin through real kubectl against the local test cluster (`single` fixture, ~8 MB of
 // values so the snapshot is well past the stall points), judged by exit codes, stderr, the files
 // left behind locally and in the pod.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -56,11 +56,16 @@ async function interruptMidCopy(
   stallAfter: number,
   via: 'exec' | 'stream',
   file: string,
+  encrypted?: { recipient: string; stateDir: string },
 ): Promise<{ code: number | null; stderr: string }> {
   const kind = via === 'exec' ? 'exec' : 'portforward';
   ok(await cluster.sim(['fault', 'stream', '--stall', '--after', String(stallAfter), '--pod', `${t.namespace}/${t.pod}`, '--kind', kind]));
   try {
-    const args = ['etcd', 'backup', '-n', t.namespace, '--via', via, '-f', file];
+    const args = ['etcd', 'backup', '-n', t.namespace, '--via', via, '-f', file, ...(encrypted ? ['--encrypt-to', encrypted.recipient, '--state-dir', encrypted.stateDir] : [])];
+    // Encrypted, the snapshot first lands in the plaintext copy in the state dir.
+    const copying = async () => encrypted
+      ? (await Promise.all((await readdir(join(encrypted.stateDir, 'tmp')).catch(() => [] as string[])).map((f) => sizeOf(join(encrypted.stateDir, 'tmp', f))))).some((n) => n > 0)
+      : (await sizeOf(`${file}.partial`)) > 0;
     const child = spawn('kubectl', args, { env: pluginEnv(), cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -68,7 +73,7 @@ async function interruptMidCopy(
     const exited = new Promise<number | null>((done) => child.on('close', (code) => done(code)));
     let started = false;
     for (let i = 0; i < 1200 && !started && child.exitCode === null; i++) {
-      started = (await sizeOf(`${file}.partial`)) > 0;
+      started = await copying();
       if (!started) await new Promise((r) => setTimeout(r, 100));
     }
     if (!started) {
@@ -99,6 +104,23 @@ describe('kubectl etcd backup interrupted mid-copy', () => {
     expect(r.code, r.stderr).toBe(exitCode); // a hang ends in SIGKILL: code null
     expect(r.stderr).toContain(`error: backup interrupted by ${signal}; partial file "${file}.partial" removed; run the backup again\n`);
     expect(await readdir(dir)).toEqual([]);
+    expect(await tempSnapshotsInPod()).toEqual([]);
+  }, 300_000);
+
+  it('SIGINT during an encrypted backup: exits 130 and leaves neither the .age partial nor the plaintext copy in the state dir', async () => {
+    requireCommand('age-keygen', 'install the reference age tool: apt-get install age (scripts/setup.sh does)');
+    const dir = join(work, 'SIGINT-encrypted');
+    const stateDir = join(work, 'state-encrypted');
+    await mkdir(dir);
+    const key = join(work, 'age-key.txt');
+    execFileSync('age-keygen', ['-o', key], { stdio: 'pipe' });
+    const recipient = execFileSync('age-keygen', ['-y', key]).toString().trim();
+    const file = join(dir, 'snapshot.db');
+    const r = await interruptMidCopy('SIGINT', 1_000_000, 'exec', file, { recipient, stateDir });
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toContain(`error: backup interrupted by SIGINT; partial file "${file}.age.partial" removed; run the backup again\n`);
+    expect(await readdir(dir)).toEqual([]);
+    expect(await readdir(join(stateDir, 'tmp'))).toEqual([]);
     expect(await tempSnapshotsInPod()).toEqual([]);
   }, 300_000);
 });

@@ -6,13 +6,15 @@
 // Both etcd minors and both transports: anthos (exec) and the distroless set (stream) run 3.4,
 // bitnami (exec) and kubeadm (stream) run 3.5; each snapshot is judged by its own minor's tools
 // (3.4 etcdctl, 3.5 etcdutl and etcd).
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctlSnapshotStatus } from '../helpers/etcd.js';
+import { auditMark, auditSince } from './restore-helpers.js';
 import type { EtcdMinor } from '../sim/etcd-versions.js';
-import { requireRoot, startCluster, teardown, type SimCluster } from '../sim/harness.js';
+import { requireCommand, requireRoot, startCluster, teardown, type SimCluster } from '../sim/harness.js';
 import {
   TARGETS, buildPlugin, onEtcd, expectInspectAgreesWithEtcdctl, expectSnapshotOfLiveCluster, kubectlEtcd, liveCounts, ok, sha256File,
   startDistroless, writeKeys, type EtcdTarget,
@@ -182,6 +184,110 @@ describe('backup destinations and output', () => {
     expect(r.stderr).not.toMatch(/backed up/);
     expect(r.code).toBe(1);
   }, 120_000);
+});
+
+describe('encrypted backups (age)', () => {
+  /** Two recipients' keys and one that is not a recipient, made by the reference age-keygen. */
+  let ageKeys: Record<'alice' | 'bob' | 'mallory', { file: string; recipient: string }>;
+  const stateDir = () => join(work, 'age-state');
+  /** Files in the state dir's plaintext area: must be empty after every run, whatever happened. */
+  const plaintextLeft = async () => (await readdir(join(stateDir(), 'tmp')).catch(() => [] as string[])).sort();
+
+  beforeAll(async () => {
+    requireCommand('age', 'install the reference age tool: apt-get install age (scripts/setup.sh does)');
+    const keyDir = join(work, 'age-keys');
+    await mkdir(keyDir, { mode: 0o700 });
+    const make = (name: string) => {
+      const file = join(keyDir, `${name}.txt`);
+      execFileSync('age-keygen', ['-o', file], { stdio: 'pipe' });
+      return { file, recipient: execFileSync('age-keygen', ['-y', file]).toString().trim() };
+    };
+    ageKeys = { alice: make('alice'), bob: make('bob'), mallory: make('mallory') };
+  });
+
+  it('--dir --encrypt-to twice: a .db.age file either identity opens with `age -d` into a snapshot etcdctl accepts; the record says so; no plaintext left', async () => {
+    const dir = join(work, 'encrypted');
+    const r = await kubectlEtcd(cluster, ['backup', '-n', 'uc1', '--dir', dir, '--encrypt-to', ageKeys.alice.recipient, '--encrypt-to', ageKeys.bob.recipient, '--state-dir', stateDir(), '-o', 'json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const files = await list(dir);
+    expect(files).toHaveLength(2);
+    const [file, sidecar] = files;
+    expect(file).toMatch(/^uc1-kube-etcd-\d{8}T\d{6}Z-rev\d+\.db\.age$/);
+    expect(sidecar).toBe(`${file}.json`);
+    const path = join(dir, file!);
+    for (const f of files) expect((await stat(join(dir, f))).mode & 0o777).toBe(0o600);
+    expect((await readFile(path)).subarray(0, 22).toString()).toBe('age-encryption.org/v1\n');
+    const record = JSON.parse(r.stdout);
+    expect(record).toMatchObject({
+      file: path,
+      encryption: { format: 'age', recipients: [ageKeys.alice.recipient, ageKeys.bob.recipient] },
+      stored: { size: (await stat(path)).size, sha256: await sha256File(path) },
+      verified: { size: true, sha256Trailer: true, bbolt: true, decrypts: true },
+    });
+    expect(record.phases.map((p: { name: string }) => p.name)).toContain('encrypt');
+    for (const who of ['alice', 'bob'] as const) {
+      const plain = join(work, `decrypted-${who}.db`);
+      execFileSync('age', ['-d', '-i', ageKeys[who].file, '-o', plain, path]);
+      // the record's size and sha256 are the plaintext snapshot's
+      expect(await sha256File(plain), who).toBe(record.sha256);
+      expect((await stat(plain)).size).toBe(record.size);
+      const status = await etcdctlSnapshotStatus(plain);
+      expect(status.revision, who).toBe(record.revision);
+      expect(status.hash).toBe(record.hash);
+    }
+    expect(await plaintextLeft()).toEqual([]);
+    expect(await list(dir)).toEqual(files);
+    taken.encrypted = { file: path, etcd: '3.4' };
+  }, 120_000);
+
+  it('inspect --identity reads it like the plaintext; without one, or with a key that is not a recipient, one line and nothing decrypted', async () => {
+    const { file } = taken.encrypted!;
+    const r = await kubectlEtcd(cluster, ['inspect', file, '--identity', ageKeys.bob.file, '--state-dir', stateDir(), '-o', 'json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const facts = JSON.parse(r.stdout);
+    const sidecar = JSON.parse(await readFile(`${file}.json`, 'utf8'));
+    expect(facts).toMatchObject({ path: file, outcome: 'valid', trailer: 'valid', fileSize: sidecar.size, status: { revision: sidecar.revision, hash: sidecar.hash } });
+    const none = await kubectlEtcd(cluster, ['inspect', file, '--state-dir', stateDir()]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toBe(`error: snapshot "${file}" is age-encrypted; pass --identity FILE: the age-keygen file of one of its recipients\n`);
+    const wrong = await kubectlEtcd(cluster, ['inspect', file, '-i', ageKeys.mallory.file, '--state-dir', stateDir()]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr.split('\n')).toEqual([expect.stringMatching(/^error: none of the given identities can decrypt snapshot ".*"; pass the --identity file whose public key the backup was encrypted to/), '']);
+    expect(wrong.stderr).toContain(`snapshot "${file}"`);
+    expect(wrong.stderr).not.toContain('AGE-SECRET-KEY');
+    expect(await plaintextLeft()).toEqual([]);
+  }, 120_000);
+
+  it('-f - --encrypt-to streams age to stdout; a bad recipient is one line before anything is taken', async () => {
+    const file = join(work, 'stdout.db.age');
+    const r = await kubectlEtcd(cluster, ['backup', '-n', 'etcd', '-f', '-', '--encrypt-to', ageKeys.alice.recipient], { stdoutFile: file });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^backed up etcd\/etcd from pod "etcd-\d" via exec to stdout \(age-encrypted to 1 recipient\)/m);
+    const plain = join(work, 'stdout-decrypted.db');
+    execFileSync('age', ['-d', '-i', ageKeys.alice.file, '-o', plain, file]);
+    expect((await etcdctlSnapshotStatus(plain, '3.5')).revision).toBeGreaterThan(0);
+
+    const bad = await kubectlEtcd(cluster, ['backup', '-n', 'uc1', '-f', join(work, 'never.db'), '--encrypt-to', 'age1notakey']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe('error: "age1notakey" is not an age X25519 recipient; pass the public key age-keygen prints ("Public key: age1…")\n');
+    // right form, one character off: the checksum says so, before the member is asked for anything
+    const r0 = ageKeys.bob.recipient;
+    const typo = r0.slice(0, 20) + (r0[20] === 'q' ? 'p' : 'q') + r0.slice(21);
+    const mark = auditMark(cluster);
+    const typoed = await kubectlEtcd(cluster, ['backup', '-n', 'uc1', '-f', join(work, 'never.db'), '--encrypt-to', ageKeys.alice.recipient, '--encrypt-to', typo]);
+    expect(typoed.code).toBe(2);
+    expect(typoed.stderr).toBe(`error: "${typo}" is not a valid age recipient (its checksum is wrong: a typo?); copy the public key again from age-keygen -y KEYFILE\n`);
+    expect(auditSince(cluster, mark).filter((e) => e.user === 'admin')).toEqual([]); // not one request: nothing was taken
+    expect((await list(work)).filter((f) => f.startsWith('never.db'))).toEqual([]);
+
+    // a reader that goes away mid-stream: one line, exit 1, as unencrypted (and the pod cleaned up)
+    const gone = await kubectlEtcd(cluster, ['backup', '-n', 'etcd', '-f', '-', '--encrypt-to', ageKeys.alice.recipient], { closedStdout: true });
+    expect(gone.stderr).toMatch(/^error: cannot write the snapshot to stdout: EPIPE; check where stdout goes/m);
+    expect(gone.stderr).not.toMatch(/backed up/);
+    expect(gone.code).toBe(1);
+  }, 180_000);
 });
 
 describe('transports', () => {

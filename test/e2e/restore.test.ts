@@ -3,11 +3,13 @@
 // the whole-cluster restore, --dry-run, confirmation, SIGKILL + --resume / --abort, a second
 // restore while a journal exists, and an API server restart in the middle; the kept copies two
 // restores leave, shown by the plan and pruned with --prune-kept. One cluster.
-import { truncateSync, copyFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { truncateSync, copyFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { teardown, type SimCluster } from '../sim/harness.js';
+import { etcdctlSnapshotStatus } from '../helpers/etcd.js';
+import { requireCommand, teardown, type SimCluster } from '../sim/harness.js';
 import {
   anthosAccess, auditMark, auditSince, clusterRevisions, etcdctl, keysOn, kubectlEtcd, lsInPod, memberRevision, mutations, startKubectlEtcd, startRestoreCluster, waitClusterHealthy, workloadReplicas,
 } from './restore-helpers.js';
@@ -51,6 +53,22 @@ async function pdbSpec(): Promise<unknown> {
 }
 
 const replicas = (kind: string, name: string) => workloadReplicas(cluster, 'uc1', kind, name);
+
+/** The backup, encrypted by the reference `age` tool to a fresh key (made once); and a key it was not encrypted to. */
+let ageFiles: { encrypted: string; keys: { keyFile: string; other: string } } | undefined;
+function ageEncrypted(): { encrypted: string; keys: { keyFile: string; other: string } } {
+  if (ageFiles) return ageFiles;
+  requireCommand('age', 'install the reference age tool: apt-get install age (scripts/setup.sh does)');
+  const key = join(work, 'age-key.txt');
+  const other = join(work, 'age-other.txt');
+  execFileSync('age-keygen', ['-o', key], { stdio: 'pipe' });
+  execFileSync('age-keygen', ['-o', other], { stdio: 'pipe' });
+  const encrypted = join(work, 'snapshot.db.age');
+  execFileSync('age', ['-r', execFileSync('age-keygen', ['-y', key]).toString().trim(), '-o', encrypted, snapshot]);
+  ageFiles = { encrypted, keys: { keyFile: key, other } };
+  return ageFiles;
+}
+
 
 beforeAll(async () => {
   ({ cluster, work, state } = await startRestoreCluster(['anthos'], 'restore'));
@@ -194,12 +212,39 @@ describe('kubectl etcd restore (anthos, 3 members)', () => {
     await everyMemberHas(['/test/a1', '/test/a2', '/test/a3']);
   }, 900_000);
 
-  it('after two restores the plan shows both kept copies and their sizes; --prune-kept deletes the older, keeps the newest, live data and keys intact', async () => {
+  it('an age-encrypted snapshot without --identity, or with a key it was not encrypted to, is refused in one line before any request', async () => {
+    const { encrypted, keys } = ageEncrypted();
+    const mark = auditMark(cluster);
+    const none = await kubectlEtcd(cluster, state, ['restore', encrypted, '-n', 'uc1', '--yes']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toBe(`error: snapshot "${encrypted}" is age-encrypted; pass --identity FILE: the age-keygen file of one of its recipients\n`);
+    const wrong = await kubectlEtcd(cluster, state, ['restore', encrypted, '-n', 'uc1', '--yes', '--identity', keys.other]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr.trim().split('\n')).toEqual([`error: none of the given identities can decrypt snapshot "${encrypted}"; pass the --identity file whose public key the backup was encrypted to (its .json record lists the recipients)`]);
+    expect(auditSince(cluster, mark).filter((e) => e.user === 'admin')).toEqual([]);
+    expect(existsSync(join(state, 'tmp')) ? readdirSync(join(state, 'tmp')) : []).toEqual([]);
+  });
+
+  it('after two restores (the second from a copy the reference `age` encrypted) the plan shows both kept copies and their sizes; --prune-kept deletes the older, keeps the newest, live data and keys intact', async () => {
     await pruneOldData();
+    const { encrypted, keys } = ageEncrypted();
     for (let i = 0; i < 2; i++) {
-      const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'uc1', ...QUIESCE, '--yes', '--no-safety-backup']);
+      // The second restore reads the age file: the key written just before must be gone after it (checked at the end).
+      if (i === 1) await put({ '/test/written-before-the-age-restore': 'x' });
+      // (the age restore takes its safety backup: encrypted too, to the key given)
+      const source = i === 0 ? [snapshot, '--no-safety-backup'] : [encrypted, '--identity', keys.keyFile];
+      const safetyBefore = existsSync(join(state, 'safety-backups')) ? readdirSync(join(state, 'safety-backups')) : [];
+      const r = await kubectlEtcd(cluster, state, ['restore', ...source, '-n', 'uc1', ...QUIESCE, '--yes']);
       expect(r.code, r.stderr).toBe(0);
+      if (i === 1) {
+        const added = readdirSync(join(state, 'safety-backups')).filter((f) => !safetyBefore.includes(f)).sort();
+        expect(added).toEqual([expect.stringMatching(/^uc1-kube-etcd-\d{8}T\d{6}Z-rev\d+\.db\.age$/), expect.stringMatching(/\.db\.age\.json$/)]);
+        const back = join(work, 'safety-decrypted.db');
+        execFileSync('age', ['-d', '-i', keys.keyFile, '-o', back, join(state, 'safety-backups', added[0]!)]);
+        expect((await etcdctlSnapshotStatus(back)).revision).toBeGreaterThan(0);
+      }
     }
+    expect(readdirSync(join(state, 'tmp'))).toEqual([]);
     const kept = async (pod: string) => (await lsInPod(cluster, A, pod, A.dataDir)).filter((f) => /^member\.pre-restore-\d{8}T\d{6}Z$/.test(f)).sort();
     const copies = await kept(A.pods[0]!);
     expect(copies).toHaveLength(2);

@@ -15,9 +15,17 @@ describe('backup file names', () => {
     expect(parseBackupFileName(name, 'uc1', 'kube-etcd')).toEqual({ time: new Date('2026-11-25T18:04:05Z'), revision: 42 });
   });
 
+  it('an age-encrypted backup (.db.age) is one of the workload\'s backups, and --keep counts it with the plain ones', () => {
+    expect(parseBackupFileName('uc1-kube-etcd-20261125T180405Z-rev42.db.age', 'uc1', 'kube-etcd')).toEqual({ time: new Date('2026-11-25T18:04:05Z'), revision: 42 });
+    const files = ['uc1-kube-etcd-20261125T100000Z-rev10.db', 'uc1-kube-etcd-20261125T110000Z-rev20.db.age', 'uc1-kube-etcd-20261125T120000Z-rev30.db.age'];
+    expect(selectBackupsToPrune(files, () => ({ namespace: 'uc1', workload: 'kube-etcd' }), 'uc1', 'kube-etcd', 1)).toEqual(files.slice(0, 2).reverse());
+  });
+
   it.each([
     ['uc1-kube-etcd-20261125T180405Z-rev42.db.json', 'uc1', 'kube-etcd'],
     ['uc1-kube-etcd-20261125T180405Z-rev42.db.partial', 'uc1', 'kube-etcd'],
+    ['uc1-kube-etcd-20261125T180405Z-rev42.db.age.partial', 'uc1', 'kube-etcd'],
+    ['uc1-kube-etcd-20261125T180405Z-rev42.db.age.json', 'uc1', 'kube-etcd'],
     ['uc1-kube-etcd-extra-20261125T180405Z-rev42.db', 'uc1', 'kube-etcd'],
     ['uc2-kube-etcd-20261125T180405Z-rev42.db', 'uc1', 'kube-etcd'],
     ['notes.txt', 'uc1', 'kube-etcd'],

@@ -6,6 +6,8 @@ import { NO_TRAILER_NOTE, renderFactsTable } from './render.js';
 /** Options of `kubectl etcd inspect`. */
 export interface InspectOptions {
   snapshot: string;
+  /** The name to report when `snapshot` is a decrypted copy of an encrypted file. */
+  displayPath?: string;
   byNamespace: boolean;
   /** Machine format, or undefined for the human table. */
   output?: OutputFormat;
@@ -25,6 +27,7 @@ export type InspectRecord = SnapshotFacts & { notes: string[] };
  */
 export async function inspectSnapshot(opts: InspectOptions, out: OutputWriter): Promise<SnapshotFacts> {
   const facts = await readSnapshotFacts(opts.snapshot);
+  if (opts.displayPath) facts.path = opts.displayPath;
   if (opts.output) {
     const record: InspectRecord = { ...facts, notes: facts.trailer === 'absent' ? [NO_TRAILER_NOTE] : [] };
     if (record.objects && !opts.byNamespace) {
@@ -36,10 +39,10 @@ export async function inspectSnapshot(opts: InspectOptions, out: OutputWriter): 
     out.write(renderFactsTable(facts, opts.byNamespace));
   }
   if (facts.outcome === 'corrupt') {
-    throw new VerificationError(`snapshot "${opts.snapshot}" is corrupt: ${facts.problems[0]}`, 're-take the backup; the file is damaged');
+    throw new VerificationError(`snapshot "${facts.path}" is corrupt: ${facts.problems[0]}`, 're-take the backup; the file is damaged');
   }
   if (facts.outcome === 'trailer-mismatch') {
-    throw new VerificationError(`snapshot "${opts.snapshot}" does not match its sha256 trailer`, 're-take the backup; the file is damaged');
+    throw new VerificationError(`snapshot "${facts.path}" does not match its sha256 trailer`, 're-take the backup; the file is damaged');
   }
   return facts;
 }

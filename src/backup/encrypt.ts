@@ -1,0 +1,64 @@
+/**
+ * The encrypted leg of a backup: a verified plaintext snapshot (a 0600 file in the state dir) is
+ * encrypted with age into the destination's partial file, and the ciphertext is then read back
+ * and decrypted with the file key the encryption used: its plaintext must have the size and
+ * sha256 of the verified snapshot, or nothing is committed. No identity is needed for that check.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { Transform, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { VerificationError } from '../errors.js';
+import { decryptFailure, decryptStream, encryptStream, fileKeyIdentity } from '../crypt/age.js';
+import type { PartialFile } from './partial.js';
+
+/** The ciphertext as stored (size and sha256 of the .age file). */
+export interface StoredDigest {
+  size: number;
+  sha256: string;
+}
+
+/** Encrypts `plainPath` into `out` and checks that it decrypts to the expected plaintext; returns the ciphertext's digest. */
+export async function encryptVerified(
+  plainPath: string,
+  out: PartialFile,
+  recipients: string[],
+  expected: { size: number; sha256: string },
+  signal: AbortSignal,
+): Promise<StoredDigest> {
+  const enc = await encryptStream(createReadStream(plainPath, { highWaterMark: 1 << 20 }), recipients);
+  const stored = hashing();
+  await pipeline(enc.output, stored.transform, out.writable(), { signal });
+  signal.throwIfAborted();
+  const what = `the encrypted copy "${out.path}"`;
+  const plain = await decryptStream(createReadStream(out.path, { highWaterMark: 1 << 20 }), [fileKeyIdentity(enc.fileKey())], what);
+  const check = hashing();
+  try {
+    await pipeline(plain, check.transform, new Writable({ write: (_c, _e, cb) => cb() }), { signal });
+  } catch (err) {
+    signal.throwIfAborted();
+    throw decryptFailure(err, what);
+  }
+  const got = check.digest();
+  if (got.size !== expected.size || got.sha256 !== expected.sha256) {
+    throw new VerificationError(
+      `${what} does not decrypt to the snapshot that was verified (${got.size} bytes, sha256 ${got.sha256.slice(0, 12)}…; expected ${expected.size}, ${expected.sha256.slice(0, 12)}…)`,
+      'nothing was saved; check the disk, then run the backup again',
+    );
+  }
+  return stored.digest();
+}
+
+function hashing(): { transform: Transform; digest(): StoredDigest } {
+  const hash = createHash('sha256');
+  let size = 0;
+  let hex: string | undefined;
+  const transform = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      size += chunk.length;
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  return { transform, digest: () => ({ size, sha256: (hex ??= hash.digest('hex')) }) };
+}
