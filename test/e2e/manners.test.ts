@@ -137,7 +137,7 @@ describe('completion through kubectl (kubectl __complete etcd …)', () => {
     expect(r.code).toBe(0);
     expect(candidates(r)).toEqual(expect.arrayContaining(['backup', 'restore', 'inspect', 'status', 'version']));
     const flags = await kubectl(['__complete', 'etcd', 'backup', '--st']);
-    expect(candidates(flags)).toEqual(['--statefulset']);
+    expect(candidates(flags)).toEqual(['--statefulset', '--state-dir']);
   });
 
   it('completes namespaces and StatefulSets from the cluster the typed --context points at', async () => {
