@@ -1,7 +1,7 @@
 /**
  * age encryption of snapshots (https://age-encryption.org/v1), streaming, with the `age-encryption`
- * library (typage). Its stream API takes and returns WHATWG streams; small pull-based adapters
- * (one chunk per pull, each way) keep what is in memory to a few chunks of the snapshot.
+ * library (typage) for the header (recipients, stanzas, MAC) and node:crypto for the payload
+ * (stream.ts): pull-based generators, so what is in memory is a few chunks of the snapshot.
  *
  * Recipients are X25519 (`age1…`) only: they are what `age-keygen` makes and what every age
  * implementation decrypts. The library's post-quantum hybrid recipients (`age1pq1…`) are refused:
@@ -10,6 +10,7 @@
 import { open, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { PluginError, UsageError, VerificationError } from '../errors.js';
+import { PayloadOpener, PayloadSealer, payloadKey } from './stream.js';
 
 /** The first line of every binary age file. */
 export const AGE_MAGIC = 'age-encryption.org/v1\n';
@@ -144,42 +145,6 @@ export async function recipientsOf(identities: string[]): Promise<string[]> {
   return Promise.all(identities.map((i) => identityToRecipient(i)));
 }
 
-/** A web ReadableStream pulling from a Node Readable: one chunk per pull, so nothing is read ahead. */
-export function webFromNode(input: Readable): ReadableStream<Uint8Array> {
-  const it = input[Symbol.asyncIterator]();
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        const { value, done } = await it.next();
-        if (done) controller.close();
-        else controller.enqueue(value instanceof Uint8Array ? value : Buffer.from(value as string));
-      },
-      async cancel(reason) {
-        input.destroy(reason instanceof Error ? reason : undefined);
-        await it.return?.();
-      },
-    },
-    { highWaterMark: 0 },
-  );
-}
-
-/** A Node Readable over a web stream, reading only as the consumer asks. */
-export function nodeFromWeb(stream: ReadableStream<Uint8Array>): Readable {
-  const reader = stream.getReader();
-  return new Readable({
-    highWaterMark: 1 << 20,
-    read() {
-      reader.read().then(
-        ({ value, done }) => this.push(done ? null : Buffer.from(value.buffer, value.byteOffset, value.byteLength)),
-        (err: unknown) => this.destroy(err instanceof Error ? err : new Error(String(err))),
-      );
-    },
-    destroy(err, cb) {
-      reader.cancel(err ?? undefined).then(() => cb(err), () => cb(err));
-    },
-  });
-}
-
 /** What encrypt hands back: the ciphertext, and the file key once the header is written (to check our own output). */
 export interface Encryption {
   output: Readable;
@@ -187,29 +152,40 @@ export interface Encryption {
   fileKey(): Uint8Array;
 }
 
-/** Encrypts `input` to every recipient (X25519 strings checked by parseRecipients), streaming. */
+/**
+ * Encrypts `input` to every recipient (X25519 strings checked by parseRecipients), streaming. The
+ * library writes the header (it encrypts an empty file, whose output is header, payload nonce and
+ * one empty sealed chunk); the payload is sealed with node:crypto (stream.ts).
+ */
 export async function encryptStream(input: Readable, recipients: string[]): Promise<Encryption> {
   const { Encrypter } = await lib();
   const e = new Encrypter();
   for (const r of recipients) e.addRecipient(r);
   let key: Uint8Array | undefined;
-  // A recipient that writes no stanza and keeps the file key: with it we can read back our own
-  // ciphertext before it is committed, without any of the recipients' identities.
+  // A recipient that writes no stanza and keeps the file key: with it we seal the payload, and
+  // read back our own ciphertext before it is committed, without any of the recipients' identities.
   e.addRecipient({ wrapFileKey: (k: Uint8Array) => { key = Uint8Array.from(k); return []; } });
-  const out = await e.encrypt(webFromNode(input));
-  return {
-    output: nodeFromWeb(out),
-    fileKey: () => {
-      if (!key) throw new Error('the file key is not known before encryption started');
-      return key;
-    },
-  };
+  const empty = await e.encrypt(new Uint8Array(0));
+  const headerAndNonce = Buffer.from(empty.subarray(0, empty.length - 16));
+  const fileKey = key!;
+  const sealer = new PayloadSealer(payloadKey(fileKey, headerAndNonce.subarray(headerAndNonce.length - 16)));
+  async function* sealed(): AsyncGenerator<Buffer> {
+    yield headerAndNonce;
+    for await (const chunk of input) {
+      for (const c of sealer.push(chunk as Buffer)) yield c;
+    }
+    yield sealer.end();
+  }
+  return { output: Readable.from(sealed(), { objectMode: false, highWaterMark: 1 << 20 }), fileKey: () => fileKey };
 }
 
 /** An identity that knows one file's key (from encryptStream). */
 export function fileKeyIdentity(key: Uint8Array): { unwrapFileKey(): Uint8Array } {
   return { unwrapFileKey: () => key };
 }
+
+/** The longest header we read before deciding the input is not an age file (a header holds a few stanzas). */
+const MAX_HEADER = 64 * 1024;
 
 /**
  * Decrypts an age stream. The header is read before this resolves: an identity that does not match
@@ -218,11 +194,26 @@ export function fileKeyIdentity(key: Uint8Array): { unwrapFileKey(): Uint8Array 
 export async function decryptStream(input: Readable, identities: (string | { unwrapFileKey(): Uint8Array })[], what: string): Promise<Readable> {
   const { Decrypter } = await lib();
   const d = new Decrypter();
+  const it = input[Symbol.asyncIterator]();
+  let opener: PayloadOpener;
+  let rest: Buffer;
   try {
     for (const i of identities) d.addIdentity(i);
-    const plain = await d.decrypt(webFromNode(input));
-    const out = nodeFromWeb(plain);
-    return out;
+    // The header ends with the line "--- <MAC>\n"; the 16-byte payload nonce follows.
+    let head = Buffer.alloc(0);
+    let end = -1;
+    for (;;) {
+      const mac = head.indexOf('\n--- ');
+      end = mac < 0 ? -1 : head.indexOf('\n', mac + 1);
+      if (end >= 0 && head.length >= end + 1 + 16) break;
+      if (head.length > MAX_HEADER) throw new Error('no age header end within 64 KiB');
+      const { value, done } = await it.next();
+      if (done) throw new Error('the file ends inside the age header');
+      head = Buffer.concat([head, value as Buffer]);
+    }
+    const fileKey = await d.decryptHeader(head.subarray(0, end + 1));
+    opener = new PayloadOpener(payloadKey(fileKey, head.subarray(end + 1, end + 17)));
+    rest = head.subarray(end + 17);
   } catch (err) {
     input.destroy();
     const msg = scrubSecrets((err as Error).message ?? String(err));
@@ -231,6 +222,20 @@ export async function decryptStream(input: Readable, identities: (string | { unw
     }
     throw new VerificationError(`${what} is not a valid age file: ${msg.split('\n')[0]}`, 'the file is damaged or not an age file; use another backup');
   }
+  async function* opened(): AsyncGenerator<Buffer> {
+    try {
+      for (const c of opener.push(rest)) yield c;
+      for (;;) {
+        const { value, done } = await it.next();
+        if (done) break;
+        for (const c of opener.push(value as Buffer)) yield c;
+      }
+      yield opener.end();
+    } finally {
+      await it.return?.();
+    }
+  }
+  return Readable.from(opened(), { objectMode: false, highWaterMark: 1 << 20 });
 }
 
 /** Turns an error from a decrypting stream into what the user sees: a damaged (or truncated) ciphertext. */

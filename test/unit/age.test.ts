@@ -133,6 +133,35 @@ describe('interoperability with the reference age tool', () => {
     await expect((async () => { for await (const _ of s) { /* drain */ } })()).rejects.toThrow();
   });
 
+  it.each([0, 1, 65535, 65536, 65537, 131072, 200_000])('%i bytes: our file opens with `age -d`, and `age -r`\'s file with ours, byte for byte (chunk edges)', async (size) => {
+    const src = join(dir, `edge-${size}.bin`);
+    await writeFile(src, randomBytes(size));
+    const ours = join(dir, `edge-${size}.ours.age`);
+    const enc = await encryptStream(createReadStream(src), [keys[0]!.recipient]);
+    await pipeline(enc.output, createWriteStream(ours));
+    const back = execFileSync('age', ['-d', '-i', keys[0]!.file, ours], { maxBuffer: 1 << 24 }); // (age writes no -o file for an empty plaintext)
+    expect(createHash('sha256').update(back).digest('hex')).toBe(createHash('sha256').update(await readFile(src)).digest('hex'));
+    const theirs = join(dir, `edge-${size}.theirs.age`);
+    execFileSync('age', ['-r', keys[0]!.recipient, '-o', theirs, src]);
+    expect((await stat(theirs)).size).toBe((await stat(ours)).size); // same layout: same header size, same chunking
+    const plain = await decryptStream(createReadStream(theirs), await readIdentities([keys[0]!.file], () => {}), 'x');
+    const hash = createHash('sha256');
+    for await (const c of plain) hash.update(c as Buffer);
+    expect(hash.digest('hex')).toBe(createHash('sha256').update(await readFile(src)).digest('hex'));
+  });
+
+  it('a truncated file fails to decrypt (the last chunk is missing its flag), it never ends quietly', async () => {
+    const src = join(dir, 'trunc.bin');
+    await writeFile(src, randomBytes(200_000));
+    const theirs = join(dir, 'trunc.age');
+    execFileSync('age', ['-r', keys[0]!.recipient, '-o', theirs, src]);
+    const bytes = await readFile(theirs);
+    const cut = join(dir, 'trunc-cut.age');
+    await writeFile(cut, bytes.subarray(0, bytes.length - (bytes.length - 200) % 65552 - 16)); // whole chunks only
+    const s = await decryptStream(createReadStream(cut), await readIdentities([keys[0]!.file], () => {}), 'x');
+    await expect((async () => { for await (const _ of s) { /* drain */ } })()).rejects.toThrow(/does not authenticate|truncated/);
+  });
+
   it('armored files are recognised (and refused by the readers with a way to convert them)', async () => {
     const armored = join(dir, 'armored.age');
     execFileSync('age', ['-a', '-r', keys[0]!.recipient, '-o', armored, plainFile]);
