@@ -24,29 +24,43 @@ function chunkNonce(counter: number, last: boolean): Buffer {
   return n;
 }
 
-/** Seals plaintext into age payload chunks; push() returns what is ready, end() the last chunk. */
-export class PayloadSealer {
+/** Cuts a stream into chunks of `size`; a full chunk is handled only once more data follows, so the last one (full or not) carries the flag. */
+abstract class Chunker {
   private buf: Buffer = Buffer.alloc(0);
-  private counter = 0;
-  constructor(private readonly key: Buffer) {}
+  protected counter = 0;
+  constructor(protected readonly key: Buffer, private readonly size: number) {}
 
+  /** What is ready after `data`. */
   push(data: Buffer): Buffer[] {
     const out: Buffer[] = [];
     this.buf = this.buf.length ? Buffer.concat([this.buf, data]) : data;
-    // a full chunk is sealed only once more data follows: the last chunk (full or not) carries the flag
-    while (this.buf.length > CHUNK) {
-      out.push(this.seal(this.buf.subarray(0, CHUNK), false));
-      this.buf = this.buf.subarray(CHUNK);
+    while (this.buf.length > this.size) {
+      out.push(this.chunk(this.buf.subarray(0, this.size), chunkNonce(this.counter++, false)));
+      this.buf = this.buf.subarray(this.size);
     }
     return out;
   }
 
+  /** The last chunk. */
   end(): Buffer {
-    return this.seal(this.buf, true);
+    return this.last(this.buf);
   }
 
-  private seal(plain: Buffer, last: boolean): Buffer {
-    const c = createCipheriv('chacha20-poly1305', this.key, chunkNonce(this.counter++, last), { authTagLength: TAG });
+  protected last(rest: Buffer): Buffer {
+    return this.chunk(rest, chunkNonce(this.counter++, true));
+  }
+
+  protected abstract chunk(data: Buffer, nonce: Buffer): Buffer;
+}
+
+/** Seals plaintext into age payload chunks. */
+export class PayloadSealer extends Chunker {
+  constructor(key: Buffer) {
+    super(key, CHUNK);
+  }
+
+  protected chunk(plain: Buffer, nonce: Buffer): Buffer {
+    const c = createCipheriv('chacha20-poly1305', this.key, nonce, { authTagLength: TAG });
     const body = c.update(plain);
     c.final();
     return Buffer.concat([body, c.getAuthTag()]);
@@ -54,30 +68,20 @@ export class PayloadSealer {
 }
 
 /** Opens age payload chunks; a chunk that does not authenticate (damaged, truncated, reordered) throws. */
-export class PayloadOpener {
-  private buf: Buffer = Buffer.alloc(0);
-  private counter = 0;
-  constructor(private readonly key: Buffer) {}
-
-  push(data: Buffer): Buffer[] {
-    const out: Buffer[] = [];
-    this.buf = this.buf.length ? Buffer.concat([this.buf, data]) : data;
-    while (this.buf.length > SEALED) {
-      out.push(this.open(this.buf.subarray(0, SEALED), false));
-      this.buf = this.buf.subarray(SEALED);
-    }
-    return out;
+export class PayloadOpener extends Chunker {
+  constructor(key: Buffer) {
+    super(key, SEALED);
   }
 
-  end(): Buffer {
-    if (this.buf.length < TAG) throw new Error('the encrypted payload is truncated');
-    const plain = this.open(this.buf, true);
+  protected override last(rest: Buffer): Buffer {
+    if (rest.length < TAG) throw new Error('the encrypted payload is truncated');
+    const plain = super.last(rest);
     if (plain.length === 0 && this.counter > 1) throw new Error('the last chunk of the payload is empty');
     return plain;
   }
 
-  private open(sealed: Buffer, last: boolean): Buffer {
-    const d = createDecipheriv('chacha20-poly1305', this.key, chunkNonce(this.counter++, last), { authTagLength: TAG });
+  protected chunk(sealed: Buffer, nonce: Buffer): Buffer {
+    const d = createDecipheriv('chacha20-poly1305', this.key, nonce, { authTagLength: TAG });
     d.setAuthTag(sealed.subarray(sealed.length - TAG));
     const body = d.update(sealed.subarray(0, sealed.length - TAG));
     try {
