@@ -4,12 +4,12 @@
  * and decrypted with the file key the encryption used: its plaintext must have the size and
  * sha256 of the verified snapshot, or nothing is committed. No identity is needed for that check.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { Transform, Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { VerificationError } from '../errors.js';
 import { decryptFailure, decryptStream, encryptStream, fileKeyIdentity } from '../crypt/age.js';
+import { SnapshotDigester } from './digest.js';
 import type { PartialFile } from './partial.js';
 
 /** The ciphertext as stored (size and sha256 of the .age file). */
@@ -27,14 +27,15 @@ export async function encryptVerified(
   signal: AbortSignal,
 ): Promise<StoredDigest> {
   const enc = await encryptStream(createReadStream(plainPath, { highWaterMark: 1 << 20 }), recipients);
-  const stored = hashing();
-  await pipeline(enc.output, stored.transform, out.writable(), { signal });
+  // SnapshotDigester for its size and sha256 (the trailer it also checks means nothing for ciphertext)
+  const stored = new SnapshotDigester();
+  await pipeline(enc.output, stored, out.writable(), { signal });
   signal.throwIfAborted();
   const what = `the encrypted copy "${out.path}"`;
   const plain = await decryptStream(createReadStream(out.path, { highWaterMark: 1 << 20 }), [fileKeyIdentity(enc.fileKey())], what);
-  const check = hashing();
+  const check = new SnapshotDigester();
   try {
-    await pipeline(plain, check.transform, new Writable({ write: (_c, _e, cb) => cb() }), { signal });
+    await pipeline(plain, check, new Writable({ write: (_c, _e, cb) => cb() }), { signal });
   } catch (err) {
     signal.throwIfAborted();
     throw decryptFailure(err, what);
@@ -46,19 +47,6 @@ export async function encryptVerified(
       'nothing was saved; check the disk, then run the backup again',
     );
   }
-  return stored.digest();
-}
-
-function hashing(): { transform: Transform; digest(): StoredDigest } {
-  const hash = createHash('sha256');
-  let size = 0;
-  let hex: string | undefined;
-  const transform = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      size += chunk.length;
-      hash.update(chunk);
-      cb(null, chunk);
-    },
-  });
-  return { transform, digest: () => ({ size, sha256: (hex ??= hash.digest('hex')) }) };
+  const { size, sha256 } = stored.digest();
+  return { size, sha256 };
 }

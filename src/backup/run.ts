@@ -9,7 +9,7 @@ import type { Logger } from '../ui/log.js';
 import type { PhaseClock } from '../ui/phases.js';
 import type { Progress } from '../ui/progress.js';
 import { encryptStream } from '../crypt/age.js';
-import { ensurePlaintextDir, plaintextName, trackPlaintext } from '../crypt/plaintext.js';
+import { TempPlaintext } from '../crypt/plaintext.js';
 import { orderCandidates } from './choose.js';
 import { encryptVerified, type StoredDigest } from './encrypt.js';
 import { SnapshotDigester } from './digest.js';
@@ -98,12 +98,12 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
       : join(resolve(dest.dir), `${backupStem(topology.namespace, topology.workload.name)}-${compactUtc(startedAt)}.db${suffix}`);
   const partial = await PartialFile.create(partialTarget);
   // Encrypted: the snapshot lands in a plaintext copy in the state dir first (verified there, then encrypted into `partial`).
-  let plain: PartialFile | undefined;
-  let untrack = () => {};
+  // (a TempPlaintext: removed at exit and on INT/TERM/HUP/QUIT too)
+  let plain: TempPlaintext | undefined;
   try {
     if (recipients) {
-      plain = await PartialFile.create(await plaintextTarget(opts.stateDir), '--state-dir on a disk with room for one snapshot');
-      untrack = trackPlaintext(plain.path); // removed at exit and on SIGHUP too
+      if (!opts.stateDir) throw new PluginError('an encrypted backup needs a state dir for its plaintext copy', 'pass --state-dir');
+      plain = await TempPlaintext.create(opts.stateDir);
     }
   } catch (err) {
     await partial.discard().catch(() => {});
@@ -112,13 +112,13 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
   const digester = new SnapshotDigester();
   const guard = guardSignals(deps.signals, (sig, first) => {
     partial.discardSync();
-    plain?.discardSync();
+    plain?.removeSync();
     digester.destroy(new Error(`interrupted by ${sig}`));
     if (first) deps.log.warn(stoppingLine(sig, transport.kind, member.pod));
   });
   const progress = deps.progress(`snapshot ${member.pod}`);
   try {
-    const first = plain ?? partial;
+    const first = plain?.file ?? partial;
     const { result, digest } = await takeSnapshot(member, transport, digester, first.writable(), true, guard.signal, progress, status, deps);
     deps.phases?.start('verify');
     const outcome = await verifySnapshot(first.path, digest, result.expectedSize, deps.readSummary);
@@ -130,9 +130,9 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
     let stored: StoredDigest | undefined;
     if (plain && recipients) {
       deps.phases?.start('encrypt');
-      await plain.closeForReading(); // never committed (nor synced): it is removed when encrypted
+      await plain.file.closeForReading(); // never committed (nor synced): it is removed when encrypted
       stored = await encryptVerified(plain.path, partial, recipients, digest, guard.signal);
-      plain.discardSync();
+      plain.removeSync();
     }
     guard.signal.throwIfAborted();
     deps.phases?.start('commit');
@@ -164,11 +164,10 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
     throw err;
   } finally {
     progress.done();
-    plain?.discardSync(); // before the signal guard goes: a signal now would find no plaintext
-    untrack();
+    plain?.removeSync(); // before the signal guard goes: a signal now would find no plaintext
     guard.dispose();
     await partial.discard().catch((err: Error) => deps.log.warn(err.message));
-    await plain?.discard().catch((err: Error) => deps.log.warn(`cannot remove the plaintext copy: ${err.message}`));
+    await plain?.remove().catch((err: Error) => deps.log.warn(`cannot remove the plaintext copy: ${err.message}`));
   }
 }
 
@@ -177,12 +176,6 @@ export const AGE_SUFFIX = '.age';
 
 function withSuffix(path: string, suffix: string): string {
   return suffix && !path.endsWith(suffix) ? path + suffix : path;
-}
-
-/** A new plaintext copy's name in `<stateDir>/tmp` (0700; see crypt/plaintext.ts for the sweep of copies left by killed runs). */
-async function plaintextTarget(stateDir: string | undefined): Promise<string> {
-  if (!stateDir) throw new PluginError('an encrypted backup needs a state dir for its plaintext copy', 'pass --state-dir');
-  return join(await ensurePlaintextDir(stateDir), plaintextName());
 }
 
 async function backupToStdout(member: EtcdMember, transport: SnapshotTransport, status: MemberStatus | undefined, deps: BackupDeps, encryptTo?: string[]) {

@@ -2,16 +2,17 @@
  * Plaintext copies of encrypted snapshots, for the readers that need random access (the bbolt
  * walk of inspect and of restore's checks). A copy lives in `<state dir>/tmp` (0700), is created
  * 0600 with O_EXCL, and is removed on every way out: normal return, error, SIGINT/SIGTERM (removed
- * synchronously, then the signal's default action), and, after a SIGKILL, by the next run, which
- * removes copies whose process is gone.
+ * synchronously, then the signal's default action), SIGHUP/SIGQUIT and exit (trackPlaintext), and,
+ * after a SIGKILL, by the next run on this host, which removes copies whose process is gone.
  */
-import { createReadStream, createWriteStream, readdirSync, unlinkSync, constants } from 'node:fs';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { createReadStream, readdirSync, unlinkSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { PartialFile } from '../backup/partial.js';
 import { PluginError, UsageError } from '../errors.js';
 import { decryptFailure, decryptStream, readIdentities, storedFormat } from './age.js';
 
@@ -28,7 +29,7 @@ function hostTag(): string {
 }
 
 /** A new plaintext copy's file name: host, pid and a random part (see sweepStalePlaintext). */
-export function plaintextName(): string {
+function plaintextName(): string {
   return `${PREFIX}${hostTag()}_${process.pid}-${randomBytes(6).toString('hex')}.db`;
 }
 
@@ -103,7 +104,7 @@ function uninstall(): void {
 }
 
 /** Tracks a plaintext file until the returned function is called (after the file is removed). */
-export function trackPlaintext(path: string): () => void {
+function trackPlaintext(path: string): () => void {
   tracked.add(path);
   install();
   return () => {
@@ -112,7 +113,10 @@ export function trackPlaintext(path: string): () => void {
   };
 }
 
-/** A 0600 temporary file in the state dir that is removed on every exit path. */
+/**
+ * A 0600 temporary file in the state dir (a PartialFile: O_EXCL, never committed) that is removed
+ * on every exit path.
+ */
 export class TempPlaintext {
   private removed = false;
   private readonly untrack: () => void;
@@ -125,8 +129,8 @@ export class TempPlaintext {
     if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
   };
 
-  private constructor(readonly path: string) {
-    this.untrack = trackPlaintext(path);
+  private constructor(readonly file: PartialFile) {
+    this.untrack = trackPlaintext(file.path);
     process.on('SIGINT', this.onSignal);
     process.on('SIGTERM', this.onSignal);
   }
@@ -134,36 +138,32 @@ export class TempPlaintext {
   /** Creates the file (empty) in `<stateDir>/tmp`. */
   static async create(stateDir: string): Promise<TempPlaintext> {
     const dir = await ensurePlaintextDir(stateDir);
-    const path = join(dir, plaintextName());
-    const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-    await fh.chmod(0o600);
-    await fh.close();
-    return new TempPlaintext(path);
+    return new TempPlaintext(await PartialFile.create(join(dir, plaintextName()), '--state-dir on a disk with room for one snapshot'));
+  }
+
+  get path(): string {
+    return this.file.path;
   }
 
   removeSync(): void {
     if (this.removed) return;
     this.removed = true;
-    try {
-      unlinkSync(this.path);
-    } catch {
-      // already gone
-    }
+    this.file.discardSync();
     this.untrack();
   }
 
+  /** Closes and removes the file (also after removeSync, which cannot close it). */
   async remove(): Promise<void> {
     process.off('SIGINT', this.onSignal);
     process.off('SIGTERM', this.onSignal);
-    if (this.removed) return;
     this.removed = true;
-    await rm(this.path, { force: true });
+    await this.file.discard();
     this.untrack();
   }
 }
 
 /** Creates `<stateDir>/tmp` (0700) and sweeps copies killed runs left there; returns it. */
-export async function ensurePlaintextDir(stateDir: string): Promise<string> {
+async function ensurePlaintextDir(stateDir: string): Promise<string> {
   const dir = plaintextDir(stateDir);
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -190,10 +190,10 @@ export async function withPlaintext<T>(path: string, identities: string[], state
   }
   try {
     try {
-      await pipeline(plain, createWriteStream(temp.path, { flags: 'r+' }));
+      await pipeline(plain, temp.file.writable());
+      await temp.file.closeForReading();
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new PluginError(`no space left in "${plaintextDir(stateDir)}" for the decrypted snapshot`, 'free space there, or pass --state-dir on a larger disk');
-      throw decryptFailure(err, what);
+      throw decryptFailure(err, what); // a write error (ENOSPC …) is already a PluginError naming --state-dir
     }
     return await use(temp.path);
   } finally {

@@ -260,12 +260,7 @@ export function freeSpaceArgv(path: string): string[] {
   return ['df', '-Pk', path];
 }
 
-/** The bytes available to the member from `df -Pk` output (the Available column of its last line). */
-export function parseDfAvailable(stdout: string): number | undefined {
-  const last = stdout.trim().split('\n').at(-1)?.trim().split(/\s+/) ?? [];
-  const kib = last.length >= 6 ? Number(last[3]) : NaN;
-  return Number.isFinite(kib) && /^\d+$/.test(last[3] ?? '') ? kib * 1024 : undefined;
-}
+export { parseDfAvailable } from '../restore/kept.js';
 
 /** Name prefix of the ephemeral containers that set a chart-managed member's data aside. */
 export const ASIDE_CONTAINER_PREFIX = 'kubectl-etcd-aside-';

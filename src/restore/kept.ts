@@ -156,3 +156,10 @@ export function removeKeptArgv(member: EtcdMember, copies: KeptCopy[]): string[]
   for (const n of names) if (!KEPT_NAME.test(n)) throw new Error(`"${n}" is not a kept copy`);
   return ['sh', '-ec', REMOVE_SCRIPT, 'sh', keptCopiesDirOf(member), ...names];
 }
+
+/** The bytes available to a member (restore's preflight, member replace's space check) from `df -Pk` output (the Available column of its last line). */
+export function parseDfAvailable(stdout: string): number | undefined {
+  const last = stdout.trim().split('\n').at(-1)?.trim().split(/\s+/) ?? [];
+  const kib = last.length >= 6 ? Number(last[3]) : NaN;
+  return Number.isFinite(kib) && /^\d+$/.test(last[3] ?? '') ? kib * 1024 : undefined;
+}

@@ -15,7 +15,7 @@ import { formatTaint, UNSCHEDULABLE_TAINT, untolerated, type Taint, type Tolerat
 import { memberContainer, type EtcdMember, type EtcdTopology } from '../etcd/topology.js';
 import type { CommandResult, ContainerCommand } from '../kube/exec.js';
 import type { ColdStartHold } from './cold-start.js';
-import { measureKeptArgv, parseKeptListing, type MemberSpace } from './kept.js';
+import { measureKeptArgv, parseDfAvailable, parseKeptListing, type MemberSpace } from './kept.js';
 import { memberRunsAsNonRoot, utilityTolerations } from './manifests.js';
 import { bitnamiRemovalLog, type PdbRecord, type QuiesceTarget, type RestoreTool } from './plan.js';
 import { imageTagVersion, type RestoreSnapshotFacts } from './snapshot.js';
@@ -298,8 +298,8 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
       ? `; ${used.keptCopies.length} cop${used.keptCopies.length > 1 ? 'ies' : 'y'} kept by earlier ${keptBy(used.keptCopies)} take ${mib(used.keptBytes)}: run \`kubectl etcd restore --prune-kept -n ${topology.namespace}\` to remove the older ones`
       : '';
     const r = await execInMember(deps, m, ['df', '-Pk', mount]).catch(() => undefined);
-    const avail = r && r.exitCode === 0 ? Number(r.stdout.trim().split('\n').pop()?.trim().split(/\s+/)[3]) * 1024 : NaN;
-    if (Number.isFinite(avail)) {
+    const avail = r && r.exitCode === 0 ? parseDfAvailable(r.stdout) : undefined;
+    if (avail !== undefined) {
       if (avail < need) refuse(`volume of member "${m.name}" (${mount}) has ${mib(avail)} free, the restore needs ${mib(need)}${prune}`, 'free space on the volume or grow the PVC');
       continue;
     }

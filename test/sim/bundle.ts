@@ -24,15 +24,25 @@ function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
 }
 
-/** Changes with any source file of the simulator and with the installed packages. */
+/** Keys already computed in this process (a test asks for one at every `sim` call). */
+const keys = new Map<string, string>();
+
+/**
+ * Changes with any source file of the simulator, of the plugin's src/ (fixtures use its discovery
+ * code) and with the installed packages. Computed once per process.
+ */
 function sourceKey(root: string): string {
+  const known = keys.get(root);
+  if (known) return known;
   const h = createHash('sha256');
-  for (const f of [...walk(join(root, 'test/sim')), join(root, 'package-lock.json')].sort()) {
+  for (const f of [...walk(join(root, 'test/sim')), ...walk(join(root, 'src')), join(root, 'package-lock.json')].sort()) {
     if (!existsSync(f)) continue;
     const st = statSync(f);
     h.update(`${f}\0${st.size}\0${st.mtimeMs}\n`);
   }
-  return h.digest('hex').slice(0, 16);
+  const key = h.digest('hex').slice(0, 16);
+  keys.set(root, key);
+  return key;
 }
 
 /** Where the bundle of entry for the current sources is (built or not). */
