@@ -131,6 +131,8 @@ export interface EtcdTopology {
   image: string;
   /** The pod the user named with --pod, when they did; backup takes the snapshot from it. */
   focusPod?: string;
+  /** Restore: members whose pods are gone, read from the StatefulSet template (select.ts allOrdinals). */
+  podless?: string[];
 }
 
 /** The container a member's etcd runs in, as the kube seam's exec names it. */

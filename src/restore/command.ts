@@ -52,7 +52,8 @@ export interface RestoreOptions {
 
 /** Everything the command talks to, built by the CLI. */
 export interface RestoreDeps {
-  discover(namespace: string, statefulSet?: string): Promise<EtcdTopology>;
+  /** allOrdinals: members whose pods are gone are read from the StatefulSet template (a fresh restore plans every member). */
+  discover(namespace: string, statefulSet?: string, allOrdinals?: boolean): Promise<EtcdTopology>;
   /** The etcd image of the workload's pod template. */
   templateImage(topology: EtcdTopology): Promise<string>;
   /**

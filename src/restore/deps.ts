@@ -47,7 +47,7 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
   };
   const onRetry = (err: unknown) => log.warn(`the API server did not answer (${(err as Error).message.split('\n')[0]}); retrying`);
   return {
-    discover: (namespace, statefulSet) => discoverTopology(lister, { namespace, statefulSet }),
+    discover: (namespace, statefulSet, allOrdinals) => discoverTopology(lister, { namespace, statefulSet, ...(allOrdinals ? { allOrdinals } : {}) }),
     async templateImage(topology) {
       return imageOf(await lister.getStatefulSet(topology.namespace, topology.workload.name), topology);
     },

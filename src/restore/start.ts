@@ -44,7 +44,7 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
     if (!opts.statefulSet || opts.statefulSet === pending) await refuseIfJournal(openJournal(places, opts.namespace, pending));
   }
   phase('discover');
-  const topology = await deps.discover(opts.namespace, opts.statefulSet);
+  const topology = await deps.discover(opts.namespace, opts.statefulSet, true);
   if (topology.workload.kind !== 'StatefulSet') {
     throw new UsageError(`etcd in namespace "${topology.namespace}" runs as bare or static pods ("${topology.workload.name}"); restore handles StatefulSets only`, 'follow the static-pod runbook, or pass --statefulset');
   }
@@ -65,6 +65,10 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
     ...(coldStart.hold ? { coldStart: coldStart.hold } : {}),
   });
   plan.warnings.unshift(...checked.warnings, ...(coldStart.warning ? [coldStart.warning] : []));
+  if (topology.podless?.length) {
+    const gone = topology.podless.map((p) => `"${p}"`).join(', ');
+    plan.warnings.unshift(`the pod${topology.podless.length > 1 ? 's' : ''} of member${topology.podless.length > 1 ? 's' : ''} ${gone} ${topology.podless.length > 1 ? 'are' : 'is'} gone (not re-created yet?): planned from the statefulset's template and ${topology.podless.length > 1 ? 'their claims' : 'its claim'}, so that no member is left out`);
+  }
   phase('admission');
   // Still before the first change (dry runs store nothing), and before --dry-run prints the plan.
   await admitUtilityPods(plan, deps.cluster(topology.namespace));

@@ -41,6 +41,21 @@ describe('selectEtcdWorkload', () => {
     ]);
   });
 
+  it('for restore, a member whose pod is gone (deleted, not re-created yet) is read from the template; without allOrdinals it is left out', async () => {
+    const pods = podsOf(anthos).filter((p) => p.metadata?.name !== 'kube-etcd-1');
+    const lister = listerOf(pods, statefulSets(anthos));
+    expect((await discoverTopology(lister, { namespace: 'uc1' })).members.map((m) => m.name)).toEqual(['kube-etcd-0', 'kube-etcd-2']);
+    const topology = await discoverTopology(lister, { namespace: 'uc1', allOrdinals: true });
+    expect(topology.members.map((m) => [m.name, m.dataVolume?.kind === 'pvc' ? m.dataVolume.claimName : '', Boolean(m.node)])).toEqual([
+      ['kube-etcd-0', 'data-kube-etcd-0', true],
+      ['kube-etcd-1', 'data-kube-etcd-1', false],
+      ['kube-etcd-2', 'data-kube-etcd-2', true],
+    ]);
+    expect(topology.podless).toEqual(['kube-etcd-1']);
+    const named = await discoverTopology(lister, { namespace: 'uc1', statefulSet: 'kube-etcd', allOrdinals: true });
+    expect(named.members.map((m) => m.name)).toEqual(['kube-etcd-0', 'kube-etcd-1', 'kube-etcd-2']);
+  });
+
   it.each([
     {
       case: 'several etcd workloads in the namespace',

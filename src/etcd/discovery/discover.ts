@@ -52,6 +52,7 @@ export function topologyFromWorkload(selected: SelectedWorkload, overrides: Disc
     ...(token ? { initialClusterToken: token } : {}),
     image: overrides.image ?? members[0]!.image,
     ...(selected.focusPod ? { focusPod: selected.focusPod } : {}),
+    ...(selected.templateMembers?.length ? { podless: selected.templateMembers } : {}),
   };
 }
 

@@ -24,6 +24,12 @@ export interface WorkloadSelection {
   selector?: string;
   /** Container name, when auto-detection must be overridden. */
   container?: string;
+  /**
+   * Restore: every ordinal below the StatefulSet's replicas is a member, those whose pod is gone
+   * (deleted and not yet re-created, or refused by admission) made from the template, so that no
+   * member is left out of the restored cluster.
+   */
+  allOrdinals?: boolean;
 }
 
 /** The chosen workload and the pods of its members. */
@@ -36,6 +42,8 @@ export interface SelectedWorkload {
   focusPod?: string;
   /** true when the pods were made from the StatefulSet template because none exist. */
   fromTemplate?: boolean;
+  /** allOrdinals: the members whose pods were made from the template because theirs are gone. */
+  templateMembers?: string[];
 }
 
 function ownerStatefulSet(pod: V1Pod): string | undefined {
@@ -61,7 +69,7 @@ function commonSelector(pods: V1Pod[]): string | undefined {
   return shared.length ? shared.map(([k, v]) => `${k}=${v}`).join(',') : undefined;
 }
 
-async function statefulSetWorkload(lister: EtcdPodLister, ns: string, sts: V1StatefulSet, container?: string): Promise<SelectedWorkload> {
+async function statefulSetWorkload(lister: EtcdPodLister, ns: string, sts: V1StatefulSet, container?: string, allOrdinals = false): Promise<SelectedWorkload> {
   const name = sts.metadata?.name ?? '';
   const selector = labelSelectorString(sts.spec?.selector);
   const pods = (await lister.listPods(ns, selector || undefined))
@@ -83,10 +91,20 @@ async function statefulSetWorkload(lister: EtcdPodLister, ns: string, sts: V1Sta
   if (!findEtcdContainer(pods[0]!, container)) {
     throw new NotFoundError(`statefulset "${name}" in namespace "${ns}" does not run etcd`, 'pass --statefulset with the etcd workload or --container');
   }
+  if (allOrdinals) {
+    // The StatefulSet controller re-creates a deleted pod only after it is gone from the API, and
+    // not at all while admission refuses it (stateful_set_control.go): a member is not gone with its pod.
+    const names = new Set(pods.map((p) => p.metadata?.name));
+    const gone = Array.from({ length: replicas }, (_, i) => i).filter((i) => !names.has(`${name}-${i}`));
+    if (gone.length) {
+      const filled = [...pods, ...gone.map((i) => podFromStatefulSet(sts, i))].sort(byName);
+      return { namespace: ns, workload, pods: filled, statefulSet: sts, templateMembers: gone.map((i) => `${name}-${i}`) };
+    }
+  }
   return { namespace: ns, workload, pods, statefulSet: sts };
 }
 
-async function groupWorkload(lister: EtcdPodLister, ns: string, pods: V1Pod[], what: string, container?: string): Promise<SelectedWorkload> {
+async function groupWorkload(lister: EtcdPodLister, ns: string, pods: V1Pod[], what: string, container?: string, allOrdinals = false): Promise<SelectedWorkload> {
   const etcdPods = pods.filter((p) => findEtcdContainer(p, container));
   if (!etcdPods.length) {
     throw new NotFoundError(`no etcd pods found in namespace "${ns}"${what}`, 'pass -n or --statefulset');
@@ -105,7 +123,7 @@ async function groupWorkload(lister: EtcdPodLister, ns: string, pods: V1Pod[], w
   if (key.startsWith('statefulset/')) {
     const name = key.slice('statefulset/'.length);
     const sts = await lister.getStatefulSet(ns, name);
-    if (sts) return statefulSetWorkload(lister, ns, sts, container);
+    if (sts) return statefulSetWorkload(lister, ns, sts, container, allOrdinals);
     return { namespace: ns, workload: { kind: 'StatefulSet', name }, pods: members.sort(byName) };
   }
   const selector = commonSelector(members);
@@ -123,7 +141,7 @@ export async function selectEtcdWorkload(lister: EtcdPodLister, sel: WorkloadSel
     if (!sts) {
       throw new NotFoundError(`statefulset "${sel.statefulSet}" not found in namespace "${ns}"`, 'pass -n or --statefulset');
     }
-    return statefulSetWorkload(lister, ns, sts, sel.container);
+    return statefulSetWorkload(lister, ns, sts, sel.container, sel.allOrdinals);
   }
   if (sel.pod) {
     const pod = (await lister.listPods(ns)).find((p) => p.metadata?.name === sel.pod);
@@ -134,12 +152,12 @@ export async function selectEtcdWorkload(lister: EtcdPodLister, sel: WorkloadSel
     const stsName = ownerStatefulSet(pod);
     const sts = stsName ? await lister.getStatefulSet(ns, stsName) : undefined;
     const chosen = sts
-      ? await statefulSetWorkload(lister, ns, sts, sel.container)
+      ? await statefulSetWorkload(lister, ns, sts, sel.container, sel.allOrdinals)
       : { namespace: ns, workload: { kind: 'Pods' as const, name: sel.pod, replicas: 1 }, pods: [pod] };
     return { ...chosen, focusPod: sel.pod };
   }
   if (sel.selector) {
-    return groupWorkload(lister, ns, await lister.listPods(ns, sel.selector), ` matching "${sel.selector}"`, sel.container);
+    return groupWorkload(lister, ns, await lister.listPods(ns, sel.selector), ` matching "${sel.selector}"`, sel.container, sel.allOrdinals);
   }
   const pods = await lister.listPods(ns);
   if (!pods.length) {
@@ -148,11 +166,11 @@ export async function selectEtcdWorkload(lister: EtcdPodLister, sel: WorkloadSel
       const p = podFromStatefulSet(s, 0);
       return findEtcdContainer(p, sel.container) !== undefined;
     });
-    if (candidates.length === 1) return statefulSetWorkload(lister, ns, candidates[0]!, sel.container);
+    if (candidates.length === 1) return statefulSetWorkload(lister, ns, candidates[0]!, sel.container, sel.allOrdinals);
     if (candidates.length > 1) {
       const names = candidates.map((s) => `statefulset/${s.metadata?.name}`).join(', ');
       throw new UsageError(`found ${candidates.length} etcd workloads in namespace "${ns}": ${names}`, 'pass --statefulset to choose one');
     }
   }
-  return groupWorkload(lister, ns, pods, '', sel.container);
+  return groupWorkload(lister, ns, pods, '', sel.container, sel.allOrdinals);
 }
