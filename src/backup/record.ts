@@ -48,7 +48,7 @@ export interface BackupOwner {
 }
 
 /** Sidecars are small; anything bigger is not one of ours. */
-const MAX_SIDECAR_BYTES = 1 << 20;
+export const MAX_SIDECAR_BYTES = 1 << 20;
 
 /** Reads namespace and workload from a `<snapshot>.json` sidecar; undefined when it is missing, too big or not a backup record. */
 export async function readSidecarOwner(path: string): Promise<BackupOwner | undefined> {
@@ -65,6 +65,11 @@ export async function readSidecarOwner(path: string): Promise<BackupOwner | unde
   } catch {
     return undefined; // no sidecar (or unreadable): the file is not proven ours, so it is kept
   }
+  return ownerOfRecord(text);
+}
+
+/** Namespace and workload from a record's text; undefined when it is not a backup record. */
+export function ownerOfRecord(text: string): BackupOwner | undefined {
   try {
     const r = JSON.parse(text) as Partial<BackupRecord>;
     if (typeof r.namespace !== 'string' || typeof r.workload !== 'string') return undefined;

@@ -2,7 +2,8 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PluginError } from '../errors.js';
 import { parseBackupFileName } from './naming.js';
-import { readSidecarOwner, type BackupOwner } from './record.js';
+import { MAX_SIDECAR_BYTES, ownerOfRecord, readSidecarOwner, type BackupOwner } from './record.js';
+import { s3Url, type ObjectStore } from '../storage/location.js';
 
 /**
  * Picks the backups to delete so that the newest `keep` of this namespace/workload remain.
@@ -20,12 +21,12 @@ export function selectBackupsToPrune(
 ): string[] {
   const ours = files
     .map((file) => ({ file, parsed: parseBackupFileName(file, namespace, workload) }))
-    .filter((b): b is { file: string; parsed: { time: Date; revision: number } } => b.parsed !== undefined)
+    .filter((b): b is { file: string; parsed: { time: Date; revision?: number } } => b.parsed !== undefined)
     .filter((b) => {
       const owner = ownerOf(b.file);
       return owner?.namespace === namespace && owner.workload === workload;
     })
-    .sort((a, b) => b.parsed.time.getTime() - a.parsed.time.getTime() || b.parsed.revision - a.parsed.revision);
+    .sort((a, b) => b.parsed.time.getTime() - a.parsed.time.getTime() || (b.parsed.revision ?? 0) - (a.parsed.revision ?? 0));
   return ours.slice(Math.max(0, keep)).map((b) => b.file);
 }
 
@@ -56,4 +57,30 @@ export async function pruneBackups(dir: string, namespace: string, workload: str
 
 function codeOf(err: unknown): string {
   return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+}
+
+/**
+ * --to s3://… --keep N: deletes older backups (and their `.json` records) of this
+ * namespace/workload directly under `folder`, as pruneBackups does in a directory: only objects
+ * whose record names this workload; returns the deleted keys.
+ */
+export async function pruneStoredBackups(store: ObjectStore, folder: string, namespace: string, workload: string, keep: number): Promise<string[]> {
+  const objects = await store.list(folder);
+  const names = objects.map((o) => o.key.slice(folder.length));
+  const owners = new Map<string, BackupOwner | undefined>();
+  for (const name of names) {
+    if (!parseBackupFileName(name, namespace, workload)) continue;
+    const text = await store.getText(`${folder}${name}.json`, MAX_SIDECAR_BYTES);
+    owners.set(name, text === undefined ? undefined : ownerOfRecord(text));
+  }
+  const victims = selectBackupsToPrune(names, (f) => owners.get(f), namespace, workload, keep);
+  if (!victims.length) return [];
+  try {
+    // The snapshots first: a record left without its snapshot is harmless, a snapshot without its record is never pruned.
+    await store.delete(victims.map((v) => `${folder}${v}`));
+    await store.delete(victims.map((v) => `${folder}${v}.json`));
+  } catch (err) {
+    throw new PluginError(`cannot remove old backups in ${s3Url(store.bucket, folder)}: ${(err as Error).message}`, 'the new backup is saved; check that the credentials may delete objects, or drop --keep');
+  }
+  return victims.map((v) => s3Url(store.bucket, `${folder}${v}`));
 }

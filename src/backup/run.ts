@@ -2,22 +2,25 @@ import { mkdir } from 'node:fs/promises';
 import { resolve, join } from 'node:path';
 import { finished, pipeline } from 'node:stream/promises';
 import { PassThrough, type Writable } from 'node:stream';
-import { NoHealthyMemberError, PluginError, UsageError } from '../errors.js';
+import { NoHealthyMemberError, PluginError, UsageError, VerificationError } from '../errors.js';
 import type { MemberStatus, StatusProbe } from '../etcd/status.js';
 import type { EtcdMember, EtcdTopology } from '../etcd/topology.js';
 import type { Logger } from '../ui/log.js';
 import type { PhaseClock } from '../ui/phases.js';
 import type { Progress } from '../ui/progress.js';
+import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
 import { encryptStream } from '../crypt/age.js';
+import { s3Url, type ObjectStore } from '../storage/location.js';
 import { TempPlaintext } from '../crypt/plaintext.js';
 import { orderCandidates } from './choose.js';
 import { encryptVerified, type StoredDigest } from './encrypt.js';
 import { SnapshotDigester } from './digest.js';
 import { compactUtc } from '../ui/time.js';
-import { backupFileName, backupStem } from './naming.js';
+import { backupFileName, backupStem, streamedBackupName } from './naming.js';
 import { PartialFile } from './partial.js';
 import { writeSidecar, type BackupRecord } from './record.js';
-import { pruneBackups } from './retention.js';
+import { pruneBackups, pruneStoredBackups } from './retention.js';
 import { guardSignals, InterruptedError, type SignalHost } from './signals.js';
 import type { SnapshotTransport, TransportContext, TransportKind, TransportResult } from './transport.js';
 import { requireVerified, verifySnapshot, type SnapshotSummaryReader } from './verify.js';
@@ -26,7 +29,9 @@ import { requireVerified, verifySnapshot, type SnapshotSummaryReader } from './v
 export type BackupDestination =
   | { kind: 'file'; path: string }
   | { kind: 'stdout' }
-  | { kind: 'dir'; dir: string; keep?: number };
+  | { kind: 'dir'; dir: string; keep?: number }
+  /** --to s3://BUCKET/PREFIX: `folder` is the prefix as a folder ('' or ending in '/'); the store was opened and its bucket checked. */
+  | { kind: 'store'; store: ObjectStore; folder: string; keep?: number };
 
 /** What the user asked for, after flags are parsed and the topology is discovered. */
 export interface BackupOptions {
@@ -87,6 +92,9 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
   };
   if (opts.destination.kind === 'stdout') {
     return { ...base, ...(await backupToStdout(member, transport, status, deps, opts.encryptTo)), time: deps.now().toISOString() };
+  }
+  if (opts.destination.kind === 'store') {
+    return backupToStore(opts.destination, member, transport, status, base, startedAt, deps, opts.encryptTo);
   }
   const dest = opts.destination;
   const recipients = opts.encryptTo?.length ? opts.encryptTo : undefined;
@@ -231,6 +239,117 @@ async function backupToStdout(member: EtcdMember, transport: SnapshotTransport, 
     progress.done();
     guard.dispose();
     if (stdoutError) deps.stdout.off('error', stdoutError);
+  }
+}
+
+/**
+ * --to s3://…: digester (→ age) → gate → multipart upload, never whole in memory or on disk. The
+ * gate holds back the end of the body until the transport has finished and the snapshot's size
+ * and sha256 trailer are checked: a snapshot that fails them ends the body with an error, so the
+ * upload is aborted before its last part and nothing is committed. Once the store has the
+ * object, its size is read back and must be what was sent; then the record goes beside it (an
+ * object whose record cannot be written is deleted again), then --keep prunes.
+ */
+async function backupToStore(
+  dest: Extract<BackupDestination, { kind: 'store' }>, member: EtcdMember, transport: SnapshotTransport, status: MemberStatus | undefined,
+  base: Omit<BackupRecord, 'file' | 'size' | 'sha256' | 'time' | 'verified'>, startedAt: Date, deps: BackupDeps, encryptTo?: string[],
+): Promise<BackupRecord> {
+  const { store, folder } = dest;
+  const recipients = encryptTo?.length ? encryptTo : undefined;
+  const key = `${folder}${streamedBackupName(base.namespace, base.workload, startedAt)}${recipients ? AGE_SUFFIX : ''}`;
+  const url = s3Url(store.bucket, key);
+  // Names have one-second resolution, and an upload replaces an object of the same key.
+  if (await store.head(key)) throw new PluginError(`${url} exists already (a backup started in the same second?)`, 'run the backup again');
+  const digester = new SnapshotDigester();
+  let took: (r: TransportResult) => void = () => {};
+  let tookFailed: (e: unknown) => void = () => {};
+  const taken = new Promise<TransportResult>((res, rej) => { took = res; tookFailed = rej; });
+  taken.catch(() => {});
+  const stored = createHash('sha256');
+  let storedSize = 0;
+  const gate = new Transform({
+    highWaterMark: 1 << 20,
+    transform(chunk: Buffer, _enc, cb) {
+      stored.update(chunk);
+      storedSize += chunk.length;
+      cb(null, chunk);
+    },
+    flush(cb) {
+      taken.then((result) => {
+        const digest = digester.digest();
+        if (result.expectedSize !== undefined && result.expectedSize !== digest.size) {
+          return cb(new VerificationError(`the snapshot from pod "${member.pod}" is ${digest.size} bytes, not the ${result.expectedSize} etcd wrote; nothing was stored`, 'run the backup again'));
+        }
+        if (!digest.trailerValid) return cb(new VerificationError(`the snapshot from pod "${member.pod}" fails its sha256 trailer check; nothing was stored`, 'run the backup again'));
+        cb();
+      }, (err: Error) => cb(err));
+    },
+  });
+  let out: Writable = gate;
+  if (recipients) {
+    const plain = new PassThrough({ highWaterMark: 1 << 20 });
+    const enc = await encryptStream(plain, recipients);
+    // A failure on either side ends the other: the transport watches `plain`, the upload reads `gate`.
+    enc.output.on('error', (err) => gate.destroy(err));
+    plain.on('error', (err) => gate.destroy(err));
+    gate.on('error', (err) => plain.destroy(err));
+    enc.output.pipe(gate);
+    out = plain;
+  }
+  const counted: SnapshotTransport = {
+    ...transport,
+    take: (m, sink, ctx) => transport.take(m, sink, ctx).then((r) => { took(r); return r; }, (e: unknown) => { tookFailed(e); throw e; }),
+  };
+  const guard = guardSignals(deps.signals, (sig, first) => {
+    digester.destroy(new Error(`interrupted by ${sig}`));
+    if (first) deps.log.warn(stoppingLine(sig, transport.kind, member.pod));
+  });
+  const progress = deps.progress(`snapshot ${member.pod}`);
+  try {
+    const uploading = store.upload(key, gate);
+    const [snap, up] = await Promise.allSettled([takeSnapshot(member, counted, digester, out, true, guard.signal, progress, status, deps), uploading]);
+    // A failed abort names the upload left open: that must reach the user above anything else.
+    if (up.status === 'rejected' && /multipart upload \S+ is still open/.test((up.reason as Error).message)) throw up.reason;
+    if (snap.status === 'rejected') throw snap.reason;
+    if (up.status === 'rejected') throw up.reason;
+    const digest = snap.value.digest;
+    deps.phases?.start('verify');
+    const head = await store.head(key);
+    if (head?.size !== storedSize) {
+      await store.delete([key]).catch(() => {});
+      throw new VerificationError(`${url} holds ${head ? `${head.size} bytes` : 'nothing'} after the upload, not the ${storedSize} sent; it was deleted`, 'run the backup again, and check the store');
+    }
+    deps.phases?.start('commit');
+    const record: BackupRecord = {
+      ...base,
+      file: url,
+      size: digest.size,
+      sha256: digest.sha256,
+      time: deps.now().toISOString(),
+      verified: { size: snap.value.result.expectedSize !== undefined, sha256Trailer: true, bbolt: false },
+      ...(recipients ? { encryption: { format: 'age' as const, recipients } } : {}),
+      stored: { size: storedSize, sha256: stored.digest('hex') },
+    };
+    try {
+      await store.put(`${key}.json`, JSON.stringify(record, null, 2) + '\n');
+    } catch (err) {
+      await store.delete([key]).catch(() => {});
+      throw new PluginError(`cannot write the record of ${url}, so the snapshot was deleted again: ${(err as Error).message}`, 'check that the credentials may write to this prefix, and run the backup again');
+    }
+    deps.log.info(`snapshot stored as ${url}: size and sha256 trailer verified while streaming; bbolt structure not verified (streamed), run \`kubectl etcd inspect ${url}\`${recipients ? ' -i KEYFILE' : ''} to walk it`);
+    if (dest.keep !== undefined) {
+      const pruned = await pruneStoredBackups(store, folder, base.namespace, base.workload, dest.keep);
+      for (const f of pruned) deps.log.debug(1, `pruned old backup "${f}"`);
+    }
+    deps.phases?.end();
+    return record;
+  } catch (err) {
+    const sig = guard.received();
+    if (sig) throw new InterruptedError(`backup interrupted by ${sig}; the upload to ${url} was aborted`, sig, 'run the backup again');
+    throw err;
+  } finally {
+    progress.done();
+    guard.dispose();
   }
 }
 

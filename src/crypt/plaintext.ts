@@ -178,8 +178,8 @@ async function ensurePlaintextDir(stateDir: string): Promise<string> {
  * Decrypts the age file `path` into a TempPlaintext and runs `use` on it; the copy is removed
  * whatever happens. A wrong identity is refused while the header is read, before `use` runs.
  */
-export async function withPlaintext<T>(path: string, identities: string[], stateDir: string, use: (plain: string) => Promise<T>): Promise<T> {
-  const what = `snapshot "${path}"`;
+export async function withPlaintext<T>(path: string, identities: string[], stateDir: string, use: (plain: string) => Promise<T>, label = path): Promise<T> {
+  const what = `snapshot "${label}"`;
   const plain = await decryptStream(createReadStream(path), identities, what);
   let temp: TempPlaintext;
   try {
@@ -225,12 +225,15 @@ export interface DecryptOptions {
   identityFiles: string[];
   stateDir: string;
   warn: (line: string) => void;
+  /** What messages call the snapshot (an s3:// URL read from a downloaded copy). */
+  label?: string;
 }
 
 /** Refuses an encrypted snapshot the command cannot decrypt; returns the identities to use (none for a plain file). */
-export async function identitiesFor(path: string, opts: DecryptOptions): Promise<string[] | undefined> {
-  const format = await storedFormat(path);
+export async function identitiesFor(file: string, opts: DecryptOptions): Promise<string[] | undefined> {
+  const format = await storedFormat(file);
   if (format === 'plain') return undefined;
+  const path = opts.label ?? file;
   if (format === 'age-armored') {
     throw new UsageError(`snapshot "${path}" is ASCII-armored age, which cannot be read in place`, `convert it without writing plaintext: age -d -i KEYFILE ${path} | age -r RECIPIENT > snapshot.db.age`);
   }
@@ -247,5 +250,5 @@ export async function identitiesFor(path: string, opts: DecryptOptions): Promise
 export async function withSnapshotFile<T>(path: string, opts: DecryptOptions, use: (plainPath: string, encrypted: boolean) => Promise<T>): Promise<T> {
   const identities = await identitiesFor(path, opts);
   if (!identities) return use(path, false);
-  return withPlaintext(path, identities, opts.stateDir, (p) => use(p, true));
+  return withPlaintext(path, identities, opts.stateDir, (p) => use(p, true), opts.label ?? path);
 }

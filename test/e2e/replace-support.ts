@@ -112,7 +112,13 @@ export async function expectReplaced(cluster: SimCluster, t: ReplaceTarget, pod:
   for (const [k, v] of Object.entries(before)) {
     expect((await etcdctlInPod(cluster, { ...t, pod }, ['get', k, '--print-value-only', '--consistency=s'])).trim()).toBe(v);
   }
-  const ls = await shIn(cluster, t, pod, `ls -a ${t.keptDir}`);
+  // An exec can fail while the just-restarted container settles (the full suite once read '' here): retried until it answers.
+  let ls = await shIn(cluster, t, pod, `ls -a ${t.keptDir}`);
+  for (let i = 0; ls.code !== 0 && i < 15; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    ls = await shIn(cluster, t, pod, `ls -a ${t.keptDir}`);
+  }
+  expect(ls.code, ls.stderr).toBe(0);
   expect(ls.stdout).toMatch(/member\.pre-replace-\d{8}T\d{6}Z/);
   expect(ls.stdout).not.toMatch(/kubectl-etcd-replace/);
 }

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { backupFileName, fileSafe, parseBackupFileName } from '../../src/backup/naming.js';
+import { backupFileName, fileSafe, parseAnyBackupName, parseBackupFileName, streamedBackupName } from '../../src/backup/naming.js';
 import { pruneBackups, selectBackupsToPrune } from '../../src/backup/retention.js';
 import { orderCandidates } from '../../src/backup/choose.js';
 import type { EtcdMember } from '../../src/etcd/topology.js';
@@ -31,6 +31,21 @@ describe('backup file names', () => {
     ['notes.txt', 'uc1', 'kube-etcd'],
   ])('%s is not a backup of %s/%s', (file, ns, workload) => {
     expect(parseBackupFileName(file, ns, workload)).toBeUndefined();
+  });
+});
+
+describe('names of backups streamed to object storage (no revision: it is known only once the snapshot is read)', () => {
+  it('round-trip without a revision, and prune orders them by time with the named ones', () => {
+    const t = new Date('2026-12-06T12:00:05Z');
+    const name = streamedBackupName('uc1', 'kube-etcd', t);
+    expect(name).toBe('uc1-kube-etcd-20261206T120005Z.db');
+    expect(parseBackupFileName(name, 'uc1', 'kube-etcd')).toEqual({ time: t });
+    expect(parseBackupFileName(`${name}.age`, 'uc1', 'kube-etcd')).toEqual({ time: t });
+    expect(parseAnyBackupName(name)).toEqual({ stem: 'uc1-kube-etcd', time: t });
+    expect(parseAnyBackupName('notes.txt')).toBeUndefined();
+    const older = backupFileName({ namespace: 'uc1', workload: 'kube-etcd', time: new Date('2026-12-06T11:00:00Z'), revision: 9 });
+    const owner = () => ({ namespace: 'uc1', workload: 'kube-etcd' });
+    expect(selectBackupsToPrune([older, name], owner, 'uc1', 'kube-etcd', 1)).toEqual([older]);
   });
 });
 
