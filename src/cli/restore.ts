@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import { defaultStateDir, restoreCommand, type RestoreOptions } from '../restore/command.js';
+import { defaultStateDir, restoreCommand, validateRestoreOptions, type RestoreOptions } from '../restore/command.js';
+import { UsageError } from '../errors.js';
+import { isS3Url, parseEndpoint, parseS3Url } from '../storage/location.js';
 import { DEFAULT_KEEP, parseKeepCount } from '../restore/prune.js';
 import { parseQuiesceRef } from '../restore/quiesce.js';
 import { parseOutputFormat } from '../ui/format.js';
@@ -24,6 +26,7 @@ interface RestoreFlags {
   pruneKept?: boolean;
   keep?: string;
   identity: string[];
+  s3Endpoint?: string;
 }
 
 /** Turns parsed flags into restore options. */
@@ -54,7 +57,7 @@ export function register(program: Command): void {
   program
     .command('restore')
     .description('restore every member of an etcd cluster running in Kubernetes from one snapshot (plan, confirm, act, verify)')
-    .argument('[snapshot]', 'the snapshot file (from `kubectl etcd backup` or `etcdctl snapshot save`)')
+    .argument('[snapshot]', 'the snapshot file (from `kubectl etcd backup` or `etcdctl snapshot save`), or s3://BUCKET/KEY')
     .option('--statefulset <name>', 'the etcd StatefulSet (default: the only etcd workload in the namespace)')
     .option('--quiesce <kind/name>', 'also scale this workload to 0 during the restore (repeatable), e.g. deployment/gke-master-etcd-maintenance', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--dry-run', 'print the plan and change nothing')
@@ -69,6 +72,7 @@ export function register(program: Command): void {
     .option('--keep <n>', `with --prune-kept: how many of the newest kept copies stay on each volume (default ${DEFAULT_KEEP})`)
     .option('--state-dir <dir>', 'where the local journal and safety backups go (default $KUBECTL_ETCD_STATE_DIR or ~/.kube/kubectl-etcd)')
     .option('-i, --identity <file>', 'age identity file (age-keygen) to decrypt an encrypted snapshot (.age) with (repeatable; needed again for --resume)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--s3-endpoint <url>', 'with an s3:// snapshot: an S3-compatible store (MinIO, Ceph, R2 …), addressed path-style')
     .option('-o, --output <format>', 'print the plan (--dry-run) or the result as json or yaml')
     .addHelpText(
       'after',
@@ -77,6 +81,7 @@ Examples:
   kubectl etcd restore snapshot.db -n uc1 --dry-run -o yaml
   kubectl etcd restore snapshot.db -n uc1 --quiesce deployment/gke-master-etcd-maintenance --yes
   kubectl etcd restore uc1-kube-etcd-20261125T180405Z-rev42.db.age -n uc1 --identity ~/.config/age/etcd-backups.txt
+  kubectl etcd restore s3://my-bucket/etcd/uc1/uc1-kube-etcd-20261206T120005Z.db -n uc1 --yes
   kubectl etcd restore -n uc1 --resume
   kubectl etcd restore -n uc1 --abort
   kubectl etcd restore -n uc1 --prune-kept --dry-run`,
@@ -92,6 +97,19 @@ Examples:
       const kube = kubeContextFromOptions(globals);
       const log = createLogger(process.stderr, verbosityOf(globals));
       phases.end();
-      await restoreCommand(restoreFlagsToOptions(snapshot, flags, kube.namespace), { ...restoreDeps(kube, log), phases });
+      const opts = restoreFlagsToOptions(snapshot, flags, kube.namespace);
+      if (flags.s3Endpoint !== undefined && !(snapshot && isS3Url(snapshot))) throw new UsageError('--s3-endpoint works only with an s3:// snapshot', 'drop it, or pass s3://BUCKET/KEY');
+      if (snapshot && isS3Url(snapshot)) {
+        validateRestoreOptions(opts);
+        parseS3Url(snapshot);
+        const endpoint = flags.s3Endpoint !== undefined ? parseEndpoint(flags.s3Endpoint) : undefined;
+        phases.start('download');
+        // Downloaded into the state dir and checked against its record, before the cluster is asked anything; kept for --resume.
+        const { downloadForRestore } = await import('../storage/fetch.js');
+        opts.snapshot = await downloadForRestore(snapshot, { ...(endpoint ? { endpoint } : {}), stateDir: opts.stateDir, warn: (l) => log.warn(l) });
+        log.info(`downloaded ${snapshot} to ${opts.snapshot}`);
+        phases.end();
+      }
+      await restoreCommand(opts, { ...restoreDeps(kube, log), phases });
     });
 }

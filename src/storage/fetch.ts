@@ -1,17 +1,24 @@
 /**
- * Reading a backup from object storage: `inspect s3://BUCKET/KEY` walks the bbolt structure, which
- * needs random access, so the object is downloaded into a temporary file in the state dir (0600,
- * removed on every exit path as the plaintext copies are: crypt/plaintext.ts), checked against
- * the sha256 its record says was stored, and read from there.
+ * Reading a backup from object storage. The bbolt walk needs random access, and a restore reads
+ * the snapshot once per member and again on --resume, so the object is downloaded into the state
+ * dir, checked against the size and sha256 its record says were stored, and read from there:
+ * - `inspect s3://…`: into a temporary file (0600, removed on every exit path as the plaintext
+ *   copies are: crypt/plaintext.ts);
+ * - `restore s3://…`: into `<state>/downloads/` (0600, written as `.partial` and renamed once
+ *   checked), kept like the safety backups: `--resume` reads it again.
  */
 import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
+import { createReadStream } from 'node:fs';
+import { mkdir, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { VerificationError } from '../errors.js';
+import { PluginError, VerificationError } from '../errors.js';
 import type { BackupRecord } from '../backup/record.js';
 import { MAX_SIDECAR_BYTES } from '../backup/record.js';
+import { PartialFile } from '../backup/partial.js';
 import { TempPlaintext } from '../crypt/plaintext.js';
-import { parseS3Url, s3Url } from './location.js';
+import { parseS3Url, s3Url, type ObjectStore } from './location.js';
 import { openS3Store } from './s3.js';
 
 export interface FetchOptions {
@@ -20,56 +27,121 @@ export interface FetchOptions {
   warn: (line: string) => void;
 }
 
-/** Downloads s3://BUCKET/KEY into a temporary file, checks it, runs `use` on it, removes it. */
-export async function withStoredSnapshot<T>(url: string, opts: FetchOptions, use: (path: string, record: BackupRecord | undefined) => Promise<T>): Promise<T> {
+/** An object opened for download, with what its record says was stored. */
+interface Opened {
+  url: string;
+  body: Readable;
+  record?: BackupRecord;
+  expected?: { size: number; sha256: string };
+}
+
+/** Opens the object (a missing one, a missing bucket or no access: one line first) and reads its record. */
+async function openObject(url: string, opts: FetchOptions): Promise<Opened> {
   const { bucket, key } = parseS3Url(url);
-  const store = await openS3Store({ bucket, ...(opts.endpoint ? { endpoint: opts.endpoint } : {}) });
-  const { body } = await store.get(key); // a missing object or bucket, or no access: one line before anything else
+  const store: ObjectStore = await openS3Store({ bucket, ...(opts.endpoint ? { endpoint: opts.endpoint } : {}) });
+  const { body } = await store.get(key);
   body.pause();
-  let recordText: string | undefined;
+  let text: string | undefined;
   try {
-    recordText = await store.getText(`${key}.json`, MAX_SIDECAR_BYTES);
+    text = await store.getText(`${key}.json`, MAX_SIDECAR_BYTES);
   } catch (err) {
     body.destroy();
     throw err;
   }
   let record: BackupRecord | undefined;
   try {
-    record = recordText === undefined ? undefined : (JSON.parse(recordText) as BackupRecord);
+    record = text === undefined ? undefined : (JSON.parse(text) as BackupRecord);
   } catch {
     record = undefined;
   }
-  const expected = record?.stored ?? (record && !record.encryption ? { size: record.size, sha256: record.sha256 } : undefined);
-  if (!expected) opts.warn(`${s3Url(bucket, key)} has no record beside it (${s3Url(bucket, `${key}.json`)}): the download is checked by its own trailer only`);
+  const expected = record?.stored ?? (record && !record.encryption && typeof record.sha256 === 'string' ? { size: record.size, sha256: record.sha256 } : undefined);
+  if (!expected) opts.warn(`${url} has no record beside it (${s3Url(bucket, `${key}.json`)}): the download is checked by the snapshot's own trailer only`);
+  return { url, body, ...(record ? { record } : {}), ...(expected ? { expected } : {}) };
+}
+
+/** Copies the object into `out`, hashing it; refuses a copy that is not what its record says was stored. */
+async function download(o: Opened, out: Writable): Promise<void> {
+  const hash = createHash('sha256');
+  let size = 0;
+  const count = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      size += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  try {
+    await pipeline(o.body, count, out);
+  } catch (err) {
+    if (err instanceof PluginError) throw err; // a local write error names its file
+    throw new PluginError(`the download of ${o.url} broke: ${(err as Error).message.split('\n')[0]}`, 'run the command again');
+  }
+  const sha256 = hash.digest('hex');
+  if (o.expected && (o.expected.size !== size || o.expected.sha256 !== sha256)) {
+    throw new VerificationError(
+      `${o.url} is not what was stored: ${size} bytes with sha256 ${sha256.slice(0, 12)}…, its record says ${o.expected.size} bytes with sha256 ${o.expected.sha256.slice(0, 12)}…`,
+      'the object was changed or damaged after the backup; use another backup',
+    );
+  }
+}
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(path)) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+/** Downloads s3://BUCKET/KEY into a temporary file, checks it, runs `use` on it, removes it. */
+export async function withStoredSnapshot<T>(url: string, opts: FetchOptions, use: (path: string, record: BackupRecord | undefined) => Promise<T>): Promise<T> {
+  const o = await openObject(url, opts);
   let temp: TempPlaintext;
   try {
     temp = await TempPlaintext.create(opts.stateDir);
   } catch (err) {
-    body.destroy();
+    o.body.destroy();
     throw err;
   }
   try {
-    const hash = createHash('sha256');
-    let size = 0;
-    const count = new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        hash.update(chunk);
-        size += chunk.length;
-        cb(null, chunk);
-      },
-    });
-    await pipeline(body, count, temp.file.writable());
+    await download(o, temp.file.writable());
     await temp.file.closeForReading();
-    const sha256 = hash.digest('hex');
-    if (expected && (expected.size !== size || expected.sha256 !== sha256)) {
-      throw new VerificationError(
-        `${url} is not what was stored: ${size} bytes with sha256 ${sha256.slice(0, 12)}…, its record says ${expected.size} bytes with sha256 ${expected.sha256.slice(0, 12)}…`,
-        'the object was changed or damaged after the backup; use another backup',
-      );
-    }
-    return await use(temp.path, record);
+    return await use(temp.path, o.record);
   } finally {
-    body.destroy();
+    o.body.destroy();
     await temp.remove();
+  }
+}
+
+/**
+ * Downloads s3://BUCKET/KEY into `<stateDir>/downloads/<name>` for a restore (kept: --resume reads
+ * it again); a copy already there that matches the record is used as it is. Returns its path.
+ */
+export async function downloadForRestore(url: string, opts: FetchOptions): Promise<string> {
+  const dir = join(opts.stateDir, 'downloads');
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new PluginError(`cannot create "${dir}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'pass a --state-dir you can write to');
+  }
+  const o = await openObject(url, opts);
+  const dest = join(dir, basename(parseS3Url(url).key) || 'snapshot.db');
+  const there = await stat(dest).catch(() => undefined);
+  if (there && o.expected && there.size === o.expected.size && (await sha256File(dest)) === o.expected.sha256) {
+    o.body.destroy();
+    return dest;
+  }
+  let partial: PartialFile;
+  try {
+    partial = await PartialFile.create(dest, '--state-dir on a disk with room for the snapshot');
+  } catch (err) {
+    o.body.destroy();
+    throw err;
+  }
+  try {
+    await download(o, partial.writable());
+    await partial.commit();
+    return dest;
+  } finally {
+    o.body.destroy();
+    await partial.discard().catch(() => {});
   }
 }

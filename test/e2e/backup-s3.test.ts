@@ -109,6 +109,8 @@ describe('backup --to s3:// refusals come before anything is taken', () => {
 
 describe('backup --to s3://', () => {
   let first: { key: string; record: Record<string, unknown> };
+  /** The newest backup the --keep test left. */
+  let latest: string;
 
   it('streams a verified snapshot and its record beside it; etcdctl accepts the object, inspect s3:// agrees with the record', async () => {
     const written = await writeKeys(cluster, T, '/s3/', 3);
@@ -158,6 +160,7 @@ describe('backup --to s3://', () => {
       'etcd/uc1/uc1-kube-etcd-20200101T000001Z.db.json',
       made[2], `${made[2]}.json`, made[3], `${made[3]}.json`,
     ].sort());
+    latest = made[3]!;
     const list = await kubectlEtcd(cluster, ['snapshots', 'list', 's3://backups/etcd/uc1/', '--s3-endpoint', s3.endpoint, '-o', 'json']);
     expect(list.code, list.stderr).toBe(0);
     const rows = JSON.parse(list.stdout) as Array<{ location: string; record?: { namespace: string; workload: string } }>;
@@ -193,6 +196,29 @@ describe('backup --to s3://', () => {
     expect(inspect.code, inspect.stderr).toBe(0);
     expect((JSON.parse(inspect.stdout) as { outcome: string }).outcome).toBe('valid');
   }, 180_000);
+
+  it('restore s3://… downloads the snapshot into the state dir, checks it against its record and restores exactly the backed-up keys', async () => {
+    await etcdctlInPod(cluster, T, ['put', '/s3/after', 'written after the backup']);
+    await etcdctlInPod(cluster, T, ['del', '/s3/k0']);
+    const url = `s3://backups/${latest}`;
+    const r = await kubectlEtcd(cluster, ['restore', url, '-n', T.namespace, '--s3-endpoint', s3.endpoint, '--yes', '--no-safety-backup'], { timeoutMs: 600_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const local = join(work, 'state', 'downloads', latest.split('/').pop()!);
+    expect(r.stderr).toContain(`downloaded ${url} to ${local}`);
+    expect(r.stdout).toMatch(new RegExp(`^restored uc1/kube-etcd from "${local.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}" .* verified$`, 'm'));
+    expect(((await import('node:fs')).statSync(local).mode & 0o777)).toBe(0o600);
+    const keys = (await etcdctlInPod(cluster, T, ['get', '/s3/', '--prefix', '--keys-only'])).split('\n').filter(Boolean).sort();
+    expect(keys).toEqual(['/s3/k0', '/s3/k1', '/s3/k2']);
+  }, 600_000);
+
+  it('restore of an object that is not what its record says refuses in one line before the cluster is asked anything', async () => {
+    await putObject('backups', 'etcd/uc1/uc1-kube-etcd-20200101T000001Z.db.json', JSON.stringify({ namespace: 'uc1', workload: 'kube-etcd', size: 15, sha256: '0'.repeat(64) }));
+    const mark = auditMark(cluster);
+    const r = await kubectlEtcd(cluster, ['restore', 's3://backups/etcd/uc1/uc1-kube-etcd-20200101T000001Z.db', '-n', T.namespace, '--s3-endpoint', s3.endpoint, '--yes']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/^error: s3:\/\/backups\/etcd\/uc1\/uc1-kube-etcd-20200101T000001Z\.db is not what was stored: 15 bytes with sha256 [0-9a-f]{12}…, its record says 15 bytes with sha256 000000000000…; the object was changed or damaged after the backup; use another backup\n$/);
+    expect(auditSince(cluster, mark).filter((e) => e.user === 'admin')).toEqual([]);
+  }, 120_000);
 
   it('a snapshot stream cut after two parts went up fails in one line and leaves no object and no open multipart upload', async () => {
     // About 14 MiB of values, so that parts of 5 MiB are on their way when the stream breaks.
