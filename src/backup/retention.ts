@@ -64,16 +64,23 @@ function codeOf(err: unknown): string {
  * namespace/workload directly under `folder`, as pruneBackups does in a directory: only objects
  * whose record names this workload; returns the deleted keys.
  */
-export async function pruneStoredBackups(store: ObjectStore, folder: string, namespace: string, workload: string, keep: number): Promise<string[]> {
-  const objects = await store.list(folder);
-  const names = objects.map((o) => o.key.slice(folder.length));
-  const owners = new Map<string, BackupOwner | undefined>();
-  for (const name of names) {
-    if (!parseBackupFileName(name, namespace, workload)) continue;
-    const text = await store.getText(`${folder}${name}.json`, MAX_SIDECAR_BYTES);
-    owners.set(name, text === undefined ? undefined : ownerOfRecord(text));
+export async function pruneStoredBackups(store: ObjectStore, folder: string, namespace: string, workload: string, keep: number, justWritten?: string): Promise<string[]> {
+  const saved = 'the new backup is saved; check that the credentials may list, read and delete objects there, or drop --keep';
+  let victims: string[];
+  try {
+    const objects = await store.list(folder);
+    const names = objects.map((o) => o.key.slice(folder.length));
+    const owners = new Map<string, BackupOwner | undefined>();
+    for (const name of names) {
+      if (!parseBackupFileName(name, namespace, workload)) continue;
+      const text = await store.getText(`${folder}${name}.json`, MAX_SIDECAR_BYTES);
+      owners.set(name, text === undefined ? undefined : ownerOfRecord(text));
+    }
+    // Never the backup just written (a clock behind another writer's could make its name the oldest).
+    victims = selectBackupsToPrune(names, (f) => owners.get(f), namespace, workload, keep).filter((v) => `${folder}${v}` !== justWritten);
+  } catch (err) {
+    throw new PluginError(`cannot list old backups in ${s3Url(store.bucket, folder)} to prune them: ${(err as Error).message}`, saved);
   }
-  const victims = selectBackupsToPrune(names, (f) => owners.get(f), namespace, workload, keep);
   if (!victims.length) return [];
   try {
     // The snapshots first: a record left without its snapshot is harmless, a snapshot without its record is never pruned.

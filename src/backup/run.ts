@@ -11,7 +11,7 @@ import type { Progress } from '../ui/progress.js';
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import { encryptStream } from '../crypt/age.js';
-import { s3Url, type ObjectStore } from '../storage/location.js';
+import { OpenUploadError, StoreError, s3Url, type ObjectStore } from '../storage/location.js';
 import { TempPlaintext } from '../crypt/plaintext.js';
 import { orderCandidates } from './choose.js';
 import { encryptVerified, type StoredDigest } from './encrypt.js';
@@ -267,6 +267,7 @@ async function backupToStore(
   taken.catch(() => {});
   const stored = createHash('sha256');
   let storedSize = 0;
+  let guard: ReturnType<typeof guardSignals> | undefined;
   const gate = new Transform({
     highWaterMark: 1 << 20,
     transform(chunk: Buffer, _enc, cb) {
@@ -276,6 +277,9 @@ async function backupToStore(
     },
     flush(cb) {
       taken.then((result) => {
+        // A signal after the last byte (the exec transport still cleaning up in the pod): nothing is committed.
+        const sig = guard?.received();
+        if (sig) return cb(new InterruptedError(`backup interrupted by ${sig}`, sig, 'run the backup again'));
         const digest = digester.digest();
         if (result.expectedSize !== undefined && result.expectedSize !== digest.size) {
           return cb(new VerificationError(`the snapshot from pod "${member.pod}" is ${digest.size} bytes, not the ${result.expectedSize} etcd wrote; nothing was stored`, 'run the backup again'));
@@ -296,27 +300,37 @@ async function backupToStore(
     enc.output.pipe(gate);
     out = plain;
   }
+  // A transport may fail without ending or destroying its sink (etcdctl exits non-zero in the pod):
+  // the sink is destroyed with its error here, or the upload would wait for the body for ever.
   const counted: SnapshotTransport = {
     ...transport,
-    take: (m, sink, ctx) => transport.take(m, sink, ctx).then((r) => { took(r); return r; }, (e: unknown) => { tookFailed(e); throw e; }),
+    take: (m, sink, ctx) => transport.take(m, sink, ctx).then((r) => { took(r); return r; }, (e: unknown) => {
+      tookFailed(e);
+      // (the digester's pipeline passes it on to the body: only after this error is thrown, so it stays the one reported)
+      digester.destroy(e instanceof Error ? e : new Error(String(e)));
+      throw e;
+    }),
   };
-  const guard = guardSignals(deps.signals, (sig, first) => {
+  guard = guardSignals(deps.signals, (sig, first) => {
     digester.destroy(new Error(`interrupted by ${sig}`));
     if (first) deps.log.warn(stoppingLine(sig, transport.kind, member.pod));
   });
   const progress = deps.progress(`snapshot ${member.pod}`);
+  const signals = guard;
+  let stranded = false; // the object is in the store but has no record yet
   try {
     const uploading = store.upload(key, gate);
-    const [snap, up] = await Promise.allSettled([takeSnapshot(member, counted, digester, out, true, guard.signal, progress, status, deps), uploading]);
-    // A failed abort names the upload left open: that must reach the user above anything else.
-    if (up.status === 'rejected' && /multipart upload \S+ is still open/.test((up.reason as Error).message)) throw up.reason;
+    const [snap, up] = await Promise.allSettled([takeSnapshot(member, counted, digester, out, true, signals.signal, progress, status, deps), uploading]);
+    stranded = up.status === 'fulfilled';
+    // The store's own failure (a refused part, an abort that failed and names the upload left open)
+    // explains more than the broken body it left behind.
+    if (up.status === 'rejected' && up.reason instanceof StoreError) throw up.reason;
     if (snap.status === 'rejected') throw snap.reason;
     if (up.status === 'rejected') throw up.reason;
     const digest = snap.value.digest;
     deps.phases?.start('verify');
     const head = await store.head(key);
     if (head?.size !== storedSize) {
-      await store.delete([key]).catch(() => {});
       throw new VerificationError(`${url} holds ${head ? `${head.size} bytes` : 'nothing'} after the upload, not the ${storedSize} sent; it was deleted`, 'run the backup again, and check the store');
     }
     deps.phases?.start('commit');
@@ -333,23 +347,25 @@ async function backupToStore(
     try {
       await store.put(`${key}.json`, JSON.stringify(record, null, 2) + '\n');
     } catch (err) {
-      await store.delete([key]).catch(() => {});
       throw new PluginError(`cannot write the record of ${url}, so the snapshot was deleted again: ${(err as Error).message}`, 'check that the credentials may write to this prefix, and run the backup again');
     }
+    stranded = false;
     deps.log.info(`snapshot stored as ${url}: size and sha256 trailer verified while streaming; bbolt structure not verified (streamed), run \`kubectl etcd inspect ${url}\`${recipients ? ' -i KEYFILE' : ''} to walk it`);
     if (dest.keep !== undefined) {
-      const pruned = await pruneStoredBackups(store, folder, base.namespace, base.workload, dest.keep);
+      const pruned = await pruneStoredBackups(store, folder, base.namespace, base.workload, dest.keep, key);
       for (const f of pruned) deps.log.debug(1, `pruned old backup "${f}"`);
     }
     deps.phases?.end();
     return record;
   } catch (err) {
-    const sig = guard.received();
-    if (sig) throw new InterruptedError(`backup interrupted by ${sig}; the upload to ${url} was aborted`, sig, 'run the backup again');
+    // Never an object without its record: --keep would never prune it.
+    if (stranded) await store.delete([key]).catch((e: Error) => deps.log.warn(`cannot delete ${url}, which has no record: ${e.message}`));
+    const sig = signals.received();
+    if (sig && !(err instanceof OpenUploadError)) throw new InterruptedError(`backup interrupted by ${sig}; nothing was stored in ${s3Url(store.bucket, folder)}`, sig, 'run the backup again');
     throw err;
   } finally {
     progress.done();
-    guard.dispose();
+    signals.dispose();
   }
 }
 

@@ -4,8 +4,8 @@
  * dir, checked against the size and sha256 its record says were stored, and read from there:
  * - `inspect s3://…`: into a temporary file (0600, removed on every exit path as the plaintext
  *   copies are: crypt/plaintext.ts);
- * - `restore s3://…`: into `<state>/downloads/` (0600, written as `.partial` and renamed once
- *   checked), kept like the safety backups: `--resume` reads it again.
+ * - `restore s3://…`: into `<state>/downloads/<tag>-<name>` (0600; written as a temporary file and
+ *   renamed once checked), kept like the safety backups: `--resume` reads it again.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -16,7 +16,6 @@ import { pipeline } from 'node:stream/promises';
 import { PluginError, VerificationError } from '../errors.js';
 import type { BackupRecord } from '../backup/record.js';
 import { MAX_SIDECAR_BYTES } from '../backup/record.js';
-import { PartialFile } from '../backup/partial.js';
 import { TempPlaintext } from '../crypt/plaintext.js';
 import { parseS3Url, s3Url, type ObjectStore } from './location.js';
 import { openS3Store } from './s3.js';
@@ -123,25 +122,28 @@ export async function downloadForRestore(url: string, opts: FetchOptions): Promi
     throw new PluginError(`cannot create "${dir}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'pass a --state-dir you can write to');
   }
   const o = await openObject(url, opts);
-  const dest = join(dir, basename(parseS3Url(url).key) || 'snapshot.db');
+  // One file per URL: two objects of the same name under other prefixes never share a download.
+  const tag = createHash('sha256').update(url).digest('hex').slice(0, 12);
+  const dest = join(dir, `${tag}-${basename(parseS3Url(url).key) || 'snapshot.db'}`);
   const there = await stat(dest).catch(() => undefined);
   if (there && o.expected && there.size === o.expected.size && (await sha256File(dest)) === o.expected.sha256) {
     o.body.destroy();
     return dest;
   }
-  let partial: PartialFile;
+  // Written as a temporary file (removed on every exit path, signals included), renamed once checked.
+  let temp: TempPlaintext;
   try {
-    partial = await PartialFile.create(dest, '--state-dir on a disk with room for the snapshot');
+    temp = await TempPlaintext.create(opts.stateDir);
   } catch (err) {
     o.body.destroy();
     throw err;
   }
   try {
-    await download(o, partial.writable());
-    await partial.commit();
+    await download(o, temp.file.writable());
+    await temp.file.commit(dest);
     return dest;
   } finally {
     o.body.destroy();
-    await partial.discard().catch(() => {});
+    await temp.remove();
   }
 }

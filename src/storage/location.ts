@@ -3,7 +3,13 @@
  * `s3://BUCKET/KEY` (one snapshot). Pure parsing; the client is in s3.ts, loaded only when used.
  */
 import type { Readable } from 'node:stream';
-import { UsageError } from '../errors.js';
+import { PluginError, UsageError } from '../errors.js';
+
+/** A failure of the store itself (a refused or broken request), as opposed to the body it was given. */
+export class StoreError extends PluginError {}
+
+/** An upload that failed and whose abort failed too: the message names the upload left open and how to abort it. */
+export class OpenUploadError extends StoreError {}
 
 /** A bucket and a key prefix (no leading slash; empty, or ending in `/` for a folder). */
 export interface S3Location {

@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ForbiddenError, NotFoundError, PluginError } from '../errors.js';
-import { s3Url, type ObjectStore, type StoredObject } from './location.js';
+import { OpenUploadError, StoreError, s3Url, type ObjectStore, type StoredObject } from './location.js';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -42,7 +42,8 @@ async function regionOf(): Promise<string> {
 
 /** Opens the store; nothing is sent until the first call. */
 export async function openS3Store(opts: S3StoreOptions): Promise<ObjectStore> {
-  const config: S3ClientConfig = { region: await regionOf(), maxAttempts: 3 };
+  // A store that stops answering fails the request (and the SDK retries it) instead of hanging the command.
+  const config: S3ClientConfig = { region: await regionOf(), maxAttempts: 3, requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 } };
   if (opts.endpoint) {
     Object.assign(config, {
       endpoint: opts.endpoint,
@@ -60,7 +61,7 @@ export async function openS3Store(opts: S3StoreOptions): Promise<ObjectStore> {
 }
 
 /** One line for an SDK error, by what the user can do about it. */
-export function s3Error(err: unknown, what: string, bucket: string, endpoint?: string): PluginError {
+export function s3Error(err: unknown, what: string, bucket: string, endpoint?: string, bucketCall = false): PluginError {
   if (err instanceof PluginError) return err;
   const e = err as Error & { name?: string; Code?: string; $metadata?: { httpStatusCode?: number }; code?: string };
   const name = e.name ?? '';
@@ -69,7 +70,7 @@ export function s3Error(err: unknown, what: string, bucket: string, endpoint?: s
   if (name === 'CredentialsProviderError' || /Could not load credentials/i.test(e.message ?? '')) {
     return new ForbiddenError(`no AWS credentials found to ${what}`, 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a profile in ~/.aws');
   }
-  if (name === 'NoSuchBucket' || (status === 404 && /bucket/i.test(what))) {
+  if (name === 'NoSuchBucket' || (status === 404 && bucketCall)) {
     return new NotFoundError(`bucket "${bucket}" does not exist${where}`, 'create it first, or check the name and --s3-endpoint');
   }
   if (['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken', 'AccessDenied', 'Forbidden'].includes(name) || status === 403) {
@@ -86,15 +87,15 @@ export function s3Error(err: unknown, what: string, bucket: string, endpoint?: s
 class S3Store implements ObjectStore {
   constructor(private readonly client: S3Client, readonly bucket: string, private readonly partSize: number, private readonly endpoint?: string) {}
 
-  private fail(err: unknown, what: string): PluginError {
-    return s3Error(err, what, this.bucket, this.endpoint);
+  private fail(err: unknown, what: string, bucketCall = false): PluginError {
+    return s3Error(err, what, this.bucket, this.endpoint, bucketCall);
   }
 
   async checkBucket(): Promise<void> {
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
     } catch (err) {
-      throw this.fail(err, `reach bucket "${this.bucket}"`);
+      throw this.fail(err, `reach bucket "${this.bucket}"`, true);
     }
   }
 
@@ -111,7 +112,13 @@ class S3Store implements ObjectStore {
     try {
       await upload.done();
     } catch (err) {
-      const failed = err instanceof PluginError ? err : this.fail(err, `upload ${s3Url(this.bucket, key)}`);
+      // The body's own error (the snapshot failed) goes back as it is; anything else is the store's.
+      let failed: PluginError;
+      if (err instanceof PluginError) failed = err;
+      else {
+        const f = this.fail(err, `upload ${s3Url(this.bucket, key)}`);
+        failed = err === body.errored ? f : new StoreError(f.message, f.hint);
+      }
       // A refused part: the snapshot stops too (its transport watches this body).
       body.destroy(failed);
       const id = (upload as unknown as { uploadId?: string }).uploadId;
@@ -134,7 +141,7 @@ class S3Store implements ObjectStore {
       }
     }
     const why = (cause as Error)?.message?.split('\n')[0] ?? String(cause);
-    throw new PluginError(
+    throw new OpenUploadError(
       `the upload to ${s3Url(this.bucket, key)} failed (${why}) and aborting it failed too (${(last as Error)?.message?.split('\n')[0]}): multipart upload ${uploadId} is still open and its parts are billed`,
       `abort it: aws s3api abort-multipart-upload --bucket ${this.bucket} --key '${key}' --upload-id ${uploadId}${this.endpoint ? ` --endpoint-url ${this.endpoint}` : ''}`,
     );

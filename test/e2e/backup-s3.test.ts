@@ -203,8 +203,10 @@ describe('backup --to s3://', () => {
     const url = `s3://backups/${latest}`;
     const r = await kubectlEtcd(cluster, ['restore', url, '-n', T.namespace, '--s3-endpoint', s3.endpoint, '--yes', '--no-safety-backup'], { timeoutMs: 600_000 });
     expect(r.code, r.stderr).toBe(0);
-    const local = join(work, 'state', 'downloads', latest.split('/').pop()!);
-    expect(r.stderr).toContain(`downloaded ${url} to ${local}`);
+    const name = latest.split('/').pop()!;
+    const m = new RegExp(`downloaded ${url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} to (${join(work, 'state', 'downloads')}/[0-9a-f]{12}-${name.replace(/\./g, '\\.')})\n`).exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    const local = m![1]!;
     expect(r.stdout).toMatch(new RegExp(`^restored uc1/kube-etcd from "${local.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}" .* verified$`, 'm'));
     expect(((await import('node:fs')).statSync(local).mode & 0o777)).toBe(0o600);
     const keys = (await etcdctlInPod(cluster, T, ['get', '/s3/', '--prefix', '--keys-only'])).split('\n').filter(Boolean).sort();

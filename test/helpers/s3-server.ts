@@ -13,7 +13,9 @@
  * calculation is unimplemented" in its authentication middleware), where S3 answers 403
  * SignatureDoesNotMatch: a kinder server than the real one. So every request's SigV4 signature
  * (Authorization header form) is checked here first, as the SigV4 reference defines it
- * (canonical request → string to sign → HMAC chain of the secret, date, region and service).
+ * (canonical request → string to sign → HMAC chain of the secret, date, region and service), and
+ * a request without one is refused (403 AccessDenied, as for a private bucket). Not checked: the
+ * payload against x-amz-content-sha256, the scope's date and region, clock skew, presigned URLs.
  */
 import { createHash, createHmac } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -95,7 +97,9 @@ export function sigV4(ctx: Pick<KoaCtx, 'req' | 'method'>, secret: string): { pr
 function checkSignature() {
   return async (ctx: KoaCtx, next: () => Promise<void>) => {
     const s = sigV4(ctx, S3_SECRET_KEY);
-    if (s && s.provided !== s.expected) {
+    // Anonymous or otherwise signed requests (s3rver lets them through) are refused: the tests' buckets are private.
+    if (!s) return xmlError(ctx, 403, 'AccessDenied', 'Access Denied');
+    if (s.provided !== s.expected) {
       return xmlError(ctx, 403, 'SignatureDoesNotMatch', 'The request signature we calculated does not match the signature you provided. Check your key and signing method.');
     }
     return next();
