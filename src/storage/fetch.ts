@@ -90,29 +90,39 @@ async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** Downloads s3://BUCKET/KEY into a temporary file, checks it, runs `use` on it, removes it. */
-export async function withStoredSnapshot<T>(url: string, opts: FetchOptions, use: (path: string, record: BackupRecord | undefined) => Promise<T>): Promise<T> {
-  const o = await openObject(url, opts);
+/**
+ * Downloads the opened object into a temporary file in the state dir (removed on every exit path,
+ * signals included), checks it, and runs `keep` on it before the file is removed.
+ */
+async function viaTempFile<T>(o: Opened, stateDir: string, keep: (temp: TempPlaintext) => Promise<T>): Promise<T> {
   let temp: TempPlaintext;
   try {
-    temp = await TempPlaintext.create(opts.stateDir);
+    temp = await TempPlaintext.create(stateDir);
   } catch (err) {
     o.body.destroy();
     throw err;
   }
   try {
     await download(o, temp.file.writable());
-    await temp.file.closeForReading();
-    return await use(temp.path, o.record);
+    return await keep(temp);
   } finally {
     o.body.destroy();
     await temp.remove();
   }
 }
 
+/** Downloads s3://BUCKET/KEY into a temporary file, checks it, runs `use` on it, removes it. */
+export async function withStoredSnapshot<T>(url: string, opts: FetchOptions, use: (path: string, record: BackupRecord | undefined) => Promise<T>): Promise<T> {
+  const o = await openObject(url, opts);
+  return viaTempFile(o, opts.stateDir, async (temp) => {
+    await temp.file.closeForReading();
+    return use(temp.path, o.record);
+  });
+}
+
 /**
- * Downloads s3://BUCKET/KEY into `<stateDir>/downloads/<name>` for a restore (kept: --resume reads
- * it again); a copy already there that matches the record is used as it is. Returns its path.
+ * Downloads s3://BUCKET/KEY into `<stateDir>/downloads/<tag>-<name>` for a restore (kept: --resume
+ * reads it again); a copy already there that matches the record is used as it is. Returns its path.
  */
 export async function downloadForRestore(url: string, opts: FetchOptions): Promise<string> {
   const dir = join(opts.stateDir, 'downloads');
@@ -130,20 +140,9 @@ export async function downloadForRestore(url: string, opts: FetchOptions): Promi
     o.body.destroy();
     return dest;
   }
-  // Written as a temporary file (removed on every exit path, signals included), renamed once checked.
-  let temp: TempPlaintext;
-  try {
-    temp = await TempPlaintext.create(opts.stateDir);
-  } catch (err) {
-    o.body.destroy();
-    throw err;
-  }
-  try {
-    await download(o, temp.file.writable());
+  // Renamed into place once checked.
+  return viaTempFile(o, opts.stateDir, async (temp) => {
     await temp.file.commit(dest);
     return dest;
-  } finally {
-    o.body.destroy();
-    await temp.remove();
-  }
+  });
 }
