@@ -267,7 +267,10 @@ async function backupToStore(
   taken.catch(() => {});
   const stored = createHash('sha256');
   let storedSize = 0;
-  let guard: ReturnType<typeof guardSignals> | undefined;
+  const guard = guardSignals(deps.signals, (sig, first) => {
+    digester.destroy(new Error(`interrupted by ${sig}`));
+    if (first) deps.log.warn(stoppingLine(sig, transport.kind, member.pod));
+  });
   const gate = new Transform({
     highWaterMark: 1 << 20,
     transform(chunk: Buffer, _enc, cb) {
@@ -278,7 +281,7 @@ async function backupToStore(
     flush(cb) {
       taken.then((result) => {
         // A signal after the last byte (the exec transport still cleaning up in the pod): nothing is committed.
-        const sig = guard?.received();
+        const sig = guard.received();
         if (sig) return cb(new InterruptedError(`backup interrupted by ${sig}`, sig, 'run the backup again'));
         const digest = digester.digest();
         if (result.expectedSize !== undefined && result.expectedSize !== digest.size) {
@@ -311,16 +314,11 @@ async function backupToStore(
       throw e;
     }),
   };
-  guard = guardSignals(deps.signals, (sig, first) => {
-    digester.destroy(new Error(`interrupted by ${sig}`));
-    if (first) deps.log.warn(stoppingLine(sig, transport.kind, member.pod));
-  });
   const progress = deps.progress(`snapshot ${member.pod}`);
-  const signals = guard;
   let stranded = false; // the object is in the store but has no record yet
   try {
     const uploading = store.upload(key, gate);
-    const [snap, up] = await Promise.allSettled([takeSnapshot(member, counted, digester, out, true, signals.signal, progress, status, deps), uploading]);
+    const [snap, up] = await Promise.allSettled([takeSnapshot(member, counted, digester, out, true, guard.signal, progress, status, deps), uploading]);
     stranded = up.status === 'fulfilled';
     // The store's own failure (a refused part, an abort that failed and names the upload left open)
     // explains more than the broken body it left behind.
@@ -360,12 +358,12 @@ async function backupToStore(
   } catch (err) {
     // Never an object without its record: --keep would never prune it.
     if (stranded) await store.delete([key]).catch((e: Error) => deps.log.warn(`cannot delete ${url}, which has no record: ${e.message}`));
-    const sig = signals.received();
+    const sig = guard.received();
     if (sig && !(err instanceof OpenUploadError)) throw new InterruptedError(`backup interrupted by ${sig}; nothing was stored in ${s3Url(store.bucket, folder)}`, sig, 'run the backup again');
     throw err;
   } finally {
     progress.done();
-    signals.dispose();
+    guard.dispose();
   }
 }
 

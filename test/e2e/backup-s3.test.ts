@@ -44,40 +44,31 @@ afterAll(async () => {
   await teardown(cluster, work, { clearFaults: true });
 }, 180_000);
 
-/** Objects in a bucket under a prefix, as S3 lists them. */
-async function objects(bucket: string, prefix = ''): Promise<string[]> {
-  const { S3Client, ListObjectsV2Command } = await import('@aws-sdk/client-s3');
-  const c = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' });
+/** Runs `use` with an S3 client of the test server (our own requests, outside the plugin). */
+async function withClient<T>(use: (c: import('@aws-sdk/client-s3').S3Client, sdk: typeof import('@aws-sdk/client-s3')) => Promise<T>): Promise<T> {
+  const sdk = await import('@aws-sdk/client-s3');
+  const c = new sdk.S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' });
   try {
-    const r = await c.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
-    return (r.Contents ?? []).map((o) => o.Key!).sort();
+    return await use(c, sdk);
   } finally {
     c.destroy();
   }
 }
 
-async function download(bucket: string, key: string, to: string): Promise<Buffer> {
-  const { S3Client, GetObjectCommand } = await import('@aws-sdk/client-s3');
-  const c = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' });
-  try {
-    const r = await c.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+/** Objects in a bucket under a prefix, as S3 lists them. */
+const objects = (bucket: string, prefix = ''): Promise<string[]> =>
+  withClient(async (c, sdk) => ((await c.send(new sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }))).Contents ?? []).map((o) => o.Key!).sort());
+
+const download = (bucket: string, key: string, to: string): Promise<Buffer> =>
+  withClient(async (c, sdk) => {
+    const r = await c.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: key }));
     const bytes = Buffer.from(await r.Body!.transformToByteArray());
     await writeFile(to, bytes, { mode: 0o600 });
     return bytes;
-  } finally {
-    c.destroy();
-  }
-}
+  });
 
-async function putObject(bucket: string, key: string, body: string): Promise<void> {
-  const { S3Client, PutObjectCommand } = await import('@aws-sdk/client-s3');
-  const c = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1' });
-  try {
-    await c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
-  } finally {
-    c.destroy();
-  }
-}
+const putObject = (bucket: string, key: string, body: string): Promise<void> =>
+  withClient(async (c, sdk) => { await c.send(new sdk.PutObjectCommand({ Bucket: bucket, Key: key, Body: body })); });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const backupTo = (to: string, ...more: string[]) => kubectlEtcd(cluster, ['backup', '-n', T.namespace, '--to', to, '--s3-endpoint', s3.endpoint, ...more]);
