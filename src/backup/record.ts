@@ -1,6 +1,7 @@
 import { open, writeFile } from 'node:fs/promises';
 import { PluginError } from '../errors.js';
 import type { TransportKind } from './transport.js';
+import type { DrillReport } from '../verify/drill.js';
 
 /** What one backup produced: printed with -o json|yaml and written as the `<file>.json` sidecar. */
 export interface BackupRecord {
@@ -27,6 +28,8 @@ export interface BackupRecord {
   /** Set when the file is age-encrypted: `size` and `sha256` above are the plaintext snapshot's, `stored` the file's. */
   encryption?: { format: 'age'; recipients: string[] };
   stored?: { size: number; sha256: string };
+  /** Restore drills of this backup (`kubectl etcd verify --restore`), newest last. */
+  drills?: DrillReport[];
 }
 
 /** Writes the sidecar `<snapshot>.json` (mode 0600). */

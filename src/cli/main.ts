@@ -12,6 +12,7 @@ import * as snapshots from './snapshots.js';
 import * as space from './space.js';
 import * as member from './member.js';
 import * as status from './status.js';
+import * as verify from './verify.js';
 import * as version from './version.js';
 
 const ROOT_HELP = `
@@ -40,7 +41,7 @@ export function buildProgram(): Command {
     .addHelpText('after', ROOT_HELP)
     .exitOverride();
   addKubeFlags(program);
-  for (const command of [backup, restore, inspect, snapshots, status, alarm, space, member, version]) command.register(program);
+  for (const command of [backup, restore, inspect, verify, snapshots, status, alarm, space, member, version]) command.register(program);
   return program;
 }
 

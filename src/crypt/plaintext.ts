@@ -5,7 +5,7 @@
  * synchronously, then the signal's default action), SIGHUP/SIGQUIT and exit (trackPlaintext), and,
  * after a SIGKILL, by the next run on this host, which removes copies whose process is gone.
  */
-import { createReadStream, readdirSync, unlinkSync } from 'node:fs';
+import { createReadStream, readdirSync, rmSync, unlinkSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -28,12 +28,17 @@ function hostTag(): string {
   return hostname().replace(/[^A-Za-z0-9.-]+/g, '-') || 'host';
 }
 
+/** This host as a file-name part, for names sweepStalePlaintext may remove. */
+export function hostFileTag(): string {
+  return hostTag();
+}
+
 /** A new plaintext copy's file name: host, pid and a random part (see sweepStalePlaintext). */
 function plaintextName(): string {
   return `${PREFIX}${hostTag()}_${process.pid}-${randomBytes(6).toString('hex')}.db`;
 }
 
-/** Removes this host's copies left by runs that were killed (their pid, in the name, no longer alive). */
+/** Removes this host's copies and drill directories left by runs that were killed (their pid, in the name, no longer alive). */
 export function sweepStalePlaintext(dir: string): string[] {
   let names: string[];
   try {
@@ -43,10 +48,11 @@ export function sweepStalePlaintext(dir: string): string[] {
   }
   const removed: string[] = [];
   for (const name of names) {
-    const m = /^plaintext-(.+)_(\d+)-[0-9a-f]+\.db(\.partial)?$/.exec(name);
+    // A plaintext copy, or a restore drill's directory (verify/drill.ts) whose member was killed with it.
+    const m = /^(?:plaintext|drill)-(.+)_(\d+)-[0-9a-f]+(\.db(\.partial)?)?$/.exec(name);
     if (!m || m[1] !== hostTag() || alive(Number(m[2]))) continue;
     try {
-      unlinkSync(join(dir, name));
+      rmSync(join(dir, name), { recursive: true, force: true });
       removed.push(name);
     } catch {
       // another run removed it

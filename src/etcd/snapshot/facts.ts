@@ -122,10 +122,10 @@ async function readBolt(fh: FileHandle, fileSize: number): Promise<BoltPart> {
   }
 }
 
-type Metas = { outcome: 'chosen'; meta: BoltMeta; problems: string[] } | { outcome: 'none-valid'; problems: string[] };
+export type Metas = { outcome: 'chosen'; meta: BoltMeta; problems: string[] } | { outcome: 'none-valid'; problems: string[] };
 
 // bbolt takes the page size from meta 0 and falls back to the OS page size when meta 0 is bad.
-async function readMetas(fh: FileHandle, dataSize: number): Promise<Metas> {
+export async function readMetas(fh: FileHandle, dataSize: number): Promise<Metas> {
   const page0 = await readAt(fh, 0, Math.min(OS_PAGE_SIZE, dataSize));
   const m0 = readMeta(page0);
   const pageSize = m0.outcome === 'valid' ? m0.meta.pageSize : OS_PAGE_SIZE;
