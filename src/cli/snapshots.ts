@@ -87,14 +87,16 @@ async function listStore(url: string, endpoint: string | undefined): Promise<Lis
 export function renderBackups(rows: ListedBackup[]): string {
   if (!rows.length) return '';
   return renderTable(
-    ['NAME', 'TIME', 'WORKLOAD', 'REVISION', 'KEYS', 'SIZE', 'ENCRYPTED', 'VERIFIED'],
+    ['NAME', 'TIME', 'WORKLOAD', 'REVISION', 'KEYS', 'SIZE', 'ENCRYPTED', 'VERIFIED', 'LAST DRILL'],
     rows.map((b) => {
       const r = b.record;
       const v = r?.verified;
       const checks = !r ? 'no record' : v ? [v.size && 'size', v.sha256Trailer && 'trailer', v.bbolt && 'bbolt', v.decrypts && 'decrypts'].filter(Boolean).join('+') || 'none' : '?';
+      const drill = Array.isArray(r?.drills) ? r.drills.at(-1) : undefined;
       return [
         b.name, b.time, r ? `${r.namespace}/${r.workload}` : '?', String(r?.revision ?? '?'), String(r?.totalKeys ?? '?'),
         formatBytes(b.size), r?.encryption ? 'age' : r ? 'no' : '?', checks,
+        drill ? `${drill.outcome === 'passed' ? 'passed' : 'FAILED'} ${drill.at}` : r ? 'none' : '?',
       ];
     }),
   );

@@ -159,7 +159,7 @@ describe('backup --to s3://', () => {
       's3://backups/etcd/uc1/uc1-kube-etcd-20200101T000001Z.db', 's3://backups/etcd/uc1/uc1-kube-etcd-20200101T000000Z.db']);
     expect(rows.map((x) => x.record && `${x.record.namespace}/${x.record.workload}`)).toEqual(['uc1/kube-etcd', 'uc1/kube-etcd', 'uc1-kube/etcd', undefined]);
     const table = await kubectlEtcd(cluster, ['snapshots', 'list', 's3://backups/etcd/uc1/', '--s3-endpoint', s3.endpoint]);
-    expect(table.stdout.split('\n')[0]).toMatch(/^NAME\s+TIME\s+WORKLOAD\s+REVISION\s+KEYS\s+SIZE\s+ENCRYPTED\s+VERIFIED$/);
+    expect(table.stdout.split('\n')[0]).toMatch(/^NAME\s+TIME\s+WORKLOAD\s+REVISION\s+KEYS\s+SIZE\s+ENCRYPTED\s+VERIFIED\s+LAST DRILL$/);
     expect(table.stdout).toMatch(/uc1-kube-etcd-20200101T000000Z\.db .* no record\n/);
   }, 240_000);
 

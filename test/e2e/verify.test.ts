@@ -32,7 +32,7 @@ interface Result {
 function kubectlEtcd(args: string[], env: Record<string, string> = {}): Promise<Result> {
   const fullEnv = { ...process.env, PATH: `${join(repo, 'bin')}${delimiter}${process.env.PATH}`, KUBECONFIG: join(dir, 'no-kubeconfig'), ...env };
   return new Promise((done) => {
-    execFile('kubectl', ['etcd', ...args, '--state-dir', state], { env: fullEnv, cwd: dir }, (err, stdout, stderr) => {
+    execFile('kubectl', ['etcd', ...args, ...(args[0] === 'snapshots' ? [] : ['--state-dir', state])], { env: fullEnv, cwd: dir }, (err, stdout, stderr) => {
       done({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
     });
   });
@@ -225,6 +225,16 @@ describe('kubectl etcd verify --restore', () => {
     expect(r.stdout).toMatch(/^DRILL\s+passed/m);
     expect(await drillLeftovers()).toEqual([]);
   }, 60_000);
+
+  it('snapshots list shows each backup\'s last drill', async () => {
+    const r = await kubectlEtcd(['snapshots', 'list', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const row = (name: string) => r.stdout.split('\n').find((l) => l.startsWith(name)) ?? '';
+    expect(r.stdout.split('\n')[0]).toMatch(/\s+LAST DRILL$/);
+    expect(row('uc1-kube-etcd-20261206T100000Z-rev55.db ')).toMatch(/\spassed \d{4}-\d\d-\d\dT[\d:.]+Z$/);
+    expect(row('uc1-kube-etcd-20261206T120000Z-rev55.db ')).toMatch(/\sFAILED \d{4}-\d\d-\d\dT[\d:.]+Z$/);
+    expect(row('uc1-kube-etcd-20261206T130000Z-rev55.db ')).toMatch(/\snone$/);
+  });
 
   it('on SIGINT mid-drill stops its etcd and removes its directory (exit 130); after a SIGKILL its etcd dies too and the next run removes the directory', async () => {
     const drillMembers = async () => (await run('pgrep', ['-f', `${state}/tmp/drill-`]).catch(() => ({ stdout: '' }))).stdout.trim();
