@@ -101,6 +101,10 @@ export async function runLocalDrill(opts: LocalDrillOptions): Promise<DrillRepor
       const mismatch = compare(opts.expected, served);
       return { ...base, startedInMs, served, outcome: mismatch ? 'failed' : 'passed', ...(mismatch ? { reason: mismatch } : {}) };
     }
+  } catch (err) {
+    // A signal killed the member under a call: report the interruption, not the broken call.
+    if (guard.signal.aborted) throw guard.signal.reason;
+    throw err;
   } finally {
     await work.remove();
     guard.dispose();
