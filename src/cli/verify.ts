@@ -72,10 +72,11 @@ Exit codes: 0 verified, 3 the snapshot is damaged or the drill failed (it would 
       if (location) {
         const { withStoredSnapshot } = await import('../storage/fetch.js');
         const { openS3Store } = await import('../storage/s3.js');
-        const store = await openS3Store({ bucket: location.bucket, ...(endpoint ? { endpoint } : {}) });
+        // Only a drill is recorded.
+        const store = tools ? await openS3Store({ bucket: location.bucket, ...(endpoint ? { endpoint } : {}) }) : undefined;
         await withStoredSnapshot(snapshot, { ...(endpoint ? { endpoint } : {}), stateDir, warn: log.warn }, (local) =>
           withSnapshotFile(local, { ...decrypt, label: snapshot }, (plain) =>
-            verifySnapshot({ ...base, snapshot: plain, ...(tools ? { record: storedRecordPlace(store, location.key, snapshot) } : {}) }, process.stdout)));
+            verifySnapshot({ ...base, snapshot: plain, ...(store ? { record: storedRecordPlace(store, location.key, snapshot) } : {}) }, process.stdout)));
         return;
       }
       await withSnapshotFile(snapshot, decrypt, (plain) =>

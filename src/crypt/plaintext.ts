@@ -2,10 +2,10 @@
  * Plaintext copies of encrypted snapshots, for the readers that need random access (the bbolt
  * walk of inspect and of restore's checks). A copy lives in `<state dir>/tmp` (0700), is created
  * 0600 with O_EXCL, and is removed on every way out: normal return, error, SIGINT/SIGTERM (removed
- * synchronously, then the signal's default action), SIGHUP/SIGQUIT and exit (trackPlaintext), and,
+ * synchronously, then the signal's default action), SIGHUP/SIGQUIT and exit (trackTemporary), and,
  * after a SIGKILL, by the next run on this host, which removes copies whose process is gone.
  */
-import { createReadStream, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { createReadStream, readdirSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -23,14 +23,9 @@ export function plaintextDir(stateDir: string): string {
   return join(stateDir, 'tmp');
 }
 
-/** This host, as a file-name part: a state dir shared by several hosts never sweeps another host's live copy. */
-function hostTag(): string {
+/** This host, as a file-name part: a state dir shared by several hosts never sweeps another host's live copy or drill directory. */
+export function hostTag(): string {
   return hostname().replace(/[^A-Za-z0-9.-]+/g, '-') || 'host';
-}
-
-/** This host as a file-name part, for names sweepStalePlaintext may remove. */
-export function hostFileTag(): string {
-  return hostTag();
 }
 
 /** A new plaintext copy's file name: host, pid and a random part (see sweepStalePlaintext). */
@@ -77,15 +72,16 @@ function alive(pid: number): boolean {
  * SIGTERM are left to the command's own handling (which must remove them too), so one Ctrl-C is
  * never counted twice.
  */
-const tracked = new Set<string>();
+const tracked = new Map<string, (() => void) | undefined>();
 const HANGUPS = ['SIGHUP', 'SIGQUIT'] as const;
 
 function removeTrackedSync(): void {
-  for (const p of tracked) {
+  for (const [p, beforeRemove] of tracked) {
     try {
-      unlinkSync(p);
+      beforeRemove?.();
+      rmSync(p, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
     } catch {
-      // already gone
+      // already gone, or not ours to remove any more
     }
   }
 }
@@ -109,9 +105,12 @@ function uninstall(): void {
   for (const sig of HANGUPS) process.off(sig, onHangup);
 }
 
-/** Tracks a plaintext file until the returned function is called (after the file is removed). */
-function trackPlaintext(path: string): () => void {
-  tracked.add(path);
+/**
+ * Tracks a plaintext file, or a directory holding one (a restore drill's), until the returned
+ * function is called (after it is removed); `beforeRemove` stops what writes into it first.
+ */
+export function trackTemporary(path: string, beforeRemove?: () => void): () => void {
+  tracked.set(path, beforeRemove);
   install();
   return () => {
     if (!tracked.delete(path)) return;
@@ -136,7 +135,7 @@ export class TempPlaintext {
   };
 
   private constructor(readonly file: PartialFile) {
-    this.untrack = trackPlaintext(file.path);
+    this.untrack = trackTemporary(file.path);
     process.on('SIGINT', this.onSignal);
     process.on('SIGTERM', this.onSignal);
   }

@@ -1,20 +1,24 @@
 /**
  * A restore drill on this machine: the snapshot is restored with the etcd release's own tool into
- * a private directory of the state dir, a one-member etcd is started on it on 127.0.0.1, and what
- * the member serves (revision, key count, HashKV and its compaction revision) is compared with
- * what was read offline from the file. The directory holds a cluster's Secrets: it is 0700 and is
- * removed on every way out (return, error, SIGINT/SIGTERM, exit), the member killed first; after a
- * SIGKILL the member dies with this process (setpriv --pdeathsig, where there is setpriv) and the
- * next run that uses the state dir removes the directory.
+ * a private directory of the state dir (0700), a one-member etcd is started on it with its client
+ * and peer listeners as unix sockets in that directory (so no other user of the machine can read
+ * the cluster's Secrets from it), and what the member serves (revision, key count, HashKV and its
+ * compaction revision) is compared with what was read offline from the file.
+ * The directory is removed on every way out (return, error, SIGINT/SIGTERM, SIGHUP/SIGQUIT, exit),
+ * the member and the restore tool killed first; after a SIGKILL the member dies with this process
+ * (setpriv --pdeathsig, where setpriv has it) and the next run that uses the state dir removes the
+ * directory (sweepStalePlaintext).
+ * A snapshot the tool or etcd refuses, or whose numbers differ, is a failed drill (exit 3, recorded);
+ * a machine that cannot run the drill (no space, no permission, killed, too slow) is an error
+ * (exit 1, nothing recorded).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Etcd3, type IHashKVRequest, type IHashKVResponse } from 'etcd3';
 import { guardSignals } from '../backup/signals.js';
-import { hostFileTag, plaintextDir, sweepStalePlaintext } from '../crypt/plaintext.js';
+import { hostTag, plaintextDir, sweepStalePlaintext, trackTemporary } from '../crypt/plaintext.js';
 import { PluginError } from '../errors.js';
 import type { KvHash } from '../etcd/snapshot/kvhash.js';
 import { onPath, type LocalEtcdTools } from './local-etcd.js';
@@ -50,7 +54,7 @@ export interface LocalDrillOptions {
   skipHashCheck: boolean;
   stateDir: string;
   tools: LocalEtcdTools;
-  /** What inspect read offline. */
+  /** What inspect read offline, hashed by the rules of tools.version. */
   expected: KvHash;
   /** Progress lines for stderr. */
   log(line: string): void;
@@ -60,6 +64,11 @@ export interface LocalDrillOptions {
 }
 
 const MEMBER = 'drill';
+// Relative to the member's working directory (the drill's directory): etcd takes a unix URL's host as the socket's path.
+const CLIENT_SOCKET = 'client.sock:0';
+const PEER_URL = 'unix://peer.sock:0';
+// A unix socket's path must fit sockaddr_un.sun_path (108 bytes on Linux, 104 on macOS, with its NUL).
+const MAX_SOCKET_PATH = 100;
 
 /** Restores and starts the snapshot with local etcd, compares, cleans up; a refused snapshot is a failed report, a broken machine an error. */
 export async function runLocalDrill(opts: LocalDrillOptions): Promise<DrillReport> {
@@ -68,41 +77,33 @@ export async function runLocalDrill(opts: LocalDrillOptions): Promise<DrillRepor
   const work = new DrillWorkDir(opts.stateDir);
   const guard = guardSignals(process, () => work.removeSync());
   try {
-    for (let attempt = 1; ; attempt++) {
-      const ports = [await loopbackPort(), await loopbackPort()] as const;
-      const client = `http://127.0.0.1:${ports[0]}`;
-      const peer = `http://127.0.0.1:${ports[1]}`;
-      const data = work.freshDataDir();
-      opts.log(`restoring with ${opts.tools.restore.path} into a private directory of the state dir`);
-      const restored = await restoreInto(opts, data, peer);
-      guard.signal.throwIfAborted();
-      if (restored !== undefined) return { ...base, outcome: 'failed', reason: restored };
-      opts.log(`starting ${opts.tools.etcd} (etcd ${opts.tools.version}) on ${client}`);
-      const member = work.start(opts.tools.etcd, [
-        '--name', MEMBER, '--data-dir', data,
-        '--listen-client-urls', client, '--advertise-client-urls', client,
-        '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `${MEMBER}=${peer}`,
-        '--log-outputs', 'stderr',
-      ]);
-      const started = Date.now();
-      const answer = await firstAnswer(client, member, opts.startTimeoutMs ?? 120_000, guard.signal);
-      if (answer.kind === 'port-taken' && attempt < 3) {
-        await work.stop();
-        continue;
-      }
-      if (answer.kind !== 'up') {
-        guard.signal.throwIfAborted();
-        return { ...base, outcome: 'failed', reason: answer.reason };
-      }
-      const startedInMs = Date.now() - started;
-      opts.log(`etcd answered after ${(startedInMs / 1000).toFixed(1)} s; comparing what it serves`);
-      const served = await query(client, opts.expected);
-      guard.signal.throwIfAborted();
-      const mismatch = compare(opts.expected, served);
-      return { ...base, startedInMs, served, outcome: mismatch ? 'failed' : 'passed', ...(mismatch ? { reason: mismatch } : {}) };
+    const socket = join(work.path, CLIENT_SOCKET);
+    if (socket.length > MAX_SOCKET_PATH) {
+      throw new PluginError(`the drill's socket path would be ${socket.length} characters, more than a unix socket takes (${MAX_SOCKET_PATH})`, 'pass a shorter --state-dir');
     }
+    const data = join(work.path, 'data');
+    opts.log(`restoring with ${opts.tools.restore.path} into a private directory of the state dir`);
+    const refused = await restoreInto(opts, data, guard.signal);
+    if (refused !== undefined) return { ...base, outcome: 'failed', reason: refused };
+    opts.log(`starting ${opts.tools.etcd} (etcd ${opts.tools.version}) on a unix socket in that directory`);
+    const member = work.start(opts.tools.etcd, [
+      '--name', MEMBER, '--data-dir', data,
+      '--listen-client-urls', `unix://${CLIENT_SOCKET}`, '--advertise-client-urls', `unix://${CLIENT_SOCKET}`,
+      '--listen-peer-urls', PEER_URL, '--initial-advertise-peer-urls', PEER_URL, '--initial-cluster', `${MEMBER}=${PEER_URL}`,
+      '--log-outputs', 'stderr',
+    ]);
+    const endpoint = `unix://${socket}`;
+    const started = Date.now();
+    const refusedToStart = await firstAnswer(endpoint, member, opts.startTimeoutMs ?? 120_000, guard.signal);
+    if (refusedToStart !== undefined) return { ...base, outcome: 'failed', reason: refusedToStart };
+    const startedInMs = Date.now() - started;
+    opts.log(`etcd answered after ${(startedInMs / 1000).toFixed(1)} s; comparing what it serves`);
+    const served = await query(endpoint, opts.expected);
+    guard.signal.throwIfAborted();
+    const mismatch = compare(opts.expected, served);
+    return { ...base, startedInMs, served, outcome: mismatch ? 'failed' : 'passed', ...(mismatch ? { reason: mismatch } : {}) };
   } catch (err) {
-    // A signal killed the member under a call: report the interruption, not the broken call.
+    // A signal killed the member or the tool under a call: report the interruption, not the broken call.
     if (guard.signal.aborted) throw guard.signal.reason;
     throw err;
   } finally {
@@ -120,41 +121,57 @@ export function compare(expected: KvHash, served: Served): string | undefined {
   return undefined;
 }
 
-async function restoreInto(opts: LocalDrillOptions, data: string, peer: string): Promise<string | undefined> {
+/** What in a log says the machine, not the snapshot, stopped the tool or the member. */
+const MACHINE_TROUBLE = /no space left on device|permission denied|read-only file system|cannot allocate memory|too many open files|disk quota exceeded/i;
+
+/** The environment of the tool and the member: none of the operator's ETCD_* / ETCDCTL_* settings (they would change the member). */
+function drillEnv(): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_') && !k.startsWith('ETCDCTL_')));
+  return { ...env, ETCDCTL_API: '3' };
+}
+
+/** Runs `snapshot restore`; returns why the tool refused the snapshot, or undefined when it restored. */
+async function restoreInto(opts: LocalDrillOptions, data: string, signal: AbortSignal): Promise<string | undefined> {
   const { kind, path } = opts.tools.restore;
-  const args = ['snapshot', 'restore', opts.snapshot, '--data-dir', data, '--name', MEMBER, '--initial-cluster', `${MEMBER}=${peer}`, '--initial-advertise-peer-urls', peer];
+  const args = ['snapshot', 'restore', opts.snapshot, '--data-dir', data, '--name', MEMBER, '--initial-cluster', `${MEMBER}=${PEER_URL}`, '--initial-advertise-peer-urls', PEER_URL];
   if (opts.skipHashCheck) args.push('--skip-hash-check');
   return new Promise((resolve, reject) => {
-    execFile(path, args, { env: { ...process.env, ETCDCTL_API: '3' }, maxBuffer: 4 << 20 }, (err, _stdout, stderr) => {
+    execFile(path, args, { env: drillEnv(), maxBuffer: 4 << 20, signal }, (err, _stdout, stderr) => {
       if (!err) return resolve(undefined);
+      if (signal.aborted) return reject(signal.reason);
       if (typeof err.code === 'string') return reject(new PluginError(`cannot run ${path}: ${err.code}`, 'pass a working etcd with --etcd'));
-      resolve(`${kind} snapshot restore refused the snapshot: ${failureLine(stderr)}`);
+      const line = failureLine(stderr);
+      if (err.signal) return reject(new PluginError(`${kind} snapshot restore was killed by ${err.signal} (out of memory?)`, 'run the drill where there is more memory'));
+      if (MACHINE_TROUBLE.test(stderr)) return reject(new PluginError(`${kind} snapshot restore could not write the drill's data: ${line}`, 'free space in the state dir, or pass another --state-dir'));
+      resolve(`${kind} snapshot restore refused the snapshot: ${line}`);
     });
   });
 }
 
-type Answer = { kind: 'up' } | { kind: 'exited' | 'timeout'; reason: string } | { kind: 'port-taken'; reason: string };
-
-/** Waits for the member to answer a status call, for it to exit, or for the timeout. */
-async function firstAnswer(endpoint: string, member: RunningMember, timeoutMs: number, signal: AbortSignal): Promise<Answer> {
+/** Waits for the member's first answer; returns why etcd refused the data when it exited, undefined when it answers. */
+async function firstAnswer(endpoint: string, member: RunningMember, timeoutMs: number, signal: AbortSignal): Promise<string | undefined> {
   const deadline = Date.now() + timeoutMs;
   const client = new Etcd3({ hosts: endpoint, dialTimeout: 1000 });
   try {
     while (Date.now() < deadline) {
       signal.throwIfAborted();
-      if (member.exitCode() !== null) {
+      const exit = member.exit();
+      if (exit) {
         const log = member.log();
-        if (/address already in use/.test(log)) return { kind: 'port-taken', reason: failureLine(log) };
-        return { kind: 'exited', reason: `etcd ${member.describeExit()} on the restored data: ${failureLine(log)}` };
+        const line = failureLine(log);
+        if (exit.spawnError) throw new PluginError(`cannot start ${exit.spawnError}`, 'pass a working etcd with --etcd');
+        if (exit.signal) throw new PluginError(`the drill's etcd was killed by ${exit.signal} (out of memory?): ${line}`, 'run the drill where there is more memory');
+        if (MACHINE_TROUBLE.test(log)) throw new PluginError(`the drill's etcd could not use its data: ${line}`, 'free space in the state dir, or pass another --state-dir');
+        return `etcd exited with code ${exit.code} on the restored data: ${line}`;
       }
       try {
         await client.maintenance.status();
-        return { kind: 'up' };
+        return undefined;
       } catch {
         await new Promise((r) => setTimeout(r, 200));
       }
     }
-    return { kind: 'timeout', reason: `etcd did not answer within ${Math.round(timeoutMs / 1000)} s on the restored data: ${failureLine(member.log())}` };
+    throw new PluginError(`the drill's etcd did not answer within ${Math.round(timeoutMs / 1000)} s: ${failureLine(member.log())}`, 'run the drill again on a less busy machine');
   } finally {
     client.close();
   }
@@ -197,18 +214,6 @@ export function failureLine(log: string): string {
   return last.length > 300 ? `${last.slice(0, 300)}…` : last;
 }
 
-/** A free TCP port on 127.0.0.1 (bound and released: another process may take it, hence the retries). */
-function loopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 /** The last 16 KiB of a log file ('' when it is gone). */
 function tail(path: string): string {
   try {
@@ -227,78 +232,85 @@ function tail(path: string): string {
   }
 }
 
+let pdeathsig: string | null | undefined;
+
+/** setpriv when it can set the parent-death signal (util-linux 2.33+), else null. */
+function setprivWithPdeathsig(): string | null {
+  if (pdeathsig !== undefined) return pdeathsig;
+  const setpriv = onPath('setpriv');
+  pdeathsig = null;
+  if (setpriv) {
+    try {
+      if (execFileSync(setpriv, ['--help'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).includes('--pdeathsig')) pdeathsig = setpriv;
+    } catch {
+      // no usable setpriv
+    }
+  }
+  return pdeathsig;
+}
+
+/** How a member process ended. */
+interface MemberExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  spawnError?: string;
+}
+
 /** A member process of the drill. */
 interface RunningMember {
-  exitCode(): number | null;
-  describeExit(): string;
+  exit(): MemberExit | undefined;
   log(): string;
 }
 
 /**
  * The drill's directory `<state>/tmp/drill-<host>_<pid>-<random>` (0700) and its member: removed,
- * the member killed, on every way out, synchronously when the process exits or is signalled.
+ * the member killed, on every way out; synchronously when the process exits or is signalled.
  */
 class DrillWorkDir {
   readonly path: string;
   private child: ChildProcess | undefined;
-  private exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  private logFd: { close(): void } | undefined;
-  private round = 0;
-  private readonly onExit = () => this.removeSync();
+  private logFd: number | undefined;
+  private readonly untrack: () => void;
 
   constructor(stateDir: string) {
     const dir = plaintextDir(stateDir);
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       sweepStalePlaintext(dir);
-      this.path = join(dir, `drill-${hostFileTag()}_${process.pid}-${randomBytes(6).toString('hex')}`);
+      this.path = join(dir, `drill-${hostTag()}_${process.pid}-${randomBytes(6).toString('hex')}`);
       mkdirSync(this.path, { mode: 0o700 });
     } catch (err) {
       throw new PluginError(`cannot create the drill's directory in "${dir}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'pass a --state-dir you can write to');
     }
-    process.on('exit', this.onExit);
-  }
-
-  /** A data dir path that does not exist yet (the restore tool creates it). */
-  freshDataDir(): string {
-    return join(this.path, `data-${++this.round}`);
+    this.untrack = trackTemporary(this.path, () => this.child?.kill('SIGKILL'));
   }
 
   /**
-   * Starts the member with its log in a file of the directory, not a pipe: a member writing to a
+   * Starts the member in the directory, its log in a file there, not a pipe: a member writing to a
    * pipe whose reader died would die of SIGPIPE only when it next logs, which an idle one may not.
    */
   start(bin: string, args: string[]): RunningMember {
-    this.exited = undefined;
-    this.logFd?.close();
-    const logPath = join(this.path, `etcd-${this.round}.log`);
-    const fd = openSync(logPath, 'w', 0o600);
-    this.logFd = { close: () => closeSync(fd) };
-    // Where setpriv exists (Linux), the member gets SIGKILL when this process dies, even by SIGKILL.
-    const setpriv = onPath('setpriv');
-    const stdio: ['ignore', 'ignore', number] = ['ignore', 'ignore', fd];
-    const child = setpriv ? spawn(setpriv, ['--pdeathsig', 'KILL', '--', bin, ...args], { stdio }) : spawn(bin, args, { stdio });
+    const logPath = join(this.path, 'etcd.log');
+    this.logFd = openSync(logPath, 'w', 0o600);
+    const options = { cwd: this.path, env: drillEnv(), stdio: ['ignore', 'ignore', this.logFd] as ['ignore', 'ignore', number] };
+    const setpriv = setprivWithPdeathsig();
+    const child = setpriv ? spawn(setpriv, ['--pdeathsig', 'KILL', '--', bin, ...args], options) : spawn(bin, args, options);
     this.child = child;
-    let spawnError = '';
+    let ended: MemberExit | undefined;
     child.on('error', (err) => {
-      spawnError = err.message;
-      this.exited = { code: -1, signal: null };
+      ended = { code: null, signal: null, spawnError: `${bin}: ${err.message}` };
     });
     child.on('exit', (code, signal) => {
-      this.exited = { code, signal };
+      ended ??= { code, signal };
     });
-    return {
-      exitCode: () => (this.exited ? (this.exited.code ?? -1) : null),
-      describeExit: () => (this.exited?.signal ? `was killed by ${this.exited.signal}` : `exited with code ${this.exited?.code}`),
-      log: () => `${tail(logPath)}${spawnError ? `\n${spawnError}` : ''}`,
-    };
+    return { exit: () => ended, log: () => tail(logPath) };
   }
 
   /** Stops the member: SIGTERM, then SIGKILL after 10 s. */
-  async stop(): Promise<void> {
+  private async stop(): Promise<void> {
     const child = this.child;
     this.child = undefined;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
     await new Promise<void>((resolve) => {
       const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
       child.once('exit', () => {
@@ -309,16 +321,17 @@ class DrillWorkDir {
     });
   }
 
+  /** Kills the member, then removes the directory (retried: a member that has not died yet may still add a file). */
   removeSync(): void {
     this.child?.kill('SIGKILL');
-    rmSync(this.path, { recursive: true, force: true });
+    rmSync(this.path, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
   }
 
   async remove(): Promise<void> {
     await this.stop();
-    this.logFd?.close();
+    if (this.logFd !== undefined) closeSync(this.logFd);
     this.logFd = undefined;
     rmSync(this.path, { recursive: true, force: true });
-    process.off('exit', this.onExit);
+    this.untrack();
   }
 }

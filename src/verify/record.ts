@@ -4,7 +4,7 @@
  * is left alone.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import { MAX_SIDECAR_BYTES, ownerOfRecord, type BackupRecord } from '../backup/record.js';
 import { PluginError } from '../errors.js';
 import type { ObjectStore } from '../storage/location.js';
@@ -48,11 +48,17 @@ export function sidecarPlace(snapshotPath: string): RecordPlace {
     write: async (text) => {
       const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
       try {
-        await writeFile(temp, text, { mode: 0o600, flag: 'wx' });
+        const fh = await open(temp, 'wx', 0o600);
+        try {
+          await fh.writeFile(text);
+          await fh.sync(); // on disk before it replaces the record: a crash leaves the old record or the new, never an empty one
+        } finally {
+          await fh.close();
+        }
         await rename(temp, path);
       } catch (err) {
         await rm(temp, { force: true });
-        throw new PluginError(`cannot update the record "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'free space or fix the directory\'s permissions; the drill result is printed above');
+        throw new PluginError(`cannot update the record "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'free space or fix the directory\'s permissions');
       }
     },
   };

@@ -4,9 +4,9 @@
  * printed and added to the backup's record. Exit 3 when either fails.
  */
 import { readSnapshotFacts, type SnapshotFacts } from '../etcd/snapshot/facts.js';
-import { computeKvHash, type KvHash } from '../etcd/snapshot/kvhash.js';
+import { computeKvHash, hashRulesOf, type KvHash } from '../etcd/snapshot/kvhash.js';
 import { describeIntegrity } from '../etcd/snapshot/render.js';
-import { VerificationError } from '../errors.js';
+import { PluginError, VerificationError } from '../errors.js';
 import { formatRecord, type OutputFormat } from '../ui/format.js';
 import type { DrillReport, LocalDrillOptions } from './drill.js';
 import type { LocalEtcdTools } from './local-etcd.js';
@@ -47,7 +47,10 @@ export async function verifySnapshot(opts: VerifyOptions, out: { write(s: string
     ...(facts.status ? { revision: facts.status.revision } : {}),
   };
   if (facts.outcome === 'valid' && opts.drill) {
-    const expected: KvHash = await computeKvHash(opts.snapshot);
+    const expected: KvHash = await computeKvHash(opts.snapshot, hashRulesOf(opts.drill.tools.version));
+    if (expected.authEnabled) {
+      throw new PluginError(`snapshot "${opts.displayPath}" has etcd authentication enabled: the drill's member would answer only to a user of it`, 'check it with `kubectl etcd verify` (no --restore), or drill it by hand with etcdctl --user');
+    }
     report.drill = await opts.runDrill({
       snapshot: opts.snapshot,
       skipHashCheck: facts.trailer === 'absent',
@@ -56,10 +59,16 @@ export async function verifySnapshot(opts: VerifyOptions, out: { write(s: string
       expected,
       log: opts.log,
     });
+    // A record that cannot be written (a read-only directory, read-only credentials) loses the
+    // record, never the drill's outcome or its exit code.
     if (opts.record) {
-      const where = await addDrillToRecord(opts.record, report.drill);
-      if (where) report.recorded = where;
-      else opts.warn(`${opts.displayPath} has no record beside it (${opts.record.name}): the drill is not recorded`);
+      try {
+        const where = await addDrillToRecord(opts.record, report.drill);
+        if (where) report.recorded = where;
+        else opts.warn(`${opts.displayPath} has no record beside it (${opts.record.name}): the drill is not recorded`);
+      } catch (err) {
+        opts.warn(`the drill is not recorded: ${(err as Error).message}`);
+      }
     }
   }
   out.write(opts.output ? await formatRecord(report, opts.output) : renderReport(report, facts));

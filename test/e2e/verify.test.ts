@@ -3,7 +3,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -236,9 +236,9 @@ describe('kubectl etcd verify --restore', () => {
     expect(row('uc1-kube-etcd-20261206T130000Z-rev55.db ')).toMatch(/\snone$/);
   });
 
-  it('on SIGINT mid-drill stops its etcd and removes its directory (exit 130); after a SIGKILL its etcd dies too and the next run removes the directory', async () => {
+  it('on SIGINT (exit 130) or SIGHUP mid-drill stops its etcd and removes its directory; after a SIGKILL its etcd dies too and the next run removes the directory', async () => {
     const drillMembers = async () => (await run('pgrep', ['-f', `${state}/tmp/drill-`]).catch(() => ({ stdout: '' }))).stdout.trim();
-    for (const signal of ['SIGINT', 'SIGKILL'] as const) {
+    for (const signal of ['SIGINT', 'SIGHUP', 'SIGKILL'] as const) {
       const child = spawn('kubectl', ['etcd', 'verify', snap34, '--restore', '-v', '1', '--state-dir', state], {
         env: { ...process.env, PATH: `${join(repo, 'bin')}${delimiter}${process.env.PATH}` }, stdio: ['ignore', 'ignore', 'pipe'],
       });
@@ -248,11 +248,16 @@ describe('kubectl etcd verify --restore', () => {
         stderr += d.toString();
         if (stderr.includes('starting ')) started();
       }));
-      await new Promise((r) => setTimeout(r, 200));
+      // Once its member runs (the drill has a while to go: etcd takes longer to answer than to appear).
+      await expect.poll(drillMembers, { timeout: 10_000, interval: 20 }).not.toBe('');
       child.kill(signal);
       const code = await exited;
       if (signal === 'SIGINT') {
         expect(code, stderr).toBe(130);
+        expect(await drillLeftovers()).toEqual([]);
+      } else if (signal === 'SIGHUP') {
+        // A closed terminal: the directory goes at once, and the process ends by the signal.
+        expect(code, stderr).toBe(-1);
         expect(await drillLeftovers()).toEqual([]);
       } else {
         expect(await drillLeftovers()).toHaveLength(1);
@@ -261,6 +266,34 @@ describe('kubectl etcd verify --restore', () => {
     }
     const next = await kubectlEtcd(['verify', raw34, '--restore']);
     expect(next.code, next.stderr).toBe(0);
+    expect(await drillLeftovers()).toEqual([]);
+  }, 60_000);
+
+  it('prints the drill and keeps its exit code when the record cannot be updated (a warning, not an error)', async () => {
+    const copy = join(dir, 'uc1-kube-etcd-20261206T140000Z-rev55.db');
+    await copyFile(snap34, copy);
+    await mkdir(`${copy}.json`); // a record that cannot be read
+    const r = await kubectlEtcd(['verify', copy, '--restore']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^DRILL\s+passed/m);
+    expect(r.stderr).toMatch(/^warning: the drill is not recorded: cannot read the record ".*\.json": EISDIR$/m);
+  }, 60_000);
+
+  it('refuses a snapshot with etcd authentication enabled (exit 1, nothing started)', async () => {
+    const etcd = await startEtcd();
+    const file = join(dir, 'auth.db');
+    try {
+      await etcd.ctl(['user', 'add', 'root:secret']);
+      await etcd.ctl(['auth', 'enable']);
+      await etcd.ctl(['--user', 'root:secret', 'put', '/a', '1']);
+      await etcd.ctl(['--user', 'root:secret', 'snapshot', 'save', file]);
+    } finally {
+      await etcd.destroy();
+    }
+    const r = await kubectlEtcd(['verify', file, '--restore', '-v', '1']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: snapshot ".*auth\.db" has etcd authentication enabled: /m);
+    expect(r.stderr).not.toContain('restoring with');
     expect(await drillLeftovers()).toEqual([]);
   }, 60_000);
 
@@ -273,6 +306,21 @@ describe('kubectl etcd verify --restore', () => {
     expect(r.stderr.trim().split('\n')).toEqual([
       'error: the restore drill needs etcd on this machine and there is none on PATH; install etcd of your cluster\'s release (Debian: etcd-server and etcd-client), or pass --etcd PATH',
     ]);
+  });
+});
+
+describe('kubectl etcd verify without --restore', () => {
+  it('checks integrity only: exit 0 on a good snapshot (no drill, nothing recorded), 3 on a damaged one; --etcd alone is a usage error', async () => {
+    const good = await kubectlEtcd(['verify', snap35]);
+    expect(good.code, good.stderr).toBe(0);
+    expect(good.stdout).toMatch(/^INTEGRITY\s+valid: sha256 trailer matches$/m);
+    expect(good.stdout).not.toMatch(/^DRILL/m);
+    const bad = await kubectlEtcd(['verify', join(dir, 'uc1-kube-etcd-20261206T130000Z-rev55.db')]);
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toMatch(/^error: snapshot ".*" is corrupt: /m);
+    const usage = await kubectlEtcd(['verify', snap35, '--etcd', '/usr/bin/etcd']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr.trim()).toBe('error: --etcd works only with --restore; add --restore to run a restore drill');
   });
 });
 

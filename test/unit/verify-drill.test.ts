@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { hashRulesOf } from '../../src/etcd/snapshot/kvhash.js';
 import { compare, failureLine } from '../../src/verify/drill.js';
 
-const expected = { hash: 1234, compactRevision: 20, revision: 55, liveKeys: 50 };
+const expected = { hash: 1234, compactRevision: 20, revision: 55, liveKeys: 50, authEnabled: false };
 
 describe('compare (what the drill member serves against what was read offline)', () => {
   it.each([
@@ -25,5 +26,13 @@ describe('failureLine (why etcd or its restore tool stopped)', () => {
     ['nothing at all', '', 'no output'],
   ])('%s', (_name, log, line) => {
     expect(failureLine(log)).toBe(line);
+  });
+});
+
+describe('hashRulesOf (which releases leave a delete at the compaction revision out of HashKV, etcd #18274)', () => {
+  it.each([
+    ['3.4.23', false], ['3.4.33', false], ['3.4.34', true], ['3.5.15', false], ['3.5.16', true], ['3.5.30', true], ['3.6.0', true], ['4.0.0', true],
+  ])('%s: %s', (version, skips) => {
+    expect(hashRulesOf(version).skipsTombstoneAtCompaction).toBe(skips);
   });
 });

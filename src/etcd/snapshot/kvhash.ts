@@ -12,10 +12,23 @@ export interface KvHash {
   hash: number;
   /** The compaction revision etcd starts with (-1: never compacted). */
   compactRevision: number;
-  /** Main revision of the last entry of the "key" bucket. */
+  /** The revision a member starts at: the last entry's of the "key" bucket, or the compaction's when that is later (a compaction at a delete removes the top entries). */
   revision: number;
   /** Keys whose latest revision is not a delete (what `etcdctl get --prefix "" --count-only` counts). */
   liveKeys: number;
+  /** etcd authentication is on in the snapshot (its "auth" bucket): reading it needs a user. */
+  authEnabled: boolean;
+}
+
+/** How the member that answers hashes: from etcd 3.4.34 and 3.5.16 on, a delete at exactly the compaction revision is left out (etcd keeps it since; older releases deleted it). */
+export interface HashRules {
+  skipsTombstoneAtCompaction: boolean;
+}
+
+/** The hash rules of an etcd release ("3.5.16"). */
+export function hashRulesOf(version: string): HashRules {
+  const [major, minor, patch] = version.split('.').map((n) => Number.parseInt(n, 10));
+  return { skipsTombstoneAtCompaction: major > 3 || (major === 3 && (minor >= 6 || (minor === 5 && patch >= 16) || (minor === 4 && patch >= 34))) };
 }
 
 /*
@@ -26,13 +39,15 @@ export interface KvHash {
  * latest revision, unless that is a delete (key_index.go keep/doCompact) — and only when keep is
  * not empty. The compaction revision is what a member starts with: finishedCompactRev of the
  * "meta" bucket, or scheduledCompactRev when a compaction was scheduled but not finished (the
- * member finishes it on start).
+ * member finishes it on start). etcd 3.4.34 and 3.5.16 (etcd #18274) also leave out a delete at
+ * exactly the compaction revision, which compactions since keep: HashRules says which rule the
+ * member that is compared follows.
  * Two passes over the bucket: the first finds each key's latest revision (memory grows with the
  * number of keys, as inspect's counts do), the second hashes. The snapshot is never in memory.
  */
 
 /** Computes the HashKV a member started on the snapshot file at `path` answers at its last revision. */
-export async function computeKvHash(path: string): Promise<KvHash> {
+export async function computeKvHash(path: string, rules: HashRules): Promise<KvHash> {
   const size = (await stat(path)).size;
   const fh = await open(path, 'r');
   try {
@@ -45,6 +60,8 @@ export async function computeKvHash(path: string): Promise<KvHash> {
     const keyBucket = await findBucket(file, root, 'key');
     const metaBucket = await findBucket(file, root, 'meta');
     const compactRevision = metaBucket ? await readCompactRevision(file, metaBucket) : -1;
+    const authBucket = await findBucket(file, root, 'auth');
+    const authEnabled = authBucket ? await readAuthEnabled(file, authBucket) : false;
 
     const latest = new Map<string, string>();
     let revision = 0;
@@ -65,11 +82,12 @@ export async function computeKvHash(path: string): Promise<KvHash> {
       await forEachElement(file, keyBucket, (e) => {
         const rev = decodeRevision(e.key);
         if (rev.main <= compactRevision && !keepIsEmpty && (rev.tombstone || latest.get(keyOf(e.value)) !== revisionId(rev))) return;
+        if (rules.skipsTombstoneAtCompaction && rev.tombstone && rev.main === compactRevision) return;
         crc.update(e.key);
         crc.update(e.value);
       });
     }
-    return { hash: crc.digest(), compactRevision, revision, liveKeys };
+    return { hash: crc.digest(), compactRevision, revision: Math.max(revision, compactRevision), liveKeys, authEnabled };
   } finally {
     await fh.close();
   }
@@ -96,6 +114,14 @@ async function findBucket(file: PageFile, root: BucketRef, name: string): Promis
     found = bucketRef(e.value);
   });
   return found;
+}
+
+async function readAuthEnabled(file: PageFile, authBucket: BucketRef): Promise<boolean> {
+  let enabled = false;
+  await forEachElement(file, authBucket, (e) => {
+    if (e.key.toString('latin1') === 'authEnabled') enabled = e.value.length === 1 && e.value[0] === 1;
+  });
+  return enabled;
 }
 
 async function readCompactRevision(file: PageFile, metaBucket: BucketRef): Promise<number> {
