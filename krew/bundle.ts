@@ -5,7 +5,9 @@
  * need), and every module the source loads with a dynamic `import()` (the Kubernetes client, gRPC,
  * etcd3: 93% of the code) goes into a second chunk, an asset of the executable that is compiled
  * only when a command first needs it — V8 parses all of one script before it runs any of it, so
- * the whole bundle in one chunk costs every start about 70 ms. Modules of src/ that both chunks
+ * the whole bundle in one chunk costs every start about 70 ms. The object-storage modules
+ * (src/storage/, with the AWS SDK) are a third chunk of their own, compiled only by a command
+ * given an s3:// location: in the lazy chunk they cost every cluster command's start. Modules of src/ that the chunks
  * use exist once, in the main chunk (the lazy one gets them from a registry the main chunk
  * fills): one PluginError class, one logger. Files a dependency reads at run time are embedded as well:
  * etcd3 loads its gRPC definitions from `${__dirname}/../proto/rpc.proto` when it is first
@@ -73,12 +75,18 @@ const optionalAddonsAbsent: Plugin = {
 
 /** The name of the lazy chunk: a SEA asset of that key, or a file of that name beside the main chunk outside a SEA. */
 export const LAZY_CHUNK = 'kubectl-etcd-lazy.cjs';
+/** The name of the object-storage chunk (src/storage/ and the AWS SDK), kept as the lazy one is. */
+export const STORAGE_CHUNK = 'kubectl-etcd-storage.cjs';
+/** The dynamic-import targets that go into the object-storage chunk. */
+const STORAGE_PREFIX = 'src/storage/';
 /**
- * The SEA asset holding V8's code cache of the lazy chunk (writeLazyCodeCache), when the executable
- * has one: V8 then skips parsing and compiling the chunk, and the functions its start-up ran.
+ * The SEA asset holding V8's code cache of a chunk (writeLazyCodeCache): `<chunk>.cache`. With it
+ * V8 skips parsing and compiling the chunk, and the functions its start-up ran.
  */
-export const LAZY_CACHE = 'kubectl-etcd-lazy.cache';
-/** Set (to a function taking the compiled vm.Script) only while writeLazyCodeCache loads the main chunk: no command runs. */
+export function codeCacheAsset(chunk: string): string {
+  return chunk.replace(/\.cjs$/, '.cache');
+}
+/** Set (to a function taking the compiled vm.Script and its chunk's name) only while writeLazyCodeCache loads the main chunk: no command runs. */
 const BUILD_KEY = 'kubectl-etcd.build-code-cache';
 /** Global symbols by which the two chunks find each other's modules. */
 const LAZY_KEY = 'kubectl-etcd.lazy';
@@ -134,93 +142,120 @@ function sharedFromMain(repoRoot: string, inMain: Set<string>): Plugin {
   };
 }
 
-// What the main chunk runs first: the lazy chunk is compiled on the first call, from the SEA's
-// asset (or the file beside this one when the bundle runs under plain node), with this chunk's
-// require (built-in modules only, inside a SEA), and V8's code cache of it when the SEA has one
-// (V8 rejects a cache it cannot use, and then compiles as without one).
-const LAZY_LOADER = `
-let lazyChunk;
+// What the main chunk runs first: a chunk is compiled on the first call for one of its modules,
+// from the SEA's asset (or the file beside this one when the bundle runs under plain node), with
+// this chunk's require (built-in modules only, inside a SEA), and V8's code cache of it when the
+// SEA has one (V8 rejects a cache it cannot use, and then compiles as without one).
+function lazyLoader(storageKeys: string[]): string {
+  return `
+const chunks = {};
+const storageKeys = new Set(${JSON.stringify(storageKeys)});
 globalThis[Symbol.for(${JSON.stringify(LAZY_KEY)})] = (key) => {
-  if (!lazyChunk) {
+  const name = storageKeys.has(key) ? ${JSON.stringify(STORAGE_CHUNK)} : ${JSON.stringify(LAZY_CHUNK)};
+  if (!chunks[name]) {
     const sea = require('node:sea');
     const inSea = sea.isSea();
-    const code = inSea ? sea.getAsset(${JSON.stringify(LAZY_CHUNK)}, 'utf8') : require('node:fs').readFileSync(require('node:path').join(__dirname, ${JSON.stringify(LAZY_CHUNK)}), 'utf8');
+    const code = inSea ? sea.getAsset(name, 'utf8') : require('node:fs').readFileSync(require('node:path').join(__dirname, name), 'utf8');
     let cachedData;
     if (inSea) {
-      try { cachedData = Buffer.from(sea.getAsset(${JSON.stringify(LAZY_CACHE)})); } catch { /* an executable without a code cache */ }
+      try { cachedData = Buffer.from(sea.getAsset(name.replace(/\\.cjs$/, '.cache'))); } catch { /* an executable without a code cache */ }
     }
-    const script = new (require('node:vm').Script)('(function (exports, require, module, __filename, __dirname) {' + code + '\\n})', { filename: ${JSON.stringify(LAZY_CHUNK)}, cachedData });
+    const script = new (require('node:vm').Script)('(function (exports, require, module, __filename, __dirname) {' + code + '\\n})', { filename: name, cachedData });
     const module = { exports: {} };
-    script.runInThisContext()(module.exports, require, module, ${JSON.stringify(LAZY_CHUNK)}, __dirname);
-    lazyChunk = module.exports.lazyModules;
-    globalThis[Symbol.for(${JSON.stringify(LAZY_CODE_CACHE_STATE_KEY)})] = cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected by V8' : 'accepted';
-    globalThis[Symbol.for(${JSON.stringify(BUILD_KEY)})]?.(script);
+    script.runInThisContext()(module.exports, require, module, name, __dirname);
+    chunks[name] = module.exports.lazyModules;
+    if (name === ${JSON.stringify(LAZY_CHUNK)}) globalThis[Symbol.for(${JSON.stringify(LAZY_CODE_CACHE_STATE_KEY)})] = cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected by V8' : 'accepted';
+    globalThis[Symbol.for(${JSON.stringify(BUILD_KEY)})]?.(script, name);
   }
-  return lazyChunk[key];
+  return chunks[name][key];
 };
 `;
+}
 
 // Minified (names kept: error text and class names read the same): the lazy chunk's source is
 // 2.6 MB instead of 7.3, and V8 keeps a script's source in memory; a 70 MiB backup by stream
 // peaked 15 MiB lower (farm-bench, 9 pairs: 128 vs 143 MiB) and took as long (1.03x wall).
 const COMMON = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', legalComments: 'eof', logLevel: 'warning', minify: true, keepNames: true } as const;
 
+/** A chunk loaded on first use, as bundlePlugin wrote it. */
+export interface LazyChunk {
+  /** Its SEA asset name (LAZY_CHUNK or STORAGE_CHUNK). */
+  name: string;
+  file: string;
+}
+
 /**
- * Writes the main chunk (src/cli/main.ts) to outFile and the lazy chunk to LAZY_CHUNK beside it;
- * returns the lazy chunk's path.
+ * Writes the main chunk (src/cli/main.ts) to outFile and the lazy and object-storage chunks
+ * beside it; returns them.
  */
-export async function bundlePlugin(repoRoot: string, outFile: string): Promise<string> {
+export async function bundlePlugin(repoRoot: string, outFile: string): Promise<LazyChunk[]> {
   const targets = new Map<string, string>();
-  const entry = (registry: string) => ({
-    contents: `import { run } from './src/cli/main.ts';\n${registry}${LAZY_LOADER}if (!globalThis[Symbol.for(${JSON.stringify(BUILD_KEY)})]) void run(process.argv);\n`,
+  const entry = (registry: string, storageKeys: string[]) => ({
+    contents: `import { run } from './src/cli/main.ts';\n${registry}${lazyLoader(storageKeys)}if (!globalThis[Symbol.for(${JSON.stringify(BUILD_KEY)})]) void run(process.argv);\n`,
     resolveDir: repoRoot,
     sourcefile: 'sea-main.ts',
     loader: 'ts' as const,
   });
-  // Once to learn which modules of src/ the main chunk holds (metafile keys are relative to
-  // absWorkingDir), then again to publish them.
-  const first = await build({ ...COMMON, absWorkingDir: repoRoot, stdin: entry(''), write: false, outfile: outFile, metafile: true, plugins: [optionalAddonsAbsent, deferDynamicImports(repoRoot, targets), embedEtcd3Protos(repoRoot)] });
+  // Once to learn which modules of src/ the main chunk holds and which it loads later (metafile
+  // keys are relative to absWorkingDir), then again to publish them.
+  const first = await build({ ...COMMON, absWorkingDir: repoRoot, stdin: entry('', []), write: false, outfile: outFile, metafile: true, plugins: [optionalAddonsAbsent, deferDynamicImports(repoRoot, targets), embedEtcd3Protos(repoRoot)] });
   const inMain = Object.keys(first.metafile.inputs).filter((f) => f.startsWith('src/')).sort();
   const registry = inMain.map((f, i) => `import * as shared${i} from './${f}';\n`).join('')
     + `globalThis[Symbol.for(${JSON.stringify(SHARED_KEY)})] = {${inMain.map((f, i) => `${JSON.stringify(f)}: shared${i}`).join(', ')}};\n`;
-  await build({ ...COMMON, absWorkingDir: repoRoot, stdin: entry(registry), outfile: outFile, plugins: [optionalAddonsAbsent, deferDynamicImports(repoRoot, new Map()), embedEtcd3Protos(repoRoot)] });
-
-  const lazy = path.join(path.dirname(outFile), LAZY_CHUNK);
   const keys = [...targets.keys()].sort();
-  await build({
-    ...COMMON,
-    absWorkingDir: repoRoot,
-    stdin: {
-      contents: keys.map((k, i) => `import * as lazy${i} from './${k}';\n`).join('') + `export const lazyModules = {${keys.map((k, i) => `${JSON.stringify(k)}: lazy${i}`).join(', ')}};\n`,
-      resolveDir: repoRoot,
-      sourcefile: 'sea-lazy.ts',
-      loader: 'ts',
-    },
-    outfile: lazy,
-    plugins: [optionalAddonsAbsent, sharedFromMain(repoRoot, new Set(inMain)), embedEtcd3Protos(repoRoot)],
-  });
-  return lazy;
+  const storageKeys = keys.filter((k) => k.startsWith(STORAGE_PREFIX));
+  await build({ ...COMMON, absWorkingDir: repoRoot, stdin: entry(registry, storageKeys), outfile: outFile, plugins: [optionalAddonsAbsent, deferDynamicImports(repoRoot, new Map()), embedEtcd3Protos(repoRoot)] });
+
+  const chunk = async (name: string, chunkKeys: string[]) => {
+    const file = path.join(path.dirname(outFile), name);
+    const result = await build({
+      ...COMMON,
+      absWorkingDir: repoRoot,
+      stdin: {
+        contents: chunkKeys.map((k, i) => `import * as lazy${i} from './${k}';\n`).join('') + `export const lazyModules = {${chunkKeys.map((k, i) => `${JSON.stringify(k)}: lazy${i}`).join(', ')}};\n`,
+        resolveDir: repoRoot,
+        sourcefile: `sea-${name}.ts`,
+        loader: 'ts',
+      },
+      outfile: file,
+      metafile: true,
+      plugins: [optionalAddonsAbsent, sharedFromMain(repoRoot, new Set(inMain)), embedEtcd3Protos(repoRoot)],
+    });
+    return { name, file, inputs: Object.keys(result.metafile.inputs) };
+  };
+  const lazy = await chunk(LAZY_CHUNK, keys.filter((k) => !k.startsWith(STORAGE_PREFIX)));
+  const storage = await chunk(STORAGE_CHUNK, storageKeys);
+  // A module of src/ in both later chunks would exist twice (two classes of one error, two states);
+  // the AWS SDK in the lazy chunk would cost every cluster command's start again.
+  const twice = storage.inputs.filter((f) => f.startsWith('src/') && lazy.inputs.includes(f));
+  if (twice.length) throw new Error(`${twice.join(', ')} would be in both ${LAZY_CHUNK} and ${STORAGE_CHUNK}: import it statically from the main chunk's modules, or from src/storage/ only`);
+  const sdk = lazy.inputs.find((f) => f.includes('node_modules/@aws-sdk/'));
+  if (sdk) throw new Error(`${sdk} is in ${LAZY_CHUNK}: a module outside src/storage/ imports the AWS SDK; import it only from src/storage/ (loaded with import())`);
+  return [lazy, storage].map(({ name, file }) => ({ name, file }));
 }
 
 /**
- * Writes V8's code cache of the lazy chunk beside the main chunk (`bundle`) to `out`, made by
+ * Writes V8's code cache of each chunk beside the main chunk (`bundle`) into `outDir`, made by
  * `node`, which must be the very Node.js binary the executable is built from (V8 accepts a cache
  * only from its own version and flags): it loads the main chunk without running a command, loads
- * the lazy chunk as the executable does (so the cache holds the functions its start-up runs too),
- * and writes the cache. --random-seed makes the bytes the same on every build (the archives'
- * sha256 stay reproducible); V8 accepts the cache without that flag.
+ * each chunk as the executable does (so the cache holds the functions its start-up runs too),
+ * and writes the caches; returns them by asset name. --random-seed makes the bytes the same on
+ * every build (the archives' sha256 stay reproducible); V8 accepts the cache without that flag.
  */
-export async function writeLazyCodeCache(node: string, bundle: string, out: string): Promise<void> {
+export async function writeLazyCodeCache(node: string, bundle: string, outDir: string): Promise<Record<string, string>> {
+  const caches = Object.fromEntries([LAZY_CHUNK, STORAGE_CHUNK].map((c) => [codeCacheAsset(c), path.join(outDir, codeCacheAsset(c))]));
   const script = [
     // the flags the plugin sets when it runs (V8 rejects a cache made under other flags)
     `require('node:v8').setFlagsFromString(${JSON.stringify(RUNTIME_V8_FLAGS)});`,
-    `globalThis[Symbol.for(${JSON.stringify(BUILD_KEY)})] = (s) => require('node:fs').writeFileSync(${JSON.stringify(out)}, s.createCachedData());`,
+    `globalThis[Symbol.for(${JSON.stringify(BUILD_KEY)})] = (s, name) => require('node:fs').writeFileSync(require('node:path').join(${JSON.stringify(outDir)}, name.replace(/\\.cjs$/, '.cache')), s.createCachedData());`,
     `require(${JSON.stringify(bundle)});`,
     `globalThis[Symbol.for(${JSON.stringify(LAZY_KEY)})]('');`,
+    `globalThis[Symbol.for(${JSON.stringify(LAZY_KEY)})](${JSON.stringify(`${STORAGE_PREFIX}s3.ts`)});`,
   ].join('\n');
   try {
     await promisify(execFile)(node, ['--random-seed=1', '-e', script], { maxBuffer: 1 << 20 });
   } catch (err) {
-    throw new Error(`writing the code cache of the lazy chunk failed: ${(err as { stderr?: string }).stderr || (err as Error).message}`);
+    throw new Error(`writing the code caches of the lazy chunks failed: ${(err as { stderr?: string }).stderr || (err as Error).message}`);
   }
+  return caches;
 }

