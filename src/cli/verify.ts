@@ -23,7 +23,7 @@ export function register(program: Command): void {
     .command('verify')
     .description('check a backup as inspect does, and with --restore prove it restores: restore it into a throwaway etcd, start it and compare what it serves')
     .argument('<snapshot>', 'snapshot file (plain or .age), a member/snap/db file, or s3://BUCKET/KEY')
-    .option('--restore', 'run a restore drill: restore into a private directory of the state dir, start etcd on 127.0.0.1, compare revision, key count and KV hash; the outcome is added to the backup\'s record')
+    .option('--restore', 'run a restore drill: restore into a private directory of the state dir, start etcd there (on unix sockets), compare revision, key count and KV hash; the outcome is added to the backup\'s record')
     .option('--etcd <path>', 'with --restore: the etcd binary to run (default: etcd on PATH; its etcdutl or etcdctl restores)')
     .option('-i, --identity <file>', 'age identity file (age-keygen) to read an encrypted snapshot (.age) with (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('-o, --output <format>', 'output format: table (default), json or yaml')

@@ -24,7 +24,7 @@ export interface VerifyOptions {
   output?: OutputFormat;
   log(line: string): void;
   warn(line: string): void;
-  /** The drill runner (tests pass their own). */
+  /** The drill runner (the CLI passes runLocalDrill). */
   runDrill(opts: LocalDrillOptions): Promise<DrillReport>;
 }
 
@@ -87,7 +87,7 @@ function renderReport(r: VerifyReport, facts: SnapshotFacts): string {
   if (d) {
     const e = d.expected;
     rows.push(['revision', `${e.revision}${e.compactRevision > 0 ? ` (compacted at ${e.compactRevision})` : ''}`], ['keys', String(e.liveKeys)], ['kv hash', String(e.hash)]);
-    const how = `restored with ${d.restoredWith}, started etcd ${d.etcdVersion} on 127.0.0.1`;
+    const how = `restored with ${d.restoredWith}, started etcd ${d.etcdVersion} on a private unix socket`;
     if (d.outcome === 'passed') {
       const served = d.served!.revision > e.revision ? ` (it has written up to revision ${d.served!.revision} since)` : '';
       rows.push(['drill', `passed: ${how}; it answered in ${((d.startedInMs ?? 0) / 1000).toFixed(1)} s and serves the same revision, keys, compaction and KV hash${served}`]);
