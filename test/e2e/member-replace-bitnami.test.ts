@@ -64,7 +64,9 @@ describe.each(VARIANTS)('member replace of Bitnami members ($scripts scripts)', 
     const r = await kubectlEtcd(cluster, ['member', 'replace', 'etcd-1', '-n', NS, '--yes', '-o', 'json'], { timeoutMs: 600_000 });
     const tally = await writer.stop();
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/deleting pod "etcd-1" so that the chart's start script adds it back/);
+    // The chart adds the member back either after we delete its pod, or before that, when its
+    // container restarts on its own after the removal (seen under load in a full suite).
+    expect(r.stderr).toMatch(/deleting pod "etcd-1" so that the chart's start script adds it back|member "etcd-1" was added back as member [0-9a-f]+ already/);
     const result = JSON.parse(r.stdout) as { oldId: string; newId: string; kept: string[] };
     expect(result.oldId).toBe(oldId);
     await expectReplaced(cluster, t, 'etcd-1', oldId, before);
