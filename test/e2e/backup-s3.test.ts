@@ -160,7 +160,7 @@ describe('backup --to s3://', () => {
     expect(rows.map((x) => x.record && `${x.record.namespace}/${x.record.workload}`)).toEqual(['uc1/kube-etcd', 'uc1/kube-etcd', 'uc1-kube/etcd', undefined]);
     const table = await kubectlEtcd(cluster, ['snapshots', 'list', 's3://backups/etcd/uc1/', '--s3-endpoint', s3.endpoint]);
     expect(table.stdout.split('\n')[0]).toMatch(/^NAME\s+TIME\s+WORKLOAD\s+REVISION\s+KEYS\s+SIZE\s+ENCRYPTED\s+VERIFIED\s+LAST DRILL$/);
-    expect(table.stdout).toMatch(/uc1-kube-etcd-20200101T000000Z\.db .* no record\n/);
+    expect(table.stdout).toMatch(/uc1-kube-etcd-20200101T000000Z\.db .* no record +\? *\n/);
   }, 240_000);
 
   it('--encrypt-to: the object is standard age; the reference age -d gives a snapshot etcdctl accepts; inspect -i reads it from the bucket', async () => {
