@@ -237,7 +237,15 @@ describe('kubectl etcd verify --restore', () => {
   });
 
   it('on SIGINT (exit 130) or SIGHUP mid-drill stops its etcd and removes its directory; after a SIGKILL its etcd dies too and the next run removes the directory', async () => {
-    const drillMembers = async () => (await run('pgrep', ['-f', `${state}/tmp/drill-`]).catch(() => ({ stdout: '' }))).stdout.trim();
+    // Processes whose command line names a drill directory of this state dir (read from /proc: no procps needed).
+    const drillMembers = async () => {
+      const found: string[] = [];
+      for (const pid of (await readdir('/proc')).filter((n) => /^\d+$/.test(n))) {
+        const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+        if (cmdline.includes(`${state}/tmp/drill-`)) found.push(pid);
+      }
+      return found.join(' ');
+    };
     for (const signal of ['SIGINT', 'SIGHUP', 'SIGKILL'] as const) {
       const child = spawn('kubectl', ['etcd', 'verify', snap34, '--restore', '-v', '1', '--state-dir', state], {
         env: { ...process.env, PATH: `${join(repo, 'bin')}${delimiter}${process.env.PATH}` }, stdio: ['ignore', 'ignore', 'pipe'],
