@@ -1,4 +1,4 @@
-import { open, writeFile } from 'node:fs/promises';
+import { open, writeFile, type FileHandle } from 'node:fs/promises';
 import { PluginError } from '../errors.js';
 import type { TransportKind } from './transport.js';
 import type { DrillReport } from '../verify/drill.js';
@@ -53,22 +53,32 @@ export interface BackupOwner {
 /** Sidecars are small; anything bigger is not one of ours. */
 export const MAX_SIDECAR_BYTES = 1 << 20;
 
+/**
+ * The text of a `<snapshot>.json` sidecar: undefined when there is none, or when it is too big to
+ * be one of ours; throws when it is there but cannot be read (EACCES, EISDIR …).
+ */
+export async function readSidecarText(path: string): Promise<string | undefined> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const st = await handle.stat();
+    if (st.isFile() && st.size > MAX_SIDECAR_BYTES) return undefined;
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Reads namespace and workload from a `<snapshot>.json` sidecar; undefined when it is missing, too big or not a backup record. */
 export async function readSidecarOwner(path: string): Promise<BackupOwner | undefined> {
-  let text: string;
-  try {
-    const handle = await open(path, 'r');
-    try {
-      const st = await handle.stat();
-      if (!st.isFile() || st.size > MAX_SIDECAR_BYTES) return undefined;
-      text = await handle.readFile('utf8');
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    return undefined; // no sidecar (or unreadable): the file is not proven ours, so it is kept
-  }
-  return ownerOfRecord(text);
+  // An unreadable sidecar does not prove the file ours either: it is kept.
+  const text = await readSidecarText(path).catch(() => undefined);
+  return text === undefined ? undefined : ownerOfRecord(text);
 }
 
 /** Namespace and workload from a record's text; undefined when it is not a backup record. */

@@ -3,19 +3,19 @@
  * prefix (--to), newest first, with what their records say. A file or object that looks like a
  * backup but has no record is listed as such (prune never touches it).
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { PluginError, UsageError } from '../errors.js';
 import { parseAnyBackupName } from '../backup/naming.js';
-import { MAX_SIDECAR_BYTES, type BackupRecord } from '../backup/record.js';
+import { MAX_SIDECAR_BYTES, readSidecarText, type BackupRecord } from '../backup/record.js';
 import { asFolder, isS3Url, parseEndpoint, parseS3Url, s3Url } from '../storage/location.js';
 import { formatBytes } from '../ui/bytes.js';
 import { formatRecord, parseOutputFormat } from '../ui/format.js';
 import { renderTable } from '../ui/table.js';
 
 /** One backup in a listing. */
-export interface ListedBackup {
+interface ListedBackup {
   /** The file path or s3:// URL. */
   location: string;
   name: string;
@@ -31,7 +31,7 @@ interface Found {
 }
 
 /** Backups among the found names (records beside them are not listed themselves), newest first. */
-export async function listBackups(found: Found[], where: (name: string) => string): Promise<ListedBackup[]> {
+async function listBackups(found: Found[], where: (name: string) => string): Promise<ListedBackup[]> {
   const out: Array<ListedBackup & { at: number }> = [];
   for (const f of found) {
     const parsed = parseAnyBackupName(f.name);
@@ -63,11 +63,7 @@ async function listDir(dir: string): Promise<ListedBackup[]> {
     if (!st?.isFile()) continue;
     found.push({
       name, size: st.size,
-      readRecord: async () => {
-        const p = join(dir, `${name}.json`);
-        const s = await stat(p).catch(() => undefined);
-        return s?.isFile() && s.size <= MAX_SIDECAR_BYTES ? readFile(p, 'utf8') : undefined;
-      },
+      readRecord: () => readSidecarText(join(dir, `${name}.json`)).catch(() => undefined),
     });
   }
   return listBackups(found, (n) => join(dir, n));
@@ -84,7 +80,7 @@ async function listStore(url: string, endpoint: string | undefined): Promise<Lis
 }
 
 /** The table `snapshots list` prints. */
-export function renderBackups(rows: ListedBackup[]): string {
+function renderBackups(rows: ListedBackup[]): string {
   if (!rows.length) return '';
   return renderTable(
     ['NAME', 'TIME', 'WORKLOAD', 'REVISION', 'KEYS', 'SIZE', 'ENCRYPTED', 'VERIFIED', 'LAST DRILL'],

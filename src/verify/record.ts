@@ -3,15 +3,16 @@
  * object): the last DRILLS_KEPT outcomes, newest last. A file or object without a record of ours
  * is left alone.
  */
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
-import { MAX_SIDECAR_BYTES, ownerOfRecord, type BackupRecord } from '../backup/record.js';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { PartialFile } from '../backup/partial.js';
+import { MAX_SIDECAR_BYTES, ownerOfRecord, readSidecarText, type BackupRecord } from '../backup/record.js';
 import { PluginError } from '../errors.js';
 import type { ObjectStore } from '../storage/location.js';
 import type { DrillReport } from './drill.js';
 
 /** How many drills a record keeps. */
-export const DRILLS_KEPT = 10;
+const DRILLS_KEPT = 10;
 
 /** Where a backup's record is read and written. */
 export interface RecordPlace {
@@ -31,34 +32,27 @@ export async function addDrillToRecord(place: RecordPlace, drill: DrillReport): 
   return place.name;
 }
 
-/** The sidecar `<snapshot>.json` of a local file, replaced atomically (a new 0600 file renamed over it). */
+/** The sidecar `<snapshot>.json` of a local file, replaced atomically (a PartialFile renamed over it, 0600). */
 export function sidecarPlace(snapshotPath: string): RecordPlace {
   const path = `${snapshotPath}.json`;
   return {
     name: path,
     read: async () => {
       try {
-        const buf = await readFile(path);
-        return buf.length > MAX_SIDECAR_BYTES ? undefined : buf.toString('utf8');
+        return await readSidecarText(path);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
         throw new PluginError(`cannot read the record "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'fix its permissions');
       }
     },
     write: async (text) => {
-      const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+      // fsynced, renamed over the old record, directory fsynced: a crash leaves the old record or the new, never an empty one
+      const file = await PartialFile.create(path, 'a copy of the backup in a directory you can write');
       try {
-        const fh = await open(temp, 'wx', 0o600);
-        try {
-          await fh.writeFile(text);
-          await fh.sync(); // on disk before it replaces the record: a crash leaves the old record or the new, never an empty one
-        } finally {
-          await fh.close();
-        }
-        await rename(temp, path);
+        await pipeline(Readable.from([Buffer.from(text)]), file.writable());
+        await file.commit();
       } catch (err) {
-        await rm(temp, { force: true });
-        throw new PluginError(`cannot update the record "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'free space or fix the directory\'s permissions');
+        await file.discard();
+        throw err;
       }
     },
   };
