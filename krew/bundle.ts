@@ -74,16 +74,16 @@ const optionalAddonsAbsent: Plugin = {
 };
 
 /** The name of the lazy chunk: a SEA asset of that key, or a file of that name beside the main chunk outside a SEA. */
-export const LAZY_CHUNK = 'kubectl-etcd-lazy.cjs';
+const LAZY_CHUNK = 'kubectl-etcd-lazy.cjs';
 /** The name of the object-storage chunk (src/storage/ and the AWS SDK), kept as the lazy one is. */
-export const STORAGE_CHUNK = 'kubectl-etcd-storage.cjs';
+const STORAGE_CHUNK = 'kubectl-etcd-storage.cjs';
 /** The dynamic-import targets that go into the object-storage chunk. */
 const STORAGE_PREFIX = 'src/storage/';
 /**
  * The SEA asset holding V8's code cache of a chunk (writeLazyCodeCache): `<chunk>.cache`. With it
  * V8 skips parsing and compiling the chunk, and the functions its start-up ran.
  */
-export function codeCacheAsset(chunk: string): string {
+function codeCacheAsset(chunk: string): string {
   return chunk.replace(/\.cjs$/, '.cache');
 }
 /** Set (to a function taking the compiled vm.Script and its chunk's name) only while writeLazyCodeCache loads the main chunk: no command runs. */
@@ -150,6 +150,7 @@ function lazyLoader(storageKeys: string[]): string {
   return `
 const chunks = {};
 const storageKeys = new Set(${JSON.stringify(storageKeys)});
+const cacheOf = ${JSON.stringify(Object.fromEntries([LAZY_CHUNK, STORAGE_CHUNK].map((c) => [c, codeCacheAsset(c)])))};
 globalThis[Symbol.for(${JSON.stringify(LAZY_KEY)})] = (key) => {
   const name = storageKeys.has(key) ? ${JSON.stringify(STORAGE_CHUNK)} : ${JSON.stringify(LAZY_CHUNK)};
   if (!chunks[name]) {
@@ -158,7 +159,7 @@ globalThis[Symbol.for(${JSON.stringify(LAZY_KEY)})] = (key) => {
     const code = inSea ? sea.getAsset(name, 'utf8') : require('node:fs').readFileSync(require('node:path').join(__dirname, name), 'utf8');
     let cachedData;
     if (inSea) {
-      try { cachedData = Buffer.from(sea.getAsset(name.replace(/\\.cjs$/, '.cache'))); } catch { /* an executable without a code cache */ }
+      try { cachedData = Buffer.from(sea.getAsset(cacheOf[name])); } catch { /* an executable without a code cache */ }
     }
     const script = new (require('node:vm').Script)('(function (exports, require, module, __filename, __dirname) {' + code + '\\n})', { filename: name, cachedData });
     const module = { exports: {} };
@@ -247,7 +248,8 @@ export async function writeLazyCodeCache(node: string, bundle: string, outDir: s
   const script = [
     // the flags the plugin sets when it runs (V8 rejects a cache made under other flags)
     `require('node:v8').setFlagsFromString(${JSON.stringify(RUNTIME_V8_FLAGS)});`,
-    `globalThis[Symbol.for(${JSON.stringify(BUILD_KEY)})] = (s, name) => require('node:fs').writeFileSync(require('node:path').join(${JSON.stringify(outDir)}, name.replace(/\\.cjs$/, '.cache')), s.createCachedData());`,
+    `const caches = ${JSON.stringify(Object.fromEntries([LAZY_CHUNK, STORAGE_CHUNK].map((c) => [c, caches[codeCacheAsset(c)]])))};`,
+    `globalThis[Symbol.for(${JSON.stringify(BUILD_KEY)})] = (s, name) => require('node:fs').writeFileSync(caches[name], s.createCachedData());`,
     `require(${JSON.stringify(bundle)});`,
     `globalThis[Symbol.for(${JSON.stringify(LAZY_KEY)})]('');`,
     `globalThis[Symbol.for(${JSON.stringify(LAZY_KEY)})](${JSON.stringify(`${STORAGE_PREFIX}s3.ts`)});`,

@@ -61,7 +61,7 @@ export async function openS3Store(opts: S3StoreOptions): Promise<ObjectStore> {
 }
 
 /** One line for an SDK error, by what the user can do about it. */
-export function s3Error(err: unknown, what: string, bucket: string, endpoint?: string, bucketCall = false): PluginError {
+function s3Error(err: unknown, what: string, bucket: string, endpoint?: string, bucketCall = false): PluginError {
   if (err instanceof PluginError) return err;
   const e = err as Error & { name?: string; Code?: string; $metadata?: { httpStatusCode?: number }; code?: string };
   const name = e.name ?? '';

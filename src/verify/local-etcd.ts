@@ -42,15 +42,11 @@ export async function findLocalEtcd(explicit?: string): Promise<LocalEtcdTools |
   const dir = dirname(etcd);
   const beside = (name: string) => (executable(join(dir, name)) ? join(dir, name) : undefined);
   const version = await etcdVersion(etcd);
-  const etcdutl = beside('etcdutl') ?? (minorOf(version) >= 5 ? onPath('etcdutl') : undefined);
+  const etcdutl = beside('etcdutl') ?? (version.startsWith('3.4.') ? undefined : onPath('etcdutl'));
   const etcdctl = beside('etcdctl') ?? onPath('etcdctl');
   const restore = etcdutl ? { kind: 'etcdutl' as const, path: etcdutl } : etcdctl ? { kind: 'etcdctl' as const, path: etcdctl } : undefined;
   if (!restore) throw new PluginError(`found ${etcd} (etcd ${version}) but neither etcdutl nor etcdctl beside it or on PATH`, 'install the etcd client tools of the same release (Debian: etcd-client), or pass --etcd');
   return { etcd, restore, version };
-}
-
-function minorOf(version: string): number {
-  return Number(version.split('.')[1] ?? 0);
 }
 
 /** Reads the release from `etcd --version` ("etcd Version: 3.4.23"). */

@@ -81,8 +81,8 @@ async function statefulSetWorkload(lister: EtcdPodLister, ns: string, sts: V1Sta
     ? { whenScaled: policy.whenScaled === 'Delete' ? 'Delete' : 'Retain', whenDeleted: policy.whenDeleted === 'Delete' ? 'Delete' : 'Retain' }
     : undefined;
   const workload = { kind: 'StatefulSet' as const, name, ...(selector ? { selector } : {}), replicas, ...(claimRetention ? { claimRetention } : {}) };
+  const start = sts.spec?.ordinals?.start ?? 0; // spec.ordinals.start (GA in 1.31): the first ordinal
   if (pods.length === 0) {
-    const start = sts.spec?.ordinals?.start ?? 0;
     const templatePods = Array.from({ length: replicas }, (_, i) => podFromStatefulSet(sts, start + i));
     if (!templatePods.length || !findEtcdContainer(templatePods[0]!, container)) {
       throw new NotFoundError(`statefulset "${name}" in namespace "${ns}" has no etcd pods`, 'pass --statefulset with the etcd workload or --container');
@@ -96,7 +96,6 @@ async function statefulSetWorkload(lister: EtcdPodLister, ns: string, sts: V1Sta
     // The StatefulSet controller re-creates a deleted pod only after it is gone from the API, and
     // not at all while admission refuses it (stateful_set_control.go): a member is not gone with its pod.
     const names = new Set(pods.map((p) => p.metadata?.name));
-    const start = sts.spec?.ordinals?.start ?? 0; // spec.ordinals.start (GA in 1.31): the first ordinal
     const gone = Array.from({ length: replicas }, (_, i) => start + i).filter((i) => !names.has(`${name}-${i}`));
     if (gone.length) {
       const filled = [...pods, ...gone.map((i) => podFromStatefulSet(sts, i))].sort(byName);

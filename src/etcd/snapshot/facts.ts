@@ -122,7 +122,7 @@ async function readBolt(fh: FileHandle, fileSize: number): Promise<BoltPart> {
   }
 }
 
-export type Metas = { outcome: 'chosen'; meta: BoltMeta; problems: string[] } | { outcome: 'none-valid'; problems: string[] };
+type Metas = { outcome: 'chosen'; meta: BoltMeta; problems: string[] } | { outcome: 'none-valid'; problems: string[] };
 
 // bbolt takes the page size from meta 0 and falls back to the OS page size when meta 0 is bad.
 export async function readMetas(fh: FileHandle, dataSize: number): Promise<Metas> {

@@ -73,8 +73,12 @@ export async function computeKvHash(path: string, rules: HashRules): Promise<KvH
       });
     }
     let liveKeys = 0;
-    for (const [key, rev] of latest) if (rev !== DELETED && key !== '') liveKeys++;
-    const keepIsEmpty = ![...latest.values()].some((r) => r !== DELETED);
+    let keepIsEmpty = true;
+    for (const [key, rev] of latest) {
+      if (rev === DELETED) continue;
+      keepIsEmpty = false;
+      if (key !== '') liveKeys++;
+    }
 
     const crc = new Crc32c();
     crc.update(Buffer.from('key'));
