@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { teardown, type SimCluster } from '../sim/harness.js';
 import {
-  BITNAMI_ACCESS as B, etcdctl, keysOn, kubectlEtcd, lsInPod, memberList, pruneSetAside, settledSinceStart, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
+  BITNAMI_ACCESS as B, describePods, etcdctl, keysOn, kubectlEtcd, lsInPod, memberList, pruneSetAside, settledSinceStart, startKubectlEtcd, startRestoreCluster, waitClusterHealthy,
 } from './restore-helpers.js';
 
 const NS = B.namespace;
@@ -48,7 +48,11 @@ describe.each(VARIANTS)('bitnami, $scripts scripts', (v) => {
 
   /** Every member Ready, healthy and in the member list. */
   async function expectWholeCluster(): Promise<void> {
-    await expect.poll(readyPods, { timeout: 120_000, interval: 1000 }).toEqual(B.pods);
+    try {
+      await expect.poll(readyPods, { timeout: 120_000, interval: 1000 }).toEqual(B.pods);
+    } catch (err) {
+      throw new Error(`${(err as Error).message} ${((err as Error).cause as Error | undefined)?.message ?? ''}\n${await describePods(cluster, NS, B.pods)}`);
+    }
     await waitClusterHealthy(cluster, B);
     expect(await memberNames()).toEqual(B.pods);
   }

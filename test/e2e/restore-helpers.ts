@@ -1,7 +1,7 @@
 // Shared helpers of the restore e2e tests: the plugin through `kubectl etcd`, etcdctl inside the
 // member pods, the simulator's audit log.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { requireCommand, requireRoot, run, startCluster, type CommandResult, type SimCluster } from '../sim/harness.js';
@@ -213,8 +213,61 @@ export async function waitPodSucceeded(cluster: SimCluster, ns: string, pod: str
   const status = await cluster.kubectl(['-n', ns, 'get', 'pod', pod, '-o', 'jsonpath={.spec.nodeName} {.status.containerStatuses}']);
   const events = await cluster.kubectl(['-n', ns, 'get', 'events', '--field-selector', `involvedObject.name=${pod}`, '-o', 'custom-columns=REASON:.reason,MESSAGE:.message']);
   const logs = await cluster.kubectl(['-n', ns, 'logs', pod, '--all-containers']);
+  const uid = (await cluster.kubectl(['-n', ns, 'get', 'pod', pod, '-o', 'jsonpath={.metadata.uid}'])).stdout.trim();
   throw new Error(`pod ${ns}/${pod} ${phase === 'Failed' ? 'failed' : `did not end within ${timeoutMs / 1000} s (phase ${phase || 'unknown'})`}\n` +
-    `status: ${status.stdout.trim() || status.stderr.trim()}\nevents:\n${events.stdout.trim() || events.stderr.trim()}\nlogs:\n${(logs.stdout + logs.stderr).trim()}`);
+    `status: ${status.stdout.trim() || status.stderr.trim()}\nevents:\n${events.stdout.trim() || events.stderr.trim()}\nlogs:\n${(logs.stdout + logs.stderr).trim()}\n` +
+    `kubelet:\n${simLogLines(cluster, 'kubelet', `${ns}/${pod}`).join('\n')}\nprocesses:\n${uid ? podProcesses(cluster, uid).join('\n') : '(no uid)'}`);
+}
+
+/**
+ * What an operator would look at when pods do not become Ready: each pod's phase and container
+ * states, the last lines of its logs (and of its previous run), the kubelet's lines about it and
+ * its live processes. For a failure's message.
+ */
+export async function describePods(cluster: SimCluster, ns: string, pods: string[]): Promise<string> {
+  const out: string[] = [];
+  for (const pod of pods) {
+    const r = await cluster.kubectl(['-n', ns, 'get', 'pod', pod, '-o', 'json']);
+    if (r.code !== 0) { out.push(`${pod}: ${r.stderr.trim()}`); continue; }
+    const p = JSON.parse(r.stdout) as { metadata: { uid: string }; status?: { phase?: string; containerStatuses?: unknown[] } };
+    out.push(`${pod}: ${p.status?.phase} ${JSON.stringify(p.status?.containerStatuses ?? [])}`);
+    for (const previous of [true, false]) {
+      const l = await cluster.kubectl(['-n', ns, 'logs', pod, '--all-containers', `--previous=${previous}`, '--tail=15']);
+      out.push(`  logs${previous ? ' (previous)' : ''}:\n${(l.stdout + l.stderr).trim().replace(/^/gm, '    ')}`);
+    }
+    out.push(`  kubelet:\n${simLogLines(cluster, 'kubelet', `${ns}/${pod}`, 10).join('\n').replace(/^/gm, '    ')}`);
+    out.push(`  processes:\n${podProcesses(cluster, p.metadata.uid).join('\n').replace(/^/gm, '    ')}`);
+  }
+  return out.join('\n');
+}
+
+/** The last lines of a sim component's log that name `needle` (for a failure's message). */
+export function simLogLines(cluster: SimCluster, component: string, needle: string, max = 20): string[] {
+  const file = join(cluster.dir, 'logs', `${component}.log`);
+  if (!existsSync(file)) return [`(no ${file})`];
+  return readFileSync(file, 'utf8').split('\n').filter((l) => l.includes(needle)).slice(-max);
+}
+
+/**
+ * Every process of a simulated pod still alive, with its state (R, S, D, Z, T) and command line:
+ * those in a container's root and the wrappers that name the pod's directory. A pod stuck Running
+ * says here which process did not exit.
+ */
+export function podProcesses(cluster: SimCluster, uid: string): string[] {
+  const podDir = join(cluster.dir, 'kubelet', 'pods', uid);
+  const out: string[] = [];
+  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      let root = '';
+      try { root = readlinkSync(`/proc/${p}/root`); } catch { /* gone or not ours */ }
+      if (!root.startsWith(podDir) && !cmd.includes(podDir)) continue;
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.push(`${p} ppid=${state[1]} ${state[0]} ${cmd.slice(0, 200)}`);
+    } catch { /* gone meanwhile */ }
+  }
+  return out.length ? out : ['(none)'];
 }
 
 /** Removes the data earlier restores set aside (as an operator would once satisfied): room on the volumes. */
