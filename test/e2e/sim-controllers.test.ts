@@ -1,6 +1,6 @@
 // The simulator's controller-manager seen through real kubectl: scheduling, PVC provisioning and
 // binding, StatefulSet ordinals / scale / recreate / rolling restart, Deployment scaling, and
-// garbage collection. The cluster comes from `sim up` (test/sim/harness.ts); pods become Ready
+// garbage collection, CronJobs. The cluster comes from `sim up` (test/sim/harness.ts); pods become Ready
 // through the real kubelet. Only while test/sim/kubelet/main.ts has not landed, a stand-in in
 // this file registers Ready nodes and patches pod status (see `standInKubelet`); it is used
 // for nothing else and goes away with the first kubelet commit.
@@ -354,5 +354,70 @@ describe('simulator controller-manager through real kubectl', () => {
     await new Promise((r) => setTimeout(r, 3000));
     const left = Object.fromEntries((await items(['pvc'])).filter((c) => c.metadata.name.startsWith('data-ret-')).map((c) => [c.metadata.name, c.metadata.uid]));
     expect(left).toEqual({ 'data-ret-0': uids['data-ret-0'], 'data-ret-1': uids['data-ret-1'] });
+  });
+  it('runs a CronJob: a missed time starts a Job from its template, named by its minute; finished Jobs beyond the history limits go, manual ones included; a bad schedule is refused', async () => {
+    const cronJob = (name: string, schedule: string, extra = '') => `
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: ${name}}
+spec:
+  schedule: "${schedule}"${extra}
+  successfulJobsHistoryLimit: 1
+  jobTemplate:
+    metadata: {labels: {app: ${name}}, annotations: {note: from-template}}
+    spec:
+      backoffLimit: 0
+      template:
+        spec:
+          restartPolicy: Never
+          terminationGracePeriodSeconds: 1
+          containers: [{name: main, image: busybox, command: [sh, -c, "exit 0"]}]
+`;
+    // The API server validates the schedule with robfig/cron's parser, the zone and the name's length.
+    const refused = async (name: string, schedule: string, extra = '') => (await cluster.kubectl(['apply', '-f', '-'], { input: cronJob(name, schedule, extra) })).stderr;
+    expect(await refused('bad', '61 * * * *')).toContain('spec.schedule: Invalid value: "61 * * * *": end of range (61) above maximum (59): 61');
+    expect(await refused('bad', 'TZ=UTC 0 * * * *')).toContain('cannot use TZ or CRON_TZ in schedule, use timeZone field instead');
+    expect(await refused('bad', '0 * * * *', '\n  timeZone: Mars/Olympus')).toContain('spec.timeZone: Invalid value: "Mars/Olympus": unknown time zone Mars/Olympus');
+    expect(await refused('a'.repeat(53), '0 * * * *')).toContain('must be no more than 52 characters');
+
+    // Yearly, so that no time falls due by itself during the test.
+    await kubectl(['apply', '-f', '-'], cronJob('tick', '0 0 1 1 *'));
+    const cj = await getJson(['cronjob', 'tick']);
+    expect(cj.spec).toMatchObject({ concurrencyPolicy: 'Allow', suspend: false, successfulJobsHistoryLimit: 1, failedJobsHistoryLimit: 1 });
+    // As if the controller had been down since 2025: the most recent missed time runs at once, only it.
+    await kubectl(['patch', 'cronjob', 'tick', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { lastScheduleTime: '2025-01-01T00:00:00Z' } })]);
+    const scheduled = `tick-${Date.parse('2026-01-01T00:00:00Z') / 60_000}`;
+    const job = await waitFor(`job ${scheduled}`, async () => (await items(['jobs', '-l', 'app=tick'])).find((j) => j.metadata.name === scheduled));
+    expect((job.metadata as { annotations?: Record<string, string> }).annotations).toEqual({ note: 'from-template', 'batch.kubernetes.io/cronjob-scheduled-timestamp': '2026-01-01T00:00:00Z' });
+    expect((job.metadata as { ownerReferences?: unknown[] }).ownerReferences).toEqual([{ apiVersion: 'batch/v1', kind: 'CronJob', name: 'tick', uid: cj.metadata.uid, controller: true, blockOwnerDeletion: true }]);
+    // The API server generated the selector and the template's labels.
+    expect(job.spec.selector).toEqual({ matchLabels: { 'batch.kubernetes.io/controller-uid': job.metadata.uid } });
+    expect(job.spec.template.metadata.labels).toEqual({ 'job-name': scheduled, 'batch.kubernetes.io/job-name': scheduled, 'controller-uid': job.metadata.uid, 'batch.kubernetes.io/controller-uid': job.metadata.uid });
+    await waitFor('the CronJob to see it complete', async () => {
+      const s = (await getJson(['cronjob', 'tick'])).status;
+      return s?.lastSuccessfulTime && !s.active?.length ? s : undefined;
+    });
+    expect((await getJson(['cronjob', 'tick'])).status.lastScheduleTime).toBe('2026-01-01T00:00:00Z');
+
+    // A Job made by hand for the CronJob (as kubectl create job --from makes one) counts toward its
+    // history: once it succeeds, the older scheduled one is deleted, with its pods.
+    const manual = (name: string, code: number) => JSON.stringify({
+      apiVersion: 'batch/v1', kind: 'Job',
+      metadata: { name, labels: { app: 'tick' }, annotations: { 'cronjob.kubernetes.io/instantiate': 'manual' }, ownerReferences: [{ apiVersion: 'batch/v1', kind: 'CronJob', name: 'tick', uid: cj.metadata.uid, controller: true }] },
+      spec: { backoffLimit: 0, template: { spec: { restartPolicy: 'Never', terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: 'busybox', command: ['sh', '-c', `exit ${code}`] }] } } },
+    });
+    await kubectl(['create', '-f', '-'], manual('tick-manual-ok', 0));
+    await waitFor(`${scheduled} to be deleted`, async () => ((await items(['jobs', '-l', 'app=tick'])).map((j) => j.metadata.name).join() === 'tick-manual-ok' ? true : undefined));
+    await waitFor('its pods to go', async () => ((await items(['pods', '-l', `job-name=${scheduled}`])).length === 0 ? true : undefined));
+    // Failed Jobs keep failedJobsHistoryLimit (1 by default): the older failure and its logs are gone.
+    await kubectl(['create', '-f', '-'], manual('tick-fail-1', 3));
+    await waitFor('tick-fail-1 to fail', async () => ((await getJson(['job', 'tick-fail-1'])).status?.conditions?.some((c: { type: string }) => c.type === 'Failed') ? true : undefined));
+    await kubectl(['create', '-f', '-'], manual('tick-fail-2', 3));
+    await waitFor('tick-fail-1 to be deleted', async () => ((await items(['jobs', '-l', 'app=tick'])).map((j) => j.metadata.name).sort().join() === 'tick-fail-2,tick-manual-ok' ? true : undefined));
+    const events = (await items(['events', '--field-selector', 'involvedObject.name=tick'])).map((e) => `${(e as unknown as { reason: string }).reason} ${(e as unknown as { message: string }).message}`);
+    expect(events).toEqual(expect.arrayContaining([
+      `SuccessfulCreate Created job ${scheduled}`, `SawCompletedJob Saw completed job: ${scheduled}, condition: Complete`,
+      `SuccessfulDelete Deleted job ${scheduled}`, 'SuccessfulDelete Deleted job tick-fail-1',
+    ]));
   });
 });

@@ -11,6 +11,7 @@ import type {
   V1CronJob, V1Deployment, V1DeploymentSpec, V1Job, V1Namespace, V1PersistentVolume, V1PersistentVolumeClaim, V1Pod,
   V1PodDisruptionBudget, V1PodSpec, V1ReplicaSet, V1Secret, V1Service, V1StatefulSet,
 } from '@kubernetes/client-node';
+import { knownTimeZone, parseStandard } from '../cron.js';
 import type { PartialJson } from '../json.js';
 import { defaultEphemeralContainers, templateEphemeralErrors } from './ephemeralcontainers.js';
 import { defaultLimitRangeItem, type LimitRangeJson } from './limitranger.js';
@@ -147,17 +148,18 @@ export function applyCreateDefaults(def: ResourceDef, obj: SentObject, nextClust
     ns.status = { phase: 'Active' };
   } else if (kind === 'Job') {
     const job = obj as PartialJson<V1Job>;
-    job.spec ??= {};
-    job.spec.backoffLimit ??= 6;
-    job.spec.completions ??= 1;
-    job.spec.parallelism ??= 1;
-    defaultPodSpec(job.spec.template?.spec);
+    defaultJobSpec(job);
+    generateJobSelector(job);
     job.status ??= {};
   } else if (kind === 'CronJob') {
+    // SetDefaults_CronJob (pkg/apis/batch/v1/defaults.go); the job template's pod spec as a pod's.
     const cronJob = obj as PartialJson<V1CronJob>;
     cronJob.spec ??= {};
-    cronJob.spec.concurrencyPolicy ??= 'Allow';
+    cronJob.spec.concurrencyPolicy ||= 'Allow';
     cronJob.spec.suspend ??= false;
+    cronJob.spec.successfulJobsHistoryLimit ??= 3;
+    cronJob.spec.failedJobsHistoryLimit ??= 1;
+    if (cronJob.spec.jobTemplate?.spec) defaultJobSpec({ spec: cronJob.spec.jobTemplate.spec });
     cronJob.status ??= {};
   } else if (kind === 'PodDisruptionBudget') {
     const pdb = obj as PartialJson<V1PodDisruptionBudget>;
@@ -168,6 +170,81 @@ export function applyCreateDefaults(def: ResourceDef, obj: SentObject, nextClust
     const secret = obj as PartialJson<V1Secret>;
     secret.type ??= 'Opaque';
   }
+}
+
+/**
+ * SetDefaults_Job (pkg/apis/batch/v1/defaults.go, 1.29+): completions and parallelism 1 when both are
+ * unset (parallelism alone 1 when only it is), backoffLimit 6 (the int32 maximum with
+ * backoffLimitPerIndex), completionMode NonIndexed, suspend and manualSelector false,
+ * podReplacementPolicy TerminatingOrFailed (Failed with a podFailurePolicy), the Job's labels from
+ * its template's when it has none; the template's pod spec as a pod's.
+ */
+function defaultJobSpec(job: PartialJson<V1Job>): void {
+  const spec = (job.spec ??= {});
+  if (spec.completions == null && spec.parallelism == null) spec.completions = 1;
+  spec.parallelism ??= 1;
+  spec.backoffLimit ??= spec.backoffLimitPerIndex != null ? 2147483647 : 6;
+  spec.completionMode ||= 'NonIndexed';
+  spec.suspend ??= false;
+  spec.manualSelector ??= false;
+  spec.podReplacementPolicy ||= spec.podFailurePolicy ? 'Failed' : 'TerminatingOrFailed';
+  defaultPodSpec(spec.template?.spec);
+}
+
+/**
+ * The Job strategy's PrepareForCreate (pkg/registry/batch/job/strategy.go, generateSelector): unless
+ * manualSelector, the template gets the labels job-name, batch.kubernetes.io/job-name,
+ * controller-uid and batch.kubernetes.io/controller-uid, and spec.selector matches the last. A Job
+ * without labels of its own shows its template's (defaulting shares the map, so it shows these too).
+ */
+function generateJobSelector(job: PartialJson<V1Job>): void {
+  const spec = job.spec!;
+  if (spec.manualSelector) return;
+  const meta = (job.metadata ??= {});
+  const template = (spec.template ??= {});
+  const hadTemplateLabels = template.metadata?.labels != null;
+  const labels = ((template.metadata ??= {}).labels ??= {});
+  const uid = meta.uid ?? '';
+  const name = meta.name ?? '';
+  labels['job-name'] ??= name;
+  labels['batch.kubernetes.io/job-name'] ??= name;
+  labels['controller-uid'] ??= uid;
+  labels['batch.kubernetes.io/controller-uid'] ??= uid;
+  const selector = (spec.selector ??= {});
+  (selector.matchLabels ??= {})['batch.kubernetes.io/controller-uid'] ??= uid;
+  if (hadTemplateLabels && !Object.keys(meta.labels ?? {}).length) meta.labels = { ...labels };
+}
+
+/** ValidateCronJobCreate / ValidateCronJobSpec (pkg/apis/batch/validation/validation.go): what a CronJob must hold. */
+function cronJobErrors(obj: PartialJson<V1CronJob>): { field: string; message: string; reason?: string }[] {
+  const errs: { field: string; message: string; reason?: string }[] = [];
+  const name = obj.metadata?.name ?? '';
+  if (name.length > 52) errs.push({ field: 'metadata.name', reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(name)}: must be no more than 52 characters` });
+  const spec = obj.spec ?? {};
+  const schedule = spec.schedule ?? '';
+  if (!schedule) errs.push({ field: 'spec.schedule', message: 'Required value' });
+  else if (schedule.includes('TZ')) errs.push({ field: 'spec.schedule', reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(schedule)}: cannot use TZ or CRON_TZ in schedule, use timeZone field instead` });
+  else {
+    try { parseStandard(schedule); } catch (err) { errs.push({ field: 'spec.schedule', reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(schedule)}: ${(err as Error).message}` }); }
+  }
+  const tz = spec.timeZone;
+  if (tz != null) {
+    const bad = (why: string) => errs.push({ field: 'spec.timeZone', reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(tz)}: ${why}` });
+    if (tz === '') bad('timeZone must be nil or non-empty string');
+    else if (tz.toLowerCase() === 'local') bad('timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones');
+    else if (!knownTimeZone(tz) || tz.split('/').some((p) => p === '.' || p === '..' || p.startsWith('-') || !/^[A-Za-z.\-_0-9+]{1,14}$/.test(p))) bad(`unknown time zone ${tz}`);
+  }
+  const policy = spec.concurrencyPolicy;
+  if (policy && !['Allow', 'Forbid', 'Replace'].includes(policy)) {
+    errs.push({ field: 'spec.concurrencyPolicy', reason: 'FieldValueNotSupported', message: `Unsupported value: ${JSON.stringify(policy)}: supported values: "Allow", "Forbid", "Replace"` });
+  }
+  for (const f of ['startingDeadlineSeconds', 'successfulJobsHistoryLimit', 'failedJobsHistoryLimit'] as const) {
+    const v = spec[f];
+    if (typeof v === 'number' && v < 0) errs.push({ field: `spec.${f}`, reason: 'FieldValueInvalid', message: `Invalid value: ${v}: must be greater than or equal to 0` });
+  }
+  if (spec.jobTemplate?.spec?.selector) errs.push({ field: 'spec.jobTemplate.spec.selector', reason: 'FieldValueInvalid', message: '`selector` will be auto-generated' });
+  if (!spec.jobTemplate?.spec?.template?.spec?.containers?.length) errs.push({ field: 'spec.jobTemplate.spec.template.spec.containers', message: 'Required value' });
+  return errs;
 }
 
 /** Moves a Secret's write-only stringData into data (base64), as the real API server does on every write. */
@@ -221,6 +298,7 @@ export function validate(def: ResourceDef, obj: SentObject): asserts obj is Sent
     if (!spec?.selector) causes.push({ field: 'spec.selector', message: 'Required value' });
     if (!spec?.template?.spec?.containers?.length) causes.push({ field: 'spec.template.spec.containers', message: 'Required value' });
   }
+  if (def.kind === 'CronJob' && def.group === 'batch') causes.push(...cronJobErrors(obj as PartialJson<V1CronJob>));
   causes.push(...templateEphemeralErrors(def.group, def.kind, obj));
   for (const c of spec?.containers ?? []) {
     if (!c.name) causes.push({ field: 'spec.containers[0].name', message: 'Required value' });

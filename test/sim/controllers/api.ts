@@ -76,6 +76,7 @@ export function makeClusterApi(kc: KubeConfig): ClusterApi {
     Deployment: (o) => apps.replaceNamespacedDeploymentStatus({ name: nameOf(o), namespace: namespaceOf(o), body: o }),
     ReplicaSet: (o) => apps.replaceNamespacedReplicaSetStatus({ name: nameOf(o), namespace: namespaceOf(o), body: o }),
     Job: (o) => batch.replaceNamespacedJobStatus({ name: nameOf(o), namespace: namespaceOf(o), body: o }),
+    CronJob: (o) => batch.replaceNamespacedCronJobStatus({ name: nameOf(o), namespace: namespaceOf(o), body: o }),
   };
 
   return {

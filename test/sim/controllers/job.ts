@@ -1,7 +1,7 @@
 /**
  * A minimal Job controller: runs up to `parallelism` pods until `completions` succeed, then marks
- * the Job Complete; after more than `backoffLimit` failed pods marks it Failed. CronJobs are only
- * stored (nothing creates Jobs from them).
+ * the Job Complete; after more than `backoffLimit` failed pods marks it Failed (Jobs of CronJobs
+ * come from ./cronjob.ts).
  *
  * Differs from the real controller: no backoff delay between retries, no activeDeadlineSeconds,
  * ttlSecondsAfterFinished, suspend, indexed completions, pod failure or success policies, and no

@@ -8,6 +8,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ClusterApi } from './api.js';
 import { allCaches, makeCaches, type Caches } from './caches.js';
+import { makeCronJobController } from './cronjob.js';
 import { makeDeploymentController } from './deployment.js';
 import { EventRecorder } from './events.js';
 import { makeGarbageCollector } from './gc.js';
@@ -33,15 +34,21 @@ export function startControllerManager(kc: KubeConfig, api: ClusterApi, dir: str
   const caches = makeCaches(kc, api, log);
   const events = new EventRecorder(api, 'sim-controller-manager', log);
   const deps = { api, caches, events, log };
-  // The taint eviction controller asks to run again when the first toleration runs out.
-  let wakeTimer: NodeJS.Timeout | undefined;
-  let wakeAt = Infinity;
-  const wake = (ms: number): void => {
-    if (Date.now() + ms >= wakeAt) return;
-    clearTimeout(wakeTimer);
-    wakeAt = Date.now() + ms;
-    wakeTimer = setTimeout(() => { wakeAt = Infinity; loops.taintEviction.kick(); }, ms);
-    wakeTimer.unref();
+  // The taint eviction controller asks to run again when the first toleration runs out, the
+  // CronJob controller at the next scheduled time.
+  const wakers: Array<() => void> = [];
+  const waker = (name: string): (ms: number) => void => {
+    let timer: NodeJS.Timeout | undefined;
+    let at = Infinity;
+    wakers.push(() => clearTimeout(timer));
+    return (asked) => {
+      const ms = Math.min(asked, 3600_000); // setTimeout's limit is 2^31 ms; the periodic pass runs anyway
+      if (Date.now() + ms >= at) return;
+      clearTimeout(timer);
+      at = Date.now() + ms;
+      timer = setTimeout(() => { at = Infinity; loops[name as keyof typeof loops].kick(); }, ms);
+      timer.unref();
+    };
   };
   const loops = {
     scheduler: new SyncLoop('scheduler', makeScheduler(deps), log),
@@ -51,7 +58,8 @@ export function startControllerManager(kc: KubeConfig, api: ClusterApi, dir: str
     replicaSets: new SyncLoop('replicaset', makeReplicaSetController(deps), log),
     jobs: new SyncLoop('job', makeJobController(deps), log),
     protection: new SyncLoop('protection', makeProtectionController({ api, caches, log }), log),
-    taintEviction: new SyncLoop('taint-eviction', makeTaintEvictionController({ ...deps, wake }), log),
+    taintEviction: new SyncLoop('taint-eviction', makeTaintEvictionController({ ...deps, wake: waker('taintEviction') }), log),
+    cronJobs: new SyncLoop('cronjob', makeCronJobController({ ...deps, now: Date.now, wake: waker('cronJobs') }), log),
     gc: new SyncLoop('garbage-collector', makeGarbageCollector({ api, caches, log }), log, 500, 30_000),
   };
   const kickOn = (cacheNames: Array<keyof Caches>, loop: SyncLoop): void => {
@@ -65,6 +73,7 @@ export function startControllerManager(kc: KubeConfig, api: ClusterApi, dir: str
   kickOn(['jobs', 'pods'], loops.jobs);
   kickOn(['pods', 'claims', 'volumes'], loops.protection);
   kickOn(['pods', 'nodes'], loops.taintEviction);
+  kickOn(['cronjobs', 'jobs'], loops.cronJobs);
   for (const cache of allCaches(caches)) cache.onChange((_obj, type) => (type === 'delete' || _obj.metadata?.deletionTimestamp ? loops.gc.kick() : undefined));
 
   const list = allCaches(caches);
@@ -76,7 +85,7 @@ export function startControllerManager(kc: KubeConfig, api: ClusterApi, dir: str
     caches,
     synced,
     stop() {
-      clearTimeout(wakeTimer);
+      for (const stop of wakers) stop();
       for (const loop of Object.values(loops)) loop.stop();
       for (const c of list) c.stop();
     },
