@@ -420,4 +420,20 @@ spec:
       `SuccessfulDelete Deleted job ${scheduled}`, 'SuccessfulDelete Deleted job tick-fail-1',
     ]));
   });
+  it('refuses a pod whose ServiceAccount does not exist: a Job created before its account gets FailedCreate, and runs once the account exists', async () => {
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'nosa' }, spec: { serviceAccountName: 'backup', restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox', command: ['true'] }] } };
+    const refused = await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify(pod) });
+    expect(refused.stderr).toContain('pods "nosa" is forbidden: error looking up service account default/backup: serviceaccount "backup" not found');
+    // A pod without one runs as "default", which every namespace has.
+    const plain = await cluster.kubectl(['create', '-f', '-', '--dry-run=server', '-o', 'json'], { input: JSON.stringify({ ...pod, spec: { ...pod.spec, serviceAccountName: undefined } }) });
+    expect(JSON.parse(plain.stdout).spec).toMatchObject({ serviceAccountName: 'default', serviceAccount: 'default' });
+    // The naive order: the Job first, its account after.
+    const job = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'early' }, spec: { backoffLimit: 0, template: { spec: { ...pod.spec, terminationGracePeriodSeconds: 1 } } } };
+    await kubectl(['create', '-f', '-'], JSON.stringify(job));
+    const failed = await waitFor('FailedCreate', async () => (await items(['events', '--field-selector', 'involvedObject.name=early,reason=FailedCreate']))[0]);
+    expect((failed as unknown as { message: string }).message).toBe('Error creating: pods "early-" is forbidden: error looking up service account default/backup: serviceaccount "backup" not found');
+    expect(await items(['pods', '-l', 'job-name=early'])).toEqual([]);
+    await kubectl(['create', 'serviceaccount', 'backup']);
+    await waitFor('the Job to complete', async () => ((await getJson(['job', 'early'])).status?.succeeded === 1 ? true : undefined));
+  });
 });

@@ -20,6 +20,7 @@ import { isObject, type PartialJson } from '../json.js';
 import { admitLimitRanges, type LimitRangeJson } from './limitranger.js';
 import { admitPod, admitWorkload, hasPodTemplate, type AdmissionNotes } from './podsecurity.js';
 import { admitPodQuota } from './resourcequota.js';
+import { admitServiceAccount } from './serviceaccount.js';
 import { applyCreateDefaults, defaultPodResources, defaultPodSpec, mergeStringData, tracksGeneration, validate, validateUpdate } from './defaults.js';
 import { ephemeralOnCreateErrors } from './ephemeralcontainers.js';
 import { carryPodUpdateDefaults, podUpdateErrors } from './podupdate.js';
@@ -133,6 +134,8 @@ export class ResourceApi {
     } else {
       delete obj.metadata.namespace;
     }
+    // Mutating admission sees the name asked for (generateName's prefix); the name is made after it.
+    const asked = obj.metadata.name || obj.metadata.generateName || '';
     if (!obj.metadata.name && obj.metadata.generateName) obj.metadata.name = `${obj.metadata.generateName}${nameSuffix()}`;
     validate(t.def, obj);
     if (isCorePod(t.def)) {
@@ -141,7 +144,7 @@ export class ResourceApi {
     }
     mergeStringData(t.def, obj);
     this.checkNamespace(t, obj.metadata.name);
-    if (t.def.resource === 'pods' && !t.def.group) this.admitPod(t.namespace, obj, notes);
+    if (t.def.resource === 'pods' && !t.def.group) this.admitPod(t.namespace, obj, notes, asked);
     if (notes) this.admitWorkload(t, obj, notes);
     if (this.store.get(grOf(t.def), this.keyNs(t), obj.metadata.name)) throw alreadyExists(t.def.group, t.def.resource, obj.metadata.name);
     obj.metadata.uid = randomUUID();
@@ -159,11 +162,12 @@ export class ResourceApi {
    * requests from limits, LimitRanger (mutating, then validating), PodSecurity, ResourceQuota.
    * Mutates obj (defaults); throws 403 Forbidden when a plugin refuses it.
    */
-  private admitPod(namespace: string, obj: SentObject & { metadata: { name: string } }, notes: AdmissionNotes | undefined): void {
+  private admitPod(namespace: string, obj: SentObject & { metadata: { name: string } }, notes: AdmissionNotes | undefined, asked: string): void {
     const spec = obj.spec as PartialJson<V1PodSpec> | undefined;
     defaultPodResources(spec);
     const ranges = this.store.list('/limitranges', namespace) as LimitRangeJson[];
     admitLimitRanges(ranges, obj.metadata.name, obj.metadata as { annotations?: Record<string, string> }, spec);
+    admitServiceAccount(namespace, asked, spec, (sa) => Boolean(this.store.get('/serviceaccounts', namespace, sa)));
     const ns = this.store.get('/namespaces', undefined, namespace);
     admitPod(ns?.metadata.labels, obj.metadata.name, spec as Parameters<typeof admitPod>[2], notes);
     const quotas = this.store.list('/resourcequotas', namespace) as Stored<V1ResourceQuota>[];

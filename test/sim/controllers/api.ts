@@ -46,6 +46,17 @@ export function errLine(err: unknown): string {
   return String(e?.message ?? err).split('\n')[0];
 }
 
+/** The Status message of an API error (what Go's `%v` of a StatusError prints), else its first line. */
+export function statusMessage(err: unknown): string {
+  const e = err as { code?: number; body?: unknown };
+  if (typeof e?.code === 'number' && e.body !== undefined) {
+    const body = typeof e.body === 'string' ? safeJson(e.body) : e.body;
+    const msg = (body as { message?: string })?.message;
+    if (msg) return msg;
+  }
+  return errLine(err);
+}
+
 function safeJson(s: string): unknown {
   try {
     return JSON.parse(s);

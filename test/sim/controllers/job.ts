@@ -5,14 +5,14 @@
  *
  * Differs from the real controller: no backoff delay between retries, no activeDeadlineSeconds,
  * ttlSecondsAfterFinished, suspend, indexed completions, pod failure or success policies, and no
- * tracking finalizers; pods are named `<job>-<5 random>`.
+ * tracking finalizers.
  */
 import type { V1Job, V1JobCondition, V1JobStatus, V1Pod } from '@kubernetes/client-node';
-import { errLine, statusCode, type ClusterApi } from './api.js';
+import { errLine, statusCode, statusMessage, type ClusterApi } from './api.js';
 import type { Caches } from './caches.js';
 import type { EventRecorder } from './events.js';
 import type { LogFn } from './loop.js';
-import { clone, controllerRef, hasFields, isActive, isControlledBy, isPodReady, isTerminating, randomSuffix } from './objects.js';
+import { clone, controllerRef, hasFields, isActive, isControlledBy, isPodReady, isTerminating } from './objects.js';
 
 /** Everything the Job controller needs. */
 export interface JobDeps {
@@ -73,10 +73,16 @@ export function makeJobController({ api, caches, events, log }: JobDeps): () => 
     } else if (pending.size === 0) {
       const want = Math.min(parallelism, completions - succeeded) - active.length;
       for (let i = 0; i < want; i++) {
-        const pod = jobPod(job);
-        pending.set(pod.metadata?.name ?? '', now);
-        await api.create(pod);
-        events.record(job, 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata?.name}`);
+        let made: V1Pod;
+        try {
+          made = await api.create(jobPod(job));
+        } catch (err) {
+          // As the pod control does for every controller: the refusal becomes the Job's event.
+          events.record(job, 'Warning', 'FailedCreate', `Error creating: ${statusMessage(err)}`);
+          throw err;
+        }
+        pending.set(made.metadata?.name ?? '', now);
+        events.record(job, 'Normal', 'SuccessfulCreate', `Created pod: ${made.metadata?.name}`);
       }
     }
     if (hasFields(job.status, status)) return;
@@ -93,7 +99,7 @@ export function makeJobController({ api, caches, events, log }: JobDeps): () => 
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: {
-        name: `${jobName}-${randomSuffix()}`,
+        generateName: `${jobName}-`,
         namespace: job.metadata?.namespace,
         labels: {
           ...t.metadata?.labels,
