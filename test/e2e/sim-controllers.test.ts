@@ -399,14 +399,18 @@ spec:
     });
     expect((await getJson(['cronjob', 'tick'])).status.lastScheduleTime).toBe('2026-01-01T00:00:00Z');
 
-    // A Job made by hand for the CronJob (as kubectl create job --from makes one) counts toward its
-    // history: once it succeeds, the older scheduled one is deleted, with its pods.
+    // A Job made by hand for the CronJob counts toward its history: once it succeeds, the older
+    // scheduled one is deleted, with its pods.
     const manual = (name: string, code: number) => JSON.stringify({
       apiVersion: 'batch/v1', kind: 'Job',
       metadata: { name, labels: { app: 'tick' }, annotations: { 'cronjob.kubernetes.io/instantiate': 'manual' }, ownerReferences: [{ apiVersion: 'batch/v1', kind: 'CronJob', name: 'tick', uid: cj.metadata.uid, controller: true }] },
       spec: { backoffLimit: 0, template: { spec: { restartPolicy: 'Never', terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: 'busybox', command: ['sh', '-c', `exit ${code}`] }] } } },
     });
-    await kubectl(['create', '-f', '-'], manual('tick-manual-ok', 0));
+    // kubectl 1.32 sends this Job as protobuf, which the API server decodes (apiserver/protobuf-job.ts).
+    await kubectl(['create', 'job', 'tick-manual-ok', '--from=cronjob/tick']);
+    const made = await getJson(['job', 'tick-manual-ok']);
+    expect((made.metadata as { annotations?: Record<string, string> }).annotations).toEqual({ 'cronjob.kubernetes.io/instantiate': 'manual', note: 'from-template' });
+    expect((made.metadata as { ownerReferences?: unknown[] }).ownerReferences).toEqual([{ apiVersion: 'batch/v1', kind: 'CronJob', name: 'tick', uid: cj.metadata.uid, controller: true }]);
     await waitFor(`${scheduled} to be deleted`, async () => ((await items(['jobs', '-l', 'app=tick'])).map((j) => j.metadata.name).join() === 'tick-manual-ok' ? true : undefined));
     await waitFor('its pods to go', async () => ((await items(['pods', '-l', `job-name=${scheduled}`])).length === 0 ? true : undefined));
     // Failed Jobs keep failedJobsHistoryLimit (1 by default): the older failure and its logs are gone.

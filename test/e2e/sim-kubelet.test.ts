@@ -395,6 +395,32 @@ describe('probes and pod spec', () => {
     await kubectl(['-n', 'kt', 'delete', 'pod', 'nonroot', 'nonroot-uid', '--wait=false']);
   });
 
+  it('a finished container\'s termination message: what it wrote to /dev/termination-log (any user may), or with FallbackToLogsOnError its log tail; a failure said only on stderr leaves none by default', async () => {
+    const container = (name: string, script: string, policy?: string) => ({ name, image: 'busybox:1.36', command: ['sh', '-c', script], ...(policy ? { terminationMessagePolicy: policy } : {}) });
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'says', namespace: 'kt' }, spec: {
+      restartPolicy: 'Never', terminationGracePeriodSeconds: 1, securityContext: { runAsUser: 1001 },
+      containers: [
+        container('written', 'echo "no member answered" > /dev/termination-log; echo noise >&2; exit 3'),
+        container('fallback', 'seq 1 100 >&2; exit 2', 'FallbackToLogsOnError'),
+        container('quiet', 'echo "only on stderr" >&2; exit 1'),
+        container('ok', 'seq 1 5; exit 0', 'FallbackToLogsOnError'),
+      ],
+    } };
+    await kubectl(['create', '-f', '-'], JSON.stringify(pod));
+    const states = await waitFor('every container to end', async () => {
+      const st = (await podJson('kt', 'says')).status.containerStatuses as Array<{ name: string; state: { terminated?: { exitCode: number; message?: string } } }> | undefined;
+      return st?.length === 4 && st.every((c) => c.state.terminated) ? Object.fromEntries(st.map((c) => [c.name, c.state.terminated!])) : undefined;
+    });
+    expect(states.written).toMatchObject({ exitCode: 3, message: 'no member answered\n' });
+    // The last 80 lines of the log: 21..100.
+    expect(states.fallback).toMatchObject({ exitCode: 2 });
+    expect(states.fallback!.message!.trim().split('\n')).toEqual(Array.from({ length: 80 }, (_, i) => String(i + 21)));
+    expect(states.quiet).toMatchObject({ exitCode: 1 });
+    expect(states.quiet!.message).toBeUndefined();
+    expect(states.ok!.message).toBeUndefined();
+    await kubectl(['-n', 'kt', 'delete', 'pod', 'says', '--wait=false']);
+  });
+
   it("an exec right after Ready runs in the container's own root, with a private /tmp", async () => {
     await kubectl(['-n', 'kt', 'run', 'fresh', '--image=busybox:1.36', '--overrides={"spec":{"terminationGracePeriodSeconds":1}}', '--', 'sleep', '3600']);
     await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/fresh', '--timeout=60s']);

@@ -1,8 +1,10 @@
 // Request bodies in, answers out: reading and decoding a request body, writing a JSON (or raw)
 // answer, and turning any failure into the metav1.Status error to send.
 // Differences from a real API server: JSON only (no CBOR, and protobuf only for the few bodies
-// protobuf.ts decodes); a request body in another format gets 415; answers are always JSON or,
-// for the OpenAPI v2 protobuf, raw bytes; HEAD is answered like GET without a body.
+// protobuf.ts decodes); a request body in another format gets 415 (for a protobuf body the
+// simulator could not decode, the message ends with why, e.g. the field it does not know);
+// answers are always JSON or, for the OpenAPI v2 protobuf, raw bytes; HEAD is answered like GET
+// without a body.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { protobufToJson } from './protobuf.js';
 import { ApiError, badRequest, unsupportedMediaType } from './status.js';
@@ -30,9 +32,11 @@ export function parseBody(buf: Buffer, contentType: string): unknown {
   const type = contentType.split(';')[0].trim().toLowerCase();
   if (type === 'application/vnd.kubernetes.protobuf') {
     let decoded: Record<string, unknown> | undefined;
-    try { decoded = protobufToJson(buf); } catch { /* not decodable: 415 below */ }
+    let why = '';
+    try { decoded = protobufToJson(buf); } catch (err) { why = (err as Error).message; } // not decodable: 415 below
     if (decoded) return decoded;
-    throw unsupportedMediaType(type);
+    const refused = unsupportedMediaType(type);
+    throw why ? new ApiError(refused.code, refused.reason, `${refused.message}: ${why}`) : refused;
   }
   if (type && !type.includes('json')) throw unsupportedMediaType(type);
   try {

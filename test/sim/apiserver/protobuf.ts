@@ -1,11 +1,16 @@
 // Just enough Kubernetes protobuf decoding for the request bodies kubectl's typed clients send as
 // application/vnd.kubernetes.protobuf: SelfSubjectAccessReview (kubectl auth can-i),
-// Eviction / DeleteOptions (kubectl drain), and the objects of `kubectl create namespace |
+// Eviction / DeleteOptions (kubectl drain), the objects of `kubectl create namespace |
 // configmap | secret | serviceaccount | pdb` (ObjectMeta: name, generateName, namespace, labels,
 // annotations, finalizers; policy/v1 PodDisruptionBudget spec: minAvailable, maxUnavailable,
-// selector, unhealthyPodEvictionPolicy). Responses are always JSON, which client-go accepts.
-// Differences from a real API server: any other protobuf body (other kinds, other ObjectMeta
-// fields) is answered 415 or dropped.
+// selector, unhealthyPodEvictionPolicy), and the batch/v1 Job of `kubectl create job
+// --from=cronjob/CJ` (kubectl 1.32+), which protobuf-job.ts's tables decode into the exact JSON the
+// client would have sent (the Job's ObjectMeta, JobSpec and JobStatus, and the pod template a
+// backup CronJob uses). Responses are always JSON, which client-go accepts.
+// Differences from a real API server: a protobuf body of any other kind is answered 415; the kinds
+// above other than Job drop the fields they do not read, while a Job carrying a field number the
+// tables do not know, at any depth, is refused (415, naming the message and the field number).
+import { jobToJson } from './protobuf-job.js';
 
 interface Field { num: number; wire: number; value: Buffer | number }
 
@@ -161,6 +166,7 @@ export function protobufToJson(buf: Buffer): Record<string, unknown> | undefined
       unhealthyPodEvictionPolicy: nonEmpty(str(spec, 4)),
     }) };
   }
+  if (env.apiVersion === 'batch/v1' && env.kind === 'Job') return jobToJson(env.raw); // throws on a field its tables do not know
   if (env.kind === 'DeleteOptions') {
     const grace = msg.find((f) => f.num === 1 && f.wire === 0)?.value as number | undefined;
     const propagation = str(msg, 6);

@@ -21,7 +21,7 @@
 // pod's regular containers end (Succeeded/Failed) runs on until the pod is deleted (a real kubelet
 // stops every container of a pod that has ended).
 import { constants } from 'node:os';
-import { mkdirSync, renameSync, rmSync, existsSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { V1ConfigMap, V1Container, V1Probe, V1Secret } from '@kubernetes/client-node';
 import { pullImage, type ImageSpec } from '../images.js';
@@ -342,6 +342,18 @@ export class PodWorker {
       }
       pidNamespace = `/proc/${main}/ns/pid`;
     }
+    // The termination message file: a new host file for each run, writable by any user (the
+    // kubelet creates it 0666 whatever the umask: kuberuntime_container.go, makeMounts), mounted at
+    // terminationMessagePath unless a volume is mounted there.
+    const tmPath = c.spec.terminationMessagePath;
+    let tmFile: string | undefined;
+    if (tmPath && !mounts.some((m) => m.target === tmPath)) {
+      tmFile = join(this.podDir, 'termination', `${c.name}-${c.restartCount}`);
+      mkdirSync(join(this.podDir, 'termination'), { recursive: true });
+      writeFileSync(tmFile, '');
+      chmodSync(tmFile, 0o666);
+      mounts = [...mounts, { source: tmFile, target: tmPath, readOnly: false }];
+    }
     const podSc = this.pod.spec.securityContext ?? {};
     const sc = c.spec.securityContext ?? {};
     c.uid = sc.runAsUser ?? podSc.runAsUser ?? image.uid;
@@ -414,10 +426,11 @@ export class PodWorker {
     const startedAt = c.state.running?.startedAt ?? now();
     const tail = (readIfExists(logFile) ?? '').trim().split('\n').slice(-1)[0] ?? '';
     const startError = (code === 126 || code === 127) && Date.now() - started < 5000 && /failed to execute/.test(tail);
+    const message = terminationMessage(tmFile, c.spec.terminationMessagePolicy, code, logFile);
     c.state = {
       terminated: startError
         ? { exitCode: 128, reason: 'StartError', message: tail.replace(/^nsenter: |^setpriv: /, ''), startedAt: '1970-01-01T00:00:00Z', finishedAt: now(), containerID: c.containerID }
-        : { exitCode: code, reason: code === 0 ? 'Completed' : 'Error', startedAt, finishedAt: now(), containerID: c.containerID },
+        : { exitCode: code, reason: code === 0 ? 'Completed' : 'Error', ...(message ? { message } : {}), startedAt, finishedAt: now(), containerID: c.containerID },
     };
     c.proc = undefined;
     this.writeContainerJson(c, null, workingDir);
@@ -624,4 +637,33 @@ export class PodWorker {
       if (!(err instanceof ApiError && (err.code === 404 || err.code === 409))) this.ctx.log(`pod ${this.key}: delete: ${(err as Error).message}`);
     }
   }
+}
+
+/** The kubelet caps a container's termination message at 4 KiB, and a log-tail fallback at 80 lines and 2 KiB. */
+const MAX_TERMINATION_MESSAGE = 4096;
+const MAX_FALLBACK_BYTES = 2048;
+const MAX_FALLBACK_LINES = 80;
+
+/**
+ * A finished container's termination message (docs: tasks/debug/debug-application/
+ * determine-reason-pod-failure, "Customizing the termination message"): what it wrote to its
+ * terminationMessagePath, at most 4096 bytes; with FallbackToLogsOnError and a non-zero exit, an
+ * empty file gives the last 80 lines of its log, at most 2048 bytes.
+ */
+function terminationMessage(file: string | undefined, policy: string | undefined, code: number, logFile: string): string | undefined {
+  const head = (path: string, max: number): string => {
+    let fd: number;
+    try { fd = openSync(path, 'r'); } catch { return ''; }
+    try {
+      const buf = Buffer.alloc(max);
+      return buf.subarray(0, readSync(fd, buf, 0, max, 0)).toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  };
+  const written = file ? head(file, MAX_TERMINATION_MESSAGE) : '';
+  if (written || policy !== 'FallbackToLogsOnError' || code === 0) return written || undefined;
+  const lines = (readIfExists(logFile) ?? '').replace(/\n$/, '').split('\n').slice(-MAX_FALLBACK_LINES).join('\n');
+  const bytes = Buffer.from(lines, 'utf8');
+  return bytes.subarray(Math.max(0, bytes.length - MAX_FALLBACK_BYTES)).toString('utf8') || undefined;
 }
