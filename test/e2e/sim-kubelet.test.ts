@@ -421,6 +421,30 @@ describe('probes and pod spec', () => {
     await kubectl(['-n', 'kt', 'delete', 'pod', 'says', '--wait=false']);
   });
 
+  it('a helper that never exits keeps a run-to-completion pod Running as a regular container; as a native sidecar (init, restartPolicy Always) it starts first, and is stopped once the main container is done: the pod Succeeds', async () => {
+    const helper = { name: 'helper', image: 'busybox:1.36', command: ['sh', '-c', 'touch /shared/up; exec sleep 3600'], volumeMounts: [{ name: 'shared', mountPath: '/shared' }] };
+    const main = { name: 'main', image: 'busybox:1.36', command: ['sh', '-c', 'for i in $(seq 50); do test -f /shared/up && exit 0; sleep 0.1; done; exit 4'], volumeMounts: [{ name: 'shared', mountPath: '/shared' }] };
+    const pod = (name: string, spec: Record<string, unknown>) => JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'kt' },
+      spec: { restartPolicy: 'Never', terminationGracePeriodSeconds: 1, volumes: [{ name: 'shared', emptyDir: {} }], ...spec } });
+    // The naive way: the helper beside the main container.
+    await kubectl(['create', '-f', '-'], pod('beside', { containers: [main, helper] }));
+    await waitFor('main to end', async () => (await podJson('kt', 'beside')).status.containerStatuses?.find((c: { name: string }) => c.name === 'main')?.state?.terminated);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect((await podJson('kt', 'beside')).status.phase).toBe('Running');
+    // A native sidecar.
+    await kubectl(['create', '-f', '-'], pod('sidecar', { initContainers: [{ ...helper, restartPolicy: 'Always' }], containers: [main] }));
+    const done = await waitFor('the pod to end', async () => {
+      const p = await podJson('kt', 'sidecar');
+      return ['Succeeded', 'Failed'].includes(p.status.phase) ? p : undefined;
+    });
+    expect(done.status.phase).toBe('Succeeded');
+    expect(done.status.containerStatuses[0].state.terminated.exitCode).toBe(0);
+    // sleep as PID 1 ignores SIGTERM: killed at the end of the grace period; that does not fail the pod.
+    await waitFor('the sidecar to be stopped', async () => (await podJson('kt', 'sidecar')).status.initContainerStatuses?.[0]?.state?.terminated);
+    expect((await podJson('kt', 'sidecar')).status.phase).toBe('Succeeded');
+    await kubectl(['-n', 'kt', 'delete', 'pod', 'beside', 'sidecar', '--wait=false']);
+  });
+
   it("an exec right after Ready runs in the container's own root, with a private /tmp", async () => {
     await kubectl(['-n', 'kt', 'run', 'fresh', '--image=busybox:1.36', '--overrides={"spec":{"terminationGracePeriodSeconds":1}}', '--', 'sleep', '3600']);
     await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/fresh', '--timeout=60s']);

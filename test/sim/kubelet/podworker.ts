@@ -62,6 +62,10 @@ interface Container extends ContainerState {
   gid: number;
   env: string[];
   exit?: Promise<number>;
+  /** A sidecar being stopped for good (not to be restarted). */
+  stopping?: boolean;
+  /** Whether it has started at least once (a sidecar that exits at once still let the next one start). */
+  everStarted?: boolean;
 }
 
 const MAX_BACKOFF_MS = 10_000;
@@ -70,6 +74,7 @@ function newContainer(spec: Json<V1Container>, kind: Container['kind']): Contain
   return {
     name: spec.name, image: spec.image, spec, kind, state: { waiting: { reason: 'ContainerCreating' } }, lastState: {},
     ready: false, restartCount: 0, done: false, started: false, uid: 0, gid: 0, env: [],
+    ...(kind === 'init' && spec.restartPolicy === 'Always' ? { sidecar: true } : {}),
   };
 }
 
@@ -77,6 +82,8 @@ function newContainer(spec: Json<V1Container>, kind: Container['kind']): Contain
 export class PodWorker {
   pod: BoundPod;
   private readonly abort = new AbortController();
+  /** The run loops of the native sidecars, which end once they are stopped. */
+  private readonly sidecars: Promise<void>[] = [];
   private terminating?: Promise<void>;
   private sandbox?: Sandbox;
   private sandboxReady: Promise<void> = Promise.resolve();
@@ -204,12 +211,47 @@ export class PodWorker {
     this.setupDone = true;
     this.volumesReady(volumes);
     for (const c of this.init) {
+      if (c.sidecar) {
+        // A native sidecar (restartPolicy Always): the next container starts once it has started; it
+        // keeps running, restarted whatever the pod's restartPolicy.
+        this.sidecars.push(this.runSidecar(c, volumes));
+        while (!c.everStarted && !this.terminating) await sleep(20, this.abort.signal);
+        if (this.terminating) return;
+        continue;
+      }
       const ok = await this.runInit(c, volumes);
       if (!ok) return;
     }
     this.initDone = true;
     this.reportStatus();
     await Promise.all(this.regular.map((c) => this.runContainerLoop(c, volumes)));
+    // Every regular container has ended for good: the sidecars are stopped, the last started first,
+    // and their exit codes do not count toward the pod's phase.
+    if (!this.terminating) await this.stopSidecars(this.graceSeconds());
+  }
+
+  /** Runs a native sidecar until it is stopped or the pod ends, restarting it whenever it exits. */
+  private async runSidecar(c: Container, volumes: Map<string, PreparedVolume>): Promise<void> {
+    let failures = 0;
+    while (!this.terminating && !c.stopping) {
+      const started = Date.now();
+      const code = await this.startOnce(c, volumes);
+      if (this.terminating || c.stopping) break;
+      if (code === -1) continue;
+      failures = Date.now() - started > 30_000 ? 1 : failures + 1;
+      await this.backoff(c, failures);
+    }
+    c.done = true;
+    this.reportStatus();
+  }
+
+  /** Stops the sidecars in the reverse of their start order, each with the grace period (at least 2 s). */
+  private async stopSidecars(graceSeconds: number): Promise<void> {
+    for (const c of this.init.filter((x) => x.sidecar).reverse()) {
+      c.stopping = true;
+      await this.killContainer(c, graceSeconds);
+    }
+    await Promise.all(this.sidecars);
   }
 
   /**
@@ -410,6 +452,7 @@ export class PodWorker {
     }
     c.state = { running: { startedAt: now() } };
     c.started = true;
+    c.everStarted = true;
     this.writeContainerJson(c, pid, workingDir);
     this.reportStatus();
     // an ephemeral container has no probes and is never ready
@@ -623,7 +666,9 @@ export class PodWorker {
     this.abort.abort();
     if (this.statusTimer) clearTimeout(this.statusTimer);
     await this.sandboxReady.catch(() => undefined);
-    await Promise.all([...this.init, ...this.regular, ...this.ephemeral.values()].map((c) => this.killContainer(c, graceSeconds)));
+    // Sidecars stop after every other container (pkg/kubelet/kuberuntime, killContainersWithSyncResult).
+    await Promise.all([...this.init.filter((c) => !c.sidecar), ...this.regular, ...this.ephemeral.values()].map((c) => this.killContainer(c, graceSeconds)));
+    await this.stopSidecars(graceSeconds);
     if (this.sandbox) stopSandbox(this.sandbox);
     if (this.net) await this.ctx.network.remove(this.net);
     rmSync(this.runtimeDir, { recursive: true, force: true });

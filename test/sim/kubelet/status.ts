@@ -24,6 +24,8 @@ export interface ContainerState {
   /** True once the container will not run again (terminated and no restart by policy). */
   done: boolean;
   started: boolean;
+  /** An init container with restartPolicy Always: a native sidecar. */
+  sidecar?: boolean;
 }
 
 /** What the pod status is computed from. */
@@ -74,7 +76,8 @@ export function podPhase(s: PodStatusInput): string {
 
 /** Builds the full status object to send with a merge patch. */
 export function buildPodStatus(s: PodStatusInput) {
-  const ready = s.initDone && s.regular.length > 0 && s.regular.every((c) => c.ready);
+  // A sidecar's readiness counts as a regular container's does (docs: concepts/workloads/pods/sidecar-containers).
+  const ready = s.initDone && s.regular.length > 0 && s.regular.every((c) => c.ready) && s.init.filter((c) => c.sidecar).every((c) => c.ready);
   const want: Record<string, boolean> = {
     PodScheduled: true,
     Initialized: s.initDone,
