@@ -548,16 +548,15 @@ export async function writeJournal(kube: KubeContext, namespace: string, pod: st
 /** Proves the join container would be admitted (server-side dry run), before any change. */
 export async function admitJoin(deps: ReplaceDeps, plan: ReplacePlan): Promise<void> {
   if (plan.join || plan.finishing || plan.waitOnly) return;
-  const pod = await getPod(deps.kube, plan.target.member.namespace, plan.target.member.pod);
-  const container = plan.via === 'chart'
+  const { namespace, pod: name } = plan.target.member;
+  // The pod is read again on a conflict: a crash-looping member's status changes every few seconds.
+  const build = (pod: V1Pod): V1EphemeralContainer => (plan.via === 'chart'
     ? asideContainer(pod, plan.target.member, `${ASIDE_CONTAINER_PREFIX}dry-run`, plan.paths.aside)
-    : joinContainer(pod, plan.target.member, plan.live, plan.newId ?? '0', `${JOIN_CONTAINER_PREFIX}dry-run`, plan.paths, false, plan.shellImage !== undefined);
-  const name = pod.metadata?.name ?? '';
-  const namespace = pod.metadata?.namespace ?? '';
+    : joinContainer(pod, plan.target.member, plan.live, plan.newId ?? '0', `${JOIN_CONTAINER_PREFIX}dry-run`, plan.paths, false, plan.shellImage !== undefined));
   try {
-    await deps.kube.core.replaceNamespacedPodEphemeralcontainers({ name, namespace, dryRun: 'All', body: { ...pod, spec: { ...pod.spec!, ephemeralContainers: [...(pod.spec?.ephemeralContainers ?? []), container] } } });
+    await addEphemeralContainerRetrying(deps.kube, namespace, name, build, true);
   } catch (err) {
-    const mapped = apiError(err, `add an ephemeral container to pod "${name}" in namespace "${namespace}" (server-side dry run)`);
+    const mapped = err instanceof PluginError ? err : apiError(err, `add an ephemeral container to pod "${name}" in namespace "${namespace}" (server-side dry run)`);
     throw new PluginError(`the join container would not be admitted: ${mapped.message}`, 'member replace runs etcd in an ephemeral container of the member\'s pod (pods/ephemeralcontainers, Kubernetes 1.25+), as the member\'s own container runs; nothing was changed');
   }
 }

@@ -31,12 +31,12 @@ export function ephemeralState(pod: V1Pod, name: string): EphemeralState {
  * Adds an ephemeral container to the pod as read (an update of the subresource: a pod changed
  * meanwhile is a conflict, not a blind write). Returns the pod as the server answered.
  */
-export async function addEphemeralContainer(kube: { core: CoreV1Api }, pod: V1Pod, container: V1EphemeralContainer): Promise<V1Pod> {
+export async function addEphemeralContainer(kube: { core: CoreV1Api }, pod: V1Pod, container: V1EphemeralContainer, dryRun = false): Promise<V1Pod> {
   const name = pod.metadata?.name ?? '';
   const namespace = pod.metadata?.namespace ?? '';
   const body: V1Pod = { ...pod, spec: { ...pod.spec!, ephemeralContainers: [...(pod.spec?.ephemeralContainers ?? []), container] } };
   try {
-    return await kube.core.replaceNamespacedPodEphemeralcontainers({ name, namespace, body });
+    return await kube.core.replaceNamespacedPodEphemeralcontainers({ name, namespace, body, ...(dryRun ? { dryRun: 'All' } : {}) });
   } catch (err) {
     const mapped = apiError(err, `add ephemeral container "${container.name}" to pod "${name}" in namespace "${namespace}"`);
     if (/404|not found/i.test(mapped.message) && !/pods? "/.test(mapped.message)) {
@@ -49,13 +49,13 @@ export async function addEphemeralContainer(kube: { core: CoreV1Api }, pod: V1Po
 /**
  * Adds the ephemeral container `build` makes from the pod as read now, reading the pod again and
  * retrying on a conflict (a crash-looping pod's status changes often), up to five times. `build`
- * may throw to refuse the pod as it is.
+ * may throw to refuse the pod as it is. With `dryRun` the server only says whether it would admit it.
  */
-export async function addEphemeralContainerRetrying(kube: { core: CoreV1Api }, namespace: string, podName: string, build: (pod: V1Pod) => V1EphemeralContainer): Promise<V1Pod> {
+export async function addEphemeralContainerRetrying(kube: { core: CoreV1Api }, namespace: string, podName: string, build: (pod: V1Pod) => V1EphemeralContainer, dryRun = false): Promise<V1Pod> {
   for (let attempt = 1; ; attempt++) {
     const pod = await getPod(kube, namespace, podName);
     try {
-      return await addEphemeralContainer(kube, pod, build(pod));
+      return await addEphemeralContainer(kube, pod, build(pod), dryRun);
     } catch (err) {
       if (!(err instanceof ConflictError) || attempt >= 5) throw err;
     }
