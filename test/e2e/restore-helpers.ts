@@ -242,7 +242,7 @@ export async function describePods(cluster: SimCluster, ns: string, pods: string
 }
 
 /** The last lines of a sim component's log that name `needle` (for a failure's message). */
-export function simLogLines(cluster: SimCluster, component: string, needle: string, max = 20): string[] {
+function simLogLines(cluster: SimCluster, component: string, needle: string, max = 20): string[] {
   const file = join(cluster.dir, 'logs', `${component}.log`);
   if (!existsSync(file)) return [`(no ${file})`];
   return readFileSync(file, 'utf8').split('\n').filter((l) => l.includes(needle)).slice(-max);
@@ -253,7 +253,7 @@ export function simLogLines(cluster: SimCluster, component: string, needle: stri
  * those in a container's root and the wrappers that name the pod's directory. A pod stuck Running
  * says here which process did not exit.
  */
-export function podProcesses(cluster: SimCluster, uid: string): string[] {
+function podProcesses(cluster: SimCluster, uid: string): string[] {
   const podDir = join(cluster.dir, 'kubelet', 'pods', uid);
   const out: string[] = [];
   for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {

@@ -404,12 +404,14 @@ describe('probes and pod spec', () => {
         container('fallback', 'seq 1 100 >&2; exit 2', 'FallbackToLogsOnError'),
         container('quiet', 'echo "only on stderr" >&2; exit 1'),
         container('ok', 'seq 1 5; exit 0', 'FallbackToLogsOnError'),
+        // Over 4 KiB: the kubelet keeps its end.
+        container('long', 'head -c 5000 /dev/zero | tr "\\0" x > /dev/termination-log; echo " the end" >> /dev/termination-log; exit 5'),
       ],
     } };
     await kubectl(['create', '-f', '-'], JSON.stringify(pod));
     const states = await waitFor('every container to end', async () => {
       const st = (await podJson('kt', 'says')).status.containerStatuses as Array<{ name: string; state: { terminated?: { exitCode: number; message?: string } } }> | undefined;
-      return st?.length === 4 && st.every((c) => c.state.terminated) ? Object.fromEntries(st.map((c) => [c.name, c.state.terminated!])) : undefined;
+      return st?.length === 5 && st.every((c) => c.state.terminated) ? Object.fromEntries(st.map((c) => [c.name, c.state.terminated!])) : undefined;
     });
     expect(states.written).toMatchObject({ exitCode: 3, message: 'no member answered\n' });
     // The last 80 lines of the log: 21..100.
@@ -418,16 +420,18 @@ describe('probes and pod spec', () => {
     expect(states.quiet).toMatchObject({ exitCode: 1 });
     expect(states.quiet!.message).toBeUndefined();
     expect(states.ok!.message).toBeUndefined();
+    expect(states.long!.message).toHaveLength(4096);
+    expect(states.long!.message!.endsWith('xxx the end\n')).toBe(true);
     await kubectl(['-n', 'kt', 'delete', 'pod', 'says', '--wait=false']);
   });
 
   it('a helper that never exits keeps a run-to-completion pod Running as a regular container; as a native sidecar (init, restartPolicy Always) it starts first, and is stopped once the main container is done: the pod Succeeds', async () => {
     const helper = { name: 'helper', image: 'busybox:1.36', command: ['sh', '-c', 'touch /shared/up; exec sleep 3600'], volumeMounts: [{ name: 'shared', mountPath: '/shared' }] };
-    const main = { name: 'main', image: 'busybox:1.36', command: ['sh', '-c', 'for i in $(seq 50); do test -f /shared/up && exit 0; sleep 0.1; done; exit 4'], volumeMounts: [{ name: 'shared', mountPath: '/shared' }] };
+    const main = { name: 'main', image: 'busybox:1.36', command: ['sh', '-c', 'test -f /shared/up || exit 4'], volumeMounts: [{ name: 'shared', mountPath: '/shared' }] };
     const pod = (name: string, spec: Record<string, unknown>) => JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'kt' },
       spec: { restartPolicy: 'Never', terminationGracePeriodSeconds: 1, volumes: [{ name: 'shared', emptyDir: {} }], ...spec } });
-    // The naive way: the helper beside the main container.
-    await kubectl(['create', '-f', '-'], pod('beside', { containers: [main, helper] }));
+    // The naive way: the helper beside the main container (which may not even find it up yet: no order).
+    await kubectl(['create', '-f', '-'], pod('beside', { containers: [{ ...main, command: ['true'] }, helper] }));
     await waitFor('main to end', async () => (await podJson('kt', 'beside')).status.containerStatuses?.find((c: { name: string }) => c.name === 'main')?.state?.terminated);
     await new Promise((r) => setTimeout(r, 2000));
     expect((await podJson('kt', 'beside')).status.phase).toBe('Running');

@@ -29,7 +29,7 @@ const DESCRIPTORS: Record<string, string> = {
 };
 
 /** A parsed schedule. */
-export interface CronSchedule {
+interface CronSchedule {
   /** The first scheduled time strictly after `after` (ms since the epoch), whole minutes or @every steps. */
   next(after: number): number | undefined;
 }
@@ -132,7 +132,7 @@ function mustParseInt(expr: string): number {
 }
 
 /** A Go duration ("1h30m", "90s", "1.5h") in ms, or undefined. */
-export function parseGoDuration(text: string): number | undefined {
+function parseGoDuration(text: string): number | undefined {
   const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3600_000 };
   if (!/^(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+$/.test(text)) return text === '0' ? 0 : undefined;
   let ms = 0;
@@ -143,7 +143,7 @@ export function parseGoDuration(text: string): number | undefined {
 interface WallClock { month: number; day: number; weekday: number; hour: number; minute: number }
 
 /** Wall-clock fields of an instant in an IANA zone (throws RangeError for an unknown zone). */
-export function wallClock(timeZone: string): (t: number) => WallClock {
+function wallClock(timeZone: string): (t: number) => WallClock {
   if (timeZone === 'UTC' || timeZone === 'Etc/UTC') {
     return (t) => {
       const d = new Date(t);

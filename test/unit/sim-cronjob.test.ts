@@ -1,4 +1,4 @@
-// The simulator's CronJob controller and cron parser (test/sim/controllers/cron.ts, cronjob.ts),
+// The simulator's CronJob controller and cron parser (test/sim/cron.ts, test/sim/controllers/cronjob.ts),
 // driven with a fake clock as upstream's cronjob_controllerv2_test.go drives syncCronJob: the
 // schedule, concurrencyPolicy, history limits, starting deadlines, and Jobs made by hand.
 import { describe, expect, it } from 'vitest';

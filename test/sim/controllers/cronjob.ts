@@ -8,8 +8,9 @@
  *   so it never blocks the schedule.
  * - Then, unless suspended: the most recent unmet scheduled time since `lastScheduleTime` (else the
  *   creation time), or since now − `startingDeadlineSeconds` when that is later; more than 100 missed
- *   times give Warning `TooManyMissedTimes` and run the latest anyway; a time older than the deadline
- *   is skipped (Warning `MissSchedule`); `concurrencyPolicy: Forbid` with anything active skips it
+ *   times give Warning `TooManyMissedTimes` and run the latest anyway (times older than the deadline
+ *   are skipped silently: upstream's `MissSchedule` cannot fire after that clamp, kubernetes#101148);
+ *   `concurrencyPolicy: Forbid` with anything active skips it
  *   (`JobAlreadyActive`); `Replace` deletes the active Jobs first (background propagation,
  *   `SuccessfulDelete`). The Job is named `<cronjob>-<scheduled time in minutes since the epoch>`, with
  *   the template's labels and annotations, `batch.kubernetes.io/cronjob-scheduled-timestamp`, and a
@@ -35,7 +36,7 @@ import type { Caches } from './caches.js';
 import { knownTimeZone, parseStandard } from '../cron.js';
 import type { EventRecorder } from './events.js';
 import type { LogFn } from './loop.js';
-import { clone, controllerOf, controllerRef, isControlledBy, isTerminating } from './objects.js';
+import { clone, controllerOf, controllerRef, finishedCondition, isControlledBy, isTerminating } from './objects.js';
 
 /** Everything the CronJob controller needs; `now` is its clock, `wake(ms)` asks for a sync after ms. */
 export interface CronJobDeps {
@@ -54,15 +55,7 @@ const MANY_MISSED = 100;
 
 type Finished = 'Complete' | 'Failed' | undefined;
 
-function finishedType(job: V1Job): Finished {
-  const c = job.status?.conditions?.find((x) => (x.type === 'Complete' || x.type === 'Failed') && x.status === 'True');
-  return c?.type as Finished;
-}
-
-/** RFC 1123 with a numeric zone, as Go's time.RFC1123Z formats a UTC time. */
-function rfc1123z(t: number): string {
-  return new Date(t).toUTCString().replace('GMT', '+0000');
-}
+const finishedType = (job: V1Job): Finished => finishedCondition(job)?.type as Finished;
 
 /** RFC 3339 without fractions (Go's time.RFC3339 of a UTC time). */
 function rfc3339(t: number): string {
@@ -124,10 +117,9 @@ export function makeCronJobController(deps: CronJobDeps): () => Promise<void> {
     let requeue: number | undefined;
     if (!isTerminating(cj)) requeue = await maybeStart(cj, status, active);
 
-    const after = { ...status, active: status.active?.length ? status.active : undefined };
-    if (JSON.stringify(after) !== before && !(before === '{}' && JSON.stringify(after) === '{}')) {
+    if (JSON.stringify(status) !== before) {
       const updated = clone(cronJob);
-      updated.status = after;
+      updated.status = status;
       await api.replaceStatus(updated);
     }
     return requeue;
@@ -163,21 +155,11 @@ export function makeCronJobController(deps: CronJobDeps): () => Promise<void> {
     let missed = 0;
     for (let t = schedule.next(earliest); t !== undefined && t <= now; t = schedule.next(t)) {
       scheduled = t;
-      if (++missed > MANY_MISSED + 1) {
-        // Many missed: jump to the last one before now without counting them all.
-        let last = t;
-        for (let u = schedule.next(t); u !== undefined && u <= now; u = schedule.next(u)) last = u;
-        scheduled = last;
-        break;
-      }
+      missed++;
     }
     if (scheduled === undefined) return untilNext();
     if (missed > MANY_MISSED) {
       events.record(cj, 'Warning', 'TooManyMissedTimes', 'too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew');
-    }
-    if (deadline !== undefined && deadline !== null && scheduled + deadline * 1000 < now) {
-      events.record(cj, 'Warning', 'MissSchedule', `Missed scheduled time to start a job: ${rfc1123z(scheduled)}`);
-      return untilNext();
     }
     const name = cronJobName(cj.metadata?.name ?? '', scheduled);
     if (active.some((r) => r.name === name) || (status.lastScheduleTime && Date.parse(String(status.lastScheduleTime)) === scheduled)) return untilNext();

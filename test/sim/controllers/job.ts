@@ -7,12 +7,12 @@
  * ttlSecondsAfterFinished, suspend, indexed completions, pod failure or success policies, and no
  * tracking finalizers.
  */
-import type { V1Job, V1JobCondition, V1JobStatus, V1Pod } from '@kubernetes/client-node';
+import type { V1Job, V1JobStatus, V1Pod } from '@kubernetes/client-node';
 import { errLine, statusCode, statusMessage, type ClusterApi } from './api.js';
 import type { Caches } from './caches.js';
 import type { EventRecorder } from './events.js';
 import type { LogFn } from './loop.js';
-import { clone, controllerRef, hasFields, isActive, isControlledBy, isPodReady, isTerminating } from './objects.js';
+import { clone, controllerRef, finishedCondition, hasFields, isActive, isControlledBy, isPodReady, isTerminating } from './objects.js';
 
 /** Everything the Job controller needs. */
 export interface JobDeps {
@@ -21,9 +21,6 @@ export interface JobDeps {
   events: EventRecorder;
   log: LogFn;
 }
-
-const finishedCondition = (job: V1Job): V1JobCondition | undefined =>
-  job.status?.conditions?.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
 
 /** Returns the Job controller's sync function. */
 export function makeJobController({ api, caches, events, log }: JobDeps): () => Promise<void> {

@@ -37,7 +37,7 @@ export function startControllerManager(kc: KubeConfig, api: ClusterApi, dir: str
   // The taint eviction controller asks to run again when the first toleration runs out, the
   // CronJob controller at the next scheduled time.
   const wakers: Array<() => void> = [];
-  const waker = (name: string): (ms: number) => void => {
+  const waker = (name: 'taintEviction' | 'cronJobs'): (ms: number) => void => {
     let timer: NodeJS.Timeout | undefined;
     let at = Infinity;
     wakers.push(() => clearTimeout(timer));
@@ -46,7 +46,7 @@ export function startControllerManager(kc: KubeConfig, api: ClusterApi, dir: str
       if (Date.now() + ms >= at) return;
       clearTimeout(timer);
       at = Date.now() + ms;
-      timer = setTimeout(() => { at = Infinity; loops[name as keyof typeof loops].kick(); }, ms);
+      timer = setTimeout(() => { at = Infinity; loops[name].kick(); }, ms);
       timer.unref();
     };
   };

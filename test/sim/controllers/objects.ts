@@ -4,7 +4,7 @@
  * Differs from k8s.io/kubernetes/pkg/api/v1/pod: minReadySeconds is not honoured ("available"
  * means "ready"), and random name suffixes use Math.random.
  */
-import type { KubernetesObject, V1OwnerReference, V1Pod } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Job, V1JobCondition, V1OwnerReference, V1Pod } from '@kubernetes/client-node';
 
 /** Whether the pod has condition Ready=True. */
 export function isPodReady(pod: V1Pod): boolean {
@@ -105,4 +105,9 @@ export function hasFields(old: object | undefined, wanted: object): boolean {
     if (typeof v === 'string') return (o[k] ?? '') === v;
     return stableJson(o[k] ?? null) === stableJson(v);
   });
+}
+
+/** A Job's finishing condition (Complete or Failed, status True), if it has ended. */
+export function finishedCondition(job: V1Job): V1JobCondition | undefined {
+  return job.status?.conditions?.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
 }

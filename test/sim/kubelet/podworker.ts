@@ -21,7 +21,7 @@
 // pod's regular containers end (Succeeded/Failed) runs on until the pod is deleted (a real kubelet
 // stops every container of a pod that has ended).
 import { constants } from 'node:os';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { V1ConfigMap, V1Container, V1Probe, V1Secret } from '@kubernetes/client-node';
 import { pullImage, type ImageSpec } from '../images.js';
@@ -74,7 +74,7 @@ function newContainer(spec: Json<V1Container>, kind: Container['kind']): Contain
   return {
     name: spec.name, image: spec.image, spec, kind, state: { waiting: { reason: 'ContainerCreating' } }, lastState: {},
     ready: false, restartCount: 0, done: false, started: false, uid: 0, gid: 0, env: [],
-    ...(kind === 'init' && spec.restartPolicy === 'Always' ? { sidecar: true } : {}),
+    sidecar: kind === 'init' && spec.restartPolicy === 'Always',
   };
 }
 
@@ -245,11 +245,12 @@ export class PodWorker {
     this.reportStatus();
   }
 
-  /** Stops the sidecars in the reverse of their start order, each with the grace period (at least 2 s). */
+  /** Stops the sidecars in the reverse of their start order, within one grace period (each at least 2 s). */
   private async stopSidecars(graceSeconds: number): Promise<void> {
+    const deadline = Date.now() + graceSeconds * 1000;
     for (const c of this.init.filter((x) => x.sidecar).reverse()) {
       c.stopping = true;
-      await this.killContainer(c, graceSeconds);
+      await this.killContainer(c, Math.max(2, (deadline - Date.now()) / 1000));
     }
     await Promise.all(this.sidecars);
   }
@@ -386,7 +387,7 @@ export class PodWorker {
     }
     // The termination message file: a new host file for each run, writable by any user (the
     // kubelet creates it 0666 whatever the umask: kuberuntime_container.go, makeMounts), mounted at
-    // terminationMessagePath unless a volume is mounted there.
+    // terminationMessagePath (here not when a volume is mounted at that very path).
     const tmPath = c.spec.terminationMessagePath;
     let tmFile: string | undefined;
     if (tmPath && !mounts.some((m) => m.target === tmPath)) {
@@ -427,7 +428,7 @@ export class PodWorker {
       workingDir, mounts, sandbox: this.sandbox!, sharePid: this.pod.spec.shareProcessNamespace === true, pidNamespace, logFile,
     };
     const started = Date.now();
-    if (this.terminating) return -1;
+    if (this.terminating || c.stopping) return -1;
     c.proc = startContainer(launch);
     const exit = new Promise<number>((resolve) => c.proc!.child.on('exit', (code, sig) => {
       resolve(code ?? 128 + (sig ? constants.signals[sig] : 0));
@@ -581,7 +582,7 @@ export class PodWorker {
     c.state = { waiting: { reason: 'CrashLoopBackOff', message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${c.name} pod=${this.pod.metadata.name}` } };
     this.reportStatus();
     await sleep(delay, this.abort.signal);
-    if (!this.terminating) c.restartCount++;
+    if (!this.terminating && !c.stopping) c.restartCount++;
   }
 
   private async runContainerLoop(c: Container, volumes: Map<string, PreparedVolume>): Promise<void> {
@@ -692,21 +693,23 @@ const MAX_FALLBACK_LINES = 80;
 /**
  * A finished container's termination message (docs: tasks/debug/debug-application/
  * determine-reason-pod-failure, "Customizing the termination message"): what it wrote to its
- * terminationMessagePath, at most 4096 bytes; with FallbackToLogsOnError and a non-zero exit, an
+ * terminationMessagePath, its last 4096 bytes; with FallbackToLogsOnError and a non-zero exit, an
  * empty file gives the last 80 lines of its log, at most 2048 bytes.
  */
 function terminationMessage(file: string | undefined, policy: string | undefined, code: number, logFile: string): string | undefined {
-  const head = (path: string, max: number): string => {
+  // The kubelet keeps the end of an over-long message (tail.ReadAtMost).
+  const tail = (path: string, max: number): string => {
     let fd: number;
     try { fd = openSync(path, 'r'); } catch { return ''; }
     try {
-      const buf = Buffer.alloc(max);
-      return buf.subarray(0, readSync(fd, buf, 0, max, 0)).toString('utf8');
+      const size = fstatSync(fd).size;
+      const buf = Buffer.alloc(Math.min(max, size));
+      return buf.subarray(0, readSync(fd, buf, 0, buf.length, Math.max(0, size - max))).toString('utf8');
     } finally {
       closeSync(fd);
     }
   };
-  const written = file ? head(file, MAX_TERMINATION_MESSAGE) : '';
+  const written = file ? tail(file, MAX_TERMINATION_MESSAGE) : '';
   if (written || policy !== 'FallbackToLogsOnError' || code === 0) return written || undefined;
   const lines = (readIfExists(logFile) ?? '').replace(/\n$/, '').split('\n').slice(-MAX_FALLBACK_LINES).join('\n');
   const bytes = Buffer.from(lines, 'utf8');
