@@ -55,7 +55,8 @@ export const MAX_SIDECAR_BYTES = 1 << 20;
 
 /**
  * The text of a `<snapshot>.json` sidecar: undefined when there is none, or when it is too big to
- * be one of ours; throws when it is there but cannot be read (EACCES, EISDIR …).
+ * be one of ours (never read past that, so a device cannot make it read for ever); throws when it
+ * is there but cannot be read (EACCES, EISDIR …).
  */
 export async function readSidecarText(path: string): Promise<string | undefined> {
   let handle: FileHandle;
@@ -66,9 +67,11 @@ export async function readSidecarText(path: string): Promise<string | undefined>
     throw err;
   }
   try {
-    const st = await handle.stat();
-    if (st.isFile() && st.size > MAX_SIDECAR_BYTES) return undefined;
-    return await handle.readFile('utf8');
+    // At most one byte past the cap is read, whatever the file is (a device never ends).
+    const buf = Buffer.allocUnsafe(MAX_SIDECAR_BYTES + 1);
+    let got = 0;
+    for (let n = -1; n !== 0 && got < buf.length; got += n) n = (await handle.read(buf, got, buf.length - got, got)).bytesRead;
+    return got > MAX_SIDECAR_BYTES ? undefined : buf.subarray(0, got).toString('utf8');
   } finally {
     await handle.close();
   }

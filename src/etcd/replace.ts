@@ -556,8 +556,8 @@ export async function admitJoin(deps: ReplaceDeps, plan: ReplacePlan): Promise<v
   try {
     await addEphemeralContainerRetrying(deps.kube, namespace, name, build, true);
   } catch (err) {
-    const mapped = apiError(err, `add an ephemeral container to pod "${name}" in namespace "${namespace}" (server-side dry run)`);
-    throw new PluginError(`the join container would not be admitted: ${mapped.message}`, 'member replace runs etcd in an ephemeral container of the member\'s pod (pods/ephemeralcontainers, Kubernetes 1.25+), as the member\'s own container runs; nothing was changed');
+    // addEphemeralContainerRetrying's errors are already the user-facing ones.
+    throw new PluginError(`the join container would not be admitted: ${(err as Error).message}`, 'member replace runs etcd in an ephemeral container of the member\'s pod (pods/ephemeralcontainers, Kubernetes 1.25+), as the member\'s own container runs; nothing was changed');
   }
 }
 

@@ -40,11 +40,6 @@ export const SCHEDULE_EXIT = {
   terminate: 143,
 } as const;
 
-export const EXIT_NO_MEMBER = SCHEDULE_EXIT.noMember;
-export const EXIT_VERIFICATION = SCHEDULE_EXIT.verification;
-export const EXIT_VOLUME = SCHEDULE_EXIT.volume;
-export const EXIT_PRUNE = SCHEDULE_EXIT.prune;
-
 /**
  * The `transport` a scheduled backup records. TransportKind has no value of its own for it yet
  * ('exec' | 'stream'); 'exec' is the nearest: etcdctl saves the file where it runs. The record's

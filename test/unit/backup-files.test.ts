@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { SnapshotDigester } from '../../src/backup/digest.js';
 import { PartialFile } from '../../src/backup/partial.js';
+import { MAX_SIDECAR_BYTES, readSidecarText } from '../../src/backup/record.js';
 import { requireVerified, verifySnapshot } from '../../src/backup/verify.js';
 
 const tmp = () => mkdtemp(join(tmpdir(), 'kubectl-etcd-partial-'));
@@ -127,5 +128,17 @@ describe('verifySnapshot outcomes', () => {
     } catch (err) {
       expect((err as { exitCode: number }).exitCode).toBe(3);
     }
+  });
+});
+
+describe('readSidecarText', () => {
+  it('reads a record, and gives up one byte past the cap on a file that never ends (a device named like a record)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sidecar-'));
+    await writeFile(join(dir, 'a.db.json'), '{"namespace":"uc1"}\n');
+    expect(await readSidecarText(join(dir, 'a.db.json'))).toBe('{"namespace":"uc1"}\n');
+    expect(await readSidecarText(join(dir, 'missing.json'))).toBeUndefined();
+    await writeFile(join(dir, 'big.db.json'), Buffer.alloc(MAX_SIDECAR_BYTES + 1, 0x20));
+    expect(await readSidecarText(join(dir, 'big.db.json'))).toBeUndefined();
+    expect(await readSidecarText('/dev/zero')).toBeUndefined();
   });
 });
