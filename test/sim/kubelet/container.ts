@@ -10,7 +10,7 @@
 // SIGTERM handler runs until the grace period ends, as on a real node; what it orphans is
 // reparented to it.
 // Differs from a real runtime: no IPC or cgroup isolation (root in a container keeps the host's
-// capabilities); a wrapper (bash) outside the namespace waits for the process and reports its
+// capabilities); a wrapper (perl) outside the namespace waits for the process and reports its
 // exit; the root is rebuilt empty on every start; stdin is /dev/null.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -96,6 +96,18 @@ export function buildRootfs(l: ContainerLaunch): string {
   return root;
 }
 
+/**
+ * The waiting wrapper, `perl -e WRAPPER INNER`: forks `/bin/sh -c INNER` into a process group of
+ * its own with default SIGINT/SIGQUIT, waits for it to end and exits as it did (see launchScript).
+ */
+export const WRAPPER = [
+  '$SIG{INT} = $SIG{QUIT} = "DEFAULT";',
+  'my $pid = fork; defined $pid or die "fork: $!\\n";',
+  'if (!$pid) { setpgrp(0, 0); exec("/bin/sh", "-c", $ARGV[0]) or exit 127; }',
+  'waitpid($pid, 0) == $pid or die "waitpid: $!\\n";',
+  'exit(($? & 127) ? 128 + ($? & 127) : $? >> 8);',
+].join(' ');
+
 /** Writes the bash script that sets up the mount namespace and execs the container. */
 export function launchScript(l: ContainerLaunch, root: string): string {
   const lines = ['set -e', `R=${shq(root)}`];
@@ -137,18 +149,18 @@ export function launchScript(l: ContainerLaunch, root: string): string {
       ...enter, '-S', String(l.uid), '--', ...l.argv];
   // Run inside the PID namespace: /proc mounted for it, then the container's process.
   const inner = `mount -t proc proc ${shq(join(root, 'proc'))} && exec ${exec.map(shq).join(' ')}`;
-  // bash stays outside the PID namespace and its child is in it: PID 1 of a new one (unshare
-  // --pid without --fork), or a process of the pod's (nsenter --pid without forking: neither
-  // tool's own fork-and-wait will do, unshare's exits 1 when its child is SIGKILLed, and nsenter's
-  // stops itself for good when its child is stopped). With job control the child keeps default
-  // SIGINT/SIGQUIT (an async list would ignore them) and gets a process group of its own;
-  // `wait -f` waits for it to end, not merely to stop (a SIGSTOPped container is not an exited
-  // one); bash's own notices ("Killed") go to /dev/null, the child's stderr to the log. bash exits
-  // as the child did (128+N when killed by signal N).
-  const wait = 'set -m; /bin/sh -c "$1" 2>&3 3>&- & wait -f $!';
+  // The wrapper (perl) stays outside the PID namespace and its child is in it: PID 1 of a new one
+  // (unshare --pid without --fork), or a process of the pod's (nsenter --pid without forking:
+  // neither tool's own fork-and-wait will do, unshare's exits 1 when its child is SIGKILLed, and
+  // nsenter's stops itself for good when its child is stopped). The child gets a process group of
+  // its own and default SIGINT/SIGQUIT; waitpid without WUNTRACED waits for it to end, not merely
+  // to stop (a SIGSTOPped container is not an exited one); the wrapper exits as the child did
+  // (128+N when killed by signal N). Not bash's `set -m; … & wait -f $!`: bash 5.2's `wait -f`
+  // misses the child's exit about once in 200 runs and waits for ever (test/unit/sim-wrapper.test.ts),
+  // which left containers Running after their process had ended.
   const joinPid = l.pidNamespace ?? (l.sharePid ? l.sandbox.pidNamespace : undefined);
   const pidns = joinPid ? ['/usr/bin/nsenter', `--pid=${joinPid}`, '--no-fork', '--'] : ['/usr/bin/unshare', '--pid', '--'];
-  lines.push(`exec ${pidns.map(shq).join(' ')} /bin/bash -c ${shq(wait)} wrapper ${shq(inner)} 3>&2 2>/dev/null`);
+  lines.push(`exec ${pidns.map(shq).join(' ')} /usr/bin/perl -e ${shq(WRAPPER)} ${shq(inner)}`);
   return lines.join('\n') + '\n';
 }
 
