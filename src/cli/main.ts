@@ -8,6 +8,7 @@ import * as alarm from './alarm.js';
 import * as backup from './backup.js';
 import * as inspect from './inspect.js';
 import * as restore from './restore.js';
+import * as schedule from './schedule.js';
 import * as snapshots from './snapshots.js';
 import * as space from './space.js';
 import * as member from './member.js';
@@ -41,7 +42,7 @@ export function buildProgram(): Command {
     .addHelpText('after', ROOT_HELP)
     .exitOverride();
   addKubeFlags(program);
-  for (const command of [backup, restore, inspect, verify, snapshots, status, alarm, space, member, version]) command.register(program);
+  for (const command of [backup, restore, inspect, verify, snapshots, schedule, status, alarm, space, member, version]) command.register(program);
   return program;
 }
 

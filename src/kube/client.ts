@@ -5,6 +5,7 @@
 import {
   AppsV1Api,
   AuthorizationV1Api,
+  BatchV1Api,
   CoreV1Api,
   KubeConfig,
   PolicyV1Api,
@@ -29,6 +30,7 @@ export interface KubeContext {
   apps: AppsV1Api;
   policy: PolicyV1Api;
   authz: AuthorizationV1Api;
+  batch: BatchV1Api;
 }
 
 /** Creates the API clients for a resolved kubeconfig. */
@@ -59,5 +61,6 @@ export function createKubeContext(resolved: ResolvedKubeConfig, keepalive?: Stre
     apps: new AppsV1Api(configuration),
     policy: new PolicyV1Api(configuration),
     authz: new AuthorizationV1Api(configuration),
+    batch: new BatchV1Api(configuration),
   };
 }

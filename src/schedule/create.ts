@@ -1,0 +1,223 @@
+/**
+ * `kubectl etcd schedule create`: plans the schedule's objects from the cluster as discovery sees
+ * it (members, their image, client certificate Secrets, security context), proves every object
+ * would be admitted with a server-side dry run before the first change, then creates the
+ * ServiceAccount, the backup volume (unless given) and the CronJob, in that order; a failure
+ * part-way deletes what this run created.
+ */
+import type { V1PersistentVolumeClaim, V1ServiceAccount } from '@kubernetes/client-node';
+import type { V1CronJob } from '@kubernetes/client-node';
+import { PluginError, UsageError } from '../errors.js';
+import type { LiveMember } from '../etcd/discovery/confirm.js';
+import type { MemberStatus } from '../etcd/status.js';
+import { memberContainer, type EtcdMember, type EtcdTopology } from '../etcd/topology.js';
+import type { ContainerCommand } from '../kube/exec.js';
+import type { KubeContext } from '../kube/client.js';
+import { apiError } from '../kube/errors.js';
+import { utilityUser } from '../restore/manifests.js';
+import { VERSION } from '../version.js';
+import { BACKUP_DIR, TLS_DIR, TLS_FILES, WORK_DIR, claimManifest, cronJobManifest, serviceAccountManifest, serviceAccountName, type ScheduleSpec, type SecretFile } from './manifests.js';
+import { backupScript, type ScheduleEndpoint } from './script.js';
+
+export interface CreateOptions {
+  /** The schedule's name (default `<workload>-backup`). */
+  name?: string;
+  every: string;
+  keep: number;
+  /** `pvc/NAME`: an existing claim to write to. */
+  to?: string;
+  /** The size of the claim created (default: room for keep+1 copies of the largest db, at least 1Gi). */
+  size?: string;
+  storageClass?: string;
+  timeZone: string;
+  deadlineSeconds: number;
+}
+
+/** What create would make, ready to apply. */
+export interface SchedulePlan {
+  spec: ScheduleSpec;
+  objects: Array<{ kind: 'ServiceAccount' | 'PersistentVolumeClaim' | 'CronJob'; name: string; manifest: Record<string, unknown> }>;
+  /** The members the script tries, in order. */
+  endpoints: ScheduleEndpoint[];
+  /** The tools the image gives the script. */
+  tool: 'etcdctl' | 'etcdutl';
+}
+
+/** The tools backupScript runs; all in busybox and the vendor etcd images with a shell. */
+const SCRIPT_TOOLS = ['sed', 'grep', 'sort', 'tail', 'cut', 'tr', 'wc', 'df', 'find', 'od', 'date', 'mv', 'rm', 'mkdir', 'sha256sum', 'etcdctl'];
+
+const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** A CronJob's name is at most 52 characters (its Jobs' names add 11: kube-apiserver ValidateCronJob). */
+export function checkScheduleName(name: string): void {
+  if (name.length > 52 || !NAME.test(name)) {
+    throw new UsageError(`"${name}" is not a schedule name: lowercase letters, digits and '-', at most 52 characters`, 'pass --name with another name');
+  }
+}
+
+/** Bytes as a Kubernetes quantity in whole Mi, rounded up. */
+function mebibytes(bytes: number): string {
+  const mi = Math.ceil(bytes / 2 ** 20);
+  return mi % 1024 === 0 ? `${mi / 1024}Gi` : `${mi}Mi`;
+}
+
+/** The claim's default size: keep+1 copies of the largest db (the new one is written before the oldest goes) and a quarter more, at least 1Gi. */
+export function defaultClaimBytes(keep: number, dbBytes: number): number {
+  return Math.max(2 ** 30, Math.ceil((keep + 1) * dbBytes * 1.25));
+}
+
+/** Plans the schedule (no change to the cluster). */
+export async function planSchedule(
+  deps: { kube: KubeContext; run: ContainerCommand; listMembers: (asker: EtcdMember) => Promise<LiveMember[]> },
+  topology: EtcdTopology, rows: MemberStatus[], opts: CreateOptions,
+): Promise<SchedulePlan> {
+  const { kube, run } = deps;
+  const namespace = topology.namespace;
+  const name = opts.name ?? `${topology.workload.name}-backup`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 52).replace(/^-+|-+$/g, '');
+  checkScheduleName(name);
+  if (!Number.isSafeInteger(opts.keep) || opts.keep < 1) throw new UsageError(`--keep must be a whole number of at least 1, not "${opts.keep}"`, 'e.g. --keep 7');
+  const healthy = topology.members.filter((_, i) => rows[i]?.memberId !== undefined);
+  const asker = healthy[0];
+  if (!asker) {
+    throw new PluginError(`no etcd member answered: ${rows.map((r) => `"${r.pod}" (${r.error ?? 'no answer'})`).join(', ')}`,
+      'a schedule is made from a healthy cluster; check it with kubectl etcd status');
+  }
+
+  // The image: the members' own, with a shell and the script's tools.
+  const image = asker.image;
+  const probe = await run(memberContainer(asker), ['sh', '-c',
+    `for t in ${SCRIPT_TOOLS.join(' ')}; do command -v $t >/dev/null 2>&1 || echo missing:$t; done; command -v etcdutl >/dev/null 2>&1 && echo has:etcdutl; true`])
+    .catch((err: unknown) => ({ exitCode: 127, stdout: '', stderr: (err as Error).message }));
+  if (probe.exitCode !== 0) {
+    throw new PluginError(`image "${image}" has no shell: the scheduled backup runs its script in the members' own image`,
+      'schedule an image with a shell (the same etcd version), or run kubectl etcd backup from a machine on a schedule of your own');
+  }
+  const missing = [...probe.stdout.matchAll(/missing:(\S+)/g)].map((m) => m[1]!);
+  if (missing.length) throw new PluginError(`image "${image}" lacks ${missing.join(', ')}, which the scheduled backup needs`, 'use an etcd image of the same version that has them');
+  const tool = /has:etcdutl/.test(probe.stdout) ? 'etcdutl' : 'etcdctl';
+
+  // The client certificate: the files the member's etcdctl uses, from the Secrets they come from.
+  const tls: NonNullable<ScheduleSpec['tls']> = {};
+  for (const [role, file] of [['ca', asker.tls.caFile], ['cert', asker.tls.certFile], ['key', asker.tls.keyFile]] as const) {
+    if (!file) continue;
+    const ref: SecretFile | undefined = asker.secretFiles?.[file]?.[0];
+    if (!ref) {
+      throw new PluginError(`the member's client TLS file ${file} is not from a Secret (pod "${asker.pod}"): the scheduled backup mounts it from one`,
+        'schedule create supports certificates mounted from Secrets; on kubeadm clusters (certificates on the node) back up with kubectl etcd backup');
+    }
+    tls[role] = ref;
+  }
+
+  // The members, followers first (a snapshot loads the member that sends it), each by the client URL it advertises.
+  const live = await deps.listMembers(asker);
+  const leader = rows.find((r) => r.isLeader)?.memberId;
+  const endpoints: ScheduleEndpoint[] = live
+    .filter((l) => l.name !== '' && l.clientURLs.length > 0 && !l.isLearner)
+    .sort((a, b) => Number(a.id === leader) - Number(b.id === leader))
+    .map((l) => {
+      const i = rows.findIndex((r) => r.memberId === l.id);
+      return { url: l.clientURLs[0]!, pod: i >= 0 ? rows[i]!.pod : undefined, member: l.name };
+    });
+  if (endpoints.length === 0) throw new PluginError('the member list names no started member with a client URL', 'check the cluster with kubectl etcd status');
+  const https = endpoints.some((e) => e.url.startsWith('https:'));
+  if (https && !tls.ca) throw new PluginError('the members serve https, but their pod names no CA file (--trusted-ca-file) to verify them with', 'schedule create needs the member\'s CA in a Secret');
+
+  // The volume.
+  let volume: ScheduleSpec['volume'];
+  if (opts.to !== undefined) {
+    const m = /^(?:pvc|persistentvolumeclaim)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/.exec(opts.to);
+    if (!m) throw new UsageError(`--to "${opts.to}" is not pvc/NAME`, 'e.g. --to pvc/etcd-backups (a claim in the etcd namespace), or leave --to out for a new one');
+    if (opts.size || opts.storageClass) throw new UsageError('--size and --storage-class are for a volume schedule create makes, not one given with --to', 'leave them out, or leave out --to');
+    try {
+      await kube.core.readNamespacedPersistentVolumeClaim({ name: m[1]!, namespace });
+    } catch (err) {
+      throw apiError(err, `persistentvolumeclaim "${m[1]}" in namespace "${namespace}"`);
+    }
+    volume = { claimName: m[1]! };
+  } else {
+    const db = Math.max(0, ...rows.map((r) => r.dbSize ?? 0));
+    volume = { claimName: `${name}s`.slice(0, 63), create: { size: opts.size ?? mebibytes(defaultClaimBytes(opts.keep, db)), ...(opts.storageClass ? { storageClassName: opts.storageClass } : {}) } };
+  }
+
+  const user = utilityUser(asker, false);
+  const script = backupScript({
+    endpoints,
+    tls: {
+      ...(tls.ca ? { cacert: `${TLS_DIR}/${TLS_FILES.ca}` } : {}),
+      ...(tls.cert ? { cert: `${TLS_DIR}/${TLS_FILES.cert}` } : {}),
+      ...(tls.key ? { key: `${TLS_DIR}/${TLS_FILES.key}` } : {}),
+    },
+    etcdctl: ['etcdctl'],
+    ...(tool === 'etcdutl' ? { etcdutl: ['etcdutl'] } : {}),
+    dir: BACKUP_DIR, work: WORK_DIR, namespace, workload: topology.workload.name, keep: opts.keep, schedule: name, pluginVersion: VERSION,
+  });
+  const spec: ScheduleSpec = {
+    name, namespace, every: opts.every, timeZone: opts.timeZone, image, script, tls, volume,
+    ...(user.pod ? { podSecurityContext: user.pod } : {}),
+    ...(Object.keys(user.container).length ? { securityContext: user.container } : {}),
+    ...(asker.podFacts?.imagePullSecrets ? { imagePullSecrets: asker.podFacts.imagePullSecrets } : {}),
+    deadlineSeconds: opts.deadlineSeconds, workload: topology.workload.name, keep: opts.keep,
+  };
+  const objects: SchedulePlan['objects'] = [
+    { kind: 'ServiceAccount', name: serviceAccountName(name), manifest: serviceAccountManifest(spec) },
+    ...(volume.create ? [{ kind: 'PersistentVolumeClaim' as const, name: volume.claimName, manifest: claimManifest(spec) }] : []),
+    { kind: 'CronJob', name, manifest: cronJobManifest(spec) },
+  ];
+  return { spec, objects, endpoints, tool };
+}
+
+/** Creates one object (or, with dryRun, has the API server admit it without storing it). */
+async function createObject(kube: KubeContext, namespace: string, o: SchedulePlan['objects'][number], dryRun: boolean): Promise<void> {
+  const opt = dryRun ? { dryRun: 'All' } : {};
+  try {
+    if (o.kind === 'ServiceAccount') await kube.core.createNamespacedServiceAccount({ namespace, body: o.manifest as V1ServiceAccount, ...opt });
+    else if (o.kind === 'PersistentVolumeClaim') await kube.core.createNamespacedPersistentVolumeClaim({ namespace, body: o.manifest as V1PersistentVolumeClaim, ...opt });
+    else await kube.batch.createNamespacedCronJob({ namespace, body: o.manifest as V1CronJob, ...opt });
+  } catch (err) {
+    const e = apiError(err, `${o.kind.toLowerCase()} "${o.name}" in namespace "${namespace}"`);
+    const code = (err as { code?: number }).code;
+    if (code === 422 && o.kind === 'CronJob') {
+      throw new UsageError(e.message, 'check --every (five cron fields: minute hour day-of-month month day-of-week, e.g. "0 */6 * * *") and --time-zone (an IANA name such as Europe/Berlin)');
+    }
+    if (code === 409) {
+      throw new PluginError(`${o.kind} "${o.name}" exists already in namespace "${namespace}"`,
+        o.kind === 'CronJob' ? 'kubectl etcd schedule list shows it; delete it first, or pass --name' : `pass --name for another schedule, or delete ${o.kind.toLowerCase()} "${o.name}" if nothing uses it`);
+    }
+    throw e;
+  }
+}
+
+async function deleteObject(kube: KubeContext, namespace: string, o: SchedulePlan['objects'][number]): Promise<void> {
+  if (o.kind === 'ServiceAccount') await kube.core.deleteNamespacedServiceAccount({ name: o.name, namespace });
+  else if (o.kind === 'PersistentVolumeClaim') await kube.core.deleteNamespacedPersistentVolumeClaim({ name: o.name, namespace });
+  else await kube.batch.deleteNamespacedCronJob({ name: o.name, namespace, propagationPolicy: 'Background' });
+}
+
+/** Proves every object would be admitted: a server-side dry run of each (nothing is stored). */
+export async function admitSchedule(kube: KubeContext, plan: SchedulePlan): Promise<void> {
+  for (const o of plan.objects) await createObject(kube, plan.spec.namespace, o, true);
+}
+
+/**
+ * Creates the objects in order (after admitSchedule); when one fails, what this run created is
+ * deleted again before the error goes up.
+ */
+export async function createSchedule(kube: KubeContext, plan: SchedulePlan): Promise<void> {
+  const { namespace } = plan.spec;
+  const created: SchedulePlan['objects'] = [];
+  try {
+    for (const o of plan.objects) {
+      await createObject(kube, namespace, o, false);
+      created.push(o);
+    }
+  } catch (err) {
+    const left: string[] = [];
+    for (const o of created.reverse()) {
+      try { await deleteObject(kube, namespace, o); } catch { left.push(`${o.kind.toLowerCase()}/${o.name}`); }
+    }
+    if (left.length && err instanceof PluginError) {
+      throw new PluginError(`${err.message}; and deleting what was created failed: ${left.join(', ')}`, `delete ${left.join(' ')} in namespace "${namespace}" by hand`);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,192 @@
+// `kubectl etcd schedule create|list|status|delete` end to end: the anthos fixture (three TLS
+// members, client certificates from Secret kube-etcd-certs) on etcd 3.5, whose image has etcdutl
+// (the script's 3.4 path, etcdctl only, runs against real etcd 3.4 in test/unit/schedule-script.test.ts).
+// Runs are started as `kubectl create job --from=cronjob/…` starts them (real kubectl, protobuf
+// Jobs), and run by the simulator's CronJob and Job controllers and kubelet. A member is "down"
+// when its etcd process is stopped (SIGSTOP): the pod stays, etcd answers nobody.
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { etcdBinaries } from '../sim/etcd-versions.js';
+import { requireRoot, run, startCluster, waitFor, type SimCluster } from '../sim/harness.js';
+import { TARGETS, buildPlugin, kubectlEtcd, onEtcd, ok } from './backup-support.js';
+
+const T = onEtcd(TARGETS.anthos, '3.5');
+const NS = T.namespace;
+const NAME = 'kube-etcd-backup';
+const PODS = ['kube-etcd-0', 'kube-etcd-1', 'kube-etcd-2'];
+let cluster: SimCluster;
+
+beforeAll(async () => {
+  requireRoot();
+  await buildPlugin();
+  cluster = await startCluster({ fixtures: [T.fixture] });
+}, 600_000);
+
+afterAll(async () => {
+  await cluster?.down();
+}, 180_000);
+
+async function kubectl(args: string[]): Promise<string> {
+  return ok(await cluster.kubectl(['-n', NS, ...args]));
+}
+
+/** Stops (SIGSTOP) a member's etcd; the returned function resumes it. */
+function stopMember(pod: string): () => void {
+  const info = JSON.parse(readFileSync(join(cluster.dir, 'runtime', 'pods', NS, pod, `${T.container}.json`), 'utf8')) as { pid: number };
+  process.kill(info.pid, 'SIGSTOP');
+  return () => process.kill(info.pid, 'SIGCONT');
+}
+
+/** Starts a run as `kubectl create job --from=cronjob/NAME` does, and waits for its Job to end: Complete or Failed. */
+async function runOnce(job: string): Promise<'Complete' | 'Failed'> {
+  await kubectl(['create', 'job', `--from=cronjob/${NAME}`, job]);
+  return waitFor(`job ${job} to end`, async () => {
+    const out = await kubectl(['get', 'job', job, '-o', 'jsonpath={range .status.conditions[?(@.status=="True")]}{.type} {end}']);
+    return (/\b(Complete|Failed)\b/.exec(out)?.[1] as 'Complete' | 'Failed' | undefined);
+  }, 120_000, 1000);
+}
+
+/** The backup volume's files on its node (the claim's local volume). */
+async function volumeDir(): Promise<string> {
+  const pv = await kubectl(['get', 'pvc', `${NAME}s`, '-o', 'jsonpath={.spec.volumeName}']);
+  const path = ok(await cluster.kubectl(['get', 'pv', pv, '-o', 'jsonpath={.spec.local.path}{.spec.hostPath.path}']));
+  expect(path).not.toBe('');
+  return path;
+}
+
+function backups(dir: string): string[] {
+  return readdirSync(dir).filter((f) => /^uc1-kube-etcd-\d{8}T\d{6}Z-rev\d+\.db$/.test(f)).sort();
+}
+
+describe('schedule on etcd 3.5 (anthos layout, TLS)', () => {
+  it('refuses bad input before any change, one line each', async () => {
+    const cases: Array<[string[], RegExp, number]> = [
+      [['--every', '0 * * * *', '--keep', '0'], /^error: --keep must be a whole number of at least 1/, 2],
+      [['--every', '61 * * * *', '--keep', '2'], /^error: .*spec\.schedule: Invalid value: "61 \* \* \* \*".*; check --every .*\n$/, 2],
+      [['--every', '0 * * * *', '--keep', '2', '--to', 'pvc/missing'], /^error: .*persistentvolumeclaim "missing".*not found.*\n$|^error: .*"missing".*\n$/i, 1],
+      [['--every', '0 * * * *', '--keep', '2', '--name', 'Bad_Name'], /^error: "Bad_Name" is not a schedule name/, 2],
+    ];
+    for (const [args, re, code] of cases) {
+      const r = await kubectlEtcd(cluster, ['schedule', 'create', '-n', NS, ...args]);
+      expect(r.stderr, args.join(' ')).toMatch(re);
+      expect(r.stderr.trimEnd().split('\n').filter((l) => l.startsWith('error:'))).toHaveLength(1);
+      expect(r.code, r.stderr).toBe(code);
+    }
+    expect(await kubectl(['get', 'cronjobs,serviceaccounts,pvc', '-l', 'kubectl-etcd/schedule', '-o', 'name'])).toBe('');
+  }, 120_000);
+
+  it('--dry-run -o json prints the objects the API server admits, and creates nothing', async () => {
+    const r = await kubectlEtcd(cluster, ['schedule', 'create', '-n', NS, '--every', '0 */6 * * *', '--keep', '2', '--dry-run', '-o', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    const list = JSON.parse(r.stdout) as { kind: string; items: Array<{ kind: string; metadata: { name: string }; automountServiceAccountToken?: boolean; spec?: Record<string, any> }> };
+    expect(list.items.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([`ServiceAccount/${NAME}`, `PersistentVolumeClaim/${NAME}s`, `CronJob/${NAME}`]);
+    expect(list.items[0]!.automountServiceAccountToken).toBe(false);
+    const pod = list.items[2]!.spec!.jobTemplate.spec.template.spec;
+    expect(pod.serviceAccountName).toBe(NAME);
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.containers[0].image).toBe((await kubectl(['get', 'pod', 'kube-etcd-0', '-o', 'jsonpath={.spec.containers[0].image}'])));
+    expect(await kubectl(['get', 'cronjobs,serviceaccounts,pvc', '-l', 'kubectl-etcd/schedule', '-o', 'name'])).toBe('');
+  }, 120_000);
+
+  it('create; a run makes a verified snapshot on the volume, named and recorded as backup --dir does', async () => {
+    const r = await kubectlEtcd(cluster, ['schedule', 'create', '-n', NS, '--every', '0 */6 * * *', '--keep', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(`created serviceaccount/${NAME}, persistentvolumeclaim/${NAME}s, cronjob/${NAME}`);
+    // Least privilege: nothing binds a role to the schedule's ServiceAccount.
+    const bindings = await kubectl(['get', 'rolebindings', '-o', 'jsonpath={range .items[*]}{.subjects[*].name} {end}']);
+    expect(bindings.split(/\s+/)).not.toContain(NAME);
+
+    expect(await runOnce('run-1')).toBe('Complete');
+    const dir = await volumeDir();
+    const [file] = backups(dir);
+    expect(file).toBeDefined();
+    const db = join(dir, file!);
+    expect(statSync(db).mode & 0o777).toBe(0o600);
+    const record = JSON.parse(readFileSync(`${db}.json`, 'utf8')) as { sha256: string; size: number; schedule: string; namespace: string; workload: string; verified: Record<string, boolean> };
+    expect(record).toMatchObject({ schedule: NAME, namespace: NS, workload: 'kube-etcd', verified: { size: true, sha256Trailer: true, bbolt: true } });
+    expect(createHash('sha256').update(readFileSync(db)).digest('hex')).toBe(record.sha256);
+    expect(statSync(db).size).toBe(record.size);
+    // The real etcdutl accepts it.
+    const status = ok(await run(etcdBinaries('3.5').etcdutl!, ['snapshot', 'status', db, '-w', 'json']));
+    expect(JSON.parse(status).totalKey).toBeGreaterThan(0);
+    // The plugin's own listing reads the volume's layout.
+    const listed = await kubectlEtcd(cluster, ['snapshots', 'list', dir]);
+    expect(listed.stdout).toContain(file);
+
+    const st = await kubectlEtcd(cluster, ['schedule', 'status', NAME, '-n', NS, '--max-age', '1h']);
+    expect(st.code, st.stderr).toBe(0);
+    expect(st.stdout).toMatch(/last good backup: \d{4}-\d\d-\d\dT/);
+  }, 300_000);
+
+  it('a member down: the run takes the snapshot from another; N+2 runs leave N', async () => {
+    const first = JSON.parse(await kubectl(['get', 'cronjob', NAME, '-o', 'json'])) as { spec: { jobTemplate: { spec: { template: { spec: { containers: Array<{ command: string[] }> } } } } } };
+    // The script tries the members in the order it names them: stop the first it would ask.
+    const script = first.spec.jobTemplate.spec.template.spec.containers[0]!.command[2]!;
+    const order = PODS.map((p) => [p, script.indexOf(`https://${p}.`)] as const).filter(([, i]) => i >= 0).sort((a, b) => a[1] - b[1]);
+    const down = order[0]![0];
+    const resume = stopMember(down);
+    try {
+      expect(await runOnce('run-2')).toBe('Complete');
+    } finally {
+      resume();
+    }
+    const dir = await volumeDir();
+    const newest = backups(dir).at(-1)!;
+    const record = JSON.parse(readFileSync(join(dir, `${newest}.json`), 'utf8')) as { sourcePod: string };
+    expect(PODS).toContain(record.sourcePod);
+    expect(record.sourcePod).not.toBe(down);
+    // keep 2: runs 3 and 4 leave the newest two.
+    expect(await runOnce('run-3')).toBe('Complete');
+    expect(await runOnce('run-4')).toBe('Complete');
+    const left = backups(dir);
+    expect(left).toHaveLength(2);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.db.json'))).toHaveLength(2);
+    expect(left).not.toContain(newest);
+  }, 400_000);
+
+  it('every member down: the run fails with the reason, an Event names it, and status --max-age exits 3', async () => {
+    const resumes = PODS.map(stopMember);
+    let result: string;
+    try {
+      result = await runOnce('run-5');
+    } finally {
+      for (const r of resumes) r();
+    }
+    expect(result).toBe('Failed');
+    const events = await kubectl(['get', 'events', '--field-selector', 'involvedObject.name=run-5', '-o', 'jsonpath={range .items[*]}{.reason}{"\\n"}{end}']);
+    expect(events).toMatch(/BackoffLimitExceeded/);
+    // Nothing is left half-written on the volume.
+    const dir = await volumeDir();
+    expect(backups(dir)).toHaveLength(2);
+    expect(readdirSync(join(dir, '.incoming'))).toEqual([]);
+
+    const st = await kubectlEtcd(cluster, ['schedule', 'status', NAME, '-n', NS, '--max-age', '1s']);
+    expect(st.code).toBe(3);
+    expect(st.stderr).toMatch(/^error: the newest good backup of schedule "kube-etcd-backup" is from .* ago \(more than 1s\); last failure .*: no etcd member answered: https:\/\/kube-etcd-\d\.kube-etcd:2379: .*\(exit code 10\)/);
+    expect(st.stdout).toMatch(/last failure: .* job run-5: no etcd member answered/);
+    const fine = await kubectlEtcd(cluster, ['schedule', 'status', NAME, '-n', NS, '--max-age', '1h']);
+    expect(fine.code, fine.stderr).toBe(0);
+
+    const list = await kubectlEtcd(cluster, ['schedule', 'list', '-n', NS]);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(new RegExp(`^${NAME} +0 \\*/6 \\* \\* \\* +2 +${NAME}s +\\d{4}-`, 'm'));
+  }, 300_000);
+
+  it('delete keeps the backups unless --delete-backups; with it, nothing is left', async () => {
+    const refused = await kubectlEtcd(cluster, ['schedule', 'delete', 'kube-etcd', '-n', NS]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^error: no schedule "kube-etcd" in namespace "uc1"/);
+
+    const r = await kubectlEtcd(cluster, ['schedule', 'delete', NAME, '-n', NS, '--delete-backups']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await kubectl(['get', 'cronjobs,jobs,pods,serviceaccounts,pvc', '-l', 'kubectl-etcd/schedule', '-o', 'name'])).toBe('');
+    expect(await kubectl(['get', 'serviceaccount', NAME, '--ignore-not-found', '-o', 'name'])).toBe('');
+    // The members were never touched.
+    await waitFor('the members to be healthy', async () => {
+      const s = await kubectlEtcd(cluster, ['status', '-n', NS, '--check']);
+      return s.code === 0 ? true : undefined;
+    }, 120_000, 2000);
+  }, 300_000);
+});
