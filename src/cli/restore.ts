@@ -27,6 +27,7 @@ interface RestoreFlags {
   keep?: string;
   identity: string[];
   s3Endpoint?: string;
+  fromSchedule?: string;
 }
 
 /** Turns parsed flags into restore options. */
@@ -73,6 +74,7 @@ export function register(program: Command): void {
     .option('--state-dir <dir>', 'where the local journal and safety backups go (default $KUBECTL_ETCD_STATE_DIR or ~/.kube/kubectl-etcd)')
     .option('-i, --identity <file>', 'age identity file (age-keygen) to decrypt an encrypted snapshot (.age) with (repeatable; needed again for --resume)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--s3-endpoint <url>', 'with an s3:// snapshot: an S3-compatible store (MinIO, Ceph, R2 …), addressed path-style')
+    .option('--from-schedule <name|latest>', 'restore the newest backup on the volume of this schedule (kubectl etcd schedule create; latest: the namespace\'s only schedule), or NAME/FILE for one of them')
     .option('-o, --output <format>', 'print the plan (--dry-run) or the result as json or yaml')
     .addHelpText(
       'after',
@@ -82,6 +84,7 @@ Examples:
   kubectl etcd restore snapshot.db -n uc1 --quiesce deployment/gke-master-etcd-maintenance --yes
   kubectl etcd restore uc1-kube-etcd-20261125T180405Z-rev42.db.age -n uc1 --identity ~/.config/age/etcd-backups.txt
   kubectl etcd restore s3://my-bucket/etcd/uc1/uc1-kube-etcd-20261206T120005Z.db -n uc1 --yes
+  kubectl etcd restore -n uc1 --from-schedule latest --dry-run
   kubectl etcd restore -n uc1 --resume
   kubectl etcd restore -n uc1 --abort
   kubectl etcd restore -n uc1 --prune-kept --dry-run`,
@@ -108,6 +111,15 @@ Examples:
         const { downloadForRestore } = await import('../storage/fetch.js');
         opts.snapshot = await downloadForRestore(snapshot, { ...(endpoint ? { endpoint } : {}), stateDir: opts.stateDir, warn: (l) => log.warn(l) });
         log.info(`downloaded ${snapshot} to ${opts.snapshot}`);
+        phases.end();
+      }
+      if (flags.fromSchedule !== undefined) {
+        if (snapshot) throw new UsageError('pass a snapshot or --from-schedule, not both', 'drop one');
+        if (opts.resume || opts.abort || opts.pruneKept) throw new UsageError('--from-schedule starts a restore; --resume, --abort and --prune-kept go on from the journal', 'drop --from-schedule');
+        if (flags.s3Endpoint !== undefined) throw new UsageError('--s3-endpoint works only with an s3:// snapshot', 'drop it');
+        phases.start('download');
+        const { fetchFromSchedule } = await import('../schedule/restore.js');
+        opts.snapshot = await fetchFromSchedule(kube, flags.fromSchedule, { stateDir: opts.stateDir, warn: (l) => log.warn(l), info: (l) => log.info(l) });
         phases.end();
       }
       await restoreCommand(opts, { ...restoreDeps(kube, log), phases });

@@ -13,6 +13,7 @@ import { asFolder, isS3Url, parseEndpoint, parseS3Url, s3Url } from '../storage/
 import { formatBytes } from '../ui/bytes.js';
 import { formatRecord, parseOutputFormat } from '../ui/format.js';
 import { renderTable } from '../ui/table.js';
+import type { GlobalKubeOptions } from './kubeflags.js';
 
 /** One backup in a listing. */
 interface ListedBackup {
@@ -98,23 +99,48 @@ function renderBackups(rows: ListedBackup[]): string {
   );
 }
 
+/** The backups on a schedule's volume, read through a reader pod (schedule/volume.ts). */
+async function listSchedule(command: Command, name: string | undefined): Promise<{ rows: ListedBackup[]; where: string }> {
+  const { kubeContextFromOptions } = await import('./kubecontext.js');
+  const { findSchedule, openScheduleVolume } = await import('../schedule/volume.js');
+  const kube = kubeContextFromOptions(command.optsWithGlobals<GlobalKubeOptions>());
+  const cj = await findSchedule(kube, kube.namespace, name);
+  const volume = await openScheduleVolume(kube, cj, 120_000);
+  try {
+    const files = await volume.list();
+    const found = files.filter((f) => parseAnyBackupName(f.name)).map((f) => ({ name: f.name, size: f.size, readRecord: async () => f.record }));
+    return { rows: await listBackups(found, (n) => `schedule/${volume.schedule}/${n}`), where: `claim "${volume.claim}" of schedule "${volume.schedule}"` };
+  } finally {
+    await volume.close();
+  }
+}
+
 /** Registers `kubectl etcd snapshots list`. */
 export function register(program: Command): void {
-  const snapshots = program.command('snapshots').description('list the backups kept in a directory or in object storage');
+  const snapshots = program.command('snapshots').description('list the backups kept in a directory, in object storage or on a schedule\'s volume');
   snapshots
     .command('list')
-    .description('list the backups in a directory or under an s3:// prefix, newest first, with what their records say')
-    .argument('<location>', 'a directory (backup --dir) or s3://BUCKET/PREFIX (backup --to)')
+    .description('list the backups in a directory, under an s3:// prefix or on a schedule\'s volume, newest first, with what their records say')
+    .argument('[location]', 'a directory (backup --dir) or s3://BUCKET/PREFIX (backup --to)')
+    .option('--schedule [name]', 'the backups on the volume of this schedule (kubectl etcd schedule create) in the namespace; without a name, its only one')
     .option('--s3-endpoint <url>', 'with s3://: an S3-compatible store (MinIO, Ceph, R2 …), addressed path-style')
     .option('-o, --output <format>', 'output format: table (default), json or yaml')
     .addHelpText('after', `
 Examples:
   kubectl etcd snapshots list /backups
-  kubectl etcd snapshots list s3://my-bucket/etcd/ -o json`)
-    .action(async (location: string, flags: { s3Endpoint?: string; output?: string }) => {
+  kubectl etcd snapshots list s3://my-bucket/etcd/ -o json
+  kubectl etcd snapshots list -n uc1 --schedule kube-etcd-backup`)
+    .action(async (location: string | undefined, flags: { s3Endpoint?: string; output?: string; schedule?: string | true }, command: Command) => {
       const output = flags.output === 'table' ? undefined : parseOutputFormat(flags.output);
       let rows: ListedBackup[];
-      if (isS3Url(location)) {
+      let where = location ?? '';
+      if (flags.schedule !== undefined) {
+        if (location !== undefined) throw new UsageError('pass a location or --schedule, not both', 'drop one');
+        if (flags.s3Endpoint !== undefined) throw new UsageError('--s3-endpoint works only with an s3:// location', 'drop it');
+        ({ rows, where } = await listSchedule(command, flags.schedule === true ? undefined : flags.schedule));
+      } else if (location === undefined) {
+        throw new UsageError('snapshots list needs a location or --schedule', 'e.g. kubectl etcd snapshots list /backups, or -n uc1 --schedule');
+      } else if (isS3Url(location)) {
         rows = await listStore(location, flags.s3Endpoint !== undefined ? parseEndpoint(flags.s3Endpoint) : undefined);
       } else {
         if (flags.s3Endpoint !== undefined) throw new UsageError('--s3-endpoint works only with an s3:// location', 'drop it, or pass s3://BUCKET/PREFIX');
@@ -122,6 +148,6 @@ Examples:
       }
       if (output) process.stdout.write(await formatRecord(rows, output));
       else if (rows.length) process.stdout.write(renderBackups(rows));
-      else process.stderr.write(`no backups in ${location}\n`);
+      else process.stderr.write(`no backups in ${where}\n`);
     });
 }

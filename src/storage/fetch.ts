@@ -53,7 +53,7 @@ async function openObject(url: string, opts: FetchOptions): Promise<Opened> {
   } catch {
     record = undefined;
   }
-  const expected = record?.stored ?? (record && !record.encryption && typeof record.sha256 === 'string' ? { size: record.size, sha256: record.sha256 } : undefined);
+  const expected = storedAs(record);
   if (!expected) opts.warn(`${url} has no record beside it (${s3Url(bucket, `${key}.json`)}): the download is checked by the snapshot's own trailer only`);
   return { url, body, ...(record ? { record } : {}), ...(expected ? { expected } : {}) };
 }
@@ -125,21 +125,56 @@ export async function withStoredSnapshot<T>(url: string, opts: FetchOptions, use
  * reads it again); a copy already there that matches the record is used as it is. Returns its path.
  */
 export async function downloadForRestore(url: string, opts: FetchOptions): Promise<string> {
-  const dir = join(opts.stateDir, 'downloads');
+  await downloadsDir(opts.stateDir); // before the store is asked anything
+  const o = await openObject(url, opts);
+  return keepForRestore({ url, name: basename(parseS3Url(url).key), expected: o.expected, open: () => o.body, close: () => o.body.destroy() }, opts);
+}
+
+/** What a record says was stored (the encrypted file's own size and hash for an encrypted backup), when it says so. */
+export function storedAs(record: BackupRecord | undefined): { size: number; sha256: string } | undefined {
+  return record?.stored ?? (record && !record.encryption && typeof record.sha256 === 'string' ? { size: record.size, sha256: record.sha256 } : undefined);
+}
+
+/**
+ * As downloadForRestore, for a backup read from elsewhere (a schedule's volume, through a pod):
+ * `open` is called only when no checked copy is there already. Returns the kept file's path.
+ */
+export async function readForRestore(src: { url: string; name: string; record?: BackupRecord; open: () => Readable }, opts: FetchOptions): Promise<string> {
+  const expected = storedAs(src.record);
+  if (!expected) opts.warn(`${src.url} has no record beside it: the copy is checked by the snapshot's own trailer only`);
+  let body: Readable | undefined;
+  return keepForRestore({ url: src.url, name: src.name, expected, open: () => (body = src.open()), close: () => body?.destroy() }, opts);
+}
+
+/** `<stateDir>/downloads` (0700), made when missing. */
+async function downloadsDir(stateDir: string): Promise<string> {
+  const dir = join(stateDir, 'downloads');
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
     throw new PluginError(`cannot create "${dir}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'pass a --state-dir you can write to');
   }
-  const o = await openObject(url, opts);
+  return dir;
+}
+
+/** The kept copy at `<stateDir>/downloads/<tag>-<name>`: reused when it matches, else copied (checked) into place. */
+async function keepForRestore(src: { url: string; name: string; expected?: { size: number; sha256: string }; open: () => Readable; close: () => void }, opts: FetchOptions): Promise<string> {
+  let dir: string;
+  try {
+    dir = await downloadsDir(opts.stateDir);
+  } catch (err) {
+    src.close();
+    throw err;
+  }
   // One file per URL: two objects of the same name under other prefixes never share a download.
-  const tag = createHash('sha256').update(url).digest('hex').slice(0, 12);
-  const dest = join(dir, `${tag}-${basename(parseS3Url(url).key) || 'snapshot.db'}`);
+  const tag = createHash('sha256').update(src.url).digest('hex').slice(0, 12);
+  const dest = join(dir, `${tag}-${src.name || 'snapshot.db'}`);
   const there = await stat(dest).catch(() => undefined);
-  if (there && o.expected && there.size === o.expected.size && (await sha256File(dest)) === o.expected.sha256) {
-    o.body.destroy();
+  if (there && src.expected && there.size === src.expected.size && (await sha256File(dest)) === src.expected.sha256) {
+    src.close();
     return dest;
   }
+  const o: Opened = { url: src.url, body: src.open(), ...(src.expected ? { expected: src.expected } : {}) };
   // Renamed into place once checked.
   return viaTempFile(o, opts.stateDir, async (temp) => {
     await temp.file.commit(dest);

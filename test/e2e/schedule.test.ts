@@ -5,12 +5,14 @@
 // Jobs), and run by the simulator's CronJob and Job controllers and kubelet. A member is "down"
 // when its etcd process is stopped (SIGSTOP): the pod stays, etcd answers nobody.
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdBinaries } from '../sim/etcd-versions.js';
 import { requireRoot, run, startCluster, waitFor, type SimCluster } from '../sim/harness.js';
-import { TARGETS, buildPlugin, kubectlEtcd, onEtcd, ok } from './backup-support.js';
+import { TARGETS, buildPlugin, etcdctlInPod, kubectlEtcd, onEtcd, ok } from './backup-support.js';
+import { kubectlEtcd as restoreWith } from './restore-helpers.js';
 
 const T = onEtcd(TARGETS.anthos, '3.5');
 const NS = T.namespace;
@@ -173,6 +175,49 @@ describe('schedule on etcd 3.5 (anthos layout, TLS)', () => {
     expect(list.code, list.stderr).toBe(0);
     expect(list.stdout).toMatch(new RegExp(`^${NAME} +0 \\*/6 \\* \\* \\* +2 +${NAME}s +\\d{4}-`, 'm'));
   }, 300_000);
+
+  it('snapshots list --schedule lists the volume; restore --from-schedule latest brings that backup back', async () => {
+    await etcdctlInPod(cluster, T, ['put', '/schedule-test/before', 'kept']);
+    expect(await runOnce('run-6')).toBe('Complete');
+    await etcdctlInPod(cluster, T, ['put', '/schedule-test/after', 'lost']);
+    await etcdctlInPod(cluster, T, ['del', '/schedule-test/before']);
+
+    const listed = await kubectlEtcd(cluster, ['snapshots', 'list', '-n', NS, '--schedule', '-o', 'json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    const rows = JSON.parse(listed.stdout) as Array<{ location: string; name: string; record?: { schedule?: string } }>;
+    expect(rows).toHaveLength(2);
+    expect(rows[0]!.location).toBe(`schedule/${NAME}/${rows[0]!.name}`);
+    expect(rows.every((r) => r.record?.schedule === NAME)).toBe(true);
+    expect(rows[0]!.name).toBe(backups(await volumeDir()).at(-1));
+
+    const state = mkdtempSync(join(tmpdir(), 'schedule-restore-'));
+    try {
+      // A backup changed on the volume after it was written is refused before any change (exit 3).
+      const older = join(await volumeDir(), rows[1]!.name);
+      const fd = openSync(older, 'r+');
+      writeSync(fd, Buffer.from([0x5a]), 0, 1, 4096);
+      closeSync(fd);
+      const refused = await restoreWith(cluster, state, ['restore', '-n', NS, '--from-schedule', `${NAME}/${rows[1]!.name}`, '--yes', '--no-safety-backup']);
+      expect(refused.code, refused.stderr).toBe(3);
+      expect(refused.stderr).toMatch(/error: schedule\/kube-etcd-backup\/.* is not what was stored: .* its record says/);
+      expect(readdirSync(join(state, 'downloads'))).toEqual([]);
+      // The temporary copy it was checked in is gone too.
+      expect(readdirSync(join(state, 'tmp'))).toEqual([]);
+
+      const r = await restoreWith(cluster, state, ['restore', '-n', NS, '--from-schedule', 'latest', '--quiesce', 'deployment/gke-master-etcd-maintenance', '--yes', '--no-safety-backup']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`restoring ${rows[0]!.name} from claim "${NAME}s" of schedule "${NAME}"`);
+      const kept = readdirSync(join(state, 'downloads'));
+      expect(kept).toHaveLength(1);
+      expect(statSync(join(state, 'downloads', kept[0]!)).mode & 0o777).toBe(0o600);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
+    expect((await etcdctlInPod(cluster, T, ['get', '/schedule-test/before', '--print-value-only'])).trim()).toBe('kept');
+    expect((await etcdctlInPod(cluster, T, ['get', '/schedule-test/after', '--print-value-only'])).trim()).toBe('');
+    // The reader pods are gone.
+    expect(await kubectl(['get', 'pods', '-l', 'kubectl-etcd/reader', '-o', 'name'])).toBe('');
+  }, 600_000);
 
   it('delete keeps the backups unless --delete-backups; with it, nothing is left', async () => {
     const refused = await kubectlEtcd(cluster, ['schedule', 'delete', 'kube-etcd', '-n', NS]);
