@@ -119,7 +119,8 @@ Examples:
         if (flags.s3Endpoint !== undefined) throw new UsageError('--s3-endpoint works only with an s3:// snapshot', 'drop it');
         phases.start('download');
         const { fetchFromSchedule } = await import('../schedule/restore.js');
-        opts.snapshot = await fetchFromSchedule(kube, flags.fromSchedule, { stateDir: opts.stateDir, warn: (l) => log.warn(l), info: (l) => log.info(l) });
+        const { readForRestore } = await import('../storage/fetch.js');
+        opts.snapshot = await fetchFromSchedule(kube, flags.fromSchedule, { stateDir: opts.stateDir, warn: (l) => log.warn(l), info: (l) => log.info(l) }, readForRestore);
         phases.end();
       }
       await restoreCommand(opts, { ...restoreDeps(kube, log), phases });

@@ -9,12 +9,14 @@ import { parseAnyBackupName } from '../backup/naming.js';
 import type { BackupRecord } from '../backup/record.js';
 import { NotFoundError, UsageError } from '../errors.js';
 import type { KubeContext } from '../kube/client.js';
-import { readForRestore } from '../storage/fetch.js';
+import type { readForRestore as ReadForRestore } from '../storage/fetch.js';
 import { WORKLOAD_ANNOTATION } from './manifests.js';
 import { findSchedule, openScheduleVolume } from './volume.js';
 
 /** Finds, streams and checks the backup; returns the local path the restore reads. */
-export async function fetchFromSchedule(kube: KubeContext, value: string, opts: { stateDir: string; warn: (l: string) => void; info: (l: string) => void }): Promise<string> {
+export async function fetchFromSchedule(kube: KubeContext, value: string, opts: { stateDir: string; warn: (l: string) => void; info: (l: string) => void },
+  // storage/fetch.ts's, passed in: storage/ is a chunk of its own in the single executable, loaded by the CLI (krew/bundle.ts).
+  readForRestore: typeof ReadForRestore): Promise<string> {
   const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)(?:\/([^/]+))?$/.exec(value);
   if (!m) throw new UsageError(`--from-schedule "${value}" is not NAME, latest or NAME/FILE`, 'kubectl etcd schedule list shows the schedules');
   const name = m[1] === 'latest' && !m[3] ? undefined : m[1]!;
