@@ -17,6 +17,7 @@ interface CreateFlags extends WorkloadFlags {
   deadline: string;
   dryRun?: boolean;
   output?: string;
+  utilityImage?: string;
 }
 
 const say = (line: string): void => void process.stderr.write(line + '\n');
@@ -38,6 +39,7 @@ export function register(program: Command): void {
     .option('--storage-class <name>', 'storage class of the new claim (default: the cluster\'s default)')
     .option('--time-zone <tz>', 'the time zone --every is read in', 'Etc/UTC')
     .option('--deadline <duration>', 'how long one backup may take before it is failed', '1h')
+    .option('--utility-image <image>', 'for an etcd image without a shell (distroless): the shell image the backup script runs in, the etcd image beside it as a sidecar (default docker.io/library/busybox:1.36)')
     .option('--dry-run', 'check everything (server-side dry run of each object) and create nothing')
     .option('-o, --output <format>', 'with --dry-run, print the objects: yaml or json')
     .addHelpText('after', [
@@ -65,12 +67,12 @@ export function register(program: Command): void {
       const plan = await planSchedule({ kube, run, listMembers: (asker) => listMembers(run, asker) }, topology, rows.map((r) => r.status), {
         ...(flags.name ? { name: flags.name } : {}), every: flags.every!, keep, ...(flags.to !== undefined ? { to: flags.to } : {}),
         ...(flags.size ? { size: flags.size } : {}), ...(flags.storageClass ? { storageClass: flags.storageClass } : {}),
-        timeZone: flags.timeZone, deadlineSeconds: Math.ceil(deadlineMs / 1000),
+        timeZone: flags.timeZone, deadlineSeconds: Math.ceil(deadlineMs / 1000), ...(flags.utilityImage ? { utilityImage: flags.utilityImage } : {}),
       });
       const { spec } = plan;
       await admitSchedule(kube, plan);
       say(`schedule "${spec.name}" in namespace "${spec.namespace}": back up ${spec.workload} at "${spec.every}" (${spec.timeZone}), keep ${spec.keep}, on claim "${spec.volume.claimName}"${spec.volume.create ? ` (new, ${spec.volume.create.size})` : ''}`);
-      say(`  members, in order: ${plan.endpoints.map((e) => `${e.pod ?? e.member} (${e.url})`).join(', ')}; image ${spec.image} (${plan.tool})`);
+      say(`  members, in order: ${plan.endpoints.map((e) => `${e.pod ?? e.member} (${e.url})`).join(', ')}; ${plan.viaTools ? `image ${spec.tools!.image} (no shell: ${plan.tool} run from ${spec.image} beside it)` : `image ${spec.image} (${plan.tool})`}`);
       if (flags.dryRun) {
         if (output) process.stdout.write(await formatRecord({ apiVersion: 'v1', kind: 'List', items: plan.objects.map((o) => o.manifest) }, output));
         else process.stdout.write(`dry run: the API server admits ${plan.objects.map((o) => `${o.kind.toLowerCase()}/${o.name}`).join(', ')}; nothing created\n`);

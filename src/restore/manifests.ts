@@ -172,12 +172,11 @@ export function utilityPodManifest(opts: {
   };
 }
 
-// $1: the restore dir; the rest: the restore argv. Finds this pod's etcd-tools etcd: a process in
-// the same network namespace (this pod; /proc may show more where pods share a PID namespace),
-// whose program is etcd and which has TOOLS_ETCD_NAME as a whole argument (the shells running
-// this script have it only inside a longer one, and `sh` as their program).
-const VIA_TOOLS = [
-  'd=$1; shift',
+// Finds this pod's etcd-tools etcd: a process in the same network namespace (this pod; /proc may
+// show more where pods share a PID namespace), whose program is etcd and which has
+// TOOLS_ETCD_NAME as a whole argument (the shells running this script have it only inside a
+// longer one, and `sh` as their program); `p` is its pid, `c` this container's chroot.
+const FIND_TOOLS = [
   'me=$(readlink /proc/self/ns/net); p=',
   'for f in /proc/[0-9]*; do',
   '  [ "$(readlink "$f/ns/net" 2>/dev/null)" = "$me" ] || continue',
@@ -189,11 +188,22 @@ const VIA_TOOLS = [
   'path=$(tr \'\\0\' \'\\n\' <"/proc/$p/environ" | grep "^PATH=") || path=',
   // chroot is found on this container's PATH, before PATH becomes the other container's.
   'c=$(command -v chroot) || { echo "the shell image has no chroot; pass --utility-image with one that has" >&2; exit 95; }',
-  'rm -rf "$d"',
-  // The tool runs in the etcd-tools container's own root (its binary, its libraries, its PATH);
-  // the member volume is mounted there at the same path as here.
-  'PATH=${path#PATH=}; PATH=${PATH:-/usr/local/bin:/usr/bin:/bin} exec "$c" "/proc/$p/root" "$@"',
-].join('\n');
+];
+// The tool runs in the etcd-tools container's own root (its binary, its libraries, its PATH);
+// the volumes are mounted there at the same paths as here.
+const EXEC_IN_TOOLS = 'PATH=${path#PATH=}; PATH=${PATH:-/usr/local/bin:/usr/bin:/bin} exec "$c" "/proc/$p/root" "$@"';
+
+// $1: the restore dir; the rest: the restore argv.
+const VIA_TOOLS = ['d=$1; shift', ...FIND_TOOLS, 'rm -rf "$d"', EXEC_IN_TOOLS].join('\n');
+
+/**
+ * The argv prefix that runs a program of the etcd image in the pod's `etcd-tools` container, from
+ * a shell container of the same pod (shared process namespace, run as root for chroot): e.g.
+ * `[...toolsExec(), 'etcdctl', 'version']`.
+ */
+export function toolsExec(): string[] {
+  return ['sh', '-c', [...FIND_TOOLS, EXEC_IN_TOOLS].join('\n'), 'sh'];
+}
 
 /**
  * What the shell container runs, detached (kube/detached.ts), for a member's `snapshot restore`:

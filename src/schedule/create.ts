@@ -14,7 +14,8 @@ import { memberContainer, type EtcdMember, type EtcdTopology } from '../etcd/top
 import type { ContainerCommand } from '../kube/exec.js';
 import type { KubeContext } from '../kube/client.js';
 import { apiError } from '../kube/errors.js';
-import { utilityUser } from '../restore/manifests.js';
+import { toolsExec, utilityUser } from '../restore/manifests.js';
+import { DEFAULT_SHELL_IMAGE } from '../restore/preflight.js';
 import { VERSION } from '../version.js';
 import { BACKUP_DIR, TLS_DIR, TLS_FILES, WORK_DIR, claimManifest, cronJobManifest, serviceAccountManifest, serviceAccountName, type ScheduleSpec, type SecretFile } from './manifests.js';
 import { backupScript, type ScheduleEndpoint } from './script.js';
@@ -31,6 +32,8 @@ export interface CreateOptions {
   storageClass?: string;
   timeZone: string;
   deadlineSeconds: number;
+  /** The shell image for an etcd image without a shell (default DEFAULT_SHELL_IMAGE). */
+  utilityImage?: string;
 }
 
 /** What create would make, ready to apply. */
@@ -41,6 +44,8 @@ export interface SchedulePlan {
   endpoints: ScheduleEndpoint[];
   /** The tools the image gives the script. */
   tool: 'etcdctl' | 'etcdutl';
+  /** The etcd image runs beside a shell image (it has no shell). */
+  viaTools: boolean;
 }
 
 /** The tools backupScript runs; all in busybox and the vendor etcd images with a shell. */
@@ -83,18 +88,32 @@ export async function planSchedule(
       'a schedule is made from a healthy cluster; check it with kubectl etcd status');
   }
 
-  // The image: the members' own, with a shell and the script's tools.
+  // The image: the members' own, with a shell and the script's tools; or, without a shell, the
+  // shell image with the members' image beside it as a sidecar (manifests.ts, tools).
   const image = asker.image;
-  const probe = await run(memberContainer(asker), ['sh', '-c',
-    `for t in ${SCRIPT_TOOLS.join(' ')}; do command -v $t >/dev/null 2>&1 || echo missing:$t; done; command -v etcdutl >/dev/null 2>&1 && echo has:etcdutl; true`])
-    .catch((err: unknown) => ({ exitCode: 127, stdout: '', stderr: (err as Error).message }));
-  if (probe.exitCode !== 0) {
-    throw new PluginError(`image "${image}" has no shell: the scheduled backup runs its script in the members' own image`,
-      'schedule an image with a shell (the same etcd version), or run kubectl etcd backup from a machine on a schedule of your own');
+  const target = memberContainer(asker);
+  const tryRun = (argv: string[]) => run(target, argv).catch((err: unknown) => ({ exitCode: 127, stdout: '', stderr: (err as Error).message }));
+  const probe = await tryRun(['sh', '-c',
+    `for t in ${SCRIPT_TOOLS.join(' ')}; do command -v $t >/dev/null 2>&1 || echo missing:$t; done; command -v etcdutl >/dev/null 2>&1 && echo has:etcdutl; true`]);
+  let tool: 'etcdctl' | 'etcdutl';
+  let tools: ScheduleSpec['tools'];
+  if (probe.exitCode === 0) {
+    const missing = [...probe.stdout.matchAll(/missing:(\S+)/g)].map((m) => m[1]!);
+    if (missing.length) throw new PluginError(`image "${image}" lacks ${missing.join(', ')}, which the scheduled backup needs`, 'use an etcd image of the same version that has them');
+    tool = /has:etcdutl/.test(probe.stdout) ? 'etcdutl' : 'etcdctl';
+  } else {
+    // No shell answered. If etcd itself answers an argv exec, the container runs and sh is what is missing.
+    const alive = await tryRun(['etcd', '--version']);
+    if (alive.exitCode !== 0) {
+      throw new PluginError(`cannot run a command in pod "${asker.pod}" (container "${asker.container}"): ${probe.stderr.trim().split('\n').at(-1) ?? `exit code ${probe.exitCode}`}`,
+        'check the pod with kubectl describe; schedule create asks a running member what its image has');
+    }
+    if ((await tryRun(['etcdctl', 'version'])).exitCode !== 0) {
+      throw new PluginError(`image "${image}" has no shell and no etcdctl: the scheduled backup has nothing to take a snapshot with`, 'use an etcd image that ships etcdctl');
+    }
+    tool = (await tryRun(['etcdutl', 'version'])).exitCode === 0 ? 'etcdutl' : 'etcdctl';
+    tools = { image, securityContext: utilityUser(asker, false).container };
   }
-  const missing = [...probe.stdout.matchAll(/missing:(\S+)/g)].map((m) => m[1]!);
-  if (missing.length) throw new PluginError(`image "${image}" lacks ${missing.join(', ')}, which the scheduled backup needs`, 'use an etcd image of the same version that has them');
-  const tool = /has:etcdutl/.test(probe.stdout) ? 'etcdutl' : 'etcdctl';
 
   // The client certificate: the files the member's etcdctl uses, from the Secrets they come from.
   const tls: NonNullable<ScheduleSpec['tls']> = {};
@@ -139,7 +158,9 @@ export async function planSchedule(
     volume = { claimName: `${name}s`.slice(0, 63), create: { size: opts.size ?? mebibytes(defaultClaimBytes(opts.keep, db)), ...(opts.storageClass ? { storageClassName: opts.storageClass } : {}) } };
   }
 
-  const user = utilityUser(asker, false);
+  // chroot into the sidecar's root needs root in the shell container (as for a restore's utility pod).
+  const user = utilityUser(asker, tools !== undefined);
+  const viaTools = tools ? toolsExec() : [];
   const script = backupScript({
     endpoints,
     tls: {
@@ -147,12 +168,13 @@ export async function planSchedule(
       ...(tls.cert ? { cert: `${TLS_DIR}/${TLS_FILES.cert}` } : {}),
       ...(tls.key ? { key: `${TLS_DIR}/${TLS_FILES.key}` } : {}),
     },
-    etcdctl: ['etcdctl'],
-    ...(tool === 'etcdutl' ? { etcdutl: ['etcdutl'] } : {}),
+    etcdctl: [...viaTools, 'etcdctl'],
+    ...(tool === 'etcdutl' ? { etcdutl: [...viaTools, 'etcdutl'] } : {}),
     dir: BACKUP_DIR, work: WORK_DIR, namespace, workload: topology.workload.name, keep: opts.keep, schedule: name, pluginVersion: VERSION,
   });
   const spec: ScheduleSpec = {
-    name, namespace, every: opts.every, timeZone: opts.timeZone, image, script, tls, volume,
+    name, namespace, every: opts.every, timeZone: opts.timeZone, image: tools ? opts.utilityImage ?? DEFAULT_SHELL_IMAGE : image, script, tls, volume,
+    ...(tools ? { tools } : {}),
     ...(user.pod ? { podSecurityContext: user.pod } : {}),
     ...(Object.keys(user.container).length ? { securityContext: user.container } : {}),
     ...(asker.podFacts?.imagePullSecrets ? { imagePullSecrets: asker.podFacts.imagePullSecrets } : {}),
@@ -163,7 +185,7 @@ export async function planSchedule(
     ...(volume.create ? [{ kind: 'PersistentVolumeClaim' as const, name: volume.claimName, manifest: claimManifest(spec) }] : []),
     { kind: 'CronJob', name, manifest: cronJobManifest(spec) },
   ];
-  return { spec, objects, endpoints, tool };
+  return { spec, objects, endpoints, tool, viaTools: tools !== undefined };
 }
 
 /** Creates one object (or, with dryRun, has the API server admit it without storing it). */

@@ -10,7 +10,7 @@
  * A run that fails ends its Job with BackoffLimitExceeded (an Event on the Job) and the reason in
  * the pod's termination message (`kubectl etcd schedule status` shows it).
  */
-import { MANAGED_BY } from '../restore/manifests.js';
+import { MANAGED_BY, TOOLS_CONTAINER, TOOLS_SCRATCH_DIR, toolsIdleCommand } from '../restore/manifests.js';
 
 /** The label naming the schedule an object belongs to. */
 export const SCHEDULE_LABEL = 'kubectl-etcd/schedule';
@@ -38,8 +38,15 @@ export interface ScheduleSpec {
   /** The five-field cron schedule (robfig/cron, as the CronJob controller reads it). */
   every: string;
   timeZone: string;
-  /** The etcd image the pod runs (the members' own). */
+  /** The image the backup container runs: the members' own, or a shell image beside it (tools). */
   image: string;
+  /**
+   * An etcd image without a shell (distroless): it runs as a native sidecar (an init container
+   * with restartPolicy Always, Kubernetes 1.29+) that keeps a throwaway etcd on the pod's
+   * loopback, and the script, in the shell image, runs its etcdctl/etcdutl through the shared
+   * process namespace (restore/manifests.ts toolsExec); the sidecar stops when the backup ends.
+   */
+  tools?: { image: string; securityContext?: Record<string, unknown> };
   /** The script (script.ts) the container runs with `sh -c`. */
   script: string;
   /** The client TLS files from their Secrets: ca.crt, tls.crt, tls.key in TLS_DIR. */
@@ -114,6 +121,18 @@ export function cronJobManifest(spec: ScheduleSpec) {
     { name: 'work', mountPath: WORK_DIR },
     ...(items.length ? [{ name: 'etcd-client-tls', mountPath: TLS_DIR, readOnly: true }] : []),
   ];
+  const tools = spec.tools ? {
+    shareProcessNamespace: true,
+    initContainers: [{
+      name: TOOLS_CONTAINER,
+      image: spec.tools.image,
+      restartPolicy: 'Always',
+      command: toolsIdleCommand(),
+      ...(spec.tools.securityContext ? { securityContext: spec.tools.securityContext } : {}),
+      volumeMounts: [...mounts, { name: 'etcd-tools-scratch', mountPath: TOOLS_SCRATCH_DIR }],
+    }],
+  } : {};
+  if (spec.tools) volumes.push({ name: 'etcd-tools-scratch', emptyDir: {} });
   return {
     apiVersion: 'batch/v1', kind: 'CronJob',
     metadata: {
@@ -143,6 +162,7 @@ export function cronJobManifest(spec: ScheduleSpec) {
               automountServiceAccountToken: false,
               ...(spec.podSecurityContext ? { securityContext: spec.podSecurityContext } : {}),
               ...(spec.imagePullSecrets?.length ? { imagePullSecrets: spec.imagePullSecrets } : {}),
+              ...tools,
               containers: [{
                 name: BACKUP_CONTAINER,
                 image: spec.image,

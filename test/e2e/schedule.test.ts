@@ -11,20 +11,44 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdBinaries } from '../sim/etcd-versions.js';
 import { requireRoot, run, startCluster, waitFor, type SimCluster } from '../sim/harness.js';
-import { TARGETS, buildPlugin, etcdctlInPod, kubectlEtcd, onEtcd, ok } from './backup-support.js';
+import { TARGETS, buildPlugin, distrolessManifest, distrolessSecrets, etcdctlInPod, kubectlEtcd, onEtcd, ok } from './backup-support.js';
+import { ensureCA, issueCert } from '../sim/pki.js';
 import { kubectlEtcd as restoreWith } from './restore-helpers.js';
 
 const T = onEtcd(TARGETS.anthos, '3.5');
 const NS = T.namespace;
 const NAME = 'kube-etcd-backup';
 const PODS = ['kube-etcd-0', 'kube-etcd-1', 'kube-etcd-2'];
+/** The namespace of the distroless member. */
+const DL = 'dl-sched';
 let cluster: SimCluster;
 
 beforeAll(async () => {
   requireRoot();
   await buildPlugin();
   cluster = await startCluster({ fixtures: [T.fixture] });
+  await startDistrolessMember();
 }, 600_000);
+
+/**
+ * One distroless member in namespace DL, with a certificate of its own for the name it advertises
+ * (https://etcd-0.etcd:2379), as a real member's certificate names it: the backup pod verifies it.
+ */
+async function startDistrolessMember(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'schedule-pki-'));
+  try {
+    const ca = ensureCA(dir, 'etcd-ca');
+    const pair = issueCert(dir, 'etcd-ca', 'etcd', { commonName: 'etcd-0', dnsNames: ['etcd-0.etcd', `etcd-0.etcd.${DL}.svc`, 'localhost'], ips: ['127.0.0.1'], usage: 'both' });
+    const b64 = (t: string) => Buffer.from(t).toString('base64');
+    const manifest = distrolessManifest({ namespace: DL, replicas: 1, storage: '256Mi', token: 'dl-sched', createNamespace: true });
+    ok(await cluster.kubectl(['apply', '-f', '-'], { input: manifest.split('---')[0] }));
+    ok(await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: distrolessSecrets({ namespace: DL }, { 'etcdCA.crt': b64(ca.cert), 'etcd.crt': b64(pair.cert), 'etcd.key': b64(pair.key) }) }) }));
+    ok(await cluster.kubectl(['apply', '-f', '-'], { input: manifest }));
+    await waitFor('the distroless member to be Ready', async () => ((await cluster.kubectl(['-n', DL, 'wait', '--for=condition=Ready', 'pod/etcd-0', '--timeout=10s'], { timeoutMs: 20_000 })).code === 0 ? true : undefined), 180_000, 1000);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 afterAll(async () => {
   await cluster?.down();
@@ -42,24 +66,24 @@ function stopMember(pod: string): () => void {
 }
 
 /** Starts a run as `kubectl create job --from=cronjob/NAME` does, and waits for its Job to end: Complete or Failed. */
-async function runOnce(job: string): Promise<'Complete' | 'Failed'> {
-  await kubectl(['create', 'job', `--from=cronjob/${NAME}`, job]);
+async function runOnce(job: string, ns = NS, name = NAME): Promise<'Complete' | 'Failed'> {
+  ok(await cluster.kubectl(['-n', ns, 'create', 'job', `--from=cronjob/${name}`, job]));
   return waitFor(`job ${job} to end`, async () => {
-    const out = await kubectl(['get', 'job', job, '-o', 'jsonpath={range .status.conditions[?(@.status=="True")]}{.type} {end}']);
+    const out = ok(await cluster.kubectl(['-n', ns, 'get', 'job', job, '-o', 'jsonpath={range .status.conditions[?(@.status=="True")]}{.type} {end}']));
     return (/\b(Complete|Failed)\b/.exec(out)?.[1] as 'Complete' | 'Failed' | undefined);
   }, 120_000, 1000);
 }
 
 /** The backup volume's files on its node (the claim's local volume). */
-async function volumeDir(): Promise<string> {
-  const pv = await kubectl(['get', 'pvc', `${NAME}s`, '-o', 'jsonpath={.spec.volumeName}']);
+async function volumeDir(ns = NS, claim = `${NAME}s`): Promise<string> {
+  const pv = ok(await cluster.kubectl(['-n', ns, 'get', 'pvc', claim, '-o', 'jsonpath={.spec.volumeName}']));
   const path = ok(await cluster.kubectl(['get', 'pv', pv, '-o', 'jsonpath={.spec.local.path}{.spec.hostPath.path}']));
   expect(path).not.toBe('');
   return path;
 }
 
-function backups(dir: string): string[] {
-  return readdirSync(dir).filter((f) => /^uc1-kube-etcd-\d{8}T\d{6}Z-rev\d+\.db$/.test(f)).sort();
+function backups(dir: string, stem = 'uc1-kube-etcd'): string[] {
+  return readdirSync(dir).filter((f) => new RegExp(`^${stem}-\\d{8}T\\d{6}Z-rev\\d+\\.db$`).test(f)).sort();
 }
 
 describe('schedule on etcd 3.5 (anthos layout, TLS)', () => {
@@ -233,5 +257,39 @@ describe('schedule on etcd 3.5 (anthos layout, TLS)', () => {
       const s = await kubectlEtcd(cluster, ['status', '-n', NS, '--check']);
       return s.code === 0 ? true : undefined;
     }, 120_000, 2000);
+  }, 300_000);
+});
+
+describe('schedule of an etcd image without a shell (distroless, etcd 3.4, TLS)', () => {
+  const DNS = DL;
+  const DNAME = 'etcd-backup';
+  it('the naive way: the etcd image cannot run a backup script', async () => {
+    const r = await cluster.kubectl(['-n', DNS, 'exec', 'etcd-0', '-c', 'etcd', '--', 'sh', '-c', 'true']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/executable file not found|no such file/i);
+  });
+
+  it('runs the script in the shell image, with the etcd image beside it as a native sidecar, and the Job completes', async () => {
+    const r = await kubectlEtcd(cluster, ['schedule', 'create', '-n', DNS, '--every', '15 3 * * *', '--keep', '3']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/no shell: etcdctl run from docker\.io\/library\/busybox:1\.36 beside it/);
+    const cj = JSON.parse(ok(await cluster.kubectl(['-n', DNS, 'get', 'cronjob', DNAME, '-o', 'json']))) as { spec: { jobTemplate: { spec: { template: { spec: Record<string, any> } } } } };
+    const pod = cj.spec.jobTemplate.spec.template.spec;
+    expect(pod.shareProcessNamespace).toBe(true);
+    expect(pod.initContainers).toMatchObject([{ name: 'etcd-tools', restartPolicy: 'Always', image: expect.stringMatching(/^gcr\.io\/etcd-development\/etcd:/) }]);
+
+    const result = await runOnce('d-run-1', DNS, DNAME);
+    expect(result, `${(await kubectlEtcd(cluster, ['schedule', 'status', DNAME, '-n', DNS])).stdout}\n${(await cluster.kubectl(['-n', DNS, 'logs', '-l', 'kubectl-etcd/schedule', '--all-containers', '--tail', '30'])).stdout}`).toBe('Complete');
+    const dir = await volumeDir(DNS, `${DNAME}s`);
+    const files = backups(dir, `${DL}-etcd`);
+    expect(files).toHaveLength(1);
+    const record = JSON.parse(readFileSync(join(dir, `${files[0]}.json`), 'utf8')) as { sha256: string; etcdVersion: string; verified: Record<string, boolean> };
+    expect(record.verified).toEqual({ size: true, sha256Trailer: true, bbolt: true });
+    expect(record.etcdVersion).toMatch(/^3\.4\./);
+    expect(createHash('sha256').update(readFileSync(join(dir, files[0]!))).digest('hex')).toBe(record.sha256);
+
+    const d = await kubectlEtcd(cluster, ['schedule', 'delete', DNAME, '-n', DNS, '--delete-backups']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(ok(await cluster.kubectl(['-n', DNS, 'get', 'cronjobs,jobs,pods,serviceaccounts,pvc', '-l', 'kubectl-etcd/schedule', '-o', 'name']))).toBe('');
   }, 300_000);
 });
