@@ -1,7 +1,7 @@
 import { open, writeFile, type FileHandle } from 'node:fs/promises';
 import { PluginError } from '../errors.js';
 import type { TransportKind } from './transport.js';
-import type { DrillReport } from '../verify/drill.js';
+import type { DrillReport, PodDrillReport } from '../verify/drill.js';
 
 /** What one backup produced: printed with -o json|yaml and written as the `<file>.json` sidecar. */
 export interface BackupRecord {
@@ -29,7 +29,7 @@ export interface BackupRecord {
   encryption?: { format: 'age'; recipients: string[] };
   stored?: { size: number; sha256: string };
   /** Restore drills of this backup (`kubectl etcd verify --restore`), newest last. */
-  drills?: DrillReport[];
+  drills?: Array<DrillReport | PodDrillReport>;
 }
 
 /** Writes the sidecar `<snapshot>.json` (mode 0600). */

@@ -18,6 +18,7 @@ interface CreateFlags extends WorkloadFlags {
   dryRun?: boolean;
   output?: string;
   utilityImage?: string;
+  verifyRestore?: boolean;
 }
 
 const say = (line: string): void => void process.stderr.write(line + '\n');
@@ -40,6 +41,7 @@ export function register(program: Command): void {
     .option('--time-zone <tz>', 'the time zone --every is read in', 'Etc/UTC')
     .option('--deadline <duration>', 'how long one backup may take before it is failed', '1h')
     .option('--utility-image <image>', 'for an etcd image without a shell (distroless): the shell image the backup script runs in, the etcd image beside it as a sidecar (default docker.io/library/busybox:1.36)')
+    .option('--verify-restore', 'a restore drill before each backup is saved: etcd of the members\' release started on the restored snapshot in the pod must serve its revision (recorded in the backup\'s record)')
     .option('--dry-run', 'check everything (server-side dry run of each object) and create nothing')
     .option('-o, --output <format>', 'with --dry-run, print the objects: yaml or json')
     .addHelpText('after', [
@@ -67,7 +69,7 @@ export function register(program: Command): void {
       const plan = await planSchedule({ kube, run, listMembers: (asker) => listMembers(run, asker) }, topology, rows.map((r) => r.status), {
         ...(flags.name ? { name: flags.name } : {}), every: flags.every!, keep, ...(flags.to !== undefined ? { to: flags.to } : {}),
         ...(flags.size ? { size: flags.size } : {}), ...(flags.storageClass ? { storageClass: flags.storageClass } : {}),
-        timeZone: flags.timeZone, deadlineSeconds: Math.ceil(deadlineMs / 1000), ...(flags.utilityImage ? { utilityImage: flags.utilityImage } : {}),
+        timeZone: flags.timeZone, deadlineSeconds: Math.ceil(deadlineMs / 1000), ...(flags.utilityImage ? { utilityImage: flags.utilityImage } : {}), verifyRestore: flags.verifyRestore === true,
       });
       const { spec } = plan;
       await admitSchedule(kube, plan);

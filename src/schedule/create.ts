@@ -34,6 +34,8 @@ export interface CreateOptions {
   deadlineSeconds: number;
   /** The shell image for an etcd image without a shell (default DEFAULT_SHELL_IMAGE). */
   utilityImage?: string;
+  /** A restore drill in the pod before each backup is saved (script.ts drill). */
+  verifyRestore?: boolean;
 }
 
 /** What create would make, ready to apply. */
@@ -94,11 +96,11 @@ export async function planSchedule(
   const target = memberContainer(asker);
   const tryRun = (argv: string[]) => run(target, argv).catch((err: unknown) => ({ exitCode: 127, stdout: '', stderr: (err as Error).message }));
   const probe = await tryRun(['sh', '-c',
-    `for t in ${SCRIPT_TOOLS.join(' ')}; do command -v $t >/dev/null 2>&1 || echo missing:$t; done; command -v etcdutl >/dev/null 2>&1 && echo has:etcdutl; true`]);
+    `for t in ${SCRIPT_TOOLS.join(' ')} etcd; do command -v $t >/dev/null 2>&1 || echo missing:$t; done; command -v etcdutl >/dev/null 2>&1 && echo has:etcdutl; true`]);
   let tool: 'etcdctl' | 'etcdutl';
   let tools: ScheduleSpec['tools'];
   if (probe.exitCode === 0) {
-    const missing = [...probe.stdout.matchAll(/missing:(\S+)/g)].map((m) => m[1]!);
+    const missing = [...probe.stdout.matchAll(/missing:(\S+)/g)].map((m) => m[1]!).filter((t) => t !== 'etcd' || opts.verifyRestore);
     if (missing.length) throw new PluginError(`image "${image}" lacks ${missing.join(', ')}, which the scheduled backup needs`, 'use an etcd image of the same version that has them');
     tool = /has:etcdutl/.test(probe.stdout) ? 'etcdutl' : 'etcdctl';
   } else {
@@ -170,6 +172,7 @@ export async function planSchedule(
     },
     etcdctl: [...viaTools, 'etcdctl'],
     ...(tool === 'etcdutl' ? { etcdutl: [...viaTools, 'etcdutl'] } : {}),
+    ...(opts.verifyRestore ? { drill: { etcd: [...viaTools, 'etcd'] } } : {}),
     dir: BACKUP_DIR, work: WORK_DIR, namespace, workload: topology.workload.name, keep: opts.keep, schedule: name, pluginVersion: VERSION,
   });
   const spec: ScheduleSpec = {

@@ -28,7 +28,7 @@ export const SCHEDULE_EXIT = {
   failure: 1,
   /** No member answered its status check and gave a snapshot: `no etcd member answered: <ep>: <why>; …`. */
   noMember: 10,
-  /** The snapshot failed verification (snapshot status, its size, snapshot restore: sha256 trailer and bbolt). */
+  /** The snapshot failed verification (snapshot status, its size, snapshot restore: sha256 trailer and bbolt; the drill). */
   verification: 11,
   /** Writing to the backup volume failed (ENOSPC, read-only, not mounted …): `volume full or not writable: …`; nothing was added. */
   volume: 12,
@@ -46,6 +46,11 @@ export const SCHEDULE_EXIT = {
  * `schedule` field is what marks a scheduled backup.
  */
 export const SCHEDULE_TRANSPORT: TransportKind = 'exec';
+
+/** Where the drill's etcd listens: the backup pod's own loopback, ports no member or sidecar uses. */
+export const DRILL_CLIENT_URL = 'http://127.0.0.1:32479';
+const DRILL_PEER_URL = 'http://127.0.0.1:32480';
+const DRILL_NAME = 'kubectl-etcd-drill';
 
 /** One member the script may take the snapshot from. */
 export interface ScheduleEndpoint {
@@ -80,6 +85,13 @@ export interface BackupScriptOptions {
   pluginVersion: string;
   /** Default /dev/termination-log. */
   terminationLog?: string;
+  /**
+   * A restore drill before the backup is saved (`--verify-restore`): etcd (this argv prefix, the
+   * members' own release) is started on the verifying restore, on the pod's loopback
+   * (DRILL_CLIENT_URL), and must serve the snapshot's revision; what it served goes into the
+   * record's `drills`. A failed drill fails the run (verification) and saves nothing.
+   */
+  drill?: { etcd: string[] };
   /** etcdctl --dial-timeout for the status check and the save (default 3s). */
   dialTimeout?: string;
   /** etcdctl --command-timeout for the status check (default 5s); the save has none (etcdctl 3.4 ignores it there). */
@@ -141,6 +153,11 @@ export function backupScript(opts: BackupScriptOptions): string {
   const unsetVars = ['ENDPOINTS', 'DIAL_TIMEOUT', 'COMMAND_TIMEOUT', 'WRITE_OUT', ...(opts.tls?.cacert ? ['CACERT'] : []), ...(opts.tls?.cert ? ['CERT'] : []), ...(opts.tls?.key ? ['KEY'] : [])]
     .map((v) => `ETCDCTL_${v}`).join(' ');
   const util = words(opts.etcdutl ?? opts.etcdctl);
+  // The drill's etcdctl talks plain http on loopback: no TLS flags.
+  const ctlPlain = words(opts.etcdctl);
+  if (opts.drill) check(opts.drill.etcd.length > 0 && opts.drill.etcd[0] !== '' && opts.drill.etcd.every((w) => !w.includes('\0')), 'the etcd command is empty or holds a NUL byte');
+  const drillMember = [`--name=${DRILL_NAME}`, `--initial-cluster=${DRILL_NAME}=${DRILL_PEER_URL}`, `--initial-advertise-peer-urls=${DRILL_PEER_URL}`];
+  const restoredWith = opts.etcdutl ? 'etcdutl' : 'etcdctl';
   const stem = backupStem(opts.namespace, opts.workload);
   const owner = ownerLines(opts.namespace, opts.workload);
   const jsonInner = (s: string) => JSON.stringify(s).slice(1, -1);
@@ -168,7 +185,7 @@ file_json=${q(jsonInner(`${dir}/${stem}-`))}
 schedule_line=${q(`  "schedule": ${JSON.stringify(opts.schedule)}`)}
 version_line=${q(`  "pluginVersion": ${JSON.stringify(opts.pluginVersion)},`)}
 transport_line=${q(`  "transport": ${JSON.stringify(SCHEDULE_TRANSPORT)},`)}
-partial=; side_tmp=; claim=; committed=; child=; saved=; failures=
+partial=; side_tmp=; claim=; committed=; child=; saved=; failures=; drill_pid=; drills=
 
 log() { printf '%s\\n' "$*" >&2; }
 # The termination log holds one line: the last one written.
@@ -189,6 +206,7 @@ cleanup() {
   rc=$?
   trap '' HUP INT TERM
   if [ -n "$child" ]; then kill "$child" 2>/dev/null; wait "$child" 2>/dev/null; fi
+  if [ -n "$drill_pid" ]; then kill -KILL "$drill_pid" 2>/dev/null; wait "$drill_pid" 2>/dev/null; fi
   if [ -n "$partial" ]; then rm -f "$partial" "$partial.part"; fi
   if [ -n "$side_tmp" ]; then rm -f "$side_tmp"; fi
   if [ -n "$committed" ]; then rm -f "$committed"; fi
@@ -283,10 +301,10 @@ if [ "$size" -ne $((total_size + 32)) ]; then
   fail ${SCHEDULE_EXIT.verification} "the snapshot of $src is $size bytes, not the $((total_size + 32)) of its database and sha256 trailer: cut short?"
 fi
 rm -rf "$verify"
-run ${util} snapshot restore "$partial" --data-dir "$verify" >/dev/null 2>"$err"
+run ${util} snapshot restore "$partial" --data-dir "$verify" ${words(drillMember)} >/dev/null 2>"$err"
 rc=$?
 [ "$rc" -eq 0 ] || fail ${SCHEDULE_EXIT.verification} "the snapshot of $src fails verification (snapshot restore): $(why "$rc")"
-rm -rf "$verify"
+${opts.drill ? drillPart(words(opts.drill.etcd), ctlPlain, restoredWith) : ''}rm -rf "$verify"
 run sha256sum "$partial" >"$work/sum" 2>"$err"
 rc=$?
 [ "$rc" -eq 0 ] || fail ${SCHEDULE_EXIT.verification} "cannot compute the sha256 of the snapshot: $(why "$rc")"
@@ -338,6 +356,7 @@ printf '%s\\n' '{' \\
   '    "sha256Trailer": true,' \\
   '    "bbolt": true' \\
   '  },' \\
+  \${drills:+"$drills"} \\
   "$schedule_line" \\
   '}' >"$side_tmp" 2>"$err"
 rc=$?
@@ -399,6 +418,54 @@ log "$msg"
 note "$msg"
 cat "$dir/$name.json"
 exit 0
+`;
+}
+
+/**
+ * The drill (see BackupScriptOptions.drill), run on the verifying restore in $verify: etcd
+ * started in the background, asked for its status until it answers (60 s), its revision compared
+ * with the snapshot's; then its key count and HashKV, recorded in $drills (record lines); etcd
+ * stopped again.
+ */
+function drillPart(etcd: string, ctl: string, restoredWith: string): string {
+  const at = `--endpoints=${DRILL_CLIENT_URL} --dial-timeout=1s --command-timeout=30s`;
+  const poll = `--endpoints=${DRILL_CLIENT_URL} --dial-timeout=1s --command-timeout=2s`;
+  return `log "restore drill: starting etcd on the restored snapshot"
+t0=$(date +%s)
+${etcd} --data-dir "$verify" --name=${DRILL_NAME} --listen-client-urls=${DRILL_CLIENT_URL} --advertise-client-urls=${DRILL_CLIENT_URL} \\
+  --listen-peer-urls=${DRILL_PEER_URL} --initial-advertise-peer-urls=${DRILL_PEER_URL} --initial-cluster=${DRILL_NAME}=${DRILL_PEER_URL} >"$work/drill.log" 2>&1 &
+drill_pid=$!
+i=0
+while :; do
+  sleep 1
+  if ! kill -0 "$drill_pid" 2>/dev/null; then
+    wait "$drill_pid"; rc=$?; drill_pid=
+    l=$(grep -v '^[[:space:]]*$' "$work/drill.log" | grep -i -E 'panic|fatal|error' | tail -n 1 | cut -c 1-300)
+    [ -n "$l" ] || l=$(tail -n 1 "$work/drill.log" | cut -c 1-300)
+    fail ${SCHEDULE_EXIT.verification} "the snapshot of $src fails the restore drill: etcd exited with code $rc: $l"
+  fi
+  if ${ctl} ${poll} endpoint status -w json >"$work/drill" 2>"$err"; then break; fi
+  i=$((i + 1))
+  [ "$i" -lt 60 ] || fail ${SCHEDULE_EXIT.verification} "the snapshot of $src fails the restore drill: etcd did not answer within 60 s: $(why 1)"
+done
+t1=$(date +%s)
+dnum() { sed -n "s/.*\\"$1\\":\\([0-9][0-9]*\\).*/\\1/p" "$work/drill"; }
+served_rev=$(dnum revision)
+# etcd starts at revision 1 at least: a snapshot of a cluster never written to has revision 0.
+want_rev=$revision; [ "$want_rev" -ge 1 ] || want_rev=1
+[ "$served_rev" = "$want_rev" ] || fail ${SCHEDULE_EXIT.verification} "the snapshot of $src fails the restore drill: etcd serves revision \${served_rev:-?}, the snapshot has $revision"
+${ctl} ${at} endpoint hashkv -w json >"$work/drill" 2>"$err" || fail ${SCHEDULE_EXIT.verification} "the snapshot of $src fails the restore drill: endpoint hashkv: $(why 1)"
+served_hash=$(dnum hash); served_compact=$(sed -n 's/.*"compact_revision":\\(-\\{0,1\\}[0-9][0-9]*\\).*/\\1/p' "$work/drill")
+# The count of every key (etcdctl 3.4 has no --count-only; the JSON answer counts them all).
+${ctl} ${at} get '' --from-key --keys-only --limit=1 -w json >"$work/drill" 2>"$err" || fail ${SCHEDULE_EXIT.verification} "the snapshot of $src fails the restore drill: get: $(why 1)"
+served_keys=$(dnum count)
+kill -TERM "$drill_pid" 2>/dev/null; wait "$drill_pid" 2>/dev/null; drill_pid=
+case $served_hash in ''|*[!0-9]*) fail ${SCHEDULE_EXIT.verification} "the snapshot of $src fails the restore drill: endpoint hashkv printed no hash" ;; esac
+drill_at=$(date -u +%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
+drill_version=
+case $etcd_version in ?*) drill_version="\\"etcdVersion\\": \\"$etcd_version\\", " ;; esac
+drills="  \\"drills\\": [{ \\"at\\": \\"$drill_at\\", \\"where\\": \\"schedule\\", $drill_version\\"restoredWith\\": \\"${restoredWith}\\", \\"startedInMs\\": $(( (t1 - t0) * 1000 )), \\"expectedRevision\\": $want_rev, \\"served\\": { \\"revision\\": $served_rev, \\"keys\\": \${served_keys:-0}, \\"hash\\": $served_hash, \\"compactRevision\\": \${served_compact:--1} }, \\"outcome\\": \\"passed\\" }],"
+log "restore drill passed: etcd served revision $served_rev, \${served_keys:-0} keys, hashkv $served_hash"
 `;
 }
 

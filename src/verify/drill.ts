@@ -46,6 +46,23 @@ export interface DrillReport {
   reason?: string;
 }
 
+/**
+ * A drill the pod of a scheduled backup ran before it saved the backup (`schedule create
+ * --verify-restore`, schedule/script.ts): etcd started on the restored snapshot, its revision
+ * checked against what `snapshot status` read; it has no offline KV hash to compare with, so it
+ * records what etcd served. Only passed drills are recorded: a failed one fails the run.
+ */
+export interface PodDrillReport {
+  at: string;
+  where: 'schedule';
+  etcdVersion?: string;
+  restoredWith: string;
+  startedInMs?: number;
+  expectedRevision: number;
+  served: Served;
+  outcome: 'passed';
+}
+
 /** Inputs of a local drill. */
 export interface LocalDrillOptions {
   /** The plaintext snapshot file. */

@@ -269,8 +269,8 @@ describe('schedule of an etcd image without a shell (distroless, etcd 3.4, TLS)'
     expect(r.stderr).toMatch(/executable file not found|no such file/i);
   });
 
-  it('runs the script in the shell image, with the etcd image beside it as a native sidecar, and the Job completes', async () => {
-    const r = await kubectlEtcd(cluster, ['schedule', 'create', '-n', DNS, '--every', '15 3 * * *', '--keep', '3']);
+  it('runs the script in the shell image, with the etcd image beside it as a native sidecar, drills the restore (--verify-restore), and the Job completes', async () => {
+    const r = await kubectlEtcd(cluster, ['schedule', 'create', '-n', DNS, '--every', '15 3 * * *', '--keep', '3', '--verify-restore']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/no shell: etcdctl run from docker\.io\/library\/busybox:1\.36 beside it/);
     const cj = JSON.parse(ok(await cluster.kubectl(['-n', DNS, 'get', 'cronjob', DNAME, '-o', 'json']))) as { spec: { jobTemplate: { spec: { template: { spec: Record<string, any> } } } } };
@@ -283,8 +283,14 @@ describe('schedule of an etcd image without a shell (distroless, etcd 3.4, TLS)'
     const dir = await volumeDir(DNS, `${DNAME}s`);
     const files = backups(dir, `${DL}-etcd`);
     expect(files).toHaveLength(1);
-    const record = JSON.parse(readFileSync(join(dir, `${files[0]}.json`), 'utf8')) as { sha256: string; etcdVersion: string; verified: Record<string, boolean> };
+    const record = JSON.parse(readFileSync(join(dir, `${files[0]}.json`), 'utf8')) as { sha256: string; etcdVersion: string; revision: number; verified: Record<string, boolean>; drills: Array<Record<string, any>> };
     expect(record.verified).toEqual({ size: true, sha256Trailer: true, bbolt: true });
+    // --verify-restore: the members' own etcd (run from the sidecar's root) served the snapshot's revision.
+    // (A member never written to: the snapshot's revision is 0, and etcd started on it serves 1.)
+    const rev = Math.max(1, record.revision);
+    expect(record.drills).toMatchObject([{ where: 'schedule', outcome: 'passed', etcdVersion: expect.stringMatching(/^3\.4\./), expectedRevision: rev, served: { revision: rev } }]);
+    const listed = await kubectlEtcd(cluster, ['snapshots', 'list', '-n', DNS, '--schedule', DNAME]);
+    expect(listed.stdout).toMatch(/passed \d{4}-\d\d-\d\dT/);
     expect(record.etcdVersion).toMatch(/^3\.4\./);
     expect(createHash('sha256').update(readFileSync(join(dir, files[0]!))).digest('hex')).toBe(record.sha256);
 

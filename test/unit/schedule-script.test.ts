@@ -224,6 +224,38 @@ describe.each(shells())('the scheduled backup script under $name', (sh) => {
     expect(readRecord(p.dir, name).sha256).toBe(sha256(join(p.dir, name)));
   });
 
+  it('(d) --verify-restore: etcd started on the restored snapshot serves its revision; what it served is in the record', async () => {
+    const p = place();
+    const r = await runScript(sh, base(p, { drill: { etcd: ['etcd'] } }));
+    expect(r.code, r.stderr).toBe(SCHEDULE_EXIT.ok);
+    const name = backups(p.dir).find((f) => f.endsWith('.db'))!;
+    const record = readRecord(p.dir, name) as unknown as { revision: number; startedAt: string; drills: Array<Record<string, any>> };
+    expect(record.drills).toHaveLength(1);
+    const d = record.drills[0]!;
+    expect(d).toMatchObject({ where: 'schedule', outcome: 'passed', etcdVersion: '3.4.23', restoredWith: 'etcdctl', expectedRevision: record.revision });
+    expect(d.served.revision).toBe(record.revision);
+    expect(d.served.keys).toBeGreaterThanOrEqual(1);
+    expect(d.served.hash).toBeGreaterThan(0);
+    expect(Date.parse(d.at)).toBeGreaterThanOrEqual(Date.parse(record.startedAt));
+    expect(r.stderr).toMatch(/restore drill passed: etcd served revision \d+/);
+    expect(existsSync(join(p.work, 'verify'))).toBe(false);
+    // The drill's etcd is gone.
+    const drillEtcd = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((pid) => {
+      try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--name=kubectl-etcd-drill'); } catch { return false; }
+    });
+    expect(drillEtcd).toEqual([]);
+  });
+
+  it('(d) --verify-restore: a snapshot etcd refuses to start on fails the run (exit 11) with etcd\'s reason, and nothing is saved', async () => {
+    const p = place();
+    const etcdRefuses = wrapper('etcd-refuses.sh', 'echo "starting" >&2; echo "panic: failed to Unmarshal lease proto item" >&2; exit 2');
+    const r = await runScript(sh, base(p, { drill: { etcd: [etcdRefuses] } }));
+    expect(r.code, r.stderr).toBe(SCHEDULE_EXIT.verification);
+    expect(r.termlog).toMatch(/fails the restore drill: etcd exited with code 2: panic: failed to Unmarshal lease proto item\n$/);
+    expect(backups(p.dir)).toEqual([]);
+    expect(existsSync(join(p.work, 'verify'))).toBe(false);
+  });
+
   it('(b) keep 2 over four runs leaves the two newest, and never touches files that are not the workload\'s', async () => {
     const p = place();
     const stem = backupStem('uc1', 'kube-etcd');
