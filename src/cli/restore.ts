@@ -101,6 +101,18 @@ Examples:
       const log = createLogger(process.stderr, verbosityOf(globals));
       phases.end();
       const opts = restoreFlagsToOptions(snapshot, flags, kube.namespace);
+      if (flags.fromSchedule !== undefined) {
+        // Every refusal of the flags before the reader pod is made.
+        if (snapshot) throw new UsageError('pass a snapshot or --from-schedule, not both', 'drop one');
+        if (opts.resume || opts.abort || opts.pruneKept) throw new UsageError('--from-schedule starts a restore; --resume, --abort and --prune-kept go on from the journal', 'drop --from-schedule');
+        if (flags.s3Endpoint !== undefined) throw new UsageError('--s3-endpoint works only with an s3:// snapshot', 'drop it');
+        validateRestoreOptions({ ...opts, snapshot: 'from-schedule' });
+        phases.start('download');
+        const { fetchFromSchedule } = await import('../schedule/restore.js');
+        const { readForRestore } = await import('../storage/fetch.js');
+        opts.snapshot = await fetchFromSchedule(kube, flags.fromSchedule, { stateDir: opts.stateDir, warn: (l) => log.warn(l), info: (l) => log.info(l) }, readForRestore);
+        phases.end();
+      }
       if (flags.s3Endpoint !== undefined && !(snapshot && isS3Url(snapshot))) throw new UsageError('--s3-endpoint works only with an s3:// snapshot', 'drop it, or pass s3://BUCKET/KEY');
       if (snapshot && isS3Url(snapshot)) {
         validateRestoreOptions(opts);
@@ -111,16 +123,6 @@ Examples:
         const { downloadForRestore } = await import('../storage/fetch.js');
         opts.snapshot = await downloadForRestore(snapshot, { ...(endpoint ? { endpoint } : {}), stateDir: opts.stateDir, warn: (l) => log.warn(l) });
         log.info(`downloaded ${snapshot} to ${opts.snapshot}`);
-        phases.end();
-      }
-      if (flags.fromSchedule !== undefined) {
-        if (snapshot) throw new UsageError('pass a snapshot or --from-schedule, not both', 'drop one');
-        if (opts.resume || opts.abort || opts.pruneKept) throw new UsageError('--from-schedule starts a restore; --resume, --abort and --prune-kept go on from the journal', 'drop --from-schedule');
-        if (flags.s3Endpoint !== undefined) throw new UsageError('--s3-endpoint works only with an s3:// snapshot', 'drop it');
-        phases.start('download');
-        const { fetchFromSchedule } = await import('../schedule/restore.js');
-        const { readForRestore } = await import('../storage/fetch.js');
-        opts.snapshot = await fetchFromSchedule(kube, flags.fromSchedule, { stateDir: opts.stateDir, warn: (l) => log.warn(l), info: (l) => log.info(l) }, readForRestore);
         phases.end();
       }
       await restoreCommand(opts, { ...restoreDeps(kube, log), phases });

@@ -102,17 +102,14 @@ function renderBackups(rows: ListedBackup[]): string {
 /** The backups on a schedule's volume, read through a reader pod (schedule/volume.ts). */
 async function listSchedule(command: Command, name: string | undefined): Promise<{ rows: ListedBackup[]; where: string }> {
   const { kubeContextFromOptions } = await import('./kubecontext.js');
-  const { findSchedule, openScheduleVolume } = await import('../schedule/volume.js');
+  const { findSchedule, withScheduleVolume } = await import('../schedule/volume.js');
   const kube = kubeContextFromOptions(command.optsWithGlobals<GlobalKubeOptions>());
   const cj = await findSchedule(kube, kube.namespace, name);
-  const volume = await openScheduleVolume(kube, cj, 120_000);
-  try {
+  return withScheduleVolume(kube, cj, async (volume) => {
     const files = await volume.list();
     const found = files.filter((f) => parseAnyBackupName(f.name)).map((f) => ({ name: f.name, size: f.size, readRecord: async () => f.record }));
     return { rows: await listBackups(found, (n) => `schedule/${volume.schedule}/${n}`), where: `claim "${volume.claim}" of schedule "${volume.schedule}"` };
-  } finally {
-    await volume.close();
-  }
+  });
 }
 
 /** Registers `kubectl etcd snapshots list`. */

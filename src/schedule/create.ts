@@ -5,9 +5,9 @@
  * ServiceAccount, the backup volume (unless given) and the CronJob, in that order; a failure
  * part-way deletes what this run created.
  */
-import type { V1PersistentVolumeClaim, V1ServiceAccount } from '@kubernetes/client-node';
+import type { V1PersistentVolumeClaim, V1Pod, V1ServiceAccount } from '@kubernetes/client-node';
 import type { V1CronJob } from '@kubernetes/client-node';
-import { PluginError, UsageError } from '../errors.js';
+import { ForbiddenError, PluginError, UsageError } from '../errors.js';
 import type { LiveMember } from '../etcd/discovery/confirm.js';
 import type { MemberStatus } from '../etcd/status.js';
 import { memberContainer, type EtcdMember, type EtcdTopology } from '../etcd/topology.js';
@@ -18,7 +18,7 @@ import { toolsExec, utilityUser } from '../restore/manifests.js';
 import { DEFAULT_SHELL_IMAGE } from '../restore/preflight.js';
 import { VERSION } from '../version.js';
 import { BACKUP_DIR, TLS_DIR, TLS_FILES, WORK_DIR, claimManifest, cronJobManifest, serviceAccountManifest, serviceAccountName, type ScheduleSpec, type SecretFile } from './manifests.js';
-import { backupScript, type ScheduleEndpoint } from './script.js';
+import { backupScript, endpointHost, type ScheduleEndpoint } from './script.js';
 
 export interface CreateOptions {
   /** The schedule's name (default `<workload>-backup`). */
@@ -51,7 +51,10 @@ export interface SchedulePlan {
 }
 
 /** The tools backupScript runs; all in busybox and the vendor etcd images with a shell. */
-const SCRIPT_TOOLS = ['sed', 'grep', 'sort', 'tail', 'cut', 'tr', 'wc', 'df', 'find', 'od', 'date', 'mv', 'rm', 'mkdir', 'sha256sum', 'etcdctl'];
+/** And the reader pod's (schedule/volume.ts): cat, head, stat. */
+const SCRIPT_TOOLS = ['cat', 'head', 'stat', 'sleep', 'sed', 'grep', 'sort', 'tail', 'cut', 'tr', 'wc', 'df', 'find', 'od', 'date', 'mv', 'rm', 'mkdir', 'sha256sum', 'sync', 'etcdctl'];
+
+const ROLE_HINT = 'ask a cluster admin for the Role kubectl-etcd-schedule in the README\'s "Permissions"';
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -75,10 +78,11 @@ export function defaultClaimBytes(keep: number, dbBytes: number): number {
 
 /** Plans the schedule (no change to the cluster). */
 export async function planSchedule(
-  deps: { kube: KubeContext; run: ContainerCommand; listMembers: (asker: EtcdMember) => Promise<LiveMember[]> },
+  deps: { kube: KubeContext; run: ContainerCommand; listMembers: (asker: EtcdMember) => Promise<LiveMember[]>; warn?: (line: string) => void },
   topology: EtcdTopology, rows: MemberStatus[], opts: CreateOptions,
 ): Promise<SchedulePlan> {
   const { kube, run } = deps;
+  const warn = deps.warn ?? (() => undefined);
   const namespace = topology.namespace;
   const name = opts.name ?? `${topology.workload.name}-backup`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 52).replace(/^-+|-+$/g, '');
   checkScheduleName(name);
@@ -90,13 +94,30 @@ export async function planSchedule(
       'a schedule is made from a healthy cluster; check it with kubectl etcd status');
   }
 
+  // A schedule of this name, or a claim of the name a new one would get: refused before anything
+  // else (the ServiceAccount would be the first object the API server says exists).
+  const exists = async (read: () => Promise<unknown>, what: string) => {
+    try { await read(); return true; } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (code === 404) return false;
+      if (code === 403) throw new ForbiddenError(apiError(err, what).message, ROLE_HINT);
+      throw apiError(err, what);
+    }
+  };
+  if (await exists(() => kube.batch.readNamespacedCronJob({ name, namespace }), `cronjob "${name}"`)) {
+    throw new PluginError(`schedule "${name}" exists already in namespace "${namespace}"`, 'kubectl etcd schedule list shows it; delete it first, or pass --name for another');
+  }
+  if (opts.to === undefined && await exists(() => kube.core.readNamespacedPersistentVolumeClaim({ name: `${name}s`.slice(0, 63), namespace }), `persistentvolumeclaim "${name}s"`)) {
+    throw new PluginError(`claim "${name}s" exists already in namespace "${namespace}" (the backups of an earlier schedule "${name}"?)`, `pass --to pvc/${name}s to back up onto it again, or --name for another schedule`);
+  }
+
   // The image: the members' own, with a shell and the script's tools; or, without a shell, the
   // shell image with the members' image beside it as a sidecar (manifests.ts, tools).
   const image = asker.image;
   const target = memberContainer(asker);
   const tryRun = (argv: string[]) => run(target, argv).catch((err: unknown) => ({ exitCode: 127, stdout: '', stderr: (err as Error).message }));
   const probe = await tryRun(['sh', '-c',
-    `for t in ${SCRIPT_TOOLS.join(' ')} etcd; do command -v $t >/dev/null 2>&1 || echo missing:$t; done; command -v etcdutl >/dev/null 2>&1 && echo has:etcdutl; true`]);
+    `for t in ${SCRIPT_TOOLS.join(' ')} etcd; do command -v $t >/dev/null 2>&1 || echo missing:$t; done; command -v etcdutl >/dev/null 2>&1 && echo has:etcdutl; echo uid:$(id -u 2>/dev/null); true`]);
   let tool: 'etcdctl' | 'etcdutl';
   let tools: ScheduleSpec['tools'];
   if (probe.exitCode === 0) {
@@ -114,7 +135,9 @@ export async function planSchedule(
       throw new PluginError(`image "${image}" has no shell and no etcdctl: the scheduled backup has nothing to take a snapshot with`, 'use an etcd image that ships etcdctl');
     }
     tool = (await tryRun(['etcdutl', 'version'])).exitCode === 0 ? 'etcdutl' : 'etcdctl';
-    tools = { image, securityContext: utilityUser(asker, false).container };
+    // Root as the shell container is: a process of another user is not reachable through /proc
+    // (its root, environ) without CAP_SYS_PTRACE (restore/manifests.ts runs its tools pod so too).
+    tools = { image, securityContext: utilityUser(asker, true).container };
   }
 
   // The client certificate: the files the member's etcdctl uses, from the Secrets they come from.
@@ -140,6 +163,13 @@ export async function planSchedule(
       return { url: l.clientURLs[0]!, pod: i >= 0 ? rows[i]!.pod : undefined, member: l.name };
     });
   if (endpoints.length === 0) throw new PluginError('the member list names no started member with a client URL', 'check the cluster with kubectl etcd status');
+  const loopback = endpoints.find((e) => /^(localhost|127\.[0-9.]+|::1)$/i.test(endpointHost(e.url)));
+  if (loopback) {
+    throw new PluginError(`member "${loopback.member}" advertises the client URL ${loopback.url}, which another pod cannot reach`,
+      'set --advertise-client-urls of the members to an address of their pod (e.g. https://$(POD_NAME).SERVICE:2379)');
+  }
+  const byIp = endpoints.filter((e) => /^[0-9.]+$|:/.test(endpointHost(e.url)));
+  if (byIp.length) warn(`members advertise pod IPs (${byIp.map((e) => e.url).join(', ')}): a member that restarts on another IP is tried at its old one until the schedule is made again`);
   const https = endpoints.some((e) => e.url.startsWith('https:'));
   if (https && !tls.ca) throw new PluginError('the members serve https, but their pod names no CA file (--trusted-ca-file) to verify them with', 'schedule create needs the member\'s CA in a Secret');
 
@@ -162,6 +192,18 @@ export async function planSchedule(
 
   // chroot into the sidecar's root needs root in the shell container (as for a restore's utility pod).
   const user = utilityUser(asker, tools !== undefined);
+  if (!tools) {
+    // The members' user, named: the certificate files are root's, readable by the pod's user
+    // through its fsGroup (mode 0440); a non-root user without one gets one (its group, or its uid).
+    const uid = Number(/uid:(\d+)/.exec(probe.stdout)?.[1]);
+    const container = { ...user.container };
+    if (container.runAsUser === undefined && Number.isSafeInteger(uid)) container.runAsUser = uid;
+    const runAs = container.runAsUser as number | undefined;
+    const pod = { ...(user.pod ?? {}) };
+    if (runAs !== undefined && runAs !== 0 && pod.fsGroup === undefined) pod.fsGroup = (container.runAsGroup ?? pod.runAsGroup ?? runAs) as number;
+    user.container = container;
+    if (Object.keys(pod).length) user.pod = pod;
+  }
   const viaTools = tools ? toolsExec() : [];
   const script = backupScript({
     endpoints,
@@ -204,6 +246,8 @@ async function createObject(kube: KubeContext, namespace: string, o: SchedulePla
     if (code === 422 && o.kind === 'CronJob') {
       throw new UsageError(e.message, 'check --every (five cron fields: minute hour day-of-month month day-of-week, e.g. "0 */6 * * *") and --time-zone (an IANA name such as Europe/Berlin)');
     }
+    if (code === 422 && o.kind === 'PersistentVolumeClaim') throw new UsageError(e.message, 'check --size (a quantity such as 10Gi) and --storage-class');
+    if (code === 403) throw new ForbiddenError(e.message, ROLE_HINT);
     if (code === 409) {
       throw new PluginError(`${o.kind} "${o.name}" exists already in namespace "${namespace}"`,
         o.kind === 'CronJob' ? 'kubectl etcd schedule list shows it; delete it first, or pass --name' : `pass --name for another schedule, or delete ${o.kind.toLowerCase()} "${o.name}" if nothing uses it`);
@@ -218,9 +262,32 @@ async function deleteObject(kube: KubeContext, namespace: string, o: SchedulePla
   else await kube.batch.deleteNamespacedCronJob({ name: o.name, namespace, propagationPolicy: 'Background' });
 }
 
-/** Proves every object would be admitted: a server-side dry run of each (nothing is stored). */
+/**
+ * Proves every object would be admitted: a server-side dry run of each (nothing is stored), and
+ * of a pod as the CronJob would make it, which a CronJob's own dry run does not judge (Pod
+ * Security, LimitRanges, quotas); and that the API server keeps a native sidecar's
+ * restartPolicy (Kubernetes 1.29+: older ones drop it, and the sidecar would hold every Job open).
+ */
 export async function admitSchedule(kube: KubeContext, plan: SchedulePlan): Promise<void> {
-  for (const o of plan.objects) await createObject(kube, plan.spec.namespace, o, true);
+  const { namespace } = plan.spec;
+  for (const o of plan.objects) await createObject(kube, namespace, o, true);
+  const cronJob = plan.objects.find((o) => o.kind === 'CronJob')!.manifest as ReturnType<typeof cronJobManifest>;
+  const template = cronJob.spec.jobTemplate.spec.template;
+  // The schedule's ServiceAccount does not exist yet: the pod is judged with the namespace's default.
+  const { serviceAccountName: _sa, ...spec } = template.spec as Record<string, unknown>;
+  let admitted: V1Pod;
+  try {
+    admitted = await kube.core.createNamespacedPod({ namespace, dryRun: 'All', body: { apiVersion: 'v1', kind: 'Pod', metadata: { name: `${plan.spec.name}-admission-check`, namespace, labels: template.metadata.labels }, spec } as unknown as V1Pod });
+  } catch (err) {
+    const e = apiError(err, `the backup pod of schedule "${plan.spec.name}"`);
+    throw new PluginError(`the backup pod would not be admitted: ${e.message}`, plan.spec.tools
+      ? 'its shell container runs as root to reach the etcd image beside it (an etcd image without a shell); allow it in this namespace, or use an etcd image with a shell'
+      : (e as PluginError).hint ?? 'kubectl describe namespace shows its Pod Security labels; kubectl get limitrange,resourcequota its limits');
+  }
+  if (plan.spec.tools && admitted.spec?.initContainers?.[0]?.restartPolicy !== 'Always') {
+    throw new PluginError('this cluster does not keep a native sidecar (an init container with restartPolicy: Always, Kubernetes 1.29+), which a schedule of an etcd image without a shell needs',
+      'upgrade to Kubernetes 1.29 or later (or enable the SidecarContainers feature gate), or use an etcd image with a shell');
+  }
 }
 
 /**

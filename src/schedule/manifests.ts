@@ -14,6 +14,8 @@ import { MANAGED_BY, TOOLS_CONTAINER, TOOLS_SCRATCH_DIR, toolsIdleCommand } from
 
 /** The label naming the schedule an object belongs to. */
 export const SCHEDULE_LABEL = 'kubectl-etcd/schedule';
+/** The label of a schedule's reader pods (not SCHEDULE_LABEL: they are no run of the schedule). */
+export const READER_LABEL = 'kubectl-etcd/reader';
 /** Where the backup pod mounts the backup volume, the scratch space and the client certificate. */
 export const BACKUP_DIR = '/backups';
 export const WORK_DIR = '/work';
@@ -101,9 +103,9 @@ export function cronJobManifest(spec: ScheduleSpec) {
   const podLabels = labels(spec);
   const tls = spec.tls ?? {};
   const items = (Object.keys(TLS_FILES) as Array<keyof typeof TLS_FILES>).filter((k) => tls[k]);
-  // Secret files are root's; readable by the pod's user through fsGroup, else by everyone in the pod.
-  const user = (spec.securityContext?.runAsUser ?? spec.podSecurityContext?.runAsUser) as number | undefined;
-  const mode = user === undefined || user === 0 ? 0o400 : spec.podSecurityContext?.fsGroup !== undefined ? 0o440 : 0o444;
+  // Secret files are root's: readable by root (0400), or by the pod's user through its fsGroup (0440,
+  // create.ts gives a non-root user one); never by everyone.
+  const mode = spec.podSecurityContext?.fsGroup !== undefined ? 0o440 : 0o400;
   const volumes: Array<Record<string, unknown>> = [
     { name: 'backups', persistentVolumeClaim: { claimName: spec.volume.claimName } },
     // No sizeLimit: the verifying restore needs the snapshot's size and a WAL, and a db grows.

@@ -9,7 +9,7 @@ import type { KubeContext } from '../kube/client.js';
 import { apiError } from '../kube/errors.js';
 import { MANAGED_BY } from '../restore/manifests.js';
 import { formatDuration } from '../ui/bytes.js';
-import { BACKUP_CONTAINER, KEEP_ANNOTATION, SCHEDULE_LABEL, VOLUME_ANNOTATION, WORKLOAD_ANNOTATION, serviceAccountName } from './manifests.js';
+import { BACKUP_CONTAINER, KEEP_ANNOTATION, READER_LABEL, SCHEDULE_LABEL, VOLUME_ANNOTATION, WORKLOAD_ANNOTATION, serviceAccountName } from './manifests.js';
 
 /** One schedule as `list` and `status` show it. */
 export interface ScheduleState {
@@ -167,14 +167,16 @@ export async function deleteSchedule(kube: KubeContext, namespace: string, name:
   const cj = await readCronJob(kube, namespace, name);
   const volume = cj.metadata?.annotations?.[VOLUME_ANNOTATION];
   let ownVolume = false;
+  let claimExists = false;
   if (volume) {
     try {
       const pvc = await kube.core.readNamespacedPersistentVolumeClaim({ name: volume, namespace });
       ownVolume = pvc.metadata?.labels?.[SCHEDULE_LABEL] === name;
+      claimExists = true;
     } catch (err) {
       if ((err as { code?: number }).code !== 404) throw apiError(err, `persistentvolumeclaim "${volume}"`);
     }
-    if (opts.deleteBackups && !ownVolume) {
+    if (opts.deleteBackups && !ownVolume && claimExists) {
       throw new PluginError(`persistentvolumeclaim "${volume}" was not created by schedule "${name}": --delete-backups deletes only a volume the schedule made`,
         `leave out --delete-backups, and delete the claim with kubectl delete pvc ${volume} -n ${namespace} if you mean to`);
     }
@@ -200,12 +202,21 @@ export async function deleteSchedule(kube: KubeContext, namespace: string, name:
     }
     await new Promise((r) => setTimeout(r, 1000));
   }
+  // Reader pods a killed snapshots list or restore left behind (they hold the claim on their node).
+  try {
+    const readers = await kube.core.listNamespacedPod({ namespace, labelSelector: `${READER_LABEL}=${name}` });
+    for (const p of readers.items) {
+      await kube.core.deleteNamespacedPod({ name: p.metadata!.name!, namespace, gracePeriodSeconds: 0 }).catch((err: { code?: number }) => (err.code === 404 ? undefined : Promise.reject(err)));
+    }
+  } catch (err) {
+    throw apiError(err, `the reader pods of schedule "${name}"`);
+  }
   try {
     await kube.core.deleteNamespacedServiceAccount({ name: serviceAccountName(name), namespace });
   } catch (err) {
     if ((err as { code?: number }).code !== 404) throw apiError(err, `serviceaccount "${serviceAccountName(name)}"`);
   }
-  if (volume && opts.deleteBackups && ownVolume) {
+  if (volume && opts.deleteBackups && ownVolume && claimExists) {
     try {
       await kube.core.deleteNamespacedPersistentVolumeClaim({ name: volume, namespace });
     } catch (err) {

@@ -11,7 +11,7 @@ import { NotFoundError, UsageError } from '../errors.js';
 import type { KubeContext } from '../kube/client.js';
 import type { readForRestore as ReadForRestore } from '../storage/fetch.js';
 import { WORKLOAD_ANNOTATION } from './manifests.js';
-import { findSchedule, openScheduleVolume } from './volume.js';
+import { findSchedule, withScheduleVolume } from './volume.js';
 
 /** Finds, streams and checks the backup; returns the local path the restore reads. */
 export async function fetchFromSchedule(kube: KubeContext, value: string, opts: { stateDir: string; warn: (l: string) => void; info: (l: string) => void },
@@ -25,8 +25,7 @@ export async function fetchFromSchedule(kube: KubeContext, value: string, opts: 
   const cj = await findSchedule(kube, namespace, name);
   const schedule = cj.metadata!.name!;
   const workload = cj.metadata?.annotations?.[WORKLOAD_ANNOTATION];
-  const volume = await openScheduleVolume(kube, cj, 120_000);
-  try {
+  return withScheduleVolume(kube, cj, async (volume) => {
     const files = await volume.list();
     const parse = (text: string | undefined): BackupRecord | undefined => {
       try { return text ? (JSON.parse(text) as BackupRecord) : undefined; } catch { return undefined; }
@@ -52,7 +51,5 @@ export async function fetchFromSchedule(kube: KubeContext, value: string, opts: 
     const path = await readForRestore({ url, name: chosen.name, ...(chosen.rec ? { record: chosen.rec } : {}), open: () => volume.read(chosen!.name) }, opts);
     opts.info(`copied ${url} to ${path} (checked against its record)`);
     return path;
-  } finally {
-    await volume.close();
-  }
+  });
 }

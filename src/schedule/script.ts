@@ -431,7 +431,9 @@ function drillPart(etcd: string, ctl: string, restoredWith: string): string {
   const at = `--endpoints=${DRILL_CLIENT_URL} --dial-timeout=1s --command-timeout=30s`;
   const poll = `--endpoints=${DRILL_CLIENT_URL} --dial-timeout=1s --command-timeout=2s`;
   return `log "restore drill: starting etcd on the restored snapshot"
-t0=$(date +%s)
+# The image's ETCD_* variables must not add to the drill's flags (etcd refuses a flag set twice).
+for v in $(env | sed -n 's/^\\(ETCD_[A-Za-z0-9_]*\\)=.*/\\1/p'); do unset "$v"; done
+t0=$(date +%s 2>/dev/null); case $t0 in ''|*[!0-9]*) t0=0 ;; esac
 ${etcd} --data-dir "$verify" --name=${DRILL_NAME} --listen-client-urls=${DRILL_CLIENT_URL} --advertise-client-urls=${DRILL_CLIENT_URL} \\
   --listen-peer-urls=${DRILL_PEER_URL} --initial-advertise-peer-urls=${DRILL_PEER_URL} --initial-cluster=${DRILL_NAME}=${DRILL_PEER_URL} >"$work/drill.log" 2>&1 &
 drill_pid=$!
@@ -448,7 +450,7 @@ while :; do
   i=$((i + 1))
   [ "$i" -lt 60 ] || fail ${SCHEDULE_EXIT.verification} "the snapshot of $src fails the restore drill: etcd did not answer within 60 s: $(why 1)"
 done
-t1=$(date +%s)
+t1=$(date +%s 2>/dev/null); case $t1 in ''|*[!0-9]*) t1=$t0 ;; esac
 dnum() { sed -n "s/.*\\"$1\\":\\([0-9][0-9]*\\).*/\\1/p" "$work/drill"; }
 served_rev=$(dnum revision)
 # etcd starts at revision 1 at least: a snapshot of a cluster never written to has revision 0.

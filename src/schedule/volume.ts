@@ -16,10 +16,8 @@ import { apiError } from '../kube/errors.js';
 import { execCapture } from '../kube/exec.js';
 import { MAX_SIDECAR_BYTES } from '../backup/record.js';
 import { MANAGED_BY } from '../restore/manifests.js';
-import { BACKUP_CONTAINER, BACKUP_DIR, SCHEDULE_LABEL, VOLUME_ANNOTATION } from './manifests.js';
+import { BACKUP_CONTAINER, BACKUP_DIR, READER_LABEL, SCHEDULE_LABEL, VOLUME_ANNOTATION } from './manifests.js';
 
-/** The label of reader pods (not SCHEDULE_LABEL: they are no run of the schedule). */
-export const READER_LABEL = 'kubectl-etcd/reader';
 
 /** One file on the volume that may be a backup, with its record's text when it has one. */
 export interface VolumeFile {
@@ -54,6 +52,27 @@ const LIST_SCRIPT = [
 ].join('\n');
 
 const IDLE = ['/bin/sh', '-c', "trap 'exit 0' TERM; while :; do sleep 5 & wait $!; done"];
+
+/**
+ * Opens the reader pod, runs `use` with it and deletes it on every way out: return, error, and
+ * SIGINT/SIGTERM (the pod is deleted, then the plugin exits 130/143).
+ */
+export async function withScheduleVolume<T>(kube: KubeContext, cj: V1CronJob, use: (v: ScheduleVolume) => Promise<T>): Promise<T> {
+  let volume: ScheduleVolume | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    void (volume?.close() ?? Promise.resolve()).finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    volume = await openScheduleVolume(kube, cj, 120_000);
+    return await use(volume);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await volume?.close();
+  }
+}
 
 /** The schedules of the namespace (name → CronJob). */
 async function schedules(kube: KubeContext, namespace: string): Promise<V1CronJob[]> {
@@ -92,6 +111,8 @@ export async function openScheduleVolume(kube: KubeContext, cj: V1CronJob, timeo
     spec: {
       restartPolicy: 'Never',
       terminationGracePeriodSeconds: 2,
+      // A reader left behind (the plugin killed) stops by itself: it holds the claim on its node.
+      activeDeadlineSeconds: 3600,
       ...(template.serviceAccountName ? { serviceAccountName: template.serviceAccountName } : {}),
       automountServiceAccountToken: false,
       ...(template.securityContext ? { securityContext: template.securityContext } : {}),
@@ -110,12 +131,15 @@ export async function openScheduleVolume(kube: KubeContext, cj: V1CronJob, timeo
     throw apiError(err, `the reader pod of schedule "${schedule}"`);
   }
   const close = async () => {
-    await kube.core.deleteNamespacedPod({ name: pod, namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
+    await kube.core.deleteNamespacedPod({ name: pod, namespace, gracePeriodSeconds: 0 }).catch((err: unknown) => {
+      if ((err as { code?: number }).code === 404) return;
+      process.stderr.write(`warning: could not delete the reader pod "${pod}": ${apiError(err, `pod "${pod}"`).message}; kubectl delete pod ${pod} -n ${namespace} does (it stops by itself within an hour)\n`);
+    });
   };
   try {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const p = await kube.core.readNamespacedPod({ name: pod, namespace });
+      const p = await kube.core.readNamespacedPod({ name: pod, namespace }).catch((err: unknown) => { throw apiError(err, `the reader pod "${pod}"`); });
       if (p.status?.containerStatuses?.[0]?.state?.running) break;
       if (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded' || Date.now() > deadline) {
         const why = p.status?.conditions?.find((c) => c.status === 'False' && c.message)?.message ?? p.status?.containerStatuses?.[0]?.state?.waiting?.reason ?? p.status?.phase;

@@ -8,6 +8,8 @@ import { createHash } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdBinaries } from '../sim/etcd-versions.js';
 import { requireRoot, run, startCluster, waitFor, type SimCluster } from '../sim/harness.js';
@@ -28,7 +30,31 @@ beforeAll(async () => {
   await buildPlugin();
   cluster = await startCluster({ fixtures: [T.fixture] });
   await startDistrolessMember();
+  await operatorWithReadmeRoles();
 }, 600_000);
+
+/** The README's yaml blocks under "Permissions" (restore/backup/status, then schedule), as documents. */
+function readmePermissions(): Array<{ kind: string; metadata: { name: string; namespace?: string } }> {
+  const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+  const blocks = [...readme.matchAll(/```yaml\n(# kubectl-etcd: (?:restore, backup and status|schedule)[\s\S]*?)```/g)];
+  expect(blocks).toHaveLength(2);
+  return blocks.flatMap((b) => parseAllDocuments(b[1]!).map((d) => d.toJSON()));
+}
+
+const OPERATOR = 'schedule-operator';
+/** The kubeconfig of a user with only the README's Roles (in uc1) and ClusterRole: every schedule command below runs as it. */
+const asOperator = () => ({ kubeconfig: join(cluster.dir, 'users', `${OPERATOR}.kubeconfig`) });
+
+async function operatorWithReadmeRoles(): Promise<void> {
+  ok(await cluster.sim(['user', OPERATOR]));
+  const docs = readmePermissions().map((d) => (d.metadata.namespace ? { ...d, metadata: { ...d.metadata, namespace: NS } } : d));
+  expect(docs.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual(['Role/kubectl-etcd', 'ClusterRole/kubectl-etcd', 'Role/kubectl-etcd-schedule']);
+  const subjects = [{ kind: 'User', name: OPERATOR, apiGroup: 'rbac.authorization.k8s.io' }];
+  const bind = (d: { kind: string; metadata: { name: string } }) => d.kind === 'Role'
+    ? { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: d.metadata.name, namespace: NS }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: d.metadata.name }, subjects }
+    : { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: d.metadata.name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: d.metadata.name }, subjects };
+  ok(await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [...docs, ...docs.map(bind)] }) }));
+}
 
 /**
  * One distroless member in namespace DL, with a certificate of its own for the name it advertises
@@ -95,16 +121,27 @@ describe('schedule on etcd 3.5 (anthos layout, TLS)', () => {
       [['--every', '0 * * * *', '--keep', '2', '--name', 'Bad_Name'], /^error: "Bad_Name" is not a schedule name/, 2],
     ];
     for (const [args, re, code] of cases) {
-      const r = await kubectlEtcd(cluster, ['schedule', 'create', '-n', NS, ...args]);
+      const r = await kubectlEtcd(cluster, ['schedule', 'create', '-n', NS, ...args], asOperator());
       expect(r.stderr, args.join(' ')).toMatch(re);
       expect(r.stderr.trimEnd().split('\n').filter((l) => l.startsWith('error:'))).toHaveLength(1);
       expect(r.code, r.stderr).toBe(code);
     }
+    // Without the README's schedule Role (the restore Role and ClusterRole only): refused by the dry run, one line.
+    ok(await cluster.sim(['user', 'restore-only']));
+    const subjects = [{ kind: 'User', name: 'restore-only', apiGroup: 'rbac.authorization.k8s.io' }];
+    ok(await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'restore-only', namespace: NS }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'kubectl-etcd' }, subjects },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'restore-only' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kubectl-etcd' }, subjects },
+    ] }) }));
+    const denied = await kubectlEtcd(cluster, ['schedule', 'create', '-n', NS, '--every', '0 * * * *', '--keep', '2'], { kubeconfig: join(cluster.dir, 'users', 'restore-only.kubeconfig') });
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toMatch(/^error: user "restore-only" cannot get "cronjobs.batch" in namespace "uc1"; ask a cluster admin for the Role kubectl-etcd-schedule in the README's "Permissions"\n$/);
+    expect(denied.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(await kubectl(['get', 'cronjobs,serviceaccounts,pvc', '-l', 'kubectl-etcd/schedule', '-o', 'name'])).toBe('');
   }, 120_000);
 
   it('--dry-run -o json prints the objects the API server admits, and creates nothing', async () => {
-    const r = await kubectlEtcd(cluster, ['schedule', 'create', '-n', NS, '--every', '0 */6 * * *', '--keep', '2', '--dry-run', '-o', 'json']);
+    const r = await kubectlEtcd(cluster, ['schedule', 'create', '-n', NS, '--every', '0 */6 * * *', '--keep', '2', '--dry-run', '-o', 'json'], asOperator());
     expect(r.code, r.stderr).toBe(0);
     const list = JSON.parse(r.stdout) as { kind: string; items: Array<{ kind: string; metadata: { name: string }; automountServiceAccountToken?: boolean; spec?: Record<string, any> }> };
     expect(list.items.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([`ServiceAccount/${NAME}`, `PersistentVolumeClaim/${NAME}s`, `CronJob/${NAME}`]);
@@ -117,7 +154,7 @@ describe('schedule on etcd 3.5 (anthos layout, TLS)', () => {
   }, 120_000);
 
   it('create; a run makes a verified snapshot on the volume, named and recorded as backup --dir does', async () => {
-    const r = await kubectlEtcd(cluster, ['schedule', 'create', '-n', NS, '--every', '0 */6 * * *', '--keep', '2']);
+    const r = await kubectlEtcd(cluster, ['schedule', 'create', '-n', NS, '--every', '0 */6 * * *', '--keep', '2'], asOperator());
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(`created serviceaccount/${NAME}, persistentvolumeclaim/${NAME}s, cronjob/${NAME}`);
     // Least privilege: nothing binds a role to the schedule's ServiceAccount.
@@ -138,10 +175,10 @@ describe('schedule on etcd 3.5 (anthos layout, TLS)', () => {
     const status = ok(await run(etcdBinaries('3.5').etcdutl!, ['snapshot', 'status', db, '-w', 'json']));
     expect(JSON.parse(status).totalKey).toBeGreaterThan(0);
     // The plugin's own listing reads the volume's layout.
-    const listed = await kubectlEtcd(cluster, ['snapshots', 'list', dir]);
+    const listed = await kubectlEtcd(cluster, ['snapshots', 'list', dir], asOperator());
     expect(listed.stdout).toContain(file);
 
-    const st = await kubectlEtcd(cluster, ['schedule', 'status', NAME, '-n', NS, '--max-age', '1h']);
+    const st = await kubectlEtcd(cluster, ['schedule', 'status', NAME, '-n', NS, '--max-age', '1h'], asOperator());
     expect(st.code, st.stderr).toBe(0);
     expect(st.stdout).toMatch(/last good backup: \d{4}-\d\d-\d\dT/);
   }, 300_000);
@@ -188,14 +225,14 @@ describe('schedule on etcd 3.5 (anthos layout, TLS)', () => {
     expect(backups(dir)).toHaveLength(2);
     expect(readdirSync(join(dir, '.incoming'))).toEqual([]);
 
-    const st = await kubectlEtcd(cluster, ['schedule', 'status', NAME, '-n', NS, '--max-age', '1s']);
+    const st = await kubectlEtcd(cluster, ['schedule', 'status', NAME, '-n', NS, '--max-age', '1s'], asOperator());
     expect(st.code).toBe(3);
     expect(st.stderr).toMatch(/^error: the newest good backup of schedule "kube-etcd-backup" is from .* ago \(more than 1s\); last failure .*: no etcd member answered: https:\/\/kube-etcd-\d\.kube-etcd:2379: .*\(exit code 10\)/);
     expect(st.stdout).toMatch(/last failure: .* job run-5: no etcd member answered/);
-    const fine = await kubectlEtcd(cluster, ['schedule', 'status', NAME, '-n', NS, '--max-age', '1h']);
+    const fine = await kubectlEtcd(cluster, ['schedule', 'status', NAME, '-n', NS, '--max-age', '1h'], asOperator());
     expect(fine.code, fine.stderr).toBe(0);
 
-    const list = await kubectlEtcd(cluster, ['schedule', 'list', '-n', NS]);
+    const list = await kubectlEtcd(cluster, ['schedule', 'list', '-n', NS], asOperator());
     expect(list.code, list.stderr).toBe(0);
     expect(list.stdout).toMatch(new RegExp(`^${NAME} +0 \\*/6 \\* \\* \\* +2 +${NAME}s +\\d{4}-`, 'm'));
   }, 300_000);
@@ -206,7 +243,7 @@ describe('schedule on etcd 3.5 (anthos layout, TLS)', () => {
     await etcdctlInPod(cluster, T, ['put', '/schedule-test/after', 'lost']);
     await etcdctlInPod(cluster, T, ['del', '/schedule-test/before']);
 
-    const listed = await kubectlEtcd(cluster, ['snapshots', 'list', '-n', NS, '--schedule', '-o', 'json']);
+    const listed = await kubectlEtcd(cluster, ['snapshots', 'list', '-n', NS, '--schedule', '-o', 'json'], asOperator());
     expect(listed.code, listed.stderr).toBe(0);
     const rows = JSON.parse(listed.stdout) as Array<{ location: string; name: string; record?: { schedule?: string } }>;
     expect(rows).toHaveLength(2);
@@ -221,14 +258,14 @@ describe('schedule on etcd 3.5 (anthos layout, TLS)', () => {
       const fd = openSync(older, 'r+');
       writeSync(fd, Buffer.from([0x5a]), 0, 1, 4096);
       closeSync(fd);
-      const refused = await restoreWith(cluster, state, ['restore', '-n', NS, '--from-schedule', `${NAME}/${rows[1]!.name}`, '--yes', '--no-safety-backup']);
+      const refused = await restoreWith(cluster, state, ['restore', '-n', NS, '--from-schedule', `${NAME}/${rows[1]!.name}`, '--yes', '--no-safety-backup'], asOperator());
       expect(refused.code, refused.stderr).toBe(3);
       expect(refused.stderr).toMatch(/error: schedule\/kube-etcd-backup\/.* is not what was stored: .* its record says/);
       expect(readdirSync(join(state, 'downloads'))).toEqual([]);
       // The temporary copy it was checked in is gone too.
       expect(readdirSync(join(state, 'tmp'))).toEqual([]);
 
-      const r = await restoreWith(cluster, state, ['restore', '-n', NS, '--from-schedule', 'latest', '--quiesce', 'deployment/gke-master-etcd-maintenance', '--yes', '--no-safety-backup']);
+      const r = await restoreWith(cluster, state, ['restore', '-n', NS, '--from-schedule', 'latest', '--quiesce', 'deployment/gke-master-etcd-maintenance', '--yes', '--no-safety-backup'], asOperator());
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toContain(`restoring ${rows[0]!.name} from claim "${NAME}s" of schedule "${NAME}"`);
       const kept = readdirSync(join(state, 'downloads'));
@@ -244,11 +281,27 @@ describe('schedule on etcd 3.5 (anthos layout, TLS)', () => {
   }, 600_000);
 
   it('delete keeps the backups unless --delete-backups; with it, nothing is left', async () => {
-    const refused = await kubectlEtcd(cluster, ['schedule', 'delete', 'kube-etcd', '-n', NS]);
+    const refused = await kubectlEtcd(cluster, ['schedule', 'delete', 'kube-etcd', '-n', NS], asOperator());
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/^error: no schedule "kube-etcd" in namespace "uc1"/);
 
-    const r = await kubectlEtcd(cluster, ['schedule', 'delete', NAME, '-n', NS, '--delete-backups']);
+    const again = await kubectlEtcd(cluster, ['schedule', 'create', '-n', NS, '--every', '0 * * * *', '--keep', '2'], asOperator());
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^error: schedule "kube-etcd-backup" exists already in namespace "uc1"; kubectl etcd schedule list shows it/);
+
+    // Without --delete-backups the claim and its backups stay; a new schedule is pointed at it.
+    const kept = await kubectlEtcd(cluster, ['schedule', 'delete', NAME, '-n', NS], asOperator());
+    expect(kept.code, kept.stderr).toBe(0);
+    expect(kept.stdout).toMatch(`the backups stay on claim "${NAME}s"`);
+    expect(await kubectl(['get', 'cronjobs,jobs,serviceaccounts', '-l', 'kubectl-etcd/schedule', '-o', 'name'])).toBe('');
+    expect(backups(await volumeDir())).toHaveLength(2);
+    const onOld = await kubectlEtcd(cluster, ['schedule', 'create', '-n', NS, '--every', '0 * * * *', '--keep', '2'], asOperator());
+    expect(onOld.code).toBe(1);
+    expect(onOld.stderr).toMatch(`error: claim "${NAME}s" exists already in namespace "uc1" (the backups of an earlier schedule "${NAME}"?); pass --to pvc/${NAME}s`);
+    const reuse = await kubectlEtcd(cluster, ['schedule', 'create', '-n', NS, '--every', '0 * * * *', '--keep', '2', '--to', `pvc/${NAME}s`], asOperator());
+    expect(reuse.code, reuse.stderr).toBe(0);
+
+    const r = await kubectlEtcd(cluster, ['schedule', 'delete', NAME, '-n', NS, '--delete-backups'], asOperator());
     expect(r.code, r.stderr).toBe(0);
     expect(await kubectl(['get', 'cronjobs,jobs,pods,serviceaccounts,pvc', '-l', 'kubectl-etcd/schedule', '-o', 'name'])).toBe('');
     expect(await kubectl(['get', 'serviceaccount', NAME, '--ignore-not-found', '-o', 'name'])).toBe('');
