@@ -66,7 +66,7 @@ export function register(program: Command): void {
       const { planSchedule, admitSchedule, createSchedule } = await import('../schedule/create.js');
       const { listMembers } = await import('../etcd/replace.js');
       const kube = await kubeOf(command);
-      const plan = await planSchedule({ kube, run, listMembers: (asker) => listMembers(run, asker) }, topology, rows.map((r) => r.status), {
+      const plan = await planSchedule({ kube, run, listMembers: (asker) => listMembers(run, asker), warn: (l) => say(`warning: ${l}`) }, topology, rows.map((r) => r.status), {
         ...(flags.name ? { name: flags.name } : {}), every: flags.every!, keep, ...(flags.to !== undefined ? { to: flags.to } : {}),
         ...(flags.size ? { size: flags.size } : {}), ...(flags.storageClass ? { storageClass: flags.storageClass } : {}),
         timeZone: flags.timeZone, deadlineSeconds: Math.ceil(deadlineMs / 1000), ...(flags.utilityImage ? { utilityImage: flags.utilityImage } : {}), verifyRestore: flags.verifyRestore === true,
