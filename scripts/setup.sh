@@ -19,14 +19,14 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # 1. System packages (only when something is missing).
 missing=()
-for tool in etcd etcdctl unshare ip openssl mount mkfs.ext4 tar age; do
+for tool in etcd etcdctl unshare ip openssl mount mkfs.ext4 tar age perl; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
   say "installing Debian packages (missing: ${missing[*]})"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  apt-get install -y -q --no-install-recommends etcd-server etcd-client util-linux iproute2 openssl mount e2fsprogs tar age
+  apt-get install -y -q --no-install-recommends etcd-server etcd-client util-linux iproute2 openssl mount e2fsprogs tar age perl-base
 fi
 
 # 2. npm dependencies.
