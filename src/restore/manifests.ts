@@ -22,7 +22,7 @@ export const TOOLS_CONTAINER = 'etcd-tools';
 
 // The runbook's idle loop, which also stops at once on SIGTERM (a shell as PID 1 ignores it otherwise,
 // and a graceful delete would wait out the grace period).
-const IDLE_COMMAND = ['/bin/sh', '-ec', "trap 'exit 0' TERM; while :; do echo '.'; sleep 5 & wait $!; done"];
+export const IDLE_COMMAND = ['/bin/sh', '-ec', "trap 'exit 0' TERM; while :; do echo '.'; sleep 5 & wait $!; done"];
 
 /** Where the throwaway etcd of the `etcd-tools` container keeps its data (an emptyDir, gone with the pod). */
 export const TOOLS_SCRATCH_DIR = '/kubectl-etcd-tools';

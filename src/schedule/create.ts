@@ -5,8 +5,7 @@
  * ServiceAccount, the backup volume (unless given) and the CronJob, in that order; a failure
  * part-way deletes what this run created.
  */
-import type { V1PersistentVolumeClaim, V1Pod, V1ServiceAccount } from '@kubernetes/client-node';
-import type { V1CronJob } from '@kubernetes/client-node';
+import type { V1CronJob, V1PersistentVolumeClaim, V1Pod, V1ServiceAccount } from '@kubernetes/client-node';
 import { ForbiddenError, PluginError, UsageError } from '../errors.js';
 import type { LiveMember } from '../etcd/discovery/confirm.js';
 import type { MemberStatus } from '../etcd/status.js';

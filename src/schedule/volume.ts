@@ -15,7 +15,7 @@ import { streamCommandOut } from '../kube/copy.js';
 import { apiError } from '../kube/errors.js';
 import { execCapture } from '../kube/exec.js';
 import { MAX_SIDECAR_BYTES } from '../backup/record.js';
-import { MANAGED_BY } from '../restore/manifests.js';
+import { IDLE_COMMAND, MANAGED_BY } from '../restore/manifests.js';
 import { BACKUP_CONTAINER, BACKUP_DIR, READER_LABEL, SCHEDULE_LABEL, VOLUME_ANNOTATION } from './manifests.js';
 
 
@@ -51,7 +51,6 @@ const LIST_SCRIPT = [
   'done',
 ].join('\n');
 
-const IDLE = ['/bin/sh', '-c', "trap 'exit 0' TERM; while :; do sleep 5 & wait $!; done"];
 
 /**
  * Opens the reader pod, runs `use` with it and deletes it on every way out: return, error, and
@@ -118,7 +117,7 @@ export async function openScheduleVolume(kube: KubeContext, cj: V1CronJob, timeo
       ...(template.securityContext ? { securityContext: template.securityContext } : {}),
       ...(template.imagePullSecrets ? { imagePullSecrets: template.imagePullSecrets } : {}),
       containers: [{
-        name: 'reader', image: backup.image, command: IDLE,
+        name: 'reader', image: backup.image, command: IDLE_COMMAND,
         ...(backup.securityContext ? { securityContext: backup.securityContext } : {}),
         volumeMounts: [{ name: 'backups', mountPath: BACKUP_DIR, readOnly: true }],
       }],
