@@ -34,7 +34,11 @@ export interface Served {
 /** The outcome of one drill, as printed and recorded beside the backup. */
 export interface DrillReport {
   at: string;
-  where: 'local';
+  /** On this machine, or in a throwaway pod of the cluster (pod-drill.ts: then its name, namespace and image). */
+  where: 'local' | 'pod';
+  pod?: string;
+  namespace?: string;
+  image?: string;
   etcdVersion: string;
   restoredWith: string;
   /** Milliseconds from the member's start to its first answer. */

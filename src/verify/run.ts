@@ -8,8 +8,7 @@ import { computeKvHash, hashRulesOf, type KvHash } from '../etcd/snapshot/kvhash
 import { describeIntegrity } from '../etcd/snapshot/render.js';
 import { PluginError, VerificationError } from '../errors.js';
 import { formatRecord, type OutputFormat } from '../ui/format.js';
-import type { DrillReport, LocalDrillOptions } from './drill.js';
-import type { LocalEtcdTools } from './local-etcd.js';
+import type { DrillReport } from './drill.js';
 import { addDrillToRecord, type RecordPlace } from './record.js';
 
 /** Inputs of verifySnapshot; the snapshot is a local plaintext file (downloaded or decrypted already). */
@@ -17,16 +16,36 @@ export interface VerifyOptions {
   snapshot: string;
   /** The name the user gave (a path, an .age file or an s3:// URL). */
   displayPath: string;
-  /** Set to run the drill with these tools. */
-  drill?: { tools: LocalEtcdTools; stateDir: string };
+  /** Set to run the drill there (on this machine, or in a pod of the cluster). */
+  drill?: DrillPlace;
   /** Where the backup's record is, to add the drill to. */
   record?: RecordPlace;
   output?: OutputFormat;
   log(line: string): void;
   warn(line: string): void;
-  /** The drill runner (the CLI passes runLocalDrill). */
-  runDrill(opts: LocalDrillOptions): Promise<DrillReport>;
 }
+
+/** What a drill is given. */
+export interface DrillInput {
+  snapshot: string;
+  /** A raw bbolt file (no sha256 trailer) needs `--skip-hash-check`. */
+  skipHashCheck: boolean;
+  /** What inspect read offline, hashed by the rules of the drill's etcd release. */
+  expected: KvHash;
+  log(line: string): void;
+}
+
+/**
+ * Where a drill runs. `open` makes it ready (a pod is created, and deleted once `use` returns) and
+ * says the release of its etcd; `version`, when known before, lets the offline hash be computed once.
+ */
+export interface DrillPlace {
+  version?: string;
+  open<T>(use: (drill: { version: string; run(input: DrillInput): Promise<DrillReport> }) => Promise<T>): Promise<T>;
+}
+
+/** The hash rules of current releases: the offline hash's first pass when the drill's release is not known yet. */
+const CURRENT_RULES = '3.5.16';
 
 /** What verify prints with -o json|yaml. */
 export interface VerifyReport {
@@ -47,17 +66,16 @@ export async function verifySnapshot(opts: VerifyOptions, out: { write(s: string
     ...(facts.status ? { revision: facts.status.revision } : {}),
   };
   if (facts.outcome === 'valid' && opts.drill) {
-    const expected: KvHash = await computeKvHash(opts.snapshot, hashRulesOf(opts.drill.tools.version));
-    if (expected.authEnabled) {
+    // Refused before the drill starts anything (a pod, a member).
+    const firstRules = hashRulesOf(opts.drill.version ?? CURRENT_RULES);
+    const first: KvHash = await computeKvHash(opts.snapshot, firstRules);
+    if (first.authEnabled) {
       throw new PluginError(`snapshot "${opts.displayPath}" has etcd authentication enabled: the drill's member would answer only to a user of it`, 'check it with `kubectl etcd verify` (no --restore), or drill it by hand with etcdctl --user');
     }
-    report.drill = await opts.runDrill({
-      snapshot: opts.snapshot,
-      skipHashCheck: facts.trailer === 'absent',
-      stateDir: opts.drill.stateDir,
-      tools: opts.drill.tools,
-      expected,
-      log: opts.log,
+    report.drill = await opts.drill.open(async (drill) => {
+      const rules = hashRulesOf(drill.version);
+      const expected = rules.skipsTombstoneAtCompaction === firstRules.skipsTombstoneAtCompaction ? first : await computeKvHash(opts.snapshot, rules);
+      return drill.run({ snapshot: opts.snapshot, skipHashCheck: facts.trailer === 'absent', expected, log: opts.log });
     });
     // A record that cannot be written (a read-only directory, read-only credentials) loses the
     // record, never the drill's outcome or its exit code.
@@ -87,10 +105,13 @@ function renderReport(r: VerifyReport, facts: SnapshotFacts): string {
   if (d) {
     const e = d.expected;
     rows.push(['revision', `${e.revision}${e.compactRevision > 0 ? ` (compacted at ${e.compactRevision})` : ''}`], ['keys', String(e.liveKeys)], ['kv hash', String(e.hash)]);
-    const how = `restored with ${d.restoredWith}, started etcd ${d.etcdVersion} on a private unix socket`;
+    const how = d.where === 'pod'
+      ? `restored with ${d.restoredWith}, started etcd ${d.etcdVersion} on the loopback of pod ${d.namespace}/${d.pod} (image ${d.image}, deleted since)`
+      : `restored with ${d.restoredWith}, started etcd ${d.etcdVersion} on a private unix socket`;
     if (d.outcome === 'passed') {
       const served = d.served!.revision > e.revision ? ` (it has written up to revision ${d.served!.revision} since)` : '';
-      rows.push(['drill', `passed: ${how}; it answered in ${((d.startedInMs ?? 0) / 1000).toFixed(1)} s and serves the same revision, keys, compaction and KV hash${served}`]);
+      const answered = d.startedInMs !== undefined ? ` it answered in ${(d.startedInMs / 1000).toFixed(1)} s and` : ' it';
+      rows.push(['drill', `passed: ${how};${answered} serves the same revision, keys, compaction and KV hash${served}`]);
     } else {
       rows.push(['drill', `FAILED: ${d.reason}`]);
     }

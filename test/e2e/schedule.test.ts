@@ -5,7 +5,7 @@
 // Jobs), and run by the simulator's CronJob and Job controllers and kubelet. A member is "down"
 // when its etcd process is stopped (SIGSTOP): the pod stays, etcd answers nobody.
 import { createHash } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { requireRoot, run, startCluster, waitFor, type SimCluster } from '../sim
 import { TARGETS, buildPlugin, distrolessManifest, distrolessSecrets, etcdctlInPod, kubectlEtcd, onEtcd, ok } from './backup-support.js';
 import { ensureCA, issueCert } from '../sim/pki.js';
 import { kubectlEtcd as restoreWith } from './restore-helpers.js';
+import { damageLease } from '../helpers/snapshot-damage.js';
 
 const T = onEtcd(TARGETS.anthos, '3.5');
 const NS = T.namespace;
@@ -280,6 +281,46 @@ describe('schedule on etcd 3.5 (anthos layout, TLS)', () => {
     expect(await kubectl(['get', 'pods', '-l', 'kubectl-etcd/reader', '-o', 'name'])).toBe('');
   }, 600_000);
 
+  it('verify --restore --in-cluster drills a backup in a throwaway pod of the members\' image (recorded); a damaged lease under a valid trailer fails it (exit 3); no pod is left', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'schedule-drill-'));
+    try {
+      // The newest scheduled backup, with its record, as a user has it on disk.
+      const dir = await volumeDir();
+      const name = backups(dir).at(-1)!;
+      const file = join(work, name);
+      copyFileSync(join(dir, name), file);
+      copyFileSync(join(dir, `${name}.json`), `${file}.json`);
+      const verify = (f: string, extra: string[] = []) => kubectlEtcd(cluster, ['verify', f, '--restore', '--in-cluster', '-n', NS, '--state-dir', join(work, 'state'), ...extra], asOperator());
+      const good = await verify(file, ['-v', '1']);
+      expect(good.code, good.stderr).toBe(0);
+      expect(good.stdout).toMatch(/^DRILL\s+passed: restored with etcdutl 3\.5\.\d+, started etcd 3\.5\.\d+ on the loopback of pod uc1\/kubectl-etcd-drill-[0-9a-f]{6} \(image [^)]+, deleted since\); it serves the same revision, keys, compaction and KV hash/m);
+      expect(good.stderr).toMatch(/creating the drill pod "kubectl-etcd-drill-[0-9a-f]{6}" in namespace "uc1"/);
+      const record = JSON.parse(readFileSync(`${file}.json`, 'utf8')) as { drills: Array<Record<string, unknown>> };
+      expect(record.drills.at(-1)).toMatchObject({ where: 'pod', namespace: NS, outcome: 'passed', etcdVersion: expect.stringMatching(/^3\.5\./) });
+
+      // A lease whose record is damaged, the trailer resealed: inspect passes the file, the drill does not.
+      const lease = /lease ([0-9a-f]+) granted/.exec(await etcdctlInPod(cluster, T, ['lease', 'grant', '3600']))![1]!;
+      await etcdctlInPod(cluster, T, ['put', '/schedule-test/leased', 'x', `--lease=${lease}`]);
+      const taken = await kubectlEtcd(cluster, ['backup', '-n', NS, '--dir', work], asOperator());
+      expect(taken.code, taken.stderr).toBe(0);
+      const bad = join(work, readdirSync(work).filter((f) => f.endsWith('.db') && f !== name)[0]!);
+      expect(await damageLease(bad, BigInt(`0x${lease}`)), 'the lease record is in the snapshot').toBeGreaterThan(0);
+      expect((await kubectlEtcd(cluster, ['inspect', bad])).code).toBe(0);
+      const failed = await verify(bad);
+      expect(failed.code, failed.stdout + failed.stderr).toBe(3);
+      expect(failed.stdout).toMatch(/^DRILL\s+FAILED: (etcd exited with code \d+ on the restored data|etcd(ctl|utl) snapshot restore refused the snapshot): .*failed to Unmarshal lease proto item/m);
+      expect(failed.stderr).toMatch(/^error: the restore drill of snapshot ".*" failed: .*; this backup would not restore/m);
+
+      // Refused before anything is made: --in-cluster without --restore.
+      const usage = await kubectlEtcd(cluster, ['verify', file, '--in-cluster', '-n', NS]);
+      expect([usage.code, usage.stderr]).toEqual([2, 'error: --in-cluster works only with --restore; add --restore to run a restore drill in a pod of the cluster\n']);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+      await etcdctlInPod(cluster, T, ['del', '/schedule-test/leased']).catch(() => undefined);
+    }
+    expect(await kubectl(['get', 'pods', '-l', 'kubectl-etcd/drill', '-o', 'name'])).toBe('');
+  }, 300_000);
+
   it('delete keeps the backups unless --delete-backups; with it, nothing is left', async () => {
     const refused = await kubectlEtcd(cluster, ['schedule', 'delete', 'kube-etcd', '-n', NS], asOperator());
     expect(refused.code).toBe(1);
@@ -346,6 +387,18 @@ describe('schedule of an etcd image without a shell (distroless, etcd 3.4, TLS)'
     expect(listed.stdout).toMatch(/passed \d{4}-\d\d-\d\dT/);
     expect(record.etcdVersion).toMatch(/^3\.4\./);
     expect(createHash('sha256').update(readFileSync(join(dir, files[0]!))).digest('hex')).toBe(record.sha256);
+
+    // verify --restore --in-cluster of that backup: the drill pod runs the shell image beside the
+    // etcd image, whose own etcdctl restores and etcd serves it (no shell of its own).
+    const work = mkdtempSync(join(tmpdir(), 'schedule-drill-dl-'));
+    try {
+      const drilled = await kubectlEtcd(cluster, ['verify', join(dir, files[0]!), '--restore', '--in-cluster', '-n', DNS, '--state-dir', work]);
+      expect(drilled.code, drilled.stderr).toBe(0);
+      expect(drilled.stdout).toMatch(/^DRILL\s+passed: restored with etcdctl 3\.4\.\d+, started etcd 3\.4\.\d+ on the loopback of pod dl-sched\/kubectl-etcd-drill-/m);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+    expect(ok(await cluster.kubectl(['-n', DNS, 'get', 'pods', '-l', 'kubectl-etcd/drill', '-o', 'name']))).toBe('');
 
     const d = await kubectlEtcd(cluster, ['schedule', 'delete', DNAME, '-n', DNS, '--delete-backups']);
     expect(d.code, d.stderr).toBe(0);

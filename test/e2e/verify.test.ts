@@ -11,6 +11,7 @@ import { PutObjectCommand, S3Client, GetObjectCommand } from '@aws-sdk/client-s3
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd } from '../helpers/etcd.js';
 import { startS3, type TestS3 } from '../helpers/s3-server.js';
+import { damageLease, resealTrailer } from '../helpers/snapshot-damage.js';
 import { etcdBinaries } from '../sim/etcd-versions.js';
 import { distStale } from './plugin-build.js';
 
@@ -41,25 +42,6 @@ function kubectlEtcd(args: string[], env: Record<string, string> = {}): Promise<
 /** A record of ours beside the file (what `backup --dir` writes; only its owner fields matter here). */
 async function writeRecord(file: string): Promise<void> {
   await writeFile(`${file}.json`, JSON.stringify({ file, namespace: 'uc1', workload: 'kube-etcd', sourcePod: 'kube-etcd-0' }), { mode: 0o600 });
-}
-
-/** Rewrites the sha256 trailer so it matches the (damaged) content: the damage is invisible to the trailer. */
-async function resealTrailer(file: string): Promise<void> {
-  const size = (await stat(file)).size;
-  const data = (await readFile(file)).subarray(0, size - 32);
-  const fh = await open(file, 'r+');
-  await fh.write(createHash('sha256').update(data).digest(), 0, 32, size - 32);
-  await fh.close();
-}
-
-function varint(n: bigint): Buffer {
-  const out: number[] = [];
-  while (n >= 0x80n) {
-    out.push(Number(n & 0x7fn) | 0x80);
-    n >>= 7n;
-  }
-  out.push(Number(n));
-  return Buffer.from(out);
 }
 
 /** Leftovers of drills in the state dir (they hold the cluster's data: none may stay). */
@@ -167,20 +149,7 @@ describe('kubectl etcd verify --restore', () => {
   it('fails a snapshot whose lease record is damaged under a valid trailer: inspect passes it, the drill does not (exit 3, etcd\'s reason, recorded)', async () => {
     const bad = join(dir, 'uc1-kube-etcd-20261206T120000Z-rev55.db');
     await copyFile(snap34, bad);
-    const data = await readFile(bad);
-    // bbolt keeps a leaf element's key and value side by side: the lease's 8-byte id, then its leasepb.Lease (field 1: the id).
-    const key = Buffer.alloc(8);
-    key.writeBigUInt64BE(leaseId);
-    // bbolt copies pages on write, so freed pages may hold older copies: damage every copy.
-    const lease = Buffer.concat([key, Buffer.from([0x08]), varint(leaseId)]);
-    const copies: number[] = [];
-    for (let at = data.indexOf(lease); at >= 0; at = data.indexOf(lease, at + 1)) copies.push(at);
-    expect(copies.length, 'the lease record is in the snapshot').toBeGreaterThan(0);
-    const fh = await open(bad, 'r+');
-    // Its first tag becomes field 1 with wire type 7, which no protobuf decoder accepts.
-    for (const at of copies) await fh.write(Buffer.from([0x0f]), 0, 1, at + 8);
-    await fh.close();
-    await resealTrailer(bad);
+    expect(await damageLease(bad, leaseId), 'the lease record is in the snapshot').toBeGreaterThan(0);
     await writeRecord(bad);
 
     const inspected = await kubectlEtcd(['inspect', bad]);
@@ -312,7 +281,7 @@ describe('kubectl etcd verify --restore', () => {
     });
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toEqual([
-      'error: the restore drill needs etcd on this machine and there is none on PATH; install etcd of your cluster\'s release (Debian: etcd-server and etcd-client), or pass --etcd PATH',
+      'error: the restore drill needs etcd on this machine and there is none on PATH; install etcd of your cluster\'s release (Debian: etcd-server and etcd-client), pass --etcd PATH, or drill in a throwaway pod of the cluster with --in-cluster -n NAMESPACE',
     ]);
   });
 });
