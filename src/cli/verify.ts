@@ -63,7 +63,7 @@ Exit codes: 0 verified, 3 the snapshot is damaged or the drill failed (it would 
       const stray = clusterFlags.find((f) => flags[f] !== undefined);
       if (stray && !flags.inCluster) throw new UsageError(`--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} works only with --in-cluster`, 'add --restore --in-cluster to drill in a pod of the cluster');
       const say = (l: string) => log.debug(1, l);
-      const drill = !flags.restore ? undefined : flags.inCluster ? await clusterDrill(flags, command, say) : await localDrill(flags.etcd, stateDir);
+      const drill = !flags.restore ? undefined : flags.inCluster ? await clusterDrill(flags, command, say, log.warn) : await localDrill(flags.etcd, stateDir);
 
       // Run.
       const { verifySnapshot } = await import('../verify/run.js');
@@ -109,7 +109,7 @@ async function localDrill(etcd: string | undefined, stateDir: string): Promise<D
  * asked what its image has before anything is read or made; the pod is created only when the
  * drill runs (after the integrity check) and deleted after it.
  */
-async function clusterDrill(flags: VerifyFlags, command: Command, say: (l: string) => void): Promise<DrillPlace> {
+async function clusterDrill(flags: VerifyFlags, command: Command, say: (l: string) => void, warn: (l: string) => void): Promise<DrillPlace> {
   const { kubeContextFromOptions } = await import('./kubecontext.js');
   const { discoverTarget } = await import('../etcd/discovery/lister.js');
   const { containerCommand } = await import('../kube/exec.js');
@@ -130,6 +130,7 @@ async function clusterDrill(flags: VerifyFlags, command: Command, say: (l: strin
     }
   }
   if (!spec) throw failure;
+  if (flags.utilityImage !== undefined && !spec.shellImage) warn(`--utility-image ${flags.utilityImage} is not used: image "${spec.image}" has a shell, and the drill runs in it`);
   const found = spec;
   return { open: (use) => withDrillPod(kube, run, found, say, (pod) => use({ version: pod.version, run: (input) => pod.drill(input) })) };
 }

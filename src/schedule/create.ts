@@ -123,6 +123,7 @@ export async function planSchedule(
     const missing = [...probe.stdout.matchAll(/missing:(\S+)/g)].map((m) => m[1]!).filter((t) => t !== 'etcd' || opts.verifyRestore);
     if (missing.length) throw new PluginError(`image "${image}" lacks ${missing.join(', ')}, which the scheduled backup needs`, 'use an etcd image of the same version that has them');
     tool = /has:etcdutl/.test(probe.stdout) ? 'etcdutl' : 'etcdctl';
+    if (opts.utilityImage !== undefined) warn(`--utility-image ${opts.utilityImage} is not used: image "${image}" has a shell, and the backup runs in it`);
   } else {
     // No shell answered. If etcd itself answers an argv exec, the container runs and sh is what is missing.
     const alive = await tryRun(['etcd', '--version']);
@@ -222,6 +223,7 @@ export async function planSchedule(
     ...(user.pod ? { podSecurityContext: user.pod } : {}),
     ...(Object.keys(user.container).length ? { securityContext: user.container } : {}),
     ...(asker.podFacts?.imagePullSecrets ? { imagePullSecrets: asker.podFacts.imagePullSecrets } : {}),
+    ...(asker.podFacts?.resources ? { resources: asker.podFacts.resources } : {}),
     deadlineSeconds: opts.deadlineSeconds, workload: topology.workload.name, keep: opts.keep,
   };
   const objects: SchedulePlan['objects'] = [

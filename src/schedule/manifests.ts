@@ -59,6 +59,8 @@ export interface ScheduleSpec {
   podSecurityContext?: Record<string, unknown>;
   securityContext?: Record<string, unknown>;
   imagePullSecrets?: Array<{ name: string }>;
+  /** The etcd container's resources (as a restore's utility pods take them): a quota that wants them admits the pod. */
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   /** How long one run may take before its Job is failed (activeDeadlineSeconds). */
   deadlineSeconds: number;
   /** The etcd workload backed up, and how many of its backups the volume keeps (annotations, for `schedule list`). */
@@ -131,6 +133,7 @@ export function cronJobManifest(spec: ScheduleSpec) {
       restartPolicy: 'Always',
       command: toolsIdleCommand(),
       ...(spec.tools.securityContext ? { securityContext: spec.tools.securityContext } : {}),
+      ...(spec.resources ? { resources: spec.resources } : {}),
       volumeMounts: [...mounts, { name: 'etcd-tools-scratch', mountPath: TOOLS_SCRATCH_DIR }],
     }],
   } : {};
@@ -171,6 +174,7 @@ export function cronJobManifest(spec: ScheduleSpec) {
                 command: ['/bin/sh', '-c', spec.script],
                 terminationMessagePolicy: 'FallbackToLogsOnError',
                 ...(spec.securityContext ? { securityContext: spec.securityContext } : {}),
+                ...(spec.resources ? { resources: spec.resources } : {}),
                 volumeMounts: mounts,
               }],
               volumes,

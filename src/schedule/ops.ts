@@ -129,6 +129,23 @@ export async function getSchedule(kube: KubeContext, namespace: string, name: st
   return scheduleState(kube, await readCronJob(kube, namespace, name));
 }
 
+/**
+ * For a delete run again after the CronJob went (a run cut off): what the schedule left (its
+ * ServiceAccount, reader pods, a claim it made), as a CronJob-shaped stand-in so that the delete
+ * finishes; nothing left is the NotFoundError `err`.
+ */
+async function leftoversOf(kube: KubeContext, namespace: string, name: string, err: unknown): Promise<V1CronJob> {
+  if (!(err instanceof NotFoundError)) throw err;
+  const [sa, claims, readers] = await Promise.all([
+    kube.core.readNamespacedServiceAccount({ name: serviceAccountName(name), namespace }).then((a) => a.metadata?.labels?.[SCHEDULE_LABEL] === name, (e: { code?: number }) => (e.code === 404 ? false : Promise.reject(e))),
+    // The claim a schedule makes is `<name>s` (create.ts); one given with --to is never deleted.
+    kube.core.readNamespacedPersistentVolumeClaim({ name: `${name}s`.slice(0, 63), namespace }).then((c) => (c.metadata?.labels?.[SCHEDULE_LABEL] === name ? [c.metadata.name!] : []), (e: { code?: number }) => (e.code === 404 ? [] : Promise.reject(e))),
+    kube.core.listNamespacedPod({ namespace, labelSelector: `${READER_LABEL}=${name}` }).then((l) => l.items.length),
+  ]).catch((e: unknown) => { throw apiError(e, `what schedule "${name}" left`); });
+  if (!sa && claims.length === 0 && readers === 0) throw err;
+  return { metadata: { name, namespace, labels: { [SCHEDULE_LABEL]: name }, ...(claims.length === 1 ? { annotations: { [VOLUME_ANNOTATION]: claims[0]! } } : {}) } };
+}
+
 /** `--max-age`: a Go duration (30m, 25h) or whole days (2d). */
 export function parseMaxAge(value: string): number {
   const days = /^(\d+)d$/.exec(value);
@@ -164,7 +181,7 @@ export function checkAge(s: ScheduleState, maxAgeMs: number, now = Date.now()): 
  * Refuses before any change when deleteBackups names a volume the schedule did not create.
  */
 export async function deleteSchedule(kube: KubeContext, namespace: string, name: string, opts: { deleteBackups: boolean; timeoutMs: number }, say: (line: string) => void): Promise<{ kept?: string }> {
-  const cj = await readCronJob(kube, namespace, name);
+  const cj = await readCronJob(kube, namespace, name).catch((err: unknown) => leftoversOf(kube, namespace, name, err));
   const volume = cj.metadata?.annotations?.[VOLUME_ANNOTATION];
   let ownVolume = false;
   let claimExists = false;
@@ -187,7 +204,7 @@ export async function deleteSchedule(kube: KubeContext, namespace: string, name:
   } catch (err) {
     if ((err as { code?: number }).code !== 404) throw apiError(err, `cronjob "${name}"`);
   }
-  say(`deleted cronjob "${name}"; waiting for its jobs and pods to go`);
+  say(cj.spec ? `deleted cronjob "${name}"; waiting for its jobs and pods to go` : `cronjob "${name}" is gone already (a delete cut off?): deleting what the schedule left`);
   const deadline = Date.now() + opts.timeoutMs;
   for (;;) {
     const [c, jobs, pods] = await Promise.all([

@@ -143,7 +143,7 @@ export function compare(expected: KvHash, served: Served): string | undefined {
 }
 
 /** What in a log says the machine, not the snapshot, stopped the tool or the member. */
-const MACHINE_TROUBLE = /no space left on device|permission denied|read-only file system|cannot allocate memory|too many open files|disk quota exceeded/i;
+export const MACHINE_TROUBLE = /no space left on device|permission denied|read-only file system|cannot allocate memory|too many open files|disk quota exceeded/i;
 
 /** The environment of the tool and the member: none of the operator's ETCD_* / ETCDCTL_* settings (they would change the member). */
 function drillEnv(): NodeJS.ProcessEnv {

@@ -19,13 +19,13 @@ import { PluginError } from '../errors.js';
 import type { KubeContext } from '../kube/client.js';
 import { copyFileIntoPod } from '../kube/copy.js';
 import { apiError } from '../kube/errors.js';
-import type { ContainerCommand } from '../kube/exec.js';
+import type { CommandResult, ContainerCommand } from '../kube/exec.js';
 import { memberContainer, type EtcdMember } from '../etcd/topology.js';
 import { shellQuote } from '../etcd/shell.js';
 import { IDLE_COMMAND, MANAGED_BY, TOOLS_CONTAINER, TOOLS_SCRATCH_DIR, toolsExec, toolsIdleCommand, utilityUser } from '../restore/manifests.js';
 import { DEFAULT_SHELL_IMAGE } from '../restore/preflight.js';
 import type { KvHash } from '../etcd/snapshot/kvhash.js';
-import { compare, failureLine, type DrillReport, type Served } from './drill.js';
+import { compare, failureLine, MACHINE_TROUBLE, type DrillReport, type Served } from './drill.js';
 
 /** The label of drill pods (value: "true"). */
 export const DRILL_LABEL = 'kubectl-etcd/drill';
@@ -49,6 +49,8 @@ export interface DrillPodSpec {
   podSecurityContext?: Record<string, unknown>;
   securityContext?: Record<string, unknown>;
   imagePullSecrets?: Array<{ name: string }>;
+  /** The etcd container's resources: a namespace quota that wants them admits the pod, and the drill's etcd gets what a member has. */
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
 }
 
 /**
@@ -60,7 +62,8 @@ export async function drillPodSpec(run: ContainerCommand, member: EtcdMember, ut
   const tryRun = (argv: string[]) => run(target, argv).catch((err: unknown) => ({ exitCode: 127, stdout: '', stderr: (err as Error).message }));
   const probe = await tryRun(['sh', '-c', `for t in ${SCRIPT_TOOLS.join(' ')} etcd etcdctl; do command -v $t >/dev/null 2>&1 || echo missing:$t; done; true`]);
   const pullSecrets = member.podFacts?.imagePullSecrets;
-  const base = { namespace: member.namespace, image: member.image, ...(pullSecrets?.length ? { imagePullSecrets: pullSecrets } : {}) };
+  const resources = member.podFacts?.resources;
+  const base = { namespace: member.namespace, image: member.image, ...(pullSecrets?.length ? { imagePullSecrets: pullSecrets } : {}), ...(resources ? { resources } : {}) };
   if (probe.exitCode === 0) {
     const missing = [...probe.stdout.matchAll(/missing:(\S+)/g)].map((m) => m[1]!);
     if (missing.length) throw new PluginError(`image "${member.image}" of pod "${member.pod}" lacks ${missing.join(', ')}, which the drill in a pod needs`, 'run the drill on this machine instead: install etcd of the cluster\'s release and leave out --in-cluster');
@@ -81,7 +84,7 @@ export async function drillPodSpec(run: ContainerCommand, member: EtcdMember, ut
 /** The drill pod: one container of the members' image, or (no shell) a shell image beside it. */
 export function drillPodManifest(spec: DrillPodSpec, name: string): V1Pod {
   const work = { name: 'work', mountPath: WORK };
-  const sc = spec.securityContext ? { securityContext: spec.securityContext } : {};
+  const sc = { ...(spec.securityContext ? { securityContext: spec.securityContext } : {}), ...(spec.resources ? { resources: spec.resources } : {}) };
   const containers = spec.shellImage
     ? [
         { name: DRILL_CONTAINER, image: spec.shellImage, command: IDLE_COMMAND, ...sc, volumeMounts: [work] },
@@ -182,12 +185,12 @@ async function waitRunning(kube: KubeContext, namespace: string, name: string, c
 const REFUSED = 3;
 
 /**
- * The drill's script (POSIX sh, for dash and busybox sh): $1 the work dir, $2 "1" for
+ * The drill's script (POSIX sh, for dash and busybox sh): $1 the work dir (the snapshot is
+ * snapshot.db there), $2 "1" for
  * --skip-hash-check, $3 the revision to ask at (0: the current one). `X` runs a program of the
  * etcd image (empty, or toolsExec's words). It prints sections `== NAME` for the caller to read.
  */
-function drillScript(x: string): string {
-  const q = shellQuote;
+export function drillScript(x: string): string {
   const member = `--name=${MEMBER} --initial-cluster=${MEMBER}=${PEER_URL} --initial-advertise-peer-urls=${PEER_URL}`;
   const ctl = `${x} etcdctl --endpoints=${CLIENT_URL} --dial-timeout=1s`;
   return `umask 077
@@ -200,12 +203,14 @@ cd "$w" || exit 90
 util=etcdctl
 if ${x} etcdutl version >/dev/null 2>&1; then util=etcdutl; fi
 echo "== util $util"
-if ! ${x} $util snapshot restore ${q(SNAPSHOT)} --data-dir "$w/data" ${member} $skip >"$w/restore.log" 2>&1; then
+if ! ${x} $util snapshot restore "$w/snapshot.db" --data-dir "$w/data" ${member} $skip >"$w/restore.log" 2>&1; then
   echo "== refused"; tail -c 16384 "$w/restore.log"; exit ${REFUSED}
 fi
 ${x} etcd --data-dir "$w/data" ${member} --listen-client-urls=${CLIENT_URL} --advertise-client-urls=${CLIENT_URL} --listen-peer-urls=${PEER_URL} >"$w/etcd.log" 2>&1 &
 pid=$!
 trap 'kill -KILL "$pid" 2>/dev/null' EXIT
+# Two minutes for the first answer (by the clock where date has %s, else by rounds of at least a second).
+t0=$(date +%s 2>/dev/null); case $t0 in ''|*[!0-9]*) t0= ;; esac
 i=0
 while :; do
   if ! kill -0 "$pid" 2>/dev/null; then
@@ -214,7 +219,8 @@ while :; do
   fi
   if ${ctl} --command-timeout=2s endpoint status -w json >"$w/status.json" 2>/dev/null; then break; fi
   i=$((i + 1))
-  [ "$i" -lt 600 ] || { echo "== silent"; tail -c 4096 "$w/etcd.log"; exit 91; }
+  if [ -n "$t0" ]; then waited=$(( $(date +%s) - t0 )); else waited=$i; fi
+  [ "$waited" -lt 120 ] || { echo "== silent"; tail -c 4096 "$w/etcd.log"; exit 91; }
   sleep 0.2 2>/dev/null || sleep 1
 done
 echo "== status"; cat "$w/status.json"; echo
@@ -258,20 +264,32 @@ async function drillInPod(kube: KubeContext, run: ContainerCommand, target: { na
   const rev = o.expected.revision > o.expected.compactRevision ? o.expected.revision : 0;
   o.log(`restoring it with the image's own tool and starting etcd ${o.version} on the pod's loopback`);
   const r = await run(target, ['sh', '-c', drillScript(via.map(shellQuote).join(' ')), 'sh', WORK, o.skipHashCheck ? '1' : '0', String(rev)]);
+  return drillOutcome(r, { at, where: 'pod', pod: o.pod, namespace: target.namespace, image: o.image, etcdVersion: o.version }, o.expected);
+}
+
+/**
+ * The report from the script's run: a snapshot the restore tool or etcd refused is a failed drill;
+ * a script that could not run is an error (nothing recorded).
+ */
+export function drillOutcome(r: CommandResult, where: Omit<DrillReport, 'restoredWith' | 'expected' | 'outcome'>, expected: KvHash): DrillReport {
+  const pod = where.pod ?? '?';
   const s = sections(r.stdout);
   const util = s.get('util')?.arg === 'etcdutl' ? 'etcdutl' : 'etcdctl';
-  const base = { at, where: 'pod' as const, pod: `${o.pod}`, namespace: target.namespace, image: o.image, etcdVersion: o.version, restoredWith: `${util} ${o.version}`, expected: o.expected };
+  const base = { ...where, restoredWith: `${util} ${where.etcdVersion}`, expected };
   if (r.exitCode === REFUSED) {
     const refused = s.get('refused');
     const exited = s.get('exited');
-    const reason = refused ? `${util} snapshot restore refused the snapshot: ${failureLine(refused.text)}`
-      : `etcd exited with code ${exited?.arg ?? '?'} on the restored data: ${failureLine(exited?.text ?? '')}`;
+    const log = refused?.text ?? exited?.text ?? '';
+    // The pod, not the snapshot: no drill to record.
+    if (MACHINE_TROUBLE.test(log)) throw new PluginError(`the drill in pod "${pod}" could not write its data: ${failureLine(log)}`, 'the pod\'s node needs room for the snapshot and its restored copy (an emptyDir); run verify again');
+    const reason = refused ? `${util} snapshot restore refused the snapshot: ${failureLine(log)}`
+      : `etcd exited with code ${exited?.arg ?? '?'} on the restored data: ${failureLine(log)}`;
     return { ...base, outcome: 'failed', reason };
   }
   if (r.exitCode !== 0 || !s.has('end')) {
     const silent = s.get('silent');
-    if (silent) throw new PluginError(`the drill's etcd in pod "${o.pod}" did not answer within 2 minutes: ${failureLine(silent.text)}`, 'run the drill again when the node is less busy');
-    throw new PluginError(`the drill in pod "${o.pod}" could not run (exit code ${r.exitCode}): ${failureLine(r.stderr || r.stdout)}`, 'check the pod\'s node (space, memory), then run verify again');
+    if (silent) throw new PluginError(`the drill's etcd in pod "${pod}" did not answer within 2 minutes: ${failureLine(silent.text)}`, 'run the drill again when the node is less busy');
+    throw new PluginError(`the drill in pod "${pod}" could not run (exit code ${r.exitCode}): ${failureLine(r.stderr || r.stdout)}`, 'check the pod\'s node (space, memory), then run verify again');
   }
   const status = s.get('status')!.text;
   const hashkv = s.get('hashkv')?.text ?? '';
@@ -282,6 +300,6 @@ async function drillInPod(kube: KubeContext, run: ContainerCommand, target: { na
     hash: jsonNumber(hashkv, 'hash') ?? -1,
     compactRevision: jsonNumber(hashkv, 'compact_revision') ?? -1,
   };
-  const mismatch = compare(o.expected, served);
+  const mismatch = compare(expected, served);
   return { ...base, served, outcome: mismatch ? 'failed' : 'passed', ...(mismatch ? { reason: mismatch } : {}) };
 }

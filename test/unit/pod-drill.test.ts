@@ -1,15 +1,22 @@
 // The drill pod of `verify --restore --in-cluster`: what it is made of (pure), and how the image is
-// probed (a small fake exec). The drill itself runs end to end in test/e2e/schedule.test.ts.
+// probed (a small fake exec), and its script under dash with real etcd. End to end in test/e2e/schedule.test.ts.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { computeKvHash, hashRulesOf } from '../../src/etcd/snapshot/kvhash.js';
 import type { EtcdMember } from '../../src/etcd/topology.js';
 import type { CommandResult } from '../../src/kube/exec.js';
-import { drillPodManifest, drillPodSpec } from '../../src/verify/pod-drill.js';
+import { drillOutcome, drillPodManifest, drillPodSpec, drillScript } from '../../src/verify/pod-drill.js';
+import { startEtcd } from '../helpers/etcd.js';
+import { etcdBinaries } from '../sim/etcd-versions.js';
 
 const member: EtcdMember = {
   pod: 'etcd-0', namespace: 'uc1', container: 'etcd', node: 'node-1', ordinal: 0, name: 'etcd-0',
   endpoint: 'https://127.0.0.1:2379', clientPort: 2379, peerUrl: 'https://etcd-0.etcd:2380', dataDir: '/var/lib/etcd',
   tls: {}, clientTlsEnabled: true, image: 'registry.example/etcd:3.5.16', runAsUser: 1001,
-  podFacts: { imagePullSecrets: [{ name: 'pull' }], securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false } },
+  podFacts: { imagePullSecrets: [{ name: 'pull' }], securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false }, resources: { limits: { memory: '1Gi' } } },
 };
 
 /** An exec that answers as an image with `shell` (and these programs missing) or without one. */
@@ -34,7 +41,7 @@ describe('drill pod', () => {
     expect(pod.spec).toMatchObject({ restartPolicy: 'Never', automountServiceAccountToken: false, enableServiceLinks: false, activeDeadlineSeconds: 3600, imagePullSecrets: [{ name: 'pull' }] });
     expect(pod.spec!.shareProcessNamespace).toBeUndefined();
     expect(pod.spec!.containers).toHaveLength(1);
-    expect(pod.spec!.containers[0]).toMatchObject({ name: 'drill', image: member.image, securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, runAsUser: 1001 } });
+    expect(pod.spec!.containers[0]).toMatchObject({ name: 'drill', image: member.image, securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false, runAsUser: 1001 }, resources: { limits: { memory: '1Gi' } } });
     expect(pod.spec!.volumes!.every((v) => v.emptyDir !== undefined)).toBe(true);
     expect(pod.spec!.containers[0]!.ports).toBeUndefined();
   });
@@ -52,4 +59,50 @@ describe('drill pod', () => {
     await expect(drillPodSpec(exec(true, ['sed']).run, member)).rejects.toThrow(/^image "registry\.example\/etcd:3\.5\.16" of pod "etcd-0" lacks sed, which the drill in a pod needs$/);
     await expect(drillPodSpec(exec(true, [], false).run, member)).rejects.toThrow(/^cannot run a command in pod "etcd-0" \(container "etcd"\): container not found/);
   });
+});
+
+// The drill's script itself, under dash with real etcd (3.4: etcdctl restores; 3.5: etcdutl), as
+// the pod of an image with a shell runs it; the outcome judged as verify judges it.
+describe('the drill pod\'s script, against real etcd', () => {
+  for (const minor of ['3.4', '3.5'] as const) {
+    it(`etcd ${minor}: a good snapshot passes with what etcd serves; one etcd refuses is a failed drill with its reason`, async () => {
+      const bins = etcdBinaries(minor);
+      const work = mkdtempSync(join(tmpdir(), 'pod-drill-'));
+      const etcd = await startEtcd({ minor });
+      try {
+        for (let i = 0; i < 20; i++) await etcd.ctl(['put', `/registry/k${i}`, `v${i}`]);
+        await etcd.ctl(['del', '/registry/k0']);
+        await etcd.ctl(['compact', '10']);
+        await etcd.ctl(['put', '/registry/k1', 'again']);
+        const snapshot = join(work, 'snapshot.db');
+        await etcd.ctl(['snapshot', 'save', snapshot]);
+        const version = minor === '3.4' ? '3.4.23' : /etcd Version:\s*(\S+)/.exec(execFileSync(bins.etcd, ['--version'], { encoding: 'utf8' }))![1]!;
+        const expected = await computeKvHash(snapshot, hashRulesOf(version));
+        const env = { PATH: `${dirname(bins.etcd)}:/usr/bin:/bin` };
+        const runScript = (dir: string) => {
+          const r = spawnSync('dash', ['-c', drillScript(''), 'sh', dir, '0', String(expected.revision)], { encoding: 'utf8', env, timeout: 120_000 });
+          return { exitCode: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+        };
+        const where = { at: 'now', where: 'pod' as const, pod: 'p', namespace: 'ns', image: 'i', etcdVersion: version };
+        const good = drillOutcome(runScript(work), where, expected);
+        expect(good).toMatchObject({ outcome: 'passed', restoredWith: `${minor === '3.4' ? 'etcdctl' : 'etcdutl'} ${version}`, served: { revision: expected.revision, keys: 19, hash: expected.hash, compactRevision: 10 } });
+
+        // A file etcd's restore refuses (its trailer no longer matches: one byte changed).
+        const bad = mkdtempSync(join(tmpdir(), 'pod-drill-bad-'));
+        try {
+          const data = readFileSync(snapshot);
+          data[5000] ^= 0xff;
+          writeFileSync(join(bad, 'snapshot.db'), data);
+          const failed = drillOutcome(runScript(bad), where, expected);
+          expect(failed.outcome).toBe('failed');
+          expect(failed.reason).toMatch(/^etcd(ctl|utl) snapshot restore refused the snapshot: .*(sha256|hash)/i);
+        } finally {
+          rmSync(bad, { recursive: true, force: true });
+        }
+      } finally {
+        await etcd.destroy();
+        rmSync(work, { recursive: true, force: true });
+      }
+    }, 120_000);
+  }
 });

@@ -58,4 +58,16 @@ describe('schedule', () => {
     expect(m.spec).toMatchObject({ concurrencyPolicy: 'Forbid', jobTemplate: { spec: { backoffLimit: 0, activeDeadlineSeconds: 3600 } } });
     expect(m.metadata.annotations).toEqual({ 'kubectl-etcd/workload': 'etcd', 'kubectl-etcd/volume': 'v', 'kubectl-etcd/keep': '3' });
   });
+
+  it('the containers take the members\' resources (a quota that wants limits admits them), the sidecar too', () => {
+    const resources = { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '1Gi' } };
+    const spec: ScheduleSpec = {
+      name: 's', namespace: 'n', every: '0 * * * *', timeZone: 'Etc/UTC', image: 'busybox', script: 'exit 0', tools: { image: 'etcd:3.5' },
+      volume: { claimName: 'v' }, deadlineSeconds: 3600, workload: 'etcd', keep: 3, resources,
+    };
+    const pod = cronJobManifest(spec).spec.jobTemplate.spec.template.spec as unknown as { containers: Array<{ resources?: unknown }>; initContainers: Array<{ resources?: unknown }> };
+    expect(pod.containers[0]!.resources).toEqual(resources);
+    expect(pod.initContainers[0]!.resources).toEqual(resources);
+    expect((cronJobManifest({ ...spec, resources: undefined }).spec.jobTemplate.spec.template.spec as unknown as { containers: Array<{ resources?: unknown }> }).containers[0]!.resources).toBeUndefined();
+  });
 });
