@@ -33,5 +33,5 @@ export async function loadCluster(flags: WorkloadFlags, command: Command) {
   const probe = execStatusProbe(run);
   const statuses = async () => (await collectStatus(topology.members, probe)).map((status, i) => ({ member: topology.members[i]!, status }));
   const rows = await statuses();
-  return { topology, run, probe, rows, statuses };
+  return { kube, topology, run, probe, rows, statuses };
 }

@@ -6,7 +6,7 @@ import { isS3Url, parseEndpoint, parseS3Url } from '../storage/location.js';
 import { parseOutputFormat } from '../ui/format.js';
 import { createLogger } from '../ui/log.js';
 import type { DrillPlace } from '../verify/run.js';
-import { workloadOptions, type WorkloadFlags } from './cluster.js';
+import { loadCluster, workloadOptions, type WorkloadFlags } from './cluster.js';
 import { verbosityOf, type GlobalKubeOptions } from './kubeflags.js';
 
 /** Flags of `verify` as commander parses them. */
@@ -110,17 +110,12 @@ async function localDrill(etcd: string | undefined, stateDir: string): Promise<D
  * drill runs (after the integrity check) and deleted after it.
  */
 async function clusterDrill(flags: VerifyFlags, command: Command, say: (l: string) => void, warn: (l: string) => void): Promise<DrillPlace> {
-  const { kubeContextFromOptions } = await import('./kubecontext.js');
-  const { discoverTarget } = await import('../etcd/discovery/lister.js');
-  const { containerCommand } = await import('../kube/exec.js');
   const { drillPodSpec, withDrillPod } = await import('../verify/pod-drill.js');
-  const kube = kubeContextFromOptions(command.optsWithGlobals<GlobalKubeOptions>());
-  const topology = await discoverTarget(kube, { statefulSet: flags.statefulset, pod: flags.pod, selector: flags.selector, container: flags.container });
-  const run = containerCommand(kube);
+  const { kube, run, rows } = await loadCluster(flags, command);
   let spec: Awaited<ReturnType<typeof drillPodSpec>> | undefined;
   let failure: unknown;
-  // The first member that answers: a member down does not stop a drill.
-  for (const member of topology.members) {
+  // A healthy member first: a member down does not stop a drill.
+  for (const { member } of [...rows].sort((a, b) => Number(b.status.healthy) - Number(a.status.healthy))) {
     try {
       spec = await drillPodSpec(run, member, flags.utilityImage);
       break;
