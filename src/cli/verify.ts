@@ -110,22 +110,9 @@ async function localDrill(etcd: string | undefined, stateDir: string): Promise<D
  * drill runs (after the integrity check) and deleted after it.
  */
 async function clusterDrill(flags: VerifyFlags, command: Command, say: (l: string) => void, warn: (l: string) => void): Promise<DrillPlace> {
-  const { drillPodSpec, withDrillPod } = await import('../verify/pod-drill.js');
+  const { askMembers, withDrillPod } = await import('../verify/pod-drill.js');
   const { kube, run, rows } = await loadCluster(flags, command);
-  let spec: Awaited<ReturnType<typeof drillPodSpec>> | undefined;
-  let failure: unknown;
-  // A healthy member first: a member down does not stop a drill.
-  for (const { member } of [...rows].sort((a, b) => Number(b.status.healthy) - Number(a.status.healthy))) {
-    try {
-      spec = await drillPodSpec(run, member, flags.utilityImage);
-      break;
-    } catch (err) {
-      failure ??= err;
-      if (!/^cannot run a command/.test((err as Error).message)) throw err;
-    }
-  }
-  if (!spec) throw failure;
+  const { spec, version } = await askMembers(run, rows.map((r) => ({ member: r.member, healthy: r.status.healthy, version: r.status.version })), flags.utilityImage);
   if (flags.utilityImage !== undefined && !spec.shellImage) warn(`--utility-image ${flags.utilityImage} is not used: image "${spec.image}" has a shell, and the drill runs in it`);
-  const found = spec;
-  return { open: (use) => withDrillPod(kube, run, found, say, (pod) => use({ version: pod.version, run: (input) => pod.drill(input) })) };
+  return { ...(version ? { version } : {}), open: (use) => withDrillPod(kube, run, spec, say, (pod) => use({ version: pod.version, run: (input) => pod.drill(input) })) };
 }

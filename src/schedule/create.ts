@@ -17,6 +17,7 @@ import { toolsExec, utilityUser } from '../restore/manifests.js';
 import { DEFAULT_SHELL_IMAGE } from '../restore/preflight.js';
 import { VERSION } from '../version.js';
 import { BACKUP_DIR, TLS_DIR, TLS_FILES, WORK_DIR, claimManifest, cronJobManifest, serviceAccountManifest, serviceAccountName, type ScheduleSpec, type SecretFile } from './manifests.js';
+import { withoutEphemeralStorage } from '../verify/pod-drill.js';
 import { backupScript, endpointHost, type ScheduleEndpoint } from './script.js';
 
 export interface CreateOptions {
@@ -205,6 +206,8 @@ export async function planSchedule(
     if (Object.keys(pod).length) user.pod = pod;
   }
   const viaTools = tools ? toolsExec() : [];
+  // Not ephemeral-storage: its limit covers the work emptyDir, which holds the verifying restore.
+  const resources = withoutEphemeralStorage(asker.podFacts?.resources);
   const script = backupScript({
     endpoints,
     tls: {
@@ -223,7 +226,7 @@ export async function planSchedule(
     ...(user.pod ? { podSecurityContext: user.pod } : {}),
     ...(Object.keys(user.container).length ? { securityContext: user.container } : {}),
     ...(asker.podFacts?.imagePullSecrets ? { imagePullSecrets: asker.podFacts.imagePullSecrets } : {}),
-    ...(asker.podFacts?.resources ? { resources: asker.podFacts.resources } : {}),
+    ...(resources ? { resources } : {}),
     deadlineSeconds: opts.deadlineSeconds, workload: topology.workload.name, keep: opts.keep,
   };
   const objects: SchedulePlan['objects'] = [

@@ -134,15 +134,17 @@ export async function getSchedule(kube: KubeContext, namespace: string, name: st
  * ServiceAccount, reader pods, a claim it made), as a CronJob-shaped stand-in so that the delete
  * finishes; nothing left is the NotFoundError `err`.
  */
-async function leftoversOf(kube: KubeContext, namespace: string, name: string, err: unknown): Promise<V1CronJob> {
+async function leftoversOf(kube: KubeContext, namespace: string, name: string, deleteBackups: boolean, err: unknown): Promise<V1CronJob> {
   if (!(err instanceof NotFoundError)) throw err;
   const [sa, claims, readers] = await Promise.all([
-    kube.core.readNamespacedServiceAccount({ name: serviceAccountName(name), namespace }).then((a) => a.metadata?.labels?.[SCHEDULE_LABEL] === name, (e: { code?: number }) => (e.code === 404 ? false : Promise.reject(e))),
+    // Without the right to read ServiceAccounts (a Role from before), as before: no such schedule.
+    kube.core.readNamespacedServiceAccount({ name: serviceAccountName(name), namespace }).then((a) => a.metadata?.labels?.[SCHEDULE_LABEL] === name, (e: { code?: number }) => (e.code === 404 || e.code === 403 ? false : Promise.reject(e))),
     // The claim a schedule makes is `<name>s` (create.ts); one given with --to is never deleted.
     kube.core.readNamespacedPersistentVolumeClaim({ name: `${name}s`.slice(0, 63), namespace }).then((c) => (c.metadata?.labels?.[SCHEDULE_LABEL] === name ? [c.metadata.name!] : []), (e: { code?: number }) => (e.code === 404 ? [] : Promise.reject(e))),
     kube.core.listNamespacedPod({ namespace, labelSelector: `${READER_LABEL}=${name}` }).then((l) => l.items.length),
   ]).catch((e: unknown) => { throw apiError(e, `what schedule "${name}" left`); });
-  if (!sa && claims.length === 0 && readers === 0) throw err;
+  // The claim a finished delete keeps on purpose is no leftover, unless its backups are to go too.
+  if (!sa && readers === 0 && (claims.length === 0 || !deleteBackups)) throw err;
   return { metadata: { name, namespace, labels: { [SCHEDULE_LABEL]: name }, ...(claims.length === 1 ? { annotations: { [VOLUME_ANNOTATION]: claims[0]! } } : {}) } };
 }
 
@@ -181,7 +183,7 @@ export function checkAge(s: ScheduleState, maxAgeMs: number, now = Date.now()): 
  * Refuses before any change when deleteBackups names a volume the schedule did not create.
  */
 export async function deleteSchedule(kube: KubeContext, namespace: string, name: string, opts: { deleteBackups: boolean; timeoutMs: number }, say: (line: string) => void): Promise<{ kept?: string }> {
-  const cj = await readCronJob(kube, namespace, name).catch((err: unknown) => leftoversOf(kube, namespace, name, err));
+  const cj = await readCronJob(kube, namespace, name).catch((err: unknown) => leftoversOf(kube, namespace, name, opts.deleteBackups, err));
   const volume = cj.metadata?.annotations?.[VOLUME_ANNOTATION];
   let ownVolume = false;
   let claimExists = false;

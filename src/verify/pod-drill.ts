@@ -39,6 +39,9 @@ const MEMBER = 'kubectl-etcd-drill';
 /** The tools the drill's script needs in a shell image. */
 const SCRIPT_TOOLS = ['head', 'chmod', 'cat', 'tail', 'sleep', 'kill', 'sed', 'env'];
 
+/** A member whose container runs no command (its pod down or starting): another member may be asked. */
+export class MemberUnreachable extends PluginError {}
+
 /** How the drill pod is made, from a running member of the cluster. */
 export interface DrillPodSpec {
   namespace: string;
@@ -49,6 +52,9 @@ export interface DrillPodSpec {
   podSecurityContext?: Record<string, unknown>;
   securityContext?: Record<string, unknown>;
   imagePullSecrets?: Array<{ name: string }>;
+  /** The member's node (the pod runs there: etcd's nodes hold the data already) and the tolerations that let it on. */
+  node?: string;
+  tolerations?: Array<Record<string, unknown>>;
   /** The etcd container's resources: a namespace quota that wants them admits the pod, and the drill's etcd gets what a member has. */
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
 }
@@ -62,8 +68,12 @@ export async function drillPodSpec(run: ContainerCommand, member: EtcdMember, ut
   const tryRun = (argv: string[]) => run(target, argv).catch((err: unknown) => ({ exitCode: 127, stdout: '', stderr: (err as Error).message }));
   const probe = await tryRun(['sh', '-c', `for t in ${SCRIPT_TOOLS.join(' ')} etcd etcdctl; do command -v $t >/dev/null 2>&1 || echo missing:$t; done; true`]);
   const pullSecrets = member.podFacts?.imagePullSecrets;
-  const resources = member.podFacts?.resources;
-  const base = { namespace: member.namespace, image: member.image, ...(pullSecrets?.length ? { imagePullSecrets: pullSecrets } : {}), ...(resources ? { resources } : {}) };
+  const resources = withoutEphemeralStorage(member.podFacts?.resources);
+  const tolerations = member.podFacts?.tolerations;
+  const base = {
+    namespace: member.namespace, image: member.image, ...(member.node ? { node: member.node } : {}), ...(tolerations?.length ? { tolerations } : {}),
+    ...(pullSecrets?.length ? { imagePullSecrets: pullSecrets } : {}), ...(resources ? { resources } : {}),
+  };
   if (probe.exitCode === 0) {
     const missing = [...probe.stdout.matchAll(/missing:(\S+)/g)].map((m) => m[1]!);
     if (missing.length) throw new PluginError(`image "${member.image}" of pod "${member.pod}" lacks ${missing.join(', ')}, which the drill in a pod needs`, 'run the drill on this machine instead: install etcd of the cluster\'s release and leave out --in-cluster');
@@ -72,13 +82,43 @@ export async function drillPodSpec(run: ContainerCommand, member: EtcdMember, ut
   }
   const alive = await tryRun(['etcd', '--version']);
   if (alive.exitCode !== 0) {
-    throw new PluginError(`cannot run a command in pod "${member.pod}" (container "${member.container}"): ${probe.stderr.trim().split('\n').at(-1) || `exit code ${probe.exitCode}`}`,
+    throw new MemberUnreachable(`cannot run a command in pod "${member.pod}" (container "${member.container}"): ${probe.stderr.trim().split('\n').at(-1) || `exit code ${probe.exitCode}`}`,
       'check the pod with kubectl describe; the drill asks a running member what its image has');
   }
   // No shell: the shell image runs the script as root, reaching the etcd image's tools through
   // /proc (another user's process root needs CAP_SYS_PTRACE), as a restore's utility pod does.
   const user = utilityUser(member, true);
   return { ...base, shellImage: utilityImage ?? DEFAULT_SHELL_IMAGE, ...(user.pod ? { podSecurityContext: user.pod } : {}), securityContext: user.container };
+}
+
+/**
+ * The members' resources without ephemeral-storage: its limit covers the emptyDir too, which holds
+ * the snapshot and its restored copy, far more than a member (its data on a PVC) writes locally.
+ */
+export function withoutEphemeralStorage(r: DrillPodSpec['resources']): DrillPodSpec['resources'] {
+  if (!r) return undefined;
+  const strip = (m?: Record<string, string>) => (m ? Object.fromEntries(Object.entries(m).filter(([k]) => k !== 'ephemeral-storage')) : undefined);
+  const requests = strip(r.requests);
+  const limits = strip(r.limits);
+  const out = { ...(requests && Object.keys(requests).length ? { requests } : {}), ...(limits && Object.keys(limits).length ? { limits } : {}) };
+  return Object.keys(out).length ? out : undefined;
+}
+
+/**
+ * Asks the members, healthy ones first, what their image has (drillPodSpec): a member whose pod
+ * runs nothing is passed over. The version is what the member asked reports (etcd's own status).
+ */
+export async function askMembers(run: ContainerCommand, members: Array<{ member: EtcdMember; healthy: boolean; version?: string }>, utilityImage?: string): Promise<{ spec: DrillPodSpec; version?: string }> {
+  let failure: MemberUnreachable | undefined;
+  for (const m of [...members].sort((a, b) => Number(b.healthy) - Number(a.healthy))) {
+    try {
+      return { spec: await drillPodSpec(run, m.member, utilityImage), ...(m.version ? { version: m.version } : {}) };
+    } catch (err) {
+      if (!(err instanceof MemberUnreachable)) throw err;
+      failure ??= err;
+    }
+  }
+  throw failure ?? new PluginError('the etcd workload has no members to ask what their image has', 'check it with kubectl etcd status');
 }
 
 /** The drill pod: one container of the members' image, or (no shell) a shell image beside it. */
@@ -102,6 +142,9 @@ export function drillPodManifest(spec: DrillPodSpec, name: string): V1Pod {
       automountServiceAccountToken: false,
       enableServiceLinks: false,
       ...(spec.shellImage ? { shareProcessNamespace: true } : {}),
+      // On a member's node: the snapshot's Secrets go nowhere etcd's data is not already.
+      ...(spec.node ? { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [spec.node] }] }] } } } } : {}),
+      ...(spec.tolerations ? { tolerations: spec.tolerations } : {}),
       ...(spec.podSecurityContext ? { securityContext: spec.podSecurityContext } : {}),
       ...(spec.imagePullSecrets ? { imagePullSecrets: spec.imagePullSecrets } : {}),
       containers,
@@ -129,22 +172,27 @@ export async function withDrillPod<T>(kube: KubeContext, run: ContainerCommand, 
   const close = async () => {
     if (!created) return;
     created = false;
-    await kube.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }).catch((err: unknown) => {
+    // Its own short grace period (2 s): the emptyDir goes with the pod.
+    await kube.core.deleteNamespacedPod({ name, namespace }).catch((err: unknown) => {
       if ((err as { code?: number }).code === 404) return;
       process.stderr.write(`warning: could not delete the drill pod "${name}": ${apiError(err, `pod "${name}"`).message}; kubectl delete pod ${name} -n ${namespace} does (it ends by itself within an hour)\n`);
     });
   };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
+  const codes: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGQUIT: 131, SIGTERM: 143 };
   const onSignal = (sig: NodeJS.Signals) => {
-    void close().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+    void close().finally(() => process.exit(codes[sig] ?? 1));
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  for (const sig of signals) process.once(sig, onSignal);
   try {
+    await sweepEndedDrillPods(kube, namespace, log);
     log(`creating the drill pod "${name}" in namespace "${namespace}" (image ${spec.image}${spec.shellImage ? ` beside ${spec.shellImage}` : ''})`);
+    // Counted as made before the request: a signal while it is under way still deletes it (a 404 is fine).
+    created = true;
     try {
       await kube.core.createNamespacedPod({ namespace, body: drillPodManifest(spec, name) });
-      created = true;
     } catch (err) {
+      created = false;
       throw apiError(err, `the drill pod "${name}" in namespace "${namespace}"`);
     }
     await waitRunning(kube, namespace, name, spec.shellImage ? 2 : 1, timeoutMs);
@@ -152,15 +200,27 @@ export async function withDrillPod<T>(kube: KubeContext, run: ContainerCommand, 
     const via = spec.shellImage ? toolsExec() : [];
     const v = await run(target, [...via, 'etcd', '--version']);
     const version = /etcd Version:\s*(\S+)/.exec(v.stdout)?.[1];
-    if (v.exitCode !== 0 || !version) throw new PluginError(`etcd --version in the drill pod "${name}" failed: ${failureLine(v.stderr || v.stdout)}`, 'check the image with kubectl describe pod');
+    if (v.exitCode !== 0 || !version) throw new PluginError(`etcd --version in the drill pod "${name}" failed: ${failureLine(v.stderr || v.stdout)}`, `check that image ${spec.image} runs etcd --version; the pod is deleted`);
     return await use({
       name, namespace, image: spec.image, version,
       drill: (o) => drillInPod(kube, run, target, via, { ...o, pod: name, image: spec.image, version }),
     });
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const sig of signals) process.off(sig, onSignal);
     await close();
+  }
+}
+
+/** Deletes drill pods that ended by their deadline (a drill killed with SIGKILL left them): best effort. */
+async function sweepEndedDrillPods(kube: KubeContext, namespace: string, log: (line: string) => void): Promise<void> {
+  try {
+    const pods = await kube.core.listNamespacedPod({ namespace, labelSelector: `${DRILL_LABEL}=true` });
+    for (const p of pods.items.filter((q) => q.status?.phase === 'Failed' || q.status?.phase === 'Succeeded')) {
+      log(`deleting drill pod "${p.metadata!.name}", which an earlier drill left (it ended by its deadline)`);
+      await kube.core.deleteNamespacedPod({ name: p.metadata!.name!, namespace }).catch(() => undefined);
+    }
+  } catch {
+    // Not ours to fail on: the drill goes on.
   }
 }
 
@@ -172,10 +232,12 @@ async function waitRunning(kube: KubeContext, namespace: string, name: string, c
     const statuses = p.status?.containerStatuses ?? [];
     if (statuses.length === containers && statuses.every((s) => s.state?.running)) return;
     const waiting = statuses.find((s) => s.state?.waiting?.reason && !['ContainerCreating', 'PodInitializing'].includes(s.state.waiting.reason));
-    if (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded' || waiting || Date.now() > deadline) {
-      const why = waiting ? `${waiting.state!.waiting!.reason}${waiting.state!.waiting!.message ? `: ${waiting.state!.waiting!.message}` : ''}`
+    const ended = statuses.find((s) => s.state?.terminated);
+    if (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded' || waiting || ended || Date.now() > deadline) {
+      const why = ended ? `container "${ended.name}" ended (${ended.state!.terminated!.reason ?? `exit code ${ended.state!.terminated!.exitCode}`})`
+        : waiting ? `${waiting.state!.waiting!.reason}${waiting.state!.waiting!.message ? `: ${waiting.state!.waiting!.message}` : ''}`
         : p.status?.conditions?.find((c) => c.status === 'False' && c.message)?.message ?? p.status?.phase ?? 'no status';
-      throw new PluginError(`the drill pod "${name}" did not start${Date.now() > deadline ? ` within ${Math.round(timeoutMs / 1000)} s` : ''}: ${why}`, `kubectl describe pod ${name} -n ${namespace} says more (it is deleted now)`);
+      throw new PluginError(`the drill pod "${name}" did not start${Date.now() > deadline ? ` within ${Math.round(timeoutMs / 1000)} s` : ''}: ${why}`, `kubectl get events -n ${namespace} --field-selector involvedObject.name=${name} says more (the pod is deleted)`);
     }
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -183,6 +245,7 @@ async function waitRunning(kube: KubeContext, namespace: string, name: string, c
 
 // Exit codes of the script: the snapshot refused (a failed drill) vs the pod unable to run it.
 const REFUSED = 3;
+const KILLED = 94;
 
 /**
  * The drill's script (POSIX sh, for dash and busybox sh): $1 the work dir (the snapshot is
@@ -195,7 +258,8 @@ export function drillScript(x: string): string {
   const ctl = `${x} etcdctl --endpoints=${CLIENT_URL} --dial-timeout=1s`;
   return `umask 077
 # The image's ETCD_*/ETCDCTL_* variables must not add to the drill's flags (etcd refuses a flag set twice).
-for v in $(env | sed -n 's/^\\(ETCD[A-Za-z0-9_]*\\)=.*/\\1/p'); do unset "$v"; done
+# (ETCD_UNSUPPORTED_ARCH stays: etcd on some architectures refuses to start without it.)
+for v in $(env | sed -n 's/^\\(ETCD[A-Za-z0-9_]*\\)=.*/\\1/p'); do case $v in ETCD_UNSUPPORTED_ARCH) ;; *) unset "$v" ;; esac; done
 export ETCDCTL_API=3
 w=$1; rev=$3
 skip=; [ "$2" = 1 ] && skip=--skip-hash-check
@@ -203,9 +267,11 @@ cd "$w" || exit 90
 util=etcdctl
 if ${x} etcdutl version >/dev/null 2>&1; then util=etcdutl; fi
 echo "== util $util"
-if ! ${x} $util snapshot restore "$w/snapshot.db" --data-dir "$w/data" ${member} $skip >"$w/restore.log" 2>&1; then
-  echo "== refused"; tail -c 16384 "$w/restore.log"; exit ${REFUSED}
-fi
+${x} $util snapshot restore "$w/snapshot.db" --data-dir "$w/data" ${member} $skip >"$w/restore.log" 2>&1
+rc=$?
+# Killed (out of memory?), or the tools not reached (toolsExec's 95/96): the pod's trouble, not the snapshot's.
+case $rc in 0) ;; 95|96|1[3-9][0-9]|2[0-9][0-9]) echo "== killed $rc"; tail -c 4096 "$w/restore.log"; exit ${KILLED} ;;
+  *) echo "== refused"; tail -c 16384 "$w/restore.log"; exit ${REFUSED} ;; esac
 ${x} etcd --data-dir "$w/data" ${member} --listen-client-urls=${CLIENT_URL} --advertise-client-urls=${CLIENT_URL} --listen-peer-urls=${PEER_URL} >"$w/etcd.log" 2>&1 &
 pid=$!
 trap 'kill -KILL "$pid" 2>/dev/null' EXIT
@@ -215,6 +281,7 @@ i=0
 while :; do
   if ! kill -0 "$pid" 2>/dev/null; then
     wait "$pid"; rc=$?
+    case $rc in 95|96|1[3-9][0-9]|2[0-9][0-9]) echo "== killed $rc"; tail -c 4096 "$w/etcd.log"; exit ${KILLED} ;; esac
     echo "== exited $rc"; tail -c 16384 "$w/etcd.log"; exit ${REFUSED}
   fi
   if ${ctl} --command-timeout=2s endpoint status -w json >"$w/status.json" 2>/dev/null; then break; fi
@@ -287,6 +354,11 @@ export function drillOutcome(r: CommandResult, where: Omit<DrillReport, 'restore
     return { ...base, outcome: 'failed', reason };
   }
   if (r.exitCode !== 0 || !s.has('end')) {
+    const killed = s.get('killed');
+    if (killed) {
+      throw new PluginError(`the drill in pod "${pod}" could not run: ${/^9[56]$/.test(killed.arg) ? `the etcd image's tools were not reached (exit code ${killed.arg}): ${failureLine(killed.text)}` : `a process was killed (exit code ${killed.arg}: out of memory?)`}`,
+        'the drill pod takes the members\' resources; run verify again where the node has room, or drill on this machine (leave out --in-cluster)');
+    }
     const silent = s.get('silent');
     if (silent) throw new PluginError(`the drill's etcd in pod "${pod}" did not answer within 2 minutes: ${failureLine(silent.text)}`, 'run the drill again when the node is less busy');
     throw new PluginError(`the drill in pod "${pod}" could not run (exit code ${r.exitCode}): ${failureLine(r.stderr || r.stdout)}`, 'check the pod\'s node (space, memory), then run verify again');

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { computeKvHash, hashRulesOf } from '../../src/etcd/snapshot/kvhash.js';
 import type { EtcdMember } from '../../src/etcd/topology.js';
 import type { CommandResult } from '../../src/kube/exec.js';
-import { drillOutcome, drillPodManifest, drillPodSpec, drillScript } from '../../src/verify/pod-drill.js';
+import { askMembers, drillOutcome, drillPodManifest, drillPodSpec, drillScript } from '../../src/verify/pod-drill.js';
 import { startEtcd } from '../helpers/etcd.js';
 import { etcdBinaries } from '../sim/etcd-versions.js';
 
@@ -105,4 +105,37 @@ describe('the drill pod\'s script, against real etcd', () => {
       }
     }, 120_000);
   }
+});
+
+describe('drill pod, after review', () => {
+  it('runs on a member\'s node with its tolerations, and without the members\' ephemeral-storage (its limit would count the emptyDir)', async () => {
+    const m: EtcdMember = { ...member, podFacts: { ...member.podFacts, tolerations: [{ key: 'dedicated', operator: 'Exists' }], resources: { requests: { 'ephemeral-storage': '1Gi', cpu: '1' }, limits: { 'ephemeral-storage': '2Gi' } } } };
+    const pod = drillPodManifest(await drillPodSpec(exec(true).run, m), 'p');
+    expect(JSON.stringify(pod.spec!.affinity)).toContain('"values":["node-1"]');
+    expect(pod.spec!.tolerations).toEqual([{ key: 'dedicated', operator: 'Exists' }]);
+    expect(pod.spec!.containers[0]!.resources).toEqual({ requests: { cpu: '1' } });
+  });
+
+  it('a killed restore tool or etcd, or tools not reached, is an error (nothing recorded), not a failed drill', () => {
+    const expected = { hash: 1, compactRevision: -1, revision: 5, liveKeys: 3, authEnabled: false };
+    const where = { at: 'now', where: 'pod' as const, pod: 'p', namespace: 'ns', image: 'i', etcdVersion: '3.5.16' };
+    expect(() => drillOutcome({ exitCode: 94, stdout: '== util etcdutl\n== killed 137\n', stderr: '' }, where, expected)).toThrow(/a process was killed \(exit code 137: out of memory\?\)/);
+    expect(() => drillOutcome({ exitCode: 94, stdout: '== util etcdctl\n== killed 96\nno etcd of container etcd-tools runs in this pod\n', stderr: '' }, where, expected)).toThrow(/tools were not reached \(exit code 96\)/);
+    expect(drillOutcome({ exitCode: 3, stdout: '== util etcdutl\n== exited 2\npanic: failed to Unmarshal lease proto item\n', stderr: '' }, where, expected)).toMatchObject({ outcome: 'failed', reason: 'etcd exited with code 2 on the restored data: panic: failed to Unmarshal lease proto item' });
+  });
+
+  it('asks the members healthy first, passes over one whose pod runs nothing, and says when none can be asked', async () => {
+    const calls: string[] = [];
+    const run = async (t: { pod: string }, argv: string[]): Promise<CommandResult> => {
+      calls.push(t.pod);
+      if (t.pod === 'etcd-1') throw new Error('container not found');
+      return exec(true).run(t, argv);
+    };
+    const down = { ...member, pod: 'etcd-1', name: 'etcd-1' };
+    const up = { ...member, pod: 'etcd-2', name: 'etcd-2' };
+    const got = await askMembers(run as never, [{ member: up, healthy: false }, { member: down, healthy: true, version: '3.5.16' }]);
+    expect([...new Set(calls)]).toEqual(['etcd-1', 'etcd-2']);
+    expect(got.version).toBeUndefined();
+    await expect(askMembers(run as never, [])).rejects.toThrow(/has no members to ask/);
+  });
 });
