@@ -4,7 +4,7 @@
  * nothing in the pod talks to etcd),
  * tolerating not-ready / unreachable / unschedulable nodes, doing nothing until we exec into it.
  */
-import type { EtcdMember } from '../etcd/topology.js';
+import type { EtcdMember, MemberPodFacts } from '../etcd/topology.js';
 
 /** Labels every object the restore creates carries. */
 export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'kubectl-etcd' } as const;
@@ -216,4 +216,18 @@ export function toolsExec(): string[] {
 export function restoreCommand(restoreDir: string, restoreArgv: string[], viaTools: boolean): string[] {
   const script = viaTools ? VIA_TOOLS : 'rm -rf "$1" && shift && exec "$@"';
   return ['sh', '-c', script, 'sh', restoreDir, ...restoreArgv];
+}
+
+/**
+ * The members' resources without ephemeral-storage, for a pod that works in an emptyDir (a drill
+ * pod, a schedule's pod): that limit covers the emptyDir too, which holds a snapshot and its
+ * restored copy, far more than a member (its data on a PVC) writes locally.
+ */
+export function withoutEphemeralStorage(r: MemberPodFacts['resources']): MemberPodFacts['resources'] {
+  if (!r) return undefined;
+  const strip = (m?: Record<string, string>) => (m ? Object.fromEntries(Object.entries(m).filter(([k]) => k !== 'ephemeral-storage')) : undefined);
+  const requests = strip(r.requests);
+  const limits = strip(r.limits);
+  const out = { ...(requests && Object.keys(requests).length ? { requests } : {}), ...(limits && Object.keys(limits).length ? { limits } : {}) };
+  return Object.keys(out).length ? out : undefined;
 }

@@ -13,11 +13,10 @@ import { memberContainer, type EtcdMember, type EtcdTopology } from '../etcd/top
 import type { ContainerCommand } from '../kube/exec.js';
 import type { KubeContext } from '../kube/client.js';
 import { apiError } from '../kube/errors.js';
-import { toolsExec, utilityUser } from '../restore/manifests.js';
+import { toolsExec, utilityUser, withoutEphemeralStorage } from '../restore/manifests.js';
 import { DEFAULT_SHELL_IMAGE } from '../restore/preflight.js';
 import { VERSION } from '../version.js';
 import { BACKUP_DIR, TLS_DIR, TLS_FILES, WORK_DIR, claimManifest, cronJobManifest, serviceAccountManifest, serviceAccountName, type ScheduleSpec, type SecretFile } from './manifests.js';
-import { withoutEphemeralStorage } from '../verify/pod-drill.js';
 import { backupScript, endpointHost, type ScheduleEndpoint } from './script.js';
 
 export interface CreateOptions {

@@ -13,6 +13,7 @@ import { NotFoundError, PluginError } from '../errors.js';
 import type { KubeContext } from '../kube/client.js';
 import { streamCommandOut } from '../kube/copy.js';
 import { apiError } from '../kube/errors.js';
+import { withThrowawayPod } from '../kube/throwaway.js';
 import { execCapture } from '../kube/exec.js';
 import { MAX_SIDECAR_BYTES } from '../backup/record.js';
 import { IDLE_COMMAND, MANAGED_BY } from '../restore/manifests.js';
@@ -34,7 +35,6 @@ export interface ScheduleVolume {
   list(): Promise<VolumeFile[]>;
   /** The file's bytes as a stream; it errors when `cat` fails. */
   read(name: string): Readable;
-  close(): Promise<void>;
 }
 
 // The names of the volume's files, each with its size and its record (at most MAX_SIDECAR_BYTES+1
@@ -54,23 +54,18 @@ const LIST_SCRIPT = [
 
 /**
  * Opens the reader pod, runs `use` with it and deletes it on every way out: return, error, and
- * SIGINT/SIGTERM (the pod is deleted, then the plugin exits 130/143).
+ * the usual signals (kube/throwaway.ts).
  */
 export async function withScheduleVolume<T>(kube: KubeContext, cj: V1CronJob, use: (v: ScheduleVolume) => Promise<T>): Promise<T> {
-  let volume: ScheduleVolume | undefined;
-  const onSignal = (sig: NodeJS.Signals) => {
-    void (volume?.close() ?? Promise.resolve()).finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    volume = await openScheduleVolume(kube, cj, 120_000);
-    return await use(volume);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await volume?.close();
-  }
+  const { manifest, claim, schedule } = readerPod(cj);
+  const pod = manifest.metadata!.name!;
+  const namespace = manifest.metadata!.namespace!;
+  return withThrowawayPod(kube, manifest, {
+    what: `the reader pod "${pod}" for claim "${claim}"`,
+    startHint: `kubectl describe pvc ${claim} -n ${namespace} shows where the volume is; its node must be up`,
+    timeoutMs: 120_000,
+    warn: (line) => void process.stderr.write(`warning: ${line}\n`),
+  }, () => use(volumeIn(kube, namespace, pod, claim, schedule)));
 }
 
 /** The schedules of the namespace (name → CronJob). */
@@ -95,8 +90,8 @@ export async function findSchedule(kube: KubeContext, namespace: string, name: s
     all.length === 0 ? 'kubectl etcd schedule create makes one; -n names the etcd namespace' : 'name one: --from-schedule NAME, or --schedule NAME');
 }
 
-/** Starts the reader pod for a schedule's volume and waits until it runs (timeoutMs). */
-export async function openScheduleVolume(kube: KubeContext, cj: V1CronJob, timeoutMs: number): Promise<ScheduleVolume> {
+/** The reader pod of a schedule's volume: made like the schedule's backup pod, the claim mounted read-only. */
+function readerPod(cj: V1CronJob): { manifest: V1Pod; claim: string; schedule: string } {
   const namespace = cj.metadata!.namespace!;
   const schedule = cj.metadata!.name!;
   const claim = cj.metadata?.annotations?.[VOLUME_ANNOTATION];
@@ -124,33 +119,11 @@ export async function openScheduleVolume(kube: KubeContext, cj: V1CronJob, timeo
       volumes: [{ name: 'backups', persistentVolumeClaim: { claimName: claim, readOnly: true } }],
     },
   };
-  try {
-    await kube.core.createNamespacedPod({ namespace, body: manifest });
-  } catch (err) {
-    throw apiError(err, `the reader pod of schedule "${schedule}"`);
-  }
-  const close = async () => {
-    await kube.core.deleteNamespacedPod({ name: pod, namespace, gracePeriodSeconds: 0 }).catch((err: unknown) => {
-      if ((err as { code?: number }).code === 404) return;
-      process.stderr.write(`warning: could not delete the reader pod "${pod}": ${apiError(err, `pod "${pod}"`).message}; kubectl delete pod ${pod} -n ${namespace} does (it stops by itself within an hour)\n`);
-    });
-  };
-  try {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const p = await kube.core.readNamespacedPod({ name: pod, namespace }).catch((err: unknown) => { throw apiError(err, `the reader pod "${pod}"`); });
-      if (p.status?.containerStatuses?.[0]?.state?.running) break;
-      if (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded' || Date.now() > deadline) {
-        const why = p.status?.conditions?.find((c) => c.status === 'False' && c.message)?.message ?? p.status?.containerStatuses?.[0]?.state?.waiting?.reason ?? p.status?.phase;
-        throw new PluginError(`the reader pod "${pod}" for claim "${claim}" did not start within ${Math.round(timeoutMs / 1000)} s: ${why ?? 'no status'}`,
-          `kubectl describe pvc ${claim} -n ${namespace} shows where the volume is; its node must be up`);
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  } catch (err) {
-    await close();
-    throw err;
-  }
+  return { manifest, claim, schedule };
+}
+
+/** The volume, read through the running reader pod. */
+function volumeIn(kube: KubeContext, namespace: string, pod: string, claim: string, schedule: string): ScheduleVolume {
   return {
     schedule, claim, pod,
     async list() {
@@ -173,6 +146,5 @@ export async function openScheduleVolume(kube: KubeContext, cj: V1CronJob, timeo
       );
       return body;
     },
-    close,
   };
 }

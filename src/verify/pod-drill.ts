@@ -18,11 +18,11 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { PluginError } from '../errors.js';
 import type { KubeContext } from '../kube/client.js';
 import { copyFileIntoPod } from '../kube/copy.js';
-import { apiError } from '../kube/errors.js';
+import { withThrowawayPod } from '../kube/throwaway.js';
 import type { CommandResult, ContainerCommand } from '../kube/exec.js';
 import { memberContainer, type EtcdMember } from '../etcd/topology.js';
 import { shellQuote } from '../etcd/shell.js';
-import { IDLE_COMMAND, MANAGED_BY, TOOLS_CONTAINER, TOOLS_SCRATCH_DIR, toolsExec, toolsIdleCommand, utilityUser } from '../restore/manifests.js';
+import { IDLE_COMMAND, MANAGED_BY, TOOLS_CONTAINER, TOOLS_SCRATCH_DIR, toolsExec, toolsIdleCommand, utilityUser, withoutEphemeralStorage } from '../restore/manifests.js';
 import { DEFAULT_SHELL_IMAGE } from '../restore/preflight.js';
 import type { KvHash } from '../etcd/snapshot/kvhash.js';
 import { compare, failureLine, MACHINE_TROUBLE, type DrillReport, type Served } from './drill.js';
@@ -92,19 +92,6 @@ export async function drillPodSpec(run: ContainerCommand, member: EtcdMember, ut
 }
 
 /**
- * The members' resources without ephemeral-storage: its limit covers the emptyDir too, which holds
- * the snapshot and its restored copy, far more than a member (its data on a PVC) writes locally.
- */
-export function withoutEphemeralStorage(r: DrillPodSpec['resources']): DrillPodSpec['resources'] {
-  if (!r) return undefined;
-  const strip = (m?: Record<string, string>) => (m ? Object.fromEntries(Object.entries(m).filter(([k]) => k !== 'ephemeral-storage')) : undefined);
-  const requests = strip(r.requests);
-  const limits = strip(r.limits);
-  const out = { ...(requests && Object.keys(requests).length ? { requests } : {}), ...(limits && Object.keys(limits).length ? { limits } : {}) };
-  return Object.keys(out).length ? out : undefined;
-}
-
-/**
  * Asks the members, healthy ones first, what their image has (drillPodSpec): a member whose pod
  * runs nothing is passed over. The version is what the member asked reports (etcd's own status).
  */
@@ -168,47 +155,24 @@ export interface DrillPod {
 export async function withDrillPod<T>(kube: KubeContext, run: ContainerCommand, spec: DrillPodSpec, log: (line: string) => void, use: (pod: DrillPod) => Promise<T>, timeoutMs = 180_000): Promise<T> {
   const name = `kubectl-etcd-drill-${randomBytes(3).toString('hex')}`;
   const { namespace } = spec;
-  let created = false;
-  const close = async () => {
-    if (!created) return;
-    created = false;
-    // Its own short grace period (2 s): the emptyDir goes with the pod.
-    await kube.core.deleteNamespacedPod({ name, namespace }).catch((err: unknown) => {
-      if ((err as { code?: number }).code === 404) return;
-      process.stderr.write(`warning: could not delete the drill pod "${name}": ${apiError(err, `pod "${name}"`).message}; kubectl delete pod ${name} -n ${namespace} does (it ends by itself within an hour)\n`);
-    });
-  };
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
-  const codes: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGQUIT: 131, SIGTERM: 143 };
-  const onSignal = (sig: NodeJS.Signals) => {
-    void close().finally(() => process.exit(codes[sig] ?? 1));
-  };
-  for (const sig of signals) process.once(sig, onSignal);
-  try {
-    await sweepEndedDrillPods(kube, namespace, log);
-    log(`creating the drill pod "${name}" in namespace "${namespace}" (image ${spec.image}${spec.shellImage ? ` beside ${spec.shellImage}` : ''})`);
-    // Counted as made before the request: a signal while it is under way still deletes it (a 404 is fine).
-    created = true;
-    try {
-      await kube.core.createNamespacedPod({ namespace, body: drillPodManifest(spec, name) });
-    } catch (err) {
-      created = false;
-      throw apiError(err, `the drill pod "${name}" in namespace "${namespace}"`);
-    }
-    await waitRunning(kube, namespace, name, spec.shellImage ? 2 : 1, timeoutMs);
+  await sweepEndedDrillPods(kube, namespace, log);
+  log(`creating the drill pod "${name}" in namespace "${namespace}" (image ${spec.image}${spec.shellImage ? ` beside ${spec.shellImage}` : ''})`);
+  return withThrowawayPod(kube, drillPodManifest(spec, name), {
+    what: `the drill pod "${name}" in namespace "${namespace}"`,
+    startHint: `kubectl get events -n ${namespace} --field-selector involvedObject.name=${name} says more (the pod is deleted)`,
+    timeoutMs,
+    warn: (line) => void process.stderr.write(`warning: ${line}\n`),
+  }, async () => {
     const target = { namespace, pod: name, container: DRILL_CONTAINER };
     const via = spec.shellImage ? toolsExec() : [];
     const v = await run(target, [...via, 'etcd', '--version']);
     const version = /etcd Version:\s*(\S+)/.exec(v.stdout)?.[1];
     if (v.exitCode !== 0 || !version) throw new PluginError(`etcd --version in the drill pod "${name}" failed: ${failureLine(v.stderr || v.stdout)}`, `check that image ${spec.image} runs etcd --version; the pod is deleted`);
-    return await use({
+    return use({
       name, namespace, image: spec.image, version,
       drill: (o) => drillInPod(kube, run, target, via, { ...o, pod: name, image: spec.image, version }),
     });
-  } finally {
-    for (const sig of signals) process.off(sig, onSignal);
-    await close();
-  }
+  });
 }
 
 /** Deletes drill pods that ended by their deadline (a drill killed with SIGKILL left them): best effort. */
@@ -221,25 +185,6 @@ async function sweepEndedDrillPods(kube: KubeContext, namespace: string, log: (l
     }
   } catch {
     // Not ours to fail on: the drill goes on.
-  }
-}
-
-/** Waits until the pod's containers run; a pod that cannot start is an error with the reason. */
-async function waitRunning(kube: KubeContext, namespace: string, name: string, containers: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const p = await kube.core.readNamespacedPod({ name, namespace }).catch((err: unknown) => { throw apiError(err, `the drill pod "${name}"`); });
-    const statuses = p.status?.containerStatuses ?? [];
-    if (statuses.length === containers && statuses.every((s) => s.state?.running)) return;
-    const waiting = statuses.find((s) => s.state?.waiting?.reason && !['ContainerCreating', 'PodInitializing'].includes(s.state.waiting.reason));
-    const ended = statuses.find((s) => s.state?.terminated);
-    if (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded' || waiting || ended || Date.now() > deadline) {
-      const why = ended ? `container "${ended.name}" ended (${ended.state!.terminated!.reason ?? `exit code ${ended.state!.terminated!.exitCode}`})`
-        : waiting ? `${waiting.state!.waiting!.reason}${waiting.state!.waiting!.message ? `: ${waiting.state!.waiting!.message}` : ''}`
-        : p.status?.conditions?.find((c) => c.status === 'False' && c.message)?.message ?? p.status?.phase ?? 'no status';
-      throw new PluginError(`the drill pod "${name}" did not start${Date.now() > deadline ? ` within ${Math.round(timeoutMs / 1000)} s` : ''}: ${why}`, `kubectl get events -n ${namespace} --field-selector involvedObject.name=${name} says more (the pod is deleted)`);
-    }
-    await new Promise((r) => setTimeout(r, 500));
   }
 }
 
