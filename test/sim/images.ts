@@ -89,6 +89,15 @@ function etcdFiles(minor: EtcdMinor, dir = '/usr/local/bin'): Record<string, str
   return { [`${dir}/etcd`]: b.etcd, [`${dir}/etcdctl`]: b.etcdctl, ...(b.etcdutl ? { [`${dir}/etcdutl`]: b.etcdutl } : {}) };
 }
 const DASH = { '/bin/sh': '/usr/bin/dash' };
+// busybox and alpine images are one busybox binary whose applets are links to it (busybox's
+// applet dispatch reads argv[0]): here Debian's static busybox (package busybox-static, 1.35),
+// so their `sh` is busybox ash and their tools are busybox applets with busybox's options, not
+// dash and GNU coreutils (https://hub.docker.com/_/busybox; alpine's /bin is busybox too:
+// https://wiki.alpinelinux.org/wiki/BusyBox).
+export const BUSYBOX_BINARY = '/usr/bin/busybox';
+function busyboxApplets(names: string[]): Record<string, string> {
+  return Object.fromEntries(['busybox', ...names].map((n) => [`/bin/${n}`, BUSYBOX_BINARY]));
+}
 const BASH_AS_SH = { '/bin/sh': '/usr/bin/bash', '/bin/bash': '/usr/bin/bash' };
 const TAR = { '/bin/tar': '/usr/bin/tar' };
 
@@ -137,8 +146,8 @@ function imageTable(minor: EtcdMinor = DEFAULT_ETCD_MINOR): ImageSpec[] {
     }),
     spec('gcr.io/etcd-development/etcd', distroless),
     spec('quay.io/coreos/etcd', distroless),
-    spec('docker.io/library/busybox', { files: { ...DASH, ...TAR, ...hostTools(COREUTILS), '/bin/chroot': '/usr/sbin/chroot' }, cmd: ['sh'] }),
-    spec('docker.io/library/alpine', { files: { ...DASH, ...TAR, ...hostTools(COREUTILS) }, cmd: ['/bin/sh'] }),
+    spec('docker.io/library/busybox', { files: busyboxApplets(['sh', 'tar', 'chroot', ...COREUTILS]), cmd: ['sh'] }),
+    spec('docker.io/library/alpine', { files: busyboxApplets(['sh', 'tar', 'chroot', ...COREUTILS]), cmd: ['/bin/sh'] }),
     spec('gcr.io/gke-on-prem-release/kube-apiserver', {
       files: {
         '/usr/local/bin/kube-apiserver': `${STANDIN_DIR}kube-apiserver.mjs`,

@@ -1,7 +1,7 @@
 // The drill pod of `verify --restore --in-cluster`: what it is made of (pure), and how the image is
 // probed (a small fake exec), and its script under dash with real etcd. End to end in test/e2e/schedule.test.ts.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -61,8 +61,26 @@ describe('drill pod', () => {
   });
 });
 
-// The drill's script itself, under dash with real etcd (3.4: etcdctl restores; 3.5: etcdutl), as
-// the pod of an image with a shell runs it; the outcome judged as verify judges it.
+/** The busybox binary (scripts/setup.sh installs busybox-static), or a failure saying so. */
+function busybox(): string {
+  const r = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' });
+  const bin = r.stdout.trim();
+  if (!bin) throw new Error('busybox is missing: apt-get install busybox-static (scripts/setup.sh does)');
+  return bin;
+}
+
+let applets: string | undefined;
+/** A dir of busybox's applets as links to it, as a busybox image's /bin is. */
+function busyboxApplets(): string {
+  if (applets) return applets;
+  const bin = busybox();
+  const dir = mkdtempSync(join(tmpdir(), 'busybox-applets-'));
+  for (const applet of execFileSync(bin, ['--list'], { encoding: 'utf8' }).split('\n').filter(Boolean)) symlinkSync(bin, join(dir, applet));
+  return (applets = dir);
+}
+
+// The drill's script itself, under dash and busybox sh with real etcd (3.4: etcdctl restores; 3.5: etcdutl), as
+// the pod of an image with a shell (or the busybox beside a distroless one) runs it; the outcome judged as verify judges it.
 describe('the drill pod\'s script, against real etcd', () => {
   for (const minor of ['3.4', '3.5'] as const) {
     it(`etcd ${minor}: a good snapshot passes with what etcd serves; one etcd refuses is a failed drill with its reason`, async () => {
@@ -78,26 +96,33 @@ describe('the drill pod\'s script, against real etcd', () => {
         await etcd.ctl(['snapshot', 'save', snapshot]);
         const version = minor === '3.4' ? '3.4.23' : /etcd Version:\s*(\S+)/.exec(execFileSync(bins.etcd, ['--version'], { encoding: 'utf8' }))![1]!;
         const expected = await computeKvHash(snapshot, hashRulesOf(version));
-        const env = { PATH: `${dirname(bins.etcd)}:/usr/bin:/bin` };
-        const runScript = (dir: string) => {
-          const r = spawnSync('dash', ['-c', drillScript(''), 'sh', dir, '0', String(expected.revision)], { encoding: 'utf8', env, timeout: 120_000 });
-          return { exitCode: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-        };
         const where = { at: 'now', where: 'pod' as const, pod: 'p', namespace: 'ns', image: 'i', etcdVersion: version };
-        const good = drillOutcome(runScript(work), where, expected);
-        expect(good).toMatchObject({ outcome: 'passed', restoredWith: `${minor === '3.4' ? 'etcdctl' : 'etcdutl'} ${version}`, served: { revision: expected.revision, keys: 19, hash: expected.hash, compactRevision: 10 } });
+        // dash (a Debian-based etcd image's sh), and busybox sh with busybox's applets first on
+        // PATH (the shell image of a distroless member's drill pod).
+        for (const sh of [{ argv: ['dash'], path: `${dirname(bins.etcd)}:/usr/bin:/bin` }, { argv: [busybox(), 'sh'], path: `${dirname(bins.etcd)}:${busyboxApplets()}:/usr/bin:/bin` }]) {
+          const runScript = (dir: string) => {
+            const r = spawnSync(sh.argv[0]!, [...sh.argv.slice(1), '-c', drillScript(''), 'sh', dir, '0', String(expected.revision)], { encoding: 'utf8', env: { PATH: sh.path }, timeout: 120_000 });
+            return { exitCode: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+          };
+          // A fresh dir per run, as the pod's emptyDir is.
+          const fresh = mkdtempSync(join(tmpdir(), 'pod-drill-good-'));
+          writeFileSync(join(fresh, 'snapshot.db'), readFileSync(snapshot));
+          const good = drillOutcome(runScript(fresh), where, expected);
+          rmSync(fresh, { recursive: true, force: true });
+          expect(good, sh.argv.join(' ')).toMatchObject({ outcome: 'passed', restoredWith: `${minor === '3.4' ? 'etcdctl' : 'etcdutl'} ${version}`, served: { revision: expected.revision, keys: 19, hash: expected.hash, compactRevision: 10 } });
 
-        // A file etcd's restore refuses (its trailer no longer matches: one byte changed).
-        const bad = mkdtempSync(join(tmpdir(), 'pod-drill-bad-'));
-        try {
-          const data = readFileSync(snapshot);
-          data[5000] ^= 0xff;
-          writeFileSync(join(bad, 'snapshot.db'), data);
-          const failed = drillOutcome(runScript(bad), where, expected);
-          expect(failed.outcome).toBe('failed');
-          expect(failed.reason).toMatch(/^etcd(ctl|utl) snapshot restore refused the snapshot: .*(sha256|hash)/i);
-        } finally {
-          rmSync(bad, { recursive: true, force: true });
+          // A file etcd's restore refuses (its trailer no longer matches: one byte changed).
+          const bad = mkdtempSync(join(tmpdir(), 'pod-drill-bad-'));
+          try {
+            const data = readFileSync(snapshot);
+            data[5000] ^= 0xff;
+            writeFileSync(join(bad, 'snapshot.db'), data);
+            const failed = drillOutcome(runScript(bad), where, expected);
+            expect(failed.outcome, sh.argv.join(' ')).toBe('failed');
+            expect(failed.reason).toMatch(/^etcd(ctl|utl) snapshot restore refused the snapshot: .*(sha256|hash)/i);
+          } finally {
+            rmSync(bad, { recursive: true, force: true });
+          }
         }
       } finally {
         await etcd.destroy();

@@ -1,9 +1,9 @@
 /**
  * The scheduled backup's sh script (src/schedule/script.ts) run for real: dash (Debian's /bin/sh)
- * and, where a `busybox` binary is on PATH, busybox sh with busybox's own applets first on PATH (as
- * in a busybox image), against a throwaway etcd 3.4 on 127.0.0.1, a temp dir standing in for the
- * backup volume. busybox is optional: the machine this was written on has none, so there only the
- * dash half runs. etcd, etcdctl and dash are required (startEtcd fails naming the package).
+ * and busybox sh with busybox's own applets first on PATH (as in a busybox image), against a
+ * throwaway etcd 3.4 on 127.0.0.1, a temp dir standing in for the backup volume. etcd, etcdctl,
+ * dash and, with CI=true, busybox are required (startEtcd fails naming the package; scripts/setup.sh
+ * installs busybox-static); outside CI a machine without busybox runs the dash half only.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -38,6 +38,7 @@ function shells(): Shell[] {
   const path = process.env['PATH'] ?? '/usr/bin:/bin';
   const list: Shell[] = [{ name: 'dash', argv: [which('dash') ?? 'dash'], path }];
   const busybox = which('busybox');
+  if (!busybox && CI) throw new Error('busybox is missing: apt-get install busybox-static (scripts/setup.sh does)');
   if (busybox) {
     // Its applets (sed, sort, grep, df, sha256sum, date …) before the host's, as in a busybox image.
     const apps = join(root, 'busybox-applets');
