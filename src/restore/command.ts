@@ -10,6 +10,7 @@ import type { Logger } from '../ui/log.js';
 import type { OutputFormat } from '../ui/format.js';
 import type { PhaseClock } from '../ui/phases.js';
 import type { ColdStartHold } from './cold-start.js';
+import { dropDownloadedCopy } from './downloads.js';
 import { continueRestore } from './continue.js';
 import type { ConfigMapAccess } from './journal.js';
 import type { RestorePlan } from './plan.js';
@@ -109,6 +110,12 @@ export function validateRestoreOptions(opts: RestoreOptions): void {
 export async function restoreCommand(opts: RestoreOptions, deps: RestoreDeps): Promise<void> {
   validateRestoreOptions(opts);
   if (opts.pruneKept) return pruneKeptCopies(opts, deps);
-  if (opts.resume || opts.abort) return continueRestore(opts, deps);
-  return startRestore(opts, deps);
+  // The snapshot the restore read: a downloaded copy of it goes once no journal needs it (downloads.ts).
+  const used: { path?: string } = { path: opts.snapshot };
+  try {
+    if (opts.resume || opts.abort) return await continueRestore(opts, deps, used);
+    return await startRestore(opts, deps);
+  } finally {
+    if (await dropDownloadedCopy(opts.stateDir, used.path).catch(() => false)) deps.log.info(`removed the downloaded copy "${used.path}" (the backup itself is where it was)`);
+  }
 }
