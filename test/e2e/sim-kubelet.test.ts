@@ -7,7 +7,7 @@
  * leaving nothing behind.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFault } from '../sim/fault.js';
@@ -617,6 +617,75 @@ describe('pod network', () => {
     } finally {
       holder.kill('SIGKILL');
     }
+  });
+});
+
+describe('static pods', () => {
+  // A kubelet runs every Pod file in its staticPodPath and publishes a mirror pod for it
+  // (https://kubernetes.io/docs/tasks/configure-pod-container/static-pod/; kubelet config/file.go,
+  // config/common.go, pod/mirror_client.go): here DIR/nodes/NODE/hostpath/etc/kubernetes/manifests.
+  const manifests = () => join(cluster.dir, 'nodes', 'node-2', 'hostpath', 'etc', 'kubernetes', 'manifests');
+  const file = (marker: string, extra = '') => `apiVersion: v1
+kind: Pod
+metadata: {name: static-web, namespace: kt, labels: {component: static-web}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: main, image: busybox:1.36, command: [sh, -c, 'echo ${marker}; exec sleep 3600']${extra}}
+`;
+  const mirror = async () => {
+    const r = await cluster.kubectl(['-n', 'kt', 'get', 'pod', 'static-web-node-2', '-o', 'json']);
+    return r.code === 0 ? JSON.parse(r.stdout) : undefined;
+  };
+  const running = (marker: string) => waitFor(`static-web-node-2 running "${marker}"`, async () => {
+    const p = await mirror();
+    if (p?.status?.phase !== 'Running' || p.metadata.deletionTimestamp) return undefined;
+    const logs = await cluster.kubectl(['-n', 'kt', 'logs', 'static-web-node-2']);
+    return logs.stdout.includes(marker) ? p : undefined;
+  }, 30_000);
+
+  it('a file runs as pod NAME-NODE with a mirror pod (config annotations, the Node as owner, no ServiceAccount); deleting the mirror through the API brings it back, the container untouched', async () => {
+    writeFileSync(join(manifests(), 'static-web.yaml'), file('first'));
+    const p = await running('first');
+    const hash = p.metadata.annotations['kubernetes.io/config.hash'];
+    expect(hash).toMatch(/^[0-9a-f]{32}$/);
+    expect(p.metadata.annotations).toMatchObject({ 'kubernetes.io/config.mirror': hash, 'kubernetes.io/config.source': 'file' });
+    const nodeUid = await kubectl(['get', 'node', 'node-2', '-o', 'jsonpath={.metadata.uid}']);
+    expect(p.metadata.ownerReferences).toEqual([{ apiVersion: 'v1', kind: 'Node', name: 'node-2', uid: nodeUid, controller: true }]);
+    expect(p.spec.nodeName).toBe('node-2');
+    expect(p.spec.serviceAccountName).toBeUndefined();
+    expect(p.spec.tolerations).toContainEqual({ operator: 'Exists', effect: 'NoExecute' });
+    const container = p.status.containerStatuses[0].containerID;
+
+    // The naive way to stop it: delete the pod. The API says deleted, and the kubelet makes the mirror again.
+    await kubectl(['-n', 'kt', 'delete', 'pod', 'static-web-node-2', '--wait=true']);
+    const back = await waitFor('the mirror pod back', async () => {
+      const m = await mirror();
+      return m && m.metadata.uid !== p.metadata.uid && m.status?.phase === 'Running' ? m : undefined;
+    }, 30_000);
+    expect(back.status.containerStatuses[0].containerID).toBe(container);
+    expect(back.status.containerStatuses[0].restartCount).toBe(0);
+    expect((await kubectl(['-n', 'kt', 'logs', 'static-web-node-2'])).trim()).toBe('first');
+  });
+
+  it('moving the file out stops the pod and deletes its mirror; back, it runs again; a changed file runs the new pod (new hash); a file naming a Secret is refused', async () => {
+    const aside = join(cluster.dir, 'static-web.yaml.aside');
+    renameSync(join(manifests(), 'static-web.yaml'), aside);
+    await waitFor('the mirror pod gone', async () => ((await mirror()) ? undefined : true), 30_000);
+    await waitFor('the static pod stopped', async () => (existsSync(join(cluster.dir, 'runtime', 'pods', 'kt', 'static-web-node-2')) ? undefined : true), 30_000);
+    renameSync(aside, join(manifests(), 'static-web.yaml'));
+    const again = await running('first');
+    writeFileSync(join(manifests(), 'static-web.yaml'), file('second'));
+    const changed = await running('second');
+    expect(changed.metadata.annotations['kubernetes.io/config.hash']).not.toBe(again.metadata.annotations['kubernetes.io/config.hash']);
+    expect((await kubectl(['-n', 'kt', 'logs', 'static-web-node-2'])).trim()).toBe('second');
+    // A static pod may not refer to API objects: the file is skipped, nothing runs.
+    writeFileSync(join(manifests(), 'static-secret.yaml'), file('secret', ', envFrom: [{secretRef: {name: creds}}]').replace('static-web', 'static-secret'));
+    await new Promise((r) => setTimeout(r, 2000));
+    expect((await cluster.kubectl(['-n', 'kt', 'get', 'pod', 'static-secret-node-2'])).code).not.toBe(0);
+    rmSync(join(manifests(), 'static-secret.yaml'));
+    rmSync(join(manifests(), 'static-web.yaml'));
+    await waitFor('the mirror pod gone', async () => ((await mirror()) ? undefined : true), 30_000);
   });
 });
 

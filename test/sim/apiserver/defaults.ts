@@ -74,8 +74,11 @@ export function applyCreateDefaults(def: ResourceDef, obj: SentObject, nextClust
   if (def.resource === 'pods') {
     const pod = obj as PartialJson<V1Pod>;
     defaultPodSpec(pod.spec ??= {});
-    pod.spec.serviceAccountName ??= pod.spec.serviceAccount ?? 'default';
-    pod.spec.serviceAccount ??= pod.spec.serviceAccountName;
+    // A mirror pod keeps none (the ServiceAccount admission plugin leaves it so: serviceaccount.ts).
+    if (pod.metadata?.annotations?.['kubernetes.io/config.mirror'] === undefined) {
+      pod.spec.serviceAccountName ??= pod.spec.serviceAccount ?? 'default';
+      pod.spec.serviceAccount ??= pod.spec.serviceAccountName;
+    }
     pod.spec.enableServiceLinks ??= true;
     pod.spec.priority ??= 0;
     const tolerations = (pod.spec.tolerations ??= []);

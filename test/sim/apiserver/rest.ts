@@ -167,7 +167,8 @@ export class ResourceApi {
     defaultPodResources(spec);
     const ranges = this.store.list('/limitranges', namespace) as LimitRangeJson[];
     admitLimitRanges(ranges, obj.metadata.name, obj.metadata as { annotations?: Record<string, string> }, spec);
-    admitServiceAccount(namespace, asked, spec, (sa) => Boolean(this.store.get('/serviceaccounts', namespace, sa)));
+    const mirror = (obj.metadata as { annotations?: Record<string, string> }).annotations?.['kubernetes.io/config.mirror'] !== undefined;
+    admitServiceAccount(namespace, asked, spec, (sa) => Boolean(this.store.get('/serviceaccounts', namespace, sa)), mirror);
     const ns = this.store.get('/namespaces', undefined, namespace);
     admitPod(ns?.metadata.labels, obj.metadata.name, spec as Parameters<typeof admitPod>[2], notes);
     const quotas = this.store.list('/resourcequotas', namespace) as Stored<V1ResourceQuota>[];

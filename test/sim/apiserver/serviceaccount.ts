@@ -14,8 +14,13 @@ import type { PartialJson } from '../json.js';
 import { ApiError } from './status.js';
 
 /** Defaults and checks a new pod's ServiceAccount; `exists(name)` looks it up in the pod's namespace. */
-export function admitServiceAccount(namespace: string, pod: string, spec: PartialJson<V1PodSpec> | undefined, exists: (name: string) => boolean): void {
+export function admitServiceAccount(namespace: string, pod: string, spec: PartialJson<V1PodSpec> | undefined, exists: (name: string) => boolean, mirror = false): void {
   if (!spec) return;
+  // A mirror pod (a kubelet's static pod) gets no ServiceAccount and may not name one (admission.go).
+  if (mirror) {
+    if (spec.serviceAccountName || spec.serviceAccount) throw new ApiError(403, 'Forbidden', `pods "${pod}" is forbidden: a mirror pod may not reference service accounts`, { name: pod, kind: 'pods' });
+    return;
+  }
   const name = spec.serviceAccountName || spec.serviceAccount || 'default';
   spec.serviceAccountName = name;
   spec.serviceAccount = name;

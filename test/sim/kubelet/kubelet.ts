@@ -6,7 +6,7 @@
 // own) to render /etc/hosts; on shutdown it stops the pods (a real kubelet leaves them running)
 // with the pod's grace period capped at 2 s, the kubelet's minimum (the cluster is being thrown
 // away: an etcd leader stopped with its followers would otherwise spend its 7 s leader-transfer
-// timeout on every `down`); no static pods, no eviction, no image GC.
+// timeout on every `down`); no eviction, no image GC. Static pods and their mirror pods: staticpods.ts.
 import { existsSync, mkdirSync, readFileSync, rmSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { ApiClient } from './api.js';
@@ -17,6 +17,7 @@ import { NodeHeartbeats } from './nodes.js';
 import type { BoundPod, Pod, Service } from './objects.js';
 import { PodWorker, type PodWorkerContext } from './podworker.js';
 import { writeJsonAtomic } from './sandbox.js';
+import { isMirrorPod, StaticPods } from './staticpods.js';
 import { now } from './status.js';
 
 /** DIR/sim.json fields the kubelet reads. */
@@ -45,10 +46,25 @@ export class Kubelet {
   private readonly hostsTimers = new Map<string, NodeJS.Timeout>();
   private controlWatcher?: FSWatcher;
   private notReadyNodes = new Set<string>();
+  private readonly staticPods: StaticPods;
 
   constructor(private readonly dir: string, private readonly sim: SimInfo, private readonly api: ApiClient, private readonly log: (m: string) => void) {
     this.network = new PodNetwork(sim.id, sim.podCIDR);
     this.heartbeats = new NodeHeartbeats(api, sim.nodes, log, sim.hostnameLabels === 'differ');
+    this.staticPods = new StaticPods({
+      dir, nodes: sim.nodes, api, log,
+      worker: (pod) => {
+        const w = new PodWorker(this.workerContext(), pod);
+        if (this.notReadyNodes.has(pod.spec.nodeName)) void w.setNodeReady(false);
+        return w;
+      },
+      grace: (pod) => this.grace(pod),
+    });
+  }
+
+  /** Every running worker: the API's pods and the static pods. */
+  private allWorkers(): PodWorker[] {
+    return [...this.workers.values(), ...this.staticPods.workers()];
   }
 
   /** Prepares the network, registers nodes and starts watching pods and Services. */
@@ -59,6 +75,7 @@ export class Kubelet {
     mkdirSync(join(this.dir, 'runtime', 'pods'), { recursive: true });
     this.heartbeats.start();
     this.watchControl();
+    this.staticPods.start();
     this.api.listWatch<Service>('/api/v1/services', {
       sync: (items) => {
         this.services.clear();
@@ -96,6 +113,8 @@ export class Kubelet {
     this.pods.set(pod.metadata.uid, pod);
     this.scheduleHosts(pod.metadata.namespace);
     if (!this.isMine(pod)) return;
+    // A mirror pod is never run: its static pod is (staticpods.ts).
+    if (isMirrorPod(pod)) return this.staticPods.mirrorSeen(pod);
     const uid = pod.metadata.uid;
     let worker = this.workers.get(uid);
     if (pod.metadata.deletionTimestamp) {
@@ -122,6 +141,7 @@ export class Kubelet {
   private podGone(pod: Pod): void {
     this.pods.delete(pod.metadata.uid);
     this.scheduleHosts(pod.metadata.namespace);
+    if (this.isMine(pod) && isMirrorPod(pod)) return this.staticPods.mirrorGone(pod);
     const worker = this.workers.get(pod.metadata.uid);
     if (!worker) return;
     void worker.terminate(this.grace(pod), false).finally(() => this.workers.delete(pod.metadata.uid));
@@ -133,7 +153,7 @@ export class Kubelet {
       this.hostsTimers.delete(ns);
       const pods = [...this.pods.values()];
       const services = [...this.services.values()];
-      for (const w of this.workers.values()) {
+      for (const w of this.allWorkers()) {
         if (w.pod.metadata.namespace !== ns || !w.podIP) continue;
         w.refreshHosts(renderHosts(w.pod, w.podIP, pods, services));
       }
@@ -173,7 +193,7 @@ export class Kubelet {
         const req = JSON.parse(readFileSync(file, 'utf8')) as { seq: number; nodes: string[] };
         await this.heartbeats.setNotReady(req.nodes);
         this.notReadyNodes = new Set(req.nodes);
-        await Promise.all([...this.workers.values()].map((w) => w.setNodeReady(!this.notReadyNodes.has(w.pod.spec.nodeName))));
+        await Promise.all(this.allWorkers().map((w) => w.setNodeReady(!this.notReadyNodes.has(w.pod.spec.nodeName))));
         writeJsonAtomic(join(dir, CONTROL.ack), req);
         this.log(`nodes forced not ready: ${req.nodes.join(', ') || '(none)'}`);
       }).catch((err) => this.log(`control: ${(err as Error).message}`));
@@ -188,7 +208,10 @@ export class Kubelet {
     this.controlWatcher?.close();
     this.heartbeats.stop();
     for (const t of this.hostsTimers.values()) clearTimeout(t);
-    await Promise.all([...this.workers.values()].map((w) => w.terminate(Math.min(SHUTDOWN_GRACE_CAP_S, this.grace(w.pod)), false)));
+    await Promise.all([
+      ...[...this.workers.values()].map((w) => w.terminate(Math.min(SHUTDOWN_GRACE_CAP_S, this.grace(w.pod)), false)),
+      this.staticPods.shutdown((pod) => Math.min(SHUTDOWN_GRACE_CAP_S, this.grace(pod))),
+    ]);
     await this.localVolumes.unmountAll(this.log);
     await this.network.teardown();
     rmSync(join(this.dir, 'runtime', 'pods'), { recursive: true, force: true });

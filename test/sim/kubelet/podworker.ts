@@ -600,6 +600,12 @@ export class PodWorker {
     }
   }
 
+  /** Reports the whole status again (a static pod's mirror was just made: the API had no pod to take it). */
+  resendStatus(): void {
+    this.lastSent = '';
+    this.reportStatus();
+  }
+
   /** Schedules a status report (coalesced). */
   reportStatus(): void {
     if (this.statusTimer) return;

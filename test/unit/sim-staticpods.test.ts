@@ -1,0 +1,43 @@
+// The simulator's static pod source (test/sim/kubelet/staticpods.ts): a file's Pod defaulted as
+// the kubelet's applyDefaults does (pkg/kubelet/config/common.go), and files a static pod may not be.
+import { describe, expect, it } from 'vitest';
+import { HASH_ANNOTATION, staticPodFromFile } from '../sim/kubelet/staticpods.js';
+
+const text = `apiVersion: v1
+kind: Pod
+metadata: {name: etcd, namespace: kube-system, labels: {component: etcd}}
+spec:
+  containers: [{name: etcd, image: registry.k8s.io/etcd:3.5.16-0}]
+`;
+
+describe('a static pod from its file', () => {
+  it('is named NAME-NODE on that node, its uid the md5 hash (node, file and pod), with the file source annotations and a NoExecute toleration', () => {
+    const pod = staticPodFromFile('Node-1', '/m/etcd.yaml', text, 'T');
+    if (typeof pod === 'string') throw new Error(pod);
+    expect(pod.metadata.name).toBe('etcd-node-1');
+    expect(pod.metadata.namespace).toBe('kube-system');
+    expect(pod.spec.nodeName).toBe('Node-1');
+    expect(pod.metadata.uid).toMatch(/^[0-9a-f]{32}$/);
+    expect(pod.metadata.annotations).toMatchObject({ [HASH_ANNOTATION]: pod.metadata.uid, 'kubernetes.io/config.source': 'file', 'kubernetes.io/config.seen': 'T' });
+    expect(pod.spec.tolerations).toEqual([{ operator: 'Exists', effect: 'NoExecute' }]);
+    const same = staticPodFromFile('Node-1', '/m/etcd.yaml', text, 'later');
+    expect(typeof same !== 'string' && same.metadata.uid).toBe(pod.metadata.uid);
+    for (const other of [staticPodFromFile('node-2', '/m/etcd.yaml', text, 'T'), staticPodFromFile('Node-1', '/m/etcd2.yaml', text, 'T'), staticPodFromFile('Node-1', '/m/etcd.yaml', text.replace('3.5.16', '3.5.17'), 'T')]) {
+      expect(typeof other !== 'string' && other.metadata.uid).not.toBe(pod.metadata.uid);
+    }
+    const defaultNs = staticPodFromFile('n', '/m/x', text.replace(', namespace: kube-system', ''), 'T');
+    expect(typeof defaultNs !== 'string' && defaultNs.metadata.namespace).toBe('default');
+  });
+
+  it('is refused when it does not parse, is no Pod, or refers to a Secret, ConfigMap, claim, ServiceAccount or pull secret', () => {
+    expect(staticPodFromFile('n', '/m/x', 'a: [', 'T')).toMatch(/^cannot parse/);
+    expect(staticPodFromFile('n', '/m/x', 'kind: Service\nmetadata: {name: s}\nspec: {}', 'T')).toBe('not a Pod with a name and a spec');
+    const refused = (specYaml: string) => staticPodFromFile('n', '/m/x', `kind: Pod\nmetadata: {name: p}\nspec:\n${specYaml}`, 'T');
+    expect(refused('  serviceAccountName: sa\n  containers: [{name: c, image: i}]')).toMatch(/may not refer to API objects: serviceAccountName/);
+    expect(refused('  imagePullSecrets: [{name: r}]\n  containers: [{name: c, image: i}]')).toMatch(/imagePullSecrets/);
+    expect(refused('  volumes: [{name: v, secret: {secretName: s}}]\n  containers: [{name: c, image: i}]')).toMatch(/volume "v"/);
+    expect(refused('  volumes: [{name: v, persistentVolumeClaim: {claimName: c}}]\n  containers: [{name: c, image: i}]')).toMatch(/volume "v"/);
+    expect(refused('  containers: [{name: c, image: i, env: [{name: X, valueFrom: {configMapKeyRef: {name: m, key: k}}}]}]')).toMatch(/env of container "c"/);
+    expect(refused('  volumes: [{name: v, hostPath: {path: /var/lib/etcd}}]\n  containers: [{name: c, image: i, env: [{name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]}]')).not.toBeTypeOf('string');
+  });
+});
