@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { defaultStateDir, restoreCommand, validateRestoreOptions, type RestoreOptions } from '../restore/command.js';
+import { defaultStateDir, restoreCommand, validateRestoreOptions, withDownloadsSwept, type RestoreOptions } from '../restore/command.js';
 import { UsageError } from '../errors.js';
 import { isS3Url, parseEndpoint, parseS3Url } from '../storage/location.js';
 import { DEFAULT_KEEP, parseKeepCount } from '../restore/prune.js';
@@ -101,30 +101,33 @@ Examples:
       const log = createLogger(process.stderr, verbosityOf(globals));
       phases.end();
       const opts = restoreFlagsToOptions(snapshot, flags, kube.namespace);
-      if (flags.fromSchedule !== undefined) {
-        // Every refusal of the flags before the reader pod is made.
-        if (snapshot) throw new UsageError('pass a snapshot or --from-schedule, not both', 'drop one');
-        if (opts.resume || opts.abort || opts.pruneKept) throw new UsageError('--from-schedule starts a restore; --resume, --abort and --prune-kept go on from the journal', 'drop --from-schedule');
-        if (flags.s3Endpoint !== undefined) throw new UsageError('--s3-endpoint works only with an s3:// snapshot', 'drop it');
-        validateRestoreOptions({ ...opts, snapshot: 'from-schedule' });
-        phases.start('download');
-        const { fetchFromSchedule } = await import('../schedule/restore.js');
-        const { readForRestore } = await import('../storage/fetch.js');
-        opts.snapshot = await fetchFromSchedule(kube, flags.fromSchedule, { stateDir: opts.stateDir, warn: (l) => log.warn(l), info: (l) => log.info(l) }, readForRestore);
-        phases.end();
-      }
-      if (flags.s3Endpoint !== undefined && !(snapshot && isS3Url(snapshot))) throw new UsageError('--s3-endpoint works only with an s3:// snapshot', 'drop it, or pass s3://BUCKET/KEY');
-      if (snapshot && isS3Url(snapshot)) {
-        validateRestoreOptions(opts);
-        parseS3Url(snapshot);
-        const endpoint = flags.s3Endpoint !== undefined ? parseEndpoint(flags.s3Endpoint) : undefined;
-        phases.start('download');
-        // Downloaded into the state dir and checked against its record, before the cluster is asked anything; kept for --resume.
-        const { downloadForRestore } = await import('../storage/fetch.js');
-        opts.snapshot = await downloadForRestore(snapshot, { ...(endpoint ? { endpoint } : {}), stateDir: opts.stateDir, warn: (l) => log.warn(l) });
-        log.info(`downloaded ${snapshot} to ${opts.snapshot}`);
-        phases.end();
-      }
-      await restoreCommand(opts, { ...restoreDeps(kube, log), phases });
+      // A backup downloaded for it (s3://, --from-schedule) is removed once nothing needs it, however the command ends.
+      await withDownloadsSwept(opts.stateDir, log, async () => {
+        if (flags.fromSchedule !== undefined) {
+          // Every refusal of the flags before the reader pod is made.
+          if (snapshot) throw new UsageError('pass a snapshot or --from-schedule, not both', 'drop one');
+          if (opts.resume || opts.abort || opts.pruneKept) throw new UsageError('--from-schedule starts a restore; --resume, --abort and --prune-kept go on from the journal', 'drop --from-schedule');
+          if (flags.s3Endpoint !== undefined) throw new UsageError('--s3-endpoint works only with an s3:// snapshot', 'drop it');
+          validateRestoreOptions({ ...opts, snapshot: 'from-schedule' });
+          phases.start('download');
+          const { fetchFromSchedule } = await import('../schedule/restore.js');
+          const { readForRestore } = await import('../storage/fetch.js');
+          opts.snapshot = await fetchFromSchedule(kube, flags.fromSchedule, { stateDir: opts.stateDir, warn: (l) => log.warn(l), info: (l) => log.info(l) }, readForRestore);
+          phases.end();
+        }
+        if (flags.s3Endpoint !== undefined && !(snapshot && isS3Url(snapshot))) throw new UsageError('--s3-endpoint works only with an s3:// snapshot', 'drop it, or pass s3://BUCKET/KEY');
+        if (snapshot && isS3Url(snapshot)) {
+          validateRestoreOptions(opts);
+          parseS3Url(snapshot);
+          const endpoint = flags.s3Endpoint !== undefined ? parseEndpoint(flags.s3Endpoint) : undefined;
+          phases.start('download');
+          // Downloaded into the state dir and checked against its record, before the cluster is asked anything; kept while the journal names it (restore/downloads.ts).
+          const { downloadForRestore } = await import('../storage/fetch.js');
+          opts.snapshot = await downloadForRestore(snapshot, { ...(endpoint ? { endpoint } : {}), stateDir: opts.stateDir, warn: (l) => log.warn(l) });
+          log.info(`downloaded ${snapshot} to ${opts.snapshot}`);
+          phases.end();
+        }
+        await restoreCommand(opts, { ...restoreDeps(kube, log), phases });
+      });
     });
 }

@@ -10,7 +10,7 @@ import type { Logger } from '../ui/log.js';
 import type { OutputFormat } from '../ui/format.js';
 import type { PhaseClock } from '../ui/phases.js';
 import type { ColdStartHold } from './cold-start.js';
-import { dropDownloadedCopy } from './downloads.js';
+import { sweepDownloads } from './downloads.js';
 import { continueRestore } from './continue.js';
 import type { ConfigMapAccess } from './journal.js';
 import type { RestorePlan } from './plan.js';
@@ -110,12 +110,20 @@ export function validateRestoreOptions(opts: RestoreOptions): void {
 export async function restoreCommand(opts: RestoreOptions, deps: RestoreDeps): Promise<void> {
   validateRestoreOptions(opts);
   if (opts.pruneKept) return pruneKeptCopies(opts, deps);
-  // The snapshot the restore read: a downloaded copy of it goes once no journal needs it (downloads.ts).
-  const used: { path?: string } = { path: opts.snapshot };
+  if (opts.resume || opts.abort) return continueRestore(opts, deps);
+  return startRestore(opts, deps);
+}
+
+/**
+ * Runs a restore command (its download included), then removes the downloaded copies (every
+ * Secret) that no journal and no running restore needs (downloads.ts), however it ended.
+ */
+export async function withDownloadsSwept(stateDir: string, log: Logger, run: () => Promise<void>): Promise<void> {
   try {
-    if (opts.resume || opts.abort) return await continueRestore(opts, deps, used);
-    return await startRestore(opts, deps);
+    await run();
   } finally {
-    if (await dropDownloadedCopy(opts.stateDir, used.path).catch(() => false)) deps.log.info(`removed the downloaded copy "${used.path}" (the backup itself is where it was)`);
+    const swept = await sweepDownloads(stateDir).catch((err: Error) => ({ removed: [] as string[], warning: `downloaded copies were not checked: ${err.message}` }));
+    for (const path of swept.removed) log.info(`removed the downloaded copy "${path}" (the backup itself is where it was)`);
+    if (swept.warning) log.warn(swept.warning);
   }
 }

@@ -14,7 +14,7 @@ import { abortRestore } from './runner.js';
 import { checkClusterOnlyToolsImage, trustedJournalState } from './trust.js';
 
 /** Finishes (`--resume`) or rolls back (`--abort`) the restore recorded in the workload's journal. */
-export async function continueRestore(opts: RestoreOptions, deps: RestoreDeps, used: { path?: string } = {}): Promise<void> {
+export async function continueRestore(opts: RestoreOptions, deps: RestoreDeps): Promise<void> {
   const places: JournalPlaces = { stateDir: opts.stateDir, configMaps: deps.configMaps, now: deps.now };
   await requireAccess(deps.preflight, restoreBaseAccessChecks(opts.namespace));
   const workload = opts.statefulSet ?? (await journalWorkload(places, opts.namespace, deps));
@@ -31,7 +31,6 @@ export async function continueRestore(opts: RestoreOptions, deps: RestoreDeps, u
   const plan = state.plan;
   await requireAccess(deps.preflight, restoreAccessChecks(plan.namespace, plan, plan.quiesce, plan.pdbs, plan.coldStart));
   if (opts.snapshot) plan.snapshot.path = opts.snapshot;
-  used.path = plan.snapshot.path;
   // An age-encrypted snapshot is decrypted again for each copy still to come: the identity is asked for now, before any change.
   const identities = opts.abort ? undefined : await identitiesFor(plan.snapshot.path, { identityFiles: opts.identityFiles ?? [], stateDir: opts.stateDir, warn: (l) => deps.log.warn(l) });
   if (identities) {

@@ -3,7 +3,8 @@
  * volume (the newest with a record of the schedule's workload, unless a file is named), streamed
  * out of a reader pod (schedule/volume.ts) into the state dir as an s3:// backup is
  * (storage/fetch.ts readForRestore: 0600, checked against its record's size and sha256 while it
- * arrives, kept for --resume), before the restore asks the cluster anything else.
+ * arrives, kept while the restore's journal names it: restore/downloads.ts), before the restore
+ * asks the cluster anything else.
  */
 import { parseAnyBackupName } from '../backup/naming.js';
 import type { BackupRecord } from '../backup/record.js';

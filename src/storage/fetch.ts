@@ -5,7 +5,8 @@
  * - `inspect s3://…`: into a temporary file (0600, removed on every exit path as the plaintext
  *   copies are: crypt/plaintext.ts);
  * - `restore s3://…`: into `<state>/downloads/<tag>-<name>` (0600; written as a temporary file and
- *   renamed once checked), kept like the safety backups: `--resume` reads it again.
+ *   renamed once checked), kept while the restore runs or its journal names it (`--resume` reads it
+ *   again), then removed (restore/downloads.ts).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -17,6 +18,7 @@ import { PluginError, VerificationError } from '../errors.js';
 import type { BackupRecord } from '../backup/record.js';
 import { MAX_SIDECAR_BYTES } from '../backup/record.js';
 import { TempPlaintext } from '../crypt/plaintext.js';
+import { leaseDownload } from '../restore/downloads.js';
 import { parseS3Url, s3Url, type ObjectStore } from './location.js';
 import { openS3Store } from './s3.js';
 
@@ -121,8 +123,9 @@ export async function withStoredSnapshot<T>(url: string, opts: FetchOptions, use
 }
 
 /**
- * Downloads s3://BUCKET/KEY into `<stateDir>/downloads/<tag>-<name>` for a restore (kept: --resume
- * reads it again); a copy already there that matches the record is used as it is. Returns its path.
+ * Downloads s3://BUCKET/KEY into `<stateDir>/downloads/<tag>-<name>` for a restore (leased until
+ * the restore ends; kept while its journal names it); a copy already there that matches the record
+ * is used as it is. Returns its path.
  */
 export async function downloadForRestore(url: string, opts: FetchOptions): Promise<string> {
   await downloadsDir(opts.stateDir); // before the store is asked anything
@@ -169,6 +172,13 @@ async function keepForRestore(src: { url: string; name: string; expected?: { siz
   // One file per URL: two objects of the same name under other prefixes never share a download.
   const tag = createHash('sha256').update(src.url).digest('hex').slice(0, 12);
   const dest = join(dir, `${tag}-${src.name || 'snapshot.db'}`);
+  // Held until the restore ends: no other restore's sweep removes it meanwhile (restore/downloads.ts).
+  try {
+    await leaseDownload(dest);
+  } catch (err) {
+    src.close();
+    throw new PluginError(`cannot write in "${dir}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'pass a --state-dir you can write to');
+  }
   const there = await stat(dest).catch(() => undefined);
   if (there && src.expected && there.size === src.expected.size && (await sha256File(dest)) === src.expected.sha256) {
     src.close();
