@@ -689,6 +689,52 @@ spec:
   });
 });
 
+describe('hostNetwork', () => {
+  // A pod with hostNetwork shares its node's network namespace: its IP is the node's, its
+  // hostname the node's name, and the node's other hostNetwork pods share its loopback
+  // (https://kubernetes.io/docs/concepts/workloads/pods/#pod-networking). Here each node's
+  // address is fixed on the pod bridge (test/sim/kubelet/network.ts).
+  const hostPod = (name: string, script: string) => `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}, namespace: kt}
+spec:
+  nodeName: node-3
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers: [{name: main, image: busybox:1.36, command: [sh, -c, '${script}']}]
+`;
+  it("a hostNetwork pod has its node's IP and name, shares the node's loopback with the node's other hostNetwork pods, and keeps the IP when made again; other pods reach it there", async () => {
+    const nodeIP = await kubectl(['get', 'node', 'node-3', '-o', 'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}']);
+    expect(nodeIP).toMatch(/^10\.88\.255\.\d+$/);
+    await kubectl(['apply', '-f', '-'], hostPod('host-a', 'echo from-a > /tmp/a; exec nc -ll -p 7301 -e cat /tmp/a'));
+    await kubectl(['apply', '-f', '-'], hostPod('host-b', 'exec sleep 3600'));
+    await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/host-a', 'pod/host-b', '--timeout=60s']);
+    const a = await podJson('kt', 'host-a');
+    expect(a.status.podIP).toBe(nodeIP);
+    expect(a.status.hostIP).toBe(nodeIP);
+    expect((await kubectl(['-n', 'kt', 'exec', 'host-a', '--', 'hostname'])).trim()).toBe('node-3');
+    // The same node's other hostNetwork pod reaches it on the loopback; a pod of the pod network at the node's IP.
+    const viaLoopback = await waitFor('host-b to reach host-a on 127.0.0.1', async () => {
+      const r = await cluster.kubectl(['-n', 'kt', 'exec', 'host-b', '--', 'sh', '-c', 'nc 127.0.0.1 7301 </dev/null']);
+      return r.stdout.includes('from-a') ? r.stdout : undefined;
+    }, 20_000);
+    expect(viaLoopback).toContain('from-a');
+    expect(await kubectl(['-n', 'kt', 'exec', 'filler', '--', 'sh', '-c', `nc ${nodeIP} 7301 </dev/null`])).toContain('from-a');
+    // A pod of the pod network has its own loopback: host-a is not there.
+    const own = await cluster.kubectl(['-n', 'kt', 'exec', 'filler', '--', 'sh', '-c', 'nc 127.0.0.1 7301 </dev/null']);
+    expect(own.stdout).not.toContain('from-a');
+    // Made again, it is at the same address.
+    await kubectl(['-n', 'kt', 'delete', 'pod', 'host-a', '--wait=true']);
+    await kubectl(['apply', '-f', '-'], hostPod('host-a', 'exec sleep 3600'));
+    await kubectl(['-n', 'kt', 'wait', '--for=condition=Ready', 'pod/host-a', '--timeout=60s']);
+    expect((await podJson('kt', 'host-a')).status.podIP).toBe(nodeIP);
+    // Every pod's hostIP is its node's address.
+    const filler = await podJson('kt', 'filler');
+    expect(filler.status.hostIP).toBe(await kubectl(['get', 'node', filler.spec.nodeName, '-o', 'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}']));
+    await kubectl(['-n', 'kt', 'delete', 'pod', 'host-a', 'host-b', '--wait=false']);
+  });
+});
+
 describe('nodes', () => {
   it('node-not-ready shows in `kubectl get nodes`, its pods keep running but turn not Ready; setNodesReady undoes it', async () => {
     const pod = await podJson('uc1', 'kube-etcd-0');

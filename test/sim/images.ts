@@ -15,6 +15,7 @@
 // status code [manifests TAG]: 401 Unauthorized`; for docker.io, Docker Hub's `pull access denied,
 // repository does not exist or may require authorization: server message: insufficient_scope:
 // authorization failed`); docs: concepts/containers/images#using-a-private-registry.
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_ETCD_MINOR, etcdBinaries, isEtcdMinor, tagMinor, type EtcdMinor } from './etcd-versions.js';
@@ -95,8 +96,14 @@ const DASH = { '/bin/sh': '/usr/bin/dash' };
 // dash and GNU coreutils (https://hub.docker.com/_/busybox; alpine's /bin is busybox too:
 // https://wiki.alpinelinux.org/wiki/BusyBox).
 export const BUSYBOX_BINARY = '/usr/bin/busybox';
+let applets: string[] | undefined;
+/** Every applet of the busybox binary (`busybox --list`), at least `names` (a machine without busybox fails the pull, naming it). */
 function busyboxApplets(names: string[]): Record<string, string> {
-  return Object.fromEntries(['busybox', ...names].map((n) => [`/bin/${n}`, BUSYBOX_BINARY]));
+  if (!applets) {
+    const r = spawnSync(BUSYBOX_BINARY, ['--list'], { encoding: 'utf8' });
+    applets = r.status === 0 ? r.stdout.split('\n').filter((a) => /^[a-z0-9_.[-]+$/i.test(a) && a !== '[' && a !== '[[') : [];
+  }
+  return Object.fromEntries([...new Set(['busybox', ...names, ...applets])].map((n) => [`/bin/${n}`, BUSYBOX_BINARY]));
 }
 const BASH_AS_SH = { '/bin/sh': '/usr/bin/bash', '/bin/bash': '/usr/bin/bash' };
 const TAR = { '/bin/tar': '/usr/bin/tar' };

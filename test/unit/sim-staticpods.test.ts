@@ -41,3 +41,14 @@ describe('a static pod from its file', () => {
     expect(refused('  volumes: [{name: v, hostPath: {path: /var/lib/etcd}}]\n  containers: [{name: c, image: i, env: [{name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]}]')).not.toBeTypeOf('string');
   });
 });
+
+describe('an update of a mirror pod', () => {
+  it('may not add, remove or change the mirror annotation (ValidatePodSpecificAnnotationUpdates)', async () => {
+    const { mirrorAnnotationErrors } = await import('../sim/apiserver/podupdate.js');
+    const m = { 'kubernetes.io/config.mirror': 'h', a: '1' };
+    expect(mirrorAnnotationErrors(m, { ...m, a: '2' })).toEqual([]);
+    expect(mirrorAnnotationErrors(m, { a: '1' })).toEqual([{ field: 'metadata.annotations[kubernetes.io/config.mirror]', message: 'Forbidden: may not remove or update mirror pod annotation', reason: 'FieldValueForbidden' }]);
+    expect(mirrorAnnotationErrors(m, { ...m, 'kubernetes.io/config.mirror': 'other' })[0]!.message).toMatch(/may not remove or update/);
+    expect(mirrorAnnotationErrors({ a: '1' }, m)[0]!.message).toBe('Forbidden: may not add mirror pod annotation');
+  });
+});

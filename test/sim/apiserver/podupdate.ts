@@ -109,3 +109,20 @@ export function podUpdateErrors(oldSpec: Spec | undefined, nextSpec: Spec | unde
   }
   return errs;
 }
+
+const MIRROR = 'kubernetes.io/config.mirror';
+
+/**
+ * ValidatePodSpecificAnnotationUpdates: the mirror pod annotation (a kubelet's static pod) may not
+ * be added, removed or changed by an update — else the kubelet would start the pod a second time.
+ */
+export function mirrorAnnotationErrors(oldAnnotations: Record<string, string> | undefined, nextAnnotations: Record<string, string> | undefined): FieldError[] {
+  const errs: FieldError[] = [];
+  for (const [k, v] of Object.entries(oldAnnotations ?? {})) {
+    if (k.startsWith(MIRROR) && nextAnnotations?.[k] !== v) errs.push({ field: `metadata.annotations[${k}]`, message: 'Forbidden: may not remove or update mirror pod annotation', reason: 'FieldValueForbidden' });
+  }
+  for (const k of Object.keys(nextAnnotations ?? {})) {
+    if (k.startsWith(MIRROR) && !(k in (oldAnnotations ?? {}))) errs.push({ field: `metadata.annotations[${k}]`, message: 'Forbidden: may not add mirror pod annotation', reason: 'FieldValueForbidden' });
+  }
+  return errs;
+}

@@ -23,7 +23,7 @@ import { admitPodQuota } from './resourcequota.js';
 import { admitServiceAccount } from './serviceaccount.js';
 import { applyCreateDefaults, defaultPodResources, defaultPodSpec, mergeStringData, tracksGeneration, validate, validateUpdate } from './defaults.js';
 import { ephemeralOnCreateErrors } from './ephemeralcontainers.js';
-import { carryPodUpdateDefaults, podUpdateErrors } from './podupdate.js';
+import { carryPodUpdateDefaults, mirrorAnnotationErrors, podUpdateErrors } from './podupdate.js';
 import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch } from './patch.js';
 import { apiVersionOf, type ResourceDef } from './registry.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
@@ -239,7 +239,8 @@ export class ResourceApi {
     defaultPodSpec(spec);
     spec.enableServiceLinks ??= true;
     carryPodUpdateDefaults(old, spec);
-    const errs = podUpdateErrors(old, spec);
+    const annotations = (o: StoredObject) => (o.metadata as { annotations?: Record<string, string> }).annotations;
+    const errs = [...mirrorAnnotationErrors(annotations(cur), annotations(next)), ...podUpdateErrors(old, spec)];
     if (errs.length) throw invalid('', 'Pod', cur.metadata.name, errs);
   }
 

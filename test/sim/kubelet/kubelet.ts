@@ -50,7 +50,7 @@ export class Kubelet {
 
   constructor(private readonly dir: string, private readonly sim: SimInfo, private readonly api: ApiClient, private readonly log: (m: string) => void) {
     this.network = new PodNetwork(sim.id, sim.podCIDR);
-    this.heartbeats = new NodeHeartbeats(api, sim.nodes, log, sim.hostnameLabels === 'differ');
+    this.heartbeats = new NodeHeartbeats(api, sim.nodes, log, sim.hostnameLabels === 'differ', (node) => this.network.nodeIP(Math.max(0, sim.nodes.indexOf(node))));
     this.staticPods = new StaticPods({
       dir, nodes: sim.nodes, api, log,
       worker: (pod) => {
@@ -59,6 +59,7 @@ export class Kubelet {
         return w;
       },
       grace: (pod) => this.grace(pod),
+      reachable: (node) => !this.notReadyNodes.has(node),
     });
   }
 
@@ -70,7 +71,10 @@ export class Kubelet {
   /** Prepares the network, registers nodes and starts watching pods and Services. */
   async start(): Promise<void> {
     await this.network.teardown();
+    this.network.reserveNodes(this.sim.nodes.length);
     await this.network.ensureBridge();
+    // Every node's address answers on the bridge (connection refused where nothing listens), as a node's does.
+    await Promise.all(this.sim.nodes.map((_n, i) => this.network.nodeNet(i)));
     for (const n of this.sim.nodes) mkdirSync(join(this.dir, 'nodes', n, 'hostpath'), { recursive: true });
     mkdirSync(join(this.dir, 'runtime', 'pods'), { recursive: true });
     this.heartbeats.start();
@@ -163,7 +167,8 @@ export class Kubelet {
   private workerContext(): PodWorkerContext {
     return {
       dir: this.dir, api: this.api, network: this.network, localVolumes: this.localVolumes, log: this.log,
-      hostIP: () => '127.0.0.1',
+      hostIP: (node: string) => this.network.nodeIP(Math.max(0, this.sim.nodes.indexOf(node))),
+      nodeNet: (node: string) => this.network.nodeNet(Math.max(0, this.sim.nodes.indexOf(node))),
       hosts: (pod: Pod, ip: string) => renderHosts(pod, ip, [...this.pods.values()], [...this.services.values()]),
       event: (pod: Pod, type: 'Normal' | 'Warning', reason: string, message: string) => this.event(pod, type, reason, message),
     };
@@ -192,7 +197,9 @@ export class Kubelet {
         if (!existsSync(file)) return;
         const req = JSON.parse(readFileSync(file, 'utf8')) as { seq: number; nodes: string[] };
         await this.heartbeats.setNotReady(req.nodes);
+        const before = this.notReadyNodes;
         this.notReadyNodes = new Set(req.nodes);
+        for (const n of before) if (!this.notReadyNodes.has(n)) this.staticPods.nodeReady(n);
         await Promise.all(this.allWorkers().map((w) => w.setNodeReady(!this.notReadyNodes.has(w.pod.spec.nodeName))));
         writeJsonAtomic(join(dir, CONTROL.ack), req);
         this.log(`nodes forced not ready: ${req.nodes.join(', ') || '(none)'}`);

@@ -1,7 +1,13 @@
 // The pod network: one named network namespace `ks<id>-br` holding a bridge br0 with the first
 // address of podCIDR, and one named namespace per pod (`ks<id>-<hash>`) with a veth `eth0` on it.
+// Each node has a namespace of its own too (`ks<id>-n<i>`, made when first needed) at a fixed
+// address from the top of podCIDR (the last usable address for the first node, then down): the
+// node's IP (its InternalIP, every pod's hostIP), and the network of its hostNetwork pods, which
+// share it as pods with hostNetwork share their node's (docs: concepts/workloads/pods, "Pod
+// networking"; kubeadm's static pods rely on it: their peer URLs name the node's IP).
 // Differs from a real cluster: no CNI plugin, no Services/kube-proxy, no route to the host or to
-// anything outside the bridge; all nodes share one bridge; IPs are allocated in memory.
+// anything outside the bridge; all nodes share one bridge; IPs are allocated in memory; a node's
+// namespace holds only its hostNetwork pods (no kubelet, no sshd).
 import { createHash } from 'node:crypto';
 import { must, run } from './host.js';
 
@@ -56,13 +62,43 @@ export class PodNetwork {
     await must('ip', ['-n', ns, 'link', 'set', 'br0', 'up']);
   }
 
+  /** The fixed address of the node with this index (0 for the first): from the top of podCIDR down. */
+  nodeIP(index: number): string {
+    return intToIp(this.base + this.nodeHost(index));
+  }
+
+  private nodeHost(index: number): number {
+    return 2 ** (32 - this.prefix) - 2 - index;
+  }
+
+  /** Reserves the nodes' addresses, so that no pod is given one. */
+  reserveNodes(count: number): void {
+    for (let i = 0; i < count; i++) this.used.add(this.nodeHost(i));
+  }
+
+  private readonly nodeNets = new Map<number, Promise<PodNet>>();
+
+  /** The node's own namespace (made on first use, kept until teardown): where its hostNetwork pods run. */
+  nodeNet(index: number): Promise<PodNet> {
+    let net = this.nodeNets.get(index);
+    if (!net) {
+      net = this.createAt(`ks${this.id}-n${index}`, this.nodeHost(index));
+      this.nodeNets.set(index, net);
+      net.catch(() => this.nodeNets.delete(index));
+    }
+    return net;
+  }
+
   /** Creates a pod's namespace with eth0 on the bridge and a fresh address. */
   async create(podUid: string): Promise<PodNet> {
     const hash = createHash('sha256').update(podUid).digest('hex').slice(0, 10);
-    const netns = `ks${this.id}-${hash}`;
     let host = 2;
     while (this.used.has(host)) host++;
     if (host >= 2 ** (32 - this.prefix) - 1) throw new Error(`pod network "${this.bridgeNetns}" is full`);
+    return this.createAt(`ks${this.id}-${hash}`, host);
+  }
+
+  private async createAt(netns: string, host: number): Promise<PodNet> {
     this.used.add(host);
     const ip = intToIp(this.base + host);
     const veth = vethName(netns);
@@ -102,5 +138,6 @@ export class PodNetwork {
     for (const n of ours) await run('ip', ['netns', 'del', n]);
     await run('ip', ['netns', 'del', this.bridgeNetns]);
     this.used.clear();
+    this.nodeNets.clear();
   }
 }

@@ -14,7 +14,8 @@
 // condition turns False and their status is no longer updated (see PodWorker.setNodeReady).
 // Differs from a real kubelet: no Lease objects; the not-ready taint is added by the kubelet
 // itself (in a real cluster the node lifecycle controller adds it, also as NoExecute); capacity
-// figures are fixed; every node's InternalIP is 127.0.0.1.
+// figures are fixed; a node's InternalIP is its address on the pod bridge (network.ts nodeIP),
+// which this machine cannot reach (pods and hostNetwork pods can).
 import type { V1Node, V1NodeCondition, V1NodeStatus, V1Taint } from '@kubernetes/client-node';
 import type { Json } from '../json.js';
 import { ApiError, type ApiClient } from './api.js';
@@ -49,7 +50,7 @@ function nodeObject(name: string, hostname: string, zone: string): Json<V1Node> 
   };
 }
 
-function nodeStatus(name: string, hostname: string, ready: boolean, previous: Json<V1NodeCondition>[]): Json<V1NodeStatus> {
+function nodeStatus(name: string, hostname: string, ip: string, ready: boolean, previous: Json<V1NodeCondition>[]): Json<V1NodeStatus> {
   const t = now();
   const cond = (type: string, status: string, reason: string, message: string) => {
     const prev = previous.find((c) => c.type === type);
@@ -65,7 +66,7 @@ function nodeStatus(name: string, hostname: string, ready: boolean, previous: Js
         ? cond('Ready', 'True', 'KubeletReady', 'kubelet is posting ready status')
         : cond('Ready', 'False', 'KubeletNotReady', 'node was made not ready by a simulator fault'),
     ],
-    addresses: [{ type: 'InternalIP', address: '127.0.0.1' }, { type: 'Hostname', address: hostname }],
+    addresses: [{ type: 'InternalIP', address: ip }, { type: 'Hostname', address: hostname }],
     capacity, allocatable: capacity,
     daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
     nodeInfo: {
@@ -82,7 +83,7 @@ export class NodeHeartbeats {
   private timer?: NodeJS.Timeout;
 
   constructor(private readonly api: ApiClient, readonly nodes: string[], private readonly log: (m: string) => void,
-    private readonly hostnamesDiffer = false) {}
+    private readonly hostnamesDiffer = false, private readonly ipOf: (node: string) => string = () => '127.0.0.1') {}
 
   private hostname(name: string): string {
     return nodeHostname(name, this.hostnamesDiffer);
@@ -129,7 +130,7 @@ export class NodeHeartbeats {
 
   private async patchStatus(name: string, ready: boolean, previous?: Json<V1NodeCondition>[]): Promise<void> {
     const prev = previous ?? (await this.api.request<Json<V1Node>>('GET', `/api/v1/nodes/${name}`)).status?.conditions ?? [];
-    await this.api.request('PATCH', `/api/v1/nodes/${name}/status`, { status: nodeStatus(name, this.hostname(name), ready, prev) }, 'application/merge-patch+json');
+    await this.api.request('PATCH', `/api/v1/nodes/${name}/status`, { status: nodeStatus(name, this.hostname(name), this.ipOf(name), ready, prev) }, 'application/merge-patch+json');
   }
 
   private async setTaint(name: string, present: boolean): Promise<void> {

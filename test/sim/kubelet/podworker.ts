@@ -47,6 +47,8 @@ export interface PodWorkerContext {
   localVolumes: LocalVolumes;
   log(msg: string): void;
   hostIP(node: string): string;
+  /** The node's own network namespace, for a hostNetwork pod (network.ts). */
+  nodeNet(node: string): Promise<PodNet>;
   /** The current /etc/hosts content for this pod. */
   hosts(pod: Pod, podIP: string): string;
   /** Posts an event about the pod (best effort). */
@@ -113,6 +115,10 @@ export class PodWorker {
     this.regular = (pod.spec.containers ?? []).map((c) => newContainer(c, 'regular'));
     this.podDir = join(ctx.dir, 'kubelet', 'pods', pod.metadata.uid);
     this.runtimeDir = join(ctx.dir, 'runtime', 'pods', pod.metadata.namespace, pod.metadata.name);
+  }
+
+  private get hostNetwork(): boolean {
+    return this.pod.spec.hostNetwork === true;
   }
 
   private get key(): string {
@@ -191,11 +197,14 @@ export class PodWorker {
   private async runPod(): Promise<void> {
     this.syncEphemeral();
     if (!(await this.pullImages())) return;
+    // Stopped while its images were pulled: no sandbox, no files (terminate has passed its wait for them).
+    if (this.terminating) return;
     mkdirSync(this.runtimeDir, { recursive: true });
     mkdirSync(this.podDir, { recursive: true });
     this.sandboxReady = (async () => {
-      this.net = await this.ctx.network.create(this.pod.metadata.uid);
-      this.sandbox = await startSandbox(this.podDir, this.pod.spec.hostname ?? this.pod.metadata.name, this.pod.metadata.namespace, this.net);
+      // A hostNetwork pod shares its node's network (and has the node's name as hostname).
+      this.net = this.hostNetwork ? await this.ctx.nodeNet(this.pod.spec.nodeName) : await this.ctx.network.create(this.pod.metadata.uid);
+      this.sandbox = await startSandbox(this.podDir, this.hostNetwork ? this.pod.spec.nodeName : this.pod.spec.hostname ?? this.pod.metadata.name, this.pod.metadata.namespace, this.net);
     })();
     await this.sandboxReady;
     const net = this.net!;
@@ -600,6 +609,11 @@ export class PodWorker {
     }
   }
 
+  /** Takes the status the API shows for a static pod's mirror (its conditions as a NotReady node left them). */
+  observeStatus(status: BoundPod['status']): void {
+    if (status) this.pod = { ...this.pod, status };
+  }
+
   /** Reports the whole status again (a static pod's mirror was just made: the API had no pod to take it). */
   resendStatus(): void {
     this.lastSent = '';
@@ -677,7 +691,7 @@ export class PodWorker {
     await Promise.all([...this.init.filter((c) => !c.sidecar), ...this.regular, ...this.ephemeral.values()].map((c) => this.killContainer(c, graceSeconds)));
     await this.stopSidecars(graceSeconds);
     if (this.sandbox) stopSandbox(this.sandbox);
-    if (this.net) await this.ctx.network.remove(this.net);
+    if (this.net && !this.hostNetwork) await this.ctx.network.remove(this.net);
     rmSync(this.runtimeDir, { recursive: true, force: true });
     rmSync(this.podDir, { recursive: true, force: true });
     await this.statusChain;

@@ -50,6 +50,8 @@ interface Running {
   worker: PodWorker;
   /** Set once its file is gone or changed: the worker is stopping for good. */
   stopping?: Promise<void>;
+  /** Set once its worker runs (after an older pod of the same name has stopped). */
+  started?: boolean;
   mirrorUid?: string;
   mirrorTimer?: NodeJS.Timeout;
 }
@@ -63,6 +65,8 @@ export interface StaticPodHost {
   /** A worker for the pod (not started). */
   worker(pod: BoundPod): PodWorker;
   grace(pod: Pod): number;
+  /** false while the node is forced NotReady: its kubelet is unreachable and writes nothing to the API. */
+  reachable(node: string): boolean;
 }
 
 /** The static pod a manifest file defines on a node, defaulted as the kubelet does; a string says why it is skipped. */
@@ -79,7 +83,8 @@ export function staticPodFromFile(node: string, file: string, text: string, seen
   if (refused) return `a static pod may not refer to API objects: ${refused}`;
   const namespace = pod.metadata.namespace || 'default';
   const name = `${pod.metadata.name}-${node.toLowerCase()}`;
-  const hash = createHash('md5').update(node).update(file).update(JSON.stringify(pod)).digest('hex');
+  // Over the decoded pod (keys in order), as the kubelet hashes the decoded object: reordering a file's keys restarts nothing.
+  const hash = createHash('md5').update(node).update(file).update(canonical(pod)).digest('hex');
   const tolerations = [...(pod.spec.tolerations ?? [])];
   if (!tolerations.some((t) => t.operator === 'Exists' && !t.key && t.effect === 'NoExecute')) tolerations.push({ operator: 'Exists', effect: 'NoExecute' });
   return {
@@ -91,6 +96,13 @@ export function staticPodFromFile(node: string, file: string, text: string, seen
     spec: { ...pod.spec, nodeName: node, tolerations },
     status: { phase: 'Pending' },
   } as BoundPod;
+}
+
+/** JSON with every object's keys sorted. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  return JSON.stringify(v) ?? 'null';
 }
 
 /** What in the spec refers to another API object (Secret, ConfigMap, claim, ServiceAccount, pull secret), if anything. */
@@ -113,6 +125,10 @@ export class StaticPods {
   private readonly running = new Map<string, Running>();
   /** Per pod key: the change being made, so a key's stop and next start never overlap. */
   private readonly chains = new Map<string, Promise<void>>();
+  /** Per pod key: the mirror pod's API calls, apart, so a slow or absent API server never holds up a static pod. */
+  private readonly mirrorChains = new Map<string, Promise<void>>();
+  /** Every worker not yet stopped (one being replaced included). */
+  private readonly alive = new Set<PodWorker>();
   private readonly watchers: FSWatcher[] = [];
   private timer?: NodeJS.Timeout;
   private scan: Promise<void> = Promise.resolve();
@@ -133,7 +149,7 @@ export class StaticPods {
       const dir = this.dirOf(node);
       mkdirSync(dir, { recursive: true });
       try {
-        this.watchers.push(watch(dir, () => this.rescan()));
+        this.watchers.push(watch(dir, () => this.rescan(true)));
       } catch (err) {
         this.host.log(`static pods of ${node}: cannot watch ${dir}: ${(err as Error).message}; re-listed every ${RESCAN_MS / 1000}s`);
       }
@@ -144,16 +160,20 @@ export class StaticPods {
 
   /** The workers of the static pods (for /etc/hosts and node readiness). */
   workers(): PodWorker[] {
-    return [...this.running.values()].map((r) => r.worker);
+    return [...this.alive];
   }
 
-  private rescan(): void {
+  private rescan(fromWatch = false): void {
     if (this.stopped) return;
-    this.scan = this.scan.then(() => this.sync()).catch((err) => this.host.log(`static pods: ${(err as Error).message}`));
+    this.scan = this.scan.then(() => this.sync(fromWatch)).catch((err) => this.host.log(`static pods: ${(err as Error).message}`));
   }
 
-  /** One pass: start what a file defines and does not run; stop what runs and no file defines as it is. */
-  private async sync(): Promise<void> {
+  /**
+   * One pass: start what a file defines and does not run; stop what runs and no file defines as it
+   * is. On a watch event a file that does not parse (half written) leaves its running pod alone, as
+   * the kubelet's watch does; the periodic re-list drops it.
+   */
+  private async sync(fromWatch: boolean): Promise<void> {
     if (this.stopped) return;
     const desired = new Map<string, { node: string; file: string; pod: BoundPod }>();
     for (const node of this.host.nodes) {
@@ -179,6 +199,7 @@ export class StaticPods {
         if (typeof pod === 'string') {
           if (this.skipped.get(file) !== pod) this.host.log(`static pod file ${file} skipped: ${pod}`);
           this.skipped.set(file, pod);
+          if (fromWatch && known) desired.set(known.key, { node, file, pod: known.pod });
           continue;
         }
         this.skipped.delete(file);
@@ -198,10 +219,14 @@ export class StaticPods {
     this.scanned = true;
   }
 
-  private chain(key: string, step: () => Promise<void>): Promise<void> {
-    const next = (this.chains.get(key) ?? Promise.resolve()).then(step).catch((err) => this.host.log(`static pod ${key}: ${(err as Error).message}`));
-    this.chains.set(key, next);
+  private chain(key: string, step: () => Promise<void>, chains = this.chains): Promise<void> {
+    const next = (chains.get(key) ?? Promise.resolve()).then(step).catch((err) => this.host.log(`static pod ${key}: ${(err as Error).message}`));
+    chains.set(key, next);
     return next;
+  }
+
+  private mirrorWork(key: string, step: () => Promise<void>): Promise<void> {
+    return this.chain(key, step, this.mirrorChains);
   }
 
   private begin(key: string, node: string, file: string, pod: BoundPod): void {
@@ -211,10 +236,12 @@ export class StaticPods {
     const previous = this.running.get(key);
     void this.chain(key, async () => {
       if (previous?.stopping) await previous.stopping;
-      if (this.stopped || this.running.get(key) !== r) return;
+      if (this.stopped || r.stopping || this.running.get(key) !== r) return;
       this.host.log(`static pod ${key}: starting on ${node} from ${file}`);
+      r.started = true;
+      this.alive.add(r.worker);
       r.worker.start();
-      await this.ensureMirror(r);
+      void this.mirrorWork(key, () => this.ensureMirror(r));
     });
     this.running.set(key, r);
   }
@@ -223,16 +250,18 @@ export class StaticPods {
     this.host.log(`static pod ${r.key}: its file ${r.file} is gone or changed; stopping it`);
     if (r.mirrorTimer) clearTimeout(r.mirrorTimer);
     r.stopping = this.chain(r.key, async () => {
-      await r.worker.terminate(this.host.grace(r.pod), false);
+      if (r.started) await r.worker.terminate(this.host.grace(r.pod), false);
+      this.alive.delete(r.worker);
       if (this.running.get(r.key) === r) this.running.delete(r.key);
-      // The orphaned mirror goes (a newer static pod of the same name makes its own).
-      if (!this.running.has(r.key)) await this.deleteMirror(r.pod.metadata.namespace, r.pod.metadata.name, r.mirrorUid);
+      // The orphaned mirror goes once its pod has stopped (a newer static pod of the same name replaces it itself).
+      if (!this.running.has(r.key)) void this.mirrorWork(r.key, () => this.deleteMirror(r.pod.metadata.namespace, r.pod.metadata.name, r.mirrorUid, r.node));
     });
   }
 
   /** Creates the mirror pod of r, retrying while the API cannot be reached. */
   private async ensureMirror(r: Running): Promise<void> {
     if (this.stopped || r.stopping || this.running.get(r.key) !== r) return;
+    if (!this.host.reachable(r.node)) return; // made when the node is Ready again (nodeReady)
     const { namespace, name } = r.pod.metadata;
     try {
       const node = await this.host.api.request<{ metadata?: { uid?: string } }>('GET', `/api/v1/nodes/${r.node}`);
@@ -252,66 +281,88 @@ export class StaticPods {
       } catch (err) {
         if (!(err instanceof ApiError && err.code === 409)) throw err;
         const there = await this.host.api.request<Pod>('GET', `/api/v1/namespaces/${namespace}/pods/${name}`);
+        // A pod of the same name that is no mirror is never ours to delete (mirror_client.go returns the error).
+        if (!isMirrorPod(there)) throw new ApiError(`pods "${name}" already exists and is not a mirror pod`, 409);
         if (there.metadata.annotations?.[MIRROR_ANNOTATION] !== r.hash || there.metadata.deletionTimestamp) {
-          await this.deleteMirror(namespace, name, there.metadata.uid);
+          await this.deleteMirror(namespace, name, there.metadata.uid, r.node);
           throw new Error('an outdated mirror pod was in the way; deleted');
         }
         r.mirrorUid = there.metadata.uid;
       }
       r.worker.resendStatus();
     } catch (err) {
-      if (!(err instanceof ApiError && err.code === 403)) this.host.log(`static pod ${r.key}: mirror pod: ${(err as Error).message}; retrying`);
-      else this.host.log(`static pod ${r.key}: mirror pod refused: ${err.message}`);
-      this.retryMirror(r);
+      // A refusal (4xx) is retried slowly; an unreachable or failing API server every second.
+      const refused = err instanceof ApiError && err.code >= 400 && err.code < 500;
+      this.host.log(`static pod ${r.key}: mirror pod${refused ? ' refused' : ''}: ${(err as Error).message}; retrying`);
+      this.retryMirror(r, refused ? 10 * MIRROR_RETRY_MS : MIRROR_RETRY_MS);
     }
   }
 
-  private retryMirror(r: Running): void {
+  private retryMirror(r: Running, ms = MIRROR_RETRY_MS): void {
     if (this.stopped || r.stopping || r.mirrorTimer) return;
     r.mirrorTimer = setTimeout(() => {
       r.mirrorTimer = undefined;
-      void this.chain(r.key, () => this.ensureMirror(r));
-    }, MIRROR_RETRY_MS);
+      void this.mirrorWork(r.key, () => this.ensureMirror(r));
+    }, ms);
   }
 
-  private async deleteMirror(namespace: string, name: string, uid: string | undefined): Promise<void> {
+  /** Deletes the mirror pod (uid: that one; none: whichever mirror pod has the name, never a pod that is not one). */
+  private async deleteMirror(namespace: string, name: string, uid: string | undefined, node: string): Promise<void> {
+    if (!this.host.reachable(node)) return;
     try {
-      await this.host.api.request('DELETE', `/api/v1/namespaces/${namespace}/pods/${name}`, { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, ...(uid ? { preconditions: { uid } } : {}) });
+      if (!uid) {
+        const there = await this.host.api.request<Pod>('GET', `/api/v1/namespaces/${namespace}/pods/${name}`);
+        if (!isMirrorPod(there)) return;
+        uid = there.metadata.uid;
+      }
+      await this.host.api.request('DELETE', `/api/v1/namespaces/${namespace}/pods/${name}`, { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: { uid } });
     } catch (err) {
       if (!(err instanceof ApiError && (err.code === 404 || err.code === 409))) this.host.log(`mirror pod ${namespace}/${name}: delete: ${(err as Error).message}`);
     }
   }
 
-  /** A mirror pod of one of our nodes as the API shows it: one being deleted, outdated or orphaned goes (and comes back if its file is there). */
+  /**
+   * A mirror pod of one of our nodes as the API shows it: its status goes back to the worker
+   * (conditions as the API has them: a NotReady mark, transition times); one being deleted, of
+   * another hash or orphaned is deleted (and made again while its file is there) — but not while
+   * a pod of that name is still stopping or not yet started (the kubelet waits for it).
+   */
   mirrorSeen(pod: Pod): void {
     if (!this.scanned || this.stopped) return;
     const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
     const r = this.running.get(key);
-    const current = r && !r.stopping && pod.metadata.annotations?.[MIRROR_ANNOTATION] === r.hash;
+    if (r && (r.stopping || !r.started)) return;
+    const current = r && pod.metadata.annotations?.[MIRROR_ANNOTATION] === r.hash;
     if (current && !pod.metadata.deletionTimestamp) {
       r.mirrorUid = pod.metadata.uid;
+      r.worker.observeStatus(pod.status);
       return;
     }
-    void this.chain(key, () => this.deleteMirror(pod.metadata.namespace, pod.metadata.name, pod.metadata.uid));
+    const node = pod.spec?.nodeName ?? r?.node ?? '';
+    void this.mirrorWork(key, () => this.deleteMirror(pod.metadata.namespace, pod.metadata.name, pod.metadata.uid, node));
   }
 
   /** A mirror pod was removed from the API: made again while its static pod runs. */
   mirrorGone(pod: Pod): void {
     const r = this.running.get(`${pod.metadata.namespace}/${pod.metadata.name}`);
-    if (!r || r.stopping || (r.mirrorUid && r.mirrorUid !== pod.metadata.uid)) return;
+    if (!r || r.stopping || !r.started || (r.mirrorUid && r.mirrorUid !== pod.metadata.uid)) return;
     r.mirrorUid = undefined;
     this.retryMirror(r);
   }
 
-  /** Stops watching and stops every static pod (the cluster is going away). */
+  /** The node is reachable again: its static pods' mirrors are made (or checked). */
+  nodeReady(node: string): void {
+    for (const r of this.running.values()) if (r.node === node && r.started && !r.stopping) this.retryMirror(r, 0);
+  }
+
+  /** Stops watching and stops every static pod (the cluster is going away), grace capped by `grace`. */
   async shutdown(grace: (pod: Pod) => number): Promise<void> {
     this.stopped = true;
     for (const w of this.watchers) w.close();
     if (this.timer) clearInterval(this.timer);
+    for (const r of this.running.values()) if (r.mirrorTimer) clearTimeout(r.mirrorTimer);
     await this.scan.catch(() => undefined);
-    await Promise.all([...this.running.values()].map((r) => {
-      if (r.mirrorTimer) clearTimeout(r.mirrorTimer);
-      return r.worker.terminate(grace(r.pod), false);
-    }));
+    await Promise.all([...this.alive].map((w) => w.terminate(grace(w.pod), false)));
+    await Promise.all([...this.chains.values()]);
   }
 }
