@@ -18,7 +18,7 @@ import { PluginError, VerificationError } from '../errors.js';
 import type { BackupRecord } from '../backup/record.js';
 import { MAX_SIDECAR_BYTES } from '../backup/record.js';
 import { TempPlaintext } from '../crypt/plaintext.js';
-import { leaseDownload } from '../restore/downloads.js';
+import { downloadsDirOf, leaseDownload } from '../restore/downloads.js';
 import { parseS3Url, s3Url, type ObjectStore } from './location.js';
 import { openS3Store } from './s3.js';
 
@@ -151,7 +151,7 @@ export async function readForRestore(src: { url: string; name: string; record?: 
 
 /** `<stateDir>/downloads` (0700), made when missing. */
 async function downloadsDir(stateDir: string): Promise<string> {
-  const dir = join(stateDir, 'downloads');
+  const dir = downloadsDirOf(stateDir);
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (err) {

@@ -50,7 +50,7 @@ export class Kubelet {
 
   constructor(private readonly dir: string, private readonly sim: SimInfo, private readonly api: ApiClient, private readonly log: (m: string) => void) {
     this.network = new PodNetwork(sim.id, sim.podCIDR);
-    this.heartbeats = new NodeHeartbeats(api, sim.nodes, log, sim.hostnameLabels === 'differ', (node) => this.network.nodeIP(Math.max(0, sim.nodes.indexOf(node))));
+    this.heartbeats = new NodeHeartbeats(api, sim.nodes, log, sim.hostnameLabels === 'differ', (node) => this.network.nodeIP(this.nodeIndex(node)));
     this.staticPods = new StaticPods({
       dir, nodes: sim.nodes, api, log,
       worker: (pod) => {
@@ -61,6 +61,11 @@ export class Kubelet {
       grace: (pod) => this.grace(pod),
       reachable: (node) => !this.notReadyNodes.has(node),
     });
+  }
+
+  /** A node's place in sim.json's list: its address on the pod bridge (network.ts nodeIP). */
+  private nodeIndex(node: string): number {
+    return Math.max(0, this.sim.nodes.indexOf(node));
   }
 
   /** Every running worker: the API's pods and the static pods. */
@@ -167,8 +172,8 @@ export class Kubelet {
   private workerContext(): PodWorkerContext {
     return {
       dir: this.dir, api: this.api, network: this.network, localVolumes: this.localVolumes, log: this.log,
-      hostIP: (node: string) => this.network.nodeIP(Math.max(0, this.sim.nodes.indexOf(node))),
-      nodeNet: (node: string) => this.network.nodeNet(Math.max(0, this.sim.nodes.indexOf(node))),
+      hostIP: (node: string) => this.network.nodeIP(this.nodeIndex(node)),
+      nodeNet: (node: string) => this.network.nodeNet(this.nodeIndex(node)),
       hosts: (pod: Pod, ip: string) => renderHosts(pod, ip, [...this.pods.values()], [...this.services.values()]),
       event: (pod: Pod, type: 'Normal' | 'Warning', reason: string, message: string) => this.event(pod, type, reason, message),
     };
