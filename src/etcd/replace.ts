@@ -139,6 +139,24 @@ function isDone(st: EphemeralState): boolean {
   return st.kind === 'terminated' && st.exitCode === 0;
 }
 
+/**
+ * The pod's join container a run before started and this one goes on with: the last one, while it
+ * runs or starts, or once it ended well if the journal names its member ID. A join that ended well
+ * without a journal naming it belongs to a replace that finished (its journal removed) with the pod
+ * kept, as when the member came back on the swapped data before the pod was deleted: a later
+ * replace of that member (--force) must start anew, not take that member's ID for its own.
+ */
+export function underwayJoin(pod: V1Pod, journal: Pick<Journal, 'newId'> | undefined): ({ name: string; id: string; state: EphemeralState }) | undefined {
+  const last = joinContainers(pod).at(-1);
+  if (!last) return undefined;
+  const state = ephemeralState(pod, last.name);
+  // A join container that cannot start (image pull, config error) is failed, not under way.
+  if (stuckWaiting(state)) return undefined;
+  if (state.kind === 'running' || state.kind === 'waiting') return { ...last, state };
+  if (isDone(state) && journal?.newId !== undefined && journal.newId === last.id) return { ...last, state };
+  return undefined;
+}
+
 /** Lists the members through a healthy member. */
 export async function listMembers(run: ContainerCommand, asker: EtcdMember): Promise<LiveMember[]> {
   const r = await run(memberContainer(asker), memberList({ ...targetOf(asker), commandTimeout: '5s' }).argv);
@@ -429,12 +447,7 @@ async function decide(deps: ReplaceDeps, topology: EtcdTopology, rows: Row[], op
   if (!target || !askerRow) throw early ?? new PluginError('no other member is healthy', 'kubectl etcd restore --help');
   const live = await listMembers(deps.run, askerRow.member);
   const pod = await getPod(deps.kube, topology.namespace, opts.pod);
-  const joins = joinContainers(pod);
-  const last = joins.at(-1);
-  const lastState = last ? ephemeralState(pod, last.name) : undefined;
-  // A join container that cannot start (image pull, config error) is failed, not under way.
-  const stuck = lastState !== undefined && stuckWaiting(lastState);
-  const underway = last && lastState && !stuck && (lastState.kind === 'running' || lastState.kind === 'waiting' || (lastState.kind === 'terminated' && lastState.exitCode === 0)) ? { ...last, state: lastState } : undefined;
+  const underway = underwayJoin(pod, journal);
   const entry = liveEntryOf(target.member, live);
   const paths = replacePaths(keptCopiesDirOf(target.member), opts.stamp);
   // The join runs a shell script in the member's image (a distroless etcd image has none). Asked of
