@@ -1,6 +1,6 @@
 /**
  * A throwaway pod of ours (a schedule's reader pod, a drill pod): created, waited for until every
- * container runs, and deleted on every way out — return, error, and SIGINT/SIGTERM/SIGHUP/SIGQUIT
+ * container runs, and deleted on every way out (waited for until gone, its emptyDir with it, except on a signal) — return, error, and SIGINT/SIGTERM/SIGHUP/SIGQUIT
  * (deleted, then the plugin exits 128+N). A pod the plugin could not delete (SIGKILL) must end by
  * itself: its manifest sets activeDeadlineSeconds.
  */
@@ -8,6 +8,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { PluginError } from '../errors.js';
 import type { KubeContext } from './client.js';
 import { apiError } from './errors.js';
+import { waitForPodGone } from './pods.js';
 
 /** How the pod is named in messages, and what to tell a user whose pod does not start. */
 export interface ThrowawayPodOptions {
@@ -20,6 +21,8 @@ export interface ThrowawayPodOptions {
   warn(line: string): void;
 }
 
+/** How long a deleted pod may take to be gone (its grace period is a few seconds) before a warning. */
+const GONE_TIMEOUT_MS = 60_000;
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 const EXIT_CODES: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGQUIT: 131, SIGTERM: 143 };
 
@@ -28,17 +31,23 @@ export async function withThrowawayPod<T>(kube: KubeContext, manifest: V1Pod, op
   const name = manifest.metadata!.name!;
   const namespace = manifest.metadata!.namespace!;
   let made = false;
-  const close = async () => {
+  // wait: until the pod is gone (its emptyDir, which may hold a snapshot, with it); not on a signal.
+  const close = async (wait: boolean) => {
     if (!made) return;
     made = false;
     // Its own grace period (short, in the manifest): its emptyDir goes with it.
-    await kube.core.deleteNamespacedPod({ name, namespace }).catch((err: unknown) => {
-      if ((err as { code?: number }).code === 404) return;
+    const deleted = await kube.core.deleteNamespacedPod({ name, namespace }).then((p) => p as V1Pod | undefined, (err: unknown) => {
+      if ((err as { code?: number }).code === 404) return undefined;
       opts.warn(`could not delete ${opts.what}: ${apiError(err, `pod "${name}"`).message}; kubectl delete pod ${name} -n ${namespace} does (it ends by itself within an hour)`);
+      return undefined;
+    });
+    if (!wait || !deleted) return;
+    await waitForPodGone(kube, namespace, name, GONE_TIMEOUT_MS, deleted.metadata?.uid).catch(() => {
+      opts.warn(`${opts.what} is deleted but not gone after ${GONE_TIMEOUT_MS / 1000} s; kubectl get pod ${name} -n ${namespace} shows it`);
     });
   };
   const onSignal = (sig: NodeJS.Signals) => {
-    void close().finally(() => process.exit(EXIT_CODES[sig] ?? 1));
+    void close(false).finally(() => process.exit(EXIT_CODES[sig] ?? 1));
   };
   for (const sig of SIGNALS) process.once(sig, onSignal);
   try {
@@ -54,7 +63,7 @@ export async function withThrowawayPod<T>(kube: KubeContext, manifest: V1Pod, op
     return await use();
   } finally {
     for (const sig of SIGNALS) process.off(sig, onSignal);
-    await close();
+    await close(true);
   }
 }
 
