@@ -4,6 +4,8 @@
  * and discovery + etcdctl builders run against the live pod objects.
  */
 import type { V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { confirmMembers, discoverTopology, parseMemberList, type EtcdPodLister } from '../../src/etcd/discovery/index.js';
 import { endpointHealth, memberList, targetOf } from '../../src/etcd/etcdctl.js';
@@ -157,14 +159,37 @@ describe.each(fixtures)('fixture $fixture on etcd $etcd', (f) => {
   }
 
   if (f.layout === 'kubeadm') {
-    it('static-style pods sit on their nodes with certs and data on the node hostPath; the image has no tar', async () => {
+    it('static pods from each node\'s manifests: mirror pods owned by their Node, on the node\'s network and IP, certs and data on the node; the image has no tar', async () => {
       expect(topology.members.map((m) => m.node)).toEqual(['node-1', 'node-2', 'node-3']);
       const r = await execIn('etcd-node-2', ['sh', '-c', 'echo /etc/kubernetes/pki/etcd/*; echo /var/lib/etcd/*']);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain('/etc/kubernetes/pki/etcd/healthcheck-client.crt');
       expect(r.stdout).toContain('/var/lib/etcd/member');
+      expect(existsSync(join(cluster.dir, 'nodes/node-2/hostpath/var/lib/etcd/member/wal'))).toBe(true);
+      expect(readdirSync(join(cluster.dir, 'nodes/node-2/hostpath/etc/kubernetes/manifests')).sort()).toEqual(['etcd.yaml', 'kube-apiserver.yaml']);
       const tar = await execIn('etcd-node-2', ['tar', '--version']);
       expect(tar.code).not.toBe(0);
+      type P = { metadata: { name: string; annotations: Record<string, string>; ownerReferences: Array<{ kind: string; name: string }> }; spec: { nodeName: string; hostNetwork?: boolean }; status: { podIP: string; hostIP: string } };
+      const pods = (JSON.parse(ok(await cluster.kubectl(['-n', 'kube-system', 'get', 'pods', '-o', 'json']))) as { items: P[] }).items;
+      const nodes = JSON.parse(ok(await cluster.kubectl(['get', 'nodes', '-o', 'json']))) as { items: Array<{ metadata: { name: string }; status: { addresses: Array<{ type: string; address: string }> } }> };
+      const ipOf = (n: string) => nodes.items.find((x) => x.metadata.name === n)!.status.addresses.find((a) => a.type === 'InternalIP')!.address;
+      expect(pods.map((p) => p.metadata.name).sort()).toEqual(['etcd-node-1', 'etcd-node-2', 'etcd-node-3', 'kube-apiserver-node-1', 'kube-apiserver-node-2', 'kube-apiserver-node-3']);
+      for (const p of pods) {
+        expect(p.metadata.annotations['kubernetes.io/config.mirror']).toBeTruthy();
+        expect(p.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'Node', name: p.spec.nodeName })]);
+        expect(p.spec.hostNetwork).toBe(true);
+        expect([p.status.podIP, p.status.hostIP]).toEqual([ipOf(p.spec.nodeName), ipOf(p.spec.nodeName)]);
+      }
+      // kubeadm's etcd names its node's IP in its peer URL (the member list says so too).
+      const member = topology.members.find((m) => m.pod === 'etcd-node-2')!;
+      expect(member.peerUrl).toBe(`https://${ipOf('node-2')}:2380`);
+    });
+
+    it('kube-apiserver of every node writes through its own node\'s etcd (https://127.0.0.1:2379)', async () => {
+      const k = '/etc/kubernetes/pki/etcd';
+      const keys = ok(await execIn('etcd-node-1', ['etcdctl', '--endpoints=https://127.0.0.1:2379', `--cacert=${k}/ca.crt`, `--cert=${k}/healthcheck-client.crt`, `--key=${k}/healthcheck-client.key`,
+        'get', '--prefix', '/registry/sim-heartbeat/', '--keys-only']));
+      expect(keys.split('\n').filter(Boolean).map((x) => x.replace(/^.*\//, '')).sort()).toEqual(['node-1', 'node-2', 'node-3']);
     });
   }
 });

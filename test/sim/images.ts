@@ -140,6 +140,11 @@ function imageTable(minor: EtcdMinor = DEFAULT_ETCD_MINOR): ImageSpec[] {
     };
   };
   const distroless = { files: { ...ETCD_BINS }, cmd: ['/usr/local/bin/etcd'], shell: false, etcd: true };
+  // The stand-in of images/kube-apiserver.mjs (it serves no API).
+  const apiserver = {
+    files: { '/usr/local/bin/kube-apiserver': `${STANDIN_DIR}kube-apiserver.mjs`, '/usr/local/bin/node': process.execPath },
+    entrypoint: ['/usr/local/bin/kube-apiserver'], shell: false,
+  };
   return [
     spec('gcr.io/gke-on-prem-release/etcd', { files: fullEtcd, cmd: ['/usr/local/bin/etcd'], etcd: true }),
     spec('gcr.io/gke-on-prem-release/etcd-util', { files: fullEtcd, cmd: ['/bin/sh'], etcd: true }),
@@ -155,13 +160,9 @@ function imageTable(minor: EtcdMinor = DEFAULT_ETCD_MINOR): ImageSpec[] {
     spec('quay.io/coreos/etcd', distroless),
     spec('docker.io/library/busybox', { files: busyboxApplets(['sh', 'tar', 'chroot', ...COREUTILS]), cmd: ['sh'] }),
     spec('docker.io/library/alpine', { files: busyboxApplets(['sh', 'tar', 'chroot', ...COREUTILS]), cmd: ['/bin/sh'] }),
-    spec('gcr.io/gke-on-prem-release/kube-apiserver', {
-      files: {
-        '/usr/local/bin/kube-apiserver': `${STANDIN_DIR}kube-apiserver.mjs`,
-        '/usr/local/bin/node': process.execPath,
-      },
-      entrypoint: ['/usr/local/bin/kube-apiserver'], shell: false,
-    }),
+    spec('gcr.io/gke-on-prem-release/kube-apiserver', apiserver),
+    // kubeadm's (fixtures/kubeadm.ts): its manifest runs `kube-apiserver`, found on PATH.
+    spec('registry.k8s.io/kube-apiserver', apiserver),
   ];
 }
 

@@ -7,7 +7,8 @@ import { fixtureLister } from '../sim/fixtures/pods.js';
 
 const anthosCluster = 'kube-etcd-0=https://kube-etcd-0.kube-etcd:2380,kube-etcd-1=https://kube-etcd-1.kube-etcd:2380,kube-etcd-2=https://kube-etcd-2.kube-etcd:2380';
 const bitnamiHost = (i: number) => `etcd-${i}.etcd-headless.etcd.svc.cluster.local`;
-const kubeadmHost = (n: number) => `etcd-node-${n}.etcd.kube-system.svc.cluster.local`;
+// kubeadm's static pods name the node's IP (node-1 the top of the default pod CIDR, then down: test/sim/nodeaddr.ts).
+const kubeadmHost = (n: number) => `10.88.255.${255 - n}`;
 const certs = '/etcd.local.config/certificates';
 
 // Pods are generated from the fixtures' own manifests, so fixture and discovery cannot drift apart.

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { etcdBinaries, etcdRelease, tagMinor } from '../sim/etcd-versions.js';
 import { loadFixtureBuild, parseFixtureSpec, withFixtureOption } from '../sim/fixtures/index.js';
 import { pullImage } from '../sim/images.js';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -52,8 +52,16 @@ describe('etcd images by tag', () => {
 
 describe('the etcd option of every fixture', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fixture-etcd-'));
-  const imagesOf = async (spec: string) =>
-    JSON.stringify((await loadFixtureBuild(spec, { dir })).objects).match(/"image":"[^"]+"/g)!.map((m) => m.slice(9, -1));
+  // The images of the API objects, and of the static pod files a fixture writes on its nodes (kubeadm).
+  const imagesOf = async (spec: string) => {
+    const build = await loadFixtureBuild(spec, { dir });
+    const fromApi = JSON.stringify(build.objects).match(/"image":"[^"]+"/g)?.map((m) => m.slice(9, -1)) ?? [];
+    const files = build.staticPods ? readdirSync(join(dir, 'nodes')).flatMap((n) => {
+      const d = join(dir, 'nodes', n, 'hostpath/etc/kubernetes/manifests');
+      return readdirSync(d).map((f) => readFileSync(join(d, f), 'utf8'));
+    }) : [];
+    return [...fromApi, ...files.flatMap((t) => [...t.matchAll(/^\s*image: (\S+)$/gm)].map((m) => m[1]!))];
+  };
 
   it.each(['anthos', 'single', 'bitnami', 'kubeadm'])('%s: 3.4 by default, etcd=3.5 tags every etcd image 3.5.x', async (name) => {
     const release = etcdRelease('3.5');

@@ -50,9 +50,15 @@ function ownerStatefulSet(pod: V1Pod): string | undefined {
   return pod.metadata?.ownerReferences?.find((o) => o.kind === 'StatefulSet' && o.controller !== false)?.name;
 }
 
+/**
+ * The workload a pod belongs to (`kind/name` of its owner). A static pod's mirror is owned by its
+ * Node (the kubelet sets that owner, kubelet pod/mirror_client.go; NodeRestriction requires it): the
+ * static pods of kubeadm's members, one per node, are one workload, as pods without owner are.
+ */
 function ownerOf(pod: V1Pod): string | undefined {
   const o = pod.metadata?.ownerReferences?.find((r) => r.controller !== false) ?? pod.metadata?.ownerReferences?.[0];
-  return o ? `${o.kind.toLowerCase()}/${o.name}` : undefined;
+  if (!o || (o.kind === 'Node' && o.apiVersion === 'v1')) return undefined;
+  return `${o.kind.toLowerCase()}/${o.name}`;
 }
 
 function byName(a: V1Pod, b: V1Pod): number {
@@ -117,7 +123,7 @@ async function groupWorkload(lister: EtcdPodLister, ns: string, pods: V1Pod[], w
     groups.set(key, [...(groups.get(key) ?? []), p]);
   }
   if (groups.size > 1) {
-    const names = [...groups.keys()].map((k) => (k === 'pods' ? 'pods without owner' : k)).join(', ');
+    const names = [...groups.keys()].map((k) => (k === 'pods' ? 'pods without owner (or static pods)' : k)).join(', ');
     throw new UsageError(`found ${groups.size} etcd workloads in namespace "${ns}": ${names}`, 'pass --statefulset, --pod or -l to choose one');
   }
   const [key, members] = [...groups.entries()][0]!;

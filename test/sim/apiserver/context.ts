@@ -1,6 +1,7 @@
 // What the parts of the simulated API server's HTTP layer share (server.ts builds it once): the
 // options it was started with, the served types, the REST layer over the object store, the bearer
 // token users and the audit log file; and authentication of a request by its bearer token.
+import type { ApiGate } from './gate.js';
 import type { IncomingMessage } from 'node:http';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +29,8 @@ export interface ServerContext {
   auditFile: string;
   /** The Kubernetes version it pretends to be (DIR/sim.json serverVersion; 1.32 when absent). */
   serverVersion: ServerMinor;
+  /** Set on a server that follows kubeadm's kube-apiserver static pods (gate.ts). */
+  gate?: ApiGate;
 }
 
 /** The shared state for a server started with opts. */

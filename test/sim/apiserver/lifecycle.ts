@@ -1,7 +1,7 @@
 // `sim up` and `sim down`: bring a cluster's processes up in order and wait until it is usable,
 // or stop them all and report anything left behind.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { V1Node, V1Pod, V1StatefulSet, V1Status } from '@kubernetes/client-node';
 import type { Json } from '../json.js';
@@ -10,6 +10,7 @@ import { clientConfig, readSimConfig, writeClusterFiles, type HostnameLabels } f
 import { prepareBundles } from '../bundle.js';
 import { COMPONENTS, componentPresent, mountsUnder, processesMentioning, REPO_ROOT, runningPid, startComponent, stopComponent } from './procs.js';
 import type { ServerMinor } from './discovery.js';
+import { GATE_FILE } from './gate.js';
 
 /** Options of `sim up`. */
 export interface UpOptions {
@@ -90,7 +91,8 @@ async function createObjects(cfg: ClientConfig, objects: object[]): Promise<Set<
   return namespaces;
 }
 
-async function waitPodsReady(cfg: ClientConfig, dir: string, namespaces: Set<string>, timeoutMs: number): Promise<void> {
+/** Waits until every pod of the namespaces is Ready, and each expected one (a static pod's mirror, which comes when the kubelet makes it) is there. */
+async function waitPodsReady(cfg: ClientConfig, dir: string, namespaces: Set<string>, timeoutMs: number, expected: Map<string, Set<string>> = new Map()): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let notReady: string[] = [];
   while (Date.now() < deadline) {
@@ -98,10 +100,14 @@ async function waitPodsReady(cfg: ClientConfig, dir: string, namespaces: Set<str
     let total = 0;
     for (const ns of namespaces) {
       const r = await call(cfg, 'GET', `/api/v1/namespaces/${ns}/pods`);
-      for (const p of (r.body as ListBody<V1Pod>)?.items ?? []) {
+      const items = (r.body as ListBody<V1Pod>)?.items ?? [];
+      for (const p of items) {
         if (p.status?.phase === 'Succeeded') continue;
         total++;
         if (!isReady(p)) notReady.push(`${ns}/${p.metadata!.name} (${p.status?.phase ?? 'Unknown'})`);
+      }
+      for (const name of expected.get(ns) ?? []) {
+        if (!items.some((p) => p.metadata?.name === name)) notReady.push(`${ns}/${name} (no mirror pod yet)`);
       }
     }
     if (!notReady.length && total > 0) return;
@@ -117,6 +123,10 @@ interface FixtureBuild {
   followUps: { path: string; patch: object }[];
   /** Merge patches to apply before the objects are created. */
   setup?: { path: string; patch: object }[];
+  /** Mirror pods of the static pods it wrote: waited for by name. */
+  staticPods?: { namespace: string; pods: string[] };
+  /** The API server follows the fixture's kube-apiserver static pods once they are Ready (gate.ts). */
+  apiServerGate?: boolean;
 }
 
 async function loadFixtureBuild(name: string, dir: string): Promise<FixtureBuild> {
@@ -172,7 +182,9 @@ export async function up(opts: UpOptions): Promise<void> {
   }
   if (started.includes('kubelet')) await waitNodesReady(cfg, dir, sim.nodes, opts.readyTimeoutMs);
   const namespaces = new Set<string>();
+  rmSync(join(dir, GATE_FILE), { force: true });
   const builds: FixtureBuild[] = [];
+  const expected = new Map<string, Set<string>>();
   for (const f of opts.fixtures) {
     const build = await loadFixtureBuild(f, dir);
     builds.push(build);
@@ -181,11 +193,18 @@ export async function up(opts: UpOptions): Promise<void> {
       if (r.code >= 300) throw new Error(`fixture setup ${s.path} failed: ${(r.body as Json<V1Status> | undefined)?.message ?? r.code}`);
     }
     for (const ns of await createObjects(cfg, build.objects)) namespaces.add(ns);
+    if (build.staticPods) {
+      namespaces.add(build.staticPods.namespace);
+      const names = expected.get(build.staticPods.namespace) ?? new Set<string>();
+      for (const p of build.staticPods.pods) names.add(p);
+      expected.set(build.staticPods.namespace, names);
+    }
   }
   if (namespaces.size && started.includes('kubelet')) {
-    await waitPodsReady(cfg, dir, namespaces, opts.readyTimeoutMs);
+    await waitPodsReady(cfg, dir, namespaces, opts.readyTimeoutMs, expected);
     for (const b of builds.filter((x) => x.followUps.length)) await applyFollowUps(cfg, dir, b, namespaces, opts.readyTimeoutMs);
   }
+  if (builds.some((b) => b.apiServerGate)) writeFileSync(join(dir, GATE_FILE), `${JSON.stringify({ since: new Date().toISOString() })}\n`);
   opts.log(`cluster ${sim.id} ready in ${dir}: https://127.0.0.1:${sim.port}, nodes ${sim.nodes.join(', ')}, ` +
     `components ${started.join(', ')}${opts.fixtures.length ? `, fixtures ${opts.fixtures.join(', ')}` : ''}`);
   opts.log(`export KUBECONFIG=${join(dir, 'kubeconfig')}`);
@@ -195,6 +214,8 @@ export async function up(opts: UpOptions): Promise<void> {
 export async function down(dirArg: string, log: (line: string) => void): Promise<string[]> {
   const dir = resolve(dirArg);
   const sim = readSimConfig(dir);
+  // The API stays open while the kubelet stops the static kube-apiservers (and updates what it must).
+  rmSync(join(dir, GATE_FILE), { force: true });
   for (const c of [...COMPONENTS].reverse()) {
     const grace = c.name === 'kubelet' ? 60_000 : 10_000;
     if (await stopComponent(dir, c.name, grace)) log(`${c.name} did not stop on SIGTERM and was killed`);

@@ -4,6 +4,7 @@
 // pod streams by GET to streamroutes.ts, watches to watch.ts and every other resource request,
 // with its decoded body, to resources.ts. Failures are answered as metav1.Status errors. What
 // admission adds to a request (warnings, audit annotations) is kept in its RequestNotes (notes.ts).
+// On a kubeadm cluster the health paths and every resource request follow etcd's quorum (gate.ts).
 // Differences from a real API server: no anonymous access; the audit log is the simulator's own
 // one-line format (audit.ts), written when the answer ends or the connection closes.
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -15,6 +16,7 @@ import { RequestNotes } from './notes.js';
 import { parseRequestInfo, type RequestInfo } from './requestinfo.js';
 import { checkAccess, resolveResource, resourceReply } from './resources.js';
 import { ApiError, unsupportedMediaType } from './status.js';
+import { unhealthyBody } from './gate.js';
 import { isPodStreamGet, servePodStreamGet } from './streamroutes.js';
 import { wantsTable } from './table.js';
 import { serveWatch } from './watch.js';
@@ -62,8 +64,9 @@ function auditWhenAnswered(file: string, res: ServerResponse, info: RequestInfo,
 async function route(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, info: RequestInfo, path: string,
   query: URLSearchParams, notes: RequestNotes): Promise<void> {
   if (['/healthz', '/readyz', '/livez'].includes(path)) {
-    res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
-    res.end('ok');
+    const healthy = ctx.gate?.healthy ?? true;
+    res.writeHead(healthy ? 200 : 500, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+    res.end(healthy ? 'ok' : unhealthyBody(path));
     return;
   }
   const user = authenticate(ctx, req);
@@ -73,6 +76,8 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
     sendReply(res, nonResourceReply(ctx, info, String(req.headers.accept ?? '')));
     return;
   }
+  // Every resource request reads or writes the store: without etcd's quorum it waits, then fails (gate.ts).
+  await ctx.gate?.needStore();
   if (isPodStreamGet(info, req.method)) {
     await servePodStreamGet(ctx, req, res, user, info, query);
     return;
@@ -80,6 +85,7 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
   const def = resolveResource(ctx, info);
   checkAccess(ctx, user, info, def);
   if (info.verb === 'watch') {
+    ctx.gate?.trackWatch(res);
     serveWatch(res, ctx.opts.store, def, info.namespace, query, wantsTable(req.headers.accept));
     return;
   }

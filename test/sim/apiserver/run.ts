@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ensureCA, issueCert } from '../pki.js';
 import { builtinResources } from './registry.js';
 import { seedCluster } from './seed.js';
-import { createApiServer } from './server.js';
+import { createApiServer, listenOn } from './server.js';
 import { ObjectStore } from './store.js';
 
 /** Starts the API server for the cluster in dir (port from DIR/sim.json); resolves once it listens. */
@@ -18,10 +18,8 @@ export async function runApiServer(dir: string): Promise<{ close(): Promise<void
   const store = new ObjectStore(join(dir, 'state'));
   store.open();
   seedCluster(store, builtinResources());
-  const { server, close } = createApiServer({ dir, port: sim.port, cert: serving.cert, key: serving.key, store });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(sim.port, '127.0.0.1', () => resolve());
-  });
+  const { server, gate, close } = createApiServer({ dir, port: sim.port, cert: serving.cert, key: serving.key, store });
+  await listenOn(server, sim.port);
+  gate.start();
   return { close: async () => { await close(); store.close(); } };
 }

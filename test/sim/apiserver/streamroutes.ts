@@ -85,6 +85,8 @@ export function serveUpgrade(ctx: ServerContext, req: IncomingMessage, socket: D
       const user = authenticate(ctx, req);
       if (!user) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
       userName = user.name;
+      await ctx.gate?.needStore();
+      ctx.gate?.trackStream(socket);
       await podStream(ctx, req, user, info, query, { socket, head }, sendStatus);
       if (!answered) writeAudit(ctx.auditFile, userName, info, 101, req.url, {}, received);
     } catch (err) {

@@ -5,8 +5,9 @@
 // <prefix>/sim-heartbeat/<hostname> every 100 ms through etcd's v3 JSON gateway (/v3/kv/put), and
 // answers /readyz, /livez and /healthz on --secure-port (HTTPS when --tls-cert-file and
 // --tls-private-key-file are given, plain HTTP otherwise) with 200 only while the last write
-// succeeded within a second. Other flags are accepted and ignored.
-import { readFileSync } from 'node:fs';
+// succeeded within a second; and records that last success in /sim-apiserver.json (apiserver/gate.ts).
+// Other flags are accepted and ignored.
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
@@ -52,12 +53,24 @@ function put(server) {
   });
 }
 
+// The last write that went through, for the simulator's API server to follow (apiserver/gate.ts);
+// written beside and renamed, so it is never read half-written. A root it may not write is skipped.
+function record() {
+  try {
+    writeFileSync('/sim-apiserver.json.tmp', JSON.stringify({ lastOk }));
+    renameSync('/sim-apiserver.json.tmp', '/sim-apiserver.json');
+  } catch {
+    // not root, or a read-only root: nothing follows this one
+  }
+}
+
 async function beat() {
   const server = servers[next++ % servers.length];
   try {
     await put(server);
     if (Date.now() - lastOk > 2000) console.log(`heartbeat to ${server} ok`);
     lastOk = Date.now();
+    record();
   } catch (err) {
     console.error(`heartbeat to ${server} failed: ${err.message}`);
   }

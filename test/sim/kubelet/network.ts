@@ -10,6 +10,7 @@
 // namespace holds only its hostNetwork pods (no kubelet, no sshd).
 import { createHash } from 'node:crypto';
 import { must, run } from './host.js';
+import { cidrOf, intToIp, ipToInt, nodeHostOf } from '../nodeaddr.js';
 
 /** A pod's network namespace and address. */
 export interface PodNet {
@@ -18,13 +19,6 @@ export interface PodNet {
   ip: string;
 }
 
-function ipToInt(ip: string): number {
-  return ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
-}
-
-function intToIp(n: number): string {
-  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
-}
 
 /** The bridge end of a pod's veth pair, named after its namespace (`ks<id>-<hash>` → `v<hash>`). */
 export function vethName(netns: string): string {
@@ -39,9 +33,7 @@ export class PodNetwork {
   readonly bridgeNetns: string;
 
   constructor(private readonly id: string, podCIDR = '10.88.0.0/16') {
-    const [addr, len] = podCIDR.split('/');
-    this.prefix = Number(len ?? 16);
-    this.base = ipToInt(addr) - (ipToInt(addr) % 2 ** (32 - this.prefix));
+    ({ base: this.base, prefix: this.prefix } = cidrOf(podCIDR));
     this.bridgeNetns = `ks${id}-br`;
   }
 
@@ -68,7 +60,7 @@ export class PodNetwork {
   }
 
   private nodeHost(index: number): number {
-    return 2 ** (32 - this.prefix) - 2 - index;
+    return nodeHostOf(this.prefix, index);
   }
 
   /** Reserves the nodes' addresses, so that no pod is given one. */

@@ -1,0 +1,97 @@
+/**
+ * The kubeadm control plane of the test cluster (fixtures/kubeadm.ts): etcd and kube-apiserver as
+ * static pods of three control-plane nodes, and the API server the clients reach tied to them
+ * (apiserver/gate.ts). What a kubeadm restore has to live with, seen through real kubectl: the
+ * runbook's first step (move etcd.yaml out on every node) takes the API with it; the pods keep
+ * running; moving kube-apiserver.yaml out too closes the port; moving them back brings it back.
+ */
+import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
+import { isAlive } from '../sim/apiserver/streams/runtime.js';
+
+const NODES = ['node-1', 'node-2', 'node-3'];
+let cluster: SimCluster;
+
+beforeAll(async () => {
+  requireRoot();
+  requireCommand('kubectl', 'install kubectl 1.30 or newer');
+  requireCommand('etcd', 'run apt-get install -y etcd-server etcd-client');
+  cluster = await startCluster({ fixtures: ['kubeadm'] });
+}, 400_000);
+
+afterAll(async () => {
+  // Whatever a failed test left aside goes back, so that `down` stops every static pod.
+  for (const n of NODES) for (const f of ['etcd.yaml', 'kube-apiserver.yaml']) {
+    if (existsSync(aside(n, f))) renameSync(aside(n, f), manifest(n, f));
+  }
+  await cluster?.down();
+}, 180_000);
+
+const root = (node: string) => join(cluster.dir, 'nodes', node, 'hostpath');
+const manifest = (node: string, file: string) => join(root(node), 'etc/kubernetes/manifests', file);
+const aside = (node: string, file: string) => join(root(node), 'etc/kubernetes', file);
+
+/** Polls until fn returns a value. */
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** The host pid of a static pod's container, as the kubelet publishes it. */
+function pidOf(pod: string, container: string): number | null {
+  const file = join(cluster.dir, 'runtime/pods/kube-system', pod, `${container}.json`);
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { pid: number | null }).pid : null;
+}
+
+describe('the API server follows the kube-apiserver static pods and their etcd', () => {
+  it('the naive runbook: etcd.yaml moved out on every node; kubectl gets "etcdserver: request timed out", exec fails, the pods run on; kube-apiserver.yaml out too: connection refused; both back: the API serves again', async () => {
+    const get = () => cluster.kubectl(['-n', 'kube-system', 'get', 'pods', '-o', 'name'], { timeoutMs: 30_000 });
+    expect(ok(await get()).split('\n').filter(Boolean).sort()).toEqual(NODES.flatMap((n) => [`pod/etcd-${n}`, `pod/kube-apiserver-${n}`]).sort());
+    const apiservers = NODES.map((n) => pidOf(`kube-apiserver-${n}`, 'kube-apiserver'));
+    expect(apiservers.every((p) => isAlive(p))).toBe(true);
+
+    // Step 1 of the manual restore: stop etcd on every control-plane node.
+    for (const n of NODES) renameSync(manifest(n, 'etcd.yaml'), aside(n, 'etcd.yaml'));
+    await waitFor('every etcd stopped', async () => NODES.every((n) => !isAlive(pidOf(`etcd-${n}`, 'etcd'))), 90_000);
+    const timedOut = await waitFor('kubectl to fail for want of etcd', async () => {
+      const r = await get();
+      return r.code !== 0 ? r : undefined;
+    }, 30_000);
+    expect(timedOut.stderr).toMatch(/^Error from server: etcdserver: request timed out$/m);
+    // A plugin that meant to exec into a member now cannot: the API cannot read the pod.
+    const exec = await cluster.kubectl(['-n', 'kube-system', 'exec', 'kube-apiserver-node-1', '--', 'true'], { timeoutMs: 30_000 });
+    expect(exec.code).not.toBe(0);
+    expect(exec.stderr).toMatch(/etcdserver: request timed out/);
+    const readyz = await cluster.kubectl(['get', '--raw', '/readyz'], { timeoutMs: 30_000 });
+    expect(readyz.code).not.toBe(0);
+    // The kube-apiservers run on (kubeadm gives them a long liveness allowance), unchanged.
+    expect(NODES.map((n) => pidOf(`kube-apiserver-${n}`, 'kube-apiserver'))).toEqual(apiservers);
+    expect(apiservers.every((p) => isAlive(p))).toBe(true);
+
+    // Step 2: stop the API servers too. The port closes.
+    for (const n of NODES) renameSync(manifest(n, 'kube-apiserver.yaml'), aside(n, 'kube-apiserver.yaml'));
+    const refused = await waitFor('the API port to close', async () => {
+      const r = await get();
+      return /was refused/.test(r.stderr) ? r : undefined;
+    }, 90_000);
+    expect(refused.stderr).toMatch(/The connection to the server 127\.0\.0\.1:\d+ was refused - did you specify the right host or port\?/);
+
+    // Back: etcd first, then the API servers; the API serves again, every mirror pod Ready.
+    for (const n of NODES) renameSync(aside(n, 'etcd.yaml'), manifest(n, 'etcd.yaml'));
+    for (const n of NODES) renameSync(aside(n, 'kube-apiserver.yaml'), manifest(n, 'kube-apiserver.yaml'));
+    await waitFor('the API to serve again', async () => (await get()).code === 0, 120_000);
+    await waitFor('every mirror pod Ready', async () => {
+      const r = await cluster.kubectl(['-n', 'kube-system', 'get', 'pods', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}']);
+      const lines = r.stdout.split('\n').filter(Boolean);
+      return r.code === 0 && lines.length === 6 && lines.every((l) => l.endsWith('=True'));
+    }, 120_000);
+    expect(ok(await cluster.kubectl(['get', '--raw', '/readyz']))).toBe('ok');
+  }, 600_000);
+});
