@@ -1,0 +1,233 @@
+/**
+ * The node agent of a kubeadm restore (issue 18): the POSIX sh script a privileged pod runs on
+ * each control-plane node, by itself, while the API server is gone with the etcd it serves. It
+ * does that node's part of the manual runbook (RUNBOOKS.md, kubeadm; kubernetes.io
+ * tasks/administer-cluster/configure-upgrade-etcd "Restoring an etcd cluster"):
+ *
+ *   stop     move kube-apiserver.yaml, then etcd.yaml, out of the kubelet's manifest folder
+ *            into KEEP (beside it, same filesystem), and wait until the local etcd no longer
+ *            answers (the kubelet stopped it);
+ *   restore  restore the snapshot (already on the node, its sha256 checked before the window)
+ *            into WORK/restored with this member's name and peer URL, the shared initial
+ *            cluster and a new token (etcdutl from 3.5, with --bump-revision --mark-compacted;
+ *            etcdctl on 3.4);
+ *   swap     move DATA/member aside to DATA/member.pre-restore-STAMP (kept, never deleted) and
+ *            the restored member dir in, marked with its stamp (DATA/member/kubectl-etcd-restored);
+ *   start    put etcd.yaml back, wait until the local etcd answers, put kube-apiserver.yaml back.
+ *
+ * Each step reads the node first, so a run cut off anywhere (the pod killed, the node rebooted)
+ * finishes when run again; `rollback` puts the node back as it was from any point (the restored
+ * data kept aside as DATA/member.restored-STAMP). A node whose etcd does not stop (its kubelet
+ * down) gets its manifests back and fails with nothing else changed. The outcome goes to
+ * WORK/outcome (`restored`, `rolled-back`, `failed: <why>`) and each step to WORK/log, on the
+ * node's disk: the plugin reads them once the API is back (the agent pod may be gone by then: a
+ * restored API server does not know a pod made after the snapshot, and its kubelet stops it).
+ *
+ * Written for dash and busybox sh with mv, rm, mkdir, sleep, date, cat and the etcd image's own
+ * etcdctl/etcdutl. Every value is a positional argument, never part of the script text.
+ */
+import { shellQuote } from '../../etcd/shell.js';
+import { TOOLS_FUNCTION } from '../manifests.js';
+
+/** Where a member's restore keeps its work on the node (the data dir's filesystem: renames are atomic). */
+export function agentWorkDir(dataDir: string, stamp: string): string {
+  return `${dataDir.replace(/\/+$/, '')}/kubectl-etcd-restore-${stamp}`;
+}
+
+/** Where the agent keeps the manifests it moved out (beside the manifest folder, which the kubelet reads). */
+export function agentKeepDir(manifestDir: string, stamp: string): string {
+  const parent = manifestDir.replace(/\/+$/, '').replace(/\/[^/]*$/, '') || '/';
+  return `${parent === '/' ? '' : parent}/kubectl-etcd-restore-${stamp}`;
+}
+
+/** The outcome an agent recorded. */
+export type AgentOutcome = { kind: 'restored' } | { kind: 'rolled-back' } | { kind: 'failed'; why: string } | { kind: 'none' };
+
+/** Reads WORK/outcome as the script writes it. */
+export function parseAgentOutcome(text: string | undefined): AgentOutcome {
+  const line = (text ?? '').split('\n')[0]!.trim();
+  if (line === 'restored' || line === 'rolled-back') return { kind: line };
+  if (line.startsWith('failed: ')) return { kind: 'failed', why: line.slice('failed: '.length) };
+  return { kind: 'none' };
+}
+
+/** What one node's agent needs. Paths are the node's own (the agent pod mounts them at the same place). */
+export interface AgentOptions {
+  mode: 'restore' | 'rollback';
+  stamp: string;
+  /** The member's name (kubeadm: the node name). */
+  name: string;
+  /** Its peer URLs, comma-separated (kubeadm: https://NODE-IP:2380). */
+  peerUrls: string;
+  /** The restored cluster's members, NAME=URL,… */
+  initialCluster: string;
+  /** A token no cluster on these machines has used. */
+  token: string;
+  /** The member's data dir (kubeadm: /var/lib/etcd). */
+  dataDir: string;
+  /** The kubelet's static pod folder (kubeadm: /etc/kubernetes/manifests). */
+  manifestDir: string;
+  /** The snapshot on the node. */
+  snapshot: string;
+  /** Which tool restores: etcdutl (3.5+, with the revision bump) or etcdctl (3.4). */
+  tool: 'etcdutl' | 'etcdctl';
+  /** --bump-revision for etcdutl (0: none). */
+  bumpRevision: number;
+  /** The local member's client URL and TLS files, for `etcdctl endpoint status` (answered without quorum). */
+  endpoint: string;
+  tls: { caFile?: string; certFile?: string; keyFile?: string };
+  /** How long etcd may take to stop, and to answer once started (s). */
+  stopTimeoutSeconds: number;
+  startTimeoutSeconds: number;
+  /**
+   * Where etcdctl/etcdutl run: `direct` on this container's PATH (an etcd image with a shell), or
+   * `tools`: the pod's etcd-tools container, through the shared process namespace (restore/manifests.ts toolsExec).
+   */
+  via: 'direct' | 'tools';
+}
+
+/** The files the agent moves out and back, in the order they are moved out. */
+export const AGENT_MANIFESTS = ['kube-apiserver.yaml', 'etcd.yaml'] as const;
+
+/** The marker in a restored member dir: the stamp of the restore that put it there. */
+export const RESTORED_MARKER = 'kubectl-etcd-restored';
+
+/** The agent's argv: `sh -c SCRIPT sh ARGS…`. */
+export function agentArgv(o: AgentOptions): string[] {
+  return ['sh', '-c', AGENT_SCRIPT, 'sh', o.mode, o.stamp, o.name, o.peerUrls, o.initialCluster, o.token, o.dataDir, o.manifestDir,
+    o.snapshot, o.tool, String(o.bumpRevision), o.endpoint, o.tls.caFile ?? '', o.tls.certFile ?? '', o.tls.keyFile ?? '',
+    String(o.stopTimeoutSeconds), String(o.startTimeoutSeconds), o.via];
+}
+
+/** The same, as one shell command line (for logs and the plan; every word quoted). */
+export function agentCommandLine(o: AgentOptions): string {
+  return agentArgv(o).map(shellQuote).join(' ');
+}
+
+export const AGENT_SCRIPT = [
+  'set -u',
+  'mode=$1 stamp=$2 name=$3 peers=$4 cluster=$5 token=$6 data=$7 manifests=$8 snapshot=$9',
+  'shift 9',
+  'tool=$1 bump=$2 endpoint=$3 cacert=$4 cert=$5 key=$6 stop_timeout=$7 start_timeout=$8 via=$9',
+  'if [ "$via" = tools ]; then',
+  ...TOOLS_FUNCTION.map((l) => `  ${l}`),
+  'else',
+  '  etcd_tool() { "$@"; }',
+  'fi',
+  'work="$data/kubectl-etcd-restore-$stamp"',
+  'keep="${manifests%/*}/kubectl-etcd-restore-$stamp"',
+  'aside="$data/member.pre-restore-$stamp"',
+  'restored_aside="$data/member.restored-$stamp"',
+  'marker=' + RESTORED_MARKER,
+  'mkdir -p "$work" "$keep" || { echo "failed: cannot make $work or $keep" >&2; exit 1; }',
+  'log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $*" >> "$work/log"; echo "$*" >&2; }',
+  'outcome() { echo "$1" > "$work/outcome.tmp" && mv -f "$work/outcome.tmp" "$work/outcome"; }',
+  'fail() { log "failed: $*"; outcome "failed: $*"; exit 1; }',
+  // etcdctl endpoint status is answered by the local member alone (no quorum needed).
+  'answers() {',
+  '  set -- --endpoints="$endpoint" --command-timeout=2s --dial-timeout=2s',
+  '  [ -n "$cacert" ] && set -- "$@" --cacert="$cacert"',
+  '  [ -n "$cert" ] && set -- "$@" --cert="$cert" --key="$key"',
+  '  ETCDCTL_API=3 etcd_tool etcdctl "$@" endpoint status >/dev/null 2>&1',
+  '}',
+  'is_restored() { j=""; [ -f "$data/member/$marker" ] && read -r j < "$data/member/$marker"; [ "$j" = "$stamp" ]; }',
+  // Moves a manifest out (into keep) when it is in the manifest folder; fails when it is in neither.
+  'take_out() {',
+  '  if [ -f "$manifests/$1" ]; then mv -f "$manifests/$1" "$keep/$1" || fail "cannot move $manifests/$1 to $keep"; log "moved $manifests/$1 to $keep"',
+  '  elif [ ! -f "$keep/$1" ]; then fail "$1 is neither in $manifests nor in $keep"; fi',
+  '}',
+  'put_back() {',
+  '  if [ -f "$keep/$1" ] && [ ! -f "$manifests/$1" ]; then mv "$keep/$1" "$manifests/$1" || fail "cannot put $1 back into $manifests"; log "put $1 back into $manifests"; fi',
+  '}',
+  // Stopped: no answer three times in a row, a second apart.
+  'wait_stopped() {',
+  '  t=0 quiet=0',
+  '  while [ "$quiet" -lt 3 ]; do',
+  '    if answers; then quiet=0; else quiet=$((quiet + 1)); fi',
+  '    [ "$quiet" -ge 3 ] && return 0',
+  '    [ "$t" -ge "$stop_timeout" ] && return 1',
+  '    sleep 1; t=$((t + 1))',
+  '  done',
+  '}',
+  'wait_answers() {',
+  '  t=0',
+  '  until answers; do',
+  '    [ "$t" -ge "$start_timeout" ] && return 1',
+  '    sleep 1; t=$((t + 1))',
+  '  done',
+  '}',
+  // Both manifests back (etcd first, then kube-apiserver once etcd answers, or after the wait).
+  'start() {',
+  '  put_back etcd.yaml',
+  '  if wait_answers; then log "etcd answers on $endpoint"; started=1; else log "etcd does not answer on $endpoint after $start_timeout s"; started=0; fi',
+  '  put_back kube-apiserver.yaml',
+  '}',
+  'stop() {',
+  '  take_out kube-apiserver.yaml',
+  '  take_out etcd.yaml',
+  '  if ! wait_stopped; then',
+  '    put_back etcd.yaml; put_back kube-apiserver.yaml',
+  '    fail "etcd on this node still answers $stop_timeout s after its manifest was moved out (is its kubelet running?); the manifests are back, its data untouched"',
+  '  fi',
+  '  log "etcd stopped"',
+  '}',
+  'case "$mode" in',
+  'restore)',
+  '  if [ -f "$work/outcome" ] && [ "$(cat "$work/outcome")" = restored ] && is_restored && [ -f "$manifests/etcd.yaml" ] && [ -f "$manifests/kube-apiserver.yaml" ]; then log "restored already"; exit 0; fi',
+  '  rm -f "$work/outcome"',
+  // A run cut off after the swap goes on from there: the restored member is not stopped again.
+  '  if ! is_restored; then',
+  '    stop',
+  '    [ -f "$snapshot" ] || { start; fail "the snapshot $snapshot is not on this node; the manifests are back, its data untouched"; }',
+  '    rm -rf "$work/restored"',
+  '    if [ "$tool" = etcdutl ]; then',
+  '      set -- snapshot restore "$snapshot" --name="$name" --initial-cluster="$cluster" --initial-cluster-token="$token" --initial-advertise-peer-urls="$peers" --data-dir="$work/restored"',
+  '      [ "$bump" -gt 0 ] && set -- "$@" --bump-revision="$bump" --mark-compacted',
+  '      etcd_tool etcdutl "$@" > "$work/restore.out" 2>&1',
+  '    else',
+  '      ETCDCTL_API=3 etcd_tool etcdctl snapshot restore "$snapshot" --name="$name" --initial-cluster="$cluster" --initial-cluster-token="$token" --initial-advertise-peer-urls="$peers" --data-dir="$work/restored" > "$work/restore.out" 2>&1',
+  '    fi',
+  '    rc=$?',
+  '    if [ "$rc" -ne 0 ] || [ ! -d "$work/restored/member" ]; then',
+  '      why=$(tail -n 1 "$work/restore.out" 2>/dev/null)',
+  '      start',
+  '      fail "$tool snapshot restore failed (exit $rc: $why); the manifests are back, its data untouched"',
+  '    fi',
+  '    echo "$stamp" > "$work/restored/member/$marker" || { start; fail "cannot write to $work/restored/member"; }',
+  '    log "restored the snapshot into $work/restored"',
+  '    if [ -d "$data/member" ] && [ ! -e "$aside" ]; then',
+  '      mv "$data/member" "$aside" || { start; fail "cannot move $data/member aside"; }',
+  '      log "moved $data/member to $aside (kept)"',
+  '    elif [ -d "$data/member" ]; then',
+  '      start; fail "$data/member and $aside are both there: not the restore this run left; the manifests are back, nothing moved"',
+  '    fi',
+  '    mv "$work/restored/member" "$data/member" || fail "cannot move the restored data to $data/member (the old data is at $aside); run the restore again, or roll back"',
+  '    log "the restored data is $data/member"',
+  '  fi',
+  '  start',
+  '  [ "$started" = 1 ] || fail "etcd did not answer on $endpoint $start_timeout s after it was started on the restored data"',
+  '  outcome restored; log "restored"',
+  '  ;;',
+  'rollback)',
+  '  if [ -f "$work/outcome" ] && [ "$(cat "$work/outcome")" = rolled-back ] && [ -f "$manifests/etcd.yaml" ]; then log "rolled back already"; exit 0; fi',
+  '  rm -f "$work/outcome"',
+  // etcd is stopped only when its data must change: the restored data in place, or none there.
+  '  if is_restored || { [ ! -e "$data/member" ] && [ -d "$aside" ]; }; then',
+  '    stop',
+  '    if is_restored; then',
+  '      [ -e "$restored_aside" ] && { start; fail "$restored_aside is there already; the manifests are back, nothing moved"; }',
+  '      mv "$data/member" "$restored_aside" || { start; fail "cannot move the restored data aside"; }',
+  '      log "moved the restored data to $restored_aside (kept)"',
+  '    fi',
+  '    if [ ! -e "$data/member" ] && [ -d "$aside" ]; then',
+  '      mv "$aside" "$data/member" || fail "cannot move $aside back to $data/member"',
+  '      log "moved $aside back to $data/member"',
+  '    fi',
+  '  fi',
+  '  start',
+  '  [ "$started" = 1 ] || fail "etcd did not answer on $endpoint $start_timeout s after it was started on its old data"',
+  '  outcome rolled-back; log "rolled back"',
+  '  ;;',
+  '*) echo "unknown mode $mode" >&2; exit 2 ;;',
+  'esac',
+].join('\n');
