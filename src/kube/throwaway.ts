@@ -42,8 +42,11 @@ export async function withThrowawayPod<T>(kube: KubeContext, manifest: V1Pod, op
       return undefined;
     });
     if (!wait || !deleted) return;
-    await waitForPodGone(kube, namespace, name, GONE_TIMEOUT_MS, deleted.metadata?.uid).catch(() => {
-      opts.warn(`${opts.what} is deleted but not gone after ${GONE_TIMEOUT_MS / 1000} s; kubectl get pod ${name} -n ${namespace} shows it`);
+    await waitForPodGone(kube, namespace, name, GONE_TIMEOUT_MS, deleted.metadata?.uid).catch((err: unknown) => {
+      const timedOut = /timed out|did not|after \d+ ?s/i.test((err as Error).message);
+      opts.warn(timedOut
+        ? `${opts.what} is deleted but not gone after ${GONE_TIMEOUT_MS / 1000} s; kubectl get pod ${name} -n ${namespace} shows it`
+        : `could not see ${opts.what} go: ${apiError(err, `pod "${name}"`).message}; kubectl get pod ${name} -n ${namespace} shows it`);
     });
   };
   const onSignal = (sig: NodeJS.Signals) => {

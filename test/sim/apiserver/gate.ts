@@ -4,7 +4,7 @@
 // stopping etcd takes the API with it. The simulator's API server keeps its own store, so it
 // follows the stand-ins (images/kube-apiserver.mjs, which write a heartbeat key through their
 // node's etcd every 100 ms and record the last success in /sim-apiserver.json in their root):
-//  - serving: some stand-in runs and wrote through etcd within the last 3 s;
+//  - serving: some stand-in runs and wrote through etcd within the last 8 s;
 //  - no quorum: stand-ins run, none can write. Health paths answer 500 "[-]etcd failed: reason
 //    withheld" (kubernetes/minikube#8427); a request that needs the store waits up to
 //    SIM_ETCD_TIMEOUT_MS (3 s; a real one waits for etcd's own timeout) for quorum, then gets a
@@ -33,8 +33,12 @@ export const GATE_FILE = 'apiserver-gate.json';
 /** Where a stand-in records its last write through etcd, in its root (images/kube-apiserver.mjs). */
 export const STANDIN_STATUS = 'sim-apiserver.json';
 const POLL_MS = 250;
-/** A stand-in serves while its last write is younger than this (its own readiness allows 1 s; a busy machine's lag is not lost quorum). */
-const FRESH_MS = 3000;
+/**
+ * A stand-in serves while its last write is younger than this. Its own readiness allows 1 s; here a
+ * busy machine's lag must not read as lost quorum (etcd itself answers "request timed out" only
+ * after about 7 s: 5 s plus twice the election timeout), in clusters other tests share.
+ */
+const FRESH_MS = 8000;
 
 export type GateState = 'serving' | 'no-quorum' | 'down';
 
@@ -65,8 +69,8 @@ export function standInState(dir: string, now = Date.now()): GateState {
 /** The gate of one API server: what request handlers ask, and the loop that opens and closes the port. */
 export class ApiGate {
   state: GateState = 'serving';
-  private on = false;
   private timer?: NodeJS.Timeout;
+  private stopped = false;
   private readonly waiters = new Set<() => void>();
   private readonly watches = new Set<ServerResponse>();
   private readonly streams = new Set<Duplex>();
@@ -82,39 +86,41 @@ export class ApiGate {
       } catch (err) {
         console.error(`apiserver gate: ${(err as Error).message}`);
       }
-      this.timer = setTimeout(() => void tick(), POLL_MS);
+      if (!this.stopped) this.timer = setTimeout(() => void tick(), POLL_MS);
     };
     void tick();
   }
 
   stop(): void {
+    this.stopped = true;
     clearTimeout(this.timer);
   }
 
   private async poll(): Promise<void> {
-    this.on = existsSync(join(this.dir, GATE_FILE));
-    const next: GateState = this.on ? standInState(this.dir) : 'serving';
-    if (next === this.state) return;
-    const was = this.state;
-    this.state = next;
-    console.log(`apiserver gate: ${was} → ${next}`);
-    if (next !== 'serving') {
-      for (const w of this.watches) w.end();
-      this.watches.clear();
+    const on = existsSync(join(this.dir, GATE_FILE));
+    const next: GateState = on ? standInState(this.dir) : 'serving';
+    if (next !== this.state) {
+      console.log(`apiserver gate: ${this.state} → ${next}`);
+      this.state = next;
+      if (next !== 'serving') {
+        for (const w of this.watches) w.end();
+        this.watches.clear();
+      }
+      if (next === 'serving') {
+        for (const w of this.waiters) w();
+        this.waiters.clear();
+      }
     }
+    // The port follows the state on every poll: an open that failed (the port taken meanwhile) is tried again.
     if (next === 'down' && this.listening) {
       this.listening = false;
       this.server.close();
       this.server.closeAllConnections();
       for (const s of this.streams) s.destroy();
       this.streams.clear();
-    } else if (next !== 'down' && !this.listening) {
+    } else if (next !== 'down' && !this.listening && !this.stopped) {
       await this.listen();
       this.listening = true;
-    }
-    if (next === 'serving') {
-      for (const w of this.waiters) w();
-      this.waiters.clear();
     }
   }
 

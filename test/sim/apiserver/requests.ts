@@ -76,14 +76,16 @@ async function route(ctx: ServerContext, req: IncomingMessage, res: ServerRespon
     sendReply(res, nonResourceReply(ctx, info, String(req.headers.accept ?? '')));
     return;
   }
-  // Every resource request reads or writes the store: without etcd's quorum it waits, then fails (gate.ts).
-  await ctx.gate?.needStore();
+  // Every resource request reads or writes the store: without etcd's quorum it waits, then fails
+  // (gate.ts); after authorization, which a real server decides from its caches.
   if (isPodStreamGet(info, req.method)) {
+    await ctx.gate?.needStore();
     await servePodStreamGet(ctx, req, res, user, info, query);
     return;
   }
   const def = resolveResource(ctx, info);
   checkAccess(ctx, user, info, def);
+  await ctx.gate?.needStore();
   if (info.verb === 'watch') {
     ctx.gate?.trackWatch(res);
     serveWatch(res, ctx.opts.store, def, info.namespace, query, wantsTable(req.headers.accept));

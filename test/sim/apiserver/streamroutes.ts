@@ -67,6 +67,8 @@ export async function servePodStreamGet(ctx: ServerContext, req: IncomingMessage
 /** The server's 'upgrade' handler: a pod stream over WebSocket, or a Status error on the socket. */
 export function serveUpgrade(ctx: ServerContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   const received = new Date();
+  // Cut with every other connection when the API goes down (gate.ts), from its first byte on.
+  ctx.gate?.trackStream(socket);
   void (async () => {
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
     const query = url.searchParams;
@@ -86,7 +88,6 @@ export function serveUpgrade(ctx: ServerContext, req: IncomingMessage, socket: D
       if (!user) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
       userName = user.name;
       await ctx.gate?.needStore();
-      ctx.gate?.trackStream(socket);
       await podStream(ctx, req, user, info, query, { socket, head }, sendStatus);
       if (!answered) writeAudit(ctx.auditFile, userName, info, 101, req.url, {}, received);
     } catch (err) {

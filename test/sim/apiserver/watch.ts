@@ -23,7 +23,12 @@ export function serveWatch(res: ServerResponse, store: ObjectStore, def: Resourc
   const rvParam = query.get('resourceVersion');
   res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' });
   res.flushHeaders();
-  const write = (type: string, object: unknown) => res.write(JSON.stringify({ type, object }) + '\n');
+  // Nothing is written once the answer has ended (its timeout, or the gate ending it): a store event
+  // between that and 'close' would be a write after end, an error nothing handles.
+  const write = (type: string, object: unknown) => {
+    if (res.writableEnded || res.destroyed) return;
+    res.write(JSON.stringify({ type, object }) + '\n');
+  };
   const send = (type: string, obj: StoredObject) => write(type, asTable ? toTable(def, [obj]) : obj);
   let backlog: StoreEvent[] = [];
   if (!rvParam || rvParam === '0') {
@@ -54,8 +59,10 @@ export function serveWatch(res: ServerResponse, store: ObjectStore, def: Resourc
   const timeoutSec = Number(query.get('timeoutSeconds') ?? 1800) || 1800;
   const timer = setTimeout(() => res.end(), timeoutSec * 1000);
   timer.unref();
-  res.on('close', () => {
+  const stop = () => {
     clearTimeout(timer);
     unsubscribe();
-  });
+  };
+  res.on('finish', stop);
+  res.on('close', stop);
 }
