@@ -172,6 +172,16 @@ function options(node: Node, mode: AgentOptions['mode'], snapshot: string, stamp
   };
 }
 
+/** Writes /k/a, snapshots it into the restore's work dir (where the plugin puts it on the node), then writes /k/b. */
+function seed(node: Node, stamp: string): string {
+  node.ctl(['put', '/k/a', '1']);
+  const snapshot = join(node.data, `kubectl-etcd-restore-${stamp}`, 'snapshot.db');
+  mkdirSync(dirname(snapshot), { recursive: true });
+  node.ctl(['snapshot', 'save', snapshot]);
+  node.ctl(['put', '/k/b', '2']);
+  return snapshot;
+}
+
 const outcomeOf = (node: Node, stamp: string) => parseAgentOutcome(readFileSync(join(node.data, `kubectl-etcd-restore-${stamp}`, 'outcome'), 'utf8'));
 const manifestsIn = (node: Node) => readdirSync(node.manifests).sort();
 
@@ -185,11 +195,7 @@ describe.each(['3.4', '3.5'] as EtcdMinor[])('the kubeadm node agent on etcd %s'
     it(`${sh.name}: restores the snapshot in place of the member's data (kept aside), manifests back; again: nothing to do; rollback: the old data back`, async () => {
       const node = await Node.make(minor);
       try {
-        node.ctl(['put', '/k/a', '1']);
-        const snapshot = join(node.data, 'kubectl-etcd-restore-s1', 'snapshot.db');
-        mkdirSync(dirname(snapshot), { recursive: true });
-        node.ctl(['snapshot', 'save', snapshot]);
-        node.ctl(['put', '/k/b', '2']);
+        const snapshot = seed(node, 's1');
         const revBefore = Number(JSON.parse(node.ctl(['get', '/k/a', '-w', 'json'])).header.revision);
 
         const r = await runAgent(sh, options(node, 'restore', snapshot, 's1'));
@@ -225,11 +231,7 @@ describe.each(['3.4', '3.5'] as EtcdMinor[])('the kubeadm node agent on etcd %s'
     it.runIf(every)(`${sh.name}: killed once etcd stopped (restoring, or swapping), run again it finishes`, async () => {
       const node = await Node.make(minor);
       try {
-        node.ctl(['put', '/k/a', '1']);
-        const snapshot = join(node.data, 'kubectl-etcd-restore-s2', 'snapshot.db');
-        mkdirSync(dirname(snapshot), { recursive: true });
-        node.ctl(['snapshot', 'save', snapshot]);
-        node.ctl(['put', '/k/b', '2']);
+        const snapshot = seed(node, 's2');
         const cut = await runAgent(sh, options(node, 'restore', snapshot, 's2'), (line, kill) => { if (/^etcd stopped$/.test(line)) kill(); });
         expect(cut.code).toBeNull();
         // The node as the kill left it (the kill lands during the restore or the swap): etcd
@@ -247,11 +249,7 @@ describe.each(['3.4', '3.5'] as EtcdMinor[])('the kubeadm node agent on etcd %s'
     it.runIf(every)(`${sh.name}: a node whose kubelet does not stop etcd: the manifests go back, its data untouched, the outcome says why`, async () => {
       const node = await Node.make(minor);
       try {
-        node.ctl(['put', '/k/a', '1']);
-        const snapshot = join(node.data, 'kubectl-etcd-restore-s3', 'snapshot.db');
-        mkdirSync(dirname(snapshot), { recursive: true });
-        node.ctl(['snapshot', 'save', snapshot]);
-        node.ctl(['put', '/k/b', '2']);
+        const snapshot = seed(node, 's3');
         const pid = node.pid;
         node.paused = true;
         const r = await runAgent(sh, { ...options(node, 'restore', snapshot, 's3'), stopTimeoutSeconds: 3 });
