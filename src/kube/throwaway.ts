@@ -1,8 +1,9 @@
 /**
  * A throwaway pod of ours (a schedule's reader pod, a drill pod): created, waited for until every
- * container runs, and deleted on every way out (waited for until gone, its emptyDir with it, except on a signal) — return, error, and SIGINT/SIGTERM/SIGHUP/SIGQUIT
- * (deleted, then the plugin exits 128+N). A pod the plugin could not delete (SIGKILL) must end by
- * itself: its manifest sets activeDeadlineSeconds.
+ * container runs, and deleted on every way out — return, error, and SIGINT/SIGTERM/SIGHUP/SIGQUIT
+ * (deleted, then the plugin exits 128+N). Except on a signal, the command waits until the pod is
+ * gone, its emptyDir (which may hold a snapshot) with it. A pod the plugin could not delete
+ * (SIGKILL) must end by itself: its manifest sets activeDeadlineSeconds.
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import { PluginError } from '../errors.js';
