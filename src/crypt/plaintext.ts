@@ -45,7 +45,7 @@ export function sweepStalePlaintext(dir: string): string[] {
   for (const name of names) {
     // A plaintext copy, or a restore drill's directory (verify/drill.ts) whose member was killed with it.
     const m = /^(?:plaintext|drill)-(.+)_(\d+)-[0-9a-f]+(\.db(\.partial)?)?$/.exec(name);
-    if (!m || m[1] !== hostTag() || alive(Number(m[2]))) continue;
+    if (!m || m[1] !== hostTag() || isLive(Number(m[2]))) continue;
     try {
       rmSync(join(dir, name), { recursive: true, force: true });
       removed.push(name);
@@ -56,8 +56,13 @@ export function sweepStalePlaintext(dir: string): string[] {
   return removed;
 }
 
-function alive(pid: number): boolean {
-  if (pid === process.pid) return true;
+/** This process, or another live one. */
+function isLive(pid: number): boolean {
+  return pid === process.pid || pidAlive(pid);
+}
+
+/** Whether a process with this pid runs on this machine (one we may not signal counts). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

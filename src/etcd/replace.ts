@@ -153,7 +153,7 @@ export function underwayJoin(pod: V1Pod, journal: Pick<Journal, 'newId'> | undef
   // A join container that cannot start (image pull, config error) is failed, not under way.
   if (stuckWaiting(state)) return undefined;
   if (state.kind === 'running' || state.kind === 'waiting') return { ...last, state };
-  if (isDone(state) && journal?.newId !== undefined && journal.newId === last.id) return { ...last, state };
+  if (isDone(state) && journal?.newId === last.id) return { ...last, state };
   return undefined;
 }
 

@@ -110,8 +110,11 @@ export async function waitForPods(kube: PodWatchAccess, opts: WaitForPodsOptions
   }
 }
 
+/** A wait for pods that ran out of time (not a failed request). */
+export class PodWaitTimeout extends PluginError {}
+
 function timeout(opts: WaitForPodsOptions): PluginError {
-  return new PluginError(
+  return new PodWaitTimeout(
     `timed out after ${Math.round(opts.timeoutMs / 1000)}s waiting for ${opts.what} in namespace "${opts.namespace}"`,
     `check \`kubectl get pods -n ${opts.namespace}\` and \`kubectl describe pod\``,
   );

@@ -9,7 +9,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { PluginError } from '../errors.js';
 import type { KubeContext } from './client.js';
 import { apiError } from './errors.js';
-import { waitForPodGone } from './pods.js';
+import { PodWaitTimeout, waitForPodGone } from './pods.js';
 
 /** How the pod is named in messages, and what to tell a user whose pod does not start. */
 export interface ThrowawayPodOptions {
@@ -44,8 +44,7 @@ export async function withThrowawayPod<T>(kube: KubeContext, manifest: V1Pod, op
     });
     if (!wait || !deleted) return;
     await waitForPodGone(kube, namespace, name, GONE_TIMEOUT_MS, deleted.metadata?.uid).catch((err: unknown) => {
-      const timedOut = /timed out|did not|after \d+ ?s/i.test((err as Error).message);
-      opts.warn(timedOut
+      opts.warn(err instanceof PodWaitTimeout
         ? `${opts.what} is deleted but not gone after ${GONE_TIMEOUT_MS / 1000} s; kubectl get pod ${name} -n ${namespace} shows it`
         : `could not see ${opts.what} go: ${apiError(err, `pod "${name}"`).message}; kubectl get pod ${name} -n ${namespace} shows it`);
     });

@@ -12,6 +12,8 @@
  */
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { pidAlive } from '../crypt/plaintext.js';
+import { isJournalFileName } from './journal-find.js';
 
 const LEASE = /^(.*)\.lease-(\d+)$/;
 
@@ -25,21 +27,16 @@ export async function leaseDownload(copy: string): Promise<void> {
   await writeFile(`${copy}.lease-${process.pid}`, '', { mode: 0o600 });
 }
 
+/** Another live restore (ours are given back by the caller). */
 function alive(pid: number): boolean {
-  if (pid === process.pid) return false; // ours are given back by the caller
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return pid !== process.pid && pidAlive(pid);
 }
 
 /** The snapshot paths the restore journals in the state dir name (every namespace; the journal's and its plan's). */
 async function journalSnapshots(stateDir: string): Promise<Set<string>> {
   const paths = new Set<string>();
   for (const f of await readdir(stateDir)) {
-    if (!/^restore-.*\.json(\.tmp)?$/.test(f)) continue;
+    if (!isJournalFileName(f)) continue;
     const state = JSON.parse(await readFile(join(stateDir, f), 'utf8')) as { snapshot?: { path?: unknown }; plan?: { snapshot?: { path?: unknown } } };
     for (const p of [state.snapshot?.path, state.plan?.snapshot?.path]) if (typeof p === 'string') paths.add(resolve(p));
   }

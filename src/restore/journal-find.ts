@@ -16,6 +16,11 @@ export function journalFile(stateDir: string, namespace: string, workload: strin
   return join(stateDir, `restore-${namespace}_${workload}.json`);
 }
 
+/** Whether a file of the state dir is a restore journal (journalFile's name, or the temp file it is written through). */
+export function isJournalFileName(name: string): boolean {
+  return /^restore-.*\.json(\.tmp)?$/.test(name);
+}
+
 /** Default state dir: $KUBECTL_ETCD_STATE_DIR, else ~/.kube/kubectl-etcd. */
 export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.KUBECTL_ETCD_STATE_DIR || join(homedir(), '.kube', 'kubectl-etcd');

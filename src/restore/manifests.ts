@@ -193,9 +193,6 @@ const FIND_TOOLS = [
 // the volumes are mounted there at the same paths as here.
 const EXEC_IN_TOOLS = 'PATH=${path#PATH=}; PATH=${PATH:-/usr/local/bin:/usr/bin:/bin} exec "$c" "/proc/$p/root" "$@"';
 
-/** A shell function `etcd_tool ARGV…` that runs ARGV in the etcd-tools container (FIND_TOOLS, then the tool in a subshell). */
-export const TOOLS_FUNCTION = ['etcd_tool() {', ...FIND_TOOLS.map((l) => `  ${l}`), `  (${EXEC_IN_TOOLS})`, '}'];
-
 // $1: the restore dir; the rest: the restore argv.
 const VIA_TOOLS = ['d=$1; shift', ...FIND_TOOLS, 'rm -rf "$d"', EXEC_IN_TOOLS].join('\n');
 

@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { agentArgv, parseAgentOutcome, type AgentOptions } from '../../src/restore/kubeadm/agent.js';
+import { agentArgv, agentWorkDir, parseAgentOutcome, type AgentOptions } from '../../src/restore/kubeadm/agent.js';
 import { freePort } from '../helpers/etcd.js';
 import { etcdBinaries, type EtcdMinor } from '../sim/etcd-versions.js';
 
@@ -168,21 +168,21 @@ function options(node: Node, mode: AgentOptions['mode'], snapshot: string, stamp
   return {
     mode, stamp, name: 'node-1', peerUrls: node.peerUrl, initialCluster: `node-1=${node.peerUrl}`, token: `kubectl-etcd-${stamp}`,
     dataDir: node.data, manifestDir: node.manifests, snapshot, tool: node.minor === '3.4' ? 'etcdctl' : 'etcdutl',
-    bumpRevision: node.minor === '3.4' ? 0 : 1_000_000, endpoint: node.endpoint, tls: {}, stopTimeoutSeconds: 20, startTimeoutSeconds: 30, via: 'direct',
+    bumpRevision: node.minor === '3.4' ? 0 : 1_000_000, endpoint: node.endpoint, tls: {}, stopTimeoutSeconds: 20, startTimeoutSeconds: 30,
   };
 }
 
 /** Writes /k/a, snapshots it into the restore's work dir (where the plugin puts it on the node), then writes /k/b. */
 function seed(node: Node, stamp: string): string {
   node.ctl(['put', '/k/a', '1']);
-  const snapshot = join(node.data, `kubectl-etcd-restore-${stamp}`, 'snapshot.db');
+  const snapshot = join(agentWorkDir(node.data, stamp), 'snapshot.db');
   mkdirSync(dirname(snapshot), { recursive: true });
   node.ctl(['snapshot', 'save', snapshot]);
   node.ctl(['put', '/k/b', '2']);
   return snapshot;
 }
 
-const outcomeOf = (node: Node, stamp: string) => parseAgentOutcome(readFileSync(join(node.data, `kubectl-etcd-restore-${stamp}`, 'outcome'), 'utf8'));
+const outcomeOf = (node: Node, stamp: string) => parseAgentOutcome(readFileSync(join(agentWorkDir(node.data, stamp), 'outcome'), 'utf8'));
 const manifestsIn = (node: Node) => readdirSync(node.manifests).sort();
 
 // Every case under busybox sh on 3.4 (the shell of the images the agent runs in); the main case on

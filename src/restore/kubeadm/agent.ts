@@ -23,21 +23,15 @@
  * node's disk: the plugin reads them once the API is back (the agent pod may be gone by then: a
  * restored API server does not know a pod made after the snapshot, and its kubelet stops it).
  *
- * Written for dash and busybox sh with mv, rm, mkdir, sleep, date, cat and the etcd image's own
- * etcdctl/etcdutl. Every value is a positional argument, never part of the script text.
+ * Written for dash and busybox sh with mv, rm, mkdir, sleep, date, cat, tail and etcdctl/etcdutl
+ * on PATH (an etcd image with a shell; a distroless one will need the shell image beside it, as
+ * restore/manifests.ts toolsExec does). Every value is a positional argument, never part of the
+ * script text.
  */
-import { shellQuote } from '../../etcd/shell.js';
-import { TOOLS_FUNCTION } from '../manifests.js';
 
 /** Where a member's restore keeps its work on the node (the data dir's filesystem: renames are atomic). */
 export function agentWorkDir(dataDir: string, stamp: string): string {
   return `${dataDir.replace(/\/+$/, '')}/kubectl-etcd-restore-${stamp}`;
-}
-
-/** Where the agent keeps the manifests it moved out (beside the manifest folder, which the kubelet reads). */
-export function agentKeepDir(manifestDir: string, stamp: string): string {
-  const parent = manifestDir.replace(/\/+$/, '').replace(/\/[^/]*$/, '') || '/';
-  return `${parent === '/' ? '' : parent}/kubectl-etcd-restore-${stamp}`;
 }
 
 /** The outcome an agent recorded. */
@@ -79,41 +73,23 @@ export interface AgentOptions {
   /** How long etcd may take to stop, and to answer once started (s). */
   stopTimeoutSeconds: number;
   startTimeoutSeconds: number;
-  /**
-   * Where etcdctl/etcdutl run: `direct` on this container's PATH (an etcd image with a shell), or
-   * `tools`: the pod's etcd-tools container, through the shared process namespace (restore/manifests.ts toolsExec).
-   */
-  via: 'direct' | 'tools';
 }
 
-/** The files the agent moves out and back, in the order they are moved out. */
-export const AGENT_MANIFESTS = ['kube-apiserver.yaml', 'etcd.yaml'] as const;
-
 /** The marker in a restored member dir: the stamp of the restore that put it there. */
-export const RESTORED_MARKER = 'kubectl-etcd-restored';
+const RESTORED_MARKER = 'kubectl-etcd-restored';
 
 /** The agent's argv: `sh -c SCRIPT sh ARGS…`. */
 export function agentArgv(o: AgentOptions): string[] {
   return ['sh', '-c', AGENT_SCRIPT, 'sh', o.mode, o.stamp, o.name, o.peerUrls, o.initialCluster, o.token, o.dataDir, o.manifestDir,
     o.snapshot, o.tool, String(o.bumpRevision), o.endpoint, o.tls.caFile ?? '', o.tls.certFile ?? '', o.tls.keyFile ?? '',
-    String(o.stopTimeoutSeconds), String(o.startTimeoutSeconds), o.via];
+    String(o.stopTimeoutSeconds), String(o.startTimeoutSeconds)];
 }
 
-/** The same, as one shell command line (for logs and the plan; every word quoted). */
-export function agentCommandLine(o: AgentOptions): string {
-  return agentArgv(o).map(shellQuote).join(' ');
-}
-
-export const AGENT_SCRIPT = [
+const AGENT_SCRIPT = [
   'set -u',
   'mode=$1 stamp=$2 name=$3 peers=$4 cluster=$5 token=$6 data=$7 manifests=$8 snapshot=$9',
   'shift 9',
-  'tool=$1 bump=$2 endpoint=$3 cacert=$4 cert=$5 key=$6 stop_timeout=$7 start_timeout=$8 via=$9',
-  'if [ "$via" = tools ]; then',
-  ...TOOLS_FUNCTION.map((l) => `  ${l}`),
-  'else',
-  '  etcd_tool() { "$@"; }',
-  'fi',
+  'tool=$1 bump=$2 endpoint=$3 cacert=$4 cert=$5 key=$6 stop_timeout=$7 start_timeout=$8',
   'work="$data/kubectl-etcd-restore-$stamp"',
   'keep="${manifests%/*}/kubectl-etcd-restore-$stamp"',
   'aside="$data/member.pre-restore-$stamp"',
@@ -128,7 +104,7 @@ export const AGENT_SCRIPT = [
   '  set -- --endpoints="$endpoint" --command-timeout=2s --dial-timeout=2s',
   '  [ -n "$cacert" ] && set -- "$@" --cacert="$cacert"',
   '  [ -n "$cert" ] && set -- "$@" --cert="$cert" --key="$key"',
-  '  ETCDCTL_API=3 etcd_tool etcdctl "$@" endpoint status >/dev/null 2>&1',
+  '  ETCDCTL_API=3 etcdctl "$@" endpoint status >/dev/null 2>&1',
   '}',
   'is_restored() { j=""; [ -f "$data/member/$marker" ] && read -r j < "$data/member/$marker"; [ "$j" = "$stamp" ]; }',
   // Moves a manifest out (into keep) when it is in the manifest folder; fails when it is in neither.
@@ -183,9 +159,9 @@ export const AGENT_SCRIPT = [
   '    if [ "$tool" = etcdutl ]; then',
   '      set -- snapshot restore "$snapshot" --name="$name" --initial-cluster="$cluster" --initial-cluster-token="$token" --initial-advertise-peer-urls="$peers" --data-dir="$work/restored"',
   '      [ "$bump" -gt 0 ] && set -- "$@" --bump-revision="$bump" --mark-compacted',
-  '      etcd_tool etcdutl "$@" > "$work/restore.out" 2>&1',
+  '      etcdutl "$@" > "$work/restore.out" 2>&1',
   '    else',
-  '      ETCDCTL_API=3 etcd_tool etcdctl snapshot restore "$snapshot" --name="$name" --initial-cluster="$cluster" --initial-cluster-token="$token" --initial-advertise-peer-urls="$peers" --data-dir="$work/restored" > "$work/restore.out" 2>&1',
+  '      ETCDCTL_API=3 etcdctl snapshot restore "$snapshot" --name="$name" --initial-cluster="$cluster" --initial-cluster-token="$token" --initial-advertise-peer-urls="$peers" --data-dir="$work/restored" > "$work/restore.out" 2>&1',
   '    fi',
   '    rc=$?',
   '    if [ "$rc" -ne 0 ] || [ ! -d "$work/restored/member" ]; then',
