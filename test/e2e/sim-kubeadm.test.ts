@@ -5,6 +5,7 @@
  * runbook's first step (move etcd.yaml out on every node) takes the API with it; the pods keep
  * running; moving kube-apiserver.yaml out too closes the port; moving them back brings it back.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,6 +58,10 @@ describe('the API server follows the kube-apiserver static pods and their etcd',
     const apiservers = NODES.map((n) => pidOf(`kube-apiserver-${n}`, 'kube-apiserver'));
     expect(apiservers.every((p) => isAlive(p))).toBe(true);
 
+    // A client watching pods: its watch ends when the API loses etcd (kubectl get -w then exits).
+    const watcher = spawn('kubectl', ['--kubeconfig', cluster.kubeconfig, '-n', 'kube-system', 'get', 'pods', '-w'], { stdio: 'ignore' });
+    const watchEnded = new Promise<number | null>((r) => watcher.once('exit', (code) => r(code)));
+
     // Step 1 of the manual restore: stop etcd on every control-plane node.
     for (const n of NODES) renameSync(manifest(n, 'etcd.yaml'), aside(n, 'etcd.yaml'));
     await waitFor('every etcd stopped', async () => NODES.every((n) => !isAlive(pidOf(`etcd-${n}`, 'etcd'))), 90_000);
@@ -71,6 +76,8 @@ describe('the API server follows the kube-apiserver static pods and their etcd',
     expect(exec.stderr).toMatch(/etcdserver: request timed out/);
     const readyz = await cluster.kubectl(['get', '--raw', '/readyz'], { timeoutMs: 30_000 });
     expect(readyz.code).not.toBe(0);
+    expect(readyz.stdout + readyz.stderr).toMatch(/etcd failed: reason withheld/);
+    expect(await Promise.race([watchEnded.then(() => 'ended'), new Promise((r) => setTimeout(() => r('still watching'), 10_000))])).toBe('ended');
     // The kube-apiservers run on (kubeadm gives them a long liveness allowance), unchanged.
     expect(NODES.map((n) => pidOf(`kube-apiserver-${n}`, 'kube-apiserver'))).toEqual(apiservers);
     expect(apiservers.every((p) => isAlive(p))).toBe(true);

@@ -656,6 +656,15 @@ spec:
     expect(p.spec.serviceAccountName).toBeUndefined();
     expect(p.spec.tolerations).toContainEqual({ operator: 'Exists', effect: 'NoExecute' });
     const container = p.status.containerStatuses[0].containerID;
+    // The mirror annotation cannot be changed through the API, nor a mirror pod made naming a ServiceAccount.
+    const annotate = await cluster.kubectl(['-n', 'kt', 'annotate', 'pod', 'static-web-node-2', '--overwrite', 'kubernetes.io/config.mirror=forged']);
+    expect(annotate.code).not.toBe(0);
+    expect(annotate.stderr).toMatch(/may not remove or update mirror pod annotation/);
+    const forged = await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Pod',
+      metadata: { name: 'forged-mirror', namespace: 'kt', annotations: { 'kubernetes.io/config.mirror': 'x' } },
+      spec: { nodeName: 'node-2', serviceAccountName: 'default', containers: [{ name: 'main', image: 'busybox:1.36' }] } }) });
+    expect(forged.code).not.toBe(0);
+    expect(forged.stderr).toMatch(/a mirror pod may not reference service accounts/);
 
     // The naive way to stop it: delete the pod. The API says deleted, and the kubelet makes the mirror again.
     await kubectl(['-n', 'kt', 'delete', 'pod', 'static-web-node-2', '--wait=true']);

@@ -4,8 +4,9 @@
  * node's own network namespace (kubelet/network.ts) and publishes it as the Node's InternalIP;
  * fixtures that write a node's address into its static pods (kubeadm) read it from here.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { readSimConfig } from './apiserver/clusterfiles.js';
 
 export const DEFAULT_POD_CIDR = '10.88.0.0/16';
 
@@ -41,13 +42,12 @@ export function nodeIPOf(podCIDR: string, index: number): string {
  * without one (manifests built without a cluster), the nodes' order as given on the default CIDR.
  */
 export function nodeAddresses(dir: string | undefined, nodes: string[]): Record<string, string> {
-  const file = dir ? join(dir, 'sim.json') : undefined;
-  const sim = file && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { podCIDR?: string; nodes?: string[] }) : undefined;
+  const sim = dir && existsSync(join(dir, 'sim.json')) ? readSimConfig(dir) : undefined;
   const cidr = sim?.podCIDR ?? DEFAULT_POD_CIDR;
   const out: Record<string, string> = {};
   nodes.forEach((n, i) => {
-    const at = sim?.nodes ? sim.nodes.indexOf(n) : i;
-    if (at < 0) throw new Error(`node "${n}" is not in the cluster (its nodes: ${sim!.nodes!.join(', ')})`);
+    const at = sim ? sim.nodes.indexOf(n) : i;
+    if (at < 0) throw new Error(`node "${n}" is not in the cluster (its nodes: ${sim!.nodes.join(', ')})`);
     out[n] = nodeIPOf(cidr, at);
   });
   return out;

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { STANDIN_STATUS, standInState, unhealthyBody } from '../sim/apiserver/gate.js';
+import { STANDIN_STATUS, standInState } from '../sim/apiserver/gate.js';
 
 const dirs: string[] = [];
 afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }); });
@@ -25,17 +25,12 @@ function cluster(standIns: Array<{ pid: number | null; lastOk?: number }>): stri
 const DEAD = 2 ** 22 + 12345; // above pid_max's default: no such process
 
 describe('the API gate reads the kube-apiserver stand-ins', () => {
-  it('serving while one runs and wrote within 3 s; no quorum while they run without a recent write; down when none runs', () => {
+  it('serving while one runs and wrote within 8 s; no quorum while they run without a recent write; down when none runs', async () => {
     const now = Date.now();
-    expect(standInState(cluster([{ pid: process.pid, lastOk: now - 500 }]), now)).toBe('serving');
-    expect(standInState(cluster([{ pid: DEAD, lastOk: now }, { pid: process.pid, lastOk: now - 10_000 }]), now)).toBe('no-quorum');
-    expect(standInState(cluster([{ pid: process.pid }]), now)).toBe('no-quorum');
-    expect(standInState(cluster([{ pid: DEAD, lastOk: now }, { pid: null }]), now)).toBe('down');
-    expect(standInState(cluster([]), now)).toBe('down');
-  });
-
-  it('a failed health check lists etcd as failed, as kube-apiserver does', () => {
-    expect(unhealthyBody('/readyz')).toMatch(/^\[-\]etcd failed: reason withheld$/m);
-    expect(unhealthyBody('/readyz')).toMatch(/^readyz check failed$/m);
+    expect(await standInState(cluster([{ pid: process.pid, lastOk: now - 500 }]), now)).toBe('serving');
+    expect(await standInState(cluster([{ pid: DEAD, lastOk: now }, { pid: process.pid, lastOk: now - 10_000 }]), now)).toBe('no-quorum');
+    expect(await standInState(cluster([{ pid: process.pid }]), now)).toBe('no-quorum');
+    expect(await standInState(cluster([{ pid: DEAD, lastOk: now }, { pid: null }]), now)).toBe('down');
+    expect(await standInState(cluster([]), now)).toBe('down');
   });
 });

@@ -26,7 +26,7 @@ import type { Server, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { ApiError } from './status.js';
-import { isAlive } from './streams/runtime.js';
+import { isAlive, readContainerRuntime } from './streams/runtime.js';
 
 /** The file that switches the gate on (its presence). */
 export const GATE_FILE = 'apiserver-gate.json';
@@ -43,18 +43,13 @@ const FRESH_MS = 8000;
 export type GateState = 'serving' | 'no-quorum' | 'down';
 
 /** The state of the stand-ins now, from what the kubelet publishes (DIR/runtime/pods/kube-system/kube-apiserver-*). */
-export function standInState(dir: string, now = Date.now()): GateState {
+export async function standInState(dir: string, now = Date.now()): Promise<GateState> {
   const pods = join(dir, 'runtime', 'pods', 'kube-system');
   if (!existsSync(pods)) return 'down';
   let alive = false;
   for (const pod of readdirSync(pods).filter((p) => p.startsWith('kube-apiserver-'))) {
-    let rt: { pid: number | null; rootfs: string } | undefined;
-    try {
-      rt = JSON.parse(readFileSync(join(pods, pod, 'kube-apiserver.json'), 'utf8')) as { pid: number | null; rootfs: string };
-    } catch {
-      continue;
-    }
-    if (!isAlive(rt.pid)) continue;
+    const rt = await readContainerRuntime(dir, 'kube-system', pod, 'kube-apiserver');
+    if (!rt || !isAlive(rt.pid)) continue;
     alive = true;
     try {
       const st = JSON.parse(readFileSync(join(rt.rootfs, STANDIN_STATUS), 'utf8')) as { lastOk?: number };
@@ -74,7 +69,6 @@ export class ApiGate {
   private readonly waiters = new Set<() => void>();
   private readonly watches = new Set<ServerResponse>();
   private readonly streams = new Set<Duplex>();
-  private listening = true;
 
   constructor(private readonly dir: string, private readonly server: Server, private readonly listen: () => Promise<void>,
     private readonly timeoutMs = Number(process.env['SIM_ETCD_TIMEOUT_MS'] ?? 3000)) {}
@@ -98,7 +92,7 @@ export class ApiGate {
 
   private async poll(): Promise<void> {
     const on = existsSync(join(this.dir, GATE_FILE));
-    const next: GateState = on ? standInState(this.dir) : 'serving';
+    const next: GateState = on ? await standInState(this.dir) : 'serving';
     if (next !== this.state) {
       console.log(`apiserver gate: ${this.state} → ${next}`);
       this.state = next;
@@ -112,15 +106,13 @@ export class ApiGate {
       }
     }
     // The port follows the state on every poll: an open that failed (the port taken meanwhile) is tried again.
-    if (next === 'down' && this.listening) {
-      this.listening = false;
+    if (next === 'down' && this.server.listening) {
       this.server.close();
       this.server.closeAllConnections();
       for (const s of this.streams) s.destroy();
       this.streams.clear();
-    } else if (next !== 'down' && !this.listening && !this.stopped) {
+    } else if (next !== 'down' && !this.server.listening && !this.stopped) {
       await this.listen();
-      this.listening = true;
     }
   }
 

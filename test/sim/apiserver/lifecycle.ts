@@ -11,6 +11,7 @@ import { prepareBundles } from '../bundle.js';
 import { COMPONENTS, componentPresent, mountsUnder, processesMentioning, REPO_ROOT, runningPid, startComponent, stopComponent } from './procs.js';
 import type { ServerMinor } from './discovery.js';
 import { GATE_FILE } from './gate.js';
+import type { FixtureBuild } from '../fixtures/common.js';
 
 /** Options of `sim up`. */
 export interface UpOptions {
@@ -117,17 +118,6 @@ async function waitPodsReady(cfg: ClientConfig, dir: string, namespaces: Set<str
   throw new Error(`pods not ready after ${Math.round(timeoutMs / 1000)}s: ${notReady.join(', ')}; see the logs in ${join(dir, 'logs')}`);
 }
 
-/** A fixture as test/sim/fixtures builds it: objects to create, then merge patches once its pods are Ready. */
-interface FixtureBuild {
-  objects: object[];
-  followUps: { path: string; patch: object }[];
-  /** Merge patches to apply before the objects are created. */
-  setup?: { path: string; patch: object }[];
-  /** Mirror pods of the static pods it wrote: waited for by name. */
-  staticPods?: { namespace: string; pods: string[] };
-  /** The API server follows the fixture's kube-apiserver static pods once they are Ready (gate.ts). */
-  apiServerGate?: boolean;
-}
 
 async function loadFixtureBuild(name: string, dir: string): Promise<FixtureBuild> {
   const file = join(REPO_ROOT, 'test/sim/fixtures/index.ts');

@@ -10,7 +10,7 @@
 // namespace holds only its hostNetwork pods (no kubelet, no sshd).
 import { createHash } from 'node:crypto';
 import { must, run } from './host.js';
-import { cidrOf, intToIp, ipToInt, nodeHostOf } from '../nodeaddr.js';
+import { cidrOf, DEFAULT_POD_CIDR, intToIp, ipToInt, nodeHostOf, nodeIPOf } from '../nodeaddr.js';
 
 /** A pod's network namespace and address. */
 export interface PodNet {
@@ -32,7 +32,7 @@ export class PodNetwork {
   private readonly prefix: number;
   readonly bridgeNetns: string;
 
-  constructor(private readonly id: string, podCIDR = '10.88.0.0/16') {
+  constructor(private readonly id: string, private readonly podCIDR = DEFAULT_POD_CIDR) {
     ({ base: this.base, prefix: this.prefix } = cidrOf(podCIDR));
     this.bridgeNetns = `ks${id}-br`;
   }
@@ -56,7 +56,7 @@ export class PodNetwork {
 
   /** The fixed address of the node with this index (0 for the first): from the top of podCIDR down. */
   nodeIP(index: number): string {
-    return intToIp(this.base + this.nodeHost(index));
+    return nodeIPOf(this.podCIDR, index);
   }
 
   private nodeHost(index: number): number {
