@@ -118,6 +118,8 @@ export interface EtcdWorkload {
   replicas?: number;
   /** A StatefulSet's PVC retention policy, when it sets one. */
   claimRetention?: ClaimRetention;
+  /** Pods: every member is a static pod (its pod is the kubelet's mirror, owned by its Node): kubeadm. */
+  staticPods?: boolean;
 }
 
 /** An etcd cluster: the workload that runs it and its members, ordered by ordinal or name. */

@@ -211,40 +211,7 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
   const execSomewhere = (argv: string[]) => execFirst(running, exec, argv);
 
   // etcd version: the rule of versions.ts (same minor, or the snapshot one minor older; no mixed members).
-  let clusterVersion = imageTagVersion(input.etcdImage);
-  if (!clusterVersion) {
-    const r = await execSomewhere(['etcd', '--version']);
-    clusterVersion = r && r.exitCode === 0 ? /etcd Version:\s*(\S+)/.exec(r.stdout)?.[1] : undefined;
-  }
-  const members = Object.fromEntries(topology.members.map((m) => [m.name, imageTagVersion(m.image)]));
-  const verdict = compareVersions({ snapshot: snapshot.etcdVersion, cluster: clusterVersion, members });
-  const workload = `${topology.workload.kind.toLowerCase()} "${topology.workload.name}"`;
-  const written = `snapshot "${snapshot.path}" was written by etcd ${snapshot.etcdVersion}`;
-  const runs = `${workload} runs etcd ${clusterVersion} (image "${input.etcdImage}")`;
-  switch (verdict.outcome) {
-    case 'downgrade':
-      refuse(`${written} but ${runs}: etcd does not open data of a newer version`, `restore into etcd ${verdict.from} (set that image first)`);
-      break;
-    case 'skips-minor':
-      refuse(`${written} but ${runs}: etcd upgrades one minor version at a time`, `restore into etcd ${verdict.from} first, then upgrade one minor version at a time`);
-      break;
-    case 'mixed': {
-      const others = Object.entries(verdict.byMinor).map(([minor, names]) => `${names.map((n) => `"${n}"`).join(', ')} ${names.length > 1 ? 'run' : 'runs'} ${minor}`).join('; ');
-      refuse(
-        `${workload} is between etcd versions: its template runs ${clusterVersion} (image "${input.etcdImage}") but ${others}`,
-        `let the rollout finish or undo it (kubectl rollout status ${topology.workload.kind.toLowerCase()}/${topology.workload.name} -n ${topology.namespace}), then restore again`,
-      );
-      break;
-    }
-    case 'upgrade':
-      warnings.push(`${written}; ${runs} opens it as etcd's own upgrade from ${verdict.from} to ${verdict.to} would`);
-      break;
-    case 'unknown':
-      warnings.push(`cannot tell the etcd version of the ${verdict.what}; make sure the snapshot comes from the same etcd minor version or the one before`);
-      break;
-    case 'same':
-      break;
-  }
+  const clusterVersion = await checkEtcdVersions(input, execSomewhere, refuse, warnings);
 
   // Nodes of the members must be Ready: the utility pods run there.
   for (const m of topology.members) {
@@ -313,10 +280,61 @@ export async function preflight(input: PreflightInput, deps: PreflightDeps): Pro
 }
 
 type Exec = { exitCode: number; stdout: string; stderr: string };
-type MemberExec = (m: EtcdMember, argv: string[]) => Promise<Exec | undefined>;
+
+/**
+ * The etcd version rule of versions.ts (same minor, or the snapshot one minor older; no mixed
+ * members): refuses or warns, and returns the version the cluster runs when it is known.
+ */
+export async function checkEtcdVersions(
+  input: Pick<PreflightInput, 'topology' | 'snapshot' | 'etcdImage'>,
+  execSomewhere: (argv: string[]) => Promise<Exec | undefined>,
+  refuse: (message: string, hint: string) => void,
+  warnings: string[],
+): Promise<string | undefined> {
+  const { topology, snapshot } = input;
+  let clusterVersion = imageTagVersion(input.etcdImage);
+  if (!clusterVersion) {
+    const r = await execSomewhere(['etcd', '--version']);
+    clusterVersion = r && r.exitCode === 0 ? /etcd Version:\s*(\S+)/.exec(r.stdout)?.[1] : undefined;
+  }
+  const members = Object.fromEntries(topology.members.map((m) => [m.name, imageTagVersion(m.image)]));
+  const verdict = compareVersions({ snapshot: snapshot.etcdVersion, cluster: clusterVersion, members });
+  const workload = topology.workload.staticPods ? `the static etcd pods (${topology.workload.name})` : `${topology.workload.kind.toLowerCase()} "${topology.workload.name}"`;
+  const written = `snapshot "${snapshot.path}" was written by etcd ${snapshot.etcdVersion}`;
+  const runs = `${workload} ${topology.workload.staticPods ? 'run' : 'runs'} etcd ${clusterVersion} (image "${input.etcdImage}")`;
+  switch (verdict.outcome) {
+    case 'downgrade':
+      refuse(`${written} but ${runs}: etcd does not open data of a newer version`, `restore into etcd ${verdict.from} (set that image first)`);
+      break;
+    case 'skips-minor':
+      refuse(`${written} but ${runs}: etcd upgrades one minor version at a time`, `restore into etcd ${verdict.from} first, then upgrade one minor version at a time`);
+      break;
+    case 'mixed': {
+      const others = Object.entries(verdict.byMinor).map(([minor, names]) => `${names.map((n) => `"${n}"`).join(', ')} ${names.length > 1 ? 'run' : 'runs'} ${minor}`).join('; ');
+      refuse(
+        `${workload} ${topology.workload.staticPods ? 'are' : 'is'} between etcd versions: ${topology.workload.staticPods ? 'the first runs' : 'its template runs'} ${clusterVersion} (image "${input.etcdImage}") but ${others}`,
+        topology.workload.staticPods
+          ? 'finish the upgrade on every control-plane node (kubeadm upgrade node), then restore again'
+          : `let the rollout finish or undo it (kubectl rollout status ${topology.workload.kind.toLowerCase()}/${topology.workload.name} -n ${topology.namespace}), then restore again`,
+      );
+      break;
+    }
+    case 'upgrade':
+      warnings.push(`${written}; ${runs} opens it as etcd's own upgrade from ${verdict.from} to ${verdict.to} would`);
+      break;
+    case 'unknown':
+      warnings.push(`cannot tell the etcd version of the ${verdict.what}; make sure the snapshot comes from the same etcd minor version or the one before`);
+      break;
+    case 'same':
+      break;
+  }
+  return clusterVersion;
+}
+
+export type MemberExec = (m: EtcdMember, argv: string[]) => Promise<Exec | undefined>;
 
 /** Runs argv in the first of members that answers; undefined when none does. */
-async function execFirst(members: EtcdMember[], exec: MemberExec, argv: string[]): Promise<(Exec & { member: EtcdMember }) | undefined> {
+export async function execFirst(members: EtcdMember[], exec: MemberExec, argv: string[]): Promise<(Exec & { member: EtcdMember }) | undefined> {
   for (const m of members) {
     const r = await exec(m, argv);
     if (r) return { member: m, ...r };
@@ -390,18 +408,23 @@ export async function utilityImages(
     return { utilityImage: image, tool: { binary: 'etcdctl' }, warnings };
   }
   const shellImage = flagged ?? DEFAULT_SHELL_IMAGE;
-  let tool: RestoreTool | undefined;
-  if ((await exec(alive.member, ['etcdutl', 'version']))?.exitCode === 0) {
-    const help = await exec(alive.member, ['etcdutl', 'snapshot', 'restore', '--help']);
-    tool = etcdutlTool(!!help && `${help.stdout}${help.stderr}`.includes('--bump-revision'));
-  }
-  else if ((await exec(alive.member, ['etcdctl', 'version']))?.exitCode === 0) tool = { binary: 'etcdctl' };
-  else {
+  let tool = await probeRestoreTool(alive.member, exec);
+  if (!tool) {
     refuse(`image "${etcdImage}" has no shell and neither etcdutl nor etcdctl`, 'restore with an etcd image that ships etcdctl (etcd 3.4) or etcdutl (3.5+)');
     tool = { binary: 'etcdctl' };
   }
   unprobed(shellImage, `${[...SHELL_TOOLS, ...TOOLS_VIA_SHELL].join(', ')} (pass --utility-image to use another shell image)`);
   return { utilityImage: shellImage, etcdToolsImage: etcdImage, tool, warnings };
+}
+
+/** The restore tool a member's image ships, asked by argv (no shell needed); undefined with neither. */
+export async function probeRestoreTool(member: EtcdMember, exec: MemberExec): Promise<RestoreTool | undefined> {
+  if ((await exec(member, ['etcdutl', 'version']))?.exitCode === 0) {
+    const help = await exec(member, ['etcdutl', 'snapshot', 'restore', '--help']);
+    return etcdutlTool(!!help && `${help.stdout}${help.stderr}`.includes('--bump-revision'));
+  }
+  if ((await exec(member, ['etcdctl', 'version']))?.exitCode === 0) return { binary: 'etcdctl' };
+  return undefined;
 }
 
 function mib(bytes: number): string {
@@ -417,7 +440,7 @@ export function quantityBytes(q: string | undefined): number | undefined {
 }
 
 /** Runs argv in a member's etcd container; undefined when its pod is not there to run it. */
-async function execInMember(deps: PreflightDeps, m: EtcdMember, argv: string[]): Promise<CommandResult | undefined> {
+export async function execInMember(deps: PreflightDeps, m: EtcdMember, argv: string[]): Promise<CommandResult | undefined> {
   if (m.ready === undefined && !m.node) return undefined;
   try {
     return await deps.run(memberContainer(m), argv);

@@ -23,6 +23,7 @@ import { planRecord, renderPlan } from './render.js';
 import { recipientsOf } from '../crypt/age.js';
 import { identitiesFor, withPlaintext } from '../crypt/plaintext.js';
 import { loadRestoreSnapshot } from './snapshot.js';
+import { startKubeadmRestore } from './kubeadm/start.js';
 
 /** Plans (and with --dry-run only prints) a restore, then runs it to its verified end. */
 export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Promise<void> {
@@ -45,6 +46,7 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
   }
   phase('discover');
   const topology = await deps.discover(opts.namespace, opts.statefulSet, true);
+  if (topology.workload.staticPods) return startKubeadmRestore(opts, deps, topology, snapshot);
   if (topology.workload.kind !== 'StatefulSet') {
     throw new UsageError(`etcd in namespace "${topology.namespace}" runs as bare or static pods ("${topology.workload.name}"); restore handles StatefulSets only`, 'follow the static-pod runbook, or pass --statefulset');
   }

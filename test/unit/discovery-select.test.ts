@@ -28,8 +28,18 @@ describe('selectEtcdWorkload', () => {
 
   it('static pods of kubeadm are one workload selected by component=etcd', async () => {
     const chosen = await selectEtcdWorkload(fixtureLister(kubeadm), { namespace: 'kube-system' });
-    expect(chosen.workload).toEqual({ kind: 'Pods', name: 'component=etcd', selector: 'component=etcd', replicas: 3 });
+    expect(chosen.workload).toEqual({ kind: 'Pods', name: 'component=etcd', selector: 'component=etcd', replicas: 3, staticPods: true });
     expect(chosen.pods.map((p) => p.metadata?.name)).toEqual(['etcd-node-1', 'etcd-node-2', 'etcd-node-3']);
+  });
+
+  it('pods are static (restore takes the kubeadm way) only when every one is a mirror pod: a bare pod with the same labels is not', async () => {
+    const pods = podsOf(kubeadm).filter((p) => p.metadata?.labels?.['component'] === 'etcd');
+    const bare = structuredClone(pods[1]!);
+    delete bare.metadata!.annotations!['kubernetes.io/config.mirror'];
+    bare.metadata!.ownerReferences = [];
+    const chosen = await selectEtcdWorkload(listerOf([pods[0]!, bare, pods[2]!], []), { namespace: 'kube-system' });
+    expect(chosen.workload.kind).toBe('Pods');
+    expect(chosen.workload.staticPods).toBeUndefined();
   });
 
   it('a StatefulSet scaled to zero is read from its template, with PVC names per ordinal', async () => {

@@ -13,7 +13,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { agentArgv, agentWorkDir, parseAgentOutcome, type AgentOptions } from '../../src/restore/kubeadm/agent.js';
+import { agentArgv, agentRestoreDir, agentWorkDir, parseAgentOutcome, type AgentOptions } from '../../src/restore/kubeadm/agent.js';
+import { restoreArgvFor, type RestoreTool } from '../../src/restore/plan.js';
+import type { EtcdMember } from '../../src/etcd/topology.js';
 import { freePort } from '../helpers/etcd.js';
 import { etcdBinaries, type EtcdMinor } from '../sim/etcd-versions.js';
 
@@ -165,10 +167,17 @@ async function runAgent(sh: Shell, o: AgentOptions, onLine?: (line: string, kill
 }
 
 function options(node: Node, mode: AgentOptions['mode'], snapshot: string, stamp: string): AgentOptions {
+  // The restore command as the plan builds it (plan.ts restoreArgvFor), into the agent's restore dir.
+  const member = { name: 'node-1', peerUrl: node.peerUrl };
+  const tool: RestoreTool = node.minor === '3.4' ? { binary: 'etcdctl' } : { binary: 'etcdutl', bumpRevision: 1_000_000 };
   return {
-    mode, stamp, name: 'node-1', peerUrls: node.peerUrl, initialCluster: `node-1=${node.peerUrl}`, token: `kubectl-etcd-${stamp}`,
-    dataDir: node.data, manifestDir: node.manifests, snapshot, tool: node.minor === '3.4' ? 'etcdctl' : 'etcdutl',
-    bumpRevision: node.minor === '3.4' ? 0 : 1_000_000, endpoint: node.endpoint, tls: {}, stopTimeoutSeconds: 20, startTimeoutSeconds: 30,
+    mode, stamp, dataDir: node.data, manifestDir: node.manifests, snapshot,
+    asideDir: join(node.data, `member.pre-restore-${stamp}`), restoredAsideDir: join(node.data, `member.restored-${stamp}`),
+    restoreArgv: restoreArgvFor(member as EtcdMember, {
+      snapshotPath: snapshot, restoreDir: agentRestoreDir(node.data, stamp), initialCluster: `node-1=${node.peerUrl}`,
+      token: `kubectl-etcd-${stamp}`, tool, skipHashCheck: false,
+    }),
+    endpoint: node.endpoint, tls: {}, stopTimeoutSeconds: 20, startTimeoutSeconds: 30,
   };
 }
 

@@ -61,6 +61,12 @@ function ownerOf(pod: V1Pod): string | undefined {
   return `${o.kind.toLowerCase()}/${o.name}`;
 }
 
+/** A kubelet's mirror of a static pod: its annotation, and its Node as owner (kubelet pod/mirror_client.go). */
+export function isMirrorPod(pod: V1Pod): boolean {
+  return pod.metadata?.annotations?.['kubernetes.io/config.mirror'] !== undefined
+    && (pod.metadata?.ownerReferences ?? []).some((o) => o.kind === 'Node' && o.apiVersion === 'v1');
+}
+
 function byName(a: V1Pod, b: V1Pod): number {
   const an = a.metadata?.name ?? '';
   const bn = b.metadata?.name ?? '';
@@ -134,7 +140,12 @@ async function groupWorkload(lister: EtcdPodLister, ns: string, pods: V1Pod[], w
     return { namespace: ns, workload: { kind: 'StatefulSet', name }, pods: members.sort(byName) };
   }
   const selector = commonSelector(members);
-  return { namespace: ns, workload: { kind: 'Pods', name: selector ?? key, ...(selector ? { selector } : {}), replicas: members.length }, pods: members.sort(byName) };
+  const staticPods = members.every(isMirrorPod);
+  return {
+    namespace: ns,
+    workload: { kind: 'Pods', name: selector ?? key, ...(selector ? { selector } : {}), replicas: members.length, ...(staticPods ? { staticPods } : {}) },
+    pods: members.sort(byName),
+  };
 }
 
 /** Resolves the user's selection to one etcd workload and its member pods. */

@@ -49,24 +49,21 @@ export function parseAgentOutcome(text: string | undefined): AgentOutcome {
 export interface AgentOptions {
   mode: 'restore' | 'rollback';
   stamp: string;
-  /** The member's name (kubeadm: the node name). */
-  name: string;
-  /** Its peer URLs, comma-separated (kubeadm: https://NODE-IP:2380). */
-  peerUrls: string;
-  /** The restored cluster's members, NAME=URL,… */
-  initialCluster: string;
-  /** A token no cluster on these machines has used. */
-  token: string;
   /** The member's data dir (kubeadm: /var/lib/etcd). */
   dataDir: string;
   /** The kubelet's static pod folder (kubeadm: /etc/kubernetes/manifests). */
   manifestDir: string;
   /** The snapshot on the node. */
   snapshot: string;
-  /** Which tool restores: etcdutl (3.5+, with the revision bump) or etcdctl (3.4). */
-  tool: 'etcdutl' | 'etcdctl';
-  /** --bump-revision for etcdutl (0: none). */
-  bumpRevision: number;
+  /** Where the old member dir is kept (kept.ts keptCopyPath: DATA/member.pre-restore-STAMP). */
+  asideDir: string;
+  /** Where rollback keeps the restored member dir (DATA/member.restored-STAMP). */
+  restoredAsideDir: string;
+  /**
+   * The restore command (plan.ts restoreArgvFor) with its --data-dir the agent's
+   * WORK/restored (agentRestoreDir): etcdutl from 3.5 with the revision bump, etcdctl on 3.4.
+   */
+  restoreArgv: string[];
   /** The local member's client URL and TLS files, for `etcdctl endpoint status` (answered without quorum). */
   endpoint: string;
   tls: { caFile?: string; certFile?: string; keyFile?: string };
@@ -75,25 +72,32 @@ export interface AgentOptions {
   startTimeoutSeconds: number;
 }
 
+/** The dir the restore command writes (its --data-dir), inside the agent's work dir. */
+export function agentRestoreDir(dataDir: string, stamp: string): string {
+  return `${agentWorkDir(dataDir, stamp)}/restored`;
+}
+
 /** The marker in a restored member dir: the stamp of the restore that put it there. */
 const RESTORED_MARKER = 'kubectl-etcd-restored';
 
-/** The agent's argv: `sh -c SCRIPT sh ARGS…`. */
+/** The agent's argv: `sh -c SCRIPT sh ARGS… RESTORE-ARGV…`. */
 export function agentArgv(o: AgentOptions): string[] {
-  return ['sh', '-c', AGENT_SCRIPT, 'sh', o.mode, o.stamp, o.name, o.peerUrls, o.initialCluster, o.token, o.dataDir, o.manifestDir,
-    o.snapshot, o.tool, String(o.bumpRevision), o.endpoint, o.tls.caFile ?? '', o.tls.certFile ?? '', o.tls.keyFile ?? '',
-    String(o.stopTimeoutSeconds), String(o.startTimeoutSeconds)];
+  return ['sh', '-c', AGENT_SCRIPT, 'sh', o.mode, o.stamp, o.dataDir, o.manifestDir, o.snapshot, o.asideDir, o.restoredAsideDir,
+    o.endpoint, o.tls.caFile ?? '', o.tls.certFile ?? '', o.tls.keyFile ?? '', String(o.stopTimeoutSeconds), String(o.startTimeoutSeconds),
+    ...o.restoreArgv];
 }
 
 const AGENT_SCRIPT = [
   'set -u',
-  'mode=$1 stamp=$2 name=$3 peers=$4 cluster=$5 token=$6 data=$7 manifests=$8 snapshot=$9',
+  'mode=$1 stamp=$2 data=$3 manifests=$4 snapshot=$5 aside=$6 restored_aside=$7 endpoint=$8 cacert=$9',
   'shift 9',
-  'tool=$1 bump=$2 endpoint=$3 cacert=$4 cert=$5 key=$6 stop_timeout=$7 start_timeout=$8',
+  'cert=$1 key=$2 stop_timeout=$3 start_timeout=$4',
+  'shift 4',
+  // What is left is the restore command; ETCDCTL_API for an etcdctl (3.4) one.
+  'export ETCDCTL_API=3',
+  'tool=${1:-}',
   'work="$data/kubectl-etcd-restore-$stamp"',
   'keep="${manifests%/*}/kubectl-etcd-restore-$stamp"',
-  'aside="$data/member.pre-restore-$stamp"',
-  'restored_aside="$data/member.restored-$stamp"',
   'marker=' + RESTORED_MARKER,
   'mkdir -p "$work" "$keep" || { echo "failed: cannot make $work or $keep" >&2; exit 1; }',
   'log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $*" >> "$work/log"; echo "$*" >&2; }',
@@ -104,7 +108,7 @@ const AGENT_SCRIPT = [
   '  set -- --endpoints="$endpoint" --command-timeout=2s --dial-timeout=2s',
   '  [ -n "$cacert" ] && set -- "$@" --cacert="$cacert"',
   '  [ -n "$cert" ] && set -- "$@" --cert="$cert" --key="$key"',
-  '  ETCDCTL_API=3 etcdctl "$@" endpoint status >/dev/null 2>&1',
+  '  etcdctl "$@" endpoint status >/dev/null 2>&1',
   '}',
   'is_restored() { j=""; [ -f "$data/member/$marker" ] && read -r j < "$data/member/$marker"; [ "$j" = "$stamp" ]; }',
   // Moves a manifest out (into keep) when it is in the manifest folder; fails when it is in neither.
@@ -156,13 +160,7 @@ const AGENT_SCRIPT = [
   '    stop',
   '    [ -f "$snapshot" ] || { start; fail "the snapshot $snapshot is not on this node; the manifests are back, its data untouched"; }',
   '    rm -rf "$work/restored"',
-  '    if [ "$tool" = etcdutl ]; then',
-  '      set -- snapshot restore "$snapshot" --name="$name" --initial-cluster="$cluster" --initial-cluster-token="$token" --initial-advertise-peer-urls="$peers" --data-dir="$work/restored"',
-  '      [ "$bump" -gt 0 ] && set -- "$@" --bump-revision="$bump" --mark-compacted',
-  '      etcdutl "$@" > "$work/restore.out" 2>&1',
-  '    else',
-  '      ETCDCTL_API=3 etcdctl snapshot restore "$snapshot" --name="$name" --initial-cluster="$cluster" --initial-cluster-token="$token" --initial-advertise-peer-urls="$peers" --data-dir="$work/restored" > "$work/restore.out" 2>&1',
-  '    fi',
+  '    "$@" > "$work/restore.out" 2>&1',
   '    rc=$?',
   '    if [ "$rc" -ne 0 ] || [ ! -d "$work/restored/member" ]; then',
   '      why=$(tail -n 1 "$work/restore.out" 2>/dev/null)',

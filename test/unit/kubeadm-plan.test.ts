@@ -1,0 +1,94 @@
+// The kubeadm restore plan (src/restore/kubeadm/plan.ts), built from what discovery reads of the
+// kubeadm fixture's mirror pods: per node the member's own name and node-IP peer URL, its paths,
+// the agent as a static pod that names no API object, and the installer pinned to the node.
+import { describe, expect, it } from 'vitest';
+import { discoverTopology } from '../../src/etcd/discovery/index.js';
+import { agentArgv, agentRestoreDir } from '../../src/restore/kubeadm/agent.js';
+import { buildKubeadmPlan, hostDataDir, type KubeadmPlanInput } from '../../src/restore/kubeadm/plan.js';
+import { KUBEADM_OPTIONS, kubeadmManifests } from '../sim/fixtures/kubeadm.js';
+import { fixtureLister } from '../sim/fixtures/pods.js';
+
+const snapshot = { path: '/tmp/s.db', size: 4096, sha256: 'a'.repeat(64), revision: 42, totalKey: 10, hasTrailer: true, liveKeys: 7, etcdVersion: '3.5' };
+
+async function planInput(extra: Partial<KubeadmPlanInput> = {}): Promise<KubeadmPlanInput> {
+  const topology = await discoverTopology(fixtureLister(kubeadmManifests({ ...KUBEADM_OPTIONS, etcd: '3.5' })), { namespace: 'kube-system' });
+  return { topology, snapshot, tool: { binary: 'etcdutl', bumpRevision: 1_000_000_000 }, shellImage: 'docker.io/library/busybox:1.36', stamp: '20261207T060000Z', safetyBackup: true, ...extra };
+}
+
+/** Every key named in an object, at any depth. */
+function keysIn(o: unknown, out = new Set<string>()): Set<string> {
+  if (Array.isArray(o)) o.forEach((x) => keysIn(x, out));
+  else if (o && typeof o === 'object') for (const [k, v] of Object.entries(o)) { out.add(k); keysIn(v, out); }
+  return out;
+}
+
+describe('the kubeadm restore plan', () => {
+  it('one node per static etcd pod, each restoring with its own name and node-IP peer URL into the agent\'s dir, with a fresh token', async () => {
+    const plan = buildKubeadmPlan(await planInput());
+    expect(plan.nodes.map((n) => [n.node, n.member.name, n.member.peerUrl])).toEqual([
+      ['node-1', 'node-1', 'https://10.88.255.254:2380'],
+      ['node-2', 'node-2', 'https://10.88.255.253:2380'],
+      ['node-3', 'node-3', 'https://10.88.255.252:2380'],
+    ]);
+    expect(plan.initialCluster).toBe('node-1=https://10.88.255.254:2380,node-2=https://10.88.255.253:2380,node-3=https://10.88.255.252:2380');
+    expect(plan.initialClusterToken).toMatch(/-restore-20261207T060000Z$/);
+    const n2 = plan.nodes[1]!;
+    expect(n2.agent.restoreArgv).toEqual([
+      'etcdutl', 'snapshot', 'restore', '/var/lib/etcd/kubectl-etcd-restore-20261207T060000Z/snapshot.db',
+      '--name=node-2', `--initial-cluster=${plan.initialCluster}`, `--initial-cluster-token=${plan.initialClusterToken}`,
+      '--initial-advertise-peer-urls=https://10.88.255.253:2380', `--data-dir=${agentRestoreDir('/var/lib/etcd', '20261207T060000Z')}`,
+      '--bump-revision=1000000000', '--mark-compacted',
+    ]);
+    expect(n2.asideDir).toBe('/var/lib/etcd/member.pre-restore-20261207T060000Z');
+    expect(n2.keepDir).toBe('/etc/kubernetes/kubectl-etcd-restore-20261207T060000Z');
+    expect(n2.agent.tls.certFile).toMatch(/^\/etc\/kubernetes\/pki\/etcd\//);
+    expect(plan.warnings).toEqual([]);
+  });
+
+  it('the agent is a static pod: host network, the node\'s /etc/kubernetes and data dir at the etcd pod\'s paths, and no API object named', async () => {
+    const plan = buildKubeadmPlan(await planInput());
+    for (const n of plan.nodes) {
+      const spec = n.agentPod.spec;
+      expect(spec['hostNetwork']).toBe(true);
+      // A static pod may not name a ServiceAccount, Secret, ConfigMap, claim or pull secret (the kubelet refuses it).
+      const keys = keysIn(spec);
+      for (const k of ['serviceAccountName', 'imagePullSecrets', 'secret', 'configMap', 'persistentVolumeClaim', 'projected', 'nodeName']) expect(keys.has(k), k).toBe(false);
+      const agent = spec.containers[0]!;
+      expect(agent['command']).toEqual(agentArgv(n.agent));
+      expect(agent['imagePullPolicy']).toBe('IfNotPresent');
+      const mounts = (agent['volumeMounts'] as Array<{ mountPath: string }>).map((m) => m.mountPath);
+      const seen = (p: string) => mounts.some((m) => p === m || p.startsWith(`${m}/`));
+      for (const p of [n.dataDir, n.manifestDir, n.keepDir, n.snapshotPath, n.member.tls.caFile!, n.member.tls.certFile!, n.member.tls.keyFile!]) expect(seen(p), p).toBe(true);
+      // The etcd image's tools, copied by an init container of that image.
+      expect((spec['initContainers'] as Array<{ image: string }>)[0]!.image).toBe('registry.k8s.io/etcd:3.5.16-0');
+    }
+  });
+
+  it('the installer is an API pod pinned to its node, tolerating every taint, pulling the same images', async () => {
+    const plan = buildKubeadmPlan(await planInput());
+    for (const n of plan.nodes) {
+      const spec = n.installerPod.spec;
+      expect(spec['nodeName']).toBe(n.node);
+      expect(spec['tolerations']).toEqual([{ operator: 'Exists' }]);
+      expect(n.installerPod.metadata.name).toBe(`kubectl-etcd-install-20261207t060000z-${n.node}`);
+      expect(spec.containers[0]!['image']).toBe(n.agentPod.spec.containers[0]!['image']);
+      expect(spec['initContainers']).toEqual(n.agentPod.spec['initContainers']);
+      expect(spec['volumes']).toEqual(n.agentPod.spec['volumes']);
+    }
+  });
+
+  it('without a revision bump (etcdctl, etcd 3.4) the plan warns to restart what caches the API; the safety backup is a step only when taken', async () => {
+    const plan = buildKubeadmPlan(await planInput({ tool: { binary: 'etcdctl' }, safetyBackup: false }));
+    expect(plan.nodes[0]!.agent.restoreArgv.slice(0, 3)).toEqual(['etcdctl', 'snapshot', 'restore']);
+    expect(plan.warnings.join('\n')).toMatch(/not bumped.*restart the scheduler, controller-manager and kubelets/);
+    expect(plan.steps.join('\n')).not.toMatch(/safety backup/);
+  });
+
+  it('hostDataDir: the node path of the data dir only for a hostPath volume without subPath that holds it', () => {
+    const m = { dataDir: '/var/lib/etcd/data', dataVolume: { kind: 'hostPath' as const, volumeName: 'd', hostPath: '/mnt/etcd/', mountPath: '/var/lib/etcd' } };
+    expect(hostDataDir(m as never)).toBe('/mnt/etcd/data');
+    expect(hostDataDir({ ...m, dataVolume: { ...m.dataVolume, subPath: 'x' } } as never)).toBeUndefined();
+    expect(hostDataDir({ ...m, dataDir: '/data' } as never)).toBeUndefined();
+    expect(hostDataDir({ ...m, dataVolume: { kind: 'emptyDir', volumeName: 'd', mountPath: '/var/lib/etcd' } } as never)).toBeUndefined();
+  });
+});
