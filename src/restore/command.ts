@@ -70,8 +70,9 @@ export interface RestoreDeps {
   preflight: PreflightDeps;
   configMaps: ConfigMapAccess;
   cluster(namespace: string): RestoreCluster;
-  pods(namespace: string): RestorePodIO;
-  verifier(plan: RestorePlan): RestoreVerifier;
+  /** quiet: retries while the API server is away are logged at -v 1 only (it is away by design). */
+  pods(namespace: string, opts?: { quiet?: boolean }): RestorePodIO;
+  verifier(plan: Pick<RestorePlan, 'snapshot'>): RestoreVerifier;
   /** A fresh stream of the snapshot's plaintext per call; `identities` decrypt an age file. */
   openSnapshot(path: string, identities?: string[]): () => Readable;
   /** Takes a safety backup into dir; returns the file, or undefined when the cluster does not answer. */

@@ -9,6 +9,7 @@ import { executePlan, runnerDeps } from './execute.js';
 import { openJournal, pendingWorkloads, type JournalPlaces } from './journal-find.js';
 import { requireAccess, restoreAccessChecks, restoreBaseAccessChecks } from './preflight.js';
 import { confirmWorkload } from './prompt.js';
+import { continueKubeadmRestore, KUBEADM_JOURNAL } from './kubeadm/start.js';
 import { renderPlan } from './render.js';
 import { abortRestore } from './runner.js';
 import { checkClusterOnlyToolsImage, trustedJournalState } from './trust.js';
@@ -19,6 +20,7 @@ export async function continueRestore(opts: RestoreOptions, deps: RestoreDeps): 
   await requireAccess(deps.preflight, restoreBaseAccessChecks(opts.namespace));
   const workload = opts.statefulSet ?? (await journalWorkload(places, opts.namespace, deps));
   if (!workload) throw new PluginError(`cannot tell which etcd to ${opts.abort ? 'roll back' : 'resume'} in namespace "${opts.namespace}"`, 'pass --statefulset');
+  if (workload === KUBEADM_JOURNAL) return continueKubeadmRestore(opts, deps);
   const journal = openJournal(places, opts.namespace, workload);
   // Never run a journal's plan as found: see trust.ts.
   const { state, clusterOnly } = trustedJournalState(await journal.loadEach());

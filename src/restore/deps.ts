@@ -98,7 +98,10 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
         try {
           const n = await kube.core.readNode({ name: node });
           const c = n.status?.conditions?.find((x) => x.type === 'Ready');
-          return { ready: c?.status === 'True', reason: c?.status === 'True' ? undefined : c?.reason ?? c?.message, taints: schedulingTaints(n as Parameters<typeof schedulingTaints>[0]) };
+          return {
+            ready: c?.status === 'True', reason: c?.status === 'True' ? undefined : c?.reason ?? c?.message, taints: schedulingTaints(n as Parameters<typeof schedulingTaints>[0]),
+            addresses: (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP' || a.type === 'ExternalIP').map((a) => a.address),
+          };
         } catch {
           return undefined;
         }
@@ -132,7 +135,8 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
     },
     configMaps: kubeConfigMaps(kube),
     cluster: (namespace) => kubeRestoreCluster(kube, namespace, onRetry),
-    pods: () => kubeRestorePodIO(kube, onRetry),
+    // quiet: the kubeadm restore's polls while the API is away by design (logged at -v 1).
+    pods: (_namespace, opts) => kubeRestorePodIO(kube, opts?.quiet ? (err) => log.debug(1, `the API server did not answer (${(err as Error).message.split('\n')[0]}); retrying`) : onRetry),
     verifier: (plan) => etcdRestoreVerifier(containerCommand(kube, { retry: {} }), { liveKeys: plan.snapshot.liveKeys }),
     openSnapshot: (path, identities) => (identities ? openDecrypted(path, identities) : () => createReadStream(path)),
     async safetyBackup(topology, dir, encrypt) {

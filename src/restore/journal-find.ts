@@ -6,6 +6,7 @@ import { readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { PluginError } from '../errors.js';
+import type { RestorePlan } from './plan.js';
 import { Journal, configMapJournalStore, fileJournalStore, workloadsWithClusterJournal, type ConfigMapAccess } from './journal.js';
 
 /**
@@ -34,9 +35,9 @@ export interface JournalPlaces {
 }
 
 /** The journal of one workload, in both places. */
-export function openJournal(places: JournalPlaces, namespace: string, workload: string): Journal {
-  return new Journal(
-    [fileJournalStore(journalFile(places.stateDir, namespace, workload)), configMapJournalStore(places.configMaps, namespace, workload)],
+export function openJournal<P = RestorePlan>(places: JournalPlaces, namespace: string, workload: string): Journal<P> {
+  return new Journal<P>(
+    [fileJournalStore<P>(journalFile(places.stateDir, namespace, workload)), configMapJournalStore<P>(places.configMaps, namespace, workload)],
     places.now,
   );
 }
@@ -59,7 +60,7 @@ export async function pendingWorkloads(places: JournalPlaces, namespace: string)
 }
 
 /** Refuses to start a restore while the workload has a journal (one in progress, or one not closed). */
-export async function refuseIfJournal(journal: Journal): Promise<void> {
+export async function refuseIfJournal<P>(journal: Journal<P>): Promise<void> {
   const existing = await journal.load();
   if (existing?.phase === 'finished') {
     throw new PluginError(

@@ -24,7 +24,7 @@ export function journalConfigMapName(workload: string): string {
 export const JOURNAL_VERSION = 4;
 
 /** Everything needed to resume or roll back a restore. */
-export interface JournalState {
+export interface JournalState<P = RestorePlan> {
   /** 2 since steps are typed (steps.ts), 3 since a restore has its own cluster token, 4 since utility pods inherit from their member (security context, tolerations, pinning by node name); older journals are refused with a hint. */
   version: typeof JOURNAL_VERSION;
   stamp: string;
@@ -40,24 +40,26 @@ export interface JournalState {
   /** finished: verified and done, only the journal removal was interrupted. */
   phase: 'running' | 'aborting' | 'finished';
   /** The whole plan, so --resume and --abort work even when the etcd pods are gone. */
-  plan: RestorePlan;
+  plan: P;
+  /** kubeadm: the agents' current run (each run writes a new static pod file, so the kubelet starts it again). */
+  attempt?: number;
   startedAt: string;
   updatedAt: string;
 }
 
 /** Somewhere a journal can be kept. */
-export interface JournalStore {
+export interface JournalStore<P = RestorePlan> {
   /** The local file (under the user's own state dir) or the cluster's ConfigMap. */
   readonly where?: 'local' | 'cluster';
   /** The state, undefined when there is none; throws when it cannot tell (unreadable, corrupt). */
-  load(): Promise<JournalState | undefined>;
-  save(state: JournalState): Promise<void>;
+  load(): Promise<JournalState<P> | undefined>;
+  save(state: JournalState<P>): Promise<void>;
   remove(): Promise<void>;
   describe(): string;
 }
 
 /** The local copy: a JSON file written to a temporary name, fsynced and renamed; mode 0600. */
-export function fileJournalStore(path: string): JournalStore {
+export function fileJournalStore<P = RestorePlan>(path: string): JournalStore<P> {
   return {
     where: 'local',
     describe: () => `"${path}"`,
@@ -70,7 +72,7 @@ export function fileJournalStore(path: string): JournalStore {
         if (code === 'ENOENT') return undefined;
         throw new PluginError(`cannot read the restore journal "${path}" (${code ?? (err as Error).message})`, 'a restore may be in progress: fix the file\'s permissions and run again');
       }
-      return parseJournal(text, `"${path}"`);
+      return parseJournal<P>(text, `"${path}"`);
     },
     async save(state) {
       await mkdir(dirname(path), { recursive: true, mode: 0o700 });
@@ -103,10 +105,10 @@ export interface ConfigMapAccess {
 }
 
 /** Parses a journal; a copy that is not a journal is an error, never "no restore in progress". */
-function parseJournal(text: string, where: string): JournalState {
-  let state: JournalState;
+function parseJournal<P>(text: string, where: string): JournalState<P> {
+  let state: JournalState<P>;
   try {
-    state = JSON.parse(text) as JournalState;
+    state = JSON.parse(text) as JournalState<P>;
   } catch {
     throw new PluginError(`the restore journal ${where} is not valid JSON`, 'a restore may be in progress: check the file against the cluster, and move it aside only once no restore is running');
   }
@@ -121,7 +123,7 @@ function parseJournal(text: string, where: string): JournalState {
 }
 
 /** The cluster copy: a ConfigMap per workload beside etcd, so another machine can resume. */
-export function configMapJournalStore(api: ConfigMapAccess, namespace: string, workload: string): JournalStore {
+export function configMapJournalStore<P = RestorePlan>(api: ConfigMapAccess, namespace: string, workload: string): JournalStore<P> {
   const name = journalConfigMapName(workload);
   const where = `configmap "${name}" in namespace "${namespace}"`;
   return {
@@ -139,7 +141,7 @@ export function configMapJournalStore(api: ConfigMapAccess, namespace: string, w
       }
       if (!data) return undefined;
       if (!data['journal.json']) throw new PluginError(`${where} has no journal.json`, `check it; delete it only once no restore of "${workload}" is running`);
-      const state = parseJournal(data['journal.json'], `in ${where}`);
+      const state = parseJournal<P>(data['journal.json'], `in ${where}`);
       if (state.workload !== workload || state.namespace !== namespace) {
         throw new PluginError(`the restore journal in ${where} is for ${state.namespace}/${state.workload}`, 'someone changed it; check it, and delete it only once no restore is running');
       }
@@ -170,30 +172,30 @@ export async function workloadsWithClusterJournal(api: ConfigMapAccess, namespac
 }
 
 /** Keeps both copies in step; reads prefer the copy with more progress. */
-export class Journal {
+export class Journal<P = RestorePlan> {
   /** The save in progress: saves run one at a time (members' steps finish together, and two writers of one file or ConfigMap would race). */
   private last: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly stores: JournalStore[], private readonly now: () => Date) {}
+  constructor(private readonly stores: Array<JournalStore<P>>, private readonly now: () => Date) {}
 
   /**
    * The newest state found in any store, or undefined when no restore is in progress. A copy that
    * cannot be read (Forbidden, unreachable, corrupt) throws: it must never pass for "no restore".
    */
-  async load(): Promise<JournalState | undefined> {
+  async load(): Promise<JournalState<P> | undefined> {
     const states = (await this.loadEach()).flatMap((c) => (c.state ? [c.state] : []));
     return states.sort((a, b) => b.updatedAt.localeCompare(a.updatedAt))[0];
   }
 
   /** Every store's copy, in store order; throws when one cannot be read. */
-  async loadEach(): Promise<Array<{ store: JournalStore; state?: JournalState }>> {
-    const copies: Array<{ store: JournalStore; state?: JournalState }> = [];
+  async loadEach(): Promise<Array<{ store: JournalStore<P>; state?: JournalState<P> }>> {
+    const copies: Array<{ store: JournalStore<P>; state?: JournalState<P> }> = [];
     for (const store of this.stores) copies.push({ store, state: await store.load() });
     return copies;
   }
 
   /** Writes the state everywhere, after any save still running; fails only if no store took it. */
-  save(state: JournalState): Promise<void> {
+  save(state: JournalState<P>): Promise<void> {
     const run = this.last.catch(() => undefined).then(async () => {
       state.updatedAt = this.now().toISOString();
       const errors: unknown[] = [];
@@ -205,7 +207,7 @@ export class Journal {
   }
 
   /** Marks a step done and saves. */
-  async markDone(state: JournalState, stepId: string): Promise<void> {
+  async markDone(state: JournalState<P>, stepId: string): Promise<void> {
     if (!state.done.includes(stepId)) state.done.push(stepId);
     await this.save(state);
   }

@@ -28,7 +28,7 @@ export class PreflightError extends PluginError {}
 export interface PreflightDeps {
   checkAccess(checks: AccessCheck[]): Promise<DeniedAccess[]>;
   /** A node's Ready condition and the taints that keep pods off it (schedulingTaints); undefined when it cannot be read. */
-  readNode(node: string): Promise<{ ready: boolean; reason?: string; taints: Taint[] } | undefined>;
+  readNode(node: string): Promise<{ ready: boolean; reason?: string; taints: Taint[]; addresses?: string[] } | undefined>;
   /** Whether a member's data is bound to its node (a hostPath, or a local volume's node affinity); undefined when that cannot be read. */
   dataPinnedToNode(member: EtcdMember): Promise<boolean | undefined>;
   /** Runs argv in a container (here: a member's etcd container). */
@@ -440,7 +440,7 @@ export function quantityBytes(q: string | undefined): number | undefined {
 }
 
 /** Runs argv in a member's etcd container; undefined when its pod is not there to run it. */
-export async function execInMember(deps: PreflightDeps, m: EtcdMember, argv: string[]): Promise<CommandResult | undefined> {
+export async function execInMember(deps: Pick<PreflightDeps, 'run'>, m: EtcdMember, argv: string[]): Promise<CommandResult | undefined> {
   if (m.ready === undefined && !m.node) return undefined;
   try {
     return await deps.run(memberContainer(m), argv);

@@ -5,7 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import { PluginError } from '../errors.js';
-import type { ClaimRetention } from '../etcd/topology.js';
+import type { ClaimRetention, EtcdMember } from '../etcd/topology.js';
 import type { HeldProbes } from './cold-start.js';
 import type { CommandResult, ContainerCommand, ContainerRef } from '../kube/exec.js';
 import { runStep, settleAll, type StepContext } from './handlers.js';
@@ -71,13 +71,16 @@ export interface RestorePodIO {
   copyIn(target: ContainerRef, path: string, source: () => Readable, size: number): Promise<void>;
 }
 
+/** What verification reads of a plan: the members, the snapshot and the restore's cluster. */
+export type VerifiablePlan = Pick<RestorePlan, 'snapshot' | 'initialCluster' | 'initialClusterToken'> & { members: ReadonlyArray<{ member: EtcdMember }> };
+
 /** The end-state check. */
 export interface RestoreVerifier {
   /**
    * Checks the members: healthy, one leader, one cluster, the planned member list; unless
    * healthOnly, also the snapshot's revision and key count (an --abort brings other data back).
    */
-  verify(plan: RestorePlan, opts?: { healthOnly?: boolean }): Promise<{ ok: boolean; problems: string[]; summary: Record<string, unknown> }>;
+  verify(plan: VerifiablePlan, opts?: { healthOnly?: boolean; writersRun?: boolean }): Promise<{ ok: boolean; problems: string[]; summary: Record<string, unknown> }>;
 }
 
 /** Where the runner reports progress (stderr lines). */

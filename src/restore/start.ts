@@ -46,7 +46,7 @@ export async function startRestore(opts: RestoreOptions, deps: RestoreDeps): Pro
   }
   phase('discover');
   const topology = await deps.discover(opts.namespace, opts.statefulSet, true);
-  if (topology.workload.staticPods) return startKubeadmRestore(opts, deps, topology, snapshot);
+  if (topology.workload.staticPods) return startKubeadmRestore(opts, deps, topology, snapshot, (t) => takeSafetyBackup(opts, deps, t));
   if (topology.workload.kind !== 'StatefulSet') {
     throw new UsageError(`etcd in namespace "${topology.namespace}" runs as bare or static pods ("${topology.workload.name}"); restore handles StatefulSets only`, 'follow the static-pod runbook, or pass --statefulset');
   }

@@ -305,7 +305,7 @@ export async function backupThenDiverge(cluster: SimCluster, a: EtcdAccess, dirs
  * install), the built plugin, one local test cluster with the fixtures, and a private work dir
  * with the plugin's state dir inside.
  */
-export async function startRestoreCluster(fixtures: string[], name: string, opts: { hostnameLabels?: 'name' | 'differ'; serverVersion?: '1.32' | '1.35' } = {}): Promise<{ cluster: SimCluster; work: string; state: string }> {
+export async function startRestoreCluster(fixtures: string[], name: string, opts: { hostnameLabels?: 'name' | 'differ'; serverVersion?: '1.32' | '1.35'; nodes?: number } = {}): Promise<{ cluster: SimCluster; work: string; state: string }> {
   requireRoot();
   requireCommand('kubectl', 'install kubectl ≥ 1.30');
   requireCommand('etcd', 'install etcd-server (apt-get install -y etcd-server etcd-client)');

@@ -6,7 +6,7 @@
  * running; moving kube-apiserver.yaml out too closes the port; moving them back brings it back.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ok, requireCommand, requireRoot, startCluster, type SimCluster } from '../sim/harness.js';
@@ -101,4 +101,24 @@ describe('the API server follows the kube-apiserver static pods and their etcd',
     }, 120_000);
     expect(ok(await cluster.kubectl(['get', '--raw', '/readyz']))).toBe('ok');
   }, 600_000);
+
+  it('each node\'s /var/lib/etcd is a disk of its own: fill-volume NODE:/var/lib/etcd fills that one (ENOSPC there, room on the others); clear frees it', async () => {
+    const fill = await cluster.sim(['fault', 'fill-volume', 'node-2:/var/lib/etcd']);
+    expect(fill.code, fill.stderr).toBe(0);
+    try {
+      expect(() => writeFileSync(join(root('node-2'), 'var/lib/etcd/probe'), Buffer.alloc(1 << 20))).toThrow(/ENOSPC/);
+      writeFileSync(join(root('node-1'), 'var/lib/etcd/probe'), Buffer.alloc(1 << 20));
+    } finally {
+      rmSync(join(root('node-1'), 'var/lib/etcd/probe'), { force: true });
+      rmSync(join(root('node-2'), 'var/lib/etcd/probe'), { force: true });
+      const clear = await cluster.sim(['fault', 'clear']);
+      expect(clear.code, clear.stderr).toBe(0);
+    }
+    writeFileSync(join(root('node-2'), 'var/lib/etcd/probe'), Buffer.alloc(1 << 20));
+    rmSync(join(root('node-2'), 'var/lib/etcd/probe'));
+    // Not a disk of the node: refused, naming what is.
+    const bad = await cluster.sim(['fault', 'fill-volume', 'node-1:/etc/kubernetes']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/node-1:\/etc\/kubernetes is not a disk of its own on that node/);
+  }, 120_000);
 });

@@ -211,6 +211,10 @@ describe.each(['3.4', '3.5'] as EtcdMinor[])('the kubeadm node agent on etcd %s'
         expect(r.code, r.stderr).toBe(0);
         expect(outcomeOf(node, 's1')).toEqual({ kind: 'restored' });
         expect(manifestsIn(node)).toEqual(['etcd.yaml', 'kube-apiserver.yaml']);
+        // Both manifests stay kept beside the folder, as they were, mode and all.
+        const keep = join(node.manifests, '..', 'kubectl-etcd-restore-s1');
+        expect(readdirSync(keep).sort()).toEqual(['etcd.yaml', 'kube-apiserver.yaml']);
+        expect(readFileSync(join(keep, 'etcd.yaml'), 'utf8')).toBe(readFileSync(join(node.manifests, 'etcd.yaml'), 'utf8'));
         expect(node.keys()).toEqual(['/k/a']);
         expect(existsSync(join(node.data, 'member.pre-restore-s1', 'wal'))).toBe(true);
         const rev = Number(JSON.parse(node.ctl(['get', '/k/a', '-w', 'json'])).header.revision);

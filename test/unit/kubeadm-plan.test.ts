@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { discoverTopology } from '../../src/etcd/discovery/index.js';
 import { agentArgv, agentRestoreDir } from '../../src/restore/kubeadm/agent.js';
 import { buildKubeadmPlan, hostDataDir, type KubeadmPlanInput } from '../../src/restore/kubeadm/plan.js';
+import { kubeadmPreflight } from '../../src/restore/kubeadm/start.js';
 import { KUBEADM_OPTIONS, kubeadmManifests } from '../sim/fixtures/kubeadm.js';
 import { fixtureLister } from '../sim/fixtures/pods.js';
 
@@ -90,5 +91,50 @@ describe('the kubeadm restore plan', () => {
     expect(hostDataDir({ ...m, dataVolume: { ...m.dataVolume, subPath: 'x' } } as never)).toBeUndefined();
     expect(hostDataDir({ ...m, dataDir: '/data' } as never)).toBeUndefined();
     expect(hostDataDir({ ...m, dataVolume: { kind: 'emptyDir', volumeName: 'd', mountPath: '/var/lib/etcd' } } as never)).toBeUndefined();
+  });
+});
+
+describe('the kubeadm restore preflight', () => {
+  const facts = { ...snapshot, etcdVersion: '3.5.16' } as Parameters<typeof kubeadmPreflight>[1];
+  /** A cluster whose members answer as kubeadm's etcd image does (sh, cp, etcdutl with the bump), nodes Ready at the fixture's IPs. */
+  function deps(over: { addresses?: Record<string, string[]>; ready?: boolean; cp?: boolean } = {}) {
+    const ips: Record<string, string[]> = { 'node-1': ['10.88.255.254'], 'node-2': ['10.88.255.253'], 'node-3': ['10.88.255.252'], ...over.addresses };
+    return {
+      readNode: async (node: string) => ({ ready: over.ready ?? true, reason: 'KubeletNotReady', taints: [], addresses: ips[node] }),
+      run: async (_c: unknown, argv: string[]) => {
+        const cmd = argv.join(' ');
+        if (cmd === 'etcdutl version') return { exitCode: 0, stdout: 'etcdutl version: 3.5.16', stderr: '' };
+        if (cmd.startsWith('etcdutl snapshot restore --help')) return { exitCode: 0, stdout: '--bump-revision', stderr: '' };
+        if (cmd.includes('command -v cp')) return { exitCode: over.cp === false ? 1 : 0, stdout: '/bin/cp', stderr: '' };
+        return { exitCode: 127, stdout: '', stderr: 'not found' };
+      },
+    } as Parameters<typeof kubeadmPreflight>[3];
+  }
+
+  it('passes the fixture as kubeadm lays it out: etcdutl with the revision bump', async () => {
+    const { topology } = await planInput();
+    const r = await kubeadmPreflight(topology, facts, { force: false }, deps());
+    expect(r.tool).toEqual({ binary: 'etcdutl', bumpRevision: expect.any(Number) });
+    expect(r.warnings).toEqual([]);
+  });
+
+  it('refuses a member whose peer URL is not on its node\'s address, a node not Ready, and an etcd image without cp, each in one line with a hint', async () => {
+    const { topology } = await planInput();
+    const moved = kubeadmPreflight(topology, facts, { force: false }, deps({ addresses: { 'node-2': ['10.88.255.99'] } }));
+    await expect(moved).rejects.toThrow(/^member "node-2" advertises peer URL https:\/\/10\.88\.255\.253:2380, but its node "node-2" has address 10\.88\.255\.99$/);
+    await expect(moved).rejects.toMatchObject({ hint: expect.stringMatching(/etcd\.yaml.*nothing was changed/) });
+    await expect(kubeadmPreflight(topology, facts, { force: false }, deps({ ready: false }))).rejects.toThrow(/^node "node-1" of member "node-1" is not Ready \(KubeletNotReady\): its agent could not run there$/);
+    await expect(kubeadmPreflight(topology, facts, { force: false }, deps({ cp: false }))).rejects.toThrow(/has no sh and cp to hand its tools to the restore agent/);
+  });
+
+  it('refuses data outside a hostPath and certificates the agent would not see', async () => {
+    const { topology } = await planInput();
+    const m = topology.members[1]!;
+    const t1 = structuredClone(topology);
+    t1.members[1]!.dataVolume = { kind: 'emptyDir', volumeName: 'd', mountPath: m.dataDir };
+    await expect(kubeadmPreflight(t1, facts, { force: false }, deps())).rejects.toThrow(/^member "node-2" keeps its data in \/var\/lib\/etcd, which is not a hostPath volume of its static pod$/);
+    const t2 = structuredClone(topology);
+    t2.members[2]!.tls = { ...m.tls, keyFile: '/srv/etcd/server.key' };
+    await expect(kubeadmPreflight(t2, facts, { force: false }, deps())).rejects.toThrow(/certificate files outside \/etc\/kubernetes and its data dir \(\/srv\/etcd\/server\.key\)/);
   });
 });

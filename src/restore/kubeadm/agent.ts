@@ -13,7 +13,8 @@
  *            etcdctl on 3.4);
  *   swap     move DATA/member aside to DATA/member.pre-restore-STAMP (kept, never deleted) and
  *            the restored member dir in, marked with its stamp (DATA/member/kubectl-etcd-restored);
- *   start    put etcd.yaml back, wait until the local etcd answers, put kube-apiserver.yaml back.
+ *   start    put etcd.yaml back, wait until the local etcd answers, put kube-apiserver.yaml back
+ *            (copies: both stay in KEEP, as the user's own copies of the manifests).
  *
  * Each step reads the node first, so a run cut off anywhere (the pod killed, the node rebooted)
  * finishes when run again; `rollback` puts the node back as it was from any point (the restored
@@ -23,7 +24,7 @@
  * node's disk: the plugin reads them once the API is back (the agent pod may be gone by then: a
  * restored API server does not know a pod made after the snapshot, and its kubelet stops it).
  *
- * Written for dash and busybox sh with mv, rm, mkdir, sleep, date, cat, tail and etcdctl/etcdutl
+ * Written for dash and busybox sh with mv, cp, rm, mkdir, sleep, date, cat, tail and etcdctl/etcdutl
  * on PATH (an etcd image with a shell; a distroless one will need the shell image beside it, as
  * restore/manifests.ts toolsExec does). Every value is a positional argument, never part of the
  * script text.
@@ -116,8 +117,12 @@ const AGENT_SCRIPT = [
   '  if [ -f "$manifests/$1" ]; then mv -f "$manifests/$1" "$keep/$1" || fail "cannot move $manifests/$1 to $keep"; log "moved $manifests/$1 to $keep"',
   '  elif [ ! -f "$keep/$1" ]; then fail "$1 is neither in $manifests nor in $keep"; fi',
   '}',
+  // A copy goes back (made beside as a dotfile, which the kubelet skips, then renamed): the file stays in KEEP.
   'put_back() {',
-  '  if [ -f "$keep/$1" ] && [ ! -f "$manifests/$1" ]; then mv "$keep/$1" "$manifests/$1" || fail "cannot put $1 back into $manifests"; log "put $1 back into $manifests"; fi',
+  '  if [ -f "$keep/$1" ] && [ ! -f "$manifests/$1" ]; then',
+  '    { cp -p "$keep/$1" "$manifests/.$1.tmp" && mv -f "$manifests/.$1.tmp" "$manifests/$1"; } || fail "cannot put $1 back into $manifests"',
+  '    log "put $1 back into $manifests (kept in $keep too)"',
+  '  fi',
   '}',
   // Stopped: no answer three times in a row, a second apart.
   'wait_stopped() {',
@@ -142,6 +147,9 @@ const AGENT_SCRIPT = [
   '  if wait_answers; then log "etcd answers on $endpoint"; started=1; else log "etcd does not answer on $endpoint after $start_timeout s"; started=0; fi',
   '  put_back kube-apiserver.yaml',
   '}',
+  // A run that changes nothing puts both manifests back at once: etcd on its own data may not start
+  // (a full disk), and waiting for it would only keep the outcome from the plugin.
+  'back_as_was() { put_back etcd.yaml; put_back kube-apiserver.yaml; }',
   'stop() {',
   '  take_out kube-apiserver.yaml',
   '  take_out etcd.yaml',
@@ -158,22 +166,24 @@ const AGENT_SCRIPT = [
   // A run cut off after the swap goes on from there: the restored member is not stopped again.
   '  if ! is_restored; then',
   '    stop',
-  '    [ -f "$snapshot" ] || { start; fail "the snapshot $snapshot is not on this node; the manifests are back, its data untouched"; }',
+  '    [ -f "$snapshot" ] || { back_as_was; fail "the snapshot $snapshot is not on this node; the manifests are back, its data untouched"; }',
   '    rm -rf "$work/restored"',
   '    "$@" > "$work/restore.out" 2>&1',
   '    rc=$?',
   '    if [ "$rc" -ne 0 ] || [ ! -d "$work/restored/member" ]; then',
   '      why=$(tail -n 1 "$work/restore.out" 2>/dev/null)',
-  '      start',
+  // Its partial output goes (it is ours, and a full disk is a likely cause): etcd gets the space back.
+  '      rm -rf "$work/restored"',
+  '      back_as_was',
   '      fail "$tool snapshot restore failed (exit $rc: $why); the manifests are back, its data untouched"',
   '    fi',
-  '    echo "$stamp" > "$work/restored/member/$marker" || { start; fail "cannot write to $work/restored/member"; }',
+  '    echo "$stamp" > "$work/restored/member/$marker" || { back_as_was; fail "cannot write to $work/restored/member"; }',
   '    log "restored the snapshot into $work/restored"',
   '    if [ -d "$data/member" ] && [ ! -e "$aside" ]; then',
-  '      mv "$data/member" "$aside" || { start; fail "cannot move $data/member aside"; }',
+  '      mv "$data/member" "$aside" || { back_as_was; fail "cannot move $data/member aside"; }',
   '      log "moved $data/member to $aside (kept)"',
   '    elif [ -d "$data/member" ]; then',
-  '      start; fail "$data/member and $aside are both there: not the restore this run left; the manifests are back, nothing moved"',
+  '      back_as_was; fail "$data/member and $aside are both there: not the restore this run left; the manifests are back, nothing moved"',
   '    fi',
   '    mv "$work/restored/member" "$data/member" || fail "cannot move the restored data to $data/member (the old data is at $aside); run the restore again, or roll back"',
   '    log "the restored data is $data/member"',
@@ -189,8 +199,8 @@ const AGENT_SCRIPT = [
   '  if is_restored || { [ ! -e "$data/member" ] && [ -d "$aside" ]; }; then',
   '    stop',
   '    if is_restored; then',
-  '      [ -e "$restored_aside" ] && { start; fail "$restored_aside is there already; the manifests are back, nothing moved"; }',
-  '      mv "$data/member" "$restored_aside" || { start; fail "cannot move the restored data aside"; }',
+  '      [ -e "$restored_aside" ] && { back_as_was; fail "$restored_aside is there already; the manifests are back, nothing moved"; }',
+  '      mv "$data/member" "$restored_aside" || { back_as_was; fail "cannot move the restored data aside"; }',
   '      log "moved the restored data to $restored_aside (kept)"',
   '    fi',
   '    if [ ! -e "$data/member" ] && [ -d "$aside" ]; then',

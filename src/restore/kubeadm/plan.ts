@@ -151,13 +151,13 @@ export function buildKubeadmPlan(input: KubeadmPlanInput): KubeadmRestorePlan {
   const steps = [
     ...(input.safetyBackup ? ['take a safety backup of the current cluster'] : []),
     `start an installer pod on every control-plane node (${names}): it pulls the agent's images there`,
-    'copy the snapshot to every node and check its sha256 there',
+    'check free space on every node, copy the snapshot there and check its sha256 there',
     `write the agent's static pod (${KUBEADM_MANIFEST_DIR}/${AGENT_MANIFEST_FILE}) on every node; from here the API server goes away`,
     'each agent, by itself: kube-apiserver.yaml and etcd.yaml out, wait for etcd to stop, restore the snapshot, old data aside, restored data in, manifests back',
     'wait for the API server to answer again',
     'read every agent\'s outcome on its node',
-    'verify: every member healthy, one leader, the snapshot\'s revision and keys',
-    'remove the installer pods and the agents\' static pod files',
+    'verify: every member healthy, one leader, each on this restore\'s data (member and cluster IDs), the revision not below the snapshot\'s',
+    'remove the agents\' static pod files, the snapshot copies and the installer pods (old data, the manifests\' copies and the agents\' logs stay on the nodes)',
   ];
   return {
     kind: 'kubeadm', namespace: topology.namespace, workload: topology.workload, snapshot, initialCluster, initialClusterToken, tool, stamp,

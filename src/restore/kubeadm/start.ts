@@ -1,31 +1,40 @@
 /**
  * `kubectl etcd restore` of kubeadm's stacked etcd (static pods): preflight, the plan and its
- * admission. `--dry-run` prints the plan; the run itself (installer pods, the API-less window the
- * node agents carry, the wait, the outcomes, verification) is not built yet, so without --dry-run
- * the command refuses before any change, saying so.
+ * admission, the typed confirmation, a safety backup, the journal (KUBEADM_JOURNAL), then the run
+ * (run.ts); `--resume` and `--abort` go on from the journal (continueKubeadmRestore).
  */
-import { UsageError } from '../../errors.js';
+import { UsageError, VerificationError } from '../../errors.js';
 import type { EtcdMember, EtcdTopology } from '../../etcd/topology.js';
 import { formatBytes } from '../../ui/bytes.js';
 import { formatRecord } from '../../ui/format.js';
 import { compactUtc } from '../../ui/time.js';
 import { admissionHint } from '../admission.js';
 import type { RestoreDeps, RestoreOptions } from '../command.js';
+import { openJournal, refuseIfJournal } from '../journal-find.js';
+import { JOURNAL_VERSION, type Journal } from '../journal.js';
+import { checkEtcdVersions, DEFAULT_SHELL_IMAGE, execFirst, execInMember, PreflightError, probeRestoreTool, type MemberExec, type PreflightDeps } from '../preflight.js';
+import { confirmWorkload } from '../prompt.js';
 import type { RestoreSnapshotFacts } from '../snapshot.js';
-import { checkEtcdVersions, DEFAULT_SHELL_IMAGE, execFirst, execInMember, PreflightError, probeRestoreTool, type MemberExec } from '../preflight.js';
 import { AGENT_MANIFEST_FILE, buildKubeadmPlan, hostDataDir, KUBEADM_CONFIG_DIR, type KubeadmRestorePlan } from './plan.js';
+import { abortKubeadmRestore, runKubeadmRestore, type KubeadmRunDeps, type KubeadmState } from './run.js';
 
-/** Plans a kubeadm restore; with --dry-run prints the plan, without it refuses (not built yet). */
-export async function startKubeadmRestore(opts: RestoreOptions, deps: RestoreDeps, topology: EtcdTopology, snapshot: RestoreSnapshotFacts): Promise<void> {
-  if (!opts.dryRun) {
-    throw new UsageError(
-      `etcd in namespace "${topology.namespace}" runs as kubeadm's static pods (${topology.workload.name}): kubectl etcd plans their restore (--dry-run) but does not run it yet; nothing was changed`,
-      `see the plan with --dry-run, and follow the kubeadm runbook (kubernetes.io: Operating etcd clusters for Kubernetes, "Restoring an etcd cluster") to carry it out`,
-    );
-  }
+/** The name a kubeadm restore's journal goes by (a ConfigMap and a state-dir file, as a StatefulSet's does). */
+export const KUBEADM_JOURNAL = 'kubeadm-etcd';
+/** What the user types to confirm. */
+const CONFIRM_NAME = 'kubeadm-etcd';
+/** How long the agents may take, from their start until every outcome is read. */
+const WINDOW_MS = 20 * 60_000;
+
+/** Plans a kubeadm restore; with --dry-run prints the plan, else confirms and runs it to its verified end. */
+export async function startKubeadmRestore(
+  opts: RestoreOptions, deps: RestoreDeps, topology: EtcdTopology, snapshot: RestoreSnapshotFacts,
+  takeSafetyBackup: (topology: EtcdTopology) => Promise<string | undefined>,
+): Promise<void> {
+  const journal = openJournal<KubeadmRestorePlan>({ stateDir: opts.stateDir, configMaps: deps.configMaps, now: deps.now }, topology.namespace, KUBEADM_JOURNAL);
+  await refuseIfJournal(journal);
   deps.phases?.start('preflight');
   await deps.resolveNodes(topology);
-  const { tool, warnings } = await kubeadmPreflight(topology, snapshot, opts, deps);
+  const { tool, warnings } = await kubeadmPreflight(topology, snapshot, { force: opts.force }, deps.preflight);
   const plan = buildKubeadmPlan({
     topology, snapshot, tool, shellImage: opts.utilityImage ?? DEFAULT_SHELL_IMAGE, stamp: compactUtc(deps.now()), safetyBackup: opts.safetyBackup,
   });
@@ -46,8 +55,105 @@ export async function startKubeadmRestore(opts: RestoreOptions, deps: RestoreDep
     }
   }
   deps.phases?.end();
-  deps.stdout.write(opts.output ? await formatRecord(kubeadmPlanRecord(plan), opts.output) : renderKubeadmPlan(plan));
-  deps.log.info('dry run: nothing was changed');
+  if (opts.dryRun) {
+    deps.stdout.write(opts.output ? await formatRecord(kubeadmPlanRecord(plan), opts.output) : renderKubeadmPlan(plan));
+    deps.log.info('dry run: nothing was changed');
+    return;
+  }
+  deps.stderr.write(renderKubeadmPlan(plan));
+  await confirmWorkload(opts, deps.ask, CONFIRM_NAME, `this stops the control plane and replaces the etcd data of every control-plane node (${plan.nodes.map((n) => n.node).join(', ')})`);
+  const safety = opts.safetyBackup ? await takeSafetyBackup(topology) : undefined;
+  const state: KubeadmState = {
+    version: JOURNAL_VERSION, stamp: plan.stamp, namespace: plan.namespace, workload: KUBEADM_JOURNAL,
+    snapshot: { path: snapshot.path, sha256: snapshot.sha256, revision: snapshot.revision, totalKey: snapshot.totalKey },
+    etcdReplicas: plan.nodes.length, quiesce: [], pdbs: [], done: [], phase: 'running', plan, attempt: 1,
+    startedAt: deps.now().toISOString(), updatedAt: '',
+  };
+  await journal.save(state);
+  deps.log.info(`restore journal: ${journal.describe()}`);
+  await finishKubeadm(state, journal, opts, deps, safety);
+}
+
+/** The runner's collaborators. */
+function runDeps(plan: KubeadmRestorePlan, journal: Journal<KubeadmRestorePlan>, opts: RestoreOptions, deps: RestoreDeps): KubeadmRunDeps {
+  return {
+    cluster: deps.cluster(plan.namespace),
+    pods: deps.pods(plan.namespace),
+    quietPods: deps.pods(plan.namespace, { quiet: true }),
+    verifier: deps.verifier(plan),
+    journal,
+    log: { step: (m) => deps.log.info(`==> ${m}`), info: (m) => deps.log.info(m), warn: (m) => deps.log.warn(m) },
+    openSnapshot: deps.openSnapshot(plan.snapshot.path, opts.identities),
+    now: () => deps.now().getTime(),
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    windowMs: WINDOW_MS,
+  };
+}
+
+/** Runs (or resumes) to the verified end, closes the journal and reports. */
+async function finishKubeadm(state: KubeadmState, journal: Journal<KubeadmRestorePlan>, opts: RestoreOptions, deps: RestoreDeps, safety?: string): Promise<void> {
+  const plan = state.plan;
+  const started = deps.now().getTime();
+  let summary: Record<string, unknown>;
+  try {
+    ({ summary } = await runKubeadmRestore(state, runDeps(plan, journal, opts, deps)));
+  } catch (err) {
+    deps.log.info(`the restore stopped; its journal is kept in ${journal.describe()}`);
+    throw err;
+  }
+  await closeJournal(journal, deps, '--resume');
+  const seconds = Math.round((deps.now().getTime() - started) / 100) / 10;
+  for (const w of plan.warnings) deps.log.warn(w);
+  if (opts.output) {
+    deps.stdout.write(await formatRecord({
+      kind: 'RestoreResult', layout: 'kubeadm', namespace: plan.namespace, snapshot: plan.snapshot.path, revision: plan.snapshot.revision,
+      nodes: plan.nodes.map((n) => ({ node: n.node, name: n.member.name, oldDataKeptIn: n.asideDir, manifestsKeptIn: n.keepDir, agentLog: `${n.workDir}/log` })),
+      safetyBackup: safety, seconds, verified: summary, warnings: plan.warnings,
+    }, opts.output));
+  } else {
+    deps.stdout.write(`restored kubeadm etcd in ${plan.namespace} from "${plan.snapshot.path}" (revision ${plan.snapshot.revision}) on ${plan.nodes.length} control-plane node(s) in ${seconds}s; verified\n`);
+  }
+}
+
+async function closeJournal(journal: Journal<KubeadmRestorePlan>, deps: RestoreDeps, again: '--resume' | '--abort'): Promise<void> {
+  const left = await journal.remove();
+  if (left.length) deps.log.warn(`the work is done but the restore journal could not be removed from ${left.join(' and ')}; run \`kubectl etcd restore ${again}\` to close it, or the next restore refuses to start`);
+}
+
+/**
+ * `--resume` / `--abort` of a kubeadm restore. Only the local journal is run: the cluster's copy
+ * may be gone (the restored API store does not know a ConfigMap made after the snapshot) or stale,
+ * and a plan read from the cluster would run privileged pods on every control-plane node.
+ */
+export async function continueKubeadmRestore(opts: RestoreOptions, deps: RestoreDeps): Promise<void> {
+  const journal = openJournal<KubeadmRestorePlan>({ stateDir: opts.stateDir, configMaps: deps.configMaps, now: deps.now }, opts.namespace, KUBEADM_JOURNAL);
+  const copies = await journal.loadEach().catch(() => undefined);
+  const local = copies?.find((c) => c.store.where === 'local')?.state ?? await journal.load();
+  if (!local || local.plan.kind !== 'kubeadm') {
+    throw new UsageError(`no local journal of a kubeadm restore in namespace "${opts.namespace}"`, `resume or abort on the machine that started the restore (its state dir: ${opts.stateDir}), or pass --state-dir`);
+  }
+  const plan = local.plan;
+  if (opts.abort) {
+    if (local.phase === 'finished') {
+      throw new UsageError(`the restore of kubeadm etcd in ${plan.namespace} (stamp ${local.stamp}) finished and was verified; there is nothing to roll back`,
+        `run \`kubectl etcd restore --resume\` to close its journal; the old data is kept on every node in ${plan.nodes[0]?.asideDir ?? 'member.pre-restore-*'}`);
+    }
+    deps.log.info(`rolling back the restore of kubeadm etcd in ${plan.namespace} (stamp ${local.stamp})`);
+    const { rolledBack } = await abortKubeadmRestore(local, runDeps(plan, journal, opts, deps));
+    const report = rolledBack ? await deps.verifier(plan).verify({ ...plan, members: plan.nodes }, { healthOnly: true }) : undefined;
+    await closeJournal(journal, deps, '--abort');
+    deps.stdout.write(rolledBack
+      ? `rolled back kubeadm etcd in ${plan.namespace}: the pre-restore data is in place on ${plan.nodes.length} control-plane node(s)${report?.ok ? '; healthy, one leader' : ''}\n`
+      : `rolled back kubeadm etcd in ${plan.namespace}: no agent had run, etcd was not touched; the installer pods and snapshot copies are gone\n`);
+    if (report && !report.ok) {
+      throw new VerificationError(`the roll-back of kubeadm etcd in ${plan.namespace} is done, but the members are not healthy: ${report.problems.join('; ')}`,
+        `the old data may be why the restore began: check with \`kubectl etcd status -n ${plan.namespace}\``);
+    }
+    return;
+  }
+  if (local.phase === 'aborting') throw new UsageError(`the roll-back of the restore of kubeadm etcd in ${plan.namespace} (stamp ${local.stamp}) was interrupted`, 'run `kubectl etcd restore --abort` again to finish it');
+  deps.log.info(`resuming the restore of kubeadm etcd in ${plan.namespace} (stamp ${local.stamp})`);
+  await finishKubeadm(local, journal, opts, deps);
 }
 
 /**
@@ -56,24 +162,35 @@ export async function startKubeadmRestore(opts: RestoreOptions, deps: RestoreDep
  * agent sees them, and the etcd image able to hand its tools to the agent (sh and cp; kubeadm's
  * registry.k8s.io/etcd has both).
  */
-async function kubeadmPreflight(topology: EtcdTopology, snapshot: RestoreSnapshotFacts, opts: RestoreOptions, deps: RestoreDeps): Promise<{ tool: KubeadmRestorePlan['tool']; warnings: string[] }> {
+export async function kubeadmPreflight(
+  topology: EtcdTopology, snapshot: RestoreSnapshotFacts, opts: { force: boolean }, deps: Pick<PreflightDeps, 'readNode' | 'run'>,
+): Promise<{ tool: KubeadmRestorePlan['tool']; warnings: string[] }> {
   const warnings: string[] = [];
   const refuse = (message: string, hint: string) => {
     if (opts.force) warnings.push(`${message} (going on because of --force)`);
     else throw new PreflightError(message, `${hint}, or pass --force if you are sure`);
   };
-  const exec: MemberExec = (m, argv) => execInMember(deps.preflight, m, argv);
+  const exec: MemberExec = (m, argv) => execInMember(deps, m, argv);
   const running = [...topology.members].sort((a, b) => Number(b.ready !== false) - Number(a.ready !== false));
   const etcdImage = topology.members[0]?.image ?? topology.image;
   await checkEtcdVersions({ topology, snapshot, etcdImage }, (argv) => execFirst(running, exec, argv), refuse, warnings);
 
   for (const m of topology.members) {
     if (!m.node) throw new PreflightError(`static etcd pod "${m.pod}" names no node`, 'check the pod (kubectl get pod -o wide); nothing was changed');
-    const st = await deps.preflight.readNode(m.node);
+    const st = await deps.readNode(m.node);
     if (st === undefined) warnings.push(`cannot read node "${m.node}"; its readiness is not checked`);
     else if (!st.ready) {
       // Its agent would start only once its kubelet is back, and a restore with a member left behind loses quorum.
       throw new PreflightError(`node "${m.node}" of member "${m.name}" is not Ready${st.reason ? ` (${st.reason})` : ''}: its agent could not run there`, 'bring the node back first; nothing was changed');
+    }
+    // kubeadm advertises the member on its node's IP (phases/etcd/local.go): a peer URL on another
+    // host is not this node's member, and the restored cluster would look for it there.
+    const host = peerHost(m.peerUrl);
+    if (st?.addresses?.length && host && !st.addresses.includes(host)) {
+      throw new PreflightError(
+        `member "${m.name}" advertises peer URL ${m.peerUrl}, but its node "${m.node}" has address${st.addresses.length > 1 ? 'es' : ''} ${st.addresses.join(', ')}`,
+        `check --initial-advertise-peer-urls in ${m.node}'s /etc/kubernetes/manifests/etcd.yaml against the node (kubectl get node ${m.node} -o wide); nothing was changed`,
+      );
     }
     if (!hostDataDir(m)) {
       throw new PreflightError(`member "${m.name}" keeps its data in ${m.dataDir}, which is not a hostPath volume of its static pod`, 'restore it as the kubeadm runbook says; nothing was changed');
@@ -97,8 +214,16 @@ async function kubeadmPreflight(topology: EtcdTopology, snapshot: RestoreSnapsho
     const what = !tool ? 'neither etcdutl nor etcdctl' : 'no sh and cp to hand its tools to the restore agent';
     refuse(`image "${etcdImage}" of member "${member.name}" has ${what}`, 'run kubeadm\'s registry.k8s.io/etcd image, which has them');
   }
-  warnings.push(`free space on each node's data dir is not measured (the etcd image has no df): the restore needs about ${formatBytes(snapshot.size * 3)} there`);
   return { tool: tool ?? { binary: 'etcdctl' }, warnings };
+}
+
+/** The host of a URL (an IPv6 literal without brackets); undefined when it is not a URL. */
+function peerHost(url: string): string | undefined {
+  try {
+    return new URL(url).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    return undefined;
+  }
 }
 
 /** TLS files of a member that lie neither under /etc/kubernetes nor in its data volume. */

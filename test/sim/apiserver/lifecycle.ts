@@ -8,6 +8,7 @@ import type { Json } from '../json.js';
 import { call, collectionPath, resourceFor, type ClientConfig } from './client.js';
 import { clientConfig, readSimConfig, writeClusterFiles, type HostnameLabels } from './clusterfiles.js';
 import { prepareBundles } from '../bundle.js';
+import { unmountNodeDisks } from '../nodedisk.js';
 import { COMPONENTS, componentPresent, mountsUnder, processesMentioning, REPO_ROOT, runningPid, startComponent, stopComponent } from './procs.js';
 import type { ServerMinor } from './discovery.js';
 import { GATE_FILE } from './gate.js';
@@ -211,6 +212,7 @@ export async function down(dirArg: string, log: (line: string) => void): Promise
     if (await stopComponent(dir, c.name, grace)) log(`${c.name} did not stop on SIGTERM and was killed`);
   }
   const left: string[] = [];
+  for (const d of unmountNodeDisks(dir)) left.push(`node disk ${d}`);
   for (const p of processesMentioning(dir)) left.push(`process ${p.pid}: ${p.cmd}`);
   for (const m of mountsUnder(dir)) left.push(`mount ${m}`);
   try {

@@ -5,6 +5,7 @@
 //   node-ready NODE...                                 undo node-not-ready
 //   fill-volume NS/POD [VOLUME] [--leave BYTES]        fill the pod's PersistentVolume until ENOSPC, or
 //                                                      until only BYTES stay free
+//   fill-volume NODE:/PATH [--leave BYTES]             the same for a node's own disk (nodedisk.ts)
 //   clear                                              every node Ready again, every fill file removed
 // Node faults go through DIR/kubelet-control/not-ready.json, which the running kubelet watches and
 // acknowledges in not-ready.ack.json (see kubelet.ts CONTROL). Fill files are recorded in
@@ -22,6 +23,7 @@ import type { Json } from '../json.js';
 import { ApiClient, sleep } from './api.js';
 import { CONTROL, type SimInfo } from './kubelet.js';
 import { writeJsonAtomic } from './sandbox.js';
+import { nodeDiskPath } from '../nodedisk.js';
 
 const FILLS = 'fills.json';
 
@@ -154,9 +156,9 @@ async function podVolumePath(dir: string, namespace: string, pod: string, volume
 }
 
 /** Writes a file into a pod's PersistentVolume until it is full (ENOSPC) or only leaveBytes stay free. */
-export async function fillVolume(dirArg: string, opts: { namespace: string; pod: string; volume?: string; leaveBytes?: number }): Promise<FilledVolume> {
+export async function fillVolume(dirArg: string, opts: ({ namespace: string; pod: string; volume?: string } | { nodeDisk: string }) & { leaveBytes?: number }): Promise<FilledVolume> {
   const dir = resolve(dirArg);
-  const path = await podVolumePath(dir, opts.namespace, opts.pod, opts.volume);
+  const path = 'nodeDisk' in opts ? nodeDiskPath(dir, opts.nodeDisk) : await podVolumePath(dir, opts.namespace, opts.pod, opts.volume);
   const leave = opts.leaveBytes ?? 0;
   const free = () => { const s = statfsSync(path); return s.bavail * s.bsize; };
   const file = join(path, `.sim-fill-${Date.now().toString(36)}`);
@@ -229,7 +231,9 @@ export async function runKubeletFault(dirArg: string, argv: string[]): Promise<s
       const leave = flag(args, '--leave');
       const leaveBytes = leave === undefined ? undefined : Number(leave);
       if (leaveBytes !== undefined && !(Number.isInteger(leaveBytes) && leaveBytes >= 0)) throw new Error(`invalid byte count "${leave}"; pass --leave BYTES`);
-      const f = await fillVolume(dir, { ...splitPodRef(args[0]), volume: args[1], leaveBytes });
+      const f = /^[^/:]+:\//.test(args[0] ?? '')
+        ? await fillVolume(dir, { nodeDisk: args[0]!, leaveBytes })
+        : await fillVolume(dir, { ...splitPodRef(args[0]), volume: args[1], leaveBytes });
       return `wrote ${f.bytesWritten} bytes to ${f.file}; ${f.freeBytes} bytes free`;
     }
     case 'clear': {

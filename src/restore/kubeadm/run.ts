@@ -1,0 +1,336 @@
+/**
+ * Carries out a kubeadm restore plan (plan.ts), journaled so that `--resume` and `--abort` go on
+ * from wherever it stopped, the plugin killed at any point included:
+ *
+ *   install  an installer pod on every node (API up), waited until it runs;
+ *   copy     the snapshot into each node's work dir, its sha256 checked there (free space first);
+ *   arm      each node's agent static pod file written as a dotfile (the kubelet skips dotfiles);
+ *   window   recorded in the journal, then every dotfile renamed in place at once: the kubelets
+ *            start the agents, which take the control plane down, restore, and bring it back;
+ *   wait     the outcome of every node read through its installer pod, polled while the API is
+ *            away (bounded, progress on stderr); an installer the restored API no longer knows is
+ *            made again;
+ *   verify   every member healthy, one leader, each on this restore's data (member and cluster
+ *            IDs), the revision not below the snapshot's;
+ *   clean    the agents' files out of the manifest folders, the snapshot copies removed (they hold
+ *            every Secret), the installer pods deleted; the old data, the manifests' copies and
+ *            each agent's log stay on the node.
+ *
+ * A node whose agent failed is reported once the API is back; `--resume` runs its agent again
+ * (a new run: the file changes, so the kubelet starts it), `--abort` runs every agent in rollback.
+ */
+import type { Readable } from 'node:stream';
+import { stringify } from 'yaml';
+import { PluginError, VerificationError } from '../../errors.js';
+import type { CommandResult } from '../../kube/exec.js';
+import type { Journal, JournalState } from '../journal.js';
+import type { RestoreCluster, RestoreLog, RestorePodIO, RestoreVerifier } from '../runner.js';
+import { spaceNeeded } from '../preflight.js';
+import { parseAgentOutcome, agentArgv, type AgentOutcome } from './agent.js';
+import { AGENT_MANIFEST_FILE, type KubeadmNodePlan, type KubeadmRestorePlan } from './plan.js';
+
+/** What the kubeadm runner talks to. */
+export interface KubeadmRunDeps {
+  cluster: Pick<RestoreCluster, 'createPodAndWait' | 'deletePodAndWait'>;
+  pods: Pick<RestorePodIO, 'run' | 'runLong' | 'copyIn'>;
+  /** The same, quiet about the API server being away (the polls of the window). */
+  quietPods: Pick<RestorePodIO, 'run'>;
+  verifier: RestoreVerifier;
+  journal: Journal<KubeadmRestorePlan>;
+  log: RestoreLog;
+  openSnapshot: () => Readable;
+  now: () => number;
+  sleep: (ms: number) => Promise<void>;
+  /** How long the agents may take, from their start to every outcome read. */
+  windowMs: number;
+}
+
+export type KubeadmState = JournalState<KubeadmRestorePlan>;
+
+const STEP = { install: 'install', copy: 'copy', arm: 'arm', window: 'window', wait: 'wait', verify: 'verify' } as const;
+
+/** The installer container of a node, where every command of the plugin on that node runs. */
+function installer(plan: KubeadmRestorePlan, n: KubeadmNodePlan) {
+  return { namespace: plan.namespace, pod: n.installerPod.metadata.name, container: n.installerPod.spec.containers[0]!['name'] as string };
+}
+
+/** Runs argv in a node's installer; a non-zero exit is an error naming what failed. */
+async function mustRun(deps: KubeadmRunDeps, plan: KubeadmRestorePlan, n: KubeadmNodePlan, argv: string[], what: string): Promise<CommandResult> {
+  const r = await deps.pods.run(installer(plan, n), argv);
+  if (r.exitCode !== 0) {
+    const detail = (r.stderr || r.stdout).trim().split('\n').pop() ?? '';
+    throw new PluginError(`${what} failed on node "${n.node}" (exit code ${r.exitCode}): ${detail}`, 'fix the cause and run `kubectl etcd restore --resume`, or `--abort` to roll back');
+  }
+  return r;
+}
+
+/** Each node's work at once; every failure reported together. */
+async function eachNode(plan: KubeadmRestorePlan, fn: (n: KubeadmNodePlan) => Promise<unknown>): Promise<void> {
+  const results = await Promise.allSettled(plan.nodes.map(fn));
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as Error);
+  if (failed.length === 1) throw failed[0];
+  if (failed.length) {
+    const first = failed[0]!;
+    throw new PluginError(`${failed.length} nodes failed: ${[...new Set(failed.map((e) => e.message.split('\n')[0]))].join('; ')}`, first instanceof PluginError ? first.hint : undefined);
+  }
+}
+
+/** The agent's static pod file for a run (restore or rollback): each run differs, so the kubelet starts it anew. */
+export function agentFile(n: KubeadmNodePlan, mode: 'restore' | 'rollback', run: number): string {
+  const pod = structuredClone(n.agentPod);
+  (pod.metadata as Record<string, unknown>)['annotations'] = { 'kubectl-etcd/run': `${mode}-${run}` };
+  pod.spec.containers[0]!['command'] = agentArgv({ ...n.agent, mode });
+  return stringify(pod);
+}
+
+// Writes the agent's file as a dotfile in the manifest folder (the kubelet skips dotfiles), after
+// removing an outcome an earlier run left: an outcome read later is this run's.
+const ARM_SCRIPT = [
+  'dir="$1" file="$2" work="$3" content="$4"',
+  'mkdir -p "$work" && chmod 700 "$work" || exit 1',
+  'rm -f "$work/outcome"',
+  'printf "%s" "$content" > "$dir/.$file.tmp" && mv -f "$dir/.$file.tmp" "$dir/.$file"',
+].join('\n');
+
+// Starts the agent: the dotfile renamed in place (a rename the kubelet's watch sees as a new file).
+const START_SCRIPT = [
+  'dir="$1" file="$2"',
+  'if [ -f "$dir/.$file" ]; then mv -f "$dir/.$file" "$dir/$file"; fi',
+  '[ -f "$dir/$file" ]',
+].join('\n');
+
+// Removes the agent's file (the kubelet stops its pod) and the snapshot copy; the log, the outcome,
+// the old data and the manifests' copies stay.
+const CLEAN_SCRIPT = [
+  'dir="$1" file="$2" work="$3" keep="$4"',
+  'rm -f "$dir/$file" "$dir/.$file" "$dir/.$file.tmp" "$work/snapshot.db" "$work/snapshot.db.tmp"',
+  'rm -rf "$work/restored"',
+  // The manifests' folder, once both are back (a manifest still in it is kept, and so is the folder).
+  'rmdir "$keep" 2>/dev/null || true',
+].join('\n');
+
+/** Installer pods on every node, running. */
+async function install(plan: KubeadmRestorePlan, deps: KubeadmRunDeps): Promise<void> {
+  await eachNode(plan, (n) => deps.cluster.createPodAndWait(n.installerPod));
+}
+
+/** The snapshot into each node's work dir (unless an identical copy is there), checked by sha256; free space first. */
+async function copy(plan: KubeadmRestorePlan, deps: KubeadmRunDeps): Promise<void> {
+  await eachNode(plan, async (n) => {
+    const target = installer(plan, n);
+    await mustRun(deps, plan, n, ['sh', '-c', 'mkdir -p "$1" && chmod 700 "$1"', 'sh', n.workDir], 'making the work dir');
+    const sha = async () => {
+      const r = await deps.pods.runLong(target, ['sha256sum', n.snapshotPath], `kubectl-etcd-sha256-${plan.stamp}`);
+      return r.exitCode === 0 ? r.stdout.trim().split(/\s+/)[0] : undefined;
+    };
+    if ((await sha()) === plan.snapshot.sha256) return;
+    const df = await mustRun(deps, plan, n, ['df', '-Pk', n.workDir], 'measuring free space');
+    const avail = Number(df.stdout.trim().split('\n').pop()?.split(/\s+/)[3]) * 1024;
+    const need = spaceNeeded(plan.snapshot.size) + plan.snapshot.size;
+    if (Number.isFinite(avail) && avail < need) {
+      throw new PluginError(
+        `node "${n.node}" has ${(avail / 2 ** 20).toFixed(1)} MiB free in ${n.dataDir}, the restore needs ${(need / 2 ** 20).toFixed(1)} MiB (snapshot, restored data, old data kept)`,
+        'free space there and run `kubectl etcd restore --resume`, or `--abort`; etcd was not touched',
+      );
+    }
+    await deps.pods.copyIn(target, n.snapshotPath, deps.openSnapshot, plan.snapshot.size);
+    const got = await sha();
+    if (got !== plan.snapshot.sha256) {
+      throw new VerificationError(`the snapshot copied to node "${n.node}" has sha256 ${got ?? 'unknown'}, expected ${plan.snapshot.sha256}`, 'check the node\'s disk and run `kubectl etcd restore --resume`');
+    }
+  });
+}
+
+/** Writes every node's agent file (as a dotfile) for this run. */
+async function arm(plan: KubeadmRestorePlan, deps: KubeadmRunDeps, nodes: KubeadmNodePlan[], mode: 'restore' | 'rollback', run: number): Promise<void> {
+  await eachNode({ ...plan, nodes }, (n) => mustRun(deps, plan, n, ['sh', '-c', ARM_SCRIPT, 'sh', n.manifestDir, AGENT_MANIFEST_FILE, n.workDir, agentFile(n, mode, run)], 'writing the agent\'s static pod file'));
+}
+
+/** Starts the armed agents, all at once (one exec each, in parallel): the API goes away after the first. */
+async function start(plan: KubeadmRestorePlan, deps: KubeadmRunDeps, nodes: KubeadmNodePlan[]): Promise<void> {
+  await Promise.allSettled(nodes.map((n) => deps.pods.run(installer(plan, n), ['sh', '-c', START_SCRIPT, 'sh', n.manifestDir, AGENT_MANIFEST_FILE])));
+}
+
+/** What a node says: its agent's outcome, and whether the agent's file is in the manifest folder (started). */
+interface NodeReading {
+  outcome: AgentOutcome;
+  started: boolean;
+}
+
+const READ_SCRIPT = 'cat "$1/outcome" 2>/dev/null; echo; if [ -f "$2/$3" ]; then echo started; fi';
+
+/** Reads a node through its installer; undefined while it cannot be read (the API away, the installer being made again). */
+async function readNode(plan: KubeadmRestorePlan, deps: KubeadmRunDeps, n: KubeadmNodePlan): Promise<NodeReading | undefined> {
+  try {
+    const r = await deps.quietPods.run(installer(plan, n), ['sh', '-c', READ_SCRIPT, 'sh', n.workDir, n.manifestDir, AGENT_MANIFEST_FILE]);
+    if (r.exitCode !== 0) return undefined;
+    return { outcome: parseAgentOutcome(r.stdout), started: /^started$/m.test(r.stdout) };
+  } catch (err) {
+    // The restored API does not know an installer made after the snapshot: its kubelet stopped it; make it again.
+    if (/not ?found/i.test((err as Error).message)) await deps.cluster.createPodAndWait(n.installerPod).catch(() => undefined);
+    return undefined;
+  }
+}
+
+/**
+ * Polls every node's outcome until each is final for this mode (restored, or rolled back; a
+ * failure is final too), or the window is over; progress on stderr. Returns the outcomes.
+ */
+async function waitOutcomes(plan: KubeadmRestorePlan, deps: KubeadmRunDeps, mode: 'restore' | 'rollback'): Promise<Record<string, AgentOutcome>> {
+  const want = mode === 'restore' ? 'restored' : 'rolled-back';
+  const outcomes: Record<string, AgentOutcome> = {};
+  const deadline = deps.now() + deps.windowMs;
+  let lastReport = 0;
+  for (;;) {
+    await Promise.all(plan.nodes.map(async (n) => {
+      const prev = outcomes[n.node];
+      if (prev && (prev.kind === want || prev.kind === 'failed')) return;
+      outcomes[n.node] = (await readNode(plan, deps, n))?.outcome ?? { kind: 'none' };
+    }));
+    const pending = plan.nodes.filter((n) => outcomes[n.node]!.kind !== want && outcomes[n.node]!.kind !== 'failed');
+    if (!pending.length) return outcomes;
+    if (deps.now() > deadline) {
+      throw new PluginError(
+        `after ${Math.round(deps.windowMs / 60_000)} min the agents on ${pending.map((n) => `"${n.node}"`).join(', ')} have not finished (their outcome cannot be read${pending.length < plan.nodes.length ? '' : ': the API server may still be away'})`,
+        `look at the node's agent log (${pending[0]!.workDir}/log) and run \`kubectl etcd restore --resume\` to wait again, or \`--abort\` to roll back`,
+      );
+    }
+    if (deps.now() - lastReport >= 15_000) {
+      lastReport = deps.now();
+      const done = plan.nodes.filter((n) => !pending.includes(n)).map((n) => n.node);
+      deps.log.info(`waiting for the agents (the API server is away while they work): ${done.length ? `${done.join(', ')} done, ` : ''}${pending.map((n) => n.node).join(', ')} working`);
+    }
+    await deps.sleep(2000);
+  }
+}
+
+/** Throws when any node failed, naming each with its agent's reason. */
+function requireAll(plan: KubeadmRestorePlan, outcomes: Record<string, AgentOutcome>, mode: 'restore' | 'rollback'): void {
+  const failed = plan.nodes.flatMap((n) => {
+    const o = outcomes[n.node];
+    return o?.kind === 'failed' ? [`node "${n.node}": ${o.why}`] : [];
+  });
+  if (!failed.length) return;
+  const ok = plan.nodes.filter((n) => outcomes[n.node]?.kind !== 'failed').map((n) => n.node);
+  throw new PluginError(
+    `the ${mode === 'restore' ? 'restore' : 'roll-back'} failed on ${failed.length} of ${plan.nodes.length} nodes: ${failed.join('; ')}${ok.length ? ` (${ok.join(', ')}: ${mode === 'restore' ? 'restored' : 'rolled back'})` : ''}`,
+    mode === 'restore'
+      ? `fix the cause (the agent's log is in ${plan.nodes[0]!.workDir}/log on the node) and run \`kubectl etcd restore --resume\`, or \`--abort\` to put every node back as it was`
+      : `fix the cause and run \`kubectl etcd restore --abort\` again`,
+  );
+}
+
+/** The agents' files and the snapshot copies off every node, the installers gone. */
+async function clean(plan: KubeadmRestorePlan, deps: KubeadmRunDeps): Promise<void> {
+  await eachNode(plan, async (n) => {
+    await deps.cluster.createPodAndWait(n.installerPod);
+    await mustRun(deps, plan, n, ['sh', '-c', CLEAN_SCRIPT, 'sh', n.manifestDir, AGENT_MANIFEST_FILE, n.workDir, n.keepDir], 'removing the agent and the snapshot copy');
+    await deps.cluster.deletePodAndWait(n.installerPod.metadata.name);
+  });
+}
+
+async function step(state: KubeadmState, deps: KubeadmRunDeps, id: string, title: string, fn: () => Promise<void>): Promise<void> {
+  if (state.done.includes(id)) return;
+  deps.log.step(title);
+  await fn();
+  await deps.journal.markDone(state, id);
+}
+
+/** Runs (or resumes) the restore to its verified end. */
+export async function runKubeadmRestore(state: KubeadmState, deps: KubeadmRunDeps): Promise<{ summary: Record<string, unknown> }> {
+  const plan = state.plan;
+  await step(state, deps, STEP.install, 'installer pods on every control-plane node', () => install(plan, deps));
+  await step(state, deps, STEP.copy, 'copying the snapshot to every node (sha256 checked there)', () => copy(plan, deps));
+  await step(state, deps, STEP.arm, 'writing the agents\' static pod files', () => arm(plan, deps, plan.nodes, 'restore', state.attempt ?? 1));
+  if (!state.done.includes(STEP.window)) {
+    // Recorded first: once one agent runs, a cut plugin must know the window may have begun.
+    await deps.journal.markDone(state, STEP.window);
+    deps.log.step('starting the agents: the API server goes away until they are done');
+    await start(plan, deps, plan.nodes);
+  } else if (!state.done.includes(STEP.wait)) {
+    await resumeWindow(state, deps, 'restore');
+  }
+  if (!state.done.includes(STEP.wait)) {
+    deps.log.step('waiting for every node\'s agent');
+    const outcomes = await waitOutcomes(plan, deps, 'restore');
+    requireAll(plan, outcomes, 'restore');
+    await deps.journal.markDone(state, STEP.wait);
+  }
+  let summary: Record<string, unknown> = {};
+  await step(state, deps, STEP.verify, 'verifying the restored cluster', async () => {
+    const report = await deps.verifier.verify({ ...plan, members: plan.nodes }, { writersRun: true });
+    if (!report.ok) {
+      throw new VerificationError(`the restored cluster does not check out: ${report.problems.join('; ')}`, 'check `kubectl etcd status -n ' + plan.namespace + '`; run `kubectl etcd restore --resume` to check again, or `--abort` to roll back');
+    }
+    summary = report.summary;
+  });
+  state.phase = 'finished';
+  await deps.journal.save(state);
+  deps.log.step('removing the agents, the snapshot copies and the installer pods');
+  await clean(plan, deps);
+  return { summary };
+}
+
+/** Reads every node, polling until each answers (the API may be away: agents at work), bounded by the window. */
+async function readAll(plan: KubeadmRestorePlan, deps: KubeadmRunDeps): Promise<Record<string, NodeReading>> {
+  const deadline = deps.now() + deps.windowMs;
+  const readings: Record<string, NodeReading> = {};
+  let lastReport = 0;
+  for (;;) {
+    await Promise.all(plan.nodes.filter((n) => !readings[n.node]).map(async (n) => {
+      const r = await readNode(plan, deps, n);
+      if (r) readings[n.node] = r;
+    }));
+    const missing = plan.nodes.filter((n) => !readings[n.node]);
+    if (!missing.length) return readings;
+    if (deps.now() > deadline) {
+      throw new PluginError(`cannot read ${missing.map((n) => `"${n.node}"`).join(', ')} after ${Math.round(deps.windowMs / 60_000)} min (the API server may still be away)`, 'run `kubectl etcd restore --resume` again once `kubectl get nodes` answers');
+    }
+    if (deps.now() - lastReport >= 15_000) {
+      lastReport = deps.now();
+      deps.log.info(`waiting to read ${missing.map((n) => n.node).join(', ')} (the API server is away while the agents work)`);
+    }
+    await deps.sleep(2000);
+  }
+}
+
+/**
+ * Goes on inside the window (a resume or an abort): nodes whose agent failed run it again, nodes
+ * whose agent never started start it; nodes whose agent may still be working are left to it.
+ * Every agent of a new mode (abort) runs anew.
+ */
+async function resumeWindow(state: KubeadmState, deps: KubeadmRunDeps, mode: 'restore' | 'rollback'): Promise<void> {
+  const plan = state.plan;
+  const want = mode === 'restore' ? 'restored' : 'rolled-back';
+  const readings = await readAll(plan, deps);
+  const go = plan.nodes.filter((n) => {
+    const r = readings[n.node]!;
+    if (r.outcome.kind === want) return false;
+    return mode === 'rollback' || r.outcome.kind === 'failed' || !r.started;
+  });
+  if (!go.length) return;
+  state.attempt = (state.attempt ?? 1) + 1;
+  await deps.journal.save(state);
+  await arm(plan, deps, go, mode, state.attempt);
+  deps.log.step(`starting the agent${go.length > 1 ? 's' : ''} on ${go.map((n) => n.node).join(', ')}${mode === 'rollback' ? ' (rollback)' : ''}: the API server may go away until ${go.length > 1 ? 'they are' : 'it is'} done`);
+  await start(plan, deps, go);
+}
+
+/**
+ * Rolls the restore back: before any agent ran, only the installers and copies go; after, every
+ * node's agent runs in rollback (the API goes away again) and each node gets its old data back.
+ */
+export async function abortKubeadmRestore(state: KubeadmState, deps: KubeadmRunDeps): Promise<{ rolledBack: boolean }> {
+  const plan = state.plan;
+  const touched = state.done.includes(STEP.window);
+  state.phase = 'aborting';
+  await deps.journal.save(state);
+  if (touched) {
+    await resumeWindow(state, deps, 'rollback');
+    deps.log.step('waiting for every node\'s agent');
+    requireAll(plan, await waitOutcomes(plan, deps, 'rollback'), 'rollback');
+  }
+  deps.log.step('removing the agents, the snapshot copies and the installer pods');
+  await clean(plan, deps);
+  return { rolledBack: touched };
+}
