@@ -185,6 +185,15 @@ export function kubeRestoreCluster(kube: KubeContext, namespace: string, onRetry
       const uid = await r(() => deletePod(kube, namespace, name));
       if (uid) await r(() => waitForPodGone(kube, namespace, name, POD_TIMEOUT_MS, uid));
     },
+    async podStatus(name) {
+      // One try, no retry: asked while the API server may be away by design (kubeadm's window).
+      try {
+        const pod = await getPod(kube, namespace, name);
+        return { phase: pod.status?.phase ?? 'Pending', annotations: pod.metadata?.annotations ?? {} };
+      } catch {
+        return undefined;
+      }
+    },
     async recreatePods(names) {
       // The pods' own grace period, never a forced delete: a forced delete drops the pod object at
       // once, and the StatefulSet would start a new member on the same volume while the old

@@ -2,11 +2,12 @@
  * `--resume` and `--abort`: find the workload's journal, trust only what trust.ts lets through,
  * then go on with the journal's plan or roll it back.
  */
+import { existsSync } from 'node:fs';
 import { PluginError, UsageError, VerificationError } from '../errors.js';
 import type { RestoreDeps, RestoreOptions } from './command.js';
 import { identitiesFor, requireDecryptable } from '../crypt/plaintext.js';
 import { executePlan, runnerDeps } from './execute.js';
-import { openJournal, pendingWorkloads, type JournalPlaces } from './journal-find.js';
+import { journalFile, openJournal, pendingWorkloads, type JournalPlaces } from './journal-find.js';
 import { requireAccess, restoreAccessChecks, restoreBaseAccessChecks } from './preflight.js';
 import { confirmWorkload } from './prompt.js';
 import { continueKubeadmRestore, KUBEADM_JOURNAL } from './kubeadm/start.js';
@@ -17,6 +18,8 @@ import { checkClusterOnlyToolsImage, trustedJournalState } from './trust.js';
 /** Finishes (`--resume`) or rolls back (`--abort`) the restore recorded in the workload's journal. */
 export async function continueRestore(opts: RestoreOptions, deps: RestoreDeps): Promise<void> {
   const places: JournalPlaces = { stateDir: opts.stateDir, configMaps: deps.configMaps, now: deps.now };
+  // A kubeadm restore's local journal first: the API server may be away while its agents work.
+  if (!opts.statefulSet && existsSync(journalFile(opts.stateDir, opts.namespace, KUBEADM_JOURNAL))) return continueKubeadmRestore(opts, deps);
   await requireAccess(deps.preflight, restoreBaseAccessChecks(opts.namespace));
   const workload = opts.statefulSet ?? (await journalWorkload(places, opts.namespace, deps));
   if (!workload) throw new PluginError(`cannot tell which etcd to ${opts.abort ? 'roll back' : 'resume'} in namespace "${opts.namespace}"`, 'pass --statefulset');

@@ -22,11 +22,13 @@ export function journalConfigMapName(workload: string): string {
 
 /** The journal format this version writes and reads. */
 export const JOURNAL_VERSION = 4;
+/** The format of a kubeadm restore's journal (its plan is a KubeadmRestorePlan): an older plugin refuses it instead of reading it as a StatefulSet's. */
+export const KUBEADM_JOURNAL_VERSION = 5;
 
 /** Everything needed to resume or roll back a restore. */
 export interface JournalState<P = RestorePlan> {
   /** 2 since steps are typed (steps.ts), 3 since a restore has its own cluster token, 4 since utility pods inherit from their member (security context, tolerations, pinning by node name); older journals are refused with a hint. */
-  version: typeof JOURNAL_VERSION;
+  version: typeof JOURNAL_VERSION | typeof KUBEADM_JOURNAL_VERSION;
   stamp: string;
   namespace: string;
   workload: string;
@@ -41,8 +43,10 @@ export interface JournalState<P = RestorePlan> {
   phase: 'running' | 'aborting' | 'finished';
   /** The whole plan, so --resume and --abort work even when the etcd pods are gone. */
   plan: P;
-  /** kubeadm: the agents' current run (each run writes a new static pod file, so the kubelet starts it again). */
+  /** kubeadm: the number of the newest run of the agents (each run writes a new static pod file, so the kubelet starts it again). */
   attempt?: number;
+  /** kubeadm: each node's current agent run (`restore-N`, `rollback-N`): an outcome of another run is not this one's. */
+  runs?: Record<string, string>;
   startedAt: string;
   updatedAt: string;
 }
@@ -116,8 +120,9 @@ function parseJournal<P>(text: string, where: string): JournalState<P> {
   if (version === 1 || version === 2 || version === 3) {
     throw new PluginError(`the restore journal ${where} was written by an older kubectl-etcd (journal version ${version})`, 'finish it with that version (`kubectl etcd restore --resume` or `--abort`), then restore again with this one');
   }
-  if (!state || typeof state !== 'object' || version !== JOURNAL_VERSION || !state.plan || !Array.isArray(state.done)) {
-    throw new PluginError(`the restore journal ${where} is not a kubectl-etcd journal of version ${JOURNAL_VERSION}`, 'a restore may be in progress: check it, and move it aside only once no restore is running');
+  const kubeadm = (state as { plan?: { kind?: unknown } } | null)?.plan?.kind === 'kubeadm';
+  if (!state || typeof state !== 'object' || version !== (kubeadm ? KUBEADM_JOURNAL_VERSION : JOURNAL_VERSION) || !state.plan || !Array.isArray(state.done)) {
+    throw new PluginError(`the restore journal ${where} is not a kubectl-etcd journal of version ${kubeadm ? KUBEADM_JOURNAL_VERSION : JOURNAL_VERSION}`, 'a restore may be in progress: check it, and move it aside only once no restore is running');
   }
   return state;
 }

@@ -32,6 +32,8 @@ export interface RestoreCluster {
    * would refuse it (admission: Pod Security, quota, webhooks; validation), else undefined.
    */
   admitPod(manifest: { metadata: { name: string; namespace: string } }): Promise<string | undefined>;
+  /** A pod's phase (Pending, Running, Succeeded, Failed) and annotations; undefined when it cannot be read now (gone, or the API away). */
+  podStatus?(name: string): Promise<{ phase: string; annotations: Record<string, string> } | undefined>;
   /** Deletes a pod (missing is fine) with its own grace period and waits until it is gone. */
   deletePodAndWait(name: string): Promise<void>;
   /**

@@ -160,6 +160,14 @@ describe('kubectl etcd restore on kubeadm (static pods; the API server goes away
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/the restore failed on 1 of 3 nodes: node "node-2": etcdutl snapshot restore failed .*the manifests are back, its data untouched \(node-1, node-3: restored\)/);
       expect(r.stderr).toMatch(/--abort/);
+      // --resume runs node-2's agent again (a new run: the failure of the last one is not taken for
+      // this one's); the disk is still full, so it fails again, and only node-2 went through it.
+      const again = await kubectlEtcd(cluster, state, ['restore', '--resume', '-n', 'kube-system']);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toMatch(/==> starting the agent on node-2: /);
+      expect(again.stderr).toMatch(/the restore failed on 1 of 3 nodes: node "node-2": etcdutl snapshot restore failed/);
+      const log = readdirSync(onNode('node-1', '/var/lib/etcd')).filter((f) => f.startsWith('kubectl-etcd-restore-')).sort().pop()!;
+      expect(readFileSync(onNode('node-1', `/var/lib/etcd/${log}/outcome`), 'utf8')).toBe('restored\nrun restore-1\n');
     } finally {
       const clear = await cluster.sim(['fault', 'clear']);
       expect(clear.code, clear.stderr).toBe(0);

@@ -171,7 +171,7 @@ function options(node: Node, mode: AgentOptions['mode'], snapshot: string, stamp
   const member = { name: 'node-1', peerUrl: node.peerUrl };
   const tool: RestoreTool = node.minor === '3.4' ? { binary: 'etcdctl' } : { binary: 'etcdutl', bumpRevision: 1_000_000 };
   return {
-    mode, stamp, dataDir: node.data, manifestDir: node.manifests, snapshot,
+    mode, stamp, run: `${mode}-1`, dataDir: node.data, manifestDir: node.manifests, snapshot,
     asideDir: join(node.data, `member.pre-restore-${stamp}`), restoredAsideDir: join(node.data, `member.restored-${stamp}`),
     restoreArgv: restoreArgvFor(member as EtcdMember, {
       snapshotPath: snapshot, restoreDir: agentRestoreDir(node.data, stamp), initialCluster: `node-1=${node.peerUrl}`,
@@ -209,7 +209,7 @@ describe.each(['3.4', '3.5'] as EtcdMinor[])('the kubeadm node agent on etcd %s'
 
         const r = await runAgent(sh, options(node, 'restore', snapshot, 's1'));
         expect(r.code, r.stderr).toBe(0);
-        expect(outcomeOf(node, 's1')).toEqual({ kind: 'restored' });
+        expect(outcomeOf(node, 's1')).toEqual({ kind: 'restored', run: 'restore-1' });
         expect(manifestsIn(node)).toEqual(['etcd.yaml', 'kube-apiserver.yaml']);
         // Both manifests stay kept beside the folder, as they were, mode and all.
         const keep = join(node.manifests, '..', 'kubectl-etcd-restore-s1');
@@ -231,7 +231,7 @@ describe.each(['3.4', '3.5'] as EtcdMinor[])('the kubeadm node agent on etcd %s'
 
         const back = await runAgent(sh, options(node, 'rollback', snapshot, 's1'));
         expect(back.code, back.stderr).toBe(0);
-        expect(outcomeOf(node, 's1')).toEqual({ kind: 'rolled-back' });
+        expect(outcomeOf(node, 's1')).toEqual({ kind: 'rolled-back', run: 'rollback-1' });
         await node.waitAnswers();
         expect(node.keys()).toEqual(['/k/a', '/k/b']);
         expect(existsSync(join(node.data, 'member.restored-s1', 'wal'))).toBe(true);

@@ -1,9 +1,13 @@
 // The kubeadm restore plan (src/restore/kubeadm/plan.ts), built from what discovery reads of the
 // kubeadm fixture's mirror pods: per node the member's own name and node-IP peer URL, its paths,
 // the agent as a static pod that names no API object, and the installer pinned to the node.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { discoverTopology } from '../../src/etcd/discovery/index.js';
-import { agentArgv, agentRestoreDir } from '../../src/restore/kubeadm/agent.js';
+import { agentArgv, agentRestoreDir, parseAgentOutcome } from '../../src/restore/kubeadm/agent.js';
+import { fileJournalStore } from '../../src/restore/journal.js';
 import { buildKubeadmPlan, hostDataDir, type KubeadmPlanInput } from '../../src/restore/kubeadm/plan.js';
 import { kubeadmPreflight } from '../../src/restore/kubeadm/start.js';
 import { KUBEADM_OPTIONS, kubeadmManifests } from '../sim/fixtures/kubeadm.js';
@@ -136,5 +140,36 @@ describe('the kubeadm restore preflight', () => {
     const t2 = structuredClone(topology);
     t2.members[2]!.tls = { ...m.tls, keyFile: '/srv/etcd/server.key' };
     await expect(kubeadmPreflight(t2, facts, { force: false }, deps())).rejects.toThrow(/certificate files outside \/etc\/kubernetes and its data dir \(\/srv\/etcd\/server\.key\)/);
+  });
+});
+
+describe('kubeadm installer pod names', () => {
+  it('nodes whose long names differ only at the end get pods of different names, each at most 63 characters', async () => {
+    const input = await planInput();
+    const long = (x: string) => `k8s-production-europe-west-1-control-plane-${x}`;
+    input.topology.members.forEach((m, i) => { m.node = long(String.fromCharCode(97 + i)); });
+    const names = buildKubeadmPlan(input).nodes.map((n) => n.installerPod.metadata.name);
+    expect(new Set(names).size).toBe(3);
+    for (const n of names) expect(n.length).toBeLessThanOrEqual(63);
+    expect(names[0]).toMatch(/^kubectl-etcd-install-20261207t060000z-k8s-production-.*-[0-9a-f]{8}$/);
+  });
+});
+
+describe('kubeadm agent outcomes and journal', () => {
+  it('an outcome names the run that wrote it; a first line alone is an outcome without a run', () => {
+    expect(parseAgentOutcome('restored\nrun restore-2\n')).toEqual({ kind: 'restored', run: 'restore-2' });
+    expect(parseAgentOutcome('failed: etcdutl snapshot restore failed (exit 1: no space)\nrun restore-1\n')).toEqual({ kind: 'failed', why: 'etcdutl snapshot restore failed (exit 1: no space)', run: 'restore-1' });
+    expect(parseAgentOutcome('rolled-back\n')).toEqual({ kind: 'rolled-back' });
+    expect(parseAgentOutcome('')).toEqual({ kind: 'none' });
+  });
+
+  it('a kubeadm journal is version 5: written as 4 (as an older plugin would read it) it is refused, not read as a StatefulSet\'s', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kubeadm-journal-'));
+    const plan = buildKubeadmPlan(await planInput());
+    const state = { version: 5, stamp: plan.stamp, namespace: 'kube-system', workload: 'kubeadm-etcd', snapshot: {}, etcdReplicas: 3, quiesce: [], pdbs: [], done: [], phase: 'running', plan, startedAt: '', updatedAt: '' };
+    writeFileSync(join(dir, 'j.json'), JSON.stringify(state));
+    expect((await fileJournalStore(join(dir, 'j.json')).load())?.plan).toMatchObject({ kind: 'kubeadm' });
+    writeFileSync(join(dir, 'j.json'), JSON.stringify({ ...state, version: 4 }));
+    await expect(fileJournalStore(join(dir, 'j.json')).load()).rejects.toThrow(/is not a kubectl-etcd journal of version 5/);
   });
 });

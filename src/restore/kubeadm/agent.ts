@@ -24,7 +24,7 @@
  * node's disk: the plugin reads them once the API is back (the agent pod may be gone by then: a
  * restored API server does not know a pod made after the snapshot, and its kubelet stops it).
  *
- * Written for dash and busybox sh with mv, cp, rm, mkdir, sleep, date, cat, tail and etcdctl/etcdutl
+ * Written for dash and busybox sh with mv, cp, rm, mkdir, head, stat, chown, sleep, date, cat, tail and etcdctl/etcdutl
  * on PATH (an etcd image with a shell; a distroless one will need the shell image beside it, as
  * restore/manifests.ts toolsExec does). Every value is a positional argument, never part of the
  * script text.
@@ -35,14 +35,17 @@ export function agentWorkDir(dataDir: string, stamp: string): string {
   return `${dataDir.replace(/\/+$/, '')}/kubectl-etcd-restore-${stamp}`;
 }
 
-/** The outcome an agent recorded. */
-export type AgentOutcome = { kind: 'restored' } | { kind: 'rolled-back' } | { kind: 'failed'; why: string } | { kind: 'none' };
+/** The outcome an agent recorded, with the run that recorded it (`run RUN` on the second line). */
+export type AgentOutcome = ({ kind: 'restored' } | { kind: 'rolled-back' } | { kind: 'failed'; why: string } | { kind: 'none' }) & { run?: string };
 
 /** Reads WORK/outcome as the script writes it. */
 export function parseAgentOutcome(text: string | undefined): AgentOutcome {
-  const line = (text ?? '').split('\n')[0]!.trim();
-  if (line === 'restored' || line === 'rolled-back') return { kind: line };
-  if (line.startsWith('failed: ')) return { kind: 'failed', why: line.slice('failed: '.length) };
+  const [first, second] = (text ?? '').split('\n');
+  const line = (first ?? '').trim();
+  const runMatch = /^run (\S+)$/.exec((second ?? '').trim());
+  const run = runMatch ? { run: runMatch[1]! } : {};
+  if (line === 'restored' || line === 'rolled-back') return { kind: line, ...run };
+  if (line.startsWith('failed: ')) return { kind: 'failed', why: line.slice('failed: '.length), ...run };
   return { kind: 'none' };
 }
 
@@ -50,6 +53,8 @@ export function parseAgentOutcome(text: string | undefined): AgentOutcome {
 export interface AgentOptions {
   mode: 'restore' | 'rollback';
   stamp: string;
+  /** This run's name (`restore-1`, `rollback-3`): written with the outcome, so an earlier run's is never taken for it. */
+  run: string;
   /** The member's data dir (kubeadm: /var/lib/etcd). */
   dataDir: string;
   /** The kubelet's static pod folder (kubeadm: /etc/kubernetes/manifests). */
@@ -84,7 +89,7 @@ const RESTORED_MARKER = 'kubectl-etcd-restored';
 /** The agent's argv: `sh -c SCRIPT sh ARGS… RESTORE-ARGV…`. */
 export function agentArgv(o: AgentOptions): string[] {
   return ['sh', '-c', AGENT_SCRIPT, 'sh', o.mode, o.stamp, o.dataDir, o.manifestDir, o.snapshot, o.asideDir, o.restoredAsideDir,
-    o.endpoint, o.tls.caFile ?? '', o.tls.certFile ?? '', o.tls.keyFile ?? '', String(o.stopTimeoutSeconds), String(o.startTimeoutSeconds),
+    o.endpoint, o.tls.caFile ?? '', o.tls.certFile ?? '', o.tls.keyFile ?? '', String(o.stopTimeoutSeconds), String(o.startTimeoutSeconds), o.run,
     ...o.restoreArgv];
 }
 
@@ -92,8 +97,8 @@ const AGENT_SCRIPT = [
   'set -u',
   'mode=$1 stamp=$2 data=$3 manifests=$4 snapshot=$5 aside=$6 restored_aside=$7 endpoint=$8 cacert=$9',
   'shift 9',
-  'cert=$1 key=$2 stop_timeout=$3 start_timeout=$4',
-  'shift 4',
+  'cert=$1 key=$2 stop_timeout=$3 start_timeout=$4 run=$5',
+  'shift 5',
   // What is left is the restore command; ETCDCTL_API for an etcdctl (3.4) one.
   'export ETCDCTL_API=3',
   'tool=${1:-}',
@@ -102,7 +107,7 @@ const AGENT_SCRIPT = [
   'marker=' + RESTORED_MARKER,
   'mkdir -p "$work" "$keep" || { echo "failed: cannot make $work or $keep" >&2; exit 1; }',
   'log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $*" >> "$work/log"; echo "$*" >&2; }',
-  'outcome() { echo "$1" > "$work/outcome.tmp" && mv -f "$work/outcome.tmp" "$work/outcome"; }',
+  'outcome() { printf \'%s\\nrun %s\\n\' "$1" "$run" > "$work/outcome.tmp" && mv -f "$work/outcome.tmp" "$work/outcome"; }',
   'fail() { log "failed: $*"; outcome "failed: $*"; exit 1; }',
   // etcdctl endpoint status is answered by the local member alone (no quorum needed).
   'answers() {',
@@ -161,7 +166,7 @@ const AGENT_SCRIPT = [
   '}',
   'case "$mode" in',
   'restore)',
-  '  if [ -f "$work/outcome" ] && [ "$(cat "$work/outcome")" = restored ] && is_restored && [ -f "$manifests/etcd.yaml" ] && [ -f "$manifests/kube-apiserver.yaml" ]; then log "restored already"; exit 0; fi',
+  '  if [ -f "$work/outcome" ] && [ "$(head -n 1 "$work/outcome")" = restored ] && is_restored && [ -f "$manifests/etcd.yaml" ] && [ -f "$manifests/kube-apiserver.yaml" ]; then log "restored already"; outcome restored; exit 0; fi',
   '  rm -f "$work/outcome"',
   // A run cut off after the swap goes on from there: the restored member is not stopped again.
   '  if ! is_restored; then',
@@ -179,6 +184,8 @@ const AGENT_SCRIPT = [
   '    fi',
   '    echo "$stamp" > "$work/restored/member/$marker" || { back_as_was; fail "cannot write to $work/restored/member"; }',
   '    log "restored the snapshot into $work/restored"',
+  // The restored files are the etcd user's, as the old ones were (kubeadm's RootlessControlPlane runs etcd as another user).
+  '    if [ -d "$data/member" ]; then owner=$(stat -c %u:%g "$data/member") && chown -R "$owner" "$work/restored/member" || { rm -rf "$work/restored"; back_as_was; fail "cannot hand the restored data to the owner of $data/member"; }; fi',
   '    if [ -d "$data/member" ] && [ ! -e "$aside" ]; then',
   '      mv "$data/member" "$aside" || { back_as_was; fail "cannot move $data/member aside"; }',
   '      log "moved $data/member to $aside (kept)"',
@@ -193,7 +200,7 @@ const AGENT_SCRIPT = [
   '  outcome restored; log "restored"',
   '  ;;',
   'rollback)',
-  '  if [ -f "$work/outcome" ] && [ "$(cat "$work/outcome")" = rolled-back ] && [ -f "$manifests/etcd.yaml" ]; then log "rolled back already"; exit 0; fi',
+  '  if [ -f "$work/outcome" ] && [ "$(head -n 1 "$work/outcome")" = rolled-back ] && [ -f "$manifests/etcd.yaml" ]; then log "rolled back already"; outcome rolled-back; exit 0; fi',
   '  rm -f "$work/outcome"',
   // etcd is stopped only when its data must change: the restored data in place, or none there.
   '  if is_restored || { [ ! -e "$data/member" ] && [ -d "$aside" ]; }; then',

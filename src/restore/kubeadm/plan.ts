@@ -20,6 +20,7 @@
  * image copies its etcdctl/etcdutl into an emptyDir first (the restore tool is the cluster's own
  * version, and kubeadm's etcd image has sh and cp but no mv or tail).
  */
+import { createHash } from 'node:crypto';
 import { initialClusterOf } from '../../etcd/etcdctl.js';
 import type { EtcdMember, EtcdTopology } from '../../etcd/topology.js';
 import { keptCopiesDirOf, keptCopyPath } from '../kept.js';
@@ -110,9 +111,17 @@ export function hostDataDir(member: EtcdMember): string | undefined {
   return `${v.hostPath.replace(/\/+$/, '')}${member.dataDir.slice(mount.length)}`;
 }
 
-/** Pod names a node's pods get: `kubectl-etcd-install-STAMP-NODE` (lowercase, at most 63). */
+/**
+ * Pod names a node's pods get: `kubectl-etcd-install-STAMP-NODE`, lowercase; a node name too long
+ * for the 63 characters of a label value is cut and followed by a hash of the whole name, so two
+ * nodes that differ only at the end still get two pods.
+ */
 function podName(kind: string, stamp: string, node: string): string {
-  return `kubectl-etcd-${kind}-${stamp}-${node}`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63).replace(/-+$/, '');
+  const clean = (x: string) => x.toLowerCase().replace(/[^a-z0-9-]/g, '-');
+  const full = clean(`kubectl-etcd-${kind}-${stamp}-${node}`);
+  if (full.length <= 63) return full.replace(/-+$/, '');
+  const hash = createHash('sha256').update(node).digest('hex').slice(0, 8);
+  return `${full.slice(0, 63 - 9).replace(/-+$/, '')}-${hash}`;
 }
 
 /** Builds the plan; throws nothing (preflight refuses what cannot work). */
@@ -134,7 +143,7 @@ export function buildKubeadmPlan(input: KubeadmPlanInput): KubeadmRestorePlan {
     const snapshotPath = `${workDir}/snapshot.db`;
     const asideDir = keptCopyPath(member, stamp);
     const agent: AgentOptions = {
-      mode: 'restore', stamp, dataDir, manifestDir: KUBEADM_MANIFEST_DIR, snapshot: snapshotPath, asideDir,
+      mode: 'restore', stamp, run: 'restore-1', dataDir, manifestDir: KUBEADM_MANIFEST_DIR, snapshot: snapshotPath, asideDir,
       restoredAsideDir: `${keptCopiesDirOf(member).replace(/\/+$/, '')}/member.restored-${stamp}`,
       restoreArgv: restoreArgvFor(member, {
         snapshotPath, restoreDir: agentRestoreDir(dataDir, stamp), initialCluster, token: initialClusterToken, tool, skipHashCheck: !snapshot.hasTrailer,

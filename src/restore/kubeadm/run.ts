@@ -26,12 +26,12 @@ import type { CommandResult } from '../../kube/exec.js';
 import type { Journal, JournalState } from '../journal.js';
 import type { RestoreCluster, RestoreLog, RestorePodIO, RestoreVerifier } from '../runner.js';
 import { spaceNeeded } from '../preflight.js';
-import { parseAgentOutcome, agentArgv, type AgentOutcome } from './agent.js';
+import { agentArgv, parseAgentOutcome, type AgentOutcome } from './agent.js';
 import { AGENT_MANIFEST_FILE, type KubeadmNodePlan, type KubeadmRestorePlan } from './plan.js';
 
 /** What the kubeadm runner talks to. */
 export interface KubeadmRunDeps {
-  cluster: Pick<RestoreCluster, 'createPodAndWait' | 'deletePodAndWait'>;
+  cluster: Pick<RestoreCluster, 'createPodAndWait' | 'deletePodAndWait' | 'podStatus'>;
   pods: Pick<RestorePodIO, 'run' | 'runLong' | 'copyIn'>;
   /** The same, quiet about the API server being away (the polls of the window). */
   quietPods: Pick<RestorePodIO, 'run'>;
@@ -46,8 +46,11 @@ export interface KubeadmRunDeps {
 }
 
 export type KubeadmState = JournalState<KubeadmRestorePlan>;
+type Mode = 'restore' | 'rollback';
 
 const STEP = { install: 'install', copy: 'copy', arm: 'arm', window: 'window', wait: 'wait', verify: 'verify' } as const;
+/** The annotation that names an agent's run in its static pod (and so in its mirror pod). */
+const RUN_ANNOTATION = 'kubectl-etcd/run';
 
 /** The installer container of a node, where every command of the plugin on that node runs. */
 function installer(plan: KubeadmRestorePlan, n: KubeadmNodePlan) {
@@ -65,8 +68,8 @@ async function mustRun(deps: KubeadmRunDeps, plan: KubeadmRestorePlan, n: Kubead
 }
 
 /** Each node's work at once; every failure reported together. */
-async function eachNode(plan: KubeadmRestorePlan, fn: (n: KubeadmNodePlan) => Promise<unknown>): Promise<void> {
-  const results = await Promise.allSettled(plan.nodes.map(fn));
+async function eachNode(nodes: KubeadmNodePlan[], fn: (n: KubeadmNodePlan) => Promise<unknown>): Promise<void> {
+  const results = await Promise.allSettled(nodes.map(fn));
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as Error);
   if (failed.length === 1) throw failed[0];
   if (failed.length) {
@@ -75,16 +78,22 @@ async function eachNode(plan: KubeadmRestorePlan, fn: (n: KubeadmNodePlan) => Pr
   }
 }
 
-/** The agent's static pod file for a run (restore or rollback): each run differs, so the kubelet starts it anew. */
-export function agentFile(n: KubeadmNodePlan, mode: 'restore' | 'rollback', run: number): string {
+/** The agent's static pod file for a run (`restore-N`, `rollback-N`): each run's differs, so the kubelet starts it anew. */
+export function agentFile(n: KubeadmNodePlan, run: string): string {
+  const mode: Mode = run.startsWith('rollback-') ? 'rollback' : 'restore';
   const pod = structuredClone(n.agentPod);
-  (pod.metadata as Record<string, unknown>)['annotations'] = { 'kubectl-etcd/run': `${mode}-${run}` };
-  pod.spec.containers[0]!['command'] = agentArgv({ ...n.agent, mode });
+  (pod.metadata as Record<string, unknown>)['annotations'] = { [RUN_ANNOTATION]: run };
+  pod.spec.containers[0]!['command'] = agentArgv({ ...n.agent, mode, run });
   return stringify(pod);
 }
 
+/** The name of a node's agent mirror pod: the static pod's name and the node's (kubelet config/common.go). */
+function mirrorName(n: KubeadmNodePlan): string {
+  return `${n.agentPod.metadata.name}-${n.node.toLowerCase()}`;
+}
+
 // Writes the agent's file as a dotfile in the manifest folder (the kubelet skips dotfiles), after
-// removing an outcome an earlier run left: an outcome read later is this run's.
+// removing an outcome an earlier run left.
 const ARM_SCRIPT = [
   'dir="$1" file="$2" work="$3" content="$4"',
   'mkdir -p "$work" && chmod 700 "$work" || exit 1',
@@ -102,22 +111,33 @@ const START_SCRIPT = [
 // Removes the agent's file (the kubelet stops its pod) and the snapshot copy; the log, the outcome,
 // the old data and the manifests' copies stay.
 const CLEAN_SCRIPT = [
-  'dir="$1" file="$2" work="$3" keep="$4"',
+  'dir="$1" file="$2" work="$3"',
   'rm -f "$dir/$file" "$dir/.$file" "$dir/.$file.tmp" "$work/snapshot.db" "$work/snapshot.db.tmp"',
   'rm -rf "$work/restored"',
-  // The manifests' folder, once both are back (a manifest still in it is kept, and so is the folder).
-  'rmdir "$keep" 2>/dev/null || true',
 ].join('\n');
+
+// What a node says: the outcome (two lines), then whether the agent's file is started, or written and not yet started.
+const READ_SCRIPT = 'cat "$1/outcome" 2>/dev/null; echo; if [ -f "$2/$3" ]; then echo started; fi; if [ -f "$2/.$3" ]; then echo pending; fi';
 
 /** Installer pods on every node, running. */
 async function install(plan: KubeadmRestorePlan, deps: KubeadmRunDeps): Promise<void> {
-  await eachNode(plan, (n) => deps.cluster.createPodAndWait(n.installerPod));
+  await eachNode(plan.nodes, (n) => deps.cluster.createPodAndWait(n.installerPod));
 }
 
-/** The snapshot into each node's work dir (unless an identical copy is there), checked by sha256; free space first. */
+/**
+ * The snapshot into each node's work dir (unless an identical copy is there), checked by sha256;
+ * first the node's manifests where the agent will look for them, and free space.
+ */
 async function copy(plan: KubeadmRestorePlan, deps: KubeadmRunDeps): Promise<void> {
-  await eachNode(plan, async (n) => {
+  await eachNode(plan.nodes, async (n) => {
     const target = installer(plan, n);
+    const files = await deps.pods.run(target, ['sh', '-c', '[ -f "$1/etcd.yaml" ] && [ -f "$1/kube-apiserver.yaml" ]', 'sh', n.manifestDir]);
+    if (files.exitCode !== 0) {
+      throw new PluginError(
+        `node "${n.node}" has no etcd.yaml and kube-apiserver.yaml in ${n.manifestDir}, where the restore would take them out`,
+        'the kubelet\'s staticPodPath may differ from kubeadm\'s: run `kubectl etcd restore --abort` (etcd was not touched) and follow the runbook',
+      );
+    }
     await mustRun(deps, plan, n, ['sh', '-c', 'mkdir -p "$1" && chmod 700 "$1"', 'sh', n.workDir], 'making the work dir');
     const sha = async () => {
       const r = await deps.pods.runLong(target, ['sha256sum', n.snapshotPath], `kubectl-etcd-sha256-${plan.stamp}`);
@@ -141,30 +161,37 @@ async function copy(plan: KubeadmRestorePlan, deps: KubeadmRunDeps): Promise<voi
   });
 }
 
-/** Writes every node's agent file (as a dotfile) for this run. */
-async function arm(plan: KubeadmRestorePlan, deps: KubeadmRunDeps, nodes: KubeadmNodePlan[], mode: 'restore' | 'rollback', run: number): Promise<void> {
-  await eachNode({ ...plan, nodes }, (n) => mustRun(deps, plan, n, ['sh', '-c', ARM_SCRIPT, 'sh', n.manifestDir, AGENT_MANIFEST_FILE, n.workDir, agentFile(n, mode, run)], 'writing the agent\'s static pod file'));
+/** Writes these nodes' agent files (dotfiles) for a new run, recorded in the journal first. */
+async function arm(state: KubeadmState, deps: KubeadmRunDeps, nodes: KubeadmNodePlan[], mode: Mode): Promise<void> {
+  state.attempt = (state.attempt ?? 0) + 1;
+  const run = `${mode}-${state.attempt}`;
+  state.runs = { ...state.runs, ...Object.fromEntries(nodes.map((n) => [n.node, run])) };
+  await deps.journal.save(state);
+  await eachNode(nodes, (n) => mustRun(deps, state.plan, n, ['sh', '-c', ARM_SCRIPT, 'sh', n.manifestDir, AGENT_MANIFEST_FILE, n.workDir, agentFile(n, run)], 'writing the agent\'s static pod file'));
 }
 
-/** Starts the armed agents, all at once (one exec each, in parallel): the API goes away after the first. */
+/** Starts the armed agents, all at once (one exec each, in parallel): the API goes away after the first. A start that fails is found and redone by the wait. */
 async function start(plan: KubeadmRestorePlan, deps: KubeadmRunDeps, nodes: KubeadmNodePlan[]): Promise<void> {
   await Promise.allSettled(nodes.map((n) => deps.pods.run(installer(plan, n), ['sh', '-c', START_SCRIPT, 'sh', n.manifestDir, AGENT_MANIFEST_FILE])));
 }
 
-/** What a node says: its agent's outcome, and whether the agent's file is in the manifest folder (started). */
+/** What a node says of its agent's current run. */
 interface NodeReading {
+  /** The current run's outcome (an earlier run's counts as none). */
   outcome: AgentOutcome;
+  /** The agent's file is in the manifest folder; `pending`: written as a dotfile, not started. */
   started: boolean;
+  pending: boolean;
 }
 
-const READ_SCRIPT = 'cat "$1/outcome" 2>/dev/null; echo; if [ -f "$2/$3" ]; then echo started; fi';
-
 /** Reads a node through its installer; undefined while it cannot be read (the API away, the installer being made again). */
-async function readNode(plan: KubeadmRestorePlan, deps: KubeadmRunDeps, n: KubeadmNodePlan): Promise<NodeReading | undefined> {
+async function readNode(state: KubeadmState, deps: KubeadmRunDeps, n: KubeadmNodePlan): Promise<NodeReading | undefined> {
   try {
-    const r = await deps.quietPods.run(installer(plan, n), ['sh', '-c', READ_SCRIPT, 'sh', n.workDir, n.manifestDir, AGENT_MANIFEST_FILE]);
+    const r = await deps.quietPods.run(installer(state.plan, n), ['sh', '-c', READ_SCRIPT, 'sh', n.workDir, n.manifestDir, AGENT_MANIFEST_FILE]);
     if (r.exitCode !== 0) return undefined;
-    return { outcome: parseAgentOutcome(r.stdout), started: /^started$/m.test(r.stdout) };
+    const found = parseAgentOutcome(r.stdout);
+    const outcome: AgentOutcome = found.kind !== 'none' && found.run === state.runs?.[n.node] ? found : { kind: 'none' };
+    return { outcome, started: /^started$/m.test(r.stdout), pending: /^pending$/m.test(r.stdout) };
   } catch (err) {
     // The restored API does not know an installer made after the snapshot: its kubelet stopped it; make it again.
     if (/not ?found/i.test((err as Error).message)) await deps.cluster.createPodAndWait(n.installerPod).catch(() => undefined);
@@ -172,22 +199,40 @@ async function readNode(plan: KubeadmRestorePlan, deps: KubeadmRunDeps, n: Kubea
   }
 }
 
+/** Whether the current run's agent pod ended without an outcome (its init container failed, it was killed): its mirror pod says so once the API serves. */
+async function agentEnded(state: KubeadmState, deps: KubeadmRunDeps, n: KubeadmNodePlan): Promise<string | undefined> {
+  const st = await deps.cluster.podStatus?.(mirrorName(n));
+  if (!st || st.annotations[RUN_ANNOTATION] !== state.runs?.[n.node]) return undefined;
+  return st.phase === 'Succeeded' || st.phase === 'Failed' ? st.phase : undefined;
+}
+
+const finalFor = (mode: Mode) => (o: AgentOutcome) => o.kind === 'failed' || o.kind === (mode === 'restore' ? 'restored' : 'rolled-back');
+
 /**
- * Polls every node's outcome until each is final for this mode (restored, or rolled back; a
- * failure is final too), or the window is over; progress on stderr. Returns the outcomes.
+ * Polls every node until its current run's outcome is final (restored or rolled back, or failed),
+ * or the window is over; progress on stderr. A written agent file not yet started is started; an
+ * agent pod that ended without an outcome counts as failed.
  */
-async function waitOutcomes(plan: KubeadmRestorePlan, deps: KubeadmRunDeps, mode: 'restore' | 'rollback'): Promise<Record<string, AgentOutcome>> {
-  const want = mode === 'restore' ? 'restored' : 'rolled-back';
+async function waitOutcomes(state: KubeadmState, deps: KubeadmRunDeps, mode: Mode): Promise<Record<string, AgentOutcome>> {
+  const plan = state.plan;
+  const final = finalFor(mode);
   const outcomes: Record<string, AgentOutcome> = {};
   const deadline = deps.now() + deps.windowMs;
-  let lastReport = 0;
+  let lastReport = deps.now();
   for (;;) {
     await Promise.all(plan.nodes.map(async (n) => {
-      const prev = outcomes[n.node];
-      if (prev && (prev.kind === want || prev.kind === 'failed')) return;
-      outcomes[n.node] = (await readNode(plan, deps, n))?.outcome ?? { kind: 'none' };
+      if (outcomes[n.node] && final(outcomes[n.node]!)) return;
+      const r = await readNode(state, deps, n);
+      outcomes[n.node] = r?.outcome ?? { kind: 'none' };
+      if (!r || final(r.outcome)) return;
+      if (r.pending) await start(plan, deps, [n]);
+      else if (!r.started) outcomes[n.node] = { kind: 'failed', why: `its agent's file is not in ${n.manifestDir} (removed by hand?)` };
+      else {
+        const ended = await agentEnded(state, deps, n);
+        if (ended) outcomes[n.node] = { kind: 'failed', why: `its agent's pod ended (${ended}) without an outcome; see ${n.workDir}/log and \`kubectl describe pod -n ${plan.namespace} ${mirrorName(n)}\`` };
+      }
     }));
-    const pending = plan.nodes.filter((n) => outcomes[n.node]!.kind !== want && outcomes[n.node]!.kind !== 'failed');
+    const pending = plan.nodes.filter((n) => !final(outcomes[n.node]!));
     if (!pending.length) return outcomes;
     if (deps.now() > deadline) {
       throw new PluginError(
@@ -205,7 +250,7 @@ async function waitOutcomes(plan: KubeadmRestorePlan, deps: KubeadmRunDeps, mode
 }
 
 /** Throws when any node failed, naming each with its agent's reason. */
-function requireAll(plan: KubeadmRestorePlan, outcomes: Record<string, AgentOutcome>, mode: 'restore' | 'rollback'): void {
+function requireAll(plan: KubeadmRestorePlan, outcomes: Record<string, AgentOutcome>, mode: Mode): void {
   const failed = plan.nodes.flatMap((n) => {
     const o = outcomes[n.node];
     return o?.kind === 'failed' ? [`node "${n.node}": ${o.why}`] : [];
@@ -216,15 +261,15 @@ function requireAll(plan: KubeadmRestorePlan, outcomes: Record<string, AgentOutc
     `the ${mode === 'restore' ? 'restore' : 'roll-back'} failed on ${failed.length} of ${plan.nodes.length} nodes: ${failed.join('; ')}${ok.length ? ` (${ok.join(', ')}: ${mode === 'restore' ? 'restored' : 'rolled back'})` : ''}`,
     mode === 'restore'
       ? `fix the cause (the agent's log is in ${plan.nodes[0]!.workDir}/log on the node) and run \`kubectl etcd restore --resume\`, or \`--abort\` to put every node back as it was`
-      : `fix the cause and run \`kubectl etcd restore --abort\` again`,
+      : 'fix the cause and run `kubectl etcd restore --abort` again',
   );
 }
 
 /** The agents' files and the snapshot copies off every node, the installers gone. */
 async function clean(plan: KubeadmRestorePlan, deps: KubeadmRunDeps): Promise<void> {
-  await eachNode(plan, async (n) => {
+  await eachNode(plan.nodes, async (n) => {
     await deps.cluster.createPodAndWait(n.installerPod);
-    await mustRun(deps, plan, n, ['sh', '-c', CLEAN_SCRIPT, 'sh', n.manifestDir, AGENT_MANIFEST_FILE, n.workDir, n.keepDir], 'removing the agent and the snapshot copy');
+    await mustRun(deps, plan, n, ['sh', '-c', CLEAN_SCRIPT, 'sh', n.manifestDir, AGENT_MANIFEST_FILE, n.workDir], 'removing the agent and the snapshot copy');
     await deps.cluster.deletePodAndWait(n.installerPod.metadata.name);
   });
 }
@@ -241,7 +286,7 @@ export async function runKubeadmRestore(state: KubeadmState, deps: KubeadmRunDep
   const plan = state.plan;
   await step(state, deps, STEP.install, 'installer pods on every control-plane node', () => install(plan, deps));
   await step(state, deps, STEP.copy, 'copying the snapshot to every node (sha256 checked there)', () => copy(plan, deps));
-  await step(state, deps, STEP.arm, 'writing the agents\' static pod files', () => arm(plan, deps, plan.nodes, 'restore', state.attempt ?? 1));
+  await step(state, deps, STEP.arm, 'writing the agents\' static pod files', () => arm(state, deps, plan.nodes, 'restore'));
   if (!state.done.includes(STEP.window)) {
     // Recorded first: once one agent runs, a cut plugin must know the window may have begun.
     await deps.journal.markDone(state, STEP.window);
@@ -252,15 +297,14 @@ export async function runKubeadmRestore(state: KubeadmState, deps: KubeadmRunDep
   }
   if (!state.done.includes(STEP.wait)) {
     deps.log.step('waiting for every node\'s agent');
-    const outcomes = await waitOutcomes(plan, deps, 'restore');
-    requireAll(plan, outcomes, 'restore');
+    requireAll(plan, await waitOutcomes(state, deps, 'restore'), 'restore');
     await deps.journal.markDone(state, STEP.wait);
   }
   let summary: Record<string, unknown> = {};
   await step(state, deps, STEP.verify, 'verifying the restored cluster', async () => {
     const report = await deps.verifier.verify({ ...plan, members: plan.nodes }, { writersRun: true });
     if (!report.ok) {
-      throw new VerificationError(`the restored cluster does not check out: ${report.problems.join('; ')}`, 'check `kubectl etcd status -n ' + plan.namespace + '`; run `kubectl etcd restore --resume` to check again, or `--abort` to roll back');
+      throw new VerificationError(`the restored cluster does not check out: ${report.problems.join('; ')}`, `check \`kubectl etcd status -n ${plan.namespace}\`; run \`kubectl etcd restore --resume\` to check again, or \`--abort\` to roll back`);
     }
     summary = report.summary;
   });
@@ -272,13 +316,14 @@ export async function runKubeadmRestore(state: KubeadmState, deps: KubeadmRunDep
 }
 
 /** Reads every node, polling until each answers (the API may be away: agents at work), bounded by the window. */
-async function readAll(plan: KubeadmRestorePlan, deps: KubeadmRunDeps): Promise<Record<string, NodeReading>> {
+async function readAll(state: KubeadmState, deps: KubeadmRunDeps): Promise<Record<string, NodeReading>> {
+  const plan = state.plan;
   const deadline = deps.now() + deps.windowMs;
   const readings: Record<string, NodeReading> = {};
-  let lastReport = 0;
+  let lastReport = deps.now();
   for (;;) {
     await Promise.all(plan.nodes.filter((n) => !readings[n.node]).map(async (n) => {
-      const r = await readNode(plan, deps, n);
+      const r = await readNode(state, deps, n);
       if (r) readings[n.node] = r;
     }));
     const missing = plan.nodes.filter((n) => !readings[n.node]);
@@ -295,23 +340,26 @@ async function readAll(plan: KubeadmRestorePlan, deps: KubeadmRunDeps): Promise<
 }
 
 /**
- * Goes on inside the window (a resume or an abort): nodes whose agent failed run it again, nodes
- * whose agent never started start it; nodes whose agent may still be working are left to it.
- * Every agent of a new mode (abort) runs anew.
+ * Goes on inside the window (a resume, or an abort): a node runs its agent anew when its current
+ * run failed, never started, ended without an outcome, or (abort) was a restore; an agent still
+ * working on this mode is left to it, and one written but not started is started.
  */
-async function resumeWindow(state: KubeadmState, deps: KubeadmRunDeps, mode: 'restore' | 'rollback'): Promise<void> {
+async function resumeWindow(state: KubeadmState, deps: KubeadmRunDeps, mode: Mode): Promise<void> {
   const plan = state.plan;
-  const want = mode === 'restore' ? 'restored' : 'rolled-back';
-  const readings = await readAll(plan, deps);
-  const go = plan.nodes.filter((n) => {
+  const final = finalFor(mode);
+  const readings = await readAll(state, deps);
+  const again: KubeadmNodePlan[] = [];
+  const waiting: KubeadmNodePlan[] = [];
+  for (const n of plan.nodes) {
     const r = readings[n.node]!;
-    if (r.outcome.kind === want) return false;
-    return mode === 'rollback' || r.outcome.kind === 'failed' || !r.started;
-  });
+    const sameMode = (state.runs?.[n.node] ?? '').startsWith(`${mode}-`);
+    if (sameMode && r.outcome.kind !== 'none' && final(r.outcome) && r.outcome.kind !== 'failed') continue;
+    if (!sameMode || r.outcome.kind === 'failed' || (!r.started && !r.pending) || (await agentEnded(state, deps, n))) again.push(n);
+    else if (r.pending) waiting.push(n);
+  }
+  if (again.length) await arm(state, deps, again, mode);
+  const go = [...again, ...waiting];
   if (!go.length) return;
-  state.attempt = (state.attempt ?? 1) + 1;
-  await deps.journal.save(state);
-  await arm(plan, deps, go, mode, state.attempt);
   deps.log.step(`starting the agent${go.length > 1 ? 's' : ''} on ${go.map((n) => n.node).join(', ')}${mode === 'rollback' ? ' (rollback)' : ''}: the API server may go away until ${go.length > 1 ? 'they are' : 'it is'} done`);
   await start(plan, deps, go);
 }
@@ -328,7 +376,7 @@ export async function abortKubeadmRestore(state: KubeadmState, deps: KubeadmRunD
   if (touched) {
     await resumeWindow(state, deps, 'rollback');
     deps.log.step('waiting for every node\'s agent');
-    requireAll(plan, await waitOutcomes(plan, deps, 'rollback'), 'rollback');
+    requireAll(plan, await waitOutcomes(state, deps, 'rollback'), 'rollback');
   }
   deps.log.step('removing the agents, the snapshot copies and the installer pods');
   await clean(plan, deps);

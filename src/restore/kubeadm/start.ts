@@ -10,9 +10,10 @@ import { formatRecord } from '../../ui/format.js';
 import { compactUtc } from '../../ui/time.js';
 import { admissionHint } from '../admission.js';
 import type { RestoreDeps, RestoreOptions } from '../command.js';
-import { openJournal, refuseIfJournal } from '../journal-find.js';
-import { JOURNAL_VERSION, type Journal } from '../journal.js';
-import { checkEtcdVersions, DEFAULT_SHELL_IMAGE, execFirst, execInMember, PreflightError, probeRestoreTool, type MemberExec, type PreflightDeps } from '../preflight.js';
+import { identitiesFor, requireDecryptable } from '../../crypt/plaintext.js';
+import { journalFile, openJournal, refuseIfJournal } from '../journal-find.js';
+import { fileJournalStore, KUBEADM_JOURNAL_VERSION, type Journal } from '../journal.js';
+import { checkEtcdVersions, DEFAULT_SHELL_IMAGE, execFirst, execInMember, PreflightError, probeRestoreTool, requireAccess, restoreBaseAccessChecks, type MemberExec, type PreflightDeps } from '../preflight.js';
 import { confirmWorkload } from '../prompt.js';
 import type { RestoreSnapshotFacts } from '../snapshot.js';
 import { AGENT_MANIFEST_FILE, buildKubeadmPlan, hostDataDir, KUBEADM_CONFIG_DIR, type KubeadmRestorePlan } from './plan.js';
@@ -64,9 +65,9 @@ export async function startKubeadmRestore(
   await confirmWorkload(opts, deps.ask, CONFIRM_NAME, `this stops the control plane and replaces the etcd data of every control-plane node (${plan.nodes.map((n) => n.node).join(', ')})`);
   const safety = opts.safetyBackup ? await takeSafetyBackup(topology) : undefined;
   const state: KubeadmState = {
-    version: JOURNAL_VERSION, stamp: plan.stamp, namespace: plan.namespace, workload: KUBEADM_JOURNAL,
+    version: KUBEADM_JOURNAL_VERSION, stamp: plan.stamp, namespace: plan.namespace, workload: KUBEADM_JOURNAL,
     snapshot: { path: snapshot.path, sha256: snapshot.sha256, revision: snapshot.revision, totalKey: snapshot.totalKey },
-    etcdReplicas: plan.nodes.length, quiesce: [], pdbs: [], done: [], phase: 'running', plan, attempt: 1,
+    etcdReplicas: plan.nodes.length, quiesce: [], pdbs: [], done: [], phase: 'running', plan, attempt: 0,
     startedAt: deps.now().toISOString(), updatedAt: '',
   };
   await journal.save(state);
@@ -127,12 +128,27 @@ async function closeJournal(journal: Journal<KubeadmRestorePlan>, deps: RestoreD
  */
 export async function continueKubeadmRestore(opts: RestoreOptions, deps: RestoreDeps): Promise<void> {
   const journal = openJournal<KubeadmRestorePlan>({ stateDir: opts.stateDir, configMaps: deps.configMaps, now: deps.now }, opts.namespace, KUBEADM_JOURNAL);
-  const copies = await journal.loadEach().catch(() => undefined);
-  const local = copies?.find((c) => c.store.where === 'local')?.state ?? await journal.load();
+  // The local file only, read without the API (it may be away: agents at work).
+  const local = await fileJournalStore<KubeadmRestorePlan>(journalFile(opts.stateDir, opts.namespace, KUBEADM_JOURNAL)).load();
   if (!local || local.plan.kind !== 'kubeadm') {
-    throw new UsageError(`no local journal of a kubeadm restore in namespace "${opts.namespace}"`, `resume or abort on the machine that started the restore (its state dir: ${opts.stateDir}), or pass --state-dir`);
+    throw new UsageError(
+      `no local journal of a kubeadm restore in namespace "${opts.namespace}" (${journalFile(opts.stateDir, opts.namespace, KUBEADM_JOURNAL)})`,
+      `resume or abort on the machine that started the restore, or pass --state-dir; a journal found only in the cluster is never run: it would run privileged pods on every control-plane node`,
+    );
   }
   const plan = local.plan;
+  // Asked of the API only outside the window (inside it the API may be away by design).
+  const inWindow = local.done.includes('window') && !local.done.includes('wait');
+  if (!inWindow && !(opts.abort && local.phase === 'aborting')) await requireAccess(deps.preflight, restoreBaseAccessChecks(opts.namespace));
+  if (opts.snapshot) plan.snapshot.path = opts.snapshot;
+  // An age-encrypted snapshot still to be copied is decrypted again: the identity is asked for now, before any change.
+  if (!opts.abort && !local.done.includes('copy')) {
+    const identities = await identitiesFor(plan.snapshot.path, { identityFiles: opts.identityFiles ?? [], stateDir: opts.stateDir, warn: (l) => deps.log.warn(l) });
+    if (identities) {
+      await requireDecryptable(plan.snapshot.path, identities);
+      opts = { ...opts, identities };
+    }
+  }
   if (opts.abort) {
     if (local.phase === 'finished') {
       throw new UsageError(`the restore of kubeadm etcd in ${plan.namespace} (stamp ${local.stamp}) finished and was verified; there is nothing to roll back`,
