@@ -107,7 +107,7 @@ describe('kubectl etcd restore on kubeadm (static pods; the API server goes away
       expect(existsSync(onNode(n, `/var/lib/etcd/${kept[0]}/wal`))).toBe(true);
       const stamp = kept[0]!.slice('member.pre-restore-'.length);
       expect(readdirSync(onNode(n, `/etc/kubernetes/kubectl-etcd-restore-${stamp}`)).sort()).toEqual(['etcd.yaml', 'kube-apiserver.yaml']);
-      expect(readFileSync(onNode(n, `/var/lib/etcd/kubectl-etcd-restore-${stamp}/outcome`), 'utf8').trim()).toBe('restored');
+      expect(readFileSync(onNode(n, `/var/lib/etcd/kubectl-etcd-restore-${stamp}/outcome`), 'utf8')).toBe('restored\nrun restore-1\n');
     }
     expectNothingLeft();
   });
