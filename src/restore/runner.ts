@@ -141,7 +141,7 @@ export async function abortRestore(plan: RestorePlan, state: JournalState, deps:
     deps.log.step(s.title);
     await runStep(ctx, s);
   });
-  await closeJournal(deps, '--abort');
+  await closeJournal(deps.journal, (l) => deps.log.warn(l), '--abort');
   return { healthy: ctx.health?.ok ?? false, problems: ctx.health?.problems ?? ['the health check did not run'] };
 }
 
@@ -186,16 +186,16 @@ async function runJournaled(ctx: StepContext, step: PlanStep, timings: StepTimin
     // Recorded first, so a journal left behind says the restore finished (no --abort of a verified restore).
     state.phase = 'finished';
     await deps.journal.save(state);
-    await closeJournal(deps, '--resume');
+    await closeJournal(deps.journal, (l) => deps.log.warn(l), '--resume');
   } else await deps.journal.markDone(state, step.id);
   timings.push({ id: step.id, title: step.title, ms: deps.now() - started, skipped: false });
 }
 
 /** Removes the journal once the work is done; copies that stay are reported with how to close them. */
-async function closeJournal(deps: RunnerDeps, again: '--resume' | '--abort'): Promise<void> {
-  const left = await deps.journal.remove();
+export async function closeJournal(journal: Pick<Journal<unknown>, 'remove'>, warn: (line: string) => void, again: '--resume' | '--abort'): Promise<void> {
+  const left = await journal.remove();
   if (left.length) {
-    deps.log.warn(`the work is done but the restore journal could not be removed from ${left.join(' and ')}; run \`kubectl etcd restore ${again}\` to close it, or the next restore refuses to start`);
+    warn(`the work is done but the restore journal could not be removed from ${left.join(' and ')}; run \`kubectl etcd restore ${again}\` to close it, or the next restore refuses to start`);
   }
 }
 

@@ -7,6 +7,7 @@
 // Differs from a real node: the disk is mounted on the host, under the cluster dir.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { mountedDevice } from './kubelet/localpv.js';
 import { join } from 'node:path';
 
 /** The host folder of a path on a node (its hostPath root). */
@@ -14,15 +15,11 @@ export function nodePath(dir: string, node: string, path: string): string {
   return join(dir, 'nodes', node, 'hostpath', path);
 }
 
-function mountedAt(path: string): boolean {
-  return readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === path);
-}
-
 /** Makes `path` on `node` a disk of its own of `bytes` (mounted once; again after a restart of the machine's mounts). */
 export function mountNodeDisk(dir: string, node: string, path: string, bytes: number): string {
   const at = nodePath(dir, node, path);
   mkdirSync(at, { recursive: true });
-  if (mountedAt(at)) return at;
+  if (mountedDevice(at)) return at;
   const img = join(dir, 'nodes', node, 'disks', `${path.replace(/^\/+/, '').replace(/\//g, '_')}.img`);
   mkdirSync(join(dir, 'nodes', node, 'disks'), { recursive: true, mode: 0o700 });
   if (!existsSync(img)) {
@@ -57,6 +54,6 @@ export function nodeDiskPath(dir: string, ref: string): string {
   const m = /^([^/:]+):(\/.*)$/.exec(ref);
   if (!m) throw new Error(`"${ref}" is not NODE:/PATH`);
   const at = nodePath(dir, m[1]!, m[2]!);
-  if (!mountedAt(at)) throw new Error(`${ref} is not a disk of its own on that node (only the kubeadm fixture's /var/lib/etcd is)`);
+  if (!mountedDevice(at)) throw new Error(`${ref} is not a disk of its own on that node (only the kubeadm fixture's /var/lib/etcd is)`);
   return at;
 }

@@ -17,6 +17,7 @@ import { checkEtcdVersions, DEFAULT_SHELL_IMAGE, execFirst, execInMember, Prefli
 import { confirmWorkload } from '../prompt.js';
 import type { RestoreSnapshotFacts } from '../snapshot.js';
 import { AGENT_MANIFEST_FILE, buildKubeadmPlan, hostDataDir, KUBEADM_CONFIG_DIR, type KubeadmRestorePlan } from './plan.js';
+import { closeJournal } from '../runner.js';
 import { abortKubeadmRestore, runKubeadmRestore, type KubeadmRunDeps, type KubeadmState } from './run.js';
 
 /** The name a kubeadm restore's journal goes by (a ConfigMap and a state-dir file, as a StatefulSet's does). */
@@ -102,7 +103,7 @@ async function finishKubeadm(state: KubeadmState, journal: Journal<KubeadmRestor
     deps.log.info(`the restore stopped; its journal is kept in ${journal.describe()}`);
     throw err;
   }
-  await closeJournal(journal, deps, '--resume');
+  await closeJournal(journal, (l) => deps.log.warn(l), '--resume');
   const seconds = Math.round((deps.now().getTime() - started) / 100) / 10;
   for (const w of plan.warnings) deps.log.warn(w);
   if (opts.output) {
@@ -114,11 +115,6 @@ async function finishKubeadm(state: KubeadmState, journal: Journal<KubeadmRestor
   } else {
     deps.stdout.write(`restored kubeadm etcd in ${plan.namespace} from "${plan.snapshot.path}" (revision ${plan.snapshot.revision}) on ${plan.nodes.length} control-plane node(s) in ${seconds}s; verified\n`);
   }
-}
-
-async function closeJournal(journal: Journal<KubeadmRestorePlan>, deps: RestoreDeps, again: '--resume' | '--abort'): Promise<void> {
-  const left = await journal.remove();
-  if (left.length) deps.log.warn(`the work is done but the restore journal could not be removed from ${left.join(' and ')}; run \`kubectl etcd restore ${again}\` to close it, or the next restore refuses to start`);
 }
 
 /**
@@ -157,7 +153,7 @@ export async function continueKubeadmRestore(opts: RestoreOptions, deps: Restore
     deps.log.info(`rolling back the restore of kubeadm etcd in ${plan.namespace} (stamp ${local.stamp})`);
     const { rolledBack } = await abortKubeadmRestore(local, runDeps(plan, journal, opts, deps));
     const report = rolledBack ? await deps.verifier(plan).verify({ ...plan, members: plan.nodes }, { healthOnly: true }) : undefined;
-    await closeJournal(journal, deps, '--abort');
+    await closeJournal(journal, (l) => deps.log.warn(l), '--abort');
     deps.stdout.write(rolledBack
       ? `rolled back kubeadm etcd in ${plan.namespace}: the pre-restore data is in place on ${plan.nodes.length} control-plane node(s)${report?.ok ? '; healthy, one leader' : ''}\n`
       : `rolled back kubeadm etcd in ${plan.namespace}: no agent had run, etcd was not touched; the installer pods and snapshot copies are gone\n`);

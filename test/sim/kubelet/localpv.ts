@@ -20,7 +20,7 @@ export function parseQuantity(q: string | number): number {
 }
 
 /** Mount source (device) of a mount point in the host's /proc/mounts, if mounted. */
-function mountedDevice(path: string): string | undefined {
+export function mountedDevice(path: string): string | undefined {
   for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
     const [dev, mp] = line.split(' ');
     if (mp === path) return dev;
