@@ -4,6 +4,9 @@
  * (apiserver/gate.ts). What a kubeadm restore has to live with, seen through real kubectl: the
  * runbook's first step (move etcd.yaml out on every node) takes the API with it; the pods keep
  * running; moving kube-apiserver.yaml out too closes the port; moving them back brings it back.
+ * A node's kubelet stopped (fault kubelet-stop) leaves its pods running but deaf: no exec or logs
+ * through the API, a manifest moved out is not acted on, a dead container stays dead, and the node
+ * turns Unknown after the grace period; started again, it catches up.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -121,4 +124,48 @@ describe('the API server follows the kube-apiserver static pods and their etcd',
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/node-1:\/etc\/kubernetes is not a disk of its own on that node/);
   }, 120_000);
+
+  it('kubelet-stop node-2: exec and logs of its pods fail ("error dialing backend"), etcd.yaml moved out is not acted on, a killed container stays dead, the node turns Unknown; kubelet-start: it catches up; --for starts a kubelet by itself', async () => {
+    const stop = await cluster.sim(['fault', 'kubelet-stop', 'node-2', '--grace', '3']);
+    expect(stop.code, stop.stderr).toBe(0);
+    const etcd2 = pidOf('etcd-node-2', 'etcd');
+    try {
+      const exec = await cluster.kubectl(['-n', 'kube-system', 'exec', 'etcd-node-2', '-c', 'etcd', '--', 'etcd', '--version']);
+      expect(exec.code).not.toBe(0);
+      expect(exec.stderr).toMatch(/error dialing backend: dial tcp [\d.]+:10250: connect: connection refused/);
+      const logs = await cluster.kubectl(['-n', 'kube-system', 'logs', 'etcd-node-2', '-c', 'etcd']);
+      expect(logs.code).not.toBe(0);
+      expect(logs.stderr).toMatch(/https:\/\/[\d.]+:10250\/containerLogs\/kube-system\/etcd-node-2\/etcd": dial tcp [\d.]+:10250: connect: connection refused/);
+      ok(await cluster.kubectl(['-n', 'kube-system', 'exec', 'etcd-node-1', '-c', 'etcd', '--', 'etcd', '--version']));
+      // The runbook's step on node-2 does nothing while its kubelet is stopped.
+      renameSync(manifest('node-2', 'etcd.yaml'), aside('node-2', 'etcd.yaml'));
+      const kill = await cluster.sim(['fault', 'kill-container', 'kube-system/kube-apiserver-node-2', 'kube-apiserver']);
+      expect(kill.code, kill.stderr).toBe(0);
+      await new Promise((r) => setTimeout(r, 4000));
+      expect(isAlive(etcd2)).toBe(true);
+      expect(isAlive(pidOf('kube-apiserver-node-2', 'kube-apiserver'))).toBe(false);
+      const node = () => cluster.kubectl(['get', 'node', 'node-2', '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].message} {.spec.taints[*].key}:{.spec.taints[*].effect}']);
+      expect(await waitFor('node-2 to turn Unknown', async () => { const r = await node(); return r.stdout.startsWith('Unknown') && r.stdout; }, 30_000))
+        .toBe('Unknown Kubelet stopped posting node status. node.kubernetes.io/unreachable node.kubernetes.io/unreachable:NoSchedule NoExecute');
+    } finally {
+      const start = await cluster.sim(['fault', 'kubelet-start', 'node-2']);
+      expect(start.code, start.stderr).toBe(0);
+    }
+    // Started: etcd.yaml's move is acted on, the dead container restarted, the node Ready.
+    await waitFor('etcd-node-2 to stop', async () => !isAlive(etcd2), 60_000);
+    await waitFor('kube-apiserver-node-2 to run again', async () => isAlive(pidOf('kube-apiserver-node-2', 'kube-apiserver')), 60_000);
+    await waitFor('node-2 to be Ready', async () => (await cluster.kubectl(['get', 'node', 'node-2', '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}:{.spec.taints}'])).stdout === 'True:', 30_000);
+    renameSync(aside('node-2', 'etcd.yaml'), manifest('node-2', 'etcd.yaml'));
+    await waitFor('etcd-node-2 to run again', async () => isAlive(pidOf('etcd-node-2', 'etcd')), 60_000);
+    // --for: the kubelet starts by itself.
+    const brief = await cluster.sim(['fault', 'kubelet-stop', 'node-3', '--for', '2']);
+    expect(brief.code, brief.stderr).toBe(0);
+    expect((await cluster.kubectl(['-n', 'kube-system', 'exec', 'etcd-node-3', '-c', 'etcd', '--', 'etcd', '--version'])).code).not.toBe(0);
+    await waitFor('exec on node-3 to work again', async () => (await cluster.kubectl(['-n', 'kube-system', 'exec', 'etcd-node-3', '-c', 'etcd', '--', 'etcd', '--version'])).code === 0, 20_000);
+    await waitFor('every static pod Ready', async () => {
+      const r = await cluster.kubectl(['-n', 'kube-system', 'get', 'pods', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}']);
+      const lines = r.stdout.split('\n').filter(Boolean);
+      return r.code === 0 && lines.length === 6 && lines.every((l) => l.endsWith('=True'));
+    }, 120_000);
+  }, 300_000);
 });

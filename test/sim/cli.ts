@@ -52,7 +52,7 @@ program.command('user').description('add a token user and write DIR/users/NAME.k
     console.log(file);
   });
 
-program.command('fault').description('inject a fault: restart-apiserver | stream --cut-after N|--stall|--idle-timeout S|--blackhole | kill-container | node-not-ready | node-ready | fill-volume | clear (see test/sim/README.md)')
+program.command('fault').description('inject a fault: restart-apiserver | stream --cut-after N|--stall|--idle-timeout S|--blackhole | kill-container | node-not-ready | node-ready | kubelet-stop [--for S] [--grace S] | kubelet-start | fill-volume | clear (see test/sim/README.md)')
   .requiredOption('--dir <DIR>', 'cluster directory')
   .argument('<KIND>').argument('[ARGS...]')
   .allowUnknownOption(true)

@@ -1,5 +1,5 @@
 // `sim fault`: fault injection. The API server faults live here (restart-apiserver, stream cut
-// or stall, clear); every other kind (kill-container, node-not-ready, node-ready, fill-volume)
+// or stall, clear); every other kind (kill-container, node-not-ready, node-ready, kubelet-stop, kubelet-start, fill-volume)
 // is handed to test/sim/kubelet/fault.ts, whose functions tests may also call directly.
 // Stream faults are written to DIR/faults.json as
 // {"streams":[{action,afterBytes,idleSeconds?,pod?,kind?}]}, which the pod stream

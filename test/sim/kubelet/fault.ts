@@ -3,10 +3,14 @@
 //                                                      SIGKILL); the kubelet restarts it per restartPolicy
 //   node-not-ready NODE...                             the node stops heartbeating: Ready=False + not-ready taint
 //   node-ready NODE...                                 undo node-not-ready
+//   kubelet-stop NODE... [--for S] [--grace S]         the node's kubelet stops (for S seconds, or until
+//                                                      kubelet-start): see stopped.ts and kubelet.ts
+//   kubelet-start NODE...                              the node's kubelet starts again
 //   fill-volume NS/POD [VOLUME] [--leave BYTES]        fill the pod's PersistentVolume until ENOSPC, or
 //                                                      until only BYTES stay free
 //   fill-volume NODE:/PATH [--leave BYTES]             the same for a node's own disk (nodedisk.ts)
-//   clear                                              every node Ready again, every fill file removed
+//   clear                                              every node Ready again, every kubelet started,
+//                                                      every fill file removed
 // Node faults go through DIR/kubelet-control/not-ready.json, which the running kubelet watches and
 // acknowledges in not-ready.ack.json (see kubelet.ts CONTROL). Fill files are recorded in
 // DIR/kubelet-control/fills.json so that `clear` can remove them.
@@ -24,6 +28,7 @@ import { ApiClient, sleep } from './api.js';
 import { CONTROL, type SimInfo } from './kubelet.js';
 import { writeJsonAtomic } from './sandbox.js';
 import { nodeDiskPath } from '../nodedisk.js';
+import { readStopped, STOPPED, stoppedAt, type StoppedRequest } from './stopped.js';
 
 const FILLS = 'fills.json';
 
@@ -123,6 +128,54 @@ export async function setNodesReady(dirArg: string, nodes: string[], ready: bool
     await sleep(100);
   }
   throw new Error(`the kubelet did not apply the node fault within ${Math.round(timeoutMs / 1000)}s; see ${join(dir, 'logs', 'kubelet.log')}`);
+}
+
+/**
+ * The node lifecycle controller's --node-monitor-grace-period: how long a node may not post its
+ * status before it is marked Unknown. 50 s since Kubernetes 1.32 (40 s before;
+ * kubernetes/kubernetes#121793).
+ */
+export const NODE_MONITOR_GRACE_S = 50;
+
+/** The nodes whose kubelet is stopped now. */
+export function stoppedKubelets(dirArg: string): string[] {
+  return stoppedAt(readStopped(resolve(dirArg)));
+}
+
+/**
+ * Stops nodes' kubelets (`stop`; for `forS` seconds, or until started) or starts them again; resolves
+ * once the kubelet has applied it. `graceS`: how long until the stopped node is marked Unknown.
+ */
+export async function setKubeletsStopped(dirArg: string, nodes: string[], stop: boolean, opts: { forS?: number; graceS?: number } = {}, timeoutMs = 30_000): Promise<void> {
+  const dir = resolve(dirArg);
+  const sim = readJson<SimInfo>(join(dir, 'sim.json'));
+  if (!sim) throw new Error(`no cluster in "${dir}"; run \`npm run sim -- up --dir ${dir}\``);
+  const unknown = nodes.filter((n) => !sim.nodes.includes(n));
+  if (unknown.length) throw new Error(`node "${unknown[0]}" is not part of the cluster in "${dir}"; its nodes are ${sim.nodes.join(', ')}`);
+  if (!runningPid(dir, 'kubelet')) throw new Error(`the kubelet of the cluster in "${dir}" is not running; see ${join(dir, 'logs', 'kubelet.log')}`);
+  const prev = readStopped(dir);
+  const current: Record<string, number | null> = Object.fromEntries(stoppedAt(prev).map((n) => [n, prev!.nodes[n]!]));
+  for (const n of nodes) {
+    if (stop) current[n] = opts.forS === undefined ? null : Date.now() + opts.forS * 1000;
+    else delete current[n];
+  }
+  const ack = readStopped(dir, true)?.seq ?? 0;
+  const graceMs = opts.graceS !== undefined ? opts.graceS * 1000 : (prev?.graceMs ?? NODE_MONITOR_GRACE_S * 1000);
+  const req: StoppedRequest = { seq: Math.max(prev?.seq ?? 0, ack) + 1, nodes: current, graceMs };
+  writeJsonAtomic(join(dir, STOPPED.dir, STOPPED.request), req);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if ((readStopped(dir, true)?.seq ?? 0) >= req.seq) return;
+    await sleep(100);
+  }
+  throw new Error(`the kubelet did not apply the kubelet fault within ${Math.round(timeoutMs / 1000)}s; see ${join(dir, 'logs', 'kubelet.log')}`);
+}
+
+function seconds(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!(Number.isFinite(n) && n >= 0)) throw new Error(`invalid ${name} "${v}"; pass seconds, e.g. ${name} 30`);
+  return n;
 }
 
 function fills(dir: string): string[] {
@@ -227,6 +280,14 @@ export async function runKubeletFault(dirArg: string, argv: string[]): Promise<s
       await setNodesReady(dir, args, kind === 'node-ready');
       return `nodes not ready: ${notReadyNodes(dir).join(', ') || '(none)'}`;
     }
+    case 'kubelet-stop':
+    case 'kubelet-start': {
+      const forS = seconds(flag(args, '--for'), '--for');
+      const graceS = seconds(flag(args, '--grace'), '--grace');
+      if (!args.length) throw new Error(`fault ${kind} needs one or more node names`);
+      await setKubeletsStopped(dir, args, kind === 'kubelet-stop', { forS, graceS });
+      return `kubelets stopped: ${stoppedKubelets(dir).join(', ') || '(none)'}`;
+    }
     case 'fill-volume': {
       const leave = flag(args, '--leave');
       const leaveBytes = leave === undefined ? undefined : Number(leave);
@@ -242,9 +303,10 @@ export async function runKubeletFault(dirArg: string, argv: string[]): Promise<s
         const sim = readJson<SimInfo>(join(dir, 'sim.json'));
         await setNodesReady(dir, sim?.nodes ?? [], true);
       }
+      if (stoppedKubelets(dir).length) await setKubeletsStopped(dir, stoppedKubelets(dir), false);
       return `kubelet faults cleared (${removed.length} fill file(s) removed)`;
     }
     default:
-      throw new Error(`unknown fault "${kind}"; known: restart-apiserver, stream, kill-container, node-not-ready, node-ready, fill-volume, clear`);
+      throw new Error(`unknown fault "${kind}"; known: restart-apiserver, stream, kill-container, node-not-ready, node-ready, kubelet-stop, kubelet-start, fill-volume, clear`);
   }
 }

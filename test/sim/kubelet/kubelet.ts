@@ -7,6 +7,12 @@
 // with the pod's grace period capped at 2 s, the kubelet's minimum (the cluster is being thrown
 // away: an etcd leader stopped with its followers would otherwise spend its 7 s leader-transfer
 // timeout on every `down`); no eviction, no image GC. Static pods and their mirror pods: staticpods.ts.
+// A node's kubelet can be stopped (fault kubelet-stop, stopped.ts), as `systemctl stop kubelet`
+// does: its containers run on, but it acts on nothing (pods bound to the node, deleted or changed,
+// manifest files, exited containers, probes) and posts nothing (node or pod status, mirror pods)
+// until it starts again; then it re-syncs with what the API and the manifest folder say. The
+// API server's streams to its pods fail meanwhile (podstreams.ts), and after the grace period the
+// node is marked Unknown (nodes.ts; in a real cluster by the node lifecycle controller).
 import { existsSync, mkdirSync, readFileSync, rmSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { ApiClient } from './api.js';
@@ -18,6 +24,7 @@ import type { BoundPod, Pod, Service } from './objects.js';
 import { PodWorker, type PodWorkerContext } from './podworker.js';
 import { writeJsonAtomic } from './sandbox.js';
 import { isMirrorPod, StaticPods } from './staticpods.js';
+import { readStopped, STOPPED, stoppedAt } from './stopped.js';
 import { now } from './status.js';
 
 /** DIR/sim.json fields the kubelet reads. */
@@ -46,6 +53,9 @@ export class Kubelet {
   private readonly hostsTimers = new Map<string, NodeJS.Timeout>();
   private controlWatcher?: FSWatcher;
   private notReadyNodes = new Set<string>();
+  /** Nodes whose kubelet is stopped (fault kubelet-stop). */
+  private stoppedNodes = new Set<string>();
+  private stoppedTimer?: NodeJS.Timeout;
   private readonly staticPods: StaticPods;
 
   constructor(private readonly dir: string, private readonly sim: SimInfo, private readonly api: ApiClient, private readonly log: (m: string) => void) {
@@ -56,10 +66,12 @@ export class Kubelet {
       worker: (pod) => {
         const w = new PodWorker(this.workerContext(), pod);
         if (this.notReadyNodes.has(pod.spec.nodeName)) void w.setNodeReady(false);
+        if (this.stoppedNodes.has(pod.spec.nodeName)) w.setFrozen(true);
         return w;
       },
       grace: (pod) => this.grace(pod),
-      reachable: (node) => !this.notReadyNodes.has(node),
+      reachable: (node) => !this.notReadyNodes.has(node) && !this.stoppedNodes.has(node),
+      stopped: (node) => this.stoppedNodes.has(node),
     });
   }
 
@@ -122,6 +134,8 @@ export class Kubelet {
     this.pods.set(pod.metadata.uid, pod);
     this.scheduleHosts(pod.metadata.namespace);
     if (!this.isMine(pod)) return;
+    // A stopped kubelet sees nothing: it syncs with the API's pods when it starts (kubeletStarted).
+    if (this.stoppedNodes.has(pod.spec.nodeName)) return;
     // A mirror pod is never run: its static pod is (staticpods.ts).
     if (isMirrorPod(pod)) return this.staticPods.mirrorSeen(pod);
     const uid = pod.metadata.uid;
@@ -150,6 +164,7 @@ export class Kubelet {
   private podGone(pod: Pod): void {
     this.pods.delete(pod.metadata.uid);
     this.scheduleHosts(pod.metadata.namespace);
+    if (this.isMine(pod) && this.stoppedNodes.has(pod.spec.nodeName)) return;
     if (this.isMine(pod) && isMirrorPod(pod)) return this.staticPods.mirrorGone(pod);
     const worker = this.workers.get(pod.metadata.uid);
     if (!worker) return;
@@ -210,14 +225,67 @@ export class Kubelet {
         this.log(`nodes forced not ready: ${req.nodes.join(', ') || '(none)'}`);
       }).catch((err) => this.log(`control: ${(err as Error).message}`));
     };
-    this.controlWatcher = watch(dir, (_ev, name) => { if (name === CONTROL.notReady) apply(); });
+    const applyStopped = () => {
+      applying = applying.then(() => this.applyStopped()).catch((err) => this.log(`control: ${(err as Error).message}`));
+    };
+    this.controlWatcher = watch(dir, (_ev, name) => {
+      if (name === CONTROL.notReady) apply();
+      if (name === STOPPED.request) applyStopped();
+    });
     apply();
+    applyStopped();
+  }
+
+  /** Stops and starts nodes' kubelets as stopped.json says (a node stopped `--for` starts by itself). */
+  private async applyStopped(): Promise<void> {
+    const req = readStopped(this.dir);
+    if (!req) return;
+    const want = new Set(stoppedAt(req));
+    if (this.stoppedTimer) clearTimeout(this.stoppedTimer);
+    const next = Math.min(...Object.values(req.nodes).filter((u): u is number => u !== null && u > Date.now()));
+    if (Number.isFinite(next)) this.stoppedTimer = setTimeout(() => { void this.applyStopped(); }, next - Date.now() + 10);
+    for (const n of want) {
+      if (this.stoppedNodes.has(n)) continue;
+      this.stoppedNodes.add(n);
+      for (const w of this.allWorkers()) if (w.pod.spec.nodeName === n) w.setFrozen(true);
+      this.heartbeats.stopKubelet(n, req.graceMs, () => this.nodeUnknown(n));
+      this.log(`kubelet of ${n}: stopped`);
+    }
+    for (const n of [...this.stoppedNodes]) {
+      if (want.has(n)) continue;
+      this.stoppedNodes.delete(n);
+      await this.kubeletStarted(n);
+      this.log(`kubelet of ${n}: started`);
+    }
+    if (req.seq > (readStopped(this.dir, true)?.seq ?? 0)) writeJsonAtomic(join(this.dir, STOPPED.dir, STOPPED.ack), req);
+  }
+
+  /** The grace period after a kubelet stopped is over: its pods are marked not Ready (the node lifecycle controller's MarkPodsNotReady). */
+  private nodeUnknown(node: string): void {
+    for (const w of this.allWorkers()) if (w.pod.spec.nodeName === node) void w.setNodeReady(false);
+  }
+
+  /** A node's kubelet starts again: heartbeats, then a sync with the API's pods and the manifest folder. */
+  private async kubeletStarted(node: string): Promise<void> {
+    await this.heartbeats.startKubelet(node, !this.notReadyNodes.has(node));
+    const ready = !this.notReadyNodes.has(node);
+    for (const w of this.allWorkers()) {
+      if (w.pod.spec.nodeName !== node) continue;
+      w.setFrozen(false);
+      await w.setNodeReady(ready);
+    }
+    for (const [uid, w] of this.workers) {
+      if (w.pod.spec.nodeName === node && !this.pods.has(uid)) this.podGone(w.pod);
+    }
+    for (const p of this.pods.values()) if (p.spec?.nodeName === node) this.podChanged(p);
+    this.staticPods.kubeletStarted(node);
   }
 
   /** Stops every pod, unmounts volumes, deletes namespaces and stops watching. */
   async shutdown(): Promise<void> {
     this.abort.abort();
     this.controlWatcher?.close();
+    if (this.stoppedTimer) clearTimeout(this.stoppedTimer);
     this.heartbeats.stop();
     for (const t of this.hostsTimers.values()) clearTimeout(t);
     await Promise.all([

@@ -12,6 +12,12 @@
 // A node can be forced NotReady (fault `node-not-ready`): heartbeats stop, Ready turns False and
 // the taint node.kubernetes.io/not-ready:NoSchedule is added; pods keep running, but their Ready
 // condition turns False and their status is no longer updated (see PodWorker.setNodeReady).
+// A node whose kubelet is stopped (fault kubelet-stop) posts nothing; once the grace period is
+// over (kube-controller-manager --node-monitor-grace-period) every condition turns Unknown with
+// "Kubelet stopped posting node status." and the taints node.kubernetes.io/unreachable (NoSchedule
+// and NoExecute) are added, as the node lifecycle controller does
+// (pkg/controller/nodelifecycle/node_lifecycle_controller.go tryUpdateNodeHealth; docs:
+// reference/labels-annotations-taints#node-kubernetes-io-unreachable); they go when it posts again.
 // Differs from a real kubelet: no Lease objects; the not-ready taint is added by the kubelet
 // itself (in a real cluster the node lifecycle controller adds it, also as NoExecute); capacity
 // figures are fixed; a node's InternalIP is its address on the pod bridge (network.ts nodeIP),
@@ -22,6 +28,7 @@ import { ApiError, type ApiClient } from './api.js';
 import { now } from './status.js';
 
 const NOT_READY_TAINT = 'node.kubernetes.io/not-ready';
+const UNREACHABLE_TAINT = 'node.kubernetes.io/unreachable';
 const HEARTBEAT_MS = 10_000;
 
 /** The `kubernetes.io/hostname` label of node `name`: its name, or with differ `node-N` → `host-N.example.internal`. */
@@ -80,6 +87,8 @@ function nodeStatus(name: string, hostname: string, ip: string, ready: boolean, 
 /** Keeps the simulated nodes registered and Ready (or NotReady when told). */
 export class NodeHeartbeats {
   private readonly notReady = new Set<string>();
+  /** Nodes whose kubelet is stopped, with the timer that marks them Unknown. */
+  private readonly stopped = new Map<string, NodeJS.Timeout>();
   private timer?: NodeJS.Timeout;
 
   constructor(private readonly api: ApiClient, readonly nodes: string[], private readonly log: (m: string) => void,
@@ -101,6 +110,40 @@ export class NodeHeartbeats {
   /** Stops heartbeating. */
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
+    for (const t of this.stopped.values()) clearTimeout(t);
+  }
+
+  /** The node's kubelet stopped: no more status; after graceMs it is marked Unknown (then `unknown` runs). */
+  stopKubelet(name: string, graceMs: number, unknown: () => void): void {
+    if (this.stopped.has(name)) return;
+    this.stopped.set(name, setTimeout(() => {
+      void this.markUnknown(name).then(unknown, (err) => this.log(`node ${name}: marking unknown: ${(err as Error).message}`));
+    }, graceMs));
+  }
+
+  /** The node's kubelet started again: it posts its status (ready or forced NotReady) and the unreachable taints go. */
+  async startKubelet(name: string, ready: boolean): Promise<void> {
+    const t = this.stopped.get(name);
+    if (!t) return;
+    clearTimeout(t);
+    this.stopped.delete(name);
+    try {
+      await this.setTaints(name, UNREACHABLE_TAINT, []);
+      await this.patchStatus(name, ready);
+    } catch (err) {
+      this.log(`node ${name}: kubelet started: ${(err as Error).message}`);
+    }
+  }
+
+  private async markUnknown(name: string): Promise<void> {
+    if (!this.stopped.has(name)) return;
+    const node = await this.api.request<Json<V1Node>>('GET', `/api/v1/nodes/${name}`);
+    const t = now();
+    const conditions = (node.status?.conditions ?? []).map((c) => (c.status === 'Unknown' ? c : {
+      ...c, status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.', lastTransitionTime: t,
+    }));
+    await this.api.request('PATCH', `/api/v1/nodes/${name}/status`, { status: { conditions } }, 'application/merge-patch+json');
+    await this.setTaints(name, UNREACHABLE_TAINT, ['NoSchedule', 'NoExecute']);
   }
 
   /** Sets which nodes are forced NotReady; applies the change right away. */
@@ -124,7 +167,7 @@ export class NodeHeartbeats {
       node = await this.api.request<Json<V1Node>>('POST', '/api/v1/nodes', nodeObject(name, this.hostname(name), nodeZone(this.nodes.indexOf(name))));
       this.log(`node ${name}: registered`);
     }
-    if (this.notReady.has(name)) return;
+    if (this.notReady.has(name) || this.stopped.has(name)) return;
     await this.patchStatus(name, true, node.status?.conditions ?? []);
   }
 
@@ -134,9 +177,14 @@ export class NodeHeartbeats {
   }
 
   private async setTaint(name: string, present: boolean): Promise<void> {
+    await this.setTaints(name, NOT_READY_TAINT, present ? ['NoSchedule'] : []);
+  }
+
+  /** The node's taints of `key`: exactly these effects. */
+  private async setTaints(name: string, key: string, effects: string[]): Promise<void> {
     const node = await this.api.request<Json<V1Node>>('GET', `/api/v1/nodes/${name}`);
-    const taints: Json<V1Taint>[] = (node.spec?.taints ?? []).filter((t) => t.key !== NOT_READY_TAINT);
-    if (present) taints.push({ key: NOT_READY_TAINT, effect: 'NoSchedule', timeAdded: now() });
+    const taints: Json<V1Taint>[] = (node.spec?.taints ?? []).filter((t) => t.key !== key);
+    for (const effect of effects) taints.push({ key, effect, timeAdded: now() });
     await this.api.request('PATCH', `/api/v1/nodes/${name}`, { spec: { taints: taints.length ? taints : null } }, 'application/merge-patch+json');
   }
 }

@@ -20,6 +20,9 @@
 // running keeps it waiting (CreateContainerConfigError) until it is. One still running when the
 // pod's regular containers end (Succeeded/Failed) runs on until the pod is deleted (a real kubelet
 // stops every container of a pod that has ended).
+// While its node's kubelet is stopped (fault kubelet-stop, setFrozen) the pod's processes run on,
+// but nothing of the kubelet's own happens: no container is started or restarted, no probe runs,
+// no status is sent; all of it resumes when the kubelet starts again.
 import { constants } from 'node:os';
 import { chmodSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
@@ -106,6 +109,8 @@ export class PodWorker {
   private statusChain: Promise<void> = Promise.resolve();
   private lastSent = '';
   private nodeNotReady = false;
+  /** Set while the node's kubelet is stopped: resolved when it starts again. */
+  private frozen?: { done: Promise<void>; release: () => void };
   private readonly podDir: string;
   private readonly runtimeDir: string;
 
@@ -362,8 +367,35 @@ export class PodWorker {
     };
   }
 
+  /**
+   * Follows the node's kubelet (fault kubelet-stop): frozen, nothing is started, probed or reported;
+   * thawed, the whole status is reported again.
+   */
+  setFrozen(frozen: boolean): void {
+    if (frozen === !!this.frozen) return;
+    if (frozen) {
+      let release!: () => void;
+      const done = new Promise<void>((r) => { release = r; });
+      this.frozen = { done, release };
+      return;
+    }
+    const f = this.frozen!;
+    this.frozen = undefined;
+    f.release();
+    this.lastSent = '';
+    this.reportStatus();
+  }
+
+  /** Waits while the node's kubelet is stopped. */
+  private async whileFrozen(): Promise<void> {
+    while (this.frozen && !this.terminating) await this.frozen.done;
+  }
+
   /** Starts one run of a container; resolves with its exit code (128 for a start error). */
   private async startOnce(c: Container, volumes: Map<string, PreparedVolume>): Promise<number> {
+    // A stopped kubelet starts nothing: an exited container stays exited until it is back.
+    await this.whileFrozen();
+    if (this.terminating) return -1;
     const pod = { ...this.pod, status: { ...(this.pod.status ?? {}), podIP: this.net!.ip, hostIP: this.ctx.hostIP(this.pod.spec.nodeName) } };
     const image = c.imageSpec!;
     let kubeEnv: Map<string, string>;
@@ -508,6 +540,10 @@ export class PodWorker {
       let failures = 0;
       const tick = async () => {
         if (stopped) return;
+        if (this.frozen) {
+          timers.push(setTimeout(tick, (probe.periodSeconds ?? 10) * 1000));
+          return;
+        }
         const t = target();
         if (!t) return;
         const ok = await runProbe(probe, t);
@@ -658,7 +694,7 @@ export class PodWorker {
 
   private async sendStatus(): Promise<void> {
     if (this.terminating && !this.pod) return;
-    if (this.nodeNotReady) return;
+    if (this.nodeNotReady || this.frozen) return;
     const status = buildPodStatus({
       podIP: this.net?.ip, hostIP: this.ctx.hostIP(this.pod.spec.nodeName), startTime: this.startTime,
       initDone: this.initDone || this.init.length === 0 && this.setupDone, setupDone: this.setupDone,
@@ -685,6 +721,7 @@ export class PodWorker {
 
   private async doTerminate(graceSeconds: number, deleteObject: boolean): Promise<void> {
     this.abort.abort();
+    this.frozen?.release();
     if (this.statusTimer) clearTimeout(this.statusTimer);
     await this.sandboxReady.catch(() => undefined);
     // Sidecars stop after every other container (pkg/kubelet/kuberuntime, killContainersWithSyncResult).

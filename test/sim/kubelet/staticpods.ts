@@ -67,6 +67,8 @@ export interface StaticPodHost {
   grace(pod: Pod): number;
   /** false while the node is forced NotReady: its kubelet is unreachable and writes nothing to the API. */
   reachable(node: string): boolean;
+  /** true while the node's kubelet is stopped: its folder is not read and its static pods are left as they are. */
+  stopped(node: string): boolean;
 }
 
 /** The static pod a manifest file defines on a node, defaulted as the kubelet does; a string says why it is skipped. */
@@ -177,6 +179,11 @@ export class StaticPods {
     if (this.stopped) return;
     const desired = new Map<string, { node: string; file: string; pod: BoundPod }>();
     for (const node of this.host.nodes) {
+      if (this.host.stopped(node)) {
+        // A stopped kubelet reads nothing: what runs there runs on as it is.
+        for (const r of this.running.values()) if (r.node === node && !r.stopping) desired.set(r.key, { node, file: r.file, pod: r.pod });
+        continue;
+      }
       const dir = this.dirOf(node);
       let names: string[] = [];
       try {
@@ -348,6 +355,12 @@ export class StaticPods {
     if (!r || r.stopping || !r.started || (r.mirrorUid && r.mirrorUid !== pod.metadata.uid)) return;
     r.mirrorUid = undefined;
     this.retryMirror(r);
+  }
+
+  /** The node's kubelet started again: its folder is read now, and its mirrors made or checked. */
+  kubeletStarted(node: string): void {
+    this.rescan();
+    this.nodeReady(node);
   }
 
   /** The node is reachable again: its static pods' mirrors are made (or checked). */
