@@ -19,6 +19,13 @@ export interface KubeStatus {
 /** A request the cluster answered with 409 Conflict or AlreadyExists. */
 export class ConflictError extends PluginError {}
 
+/**
+ * A pod stream (exec, port-forward, logs) the API server could not take to the pod's node: its
+ * kubelet does not answer (stopped, restarting, the node down). The API server itself serves, and
+ * the kubelet may come back, so it is retried like any transient failure.
+ */
+export class KubeletUnreachableError extends TransientError {}
+
 /** Parses a Status from a JSON body (string, Buffer or object); undefined when it is not one. */
 export function parseStatus(body: unknown): KubeStatus | undefined {
   let value: unknown = body;
@@ -60,6 +67,11 @@ export function statusError(code: number, status: KubeStatus | undefined, what: 
   if (code === 401) return new ForbiddenError(`unauthorized: ${lower(message)}`, 'check the credentials in your kubeconfig');
   if (code === 404) return new NotFoundError(lower(message), 'check the name and pass -n for the right namespace');
   if (code === 409) return new ConflictError(lower(message), 'retry, or check what else is changing the object');
+  // The API server's dial to the node's kubelet (port 10250) failed: "error dialing backend: dial
+  // tcp IP:10250: …", or for logs the failed GET of https://IP:10250/containerLogs/… .
+  if (code === 500 && /error dialing backend|:10250[/:]/.test(message)) {
+    return new KubeletUnreachableError(`${what} failed: the kubelet of the pod's node does not answer (${lower(message)})`, 'check the node (`kubectl get node`) and its kubelet (`systemctl status kubelet` on it)');
+  }
   if (TRANSIENT_HTTP.has(code)) return new TransientError(`${what} failed: ${lower(message)}`, 'retry; check the cluster with kubectl cluster-info');
   return new PluginError(`${what} failed: ${lower(message)}`);
 }

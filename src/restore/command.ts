@@ -70,8 +70,11 @@ export interface RestoreDeps {
   preflight: PreflightDeps;
   configMaps: ConfigMapAccess;
   cluster(namespace: string): RestoreCluster;
-  /** quiet: retries while the API server is away are logged at -v 1 only (it is away by design). */
-  pods(namespace: string, opts?: { quiet?: boolean }): RestorePodIO;
+  /**
+   * once: each command is tried once, never retried, and nothing is logged (the kubeadm restore's
+   * polls while the API server is away by design: the poll itself tries again, and says why).
+   */
+  pods(namespace: string, opts?: { once?: boolean }): RestorePodIO;
   verifier(plan: Pick<RestorePlan, 'snapshot'>): RestoreVerifier;
   /** A fresh stream of the snapshot's plaintext per call; `identities` decrypt an age file. */
   openSnapshot(path: string, identities?: string[]): () => Readable;

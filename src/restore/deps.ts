@@ -16,7 +16,7 @@ import type { V1PersistentVolumeClaim, V1Service, V1StatefulSet } from '@kuberne
 import { ForbiddenError, NoHealthyMemberError, PluginError } from '../errors.js';
 import { checkAccess } from '../kube/access.js';
 import type { KubeContext } from '../kube/client.js';
-import { apiError, readOrUndefined } from '../kube/errors.js';
+import { apiError, KubeletUnreachableError, readOrUndefined } from '../kube/errors.js';
 import { containerCommand } from '../kube/exec.js';
 import { schedulingTaints } from '../kube/taints.js';
 import type { Logger } from '../ui/log.js';
@@ -30,6 +30,12 @@ import { etcdRestoreVerifier } from './verify.js';
 import { quantityBytes } from './preflight.js';
 
 /** The etcd image of a StatefulSet's pod template (the discovered image when the set or container is gone). */
+/** What a retry says: the node's kubelet or the API server did not answer, and the failure's first line. */
+function retryWhy(err: unknown): string {
+  const first = (err as Error).message.split('\n')[0];
+  return err instanceof KubeletUnreachableError ? `a node's kubelet did not answer (${first})` : `the API server did not answer (${first})`;
+}
+
 function imageOf(sts: V1StatefulSet | undefined, topology: EtcdTopology): string {
   const container = topology.members[0]?.container;
   return sts?.spec?.template?.spec?.containers?.find((c) => c.name === container)?.image ?? topology.image;
@@ -45,7 +51,7 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
     if (!claims.has(key)) claims.set(key, readOrUndefined(() => kube.core.readNamespacedPersistentVolumeClaim({ name, namespace }), `get persistentvolumeclaim "${name}" in namespace "${namespace}"`));
     return claims.get(key)!;
   };
-  const onRetry = (err: unknown) => log.warn(`the API server did not answer (${(err as Error).message.split('\n')[0]}); retrying`);
+  const onRetry = (err: unknown) => log.warn(`${retryWhy(err)}; retrying`);
   return {
     discover: (namespace, statefulSet, allOrdinals) => discoverTopology(lister, { namespace, statefulSet, ...(allOrdinals ? { allOrdinals } : {}) }),
     async templateImage(topology) {
@@ -135,8 +141,8 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
     },
     configMaps: kubeConfigMaps(kube),
     cluster: (namespace) => kubeRestoreCluster(kube, namespace, onRetry),
-    // quiet: the kubeadm restore's polls while the API is away by design (logged at -v 1).
-    pods: (_namespace, opts) => kubeRestorePodIO(kube, opts?.quiet ? (err) => log.debug(1, `the API server did not answer (${(err as Error).message.split('\n')[0]}); retrying`) : onRetry),
+    // once: the kubeadm restore's polls while the API is away by design; the poll tries again.
+    pods: (_namespace, opts) => (opts?.once ? { ...kubeRestorePodIO(kube, onRetry), run: containerCommand(kube) } : kubeRestorePodIO(kube, onRetry)),
     verifier: (plan) => etcdRestoreVerifier(containerCommand(kube, { retry: {} }), { liveKeys: plan.snapshot.liveKeys }),
     openSnapshot: (path, identities) => (identities ? openDecrypted(path, identities) : () => createReadStream(path)),
     async safetyBackup(topology, dir, encrypt) {

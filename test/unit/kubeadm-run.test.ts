@@ -6,6 +6,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { discoverTopology } from '../../src/etcd/discovery/index.js';
+import { KubeletUnreachableError } from '../../src/kube/errors.js';
 import { parseAgentOutcome } from '../../src/restore/kubeadm/agent.js';
 import { buildKubeadmPlan, type KubeadmRestorePlan } from '../../src/restore/kubeadm/plan.js';
 import { abortKubeadmRestore, runKubeadmRestore, type KubeadmRunDeps, type KubeadmState } from '../../src/restore/kubeadm/run.js';
@@ -76,6 +77,9 @@ async function setup(done: string[], nodes: Record<string, Partial<FakeNode>>, r
     quietPods: {
       run: async (target) => {
         const node = fake[byPod[target.pod]!]!;
+        if (node.unreachable && node.unreachable-- > 0) {
+          throw new KubeletUnreachableError(`exec in pod "kube-system/${target.pod}" failed: the kubelet of the pod's node does not answer (error dialing backend: dial tcp 10.88.255.253:10250: connect: connection refused)`);
+        }
         if (node.countdown !== undefined && node.countdown-- <= 0 && node.pendingOutcome) { node.outcome = node.pendingOutcome; node.pendingOutcome = undefined; }
         return { exitCode: 0, stdout: `${node.outcome ?? ''}\n${node.started ? 'started\n' : ''}${node.pending ? 'pending\n' : ''}`, stderr: '' };
       },
@@ -96,7 +100,7 @@ async function setup(done: string[], nodes: Record<string, Partial<FakeNode>>, r
 }
 
 /** An outcome a started agent writes once its countdown is over; starts that fail (the exec cut as the API goes away). */
-interface FakeNode { pendingOutcome?: string; startFails?: number }
+interface FakeNode { pendingOutcome?: string; startFails?: number; unreachable?: number }
 
 const restores = () => ({ agent: () => ({ outcome: 'restored' }) });
 
@@ -115,6 +119,15 @@ describe('the kubeadm restore runner', () => {
     const { fake, deps, state } = await setup([], { 'node-1': restores(), 'node-2': restores(), 'node-3': { ...restores(), startFails: 1 } });
     await runKubeadmRestore(state, deps);
     expect(fake['node-3']!.armed).toEqual(['restore-1']);
+    expect(state.phase).toBe('finished');
+  });
+
+  it('a node whose kubelet does not answer (its start failed with it): the wait says so, and starts its agent once the kubelet is back', async () => {
+    const { fake, deps, state, log } = await setup([], { 'node-1': restores(), 'node-2': { ...restores(), startFails: 1, unreachable: 10 }, 'node-3': restores() });
+    await runKubeadmRestore(state, deps);
+    expect(log).toContain('waiting for the agents (the API server is away while they work): node-1, node-3 done, node-2 (its kubelet does not answer) working');
+    expect(fake['node-2']!.armed).toEqual(['restore-1']);
+    expect(parseAgentOutcome(fake['node-2']!.outcome)).toEqual({ kind: 'restored', run: 'restore-1' });
     expect(state.phase).toBe('finished');
   });
 

@@ -22,6 +22,7 @@
 import type { Readable } from 'node:stream';
 import { stringify } from 'yaml';
 import { PluginError, VerificationError } from '../../errors.js';
+import { KubeletUnreachableError } from '../../kube/errors.js';
 import type { CommandResult } from '../../kube/exec.js';
 import type { Journal, JournalState } from '../journal.js';
 import type { RestoreCluster, RestoreLog, RestorePodIO, RestoreVerifier } from '../runner.js';
@@ -33,7 +34,7 @@ import { AGENT_MANIFEST_FILE, type KubeadmNodePlan, type KubeadmRestorePlan } fr
 export interface KubeadmRunDeps {
   cluster: Pick<RestoreCluster, 'createPodAndWait' | 'deletePodAndWait' | 'podStatus'>;
   pods: Pick<RestorePodIO, 'run' | 'runLong' | 'copyIn'>;
-  /** The same, quiet about the API server being away (the polls of the window). */
+  /** The same, each command tried once and nothing logged (the polls of the window, which try again). */
   quietPods: Pick<RestorePodIO, 'run'>;
   verifier: RestoreVerifier;
   journal: Journal<KubeadmRestorePlan>;
@@ -185,14 +186,18 @@ interface NodeReading {
 }
 
 /** Reads a node through its installer; undefined while it cannot be read (the API away, the installer being made again). */
-async function readNode(state: KubeadmState, deps: KubeadmRunDeps, n: KubeadmNodePlan): Promise<NodeReading | undefined> {
+async function readNode(state: KubeadmState, deps: KubeadmRunDeps, n: KubeadmNodePlan, unread?: Record<string, string>): Promise<NodeReading | undefined> {
   try {
     const r = await deps.quietPods.run(installer(state.plan, n), ['sh', '-c', READ_SCRIPT, 'sh', n.workDir, n.manifestDir, AGENT_MANIFEST_FILE]);
+    if (unread) delete unread[n.node];
     if (r.exitCode !== 0) return undefined;
     const found = parseAgentOutcome(r.stdout);
     const outcome: AgentOutcome = found.kind !== 'none' && found.run === state.runs?.[n.node] ? found : { kind: 'none' };
     return { outcome, started: /^started$/m.test(r.stdout), pending: /^pending$/m.test(r.stdout) };
   } catch (err) {
+    // Said in the progress line: a node whose kubelet does not answer waits for it (its agent, if
+    // started, works on by itself; if not, it is started once the kubelet is back).
+    if (unread) unread[n.node] = err instanceof KubeletUnreachableError ? 'its kubelet does not answer' : 'cannot be read';
     // The restored API does not know an installer made after the snapshot: its kubelet stopped it; make it again.
     if (/not ?found/i.test((err as Error).message)) await deps.cluster.createPodAndWait(n.installerPod).catch(() => undefined);
     return undefined;
@@ -206,6 +211,11 @@ async function agentEnded(state: KubeadmState, deps: KubeadmRunDeps, n: KubeadmN
   return st.phase === 'Succeeded' || st.phase === 'Failed' ? st.phase : undefined;
 }
 
+/** A node's name, with why it cannot be read when that is known (`node-2 (its kubelet does not answer)`). */
+function withWhy(n: KubeadmNodePlan, unread: Record<string, string>): string {
+  return unread[n.node] ? `${n.node} (${unread[n.node]})` : n.node;
+}
+
 const finalFor = (mode: Mode) => (o: AgentOutcome) => o.kind === 'failed' || o.kind === (mode === 'restore' ? 'restored' : 'rolled-back');
 
 /**
@@ -217,12 +227,13 @@ async function waitOutcomes(state: KubeadmState, deps: KubeadmRunDeps, mode: Mod
   const plan = state.plan;
   const final = finalFor(mode);
   const outcomes: Record<string, AgentOutcome> = {};
+  const unread: Record<string, string> = {};
   const deadline = deps.now() + deps.windowMs;
   let lastReport = deps.now();
   for (;;) {
     await Promise.all(plan.nodes.map(async (n) => {
       if (outcomes[n.node] && final(outcomes[n.node]!)) return;
-      const r = await readNode(state, deps, n);
+      const r = await readNode(state, deps, n, unread);
       outcomes[n.node] = r?.outcome ?? { kind: 'none' };
       if (!r || final(r.outcome)) return;
       if (r.pending) await start(plan, deps, [n]);
@@ -243,7 +254,7 @@ async function waitOutcomes(state: KubeadmState, deps: KubeadmRunDeps, mode: Mod
     if (deps.now() - lastReport >= 15_000) {
       lastReport = deps.now();
       const done = plan.nodes.filter((n) => !pending.includes(n)).map((n) => n.node);
-      deps.log.info(`waiting for the agents (the API server is away while they work): ${done.length ? `${done.join(', ')} done, ` : ''}${pending.map((n) => n.node).join(', ')} working`);
+      deps.log.info(`waiting for the agents (the API server is away while they work): ${done.length ? `${done.join(', ')} done, ` : ''}${pending.map((n) => withWhy(n, unread)).join(', ')} working`);
     }
     await deps.sleep(2000);
   }
@@ -320,10 +331,11 @@ async function readAll(state: KubeadmState, deps: KubeadmRunDeps): Promise<Recor
   const plan = state.plan;
   const deadline = deps.now() + deps.windowMs;
   const readings: Record<string, NodeReading> = {};
+  const unread: Record<string, string> = {};
   let lastReport = deps.now();
   for (;;) {
     await Promise.all(plan.nodes.filter((n) => !readings[n.node]).map(async (n) => {
-      const r = await readNode(state, deps, n);
+      const r = await readNode(state, deps, n, unread);
       if (r) readings[n.node] = r;
     }));
     const missing = plan.nodes.filter((n) => !readings[n.node]);
@@ -333,7 +345,7 @@ async function readAll(state: KubeadmState, deps: KubeadmRunDeps): Promise<Recor
     }
     if (deps.now() - lastReport >= 15_000) {
       lastReport = deps.now();
-      deps.log.info(`waiting to read ${missing.map((n) => n.node).join(', ')} (the API server is away while the agents work)`);
+      deps.log.info(`waiting to read ${missing.map((n) => withWhy(n, unread)).join(', ')} (the API server is away while the agents work)`);
     }
     await deps.sleep(2000);
   }

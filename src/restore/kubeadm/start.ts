@@ -81,7 +81,7 @@ function runDeps(plan: KubeadmRestorePlan, journal: Journal<KubeadmRestorePlan>,
   return {
     cluster: deps.cluster(plan.namespace),
     pods: deps.pods(plan.namespace),
-    quietPods: deps.pods(plan.namespace, { quiet: true }),
+    quietPods: deps.pods(plan.namespace, { once: true }),
     verifier: deps.verifier(plan),
     journal,
     log: { step: (m) => deps.log.info(`==> ${m}`), info: (m) => deps.log.info(m), warn: (m) => deps.log.warn(m) },
