@@ -1,3 +1,4 @@
+import { kubeadmLayoutWarnings } from '../etcd/kubeadm-layout.js';
 import { mkdir } from 'node:fs/promises';
 import { resolve, join } from 'node:path';
 import { finished, pipeline } from 'node:stream/promises';
@@ -63,6 +64,8 @@ export interface BackupDeps {
   pluginVersion: string;
   /** Times the phases (probe, save, copy, verify, commit …) for `-v` and the printed record. */
   phases?: PhaseClock;
+  /** A node's addresses (InternalIP, ExternalIP): kubeadm's members are checked against them (kubeadm-layout.ts). */
+  nodeAddresses?: (node: string) => Promise<string[] | undefined>;
 }
 
 /** Takes one verified snapshot of the cluster and writes it where asked; returns the record. */
@@ -74,7 +77,10 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
   const candidates = orderCandidates(topology.members, opts.member);
   deps.phases?.start('probe');
   // Both ask the first candidate, each with an exec of its own: at once, not one after the other.
-  const [transport, firstStatus] = await Promise.all([chooseTransport(candidates[0]!, opts.via, deps), deps.probe(candidates[0]!)]);
+  // kubeadm's static pods: a layout a restore would refuse is said now, at the same time.
+  const layout = topology.workload.staticPods && deps.nodeAddresses ? kubeadmLayoutWarnings(topology.members, deps.nodeAddresses) : Promise.resolve([]);
+  const [transport, firstStatus, warnings] = await Promise.all([chooseTransport(candidates[0]!, opts.via, deps), deps.probe(candidates[0]!), layout]);
+  for (const w of warnings) deps.log.warn(w);
   const { member, status } = await chooseHealthyMember(candidates, opts.member !== undefined, deps, firstStatus);
   deps.log.debug(1, `backing up member "${member.name}" (pod "${member.pod}") via ${transport.kind}`);
   const startedAt = deps.now();

@@ -9,6 +9,7 @@ import { openDecrypted } from '../crypt/plaintext.js';
 import { kubeBackupDeps } from '../backup/cluster.js';
 import { runBackup } from '../backup/run.js';
 import { discoverTopology } from '../etcd/discovery/index.js';
+import { nodeIPs } from '../etcd/kubeadm-layout.js';
 import { apiPodLister } from '../etcd/discovery/lister.js';
 import { podFromStatefulSet } from '../etcd/discovery/template.js';
 import type { EtcdTopology } from '../etcd/topology.js';
@@ -106,7 +107,7 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
           const c = n.status?.conditions?.find((x) => x.type === 'Ready');
           return {
             ready: c?.status === 'True', reason: c?.status === 'True' ? undefined : c?.reason ?? c?.message, taints: schedulingTaints(n as Parameters<typeof schedulingTaints>[0]),
-            addresses: (n.status?.addresses ?? []).filter((a) => a.type === 'InternalIP' || a.type === 'ExternalIP').map((a) => a.address),
+            addresses: nodeIPs(n),
           };
         } catch {
           return undefined;

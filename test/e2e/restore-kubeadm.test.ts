@@ -3,10 +3,11 @@
 // its own) with a fourth, worker node: the API server goes away with the etcd it serves while the
 // node agents work, and comes back from the restored data. Judged by what a user sees: keys on
 // every member, the leader, kubectl writing again, the mirror pods, files on each node's disk.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimCluster } from '../sim/harness.js';
+import { waitFor, type SimCluster } from '../sim/harness.js';
+import { setKubeletsStopped } from '../sim/kubelet/fault.js';
 import {
   auditMark, auditSince, etcdctl, keysOn, kubectlEtcd, memberRevision, mutations, startKubectlEtcd, startRestoreCluster, waitClusterHealthy, type EtcdAccess,
 } from './restore-helpers.js';
@@ -92,6 +93,32 @@ describe('kubectl etcd restore on kubeadm (static pods; the API server goes away
     expectNothingLeft();
   });
 
+  it('a member whose etcd.yaml advertises a peer URL off its node: the backup warns that a restore would refuse it, and the restore refuses it before any change', async () => {
+    const file = onNode('node-3', '/etc/kubernetes/manifests/etcd.yaml');
+    const original = readFileSync(file, 'utf8');
+    // etcd ignores --initial-advertise-peer-urls once it has data: the member runs on, the flag says otherwise.
+    writeFileSync(file, original.replace('--initial-advertise-peer-urls=https://10.88.255.252:2380', '--initial-advertise-peer-urls=https://10.88.255.200:2380'));
+    try {
+      await waitFor('etcd-node-3 to show the edited flag', async () => (await cluster.kubectl(['-n', 'kube-system', 'get', 'pod', 'etcd-node-3', '-o', 'jsonpath={.spec.containers[0].command}'])).stdout.includes('10.88.255.200') || undefined);
+      await waitClusterHealthy(cluster, KUBEADM);
+      const snapshot = join(work, 'layout.db');
+      const b = await kubectlEtcd(cluster, state, ['backup', '-n', 'kube-system', '-f', snapshot]);
+      expect(b.code, b.stderr).toBe(0);
+      expect(b.stderr).toContain('member "node-3" advertises peer URL https://10.88.255.200:2380, but its node "node-3" has address 10.88.255.252: `kubectl etcd restore` would refuse this member; check --initial-advertise-peer-urls in node-3\'s /etc/kubernetes/manifests/etcd.yaml');
+      const mark = auditMark(cluster);
+      const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'kube-system', '--yes']);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/member "node-3" advertises peer URL https:\/\/10\.88\.255\.200:2380, but its node "node-3" has address 10\.88\.255\.252/);
+      expect(r.stderr).toMatch(/nothing was changed/);
+      expect(mutations(auditSince(cluster, mark), 'admin')).toEqual([]);
+    } finally {
+      writeFileSync(file, original);
+    }
+    await waitFor('etcd-node-3 back on its own flags', async () => !(await cluster.kubectl(['-n', 'kube-system', 'get', 'pod', 'etcd-node-3', '-o', 'jsonpath={.spec.containers[0].command}'])).stdout.includes('10.88.255.200') || undefined);
+    await waitClusterHealthy(cluster, KUBEADM);
+    expectNothingLeft();
+  });
+
   it('restores: exactly the snapshot\'s keys on every member, one leader, kubectl writing again, the mirror pods back; old data and both manifests kept on every node', async () => {
     const { snapshot } = await backupThenDiverge(1);
     const r = await kubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'kube-system', '--yes']);
@@ -143,6 +170,21 @@ describe('kubectl etcd restore on kubeadm (static pods; the API server goes away
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^rolled back kubeadm etcd in kube-system: the pre-restore data is in place on 3 control-plane node\(s\); healthy, one leader$/m);
     await expectCluster(before);
+    expectNothingLeft();
+  });
+
+  it('a node\'s kubelet stopped for 25 s as the window begins (its agent not started yet, or working with a kubelet that does not stop etcd): the plugin waits for it, and the restore finishes once it is back', async () => {
+    const { snapshot } = await backupThenDiverge(5);
+    const p = startKubectlEtcd(cluster, state, ['restore', snapshot, '-n', 'kube-system', '--yes']);
+    await p.until(/==> starting the agents/);
+    await setKubeletsStopped(cluster.dir, ['node-2'], true, { forS: 25 });
+    const r = await p.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^restored kubeadm etcd in kube-system from ".*round-5\.db" \(revision \d+\) on 3 control-plane node\(s\)/m);
+    await expectCluster(['/test/a']);
+    expect(await kubeSystemPods()).toEqual(MIRRORS);
+    const work = readdirSync(onNode('node-2', '/var/lib/etcd')).filter((f) => f.startsWith('kubectl-etcd-restore-')).sort().pop()!;
+    expect(readFileSync(onNode('node-2', `/var/lib/etcd/${work}/outcome`), 'utf8')).toBe('restored\nrun restore-1\n');
     expectNothingLeft();
   });
 

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { discoverTopology } from '../../src/etcd/discovery/index.js';
+import { kubeadmLayoutWarnings } from '../../src/etcd/kubeadm-layout.js';
 import { agentArgv, agentRestoreDir, parseAgentOutcome } from '../../src/restore/kubeadm/agent.js';
 import { fileJournalStore } from '../../src/restore/journal.js';
 import { buildKubeadmPlan, hostDataDir, type KubeadmPlanInput } from '../../src/restore/kubeadm/plan.js';
@@ -140,6 +141,22 @@ describe('the kubeadm restore preflight', () => {
     const t2 = structuredClone(topology);
     t2.members[2]!.tls = { ...m.tls, keyFile: '/srv/etcd/server.key' };
     await expect(kubeadmPreflight(t2, facts, { force: false }, deps())).rejects.toThrow(/certificate files outside \/etc\/kubernetes and its data dir \(\/srv\/etcd\/server\.key\)/);
+  });
+});
+
+describe('the backup\'s kubeadm layout warnings', () => {
+  it('name a member whose peer URL is off its node\'s IPs and one with certificates outside, each saying a restore would refuse it; a node that cannot be read is not judged', async () => {
+    const { topology } = await planInput();
+    const ips: Record<string, string[]> = { 'node-1': ['10.88.255.254'], 'node-2': ['10.88.255.99', '203.0.113.9'], 'node-3': ['10.88.255.252'] };
+    const fixtureIPs: Record<string, string[]> = { 'node-1': ['10.88.255.254'], 'node-2': ['10.88.255.253'], 'node-3': ['10.88.255.252'] };
+    expect(await kubeadmLayoutWarnings(topology.members, async (n) => fixtureIPs[n])).toEqual([]);
+    const t = structuredClone(topology);
+    t.members[2]!.tls = { ...t.members[2]!.tls, keyFile: '/srv/etcd/server.key' };
+    expect(await kubeadmLayoutWarnings(t.members, async (n) => ips[n])).toEqual([
+      'member "node-2" advertises peer URL https://10.88.255.253:2380, but its node "node-2" has addresses 10.88.255.99, 203.0.113.9: `kubectl etcd restore` would refuse this member; check --initial-advertise-peer-urls in node-2\'s /etc/kubernetes/manifests/etcd.yaml against the node (kubectl get node node-2 -o wide)',
+      'member "node-3" names certificate files outside /etc/kubernetes and its data dir (/srv/etcd/server.key): `kubectl etcd restore` would refuse this member; keep them under /etc/kubernetes/pki/etcd, as kubeadm does',
+    ]);
+    expect(await kubeadmLayoutWarnings(topology.members, async () => { throw new Error('forbidden'); })).toEqual([]);
   });
 });
 

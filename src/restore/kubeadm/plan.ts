@@ -26,12 +26,11 @@ import type { EtcdMember, EtcdTopology } from '../../etcd/topology.js';
 import { keptCopiesDirOf, keptCopyPath } from '../kept.js';
 import { MANAGED_BY, type UtilityPodManifest } from '../manifests.js';
 import { restoreArgvFor, restoreClusterToken, type PlannedSnapshot, type RestoreTool } from '../plan.js';
+import { KUBEADM_CONFIG_DIR } from '../../etcd/kubeadm-layout.js';
 import { agentArgv, agentRestoreDir, agentWorkDir, type AgentOptions } from './agent.js';
 
 /** kubeadm's staticPodPath (KubeletConfiguration), where etcd.yaml and kube-apiserver.yaml live. */
 export const KUBEADM_MANIFEST_DIR = '/etc/kubernetes/manifests';
-/** The folder the agent pods mount from the node: manifests and certificates. */
-export const KUBEADM_CONFIG_DIR = '/etc/kubernetes';
 /** The file of the agent's static pod in the manifest folder. */
 export const AGENT_MANIFEST_FILE = 'kubectl-etcd-agent.yaml';
 /** Where the agent finds the etcd image's tools (an emptyDir the init container fills). */

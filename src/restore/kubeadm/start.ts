@@ -16,7 +16,8 @@ import { fileJournalStore, KUBEADM_JOURNAL_VERSION, type Journal } from '../jour
 import { checkEtcdVersions, DEFAULT_SHELL_IMAGE, execFirst, execInMember, PreflightError, probeRestoreTool, requireAccess, restoreBaseAccessChecks, type MemberExec, type PreflightDeps } from '../preflight.js';
 import { confirmWorkload } from '../prompt.js';
 import type { RestoreSnapshotFacts } from '../snapshot.js';
-import { AGENT_MANIFEST_FILE, buildKubeadmPlan, hostDataDir, KUBEADM_CONFIG_DIR, type KubeadmRestorePlan } from './plan.js';
+import { certificatesOutside, peerUrlOffNode } from '../../etcd/kubeadm-layout.js';
+import { AGENT_MANIFEST_FILE, buildKubeadmPlan, hostDataDir, type KubeadmRestorePlan } from './plan.js';
 import { closeJournal } from '../runner.js';
 import { abortKubeadmRestore, runKubeadmRestore, type KubeadmRunDeps, type KubeadmState } from './run.js';
 
@@ -195,25 +196,14 @@ export async function kubeadmPreflight(
       // Its agent would start only once its kubelet is back, and a restore with a member left behind loses quorum.
       throw new PreflightError(`node "${m.node}" of member "${m.name}" is not Ready${st.reason ? ` (${st.reason})` : ''}: its agent could not run there`, 'bring the node back first; nothing was changed');
     }
-    // kubeadm advertises the member on its node's IP (phases/etcd/local.go): a peer URL on another
-    // host is not this node's member, and the restored cluster would look for it there.
-    const host = peerHost(m.peerUrl);
-    if (st?.addresses?.length && host && !st.addresses.includes(host)) {
-      throw new PreflightError(
-        `member "${m.name}" advertises peer URL ${m.peerUrl}, but its node "${m.node}" has address${st.addresses.length > 1 ? 'es' : ''} ${st.addresses.join(', ')}`,
-        `check --initial-advertise-peer-urls in ${m.node}'s /etc/kubernetes/manifests/etcd.yaml against the node (kubectl get node ${m.node} -o wide); nothing was changed`,
-      );
-    }
+    // A peer URL on another host is not this node's member, and the restored cluster would look for it there.
+    const off = peerUrlOffNode(m, st?.addresses);
+    if (off) throw new PreflightError(off.message, `${off.hint}; nothing was changed`);
     if (!hostDataDir(m)) {
       throw new PreflightError(`member "${m.name}" keeps its data in ${m.dataDir}, which is not a hostPath volume of its static pod`, 'restore it as the kubeadm runbook says; nothing was changed');
     }
-    const outside = tlsOutside(m);
-    if (outside.length) {
-      throw new PreflightError(
-        `member "${m.name}" names certificate files outside ${KUBEADM_CONFIG_DIR} and its data dir (${outside.join(', ')}): the agent on its node would not find them`,
-        'move them under /etc/kubernetes/pki/etcd, as kubeadm keeps them; nothing was changed',
-      );
-    }
+    const certs = certificatesOutside(m);
+    if (certs) throw new PreflightError(`${certs.message}: the agent on its node would not find them`, `move them under /etc/kubernetes/pki/etcd, as kubeadm keeps them; nothing was changed`);
   }
   const names = new Set(topology.members.map((m) => m.name));
   if (names.size !== topology.members.length) throw new PreflightError('two static etcd pods name the same member', 'check --name in each node\'s etcd.yaml; nothing was changed');
@@ -227,22 +217,6 @@ export async function kubeadmPreflight(
     refuse(`image "${etcdImage}" of member "${member.name}" has ${what}`, 'run kubeadm\'s registry.k8s.io/etcd image, which has them');
   }
   return { tool: tool ?? { binary: 'etcdctl' }, warnings };
-}
-
-/** The host of a URL (an IPv6 literal without brackets); undefined when it is not a URL. */
-function peerHost(url: string): string | undefined {
-  try {
-    return new URL(url).hostname.replace(/^\[|\]$/g, '');
-  } catch {
-    return undefined;
-  }
-}
-
-/** TLS files of a member that lie neither under /etc/kubernetes nor in its data volume. */
-function tlsOutside(m: EtcdMember): string[] {
-  const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir.replace(/\/+$/, '')}/`);
-  const mount = m.dataVolume?.mountPath ?? m.dataDir;
-  return [m.tls.caFile, m.tls.certFile, m.tls.keyFile].filter((f): f is string => !!f && !under(f, KUBEADM_CONFIG_DIR) && !under(f, mount));
 }
 
 /** The plan as text: what, where, and every step in order. */
