@@ -3,7 +3,7 @@
  * TLS, the exec probe). The CLI builds these once per command and hands them to the core; restore
  * uses kubeBackupDeps for its safety backup.
  */
-import { nodeIPs } from '../etcd/kubeadm-layout.js';
+import { nodeAddressesOf } from '../etcd/kubeadm-layout.js';
 import { ForbiddenError } from '../errors.js';
 import type { PodPortForwarder } from '../etcd/client.js';
 import { memberContainer } from '../etcd/topology.js';
@@ -90,6 +90,6 @@ export function kubeBackupDeps(kube: KubeContext, tls: LocalTlsFiles, log: Logge
     log,
     now: () => new Date(),
     pluginVersion: VERSION,
-    nodeAddresses: async (node) => nodeIPs(await kube.core.readNode({ name: node })),
+    nodeAddresses: async (node) => nodeAddressesOf(await kube.core.readNode({ name: node })),
   };
 }

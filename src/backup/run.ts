@@ -1,9 +1,9 @@
-import { kubeadmLayoutWarnings } from '../etcd/kubeadm-layout.js';
 import { mkdir } from 'node:fs/promises';
 import { resolve, join } from 'node:path';
 import { finished, pipeline } from 'node:stream/promises';
 import { PassThrough, type Writable } from 'node:stream';
 import { NoHealthyMemberError, PluginError, UsageError, VerificationError } from '../errors.js';
+import { kubeadmLayoutWarnings } from '../etcd/kubeadm-layout.js';
 import type { MemberStatus, StatusProbe } from '../etcd/status.js';
 import type { EtcdMember, EtcdTopology } from '../etcd/topology.js';
 import type { Logger } from '../ui/log.js';
@@ -78,7 +78,7 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
   deps.phases?.start('probe');
   // Both ask the first candidate, each with an exec of its own: at once, not one after the other.
   // kubeadm's static pods: a layout a restore would refuse is said now, at the same time.
-  const layout = topology.workload.staticPods && deps.nodeAddresses ? kubeadmLayoutWarnings(topology.members, deps.nodeAddresses) : Promise.resolve([]);
+  const layout = topology.workload.kubeadm && deps.nodeAddresses ? kubeadmLayoutWarnings(topology.members, deps.nodeAddresses) : Promise.resolve([]);
   const [transport, firstStatus, warnings] = await Promise.all([chooseTransport(candidates[0]!, opts.via, deps), deps.probe(candidates[0]!), layout]);
   for (const w of warnings) deps.log.warn(w);
   const { member, status } = await chooseHealthyMember(candidates, opts.member !== undefined, deps, firstStatus);

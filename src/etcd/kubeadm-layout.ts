@@ -13,10 +13,12 @@ export const KUBEADM_CONFIG_DIR = '/etc/kubernetes';
 export interface LayoutProblem {
   message: string;
   hint: string;
+  /** The restore goes on past it with --force (the layout may still work). */
+  forceable: boolean;
 }
 
 /** The host of a URL (an IPv6 literal without brackets); undefined when it is not a URL. */
-export function urlHost(url: string): string | undefined {
+function urlHost(url: string): string | undefined {
   try {
     return new URL(url).hostname.replace(/^\[|\]$/g, '');
   } catch {
@@ -25,7 +27,7 @@ export function urlHost(url: string): string | undefined {
 }
 
 /** TLS files of a member that lie neither under /etc/kubernetes nor in its data volume. */
-export function tlsOutside(m: EtcdMember): string[] {
+function tlsOutside(m: EtcdMember): string[] {
   const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir.replace(/\/+$/, '')}/`);
   const mount = m.dataVolume?.mountPath ?? m.dataDir;
   return [m.tls.caFile, m.tls.certFile, m.tls.keyFile].filter((f): f is string => !!f && !under(f, KUBEADM_CONFIG_DIR) && !under(f, mount));
@@ -37,7 +39,8 @@ export function peerUrlOffNode(m: EtcdMember, addresses: string[] | undefined): 
   if (!addresses?.length || !host || addresses.includes(host)) return undefined;
   return {
     message: `member "${m.name}" advertises peer URL ${m.peerUrl}, but its node "${m.node}" has address${addresses.length > 1 ? 'es' : ''} ${addresses.join(', ')}`,
-    hint: `check --initial-advertise-peer-urls in ${m.node}'s /etc/kubernetes/manifests/etcd.yaml against the node (kubectl get node ${m.node} -o wide)`,
+    hint: `check --initial-advertise-peer-urls in ${m.node}'s /etc/kubernetes/manifests/etcd.yaml against the node (kubectl get node ${m.node} -o wide); a node with several interfaces may advertise on one its Node does not list`,
+    forceable: true,
   };
 }
 
@@ -48,6 +51,7 @@ export function certificatesOutside(m: EtcdMember): LayoutProblem | undefined {
   return {
     message: `member "${m.name}" names certificate files outside ${KUBEADM_CONFIG_DIR} and its data dir (${outside.join(', ')})`,
     hint: 'keep them under /etc/kubernetes/pki/etcd, as kubeadm does',
+    forceable: false,
   };
 }
 
@@ -61,10 +65,10 @@ export async function kubeadmLayoutWarnings(members: EtcdMember[], nodeAddresses
     const addresses = m.node ? await nodeAddresses(m.node).catch(() => undefined) : undefined;
     return [peerUrlOffNode(m, addresses), certificatesOutside(m)].filter((p): p is LayoutProblem => !!p);
   }));
-  return each.flat().map((p) => `${p.message}: \`kubectl etcd restore\` would refuse this member; ${p.hint}`);
+  return each.flat().map((p) => `${p.message}: \`kubectl etcd restore\` would refuse this member${p.forceable ? ' (without --force)' : ''}; ${p.hint}`);
 }
 
-/** The addresses a node's member may advertise on: its InternalIP and ExternalIP. */
-export function nodeIPs(node: { status?: { addresses?: Array<{ type: string; address: string }> } }): string[] {
-  return (node.status?.addresses ?? []).filter((a) => a.type === 'InternalIP' || a.type === 'ExternalIP').map((a) => a.address);
+/** The addresses a node's member may advertise on: every address the node reports (IPs, DNS names, its hostname). */
+export function nodeAddressesOf(node: { status?: { addresses?: Array<{ type: string; address: string }> } }): string[] {
+  return (node.status?.addresses ?? []).map((a) => a.address);
 }

@@ -120,6 +120,8 @@ export interface EtcdWorkload {
   claimRetention?: ClaimRetention;
   /** Pods: every member is a static pod (its pod is the kubelet's mirror, owned by its Node): kubeadm. */
   staticPods?: boolean;
+  /** Static pods that kubeadm wrote (each carries its kubeadm.kubernetes.io/etcd.advertise-client-urls annotation). */
+  kubeadm?: boolean;
 }
 
 /** An etcd cluster: the workload that runs it and its members, ordered by ordinal or name. */

@@ -67,13 +67,22 @@ export function statusError(code: number, status: KubeStatus | undefined, what: 
   if (code === 401) return new ForbiddenError(`unauthorized: ${lower(message)}`, 'check the credentials in your kubeconfig');
   if (code === 404) return new NotFoundError(lower(message), 'check the name and pass -n for the right namespace');
   if (code === 409) return new ConflictError(lower(message), 'retry, or check what else is changing the object');
-  // The API server's dial to the node's kubelet (port 10250) failed: "error dialing backend: dial
-  // tcp IP:10250: …", or for logs the failed GET of https://IP:10250/containerLogs/… .
-  if (code === 500 && /error dialing backend|:10250[/:]/.test(message)) {
-    return new KubeletUnreachableError(`${what} failed: the kubelet of the pod's node does not answer (${lower(message)})`, 'check the node (`kubectl get node`) and its kubelet (`systemctl status kubelet` on it)');
-  }
+  const unreachable = kubeletUnreachable(code, message, what);
+  if (unreachable) return unreachable;
   if (TRANSIENT_HTTP.has(code)) return new TransientError(`${what} failed: ${lower(message)}`, 'retry; check the cluster with kubectl cluster-info');
   return new PluginError(`${what} failed: ${lower(message)}`);
+}
+
+/**
+ * The API server's dial to the pod's node's kubelet (port 10250) failed: before an upgrade "error
+ * dialing backend: dial tcp IP:10250: …" (for logs, the failed GET of https://IP:10250/containerLogs/…);
+ * after a v5 exec upgrade, on its status channel, "Internal error occurred: error sending request:
+ * Post "https://IP:10250/exec/…": dial tcp …" (the stream translator, Kubernetes 1.30+).
+ */
+export function kubeletUnreachable(code: number | undefined, message: string, what: string): KubeletUnreachableError | undefined {
+  if (code !== 500 || !/error dialing backend|https:\/\/[^/\s"]+:10250\/|dial tcp [^\s]+:10250:/.test(message)) return undefined;
+  const dial = /dial tcp [^\s]+:10250: [^"]*$/.exec(firstLine(message))?.[0] ?? lower(firstLine(message));
+  return new KubeletUnreachableError(`${what} failed: the kubelet of the pod's node does not answer (${dial})`, 'check the node (`kubectl get node`) and its kubelet (`systemctl status kubelet` on it)');
 }
 
 /** Maps an exception thrown by a client-node API call (ApiException, fetch error) to a typed plugin error. */

@@ -11,7 +11,7 @@ import { Writable, type Readable } from 'node:stream';
 import type WebSocket from 'ws';
 import { PluginError, TransientError } from '../errors.js';
 import { Channel, decodeFrame, encodeClose, encodeFrame, execOutcome, execProtocols } from './channel.js';
-import { parseStatus } from './errors.js';
+import { kubeletUnreachable, parseStatus } from './errors.js';
 import { retrying } from './retry.js';
 import { abortError, openApiSocket, type KubeStreamAccess } from './socket.js';
 
@@ -120,7 +120,10 @@ export function runSession(ws: WebSocket, opts: ExecOptions, target: string): Pr
         const status = parseStatus(statusText);
         if (!status) return;
         const outcome = execOutcome(status);
+        // A v5 exec whose API server could not dial the kubelet learns it only here (the translator upgrades first).
+        const unreachable = 'exitCode' in outcome ? undefined : kubeletUnreachable(status.code, outcome.failure, `exec in ${target}`);
         if ('exitCode' in outcome) settle(undefined, outcome.exitCode);
+        else if (unreachable) settle(unreachable);
         else settle(new ExecFailedError(`exec in ${target} failed: ${outcome.failure}`, 'check the container name and that the image has this command', outcome.reason));
       }
     });

@@ -71,8 +71,9 @@ export interface RestoreDeps {
   configMaps: ConfigMapAccess;
   cluster(namespace: string): RestoreCluster;
   /**
-   * once: each command is tried once, never retried, and nothing is logged (the kubeadm restore's
-   * polls while the API server is away by design: the poll itself tries again, and says why).
+   * once: its `run` tries each command once, never retried, and logs nothing (the kubeadm
+   * restore's polls while the API server is away by design: the poll tries again, and says why);
+   * its other methods retry as always.
    */
   pods(namespace: string, opts?: { once?: boolean }): RestorePodIO;
   verifier(plan: Pick<RestorePlan, 'snapshot'>): RestoreVerifier;

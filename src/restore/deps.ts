@@ -9,7 +9,7 @@ import { openDecrypted } from '../crypt/plaintext.js';
 import { kubeBackupDeps } from '../backup/cluster.js';
 import { runBackup } from '../backup/run.js';
 import { discoverTopology } from '../etcd/discovery/index.js';
-import { nodeIPs } from '../etcd/kubeadm-layout.js';
+import { nodeAddressesOf } from '../etcd/kubeadm-layout.js';
 import { apiPodLister } from '../etcd/discovery/lister.js';
 import { podFromStatefulSet } from '../etcd/discovery/template.js';
 import type { EtcdTopology } from '../etcd/topology.js';
@@ -30,13 +30,13 @@ import { kubeRestorePodIO } from './pod-io.js';
 import { etcdRestoreVerifier } from './verify.js';
 import { quantityBytes } from './preflight.js';
 
-/** The etcd image of a StatefulSet's pod template (the discovered image when the set or container is gone). */
-/** What a retry says: the node's kubelet or the API server did not answer, and the failure's first line. */
+/** What a retry says: the failure itself when a node's kubelet did not answer (it names the pod), else that the API server did not. */
 function retryWhy(err: unknown): string {
   const first = (err as Error).message.split('\n')[0];
-  return err instanceof KubeletUnreachableError ? `a node's kubelet did not answer (${first})` : `the API server did not answer (${first})`;
+  return err instanceof KubeletUnreachableError ? first! : `the API server did not answer (${first})`;
 }
 
+/** The etcd image of a StatefulSet's pod template (the discovered image when the set or container is gone). */
 function imageOf(sts: V1StatefulSet | undefined, topology: EtcdTopology): string {
   const container = topology.members[0]?.container;
   return sts?.spec?.template?.spec?.containers?.find((c) => c.name === container)?.image ?? topology.image;
@@ -107,7 +107,7 @@ export function restoreDeps(kube: KubeContext, log: Logger): RestoreDeps {
           const c = n.status?.conditions?.find((x) => x.type === 'Ready');
           return {
             ready: c?.status === 'True', reason: c?.status === 'True' ? undefined : c?.reason ?? c?.message, taints: schedulingTaints(n as Parameters<typeof schedulingTaints>[0]),
-            addresses: nodeIPs(n),
+            addresses: nodeAddressesOf(n),
           };
         } catch {
           return undefined;

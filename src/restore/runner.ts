@@ -90,6 +90,8 @@ export interface RestoreLog {
   step(message: string): void;
   info(message: string): void;
   warn(message: string): void;
+  /** Shown with -v 1 and up. */
+  debug?(message: string): void;
 }
 
 /** Everything the runner needs. */

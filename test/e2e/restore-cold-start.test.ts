@@ -13,9 +13,9 @@
 // address), releases them once etcd is healthy, and leaves the same claims, the same settings and
 // exactly the expected keys.
 //
-// Both settings share one cluster, and each is shown on both etcd minors: etcd only moves forward
-// (3.5 data is not opened by 3.4), and podManagementPolicy cannot be changed, so the StatefulSet is
-// created again (its claims and data stay) between the parts:
+// Both settings share one cluster, and the Service one is shown on both etcd minors: etcd only
+// moves forward (3.5 data is not opened by 3.4), and podManagementPolicy cannot be changed, so the
+// StatefulSet is created again (its claims and data stay) between the parts:
 // 1. OrderedReady on etcd 3.4 (the fixture): the naive runbook, then the product plain, --in-place,
 //    killed + --resume and killed + --abort (etcdctl);
 // 2. Parallel with the Service hiding not-ready members, still on 3.4: the naive runbook, then a

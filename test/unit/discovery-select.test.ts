@@ -28,8 +28,19 @@ describe('selectEtcdWorkload', () => {
 
   it('static pods of kubeadm are one workload selected by component=etcd', async () => {
     const chosen = await selectEtcdWorkload(fixtureLister(kubeadm), { namespace: 'kube-system' });
-    expect(chosen.workload).toEqual({ kind: 'Pods', name: 'component=etcd', selector: 'component=etcd', replicas: 3, staticPods: true });
+    expect(chosen.workload).toEqual({ kind: 'Pods', name: 'component=etcd', selector: 'component=etcd', replicas: 3, staticPods: true, kubeadm: true });
     expect(chosen.pods.map((p) => p.metadata?.name)).toEqual(['etcd-node-1', 'etcd-node-2', 'etcd-node-3']);
+  });
+
+  it('static pods without kubeadm\'s annotation (another distribution\'s) are static but not kubeadm\'s: the backup does not judge them by its layout', async () => {
+    const pods = podsOf(kubeadm).filter((p) => p.metadata?.labels?.['component'] === 'etcd').map((p) => {
+      const q = structuredClone(p);
+      delete q.metadata!.annotations!['kubeadm.kubernetes.io/etcd.advertise-client-urls'];
+      return q;
+    });
+    const chosen = await selectEtcdWorkload(listerOf(pods, []), { namespace: 'kube-system' });
+    expect(chosen.workload.staticPods).toBe(true);
+    expect(chosen.workload.kubeadm).toBeUndefined();
   });
 
   it('pods are static (restore takes the kubeadm way) only when every one is a mirror pod: a bare pod with the same labels is not', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Channel, decodeFrame, encodeClose, encodeFrame, execOutcome } from '../../src/kube/channel.js';
-import { parseForbidden, parseStatus, statusError } from '../../src/kube/errors.js';
+import { isTransient, KubeletUnreachableError, kubeletUnreachable, parseForbidden, parseStatus, statusError } from '../../src/kube/errors.js';
 import { ForbiddenError, NotFoundError, formatError } from '../../src/errors.js';
 
 describe('channel frames', () => {
@@ -76,6 +76,20 @@ describe('Status parsing and errors', () => {
     );
     const cluster = 'nodes is forbidden: User "eve" cannot list resource "nodes" in API group "" at the cluster scope';
     expect(formatError(statusError(403, { message: cluster }, 'list nodes'))).toContain('cannot list "nodes" at cluster scope');
+  });
+
+  it('a kubelet the API server cannot dial is KubeletUnreachableError (transient), whether told before an upgrade or on a v5 exec\'s status channel', () => {
+    const before = statusError(500, { message: 'error dialing backend: dial tcp 10.0.0.7:10250: connect: connection refused' }, 'exec in pod "kube-system/x"');
+    expect(before).toBeInstanceOf(KubeletUnreachableError);
+    expect(isTransient(before)).toBe(true);
+    expect(before.message).toBe('exec in pod "kube-system/x" failed: the kubelet of the pod\'s node does not answer (dial tcp 10.0.0.7:10250: connect: connection refused)');
+    const logs = statusError(500, { message: 'Get "https://10.0.0.7:10250/containerLogs/kube-system/x/etcd": dial tcp 10.0.0.7:10250: connect: connection refused' }, 'logs');
+    expect(logs).toBeInstanceOf(KubeletUnreachableError);
+    const v5 = kubeletUnreachable(500, 'Internal error occurred: error sending request: Post "https://10.0.0.7:10250/exec/kube-system/x/etcd?command=true&output=1": dial tcp 10.0.0.7:10250: connect: connection refused', 'exec');
+    expect(v5?.message).toBe('exec failed: the kubelet of the pod\'s node does not answer (dial tcp 10.0.0.7:10250: connect: connection refused)');
+    // Other 500s stay what they were.
+    expect(statusError(500, { message: 'etcdserver: request timed out' }, 'get')).not.toBeInstanceOf(KubeletUnreachableError);
+    expect(kubeletUnreachable(500, 'error executing command in container: OCI runtime exec failed', 'exec')).toBeUndefined();
   });
 
   it('turns a 404 into a NotFoundError keeping the server text', () => {

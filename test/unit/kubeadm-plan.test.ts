@@ -127,7 +127,10 @@ describe('the kubeadm restore preflight', () => {
     const { topology } = await planInput();
     const moved = kubeadmPreflight(topology, facts, { force: false }, deps({ addresses: { 'node-2': ['10.88.255.99'] } }));
     await expect(moved).rejects.toThrow(/^member "node-2" advertises peer URL https:\/\/10\.88\.255\.253:2380, but its node "node-2" has address 10\.88\.255\.99$/);
-    await expect(moved).rejects.toMatchObject({ hint: expect.stringMatching(/etcd\.yaml.*nothing was changed/) });
+    await expect(moved).rejects.toMatchObject({ hint: expect.stringMatching(/etcd\.yaml.*several interfaces.*or pass --force if you are sure$/) });
+    // --force goes on past it (a node with several interfaces), saying so.
+    const forced = await kubeadmPreflight(topology, facts, { force: true }, deps({ addresses: { 'node-2': ['10.88.255.99'] } }));
+    expect(forced.warnings).toEqual(['member "node-2" advertises peer URL https://10.88.255.253:2380, but its node "node-2" has address 10.88.255.99 (going on because of --force)']);
     await expect(kubeadmPreflight(topology, facts, { force: false }, deps({ ready: false }))).rejects.toThrow(/^node "node-1" of member "node-1" is not Ready \(KubeletNotReady\): its agent could not run there$/);
     await expect(kubeadmPreflight(topology, facts, { force: false }, deps({ cp: false }))).rejects.toThrow(/has no sh and cp to hand its tools to the restore agent/);
   });
@@ -153,7 +156,7 @@ describe('the backup\'s kubeadm layout warnings', () => {
     const t = structuredClone(topology);
     t.members[2]!.tls = { ...t.members[2]!.tls, keyFile: '/srv/etcd/server.key' };
     expect(await kubeadmLayoutWarnings(t.members, async (n) => ips[n])).toEqual([
-      'member "node-2" advertises peer URL https://10.88.255.253:2380, but its node "node-2" has addresses 10.88.255.99, 203.0.113.9: `kubectl etcd restore` would refuse this member; check --initial-advertise-peer-urls in node-2\'s /etc/kubernetes/manifests/etcd.yaml against the node (kubectl get node node-2 -o wide)',
+      'member "node-2" advertises peer URL https://10.88.255.253:2380, but its node "node-2" has addresses 10.88.255.99, 203.0.113.9: `kubectl etcd restore` would refuse this member (without --force); check --initial-advertise-peer-urls in node-2\'s /etc/kubernetes/manifests/etcd.yaml against the node (kubectl get node node-2 -o wide); a node with several interfaces may advertise on one its Node does not list',
       'member "node-3" names certificate files outside /etc/kubernetes and its data dir (/srv/etcd/server.key): `kubectl etcd restore` would refuse this member; keep them under /etc/kubernetes/pki/etcd, as kubeadm does',
     ]);
     expect(await kubeadmLayoutWarnings(topology.members, async () => { throw new Error('forbidden'); })).toEqual([]);

@@ -61,6 +61,9 @@ function ownerOf(pod: V1Pod): string | undefined {
   return `${o.kind.toLowerCase()}/${o.name}`;
 }
 
+/** The annotation kubeadm puts on the etcd static pod it writes (cmd/kubeadm/app/constants: EtcdAdvertiseClientUrlsAnnotationKey). */
+const KUBEADM_ETCD_ANNOTATION = 'kubeadm.kubernetes.io/etcd.advertise-client-urls';
+
 /** A kubelet's mirror of a static pod: its annotation, and its Node as owner (kubelet pod/mirror_client.go). */
 export function isMirrorPod(pod: V1Pod): boolean {
   return pod.metadata?.annotations?.['kubernetes.io/config.mirror'] !== undefined
@@ -141,9 +144,10 @@ async function groupWorkload(lister: EtcdPodLister, ns: string, pods: V1Pod[], w
   }
   const selector = commonSelector(members);
   const staticPods = members.every(isMirrorPod);
+  const kubeadm = staticPods && members.every((p) => p.metadata?.annotations?.[KUBEADM_ETCD_ANNOTATION] !== undefined);
   return {
     namespace: ns,
-    workload: { kind: 'Pods', name: selector ?? key, ...(selector ? { selector } : {}), replicas: members.length, ...(staticPods ? { staticPods } : {}) },
+    workload: { kind: 'Pods', name: selector ?? key, ...(selector ? { selector } : {}), replicas: members.length, ...(staticPods ? { staticPods } : {}), ...(kubeadm ? { kubeadm } : {}) },
     pods: members.sort(byName),
   };
 }

@@ -195,9 +195,11 @@ async function readNode(state: KubeadmState, deps: KubeadmRunDeps, n: KubeadmNod
     const outcome: AgentOutcome = found.kind !== 'none' && found.run === state.runs?.[n.node] ? found : { kind: 'none' };
     return { outcome, started: /^started$/m.test(r.stdout), pending: /^pending$/m.test(r.stdout) };
   } catch (err) {
-    // Said in the progress line: a node whose kubelet does not answer waits for it (its agent, if
-    // started, works on by itself; if not, it is started once the kubelet is back).
-    if (unread) unread[n.node] = err instanceof KubeletUnreachableError ? 'its kubelet does not answer' : 'cannot be read';
+    // The API server away is the window itself; a node whose kubelet does not answer is named in
+    // the progress line (its agent, if started, works on by itself; if not, it starts once the kubelet is back).
+    deps.log.debug?.(`reading node "${n.node}": ${(err as Error).message.split('\n')[0]}`);
+    if (unread && err instanceof KubeletUnreachableError) unread[n.node] = 'its kubelet does not answer';
+    else if (unread) delete unread[n.node];
     // The restored API does not know an installer made after the snapshot: its kubelet stopped it; make it again.
     if (/not ?found/i.test((err as Error).message)) await deps.cluster.createPodAndWait(n.installerPod).catch(() => undefined);
     return undefined;

@@ -85,7 +85,7 @@ function runDeps(plan: KubeadmRestorePlan, journal: Journal<KubeadmRestorePlan>,
     quietPods: deps.pods(plan.namespace, { once: true }),
     verifier: deps.verifier(plan),
     journal,
-    log: { step: (m) => deps.log.info(`==> ${m}`), info: (m) => deps.log.info(m), warn: (m) => deps.log.warn(m) },
+    log: { step: (m) => deps.log.info(`==> ${m}`), info: (m) => deps.log.info(m), warn: (m) => deps.log.warn(m), debug: (m) => deps.log.debug(1, m) },
     openSnapshot: deps.openSnapshot(plan.snapshot.path, opts.identities),
     now: () => deps.now().getTime(),
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
@@ -198,7 +198,7 @@ export async function kubeadmPreflight(
     }
     // A peer URL on another host is not this node's member, and the restored cluster would look for it there.
     const off = peerUrlOffNode(m, st?.addresses);
-    if (off) throw new PreflightError(off.message, `${off.hint}; nothing was changed`);
+    if (off) refuse(off.message, off.hint);
     if (!hostDataDir(m)) {
       throw new PreflightError(`member "${m.name}" keeps its data in ${m.dataDir}, which is not a hostPath volume of its static pod`, 'restore it as the kubeadm runbook says; nothing was changed');
     }

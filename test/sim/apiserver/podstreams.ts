@@ -7,10 +7,8 @@
 // - attach is answered with 501 NotImplemented;
 // - no pseudo-terminal for tty=true; logs carry no timestamps;
 // - stream faults from DIR/faults.json (see test/sim/README.md) can cut, stall, idle-cut or blackhole a stream.
-// A pod on a node whose kubelet is stopped (fault kubelet-stop) gets no stream: the API server cannot
-// dial the kubelet, and answers 500 as a real one does ("error dialing backend: dial tcp
-// IP:10250: connect: connection refused" for exec and port-forward; for logs, the failed GET of
-// the kubelet's containerLogs URL; kubernetes/kubernetes#62511, #40817).
+// A pod on a node whose kubelet is stopped (fault kubelet-stop) gets no stream: see
+// streams/kubeletdial.ts (exec answers it in streams/exec.ts, after the upgrade for v5).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -18,7 +16,7 @@ import type { Json } from '../json.js';
 import { serveExec } from './streams/exec.js';
 import { serveLog } from './streams/log.js';
 import { servePortForward } from './streams/portforward.js';
-import { readStopped, stoppedAt } from '../kubelet/stopped.js';
+import { kubeletDialFailure } from './streams/kubeletdial.js';
 
 /** Everything the API server hands over for one pods/{exec,attach,portforward,log} request. */
 export interface PodStreamContext {
@@ -41,13 +39,11 @@ export interface PodStreamContext {
 
 /** Serves one pod stream; resolves when it is over. */
 export async function handlePodStream(ctx: PodStreamContext): Promise<void> {
-  const node = ctx.pod.spec?.nodeName;
-  if (node && ctx.kind !== 'attach' && stoppedAt(readStopped(ctx.dir, true)).includes(node)) {
-    const ip = ctx.pod.status?.hostIP ?? node;
-    const dial = `dial tcp ${ip}:10250: connect: connection refused`;
-    if (ctx.kind !== 'log') return ctx.sendStatus(500, 'InternalError', `error dialing backend: ${dial}`);
+  const down = ctx.kind === 'portforward' || ctx.kind === 'log' ? kubeletDialFailure(ctx) : undefined;
+  if (down && ctx.kind === 'portforward') return ctx.sendStatus(500, 'InternalError', `error dialing backend: ${down.dial}`);
+  if (down) {
     const container = ctx.query.get('container') ?? ctx.pod.spec?.containers?.[0]?.name ?? '';
-    return ctx.sendStatus(500, 'InternalError', `Get "https://${ip}:10250/containerLogs/${ctx.namespace}/${ctx.pod.metadata?.name}/${container}": ${dial}`);
+    return ctx.sendStatus(500, 'InternalError', `Get "https://${down.ip}:10250/containerLogs/${ctx.namespace}/${ctx.pod.metadata?.name}/${container}": ${down.dial}`);
   }
   try {
     switch (ctx.kind) {

@@ -160,7 +160,8 @@ export async function setKubeletsStopped(dirArg: string, nodes: string[], stop: 
     else delete current[n];
   }
   const ack = readStopped(dir, true)?.seq ?? 0;
-  const graceMs = opts.graceS !== undefined ? opts.graceS * 1000 : (prev?.graceMs ?? NODE_MONITOR_GRACE_S * 1000);
+  // The grace of the nodes this request stops (one already stopped keeps the timer it got).
+  const graceMs = (opts.graceS ?? NODE_MONITOR_GRACE_S) * 1000;
   const req: StoppedRequest = { seq: Math.max(prev?.seq ?? 0, ack) + 1, nodes: current, graceMs };
   writeJsonAtomic(join(dir, STOPPED.dir, STOPPED.request), req);
   const deadline = Date.now() + timeoutMs;

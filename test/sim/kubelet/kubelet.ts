@@ -13,6 +13,8 @@
 // until it starts again; then it re-syncs with what the API and the manifest folder say. The
 // API server's streams to its pods fail meanwhile (podstreams.ts), and after the grace period the
 // node is marked Unknown (nodes.ts; in a real cluster by the node lifecycle controller).
+// Differs from a stopped real kubelet: a pod termination already under way when it stops finishes
+// (and deletes the pod object); node-not-ready/node-ready still patch a stopped node's status.
 import { existsSync, mkdirSync, readFileSync, rmSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { ApiClient } from './api.js';
@@ -225,16 +227,20 @@ export class Kubelet {
         this.log(`nodes forced not ready: ${req.nodes.join(', ') || '(none)'}`);
       }).catch((err) => this.log(`control: ${(err as Error).message}`));
     };
-    const applyStopped = () => {
+    // A `--for` node's own start comes through the same queue, never beside a request being applied.
+    this.queueStopped = () => {
       applying = applying.then(() => this.applyStopped()).catch((err) => this.log(`control: ${(err as Error).message}`));
     };
     this.controlWatcher = watch(dir, (_ev, name) => {
       if (name === CONTROL.notReady) apply();
-      if (name === STOPPED.request) applyStopped();
+      if (name === STOPPED.request) this.queueStopped();
     });
     apply();
-    applyStopped();
+    this.queueStopped();
   }
+
+  /** Applies stopped.json after whatever control request is being applied (set by watchControl). */
+  private queueStopped: () => void = () => undefined;
 
   /** Stops and starts nodes' kubelets as stopped.json says (a node stopped `--for` starts by itself). */
   private async applyStopped(): Promise<void> {
@@ -243,7 +249,7 @@ export class Kubelet {
     const want = new Set(stoppedAt(req));
     if (this.stoppedTimer) clearTimeout(this.stoppedTimer);
     const next = Math.min(...Object.values(req.nodes).filter((u): u is number => u !== null && u > Date.now()));
-    if (Number.isFinite(next)) this.stoppedTimer = setTimeout(() => { void this.applyStopped(); }, next - Date.now() + 10);
+    if (Number.isFinite(next)) this.stoppedTimer = setTimeout(() => this.queueStopped(), next - Date.now() + 10);
     for (const n of want) {
       if (this.stoppedNodes.has(n)) continue;
       this.stoppedNodes.add(n);

@@ -89,6 +89,8 @@ export class NodeHeartbeats {
   private readonly notReady = new Set<string>();
   /** Nodes whose kubelet is stopped, with the timer that marks them Unknown. */
   private readonly stopped = new Map<string, NodeJS.Timeout>();
+  /** A marking Unknown under way, per node (startKubelet waits for it, then undoes it). */
+  private readonly marking = new Map<string, Promise<void>>();
   private timer?: NodeJS.Timeout;
 
   constructor(private readonly api: ApiClient, readonly nodes: string[], private readonly log: (m: string) => void,
@@ -113,12 +115,14 @@ export class NodeHeartbeats {
     for (const t of this.stopped.values()) clearTimeout(t);
   }
 
-  /** The node's kubelet stopped: no more status; after graceMs it is marked Unknown (then `unknown` runs). */
+  /** The node's kubelet stopped: no more status; after graceMs it is marked Unknown (then `unknown` runs), unless it started meanwhile. */
   stopKubelet(name: string, graceMs: number, unknown: () => void): void {
     if (this.stopped.has(name)) return;
-    this.stopped.set(name, setTimeout(() => {
-      void this.markUnknown(name).then(unknown, (err) => this.log(`node ${name}: marking unknown: ${(err as Error).message}`));
-    }, graceMs));
+    const timer: NodeJS.Timeout = setTimeout(() => {
+      const current = () => this.stopped.get(name) === timer;
+      void this.markUnknown(name, current).then(() => { if (current()) unknown(); }, (err) => this.log(`node ${name}: marking unknown: ${(err as Error).message}`));
+    }, graceMs);
+    this.stopped.set(name, timer);
   }
 
   /** The node's kubelet started again: it posts its status (ready or forced NotReady) and the unreachable taints go. */
@@ -127,6 +131,8 @@ export class NodeHeartbeats {
     if (!t) return;
     clearTimeout(t);
     this.stopped.delete(name);
+    // A marking under way when it started finishes first (it checks `current` before each write), then this undoes it.
+    await this.marking.get(name);
     try {
       await this.setTaints(name, UNREACHABLE_TAINT, []);
       await this.patchStatus(name, ready);
@@ -135,15 +141,24 @@ export class NodeHeartbeats {
     }
   }
 
-  private async markUnknown(name: string): Promise<void> {
-    if (!this.stopped.has(name)) return;
-    const node = await this.api.request<Json<V1Node>>('GET', `/api/v1/nodes/${name}`);
-    const t = now();
-    const conditions = (node.status?.conditions ?? []).map((c) => (c.status === 'Unknown' ? c : {
-      ...c, status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.', lastTransitionTime: t,
-    }));
-    await this.api.request('PATCH', `/api/v1/nodes/${name}/status`, { status: { conditions } }, 'application/merge-patch+json');
-    await this.setTaints(name, UNREACHABLE_TAINT, ['NoSchedule', 'NoExecute']);
+  /** Marks the node Unknown and taints it unreachable; each write only while `current()` (the same stop). */
+  private markUnknown(name: string, current: () => boolean): Promise<void> {
+    const run = (async () => {
+      if (!current()) return;
+      const node = await this.api.request<Json<V1Node>>('GET', `/api/v1/nodes/${name}`);
+      const t = now();
+      const conditions = (node.status?.conditions ?? []).map((c) => (c.status === 'Unknown' ? c : {
+        ...c, status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.', lastTransitionTime: t,
+      }));
+      if (!current()) return;
+      await this.api.request('PATCH', `/api/v1/nodes/${name}/status`, { status: { conditions } }, 'application/merge-patch+json');
+      if (!current()) return;
+      await this.setTaints(name, UNREACHABLE_TAINT, ['NoSchedule', 'NoExecute']);
+    })();
+    const settled = run.catch(() => undefined);
+    this.marking.set(name, settled);
+    void settled.then(() => { if (this.marking.get(name) === settled) this.marking.delete(name); });
+    return run;
   }
 
   /** Sets which nodes are forced NotReady; applies the change right away. */

@@ -27,6 +27,7 @@ import type { PodStreamContext } from '../podstreams.js';
 import { ChannelSocket, isWebSocketRequest, negotiate, offeredProtocols, rejectHandshake, upgrade } from './channels.js';
 import { findStreamFault } from './faults.js';
 import { internalErrorStatus, legacyStatusText, marshalStatus, nonZeroExitStatus, successStatus, type StreamStatus } from './gostatus.js';
+import { kubeletDialFailure } from './kubeletdial.js';
 import { chooseContainer, containerEnv, isAlive, missingExecutable, nsenterArgs, readContainerRuntime, type ContainerRuntime } from './runtime.js';
 
 const V5 = 'v5.channel.k8s.io';
@@ -64,6 +65,9 @@ export async function serveExec(ctx: PodStreamContext): Promise<void> {
   const protocol = negotiate(offered, offered.includes(V5) ? [V5] : RUNTIME_PROTOCOLS);
   if (protocol === undefined) return rejectHandshake(ctx.socket);
 
+  // The node's kubelet does not answer: v4 is refused before the upgrade, v5 told after it.
+  const down = kubeletDialFailure(ctx);
+  if (down && protocol !== V5) return ctx.sendStatus(500, 'InternalError', `error dialing backend: ${down.dial}`);
   const container = await readContainerRuntime(ctx.dir, ctx.namespace, podName, chosen.name);
   const running = container && isAlive(container.pid) ? container : undefined;
   const notFound = `container not found ("${chosen.name}")`;
@@ -79,6 +83,12 @@ export async function serveExec(ctx: PodStreamContext): Promise<void> {
   chan.sendControl(want.stdout ? 1 : want.stderr ? 2 : STATUS_CHANNEL);
 
   return new Promise<void>((resolve) => {
+    if (down) {
+      const query = new URLSearchParams([...argv.map((a) => ['command', a]), ...(want.stderr ? [['error', '1']] : []), ...(want.stdin ? [['input', '1']] : []), ...(want.stdout ? [['output', '1']] : [])]);
+      chan.listen({ data() {}, closed: resolve });
+      finish(internalErrorStatus(`error sending request: Post "https://${down.ip}:10250/exec/${ctx.namespace}/${podName}/${chosen.name}?${query}": ${down.dial}`));
+      return;
+    }
     if (!running) {
       chan.listen({ data() {}, closed: resolve });
       finish(internalErrorStatus(`unable to upgrade connection: ${notFound}`));
