@@ -107,14 +107,20 @@ export function notReadyNodes(dirArg: string): string[] {
   return readJson<{ nodes: string[] }>(join(resolve(dirArg), CONTROL.dir, CONTROL.notReady))?.nodes ?? [];
 }
 
-/** Forces nodes NotReady (ready=false) or Ready again; resolves once the kubelet has applied it. */
-export async function setNodesReady(dirArg: string, nodes: string[], ready: boolean, timeoutMs = 30_000): Promise<void> {
-  const dir = resolve(dirArg);
+/** A node fault needs the cluster, nodes of it, and its kubelet running to apply it; returns sim.json. */
+function requireNodesAndKubelet(dir: string, nodes: string[]): SimInfo {
   const sim = readJson<SimInfo>(join(dir, 'sim.json'));
   if (!sim) throw new Error(`no cluster in "${dir}"; run \`npm run sim -- up --dir ${dir}\``);
   const unknown = nodes.filter((n) => !sim.nodes.includes(n));
   if (unknown.length) throw new Error(`node "${unknown[0]}" is not part of the cluster in "${dir}"; its nodes are ${sim.nodes.join(', ')}`);
   if (!runningPid(dir, 'kubelet')) throw new Error(`the kubelet of the cluster in "${dir}" is not running; see ${join(dir, 'logs', 'kubelet.log')}`);
+  return sim;
+}
+
+/** Forces nodes NotReady (ready=false) or Ready again; resolves once the kubelet has applied it. */
+export async function setNodesReady(dirArg: string, nodes: string[], ready: boolean, timeoutMs = 30_000): Promise<void> {
+  const dir = resolve(dirArg);
+  const sim = requireNodesAndKubelet(dir, nodes);
   const current = new Set(notReadyNodes(dir));
   for (const n of nodes) if (ready) current.delete(n); else current.add(n);
   const controlDir = join(dir, CONTROL.dir);
@@ -148,11 +154,7 @@ export function stoppedKubelets(dirArg: string): string[] {
  */
 export async function setKubeletsStopped(dirArg: string, nodes: string[], stop: boolean, opts: { forS?: number; graceS?: number } = {}, timeoutMs = 30_000): Promise<void> {
   const dir = resolve(dirArg);
-  const sim = readJson<SimInfo>(join(dir, 'sim.json'));
-  if (!sim) throw new Error(`no cluster in "${dir}"; run \`npm run sim -- up --dir ${dir}\``);
-  const unknown = nodes.filter((n) => !sim.nodes.includes(n));
-  if (unknown.length) throw new Error(`node "${unknown[0]}" is not part of the cluster in "${dir}"; its nodes are ${sim.nodes.join(', ')}`);
-  if (!runningPid(dir, 'kubelet')) throw new Error(`the kubelet of the cluster in "${dir}" is not running; see ${join(dir, 'logs', 'kubelet.log')}`);
+  requireNodesAndKubelet(dir, nodes);
   const prev = readStopped(dir);
   const current: Record<string, number | null> = Object.fromEntries(stoppedAt(prev).map((n) => [n, prev!.nodes[n]!]));
   for (const n of nodes) {
