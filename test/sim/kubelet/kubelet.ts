@@ -41,7 +41,8 @@ export interface SimInfo {
 /** The control file the fault command writes, and the kubelet's acknowledgement. */
 export const CONTROL = { dir: 'kubelet-control', notReady: 'not-ready.json', ack: 'not-ready.ack.json' } as const;
 
-const SHUTDOWN_GRACE_CAP_S = 2;
+// `sim down` only: nothing reads a member after it, so its etcd need not finish a leader transfer.
+const SHUTDOWN_GRACE_CAP_S = 0.5;
 
 /** Runs every pod of the cluster's nodes as real processes. */
 export class Kubelet {
@@ -295,7 +296,7 @@ export class Kubelet {
     this.heartbeats.stop();
     for (const t of this.hostsTimers.values()) clearTimeout(t);
     await Promise.all([
-      ...[...this.workers.values()].map((w) => w.terminate(Math.min(SHUTDOWN_GRACE_CAP_S, this.grace(w.pod)), false)),
+      ...[...this.workers.values()].map((w) => w.terminate(Math.min(SHUTDOWN_GRACE_CAP_S, this.grace(w.pod)), false, true)),
       this.staticPods.shutdown((pod) => Math.min(SHUTDOWN_GRACE_CAP_S, this.grace(pod))),
     ]);
     await this.localVolumes.unmountAll(this.log);

@@ -74,6 +74,8 @@ interface Container extends ContainerState {
 }
 
 const MAX_BACKOFF_MS = 10_000;
+/** A container gets at least 2 s after SIGTERM, as the kubelet's minimumGracePeriodInSeconds (pkg/kubelet/kuberuntime/kuberuntime_container.go). */
+const MIN_GRACE_MS = 2000;
 
 function newContainer(spec: Json<V1Container>, kind: Container['kind']): Container {
   return {
@@ -260,11 +262,11 @@ export class PodWorker {
   }
 
   /** Stops the sidecars in the reverse of their start order, within one grace period (each at least 2 s). */
-  private async stopSidecars(graceSeconds: number): Promise<void> {
+  private async stopSidecars(graceSeconds: number, minGraceMs = MIN_GRACE_MS): Promise<void> {
     const deadline = Date.now() + graceSeconds * 1000;
     for (const c of this.init.filter((x) => x.sidecar).reverse()) {
       c.stopping = true;
-      await this.killContainer(c, Math.max(2, (deadline - Date.now()) / 1000));
+      await this.killContainer(c, Math.max(minGraceMs / 1000, (deadline - Date.now()) / 1000), minGraceMs);
     }
     await Promise.all(this.sidecars);
   }
@@ -585,7 +587,7 @@ export class PodWorker {
     return this.pod.metadata.deletionGracePeriodSeconds ?? this.pod.spec.terminationGracePeriodSeconds ?? 30;
   }
 
-  private async killContainer(c: Container, graceSeconds: number): Promise<void> {
+  private async killContainer(c: Container, graceSeconds: number, minGraceMs = MIN_GRACE_MS): Promise<void> {
     const proc = c.proc;
     if (!proc || !c.exit) return;
     const deadline = Date.now() + graceSeconds * 1000;
@@ -596,8 +598,7 @@ export class PodWorker {
       if (!hook.ok) this.ctx.event(this.pod, 'Warning', 'FailedPreStopHook', `PreStopHook failed: ${hook.message}`);
     }
     signalContainer(proc, 'SIGTERM', (m) => this.ctx.log(`pod ${this.key}: stopping container ${c.name}: ${m}`));
-    // At least 2 s, as the kubelet's minimumGracePeriodInSeconds (pkg/kubelet/kuberuntime/kuberuntime_container.go).
-    const t = setTimeout(() => signalContainer(proc, 'SIGKILL', (m) => this.ctx.log(`pod ${this.key}: grace period of ${c.name} over: ${m}`)), Math.max(2000, deadline - Date.now()));
+    const t = setTimeout(() => signalContainer(proc, 'SIGKILL', (m) => this.ctx.log(`pod ${this.key}: grace period of ${c.name} over: ${m}`)), Math.max(minGraceMs, deadline - Date.now()));
     await c.exit;
     clearTimeout(t);
   }
@@ -713,20 +714,24 @@ export class PodWorker {
     }
   }
 
-  /** Stops every container (SIGTERM, grace, SIGKILL) and removes the pod's sandbox and files. */
-  terminate(graceSeconds: number, deleteObject: boolean): Promise<void> {
-    if (!this.terminating) this.terminating = this.doTerminate(graceSeconds, deleteObject);
+  /**
+   * Stops every container (SIGTERM, grace, SIGKILL) and removes the pod's sandbox and files.
+   * `simDown`: the test cluster itself is going away (`sim down`), not a pod: the kubelet's 2 s
+   * minimum grace is not kept, since nothing reads the pod afterwards.
+   */
+  terminate(graceSeconds: number, deleteObject: boolean, simDown = false): Promise<void> {
+    if (!this.terminating) this.terminating = this.doTerminate(graceSeconds, deleteObject, simDown ? 0 : MIN_GRACE_MS);
     return this.terminating;
   }
 
-  private async doTerminate(graceSeconds: number, deleteObject: boolean): Promise<void> {
+  private async doTerminate(graceSeconds: number, deleteObject: boolean, minGraceMs: number): Promise<void> {
     this.abort.abort();
     this.frozen?.release();
     if (this.statusTimer) clearTimeout(this.statusTimer);
     await this.sandboxReady.catch(() => undefined);
     // Sidecars stop after every other container (pkg/kubelet/kuberuntime, killContainersWithSyncResult).
-    await Promise.all([...this.init.filter((c) => !c.sidecar), ...this.regular, ...this.ephemeral.values()].map((c) => this.killContainer(c, graceSeconds)));
-    await this.stopSidecars(graceSeconds);
+    await Promise.all([...this.init.filter((c) => !c.sidecar), ...this.regular, ...this.ephemeral.values()].map((c) => this.killContainer(c, graceSeconds, minGraceMs)));
+    await this.stopSidecars(graceSeconds, minGraceMs);
     if (this.sandbox) stopSandbox(this.sandbox);
     if (this.net && !this.hostNetwork) await this.ctx.network.remove(this.net);
     rmSync(this.runtimeDir, { recursive: true, force: true });

@@ -375,7 +375,7 @@ export class StaticPods {
     if (this.timer) clearInterval(this.timer);
     for (const r of this.running.values()) if (r.mirrorTimer) clearTimeout(r.mirrorTimer);
     await this.scan.catch(() => undefined);
-    await Promise.all([...this.alive].map((w) => w.terminate(grace(w.pod), false)));
+    await Promise.all([...this.alive].map((w) => w.terminate(grace(w.pod), false, true)));
     await Promise.all([...this.chains.values()]);
   }
 }
