@@ -183,4 +183,17 @@ describe('the kubeadm restore runner', () => {
     expect(await abortKubeadmRestore(state, deps)).toEqual({ rolledBack: false });
     expect(Object.values(fake).every((f) => f.armed.length === 0)).toBe(true);
   });
+  it('--resume inside the window reads every node first: one whose kubelet does not answer is waited for and named; past the window, a clear refusal', async () => {
+    const restored = (unreachable: number) => ({ outcome: 'restored\nrun restore-1\n', started: 'kubectl-etcd/run: restore-1', unreachable });
+    const runs = { 'node-1': 'restore-1', 'node-2': 'restore-1', 'node-3': 'restore-1' };
+    const back = await setup(['install', 'copy', 'arm', 'window'], { 'node-1': restored(0), 'node-2': restored(10), 'node-3': restored(0) }, runs);
+    await runKubeadmRestore(back.state, back.deps);
+    expect(back.log).toContain('waiting to read node-2 (its kubelet does not answer) (the API server is away while the agents work)');
+    expect(Object.values(back.fake).map((f) => f.armed)).toEqual([[], [], []]);
+    expect(back.state.phase).toBe('finished');
+
+    const gone = await setup(['install', 'copy', 'arm', 'window'], { 'node-1': restored(0), 'node-2': restored(1000), 'node-3': restored(0) }, runs);
+    await expect(runKubeadmRestore(gone.state, gone.deps)).rejects.toThrow(/^cannot read "node-2" after 1 min \(the API server may still be away\)$/);
+    expect(gone.state.done).toEqual(['install', 'copy', 'arm', 'window']);
+  });
 });

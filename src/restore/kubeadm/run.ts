@@ -221,6 +221,37 @@ function withWhy(n: KubeadmNodePlan, unread: Record<string, string>): string {
 const finalFor = (mode: Mode) => (o: AgentOutcome) => o.kind === 'failed' || o.kind === (mode === 'restore' ? 'restored' : 'rolled-back');
 
 /**
+ * Polls the plan's nodes every 2 s until `settle` says each is settled, bounded by the window: past
+ * it, throws `late` of the nodes still pending; every 15 s, a progress line from `progress` (the
+ * pending nodes named with why they cannot be read, and the settled ones).
+ */
+async function pollNodes(
+  state: KubeadmState,
+  deps: KubeadmRunDeps,
+  settle: (n: KubeadmNodePlan, unread: Record<string, string>) => Promise<boolean>,
+  say: { late: (pending: KubeadmNodePlan[]) => PluginError; progress: (pending: string[], settled: string[]) => string },
+): Promise<void> {
+  const nodes = state.plan.nodes;
+  const settled = new Set<string>();
+  const unread: Record<string, string> = {};
+  const deadline = deps.now() + deps.windowMs;
+  let lastReport = deps.now();
+  for (;;) {
+    await Promise.all(nodes.filter((n) => !settled.has(n.node)).map(async (n) => {
+      if (await settle(n, unread)) settled.add(n.node);
+    }));
+    const pending = nodes.filter((n) => !settled.has(n.node));
+    if (!pending.length) return;
+    if (deps.now() > deadline) throw say.late(pending);
+    if (deps.now() - lastReport >= 15_000) {
+      lastReport = deps.now();
+      deps.log.info(say.progress(pending.map((n) => withWhy(n, unread)), nodes.filter((n) => settled.has(n.node)).map((n) => n.node)));
+    }
+    await deps.sleep(2000);
+  }
+}
+
+/**
  * Polls every node until its current run's outcome is final (restored or rolled back, or failed),
  * or the window is over; progress on stderr. A written agent file not yet started is started; an
  * agent pod that ended without an outcome counts as failed.
@@ -229,37 +260,27 @@ async function waitOutcomes(state: KubeadmState, deps: KubeadmRunDeps, mode: Mod
   const plan = state.plan;
   const final = finalFor(mode);
   const outcomes: Record<string, AgentOutcome> = {};
-  const unread: Record<string, string> = {};
-  const deadline = deps.now() + deps.windowMs;
-  let lastReport = deps.now();
-  for (;;) {
-    await Promise.all(plan.nodes.map(async (n) => {
-      if (outcomes[n.node] && final(outcomes[n.node]!)) return;
-      const r = await readNode(state, deps, n, unread);
-      outcomes[n.node] = r?.outcome ?? { kind: 'none' };
-      if (!r || final(r.outcome)) return;
-      if (r.pending) await start(plan, deps, [n]);
-      else if (!r.started) outcomes[n.node] = { kind: 'failed', why: `its agent's file is not in ${n.manifestDir} (removed by hand?)` };
-      else {
-        const ended = await agentEnded(state, deps, n);
-        if (ended) outcomes[n.node] = { kind: 'failed', why: `its agent's pod ended (${ended}) without an outcome; see ${n.workDir}/log and \`kubectl describe pod -n ${plan.namespace} ${mirrorName(n)}\`` };
-      }
-    }));
-    const pending = plan.nodes.filter((n) => !final(outcomes[n.node]!));
-    if (!pending.length) return outcomes;
-    if (deps.now() > deadline) {
-      throw new PluginError(
-        `after ${Math.round(deps.windowMs / 60_000)} min the agents on ${pending.map((n) => `"${n.node}"`).join(', ')} have not finished (their outcome cannot be read${pending.length < plan.nodes.length ? '' : ': the API server may still be away'})`,
-        `look at the node's agent log (${pending[0]!.workDir}/log) and run \`kubectl etcd restore --resume\` to wait again, or \`--abort\` to roll back`,
-      );
+  const failed = (n: KubeadmNodePlan, why: string): true => { outcomes[n.node] = { kind: 'failed', why }; return true; };
+  await pollNodes(state, deps, async (n, unread) => {
+    const r = await readNode(state, deps, n, unread);
+    outcomes[n.node] = r?.outcome ?? { kind: 'none' };
+    if (!r) return false;
+    if (final(r.outcome)) return true;
+    if (r.pending) await start(plan, deps, [n]);
+    else if (!r.started) return failed(n, `its agent's file is not in ${n.manifestDir} (removed by hand?)`);
+    else {
+      const ended = await agentEnded(state, deps, n);
+      if (ended) return failed(n, `its agent's pod ended (${ended}) without an outcome; see ${n.workDir}/log and \`kubectl describe pod -n ${plan.namespace} ${mirrorName(n)}\``);
     }
-    if (deps.now() - lastReport >= 15_000) {
-      lastReport = deps.now();
-      const done = plan.nodes.filter((n) => !pending.includes(n)).map((n) => n.node);
-      deps.log.info(`waiting for the agents (the API server is away while they work): ${done.length ? `${done.join(', ')} done, ` : ''}${pending.map((n) => withWhy(n, unread)).join(', ')} working`);
-    }
-    await deps.sleep(2000);
-  }
+    return false;
+  }, {
+    late: (pending) => new PluginError(
+      `after ${Math.round(deps.windowMs / 60_000)} min the agents on ${pending.map((n) => `"${n.node}"`).join(', ')} have not finished (their outcome cannot be read${pending.length < plan.nodes.length ? '' : ': the API server may still be away'})`,
+      `look at the node's agent log (${pending[0]!.workDir}/log) and run \`kubectl etcd restore --resume\` to wait again, or \`--abort\` to roll back`,
+    ),
+    progress: (pending, done) => `waiting for the agents (the API server is away while they work): ${done.length ? `${done.join(', ')} done, ` : ''}${pending.join(', ')} working`,
+  });
+  return outcomes;
 }
 
 /** Throws when any node failed, naming each with its agent's reason. */
@@ -330,27 +351,16 @@ export async function runKubeadmRestore(state: KubeadmState, deps: KubeadmRunDep
 
 /** Reads every node, polling until each answers (the API may be away: agents at work), bounded by the window. */
 async function readAll(state: KubeadmState, deps: KubeadmRunDeps): Promise<Record<string, NodeReading>> {
-  const plan = state.plan;
-  const deadline = deps.now() + deps.windowMs;
   const readings: Record<string, NodeReading> = {};
-  const unread: Record<string, string> = {};
-  let lastReport = deps.now();
-  for (;;) {
-    await Promise.all(plan.nodes.filter((n) => !readings[n.node]).map(async (n) => {
-      const r = await readNode(state, deps, n, unread);
-      if (r) readings[n.node] = r;
-    }));
-    const missing = plan.nodes.filter((n) => !readings[n.node]);
-    if (!missing.length) return readings;
-    if (deps.now() > deadline) {
-      throw new PluginError(`cannot read ${missing.map((n) => `"${n.node}"`).join(', ')} after ${Math.round(deps.windowMs / 60_000)} min (the API server may still be away)`, 'run `kubectl etcd restore --resume` again once `kubectl get nodes` answers');
-    }
-    if (deps.now() - lastReport >= 15_000) {
-      lastReport = deps.now();
-      deps.log.info(`waiting to read ${missing.map((n) => withWhy(n, unread)).join(', ')} (the API server is away while the agents work)`);
-    }
-    await deps.sleep(2000);
-  }
+  await pollNodes(state, deps, async (n, unread) => {
+    const r = await readNode(state, deps, n, unread);
+    if (r) readings[n.node] = r;
+    return r !== undefined;
+  }, {
+    late: (missing) => new PluginError(`cannot read ${missing.map((n) => `"${n.node}"`).join(', ')} after ${Math.round(deps.windowMs / 60_000)} min (the API server may still be away)`, 'run `kubectl etcd restore --resume` again once `kubectl get nodes` answers'),
+    progress: (missing) => `waiting to read ${missing.join(', ')} (the API server is away while the agents work)`,
+  });
+  return readings;
 }
 
 /**
