@@ -148,6 +148,11 @@ describe('the API server follows the kube-apiserver static pods and their etcd',
       const node = () => cluster.kubectl(['get', 'node', 'node-2', '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].message} {.spec.taints[*].key}:{.spec.taints[*].effect}']);
       const unknown = 'Unknown Kubelet stopped posting node status. node.kubernetes.io/unreachable node.kubernetes.io/unreachable:NoSchedule NoExecute';
       await waitFor('node-2 to turn Unknown, tainted unreachable', async () => (await node()).stdout === unknown, 30_000);
+      // No kubelet to post a status through: node-not-ready is refused, the node stays Unknown.
+      const notReady = await cluster.sim(['fault', 'node-not-ready', 'node-2']);
+      expect(notReady.code).not.toBe(0);
+      expect(notReady.stderr).toMatch(/the kubelet of node-2 is stopped; run fault kubelet-start node-2 first/);
+      expect((await node()).stdout).toBe(unknown);
     } finally {
       const start = await cluster.sim(['fault', 'kubelet-start', 'node-2']);
       expect(start.code, start.stderr).toBe(0);

@@ -280,6 +280,10 @@ export async function runKubeletFault(dirArg: string, argv: string[]): Promise<s
     case 'node-not-ready':
     case 'node-ready': {
       if (!args.length) throw new Error(`fault ${kind} needs one or more node names`);
+      // A stopped kubelet posts no status at all (it turns Unknown after the grace period): neither
+      // fault has a kubelet to act through until kubelet-start.
+      const stopped = args.filter((n) => stoppedKubelets(dir).includes(n));
+      if (stopped.length) throw new Error(`the kubelet of ${stopped.join(', ')} is stopped; run fault kubelet-start ${stopped.join(' ')} first`);
       await setNodesReady(dir, args, kind === 'node-ready');
       return `nodes not ready: ${notReadyNodes(dir).join(', ') || '(none)'}`;
     }
@@ -302,11 +306,11 @@ export async function runKubeletFault(dirArg: string, argv: string[]): Promise<s
     }
     case 'clear': {
       const removed = unfillVolumes(dir);
+      if (stoppedKubelets(dir).length) await setKubeletsStopped(dir, stoppedKubelets(dir), false);
       if (notReadyNodes(dir).length) {
         const sim = readJson<SimInfo>(join(dir, 'sim.json'));
         await setNodesReady(dir, sim?.nodes ?? [], true);
       }
-      if (stoppedKubelets(dir).length) await setKubeletsStopped(dir, stoppedKubelets(dir), false);
       return `kubelet faults cleared (${removed.length} fill file(s) removed)`;
     }
     default:

@@ -14,7 +14,7 @@
 // API server's streams to its pods fail meanwhile (podstreams.ts), and after the grace period the
 // node is marked Unknown (nodes.ts; in a real cluster by the node lifecycle controller).
 // Differs from a stopped real kubelet: a pod termination already under way when it stops finishes
-// (and deletes the pod object); node-not-ready/node-ready still patch a stopped node's status.
+// (and deletes the pod object). node-not-ready/node-ready refuse a node whose kubelet is stopped.
 import { existsSync, mkdirSync, readFileSync, rmSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { ApiClient } from './api.js';
