@@ -152,7 +152,7 @@ describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etc
     for (const p of PODS) await waitFor(`${p} to hold every written key`, async () => (await localKeys(cluster, t, p, '/writer1/')) >= written, 30_000);
   }, 900_000);
 
-  it.runIf(minor === '3.5')('--force replaces a healthy member (it syncs from the others as a new member)', async () => {
+  if (minor === '3.5') it('--force replaces a healthy member (it syncs from the others as a new member)', async () => {
     const oldId = (await members(cluster, t))['kube-etcd-0']!;
     // A join for the member's current ID that ended well, as a finished replace can leave in the
     // pod (cut off after its swap, the member came back in the same pod, the next run only cleaned
@@ -175,7 +175,7 @@ describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etc
     await expectReplaced(cluster, t, 'kube-etcd-0', oldId, before);
   }, 600_000);
 
-  it.runIf(minor === '3.5')('a journal left by a run cut off after the restart: a later replace of that member, failed again, waits for it and says --force; --force replaces it anew', async () => {
+  if (minor === '3.5') it('a journal left by a run cut off after the restart: a later replace of that member, failed again, waits for it and says --force; --force replaces it anew', async () => {
     const pod = 'kube-etcd-1';
     const journalOf = async (): Promise<string | undefined> => {
       const r = await cluster.kubectl(['-n', NS, 'get', 'configmap', `kubectl-etcd-replace-${pod}`, '-o', 'jsonpath={.data.replace\\.json}']);
@@ -221,7 +221,7 @@ describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etc
     expect(await journalOf()).toBeUndefined();
   }, 900_000);
 
-  it.runIf(minor === '3.5')('a distroless etcd image (no shell): etcd joins on its own beside busybox containers; killed at each step, running it again finishes', async () => {
+  if (minor === '3.5') it('a distroless etcd image (no shell): etcd joins on its own beside busybox containers; killed at each step, running it again finishes', async () => {
     // Three members of the official etcd image (no sh, no mv) beside the anthos members, with their
     // certificates, each TLS file mounted by subPath from Secret keys renamed by items (an ephemeral
     // container may mount no subPath: the join mounts those volumes whole and maps the files).

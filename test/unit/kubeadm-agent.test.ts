@@ -241,7 +241,7 @@ describe.each(['3.4', '3.5'] as EtcdMinor[])('the kubeadm node agent on etcd %s'
       }
     }, 120_000);
 
-    it.runIf(every)(`${sh.name}: killed once etcd stopped (restoring, or swapping), run again it finishes`, async () => {
+    if (every) it(`${sh.name}: killed once etcd stopped (restoring, or swapping), run again it finishes`, async () => {
       const node = await Node.make(minor);
       try {
         const snapshot = seed(node, 's2');
@@ -259,7 +259,7 @@ describe.each(['3.4', '3.5'] as EtcdMinor[])('the kubeadm node agent on etcd %s'
       }
     }, 120_000);
 
-    it.runIf(every)(`${sh.name}: a node whose kubelet does not stop etcd: the manifests go back, its data untouched, the outcome says why`, async () => {
+    if (every) it(`${sh.name}: a node whose kubelet does not stop etcd: the manifests go back, its data untouched, the outcome says why`, async () => {
       const node = await Node.make(minor);
       try {
         const snapshot = seed(node, 's3');
