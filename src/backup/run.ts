@@ -64,7 +64,7 @@ export interface BackupDeps {
   pluginVersion: string;
   /** Times the phases (probe, save, copy, verify, commit …) for `-v` and the printed record. */
   phases?: PhaseClock;
-  /** A node's addresses (InternalIP, ExternalIP): kubeadm's members are checked against them (kubeadm-layout.ts). */
+  /** Every address a node reports (IPs, DNS names, hostname): kubeadm's members are checked against them (kubeadm-layout.ts). */
   nodeAddresses?: (node: string) => Promise<string[] | undefined>;
 }
 

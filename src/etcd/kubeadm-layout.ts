@@ -4,6 +4,7 @@
  * lie under /etc/kubernetes/pki/etcd (or in its data dir). The restore refuses a member off this
  * layout before it changes anything; the backup says so, so that it is found before it is needed.
  */
+import { within } from '../restore/kept.js';
 import type { EtcdMember } from './topology.js';
 
 /** kubeadm's configuration folder on every control-plane node. */
@@ -28,9 +29,8 @@ function urlHost(url: string): string | undefined {
 
 /** TLS files of a member that lie neither under /etc/kubernetes nor in its data volume. */
 function tlsOutside(m: EtcdMember): string[] {
-  const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir.replace(/\/+$/, '')}/`);
   const mount = m.dataVolume?.mountPath ?? m.dataDir;
-  return [m.tls.caFile, m.tls.certFile, m.tls.keyFile].filter((f): f is string => !!f && !under(f, KUBEADM_CONFIG_DIR) && !under(f, mount));
+  return [m.tls.caFile, m.tls.certFile, m.tls.keyFile].filter((f): f is string => !!f && !within(f, KUBEADM_CONFIG_DIR) && !within(f, mount));
 }
 
 /** A peer URL on a host that is not one of the node's addresses (none known: not judged). */

@@ -46,7 +46,7 @@ export function joinPath(dir: string, name: string): string {
 }
 
 /** True when path is dir or lies below it. */
-function within(path: string, dir: string): boolean {
+export function within(path: string, dir: string): boolean {
   const d = dir.replace(/\/+$/, '');
   return path === d || path.startsWith(`${d}/`);
 }

@@ -6,7 +6,7 @@
 import { etcdctlSnapshotRestore, etcdutlSnapshotRestore, initialClusterOf } from '../etcd/etcdctl.js';
 import type { EtcdMember, EtcdTopology } from '../etcd/topology.js';
 import type { ColdStartHold } from './cold-start.js';
-import { keptCopiesDirOf, keptCopyPath } from './kept.js';
+import { keptCopiesDirOf, keptCopyPath, within } from './kept.js';
 import { utilityPodManifest, utilityRunsAsMember, type UtilityPodManifest } from './manifests.js';
 import { planSteps, type PlanStep } from './steps.js';
 
@@ -146,12 +146,6 @@ function scratchDirOf(member: EtcdMember): string {
 function parentOf(path: string): string {
   const p = path.replace(/\/+$/, '');
   return p.slice(0, p.lastIndexOf('/')) || '/';
-}
-
-/** True when path is dir or lies below it. */
-function within(path: string, dir: string): boolean {
-  const d = dir.replace(/\/+$/, '');
-  return path === d || path.startsWith(`${d}/`);
 }
 
 /**
