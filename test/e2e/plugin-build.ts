@@ -1,5 +1,5 @@
 // `npm run build`, unless dist/ is already built from the current sources. Every e2e file runs the
-// plugin from dist/ (bin/kubectl-etcd) and builds it first; `npm test` has built it already, and a
+// plugin through bin/kubectl-etcd (the bundle in dist/bundle/) and builds it first; `npm test` has built it already, and a
 // build takes seconds of tsc on a 2-core machine, so a file builds only when a source is newer
 // than what was emitted from it (or a compiler setting changed since).
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -13,14 +13,23 @@ function tsFiles(dir: string): string[] {
   });
 }
 
-/** True when some src/ file has no emitted .js in dist/ at least as new as it and as the compiler settings. */
+/**
+ * True when some src/ file has no emitted .js in dist/ at least as new as it and as the compiler
+ * settings, or the bundle bin/kubectl-etcd runs (dist/bundle/, krew/dev-bundle.ts) is missing or
+ * older than a source or the bundler.
+ */
 export function distStale(repo: string): boolean {
   const settings = Math.max(...['package.json', 'tsconfig.json', 'tsconfig.build.json'].map((f) => statSync(join(repo, f)).mtimeMs));
+  const bundle = join(repo, 'dist', 'bundle', 'kubectl-etcd.cjs');
+  if (!existsSync(bundle)) return true;
+  const bundled = statSync(bundle).mtimeMs;
+  if (bundled < settings || ['krew/bundle.ts', 'krew/dev-bundle.ts'].some((f) => bundled < statSync(join(repo, f)).mtimeMs)) return true;
   for (const src of tsFiles(join(repo, 'src'))) {
     const out = join(repo, 'dist', relative(join(repo, 'src'), src)).replace(/\.ts$/, '.js');
     if (!existsSync(out)) return true;
     const emitted = statSync(out).mtimeMs;
-    if (emitted < statSync(src).mtimeMs || emitted < settings) return true;
+    const changed = statSync(src).mtimeMs;
+    if (emitted < changed || emitted < settings || bundled < changed) return true;
   }
   return false;
 }
