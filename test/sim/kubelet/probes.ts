@@ -1,9 +1,10 @@
 // Readiness and liveness probes: exec (inside the container, as its user, with its env),
 // tcpSocket and httpGet (from inside the pod's network namespace; HTTPS without verification).
-// Differs from a real kubelet: tcp/http probes run a short-lived helper (bash /dev/tcp, node)
+// Differs from a real kubelet: tcp/http probes run a short-lived helper (bash /dev/tcp, curl or node)
 // entered into the pod's network namespace; grpc probes and startupProbe are not supported
 // (a startupProbe is ignored); successThreshold above 1 is treated as 1.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import type { V1Probe } from '@kubernetes/client-node';
 import type { Json } from '../json.js';
 import { execInContainerArgv } from './container.js';
@@ -38,6 +39,9 @@ function resolvePort(port: number | string, t: ProbeTarget): number {
   return p.containerPort;
 }
 
+const CURL = '/usr/bin/curl';
+
+// Without curl: success for a status of 200 to 399, as the kubelet's (and curl --fail's, which follows no redirect).
 const HTTP_PROBE = `
 const [url, headers] = [process.argv[1], JSON.parse(process.argv[2])];
 const mod = url.startsWith('https:') ? require('node:https') : require('node:http');
@@ -68,7 +72,11 @@ export async function runProbe(probe: Json<V1Probe>, t: ProbeTarget): Promise<bo
       const path = g.path ?? '/';
       const url = `${scheme}://${g.host ?? t.podIP}:${resolvePort(g.port, t)}${path.startsWith('/') ? '' : '/'}${path}`;
       const headers = Object.fromEntries((g.httpHeaders ?? []).map((h) => [h.name, h.value]));
-      return await runWithTimeout(['/usr/bin/nsenter', `--net=${t.netnsPath}`, '--', process.execPath, '-e', HTTP_PROBE, url, JSON.stringify(headers)], hostEnv, Math.max(timeoutMs, 2000));
+      // curl when the machine has it: a node process costs about 0.1 s of CPU per probe, curl a tenth of that.
+      const argv = existsSync(CURL)
+        ? [CURL, '--silent', '--insecure', '--http1.1', '--fail', '--output', '/dev/null', ...Object.entries(headers).flatMap(([k, v]) => ['--header', `${k}: ${v}`]), '--', url]
+        : [process.execPath, '-e', HTTP_PROBE, url, JSON.stringify(headers)];
+      return await runWithTimeout(['/usr/bin/nsenter', `--net=${t.netnsPath}`, '--', ...argv], hostEnv, Math.max(timeoutMs, 2000));
     }
   } catch {
     return false;
