@@ -5,7 +5,8 @@
 // goes on, and a retry runs it a second time beside the first), then the product on a single member whose
 // database is made > 512 MiB: backup by exec and a restore, both behind the idle cut, each long
 // command started once (counted in the audit log, whose requestURI carries an exec's command).
-// On both etcd minors, a cluster each (3.5 restores with etcdutl and a bumped revision).
+// On both etcd minors, a cluster each (3.5 restores with etcdutl and a bumped revision); the killed
+// and resumed restore on the default minor only.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -260,7 +261,8 @@ describe.each(ETCD_MINORS)('etcd %s', (minor) => {
       expect((await keysOn(cluster, S, POD, '/big/')).length).toBe(VALUES);
     }, 900_000);
 
-    it('a restore killed (SIGKILL) during its snapshot restore and resumed joins the run still going: started once', async () => {
+    // On the default minor only: a resume joins the detached run whichever tool it runs (the restore above shows etcdutl's on 3.5).
+    if (minor === DEFAULT_ETCD_MINOR) it('a restore killed (SIGKILL) during its snapshot restore and resumed joins the run still going: started once', async () => {
       await etcdctl(cluster, S, POD, ['put', '/after/backup', 'y']);
       await fault('stream', '--idle-timeout', String(idleS), '--kind', 'exec');
       const mark = audit().length;

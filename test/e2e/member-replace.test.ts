@@ -39,7 +39,9 @@ describe.each(ETCD_MINORS.map((m) => [m] as [EtcdMinor]))('member replace on etc
   beforeAll(() => ({ cluster, before } = env));
 
 
-  it('killed (SIGKILL) at each of its steps, running it again finishes the replace', async () => {
+  // On 3.5 only, beside its distroless run below: no step of a replace depends on the minor (the
+  // same member remove, add and start on its own data), and each run is about 20 s.
+  if (minor !== '3.4') it('killed (SIGKILL) at each of its steps, running it again finishes the replace', async () => {
     const pod = 'kube-etcd-0';
     const oldId = (await members(cluster, t, 'kube-etcd-1'))[pod]!;
     await destroyData(cluster, t, pod);

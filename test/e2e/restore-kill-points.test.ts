@@ -20,17 +20,20 @@ killPointTests({
     // later kill point also has), restore (kept in place; as copy plus a restore dir, which swap
     // also has), verify (as wait-ready: the same data running, verification only reads),
     // unquiesce/Deployment and pdb-create (as unquiesce/StatefulSet: a workload or PDB already
-    // back, which the roll-back re-applies idempotently; pdb-create kept in place).
+    // back, which the roll-back re-applies idempotently; pdb-create kept in place), wait-ready (as
+    // etcd-start: the restored member started, Ready or about to be; kept in place).
     scaled: [
       'journal', 'pdb-delete/kube-apiserver-pdb', 'quiesce/StatefulSet/kube-apiserver', 'utility/kube-etcd-0', 'etcd-stop',
-      'copy/kube-etcd-0', 'swap/kube-etcd-0', 'cleanup/kube-etcd-0', 'etcd-start', 'wait-ready', 'unquiesce/StatefulSet/kube-apiserver',
+      'copy/kube-etcd-0', 'swap/kube-etcd-0', 'cleanup/kube-etcd-0', 'etcd-start', 'unquiesce/StatefulSet/kube-apiserver',
     ],
     // Left out: journal, pdb-delete, quiesce/* (before the utility pod nothing differs from the
     // scaled order but the roll-back skipping a no-op scale of etcd to 1), copy (kept scaled),
     // cleanup (as etcd-recreate: the pods restarted on the restored data, the utility pod gone,
-    // which the roll-back re-creates as it does scaled after cleanup), unquiesce/* (kept scaled).
+    // which the roll-back re-creates as it does scaled after cleanup), unquiesce/* (kept scaled),
+    // restored (as restore: that step only checks the restored data is there, changing nothing),
+    // verify (as wait-ready, as scaled).
     'in place': [
-      'utility/kube-etcd-0', 'restore/kube-etcd-0', 'restored', 'swap/kube-etcd-0', 'etcd-recreate', 'wait-ready', 'verify',
+      'utility/kube-etcd-0', 'restore/kube-etcd-0', 'swap/kube-etcd-0', 'etcd-recreate', 'wait-ready',
       'pdb-create/kube-apiserver-pdb',
     ],
   },
