@@ -1,7 +1,7 @@
 // `npm run build`, unless dist/ is already built from the current sources. Every e2e file runs the
-// plugin through bin/kubectl-etcd (the bundle in dist/bundle/) and builds it first; `npm test` has built it already, and a
-// build takes seconds of tsc on a 2-core machine, so a file builds only when a source is newer
-// than what was emitted from it (or a compiler setting changed since).
+// plugin through bin/kubectl-etcd (the bundle in dist/bundle/) and builds it first; `npm test` has
+// built it already, and a build takes seconds of tsc on a 2-core machine, so a file builds only
+// when a source is newer than what was emitted from it (or a compiler setting changed since).
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { run, type CommandResult } from '../sim/harness.js';
