@@ -2,7 +2,7 @@
 # Everything the demo and the tests need on this machine, installed idempotently (fast when done):
 #  1. Debian bookworm packages: etcd 3.4 (etcd-server, etcd-client) and the tools of the local
 #     test cluster (unshare, ip, openssl, mount, mkfs.ext4, tar, the static busybox its busybox
-#     and alpine images run), and the reference age tool.
+#     and alpine images run, curl for its httpGet probes), and the reference age tool.
 #  2. npm dependencies (npm ci) when node_modules is missing or older than package-lock.json.
 #  3. etcd 3.5 (etcd, etcdctl, etcdutl) from Debian's trixie suite, fetched through a private
 #     sources list and unpacked into a cache folder: never installed system-wide (that would pull
@@ -20,14 +20,14 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # 1. System packages (only when something is missing).
 missing=()
-for tool in etcd etcdctl unshare ip openssl mount mkfs.ext4 tar age perl busybox; do
+for tool in etcd etcdctl unshare ip openssl mount mkfs.ext4 tar age perl busybox curl; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then
   say "installing Debian packages (missing: ${missing[*]})"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  apt-get install -y -q --no-install-recommends etcd-server etcd-client util-linux iproute2 openssl mount e2fsprogs tar age perl-base busybox-static
+  apt-get install -y -q --no-install-recommends etcd-server etcd-client util-linux iproute2 openssl mount e2fsprogs tar age perl-base busybox-static curl
 fi
 
 # 2. npm dependencies.
