@@ -282,7 +282,8 @@ export async function runKubeletFault(dirArg: string, argv: string[]): Promise<s
       if (!args.length) throw new Error(`fault ${kind} needs one or more node names`);
       // A stopped kubelet posts no status at all (it turns Unknown after the grace period): neither
       // fault has a kubelet to act through until kubelet-start.
-      const stopped = args.filter((n) => stoppedKubelets(dir).includes(n));
+      const stoppedNow = stoppedKubelets(dir);
+      const stopped = args.filter((n) => stoppedNow.includes(n));
       if (stopped.length) throw new Error(`the kubelet of ${stopped.join(', ')} is stopped; run fault kubelet-start ${stopped.join(' ')} first`);
       await setNodesReady(dir, args, kind === 'node-ready');
       return `nodes not ready: ${notReadyNodes(dir).join(', ') || '(none)'}`;
@@ -306,7 +307,8 @@ export async function runKubeletFault(dirArg: string, argv: string[]): Promise<s
     }
     case 'clear': {
       const removed = unfillVolumes(dir);
-      if (stoppedKubelets(dir).length) await setKubeletsStopped(dir, stoppedKubelets(dir), false);
+      const stopped = stoppedKubelets(dir);
+      if (stopped.length) await setKubeletsStopped(dir, stopped, false);
       if (notReadyNodes(dir).length) {
         const sim = readJson<SimInfo>(join(dir, 'sim.json'));
         await setNodesReady(dir, sim?.nodes ?? [], true);
