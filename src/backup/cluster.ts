@@ -12,7 +12,7 @@ import { copyFileOutOfPod, streamCommandOut } from '../kube/copy.js';
 import { readOrUndefined } from '../kube/errors.js';
 import { ExecFailedError, containerCommand } from '../kube/exec.js';
 import { portForward } from '../kube/portforward.js';
-import { readSnapshotFacts } from '../etcd/snapshot/facts.js';
+import { readBoltFacts } from '../etcd/snapshot/facts.js';
 import { execStatusProbe } from '../etcd/status.js';
 import type { Logger } from '../ui/log.js';
 import { createProgress } from '../ui/progress.js';
@@ -79,9 +79,10 @@ export function kubeBackupDeps(kube: KubeContext, tls: LocalTlsFiles, log: Logge
     },
     canExec: execCapability(kube),
     probe: execStatusProbe(containerCommand(kube)),
+    // the bbolt walk alone: verifyWrittenFile hashes the file and checks its trailer beside it
     readSummary: async (path) => {
-      const facts = await readSnapshotFacts(path);
-      if (facts.outcome !== 'valid' || !facts.status) throw new Error(facts.problems[0] ?? `snapshot is ${facts.outcome}`);
+      const facts = await readBoltFacts(path);
+      if (facts.problems.length > 0 || !facts.status) throw new Error(facts.problems[0] ?? 'the bbolt walk gave no status');
       return { revision: facts.status.revision, totalKeys: facts.status.totalKey, hash: facts.status.hash };
     },
     stdout: process.stdout,

@@ -1,5 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
+import { sha256Parts } from '../etcd/snapshot/trailer.js';
 
 /** What a pass-through digest learned about a snapshot stream. */
 export interface StreamDigest {
@@ -54,5 +56,44 @@ export class SnapshotDigester extends Transform {
   digest(): StreamDigest {
     if (!this.result) throw new Error('snapshot digest read before the stream ended');
     return this.result;
+  }
+}
+
+/**
+ * A pass-through Transform that only counts the bytes: the tap of a backup to a local file, whose
+ * sha256 and trailer are checked on the written file instead (digestFile), once, after the copy,
+ * on another core. Hashing the stream as well would check the same bytes twice, and the first
+ * time on the thread that moves them, while the save in the pod wants every core there is.
+ */
+export class ByteCounter extends Transform {
+  private size = 0;
+  private ended = false;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.size += chunk.length;
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.ended = true;
+    cb();
+  }
+
+  /** The count; throws if the stream has not ended. */
+  digest(): { size: number } {
+    if (!this.ended) throw new Error('byte count read before the stream ended');
+    return { size: this.size };
+  }
+}
+
+/** What SnapshotDigester learns from a stream, learned from a file on disk (one sha256 pass, on a worker thread when it is large). */
+export async function digestFile(path: string): Promise<StreamDigest> {
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    const { body, tail, whole } = await sha256Parts(fh, size);
+    return { size, sha256: whole, trailerValid: tail.length === TRAILER && body.equals(tail) };
+  } finally {
+    await fh.close();
   }
 }

@@ -11,6 +11,8 @@ import { PluginError } from '../errors.js';
 export class PartialFile {
   private closed = false;
   private settled = false;
+  /** The flush syncAhead started: settles with its error, or undefined. */
+  private ahead: Promise<unknown> | undefined;
 
   private constructor(
     readonly dest: string,
@@ -56,9 +58,24 @@ export class PartialFile {
     });
   }
 
+  /**
+   * Starts flushing what was written to the disk now, while the caller still reads the file back,
+   * so that commit's fsync finds little left to write. Call it once every byte is written. Its
+   * failure is kept for commit to report: once an fsync has failed, Linux may let the next one
+   * succeed without the lost pages, so it must never be swallowed.
+   */
+  syncAhead(): void {
+    this.ahead ??= this.handle.sync().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+  }
+
   /** fsyncs the data, renames the partial file onto `dest` (default: the name it was created for) and fsyncs the directory. */
   async commit(dest: string = this.dest): Promise<void> {
     try {
+      const failedAhead = await this.ahead;
+      if (failedAhead) throw failedAhead;
       await this.handle.sync();
       await this.close();
     } catch (err) {
@@ -117,6 +134,7 @@ export class PartialFile {
   private async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.ahead; // not under a flush of its own
     await this.handle.close();
   }
 }

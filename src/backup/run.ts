@@ -16,7 +16,7 @@ import { OpenUploadError, StoreError, s3Url, type ObjectStore } from '../storage
 import { TempPlaintext } from '../crypt/plaintext.js';
 import { orderCandidates } from './choose.js';
 import { encryptVerified, type StoredDigest } from './encrypt.js';
-import { SnapshotDigester } from './digest.js';
+import { ByteCounter, SnapshotDigester } from './digest.js';
 import { compactUtc } from '../ui/time.js';
 import { backupFileName, backupStem, streamedBackupName } from './naming.js';
 import { PartialFile } from './partial.js';
@@ -24,7 +24,7 @@ import { writeSidecar, type BackupRecord } from './record.js';
 import { pruneBackups, pruneStoredBackups } from './retention.js';
 import { guardSignals, InterruptedError, type SignalHost } from './signals.js';
 import type { SnapshotTransport, TransportContext, TransportKind, TransportResult } from './transport.js';
-import { requireVerified, verifySnapshot, type SnapshotSummaryReader } from './verify.js';
+import { requireVerified, verifyWrittenFile, type SnapshotSummaryReader } from './verify.js';
 
 /** Where the snapshot goes. */
 export type BackupDestination =
@@ -123,7 +123,8 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
     await partial.discard().catch(() => {});
     throw err;
   }
-  const digester = new SnapshotDigester();
+  // only counted on the way: the written file is hashed and checked once it is whole (verifyWrittenFile)
+  const digester = new ByteCounter();
   const guard = guardSignals(deps.signals, (sig, first) => {
     partial.discardSync();
     plain?.removeSync();
@@ -133,9 +134,11 @@ export async function runBackup(opts: BackupOptions, deps: BackupDeps): Promise<
   const progress = deps.progress(`snapshot ${member.pod}`);
   try {
     const first = plain?.file ?? partial;
-    const { result, digest } = await takeSnapshot(member, transport, digester, first.writable(), true, guard.signal, progress, status, deps);
+    const { result, digest: written } = await takeSnapshot(member, transport, digester, first.writable(), true, guard.signal, progress, status, deps);
+    // the disk takes the bytes while they are read back; commit waits for it (a plaintext copy is never synced)
+    if (first === partial) partial.syncAhead();
     deps.phases?.start('verify');
-    const outcome = await verifySnapshot(first.path, digest, result.expectedSize, deps.readSummary);
+    const { outcome, digest } = await verifyWrittenFile(first.path, written.size, result.expectedSize, deps.readSummary);
     const summary = requireVerified(outcome, `pod "${member.pod}"`);
     const finalPath =
       dest.kind === 'file'
@@ -377,10 +380,10 @@ async function backupToStore(
  * Runs the transport into the digester while the digester's output is copied to `out`; returns once
  * every byte is written (or throws the write error, which explains a transport failure better).
  */
-async function takeSnapshot(
-  member: EtcdMember, transport: SnapshotTransport, digester: SnapshotDigester, out: Writable, endOut: boolean,
+async function takeSnapshot<Tap extends SnapshotDigester | ByteCounter>(
+  member: EtcdMember, transport: SnapshotTransport, digester: Tap, out: Writable, endOut: boolean,
   signal: AbortSignal, progress: Progress, status: MemberStatus | undefined, deps: BackupDeps,
-): Promise<{ result: TransportResult; digest: ReturnType<SnapshotDigester['digest']> }> {
+): Promise<{ result: TransportResult; digest: ReturnType<Tap['digest']> }> {
   const copy = startCopy(digester, out, endOut, signal);
   // one phase where the transport copies while it saves; else a save phase, then its own copy phase
   deps.phases?.start(transport.overlaps ? 'save+copy' : 'save');
@@ -392,7 +395,7 @@ async function takeSnapshot(
   }
   await copy.written;
   signal.throwIfAborted();
-  return { result, digest: digester.digest() };
+  return { result, digest: digester.digest() as ReturnType<Tap['digest']> };
 }
 
 /** What the user sees on the first signal: the exec transport still has a file in the pod to remove. */
@@ -433,7 +436,7 @@ interface LocalCopy {
 }
 
 /** Pipes the digester into `out` (ending it only when `endOut`) and watches for a local write failure. */
-function startCopy(digester: SnapshotDigester, out: Writable, endOut: boolean, interrupt: AbortSignal): LocalCopy {
+function startCopy(digester: Transform, out: Writable, endOut: boolean, interrupt: AbortSignal): LocalCopy {
   const stop = new AbortController();
   let failed: Error | undefined;
   let sourceFailed = false;

@@ -1,5 +1,5 @@
 import { VerificationError } from '../errors.js';
-import type { StreamDigest } from './digest.js';
+import { digestFile, type StreamDigest } from './digest.js';
 
 /** The snapshot facts backup needs from the offline reader (src/etcd/snapshot). */
 export interface SnapshotSummary {
@@ -35,6 +35,26 @@ export async function verifySnapshot(
   } catch (err) {
     return { kind: 'unreadable', reason: (err as Error).message.split('\n')[0] ?? 'unknown error' };
   }
+}
+
+/**
+ * Checks a snapshot written to a local file from the file itself: its size (against the bytes
+ * that were written and the size the source reported), its sha256 trailer, then bbolt
+ * readability. The hash (digestFile, on a worker thread) and the bbolt walk (here) run at once;
+ * the outcome names the first failure in that order. Returns the file's digest with the outcome.
+ */
+export async function verifyWrittenFile(
+  path: string,
+  written: number,
+  expectedSize: number | undefined,
+  read: SnapshotSummaryReader,
+): Promise<{ outcome: VerificationOutcome; digest: StreamDigest }> {
+  const reading = read(path);
+  reading.catch(() => {}); // settled below, after the digest
+  const digest = await digestFile(path);
+  if (digest.size !== written) return { outcome: { kind: 'size-mismatch', expected: written, actual: digest.size }, digest };
+  const outcome = await verifySnapshot(path, digest, expectedSize, () => reading);
+  return { outcome, digest };
 }
 
 /** Returns the summary of an ok outcome, or throws a VerificationError describing the failure. */

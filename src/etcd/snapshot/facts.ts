@@ -64,6 +64,20 @@ export async function readSnapshotFacts(path: string): Promise<SnapshotFacts> {
   }
 }
 
+/**
+ * The bbolt half of readSnapshotFacts alone (problems, shape, etcd status, object counts), for a
+ * caller that checks the sha256 trailer itself: a backup has hashed the file it wrote already.
+ */
+export async function readBoltFacts(path: string): Promise<Pick<SnapshotFacts, 'problems' | 'bolt' | 'status' | 'objects'>> {
+  const size = await statSnapshot(path);
+  const fh = await open(path, 'r');
+  try {
+    return await readBolt(fh, size);
+  } finally {
+    await fh.close();
+  }
+}
+
 async function statSnapshot(path: string): Promise<number> {
   try {
     const st = await stat(path);

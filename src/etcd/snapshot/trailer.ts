@@ -34,38 +34,55 @@ export function hasTrailer(size: number): boolean {
  */
 export async function checkTrailer(fh: FileHandle, size: number): Promise<TrailerCheck> {
   if (!hasTrailer(size)) return { trailer: 'absent' };
-  const stored = Buffer.alloc(SHA256_SIZE);
-  await fh.read(stored, 0, SHA256_SIZE, size - SHA256_SIZE);
-  const end = size - SHA256_SIZE;
-  const computed = end >= WORKER_MIN ? await sha256OnWorker(fh.fd, end) : await sha256Here(fh, end);
+  const { body, tail } = await sha256Parts(fh, size);
   return {
-    trailer: computed.equals(stored) ? 'valid' : 'mismatch',
-    computedSha256: computed.toString('hex'),
-    storedSha256: stored.toString('hex'),
+    trailer: body.equals(tail) ? 'valid' : 'mismatch',
+    computedSha256: body.toString('hex'),
+    storedSha256: tail.toString('hex'),
   };
 }
 
-/** sha256 of the first `end` bytes of the file, read in this thread. */
-async function sha256Here(fh: FileHandle, end: number): Promise<Buffer> {
+/** One sha256 pass over a file, split at its last 32 bytes (where etcd's trailer sits). */
+export interface Sha256Parts {
+  /** sha256 of every byte but the last 32 (of nothing when the file is shorter). */
+  body: Buffer;
+  /** The last 32 bytes (fewer when the file is shorter). */
+  tail: Buffer;
+  /** sha256 of the whole file (hex), continued from the body's hash: no second pass. */
+  whole: string;
+}
+
+/** Hashes the first `size` bytes of the file once, on a worker thread when they are many (see checkTrailer). */
+export async function sha256Parts(fh: FileHandle, size: number): Promise<Sha256Parts> {
+  const end = Math.max(0, size - SHA256_SIZE);
+  const tail = Buffer.alloc(size - end);
+  if (tail.length > 0) await fh.read(tail, 0, tail.length, end);
+  const [body, whole] = end >= WORKER_MIN ? await sha256OnWorker(fh.fd, end, tail) : await sha256Here(fh, end, tail);
+  return { body, tail, whole: whole.toString('hex') };
+}
+
+/** sha256 of the first `end` bytes of the file, and of those followed by `tail`, read in this thread. */
+async function sha256Here(fh: FileHandle, end: number, tail: Buffer): Promise<[Buffer, Buffer]> {
   const hash = createHash('sha256');
-  const buf = Buffer.allocUnsafe(Math.min(CHUNK, end));
+  const buf = Buffer.allocUnsafe(Math.max(1, Math.min(CHUNK, end)));
   for (let at = 0; at < end; ) {
     const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - at), at);
     if (bytesRead === 0) break; // the file shrank since stat: what is there cannot match
     hash.update(buf.subarray(0, bytesRead));
     at += bytesRead;
   }
-  return hash.digest();
+  const whole = hash.copy().update(tail).digest();
+  return [hash.digest(), whole];
 }
 
 // The worker's whole program, evaluated from source so it needs no file of its own (the
 // single-executable build has none). Positional reads on the caller's descriptor, which the
-// caller keeps open until the digest arrives.
+// caller keeps open until the digests arrive.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const { readSync } = require('node:fs');
-const { fd, end, chunk } = workerData;
+const { fd, end, chunk, tail } = workerData;
 const hash = createHash('sha256');
 const buf = Buffer.allocUnsafe(Math.min(chunk, end));
 for (let at = 0; at < end; ) {
@@ -74,16 +91,17 @@ for (let at = 0; at < end; ) {
   hash.update(n === buf.length ? buf : buf.subarray(0, n));
   at += n;
 }
-parentPort.postMessage(hash.digest());
+const whole = hash.copy().update(tail).digest();
+parentPort.postMessage([hash.digest(), whole]);
 `;
 
-/** sha256 of the first `end` bytes of descriptor fd, computed on a worker thread. */
-function sha256OnWorker(fd: number, end: number): Promise<Buffer> {
+/** sha256 of the first `end` bytes of descriptor fd, and of those followed by `tail`, computed on a worker thread. */
+function sha256OnWorker(fd: number, end: number, tail: Buffer): Promise<[Buffer, Buffer]> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { fd, end, chunk: CHUNK } });
-    let digest: Buffer | undefined;
-    worker.once('message', (bytes: Uint8Array) => (digest = Buffer.from(bytes)));
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { fd, end, chunk: CHUNK, tail } });
+    let digests: [Buffer, Buffer] | undefined;
+    worker.once('message', ([body, whole]: [Uint8Array, Uint8Array]) => (digests = [Buffer.from(body), Buffer.from(whole)]));
     worker.once('error', reject);
-    worker.once('exit', (code) => (digest ? resolve(digest) : reject(new Error(`sha256 worker exited with code ${code} before its digest`))));
+    worker.once('exit', (code) => (digests ? resolve(digests) : reject(new Error(`sha256 worker exited with code ${code} before its digest`))));
   });
 }
