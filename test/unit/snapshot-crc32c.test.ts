@@ -33,9 +33,9 @@ describe('Crc32c', () => {
     expect(crcOf(Buffer.alloc(32, 0xff))).toBe(0x62a8ab43);
   });
 
-  // Lengths either side of the word path's threshold and of 8-byte steps; offsets 0–7 so the
+  // Lengths either side of the word path's threshold and of its 16-byte steps; offsets 0–7 so the
   // view starts misaligned; a pool buffer like the page reader's subarrays.
-  it.each([1, 7, 8, 9, 63, 64, 65, 71, 72, 4095, 4096, 4097, 65_537, 1_000_003])('matches the definition on %i random bytes at every alignment', (length) => {
+  it.each([1, 7, 8, 9, 63, 64, 65, 71, 72, 79, 80, 81, 95, 96, 97, 4095, 4096, 4097, 65_537, 1_000_003])('matches the definition on %i random bytes at every alignment', (length) => {
     const pool = randomBytes(length + 8);
     for (let offset = 0; offset < 8; offset++) {
       const buf = pool.subarray(offset, offset + length);
