@@ -31,6 +31,7 @@ export async function encryptVerified(
   const stored = new SnapshotDigester();
   await pipeline(enc.output, stored, out.writable(), { signal });
   signal.throwIfAborted();
+  out.syncAhead(); // the disk takes the ciphertext while it is read back below; commit waits for it
   const what = `the encrypted copy "${out.path}"`;
   const plain = await decryptStream(createReadStream(out.path, { highWaterMark: 1 << 20 }), [fileKeyIdentity(enc.fileKey())], what);
   const check = new SnapshotDigester();
