@@ -169,6 +169,7 @@ export function renderReport(r: BenchResults, header: string[]): string {
       ['reader', 'time s', 'MB/s', `× ${toolName(ref.tool)} MB/s`, 'peak RSS MiB'],
       ['kubectl etcd inspect', f2(i.plugin.seconds), f1(i.plugin.mbPerSecond), f2(i.plugin.mbPerSecond / ref.mbPerSecond), i.plugin.peakRssMiB?.toFixed(0) ?? '-'],
       [`${ref.tool} (etcd ${r.etcd.minor})`, f2(ref.seconds), f1(ref.mbPerSecond), '1.00', ref.peakRssMiB?.toFixed(0) ?? '-'],
+      ...(i.sha256 ? [[`${i.sha256.tool} (inspect's trailer check alone)`, f2(i.sha256.seconds), f1(i.sha256.mbPerSecond), f2(i.sha256.mbPerSecond / ref.mbPerSecond), i.sha256.peakRssMiB?.toFixed(0) ?? '-']] : []),
     ]).map((l) => '  ' + l), '');
   }
   if (r.startup) {
