@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NotFoundError } from '../../src/errors.js';
-import { readSnapshotFacts } from '../../src/etcd/snapshot/facts.js';
+import { readBoltFacts, readSnapshotFacts } from '../../src/etcd/snapshot/facts.js';
 import { etcdctlSnapshotStatus, seedKubernetesShapedKeys, startEtcd, type LocalEtcd, type SeededCounts } from '../helpers/etcd.js';
 
 // One real etcd 3.4: Kubernetes-shaped keys (20k ConfigMaps, so branch pages stack up; a 200 KB
@@ -72,6 +72,21 @@ describe('a snapshot from etcdctl snapshot save', () => {
   it('counts objects by namespace, cluster-scoped ones under ""', async () => {
     const { objects } = await readSnapshotFacts(saved);
     expect(objects!.byNamespace).toEqual(seeded.byNamespace);
+  });
+});
+
+describe('readBoltFacts (what a backup reads of the file it wrote)', () => {
+  it('gives the same bbolt facts and etcd status as readSnapshotFacts, without the object counts', async () => {
+    const full = await readSnapshotFacts(saved);
+    const bolt = await readBoltFacts(saved);
+    expect(bolt).toEqual({ problems: [], bolt: full.bolt, status: full.status });
+    expect(bolt.status).toEqual(await etcdctlSnapshotStatus(saved));
+  });
+
+  it('reports a corrupt tree as readSnapshotFacts does', async () => {
+    const cut = await damaged(saved, 'cut-bolt.db', (b) => b.subarray(0, Math.floor(b.length / 2)));
+    expect((await readBoltFacts(cut)).problems).toEqual((await readSnapshotFacts(cut)).problems);
+    expect((await readBoltFacts(cut)).problems.length).toBeGreaterThan(0);
   });
 });
 

@@ -65,14 +65,16 @@ export async function readSnapshotFacts(path: string): Promise<SnapshotFacts> {
 }
 
 /**
- * The bbolt half of readSnapshotFacts alone (problems, shape, etcd status, object counts), for a
- * caller that checks the sha256 trailer itself: a backup has hashed the file it wrote already.
+ * The bbolt half of readSnapshotFacts alone (problems, shape, etcd status), for a caller that
+ * checks the sha256 trailer itself: a backup hashes the file it wrote on its own. Kubernetes
+ * objects are not counted: a backup does not report them, and the count keeps every live key in
+ * memory (a map entry each), which for a cluster of many small objects is the walk's largest cost.
  */
-export async function readBoltFacts(path: string): Promise<Pick<SnapshotFacts, 'problems' | 'bolt' | 'status' | 'objects'>> {
+export async function readBoltFacts(path: string): Promise<Pick<SnapshotFacts, 'problems' | 'bolt' | 'status'>> {
   const size = await statSnapshot(path);
   const fh = await open(path, 'r');
   try {
-    return await readBolt(fh, size);
+    return await readBolt(fh, size, false);
   } finally {
     await fh.close();
   }
@@ -93,7 +95,7 @@ async function statSnapshot(path: string): Promise<number> {
 
 type BoltPart = Pick<SnapshotFacts, 'problems' | 'bolt' | 'status' | 'objects'>;
 
-async function readBolt(fh: FileHandle, fileSize: number): Promise<BoltPart> {
+async function readBolt(fh: FileHandle, fileSize: number, countObjects = true): Promise<BoltPart> {
   if (fileSize === 0) return { problems: ['file is empty'] };
   const dataSize = hasTrailer(fileSize) ? fileSize - 32 : fileSize;
   const metas = await readMetas(fh, dataSize);
@@ -124,12 +126,12 @@ async function readBolt(fh: FileHandle, fileSize: number): Promise<BoltPart> {
       bolt.maxDepth = Math.max(bolt.maxDepth, depth);
     });
     await checker.loadFreelist(file);
-    const counter = new ObjectCounter();
+    const counter = countObjects ? new ObjectCounter() : undefined;
     const status = await computeStatus(file, { kind: 'paged', root: meta.root }, (bucket, k, v) => {
-      if (bucket === 'key') counter.add(k, v);
+      if (bucket === 'key') counter?.add(k, v);
     });
     problems.push(...checker.finish());
-    return { problems, bolt, status, objects: counter.result() };
+    return { problems, bolt, status, ...(counter ? { objects: counter.result() } : {}) };
   } catch (err) {
     if (err instanceof BoltCorruption) return { problems: [...problems, err.message], bolt };
     throw err;
