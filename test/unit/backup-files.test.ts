@@ -142,14 +142,14 @@ describe('verifyWrittenFile outcomes (from the file on disk)', () => {
 });
 
 describe('PartialFile', () => {
-  it('syncAhead: commit waits for the flush it started and then keeps the file', async () => {
+  it('syncAhead (called twice) then commit: the committed file holds every byte, and nothing else is left', async () => {
     const dir = await tmp();
     const dest = join(dir, 'snap.db');
     const p = await PartialFile.create(dest);
     const snap = fakeSnapshot(100_000);
     await pipeline(Readable.from([snap]), p.writable());
     p.syncAhead();
-    p.syncAhead(); // once only
+    p.syncAhead();
     await p.commit();
     expect((await readFile(dest)).equals(snap)).toBe(true);
     expect(await readdir(dir)).toEqual(['snap.db']);
