@@ -28,17 +28,20 @@ export function streamTransport(opts: StreamTransportOptions): SnapshotTransport
         throw new PluginError(`no client certificate found for ${where}`, 'pass --cacert, --cert and --key');
       }
       const forward = await opts.forward(member.namespace, member.pod, member.clientPort);
-      const client = await connectEtcdClient({
+      const connection = await connectEtcdClient({
         port: forward.localPort,
         tls,
         preferredNames: [hostOf(member.endpoint), `${member.pod}`, 'localhost'].filter((n): n is string => !!n),
+        ...(forward.roundTripMs ? { roundTripMs: (waitMs?: number) => forward.roundTripMs!(waitMs) } : {}),
       }).catch(async (err: Error) => {
         await forward.close();
         throw new PluginError(`cannot reach etcd in ${where} through a port-forward: ${describe(err, forward.lastError())}`, 'check the member with `kubectl etcd status`');
       });
+      const { client } = connection;
       let expectedSize: number | undefined;
       try {
-        ctx.log.debug(1, `streaming the snapshot of ${where} over a port-forward to port ${member.clientPort}`);
+        const rtt = connection.roundTripMs === undefined ? 'round trip unknown' : `round trip ${connection.roundTripMs.toFixed(1)} ms`;
+        ctx.log.debug(1, `streaming the snapshot of ${where} over a port-forward to port ${member.clientPort} (${rtt}: HTTP/2 window ${connection.flowControlWindow >> 20} MiB)`);
         const rpc = (await client.maintenance.snapshot()) as unknown as Readable;
         const abort = () => rpc.destroy(ctx.signal.reason as Error);
         ctx.signal.addEventListener('abort', abort, { once: true });

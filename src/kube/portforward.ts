@@ -22,6 +22,12 @@ export interface PortForward {
   localPort: number;
   /** The most recent error any connection hit, if any. */
   lastError(): Error | undefined;
+  /**
+   * The round trip to the API server in ms: two WebSocket pings as each connection's tunnel opens,
+   * the fastest answer so far. Waits up to `waitMs` for pings still unanswered; undefined when no
+   * ping was answered (a server that answers none, or no connection yet).
+   */
+  roundTripMs(waitMs?: number): Promise<number | undefined>;
   /** Stops listening and cuts every open connection. */
   close(): Promise<void>;
 }
@@ -37,6 +43,30 @@ export async function portForward(kube: KubeStreamAccess, opts: PortForwardOptio
   // the server's close frame (ws waits up to 30 s), and would keep the process alive that long.
   const sockets = new Set<WebSocket>();
   let lastError: Error | undefined;
+  let bestRoundTrip: number | undefined;
+  let pingsUnanswered = 0;
+  const roundTripWaiters = new Set<() => void>();
+  /**
+   * Times two pings on a tunnel that just opened, one after the other: the first also waits for
+   * the far side to finish setting the tunnel up. A tunnel that closes first answers nothing.
+   */
+  const sampleRoundTrip = (ws: WebSocket, pings = 2) => {
+    const sent = performance.now();
+    pingsUnanswered++;
+    const settle = (ms?: number) => {
+      ws.off('pong', onPong);
+      ws.off('close', onClose);
+      pingsUnanswered--;
+      if (ms !== undefined) bestRoundTrip = Math.min(bestRoundTrip ?? ms, ms);
+      if (ms !== undefined && pings > 1 && ws.readyState === ws.OPEN) sampleRoundTrip(ws, pings - 1);
+      for (const wake of roundTripWaiters) wake();
+    };
+    const onPong = () => settle(performance.now() - sent);
+    const onClose = () => settle();
+    ws.once('pong', onPong);
+    ws.once('close', onClose);
+    ws.ping();
+  };
   const report = (err: Error) => {
     lastError = err;
     opts.onError?.(err);
@@ -63,6 +93,7 @@ export async function portForward(kube: KubeStreamAccess, opts: PortForwardOptio
         ws.once('close', () => sockets.delete(ws));
         if (local.destroyed) return ws.terminate();
         conn.ws = ws;
+        sampleRoundTrip(ws);
         relayConnection(local, ws, target, report);
       },
       (err: Error) => {
@@ -79,6 +110,21 @@ export async function portForward(kube: KubeStreamAccess, opts: PortForwardOptio
   return {
     localPort,
     lastError: () => lastError,
+    roundTripMs: (waitMs = 1_000) => {
+      if (pingsUnanswered === 0) return Promise.resolve(bestRoundTrip);
+      return new Promise<number | undefined>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          roundTripWaiters.delete(wake);
+          resolve(bestRoundTrip);
+        };
+        const wake = () => {
+          if (pingsUnanswered === 0) done();
+        };
+        const timer = setTimeout(done, waitMs).unref();
+        roundTripWaiters.add(wake);
+      });
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const c of open) c.local.destroy();

@@ -5,10 +5,12 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, connect as netConnect, type AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup, type BackupDeps } from '../../src/backup/run.js';
 import { streamTransport } from '../../src/backup/stream-transport.js';
+import { connectEtcdClient } from '../../src/etcd/client.js';
 import type { SnapshotTransport } from '../../src/backup/transport.js';
 import { silentLogger } from '../helpers/log.js';
 import { PhaseClock } from '../../src/ui/phases.js';
@@ -125,6 +127,40 @@ describe('backup over the stream transport (real etcd, client TLS)', () => {
     const status = JSON.parse(execFileSync('etcdctl', ['snapshot', 'status', '-w', 'json', join(out, 'snap.db')], { encoding: 'utf8' }));
     expect(status.revision).toBe(rev);
     expect(record.size).toBe((await stat(join(out, 'snap.db'))).size);
+  });
+
+  it('a TLS member: the window is sized from the round trip asked after the handshake that read the names', async () => {
+    const tls = { ca: execFileSync('cat', [`${pki}/ca.crt`]), cert: execFileSync('cat', [`${pki}/client.crt`]), key: execFileSync('cat', [`${pki}/client.key`]) };
+    let handshakes = 0;
+    const counting = createServer((local) => {
+      handshakes++;
+      const remote = netConnect(port, '127.0.0.1');
+      local.pipe(remote).pipe(local);
+      local.on('error', () => remote.destroy());
+      remote.on('error', () => local.destroy());
+    });
+    await new Promise<void>((r) => counting.listen(0, '127.0.0.1', r));
+    const asked: number[] = [];
+    try {
+      const conn = await connectEtcdClient({
+        port: (counting.address() as AddressInfo).port,
+        tls,
+        preferredNames: ['localhost'],
+        roundTripMs: async () => {
+          asked.push(handshakes); // a real forward has measured nothing before its first connection
+          return 3;
+        },
+      });
+      try {
+        expect(asked).toEqual([1]);
+        expect(conn).toMatchObject({ roundTripMs: 3, flowControlWindow: 4 << 20 });
+        expect(await conn.client.get('/registry/k1').string()).toBe('v1');
+      } finally {
+        conn.client.close();
+      }
+    } finally {
+      counting.close();
+    }
   });
 
   it('--via exec on an image without sh/tar is refused naming --via stream', async () => {

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -15,6 +16,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { loadKubeConfig } from '../../src/kube/config.js';
 import { ExecFailedError, execCapture, execInPod } from '../../src/kube/exec.js';
 import { portForward } from '../../src/kube/portforward.js';
+import { connectEtcdClient, flowControlWindow } from '../../src/etcd/client.js';
 import { copyFileIntoPod, copyFileOutOfPod } from '../../src/kube/copy.js';
 import { ForbiddenError, NotFoundError, formatError } from '../../src/errors.js';
 import { ensureCA, issueCert } from '../sim/pki.js';
@@ -90,11 +92,13 @@ beforeAll(() => {
     noServer: true,
     handleProtocols: (offered) => serverProtocols.find((p) => offered.has(p)) ?? false,
   });
+  // A server that answers no WebSocket ping (RFC 6455 wants a pong; an older proxy may not send one).
+  const deaf = new WebSocketServer({ noServer: true, autoPong: false, handleProtocols: (offered) => serverProtocols.find((p) => offered.has(p)) ?? false });
   server.on('upgrade', (req, socket, head) => {
     const url = new URL(req.url!, 'https://127.0.0.1');
     const pf = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/portforward$/.exec(url.pathname);
     if (pf && req.headers.authorization === 'Bearer admin-token') {
-      return wss.handleUpgrade(req, socket, head, (ws) => servePortForward(ws, Number(url.searchParams.get('ports'))));
+      return (pf[2] === 'deaf' ? deaf : wss).handleUpgrade(req, socket, head, (ws) => servePortForward(ws, Number(url.searchParams.get('ports'))));
     }
     const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/exec$/.exec(url.pathname);
     const reply = (code: number, body: object) => {
@@ -278,6 +282,50 @@ describe('portForward against the fake server', () => {
       client.destroy();
       expect(Buffer.concat(got).equals(payload)).toBe(true);
       expect(fwd.lastError()).toBeUndefined();
+    } finally {
+      await fwd.close();
+      echo.close();
+    }
+  });
+
+  it('measures the round trip to the API server with a ping as a connection\'s tunnel opens', async () => {
+    const version = http.createServer((_req, res) => res.end('{"etcdserver":"3.4.23"}'));
+    await new Promise<void>((r) => version.listen(0, '127.0.0.1', r));
+    const port = (version.address() as AddressInfo).port;
+    const fwd = await portForward(admin(), { namespace: 'ns1', pod: 'p', port });
+    try {
+      expect(await fwd.roundTripMs()).toBeUndefined(); // no connection yet: nothing measured, nothing waited for
+      // The plain member's first connection (connectEtcdClient's GET /version), then the client's window.
+      const conn = await connectEtcdClient({ port: fwd.localPort, roundTripMs: (w) => fwd.roundTripMs(w) });
+      conn.client.close();
+      expect(conn.roundTripMs).toBeGreaterThan(0);
+      expect(conn.roundTripMs).toBeLessThan(1_000);
+      expect(await fwd.roundTripMs()).toBe(conn.roundTripMs);
+      expect(conn.flowControlWindow).toBe(flowControlWindow(conn.roundTripMs));
+      expect(fwd.lastError()).toBeUndefined();
+    } finally {
+      await fwd.close();
+      version.close();
+    }
+  });
+
+  it('a server that answers no ping leaves the round trip unknown after the wait, and the window at 8 MiB', async () => {
+    const echo = net.createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    const port = (echo.address() as AddressInfo).port;
+    const fwd = await portForward(admin(), { namespace: 'ns1', pod: 'deaf', port });
+    try {
+      const client = net.connect(fwd.localPort, '127.0.0.1');
+      await new Promise<void>((resolve, reject) => {
+        client.once('data', () => resolve());
+        client.once('error', reject);
+        client.write('hello');
+      });
+      const started = performance.now();
+      expect(await fwd.roundTripMs(300)).toBeUndefined();
+      expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+      expect(flowControlWindow(undefined)).toBe(8 << 20);
+      client.destroy();
     } finally {
       await fwd.close();
       echo.close();
