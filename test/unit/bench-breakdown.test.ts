@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { medianPhases } from '../../bench/sections/backup.js';
 import { restorePhases, slowestParts } from '../../bench/sections/restore.js';
-import { cpuLine } from '../../bench/lib/report.js';
+import { cpuLine, verdicts } from '../../bench/lib/report.js';
+import type { BackupRow } from '../../bench/sections/backup.js';
 import { machineBusySeconds } from '../../bench/lib/stats.js';
 
 describe('bench breakdown', () => {
@@ -61,5 +62,20 @@ describe('bench breakdown', () => {
     const after = await machineBusySeconds();
     expect(after - before).toBeGreaterThanOrEqual(0.2);
     expect(after - before).toBeLessThan(0.3 * 64);
+  });
+
+  it('judges peak memory by every plugin variant it ran, the encrypted backup too', () => {
+    const fig = (seconds: number, peakRssMiB?: number) => ({ seconds, mbPerSecond: 1, ...(peakRssMiB ? { peakRssMiB } : {}) });
+    const row = (targetMiB: number, encrypted: number): BackupRow => ({
+      targetMiB, snapshotBytes: targetMiB << 20,
+      figures: { floor: fig(1), 'manual kubectl': fig(1), 'plugin --via exec': fig(1, 124), 'plugin --via stream': fig(1, 131), 'plugin --via exec --encrypt-to': fig(1, encrypted) },
+    } as BackupRow);
+    const rss = (encrypted: number) =>
+      verdicts({ etcd: { minor: '3.4', release: '3.4.23' }, backup: [row(64, 133), row(2048, encrypted)] }).filter((v) => v.target.includes('RSS'));
+    expect(rss(151)).toEqual([
+      { target: 'plugin peak RSS ≤ 150 MiB at 2 GiB', measured: '151 MiB', result: 'missed' },
+      { target: 'plugin peak RSS flat in snapshot size (growth ≤ 10%)', measured: '133 → 151 MiB (64 → 2048 MiB)', result: 'missed' },
+    ]);
+    expect(rss(120).map((v) => v.result)).toEqual(['met', 'met']); // 133 → 131 MiB
   });
 });
