@@ -114,28 +114,28 @@ export interface EtcdClientOptions {
  * Connects an etcd3 client to the local forward, verifying TLS with a name from the member's
  * certificate. A first connection goes through the forward before the client is made, so that its
  * tunnel measures the round trip that sizes the window: the TLS handshake that reads the
- * certificate's names, or for a plain member one `GET /version` (etcd serves it on its client
- * port; an empty connection would be logged by etcd as a rejected one).
+ * certificate's names, or for a plain member one `GET /version`, a request etcd answers (a
+ * connection closed unused is logged by etcd 3.4 as rejected on a TLS port).
  */
 export async function connectEtcdClient(opts: EtcdClientOptions): Promise<EtcdConnection> {
-  const common = { dialTimeout: opts.dialTimeoutMs ?? 15_000 };
-  if (!opts.tls) {
-    if (opts.roundTripMs) await askVersion(opts.port).catch(() => undefined);
-    const roundTripMs = await opts.roundTripMs?.();
-    const window = flowControlWindow(roundTripMs);
-    const client = new Etcd3({ ...common, hosts: `http://127.0.0.1:${opts.port}`, grpcOptions: { 'grpc-node.flow_control_window': window } });
-    return { client, flowControlWindow: window, ...(roundTripMs !== undefined ? { roundTripMs } : {}) };
-  }
-  const names = await readServerNames(opts.port, opts.tls);
+  let names: string[] = [];
+  if (opts.tls) names = await readServerNames(opts.port, opts.tls);
+  else if (opts.roundTripMs) await askVersion(opts.port).catch(() => undefined);
   const roundTripMs = await opts.roundTripMs?.();
   const window = flowControlWindow(roundTripMs);
-  const serverName = chooseServerName(names, opts.preferredNames ?? []);
-  const client = new Etcd3({
-    ...common,
-    hosts: `https://127.0.0.1:${opts.port}`,
-    credentials: { rootCertificate: opts.tls.ca, certChain: opts.tls.cert, privateKey: opts.tls.key },
-    grpcOptions: { 'grpc-node.flow_control_window': window, ...(serverName ? { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName } : {}) },
-  });
+  const common = { dialTimeout: opts.dialTimeoutMs ?? 15_000 };
+  const flow = { 'grpc-node.flow_control_window': window };
+  let client: Etcd3;
+  if (!opts.tls) client = new Etcd3({ ...common, hosts: `http://127.0.0.1:${opts.port}`, grpcOptions: flow });
+  else {
+    const serverName = chooseServerName(names, opts.preferredNames ?? []);
+    client = new Etcd3({
+      ...common,
+      hosts: `https://127.0.0.1:${opts.port}`,
+      credentials: { rootCertificate: opts.tls.ca, certChain: opts.tls.cert, privateKey: opts.tls.key },
+      grpcOptions: { ...flow, ...(serverName ? { 'grpc.ssl_target_name_override': serverName, 'grpc.default_authority': serverName } : {}) },
+    });
+  }
   return { client, flowControlWindow: window, ...(roundTripMs !== undefined ? { roundTripMs } : {}) };
 }
 

@@ -288,7 +288,7 @@ describe('portForward against the fake server', () => {
     }
   });
 
-  it('measures the round trip to the API server with a ping as a connection\'s tunnel opens', async () => {
+  it('measures the round trip to the API server with pings as a connection\'s tunnel opens', async () => {
     const version = http.createServer((_req, res) => res.end('{"etcdserver":"3.4.23"}'));
     await new Promise<void>((r) => version.listen(0, '127.0.0.1', r));
     const port = (version.address() as AddressInfo).port;
@@ -324,11 +324,23 @@ describe('portForward against the fake server', () => {
       const started = performance.now();
       expect(await fwd.roundTripMs(300)).toBeUndefined();
       expect(performance.now() - started).toBeGreaterThanOrEqual(290);
-      expect(flowControlWindow(undefined)).toBe(8 << 20);
       client.destroy();
     } finally {
       await fwd.close();
       echo.close();
+    }
+    // A plain member behind such a server: its client gets the window of a far cluster.
+    const version = http.createServer((_req, res) => res.end('{"etcdserver":"3.4.23"}'));
+    await new Promise<void>((r) => version.listen(0, '127.0.0.1', r));
+    const deafFwd = await portForward(admin(), { namespace: 'ns1', pod: 'deaf', port: (version.address() as AddressInfo).port });
+    try {
+      const conn = await connectEtcdClient({ port: deafFwd.localPort, roundTripMs: (w) => deafFwd.roundTripMs(w) });
+      conn.client.close();
+      expect(conn).toMatchObject({ flowControlWindow: 8 << 20 });
+      expect(conn.roundTripMs).toBeUndefined();
+    } finally {
+      await deafFwd.close();
+      version.close();
     }
   });
 
