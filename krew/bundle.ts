@@ -110,10 +110,14 @@ function deferDynamicImports(repoRoot: string, targets: Map<string, string>): Pl
         if (args.kind !== 'dynamic-import' || !args.importer.startsWith(src) || args.pluginData === 'inner') return undefined;
         const r = await b.resolve(args.path, { resolveDir: args.resolveDir, kind: args.kind, importer: args.importer, pluginData: 'inner' });
         if (r.errors.length) return { errors: r.errors };
+        // A built-in module (node:v8) stays Node's own, loaded where it is asked for, by require: a
+        // single executable has no import() of its own ("A dynamic import callback was not specified").
+        if (r.external) return { path: r.path, namespace: 'builtin-on-use' };
         const key = moduleKey(repoRoot, r.path);
         targets.set(key, r.path);
         return { path: key, namespace: 'lazy-chunk' };
       });
+      b.onLoad({ filter: /.*/, namespace: 'builtin-on-use' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
       b.onLoad({ filter: /.*/, namespace: 'lazy-chunk' }, (args) => ({
         contents: `module.exports = globalThis[Symbol.for(${JSON.stringify(LAZY_KEY)})](${JSON.stringify(args.path)});`,
         loader: 'js',

@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { BackupRecord } from '../backup/record.js';
-import { runBackup, type BackupDestination, type BackupOptions } from '../backup/run.js';
+import type { BackupDestination, BackupOptions } from '../backup/run.js';
 import { restrictStdoutFile } from '../backup/stdout.js';
 import type { TransportKind } from '../backup/transport.js';
 import { formatBytes } from '../ui/bytes.js';
@@ -9,7 +9,7 @@ import { formatRecord, parseOutputFormat, type OutputFormat } from '../ui/format
 import { createLogger } from '../ui/log.js';
 import { PhaseClock, renderPhases } from '../ui/phases.js';
 import { checkRecipients, parseRecipients } from '../crypt/age.js';
-import { defaultStateDir } from '../restore/journal-find.js';
+import { defaultStateDir } from '../restore/state-dir.js';
 import { verbosityOf, type GlobalKubeOptions } from './kubeflags.js';
 import { asFolder, isS3Url, parseEndpoint, parseS3Url } from '../storage/location.js';
 
@@ -149,6 +149,7 @@ snapshot in the pod, then exits 130 (SIGINT) or 143 (SIGTERM); a second signal q
       const { kubeContextFromOptions } = await import('./kubecontext.js');
       const { kubeBackupDeps } = await import('../backup/cluster.js');
       const { discoverTarget } = await import('../etcd/discovery/lister.js');
+      const { runBackup } = await import('../backup/run.js');
       const kube = kubeContextFromOptions(globals);
       const log = createLogger(process.stderr, verbosityOf(globals));
       phases.start('discover');

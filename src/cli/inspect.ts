@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { inspectSnapshot, type InspectOptions } from '../etcd/snapshot/inspect.js';
 import { withSnapshotFile } from '../crypt/plaintext.js';
-import { defaultStateDir } from '../restore/journal-find.js';
+import { defaultStateDir } from '../restore/state-dir.js';
 import { parseOutputFormat } from '../ui/format.js';
 import { UsageError } from '../errors.js';
 import { isS3Url, parseEndpoint, parseS3Url } from '../storage/location.js';

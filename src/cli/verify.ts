@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { withSnapshotFile } from '../crypt/plaintext.js';
 import { PluginError, UsageError } from '../errors.js';
-import { defaultStateDir } from '../restore/journal-find.js';
+import { defaultStateDir } from '../restore/state-dir.js';
 import { isS3Url, parseEndpoint, parseS3Url } from '../storage/location.js';
 import { parseOutputFormat } from '../ui/format.js';
 import { createLogger } from '../ui/log.js';

@@ -10,7 +10,6 @@ import type { Logger } from '../ui/log.js';
 import type { OutputFormat } from '../ui/format.js';
 import type { PhaseClock } from '../ui/phases.js';
 import type { ColdStartHold } from './cold-start.js';
-import { sweepDownloads } from './downloads.js';
 import { continueRestore } from './continue.js';
 import type { ConfigMapAccess } from './journal.js';
 import type { RestorePlan } from './plan.js';
@@ -119,16 +118,3 @@ export async function restoreCommand(opts: RestoreOptions, deps: RestoreDeps): P
   return startRestore(opts, deps);
 }
 
-/**
- * Runs a restore command (its download included), then removes the downloaded copies (every
- * Secret) that no journal and no running restore needs (downloads.ts), however it ended.
- */
-export async function withDownloadsSwept(stateDir: string, log: Logger, run: () => Promise<void>): Promise<void> {
-  try {
-    await run();
-  } finally {
-    const swept = await sweepDownloads(stateDir).catch((err: Error) => ({ removed: [] as string[], warning: `downloaded copies were not checked: ${err.message}` }));
-    for (const path of swept.removed) log.info(`removed the downloaded copy "${path}" (the backup itself is where it was)`);
-    if (swept.warning) log.warn(swept.warning);
-  }
-}

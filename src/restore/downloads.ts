@@ -13,6 +13,7 @@
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pidAlive } from '../crypt/plaintext.js';
+import type { Logger } from '../ui/log.js';
 import { isJournalFileName } from './journal-find.js';
 
 const LEASE = /^(.*)\.lease-(\d+)$/;
@@ -82,4 +83,18 @@ export async function sweepDownloads(stateDir: string): Promise<{ removed: strin
     }
   }
   return { removed };
+}
+
+/**
+ * Runs a restore command (its download included), then removes the downloaded copies (every
+ * Secret) that no journal and no running restore needs (downloads.ts), however it ended.
+ */
+export async function withDownloadsSwept(stateDir: string, log: Pick<Logger, 'info' | 'warn'>, run: () => Promise<void>): Promise<void> {
+  try {
+    await run();
+  } finally {
+    const swept = await sweepDownloads(stateDir).catch((err: Error) => ({ removed: [] as string[], warning: `downloaded copies were not checked: ${err.message}` }));
+    for (const path of swept.removed) log.info(`removed the downloaded copy "${path}" (the backup itself is where it was)`);
+    if (swept.warning) log.warn(swept.warning);
+  }
 }

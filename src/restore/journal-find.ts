@@ -3,7 +3,6 @@
  * state dir and the ConfigMap beside etcd (journal.ts keeps them in step).
  */
 import { readdir } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { PluginError } from '../errors.js';
 import type { RestorePlan } from './plan.js';
@@ -22,10 +21,7 @@ export function isJournalFileName(name: string): boolean {
   return /^restore-.*\.json(\.tmp)?$/.test(name);
 }
 
-/** Default state dir: $KUBECTL_ETCD_STATE_DIR, else ~/.kube/kubectl-etcd. */
-export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.KUBECTL_ETCD_STATE_DIR || join(homedir(), '.kube', 'kubectl-etcd');
-}
+export { defaultStateDir } from './state-dir.js';
 
 /** Where journals are kept: the state dir, the cluster's ConfigMaps, and the clock that stamps them. */
 export interface JournalPlaces {

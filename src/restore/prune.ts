@@ -23,14 +23,9 @@ import { keptCopiesDirOf, measureKeptArgv, parseKeptListing, removeKeptArgv, sel
 import { utilityPodManifest } from './manifests.js';
 import { confirmWorkload } from './prompt.js';
 
-/** How many kept copies a prune leaves when --keep is not given. */
-export const DEFAULT_KEEP = 1;
+import { DEFAULT_KEEP } from './keep-count.js';
 
-/** Reads --keep: a whole number of kept copies, 0 or more. */
-export function parseKeepCount(value: string): number {
-  if (!/^\d+$/.test(value.trim())) throw new UsageError(`--keep "${value}" is not a whole number`, 'pass how many of the newest kept copies to leave on each volume, e.g. --keep 1');
-  return Number(value.trim());
-}
+export { DEFAULT_KEEP, parseKeepCount } from './keep-count.js';
 
 /** What a prune does on one member's volume. */
 export interface MemberPrune {

@@ -3,7 +3,8 @@
  * in the `-o json|yaml` record, so a slow run shows which part was slow (and `npm run bench`
  * breaks its figures down the same way).
  */
-import { performance } from 'node:perf_hooks';
+// The global `performance` (Node's own, the same object node:perf_hooks exports), read when a
+// clock first asks: importing node:perf_hooks would load it in every start, --help included.
 
 /** One phase's wall time. */
 export interface PhaseTime {

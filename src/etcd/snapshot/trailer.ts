@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { Worker } from 'node:worker_threads';
 
 /** Whether the file ends with the sha256 that `etcdctl snapshot save` appends, and whether it holds. */
 export type TrailerOutcome = 'valid' | 'mismatch' | 'absent';
@@ -96,7 +95,9 @@ parentPort.postMessage([hash.digest(), whole]);
 `;
 
 /** sha256 of the first `end` bytes of descriptor fd, and of those followed by `tail`, computed on a worker thread. */
-function sha256OnWorker(fd: number, end: number, tail: Buffer): Promise<[Buffer, Buffer]> {
+async function sha256OnWorker(fd: number, end: number, tail: Buffer): Promise<[Buffer, Buffer]> {
+  // Loaded here, not at the top: node:worker_threads costs every start of the command line ~2 ms.
+  const { Worker } = await import('node:worker_threads');
   return new Promise((resolve, reject) => {
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { fd, end, chunk: CHUNK, tail } });
     let digests: [Buffer, Buffer] | undefined;

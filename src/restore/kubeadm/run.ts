@@ -20,7 +20,6 @@
  * (a new run: the file changes, so the kubelet starts it), `--abort` runs every agent in rollback.
  */
 import type { Readable } from 'node:stream';
-import { stringify } from 'yaml';
 import { PluginError, VerificationError } from '../../errors.js';
 import { KubeletUnreachableError } from '../../kube/errors.js';
 import type { CommandResult } from '../../kube/exec.js';
@@ -79,8 +78,13 @@ async function eachNode(nodes: KubeadmNodePlan[], fn: (n: KubeadmNodePlan) => Pr
   }
 }
 
-/** The agent's static pod file for a run (`restore-N`, `rollback-N`): each run's differs, so the kubelet starts it anew. */
-export function agentFile(n: KubeadmNodePlan, run: string): string {
+/**
+ * The agent's static pod file for a run (`restore-N`, `rollback-N`): each run's differs, so the
+ * kubelet starts it anew. The YAML library is loaded here, on use: a static import put it in every
+ * start of the command line (`--help` included).
+ */
+export async function agentFile(n: KubeadmNodePlan, run: string): Promise<string> {
+  const { stringify } = await import('yaml');
   const mode: Mode = run.startsWith('rollback-') ? 'rollback' : 'restore';
   const pod = structuredClone(n.agentPod);
   (pod.metadata as Record<string, unknown>)['annotations'] = { [RUN_ANNOTATION]: run };
@@ -168,7 +172,7 @@ async function arm(state: KubeadmState, deps: KubeadmRunDeps, nodes: KubeadmNode
   const run = `${mode}-${state.attempt}`;
   state.runs = { ...state.runs, ...Object.fromEntries(nodes.map((n) => [n.node, run])) };
   await deps.journal.save(state);
-  await eachNode(nodes, (n) => mustRun(deps, state.plan, n, ['sh', '-c', ARM_SCRIPT, 'sh', n.manifestDir, AGENT_MANIFEST_FILE, n.workDir, agentFile(n, run)], 'writing the agent\'s static pod file'));
+  await eachNode(nodes, async (n) => mustRun(deps, state.plan, n, ['sh', '-c', ARM_SCRIPT, 'sh', n.manifestDir, AGENT_MANIFEST_FILE, n.workDir, await agentFile(n, run)], 'writing the agent\'s static pod file'));
 }
 
 /** Starts the armed agents, all at once (one exec each, in parallel): the API goes away after the first. A start that fails is found and redone by the wait. */
