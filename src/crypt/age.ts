@@ -174,7 +174,7 @@ export async function encryptStream(input: Readable, recipients: string[]): Prom
     for await (const chunk of input) {
       for (const c of sealer.push(chunk as Buffer)) yield c;
     }
-    yield sealer.end();
+    yield* sealer.end();
   }
   return { output: Readable.from(sealed(), { objectMode: false, highWaterMark: 1 << 20 }), fileKey: () => fileKey };
 }
@@ -230,7 +230,7 @@ export async function decryptStream(input: Readable, identities: (string | { unw
         if (done) break;
         for (const c of opener.push(value as Buffer)) yield c;
       }
-      yield opener.end();
+      yield* opener.end();
     } finally {
       await it.return?.();
     }

@@ -24,33 +24,57 @@ function chunkNonce(counter: number, last: boolean): Buffer {
   return n;
 }
 
-/** Cuts a stream into chunks of `size`; a full chunk is handled only once more data follows, so the last one (full or not) carries the flag. */
+/**
+ * Cuts a stream into chunks of `size`; a full chunk is handled only once more data follows, so the
+ * last one (full or not) carries the flag. Chunks are views of the input where they lie whole in
+ * it; only a chunk that straddles two inputs is copied (the input as a whole is never
+ * concatenated: at 1 MiB reads that was a 1 MiB copy per read, garbage outside V8's heap).
+ */
 abstract class Chunker {
-  private buf: Buffer = Buffer.alloc(0);
+  /** The start of the next chunk, shorter than `size`, or up to `size` long once input has ended there. */
+  private pending: Buffer = Buffer.alloc(0);
   protected counter = 0;
   constructor(protected readonly key: Buffer, private readonly size: number) {}
 
   /** What is ready after `data`. */
   push(data: Buffer): Buffer[] {
     const out: Buffer[] = [];
-    this.buf = this.buf.length ? Buffer.concat([this.buf, data]) : data;
-    while (this.buf.length > this.size) {
-      out.push(this.chunk(this.buf.subarray(0, this.size), chunkNonce(this.counter++, false)));
-      this.buf = this.buf.subarray(this.size);
+    let at = 0;
+    if (this.pending.length) {
+      if (this.pending.length === this.size) {
+        if (data.length === 0) return out;
+        out.push(...this.chunk(this.pending, chunkNonce(this.counter++, false)));
+        this.pending = Buffer.alloc(0);
+      } else {
+        at = Math.min(this.size - this.pending.length, data.length);
+        this.pending = Buffer.concat([this.pending, data.subarray(0, at)]);
+        if (this.pending.length < this.size || at === data.length) return out;
+        out.push(...this.chunk(this.pending, chunkNonce(this.counter++, false)));
+        this.pending = Buffer.alloc(0);
+      }
     }
+    // Whole chunks inside data, while more data follows them in it.
+    while (data.length - at > this.size) {
+      out.push(...this.chunk(data.subarray(at, at + this.size), chunkNonce(this.counter++, false)));
+      at += this.size;
+    }
+    // The rest (at most one chunk) waits: it is the last unless more data comes. A copy, so the
+    // 1 MiB read it is part of is not kept alive by a small view.
+    if (at < data.length) this.pending = Buffer.from(data.subarray(at));
     return out;
   }
 
   /** The last chunk. */
-  end(): Buffer {
-    return this.last(this.buf);
+  end(): Buffer[] {
+    return this.last(this.pending);
   }
 
-  protected last(rest: Buffer): Buffer {
+  protected last(rest: Buffer): Buffer[] {
     return this.chunk(rest, chunkNonce(this.counter++, true));
   }
 
-  protected abstract chunk(data: Buffer, nonce: Buffer): Buffer;
+  /** The output for one chunk, in pieces written one after the other. */
+  protected abstract chunk(data: Buffer, nonce: Buffer): Buffer[];
 }
 
 /** Seals plaintext into age payload chunks. */
@@ -59,11 +83,11 @@ export class PayloadSealer extends Chunker {
     super(key, CHUNK);
   }
 
-  protected chunk(plain: Buffer, nonce: Buffer): Buffer {
+  protected chunk(plain: Buffer, nonce: Buffer): Buffer[] {
     const c = createCipheriv('chacha20-poly1305', this.key, nonce, { authTagLength: TAG });
     const body = c.update(plain);
     c.final();
-    return Buffer.concat([body, c.getAuthTag()]);
+    return [body, c.getAuthTag()]; // the tag after the body, without copying the body to join them
   }
 }
 
@@ -73,14 +97,14 @@ export class PayloadOpener extends Chunker {
     super(key, SEALED);
   }
 
-  protected override last(rest: Buffer): Buffer {
+  protected override last(rest: Buffer): Buffer[] {
     if (rest.length < TAG) throw new Error('the encrypted payload is truncated');
     const plain = super.last(rest);
-    if (plain.length === 0 && this.counter > 1) throw new Error('the last chunk of the payload is empty');
+    if (plain[0]!.length === 0 && this.counter > 1) throw new Error('the last chunk of the payload is empty');
     return plain;
   }
 
-  protected chunk(sealed: Buffer, nonce: Buffer): Buffer {
+  protected chunk(sealed: Buffer, nonce: Buffer): Buffer[] {
     const d = createDecipheriv('chacha20-poly1305', this.key, nonce, { authTagLength: TAG });
     d.setAuthTag(sealed.subarray(sealed.length - TAG));
     const body = d.update(sealed.subarray(0, sealed.length - TAG));
@@ -89,6 +113,6 @@ export class PayloadOpener extends Chunker {
     } catch {
       throw new Error(`chunk ${this.counter - 1} of the payload does not authenticate (damaged or truncated)`);
     }
-    return body;
+    return [body];
   }
 }

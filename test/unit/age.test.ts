@@ -133,6 +133,21 @@ describe('interoperability with the reference age tool', () => {
     await expect((async () => { for await (const _ of s) { /* drain */ } })()).rejects.toThrow();
   });
 
+  it.each([1000, 65536 + 7, 1 << 20])('reads of %i bytes (chunks straddling reads, or many in one): `age -d` opens ours, ours opens `age -r`\'s, byte for byte', async (readSize) => {
+    const ours = join(dir, `reads-${readSize}.ours.age`);
+    const enc = await encryptStream(createReadStream(plainFile, { highWaterMark: readSize }), [keys[0]!.recipient]);
+    await pipeline(enc.output, createWriteStream(ours));
+    const back = join(dir, `reads-${readSize}.back`);
+    execFileSync('age', ['-d', '-i', keys[0]!.file, '-o', back, ours]);
+    expect(sha256(back)).toBe(sha256(plainFile));
+    const theirs = join(dir, `reads-${readSize}.theirs.age`);
+    execFileSync('age', ['-r', keys[0]!.recipient, '-o', theirs, plainFile]);
+    const plain = await decryptStream(createReadStream(theirs, { highWaterMark: readSize }), await readIdentities([keys[0]!.file], () => {}), 'x');
+    const hash = createHash('sha256');
+    for await (const c of plain) hash.update(c as Buffer);
+    expect(hash.digest('hex')).toBe(sha256(plainFile));
+  });
+
   it.each([0, 1, 65535, 65536, 65537, 131072, 200_000])('%i bytes: our file opens with `age -d`, and `age -r`\'s file with ours, byte for byte (chunk edges)', async (size) => {
     const src = join(dir, `edge-${size}.bin`);
     await writeFile(src, randomBytes(size));
