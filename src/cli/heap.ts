@@ -11,7 +11,8 @@ export const RUNTIME_V8_FLAGS = '--semi-space-growth-factor=1';
  * initial 1 MiB, a 70 MiB backup peaked 34-38 MiB lower and took as long (farm-bench, 7 pairs:
  * 0.96x wall by stream, 1.05x by exec, within the spread). Set at run time on purpose: V8 raises
  * a growth factor below 2 given on the command line when it makes the heap, and reads the flag
- * again at each growth. Set before a command's action (main.ts), so `--help` does without it. Should a V8 stop honouring it, the cost is memory, not behaviour.
+ * again at each growth. Set before a command's action (main.ts), so `--help` does without it.
+ * Should a V8 stop honouring it, the cost is memory, not behaviour.
  */
 export async function keepYoungGenerationSmall(): Promise<void> {
   // node:v8 loaded here, not at the top: it costs every start of the command line ~2 ms.

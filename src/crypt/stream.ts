@@ -31,7 +31,7 @@ function chunkNonce(counter: number, last: boolean): Buffer {
  * concatenated: at 1 MiB reads that was a 1 MiB copy per read, garbage outside V8's heap).
  */
 abstract class Chunker {
-  /** The start of the next chunk, shorter than `size`, or up to `size` long once input has ended there. */
+  /** Bytes of the next chunk not handled yet: fewer than `size`, or a whole chunk held back until more data shows it is not the last. */
   private pending: Buffer = Buffer.alloc(0);
   protected counter = 0;
   constructor(protected readonly key: Buffer, private readonly size: number) {}

@@ -65,6 +65,16 @@ export async function execInPod(kube: KubeStreamAccess, opts: ExecOptions): Prom
   return { exitCode, protocol };
 }
 
+/** How long a finished session's socket may take over its closing handshake before it is dropped. */
+const CLOSE_GRACE_MS = 1000;
+
+/** Terminates `ws` unless it has closed within `ms`. */
+function closeWithin(ws: WebSocket, ms: number): void {
+  if (ws.readyState === ws.CLOSED) return;
+  const timer = setTimeout(() => ws.terminate(), ms);
+  ws.once('close', () => clearTimeout(timer));
+}
+
 /** One exec session over an open socket (exported for tests): resolves with the exit code. */
 export function runSession(ws: WebSocket, opts: ExecOptions, target: string): Promise<number> {
   return new Promise<number>((resolve, reject) => {
@@ -89,9 +99,13 @@ export function runSession(ws: WebSocket, opts: ExecOptions, target: string): Pr
       } else {
         // Nothing is read after the exit status but the closing handshake, and that must be read:
         // a socket our own backpressure left paused would never see the server's close frame, and
-        // ws would hold it (and so the process, at exit) open for its 30 s close timeout.
+        // ws would hold it (and so the process, at exit) open for its 30 s close timeout. The
+        // server may not read ours either (the sim's exec does not while stdin is paused for
+        // backpressure): past CLOSE_GRACE_MS the connection is dropped, as client-go drops it
+        // without a handshake at all.
         if (ws.isPaused) ws.resume();
         if (ws.readyState === ws.OPEN) ws.close(1000);
+        closeWithin(ws, CLOSE_GRACE_MS);
         resolve(code!);
       }
     };

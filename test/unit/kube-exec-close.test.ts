@@ -11,13 +11,14 @@ import { runSession } from '../../src/kube/exec.js';
 
 class FakeSocket extends EventEmitter {
   readonly OPEN = 1;
+  readonly CLOSED = 3;
   readyState = 1;
   isPaused = false;
   closed: number[] = [];
   pause(): void { this.isPaused = true; }
   resume(): void { this.isPaused = false; }
   close(code: number): void { this.closed.push(code); }
-  terminate(): void { this.readyState = 3; }
+  terminate(): void { this.readyState = 3; this.emit('close', 1006); }
   send(): void {}
 }
 
@@ -42,4 +43,39 @@ describe('the end of an exec session', () => {
     ws.emit('message', frame(1, 'late'), true);
     expect(written).toEqual(['the last bytes']);
   });
+});
+
+describe('the end of an exec session on a real WebSocket', () => {
+  it('does not hold the connection (and the process, at exit) open when the server never reads our close frame', async () => {
+    // The server sends the exit status and its close frame while it is not reading (an exec whose
+    // stdin it had paused for backpressure): it never answers our close, and ws would wait its
+    // 30 s close timeout for that answer before it let the connection go.
+    const { WebSocketServer, WebSocket: Client } = await import('ws');
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((r) => server.once('listening', r));
+    server.on('connection', (peer) => {
+      peer.pause();
+      setTimeout(() => { // once the session listens
+        peer.send(frame(1, 'out'));
+        peer.send(frame(3, SUCCESS));
+        peer.close(1000);
+      }, 100);
+    });
+    const ws = new Client(`ws://127.0.0.1:${(server.address() as { port: number }).port}/`);
+    await new Promise((r, j) => { ws.once('open', r); ws.once('error', j); });
+    const out: string[] = [];
+    const stdout = new Writable({ write: (c: Buffer, _e, cb) => { out.push(c.toString()); cb(); } });
+    const closed = new Promise<number>((r) => ws.once('close', () => r(Date.now())));
+    try {
+      await expect(runSession(ws, { namespace: 'n', pod: 'p', command: ['x'], stdout }, 'pod "n/p"')).resolves.toBe(0);
+      const ended = Date.now();
+      const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(Infinity), 5_000))]);
+      expect(out).toEqual(['out']);
+      expect(at - ended).toBeLessThan(5_000); // (it was 30 s)
+    } finally {
+      ws.terminate();
+      for (const c of server.clients) c.terminate();
+      await new Promise((r) => server.close(r));
+    }
+  }, 45_000);
 });
