@@ -40,19 +40,17 @@ abstract class Chunker {
   push(data: Buffer): Buffer[] {
     const out: Buffer[] = [];
     let at = 0;
-    if (this.pending.length) {
-      if (this.pending.length === this.size) {
-        if (data.length === 0) return out;
-        out.push(...this.chunk(this.pending, chunkNonce(this.counter++, false)));
-        this.pending = Buffer.alloc(0);
-      } else {
-        at = Math.min(this.size - this.pending.length, data.length);
-        this.pending = Buffer.concat([this.pending, data.subarray(0, at)]);
-        if (this.pending.length < this.size || at === data.length) return out;
-        out.push(...this.chunk(this.pending, chunkNonce(this.counter++, false)));
-        this.pending = Buffer.alloc(0);
-      }
+    // A short pending chunk takes the start of data first.
+    if (this.pending.length && this.pending.length < this.size) {
+      at = Math.min(this.size - this.pending.length, data.length);
+      this.pending = Buffer.concat([this.pending, data.subarray(0, at)]);
     }
+    // A whole pending chunk goes once data shows more follows it.
+    if (this.pending.length === this.size && at < data.length) {
+      out.push(...this.chunk(this.pending, chunkNonce(this.counter++, false)));
+      this.pending = Buffer.alloc(0);
+    }
+    if (this.pending.length) return out; // still short, or whole and perhaps the last
     // Whole chunks inside data, while more data follows them in it.
     while (data.length - at > this.size) {
       out.push(...this.chunk(data.subarray(at, at + this.size), chunkNonce(this.counter++, false)));

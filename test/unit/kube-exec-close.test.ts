@@ -54,12 +54,13 @@ describe('the end of an exec session on a real WebSocket', () => {
     const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
     await new Promise((r) => server.once('listening', r));
     server.on('connection', (peer) => {
-      peer.pause();
-      setTimeout(() => { // once the session listens
+      // Once the session listens (the client says so on stdin), the server stops reading and ends.
+      peer.once('message', () => {
+        peer.pause();
         peer.send(frame(1, 'out'));
         peer.send(frame(3, SUCCESS));
         peer.close(1000);
-      }, 100);
+      });
     });
     const ws = new Client(`ws://127.0.0.1:${(server.address() as { port: number }).port}/`);
     await new Promise((r, j) => { ws.once('open', r); ws.once('error', j); });
@@ -67,7 +68,9 @@ describe('the end of an exec session on a real WebSocket', () => {
     const stdout = new Writable({ write: (c: Buffer, _e, cb) => { out.push(c.toString()); cb(); } });
     const closed = new Promise<number>((r) => ws.once('close', () => r(Date.now())));
     try {
-      await expect(runSession(ws, { namespace: 'n', pod: 'p', command: ['x'], stdout }, 'pod "n/p"')).resolves.toBe(0);
+      const session = runSession(ws, { namespace: 'n', pod: 'p', command: ['x'], stdout }, 'pod "n/p"');
+      ws.send(frame(0, 'ready'));
+      await expect(session).resolves.toBe(0);
       const ended = Date.now();
       const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(Infinity), 5_000))]);
       expect(out).toEqual(['out']);
