@@ -4,6 +4,9 @@ import { basename, dirname } from 'node:path';
 import { Writable } from 'node:stream';
 import { PluginError } from '../errors.js';
 
+/** The least a write to the partial file carries, but the last (PartialFile.writable). */
+const WRITE_BATCH = 1 << 20;
+
 /**
  * A destination written as `<dest>.partial` (created with O_EXCL, mode 0600) that becomes `dest`
  * only through commit(): fsync the file, rename, fsync the directory. discard() removes it.
@@ -42,18 +45,42 @@ export class PartialFile {
     }
   }
 
-  /** A writable stream into the partial file (backpressure-aware; does not close the file). */
+  /**
+   * A writable stream into the partial file (backpressure-aware; does not close the file). Writes
+   * go to the disk in batches of WRITE_BATCH bytes or more: a network copy arrives in chunks of a
+   * few KiB to 64 KiB, and one write per chunk costs the process several times the CPU (at 32 KiB
+   * about 3x a 1 MiB write's). The rest goes when the stream ends.
+   */
   writable(): Writable {
     const handle = this.handle;
     const fail = (cb: (err: Error) => void) => (err: unknown) => cb(localWriteError(this.path, err, this.elsewhere));
+    let batch: Buffer[] = [];
+    let batched = 0;
+    const flush = (cb: (err?: Error) => void) => {
+      const bufs = batch;
+      batch = [];
+      batched = 0;
+      writeAllV(handle, bufs).then(() => cb(), fail(cb));
+    };
+    const take = (chunks: Buffer[], cb: (err?: Error) => void) => {
+      for (const c of chunks) {
+        batch.push(c);
+        batched += c.length;
+      }
+      if (batched >= WRITE_BATCH) flush(cb);
+      else cb();
+    };
     return new Writable({
       highWaterMark: 1 << 20,
       write(chunk: Buffer, _enc, cb) {
-        writeAllV(handle, [chunk]).then(() => cb(), fail(cb));
+        take([chunk], cb);
       },
       writev(chunks, cb) {
-        // one vectored write, not a concatenated copy of everything buffered
-        writeAllV(handle, chunks.map((c) => c.chunk as Buffer)).then(() => cb(), fail(cb));
+        take(chunks.map((c) => c.chunk as Buffer), cb);
+      },
+      final(cb) {
+        if (batched > 0) flush(cb);
+        else cb();
       },
     });
   }

@@ -131,8 +131,8 @@ snapshot in the pod, then exits 130 (SIGINT) or 143 (SIGTERM); a second signal q
       phases.sinceProcessStart('start-up');
       const globals = command.optsWithGlobals<GlobalKubeOptions>();
       const parsed = backupFlagsToOptions(flags, process.stdout.isTTY === true);
+      phases.start('load'); // checking a recipient loads the age code
       if (parsed.encryptTo) await checkRecipients(parsed.encryptTo); // a typo in a key: refused before anything is taken
-      phases.start('load');
       let destination: BackupDestination;
       if (parsed.destination.kind === 's3') {
         // Wrong credentials, a missing bucket, an endpoint that does not answer: one line, before anything is taken.

@@ -1,8 +1,9 @@
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { writeAllV } from '../../src/backup/partial.js';
+import { once } from 'node:events';
+import { PartialFile, writeAllV } from '../../src/backup/partial.js';
 
 const dirs: string[] = [];
 afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
@@ -36,5 +37,41 @@ describe('writeAllV (the backup file\'s vectored writes)', () => {
   it('fails rather than spins when the disk takes no byte', async () => {
     const stuck = { writev: async (bufs: Buffer[]) => ({ bytesWritten: 0, buffers: bufs }) };
     await expect(writeAllV(stuck as never, [Buffer.from('x')])).rejects.toThrow('the disk took no byte of a write');
+  });
+});
+
+describe('PartialFile.writable (a copy\'s chunks batched into large writes)', () => {
+  const write = (w: NodeJS.WritableStream, b: Buffer) => new Promise<void>((resolve, reject) => w.write(b, (err) => (err ? reject(err) : resolve())));
+
+  it('holds small chunks until a MiB has come, writes them in one go, and the rest when the stream ends', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'batch-'));
+    dirs.push(dir);
+    const p = await PartialFile.create(join(dir, 's.db'));
+    const w = p.writable();
+    const chunks = Array.from({ length: 40 }, (_, i) => Buffer.alloc(32 * 1024 + (i % 3), i));
+    const sizes: number[] = [];
+    for (const c of chunks) {
+      await write(w, c);
+      sizes.push((await stat(p.path)).size);
+    }
+    // 31 chunks of about 32 KiB are under a MiB: nothing on the disk yet; the 32nd makes a MiB and goes with them
+    expect(sizes.slice(0, 31).every((n) => n === 0)).toBe(true);
+    expect(sizes[31]).toBe(chunks.slice(0, 32).reduce((n, c) => n + c.length, 0));
+    expect(sizes[39]).toBe(sizes[31]);
+    w.end();
+    await once(w, 'finish');
+    expect((await readFile(p.path)).equals(Buffer.concat(chunks))).toBe(true);
+    await p.discard();
+  });
+
+  it('reports a failed batch write as a write error of the file, with the hint', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'batch-'));
+    dirs.push(dir);
+    const p = await PartialFile.create(join(dir, 's.db'));
+    const w = p.writable();
+    await p.discard(); // closes the file: the batch's write fails
+    const failed = new Promise<Error>((resolve) => w.on('error', resolve));
+    w.write(Buffer.alloc(2 << 20));
+    expect((await failed).message).toMatch(/^cannot write ".*s\.db\.partial": /);
   });
 });
