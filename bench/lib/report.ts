@@ -49,8 +49,8 @@ export function verdicts(r: BenchResults): Verdict[] {
       const x = at512.figures[via].seconds / at512.figures.floor.seconds;
       out.push({ target: `backup ${via} ≤ 1.3× floor at 512 MiB`, measured: `${f2(x)}×`, result: x <= 1.3 ? 'met' : 'missed' });
     }
-    const row = at512 ?? largest;
-    if (row) {
+    // the issue asks it at 64 MiB and at 512 MiB: a row for every size the run took
+    for (const row of r.backup) {
       const x = row.figures[via].seconds / row.figures['manual kubectl'].seconds;
       out.push({ target: `backup ${via} faster than manual (${row.targetMiB} MiB)`, measured: `${f2(x)}× manual`, result: x < 1 ? 'met' : 'missed' });
     }

@@ -78,4 +78,19 @@ describe('bench breakdown', () => {
     ]);
     expect(rss(120).map((v) => v.result)).toEqual(['met', 'met']); // 133 → 131 MiB
   });
+
+  it('asks each transport to be faster than manual at every size the run took (the issue names 64 MiB and 512 MiB)', () => {
+    const fig = (seconds: number) => ({ seconds, mbPerSecond: 1 });
+    const row = (targetMiB: number, exec: number, stream: number): BackupRow => ({
+      targetMiB, snapshotBytes: targetMiB << 20,
+      figures: { floor: fig(1), 'manual kubectl': fig(2), 'plugin --via exec': fig(exec), 'plugin --via stream': fig(stream) },
+    } as BackupRow);
+    const rows = verdicts({ etcd: { minor: '3.4', release: '3.4.23' }, backup: [row(64, 2.5, 1.9), row(512, 1.8, 2.2)] }).filter((v) => v.target.includes('manual ('));
+    expect(rows).toEqual([
+      { target: 'backup plugin --via exec faster than manual (64 MiB)', measured: '1.25× manual', result: 'missed' },
+      { target: 'backup plugin --via exec faster than manual (512 MiB)', measured: '0.90× manual', result: 'met' },
+      { target: 'backup plugin --via stream faster than manual (64 MiB)', measured: '0.95× manual', result: 'met' },
+      { target: 'backup plugin --via stream faster than manual (512 MiB)', measured: '1.10× manual', result: 'missed' },
+    ]);
+  });
 });
