@@ -1,3 +1,5 @@
+import { collectYoungWith } from '../memory.js';
+
 /**
  * V8 flags the plugin sets once it runs. V8 accepts a code cache only when it was made under the
  * same flags, so krew/bundle.ts sets these too before it makes the lazy chunk's cache.
@@ -18,4 +20,23 @@ export async function keepYoungGenerationSmall(): Promise<void> {
   // node:v8 loaded here, not at the top: it costs every start of the command line ~2 ms.
   const { setFlagsFromString } = await import('node:v8');
   setFlagsFromString(RUNTIME_V8_FLAGS);
+  collectYoungWith(await minorCollector(setFlagsFromString));
+}
+
+/**
+ * V8's own minor collection (memory.ts says why a copy wants it), taken from a context made while
+ * --expose-gc was on: V8 gives `gc` to the contexts it makes under that flag. The flag is turned
+ * off again at once: V8 accepts a code cache only under the flags it was made with (the lazy
+ * chunk's is checked after this). Undefined when V8 does not give it.
+ */
+async function minorCollector(setFlags: (flags: string) => void): Promise<(() => void) | undefined> {
+  const { runInNewContext } = await import('node:vm');
+  setFlags('--expose-gc');
+  try {
+    const gc: unknown = runInNewContext('typeof gc === "function" ? gc : undefined');
+    if (typeof gc !== 'function') return undefined;
+    return () => gc({ type: 'minor' });
+  } finally {
+    setFlags('--no-expose-gc');
+  }
 }

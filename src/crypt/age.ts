@@ -10,6 +10,7 @@
 import { open, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { PluginError, UsageError, VerificationError } from '../errors.js';
+import { movedBytes } from '../memory.js';
 import { PayloadOpener, PayloadSealer, payloadKey } from './stream.js';
 
 /** The first line of every binary age file. */
@@ -172,6 +173,7 @@ export async function encryptStream(input: Readable, recipients: string[]): Prom
   async function* sealed(): AsyncGenerator<Buffer> {
     yield headerAndNonce;
     for await (const chunk of input) {
+      movedBytes((chunk as Buffer).length);
       for (const c of sealer.push(chunk as Buffer)) yield c;
     }
     yield* sealer.end();
@@ -228,6 +230,7 @@ export async function decryptStream(input: Readable, identities: (string | { unw
       for (;;) {
         const { value, done } = await it.next();
         if (done) break;
+        movedBytes((value as Buffer).length);
         for (const c of opener.push(value as Buffer)) yield c;
       }
       yield* opener.end();
