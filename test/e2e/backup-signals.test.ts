@@ -48,7 +48,8 @@ async function sizeOf(path: string): Promise<number> {
 
 /**
  * Starts `kubectl etcd backup -f FILE` with the pod's exec streams stalling after `stallAfter`
- * bytes, waits until the .partial file holds data (the copy is under way), sends `signal` and
+ * bytes, waits until the .partial file holds data (the copy is under way: the file takes a copy
+ * in writes of 1 MiB or more, so `stallAfter` is past the first), sends `signal` and
  * waits for the exit (kubectl execs the plugin, so the child is the plugin itself).
  */
 async function interruptMidCopy(
@@ -93,9 +94,9 @@ async function interruptMidCopy(
 
 describe('kubectl etcd backup interrupted mid-copy', () => {
   it.each([
-    ['SIGINT', 130, 1_000_000, 'exec'],
+    ['SIGINT', 130, 2_000_000, 'exec'],
     ['SIGTERM', 143, 4_000_000, 'exec'],
-    ['SIGINT', 130, 1_000_000, 'stream'],
+    ['SIGINT', 130, 2_000_000, 'stream'],
   ] as const)('%s: exits %i, leaves no partial or snapshot file and no temporary snapshot in the pod (stall after %i bytes, --via %s)', async (signal, exitCode, stallAfter, via) => {
     const dir = join(work, `${signal}-${via}`);
     await mkdir(dir);
@@ -116,7 +117,7 @@ describe('kubectl etcd backup interrupted mid-copy', () => {
     execFileSync('age-keygen', ['-o', key], { stdio: 'pipe' });
     const recipient = execFileSync('age-keygen', ['-y', key]).toString().trim();
     const file = join(dir, 'snapshot.db');
-    const r = await interruptMidCopy('SIGINT', 1_000_000, 'exec', file, { recipient, stateDir });
+    const r = await interruptMidCopy('SIGINT', 2_000_000, 'exec', file, { recipient, stateDir });
     expect(r.code, r.stderr).toBe(130);
     expect(r.stderr).toContain(`error: backup interrupted by SIGINT; partial file "${file}.age.partial" removed; run the backup again\n`);
     expect(await readdir(dir)).toEqual([]);
