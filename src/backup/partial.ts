@@ -48,8 +48,10 @@ export class PartialFile {
   /**
    * A writable stream into the partial file (backpressure-aware; does not close the file). Writes
    * go to the disk in batches of WRITE_BATCH bytes or more: a network copy arrives in chunks of a
-   * few KiB to 64 KiB, and one write per chunk costs the process several times the CPU (at 32 KiB
-   * about 3x a 1 MiB write's). The rest goes when the stream ends.
+   * few KiB to 64 KiB, and one write per chunk costs the process several times the CPU of 1 MiB
+   * writes (a 512 MiB backup by exec made 4631 writes, most of 32 KiB, and now makes 523: the
+   * plugin's CPU 0.89x). The rest goes when the stream ends. One write at a time: a batch's
+   * callback waits for its write, and the Writable calls nothing before a callback.
    */
   writable(): Writable {
     const handle = this.handle;

@@ -14,7 +14,8 @@ export const RUNTIME_V8_FLAGS = '--semi-space-growth-factor=1';
  * 0.96x wall by stream, 1.05x by exec, within the spread). Set at run time on purpose: V8 raises
  * a growth factor below 2 given on the command line when it makes the heap, and reads the flag
  * again at each growth. Set before a command's action (main.ts), so `--help` does without it.
- * Should a V8 stop honouring it, the cost is memory, not behaviour.
+ * Should a V8 stop honouring it, the cost is memory, not behaviour. Also registers the minor
+ * collection that age's legs run as they read (memory.ts).
  */
 export async function keepYoungGenerationSmall(): Promise<void> {
   // node:v8 loaded here, not at the top: it costs every start of the command line ~2 ms.
@@ -24,7 +25,7 @@ export async function keepYoungGenerationSmall(): Promise<void> {
 }
 
 /**
- * V8's own minor collection (memory.ts says why a copy wants it), taken from a context made while
+ * V8's own minor collection (memory.ts says why age's legs want it), taken from a context made while
  * --expose-gc was on: V8 gives `gc` to the contexts it makes under that flag. The flag is turned
  * off again at once: V8 accepts a code cache only under the flags it was made with (the lazy
  * chunk's is checked after this). Undefined when V8 does not give it.
