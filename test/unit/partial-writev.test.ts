@@ -43,7 +43,7 @@ describe('writeAllV (the backup file\'s vectored writes)', () => {
 describe('PartialFile.writable (a copy\'s chunks batched into large writes)', () => {
   const write = (w: NodeJS.WritableStream, b: Buffer) => new Promise<void>((resolve, reject) => w.write(b, (err) => (err ? reject(err) : resolve())));
 
-  it('holds small chunks until a MiB has come, writes them in one go, and the rest when the stream ends', async () => {
+  it('gathers small chunks into writes of exactly a MiB, and writes the rest when the stream ends', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'batch-'));
     dirs.push(dir);
     const p = await PartialFile.create(join(dir, 's.db'));
@@ -54,13 +54,32 @@ describe('PartialFile.writable (a copy\'s chunks batched into large writes)', ()
       await write(w, c);
       sizes.push((await stat(p.path)).size);
     }
-    // 31 chunks of about 32 KiB are under a MiB: nothing on the disk yet; the 32nd makes a MiB and goes with them
+    // 31 chunks of about 32 KiB are under a MiB: nothing on the disk yet; the 32nd fills it
     expect(sizes.slice(0, 31).every((n) => n === 0)).toBe(true);
-    expect(sizes[31]).toBe(chunks.slice(0, 32).reduce((n, c) => n + c.length, 0));
-    expect(sizes[39]).toBe(sizes[31]);
+    expect(sizes[31]).toBe(1 << 20);
+    expect(sizes[39]).toBe(1 << 20);
     w.end();
     await once(w, 'finish');
     expect((await readFile(p.path)).equals(Buffer.concat(chunks))).toBe(true);
+    await p.discard();
+  });
+
+  it('keeps no chunk it was given (a batch is a copy), and writes a large chunk as it is, in order with the small ones', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'batch-'));
+    dirs.push(dir);
+    const p = await PartialFile.create(join(dir, 's.db'));
+    const w = p.writable();
+    const small = Buffer.alloc(1000, 1);
+    const big = Buffer.alloc(3 << 20, 2);
+    const tail = Buffer.alloc(5000, 3);
+    const expected = Buffer.concat([small, big, tail, big]);
+    await write(w, small);
+    small.fill(9); // the caller may reuse its buffer once the write is called back
+    await write(w, big); // fills the batch behind the small chunk first: 1 MiB, then the rest
+    await write(w, tail);
+    w.end(big); // the batch holds the tail: copied behind it, not written ahead
+    await once(w, 'finish');
+    expect((await readFile(p.path)).equals(expected)).toBe(true);
     await p.discard();
   });
 
