@@ -41,13 +41,17 @@ describe('writeAllV (the backup file\'s vectored writes)', () => {
 });
 
 describe('PartialFile.writable (a copy\'s chunks batched into large writes)', () => {
-  const write = (w: NodeJS.WritableStream, b: Buffer) => new Promise<void>((resolve, reject) => w.write(b, (err) => (err ? reject(err) : resolve())));
-
-  it('gathers small chunks into writes of exactly a MiB, and writes the rest when the stream ends', async () => {
+  /** A partial file in a fresh directory, and its writable. */
+  const newPartial = async () => {
     const dir = await mkdtemp(join(tmpdir(), 'batch-'));
     dirs.push(dir);
     const p = await PartialFile.create(join(dir, 's.db'));
-    const w = p.writable();
+    return { p, w: p.writable() };
+  };
+  const write = (w: NodeJS.WritableStream, b: Buffer) => new Promise<void>((resolve, reject) => w.write(b, (err) => (err ? reject(err) : resolve())));
+
+  it('gathers small chunks into writes of exactly a MiB, and writes the rest when the stream ends', async () => {
+    const { p, w } = await newPartial();
     const chunks = Array.from({ length: 40 }, (_, i) => Buffer.alloc(32 * 1024 + (i % 3), i));
     const sizes: number[] = [];
     for (const c of chunks) {
@@ -65,10 +69,7 @@ describe('PartialFile.writable (a copy\'s chunks batched into large writes)', ()
   });
 
   it('keeps no chunk it was given (a batch is a copy), and writes a large chunk as it is, in order with the small ones', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'batch-'));
-    dirs.push(dir);
-    const p = await PartialFile.create(join(dir, 's.db'));
-    const w = p.writable();
+    const { p, w } = await newPartial();
     const small = Buffer.alloc(1000, 1);
     const big = Buffer.alloc(3 << 20, 2);
     const tail = Buffer.alloc(5000, 3);
@@ -84,10 +85,7 @@ describe('PartialFile.writable (a copy\'s chunks batched into large writes)', ()
   });
 
   it('reports a failed batch write as a write error of the file, with the hint', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'batch-'));
-    dirs.push(dir);
-    const p = await PartialFile.create(join(dir, 's.db'));
-    const w = p.writable();
+    const { p, w } = await newPartial();
     await p.discard(); // closes the file: the batch's write fails
     const failed = new Promise<Error>((resolve) => w.on('error', resolve));
     w.write(Buffer.alloc(2 << 20));
