@@ -20,7 +20,7 @@ import type { NamespaceWorkloads, QuiesceRef } from './quiesce.js';
 import type { RestoreCluster, RestorePodIO, RestoreVerifier } from './runner.js';
 import { startRestore } from './start.js';
 
-export { defaultStateDir, journalFile } from './journal-find.js';
+export { journalFile } from './journal-find.js';
 export type { RestoreSnapshotFacts } from './snapshot.js';
 
 /** What the user asked for. */

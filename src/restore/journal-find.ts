@@ -21,8 +21,6 @@ export function isJournalFileName(name: string): boolean {
   return /^restore-.*\.json(\.tmp)?$/.test(name);
 }
 
-export { defaultStateDir } from './state-dir.js';
-
 /** Where journals are kept: the state dir, the cluster's ConfigMaps, and the clock that stamps them. */
 export interface JournalPlaces {
   stateDir: string;

@@ -22,10 +22,7 @@ import type { Journal } from './journal.js';
 import { keptCopiesDirOf, measureKeptArgv, parseKeptListing, removeKeptArgv, selectPrunable, type KeepReason, type KeptCopy } from './kept.js';
 import { utilityPodManifest } from './manifests.js';
 import { confirmWorkload } from './prompt.js';
-
 import { DEFAULT_KEEP } from './keep-count.js';
-
-export { DEFAULT_KEEP, parseKeepCount } from './keep-count.js';
 
 /** What a prune does on one member's volume. */
 export interface MemberPrune {

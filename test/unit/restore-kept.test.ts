@@ -14,7 +14,7 @@ import {
 import { buildRestorePlan } from '../../src/restore/plan.js';
 import { preflight, type PreflightDeps } from '../../src/restore/preflight.js';
 import { planRecord, renderPlan } from '../../src/restore/render.js';
-import { parseKeepCount } from '../../src/restore/prune.js';
+import { parseKeepCount } from '../../src/restore/keep-count.js';
 import { restoreMember } from './restore-support.js';
 
 // Kept copies (member.pre-restore-<stamp>): where they live, how they are measured, which a prune
